@@ -9,6 +9,20 @@
  */
 import { Command, CommanderError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
+import { installMount } from "./mount.ts";
+import { installUmount } from "./umount.ts";
+import { installServeRiak } from "./serve-riak.ts";
+import { installLs } from "./ls.ts";
+import { installStat } from "./stat.ts";
+import { installCat } from "./cat.ts";
+import { installDoctor } from "./doctor.ts";
+import { installGc } from "./gc.ts";
+import { installPrewarm } from "./prewarm.ts";
+import { installProgress } from "./progress.ts";
+import { installVerify } from "./verify.ts";
+import { installStatus } from "./status.ts";
+import { installDemo } from "./demo.ts";
+import { LegacyFlagError, translateLegacyFlags } from "../overlay/legacy_flags.ts";
 
 /** Exit code for a usage error: bad command, flag or argument. */
 export const EXIT_USAGE = 2;
@@ -20,7 +34,21 @@ export const VERSION: string = pkg.version;
 export type CommandInstaller = (program: Command) => void;
 
 /** The subcommands, in the order `--help` lists them. Each lives in its own module. */
-const installers: CommandInstaller[] = [];
+const installers: CommandInstaller[] = [
+  installMount,
+  installUmount,
+  installServeRiak,
+  installLs,
+  installStat,
+  installCat,
+  installDoctor,
+  installGc,
+  installStatus,
+  installDemo,
+  installPrewarm,
+  installProgress,
+  installVerify,
+];
 
 /**
  * Builds the root program with every working subcommand attached.
@@ -71,7 +99,7 @@ export async function runCli(argv: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   try {
-    await program.parseAsync(argv, { from: "user" });
+    await program.parseAsync(withLegacyMountFlags(argv), { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
@@ -81,6 +109,21 @@ export async function runCli(argv: string[]): Promise<number> {
       ) return 0;
       return EXIT_USAGE;
     }
+    if (error instanceof LegacyFlagError) {
+      process.stderr.write(`riakfs: ${error.message}\n`);
+      return EXIT_USAGE;
+    }
     throw error;
   }
+}
+
+/**
+ * `riakfs mount` also accepts riak-fuse's flags (`-rh HOST` and so on), which commander
+ * cannot parse: they are rewritten first, with one hint line per old flag on stderr.
+ */
+function withLegacyMountFlags(argv: string[]): string[] {
+  if (argv[0] !== "mount") return argv;
+  const translated = translateLegacyFlags(argv.slice(1));
+  for (const hint of translated.hints) process.stderr.write(`${hint}\n`);
+  return ["mount", ...translated.argv];
 }

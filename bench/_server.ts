@@ -1,0 +1,54 @@
+/**
+ * The embedded Riak server as its own process, for benchmarks: started from the built
+ * executable so the load generator never shares the server's thread.
+ *
+ * @module
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { RIAKFS_BINARY } from "../tests/_riakfs.ts";
+
+/** A running `riakfs serve-riak` and how to end it. */
+export interface EmbeddedServer {
+  child: ChildProcess;
+  /** The port it listens on (127.0.0.1). */
+  port: number;
+  /** Sends SIGTERM to this server's PID and resolves once it exited. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `riakfs serve-riak --listen 127.0.0.1:0 ...args` and resolves once it printed the
+ * port it listens on (rejects if it exits first).
+ *
+ * @example
+ * ```ts
+ * const server = await startEmbeddedServer(["--memory"]);
+ * try { ... `127.0.0.1:${server.port}` ... } finally { await server.stop(); }
+ * ```
+ */
+export async function startEmbeddedServer(
+  args: string[] = ["--memory"],
+  binary: string = RIAKFS_BINARY,
+): Promise<EmbeddedServer> {
+  const child = spawn(binary, ["serve-riak", "--listen", "127.0.0.1:0", ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    let output = "";
+    child.stdout!.on("data", (chunk: Uint8Array) => {
+      output += new TextDecoder().decode(chunk);
+      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(output);
+      if (match !== null) resolve(Number(match[1]));
+    });
+    child.once("exit", (code) => reject(new Error(`serve-riak exited with ${code}: ${output}`)));
+  });
+  return {
+    child,
+    port,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGTERM");
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,179 @@
+/**
+ * The store layout's cost against plain Riak puts and gets of the same bytes, in one run
+ * against `dist/riakfs serve-riak --memory` as its own process:
+ *
+ * - one large file (default 1 GiB): `Store.writeFile` from a stream (hashing, 1 MiB chunks,
+ *   4 uploads in flight, manifest, directory entry) and `Store.readRange` (per-chunk sha256
+ *   check, 2 chunks read ahead), against plain puts of the same 1 MiB pieces with 4 in flight
+ *   and plain gets with 3 in flight;
+ * - many small files (default 10,000 of 100 KiB): `Store.writeFile` / `Store.readFile`, 8
+ *   files in flight, against plain puts/gets of the same values, 8 in flight.
+ *
+ * Each case runs `rounds` times (default 3), store and plain alternating, each round on fresh
+ * keys (new files, as a migration writes them); the medians are compared, which keeps a burst
+ * of load from other processes from deciding the result.
+ *
+ * Run `bash bench/store/run.sh [MiB [files [rounds]]]`.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { createCipheriv } from "node:crypto";
+import { RiakClient } from "../../src/riak/client.ts";
+import { riakStoreClient } from "../../src/store/riak_adapter.ts";
+import { Store } from "../../src/store/store.ts";
+import { startEmbeddedServer } from "../_server.ts";
+
+const BIG_MIB = Number(process.argv[2] ?? 1024);
+const SMALL_FILES = Number(process.argv[3] ?? 10000);
+const SMALL_SIZE = 100 * 1024;
+const MiB = 1024 * 1024;
+const IN_FLIGHT_SMALL = 8;
+/** Rounds of every case, store and plain alternating; the median of each side is reported. */
+const ROUNDS = Number(process.argv[4] ?? 3);
+
+/** A fixed pseudo-random MiB to slice values from (AES-CTR keystream, fixed key). */
+const POOL = (() => {
+  const cipher = createCipheriv("aes-128-ctr", Buffer.alloc(16, 7), Buffer.alloc(16));
+  return cipher.update(Buffer.alloc(2 * MiB));
+})();
+
+function piece(index: number, size: number): Buffer {
+  const offset = (index * 7919) % MiB;
+  return POOL.subarray(offset, offset + size);
+}
+
+async function* bigStream(): AsyncGenerator<Buffer> {
+  for (let i = 0; i < BIG_MIB; i++) yield piece(i, MiB);
+}
+
+async function pool(count: number, inFlight: number, fn: (i: number) => Promise<unknown>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < count) await fn(next++);
+    }),
+  );
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await fn();
+  return (performance.now() - started) / 1000;
+}
+
+/** Seconds of each side per case, over the rounds. */
+const times = new Map<string, { bytes: number; store: number[]; plain: number[] }>();
+
+function record(name: string, bytes: number, side: "store" | "plain", seconds: number): void {
+  const entry = times.get(name) ?? { bytes, store: [], plain: [] };
+  entry[side].push(seconds);
+  times.set(name, entry);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+function report(): void {
+  for (const [name, { bytes, store, plain }] of times) {
+    const rate = (seconds: number) => bytes / MiB / seconds;
+    const storeRate = rate(median(store));
+    const plainRate = rate(median(plain));
+    const rounds = store.map((s, i) => `${(plain[i] / s * 100).toFixed(0)}%`).join(" ");
+    console.log(
+      `${name.padEnd(28)} store ${storeRate.toFixed(0).padStart(5)} MiB/s   plain ${
+        plainRate.toFixed(0).padStart(5)
+      } MiB/s   store/plain ${(storeRate / plainRate * 100).toFixed(0)}% (rounds: ${rounds})`,
+    );
+  }
+}
+
+/** Times one case, store side then plain side, and records both. */
+async function both(
+  name: string,
+  bytes: number,
+  store: () => Promise<unknown>,
+  plain: () => Promise<unknown>,
+): Promise<void> {
+  record(name, bytes, "store", await timed(store));
+  record(name, bytes, "plain", await timed(plain));
+}
+
+async function round(r: number, riak: RiakClient, store: Store): Promise<void> {
+  const plainBucket = "bench-plain";
+  const bigBytes = BIG_MIB * MiB;
+  const big = `r${r}/big/file.bin`;
+  const bigKey = (i: number) => ({ bucket: plainBucket, key: `r${r}.big.${i}` });
+  const octets = "application/octet-stream";
+  await both(
+    `upload ${BIG_MIB} MiB file`,
+    bigBytes,
+    () => store.writeFile(big, bigStream()),
+    () =>
+      pool(BIG_MIB, 4, (i) => riak.put(bigKey(i), { value: piece(i, MiB), contentType: octets })),
+  );
+  let read = 0;
+  await both(
+    `download ${BIG_MIB} MiB file`,
+    bigBytes,
+    async () => {
+      for await (const part of store.readRange(big)) read += part.length;
+      if (read !== bigBytes) throw new Error(`store read ${read} of ${bigBytes} bytes`);
+    },
+    () =>
+      pool(BIG_MIB, 3, async (i) => {
+        const got = await riak.get(bigKey(i));
+        if (got.siblings[0].value.length !== MiB) throw new Error(`big.${i} short`);
+      }),
+  );
+  // The embedded server keeps everything in memory: drop the large file before going on.
+  await store.remove(`r${r}/big`, { recursive: true });
+  await pool(BIG_MIB, 8, (i) => riak.delete(bigKey(i)));
+
+  const smallBytes = SMALL_FILES * SMALL_SIZE;
+  const small = (i: number) => `r${r}/small/f${i}.bin`;
+  await both(
+    `upload ${SMALL_FILES} x 100 KiB`,
+    smallBytes,
+    () =>
+      pool(SMALL_FILES, IN_FLIGHT_SMALL, (i) => store.writeFile(small(i), piece(i, SMALL_SIZE))),
+    () =>
+      pool(SMALL_FILES, IN_FLIGHT_SMALL, (i) =>
+        riak.put({ bucket: plainBucket, key: small(i) }, {
+          value: piece(i, SMALL_SIZE),
+          contentType: octets,
+        })),
+  );
+  await both(
+    `download ${SMALL_FILES} x 100 KiB`,
+    smallBytes,
+    () =>
+      pool(SMALL_FILES, IN_FLIGHT_SMALL, async (i) => {
+        const content = await store.readFile(small(i));
+        if (content.length !== SMALL_SIZE) throw new Error(`${small(i)} short`);
+      }),
+    () =>
+      pool(SMALL_FILES, IN_FLIGHT_SMALL, async (i) => {
+        const got = await riak.get({ bucket: plainBucket, key: small(i) });
+        if (got.siblings[0].value.length !== SMALL_SIZE) throw new Error(`${small(i)} short`);
+      }),
+  );
+}
+
+async function main() {
+  const server = await startEmbeddedServer(["--memory"], "dist/riakfs");
+  const riak = new RiakClient({ nodes: `127.0.0.1:${server.port}`, maxConnections: 16 });
+  try {
+    const store = new Store(riakStoreClient(riak), { namespace: { bucket: "bench-store" } });
+    for (let r = 0; r < ROUNDS; r++) await round(r, riak, store);
+    report();
+  } finally {
+    await riak.close();
+    await server.stop();
+  }
+}
+
+await main();

@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Command } from "commander";
+import { DEFAULT_REQUEST_TIMEOUT_MS } from "../riak/mod.ts";
+import {
+  addRiakOptions,
+  clusterOptionsFromSettings,
+  RiakConfigError,
+  riakSettingsFromOptions,
+} from "./riak-options.ts";
+
+/** Parses `args` with only `env` as RIAKFS_* environment, restoring the environment after. */
+function parse(args: string[], env: Record<string, string> = {}) {
+  const saved = { ...process.env };
+  for (const key of Object.keys(process.env)) {
+    if (key.startsWith("RIAKFS_")) delete process.env[key];
+  }
+  Object.assign(process.env, env);
+  try {
+    const command = addRiakOptions(new Command("x")).exitOverride().configureOutput({
+      writeErr: () => {},
+    });
+    command.parse(args, { from: "user" });
+    return riakSettingsFromOptions(command.opts());
+  } finally {
+    for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+    Object.assign(process.env, saved);
+  }
+}
+
+Deno.test("defaults without flags, env or config", () => {
+  const settings = parse([]);
+  assert.deepEqual(settings.riak.nodes, ["127.0.0.1:8087"]);
+  assert.equal(settings.riak.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS);
+  assert.equal(settings.riak.tls, undefined);
+  assert.equal(settings.riak.auth, undefined);
+  assert.equal(settings.namespace.bucket, undefined);
+});
+
+Deno.test("several nodes, default port, IPv6", () => {
+  const settings = parse(["--riak", "a:1, b ,[::1]:8088"]);
+  assert.deepEqual(settings.riak.nodes, ["a:1", "b:8087", "[::1]:8088"]);
+  assert.deepEqual(clusterOptionsFromSettings(settings.riak).nodes, settings.riak.nodes);
+  assert.throws(() => parse(["--riak", "a:99999"]), RiakConfigError);
+  assert.throws(() => parse(["--riak", ","]), RiakConfigError);
+});
+
+Deno.test("flag beats environment beats config file; password never from a flag", () => {
+  const folder = mkdtempSync(join(tmpdir(), "riakfs-opts-"));
+  try {
+    const config = join(folder, "c.json");
+    const passwordFile = join(folder, "pw");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        riak: ["c:1"],
+        bucket: "fromconfig",
+        user: "u",
+        w: "all",
+        layout: "riak-fuse",
+        passwordFile,
+      }),
+    );
+    writeFileSync(passwordFile, "s3cret\n");
+    const fromConfig = parse(["--config", config]);
+    assert.deepEqual(fromConfig.riak.nodes, ["c:1"]);
+    assert.equal(fromConfig.namespace.bucket, "fromconfig");
+    assert.equal(fromConfig.namespace.preset, "riak-fuse");
+    assert.deepEqual(fromConfig.riak.auth, { user: "u", password: "s3cret" });
+    assert.equal(fromConfig.riak.w, "all");
+    const fromEnv = parse(["--config", config], {
+      RIAKFS_RIAK: "e:2",
+      RIAKFS_PASSWORD: "envpw",
+      RIAKFS_TLS: "1",
+      RIAKFS_BUCKET: "envbucket",
+    });
+    assert.deepEqual(fromEnv.riak.nodes, ["e:2"]);
+    assert.equal(fromEnv.riak.auth?.password, "envpw");
+    assert.equal(fromEnv.namespace.bucket, "envbucket");
+    assert.ok(fromEnv.riak.tls);
+    const fromFlag = parse(["--config", config, "--riak", "f:3", "--bucket", "b"], {
+      RIAKFS_RIAK: "e:2",
+    });
+    assert.deepEqual(fromFlag.riak.nodes, ["f:3"]);
+    assert.equal(fromFlag.namespace.bucket, "b");
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+  assert.throws(() => parse(["--password", "x"]), /unknown option/);
+});
+
+Deno.test("bad values are configuration errors naming the setting", () => {
+  assert.throws(() => parse(["--user", "u"]), /RIAKFS_PASSWORD/);
+  assert.throws(() => parse(["--request-timeout", "0"]), /--request-timeout/);
+  assert.throws(() => parse(["--w", "most"]), /--w/);
+  assert.throws(() => parse(["--layout", "s3"]), /--layout/);
+  assert.throws(() => parse(["--chunk-size", "-1"]), /--chunk-size/);
+  assert.throws(() => parse(["--config", "/nonexistent/riakfs.json"]), /--config/);
+});

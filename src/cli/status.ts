@@ -1,0 +1,66 @@
+/**
+ * `riakfs status MOUNTPOINT`: asks the running mount, over its control socket, for its
+ * counters (operations, bytes read locally and from Riak, copy-on-read queue, uploads,
+ * errors, cache hit ratio) and prints them for people or as JSON.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import {
+  DEFAULT_RUN_DIRECTORY,
+  DEFAULT_STATUS_TIMEOUT_MS,
+  formatStatus,
+  NotServingError,
+  queryStatus,
+  runtimePaths,
+} from "../overlay/control.ts";
+
+interface StatusFlags {
+  json?: boolean;
+  runDir: string;
+  timeout: string;
+}
+
+/** Exit code when no mount answers. */
+export const EXIT_NOT_SERVING = 1;
+
+/** Installs `riakfs status`. */
+export function installStatus(program: Command): void {
+  program.command("status")
+    .description("show the counters of a running mount")
+    .argument("<mountpoint>", "where riakfs is mounted")
+    .option("--json", "print JSON")
+    .option(
+      "--run-dir <dir>",
+      "directory of the mounts' pid files and control sockets",
+      process.env.RIAKFS_RUN_DIR ?? DEFAULT_RUN_DIRECTORY,
+    )
+    .option(
+      "--timeout <ms>",
+      "how long to wait for the mount's answer",
+      String(DEFAULT_STATUS_TIMEOUT_MS),
+    )
+    .action(async (mountpoint: string, flags: StatusFlags, command: Command) => {
+      const timeout = Number(flags.timeout);
+      if (!Number.isSafeInteger(timeout) || timeout <= 0) {
+        command.error(
+          `riakfs: --timeout must be a positive whole number of ms, got ${flags.timeout}`,
+          {
+            exitCode: 2,
+            code: "riakfs.usage",
+          },
+        );
+      }
+      const { controlSocket } = runtimePaths(mountpoint, flags.runDir);
+      try {
+        const report = await queryStatus(mountpoint, controlSocket, timeout);
+        process.stdout.write(
+          flags.json ? JSON.stringify(report) + "\n" : formatStatus(report) + "\n",
+        );
+      } catch (error) {
+        if (!(error instanceof NotServingError)) throw error;
+        process.stderr.write(`riakfs: ${error.message}\n`);
+        process.exitCode = EXIT_NOT_SERVING;
+      }
+    });
+}

@@ -1,0 +1,318 @@
+/**
+ * The inode-based interface a filesystem implements to be served over FUSE.
+ *
+ * Every method is optional: a request whose method is missing answers ENOSYS, which the
+ * kernel remembers for most operations (it stops asking). A method answers by returning
+ * (or resolving to) its reply value and fails by throwing a {@link FuseError} or a Node
+ * system error (its `code`, e.g. `"ENOENT"`, becomes the errno). The session writes the
+ * one reply itself, so every request is answered exactly once; `forget` returns nothing,
+ * so FORGET is never answered. These are properties of the types, not of a handler's
+ * discipline.
+ *
+ * Node ids are numbers chosen by the filesystem (1 is the root, {@link ROOT_NODE_ID}); a
+ * node id returned in an {@link Entry} holds one lookup reference until the kernel
+ * forgets it.
+ *
+ * @module
+ */
+import { type Attr, type EntryOut, Errno, type StatfsOut, type Timespec } from "./abi.ts";
+
+export type { Attr, EntryOut, StatfsOut, Timespec } from "./abi.ts";
+
+/** The node id of the filesystem's root directory. */
+export const ROOT_NODE_ID = 1;
+
+/** A failure to hand to the kernel as `-errno`. */
+export class FuseError extends Error {
+  override name = "FuseError";
+  /** The positive errno value, e.g. {@link Errno.ENOENT}. */
+  readonly errno: number;
+
+  /** `errno` is one of {@link Errno}; `message` says what failed, for logs. */
+  constructor(errno: number, message = `errno ${errno}`) {
+    super(message);
+    this.errno = errno;
+  }
+}
+
+/** Who asked, and a signal that fires when the kernel interrupts or the deadline passes. */
+export interface RequestContext {
+  /** The calling process's effective uid. */
+  uid: number;
+  /** The calling process's effective gid. */
+  gid: number;
+  /** The calling process's pid (0 for requests the kernel makes on its own). */
+  pid: number;
+  /** Aborted when the application was interrupted or the request deadline passed. */
+  signal: AbortSignal;
+}
+
+/** A node the kernel may refer to by `nodeid`, with its attributes and cache lifetimes. */
+export type Entry = EntryOut;
+
+/** Attributes and how long the kernel may cache them. */
+export interface AttrReply {
+  attr: Attr;
+  /** Seconds the kernel may cache the attributes. */
+  attrTimeout: number;
+}
+
+/** An open file or directory handle and the caching choices for it. */
+export interface Opened {
+  /** The filesystem's handle; passed back on every request on this open file. */
+  fh: number;
+  /** Bypass the page cache: every read() and write() reaches the filesystem as is. */
+  directIo?: boolean;
+  /** Keep cached pages from earlier opens (the file did not change behind the kernel). */
+  keepCache?: boolean;
+  /** The file has no seek position (a stream). */
+  nonSeekable?: boolean;
+  /** Directories only: let the kernel cache the listing. */
+  cacheDir?: boolean;
+  /**
+   * A local file descriptor that holds exactly this open file's bytes. When given, the
+   * reader threads answer READ and WRITE on this handle themselves with pread/pwrite on it
+   * (no hop to the event loop; libfuse-like latency), and `read`/`write` are not called for
+   * it (they still are under Deno). The descriptor must stay open until `release`.
+   */
+  localFd?: number;
+}
+
+/**
+ * Where a filesystem tells the reader threads which nodes are plain local files, so they
+ * answer some requests on them themselves, with no hop to the event loop (libfuse-like
+ * latency): GETATTR with lstat(2) of the node's path (fstat(2) of the `localFd` when the
+ * request names a local handle); LOOKUP of a name that lstat(2) does not find in a known
+ * directory with ENOENT (found names still go to `lookup`, which allocates nodes); UNLINK
+ * and RMDIR in a known directory with unlink(2) and rmdir(2) of the child's path. A node
+ * is `name` inside node `parent`; paths are rebuilt from these links, so one `set` moves
+ * a whole subtree. Changes reach the readers before the session writes its next reply, so
+ * `set` a node before the reply that hands it to the kernel (a LOOKUP, a RENAME) returns.
+ * Nodes the readers do not know, or whose chain of parents is broken, go to `getattr`.
+ */
+export interface LocalNodes {
+  /** Whether the reader threads serve nodes (false under Deno: calls are then ignored). */
+  readonly supported: boolean;
+  /**
+   * `nodeid` is entry `name` of node `parent`, or, with parent 0, the local directory at
+   * the absolute path `name` (the root). Attribute replies carry `attrTimeout` seconds.
+   * With `ino`, the readers answer GETATTR only when the path still holds that inode (a
+   * rename racing with the GETATTR may have put another file there) and leave other
+   * answers to `getattr`.
+   */
+  set(nodeid: number, parent: number, name: string, attrTimeout: number, ino?: number): void;
+  /** Forgets `nodeid`: its GETATTRs go to the filesystem again. */
+  delete(nodeid: number): void;
+}
+
+/** A CREATE answer: the new node and its open handle. */
+export interface Created {
+  entry: Entry;
+  opened: Opened;
+}
+
+/** What SETATTR asks to change; absent fields stay as they are. */
+export interface SetattrChanges {
+  /** The open handle the change came through (ftruncate, futimens), if any. */
+  fh?: number;
+  /** Permission bits (and file type bits, which must be ignored). */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  /** New access time, or "now". */
+  atime?: Timespec | "now";
+  /** New modification time, or "now". */
+  mtime?: Timespec | "now";
+  ctime?: Timespec;
+  /** The write is done by an unprivileged caller: clear setuid/setgid. */
+  killSuidgid?: boolean;
+}
+
+/** One entry offered to a directory listing. */
+export interface DirEntryIn {
+  name: string;
+  /** The entry's inode number as `ls -i` shows it. */
+  ino: number;
+  /** `st_mode` (only the file type bits are used). */
+  mode: number;
+  /** The offset at which listing resumes after this entry (never 0). */
+  nextOffset: number;
+}
+
+/**
+ * Where READDIR and READDIRPLUS put entries. `add` returns false once the kernel's buffer
+ * is full: the entry was not sent and the filesystem must not count a lookup for it.
+ */
+export interface DirectorySink {
+  /** Adds a plain entry (READDIR). Returns false when it did not fit. */
+  add(entry: DirEntryIn): boolean;
+  /**
+   * Adds an entry with its lookup (READDIRPLUS). `entry` is undefined for `.` and `..`,
+   * which carry no lookup reference. Returns false when it did not fit; the filesystem
+   * must take the lookup reference only after a true answer.
+   */
+  addPlus(dirent: DirEntryIn, entry: Entry | undefined): boolean;
+  /** Whether an entry with this name would still fit. */
+  fits(name: string): boolean;
+}
+
+/** The FUSE operations a filesystem may implement. */
+export interface FileSystem {
+  /**
+   * Called once when serving starts: a filesystem whose nodes are local files registers
+   * them in `nodes`, see {@link LocalNodes}. A filesystem that implements this promises
+   * that for registered nodes its `getattr`, `lookup` of a missing name, `unlink` and
+   * `rmdir` do nothing but what the reader threads do instead (lstat, fstat of `localFd`,
+   * unlink, rmdir on the node's path), so skipping them changes nothing.
+   */
+  attachLocalNodes?(nodes: LocalNodes): void;
+  /** Looks up `name` in directory `parent`; the returned node gains one lookup reference. */
+  lookup?(ctx: RequestContext, parent: number, name: string): Promise<Entry>;
+  /** Drops `nlookup` references to `nodeid`; at zero the filesystem may free the node. */
+  forget?(nodeid: number, nlookup: number): void;
+  /** Attributes of `nodeid` (through `fh` when the request names an open file). */
+  getattr?(ctx: RequestContext, nodeid: number, fh: number | undefined): Promise<AttrReply>;
+  /** chmod, chown, truncate, utimens: changes attributes and returns the new ones. */
+  setattr?(ctx: RequestContext, nodeid: number, changes: SetattrChanges): Promise<AttrReply>;
+  /** The target of a symbolic link. */
+  readlink?(ctx: RequestContext, nodeid: number): Promise<string>;
+  /** Creates a symbolic link `name` -> `target` in `parent`. */
+  symlink?(ctx: RequestContext, parent: number, name: string, target: string): Promise<Entry>;
+  /** Creates a file system node (regular file, FIFO, device). */
+  mknod?(
+    ctx: RequestContext,
+    parent: number,
+    name: string,
+    mode: number,
+    rdev: number,
+    umask: number,
+  ): Promise<Entry>;
+  /** Creates a directory. `mode` is already masked by the caller's umask. */
+  mkdir?(
+    ctx: RequestContext,
+    parent: number,
+    name: string,
+    mode: number,
+    umask: number,
+  ): Promise<Entry>;
+  /** Removes a non-directory. */
+  unlink?(ctx: RequestContext, parent: number, name: string): Promise<void>;
+  /** Removes an empty directory. */
+  rmdir?(ctx: RequestContext, parent: number, name: string): Promise<void>;
+  /** Renames; `flags` may hold {@link RenameFlag} NOREPLACE or EXCHANGE. */
+  rename?(
+    ctx: RequestContext,
+    parent: number,
+    name: string,
+    newParent: number,
+    newName: string,
+    flags: number,
+  ): Promise<void>;
+  /** Creates a hard link to `nodeid` named `newName` in `newParent`. */
+  link?(ctx: RequestContext, nodeid: number, newParent: number, newName: string): Promise<Entry>;
+  /** Opens a file; `flags` are the open(2) flags. */
+  open?(ctx: RequestContext, nodeid: number, flags: number): Promise<Opened>;
+  /**
+   * Reads up to `size` bytes at `offset`; fewer bytes means end of file. The reply is written
+   * as soon as the promise settles, before any other I/O callback runs, so the returned
+   * bytes may come from a buffer the filesystem reuses after that (e.g. in `setImmediate`).
+   */
+  read?(
+    ctx: RequestContext,
+    nodeid: number,
+    fh: number,
+    offset: number,
+    size: number,
+  ): Promise<Uint8Array>;
+  /**
+   * Writes `data` at `offset`; returns how many bytes were written. `data` is a view into
+   * the request buffer, which is reused once the returned promise settled: copy it to keep it.
+   */
+  write?(
+    ctx: RequestContext,
+    nodeid: number,
+    fh: number,
+    offset: number,
+    data: Uint8Array,
+  ): Promise<number>;
+  /** Called on each close(2) of a descriptor of the open file. */
+  flush?(ctx: RequestContext, nodeid: number, fh: number): Promise<void>;
+  /** The last descriptor of the open file is gone: free the handle. */
+  release?(ctx: RequestContext, nodeid: number, fh: number, flags: number): Promise<void>;
+  /** fsync(2) / fdatasync(2). */
+  fsync?(ctx: RequestContext, nodeid: number, fh: number, datasync: boolean): Promise<void>;
+  /** Opens a directory for listing. */
+  opendir?(ctx: RequestContext, nodeid: number, flags: number): Promise<Opened>;
+  /** Lists entries from `offset` (0 = the start) into `sink` until it is full. */
+  readdir?(
+    ctx: RequestContext,
+    nodeid: number,
+    fh: number,
+    offset: number,
+    sink: DirectorySink,
+  ): Promise<void>;
+  /** Like readdir, with each entry's lookup (use `sink.addPlus`). */
+  readdirplus?(
+    ctx: RequestContext,
+    nodeid: number,
+    fh: number,
+    offset: number,
+    sink: DirectorySink,
+  ): Promise<void>;
+  /** Frees a directory handle. */
+  releasedir?(ctx: RequestContext, nodeid: number, fh: number): Promise<void>;
+  /** fsync(2) on a directory. */
+  fsyncdir?(ctx: RequestContext, nodeid: number, fh: number, datasync: boolean): Promise<void>;
+  /** Usage figures of the filesystem. */
+  statfs?(ctx: RequestContext, nodeid: number): Promise<StatfsOut>;
+  /** access(2) (sent only without the default_permissions mount option). */
+  access?(ctx: RequestContext, nodeid: number, mask: number): Promise<void>;
+  /** Creates and opens a regular file. */
+  create?(
+    ctx: RequestContext,
+    parent: number,
+    name: string,
+    flags: number,
+    mode: number,
+    umask: number,
+  ): Promise<Created>;
+  /** fallocate(2): `mode` holds the FALLOC_FL_* bits. */
+  fallocate?(
+    ctx: RequestContext,
+    nodeid: number,
+    fh: number,
+    offset: number,
+    length: number,
+    mode: number,
+  ): Promise<void>;
+  /** lseek(2) with SEEK_DATA or SEEK_HOLE; returns the resulting offset. */
+  lseek?(
+    ctx: RequestContext,
+    nodeid: number,
+    fh: number,
+    offset: number,
+    whence: number,
+  ): Promise<number>;
+  /** The value of extended attribute `name`; throw ENODATA when it is absent. */
+  getxattr?(ctx: RequestContext, nodeid: number, name: string): Promise<Uint8Array>;
+  /** Sets extended attribute `name`; `flags` may hold XATTR_CREATE (1) or XATTR_REPLACE (2). */
+  setxattr?(
+    ctx: RequestContext,
+    nodeid: number,
+    name: string,
+    value: Uint8Array,
+    flags: number,
+  ): Promise<void>;
+  /** The names of the node's extended attributes. */
+  listxattr?(ctx: RequestContext, nodeid: number): Promise<string[]>;
+  /** Removes extended attribute `name`; throw ENODATA when it is absent. */
+  removexattr?(ctx: RequestContext, nodeid: number, name: string): Promise<void>;
+}
+
+/** A shorthand for throwing an errno: `throw fail(Errno.ENOENT, "no such entry")`. */
+export function fail(errno: number, message?: string): FuseError {
+  return new FuseError(errno, message);
+}
+
+export { Errno };

@@ -1,0 +1,276 @@
+/**
+ * Mounting and unmounting a FUSE filesystem as root, without libfuse or fusermount3:
+ * riakfs opens /dev/fuse and hands the descriptor to mount(8) as the child's fd 3.
+ *
+ * Also: detection and clearing of stale mounts ("Transport endpoint is not connected"
+ * after a crash), and a watchdog process that lazily unmounts when the serving process
+ * dies without saying goodbye (kill -9, OOM), so a dead process never leaves a dead mount.
+ *
+ * Nothing here touches a live mountpoint synchronously: a synchronous stat of our own
+ * mountpoint from the thread that serves it would deadlock. umount(8) runs with
+ * `--no-canonicalize` for the same reason.
+ *
+ * @module
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import { isAbsolute } from "node:path";
+
+/** A mount or unmount that failed, with mount(8)'s or umount(8)'s own words. */
+export class MountError extends Error {
+  override name = "MountError";
+  /** The mountpoint concerned. */
+  readonly mountpoint: string;
+
+  /** `message` is one line an operator can act on. */
+  constructor(mountpoint: string, message: string) {
+    super(message);
+    this.mountpoint = mountpoint;
+  }
+}
+
+/** Options of {@link mountFuse}. */
+export interface MountOptions {
+  /** Absolute, already resolved path of an existing directory. */
+  mountpoint: string;
+  /** The "source" column of /proc/mounts (default "riakfs"). */
+  fsname?: string;
+  /** The type becomes `fuse.<subtype>` (default "riakfs"). */
+  subtype?: string;
+  /** Let users other than root use the mount. */
+  allowOther?: boolean;
+  /** Let the kernel check permissions against the reported modes (recommended). */
+  defaultPermissions?: boolean;
+  /** Further generic mount options passed to mount(8) as they are (ro, nosuid, noatime...). */
+  extraOptions?: string[];
+}
+
+/** A mounted FUSE connection: serve `fd` with a FuseSession. */
+export interface Mounted {
+  /** The open /dev/fuse descriptor the kernel sends this mount's requests to. */
+  fd: number;
+  mountpoint: string;
+  /** "major:minor" of the mount, which names its FUSE connection (see {@link abortConnection}). */
+  device: string;
+}
+
+/** One line of /proc/self/mountinfo that matters here. */
+export interface MountInfo {
+  mountpoint: string;
+  fstype: string;
+  source: string;
+  /** "major:minor" of the mount's device; names its fuse connection. */
+  device: string;
+}
+
+const OPTION_VALUE = /^[^,\s=]+$/;
+
+/**
+ * Mounts a FUSE filesystem at `options.mountpoint` and returns the descriptor to serve.
+ * A stale mount left by a crashed process is cleared first; a live one is an error.
+ */
+export async function mountFuse(options: MountOptions): Promise<Mounted> {
+  const { mountpoint } = options;
+  if (!isAbsolute(mountpoint)) {
+    throw new MountError(mountpoint, `mountpoint must be an absolute path: ${mountpoint}`);
+  }
+  const fsname = options.fsname ?? "riakfs";
+  const subtype = options.subtype ?? "riakfs";
+  for (const [what, value] of [["fsname", fsname], ["subtype", subtype]]) {
+    if (!OPTION_VALUE.test(value)) {
+      throw new MountError(mountpoint, `${what} must not contain commas, spaces or '=': ${value}`);
+    }
+  }
+  await clearStaleMount(mountpoint);
+  const state = await mountpointState(mountpoint);
+  if (state !== "ok") throw new MountError(mountpoint, `cannot mount on ${mountpoint}: ${state}`);
+  const existing = (await readMounts()).find((mount) => mount.mountpoint === mountpoint);
+  if (existing?.fstype.startsWith("fuse")) {
+    throw new MountError(mountpoint, `${mountpoint} is already a ${existing.fstype} mount`);
+  }
+
+  let fd: number;
+  try {
+    fd = fs.openSync("/dev/fuse", "r+");
+  } catch (error) {
+    throw new MountError(mountpoint, `cannot open /dev/fuse: ${(error as Error).message}`);
+  }
+  const mountOptions = [
+    "fd=3",
+    "rootmode=40000",
+    `user_id=${process.getuid?.() ?? 0}`,
+    `group_id=${process.getgid?.() ?? 0}`,
+    ...(options.allowOther ? ["allow_other"] : []),
+    ...(options.defaultPermissions ? ["default_permissions"] : []),
+    ...(options.extraOptions ?? []),
+  ];
+  try {
+    // -i: do not hand over to /sbin/mount.fuse3, which would want to open /dev/fuse itself.
+    await runTool(
+      "mount",
+      ["-i", "-t", `fuse.${subtype}`, "-o", mountOptions.join(","), fsname, mountpoint],
+      [fd],
+    );
+  } catch (error) {
+    fs.closeSync(fd);
+    throw new MountError(mountpoint, `mount failed: ${(error as Error).message}`);
+  }
+  const mount = (await readMounts()).findLast((m) => m.mountpoint === mountpoint);
+  return { fd, mountpoint, device: mount?.device ?? "" };
+}
+
+/**
+ * Unmounts `mountpoint`. A busy mount is an error unless `lazy`, which detaches it now
+ * and lets it go when its last user does.
+ */
+export async function unmount(mountpoint: string, lazy = false): Promise<void> {
+  try {
+    await runTool("umount", ["--no-canonicalize", ...(lazy ? ["-l"] : []), mountpoint]);
+  } catch (error) {
+    throw new MountError(
+      mountpoint,
+      `unmounting ${mountpoint} failed: ${(error as Error).message}`,
+    );
+  }
+}
+
+/** The mounts of this process's mount namespace. */
+export async function readMounts(): Promise<MountInfo[]> {
+  const text = await fs.promises.readFile("/proc/self/mountinfo", "utf8");
+  const mounts: MountInfo[] = [];
+  for (const line of text.split("\n")) {
+    // id parent major:minor root mountpoint options [optional...] - fstype source super
+    const fields = line.split(" ");
+    const separator = fields.indexOf("-");
+    if (separator < 0 || fields.length < separator + 3) continue;
+    mounts.push({
+      device: fields[2],
+      mountpoint: unescapeMountField(fields[4]),
+      fstype: fields[separator + 1],
+      source: unescapeMountField(fields[separator + 2]),
+    });
+  }
+  return mounts;
+}
+
+/** Whether `mountpoint` is currently a FUSE mount (of any FUSE filesystem). */
+export async function isFuseMounted(mountpoint: string): Promise<boolean> {
+  return (await readMounts()).some((mount) =>
+    mount.mountpoint === mountpoint && mount.fstype.startsWith("fuse")
+  );
+}
+
+/** "\040" in mountinfo stands for a space, and so on for tab, newline and backslash. */
+function unescapeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/**
+ * Clears a dead FUSE mount at `mountpoint` (its process is gone; every access answers
+ * ENOTCONN). Returns whether there was one.
+ */
+export async function clearStaleMount(mountpoint: string): Promise<boolean> {
+  if (await mountpointState(mountpoint) !== "stale") return false;
+  await unmount(mountpoint, true);
+  return true;
+}
+
+async function mountpointState(mountpoint: string): Promise<"ok" | "stale" | string> {
+  try {
+    const stat = await fs.promises.stat(mountpoint);
+    return stat.isDirectory() ? "ok" : "not a directory";
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOTCONN" || code === "ECONNABORTED") return "stale";
+    return (error as Error).message;
+  }
+}
+
+/** Runs a system tool, passing `fds` as its fd 3, 4...; rejects with its stderr. */
+function runTool(file: string, args: string[], fds: number[] = []): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ["ignore", "ignore", "pipe", ...fds] });
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
+    child.on("error", (error) => reject(new Error(`cannot run ${file}: ${error.message}`)));
+    child.on("close", (code, signal) => {
+      if (code === 0) resolve();
+      else {
+        const why = stderr.trim().split("\n").pop() || `exit ${code ?? signal}`;
+        reject(new Error(why));
+      }
+    });
+  });
+}
+
+const FUSECTL = "/sys/fs/fuse/connections";
+
+/**
+ * Aborts the FUSE connection of the mount with device `device` ("major:minor", from
+ * {@link Mounted.device} or mountinfo) through the fuse control filesystem, mounted on
+ * demand: every pending and future request fails at once and reads of the device end, so
+ * even a server with open files or a hung handler can stop. Never touches the mountpoint.
+ * Returns whether a connection was aborted.
+ */
+export async function abortConnection(device: string): Promise<boolean> {
+  const [major, minor] = device.split(":").map(Number);
+  if (!Number.isInteger(major) || !Number.isInteger(minor)) return false;
+  const abortFile = `${FUSECTL}/${(major << 20) | minor}/abort`;
+  if (!fs.existsSync(abortFile)) {
+    await runTool("mount", ["-t", "fusectl", "none", FUSECTL]).catch(() => {});
+  }
+  try {
+    await fs.promises.writeFile(abortFile, "1");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The word the server sends the watchdog on a clean shutdown. */
+const CLEAN_WORD = "clean";
+
+/** A process that lazily unmounts when the serving process dies without a clean word. */
+export interface Watchdog {
+  /** The watchdog's pid (it lives until the server exits or says goodbye). */
+  pid: number | undefined;
+  /** Tells the watchdog the mount was taken down cleanly; it exits without unmounting. */
+  disarm(): Promise<void>;
+}
+
+/**
+ * Starts a detached watchdog for `mountpoint`. It holds the read end of a pipe from this
+ * process; when the pipe closes without the clean word (this process died), it runs
+ * `umount -l`, so applications get a usable directory back at once.
+ */
+export function startWatchdog(mountpoint: string): Watchdog {
+  const script =
+    `read -r word; [ "$word" = ${CLEAN_WORD} ] || exec umount --no-canonicalize -l "$1"`;
+  const child = spawn("sh", ["-c", script, "riakfs-watchdog", mountpoint], {
+    detached: true,
+    stdio: ["pipe", "ignore", "ignore"],
+  });
+  child.on("error", () => {}); // Reported through pid === undefined.
+  child.unref();
+  const stdin = child.stdin!;
+  (stdin as unknown as { unref?: () => void }).unref?.();
+  stdin.on("error", () => {});
+  return {
+    pid: child.pid,
+    disarm: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || stdin.destroyed) return resolve();
+        stdin.end(`${CLEAN_WORD}\n`, () => resolve());
+      }),
+  };
+}
+
+/** Waits for the unmount of `mountpoint` by polling mountinfo, up to `timeoutMs`. */
+export async function waitUntilUnmounted(mountpoint: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!(await isFuseMounted(mountpoint))) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return !(await isFuseMounted(mountpoint));
+}

@@ -1,0 +1,63 @@
+/**
+ * What identifies one version of a local file: size, mtime, ctime, inode and device, to
+ * the nanosecond. Equal identities before and after reading a file mean nobody changed it
+ * meanwhile (a write always moves ctime), so what was read is not torn.
+ *
+ * @module
+ */
+import type { BigIntStats } from "node:fs";
+import { lstat } from "node:fs/promises";
+
+/** One version of a local file. */
+export interface FileIdentity {
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  ino: bigint;
+  dev: bigint;
+}
+
+/** The identity of an lstat result. */
+export function identityOf(stats: BigIntStats): FileIdentity {
+  return {
+    size: stats.size,
+    mtimeNs: stats.mtimeNs,
+    ctimeNs: stats.ctimeNs,
+    ino: stats.ino,
+    dev: stats.dev,
+  };
+}
+
+/** lstat of a path (bytes or text) with nanosecond times; undefined when it does not exist. */
+export async function lstatIfExists(path: string | Buffer): Promise<BigIntStats | undefined> {
+  try {
+    return await lstat(path, { bigint: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
+/** lstat's identity of a path (bytes or text); undefined when it no longer exists. */
+export async function currentIdentity(path: string | Buffer): Promise<FileIdentity | undefined> {
+  const stats = await lstatIfExists(path);
+  return stats && identityOf(stats);
+}
+
+/** True when both describe the same, unchanged version of the file. */
+export function sameIdentity(a: FileIdentity | undefined, b: FileIdentity | undefined): boolean {
+  return a !== undefined && b !== undefined && a.size === b.size && a.mtimeNs === b.mtimeNs &&
+    a.ctimeNs === b.ctimeNs && a.ino === b.ino && a.dev === b.dev;
+}
+
+/** The local file changed while it was being read (uploaded or hashed). */
+export class FileChangedError extends Error {
+  /** The file, as shown to operators. */
+  readonly path: string;
+
+  constructor(path: string) {
+    super(`${path} changed while it was being read; its copy was not kept`);
+    this.name = "FileChangedError";
+    this.path = path;
+  }
+}

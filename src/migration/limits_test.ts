@@ -1,0 +1,38 @@
+import assert from "node:assert/strict";
+import { parseDuration, RunLimits } from "./limits.ts";
+
+Deno.test("parseDuration accepts units, combinations and bare seconds", () => {
+  assert.equal(parseDuration("2h"), 7_200_000);
+  assert.equal(parseDuration("1h30m"), 5_400_000);
+  assert.equal(parseDuration("45s"), 45_000);
+  assert.equal(parseDuration("1.5h"), 5_400_000);
+  assert.equal(parseDuration("90"), 90_000);
+  assert.equal(parseDuration("1d"), 86_400_000);
+  for (const bad of ["", "h", "2x", "1h 30", "-5m", "0s", "2h-"]) {
+    assert.throws(() => parseDuration(bad), RangeError, bad);
+  }
+});
+
+Deno.test("RunLimits stops at max files and at the deadline", () => {
+  let now = 1000;
+  const limits = new RunLimits({ budgetMs: 500, maxFiles: 2 }, () => now);
+  assert.equal(limits.reached(), undefined);
+  limits.startFile();
+  limits.startFile();
+  assert.equal(limits.reached(), "max-files");
+  const timed = new RunLimits({ budgetMs: 500 }, () => now);
+  now = 1499;
+  assert.equal(timed.reached(), undefined);
+  assert.equal(timed.remainingMs(), 1);
+  now = 1500;
+  assert.equal(timed.reached(), "time-budget");
+  assert.equal(new RunLimits({}).remainingMs(), Infinity);
+});
+
+Deno.test("RunLimits stops once its signal is aborted", () => {
+  const controller = new AbortController();
+  const limits = new RunLimits({ signal: controller.signal });
+  assert.equal(limits.reached(), undefined);
+  controller.abort();
+  assert.equal(limits.reached(), "interrupted");
+});

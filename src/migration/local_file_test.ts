@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { currentIdentity, FileChangedError } from "./file_identity.ts";
+import { hashBytes, isFileChanged, RACY_WINDOW_MS, readUnchanged } from "./local_file.ts";
+
+/** Writes a file and dates its change back past the racy window (utimes moves ctime to now). */
+async function settledFile(path: string, content: string) {
+  writeFileSync(path, content);
+  utimesSync(path, new Date(1_000_000), new Date(1_000_000));
+  await new Promise((resolve) => setTimeout(resolve, RACY_WINDOW_MS + 5));
+  return (await currentIdentity(path))!;
+}
+
+Deno.test("readUnchanged streams an unchanged file in pieces", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-local-"));
+  try {
+    const file = join(dir, "f");
+    const identity = await settledFile(file, "0123456789");
+    const pieces: string[] = [];
+    for await (const piece of readUnchanged(file, identity, { readSize: 4 })) {
+      pieces.push(piece.toString());
+    }
+    assert.deepEqual(pieces, ["0123", "4567", "89"]);
+    const hashed = await hashBytes(readUnchanged(file, identity));
+    assert.equal(hashed.size, 10);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("readUnchanged throws FileChangedError when the file changes while read", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-local-"));
+  try {
+    const file = join(dir, "f");
+    const identity = await settledFile(file, "0123456789");
+    const reading = readUnchanged(file, identity, { readSize: 4 });
+    await reading.next();
+    writeFileSync(file, "abcdefghij"); // same size, new content: ctime moves
+    await assert.rejects(async () => {
+      for await (const _ of reading) { /* drain */ }
+    }, FileChangedError);
+    // Replaced, or changed before the read started.
+    await assert.rejects(hashBytes(readUnchanged(file, identity)), FileChangedError);
+    // Changed within the racy window: not provably whole yet.
+    const fresh = (await currentIdentity(file))!;
+    await assert.rejects(hashBytes(readUnchanged(file, fresh)), FileChangedError);
+    assert.equal(isFileChanged(new Error("wrapped", { cause: new FileChangedError("x") })), true);
+    assert.equal(isFileChanged(new Error("other")), false);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,201 @@
+import assert from "node:assert/strict";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { withStore } from "../store/_test_support.ts";
+import { PathFilter } from "./glob.ts";
+import { acquireLock, LockedError } from "./lock.ts";
+import { EXIT_COMPLETE, EXIT_FAILED, EXIT_PARTIAL, runPrewarm } from "./prewarm.ts";
+import { StateDirectory } from "./state.ts";
+import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
+
+function makeSource(): string {
+  const root = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  mkdirSync(join(root, "d/e"), { recursive: true });
+  mkdirSync(join(root, "empty-dir"));
+  writeFileSync(join(root, "a.txt"), "alpha");
+  writeFileSync(join(root, "empty"), "");
+  writeFileSync(join(root, "d/b.bin"), Buffer.alloc(3000, 7));
+  writeFileSync(join(root, "d/e/c.tmp"), "scratch");
+  symlinkSync("a.txt", join(root, "link"));
+  return root;
+}
+
+Deno.test("prewarm uploads what Riak lacks, skips what it holds and re-uploads changes", async () => {
+  const source = makeSource();
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  try {
+    await withStore(async ({ store }) => {
+      const first = await runPrewarm({ source, store, state, concurrency: 3 });
+      assert.equal(first.exitCode, EXIT_COMPLETE, JSON.stringify(first.failures));
+      assert.equal(first.tally.seen.files, 5);
+      assert.equal(first.tally.uploaded.files, 5);
+      assert.equal((await store.stat("empty-dir")).type, "directory");
+      assert.equal((await store.stat("link")).type, "symlink");
+      assert.equal((await hashStoredFile(store, Buffer.from("d/b.bin"))).size, 3000);
+
+      const second = await runPrewarm({ source, store, state });
+      assert.equal(second.tally.uploaded.files, 0);
+      assert.equal(second.tally.inRiak.files, 5);
+
+      writeFileSync(join(source, "a.txt"), "alpha, longer");
+      const tomorrow = new Date(Date.now() + 86_400_000); // newer than Riak's copy
+      utimesSync(join(source, "d/b.bin"), tomorrow, tomorrow);
+      const dry = await runPrewarm({ source, store, state, dryRun: true });
+      assert.equal(dry.tally.differing.files, 2);
+      assert.equal(dry.tally.uploaded.files, 0);
+      const third = await runPrewarm({ source, store, state, checksum: true });
+      assert.equal(third.tally.uploaded.files, 2);
+      assert.equal(third.tally.verified.files, 2, "unchanged files were hashed and compared");
+      assert.equal((await store.stat("a.txt")).size, 13);
+      assert.equal(state.readHistory().length, 3, "dry runs leave no record");
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("prewarm stops at --max-files with exit 3 and the next run resumes", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  for (let i = 0; i < 10; i++) writeFileSync(join(source, `f${i}`), `file ${i}`);
+  writeFileSync(join(source, "skip.tmp"), "excluded");
+  try {
+    await withStore(async ({ store }) => {
+      const filter = new PathFilter([], ["*.tmp"]);
+      const first = await runPrewarm({ source, store, state, maxFiles: 4, filter });
+      assert.equal(first.exitCode, EXIT_PARTIAL);
+      assert.equal(first.stopReason, "max-files");
+      assert.equal(first.tally.uploaded.files, 4);
+      const second = await runPrewarm({ source, store, state, filter });
+      assert.equal(second.exitCode, EXIT_COMPLETE);
+      assert.equal(second.tally.seen.files, 6, "resumed after the last finished file");
+      assert.equal(second.tally.uploaded.files, 6);
+      assert.equal(await store.tryStat("skip.tmp"), undefined);
+      const saved = state.loadState();
+      assert.equal(saved.cursorHex, undefined);
+      assert.equal(saved.lastCompletePass?.tally.seen.files, 10);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("prewarm refuses to run while another holds the lock", async () => {
+  const source = makeSource();
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  try {
+    await withStore(async ({ store }) => {
+      state.ensure();
+      const held = acquireLock(state.lockFile, process.ppid);
+      try {
+        await assert.rejects(runPrewarm({ source, store, state }), LockedError);
+      } finally {
+        rmSync(state.lockFile, { force: true });
+        held.release();
+      }
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("prewarm --delete-local keeps a file whose content Riak does not hold", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  const file = join(source, "same-size-and-mtime");
+  try {
+    await withStore(async ({ store }) => {
+      writeFileSync(file, "aaaa");
+      utimesSync(file, new Date(2_000_000), new Date(2_000_000));
+      assert.equal((await runPrewarm({ source, store, state })).exitCode, EXIT_COMPLETE);
+      // Same size and mtime, other content: only the local hash can tell.
+      writeFileSync(file, "bbbb");
+      utimesSync(file, new Date(2_000_000), new Date(2_000_000));
+      const drain = await runPrewarm({ source, store, state, deleteLocal: true });
+      assert.equal(drain.exitCode, EXIT_FAILED);
+      assert.match(drain.failures[0].error, /not deleted: Riak holds sha256/);
+      assert.equal(existsSync(file), true);
+      const fixed = await runPrewarm({ source, store, state, deleteLocal: true, checksum: true });
+      assert.equal(fixed.exitCode, EXIT_COMPLETE, JSON.stringify(fixed.failures));
+      assert.equal(existsSync(file), false);
+      assert.equal((await store.readFile("same-size-and-mtime")).toString(), "bbbb");
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("prewarm retries failed files once at the end of the run", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  for (let i = 0; i < 5; i++) writeFileSync(join(source, `f${i}`), `file ${i}`);
+  try {
+    await withStore(async ({ store }) => {
+      let outage = 3; // the first three uploads fail, as while a node restarts
+      const flaky: MigrationStore = {
+        tryStat: (path) => store.tryStat(path),
+        mkdir: (path, options) => store.mkdir(path, options),
+        symlink: (path, target, options) => store.symlink(path, target, options),
+        readRange: (path, offset, length) => store.readRange(path, offset, length),
+        readlink: (path) => store.readlink(path),
+        remove: (path, options) => store.remove(path, options),
+        writeFile: (path, content, options) =>
+          outage-- > 0
+            ? Promise.reject(new Error("Riak is restarting"))
+            : store.writeFile(path, content, options),
+      };
+      const result = await runPrewarm({ source, store: flaky, state, concurrency: 1 });
+      assert.equal(result.exitCode, EXIT_COMPLETE, JSON.stringify(result.failures));
+      assert.deepEqual(result.tally.seen, { files: 5, bytes: 30 });
+      assert.equal(result.tally.uploaded.files, 5);
+      assert.equal(result.tally.failed.files, 0);
+      assert.deepEqual(state.loadState().retryHex, []);
+
+      outage = 100; // down for good: failed, listed, remembered for the next run
+      writeFileSync(join(source, "late"), "late");
+      const down = await runPrewarm({ source, store: flaky, state });
+      assert.equal(down.exitCode, EXIT_FAILED);
+      assert.deepEqual(down.failures.map((f) => f.path), ["/late"]);
+      assert.equal(down.tally.failed.files, 1);
+      assert.equal(down.tally.seen.files, 6);
+      assert.deepEqual(state.loadState().retryHex, [Buffer.from("late").toString("hex")]);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("prewarm never replaces a newer version written through the mount", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  try {
+    await withStore(async ({ store }) => {
+      writeFileSync(join(source, "doc"), "old local bytes");
+      utimesSync(join(source, "doc"), new Date(3_000_000), new Date(3_000_000));
+      await store.writeFile("doc", Buffer.from("new"), { mtimeNs: 4_000_000_000_000n });
+      const result = await runPrewarm({ source, store, state, deleteLocal: true });
+      assert.equal(result.exitCode, EXIT_COMPLETE, JSON.stringify(result.failures));
+      assert.equal(result.tally.uploaded.files, 0);
+      assert.equal(result.tally.newerInRiak.files, 1);
+      assert.equal((await store.readFile("doc")).toString(), "new");
+      assert.equal(existsSync(join(source, "doc")), true, "not Riak's content: kept");
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});

@@ -1,0 +1,175 @@
+/**
+ * How far a migration has come, from what pre-warm runs recorded (cheap at any tree size:
+ * two small files are read), or from a fresh read-only pass over the tree (`--rescan`).
+ *
+ * Figures come from the last complete pass over the tree; while a pass is in progress, the
+ * part it has covered replaces the same share of the last complete pass (an estimate,
+ * flagged as such). The ETA divides what is pending by the recent nightly rate: bytes and
+ * files moved per calendar day over the last {@link RATE_WINDOW_DAYS} days with runs.
+ *
+ * @module
+ */
+import { type PrewarmOptions, runPrewarm } from "./prewarm.ts";
+import {
+  addTally,
+  emptyTally,
+  type PassRecord,
+  type RunRecord,
+  type StateDirectory,
+  type Tally,
+  TALLY_KEYS,
+  type VerifyRecord,
+} from "./state.ts";
+
+/** Days with runs the nightly rate is averaged over. */
+export const RATE_WINDOW_DAYS = 7;
+
+/** What `riakfs progress` reports. */
+export interface ProgressReport {
+  /** False when nothing was recorded yet (no pass, no rescan). */
+  known: boolean;
+  /** Files and bytes in the tree (selected by the globs the runs used). */
+  total: Tally;
+  /** True when no pass has covered the whole tree yet: `total` is at least this much. */
+  totalIsLowerBound: boolean;
+  /** True when figures mix a pass in progress with the last complete pass. */
+  estimated: boolean;
+  inRiak: Tally;
+  verified: Tally;
+  /** Not in Riak in their current version yet (missing, differing, busy, not yet covered). */
+  pending: Tally;
+  differing: Tally;
+  failed: Tally;
+  /** Files the pass in progress has covered so far. */
+  currentPassCovered?: Tally;
+  lastCompletePass?: { kind: PassRecord["kind"]; startedAt: string; endedAt?: string };
+  /** The last whole-tree `verify`. */
+  lastVerify?: VerifyRecord;
+  /** Moved per day at the recent nightly rate. */
+  dailyRate?: { bytes: number; files: number; days: number };
+  /** Days until nothing is pending at that rate; undefined when unknown. */
+  etaDays?: number;
+  lastRun?: Pick<RunRecord, "startedAt" | "endedAt" | "outcome" | "exitCode" | "failures">;
+  runs: number;
+}
+
+/** Builds the report from the state directory alone. */
+export function progressFromState(state: StateDirectory): ProgressReport {
+  const saved = state.loadState();
+  const history = state.readHistory();
+  const last = saved.lastCompletePass?.tally;
+  const current = saved.currentPass?.tally;
+  const figures = emptyTally();
+  let estimated = false;
+  if (last && current) {
+    const covered = last.seen.files > 0 ? Math.min(1, current.seen.files / last.seen.files) : 1;
+    for (const key of TALLY_KEYS) {
+      const now = current[key] ?? { files: 0, bytes: 0 };
+      const before = last[key] ?? { files: 0, bytes: 0 };
+      figures[key].files = Math.round(now.files + before.files * (1 - covered));
+      figures[key].bytes = Math.round(now.bytes + before.bytes * (1 - covered));
+    }
+    estimated = true;
+  } else if (last ?? current) {
+    addTally(figures, (last ?? current)!);
+  }
+  const pending = {
+    files: Math.max(0, figures.seen.files - figures.inRiak.files - figures.failed.files),
+    bytes: Math.max(0, figures.seen.bytes - figures.inRiak.bytes - figures.failed.bytes),
+  };
+  const report: ProgressReport = {
+    known: last !== undefined || current !== undefined,
+    total: figures.seen,
+    totalIsLowerBound: last === undefined,
+    estimated,
+    inRiak: figures.inRiak,
+    verified: figures.verified,
+    pending,
+    differing: figures.differing,
+    failed: figures.failed,
+    currentPassCovered: current?.seen,
+    lastCompletePass: saved.lastCompletePass && {
+      kind: saved.lastCompletePass.kind,
+      startedAt: saved.lastCompletePass.startedAt,
+      endedAt: saved.lastCompletePass.endedAt,
+    },
+    runs: history.length,
+    lastVerify: saved.lastVerify,
+  };
+  // A whole-tree verify is the stronger word on what is byte-identical in Riak.
+  if (saved.lastVerify && saved.lastVerify.matched.files > report.verified.files) {
+    report.verified = saved.lastVerify.matched;
+  }
+  const rate = dailyRate(history);
+  if (rate) {
+    report.dailyRate = rate;
+    if (!report.totalIsLowerBound) report.etaDays = etaDays(pending, rate);
+  }
+  const lastRun = history.at(-1);
+  if (lastRun) {
+    report.lastRun = {
+      startedAt: lastRun.startedAt,
+      endedAt: lastRun.endedAt,
+      outcome: lastRun.outcome,
+      exitCode: lastRun.exitCode,
+      failures: lastRun.failures,
+    };
+  }
+  return report;
+}
+
+/**
+ * Walks the whole tree read-only (a dry-run pre-warm: one head-only get per file) and
+ * records the result as the latest complete pass, then reports.
+ */
+export async function rescan(
+  options: Pick<PrewarmOptions, "source" | "store" | "state" | "filter" | "concurrency">,
+): Promise<ProgressReport> {
+  const startedAt = new Date().toISOString();
+  const result = await runPrewarm({ ...options, dryRun: true });
+  const saved = options.state.loadState();
+  saved.lastCompletePass = {
+    kind: "rescan",
+    startedAt,
+    endedAt: result.endedAt,
+    tally: result.tally,
+  };
+  options.state.saveState(saved);
+  return progressFromState(options.state);
+}
+
+/** Bytes and files per calendar day (UTC) over the last days with pre-warm runs. */
+export function dailyRate(
+  history: readonly RunRecord[],
+): { bytes: number; files: number; days: number } | undefined {
+  const perDay = new Map<string, { bytes: number; files: number }>();
+  for (const run of history) {
+    if (run.command !== "prewarm" || run.dryRun) continue;
+    const day = run.startedAt.slice(0, 10);
+    const sum = perDay.get(day) ?? { bytes: 0, files: 0 };
+    sum.bytes += run.tally.uploaded.bytes;
+    sum.files += run.tally.uploaded.files;
+    perDay.set(day, sum);
+  }
+  const days = [...perDay.keys()].sort().slice(-RATE_WINDOW_DAYS);
+  if (days.length === 0) return undefined;
+  let bytes = 0;
+  let files = 0;
+  for (const day of days) {
+    bytes += perDay.get(day)!.bytes;
+    files += perDay.get(day)!.files;
+  }
+  return { bytes: bytes / days.length, files: files / days.length, days: days.length };
+}
+
+/** Days to move `pending` at `rate`; 0 when nothing is pending, undefined if nothing moves. */
+export function etaDays(
+  pending: Tally,
+  rate: { bytes: number; files: number },
+): number | undefined {
+  if (pending.files === 0) return 0;
+  const byBytes = pending.bytes === 0 ? 0 : rate.bytes > 0 ? pending.bytes / rate.bytes : Infinity;
+  const byFiles = rate.files > 0 ? pending.files / rate.files : Infinity;
+  const days = Math.max(byBytes, byFiles);
+  return Number.isFinite(days) ? days : undefined;
+}

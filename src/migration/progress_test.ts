@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { withStore } from "../store/_test_support.ts";
+import { dailyRate, etaDays, progressFromState, rescan } from "./progress.ts";
+import { runPrewarm } from "./prewarm.ts";
+import { emptyTally, type RunRecord, StateDirectory } from "./state.ts";
+
+function run(startedAt: string, bytes: number, files: number): RunRecord {
+  const tally = emptyTally();
+  tally.uploaded = { files, bytes };
+  return {
+    startedAt,
+    endedAt: startedAt,
+    command: "prewarm",
+    outcome: "partial",
+    exitCode: 3,
+    dryRun: false,
+    tally,
+    failures: [],
+  };
+}
+
+Deno.test("dailyRate averages per calendar day over the last days with runs", () => {
+  assert.equal(dailyRate([]), undefined);
+  const history = [
+    run("2026-11-01T01:00:00Z", 999_999, 999), // outside the 7-day window
+    ...[2, 3, 4, 5, 6, 7].map((d) => run(`2026-11-0${d}T01:00:00Z`, 100, 10)),
+    run("2026-11-08T01:00:00Z", 50, 5),
+    run("2026-11-08T03:00:00Z", 50, 5),
+  ];
+  assert.deepEqual(dailyRate(history), { bytes: 100, files: 10, days: 7 });
+  assert.equal(etaDays({ files: 30, bytes: 1000 }, { bytes: 100, files: 10 }), 10);
+  assert.equal(etaDays({ files: 0, bytes: 0 }, { bytes: 100, files: 10 }), 0);
+  assert.equal(etaDays({ files: 3, bytes: 0 }, { bytes: 0, files: 0 }), undefined);
+});
+
+Deno.test("progress reports recorded passes, and a rescan recomputes them", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-progress-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  for (let i = 0; i < 6; i++) writeFileSync(join(source, `f${i}`), "x".repeat(10));
+  try {
+    assert.equal(progressFromState(state).known, false);
+    await withStore(async ({ store }) => {
+      await runPrewarm({ source, store, state, maxFiles: 2 });
+      const partial = progressFromState(state);
+      assert.equal(partial.totalIsLowerBound, true);
+      assert.equal(partial.inRiak.files, 2);
+      assert.equal(partial.runs, 1);
+      await runPrewarm({ source, store, state });
+      const done = progressFromState(state);
+      assert.equal(done.totalIsLowerBound, false);
+      assert.deepEqual(done.total, { files: 6, bytes: 60 });
+      assert.deepEqual(done.pending, { files: 0, bytes: 0 });
+      assert.equal(done.etaDays, 0);
+      writeFileSync(join(source, "new"), "fresh");
+      const rescanned = await rescan({ source, store, state });
+      assert.equal(rescanned.lastCompletePass?.kind, "rescan");
+      assert.deepEqual(rescanned.total, { files: 7, bytes: 65 });
+      assert.deepEqual(rescanned.pending, { files: 1, bytes: 5 });
+      assert.ok(rescanned.etaDays! > 0);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});

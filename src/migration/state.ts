@@ -1,0 +1,251 @@
+/**
+ * What pre-warm runs remember between runs, in a state directory per source and
+ * namespace (default `/var/lib/riakfs/<hash>`, or `--state-dir`):
+ *
+ * - `lock` — the run lock (lock.ts);
+ * - `state.json` — the resume cursor and the tallies of the current and the last complete
+ *   pass over the tree (a pass may span several budget-limited runs);
+ * - `history.jsonl` — one JSON line per run (start, end, files/bytes moved, failures), for
+ *   the trend `progress` shows.
+ *
+ * Everything here is small and read whole: `progress` stays cheap on any tree size.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import {
+  appendFileSync,
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  realpathSync,
+  renameSync,
+  writeFileSync,
+} from "node:fs";
+import { join, resolve } from "node:path";
+
+/** Default parent of the state directories. */
+export const DEFAULT_STATE_ROOT = "/var/lib/riakfs";
+
+/** Files and bytes. */
+export interface Tally {
+  files: number;
+  bytes: number;
+}
+
+/** What a pass (or a run) found and did, per category of file. */
+export interface PassTally {
+  /** Files walked and selected by the globs. */
+  seen: Tally;
+  /** Riak holds the same version (found so, or uploaded now). */
+  inRiak: Tally;
+  /** Of `inRiak`: uploaded by this pass/run. */
+  uploaded: Tally;
+  /** Of `inRiak`: sha256 of the Riak copy matched the local file. */
+  verified: Tally;
+  /** Of `inRiak`: Riak holds a newer version (written through the mount); left alone. */
+  newerInRiak: Tally;
+  /** Riak holds another version, not updated (dry run or rescan). */
+  differing: Tally;
+  /** Riak lacks the file, not uploaded (dry run or rescan). */
+  missing: Tally;
+  /** Changed while being uploaded every time it was tried: skipped, next run retries. */
+  busy: Tally;
+  /** Failed (Riak or local error); listed. */
+  failed: Tally;
+  /** Local copies deleted after verification (`--delete-local`). */
+  deleted: Tally;
+}
+
+/** The categories of a {@link PassTally}. */
+export const TALLY_KEYS = [
+  "seen",
+  "inRiak",
+  "uploaded",
+  "verified",
+  "newerInRiak",
+  "differing",
+  "missing",
+  "busy",
+  "failed",
+  "deleted",
+] as const satisfies readonly (keyof PassTally)[];
+
+/** An all-zero tally. */
+export function emptyTally(): PassTally {
+  const tally = {} as PassTally;
+  for (const key of TALLY_KEYS) tally[key] = { files: 0, bytes: 0 };
+  return tally;
+}
+
+/** Adds `more` into `into`. */
+export function addTally(into: PassTally, more: PassTally): void {
+  for (const key of TALLY_KEYS) {
+    // Tallies read from an older state.json may lack a category.
+    into[key] ??= { files: 0, bytes: 0 };
+    into[key].files += more[key]?.files ?? 0;
+    into[key].bytes += more[key]?.bytes ?? 0;
+  }
+}
+
+/** A pass over the tree, from its first run's start. */
+export interface PassRecord {
+  startedAt: string;
+  endedAt?: string;
+  /** "prewarm" (may have spanned runs) or "rescan" (one read-only walk). */
+  kind: "prewarm" | "rescan";
+  tally: PassTally;
+}
+
+/** state.json. */
+export interface MigrationState {
+  format: "riakfs-migration-state/1";
+  /** Where the next pre-warm resumes: hex of the last finished path (walk order). */
+  cursorHex?: string;
+  /** The pass in progress (resumed by the next run), if any. */
+  currentPass?: PassRecord;
+  /** The most recent complete pass or rescan. */
+  lastCompletePass?: PassRecord;
+  /** Files that failed last time (hex paths, capped), retried first by the next run. */
+  retryHex?: string[];
+  /** The last `verify` of the whole tree. */
+  lastVerify?: VerifyRecord;
+}
+
+/** What a whole-tree `verify` found. */
+export interface VerifyRecord {
+  endedAt: string;
+  checked: Tally;
+  /** Byte-identical in Riak. */
+  matched: Tally;
+  differing: number;
+}
+
+/** One line of history.jsonl. */
+export interface RunRecord {
+  startedAt: string;
+  endedAt: string;
+  command: "prewarm" | "rescan";
+  outcome: "complete" | "failed" | "partial";
+  exitCode: number;
+  dryRun: boolean;
+  tally: PassTally;
+  /** The first failed paths (display form), capped. */
+  failures: string[];
+}
+
+/** The state directory of one source and namespace. */
+export class StateDirectory {
+  /** Absolute path of the directory. */
+  readonly path: string;
+
+  constructor(path: string) {
+    this.path = resolve(path);
+  }
+
+  /**
+   * The directory for `source` and a namespace identity under `root`: a stable hash of
+   * the source's real path and the namespace, so each pair gets its own lock and history.
+   */
+  static for(source: string, namespaceKey: string, root: string = DEFAULT_STATE_ROOT) {
+    let real: string;
+    try {
+      real = realpathSync(source);
+    } catch {
+      real = resolve(source);
+    }
+    const hash = createHash("sha256").update(`${real}\0${namespaceKey}`).digest("hex");
+    return new StateDirectory(join(root, hash.slice(0, 16)));
+  }
+
+  /** The lock file's path. */
+  get lockFile(): string {
+    return join(this.path, "lock");
+  }
+
+  /** Creates the directory (and parents) if missing. */
+  ensure(): void {
+    mkdirSync(this.path, { recursive: true, mode: 0o755 });
+  }
+
+  /** Reads state.json; a missing or unreadable file gives a fresh state. */
+  loadState(): MigrationState {
+    try {
+      const value = JSON.parse(readFileSync(join(this.path, "state.json"), "utf8"));
+      if (value?.format === "riakfs-migration-state/1") return value as MigrationState;
+    } catch {
+      // Missing or damaged: start over; the walk re-checks everything against Riak.
+    }
+    return { format: "riakfs-migration-state/1" };
+  }
+
+  /** Writes state.json atomically (write, then rename over). */
+  saveState(state: MigrationState): void {
+    this.ensure();
+    const file = join(this.path, "state.json");
+    const temporary = `${file}.${process.pid}.tmp`;
+    writeFileSync(temporary, JSON.stringify(state, null, 1) + "\n");
+    renameSync(temporary, file);
+  }
+
+  /** Appends one run to history.jsonl. */
+  appendHistory(record: RunRecord): void {
+    this.ensure();
+    const file = join(this.path, "history.jsonl");
+    // A line cut short by a crash must not swallow the next record.
+    const separator = endsWithNewline(file) ? "" : "\n";
+    appendFileSync(file, separator + JSON.stringify(record) + "\n");
+  }
+
+  /** Every recorded run, oldest first; damaged lines are skipped. */
+  readHistory(): RunRecord[] {
+    let text: string;
+    try {
+      text = readFileSync(join(this.path, "history.jsonl"), "utf8");
+    } catch {
+      return [];
+    }
+    const records: RunRecord[] = [];
+    for (const line of text.split("\n")) {
+      if (line.trim() === "") continue;
+      try {
+        records.push(JSON.parse(line) as RunRecord);
+      } catch {
+        // A line cut short by a crash: ignore it.
+      }
+    }
+    return records;
+  }
+}
+
+function endsWithNewline(file: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, "r");
+  } catch {
+    return true;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return true;
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    return last[0] === 0x0a;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Hex form of a path, for JSON (paths are bytes). */
+export function pathToHex(path: Uint8Array): string {
+  return Buffer.from(path).toString("hex");
+}
+
+/** Inverse of {@link pathToHex}. */
+export function pathFromHex(hex: string): Buffer {
+  return Buffer.from(hex, "hex");
+}

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  addTally,
+  emptyTally,
+  pathFromHex,
+  pathToHex,
+  type RunRecord,
+  StateDirectory,
+} from "./state.ts";
+
+Deno.test("StateDirectory.for is stable per source and namespace", () => {
+  const a = StateDirectory.for("/srv/data", "default/riakfs", "/state");
+  assert.equal(a.path, StateDirectory.for("/srv/data/", "default/riakfs", "/state").path);
+  assert.notEqual(a.path, StateDirectory.for("/srv/data", "default/other", "/state").path);
+  assert.notEqual(a.path, StateDirectory.for("/srv/other", "default/riakfs", "/state").path);
+  assert.match(a.path, /^\/state\/[0-9a-f]{16}$/);
+  assert.equal(a.lockFile, `${a.path}/lock`);
+});
+
+Deno.test("state round-trips, and damaged state or history lines are tolerated", () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-state-"));
+  try {
+    const state = new StateDirectory(join(dir, "s"));
+    assert.deepEqual(state.loadState(), { format: "riakfs-migration-state/1" });
+    assert.deepEqual(state.readHistory(), []);
+    const tally = emptyTally();
+    tally.uploaded = { files: 2, bytes: 10 };
+    state.saveState({
+      format: "riakfs-migration-state/1",
+      cursorHex: pathToHex(Buffer.from("a/b")),
+    });
+    assert.equal(pathFromHex(state.loadState().cursorHex!).toString(), "a/b");
+    const record: RunRecord = {
+      startedAt: "2026-11-24T01:00:00.000Z",
+      endedAt: "2026-11-24T02:00:00.000Z",
+      command: "prewarm",
+      outcome: "complete",
+      exitCode: 0,
+      dryRun: false,
+      tally,
+      failures: [],
+    };
+    state.appendHistory(record);
+    writeFileSync(join(state.path, "history.jsonl"), '{"cut short', { flag: "a" });
+    state.appendHistory(record);
+    assert.deepEqual(state.readHistory(), [record, record]);
+    writeFileSync(join(state.path, "state.json"), "garbage");
+    assert.deepEqual(state.loadState(), { format: "riakfs-migration-state/1" });
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("addTally sums every category", () => {
+  const a = emptyTally();
+  const b = emptyTally();
+  b.seen = { files: 3, bytes: 30 };
+  b.failed = { files: 1, bytes: 5 };
+  addTally(a, b);
+  addTally(a, b);
+  assert.deepEqual(a.seen, { files: 6, bytes: 60 });
+  assert.deepEqual(a.failed, { files: 2, bytes: 10 });
+  assert.deepEqual(a.inRiak, { files: 0, bytes: 0 });
+});

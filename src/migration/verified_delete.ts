@@ -1,0 +1,75 @@
+/**
+ * The verified-deletion rule (drain mode, `prewarm --delete-local`, and the mount's
+ * overlay): a local file is deleted only after its Riak copy was read back and its sha256
+ * matched the local content, and only if the local file did not change since that content
+ * was hashed (size, mtime, ctime, inode, device).
+ *
+ * A writer that already holds the file open and writes after the final check can still
+ * lose that write; the mount closes that gap by routing writes through itself.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { unlink } from "node:fs/promises";
+import { ChecksumMismatchError, CorruptObjectError, NotFoundError } from "../store/errors.ts";
+import { currentIdentity, type FileIdentity, sameIdentity } from "./file_identity.ts";
+import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
+
+/** What {@link deleteIfVerified} did. */
+export type DeleteOutcome =
+  | { deleted: true }
+  | { deleted: false; reason: "riak-differs" | "riak-missing" | "local-changed"; detail: string };
+
+/** The local version whose content was hashed (by the upload or by `--checksum`). */
+export interface HashedVersion {
+  identity: FileIdentity;
+  /** sha256 (hex) of that version's content. */
+  sha256: string;
+}
+
+/**
+ * Deletes `localFile` if Riak's copy at `storePath` has exactly the content `hashed`
+ * describes and the local file is still that version.
+ *
+ * @example
+ * ```ts
+ * const written = await store.writeFile(path, readUnchanged(file, identity));
+ * await deleteIfVerified(store, path, file, { identity, sha256: written.sha256 });
+ * ```
+ */
+export async function deleteIfVerified(
+  store: MigrationStore,
+  storePath: Uint8Array,
+  localFile: Buffer | string,
+  hashed: HashedVersion,
+): Promise<DeleteOutcome> {
+  let remote: { sha256: string; size: number };
+  try {
+    remote = await hashStoredFile(store, storePath);
+  } catch (error) {
+    if (error instanceof NotFoundError) {
+      return { deleted: false, reason: "riak-missing", detail: error.message };
+    }
+    if (error instanceof ChecksumMismatchError || error instanceof CorruptObjectError) {
+      return { deleted: false, reason: "riak-differs", detail: error.message };
+    }
+    throw error;
+  }
+  if (remote.sha256 !== hashed.sha256 || BigInt(remote.size) !== hashed.identity.size) {
+    return {
+      deleted: false,
+      reason: "riak-differs",
+      detail: `Riak holds sha256 ${remote.sha256} (${remote.size} bytes), ` +
+        `local ${hashed.sha256} (${hashed.identity.size} bytes)`,
+    };
+  }
+  if (!sameIdentity(await currentIdentity(localFile), hashed.identity)) {
+    return {
+      deleted: false,
+      reason: "local-changed",
+      detail: `${Buffer.from(localFile).toString()} changed since it was hashed`,
+    };
+  }
+  await unlink(localFile);
+  return { deleted: true };
+}

@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { withStore } from "../store/_test_support.ts";
+import { currentIdentity } from "./file_identity.ts";
+import { deleteIfVerified } from "./verified_delete.ts";
+
+const SHA_OF_HELLO = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+Deno.test("deleteIfVerified deletes only a verified, unchanged local file", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-delete-"));
+  try {
+    await withStore(async ({ store }) => {
+      const file = join(dir, "f");
+      writeFileSync(file, "hello");
+      const identity = (await currentIdentity(file))!;
+      const hashed = { identity, sha256: SHA_OF_HELLO };
+
+      assert.deepEqual(
+        (await deleteIfVerified(store, Buffer.from("f"), file, hashed)).deleted,
+        false,
+        "not in Riak yet",
+      );
+      await store.writeFile("f", Buffer.from("HELLO"));
+      const differs = await deleteIfVerified(store, Buffer.from("f"), file, hashed);
+      assert.equal(differs.deleted ? "" : differs.reason, "riak-differs");
+      await store.writeFile("f", Buffer.from("hello"));
+      utimesSync(file, new Date(), new Date(5_000));
+      const changed = await deleteIfVerified(store, Buffer.from("f"), file, hashed);
+      assert.equal(changed.deleted ? "" : changed.reason, "local-changed");
+      assert.ok(existsSync(file));
+      const now = (await currentIdentity(file))!;
+      const done = await deleteIfVerified(store, Buffer.from("f"), file, {
+        identity: now,
+        sha256: SHA_OF_HELLO,
+      });
+      assert.deepEqual(done, { deleted: true });
+      assert.equal(existsSync(file), false);
+    });
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});

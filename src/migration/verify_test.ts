@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { withStore } from "../store/_test_support.ts";
+import { reservoir, verifyTree } from "./verify.ts";
+
+Deno.test("verifyTree matches identical copies and lists missing and differing files", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-verify-"));
+  mkdirSync(join(source, "d"));
+  writeFileSync(join(source, "same"), "same bytes");
+  writeFileSync(join(source, "d/changed"), "local version");
+  writeFileSync(join(source, "d/absent"), "never uploaded");
+  writeFileSync(join(source, "empty"), "");
+  try {
+    await withStore(async ({ store }) => {
+      await store.writeFile("same", Buffer.from("same bytes"));
+      await store.writeFile("empty", Buffer.alloc(0));
+      await store.writeFile("d/changed", Buffer.from("riak version!"));
+      const summary = await verifyTree({ source, store });
+      assert.equal(summary.checked, 4);
+      assert.equal(summary.matched, 2);
+      const problems = summary.differences.map((d) => `${d.status} ${d.path}`).sort();
+      assert.deepEqual(problems, ["differs /d/changed", "missing /d/absent"]);
+      const some = await verifyTree({ source, store, paths: ["same", "d"] });
+      assert.equal(some.checked, 3);
+      const sampled = await verifyTree({ source, store, sample: 2, seed: 7 });
+      assert.equal(sampled.checked, 2);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+  }
+});
+
+Deno.test("reservoir keeps n items, all of them when fewer, and is reproducible by seed", async () => {
+  async function* numbers(n: number) {
+    for (let i = 0; i < n; i++) yield i;
+  }
+  assert.deepEqual(await reservoir(numbers(3), 5, 1), [0, 1, 2]);
+  const a = await reservoir(numbers(1000), 10, 42);
+  assert.equal(a.length, 10);
+  assert.equal(new Set(a).size, 10);
+  assert.deepEqual(await reservoir(numbers(1000), 10, 42), a);
+  assert.ok(a.some((value) => value >= 10), "later items get picked too");
+});

@@ -1,0 +1,181 @@
+/**
+ * A streaming walk of a local tree in a stable order.
+ *
+ * Depth-first, pre-order, with the names of each directory sorted by their bytes, so two
+ * walks of an unchanged tree yield the same sequence and a run stopped by its budget can
+ * resume after the last path it finished. A directory's handle is closed as soon as its
+ * names are read; memory is bounded by the names of the directories on the current path
+ * (the largest directory dominates), never by the size of the tree.
+ *
+ * Paths are bytes relative to the root (no leading `/`), as src/store expects: Linux
+ * names need not be UTF-8.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { lstat, opendir } from "node:fs/promises";
+import type { PathFilter } from "./glob.ts";
+
+/** What an entry is (symlinks are not followed). */
+export type EntryKind = "file" | "directory" | "symlink" | "other";
+
+/** One entry of the walk. */
+export interface WalkEntry {
+  /** Path relative to the root, as bytes; never empty (the root itself is not yielded). */
+  path: Buffer;
+  kind: EntryKind;
+}
+
+/** A directory the walk could not read; the walk goes on without it. */
+export interface WalkFailure {
+  path: Buffer;
+  kind: "unreadable";
+  error: Error;
+}
+
+/** Options of {@link walkTree}. */
+export interface WalkOptions {
+  /** Prunes excluded directories and drops unselected files (directories are always yielded). */
+  filter?: PathFilter;
+  /** Yield only entries after this path in walk order (resuming). */
+  startAfter?: Uint8Array;
+  /** Stop after this path in walk order (inclusive). */
+  endAt?: Uint8Array;
+  /** Entries read from the kernel per getdents call; default 256. */
+  direntBatch?: number;
+}
+
+interface Name {
+  /** The name's bytes as a latin1 string: compact, and `<` compares it by bytes. */
+  name: string;
+  kind: EntryKind;
+}
+
+interface Frame {
+  /** Relative path of the directory, latin1 (empty = root). */
+  path: string;
+  names: Name[];
+  next: number;
+}
+
+/**
+ * Walks `root` and yields its entries in walk order (see {@link compareWalkOrder}).
+ *
+ * @example
+ * ```ts
+ * for await (const entry of walkTree("/srv/data")) {
+ *   if (entry.kind === "file") console.log(entry.path.toString());
+ * }
+ * ```
+ */
+export async function* walkTree(
+  root: string | Uint8Array,
+  options: WalkOptions = {},
+): AsyncGenerator<WalkEntry | WalkFailure> {
+  const rootBytes = Buffer.from(root);
+  const startAfter = options.startAfter ? Buffer.from(options.startAfter).toString("latin1") : "";
+  const endAt = options.endAt ? Buffer.from(options.endAt).toString("latin1") : undefined;
+  const batch = options.direntBatch ?? 256;
+  const stack: Frame[] = [];
+  const first = await readNames(rootBytes, batch);
+  if (first instanceof Error) {
+    yield { path: Buffer.alloc(0), kind: "unreadable", error: first };
+    return;
+  }
+  stack.push({ path: "", names: first, next: 0 });
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1];
+    if (frame.next >= frame.names.length) {
+      stack.pop();
+      continue;
+    }
+    const { name, kind } = frame.names[frame.next++];
+    const path = frame.path === "" ? name : `${frame.path}/${name}`;
+    if (endAt !== undefined && compareWalkOrderText(path, endAt) > 0) return;
+    const bytes = Buffer.from(path, "latin1");
+    const afterCursor = startAfter === "" || compareWalkOrderText(path, startAfter) > 0;
+    if (kind === "directory") {
+      const holdsCursor = !afterCursor &&
+        (startAfter === path || startAfter.startsWith(path + "/"));
+      if (!afterCursor && !holdsCursor) continue;
+      if (options.filter && !options.filter.walksInto(bytes)) continue;
+      if (afterCursor) yield { path: bytes, kind };
+      const names = await readNames(Buffer.concat([rootBytes, Buffer.from("/"), bytes]), batch);
+      if (names instanceof Error) {
+        if ((names as NodeJS.ErrnoException).code === "ENOENT") continue;
+        yield { path: bytes, kind: "unreadable", error: names };
+        continue;
+      }
+      stack.push({ path, names, next: 0 });
+      continue;
+    }
+    if (!afterCursor) continue;
+    if (options.filter && !options.filter.selects(bytes)) continue;
+    yield { path: bytes, kind };
+  }
+}
+
+/**
+ * Compares two relative paths in walk order: segment by segment, each by its bytes. A
+ * directory comes before everything below it. Negative when `a` comes first.
+ */
+export function compareWalkOrder(a: Uint8Array, b: Uint8Array): number {
+  return compareWalkOrderText(
+    Buffer.from(a).toString("latin1"),
+    Buffer.from(b).toString("latin1"),
+  );
+}
+
+function compareWalkOrderText(a: string, b: string): number {
+  const as = a.split("/");
+  const bs = b.split("/");
+  const n = Math.min(as.length, bs.length);
+  for (let i = 0; i < n; i++) {
+    if (as[i] !== bs[i]) return as[i] < bs[i] ? -1 : 1;
+  }
+  return as.length - bs.length;
+}
+
+/** Reads and sorts one directory's names, closing its handle before returning. */
+async function readNames(directory: Buffer, batch: number): Promise<Name[] | Error> {
+  const names: Name[] = [];
+  try {
+    const dir = await opendir(directory, { encoding: "buffer", bufferSize: batch } as never);
+    for await (const dirent of dir) {
+      const raw = dirent.name as unknown;
+      // Deno ignores encoding "buffer" and gives strings (UTF-8 names only there).
+      const name = (Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw))).toString("latin1");
+      let kind: EntryKind | undefined = dirent.isFile()
+        ? "file"
+        : dirent.isDirectory()
+        ? "directory"
+        : dirent.isSymbolicLink()
+        ? "symlink"
+        : undefined;
+      if (kind === undefined) kind = await kindByLstat(directory, name, dirent);
+      names.push({ name, kind });
+    }
+  } catch (error) {
+    return error as Error;
+  }
+  names.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  return names;
+}
+
+/** Some filesystems report no type in getdents (DT_UNKNOWN): ask lstat. */
+async function kindByLstat(
+  directory: Buffer,
+  name: string,
+  dirent: { isFIFO(): boolean; isSocket(): boolean; isBlockDevice(): boolean },
+): Promise<EntryKind> {
+  if (dirent.isFIFO() || dirent.isSocket() || dirent.isBlockDevice()) return "other";
+  try {
+    const stats = await lstat(Buffer.concat([directory, Buffer.from("/" + name, "latin1")]));
+    if (stats.isFile()) return "file";
+    if (stats.isDirectory()) return "directory";
+    if (stats.isSymbolicLink()) return "symlink";
+  } catch {
+    // Vanished meanwhile: reported as "other" and skipped by the caller.
+  }
+  return "other";
+}

@@ -1,0 +1,100 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PathFilter } from "./glob.ts";
+import { compareWalkOrder, type WalkEntry, type WalkFailure, walkTree } from "./walk.ts";
+
+function makeTree(): string {
+  const root = mkdtempSync(join(tmpdir(), "riakfs-walk-"));
+  for (const dir of ["a", "a/b", "a b", "c", "c/d", "c/d/e"]) mkdirSync(join(root, dir));
+  for (const file of ["z.txt", "a/1.log", "a/b/2.txt", "a b/3.txt", "c/d/e/4.tmp", "c/5"]) {
+    writeFileSync(join(root, file), file);
+  }
+  symlinkSync("z.txt", join(root, "link"));
+  return root;
+}
+
+async function collect(iterable: AsyncIterable<WalkEntry | WalkFailure>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const entry of iterable) out.push(`${entry.kind}:${entry.path.toString()}`);
+  return out;
+}
+
+const FULL = [
+  "directory:a",
+  "file:a/1.log",
+  "directory:a/b",
+  "file:a/b/2.txt",
+  "directory:a b",
+  "file:a b/3.txt",
+  "directory:c",
+  "file:c/5",
+  "directory:c/d",
+  "directory:c/d/e",
+  "file:c/d/e/4.tmp",
+  "symlink:link",
+  "file:z.txt",
+];
+
+Deno.test("walkTree yields a stable depth-first order with names sorted by bytes", async () => {
+  const root = makeTree();
+  try {
+    assert.deepEqual(await collect(walkTree(root)), FULL);
+    assert.deepEqual(await collect(walkTree(root, { direntBatch: 1 })), FULL);
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+});
+
+Deno.test("walk order agrees with compareWalkOrder (a directory before its contents)", () => {
+  const paths = FULL.map((line) => Buffer.from(line.slice(line.indexOf(":") + 1)));
+  for (let i = 1; i < paths.length; i++) {
+    assert.ok(compareWalkOrder(paths[i - 1], paths[i]) < 0, `${paths[i - 1]} < ${paths[i]}`);
+  }
+  assert.equal(compareWalkOrder(Buffer.from("a/b"), Buffer.from("a/b")), 0);
+});
+
+Deno.test("walkTree resumes strictly after a cursor and stops at an end (inclusive)", async () => {
+  const root = makeTree();
+  try {
+    for (let cut = 0; cut < FULL.length; cut++) {
+      const cursor = Buffer.from(FULL[cut].slice(FULL[cut].indexOf(":") + 1));
+      const after = await collect(walkTree(root, { startAfter: cursor }));
+      const upTo = await collect(walkTree(root, { endAt: cursor }));
+      assert.deepEqual(after, FULL.slice(cut + 1), `after ${cursor}`);
+      assert.deepEqual(upTo, FULL.slice(0, cut + 1), `up to ${cursor}`);
+    }
+    // A cursor that no longer exists still resumes at the right place.
+    assert.deepEqual(
+      await collect(walkTree(root, { startAfter: Buffer.from("a/b/1-gone") })),
+      FULL.slice(3),
+    );
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+});
+
+Deno.test("walkTree prunes excluded directories and keeps only included files", async () => {
+  const root = makeTree();
+  try {
+    const filter = new PathFilter(["*.txt", "c/**"], ["d", "*.log"]);
+    assert.deepEqual(await collect(walkTree(root, { filter })), [
+      "directory:a",
+      "directory:a/b",
+      "file:a/b/2.txt",
+      "directory:a b",
+      "file:a b/3.txt",
+      "directory:c",
+      "file:c/5",
+      "file:z.txt",
+    ]);
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+});
+
+Deno.test("walkTree reports an unreadable root instead of throwing", async () => {
+  const out = await collect(walkTree("/nonexistent/riakfs-walk-test"));
+  assert.deepEqual(out, ["unreadable:"]);
+});

@@ -1,0 +1,167 @@
+/**
+ * Test support for the overlay tests: a started overlay (every queue, the journal, the
+ * control socket) over a temporary source directory and a fresh store on the test Riak,
+ * plus helpers that drive the FileSystem methods the way the kernel would.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FileSystem, RequestContext } from "../fuse/filesystem.ts";
+import { ROOT_NODE_ID } from "../fuse/filesystem.ts";
+import { type StoreFixture, withStore } from "../store/_test_support.ts";
+import { Logger } from "./log.ts";
+import { overlaySettingsFromOptions } from "./mount_options.ts";
+import { type OverlayRuntime, startOverlay } from "./runtime.ts";
+
+/** What an overlay test gets. */
+export interface OverlayFixture extends StoreFixture {
+  source: string;
+  spool: string;
+  mountpoint: string;
+  runDirectory: string;
+  runtime: OverlayRuntime;
+  fs: FileSystem;
+  logLines: string[];
+  /** Starts another runtime over the same source and spool (a restart). */
+  restart(extra?: Record<string, unknown>): Promise<OverlayRuntime>;
+}
+
+/** A request context of root, as the kernel sends it. */
+export const ROOT_CTX: RequestContext = {
+  uid: 0,
+  gid: 0,
+  pid: 0,
+  signal: new AbortController().signal,
+};
+
+/** Runs `body` with an overlay in `preset` (+ raw option overrides), cleaning up after. */
+export async function withOverlay(
+  preset: string,
+  body: (fixture: OverlayFixture) => Promise<void>,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
+  await withStore(async (store) => {
+    const directory = await mkdtemp(join(tmpdir(), "riakfs-overlay-"));
+    const source = join(directory, "source");
+    const spool = join(directory, "spool");
+    const runDirectory = join(directory, "run");
+    const mountpoint = join(directory, "mnt");
+    await mkdir(source);
+    const logLines: string[] = [];
+    const logger = new Logger({
+      format: "json",
+      level: "debug",
+      sink: { write: (line: string) => logLines.push(line) },
+    });
+    const runtimes: OverlayRuntime[] = [];
+    const start = async (more: Record<string, unknown>) => {
+      const settings = overlaySettingsFromOptions({
+        preset,
+        spool,
+        runDir: runDirectory,
+        riakReadTimeout: "2000",
+        ...extra,
+        ...more,
+      });
+      const runtime = await startOverlay({
+        settings,
+        source: settings.mode.reads === "riak" ? undefined : source,
+        mountpoint,
+        store: store.store,
+        riakNodes: store.riak.nodes,
+        logger,
+      });
+      runtimes.push(runtime);
+      return runtime;
+    };
+    try {
+      const runtime = await start({});
+      await body({
+        ...store,
+        source,
+        spool,
+        mountpoint,
+        runDirectory,
+        runtime,
+        fs: runtime.fileSystem,
+        logLines,
+        restart: start,
+      });
+    } finally {
+      await store.riak.server?.faults.clear();
+      for (const runtime of runtimes) await runtime.stop(5_000);
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+}
+
+/** The node id of `path`, looked up component by component (each lookup takes a reference). */
+export async function lookupPath(fs: FileSystem, path: string): Promise<number> {
+  let node = ROOT_NODE_ID;
+  for (const name of path.split("/").filter((part) => part !== "")) {
+    node = (await fs.lookup!(ROOT_CTX, node, name)).nodeid;
+  }
+  return node;
+}
+
+/** Reads a whole file through open/read/release, in `piece`-byte reads. */
+export async function readThrough(fs: FileSystem, path: string, piece = 65536): Promise<Buffer> {
+  const node = await lookupPath(fs, path);
+  const { fh } = await fs.open!(ROOT_CTX, node, 0);
+  const parts: Uint8Array[] = [];
+  try {
+    for (let offset = 0;; offset += piece) {
+      const part = await fs.read!(ROOT_CTX, node, fh, offset, piece);
+      parts.push(part);
+      if (part.length < piece) break;
+    }
+  } finally {
+    await fs.release!(ROOT_CTX, node, fh, 0);
+  }
+  return Buffer.concat(parts);
+}
+
+/** Creates (or truncates) `path` and writes `content` through create/write/flush/release. */
+export async function writeThrough(
+  fs: FileSystem,
+  path: string,
+  content: Uint8Array,
+  mode = 0o644,
+): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const parent = await lookupPath(fs, path.slice(0, slash) || "/");
+  const created = await fs.create!(ROOT_CTX, parent, path.slice(slash + 1), 0o1101, mode, 0o022);
+  const { nodeid } = created.entry;
+  const fh = created.opened.fh;
+  try {
+    for (let offset = 0; offset < content.length; offset += 131072) {
+      await fs.write!(ROOT_CTX, nodeid, fh, offset, content.subarray(offset, offset + 131072));
+    }
+    await fs.flush!(ROOT_CTX, nodeid, fh);
+  } finally {
+    await fs.release!(ROOT_CTX, nodeid, fh, 0);
+  }
+}
+
+/** The names a directory lists (without `.` and `..`). */
+export async function listThrough(fs: FileSystem, path: string): Promise<string[]> {
+  const node = await lookupPath(fs, path);
+  const { fh } = await fs.opendir!(ROOT_CTX, node, 0);
+  const names: string[] = [];
+  try {
+    await fs.readdir!(ROOT_CTX, node, fh, 0, {
+      add: (entry) => {
+        names.push(entry.name);
+        return true;
+      },
+      addPlus: () => true,
+      fits: () => true,
+    });
+  } finally {
+    await fs.releasedir!(ROOT_CTX, node, fh);
+  }
+  return names.filter((name) => name !== "." && name !== "..");
+}

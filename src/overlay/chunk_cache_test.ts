@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { ChunkCache, type FileVersion, ReadPattern } from "./chunk_cache.ts";
+import { MountMetrics } from "./metrics.ts";
+
+/** A deterministic file of `size` bytes and a fetcher that records every request. */
+function source(size: number) {
+  const bytes = Buffer.alloc(size);
+  for (let index = 0; index < size; index++) bytes[index] = (index * 31 + 7) & 0xff;
+  const requests: [number, number][] = [];
+  const fetch = (offset: number, length: number) => {
+    requests.push([offset, length]);
+    return Promise.resolve(bytes.subarray(offset, offset + length));
+  };
+  return { bytes, requests, fetch };
+}
+
+Deno.test("reads spanning blocks return the exact bytes, and repeats hit the cache", async () => {
+  const metrics = new MountMetrics();
+  const cache = new ChunkCache({ blockSize: 10, maxBytes: 1000, readAheadBlocks: 0, metrics });
+  const { bytes, requests, fetch } = source(95);
+  const file: FileVersion = { path: "/f", version: "v1", size: 95 };
+  assert.deepEqual(await cache.read(file, 5, 20, fetch), bytes.subarray(5, 25));
+  assert.deepEqual(requests, [[0, 10], [10, 10], [20, 10]]);
+  assert.deepEqual(await cache.read(file, 12, 3, fetch), bytes.subarray(12, 15));
+  assert.equal(requests.length, 3);
+  assert.deepEqual(await cache.read(file, 90, 100, fetch), bytes.subarray(90, 95));
+  assert.deepEqual(requests[3], [90, 5]);
+  assert.equal((await cache.read(file, 95, 10, fetch)).length, 0);
+  const counters = metrics.snapshot().cache;
+  assert.equal(counters.hits, 1);
+  assert.equal(counters.misses, 4);
+  assert.equal(counters.bytes, 35);
+});
+
+Deno.test("the byte bound evicts the least recently used blocks", async () => {
+  const cache = new ChunkCache({ blockSize: 10, maxBytes: 30, readAheadBlocks: 0 });
+  const { requests, fetch } = source(100);
+  const file: FileVersion = { path: "/f", version: "v1", size: 100 };
+  await cache.read(file, 0, 1, fetch); // block 0
+  await cache.read(file, 10, 1, fetch); // block 1
+  await cache.read(file, 20, 1, fetch); // block 2
+  await cache.read(file, 0, 1, fetch); // touch block 0
+  await cache.read(file, 30, 1, fetch); // block 3 evicts block 1
+  assert.equal(cache.bytes, 30);
+  assert.equal(requests.length, 4);
+  await cache.read(file, 0, 1, fetch);
+  assert.equal(requests.length, 4, "block 0 stayed");
+  await cache.read(file, 10, 1, fetch);
+  assert.equal(requests.length, 5, "block 1 was evicted");
+  assert.ok(cache.bytes <= 30);
+});
+
+Deno.test("a new version or an invalidation misses; concurrent reads share one fetch", async () => {
+  const cache = new ChunkCache({ blockSize: 10, readAheadBlocks: 0 });
+  const { requests, fetch } = source(50);
+  const v1: FileVersion = { path: "/f", version: "v1", size: 50 };
+  await Promise.all([cache.read(v1, 0, 5, fetch), cache.read(v1, 2, 5, fetch)]);
+  assert.equal(requests.length, 1);
+  await cache.read({ ...v1, version: "v2" }, 0, 5, fetch);
+  assert.equal(requests.length, 2);
+  cache.invalidate("/f");
+  assert.equal(cache.bytes, 0);
+  await cache.read(v1, 0, 5, fetch);
+  assert.equal(requests.length, 3);
+});
+
+Deno.test("sequential reads fetch the next blocks ahead", async () => {
+  const metrics = new MountMetrics();
+  const cache = new ChunkCache({ blockSize: 10, readAheadBlocks: 2, metrics });
+  const { bytes, requests, fetch } = source(100);
+  const file: FileVersion = { path: "/f", version: "v1", size: 100 };
+  const pattern = new ReadPattern();
+  await cache.read(file, 0, 10, fetch, pattern);
+  assert.equal(requests.length, 1, "one read is not yet a pattern");
+  await cache.read(file, 10, 10, fetch, pattern);
+  // Block 1 was read, blocks 2 and 3 were fetched ahead.
+  assert.deepEqual(requests.map(([offset]) => offset).sort((a, b) => a - b), [0, 10, 20, 30]);
+  const before = metrics.snapshot().cache.hits;
+  assert.deepEqual(await cache.read(file, 20, 10, fetch, pattern), bytes.subarray(20, 30));
+  assert.equal(metrics.snapshot().cache.hits, before + 1);
+  assert.ok(metrics.snapshot().cache.readAheadChunks >= 2);
+  // A random read resets the streak.
+  await cache.read(file, 80, 5, fetch, pattern);
+  assert.equal(pattern.streak, 0);
+});
+
+Deno.test("a failed fetch rejects the read and is not cached", async () => {
+  const cache = new ChunkCache({ blockSize: 10 });
+  const file: FileVersion = { path: "/f", version: "v1", size: 10 };
+  await assert.rejects(
+    cache.read(file, 0, 5, () => Promise.reject(new Error("Riak down"))),
+    /Riak down/,
+  );
+  assert.equal(cache.bytes, 0);
+  assert.equal((await cache.read(file, 0, 5, () => Promise.resolve(new Uint8Array(10)))).length, 5);
+  assert.throws(() => new ChunkCache({ blockSize: 0 }), /blockSize must be a whole number >= 1/);
+});

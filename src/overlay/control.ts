@@ -1,0 +1,222 @@
+/**
+ * The control socket of a running mount: a unix socket beside the pid file that answers
+ * `riakfs status MOUNTPOINT` with the mount's counters as JSON. One request per connection:
+ * the client writes a command line (`status\n`), the server writes one JSON line and closes.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { chmod, unlink } from "node:fs/promises";
+import { connect, createServer, type Server } from "node:net";
+import { resolve } from "node:path";
+import { formatBytes } from "../migration/progress_reporter.ts";
+import type { HealthSnapshot } from "./health.ts";
+import { cacheHitRatio, type MetricsSnapshot } from "./metrics.ts";
+import { describeMode, type MountMode, presetOf } from "./modes.ts";
+
+/** Where mounts keep their pid files and control sockets. */
+export const DEFAULT_RUN_DIRECTORY = "/run/riakfs";
+
+/** Default time `riakfs status` waits for the mount to answer. */
+export const DEFAULT_STATUS_TIMEOUT_MS = 5_000;
+
+/** The run-time files of one mount. */
+export interface RuntimePaths {
+  pidFile: string;
+  controlSocket: string;
+}
+
+/**
+ * The pid file and control socket of the mount at `mountpoint`. Names are derived from the
+ * absolute mountpoint, shortened and hashed so the socket path stays below the 108-byte
+ * limit of unix socket addresses.
+ *
+ * @example
+ * ```ts
+ * runtimePaths("/srv/images").controlSocket; // "/run/riakfs/srv-images-<hash>.sock"
+ * ```
+ */
+export function runtimePaths(
+  mountpoint: string,
+  runDirectory = DEFAULT_RUN_DIRECTORY,
+): RuntimePaths {
+  const absolute = resolve(mountpoint);
+  const readable = absolute.replace(/^\/+/, "").replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 40) ||
+    "root";
+  const hash = createHash("sha256").update(absolute).digest("hex").slice(0, 12);
+  const base = `${resolve(runDirectory)}/${readable}-${hash}`;
+  return { pidFile: `${base}.pid`, controlSocket: `${base}.sock` };
+}
+
+/** What a running mount reports about itself. */
+export interface StatusReport {
+  mountpoint: string;
+  /** The source directory, if the mode uses one. */
+  source?: string;
+  pid: number;
+  /** When the mount started serving (ISO 8601). */
+  startedAt: string;
+  /** The preset the knobs match, if any. */
+  preset?: string;
+  mode: MountMode;
+  riak: HealthSnapshot & { nodes: string[] };
+  spool?: { directory: string; files: number; bytes: number };
+  metrics: MetricsSnapshot;
+}
+
+/** No mount answers at the control socket. */
+export class NotServingError extends Error {
+  /** The control socket tried. */
+  readonly socket: string;
+
+  constructor(mountpoint: string, socket: string, reason: string) {
+    super(`no riakfs mount answers for ${mountpoint} (control socket ${socket}: ${reason})`);
+    this.name = "NotServingError";
+    this.socket = socket;
+  }
+}
+
+/** A listening control server. */
+export interface ControlServer {
+  socket: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on `socket` (mode 0600; a stale socket file from a crashed run is replaced) and
+ * answers `status` with `report()`.
+ */
+export async function startControlServer(
+  socket: string,
+  report: () => Promise<StatusReport>,
+): Promise<ControlServer> {
+  await unlinkIfPresent(socket);
+  const server: Server = createServer((connection) => {
+    let request = "";
+    connection.setEncoding("utf8");
+    connection.on("error", () => {}); // A client that went away is not the mount's problem.
+    connection.on("data", (piece: string) => {
+      request += piece;
+      if (!request.includes("\n")) return;
+      const command = request.slice(0, request.indexOf("\n")).trim();
+      const answer = command === "status"
+        ? report().then((value) => ({ ok: true, status: value }))
+        : Promise.resolve({ ok: false, error: `unknown command ${JSON.stringify(command)}` });
+      answer
+        .catch((error: Error) => ({ ok: false, error: error.message }))
+        .then((value) => connection.end(JSON.stringify(value) + "\n"));
+    });
+  });
+  await new Promise<void>((done, fail) => {
+    server.once("error", fail);
+    server.listen(socket, () => {
+      server.off("error", fail);
+      done();
+    });
+  });
+  await chmod(socket, 0o600);
+  return {
+    socket,
+    close: async () => {
+      await new Promise<void>((done) => server.close(() => done()));
+      await unlinkIfPresent(socket);
+    },
+  };
+}
+
+/** Asks the mount behind `socket` for its status. */
+export function queryStatus(
+  mountpoint: string,
+  socket: string,
+  timeoutMs = DEFAULT_STATUS_TIMEOUT_MS,
+): Promise<StatusReport> {
+  return new Promise((done, fail) => {
+    let answer = "";
+    const client = connect(socket);
+    const timer = setTimeout(() => {
+      client.destroy();
+      fail(new NotServingError(mountpoint, socket, `no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    client.setEncoding("utf8");
+    client.on("connect", () => client.write("status\n"));
+    client.on("data", (piece: string) => answer += piece);
+    client.on("error", (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const reason = error.code === "ENOENT"
+        ? "not found"
+        : error.code === "ECONNREFUSED"
+        ? "nothing listening"
+        : error.message;
+      fail(new NotServingError(mountpoint, socket, reason));
+    });
+    client.on("end", () => {
+      clearTimeout(timer);
+      try {
+        const parsed = JSON.parse(answer);
+        if (!parsed.ok) throw new Error(parsed.error);
+        done(parsed.status as StatusReport);
+      } catch (error) {
+        fail(new NotServingError(mountpoint, socket, `bad answer: ${(error as Error).message}`));
+      }
+    });
+  });
+}
+
+/** The status as text for people. */
+export function formatStatus(report: StatusReport): string {
+  const m = report.metrics;
+  const ratio = cacheHitRatio(m);
+  const ops = Object.entries(m.ops).sort(([a], [b]) => a.localeCompare(b));
+  const errors = Object.entries(m.errors).sort(([a], [b]) => a.localeCompare(b));
+  const lines = [
+    `mountpoint   ${report.mountpoint}`,
+    `source       ${report.source ?? "-"}`,
+    `pid          ${report.pid}, serving since ${report.startedAt}`,
+    `mode         ${report.preset ?? presetOf(report.mode) ?? "custom"} (${
+      describeMode(report.mode)
+    })`,
+    `riak         ${report.riak.nodes.join(",")} ${
+      report.riak.reachable
+        ? "reachable"
+        : `UNREACHABLE since ${
+          new Date(report.riak.downSince!).toISOString()
+        }: ${report.riak.lastError}`
+    }, ${report.riak.outages} outage(s)`,
+    `read         ${formatBytes(m.bytesReadLocal)} local, ${
+      formatBytes(m.bytesReadRiak)
+    } from Riak`,
+    `written      ${formatBytes(m.bytesWritten)}`,
+    `uploads      ${m.uploads.pending} pending, ${m.uploads.active} running, ${m.uploads.uploaded} done (${
+      formatBytes(m.uploads.bytesUploaded)
+    }), ${m.uploads.failedAttempts} failed attempts, ${m.uploads.abandoned} abandoned`,
+    `copy-on-read ${m.copyOnRead.queued} queued, ${m.copyOnRead.active} running, ${m.copyOnRead.copied} copied, ${m.copyOnRead.skipped} skipped, ${m.copyOnRead.failed} failed`,
+    `local copies ${m.localDeletion.deleted} deleted after verification, ${m.localDeletion.kept} kept`,
+    `cache        ${formatBytes(m.cache.bytes)} held, hit ratio ${
+      ratio === undefined ? "-" : `${(ratio * 100).toFixed(1)}%`
+    } (${m.cache.hits} hits, ${m.cache.misses} misses)`,
+  ];
+  if (report.spool) {
+    lines.push(
+      `spool        ${report.spool.directory}: ${report.spool.files} file(s), ${
+        formatBytes(report.spool.bytes)
+      }`,
+    );
+  }
+  lines.push(
+    `ops          ${ops.length === 0 ? "-" : ops.map(([op, n]) => `${op}=${n}`).join(" ")}`,
+  );
+  lines.push(
+    `errors       ${
+      errors.length === 0 ? "-" : errors.map(([code, n]) => `${code}=${n}`).join(" ")
+    }`,
+  );
+  return lines.join("\n");
+}
+
+async function unlinkIfPresent(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * Copy-on-read: once an application has read a whole local file, a background copy into
+ * Riak is queued, so a migration advances with the traffic. The read itself never waits:
+ * `enqueue` is synchronous, a full queue skips the file (the pre-warm job catches it later),
+ * the same path is never queued twice, and the bytes being copied at once are bounded.
+ *
+ * @module
+ */
+import { SILENT_LOGGER } from "./log.ts";
+import type { Logger } from "./log.ts";
+import type { MountMetrics } from "./metrics.ts";
+
+/**
+ * The byte ranges one open handle has read, to tell when it has read the whole file.
+ *
+ * @example
+ * ```ts
+ * const coverage = new ReadCoverage();
+ * coverage.add(0, 4096);
+ * coverage.add(4096, 100);
+ * coverage.covers(4196); // true
+ * ```
+ */
+export class ReadCoverage {
+  /** Disjoint, sorted [start, end) ranges. */
+  #ranges: [number, number][] = [];
+
+  /** Records that `length` bytes were read at `offset`. */
+  add(offset: number, length: number): void {
+    if (length <= 0) return;
+    let start = offset;
+    let end = offset + length;
+    const kept: [number, number][] = [];
+    let placed = false;
+    for (const range of this.#ranges) {
+      if (range[1] < start) kept.push(range);
+      else if (range[0] > end) {
+        if (!placed) {
+          kept.push([start, end]);
+          placed = true;
+        }
+        kept.push(range);
+      } else {
+        start = Math.min(start, range[0]);
+        end = Math.max(end, range[1]);
+      }
+    }
+    if (!placed) kept.push([start, end]);
+    this.#ranges = kept;
+  }
+
+  /** Whether every byte of a file of `size` bytes was read. An empty file counts once read. */
+  covers(size: number): boolean {
+    if (size === 0) return true;
+    return this.#ranges.length > 0 && this.#ranges[0][0] === 0 && this.#ranges[0][1] >= size;
+  }
+
+  /** Bytes read at least once. */
+  get bytes(): number {
+    return this.#ranges.reduce((sum, [start, end]) => sum + end - start, 0);
+  }
+}
+
+/** Copies one local file into Riak. */
+export type FileCopier = (path: string, signal: AbortSignal) => Promise<void>;
+
+/** Default number of copies running at once. */
+export const DEFAULT_COPY_CONCURRENCY = 2;
+/** Default longest queue; further files are skipped (the pre-warm job catches them). */
+export const DEFAULT_COPY_QUEUE_LIMIT = 10_000;
+/** Default bound on the bytes of the files being copied at once. */
+export const DEFAULT_COPY_ACTIVE_BYTES = 64 * 1024 * 1024;
+
+/** Options of a {@link CopyOnReadQueue}. */
+export interface CopyOnReadOptions {
+  copy: FileCopier;
+  concurrency?: number;
+  queueLimit?: number;
+  /** Files start only while the bytes of running copies stay below this (one always may). */
+  activeBytesLimit?: number;
+  metrics?: MountMetrics;
+  logger?: Logger;
+}
+
+interface CopyJob {
+  path: string;
+  size: number;
+}
+
+/**
+ * The background copy queue.
+ *
+ * @example
+ * ```ts
+ * const queue = new CopyOnReadQueue({ copy: (path) => copyToRiak(path) });
+ * queue.enqueue("/photos/a.jpg", 52_000); // returns at once
+ * await queue.idle();
+ * ```
+ */
+export class CopyOnReadQueue {
+  readonly #options: CopyOnReadOptions;
+  readonly #logger: Logger;
+  readonly #concurrency: number;
+  readonly #queueLimit: number;
+  readonly #activeBytesLimit: number;
+  #queue: CopyJob[] = [];
+  readonly #known = new Set<string>();
+  #active = 0;
+  #activeBytes = 0;
+  #stopped = false;
+  readonly #abort = new AbortController();
+  #idle: (() => void)[] = [];
+
+  constructor(options: CopyOnReadOptions) {
+    this.#options = options;
+    this.#logger = options.logger ?? SILENT_LOGGER;
+    this.#concurrency = options.concurrency ?? DEFAULT_COPY_CONCURRENCY;
+    this.#queueLimit = options.queueLimit ?? DEFAULT_COPY_QUEUE_LIMIT;
+    this.#activeBytesLimit = options.activeBytesLimit ?? DEFAULT_COPY_ACTIVE_BYTES;
+    options.metrics?.onSnapshot(() => {
+      const value = options.metrics!.value.copyOnRead;
+      value.queued = this.#queue.length;
+      value.active = this.#active;
+    });
+  }
+
+  /** Files queued or being copied. */
+  get depth(): number {
+    return this.#queue.length + this.#active;
+  }
+
+  /**
+   * Queues a copy of `path` (`size` bytes) unless it is already queued or running, the queue
+   * is full, or the queue stopped. Never waits. Returns whether it was queued.
+   */
+  enqueue(path: string, size: number): boolean {
+    const metrics = this.#options.metrics?.value.copyOnRead;
+    if (this.#stopped || this.#known.has(path) || this.#queue.length >= this.#queueLimit) {
+      if (metrics) metrics.skipped++;
+      return false;
+    }
+    this.#known.add(path);
+    this.#queue.push({ path, size });
+    // Start copies on a later turn so the read that triggered this returns first.
+    setImmediate(() => this.#pump());
+    return true;
+  }
+
+  /** Resolves when nothing is queued or running. */
+  idle(): Promise<void> {
+    if (this.depth === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Drops what is queued, aborts running copies and waits for them to end. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const job of this.#queue) this.#known.delete(job.path);
+    this.#queue = [];
+    this.#abort.abort();
+    await this.idle();
+  }
+
+  #pump(): void {
+    while (!this.#stopped && this.#active < this.#concurrency && this.#queue.length > 0) {
+      const next = this.#queue[0];
+      if (this.#active > 0 && this.#activeBytes + next.size > this.#activeBytesLimit) break;
+      this.#queue.shift();
+      this.#active++;
+      this.#activeBytes += next.size;
+      void this.#run(next).finally(() => {
+        this.#active--;
+        this.#activeBytes -= next.size;
+        this.#known.delete(next.path);
+        this.#pump();
+        if (this.depth === 0) {
+          const idle = this.#idle;
+          this.#idle = [];
+          for (const resolve of idle) resolve();
+        }
+      });
+    }
+  }
+
+  async #run(job: CopyJob): Promise<void> {
+    const metrics = this.#options.metrics?.value.copyOnRead;
+    try {
+      await this.#options.copy(job.path, this.#abort.signal);
+      if (metrics) metrics.copied++;
+    } catch (error) {
+      if (metrics) metrics.failed++;
+      // A failed copy is not retried here: the next full read or the pre-warm job retries.
+      this.#logger.debug("copy-on-read failed", {
+        path: job.path,
+        error: (error as Error).message,
+      });
+    }
+  }
+}

@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import { CopyOnReadQueue, ReadCoverage } from "./copy_on_read.ts";
+import { MountMetrics } from "./metrics.ts";
+
+Deno.test("ReadCoverage merges ranges read in any order", () => {
+  const coverage = new ReadCoverage();
+  assert.equal(coverage.covers(10), false);
+  coverage.add(6, 4);
+  coverage.add(0, 3);
+  assert.equal(coverage.covers(10), false);
+  assert.equal(coverage.bytes, 7);
+  coverage.add(2, 5);
+  assert.equal(coverage.covers(10), true);
+  assert.equal(coverage.covers(11), false);
+  assert.equal(coverage.bytes, 10);
+  coverage.add(20, 0);
+  assert.equal(coverage.bytes, 10);
+  assert.equal(new ReadCoverage().covers(0), true);
+});
+
+Deno.test("enqueue returns before the copy runs and dedupes queued paths", async () => {
+  const copied: string[] = [];
+  const metrics = new MountMetrics();
+  const queue = new CopyOnReadQueue({
+    metrics,
+    copy: (path) => {
+      copied.push(path);
+      return Promise.resolve();
+    },
+  });
+  assert.equal(queue.enqueue("/a", 1), true);
+  assert.equal(queue.enqueue("/a", 1), false);
+  assert.equal(queue.enqueue("/b", 1), true);
+  assert.deepEqual(copied, [], "nothing runs on the caller's turn");
+  assert.equal(metrics.snapshot().copyOnRead.queued, 2);
+  await queue.idle();
+  assert.deepEqual(copied.sort(), ["/a", "/b"]);
+  const counters = metrics.snapshot().copyOnRead;
+  assert.equal(counters.copied, 2);
+  assert.equal(counters.skipped, 1);
+  assert.equal(counters.queued, 0);
+  // Once done, the same path may be queued again (it may have changed since).
+  assert.equal(queue.enqueue("/a", 1), true);
+  await queue.idle();
+  assert.equal(copied.length, 3);
+});
+
+Deno.test("concurrency, queue length and bytes in flight are bounded", async () => {
+  let running = 0;
+  let peak = 0;
+  let peakBytes = 0;
+  let bytes = 0;
+  const sizes = new Map<string, number>();
+  const queue = new CopyOnReadQueue({
+    concurrency: 3,
+    queueLimit: 20,
+    activeBytesLimit: 250,
+    copy: async (path) => {
+      running++;
+      bytes += sizes.get(path)!;
+      peak = Math.max(peak, running);
+      peakBytes = Math.max(peakBytes, bytes);
+      await new Promise((resolve) => setImmediate(resolve));
+      bytes -= sizes.get(path)!;
+      running--;
+    },
+  });
+  let accepted = 0;
+  for (let index = 0; index < 30; index++) {
+    const path = `/f${index}`;
+    sizes.set(path, index === 0 ? 1000 : 100);
+    if (queue.enqueue(path, sizes.get(path)!)) accepted++;
+  }
+  assert.equal(accepted, 20);
+  await queue.idle();
+  assert.ok(peak <= 3);
+  // The 1000-byte file ran alone; the others at most two at a time (250-byte bound).
+  assert.equal(peakBytes, 1000);
+});
+
+Deno.test("a failed copy is counted, logged, and does not block the queue", async () => {
+  const metrics = new MountMetrics();
+  const queue = new CopyOnReadQueue({
+    metrics,
+    copy: (path) => path === "/bad" ? Promise.reject(new Error("EIO")) : Promise.resolve(),
+  });
+  queue.enqueue("/bad", 1);
+  queue.enqueue("/good", 1);
+  await queue.idle();
+  const counters = metrics.snapshot().copyOnRead;
+  assert.equal(counters.failed, 1);
+  assert.equal(counters.copied, 1);
+});
+
+Deno.test("stop drops the queue, aborts running copies and refuses new ones", async () => {
+  let aborted = false;
+  const queue = new CopyOnReadQueue({
+    concurrency: 1,
+    copy: (_path, signal) =>
+      new Promise((_, reject) => {
+        signal.addEventListener("abort", () => {
+          aborted = true;
+          reject(new Error("aborted"));
+        });
+      }),
+  });
+  queue.enqueue("/slow", 1);
+  queue.enqueue("/never", 1);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(queue.depth, 2);
+  await queue.stop();
+  assert.equal(aborted, true);
+  assert.equal(queue.depth, 0);
+  assert.equal(queue.enqueue("/late", 1), false);
+});

@@ -1,0 +1,155 @@
+/**
+ * Whether Riak is reachable, as seen by the requests the mount makes. The first failure of
+ * an outage logs one warning and the first success after it logs one recovery line with how
+ * many requests failed in between: an outage is logged once, not once per request. Requests
+ * that need Riak run under a deadline so a dead cluster answers EIO instead of hanging the
+ * application.
+ *
+ * @module
+ */
+import { RiakRequestError, StoreError } from "../store/errors.ts";
+import type { Logger } from "./log.ts";
+
+/** Riak did not answer within the deadline; maps to EIO. */
+export class RiakTimeoutError extends StoreError {
+  /** The deadline that passed, in milliseconds. */
+  readonly timeoutMs: number;
+
+  constructor(operation: string, timeoutMs: number) {
+    super("EIO", `Riak ${operation} did not answer within ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * Whether an error means Riak (or the way to it) is down, as opposed to an answer such as
+ * "not found" or a checksum mismatch.
+ */
+export function isOutageError(error: unknown): boolean {
+  if (error instanceof RiakTimeoutError || error instanceof RiakRequestError) return true;
+  if (error instanceof StoreError) return false;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" &&
+    ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE"]
+      .includes(code);
+}
+
+/** A snapshot of the tracker for status output. */
+export interface HealthSnapshot {
+  reachable: boolean;
+  /** When the current outage began (ms since the epoch), if Riak is down. */
+  downSince?: number;
+  /** The error that began the current outage. */
+  lastError?: string;
+  /** Outages seen since the mount started. */
+  outages: number;
+}
+
+/**
+ * Tracks Riak's reachability from request outcomes.
+ *
+ * @example
+ * ```ts
+ * const health = new RiakHealth(logger);
+ * const meta = await health.run("stat /a", 5_000, () => store.stat("/a"));
+ * ```
+ */
+export class RiakHealth {
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  #downSince: number | undefined;
+  #lastError: string | undefined;
+  #failedDuringOutage = 0;
+  #outages = 0;
+
+  constructor(logger: Logger, now: () => number = Date.now) {
+    this.#logger = logger;
+    this.#now = now;
+  }
+
+  /** Whether the last request that reached a verdict found Riak up. */
+  get reachable(): boolean {
+    return this.#downSince === undefined;
+  }
+
+  /** Records a request Riak answered. Logs the end of an outage once. */
+  succeeded(): void {
+    if (this.#downSince === undefined) return;
+    const seconds = ((this.#now() - this.#downSince) / 1000).toFixed(1);
+    this.#logger.info("Riak reachable again", {
+      outage_seconds: Number(seconds),
+      failed_requests: this.#failedDuringOutage,
+    });
+    this.#downSince = undefined;
+    this.#lastError = undefined;
+    this.#failedDuringOutage = 0;
+  }
+
+  /**
+   * Records a failed request. Outage errors mark Riak down (logged once per outage); other
+   * errors (not found, corrupt object) say Riak answered, so they count as success.
+   */
+  failed(error: unknown): void {
+    if (!isOutageError(error)) {
+      this.succeeded();
+      return;
+    }
+    this.#failedDuringOutage++;
+    if (this.#downSince !== undefined) return;
+    this.#downSince = this.#now();
+    this.#outages++;
+    this.#lastError = error instanceof Error ? error.message : String(error);
+    this.#logger.warn(
+      "Riak unreachable: serving local files, keeping writes in the spool until it is back",
+      { error: this.#lastError },
+    );
+  }
+
+  /**
+   * Runs a Riak request under a deadline and records its outcome. A request still running
+   * at the deadline rejects with {@link RiakTimeoutError}; its late result is ignored.
+   */
+  async run<T>(operation: string, timeoutMs: number, request: () => Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RiakTimeoutError(operation, timeoutMs)), timeoutMs);
+    });
+    const attempt = request();
+    attempt.catch(() => {}); // A late rejection after the deadline is not unhandled.
+    try {
+      const result = await Promise.race([attempt, deadline]);
+      this.succeeded();
+      return result;
+    } catch (error) {
+      this.failed(error);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Records the outcome of a request that has no deadline of its own (an upload, whose
+   * duration grows with the file), passing its result or error through.
+   */
+  async observe<T>(request: Promise<T>): Promise<T> {
+    try {
+      const result = await request;
+      this.succeeded();
+      return result;
+    } catch (error) {
+      this.failed(error);
+      throw error;
+    }
+  }
+
+  /** The state for `riakfs status`. */
+  snapshot(): HealthSnapshot {
+    return {
+      reachable: this.reachable,
+      downSince: this.#downSince,
+      lastError: this.#lastError,
+      outages: this.#outages,
+    };
+  }
+}

@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { NotFoundError, RiakRequestError } from "../store/errors.ts";
+import { isOutageError, RiakHealth, RiakTimeoutError } from "./health.ts";
+import { Logger } from "./log.ts";
+
+function recordingLogger() {
+  const lines: string[] = [];
+  const logger = new Logger({
+    format: "json",
+    sink: { write: (text: string) => lines.push(text) },
+    now: () => new Date(0),
+  });
+  return { lines, logger };
+}
+
+Deno.test("an outage is logged once, however many requests fail, and its end once", () => {
+  const { lines, logger } = recordingLogger();
+  let now = 1_000;
+  const health = new RiakHealth(logger, () => now);
+  for (let index = 0; index < 50; index++) {
+    health.failed(new RiakRequestError("get", undefined, new Error("connect ECONNREFUSED")));
+  }
+  assert.equal(health.reachable, false);
+  assert.equal(lines.length, 1);
+  const down = JSON.parse(lines[0]);
+  assert.equal(down.level, "warn");
+  assert.match(down.message, /Riak unreachable/);
+  assert.match(down.error, /ECONNREFUSED/);
+  assert.equal(health.snapshot().downSince, 1_000);
+  now = 4_500;
+  health.succeeded();
+  health.succeeded();
+  assert.equal(lines.length, 2);
+  const up = JSON.parse(lines[1]);
+  assert.equal(up.message, "Riak reachable again");
+  assert.equal(up.failed_requests, 50);
+  assert.equal(up.outage_seconds, 3.5);
+  assert.deepEqual(health.snapshot(), {
+    reachable: true,
+    downSince: undefined,
+    lastError: undefined,
+    outages: 1,
+  });
+});
+
+Deno.test("answers such as not-found do not count as an outage", () => {
+  const { lines, logger } = recordingLogger();
+  const health = new RiakHealth(logger);
+  health.failed(new NotFoundError("/x"));
+  assert.equal(health.reachable, true);
+  assert.equal(lines.length, 0);
+  assert.equal(isOutageError(Object.assign(new Error("x"), { code: "ECONNRESET" })), true);
+  assert.equal(isOutageError(new Error("plain")), false);
+  assert.equal(isOutageError(new RiakTimeoutError("get", 5)), true);
+});
+
+Deno.test("run() fails with EIO at the deadline instead of hanging", async () => {
+  const { logger } = recordingLogger();
+  const health = new RiakHealth(logger);
+  const never = new Promise<string>(() => {});
+  await assert.rejects(health.run("get /slow", 20, () => never), (error: unknown) => {
+    assert.ok(error instanceof RiakTimeoutError);
+    assert.equal(error.code, "EIO");
+    assert.match(error.message, /did not answer within 20 ms/);
+    return true;
+  });
+  assert.equal(health.reachable, false);
+  assert.equal(await health.run("get /fast", 1_000, () => Promise.resolve("ok")), "ok");
+  assert.equal(health.reachable, true);
+});

@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { JournalError, type NewUpload, UploadJournal } from "./journal.ts";
+
+function upload(path: string, staged = path.slice(1)): NewUpload {
+  return { path, staged, mode: 0o644, uid: 1, gid: 2, mtimeNs: "1700000000000000000", size: 3 };
+}
+
+async function withDirectory(body: (directory: string) => Promise<void>): Promise<void> {
+  const directory = await mkdtemp(join(tmpdir(), "riakfs-journal-"));
+  try {
+    await body(directory);
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+Deno.test("pending uploads survive a reopen; completed ones do not", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    const first = await UploadJournal.open(file);
+    assert.deepEqual(first.pending, []);
+    const a = await first.journal.add(upload("/a"));
+    const b = await first.journal.add(upload("/b"));
+    await first.journal.add(upload("/c"));
+    await first.journal.complete(b);
+    assert.equal(first.journal.pendingCount, 2);
+    // No close: a crash leaves the file as written.
+    const second = await UploadJournal.open(file);
+    assert.deepEqual(second.pending.map((entry) => entry.path), ["/a", "/c"]);
+    assert.deepEqual(second.pending[0], { id: a, ...upload("/a") });
+    // Ids keep growing after a reopen, so a late "done" never hits a new entry.
+    const d = await second.journal.add(upload("/d"));
+    assert.ok(d > second.pending[1].id);
+    await second.journal.close();
+    await first.journal.close();
+    // The reopen compacted the file to the pending entries.
+    const lines = (await readFile(file, "utf8")).trim().split("\n");
+    assert.equal(lines.length, 3);
+  });
+});
+
+Deno.test("concurrent appends all reach the file (group commit)", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    const { journal } = await UploadJournal.open(file);
+    const ids = await Promise.all(
+      Array.from({ length: 50 }, (_, index) => journal.add(upload(`/f${index}`))),
+    );
+    assert.equal(new Set(ids).size, 50);
+    await Promise.all(ids.filter((_, index) => index % 2 === 0).map((id) => journal.complete(id)));
+    await journal.close();
+    const { journal: again, pending } = await UploadJournal.open(file);
+    assert.deepEqual(
+      pending.map((entry) => entry.path),
+      Array.from({ length: 25 }, (_, index) => `/f${index * 2 + 1}`),
+    );
+    await again.close();
+  });
+});
+
+Deno.test("a torn last line is ignored, a damaged middle line is an error", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    const { journal } = await UploadJournal.open(file);
+    await journal.add(upload("/kept"));
+    await journal.close();
+    await appendFile(file, '{"op":"add","id":9,"pa');
+    const reopened = await UploadJournal.open(file);
+    assert.deepEqual(reopened.pending.map((entry) => entry.path), ["/kept"]);
+    await reopened.journal.close();
+
+    await writeFile(file, 'garbage\n{"op":"done","id":1}\n');
+    await assert.rejects(UploadJournal.open(file), (error: unknown) => {
+      assert.ok(error instanceof JournalError);
+      assert.match(error.message, /line 1 is damaged/);
+      return true;
+    });
+  });
+});
+
+Deno.test("a closed journal refuses appends", async () => {
+  await withDirectory(async (directory) => {
+    const { journal } = await UploadJournal.open(join(directory, "journal"));
+    await journal.close();
+    await assert.rejects(journal.add(upload("/x")), /journal is closed/);
+  });
+});

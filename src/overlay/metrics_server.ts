@@ -1,0 +1,66 @@
+/**
+ * `--metrics 127.0.0.1:PORT`: the mount's counters in Prometheus text format over HTTP at
+ * `/metrics`. Binds only where told; there is no default address.
+ *
+ * @module
+ */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+
+/** A malformed `--metrics` address. */
+export class MetricsAddressError extends Error {
+  constructor(text: string) {
+    super(`--metrics must be HOST:PORT (e.g. 127.0.0.1:9464), got ${JSON.stringify(text)}`);
+    this.name = "MetricsAddressError";
+  }
+}
+
+/** Parses `HOST:PORT` (IPv6 in brackets); port 0 picks a free port. */
+export function parseMetricsAddress(text: string): { host: string; port: number } {
+  const match = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(text.trim());
+  if (!match || Number(match[2]) > 65535) throw new MetricsAddressError(text);
+  return { host: match[1].replace(/^\[(.*)\]$/, "$1"), port: Number(match[2]) };
+}
+
+/** A listening metrics endpoint. */
+export interface MetricsServer {
+  /** The bound port (useful with port 0). */
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `render()` at `GET /metrics` on `address`.
+ *
+ * @example
+ * ```ts
+ * const server = await startMetricsServer("127.0.0.1:9464", () => toPrometheus(metrics.snapshot()));
+ * ```
+ */
+export async function startMetricsServer(
+  address: string,
+  render: () => string,
+): Promise<MetricsServer> {
+  const { host, port } = parseMetricsAddress(address);
+  const server = createServer((request, response) => {
+    if (request.method !== "GET" || (request.url ?? "").split("?")[0] !== "/metrics") {
+      response.writeHead(404, { "content-type": "text/plain" }).end(
+        "riakfs serves /metrics only\n",
+      );
+      return;
+    }
+    response.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    response.end(render());
+  });
+  await new Promise<void>((done, fail) => {
+    server.once("error", fail);
+    server.listen(port, host, () => {
+      server.off("error", fail);
+      done();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((done) => server.close(() => done())),
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * Node ids by path for the overlay. A file that lives only in Riak has no local inode, so
+ * the overlay names nodes by their path in the mount; a rename moves the node (and every
+ * node below a renamed directory) to the new path, keeping its id, as the kernel expects.
+ *
+ * @module
+ */
+import { ROOT_NODE_ID } from "../fuse/filesystem.ts";
+import { Errno, fail } from "../fuse/filesystem.ts";
+
+interface PathNode {
+  id: number;
+  path: string;
+  lookups: number;
+}
+
+/**
+ * Node ids <-> mount paths (`/`, `/a`, `/a/b`), with the kernel's lookup counts.
+ *
+ * @example
+ * ```ts
+ * const nodes = new NodeTable();
+ * const id = nodes.reference("/docs/a.txt"); // one lookup reference
+ * nodes.pathOf(id); // "/docs/a.txt"
+ * nodes.forget(id, 1);
+ * ```
+ */
+export class NodeTable {
+  readonly #byId = new Map<number, PathNode>();
+  readonly #byPath = new Map<string, PathNode>();
+  #nextId = ROOT_NODE_ID + 1;
+
+  constructor() {
+    const root = { id: ROOT_NODE_ID, path: "/", lookups: 1 };
+    this.#byId.set(root.id, root);
+    this.#byPath.set(root.path, root);
+  }
+
+  /** Nodes currently known (the root included). */
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  /** The path of a node; ESTALE when the kernel names a node it was told to forget. */
+  pathOf(id: number): string {
+    const node = this.#byId.get(id);
+    if (!node) throw fail(Errno.ESTALE, `node ${id} is no longer known`);
+    return node.path;
+  }
+
+  /** The node id of `path`, taking one lookup reference (an entry reply follows). */
+  reference(path: string): number {
+    let node = this.#byPath.get(path);
+    if (!node) {
+      node = { id: this.#nextId++, path, lookups: 0 };
+      this.#byId.set(node.id, node);
+      this.#byPath.set(path, node);
+    }
+    node.lookups++;
+    return node.id;
+  }
+
+  /** Drops `count` lookup references; at zero the node is freed (the root never is). */
+  forget(id: number, count: number): void {
+    const node = this.#byId.get(id);
+    if (!node || node.id === ROOT_NODE_ID) return;
+    node.lookups -= count;
+    if (node.lookups > 0) return;
+    this.#byId.delete(id);
+    if (this.#byPath.get(node.path) === node) this.#byPath.delete(node.path);
+  }
+
+  /** Moves the node at `from` and every node below it to `to`. */
+  rename(from: string, to: string): void {
+    const replaced = this.#byPath.get(to);
+    if (replaced) this.#byPath.delete(to);
+    const prefix = from === "/" ? "/" : `${from}/`;
+    const moved: PathNode[] = [];
+    for (const node of this.#byPath.values()) {
+      if (node.path === from || node.path.startsWith(prefix)) moved.push(node);
+    }
+    for (const node of moved) this.#byPath.delete(node.path);
+    for (const node of moved) {
+      node.path = to + node.path.slice(from.length);
+      this.#byPath.set(node.path, node);
+    }
+  }
+
+  /** Forgets the path binding of a removed entry (the node lives on until forgotten). */
+  unbind(path: string): void {
+    this.#byPath.delete(path);
+  }
+}
+
+/** `parent` + `/` + `name`, refusing names that are not one path component. */
+export function childPath(parent: string, name: string): string {
+  if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")) {
+    throw fail(Errno.EINVAL, `invalid name ${JSON.stringify(name)}`);
+  }
+  if (new TextEncoder().encode(name).length > 255) throw fail(Errno.ENAMETOOLONG);
+  return parent === "/" ? `/${name}` : `${parent}/${name}`;
+}
+
+/** The parent path of a non-root path. */
+export function parentOf(path: string): string {
+  const index = path.lastIndexOf("/");
+  return index <= 0 ? "/" : path.slice(0, index);
+}

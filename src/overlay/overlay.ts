@@ -1,0 +1,1378 @@
+/**
+ * The migrating overlay: one filesystem that serves a legacy local directory and a Riak
+ * namespace as one tree, following the mount's {@link MountMode} knobs. Nodes are named by
+ * path (a file that lives only in Riak has no local inode). Reads come from the newest
+ * place: an open write session, a staged file whose upload is pending, then Riak or the
+ * local file as the mode says. Writes in Riak-backed modes go to a staged file in the
+ * spool; close() journals it for upload (durable before close returns) and, when the mode
+ * writes locally too, publishes it into the source. fsync waits for Riak's acknowledgement.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { createHash, randomBytes } from "node:crypto";
+import type { BigIntStats } from "node:fs";
+import * as fsp from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import {
+  type Attr,
+  type AttrReply,
+  type Created,
+  type DirectorySink,
+  type Entry,
+  Errno,
+  fail,
+  type FileSystem,
+  type Opened,
+  type RequestContext,
+  type SetattrChanges,
+  type StatfsOut,
+  type Timespec,
+} from "../fuse/filesystem.ts";
+import { currentIdentity, type FileIdentity, sameIdentity } from "../migration/file_identity.ts";
+import { NotFoundError, StoreError } from "../store/errors.ts";
+import type { FileStat, Store } from "../store/store.ts";
+import { attrOf, statfsOf } from "./passthrough.ts";
+import { type ChunkCache, type FileVersion, ReadPattern } from "./chunk_cache.ts";
+import { type CopyOnReadQueue, ReadCoverage } from "./copy_on_read.ts";
+import { isOutageError, type RiakHealth } from "./health.ts";
+import type { PendingUpload } from "./journal.ts";
+import { type Logger, SILENT_LOGGER } from "./log.ts";
+import type { MountMetrics } from "./metrics.ts";
+import { type MountMode, usesRiak as modeUsesRiak, usesSource } from "./modes.ts";
+import { childPath, NodeTable, parentOf } from "./node_table.ts";
+import { SequentialReader } from "./sequential_reader.ts";
+import { type Spool, SPOOL_DIRECTORY_NAME } from "./spool.ts";
+import type { UploadQueue } from "./upload_queue.ts";
+
+/** The store operations the overlay uses. */
+export type OverlayStore = Pick<
+  Store,
+  | "tryStat"
+  | "writeFile"
+  | "mkdir"
+  | "symlink"
+  | "readRange"
+  | "readlink"
+  | "remove"
+  | "rename"
+  | "setAttributes"
+  | "list"
+>;
+
+/** Default seconds the kernel may cache entries and attributes. */
+export const DEFAULT_ENTRY_TIMEOUT_S = 1;
+
+/** What the overlay is built from. */
+export interface OverlayOptions {
+  mode: MountMode;
+  /** The legacy directory; required unless the mode reads only Riak. */
+  source?: string;
+  store: OverlayStore;
+  spool: Spool;
+  uploads: UploadQueue;
+  copies: CopyOnReadQueue;
+  cache: ChunkCache;
+  health: RiakHealth;
+  metrics: MountMetrics;
+  logger?: Logger;
+  /** A request that needs Riak fails with EIO after this many milliseconds. */
+  riakTimeoutMs: number;
+  /** Seconds the kernel may cache entries and attributes; default 1. */
+  entryTimeout?: number;
+  attrTimeout?: number;
+  /** Owner reported for Riak objects riakfs did not write. */
+  defaultUid?: number;
+  defaultGid?: number;
+}
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+const O_ACCMODE = 3;
+const O_EXCL = 0o200;
+const O_TRUNC = 0o1000;
+const O_APPEND = 0o2000;
+const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
+/** Temporary files a publish creates in the source; hidden from listings. */
+const PUBLISH_PREFIX = ".riakfs-publish-";
+const COPY_PIECE = 1024 * 1024;
+/** Paths remembered as present in Riak, for answering lookups during an outage. */
+const KNOWN_IN_RIAK_LIMIT = 100_000;
+/** Riak stats kept for the entry timeout (LOOKUP, OPEN and GETATTR of one file share one). */
+const STAT_CACHE_LIMIT = 10_000;
+
+/** An open file being written in a Riak-backed mode: a staged file in the spool. */
+interface WriteSession {
+  path: string;
+  /** The staged file's name in the spool, and an open handle on it. */
+  staged: string;
+  handle: FileHandle;
+  /** Open file handles sharing this session. */
+  refs: number;
+  /** Written since the last commit. */
+  dirty: boolean;
+  /** The staged file was handed to the upload queue; further writes need a new one. */
+  committed: boolean;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** An explicit mtime (utimens); else the staged file's own mtime. */
+  mtimeNs?: bigint;
+  /** The local file this session supersedes (drain), as it was when the session began. */
+  supersedes?: FileIdentity;
+  /** The commit in progress, if any. */
+  committing?: Promise<void>;
+}
+
+type Handle =
+  | {
+    kind: "local";
+    path: string;
+    file: FileHandle;
+    size: number;
+    /** For copy-on-read: what this handle read of a local file. */
+    coverage?: ReadCoverage;
+  }
+  | {
+    kind: "riak";
+    path: string;
+    version: FileVersion;
+    pattern: ReadPattern;
+    /** Serves sequential reads from one store stream; random reads use the chunk cache. */
+    sequential: SequentialReader;
+  }
+  | { kind: "write"; path: string; session: WriteSession };
+
+type Located =
+  | { where: "open"; session: WriteSession }
+  | { where: "spool"; upload: PendingUpload; stats: BigIntStats }
+  | { where: "riak"; stat: FileStat }
+  | { where: "local"; stats: BigIntStats };
+
+interface Listed {
+  name: string;
+  type: number;
+}
+
+/**
+ * The overlay filesystem for every mode except plain passthrough.
+ *
+ * @example
+ * ```ts
+ * const fs = new OverlayFileSystem({ mode: resolveMode("migrate"), source, store, spool,
+ *   uploads, copies, cache, health, metrics, riakTimeoutMs: 10_000 });
+ * await serveFileSystem(fs, { mountpoint });
+ * ```
+ */
+export class OverlayFileSystem implements FileSystem {
+  readonly #o: OverlayOptions;
+  readonly #mode: MountMode;
+  readonly #logger: Logger;
+  readonly #nodes = new NodeTable();
+  readonly #handles = new Map<number, Handle>();
+  readonly #directories = new Map<number, Listed[]>();
+  readonly #sessions = new Map<string, WriteSession>();
+  /** Drain: local files superseded by a write through the mount, by path, until uploaded. */
+  readonly #superseded = new Map<string, FileIdentity>();
+  /** sha256 last served per path: an unchanged file keeps the kernel's page cache. */
+  readonly #served = new Map<string, string>();
+  /**
+   * Paths Riak was seen to hold, most recent last (bounded). While Riak is unreachable a
+   * lookup of one of them fails with EIO; any other name answers ENOENT, so applications
+   * can still create files (they wait in the spool).
+   */
+  readonly #knownInRiak = new Map<string, true>();
+  /**
+   * Riak's stats by path for `entryTimeout` seconds (the staleness the kernel's own entry
+   * cache already allows), dropped on every change this mount makes to the path.
+   */
+  readonly #statCache = new Map<string, { stat: FileStat; expires: number }>();
+  #nextHandle = 1;
+  readonly #entryTimeout: number;
+  readonly #attrTimeout: number;
+
+  constructor(options: OverlayOptions) {
+    if (usesSource(options.mode) && options.source === undefined) {
+      throw new RangeError("the overlay needs a source directory for this mode");
+    }
+    this.#o = options;
+    this.#mode = options.mode;
+    this.#logger = options.logger ?? SILENT_LOGGER;
+    this.#entryTimeout = options.entryTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
+    this.#attrTimeout = options.attrTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
+  }
+
+  /** Nodes the kernel holds references to (for tests and status). */
+  get nodeCount(): number {
+    return this.#nodes.size;
+  }
+
+  // ---- lookups and attributes ----
+
+  /** @inheritdoc */
+  async lookup(_ctx: RequestContext, parent: number, name: string): Promise<Entry> {
+    const parentPath = this.#nodes.pathOf(parent);
+    if (parentPath === "/" && name === SPOOL_DIRECTORY_NAME) throw fail(Errno.ENOENT);
+    const path = childPath(parentPath, name);
+    const located = await this.#locate(path);
+    const attr = await this.#attrOf(path, located);
+    return this.#entry(this.#nodes.reference(path), attr);
+  }
+
+  /** @inheritdoc */
+  forget(nodeid: number, nlookup: number): void {
+    this.#nodes.forget(nodeid, nlookup);
+  }
+
+  /** @inheritdoc */
+  async getattr(_ctx: RequestContext, nodeid: number, fh: number | undefined): Promise<AttrReply> {
+    const path = this.#nodes.pathOf(nodeid);
+    const handle = fh === undefined ? undefined : this.#handles.get(fh);
+    const located: Located = handle?.kind === "write"
+      ? { where: "open", session: handle.session }
+      : await this.#locate(path);
+    return { attr: await this.#attrOf(path, located), attrTimeout: this.#attrTimeout };
+  }
+
+  /** @inheritdoc */
+  async setattr(ctx: RequestContext, nodeid: number, changes: SetattrChanges): Promise<AttrReply> {
+    const path = this.#nodes.pathOf(nodeid);
+    const handle = changes.fh === undefined ? undefined : this.#handles.get(changes.fh);
+    if (changes.size !== undefined) await this.#truncate(ctx, path, changes.size, handle);
+    const mtimeNs = toNs(changes.mtime);
+    const atimeNs = toNs(changes.atime);
+    const attributes = {
+      mode: changes.mode === undefined ? undefined : changes.mode & 0o7777,
+      uid: changes.uid,
+      gid: changes.gid,
+      mtimeNs,
+    };
+    const changesAttributes = Object.values(attributes).some((value) => value !== undefined);
+    const session = handle?.kind === "write" ? handle.session : this.#sessions.get(path);
+    if (session && changesAttributes) {
+      if (attributes.mode !== undefined) session.mode = attributes.mode;
+      if (attributes.uid !== undefined) session.uid = attributes.uid;
+      if (attributes.gid !== undefined) session.gid = attributes.gid;
+      if (attributes.mtimeNs !== undefined) session.mtimeNs = attributes.mtimeNs;
+      session.dirty = true;
+    } else if (changesAttributes || atimeNs !== undefined) {
+      await this.#settled(path);
+      const local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
+      if (local) {
+        const file = this.#localPath(path);
+        if (attributes.mode !== undefined && (Number(local.mode) & S_IFMT) !== S_IFLNK) {
+          await fsp.chmod(file, attributes.mode);
+        }
+        if (attributes.uid !== undefined || attributes.gid !== undefined) {
+          await fsp.lchown(file, attributes.uid ?? -1, attributes.gid ?? -1);
+        }
+        if (mtimeNs !== undefined || atimeNs !== undefined) {
+          await fsp.lutimes(
+            file,
+            nsToSeconds(atimeNs ?? local.atimeNs),
+            nsToSeconds(mtimeNs ?? local.mtimeNs),
+          );
+        }
+      }
+      if (changesAttributes && this.#writesRiak()) {
+        const remote = await this.#riakStat(path, true);
+        if (remote) {
+          await this.#riak(
+            `setattr ${path}`,
+            () => this.#o.store.setAttributes(path, definedOnly(attributes)),
+          );
+        }
+      }
+    }
+    this.#served.delete(path);
+    this.#changed(path);
+    return this.getattr(ctx, nodeid, changes.fh);
+  }
+
+  // ---- names ----
+
+  /** @inheritdoc */
+  async readlink(_ctx: RequestContext, nodeid: number): Promise<string> {
+    const path = this.#nodes.pathOf(nodeid);
+    const located = await this.#locate(path);
+    if (located.where === "riak") {
+      return (await this.#riak(`readlink ${path}`, () => this.#o.store.readlink(path))).toString();
+    }
+    if (located.where !== "local") throw fail(Errno.EINVAL, `${path} is not a symlink`);
+    return await fsp.readlink(this.#localPath(path));
+  }
+
+  /** @inheritdoc */
+  async symlink(ctx: RequestContext, parent: number, name: string, target: string): Promise<Entry> {
+    const path = childPath(this.#nodes.pathOf(parent), name);
+    await this.#refuseExisting(path);
+    if (this.#writesRiak()) {
+      await this.#ensureRiakDirectory(parentOf(path));
+      await this.#riak(
+        `symlink ${path}`,
+        () => this.#o.store.symlink(path, target, { uid: ctx.uid, gid: ctx.gid }),
+      );
+    }
+    if (this.#writesLocal()) {
+      const file = this.#localPath(path);
+      await fsp.mkdir(dirname(file), { recursive: true });
+      await fsp.symlink(target, file);
+      await fsp.lchown(file, ctx.uid, ctx.gid);
+    }
+    return this.#entry(
+      this.#nodes.reference(path),
+      await this.#attrOf(path, await this.#locate(path)),
+    );
+  }
+
+  /** @inheritdoc */
+  async mkdir(
+    ctx: RequestContext,
+    parent: number,
+    name: string,
+    mode: number,
+    _umask: number,
+  ): Promise<Entry> {
+    const path = childPath(this.#nodes.pathOf(parent), name);
+    await this.#refuseExisting(path);
+    const attributes = { mode: mode & 0o7777, uid: ctx.uid, gid: ctx.gid };
+    if (this.#writesRiak()) {
+      await this.#ensureRiakDirectory(parentOf(path));
+      await this.#riak(`mkdir ${path}`, () => this.#o.store.mkdir(path, attributes));
+    }
+    if (this.#writesLocal()) {
+      const directory = this.#localPath(path);
+      await fsp.mkdir(dirname(directory), { recursive: true });
+      await fsp.mkdir(directory, attributes.mode);
+      await fsp.chmod(directory, attributes.mode); // Exactly as asked, whatever our umask.
+      await fsp.lchown(directory, ctx.uid, ctx.gid);
+    }
+    return this.#entry(
+      this.#nodes.reference(path),
+      await this.#attrOf(path, await this.#locate(path)),
+    );
+  }
+
+  /** @inheritdoc */
+  async unlink(_ctx: RequestContext, parent: number, name: string): Promise<void> {
+    const path = childPath(this.#nodes.pathOf(parent), name);
+    await this.#settled(path);
+    let found = false;
+    // Riak first: if it is unreachable nothing changes, instead of the file coming back.
+    if (this.#usesRiak()) found = await this.#removeFromRiak(path) || found;
+    if (this.#usesLocal()) found = await ignoreMissing(fsp.unlink(this.#localPath(path))) || found;
+    if (!found) throw fail(Errno.ENOENT, `${path}: no such file`);
+    this.#forgetPath(path);
+  }
+
+  /** @inheritdoc */
+  async rmdir(ctx: RequestContext, parent: number, name: string): Promise<void> {
+    const path = childPath(this.#nodes.pathOf(parent), name);
+    const entries = await this.#list(path);
+    if (entries.length > 0) throw fail(Errno.ENOTEMPTY, `${path}: directory not empty`);
+    let found = false;
+    if (this.#usesRiak()) found = await this.#removeFromRiak(path) || found;
+    if (this.#usesLocal()) found = await ignoreMissing(fsp.rmdir(this.#localPath(path))) || found;
+    if (!found) throw fail(Errno.ENOENT, `${path}: no such directory`);
+    void ctx;
+    this.#forgetPath(path);
+  }
+
+  /** @inheritdoc */
+  async rename(
+    _ctx: RequestContext,
+    parent: number,
+    name: string,
+    newParent: number,
+    newName: string,
+    flags: number,
+  ): Promise<void> {
+    const from = childPath(this.#nodes.pathOf(parent), name);
+    const to = childPath(this.#nodes.pathOf(newParent), newName);
+    if (flags & RENAME_EXCHANGE) {
+      throw fail(Errno.EINVAL, "RENAME_EXCHANGE is not supported by the overlay");
+    }
+    await this.#locate(from);
+    if (flags & RENAME_NOREPLACE && await this.#exists(to)) {
+      throw fail(Errno.EEXIST, `${to}: already exists`);
+    }
+    await this.#settledBelow(from);
+    const session = this.#sessions.get(from);
+    if (this.#usesRiak()) {
+      const remote = await this.#riakStat(from, true);
+      if (remote) {
+        await this.#ensureRiakDirectory(parentOf(to));
+        await this.#riak(`rename ${from}`, () => this.#o.store.rename(from, to));
+      } else if (await this.#riakStat(to, true)) {
+        // The target's old Riak copy would otherwise shadow what is renamed over it.
+        await this.#removeFromRiak(to);
+      }
+    }
+    if (this.#usesLocal()) {
+      const local = await this.#lstatLocal(from);
+      if (local) {
+        await fsp.mkdir(dirname(this.#localPath(to)), { recursive: true });
+        await fsp.rename(this.#localPath(from), this.#localPath(to));
+      } else if ((await this.#lstatLocal(to))?.isFile()) {
+        await fsp.unlink(this.#localPath(to));
+      }
+    }
+    if (session) {
+      this.#sessions.delete(from);
+      session.path = to;
+      this.#sessions.set(to, session);
+      for (const handle of this.#handles.values()) {
+        if (handle.kind === "write" && handle.session === session) handle.path = to;
+      }
+    }
+    this.#o.cache.invalidate(from);
+    this.#o.cache.invalidate(to);
+    this.#knownInRiak.delete(from);
+    this.#knownInRiak.delete(to);
+    this.#changed(from);
+    this.#changed(to);
+    this.#served.delete(from);
+    this.#served.delete(to);
+    this.#nodes.rename(from, to);
+  }
+
+  /** @inheritdoc */
+  link(): Promise<Entry> {
+    // A hard link cannot be expressed in Riak: say so honestly rather than copy.
+    return Promise.reject(fail(Errno.EPERM, "hard links are not supported in Riak-backed modes"));
+  }
+
+  // ---- files ----
+
+  /** @inheritdoc */
+  async open(_ctx: RequestContext, nodeid: number, flags: number): Promise<Opened> {
+    const path = this.#nodes.pathOf(nodeid);
+    const writable = (flags & O_ACCMODE) !== 0;
+    if (writable && !this.#writesRiak()) {
+      const file = await fsp.open(this.#localPath(path), flags & (O_ACCMODE | O_TRUNC | O_APPEND));
+      return this.#open({ kind: "local", path, file, size: 0 });
+    }
+    if (writable) {
+      const session = await this.#session(path, (flags & O_TRUNC) !== 0);
+      return this.#open({ kind: "write", path, session });
+    }
+    for (let attempt = 0;; attempt++) {
+      const located = await this.#locate(path);
+      try {
+        return await this.#openForReading(path, located);
+      } catch (error) {
+        // The pending upload finished and its staged file went away meanwhile: look again.
+        if (located.where !== "spool" || attempt > 0 || !isMissing(error)) throw error;
+      }
+    }
+  }
+
+  /** @inheritdoc */
+  async read(
+    _ctx: RequestContext,
+    _nodeid: number,
+    fh: number,
+    offset: number,
+    size: number,
+  ): Promise<Uint8Array> {
+    const handle = this.#handle(fh);
+    const metrics = this.#o.metrics.value;
+    if (handle.kind === "riak" && handle.sequential.follows(offset)) {
+      const end = Math.min(offset + size, handle.version.size);
+      const bytes = offset >= end ? new Uint8Array(0) : await handle.sequential.read(
+        offset,
+        end - offset,
+        (step) => this.#riak(`read ${handle.path}`, step),
+      );
+      metrics.bytesReadRiak += bytes.length;
+      return bytes;
+    }
+    if (handle.kind === "riak") {
+      const bytes = await this.#o.cache.read(
+        handle.version,
+        offset,
+        size,
+        (at, length) =>
+          this.#riak(
+            `read ${handle.path}`,
+            async () =>
+              Buffer.concat(await collect(this.#o.store.readRange(handle.path, at, length))),
+          ),
+        handle.pattern,
+      );
+      metrics.bytesReadRiak += bytes.length;
+      return bytes;
+    }
+    const file = handle.kind === "write" ? handle.session.handle : handle.file;
+    const buffer = Buffer.allocUnsafe(size);
+    const { bytesRead } = await file.read(buffer, 0, size, offset);
+    metrics.bytesReadLocal += bytesRead;
+    if (handle.kind === "local") handle.coverage?.add(offset, bytesRead);
+    return buffer.subarray(0, bytesRead);
+  }
+
+  /** @inheritdoc */
+  async write(
+    _ctx: RequestContext,
+    _nodeid: number,
+    fh: number,
+    offset: number,
+    data: Uint8Array,
+  ): Promise<number> {
+    const handle = this.#handle(fh);
+    let written: number;
+    if (handle.kind === "write") {
+      const session = await this.#writable(handle.session);
+      ({ bytesWritten: written } = await session.handle.write(data, 0, data.length, offset));
+      session.dirty = true;
+    } else if (handle.kind === "local") {
+      ({ bytesWritten: written } = await handle.file.write(data, 0, data.length, offset));
+    } else {
+      throw fail(Errno.EBADF, `${handle.path} is open for reading`);
+    }
+    this.#o.metrics.value.bytesWritten += written;
+    return written;
+  }
+
+  /** @inheritdoc */
+  async flush(_ctx: RequestContext, _nodeid: number, fh: number): Promise<void> {
+    const handle = this.#handles.get(fh);
+    if (handle?.kind === "write") await this.#commit(handle.session);
+  }
+
+  /** @inheritdoc */
+  async release(_ctx: RequestContext, _nodeid: number, fh: number): Promise<void> {
+    const handle = this.#handles.get(fh);
+    if (!handle) return;
+    this.#handles.delete(fh);
+    if (handle.kind === "riak") return await handle.sequential.close();
+    if (handle.kind === "local") {
+      await handle.file.close();
+      if (handle.coverage?.covers(handle.size)) {
+        this.#o.copies.enqueue(handle.path, handle.size);
+      }
+      return;
+    }
+    const session = handle.session;
+    if (--session.refs > 0) return;
+    try {
+      await this.#commit(session); // Also waits for a commit still running.
+    } finally {
+      if (this.#sessions.get(session.path) === session) this.#sessions.delete(session.path);
+      await session.handle.close();
+      // Never handed to the queue: nothing to upload, the staged file is scrap.
+      if (!session.committed) await this.#o.spool.remove(session.staged);
+    }
+  }
+
+  /** @inheritdoc */
+  async fsync(
+    _ctx: RequestContext,
+    _nodeid: number,
+    fh: number,
+    _datasync: boolean,
+  ): Promise<void> {
+    const handle = this.#handle(fh);
+    if (handle.kind === "local") return await handle.file.sync();
+    if (handle.kind !== "write") return;
+    await this.#commit(handle.session);
+    if (this.#mode.writes === "riak+local" || this.#mode.writes === "riak") {
+      await this.#settled(handle.path);
+    }
+  }
+
+  /** @inheritdoc */
+  async create(
+    ctx: RequestContext,
+    parent: number,
+    name: string,
+    flags: number,
+    mode: number,
+    umask: number,
+  ): Promise<Created> {
+    const path = childPath(this.#nodes.pathOf(parent), name);
+    if (await this.#exists(path)) {
+      if (flags & O_EXCL) throw fail(Errno.EEXIST, `${path}: already exists`);
+      const entry = await this.lookup(ctx, parent, name);
+      return { entry, opened: await this.open(ctx, entry.nodeid, flags | O_TRUNC) };
+    }
+    const permissions = mode & ~umask & 0o7777;
+    if (!this.#writesRiak()) {
+      const localFile = this.#localPath(path);
+      const file = await fsp.open(localFile, "wx+", permissions);
+      await file.chown(ctx.uid, ctx.gid);
+      const opened = this.#open({ kind: "local", path, file, size: 0 });
+      return { entry: await this.lookup(ctx, parent, name), opened };
+    }
+    if (this.#writesLocal()) {
+      // The empty local file makes the name visible to local listings at once.
+      const localFile = this.#localPath(path);
+      await fsp.mkdir(dirname(localFile), { recursive: true });
+      await (await fsp.open(localFile, "w", permissions)).close();
+      await fsp.lchown(localFile, ctx.uid, ctx.gid);
+    }
+    const session = await this.#newSession(path, { mode: permissions, uid: ctx.uid, gid: ctx.gid });
+    const opened = this.#open({ kind: "write", path, session });
+    const attr = await this.#attrOf(path, { where: "open", session });
+    return { entry: this.#entry(this.#nodes.reference(path), attr), opened };
+  }
+
+  // ---- directories ----
+
+  /** @inheritdoc */
+  async opendir(_ctx: RequestContext, nodeid: number): Promise<Opened> {
+    const path = this.#nodes.pathOf(nodeid);
+    const entries = await this.#list(path);
+    const fh = this.#nextHandle++;
+    this.#directories.set(fh, [
+      { name: ".", type: S_IFDIR },
+      { name: "..", type: S_IFDIR },
+      ...entries,
+    ]);
+    return { fh };
+  }
+
+  /** @inheritdoc */
+  readdir(
+    _ctx: RequestContext,
+    nodeid: number,
+    fh: number,
+    offset: number,
+    sink: DirectorySink,
+  ): Promise<void> {
+    const entries = this.#directories.get(fh);
+    if (!entries) return Promise.reject(fail(Errno.EBADF, `directory handle ${fh} is not open`));
+    const path = this.#nodes.pathOf(nodeid);
+    for (let index = offset; index < entries.length; index++) {
+      const entry = entries[index];
+      const ino = entry.name === "." || entry.name === ".."
+        ? inodeOf(path)
+        : inodeOf(childPath(path, entry.name));
+      if (!sink.add({ name: entry.name, ino, mode: entry.type, nextOffset: index + 1 })) break;
+    }
+    return Promise.resolve();
+  }
+
+  /** @inheritdoc */
+  releasedir(_ctx: RequestContext, _nodeid: number, fh: number): Promise<void> {
+    this.#directories.delete(fh);
+    return Promise.resolve();
+  }
+
+  /** @inheritdoc */
+  fsyncdir(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** @inheritdoc */
+  async statfs(): Promise<StatfsOut> {
+    // Riak has no useful free-space figure for one namespace: report the local disk.
+    return statfsOf(await fsp.statfs(this.#o.source ?? this.#o.spool.directory));
+  }
+
+  /**
+   * Called once Riak acknowledged an upload. In drain mode the local file the upload
+   * superseded is deleted, unless it changed since the write began (then it is kept, like
+   * any local change the mount did not make).
+   */
+  async afterUpload(upload: PendingUpload): Promise<void> {
+    this.#changed(upload.path); // Riak holds a new version now.
+    const before = this.#superseded.get(upload.path);
+    // A newer version still on its way handles it when it lands.
+    const newest = this.#o.uploads.pendingFor(upload.path);
+    if (!before || (newest !== undefined && newest.id !== upload.id)) return;
+    this.#superseded.delete(upload.path);
+    const counters = this.#o.metrics.value.localDeletion;
+    const file = this.#localPath(upload.path);
+    if (sameIdentity(await currentIdentity(file), before)) {
+      await ignoreMissing(fsp.unlink(file));
+      counters.deleted++;
+    } else if (await currentIdentity(file) !== undefined) {
+      counters.kept++;
+      this.#logger.info("local copy kept: it changed outside the mount", { path: upload.path });
+    }
+  }
+
+  // ---- helpers: where a path lives ----
+
+  /** Finds the newest copy of `path`; ENOENT when there is none, EIO when it needs Riak. */
+  async #locate(path: string): Promise<Located> {
+    if (path === "/" && this.#usesLocal()) {
+      return { where: "local", stats: await fsp.lstat(this.#o.source!, { bigint: true }) };
+    }
+    const session = this.#sessions.get(path);
+    if (session) return { where: "open", session };
+    if (this.#writesRiak()) {
+      const upload = this.#o.uploads.pendingFor(path);
+      if (upload) {
+        const stats = await lstatOrUndefined(this.#o.spool.pathOf(upload.staged));
+        if (stats) return { where: "spool", upload, stats };
+      }
+    }
+    if (this.#mode.reads === "local") {
+      const local = await this.#lstatLocal(path);
+      if (!local) throw fail(Errno.ENOENT, `${path}: no such file`);
+      return { where: "local", stats: local };
+    }
+    let remote: FileStat | undefined;
+    try {
+      remote = await this.#riakStat(path, false);
+    } catch (error) {
+      if (!isOutageError(error)) throw error;
+      // Riak is down: what still exists locally is served from there.
+      const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
+      if (local) return { where: "local", stats: local };
+      if (!this.#knownInRiak.has(path) && this.#writesRiak()) {
+        throw fail(Errno.ENOENT, `${path}: not found locally, Riak unreachable`);
+      }
+      throw error;
+    }
+    this.#rememberInRiak(path, remote !== undefined);
+    if (remote) return { where: "riak", stat: remote };
+    if (path === "/") {
+      return { where: "riak", stat: rootStat() };
+    }
+    const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
+    if (!local) throw fail(Errno.ENOENT, `${path}: no such file`);
+    return { where: "local", stats: local };
+  }
+
+  /**
+   * Whether anything exists at `path`. While Riak is unreachable a mode with a source
+   * answers from the local side, so new files can still be created during an outage.
+   */
+  async #exists(path: string): Promise<boolean> {
+    try {
+      await this.#locate(path);
+      return true;
+    } catch (error) {
+      if (error instanceof NotFoundError || (error as { errno?: number }).errno === Errno.ENOENT) {
+        return false;
+      }
+      if (isOutageError(error) && this.#usesLocal()) {
+        return this.#sessions.has(path) || await this.#lstatLocal(path) !== undefined;
+      }
+      throw error;
+    }
+  }
+
+  async #refuseExisting(path: string): Promise<void> {
+    if (await this.#exists(path)) throw fail(Errno.EEXIST, `${path}: already exists`);
+  }
+
+  async #attrOf(path: string, located: Located): Promise<Attr> {
+    const ino = inodeOf(path);
+    switch (located.where) {
+      case "local":
+        return { ...attrOf(located.stats), ino };
+      case "riak":
+        return riakAttr(located.stat, ino, this.#o.defaultUid ?? 0, this.#o.defaultGid ?? 0);
+      case "spool": {
+        const { upload, stats } = located;
+        return fileAttr(
+          ino,
+          Number(stats.size),
+          upload.mode,
+          upload.uid,
+          upload.gid,
+          BigInt(upload.mtimeNs),
+        );
+      }
+      case "open": {
+        const session = located.session;
+        const stats = await session.handle.stat({ bigint: true });
+        return fileAttr(
+          ino,
+          Number(stats.size),
+          session.mode,
+          session.uid,
+          session.gid,
+          session.mtimeNs ?? stats.mtimeNs,
+        );
+      }
+    }
+  }
+
+  #entry(nodeid: number, attr: Attr): Entry {
+    return { nodeid, entryTimeout: this.#entryTimeout, attrTimeout: this.#attrTimeout, attr };
+  }
+
+  /** Riak's stat of `path`. `quiet`: an outage answers undefined instead of throwing. */
+  async #riakStat(path: string, quiet: boolean): Promise<FileStat | undefined> {
+    const cached = this.#statCache.get(path);
+    if (cached && cached.expires > Date.now()) return cached.stat;
+    try {
+      const stat = await this.#riak(`stat ${path}`, () => this.#o.store.tryStat(path));
+      if (stat && this.#entryTimeout > 0) {
+        this.#statCache.delete(path);
+        this.#statCache.set(path, { stat, expires: Date.now() + this.#entryTimeout * 1000 });
+        if (this.#statCache.size > STAT_CACHE_LIMIT) {
+          this.#statCache.delete(this.#statCache.keys().next().value!);
+        }
+      }
+      return stat;
+    } catch (error) {
+      if (quiet && !isOutageError(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Runs a Riak request under the mount's deadline and outage tracking. */
+  #riak<T>(operation: string, request: () => Promise<T>): Promise<T> {
+    return this.#o.health.run(operation, this.#o.riakTimeoutMs, request);
+  }
+
+  /** The union (or the one side) of a directory's entries, by the listing knob. */
+  async #list(path: string): Promise<Listed[]> {
+    const byName = new Map<string, Listed>();
+    let found = path === "/";
+    if (this.#mode.listings !== "riak" && this.#o.source !== undefined) {
+      try {
+        for (const dirent of await fsp.readdir(this.#localPath(path), { withFileTypes: true })) {
+          if (path === "/" && dirent.name === SPOOL_DIRECTORY_NAME) continue;
+          if (dirent.name.startsWith(PUBLISH_PREFIX)) continue;
+          byName.set(dirent.name, { name: dirent.name, type: direntType(dirent) });
+        }
+        found = true;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "ENOTDIR") throw fail(Errno.ENOTDIR, `${path}: not a directory`);
+        if (code !== "ENOENT") throw error;
+      }
+    }
+    if (this.#mode.listings !== "local") {
+      try {
+        const entries = await this.#riak(`list ${path}`, () => collect(this.#o.store.list(path)));
+        for (const entry of entries) {
+          const name = entry.name.toString();
+          if (!byName.has(name)) {
+            byName.set(name, {
+              name,
+              type: entry.type === "directory"
+                ? S_IFDIR
+                : entry.type === "symlink"
+                ? S_IFLNK
+                : S_IFREG,
+            });
+          }
+        }
+        found = true;
+      } catch (error) {
+        // Listings degrade to local while Riak is unreachable (riak-only listings cannot).
+        const missing = error instanceof StoreError && error.code === "ENOENT";
+        if (!missing && (this.#mode.listings === "riak" || !isOutageError(error))) throw error;
+      }
+    }
+    if (this.#writesRiak()) {
+      const names = [...this.#o.uploads.pendingNamesIn(path)];
+      for (const session of this.#sessions.values()) {
+        if (parentOf(session.path) === path && session.path !== "/") {
+          names.push(session.path.slice(path === "/" ? 1 : path.length + 1));
+        }
+      }
+      for (const name of names) {
+        if (!byName.has(name)) byName.set(name, { name, type: S_IFREG });
+        found = true;
+      }
+    }
+    if (!found) throw fail(Errno.ENOENT, `${path}: no such directory`);
+    return [...byName.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  }
+
+  // ---- helpers: opening ----
+
+  #open(handle: Handle): Opened {
+    const fh = this.#nextHandle++;
+    this.#handles.set(fh, handle);
+    if (handle.kind === "riak") {
+      const keepCache = this.#served.get(handle.path) === handle.version.version;
+      this.#served.delete(handle.path);
+      this.#served.set(handle.path, handle.version.version);
+      // Forgetting an old entry only costs that file its page cache on the next open.
+      if (this.#served.size > KNOWN_IN_RIAK_LIMIT) {
+        this.#served.delete(this.#served.keys().next().value!);
+      }
+      return { fh, keepCache };
+    }
+    return { fh, keepCache: false };
+  }
+
+  #handle(fh: number): Handle {
+    const handle = this.#handles.get(fh);
+    if (!handle) throw fail(Errno.EBADF, `file handle ${fh} is not open`);
+    return handle;
+  }
+
+  async #openForReading(path: string, located: Located): Promise<Opened> {
+    switch (located.where) {
+      case "open":
+        located.session.refs++;
+        return this.#open({ kind: "write", path, session: located.session });
+      case "spool": {
+        const file = await fsp.open(this.#o.spool.pathOf(located.upload.staged), "r");
+        return this.#open({ kind: "local", path, file, size: Number(located.stats.size) });
+      }
+      case "riak": {
+        if (located.stat.type === "directory") throw fail(Errno.EISDIR, `${path}: is a directory`);
+        const version = { path, version: located.stat.sha256, size: located.stat.size };
+        const sequential = new SequentialReader((at) =>
+          this.#o.store.readRange(path, at)[Symbol.asyncIterator]()
+        );
+        return this.#open({ kind: "riak", path, version, pattern: new ReadPattern(), sequential });
+      }
+      case "local": {
+        const file = await fsp.open(this.#localPath(path), "r");
+        const size = Number(located.stats.size);
+        const coverage = this.#mode.copyOnRead && located.stats.isFile()
+          ? new ReadCoverage()
+          : undefined;
+        return this.#open({ kind: "local", path, file, size, coverage });
+      }
+    }
+  }
+
+  /** The write session of `path`, joining an open one or staging the current content. */
+  async #session(path: string, truncate: boolean): Promise<WriteSession> {
+    const open = this.#sessions.get(path);
+    if (open) {
+      open.refs++;
+      if (truncate) {
+        const session = await this.#writable(open);
+        await session.handle.truncate(0);
+        session.dirty = true;
+      }
+      return open;
+    }
+    for (let attempt = 0;; attempt++) {
+      const located = await this.#locate(path);
+      const session = await this.#newSession(path, attributesOf(located));
+      if (truncate) return session;
+      try {
+        await this.#stageContent(path, located, session.handle);
+        session.dirty = false;
+        return session;
+      } catch (error) {
+        this.#sessions.delete(path);
+        await session.handle.close();
+        await this.#o.spool.remove(session.staged);
+        // The pending upload finished and took its staged file along: look again.
+        if (located.where !== "spool" || attempt > 0 || !isMissing(error)) throw error;
+      }
+    }
+  }
+
+  async #newSession(
+    path: string,
+    attributes: { mode: number; uid: number; gid: number },
+  ): Promise<WriteSession> {
+    const staged = await this.#o.spool.create();
+    const session: WriteSession = {
+      path,
+      staged: staged.name,
+      handle: staged.handle,
+      refs: 1,
+      dirty: true,
+      committed: false,
+      ...attributes,
+    };
+    if (this.#mode.writes === "riak" && this.#o.source !== undefined) {
+      session.supersedes = await currentIdentity(this.#localPath(path));
+    }
+    this.#sessions.set(path, session);
+    return session;
+  }
+
+  /** Copies the current content of `path` into a staged file. */
+  async #stageContent(path: string, located: Located, into: FileHandle): Promise<void> {
+    if (located.where === "riak") {
+      if (located.stat.type !== "file") throw fail(Errno.EISDIR, `${path}: not a regular file`);
+      let position = 0;
+      const pieces = this.#o.store.readRange(path)[Symbol.asyncIterator]();
+      for (;;) {
+        const next = await this.#riak(`read ${path}`, () => pieces.next());
+        if (next.done) break;
+        await into.write(next.value, 0, next.value.length, position);
+        position += next.value.length;
+      }
+      return;
+    }
+    const from = located.where === "local"
+      ? this.#localPath(path)
+      : located.where === "spool"
+      ? this.#o.spool.pathOf(located.upload.staged)
+      : undefined;
+    if (from === undefined) return;
+    const source = await fsp.open(from, "r");
+    try {
+      await copyBetween(source, into);
+    } finally {
+      await source.close();
+    }
+  }
+
+  /** A session whose staged file was committed gets a fresh copy before it is written again. */
+  async #writable(session: WriteSession): Promise<WriteSession> {
+    if (!session.committed) return session;
+    const fresh = await this.#o.spool.create();
+    await copyBetween(session.handle, fresh.handle);
+    await session.handle.close();
+    session.handle = fresh.handle;
+    session.staged = fresh.name;
+    session.committed = false;
+    return session;
+  }
+
+  /**
+   * Makes what the session holds durable: the staged file is synced, published into the
+   * source when the mode writes locally, and journaled for upload. After this, close()
+   * may return: a crash from here on replays the upload.
+   */
+  async #commit(session: WriteSession): Promise<void> {
+    // One commit at a time per session (flush, fsync and release may overlap).
+    while (session.committing) await session.committing.catch(() => {});
+    if (!session.dirty) return;
+    session.committing = this.#commitNow(session);
+    try {
+      await session.committing;
+    } finally {
+      session.committing = undefined;
+    }
+  }
+
+  async #commitNow(session: WriteSession): Promise<void> {
+    // Every submission owns its staged file: the queue deletes it once uploaded or replaced.
+    await this.#writable(session);
+    await session.handle.sync();
+    const stats = await session.handle.stat({ bigint: true });
+    const mtimeNs = session.mtimeNs ?? stats.mtimeNs;
+    if (this.#writesLocal()) {
+      await this.#publishLocal(session, mtimeNs);
+    }
+    session.dirty = false;
+    session.committed = true;
+    if (session.supersedes) this.#superseded.set(session.path, session.supersedes);
+    await this.#o.uploads.submit({
+      path: session.path,
+      staged: session.staged,
+      mode: session.mode,
+      uid: session.uid,
+      gid: session.gid,
+      mtimeNs: mtimeNs.toString(),
+      size: Number(stats.size),
+    });
+    this.#o.cache.invalidate(session.path);
+    this.#changed(session.path);
+    this.#served.delete(session.path);
+  }
+
+  /** Replaces the local file with the staged content (temp file + rename: never torn). */
+  async #publishLocal(session: WriteSession, mtimeNs: bigint): Promise<void> {
+    const target = this.#localPath(session.path);
+    const temporary = join(dirname(target), `${PUBLISH_PREFIX}${randomBytes(6).toString("hex")}`);
+    await fsp.mkdir(dirname(target), { recursive: true });
+    const out = await fsp.open(temporary, "wx", session.mode);
+    try {
+      await copyBetween(session.handle, out);
+      await out.chmod(session.mode);
+      await out.chown(session.uid, session.gid);
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    const time = nsToSeconds(mtimeNs);
+    await fsp.utimes(temporary, time, time);
+    await fsp.rename(temporary, target);
+  }
+
+  async #truncate(
+    ctx: RequestContext,
+    path: string,
+    size: number,
+    handle: Handle | undefined,
+  ): Promise<void> {
+    if (!this.#writesRiak()) {
+      if (handle?.kind === "local") await handle.file.truncate(size);
+      else await fsp.truncate(this.#localPath(path), size);
+      return;
+    }
+    const open = handle?.kind === "write" ? handle.session : this.#sessions.get(path);
+    if (open) {
+      const session = await this.#writable(open);
+      await session.handle.truncate(size);
+      session.dirty = true;
+      return;
+    }
+    // truncate(2) without an open file: a short write session of its own.
+    const session = await this.#session(path, size === 0);
+    const fh = this.#nextHandle++;
+    this.#handles.set(fh, { kind: "write", path, session });
+    try {
+      await session.handle.truncate(size);
+      session.dirty = true;
+    } finally {
+      await this.release(ctx, 0, fh);
+    }
+  }
+
+  // ---- helpers: Riak side ----
+
+  /** Creates `path` and its missing parents in Riak, copying local attributes when known. */
+  async #ensureRiakDirectory(path: string): Promise<void> {
+    if (path === "/") return;
+    const remote = await this.#riakStat(path, false);
+    if (remote) {
+      if (remote.type !== "directory") throw fail(Errno.ENOTDIR, `${path}: not a directory`);
+      return;
+    }
+    await this.#ensureRiakDirectory(parentOf(path));
+    const local = this.#o.source === undefined ? undefined : await this.#lstatLocal(path);
+    const attributes = local
+      ? { mode: Number(local.mode) & 0o7777, uid: Number(local.uid), gid: Number(local.gid) }
+      : {};
+    await this.#riak(`mkdir ${path}`, () => this.#o.store.mkdir(path, attributes)).catch(
+      (error) => {
+        if (!(error instanceof StoreError && error.code === "EEXIST")) throw error;
+      },
+    );
+  }
+
+  /** Removes `path` from Riak; false when it was not there. */
+  async #removeFromRiak(path: string): Promise<boolean> {
+    try {
+      await this.#riak(`remove ${path}`, () => this.#o.store.remove(path));
+      this.#changed(path);
+      return true;
+    } catch (error) {
+      if (error instanceof StoreError && error.code === "ENOENT") return false;
+      throw error;
+    }
+  }
+
+  /** Waits (under the Riak deadline) until pending uploads of `path` reached Riak. */
+  async #settled(path: string): Promise<void> {
+    if (!this.#o.uploads.pendingFor(path)) return;
+    await this.#riak(`upload ${path}`, () => this.#o.uploads.settled(path));
+  }
+
+  async #settledBelow(path: string): Promise<void> {
+    await this.#riak(`upload below ${path}`, () => this.#o.uploads.settledBelow(path));
+  }
+
+  #rememberInRiak(path: string, present: boolean): void {
+    this.#knownInRiak.delete(path);
+    if (!present) return;
+    this.#knownInRiak.set(path, true);
+    if (this.#knownInRiak.size > KNOWN_IN_RIAK_LIMIT) {
+      this.#knownInRiak.delete(this.#knownInRiak.keys().next().value!);
+    }
+  }
+
+  /** Drops what this mount remembers of Riak's state of `path` and everything below it. */
+  #changed(path: string): void {
+    const prefix = `${path}/`;
+    for (const key of this.#statCache.keys()) {
+      if (key === path || key.startsWith(prefix)) this.#statCache.delete(key);
+    }
+  }
+
+  #forgetPath(path: string): void {
+    this.#changed(path);
+    this.#knownInRiak.delete(path);
+    this.#nodes.unbind(path);
+    this.#o.cache.invalidate(path);
+    this.#served.delete(path);
+  }
+
+  // ---- helpers: knobs ----
+
+  #usesLocal(): boolean {
+    return usesSource(this.#mode);
+  }
+
+  #usesRiak(): boolean {
+    return modeUsesRiak(this.#mode);
+  }
+
+  #writesRiak(): boolean {
+    return this.#mode.writes !== "local";
+  }
+
+  #writesLocal(): boolean {
+    return this.#mode.writes === "local" || this.#mode.writes === "local+riak" ||
+      this.#mode.writes === "riak+local";
+  }
+
+  #localPath(path: string): string {
+    if (this.#o.source === undefined) throw fail(Errno.EIO, "this mode has no source directory");
+    return path === "/" ? this.#o.source : join(this.#o.source, path);
+  }
+
+  async #lstatLocal(path: string): Promise<BigIntStats | undefined> {
+    if (this.#o.source === undefined) return undefined;
+    return await lstatOrUndefined(this.#localPath(path));
+  }
+}
+
+/** A stable inode number for a path (what `ls -i` and stat show). */
+export function inodeOf(path: string): number {
+  if (path === "/") return 1;
+  const digest = createHash("sha256").update(path).digest();
+  // 48 bits: far from collisions for any real tree, and exact as a JavaScript number.
+  return digest.readUIntBE(0, 6) || 2;
+}
+
+function riakAttr(stat: FileStat, ino: number, defaultUid: number, defaultGid: number): Attr {
+  const type = stat.type === "directory" ? S_IFDIR : stat.type === "symlink" ? S_IFLNK : S_IFREG;
+  const time = timespecOf(stat.mtimeNs);
+  return {
+    ino,
+    size: stat.size,
+    blocks: Math.ceil(stat.size / 512),
+    atime: time,
+    mtime: time,
+    ctime: time,
+    mode: type | (stat.mode & 0o7777),
+    nlink: stat.type === "directory" ? 2 : 1,
+    uid: stat.managed ? stat.uid : defaultUid,
+    gid: stat.managed ? stat.gid : defaultGid,
+    rdev: 0,
+    blksize: 4096,
+  };
+}
+
+function fileAttr(
+  ino: number,
+  size: number,
+  mode: number,
+  uid: number,
+  gid: number,
+  mtimeNs: bigint,
+): Attr {
+  const time = timespecOf(mtimeNs);
+  return {
+    ino,
+    size,
+    blocks: Math.ceil(size / 512),
+    atime: time,
+    mtime: time,
+    ctime: time,
+    mode: S_IFREG | (mode & 0o7777),
+    nlink: 1,
+    uid,
+    gid,
+    rdev: 0,
+    blksize: 4096,
+  };
+}
+
+function rootStat(): FileStat {
+  return {
+    path: Buffer.alloc(0),
+    type: "directory",
+    storage: "inline",
+    size: 0,
+    sha256: "",
+    contentType: "",
+    location: { bucketType: "", bucket: Buffer.alloc(0), key: Buffer.alloc(0) },
+    managed: true,
+    mode: 0o755,
+    uid: 0,
+    gid: 0,
+    mtimeNs: 0n,
+  };
+}
+
+function attributesOf(located: Located): { mode: number; uid: number; gid: number } {
+  switch (located.where) {
+    case "open":
+      return { mode: located.session.mode, uid: located.session.uid, gid: located.session.gid };
+    case "spool":
+      return { mode: located.upload.mode, uid: located.upload.uid, gid: located.upload.gid };
+    case "riak":
+      return { mode: located.stat.mode, uid: located.stat.uid, gid: located.stat.gid };
+    case "local":
+      if (!located.stats.isFile()) throw fail(Errno.EISDIR, "not a regular file");
+      return {
+        mode: Number(located.stats.mode) & 0o7777,
+        uid: Number(located.stats.uid),
+        gid: Number(located.stats.gid),
+      };
+  }
+}
+
+function timespecOf(nanoseconds: bigint): Timespec {
+  return { sec: Number(nanoseconds / 1_000_000_000n), nsec: Number(nanoseconds % 1_000_000_000n) };
+}
+
+function toNs(time: Timespec | "now" | undefined): bigint | undefined {
+  if (time === undefined) return undefined;
+  if (time === "now") return BigInt(Date.now()) * 1_000_000n;
+  return BigInt(time.sec) * 1_000_000_000n + BigInt(time.nsec);
+}
+
+/**
+ * Nanoseconds as utimes(2) seconds. A double holds about a microsecond at today's epoch
+ * values and the kernel truncates, so half a microsecond is added: the time set is the
+ * one asked for to the microsecond, never one millisecond early.
+ */
+function nsToSeconds(ns: bigint): number {
+  return Number(ns / 1000n) / 1e6 + 5e-7;
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function direntType(dirent: { isDirectory(): boolean; isSymbolicLink(): boolean }): number {
+  if (dirent.isDirectory()) return S_IFDIR;
+  if (dirent.isSymbolicLink()) return S_IFLNK;
+  return S_IFREG;
+}
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const items: T[] = [];
+  for await (const item of iterable) items.push(item);
+  return items;
+}
+
+/** Copies a whole file between two open handles (positional; neither offset moves). */
+async function copyBetween(from: FileHandle, to: FileHandle): Promise<void> {
+  const buffer = Buffer.allocUnsafe(COPY_PIECE);
+  let position = 0;
+  for (;;) {
+    const { bytesRead } = await from.read(buffer, 0, COPY_PIECE, position);
+    if (bytesRead === 0) break;
+    await to.write(buffer, 0, bytesRead, position);
+    position += bytesRead;
+  }
+  await to.truncate(position);
+}
+
+async function lstatOrUndefined(path: string): Promise<BigIntStats | undefined> {
+  try {
+    return await fsp.lstat(path, { bigint: true });
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+}
+
+/** Resolves true when the operation succeeded, false when the path did not exist. */
+async function ignoreMissing(operation: Promise<void>): Promise<boolean> {
+  try {
+    await operation;
+    return true;
+  } catch (error) {
+    if (isMissing(error)) return false;
+    throw error;
+  }
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "ENOENT";
+}

@@ -1,0 +1,850 @@
+/**
+ * The passthrough filesystem: every FUSE operation maps onto a source directory. It is the
+ * first mode preset of the overlay and the reference the other modes are compared against.
+ *
+ * - Node ids are allocated per source inode (st_dev:st_ino) and live while the kernel holds
+ *   a lookup reference; `ino` reports the source's inode number, stable for the mount's life.
+ * - Each node remembers its parent and name; paths are rebuilt from them, so a rename
+ *   moves a whole subtree at once. Names never contain "/" and are never "." or "..", and
+ *   every path is resolved with lstat semantics (O_NOFOLLOW on opens, lchown, lutimes), so
+ *   nothing resolves outside the source through the mount.
+ * - File handles are the open local file descriptors.
+ * - Requests run as root: the mount must use default_permissions (the kernel checks access
+ *   against the modes), and new nodes are chowned to the caller.
+ *
+ * Limits (Node has no such syscalls): extended attributes are not supported (ENOSYS, which
+ * applications see as EOPNOTSUPP); fallocate runs util-linux fallocate(1) on the open
+ * descriptor; FIFOs and device nodes are made with mknod(1); RENAME_EXCHANGE is three
+ * renames (atomic for users of the mount, which the kernel serialises on both directories,
+ * but not against a crash in between); times set through the mount keep milliseconds (Node's utimes).
+ *
+ * @module
+ */
+import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import { join } from "node:path";
+import {
+  type Attr,
+  type AttrReply,
+  type Created,
+  type DirectorySink,
+  type Entry,
+  Errno,
+  fail,
+  type FileSystem,
+  FileType,
+  type LocalNodes,
+  type Opened,
+  RenameFlag,
+  type RequestContext,
+  ROOT_NODE_ID,
+  type SetattrChanges,
+  type StatfsOut,
+  type Timespec,
+} from "../fuse/mod.ts";
+
+/** Options of {@link PassthroughFileSystem}. */
+export interface PassthroughOptions {
+  /** Seconds the kernel may cache a name -> node binding (default 1). */
+  entryTimeout?: number;
+  /** Seconds the kernel may cache attributes (default 1). */
+  attrTimeout?: number;
+  /** Bypass the page cache on every open: 1 MiB reads reach the source unsplit (default false). */
+  directIo?: boolean;
+  /** Keep cached pages across opens (only when nothing changes the source behind the mount). */
+  keepCache?: boolean;
+}
+
+/** `d_ino` of plain READDIR entries, whose inode was not looked up (libfuse's convention). */
+const UNKNOWN_INO = 0xffffffff;
+const S_ISGID = 0o2000;
+const PERMISSION_BITS = 0o7777;
+/** Source files are opened with these removed: the kernel already handled them. */
+const STRIPPED_OPEN_FLAGS = fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOCTTY |
+  (fs.constants.O_DIRECT ?? 0);
+/** Parallel lstat calls while filling one READDIRPLUS reply. */
+const READDIRPLUS_BATCH = 32;
+
+interface Node {
+  id: number;
+  /** "dev:ino" of the source inode. */
+  key: string;
+  parent: number;
+  name: string;
+  lookups: number;
+  /** Live nodes whose parent this is; a node with children is kept. */
+  children: number;
+}
+
+interface DirHandle {
+  path: string;
+  /** The listing, read at offset 0 and served from memory so offsets stay stable. */
+  entries?: fs.Dirent[];
+}
+
+/** Serves a local directory through FUSE, one source operation per request. */
+export class PassthroughFileSystem implements FileSystem {
+  /** The absolute path of the source directory. */
+  readonly source: string;
+  readonly #entryTimeout: number;
+  readonly #attrTimeout: number;
+  readonly #directIo: boolean;
+  readonly #keepCache: boolean;
+  readonly #nodes = new Map<number, Node>();
+  readonly #byKey = new Map<string, Node>();
+  readonly #dirs = new Map<number, DirHandle>();
+  readonly #readBuffers = new BufferPool();
+  /** Where nodes are registered for the reader threads' GETATTRs, once serving. */
+  #localNodes: LocalNodes | undefined;
+  #nextNodeId = ROOT_NODE_ID + 1;
+  #nextDirHandle = 1;
+
+  /** `source` must be an absolute, resolved path of a directory (see {@link openPassthrough}). */
+  constructor(source: string, rootStat: fs.BigIntStats, options: PassthroughOptions = {}) {
+    this.source = source;
+    this.#entryTimeout = options.entryTimeout ?? 1;
+    this.#attrTimeout = options.attrTimeout ?? 1;
+    this.#directIo = options.directIo ?? false;
+    this.#keepCache = options.keepCache ?? false;
+    const root: Node = {
+      id: ROOT_NODE_ID,
+      key: keyOf(rootStat),
+      parent: ROOT_NODE_ID,
+      name: "",
+      lookups: 1,
+      children: 0,
+    };
+    this.#nodes.set(root.id, root);
+  }
+
+  /** @inheritdoc */
+  attachLocalNodes(nodes: LocalNodes): void {
+    if (!nodes.supported) return;
+    this.#localNodes = nodes;
+    for (const node of this.#nodes.values()) this.#register(node);
+  }
+
+  /** Node ids currently known (for tests of lookup counting). */
+  get liveNodes(): number {
+    return this.#nodes.size;
+  }
+
+  /** @inheritdoc */
+  async lookup(_ctx: RequestContext, parent: number, name: string): Promise<Entry> {
+    const path = this.#childPath(parent, name);
+    const stat = await fs.promises.lstat(path, { bigint: true });
+    return this.#entry(this.#referenced(parent, name, stat), stat);
+  }
+
+  /** @inheritdoc */
+  forget(nodeid: number, nlookup: number): void {
+    const node = this.#nodes.get(nodeid);
+    if (!node || node.id === ROOT_NODE_ID) return;
+    node.lookups -= nlookup;
+    this.#dropIfUnused(node);
+  }
+
+  /** @inheritdoc */
+  async getattr(_ctx: RequestContext, nodeid: number, fh: number | undefined): Promise<AttrReply> {
+    const stat = fh !== undefined ? await fstat(fh) : await this.#lstat(nodeid);
+    return this.#attrReply(stat);
+  }
+
+  /** @inheritdoc */
+  async setattr(ctx: RequestContext, nodeid: number, changes: SetattrChanges): Promise<AttrReply> {
+    const path = this.#path(nodeid);
+    const fd = changes.fh;
+    if (changes.mode !== undefined) {
+      const mode = changes.mode & PERMISSION_BITS;
+      if (fd !== undefined) await fdCall<void>((done) => fs.fchmod(fd, mode, done));
+      else {
+        // chmod(2) follows symlinks; a symlink's own mode cannot change on Linux.
+        if ((await fs.promises.lstat(path)).isSymbolicLink()) throw fail(Errno.EOPNOTSUPP);
+        await fs.promises.chmod(path, mode);
+      }
+    }
+    if (changes.uid !== undefined || changes.gid !== undefined) {
+      const uid = changes.uid ?? -1;
+      const gid = changes.gid ?? -1;
+      if (fd !== undefined) await fdCall<void>((done) => fs.fchown(fd, uid, gid, done));
+      else await fs.promises.lchown(path, uid, gid);
+    }
+    if (changes.size !== undefined) {
+      const size = changes.size;
+      if (fd !== undefined) await fdCall<void>((done) => fs.ftruncate(fd, size, done));
+      else {
+        const own = await openFd(path, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW, 0);
+        try {
+          await fdCall<void>((done) => fs.ftruncate(own, size, done));
+        } finally {
+          await closeFd(own);
+        }
+      }
+    }
+    if (changes.atime !== undefined || changes.mtime !== undefined) {
+      const current = fd !== undefined ? await fstat(fd) : await fs.promises.lstat(path, {
+        bigint: true,
+      });
+      const atime = timeArgument(changes.atime, current.atimeNs);
+      const mtime = timeArgument(changes.mtime, current.mtimeNs);
+      if (fd !== undefined) await fdCall<void>((done) => fs.futimes(fd, atime, mtime, done));
+      else await fs.promises.lutimes(path, atime, mtime);
+    }
+    void ctx;
+    const stat = fd !== undefined ? await fstat(fd) : await fs.promises.lstat(path, {
+      bigint: true,
+    });
+    return this.#attrReply(stat);
+  }
+
+  /** @inheritdoc */
+  readlink(_ctx: RequestContext, nodeid: number): Promise<string> {
+    return fs.promises.readlink(this.#path(nodeid));
+  }
+
+  /** @inheritdoc */
+  async symlink(
+    ctx: RequestContext,
+    parent: number,
+    name: string,
+    target: string,
+  ): Promise<Entry> {
+    const path = this.#childPath(parent, name);
+    await fs.promises.symlink(target, path);
+    await this.#chownToCaller(ctx, parent, path);
+    return this.#newEntry(parent, name, path, undefined);
+  }
+
+  /** @inheritdoc */
+  async mknod(
+    ctx: RequestContext,
+    parent: number,
+    name: string,
+    mode: number,
+    rdev: number,
+  ): Promise<Entry> {
+    const path = this.#childPath(parent, name);
+    const permissions = (mode & PERMISSION_BITS).toString(8);
+    switch (mode & FileType.MASK) {
+      case FileType.REGULAR: {
+        const flags = fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY |
+          fs.constants.O_NOFOLLOW;
+        await closeFd(await openFd(path, flags, mode & PERMISSION_BITS));
+        break;
+      }
+      case FileType.FIFO:
+        await runMknod(["-m", permissions, path, "p"]);
+        break;
+      case FileType.CHAR:
+      case FileType.BLOCK: {
+        const kind = (mode & FileType.MASK) === FileType.CHAR ? "c" : "b";
+        const major = (rdev >>> 8) & 0xfff;
+        const minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
+        await runMknod(["-m", permissions, path, kind, String(major), String(minor)]);
+        break;
+      }
+      default:
+        throw fail(Errno.EOPNOTSUPP, `mknod of type ${(mode & FileType.MASK).toString(8)}`);
+    }
+    await this.#chownToCaller(ctx, parent, path);
+    return this.#newEntry(parent, name, path, mode);
+  }
+
+  /** @inheritdoc */
+  async mkdir(ctx: RequestContext, parent: number, name: string, mode: number): Promise<Entry> {
+    const path = this.#childPath(parent, name);
+    await fs.promises.mkdir(path, mode & PERMISSION_BITS);
+    await this.#chownToCaller(ctx, parent, path);
+    return this.#newEntry(parent, name, path, mode);
+  }
+
+  /** @inheritdoc */
+  unlink(_ctx: RequestContext, parent: number, name: string): Promise<void> {
+    return fs.promises.unlink(this.#childPath(parent, name));
+  }
+
+  /** @inheritdoc */
+  rmdir(_ctx: RequestContext, parent: number, name: string): Promise<void> {
+    return fs.promises.rmdir(this.#childPath(parent, name));
+  }
+
+  /** @inheritdoc */
+  async rename(
+    _ctx: RequestContext,
+    parent: number,
+    name: string,
+    newParent: number,
+    newName: string,
+    flags: number,
+  ): Promise<void> {
+    const from = this.#childPath(parent, name);
+    const to = this.#childPath(newParent, newName);
+    if (flags & ~(RenameFlag.NOREPLACE | RenameFlag.EXCHANGE)) throw fail(Errno.EINVAL);
+    if (flags & RenameFlag.EXCHANGE) {
+      // The kernel holds both directories locked, so no user of the mount sees the middle.
+      const aside = join(this.#path(parent), `.riakfs-exchange-${process.pid}-${Date.now()}`);
+      const movedA = await fs.promises.lstat(from, { bigint: true });
+      const movedB = await fs.promises.lstat(to, { bigint: true });
+      await fs.promises.rename(from, aside);
+      try {
+        await fs.promises.rename(to, from);
+      } catch (error) {
+        await fs.promises.rename(aside, from);
+        throw error;
+      }
+      await fs.promises.rename(aside, to);
+      this.#moved(movedA, newParent, newName);
+      this.#moved(movedB, parent, name);
+      return;
+    }
+    if (flags & RenameFlag.NOREPLACE) {
+      // Race-free for users of the mount: the kernel holds the target directory locked.
+      const exists = await fs.promises.lstat(to).then(() => true, () => false);
+      if (exists) throw fail(Errno.EEXIST);
+    }
+    const moved = await fs.promises.lstat(from, { bigint: true });
+    await fs.promises.rename(from, to);
+    this.#moved(moved, newParent, newName);
+  }
+
+  /** @inheritdoc */
+  async link(
+    _ctx: RequestContext,
+    nodeid: number,
+    newParent: number,
+    newName: string,
+  ): Promise<Entry> {
+    const path = this.#childPath(newParent, newName);
+    await fs.promises.link(this.#path(nodeid), path);
+    const stat = await fs.promises.lstat(path, { bigint: true });
+    return this.#entry(this.#referenced(newParent, newName, stat), stat);
+  }
+
+  /** @inheritdoc */
+  async open(_ctx: RequestContext, nodeid: number, flags: number): Promise<Opened> {
+    const fd = await openFd(
+      this.#path(nodeid),
+      (flags & ~STRIPPED_OPEN_FLAGS) | fs.constants.O_NOFOLLOW,
+      0,
+    );
+    return this.#opened(fd);
+  }
+
+  /** @inheritdoc */
+  async read(
+    _ctx: RequestContext,
+    _nodeid: number,
+    fh: number,
+    offset: number,
+    size: number,
+  ): Promise<Uint8Array> {
+    const buffer = this.#readBuffers.take(size);
+    try {
+      const length = await fdCall<number>((done) => fs.read(fh, buffer, 0, size, offset, done));
+      return buffer.subarray(0, length);
+    } finally {
+      // The session writes the reply before any other I/O callback, hence before this.
+      setImmediate(() => this.#readBuffers.give(buffer));
+    }
+  }
+
+  /** @inheritdoc */
+  write(
+    _ctx: RequestContext,
+    _nodeid: number,
+    fh: number,
+    offset: number,
+    data: Uint8Array,
+  ): Promise<number> {
+    return fdCall<number>((done) => fs.write(fh, data, 0, data.byteLength, offset, done));
+  }
+
+  /** @inheritdoc */
+  release(_ctx: RequestContext, _nodeid: number, fh: number): Promise<void> {
+    return closeFd(fh);
+  }
+
+  /** @inheritdoc */
+  fsync(_ctx: RequestContext, _nodeid: number, fh: number, datasync: boolean): Promise<void> {
+    return fdCall<void>((done) => datasync ? fs.fdatasync(fh, done) : fs.fsync(fh, done));
+  }
+
+  /** @inheritdoc */
+  async opendir(_ctx: RequestContext, nodeid: number): Promise<Opened> {
+    const path = this.#path(nodeid);
+    const stat = await fs.promises.lstat(path);
+    if (!stat.isDirectory()) throw fail(Errno.ENOTDIR);
+    const fh = this.#nextDirHandle++;
+    this.#dirs.set(fh, { path });
+    return { fh };
+  }
+
+  /** @inheritdoc */
+  async readdir(
+    _ctx: RequestContext,
+    nodeid: number,
+    fh: number,
+    offset: number,
+    sink: DirectorySink,
+  ): Promise<void> {
+    const entries = await this.#listing(fh, offset);
+    const selfIno = Number(this.#nodes.get(nodeid)?.key.split(":")[1] ?? UNKNOWN_INO);
+    for (let index = offset; index < entries.length + 2; index++) {
+      const dirent = index < 2
+        ? { name: index === 0 ? "." : "..", ino: index === 0 ? selfIno : UNKNOWN_INO }
+        : { name: entries[index - 2].name, ino: UNKNOWN_INO };
+      const mode = index < 2 ? FileType.DIRECTORY : direntMode(entries[index - 2]);
+      if (!sink.add({ ...dirent, mode, nextOffset: index + 1 })) return;
+    }
+  }
+
+  /** @inheritdoc */
+  async readdirplus(
+    _ctx: RequestContext,
+    nodeid: number,
+    fh: number,
+    offset: number,
+    sink: DirectorySink,
+  ): Promise<void> {
+    const entries = await this.#listing(fh, offset);
+    const dirPath = this.#dirs.get(fh)!.path;
+    let index = offset;
+    for (; index < 2; index++) {
+      const name = index === 0 ? "." : "..";
+      const dirent = { name, ino: UNKNOWN_INO, mode: FileType.DIRECTORY, nextOffset: index + 1 };
+      if (!sink.addPlus(dirent, undefined)) return;
+    }
+    while (index < entries.length + 2) {
+      const batch = entries.slice(index - 2, index - 2 + READDIRPLUS_BATCH);
+      const stats = await Promise.all(
+        batch.map((entry) => lstat(join(dirPath, entry.name)).catch(() => undefined)),
+      );
+      for (let i = 0; i < batch.length; i++, index++) {
+        const stat = stats[i];
+        if (!stat) continue; // Removed since the listing was read.
+        const name = batch[i].name;
+        if (!sink.fits(name)) return;
+        const node = this.#nodeFor(nodeid, name, stat);
+        const dirent = {
+          name,
+          ino: Number(stat.ino),
+          mode: Number(stat.mode),
+          nextOffset: index + 1,
+        };
+        if (!sink.addPlus(dirent, this.#entry(node, stat))) {
+          this.#dropIfUnused(node);
+          return;
+        }
+        node.lookups++;
+      }
+    }
+  }
+
+  /** @inheritdoc */
+  releasedir(_ctx: RequestContext, _nodeid: number, fh: number): Promise<void> {
+    this.#dirs.delete(fh);
+    return Promise.resolve();
+  }
+
+  /** @inheritdoc */
+  async fsyncdir(_ctx: RequestContext, nodeid: number, _fh: number, datasync: boolean) {
+    const fd = await openFd(
+      this.#path(nodeid),
+      fs.constants.O_RDONLY | fs.constants.O_DIRECTORY,
+      0,
+    );
+    try {
+      await fdCall<void>((done) => datasync ? fs.fdatasync(fd, done) : fs.fsync(fd, done));
+    } finally {
+      await closeFd(fd);
+    }
+  }
+
+  /** @inheritdoc */
+  async statfs(_ctx: RequestContext, nodeid: number): Promise<StatfsOut> {
+    return statfsOf(await fs.promises.statfs(this.#path(nodeid)));
+  }
+
+  /** @inheritdoc */
+  async create(
+    ctx: RequestContext,
+    parent: number,
+    name: string,
+    flags: number,
+    mode: number,
+  ): Promise<Created> {
+    const path = this.#childPath(parent, name);
+    const openFlags = (flags & ~(fs.constants.O_NOCTTY | (fs.constants.O_DIRECT ?? 0))) |
+      fs.constants.O_CREAT | fs.constants.O_NOFOLLOW;
+    const fd = await openFd(path, openFlags, mode & PERMISSION_BITS);
+    try {
+      await this.#chownToCaller(ctx, parent, fd);
+      let stat = await fstat(fd);
+      if ((Number(stat.mode) & PERMISSION_BITS) !== (mode & PERMISSION_BITS)) {
+        // Our own umask or the chown (which clears setuid/setgid) changed the bits.
+        await fdCall<void>((done) => fs.fchmod(fd, mode & PERMISSION_BITS, done));
+        stat = await fstat(fd);
+      }
+      const entry = this.#entry(this.#referenced(parent, name, stat), stat);
+      return { entry, opened: this.#opened(fd) };
+    } catch (error) {
+      await closeFd(fd).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** @inheritdoc */
+  async fallocate(
+    _ctx: RequestContext,
+    _nodeid: number,
+    fh: number,
+    offset: number,
+    length: number,
+    mode: number,
+  ): Promise<void> {
+    const args = ["-o", String(offset), "-l", String(length)];
+    const known: [number, string][] = [
+      [0x01, "--keep-size"],
+      [0x02, "--punch-hole"],
+      [0x08, "--collapse-range"],
+      [0x10, "--zero-range"],
+      [0x20, "--insert-range"],
+    ];
+    let rest = mode;
+    for (const [bit, flag] of known) {
+      if (mode & bit) {
+        // fallocate(1) implies --keep-size with --punch-hole and rejects it spelled out.
+        if (!(bit === 0x01 && mode & 0x02)) args.push(flag);
+        rest &= ~bit;
+      }
+    }
+    if (rest !== 0) throw fail(Errno.EOPNOTSUPP, `fallocate mode ${mode.toString(16)}`);
+    // Through our own descriptor: exactly the open file, no path to race with.
+    await runFallocate([...args, `/proc/${process.pid}/fd/${fh}`]);
+  }
+
+  // ---- helpers ----
+
+  #opened(fd: number): Opened {
+    return { fh: fd, localFd: fd, directIo: this.#directIo, keepCache: this.#keepCache };
+  }
+
+  #path(nodeid: number): string {
+    if (nodeid === ROOT_NODE_ID) return this.source;
+    const names: string[] = [];
+    let node = this.#nodes.get(nodeid);
+    while (node && node.id !== ROOT_NODE_ID) {
+      names.push(node.name);
+      node = this.#nodes.get(node.parent);
+    }
+    if (!node) throw fail(Errno.ESTALE, `node ${nodeid} is no longer known`);
+    return join(this.source, ...names.reverse());
+  }
+
+  #childPath(parent: number, name: string): string {
+    if (name.includes("/") || name === "." || name === ".." || name === "") {
+      throw fail(Errno.EINVAL, `invalid name ${JSON.stringify(name)}`);
+    }
+    if (Buffer.byteLength(name) > 255) throw fail(Errno.ENAMETOOLONG);
+    return join(this.#path(parent), name);
+  }
+
+  #lstat(nodeid: number): Promise<fs.BigIntStats> {
+    return fs.promises.lstat(this.#path(nodeid), { bigint: true });
+  }
+
+  /**
+   * Gives a new node (by path, or by open descriptor) to the caller: its uid, and its gid
+   * unless the directory is setgid (then the node keeps the directory's group). Skipped
+   * when that changes nothing, since we run as root and root made the node.
+   */
+  async #chownToCaller(ctx: RequestContext, parent: number, node: string | number) {
+    const ownUid = ctx.uid === process.getuid?.();
+    if (ownUid && ctx.gid === process.getgid?.()) return;
+    // Asked of the source each time: the reader threads answer GETATTR, so no mode
+    // remembered here would be current.
+    const parentMode = (await fs.promises.lstat(this.#path(parent))).mode;
+    const setgid = (parentMode & S_ISGID) !== 0;
+    if (ownUid && setgid) return;
+    const gid = setgid ? -1 : ctx.gid;
+    if (typeof node === "number") {
+      await fdCall<void>((done) => fs.fchown(node, ctx.uid, gid, done));
+    } else await fs.promises.lchown(node, ctx.uid, gid);
+  }
+
+  /** Finds or creates the node of a source inode, with no new lookup reference. */
+  #nodeFor(parent: number, name: string, stat: fs.BigIntStats): Node {
+    const key = keyOf(stat);
+    let node = this.#byKey.get(key);
+    if (node && node.id === ROOT_NODE_ID) return node;
+    if (!node) {
+      node = {
+        id: this.#nextNodeId++,
+        key,
+        parent,
+        name,
+        lookups: 0,
+        children: 0,
+      };
+      this.#nodes.set(node.id, node);
+      this.#byKey.set(key, node);
+      this.#nodes.get(parent)!.children++;
+      this.#register(node);
+    } else {
+      this.#reparent(node, parent, name);
+    }
+    return node;
+  }
+
+  /** Finds or creates the node and takes one lookup reference (an entry reply follows). */
+  #referenced(parent: number, name: string, stat: fs.BigIntStats): Node {
+    const node = this.#nodeFor(parent, name, stat);
+    node.lookups++;
+    return node;
+  }
+
+  #reparent(node: Node, parent: number, name: string): void {
+    if (node.id === ROOT_NODE_ID) return;
+    const moved = node.parent !== parent || node.name !== name;
+    if (node.parent !== parent) {
+      const old = this.#nodes.get(node.parent);
+      this.#nodes.get(parent)!.children++;
+      node.parent = parent;
+      if (old) {
+        old.children--;
+        this.#dropIfUnused(old);
+      }
+    }
+    node.name = name;
+    if (moved) this.#register(node);
+  }
+
+  /** Tells the reader threads where a node is (see `attachLocalNodes`); the root is the source. */
+  #register(node: Node): void {
+    const root = node.id === ROOT_NODE_ID;
+    const ino = Number(node.key.slice(node.key.indexOf(":") + 1));
+    this.#localNodes?.set(
+      node.id,
+      root ? 0 : node.parent,
+      root ? this.source : node.name,
+      this.#attrTimeout,
+      ino,
+    );
+  }
+
+  #moved(stat: fs.BigIntStats, parent: number, name: string): void {
+    const node = this.#byKey.get(keyOf(stat));
+    if (node) this.#reparent(node, parent, name);
+  }
+
+  #dropIfUnused(node: Node): void {
+    if (node.id === ROOT_NODE_ID || node.lookups > 0 || node.children > 0) return;
+    this.#nodes.delete(node.id);
+    this.#localNodes?.delete(node.id);
+    if (this.#byKey.get(node.key) === node) this.#byKey.delete(node.key);
+    const parent = this.#nodes.get(node.parent);
+    if (parent) {
+      parent.children--;
+      this.#dropIfUnused(parent);
+    }
+  }
+
+  async #newEntry(
+    parent: number,
+    name: string,
+    path: string,
+    wantedMode: number | undefined,
+  ): Promise<Entry> {
+    let stat = await fs.promises.lstat(path, { bigint: true });
+    if (
+      wantedMode !== undefined && !stat.isSymbolicLink() &&
+      (Number(stat.mode) & 0o777) !== (wantedMode & 0o777)
+    ) {
+      // Our own process umask masked the bits the kernel had already masked.
+      const keepSetgid = stat.isDirectory() ? Number(stat.mode) & S_ISGID : 0;
+      await fs.promises.chmod(path, (wantedMode & PERMISSION_BITS) | keepSetgid);
+      stat = await fs.promises.lstat(path, { bigint: true });
+    }
+    return this.#entry(this.#referenced(parent, name, stat), stat);
+  }
+
+  #entry(node: Node, stat: fs.BigIntStats): Entry {
+    return {
+      nodeid: node.id,
+      attr: attrOf(stat),
+      entryTimeout: this.#entryTimeout,
+      attrTimeout: this.#attrTimeout,
+    };
+  }
+
+  #attrReply(stat: fs.BigIntStats): AttrReply {
+    return { attr: attrOf(stat), attrTimeout: this.#attrTimeout };
+  }
+
+  async #listing(fh: number, offset: number): Promise<fs.Dirent[]> {
+    const handle = this.#dirs.get(fh);
+    if (!handle) throw fail(Errno.EBADF, `directory handle ${fh} is not open`);
+    if (offset === 0 || !handle.entries) {
+      handle.entries = await fs.promises.readdir(handle.path, { withFileTypes: true });
+    }
+    return handle.entries;
+  }
+}
+
+/**
+ * Checks `source` and returns a passthrough filesystem over it. Resolve the path before
+ * mounting: nothing may touch the mountpoint synchronously once it is served.
+ */
+export async function openPassthrough(
+  source: string,
+  options: PassthroughOptions = {},
+): Promise<PassthroughFileSystem> {
+  const resolved = await fs.promises.realpath(source);
+  const stat = await fs.promises.stat(resolved, { bigint: true });
+  if (!stat.isDirectory()) throw new Error(`source is not a directory: ${source}`);
+  return new PassthroughFileSystem(resolved, stat, options);
+}
+
+/** Reuses read buffers, so streaming reads do not leave a trail of garbage buffers behind. */
+class BufferPool {
+  /** Buffers kept per size class (128 KiB page-cache reads, 1 MiB direct reads). */
+  static readonly KEPT = 8;
+  readonly #free = new Map<number, Buffer[]>();
+
+  /** A buffer of at least `size` bytes. */
+  take(size: number): Buffer {
+    const sizeClass = size <= 128 * 1024 ? 128 * 1024 : size <= 1 << 20 ? 1 << 20 : size;
+    return this.#free.get(sizeClass)?.pop() ?? Buffer.allocUnsafeSlow(sizeClass);
+  }
+
+  /** Returns a buffer from {@link take}. */
+  give(buffer: Buffer): void {
+    const free = this.#free.get(buffer.byteLength) ?? [];
+    if (free.length < BufferPool.KEPT) free.push(buffer);
+    this.#free.set(buffer.byteLength, free);
+  }
+}
+
+function keyOf(stat: fs.BigIntStats): string {
+  return `${stat.dev}:${stat.ino}`;
+}
+
+/** Converts a source stat to FUSE attributes. */
+export function attrOf(stat: fs.BigIntStats): Attr {
+  return {
+    ino: Number(stat.ino),
+    size: Number(stat.size),
+    blocks: Number(stat.blocks),
+    atime: timespecOf(stat.atimeNs),
+    mtime: timespecOf(stat.mtimeNs),
+    ctime: timespecOf(stat.ctimeNs),
+    mode: Number(stat.mode),
+    nlink: Number(stat.nlink),
+    uid: Number(stat.uid),
+    gid: Number(stat.gid),
+    rdev: Number(stat.rdev & 0xffffffffn),
+    blksize: Number(stat.blksize),
+  };
+}
+
+/** Converts a local `statfs` result to what FUSE reports (names up to 255 bytes). */
+export function statfsOf(stat: fs.StatsFs): StatfsOut {
+  return {
+    blocks: stat.blocks,
+    bfree: stat.bfree,
+    bavail: stat.bavail,
+    files: stat.files,
+    ffree: stat.ffree,
+    bsize: stat.bsize,
+    namelen: 255,
+    frsize: stat.bsize,
+  };
+}
+
+function timespecOf(nanoseconds: bigint): Timespec {
+  let sec = nanoseconds / 1_000_000_000n;
+  let nsec = nanoseconds % 1_000_000_000n;
+  if (nsec < 0n) {
+    sec -= 1n;
+    nsec += 1_000_000_000n;
+  }
+  return { sec: Number(sec), nsec: Number(nsec) };
+}
+
+/** utimes(2) arguments are seconds; Node keeps milliseconds of the fraction. */
+function timeArgument(change: Timespec | "now" | undefined, currentNs: bigint): number {
+  if (change === "now") return Date.now() / 1000;
+  if (change === undefined) return Number(currentNs) / 1e9;
+  return change.sec + change.nsec / 1e9;
+}
+
+function direntMode(entry: fs.Dirent): number {
+  if (entry.isDirectory()) return FileType.DIRECTORY;
+  if (entry.isSymbolicLink()) return FileType.SYMLINK;
+  if (entry.isFIFO()) return FileType.FIFO;
+  if (entry.isSocket()) return FileType.SOCKET;
+  if (entry.isCharacterDevice()) return FileType.CHAR;
+  if (entry.isBlockDevice()) return FileType.BLOCK;
+  return FileType.REGULAR;
+}
+
+/** Calls a callback-style fs function and resolves with its result. */
+function fdCall<T>(call: (done: (error: Error | null, result?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) =>
+    call((error, result) => error ? reject(error) : resolve(result as T))
+  );
+}
+
+function openFd(path: string, flags: number, mode: number): Promise<number> {
+  return fdCall<number>((done) => fs.open(path, flags, mode, done));
+}
+
+function closeFd(fd: number): Promise<void> {
+  return fdCall<void>((done) => fs.close(fd, done));
+}
+
+/** lstat with callbacks: measurably cheaper than fs.promises per call in big listings. */
+function lstat(path: string): Promise<fs.BigIntStats> {
+  return fdCall<fs.BigIntStats>((done) =>
+    fs.lstat(path, { bigint: true }, done as (error: Error | null, stats: fs.BigIntStats) => void)
+  );
+}
+
+function fstat(fd: number): Promise<fs.BigIntStats> {
+  return fdCall<fs.BigIntStats>((done) =>
+    fs.fstat(fd, { bigint: true }, done as (error: Error | null, stats: fs.BigIntStats) => void)
+  );
+}
+
+/** Messages of util-linux tools mapped back to the errno they report. */
+const TOOL_ERRORS: [RegExp, number][] = [
+  [/No space left/, Errno.ENOSPC],
+  [/not supported/i, Errno.EOPNOTSUPP],
+  [/Invalid argument/, Errno.EINVAL],
+  [/File too large/, Errno.EFBIG],
+  [/File exists/, Errno.EEXIST],
+  [/Permission denied/, Errno.EACCES],
+  [/Operation not permitted/, Errno.EPERM],
+  [/Bad file descriptor/, Errno.EBADF],
+];
+
+function runTool(file: string, args: string[], missing: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, (error, _stdout, stderr) => {
+      if (!error) return resolve();
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+        return reject(fail(missing, `${file}(1) is not installed`));
+      }
+      const known = TOOL_ERRORS.find(([pattern]) => pattern.test(stderr));
+      reject(fail(known?.[1] ?? Errno.EIO, `${file}: ${stderr.trim()}`));
+    });
+  });
+}
+
+function runFallocate(args: string[]): Promise<void> {
+  return runTool("fallocate", args, Errno.EOPNOTSUPP);
+}
+
+function runMknod(args: string[]): Promise<void> {
+  return runTool("mknod", args, Errno.EPERM);
+}

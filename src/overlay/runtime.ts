@@ -1,0 +1,249 @@
+/**
+ * Starting and stopping everything a mount of the overlay runs besides the FUSE session:
+ * the spool and its journal (replayed into the upload queue before serving), the
+ * copy-on-read queue, the chunk cache, Riak health tracking, the control socket for
+ * `riakfs status` and the optional Prometheus endpoint. `riakfs mount` and `riakfs demo`
+ * both start a mount through {@link startOverlay}.
+ *
+ * @module
+ */
+import { mkdir } from "node:fs/promises";
+import type { FileSystem } from "../fuse/filesystem.ts";
+import type { Store } from "../store/store.ts";
+import { ChunkCache } from "./chunk_cache.ts";
+import {
+  type ControlServer,
+  runtimePaths,
+  startControlServer,
+  type StatusReport,
+} from "./control.ts";
+import { CopyOnReadQueue } from "./copy_on_read.ts";
+import { RiakHealth } from "./health.ts";
+import { instrument } from "./instrument.ts";
+import { UploadJournal } from "./journal.ts";
+import type { Logger } from "./log.ts";
+import { MountMetrics, toPrometheus } from "./metrics.ts";
+import { type MetricsServer, startMetricsServer } from "./metrics_server.ts";
+import { describeMode, presetOf, usesRiak } from "./modes.ts";
+import type { OverlaySettings } from "./mount_options.ts";
+import { OverlayFileSystem } from "./overlay.ts";
+import { defaultSpoolDirectory, Spool } from "./spool.ts";
+import { localFileCopier, stagedFileUploader } from "./transfer.ts";
+import { UploadQueue } from "./upload_queue.ts";
+
+/** What {@link startOverlay} needs. */
+export interface OverlayStartOptions {
+  settings: OverlaySettings;
+  /** The legacy directory (absolute); undefined for the riak preset. */
+  source?: string;
+  /** The mountpoint (absolute), for the control socket and status. */
+  mountpoint: string;
+  /** The store; required when the mode uses Riak. */
+  store?: Store;
+  /** Riak nodes as `host:port`, for status output. */
+  riakNodes: string[];
+  logger: Logger;
+  /** The filesystem for modes without Riak (the passthrough preset). */
+  localFileSystem?: () => Promise<FileSystem>;
+  /** Seconds the kernel may cache entries and attributes. */
+  entryTimeout?: number;
+  attrTimeout?: number;
+}
+
+/** A started overlay: the filesystem to serve and how to stop what runs beside it. */
+export interface OverlayRuntime {
+  /** The filesystem, with every operation counted. */
+  fileSystem: FileSystem;
+  metrics: MountMetrics;
+  /** The control socket `riakfs status` talks to. */
+  controlSocket: string;
+  /** The Prometheus endpoint's port, when `--metrics` was given. */
+  metricsPort?: number;
+  /** Uploads not yet acknowledged by Riak. */
+  pendingUploads(): number;
+  /** Waits until the background queues are empty (tests, demo). */
+  settle(timeoutMs: number): Promise<number>;
+  /**
+   * Drains the upload queue for at most `drainTimeoutMs`, then stops everything. Resolves
+   * with the uploads still pending (they stay journaled for the next start).
+   */
+  stop(drainTimeoutMs?: number): Promise<number>;
+}
+
+/**
+ * Opens the spool, replays the journal into the upload queue, and starts the queues, the
+ * control socket and (when asked) the metrics endpoint.
+ */
+export async function startOverlay(options: OverlayStartOptions): Promise<OverlayRuntime> {
+  const { settings, logger } = options;
+  const metrics = new MountMetrics();
+  const health = new RiakHealth(logger);
+  metrics.onSnapshot(() => {
+    const snapshot = health.snapshot();
+    metrics.value.riak = { reachable: snapshot.reachable ? 1 : 0, outages: snapshot.outages };
+  });
+  const riakBacked = usesRiak(settings.mode);
+  const parts = riakBacked
+    ? await startRiakParts(options, metrics, health)
+    : { fileSystem: await localFileSystemOf(options), stopQueues: () => Promise.resolve(0) };
+
+  const startedAt = new Date().toISOString();
+  const report = async (): Promise<StatusReport> => ({
+    mountpoint: options.mountpoint,
+    source: options.source,
+    pid: process.pid,
+    startedAt,
+    preset: presetOf(settings.mode),
+    mode: settings.mode,
+    riak: { ...health.snapshot(), nodes: options.riakNodes },
+    spool: parts.spool && { directory: parts.spool.directory, ...await parts.spool.usage() },
+    metrics: metrics.snapshot(),
+  });
+  const { controlSocket } = runtimePaths(options.mountpoint, settings.runDirectory);
+  await mkdir(settings.runDirectory, { recursive: true, mode: 0o755 });
+  let control: ControlServer | undefined;
+  let metricsServer: MetricsServer | undefined;
+  try {
+    control = await startControlServer(controlSocket, report);
+    if (settings.metrics !== undefined) {
+      metricsServer = await startMetricsServer(
+        settings.metrics,
+        () => toPrometheus(metrics.snapshot(), { mountpoint: options.mountpoint }),
+      );
+    }
+  } catch (error) {
+    await control?.close();
+    await parts.stopQueues(0);
+    throw error;
+  }
+  logger.info("overlay ready", {
+    mountpoint: options.mountpoint,
+    mode: describeMode(settings.mode),
+    spool: parts.spool?.directory,
+    replayed: parts.replayed,
+  });
+
+  let stopped: Promise<number> | undefined;
+  return {
+    fileSystem: instrument(parts.fileSystem, metrics),
+    metrics,
+    controlSocket,
+    metricsPort: metricsServer?.port,
+    pendingUploads: () => parts.uploads?.pendingCount ?? 0,
+    settle: async (timeoutMs) => {
+      await parts.copies?.idle();
+      return await parts.uploads?.drain(timeoutMs) ?? 0;
+    },
+    stop: (drainTimeoutMs = settings.drainTimeoutMs) =>
+      stopped ??= (async () => {
+        const left = await parts.stopQueues(drainTimeoutMs);
+        if (left > 0) {
+          logger.warn("uploads still pending at unmount; they stay journaled for the next mount", {
+            pending: left,
+            spool: parts.spool?.directory,
+            drain_timeout_ms: drainTimeoutMs,
+          });
+        }
+        await control?.close();
+        await metricsServer?.close();
+        return left;
+      })(),
+  };
+}
+
+/** What runs beside a Riak-backed filesystem. */
+interface MountParts {
+  fileSystem: FileSystem;
+  spool?: Spool;
+  uploads?: UploadQueue;
+  copies?: CopyOnReadQueue;
+  replayed?: number;
+  /** Drains uploads for at most `drainTimeoutMs`, stops the queues; resolves with what is left. */
+  stopQueues(drainTimeoutMs: number): Promise<number>;
+}
+
+async function localFileSystemOf(options: OverlayStartOptions): Promise<FileSystem> {
+  if (!options.localFileSystem) throw new RangeError("a local mode needs its filesystem");
+  return await options.localFileSystem();
+}
+
+/** The spool, journal (replayed), queues, cache and the overlay itself. */
+async function startRiakParts(
+  options: OverlayStartOptions,
+  metrics: MountMetrics,
+  health: RiakHealth,
+): Promise<MountParts> {
+  const { settings, logger } = options;
+  if (!options.store) throw new RangeError(`mode ${settings.preset} needs a store`);
+  const store = options.store;
+  const spool = await Spool.open(
+    settings.spool ?? defaultSpoolDirectory(options.source, options.mountpoint),
+  );
+  const { journal, pending } = await UploadJournal.open(spool.journalFile);
+  const removed = await spool.removeUnreferenced(new Set(pending.map((entry) => entry.staged)));
+  if (removed.length > 0) {
+    logger.info("removed staged files of writes never acknowledged", { files: removed.length });
+  }
+  // The queue exists before the overlay it reports back to.
+  const late: { overlay?: OverlayFileSystem } = {};
+  const uploads = new UploadQueue({
+    spool,
+    journal,
+    upload: stagedFileUploader(store, health),
+    concurrency: settings.uploadConcurrency,
+    afterUpload: (upload) => late.overlay?.afterUpload(upload) ?? Promise.resolve(),
+    metrics,
+    logger,
+  });
+  // Replayed before the first request is served: reads of these paths see the spool.
+  uploads.resume(pending);
+  const copies = new CopyOnReadQueue({
+    copy: options.source === undefined ? () => Promise.resolve() : localFileCopier({
+      store,
+      source: options.source,
+      afterTransfer: settings.mode.afterTransfer,
+      health,
+      metrics,
+      logger,
+    }),
+    concurrency: settings.copyConcurrency,
+    metrics,
+    logger,
+  });
+  const cache = new ChunkCache({
+    maxBytes: settings.cacheBytes,
+    readAheadBlocks: settings.readAheadBlocks,
+    metrics,
+  });
+  const overlay = late.overlay = new OverlayFileSystem({
+    mode: settings.mode,
+    source: options.source,
+    store,
+    spool,
+    uploads,
+    copies,
+    cache,
+    health,
+    metrics,
+    logger,
+    riakTimeoutMs: settings.riakReadTimeoutMs,
+    entryTimeout: options.entryTimeout,
+    attrTimeout: options.attrTimeout,
+    defaultUid: settings.defaultUid,
+    defaultGid: settings.defaultGid,
+  });
+  return {
+    fileSystem: overlay,
+    spool,
+    uploads,
+    copies,
+    replayed: pending.length,
+    stopQueues: async (drainTimeoutMs) => {
+      await copies.stop();
+      const left = await uploads.drain(drainTimeoutMs);
+      await uploads.stop();
+      await journal.close();
+      return left;
+    },
+  };
+}

@@ -1,0 +1,159 @@
+/**
+ * The two ways a file moves into Riak from the mount: the upload of a staged file (the
+ * write path, driven by the journal) and the copy of a local file an application read
+ * completely (copy-on-read), followed, when the mode says so, by the verified deletion of
+ * the local copy under src/migration's rule. Both use the store's `writeFile`; neither
+ * knows about queues.
+ *
+ * @module
+ */
+import type { BigIntStats } from "node:fs";
+import { lstat } from "node:fs/promises";
+import { join } from "node:path";
+import { identityOf } from "../migration/file_identity.ts";
+import {
+  changedTooRecently,
+  hashBytes,
+  isFileChanged,
+  readUnchanged,
+  waitOutRacyWindow,
+} from "../migration/local_file.ts";
+import type { MigrationStore } from "../migration/stored_file.ts";
+import { deleteIfVerified } from "../migration/verified_delete.ts";
+import { normalizePath } from "../store/path.ts";
+import type { FileCopier } from "./copy_on_read.ts";
+import type { RiakHealth } from "./health.ts";
+import type { PendingUpload } from "./journal.ts";
+import type { Logger } from "./log.ts";
+import { SILENT_LOGGER } from "./log.ts";
+import type { MountMetrics } from "./metrics.ts";
+import type { AfterTransfer } from "./modes.ts";
+import type { Uploader } from "./upload_queue.ts";
+
+/**
+ * An {@link Uploader} that puts a staged file into Riak with the journaled attributes.
+ * Resolves once Riak acknowledged every chunk and the manifest (the store's w/dw).
+ */
+export function stagedFileUploader(store: MigrationStore, health?: RiakHealth): Uploader {
+  return async (upload: PendingUpload, stagedPath: string) => {
+    const written = store.writeFile(upload.path, { file: stagedPath }, {
+      mode: upload.mode,
+      uid: upload.uid,
+      gid: upload.gid,
+      mtimeNs: BigInt(upload.mtimeNs),
+    });
+    await (health ? health.observe(written) : written);
+  };
+}
+
+/** Options of {@link localFileCopier}. */
+export interface LocalCopyOptions {
+  store: MigrationStore;
+  /** The source directory paths are relative to. */
+  source: string;
+  /** `delete`: remove the local copy once Riak's copy is verified (drain, --delete-local). */
+  afterTransfer: AfterTransfer;
+  health?: RiakHealth;
+  metrics?: MountMetrics;
+  logger?: Logger;
+}
+
+/** What {@link copyLocalFile} did. */
+export type CopyOutcome = "uploaded" | "already-in-riak" | "not-a-file";
+
+/**
+ * Copies the local file at mount path `path` into Riak unless Riak already holds that
+ * version (same size and mtime), then applies `afterTransfer`. A file that changes while
+ * it is read is not stored (src/migration's readUnchanged aborts the upload).
+ */
+export async function copyLocalFile(
+  options: LocalCopyOptions,
+  path: string,
+): Promise<CopyOutcome> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await copyOnce(options, path);
+    } catch (error) {
+      // A file being written right now is retried after the racy window, as pre-warm does.
+      if (!isFileChanged(error) || attempt >= COPY_ATTEMPTS) throw error;
+      await waitOutRacyWindow();
+    }
+  }
+}
+
+/** Attempts of {@link copyLocalFile} while the file keeps changing. */
+const COPY_ATTEMPTS = 3;
+
+async function copyOnce(options: LocalCopyOptions, path: string): Promise<CopyOutcome> {
+  const absolute = join(options.source, path);
+  let stats = await lstatOrUndefined(absolute);
+  if (!stats?.isFile()) return "not-a-file";
+  if (changedTooRecently(identityOf(stats))) {
+    await waitOutRacyWindow();
+    const again = await lstatOrUndefined(absolute);
+    if (!again?.isFile()) return "not-a-file";
+    stats = again;
+  }
+  const identity = identityOf(stats);
+  const observe = <T>(request: Promise<T>) =>
+    options.health ? options.health.observe(request) : request;
+  const remote = await observe(options.store.tryStat(path));
+  let outcome: CopyOutcome;
+  let sha256: string;
+  if (
+    remote && remote.type === "file" && BigInt(remote.size) === stats.size &&
+    remote.mtimeNs === stats.mtimeNs
+  ) {
+    outcome = "already-in-riak";
+    // The deletion rule needs the local content's own hash, never Riak's word for it.
+    sha256 = options.afterTransfer === "delete"
+      ? (await hashBytes(readUnchanged(absolute, identity, { displayName: path }))).sha256
+      : remote.sha256;
+  } else {
+    const written = await observe(options.store.writeFile(
+      path,
+      readUnchanged(absolute, identity, { displayName: path }),
+      {
+        mode: Number(stats.mode & 0o7777n),
+        uid: Number(stats.uid),
+        gid: Number(stats.gid),
+        mtimeNs: stats.mtimeNs,
+      },
+    ));
+    outcome = "uploaded";
+    sha256 = written.sha256;
+  }
+  if (options.afterTransfer === "delete") {
+    const deletion = await observe(
+      deleteIfVerified(options.store, normalizePath(path), absolute, { identity, sha256 }),
+    );
+    const counters = options.metrics?.value.localDeletion;
+    if (deletion.deleted) {
+      if (counters) counters.deleted++;
+    } else {
+      if (counters) counters.kept++;
+      (options.logger ?? SILENT_LOGGER).info("local copy kept", {
+        path,
+        reason: deletion.reason,
+        detail: deletion.detail,
+      });
+    }
+  }
+  return outcome;
+}
+
+/** A {@link FileCopier} for the copy-on-read queue over {@link copyLocalFile}. */
+export function localFileCopier(options: LocalCopyOptions): FileCopier {
+  return async (path: string) => {
+    await copyLocalFile(options, path);
+  };
+}
+
+async function lstatOrUndefined(file: string): Promise<BigIntStats | undefined> {
+  try {
+    return await lstat(file, { bigint: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}

@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import { appendFile, mkdtemp, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { MigrationStore } from "../migration/stored_file.ts";
+import { seededBytes, withStore } from "../store/_test_support.ts";
+import type { Store } from "../store/store.ts";
+import { MountMetrics } from "./metrics.ts";
+import { copyLocalFile, stagedFileUploader } from "./transfer.ts";
+
+async function withSource(body: (source: string) => Promise<void>): Promise<void> {
+  const source = await mkdtemp(join(tmpdir(), "riakfs-transfer-"));
+  try {
+    await body(source);
+  } finally {
+    await rm(source, { recursive: true, force: true });
+  }
+}
+
+/** The store's operations, with readRange running `before` first (to act mid-verification). */
+function storeWithHook(store: Store, before: () => Promise<void>): MigrationStore {
+  return {
+    tryStat: (path) => store.tryStat(path),
+    writeFile: (path, source, options) => store.writeFile(path, source, options),
+    mkdir: (path, options) => store.mkdir(path, options),
+    symlink: (path, target, options) => store.symlink(path, target, options),
+    readlink: (path) => store.readlink(path),
+    remove: (path, options) => store.remove(path, options),
+    readRange: async function* (path, offset, length) {
+      await before();
+      yield* store.readRange(path, offset, length);
+    },
+  };
+}
+
+Deno.test("a staged file is uploaded with the journaled attributes, reported back exactly", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (directory) => {
+      const staged = join(directory, "staged-1");
+      const content = seededBytes(1, 3 * 1024 * 1024 + 17);
+      await writeFile(staged, content);
+      const upload = stagedFileUploader(store);
+      await upload(
+        {
+          id: 1,
+          path: "/docs/report.bin",
+          staged: "staged-1",
+          mode: 0o640,
+          uid: 1234,
+          gid: 5678,
+          mtimeNs: "1700000000123456789",
+          size: content.length,
+        },
+        staged,
+        new AbortController().signal,
+      );
+      const stored = await store.stat("/docs/report.bin");
+      assert.equal(stored.size, content.length);
+      assert.equal(stored.mode, 0o640);
+      assert.equal(stored.uid, 1234);
+      assert.equal(stored.gid, 5678);
+      assert.equal(stored.mtimeNs, 1700000000123456789n);
+      assert.ok(content.equals(await store.readFile("/docs/report.bin")));
+    });
+  });
+});
+
+Deno.test("copy-on-read uploads a local file once; an unchanged file is not uploaded again", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      await writeFile(join(source, "a.txt"), "alpha");
+      await utimes(join(source, "a.txt"), 1_600_000_000, 1_600_000_000);
+      const options = { store, source, afterTransfer: "keep" as const };
+      assert.equal(await copyLocalFile(options, "/a.txt"), "uploaded");
+      assert.equal((await store.readFile("/a.txt")).toString(), "alpha");
+      assert.equal((await store.stat("/a.txt")).mtimeNs, 1_600_000_000_000_000_000n);
+      assert.equal(await copyLocalFile(options, "/a.txt"), "already-in-riak");
+      assert.equal(await copyLocalFile(options, "/missing"), "not-a-file");
+      assert.equal(await readFile(join(source, "a.txt"), "utf8"), "alpha", "local copy kept");
+    });
+  });
+});
+
+Deno.test("drain deletes the local copy only after Riak's copy was verified", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      const metrics = new MountMetrics();
+      await writeFile(join(source, "b.bin"), seededBytes(2, 100_000));
+      const options = { store, source, afterTransfer: "delete" as const, metrics };
+      assert.equal(await copyLocalFile(options, "/b.bin"), "uploaded");
+      await assert.rejects(stat(join(source, "b.bin")), { code: "ENOENT" });
+      assert.ok(seededBytes(2, 100_000).equals(await store.readFile("/b.bin")));
+      assert.equal(metrics.snapshot().localDeletion.deleted, 1);
+    });
+  });
+});
+
+Deno.test("a file changed between hashing and deletion is kept", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      const file = join(source, "c.txt");
+      await writeFile(file, "version one");
+      const metrics = new MountMetrics();
+      // The change lands while Riak's copy is being read back for verification.
+      const racing = storeWithHook(store, () => appendFile(file, " and two"));
+      const outcome = await copyLocalFile(
+        { store: racing, source, afterTransfer: "delete", metrics },
+        "/c.txt",
+      );
+      assert.equal(outcome, "uploaded");
+      assert.equal(await readFile(file, "utf8"), "version one and two");
+      assert.equal(metrics.snapshot().localDeletion.kept, 1);
+      assert.equal(metrics.snapshot().localDeletion.deleted, 0);
+    });
+  });
+});

@@ -1,0 +1,358 @@
+/**
+ * The upload queue: staged files go to Riak in the background with bounded concurrency,
+ * in submission order per path, retrying with exponential backoff while Riak is
+ * unreachable. A submission is journaled (fsync'd) before `submit` resolves, so whatever the
+ * caller acknowledged survives a crash; {@link UploadQueue.resume} re-queues the journal's
+ * pending entries at start-up. A newer submission for a path that has not started yet
+ * replaces the older one (the newer staged file holds the whole file).
+ *
+ * @module
+ */
+import { access } from "node:fs/promises";
+import type { Logger } from "./log.ts";
+import { SILENT_LOGGER } from "./log.ts";
+import type { NewUpload, PendingUpload, UploadJournal } from "./journal.ts";
+import type { MountMetrics } from "./metrics.ts";
+import type { Spool } from "./spool.ts";
+
+/** Puts one staged file into Riak; resolves once Riak acknowledged it with the configured w/dw. */
+export type Uploader = (
+  upload: PendingUpload,
+  stagedPath: string,
+  signal: AbortSignal,
+) => Promise<void>;
+
+/** Default number of uploads running at once. */
+export const DEFAULT_UPLOAD_CONCURRENCY = 4;
+/** Default first retry delay after a failed upload. */
+export const DEFAULT_RETRY_INITIAL_MS = 500;
+/** Default longest retry delay. */
+export const DEFAULT_RETRY_MAX_MS = 30_000;
+
+/** Options of an {@link UploadQueue}. */
+export interface UploadQueueOptions {
+  spool: Spool;
+  journal: UploadJournal;
+  upload: Uploader;
+  /** Uploads running at once; default {@link DEFAULT_UPLOAD_CONCURRENCY}. */
+  concurrency?: number;
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  /**
+   * Runs after Riak acknowledged an upload and before its staged file is removed (e.g. the
+   * verified deletion of the local copy). A failure is logged; the upload still counts.
+   */
+  afterUpload?: (upload: PendingUpload) => Promise<void>;
+  metrics?: MountMetrics;
+  logger?: Logger;
+}
+
+/** A submitted upload. */
+export interface UploadTicket {
+  id: number;
+  /** Resolves when Riak acknowledged this upload or a newer one of the same path. */
+  uploaded: Promise<void>;
+}
+
+interface Job {
+  entry: PendingUpload;
+  started: boolean;
+  done: Promise<void>;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+/** The queue stopped before the upload reached Riak; it stays journaled for the next start. */
+export class UploadStoppedError extends Error {
+  constructor(path: string) {
+    super(`${path}: upload still pending when riakfs stopped; it stays journaled`);
+    this.name = "UploadStoppedError";
+  }
+}
+
+/**
+ * Uploads staged files.
+ *
+ * @example
+ * ```ts
+ * const queue = new UploadQueue({ spool, journal, upload: (entry, file) => putFile(entry, file) });
+ * queue.resume(pending);
+ * const ticket = await queue.submit({ path: "/a", staged, mode, uid, gid, mtimeNs, size });
+ * await ticket.uploaded; // fsync semantics
+ * ```
+ */
+export class UploadQueue {
+  readonly #options: UploadQueueOptions;
+  readonly #logger: Logger;
+  readonly #concurrency: number;
+  readonly #retryInitialMs: number;
+  readonly #retryMaxMs: number;
+  /** Jobs per path in submission order; only the first of a path may run. */
+  readonly #byPath = new Map<string, Job[]>();
+  /** Jobs not started yet, oldest first. */
+  #waiting: Job[] = [];
+  #active = 0;
+  #stopping = false;
+  readonly #abort = new AbortController();
+  #wake: (() => void)[] = [];
+  #idle: (() => void)[] = [];
+
+  constructor(options: UploadQueueOptions) {
+    this.#options = options;
+    this.#logger = options.logger ?? SILENT_LOGGER;
+    this.#concurrency = options.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY;
+    this.#retryInitialMs = options.retryInitialMs ?? DEFAULT_RETRY_INITIAL_MS;
+    this.#retryMaxMs = options.retryMaxMs ?? DEFAULT_RETRY_MAX_MS;
+    if (!Number.isSafeInteger(this.#concurrency) || this.#concurrency < 1) {
+      throw new RangeError(
+        `upload concurrency must be a whole number >= 1, got ${this.#concurrency}`,
+      );
+    }
+    options.metrics?.onSnapshot(() => {
+      const uploads = options.metrics!.value.uploads;
+      uploads.pending = this.pendingCount;
+      uploads.active = this.#active;
+    });
+  }
+
+  /** Uploads submitted (or resumed) and not yet acknowledged. */
+  get pendingCount(): number {
+    let count = 0;
+    for (const jobs of this.#byPath.values()) count += jobs.length;
+    return count;
+  }
+
+  /** Queues the journal's pending entries from the last run; call before serving. */
+  resume(pending: readonly PendingUpload[]): void {
+    for (const entry of pending) this.#enqueue(entry);
+    if (pending.length > 0) {
+      this.#logger.info("replaying upload journal", { pending: pending.length });
+    }
+  }
+
+  /**
+   * Journals an upload (durable when this resolves) and queues it. Await
+   * `ticket.uploaded` for Riak's acknowledgement.
+   */
+  async submit(upload: NewUpload): Promise<UploadTicket> {
+    if (this.#stopping) throw new UploadStoppedError(upload.path);
+    const id = await this.#options.journal.add(upload);
+    const job = this.#enqueue({ id, ...upload });
+    return { id, uploaded: job.done };
+  }
+
+  /** Resolves when every upload of `path` submitted so far reached Riak. */
+  async settled(path: string): Promise<void> {
+    const jobs = this.#byPath.get(path);
+    if (!jobs || jobs.length === 0) return;
+    await jobs[jobs.length - 1].done;
+  }
+
+  /** Resolves when every upload at or below directory `path` submitted so far reached Riak. */
+  async settledBelow(path: string): Promise<void> {
+    const prefix = path.endsWith("/") ? path : `${path}/`;
+    const waits: Promise<void>[] = [];
+    for (const [pending, jobs] of this.#byPath) {
+      if ((pending === path || pending.startsWith(prefix)) && jobs.length > 0) {
+        waits.push(jobs[jobs.length - 1].done);
+      }
+    }
+    await Promise.all(waits);
+  }
+
+  /** Paths with an upload pending directly inside directory `path` (for listings). */
+  pendingNamesIn(path: string): string[] {
+    const prefix = path.endsWith("/") ? path : `${path}/`;
+    const names: string[] = [];
+    for (const pending of this.#byPath.keys()) {
+      if (pending.startsWith(prefix) && !pending.slice(prefix.length).includes("/")) {
+        names.push(pending.slice(prefix.length));
+      }
+    }
+    return names;
+  }
+
+  /** Whether an upload of `path` is pending (its newest bytes are in the spool). */
+  pendingFor(path: string): PendingUpload | undefined {
+    const jobs = this.#byPath.get(path);
+    return jobs && jobs.length > 0 ? jobs[jobs.length - 1].entry : undefined;
+  }
+
+  /** Retries waiting uploads now (e.g. when another request found Riak reachable again). */
+  nudge(): void {
+    const wake = this.#wake;
+    this.#wake = [];
+    for (const resolve of wake) resolve();
+  }
+
+  /**
+   * Waits until every pending upload reached Riak, at most `timeoutMs`. Returns how many are
+   * still pending (0 = drained); those stay journaled.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    if (this.pendingCount === 0) return 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.#idle.push(resolve)),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
+    ]);
+    clearTimeout(timer);
+    return this.pendingCount;
+  }
+
+  /**
+   * Stops: no new uploads start, waiting retries give up, running uploads are aborted. What
+   * is not uploaded stays journaled; its `uploaded` promises reject with UploadStoppedError.
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#abort.abort();
+    this.nudge();
+    for (const job of this.#waiting) job.reject(new UploadStoppedError(job.entry.path));
+    this.#waiting = [];
+    while (this.#active > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+  }
+
+  #enqueue(entry: PendingUpload): Job {
+    let resolve!: () => void;
+    let reject!: (error: Error) => void;
+    const done = new Promise<void>((yes, no) => {
+      resolve = yes;
+      reject = no;
+    });
+    done.catch(() => {}); // Callers that never await a ticket must not crash the process.
+    const job: Job = { entry, started: false, done, resolve, reject };
+    const jobs = this.#byPath.get(entry.path) ?? [];
+    const previous = jobs[jobs.length - 1];
+    if (previous && !previous.started) this.#supersede(previous, job);
+    jobs.push(job);
+    this.#byPath.set(entry.path, jobs);
+    this.#waiting.push(job);
+    this.#pump();
+    return job;
+  }
+
+  /** `older` has not started and `newer` holds the whole newer file: drop `older`. */
+  #supersede(older: Job, newer: Job): void {
+    const jobs = this.#byPath.get(older.entry.path)!;
+    jobs.splice(jobs.indexOf(older), 1);
+    this.#waiting.splice(this.#waiting.indexOf(older), 1);
+    newer.done.then(older.resolve, older.reject);
+    void this.#forget(older.entry);
+  }
+
+  #pump(): void {
+    while (!this.#stopping && this.#active < this.#concurrency) {
+      const index = this.#waiting.findIndex((job) => this.#byPath.get(job.entry.path)![0] === job);
+      if (index === -1) break;
+      const [job] = this.#waiting.splice(index, 1);
+      job.started = true;
+      this.#active++;
+      void this.#run(job).finally(() => {
+        this.#active--;
+        this.#pump();
+        if (this.pendingCount === 0 || (this.#stopping && this.#active === 0)) {
+          const idle = this.#idle;
+          this.#idle = [];
+          for (const resolve of idle) resolve();
+        }
+      });
+    }
+  }
+
+  async #run(job: Job): Promise<void> {
+    const { entry } = job;
+    const metrics = this.#options.metrics?.value.uploads;
+    const stagedPath = this.#options.spool.pathOf(entry.staged);
+    let delay = this.#retryInitialMs;
+    for (let attempt = 1;; attempt++) {
+      if (this.#stopping) {
+        job.reject(new UploadStoppedError(entry.path));
+        this.#finish(job);
+        return;
+      }
+      try {
+        await this.#options.upload(entry, stagedPath, this.#abort.signal);
+        break;
+      } catch (error) {
+        if (await isMissing(stagedPath)) {
+          // The staged file is gone (removed by hand): nothing left to upload, ever.
+          this.#logger.error("staged file vanished; upload abandoned", {
+            path: entry.path,
+            staged: stagedPath,
+          });
+          if (metrics) metrics.abandoned++;
+          job.reject(error as Error);
+          await this.#forget(entry);
+          this.#finish(job);
+          return;
+        }
+        if (metrics) metrics.failedAttempts++;
+        if (attempt === 1) {
+          this.#logger.debug("upload failed; retrying with backoff", {
+            path: entry.path,
+            error: (error as Error).message,
+          });
+        }
+        await this.#sleep(delay);
+        delay = Math.min(delay * 2, this.#retryMaxMs);
+      }
+    }
+    if (metrics) {
+      metrics.uploaded++;
+      metrics.bytesUploaded += entry.size;
+    }
+    try {
+      await this.#options.afterUpload?.(entry);
+    } catch (error) {
+      this.#logger.warn("after-upload step failed", {
+        path: entry.path,
+        error: (error as Error).message,
+      });
+    }
+    try {
+      await this.#forget(entry);
+      job.resolve();
+    } catch (error) {
+      job.reject(error as Error);
+    }
+    this.#finish(job);
+  }
+
+  #finish(job: Job): void {
+    const jobs = this.#byPath.get(job.entry.path);
+    if (!jobs) return;
+    const index = jobs.indexOf(job);
+    if (index !== -1) jobs.splice(index, 1);
+    if (jobs.length === 0) this.#byPath.delete(job.entry.path);
+  }
+
+  /** Marks an entry done in the journal, then removes its staged file. */
+  async #forget(entry: PendingUpload): Promise<void> {
+    await this.#options.journal.complete(entry.id);
+    await this.#options.spool.remove(entry.staged);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = this.#wake.filter((wake) => wake !== done);
+        resolve();
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.#wake.push(done);
+    });
+  }
+}
+
+async function isMissing(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ENOENT";
+  }
+}

@@ -1,0 +1,230 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type PendingUpload, UploadJournal } from "./journal.ts";
+import { MountMetrics } from "./metrics.ts";
+import { Spool } from "./spool.ts";
+import { UploadQueue, type UploadQueueOptions, UploadStoppedError } from "./upload_queue.ts";
+
+interface Fixture {
+  spool: Spool;
+  journal: UploadJournal;
+  pending: PendingUpload[];
+  stored: Map<string, string>;
+}
+
+async function withSpool(body: (fixture: Fixture, directory: string) => Promise<void>) {
+  const directory = await mkdtemp(join(tmpdir(), "riakfs-upload-"));
+  try {
+    const spool = await Spool.open(join(directory, "spool"));
+    const { journal, pending } = await UploadJournal.open(spool.journalFile);
+    try {
+      await body({ spool, journal, pending, stored: new Map() }, directory);
+    } finally {
+      await journal.close();
+    }
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+/** Stages `content` and returns the journal fields for it. */
+async function stage(spool: Spool, path: string, content: string) {
+  const staged = await spool.create();
+  await staged.handle.writeFile(content);
+  await staged.handle.sync();
+  await staged.handle.close();
+  return {
+    path,
+    staged: staged.name,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    mtimeNs: "0",
+    size: content.length,
+  };
+}
+
+function queueOver(fixture: Fixture, extra: Partial<UploadQueueOptions> = {}): UploadQueue {
+  return new UploadQueue({
+    spool: fixture.spool,
+    journal: fixture.journal,
+    retryInitialMs: 1,
+    retryMaxMs: 4,
+    upload: async (entry, file) => {
+      fixture.stored.set(entry.path, await readFile(file, "utf8"));
+    },
+    ...extra,
+  });
+}
+
+Deno.test("a submitted file reaches the uploader, then leaves the spool and the journal", async () => {
+  await withSpool(async (fixture) => {
+    const metrics = new MountMetrics();
+    const queue = queueOver(fixture, { metrics });
+    const ticket = await queue.submit(await stage(fixture.spool, "/a.txt", "alpha"));
+    await ticket.uploaded;
+    assert.equal(fixture.stored.get("/a.txt"), "alpha");
+    assert.equal(queue.pendingCount, 0);
+    assert.equal(fixture.journal.pendingCount, 0);
+    assert.deepEqual(await fixture.spool.usage(), { files: 0, bytes: 0 });
+    const uploads = metrics.snapshot().uploads;
+    assert.equal(uploads.uploaded, 1);
+    assert.equal(uploads.bytesUploaded, 5);
+    assert.equal(uploads.pending, 0);
+  });
+});
+
+Deno.test("failures are retried with backoff until Riak answers; nothing is lost", async () => {
+  await withSpool(async (fixture) => {
+    let failuresLeft = 5;
+    const metrics = new MountMetrics();
+    const queue = queueOver(fixture, {
+      metrics,
+      upload: async (entry, file) => {
+        if (failuresLeft-- > 0) {
+          throw Object.assign(new Error("connect ECONNREFUSED"), {
+            code: "ECONNREFUSED",
+          });
+        }
+        fixture.stored.set(entry.path, await readFile(file, "utf8"));
+      },
+    });
+    const ticket = await queue.submit(await stage(fixture.spool, "/b", "bravo"));
+    await ticket.uploaded;
+    assert.equal(fixture.stored.get("/b"), "bravo");
+    assert.equal(metrics.snapshot().uploads.failedAttempts, 5);
+  });
+});
+
+Deno.test("concurrency is bounded and uploads of one path run in order", async () => {
+  await withSpool(async (fixture) => {
+    let running = 0;
+    let peak = 0;
+    const order: string[] = [];
+    const queue = queueOver(fixture, {
+      concurrency: 3,
+      upload: async (entry, file) => {
+        running++;
+        peak = Math.max(peak, running);
+        await new Promise((resolve) => setImmediate(resolve));
+        order.push(`${entry.path}=${await readFile(file, "utf8")}`);
+        running--;
+      },
+    });
+    const tickets = [];
+    for (let index = 0; index < 12; index++) {
+      tickets.push(await queue.submit(await stage(fixture.spool, `/f${index % 4}`, `v${index}`)));
+    }
+    await Promise.all(tickets.map((ticket) => ticket.uploaded));
+    assert.ok(peak <= 3, `peak ${peak}`);
+    // Per path, the last version uploaded is the last submitted.
+    for (let path = 0; path < 4; path++) {
+      const versions = order.filter((line) => line.startsWith(`/f${path}=`));
+      assert.equal(versions[versions.length - 1], `/f${path}=v${8 + path}`);
+    }
+    assert.deepEqual(await fixture.spool.usage(), { files: 0, bytes: 0 });
+  });
+});
+
+Deno.test("a newer version replaces a queued older one of the same path", async () => {
+  await withSpool(async (fixture) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const uploaded: string[] = [];
+    const queue = queueOver(fixture, {
+      concurrency: 1,
+      upload: async (entry, file) => {
+        if (entry.path === "/blocker") await gate;
+        uploaded.push(`${entry.path}=${await readFile(file, "utf8")}`);
+      },
+    });
+    const blocker = await queue.submit(await stage(fixture.spool, "/blocker", "x"));
+    const old = await queue.submit(await stage(fixture.spool, "/doc", "old"));
+    const fresh = await queue.submit(await stage(fixture.spool, "/doc", "new"));
+    release();
+    await Promise.all([blocker.uploaded, old.uploaded, fresh.uploaded]);
+    assert.deepEqual(uploaded, ["/blocker=x", "/doc=new"]);
+    assert.equal(fixture.journal.pendingCount, 0);
+  });
+});
+
+Deno.test("journal replay uploads what a crashed run left behind", async () => {
+  await withSpool(async (fixture, directory) => {
+    const crashed = queueOver(fixture, {
+      upload: () => Promise.reject(Object.assign(new Error("down"), { code: "ECONNREFUSED" })),
+    });
+    await crashed.submit(await stage(fixture.spool, "/one", "1"));
+    await crashed.submit(await stage(fixture.spool, "/two", "22"));
+    // An unacknowledged staged file (close() never returned) has no journal entry.
+    const orphan = await fixture.spool.create();
+    await orphan.handle.close();
+    await crashed.stop();
+
+    // The "restart": a fresh journal and queue over the same spool.
+    const spool = await Spool.open(join(directory, "spool"));
+    const { journal, pending } = await UploadJournal.open(spool.journalFile);
+    try {
+      assert.deepEqual(pending.map((entry) => entry.path), ["/one", "/two"]);
+      const removed = await spool.removeUnreferenced(new Set(pending.map((entry) => entry.staged)));
+      assert.deepEqual(removed, [orphan.name]);
+      const stored = new Map<string, string>();
+      const queue = queueOver({ spool, journal, pending, stored });
+      queue.resume(pending);
+      assert.equal(await queue.drain(10_000), 0);
+      assert.deepEqual(Object.fromEntries(stored), { "/one": "1", "/two": "22" });
+      assert.equal(journal.pendingCount, 0);
+    } finally {
+      await journal.close();
+    }
+  });
+});
+
+Deno.test("stop leaves unuploaded files journaled and rejects their tickets", async () => {
+  await withSpool(async (fixture) => {
+    const queue = queueOver(fixture, {
+      upload: () => Promise.reject(Object.assign(new Error("down"), { code: "ETIMEDOUT" })),
+    });
+    const ticket = await queue.submit(await stage(fixture.spool, "/c", "c"));
+    assert.equal(await queue.drain(20), 1);
+    await queue.stop();
+    await assert.rejects(ticket.uploaded, UploadStoppedError);
+    assert.equal(fixture.journal.pendingCount, 1);
+    assert.equal((await fixture.spool.usage()).files, 1);
+    await assert.rejects(queue.submit(await stage(fixture.spool, "/d", "d")), UploadStoppedError);
+  });
+});
+
+Deno.test("a staged file removed by hand abandons its upload instead of retrying forever", async () => {
+  await withSpool(async (fixture) => {
+    const metrics = new MountMetrics();
+    const queue = queueOver(fixture, {
+      metrics,
+      upload: async (_entry, file) => {
+        await readFile(file);
+      },
+    });
+    const fields = await stage(fixture.spool, "/gone", "g");
+    await writeFile(fixture.spool.pathOf(fields.staged), "");
+    await fixture.spool.remove(fields.staged);
+    const ticket = await queue.submit(fields);
+    await assert.rejects(ticket.uploaded, /ENOENT/);
+    assert.equal(metrics.snapshot().uploads.abandoned, 1);
+    assert.equal(fixture.journal.pendingCount, 0);
+  });
+});
+
+Deno.test("afterUpload runs once Riak acknowledged, before the staged file goes", async () => {
+  await withSpool(async (fixture) => {
+    const seen: string[] = [];
+    const queue = queueOver(fixture, {
+      afterUpload: async (entry) => {
+        seen.push(`${entry.path}:${fixture.stored.get(entry.path)}`);
+        await readFile(fixture.spool.pathOf(entry.staged));
+      },
+    });
+    await (await queue.submit(await stage(fixture.spool, "/e", "echo"))).uploaded;
+    assert.deepEqual(seen, ["/e:echo"]);
+  });
+});

@@ -1,0 +1,178 @@
+import assert from "node:assert/strict";
+import { appendFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decodeMessage, encodeMessage } from "../riak/codec.ts";
+import { MessageCode } from "../riak/messages.ts";
+import { RiakEngine } from "./engine.ts";
+import { Keyspace } from "./keyspace.ts";
+import { crc32, DataLog, type DataLogOptions, LOCK_FILE, LOG_FILE } from "./log.ts";
+
+const text = new TextEncoder();
+
+async function withEngine(
+  dir: string,
+  options: DataLogOptions,
+  body: (engine: RiakEngine, log: DataLog) => Promise<void>,
+): Promise<void> {
+  const keyspace = new Keyspace();
+  const log = await DataLog.open(dir, keyspace, options);
+  try {
+    await body(new RiakEngine(keyspace, { durability: log }), log);
+  } finally {
+    await log.close();
+  }
+}
+
+async function put(engine: RiakEngine, key: string, value: Uint8Array, type?: string) {
+  const body = encodeMessage(MessageCode.PutReq, {
+    bucket: text.encode("b"),
+    key: text.encode(key),
+    content: { value, content_type: text.encode("application/octet-stream") },
+    type: type === undefined ? undefined : text.encode(type),
+  });
+  const reply = await engine.handle(MessageCode.PutReq, body);
+  assert.equal(reply.frames[0][4], MessageCode.PutResp);
+}
+
+async function get(engine: RiakEngine, key: string) {
+  const body = encodeMessage(MessageCode.GetReq, {
+    bucket: text.encode("b"),
+    key: text.encode(key),
+  });
+  const reply = await engine.handle(MessageCode.GetReq, body);
+  return decodeMessage(MessageCode.GetResp, reply.frames[0].subarray(5));
+}
+
+function valueOf(seed: number, size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (seed * 31 + i * 7) & 0xff;
+  return bytes;
+}
+
+Deno.test("the log brings back objects, bucket props and CRDTs after a restart", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riak-log-"));
+  try {
+    await withEngine(dir, {}, async (engine) => {
+      for (let i = 0; i < 20; i++) await put(engine, `k${i}`, valueOf(i, 100 + i));
+      await engine.handle(
+        MessageCode.SetBucketReq,
+        encodeMessage(MessageCode.SetBucketReq, { bucket: text.encode("b"), props: { n_val: 2 } }),
+      );
+      await engine.handle(
+        MessageCode.DtUpdateReq,
+        encodeMessage(MessageCode.DtUpdateReq, {
+          bucket: text.encode("s"),
+          key: text.encode("set"),
+          type: text.encode("sets"),
+          op: { set_op: { adds: [text.encode("x"), text.encode("y")] } },
+        }),
+      );
+    });
+    await withEngine(dir, {}, async (engine) => {
+      for (let i = 0; i < 20; i++) {
+        assert.deepEqual((await get(engine, `k${i}`)).content?.[0].value, valueOf(i, 100 + i));
+      }
+      const props = await engine.handle(
+        MessageCode.GetBucketReq,
+        encodeMessage(MessageCode.GetBucketReq, { bucket: text.encode("b") }),
+      );
+      assert.equal(
+        decodeMessage(MessageCode.GetBucketResp, props.frames[0].subarray(5)).props.n_val,
+        2,
+      );
+      const fetched = await engine.handle(
+        MessageCode.DtFetchReq,
+        encodeMessage(MessageCode.DtFetchReq, {
+          bucket: text.encode("s"),
+          key: text.encode("set"),
+          type: text.encode("sets"),
+        }),
+      );
+      const value = decodeMessage(MessageCode.DtFetchResp, fetched.frames[0].subarray(5)).value;
+      assert.deepEqual(value?.set_value, [text.encode("x"), text.encode("y")]);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("a torn record at the end of the log is cut off, the rest is kept", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riak-log-"));
+  try {
+    await withEngine(dir, {}, async (engine) => {
+      await put(engine, "kept", text.encode("safe"));
+    });
+    const intact = statSync(join(dir, LOG_FILE)).size;
+    appendFileSync(join(dir, LOG_FILE), new Uint8Array([0, 0, 1, 0, 9, 9, 9, 9, 1, 2, 3]));
+    await withEngine(dir, {}, async (engine, log) => {
+      assert.equal(log.bytes, intact);
+      assert.deepEqual((await get(engine, "kept")).content?.[0].value, text.encode("safe"));
+      await put(engine, "after", text.encode("also"));
+    });
+    await withEngine(dir, {}, async (engine) => {
+      assert.deepEqual((await get(engine, "after")).content?.[0].value, text.encode("also"));
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("compaction keeps the log bounded while one key is overwritten many times", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riak-log-"));
+  const options = { compactMinBytes: 256 * 1024, compactRatio: 2 };
+  try {
+    await withEngine(dir, options, async (engine, log) => {
+      for (let i = 0; i < 400; i++) {
+        await Promise.all([
+          put(engine, "hot", valueOf(i, 4096)),
+          put(engine, `cold${i % 10}`, valueOf(i, 1024)),
+        ]);
+        assert.ok(log.bytes <= 512 * 1024, `log grew to ${log.bytes} bytes`);
+      }
+      assert.ok(log.compactionCount > 0);
+    });
+    assert.ok(statSync(join(dir, LOG_FILE)).size <= 512 * 1024);
+    await withEngine(dir, options, async (engine) => {
+      assert.deepEqual((await get(engine, "hot")).content?.[0].value, valueOf(399, 4096));
+      for (let i = 0; i < 10; i++) {
+        assert.deepEqual(
+          (await get(engine, `cold${i}`)).content?.[0].value,
+          valueOf(390 + i, 1024),
+        );
+      }
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("a data directory held by a live process is refused; a dead owner's lock is taken over", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riak-log-"));
+  try {
+    await withEngine(dir, {}, async () => {
+      await assert.rejects(DataLog.open(dir, new Keyspace()), /in use by the riakfs process/);
+    });
+    // pid 2^22 + 1 is above Linux's pid_max limit: no process has it
+    writeFileSync(join(dir, LOCK_FILE), `${4194305}\n`);
+    await withEngine(dir, {}, async (engine) => {
+      await put(engine, "k", text.encode("v"));
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("records are checked with the standard CRC-32, so logs written earlier stay readable", () => {
+  assert.equal(crc32(text.encode("123456789")), 0xcbf43926); // the CRC-32/IEEE check value
+  assert.equal(crc32(new Uint8Array(0)), 0);
+  const value = valueOf(7, 100_000);
+  let reference = 0xffffffff; // bitwise CRC-32, independent of the implementation under test
+  for (const byte of value) {
+    reference ^= byte;
+    for (let k = 0; k < 8; k++) {
+      reference = reference & 1 ? 0xedb88320 ^ (reference >>> 1) : reference >>> 1;
+    }
+  }
+  assert.equal(crc32(value), (reference ^ 0xffffffff) >>> 0);
+});

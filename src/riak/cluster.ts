@@ -1,0 +1,329 @@
+/**
+ * The cluster: several nodes behind one entry point. This is the one place that decides
+ * which node serves a request and whether a failed request is tried again.
+ *
+ * Retry rule. A failure is retried (on another node when there is one, after an exponential
+ * backoff with jitter, at most `maxAttempts` tries in all) when it is transient:
+ * connection refused/reset/closed, a timeout, or Riak's `overload` answer (Riak's own
+ * `timeout` and `insufficient_vnodes` answers too, for idempotent requests). But a request that
+ * reached a node before the failure may have been applied there; it is tried again only
+ * when the operation is idempotent. Reads, deletes, bucket-property writes and listings are
+ * idempotent. Plain puts and CRDT updates are not: sending a put again after it was applied
+ * makes a sibling (or, for a counter, counts twice). Such a request fails with the error,
+ * whose `maybeApplied` is true, and the caller decides (for example by reading first).
+ * A put opts in with `idempotent: true` when repeating it is harmless, e.g. the same value
+ * to a last-write-wins bucket.
+ *
+ * When every connection of every usable node is busy, requests wait in a bounded FIFO queue
+ * (`queueLimit`, default 1024) for at most `queueTimeoutMs`.
+ *
+ * @example
+ * ```ts
+ * const cluster = new RiakCluster({ nodes: "10.0.0.1:8087,10.0.0.2:8087" });
+ * const pong = await cluster.execute(
+ *   (connection) => connection.request(MessageCode.PingReq, {}, MessageCode.PingResp),
+ *   { idempotent: true },
+ * );
+ * await cluster.close();
+ * ```
+ *
+ * @module
+ */
+import { clearTimeout, setTimeout } from "node:timers";
+import type { Connection } from "./connection.ts";
+import {
+  ClosedError,
+  ConnectionError,
+  ProtocolError,
+  QueueFullError,
+  type RequestLabel,
+  RiakError,
+  TimeoutError,
+} from "./errors.ts";
+import { type NodeOptions, type NodeState, parseNodeList, RiakNode } from "./node.ts";
+
+/** How the cluster picks a node for each request. */
+export type NodeSelection = "round-robin" | "least-busy";
+
+/** Default number of tries of one request (first try included). */
+export const DEFAULT_MAX_ATTEMPTS = 3;
+/** Default first retry delay; it doubles per try up to {@link DEFAULT_RETRY_MAX_DELAY_MS}. */
+export const DEFAULT_RETRY_BASE_DELAY_MS = 50;
+/** Default largest retry delay. */
+export const DEFAULT_RETRY_MAX_DELAY_MS = 2_000;
+/** Default bound on requests waiting for a connection. */
+export const DEFAULT_QUEUE_LIMIT = 1024;
+
+/** Cluster settings; pool and connection settings apply to every node. */
+export interface ClusterOptions extends NodeOptions {
+  /** `host:port,host:port,...` or a list of them. */
+  nodes: string | readonly string[];
+  /** Node choice per request; default `round-robin`. */
+  selection?: NodeSelection;
+  /** Tries per request, first included; default {@link DEFAULT_MAX_ATTEMPTS}. */
+  maxAttempts?: number;
+  /** First retry delay; default {@link DEFAULT_RETRY_BASE_DELAY_MS}. */
+  retryBaseDelayMs?: number;
+  /** Largest retry delay; default {@link DEFAULT_RETRY_MAX_DELAY_MS}. */
+  retryMaxDelayMs?: number;
+  /** Requests allowed to wait for a connection; default {@link DEFAULT_QUEUE_LIMIT}. */
+  queueLimit?: number;
+  /** Longest wait for a connection; default: the request timeout (30 s). */
+  queueTimeoutMs?: number;
+  /** Random source in [0,1) for the backoff jitter (tests pass a seeded one). */
+  random?: () => number;
+}
+
+/** How one operation may be retried. */
+export interface ExecuteOptions {
+  /** Whether sending the request again after it may have been applied is harmless. */
+  idempotent: boolean;
+  /** What the request is, for error texts. */
+  label?: RequestLabel;
+}
+
+/** One node's health and load, as {@link RiakCluster.status} reports it. */
+export interface NodeStatus {
+  /** `host:port`. */
+  address: string;
+  state: NodeState;
+  /** Requests running on it now. */
+  inUse: number;
+  openConnections: number;
+  /** Why it last failed, if it did. */
+  lastFailure?: string;
+}
+
+/** A connection taken from a node's pool, to be released to that node. */
+interface Lease {
+  node: RiakNode;
+  connection: Connection;
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Several Riak nodes, their pools, node selection, retries and the wait queue. */
+export class RiakCluster {
+  /** The nodes, in the order given. */
+  readonly nodes: readonly RiakNode[];
+  private readonly selection: NodeSelection;
+  private readonly maxAttempts: number;
+  private readonly retryBaseDelayMs: number;
+  private readonly retryMaxDelayMs: number;
+  private readonly queueLimit: number;
+  private readonly queueTimeoutMs: number;
+  private readonly random: () => number;
+  private readonly waiters: Waiter[] = [];
+  private nextIndex = 0;
+  private closed = false;
+
+  constructor(options: ClusterOptions) {
+    const {
+      nodes,
+      selection,
+      maxAttempts,
+      retryBaseDelayMs,
+      retryMaxDelayMs,
+      queueLimit,
+      queueTimeoutMs,
+      random,
+      ...nodeOptions
+    } = options;
+    this.nodes = parseNodeList(nodes).map(({ host, port }) =>
+      new RiakNode(host, port, nodeOptions)
+    );
+    this.selection = selection ?? "round-robin";
+    this.maxAttempts = Math.max(1, maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
+    this.retryBaseDelayMs = retryBaseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS;
+    this.retryMaxDelayMs = retryMaxDelayMs ?? DEFAULT_RETRY_MAX_DELAY_MS;
+    this.queueLimit = queueLimit ?? DEFAULT_QUEUE_LIMIT;
+    this.queueTimeoutMs = queueTimeoutMs ?? options.requestTimeoutMs ?? 30_000;
+    this.random = random ?? Math.random;
+    for (const node of this.nodes) {
+      node.onAvailable = () => this.pump();
+      node.warmUp();
+    }
+  }
+
+  /**
+   * Runs `operation` on a connection of a chosen node, retrying transient failures as the
+   * module documentation describes. The connection is returned to its pool afterwards
+   * (or dropped if the operation broke it).
+   *
+   * @throws {RiakError} Riak's answer when it is not transient (or tries are exhausted).
+   * @throws {ConnectionError} / {TimeoutError} when tries are exhausted or retrying is unsafe.
+   * @throws {QueueFullError} when too many requests already wait for a connection.
+   */
+  async execute<T>(
+    operation: (connection: Connection) => Promise<T>,
+    options: ExecuteOptions,
+  ): Promise<T> {
+    let lastNode: RiakNode | undefined;
+    for (let attempt = 1;; attempt++) {
+      let lease: Lease | undefined;
+      try {
+        lease = await this.acquire(lastNode);
+        lastNode = lease.node;
+        return await operation(lease.connection);
+      } catch (error) {
+        if (!this.shouldRetry(error, options.idempotent, attempt)) throw error;
+        await this.backoff(attempt);
+      } finally {
+        lease?.node.release(lease.connection);
+      }
+    }
+  }
+
+  /**
+   * Runs a streaming operation. Before its first item the stream is retried like
+   * {@link execute} (streams are reads, hence idempotent); once an item was yielded a
+   * failure ends the stream with the error, since items cannot be taken back.
+   */
+  async *stream<T>(operation: (connection: Connection) => AsyncIterable<T>): AsyncGenerator<T> {
+    let lastNode: RiakNode | undefined;
+    for (let attempt = 1;; attempt++) {
+      let lease: Lease | undefined;
+      let yielded = false;
+      try {
+        lease = await this.acquire(lastNode);
+        lastNode = lease.node;
+        for await (const item of operation(lease.connection)) {
+          yielded = true;
+          yield item;
+        }
+        return;
+      } catch (error) {
+        if (yielded || !this.shouldRetry(error, true, attempt)) throw error;
+        await this.backoff(attempt);
+      } finally {
+        lease?.node.release(lease.connection);
+      }
+    }
+  }
+
+  /** Each node's health and load, for status output. */
+  status(): NodeStatus[] {
+    return this.nodes.map((node) => ({
+      address: node.address,
+      state: node.state,
+      inUse: node.inUse,
+      openConnections: node.openConnections,
+      lastFailure: node.lastFailure?.message,
+    }));
+  }
+
+  /** Closes every node; waiting requests fail with {@link ClosedError}. */
+  close(): Promise<void> {
+    this.closed = true;
+    for (const waiter of this.waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new ClosedError("Riak cluster client"));
+    }
+    for (const node of this.nodes) node.close();
+    return Promise.resolve();
+  }
+
+  private shouldRetry(error: unknown, idempotent: boolean, attempt: number): boolean {
+    if (attempt >= this.maxAttempts || this.closed) return false;
+    if (error instanceof RiakError) return error.isOverload || (idempotent && error.isTransient);
+    if (error instanceof ProtocolError) return idempotent; // a broken peer: try another node
+    if (error instanceof ConnectionError || error instanceof TimeoutError) {
+      if (error instanceof TimeoutError && error.phase === "queue") return false;
+      return idempotent || !error.maybeApplied;
+    }
+    return false;
+  }
+
+  private backoff(attempt: number): Promise<void> {
+    const ceiling = Math.min(this.retryMaxDelayMs, this.retryBaseDelayMs * 2 ** (attempt - 1));
+    // "equal jitter": half fixed, half random, so retries of many clients spread out
+    const delay = ceiling / 2 + this.random() * ceiling / 2;
+    return new Promise((resolve) => setTimeout(resolve, delay));
+  }
+
+  /**
+   * Picks a node with capacity (preferring one other than `avoid`) and takes a connection of
+   * it; waits in the queue while every connection is busy. Choosing and reserving happen in
+   * one synchronous step, so concurrent requests never overcommit a pool.
+   */
+  private async acquire(avoid: RiakNode | undefined): Promise<Lease> {
+    // one deadline for the whole wait, however often the request is woken and re-queued
+    const deadline = Date.now() + this.queueTimeoutMs;
+    let woken = false;
+    while (true) {
+      if (this.closed) throw new ClosedError("Riak cluster client");
+      // first come, first served: a new request does not overtake the waiting ones
+      if (woken || this.waiters.length === 0) {
+        const node = this.choose(avoid);
+        if (node !== undefined) return { node, connection: await node.acquire() };
+      }
+      if (!this.nodes.some((n) => n.state === "up")) {
+        const reasons = this.nodes.map((n) => `${n.address}: ${n.lastFailure?.message ?? n.state}`);
+        throw new ConnectionError(`every Riak node is down (${reasons.join("; ")})`, "cluster");
+      }
+      // woken but overtaken (the connection went to another request meanwhile): back to the front
+      await this.wait(deadline, woken);
+      woken = true;
+    }
+  }
+
+  private choose(avoid: RiakNode | undefined): RiakNode | undefined {
+    const candidates = this.nodes.filter((node) => node.hasCapacity);
+    if (candidates.length === 0) return undefined;
+    const preferred = candidates.length > 1
+      ? candidates.filter((node) => node !== avoid)
+      : candidates;
+    if (this.selection === "least-busy") {
+      return preferred.reduce((best, node) => (node.inUse < best.inUse ? node : best));
+    }
+    for (let i = 0; i < this.nodes.length; i++) {
+      const node = this.nodes[(this.nextIndex + i) % this.nodes.length];
+      if (preferred.includes(node)) {
+        this.nextIndex = (this.nextIndex + i + 1) % this.nodes.length;
+        return node;
+      }
+    }
+    return preferred[0];
+  }
+
+  private wait(deadline: number, front: boolean): Promise<void> {
+    if (!front && this.waiters.length >= this.queueLimit) {
+      return Promise.reject(new QueueFullError(this.queueLimit));
+    }
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) {
+      return Promise.reject(new TimeoutError("cluster", "queue", this.queueTimeoutMs));
+    }
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          const index = this.waiters.indexOf(waiter);
+          if (index >= 0) this.waiters.splice(index, 1);
+          reject(new TimeoutError("cluster", "queue", this.queueTimeoutMs));
+        }, remaining),
+      };
+      if (front) this.waiters.unshift(waiter);
+      else this.waiters.push(waiter);
+    });
+  }
+
+  /** Wakes as many waiting requests as there are free slots (they then choose again). */
+  private pump(): void {
+    if (this.waiters.length === 0) return;
+    // every node down: wake everyone, they fail fast
+    const anyUp = this.nodes.some((node) => node.state === "up");
+    const slots = anyUp
+      ? this.nodes.reduce((sum, node) => sum + node.freeSlots, 0)
+      : this.waiters.length;
+    for (const waiter of this.waiters.splice(0, slots)) {
+      clearTimeout(waiter.timer);
+      waiter.resolve();
+    }
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Typed errors of the Riak client. Each carries what an operator needs: the node, the request,
+ * Riak's own text, and whether the request may have been applied before it failed.
+ *
+ * @module
+ */
+
+/** What a failed request was, for error texts: `RpbPutReq` plus bucket type, bucket and key. */
+export interface RequestLabel {
+  /** Proto message name of the request (`RpbGetReq`). */
+  name: string;
+  type?: string;
+  bucket?: string;
+  key?: string;
+}
+
+function describe(request: RequestLabel | undefined): string {
+  if (request === undefined) return "";
+  const where = [request.type, request.bucket, request.key].filter((part) => part !== undefined);
+  return where.length > 0 ? ` ${request.name} ${where.join("/")}` : ` ${request.name}`;
+}
+
+/** Riak answered the request with an RpbErrorResp. */
+export class RiakError extends Error {
+  /** Riak's error text (`notfound`, `modified`, `overload`, `{too_large,55000109}`, ...). */
+  readonly errmsg: string;
+  /** Riak's error code (0 for nearly every error). */
+  readonly errcode: number;
+  /** `host:port` of the node that answered. */
+  readonly node: string;
+  /** The request that failed. */
+  readonly request?: RequestLabel;
+  constructor(errmsg: string, errcode: number, node: string, request?: RequestLabel) {
+    super(`Riak ${node}${describe(request)}: ${errmsg}`);
+    this.name = "RiakError";
+    this.errmsg = errmsg;
+    this.errcode = errcode;
+    this.node = node;
+    this.request = request;
+  }
+
+  /** Riak refused the request because it is overloaded; nothing was applied, retry elsewhere. */
+  get isOverload(): boolean {
+    return /overload/i.test(this.errmsg);
+  }
+
+  /**
+   * Riak's connection process crashed on the request, and Riak closes the connection after
+   * this answer (riak_api_pb_server; golden 09-errors garbage-body-ping, 05-2i
+   * eq-int-not-a-number, 08-crdt gset-add): the connection must not take another request.
+   */
+  get closesConnection(): boolean {
+    return this.errmsg.startsWith("Error processing incoming message");
+  }
+
+  /**
+   * Riak gave up on the request for a reason that may pass (its own `timeout`, too few
+   * vnodes reachable): worth another try when repeating the request is harmless.
+   */
+  get isTransient(): boolean {
+    return this.isOverload || /^timeout$|insufficient_vnodes|unavailable/.test(this.errmsg);
+  }
+}
+
+/** The connection failed: refused, reset, closed, or the peer broke the protocol. */
+export class ConnectionError extends Error {
+  /** `host:port` of the node. */
+  readonly node: string;
+  /** The request in flight, if any. */
+  readonly request?: RequestLabel;
+  /** Whether the request reached the server before the failure (it may have been applied). */
+  readonly maybeApplied: boolean;
+  /** The system error code when there is one (`ECONNREFUSED`, `ECONNRESET`, ...). */
+  readonly errno?: string;
+  constructor(
+    message: string,
+    node: string,
+    options: { request?: RequestLabel; maybeApplied?: boolean; cause?: unknown } = {},
+  ) {
+    super(`${node}${describe(options.request)}: ${message}`, { cause: options.cause });
+    this.name = "ConnectionError";
+    this.node = node;
+    this.request = options.request;
+    this.maybeApplied = options.maybeApplied ?? false;
+    const code = (options.cause as { code?: unknown } | undefined)?.code;
+    if (typeof code === "string") this.errno = code;
+  }
+}
+
+/**
+ * The peer sent something the protocol does not allow: a malformed or oversized frame, an
+ * unknown or unexpected message code, an undecodable body. The connection is discarded.
+ */
+export class ProtocolError extends ConnectionError {
+  constructor(
+    message: string,
+    node: string,
+    options: { request?: RequestLabel; maybeApplied?: boolean; cause?: unknown } = {},
+  ) {
+    super(message, node, options);
+    this.name = "ProtocolError";
+  }
+}
+
+/** What timed out. */
+export type TimeoutPhase = "connect" | "tls" | "request" | "queue";
+
+/** A connect, a TLS handshake, a request, or a wait for a free connection took too long. */
+export class TimeoutError extends Error {
+  /** `host:port` of the node, or `cluster` for a queue wait. */
+  readonly node: string;
+  readonly phase: TimeoutPhase;
+  /** The bound that was exceeded. */
+  readonly timeoutMs: number;
+  readonly request?: RequestLabel;
+  /** Whether the request reached the server (it may have been applied). */
+  readonly maybeApplied: boolean;
+  constructor(
+    node: string,
+    phase: TimeoutPhase,
+    timeoutMs: number,
+    options: { request?: RequestLabel; maybeApplied?: boolean } = {},
+  ) {
+    super(`${node}${describe(options.request)}: ${phase} timed out after ${timeoutMs} ms`);
+    this.name = "TimeoutError";
+    this.node = node;
+    this.phase = phase;
+    this.timeoutMs = timeoutMs;
+    this.request = options.request;
+    this.maybeApplied = options.maybeApplied ?? false;
+  }
+}
+
+/** The client, a node or the cluster was closed while the request waited or ran. */
+export class ClosedError extends Error {
+  constructor(what: string) {
+    super(`${what} is closed`);
+    this.name = "ClosedError";
+  }
+}
+
+/** Every connection is busy and the wait queue is full: the caller is sending too much. */
+export class QueueFullError extends Error {
+  /** The queue bound. */
+  readonly queueLimit: number;
+  constructor(queueLimit: number) {
+    super(`every Riak connection is busy and ${queueLimit} requests already wait`);
+    this.name = "QueueFullError";
+    this.queueLimit = queueLimit;
+  }
+}

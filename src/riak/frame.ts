@@ -1,0 +1,190 @@
+/**
+ * Riak protocol-buffers framing: a 4-byte big-endian length (covering the code byte and the
+ * body), a 1-byte message code, then the protobuf body.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, FrameDecoder } from "./frame.ts";
+ * socket.write(encodeFrame(MessageCode.PingReq, new Uint8Array(0)));
+ * const decoder = new FrameDecoder({ maxFrameBytes: 64 * 1024 * 1024 });
+ * socket.on("data", (chunk) => { for (const frame of decoder.push(chunk)) handle(frame); });
+ * ```
+ *
+ * @module
+ */
+
+/** Bytes before the body: the 4-byte length and the code byte. */
+export const FRAME_HEADER_BYTES = 5;
+
+/**
+ * Default bound on one frame (code byte + body): 64 MiB. Riak refuses objects above 50 MB
+ * (`object.size.maximum`), so a longer frame means a broken or hostile peer.
+ */
+export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
+
+/** One decoded frame: its message code and its body (a view, not a copy, when possible). */
+export interface Frame {
+  code: number;
+  body: Uint8Array;
+}
+
+/** A frame that breaks the framing rules: zero length, or longer than the configured bound. */
+export class FrameError extends Error {
+  /** The length the frame header announced. */
+  readonly announcedLength: number;
+  constructor(message: string, announcedLength: number) {
+    super(message);
+    this.name = "FrameError";
+    this.announcedLength = announcedLength;
+  }
+}
+
+/**
+ * Builds the 5-byte header of a frame whose body has `bodyLength` bytes. Writing the header
+ * and a large body as two socket writes avoids copying the body into one buffer.
+ */
+export function encodeFrameHeader(code: number, bodyLength: number): Uint8Array {
+  const header = new Uint8Array(FRAME_HEADER_BYTES);
+  new DataView(header.buffer).setUint32(0, bodyLength + 1);
+  header[4] = code;
+  return header;
+}
+
+/**
+ * Builds one whole frame (header + body) in a single buffer.
+ *
+ * @example
+ * ```ts
+ * encodeFrame(1, new Uint8Array(0)); // Uint8Array [0, 0, 0, 1, 1]: a PingReq
+ * ```
+ */
+export function encodeFrame(code: number, body: Uint8Array): Uint8Array {
+  return encodeFrameFromParts(code, [body]);
+}
+
+/**
+ * Builds one whole frame from a body given as parts (as `encodeMessageParts` returns them):
+ * each part, large values included, is copied once, straight into the frame.
+ */
+export function encodeFrameFromParts(code: number, parts: readonly Uint8Array[]): Uint8Array {
+  let bodyLength = 0;
+  for (const part of parts) bodyLength += part.length;
+  const frame = new Uint8Array(FRAME_HEADER_BYTES + bodyLength);
+  new DataView(frame.buffer).setUint32(0, bodyLength + 1);
+  frame[4] = code;
+  let at = FRAME_HEADER_BYTES;
+  for (const part of parts) {
+    frame.set(part, at);
+    at += part.length;
+  }
+  return frame;
+}
+
+/** Options of a {@link FrameDecoder}. */
+export interface FrameDecoderOptions {
+  /** Largest accepted frame (code byte + body); default {@link DEFAULT_MAX_FRAME_BYTES}. */
+  maxFrameBytes?: number;
+}
+
+/**
+ * Cuts a byte stream into frames, however the stream was chunked. A frame that lies whole in
+ * one pushed chunk is returned as a view into that chunk; only a frame split across chunks is
+ * copied together. After a {@link FrameError} the stream is out of step: discard the decoder
+ * and the connection.
+ */
+export class FrameDecoder {
+  readonly maxFrameBytes: number;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  /** Length of the frame being assembled (code + body), or -1 while its header is incomplete. */
+  private frameLength = -1;
+
+  constructor(options: FrameDecoderOptions = {}) {
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  }
+
+  /** Bytes received but not yet returned as frames (0 exactly at a frame boundary). */
+  get bufferedBytes(): number {
+    return this.pendingBytes;
+  }
+
+  /**
+   * Adds received bytes and returns every frame they complete, in order.
+   *
+   * @throws {FrameError} on a zero-length or oversized frame header.
+   */
+  push(chunk: Uint8Array): Frame[] {
+    const frames: Frame[] = [];
+    let data = chunk.byteLength === 0 ? chunk : asUint8Array(chunk);
+    if (this.pendingBytes > 0) {
+      // finish the frame in progress first; merge only what it needs
+      this.pending.push(data);
+      this.pendingBytes += data.length;
+      if (this.frameLength < 0) {
+        if (this.pendingBytes < 4) return frames;
+        this.frameLength = this.checkLength(readLength(this.gather(4)));
+      }
+      const total = 4 + this.frameLength;
+      if (this.pendingBytes < total) return frames;
+      const joined = this.gather(this.pendingBytes);
+      frames.push(frameAt(joined, 0, this.frameLength));
+      data = joined.subarray(total);
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.frameLength = -1;
+    }
+    let offset = 0;
+    while (data.length - offset >= 4) {
+      const length = this.checkLength(readLength(data.subarray(offset, offset + 4)));
+      if (data.length - offset < 4 + length) break;
+      frames.push(frameAt(data, offset, length));
+      offset += 4 + length;
+    }
+    if (offset < data.length) {
+      const rest = data.subarray(offset);
+      this.pending = [rest];
+      this.pendingBytes = rest.length;
+      if (rest.length >= 4) this.frameLength = this.checkLength(readLength(rest));
+    }
+    return frames;
+  }
+
+  private checkLength(length: number): number {
+    if (length === 0) throw new FrameError("zero-length frame: no message code", 0);
+    if (length > this.maxFrameBytes) {
+      throw new FrameError(
+        `frame of ${length} bytes exceeds the maximum of ${this.maxFrameBytes} bytes`,
+        length,
+      );
+    }
+    return length;
+  }
+
+  /** The first `count` pending bytes as one buffer (pending becomes that single buffer). */
+  private gather(count: number): Uint8Array {
+    if (this.pending[0].length >= count) return this.pending[0];
+    const joined = new Uint8Array(this.pendingBytes);
+    let at = 0;
+    for (const part of this.pending) {
+      joined.set(part, at);
+      at += part.length;
+    }
+    this.pending = [joined];
+    return joined;
+  }
+}
+
+function readLength(bytes: Uint8Array): number {
+  return ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
+}
+
+function frameAt(data: Uint8Array, offset: number, length: number): Frame {
+  return { code: data[offset + 4], body: data.subarray(offset + 5, offset + 4 + length) };
+}
+
+/** A Node Buffer is a Uint8Array subclass; hand out plain Uint8Array views of the same memory. */
+function asUint8Array(chunk: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(chunk) === Uint8Array.prototype
+    ? chunk
+    : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}

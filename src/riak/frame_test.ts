@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { encodeMessage, encodeMessageParts } from "./codec.ts";
+import {
+  encodeFrame,
+  encodeFrameFromParts,
+  encodeFrameHeader,
+  type Frame,
+  FrameDecoder,
+  FrameError,
+} from "./frame.ts";
+import { MessageCode } from "./messages.ts";
+
+function frames(count: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const body = new Uint8Array(i * 7);
+    for (let j = 0; j < body.length; j++) body[j] = (i + j) & 0xff;
+    out.push(encodeFrame(i + 1, body));
+  }
+  return out;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+function summary(list: Frame[]): string[] {
+  return list.map((f) => `${f.code}:${Array.from(f.body).join(",")}`);
+}
+
+Deno.test("encodeFrame writes the length of code + body, then the code", () => {
+  assert.deepEqual(Array.from(encodeFrame(1, new Uint8Array(0))), [0, 0, 0, 1, 1]);
+  assert.deepEqual(Array.from(encodeFrameHeader(11, 300)), [0, 0, 1, 45, 11]);
+});
+
+Deno.test("FrameDecoder yields the same frames however the stream is chunked", () => {
+  const stream = concat(frames(12));
+  const whole = summary(new FrameDecoder().push(stream));
+  assert.equal(whole.length, 12);
+  // deterministic chunkings: every fixed chunk size from 1 to 40 bytes
+  for (let size = 1; size <= 40; size++) {
+    const decoder = new FrameDecoder();
+    const got: Frame[] = [];
+    for (let at = 0; at < stream.length; at += size) {
+      got.push(...decoder.push(stream.subarray(at, at + size)));
+    }
+    assert.deepEqual(summary(got), whole, `chunk size ${size}`);
+    assert.equal(decoder.bufferedBytes, 0);
+  }
+});
+
+Deno.test("a frame inside one chunk is a view, not a copy", () => {
+  const stream = concat(frames(3));
+  const [, second] = new FrameDecoder().push(stream);
+  assert.equal(second.body.buffer, stream.buffer);
+});
+
+Deno.test("zero-length and oversized frames throw FrameError", () => {
+  assert.throws(() => new FrameDecoder().push(new Uint8Array([0, 0, 0, 0])), FrameError);
+  const decoder = new FrameDecoder({ maxFrameBytes: 100 });
+  assert.throws(
+    () => decoder.push(encodeFrameHeader(10, 200)),
+    (error: unknown) => error instanceof FrameError && error.announcedLength === 201,
+  );
+  // detected from the header alone, split across pushes, before any body arrives
+  const split = new FrameDecoder({ maxFrameBytes: 100 });
+  split.push(new Uint8Array([0, 0]));
+  assert.throws(() => split.push(new Uint8Array([1, 0])), FrameError);
+});
+
+Deno.test("a frame built from a body's parts equals the frame of the whole body", () => {
+  const value = new Uint8Array(100 * 1024).map((_, i) => i & 0xff);
+  const message = { content: [{ value }], vclock: new Uint8Array([1, 2, 3]) };
+  const parts = encodeMessageParts(MessageCode.GetResp, message);
+  assert.ok(parts.includes(value), "the large value is a part of its own");
+  assert.deepEqual(
+    encodeFrameFromParts(MessageCode.GetResp, parts),
+    encodeFrame(MessageCode.GetResp, encodeMessage(MessageCode.GetResp, message)),
+  );
+  assert.deepEqual(
+    encodeFrameFromParts(MessageCode.PingResp, []),
+    encodeFrame(2, new Uint8Array(0)),
+  );
+});

@@ -1,0 +1,248 @@
+/**
+ * One Riak node and its connection pool: between `minConnections` and `maxConnections`
+ * connections, idle ones expire after `idleTimeoutMs`. A node that fails to connect is taken
+ * out (`down`) and pinged in the background every `healthCheckIntervalMs` until it answers,
+ * then it is back `up`.
+ *
+ * @module
+ */
+import { clearInterval, clearTimeout, setInterval, setTimeout } from "node:timers";
+import { Connection, type ConnectionOptions } from "./connection.ts";
+import { ClosedError, ConnectionError } from "./errors.ts";
+import { MessageCode } from "./messages.ts";
+
+/** Default largest number of connections per node. */
+export const DEFAULT_MAX_CONNECTIONS = 16;
+/** Default number of connections kept open per node even when idle. */
+export const DEFAULT_MIN_CONNECTIONS = 1;
+/** Default time an idle connection above the minimum stays open. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** Default period of the background ping of a node that is down. */
+export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 1_000;
+/** Default Riak protocol-buffers port. */
+export const DEFAULT_RIAK_PORT = 8087;
+
+/** Health of a node: `up` takes requests, `down` is being pinged, `closed` is gone for good. */
+export type NodeState = "up" | "down" | "closed";
+
+/** Pool settings, and the settings of every connection the pool opens. */
+export interface NodeOptions extends Omit<ConnectionOptions, "host" | "port"> {
+  /** Connections kept open even when idle; default {@link DEFAULT_MIN_CONNECTIONS}. */
+  minConnections?: number;
+  /** Largest number of connections; default {@link DEFAULT_MAX_CONNECTIONS}. */
+  maxConnections?: number;
+  /** Idle time after which a connection above the minimum is closed; default 60 s. */
+  idleTimeoutMs?: number;
+  /** Period of the background ping while the node is down; default 1 s. */
+  healthCheckIntervalMs?: number;
+}
+
+/**
+ * Parses `host:port,host:port,...` (port defaults to 8087; IPv6 as `[::1]:8087`).
+ *
+ * @example
+ * ```ts
+ * parseNodeList("10.0.0.1:8087,10.0.0.2"); // [{host:"10.0.0.1",port:8087},{host:"10.0.0.2",port:8087}]
+ * ```
+ * @throws {TypeError} naming the entry that is not `host[:port]`.
+ */
+export function parseNodeList(list: string | readonly string[]): { host: string; port: number }[] {
+  const entries =
+    (typeof list === "string" ? list.split(",") : list.flatMap((item) => item.split(",")))
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== "");
+  if (entries.length === 0) {
+    throw new TypeError("no Riak node given (expected host:port[,host:port...])");
+  }
+  return entries.map((entry) => {
+    const match = /^(?:\[([^\]]+)\]|([^:\[\]]+))(?::(\d+))?$/.exec(entry);
+    const port = match?.[3] === undefined ? DEFAULT_RIAK_PORT : Number(match[3]);
+    if (!match || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new TypeError(`bad Riak node '${entry}' (expected host:port)`);
+    }
+    return { host: match[1] ?? match[2], port };
+  });
+}
+
+/** One node with its pool. The cluster decides which node serves a request. */
+export class RiakNode {
+  /** `host:port`. */
+  readonly address: string;
+  private readonly connectionOptions: ConnectionOptions;
+  private readonly minConnections: number;
+  private readonly maxConnections: number;
+  private readonly idleTimeoutMs: number;
+  private readonly healthCheckIntervalMs: number;
+  private readonly idle: Connection[] = [];
+  private busyCount = 0;
+  private openingCount = 0;
+  private currentState: NodeState = "up";
+  private healthTimer?: ReturnType<typeof setTimeout>;
+  private readonly expiryTimer: ReturnType<typeof setInterval>;
+  /** Called whenever a connection frees up or the node comes back: the cluster's queue pump. */
+  onAvailable: () => void = () => {};
+  /** Why the node went down last (for errors and status). */
+  lastFailure?: Error;
+
+  constructor(host: string, port: number, options: NodeOptions = {}) {
+    this.address = `${host}:${port}`;
+    const { minConnections, maxConnections, idleTimeoutMs, healthCheckIntervalMs, ...connection } =
+      options;
+    this.connectionOptions = { ...connection, host, port };
+    this.maxConnections = Math.max(1, maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+    this.minConnections = Math.min(
+      this.maxConnections,
+      Math.max(0, minConnections ?? DEFAULT_MIN_CONNECTIONS),
+    );
+    this.idleTimeoutMs = idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.healthCheckIntervalMs = healthCheckIntervalMs ?? DEFAULT_HEALTH_CHECK_INTERVAL_MS;
+    this.expiryTimer = setInterval(
+      () => this.expireIdle(),
+      Math.max(1_000, this.idleTimeoutMs / 2),
+    );
+    this.expiryTimer.unref();
+  }
+
+  /** Current health. */
+  get state(): NodeState {
+    return this.currentState;
+  }
+
+  /** Requests running on this node now (for least-busy selection). */
+  get inUse(): number {
+    return this.busyCount + this.openingCount;
+  }
+
+  /** Open connections, idle or busy. */
+  get openConnections(): number {
+    return this.idle.length + this.busyCount;
+  }
+
+  /** Whether {@link acquire} can start at once: up, and an idle connection or room for one. */
+  get hasCapacity(): boolean {
+    return this.freeSlots > 0;
+  }
+
+  /** Requests it could start now: idle connections plus room for new ones (0 unless up). */
+  get freeSlots(): number {
+    if (this.currentState !== "up") return 0;
+    return Math.max(0, this.maxConnections - this.busyCount - this.openingCount);
+  }
+
+  /** Opens the minimum number of connections in the background (failures take the node down). */
+  warmUp(): void {
+    const missing = this.minConnections - (this.idle.length + this.busyCount + this.openingCount);
+    for (let i = 0; i < missing; i++) {
+      this.openingCount++;
+      Connection.open(this.connectionOptions).then(
+        (connection) => {
+          this.openingCount--;
+          this.giveBack(connection);
+        },
+        (error) => {
+          this.openingCount--;
+          this.markDown(error);
+        },
+      );
+    }
+  }
+
+  /**
+   * Takes an idle connection or opens a new one. Call only when {@link hasCapacity}.
+   *
+   * @throws {ConnectionError} / {TimeoutError} when a new connection fails (the node goes down).
+   */
+  async acquire(): Promise<Connection> {
+    if (this.currentState === "closed") throw new ClosedError(`Riak node ${this.address}`);
+    while (this.idle.length > 0) {
+      const connection = this.idle.pop()!;
+      if (connection.usable) {
+        this.busyCount++;
+        return connection;
+      }
+    }
+    if (this.currentState !== "up") {
+      throw new ConnectionError("node is down", this.address, { cause: this.lastFailure });
+    }
+    this.openingCount++;
+    try {
+      const connection = await Connection.open(this.connectionOptions);
+      this.busyCount++;
+      return connection;
+    } catch (error) {
+      this.markDown(error as Error);
+      throw error;
+    } finally {
+      this.openingCount--;
+    }
+  }
+
+  /** Returns a connection after a request; a dead one is dropped. */
+  release(connection: Connection): void {
+    this.busyCount--;
+    this.giveBack(connection);
+  }
+
+  private giveBack(connection: Connection): void {
+    if (this.currentState === "closed") connection.close();
+    else if (connection.usable) this.idle.push(connection);
+    this.onAvailable();
+  }
+
+  /** Takes the node out of rotation and pings it in the background until it answers. */
+  markDown(error: Error): void {
+    this.lastFailure = error;
+    if (this.currentState !== "up") return;
+    this.currentState = "down";
+    for (const connection of this.idle.splice(0)) connection.close();
+    this.scheduleHealthCheck();
+    this.onAvailable(); // waiting requests re-choose: another node, or fail fast if none is up
+  }
+
+  private scheduleHealthCheck(): void {
+    this.healthTimer = setTimeout(() => this.healthCheck(), this.healthCheckIntervalMs);
+    this.healthTimer.unref();
+  }
+
+  private async healthCheck(): Promise<void> {
+    if (this.currentState !== "down") return;
+    let connection: Connection | undefined;
+    try {
+      connection = await Connection.open(this.connectionOptions);
+      await connection.request(MessageCode.PingReq, {}, MessageCode.PingResp);
+    } catch (error) {
+      connection?.destroy();
+      this.lastFailure = error as Error;
+      if (this.currentState === "down") this.scheduleHealthCheck();
+      return;
+    }
+    if (this.currentState !== "down") {
+      connection.close();
+      return;
+    }
+    this.currentState = "up";
+    this.idle.push(connection);
+    this.onAvailable();
+  }
+
+  private expireIdle(): void {
+    const cutoff = Date.now() - this.idleTimeoutMs;
+    // idle is used as a stack (most recent last), so the oldest connections sit at the front
+    while (this.idle.length > 0 && this.idle.length + this.busyCount > this.minConnections) {
+      const oldest = this.idle[0];
+      if (oldest.usable && oldest.lastUsedAt > cutoff) break;
+      this.idle.shift()!.close();
+    }
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      if (!this.idle[i].usable) this.idle.splice(i, 1);
+    }
+  }
+
+  /** Closes every idle connection and stops the timers; busy ones close when released. */
+  close(): void {
+    this.currentState = "closed";
+    clearInterval(this.expiryTimer);
+    clearTimeout(this.healthTimer);
+    for (const connection of this.idle.splice(0)) connection.close();
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * The Riak operations the store needs, as one narrow interface. `riakStoreClient()` in
+ * riak_adapter.ts implements it over the project's Riak client (src/riak); keeping the
+ * store's needs in one place makes the layout code independent of the client's shape.
+ *
+ * @module
+ */
+import type { QuorumValue } from "../riak/mod.ts";
+import type { ObjectLocation } from "./layout.ts";
+import type { UsermetaPair } from "./usermeta.ts";
+
+/** One content (sibling) of a Riak object. */
+export interface StoredContent {
+  /** The value; empty for a head-only get. */
+  value: Uint8Array;
+  contentType?: string;
+  usermeta: UsermetaPair[];
+  /** Riak's last-modified time, nanoseconds since the epoch (microsecond precision). */
+  lastModifiedNs?: bigint;
+}
+
+/** What a get returned: no contents = not found. */
+export interface FetchedObject {
+  contents: StoredContent[];
+  vclock?: Uint8Array;
+}
+
+/** A value to put. */
+export interface ContentToStore {
+  value: Uint8Array;
+  contentType: string;
+  usermeta: UsermetaPair[];
+}
+
+/** Write quorum values, as numbers or Riak's symbolic names. */
+export type WriteQuorum = QuorumValue;
+
+/** Options of a put. */
+export interface PutOptions {
+  /** Vector clock of the version being replaced (from a previous get). */
+  vclock?: Uint8Array;
+  w?: WriteQuorum;
+  dw?: WriteQuorum;
+  /** Repeating the put is harmless (a chunk: same bytes under a fresh key), so it may be retried. */
+  idempotent?: boolean;
+}
+
+/** A fetched set: its members and the opaque context removals need. */
+export interface FetchedSet {
+  members: Uint8Array[];
+  context?: Uint8Array;
+}
+
+/** Adds and removes applied to a set in one update. */
+export interface SetChange {
+  add?: Uint8Array[];
+  remove?: Uint8Array[];
+  /** Context from the fetch the removals were decided on; required when removing. */
+  context?: Uint8Array;
+  w?: WriteQuorum;
+  dw?: WriteQuorum;
+}
+
+/** The Riak operations of the store. Every method rejects on a failed or unacknowledged request. */
+export interface StoreClient {
+  /** Gets an object; `head` returns usermeta without the value. */
+  get(location: ObjectLocation, options?: { head?: boolean }): Promise<FetchedObject>;
+  /** Puts one value; resolves once Riak acknowledged it with the given w/dw. */
+  put(location: ObjectLocation, content: ContentToStore, options?: PutOptions): Promise<void>;
+  /** Deletes an object (a missing object is not an error). */
+  delete(location: ObjectLocation, options?: { w?: WriteQuorum; dw?: WriteQuorum }): Promise<void>;
+  /** Fetches a set (bucket type with datatype=set); undefined when it does not exist. */
+  fetchSet(location: ObjectLocation): Promise<FetchedSet | undefined>;
+  /** Applies adds/removes to a set. */
+  updateSet(location: ObjectLocation, change: SetChange): Promise<void>;
+  /** Streams the keys of a bucket. Scans the cluster: for administrative commands only. */
+  listKeys(bucketType: string, bucket: Uint8Array): AsyncIterable<Uint8Array[]>;
+}

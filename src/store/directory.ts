@@ -1,0 +1,460 @@
+/**
+ * Directory entries in Riak sets: the sharded index of the default layout (see shards.ts)
+ * and riak-fuse's flat `directory` set, behind one interface.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type { FetchedSet, StoreClient, WriteQuorum } from "./client.ts";
+import { RiakRequestError } from "./errors.ts";
+import { describeLocation, type DirectoryPlacement, type ObjectLocation } from "./layout.ts";
+import {
+  decodeMember,
+  encodeEntryMember,
+  encodeMarkerMember,
+  levelsFromMarkers,
+  nextLevel,
+  type ShardEntry,
+  shardIndex,
+  shardKey,
+} from "./shards.ts";
+
+/**
+ * How long this process trusts its own picture of a directory's levels and shard sizes.
+ * Another host's changes within that time may push a shard slightly past capacity (lookups
+ * still find everything); it never loses an entry.
+ */
+const SHARD_STATE_TTL_MS = 2_000;
+
+/** Shards fetched at once while listing. */
+const LIST_PARALLELISM = 8;
+
+/** Bounds of the sharded index, and the write quorums of its set updates. */
+export interface ShardSettings {
+  capacity: number;
+  fanout: number;
+  w?: WriteQuorum;
+  dw?: WriteQuorum;
+}
+
+/** Reads and changes the entries of directories. */
+export class DirectoryIndex {
+  readonly #client: StoreClient;
+  readonly #settings: ShardSettings;
+  /** Entries waiting to be added, per directory (latin1 of its path). */
+  readonly #pendingAdds = new Map<
+    string,
+    {
+      directory: DirectoryPlacement;
+      entries: PendingEntry[];
+      waiters: Array<{ resolve(): void; reject(error: unknown): void }>;
+    }
+  >();
+  /** Directories whose adds are being written. */
+  readonly #addingTo = new Set<string>();
+  /** Recently read levels per directory (latin1 of its path). */
+  readonly #levels = new Map<string, { levels: number[]; at: number }>();
+  /** Recently read entry counts per shard (latin1 of its key). */
+  readonly #sizes = new Map<string, { size: number; at: number }>();
+
+  constructor(client: StoreClient, settings: ShardSettings) {
+    this.#client = client;
+    this.#settings = settings;
+  }
+
+  /** Every entry of a directory, shard by shard (never list-keys). */
+  async *list(directory: DirectoryPlacement): AsyncGenerator<ShardEntry> {
+    const entries = directory.entries;
+    if (entries.kind === "riak-fuse") {
+      const set = await this.#fetch(entries.set);
+      for (const member of set?.members ?? []) {
+        yield { type: "file", name: Buffer.from(member) };
+      }
+      return;
+    }
+    const root = await this.#fetch(this.#shard(directory, 1, 0));
+    const { levels, entries: rootEntries } = readShard(root);
+    yield* rootEntries;
+    const shards: ObjectLocation[] = [];
+    for (const count of levels.slice(1)) {
+      for (let i = 0; i < count; i++) shards.push(this.#shard(directory, count, i));
+    }
+    for (let start = 0; start < shards.length; start += LIST_PARALLELISM) {
+      const batch = await Promise.all(
+        shards.slice(start, start + LIST_PARALLELISM).map((shard) => this.#fetch(shard)),
+      );
+      for (const set of batch) yield* readShard(set).entries;
+    }
+  }
+
+  /** True when the directory has at least one entry. */
+  async hasEntries(directory: DirectoryPlacement): Promise<boolean> {
+    for await (const _ of this.list(directory)) return true;
+    return false;
+  }
+
+  /** True when the directory's set (root shard or riak-fuse set) exists in Riak. */
+  async exists(directory: DirectoryPlacement): Promise<boolean> {
+    const location = directory.entries.kind === "riak-fuse"
+      ? directory.entries.set
+      : this.#shard(directory, 1, 0);
+    const set = await this.#fetch(location);
+    return set !== undefined && set.members.length > 0;
+  }
+
+  /** The entry called `name`, if any. */
+  async lookup(directory: DirectoryPlacement, name: Uint8Array): Promise<ShardEntry | undefined> {
+    const found = await this.#find(directory, [Buffer.from(name)]);
+    return found.get(Buffer.from(name).toString("latin1"))?.[0]?.entry;
+  }
+
+  /**
+   * Adds (or retypes) entries. Concurrent calls for one directory are merged into batches,
+   * and a batch is grouped by shard: one fetch and one update per shard touched. A new level
+   * opens when the newest one cannot take the batch without exceeding capacity. Resolves
+   * only once Riak acknowledged the update holding this call's entries.
+   *
+   * `options.absent`: the caller just saw no object under any of these names. An entry never
+   * exists without its object (docs/layout.md, order of writes), so there is no older entry
+   * to look for in older levels, which saves fetching a shard per level.
+   */
+  add(
+    directory: DirectoryPlacement,
+    additions: readonly ShardEntry[],
+    options: { absent?: boolean } = {},
+  ): Promise<void> {
+    if (additions.length === 0) return Promise.resolve();
+    const mayExist = options.absent !== true;
+    const id = directory.path.toString("latin1");
+    return new Promise((resolve, reject) => {
+      let batch = this.#pendingAdds.get(id);
+      if (!batch) {
+        batch = { directory, entries: [], waiters: [] };
+        this.#pendingAdds.set(id, batch);
+      }
+      for (const entry of additions) batch.entries.push({ entry, mayExist });
+      batch.waiters.push({ resolve, reject });
+      if (!this.#addingTo.has(id)) void this.#drainAdds(id);
+    });
+  }
+
+  async #drainAdds(id: string): Promise<void> {
+    this.#addingTo.add(id);
+    try {
+      for (let batch = this.#pendingAdds.get(id); batch; batch = this.#pendingAdds.get(id)) {
+        this.#pendingAdds.delete(id);
+        try {
+          await this.#addNow(batch.directory, batch.entries);
+          for (const waiter of batch.waiters) waiter.resolve();
+        } catch (error) {
+          for (const waiter of batch.waiters) waiter.reject(error);
+        }
+      }
+    } finally {
+      this.#addingTo.delete(id);
+    }
+  }
+
+  async #addNow(directory: DirectoryPlacement, additions: readonly PendingEntry[]): Promise<void> {
+    const unique = new Map<string, PendingEntry>();
+    for (const addition of additions) {
+      const id = addition.entry.name.toString("latin1");
+      const mayExist = addition.mayExist || unique.get(id)?.mayExist === true;
+      unique.set(id, { entry: addition.entry, mayExist });
+    }
+    const entries = [...unique.values()].map((addition) => addition.entry);
+    const toCheck = [...unique.values()].filter((a) => a.mayExist).map((a) => a.entry);
+    if (directory.entries.kind === "riak-fuse") {
+      await this.#update(directory.entries.set, { add: entries.map((e) => e.name) });
+      return;
+    }
+    const fetch = this.#cachedFetch();
+    const root = this.#shard(directory, 1, 0);
+    let levels = await this.#levelsOf(directory, fetch);
+    let toAdd = entries;
+    if (levels.length > 1 && toCheck.length > 0) {
+      // An entry may sit in an older level: find it there rather than adding a duplicate.
+      const existing = await this.#find(directory, toCheck.map((e) => e.name), fetch);
+      toAdd = entries.filter((entry) =>
+        !(existing.get(entry.name.toString("latin1")) ?? []).some((f) =>
+          f.entry.type === entry.type
+        )
+      );
+      for (const entry of toCheck) {
+        for (const found of existing.get(entry.name.toString("latin1")) ?? []) {
+          if (found.entry.type === entry.type) continue;
+          await this.#update(found.shard, {
+            remove: [encodeEntryMember(found.entry.type, found.entry.name)],
+            context: found.context,
+          });
+        }
+      }
+    }
+    if (toAdd.length === 0) return;
+    let count = levels[levels.length - 1];
+    for (;;) {
+      const groups = [...groupByShard(toAdd, count)].map(([index, group]) => ({
+        shard: this.#shard(directory, count, index),
+        group,
+      }));
+      const sizes = await Promise.all(
+        groups.map(({ shard, group }) => this.#shardSize(shard, group.length, fetch)),
+      );
+      if (groups.every(({ group }, i) => sizes[i] + group.length <= this.#settings.capacity)) {
+        await Promise.all(groups.map(async ({ shard, group }) => {
+          await this.#update(shard, {
+            add: group.map((entry) => encodeEntryMember(entry.type, entry.name)),
+          });
+          this.#adjustSize(shard, group.length);
+        }));
+        return;
+      }
+      count = nextLevel(count, this.#settings.fanout);
+      if (!levels.includes(count)) {
+        await this.#update(root, { add: [encodeMarkerMember(count)] });
+        levels = [...levels, count];
+        remember(this.#levels, directory.path.toString("latin1"), { levels, at: Date.now() });
+      }
+    }
+  }
+
+  /** The levels of a directory, from a cache younger than {@link SHARD_STATE_TTL_MS}. */
+  async #levelsOf(
+    directory: DirectoryPlacement,
+    fetch: (location: ObjectLocation) => Promise<FetchedSet | undefined>,
+  ): Promise<number[]> {
+    const id = directory.path.toString("latin1");
+    const cached = this.#levels.get(id);
+    if (cached && Date.now() - cached.at < SHARD_STATE_TTL_MS) return cached.levels;
+    const levels = readShard(await fetch(this.#shard(directory, 1, 0))).levels;
+    remember(this.#levels, id, { levels, at: Date.now() });
+    return levels;
+  }
+
+  /**
+   * Entries in a shard: a cached count (kept up to date with this process's own adds) while it
+   * is young and clearly below capacity, else a fresh fetch.
+   */
+  async #shardSize(
+    shard: ObjectLocation,
+    adding: number,
+    fetch: (location: ObjectLocation) => Promise<FetchedSet | undefined>,
+  ): Promise<number> {
+    const id = shard.key.toString("latin1");
+    const cached = this.#sizes.get(id);
+    if (
+      cached && Date.now() - cached.at < SHARD_STATE_TTL_MS &&
+      cached.size + adding <= this.#settings.capacity
+    ) return cached.size;
+    const size = readShard(await fetch(shard)).entries.length;
+    remember(this.#sizes, id, { size, at: Date.now() });
+    return size;
+  }
+
+  #adjustSize(shard: ObjectLocation, delta: number): void {
+    const cached = this.#sizes.get(shard.key.toString("latin1"));
+    if (cached) cached.size = Math.max(0, cached.size + delta);
+  }
+
+  /** Removes the entries called `names` wherever they are. */
+  async remove(directory: DirectoryPlacement, names: readonly Uint8Array[]): Promise<void> {
+    if (names.length === 0) return;
+    if (directory.entries.kind === "riak-fuse") {
+      const set = await this.#fetch(directory.entries.set);
+      const wanted = new Set(names.map((n) => Buffer.from(n).toString("latin1")));
+      const remove = (set?.members ?? []).filter((m) =>
+        wanted.has(Buffer.from(m).toString("latin1"))
+      );
+      if (remove.length > 0) {
+        await this.#update(directory.entries.set, { remove, context: set?.context });
+      }
+      return;
+    }
+    const found = await this.#find(directory, names.map((n) => Buffer.from(n)));
+    const byShard = new Map<
+      string,
+      { shard: ObjectLocation; context?: Uint8Array; remove: Buffer[] }
+    >();
+    for (const matches of found.values()) {
+      for (const match of matches) {
+        const id = match.shard.key.toString("latin1");
+        const group = byShard.get(id) ?? { shard: match.shard, context: match.context, remove: [] };
+        group.remove.push(encodeEntryMember(match.entry.type, match.entry.name));
+        byShard.set(id, group);
+      }
+    }
+    await Promise.all(
+      [...byShard.values()].map(async (group) => {
+        await this.#update(group.shard, { remove: group.remove, context: group.context });
+        this.#adjustSize(group.shard, -group.remove.length);
+      }),
+    );
+  }
+
+  /** Deletes every shard of an (emptied) directory, so no empty sets stay behind. */
+  async drop(directory: DirectoryPlacement): Promise<void> {
+    if (directory.entries.kind === "riak-fuse") return; // riak-fuse never deleted its sets
+    const root = this.#shard(directory, 1, 0);
+    const { levels } = readShard(await this.#fetch(root));
+    const shards: ObjectLocation[] = [];
+    for (const count of levels.slice(1)) {
+      for (let i = 0; i < count; i++) shards.push(this.#shard(directory, count, i));
+    }
+    shards.push(root); // last: it holds the level markers
+    this.#levels.delete(directory.path.toString("latin1"));
+    for (const shard of shards) this.#sizes.delete(shard.key.toString("latin1"));
+    for (let start = 0; start < shards.length; start += LIST_PARALLELISM) {
+      await Promise.all(
+        shards.slice(start, start + LIST_PARALLELISM).map((shard) => this.#delete(shard)),
+      );
+    }
+  }
+
+  /** For each name, where it is: one shard per level, fetched in parallel. */
+  async #find(
+    directory: DirectoryPlacement,
+    names: readonly Buffer[],
+    fetch: (location: ObjectLocation) => Promise<FetchedSet | undefined> = (location) =>
+      this.#fetch(location),
+  ): Promise<
+    Map<string, Array<{ entry: ShardEntry; shard: ObjectLocation; context?: Uint8Array }>>
+  > {
+    const result = new Map<
+      string,
+      Array<{ entry: ShardEntry; shard: ObjectLocation; context?: Uint8Array }>
+    >();
+    if (directory.entries.kind === "riak-fuse") {
+      const set = await fetch(directory.entries.set);
+      const members = new Set((set?.members ?? []).map((m) => Buffer.from(m).toString("latin1")));
+      for (const name of names) {
+        const id = name.toString("latin1");
+        if (members.has(id)) {
+          result.set(id, [{
+            entry: { type: "file", name },
+            shard: directory.entries.set,
+            context: set?.context,
+          }]);
+        }
+      }
+      return result;
+    }
+    const root = this.#shard(directory, 1, 0);
+    const rootSet = await fetch(root);
+    const { levels } = readShard(rootSet);
+    const wanted = new Set(names.map((n) => n.toString("latin1")));
+    const shardIds = new Map<string, ObjectLocation>();
+    for (const count of levels.slice(1)) {
+      for (const name of names) {
+        const shard = this.#shard(directory, count, shardIndex(name, count));
+        shardIds.set(shard.key.toString("latin1"), shard);
+      }
+    }
+    const fetched: Array<[ObjectLocation, FetchedSet | undefined]> = [[root, rootSet]];
+    const others = [...shardIds.values()];
+    for (let start = 0; start < others.length; start += LIST_PARALLELISM) {
+      const batch = others.slice(start, start + LIST_PARALLELISM);
+      const sets = await Promise.all(batch.map((shard) => fetch(shard)));
+      batch.forEach((shard, i) => fetched.push([shard, sets[i]]));
+    }
+    for (const [shard, set] of fetched) {
+      for (const entry of readShard(set).entries) {
+        const id = entry.name.toString("latin1");
+        if (!wanted.has(id)) continue;
+        const list = result.get(id) ?? [];
+        list.push({ entry, shard, context: set?.context });
+        result.set(id, list);
+      }
+    }
+    return result;
+  }
+
+  #shard(directory: DirectoryPlacement, count: number, index: number): ObjectLocation {
+    if (directory.entries.kind !== "sharded") throw new Error("not a sharded directory");
+    return {
+      bucketType: directory.entries.bucketType,
+      bucket: directory.entries.bucket,
+      key: shardKey(directory.entries.dirKey, count, index),
+    };
+  }
+
+  /** A fetch that reads each set at most once (for one batch). */
+  #cachedFetch(): (location: ObjectLocation) => Promise<FetchedSet | undefined> {
+    const cache = new Map<string, Promise<FetchedSet | undefined>>();
+    return (location) => {
+      const id = location.key.toString("latin1");
+      let fetched = cache.get(id);
+      if (!fetched) {
+        fetched = this.#fetch(location);
+        cache.set(id, fetched);
+      }
+      return fetched;
+    };
+  }
+
+  async #fetch(location: ObjectLocation): Promise<FetchedSet | undefined> {
+    try {
+      return await this.#client.fetchSet(location);
+    } catch (error) {
+      throw new RiakRequestError("set fetch", describeLocation(location), error);
+    }
+  }
+
+  async #update(
+    location: ObjectLocation,
+    change: { add?: Uint8Array[]; remove?: Uint8Array[]; context?: Uint8Array },
+  ): Promise<void> {
+    try {
+      await this.#client.updateSet(location, {
+        ...change,
+        w: this.#settings.w,
+        dw: this.#settings.dw,
+      });
+    } catch (error) {
+      throw new RiakRequestError("set update", describeLocation(location), error);
+    }
+  }
+
+  async #delete(location: ObjectLocation): Promise<void> {
+    try {
+      await this.#client.delete(location, { w: this.#settings.w, dw: this.#settings.dw });
+    } catch (error) {
+      throw new RiakRequestError("delete", describeLocation(location), error);
+    }
+  }
+}
+
+/** An entry waiting to be added, and whether an older entry of that name may exist. */
+interface PendingEntry {
+  entry: ShardEntry;
+  mayExist: boolean;
+}
+
+/** Cached shard states kept at most; past it the cache starts over (it only saves fetches). */
+const SHARD_STATE_LIMIT = 100_000;
+
+function remember<V>(cache: Map<string, V>, key: string, value: V): void {
+  if (cache.size >= SHARD_STATE_LIMIT) cache.clear();
+  cache.set(key, value);
+}
+
+function readShard(set: FetchedSet | undefined): { levels: number[]; entries: ShardEntry[] } {
+  const markers: number[] = [];
+  const entries: ShardEntry[] = [];
+  for (const member of set?.members ?? []) {
+    const decoded = decodeMember(member);
+    if (decoded.kind === "entry") entries.push(decoded.entry);
+    else if (decoded.kind === "marker") markers.push(decoded.shardCount);
+  }
+  return { levels: levelsFromMarkers(markers), entries };
+}
+
+function groupByShard(entries: readonly ShardEntry[], count: number): Map<number, ShardEntry[]> {
+  const groups = new Map<number, ShardEntry[]>();
+  for (const entry of entries) {
+    const index = shardIndex(entry.name, count);
+    const group = groups.get(index) ?? [];
+    group.push(entry);
+    groups.set(index, group);
+  }
+  return groups;
+}

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { withStore } from "./_test_support.ts";
+import { DirectoryIndex } from "./directory.ts";
+import { normalizePath } from "./path.ts";
+
+Deno.test("a directory of 100,000 entries spreads over bounded shards and lists completely", async () => {
+  await withStore(async ({ client, store }) => {
+    const capacity = 2000;
+    const index = new DirectoryIndex(client, { capacity, fanout: 16 });
+    const dir = store.layout.directory(normalizePath("huge"));
+    const total = 100_000;
+    const batch = 10_000;
+    for (let start = 0; start < total; start += batch) {
+      const entries = Array.from({ length: batch }, (_, i) => ({
+        type: "file" as const,
+        name: Buffer.from(`entry-${String(start + i).padStart(6, "0")}`),
+      }));
+      await index.add(dir, entries);
+    }
+    const seen = new Set<string>();
+    for await (const entry of index.list(dir)) seen.add(entry.name.toString());
+    assert.equal(seen.size, total);
+    // Every shard stays within capacity.
+    if (dir.entries.kind !== "sharded") throw new Error("expected a sharded directory");
+    const root = await client.fetchSet({
+      bucketType: dir.entries.bucketType,
+      bucket: dir.entries.bucket,
+      key: dir.entries.dirKey,
+    });
+    const markers = root!.members.map((m) => Buffer.from(m).toString()).filter((m) =>
+      m.startsWith("#shards:")
+    );
+    assert.ok(markers.length >= 1, "new levels were opened");
+    const counts = markers.map((m) => Number(m.slice("#shards:".length)));
+    for (const count of counts) {
+      for (let i = 0; i < count; i++) {
+        const shard = await client.fetchSet({
+          bucketType: dir.entries.bucketType,
+          bucket: dir.entries.bucket,
+          key: Buffer.concat([dir.entries.dirKey, Buffer.from(`#${count}.${i}`)]),
+        });
+        assert.ok((shard?.members.length ?? 0) <= capacity, `shard ${count}.${i} over capacity`);
+      }
+    }
+    // A single change costs one shard per level, wherever the name lives.
+    const name = Buffer.from("entry-012345");
+    assert.deepEqual(await index.lookup(dir, name), { type: "file", name });
+    await index.remove(dir, [name]);
+    assert.equal(await index.lookup(dir, name), undefined);
+    await index.add(dir, [{ type: "directory", name }]);
+    assert.equal((await index.lookup(dir, name))?.type, "directory");
+    await index.add(dir, [{ type: "file", name: Buffer.from("entry-099999") }]); // already there
+    let count = 0;
+    for await (const _ of index.list(dir)) count++;
+    assert.equal(count, total);
+  });
+});

@@ -1,0 +1,82 @@
+/**
+ * The store's Riak operations ({@link StoreClient}) on the project's Riak client.
+ *
+ * @module
+ */
+import { type ClusterOptions, RiakClient } from "../riak/mod.ts";
+import type { StoreClient } from "./client.ts";
+
+/**
+ * Adapts a {@link RiakClient} to the operations the store needs.
+ *
+ * @example
+ * ```ts
+ * const riak = new RiakClient({ nodes: "127.0.0.1:8087" });
+ * const store = new Store(riakStoreClient(riak));
+ * ```
+ */
+export function riakStoreClient(riak: RiakClient): StoreClient {
+  return {
+    async get(location, options = {}) {
+      const result = await riak.get(
+        { type: location.bucketType, bucket: location.bucket, key: location.key },
+        { head: options.head },
+      );
+      return {
+        vclock: result.vclock,
+        contents: result.siblings.filter((sibling) => !sibling.deleted).map((sibling) => ({
+          value: sibling.value,
+          contentType: sibling.contentType,
+          usermeta: sibling.usermeta ?? [],
+          lastModifiedNs: sibling.lastModifiedUs === undefined
+            ? undefined
+            : BigInt(sibling.lastModifiedUs) * 1000n,
+        })),
+      };
+    },
+    async put(location, content, options = {}) {
+      await riak.put(
+        { type: location.bucketType, bucket: location.bucket, key: location.key },
+        { value: content.value, contentType: content.contentType, usermeta: content.usermeta },
+        { vclock: options.vclock, w: options.w, dw: options.dw, idempotent: options.idempotent },
+      );
+    },
+    async delete(location, options = {}) {
+      await riak.delete(
+        { type: location.bucketType, bucket: location.bucket, key: location.key },
+        { w: options.w, dw: options.dw },
+      );
+    },
+    async fetchSet(location) {
+      const set = await riak.fetchSet({
+        type: location.bucketType,
+        bucket: location.bucket,
+        key: location.key,
+      });
+      return set.found ? { members: set.members, context: set.context } : undefined;
+    },
+    async updateSet(location, change) {
+      await riak.updateSet(
+        { type: location.bucketType, bucket: location.bucket, key: location.key },
+        { add: change.add, remove: change.remove },
+        { context: change.context, w: change.w, dw: change.dw },
+      );
+    },
+    listKeys(bucketType, bucket) {
+      return riak.listKeys({ type: bucketType, bucket });
+    },
+  };
+}
+
+/** A Riak client opened for the store, and how to close it. */
+export interface OpenedStoreClient {
+  riak: RiakClient;
+  client: StoreClient;
+  close(): Promise<void>;
+}
+
+/** Opens a {@link RiakClient} on `options.nodes` and adapts it for the store. */
+export function openRiakStoreClient(options: ClusterOptions): OpenedStoreClient {
+  const riak = new RiakClient(options);
+  return { riak, client: riakStoreClient(riak), close: () => riak.close() };
+}

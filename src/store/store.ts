@@ -1,0 +1,1233 @@
+/**
+ * The store: files, directories and symlinks of one namespace in Riak, in the layout of
+ * docs/layout.md. Every method either completes with Riak's acknowledgement (w/dw as
+ * configured) or rejects with a {@link StoreError}.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import type {
+  ContentToStore,
+  FetchedObject,
+  StoreClient,
+  StoredContent,
+  WriteQuorum,
+} from "./client.ts";
+import { contentTypeFor } from "./content_type.ts";
+import { DirectoryIndex } from "./directory.ts";
+import {
+  AlreadyExistsError,
+  ChecksumMismatchError,
+  CorruptObjectError,
+  DirectoryNotEmptyError,
+  InvalidPathError,
+  NotFoundError,
+  RiakRequestError,
+  StoreError,
+  WrongTypeError,
+} from "./errors.ts";
+import {
+  describeLocation,
+  Layout,
+  type Namespace,
+  type NamespaceOptions,
+  type ObjectLocation,
+  resolveNamespace,
+} from "./layout.ts";
+import {
+  chunkKey,
+  decodeManifest,
+  encodeManifest,
+  type Manifest,
+  MANIFEST_CONTENT_TYPE,
+  ManifestFormatError,
+  newGenerationId,
+} from "./manifest.ts";
+import {
+  childPath,
+  displayPath,
+  isSameOrBelow,
+  normalizePath,
+  splitParent,
+  type StorePath,
+} from "./path.ts";
+import { chooseSibling } from "./siblings.ts";
+import {
+  decodeUsermeta,
+  encodeUsermeta,
+  type EntryType,
+  type FileAttributes,
+  LAYOUT_VERSION,
+  type ObjectMeta,
+  type Storage,
+  USERMETA,
+  UsermetaFormatError,
+} from "./usermeta.ts";
+
+/** Default number of chunk uploads in flight per file. */
+export const DEFAULT_UPLOAD_CONCURRENCY = 4;
+
+/** Default number of chunks fetched ahead of the reader. */
+export const DEFAULT_READ_AHEAD = 2;
+
+/** Parallel object operations while renaming or removing a directory tree. */
+const TREE_PARALLELISM = 8;
+
+/** Directories a store remembers as existing (to skip checking parents on every write). */
+const KNOWN_DIRECTORIES_LIMIT = 100_000;
+
+/** How often a read restarts when the file is overwritten under it. */
+const READ_RETRIES = 3;
+
+const EMPTY_SHA256 = createHash("sha256").digest("hex");
+
+/** Options of a {@link Store}. */
+export interface StoreOptions {
+  /** Which buckets and which layout; see docs/layout.md. */
+  namespace?: NamespaceOptions;
+  /** Write quorum every put and delete must reach (default: the bucket's). */
+  w?: WriteQuorum;
+  /** Durable write quorum (default: the bucket's). */
+  dw?: WriteQuorum;
+  /** Chunk uploads in flight per file; default {@link DEFAULT_UPLOAD_CONCURRENCY}. */
+  uploadConcurrency?: number;
+  /**
+   * Chunks fetched ahead of a sequential reader; default {@link DEFAULT_READ_AHEAD}. At most
+   * `readAhead + 1` gets are in flight; the next one goes out as soon as a chunk arrives,
+   * while that chunk is verified.
+   */
+  readAhead?: number;
+}
+
+/** What {@link Store.stat} reports. */
+export interface FileStat extends FileAttributes {
+  /** The normalised path (bytes). */
+  path: Buffer;
+  type: EntryType;
+  storage: Storage;
+  size: number;
+  /** sha256 of the whole content, lowercase hex. */
+  sha256: string;
+  /** Content type the object carries. */
+  contentType: string;
+  /** The object at the path key (for a directory: its attributes object). */
+  location: ObjectLocation;
+  /** False for objects riakfs did not write (riak-fuse, foreign) and implicit directories. */
+  managed: boolean;
+}
+
+/** A directory entry. */
+export interface DirEntry {
+  /** The entry's name as bytes. */
+  name: Buffer;
+  type: EntryType;
+}
+
+/** Attributes and content type of a write. */
+export interface WriteOptions extends Partial<FileAttributes> {
+  /** Content type; default from the name's extension. */
+  contentType?: string;
+  /**
+   * What a stat of this store found at the path just before (`null`: nothing at the file
+   * key), so the write skips its own head-only gets. A stat from anywhere else, or a
+   * directory's, is ignored and the write looks for itself.
+   */
+  previous?: FileStat | null;
+}
+
+/** Options of {@link Store.tryStat}. */
+export interface StatOptions {
+  /**
+   * Look only for a file or symlink: one head-only get, and a directory (or nothing) at the
+   * path reads as undefined. Pass the result to {@link WriteOptions.previous}.
+   */
+  fileOnly?: boolean;
+}
+
+/**
+ * What a file's bytes come from: a local file's path, bytes, or a stream of bytes. A stream's
+ * buffers are uploaded as they are, without a copy: do not reuse a buffer once yielded.
+ */
+export type WriteSource = { file: string } | Uint8Array | AsyncIterable<Uint8Array>;
+
+/** Result of {@link Store.verify}. */
+export interface VerifyResult {
+  path: string;
+  matches: boolean;
+  local: { size: number; sha256: string };
+  remote?: { size: number; sha256: string };
+  /** Why it does not match. */
+  problem?: string;
+}
+
+/** An object at a path key after sibling resolution. */
+interface ResolvedObject {
+  content: StoredContent;
+  meta: ObjectMeta;
+  managed: boolean;
+  vclock?: Uint8Array;
+}
+
+/** A stale read: the file changed generation while being read. */
+export class GenerationChangedError extends StoreError {
+  constructor(path: string) {
+    super("EIO", `${path}: overwritten while being read`, { path });
+  }
+}
+
+/**
+ * Files in Riak.
+ *
+ * @example
+ * ```ts
+ * const store = new Store(client, { namespace: { bucket: "photos" } });
+ * await store.writeFile("a/b.txt", new TextEncoder().encode("hi"));
+ * for await (const entry of store.list("a")) console.log(entry.name.toString());
+ * ```
+ */
+export class Store {
+  /** The namespace with defaults filled in. */
+  readonly namespace: Namespace;
+  /** Maps paths to Riak locations. */
+  readonly layout: Layout;
+  readonly #client: StoreClient;
+  readonly #index: DirectoryIndex;
+  readonly #w?: WriteQuorum;
+  readonly #dw?: WriteQuorum;
+  readonly #uploadConcurrency: number;
+  readonly #readAhead: number;
+  /** Directories known to exist (latin1 of the path), to skip re-checking parents. */
+  readonly #knownDirectories = new Set<string>();
+  /** The object behind each file stat this store returned (its vclock, for a write). */
+  readonly #statObjects = new WeakMap<FileStat, ResolvedObject>();
+
+  constructor(client: StoreClient, options: StoreOptions = {}) {
+    this.namespace = resolveNamespace(options.namespace);
+    this.layout = new Layout(this.namespace);
+    this.#client = client;
+    this.#index = new DirectoryIndex(client, {
+      capacity: this.namespace.shardCapacity,
+      fanout: this.namespace.shardFanout,
+      w: options.w,
+      dw: options.dw,
+    });
+    this.#w = options.w;
+    this.#dw = options.dw;
+    this.#uploadConcurrency = options.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY;
+    this.#readAhead = options.readAhead ?? DEFAULT_READ_AHEAD;
+  }
+
+  /** Attributes of a path: one head-only get for a file. */
+  async stat(path: StorePath): Promise<FileStat> {
+    const p = normalizePath(path);
+    const found = await this.#statOrUndefined(p);
+    if (!found) throw new NotFoundError(displayPath(p));
+    return found;
+  }
+
+  /** Like {@link stat}, but undefined when nothing is there. */
+  async tryStat(path: StorePath, options: StatOptions = {}): Promise<FileStat | undefined> {
+    const p = normalizePath(path);
+    return options.fileOnly ? await this.#fileStatOrUndefined(p) : await this.#statOrUndefined(p);
+  }
+
+  /**
+   * Streams bytes `[offset, offset + length)` of a file, verifying every chunk's sha256
+   * (and a small file's whole sha256) before yielding it; fetches chunks ahead.
+   */
+  async *readRange(path: StorePath, offset = 0, length = Infinity): AsyncGenerator<Buffer> {
+    const p = normalizePath(path);
+    const object = await this.#fileObject(p);
+    const end = Math.min(object.meta.size, offset + length);
+    if (offset >= end) return;
+    if (object.meta.storage === "inline") {
+      const value = view(object.content.value);
+      if (object.managed) {
+        const actual = sha256(value);
+        if (actual !== object.meta.sha256) {
+          throw new ChecksumMismatchError(
+            displayPath(p),
+            describeLocation(this.layout.file(p).object),
+            object.meta.sha256,
+            actual,
+          );
+        }
+      }
+      yield value.subarray(offset, end);
+      return;
+    }
+    const manifest = this.#manifestOf(p, object);
+    yield* this.#readChunks(p, manifest, offset, end);
+  }
+
+  /**
+   * The whole content of a file in memory, verified; retries if the file is overwritten
+   * meanwhile. For large files stream with {@link readRange} instead.
+   */
+  async readFile(path: StorePath): Promise<Buffer> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        const parts: Buffer[] = [];
+        for await (const part of this.readRange(path)) parts.push(part);
+        return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+      } catch (error) {
+        if (!(error instanceof GenerationChangedError) || attempt >= READ_RETRIES) throw error;
+      }
+    }
+  }
+
+  /** The target of a symlink. */
+  async readlink(path: StorePath): Promise<Buffer> {
+    const p = normalizePath(path);
+    const object = await this.#getResolved(this.layout.file(p).object, false, p);
+    if (!object || object.meta.type !== "symlink") {
+      throw new StoreError("EINVAL", `${displayPath(p)}: not a symlink`, { path: displayPath(p) });
+    }
+    return view(object.content.value);
+  }
+
+  /**
+   * Writes a file: small files as one object, larger ones as chunks (hashed while uploading,
+   * `uploadConcurrency` in flight) and then the manifest. Missing parent directories are
+   * created. An overwrite writes a new generation, switches the manifest, then deletes the
+   * old generation's chunks.
+   */
+  async writeFile(
+    path: StorePath,
+    source: WriteSource,
+    options: WriteOptions = {},
+  ): Promise<FileStat> {
+    const p = normalizePath(path);
+    const placement = this.layout.file(p);
+    await this.#ensureDirectory(placement.parent);
+    const { previous, directory } = await this.#beforeWrite(p, options.previous);
+    if (previous && previous.meta.type !== "file") {
+      throw new AlreadyExistsError(displayPath(p));
+    }
+    if (directory) throw new WrongTypeError("EISDIR", displayPath(p));
+    const oldManifest = previous?.meta.storage === "chunked"
+      ? this.#manifestOf(p, await this.#fileObject(p))
+      : undefined;
+    const contentType = options.contentType ??
+      (placement.riakFuseSizeSet
+        ? this.namespace.riakFuse.contentType
+        : contentTypeFor(placement.name.toString("utf8")));
+    const uploaded = await this.#upload(p, source, contentType);
+    const meta: ObjectMeta = {
+      layout: LAYOUT_VERSION,
+      type: "file",
+      storage: uploaded.manifest ? "chunked" : "inline",
+      size: uploaded.size,
+      sha256: uploaded.sha256,
+      mode: options.mode ?? previous?.meta.mode ?? 0o644,
+      uid: options.uid ?? previous?.meta.uid ?? 0,
+      gid: options.gid ?? previous?.meta.gid ?? 0,
+      mtimeNs: options.mtimeNs ?? nowNs(),
+    };
+    // If this put fails the new chunks stay for `riakfs gc`: a failed put may still have been
+    // applied, and deleting the chunks then would break the version Riak now holds.
+    const value = uploaded.manifest ? encodeManifest(uploaded.manifest) : uploaded.inline!;
+    await this.#put(placement.object, {
+      value,
+      contentType: uploaded.manifest ? MANIFEST_CONTENT_TYPE : contentType,
+      usermeta: encodeUsermeta(meta),
+    }, previous?.vclock);
+    if (placement.riakFuseSizeSet) {
+      await this.#setRiakFuseSize(placement.riakFuseSizeSet, meta.size);
+    }
+    if (!previous) {
+      await this.#index.add(this.layout.directory(placement.parent), [{
+        type: "file",
+        name: placement.name,
+      }], { absent: true });
+    }
+    if (oldManifest && oldManifest.generation !== uploaded.manifest?.generation) {
+      await this.#deleteChunks(oldManifest);
+    }
+    return this.#statFrom(p, placement.object, {
+      content: { value: new Uint8Array(), contentType, usermeta: [] },
+      meta,
+      managed: true,
+    });
+  }
+
+  /** Creates a directory; the parent must exist. */
+  async mkdir(path: StorePath, options: Partial<FileAttributes> = {}): Promise<FileStat> {
+    const p = normalizePath(path);
+    if (p.length === 0 || await this.#statOrUndefined(p)) {
+      throw new AlreadyExistsError(displayPath(p));
+    }
+    const { parent, name } = splitParent(p);
+    await this.#requireDirectory(parent);
+    const dir = this.layout.directory(p);
+    const meta = directoryMeta(options);
+    await this.#put(dir.object, {
+      value: new Uint8Array(),
+      contentType: "text/plain",
+      usermeta: encodeUsermeta(meta),
+    });
+    await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }]);
+    this.#rememberDirectory(p);
+    return this.#statFrom(p, dir.object, {
+      content: { value: new Uint8Array(), usermeta: [] },
+      meta,
+      managed: true,
+    });
+  }
+
+  /** Creates a symlink at `path` pointing at `target`; missing parents are created. */
+  async symlink(
+    path: StorePath,
+    target: StorePath,
+    options: Partial<FileAttributes> = {},
+  ): Promise<FileStat> {
+    const p = normalizePath(path);
+    const placement = this.layout.file(p);
+    await this.#ensureDirectory(placement.parent);
+    if (await this.#statOrUndefined(p)) throw new AlreadyExistsError(displayPath(p));
+    const value = typeof target === "string" ? Buffer.from(target) : Buffer.from(target);
+    const meta: ObjectMeta = {
+      layout: LAYOUT_VERSION,
+      type: "symlink",
+      storage: "inline",
+      size: value.length,
+      sha256: sha256(value),
+      mode: options.mode ?? 0o777,
+      uid: options.uid ?? 0,
+      gid: options.gid ?? 0,
+      mtimeNs: options.mtimeNs ?? nowNs(),
+    };
+    await this.#put(placement.object, {
+      value,
+      contentType: "text/plain",
+      usermeta: encodeUsermeta(meta),
+    });
+    await this.#index.add(this.layout.directory(placement.parent), [{
+      type: "symlink",
+      name: placement.name,
+    }]);
+    return this.#statFrom(p, placement.object, {
+      content: { value, usermeta: [] },
+      meta,
+      managed: true,
+    });
+  }
+
+  /** The entries of a directory, shard by shard. */
+  async *list(path: StorePath): AsyncGenerator<DirEntry> {
+    const p = normalizePath(path);
+    await this.#requireDirectory(p);
+    yield* this.#index.list(this.layout.directory(p));
+  }
+
+  /** Every path below a directory, depth first, directories before their entries. */
+  async *walk(path: StorePath = ""): AsyncGenerator<DirEntry & { path: Buffer }> {
+    const p = normalizePath(path);
+    for await (const entry of this.list(p)) {
+      const child = childPath(p, entry.name);
+      yield { ...entry, path: child };
+      if (entry.type === "directory") yield* this.walk(child);
+    }
+  }
+
+  /**
+   * Removes a file, symlink or directory (a non-empty one only with `recursive`). The entry
+   * goes first, then the object, then a chunked file's chunks.
+   */
+  async remove(path: StorePath, options: { recursive?: boolean } = {}): Promise<void> {
+    const p = normalizePath(path);
+    if (p.length === 0) throw new InvalidPathError("/", "the root cannot be removed");
+    const stat = await this.stat(p);
+    const { parent, name } = splitParent(p);
+    if (stat.type === "directory") {
+      const dir = this.layout.directory(p);
+      if (options.recursive) {
+        const children = await collect(this.#index.list(dir));
+        await mapLimit(
+          children,
+          TREE_PARALLELISM,
+          (entry) => this.remove(childPath(p, entry.name), options),
+        );
+      } else if (await this.#index.hasEntries(dir)) {
+        throw new DirectoryNotEmptyError(displayPath(p));
+      }
+      await this.#index.remove(this.layout.directory(parent), [name]);
+      await this.#delete(dir.object);
+      await this.#index.drop(dir);
+      this.#forgetDirectories(p);
+      return;
+    }
+    await this.#index.remove(this.layout.directory(parent), [name]);
+    await this.#removeFileObject(p);
+  }
+
+  /**
+   * Renames a file, symlink or directory. The new object(s) and entries are written before the
+   * old ones are removed: a crash leaves a duplicate, never a loss. A file replaces an existing
+   * file; a directory replaces only an empty directory.
+   */
+  async rename(from: StorePath, to: StorePath): Promise<void> {
+    const f = normalizePath(from);
+    const t = normalizePath(to);
+    if (f.equals(t)) return;
+    if (f.length === 0 || t.length === 0) {
+      throw new InvalidPathError(displayPath(f.length === 0 ? f : t), "the root cannot be renamed");
+    }
+    if (isSameOrBelow(t, f)) throw new InvalidPathError(displayPath(t), "inside the source");
+    const source = await this.stat(f);
+    const target = await this.#statOrUndefined(t);
+    if (target) {
+      if (source.type === "directory" && target.type !== "directory") {
+        throw new WrongTypeError("ENOTDIR", displayPath(t));
+      }
+      if (source.type !== "directory" && target.type === "directory") {
+        throw new WrongTypeError("EISDIR", displayPath(t));
+      }
+      if (target.type === "directory") await this.remove(t); // empty, or ENOTEMPTY
+    }
+    await this.#requireDirectory(splitParent(t).parent);
+    if (source.type === "directory") await this.#renameDirectory(f, t);
+    else await this.#renameFile(f, t);
+  }
+
+  /** Changes mode, owner or mtime; the content is written back unchanged. */
+  async setAttributes(path: StorePath, attributes: Partial<FileAttributes>): Promise<FileStat> {
+    const p = normalizePath(path);
+    const stat = await this.stat(p);
+    const location = stat.type === "directory"
+      ? this.layout.directory(p).object
+      : this.layout.file(p).object;
+    const object = await this.#getResolved(location, false, p);
+    const meta: ObjectMeta = {
+      ...(object?.meta ?? directoryMeta({})),
+      ...definedOnly(attributes),
+      layout: LAYOUT_VERSION,
+    };
+    const content: StoredContent = object?.content ??
+      { value: new Uint8Array(), contentType: "text/plain", usermeta: [] };
+    await this.#put(location, {
+      value: content.value,
+      contentType: content.contentType ?? "application/octet-stream",
+      usermeta: encodeUsermeta(meta),
+    }, object?.vclock);
+    return this.#statFrom(p, location, { content, meta, managed: true });
+  }
+
+  /** Compares a local file with what Riak holds, reading (and verifying) every remote byte. */
+  async verify(path: StorePath, localFile: string): Promise<VerifyResult> {
+    const p = normalizePath(path);
+    const local = await hashStream(createReadStream(localFile));
+    const result: VerifyResult = { path: displayPath(p), matches: false, local };
+    try {
+      const stat = await this.stat(p);
+      if (stat.type !== "file") return { ...result, problem: `is a ${stat.type} in Riak` };
+      const remote = await this.#hashRemote(p);
+      result.remote = remote;
+      if (remote.size !== local.size) {
+        return { ...result, problem: `size differs: local ${local.size}, Riak ${remote.size}` };
+      }
+      if (remote.sha256 !== local.sha256) return { ...result, problem: "content differs" };
+      return { ...result, matches: true };
+    } catch (error) {
+      if (error instanceof NotFoundError) return { ...result, problem: "not in Riak" };
+      if (error instanceof ChecksumMismatchError || error instanceof CorruptObjectError) {
+        return { ...result, problem: error.message };
+      }
+      throw error;
+    }
+  }
+
+  /** The manifest of a chunked file, or undefined for any other path. */
+  async manifest(path: StorePath): Promise<Manifest | undefined> {
+    const p = normalizePath(path);
+    const object = await this.#getResolved(this.layout.file(p).object, false, p);
+    if (!object || object.meta.storage !== "chunked") return undefined;
+    return this.#manifestOf(p, object);
+  }
+
+  /** Keys of the chunk bucket (a cluster-wide list-keys: administrative use only). */
+  async *chunkKeys(): AsyncGenerator<string> {
+    const bucket = Buffer.from(this.namespace.chunkBucket);
+    try {
+      for await (const keys of this.#client.listKeys(this.namespace.bucketType, bucket)) {
+        for (const key of keys) yield Buffer.from(key).toString("latin1");
+      }
+    } catch (error) {
+      throw new RiakRequestError("list keys", {
+        bucketType: this.namespace.bucketType,
+        bucket: this.namespace.chunkBucket,
+        key: "",
+      }, error);
+    }
+  }
+
+  /** Riak's last-modified time of a chunk, or undefined if it is gone. */
+  async chunkLastModifiedNs(key: string): Promise<bigint | undefined> {
+    const fetched = await this.#get(this.layout.chunk(key), true);
+    return fetched.contents[0]?.lastModifiedNs;
+  }
+
+  /** Deletes one chunk by key (for gc). */
+  async deleteChunk(key: string): Promise<void> {
+    await this.#delete(this.layout.chunk(key));
+  }
+
+  // ---- internals ----
+
+  /**
+   * The object a write replaces and a directory of the same name, from what `known` says
+   * (see {@link WriteOptions.previous}) or from head-only gets.
+   */
+  async #beforeWrite(
+    p: Buffer,
+    known: FileStat | null | undefined,
+  ): Promise<{ previous?: ResolvedObject; directory?: ResolvedObject }> {
+    const directoryObject = this.layout.directory(p).object;
+    const knownObject = known ? this.#statObjects.get(known) : undefined;
+    // A file object and a directory of the same name never coexist (mkdir and writeFile
+    // each refuse the other), so a known file needs no directory check.
+    if (knownObject) return { previous: knownObject };
+    if (known === null) return { directory: await this.#getResolved(directoryObject, true, p) };
+    const [previous, directory] = await Promise.all([
+      this.#getResolved(this.layout.file(p).object, true, p),
+      this.#getResolved(directoryObject, true, p),
+    ]);
+    return { previous, directory };
+  }
+
+  /** A file or symlink at `p` (one head-only get), remembered for a write's vclock. */
+  async #fileStatOrUndefined(p: Buffer): Promise<FileStat | undefined> {
+    if (p.length === 0) return undefined;
+    const location = this.layout.file(p).object;
+    const object = await this.#getResolved(location, true, p);
+    return object ? this.#fileStatFrom(p, location, object) : undefined;
+  }
+
+  #fileStatFrom(p: Buffer, location: ObjectLocation, object: ResolvedObject): FileStat {
+    const stat = this.#statFrom(p, location, object);
+    this.#statObjects.set(stat, object);
+    return stat;
+  }
+
+  async #statOrUndefined(p: Buffer): Promise<FileStat | undefined> {
+    if (p.length > 0) {
+      const location = this.layout.file(p).object;
+      const object = await this.#getResolved(location, true, p);
+      if (object) return this.#fileStatFrom(p, location, object);
+    }
+    const dir = this.layout.directory(p);
+    const object = await this.#getResolved(dir.object, true, p);
+    if (object?.meta.type === "directory") return this.#statFrom(p, dir.object, object);
+    if (p.length === 0 || await this.#index.exists(dir)) {
+      return this.#statFrom(p, dir.object, {
+        content: { value: new Uint8Array(), usermeta: [] },
+        meta: directoryMeta({ mtimeNs: 0n }),
+        managed: false,
+      });
+    }
+    return undefined;
+  }
+
+  #statFrom(p: Buffer, location: ObjectLocation, object: ResolvedObject): FileStat {
+    const { meta } = object;
+    return {
+      path: p,
+      type: meta.type,
+      storage: meta.storage,
+      size: meta.size,
+      sha256: meta.sha256,
+      mode: meta.mode,
+      uid: meta.uid,
+      gid: meta.gid,
+      mtimeNs: meta.mtimeNs,
+      contentType: object.content.contentType ?? "application/octet-stream",
+      location,
+      managed: object.managed,
+    };
+  }
+
+  /** The object at a file path, with its value; ENOENT/EISDIR as appropriate. */
+  async #fileObject(p: Buffer): Promise<ResolvedObject> {
+    if (p.length === 0) throw new WrongTypeError("EISDIR", "/");
+    const object = await this.#getResolved(this.layout.file(p).object, false, p);
+    if (object) {
+      if (object.meta.type === "symlink") {
+        throw new StoreError("EINVAL", `${displayPath(p)}: is a symlink`, {
+          path: displayPath(p),
+        });
+      }
+      return object;
+    }
+    if (await this.#statOrUndefined(p)) throw new WrongTypeError("EISDIR", displayPath(p));
+    throw new NotFoundError(displayPath(p), describeLocation(this.layout.file(p).object));
+  }
+
+  #manifestOf(p: Buffer, object: ResolvedObject): Manifest {
+    try {
+      return decodeManifest(object.content.value);
+    } catch (error) {
+      if (!(error instanceof ManifestFormatError)) throw error;
+      throw new CorruptObjectError(
+        displayPath(p),
+        describeLocation(this.layout.file(p).object),
+        error.message,
+      );
+    }
+  }
+
+  async *#readChunks(
+    p: Buffer,
+    manifest: Manifest,
+    start: number,
+    end: number,
+  ): AsyncGenerator<Buffer> {
+    const first = Math.floor(start / manifest.chunkSize);
+    const last = Math.floor((end - 1) / manifest.chunkSize);
+    const pending: Array<Promise<Buffer>> = [];
+    let next = first;
+    const fetchNext = () => {
+      const promise = this.#fetchChunk(p, manifest, next++);
+      promise.catch(() => {}); // awaited in order below; avoid an unhandled rejection meanwhile
+      pending.push(promise);
+    };
+    for (let i = first; i <= last; i++) {
+      while (next <= last && pending.length <= this.#readAhead) fetchNext();
+      const fetched = await pending.shift()!;
+      // Refill before verifying, so Riak serves the next chunks while this one is hashed.
+      while (next <= last && pending.length <= this.#readAhead) fetchNext();
+      const chunk = this.#verifyChunk(p, manifest, i, fetched);
+      const chunkStart = i * manifest.chunkSize;
+      yield chunk.subarray(
+        Math.max(0, start - chunkStart),
+        Math.min(chunk.length, end - chunkStart),
+      );
+    }
+  }
+
+  /** Chunk `index` of the manifest's generation, not yet verified. */
+  async #fetchChunk(p: Buffer, manifest: Manifest, index: number): Promise<Buffer> {
+    const location = this.layout.chunk(chunkKey(manifest.generation, index));
+    const fetched = await this.#get(location, false);
+    const content = fetched.contents[0];
+    if (!content) {
+      const current = await this.#getResolved(this.layout.file(p).object, false, p);
+      if (
+        !current || current.meta.storage !== "chunked" ||
+        this.#manifestOf(p, current).generation !== manifest.generation
+      ) {
+        throw new GenerationChangedError(displayPath(p));
+      }
+      throw new CorruptObjectError(displayPath(p), describeLocation(location), "chunk missing");
+    }
+    return view(content.value);
+  }
+
+  /** `value` if its sha256 is the manifest's for chunk `index`, else ChecksumMismatchError. */
+  #verifyChunk(p: Buffer, manifest: Manifest, index: number, value: Buffer): Buffer {
+    const location = this.layout.chunk(chunkKey(manifest.generation, index));
+    const actual = sha256(value);
+    if (actual !== manifest.chunks[index]) {
+      throw new ChecksumMismatchError(
+        displayPath(p),
+        describeLocation(location),
+        manifest.chunks[index],
+        actual,
+      );
+    }
+    return value;
+  }
+
+  /** Size and sha256 of a file's verified bytes, streamed; restarts if it is overwritten. */
+  async #hashRemote(p: Buffer): Promise<{ size: number; sha256: string }> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await hashStream(this.readRange(p));
+      } catch (error) {
+        if (!(error instanceof GenerationChangedError) || attempt >= READ_RETRIES) throw error;
+      }
+    }
+  }
+
+  async #upload(
+    p: Buffer,
+    source: WriteSource,
+    contentType: string,
+  ): Promise<{ size: number; sha256: string; inline?: Buffer; manifest?: Manifest }> {
+    const chunkSize = this.namespace.chunkSize;
+    const pieces = rechunk(sourceBytes(source, chunkSize), chunkSize)[Symbol.asyncIterator]();
+    const firstPiece = await pieces.next();
+    const first = firstPiece.done ? Buffer.alloc(0) : firstPiece.value;
+    const secondPiece = first.length === chunkSize ? await pieces.next() : { done: true as const };
+    if (secondPiece.done) return { size: first.length, sha256: sha256(first), inline: first };
+    const generation = newGenerationId();
+    const whole = createHash("sha256");
+    const chunkHashes: string[] = [];
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown;
+    let size = 0;
+    const uploadChunk = async (index: number, bytes: Buffer) => {
+      await this.#put(
+        this.layout.chunk(chunkKey(generation, index)),
+        {
+          value: bytes,
+          contentType: "application/octet-stream",
+          usermeta: [],
+        },
+        undefined,
+        true,
+      );
+    };
+    const send = async (bytes: Buffer) => {
+      while (inFlight.size >= this.#uploadConcurrency) await Promise.race(inFlight);
+      if (failure) throw failure;
+      const index = chunkHashes.length;
+      size += bytes.length;
+      // The put goes out first and the hashing overlaps with Riak storing the chunk; the
+      // manifest (written last) still waits for both.
+      const promise = uploadChunk(index, bytes).then(
+        () => {
+          inFlight.delete(promise);
+        },
+        (error) => {
+          failure ??= error;
+          inFlight.delete(promise);
+        },
+      );
+      inFlight.add(promise);
+      whole.update(bytes);
+      chunkHashes.push(sha256(bytes));
+    };
+    try {
+      await send(first);
+      await send(secondPiece.value);
+      for (let piece = await pieces.next(); !piece.done; piece = await pieces.next()) {
+        await send(piece.value);
+      }
+      await Promise.all(inFlight);
+      if (failure) throw failure;
+    } catch (error) {
+      await Promise.all(inFlight);
+      const partial: Manifest = {
+        size,
+        chunkSize,
+        sha256: EMPTY_SHA256,
+        generation,
+        chunks: chunkHashes,
+        contentType,
+      };
+      await this.#deleteChunks(partial).catch(() => {}); // best effort; gc finds the rest
+      if (error instanceof StoreError) throw error;
+      throw new StoreError("EIO", `${displayPath(p)}: upload failed: ${(error as Error).message}`, {
+        path: displayPath(p),
+        cause: error,
+      });
+    }
+    const manifest: Manifest = {
+      size,
+      chunkSize,
+      sha256: whole.digest("hex"),
+      generation,
+      chunks: chunkHashes,
+      contentType,
+    };
+    return { size, sha256: manifest.sha256, manifest };
+  }
+
+  async #deleteChunks(manifest: Manifest): Promise<void> {
+    const keys = manifest.chunks.map((_, i) => chunkKey(manifest.generation, i));
+    await mapLimit(
+      keys,
+      this.#uploadConcurrency * 2,
+      (key) => this.#delete(this.layout.chunk(key)),
+    );
+  }
+
+  async #setRiakFuseSize(sizeSet: ObjectLocation, size: number): Promise<void> {
+    const current = await this.#client.fetchSet(sizeSet).catch((error) => {
+      throw new RiakRequestError("set fetch", describeLocation(sizeSet), error);
+    });
+    const wanted = Buffer.from(String(size));
+    const stale = (current?.members ?? []).filter((m) => !Buffer.from(m).equals(wanted));
+    await this.#client.updateSet(sizeSet, {
+      add: [wanted],
+      remove: stale.length > 0 ? stale : undefined,
+      context: stale.length > 0 ? current?.context : undefined,
+      w: this.#w,
+      dw: this.#dw,
+    }).catch((error) => {
+      throw new RiakRequestError("set update", describeLocation(sizeSet), error);
+    });
+  }
+
+  async #clearRiakFuseSize(sizeSet: ObjectLocation): Promise<void> {
+    const current = await this.#client.fetchSet(sizeSet).catch((error) => {
+      throw new RiakRequestError("set fetch", describeLocation(sizeSet), error);
+    });
+    if (!current || current.members.length === 0) return;
+    await this.#client.updateSet(sizeSet, {
+      remove: current.members,
+      context: current.context,
+      w: this.#w,
+      dw: this.#dw,
+    })
+      .catch((error) => {
+        throw new RiakRequestError("set update", describeLocation(sizeSet), error);
+      });
+  }
+
+  async #removeFileObject(p: Buffer): Promise<void> {
+    const placement = this.layout.file(p);
+    const object = await this.#getResolved(placement.object, false, p);
+    if (object) await this.#delete(placement.object);
+    if (placement.riakFuseSizeSet) await this.#clearRiakFuseSize(placement.riakFuseSizeSet);
+    if (object?.meta.storage !== "chunked") return;
+    const manifest = this.#manifestOf(p, object);
+    if (await this.#sharedByRenameTarget(object, manifest)) return;
+    await this.#deleteChunks(manifest);
+  }
+
+  /**
+   * True when `object` is the leftover source of an interrupted rename whose target still
+   * uses the same generation: its chunks then belong to the target and must stay.
+   */
+  async #sharedByRenameTarget(object: ResolvedObject, manifest: Manifest): Promise<boolean> {
+    const mark = object.content.usermeta.find((pair) => pair.key === USERMETA.renamedTo);
+    if (!mark || !/^([0-9a-f]{2})+$/.test(mark.value)) return false;
+    const target = Buffer.from(mark.value, "hex");
+    const other = await this.#getResolved(this.layout.file(target).object, false, target);
+    return other?.meta.storage === "chunked" &&
+      this.#manifestOf(target, other).generation === manifest.generation;
+  }
+
+  /** Copies the object at file path `f` to `t` (a chunked file shares its generation). */
+  async #copyFileObject(f: Buffer, t: Buffer): Promise<{ replaced?: Manifest; type: EntryType }> {
+    const source = await this.#getResolved(this.layout.file(f).object, false, f);
+    if (!source) throw new NotFoundError(displayPath(f));
+    if (source.meta.storage === "chunked") {
+      // Both names will share one generation for a moment: mark the old one first, so that
+      // if a crash leaves both, removing the old one does not take the chunks along.
+      await this.#put(this.layout.file(f).object, {
+        value: source.content.value,
+        contentType: source.content.contentType ?? MANIFEST_CONTENT_TYPE,
+        usermeta: [
+          ...encodeUsermeta(source.meta),
+          { key: USERMETA.renamedTo, value: t.toString("hex") },
+        ],
+      }, source.vclock);
+    }
+    const target = this.layout.file(t);
+    const previous = await this.#getResolved(target.object, false, t);
+    await this.#put(target.object, {
+      value: source.content.value,
+      contentType: source.content.contentType ?? "application/octet-stream",
+      usermeta: encodeUsermeta(source.meta),
+    }, previous?.vclock);
+    if (target.riakFuseSizeSet) {
+      await this.#setRiakFuseSize(target.riakFuseSizeSet, source.meta.size);
+    }
+    const replaced = previous?.meta.storage === "chunked"
+      ? this.#manifestOf(t, previous)
+      : undefined;
+    const sourceGeneration = source.meta.storage === "chunked"
+      ? this.#manifestOf(f, source).generation
+      : undefined;
+    return {
+      type: source.meta.type,
+      replaced: replaced && replaced.generation !== sourceGeneration ? replaced : undefined,
+    };
+  }
+
+  /** Deletes the object at file path `f` without touching chunks (they moved with a rename). */
+  async #deleteMovedObject(f: Buffer): Promise<void> {
+    const placement = this.layout.file(f);
+    await this.#delete(placement.object);
+    if (placement.riakFuseSizeSet) await this.#clearRiakFuseSize(placement.riakFuseSizeSet);
+  }
+
+  async #renameFile(f: Buffer, t: Buffer): Promise<void> {
+    const copied = await this.#copyFileObject(f, t);
+    const to = splitParent(t);
+    const from = splitParent(f);
+    await this.#index.add(this.layout.directory(to.parent), [{ type: copied.type, name: to.name }]);
+    await this.#index.remove(this.layout.directory(from.parent), [from.name]);
+    await this.#deleteMovedObject(f);
+    if (copied.replaced) await this.#deleteChunks(copied.replaced);
+  }
+
+  async #renameDirectory(f: Buffer, t: Buffer): Promise<void> {
+    const source = this.layout.directory(f);
+    const target = this.layout.directory(t);
+    const object = await this.#getResolved(source.object, false, f);
+    await this.#put(target.object, {
+      value: new Uint8Array(),
+      contentType: "text/plain",
+      usermeta: encodeUsermeta(object?.meta ?? directoryMeta({})),
+    });
+    const to = splitParent(t);
+    await this.#index.add(this.layout.directory(to.parent), [{ type: "directory", name: to.name }]);
+    this.#rememberDirectory(t);
+    const children = await collect(this.#index.list(source));
+    const files = children.filter((entry) => entry.type !== "directory");
+    const replaced: Manifest[] = [];
+    await mapLimit(files, TREE_PARALLELISM, async (entry) => {
+      const copied = await this.#copyFileObject(childPath(f, entry.name), childPath(t, entry.name));
+      if (copied.replaced) replaced.push(copied.replaced);
+    });
+    await this.#index.add(target, files);
+    for (const entry of children.filter((e) => e.type === "directory")) {
+      await this.#renameDirectory(childPath(f, entry.name), childPath(t, entry.name));
+    }
+    // Everything exists under the new name: now the old one goes.
+    await mapLimit(
+      files,
+      TREE_PARALLELISM,
+      (entry) => this.#deleteMovedObject(childPath(f, entry.name)),
+    );
+    if (source.entries.kind === "riak-fuse") {
+      await this.#index.remove(
+        source,
+        files.map((e) => e.name),
+      );
+    } else await this.#index.drop(source);
+    const from = splitParent(f);
+    await this.#index.remove(this.layout.directory(from.parent), [from.name]);
+    await this.#delete(source.object);
+    this.#forgetDirectories(f);
+    await mapLimit(replaced, TREE_PARALLELISM, (manifest) => this.#deleteChunks(manifest));
+  }
+
+  /** Throws unless `p` is an existing directory. */
+  async #requireDirectory(p: Buffer): Promise<void> {
+    if (p.length === 0 || this.#knownDirectories.has(p.toString("latin1"))) return;
+    const stat = await this.#statOrUndefined(p);
+    if (!stat) throw new NotFoundError(displayPath(p));
+    if (stat.type !== "directory") throw new WrongTypeError("ENOTDIR", displayPath(p));
+    this.#rememberDirectory(p);
+  }
+
+  /** Creates `p` and its missing ancestors (mkdir -p). */
+  async #ensureDirectory(p: Buffer): Promise<void> {
+    if (p.length === 0 || this.#knownDirectories.has(p.toString("latin1"))) return;
+    const stat = await this.#statOrUndefined(p);
+    if (stat) {
+      if (stat.type !== "directory") throw new WrongTypeError("ENOTDIR", displayPath(p));
+      this.#rememberDirectory(p);
+      return;
+    }
+    const { parent, name } = splitParent(p);
+    await this.#ensureDirectory(parent);
+    await this.#put(this.layout.directory(p).object, {
+      value: new Uint8Array(),
+      contentType: "text/plain",
+      usermeta: encodeUsermeta(directoryMeta({})),
+    });
+    await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }]);
+    this.#rememberDirectory(p);
+  }
+
+  #rememberDirectory(p: Buffer): void {
+    // A bound, not an LRU: forgetting only costs one head-only get on the next write.
+    if (this.#knownDirectories.size >= KNOWN_DIRECTORIES_LIMIT) this.#knownDirectories.clear();
+    this.#knownDirectories.add(p.toString("latin1"));
+  }
+
+  #forgetDirectories(p: Buffer): void {
+    for (const known of [...this.#knownDirectories]) {
+      if (isSameOrBelow(Buffer.from(known, "latin1"), p)) this.#knownDirectories.delete(known);
+    }
+  }
+
+  /** Gets an object, resolving siblings deterministically and writing the winner back. */
+  async #getResolved(
+    location: ObjectLocation,
+    head: boolean,
+    p: Buffer,
+  ): Promise<ResolvedObject | undefined> {
+    let fetched = await this.#get(location, head);
+    if (fetched.contents.length > 1 && head) fetched = await this.#get(location, false);
+    if (fetched.contents.length === 0) return undefined;
+    let needsValueForMeta = false;
+    const candidates = fetched.contents.map((content) => {
+      const decoded = this.#decodeMeta(content, p, location);
+      if (!decoded.managed && head) needsValueForMeta = true;
+      return {
+        mtimeNs: decoded.meta.mtimeNs,
+        sha256: decoded.meta.sha256,
+        item: { content, ...decoded },
+      };
+    });
+    if (needsValueForMeta) return await this.#getResolved(location, false, p);
+    const winner = chooseSibling(candidates);
+    if (fetched.contents.length > 1) {
+      await this.#put(location, {
+        value: winner.content.value,
+        contentType: winner.content.contentType ?? "application/octet-stream",
+        usermeta: winner.content.usermeta,
+      }, fetched.vclock);
+      const written = await this.#get(location, head);
+      return { ...winner, vclock: written.vclock };
+    }
+    return { ...winner, vclock: fetched.vclock };
+  }
+
+  #decodeMeta(
+    content: StoredContent,
+    p: Buffer,
+    location: ObjectLocation,
+  ): { meta: ObjectMeta; managed: boolean } {
+    let meta: ObjectMeta | undefined;
+    try {
+      meta = decodeUsermeta(content.usermeta);
+    } catch (error) {
+      if (!(error instanceof UsermetaFormatError)) throw error;
+      throw new CorruptObjectError(displayPath(p), describeLocation(location), error.message);
+    }
+    if (meta) return { meta, managed: true };
+    // Not written by riakfs (riak-fuse or foreign): a plain file holding the value.
+    return {
+      managed: false,
+      meta: {
+        layout: 0,
+        type: "file",
+        storage: "inline",
+        size: content.value.length,
+        sha256: sha256(content.value),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtimeNs: content.lastModifiedNs ?? 0n,
+      },
+    };
+  }
+
+  async #get(location: ObjectLocation, head: boolean): Promise<FetchedObject> {
+    try {
+      return await this.#client.get(location, { head });
+    } catch (error) {
+      throw new RiakRequestError(head ? "head" : "get", describeLocation(location), error);
+    }
+  }
+
+  async #put(
+    location: ObjectLocation,
+    content: ContentToStore,
+    vclock?: Uint8Array,
+    idempotent = false,
+  ): Promise<void> {
+    try {
+      await this.#client.put(location, content, { vclock, w: this.#w, dw: this.#dw, idempotent });
+    } catch (error) {
+      throw new RiakRequestError("put", describeLocation(location), error);
+    }
+  }
+
+  async #delete(location: ObjectLocation): Promise<void> {
+    try {
+      await this.#client.delete(location, { w: this.#w, dw: this.#dw });
+    } catch (error) {
+      throw new RiakRequestError("delete", describeLocation(location), error);
+    }
+  }
+}
+
+function directoryMeta(options: Partial<FileAttributes>): ObjectMeta {
+  return {
+    layout: LAYOUT_VERSION,
+    type: "directory",
+    storage: "inline",
+    size: 0,
+    sha256: EMPTY_SHA256,
+    mode: options.mode ?? 0o755,
+    uid: options.uid ?? 0,
+    gid: options.gid ?? 0,
+    mtimeNs: options.mtimeNs ?? nowNs(),
+  };
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** A Buffer over the same memory (Buffer.from(Uint8Array) would copy). */
+function view(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+async function hashStream(
+  stream: AsyncIterable<Uint8Array | string>,
+): Promise<{ size: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const part of stream) {
+    const bytes = typeof part === "string" ? Buffer.from(part) : part;
+    hash.update(bytes);
+    size += bytes.length;
+  }
+  return { size, sha256: hash.digest("hex") };
+}
+
+async function* sourceBytes(source: WriteSource, chunkSize: number): AsyncGenerator<Uint8Array> {
+  if (source instanceof Uint8Array) {
+    yield source;
+  } else if ("file" in source && typeof source.file === "string") {
+    yield* createReadStream(source.file, { highWaterMark: chunkSize }) as AsyncIterable<Buffer>;
+  } else {
+    yield* source as AsyncIterable<Uint8Array>;
+  }
+}
+
+/** Regroups a byte stream into pieces of exactly `size` bytes (the last may be shorter). */
+async function* rechunk(input: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let held = 0;
+  for await (const data of input) {
+    let bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    while (bytes.length > 0) {
+      const take = Math.min(size - held, bytes.length);
+      if (held === 0 && take === size) {
+        // A whole piece as it came: no copy (the caller must not reuse yielded buffers).
+        yield bytes.subarray(0, take);
+        bytes = bytes.subarray(take);
+        continue;
+      }
+      parts.push(bytes.subarray(0, take)); // a view: yielded buffers are never reused
+      held += take;
+      bytes = bytes.subarray(take);
+      if (held === size) {
+        yield parts.length === 1 ? parts[0] : Buffer.concat(parts);
+        parts = [];
+        held = 0;
+      }
+    }
+  }
+  if (parts.length > 0) yield parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const items: T[] = [];
+  for await (const item of iterable) items.push(item);
+  return items;
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; rejects with the first failure. */
+async function mapLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  });
+  await Promise.all(workers);
+}

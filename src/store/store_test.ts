@@ -1,0 +1,447 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { seededBytes, seededStream, sha256Hex, withStore } from "./_test_support.ts";
+import {
+  AlreadyExistsError,
+  ChecksumMismatchError,
+  DirectoryNotEmptyError,
+  NotFoundError,
+  WrongTypeError,
+} from "./errors.ts";
+import { collectGarbage } from "./gc.ts";
+import { chunkKey, MANIFEST_CONTENT_TYPE } from "./manifest.ts";
+import { RiakRequestError } from "./errors.ts";
+import { Store } from "./store.ts";
+import { DEFAULT_CHUNK_SIZE } from "./layout.ts";
+
+const MiB = 1024 * 1024;
+
+async function names(iterable: AsyncIterable<{ name: Buffer }>): Promise<string[]> {
+  const result: string[] = [];
+  for await (const entry of iterable) result.push(entry.name.toString("latin1"));
+  return result.sort();
+}
+
+Deno.test("round trips at the chunk boundaries, with ranges across chunks", async () => {
+  await withStore(async ({ store }) => {
+    const sizes = [0, 1, DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_SIZE + 1, 3 * DEFAULT_CHUNK_SIZE + 17];
+    for (const [i, size] of sizes.entries()) {
+      const content = seededBytes(i, size);
+      const path = `sizes/file-${size}.bin`;
+      const written = await store.writeFile(path, content, { mode: 0o640, uid: 7, gid: 8 });
+      assert.equal(written.size, size);
+      const stat = await store.stat(path);
+      assert.equal(stat.type, "file");
+      assert.equal(stat.size, size);
+      assert.equal(stat.mode, 0o640);
+      assert.equal(stat.uid, 7);
+      assert.equal(stat.sha256, sha256Hex(content));
+      assert.equal(stat.storage, size > DEFAULT_CHUNK_SIZE ? "chunked" : "inline");
+      assert.ok((await store.readFile(path)).equals(content), `size ${size}`);
+      if (size > 10) {
+        const from = Math.floor(size / 3);
+        const parts: Buffer[] = [];
+        for await (const part of store.readRange(path, from, size - 2 * from + 5)) parts.push(part);
+        assert.ok(Buffer.concat(parts).equals(content.subarray(from, size - from + 5)));
+      }
+    }
+    assert.deepEqual(await names(store.list("sizes")), sizes.map((s) => `file-${s}.bin`).sort());
+    const folder = mkdtempSync(join(tmpdir(), "riakfs-local-"));
+    try {
+      const local = join(folder, "local.bin");
+      const content = seededBytes(99, 2 * DEFAULT_CHUNK_SIZE + 3);
+      writeFileSync(local, content);
+      const stat = await store.writeFile("from-local/local.bin", { file: local });
+      assert.equal(stat.storage, "chunked");
+      assert.ok((await store.readFile("from-local/local.bin")).equals(content));
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+});
+
+Deno.test("100 MiB streamed in and out, hashed while uploading", async () => {
+  await withStore(async ({ store }) => {
+    const size = 100 * MiB;
+    const started = performance.now();
+    const stat = await store.writeFile("big/100MiB.bin", seededStream(42, size));
+    const expected = sha256Hex(seededBytes(42, size));
+    assert.equal(stat.sha256, expected);
+    const hash = (await import("node:crypto")).createHash("sha256");
+    let total = 0;
+    for await (const part of store.readRange("big/100MiB.bin")) {
+      hash.update(part);
+      total += part.length;
+    }
+    assert.equal(total, size);
+    assert.equal(hash.digest("hex"), expected);
+    const seconds = (performance.now() - started) / 1000;
+    console.log(`100 MiB write + read through the store: ${seconds.toFixed(1)} s`);
+  });
+});
+
+Deno.test("names with spaces, non-ASCII and non-UTF-8 bytes", async () => {
+  await withStore(async ({ store }) => {
+    const rawName = Buffer.from([0x62, 0x69, 0x6e, 0x20, 0xff, 0xfe, 0x01]);
+    const paths = [
+      Buffer.from("dir with space/file name.txt"),
+      Buffer.from("dir with space/été 日本.jpg"),
+      Buffer.concat([Buffer.from("dir with space/"), rawName]),
+    ];
+    for (const [i, path] of paths.entries()) {
+      await store.writeFile(path, seededBytes(i, 100 + i));
+    }
+    for (const [i, path] of paths.entries()) {
+      assert.ok((await store.readFile(path)).equals(seededBytes(i, 100 + i)));
+      const stat = await store.stat(path);
+      assert.ok(stat.location.key.equals(path), "the key is the path, byte for byte");
+    }
+    const listed: Buffer[] = [];
+    for await (const entry of store.list("dir with space")) listed.push(entry.name);
+    assert.equal(listed.length, 3);
+    assert.ok(listed.some((name) => name.equals(rawName)));
+  });
+});
+
+Deno.test("overwrite under concurrent readers: every read is the old or the new file", async () => {
+  await withStore(async ({ store }) => {
+    const versions = [0, 1, 2, 3, 4].map((v) => seededBytes(100 + v, 64 * 1024 + v));
+    const digests = new Set(versions.map(sha256Hex));
+    await store.writeFile("hot.bin", versions[0]);
+    let writing = true;
+    let reads = 0;
+    const reader = async () => {
+      while (writing) {
+        const content = await store.readFile("hot.bin");
+        assert.ok(digests.has(sha256Hex(content)), "a read mixed two versions");
+        reads++;
+      }
+    };
+    const readers = [reader(), reader(), reader()];
+    try {
+      for (const version of versions.slice(1)) await store.writeFile("hot.bin", version);
+    } finally {
+      writing = false;
+      await Promise.all(readers);
+    }
+    assert.ok(reads > 0);
+    assert.ok((await store.readFile("hot.bin")).equals(versions[4]));
+  }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("overwrite deletes the old generation's chunks", async () => {
+  await withStore(async ({ store, client }) => {
+    await store.writeFile("f.bin", seededBytes(1, 10_000));
+    const old = await store.manifest("f.bin");
+    assert.ok(old);
+    await store.writeFile("f.bin", seededBytes(2, 9_000));
+    const now = await store.manifest("f.bin");
+    assert.notEqual(now?.generation, old.generation);
+    const gone = await client.get(store.layout.chunk(chunkKey(old.generation, 0)));
+    assert.equal(gone.contents.length, 0);
+  }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("rename a file (inline and chunked) and a directory of 1,000 files", async () => {
+  await withStore(async ({ store }) => {
+    await store.writeFile("a/small.txt", Buffer.from("small"));
+    await store.writeFile("a/large.bin", seededBytes(3, 20_000));
+    await assert.rejects(store.rename("a/small.txt", "b/renamed.txt"), NotFoundError);
+    await store.mkdir("b");
+    await store.rename("a/small.txt", "b/renamed.txt");
+    await store.rename("a/large.bin", "a/large2.bin");
+    assert.equal((await store.readFile("b/renamed.txt")).toString(), "small");
+    assert.ok((await store.readFile("a/large2.bin")).equals(seededBytes(3, 20_000)));
+    await assert.rejects(store.stat("a/small.txt"), NotFoundError);
+    assert.deepEqual(await names(store.list("a")), ["large2.bin"]);
+
+    const count = 1000;
+    const files = Array.from({ length: count }, (_, i) => `big/f${i}.txt`);
+    for (let i = 0; i < count; i += 50) {
+      await Promise.all(
+        files.slice(i, i + 50).map((f, j) => store.writeFile(f, Buffer.from(`#${i + j}`))),
+      );
+    }
+    await store.mkdir("big/sub");
+    await store.writeFile("big/sub/deep.txt", Buffer.from("deep"));
+    await store.mkdir("moved");
+    await store.rename("big", "moved/big");
+    await assert.rejects(store.stat("big"), NotFoundError);
+    await assert.rejects(store.stat("big/f1.txt"), NotFoundError);
+    const listed = await names(store.list("moved/big"));
+    assert.equal(listed.length, count + 1);
+    assert.equal((await store.readFile("moved/big/f999.txt")).toString(), "#999");
+    assert.equal((await store.readFile("moved/big/sub/deep.txt")).toString(), "deep");
+    assert.deepEqual(await names(store.list("")), ["a", "b", "moved"]);
+  });
+});
+
+Deno.test("siblings resolve to the newest mtime, then the greatest hash, and are written back", async () => {
+  await withStore(async ({ store, client }) => {
+    await store.writeFile("s.txt", Buffer.from("first"), { mtimeNs: 1_000n });
+    const location = (await store.stat("s.txt")).location;
+    const original = await client.get(location);
+    // Two writers that both started from nothing: siblings.
+    const older = await store.writeFile("tmp-older", Buffer.from("older"), {
+      mtimeNs: 2_000n,
+    });
+    const newer = await store.writeFile("tmp-newer", Buffer.from("newer"), {
+      mtimeNs: 3_000n,
+    });
+    for (const source of [older, newer]) {
+      const fetched = await client.get(source.location);
+      await client.put(location, {
+        value: fetched.contents[0].value,
+        contentType: "text/plain",
+        usermeta: fetched.contents[0].usermeta,
+      });
+    }
+    assert.ok(original.contents.length === 1);
+    const before = await client.get(location);
+    assert.ok(before.contents.length >= 2, "kvmulti keeps siblings");
+    assert.equal((await store.readFile("s.txt")).toString(), "newer");
+    const after = await client.get(location);
+    assert.equal(after.contents.length, 1, "the winner was written back");
+    // Tie on mtime: the greater sha256 wins, whichever sibling came first.
+    const a = Buffer.from("tie-a");
+    const b = Buffer.from("tie-b");
+    const winner = sha256Hex(a) > sha256Hex(b) ? "tie-a" : "tie-b";
+    for (const value of [a, b]) {
+      const made = await store.writeFile(`tmp-${value}`, value, { mtimeNs: 9_000n });
+      const fetched = await client.get(made.location);
+      await client.put(location, {
+        value,
+        contentType: "text/plain",
+        usermeta: fetched.contents[0].usermeta,
+      });
+    }
+    assert.equal((await store.readFile("s.txt")).toString(), winner);
+  }, { namespace: { bucketType: "kvmulti" } });
+});
+
+Deno.test("riak-fuse data is read back byte for byte, and written the way riak-fuse did", async () => {
+  await withStore(async ({ client, riak, another }) => {
+    const names_ = {
+      contentPrefix: `${riak.prefix}IMG_`,
+      directoryPrefix: `${riak.prefix}IMGDIR_`,
+    };
+    const store = another({ namespace: { preset: "riak-fuse", riakFuse: names_ } });
+    const content = seededBytes(7, 50_000);
+    // What riak-fuse wrote: the whole file in IMG_<folder>/<file>, the name in the directory
+    // set, the size in a per-file set.
+    const contentBucket = Buffer.from(`${names_.contentPrefix}test`);
+    const dirBucket = Buffer.from(`${names_.directoryPrefix}test`);
+    await client.put(
+      { bucketType: "default", bucket: contentBucket, key: Buffer.from("file.jpg") },
+      {
+        value: content,
+        contentType: "application/octet-stream",
+        usermeta: [],
+      },
+    );
+    await client.updateSet(
+      { bucketType: "sets", bucket: dirBucket, key: Buffer.from("directory") },
+      {
+        add: [Buffer.from("file.jpg")],
+      },
+    );
+    await client.updateSet(
+      { bucketType: "sets", bucket: dirBucket, key: Buffer.from("file.jpg") },
+      {
+        add: [Buffer.from(String(content.length))],
+      },
+    );
+    assert.deepEqual(await names(store.list("test/images")), ["file.jpg"]);
+    assert.ok((await store.readFile("/test/images/file.jpg")).equals(content));
+    const stat = await store.stat("test/images/file.jpg");
+    assert.equal(stat.size, content.length);
+    assert.equal(stat.managed, false);
+    assert.equal((await store.stat("test/images")).type, "directory");
+
+    // riakfs writes in riak-fuse's format (plus usermeta riak-fuse ignores).
+    const second = seededBytes(8, 1234);
+    await store.writeFile("test/images/new.png", second);
+    const raw = await client.get({
+      bucketType: "default",
+      bucket: contentBucket,
+      key: Buffer.from("new.png"),
+    });
+    assert.ok(Buffer.from(raw.contents[0].value).equals(second));
+    const listing = await client.fetchSet({
+      bucketType: "sets",
+      bucket: dirBucket,
+      key: Buffer.from("directory"),
+    });
+    assert.deepEqual(listing?.members.map((m) => Buffer.from(m).toString()).sort(), [
+      "file.jpg",
+      "new.png",
+    ]);
+    await store.writeFile("test/images/new.png", seededBytes(9, 99));
+    const sizes = await client.fetchSet({
+      bucketType: "sets",
+      bucket: dirBucket,
+      key: Buffer.from("new.png"),
+    });
+    assert.deepEqual(
+      sizes?.members.map((m) => Buffer.from(m).toString()),
+      ["99"],
+      "no stale sizes",
+    );
+    // Other paths use the default layout.
+    await store.writeFile("test/other.txt", Buffer.from("x"));
+    assert.equal(
+      (await store.stat("test/other.txt")).location.bucket.toString(),
+      store.namespace.bucket,
+    );
+  });
+});
+
+Deno.test("remove, mkdir, symlink, setAttributes and typed errors", async () => {
+  await withStore(async ({ store, client }) => {
+    await store.writeFile("d/x.bin", seededBytes(5, 9000));
+    const manifest = await store.manifest("d/x.bin");
+    assert.ok(manifest);
+    await assert.rejects(store.remove("d"), DirectoryNotEmptyError);
+    await store.remove("d/x.bin");
+    await assert.rejects(store.stat("d/x.bin"), NotFoundError);
+    const chunk = await client.get(store.layout.chunk(chunkKey(manifest.generation, 1)));
+    assert.equal(chunk.contents.length, 0, "chunks removed with the file");
+    await store.remove("d");
+    await assert.rejects(store.stat("d"), NotFoundError);
+
+    await store.mkdir("empty", { mode: 0o700 });
+    assert.equal((await store.stat("empty")).mode, 0o700);
+    assert.deepEqual(await names(store.list("empty")), []);
+    await assert.rejects(store.mkdir("empty"), AlreadyExistsError);
+    await store.symlink("link", "empty/target");
+    assert.equal((await store.readlink("link")).toString(), "empty/target");
+    assert.equal((await store.stat("link")).type, "symlink");
+    await store.writeFile("f.txt", Buffer.from("content"));
+    await assert.rejects(store.writeFile("empty", Buffer.from("x")), WrongTypeError);
+    await assert.rejects(names(store.list("f.txt")), WrongTypeError);
+    await assert.rejects(store.readFile("empty"), WrongTypeError);
+    await assert.rejects(store.readFile("nothing"), NotFoundError);
+    const changed = await store.setAttributes("f.txt", { mode: 0o600, mtimeNs: 5n });
+    assert.equal(changed.mode, 0o600);
+    assert.equal((await store.stat("f.txt")).mtimeNs, 5n);
+    assert.equal((await store.readFile("f.txt")).toString(), "content");
+    await store.remove("empty", { recursive: true });
+    assert.deepEqual(await names(store.list("")), ["f.txt", "link"]);
+  }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("a corrupted chunk fails the read with ChecksumMismatchError; verify reports it", async () => {
+  await withStore(async ({ store, client }) => {
+    const content = seededBytes(6, 10_000);
+    await store.writeFile("c.bin", content);
+    const folder = mkdtempSync(join(tmpdir(), "riakfs-verify-"));
+    try {
+      const local = join(folder, "c.bin");
+      writeFileSync(local, content);
+      assert.equal((await store.verify("c.bin", local)).matches, true);
+      writeFileSync(local, seededBytes(7, 10_000));
+      const differs = await store.verify("c.bin", local);
+      assert.equal(differs.matches, false);
+      assert.match(differs.problem ?? "", /content differs/);
+      const manifest = await store.manifest("c.bin");
+      await client.put(store.layout.chunk(chunkKey(manifest!.generation, 1)), {
+        value: Buffer.alloc(4096, 1),
+        contentType: "application/octet-stream",
+        usermeta: [],
+      });
+      await assert.rejects(store.readFile("c.bin"), ChecksumMismatchError);
+      writeFileSync(local, content);
+      const corrupt = await store.verify("c.bin", local);
+      assert.equal(corrupt.matches, false);
+      assert.match(corrupt.problem ?? "", /checksum mismatch/);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("a crash mid-rename of a chunked file leaves a duplicate, and removing it keeps the chunks", async () => {
+  await withStore(async ({ store, client }) => {
+    const content = seededBytes(11, 10_000);
+    await store.writeFile("old.bin", content);
+    // The state a crash leaves after the copy: old object marked, new object in place.
+    const old = await client.get(store.layout.file(Buffer.from("old.bin")).object);
+    const usermeta = old.contents[0].usermeta;
+    await client.put(store.layout.file(Buffer.from("old.bin")).object, {
+      value: old.contents[0].value,
+      contentType: "application/vnd.riakfs.manifest+json",
+      usermeta: [...usermeta, {
+        key: "riakfs-renamed-to",
+        value: Buffer.from("new.bin").toString("hex"),
+      }],
+    }, { vclock: old.vclock });
+    await client.put(store.layout.file(Buffer.from("new.bin")).object, {
+      value: old.contents[0].value,
+      contentType: "application/vnd.riakfs.manifest+json",
+      usermeta,
+    });
+    await store.remove("old.bin");
+    assert.ok((await store.readFile("new.bin")).equals(content), "chunks kept for the new name");
+    await store.rename("new.bin", "final.bin");
+    assert.ok((await store.readFile("final.bin")).equals(content));
+    await assert.rejects(store.stat("new.bin"), NotFoundError);
+  }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("a write Riak did not acknowledge is an error; the old version stays, gc finds the chunks", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    const v1 = seededBytes(21, 10_000);
+    await store.writeFile("w.bin", v1);
+    // Riak refuses the manifest put (after the chunks went in).
+    const failing = new Store({
+      ...client,
+      put: (location, content, options) =>
+        content.contentType === MANIFEST_CONTENT_TYPE
+          ? Promise.reject(new Error("{w_val_unsatisfied,2,1}"))
+          : client.put(location, content, options),
+    }, { namespace: { bucket, chunkSize: 4096 } });
+    await assert.rejects(failing.writeFile("w.bin", seededBytes(22, 10_000)), (error) => {
+      assert.ok(error instanceof RiakRequestError);
+      assert.match(error.message, /w_val_unsatisfied/);
+      assert.equal(error.location?.key, "w.bin");
+      return true;
+    });
+    assert.ok((await store.readFile("w.bin")).equals(v1));
+    const report = await collectGarbage(store, { minAgeMs: 0, delete: true });
+    assert.equal(report.manifests, 1);
+    assert.equal(report.garbage.length, 1, "the unacknowledged generation's chunks");
+    assert.equal(report.deleted, 3);
+    assert.ok((await store.readFile("w.bin")).equals(v1));
+  }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("every write carries the configured w and dw, set updates included", async () => {
+  await withStore(async ({ client, bucket }) => {
+    const seen: string[] = [];
+    const recording = new Store({
+      ...client,
+      put: (location, content, options) => {
+        seen.push(`put ${options?.w}/${options?.dw}`);
+        return client.put(location, content, options);
+      },
+      delete: (location, options) => {
+        seen.push(`delete ${options?.w}/${options?.dw}`);
+        return client.delete(location, options);
+      },
+      updateSet: (location, change) => {
+        seen.push(`set ${change.w}/${change.dw}`);
+        return client.updateSet(location, change);
+      },
+    }, { namespace: { bucket, chunkSize: 4096 }, w: "all", dw: 1 });
+    await recording.writeFile("q/a.bin", seededBytes(31, 9000));
+    await recording.rename("q/a.bin", "q/b.bin");
+    await recording.remove("q", { recursive: true });
+    assert.ok(seen.some((s) => s.startsWith("put")));
+    assert.ok(seen.some((s) => s.startsWith("delete")));
+    assert.ok(seen.some((s) => s.startsWith("set")));
+    assert.deepEqual(seen.filter((s) => !s.endsWith(" all/1")), []);
+  });
+});

@@ -1,0 +1,151 @@
+/**
+ * The usermeta pairs riakfs writes on every object at a path key (file, manifest, directory,
+ * symlink). Plain Riak tools show them as `X-Riak-Meta-*` HTTP headers, so the names are
+ * lowercase ASCII with dashes and every value is decimal, octal or hex text.
+ *
+ * @module
+ */
+
+/** Version of the layout written by this code; readers refuse newer ones. */
+export const LAYOUT_VERSION = 1;
+
+/** Usermeta names, as documented in docs/layout.md. */
+export const USERMETA = {
+  layout: "riakfs-layout",
+  type: "riakfs-type",
+  storage: "riakfs-storage",
+  size: "riakfs-size",
+  mode: "riakfs-mode",
+  uid: "riakfs-uid",
+  gid: "riakfs-gid",
+  mtimeNs: "riakfs-mtime-ns",
+  sha256: "riakfs-sha256",
+  /** Set on a chunked file's old object while it is renamed: hex of the new path. */
+  renamedTo: "riakfs-renamed-to",
+} as const;
+
+/** What a path holds. */
+export type EntryType = "file" | "directory" | "symlink";
+
+/** How a file's bytes are kept: in the object's value, or in chunks listed by a manifest. */
+export type Storage = "inline" | "chunked";
+
+/** The attributes a caller may set. */
+export interface FileAttributes {
+  /** Permission bits (07777), without the file type. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Modification time, nanoseconds since the epoch. */
+  mtimeNs: bigint;
+}
+
+/** Everything usermeta says about the object at a path key. */
+export interface ObjectMeta extends FileAttributes {
+  type: EntryType;
+  storage: Storage;
+  /** Content size in bytes (for a symlink: the target's length). */
+  size: number;
+  /** sha256 of the whole content, lowercase hex. */
+  sha256: string;
+  /** Layout version the writer used. */
+  layout: number;
+}
+
+/** One usermeta pair as text. */
+export interface UsermetaPair {
+  key: string;
+  value: string;
+}
+
+/**
+ * Encodes object metadata as usermeta pairs.
+ *
+ * @example
+ * ```ts
+ * encodeUsermeta({ type: "file", storage: "inline", size: 3, mode: 0o644, uid: 0, gid: 0,
+ *   mtimeNs: 1n, sha256: "ab", layout: LAYOUT_VERSION });
+ * ```
+ */
+export function encodeUsermeta(meta: ObjectMeta): UsermetaPair[] {
+  return [
+    { key: USERMETA.layout, value: String(meta.layout) },
+    { key: USERMETA.type, value: meta.type },
+    { key: USERMETA.storage, value: meta.storage },
+    { key: USERMETA.size, value: String(meta.size) },
+    { key: USERMETA.mode, value: (meta.mode & 0o7777).toString(8).padStart(4, "0") },
+    { key: USERMETA.uid, value: String(meta.uid) },
+    { key: USERMETA.gid, value: String(meta.gid) },
+    { key: USERMETA.mtimeNs, value: meta.mtimeNs.toString() },
+    { key: USERMETA.sha256, value: meta.sha256 },
+  ];
+}
+
+/** Why usermeta could not be decoded. */
+export class UsermetaFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsermetaFormatError";
+  }
+}
+
+/**
+ * Decodes usermeta pairs. Returns `undefined` for an object riakfs did not write (no
+ * `riakfs-layout` pair: a riak-fuse object or any foreign value) and throws
+ * {@link UsermetaFormatError} for a riakfs object whose pairs are malformed or newer.
+ */
+export function decodeUsermeta(pairs: readonly UsermetaPair[]): ObjectMeta | undefined {
+  const map = new Map(pairs.map((pair) => [pair.key.toLowerCase(), pair.value]));
+  const layoutText = map.get(USERMETA.layout);
+  if (layoutText === undefined) return undefined;
+  const layout = decimal(layoutText, USERMETA.layout);
+  if (layout > LAYOUT_VERSION) {
+    throw new UsermetaFormatError(
+      `written with layout version ${layout}; this riakfs reads up to ${LAYOUT_VERSION}`,
+    );
+  }
+  const type = required(map, USERMETA.type);
+  if (type !== "file" && type !== "directory" && type !== "symlink") {
+    throw new UsermetaFormatError(`${USERMETA.type} is ${JSON.stringify(type)}`);
+  }
+  const storage = map.get(USERMETA.storage) ?? "inline";
+  if (storage !== "inline" && storage !== "chunked") {
+    throw new UsermetaFormatError(`${USERMETA.storage} is ${JSON.stringify(storage)}`);
+  }
+  const modeText = required(map, USERMETA.mode);
+  if (!/^[0-7]{1,6}$/.test(modeText)) {
+    throw new UsermetaFormatError(`${USERMETA.mode} is ${JSON.stringify(modeText)}`);
+  }
+  const mtimeText = required(map, USERMETA.mtimeNs);
+  if (!/^-?\d{1,25}$/.test(mtimeText)) {
+    throw new UsermetaFormatError(`${USERMETA.mtimeNs} is ${JSON.stringify(mtimeText)}`);
+  }
+  const sha256 = required(map, USERMETA.sha256);
+  if (!/^[0-9a-f]{64}$/.test(sha256)) {
+    throw new UsermetaFormatError(`${USERMETA.sha256} is ${JSON.stringify(sha256)}`);
+  }
+  return {
+    layout,
+    type,
+    storage,
+    size: decimal(required(map, USERMETA.size), USERMETA.size),
+    mode: parseInt(modeText, 8) & 0o7777,
+    uid: decimal(required(map, USERMETA.uid), USERMETA.uid),
+    gid: decimal(required(map, USERMETA.gid), USERMETA.gid),
+    mtimeNs: BigInt(mtimeText),
+    sha256,
+  };
+}
+
+function required(map: Map<string, string>, key: string): string {
+  const value = map.get(key);
+  if (value === undefined) throw new UsermetaFormatError(`usermeta ${key} is missing`);
+  return value;
+}
+
+function decimal(text: string, key: string): number {
+  if (!/^\d{1,15}$/.test(text)) {
+    throw new UsermetaFormatError(`${key} is ${JSON.stringify(text)}, not a decimal number`);
+  }
+  return Number(text);
+}

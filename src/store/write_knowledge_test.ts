@@ -1,0 +1,131 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { seededBytes, withStore } from "./_test_support.ts";
+import type { StoreClient } from "./client.ts";
+import { DirectoryIndex } from "./directory.ts";
+import { WrongTypeError } from "./errors.ts";
+import { chunkKey } from "./manifest.ts";
+import { normalizePath } from "./path.ts";
+import { Store } from "./store.ts";
+
+/** A client that counts requests by kind ("head", "get", "put", "set fetch", ...). */
+function counting(client: StoreClient): { client: StoreClient; counts: Map<string, number> } {
+  const counts = new Map<string, number>();
+  const count = (kind: string) => counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  return {
+    counts,
+    client: {
+      ...client,
+      get: (location, options) => {
+        count(options?.head ? "head" : "get");
+        return client.get(location, options);
+      },
+      put: (location, content, options) => {
+        count("put");
+        return client.put(location, content, options);
+      },
+      fetchSet: (location) => {
+        count("set fetch");
+        return client.fetchSet(location);
+      },
+      updateSet: (location, change) => {
+        count("set update");
+        return client.updateSet(location, change);
+      },
+    },
+  };
+}
+
+Deno.test("a file-only stat is one head-only get, and a write reusing it skips its own", async () => {
+  await withStore(async ({ client, bucket }) => {
+    const spy = counting(client);
+    const store = new Store(spy.client, { namespace: { bucket } });
+    await store.mkdir("d");
+    spy.counts.clear();
+    assert.equal(await store.tryStat("d/new.bin", { fileOnly: true }), undefined);
+    assert.deepEqual([...spy.counts], [["head", 1]]);
+
+    spy.counts.clear();
+    const first = seededBytes(1, 5000);
+    await store.writeFile("d/new.bin", first, { previous: null });
+    // Only the check for a directory of the same name: the stat already looked at the file.
+    assert.equal(spy.counts.get("head"), 1);
+    assert.equal(spy.counts.get("put"), 1);
+
+    const stat = await store.tryStat("d/new.bin", { fileOnly: true });
+    assert.equal(stat?.type, "file");
+    assert.equal(stat?.size, first.length);
+    spy.counts.clear();
+    const second = seededBytes(2, 7000);
+    await store.writeFile("d/new.bin", second, { previous: stat, mode: 0o600 });
+    assert.equal(spy.counts.get("head") ?? 0, 0);
+    assert.equal(spy.counts.get("set update") ?? 0, 0, "an overwrite adds no entry");
+    assert.ok((await store.readFile("d/new.bin")).equals(second));
+    assert.equal((await store.stat("d/new.bin")).mode, 0o600);
+
+    const listed: string[] = [];
+    for await (const entry of store.list("d")) listed.push(entry.name.toString());
+    assert.deepEqual(listed, ["new.bin"]);
+    assert.equal(await store.tryStat("d", { fileOnly: true }), undefined, "a directory");
+  });
+});
+
+Deno.test("a write told nothing is at the file key still refuses a directory there", async () => {
+  await withStore(async ({ store }) => {
+    await store.mkdir("x");
+    await store.mkdir("x/y");
+    await assert.rejects(
+      store.writeFile("x/y", seededBytes(3, 10), { previous: null }),
+      WrongTypeError,
+    );
+    assert.equal((await store.stat("x/y")).type, "directory");
+  });
+});
+
+Deno.test("a stat the store did not hand out is ignored: the write looks for itself", async () => {
+  await withStore(async ({ client, bucket }) => {
+    const spy = counting(client);
+    const store = new Store(spy.client, { namespace: { bucket } });
+    await store.writeFile("a.bin", seededBytes(4, 100));
+    const copied = { ...(await store.stat("a.bin")) };
+    spy.counts.clear();
+    await store.writeFile("a.bin", seededBytes(5, 200), { previous: copied });
+    assert.equal(spy.counts.get("head"), 2, "file key and directory key");
+    assert.ok((await store.readFile("a.bin")).equals(seededBytes(5, 200)));
+  });
+});
+
+Deno.test("an overwrite reusing a stat of a chunked file still deletes the old chunks", async () => {
+  await withStore(async ({ client, store }) => {
+    await store.writeFile("big.bin", seededBytes(6, 9000));
+    const old = await store.manifest("big.bin");
+    assert.equal(old?.chunks.length, 3);
+    const stat = await store.tryStat("big.bin", { fileOnly: true });
+    await store.writeFile("big.bin", seededBytes(7, 9500), { previous: stat });
+    assert.ok((await store.readFile("big.bin")).equals(seededBytes(7, 9500)));
+    for (let i = 0; i < old!.chunks.length; i++) {
+      const chunk = await client.get(store.layout.chunk(chunkKey(old!.generation, i)));
+      assert.equal(chunk.contents.length, 0, `old chunk ${i} deleted`);
+    }
+  }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("entries added as absent over several levels are listed and found once", async () => {
+  await withStore(async ({ client, store }) => {
+    const index = new DirectoryIndex(client, { capacity: 8, fanout: 2 });
+    const dir = store.layout.directory(normalizePath("many"));
+    const name = (i: number) => Buffer.from(`n${i}`);
+    // Concurrent adds, merged into batches; enough of them to open several levels.
+    await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        index.add(dir, [{ type: "file", name: name(i) }], {
+          absent: true,
+        })),
+    );
+    const seen: string[] = [];
+    for await (const entry of index.list(dir)) seen.push(entry.name.toString());
+    assert.equal(seen.length, 60);
+    assert.equal(new Set(seen).size, 60);
+    assert.deepEqual(await index.lookup(dir, name(59)), { type: "file", name: name(59) });
+  });
+});

@@ -1,0 +1,90 @@
+/**
+ * Fixtures of the pre-warm, progress and verify end-to-end tests: an embedded Riak in this
+ * process with a Store on a fresh namespace, and a `dist/riakfs` child that can be watched
+ * while it runs (for faults and concurrent writers).
+ *
+ * @module
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startTestRiak, type TestRiak } from "../src/riak-server/testing.ts";
+import { openRiakStoreClient } from "../src/store/riak_adapter.ts";
+import type { StoreClient } from "../src/store/client.ts";
+import { Store } from "../src/store/store.ts";
+import { RIAKFS_BINARY, type RunResult } from "./_riakfs.ts";
+
+/** What a migration test gets. */
+export interface MigrationFixture {
+  riak: TestRiak;
+  store: Store;
+  client: StoreClient;
+  /** A fresh source directory. */
+  source: string;
+  /** A fresh state directory (passed as `--state-dir` by {@link MigrationFixture.flags}). */
+  stateDir: string;
+  /** `--riak`, `--bucket` and `--state-dir` for the binary. */
+  flags: string[];
+}
+
+/** Runs `fn` with a fresh embedded Riak, source and state directory; cleans all up. */
+export async function withMigration(
+  fn: (fixture: MigrationFixture) => Promise<void>,
+): Promise<void> {
+  const riak = await startTestRiak({ embedded: true });
+  const opened = openRiakStoreClient({ nodes: riak.nodes });
+  const source = mkdtempSync(join(tmpdir(), "riakfs-e2e-src-"));
+  const stateDir = mkdtempSync(join(tmpdir(), "riakfs-e2e-state-"));
+  try {
+    const bucket = `${riak.prefix}-files`;
+    const store = new Store(opened.client, { namespace: { bucket } });
+    await fn({
+      riak,
+      store,
+      client: opened.client,
+      source,
+      stateDir,
+      flags: ["--riak", riak.nodes.join(","), "--bucket", bucket, "--state-dir", stateDir],
+    });
+  } finally {
+    await opened.close();
+    await riak.close();
+    rmSync(source, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+/** A running `dist/riakfs` whose output can be watched; {@link RunningRiakfs.done} settles at exit. */
+export interface RunningRiakfs {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  done: Promise<RunResult>;
+  /** Kills the child by its pid if it still runs. */
+  kill(): void;
+}
+
+/** Starts `dist/riakfs args` without waiting for it. */
+export function startRiakfs(args: string[]): RunningRiakfs {
+  const child = spawn(RIAKFS_BINARY, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => stdout += chunk);
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
+  const done = new Promise<RunResult>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    done,
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        process.kill(child.pid, "SIGKILL");
+      }
+    },
+  };
+}

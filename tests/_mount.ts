@@ -1,0 +1,149 @@
+/**
+ * Mounting with the built binary for end-to-end tests: every mount made here is unmounted
+ * and its serving process killed by pid in `finally`, also when the test fails.
+ *
+ * @module
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
+
+/** A mount served by a `dist/riakfs mount --foreground` child process. */
+export interface TestMount {
+  /** The source directory (a fresh temporary directory unless given). */
+  source: string;
+  /** Where the mount is. */
+  mountpoint: string;
+  /** The serving process. */
+  server: ChildProcess;
+  /** What the server wrote to stderr so far. */
+  stderr(): string;
+}
+
+/** Options of {@link withMount}. */
+export interface WithMountOptions {
+  /** `-o` option list, e.g. "attr_timeout=0". */
+  options?: string;
+  /** Use this source directory instead of a fresh one (it is not deleted). */
+  source?: string;
+}
+
+/** Polls `condition` every 10 ms until it holds or `timeoutMs` passed; returns whether it held. */
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await condition()) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Whether `mountpoint` appears as a FUSE mount in /proc/self/mountinfo. */
+export function isMounted(mountpoint: string): boolean {
+  return fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((line) => {
+    const fields = line.split(" ");
+    return fields[4] === mountpoint && line.includes(" - fuse.");
+  });
+}
+
+/** Whether process `pid` still exists (and is not a zombie we already reaped). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs a command to completion; resolves with its exit code and output. */
+export function run(
+  file: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Makes a fresh temporary directory (under /tmp). */
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Starts a foreground mount and waits until it is live. The caller must call {@link stopMount}. */
+export async function startMount(options: WithMountOptions = {}): Promise<TestMount> {
+  const base = tempDir("riakfs-mount-");
+  fs.chmodSync(base, 0o755); // Let the unprivileged user of permission tests reach the mount.
+  const source = options.source ?? join(base, "source");
+  const mountpoint = join(base, "mnt");
+  fs.mkdirSync(source, { recursive: true });
+  fs.mkdirSync(mountpoint);
+  const args = ["mount", "--preset", "passthrough", "--foreground", source, mountpoint];
+  if (options.options) args.push("-o", options.options);
+  if (!fs.existsSync(RIAKFS_BINARY)) {
+    throw new Error(`${RIAKFS_BINARY} does not exist: run 'npm run build' first`);
+  }
+  const server = spawn(RIAKFS_BINARY, args, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  server.on("error", (error) => stderr += `cannot start ${RIAKFS_BINARY}: ${error.message}\n`);
+  server.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
+  const mount = { source, mountpoint, server, stderr: () => stderr };
+  const live = await waitFor(() => isMounted(mountpoint) || server.exitCode !== null, 10_000);
+  if (!live || !isMounted(mountpoint)) {
+    await stopMount(mount);
+    throw new Error(`mount did not come up: ${stderr}`);
+  }
+  return mount;
+}
+
+/**
+ * Unmounts (riakfs umount, then lazily if needed), waits for the server to exit, kills it
+ * by pid if it does not, and removes the temporary directories (a source given to
+ * {@link startMount} lives elsewhere and stays).
+ */
+export async function stopMount(mount: TestMount): Promise<void> {
+  const { server, mountpoint } = mount;
+  try {
+    if (isMounted(mountpoint)) {
+      const result = await runRiakfs(["umount", mountpoint]);
+      if (result.code !== 0) await runRiakfs(["umount", "--lazy", mountpoint]);
+    }
+    const exited = await waitFor(
+      () => server.exitCode !== null || server.signalCode !== null,
+      10_000,
+    );
+    if (!exited && server.pid !== undefined) process.kill(server.pid, "SIGKILL");
+  } finally {
+    if (server.exitCode === null && server.signalCode === null && server.pid !== undefined) {
+      try {
+        process.kill(server.pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+    if (isMounted(mountpoint)) await run("umount", ["-l", mountpoint]);
+    fs.rmSync(join(mountpoint, ".."), { recursive: true, force: true });
+  }
+}
+
+/** Mounts a fresh source, runs `body`, and always unmounts and kills the server. */
+export async function withMount(
+  body: (mount: TestMount) => Promise<void>,
+  options: WithMountOptions = {},
+): Promise<void> {
+  const mount = await startMount(options);
+  try {
+    await body(mount);
+  } finally {
+    await stopMount(mount);
+  }
+}

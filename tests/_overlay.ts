@@ -1,0 +1,213 @@
+/**
+ * Helpers for the overlay's end-to-end tests: `riakfs serve-riak --memory` and
+ * `riakfs mount --preset P --foreground` run as their own processes (the built binary). The
+ * server must not live in the test process: the test's own file operations on the mount
+ * would hold up the event loop that answers the mount's Riak requests. Outages are made
+ * with SIGSTOP/SIGCONT or by killing and restarting the server on the same port. Every
+ * helper unmounts what it mounted and kills what it started, by pid, also on failure.
+ *
+ * @module
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import type { StatusReport } from "../src/overlay/control.ts";
+import { openRiakStoreClient } from "../src/store/riak_adapter.ts";
+import { Store } from "../src/store/store.ts";
+import { isMounted, stopMount, tempDir, waitFor } from "./_mount.ts";
+import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
+
+/** A running overlay mount. */
+export interface OverlayMount {
+  server: ChildProcess;
+  stderr(): string;
+}
+
+/** The Riak server process of a test. */
+export interface RiakProcess {
+  /** `host:port`, the same across restarts. */
+  nodes: string[];
+  /** Freezes the server (SIGSTOP): requests hang, as with a dead node. */
+  pause(): void;
+  /** Thaws it (SIGCONT). */
+  resume(): void;
+  /** Kills it (SIGKILL) and waits until it is gone; connections are refused from then on. */
+  stop(): Promise<void>;
+  /** Starts a fresh (empty, in-memory) server on the same port. */
+  restart(): Promise<void>;
+}
+
+/** What an overlay e2e test gets. */
+export interface OverlayEnv {
+  riak: RiakProcess;
+  /** A store on the same namespace as the mount, to look at Riak directly. */
+  store: Store;
+  bucket: string;
+  base: string;
+  source: string;
+  mountpoint: string;
+  spool: string;
+  runDirectory: string;
+  /** Mounts with `preset` and extra flags; resolves once the mount answers. */
+  mount(preset: string, extra?: string[]): Promise<OverlayMount>;
+  /** Unmounts (riakfs umount, lazily if busy), waits for the process, kills it if needed. */
+  unmount(mount: OverlayMount): Promise<void>;
+}
+
+/** Runs `body` with an embedded Riak, fresh directories and cleanup of every mount. */
+export async function withOverlayEnv(body: (env: OverlayEnv) => Promise<void>): Promise<void> {
+  const riak = await startRiakProcess();
+  const opened = openRiakStoreClient({ nodes: riak.nodes });
+  const bucket = `t${randomBytes(4).toString("hex")}-overlay`;
+  const store = new Store(opened.client, { namespace: { bucket } });
+  const base = tempDir("riakfs-overlay-e2e-");
+  const source = join(base, "source");
+  // The mount gets a folder of its own: stopMount() removes the mountpoint's parent.
+  const mountpoint = join(base, "m", "mnt");
+  const spool = join(base, "spool");
+  const runDirectory = join(base, "run");
+  fs.mkdirSync(source);
+  const mounts: OverlayMount[] = [];
+  const unmount = (mounted: OverlayMount) =>
+    stopMount({ source, mountpoint, server: mounted.server, stderr: mounted.stderr });
+  const mount = async (preset: string, extra: string[] = []) => {
+    fs.mkdirSync(mountpoint, { recursive: true });
+    const args = [
+      "mount",
+      "--preset",
+      preset,
+      "--foreground",
+      "--riak",
+      riak.nodes.join(","),
+      "--bucket",
+      bucket,
+      "--spool",
+      spool,
+      "--run-dir",
+      runDirectory,
+      ...extra,
+      source,
+      mountpoint,
+    ];
+    const server = spawn(RIAKFS_BINARY, args, { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    server.on("error", (error) => stderr += `cannot start ${RIAKFS_BINARY}: ${error.message}\n`);
+    server.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
+    const mounted: OverlayMount = { server, stderr: () => stderr };
+    mounts.push(mounted);
+    const live = await waitFor(() => isMounted(mountpoint) || server.exitCode !== null, 15_000);
+    if (!live || !isMounted(mountpoint)) {
+      await unmount(mounted);
+      throw new Error(`mount did not come up: ${stderr}`);
+    }
+    return mounted;
+  };
+  try {
+    await body({
+      riak,
+      store,
+      bucket,
+      base,
+      source,
+      mountpoint,
+      spool,
+      runDirectory,
+      mount,
+      unmount,
+    });
+  } finally {
+    try {
+      riak.resume();
+      for (const mounted of mounts) await unmount(mounted);
+    } finally {
+      await opened.close();
+      await riak.stop();
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  }
+}
+
+/** Starts `riakfs serve-riak --memory` on `port` (0: a free one) and waits until it listens. */
+async function spawnServer(port: number): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(RIAKFS_BINARY, ["serve-riak", "--memory", "--listen", `127.0.0.1:${port}`], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const listening = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`serve-riak did not listen: ${output}`)),
+      15_000,
+    );
+    const onData = (chunk: string) => {
+      output += chunk;
+      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    };
+    child.stdout!.setEncoding("utf8").on("data", onData);
+    child.stderr!.setEncoding("utf8").on("data", onData);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      reject(new Error(`serve-riak exited: ${output}`));
+    });
+  }).catch((error) => {
+    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, "SIGKILL");
+    throw error;
+  });
+  return { child, port: listening };
+}
+
+async function startRiakProcess(): Promise<RiakProcess> {
+  let server = await spawnServer(0);
+  const port = server.port;
+  const signal = (name: NodeJS.Signals) => {
+    if (server.child.pid !== undefined && server.child.exitCode === null) {
+      process.kill(server.child.pid, name);
+    }
+  };
+  const stop = async () => {
+    const child = server.child;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    signal("SIGCONT");
+    signal("SIGKILL");
+    await exited;
+  };
+  return {
+    nodes: [`127.0.0.1:${port}`],
+    pause: () => signal("SIGSTOP"),
+    resume: () => signal("SIGCONT"),
+    stop,
+    restart: async () => {
+      await stop();
+      server = await spawnServer(port);
+    },
+  };
+}
+
+/** `riakfs status --json` of the env's mount, parsed. */
+export async function statusOf(env: OverlayEnv): Promise<StatusReport> {
+  const result = await runRiakfs([
+    "status",
+    "--json",
+    "--run-dir",
+    env.runDirectory,
+    env.mountpoint,
+  ]);
+  if (result.code !== 0) throw new Error(`riakfs status failed: ${result.stderr}`);
+  return JSON.parse(result.stdout);
+}
+
+/** Polls `check` until it resolves true, at most `timeoutMs`; throws with `what` otherwise. */
+export async function eventually(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  if (!(await waitFor(() => check().catch(() => false), timeoutMs))) {
+    throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * End-to-end: a serving process killed with SIGKILL under load never leaves a dead mount,
+ * a stale mount is cleared by the next mount, and the mount/umount commands behave.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { join } from "node:path";
+import { isAlive, isMounted, startMount, stopMount, tempDir, waitFor } from "./_mount.ts";
+import { runRiakfs } from "./_riakfs.ts";
+
+/**
+ * Keeps writing and reading files on the mount until `stop` says so (errors are expected
+ * once the server is gone); `completed()` counts the write+read rounds that succeeded.
+ */
+function loadUntil(
+  mountpoint: string,
+  stop: () => boolean,
+): { finished: Promise<void>; completed: () => number } {
+  let operations = 0;
+  const worker = async (id: number) => {
+    const data = Buffer.alloc(256 * 1024, id);
+    while (!stop()) {
+      try {
+        await fs.promises.writeFile(join(mountpoint, `load-${id}`), data);
+        await fs.promises.readFile(join(mountpoint, `load-${id}`));
+        operations++;
+      } catch {
+        // ENOTCONN/ECONNABORTED once the server is gone; the loop ends with `stop`.
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
+  };
+  const finished = Promise.all(Array.from({ length: 8 }, (_, id) => worker(id))).then(() => {});
+  return { finished, completed: () => operations };
+}
+
+/** The pids of the watchdogs among the direct children of `pid`. */
+function watchdogsOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (parent === pid && argv.includes("riakfs-watchdog")) children.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return children;
+}
+
+/**
+ * Mounts `source` at `mountpoint` again with `riakfs mount` (in the background), checks
+ * `check`, then unmounts with `riakfs umount` and waits for the server to exit (killing it
+ * by pid if it does not).
+ */
+async function remountAndCheck(source: string, mountpoint: string, check: () => void) {
+  const pidFile = join(tempDir("riakfs-pid-"), "pid");
+  const result = await runRiakfs([
+    "mount",
+    "--preset",
+    "passthrough",
+    "--pid-file",
+    pidFile,
+    source,
+    mountpoint,
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const pid = Number(fs.readFileSync(pidFile, "utf8"));
+  try {
+    check();
+  } finally {
+    const umount = await runRiakfs(["umount", mountpoint]);
+    const exited = await waitFor(() => !isAlive(pid), 10_000);
+    if (!exited) process.kill(pid, "SIGKILL");
+    assert.equal(umount.code, 0, umount.stderr);
+    assert.ok(exited, "the background server exits after riakfs umount");
+    assert.equal(fs.existsSync(pidFile), false, "the pid file is removed");
+    fs.rmSync(join(pidFile, ".."), { recursive: true, force: true });
+  }
+}
+
+Deno.test("kill -9 under load: the watchdog unmounts at once and the next mount succeeds", async () => {
+  const mount = await startMount();
+  let stopLoad = false;
+  let load: ReturnType<typeof loadUntil> | undefined;
+  try {
+    load = loadUntil(mount.mountpoint, () => stopLoad);
+    const running = load;
+    assert.ok(await waitFor(() => running.completed() >= 8, 30_000), "the load is running");
+    process.kill(mount.server.pid!, "SIGKILL");
+    const gone = await waitFor(() => !isMounted(mount.mountpoint), 2_000);
+    assert.ok(gone, "the watchdog unmounted the dead mount");
+    assert.ok(fs.statSync(mount.mountpoint).isDirectory(), "the mountpoint is usable again");
+    stopLoad = true;
+    await load.finished;
+    load = undefined;
+    await remountAndCheck(mount.source, mount.mountpoint, () => {
+      // The kill may have cut a write short; the file is there through the new mount.
+      assert.ok(fs.readdirSync(mount.mountpoint).some((name) => name.startsWith("load-")));
+    });
+  } finally {
+    stopLoad = true;
+    await load?.finished;
+    await stopMount(mount);
+  }
+});
+
+Deno.test("a stale mount (server and watchdog dead) is cleared by the next mount", async () => {
+  const base = tempDir("riakfs-stale-");
+  const source = join(base, "source");
+  fs.mkdirSync(source);
+  fs.writeFileSync(join(source, "kept"), "kept");
+  const mount = await startMount({ source });
+  try {
+    let watchdogs: number[] = [];
+    await waitFor(() => (watchdogs = watchdogsOf(mount.server.pid!)).length > 0, 5_000);
+    assert.equal(watchdogs.length, 1, "one watchdog process");
+    process.kill(watchdogs[0], "SIGKILL");
+    assert.ok(await waitFor(() => !isAlive(watchdogs[0]), 5_000));
+    process.kill(mount.server.pid!, "SIGKILL");
+    assert.ok(
+      await waitFor(
+        () => mount.server.exitCode !== null || mount.server.signalCode !== null,
+        5_000,
+      ),
+    );
+    assert.throws(() => fs.statSync(mount.mountpoint), /ENOTCONN|ECONNABORTED/);
+    await remountAndCheck(source, mount.mountpoint, () => {
+      assert.equal(fs.readFileSync(join(mount.mountpoint, "kept"), "utf8"), "kept");
+    });
+  } finally {
+    await stopMount(mount);
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+});
+
+Deno.test("SIGTERM unmounts and the server exits 0", async () => {
+  const mount = await startMount();
+  try {
+    fs.writeFileSync(join(mount.mountpoint, "f"), "x");
+    process.kill(mount.server.pid!, "SIGTERM");
+    assert.ok(await waitFor(() => mount.server.exitCode !== null, 10_000));
+    assert.equal(mount.server.exitCode, 0, mount.stderr());
+    assert.equal(isMounted(mount.mountpoint), false);
+  } finally {
+    await stopMount(mount);
+  }
+});
+
+Deno.test("a second SIGTERM forces a busy mount away and the server exits", async () => {
+  const mount = await startMount();
+  try {
+    const handle = await fs.promises.open(join(mount.mountpoint, "held"), "w");
+    try {
+      process.kill(mount.server.pid!, "SIGTERM");
+      assert.ok(await waitFor(() => !isMounted(mount.mountpoint), 10_000), "detached lazily");
+      assert.equal(mount.server.exitCode, null, "still serving the open file");
+      await handle.write("served after detach");
+      process.kill(mount.server.pid!, "SIGTERM");
+      assert.ok(await waitFor(() => mount.server.exitCode !== null, 10_000), "forced out");
+      await assert.rejects(handle.write("after abort"));
+    } finally {
+      await handle.close().catch(() => {});
+    }
+    assert.equal(fs.readFileSync(join(mount.source, "held"), "utf8"), "served after detach");
+  } finally {
+    await stopMount(mount);
+  }
+});
+
+Deno.test("mount and umount report bad input in one line", async () => {
+  const base = tempDir("riakfs-cli-");
+  try {
+    const missing = await runRiakfs(["mount", "--preset", "passthrough", base, join(base, "nope")]);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr.trim().split("\n").length, 1, missing.stderr);
+    assert.match(missing.stderr, /nope/);
+    const badOption = await runRiakfs([
+      "mount",
+      "--preset",
+      "passthrough",
+      "-o",
+      "frob",
+      base,
+      base,
+    ]);
+    assert.equal(badOption.code, 2);
+    assert.match(badOption.stderr, /frob/);
+    const badPreset = await runRiakfs(["mount", "--preset", "nosuch", base, base]);
+    assert.equal(badPreset.code, 2);
+    const noPreset = await runRiakfs(["mount", base, base]);
+    assert.equal(noPreset.code, 2);
+    const notMounted = await runRiakfs(["umount", base]);
+    assert.equal(notMounted.code, 1);
+    assert.match(notMounted.stderr, /not a FUSE mount/);
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+});
+
+Deno.test("umount of a busy mount says so; --lazy detaches it", async () => {
+  const mount = await startMount();
+  try {
+    const handle = await fs.promises.open(join(mount.mountpoint, "held"), "w");
+    try {
+      const busy = await runRiakfs(["umount", mount.mountpoint]);
+      assert.equal(busy.code, 1);
+      assert.match(busy.stderr, /busy/);
+      const lazy = await runRiakfs(["umount", "--lazy", mount.mountpoint]);
+      assert.equal(lazy.code, 0, lazy.stderr);
+      assert.equal(isMounted(mount.mountpoint), false);
+      await handle.write("still served");
+    } finally {
+      await handle.close();
+    }
+    assert.ok(
+      await waitFor(() => mount.server.exitCode !== null, 10_000),
+      "exits after last close",
+    );
+    assert.equal(fs.readFileSync(join(mount.source, "held"), "utf8"), "still served");
+  } finally {
+    await stopMount(mount);
+  }
+});

@@ -1,0 +1,310 @@
+/**
+ * End-to-end tests of how `riakfs prewarm` behaves as a cron job: the lock, non-terminal
+ * output, usage errors, files changing during upload, and a Riak node going away mid-run.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { hashStoredFile } from "../src/migration/stored_file.ts";
+import { type RunningRiakfs, startRiakfs, withMigration } from "./_migration.ts";
+import { run, waitFor } from "./_mount.ts";
+import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
+import { StateDirectory } from "../src/migration/state.ts";
+
+function smallFiles(source: string, count: number): void {
+  for (let i = 0; i < count; i++) {
+    const dir = join(source, `dir${i % 10}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `file${i}`), `content of file ${i}\n`.repeat(1 + (i % 5)));
+  }
+}
+
+/**
+ * Starts `prewarm SOURCE --json` with progress lines every 50 ms (on stderr) and waits until
+ * they show uploads, so a fault or signal lands mid-run. The caller kills it in `finally`.
+ */
+async function startPrewarmUnderWay(source: string, flags: string[]): Promise<RunningRiakfs> {
+  const running = startRiakfs([
+    "prewarm",
+    source,
+    "--json",
+    "--progress-interval",
+    "0.05",
+    ...flags,
+  ]);
+  const underWay = await waitFor(
+    () => /[1-9]\d* uploaded/.test(running.stderr()) || running.child.exitCode !== null,
+    30_000,
+  );
+  if (!underWay || running.child.exitCode !== null) {
+    running.kill();
+    throw new Error(`the run was not under way: ${running.stderr()}`);
+  }
+  return running;
+}
+
+Deno.test("prewarm: a second run while one holds the lock exits 4 at once", async () => {
+  await withMigration(async ({ source, stateDir, flags }) => {
+    smallFiles(source, 5);
+    // This test process is alive: its PID in the lock file means "held".
+    writeFileSync(join(stateDir, "lock"), `${process.pid}\n`);
+    const locked = await runRiakfs(["prewarm", source, ...flags]);
+    assert.equal(locked.code, 4, locked.stderr);
+    assert.match(locked.stderr, /another run holds the lock .*\(pid \d+\)/);
+    assert.equal(locked.stdout, "");
+    // A lock left by a dead process is stale: the next run takes it over.
+    writeFileSync(join(stateDir, "lock"), "999999999\n");
+    const resumed = await runRiakfs(["prewarm", source, ...flags]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+  });
+});
+
+Deno.test("prewarm: cron-style output has periodic lines and a summary, no bar", async () => {
+  await withMigration(async ({ riak, source, flags }) => {
+    smallFiles(source, 200);
+    riak.server!.faults.setLatency(2);
+    const run = await runRiakfs([
+      "prewarm",
+      source,
+      "--progress-interval",
+      "0.1",
+      "--concurrency",
+      "2",
+      ...flags,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(!run.stdout.includes("\r"), "no carriage returns on a non-terminal");
+    const lines = run.stdout.trim().split("\n");
+    const periodic = lines.filter((line) => /^riakfs prewarm: \d+ files checked, /.test(line));
+    assert.ok(periodic.length >= 1, run.stdout);
+    assert.match(
+      lines.at(-1)!,
+      /^riakfs prewarm: complete in \d+s: 200 files checked \(.*\), 200 uploaded .* 0 already in Riak, 0 failed$/,
+    );
+    const dry = await runRiakfs(["prewarm", source, "--dry-run", ...flags]);
+    assert.equal(dry.code, 0);
+    assert.match(dry.stdout, /dry run complete .* 0 missing in Riak, 0 differing/);
+    writeFileSync(join(source, "dir0", "new file"), "new");
+    const dry2 = await runRiakfs(["prewarm", source, "--dry-run", ...flags]);
+    assert.match(dry2.stdout, /^would upload \/dir0\/new file \(not in Riak, 3 bytes\)$/m);
+  });
+});
+
+Deno.test("prewarm: usage errors exit 2 with one line", async () => {
+  await withMigration(async ({ source, flags }) => {
+    for (
+      const args of [
+        ["prewarm", join(source, "missing"), ...flags],
+        ["prewarm", source, "--time-budget", "soon", ...flags],
+        ["prewarm", source, "--concurrency", "0", ...flags],
+        ["prewarm", source, "--max-rate", "-1", ...flags],
+        ["prewarm"],
+      ]
+    ) {
+      const run = await runRiakfs(args);
+      assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+      assert.match(run.stderr, /^riakfs: /);
+    }
+  });
+});
+
+Deno.test("prewarm: a file rewritten during its upload is never stored torn", async () => {
+  await withMigration(async ({ source, store, flags }) => {
+    const size = 4 * 1024 * 1024;
+    const piece = 256 * 1024;
+    const file = join(source, "hot.bin");
+    const versions = new Set<string>();
+    const writeVersion = (version: number) => {
+      const bytes = Buffer.alloc(size, version % 251);
+      versions.add(createHash("sha256").update(bytes).digest("hex"));
+      return bytes;
+    };
+    writeFileSync(file, writeVersion(0));
+    smallFiles(source, 20);
+    // --max-rate makes each upload of hot.bin take ~0.5 s while it is rewritten in place.
+    const running = startRiakfs(["prewarm", source, "--max-rate", "8", "--json", ...flags]);
+    try {
+      let version = 0;
+      while (running.child.exitCode === null) {
+        version++;
+        const bytes = writeVersion(version);
+        const fd = openSync(file, "r+");
+        try {
+          for (let offset = 0; offset < size; offset += piece) {
+            writeSync(fd, bytes, offset, piece, offset);
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        } finally {
+          closeSync(fd);
+        }
+        if (version >= 400) break; // bounded writer, whatever the run does
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const result = await running.done;
+      assert.equal(result.code, 0, result.stderr + result.stdout);
+      const summary = JSON.parse(result.stdout);
+      const stored = await store.tryStat("hot.bin");
+      if (stored) {
+        const content = await hashStoredFile(store, Buffer.from("hot.bin"));
+        assert.ok(versions.has(content.sha256), "Riak holds one whole version");
+      } else {
+        assert.deepEqual(summary.busy, ["/hot.bin"], "a file never stored is reported busy");
+      }
+      // Once it is quiet, the next run stores exactly the last version.
+      const after = await runRiakfs(["prewarm", source, ...flags]);
+      assert.equal(after.code, 0, after.stderr);
+      const verify = await runRiakfs(["verify", source, "hot.bin", ...flags]);
+      assert.equal(verify.code, 0, verify.stdout);
+    } finally {
+      running.kill();
+    }
+  });
+});
+
+Deno.test("prewarm: Riak going away mid-run fails the rest, listed, and never claims them", async () => {
+  await withMigration(async ({ riak, source, stateDir, flags }) => {
+    smallFiles(source, 150);
+    const faults = riak.server!.faults;
+    faults.setLatency(3);
+    const running = await startPrewarmUnderWay(source, ["--request-timeout", "2000", ...flags]);
+    try {
+      await faults.stopAccepting();
+      faults.dropConnections();
+      const result = await running.done;
+      await faults.clear();
+      const summary = JSON.parse(result.stdout);
+      assert.ok(result.code === 1 || result.code === 0, result.stderr);
+      if (result.code === 1) {
+        assert.ok(summary.failures.length > 0);
+        assert.equal(summary.outcome, "failed");
+      }
+      // Whatever was not listed as failed is in Riak, byte for byte.
+      const failed = new Set(summary.failures.map((failure: { path: string }) => failure.path));
+      const verify = await runRiakfs(["verify", source, "--json", ...flags]);
+      const differences = JSON.parse(verify.stdout).differences as { path: string }[];
+      for (const difference of differences) {
+        assert.ok(failed.has(difference.path), `${difference.path} was claimed but is not in Riak`);
+      }
+      // A write whose answer was lost may be in Riak although reported failed: that is safe.
+      assert.ok(differences.length <= summary.tally.failed.files);
+      // The next run retries the failures first and completes.
+      assert.ok(
+        (new StateDirectory(stateDir).loadState().retryHex?.length ?? 0) > 0 || result.code === 0,
+      );
+      const retry = await runRiakfs(["prewarm", source, ...flags]);
+      assert.equal(retry.code, 0, retry.stderr + retry.stdout);
+      const clean = await runRiakfs(["verify", source, ...flags]);
+      assert.equal(clean.code, 0, clean.stdout);
+    } finally {
+      running.kill();
+    }
+  });
+});
+
+Deno.test("prewarm --delete-local drains verified files and keeps the rest", async () => {
+  await withMigration(async ({ source, store, flags }) => {
+    smallFiles(source, 30);
+    const run = await runRiakfs(["prewarm", source, "--delete-local", "--json", ...flags]);
+    assert.equal(run.code, 0, run.stderr + run.stdout);
+    const summary = JSON.parse(run.stdout);
+    assert.equal(summary.tally.deleted.files, 30);
+    assert.equal(summary.tally.verified.files, 30);
+    for (let i = 0; i < 30; i++) {
+      const path = `dir${i % 10}/file${i}`;
+      assert.equal(existsSync(join(source, path)), false, `${path} drained`);
+      const held = await store.readFile(path);
+      assert.equal(held.toString(), `content of file ${i}\n`.repeat(1 + (i % 5)));
+    }
+    assert.ok(existsSync(join(source, "dir0")), "directories stay");
+  });
+});
+
+Deno.test("prewarm on a terminal draws a bar with rate and ETA", async () => {
+  await withMigration(async ({ riak, source, flags }) => {
+    smallFiles(source, 100);
+    riak.server!.faults.setLatency(10);
+    // script(1) runs the binary on a pseudo-terminal, as an operator would.
+    const onTerminal = (args: string[]) =>
+      run("script", ["-qec", [RIAKFS_BINARY, ...args].map(shellQuote).join(" "), "/dev/null"]);
+    const first = await onTerminal(["prewarm", source, ...flags]);
+    assert.equal(first.code, 0, first.stdout);
+    // Each redraw starts with a carriage return and an erase-line sequence.
+    const firstFrames = first.stdout.split("\r\x1b[K").slice(1);
+    assert.ok(
+      firstFrames.some((frame) => /^\d+ files checked, \d+ uploaded, [\d.]+ MB\/s/.test(frame)),
+    );
+    assert.match(first.stdout, /complete in \d+s: 100 files checked/);
+    // With a complete pass recorded, the bar knows the total: fraction and ETA.
+    const second = await onTerminal(["prewarm", source, ...flags]);
+    assert.equal(second.code, 0, second.stdout);
+    const secondFrames = second.stdout.split("\r\x1b[K").slice(1);
+    assert.ok(
+      secondFrames.some((frame) =>
+        /^\[[#.]{30}\] \d+% \d+\/100 files [\d.]+ MB\/s ETA \d+s/.test(frame)
+      ),
+      second.stdout,
+    );
+  });
+});
+
+function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+Deno.test("prewarm: SIGTERM stops the run cleanly (exit 3) and the next run resumes", async () => {
+  await withMigration(async ({ riak, source, flags }) => {
+    smallFiles(source, 300);
+    riak.server!.faults.setLatency(3);
+    const running = await startPrewarmUnderWay(source, flags);
+    try {
+      process.kill(running.child.pid!, "SIGTERM");
+      const stopped = await running.done;
+      assert.equal(stopped.code, 3, stopped.stderr);
+      const summary = JSON.parse(stopped.stdout);
+      assert.equal(summary.stopReason, "interrupted");
+      assert.ok(summary.tally.uploaded.files < 300);
+      riak.server!.faults.setLatency(0);
+      const rest = await runRiakfs(["prewarm", source, "--json", ...flags]);
+      assert.equal(rest.code, 0, rest.stderr);
+      assert.equal(
+        summary.tally.uploaded.files + JSON.parse(rest.stdout).tally.uploaded.files,
+        300,
+      );
+    } finally {
+      running.kill();
+    }
+  });
+});
+
+Deno.test("prewarm: a Riak node coming back mid-run lets the end-of-run retry finish", async () => {
+  await withMigration(async ({ riak, source, flags }) => {
+    smallFiles(source, 200);
+    const faults = riak.server!.faults;
+    faults.setLatency(3);
+    const running = await startPrewarmUnderWay(source, flags);
+    try {
+      await faults.stopAccepting();
+      faults.dropConnections();
+      // Back as soon as the run has seen failures.
+      await waitFor(
+        () => /[1-9]\d* failed/.test(running.stderr()) || running.child.exitCode !== null,
+        30_000,
+      );
+      await faults.clear();
+      const result = await running.done;
+      const summary = JSON.parse(result.stdout);
+      assert.ok(result.code === 0 || result.code === 1, result.stderr);
+      assert.equal(summary.tally.failed.files, summary.failures.length);
+      const failed = new Set(summary.failures.map((failure: { path: string }) => failure.path));
+      const verify = await runRiakfs(["verify", source, "--json", ...flags]);
+      for (const difference of JSON.parse(verify.stdout).differences as { path: string }[]) {
+        assert.ok(failed.has(difference.path), `${difference.path} was claimed but is not in Riak`);
+      }
+      if (result.code === 0) assert.equal(JSON.parse(verify.stdout).matched, 200);
+    } finally {
+      running.kill();
+    }
+  });
+});

@@ -1,0 +1,137 @@
+/**
+ * End-to-end tests of `riakfs prewarm` (with `verify` and `progress` on its result): the
+ * built binary against an embedded Riak started in this process.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createCipheriv, createHash } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { normalizePath } from "../src/store/path.ts";
+import { type MigrationFixture, withMigration } from "./_migration.ts";
+import { runRiakfs } from "./_riakfs.ts";
+
+/** Deterministic pseudo-random bytes (AES-CTR keystream of a seed). */
+function seeded(seed: number, size: number): Buffer {
+  const key = createHash("sha256").update(`prewarm-${seed}`).digest().subarray(0, 16);
+  const cipher = createCipheriv("aes-128-ctr", key, Buffer.alloc(16));
+  return Buffer.concat([cipher.update(Buffer.alloc(size)), cipher.final()]);
+}
+
+const ODD_NAMES = [
+  "with space",
+  "ünïcödé ✓",
+  "quote'\"",
+  "-dash",
+  "new\nline",
+  "back\\slash",
+  "*star?",
+  "#hash%percent",
+];
+
+/** Writes 10,000 files: empty ones, a few MiB-sized ones, odd names, nested directories. */
+function makeTree(source: string): number {
+  let files = 0;
+  const write = (path: Buffer | string, bytes: Buffer) => {
+    writeFileSync(path, bytes);
+    files++;
+  };
+  mkdirSync(join(source, "big"));
+  for (let i = 0; i < 3; i++) {
+    write(join(source, "big", `large-${i}.bin`), seeded(i, 3 * 1024 * 1024 + i * 777));
+  }
+  mkdirSync(join(source, "odd"));
+  for (const name of ODD_NAMES) write(join(source, "odd", name), Buffer.from(name));
+  write(
+    Buffer.concat([Buffer.from(join(source, "odd") + "/latin1-"), Buffer.from([0xe9, 0xff])]),
+    Buffer.from("bytes"),
+  );
+  mkdirSync(join(source, "empty-dir"));
+  for (let d = 0; files < 10_000; d++) {
+    for (let s = 0; s < 4 && files < 10_000; s++) {
+      const dir = join(source, `d${String(d).padStart(2, "0")}`, `s${s}`);
+      mkdirSync(dir, { recursive: true });
+      for (let f = 0; f < 50 && files < 10_000; f++) {
+        const size = files % 97 === 0 ? 0 : 100 + (files * 37) % 3000;
+        write(join(dir, `f${String(f).padStart(4, "0")}`), seeded(files, size));
+      }
+    }
+  }
+  return files;
+}
+
+async function corrupt({ client, store }: MigrationFixture, path: string): Promise<void> {
+  const location = store.layout.file(normalizePath(path)).object;
+  const object = await client.get(location);
+  const content = object.contents[0];
+  const value = Buffer.from(content.value);
+  value[0] ^= 0xff;
+  await client.put(location, {
+    value,
+    contentType: content.contentType ?? "application/octet-stream",
+    usermeta: content.usermeta,
+  }, { vclock: object.vclock });
+}
+
+Deno.test("prewarm: 10,000 files in two budget-limited runs, then verify and progress", async () => {
+  await withMigration(async (fixture) => {
+    const { source, flags } = fixture;
+    const total = makeTree(source);
+    assert.equal(total, 10_000);
+
+    const started = performance.now();
+    const first = await runRiakfs(["prewarm", source, "--time-budget", "1", "--json", ...flags]);
+    assert.equal(first.code, 3, first.stderr + first.stdout);
+    const one = JSON.parse(first.stdout);
+    assert.equal(one.outcome, "partial");
+    assert.equal(one.stopReason, "time-budget");
+    assert.ok(one.tally.uploaded.files < total, `run 1 uploaded ${one.tally.uploaded.files}`);
+
+    const second = await runRiakfs(["prewarm", source, "--json", "--concurrency", "8", ...flags]);
+    assert.equal(second.code, 0, second.stderr + second.stdout);
+    const two = JSON.parse(second.stdout);
+    assert.equal(two.outcome, "complete");
+    assert.equal(two.tally.failed.files, 0);
+    assert.equal(
+      one.tally.uploaded.files + two.tally.uploaded.files,
+      total,
+      "every file uploaded exactly once over the two runs",
+    );
+    console.log(
+      `prewarm of ${total} files: ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
+
+    const third = await runRiakfs(["prewarm", source, "--json", ...flags]);
+    assert.equal(third.code, 0, third.stderr);
+    const three = JSON.parse(third.stdout);
+    assert.equal(three.tally.uploaded.files, 0, "a complete tree is only checked");
+    assert.equal(three.tally.seen.files, total);
+
+    const verified = await runRiakfs(["verify", source, "--concurrency", "8", ...flags]);
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+    assert.match(verified.stdout, /10000 files .* 10000 identical, 0 differ/);
+
+    const progress = await runRiakfs(["progress", source, "--json", ...flags]);
+    assert.equal(progress.code, 0, progress.stderr);
+    const report = JSON.parse(progress.stdout);
+    assert.deepEqual(report.total.files, total);
+    assert.equal(report.totalIsLowerBound, false);
+    assert.deepEqual(report.pending, { files: 0, bytes: 0 });
+    assert.equal(report.etaDays, 0);
+    assert.equal(report.runs, 3);
+
+    await corrupt(fixture, "d01/s2/f0007");
+    const damaged = await runRiakfs(["verify", source, ...flags]);
+    assert.equal(damaged.code, 1, damaged.stdout + damaged.stderr);
+    assert.match(damaged.stdout, /^differs: \/d01\/s2\/f0007: .*checksum mismatch/m);
+    assert.match(damaged.stdout, /9999 identical, 1 differ/);
+    const narrowed = await runRiakfs(["verify", source, "d01/s2/f0007", "odd", ...flags]);
+    assert.equal(narrowed.code, 1);
+    assert.match(narrowed.stdout, /10 files .* 9 identical, 1 differ/);
+    const elsewhere = await runRiakfs(["verify", source, "big", "--json", ...flags]);
+    assert.equal(elsewhere.code, 0, elsewhere.stdout);
+    assert.equal(JSON.parse(elsewhere.stdout).matched, 3);
+    const sample = await runRiakfs(["verify", source, "--sample", "20", "--seed", "3", ...flags]);
+    assert.match(sample.stdout, /^riakfs verify: 20 files /m);
+  });
+});

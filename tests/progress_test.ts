@@ -1,0 +1,53 @@
+/**
+ * End-to-end tests of `riakfs progress`: from what pre-warm recorded, and with --rescan.
+ */
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { withMigration } from "./_migration.ts";
+import { runRiakfs } from "./_riakfs.ts";
+
+Deno.test("progress: nothing recorded, a partial pass, a complete pass, a rescan", async () => {
+  await withMigration(async ({ source, flags }) => {
+    mkdirSync(join(source, "a"));
+    for (let i = 0; i < 20; i++) writeFileSync(join(source, "a", `f${i}`), "0123456789");
+
+    const nothing = await runRiakfs(["progress", source, ...flags]);
+    assert.equal(nothing.code, 0, nothing.stderr);
+    assert.match(nothing.stdout, /nothing recorded yet/);
+
+    const partial = await runRiakfs(["prewarm", source, "--max-files", "5", ...flags]);
+    assert.equal(partial.code, 3, partial.stderr);
+    const during = await runRiakfs(["progress", source, ...flags]);
+    assert.match(during.stdout, /^total: +at least 5 files, 50 B$/m);
+    assert.match(during.stdout, /^pass in progress: 5 files, 50 B covered so far$/m);
+    assert.match(during.stdout, /^ETA: unknown$/m);
+
+    const rest = await runRiakfs(["prewarm", source, ...flags]);
+    assert.equal(rest.code, 0, rest.stderr);
+    const after = await runRiakfs(["progress", source, ...flags]);
+    assert.match(after.stdout, /^total: +20 files, 200 B$/m);
+    assert.match(after.stdout, /^in Riak: +20 files, 200 B \(100\.0%\)$/m);
+    assert.match(after.stdout, /^pending: +0 files, 0 B$/m);
+    assert.match(after.stdout, /^ETA: done$/m);
+    assert.match(after.stdout, /^last run: .* complete \(exit 0\)$/m);
+
+    const verified = await runRiakfs(["verify", source, ...flags]);
+    assert.equal(verified.code, 0, verified.stdout);
+    const checked = await runRiakfs(["progress", source, ...flags]);
+    assert.match(checked.stdout, /^verified: +20 files, 200 B$/m);
+    assert.match(checked.stdout, /^last verify: \S+: 20 of 20 files identical$/m);
+
+    for (let i = 0; i < 5; i++) writeFileSync(join(source, "a", `new${i}`), "xy");
+    const rescanned = await runRiakfs(["progress", source, "--rescan", "--json", ...flags]);
+    assert.equal(rescanned.code, 0, rescanned.stderr);
+    const report = JSON.parse(rescanned.stdout);
+    assert.deepEqual(report.total, { files: 25, bytes: 210 });
+    assert.deepEqual(report.pending, { files: 5, bytes: 10 });
+    assert.equal(report.lastCompletePass.kind, "rescan");
+    assert.ok(report.etaDays > 0 && report.etaDays < 1, `ETA ${report.etaDays} days`);
+
+    const bad = await runRiakfs(["progress", join(source, "nope"), ...flags]);
+    assert.equal(bad.code, 2);
+  });
+});

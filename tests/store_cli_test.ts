@@ -1,0 +1,249 @@
+/**
+ * End-to-end tests of the inspection commands (ls, stat, cat, doctor, gc): the built binary
+ * against an embedded Riak started in this process (or the real one in RIAKFS_TEST_RIAK).
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { startTestRiak } from "../src/riak-server/testing.ts";
+import { chunkKey } from "../src/store/manifest.ts";
+import { openRiakStoreClient } from "../src/store/riak_adapter.ts";
+import { Store } from "../src/store/store.ts";
+import { runRiakfs } from "./_riakfs.ts";
+
+interface Fixture {
+  store: Store;
+  /** `--riak` and `--bucket` for the binary. */
+  flags: string[];
+}
+
+async function withRiak(fn: (fixture: Fixture) => Promise<void>): Promise<void> {
+  const riak = await startTestRiak();
+  const opened = openRiakStoreClient({ nodes: riak.nodes });
+  try {
+    const bucket = `${riak.prefix}-files`;
+    const store = new Store(opened.client, { namespace: { bucket, chunkSize: 4096 } });
+    await fn({ store, flags: ["--riak", riak.nodes.join(","), "--bucket", bucket] });
+  } finally {
+    await opened.close();
+    await riak.close();
+  }
+}
+
+function pattern(size: number): Buffer {
+  return Buffer.from(Array.from({ length: size }, (_, i) => 97 + (i * 7) % 26));
+}
+
+Deno.test("ls: names, --long and --json", async () => {
+  await withRiak(async ({ store, flags }) => {
+    await store.writeFile("photos/a.jpg", Buffer.from("aaa"), { mode: 0o640 });
+    await store.writeFile("photos/b c.txt", pattern(10_000));
+    await store.mkdir("photos/sub");
+    const plain = await runRiakfs(["ls", "photos", ...flags]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.deepEqual(plain.stdout.trim().split("\n").sort(), ["a.jpg", "b c.txt", "sub/"]);
+    const long = await runRiakfs(["ls", "-l", "photos", ...flags]);
+    assert.equal(long.code, 0, long.stderr);
+    assert.match(long.stdout, /^-rw-r----- 0 0 +3 \S+ a\.jpg$/m);
+    assert.match(long.stdout, /^drwxr-xr-x .* sub\/$/m);
+    const json = await runRiakfs(["ls", "--json", "photos", ...flags]);
+    assert.equal(json.code, 0, json.stderr);
+    const entries = JSON.parse(json.stdout) as Array<{ name: string; type: string }>;
+    assert.deepEqual(
+      entries.map((e) => `${e.type}:${e.name}`).sort(),
+      ["directory:sub", "file:a.jpg", "file:b c.txt"],
+    );
+    const root = await runRiakfs(["ls", "--json", ...flags]);
+    assert.deepEqual(JSON.parse(root.stdout), [{ name: "photos", type: "directory" }]);
+    const missing = await runRiakfs(["ls", "nope", ...flags]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /not found/);
+    assert.equal(missing.stderr.trim().split("\n").length, 1);
+  });
+});
+
+Deno.test("stat: human and --json, with the Riak location", async () => {
+  await withRiak(async ({ store, flags }) => {
+    const content = pattern(10_000);
+    await store.writeFile("docs/big.txt", content, {
+      uid: 12,
+      gid: 34,
+      mtimeNs: 1_700_000_000_000_000_000n,
+    });
+    const json = await runRiakfs(["stat", "docs/big.txt", "--json", ...flags]);
+    assert.equal(json.code, 0, json.stderr);
+    const stat = JSON.parse(json.stdout);
+    assert.equal(stat.type, "file");
+    assert.equal(stat.storage, "chunked");
+    assert.equal(stat.size, 10_000);
+    assert.equal(stat.uid, 12);
+    assert.equal(stat.mtimeNs, "1700000000000000000");
+    assert.equal(stat.sha256, createHash("sha256").update(content).digest("hex"));
+    assert.equal(stat.riak.key, "docs/big.txt");
+    const human = await runRiakfs(["stat", "docs/big.txt", ...flags]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /Size: 10000/);
+    assert.match(human.stdout, /Riak: type default, bucket \S+-files, key docs\/big\.txt/);
+    const missing = await runRiakfs(["stat", "docs/none", ...flags]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /docs\/none: not found/);
+  });
+});
+
+Deno.test("cat: streams verified bytes; a corrupted chunk fails with a non-zero exit", async () => {
+  await withRiak(async ({ store, flags }) => {
+    const content = pattern(20_000);
+    await store.writeFile("f.txt", content);
+    const out = await runRiakfs(["cat", "f.txt", ...flags]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(out.stdout, content.toString());
+    const json = await runRiakfs(["cat", "f.txt", "--json", ...flags]);
+    assert.equal(json.code, 0, json.stderr);
+    assert.ok(Buffer.from(JSON.parse(json.stdout).base64, "base64").equals(content));
+    const manifest = await store.manifest("f.txt");
+    const client = openRiakStoreClient({ nodes: [flags[1]] });
+    try {
+      await client.client.put(store.layout.chunk(chunkKey(manifest!.generation, 2)), {
+        value: Buffer.alloc(4096, 0x21),
+        contentType: "application/octet-stream",
+        usermeta: [],
+      });
+    } finally {
+      await client.close();
+    }
+    const bad = await runRiakfs(["cat", "f.txt", ...flags]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /checksum mismatch/);
+  });
+});
+
+Deno.test("doctor: every check passes on a good Riak; an unreachable node fails it", async () => {
+  await withRiak(async ({ flags }) => {
+    const json = await runRiakfs(["doctor", "--json", ...flags]);
+    assert.equal(json.code, 0, json.stdout + json.stderr);
+    const report = JSON.parse(json.stdout) as {
+      ok: boolean;
+      checks: Array<{ name: string; ok: boolean }>;
+    };
+    assert.equal(report.ok, true);
+    const names = report.checks.map((c) => c.name);
+    assert.ok(names.some((n) => n.startsWith("node ")));
+    assert.ok(names.includes("bucket type default (files)"));
+    assert.ok(names.includes("bucket type sets (directories)"));
+    assert.ok(names.includes("write/read/delete round trip"));
+    const human = await runRiakfs(["doctor", ...flags]);
+    assert.equal(human.code, 0);
+    assert.match(human.stdout, /all checks passed/);
+    const noSets = await runRiakfs(["doctor", ...flags, "--sets-bucket-type", "kvmulti"]);
+    assert.equal(noSets.code, 1);
+    assert.match(noSets.stdout, /FAIL bucket type kvmulti \(directories\): datatype is unset/);
+    const down = await runRiakfs([
+      "doctor",
+      "--json",
+      ...flags.slice(2),
+      "--riak",
+      `${flags[1]},127.0.0.1:1`,
+      "--connect-timeout",
+      "2000",
+    ]);
+    assert.equal(down.code, 1);
+    const downReport = JSON.parse(down.stdout) as { checks: Array<{ name: string; ok: boolean }> };
+    assert.equal(downReport.checks.find((c) => c.name === "node 127.0.0.1:1")?.ok, false);
+    assert.equal(downReport.checks.find((c) => c.name === `node ${flags[1]}`)?.ok, true);
+  });
+});
+
+Deno.test("gc: reports unreferenced chunks in a dry run and deletes them with --delete", async () => {
+  await withRiak(async ({ store, flags }) => {
+    await store.writeFile("kept.bin", pattern(9000));
+    const kept = await store.manifest("kept.bin");
+    const orphan = "0123456789abcdef0123456789abcdef";
+    const client = openRiakStoreClient({ nodes: [flags[1]] });
+    try {
+      for (const index of [0, 1]) {
+        await client.client.put(store.layout.chunk(chunkKey(orphan, index)), {
+          value: Buffer.from("orphan"),
+          contentType: "application/octet-stream",
+          usermeta: [],
+        });
+      }
+    } finally {
+      await client.close();
+    }
+    const young = await runRiakfs(["gc", "--json", ...flags]);
+    assert.equal(young.code, 0, young.stderr);
+    assert.deepEqual(JSON.parse(young.stdout).recent, [orphan], "too young to collect");
+    const dry = await runRiakfs(["gc", "--json", "--min-age", "0", ...flags]);
+    assert.equal(dry.code, 0, dry.stderr);
+    const report = JSON.parse(dry.stdout);
+    assert.equal(report.dryRun, true);
+    assert.equal(report.manifests, 1);
+    assert.deepEqual(report.garbage.map((g: { generation: string }) => g.generation), [orphan]);
+    assert.equal(report.garbageChunks, 2);
+    assert.equal(report.deleted, 0);
+    const human = await runRiakfs(["gc", "--min-age", "0", "--delete", ...flags]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /deleted: 2 chunks/);
+    const after = await runRiakfs(["gc", "--json", "--min-age", "0", ...flags]);
+    assert.deepEqual(JSON.parse(after.stdout).garbage, []);
+    assert.ok((await store.readFile("kept.bin")).equals(pattern(9000)));
+    assert.ok(kept);
+  });
+});
+
+Deno.test("--layout riak-fuse: ls and cat read what riak-fuse wrote", async () => {
+  await withRiak(async ({ flags }) => {
+    const client = openRiakStoreClient({ nodes: [flags[1]] });
+    const prefix = `${flags[3]}-`;
+    try {
+      await client.client.put({
+        bucketType: "default",
+        bucket: Buffer.from(`${prefix}IMG_shop`),
+        key: Buffer.from("logo.png"),
+      }, {
+        value: Buffer.from("PNG bytes"),
+        contentType: "application/octet-stream",
+        usermeta: [],
+      });
+      await client.client.updateSet({
+        bucketType: "sets",
+        bucket: Buffer.from(`${prefix}IMGDIR_shop`),
+        key: Buffer.from("directory"),
+      }, { add: [Buffer.from("logo.png")] });
+    } finally {
+      await client.close();
+    }
+    const config = await Deno.makeTempFile({ suffix: ".json" });
+    try {
+      await Deno.writeTextFile(
+        config,
+        JSON.stringify({
+          layout: "riak-fuse",
+          riakFuse: { contentPrefix: `${prefix}IMG_`, directoryPrefix: `${prefix}IMGDIR_` },
+        }),
+      );
+      const ls = await runRiakfs(["ls", "shop/images", "--config", config, ...flags]);
+      assert.equal(ls.code, 0, ls.stderr);
+      assert.equal(ls.stdout, "logo.png\n");
+      const cat = await runRiakfs(["cat", "shop/images/logo.png", "--config", config, ...flags]);
+      assert.equal(cat.code, 0, cat.stderr);
+      assert.equal(cat.stdout, "PNG bytes");
+    } finally {
+      await Deno.remove(config);
+    }
+  });
+});
+
+Deno.test("bad connection settings are usage errors (exit 2, one line)", async () => {
+  const badNode = await runRiakfs(["ls", "--riak", "host:99999"]);
+  assert.equal(badNode.code, 2);
+  assert.match(badNode.stderr, /--riak/);
+  const badLayout = await runRiakfs(["stat", "x", "--layout", "s3"]);
+  assert.equal(badLayout.code, 2);
+  assert.match(badLayout.stderr, /--layout/);
+  const password = await runRiakfs(["ls", "--user", "u"], {
+    env: { PATH: process.env.PATH ?? "" },
+  });
+  assert.equal(password.code, 2);
+  assert.match(password.stderr, /RIAKFS_PASSWORD/);
+});
