@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { isAlive, isMounted, startMount, stopMount, tempDir, waitFor } from "./_mount.ts";
-import { runRiakfs } from "./_riakfs.ts";
+import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
 
 /**
  * Keeps writing and reading files on the mount until `stop` says so (errors are expected
@@ -58,15 +58,13 @@ function watchdogsOf(pid: number): number[] {
  */
 async function remountAndCheck(source: string, mountpoint: string, check: () => void) {
   const pidFile = join(tempDir("riakfs-pid-"), "pid");
-  const result = await runRiakfs([
-    "mount",
-    "--preset",
-    "passthrough",
-    "--pid-file",
-    pidFile,
-    source,
-    mountpoint,
-  ]);
+  // Started by a shell with a relative path, as operators type it (`dist/riakfs mount ...`),
+  // so argv[0] is relative: the background re-spawn must still find its own executable.
+  const mountArgs = ["mount", "--preset", "passthrough", "--pid-file", pidFile, source, mountpoint];
+  const result = await runRiakfs(
+    ["-c", `exec ${relative(process.cwd(), RIAKFS_BINARY)} "$@"`, "sh", ...mountArgs],
+    { binary: "/bin/sh" },
+  );
   assert.equal(result.code, 0, result.stderr);
   const pid = Number(fs.readFileSync(pidFile, "utf8"));
   try {

@@ -333,8 +333,10 @@ export function selfInvocation(): { file: string; args: string[] } {
   if ("Deno" in globalThis) {
     return { file: process.execPath, args: ["run", "-A", process.argv[1]] };
   }
-  // In the single-executable binary argv[1] repeats the executable's own path.
-  if (process.argv[1] === process.execPath || process.argv[1] === undefined) {
+  // In the single-executable binary argv[1] repeats argv[0] as typed (relative, or a bare
+  // name found on PATH), so only node:sea tells reliably that there is no script to pass.
+  const sea = process.getBuiltinModule?.("node:sea") as { isSea(): boolean } | undefined;
+  if (sea?.isSea() || process.argv[1] === undefined) {
     return { file: process.execPath, args: [] };
   }
   return { file: process.execPath, args: [...process.execArgv, process.argv[1]] };
