@@ -51,16 +51,6 @@ export function isMounted(mountpoint: string): boolean {
   });
 }
 
-/** Whether process `pid` still exists (and is not a zombie we already reaped). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Runs a command to completion; resolves with its exit code and output. */
 export function run(
   file: string,

@@ -12,6 +12,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import type { StatusReport } from "../src/overlay/control.ts";
 import { openRiakStoreClient } from "../src/store/riak_adapter.ts";
 import { Store } from "../src/store/store.ts";
@@ -209,5 +211,38 @@ export async function eventually(
 ): Promise<void> {
   if (!(await waitFor(() => check().catch(() => false), timeoutMs))) {
     throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+  }
+}
+
+/** Asserts that every file of `files` (name -> content) is in Riak, byte for byte. */
+export async function assertInRiak(env: OverlayEnv, files: Map<string, Uint8Array>): Promise<void> {
+  for (const [name, content] of files) {
+    assert.ok(
+      Buffer.from(content).equals(await env.store.readFile(name)),
+      `${name} in Riak byte for byte`,
+    );
+  }
+}
+
+/**
+ * Mounts `preset` again, waits until its journal replay put every file of `files` into
+ * Riak, checks them byte for byte, and unmounts.
+ */
+export async function assertReplayedAfterRemount(
+  env: OverlayEnv,
+  files: Map<string, Uint8Array>,
+  preset = "migrate",
+): Promise<void> {
+  const mounted = await env.mount(preset);
+  try {
+    for (const [name, content] of files) {
+      await eventually(
+        `${name} in Riak`,
+        async () => (await env.store.tryStat(name))?.size === content.length,
+      );
+    }
+    await assertInRiak(env, files);
+  } finally {
+    await env.unmount(mounted);
   }
 }

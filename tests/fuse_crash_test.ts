@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { join, relative } from "node:path";
-import { isAlive, isMounted, startMount, stopMount, tempDir, waitFor } from "./_mount.ts";
+import { isMounted, startMount, stopMount, tempDir, waitFor } from "./_mount.ts";
+import { isProcessAlive } from "../src/util/process.ts";
 import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
 
 /**
@@ -71,7 +72,7 @@ async function remountAndCheck(source: string, mountpoint: string, check: () => 
     check();
   } finally {
     const umount = await runRiakfs(["umount", mountpoint]);
-    const exited = await waitFor(() => !isAlive(pid), 10_000);
+    const exited = await waitFor(() => !isProcessAlive(pid), 10_000);
     if (!exited) process.kill(pid, "SIGKILL");
     assert.equal(umount.code, 0, umount.stderr);
     assert.ok(exited, "the background server exits after riakfs umount");
@@ -117,7 +118,7 @@ Deno.test("a stale mount (server and watchdog dead) is cleared by the next mount
     await waitFor(() => (watchdogs = watchdogsOf(mount.server.pid!)).length > 0, 5_000);
     assert.equal(watchdogs.length, 1, "one watchdog process");
     process.kill(watchdogs[0], "SIGKILL");
-    assert.ok(await waitFor(() => !isAlive(watchdogs[0]), 5_000));
+    assert.ok(await waitFor(() => !isProcessAlive(watchdogs[0]), 5_000));
     process.kill(mount.server.pid!, "SIGKILL");
     assert.ok(
       await waitFor(

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { tempDir, withMount } from "./_mount.ts";
+import { seededRandom } from "../src/util/random.ts";
 
 function setting(name: string, variable: string, fallback: number): number {
   const flag = Deno.args.find((arg) => arg.startsWith(`--${name}=`));
@@ -24,18 +25,6 @@ function setting(name: string, variable: string, fallback: number): number {
 const SEED = setting("seed", "RIAKFS_INTEGRITY_SEED", 1);
 const OPERATIONS = setting("ops", "RIAKFS_INTEGRITY_OPS", 2_000);
 const MOUNT_OPTIONS = Deno.env.get("RIAKFS_INTEGRITY_MOUNT_OPTIONS") || undefined;
-
-/** mulberry32: small, fast, deterministic. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Outcome = { ok: true; value: unknown } | { ok: false; code: string };
 
@@ -55,7 +44,7 @@ Deno.test(`integrity exerciser: ${OPERATIONS} random operations, seed ${SEED}`, 
   const plain = tempDir("riakfs-plain-");
   try {
     await withMount(async ({ mountpoint }) => {
-      const next = random(SEED);
+      const next = seededRandom(SEED);
       const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)];
       const int = (below: number) => Math.floor(next() * below);
       const names = ["a", "b", "c", "d", "sub/e", "sub/f", "sub/deeper/g"];

@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
-import { serveFileSystem } from "../fuse/mod.ts";
+import { type ServedMount, serveFileSystem } from "../fuse/mod.ts";
 import { Logger } from "../overlay/log.ts";
 import { ModeError, PRESETS as MODE_PRESETS, usesRiak } from "../overlay/modes.ts";
 import {
@@ -21,7 +21,7 @@ import {
   overlaySettingsFromOptions,
 } from "../overlay/mount_options.ts";
 import { openPassthrough } from "../overlay/passthrough.ts";
-import { startOverlay } from "../overlay/runtime.ts";
+import { type OverlayRuntime, startOverlay } from "../overlay/runtime.ts";
 import { RiakClient } from "../riak/mod.ts";
 import { riakStoreClient } from "../store/riak_adapter.ts";
 import { Store } from "../store/store.ts";
@@ -240,7 +240,9 @@ async function serveInForeground(
   };
   const { overlay, riak } = settings;
   const client = riak && new RiakClient(clusterOptionsFromSettings(riak.riak));
-  let runtime: Awaited<ReturnType<typeof startOverlay>> | undefined;
+  const logger = new Logger({ format: overlay.logFormat });
+  let runtime: OverlayRuntime | undefined;
+  let removeSignalHandlers = () => {};
   try {
     const store = riak && new Store(riakStoreClient(client!), {
       namespace: {
@@ -256,7 +258,7 @@ async function serveInForeground(
       mountpoint,
       store,
       riakNodes: riak?.riak.nodes ?? [],
-      logger: new Logger({ format: overlay.logFormat }),
+      logger,
       localFileSystem: () =>
         openPassthrough(source, {
           entryTimeout: options.entryTimeout,
@@ -279,7 +281,10 @@ async function serveInForeground(
       requestTimeoutMs,
       // Without attribute caching it would cost a GETATTR per cached read (see SessionOptions).
       autoInvalData: options.attrTimeout !== 0,
+      // Ours drain the uploads before unmounting (see drainThenUnmountOnSignals).
+      handleSignals: false,
     });
+    removeSignalHandlers = drainThenUnmountOnSignals(served, runtime, logger);
     if (flags.pidFile) fs.writeFileSync(flags.pidFile, `${process.pid}\n`);
     report("ready");
     try {
@@ -291,10 +296,54 @@ async function serveInForeground(
     report(`error ${(error as Error).message}`);
     throw error;
   } finally {
-    // Unmounted: pending uploads get --drain-timeout to reach Riak; the rest stays journaled.
+    removeSignalHandlers();
+    // Unmounted: uploads still pending get what is left of the drain timeout (all of
+    // --drain-timeout when unmounted without a drain); the rest stays journaled.
     await runtime?.stop();
     await client?.close();
   }
+}
+
+/**
+ * SIGTERM/SIGINT: the mount keeps serving while the upload queue drains (at most
+ * --drain-timeout, outcome logged), then unmounts; a second signal detaches and aborts at
+ * once. An uncaught error aborts the mount, so the process can always exit (Node cannot
+ * exit while its reader threads serve a mount). Returns how to remove the handlers.
+ */
+function drainThenUnmountOnSignals(
+  served: ServedMount,
+  runtime: OverlayRuntime,
+  logger: Logger,
+): () => void {
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++signals > 1) {
+      logger.warn("second signal: detaching the mount now; pending uploads stay journaled", {
+        signal,
+      });
+      void served.abort();
+      return;
+    }
+    logger.info("draining uploads before unmounting", { signal });
+    void runtime.drainUploads().catch(() => {}).finally(() => served.stop());
+  };
+  const onFatal = (error: unknown) => {
+    logger.error("fatal", {
+      error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+    });
+    process.exitCode = 1;
+    void served.abort();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  process.on("uncaughtException", onFatal);
+  process.on("unhandledRejection", onFatal);
+  return () => {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    process.off("uncaughtException", onFatal);
+    process.off("unhandledRejection", onFatal);
+  };
 }
 
 /** The real path of a mountpoint, or its absolute path when a dead mount hides it. */

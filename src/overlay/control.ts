@@ -82,27 +82,80 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
+/** What a drain of the upload queue achieved (`riakfs umount`, SIGTERM/SIGINT). */
+export interface DrainOutcome {
+  /** Uploads that reached Riak while draining (including writes made meanwhile). */
+  drained: number;
+  /** Uploads still pending when the drain ended; they stay journaled for the next start. */
+  pending: number;
+  /** How long the drain was allowed to take. */
+  timeoutMs: number;
+  /** Where the pending uploads wait (the spool), if the mode has one. */
+  spool?: string;
+}
+
+/**
+ * Drains the mount's upload queue while it keeps serving; `timeoutMs` undefined means the
+ * mount's own `--drain-timeout`. `progress` is called now and then with the uploads left.
+ */
+export type DrainHandler = (
+  timeoutMs: number | undefined,
+  progress: (pending: number) => void,
+) => Promise<DrainOutcome>;
+
+/** How often a drain in progress tells its client it is alive. */
+const DRAIN_PROGRESS_INTERVAL_MS = 1_000;
+
 /**
  * Listens on `socket` (mode 0600; a stale socket file from a crashed run is replaced) and
- * answers `status` with `report()`.
+ * answers `status` with `report()` and `drain [ms]` with `drain()` (one progress line a
+ * second while it runs, then the outcome).
  */
 export async function startControlServer(
   socket: string,
   report: () => Promise<StatusReport>,
+  drain?: DrainHandler,
 ): Promise<ControlServer> {
   await unlinkIfPresent(socket);
+  const answer = (
+    command: string,
+    send: (value: unknown) => void,
+  ): Promise<unknown> => {
+    const [verb, argument] = command.split(/\s+/, 2);
+    if (verb === "status") return report().then((value) => ({ ok: true, status: value }));
+    if (verb === "drain" && drain) {
+      const timeoutMs = argument === undefined ? undefined : Number(argument);
+      if (timeoutMs !== undefined && !(Number.isSafeInteger(timeoutMs) && timeoutMs >= 0)) {
+        return Promise.resolve({ ok: false, error: `bad drain timeout ${argument}` });
+      }
+      let last = -1;
+      const progress = (pending: number) => {
+        if (pending !== last) send({ ok: true, progress: { pending } });
+        last = pending;
+      };
+      const alive = setInterval(
+        () => send({ ok: true, progress: { pending: last } }),
+        DRAIN_PROGRESS_INTERVAL_MS,
+      );
+      return drain(timeoutMs, progress)
+        .then((outcome) => ({ ok: true, drain: outcome }))
+        .finally(() => clearInterval(alive));
+    }
+    return Promise.resolve({ ok: false, error: `unknown command ${JSON.stringify(command)}` });
+  };
   const server: Server = createServer((connection) => {
     let request = "";
     connection.setEncoding("utf8");
     connection.on("error", () => {}); // A client that went away is not the mount's problem.
     connection.on("data", (piece: string) => {
+      if (request.includes("\n")) return; // One request per connection.
       request += piece;
       if (!request.includes("\n")) return;
       const command = request.slice(0, request.indexOf("\n")).trim();
-      const answer = command === "status"
-        ? report().then((value) => ({ ok: true, status: value }))
-        : Promise.resolve({ ok: false, error: `unknown command ${JSON.stringify(command)}` });
-      answer
+      const send = (value: unknown) => {
+        if (!connection.writableEnded) connection.write(JSON.stringify(value) + "\n");
+      };
+      answer(command, send)
         .catch((error: Error) => ({ ok: false, error: error.message }))
         .then((value) => connection.end(JSON.stringify(value) + "\n"));
     });
@@ -124,22 +177,45 @@ export async function startControlServer(
   };
 }
 
-/** Asks the mount behind `socket` for its status. */
-export function queryStatus(
+/**
+ * Sends one command to the mount behind `socket` and resolves with the last JSON line of
+ * its answer (`ok` checked). Every line received restarts the `idleTimeoutMs` clock, so a
+ * long drain that reports progress is waited for, a mount that went silent is not.
+ */
+function request(
   mountpoint: string,
   socket: string,
-  timeoutMs = DEFAULT_STATUS_TIMEOUT_MS,
-): Promise<StatusReport> {
+  command: string,
+  idleTimeoutMs: number,
+  onLine: (line: Record<string, unknown>) => void = () => {},
+): Promise<Record<string, unknown>> {
   return new Promise((done, fail) => {
     let answer = "";
     const client = connect(socket);
-    const timer = setTimeout(() => {
-      client.destroy();
-      fail(new NotServingError(mountpoint, socket, `no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        client.destroy();
+        fail(new NotServingError(mountpoint, socket, `no answer within ${idleTimeoutMs} ms`));
+      }, idleTimeoutMs);
+    };
+    arm();
     client.setEncoding("utf8");
-    client.on("connect", () => client.write("status\n"));
-    client.on("data", (piece: string) => answer += piece);
+    client.on("connect", () => client.write(`${command}\n`));
+    client.on("data", (piece: string) => {
+      arm();
+      answer += piece;
+      let newline: number;
+      while ((newline = answer.indexOf("\n")) !== -1 && answer.indexOf("\n", newline + 1) !== -1) {
+        try {
+          onLine(JSON.parse(answer.slice(0, newline)));
+        } catch {
+          // A garbled progress line is not worth failing the request for.
+        }
+        answer = answer.slice(newline + 1);
+      }
+    });
     client.on("error", (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const reason = error.code === "ENOENT"
@@ -154,12 +230,45 @@ export function queryStatus(
       try {
         const parsed = JSON.parse(answer);
         if (!parsed.ok) throw new Error(parsed.error);
-        done(parsed.status as StatusReport);
+        done(parsed);
       } catch (error) {
         fail(new NotServingError(mountpoint, socket, `bad answer: ${(error as Error).message}`));
       }
     });
   });
+}
+
+/** Asks the mount behind `socket` for its status. */
+export async function queryStatus(
+  mountpoint: string,
+  socket: string,
+  timeoutMs = DEFAULT_STATUS_TIMEOUT_MS,
+): Promise<StatusReport> {
+  return (await request(mountpoint, socket, "status", timeoutMs)).status as StatusReport;
+}
+
+/**
+ * Asks the mount behind `socket` to drain its upload queue while it keeps serving (for at
+ * most `timeoutMs`, or its own `--drain-timeout` when undefined); `onProgress` hears the
+ * uploads left. Throws {@link NotServingError} when no mount answers or one goes silent for
+ * `idleTimeoutMs`.
+ */
+export async function requestDrain(
+  mountpoint: string,
+  socket: string,
+  timeoutMs: number | undefined,
+  onProgress: (pending: number) => void = () => {},
+  idleTimeoutMs = DEFAULT_STATUS_TIMEOUT_MS,
+): Promise<DrainOutcome> {
+  const command = timeoutMs === undefined ? "drain" : `drain ${timeoutMs}`;
+  const answer = await request(mountpoint, socket, command, idleTimeoutMs, (line) => {
+    const progress = line.progress as { pending: number } | undefined;
+    if (progress && progress.pending >= 0) onProgress(progress.pending);
+  });
+  if (!answer.drain) {
+    throw new NotServingError(mountpoint, socket, "bad answer: the mount cannot drain");
+  }
+  return answer.drain as DrainOutcome;
 }
 
 /** The status as text for people. */

@@ -6,6 +6,7 @@ import {
   formatStatus,
   NotServingError,
   queryStatus,
+  requestDrain,
   runtimePaths,
   startControlServer,
   type StatusReport,
@@ -71,6 +72,54 @@ Deno.test("status travels over the control socket; unknown commands and dead soc
       await assert.rejects(queryStatus("/mnt/data", socket), /bad answer: boom/);
     } finally {
       await failing.close();
+    }
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+});
+
+Deno.test("drain travels over the control socket with progress, and passes its timeout on", async () => {
+  const directory = await mkdtemp(join(tmpdir(), "riakfs-control-"));
+  try {
+    const socket = join(directory, "m.sock");
+    const timeouts: (number | undefined)[] = [];
+    let sawLast!: () => void;
+    const lastSeen = new Promise<void>((resolve) => sawLast = resolve);
+    const server = await startControlServer(
+      socket,
+      () => Promise.resolve(sampleReport()),
+      async (timeoutMs, progress) => {
+        timeouts.push(timeoutMs);
+        progress(3);
+        progress(3); // Unchanged: not sent again.
+        progress(1);
+        await lastSeen; // Still draining while the client hears progress.
+        return { drained: 3, pending: 1, timeoutMs: timeoutMs ?? 60_000, spool: "/s" };
+      },
+    );
+    try {
+      const heard: number[] = [];
+      const outcome = await requestDrain("/mnt/data", socket, 2_500, (pending) => {
+        heard.push(pending);
+        if (pending === 1) sawLast();
+      });
+      assert.deepEqual(outcome, { drained: 3, pending: 1, timeoutMs: 2_500, spool: "/s" });
+      assert.deepEqual(heard.slice(0, 2), [3, 1]);
+      await requestDrain("/mnt/data", socket, undefined);
+      assert.deepEqual(timeouts, [2_500, undefined]);
+      await assert.rejects(
+        requestDrain("/mnt/data", `${socket}.none`, undefined),
+        (error: unknown) => error instanceof NotServingError && /not found/.test(error.message),
+      );
+    } finally {
+      await server.close();
+    }
+    // A mount that cannot drain (no handler) says so instead of hanging.
+    const statusOnly = await startControlServer(socket, () => Promise.resolve(sampleReport()));
+    try {
+      await assert.rejects(requestDrain("/mnt/data", socket, 0), /unknown command "drain 0"/);
+    } finally {
+      await statusOnly.close();
     }
   } finally {
     await rm(directory, { recursive: true, force: true });

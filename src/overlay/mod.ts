@@ -35,9 +35,11 @@ export {
 export { type OverlayRuntime, type OverlayStartOptions, startOverlay } from "./runtime.ts";
 export { OverlayFileSystem, type OverlayOptions, type OverlayStore } from "./overlay.ts";
 export {
+  type DrainOutcome,
   formatStatus,
   NotServingError,
   queryStatus,
+  requestDrain,
   runtimePaths,
   type StatusReport,
 } from "./control.ts";

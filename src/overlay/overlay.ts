@@ -11,7 +11,7 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash, randomBytes } from "node:crypto";
-import type { BigIntStats } from "node:fs";
+import { type BigIntStats, constants as fsConstants } from "node:fs";
 import * as fsp from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -38,6 +38,7 @@ import { type ChunkCache, type FileVersion, ReadPattern } from "./chunk_cache.ts
 import { type CopyOnReadQueue, ReadCoverage } from "./copy_on_read.ts";
 import { isOutageError, type RiakHealth } from "./health.ts";
 import type { PendingUpload } from "./journal.ts";
+import { localPathBeneath } from "./local_path.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
 import { type MountMode, usesRiak as modeUsesRiak, usesSource } from "./modes.ts";
@@ -95,6 +96,8 @@ const O_ACCMODE = 3;
 const O_EXCL = 0o200;
 const O_TRUNC = 0o1000;
 const O_APPEND = 0o2000;
+/** Local opens never follow a symlink in the last component (as in the passthrough). */
+const { O_CREAT, O_NOFOLLOW, O_RDONLY, O_WRONLY } = fsConstants;
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
 /** Temporary files a publish creates in the source; hidden from listings. */
@@ -263,7 +266,7 @@ export class OverlayFileSystem implements FileSystem {
       await this.#settled(path);
       const local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
       if (local) {
-        const file = this.#localPath(path);
+        const file = await this.#localPath(path);
         if (attributes.mode !== undefined && (Number(local.mode) & S_IFMT) !== S_IFLNK) {
           await fsp.chmod(file, attributes.mode);
         }
@@ -303,7 +306,7 @@ export class OverlayFileSystem implements FileSystem {
       return (await this.#riak(`readlink ${path}`, () => this.#o.store.readlink(path))).toString();
     }
     if (located.where !== "local") throw fail(Errno.EINVAL, `${path} is not a symlink`);
-    return await fsp.readlink(this.#localPath(path));
+    return await fsp.readlink(await this.#localPath(path));
   }
 
   /** @inheritdoc */
@@ -318,7 +321,7 @@ export class OverlayFileSystem implements FileSystem {
       );
     }
     if (this.#writesLocal()) {
-      const file = this.#localPath(path);
+      const file = await this.#localPath(path);
       await fsp.mkdir(dirname(file), { recursive: true });
       await fsp.symlink(target, file);
       await fsp.lchown(file, ctx.uid, ctx.gid);
@@ -345,7 +348,7 @@ export class OverlayFileSystem implements FileSystem {
       await this.#riak(`mkdir ${path}`, () => this.#o.store.mkdir(path, attributes));
     }
     if (this.#writesLocal()) {
-      const directory = this.#localPath(path);
+      const directory = await this.#localPath(path);
       await fsp.mkdir(dirname(directory), { recursive: true });
       await fsp.mkdir(directory, attributes.mode);
       await fsp.chmod(directory, attributes.mode); // Exactly as asked, whatever our umask.
@@ -364,7 +367,9 @@ export class OverlayFileSystem implements FileSystem {
     let found = false;
     // Riak first: if it is unreachable nothing changes, instead of the file coming back.
     if (this.#usesRiak()) found = await this.#removeFromRiak(path) || found;
-    if (this.#usesLocal()) found = await ignoreMissing(fsp.unlink(this.#localPath(path))) || found;
+    if (this.#usesLocal()) {
+      found = await ignoreMissing(fsp.unlink(await this.#localPath(path))) || found;
+    }
     if (!found) throw fail(Errno.ENOENT, `${path}: no such file`);
     this.#forgetPath(path);
   }
@@ -376,7 +381,9 @@ export class OverlayFileSystem implements FileSystem {
     if (entries.length > 0) throw fail(Errno.ENOTEMPTY, `${path}: directory not empty`);
     let found = false;
     if (this.#usesRiak()) found = await this.#removeFromRiak(path) || found;
-    if (this.#usesLocal()) found = await ignoreMissing(fsp.rmdir(this.#localPath(path))) || found;
+    if (this.#usesLocal()) {
+      found = await ignoreMissing(fsp.rmdir(await this.#localPath(path))) || found;
+    }
     if (!found) throw fail(Errno.ENOENT, `${path}: no such directory`);
     void ctx;
     this.#forgetPath(path);
@@ -415,10 +422,10 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#usesLocal()) {
       const local = await this.#lstatLocal(from);
       if (local) {
-        await fsp.mkdir(dirname(this.#localPath(to)), { recursive: true });
-        await fsp.rename(this.#localPath(from), this.#localPath(to));
+        await fsp.mkdir(dirname(await this.#localPath(to)), { recursive: true });
+        await fsp.rename(await this.#localPath(from), await this.#localPath(to));
       } else if ((await this.#lstatLocal(to))?.isFile()) {
-        await fsp.unlink(this.#localPath(to));
+        await fsp.unlink(await this.#localPath(to));
       }
     }
     if (session) {
@@ -453,7 +460,10 @@ export class OverlayFileSystem implements FileSystem {
     const path = this.#nodes.pathOf(nodeid);
     const writable = (flags & O_ACCMODE) !== 0;
     if (writable && !this.#writesRiak()) {
-      const file = await fsp.open(this.#localPath(path), flags & (O_ACCMODE | O_TRUNC | O_APPEND));
+      const file = await fsp.open(
+        await this.#localPath(path),
+        (flags & (O_ACCMODE | O_TRUNC | O_APPEND)) | O_NOFOLLOW,
+      );
       return this.#open({ kind: "local", path, file, size: 0 });
     }
     if (writable) {
@@ -602,7 +612,7 @@ export class OverlayFileSystem implements FileSystem {
     }
     const permissions = mode & ~umask & 0o7777;
     if (!this.#writesRiak()) {
-      const localFile = this.#localPath(path);
+      const localFile = await this.#localPath(path);
       const file = await fsp.open(localFile, "wx+", permissions);
       await file.chown(ctx.uid, ctx.gid);
       const opened = this.#open({ kind: "local", path, file, size: 0 });
@@ -610,9 +620,10 @@ export class OverlayFileSystem implements FileSystem {
     }
     if (this.#writesLocal()) {
       // The empty local file makes the name visible to local listings at once.
-      const localFile = this.#localPath(path);
+      const localFile = await this.#localPath(path);
       await fsp.mkdir(dirname(localFile), { recursive: true });
-      await (await fsp.open(localFile, "w", permissions)).close();
+      await (await fsp.open(localFile, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, permissions))
+        .close();
       await fsp.lchown(localFile, ctx.uid, ctx.gid);
     }
     const session = await this.#newSession(path, { mode: permissions, uid: ctx.uid, gid: ctx.gid });
@@ -687,7 +698,7 @@ export class OverlayFileSystem implements FileSystem {
     if (!before || (newest !== undefined && newest.id !== upload.id)) return;
     this.#superseded.delete(upload.path);
     const counters = this.#o.metrics.value.localDeletion;
-    const file = this.#localPath(upload.path);
+    const file = await this.#localPath(upload.path);
     if (sameIdentity(await currentIdentity(file), before)) {
       await ignoreMissing(fsp.unlink(file));
       counters.deleted++;
@@ -832,7 +843,11 @@ export class OverlayFileSystem implements FileSystem {
     let found = path === "/";
     if (this.#mode.listings !== "riak" && this.#o.source !== undefined) {
       try {
-        for (const dirent of await fsp.readdir(this.#localPath(path), { withFileTypes: true })) {
+        for (
+          const dirent of await fsp.readdir(await this.#localPath(path, { directory: true }), {
+            withFileTypes: true,
+          })
+        ) {
           if (path === "/" && dirent.name === SPOOL_DIRECTORY_NAME) continue;
           if (dirent.name.startsWith(PUBLISH_PREFIX)) continue;
           byName.set(dirent.name, { name: dirent.name, type: direntType(dirent) });
@@ -925,7 +940,7 @@ export class OverlayFileSystem implements FileSystem {
         return this.#open({ kind: "riak", path, version, pattern: new ReadPattern(), sequential });
       }
       case "local": {
-        const file = await fsp.open(this.#localPath(path), "r");
+        const file = await fsp.open(await this.#localPath(path), O_RDONLY | O_NOFOLLOW);
         const size = Number(located.stats.size);
         const coverage = this.#mode.copyOnRead && located.stats.isFile()
           ? new ReadCoverage()
@@ -980,7 +995,7 @@ export class OverlayFileSystem implements FileSystem {
       ...attributes,
     };
     if (this.#mode.writes === "riak" && this.#o.source !== undefined) {
-      session.supersedes = await currentIdentity(this.#localPath(path));
+      session.supersedes = await currentIdentity(await this.#localPath(path));
     }
     this.#sessions.set(path, session);
     return session;
@@ -1001,12 +1016,12 @@ export class OverlayFileSystem implements FileSystem {
       return;
     }
     const from = located.where === "local"
-      ? this.#localPath(path)
+      ? await this.#localPath(path)
       : located.where === "spool"
       ? this.#o.spool.pathOf(located.upload.staged)
       : undefined;
     if (from === undefined) return;
-    const source = await fsp.open(from, "r");
+    const source = await fsp.open(from, O_RDONLY | O_NOFOLLOW);
     try {
       await copyBetween(source, into);
     } finally {
@@ -1071,7 +1086,7 @@ export class OverlayFileSystem implements FileSystem {
 
   /** Replaces the local file with the staged content (temp file + rename: never torn). */
   async #publishLocal(session: WriteSession, mtimeNs: bigint): Promise<void> {
-    const target = this.#localPath(session.path);
+    const target = await this.#localPath(session.path);
     const temporary = join(dirname(target), `${PUBLISH_PREFIX}${randomBytes(6).toString("hex")}`);
     await fsp.mkdir(dirname(target), { recursive: true });
     const out = await fsp.open(temporary, "wx", session.mode);
@@ -1096,7 +1111,7 @@ export class OverlayFileSystem implements FileSystem {
   ): Promise<void> {
     if (!this.#writesRiak()) {
       if (handle?.kind === "local") await handle.file.truncate(size);
-      else await fsp.truncate(this.#localPath(path), size);
+      else await fsp.truncate(await this.#localPath(path), size);
       return;
     }
     const open = handle?.kind === "write" ? handle.session : this.#sessions.get(path);
@@ -1206,14 +1221,15 @@ export class OverlayFileSystem implements FileSystem {
       this.#mode.writes === "riak+local";
   }
 
-  #localPath(path: string): string {
+  /** Where `path` is in the source; never through a symlinked directory (see local_path.ts). */
+  async #localPath(path: string, options?: { directory?: boolean }): Promise<string> {
     if (this.#o.source === undefined) throw fail(Errno.EIO, "this mode has no source directory");
-    return path === "/" ? this.#o.source : join(this.#o.source, path);
+    return await localPathBeneath(this.#o.source, path, options);
   }
 
   async #lstatLocal(path: string): Promise<BigIntStats | undefined> {
     if (this.#o.source === undefined) return undefined;
-    return await lstatOrUndefined(this.#localPath(path));
+    return await lstatOrUndefined(await this.#localPath(path));
   }
 }
 

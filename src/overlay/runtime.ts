@@ -13,6 +13,7 @@ import type { Store } from "../store/store.ts";
 import { ChunkCache } from "./chunk_cache.ts";
 import {
   type ControlServer,
+  type DrainOutcome,
   runtimePaths,
   startControlServer,
   type StatusReport,
@@ -61,11 +62,18 @@ export interface OverlayRuntime {
   metricsPort?: number;
   /** Uploads not yet acknowledged by Riak. */
   pendingUploads(): number;
+  /**
+   * Drains the upload queue while the mount keeps serving (new writes are accepted and
+   * drained too), for at most `timeoutMs` (default `--drain-timeout`); the outcome is
+   * logged. Unmount after it: what is still pending stays journaled.
+   */
+  drainUploads(timeoutMs?: number, progress?: (pending: number) => void): Promise<DrainOutcome>;
   /** Waits until the background queues are empty (tests, demo). */
   settle(timeoutMs: number): Promise<number>;
   /**
-   * Drains the upload queue for at most `drainTimeoutMs`, then stops everything. Resolves
-   * with the uploads still pending (they stay journaled for the next start).
+   * Drains the upload queue for at most `drainTimeoutMs` (default: what is left of the
+   * last {@link OverlayRuntime.drainUploads}' timeout, else `--drain-timeout`), then stops
+   * everything. Resolves with the uploads still pending (they stay journaled).
    */
   stop(drainTimeoutMs?: number): Promise<number>;
 }
@@ -99,12 +107,50 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     spool: parts.spool && { directory: parts.spool.directory, ...await parts.spool.usage() },
     metrics: metrics.snapshot(),
   });
+  /** When the last drain's timeout runs out: stopping afterwards does not wait it again. */
+  let drainDeadline: number | undefined;
+  const drainUploads = async (
+    timeoutMs = settings.drainTimeoutMs,
+    progress: (pending: number) => void = () => {},
+  ): Promise<DrainOutcome> => {
+    const uploads = parts.uploads;
+    const uploadedBefore = metrics.value.uploads.uploaded;
+    drainDeadline = Date.now() + timeoutMs;
+    logger.info("draining uploads; still serving", {
+      pending: uploads?.pendingCount ?? 0,
+      timeout_ms: timeoutMs,
+    });
+    let pending = 0;
+    if (uploads) {
+      progress(uploads.pendingCount);
+      const ticker = setInterval(() => progress(uploads.pendingCount), 250);
+      try {
+        pending = await uploads.drain(timeoutMs);
+      } finally {
+        clearInterval(ticker);
+      }
+    }
+    const outcome: DrainOutcome = {
+      drained: metrics.value.uploads.uploaded - uploadedBefore,
+      pending,
+      timeoutMs,
+      spool: parts.spool?.directory,
+    };
+    if (pending > 0) {
+      logger.warn("drain timed out; pending uploads stay journaled for the next mount", {
+        ...outcome,
+      });
+    } else {
+      logger.info("upload queue drained", { ...outcome });
+    }
+    return outcome;
+  };
   const { controlSocket } = runtimePaths(options.mountpoint, settings.runDirectory);
   await mkdir(settings.runDirectory, { recursive: true, mode: 0o755 });
   let control: ControlServer | undefined;
   let metricsServer: MetricsServer | undefined;
   try {
-    control = await startControlServer(controlSocket, report);
+    control = await startControlServer(controlSocket, report, drainUploads);
     if (settings.metrics !== undefined) {
       metricsServer = await startMetricsServer(
         settings.metrics,
@@ -130,11 +176,16 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     controlSocket,
     metricsPort: metricsServer?.port,
     pendingUploads: () => parts.uploads?.pendingCount ?? 0,
+    drainUploads,
     settle: async (timeoutMs) => {
       await parts.copies?.idle();
       return await parts.uploads?.drain(timeoutMs) ?? 0;
     },
-    stop: (drainTimeoutMs = settings.drainTimeoutMs) =>
+    stop: (
+      drainTimeoutMs = drainDeadline === undefined
+        ? settings.drainTimeoutMs
+        : Math.max(0, drainDeadline - Date.now()),
+    ) =>
       stopped ??= (async () => {
         const left = await parts.stopQueues(drainTimeoutMs);
         if (left > 0) {

@@ -9,7 +9,6 @@
  */
 import type { BigIntStats } from "node:fs";
 import { lstat } from "node:fs/promises";
-import { join } from "node:path";
 import { identityOf } from "../migration/file_identity.ts";
 import {
   changedTooRecently,
@@ -22,6 +21,7 @@ import type { MigrationStore } from "../migration/stored_file.ts";
 import { deleteIfVerified } from "../migration/verified_delete.ts";
 import { normalizePath } from "../store/path.ts";
 import type { FileCopier } from "./copy_on_read.ts";
+import { localPathBeneath, OutsideSourceError } from "./local_path.ts";
 import type { RiakHealth } from "./health.ts";
 import type { PendingUpload } from "./journal.ts";
 import type { Logger } from "./log.ts";
@@ -85,7 +85,13 @@ export async function copyLocalFile(
 const COPY_ATTEMPTS = 3;
 
 async function copyOnce(options: LocalCopyOptions, path: string): Promise<CopyOutcome> {
-  const absolute = join(options.source, path);
+  let absolute: string;
+  try {
+    absolute = await localPathBeneath(options.source, path);
+  } catch (error) {
+    if (error instanceof OutsideSourceError) return "not-a-file"; // Never copied from outside.
+    throw error;
+  }
   let stats = await lstatOrUndefined(absolute);
   if (!stats?.isFile()) return "not-a-file";
   if (changedTooRecently(identityOf(stats))) {

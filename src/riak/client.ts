@@ -14,6 +14,7 @@
  */
 import type { Int64, MapOp, RpbBucketProps } from "./messages.ts";
 import { type ClusterOptions, RiakCluster } from "./cluster.ts";
+import type { Connection } from "./connection.ts";
 import type { Command, StreamCommand } from "./commands/command.ts";
 import {
   type CounterValue,
@@ -69,6 +70,13 @@ export interface IndexPage {
   continuation?: Uint8Array;
 }
 
+/** Sends one command on one connection and parses its answer. */
+function send<T>(connection: Connection, command: Command<T>): Promise<T> {
+  return connection.request(command.code, command.message as never, command.responseCode, {
+    label: command.label,
+  }).then((response) => command.parse(response));
+}
+
 /** A Riak KV client over a cluster of nodes. */
 export class RiakClient {
   /** The cluster the commands run on (node states, pools). */
@@ -81,14 +89,13 @@ export class RiakClient {
 
   /** Runs any one-answer command on the cluster. */
   run<T>(command: Command<T>): Promise<T> {
-    return this.cluster.execute(
-      (connection) =>
-        connection.request(command.code, command.message as never, command.responseCode, {
-          label: command.label,
-        })
-          .then((response) => command.parse(response)),
-      { idempotent: command.idempotent, label: command.label },
-    );
+    const check = command.appliedCheck;
+    return this.cluster.execute((connection) => send(connection, command), {
+      idempotent: command.idempotent,
+      label: command.label,
+      verifyApplied: check &&
+        ((connection) => send(connection, check.read()).then((found) => check.decide(found))),
+    });
   }
 
   /** Runs any streamed command on the cluster, yielding each parsed frame. */
@@ -145,7 +152,11 @@ export class RiakClient {
     return { found: true, unchanged: false, vclock: written.vclock, siblings: written.siblings };
   }
 
-  /** Writes an object (pass the vclock of the version it replaces). Not retried once maybe applied unless `idempotent`. */
+  /**
+   * Writes an object (pass the vclock of the version it replaces). After a failure that may
+   * have applied it, a put with a key is verified by a read and sent again only if it was not
+   * applied; a put without a key then fails with `maybeApplied` (see docs/riak-client.md).
+   */
   put(location: PutLocation, content: ContentToPut, options?: PutOptions): Promise<PutResult> {
     return this.run(putCommand(location, content, options));
   }

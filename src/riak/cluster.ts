@@ -6,13 +6,15 @@
  * backoff with jitter, at most `maxAttempts` tries in all) when it is transient:
  * connection refused/reset/closed, a timeout, or Riak's `overload` answer (Riak's own
  * `timeout` and `insufficient_vnodes` answers too, for idempotent requests). But a request that
- * reached a node before the failure may have been applied there; it is tried again only
- * when the operation is idempotent. Reads, deletes, bucket-property writes and listings are
- * idempotent. Plain puts and CRDT updates are not: sending a put again after it was applied
- * makes a sibling (or, for a counter, counts twice). Such a request fails with the error,
- * whose `maybeApplied` is true, and the caller decides (for example by reading first).
- * A put opts in with `idempotent: true` when repeating it is harmless, e.g. the same value
- * to a last-write-wins bucket.
+ * reached a node before the failure may have been applied there; it is tried again blindly
+ * only when the operation is idempotent. Reads, deletes, bucket-property writes and listings
+ * are idempotent. Plain puts and counter updates are not: sending a put again after it was
+ * applied makes a sibling (or, for a counter, counts twice). A put with a key is verified
+ * instead (`verifyApplied`): a read on another node shows whether its content is stored; if
+ * so the put succeeds with what Riak holds, if not it is sent again. Requests that cannot be
+ * verified (counter increments, puts without a key) fail with the error, whose
+ * `maybeApplied` is true, and the caller decides. A put opts in to blind retries with
+ * `idempotent: true` when repeating it is harmless, e.g. to a last-write-wins bucket.
  *
  * When every connection of every usable node is busy, requests wait in a bounded FIFO queue
  * (`queueLimit`, default 1024) for at most `queueTimeoutMs`.
@@ -75,11 +77,18 @@ export interface ClusterOptions extends NodeOptions {
 }
 
 /** How one operation may be retried. */
-export interface ExecuteOptions {
+export interface ExecuteOptions<T = unknown> {
   /** Whether sending the request again after it may have been applied is harmless. */
   idempotent: boolean;
   /** What the request is, for error texts. */
   label?: RequestLabel;
+  /**
+   * For an operation that is not idempotent but whose effect can be recognised: reads (on the
+   * connection given, of another node when there is one) whether the operation was applied,
+   * and returns the result to report if it was, undefined if not. Asked after a failure in
+   * which the operation may have been applied; the operation is repeated only when not.
+   */
+  verifyApplied?: (connection: Connection) => Promise<T | undefined>;
 }
 
 /** One node's health and load, as {@link RiakCluster.status} reports it. */
@@ -160,21 +169,74 @@ export class RiakCluster {
    */
   async execute<T>(
     operation: (connection: Connection) => Promise<T>,
-    options: ExecuteOptions,
+    options: ExecuteOptions<T>,
   ): Promise<T> {
-    let lastNode: RiakNode | undefined;
+    return await this.executeAvoiding(undefined, operation, options);
+  }
+
+  /** {@link execute}, preferring for the first try a node other than `avoid`. */
+  private async executeAvoiding<T>(
+    avoid: RiakNode | undefined,
+    operation: (connection: Connection) => Promise<T>,
+    options: ExecuteOptions<T>,
+  ): Promise<T> {
+    let lastNode = avoid;
     for (let attempt = 1;; attempt++) {
       let lease: Lease | undefined;
+      let maybeApplied: unknown;
       try {
         lease = await this.acquire(lastNode);
         lastNode = lease.node;
         return await operation(lease.connection);
       } catch (error) {
-        if (!this.shouldRetry(error, options.idempotent, attempt)) throw error;
-        await this.backoff(attempt);
+        if (this.canVerify(error, options)) maybeApplied = error;
+        else if (!this.shouldRetry(error, options.idempotent, attempt)) throw error;
       } finally {
         lease?.node.release(lease.connection);
       }
+      if (maybeApplied !== undefined) {
+        // even after the last try: "it was applied" still completes the request
+        const result = await this.verifyApplied(maybeApplied, lastNode, options);
+        if (result !== undefined) return result;
+        if (attempt >= this.maxAttempts || this.closed) throw maybeApplied;
+        continue; // the verification already waited out a backoff
+      }
+      await this.backoff(attempt);
+    }
+  }
+
+  /**
+   * Whether a failure may have applied a request that is not idempotent but can be
+   * verified: the connection broke or timed out after the request was sent, or Riak gave up
+   * on it (its own `timeout`, too few vnodes) after maybe writing some replicas.
+   */
+  private canVerify<T>(error: unknown, options: ExecuteOptions<T>): boolean {
+    if (options.idempotent || options.verifyApplied === undefined || this.closed) return false;
+    if (error instanceof RiakError) return error.isTransient && !error.isOverload;
+    if (error instanceof ConnectionError || error instanceof TimeoutError) {
+      return error.maybeApplied;
+    }
+    return false;
+  }
+
+  /**
+   * Runs the verification read after a backoff, preferring a node other than the one that
+   * failed, retried like any read. When it cannot be run, the request's own failure (with
+   * `maybeApplied`) is what the caller gets.
+   */
+  private async verifyApplied<T>(
+    failure: unknown,
+    failedNode: RiakNode | undefined,
+    options: ExecuteOptions<T>,
+  ): Promise<T | undefined> {
+    await this.backoff(1);
+    try {
+      return await this.executeAvoiding(failedNode, options.verifyApplied!, {
+        idempotent: true,
+        label: options.label,
+      });
+    } catch {
+      throw failure;
     }
   }
 

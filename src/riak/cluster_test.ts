@@ -1,11 +1,16 @@
 // Cluster behaviour under faults: retries, idempotency, node health, the wait queue and
 // failover. These need fault injection, so they always use embedded servers.
 import assert from "node:assert/strict";
+import { createdTypeProps, TEST_BUCKET_TYPES } from "../riak-server/bucket_types.ts";
+import { RiakEngine } from "../riak-server/engine.ts";
+import { Keyspace } from "../riak-server/keyspace.ts";
+import { RiakNetworkServer } from "../riak-server/server.ts";
 import { startTestRiak, type TestRiak } from "../riak-server/testing.ts";
 import { RiakClient } from "./client.ts";
 import type { ClusterOptions } from "./cluster.ts";
 import { toText } from "./commands/values.ts";
 import { ConnectionError, QueueFullError, RiakError, TimeoutError } from "./errors.ts";
+import { MessageCode } from "./messages.ts";
 import { parseNodeList } from "./node.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -20,6 +25,17 @@ function seeded(seed: number): () => number {
   };
 }
 
+/** A client with fast, seeded retries and health checks, for fault tests. */
+function testClient(nodes: string[], options: Partial<ClusterOptions>): RiakClient {
+  return new RiakClient({
+    nodes,
+    random: seeded(42),
+    retryBaseDelayMs: 5,
+    healthCheckIntervalMs: 50,
+    ...options,
+  });
+}
+
 async function withServers(
   count: number,
   options: Partial<ClusterOptions>,
@@ -29,18 +45,64 @@ async function withServers(
   let riak: RiakClient | undefined;
   try {
     for (let i = 0; i < count; i++) servers.push(await startTestRiak({ embedded: true }));
-    riak = new RiakClient({
-      nodes: servers.flatMap((s) => s.nodes),
-      random: seeded(42),
-      retryBaseDelayMs: 5,
-      healthCheckIntervalMs: 50,
-      ...options,
-    });
+    riak = testClient(servers.flatMap((s) => s.nodes), options);
     await body(riak, servers);
   } finally {
     await riak?.close();
     for (const server of servers) await server.close();
   }
+}
+
+/**
+ * Several embedded nodes in front of ONE store, as the nodes of a Riak cluster share their
+ * data: what one node applied before it died, the others see.
+ */
+async function withSharedStore(
+  count: number,
+  options: Partial<ClusterOptions>,
+  body: (riak: RiakClient, nodes: RiakNetworkServer[]) => Promise<void>,
+  frontOf: (engine: RiakEngine, index: number, nodes: RiakNetworkServer[]) => RiakEngine = (
+    engine,
+  ) => engine,
+): Promise<void> {
+  const keyspace = new Keyspace();
+  for (const [name, spec] of Object.entries(TEST_BUCKET_TYPES)) {
+    keyspace.types.set(name, createdTypeProps(spec));
+  }
+  const engine = new RiakEngine(keyspace);
+  const nodes: RiakNetworkServer[] = [];
+  let riak: RiakClient | undefined;
+  try {
+    for (let i = 0; i < count; i++) {
+      const node = new RiakNetworkServer(frontOf(engine, i, nodes), { host: "127.0.0.1", port: 0 });
+      nodes.push(node);
+      await node.listen();
+    }
+    riak = testClient(nodes.map((node) => `127.0.0.1:${node.port}`), options);
+    await body(riak, nodes);
+  } finally {
+    await riak?.close();
+    for (const node of nodes) await node.close();
+  }
+}
+
+/**
+ * A node's door to the shared engine that dies at the worst moment: once armed, the next put
+ * it applies kills the node (`die`) before the answer goes out, so that put, and any other
+ * in flight on the node, is applied but never answered.
+ */
+function dyingFront(engine: RiakEngine, die: () => void): { front: RiakEngine; arm(): void } {
+  let armed = false;
+  const front = Object.create(engine) as RiakEngine;
+  front.handle = async (code, body, session) => {
+    const reply = await engine.handle(code, body, session);
+    if (armed && code === MessageCode.PutReq) {
+      armed = false;
+      die();
+    }
+    return reply;
+  };
+  return { front, arm: () => armed = true };
 }
 
 /** Waits for a condition, polling, up to a bounded deadline. */
@@ -73,10 +135,14 @@ Deno.test("an overload answer is retried; other Riak errors are not", async () =
     assert.equal((await riak.get(where)).found, false);
     server.server!.faults.respondWithError("timeout"); // Riak's own timeout: a get may repeat
     assert.equal((await riak.get(where)).found, false);
-    server.server!.faults.respondWithError("timeout"); // ... a blind put may not
+    server.server!.faults.respondWithError("timeout"); // ... a put is verified, then repeated
+    const put = { ...where, key: "put" };
+    await riak.put(put, { value: bytes("v") });
+    assert.equal((await riak.get(put)).siblings.length, 1);
+    server.server!.faults.respondWithError("timeout"); // ... a put without a key may not
     await assert.rejects(
-      riak.put(where, { value: bytes("v") }),
-      (e: unknown) => e instanceof RiakError,
+      riak.put({ bucket: where.bucket }, { value: bytes("v") }),
+      (e: unknown) => e instanceof RiakError && e.errmsg === "timeout",
     );
     server.server!.faults.respondWithError("no_type");
     await assert.rejects(
@@ -87,25 +153,62 @@ Deno.test("an overload answer is retried; other Riak errors are not", async () =
   });
 });
 
-Deno.test("a dropped request is retried when idempotent, surfaced with maybeApplied when not", async () => {
+Deno.test("a dropped request is retried when idempotent; a dropped put is verified, then repeated only if not applied", async () => {
   await withServers(1, {}, async (riak, [server]) => {
     const where = { type: "kvmulti", bucket: `${server.prefix}-d`, key: "k" };
     server.server!.faults.closeAfterRequests(0);
     assert.equal((await riak.get(where)).found, false);
 
+    // dropped before it was processed: the check finds nothing, the put is sent again, once
     server.server!.faults.closeAfterRequests(0);
-    await assert.rejects(
-      riak.put(where, { value: bytes("once") }),
-      (e: unknown) => e instanceof ConnectionError && e.maybeApplied,
-    );
-    // the fault dropped it before processing: nothing stored, and nothing was sent twice
-    assert.equal((await riak.get(where)).found, false);
+    await riak.put(where, { value: bytes("once") });
+    const stored = await riak.get(where);
+    assert.deepEqual(stored.siblings.map((s) => toText(s.value)), ["once"]);
 
-    // applied, then the answer is cut: repeating it is harmless only where the last write wins
+    // applied, then the answer is cut: the check finds it; no second sibling
+    server.server!.faults.closeMidFrame();
+    const written = await riak.put(
+      where,
+      { value: bytes("twice?"), contentType: "text/plain", usermeta: [{ key: "o", value: "1" }] },
+      { vclock: stored.vclock, returnBody: true },
+    );
+    assert.deepEqual(written.siblings.map((s) => toText(s.value)), ["twice?"]);
+    assert.equal(written.siblings[0].contentType, "text/plain");
+    assert.ok(written.vclock !== undefined);
+    assert.deepEqual((await riak.get(where)).siblings.map((s) => toText(s.value)), ["twice?"]);
+
+    // if_none_match applied, then cut: repeating would answer match_found; the check says done
+    const fresh = { ...where, key: "fresh" };
+    server.server!.faults.closeMidFrame();
+    const head = await riak.put(fresh, { value: bytes("mine") }, {
+      ifNoneMatch: true,
+      returnHead: true,
+    });
+    assert.deepEqual(head.siblings.map((s) => s.value.length), [0]);
+    // ... while a real conflict still fails as Riak says
+    await assert.rejects(
+      riak.put(fresh, { value: bytes("theirs") }, { ifNoneMatch: true }),
+      (e: unknown) => e instanceof RiakError && e.errmsg === "match_found",
+    );
+    assert.deepEqual((await riak.get(fresh)).siblings.map((s) => toText(s.value)), ["mine"]);
+
+    // applied, then the answer is cut: blind repetition is declared harmless where the last write wins
     const lww = { type: "lww", bucket: where.bucket, key: "k" };
     server.server!.faults.closeMidFrame();
     await riak.put(lww, { value: bytes("lww") }, { idempotent: true });
     assert.equal((await riak.get(lww)).siblings.length, 1);
+  });
+});
+
+Deno.test("a counter increment that may have been applied is not repeated", async () => {
+  await withServers(1, {}, async (riak, [server]) => {
+    const where = { type: "counters", bucket: `${server.prefix}-c`, key: "n" };
+    server.server!.faults.closeMidFrame();
+    await assert.rejects(
+      riak.updateCounter(where, 1n),
+      (e: unknown) => e instanceof ConnectionError && e.maybeApplied,
+    );
+    assert.equal((await riak.fetchCounter(where)).value, 1);
   });
 });
 
@@ -195,25 +298,22 @@ Deno.test("every connection busy: requests queue, the queue is bounded and times
   );
 });
 
-Deno.test("failover: stop one of two nodes during a stream of requests; nothing lost or duplicated", async () => {
-  await withServers(
+Deno.test("failover: a node dies during a stream of requests; every request completes, once", async () => {
+  let dying: ReturnType<typeof dyingFront> | undefined;
+  let died = false;
+  await withSharedStore(
     2,
     { maxConnections: 4, maxAttempts: 6, selection: "round-robin" },
-    async (riak, servers) => {
-      const bucket = `${servers[0].prefix}-failover`;
+    async (riak, [_a, b]) => {
+      const bucket = "failover";
       const total = 200;
       const outcomes: ({ ok: true } | { ok: false; error: unknown })[] = new Array(total);
       let started = 0;
-      let stopped = false;
       async function worker() {
         while (started < total) {
           const i = started++;
-          if (i === total / 2 && !stopped) {
-            stopped = true;
-            // node A dies: it refuses new connections and drops the open ones, requests in flight included
-            await servers[0].server!.faults.stopAccepting();
-            servers[0].server!.faults.dropConnections();
-          }
+          // half-way, node A dies right after applying a put, before answering it
+          if (i === total / 2) dying!.arm();
           try {
             if (i % 2 === 0) {
               // not idempotent: kvmulti would keep a duplicate as a sibling
@@ -228,43 +328,36 @@ Deno.test("failover: stop one of two nodes during a stream of requests; nothing 
         }
       }
       await Promise.all(Array.from({ length: 8 }, worker));
+      assert.ok(died, "node A died with a put applied and unanswered");
       assert.equal(riak.cluster.nodes[0].state, "down");
 
-      // idempotent requests all completed; a failed put is only one that may have been applied
       for (let i = 0; i < total; i++) {
         const outcome = outcomes[i];
-        if (i % 2 === 1) {
-          assert.ok(
-            outcome.ok,
-            `get ${i} failed: ${String((outcome as { error: unknown }).error)}`,
-          );
-        } else if (!outcome.ok) {
-          assert.ok(
-            outcome.error instanceof ConnectionError && outcome.error.maybeApplied,
-            String(outcome.error),
-          );
-        }
+        assert.ok(
+          outcome.ok,
+          `request ${i} failed: ${String((outcome as { error: unknown }).error)}`,
+        );
       }
-      const failedPuts = outcomes.filter((o, i) => i % 2 === 0 && !o.ok).length;
-      assert.ok(failedPuts <= 8, `${failedPuts} puts failed: at most the ones in flight on A`);
-
-      // count every stored copy on both servers: one per acknowledged put, never two
-      await servers[0].server!.faults.resumeAccepting();
-      const direct = servers.map((s) => new RiakClient({ nodes: s.nodes, maxAttempts: 1 }));
+      // every put stored exactly once: one sibling, its own value (the nodes share one store)
+      const direct = new RiakClient({ nodes: `127.0.0.1:${b.port}`, maxAttempts: 1 });
       try {
         for (let i = 0; i < total; i += 2) {
-          let copies = 0;
-          for (const client of direct) {
-            const got = await client.get({ type: "kvmulti", bucket, key: `k${i}` });
-            copies += got.siblings.length;
-            for (const sibling of got.siblings) assert.equal(toText(sibling.value), `v${i}`);
-          }
-          if (outcomes[i].ok) assert.equal(copies, 1, `put ${i}: ${copies} copies`);
-          else assert.ok(copies <= 1, `failed put ${i}: ${copies} copies`);
+          const got = await direct.get({ type: "kvmulti", bucket, key: `k${i}` });
+          assert.deepEqual(got.siblings.map((s) => toText(s.value)), [`v${i}`], `put ${i}`);
         }
       } finally {
-        for (const client of direct) await client.close();
+        await direct.close();
       }
+    },
+    (engine, index, nodes) => {
+      if (index !== 0) return engine;
+      dying = dyingFront(engine, () => {
+        died = true;
+        // refuses new connections and drops the open ones, requests in flight included
+        void nodes[0].faults.stopAccepting();
+        nodes[0].faults.dropConnections();
+      });
+      return dying.front;
     },
   );
 });

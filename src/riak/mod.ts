@@ -77,7 +77,14 @@ export {
   FrameError,
 } from "./frame.ts";
 export * from "./messages.ts";
-export { type Command, command, type StreamCommand, streamCommand } from "./commands/command.ts";
+export {
+  type AppliedCheck,
+  appliedCheck,
+  type Command,
+  command,
+  type StreamCommand,
+  streamCommand,
+} from "./commands/command.ts";
 export {
   type BucketLocation,
   type Bytes,
@@ -95,6 +102,7 @@ export {
   getCommand,
   type GetOptions,
   type GetResult,
+  putAppliedResult,
   putCommand,
   type PutLocation,
   type PutOptions,

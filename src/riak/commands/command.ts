@@ -17,6 +17,31 @@ export interface Command<T> {
   idempotent: boolean;
   label: RequestLabel;
   parse(response: object): T;
+  /**
+   * For a request that is not idempotent but whose effect can be recognised: how the cluster
+   * tells, after a failure in which it may have been applied, whether it was.
+   */
+  appliedCheck?: AppliedCheck<T>;
+}
+
+/**
+ * A read that shows whether a request took effect, and the decision on what it found. The
+ * cluster runs it (on another node, retried like any read) after a failure in which the
+ * request may have been applied, and sends the request again only when it was not.
+ */
+export interface AppliedCheck<T> {
+  /** Builds the read (idempotent); only called after such a failure, off the hot path. */
+  read(): Command<unknown>;
+  /** What to report when the read shows the request applied; undefined when it was not. */
+  decide(found: unknown): T | undefined;
+}
+
+/** Builds an {@link AppliedCheck} with the read's result type checked against `decide`. */
+export function appliedCheck<R, T>(
+  read: () => Command<R>,
+  decide: (found: R) => T | undefined,
+): AppliedCheck<T> {
+  return { read, decide: decide as (found: unknown) => T | undefined };
 }
 
 /** A request answered by frames up to one marked last (`done`). Streams are reads. */
@@ -37,6 +62,7 @@ export function command<C extends MessageCodeValue, R extends MessageCodeValue, 
   idempotent: boolean;
   label: RequestLabel;
   parse(response: MessageByCode[R]): T;
+  appliedCheck?: AppliedCheck<T>;
 }): Command<T> {
   return spec as unknown as Command<T>;
 }

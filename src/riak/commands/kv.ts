@@ -6,8 +6,9 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { MessageCode } from "../messages.ts";
-import { type Command, command } from "./command.ts";
+import { appliedCheck, type Command, command } from "./command.ts";
 import {
   contentFromWire,
   type ContentToPut,
@@ -17,6 +18,7 @@ import {
   quorum,
   type QuorumValue,
   type RiakContent,
+  type TextPair,
   toBytes,
   typeBytes,
 } from "./values.ts";
@@ -137,11 +139,13 @@ export function putCommand(
   content: ContentToPut,
   options: PutOptions = {},
 ): Command<PutResult> {
+  const key = location.key;
+  const idempotent = options.idempotent === true && key !== undefined;
   return command({
     code: MessageCode.PutReq,
     message: {
       bucket: toBytes(location.bucket),
-      key: location.key === undefined ? undefined : toBytes(location.key),
+      key: key === undefined ? undefined : toBytes(key),
       vclock: options.vclock,
       content: contentToWire(content),
       w: quorum(options.w),
@@ -156,14 +160,65 @@ export function putCommand(
     },
     responseCode: MessageCode.PutResp,
     // without a key, a repeat stores a second object under another generated key
-    idempotent: options.idempotent === true && location.key !== undefined,
+    idempotent,
     label: label(MessageCode.PutReq, location),
+    // with a key, what the put stored can be recognised: see putAppliedResult
+    appliedCheck: key === undefined || idempotent ? undefined : appliedCheck(
+      () => getCommand({ ...location, key }, { notfoundOk: false }),
+      (found) => putAppliedResult(content, options, found),
+    ),
     parse: (response) => ({
       key: response.key,
       vclock: response.vclock,
       siblings: (response.content ?? []).map(contentFromWire),
     }),
   });
+}
+
+/**
+ * Decides, from what a key holds after a put failed in a way that may have applied it,
+ * whether it was applied: one sibling (a tombstone never counts) holds exactly the content
+ * sent (value bytes, content type, charset, content encoding and usermeta). Then it returns
+ * the put's result as Riak would have answered it: the siblings and vclock found with
+ * `returnBody`, the same without values with `returnHead`, nothing otherwise. It returns
+ * undefined when the put was not applied, so it is sent again (with its original vclock and
+ * conditions: `ifNoneMatch` then fails with `match_found` only if another writer got there).
+ *
+ * A sibling with the same content written earlier by anyone is taken for this put: writing
+ * the same content twice is harmless, and content carrying a unique token is never mistaken.
+ */
+export function putAppliedResult(
+  sent: ContentToPut,
+  options: PutOptions,
+  found: GetResult,
+): PutResult | undefined {
+  if (!found.siblings.some((sibling) => holdsContent(sibling, sent))) return undefined;
+  if (options.returnBody) return { vclock: found.vclock, siblings: found.siblings };
+  if (options.returnHead) {
+    const empty = new Uint8Array(0);
+    return {
+      vclock: found.vclock,
+      siblings: found.siblings.map((sibling) => ({ ...sibling, value: empty })),
+    };
+  }
+  return { siblings: [] };
+}
+
+function holdsContent(sibling: RiakContent, sent: ContentToPut): boolean {
+  return sibling.deleted !== true &&
+    sibling.contentType === sent.contentType &&
+    sibling.charset === sent.charset &&
+    sibling.contentEncoding === sent.contentEncoding &&
+    Buffer.compare(sibling.value, sent.value) === 0 &&
+    samePairs(sibling.usermeta, sent.usermeta);
+}
+
+/** Usermeta as a set of pairs: Riak keeps them, but need not keep their order. */
+function samePairs(a: TextPair[] | undefined, b: TextPair[] | undefined): boolean {
+  const sorted = (pairs: TextPair[] | undefined) =>
+    (pairs ?? []).map((pair) => JSON.stringify([pair.key, pair.value])).sort();
+  const [x, y] = [sorted(a), sorted(b)];
+  return x.length === y.length && x.every((pair, i) => pair === y[i]);
 }
 
 /** Builds a delete (deleting a missing key succeeds). */

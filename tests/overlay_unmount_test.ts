@@ -1,0 +1,130 @@
+/**
+ * `riakfs umount` and SIGTERM drain the upload queue while the mount keeps serving, then
+ * unmount: with Riak down during a write burst, umount waits until Riak is back and every
+ * closed file (also one written while draining) is in Riak when it returns 0; when the
+ * drain times out it unmounts, says how many uploads are pending and exits non-zero, and
+ * the next mount replays them from the journal.
+ */
+import assert from "node:assert/strict";
+import * as fsp from "node:fs/promises";
+import { join } from "node:path";
+import { seededBytes } from "../src/store/_test_support.ts";
+import { isMounted, waitFor } from "./_mount.ts";
+import {
+  assertInRiak,
+  assertReplayedAfterRemount,
+  eventually,
+  type OverlayEnv,
+  withOverlayEnv,
+} from "./_overlay.ts";
+import { runRiakfs } from "./_riakfs.ts";
+
+/** Writes `count` files through the mount (each close() acknowledged) and returns them. */
+async function writeBurst(
+  env: OverlayEnv,
+  prefix: string,
+  count: number,
+  seed: number,
+): Promise<Map<string, Uint8Array>> {
+  const files = new Map<string, Uint8Array>();
+  for (let index = 0; index < count; index++) {
+    const content = seededBytes(seed + index, 1000 + index * 50_000);
+    const name = `${prefix}-${index}.bin`;
+    await fsp.writeFile(join(env.mountpoint, name), content);
+    files.set(name, content);
+  }
+  return files;
+}
+
+function exited(mount: { server: { exitCode: number | null; signalCode: string | null } }) {
+  return waitFor(() => mount.server.exitCode !== null || mount.server.signalCode !== null, 20_000);
+}
+
+Deno.test("umount drains uploads while still serving, then unmounts: every closed file is in Riak", async () => {
+  await withOverlayEnv(async (env) => {
+    const mount = await env.mount("migrate", ["--drain-timeout", "60000"]);
+    await env.riak.stop(); // Connections refused: every upload fails and retries.
+    const files = await writeBurst(env, "before", 4, 700);
+    const umount = runRiakfs(["umount", "--run-dir", env.runDirectory, env.mountpoint]);
+    await eventually(
+      "the mount to start draining",
+      () => Promise.resolve(mount.stderr().includes("draining uploads")),
+    );
+    // Still mounted and serving while it drains: a new write is accepted and drained too.
+    assert.ok(isMounted(env.mountpoint));
+    for (const [name, content] of await writeBurst(env, "during", 1, 900)) {
+      files.set(name, content);
+    }
+    await env.riak.restart(); // Back, empty: only the uploads can fill it.
+    const result = await umount;
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /drained 5 upload\(s\), then unmounted/);
+    assert.match(result.stderr, /waiting for \d+ upload\(s\) to reach Riak/);
+    assert.ok(!isMounted(env.mountpoint));
+    await assertInRiak(env, files);
+    assert.ok(await exited(mount), "the serving process exits after the unmount");
+    assert.equal(mount.server.exitCode, 0, mount.stderr());
+  });
+});
+
+Deno.test("umount whose drain times out reports the pending uploads; the next mount replays them", async () => {
+  await withOverlayEnv(async (env) => {
+    const first = await env.mount("migrate");
+    await env.riak.stop();
+    let files: Map<string, Uint8Array>;
+    try {
+      files = await writeBurst(env, "late", 3, 800);
+      const result = await runRiakfs([
+        "umount",
+        "--drain-timeout",
+        "500",
+        "--run-dir",
+        env.runDirectory,
+        env.mountpoint,
+      ]);
+      assert.equal(result.code, 3, result.stderr);
+      assert.match(
+        result.stderr,
+        /3 upload\(s\) still pending after the 500 ms drain timeout \(0 drained\); they are safe in the journal in .*spool/,
+      );
+      assert.ok(!isMounted(env.mountpoint));
+      assert.ok(await exited(first), "the serving process exits without waiting again");
+      assert.match(first.stderr(), /drain timed out/);
+    } finally {
+      await env.riak.restart();
+    }
+    for (const name of files.keys()) assert.equal(await env.store.tryStat(name), undefined);
+    await assertReplayedAfterRemount(env, files);
+  });
+});
+
+Deno.test("SIGTERM drains uploads before unmounting", async () => {
+  await withOverlayEnv(async (env) => {
+    const mount = await env.mount("migrate");
+    await env.riak.stop();
+    const files = await writeBurst(env, "term", 2, 950);
+    process.kill(mount.server.pid!, "SIGTERM");
+    await eventually(
+      "the mount to start draining",
+      () => Promise.resolve(mount.stderr().includes("draining uploads")),
+    );
+    assert.ok(isMounted(env.mountpoint), "still mounted while draining");
+    await env.riak.restart();
+    assert.ok(await exited(mount), "the serving process exits once drained and unmounted");
+    assert.equal(mount.server.exitCode, 0, mount.stderr());
+    assert.ok(!isMounted(env.mountpoint));
+    assert.match(mount.stderr(), /upload queue drained/);
+    await assertInRiak(env, files);
+  });
+});
+
+Deno.test("umount of a passthrough mount still unmounts (nothing to drain)", async () => {
+  await withOverlayEnv(async (env) => {
+    const mount = await env.mount("passthrough");
+    const result = await runRiakfs(["umount", "--run-dir", env.runDirectory, env.mountpoint]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /drained 0 upload\(s\), then unmounted/);
+    assert.ok(!isMounted(env.mountpoint));
+    assert.ok(await exited(mount));
+  });
+});
