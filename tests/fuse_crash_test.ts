@@ -149,6 +149,20 @@ Deno.test("SIGTERM unmounts and the server exits 0", async () => {
   }
 });
 
+Deno.test("SIGTERM the moment the mount appears still unmounts and exits 0", async () => {
+  // Before its first request is answered the server may still be finishing start-up; a
+  // signal then must not kill it outright (Node's default) but unmount once it is up.
+  const mount = await startMount();
+  try {
+    process.kill(mount.server.pid!, "SIGTERM");
+    assert.ok(await waitFor(() => mount.server.exitCode !== null, 10_000), mount.stderr());
+    assert.equal(mount.server.exitCode, 0, mount.stderr());
+    assert.equal(isMounted(mount.mountpoint), false);
+  } finally {
+    await stopMount(mount);
+  }
+});
+
 Deno.test("a second SIGTERM forces a busy mount away and the server exits", async () => {
   const mount = await startMount();
   try {

@@ -242,7 +242,7 @@ async function serveInForeground(
   const client = riak && new RiakClient(clusterOptionsFromSettings(riak.riak));
   const logger = new Logger({ format: overlay.logFormat });
   let runtime: OverlayRuntime | undefined;
-  let removeSignalHandlers = () => {};
+  const shutdown = new ShutdownOnSignals(logger);
   try {
     const store = riak && new Store(riakStoreClient(client!), {
       namespace: {
@@ -281,10 +281,10 @@ async function serveInForeground(
       requestTimeoutMs,
       // Without attribute caching it would cost a GETATTR per cached read (see SessionOptions).
       autoInvalData: options.attrTimeout !== 0,
-      // Ours drain the uploads before unmounting (see drainThenUnmountOnSignals).
+      // Ours drain the uploads before unmounting (see ShutdownOnSignals).
       handleSignals: false,
     });
-    removeSignalHandlers = drainThenUnmountOnSignals(served, runtime, logger);
+    shutdown.attach(served, runtime);
     if (flags.pidFile) fs.writeFileSync(flags.pidFile, `${process.pid}\n`);
     report("ready");
     try {
@@ -296,7 +296,7 @@ async function serveInForeground(
     report(`error ${(error as Error).message}`);
     throw error;
   } finally {
-    removeSignalHandlers();
+    shutdown.remove();
     // Unmounted: uploads still pending get what is left of the drain timeout (all of
     // --drain-timeout when unmounted without a drain); the rest stays journaled.
     await runtime?.stop();
@@ -307,43 +307,62 @@ async function serveInForeground(
 /**
  * SIGTERM/SIGINT: the mount keeps serving while the upload queue drains (at most
  * --drain-timeout, outcome logged), then unmounts; a second signal detaches and aborts at
- * once. An uncaught error aborts the mount, so the process can always exit (Node cannot
- * exit while its reader threads serve a mount). Returns how to remove the handlers.
+ * once. The handlers are installed before the mount exists, because Node's default action
+ * would kill the process: a signal that arrives while the mount comes up is remembered and
+ * acted on as soon as the mount is attached. Once attached, an uncaught error aborts the
+ * mount, so the process can always exit (Node cannot exit while its reader threads serve a
+ * mount).
  */
-function drainThenUnmountOnSignals(
-  served: ServedMount,
-  runtime: OverlayRuntime,
-  logger: Logger,
-): () => void {
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (++signals > 1) {
-      logger.warn("second signal: detaching the mount now; pending uploads stay journaled", {
+class ShutdownOnSignals {
+  #signals = 0;
+  #mount?: { served: ServedMount; runtime: OverlayRuntime };
+  readonly #logger: Logger;
+  readonly #onSignal = (signal: NodeJS.Signals) => {
+    this.#signals++;
+    if (this.#mount) this.#act(signal);
+  };
+  readonly #onFatal = (error: unknown) => {
+    this.#logger.error("fatal", {
+      error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+    });
+    process.exitCode = 1;
+    void this.#mount?.served.abort();
+  };
+
+  constructor(logger: Logger) {
+    this.#logger = logger;
+    process.on("SIGTERM", this.#onSignal);
+    process.on("SIGINT", this.#onSignal);
+  }
+
+  /** The mount is up: from now on signals drain and unmount it (also one that came early). */
+  attach(served: ServedMount, runtime: OverlayRuntime): void {
+    this.#mount = { served, runtime };
+    process.on("uncaughtException", this.#onFatal);
+    process.on("unhandledRejection", this.#onFatal);
+    if (this.#signals > 0) this.#act("SIGTERM");
+  }
+
+  /** Removes every handler this installed. */
+  remove(): void {
+    process.off("SIGTERM", this.#onSignal);
+    process.off("SIGINT", this.#onSignal);
+    process.off("uncaughtException", this.#onFatal);
+    process.off("unhandledRejection", this.#onFatal);
+  }
+
+  #act(signal: NodeJS.Signals): void {
+    const { served, runtime } = this.#mount!;
+    if (this.#signals > 1) {
+      this.#logger.warn("second signal: detaching the mount now; pending uploads stay journaled", {
         signal,
       });
       void served.abort();
       return;
     }
-    logger.info("draining uploads before unmounting", { signal });
+    this.#logger.info("draining uploads before unmounting", { signal });
     void runtime.drainUploads().catch(() => {}).finally(() => served.stop());
-  };
-  const onFatal = (error: unknown) => {
-    logger.error("fatal", {
-      error: error instanceof Error ? (error.stack ?? error.message) : String(error),
-    });
-    process.exitCode = 1;
-    void served.abort();
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-  process.on("uncaughtException", onFatal);
-  process.on("unhandledRejection", onFatal);
-  return () => {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
-    process.off("uncaughtException", onFatal);
-    process.off("unhandledRejection", onFatal);
-  };
+  }
 }
 
 /** The real path of a mountpoint, or its absolute path when a dead mount hides it. */
