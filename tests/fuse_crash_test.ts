@@ -58,26 +58,38 @@ function watchdogsOf(pid: number): number[] {
  * by pid if it does not).
  */
 async function remountAndCheck(source: string, mountpoint: string, check: () => void) {
-  const pidFile = join(tempDir("riakfs-pid-"), "pid");
-  // Started by a shell with a relative path, as operators type it (`dist/riakfs mount ...`),
-  // so argv[0] is relative: the background re-spawn must still find its own executable.
-  const mountArgs = ["mount", "--preset", "passthrough", "--pid-file", pidFile, source, mountpoint];
-  const result = await runRiakfs(
-    ["-c", `exec ${relative(process.cwd(), RIAKFS_BINARY)} "$@"`, "sh", ...mountArgs],
-    { binary: "/bin/sh" },
-  );
-  assert.equal(result.code, 0, result.stderr);
-  const pid = Number(fs.readFileSync(pidFile, "utf8"));
+  const pidFolder = tempDir("riakfs-pid-");
+  const pidFile = join(pidFolder, "pid");
   try {
-    check();
+    // Started by a shell with a relative path, as operators type it (`dist/riakfs mount`),
+    // so argv[0] is relative: the background re-spawn must still find its own executable.
+    const mountArgs = [
+      "mount",
+      "--preset",
+      "passthrough",
+      "--pid-file",
+      pidFile,
+      source,
+      mountpoint,
+    ];
+    const result = await runRiakfs(
+      ["-c", `exec ${relative(process.cwd(), RIAKFS_BINARY)} "$@"`, "sh", ...mountArgs],
+      { binary: "/bin/sh" },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const pid = Number(fs.readFileSync(pidFile, "utf8"));
+    try {
+      check();
+    } finally {
+      const umount = await runRiakfs(["umount", mountpoint]);
+      const exited = await waitFor(() => !isProcessAlive(pid), 10_000);
+      if (!exited) process.kill(pid, "SIGKILL");
+      assert.equal(umount.code, 0, umount.stderr);
+      assert.ok(exited, "the background server exits after riakfs umount");
+      assert.equal(fs.existsSync(pidFile), false, "the pid file is removed");
+    }
   } finally {
-    const umount = await runRiakfs(["umount", mountpoint]);
-    const exited = await waitFor(() => !isProcessAlive(pid), 10_000);
-    if (!exited) process.kill(pid, "SIGKILL");
-    assert.equal(umount.code, 0, umount.stderr);
-    assert.ok(exited, "the background server exits after riakfs umount");
-    assert.equal(fs.existsSync(pidFile), false, "the pid file is removed");
-    fs.rmSync(join(pidFile, ".."), { recursive: true, force: true });
+    fs.rmSync(pidFolder, { recursive: true, force: true });
   }
 }
 
