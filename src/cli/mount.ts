@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
-import { type ServedMount, serveFileSystem } from "../fuse/mod.ts";
+import { serveFileSystem } from "../fuse/mod.ts";
 import { Logger } from "../overlay/log.ts";
 import { ModeError, PRESETS as MODE_PRESETS, usesRiak } from "../overlay/modes.ts";
 import {
@@ -242,7 +242,6 @@ async function serveInForeground(
   const client = riak && new RiakClient(clusterOptionsFromSettings(riak.riak));
   const logger = new Logger({ format: overlay.logFormat });
   let runtime: OverlayRuntime | undefined;
-  const shutdown = new ShutdownOnSignals(logger);
   try {
     const store = riak && new Store(riakStoreClient(client!), {
       namespace: {
@@ -269,9 +268,10 @@ async function serveInForeground(
       entryTimeout: options.entryTimeout,
       attrTimeout: options.attrTimeout,
     });
+    const overlayRuntime = runtime;
     // The kernel already applied the caller's umask; ours must not mask again.
     process.umask(0);
-    const served = await serveFileSystem(runtime.fileSystem, {
+    const served = await serveFileSystem(overlayRuntime.fileSystem, {
       mountpoint: await realpathUnlessStale(mountpoint),
       fsname: options.fsname ?? source,
       subtype: options.subtype ?? "riakfs",
@@ -281,10 +281,13 @@ async function serveInForeground(
       requestTimeoutMs,
       // Without attribute caching it would cost a GETATTR per cached read (see SessionOptions).
       autoInvalData: options.attrTimeout !== 0,
-      // Ours drain the uploads before unmounting (see ShutdownOnSignals).
-      handleSignals: false,
+      // SIGTERM/SIGINT: keep serving while the upload queue drains (at most
+      // --drain-timeout, outcome logged), then unmount.
+      beforeUnmount: () => {
+        logger.info("draining uploads before unmounting");
+        return overlayRuntime.drainUploads().then(() => {});
+      },
     });
-    shutdown.attach(served, runtime);
     if (flags.pidFile) fs.writeFileSync(flags.pidFile, `${process.pid}\n`);
     report("ready");
     try {
@@ -296,72 +299,10 @@ async function serveInForeground(
     report(`error ${(error as Error).message}`);
     throw error;
   } finally {
-    shutdown.remove();
     // Unmounted: uploads still pending get what is left of the drain timeout (all of
     // --drain-timeout when unmounted without a drain); the rest stays journaled.
     await runtime?.stop();
     await client?.close();
-  }
-}
-
-/**
- * SIGTERM/SIGINT: the mount keeps serving while the upload queue drains (at most
- * --drain-timeout, outcome logged), then unmounts; a second signal detaches and aborts at
- * once. The handlers are installed before the mount exists, because Node's default action
- * would kill the process: a signal that arrives while the mount comes up is remembered and
- * acted on as soon as the mount is attached. Once attached, an uncaught error aborts the
- * mount, so the process can always exit (Node cannot exit while its reader threads serve a
- * mount).
- */
-class ShutdownOnSignals {
-  #signals = 0;
-  #mount?: { served: ServedMount; runtime: OverlayRuntime };
-  readonly #logger: Logger;
-  readonly #onSignal = (signal: NodeJS.Signals) => {
-    this.#signals++;
-    if (this.#mount) this.#act(signal);
-  };
-  readonly #onFatal = (error: unknown) => {
-    this.#logger.error("fatal", {
-      error: error instanceof Error ? (error.stack ?? error.message) : String(error),
-    });
-    process.exitCode = 1;
-    void this.#mount?.served.abort();
-  };
-
-  constructor(logger: Logger) {
-    this.#logger = logger;
-    process.on("SIGTERM", this.#onSignal);
-    process.on("SIGINT", this.#onSignal);
-  }
-
-  /** The mount is up: from now on signals drain and unmount it (also one that came early). */
-  attach(served: ServedMount, runtime: OverlayRuntime): void {
-    this.#mount = { served, runtime };
-    process.on("uncaughtException", this.#onFatal);
-    process.on("unhandledRejection", this.#onFatal);
-    if (this.#signals > 0) this.#act("SIGTERM");
-  }
-
-  /** Removes every handler this installed. */
-  remove(): void {
-    process.off("SIGTERM", this.#onSignal);
-    process.off("SIGINT", this.#onSignal);
-    process.off("uncaughtException", this.#onFatal);
-    process.off("unhandledRejection", this.#onFatal);
-  }
-
-  #act(signal: NodeJS.Signals): void {
-    const { served, runtime } = this.#mount!;
-    if (this.#signals > 1) {
-      this.#logger.warn("second signal: detaching the mount now; pending uploads stay journaled", {
-        signal,
-      });
-      void served.abort();
-      return;
-    }
-    this.#logger.info("draining uploads before unmounting", { signal });
-    void runtime.drainUploads().catch(() => {}).finally(() => served.stop());
   }
 }
 

@@ -18,6 +18,11 @@ export interface ServeOptions extends MountOptions, SessionOptions {
    */
   handleSignals?: boolean;
   /**
+   * Runs on the first SIGTERM/SIGINT while the mount keeps serving, before it unmounts
+   * (for example, draining uploads). Its failure is logged and the unmount goes ahead.
+   */
+  beforeUnmount?: () => Promise<void>;
+  /**
    * Readahead of the mount in KiB (default 1024, one max-size request). The kernel caps a
    * FUSE mount's readahead at 128 KiB in INIT; root raises it afterwards through
    * /sys/class/bdi, so page-cache reads arrive as 1 MiB requests. 0 leaves the kernel's.
@@ -48,7 +53,43 @@ export async function serveFileSystem(
   options: ServeOptions,
 ): Promise<ServedMount> {
   const log = options.log ?? ((message: string) => process.stderr.write(`riakfs: ${message}\n`));
-  const mounted = await mountFuse(options);
+  // Signals are taken from before the mount exists: Node's default action would kill the
+  // process, and one that arrives while the mount comes up is acted on once it is up.
+  let signals = 0;
+  let served: { stop(): Promise<void>; abort(): Promise<void> } | undefined = undefined;
+  const actOnSignals = () => {
+    if (!served || signals === 0) return;
+    if (signals > 1) {
+      void served.abort();
+      return;
+    }
+    const { stop } = served;
+    const before = options.beforeUnmount?.() ?? Promise.resolve();
+    void before.catch((error: Error) => log(`before unmounting: ${error.message}`)).finally(stop);
+  };
+  const onSignal = () => {
+    signals++;
+    actOnSignals();
+  };
+  const onFatal = (error: unknown) => {
+    log(`fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exitCode = 1;
+    void served?.abort();
+  };
+  const removeHandlers = () => {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    process.off("uncaughtException", onFatal);
+    process.off("unhandledRejection", onFatal);
+  };
+  if (options.handleSignals ?? true) {
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  }
+  const mounted = await mountFuse(options).catch((error: unknown) => {
+    removeHandlers();
+    throw error;
+  });
   const watchdog = startWatchdog(mounted.mountpoint);
   if (watchdog.pid === undefined) {
     log(`no watchdog (cannot run sh): a crash would leave ${mounted.mountpoint} stale`);
@@ -69,25 +110,14 @@ export async function serveFileSystem(
         log(`could not abort the FUSE connection of ${mounted.mountpoint}`);
       }
     })();
-  let signals = 0;
-  const onSignal = () => void (++signals === 1 ? stop() : abort());
-  const onFatal = (error: unknown) => {
-    log(`fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-    process.exitCode = 1;
-    void abort();
-  };
-  const handle = options.handleSignals ?? true;
-  if (handle) {
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
+  served = { stop, abort };
+  if (options.handleSignals ?? true) {
     process.on("uncaughtException", onFatal);
     process.on("unhandledRejection", onFatal);
   }
+  actOnSignals();
   const finished = session.closed.finally(async () => {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
-    process.off("uncaughtException", onFatal);
-    process.off("unhandledRejection", onFatal);
+    removeHandlers();
     fs.closeSync(mounted.fd);
     await watchdog.disarm();
   });
