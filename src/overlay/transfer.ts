@@ -7,9 +7,7 @@
  *
  * @module
  */
-import type { BigIntStats } from "node:fs";
-import { lstat } from "node:fs/promises";
-import { identityOf } from "../migration/file_identity.ts";
+import { identityOf, lstatIfExists } from "../migration/file_identity.ts";
 import {
   changedTooRecently,
   hashBytes,
@@ -92,11 +90,11 @@ async function copyOnce(options: LocalCopyOptions, path: string): Promise<CopyOu
     if (error instanceof OutsideSourceError) return "not-a-file"; // Never copied from outside.
     throw error;
   }
-  let stats = await lstatOrUndefined(absolute);
+  let stats = await lstatIfExists(absolute);
   if (!stats?.isFile()) return "not-a-file";
   if (changedTooRecently(identityOf(stats))) {
     await waitOutRacyWindow();
-    const again = await lstatOrUndefined(absolute);
+    const again = await lstatIfExists(absolute);
     if (!again?.isFile()) return "not-a-file";
     stats = again;
   }
@@ -153,13 +151,4 @@ export function localFileCopier(options: LocalCopyOptions): FileCopier {
   return async (path: string) => {
     await copyLocalFile(options, path);
   };
-}
-
-async function lstatOrUndefined(file: string): Promise<BigIntStats | undefined> {
-  try {
-    return await lstat(file, { bigint: true });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
-  }
 }
