@@ -116,6 +116,8 @@ export interface FileStat extends FileAttributes {
   location: ObjectLocation;
   /** False for objects riakfs did not write (riak-fuse, foreign) and implicit directories. */
   managed: boolean;
+  /** An inline file's verified bytes, when the stat was asked {@link StatOptions.withContent}. */
+  content?: Buffer;
 }
 
 /** A directory entry. */
@@ -144,6 +146,11 @@ export interface StatOptions {
    * path reads as undefined. Pass the result to {@link WriteOptions.previous}.
    */
   fileOnly?: boolean;
+  /**
+   * Fetch the file key with its value (still one round trip) and hand a small file's verified
+   * bytes back as {@link FileStat.content}: a caller about to read the file saves the read's get.
+   */
+  withContent?: boolean;
 }
 
 /**
@@ -230,7 +237,10 @@ export class Store {
   /** Like {@link stat}, but undefined when nothing is there. */
   async tryStat(path: StorePath, options: StatOptions = {}): Promise<FileStat | undefined> {
     const p = normalizePath(path);
-    return options.fileOnly ? await this.#fileStatOrUndefined(p) : await this.#statOrUndefined(p);
+    const withContent = options.withContent ?? false;
+    return options.fileOnly
+      ? await this.#fileStatOrUndefined(p, withContent)
+      : await this.#statOrUndefined(p, withContent);
   }
 
   /**
@@ -243,19 +253,7 @@ export class Store {
     const end = Math.min(object.meta.size, offset + length);
     if (offset >= end) return;
     if (object.meta.storage === "inline") {
-      const value = view(object.content.value);
-      if (object.managed) {
-        const actual = sha256(value);
-        if (actual !== object.meta.sha256) {
-          throw new ChecksumMismatchError(
-            displayPath(p),
-            describeLocation(this.layout.file(p).object),
-            object.meta.sha256,
-            actual,
-          );
-        }
-      }
-      yield value.subarray(offset, end);
+      yield this.#verifiedInline(p, object).subarray(offset, end);
       return;
     }
     const manifest = this.#manifestOf(p, object);
@@ -597,25 +595,38 @@ export class Store {
     return { previous, directory };
   }
 
-  /** A file or symlink at `p` (one head-only get), remembered for a write's vclock. */
-  async #fileStatOrUndefined(p: Buffer): Promise<FileStat | undefined> {
+  /** A file or symlink at `p` (one get), remembered for a write's vclock. */
+  async #fileStatOrUndefined(p: Buffer, withContent = false): Promise<FileStat | undefined> {
     if (p.length === 0) return undefined;
     const location = this.layout.file(p).object;
-    const object = await this.#getResolved(location, true, p);
-    return object ? this.#fileStatFrom(p, location, object) : undefined;
+    const object = await this.#getResolved(location, !withContent, p);
+    return object ? this.#fileStatFrom(p, location, object, withContent) : undefined;
   }
 
-  #fileStatFrom(p: Buffer, location: ObjectLocation, object: ResolvedObject): FileStat {
+  #fileStatFrom(
+    p: Buffer,
+    location: ObjectLocation,
+    object: ResolvedObject,
+    withContent: boolean,
+  ): FileStat {
     const stat = this.#statFrom(p, location, object);
+    if (withContent && object.meta.type === "file" && object.meta.storage === "inline") {
+      // Corrupt bytes leave `content` unset: the stat stands, and the read reports the mismatch.
+      try {
+        stat.content = this.#verifiedInline(p, object);
+      } catch (error) {
+        if (!(error instanceof ChecksumMismatchError)) throw error;
+      }
+    }
     this.#statObjects.set(stat, object);
     return stat;
   }
 
-  async #statOrUndefined(p: Buffer): Promise<FileStat | undefined> {
+  async #statOrUndefined(p: Buffer, withContent = false): Promise<FileStat | undefined> {
     if (p.length > 0) {
       const location = this.layout.file(p).object;
-      const object = await this.#getResolved(location, true, p);
-      if (object) return this.#fileStatFrom(p, location, object);
+      const object = await this.#getResolved(location, !withContent, p);
+      if (object) return this.#fileStatFrom(p, location, object, withContent);
     }
     const dir = this.layout.directory(p);
     const object = await this.#getResolved(dir.object, true, p);
@@ -662,6 +673,23 @@ export class Store {
     }
     if (await this.#statOrUndefined(p)) throw new WrongTypeError("EISDIR", displayPath(p));
     throw new NotFoundError(displayPath(p), describeLocation(this.layout.file(p).object));
+  }
+
+  /** An inline file's bytes; ChecksumMismatchError unless they hash to what riakfs recorded. */
+  #verifiedInline(p: Buffer, object: ResolvedObject): Buffer {
+    const value = view(object.content.value);
+    if (object.managed) {
+      const actual = sha256(value);
+      if (actual !== object.meta.sha256) {
+        throw new ChecksumMismatchError(
+          displayPath(p),
+          describeLocation(this.layout.file(p).object),
+          object.meta.sha256,
+          actual,
+        );
+      }
+    }
+    return value;
   }
 
   #manifestOf(p: Buffer, object: ResolvedObject): Manifest {

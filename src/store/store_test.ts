@@ -445,3 +445,30 @@ Deno.test("every write carries the configured w and dw, set updates included", a
     assert.deepEqual(seen.filter((s) => !s.endsWith(" all/1")), []);
   });
 });
+
+Deno.test("a stat asked withContent carries a small file's verified bytes, and only those", async () => {
+  await withStore(async ({ store, client }) => {
+    const small = seededBytes(8, 3000);
+    await store.writeFile("d/small.bin", small);
+    await store.writeFile("d/big.bin", seededBytes(9, 10_000));
+    const withContent = await store.tryStat("d/small.bin", { withContent: true });
+    assert.deepEqual(withContent?.content, small);
+    assert.equal(withContent?.size, small.length);
+    assert.equal((await store.tryStat("d/small.bin"))?.content, undefined);
+    assert.equal((await store.tryStat("d/big.bin", { withContent: true }))?.content, undefined);
+    const directory = await store.tryStat("d", { withContent: true });
+    assert.equal(directory?.type, "directory");
+    assert.equal(directory?.content, undefined);
+
+    const stat = await store.stat("d/small.bin");
+    await client.put(stat.location, {
+      value: seededBytes(10, 3000),
+      contentType: stat.contentType,
+      usermeta: (await client.get(stat.location, { head: true })).contents[0].usermeta,
+    });
+    const corrupt = await store.tryStat("d/small.bin", { fileOnly: true, withContent: true });
+    assert.equal(corrupt?.size, 3000);
+    assert.equal(corrupt?.content, undefined);
+    await assert.rejects(store.readFile("d/small.bin"), ChecksumMismatchError);
+  }, { namespace: { chunkSize: 4096 } });
+});
