@@ -28,6 +28,8 @@ export interface WithMountOptions {
   options?: string;
   /** Use this source directory instead of a fresh one (it is not deleted). */
   source?: string;
+  /** More `riakfs mount` arguments, e.g. `["--run-dir", dir]`. */
+  args?: string[];
 }
 
 /** Polls `condition` every 10 ms until it holds or `timeoutMs` passed; returns whether it held. */
@@ -79,6 +81,7 @@ export async function startMount(options: WithMountOptions = {}): Promise<TestMo
   fs.mkdirSync(mountpoint);
   const args = ["mount", "--preset", "passthrough", "--foreground", source, mountpoint];
   if (options.options) args.push("-o", options.options);
+  args.push(...options.args ?? []);
   if (!fs.existsSync(RIAKFS_BINARY)) {
     throw new Error(`${RIAKFS_BINARY} does not exist: run 'npm run build' first`);
   }

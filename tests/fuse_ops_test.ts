@@ -54,6 +54,12 @@ Deno.test("file operations through a passthrough mount", async (t) => {
       const stat = await fs.promises.stat(m("a.txt"));
       assert.equal(stat.size, 8);
       assert.equal(stat.ino, fs.statSync(s("a.txt")).ino, "inode numbers are the source's");
+      // O_TRUNC travels with OPEN (ATOMIC_O_TRUNC): a shorter rewrite leaves no old tail.
+      await fs.promises.writeFile(m("b.txt"), "a longer first version");
+      await fs.promises.writeFile(m("b.txt"), "short");
+      assert.equal(await fs.promises.readFile(m("b.txt"), "utf8"), "short");
+      assert.equal(fs.readFileSync(s("b.txt"), "utf8"), "short");
+      await fs.promises.unlink(m("b.txt"));
     });
 
     await t.step(
@@ -378,4 +384,84 @@ Deno.test("what the reader threads answer (GETATTR, missed LOOKUP, UNLINK, RMDIR
       assert.equal(fs.statSync(m("replaced")).size, fs.statSync(s("replaced")).size);
     });
   }, { options: "attr_timeout=0" });
+});
+
+Deno.test("what the reader threads create and open (CREATE, OPEN, RELEASE) matches the source", async (t) => {
+  await withMount(async ({ source, mountpoint, server }) => {
+    const m = (name: string) => join(mountpoint, name);
+    const s = (name: string) => join(source, name);
+
+    await t.step("64 files created at once, then read, renamed, linked and removed", async () => {
+      const names = Array.from({ length: 64 }, (_, i) => `made-${i}`);
+      await Promise.all(names.map((name, i) => fs.promises.writeFile(m(name), `${i}`.repeat(i))));
+      await Promise.all(names.map(async (name, i) => {
+        assert.equal(await fs.promises.readFile(m(name), "utf8"), `${i}`.repeat(i));
+        assert.equal(await attributes(m(name)), await attributes(s(name)));
+        await fs.promises.rename(m(name), m(`${name}.moved`));
+        assert.equal(await fs.promises.readFile(m(`${name}.moved`), "utf8"), `${i}`.repeat(i));
+      }));
+      fs.linkSync(m("made-7.moved"), m("made-7.link"));
+      assert.equal(fs.statSync(m("made-7.moved")).nlink, 2);
+      assert.equal(fs.statSync(m("made-7.link")).ino, fs.statSync(s("made-7.moved")).ino);
+      await Promise.all(names.map((name) => fs.promises.unlink(m(`${name}.moved`))));
+      fs.unlinkSync(m("made-7.link"));
+      assert.deepEqual(fs.readdirSync(source).filter((name) => name.startsWith("made-")), []);
+    });
+
+    await t.step("a name made and removed over and over shows each new inode", () => {
+      for (let i = 0; i < 200; i++) {
+        fs.writeFileSync(m("again"), "x".repeat(i));
+        assert.equal(fs.statSync(m("again")).ino, fs.statSync(s("again")).ino);
+        assert.equal(fs.statSync(m("again")).size, i);
+        fs.unlinkSync(m("again"));
+      }
+      assert.equal(fs.existsSync(s("again")), false);
+    });
+
+    await t.step("O_CREAT of an existing name opens it; O_EXCL refuses it", async () => {
+      fs.writeFileSync(s("existing"), "kept");
+      const handle = await fs.promises.open(m("existing"), "a");
+      await handle.write("+more");
+      await handle.close();
+      assert.equal(fs.readFileSync(s("existing"), "utf8"), "kept+more");
+      await assert.rejects(fs.promises.writeFile(m("existing"), "z", { flag: "wx" }), {
+        code: "EEXIST",
+      });
+    });
+
+    await t.step("a file made by another user belongs to it, with its umask", async () => {
+      fs.mkdirSync(m("open"), { mode: 0o777 });
+      fs.chmodSync(m("open"), 0o777);
+      fs.mkdirSync(m("group"), { mode: 0o777 });
+      fs.chownSync(m("group"), 0, 4321);
+      fs.chmodSync(m("group"), 0o2777);
+      const made = await run("setpriv", [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "sh",
+        "-c",
+        `umask 027; echo x > ${m("open/mine")} && echo y > ${m("group/mine")}`,
+      ]);
+      assert.equal(made.code, 0, made.stderr);
+      const mine = fs.statSync(s("open/mine"));
+      assert.deepEqual([mine.uid, mine.gid, mine.mode & 0o7777], [65534, 65534, 0o640]);
+      const grouped = fs.statSync(s("group/mine"));
+      assert.deepEqual([grouped.uid, grouped.gid], [65534, 4321], "a setgid directory's group");
+      assert.equal(await attributes(m("group/mine")), await attributes(s("group/mine")));
+    });
+
+    await t.step("files opened again and again are closed again (no descriptor leak)", async () => {
+      fs.writeFileSync(m("reopened"), "r");
+      const serverFds = () => fs.readdirSync(`/proc/${server.pid}/fd`).length;
+      const before = serverFds();
+      for (let i = 0; i < 300; i++) assert.equal(fs.readFileSync(m("reopened"), "utf8"), "r");
+      // RELEASE is sent after close(2) returns: wait until the descriptors are back.
+      const deadline = Date.now() + 5000;
+      while (serverFds() > before + 2 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok(serverFds() <= before + 2, `${before} -> ${serverFds()} descriptors`);
+    });
+  }, { options: "attr_timeout=0,allow_other" });
 });

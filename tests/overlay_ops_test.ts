@@ -33,6 +33,11 @@ for (const preset of ["shadow", "migrate", "drain", "riak"]) {
         // truncate
         await fsp.truncate(at("dir/a.bin"), 1000);
         assert.equal((await fsp.stat(at("dir/a.bin"))).size, 1000);
+        // a shorter rewrite (O_TRUNC with the open) leaves no old tail
+        await fsp.writeFile(at("dir/t.txt"), "a longer first version");
+        await fsp.writeFile(at("dir/t.txt"), "short");
+        assert.equal(await fsp.readFile(at("dir/t.txt"), "utf8"), "short");
+        await fsp.unlink(at("dir/t.txt"));
         // chmod, chown, utimens: reported back exactly, not "now" and 0777
         await fsp.chmod(at("dir/a.bin"), 0o640);
         await fsp.chown(at("dir/a.bin"), 1234, 4321);

@@ -1,14 +1,17 @@
 /**
  * `riakfs status` of the built binary against a control socket served by this test (the
- * same server a mount runs), and its answer when nothing serves the mountpoint.
+ * same server a mount runs), its answer when nothing serves the mountpoint, and the
+ * counters of a real passthrough mount, whose requests the FUSE reader threads answer.
  */
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runtimePaths, startControlServer, type StatusReport } from "../src/overlay/control.ts";
 import { MountMetrics } from "../src/overlay/metrics.ts";
 import { resolveMode } from "../src/overlay/modes.ts";
+import { withMount } from "./_mount.ts";
 import { runRiakfs } from "./_riakfs.ts";
 
 function report(mountpoint: string): StatusReport {
@@ -62,6 +65,48 @@ Deno.test("riakfs status says in one line that nothing serves the mountpoint", a
     );
     const usage = await runRiakfs(["status", "--timeout", "soon", "/mnt/x"]);
     assert.equal(usage.code, 2);
+  } finally {
+    await rm(runDirectory, { recursive: true, force: true });
+  }
+});
+
+Deno.test("riakfs status counts what the reader threads answer on a passthrough mount", async () => {
+  const runDirectory = await mkdtemp(join(tmpdir(), "riakfs-status-"));
+  try {
+    await withMount(async ({ source, mountpoint }) => {
+      fs.writeFileSync(join(source, "data"), "x".repeat(10_000));
+      const status = async () => {
+        const result = await runRiakfs(["status", "--json", "--run-dir", runDirectory, mountpoint]);
+        assert.equal(result.code, 0, result.stderr);
+        return (JSON.parse(result.stdout) as StatusReport).metrics;
+      };
+      const before = await status();
+      for (let i = 0; i < 5; i++) fs.statSync(join(mountpoint, "data"));
+      assert.equal(fs.readFileSync(join(mountpoint, "data"), "utf8").length, 10_000);
+      fs.writeFileSync(join(mountpoint, "made"), "y".repeat(3000));
+      assert.equal(fs.existsSync(join(mountpoint, "absent")), false);
+      fs.unlinkSync(join(mountpoint, "made"));
+      const after = await status();
+      const grew = (op: string, by: number) =>
+        assert.ok(
+          (after.ops[op] ?? 0) - (before.ops[op] ?? 0) >= by,
+          `${op}: ${before.ops[op]} -> ${after.ops[op]}`,
+        );
+      grew("getattr", 5);
+      grew("open", 1);
+      grew("read", 1);
+      grew("create", 1);
+      grew("write", 1);
+      grew("release", 2);
+      grew("unlink", 1);
+      // Answered in the reader threads, without a hop to the event loop.
+      for (const op of ["getattr", "open", "read", "create", "write", "release", "unlink"]) {
+        assert.ok((after.opsInReaders[op] ?? 0) >= 1, `${op} in the readers`);
+      }
+      assert.ok((after.errors.ENOENT ?? 0) > (before.errors.ENOENT ?? 0), "the missing lookup");
+      assert.ok(after.bytesReadLocal - before.bytesReadLocal >= 10_000);
+      assert.ok(after.bytesWritten - before.bytesWritten >= 3000);
+    }, { options: "attr_timeout=0,entry_timeout=0", args: ["--run-dir", runDirectory] });
   } finally {
     await rm(runDirectory, { recursive: true, force: true });
   }

@@ -19,6 +19,8 @@
  */
 import { Buffer } from "node:buffer";
 import { createCipheriv } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { RiakClient } from "../../src/riak/client.ts";
 import { riakStoreClient } from "../../src/store/riak_adapter.ts";
 import { Store } from "../../src/store/store.ts";
@@ -31,6 +33,8 @@ const MiB = 1024 * 1024;
 const IN_FLIGHT_SMALL = 8;
 /** Rounds of every case, store and plain alternating; the median of each side is reported. */
 const ROUNDS = Number(process.argv[4] ?? 3);
+/** Linux's USER_HZ, the unit of /proc/PID/stat times. */
+const CLOCK_TICKS_PER_SECOND = 100;
 
 /** A fixed pseudo-random MiB to slice values from (AES-CTR keystream, fixed key). */
 const POOL = (() => {
@@ -56,18 +60,39 @@ async function pool(count: number, inFlight: number, fn: (i: number) => Promise<
   );
 }
 
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const started = performance.now();
-  await fn();
-  return (performance.now() - started) / 1000;
+/** CPU seconds (user + system) a process used so far, from /proc (Linux). */
+function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
 }
 
-/** Seconds of each side per case, over the rounds. */
-const times = new Map<string, { bytes: number; store: number[]; plain: number[] }>();
+/** What one side of a case cost: wall time, and CPU of this client and of the server. */
+interface Cost {
+  seconds: number;
+  clientCpu: number;
+  serverCpu: number;
+}
 
-function record(name: string, bytes: number, side: "store" | "plain", seconds: number): void {
+async function timed(serverPid: number, fn: () => Promise<unknown>): Promise<Cost> {
+  const serverBefore = cpuSecondsOf(serverPid);
+  const clientBefore = process.cpuUsage();
+  const started = performance.now();
+  await fn();
+  const seconds = (performance.now() - started) / 1000;
+  const client = process.cpuUsage(clientBefore);
+  return {
+    seconds,
+    clientCpu: (client.user + client.system) / 1e6,
+    serverCpu: cpuSecondsOf(serverPid) - serverBefore,
+  };
+}
+
+/** Costs of each side per case, over the rounds. */
+const times = new Map<string, { bytes: number; store: Cost[]; plain: Cost[] }>();
+
+function record(name: string, bytes: number, side: "store" | "plain", cost: Cost): void {
   const entry = times.get(name) ?? { bytes, store: [], plain: [] };
-  entry[side].push(seconds);
+  entry[side].push(cost);
   times.set(name, entry);
 }
 
@@ -80,13 +105,19 @@ function median(values: number[]): number {
 function report(): void {
   for (const [name, { bytes, store, plain }] of times) {
     const rate = (seconds: number) => bytes / MiB / seconds;
-    const storeRate = rate(median(store));
-    const plainRate = rate(median(plain));
-    const rounds = store.map((s, i) => `${(plain[i] / s * 100).toFixed(0)}%`).join(" ");
+    const storeRate = rate(median(store.map((c) => c.seconds)));
+    const plainRate = rate(median(plain.map((c) => c.seconds)));
+    const rounds = store.map((s, i) => `${(plain[i].seconds / s.seconds * 100).toFixed(0)}%`)
+      .join(" ");
+    // CPU per MiB is far steadier than wall time on a shared machine.
+    const cpu = (costs: Cost[], of: "clientCpu" | "serverCpu") =>
+      (median(costs.map((c) => c[of])) * 1000 / (bytes / MiB)).toFixed(2);
     console.log(
       `${name.padEnd(28)} store ${storeRate.toFixed(0).padStart(5)} MiB/s   plain ${
         plainRate.toFixed(0).padStart(5)
-      } MiB/s   store/plain ${(storeRate / plainRate * 100).toFixed(0)}% (rounds: ${rounds})`,
+      } MiB/s   store/plain ${(storeRate / plainRate * 100).toFixed(0)}% (rounds: ${rounds})` +
+        `   CPU ms/MiB client ${cpu(store, "clientCpu")} vs ${cpu(plain, "clientCpu")},` +
+        ` server ${cpu(store, "serverCpu")} vs ${cpu(plain, "serverCpu")}`,
     );
   }
 }
@@ -98,9 +129,12 @@ async function both(
   store: () => Promise<unknown>,
   plain: () => Promise<unknown>,
 ): Promise<void> {
-  record(name, bytes, "store", await timed(store));
-  record(name, bytes, "plain", await timed(plain));
+  record(name, bytes, "store", await timed(serverPid, store));
+  record(name, bytes, "plain", await timed(serverPid, plain));
 }
+
+/** The server process, whose CPU each side's cost includes. */
+let serverPid = 0;
 
 async function round(r: number, riak: RiakClient, store: Store): Promise<void> {
   const plainBucket = "bench-plain";
@@ -165,11 +199,14 @@ async function round(r: number, riak: RiakClient, store: Store): Promise<void> {
 
 async function main() {
   const server = await startEmbeddedServer(["--memory"], "dist/riakfs");
+  serverPid = server.child.pid!;
+  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   const riak = new RiakClient({ nodes: `127.0.0.1:${server.port}`, maxConnections: 16 });
   try {
     const store = new Store(riakStoreClient(riak), { namespace: { bucket: "bench-store" } });
     for (let r = 0; r < ROUNDS; r++) await round(r, riak, store);
     report();
+    console.log(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   } finally {
     await riak.close();
     await server.stop();

@@ -4,11 +4,8 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
 import type { Command } from "commander";
-import { displayPath, normalizePath } from "../store/path.ts";
-import { addRiakOptions, runWithStore } from "./riak-options.ts";
+import { addRiakOptions } from "./riak-options.ts";
 
 /** Installs `riakfs cat`. */
 export function installCat(program: Command): void {
@@ -16,23 +13,8 @@ export function installCat(program: Command): void {
     .description("write a file from Riak to stdout, verifying its checksums")
     .argument("<path>", "file relative to the migrated root")
     .option("--json", "print {path, size, sha256, base64} instead of the raw bytes");
-  addRiakOptions(command).action((path: string, opts: Record<string, unknown>) =>
-    runWithStore(command, opts, async (store, out) => {
-      const p = normalizePath(path);
-      if (opts.json) {
-        const content = await store.readFile(p);
-        const sha256 = createHash("sha256").update(content).digest("hex");
-        await out(
-          JSON.stringify({
-            path: displayPath(p),
-            size: content.length,
-            sha256,
-            base64: content.toString("base64"),
-          }) + "\n",
-        );
-        return;
-      }
-      for await (const part of store.readRange(p)) await out(Buffer.from(part));
-    })
-  );
+  addRiakOptions(command).action(async (path: string, opts: Record<string, unknown>) => {
+    const { catFile } = await import("./cat_action.ts");
+    await catFile(command, path, opts);
+  });
 }

@@ -5,8 +5,8 @@
  * @module
  */
 import type { Command } from "commander";
-import { collectGarbage, DEFAULT_GC_MIN_AGE_MS } from "../store/gc.ts";
-import { addRiakOptions, runWithStore } from "./riak-options.ts";
+import { DEFAULT_GC_MIN_AGE_MS } from "../store/defaults.ts";
+import { addRiakOptions } from "./riak-options.ts";
 
 /** Installs `riakfs gc`. */
 export function installGc(program: Command): void {
@@ -19,36 +19,14 @@ export function installGc(program: Command): void {
       String(DEFAULT_GC_MIN_AGE_MS / 1000),
     )
     .option("--json", "print JSON");
-  addRiakOptions(command).action((opts: Record<string, unknown>) => {
+  addRiakOptions(command).action(async (opts: Record<string, unknown>) => {
     const minAge = Number(opts.minAge);
     if (!Number.isFinite(minAge) || minAge < 0) {
       command.error(`riakfs: --min-age must be a number of seconds, got ${opts.minAge}`, {
         exitCode: 2,
       });
     }
-    return runWithStore(command, opts, async (store, out) => {
-      const report = await collectGarbage(store, {
-        delete: opts.delete === true,
-        minAgeMs: minAge * 1000,
-      });
-      const garbageChunks = report.garbage.reduce((sum, g) => sum + g.keys.length, 0);
-      if (opts.json) {
-        await out(
-          JSON.stringify({ ...report, garbageChunks, dryRun: opts.delete !== true }) + "\n",
-        );
-        return;
-      }
-      const lines = [
-        `manifests: ${report.manifests}`,
-        `chunks in ${store.namespace.chunkBucket}: ${report.chunks}`,
-        `unreferenced: ${garbageChunks} chunks of ${report.garbage.length} generations`,
-        ...report.garbage.map((g) => `  ${g.generation} (${g.keys.length} chunks)`),
-        `left alone (younger than ${minAge} s): ${report.recent.length} generations`,
-        opts.delete === true
-          ? `deleted: ${report.deleted} chunks`
-          : "dry run: nothing deleted (use --delete)",
-      ];
-      await out(lines.join("\n") + "\n");
-    });
+    const { collectGarbageCommand } = await import("./gc_action.ts");
+    await collectGarbageCommand(command, minAge, opts);
   });
 }

@@ -5,6 +5,11 @@
  * print one line naming the problem plus a usage hint, and exit with
  * {@link EXIT_USAGE}.
  *
+ * Every start evaluates every command's definition (`src/cli/<name>.ts`: description,
+ * arguments, options, checks of their values), so a definition imports only what its help
+ * shows (defaults, choices); what a command does lives in `src/cli/<name>_action.ts`,
+ * loaded with `import()` by its action when it runs. lazy_loading_test.ts keeps it so.
+ *
  * @module
  */
 import { Command, CommanderError } from "commander";

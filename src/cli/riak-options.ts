@@ -6,26 +6,13 @@
  * Passwords never go on the command line (it is visible in `ps`): they come from
  * RIAKFS_PASSWORD or a password file.
  *
+ * This module only declares the options (every start evaluates it, see program.ts);
+ * src/cli/riak-session.ts resolves them and runs a command with a client.
+ *
  * @module
  */
-import { readFileSync } from "node:fs";
 import { type Command, Option } from "commander";
-import {
-  type ClusterOptions,
-  ConnectionError,
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_REQUEST_TIMEOUT_MS,
-  parseNodeList,
-  type QuorumValue,
-  readPassword,
-  RiakClient,
-  RiakError,
-  TimeoutError,
-} from "../riak/mod.ts";
-import type { LayoutPreset, NamespaceOptions } from "../store/layout.ts";
-import { StoreError } from "../store/errors.ts";
-import { riakStoreClient } from "../store/riak_adapter.ts";
-import { Store } from "../store/store.ts";
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from "../riak/defaults.ts";
 
 /** Default node when none is configured: a local Riak's protocol-buffers port. */
 export const DEFAULT_RIAK_NODE = "127.0.0.1:8087";
@@ -33,68 +20,14 @@ export const DEFAULT_RIAK_NODE = "127.0.0.1:8087";
 /** Environment variable holding the Riak password. */
 export const PASSWORD_ENV = "RIAKFS_PASSWORD";
 
-/** Connection settings resolved from flags, environment and config file. */
-export interface RiakSettings {
-  /** Nodes as `host:port`. */
-  nodes: string[];
-  /** TLS (RpbStartTls) settings; undefined = plain TCP. */
-  tls?: { caFile?: string; certFile?: string; keyFile?: string };
-  /** Riak security credentials; undefined = no authentication. */
-  auth?: { user: string; password: string };
-  connectTimeoutMs: number;
-  requestTimeoutMs: number;
-  /** Write quorums a write must reach to be reported stored. */
-  w?: QuorumValue;
-  dw?: QuorumValue;
-}
-
-/** Everything a command needs to reach its namespace. */
-export interface RiakCommandSettings {
-  riak: RiakSettings;
-  namespace: NamespaceOptions;
-}
-
-/** The shape of the config file (JSON); every field optional, same meaning as the flag. */
-export interface RiakConfigFile {
-  riak?: string | string[];
-  tls?: boolean;
-  tlsCa?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  user?: string;
-  passwordFile?: string;
-  connectTimeout?: number;
-  requestTimeout?: number;
-  w?: QuorumValue;
-  dw?: QuorumValue;
-  bucketType?: string;
-  bucket?: string;
-  setsBucketType?: string;
-  layout?: LayoutPreset;
-  chunkSize?: number;
-  riakFuse?: NamespaceOptions["riakFuse"];
-}
-
-/** Bad connection configuration: one line naming the setting, reported as a usage error. */
-export class RiakConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "RiakConfigError";
-  }
-}
-
-/** Raw option values as commander parses them: the config file's names, as strings. */
-type RawOptions =
-  & { [K in Exclude<keyof RiakConfigFile, "tls" | "riakFuse">]?: string }
-  & { tls?: boolean; config?: string };
-
 /**
  * Adds the shared Riak options to a command.
  *
  * @example
  * ```ts
- * const ls = addRiakOptions(new Command("ls")).action(async (_path, opts) => {
- *   const riak = clusterFromOptions(opts);
+ * const ls = addRiakOptions(new Command("ls")).action(async (path, opts) => {
+ *   const { listDirectory } = await import("./ls_action.ts");
+ *   await listDirectory(ls, path, opts);
  * });
  * ```
  */
@@ -151,227 +84,4 @@ export function addRiakOptions(command: Command, omit: readonly string[] = []): 
     "RIAKFS_CHUNK_SIZE",
   );
   return command;
-}
-
-/**
- * Resolves the shared options of a command (as commander parsed them) into settings, reading
- * the config file and the password. Throws {@link RiakConfigError} on bad values.
- */
-export function riakSettingsFromOptions(opts: Record<string, unknown>): RiakCommandSettings {
-  const raw = opts as RawOptions;
-  const config = raw.config ? readConfigFile(raw.config) : {};
-  const nodesText = raw.riak ?? joinNodes(config.riak) ?? DEFAULT_RIAK_NODE;
-  let nodes: string[];
-  try {
-    nodes = parseNodeList(nodesText).map(({ host, port }) =>
-      host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
-    );
-  } catch (error) {
-    throw new RiakConfigError(`--riak: ${(error as Error).message}`);
-  }
-  const tlsFiles = {
-    caFile: raw.tlsCa ?? config.tlsCa,
-    certFile: raw.tlsCert ?? config.tlsCert,
-    keyFile: raw.tlsKey ?? config.tlsKey,
-  };
-  const tlsOn = (raw.tls ?? config.tls ?? false) || tlsFiles.caFile !== undefined ||
-    tlsFiles.certFile !== undefined;
-  const user = raw.user ?? config.user;
-  let auth: RiakSettings["auth"];
-  if (user !== undefined) {
-    try {
-      auth = {
-        user,
-        password: readPassword({
-          env: PASSWORD_ENV,
-          file: raw.passwordFile ?? config.passwordFile,
-        }),
-      };
-    } catch (error) {
-      throw new RiakConfigError(
-        `--user ${user}: ${(error as Error).message}; set ${PASSWORD_ENV} or --password-file`,
-      );
-    }
-  }
-  const layout = raw.layout ?? config.layout;
-  if (layout !== undefined && layout !== "default" && layout !== "riak-fuse") {
-    throw new RiakConfigError(
-      `--layout must be default or riak-fuse, got ${JSON.stringify(layout)}`,
-    );
-  }
-  const chunkSize = raw.chunkSize ?? config.chunkSize;
-  return {
-    riak: {
-      nodes,
-      tls: tlsOn ? tlsFiles : undefined,
-      auth,
-      connectTimeoutMs: positiveInteger(
-        raw.connectTimeout ?? config.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS,
-        "--connect-timeout",
-      ),
-      requestTimeoutMs: positiveInteger(
-        raw.requestTimeout ?? config.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
-        "--request-timeout",
-      ),
-      w: parseQuorum(raw.w ?? config.w, "--w"),
-      dw: parseQuorum(raw.dw ?? config.dw, "--dw"),
-    },
-    namespace: {
-      bucketType: raw.bucketType ?? config.bucketType,
-      bucket: raw.bucket ?? config.bucket,
-      setsBucketType: raw.setsBucketType ?? config.setsBucketType,
-      preset: layout,
-      riakFuse: config.riakFuse,
-      chunkSize: chunkSize === undefined ? undefined : positiveInteger(chunkSize, "--chunk-size"),
-    },
-  };
-}
-
-/** The Riak client's cluster options for resolved settings. */
-export function clusterOptionsFromSettings(riak: RiakSettings): ClusterOptions {
-  return {
-    nodes: riak.nodes,
-    connectTimeoutMs: riak.connectTimeoutMs,
-    requestTimeoutMs: riak.requestTimeoutMs,
-    tls: riak.tls,
-    auth: riak.auth,
-  };
-}
-
-/**
- * A Riak client for a command's shared options. The caller closes it.
- *
- * @throws {RiakConfigError} on bad settings.
- */
-export function clusterFromOptions(opts: Record<string, unknown>): RiakClient {
-  return new RiakClient(clusterOptionsFromSettings(riakSettingsFromOptions(opts).riak));
-}
-
-/** Writes to stdout, waiting when the pipe is full; a closed pipe (`| head`) ends quietly. */
-export type Output = (data: string | Uint8Array) => Promise<void>;
-
-/**
- * Runs a command body with a Riak client: bad settings are usage errors (exit 2); Riak and
- * store failures print one line and exit 1; the client is closed in every case.
- */
-export async function runWithRiak(
-  command: Command,
-  opts: Record<string, unknown>,
-  body: (riak: RiakClient, settings: RiakCommandSettings, out: Output) => Promise<void>,
-): Promise<void> {
-  let settings: RiakCommandSettings;
-  try {
-    settings = riakSettingsFromOptions(opts);
-  } catch (error) {
-    if (error instanceof RiakConfigError) {
-      command.error(`riakfs: ${error.message}`, { exitCode: 2 });
-    }
-    throw error;
-  }
-  const riak = new RiakClient(clusterOptionsFromSettings(settings.riak));
-  try {
-    await body(riak, settings, writeStdout);
-  } catch (error) {
-    if (
-      error instanceof StoreError || error instanceof RiakError ||
-      error instanceof ConnectionError || error instanceof TimeoutError
-    ) {
-      process.stderr.write(`riakfs ${command.name()}: ${error.message}\n`);
-      process.exitCode = 1;
-      return;
-    }
-    if (error instanceof ClosedPipe) return;
-    throw error;
-  } finally {
-    await riak.close();
-  }
-}
-
-/** {@link runWithRiak} with a {@link Store} on the configured namespace. */
-export function runWithStore(
-  command: Command,
-  opts: Record<string, unknown>,
-  body: (store: Store, out: Output) => Promise<void>,
-): Promise<void> {
-  return runWithRiak(command, opts, (riak, settings, out) =>
-    body(
-      new Store(riakStoreClient(riak), {
-        namespace: settings.namespace,
-        w: settings.riak.w,
-        dw: settings.riak.dw,
-      }),
-      out,
-    ));
-}
-
-class ClosedPipe extends Error {}
-
-let stdoutClosed = false;
-let stdoutWatched = false;
-
-function writeStdout(data: string | Uint8Array): Promise<void> {
-  if (!stdoutWatched) {
-    stdoutWatched = true;
-    process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-      if (error.code === "EPIPE") stdoutClosed = true;
-    });
-  }
-  if (stdoutClosed) return Promise.reject(new ClosedPipe());
-  if (process.stdout.write(data)) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onDrain = () => {
-      process.stdout.off("error", onError);
-      resolve();
-    };
-    const onError = () => {
-      process.stdout.off("drain", onDrain);
-      reject(new ClosedPipe());
-    };
-    process.stdout.once("drain", onDrain);
-    process.stdout.once("error", onError);
-  });
-}
-
-function joinNodes(nodes: string | string[] | undefined): string | undefined {
-  return Array.isArray(nodes) ? nodes.join(",") : nodes;
-}
-
-function readConfigFile(file: string): RiakConfigFile {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    throw new RiakConfigError(`--config ${file}: ${(error as Error).message}`);
-  }
-  try {
-    const value = JSON.parse(text);
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      throw new Error("not a JSON object");
-    }
-    return value as RiakConfigFile;
-  } catch (error) {
-    throw new RiakConfigError(`--config ${file}: ${(error as Error).message}`);
-  }
-}
-
-function positiveInteger(value: string | number, flag: string): number {
-  const number = typeof value === "number" ? value : Number(value);
-  if (!Number.isSafeInteger(number) || number <= 0) {
-    throw new RiakConfigError(
-      `${flag} must be a positive whole number, got ${JSON.stringify(value)}`,
-    );
-  }
-  return number;
-}
-
-function parseQuorum(value: string | number | undefined, flag: string): QuorumValue | undefined {
-  if (value === undefined) return undefined;
-  if (value === "one" || value === "quorum" || value === "all" || value === "default") return value;
-  const number = typeof value === "number" ? value : Number(value);
-  if (!Number.isSafeInteger(number) || number < 0) {
-    throw new RiakConfigError(
-      `${flag} must be a number, one, quorum, all or default, got ${JSON.stringify(value)}`,
-    );
-  }
-  return number;
 }

@@ -4,12 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
 import { DEFAULT_REQUEST_TIMEOUT_MS } from "../riak/mod.ts";
+import { addRiakOptions } from "./riak-options.ts";
 import {
-  addRiakOptions,
   clusterOptionsFromSettings,
   RiakConfigError,
   riakSettingsFromOptions,
-} from "./riak-options.ts";
+} from "./riak-session.ts";
 
 /** Parses `args` with only `env` as RIAKFS_* environment, restoring the environment after. */
 function parse(args: string[], env: Record<string, string> = {}) {

@@ -4,18 +4,10 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import {
-  type BucketTypeSpec,
-  type EmbeddedRiakOptions,
-  parseBucketTypeArgument,
-  parseListenAddress,
-  startEmbeddedRiak,
-} from "../riak-server/mod.ts";
-import { EXIT_USAGE } from "./program.ts";
 
-interface ServeRiakFlags {
+/** The flags of `riakfs serve-riak`, as commander parses them. */
+export interface ServeRiakFlags {
   data?: string;
   memory?: boolean;
   listen?: string;
@@ -24,26 +16,6 @@ interface ServeRiakFlags {
   tlsCert?: string;
   tlsKey?: string;
   users?: string;
-}
-
-/**
- * The `--config FILE` format: every flag's setting, flags given on the command line win.
- *
- * ```json
- * { "listen": "127.0.0.1:8087", "data": "/var/lib/riakfs-riak", "memory": false,
- *   "bucket_types": { "kvmulti": {}, "lww": { "last_write_wins": true, "allow_mult": false,
- *   "dvv_enabled": false } },
- *   "tls": { "cert": "cert.pem", "key": "key.pem", "users": "users.json" } }
- * ```
- *
- * The users file is a JSON object `{ "user": "password", ... }`.
- */
-interface ServeRiakConfig {
-  listen?: string;
-  data?: string;
-  memory?: boolean;
-  bucket_types?: Record<string, BucketTypeSpec>;
-  tls?: { cert?: string; key?: string; users?: string };
 }
 
 /** Registers `riakfs serve-riak`. */
@@ -66,94 +38,7 @@ export function installServeRiak(program: Command): void {
     .option("--tls-key <file>", "PEM private key of --tls-cert")
     .option("--users <file>", 'JSON file of users and passwords: {"user": "password"}')
     .action(async (flags: ServeRiakFlags, command: Command) => {
-      const usage = (message: string): never =>
-        command.error(`riakfs: serve-riak: ${message}`, { exitCode: EXIT_USAGE });
-      let options: EmbeddedRiakOptions;
-      try {
-        options = serveOptions(flags);
-      } catch (error) {
-        return usage((error as Error).message);
-      }
-      const server = await startEmbeddedRiak(options);
-      const where = options.dataDir === undefined ? "memory only" : `data in ${options.dataDir}`;
-      process.stdout.write(`riakfs serve-riak: listening on ${server.address} (${where})\n`);
-      await new Promise<void>((resolve) => {
-        process.once("SIGINT", () => resolve());
-        process.once("SIGTERM", () => resolve());
-      });
-      await server.close();
+      const { serveRiak } = await import("./serve-riak_action.ts");
+      await serveRiak(flags, command);
     });
-}
-
-/**
- * The server options the flags (over the config file) ask for.
- *
- * @throws {Error} with a one-line reason for contradictory, missing or malformed settings.
- */
-export function serveOptions(flags: ServeRiakFlags): EmbeddedRiakOptions {
-  const config: ServeRiakConfig = flags.config === undefined ? {} : readConfig(flags.config);
-  const memory = flags.memory ?? config.memory ?? false;
-  const data = flags.data ?? config.data;
-  if (memory && flags.data !== undefined) throw new Error("--data and --memory exclude each other");
-  if (!memory && data === undefined) throw new Error("give --data DIR, or --memory");
-  const listen = flags.listen ?? config.listen ?? "127.0.0.1:8087";
-  parseListenAddress(listen);
-  const bucketTypes: Record<string, BucketTypeSpec> = { ...config.bucket_types };
-  for (const argument of flags.bucketType) {
-    const [name, spec] = parseBucketTypeArgument(argument);
-    bucketTypes[name] = spec;
-  }
-  const cert = flags.tlsCert ?? config.tls?.cert;
-  const key = flags.tlsKey ?? config.tls?.key;
-  const users = flags.users ?? config.tls?.users;
-  const given = [cert, key, users].filter((v) => v !== undefined).length;
-  if (given !== 0 && given !== 3) throw new Error("--tls-cert, --tls-key and --users go together");
-  const options: EmbeddedRiakOptions = {
-    listen,
-    memory,
-    dataDir: memory ? undefined : data,
-    bucketTypes,
-  };
-  if (given === 3) {
-    options.tls = {
-      cert: readText(cert!, "--tls-cert"),
-      key: readText(key!, "--tls-key"),
-      users: readUsers(users!),
-    };
-  }
-  return options;
-}
-
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (error) {
-    throw new Error(
-      `${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-    );
-  }
-}
-
-function readConfig(path: string): ServeRiakConfig {
-  const parsed = parseJson(readText(path, "--config"), `--config ${path}`);
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new Error(`--config ${path}: expected a JSON object`);
-  }
-  return parsed as ServeRiakConfig;
-}
-
-function readUsers(path: string): Record<string, string> {
-  const parsed = parseJson(readText(path, "--users"), `--users ${path}`);
-  const valid = parsed !== null && typeof parsed === "object" && !Array.isArray(parsed) &&
-    Object.values(parsed).every((v) => typeof v === "string");
-  if (!valid) throw new Error(`--users ${path}: expected a JSON object of user: password`);
-  return parsed as Record<string, string>;
-}
-
-function parseJson(text: string, what: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${what}: not JSON: ${(error as Error).message}`);
-  }
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serveOptions } from "./serve-riak.ts";
+import { serveOptions } from "./serve-riak_action.ts";
 
 Deno.test("serve-riak: flags win over the config file; bucket types from both", () => {
   const dir = mkdtempSync(join(tmpdir(), "serve-riak-cli-"));

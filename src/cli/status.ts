@@ -6,16 +6,10 @@
  * @module
  */
 import type { Command } from "commander";
-import {
-  DEFAULT_RUN_DIRECTORY,
-  DEFAULT_STATUS_TIMEOUT_MS,
-  formatStatus,
-  NotServingError,
-  queryStatus,
-  runtimePaths,
-} from "../overlay/control.ts";
+import { DEFAULT_RUN_DIRECTORY, DEFAULT_STATUS_TIMEOUT_MS } from "../overlay/defaults.ts";
 
-interface StatusFlags {
+/** The flags of `riakfs status`, as commander parses them. */
+export interface StatusFlags {
   json?: boolean;
   runDir: string;
   timeout: string;
@@ -51,16 +45,7 @@ export function installStatus(program: Command): void {
           },
         );
       }
-      const { controlSocket } = runtimePaths(mountpoint, flags.runDir);
-      try {
-        const report = await queryStatus(mountpoint, controlSocket, timeout);
-        process.stdout.write(
-          flags.json ? JSON.stringify(report) + "\n" : formatStatus(report) + "\n",
-        );
-      } catch (error) {
-        if (!(error instanceof NotServingError)) throw error;
-        process.stderr.write(`riakfs: ${error.message}\n`);
-        process.exitCode = EXIT_NOT_SERVING;
-      }
+      const { showStatus } = await import("./status_action.ts");
+      await showStatus(mountpoint, flags, timeout);
     });
 }

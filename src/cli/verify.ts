@@ -5,16 +5,8 @@
  * @module
  */
 import type { Command } from "commander";
-import { verifyTree } from "../migration/verify.ts";
-import { formatBytes } from "../migration/progress_reporter.ts";
-import {
-  addMigrationOptions,
-  filterFromOptions,
-  positiveInteger,
-  sourceDirectory,
-  stateDirectoryFor,
-} from "./prewarm.ts";
-import { addRiakOptions, runWithStore } from "./riak-options.ts";
+import { addMigrationOptions, positiveInteger } from "./migration-options.ts";
+import { addRiakOptions } from "./riak-options.ts";
 
 /** Installs `riakfs verify`. */
 export function installVerify(program: Command): void {
@@ -28,66 +20,9 @@ export function installVerify(program: Command): void {
     .option("--json", "print a JSON summary");
   addMigrationOptions(command);
   addRiakOptions(command).action(
-    (sourceArg: string, paths: string[], opts: Record<string, unknown>) => {
-      const source = sourceDirectory(command, sourceArg);
-      const filter = filterFromOptions(command, opts);
-      return runWithStore(command, opts, async (store, out) => {
-        const json = opts.json === true;
-        const started = Date.now();
-        const summary = await verifyTree({
-          source,
-          store,
-          paths,
-          filter,
-          sample: opts.sample as number | undefined,
-          seed: opts.seed as number | undefined,
-          concurrency: opts.concurrency as number,
-          onFile: (comparison) => {
-            if (json || comparison.status === "match") return;
-            if (comparison.status === "changed-while-reading") {
-              process.stdout.write(
-                `changed while being verified (not compared): ${comparison.path}\n`,
-              );
-            } else {
-              process.stdout.write(
-                `${comparison.status}: ${comparison.path}: ${comparison.detail ?? ""}\n`,
-              );
-            }
-          },
-        });
-        const ok = summary.differences.length === 0;
-        if (json) {
-          await out(JSON.stringify({ command: "verify", source, ok, ...summary }) + "\n");
-        } else {
-          await out(
-            `riakfs verify: ${summary.checked} files (${formatBytes(summary.bytes)}) compared in ${
-              ((Date.now() - started) / 1000).toFixed(1)
-            }s: ${summary.matched} identical, ${summary.differences.length} differ` +
-              (summary.changed > 0 ? `, ${summary.changed} changed while being read` : "") + "\n",
-          );
-        }
-        if (paths.length === 0 && opts.sample === undefined) {
-          // The whole tree: progress reports it as what is verified.
-          const state = stateDirectoryFor(source, store.namespace, opts);
-          try {
-            const saved = state.loadState();
-            saved.lastVerify = {
-              endedAt: new Date().toISOString(),
-              checked: { files: summary.checked, bytes: summary.bytes },
-              matched: { files: summary.matched, bytes: summary.matchedBytes },
-              differing: summary.differences.length,
-            };
-            state.saveState(saved);
-          } catch (error) {
-            process.stderr.write(
-              `riakfs verify: could not record the result in ${state.path}: ${
-                (error as Error).message
-              }\n`,
-            );
-          }
-        }
-        process.exitCode = ok ? 0 : 1;
-      });
+    async (sourceArg: string, paths: string[], opts: Record<string, unknown>) => {
+      const { verifyCommand } = await import("./verify_action.ts");
+      await verifyCommand(command, sourceArg, paths, opts);
     },
   );
 }

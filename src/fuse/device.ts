@@ -10,17 +10,31 @@
  * copies them and never blocks a reply write.
  *
  * The reader threads answer some requests themselves, like libfuse's threads, which saves
- * the hops to the event loop and the libuv pool (three thread wake-ups): READ/WRITE on
- * local handles, and GETATTR, a missed LOOKUP, UNLINK and RMDIR on nodes a filesystem
- * registered as local files (see `LocalNodes`), and IOCTL, which no filesystem implements.
- * The main thread keeps them in step through a control port per reader; a shared counter
- * tells a reader whether anything was posted, so an idle port costs no call per request.
+ * the hops to the event loop and the libuv pool (three thread wake-ups): READ/WRITE and
+ * RELEASE on local handles, and GETATTR, a missed LOOKUP, UNLINK, RMDIR, OPEN and CREATE on
+ * nodes a filesystem registered as local files (see `LocalNodes`), and IOCTL, which no
+ * filesystem implements. What every thread must see at once lives in shared memory: the
+ * handle table (a handle is unmapped before its descriptor is closed, so a reused number
+ * never reaches a stale file), the node id counter, and the counters of what the readers
+ * answered. Node tables are kept in step by messages: the main thread's changes go out
+ * before its next reply, and a node a reader created is told to the main thread before
+ * that reader replies and adopted there before any later request is handled; other
+ * readers learn it from that reader directly (and pass requests on nodes they do not
+ * know yet to the main thread). FORGETs, which get no reply, are then deferred to the main
+ * thread's next request instead of waking it for each. A shared counter per direction
+ * tells whether anything was posted, so an idle port costs no call per request.
  *
  * @module
  */
 import * as fs from "node:fs";
-import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
+import {
+  MessageChannel,
+  type MessagePort,
+  receiveMessageOnPort,
+  Worker,
+} from "node:worker_threads";
 import { splitSeconds } from "./abi.ts";
+import type { LocallyCreated, LocalNodes, ReaderCounts } from "./filesystem.ts";
 
 /** How a reader ended: `undefined` when the filesystem was unmounted (ENODEV). */
 export type ReaderEnd = string | undefined;
@@ -57,43 +71,114 @@ const MAX_PENDING_NODE_CHANGES = 4096;
 const POOLED_BUFFERS = 4;
 
 /**
- * Source of the reader worker: it only reads, hands over and recycles; it never decodes.
- * Small requests are copied into a buffer of their own size. A big request (a write of up
- * to 1 MiB) hands over the whole read buffer, which comes back through the `returns` port
- * when its request is done, so a stream of 1 MiB writes does not allocate 1 MiB each.
+ * Handles the readers can serve: fh values below this (file descriptors, in practice).
+ * The table is shared memory, 4 bytes a slot; bigger handles are served by the loop.
+ */
+const HANDLE_SLOTS = 1 << 16;
+/** Nodes a reader creates before it wakes the main thread to adopt them. */
+const WAKE_EVERY = 256;
+/** Shared counters: requests answered per opcode below this... */
+const OPCODE_SLOTS = 64;
+/** ...then failures per errno below ERRNO_SLOTS... */
+const ERRNO_BASE = OPCODE_SLOTS;
+const ERRNO_SLOTS = 256;
+/** ...then bytes read and written on local handles. */
+const BYTES_READ = ERRNO_BASE + ERRNO_SLOTS;
+const BYTES_WRITTEN = BYTES_READ + 1;
+/** What the shared counters of an opcode count, by the name of its FileSystem method. */
+const COUNTED_OPS: Record<number, string> = {
+  1: "lookup",
+  3: "getattr",
+  10: "unlink",
+  11: "rmdir",
+  14: "open",
+  15: "read",
+  16: "write",
+  18: "release",
+  35: "create",
+};
+
+/**
+ * Source of the reader worker: it reads requests, answers those it can itself (see
+ * `serveLocally` in it) and hands the others to the main thread. Small requests are copied
+ * into a buffer of their own size. A big request (a write of up to 1 MiB) hands over the
+ * whole read buffer, which comes back through the `returns` port when its request is done,
+ * so a stream of 1 MiB writes does not allocate 1 MiB each.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData, receiveMessageOnPort } = require("node:worker_threads");
 const fs = require("node:fs");
-const { fd, bufferSize, returns, control, posted, small, pooled, maxNodes } = workerData;
-/** Bumped by the main thread after each control message: a cheap "anything new?" check. */
+const { O_CREAT, O_EXCL, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+const O_DIRECT = fs.constants.O_DIRECT || 0;
+const {
+  fd, bufferSize, returns, control, deferred, peers, posted, shared, small, pooled, maxNodes,
+  wakeEvery,
+} = workerData;
+/** Bumped after each message to the readers (main thread or a peer): "anything new?". */
 const postedCount = new Int32Array(posted);
+/** See SharedState in device.ts: handle table, node ids, counters, deferred messages. */
+const handles = new Int32Array(shared.handles);
+const nextNodeId = new BigInt64Array(shared.nextNodeId);
+const stats = new BigInt64Array(shared.stats);
+const announced = new Int32Array(shared.announced);
+const HANDLE_SLOTS = handles.length;
 let drainedAt = 0;
+let sinceWake = 0;
 const pool = [];
 let buffer = new Uint8Array(bufferSize);
 const reply = Buffer.allocUnsafeSlow(bufferSize + 16);
 const replyView = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
-/** fh -> local descriptor, for handles whose reads and writes this thread answers itself. */
-const localFds = new Map();
-/** nodeid -> { parent, name, sec, nsec, ino }: nodes whose requests this thread answers. */
+/** nodeid -> { parent, name, sec, nsec, ino, regular }: nodes this thread answers for. */
 const nodes = new Map();
+/** What this thread may open and create itself (ReaderOpens); undefined: nothing. */
+let opens;
 /** Deeper chains of parents than this are taken for a broken table and left to the loop. */
 const MAX_DEPTH = 4096;
 
+/** Writes the reply; false when the kernel no longer waits for it (interrupted). */
 function answer(unique, error, payloadLength) {
   replyView.setUint32(0, 16 + payloadLength, true);
   replyView.setInt32(4, error, true);
   replyView.setBigUint64(8, unique, true);
   try {
     fs.writeSync(fd, reply, 0, 16 + payloadLength);
+    return true;
   } catch (error) {
     if (error.code !== "ENOENT") throw error; // ENOENT: interrupted, nobody waits.
+    return false;
   }
+}
+
+/** Answers with a new open handle; one the kernel never got is closed again here. */
+function answerOpened(unique, local, payloadLength) {
+  if (answer(unique, 0, payloadLength)) return;
+  if (local < HANDLE_SLOTS) Atomics.store(handles, local, 0);
+  fs.closeSync(local);
+}
+
+/**
+ * Hands the main thread something it takes before it handles its next request (nodes this
+ * thread created, FORGETs), without waking it; a burst with nothing else for the main
+ * thread wakes it now and then so the queue stays short.
+ */
+function defer(message, transfer) {
+  deferred.postMessage(message, transfer);
+  Atomics.add(announced, 0, 1);
+  if (++sinceWake >= wakeEvery) {
+    sinceWake = 0;
+    parentPort.postMessage({ wake: true });
+  }
+}
+
+/** Answers -errno and counts the failure for the mount's status. */
+function answerErrno(unique, errno) {
+  if (errno > 0 && errno < ${ERRNO_SLOTS}) Atomics.add(stats, ${ERRNO_BASE} + errno, 1n);
+  answer(unique, -errno, 0);
 }
 
 /** Answers a failed system call with its errno (EIO when it has none). */
 function answerError(unique, error) {
-  answer(unique, typeof error.errno === "number" ? error.errno : -5, 0);
+  answerErrno(unique, typeof error.errno === "number" ? -error.errno : 5);
 }
 
 /** The local path of a node from its chain of parents; undefined when a link is missing. */
@@ -114,54 +199,66 @@ function seconds(ns) {
   return nsec < 0n ? [sec - 1n, nsec + 1000000000n] : [sec, nsec];
 }
 
-/** Writes a fuse_attr_out (104 bytes) at reply offset 16, like the loop's encodeAttrOut. */
-function putAttrOut(node, stat) {
+/** Writes a fuse_attr (88 bytes) at reply offset \`at\`, like the loop's writeAttr. */
+function putAttr(at, stat) {
   const v = replyView;
-  v.setBigUint64(16, BigInt(node.sec), true);
-  v.setUint32(24, node.nsec, true);
-  v.setUint32(28, 0, true);
-  v.setBigUint64(32, stat.ino, true);
-  v.setBigUint64(40, stat.size, true);
-  v.setBigUint64(48, stat.blocks, true);
+  v.setBigUint64(at, stat.ino, true);
+  v.setBigUint64(at + 8, stat.size, true);
+  v.setBigUint64(at + 16, stat.blocks, true);
   const times = [seconds(stat.atimeNs), seconds(stat.mtimeNs), seconds(stat.ctimeNs)];
   for (let i = 0; i < 3; i++) {
-    v.setBigUint64(56 + 8 * i, times[i][0], true);
-    v.setUint32(80 + 4 * i, Number(times[i][1]), true);
+    v.setBigUint64(at + 24 + 8 * i, times[i][0], true);
+    v.setUint32(at + 48 + 4 * i, Number(times[i][1]), true);
   }
-  v.setUint32(92, Number(stat.mode), true);
-  v.setUint32(96, Number(stat.nlink), true);
-  v.setUint32(100, Number(stat.uid), true);
-  v.setUint32(104, Number(stat.gid), true);
-  v.setUint32(108, Number(stat.rdev & 0xffffffffn), true);
-  v.setUint32(112, Number(stat.blksize), true);
-  v.setUint32(116, 0, true);
+  v.setUint32(at + 60, Number(stat.mode), true);
+  v.setUint32(at + 64, Number(stat.nlink), true);
+  v.setUint32(at + 68, Number(stat.uid), true);
+  v.setUint32(at + 72, Number(stat.gid), true);
+  v.setUint32(at + 76, Number(stat.rdev & 0xffffffffn), true);
+  v.setUint32(at + 80, Number(stat.blksize), true);
+  v.setUint32(at + 84, 0, true);
+}
+
+/** Writes a fuse_attr_out (104 bytes) at reply offset 16, like the loop's encodeAttrOut. */
+function putAttrOut(node, stat) {
+  replyView.setBigUint64(16, BigInt(node.sec), true);
+  replyView.setUint32(24, node.nsec, true);
+  replyView.setUint32(28, 0, true);
+  putAttr(32, stat);
+}
+
+/** Writes a fuse_open_out (16 bytes) at reply offset \`at\`, like the loop's encodeOpenOut. */
+function putOpenOut(at, fh) {
+  replyView.setBigUint64(at, BigInt(fh), true);
+  replyView.setUint32(at + 8, opens.openFlags, true);
+  replyView.setUint32(at + 12, 0, true);
 }
 
 /**
- * The path of entry NAME (the request's string) of the request's node, as bytes (names
- * need not be UTF-8); undefined for an unknown node or a name the loop must refuse.
+ * Entry NAME (the request's string at \`nameAt\`) of the request's node: its parent's path
+ * and its own as bytes (names need not be UTF-8); undefined for an unknown node or a name
+ * the loop must refuse.
  */
-function childPath(view) {
+function childOf(view, nameAt) {
   const parent = pathOf(Number(view.getBigUint64(16, true)));
   if (parent === undefined) return undefined;
-  const end = buffer.indexOf(0, 40);
+  const end = buffer.indexOf(0, nameAt);
   if (end < 0 || end >= view.byteLength) return undefined;
-  const name = buffer.subarray(40, end);
+  const name = Buffer.from(buffer.buffer, nameAt, end - nameAt);
   if (name.length === 0 || name.length > 255 || name.includes(0x2f)) return undefined;
   if (name[0] === 0x2e && (name.length === 1 || (name.length === 2 && name[1] === 0x2e))) {
     return undefined;
   }
-  return Buffer.concat([Buffer.from(parent + "/"), name]);
+  return { parent, name, path: Buffer.concat([Buffer.from(parent + "/"), name]) };
 }
 
 /** LOOKUP (1) of a name that does not exist: ENOENT here; names that exist go to the loop. */
-function serveMissingLookup(view) {
-  const path = childPath(view);
-  if (path === undefined) return false;
-  const unique = view.getBigUint64(8, true);
+function serveMissingLookup(view, unique) {
+  const child = childOf(view, 40);
+  if (child === undefined) return false;
   try {
-    if (fs.lstatSync(path, { throwIfNoEntry: false }) !== undefined) return false;
-    answer(unique, -2, 0);
+    if (fs.lstatSync(child.path, { throwIfNoEntry: false }) !== undefined) return false;
+    answerErrno(unique, 2);
   } catch (error) {
     answerError(unique, error);
   }
@@ -169,13 +266,12 @@ function serveMissingLookup(view) {
 }
 
 /** UNLINK (10) and RMDIR (11) of an entry of a known directory: unlink/rmdir and reply here. */
-function serveRemove(view, opcode) {
-  const path = childPath(view);
-  if (path === undefined) return false;
-  const unique = view.getBigUint64(8, true);
+function serveRemove(view, unique, opcode) {
+  const child = childOf(view, 40);
+  if (child === undefined) return false;
   try {
-    if (opcode === 10) fs.unlinkSync(path);
-    else fs.rmdirSync(path);
+    if (opcode === 10) fs.unlinkSync(child.path);
+    else fs.rmdirSync(child.path);
     answer(unique, 0, 0);
   } catch (error) {
     answerError(unique, error);
@@ -183,21 +279,27 @@ function serveRemove(view, opcode) {
   return true;
 }
 
+/** The local descriptor of a handle the readers serve, or -1. */
+function localOf(fh) {
+  if (fh >= HANDLE_SLOTS) return -1;
+  const entry = Atomics.load(handles, fh);
+  return entry === 0 ? -1 : (entry >> 1) - 1;
+}
+
 /** GETATTR (3) on a known node: lstat its path (fstat a local handle) and reply here. */
-function serveGetattr(view) {
+function serveGetattr(view, unique) {
   if (view.byteLength < 56) return false;
   const node = nodes.get(Number(view.getBigUint64(16, true)));
   if (node === undefined) return false;
-  let local;
+  let local = -1;
   if (view.getUint32(40, true) & 1) {
-    local = localFds.get(Number(view.getBigUint64(48, true)));
-    if (local === undefined) return false;
+    local = localOf(Number(view.getBigUint64(48, true)));
+    if (local < 0) return false;
   }
-  const path = local === undefined ? pathOf(Number(view.getBigUint64(16, true))) : undefined;
-  if (local === undefined && path === undefined) return false;
-  const unique = view.getBigUint64(8, true);
+  const path = local < 0 ? pathOf(Number(view.getBigUint64(16, true))) : undefined;
+  if (local < 0 && path === undefined) return false;
   try {
-    const stat = local === undefined
+    const stat = local < 0
       ? fs.lstatSync(path, { bigint: true })
       : fs.fstatSync(local, { bigint: true });
     // Another inode at the path: a rename raced with this request; the loop decides.
@@ -210,34 +312,163 @@ function serveGetattr(view) {
   return true;
 }
 
+/** Makes \`fd\` a handle the readers serve; RELEASE closes it. */
+function mapHandle(fd) {
+  if (fd < HANDLE_SLOTS) Atomics.store(handles, fd, ((fd + 1) << 1) | 1);
+}
+
 /**
- * Answers the request here when this thread can (IOCTL, node requests, and READ (15) and
- * WRITE (16) on a local-descriptor handle with pread/pwrite); false hands it to the loop.
+ * OPEN (14) of a known regular file: open its path like the filesystem's open would, and
+ * reply with the descriptor as handle. Failures and surprises (another inode or a
+ * non-regular file at the path) go to the loop, which opens (and answers) again.
  */
-function serveLocally(view) {
-  const opcode = view.getUint32(4, true);
-  // IOCTL: the filesystem interface has none, so the loop would answer ENOSYS too. Python
-  // asks isatty() on every open, so this is one hop less per open.
-  if (opcode === 39) {
-    answer(view.getBigUint64(8, true), -38, 0);
+function serveOpen(view, unique) {
+  if (view.byteLength < 48) return false;
+  const nodeid = Number(view.getBigUint64(16, true));
+  const node = nodes.get(nodeid);
+  if (node === undefined || !node.regular) return false;
+  const path = pathOf(nodeid);
+  if (path === undefined) return false;
+  const flags = view.getUint32(40, true);
+  let local;
+  try {
+    // O_NONBLOCK: never hang this thread in open(2) on a FIFO a rename put at the path.
+    local = fs.openSync(path, (flags & ~opens.strippedFlags) | O_NOFOLLOW | O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  let stat;
+  try {
+    stat = fs.fstatSync(local, { bigint: true });
+  } catch {
+    stat = undefined;
+  }
+  if (stat === undefined || !stat.isFile() || (node.ino !== undefined && stat.ino !== node.ino)) {
+    fs.closeSync(local);
+    return false;
+  }
+  mapHandle(local);
+  putOpenOut(16, local);
+  answerOpened(unique, local, 16);
+  return true;
+}
+
+/** Gives a new file to the caller, as the filesystem's create does (see chownToCaller there). */
+function chownToCaller(view, parentPath, local) {
+  const uid = view.getUint32(24, true);
+  const gid = view.getUint32(28, true);
+  const ownUid = uid === process.getuid();
+  if (ownUid && gid === process.getgid()) return;
+  const setgid = (fs.lstatSync(parentPath).mode & 0o2000) !== 0;
+  if (ownUid && setgid) return;
+  fs.fchownSync(local, uid, setgid ? -1 : gid);
+}
+
+/**
+ * CREATE (35) in a known directory of a name that does not exist yet: create and open it
+ * here, give it a node id from the shared counter, and tell the main thread (which adopts
+ * the node before it handles any later request) before replying. A name that exists
+ * goes to the loop, whose node table may already know its inode.
+ */
+function serveCreate(view, unique) {
+  if (view.byteLength < 58) return false;
+  const child = childOf(view, 56);
+  if (child === undefined) return false;
+  const name = child.name.toString("utf8");
+  // The loop decodes names as UTF-8: a name that does not survive that is left to it.
+  if (!Buffer.from(name, "utf8").equals(child.name)) {
+    return false;
+  }
+  const flags = view.getUint32(40, true);
+  const permissions = view.getUint32(44, true) & 0o7777;
+  const openFlags = (flags & ~(O_NOCTTY | O_DIRECT)) | O_CREAT | O_EXCL | O_NOFOLLOW;
+  let local;
+  try {
+    local = fs.openSync(child.path, openFlags, permissions);
+  } catch (error) {
+    if (error.code === "EEXIST" && (flags & O_EXCL) === 0) return false;
+    answerError(unique, error);
     return true;
   }
-  if (nodes.size > 0) {
-    if (opcode === 3) return serveGetattr(view);
-    if (opcode === 1) return serveMissingLookup(view);
-    if (opcode === 10 || opcode === 11) return serveRemove(view, opcode);
+  let stat;
+  try {
+    chownToCaller(view, child.parent, local);
+    stat = fs.fstatSync(local, { bigint: true });
+    if ((Number(stat.mode) & 0o7777) !== permissions) {
+      // Our own umask or the chown (which clears setuid/setgid) changed the bits.
+      fs.fchmodSync(local, permissions);
+      stat = fs.fstatSync(local, { bigint: true });
+    }
+  } catch (error) {
+    try {
+      fs.closeSync(local);
+    } catch {
+      // The error above is the one to report.
+    }
+    answerError(unique, error);
+    return true;
   }
-  if ((opcode !== 15 && opcode !== 16) || view.byteLength < 64) return false;
-  const local = localFds.get(Number(view.getBigUint64(40, true)));
-  if (local === undefined) return false;
-  const unique = view.getBigUint64(8, true);
+  const nodeid = Number(Atomics.add(nextNodeId, 0, 1n));
+  const parent = Number(view.getBigUint64(16, true));
+  defer([nodeid, parent, name, String(stat.dev), String(stat.ino)]);
+  // The other readers learn the node now, not after the main thread adopted it, so their
+  // GETATTRs of it need no hop either.
+  const change = [[nodeid, parent, name, opens.attrSec, opens.attrNsec, Number(stat.ino), true]];
+  for (const peer of peers) peer.postMessage(change);
+  if (peers.length > 0) Atomics.add(postedCount, 0, 1);
+  if (nodes.size < maxNodes) {
+    nodes.set(nodeid, {
+      parent, name, sec: opens.attrSec, nsec: opens.attrNsec, ino: stat.ino, regular: true,
+    });
+  }
+  mapHandle(local);
+  const v = replyView;
+  v.setBigUint64(16, BigInt(nodeid), true);
+  v.setBigUint64(24, 0n, true);
+  v.setBigUint64(32, BigInt(opens.entrySec), true);
+  v.setBigUint64(40, BigInt(opens.attrSec), true);
+  v.setUint32(48, opens.entryNsec, true);
+  v.setUint32(52, opens.attrNsec, true);
+  putAttr(56, stat);
+  putOpenOut(144, local);
+  // Interrupted: the node stays adopted with its reference, a small leak; the file stays.
+  answerOpened(unique, local, 144);
+  return true;
+}
+
+/** RELEASE (18) of a handle that holds nothing but its descriptor: close it here. */
+function serveRelease(view, unique) {
+  if (view.byteLength < 56) return false;
+  const fh = Number(view.getBigUint64(40, true));
+  if (fh >= HANDLE_SLOTS) return false;
+  const entry = Atomics.load(handles, fh);
+  if ((entry & 1) === 0) return false;
+  // Unmapped before the close: once closed, the number may name another handle.
+  Atomics.store(handles, fh, 0);
+  try {
+    fs.closeSync((entry >> 1) - 1);
+    answer(unique, 0, 0);
+  } catch (error) {
+    answerError(unique, error);
+  }
+  return true;
+}
+
+/** READ (15) and WRITE (16) on a local-descriptor handle, with pread/pwrite. */
+function serveData(view, unique, opcode) {
+  if (view.byteLength < 64) return false;
+  const local = localOf(Number(view.getBigUint64(40, true)));
+  if (local < 0) return false;
   const offset = Number(view.getBigUint64(48, true));
   const size = view.getUint32(56, true);
   try {
     if (opcode === 15) {
-      answer(unique, 0, fs.readSync(local, reply, 16, size, offset));
+      const length = fs.readSync(local, reply, 16, size, offset);
+      Atomics.add(stats, ${BYTES_READ}, BigInt(length));
+      answer(unique, 0, length);
     } else {
       const written = fs.writeSync(local, buffer, 80, size, offset);
+      Atomics.add(stats, ${BYTES_WRITTEN}, BigInt(written));
       replyView.setUint32(16, written, true);
       replyView.setUint32(20, 0, true);
       answer(unique, 0, 8);
@@ -246,6 +477,55 @@ function serveLocally(view) {
     answerError(unique, error);
   }
   return true;
+}
+
+/** Node changes, in order: [nodeid, parent, name, sec, nsec, ino, regular] sets, [nodeid] deletes. */
+function applyNodeChanges(changes) {
+  for (const [nodeid, parent, name, sec, nsec, ino, regular] of changes) {
+    if (name === undefined) nodes.delete(nodeid);
+    // A full table takes no new nodes (theirs go to the loop) but always updates known
+    // ones: a rename must never leave a stale path here.
+    else if (nodes.size < maxNodes || nodes.has(nodeid)) {
+      nodes.set(nodeid, {
+        parent, name, sec, nsec, ino: ino === undefined ? undefined : BigInt(ino), regular,
+      });
+    }
+  }
+}
+
+/** Answers the request here when this thread can; false hands it to the loop. */
+function serveLocally(view) {
+  const opcode = view.getUint32(4, true);
+  const unique = view.getBigUint64(8, true);
+  // IOCTL: the filesystem interface has none, so the loop would answer ENOSYS too. Python
+  // asks isatty() on every open, so this is one hop less per open.
+  if (opcode === 39) {
+    answer(unique, -38, 0);
+    return true;
+  }
+  // FORGET and BATCH_FORGET get no reply, so nothing waits for them: when the filesystem
+  // serves files here, the main thread applies them before its next request instead of
+  // waking for each. A late forget only keeps a node a little longer.
+  if ((opcode === 2 || opcode === 42) && opens !== undefined) {
+    const copy = new Uint8Array(view.byteLength);
+    copy.set(buffer.subarray(0, view.byteLength));
+    defer(copy.buffer, [copy.buffer]);
+    return true;
+  }
+  let served = false;
+  if (opcode === 15 || opcode === 16) served = serveData(view, unique, opcode);
+  else if (opcode === 18) served = serveRelease(view, unique);
+  else if (nodes.size > 0) {
+    if (opcode === 3) served = serveGetattr(view, unique);
+    else if (opcode === 1) served = serveMissingLookup(view, unique);
+    else if (opcode === 10 || opcode === 11) served = serveRemove(view, unique, opcode);
+    else if (opens !== undefined) {
+      if (opcode === 14) served = serveOpen(view, unique);
+      else if (opcode === 35) served = serveCreate(view, unique);
+    }
+  }
+  if (served && opcode < ${OPCODE_SLOTS}) Atomics.add(stats, opcode, 1n);
+  return served;
 }
 
 for (;;) {
@@ -262,25 +542,19 @@ for (;;) {
     parentPort.postMessage({ end: null });
     break;
   }
-  // The main thread maps a handle before it answers the OPEN, and unmaps it before it
-  // handles the RELEASE, so what is queued here is current for this request.
+  // The main thread and the other readers post node changes before they write the reply
+  // that makes the kernel use them, so what is queued here is current for this request.
+  // Nodes from other readers are new ones the main thread can only have changed later
+  // (after the CREATE's reply), so they are applied first.
   const postedNow = Atomics.load(postedCount, 0);
-  for (let change; postedNow !== drainedAt && (change = receiveMessageOnPort(control)) !== undefined;) {
-    if (Array.isArray(change.message)) {
-      // Node changes, in order: [nodeid, parent, name, sec, nsec, ino] sets, [nodeid] deletes.
-      for (const [nodeid, parent, name, sec, nsec, ino] of change.message) {
-        if (name === undefined) nodes.delete(nodeid);
-        // A full table takes no new nodes (theirs go to the loop) but always updates known
-        // ones: a rename must never leave a stale path here.
-        else if (nodes.size < maxNodes || nodes.has(nodeid)) {
-          nodes.set(nodeid, { parent, name, sec, nsec, ino: ino === undefined ? undefined : BigInt(ino) });
-        }
-      }
-      continue;
+  if (postedNow !== drainedAt) {
+    for (const peer of peers) {
+      for (let change; (change = receiveMessageOnPort(peer)) !== undefined;) applyNodeChanges(change.message);
     }
-    const { fh, local } = change.message;
-    if (local === undefined) localFds.delete(fh);
-    else localFds.set(fh, local);
+    for (let change; (change = receiveMessageOnPort(control)) !== undefined;) {
+      if (Array.isArray(change.message)) applyNodeChanges(change.message);
+      else opens = change.message.opens;
+    }
   }
   drainedAt = postedNow;
   if (length > 40) {
@@ -310,27 +584,76 @@ export function runningUnderDeno(): boolean {
   return "Deno" in globalThis;
 }
 
+/** What the readers may open and create themselves; see `LocalNodes.serveFiles`. */
+export interface ReaderOpens {
+  /** The first node id the readers' shared counter hands out. */
+  firstNodeId: number;
+  /** Seconds of the entry and attributes in CREATE replies. */
+  entryTimeout: number;
+  attrTimeout: number;
+  /** FOPEN_* flags of OPEN and CREATE replies. */
+  openFlags: number;
+  /** open(2) flags the readers remove from the kernel's before opening. */
+  strippedFlags: number;
+}
+
 /**
- * Handles whose READ and WRITE the reader threads answer themselves, with pread/pwrite on a
- * local descriptor, without a hop to the main thread (see `Opened.localFd`).
+ * The main thread's side of what the reader threads answer themselves: READ/WRITE (and
+ * RELEASE) on local-descriptor handles through a handle table in shared memory, node
+ * requests through node tables kept in step by messages, and CREATE/OPEN once opted in.
  */
 export interface LocalHandles {
   /** Whether the readers can serve local handles (not under Deno). */
   readonly supported: boolean;
-  /** From now on, READ/WRITE on `fh` go to `local`. Call before answering the OPEN. */
-  map(fh: number, local: number): void;
+  /**
+   * From now on, READ/WRITE on `fh` go to `local`; with `closeOnRelease`, RELEASE closes
+   * `local` in the readers too. Call before answering the OPEN.
+   */
+  map(fh: number, local: number, closeOnRelease: boolean): void;
   /** Stops serving `fh` locally. Call before handling its RELEASE. */
   unmap(fh: number): void;
-  /** Lets the readers answer GETATTR on a node (see `LocalNodes.set`); sent on `flush`. */
-  setNode(nodeid: number, parent: number, name: string, attrTimeout: number, ino?: number): void;
-  /** Stops the readers answering GETATTR on a node; sent on `flush`. */
+  /** Lets the readers answer requests on a node (see `LocalNodes.set`); sent on `flush`. */
+  setNode: LocalNodes["set"];
+  /** Stops the readers answering requests on a node; sent on `flush`. */
   deleteNode(nodeid: number): void;
   /** Sends the node changes made since the last flush. Call before writing any reply. */
   flush(): void;
+  /**
+   * Lets the readers answer OPEN of registered regular files and CREATE in registered
+   * directories; `adopt` gets each node they create (from {@link LocalHandles.catchUp}).
+   */
+  serveOpens(opens: ReaderOpens, adopt: (created: LocallyCreated) => void): void;
+  /** A node id from the counter the readers share (after `serveOpens`). */
+  allocateNodeId(): number;
+  /**
+   * Hands the nodes the readers created so far to `adopt`, then the FORGETs they deferred
+   * to the sink. Call before handling any request: a reader tells of a node before its
+   * reply, so the kernel cannot ask about it before this sees it.
+   */
+  catchUp(): void;
+  /** What the readers answered so far. */
+  counts(): ReaderCounts;
 }
 
-/** Node changes as the reader source reads them: a set, or a delete (nodeid alone). */
-type NodeChange = [number, number, string, number, number, number | undefined] | [number];
+/**
+ * Node changes as the reader source reads them: a set, or a delete (nodeid alone).
+ * A set is [nodeid, parent, name, attr sec, attr nsec, ino, regular file].
+ */
+type NodeChange =
+  | [number, number, string, number, number, number | undefined, boolean]
+  | [number];
+
+/** Shared memory of the readers and the main thread (see the reader source). */
+interface SharedState {
+  /** fh -> ((local descriptor + 1) << 1 | close-on-release), 0 when not local. */
+  handles: SharedArrayBuffer;
+  /** The next node id the readers or the filesystem hand out (BigInt64). */
+  nextNodeId: SharedArrayBuffer;
+  /** Counters: per opcode, per errno, bytes (BigInt64, see OPCODE_SLOTS...). */
+  stats: SharedArrayBuffer;
+  /** Bumped by a reader after each deferred message (a node it created, a FORGET). */
+  announced: SharedArrayBuffer;
+}
 
 /**
  * Starts reading requests from `fd` until the filesystem is unmounted; calls
@@ -343,7 +666,20 @@ export function startReaders(fd: number, sink: RequestSink, options: ReaderOptio
     firstError ??= error;
     if (--running === 0) sink.onEnd(firstError);
   };
+  const shared: SharedState = {
+    handles: new SharedArrayBuffer(HANDLE_SLOTS * 4),
+    nextNodeId: new SharedArrayBuffer(8),
+    stats: new SharedArrayBuffer((BYTES_WRITTEN + 1) * 8),
+    announced: new SharedArrayBuffer(4),
+  };
+  const handles = new Int32Array(shared.handles);
+  const nextNodeId = new BigInt64Array(shared.nextNodeId);
+  const stats = new BigInt64Array(shared.stats);
+  const announced = new Int32Array(shared.announced);
+  let adoptedAt = 0;
+  let adopt: ((created: LocallyCreated) => void) | undefined;
   const controls: MessagePort[] = [];
+  const deferredPorts: MessagePort[] = [];
   // Shared by all readers; bumped after each control message (see the reader source).
   const posted = new SharedArrayBuffer(4);
   const postedCount = new Int32Array(posted);
@@ -351,26 +687,116 @@ export function startReaders(fd: number, sink: RequestSink, options: ReaderOptio
     controls.forEach((port) => port.postMessage(message));
     Atomics.add(postedCount, 0, 1);
   };
+  const catchUp = () => {
+    const announcedNow = Atomics.load(announced, 0);
+    if (announcedNow === adoptedAt) return;
+    adoptedAt = announcedNow;
+    // Nodes in the order they were created (their ids), whichever reader made them: a
+    // file's inode number may be reused by a later one, and the later one must win. Forgets
+    // after every adoption: a FORGET read by one reader may be of a node another reader
+    // created, whose port comes later in this loop.
+    const created: LocallyCreated[] = [];
+    const forgets: Uint8Array[] = [];
+    for (const port of deferredPorts) {
+      for (let message; (message = receiveMessageOnPort(port)) !== undefined;) {
+        if (message.message instanceof ArrayBuffer) {
+          forgets.push(new Uint8Array(message.message));
+          continue;
+        }
+        const [nodeid, parent, name, dev, ino] = message.message as [
+          number,
+          number,
+          string,
+          string,
+          string,
+        ];
+        created.push({ nodeid, parent, name, dev: BigInt(dev), ino: BigInt(ino) });
+      }
+    }
+    created.sort((a, b) => a.nodeid - b.nodeid);
+    for (const node of created) adopt?.(node);
+    for (const forget of forgets) sink.onRequest(forget);
+  };
+  // One channel between each two readers, for the nodes they create.
+  const peers: MessagePort[][] = Array.from({ length: options.concurrency }, () => []);
+  for (let i = 0; i < options.concurrency; i++) {
+    for (let j = i + 1; j < options.concurrency; j++) {
+      const { port1, port2 } = new MessageChannel();
+      peers[i].push(port1);
+      peers[j].push(port2);
+    }
+  }
   for (let i = 0; i < options.concurrency; i++) {
     if (runningUnderDeno()) startAsyncReader(fd, sink, options.bufferSize, readerEnded);
-    else controls.push(startWorkerReader(fd, sink, options.bufferSize, posted, readerEnded));
+    else {
+      const ports = startWorkerReader(fd, sink, options.bufferSize, posted, shared, peers[i], {
+        ended: readerEnded,
+        wake: catchUp,
+      });
+      controls.push(ports.control);
+      deferredPorts.push(ports.deferred);
+    }
   }
   // Batched: a directory listing of 10,000 entries sets 10,000 nodes before its reply.
   let pending: NodeChange[] = [];
   const supported = controls.length > 0;
   return {
     supported,
-    map: (fh, local) => post({ fh, local }),
-    unmap: (fh) => post({ fh }),
-    setNode: (nodeid, parent, name, attrTimeout, ino) => {
+    map: (fh, local, closeOnRelease) => {
+      if (supported && fh < HANDLE_SLOTS) {
+        Atomics.store(handles, fh, ((local + 1) << 1) | (closeOnRelease ? 1 : 0));
+      }
+    },
+    unmap: (fh) => {
+      if (supported && fh < HANDLE_SLOTS) Atomics.store(handles, fh, 0);
+    },
+    setNode: (nodeid, parent, name, attrTimeout, ino, regularFile = false) => {
       if (!supported) return;
       const { sec, nsec } = splitSeconds(attrTimeout);
-      queue([nodeid, parent, name, sec, nsec, ino]);
+      queue([nodeid, parent, name, sec, nsec, ino, regularFile]);
     },
     deleteNode: (nodeid) => {
       if (supported) queue([nodeid]);
     },
     flush,
+    serveOpens: (opens, adoptNode) => {
+      if (!supported) return;
+      adopt = adoptNode;
+      Atomics.store(nextNodeId, 0, BigInt(opens.firstNodeId));
+      const entry = splitSeconds(opens.entryTimeout);
+      const attr = splitSeconds(opens.attrTimeout);
+      flush();
+      post({
+        opens: {
+          entrySec: entry.sec,
+          entryNsec: entry.nsec,
+          attrSec: attr.sec,
+          attrNsec: attr.nsec,
+          openFlags: opens.openFlags,
+          strippedFlags: opens.strippedFlags,
+        },
+      });
+    },
+    allocateNodeId: () => Number(Atomics.add(nextNodeId, 0, 1n)),
+    catchUp,
+    counts: () => {
+      const ops: Record<string, number> = {};
+      for (const [opcode, name] of Object.entries(COUNTED_OPS)) {
+        const count = Number(Atomics.load(stats, Number(opcode)));
+        if (count > 0) ops[name] = count;
+      }
+      const errnos = new Map<number, number>();
+      for (let errno = 1; errno < ERRNO_SLOTS; errno++) {
+        const count = Number(Atomics.load(stats, ERRNO_BASE + errno));
+        if (count > 0) errnos.set(errno, count);
+      }
+      return {
+        ops,
+        errnos,
+        bytesRead: Number(Atomics.load(stats, BYTES_READ)),
+        bytesWritten: Number(Atomics.load(stats, BYTES_WRITTEN)),
+      };
+    },
   };
   function flush(): void {
     if (pending.length === 0) return;
@@ -385,15 +811,29 @@ export function startReaders(fd: number, sink: RequestSink, options: ReaderOptio
   }
 }
 
+/** The main thread's ends of a reader's ports. */
+interface ReaderPorts {
+  /** Node changes and settings to the reader. */
+  control: MessagePort;
+  /**
+   * Nodes the reader created and FORGETs it read, taken with receiveMessageOnPort (a
+   * message here never wakes the loop).
+   */
+  deferred: MessagePort;
+}
+
 function startWorkerReader(
   fd: number,
   sink: RequestSink,
   bufferSize: number,
   posted: SharedArrayBuffer,
-  ended: (error: ReaderEnd) => void,
-): MessagePort {
+  shared: SharedState,
+  peers: MessagePort[],
+  events: { ended: (error: ReaderEnd) => void; wake: () => void },
+): ReaderPorts {
   const { port1: returns, port2: returnsInWorker } = new MessageChannel();
   const { port1: control, port2: controlInWorker } = new MessageChannel();
+  const { port1: deferred, port2: deferredInWorker } = new MessageChannel();
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
     workerData: {
@@ -401,12 +841,19 @@ function startWorkerReader(
       bufferSize,
       returns: returnsInWorker,
       control: controlInWorker,
+      deferred: deferredInWorker,
+      peers,
       posted,
+      shared,
       maxNodes: MAX_READER_NODES,
       small: SMALL_REQUEST,
       pooled: POOLED_BUFFERS,
+      wakeEvery: WAKE_EVERY,
     },
-    transferList: [returnsInWorker, controlInWorker],
+    transferList: [returnsInWorker, controlInWorker, deferredInWorker, ...peers],
+    // Descriptors a reader opens are closed by whichever thread handles their RELEASE;
+    // tracking them per thread would warn on every such close.
+    trackUnmanagedFds: false,
     // The thread copies bytes and keeps a bounded node table: a small heap keeps memory down.
     resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
   });
@@ -414,11 +861,17 @@ function startWorkerReader(
   const finish = (error: ReaderEnd) => {
     if (done) return;
     done = true;
+    events.wake(); // What the reader deferred is taken before the session hears of the end.
     returns.close();
     control.close();
-    ended(error);
+    deferred.close();
+    events.ended(error);
   };
-  type Message = ArrayBuffer | { big: ArrayBuffer; length: number } | { end: string | null };
+  type Message =
+    | ArrayBuffer
+    | { big: ArrayBuffer; length: number }
+    | { end: string | null }
+    | { wake: true };
   worker.on("message", (message: Message) => {
     if (message instanceof ArrayBuffer) sink.onRequest(new Uint8Array(message));
     else if ("big" in message) {
@@ -426,11 +879,12 @@ function startWorkerReader(
       sink.onRequest(new Uint8Array(big, 0, length), () => {
         if (!done) returns.postMessage(big, [big]);
       });
-    } else finish(message.end ?? undefined);
+    } else if ("wake" in message) events.wake();
+    else finish(message.end ?? undefined);
   });
   worker.on("error", (error) => finish(`reader thread failed: ${error.message}`));
   worker.on("exit", () => finish(undefined));
-  return control;
+  return { control, deferred };
 }
 
 function startAsyncReader(

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import * as fs from "node:fs";
 import { type Attr, type EntryOut, Errno, type StatfsOut, type Timespec } from "./abi.ts";
 
 export type { Attr, EntryOut, StatfsOut, Timespec } from "./abi.ts";
@@ -76,6 +77,57 @@ export interface Opened {
    * it (they still are under Deno). The descriptor must stay open until `release`.
    */
   localFd?: number;
+  /**
+   * The handle holds nothing but `localFd`: the reader threads answer its RELEASE by
+   * closing `localFd`, and `release` is not called for it (it still is under Deno, and for
+   * handles of 65,536 and above). The filesystem's `release` must do just that close.
+   */
+  closeOnRelease?: boolean;
+}
+
+/**
+ * open(2) flags the kernel passes on that a local open must not repeat: the kernel already
+ * created (or refused) the file, and O_DIRECT is the mount's business, not the source's.
+ */
+export const OPEN_FLAGS_HANDLED_BY_KERNEL = fs.constants.O_CREAT | fs.constants.O_EXCL |
+  fs.constants.O_NOCTTY | (fs.constants.O_DIRECT ?? 0);
+
+/** What the reader threads may open and create themselves, see `LocalNodes.serveFiles`. */
+export interface LocalFiles {
+  /** Node ids the filesystem handed out are below this one. */
+  firstNodeId: number;
+  /** Seconds of the entry and of the attributes in CREATE replies. */
+  entryTimeout: number;
+  attrTimeout: number;
+  /** Per-open choices of OPEN and CREATE replies (like {@link Opened}). */
+  directIo?: boolean;
+  keepCache?: boolean;
+  /**
+   * A node a reader thread created (CREATE), with one lookup reference. Called on the main
+   * thread before it handles any request that came after the CREATE's reply.
+   */
+  adopt(created: LocallyCreated): void;
+}
+
+/** A file a reader thread created: node `nodeid` is entry `name` of node `parent`. */
+export interface LocallyCreated {
+  nodeid: number;
+  parent: number;
+  name: string;
+  /** st_dev and st_ino of the new file. */
+  dev: bigint;
+  ino: bigint;
+}
+
+/** What the reader threads answered themselves, since serving started. */
+export interface ReaderCounts {
+  /** Requests by the name of the method that would have answered them (`getattr`...). */
+  ops: Record<string, number>;
+  /** Failures by errno value. */
+  errnos: Map<number, number>;
+  /** Bytes read and written through local handles (`Opened.localFd`). */
+  bytesRead: number;
+  bytesWritten: number;
 }
 
 /**
@@ -84,7 +136,8 @@ export interface Opened {
  * latency): GETATTR with lstat(2) of the node's path (fstat(2) of the `localFd` when the
  * request names a local handle); LOOKUP of a name that lstat(2) does not find in a known
  * directory with ENOENT (found names still go to `lookup`, which allocates nodes); UNLINK
- * and RMDIR in a known directory with unlink(2) and rmdir(2) of the child's path. A node
+ * and RMDIR in a known directory with unlink(2) and rmdir(2) of the child's path; and, once
+ * the filesystem opts in with {@link LocalNodes.serveFiles}, OPEN and CREATE. A node
  * is `name` inside node `parent`; paths are rebuilt from these links, so one `set` moves
  * a whole subtree. Changes reach the readers before the session writes its next reply, so
  * `set` a node before the reply that hands it to the kernel (a LOOKUP, a RENAME) returns.
@@ -96,13 +149,36 @@ export interface LocalNodes {
   /**
    * `nodeid` is entry `name` of node `parent`, or, with parent 0, the local directory at
    * the absolute path `name` (the root). Attribute replies carry `attrTimeout` seconds.
-   * With `ino`, the readers answer GETATTR only when the path still holds that inode (a
-   * rename racing with the GETATTR may have put another file there) and leave other
-   * answers to `getattr`.
+   * With `ino`, the readers answer GETATTR (and OPEN) only when the path still holds that
+   * inode (a rename racing with the request may have put another file there) and leave
+   * other answers to `getattr`. `regularFile` marks nodes the readers may OPEN (see
+   * {@link LocalNodes.serveFiles}).
    */
-  set(nodeid: number, parent: number, name: string, attrTimeout: number, ino?: number): void;
+  set(
+    nodeid: number,
+    parent: number,
+    name: string,
+    attrTimeout: number,
+    ino?: number,
+    regularFile?: boolean,
+  ): void;
   /** Forgets `nodeid`: its GETATTRs go to the filesystem again. */
   delete(nodeid: number): void;
+  /**
+   * Lets the reader threads also answer OPEN of nodes set as regular files and CREATE in
+   * known directories. The filesystem promises that its `open` of such a node is open(2)
+   * of the node's path with the kernel's flags minus {@link OPEN_FLAGS_HANDLED_BY_KERNEL}
+   * plus O_NOFOLLOW, answering the descriptor as `fh` and `localFd` with `closeOnRelease`;
+   * and that its `create` is the same open with O_CREAT and the requested permission bits,
+   * the file then given to the caller (uid, and gid unless the directory is setgid) and its
+   * permission bits set again if a umask or the chown changed them. A reader creates only
+   * names that do not exist yet; it takes node ids from {@link LocalNodes.allocateNodeId},
+   * which the filesystem must use for its own nodes from now on, and hands each new node to
+   * `files.adopt`. Ignored when unsupported.
+   */
+  serveFiles(files: LocalFiles): void;
+  /** A new node id, unique across the reader threads (after {@link LocalNodes.serveFiles}). */
+  allocateNodeId(): number;
 }
 
 /** A CREATE answer: the new node and its open handle. */
@@ -167,6 +243,11 @@ export interface FileSystem {
    * unlink, rmdir on the node's path), so skipping them changes nothing.
    */
   attachLocalNodes?(nodes: LocalNodes): void;
+  /**
+   * Called once when serving starts with what the reader threads answer themselves
+   * (requests that never reach these methods), so a filesystem can count them.
+   */
+  attachReaderCounts?(counts: () => ReaderCounts): void;
   /** Looks up `name` in directory `parent`; the returned node gains one lookup reference. */
   lookup?(ctx: RequestContext, parent: number, name: string): Promise<Entry>;
   /** Drops `nlookup` references to `nodeid`; at zero the filesystem may free the node. */

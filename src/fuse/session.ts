@@ -55,6 +55,7 @@ import {
   Errno,
   type FileSystem,
   FuseError,
+  OPEN_FLAGS_HANDLED_BY_KERNEL,
   type Opened,
   type RequestContext,
   type SetattrChanges,
@@ -97,9 +98,12 @@ export interface Negotiated {
 /** Default deadline of one request. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
-/** The flags riakfs asks for, masked by what the kernel offers. */
+/**
+ * The flags riakfs asks for, masked by what the kernel offers. ATOMIC_O_TRUNC: O_TRUNC arrives with OPEN instead of as a separate SETATTR afterwards, so a
+ * filesystem that stages a file for writing need not first copy what is about to be cut off.
+ */
 const WANTED_INIT_FLAGS = InitFlag.ASYNC_READ | InitFlag.BIG_WRITES | InitFlag.PARALLEL_DIROPS |
-  InitFlag.MAX_PAGES | InitFlag.ASYNC_DIO;
+  InitFlag.MAX_PAGES | InitFlag.ASYNC_DIO | InitFlag.ATOMIC_O_TRUNC;
 /** Asked for only when the filesystem implements readdirplus. */
 const READDIRPLUS_FLAGS = InitFlag.DO_READDIRPLUS | InitFlag.READDIRPLUS_AUTO;
 
@@ -161,10 +165,20 @@ export class FuseSession {
     const handles = this.#localHandles;
     this.#fs.attachLocalNodes?.({
       supported: handles.supported,
-      set: (nodeid, parent, name, attrTimeout, ino) =>
-        handles.setNode(nodeid, parent, name, attrTimeout, ino),
+      set: (nodeid, parent, name, attrTimeout, ino, regularFile) =>
+        handles.setNode(nodeid, parent, name, attrTimeout, ino, regularFile),
       delete: (nodeid) => handles.deleteNode(nodeid),
+      serveFiles: (files) =>
+        handles.serveOpens({
+          firstNodeId: files.firstNodeId,
+          entryTimeout: files.entryTimeout,
+          attrTimeout: files.attrTimeout,
+          openFlags: openFlags({ fh: 0, directIo: files.directIo, keepCache: files.keepCache }),
+          strippedFlags: OPEN_FLAGS_HANDLED_BY_KERNEL,
+        }, (created) => files.adopt(created)),
+      allocateNodeId: () => handles.allocateNodeId(),
     });
+    this.#fs.attachReaderCounts?.(() => handles.counts());
     return this;
   }
 
@@ -176,6 +190,9 @@ export class FuseSession {
    * requests and a plain file as the device.
    */
   handle(request: Uint8Array, done?: () => void): Promise<void> {
+    // What the readers deferred before this request was read (nodes they created, FORGETs)
+    // is taken first.
+    this.#localHandles?.catchUp();
     let header: InHeader;
     try {
       header = decodeInHeader(request);
@@ -265,7 +282,7 @@ export class FuseSession {
   /** Lets the reader threads answer READ/WRITE on a local-descriptor handle themselves. */
   #mapLocal(opened: Opened): void {
     if (opened.localFd !== undefined && this.#localHandles?.supported) {
-      this.#localHandles.map(opened.fh, opened.localFd);
+      this.#localHandles.map(opened.fh, opened.localFd, opened.closeOnRelease ?? false);
     }
   }
 

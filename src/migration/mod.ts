@@ -31,29 +31,25 @@ export {
   type ReadUnchangedOptions,
 } from "./local_file.ts";
 export { acquireLock, type HeldLock, LockedError } from "./lock.ts";
+export { DEFAULT_CONCURRENCY, DEFAULT_STATE_ROOT } from "./defaults.ts";
 export {
-  DEFAULT_CONCURRENCY,
   EXIT_COMPLETE,
   EXIT_FAILED,
   EXIT_LOCKED,
   EXIT_PARTIAL,
+  FAILED_LIST_FILE,
   type FailedPath,
   type LiveRun,
   type PrewarmEvent,
   type PrewarmOptions,
   type PrewarmResult,
+  RETRY_MORE_FILE,
   runPrewarm,
 } from "./prewarm.ts";
 export { progressFromState, type ProgressReport, rescan } from "./progress.ts";
 export { ProgressReporter, type ProgressSnapshot } from "./progress_reporter.ts";
 export { type ByteGate, RateLimiter } from "./rate_limiter.ts";
-export {
-  DEFAULT_STATE_ROOT,
-  type MigrationState,
-  type PassTally,
-  type RunRecord,
-  StateDirectory,
-} from "./state.ts";
+export { type MigrationState, type PassTally, type RunRecord, StateDirectory } from "./state.ts";
 export { hashStoredFile, type MigrationStore } from "./stored_file.ts";
 export { deleteIfVerified, type DeleteOutcome, type HashedVersion } from "./verified_delete.ts";
 export { compareFile, type FileComparison, type VerifySummary, verifyTree } from "./verify.ts";

@@ -12,10 +12,13 @@
  */
 import { Buffer } from "node:buffer";
 import type { BigIntStats } from "node:fs";
+import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { readlink } from "node:fs/promises";
+import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { displayPath } from "../store/path.ts";
 import type { FileStat } from "../store/store.ts";
+import { FailureList, type FailureRecord, readLines } from "./failure_list.ts";
 import { type FileIdentity, identityOf, lstatIfExists } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { RunLimits, type StopReason } from "./limits.ts";
@@ -40,6 +43,7 @@ import {
   type StateDirectory,
   type Tally,
 } from "./state.ts";
+import { DEFAULT_CONCURRENCY } from "./defaults.ts";
 import type { MigrationStore } from "./stored_file.ts";
 import { deleteIfVerified } from "./verified_delete.ts";
 import { walkTree } from "./walk.ts";
@@ -53,12 +57,31 @@ export const EXIT_PARTIAL = 3;
 /** Another run holds the lock. */
 export const EXIT_LOCKED = 4;
 
-/** Default files in flight. */
-export const DEFAULT_CONCURRENCY = 4;
+/**
+ * Files checked ahead of the uploads, per upload slot: while `concurrency` files are being
+ * uploaded, the next ones are already stat'ed locally and looked up in Riak (and, in a first
+ * pass, a small file read), so an upload slot never waits for a look-up.
+ */
+const CHECK_AHEAD_PER_UPLOAD = 1;
 /** Default uploads of a file that keeps changing before it is skipped as busy. */
 export const DEFAULT_CHANGE_RETRIES = 3;
-/** Failed paths remembered for the next run to retry first. */
+/**
+ * Failed paths held in memory and in state.json (`retryHex`); the rest of a run's failures
+ * go to files in the state directory, so every one is listed and retried.
+ */
 export const RETRY_LIST_LIMIT = 1000;
+/** Paths to retry beyond state.json's {@link RETRY_LIST_LIMIT}, one hex path per line. */
+export const RETRY_MORE_FILE = "retry-more.txt";
+/** Every failed path of the last run, JSON lines `{"path", "error"}`; absent when none failed. */
+export const FAILED_LIST_FILE = "failed.jsonl";
+/** Where a run spills failures beyond {@link RETRY_LIST_LIMIT} while it runs. */
+const FAILED_SPILL_FILE = "failed.spill";
+/**
+ * Retried paths remembered so the walk does not check them again. Beyond it (a run after a
+ * long outage) a retried path may be checked once more by the walk: one head-only get, and
+ * counted twice in the pass's `seen`.
+ */
+const RETRIED_SKIP_LIMIT = 100_000;
 /** Wait before the end-of-run retry of failed paths. */
 export const END_OF_RUN_RETRY_DELAY_MS = 1000;
 /** Failed paths kept in the history record and the summary. */
@@ -70,7 +93,10 @@ export interface PrewarmOptions {
   source: string;
   store: MigrationStore;
   state: StateDirectory;
-  /** Files in flight; default {@link DEFAULT_CONCURRENCY}. */
+  /**
+   * Files uploaded at once; default {@link DEFAULT_CONCURRENCY}. As many more are checked
+   * (stat, head-only get) ahead of them.
+   */
   concurrency?: number;
   /** Upload rate limit, bytes per second. */
   maxBytesPerSecond?: number;
@@ -91,6 +117,8 @@ export interface PrewarmOptions {
   /** Called once the run has started, with a live view of its tallies. */
   onStart?: (live: LiveRun) => void;
   changeRetries?: number;
+  /** Failed paths held in memory (the rest go to a file); default {@link RETRY_LIST_LIMIT}. */
+  failuresInMemory?: number;
 }
 
 /** Something worth telling the operator while the run goes on. */
@@ -125,17 +153,26 @@ export interface PrewarmResult {
   tally: PassTally;
   /** Failed paths (at most {@link LISTED_FAILURES_LIMIT}; `tally.failed` has the count). */
   failures: FailedPath[];
+  /**
+   * The file listing every failed path, when more failed than `failures` lists (not in a
+   * dry run): JSON lines `{"path", "error"}`, in the state directory.
+   */
+  failuresFile?: string;
   /** Paths skipped because they kept changing while being uploaded. */
   busy: string[];
 }
 
-interface FailedRecord {
+/** A local file version to upload, and what was learnt about it while checking it. */
+interface UploadJob {
   path: Buffer;
-  error: string;
-  /** What the entry added to `seen` before it failed (taken back when it is retried). */
-  seen?: Tally;
-  /** False for a directory the walk could not read: only the next run's walk retries it. */
-  retryNow: boolean;
+  absolute: Buffer;
+  stats: BigIntStats;
+  identity: FileIdentity;
+  bytes: Tally;
+  /** What Riak holds at the path (a stat of the store), if anything. */
+  remote: FileStat | undefined;
+  /** The whole content, when a small file was read while Riak was asked about it. */
+  prefetched: Promise<Buffer> | undefined;
 }
 
 interface Pending {
@@ -162,8 +199,14 @@ class PrewarmRun {
   readonly #o: PrewarmOptions;
   readonly #source: Buffer;
   readonly #tally = emptyTally();
-  /** Failed paths (capped at {@link RETRY_LIST_LIMIT}): listed, retried at the end and next run. */
-  readonly #failed: FailedRecord[] = [];
+  /** Failed paths: listed, retried at the end and by the next run. */
+  readonly #failed: FailureList;
+  /** Failures added that a retry may fix (not unreadable directories). */
+  #retryableFailures = 0;
+  /** The file decided last had to be uploaded: read the next small file ahead. */
+  #lastNeededUpload = true;
+  /** The last run's retry list, while this run has not taken all of it. */
+  #retriesLeft: AsyncGenerator<string> | undefined;
   /** Paths this run had no budget left for (from the retry list or the walk). */
   readonly #notRetried: string[] = [];
   readonly #busy: string[] = [];
@@ -171,10 +214,12 @@ class PrewarmRun {
   readonly #limits: RunLimits;
   readonly #startedAt = Date.now();
   readonly #inFlight = new Set<Promise<void>>();
+  /** Upload slots: `concurrency` files transfer at once, more are checked ahead. */
+  readonly #uploadSlots: Slots;
   /** Started entries in walk order; the cursor advances over the finished front. */
   readonly #pending: Pending[] = [];
   #cursor: Buffer | undefined;
-  /** Some walked entry was left for the next run. */
+  /** Some entry (walked or retried) was left for the next run: the run is partial. */
   #deferred = false;
   readonly #state: MigrationState;
 
@@ -190,6 +235,11 @@ class PrewarmRun {
       signal: options.signal,
     });
     this.#state = options.state.loadState();
+    this.#uploadSlots = new Slots(options.concurrency ?? DEFAULT_CONCURRENCY);
+    this.#failed = new FailureList(
+      options.dryRun ? undefined : join(options.state.path, FAILED_SPILL_FILE),
+      options.failuresInMemory ?? RETRY_LIST_LIMIT,
+    );
   }
 
   async run(): Promise<PrewarmResult> {
@@ -209,11 +259,18 @@ class PrewarmRun {
     const retried = new Set<string>();
     let stopReason: StopReason | undefined;
     if (!dryRun) {
-      for (const hex of this.#state.retryHex ?? []) {
+      // What a reached budget leaves of the list, #finish hands on to the next run.
+      this.#retriesLeft = this.#lastRetryList();
+      for (;;) {
         stopReason = this.#limits.reached();
         if (stopReason) break;
-        retried.add(hex);
-        await this.#retry(pathFromHex(hex));
+        const next = await this.#retriesLeft.next();
+        if (next.done) {
+          this.#retriesLeft = undefined;
+          break;
+        }
+        if (retried.size < RETRIED_SKIP_LIMIT) retried.add(next.value);
+        await this.#retry(pathFromHex(next.value));
       }
     }
     let walkedToEnd = false;
@@ -243,14 +300,15 @@ class PrewarmRun {
       }
     }
     await Promise.all(this.#inFlight);
-    if (!dryRun && this.#failed.some((f) => f.retryNow) && !this.#limits.reached()) {
+    if (!dryRun && this.#retryableFailures > 0 && !this.#limits.reached()) {
       // One more try for what failed, once Riak had a moment (a node restarting, a blip).
       await new Promise((resolve) => setTimeout(resolve, END_OF_RUN_RETRY_DELAY_MS));
-      for (const failure of this.#failed.splice(0)) {
+      this.#retryableFailures = 0;
+      for await (const failure of this.#failed.takeAll()) {
         subtract(this.#tally.failed, { files: 1, bytes: failure.seen?.bytes ?? 0 });
         if (failure.seen) subtract(this.#tally.seen, failure.seen);
         if (!failure.retryNow || this.#limits.reached()) {
-          this.#failed.push(failure);
+          this.#keepFailure(failure);
           add(this.#tally.failed, { files: 1, bytes: failure.seen?.bytes ?? 0 });
           if (failure.seen) add(this.#tally.seen, failure.seen);
           continue;
@@ -263,17 +321,33 @@ class PrewarmRun {
       walkedToEnd = false;
       stopReason ??= this.#limits.reached();
     }
-    return this.#finish(stopReason, walkedToEnd);
+    try {
+      return await this.#finish(stopReason, walkedToEnd);
+    } finally {
+      this.#failed.close();
+    }
+  }
+
+  /** The paths the last run left to retry: state.json's list, then the file with the rest. */
+  async *#lastRetryList(): AsyncGenerator<string> {
+    yield* this.#state.retryHex ?? [];
+    yield* readLines(join(this.#o.state.path, RETRY_MORE_FILE));
+  }
+
+  #keepFailure(failure: FailureRecord): void {
+    this.#failed.add(failure);
+    if (failure.retryNow) this.#retryableFailures++;
   }
 
   /** Starts one entry once a slot is free. */
   async #schedule(path: Buffer, kind: "file" | "symlink", inWalk: boolean): Promise<void> {
-    const limit = this.#o.concurrency ?? DEFAULT_CONCURRENCY;
+    const limit = (this.#o.concurrency ?? DEFAULT_CONCURRENCY) * (1 + CHECK_AHEAD_PER_UPLOAD);
     while (this.#inFlight.size >= limit) await Promise.race(this.#inFlight);
     const work = kind === "file" ? () => this.#file(path) : () => this.#symlink(path);
     const task = inWalk ? this.#track(path, work) : work().catch((error) => {
       if (!(error instanceof DeferredSignal)) throw error;
       this.#notRetried.push(pathToHex(path));
+      this.#deferred = true;
     });
     const promise = task.finally(() => this.#inFlight.delete(promise));
     this.#inFlight.add(promise);
@@ -367,6 +441,15 @@ class PrewarmRun {
     identity: FileIdentity,
   ): Promise<void> {
     const bytes = { files: 1, bytes: Number(stats.size) };
+    const small = stats.size < BigInt(DEFAULT_READ_SIZE);
+    // While the last file needed an upload (a first pass), a small file is read while Riak is
+    // asked about it, so the read adds no wait of its own; while files are found in Riak (a
+    // later pass) nothing is read for nothing.
+    const prefetched = small && this.#lastNeededUpload && !this.#o.dryRun
+      ? readWhole(this.#readSmall(path, absolute, identity, stats.size))
+      : undefined;
+    prefetched?.catch(() => {}); // awaited only if the file is uploaded
+    this.#lastNeededUpload = false;
     // One head-only get; a directory of the same name is caught by the write below.
     const remote = await this.#o.store.tryStat(path, { fileOnly: true });
     if (remote?.type === "file" && remote.mtimeNs > stats.mtimeNs) {
@@ -398,24 +481,32 @@ class PrewarmRun {
       this.#wouldUpload(path, remote !== undefined, bytes, reason);
       return;
     }
+    this.#lastNeededUpload = true;
+    await this.#uploadSlots.take();
+    try {
+      await this.#upload({ path, absolute, stats, identity, bytes, remote, prefetched });
+    } finally {
+      this.#uploadSlots.give();
+    }
+  }
+
+  /** Uploads a file version found missing or different in Riak (holding an upload slot). */
+  async #upload(job: UploadJob): Promise<void> {
+    const { path, absolute, stats, identity, bytes, prefetched } = job;
     this.#startTransfer();
     const written = await this.#o.store.writeFile(
       path,
-      readUnchanged(absolute, identity, {
-        gate: this.#gate,
-        displayName: displayPath(path),
-        // A small file in one read into a buffer of its size: 1 MiB buffers for 100 KiB
-        // files cost more in garbage collection than the upload itself.
-        readSize: Number(
-          stats.size < BigInt(DEFAULT_READ_SIZE) ? stats.size + 1n : DEFAULT_READ_SIZE,
-        ),
-      }),
+      prefetched
+        ? await prefetched
+        : stats.size < BigInt(DEFAULT_READ_SIZE)
+        ? this.#readSmall(path, absolute, identity, stats.size)
+        : readUnchanged(absolute, identity, { gate: this.#gate, displayName: displayPath(path) }),
       {
         mode: Number(stats.mode & 0o7777n),
         uid: Number(stats.uid),
         gid: Number(stats.gid),
         mtimeNs: stats.mtimeNs,
-        previous: remote ?? null,
+        previous: job.remote ?? null,
       },
     );
     add(this.#tally.inRiak, bytes);
@@ -423,6 +514,23 @@ class PrewarmRun {
     if (this.#o.deleteLocal) {
       await this.#deleteLocal(path, absolute, identity, written.sha256, bytes);
     }
+  }
+
+  /**
+   * A small file in one read into a buffer of its size: 1 MiB buffers for 100 KiB files cost
+   * more in garbage collection than the upload itself.
+   */
+  #readSmall(
+    path: Buffer,
+    absolute: Buffer,
+    identity: FileIdentity,
+    size: bigint,
+  ): AsyncGenerator<Buffer> {
+    return readUnchanged(absolute, identity, {
+      gate: this.#gate,
+      displayName: displayPath(path),
+      readSize: Number(size + 1n),
+    });
   }
 
   /** Dry run: counts and reports what a real run would upload. */
@@ -529,9 +637,7 @@ class PrewarmRun {
     }
     const message = error instanceof Error ? error.message : String(error);
     add(this.#tally.failed, { files: 1, bytes });
-    if (this.#failed.length < RETRY_LIST_LIMIT) {
-      this.#failed.push({ path, error: message, seen: seen && { ...seen }, retryNow });
-    }
+    this.#keepFailure({ path, error: message, seen: seen && { ...seen }, retryNow });
     this.#o.onEvent?.({ kind: "failed", path: displayPath(path), error: message });
   }
 
@@ -539,7 +645,10 @@ class PrewarmRun {
     return Buffer.concat([this.#source, Buffer.from("/"), path]);
   }
 
-  #finish(stopReason: StopReason | undefined, walkedToEnd: boolean): PrewarmResult {
+  async #finish(
+    stopReason: StopReason | undefined,
+    walkedToEnd: boolean,
+  ): Promise<PrewarmResult> {
     const failed = this.#tally.failed.files > 0;
     const outcome = failed ? "failed" : walkedToEnd ? "complete" : "partial";
     const exitCode = failed ? EXIT_FAILED : walkedToEnd ? EXIT_COMPLETE : EXIT_PARTIAL;
@@ -553,13 +662,17 @@ class PrewarmRun {
       startedAt,
       endedAt,
       tally: this.#tally,
-      failures: this.#failed.slice(0, LISTED_FAILURES_LIMIT).map((failure) => ({
+      failures: this.#failed.first.slice(0, LISTED_FAILURES_LIMIT).map((failure) => ({
         path: displayPath(failure.path),
         error: failure.error,
       })),
       busy: this.#busy,
     };
     if (this.#o.dryRun) return result;
+    const retries = await this.#saveFailures();
+    if (retries.listed > result.failures.length) {
+      result.failuresFile = join(this.#o.state.path, FAILED_LIST_FILE);
+    }
     // Read again: `verify` and `progress --rescan` may have recorded results meanwhile.
     const state = this.#o.state.loadState();
     const resumed = this.#state;
@@ -575,11 +688,10 @@ class PrewarmRun {
       state.currentPass = pass;
       state.cursorHex = this.#cursor ? pathToHex(this.#cursor) : undefined;
     }
-    state.retryHex = [
-      ...this.#failed.filter((failure) => failure.retryNow).map((f) => pathToHex(f.path)),
-      ...this.#notRetried,
-    ].slice(0, RETRY_LIST_LIMIT);
+    state.retryHex = retries.first;
     this.#o.state.saveState(state);
+    // Only now: a crash before the save keeps the last run's list, which is retried again.
+    retries.commit();
     const record: RunRecord = {
       startedAt,
       endedAt,
@@ -593,6 +705,101 @@ class PrewarmRun {
     this.#o.state.appendHistory(record);
     return result;
   }
+
+  /**
+   * Writes every failure to {@link FAILED_LIST_FILE}, and the next run's retry list: what is
+   * left of the last run's, this run's failures, then what the budget deferred. The first
+   * {@link PrewarmOptions.failuresInMemory} go to state.json, the rest to {@link RETRY_MORE_FILE} once
+   * `commit` is called.
+   */
+  async #saveFailures(): Promise<{ first: string[]; listed: number; commit(): void }> {
+    this.#o.state.ensure();
+    const failedList = new LineFile(join(this.#o.state.path, FAILED_LIST_FILE));
+    const retryMore = new LineFile(join(this.#o.state.path, RETRY_MORE_FILE));
+    const first: string[] = [];
+    const retry = (hex: string) => {
+      if (first.length < (this.#o.failuresInMemory ?? RETRY_LIST_LIMIT)) first.push(hex);
+      else retryMore.write(hex);
+    };
+    let listed = 0;
+    try {
+      if (this.#retriesLeft) { for await (const hex of this.#retriesLeft) retry(hex); }
+      for await (const failure of this.#failed.takeAll()) {
+        failedList.write(
+          JSON.stringify({ path: displayPath(failure.path), error: failure.error }),
+        );
+        listed++;
+        if (failure.retryNow) retry(pathToHex(failure.path));
+      }
+      for (const hex of this.#notRetried) retry(hex);
+    } catch (error) {
+      failedList.abandon();
+      retryMore.abandon();
+      throw error;
+    }
+    failedList.commit();
+    return { first, listed, commit: () => retryMore.commit() };
+  }
+}
+
+/**
+ * A text file written line by line into a temporary file, which replaces the file on
+ * `commit` (an empty one removes it).
+ */
+class LineFile {
+  readonly #path: string;
+  readonly #temporary: string;
+  #fd: number | undefined;
+
+  constructor(path: string) {
+    this.#path = path;
+    this.#temporary = `${path}.${process.pid}.tmp`;
+  }
+
+  write(line: string): void {
+    this.#fd ??= openSync(this.#temporary, "w", 0o644);
+    writeSync(this.#fd, line + "\n");
+  }
+
+  commit(): void {
+    if (this.#fd === undefined) {
+      rmSync(this.#path, { force: true });
+      return;
+    }
+    closeSync(this.#fd);
+    this.#fd = undefined;
+    renameSync(this.#temporary, this.#path);
+  }
+
+  abandon(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+    rmSync(this.#temporary, { force: true });
+  }
+}
+
+/** A counting semaphore: at most `count` holders at once, the rest wait in order. */
+class Slots {
+  #free: number;
+  readonly #waiting: Array<() => void> = [];
+
+  constructor(count: number) {
+    this.#free = count;
+  }
+
+  async take(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  give(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#free++;
+  }
 }
 
 /** The budget ran out before this entry's transfer: leave it to the next run. */
@@ -600,6 +807,13 @@ class DeferredSignal extends Error {}
 
 /** Uploaded and verified, but the local file changed before it could be deleted. */
 class LocalChangedSignal extends Error {}
+
+/** Every byte of a (small) stream in one buffer. */
+async function readWhole(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of stream) parts.push(part);
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
 
 /** Why Riak's copy is not the local version (by size and mtime), or undefined if it is. */
 function describeDifference(remote: FileStat | undefined, local: BigIntStats): string | undefined {

@@ -3,6 +3,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   rmSync,
   symlinkSync,
   utimesSync,
@@ -13,7 +14,14 @@ import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
 import { PathFilter } from "./glob.ts";
 import { acquireLock, LockedError } from "./lock.ts";
-import { EXIT_COMPLETE, EXIT_FAILED, EXIT_PARTIAL, runPrewarm } from "./prewarm.ts";
+import {
+  EXIT_COMPLETE,
+  EXIT_FAILED,
+  EXIT_PARTIAL,
+  FAILED_LIST_FILE,
+  RETRY_MORE_FILE,
+  runPrewarm,
+} from "./prewarm.ts";
 import { StateDirectory } from "./state.ts";
 import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
 
@@ -27,6 +35,22 @@ function makeSource(): string {
   writeFileSync(join(root, "d/e/c.tmp"), "scratch");
   symlinkSync("a.txt", join(root, "link"));
   return root;
+}
+
+/** `store`, whose writes fail with the error `failure()` returns, if any. */
+function failingWrites(store: MigrationStore, failure: () => Error | undefined): MigrationStore {
+  return {
+    tryStat: (path, options) => store.tryStat(path, options),
+    mkdir: (path, options) => store.mkdir(path, options),
+    symlink: (path, target, options) => store.symlink(path, target, options),
+    readRange: (path, offset, length) => store.readRange(path, offset, length),
+    readlink: (path) => store.readlink(path),
+    remove: (path, options) => store.remove(path, options),
+    writeFile: (path, content, options) => {
+      const error = failure();
+      return error ? Promise.reject(error) : store.writeFile(path, content, options);
+    },
+  };
 }
 
 Deno.test("prewarm uploads what Riak lacks, skips what it holds and re-uploads changes", async () => {
@@ -145,18 +169,10 @@ Deno.test("prewarm retries failed files once at the end of the run", async () =>
   try {
     await withStore(async ({ store }) => {
       let outage = 3; // the first three uploads fail, as while a node restarts
-      const flaky: MigrationStore = {
-        tryStat: (path) => store.tryStat(path),
-        mkdir: (path, options) => store.mkdir(path, options),
-        symlink: (path, target, options) => store.symlink(path, target, options),
-        readRange: (path, offset, length) => store.readRange(path, offset, length),
-        readlink: (path) => store.readlink(path),
-        remove: (path, options) => store.remove(path, options),
-        writeFile: (path, content, options) =>
-          outage-- > 0
-            ? Promise.reject(new Error("Riak is restarting"))
-            : store.writeFile(path, content, options),
-      };
+      const flaky = failingWrites(
+        store,
+        () => outage-- > 0 ? new Error("Riak is restarting") : undefined,
+      );
       const result = await runPrewarm({ source, store: flaky, state, concurrency: 1 });
       assert.equal(result.exitCode, EXIT_COMPLETE, JSON.stringify(result.failures));
       assert.deepEqual(result.tally.seen, { files: 5, bytes: 30 });
@@ -193,6 +209,60 @@ Deno.test("prewarm never replaces a newer version written through the mount", as
       assert.equal(result.tally.newerInRiak.files, 1);
       assert.equal((await store.readFile("doc")).toString(), "new");
       assert.equal(existsSync(join(source, "doc")), true, "not Riak's content: kept");
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("every failed file is listed and retried, beyond what is held in memory", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  const names = Array.from({ length: 7 }, (_, i) => `f${i}`);
+  for (const name of names) writeFileSync(join(source, name), name);
+  const retryList = () =>
+    [
+      ...(state.loadState().retryHex ?? []),
+      ...(existsSync(join(state.path, RETRY_MORE_FILE))
+        ? readFileSync(join(state.path, RETRY_MORE_FILE), "utf8").split("\n").filter(Boolean)
+        : []),
+    ].map((hex) => Buffer.from(hex, "hex").toString()).sort();
+  try {
+    await withStore(async ({ store }) => {
+      let down = true;
+      const flaky = failingWrites(store, () => down ? new Error("Riak is down") : undefined);
+      const failed = await runPrewarm({ source, store: flaky, state, failuresInMemory: 2 });
+      assert.equal(failed.exitCode, EXIT_FAILED);
+      assert.equal(failed.tally.failed.files, 7);
+      assert.equal(failed.failures.length, 2, "the summary lists what memory holds");
+      assert.equal(failed.failuresFile, join(state.path, FAILED_LIST_FILE));
+      const listed = readFileSync(failed.failuresFile!, "utf8").trim().split("\n")
+        .map((line) => JSON.parse(line));
+      assert.deepEqual(listed.map((f) => f.path).sort(), names.map((n) => `/${n}`));
+      assert.ok(listed.every((f) => f.error === "Riak is down"));
+      assert.deepEqual(retryList(), names);
+      assert.deepEqual(state.loadState().retryHex?.length, 2);
+      assert.equal(existsSync(join(state.path, "failed.spill")), false, "spill file removed");
+
+      // Riak is back, but the budget covers three uploads: the rest stays on the list.
+      down = false;
+      const partial = await runPrewarm({
+        source,
+        store: flaky,
+        state,
+        failuresInMemory: 2,
+        maxFiles: 3,
+      });
+      assert.equal(partial.exitCode, EXIT_PARTIAL, JSON.stringify(partial.failures));
+      assert.equal(partial.tally.uploaded.files, 3);
+      assert.equal(retryList().length, 4);
+
+      const done = await runPrewarm({ source, store: flaky, state, failuresInMemory: 2 });
+      assert.equal(done.exitCode, EXIT_COMPLETE, JSON.stringify(done.failures));
+      assert.deepEqual(retryList(), []);
+      assert.equal(existsSync(join(state.path, FAILED_LIST_FILE)), false);
+      for (const name of names) assert.equal((await store.readFile(name)).toString(), name);
     });
   } finally {
     rmSync(source, { recursive: true });

@@ -27,9 +27,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join, resolve } from "node:path";
-
-/** Default parent of the state directories. */
-export const DEFAULT_STATE_ROOT = "/var/lib/riakfs";
+import { DEFAULT_STATE_ROOT } from "./defaults.ts";
 
 /** Files and bytes. */
 export interface Tally {

@@ -12,9 +12,23 @@ import { join } from "node:path";
 import type { FileSystem, RequestContext } from "../fuse/filesystem.ts";
 import { ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import { type StoreFixture, withStore } from "../store/_test_support.ts";
+import type { StoreClient } from "../store/client.ts";
+import { Store } from "../store/store.ts";
 import { Logger } from "./log.ts";
 import { overlaySettingsFromOptions } from "./mount_options.ts";
-import { type OverlayRuntime, startOverlay } from "./runtime.ts";
+import { type OverlayRuntime, type OverlayStartOptions, startOverlay } from "./runtime.ts";
+
+/** Riak requests the overlay's store sent, by kind (the fixture's own `store` is not counted). */
+export interface RequestCounts {
+  /** Gets with the value. */
+  gets: number;
+  /** Head-only gets. */
+  heads: number;
+  puts: number;
+  deletes: number;
+  setFetches: number;
+  setUpdates: number;
+}
 
 /** What an overlay test gets. */
 export interface OverlayFixture extends StoreFixture {
@@ -25,6 +39,10 @@ export interface OverlayFixture extends StoreFixture {
   runtime: OverlayRuntime;
   fs: FileSystem;
   logLines: string[];
+  /** What the overlay asked Riak so far; reset it with {@link resetCounts}. */
+  requests: RequestCounts;
+  /** Sets every request count back to zero. */
+  resetCounts(): void;
   /** Starts another runtime over the same source and spool (a restart). */
   restart(extra?: Record<string, unknown>): Promise<OverlayRuntime>;
 }
@@ -37,13 +55,55 @@ export const ROOT_CTX: RequestContext = {
   signal: new AbortController().signal,
 };
 
-/** Runs `body` with an overlay in `preset` (+ raw option overrides), cleaning up after. */
+/** The fields of {@link RequestCounts}, all zero. */
+export function noRequests(): RequestCounts {
+  return { gets: 0, heads: 0, puts: 0, deletes: 0, setFetches: 0, setUpdates: 0 };
+}
+
+/** `client`, counting every request into `counts`. */
+export function countingClient(client: StoreClient, counts: RequestCounts): StoreClient {
+  return {
+    get: (location, options) => {
+      if (options?.head) counts.heads++;
+      else counts.gets++;
+      return client.get(location, options);
+    },
+    put: (location, content, options) => {
+      counts.puts++;
+      return client.put(location, content, options);
+    },
+    delete: (location, options) => {
+      counts.deletes++;
+      return client.delete(location, options);
+    },
+    fetchSet: (location) => {
+      counts.setFetches++;
+      return client.fetchSet(location);
+    },
+    updateSet: (location, change) => {
+      counts.setUpdates++;
+      return client.updateSet(location, change);
+    },
+    listKeys: (bucketType, bucket) => client.listKeys(bucketType, bucket),
+  };
+}
+
+/**
+ * Runs `body` with an overlay in `preset` (+ raw option overrides, + start options such as
+ * `entryTimeout` or a clock), cleaning up after.
+ */
 export async function withOverlay(
   preset: string,
   body: (fixture: OverlayFixture) => Promise<void>,
   extra: Record<string, unknown> = {},
+  startOptions: Partial<OverlayStartOptions> = {},
 ): Promise<void> {
   await withStore(async (store) => {
+    const requests = noRequests();
+    // The overlay's own store, on the same namespace, so its requests can be counted.
+    const overlayStore = new Store(countingClient(store.client, requests), {
+      namespace: { bucket: store.bucket },
+    });
     const directory = await mkdtemp(join(tmpdir(), "riakfs-overlay-"));
     const source = join(directory, "source");
     const spool = join(directory, "spool");
@@ -70,9 +130,10 @@ export async function withOverlay(
         settings,
         source: settings.mode.reads === "riak" ? undefined : source,
         mountpoint,
-        store: store.store,
+        store: overlayStore,
         riakNodes: store.riak.nodes,
         logger,
+        ...startOptions,
       });
       runtimes.push(runtime);
       return runtime;
@@ -88,6 +149,8 @@ export async function withOverlay(
         runtime,
         fs: runtime.fileSystem,
         logLines,
+        requests,
+        resetCounts: () => Object.assign(requests, noRequests()),
         restart: start,
       });
     } finally {

@@ -1,20 +1,22 @@
 /**
  * The in-memory chunk cache for bytes read from Riak: fixed-size blocks of a file version,
  * evicted least-recently-used once the cache holds more than its byte bound. Concurrent
- * reads of one block share one fetch, and sequential reads trigger read-ahead of the next
- * blocks in the background so a streaming reader rarely waits on Riak.
+ * reads of one block share one fetch. Small files' bytes that came with their stat are
+ * primed into a second, smaller pool: they are only needed between a lookup and the reads
+ * that follow it, and must not push the mount's memory up to the main bound while a tree of
+ * small files is read once. Sequential readers do not go through the cache: they stream
+ * (sequential_reader.ts), pulled `readAheadBlocks` blocks ahead.
  *
  * @module
  */
 import { Buffer } from "node:buffer";
+import { DEFAULT_CACHE_BYTES, DEFAULT_READ_AHEAD_BLOCKS } from "./defaults.ts";
 import type { MountMetrics } from "./metrics.ts";
 
-/** Default byte bound of the cache. */
-export const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
 /** Default block size: Riak chunk size, so one block is one Riak object read. */
 export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
-/** Default blocks fetched ahead of a sequential reader. */
-export const DEFAULT_READ_AHEAD_BLOCKS = 4;
+/** Default byte bound of the bytes primed with stats (see {@link ChunkCache.prime}). */
+export const DEFAULT_PRIMED_BYTES = 32 * 1024 * 1024;
 
 /** Fetches `length` bytes at `offset` of the file version; fewer bytes means end of file. */
 export type RangeFetcher = (offset: number, length: number) => Promise<Uint8Array>;
@@ -22,7 +24,10 @@ export type RangeFetcher = (offset: number, length: number) => Promise<Uint8Arra
 /** Options of a {@link ChunkCache}. */
 export interface ChunkCacheOptions {
   maxBytes?: number;
+  /** Byte bound of the primed pool; default {@link DEFAULT_PRIMED_BYTES}, at most `maxBytes`. */
+  primedBytes?: number;
   blockSize?: number;
+  /** How far sequential readers pull ahead, in blocks; kept here with the other bounds. */
   readAheadBlocks?: number;
   metrics?: MountMetrics;
 }
@@ -35,18 +40,57 @@ export interface FileVersion {
   size: number;
 }
 
-/** Per-handle state that detects sequential reading. */
-export class ReadPattern {
-  /** Where the last read ended. */
-  nextOffset = -1;
-  /** Consecutive reads that started where the previous one ended. */
-  streak = 0;
+/** Blocks by key, least recently used first, within a byte bound. */
+class BlockPool {
+  readonly #blocks = new Map<string, Uint8Array>();
+  #bytes = 0;
 
-  /** Records a read; returns whether reading is sequential. */
-  observe(offset: number, length: number): boolean {
-    this.streak = offset === this.nextOffset ? this.streak + 1 : 0;
-    this.nextOffset = offset + length;
-    return this.streak >= 1;
+  constructor(readonly maxBytes: number) {}
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** The block, marked as the most recently used. */
+  get(key: string): Uint8Array | undefined {
+    const block = this.#blocks.get(key);
+    if (block !== undefined) {
+      this.#blocks.delete(key);
+      this.#blocks.set(key, block);
+    }
+    return block;
+  }
+
+  /** Keeps a block, evicting the least recently used ones beyond the bound. */
+  set(key: string, block: Uint8Array): void {
+    if (block.length > this.maxBytes) return;
+    this.delete(key);
+    this.#blocks.set(key, block);
+    this.#bytes += block.length;
+    for (const [oldest, evicted] of this.#blocks) {
+      if (this.#bytes <= this.maxBytes) break;
+      this.#blocks.delete(oldest);
+      this.#bytes -= evicted.length;
+    }
+  }
+
+  delete(key: string): void {
+    const block = this.#blocks.get(key);
+    if (block === undefined) return;
+    this.#blocks.delete(key);
+    this.#bytes -= block.length;
+  }
+
+  /** Drops every block whose key starts with `prefix`. */
+  deletePrefix(prefix: string): void {
+    for (const key of this.#blocks.keys()) {
+      if (key.startsWith(prefix)) this.delete(key);
+    }
+  }
+
+  clear(): void {
+    this.#blocks.clear();
+    this.#bytes = 0;
   }
 }
 
@@ -56,7 +100,9 @@ export class ReadPattern {
  * @example
  * ```ts
  * const cache = new ChunkCache({ maxBytes: 64 << 20 });
- * const bytes = await cache.read(file, 0, 4096, (offset, length) => store.readRange(...));
+ * const file = { path: "/a", version: stat.sha256, size: stat.size };
+ * const bytes = cache.peek(file, 0, 4096) ??
+ *   await cache.read(file, 0, 4096, (offset, length) => fetchRange(offset, length));
  * ```
  */
 export class ChunkCache {
@@ -64,19 +110,22 @@ export class ChunkCache {
   readonly blockSize: number;
   readonly readAheadBlocks: number;
   readonly #metrics?: MountMetrics;
-  /** Insertion order is recency order: the first entry is the least recently used. */
-  readonly #blocks = new Map<string, Uint8Array>();
+  /** Blocks fetched by reads. */
+  readonly #fetched: BlockPool;
+  /** Whole small files that came with their stat. */
+  readonly #primed: BlockPool;
   readonly #fetching = new Map<string, Promise<Uint8Array>>();
-  #bytes = 0;
 
   constructor(options: ChunkCacheOptions = {}) {
     this.maxBytes = options.maxBytes ?? DEFAULT_CACHE_BYTES;
     this.blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
     this.readAheadBlocks = options.readAheadBlocks ?? DEFAULT_READ_AHEAD_BLOCKS;
+    const primedBytes = options.primedBytes ?? Math.min(DEFAULT_PRIMED_BYTES, this.maxBytes);
     this.#metrics = options.metrics;
     for (
       const [name, value, min] of [
         ["maxBytes", this.maxBytes, 0],
+        ["primedBytes", primedBytes, 0],
         ["blockSize", this.blockSize, 1],
         ["readAheadBlocks", this.readAheadBlocks, 0],
       ] as const
@@ -85,35 +134,31 @@ export class ChunkCache {
         throw new RangeError(`chunk cache ${name} must be a whole number >= ${min}, got ${value}`);
       }
     }
-    options.metrics?.onSnapshot(() => options.metrics!.value.cache.bytes = this.#bytes);
+    this.#fetched = new BlockPool(this.maxBytes);
+    this.#primed = new BlockPool(Math.min(primedBytes, this.maxBytes));
+    options.metrics?.onSnapshot(() => options.metrics!.value.cache.bytes = this.bytes);
   }
 
-  /** Bytes held now. */
+  /** Bytes held now (both pools). */
   get bytes(): number {
-    return this.#bytes;
+    return this.#fetched.bytes + this.#primed.bytes;
   }
 
-  /**
-   * Reads `size` bytes at `offset` of `file` through the cache. With a `pattern` showing
-   * sequential reads, the blocks after the read are fetched in the background.
-   */
+  /** Reads `size` bytes at `offset` of `file` through the cache, fetching missing blocks. */
   async read(
     file: FileVersion,
     offset: number,
     size: number,
     fetch: RangeFetcher,
-    pattern?: ReadPattern,
   ): Promise<Uint8Array> {
     const end = Math.min(offset + size, file.size);
     if (offset >= end) return new Uint8Array(0);
     const first = Math.floor(offset / this.blockSize);
     const last = Math.floor((end - 1) / this.blockSize);
-    const sequential = pattern?.observe(offset, end - offset) ?? false;
-    if (sequential) this.#readAhead(file, last + 1, fetch);
     const blocks = await Promise.all(
       Array.from(
         { length: last - first + 1 },
-        (_, index) => this.#block(file, first + index, fetch, true),
+        (_, index) => this.#block(file, first + index, fetch),
       ),
     );
     const joined = blocks.length === 1 ? blocks[0] : Buffer.concat(blocks);
@@ -121,50 +166,68 @@ export class ChunkCache {
     return joined.subarray(start, start + (end - offset));
   }
 
+  /**
+   * The bytes `[offset, offset + size)` of `file` (fewer at its end) when every block they
+   * span is cached, with no fetch and no wait; undefined when any block is missing.
+   */
+  peek(file: FileVersion, offset: number, size: number): Uint8Array | undefined {
+    const end = Math.min(offset + size, file.size);
+    if (offset >= end) return new Uint8Array(0);
+    const first = Math.floor(offset / this.blockSize);
+    const last = Math.floor((end - 1) / this.blockSize);
+    const blocks: Uint8Array[] = [];
+    for (let index = first; index <= last; index++) {
+      const block = this.#cached(keyOf(file, index));
+      if (block === undefined) return undefined;
+      blocks.push(block);
+    }
+    if (this.#metrics) this.#metrics.value.cache.hits += blocks.length;
+    const joined = blocks.length === 1 ? blocks[0] : Buffer.concat(blocks);
+    const start = offset - first * this.blockSize;
+    return joined.subarray(start, start + (end - offset));
+  }
+
+  /**
+   * Keeps a whole file's bytes that arrived some other way (a small file's content fetched
+   * with its stat), so reads of this version need no fetch. They go to the primed pool,
+   * whose bound is small: they matter from a lookup to the reads that follow it. Bytes of
+   * another size than the version's are ignored. The blocks are views of `bytes`, not copies.
+   */
+  prime(file: FileVersion, bytes: Uint8Array): void {
+    if (bytes.length !== file.size) return;
+    for (let index = 0; index * this.blockSize < bytes.length; index++) {
+      const start = index * this.blockSize;
+      this.#primed.set(keyOf(file, index), bytes.subarray(start, start + this.blockSize));
+    }
+  }
+
   /** Drops every cached block of `path` (after a write, rename or unlink). */
   invalidate(path: string): void {
     const prefix = `${path}\0`;
-    for (const [key, block] of this.#blocks) {
-      if (key.startsWith(prefix)) {
-        this.#blocks.delete(key);
-        this.#bytes -= block.length;
-      }
-    }
+    this.#fetched.deletePrefix(prefix);
+    this.#primed.deletePrefix(prefix);
   }
 
   /** Drops everything. */
   clear(): void {
-    this.#blocks.clear();
-    this.#bytes = 0;
+    this.#fetched.clear();
+    this.#primed.clear();
   }
 
-  #readAhead(file: FileVersion, from: number, fetch: RangeFetcher): void {
-    const lastBlock = Math.floor((file.size - 1) / this.blockSize);
-    for (let index = from; index <= Math.min(lastBlock, from + this.readAheadBlocks - 1); index++) {
-      const key = keyOf(file, index);
-      if (this.#blocks.has(key) || this.#fetching.has(key)) continue;
-      if (this.#metrics) this.#metrics.value.cache.readAheadChunks++;
-      // Read-ahead is a hint: a failure here surfaces when the block is really read.
-      this.#block(file, index, fetch, false).catch(() => {});
-    }
+  /** A cached block from either pool, marked as recently used there. */
+  #cached(key: string): Uint8Array | undefined {
+    return this.#fetched.get(key) ?? this.#primed.get(key);
   }
 
-  async #block(
-    file: FileVersion,
-    index: number,
-    fetch: RangeFetcher,
-    counted: boolean,
-  ): Promise<Uint8Array> {
+  async #block(file: FileVersion, index: number, fetch: RangeFetcher): Promise<Uint8Array> {
     const key = keyOf(file, index);
-    const cached = this.#blocks.get(key);
+    const cached = this.#cached(key);
     const cache = this.#metrics?.value.cache;
     if (cached) {
-      this.#blocks.delete(key);
-      this.#blocks.set(key, cached);
-      if (counted && cache) cache.hits++;
+      if (cache) cache.hits++;
       return cached;
     }
-    if (counted && cache) cache.misses++;
+    if (cache) cache.misses++;
     let pending = this.#fetching.get(key);
     if (!pending) {
       pending = fetch(
@@ -172,24 +235,11 @@ export class ChunkCache {
         Math.min(this.blockSize, file.size - index * this.blockSize),
       );
       this.#fetching.set(key, pending);
-      pending.then((block) => this.#store(key, block), () => {}).finally(() =>
+      pending.then((block) => this.#fetched.set(key, block), () => {}).finally(() =>
         this.#fetching.delete(key)
       );
     }
     return await pending;
-  }
-
-  #store(key: string, block: Uint8Array): void {
-    if (block.length > this.maxBytes) return;
-    const previous = this.#blocks.get(key);
-    if (previous) this.#bytes -= previous.length;
-    this.#blocks.set(key, block);
-    this.#bytes += block.length;
-    for (const [oldest, evicted] of this.#blocks) {
-      if (this.#bytes <= this.maxBytes) break;
-      this.#blocks.delete(oldest);
-      this.#bytes -= evicted.length;
-    }
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { ChunkCache, type FileVersion, ReadPattern } from "./chunk_cache.ts";
+import { ChunkCache, type FileVersion } from "./chunk_cache.ts";
 import { MountMetrics } from "./metrics.ts";
 
 /** A deterministic file of `size` bytes and a fetcher that records every request. */
@@ -65,26 +65,6 @@ Deno.test("a new version or an invalidation misses; concurrent reads share one f
   assert.equal(requests.length, 3);
 });
 
-Deno.test("sequential reads fetch the next blocks ahead", async () => {
-  const metrics = new MountMetrics();
-  const cache = new ChunkCache({ blockSize: 10, readAheadBlocks: 2, metrics });
-  const { bytes, requests, fetch } = source(100);
-  const file: FileVersion = { path: "/f", version: "v1", size: 100 };
-  const pattern = new ReadPattern();
-  await cache.read(file, 0, 10, fetch, pattern);
-  assert.equal(requests.length, 1, "one read is not yet a pattern");
-  await cache.read(file, 10, 10, fetch, pattern);
-  // Block 1 was read, blocks 2 and 3 were fetched ahead.
-  assert.deepEqual(requests.map(([offset]) => offset).sort((a, b) => a - b), [0, 10, 20, 30]);
-  const before = metrics.snapshot().cache.hits;
-  assert.deepEqual(await cache.read(file, 20, 10, fetch, pattern), bytes.subarray(20, 30));
-  assert.equal(metrics.snapshot().cache.hits, before + 1);
-  assert.ok(metrics.snapshot().cache.readAheadChunks >= 2);
-  // A random read resets the streak.
-  await cache.read(file, 80, 5, fetch, pattern);
-  assert.equal(pattern.streak, 0);
-});
-
 Deno.test("a failed fetch rejects the read and is not cached", async () => {
   const cache = new ChunkCache({ blockSize: 10 });
   const file: FileVersion = { path: "/f", version: "v1", size: 10 };
@@ -95,4 +75,41 @@ Deno.test("a failed fetch rejects the read and is not cached", async () => {
   assert.equal(cache.bytes, 0);
   assert.equal((await cache.read(file, 0, 5, () => Promise.resolve(new Uint8Array(10)))).length, 5);
   assert.throws(() => new ChunkCache({ blockSize: 0 }), /blockSize must be a whole number >= 1/);
+});
+
+Deno.test("primed bytes are served by peek without a fetch; a missing block peeks nothing", () => {
+  const metrics = new MountMetrics();
+  const cache = new ChunkCache({ blockSize: 10, maxBytes: 1000, metrics });
+  const { bytes } = source(25);
+  const file: FileVersion = { path: "/f", version: "v1", size: 25 };
+  assert.equal(cache.peek(file, 0, 5), undefined);
+  cache.prime({ ...file, size: 24 }, bytes);
+  assert.equal(cache.bytes, 0, "bytes of another size than the version's are ignored");
+  cache.prime(file, bytes);
+  assert.equal(cache.bytes, 25);
+  assert.deepEqual(cache.peek(file, 0, 100), bytes);
+  assert.deepEqual(cache.peek(file, 12, 3), bytes.subarray(12, 15));
+  assert.equal(cache.peek(file, 25, 10)?.length, 0, "at the end: nothing to read");
+  assert.equal(cache.peek({ ...file, version: "v2" }, 0, 5), undefined);
+  assert.equal(metrics.snapshot().cache.hits, 4);
+  cache.invalidate("/f");
+  assert.equal(cache.peek(file, 0, 5), undefined);
+});
+
+Deno.test("primed bytes live in their own, smaller pool: they never evict fetched blocks", async () => {
+  const cache = new ChunkCache({ blockSize: 10, maxBytes: 100, primedBytes: 20 });
+  const { bytes, requests, fetch } = source(30);
+  const big: FileVersion = { path: "/big", version: "v1", size: 30 };
+  await cache.read(big, 0, 30, fetch); // three fetched blocks
+  for (let index = 0; index < 5; index++) {
+    cache.prime({ path: `/small${index}`, version: "v1", size: 8 }, bytes.subarray(0, 8));
+  }
+  assert.equal(cache.bytes, 30 + 16, "two primed files of 8 bytes fit in 20");
+  assert.equal(cache.peek({ path: "/small0", version: "v1", size: 8 }, 0, 8), undefined);
+  assert.deepEqual(
+    cache.peek({ path: "/small4", version: "v1", size: 8 }, 0, 8),
+    bytes.subarray(0, 8),
+  );
+  assert.deepEqual(await cache.read(big, 0, 30, fetch), bytes);
+  assert.equal(requests.length, 3, "the fetched blocks stayed");
 });

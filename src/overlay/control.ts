@@ -11,14 +11,9 @@ import { connect, createServer, type Server } from "node:net";
 import { resolve } from "node:path";
 import { formatBytes } from "../migration/progress_reporter.ts";
 import type { HealthSnapshot } from "./health.ts";
+import { DEFAULT_RUN_DIRECTORY, DEFAULT_STATUS_TIMEOUT_MS } from "./defaults.ts";
 import { cacheHitRatio, type MetricsSnapshot } from "./metrics.ts";
 import { describeMode, type MountMode, presetOf } from "./modes.ts";
-
-/** Where mounts keep their pid files and control sockets. */
-export const DEFAULT_RUN_DIRECTORY = "/run/riakfs";
-
-/** Default time `riakfs status` waits for the mount to answer. */
-export const DEFAULT_STATUS_TIMEOUT_MS = 5_000;
 
 /** The run-time files of one mount. */
 export interface RuntimePaths {

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { DEFAULT_COPY_CONCURRENCY } from "./defaults.ts";
 import { SILENT_LOGGER } from "./log.ts";
 import type { Logger } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
@@ -64,8 +65,6 @@ export class ReadCoverage {
 /** Copies one local file into Riak. */
 export type FileCopier = (path: string, signal: AbortSignal) => Promise<void>;
 
-/** Default number of copies running at once. */
-export const DEFAULT_COPY_CONCURRENCY = 2;
 /** Default longest queue; further files are skipped (the pre-warm job catches them). */
 export const DEFAULT_COPY_QUEUE_LIMIT = 10_000;
 /** Default bound on the bytes of the files being copied at once. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Errno, fail, type FileSystem } from "../fuse/filesystem.ts";
+import { Errno, fail, type FileSystem, type ReaderCounts } from "../fuse/filesystem.ts";
 import { errnoName, instrument } from "./instrument.ts";
 import { MountMetrics } from "./metrics.ts";
 
@@ -31,4 +31,38 @@ Deno.test("every operation is counted by name and every failure by errno", async
   assert.deepEqual(snapshot.errors, { ENOENT: 1 });
   assert.equal(errnoName(Object.assign(new Error("x"), { code: "EACCES" })), "EACCES");
   assert.equal(errnoName(new Error("no code")), "EIO");
+});
+
+Deno.test("what the reader threads answered is added to the counters at each snapshot", () => {
+  const metrics = new MountMetrics();
+  let attached = false;
+  const fs = instrument({ attachReaderCounts: () => attached = true }, metrics);
+  const counts: ReaderCounts = {
+    ops: { getattr: 3, read: 2 },
+    errnos: new Map([[Errno.ENOENT, 1]]),
+    bytesRead: 8192,
+    bytesWritten: 100,
+  };
+  fs.attachReaderCounts!(() => structuredClone(counts));
+  assert.ok(attached, "the filesystem's own hook still runs");
+  metrics.countOp("getattr");
+  metrics.value.bytesReadLocal = 10;
+  let snapshot = metrics.snapshot();
+  assert.deepEqual(snapshot.ops, { getattr: 4, read: 2 });
+  assert.deepEqual(snapshot.opsInReaders, { getattr: 3, read: 2 });
+  assert.deepEqual(snapshot.errors, { ENOENT: 1 });
+  assert.equal(snapshot.bytesReadLocal, 8202);
+  assert.equal(snapshot.bytesWritten, 100);
+  counts.ops.getattr = 5;
+  counts.errnos.set(Errno.EACCES, 2);
+  counts.bytesRead += 4096;
+  snapshot = metrics.snapshot();
+  assert.deepEqual(snapshot.ops, { getattr: 6, read: 2 }, "only what is new is added");
+  assert.deepEqual(snapshot.errors, { ENOENT: 1, EACCES: 2 });
+  assert.equal(snapshot.bytesReadLocal, 12298);
+  assert.deepEqual(
+    metrics.snapshot().ops,
+    { getattr: 6, read: 2 },
+    "a snapshot adds nothing twice",
+  );
 });

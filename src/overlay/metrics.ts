@@ -11,6 +11,11 @@
 export interface MetricsSnapshot {
   /** FUSE operations handled, by operation name. */
   ops: Record<string, number>;
+  /**
+   * Of `ops`, those the FUSE reader threads answered themselves, without the event loop
+   * (local files of the passthrough: getattr, open, read, write, release, create...).
+   */
+  opsInReaders: Record<string, number>;
   /** Failed operations, by errno name. */
   errors: Record<string, number>;
   bytesReadLocal: number;
@@ -73,6 +78,7 @@ export class MountMetrics {
   /** The counters; components update the fields in place. */
   readonly value: MetricsSnapshot = {
     ops: {},
+    opsInReaders: {},
     errors: {},
     bytesReadLocal: 0,
     bytesReadRiak: 0,
@@ -155,6 +161,12 @@ export function toPrometheus(
     "counter",
     "FUSE operations handled, by operation.",
     Object.entries(snapshot.ops).map(([op, count]) => [[["op", op]], count]),
+  );
+  metric(
+    "ops_in_readers_total",
+    "counter",
+    "Of riakfs_ops_total, the operations the FUSE reader threads answered themselves.",
+    Object.entries(snapshot.opsInReaders).map(([op, count]) => [[["op", op]], count]),
   );
   metric(
     "errors_total",

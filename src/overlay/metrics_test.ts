@@ -1,18 +1,21 @@
 import assert from "node:assert/strict";
 import { MountMetrics, toPrometheus } from "./metrics.ts";
-import { MetricsAddressError, parseMetricsAddress, startMetricsServer } from "./metrics_server.ts";
+import { MetricsAddressError, parseMetricsAddress } from "./metrics_address.ts";
+import { startMetricsServer } from "./metrics_server.ts";
 
 Deno.test("Prometheus text carries every counter with HELP/TYPE and escaped labels", () => {
   const metrics = new MountMetrics();
   let depth = 0;
   metrics.onSnapshot(() => metrics.value.copyOnRead.queued = depth);
   metrics.countOp("read");
+  metrics.value.opsInReaders.read = 1;
   metrics.countError("EIO");
   metrics.value.bytesReadRiak = 10;
   depth = 7;
   const text = toPrometheus(metrics.snapshot(), { mountpoint: '/mnt/"x"' });
   assert.match(text, /^# TYPE riakfs_ops_total counter$/m);
   assert.match(text, /^riakfs_ops_total\{mountpoint="\/mnt\/\\"x\\"",op="read"\} 1$/m);
+  assert.match(text, /^riakfs_ops_in_readers_total\{mountpoint="[^}]*",op="read"\} 1$/m);
   assert.match(text, /^riakfs_errors_total\{mountpoint="\/mnt\/\\"x\\"",errno="EIO"\} 1$/m);
   assert.match(text, /^riakfs_read_bytes_total\{mountpoint="[^"]*\\"x\\"",from="riak"\} 10$/m);
   assert.match(text, /^riakfs_copy_on_read_queued\{mountpoint="[^}]*\} 7$/m);

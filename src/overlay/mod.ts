@@ -50,4 +50,12 @@ export { UploadQueue } from "./upload_queue.ts";
 export { Spool } from "./spool.ts";
 export { CopyOnReadQueue } from "./copy_on_read.ts";
 export { ChunkCache } from "./chunk_cache.ts";
+export {
+  DEFAULT_CACHE_BYTES,
+  DEFAULT_COPY_CONCURRENCY,
+  DEFAULT_READ_AHEAD_BLOCKS,
+  DEFAULT_RUN_DIRECTORY,
+  DEFAULT_STATUS_TIMEOUT_MS,
+  DEFAULT_UPLOAD_CONCURRENCY,
+} from "./defaults.ts";
 export { RiakHealth } from "./health.ts";

@@ -7,11 +7,15 @@
  * @module
  */
 import { type Command, Option } from "commander";
-import { DEFAULT_CACHE_BYTES, DEFAULT_READ_AHEAD_BLOCKS } from "./chunk_cache.ts";
-import { DEFAULT_COPY_CONCURRENCY } from "./copy_on_read.ts";
-import { DEFAULT_RUN_DIRECTORY } from "./control.ts";
+import {
+  DEFAULT_CACHE_BYTES,
+  DEFAULT_COPY_CONCURRENCY,
+  DEFAULT_READ_AHEAD_BLOCKS,
+  DEFAULT_RUN_DIRECTORY,
+  DEFAULT_UPLOAD_CONCURRENCY,
+} from "./defaults.ts";
 import type { LogFormat } from "./log.ts";
-import { parseMetricsAddress } from "./metrics_server.ts";
+import { parseMetricsAddress } from "./metrics_address.ts";
 import {
   DEFAULT_PRESET,
   KNOB_VALUES,
@@ -21,7 +25,6 @@ import {
   renderModeTable,
   resolveMode,
 } from "./modes.ts";
-import { DEFAULT_UPLOAD_CONCURRENCY } from "./upload_queue.ts";
 import type { RiakFuseNames } from "../store/layout.ts";
 
 /** Default deadline for a read that needs Riak before it answers EIO. */

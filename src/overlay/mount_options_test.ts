@@ -22,7 +22,7 @@ Deno.test("defaults give the passthrough preset and documented bounds", () => {
   assert.equal(settings.preset, "passthrough");
   assert.equal(settings.mode.reads, "local");
   assert.equal(settings.uploadConcurrency, 4);
-  assert.equal(settings.cacheBytes, 256 * 1048576);
+  assert.equal(settings.cacheBytes, 64 * 1048576);
   assert.equal(settings.logFormat, "text");
   assert.deepEqual(settings.riakFuse, {});
 });

@@ -36,6 +36,30 @@ Deno.test("migrate: a file read whole is copied to Riak, then served from Riak",
   });
 });
 
+Deno.test("shadow: once Riak holds a local file's version, its opens are left to the reader threads", async () => {
+  await withOverlay("shadow", async ({ fs, source, runtime }) => {
+    const content = seededBytes(11, 100_000);
+    await writeFile(join(source, "a.bin"), content);
+    const node = await lookupPath(fs, "/a.bin");
+    const first = await fs.open!(ROOT_CTX, node, 0);
+    // Not yet in Riak: reads are watched for copy-on-read, so they come to the overlay.
+    assert.equal(first.localFd, undefined);
+    assert.ok(content.equals(await fs.read!(ROOT_CTX, node, first.fh, 0, content.length)));
+    await fs.release!(ROOT_CTX, node, first.fh, 0);
+    await runtime.settle(10_000);
+    assert.equal(runtime.metrics.snapshot().copyOnRead.copied, 1);
+    const second = await fs.open!(ROOT_CTX, node, 0);
+    assert.equal(typeof second.localFd, "number");
+    assert.ok(content.equals(await fs.read!(ROOT_CTX, node, second.fh, 0, content.length)));
+    await fs.release!(ROOT_CTX, node, second.fh, 0);
+    // A new local version is not Riak's: it is watched again.
+    await writeFile(join(source, "a.bin"), seededBytes(12, 100_001));
+    const third = await fs.open!(ROOT_CTX, node, 0);
+    assert.equal(third.localFd, undefined);
+    await fs.release!(ROOT_CTX, node, third.fh, 0);
+  });
+});
+
 Deno.test("migrate: a partial read does not copy the file", async () => {
   await withOverlay("migrate", async ({ fs, source, store, runtime }) => {
     await writeFile(join(source, "big.bin"), seededBytes(8, 200_000));
@@ -227,36 +251,45 @@ Deno.test("a second commit of one open file (chmod after flush) keeps both uploa
 });
 
 Deno.test("outage: local files still served, Riak reads fail with EIO in time, logged once", async () => {
-  await withOverlay("migrate", async ({ fs, source, store, riak, runtime, logLines }) => {
-    await store.writeFile("/only-in-riak.txt", Buffer.from("remote"));
-    await writeFile(join(source, "local.txt"), "local bytes");
-    assert.equal((await readThrough(fs, "/only-in-riak.txt")).toString(), "remote");
-    const faults = riak.server!.faults;
-    faults.pause();
-    try {
-      assert.equal((await readThrough(fs, "/local.txt")).toString(), "local bytes");
-      // A name never seen in Riak answers ENOENT (so it can be created and spooled).
-      await assert.rejects(
-        lookupPath(fs, "/never-seen"),
-        (error) => errnoOf(error) === Errno.ENOENT,
-      );
-      await assert.rejects(
-        readThrough(fs, "/only-in-riak.txt"),
-        (error) => errnoOf(error) === "EIO",
-      );
-      assert.deepEqual(await listThrough(fs, "/"), ["local.txt"], "listing degrades to local");
-      for (let index = 0; index < 3; index++) {
-        await assert.rejects(lookupPath(fs, "/only-in-riak.txt"));
+  let clock = 1_000_000;
+  await withOverlay(
+    "migrate",
+    async ({ fs, source, store, riak, runtime, logLines }) => {
+      await store.writeFile("/only-in-riak.txt", Buffer.from("remote"));
+      await writeFile(join(source, "local.txt"), "local bytes");
+      assert.equal((await readThrough(fs, "/only-in-riak.txt")).toString(), "remote");
+      const faults = riak.server!.faults;
+      faults.pause();
+      try {
+        // Within the entry timeout the small file's bytes come from the cache: no Riak needed.
+        assert.equal((await readThrough(fs, "/only-in-riak.txt")).toString(), "remote");
+        clock += 2_000;
+        assert.equal((await readThrough(fs, "/local.txt")).toString(), "local bytes");
+        // A name never seen in Riak answers ENOENT (so it can be created and spooled).
+        await assert.rejects(
+          lookupPath(fs, "/never-seen"),
+          (error) => errnoOf(error) === Errno.ENOENT,
+        );
+        await assert.rejects(
+          readThrough(fs, "/only-in-riak.txt"),
+          (error) => errnoOf(error) === "EIO",
+        );
+        assert.deepEqual(await listThrough(fs, "/"), ["local.txt"], "listing degrades to local");
+        for (let index = 0; index < 3; index++) {
+          await assert.rejects(lookupPath(fs, "/only-in-riak.txt"));
+        }
+        const warnings = logLines.filter((line) => line.includes("Riak unreachable"));
+        assert.equal(warnings.length, 1, "one line per outage");
+        assert.equal(runtime.metrics.snapshot().riak.reachable, 0);
+      } finally {
+        faults.resume();
       }
-      const warnings = logLines.filter((line) => line.includes("Riak unreachable"));
-      assert.equal(warnings.length, 1, "one line per outage");
-      assert.equal(runtime.metrics.snapshot().riak.reachable, 0);
-    } finally {
-      faults.resume();
-    }
-    assert.equal((await readThrough(fs, "/only-in-riak.txt")).toString(), "remote");
-    assert.ok(logLines.some((line) => line.includes("Riak reachable again")));
-  }, { riakReadTimeout: "300" });
+      assert.equal((await readThrough(fs, "/only-in-riak.txt")).toString(), "remote");
+      assert.ok(logLines.some((line) => line.includes("Riak reachable again")));
+    },
+    { riakReadTimeout: "300" },
+    { now: () => clock },
+  );
 });
 
 Deno.test("a write acknowledged during an outage is uploaded after a restart", async () => {
@@ -282,5 +315,113 @@ Deno.test("a write acknowledged during an outage is uploaded after a restart", a
     for (const [path, content] of files) {
       assert.ok(content.equals(await store.readFile(path)), `${path} in Riak byte for byte`);
     }
+  });
+});
+
+Deno.test("riak: reading a small file costs one Riak get, from LOOKUP to RELEASE", async () => {
+  await withOverlay(
+    "riak",
+    async ({ fs, store, requests, resetCounts }) => {
+      const content = seededBytes(31, 100 * 1024);
+      await store.writeFile("/d/small.bin", content);
+      const parent = await lookupPath(fs, "/d");
+      resetCounts();
+      // What the kernel sends for `cat d/small.bin` (GETATTR when its attributes expired).
+      const entry = await fs.lookup!(ROOT_CTX, parent, "small.bin");
+      assert.equal(entry.attr.size, content.length);
+      const { fh, directIo } = await fs.open!(ROOT_CTX, entry.nodeid, 0);
+      assert.equal(directIo, true, "-o direct_io reaches the open reply");
+      assert.equal((await fs.getattr!(ROOT_CTX, entry.nodeid, fh)).attr.size, content.length);
+      const bytes = await fs.read!(ROOT_CTX, entry.nodeid, fh, 0, 131072);
+      assert.ok(content.equals(bytes));
+      assert.equal((await fs.read!(ROOT_CTX, entry.nodeid, fh, content.length, 131072)).length, 0);
+      await fs.flush!(ROOT_CTX, entry.nodeid, fh);
+      await fs.release!(ROOT_CTX, entry.nodeid, fh, 0);
+      assert.deepEqual(requests, {
+        gets: 1,
+        heads: 0,
+        puts: 0,
+        deletes: 0,
+        setFetches: 0,
+        setUpdates: 0,
+      });
+    },
+    {},
+    { directIo: true },
+  );
+});
+
+Deno.test("riak: a file changed in Riak behind the mount is read fresh once the entry timeout passed", async () => {
+  let clock = 1_000_000;
+  await withOverlay(
+    "riak",
+    async ({ fs, store, requests, resetCounts }) => {
+      const before = seededBytes(32, 50_000);
+      const after = seededBytes(33, 70_000);
+      await store.writeFile("/notes.txt", before);
+      assert.ok(before.equals(await readThrough(fs, "/notes.txt")));
+      await store.writeFile("/notes.txt", after);
+      // Within the entry timeout the kernel may serve the old entry anyway; so may the mount.
+      clock += 999;
+      assert.ok(before.equals(await readThrough(fs, "/notes.txt")));
+      clock += 2;
+      resetCounts();
+      assert.ok(
+        after.equals(await readThrough(fs, "/notes.txt")),
+        "no stale bytes past the timeout",
+      );
+      assert.equal(requests.gets + requests.heads, 1, "one round trip for the new version");
+      const node = await lookupPath(fs, "/notes.txt");
+      assert.equal((await fs.getattr!(ROOT_CTX, node, undefined)).attr.size, after.length);
+    },
+    {},
+    { entryTimeout: 1, attrTimeout: 1, now: () => clock },
+  );
+});
+
+Deno.test("riak: a large file read sequentially, also with reads overlapping, streams from one store read", async () => {
+  await withOverlay("riak", async ({ fs, store, requests, resetCounts }) => {
+    const MiB = 1024 * 1024;
+    const content = seededBytes(34, 5 * MiB + 12345);
+    await store.writeFile("/big.bin", content);
+    resetCounts();
+    assert.ok(content.equals(await readThrough(fs, "/big.bin", MiB)));
+    // At most: the stat (manifest) + the stream's manifest + 6 chunks; no chunk fetched twice.
+    assert.ok(requests.gets + requests.heads <= 8, JSON.stringify(requests));
+    const node = await lookupPath(fs, "/big.bin");
+    const { fh } = await fs.open!(ROOT_CTX, node, 0);
+    try {
+      // The kernel's read-ahead sends several reads at once, answered in any order.
+      const offsets = [0, 2 * MiB, MiB, 3 * MiB];
+      const parts = await Promise.all(
+        offsets.map((offset) => fs.read!(ROOT_CTX, node, fh, offset, MiB)),
+      );
+      parts.forEach((part, index) => {
+        assert.ok(content.subarray(offsets[index], offsets[index] + MiB).equals(part));
+      });
+      // A jump back is a random read: served through the chunk cache.
+      const back = await fs.read!(ROOT_CTX, node, fh, 100, 1000);
+      assert.ok(content.subarray(100, 1100).equals(back));
+    } finally {
+      await fs.release!(ROOT_CTX, node, fh, 0);
+    }
+  });
+});
+
+Deno.test("riak: an open with O_TRUNC stages nothing from Riak and uploads once", async () => {
+  await withOverlay("riak", async ({ fs, store, runtime, requests, resetCounts }) => {
+    const MiB = 1024 * 1024;
+    await store.writeFile("/big.bin", seededBytes(35, 3 * MiB));
+    const node = await lookupPath(fs, "/big.bin");
+    resetCounts();
+    // What the kernel sends once FUSE_ATOMIC_O_TRUNC is negotiated (O_WRONLY | O_TRUNC).
+    const { fh } = await fs.open!(ROOT_CTX, node, 0o1001);
+    await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("short"));
+    await fs.flush!(ROOT_CTX, node, fh);
+    await fs.release!(ROOT_CTX, node, fh, 0);
+    assert.equal(requests.gets, 0, "the old content was not downloaded");
+    await runtime.settle(10_000);
+    assert.equal((await store.readFile("/big.bin")).toString(), "short");
+    assert.equal(runtime.metrics.snapshot().uploads.uploaded, 1);
   });
 });

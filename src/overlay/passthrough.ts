@@ -33,7 +33,9 @@ import {
   fail,
   type FileSystem,
   FileType,
+  type LocallyCreated,
   type LocalNodes,
+  OPEN_FLAGS_HANDLED_BY_KERNEL,
   type Opened,
   RenameFlag,
   type RequestContext,
@@ -59,9 +61,6 @@ export interface PassthroughOptions {
 const UNKNOWN_INO = 0xffffffff;
 const S_ISGID = 0o2000;
 const PERMISSION_BITS = 0o7777;
-/** Source files are opened with these removed: the kernel already handled them. */
-const STRIPPED_OPEN_FLAGS = fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOCTTY |
-  (fs.constants.O_DIRECT ?? 0);
 /** Parallel lstat calls while filling one READDIRPLUS reply. */
 const READDIRPLUS_BATCH = 32;
 
@@ -74,6 +73,8 @@ interface Node {
   lookups: number;
   /** Live nodes whose parent this is; a node with children is kept. */
   children: number;
+  /** A regular file (the reader threads may open it). */
+  regular: boolean;
 }
 
 interface DirHandle {
@@ -113,6 +114,7 @@ export class PassthroughFileSystem implements FileSystem {
       name: "",
       lookups: 1,
       children: 0,
+      regular: false,
     };
     this.#nodes.set(root.id, root);
   }
@@ -122,6 +124,15 @@ export class PassthroughFileSystem implements FileSystem {
     if (!nodes.supported) return;
     this.#localNodes = nodes;
     for (const node of this.#nodes.values()) this.#register(node);
+    // open, create and release below are exactly what serveFiles asks for.
+    nodes.serveFiles({
+      firstNodeId: this.#nextNodeId,
+      entryTimeout: this.#entryTimeout,
+      attrTimeout: this.#attrTimeout,
+      directIo: this.#directIo,
+      keepCache: this.#keepCache,
+      adopt: (created) => this.#adopt(created),
+    });
   }
 
   /** Node ids currently known (for tests of lookup counting). */
@@ -320,11 +331,15 @@ export class PassthroughFileSystem implements FileSystem {
     return this.#entry(this.#referenced(newParent, newName, stat), stat);
   }
 
-  /** @inheritdoc */
+  /**
+   * @inheritdoc
+   * The FUSE reader threads open known regular files the same way themselves (see
+   * `LocalNodes.serveFiles`): a change here must be made there too.
+   */
   async open(_ctx: RequestContext, nodeid: number, flags: number): Promise<Opened> {
     const fd = await openFd(
       this.#path(nodeid),
-      (flags & ~STRIPPED_OPEN_FLAGS) | fs.constants.O_NOFOLLOW,
+      (flags & ~OPEN_FLAGS_HANDLED_BY_KERNEL) | fs.constants.O_NOFOLLOW,
       0,
     );
     return this.#opened(fd);
@@ -465,7 +480,11 @@ export class PassthroughFileSystem implements FileSystem {
     return statfsOf(await fs.promises.statfs(this.#path(nodeid)));
   }
 
-  /** @inheritdoc */
+  /**
+   * @inheritdoc
+   * The FUSE reader threads create new names the same way themselves (see
+   * `LocalNodes.serveFiles`): a change here must be made there too.
+   */
   async create(
     ctx: RequestContext,
     parent: number,
@@ -526,7 +545,13 @@ export class PassthroughFileSystem implements FileSystem {
   // ---- helpers ----
 
   #opened(fd: number): Opened {
-    return { fh: fd, localFd: fd, directIo: this.#directIo, keepCache: this.#keepCache };
+    return {
+      fh: fd,
+      localFd: fd,
+      closeOnRelease: true,
+      directIo: this.#directIo,
+      keepCache: this.#keepCache,
+    };
   }
 
   #path(nodeid: number): string {
@@ -578,22 +603,51 @@ export class PassthroughFileSystem implements FileSystem {
     let node = this.#byKey.get(key);
     if (node && node.id === ROOT_NODE_ID) return node;
     if (!node) {
-      node = {
-        id: this.#nextNodeId++,
+      node = this.#added({
+        id: this.#localNodes?.allocateNodeId() ?? this.#nextNodeId++,
         key,
         parent,
         name,
         lookups: 0,
         children: 0,
-      };
-      this.#nodes.set(node.id, node);
-      this.#byKey.set(key, node);
-      this.#nodes.get(parent)!.children++;
-      this.#register(node);
+        regular: stat.isFile(),
+      });
     } else {
       this.#reparent(node, parent, name);
     }
     return node;
+  }
+
+  /** Enters a new node in the tables, its parent's and the reader threads'. */
+  #added(node: Node): Node {
+    this.#nodes.set(node.id, node);
+    this.#byKey.set(node.key, node);
+    const parent = this.#nodes.get(node.parent);
+    if (parent) parent.children++;
+    this.#register(node);
+    return node;
+  }
+
+  /**
+   * A file a reader thread created, with the lookup reference its CREATE reply gave. Its
+   * inode is new, so an older node still holding the same key belongs to a deleted file
+   * whose inode number was reused: the key now names the new node. A newer node (a higher
+   * id) keeps the key: this file was deleted too and its number reused since.
+   */
+  #adopt(created: LocallyCreated): void {
+    const key = `${created.dev}:${created.ino}`;
+    const node: Node = {
+      id: created.nodeid,
+      key,
+      parent: created.parent,
+      name: created.name,
+      lookups: 1,
+      children: 0,
+      regular: true,
+    };
+    const holder = this.#byKey.get(key);
+    this.#added(node);
+    if (holder && holder.id > node.id) this.#byKey.set(key, holder);
   }
 
   /** Finds or creates the node and takes one lookup reference (an entry reply follows). */
@@ -629,6 +683,7 @@ export class PassthroughFileSystem implements FileSystem {
       root ? this.source : node.name,
       this.#attrTimeout,
       ino,
+      node.regular,
     );
   }
 

@@ -3,7 +3,14 @@ import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DirectoryBuffer } from "../fuse/session.ts";
-import { Errno, FuseError, type RequestContext, ROOT_NODE_ID } from "../fuse/mod.ts";
+import {
+  Errno,
+  FuseError,
+  type LocalFiles,
+  type LocalNodes,
+  type RequestContext,
+  ROOT_NODE_ID,
+} from "../fuse/mod.ts";
 import { openPassthrough } from "./passthrough.ts";
 
 const ctx: RequestContext = { uid: 0, gid: 0, pid: 1, signal: new AbortController().signal };
@@ -109,14 +116,23 @@ Deno.test("create chowns to the caller and keeps the requested mode", async () =
 });
 
 /** A LocalNodes that keeps the links like the reader threads do and rebuilds paths. */
-class RecordedNodes {
+class RecordedNodes implements LocalNodes {
   readonly supported = true;
   readonly links = new Map<
     number,
-    { parent: number; name: string; attrTimeout: number; ino?: number }
+    { parent: number; name: string; attrTimeout: number; ino?: number; regular?: boolean }
   >();
-  set(nodeid: number, parent: number, name: string, attrTimeout: number, ino?: number): void {
-    this.links.set(nodeid, { parent, name, attrTimeout, ino });
+  files: LocalFiles | undefined;
+  #nextNodeId = 0;
+  set: LocalNodes["set"] = (nodeid, parent, name, attrTimeout, ino, regular) => {
+    this.links.set(nodeid, { parent, name, attrTimeout, ino, regular });
+  };
+  serveFiles(files: LocalFiles): void {
+    this.files = files;
+    this.#nextNodeId = files.firstNodeId;
+  }
+  allocateNodeId(): number {
+    return this.#nextNodeId++;
   }
   delete(nodeid: number): void {
     this.links.delete(nodeid);
@@ -188,10 +204,72 @@ Deno.test("a filesystem under Deno's readers registers nothing", async () => {
   await withSource(async (source) => {
     const pfs = await openPassthrough(source);
     let calls = 0;
-    pfs.attachLocalNodes({ supported: false, set: () => calls++, delete: () => calls++ });
+    pfs.attachLocalNodes({
+      supported: false,
+      set: () => calls++,
+      delete: () => calls++,
+      serveFiles: () => calls++,
+      allocateNodeId: () => calls++,
+    });
     await pfs.lookup(ctx, ROOT_NODE_ID, ".").catch(() => {});
     fs.writeFileSync(join(source, "x"), "x");
     await pfs.lookup(ctx, ROOT_NODE_ID, "x");
     assert.equal(calls, 0);
+  });
+});
+
+Deno.test("files the reader threads created are adopted: looked up, renamed, forgotten", async () => {
+  await withSource(async (source) => {
+    fs.writeFileSync(join(source, "old"), "x");
+    const pfs = await openPassthrough(source, { entryTimeout: 0.25, directIo: true });
+    const old = await pfs.lookup(ctx, ROOT_NODE_ID, "old");
+    const nodes = new RecordedNodes();
+    pfs.attachLocalNodes(nodes);
+    const files = nodes.files!;
+    assert.ok(files, "the passthrough lets the readers open and create");
+    assert.ok(files.firstNodeId > old.nodeid, "reader node ids never collide with earlier ones");
+    assert.deepEqual([files.entryTimeout, files.directIo], [0.25, true]);
+    assert.equal(nodes.links.get(old.nodeid)?.regular, true, "regular files may be opened");
+    assert.equal(nodes.links.get(ROOT_NODE_ID)?.regular, false);
+
+    // What a reader thread does on CREATE: create the file, then hand the node over.
+    fs.writeFileSync(join(source, "made"), "y");
+    const stat = fs.statSync(join(source, "made"), { bigint: true });
+    const nodeid = nodes.allocateNodeId();
+    files.adopt({ nodeid, parent: ROOT_NODE_ID, name: "made", dev: stat.dev, ino: stat.ino });
+    assert.equal(nodes.pathOf(nodeid), join(pfs.source, "made"));
+    const looked = await pfs.lookup(ctx, ROOT_NODE_ID, "made");
+    assert.equal(looked.nodeid, nodeid, "a lookup finds the adopted node");
+    const fresh = await pfs.lookup(ctx, ROOT_NODE_ID, "old");
+    assert.equal(fresh.nodeid, old.nodeid);
+    await pfs.rename(ctx, ROOT_NODE_ID, "made", ROOT_NODE_ID, "renamed", 0);
+    assert.equal(nodes.pathOf(nodeid), join(pfs.source, "renamed"));
+    pfs.forget(nodeid, 2);
+    assert.equal(nodes.links.has(nodeid), false, "both references gone: dropped");
+
+    const opened = await pfs.open(ctx, old.nodeid, fs.constants.O_RDONLY);
+    assert.equal(opened.closeOnRelease, true, "release is only the close");
+    assert.equal(opened.localFd, opened.fh);
+    await pfs.release(ctx, old.nodeid, opened.fh);
+  });
+});
+
+Deno.test("an inode number reused by a newer file stays with the newer node", async () => {
+  await withSource(async (source) => {
+    const pfs = await openPassthrough(source);
+    const nodes = new RecordedNodes();
+    pfs.attachLocalNodes(nodes);
+    const files = nodes.files!;
+    fs.writeFileSync(join(source, "x"), "x");
+    const { dev, ino } = fs.statSync(join(source, "x"), { bigint: true });
+    const older = nodes.allocateNodeId(); // A deleted file that had the same inode number.
+    const newer = nodes.allocateNodeId();
+    // Adopted out of order, as when two reader threads made them.
+    files.adopt({ nodeid: newer, parent: ROOT_NODE_ID, name: "x", dev, ino });
+    files.adopt({ nodeid: older, parent: ROOT_NODE_ID, name: "gone", dev, ino });
+    pfs.forget(older, 1);
+    await pfs.rename(ctx, ROOT_NODE_ID, "x", ROOT_NODE_ID, "y", 0);
+    assert.equal(nodes.pathOf(newer), join(pfs.source, "y"), "the rename moved the live node");
+    assert.equal((await pfs.lookup(ctx, ROOT_NODE_ID, "y")).nodeid, newer);
   });
 });

@@ -49,6 +49,10 @@ export interface OverlayStartOptions {
   /** Seconds the kernel may cache entries and attributes. */
   entryTimeout?: number;
   attrTimeout?: number;
+  /** The clock cached Riak stats expire by (tests); default Date.now. */
+  now?: () => number;
+  /** `-o direct_io` for the Riak-backed modes: opens bypass the page cache. */
+  directIo?: boolean;
 }
 
 /** A started overlay: the filesystem to serve and how to stop what runs beside it. */
@@ -248,15 +252,19 @@ async function startRiakParts(
   });
   // Replayed before the first request is served: reads of these paths see the spool.
   uploads.resume(pending);
+  const copier = options.source === undefined ? undefined : localFileCopier({
+    store,
+    source: options.source,
+    afterTransfer: settings.mode.afterTransfer,
+    health,
+    metrics,
+    logger,
+    onMirrored: (path, version) => late.overlay?.mirrored(path, version),
+  });
   const copies = new CopyOnReadQueue({
-    copy: options.source === undefined ? () => Promise.resolve() : localFileCopier({
-      store,
-      source: options.source,
-      afterTransfer: settings.mode.afterTransfer,
-      health,
-      metrics,
-      logger,
-    }),
+    copy: copier === undefined
+      ? () => Promise.resolve()
+      : (path, signal) => copier(path, signal).finally(() => late.overlay?.afterCopy(path)),
     concurrency: settings.copyConcurrency,
     metrics,
     logger,
@@ -280,6 +288,8 @@ async function startRiakParts(
     riakTimeoutMs: settings.riakReadTimeoutMs,
     entryTimeout: options.entryTimeout,
     attrTimeout: options.attrTimeout,
+    now: options.now,
+    directIo: options.directIo,
     defaultUid: settings.defaultUid,
     defaultGid: settings.defaultGid,
   });

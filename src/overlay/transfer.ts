@@ -17,6 +17,7 @@ import {
 } from "../migration/local_file.ts";
 import type { MigrationStore } from "../migration/stored_file.ts";
 import { deleteIfVerified } from "../migration/verified_delete.ts";
+import { DEFAULT_CHUNK_SIZE } from "../store/layout.ts";
 import { normalizePath } from "../store/path.ts";
 import type { FileCopier } from "./copy_on_read.ts";
 import { localPathBeneath, OutsideSourceError } from "./local_path.ts";
@@ -33,13 +34,23 @@ import type { Uploader } from "./upload_queue.ts";
  * Resolves once Riak acknowledged every chunk and the manifest (the store's w/dw).
  */
 export function stagedFileUploader(store: MigrationStore, health?: RiakHealth): Uploader {
-  return async (upload: PendingUpload, stagedPath: string) => {
-    const written = store.writeFile(upload.path, { file: stagedPath }, {
+  const write = async (upload: PendingUpload, stagedPath: string) => {
+    // A small file's put carries its bytes, and without a stat the store puts with
+    // if_none_match, which an overwrite would answer only after the bytes were sent: look
+    // first. A chunked file's conditional put is its small manifest, so no look is needed.
+    const previous = upload.size <= DEFAULT_CHUNK_SIZE
+      ? (await store.tryStat(upload.path, { fileOnly: true })) ?? null
+      : undefined;
+    await store.writeFile(upload.path, { file: stagedPath }, {
       mode: upload.mode,
       uid: upload.uid,
       gid: upload.gid,
       mtimeNs: BigInt(upload.mtimeNs),
+      previous,
     });
+  };
+  return async (upload: PendingUpload, stagedPath: string) => {
+    const written = write(upload, stagedPath);
     await (health ? health.observe(written) : written);
   };
 }
@@ -54,6 +65,17 @@ export interface LocalCopyOptions {
   health?: RiakHealth;
   metrics?: MountMetrics;
   logger?: Logger;
+  /**
+   * Told when Riak holds exactly the local version of `path` (uploaded now or found there)
+   * and the local copy stays: reading that version again needs no copy.
+   */
+  onMirrored?: (path: string, version: MirroredVersion) => void;
+}
+
+/** A local file's version by size and mtime, the way a copy compares it with Riak's. */
+export interface MirroredVersion {
+  size: bigint;
+  mtimeNs: bigint;
 }
 
 /** What {@link copyLocalFile} did. */
@@ -101,7 +123,8 @@ async function copyOnce(options: LocalCopyOptions, path: string): Promise<CopyOu
   const identity = identityOf(stats);
   const observe = <T>(request: Promise<T>) =>
     options.health ? options.health.observe(request) : request;
-  const remote = await observe(options.store.tryStat(path));
+  // One head-only get; the write reuses what it found instead of looking again.
+  const remote = await observe(options.store.tryStat(path, { fileOnly: true }));
   let outcome: CopyOutcome;
   let sha256: string;
   if (
@@ -122,6 +145,7 @@ async function copyOnce(options: LocalCopyOptions, path: string): Promise<CopyOu
         uid: Number(stats.uid),
         gid: Number(stats.gid),
         mtimeNs: stats.mtimeNs,
+        previous: remote ?? null,
       },
     ));
     outcome = "uploaded";
@@ -142,6 +166,9 @@ async function copyOnce(options: LocalCopyOptions, path: string): Promise<CopyOu
         detail: deletion.detail,
       });
     }
+  }
+  if (options.afterTransfer !== "delete") {
+    options.onMirrored?.(path, { size: identity.size, mtimeNs: identity.mtimeNs });
   }
   return outcome;
 }

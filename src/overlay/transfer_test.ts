@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MigrationStore } from "../migration/stored_file.ts";
 import { seededBytes, withStore } from "../store/_test_support.ts";
-import type { Store } from "../store/store.ts";
+import { Store } from "../store/store.ts";
+import { countingClient, noRequests } from "./_overlay_fixture.ts";
 import { MountMetrics } from "./metrics.ts";
 import { copyLocalFile, stagedFileUploader } from "./transfer.ts";
 
@@ -20,7 +21,7 @@ async function withSource(body: (source: string) => Promise<void>): Promise<void
 /** The store's operations, with readRange running `before` first (to act mid-verification). */
 function storeWithHook(store: Store, before: () => Promise<void>): MigrationStore {
   return {
-    tryStat: (path) => store.tryStat(path),
+    tryStat: (path, options) => store.tryStat(path, options),
     writeFile: (path, source, options) => store.writeFile(path, source, options),
     mkdir: (path, options) => store.mkdir(path, options),
     symlink: (path, target, options) => store.symlink(path, target, options),
@@ -77,6 +78,23 @@ Deno.test("copy-on-read uploads a local file once; an unchanged file is not uplo
       assert.equal(await copyLocalFile(options, "/a.txt"), "already-in-riak");
       assert.equal(await copyLocalFile(options, "/missing"), "not-a-file");
       assert.equal(await readFile(join(source, "a.txt"), "utf8"), "alpha", "local copy kept");
+    });
+  });
+});
+
+Deno.test("copy-on-read over an older Riak copy looks once (one head-only get), then puts", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await withSource(async (source) => {
+      await store.writeFile("/a.txt", new TextEncoder().encode("old bytes"));
+      await writeFile(join(source, "a.txt"), "new local bytes");
+      const requests = noRequests();
+      const counted = new Store(countingClient(client, requests), { namespace: { bucket } });
+      const options = { store: counted, source, afterTransfer: "keep" as const };
+      assert.equal(await copyLocalFile(options, "/a.txt"), "uploaded");
+      assert.equal((await store.readFile("/a.txt")).toString(), "new local bytes");
+      assert.equal(requests.heads, 1);
+      assert.equal(requests.gets, 0);
+      assert.equal(requests.puts, 1);
     });
   });
 });

@@ -9,6 +9,7 @@
  * @module
  */
 import { access } from "node:fs/promises";
+import { DEFAULT_UPLOAD_CONCURRENCY } from "./defaults.ts";
 import type { Logger } from "./log.ts";
 import { SILENT_LOGGER } from "./log.ts";
 import type { NewUpload, PendingUpload, UploadJournal } from "./journal.ts";
@@ -22,8 +23,6 @@ export type Uploader = (
   signal: AbortSignal,
 ) => Promise<void>;
 
-/** Default number of uploads running at once. */
-export const DEFAULT_UPLOAD_CONCURRENCY = 4;
 /** Default first retry delay after a failed upload. */
 export const DEFAULT_RETRY_INITIAL_MS = 500;
 /** Default longest retry delay. */

@@ -34,12 +34,9 @@ import {
   FrameDecoder,
   FrameError,
 } from "./frame.ts";
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from "./defaults.ts";
 import { type MessageByCode, MessageCode, type MessageCodeValue, messageName } from "./messages.ts";
 
-/** Default bound on establishing a TCP connection (and on the TLS handshake). */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
-/** Default bound on a request: on its answer, or for a stream on the gap between two frames. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** Streamed frames buffered ahead of a slow consumer before the socket is paused. */
 const STREAM_HIGH_WATER_FRAMES = 32;
 

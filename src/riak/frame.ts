@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 
 /** Bytes before the body: the 4-byte length and the code byte. */
 export const FRAME_HEADER_BYTES = 5;
@@ -163,7 +164,8 @@ export class FrameDecoder {
   /** The first `count` pending bytes as one buffer (pending becomes that single buffer). */
   private gather(count: number): Uint8Array {
     if (this.pending[0].length >= count) return this.pending[0];
-    const joined = new Uint8Array(this.pendingBytes);
+    // Every byte is overwritten below, so skip the zero fill (a large value is MiBs).
+    const joined = asUint8Array(Buffer.allocUnsafeSlow(this.pendingBytes));
     let at = 0;
     for (const part of this.pending) {
       joined.set(part, at);

@@ -42,11 +42,10 @@ export {
   type AuthOptions,
   Connection,
   type ConnectionOptions,
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_REQUEST_TIMEOUT_MS,
   type RequestOptions,
   type TlsOptions,
 } from "./connection.ts";
+export { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from "./defaults.ts";
 export { readPassword } from "./password.ts";
 export {
   ClosedError,

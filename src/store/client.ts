@@ -43,6 +43,11 @@ export interface PutOptions {
   dw?: WriteQuorum;
   /** Repeating the put is harmless (a chunk: same bytes under a fresh key), so it may be retried. */
   idempotent?: boolean;
+  /**
+   * Store only if the key holds no object (a tombstone does not count): Riak's `if_none_match`.
+   * When it does, the put rejects with `KeyExistsError` (errors.ts) and nothing was stored.
+   */
+  ifNoneMatch?: boolean;
 }
 
 /** A fetched set: its members and the opaque context removals need. */

@@ -81,6 +81,16 @@ export class AlreadyExistsError extends StoreError {
   }
 }
 
+/**
+ * A put with `ifNoneMatch` found the key already holding an object (Riak's `match_found`):
+ * nothing was stored. The store handles it by writing over that object with its vclock.
+ */
+export class KeyExistsError extends StoreError {
+  constructor(location: RiakLocationInfo, cause?: unknown) {
+    super("EEXIST", `an object already exists${where(location)}`, { location, cause });
+  }
+}
+
 /** Bytes read from Riak do not match the sha256 recorded when they were written. */
 export class ChecksumMismatchError extends StoreError {
   /** sha256 (hex) recorded in the usermeta or manifest. */

@@ -9,11 +9,9 @@
  *
  * @module
  */
+import { DEFAULT_GC_MIN_AGE_MS } from "./defaults.ts";
 import { parseChunkKey } from "./manifest.ts";
 import type { Store } from "./store.ts";
-
-/** Default grace period before an unreferenced generation counts as garbage: one hour. */
-export const DEFAULT_GC_MIN_AGE_MS = 60 * 60 * 1000;
 
 /** Options of {@link collectGarbage}. */
 export interface GcOptions {

@@ -33,19 +33,15 @@ export {
   CorruptObjectError,
   DirectoryNotEmptyError,
   InvalidPathError,
+  KeyExistsError,
   NotFoundError,
   RiakRequestError,
   StoreError,
   type StoreErrorCode,
   WrongTypeError,
 } from "./errors.ts";
-export {
-  collectGarbage,
-  DEFAULT_GC_MIN_AGE_MS,
-  type GarbageGeneration,
-  type GcOptions,
-  type GcReport,
-} from "./gc.ts";
+export { DEFAULT_GC_MIN_AGE_MS } from "./defaults.ts";
+export { collectGarbage, type GarbageGeneration, type GcOptions, type GcReport } from "./gc.ts";
 export {
   DEFAULT_CHUNK_SIZE,
   describeLocation,

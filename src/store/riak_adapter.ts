@@ -3,8 +3,13 @@
  *
  * @module
  */
-import { type ClusterOptions, RiakClient } from "../riak/mod.ts";
+import { type ClusterOptions, RiakClient, RiakError } from "../riak/mod.ts";
 import type { StoreClient } from "./client.ts";
+import { KeyExistsError } from "./errors.ts";
+import { describeLocation } from "./layout.ts";
+
+/** Riak's answer to a put with if_none_match on a key that holds an object. */
+const MATCH_FOUND = "match_found";
 
 /**
  * Adapts a {@link RiakClient} to the operations the store needs.
@@ -35,11 +40,24 @@ export function riakStoreClient(riak: RiakClient): StoreClient {
       };
     },
     async put(location, content, options = {}) {
-      await riak.put(
-        { type: location.bucketType, bucket: location.bucket, key: location.key },
-        { value: content.value, contentType: content.contentType, usermeta: content.usermeta },
-        { vclock: options.vclock, w: options.w, dw: options.dw, idempotent: options.idempotent },
-      );
+      try {
+        await riak.put(
+          { type: location.bucketType, bucket: location.bucket, key: location.key },
+          { value: content.value, contentType: content.contentType, usermeta: content.usermeta },
+          {
+            vclock: options.vclock,
+            w: options.w,
+            dw: options.dw,
+            idempotent: options.idempotent,
+            ifNoneMatch: options.ifNoneMatch,
+          },
+        );
+      } catch (error) {
+        if (options.ifNoneMatch && error instanceof RiakError && error.errmsg === MATCH_FOUND) {
+          throw new KeyExistsError(describeLocation(location), error);
+        }
+        throw error;
+      }
     },
     async delete(location, options = {}) {
       await riak.delete(

@@ -23,6 +23,7 @@ import {
   CorruptObjectError,
   DirectoryNotEmptyError,
   InvalidPathError,
+  KeyExistsError,
   NotFoundError,
   RiakRequestError,
   StoreError,
@@ -177,6 +178,17 @@ interface ResolvedObject {
   vclock?: Uint8Array;
 }
 
+/** A file's bytes once uploaded: inline (one object) or chunks plus their manifest. */
+interface UploadedContent {
+  size: number;
+  sha256: string;
+  contentType: string;
+  /** A small file's bytes, stored as the object's value. */
+  inline?: Buffer;
+  /** A chunked file's manifest, stored as the object's value once its chunks are in Riak. */
+  manifest?: Manifest;
+}
+
 /** A stale read: the file changed generation while being read. */
 export class GenerationChangedError extends StoreError {
   constructor(path: string) {
@@ -291,6 +303,10 @@ export class Store {
    * `uploadConcurrency` in flight) and then the manifest. Missing parent directories are
    * created. An overwrite writes a new generation, switches the manifest, then deletes the
    * old generation's chunks.
+   *
+   * Unless {@link WriteOptions.previous} names a file, the object is put with Riak's
+   * `if_none_match`, so a new file costs no look-up of an older version: only when Riak finds
+   * one does the write fetch its vclock and put again over it.
    */
   async writeFile(
     path: StorePath,
@@ -300,12 +316,16 @@ export class Store {
     const p = normalizePath(path);
     const placement = this.layout.file(p);
     await this.#ensureDirectory(placement.parent);
-    const { previous, directory } = await this.#beforeWrite(p, options.previous);
-    if (previous && previous.meta.type !== "file") {
-      throw new AlreadyExistsError(displayPath(p));
-    }
-    if (directory) throw new WrongTypeError("EISDIR", displayPath(p));
-    const oldManifest = previous?.meta.storage === "chunked"
+    const known = options.previous ? this.#statObjects.get(options.previous) : undefined;
+    if (known && known.meta.type !== "file") throw new AlreadyExistsError(displayPath(p));
+    // A file object and a directory of the same name never coexist (mkdir and writeFile each
+    // refuse the other), so a known file needs no directory check; otherwise the check runs
+    // alongside the upload and the put.
+    const directoryCheck = known
+      ? undefined
+      : this.#getResolved(this.layout.directory(p).object, true, p);
+    directoryCheck?.catch(() => {}); // awaited by #create; not lost if the upload fails first
+    const replacedManifest = known?.meta.storage === "chunked"
       ? this.#manifestOf(p, await this.#fileObject(p))
       : undefined;
     const contentType = options.contentType ??
@@ -313,36 +333,11 @@ export class Store {
         ? this.namespace.riakFuse.contentType
         : contentTypeFor(placement.name.toString("utf8")));
     const uploaded = await this.#upload(p, source, contentType);
-    const meta: ObjectMeta = {
-      layout: LAYOUT_VERSION,
-      type: "file",
-      storage: uploaded.manifest ? "chunked" : "inline",
-      size: uploaded.size,
-      sha256: uploaded.sha256,
-      mode: options.mode ?? previous?.meta.mode ?? 0o644,
-      uid: options.uid ?? previous?.meta.uid ?? 0,
-      gid: options.gid ?? previous?.meta.gid ?? 0,
-      mtimeNs: options.mtimeNs ?? nowNs(),
-    };
-    // If this put fails the new chunks stay for `riakfs gc`: a failed put may still have been
-    // applied, and deleting the chunks then would break the version Riak now holds.
-    const value = uploaded.manifest ? encodeManifest(uploaded.manifest) : uploaded.inline!;
-    await this.#put(placement.object, {
-      value,
-      contentType: uploaded.manifest ? MANIFEST_CONTENT_TYPE : contentType,
-      usermeta: encodeUsermeta(meta),
-    }, previous?.vclock);
+    const meta = known
+      ? await this.#replace(p, uploaded, options, known, replacedManifest)
+      : await this.#create(p, uploaded, options, directoryCheck!);
     if (placement.riakFuseSizeSet) {
       await this.#setRiakFuseSize(placement.riakFuseSizeSet, meta.size);
-    }
-    if (!previous) {
-      await this.#index.add(this.layout.directory(placement.parent), [{
-        type: "file",
-        name: placement.name,
-      }], { absent: true });
-    }
-    if (oldManifest && oldManifest.generation !== uploaded.manifest?.generation) {
-      await this.#deleteChunks(oldManifest);
     }
     return this.#statFrom(p, placement.object, {
       content: { value: new Uint8Array(), contentType, usermeta: [] },
@@ -575,24 +570,90 @@ export class Store {
   // ---- internals ----
 
   /**
-   * The object a write replaces and a directory of the same name, from what `known` says
-   * (see {@link WriteOptions.previous}) or from head-only gets.
+   * Puts an uploaded file where the caller saw no file: with `if_none_match`, while
+   * `directoryCheck` looks for a directory of the same name. A new file then gets its entry;
+   * a file found after all is replaced ({@link #replace}); a directory refuses the write.
    */
-  async #beforeWrite(
+  async #create(
     p: Buffer,
-    known: FileStat | null | undefined,
-  ): Promise<{ previous?: ResolvedObject; directory?: ResolvedObject }> {
-    const directoryObject = this.layout.directory(p).object;
-    const knownObject = known ? this.#statObjects.get(known) : undefined;
-    // A file object and a directory of the same name never coexist (mkdir and writeFile
-    // each refuse the other), so a known file needs no directory check.
-    if (knownObject) return { previous: knownObject };
-    if (known === null) return { directory: await this.#getResolved(directoryObject, true, p) };
-    const [previous, directory] = await Promise.all([
-      this.#getResolved(this.layout.file(p).object, true, p),
-      this.#getResolved(directoryObject, true, p),
+    uploaded: UploadedContent,
+    options: WriteOptions,
+    directoryCheck: Promise<ResolvedObject | undefined>,
+  ): Promise<ObjectMeta> {
+    const placement = this.layout.file(p);
+    const meta = fileMeta(uploaded, options);
+    const [put, directory] = await Promise.allSettled([
+      this.#putIfAbsent(placement.object, fileContent(uploaded, meta)),
+      directoryCheck,
     ]);
-    return { previous, directory };
+    if (put.status === "rejected") throw put.reason; // may have been applied: chunks stay for gc
+    if (directory.status === "rejected") {
+      // Stored, but the directory check is unknown: like a crash before the entry is added.
+      throw directory.reason;
+    }
+    if (directory.value) {
+      // Rare (a file written over a directory): undo the object this put created, which was
+      // briefly visible, and the new chunks no manifest in Riak refers to any more.
+      if (put.value) await this.#delete(placement.object);
+      if (uploaded.manifest) await this.#deleteChunks(uploaded.manifest);
+      throw new WrongTypeError("EISDIR", displayPath(p));
+    }
+    if (!put.value) return await this.#replaceFound(p, uploaded, options);
+    await this.#index.add(this.layout.directory(placement.parent), [{
+      type: "file",
+      name: placement.name,
+    }], { absent: true });
+    return meta;
+  }
+
+  /** The put of {@link #create} found an object at the file key: write over it. */
+  async #replaceFound(
+    p: Buffer,
+    uploaded: UploadedContent,
+    options: WriteOptions,
+  ): Promise<ObjectMeta> {
+    const placement = this.layout.file(p);
+    const found = await this.#getResolved(placement.object, true, p);
+    if (!found) {
+      // Deleted in between: nothing to replace, so this is a new file after all.
+      const meta = fileMeta(uploaded, options);
+      await this.#put(placement.object, fileContent(uploaded, meta));
+      await this.#index.add(this.layout.directory(placement.parent), [{
+        type: "file",
+        name: placement.name,
+      }]);
+      return meta;
+    }
+    if (found.meta.type !== "file") {
+      if (uploaded.manifest) await this.#deleteChunks(uploaded.manifest);
+      throw new AlreadyExistsError(displayPath(p));
+    }
+    const previous = found.meta.storage === "chunked" ? await this.#fileObject(p) : found;
+    const replaced = previous.meta.storage === "chunked"
+      ? this.#manifestOf(p, previous)
+      : undefined;
+    return await this.#replace(p, uploaded, options, previous, replaced);
+  }
+
+  /**
+   * Puts an uploaded file over `previous` (with its vclock), keeping its mode and owner unless
+   * given, then deletes the replaced generation's chunks.
+   */
+  async #replace(
+    p: Buffer,
+    uploaded: UploadedContent,
+    options: WriteOptions,
+    previous: ResolvedObject,
+    replacedManifest: Manifest | undefined,
+  ): Promise<ObjectMeta> {
+    const meta = fileMeta(uploaded, options, previous.meta);
+    // If this put fails the new chunks stay for `riakfs gc`: a failed put may still have been
+    // applied, and deleting the chunks then would break the version Riak now holds.
+    await this.#put(this.layout.file(p).object, fileContent(uploaded, meta), previous.vclock);
+    if (replacedManifest && replacedManifest.generation !== uploaded.manifest?.generation) {
+      await this.#deleteChunks(replacedManifest);
+    }
+    return meta;
   }
 
   /** A file or symlink at `p` (one get), remembered for a write's vclock. */
@@ -778,17 +839,15 @@ export class Store {
     }
   }
 
-  async #upload(
-    p: Buffer,
-    source: WriteSource,
-    contentType: string,
-  ): Promise<{ size: number; sha256: string; inline?: Buffer; manifest?: Manifest }> {
+  async #upload(p: Buffer, source: WriteSource, contentType: string): Promise<UploadedContent> {
     const chunkSize = this.namespace.chunkSize;
     const pieces = rechunk(sourceBytes(source, chunkSize), chunkSize)[Symbol.asyncIterator]();
     const firstPiece = await pieces.next();
     const first = firstPiece.done ? Buffer.alloc(0) : firstPiece.value;
     const secondPiece = first.length === chunkSize ? await pieces.next() : { done: true as const };
-    if (secondPiece.done) return { size: first.length, sha256: sha256(first), inline: first };
+    if (secondPiece.done) {
+      return { size: first.length, sha256: sha256(first), inline: first, contentType };
+    }
     const generation = newGenerationId();
     const whole = createHash("sha256");
     const chunkHashes: string[] = [];
@@ -827,15 +886,22 @@ export class Store {
       whole.update(bytes);
       chunkHashes.push(sha256(bytes));
     };
+    // The next piece is asked for before this one is sent: its read (a file's, on libuv's
+    // threads) then overlaps this piece's hashing here.
+    let next: Promise<IteratorResult<Buffer>> | undefined;
     try {
       await send(first);
+      next = pieces.next();
       await send(secondPiece.value);
-      for (let piece = await pieces.next(); !piece.done; piece = await pieces.next()) {
+      for (let piece = await next; !piece.done; piece = await next) {
+        next = pieces.next();
         await send(piece.value);
       }
       await Promise.all(inFlight);
       if (failure) throw failure;
     } catch (error) {
+      await next?.catch(() => {});
+      await pieces.return(undefined).catch(() => {}); // closes the source (a file handle)
       await Promise.all(inFlight);
       const partial: Manifest = {
         size,
@@ -860,7 +926,7 @@ export class Store {
       chunks: chunkHashes,
       contentType,
     };
-    return { size, sha256: manifest.sha256, manifest };
+    return { size, sha256: manifest.sha256, manifest, contentType };
   }
 
   async #deleteChunks(manifest: Manifest): Promise<void> {
@@ -1151,6 +1217,17 @@ export class Store {
     }
   }
 
+  /** Puts with `if_none_match`: false (nothing stored) when the key already holds an object. */
+  async #putIfAbsent(location: ObjectLocation, content: ContentToStore): Promise<boolean> {
+    try {
+      await this.#client.put(location, content, { w: this.#w, dw: this.#dw, ifNoneMatch: true });
+      return true;
+    } catch (error) {
+      if (error instanceof KeyExistsError) return false;
+      throw new RiakRequestError("put", describeLocation(location), error);
+    }
+  }
+
   async #delete(location: ObjectLocation): Promise<void> {
     try {
       await this.#client.delete(location, { w: this.#w, dw: this.#dw });
@@ -1171,6 +1248,34 @@ function directoryMeta(options: Partial<FileAttributes>): ObjectMeta {
     uid: options.uid ?? 0,
     gid: options.gid ?? 0,
     mtimeNs: options.mtimeNs ?? nowNs(),
+  };
+}
+
+/** Usermeta of a written file: the given attributes, else the replaced version's, else defaults. */
+function fileMeta(
+  uploaded: UploadedContent,
+  options: WriteOptions,
+  replaced?: ObjectMeta,
+): ObjectMeta {
+  return {
+    layout: LAYOUT_VERSION,
+    type: "file",
+    storage: uploaded.manifest ? "chunked" : "inline",
+    size: uploaded.size,
+    sha256: uploaded.sha256,
+    mode: options.mode ?? replaced?.mode ?? 0o644,
+    uid: options.uid ?? replaced?.uid ?? 0,
+    gid: options.gid ?? replaced?.gid ?? 0,
+    mtimeNs: options.mtimeNs ?? nowNs(),
+  };
+}
+
+/** The object at a file's path key: its bytes, or the manifest of its chunks. */
+function fileContent(uploaded: UploadedContent, meta: ObjectMeta): ContentToStore {
+  return {
+    value: uploaded.manifest ? encodeManifest(uploaded.manifest) : uploaded.inline!,
+    contentType: uploaded.manifest ? MANIFEST_CONTENT_TYPE : uploaded.contentType,
+    usermeta: encodeUsermeta(meta),
   };
 }
 

@@ -3,7 +3,7 @@ import { Buffer } from "node:buffer";
 import { seededBytes, withStore } from "./_test_support.ts";
 import type { StoreClient } from "./client.ts";
 import { DirectoryIndex } from "./directory.ts";
-import { WrongTypeError } from "./errors.ts";
+import { AlreadyExistsError, WrongTypeError } from "./errors.ts";
 import { chunkKey } from "./manifest.ts";
 import { normalizePath } from "./path.ts";
 import { Store } from "./store.ts";
@@ -128,4 +128,77 @@ Deno.test("entries added as absent over several levels are listed and found once
     assert.equal(new Set(seen).size, 60);
     assert.deepEqual(await index.lookup(dir, name(59)), { type: "file", name: name(59) });
   });
+});
+
+Deno.test("a new file is one put with if_none_match beside the directory check", async () => {
+  await withStore(async ({ client, bucket }) => {
+    const spy = counting(client);
+    const puts: Array<boolean | undefined> = [];
+    const store = new Store({
+      ...spy.client,
+      put: (location, content, options) => {
+        puts.push(options?.ifNoneMatch);
+        return spy.client.put(location, content, options);
+      },
+    }, { namespace: { bucket } });
+    await store.mkdir("d");
+    spy.counts.clear();
+    await store.writeFile("d/new.bin", seededBytes(10, 3000), { mode: 0o640 });
+    assert.equal(spy.counts.get("head"), 1, "the directory key only");
+    assert.deepEqual(puts.slice(-1), [true]);
+    assert.equal(spy.counts.get("set update"), 1);
+    assert.ok((await store.readFile("d/new.bin")).equals(seededBytes(10, 3000)));
+    const listed: string[] = [];
+    for await (const entry of store.list("d")) listed.push(entry.name.toString());
+    assert.deepEqual(listed, ["new.bin"]);
+  });
+});
+
+Deno.test("a write that finds a file after all replaces it with its vclock, keeping its mode", async () => {
+  await withStore(async ({ client, bucket }) => {
+    const spy = counting(client);
+    const store = new Store(spy.client, { namespace: { bucket, chunkSize: 4096 } });
+    await store.writeFile("f.bin", seededBytes(11, 100), { mode: 0o600, uid: 5 });
+    await store.writeFile("g.bin", seededBytes(12, 9000));
+    const oldManifest = await store.manifest("g.bin");
+    spy.counts.clear();
+    await store.writeFile("f.bin", seededBytes(13, 200));
+    assert.equal(spy.counts.get("set update") ?? 0, 0, "an overwrite adds no entry");
+    await store.writeFile("g.bin", seededBytes(14, 9500));
+    assert.ok((await store.readFile("f.bin")).equals(seededBytes(13, 200)));
+    assert.ok((await store.readFile("g.bin")).equals(seededBytes(14, 9500)));
+    const f = await store.stat("f.bin");
+    assert.equal(f.mode, 0o600);
+    assert.equal(f.uid, 5);
+    for (let i = 0; i < oldManifest!.chunks.length; i++) {
+      const chunk = await client.get(store.layout.chunk(chunkKey(oldManifest!.generation, i)));
+      assert.equal(chunk.contents.length, 0, `old chunk ${i} deleted`);
+    }
+    // No siblings, one entry each.
+    const f0 = await client.get(store.layout.file(normalizePath("f.bin")).object);
+    assert.equal(f0.contents.length, 1);
+    const listed: string[] = [];
+    for await (const entry of store.list("")) listed.push(entry.name.toString());
+    assert.deepEqual(listed.sort(), ["f.bin", "g.bin"]);
+  }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("a file written over a directory or a symlink is refused and leaves nothing behind", async () => {
+  await withStore(async ({ client, store }) => {
+    await store.mkdir("dir");
+    await store.symlink("link", "dir");
+    const chunkKeysBefore = new Set<string>();
+    for await (const key of store.chunkKeys()) chunkKeysBefore.add(key);
+    await assert.rejects(store.writeFile("dir", seededBytes(15, 10_000)), WrongTypeError);
+    const fileObject = await client.get(store.layout.file(normalizePath("dir")).object);
+    assert.equal(fileObject.contents.length, 0, "the object the put created is deleted again");
+    assert.equal((await store.stat("dir")).type, "directory");
+    await assert.rejects(store.writeFile("link", seededBytes(16, 10_000)), AlreadyExistsError);
+    assert.equal((await store.stat("link")).type, "symlink");
+    const chunkKeysAfter: string[] = [];
+    for await (const key of store.chunkKeys()) {
+      if (!chunkKeysBefore.has(key)) chunkKeysAfter.push(key);
+    }
+    assert.deepEqual(chunkKeysAfter, [], "the refused writes' chunks are deleted");
+  }, { namespace: { chunkSize: 4096 } });
 });

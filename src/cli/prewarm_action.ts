@@ -1,0 +1,139 @@
+/**
+ * What `riakfs prewarm` does (src/cli/prewarm.ts defines the command; this loads when it
+ * runs).
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { LockedError } from "../migration/lock.ts";
+import {
+  EXIT_LOCKED,
+  type LiveRun,
+  type PrewarmEvent,
+  type PrewarmResult,
+  runPrewarm,
+} from "../migration/prewarm.ts";
+import {
+  formatBytes,
+  formatDuration,
+  formatRate,
+  ProgressReporter,
+} from "../migration/progress_reporter.ts";
+import type { StateDirectory } from "../migration/state.ts";
+import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
+import { runWithStore } from "./riak-session.ts";
+
+/** Runs one pre-warm pass of `sourceArg`, printing progress and a summary; sets the exit code. */
+export function prewarmCommand(
+  command: Command,
+  sourceArg: string,
+  opts: Record<string, unknown>,
+): Promise<void> {
+  const source = sourceDirectory(command, sourceArg);
+  const filter = filterFromOptions(command, opts);
+  return runWithStore(command, opts, async (store, out) => {
+    const state = stateDirectoryFor(source, store.namespace, opts);
+    const json = opts.json === true;
+    const lines = json ? process.stderr : process.stdout;
+    const reporter = new ProgressReporter({
+      sink: process.stderr.isTTY ? process.stderr : lines,
+      label: "riakfs prewarm",
+      intervalMs: Number(opts.progressInterval) * 1000,
+    });
+    const onEvent = (event: PrewarmEvent) => {
+      if (event.kind === "would-upload") {
+        lines.write(`would upload ${event.path} (${event.reason}, ${event.bytes} bytes)\n`);
+      } else if (event.kind === "would-create-directory") {
+        lines.write(`would create directory ${event.path}\n`);
+      }
+    };
+    // SIGINT/SIGTERM stop the run cleanly (exit 3, resumable); a second one kills it.
+    const interruption = new AbortController();
+    const interrupt = () => interruption.abort();
+    process.once("SIGINT", interrupt);
+    process.once("SIGTERM", interrupt);
+    let result: PrewarmResult;
+    try {
+      result = await runPrewarm({
+        source,
+        store,
+        state,
+        filter,
+        concurrency: opts.concurrency as number,
+        maxBytesPerSecond: opts.maxRate === undefined ? undefined : Number(opts.maxRate) * 1e6,
+        maxFiles: opts.maxFiles as number | undefined,
+        budgetMs: opts.timeBudget as number | undefined,
+        checksum: opts.checksum === true,
+        dryRun: opts.dryRun === true,
+        deleteLocal: opts.deleteLocal === true,
+        onEvent,
+        signal: interruption.signal,
+        onStart: (live: LiveRun) =>
+          reporter.start(() => ({
+            tally: live.tally,
+            elapsedMs: Date.now() - live.startedAt,
+            expectedFiles: live.expectedFiles,
+          })),
+      });
+    } catch (error) {
+      if (error instanceof LockedError) {
+        process.stderr.write(`riakfs prewarm: ${error.message}\n`);
+        process.exitCode = EXIT_LOCKED;
+        return;
+      }
+      throw error;
+    } finally {
+      reporter.stop();
+      process.off("SIGINT", interrupt);
+      process.off("SIGTERM", interrupt);
+    }
+    await out(
+      json ? JSON.stringify(prewarmResultToJson(result, source, state)) + "\n" : summary(result),
+    );
+    process.exitCode = result.exitCode;
+  });
+}
+
+/** The summary printed at the end of a run. */
+function summary(result: PrewarmResult): string {
+  const t = result.tally;
+  const elapsed = Date.parse(result.endedAt) - Date.parse(result.startedAt);
+  const outcome = result.outcome === "partial"
+    ? `partial (${result.stopReason ?? "stopped"} reached; the next run resumes)`
+    : result.outcome;
+  const lines = [
+    `riakfs prewarm: ${result.dryRun ? "dry run " : ""}${outcome} in ${formatDuration(elapsed)}: ` +
+    `${t.seen.files} files checked (${formatBytes(t.seen.bytes)}), ` +
+    (result.dryRun
+      ? `${t.missing.files} missing in Riak, ${t.differing.files} differing ` +
+        `(${formatBytes(t.missing.bytes + t.differing.bytes)} to upload), `
+      : `${t.uploaded.files} uploaded (${formatBytes(t.uploaded.bytes)}, ` +
+        `${formatRate(t.uploaded.bytes, elapsed)}), `) +
+    `${t.inRiak.files - t.uploaded.files} already in Riak, ` +
+    (t.newerInRiak.files > 0 ? `${t.newerInRiak.files} newer in Riak (left alone), ` : "") +
+    (t.deleted.files > 0 ? `${t.deleted.files} local copies deleted, ` : "") +
+    `${t.failed.files} failed`,
+  ];
+  for (const failure of result.failures) lines.push(`failed: ${failure.path}: ${failure.error}`);
+  if (t.failed.files > result.failures.length) {
+    const more = t.failed.files - result.failures.length;
+    lines.push(
+      result.failuresFile === undefined
+        ? `(${more} more failures not listed)`
+        : `(${more} more failures; every failed file is listed in ${result.failuresFile})`,
+    );
+  }
+  for (const path of result.busy) {
+    lines.push(`skipped (changed while being uploaded; the next run retries): ${path}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** The `--json` form of a result. */
+export function prewarmResultToJson(
+  result: PrewarmResult,
+  source: string,
+  state: StateDirectory,
+): Record<string, unknown> {
+  return { command: "prewarm", source, stateDir: state.path, ...result };
+}

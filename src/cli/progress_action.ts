@@ -1,0 +1,114 @@
+/**
+ * What `riakfs progress` does (src/cli/progress.ts defines the command; this loads when it
+ * runs).
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { progressFromState, type ProgressReport, rescan } from "../migration/progress.ts";
+import { formatBytes } from "../migration/progress_reporter.ts";
+import type { Tally } from "../migration/state.ts";
+import { type Namespace, resolveNamespace } from "../store/layout.ts";
+import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
+import { RiakConfigError, riakSettingsFromOptions, runWithStore } from "./riak-session.ts";
+
+/** Prints how far the migration of `sourceArg` has come (from the state, or `--rescan`). */
+export async function showProgress(
+  command: Command,
+  sourceArg: string,
+  opts: Record<string, unknown>,
+): Promise<void> {
+  const source = sourceDirectory(command, sourceArg);
+  if (opts.rescan) {
+    const filter = filterFromOptions(command, opts);
+    await runWithStore(command, opts, async (store, out) => {
+      const state = stateDirectoryFor(source, store.namespace, opts);
+      const report = await rescan({
+        source,
+        store,
+        state,
+        filter,
+        concurrency: opts.concurrency as number,
+      });
+      await out(render(report, opts.json === true));
+    });
+    return;
+  }
+  // No Riak request: only the namespace's identity is needed to find the state.
+  let namespace: Namespace;
+  try {
+    namespace = resolveNamespace(riakSettingsFromOptions(opts).namespace);
+  } catch (error) {
+    if (!(error instanceof RiakConfigError || error instanceof RangeError)) throw error;
+    command.error(`riakfs: ${error.message}`, { exitCode: 2 });
+    throw error;
+  }
+  const state = stateDirectoryFor(source, namespace, opts);
+  process.stdout.write(render(progressFromState(state), opts.json === true));
+}
+
+function render(report: ProgressReport, json: boolean): string {
+  if (json) return JSON.stringify({ command: "progress", ...report }) + "\n";
+  if (!report.known) {
+    return "riakfs progress: nothing recorded yet; run 'riakfs prewarm' or 'riakfs progress --rescan'\n";
+  }
+  const approx = report.estimated ? "~" : "";
+  const total = `${report.totalIsLowerBound ? "at least " : ""}${show(report.total)}`;
+  const lines = [
+    `total:      ${total}`,
+    `in Riak:    ${approx}${show(report.inRiak)}${percent(report.inRiak, report.total)}`,
+    `verified:   ${approx}${show(report.verified)}`,
+    `pending:    ${approx}${show(report.pending)}${
+      report.totalIsLowerBound ? " (plus what the first pass has not reached)" : ""
+    }`,
+    `differing:  ${approx}${show(report.differing)}`,
+    `failed:     ${approx}${show(report.failed)}`,
+  ];
+  if (report.currentPassCovered) {
+    lines.push(`pass in progress: ${show(report.currentPassCovered)} covered so far`);
+  }
+  if (report.lastCompletePass) {
+    const pass = report.lastCompletePass;
+    lines.push(`last complete ${pass.kind}: ${pass.startedAt} .. ${pass.endedAt ?? "?"}`);
+  }
+  if (report.lastVerify) {
+    const v = report.lastVerify;
+    lines.push(
+      `last verify: ${v.endedAt}: ${v.matched.files} of ${v.checked.files} files identical` +
+        (v.differing > 0 ? `, ${v.differing} differ` : ""),
+    );
+  }
+  if (report.dailyRate) {
+    lines.push(
+      `nightly rate: ${formatBytes(report.dailyRate.bytes)}, ${
+        Math.round(report.dailyRate.files)
+      } files per day (over ${report.dailyRate.days} days)`,
+    );
+  }
+  lines.push(
+    `ETA: ${
+      report.etaDays === undefined
+        ? "unknown"
+        : report.etaDays === 0
+        ? "done"
+        : `${report.etaDays.toFixed(1)} days`
+    }`,
+  );
+  if (report.lastRun) {
+    lines.push(
+      `last run: ${report.lastRun.startedAt} .. ${report.lastRun.endedAt}, ${report.lastRun.outcome} (exit ${report.lastRun.exitCode})`,
+    );
+    for (const path of report.lastRun.failures) lines.push(`  failed: ${path}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+function show(tally: Tally): string {
+  return `${tally.files} files, ${formatBytes(tally.bytes)}`;
+}
+
+function percent(part: Tally, whole: Tally): string {
+  if (whole.bytes === 0 && whole.files === 0) return "";
+  const share = whole.bytes > 0 ? part.bytes / whole.bytes : part.files / whole.files;
+  return ` (${(share * 100).toFixed(1)}%)`;
+}

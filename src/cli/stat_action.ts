@@ -1,0 +1,74 @@
+/**
+ * What `riakfs stat` does (src/cli/stat.ts defines the command; this loads when it runs),
+ * and the formatting of a stat that `riakfs ls --long` shares.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import type { FileStat } from "../store/store.ts";
+import { describeLocation } from "../store/layout.ts";
+import { displayPath } from "../store/path.ts";
+import { runWithStore } from "./riak-session.ts";
+
+/** Prints what Riak holds at `path`, as text or JSON. */
+export function showStat(
+  command: Command,
+  path: string,
+  opts: Record<string, unknown>,
+): Promise<void> {
+  return runWithStore(command, opts, async (store, out) => {
+    const stat = await store.stat(path);
+    await out(opts.json ? JSON.stringify(statToJson(stat)) + "\n" : formatStat(stat));
+  });
+}
+
+/** A stat as plain JSON: bigints as strings, the mode in octal, the location as text. */
+export function statToJson(stat: FileStat): Record<string, unknown> {
+  return {
+    path: displayPath(stat.path),
+    type: stat.type,
+    storage: stat.storage,
+    size: stat.size,
+    mode: stat.mode.toString(8).padStart(4, "0"),
+    uid: stat.uid,
+    gid: stat.gid,
+    mtimeNs: stat.mtimeNs.toString(),
+    mtime: formatTime(stat.mtimeNs),
+    sha256: stat.sha256,
+    contentType: stat.contentType,
+    managed: stat.managed,
+    riak: describeLocation(stat.location),
+  };
+}
+
+/** `ls -l` style permissions: type letter and rwx triplets. */
+export function formatMode(type: FileStat["type"], mode: number): string {
+  const letter = type === "directory" ? "d" : type === "symlink" ? "l" : "-";
+  let bits = "";
+  for (const shift of [6, 3, 0]) {
+    const triplet = (mode >> shift) & 7;
+    bits += (triplet & 4 ? "r" : "-") + (triplet & 2 ? "w" : "-") + (triplet & 1 ? "x" : "-");
+  }
+  return letter + bits;
+}
+
+/** A nanosecond timestamp as ISO 8601 (UTC, milliseconds). */
+export function formatTime(ns: bigint): string {
+  return new Date(Number(ns / 1_000_000n)).toISOString();
+}
+
+function formatStat(stat: FileStat): string {
+  const where = describeLocation(stat.location);
+  return [
+    `  Path: ${displayPath(stat.path)}`,
+    `  Type: ${stat.type}${stat.type === "file" ? ` (${stat.storage})` : ""}`,
+    `  Size: ${stat.size}`,
+    `  Mode: ${formatMode(stat.type, stat.mode)} (${stat.mode.toString(8).padStart(4, "0")})`,
+    ` Owner: ${stat.uid}:${stat.gid}`,
+    ` Mtime: ${formatTime(stat.mtimeNs)}`,
+    `SHA256: ${stat.sha256}`,
+    `  Riak: type ${where.bucketType}, bucket ${where.bucket}, key ${where.key}` +
+    (stat.managed ? "" : " (not written by riakfs)"),
+    "",
+  ].join("\n");
+}

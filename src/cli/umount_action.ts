@@ -1,0 +1,86 @@
+/**
+ * What `riakfs umount` does (src/cli/umount.ts defines the command; this loads when it runs).
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import { readMounts, unmount } from "../fuse/mod.ts";
+import {
+  type DrainOutcome,
+  NotServingError,
+  requestDrain,
+  runtimePaths,
+} from "../overlay/control.ts";
+import { EXIT_UPLOADS_PENDING, type UmountFlags } from "./umount.ts";
+
+/**
+ * Drains the riakfs mount at `mountpoint` (at most `drainTimeoutMs`, undefined = the
+ * mount's own timeout) and unmounts it; sets the exit code when uploads stay pending.
+ */
+export async function unmountDrained(
+  mountpoint: string,
+  flags: UmountFlags,
+  drainTimeoutMs: number | undefined,
+): Promise<void> {
+  // Not realpath: it would stat through the mount, which may be dead or hung.
+  const path = resolve(mountpoint);
+  const mount = (await readMounts()).find((m) => m.mountpoint === path);
+  if (!mount || !mount.fstype.startsWith("fuse.")) {
+    throw new Error(`${path} is not a FUSE mount`);
+  }
+  const outcome = await drainIfServing(path, flags.runDir, drainTimeoutMs);
+  try {
+    await unmount(path, flags.lazy ?? false);
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/busy/i.test(message) && !flags.lazy) {
+      throw new Error(
+        `${path} is busy (files open or a process inside); close them or use --lazy`,
+      );
+    }
+    throw error;
+  }
+  if (!outcome) return;
+  if (outcome.pending > 0) {
+    process.stderr.write(
+      `riakfs: unmounted ${path}; ${outcome.pending} upload(s) still pending after the ` +
+        `${outcome.timeoutMs} ms drain timeout (${outcome.drained} drained); they are safe ` +
+        `in the journal${
+          outcome.spool ? ` in ${outcome.spool}` : ""
+        } and go to Riak when it is mounted again\n`,
+    );
+    process.exitCode = EXIT_UPLOADS_PENDING;
+    return;
+  }
+  process.stdout.write(
+    `riakfs: drained ${outcome.drained} upload(s), then unmounted ${path}\n`,
+  );
+}
+
+/**
+ * Drains the uploads of the riakfs mount at `path` while it keeps serving; undefined when
+ * no riakfs process answers on its control socket (then a plain unmount is all there is).
+ */
+async function drainIfServing(
+  path: string,
+  runDirectory: string,
+  timeoutMs: number | undefined,
+): Promise<DrainOutcome | undefined> {
+  const { controlSocket } = runtimePaths(path, runDirectory);
+  let announced = false;
+  try {
+    return await requestDrain(path, controlSocket, timeoutMs, (pending) => {
+      if (pending > 0 && !announced) {
+        process.stderr.write(`riakfs: waiting for ${pending} upload(s) to reach Riak\n`);
+      }
+      announced ||= pending > 0;
+    });
+  } catch (error) {
+    if (!(error instanceof NotServingError)) throw error;
+    // No socket: a passthrough-era or stale mount. A socket that does not answer: say so.
+    if (!/not found/.test(error.message)) {
+      process.stderr.write(`riakfs: ${error.message}; unmounting without draining\n`);
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The failed paths of a pre-warm run, complete whatever their number, in bounded memory: the
+ * first `memoryLimit` records are held in memory, the rest are spilled to a file (JSON lines)
+ * and streamed back when the list is taken. A run where Riak stayed away fails every file
+ * of the tree; each one must still be listed for the operator and retried by the next run.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { closeSync, createReadStream, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { createInterface } from "node:readline";
+import type { Tally } from "./state.ts";
+
+/** A failed path and what the run needs to retry it. */
+export interface FailureRecord {
+  path: Buffer;
+  error: string;
+  /** What the entry added to the run's `seen` tally before it failed (taken back on retry). */
+  seen?: Tally;
+  /** False for a directory the walk could not read: only the next run's walk retries it. */
+  retryNow: boolean;
+}
+
+/** One spilled record as a JSON line (paths are bytes: hex). */
+interface SpilledRecord {
+  hex: string;
+  error: string;
+  seen?: Tally;
+  retryNow: boolean;
+}
+
+/**
+ * Failure records: the first `memoryLimit` in memory, the rest in `spillFile` (none: a dry
+ * run, which only counts them).
+ *
+ * @example
+ * ```ts
+ * const failed = new FailureList("/var/lib/riakfs/ab12/failed.spill", 1000);
+ * failed.add({ path: Buffer.from("a/b"), error: "Riak unreachable", retryNow: true });
+ * for await (const record of failed.takeAll()) console.log(record.path.toString());
+ * failed.close();
+ * ```
+ */
+export class FailureList {
+  readonly #spillFile?: string;
+  readonly #memoryLimit: number;
+  #memory: FailureRecord[] = [];
+  #spillFd: number | undefined;
+  #spilled = 0;
+  #takes = 0;
+
+  constructor(spillFile: string | undefined, memoryLimit: number) {
+    this.#spillFile = spillFile;
+    this.#memoryLimit = memoryLimit;
+  }
+
+  /** How many records the list holds (in memory and spilled). */
+  get size(): number {
+    return this.#memory.length + this.#spilled;
+  }
+
+  /** The records held in memory: the first ones added. */
+  get first(): readonly FailureRecord[] {
+    return this.#memory;
+  }
+
+  /** Adds a record, spilling it to the file once the memory share is full. */
+  add(record: FailureRecord): void {
+    if (this.#memory.length < this.#memoryLimit) {
+      this.#memory.push(record);
+      return;
+    }
+    if (this.#spillFile === undefined) {
+      this.#spilled++;
+      return;
+    }
+    this.#spillFd ??= openSync(this.#spillFile, "w", 0o644);
+    const line: SpilledRecord = {
+      hex: record.path.toString("hex"),
+      error: record.error,
+      seen: record.seen,
+      retryNow: record.retryNow,
+    };
+    writeSync(this.#spillFd, JSON.stringify(line) + "\n");
+    this.#spilled++;
+  }
+
+  /**
+   * Yields every record, the first ones first, and leaves the list empty: records added
+   * meanwhile start a new list. Stopping early drops the rest.
+   */
+  async *takeAll(): AsyncGenerator<FailureRecord> {
+    const memory = this.#memory;
+    const spilled = this.#spilled;
+    let taken: string | undefined;
+    if (this.#spillFd !== undefined) {
+      closeSync(this.#spillFd);
+      this.#spillFd = undefined;
+      taken = `${this.#spillFile}.${++this.#takes}`;
+      renameSync(this.#spillFile!, taken);
+    }
+    this.#memory = [];
+    this.#spilled = 0;
+    try {
+      yield* memory;
+      if (taken === undefined || spilled === 0) return;
+      for await (const line of readLines(taken)) {
+        const record = JSON.parse(line) as SpilledRecord;
+        yield {
+          path: Buffer.from(record.hex, "hex"),
+          error: record.error,
+          seen: record.seen,
+          retryNow: record.retryNow,
+        };
+      }
+    } finally {
+      if (taken !== undefined) rmSync(taken, { force: true });
+    }
+  }
+
+  /** Closes and removes the spill file. */
+  close(): void {
+    if (this.#spillFd !== undefined) closeSync(this.#spillFd);
+    this.#spillFd = undefined;
+    if (this.#spillFile !== undefined) rmSync(this.#spillFile, { force: true });
+  }
+}
+
+/** The non-empty lines of a text file, streamed; none when the file does not exist. */
+export async function* readLines(file: string): AsyncGenerator<string> {
+  const stream = createReadStream(file, { encoding: "utf8" });
+  const opened = new Promise<boolean>((resolve, reject) => {
+    stream.once("open", () => resolve(true));
+    stream.once("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") resolve(false);
+      else reject(error);
+    });
+  });
+  if (!await opened) return;
+  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  try {
+    for await (const line of lines) if (line !== "") yield line;
+  } finally {
+    lines.close();
+    stream.destroy();
+  }
+}
