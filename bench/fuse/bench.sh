@@ -11,6 +11,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RIAKFS=${RIAKFS:-$ROOT/dist/riakfs}
+MEASURE=(python3 "$ROOT/bench/measure.py")
 BENCH_DIR=${BENCH_DIR:-/tmp}
 SIZE_MIB=${SIZE_MIB:-1024}
 FILES=${FILES:-10000}
@@ -73,12 +74,7 @@ dir_of() { if [ "$1" = source ]; then echo "$SRC"; else echo "$WORK/$1"; fi; }
 
 declare -A WRITE READ RANDREAD STAT LS SMALL
 mkdir -p "$SRC/many"
-python3 - "$SRC/many" "$FILES" <<'EOF'
-import os, sys
-for i in range(int(sys.argv[2])):
-    with open(os.path.join(sys.argv[1], f"file-{i:05d}"), "w") as f:
-        f.write("x")
-EOF
+"${MEASURE[@]}" many "$SRC/many" "$FILES"
 echo "x" >"$SRC/statme"
 
 for target in "${TARGETS[@]}"; do
@@ -98,41 +94,12 @@ for target in "${TARGETS[@]}"; do
   fio --name=randread --filename="$dir/fio-$target" --rw=randread --bs=4k --size=256M \
     --ioengine=psync --numjobs=2 --runtime=8 --time_based --group_reporting \
     --output-format=json >"$WORK/fio.json" 2>/dev/null
-  RANDREAD[$target]=$(python3 -c "import json; j=json.load(open('$WORK/fio.json')); print(f\"{j['jobs'][0]['read']['iops']:,.0f}\")")
+  RANDREAD[$target]=$("${MEASURE[@]}" iops "$WORK/fio.json")
   rm -f "$dir/fio-$target"
 
-  STAT[$target]=$(python3 - "$dir/statme" "$STATS" <<'EOF'
-import os, sys, time
-path, count = sys.argv[1], int(sys.argv[2])
-start = time.perf_counter()
-for _ in range(count):
-    os.stat(path)
-print(f"{count / (time.perf_counter() - start):,.0f}")
-EOF
-)
-  best=""
-  for _ in 1 2 3; do
-    start=$(now)
-    ls -l "$dir/many" >/dev/null
-    end=$(now)
-    took=$(python3 -c "print(round(($end - $start) * 1000))")
-    if [ -z "$best" ] || [ "$took" -lt "$best" ]; then best=$took; fi
-  done
-  LS[$target]=$best
-
-  SMALL[$target]=$(python3 - "$dir" "$FILES" <<'EOF'
-import os, sys, time
-directory, count = sys.argv[1], int(sys.argv[2])
-data = b"x" * 100
-start = time.perf_counter()
-for i in range(count):
-    path = os.path.join(directory, f"small-{i}")
-    with open(path, "wb") as f:
-        f.write(data)
-    os.unlink(path)
-print(f"{count / (time.perf_counter() - start):,.0f}")
-EOF
-)
+  STAT[$target]=$("${MEASURE[@]}" stat "$dir/statme" "$STATS")
+  LS[$target]=$("${MEASURE[@]}" ls "$dir/many")
+  SMALL[$target]=$("${MEASURE[@]}" small "$dir" "$FILES")
 done
 
 rss() { awk '/VmHWM/ {printf "%.0f MB", $2 / 1024}' "/proc/$1/status"; }

@@ -15,14 +15,14 @@
 # background work of one line does not land in the next. Attribute caching is the same for
 # every filesystem: ATTR_TIMEOUT (default 0, i.e. off) and ENTRY_TIMEOUT (default 1 s).
 #
-# The measurements themselves are in local_bench.py beside this script. Prints markdown tables
+# The measurements themselves are in bench/measure.py (shared with bench/fuse/bench.sh). Prints markdown tables
 # (paste them into bench/README.md under "Overlay"). FUSE operation counts of every line and
 # the RSS samples are kept in RESULTS (printed at the end). Every mount made here is unmounted,
 # every process started is ended by its pid, and every file written is deleted, on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-MEASURE=(python3 "$ROOT/bench/overlay/local_bench.py")
+MEASURE=(python3 "$ROOT/bench/measure.py")
 RIAKFS=${RIAKFS:-$ROOT/dist/riakfs}
 BENCH_DIR=${BENCH_DIR:-/tmp}
 SIZE_MIB=${SIZE_MIB:-1024}

@@ -1,12 +1,13 @@
-"""Measurements of bench/overlay/local_bench.sh, one subcommand each; prints one figure.
+"""Measurements shared by bench/fuse/bench.sh and bench/overlay/local_bench.sh, one subcommand
+each; prints one figure.
 
-    python3 local_bench.py many DIR COUNT          # COUNT one-byte files file-00000... in DIR
-    python3 local_bench.py stat PATH COUNT         # os.stat of PATH COUNT times: stats/s
-    python3 local_bench.py ls DIR                  # ls -l of DIR, best of 3: ms
-    python3 local_bench.py small DIR COUNT         # create+write+close+unlink: files/s
-    python3 local_bench.py mbps MIB SECONDS        # MB/s (1 MB = 1,000,000 bytes)
-    python3 local_bench.py iops FIO_JSON           # read IOPS of a fio --output-format=json run
-    python3 local_bench.py busy STATUS_JSON        # exit 1 while uploads or copies are left
+    python3 measure.py many DIR COUNT          # COUNT one-byte files file-00000... in DIR
+    python3 measure.py stat PATH COUNT         # os.stat of PATH COUNT times: stats/s
+    python3 measure.py ls DIR                  # ls -l of DIR, best of 3: ms
+    python3 measure.py small DIR COUNT         # create+write+close+unlink: files/s
+    python3 measure.py mbps MIB SECONDS        # MB/s (1 MB = 1,000,000 bytes)
+    python3 measure.py iops FIO_JSON           # read IOPS of a fio --output-format=json run
+    python3 measure.py busy STATUS_JSON        # exit 1 while uploads or copies are left
 """
 import json
 import os
@@ -71,7 +72,7 @@ def main(command, *args):
     elif command == "busy":
         sys.exit(1 if busy(args[0]) else 0)
     else:
-        sys.exit(f"local_bench.py: unknown command {command}")
+        sys.exit(f"measure.py: unknown command {command}")
 
 
 if __name__ == "__main__":
