@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdtempSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { currentIdentity, FileChangedError } from "./file_identity.ts";
-import { hashBytes, isFileChanged, RACY_WINDOW_MS, readUnchanged } from "./local_file.ts";
+import {
+  hashBytes,
+  isFileChanged,
+  RACY_WINDOW_MS,
+  readSmallUnchanged,
+  readUnchanged,
+} from "./local_file.ts";
 
 /** Writes a file and dates its change back past the racy window (utimes moves ctime to now). */
 async function settledFile(path: string, content: string) {
@@ -48,6 +54,35 @@ Deno.test("readUnchanged throws FileChangedError when the file changes while rea
     await assert.rejects(hashBytes(readUnchanged(file, fresh)), FileChangedError);
     assert.equal(isFileChanged(new Error("wrapped", { cause: new FileChangedError("x") })), true);
     assert.equal(isFileChanged(new Error("other")), false);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("readSmallUnchanged reads a settled file whole and refuses any other version", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-local-"));
+  try {
+    const file = join(dir, "f");
+    const identity = await settledFile(file, "0123456789");
+    assert.equal(readSmallUnchanged(file, identity).toString(), "0123456789");
+    const empty = join(dir, "empty");
+    assert.equal(readSmallUnchanged(empty, await settledFile(empty, "")).length, 0);
+
+    // Grown, rewritten in place, replaced by a rename, removed: never the expected version.
+    writeFileSync(file, "0123456789+");
+    assert.throws(() => readSmallUnchanged(file, identity, { displayName: "f" }), FileChangedError);
+    const same = await settledFile(file, "0123456789");
+    writeFileSync(join(dir, "g"), "abcdefghij");
+    utimesSync(join(dir, "g"), new Date(1_000_000), new Date(1_000_000));
+    renameSync(join(dir, "g"), file);
+    assert.throws(() => readSmallUnchanged(file, same), FileChangedError);
+    unlinkSync(file);
+    assert.throws(() => readSmallUnchanged(file, same), FileChangedError);
+
+    // Written just now: not provably whole yet (the racy window).
+    writeFileSync(file, "fresh");
+    const fresh = (await currentIdentity(file))!;
+    assert.throws(() => readSmallUnchanged(file, fresh), FileChangedError);
   } finally {
     rmSync(dir, { recursive: true });
   }

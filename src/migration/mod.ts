@@ -27,6 +27,7 @@ export {
   hashBytes,
   isFileChanged,
   RACY_WINDOW_MS,
+  readSmallUnchanged,
   readUnchanged,
   type ReadUnchangedOptions,
 } from "./local_file.ts";

@@ -28,6 +28,7 @@ import {
   DEFAULT_READ_SIZE,
   hashBytes,
   isFileChanged,
+  readSmallUnchanged,
   readUnchanged,
   waitOutRacyWindow,
 } from "./local_file.ts";
@@ -446,7 +447,7 @@ class PrewarmRun {
     // asked about it, so the read adds no wait of its own; while files are found in Riak (a
     // later pass) nothing is read for nothing.
     const prefetched = small && this.#lastNeededUpload && !this.#o.dryRun
-      ? readWhole(this.#readSmall(path, absolute, identity, stats.size))
+      ? readWhole(this.#readSmall(path, absolute, identity))
       : undefined;
     prefetched?.catch(() => {}); // awaited only if the file is uploaded
     this.#lastNeededUpload = false;
@@ -499,7 +500,7 @@ class PrewarmRun {
       prefetched
         ? await prefetched
         : stats.size < BigInt(DEFAULT_READ_SIZE)
-        ? this.#readSmall(path, absolute, identity, stats.size)
+        ? this.#readSmall(path, absolute, identity)
         : readUnchanged(absolute, identity, { gate: this.#gate, displayName: displayPath(path) }),
       {
         mode: Number(stats.mode & 0o7777n),
@@ -517,20 +518,17 @@ class PrewarmRun {
   }
 
   /**
-   * A small file in one read into a buffer of its size: 1 MiB buffers for 100 KiB files cost
-   * more in garbage collection than the upload itself.
+   * A small file in one blocking read into a buffer of its size (see readSmallUnchanged):
+   * thread-pool round trips and 1 MiB buffers cost more than the upload of a 100 KiB file.
    */
-  #readSmall(
+  async *#readSmall(
     path: Buffer,
     absolute: Buffer,
     identity: FileIdentity,
-    size: bigint,
   ): AsyncGenerator<Buffer> {
-    return readUnchanged(absolute, identity, {
-      gate: this.#gate,
-      displayName: displayPath(path),
-      readSize: Number(size + 1n),
-    });
+    const bytes = readSmallUnchanged(absolute, identity, { displayName: displayPath(path) });
+    await this.#gate.take(bytes.length);
+    yield bytes;
   }
 
   /** Dry run: counts and reports what a real run would upload. */
