@@ -9,7 +9,7 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, lstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { displayPath } from "../store/path.ts";
 import {
@@ -110,9 +110,12 @@ export function readSmallUnchanged(
   if (changedTooRecently(expected)) throw new FileChangedError(name);
   let fd: number;
   try {
-    fd = openSync(absolutePath, "r");
+    // Never blocks on a FIFO or follows a symlink put in the file's place since the walk
+    // saw it; the identity check below then refuses what is not the expected file.
+    fd = openSync(absolutePath, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new FileChangedError(name);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ELOOP") throw new FileChangedError(name);
     throw error;
   }
   try {

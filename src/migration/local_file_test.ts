@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { currentIdentity, FileChangedError } from "./file_identity.ts";
@@ -78,6 +87,13 @@ Deno.test("readSmallUnchanged reads a settled file whole and refuses any other v
     assert.throws(() => readSmallUnchanged(file, same), FileChangedError);
     unlinkSync(file);
     assert.throws(() => readSmallUnchanged(file, same), FileChangedError);
+    // A FIFO or a symlink in the file's place: refused at once, never waited on or followed.
+    execFileSync("mkfifo", [file]);
+    assert.throws(() => readSmallUnchanged(file, same), FileChangedError);
+    unlinkSync(file);
+    symlinkSync(join(dir, "empty"), file);
+    assert.throws(() => readSmallUnchanged(file, same), FileChangedError);
+    unlinkSync(file);
 
     // Written just now: not provably whole yet (the racy window).
     writeFileSync(file, "fresh");

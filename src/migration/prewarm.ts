@@ -446,13 +446,15 @@ class PrewarmRun {
     // While the last file needed an upload (a first pass), a small file is read while Riak is
     // asked about it, so the read adds no wait of its own; while files are found in Riak (a
     // later pass) nothing is read for nothing.
+    // One head-only get; a directory of the same name is caught by the write below. Sent
+    // before the read, which blocks this thread.
+    const asked = this.#o.store.tryStat(path, { fileOnly: true });
     const prefetched = small && this.#lastNeededUpload && !this.#o.dryRun
       ? readWhole(this.#readSmall(path, absolute, identity))
       : undefined;
     prefetched?.catch(() => {}); // awaited only if the file is uploaded
     this.#lastNeededUpload = false;
-    // One head-only get; a directory of the same name is caught by the write below.
-    const remote = await this.#o.store.tryStat(path, { fileOnly: true });
+    const remote = await asked;
     if (remote?.type === "file" && remote.mtimeNs > stats.mtimeNs) {
       // Written through the mount after the local copy: the older local bytes never
       // replace it, and the local copy is not Riak's content, so it is not deleted either.
@@ -495,11 +497,14 @@ class PrewarmRun {
   async #upload(job: UploadJob): Promise<void> {
     const { path, absolute, stats, identity, bytes, prefetched } = job;
     this.#startTransfer();
+    const small = stats.size < BigInt(DEFAULT_READ_SIZE);
+    // Paced here, not when read: a small file read ahead and then found in Riak moves nothing.
+    if (small) await this.#gate.take(Number(stats.size));
     const written = await this.#o.store.writeFile(
       path,
       prefetched
         ? await prefetched
-        : stats.size < BigInt(DEFAULT_READ_SIZE)
+        : small
         ? this.#readSmall(path, absolute, identity)
         : readUnchanged(absolute, identity, { gate: this.#gate, displayName: displayPath(path) }),
       {
@@ -526,9 +531,7 @@ class PrewarmRun {
     absolute: Buffer,
     identity: FileIdentity,
   ): AsyncGenerator<Buffer> {
-    const bytes = readSmallUnchanged(absolute, identity, { displayName: displayPath(path) });
-    await this.#gate.take(bytes.length);
-    yield bytes;
+    yield readSmallUnchanged(absolute, identity, { displayName: displayPath(path) });
   }
 
   /** Dry run: counts and reports what a real run would upload. */

@@ -476,7 +476,8 @@ export class OverlayFileSystem implements FileSystem {
   /** @inheritdoc */
   async open(_ctx: RequestContext, nodeid: number, flags: number): Promise<Opened> {
     const path = this.#nodes.pathOf(nodeid);
-    const writable = (flags & O_ACCMODE) !== 0;
+    // Linux truncates on O_TRUNC even with O_RDONLY, and ATOMIC_O_TRUNC leaves that to us.
+    const writable = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
     if (writable && !this.#writesRiak()) {
       const file = await fsp.open(
         await this.#localPath(path),
@@ -792,6 +793,9 @@ export class OverlayFileSystem implements FileSystem {
       if (!local) throw fail(Errno.ENOENT, `${path}: no such file`);
       return { where: "local", stats: local };
     }
+    const cached = this.#statCache.get(path);
+    const absenceWasCached = cached !== undefined && cached.stat === undefined &&
+      cached.expires > this.#now();
     let remote: FileStat | undefined;
     try {
       remote = await this.#riakStat(path, false, withContent);
@@ -811,6 +815,14 @@ export class OverlayFileSystem implements FileSystem {
       return { where: "riak", stat: rootStat() };
     }
     const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
+    if (!local && absenceWasCached) {
+      // Gone locally while Riak's absence was remembered: a pre-warm with --delete-local (or
+      // another host) may just have moved it into Riak. Ask once more before ENOENT.
+      this.#statCache.delete(path);
+      const fresh = await this.#riakStat(path, true, withContent).catch(() => undefined);
+      this.#rememberInRiak(path, fresh !== undefined);
+      if (fresh) return { where: "riak", stat: fresh };
+    }
     if (!local) throw fail(Errno.ENOENT, `${path}: no such file`);
     return { where: "local", stats: local };
   }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Errno, FuseError } from "../fuse/filesystem.ts";
 import { seededBytes } from "../store/_test_support.ts";
@@ -423,5 +423,32 @@ Deno.test("riak: an open with O_TRUNC stages nothing from Riak and uploads once"
     await runtime.settle(10_000);
     assert.equal((await store.readFile("/big.bin")).toString(), "short");
     assert.equal(runtime.metrics.snapshot().uploads.uploaded, 1);
+    // O_RDONLY | O_TRUNC truncates too, as open(2) does on Linux.
+    const readOnly = await fs.open!(ROOT_CTX, node, 0o1000);
+    await fs.release!(ROOT_CTX, node, readOnly.fh, 0);
+    await runtime.settle(10_000);
+    assert.equal((await store.readFile("/big.bin")).length, 0);
   });
+});
+
+Deno.test("migrate: a file moved into Riak behind the mount while its absence was cached is found", async () => {
+  const clock = 1_000_000; // frozen: the remembered absence never expires in this test
+  await withOverlay(
+    "migrate",
+    async ({ fs, source, store }) => {
+      const content = seededBytes(34, 20_000);
+      await writeFile(join(source, "moved.bin"), content);
+      assert.deepEqual(await listThrough(fs, "/"), ["moved.bin"]); // remembers: not in Riak
+      // What `riakfs prewarm --delete-local` does meanwhile: upload, then delete the local copy.
+      await store.writeFile("/moved.bin", content);
+      await unlink(join(source, "moved.bin"));
+      assert.ok(content.equals(await readThrough(fs, "/moved.bin")));
+      await assert.rejects(
+        lookupPath(fs, "/never.bin"),
+        (error) => errnoOf(error) === Errno.ENOENT,
+      );
+    },
+    {},
+    { entryTimeout: 1, attrTimeout: 1, now: () => clock },
+  );
 });

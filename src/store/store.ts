@@ -587,11 +587,12 @@ export class Store {
       directoryCheck,
     ]);
     if (put.status === "rejected") throw put.reason; // may have been applied: chunks stay for gc
-    if (directory.status === "rejected") {
-      // Stored, but the directory check is unknown: like a crash before the entry is added.
-      throw directory.reason;
-    }
-    if (directory.value) {
+    // Stored, but the check failed: look once more rather than leave an object without its
+    // entry (if this throws too, it is like a crash before the entry is added).
+    const directoryFound = directory.status === "fulfilled"
+      ? directory.value
+      : await this.#getResolved(this.layout.directory(p).object, true, p);
+    if (directoryFound) {
       // Rare (a file written over a directory): undo the object this put created, which was
       // briefly visible, and the new chunks no manifest in Riak refers to any more.
       if (put.value) await this.#delete(placement.object);

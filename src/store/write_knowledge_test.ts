@@ -202,3 +202,30 @@ Deno.test("a file written over a directory or a symlink is refused and leaves no
     assert.deepEqual(chunkKeysAfter, [], "the refused writes' chunks are deleted");
   }, { namespace: { chunkSize: 4096 } });
 });
+
+Deno.test("a new file whose directory check failed once is looked at again and listed", async () => {
+  await withStore(async ({ client, bucket }) => {
+    let failNextDirectoryHead = true;
+    const store: Store = new Store({
+      ...client,
+      get: (location, options) => {
+        const directoryCheck = store.layout.directory(normalizePath("d/new.bin")).object;
+        if (
+          options?.head && failNextDirectoryHead &&
+          Buffer.from(location.bucket).equals(Buffer.from(directoryCheck.bucket)) &&
+          Buffer.from(location.key).equals(Buffer.from(directoryCheck.key))
+        ) {
+          failNextDirectoryHead = false;
+          return Promise.reject(new Error("injected: the directory check timed out"));
+        }
+        return client.get(location, options);
+      },
+    }, { namespace: { bucket } });
+    await store.mkdir("d");
+    await store.writeFile("d/new.bin", seededBytes(15, 500));
+    assert.equal(failNextDirectoryHead, false, "the injected failure happened");
+    const listed: string[] = [];
+    for await (const entry of store.list("d")) listed.push(entry.name.toString());
+    assert.deepEqual(listed, ["new.bin"]);
+  });
+});
