@@ -210,6 +210,11 @@ export class OverlayFileSystem implements FileSystem {
   /** Whether lookups fetch small files' bytes along (see content_prefetch.ts). */
   readonly #prefetch = new ContentPrefetch();
   #nextHandle = 1;
+  /**
+   * Released handle numbers, handed out again first: the FUSE reader threads serve only
+   * handles below 65,536 themselves (`Opened.localFd`), and a mount runs for months.
+   */
+  readonly #freeHandles: number[] = [];
   readonly #entryTimeout: number;
   readonly #attrTimeout: number;
   readonly #now: () => number;
@@ -584,6 +589,7 @@ export class OverlayFileSystem implements FileSystem {
     const handle = this.#handles.get(fh);
     if (!handle) return;
     this.#handles.delete(fh);
+    this.#freeHandles.push(fh);
     if (handle.kind === "riak") return handle.sequential.close();
     if (handle.kind === "local") {
       await handle.file.close();
@@ -663,7 +669,7 @@ export class OverlayFileSystem implements FileSystem {
   async opendir(_ctx: RequestContext, nodeid: number): Promise<Opened> {
     const path = this.#nodes.pathOf(nodeid);
     const entries = await this.#list(path);
-    const fh = this.#nextHandle++;
+    const fh = this.#newHandle();
     this.#directories.set(fh, [
       { name: ".", type: S_IFDIR },
       { name: "..", type: S_IFDIR },
@@ -695,7 +701,7 @@ export class OverlayFileSystem implements FileSystem {
 
   /** @inheritdoc */
   releasedir(_ctx: RequestContext, _nodeid: number, fh: number): Promise<void> {
-    this.#directories.delete(fh);
+    if (this.#directories.delete(fh)) this.#freeHandles.push(fh);
     return Promise.resolve();
   }
 
@@ -1003,7 +1009,7 @@ export class OverlayFileSystem implements FileSystem {
   // ---- helpers: opening ----
 
   #open(handle: Handle): Opened {
-    const fh = this.#nextHandle++;
+    const fh = this.#newHandle();
     this.#handles.set(fh, handle);
     if (handle.kind === "riak") {
       const keepCache = this.#served.get(handle.path) === handle.version.version;
@@ -1021,6 +1027,10 @@ export class OverlayFileSystem implements FileSystem {
       ? handle.file.fd
       : undefined;
     return { fh, keepCache: false, directIo: this.#o.directIo, localFd };
+  }
+
+  #newHandle(): number {
+    return this.#freeHandles.pop() ?? this.#nextHandle++;
   }
 
   #handle(fh: number): Handle {
@@ -1254,7 +1264,7 @@ export class OverlayFileSystem implements FileSystem {
     }
     // truncate(2) without an open file: a short write session of its own.
     const session = await this.#session(path, size === 0);
-    const fh = this.#nextHandle++;
+    const fh = this.#newHandle();
     this.#handles.set(fh, { kind: "write", path, session });
     try {
       await session.handle.truncate(size);

@@ -452,3 +452,23 @@ Deno.test("migrate: a file moved into Riak behind the mount while its absence wa
     { entryTimeout: 1, attrTimeout: 1, now: () => clock },
   );
 });
+
+Deno.test("released handle numbers are handed out again, so they stay small", async () => {
+  await withOverlay("shadow", async ({ fs, source }) => {
+    await writeFile(join(source, "a.txt"), "a");
+    const node = await lookupPath(fs, "/a.txt");
+    const first = await fs.open!(ROOT_CTX, node, 0);
+    const second = await fs.open!(ROOT_CTX, node, 0);
+    assert.notEqual(first.fh, second.fh);
+    await fs.release!(ROOT_CTX, node, first.fh, 0);
+    const dir = await fs.opendir!(ROOT_CTX, 1, 0);
+    assert.equal(dir.fh, first.fh, "a released file handle's number is reused");
+    await fs.releasedir!(ROOT_CTX, 1, dir.fh);
+    await fs.releasedir!(ROOT_CTX, 1, dir.fh); // a second release frees nothing twice
+    const third = await fs.open!(ROOT_CTX, node, 0);
+    const fourth = await fs.open!(ROOT_CTX, node, 0);
+    assert.equal(third.fh, first.fh);
+    assert.ok(fourth.fh !== first.fh && fourth.fh !== second.fh);
+    for (const fh of [second.fh, third.fh, fourth.fh]) await fs.release!(ROOT_CTX, node, fh, 0);
+  });
+});
