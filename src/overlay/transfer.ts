@@ -16,8 +16,8 @@ import {
   waitOutRacyWindow,
 } from "../migration/local_file.ts";
 import type { MigrationStore } from "../migration/stored_file.ts";
+import type { Store } from "../store/store.ts";
 import { deleteIfVerified } from "../migration/verified_delete.ts";
-import { DEFAULT_CHUNK_SIZE } from "../store/layout.ts";
 import { normalizePath } from "../store/path.ts";
 import type { FileCopier } from "./copy_on_read.ts";
 import { localPathBeneath, OutsideSourceError } from "./local_path.ts";
@@ -33,12 +33,15 @@ import type { Uploader } from "./upload_queue.ts";
  * An {@link Uploader} that puts a staged file into Riak with the journaled attributes.
  * Resolves once Riak acknowledged every chunk and the manifest (the store's w/dw).
  */
-export function stagedFileUploader(store: MigrationStore, health?: RiakHealth): Uploader {
+export function stagedFileUploader(
+  store: MigrationStore & Pick<Store, "namespace">,
+  health?: RiakHealth,
+): Uploader {
   const write = async (upload: PendingUpload, stagedPath: string) => {
     // A small file's put carries its bytes, and without a stat the store puts with
     // if_none_match, which an overwrite would answer only after the bytes were sent: look
     // first. A chunked file's conditional put is its small manifest, so no look is needed.
-    const previous = upload.size <= DEFAULT_CHUNK_SIZE
+    const previous = upload.size <= store.namespace.chunkSize
       ? (await store.tryStat(upload.path, { fileOnly: true })) ?? null
       : undefined;
     await store.writeFile(upload.path, { file: stagedPath }, {

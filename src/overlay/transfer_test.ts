@@ -66,6 +66,40 @@ Deno.test("a staged file is uploaded with the journaled attributes, reported bac
   });
 });
 
+Deno.test("an upload over a small file sends its bytes once, at the store's chunk size", async () => {
+  await withStore(async ({ client, bucket }) => {
+    await withSource(async (directory) => {
+      const requests = noRequests();
+      const counted = new Store(countingClient(client, requests), {
+        namespace: { bucket, chunkSize: 2 * 1024 * 1024 },
+      });
+      const upload = stagedFileUploader(counted);
+      for (const [id, size] of [[1, 1_500_000], [2, 1_600_000], [3, 1_600_000]]) {
+        const staged = join(directory, `staged-${id}`);
+        await writeFile(staged, seededBytes(id, size));
+        await upload(
+          {
+            id,
+            path: "/small.bin",
+            staged: `staged-${id}`,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtimeNs: "1700000000000000000",
+            size,
+          },
+          staged,
+          new AbortController().signal,
+        );
+      }
+      // Below the store's chunk size (2 MiB here, not the default 1 MiB) a look comes first,
+      // so the two overwrites are one put each, not a refused if_none_match put and another.
+      assert.equal(requests.puts, 3);
+      assert.ok(seededBytes(3, 1_600_000).equals(await counted.readFile("/small.bin")));
+    });
+  });
+});
+
 Deno.test("copy-on-read uploads a local file once; an unchanged file is not uploaded again", async () => {
   await withStore(async ({ store }) => {
     await withSource(async (source) => {
