@@ -82,10 +82,7 @@ export async function* readUnchanged(
       yield bytesRead === readSize ? buffer : buffer.subarray(0, bytesRead);
     }
     const after = identityOf(await handle.stat({ bigint: true }));
-    if (
-      BigInt(position) !== expected.size || !sameIdentity(after, expected) ||
-      !sameIdentity(await currentIdentity(absolutePath), expected)
-    ) {
+    if (!readWholeVersion(position, after, await currentIdentity(absolutePath), expected)) {
       throw new FileChangedError(name);
     }
   } finally {
@@ -133,16 +130,27 @@ export function readSmallUnchanged(
     }
     const after = identityOf(fstatSync(fd, { bigint: true }));
     const now = lstatSync(absolutePath, { bigint: true, throwIfNoEntry: false });
-    if (
-      BigInt(position) !== expected.size || !sameIdentity(after, expected) ||
-      !sameIdentity(now && identityOf(now), expected)
-    ) {
+    if (!readWholeVersion(position, after, now && identityOf(now), expected)) {
       throw new FileChangedError(name);
     }
     return buffer.subarray(0, position);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Whether `bytesRead` bytes are the whole version `expected`: as many bytes, the open file
+ * still that version after the last read (`after`), and the path still naming it (`atPath`).
+ */
+function readWholeVersion(
+  bytesRead: number,
+  after: FileIdentity,
+  atPath: FileIdentity | undefined,
+  expected: FileIdentity,
+): boolean {
+  return BigInt(bytesRead) === expected.size && sameIdentity(after, expected) &&
+    sameIdentity(atPath, expected);
 }
 
 /** sha256 (hex) and size of a stream of bytes. */
