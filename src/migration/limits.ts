@@ -62,6 +62,11 @@ export class RunLimits {
     this.#started++;
   }
 
+  /** Takes back a {@link startFile} whose transfer turned out not to be needed. */
+  undoFile(): void {
+    this.#started--;
+  }
+
   /** Files counted by {@link startFile}. */
   get filesStarted(): number {
     return this.#started;

@@ -6,7 +6,10 @@
  * One run: take the lock, retry what failed last time, walk from where the last run
  * stopped (a pass over the tree may span several budget-limited runs), check each file
  * with one head-only get and upload what Riak lacks or holds in another version, then save
- * the cursor, the pass tallies and a history record.
+ * the cursor, the pass tallies and a history record. While files need uploads (a first
+ * pass), a directory's entries in Riak are read once instead, and a file they do not name is
+ * put at once with "only if absent": a new file costs its put and a share of its
+ * directory's set update, where it cost four requests.
  *
  * @module
  */
@@ -17,7 +20,8 @@ import { readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { displayPath } from "../store/path.ts";
-import type { FileStat } from "../store/store.ts";
+import { AlreadyExistsError } from "../store/errors.ts";
+import type { FileStat, Store } from "../store/store.ts";
 import { FailureList, type FailureRecord, readLines } from "./failure_list.ts";
 import { type FileIdentity, identityOf, lstatIfExists } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
@@ -64,6 +68,17 @@ export const EXIT_LOCKED = 4;
  * pass, a small file read), so an upload slot never waits for a look-up.
  */
 const CHECK_AHEAD_PER_UPLOAD = 1;
+/**
+ * Directory listings from Riak kept at once (the walk finishes a directory's files before the
+ * next directory's, except around subdirectories), and how long one is trusted.
+ */
+const LISTINGS_KEPT = 8;
+const LISTING_TTL_MS = 5_000;
+/**
+ * Beyond this many entries a directory is not listed: its files are looked up one by one.
+ * Bounds the listings' memory to a few MB (LISTINGS_KEPT of them).
+ */
+const LISTING_NAMES_LIMIT = 20_000;
 /** Default uploads of a file that keeps changing before it is skipped as busy. */
 export const DEFAULT_CHANGE_RETRIES = 3;
 /**
@@ -92,7 +107,11 @@ export const LISTED_FAILURES_LIMIT = 1000;
 export interface PrewarmOptions {
   /** The local tree (absolute path). */
   source: string;
-  store: MigrationStore;
+  /**
+   * Where files go. With `list` (a {@link Store} has it), each directory's entries are read
+   * once and a file they do not name is uploaded without a look-up of its own.
+   */
+  store: MigrationStore & Partial<Pick<Store, "list">>;
   state: StateDirectory;
   /**
    * Files uploaded at once; default {@link DEFAULT_CONCURRENCY}. As many more are checked
@@ -174,6 +193,8 @@ interface UploadJob {
   remote: FileStat | undefined;
   /** The whole content, when a small file was read while Riak was asked about it. */
   prefetched: Promise<Buffer> | undefined;
+  /** Riak's listing of the directory did not name it: see {@link WriteOptions.unlisted}. */
+  unlisted?: boolean;
 }
 
 interface Pending {
@@ -204,6 +225,8 @@ class PrewarmRun {
   readonly #failed: FailureList;
   /** Failures added that a retry may fix (not unreadable directories). */
   #retryableFailures = 0;
+  /** Names Riak lists per directory (latin1 of its path), of the last few directories. */
+  readonly #listings = new Map<string, { names: Promise<Set<string> | undefined>; at: number }>();
   /** The file decided last had to be uploaded: read the next small file ahead. */
   #lastNeededUpload = true;
   /** The last run's retry list, while this run has not taken all of it. */
@@ -442,6 +465,20 @@ class PrewarmRun {
     identity: FileIdentity,
   ): Promise<void> {
     const bytes = { files: 1, bytes: Number(stats.size) };
+    // While files need uploads (a first pass), the directory's listing settles which are new;
+    // while they are found in Riak (a later pass), each needs its look-up anyway.
+    if (!this.#o.dryRun && this.#lastNeededUpload && await this.#listed(path) === false) {
+      // Believed new: no look-up; the put itself refuses to replace an object it finds.
+      this.#lastNeededUpload = true;
+      // A small file is read before waiting for a slot, so the slot is held for Riak alone.
+      const prefetched = stats.size < BigInt(DEFAULT_READ_SIZE)
+        ? readWhole(this.#readSmall(path, absolute, identity))
+        : undefined;
+      prefetched?.catch(() => {}); // awaited by the upload
+      const job = { path, absolute, stats, identity, bytes, remote: undefined, unlisted: true };
+      if (await this.#uploadInSlot({ ...job, prefetched })) return;
+      // Riak held it after all (written before its entry, or since): decide as for any file.
+    }
     const small = stats.size < BigInt(DEFAULT_READ_SIZE);
     // While the last file needed an upload (a first pass), a small file is read while Riak is
     // asked about it, so the read adds no wait of its own; while files are found in Riak (a
@@ -485,22 +522,80 @@ class PrewarmRun {
       return;
     }
     this.#lastNeededUpload = true;
-    await this.#uploadSlots.take();
+    await this.#uploadInSlot({ path, absolute, stats, identity, bytes, remote, prefetched });
+  }
+
+  /**
+   * Whether Riak's listing of the file's directory names it; undefined when unknown (the store
+   * cannot list, the directory is too large or could not be listed). A listing is read once
+   * for the directory's files and kept a few seconds: a stale one costs a refused put (a file
+   * added since) or a look-up (one removed since), never a wrong decision.
+   */
+  async #listed(path: Buffer): Promise<boolean | undefined> {
+    if (!this.#o.store.list) return undefined;
+    const slash = path.lastIndexOf(0x2f);
+    const parent = slash < 0 ? "" : path.subarray(0, slash).toString("latin1");
+    let listing = this.#listings.get(parent);
+    if (!listing || Date.now() - listing.at > LISTING_TTL_MS) {
+      listing = this.#keepListing(parent, this.#listNames(Buffer.from(parent, "latin1")));
+    }
+    const names = await listing.names;
+    return names?.has(path.subarray(slash + 1).toString("latin1"));
+  }
+
+  #keepListing(
+    directory: string,
+    names: Promise<Set<string> | undefined>,
+  ): { names: Promise<Set<string> | undefined>; at: number } {
+    this.#listings.delete(directory);
+    if (this.#listings.size >= LISTINGS_KEPT) {
+      this.#listings.delete(this.#listings.keys().next().value!);
+    }
+    const listing = { names, at: Date.now() };
+    this.#listings.set(directory, listing);
+    return listing;
+  }
+
+  async #listNames(directory: Buffer): Promise<Set<string> | undefined> {
+    const names = new Set<string>();
     try {
-      await this.#upload({ path, absolute, stats, identity, bytes, remote, prefetched });
+      for await (const entry of this.#o.store.list!(directory)) {
+        if (names.size >= LISTING_NAMES_LIMIT) return undefined;
+        names.add(entry.name.toString("latin1"));
+      }
+    } catch {
+      return undefined; // each file's own look-up then reports what is wrong
+    }
+    return names;
+  }
+
+  /**
+   * Uploads in an upload slot; false when an {@link UploadJob.unlisted} file turned out to
+   * be in Riak (nothing stored).
+   */
+  async #uploadInSlot(job: UploadJob): Promise<boolean> {
+    await this.#uploadSlots.take();
+    let held = true;
+    // Given back as soon as the object is stored: the directory entry moves no file bytes.
+    const release = () => {
+      if (held) this.#uploadSlots.give();
+      held = false;
+    };
+    try {
+      return await this.#upload(job, release);
     } finally {
-      this.#uploadSlots.give();
+      release();
     }
   }
 
   /** Uploads a file version found missing or different in Riak (holding an upload slot). */
-  async #upload(job: UploadJob): Promise<void> {
+  async #upload(job: UploadJob, objectStored: () => void): Promise<boolean> {
     const { path, absolute, stats, identity, bytes, prefetched } = job;
     this.#startTransfer();
     const small = stats.size < BigInt(DEFAULT_READ_SIZE);
     // Paced here, not when read: a small file read ahead and then found in Riak moves nothing.
     if (small) await this.#gate.take(Number(stats.size));
-    const written = await this.#o.store.writeFile(
+    const writing = this.#o.store.writeFile(
       path,
       prefetched
         ? await prefetched
@@ -513,13 +608,24 @@ class PrewarmRun {
         gid: Number(stats.gid),
         mtimeNs: stats.mtimeNs,
         previous: job.remote ?? null,
+        unlisted: job.unlisted,
+        objectStored,
       },
     );
+    let written: FileStat;
+    try {
+      written = await writing;
+    } catch (error) {
+      if (!job.unlisted || !(error instanceof AlreadyExistsError)) throw error;
+      this.#limits.undoFile();
+      return false;
+    }
     add(this.#tally.inRiak, bytes);
     add(this.#tally.uploaded, bytes);
     if (this.#o.deleteLocal) {
       await this.#deleteLocal(path, absolute, identity, written.sha256, bytes);
     }
+    return true;
   }
 
   /**
@@ -607,6 +713,11 @@ class PrewarmRun {
 
   async #directory(path: Buffer): Promise<void> {
     try {
+      // In a first pass, a directory its parent's listing does not name is created at once
+      // (mkdir itself refuses to create it over anything).
+      if (!this.#o.dryRun && this.#lastNeededUpload && await this.#listed(path) === false) {
+        if (await this.#createDirectory(path)) return;
+      }
       const remote = await this.#o.store.tryStat(path);
       if (remote?.type === "directory") return;
       if (remote) throw new Error(`Riak holds a ${remote.type} where the source has a directory`);
@@ -614,8 +725,20 @@ class PrewarmRun {
         this.#o.onEvent?.({ kind: "would-create-directory", path: displayPath(path) });
         return;
       }
-      const stats = await lstatIfExists(this.#absolute(path));
-      if (!stats) return;
+      if (!await this.#createDirectory(path)) throw new AlreadyExistsError(displayPath(path));
+    } catch (error) {
+      this.#fail(path, error);
+    }
+  }
+
+  /**
+   * Creates a directory with the local one's attributes (or nothing, if it is gone); false
+   * when Riak holds something at the path already.
+   */
+  async #createDirectory(path: Buffer): Promise<boolean> {
+    const stats = await lstatIfExists(this.#absolute(path));
+    if (!stats) return true;
+    try {
       await this.#o.store.mkdir(path, {
         mode: Number(stats.mode & 0o7777n),
         uid: Number(stats.uid),
@@ -623,8 +746,14 @@ class PrewarmRun {
         mtimeNs: stats.mtimeNs,
       });
     } catch (error) {
-      this.#fail(path, error);
+      if (error instanceof AlreadyExistsError) return false;
+      throw error;
     }
+    // Created just now, so empty: its files need no listing from Riak.
+    if (this.#o.store.list) {
+      this.#keepListing(path.toString("latin1"), Promise.resolve(new Set<string>()));
+    }
+    return true;
   }
 
   /** Counts and records a failure; `seen` is what the entry added to the seen tally. */

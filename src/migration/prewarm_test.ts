@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -267,5 +270,81 @@ Deno.test("every failed file is listed and retried, beyond what is held in memor
   } finally {
     rmSync(source, { recursive: true });
     rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("files Riak holds but its listing misses keep their newer version and are not re-sent", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  try {
+    mkdirSync(join(source, "d"));
+    for (const name of ["newer.txt", "same.txt", "z-new.txt"]) {
+      writeFileSync(join(source, "d", name), `local ${name}`);
+    }
+    await withStore(async ({ store }) => {
+      const localMtimeNs = (name: string) =>
+        statSync(join(source, "d", name), { bigint: true }).mtimeNs;
+      await store.mkdir("d");
+      await store.writeFile("d/newer.txt", Buffer.from("written through the mount"), {
+        mtimeNs: localMtimeNs("newer.txt") + 1_000_000_000n,
+      });
+      await store.writeFile("d/same.txt", Buffer.from("local same.txt"), {
+        mtimeNs: localMtimeNs("same.txt"),
+      });
+      let listings = 0;
+      // A listing that names nothing (written before their entries, or a stale listing).
+      const unlisting = {
+        ...failingWrites(store, () => undefined),
+        list: async function* () {
+          listings++;
+          yield* [];
+        },
+      };
+      const result = await runPrewarm({
+        source,
+        store: unlisting,
+        state,
+        concurrency: 1,
+        maxFiles: 1, // refused puts give their file back: z-new.txt still fits
+      });
+      assert.ok(listings > 0, "the directory was listed");
+      assert.equal(result.exitCode, EXIT_COMPLETE);
+      assert.equal(result.tally.uploaded.files, 1);
+      assert.equal(result.tally.newerInRiak.files, 1);
+      assert.equal(result.tally.inRiak.files, 3);
+      assert.equal((await store.readFile("d/newer.txt")).toString(), "written through the mount");
+      assert.equal((await store.readFile("d/same.txt")).toString(), "local same.txt");
+      assert.equal((await store.readFile("d/z-new.txt")).toString(), "local z-new.txt");
+    });
+  } finally {
+    rmSync(source, { recursive: true, force: true });
+    rmSync(state.path, { recursive: true, force: true });
+  }
+});
+
+Deno.test("a directory its parent's listing does not name is created with the local attributes, never over a file", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  try {
+    mkdirSync(join(source, "taken"));
+    mkdirSync(join(source, "new"), { mode: 0o750 });
+    chmodSync(join(source, "new"), 0o750);
+    writeFileSync(join(source, "new", "inside.txt"), "inside");
+    await withStore(async ({ store }) => {
+      await store.writeFile("taken", Buffer.from("a file where the source has a directory"));
+      const unlisting = { ...failingWrites(store, () => undefined), list: async function* () {} };
+      const result = await runPrewarm({ source, store: unlisting, state });
+      assert.equal(result.exitCode, EXIT_FAILED);
+      assert.deepEqual(result.failures.map((failure) => failure.path), ["/taken"]);
+      assert.match(result.failures[0].error, /Riak holds a file where the source has a directory/);
+      assert.equal((await store.stat("taken")).type, "file");
+      const created = await store.stat("new");
+      assert.equal(created.type, "directory");
+      assert.equal(created.mode, 0o750);
+      assert.equal((await store.readFile("new/inside.txt")).toString(), "inside");
+    });
+  } finally {
+    rmSync(source, { recursive: true, force: true });
+    rmSync(state.path, { recursive: true, force: true });
   }
 });

@@ -138,6 +138,20 @@ export interface WriteOptions extends Partial<FileAttributes> {
    * directory's, is ignored and the write looks for itself.
    */
   previous?: FileStat | null;
+  /**
+   * The caller read the parent directory's entries moments ago and found none of this name
+   * (a file believed new). The write then skips the look for a directory of the same name (a
+   * directory is listed in its parent; only a mkdir cut off between its object and its entry
+   * leaves one unlisted), and should Riak hold an object at the file key after all (written
+   * and not yet listed, or since), it stores nothing and throws {@link AlreadyExistsError}:
+   * the caller looks at that object and decides.
+   */
+  unlisted?: boolean;
+  /**
+   * Called once Riak acknowledged a new file's object, before its directory entry is added:
+   * what is left is a small set update, so a caller bounding transfers can start the next.
+   */
+  objectStored?: () => void;
 }
 
 /** Options of {@link Store.tryStat}. */
@@ -321,7 +335,7 @@ export class Store {
     // A file object and a directory of the same name never coexist (mkdir and writeFile each
     // refuse the other), so a known file needs no directory check; otherwise the check runs
     // alongside the upload and the put.
-    const directoryCheck = known
+    const directoryCheck = known || options.unlisted
       ? undefined
       : this.#getResolved(this.layout.directory(p).object, true, p);
     directoryCheck?.catch(() => {}); // awaited by #create; not lost if the upload fails first
@@ -335,7 +349,7 @@ export class Store {
     const uploaded = await this.#upload(p, source, contentType);
     const meta = known
       ? await this.#replace(p, uploaded, options, known, replacedManifest)
-      : await this.#create(p, uploaded, options, directoryCheck!);
+      : await this.#create(p, uploaded, options, directoryCheck);
     if (placement.riakFuseSizeSet) {
       await this.#setRiakFuseSize(placement.riakFuseSizeSet, meta.size);
     }
@@ -349,9 +363,7 @@ export class Store {
   /** Creates a directory; the parent must exist. */
   async mkdir(path: StorePath, options: Partial<FileAttributes> = {}): Promise<FileStat> {
     const p = normalizePath(path);
-    if (p.length === 0 || await this.#statOrUndefined(p)) {
-      throw new AlreadyExistsError(displayPath(p));
-    }
+    if (p.length === 0 || await this.#anythingAt(p)) throw new AlreadyExistsError(displayPath(p));
     const { parent, name } = splitParent(p);
     await this.#requireDirectory(parent);
     const dir = this.layout.directory(p);
@@ -571,14 +583,16 @@ export class Store {
 
   /**
    * Puts an uploaded file where the caller saw no file: with `if_none_match`, while
-   * `directoryCheck` looks for a directory of the same name. A new file then gets its entry;
-   * a file found after all is replaced ({@link #replace}); a directory refuses the write.
+   * `directoryCheck` looks for a directory of the same name (none: the caller's listing had
+   * no entry of the name). A new file then gets its entry; a file found after all is replaced
+   * ({@link #replace}), or refused when the write was {@link WriteOptions.unlisted}; a
+   * directory refuses the write.
    */
   async #create(
     p: Buffer,
     uploaded: UploadedContent,
     options: WriteOptions,
-    directoryCheck: Promise<ResolvedObject | undefined>,
+    directoryCheck: Promise<ResolvedObject | undefined> | undefined,
   ): Promise<ObjectMeta> {
     const placement = this.layout.file(p);
     const meta = fileMeta(uploaded, options);
@@ -592,6 +606,10 @@ export class Store {
     const directoryFound = directory.status === "fulfilled"
       ? directory.value
       : await this.#getResolved(this.layout.directory(p).object, true, p);
+    if (!put.value && options.unlisted) {
+      if (uploaded.manifest) await this.#deleteChunks(uploaded.manifest);
+      throw new AlreadyExistsError(displayPath(p));
+    }
     if (directoryFound) {
       // Rare (a file written over a directory): undo the object this put created, which was
       // briefly visible, and the new chunks no manifest in Riak refers to any more.
@@ -600,6 +618,7 @@ export class Store {
       throw new WrongTypeError("EISDIR", displayPath(p));
     }
     if (!put.value) return await this.#replaceFound(p, uploaded, options);
+    options.objectStored?.();
     await this.#index.add(this.layout.directory(placement.parent), [{
       type: "file",
       name: placement.name,
@@ -682,6 +701,21 @@ export class Store {
     }
     this.#statObjects.set(stat, object);
     return stat;
+  }
+
+  /**
+   * Whether a stat would find anything at `p` (not the root): the three look-ups of
+   * {@link #statOrUndefined} at once, one round trip where it takes up to three in turn. For
+   * callers expecting nothing there (mkdir); a stat of what exists is cheaper in turn.
+   */
+  async #anythingAt(p: Buffer): Promise<boolean> {
+    const dir = this.layout.directory(p);
+    const [file, directory, listed] = await Promise.all([
+      this.#getResolved(this.layout.file(p).object, true, p),
+      this.#getResolved(dir.object, true, p),
+      this.#index.exists(dir),
+    ]);
+    return file !== undefined || directory?.meta.type === "directory" || listed;
   }
 
   async #statOrUndefined(p: Buffer, withContent = false): Promise<FileStat | undefined> {

@@ -229,3 +229,69 @@ Deno.test("a new file whose directory check failed once is looked at again and l
     assert.deepEqual(listed, ["new.bin"]);
   });
 });
+
+Deno.test("an unlisted write makes no look-up, and refuses an object it finds without a trace", async () => {
+  await withStore(async ({ client, bucket }) => {
+    const spy = counting(client);
+    const store = new Store(spy.client, { namespace: { bucket, chunkSize: 4096 } });
+    await store.mkdir("d");
+    spy.counts.clear();
+    let storedBeforeEntry = 0;
+    await store.writeFile("d/new.bin", seededBytes(20, 3000), {
+      unlisted: true,
+      objectStored: () => {
+        storedBeforeEntry++;
+        assert.equal(spy.counts.get("set update") ?? 0, 0, "called before the entry is added");
+      },
+    });
+    assert.equal(storedBeforeEntry, 1);
+    assert.equal(spy.counts.get("head") ?? 0, 0, "no directory check, no vclock look-up");
+    assert.equal(spy.counts.get("put"), 1);
+    assert.equal(spy.counts.get("set update"), 1);
+
+    // An object Riak holds without the caller's listing naming it: refused, left as it was.
+    await store.writeFile("d/big.bin", seededBytes(21, 9000));
+    const chunkKeysBefore = new Set<string>();
+    for await (const key of store.chunkKeys()) chunkKeysBefore.add(key);
+    for (const [path, bytes] of [["d/new.bin", 100], ["d/big.bin", 10_000]] as const) {
+      await assert.rejects(
+        store.writeFile(path, seededBytes(22, bytes), { unlisted: true }),
+        AlreadyExistsError,
+      );
+    }
+    assert.ok((await store.readFile("d/new.bin")).equals(seededBytes(20, 3000)));
+    assert.ok((await store.readFile("d/big.bin")).equals(seededBytes(21, 9000)));
+    const chunkKeysAfter: string[] = [];
+    for await (const key of store.chunkKeys()) {
+      if (!chunkKeysBefore.has(key)) chunkKeysAfter.push(key);
+    }
+    assert.deepEqual(chunkKeysAfter, [], "the refused upload's chunks are deleted");
+  }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("mkdir looks for a file, a directory and a listed directory in one round trip", async () => {
+  await withStore(async ({ client, bucket }) => {
+    let inFlight = 0;
+    let most = 0;
+    const spy = counting(client);
+    const tracked = <T>(request: () => Promise<T>) => {
+      most = Math.max(most, ++inFlight);
+      return request().finally(() => inFlight--);
+    };
+    const store = new Store({
+      ...spy.client,
+      get: (location, options) => tracked(() => spy.client.get(location, options)),
+      fetchSet: (location) => tracked(() => spy.client.fetchSet(location)),
+    }, { namespace: { bucket } });
+    await store.writeFile("file", seededBytes(30, 10));
+    await store.mkdir("dir");
+    spy.counts.clear();
+    most = 0;
+    await store.mkdir("dir/sub", { mode: 0o700 });
+    assert.equal(most, 3, "the three look-ups go out together");
+    assert.equal((await store.stat("dir/sub")).mode, 0o700);
+    for (const taken of ["file", "dir", "dir/sub"]) {
+      await assert.rejects(store.mkdir(taken), AlreadyExistsError);
+    }
+  });
+});

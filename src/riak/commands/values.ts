@@ -110,9 +110,28 @@ export function label(
   };
 }
 
+/**
+ * UTF-8 of usermeta and index names and of content types: a handful of distinct strings that
+ * repeat on every put, encoded once. The bytes are shared, which is safe as the encoder only
+ * reads them.
+ */
+const encodedNames = new Map<string, Uint8Array>();
+/** Past this many distinct names the cache starts over (it only saves encoding). */
+const ENCODED_NAMES_LIMIT = 1024;
+
+function nameToBytes(name: string): Uint8Array {
+  let bytes = encodedNames.get(name);
+  if (bytes === undefined) {
+    if (encodedNames.size >= ENCODED_NAMES_LIMIT) encodedNames.clear();
+    bytes = encoder.encode(name);
+    encodedNames.set(name, bytes);
+  }
+  return bytes;
+}
+
 function pairsToWire(pairs: TextPair[] | undefined): RpbPair[] | undefined {
   return pairs?.map((pair) => ({
-    key: encoder.encode(pair.key),
+    key: nameToBytes(pair.key),
     value: encoder.encode(pair.value),
   }));
 }
@@ -128,9 +147,7 @@ function pairsFromWire(pairs: RpbPair[] | undefined): TextPair[] | undefined {
 export function contentToWire(content: ContentToPut): RpbContent {
   return {
     value: content.value,
-    content_type: content.contentType === undefined
-      ? undefined
-      : encoder.encode(content.contentType),
+    content_type: content.contentType === undefined ? undefined : nameToBytes(content.contentType),
     charset: content.charset === undefined ? undefined : encoder.encode(content.charset),
     content_encoding: content.contentEncoding === undefined
       ? undefined
