@@ -8,6 +8,7 @@
 #   sudo bash bench/overlay/local_bench.sh          # needs root, dist/riakfs, mergerfs, fio
 #   LINES=0 bash bench/overlay/local_bench.sh       # only the memory run
 #   MEMORY=0 SIZE_MIB=256 FILES=2000 bash bench/overlay/local_bench.sh   # quick, lines only
+#   MEMORY=0 TARGETS="shadow migrate" RIAKFS=/tmp/old-riakfs bash ...   # some columns, another build
 #
 # Read lines read files created directly in the source directory (for migrate: files not in
 # Riak); write lines write through the mount. Between lines the script waits until the overlay
@@ -155,7 +156,7 @@ if [ "$LINES" = 1 ]; then
   MERGERFS_PID=$!
   for _ in $(seq 200); do grep -q " $WORK/m/mergerfs " /proc/self/mountinfo && break; sleep 0.05; done
 
-  TARGETS=(source passthrough shadow migrate mergerfs)
+  read -r -a TARGETS <<<"${TARGETS:-source passthrough shadow migrate mergerfs}"
   dir_of() { if [ "$1" = source ]; then echo "$SRC"; else echo "$WORK/m/$1"; fi; }
 
   declare -A WRITE DRAINED READ RANDREAD STAT LS SMALLF
@@ -223,7 +224,7 @@ if [ "$LINES" = 1 ]; then
   row() {
     local label=$1 name=$2
     local -n values=$name
-    echo "| $label | ${values[source]} | ${values[passthrough]} | ${values[shadow]} | ${values[migrate]} | ${values[mergerfs]} |"
+    echo "| $label | ${values[source]-} | ${values[passthrough]-} | ${values[shadow]-} | ${values[migrate]-} | ${values[mergerfs]-} |"
   }
   row "sequential write ${SIZE_MIB} MiB, dd bs=1M (until close), MB/s" WRITE
   row "same, until uploaded to Riak, MB/s" DRAINED

@@ -35,6 +35,7 @@ import {
 } from "node:worker_threads";
 import { splitSeconds } from "./abi.ts";
 import type { LocallyCreated, LocalNodes, ReaderCounts } from "./filesystem.ts";
+import { markReadBlocks, READ_BLOCK_SIZE } from "./read_blocks.ts";
 
 /** How a reader ended: `undefined` when the filesystem was unmounted (ENODEV). */
 export type ReaderEnd = string | undefined;
@@ -85,6 +86,18 @@ const ERRNO_SLOTS = 256;
 /** ...then bytes read and written on local handles. */
 const BYTES_READ = ERRNO_BASE + ERRNO_SLOTS;
 const BYTES_WRITTEN = BYTES_READ + 1;
+/**
+ * A node's refusal bit: LOOKUP of a missing name in it, and GETATTR of it when it is
+ * missing, go to the loop.
+ */
+const REFUSES_MISSES = 1;
+/** A node's refusal bit: UNLINK and RMDIR in it go to the loop. */
+const REFUSES_REMOVALS = 2;
+/**
+ * A node's flag, kept with the refusal bits: the file has no security.capability, so the
+ * readers answer the kernel's GETXATTR of it (see serveCapabilityProbe).
+ */
+const WITHOUT_CAPABILITY = 4;
 /** What the shared counters of an opcode count, by the name of its FileSystem method. */
 const COUNTED_OPS: Record<number, string> = {
   1: "lookup",
@@ -95,6 +108,7 @@ const COUNTED_OPS: Record<number, string> = {
   15: "read",
   16: "write",
   18: "release",
+  22: "getxattr",
   35: "create",
 };
 
@@ -128,8 +142,15 @@ const pool = [];
 let buffer = new Uint8Array(bufferSize);
 const reply = Buffer.allocUnsafeSlow(bufferSize + 16);
 const replyView = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
-/** nodeid -> { parent, name, sec, nsec, ino, regular }: nodes this thread answers for. */
+/**
+ * nodeid -> { parent, name, sec, nsec, ino, regular, reportedIno, refuses, expiresAt }:
+ * nodes this thread answers for (see applyNodeChanges).
+ */
 const nodes = new Map();
+/** fh -> Int32Array: the read record of a handle whose reads are recorded (ReadBlocks). */
+const recorded = new Map();
+/** Records a read in a handle's record; shared with the event loop (read_blocks.ts). */
+const markReadBlocks = ${markReadBlocks.toString()};
 /** What this thread may open and create itself (ReaderOpens); undefined: nothing. */
 let opens;
 /** Deeper chains of parents than this are taken for a broken table and left to the loop. */
@@ -199,10 +220,13 @@ function seconds(ns) {
   return nsec < 0n ? [sec - 1n, nsec + 1000000000n] : [sec, nsec];
 }
 
-/** Writes a fuse_attr (88 bytes) at reply offset \`at\`, like the loop's writeAttr. */
-function putAttr(at, stat) {
+/**
+ * Writes a fuse_attr (88 bytes) at reply offset \`at\`, like the loop's writeAttr; with
+ * \`ino\`, that inode number instead of the file's own.
+ */
+function putAttr(at, stat, ino) {
   const v = replyView;
-  v.setBigUint64(at, stat.ino, true);
+  v.setBigUint64(at, ino ?? stat.ino, true);
   v.setBigUint64(at + 8, stat.size, true);
   v.setBigUint64(at + 16, stat.blocks, true);
   const times = [seconds(stat.atimeNs), seconds(stat.mtimeNs), seconds(stat.ctimeNs)];
@@ -224,7 +248,22 @@ function putAttrOut(node, stat) {
   replyView.setBigUint64(16, BigInt(node.sec), true);
   replyView.setUint32(24, node.nsec, true);
   replyView.setUint32(28, 0, true);
-  putAttr(32, stat);
+  putAttr(32, stat, node.reportedIno);
+}
+
+/** A node this thread answers for now: known, and not past its expiry. */
+function liveNode(nodeid) {
+  const node = nodes.get(nodeid);
+  if (node === undefined || (node.expiresAt !== undefined && Date.now() >= node.expiresAt)) {
+    return undefined;
+  }
+  return node;
+}
+
+/** Whether the request's node (a directory) lets this thread answer \`refusal\` requests. */
+function parentAllows(view, refusal) {
+  const parent = liveNode(Number(view.getBigUint64(16, true)));
+  return parent !== undefined && (parent.refuses & refusal) === 0;
 }
 
 /** Writes a fuse_open_out (16 bytes) at reply offset \`at\`, like the loop's encodeOpenOut. */
@@ -254,6 +293,7 @@ function childOf(view, nameAt) {
 
 /** LOOKUP (1) of a name that does not exist: ENOENT here; names that exist go to the loop. */
 function serveMissingLookup(view, unique) {
+  if (!parentAllows(view, ${REFUSES_MISSES})) return false;
   const child = childOf(view, 40);
   if (child === undefined) return false;
   try {
@@ -267,6 +307,7 @@ function serveMissingLookup(view, unique) {
 
 /** UNLINK (10) and RMDIR (11) of an entry of a known directory: unlink/rmdir and reply here. */
 function serveRemove(view, unique, opcode) {
+  if (!parentAllows(view, ${REFUSES_REMOVALS})) return false;
   const child = childOf(view, 40);
   if (child === undefined) return false;
   try {
@@ -283,13 +324,13 @@ function serveRemove(view, unique, opcode) {
 function localOf(fh) {
   if (fh >= HANDLE_SLOTS) return -1;
   const entry = Atomics.load(handles, fh);
-  return entry === 0 ? -1 : (entry >> 1) - 1;
+  return entry === 0 ? -1 : (entry >> 2) - 1;
 }
 
 /** GETATTR (3) on a known node: lstat its path (fstat a local handle) and reply here. */
 function serveGetattr(view, unique) {
   if (view.byteLength < 56) return false;
-  const node = nodes.get(Number(view.getBigUint64(16, true)));
+  const node = liveNode(Number(view.getBigUint64(16, true)));
   if (node === undefined) return false;
   let local = -1;
   if (view.getUint32(40, true) & 1) {
@@ -307,6 +348,8 @@ function serveGetattr(view, unique) {
     putAttrOut(node, stat);
     answer(unique, 0, 104);
   } catch (error) {
+    // Gone locally where the local directory is not the whole namespace: the loop decides.
+    if (error.code === "ENOENT" && (node.refuses & ${REFUSES_MISSES}) !== 0) return false;
     answerError(unique, error);
   }
   return true;
@@ -314,7 +357,7 @@ function serveGetattr(view, unique) {
 
 /** Makes \`fd\` a handle the readers serve; RELEASE closes it. */
 function mapHandle(fd) {
-  if (fd < HANDLE_SLOTS) Atomics.store(handles, fd, ((fd + 1) << 1) | 1);
+  if (fd < HANDLE_SLOTS) Atomics.store(handles, fd, ((fd + 1) << 2) | 1);
 }
 
 /**
@@ -325,7 +368,7 @@ function mapHandle(fd) {
 function serveOpen(view, unique) {
   if (view.byteLength < 48) return false;
   const nodeid = Number(view.getBigUint64(16, true));
-  const node = nodes.get(nodeid);
+  const node = liveNode(nodeid);
   if (node === undefined || !node.regular) return false;
   const path = pathOf(nodeid);
   if (path === undefined) return false;
@@ -346,6 +389,15 @@ function serveOpen(view, unique) {
   if (stat === undefined || !stat.isFile() || (node.ino !== undefined && stat.ino !== node.ino)) {
     fs.closeSync(local);
     return false;
+  }
+  // FUSE_OPEN_KILL_SUIDGID: an O_TRUNC open by a caller without CAP_FSETID.
+  if (view.getUint32(44, true) & 1) {
+    try {
+      killSuidgid(local, Number(stat.mode));
+    } catch {
+      fs.closeSync(local);
+      return false;
+    }
   }
   mapHandle(local);
   putOpenOut(16, local);
@@ -413,12 +465,16 @@ function serveCreate(view, unique) {
   defer([nodeid, parent, name, String(stat.dev), String(stat.ino)]);
   // The other readers learn the node now, not after the main thread adopted it, so their
   // GETATTRs of it need no hop either.
-  const change = [[nodeid, parent, name, opens.attrSec, opens.attrNsec, Number(stat.ino), true]];
+  const change = [[
+    nodeid, parent, name, opens.attrSec, opens.attrNsec, Number(stat.ino), true, undefined,
+    ${WITHOUT_CAPABILITY},
+  ]];
   for (const peer of peers) peer.postMessage(change);
   if (peers.length > 0) Atomics.add(postedCount, 0, 1);
   if (nodes.size < maxNodes) {
     nodes.set(nodeid, {
       parent, name, sec: opens.attrSec, nsec: opens.attrNsec, ino: stat.ino, regular: true,
+      refuses: ${WITHOUT_CAPABILITY},
     });
   }
   mapHandle(local);
@@ -436,6 +492,23 @@ function serveCreate(view, unique) {
   return true;
 }
 
+const CAPABILITY_NAME = Buffer.from("security.capability\\0");
+
+/**
+ * GETXATTR (22) of security.capability on a file known to have none: the kernel asks it
+ * before each inode's first write (with HANDLE_KILLPRIV_V2, once), so a file created
+ * through the mount costs no hop for it. Other names and nodes go to the loop.
+ */
+function serveCapabilityProbe(view, unique) {
+  if (view.byteLength !== 48 + CAPABILITY_NAME.length) return false;
+  const node = liveNode(Number(view.getBigUint64(16, true)));
+  if (node === undefined || ((node.refuses ?? 0) & ${WITHOUT_CAPABILITY}) === 0) return false;
+  const name = Buffer.from(buffer.buffer, buffer.byteOffset + 48, CAPABILITY_NAME.length);
+  if (!name.equals(CAPABILITY_NAME)) return false;
+  answer(unique, -61, 0); // ENODATA
+  return true;
+}
+
 /** RELEASE (18) of a handle that holds nothing but its descriptor: close it here. */
 function serveRelease(view, unique) {
   if (view.byteLength < 56) return false;
@@ -446,7 +519,7 @@ function serveRelease(view, unique) {
   // Unmapped before the close: once closed, the number may name another handle.
   Atomics.store(handles, fh, 0);
   try {
-    fs.closeSync((entry >> 1) - 1);
+    fs.closeSync((entry >> 2) - 1);
     answer(unique, 0, 0);
   } catch (error) {
     answerError(unique, error);
@@ -454,19 +527,45 @@ function serveRelease(view, unique) {
   return true;
 }
 
-/** READ (15) and WRITE (16) on a local-descriptor handle, with pread/pwrite. */
+/**
+ * With HANDLE_KILLPRIV_V2 (negotiated when the filesystem answers xattrs) the kernel leaves
+ * it to us to clear setuid, and setgid of a group-executable file, when a caller without
+ * CAP_FSETID writes or truncates, as a local write would. We write as root, which keeps them.
+ */
+function killSuidgid(local, mode) {
+  const kept = mode & ~(mode & 0o10 ? 0o6000 : 0o4000);
+  if (kept !== mode) fs.fchmodSync(local, kept & 0o7777);
+}
+
+/**
+ * READ (15) and WRITE (16) on a local-descriptor handle, with pread/pwrite. On a handle
+ * whose reads are recorded, a read is recorded before its reply (RELEASE, which comes
+ * after, must see it); reads it cannot record, and writes, go to the loop.
+ */
 function serveData(view, unique, opcode) {
   if (view.byteLength < 64) return false;
-  const local = localOf(Number(view.getBigUint64(40, true)));
+  const fh = Number(view.getBigUint64(40, true));
+  const local = localOf(fh);
   if (local < 0) return false;
   const offset = Number(view.getBigUint64(48, true));
   const size = view.getUint32(56, true);
+  let record;
+  if (Atomics.load(handles, fh) & 2) {
+    record = recorded.get(fh);
+    if (opcode !== 15 || record === undefined) return false;
+    if (offset % ${READ_BLOCK_SIZE} !== 0 || size % ${READ_BLOCK_SIZE} !== 0 || size === 0) {
+      return false;
+    }
+  }
   try {
     if (opcode === 15) {
       const length = fs.readSync(local, reply, 16, size, offset);
+      if (record !== undefined) markReadBlocks(record, offset, size, length);
       Atomics.add(stats, ${BYTES_READ}, BigInt(length));
       answer(unique, 0, length);
     } else {
+      // FUSE_WRITE_KILL_SUIDGID: a writer without CAP_FSETID (see killSuidgid).
+      if (view.getUint32(60, true) & 4) killSuidgid(local, fs.fstatSync(local).mode);
       const written = fs.writeSync(local, buffer, 80, size, offset);
       Atomics.add(stats, ${BYTES_WRITTEN}, BigInt(written));
       replyView.setUint32(16, written, true);
@@ -479,15 +578,21 @@ function serveData(view, unique, opcode) {
   return true;
 }
 
-/** Node changes, in order: [nodeid, parent, name, sec, nsec, ino, regular] sets, [nodeid] deletes. */
+/**
+ * Node changes, in order: sets ([nodeid, parent, name, sec, nsec, ino, regular,
+ * reportedIno, refuses, expiresAt], see NodeChange in device.ts) and deletes ([nodeid]).
+ */
 function applyNodeChanges(changes) {
-  for (const [nodeid, parent, name, sec, nsec, ino, regular] of changes) {
+  for (const [nodeid, parent, name, sec, nsec, ino, regular, reportedIno, refuses, expiresAt] of changes) {
     if (name === undefined) nodes.delete(nodeid);
     // A full table takes no new nodes (theirs go to the loop) but always updates known
     // ones: a rename must never leave a stale path here.
     else if (nodes.size < maxNodes || nodes.has(nodeid)) {
       nodes.set(nodeid, {
         parent, name, sec, nsec, ino: ino === undefined ? undefined : BigInt(ino), regular,
+        reportedIno: reportedIno === undefined ? undefined : BigInt(reportedIno),
+        refuses: refuses ?? 0,
+        expiresAt,
       });
     }
   }
@@ -517,6 +622,7 @@ function serveLocally(view) {
   else if (opcode === 18) served = serveRelease(view, unique);
   else if (nodes.size > 0) {
     if (opcode === 3) served = serveGetattr(view, unique);
+    else if (opcode === 22) served = serveCapabilityProbe(view, unique);
     else if (opcode === 1) served = serveMissingLookup(view, unique);
     else if (opcode === 10 || opcode === 11) served = serveRemove(view, unique, opcode);
     else if (opens !== undefined) {
@@ -552,8 +658,11 @@ for (;;) {
       for (let change; (change = receiveMessageOnPort(peer)) !== undefined;) applyNodeChanges(change.message);
     }
     for (let change; (change = receiveMessageOnPort(control)) !== undefined;) {
-      if (Array.isArray(change.message)) applyNodeChanges(change.message);
-      else opens = change.message.opens;
+      const message = change.message;
+      if (Array.isArray(message)) applyNodeChanges(message);
+      else if (message.opens !== undefined) opens = message.opens;
+      else if (message.blocks !== undefined) recorded.set(message.fh, new Int32Array(message.blocks));
+      else recorded.delete(message.fh);
     }
   }
   drainedAt = postedNow;
@@ -607,9 +716,10 @@ export interface LocalHandles {
   readonly supported: boolean;
   /**
    * From now on, READ/WRITE on `fh` go to `local`; with `closeOnRelease`, RELEASE closes
-   * `local` in the readers too. Call before answering the OPEN.
+   * `local` in the readers too. With `readBlocks` (a `ReadBlocks` buffer) the readers serve
+   * only reads they can record there, and record them. Call before answering the OPEN.
    */
-  map(fh: number, local: number, closeOnRelease: boolean): void;
+  map(fh: number, local: number, closeOnRelease: boolean, readBlocks?: SharedArrayBuffer): void;
   /** Stops serving `fh` locally. Call before handling its RELEASE. */
   unmap(fh: number): void;
   /** Lets the readers answer requests on a node (see `LocalNodes.set`); sent on `flush`. */
@@ -637,15 +747,30 @@ export interface LocalHandles {
 
 /**
  * Node changes as the reader source reads them: a set, or a delete (nodeid alone).
- * A set is [nodeid, parent, name, attr sec, attr nsec, ino, regular file].
+ * A set is [nodeid, parent, name, attr sec, attr nsec, ino, regular file, reported ino,
+ * refusals (REFUSES_* bits, and WITHOUT_CAPABILITY), expiry (Date.now() milliseconds)].
  */
 type NodeChange =
-  | [number, number, string, number, number, number | undefined, boolean]
+  | [
+    number,
+    number,
+    string,
+    number,
+    number,
+    number | undefined,
+    boolean,
+    number | undefined,
+    number,
+    number | undefined,
+  ]
   | [number];
 
 /** Shared memory of the readers and the main thread (see the reader source). */
 interface SharedState {
-  /** fh -> ((local descriptor + 1) << 1 | close-on-release), 0 when not local. */
+  /**
+   * fh -> ((local descriptor + 1) << 2 | reads recorded << 1 | close-on-release), 0 when
+   * not local.
+   */
   handles: SharedArrayBuffer;
   /** The next node id the readers or the filesystem hand out (BigInt64). */
   nextNodeId: SharedArrayBuffer;
@@ -742,18 +867,38 @@ export function startReaders(fd: number, sink: RequestSink, options: ReaderOptio
   const supported = controls.length > 0;
   return {
     supported,
-    map: (fh, local, closeOnRelease) => {
-      if (supported && fh < HANDLE_SLOTS) {
-        Atomics.store(handles, fh, ((local + 1) << 1) | (closeOnRelease ? 1 : 0));
-      }
+    map: (fh, local, closeOnRelease, readBlocks) => {
+      if (!supported || fh >= HANDLE_SLOTS) return;
+      // The record reaches the readers before the handle does (both before the reply).
+      if (readBlocks !== undefined) post({ fh, blocks: readBlocks });
+      Atomics.store(
+        handles,
+        fh,
+        ((local + 1) << 2) | (readBlocks === undefined ? 0 : 2) | (closeOnRelease ? 1 : 0),
+      );
     },
     unmap: (fh) => {
-      if (supported && fh < HANDLE_SLOTS) Atomics.store(handles, fh, 0);
+      if (!supported || fh >= HANDLE_SLOTS) return;
+      if (Atomics.exchange(handles, fh, 0) & 2) post({ fh }); // The readers drop its record.
     },
-    setNode: (nodeid, parent, name, attrTimeout, ino, regularFile = false) => {
+    setNode: (nodeid, parent, name, attrTimeout, ino, regularFile = false, answers = {}) => {
       if (!supported) return;
       const { sec, nsec } = splitSeconds(attrTimeout);
-      queue([nodeid, parent, name, sec, nsec, ino, regularFile]);
+      const refuses = (answers.missingNames === false ? REFUSES_MISSES : 0) |
+        (answers.removals === false ? REFUSES_REMOVALS : 0) |
+        (answers.withoutCapability ? WITHOUT_CAPABILITY : 0);
+      queue([
+        nodeid,
+        parent,
+        name,
+        sec,
+        nsec,
+        ino,
+        regularFile,
+        answers.reportedIno,
+        refuses,
+        answers.expiresAt,
+      ]);
     },
     deleteNode: (nodeid) => {
       if (supported) queue([nodeid]);

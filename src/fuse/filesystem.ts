@@ -17,6 +17,7 @@
  */
 import * as fs from "node:fs";
 import { type Attr, type EntryOut, Errno, type StatfsOut, type Timespec } from "./abi.ts";
+import type { ReadBlocks } from "./read_blocks.ts";
 
 export type { Attr, EntryOut, StatfsOut, Timespec } from "./abi.ts";
 
@@ -83,6 +84,12 @@ export interface Opened {
    * handles of 65,536 and above). The filesystem's `release` must do just that close.
    */
   closeOnRelease?: boolean;
+  /**
+   * With `localFd`: the reader threads record the page-aligned reads they serve here, and
+   * leave other reads to `read` (for a filesystem that must know what was read, e.g. to
+   * copy a file read whole). `release` sees every read that preceded it.
+   */
+  readBlocks?: ReadBlocks;
 }
 
 /**
@@ -131,6 +138,30 @@ export interface ReaderCounts {
 }
 
 /**
+ * How the reader threads answer for one node when the filesystem's answers are lstat(2)'s
+ * only in part (an overlay that numbers inodes its own way, or whose namespace is more than
+ * the local directory). Absent fields keep the default: answer as lstat(2) does.
+ */
+export interface LocalNodeAnswers {
+  /** The inode number GETATTR reports instead of the file's st_ino. */
+  reportedIno?: number;
+  /**
+   * false: LOOKUP of a name missing in this directory goes to `lookup`, and GETATTR of this
+   * node when its path is missing goes to `getattr` (the name may live elsewhere).
+   */
+  missingNames?: boolean;
+  /** false: UNLINK and RMDIR in this directory go to `unlink` and `rmdir`. */
+  removals?: boolean;
+  /** `Date.now()` from which the readers leave the node to the filesystem again. */
+  expiresAt?: number;
+  /**
+   * true: the file has no security.capability xattr, so the readers answer the kernel's
+   * GETXATTR of it (asked before each inode's first write) with ENODATA.
+   */
+  withoutCapability?: boolean;
+}
+
+/**
  * Where a filesystem tells the reader threads which nodes are plain local files, so they
  * answer some requests on them themselves, with no hop to the event loop (libfuse-like
  * latency): GETATTR with lstat(2) of the node's path (fstat(2) of the `localFd` when the
@@ -152,7 +183,7 @@ export interface LocalNodes {
    * With `ino`, the readers answer GETATTR (and OPEN) only when the path still holds that
    * inode (a rename racing with the request may have put another file there) and leave
    * other answers to `getattr`. `regularFile` marks nodes the readers may OPEN (see
-   * {@link LocalNodes.serveFiles}).
+   * {@link LocalNodes.serveFiles}). `answers` narrows what the readers answer for the node.
    */
   set(
     nodeid: number,
@@ -161,6 +192,7 @@ export interface LocalNodes {
     attrTimeout: number,
     ino?: number,
     regularFile?: boolean,
+    answers?: LocalNodeAnswers,
   ): void;
   /** Forgets `nodeid`: its GETATTRs go to the filesystem again. */
   delete(nodeid: number): void;
@@ -240,7 +272,8 @@ export interface FileSystem {
    * them in `nodes`, see {@link LocalNodes}. A filesystem that implements this promises
    * that for registered nodes its `getattr`, `lookup` of a missing name, `unlink` and
    * `rmdir` do nothing but what the reader threads do instead (lstat, fstat of `localFd`,
-   * unlink, rmdir on the node's path), so skipping them changes nothing.
+   * unlink, rmdir on the node's path, as narrowed by the node's {@link LocalNodeAnswers}),
+   * so skipping them changes nothing.
    */
   attachLocalNodes?(nodes: LocalNodes): void;
   /**
@@ -375,7 +408,11 @@ export interface FileSystem {
     offset: number,
     whence: number,
   ): Promise<number>;
-  /** The value of extended attribute `name`; throw ENODATA when it is absent. */
+  /**
+   * The value of extended attribute `name`; throw ENODATA when it is absent. A filesystem
+   * with getxattr gets HANDLE_KILLPRIV_V2: it must clear setuid/setgid itself on writes,
+   * truncates and O_TRUNC opens by callers without CAP_FSETID (`killSuidgid`, write flags).
+   */
   getxattr?(ctx: RequestContext, nodeid: number, name: string): Promise<Uint8Array>;
   /** Sets extended attribute `name`; `flags` may hold XATTR_CREATE (1) or XATTR_REPLACE (2). */
   setxattr?(

@@ -17,6 +17,7 @@
  */
 export * from "./abi.ts";
 export * from "./filesystem.ts";
+export { MAX_RECORDED_FILE_SIZE, READ_BLOCK_SIZE, ReadBlocks } from "./read_blocks.ts";
 export { DEFAULT_REQUEST_TIMEOUT_MS, FuseSession, MAX_WRITE } from "./session.ts";
 export type { Negotiated, SessionOptions } from "./session.ts";
 export {

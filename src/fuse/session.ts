@@ -165,8 +165,8 @@ export class FuseSession {
     const handles = this.#localHandles;
     this.#fs.attachLocalNodes?.({
       supported: handles.supported,
-      set: (nodeid, parent, name, attrTimeout, ino, regularFile) =>
-        handles.setNode(nodeid, parent, name, attrTimeout, ino, regularFile),
+      set: (nodeid, parent, name, attrTimeout, ino, regularFile, answers) =>
+        handles.setNode(nodeid, parent, name, attrTimeout, ino, regularFile, answers),
       delete: (nodeid) => handles.deleteNode(nodeid),
       serveFiles: (files) =>
         handles.serveOpens({
@@ -282,7 +282,12 @@ export class FuseSession {
   /** Lets the reader threads answer READ/WRITE on a local-descriptor handle themselves. */
   #mapLocal(opened: Opened): void {
     if (opened.localFd !== undefined && this.#localHandles?.supported) {
-      this.#localHandles.map(opened.fh, opened.localFd, opened.closeOnRelease ?? false);
+      this.#localHandles.map(
+        opened.fh,
+        opened.localFd,
+        opened.closeOnRelease ?? false,
+        opened.readBlocks?.buffer,
+      );
     }
   }
 
@@ -508,6 +513,9 @@ export class FuseSession {
     let wanted = WANTED_INIT_FLAGS;
     if (this.#fs.readdirplus) wanted |= READDIRPLUS_FLAGS;
     if (this.#autoInvalData) wanted |= InitFlag.AUTO_INVAL_DATA;
+    // With GETXATTR answered, the kernel would ask for security.capability on every write.
+    // KILLPRIV_V2 makes it skip that (SB_NOSEC) and leaves clearing setuid/setgid to us.
+    if (this.#fs.getxattr) wanted |= InitFlag.HANDLE_KILLPRIV_V2;
     const flags = wanted & offered.flags;
     const minor = Math.min(offered.minor, FUSE_KERNEL_MINOR_VERSION);
     this.#negotiated = { minor, flags, maxWrite: MAX_WRITE, maxReadahead: offered.maxReadahead };

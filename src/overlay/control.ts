@@ -271,6 +271,7 @@ export function formatStatus(report: StatusReport): string {
   const m = report.metrics;
   const ratio = cacheHitRatio(m);
   const ops = Object.entries(m.ops).sort(([a], [b]) => a.localeCompare(b));
+  const inReaders = Object.entries(m.opsInReaders).sort(([a], [b]) => a.localeCompare(b));
   const errors = Object.entries(m.errors).sort(([a], [b]) => a.localeCompare(b));
   const lines = [
     `mountpoint   ${report.mountpoint}`,
@@ -308,6 +309,12 @@ export function formatStatus(report: StatusReport): string {
   }
   lines.push(
     `ops          ${ops.length === 0 ? "-" : ops.map(([op, n]) => `${op}=${n}`).join(" ")}`,
+  );
+  // Of `ops`, what never reached the event loop: tells whether the fast path is taken.
+  lines.push(
+    `  in readers ${
+      inReaders.length === 0 ? "-" : inReaders.map(([op, n]) => `${op}=${n}`).join(" ")
+    }`,
   );
   lines.push(
     `errors       ${

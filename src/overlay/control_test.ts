@@ -136,6 +136,10 @@ Deno.test("the human status names every counter the issue asks for", () => {
   assert.match(text, /^copy-on-read\s+0 queued/m);
   assert.match(text, /^cache\s+0 B held, hit ratio 75\.0% \(3 hits, 1 misses\)$/m);
   assert.match(text, /^ops\s+lookup=1 read=2$/m);
+  assert.match(text, /^ {2}in readers -$/m);
+  const served = sampleReport();
+  served.metrics.opsInReaders = { read: 2, getattr: 1 };
+  assert.match(formatStatus(served), /^ {2}in readers getattr=1 read=2$/m);
   assert.match(text, /^errors\s+EIO=1$/m);
   const down = sampleReport();
   down.riak = { ...down.riak, reachable: false, downSince: 0, lastError: "ECONNREFUSED" };

@@ -11,6 +11,11 @@ import { SILENT_LOGGER } from "./log.ts";
 import type { Logger } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
 
+/** Reads recorded somewhere: where the bytes read from `offset` on without a gap end. */
+export interface ReadRecord {
+  readFrom(offset: number): number;
+}
+
 /**
  * The byte ranges one open handle has read, to tell when it has read the whole file.
  *
@@ -50,10 +55,28 @@ export class ReadCoverage {
     this.#ranges = kept;
   }
 
-  /** Whether every byte of a file of `size` bytes was read. An empty file counts once read. */
-  covers(size: number): boolean {
-    if (size === 0) return true;
-    return this.#ranges.length > 0 && this.#ranges[0][0] === 0 && this.#ranges[0][1] >= size;
+  /**
+   * Whether every byte of a file of `size` bytes was read, here or in `also` (reads recorded
+   * elsewhere, e.g. the FUSE reader threads' `ReadBlocks`). An empty file counts once read.
+   * Stops at the first byte neither holds: no work for every range of a file read randomly.
+   */
+  covers(size: number, also?: ReadRecord): boolean {
+    let reached = 0;
+    while (reached < size) {
+      const next = Math.max(this.readFrom(reached), also?.readFrom(reached) ?? reached);
+      if (next <= reached) return false;
+      reached = next;
+    }
+    return true;
+  }
+
+  /** Where the bytes read from `offset` on without a gap end (`offset` when it was not read). */
+  readFrom(offset: number): number {
+    for (const [start, end] of this.#ranges) {
+      if (start > offset) break;
+      if (end > offset) return end;
+    }
+    return offset;
   }
 
   /** Bytes read at least once. */

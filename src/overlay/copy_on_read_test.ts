@@ -18,6 +18,23 @@ Deno.test("ReadCoverage merges ranges read in any order", () => {
   assert.equal(new ReadCoverage().covers(0), true);
 });
 
+Deno.test("ReadCoverage counts reads recorded elsewhere, gaps filled from either side", () => {
+  const coverage = new ReadCoverage();
+  coverage.add(4096, 100); // An unaligned read the event loop served.
+  coverage.add(8192, 50);
+  // Reads recorded elsewhere (the FUSE reader threads' blocks): [0, 4096) and [4196, 8192).
+  const threads = {
+    readFrom: (offset: number) =>
+      offset < 4096 ? 4096 : offset >= 4196 && offset < 8192 ? 8192 : offset,
+  };
+  assert.equal(coverage.covers(8242, threads), true);
+  assert.equal(coverage.covers(8243, threads), false);
+  assert.equal(coverage.covers(8242), false);
+  assert.equal(new ReadCoverage().covers(4096, threads), true);
+  assert.equal(coverage.readFrom(4100), 4196);
+  assert.equal(coverage.readFrom(4196), 4196);
+});
+
 Deno.test("enqueue returns before the copy runs and dedupes queued paths", async () => {
   const copied: string[] = [];
   const metrics = new MountMetrics();

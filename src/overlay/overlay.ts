@@ -20,16 +20,20 @@ import {
   type AttrReply,
   type Created,
   type DirectorySink,
+  type DirEntryIn,
   type Entry,
   Errno,
   fail,
   type FileSystem,
+  type LocalNodes,
   type Opened,
   type RequestContext,
+  ROOT_NODE_ID,
   type SetattrChanges,
   type StatfsOut,
   type Timespec,
 } from "../fuse/filesystem.ts";
+import { ReadBlocks } from "../fuse/read_blocks.ts";
 import { currentIdentity, type FileIdentity, sameIdentity } from "../migration/file_identity.ts";
 import { NotFoundError, StoreError } from "../store/errors.ts";
 import type { FileStat, Store } from "../store/store.ts";
@@ -113,6 +117,8 @@ const COPY_PIECE = 1024 * 1024;
 const FIRST_COPY_PIECE = 64 * 1024;
 /** Paths remembered as present in Riak, for answering lookups during an outage. */
 const KNOWN_IN_RIAK_LIMIT = 100_000;
+/** Entries of one READDIRPLUS looked up at once (their local lstats run in parallel). */
+const READDIRPLUS_BATCH = 64;
 /** Riak stats kept for the entry timeout (LOOKUP, OPEN and GETATTR of one file share one). */
 const STAT_CACHE_LIMIT = 10_000;
 
@@ -145,8 +151,13 @@ type Handle =
     path: string;
     file: FileHandle;
     size: number;
-    /** For copy-on-read: what this handle read of a local file. */
+    /** For copy-on-read: what this handle read of a local file (reads `reads` did not take). */
     coverage?: ReadCoverage;
+    /**
+     * For copy-on-read: the page-aligned reads of this handle, recorded by the FUSE reader
+     * threads (which then serve them from the descriptor) or by {@link read}.
+     */
+    reads?: ReadBlocks;
   }
   | RiakHandle
   | { kind: "write"; path: string; session: WriteSession };
@@ -218,6 +229,20 @@ export class OverlayFileSystem implements FileSystem {
   readonly #entryTimeout: number;
   readonly #attrTimeout: number;
   readonly #now: () => number;
+  /** The FUSE reader threads' node table, when they can answer for local nodes. */
+  #localNodes?: LocalNodes;
+  /**
+   * Nodes the reader threads answer GETATTR for (see {@link offerToReaders}), by path and
+   * by id; `directory`: its children may be offered too.
+   */
+  readonly #offered = new Map<string, { id: number; directory: boolean }>();
+  readonly #offeredPaths = new Map<number, string>();
+  /**
+   * READDIRPLUS, in modes with a source only (see {@link readdirplusEntries}): a listing then
+   * brings its entries' lookups along instead of one LOOKUP request per entry. Left out for
+   * Riak-only modes, whose lookups fetch small files' bytes along (content_prefetch.ts).
+   */
+  readonly readdirplus?: FileSystem["readdirplus"];
 
   constructor(options: OverlayOptions) {
     if (usesSource(options.mode) && options.source === undefined) {
@@ -229,6 +254,32 @@ export class OverlayFileSystem implements FileSystem {
     this.#entryTimeout = options.entryTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
     this.#attrTimeout = options.attrTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
     this.#now = options.now ?? Date.now;
+    if (usesSource(options.mode)) {
+      this.readdirplus = (_ctx, nodeid, fh, offset, sink) =>
+        this.#readdirplusEntries(nodeid, fh, offset, sink);
+    }
+  }
+
+  /**
+   * Lets the FUSE reader threads answer GETATTR of nodes whose answer here is the local
+   * file's lstat(2) (with the overlay's inode number), and, where the local directory is
+   * the whole namespace, LOOKUP of missing names; see {@link offerToReaders}.
+   */
+  attachLocalNodes(nodes: LocalNodes): void {
+    if (!nodes.supported || this.#o.source === undefined || !this.#usesLocal()) return;
+    this.#localNodes = nodes;
+    // The root is always the source directory itself (see #locate).
+    this.#offered.set("/", { id: ROOT_NODE_ID, directory: true });
+    this.#offeredPaths.set(ROOT_NODE_ID, "/");
+    nodes.set(
+      ROOT_NODE_ID,
+      0,
+      this.#o.source,
+      this.#attrTimeout,
+      undefined,
+      false,
+      this.#readerAnswers("/"),
+    );
   }
 
   /** Nodes the kernel holds references to (for tests and status). */
@@ -246,12 +297,21 @@ export class OverlayFileSystem implements FileSystem {
     const located = await this.#locate(path, this.#prefetch.wanted());
     if (located.where === "riak" && located.stat.type === "file") this.#prefetch.lookedUp();
     const attr = await this.#attrOf(path, located);
-    return this.#entry(this.#nodes.reference(path), attr);
+    const nodeid = this.#nodes.reference(path);
+    if (located.where === "local") this.#offerToReaders(path, nodeid, located.stats);
+    return this.#entry(nodeid, attr);
   }
 
   /** @inheritdoc */
   forget(nodeid: number, nlookup: number): void {
     this.#nodes.forget(nodeid, nlookup);
+    const offered = this.#offeredPaths.get(nodeid);
+    if (offered === undefined) return;
+    try {
+      this.#nodes.pathOf(nodeid);
+    } catch {
+      this.#withdraw(offered); // The node is gone: so is the threads' copy.
+    }
   }
 
   /** @inheritdoc */
@@ -261,7 +321,9 @@ export class OverlayFileSystem implements FileSystem {
     const located: Located = handle?.kind === "write"
       ? { where: "open", session: handle.session }
       : await this.#locate(path);
-    return { attr: await this.#attrOf(path, located), attrTimeout: this.#attrTimeout };
+    const attr = await this.#attrOf(path, located);
+    if (located.where === "local") this.#offerToReaders(path, nodeid, located.stats);
+    return { attr, attrTimeout: this.#attrTimeout };
   }
 
   /** @inheritdoc */
@@ -526,7 +588,9 @@ export class OverlayFileSystem implements FileSystem {
     const buffer = Buffer.allocUnsafe(size);
     const { bytesRead } = await file.read(buffer, 0, size, offset);
     metrics.bytesReadLocal += bytesRead;
-    if (handle.kind === "local") handle.coverage?.add(offset, bytesRead);
+    if (handle.kind === "local" && !handle.reads?.record(offset, size, bytesRead)) {
+      handle.coverage?.add(offset, bytesRead);
+    }
     return buffer.subarray(0, bytesRead);
   }
 
@@ -593,7 +657,9 @@ export class OverlayFileSystem implements FileSystem {
     if (handle.kind === "riak") return handle.sequential.close();
     if (handle.kind === "local") {
       await handle.file.close();
-      if (handle.coverage?.covers(handle.size)) {
+      // The kernel sends RELEASE after every READ of the handle was answered: the reader
+      // threads' record is complete here.
+      if (handle.coverage?.covers(handle.size, handle.reads)) {
         this.#o.copies.enqueue(handle.path, handle.size);
       }
       return;
@@ -686,17 +752,68 @@ export class OverlayFileSystem implements FileSystem {
     offset: number,
     sink: DirectorySink,
   ): Promise<void> {
-    const entries = this.#directories.get(fh);
-    if (!entries) return Promise.reject(fail(Errno.EBADF, `directory handle ${fh} is not open`));
-    const path = this.#nodes.pathOf(nodeid);
-    for (let index = offset; index < entries.length; index++) {
-      const entry = entries[index];
-      const ino = entry.name === "." || entry.name === ".."
-        ? inodeOf(path)
-        : inodeOf(childPath(path, entry.name));
-      if (!sink.add({ name: entry.name, ino, mode: entry.type, nextOffset: index + 1 })) break;
+    try {
+      const entries = this.#listed(fh);
+      const path = this.#nodes.pathOf(nodeid);
+      for (let index = offset; index < entries.length; index++) {
+        if (!sink.add(direntOf(path, entries[index], index))) break;
+      }
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return Promise.resolve();
+  }
+
+  /** The listing of open directory handle `fh`; EBADF when it is not open. */
+  #listed(fh: number): Listed[] {
+    const entries = this.#directories.get(fh);
+    if (!entries) throw fail(Errno.EBADF, `directory handle ${fh} is not open`);
+    return entries;
+  }
+
+  /**
+   * Lists entries with their lookups: each entry is located and its attributes taken as
+   * LOOKUP would, a batch at a time in parallel. An entry that cannot be looked up now
+   * (gone, or Riak unreachable) is listed without its lookup, as READDIR lists it; the
+   * kernel looks it up itself when asked.
+   */
+  async #readdirplusEntries(
+    nodeid: number,
+    fh: number,
+    offset: number,
+    sink: DirectorySink,
+  ): Promise<void> {
+    const entries = this.#listed(fh);
+    const path = this.#nodes.pathOf(nodeid);
+    for (let index = offset; index < entries.length;) {
+      const batch = entries.slice(index, index + READDIRPLUS_BATCH);
+      const found = await Promise.all(batch.map(async ({ name }) => {
+        if (name === "." || name === "..") return undefined;
+        const child = childPath(path, name);
+        try {
+          const located = await this.#locate(child);
+          return { path: child, located, attr: await this.#attrOf(child, located) };
+        } catch {
+          return undefined;
+        }
+      }));
+      for (let i = 0; i < batch.length; i++, index++) {
+        const dirent = direntOf(path, batch[i], index);
+        const entry = found[i];
+        if (entry === undefined) {
+          if (!sink.addPlus(dirent, undefined)) return;
+          continue;
+        }
+        const child = this.#nodes.reference(entry.path);
+        if (!sink.addPlus(dirent, this.#entry(child, entry.attr))) {
+          this.forget(child, 1); // Not sent: the kernel holds no reference.
+          return;
+        }
+        if (entry.located.where === "local") {
+          this.#offerToReaders(entry.path, child, entry.located.stats);
+        }
+      }
+    }
   }
 
   /** @inheritdoc */
@@ -1021,12 +1138,17 @@ export class OverlayFileSystem implements FileSystem {
       }
       return { fh, keepCache, directIo: this.#o.directIo };
     }
-    // A local file whose reads need no watching (no copy-on-read coverage to track) is read
-    // and written by the FUSE reader threads on its descriptor, without the event loop.
-    const localFd = handle.kind === "local" && handle.coverage === undefined
-      ? handle.file.fd
-      : undefined;
-    return { fh, keepCache: false, directIo: this.#o.directIo, localFd };
+    // A local file is read and written by the FUSE reader threads on its descriptor, without
+    // the event loop, unless copy-on-read must watch reads the threads cannot record.
+    const served = handle.kind === "local" &&
+      (handle.coverage === undefined || handle.reads !== undefined);
+    return {
+      fh,
+      keepCache: false,
+      directIo: this.#o.directIo,
+      localFd: served ? handle.file.fd : undefined,
+      readBlocks: served ? handle.reads : undefined,
+    };
   }
 
   #newHandle(): number {
@@ -1069,11 +1191,16 @@ export class OverlayFileSystem implements FileSystem {
       case "local": {
         const file = await fsp.open(await this.#localPath(path), O_RDONLY | O_NOFOLLOW);
         const size = Number(located.stats.size);
-        const coverage = this.#mode.copyOnRead && located.stats.isFile() &&
-            this.#mirrored.get(path) !== mirroredKey(located.stats)
-          ? new ReadCoverage()
-          : undefined;
-        return this.#open({ kind: "local", path, file, size, coverage });
+        const watched = this.#mode.copyOnRead && located.stats.isFile() &&
+          this.#mirrored.get(path) !== mirroredKey(located.stats);
+        return this.#open({
+          kind: "local",
+          path,
+          file,
+          size,
+          coverage: watched ? new ReadCoverage() : undefined,
+          reads: watched && ReadBlocks.fits(size) ? new ReadBlocks(size) : undefined,
+        });
       }
     }
   }
@@ -1126,6 +1253,7 @@ export class OverlayFileSystem implements FileSystem {
       session.supersedes = await currentIdentity(await this.#localPath(path));
     }
     this.#sessions.set(path, session);
+    this.#withdraw(path); // Its attributes are the session's now.
     return session;
   }
 
@@ -1295,6 +1423,7 @@ export class OverlayFileSystem implements FileSystem {
       },
     );
     this.#statCache.delete(path);
+    this.#withdraw(path); // Riak's attributes of the directory count from now on.
   }
 
   /** Removes `path` from Riak; false when it was not there. */
@@ -1328,12 +1457,89 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
-  /** Drops what this mount remembers of Riak's state of `path` and everything below it. */
+  /**
+   * Drops what this mount remembers of Riak's state of `path` and everything below it,
+   * and what the reader threads answer for them.
+   */
   #changed(path: string): void {
     const prefix = `${path}/`;
     for (const key of this.#statCache.keys()) {
       if (key === path || key.startsWith(prefix)) this.#statCache.delete(key);
     }
+    this.#withdraw(path);
+  }
+
+  // ---- helpers: the FUSE reader threads ----
+
+  /**
+   * Lets the reader threads answer GETATTR of `path` (node `nodeid`, just found local with
+   * `stats`) with lstat(2) while that is provably what {@link getattr} answers: no write
+   * session and no pending upload of it (checked now, synchronously; both withdraw it
+   * when they begin), and in modes that read Riak first, Riak's absence cached (the
+   * threads stop answering when that cache entry expires, and every change this mount
+   * makes to Riak's state withdraws it through #changed). Its parent must be offered: the
+   * threads rebuild paths from the chain of parents. The inode number reported is the
+   * overlay's, and the threads answer only while the path holds the inode seen here.
+   */
+  #offerToReaders(path: string, nodeid: number, stats: BigIntStats): void {
+    if (this.#localNodes === undefined || path === "/") return;
+    const parent = this.#offered.get(parentOf(path));
+    if (parent === undefined || !parent.directory) return;
+    if (this.#sessions.has(path)) return;
+    if (this.#writesRiak() && this.#o.uploads.pendingFor(path)) return;
+    let expiresAt: number | undefined;
+    if (this.#mode.reads !== "local") {
+      const cached = this.#statCache.get(path);
+      const now = this.#now();
+      if (cached === undefined || cached.stat !== undefined || cached.expires <= now) return;
+      expiresAt = Date.now() + (cached.expires - now); // The threads' clock is Date.now.
+    }
+    const offered = this.#offered.get(path);
+    if (offered !== undefined && offered.id !== nodeid) this.#withdraw(path);
+    const directory = stats.isDirectory();
+    this.#offered.set(path, { id: nodeid, directory });
+    this.#offeredPaths.set(nodeid, path);
+    this.#localNodes.set(
+      nodeid,
+      parent.id,
+      path.slice(path.lastIndexOf("/") + 1),
+      this.#attrTimeout,
+      Number(stats.ino),
+      false,
+      { ...this.#readerAnswers(path), expiresAt },
+    );
+  }
+
+  /**
+   * What the reader threads may answer beyond GETATTR for an offered node: never
+   * UNLINK or RMDIR (those change Riak too), and LOOKUP of a missing name only where the
+   * local directory is the whole namespace (reads only local, new files made locally).
+   */
+  #readerAnswers(path: string): { reportedIno: number; missingNames: boolean; removals: false } {
+    return {
+      reportedIno: inodeOf(path),
+      missingNames: this.#mode.reads === "local" && this.#writesLocal(),
+      removals: false,
+    };
+  }
+
+  /** The reader threads stop answering for `path` and every offered node below it. */
+  #withdraw(path: string): void {
+    // Only children of offered directories are offered: nothing offered, nothing below.
+    const offered = this.#offered.get(path);
+    if (offered === undefined) return;
+    if (path !== "/") this.#forgetOffered(path, offered.id);
+    if (!offered.directory) return;
+    const prefix = path === "/" ? "/" : `${path}/`;
+    for (const [below, node] of this.#offered) {
+      if (below !== "/" && below.startsWith(prefix)) this.#forgetOffered(below, node.id);
+    }
+  }
+
+  #forgetOffered(path: string, nodeid: number): void {
+    this.#offered.delete(path);
+    this.#offeredPaths.delete(nodeid);
+    this.#localNodes?.delete(nodeid);
   }
 
   #forgetPath(path: string): void {
@@ -1373,6 +1579,17 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#o.source === undefined) return undefined;
     return await lstatOrUndefined(await this.#localPath(path));
   }
+}
+
+/** Entry `index` of the listing of directory `path`, as READDIR sends it. */
+function direntOf(path: string, entry: Listed, index: number): DirEntryIn {
+  const dot = entry.name === "." || entry.name === "..";
+  return {
+    name: entry.name,
+    ino: inodeOf(dot ? path : childPath(path, entry.name)),
+    mode: entry.type,
+    nextOffset: index + 1,
+  };
 }
 
 /** A stable inode number for a path (what `ls -i` and stat show). */

@@ -1,10 +1,21 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Errno, FuseError } from "../fuse/filesystem.ts";
+import {
+  type Attr,
+  type DirEntryIn,
+  type Entry,
+  Errno,
+  FuseError,
+  type LocalNodeAnswers,
+  type LocalNodes,
+} from "../fuse/filesystem.ts";
+import { markReadBlocks } from "../fuse/read_blocks.ts";
 import { seededBytes } from "../store/_test_support.ts";
 import { queryStatus } from "./control.ts";
+import { inodeOf } from "./overlay.ts";
+import { attrOf } from "./passthrough.ts";
 import {
   listThrough,
   lookupPath,
@@ -42,21 +53,51 @@ Deno.test("shadow: once Riak holds a local file's version, its opens are left to
     await writeFile(join(source, "a.bin"), content);
     const node = await lookupPath(fs, "/a.bin");
     const first = await fs.open!(ROOT_CTX, node, 0);
-    // Not yet in Riak: reads are watched for copy-on-read, so they come to the overlay.
-    assert.equal(first.localFd, undefined);
+    // Not yet in Riak: the reader threads serve it too, recording what they read.
+    assert.equal(typeof first.localFd, "number");
+    assert.ok(first.readBlocks);
     assert.ok(content.equals(await fs.read!(ROOT_CTX, node, first.fh, 0, content.length)));
     await fs.release!(ROOT_CTX, node, first.fh, 0);
     await runtime.settle(10_000);
     assert.equal(runtime.metrics.snapshot().copyOnRead.copied, 1);
     const second = await fs.open!(ROOT_CTX, node, 0);
     assert.equal(typeof second.localFd, "number");
+    assert.equal(second.readBlocks, undefined, "no copy-on-read to watch for");
     assert.ok(content.equals(await fs.read!(ROOT_CTX, node, second.fh, 0, content.length)));
     await fs.release!(ROOT_CTX, node, second.fh, 0);
     // A new local version is not Riak's: it is watched again.
     await writeFile(join(source, "a.bin"), seededBytes(12, 100_001));
     const third = await fs.open!(ROOT_CTX, node, 0);
-    assert.equal(third.localFd, undefined);
+    assert.ok(third.readBlocks);
     await fs.release!(ROOT_CTX, node, third.fh, 0);
+  });
+});
+
+Deno.test("migrate: reads the reader threads recorded, out of order and from two threads, count for copy-on-read", async () => {
+  await withOverlay("migrate", async ({ fs, source, store, runtime }) => {
+    const size = 10 * 4096 + 123;
+    const content = seededBytes(13, size);
+    await writeFile(join(source, "threads.bin"), content);
+    const node = await lookupPath(fs, "/threads.bin");
+    // Released before everything was read: no copy.
+    const partial = await fs.open!(ROOT_CTX, node, 0);
+    markReadBlocks(new Int32Array(partial.readBlocks!.buffer), 0, 8 * 4096, 8 * 4096);
+    await fs.release!(ROOT_CTX, node, partial.fh, 0);
+    await runtime.settle(10_000);
+    assert.equal(await store.tryStat("/threads.bin"), undefined);
+    // Two threads, as the reader threads would: the tail first (a short read at the end of
+    // file), then the start; one unaligned read served by the overlay fills the middle.
+    const whole = await fs.open!(ROOT_CTX, node, 0);
+    const first = new Int32Array(whole.readBlocks!.buffer);
+    const second = new Int32Array(whole.readBlocks!.buffer);
+    markReadBlocks(second, 8 * 4096, 4 * 4096, 2 * 4096 + 123);
+    markReadBlocks(first, 0, 4 * 4096, 4 * 4096);
+    const middle = await fs.read!(ROOT_CTX, node, whole.fh, 4 * 4096 - 10, 4 * 4096 + 10);
+    assert.ok(content.subarray(4 * 4096 - 10, 8 * 4096).equals(middle));
+    await fs.release!(ROOT_CTX, node, whole.fh, 0);
+    await runtime.settle(10_000);
+    assert.ok(content.equals(await store.readFile("/threads.bin")), "copied on read");
+    assert.equal(runtime.metrics.snapshot().copyOnRead.copied, 1);
   });
 });
 
@@ -471,4 +512,147 @@ Deno.test("released handle numbers are handed out again, so they stay small", as
     assert.ok(fourth.fh !== first.fh && fourth.fh !== second.fh);
     for (const fh of [second.fh, third.fh, fourth.fh]) await fs.release!(ROOT_CTX, node, fh, 0);
   });
+});
+
+/** A node as the reader threads hold it. */
+interface ThreadNode {
+  parent: number;
+  name: string;
+  ino?: number;
+  answers: LocalNodeAnswers;
+}
+
+/** The reader threads' node table, and what they would answer to GETATTR from it. */
+function fakeReaderThreads(): LocalNodes & {
+  nodes: Map<number, ThreadNode>;
+  answer(nodeid: number): Promise<Attr | undefined>;
+} {
+  const nodes = new Map<number, ThreadNode>();
+  const pathOf = (nodeid: number): string => {
+    const node = nodes.get(nodeid)!;
+    return node.parent === 0 ? node.name : `${pathOf(node.parent)}/${node.name}`;
+  };
+  return {
+    supported: true,
+    nodes,
+    set: (nodeid, parent, name, _attrTimeout, ino, _regular, answers = {}) => {
+      nodes.set(nodeid, { parent, name, ino, answers });
+    },
+    delete: (nodeid) => void nodes.delete(nodeid),
+    serveFiles: () => {
+      throw new Error("the overlay never lets the threads open or create");
+    },
+    allocateNodeId: () => {
+      throw new Error("the overlay never lets the threads open or create");
+    },
+    async answer(nodeid) {
+      const node = nodes.get(nodeid);
+      if (node === undefined) return undefined;
+      const stats = await lstat(pathOf(nodeid), { bigint: true });
+      if (node.ino !== undefined && Number(stats.ino) !== node.ino) return undefined;
+      return { ...attrOf(stats), ino: node.answers.reportedIno ?? Number(stats.ino) };
+    },
+  };
+}
+
+Deno.test("shadow: the reader threads answer GETATTR of local nodes as the overlay does, until a write", async () => {
+  await withOverlay("shadow", async ({ fs, source, runtime }) => {
+    const threads = fakeReaderThreads();
+    fs.attachLocalNodes!(threads);
+    await mkdir(join(source, "dir"));
+    await writeFile(join(source, "dir/a.txt"), "hello");
+    const dir = await lookupPath(fs, "/dir");
+    const file = await lookupPath(fs, "/dir/a.txt");
+    const overlayAnswer = async (node: number) =>
+      (await fs.getattr!(ROOT_CTX, node, undefined)).attr;
+    for (const node of [1, dir, file]) {
+      assert.deepEqual(await threads.answer(node), await overlayAnswer(node));
+    }
+    assert.equal((await threads.answer(file))!.ino, inodeOf("/dir/a.txt"));
+    // The local directory is the whole namespace: misses are the threads'; removals never.
+    assert.deepEqual(threads.nodes.get(dir)!.answers.missingNames, true);
+    assert.deepEqual(threads.nodes.get(dir)!.answers.removals, false);
+    // A write session takes the file from the threads until its upload is done.
+    const { fh } = await fs.open!(ROOT_CTX, file, 1);
+    assert.ok(!threads.nodes.has(file));
+    await fs.write!(ROOT_CTX, file, fh, 0, Buffer.from("changed"));
+    await overlayAnswer(file);
+    assert.ok(!threads.nodes.has(file), "not while the session is open");
+    await fs.release!(ROOT_CTX, file, fh, 0);
+    await runtime.settle(10_000);
+    assert.equal((await overlayAnswer(file)).size, 7);
+    assert.deepEqual(await threads.answer(file), await overlayAnswer(file));
+    // A renamed directory changes its children's paths and inode numbers: all withdrawn.
+    await fs.rename!(ROOT_CTX, 1, "dir", 1, "moved", 0);
+    assert.ok(!threads.nodes.has(dir) && !threads.nodes.has(file));
+    assert.deepEqual(await threads.answer(file), undefined);
+    await overlayAnswer(dir);
+    await overlayAnswer(file);
+    assert.equal((await threads.answer(file))!.ino, inodeOf("/moved/a.txt"));
+    // Forgotten by the kernel: forgotten by the threads.
+    fs.forget!(file, 2);
+    assert.ok(!threads.nodes.has(file));
+  });
+});
+
+Deno.test("migrate: the reader threads answer for a local file only while its absence in Riak is known", async () => {
+  await withOverlay("migrate", async ({ fs, source, store, runtime }) => {
+    const threads = fakeReaderThreads();
+    fs.attachLocalNodes!(threads);
+    const content = seededBytes(21, 5000);
+    await writeFile(join(source, "local.bin"), content);
+    const file = await lookupPath(fs, "/local.bin");
+    const offered = threads.nodes.get(file)!;
+    assert.equal(offered.answers.missingNames, false, "a missing name may be in Riak");
+    assert.ok(offered.answers.expiresAt! > Date.now(), "no longer than Riak's absence is cached");
+    assert.deepEqual(
+      await threads.answer(file),
+      (await fs.getattr!(ROOT_CTX, file, undefined)).attr,
+    );
+    // Read whole: copied to Riak, whose attributes count from then on.
+    assert.ok(content.equals(await readThrough(fs, "/local.bin")));
+    await runtime.settle(10_000);
+    assert.ok(await store.tryStat("/local.bin"));
+    assert.ok(!threads.nodes.has(file));
+    await fs.getattr!(ROOT_CTX, file, undefined);
+    assert.ok(!threads.nodes.has(file), "found in Riak: the overlay answers");
+  });
+});
+
+Deno.test("shadow and migrate: READDIRPLUS brings each entry's lookup along; unsent entries hold no reference", async () => {
+  for (const preset of ["shadow", "migrate"]) {
+    await withOverlay(preset, async ({ fs, source }) => {
+      const threads = fakeReaderThreads();
+      fs.attachLocalNodes!(threads);
+      await mkdir(join(source, "d"));
+      for (const name of ["a", "b", "c"]) await writeFile(join(source, "d", name), name);
+      const dir = await lookupPath(fs, "/d");
+      const { fh } = await fs.opendir!(ROOT_CTX, dir, 0);
+      const listed: [DirEntryIn, Entry | undefined][] = [];
+      const sink = (room: number) => ({
+        add: () => false,
+        addPlus: (dirent: DirEntryIn, entry: Entry | undefined) => {
+          if (listed.length >= room) return false;
+          listed.push([dirent, entry]);
+          return true;
+        },
+        fits: () => listed.length < room,
+      });
+      await fs.readdirplus!(ROOT_CTX, dir, fh, 0, sink(4)); // ., .., a, b: c does not fit.
+      await fs.readdirplus!(ROOT_CTX, dir, fh, 4, sink(5));
+      await fs.releasedir!(ROOT_CTX, dir, fh);
+      assert.deepEqual(listed.map(([dirent]) => dirent.name), [".", "..", "a", "b", "c"]);
+      assert.equal(listed[0][1], undefined);
+      for (const [dirent, entry] of listed.slice(2)) {
+        const lookedUp = await fs.lookup!(ROOT_CTX, dir, dirent.name);
+        assert.equal(entry!.nodeid, lookedUp.nodeid);
+        assert.deepEqual(entry!.attr, lookedUp.attr);
+        assert.equal(dirent.ino, lookedUp.attr.ino);
+        assert.deepEqual(await threads.answer(entry!.nodeid), lookedUp.attr);
+        // One reference from the listing, one from the lookup here: two forgets free it.
+        fs.forget!(entry!.nodeid, 2);
+        assert.ok(!threads.nodes.has(entry!.nodeid), `${dirent.name} forgotten`);
+      }
+    });
+  }
 });

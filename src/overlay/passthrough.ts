@@ -12,8 +12,8 @@
  * - Requests run as root: the mount must use default_permissions (the kernel checks access
  *   against the modes), and new nodes are chowned to the caller.
  *
- * Limits (Node has no such syscalls): extended attributes are not supported (ENOSYS, which
- * applications see as EOPNOTSUPP); fallocate runs util-linux fallocate(1) on the open
+ * Limits (Node has no such syscalls): extended attributes go through a python3 helper
+ * process (EOPNOTSUPP without python3); fallocate runs util-linux fallocate(1) on the open
  * descriptor; FIFOs and device nodes are made with mknod(1); RENAME_EXCHANGE is three
  * renames (atomic for users of the mount, which the kernel serialises on both directories,
  * but not against a crash in between); times set through the mount keep milliseconds (Node's utimes).
@@ -34,6 +34,7 @@ import {
   type FileSystem,
   FileType,
   type LocallyCreated,
+  type LocalNodeAnswers,
   type LocalNodes,
   OPEN_FLAGS_HANDLED_BY_KERNEL,
   type Opened,
@@ -44,6 +45,7 @@ import {
   type StatfsOut,
   type Timespec,
 } from "../fuse/mod.ts";
+import { XattrHelper } from "../util/xattr_helper.ts";
 
 /** Options of {@link PassthroughFileSystem}. */
 export interface PassthroughOptions {
@@ -61,6 +63,8 @@ export interface PassthroughOptions {
 const UNKNOWN_INO = 0xffffffff;
 const S_ISGID = 0o2000;
 const PERMISSION_BITS = 0o7777;
+/** How the reader threads answer for a file created through the mount (no capability). */
+const WITHOUT_CAPABILITY: LocalNodeAnswers = { withoutCapability: true };
 /** Parallel lstat calls while filling one READDIRPLUS reply. */
 const READDIRPLUS_BATCH = 32;
 
@@ -202,9 +206,12 @@ export class PassthroughFileSystem implements FileSystem {
       else await fs.promises.lutimes(path, atime, mtime);
     }
     void ctx;
-    const stat = fd !== undefined ? await fstat(fd) : await fs.promises.lstat(path, {
+    let stat = fd !== undefined ? await fstat(fd) : await fs.promises.lstat(path, {
       bigint: true,
     });
+    if (changes.killSuidgid && stat.isFile() && await killSuidgid(path, fd, stat)) {
+      stat = fd !== undefined ? await fstat(fd) : await fs.promises.lstat(path, { bigint: true });
+    }
     return this.#attrReply(stat);
   }
 
@@ -336,12 +343,21 @@ export class PassthroughFileSystem implements FileSystem {
    * The FUSE reader threads open known regular files the same way themselves (see
    * `LocalNodes.serveFiles`): a change here must be made there too.
    */
-  async open(_ctx: RequestContext, nodeid: number, flags: number): Promise<Opened> {
+  async open(ctx: RequestContext, nodeid: number, flags: number): Promise<Opened> {
+    const path = this.#path(nodeid);
     const fd = await openFd(
-      this.#path(nodeid),
+      path,
       (flags & ~OPEN_FLAGS_HANDLED_BY_KERNEL) | fs.constants.O_NOFOLLOW,
       0,
     );
+    // FUSE_OPEN_KILL_SUIDGID does not reach us: a caller other than root stands for one
+    // without CAP_FSETID (the reader threads read the flag itself).
+    if (flags & fs.constants.O_TRUNC && ctx.uid !== 0) {
+      await killSuidgid(path, fd, await fstat(fd)).catch(async (error) => {
+        await closeFd(fd);
+        throw error;
+      });
+    }
     return this.#opened(fd);
   }
 
@@ -542,6 +558,60 @@ export class PassthroughFileSystem implements FileSystem {
     await runFallocate([...args, `/proc/${process.pid}/fd/${fh}`]);
   }
 
+  // ---- extended attributes: l*xattr(2) on the node's source path, by a python3 helper ----
+
+  /** Started by the first xattr request; without python3 they answer EOPNOTSUPP. */
+  readonly #xattrs = new XattrHelper({
+    onUnavailable: (message) => process.stderr.write(`riakfs: ${message}\n`),
+  });
+
+  /**
+   * Files the reader threads created, while nothing set an xattr on them through the mount.
+   * The kernel asks each new inode for security.capability before its first write (then,
+   * with HANDLE_KILLPRIV_V2, not again until a security.* xattr is set); a new file has
+   * none, so the readers answer that themselves (WITHOUT_CAPABILITY) and so does getxattr
+   * here, with no helper round trip. Only a setcap directly in the source goes unseen.
+   */
+  readonly #createdWithoutCapability = new Set<number>();
+
+  /** @inheritdoc */
+  async getxattr(_ctx: RequestContext, nodeid: number, name: string): Promise<Uint8Array> {
+    if (name === "security.capability" && this.#createdWithoutCapability.has(nodeid)) {
+      throw fail(Errno.ENODATA);
+    }
+    return await this.#xattrs.get(this.#path(nodeid), name);
+  }
+
+  /** @inheritdoc */
+  async setxattr(
+    _ctx: RequestContext,
+    nodeid: number,
+    name: string,
+    value: Uint8Array,
+    flags: number,
+  ): Promise<void> {
+    const node = this.#nodes.get(nodeid);
+    if (this.#createdWithoutCapability.delete(nodeid) && node) this.#register(node);
+    await this.#xattrs.set(this.#path(nodeid), name, value, flags);
+  }
+
+  /** @inheritdoc */
+  async listxattr(ctx: RequestContext, nodeid: number): Promise<string[]> {
+    const names = (await this.#xattrs.list(this.#path(nodeid))).map((name) => name.toString());
+    // The helper runs as root; like ext4, hide trusted.* from callers that are not.
+    return ctx.uid === 0 ? names : names.filter((name) => !name.startsWith("trusted."));
+  }
+
+  /** @inheritdoc */
+  async removexattr(_ctx: RequestContext, nodeid: number, name: string): Promise<void> {
+    await this.#xattrs.remove(this.#path(nodeid), name);
+  }
+
+  /** Stops the xattr helper process, if one runs. Call once the mount is gone. */
+  close(): Promise<void> {
+    return this.#xattrs.close();
+  }
+
   // ---- helpers ----
 
   #opened(fd: number): Opened {
@@ -646,6 +716,7 @@ export class PassthroughFileSystem implements FileSystem {
       regular: true,
     };
     const holder = this.#byKey.get(key);
+    this.#createdWithoutCapability.add(node.id); // Before #added registers it.
     this.#added(node);
     if (holder && holder.id > node.id) this.#byKey.set(key, holder);
   }
@@ -684,6 +755,7 @@ export class PassthroughFileSystem implements FileSystem {
       this.#attrTimeout,
       ino,
       node.regular,
+      this.#createdWithoutCapability.has(node.id) ? WITHOUT_CAPABILITY : undefined,
     );
   }
 
@@ -695,6 +767,7 @@ export class PassthroughFileSystem implements FileSystem {
   #dropIfUnused(node: Node): void {
     if (node.id === ROOT_NODE_ID || node.lookups > 0 || node.children > 0) return;
     this.#nodes.delete(node.id);
+    this.#createdWithoutCapability.delete(node.id);
     this.#localNodes?.delete(node.id);
     if (this.#byKey.get(node.key) === node) this.#byKey.delete(node.key);
     const parent = this.#nodes.get(node.parent);
@@ -848,6 +921,25 @@ function fdCall<T>(call: (done: (error: Error | null, result?: T) => void) => vo
   return new Promise((resolve, reject) =>
     call((error, result) => error ? reject(error) : resolve(result as T))
   );
+}
+
+/**
+ * With HANDLE_KILLPRIV_V2 the kernel leaves it to us to clear setuid, and setgid of a
+ * group-executable file, when a caller without CAP_FSETID writes, truncates or chowns, as
+ * the local filesystem would for that caller; we run as root, which keeps them. The reader
+ * threads do the same for their writes and opens (device.ts). True when bits were cleared.
+ */
+async function killSuidgid(
+  path: string | undefined,
+  fd: number | undefined,
+  stat: fs.BigIntStats,
+): Promise<boolean> {
+  const mode = Number(stat.mode) & PERMISSION_BITS;
+  const kept = mode & ~(mode & 0o10 ? 0o6000 : 0o4000);
+  if (kept === mode) return false;
+  if (fd !== undefined) await fdCall<void>((done) => fs.fchmod(fd, kept, done));
+  else await fs.promises.chmod(path!, kept);
+  return true;
 }
 
 function openFd(path: string, flags: number, mode: number): Promise<number> {

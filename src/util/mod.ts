@@ -6,3 +6,11 @@
  */
 export { isProcessAlive } from "./process.ts";
 export { seededRandom } from "./random.ts";
+export {
+  XATTR_CREATE,
+  XATTR_REPLACE,
+  XATTR_SIZE_MAX,
+  XattrError,
+  XattrHelper,
+  type XattrHelperOptions,
+} from "./xattr_helper.ts";
