@@ -148,6 +148,22 @@ Deno.test("file operations through a passthrough mount", async (t) => {
       assert.equal(atimeBefore, 1_000_000_000_250, "changing mtime alone keeps atime");
     });
 
+    await t.step("access as root (no allow_other): only executing needs an x bit", async () => {
+      await fs.promises.writeFile(m("plain"), "x", { mode: 0o000 });
+      // access(2) itself, by python3 (Deno's access() looks at the mode bits instead).
+      const access = async () => {
+        const script = "import os, sys; p = sys.argv[1]; " +
+          "print(os.access(p, os.R_OK | os.W_OK), os.access(p, os.X_OK))";
+        const result = await run("python3", ["-c", script, m("plain")]);
+        assert.equal(result.code, 0, result.stderr);
+        return result.stdout.trim();
+      };
+      assert.equal(await access(), "True False");
+      await fs.promises.chmod(m("plain"), 0o010);
+      assert.equal(await access(), "True True");
+      await fs.promises.unlink(m("plain"));
+    });
+
     await t.step("statfs, fsync, fdatasync", async () => {
       const mounted = await fs.promises.statfs(mountpoint);
       const direct = fs.statfsSync(source);

@@ -210,13 +210,21 @@ function asNobody(command: string): Promise<{ code: number; stdout: string; stde
   return run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", command]);
 }
 
-/** GETXATTR requests so far: all of them, and those the event loop (not a reader) answered. */
+/**
+ * GETXATTR requests so far: all of them, and those the event loop (not a reader) answered;
+ * LISTXATTR requests the event loop answered.
+ */
 async function getxattrCounts(runDir: string, mountpoint: string) {
   const result = await runRiakfs(["status", "--json", "--run-dir", runDir, mountpoint]);
   assert.equal(result.code, 0, result.stderr);
   const metrics = JSON.parse(result.stdout).metrics;
   const all = metrics.ops.getxattr ?? 0;
-  return { all, onLoop: all - (metrics.opsInReaders?.getxattr ?? 0) };
+  const lists = metrics.ops.listxattr ?? 0;
+  return {
+    all,
+    onLoop: all - (metrics.opsInReaders?.getxattr ?? 0),
+    listOnLoop: lists - (metrics.opsInReaders?.listxattr ?? 0),
+  };
 }
 
 Deno.test("with xattrs served, writes cost no xattr round trip and still clear setuid/setgid", async (t) => {
@@ -244,6 +252,38 @@ Deno.test("with xattrs served, writes cost no xattr round trip and still clear s
             `${after.onLoop - before.onLoop} on the loop`,
           );
           assert.ok(after.all - before.all <= 23, `${after.all - before.all} in all`);
+        },
+      );
+
+      await t.step(
+        "a file without xattrs: asked once on the loop, then by the readers until its ctime moves",
+        async () => {
+          fs.writeFileSync(s("plain"), "no xattrs");
+          // "None at this ctime" is trusted only for a ctime 100 ms old (coarse timestamps):
+          // the file must be that old before the first ask, as a file on an old disk is.
+          const ctimeMs = Number(fs.lstatSync(s("plain"), { bigint: true }).ctimeNs / 1_000_000n);
+          const settledIn = ctimeMs + 150 - Date.now();
+          if (settledIn > 0) await new Promise((resolve) => setTimeout(resolve, settledIn));
+          assert.equal(await valueOf(m("plain"), "user.first"), ENODATA);
+          const before = await getxattrCounts(runDir, mountpoint);
+          const [selinux, acl, names] = await xattrs([
+            { op: "get", path: m("plain"), name: "security.selinux", size: 256 },
+            { op: "get", path: m("plain"), name: "system.posix_acl_access", size: 256 },
+            { op: "list", path: m("plain"), size: 0 },
+          ]);
+          assert.equal(selinux.errno, ENODATA);
+          assert.equal(acl.errno, ENODATA);
+          assert.equal(names.size, 0);
+          assert.deepEqual(await namesOf(m("plain")), []);
+          const after = await getxattrCounts(runDir, mountpoint);
+          assert.equal(after.onLoop - before.onLoop, 0, "getxattr answered on the loop");
+          assert.equal(after.all - before.all, 2);
+          assert.equal(after.listOnLoop - before.listOnLoop, 0, "listxattr answered on the loop");
+          // Set behind the mount: the ctime moves, so the readers pass the next ask on.
+          await xattr({ op: "set", path: s("plain"), name: "user.late", value: text("seen") });
+          assert.equal(await valueOf(m("plain"), "user.late"), "seen");
+          assert.deepEqual(await namesOf(m("plain")), ["user.late"]);
+          assert.equal(await valueOf(m("plain"), "user.other"), ENODATA);
         },
       );
 

@@ -81,7 +81,7 @@ export async function runDemo(flags: DemoFlags, say: (line: string) => void): Pr
       mountpoint,
       fsname: source,
       subtype: "riakfs",
-      defaultPermissions: true,
+      defaultPermissions: false, // only root can use the mount (no allow_other)
     });
     say(`3. mounted at ${mountpoint} in migrate mode (${describeMode(settings.mode)})`);
 

@@ -19,6 +19,11 @@ export const PRESETS: readonly string[] = Object.keys(MODE_PRESETS);
 /** Options parsed from `-o a,b=c`. */
 export interface FuseOptionSet {
   allowOther: boolean;
+  /**
+   * The kernel checks permissions against the modes. Always with allow_other; without it
+   * only root can use the mount, and root's permissions are riakfs's own (see README).
+   */
+  defaultPermissions: boolean;
   fsname?: string;
   subtype?: string;
   entryTimeout?: number;
@@ -57,6 +62,7 @@ const GENERIC_OPTIONS = new Set([
 export function parseFuseOptions(lists: string[]): FuseOptionSet {
   const result: FuseOptionSet = {
     allowOther: false,
+    defaultPermissions: false,
     directIo: false,
     keepCache: false,
     generic: [],
@@ -79,7 +85,8 @@ export function parseFuseOptions(lists: string[]): FuseOptionSet {
           result.allowOther = true;
           break;
         case "default_permissions":
-          break; // Always on: requests run as root and the kernel must check permissions.
+          result.defaultPermissions = true;
+          break;
         case "fsname":
         case "subtype":
           if (!value || !/^[A-Za-z0-9_.:/@+-]+$/.test(value)) {
@@ -130,7 +137,8 @@ export function installMount(program: Command): void {
     .option("-f, --foreground", "serve in this process until unmounted")
     .option(
       "-o, --options <list>",
-      "comma-separated: allow_other, fsname=, subtype=, entry_timeout=, attr_timeout=, " +
+      "comma-separated: allow_other, default_permissions, fsname=, subtype=, entry_timeout=, " +
+        "attr_timeout=, " +
         "direct_io, keep_cache, and generic mount options (ro, nosuid, noatime...)",
       (value: string, previous: string[]) => [...previous, value],
       [] as string[],

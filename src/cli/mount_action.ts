@@ -147,7 +147,10 @@ async function serveInForeground(
       fsname: options.fsname ?? source,
       subtype: options.subtype ?? "riakfs",
       allowOther: options.allowOther,
-      defaultPermissions: true,
+      // Requests run as root: with allow_other the kernel must check the callers'
+      // permissions; without it only root can reach the mount, and checking root's costs a
+      // GETATTR of every directory on each path when attributes are not cached.
+      defaultPermissions: options.allowOther || options.defaultPermissions,
       extraOptions: options.generic,
       requestTimeoutMs,
       // Without attribute caching it would cost a GETATTR per cached read (see SessionOptions).

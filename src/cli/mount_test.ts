@@ -7,6 +7,8 @@ Deno.test("-o lists: riakfs options, generic mount options, repeated -o", () => 
     "ro,noatime,direct_io,fsname=old",
   ]);
   assert.equal(parsed.allowOther, true);
+  assert.equal(parsed.defaultPermissions, false);
+  assert.equal(parseFuseOptions(["default_permissions"]).defaultPermissions, true);
   assert.equal(parsed.attrTimeout, 0.5);
   assert.equal(parsed.directIo, true);
   assert.equal(parsed.fsname, "old");

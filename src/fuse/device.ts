@@ -109,6 +109,7 @@ const COUNTED_OPS: Record<number, string> = {
   16: "write",
   18: "release",
   22: "getxattr",
+  23: "listxattr",
   35: "create",
 };
 
@@ -143,8 +144,8 @@ let buffer = new Uint8Array(bufferSize);
 const reply = Buffer.allocUnsafeSlow(bufferSize + 16);
 const replyView = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
 /**
- * nodeid -> { parent, name, sec, nsec, ino, regular, reportedIno, refuses, expiresAt }:
- * nodes this thread answers for (see applyNodeChanges).
+ * nodeid -> { parent, name, sec, nsec, ino, regular, reportedIno, refuses, expiresAt,
+ * xattrFreeCtime }: nodes this thread answers for (see applyNodeChanges).
  */
 const nodes = new Map();
 /** fh -> Int32Array: the read record of a handle whose reads are recorded (ReadBlocks). */
@@ -509,6 +510,40 @@ function serveCapabilityProbe(view, unique) {
   return true;
 }
 
+/**
+ * GETXATTR (22) and LISTXATTR (23) of a file the filesystem found without any xattr: ENODATA
+ * and an empty list, while lstat shows the same inode and the ctime it had then (an xattr
+ * set since moves the ctime). Otherwise the capability probe, or the loop.
+ */
+function serveXattrs(view, unique, opcode) {
+  if (view.byteLength < 48) return false;
+  const nodeid = Number(view.getBigUint64(16, true));
+  const node = liveNode(nodeid);
+  if (node === undefined) return false;
+  if (node.xattrFreeCtime === undefined || node.ino === undefined) {
+    return opcode === 22 && serveCapabilityProbe(view, unique);
+  }
+  const path = pathOf(nodeid);
+  if (path === undefined) return false;
+  let stat;
+  try {
+    stat = fs.lstatSync(path, { bigint: true });
+  } catch {
+    return false;
+  }
+  if (stat.ino !== node.ino || stat.ctimeNs !== node.xattrFreeCtime) return false;
+  if (opcode === 22) {
+    answerErrno(unique, 61); // ENODATA
+  } else if (view.getUint32(40, true) === 0) {
+    replyView.setUint32(16, 0, true); // fuse_getxattr_out: the list's size, 0
+    replyView.setUint32(20, 0, true);
+    answer(unique, 0, 8);
+  } else {
+    answer(unique, 0, 0);
+  }
+  return true;
+}
+
 /** RELEASE (18) of a handle that holds nothing but its descriptor: close it here. */
 function serveRelease(view, unique) {
   if (view.byteLength < 56) return false;
@@ -580,10 +615,11 @@ function serveData(view, unique, opcode) {
 
 /**
  * Node changes, in order: sets ([nodeid, parent, name, sec, nsec, ino, regular,
- * reportedIno, refuses, expiresAt], see NodeChange in device.ts) and deletes ([nodeid]).
+ * reportedIno, refuses, expiresAt, xattrFreeCtime], see NodeChange in device.ts) and deletes
+ * ([nodeid]).
  */
 function applyNodeChanges(changes) {
-  for (const [nodeid, parent, name, sec, nsec, ino, regular, reportedIno, refuses, expiresAt] of changes) {
+  for (const [nodeid, parent, name, sec, nsec, ino, regular, reportedIno, refuses, expiresAt, xattrFreeCtime] of changes) {
     if (name === undefined) nodes.delete(nodeid);
     // A full table takes no new nodes (theirs go to the loop) but always updates known
     // ones: a rename must never leave a stale path here.
@@ -593,6 +629,7 @@ function applyNodeChanges(changes) {
         reportedIno: reportedIno === undefined ? undefined : BigInt(reportedIno),
         refuses: refuses ?? 0,
         expiresAt,
+        xattrFreeCtime,
       });
     }
   }
@@ -622,7 +659,7 @@ function serveLocally(view) {
   else if (opcode === 18) served = serveRelease(view, unique);
   else if (nodes.size > 0) {
     if (opcode === 3) served = serveGetattr(view, unique);
-    else if (opcode === 22) served = serveCapabilityProbe(view, unique);
+    else if (opcode === 22 || opcode === 23) served = serveXattrs(view, unique, opcode);
     else if (opcode === 1) served = serveMissingLookup(view, unique);
     else if (opcode === 10 || opcode === 11) served = serveRemove(view, unique, opcode);
     else if (opens !== undefined) {
@@ -748,7 +785,8 @@ export interface LocalHandles {
 /**
  * Node changes as the reader source reads them: a set, or a delete (nodeid alone).
  * A set is [nodeid, parent, name, attr sec, attr nsec, ino, regular file, reported ino,
- * refusals (REFUSES_* bits, and WITHOUT_CAPABILITY), expiry (Date.now() milliseconds)].
+ * refusals (REFUSES_* bits, and WITHOUT_CAPABILITY), expiry (Date.now() milliseconds),
+ * ctime (ns) at which the file had no xattrs].
  */
 type NodeChange =
   | [
@@ -762,6 +800,7 @@ type NodeChange =
     number | undefined,
     number,
     number | undefined,
+    bigint | undefined,
   ]
   | [number];
 
@@ -898,6 +937,7 @@ export function startReaders(fd: number, sink: RequestSink, options: ReaderOptio
         answers.reportedIno,
         refuses,
         answers.expiresAt,
+        answers.xattrFreeAtCtimeNs,
       ]);
     },
     deleteNode: (nodeid) => {

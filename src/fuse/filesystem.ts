@@ -159,6 +159,12 @@ export interface LocalNodeAnswers {
    * GETXATTR of it (asked before each inode's first write) with ENODATA.
    */
   withoutCapability?: boolean;
+  /**
+   * The file had no extended attributes at all while its ctime was this (nanoseconds): the
+   * readers answer GETXATTR with ENODATA and LISTXATTR with an empty list while lstat(2) of
+   * its path shows the same inode and ctime (every xattr change moves the ctime).
+   */
+  xattrFreeAtCtimeNs?: bigint;
 }
 
 /**
@@ -434,3 +440,18 @@ export function fail(errno: number, message?: string): FuseError {
 }
 
 export { Errno };
+
+/**
+ * access(2) answered as for root, for filesystems whose every caller is root (a mount
+ * without allow_other or default_permissions, where the kernel asks ACCESS): anything goes
+ * but executing a regular file with no execute bit (EACCES), as Linux answers root.
+ */
+export function rootAccess(mode: number, mask: number): void {
+  const X_OK = 1;
+  if (
+    (mask & X_OK) !== 0 && (mode & fs.constants.S_IFMT) === fs.constants.S_IFREG &&
+    (mode & 0o111) === 0
+  ) {
+    throw fail(Errno.EACCES, "no execute permission");
+  }
+}

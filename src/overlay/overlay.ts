@@ -29,6 +29,7 @@ import {
   type Opened,
   type RequestContext,
   ROOT_NODE_ID,
+  rootAccess,
   type SetattrChanges,
   type StatfsOut,
   type Timespec,
@@ -825,6 +826,12 @@ export class OverlayFileSystem implements FileSystem {
   /** @inheritdoc */
   fsyncdir(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /** @inheritdoc */
+  async access(ctx: RequestContext, nodeid: number, mask: number): Promise<void> {
+    const { attr } = await this.getattr(ctx, nodeid, undefined);
+    rootAccess(attr.mode, mask);
   }
 
   /** @inheritdoc */

@@ -9,8 +9,9 @@
  *   every path is resolved with lstat semantics (O_NOFOLLOW on opens, lchown, lutimes), so
  *   nothing resolves outside the source through the mount.
  * - File handles are the open local file descriptors.
- * - Requests run as root: the mount must use default_permissions (the kernel checks access
- *   against the modes), and new nodes are chowned to the caller.
+ * - Requests run as root, and new nodes are chowned to the caller. With allow_other the mount
+ *   must use default_permissions (the kernel checks access against the modes); without it
+ *   only root reaches the mount, and `access` answers as for root.
  *
  * Limits (Node has no such syscalls): extended attributes go through a python3 helper
  * process (EOPNOTSUPP without python3); fallocate runs util-linux fallocate(1) on the open
@@ -34,13 +35,13 @@ import {
   type FileSystem,
   FileType,
   type LocallyCreated,
-  type LocalNodeAnswers,
   type LocalNodes,
   OPEN_FLAGS_HANDLED_BY_KERNEL,
   type Opened,
   RenameFlag,
   type RequestContext,
   ROOT_NODE_ID,
+  rootAccess,
   type SetattrChanges,
   type StatfsOut,
   type Timespec,
@@ -63,8 +64,12 @@ export interface PassthroughOptions {
 const UNKNOWN_INO = 0xffffffff;
 const S_ISGID = 0o2000;
 const PERMISSION_BITS = 0o7777;
-/** How the reader threads answer for a file created through the mount (no capability). */
-const WITHOUT_CAPABILITY: LocalNodeAnswers = { withoutCapability: true };
+/**
+ * A file's ctime must be at least this old (ns) before "no xattrs at this ctime" is trusted:
+ * file systems with coarse timestamps may give an xattr set right after the look the same
+ * ctime.
+ */
+const SETTLED_CTIME_NS = 100_000_000n;
 /** Parallel lstat calls while filling one READDIRPLUS reply. */
 const READDIRPLUS_BATCH = 32;
 
@@ -79,6 +84,8 @@ interface Node {
   children: number;
   /** A regular file (the reader threads may open it). */
   regular: boolean;
+  /** The ctime (ns) at which the file was seen to have no xattrs (see #learnXattrs). */
+  xattrFreeAtCtimeNs?: bigint;
 }
 
 interface DirHandle {
@@ -492,6 +499,12 @@ export class PassthroughFileSystem implements FileSystem {
   }
 
   /** @inheritdoc */
+  async access(ctx: RequestContext, nodeid: number, mask: number): Promise<void> {
+    const { attr } = await this.getattr(ctx, nodeid, undefined);
+    rootAccess(attr.mode, mask);
+  }
+
+  /** @inheritdoc */
   async statfs(_ctx: RequestContext, nodeid: number): Promise<StatfsOut> {
     return statfsOf(await fs.promises.statfs(this.#path(nodeid)));
   }
@@ -579,7 +592,14 @@ export class PassthroughFileSystem implements FileSystem {
     if (name === "security.capability" && this.#createdWithoutCapability.has(nodeid)) {
       throw fail(Errno.ENODATA);
     }
-    return await this.#xattrs.get(this.#path(nodeid), name);
+    const path = this.#path(nodeid);
+    // Most files have no xattrs: the listing, sent along with the get, lets the readers
+    // answer the next asks.
+    const listed = this.#learnXattrs(nodeid, path);
+    const value = this.#xattrs.get(path, name);
+    value.catch(() => {}); // not awaited when the listing is empty or fails
+    if ((await listed).length === 0) throw fail(Errno.ENODATA);
+    return await value;
   }
 
   /** @inheritdoc */
@@ -590,21 +610,51 @@ export class PassthroughFileSystem implements FileSystem {
     value: Uint8Array,
     flags: number,
   ): Promise<void> {
-    const node = this.#nodes.get(nodeid);
-    if (this.#createdWithoutCapability.delete(nodeid) && node) this.#register(node);
+    this.#xattrsChanged(nodeid);
     await this.#xattrs.set(this.#path(nodeid), name, value, flags);
   }
 
   /** @inheritdoc */
   async listxattr(ctx: RequestContext, nodeid: number): Promise<string[]> {
-    const names = (await this.#xattrs.list(this.#path(nodeid))).map((name) => name.toString());
+    const names = (await this.#learnXattrs(nodeid, this.#path(nodeid)))
+      .map((name) => name.toString());
     // The helper runs as root; like ext4, hide trusted.* from callers that are not.
     return ctx.uid === 0 ? names : names.filter((name) => !name.startsWith("trusted."));
   }
 
   /** @inheritdoc */
   async removexattr(_ctx: RequestContext, nodeid: number, name: string): Promise<void> {
+    this.#xattrsChanged(nodeid);
     await this.#xattrs.remove(this.#path(nodeid), name);
+  }
+
+  /**
+   * Lists the xattr names of node `nodeid` at `path`, and when there are none, tells the
+   * reader threads so with the ctime seen before the listing: they answer while the ctime
+   * stays (an xattr set after the lstat moves it past a settled ctime).
+   */
+  async #learnXattrs(nodeid: number, path: string): Promise<Buffer[]> {
+    const before = await fs.promises.lstat(path, { bigint: true });
+    const names = await this.#xattrs.list(path);
+    const node = this.#nodes.get(nodeid);
+    if (node === undefined || node.id === ROOT_NODE_ID || keyOf(before) !== node.key) return names;
+    const settled = BigInt(Date.now()) * 1_000_000n - before.ctimeNs >= SETTLED_CTIME_NS;
+    const xattrFree = names.length === 0 && settled ? before.ctimeNs : undefined;
+    if (node.xattrFreeAtCtimeNs !== xattrFree) {
+      node.xattrFreeAtCtimeNs = xattrFree;
+      this.#register(node);
+    }
+    return names;
+  }
+
+  /** An xattr of node `nodeid` is changed through the mount: what was learnt is dropped. */
+  #xattrsChanged(nodeid: number): void {
+    const node = this.#nodes.get(nodeid);
+    if (!node) return;
+    const known = this.#createdWithoutCapability.delete(nodeid) ||
+      node.xattrFreeAtCtimeNs !== undefined;
+    node.xattrFreeAtCtimeNs = undefined;
+    if (known) this.#register(node);
   }
 
   /** Stops the xattr helper process, if one runs. Call once the mount is gone. */
@@ -755,7 +805,10 @@ export class PassthroughFileSystem implements FileSystem {
       this.#attrTimeout,
       ino,
       node.regular,
-      this.#createdWithoutCapability.has(node.id) ? WITHOUT_CAPABILITY : undefined,
+      {
+        withoutCapability: this.#createdWithoutCapability.has(node.id),
+        xattrFreeAtCtimeNs: node.xattrFreeAtCtimeNs,
+      },
     );
   }
 
