@@ -102,8 +102,8 @@ Deno.test("kill -9 under load: the watchdog unmounts at once and the next mount 
     const running = load;
     assert.ok(await waitFor(() => running.completed() >= 8, 30_000), "the load is running");
     process.kill(mount.server.pid!, "SIGKILL");
-    const gone = await waitFor(() => !isMounted(mount.mountpoint), 2_000);
-    assert.ok(gone, "the watchdog unmounted the dead mount");
+    const gone = await waitFor(() => !isMounted(mount.mountpoint), 1_000);
+    assert.ok(gone, "the watchdog unmounted the dead mount within a second");
     assert.ok(fs.statSync(mount.mountpoint).isDirectory(), "the mountpoint is usable again");
     stopLoad = true;
     await load.finished;

@@ -164,6 +164,31 @@ Deno.test("file operations through a passthrough mount", async (t) => {
       await fs.promises.unlink(m("plain"));
     });
 
+    await t.step(
+      "a write-only handle's writes (direct I/O) are seen by a reader's cached pages",
+      async () => {
+        await fs.promises.writeFile(m("shared"), Buffer.alloc(8192, "a"));
+        const reader = await fs.promises.open(m("shared"), "r");
+        try {
+          const before = Buffer.alloc(8192);
+          await reader.read(before, 0, 8192, 0); // now in the page cache
+          assert.equal(before.toString(), "a".repeat(8192));
+          const writeOnly = await fs.promises.open(m("shared"), fs.constants.O_WRONLY);
+          await writeOnly.write(Buffer.alloc(4096, "b"), 0, 4096, 2048);
+          await writeOnly.close();
+          const after = Buffer.alloc(8192);
+          await reader.read(after, 0, 8192, 0);
+          assert.equal(after.toString(), "a".repeat(2048) + "b".repeat(4096) + "a".repeat(2048));
+        } finally {
+          await reader.close();
+        }
+        assert.equal(
+          fs.readFileSync(s("shared"), "utf8"),
+          "a".repeat(2048) + "b".repeat(4096) + "a".repeat(2048),
+        );
+      },
+    );
+
     await t.step("statfs, fsync, fdatasync", async () => {
       const mounted = await fs.promises.statfs(mountpoint);
       const direct = fs.statfsSync(source);

@@ -268,9 +268,9 @@ function parentAllows(view, refusal) {
 }
 
 /** Writes a fuse_open_out (16 bytes) at reply offset \`at\`, like the loop's encodeOpenOut. */
-function putOpenOut(at, fh) {
+function putOpenOut(at, fh, flags) {
   replyView.setBigUint64(at, BigInt(fh), true);
-  replyView.setUint32(at + 8, opens.openFlags, true);
+  replyView.setUint32(at + 8, (flags & 3) === 1 ? opens.writeOnlyOpenFlags : opens.openFlags, true);
   replyView.setUint32(at + 12, 0, true);
 }
 
@@ -401,7 +401,7 @@ function serveOpen(view, unique) {
     }
   }
   mapHandle(local);
-  putOpenOut(16, local);
+  putOpenOut(16, local, flags);
   answerOpened(unique, local, 16);
   return true;
 }
@@ -487,7 +487,7 @@ function serveCreate(view, unique) {
   v.setUint32(48, opens.entryNsec, true);
   v.setUint32(52, opens.attrNsec, true);
   putAttr(56, stat);
-  putOpenOut(144, local);
+  putOpenOut(144, local, flags);
   // Interrupted: the node stays adopted with its reference, a small leak; the file stays.
   answerOpened(unique, local, 144);
   return true;
@@ -739,6 +739,8 @@ export interface ReaderOpens {
   attrTimeout: number;
   /** FOPEN_* flags of OPEN and CREATE replies. */
   openFlags: number;
+  /** ...of write-only (O_WRONLY) opens. */
+  writeOnlyOpenFlags: number;
   /** open(2) flags the readers remove from the kernel's before opening. */
   strippedFlags: number;
 }
@@ -958,6 +960,7 @@ export function startReaders(fd: number, sink: RequestSink, options: ReaderOptio
           attrSec: attr.sec,
           attrNsec: attr.nsec,
           openFlags: opens.openFlags,
+          writeOnlyOpenFlags: opens.writeOnlyOpenFlags,
           strippedFlags: opens.strippedFlags,
         },
       });

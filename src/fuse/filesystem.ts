@@ -110,6 +110,12 @@ export interface LocalFiles {
   directIo?: boolean;
   keepCache?: boolean;
   /**
+   * Write-only opens (O_WRONLY) get direct I/O whatever `directIo` says: nothing reads the
+   * page cache through them, so their writes skip filling it (the kernel drops the written
+   * range from it for handles that read).
+   */
+  writeOnlyDirectIo?: boolean;
+  /**
    * A node a reader thread created (CREATE), with one lookup reference. Called on the main
    * thread before it handles any request that came after the CREATE's reply.
    */

@@ -174,6 +174,11 @@ export class FuseSession {
           entryTimeout: files.entryTimeout,
           attrTimeout: files.attrTimeout,
           openFlags: openFlags({ fh: 0, directIo: files.directIo, keepCache: files.keepCache }),
+          writeOnlyOpenFlags: openFlags({
+            fh: 0,
+            directIo: files.directIo || files.writeOnlyDirectIo,
+            keepCache: files.keepCache,
+          }),
           strippedFlags: OPEN_FLAGS_HANDLED_BY_KERNEL,
         }, (created) => files.adopt(created)),
       allocateNodeId: () => handles.allocateNodeId(),

@@ -63,6 +63,8 @@ export interface PassthroughOptions {
 /** `d_ino` of plain READDIR entries, whose inode was not looked up (libfuse's convention). */
 const UNKNOWN_INO = 0xffffffff;
 const S_ISGID = 0o2000;
+/** open(2)'s access-mode bits (O_RDONLY, O_WRONLY, O_RDWR). */
+const O_ACCMODE = 3;
 const PERMISSION_BITS = 0o7777;
 /**
  * A file's ctime must be at least this old (ns) before "no xattrs at this ctime" is trusted:
@@ -142,6 +144,7 @@ export class PassthroughFileSystem implements FileSystem {
       attrTimeout: this.#attrTimeout,
       directIo: this.#directIo,
       keepCache: this.#keepCache,
+      writeOnlyDirectIo: true,
       adopt: (created) => this.#adopt(created),
     });
   }
@@ -365,7 +368,7 @@ export class PassthroughFileSystem implements FileSystem {
         throw error;
       });
     }
-    return this.#opened(fd);
+    return this.#opened(fd, flags);
   }
 
   /** @inheritdoc */
@@ -534,7 +537,7 @@ export class PassthroughFileSystem implements FileSystem {
         stat = await fstat(fd);
       }
       const entry = this.#entry(this.#referenced(parent, name, stat), stat);
-      return { entry, opened: this.#opened(fd) };
+      return { entry, opened: this.#opened(fd, flags) };
     } catch (error) {
       await closeFd(fd).catch(() => {});
       throw error;
@@ -664,12 +667,13 @@ export class PassthroughFileSystem implements FileSystem {
 
   // ---- helpers ----
 
-  #opened(fd: number): Opened {
+  /** A handle of descriptor `fd`, opened with open(2) `flags` (see LocalFiles.writeOnlyDirectIo). */
+  #opened(fd: number, flags: number): Opened {
     return {
       fh: fd,
       localFd: fd,
       closeOnRelease: true,
-      directIo: this.#directIo,
+      directIo: this.#directIo || (flags & O_ACCMODE) === fs.constants.O_WRONLY,
       keepCache: this.#keepCache,
     };
   }
