@@ -3,7 +3,7 @@
 # bindfs and mergerfs, all over the same source directory, in one run.
 #
 #   sudo bash bench/fuse/bench.sh            # needs root, dist/riakfs, bindfs, mergerfs, fio
-#   BENCH_DIR=/work/tmp SIZE_MIB=1024 bash bench/fuse/bench.sh
+#   BENCH_DIR=/work/tmp SIZE_MIB=1024 ROUNDS=3 bash bench/fuse/bench.sh
 #
 # Prints a markdown table (paste it into bench/README.md under "FUSE layer").
 # Every mount made here is unmounted, and every file written is deleted, on exit.
@@ -16,6 +16,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp}
 SIZE_MIB=${SIZE_MIB:-1024}
 FILES=${FILES:-10000}
 STATS=${STATS:-20000}
+ROUNDS=${ROUNDS:-3}
 
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (mounting and drop_caches need it)" >&2; exit 1; }
 [ -x "$RIAKFS" ] || { echo "bench: $RIAKFS missing: run 'npm run build'" >&2; exit 1; }
@@ -77,20 +78,37 @@ mkdir -p "$SRC/many"
 "${MEASURE[@]}" many "$SRC/many" "$FILES"
 echo "x" >"$SRC/statme"
 
+# The sequential lines swing by 2-5x from minute to minute on a shared VM (its memory and
+# disk are the host's): each is run ROUNDS times, the targets' order rotating every round,
+# and the median is reported with the rounds.
+median() { python3 -c "import statistics, sys; print(f'{statistics.median(map(float, sys.argv[1:])):,.0f}')" "$@"; }
+declare -A WRITES READS
+for round in $(seq "$ROUNDS"); do
+  for i in "${!TARGETS[@]}"; do
+    target=${TARGETS[$(((i + round) % ${#TARGETS[@]}))]}
+    dir=$(dir_of "$target")
+    drop_caches
+    start=$(now)
+    dd if=/dev/zero of="$dir/big-$target" bs=1M count="$SIZE_MIB" status=none
+    end=$(now)
+    WRITES[$target]="${WRITES[$target]-} $(mbps "$start" "$end" | tr -d ,)"
+    drop_caches
+    start=$(now)
+    dd if="$dir/big-$target" of=/dev/null bs=1M status=none
+    end=$(now)
+    READS[$target]="${READS[$target]-} $(mbps "$start" "$end" | tr -d ,)"
+    rm -f "$dir/big-$target"
+  done
+done
+for target in "${TARGETS[@]}"; do
+  # shellcheck disable=SC2086 # the rounds are words
+  WRITE[$target]="$(median ${WRITES[$target]}) (${WRITES[$target]# })"
+  # shellcheck disable=SC2086
+  READ[$target]="$(median ${READS[$target]}) (${READS[$target]# })"
+done
+
 for target in "${TARGETS[@]}"; do
   dir=$(dir_of "$target")
-  drop_caches
-  start=$(now)
-  dd if=/dev/zero of="$dir/big-$target" bs=1M count="$SIZE_MIB" status=none
-  end=$(now)
-  WRITE[$target]=$(mbps "$start" "$end")
-  drop_caches
-  start=$(now)
-  dd if="$dir/big-$target" of=/dev/null bs=1M status=none
-  end=$(now)
-  READ[$target]=$(mbps "$start" "$end")
-  rm -f "$dir/big-$target"
-
   fio --name=randread --filename="$dir/fio-$target" --rw=randread --bs=4k --size=256M \
     --ioengine=psync --numjobs=2 --runtime=8 --time_based --group_reporting \
     --output-format=json >"$WORK/fio.json" 2>/dev/null
@@ -111,8 +129,8 @@ row() {
   local -n values=$name
   echo "| $label | ${values[source]} | ${values[riakfs]} | ${values[bindfs]} | ${values[mergerfs]} |"
 }
-row "sequential write ${SIZE_MIB} MiB, dd bs=1M, MB/s" WRITE
-row "sequential read ${SIZE_MIB} MiB, cold cache, dd bs=1M, MB/s" READ
+row "sequential write ${SIZE_MIB} MiB, dd bs=1M, MB/s, median (rounds)" WRITE
+row "sequential read ${SIZE_MIB} MiB, cold cache, dd bs=1M, MB/s, median (rounds)" READ
 row "4 KiB random reads, fio psync 2 jobs, IOPS" RANDREAD
 row "stat of one file x${STATS}, caching off, stats/s" STAT
 row "ls -l of ${FILES} files, best of 3, ms" LS

@@ -23,12 +23,16 @@ export interface ServeOptions extends MountOptions, SessionOptions {
    */
   beforeUnmount?: () => Promise<void>;
   /**
-   * Readahead of the mount in KiB (default 1024, one max-size request). The kernel caps a
-   * FUSE mount's readahead at 128 KiB in INIT; root raises it afterwards through
+   * Readahead of the mount in KiB (default 4096: four max-size requests, so both reader
+   * threads have one to serve while the reader copies the last). The kernel caps a FUSE
+   * mount's readahead at 128 KiB in INIT; root raises it afterwards through
    * /sys/class/bdi, so page-cache reads arrive as 1 MiB requests. 0 leaves the kernel's.
    */
   readaheadKb?: number;
 }
+
+/** Readahead of a mount unless {@link ServeOptions.readaheadKb} says otherwise. */
+export const DEFAULT_READAHEAD_KB = 4096;
 
 /** A mounted, served filesystem. */
 export interface ServedMount {
@@ -123,7 +127,7 @@ export async function serveFileSystem(
   });
   finished.catch(() => {}); // The caller awaits it; never an unhandled rejection.
   await Promise.race([session.initialized, finished]);
-  const readaheadKb = options.readaheadKb ?? 1024;
+  const readaheadKb = options.readaheadKb ?? DEFAULT_READAHEAD_KB;
   if (readaheadKb > 0 && mounted.device) {
     await fs.promises.writeFile(`/sys/class/bdi/${mounted.device}/read_ahead_kb`, `${readaheadKb}`)
       .catch((error: Error) => log(`could not raise readahead: ${error.message}`));
