@@ -550,7 +550,8 @@ function serveRelease(view, unique) {
   const fh = Number(view.getBigUint64(40, true));
   if (fh >= HANDLE_SLOTS) return false;
   const entry = Atomics.load(handles, fh);
-  if ((entry & 1) === 0) return false;
+  // Only a handle that holds nothing but its descriptor: a recorded one's release decides.
+  if ((entry & 3) !== 1) return false;
   // Unmapped before the close: once closed, the number may name another handle.
   Atomics.store(handles, fh, 0);
   try {

@@ -16,6 +16,7 @@
  * @module
  */
 import * as fs from "node:fs";
+import os from "node:os";
 import { type Attr, type EntryOut, Errno, type StatfsOut, type Timespec } from "./abi.ts";
 import type { ReadBlocks } from "./read_blocks.ts";
 
@@ -111,8 +112,9 @@ export interface LocalFiles {
   keepCache?: boolean;
   /**
    * Write-only opens (O_WRONLY) get direct I/O whatever `directIo` says: nothing reads the
-   * page cache through them, so their writes skip filling it (the kernel drops the written
-   * range from it for handles that read).
+   * page cache through them, so their writes skip filling it. Only where
+   * {@link directWritesInvalidateCache}: the kernel must drop the written range from the
+   * cache other handles read.
    */
   writeOnlyDirectIo?: boolean;
   /**
@@ -354,6 +356,8 @@ export interface FileSystem {
   /**
    * Writes `data` at `offset`; returns how many bytes were written. `data` is a view into
    * the request buffer, which is reused once the returned promise settled: copy it to keep it.
+   * `killSuidgid`: the writer lacks CAP_FSETID, so setuid/setgid go as a local write would
+   * clear them (sent with HANDLE_KILLPRIV_V2, see {@link FileSystem.getxattr}).
    */
   write?(
     ctx: RequestContext,
@@ -361,6 +365,7 @@ export interface FileSystem {
     fh: number,
     offset: number,
     data: Uint8Array,
+    killSuidgid?: boolean,
   ): Promise<number>;
   /** Called on each close(2) of a descriptor of the open file. */
   flush?(ctx: RequestContext, nodeid: number, fh: number): Promise<void>;
@@ -460,4 +465,14 @@ export function rootAccess(mode: number, mask: number): void {
   ) {
     throw fail(Errno.EACCES, "no execute permission");
   }
+}
+
+/**
+ * Whether the running kernel drops the cached pages a FUSE direct write covers (Linux 6.6,
+ * "fuse: invalidate page cache pages before direct write"): before, a handle using direct
+ * I/O left other handles of the file reading stale pages. `release` is uname's release.
+ */
+export function directWritesInvalidateCache(release: string = os.release()): boolean {
+  const [major, minor] = release.split(".").map((part) => Number.parseInt(part, 10));
+  return major > 6 || (major === 6 && minor >= 6);
 }

@@ -108,6 +108,8 @@ const WANTED_INIT_FLAGS = InitFlag.ASYNC_READ | InitFlag.BIG_WRITES | InitFlag.P
 const READDIRPLUS_FLAGS = InitFlag.DO_READDIRPLUS | InitFlag.READDIRPLUS_AUTO;
 
 const EMPTY = new Uint8Array(0);
+/** FUSE_WRITE_KILL_SUIDGID of fuse_write_in.write_flags. */
+const WRITE_KILL_SUIDGID = 1 << 2;
 
 type Payload = Uint8Array | Uint8Array[];
 
@@ -404,7 +406,9 @@ export class FuseSession {
       case Opcode.WRITE: {
         if (!fs.write) return missing();
         const write = decodeWriteIn(request);
-        return fs.write(ctx, node, write.fh, write.offset, write.data).then(encodeWriteOut);
+        const killSuidgid = (write.writeFlags & WRITE_KILL_SUIDGID) !== 0;
+        return fs.write(ctx, node, write.fh, write.offset, write.data, killSuidgid)
+          .then(encodeWriteOut);
       }
       case Opcode.STATFS:
         return (fs.statfs ? fs.statfs(ctx, node) : Promise.resolve(DEFAULT_STATFS)).then(

@@ -43,9 +43,14 @@ export class NodeTable {
 
   /** The path of a node; ESTALE when the kernel names a node it was told to forget. */
   pathOf(id: number): string {
-    const node = this.#byId.get(id);
-    if (!node) throw fail(Errno.ESTALE, `node ${id} is no longer known`);
-    return node.path;
+    const path = this.pathIfKnown(id);
+    if (path === undefined) throw fail(Errno.ESTALE, `node ${id} is no longer known`);
+    return path;
+  }
+
+  /** The path of a node, or undefined when it is not (or no longer) known. */
+  pathIfKnown(id: number): string | undefined {
+    return this.#byId.get(id)?.path;
   }
 
   /** The node id of `path`, taking one lookup reference (an entry reply follows). */

@@ -307,11 +307,9 @@ export class OverlayFileSystem implements FileSystem {
   forget(nodeid: number, nlookup: number): void {
     this.#nodes.forget(nodeid, nlookup);
     const offered = this.#offeredPaths.get(nodeid);
-    if (offered === undefined) return;
-    try {
-      this.#nodes.pathOf(nodeid);
-    } catch {
-      this.#withdraw(offered); // The node is gone: so is the threads' copy.
+    // The node is gone: so is the threads' copy.
+    if (offered !== undefined && this.#nodes.pathIfKnown(nodeid) === undefined) {
+      this.#withdraw(offered);
     }
   }
 
@@ -1490,6 +1488,8 @@ export class OverlayFileSystem implements FileSystem {
    */
   #offerToReaders(path: string, nodeid: number, stats: BigIntStats): void {
     if (this.#localNodes === undefined || path === "/") return;
+    // The look that found `stats` awaited: a rename since may have moved the node.
+    if (this.#nodes.pathIfKnown(nodeid) !== path) return;
     const parent = this.#offered.get(parentOf(path));
     if (parent === undefined || !parent.directory) return;
     if (this.#sessions.has(path)) return;

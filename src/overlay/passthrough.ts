@@ -29,6 +29,7 @@ import {
   type AttrReply,
   type Created,
   type DirectorySink,
+  directWritesInvalidateCache,
   type Entry,
   Errno,
   fail,
@@ -68,10 +69,11 @@ const O_ACCMODE = 3;
 const PERMISSION_BITS = 0o7777;
 /**
  * A file's ctime must be at least this old (ns) before "no xattrs at this ctime" is trusted:
- * file systems with coarse timestamps may give an xattr set right after the look the same
- * ctime.
+ * an xattr set right after the look may get the same ctime where timestamps are coarse
+ * (jiffies; whole seconds on ext3, FAT or some NFS servers, whose ctimes end in .000000000).
  */
 const SETTLED_CTIME_NS = 100_000_000n;
+const SETTLED_WHOLE_SECOND_CTIME_NS = 2_000_000_000n;
 /** Parallel lstat calls while filling one READDIRPLUS reply. */
 const READDIRPLUS_BATCH = 32;
 
@@ -103,6 +105,8 @@ export class PassthroughFileSystem implements FileSystem {
   readonly #entryTimeout: number;
   readonly #attrTimeout: number;
   readonly #directIo: boolean;
+  /** See `LocalFiles.writeOnlyDirectIo`: only where the kernel keeps other handles coherent. */
+  readonly #writeOnlyDirectIo = directWritesInvalidateCache();
   readonly #keepCache: boolean;
   readonly #nodes = new Map<number, Node>();
   readonly #byKey = new Map<string, Node>();
@@ -144,7 +148,7 @@ export class PassthroughFileSystem implements FileSystem {
       attrTimeout: this.#attrTimeout,
       directIo: this.#directIo,
       keepCache: this.#keepCache,
-      writeOnlyDirectIo: true,
+      writeOnlyDirectIo: this.#writeOnlyDirectIo,
       adopt: (created) => this.#adopt(created),
     });
   }
@@ -390,14 +394,16 @@ export class PassthroughFileSystem implements FileSystem {
   }
 
   /** @inheritdoc */
-  write(
+  async write(
     _ctx: RequestContext,
     _nodeid: number,
     fh: number,
     offset: number,
     data: Uint8Array,
+    killSuidgidBits = false,
   ): Promise<number> {
-    return fdCall<number>((done) => fs.write(fh, data, 0, data.byteLength, offset, done));
+    if (killSuidgidBits) await killSuidgid(undefined, fh, await fstat(fh));
+    return await fdCall<number>((done) => fs.write(fh, data, 0, data.byteLength, offset, done));
   }
 
   /** @inheritdoc */
@@ -607,12 +613,13 @@ export class PassthroughFileSystem implements FileSystem {
 
   /** @inheritdoc */
   async setxattr(
-    _ctx: RequestContext,
+    ctx: RequestContext,
     nodeid: number,
     name: string,
     value: Uint8Array,
     flags: number,
   ): Promise<void> {
+    await this.#mayChangeSystemXattr(ctx, nodeid, name);
     this.#xattrsChanged(nodeid);
     await this.#xattrs.set(this.#path(nodeid), name, value, flags);
   }
@@ -626,9 +633,20 @@ export class PassthroughFileSystem implements FileSystem {
   }
 
   /** @inheritdoc */
-  async removexattr(_ctx: RequestContext, nodeid: number, name: string): Promise<void> {
+  async removexattr(ctx: RequestContext, nodeid: number, name: string): Promise<void> {
+    await this.#mayChangeSystemXattr(ctx, nodeid, name);
     this.#xattrsChanged(nodeid);
     await this.#xattrs.remove(this.#path(nodeid), name);
+  }
+
+  /**
+   * system.* names (POSIX ACLs) are the owner's or root's to change: without FUSE_POSIX_ACL
+   * the kernel leaves that check to the filesystem, and the helper runs as root.
+   */
+  async #mayChangeSystemXattr(ctx: RequestContext, nodeid: number, name: string): Promise<void> {
+    if (ctx.uid === 0 || !name.startsWith("system.")) return;
+    const owner = (await fs.promises.lstat(this.#path(nodeid))).uid;
+    if (owner !== ctx.uid) throw fail(Errno.EPERM, `only the owner may change ${name}`);
   }
 
   /**
@@ -641,7 +659,9 @@ export class PassthroughFileSystem implements FileSystem {
     const names = await this.#xattrs.list(path);
     const node = this.#nodes.get(nodeid);
     if (node === undefined || node.id === ROOT_NODE_ID || keyOf(before) !== node.key) return names;
-    const settled = BigInt(Date.now()) * 1_000_000n - before.ctimeNs >= SETTLED_CTIME_NS;
+    const age = BigInt(Date.now()) * 1_000_000n - before.ctimeNs;
+    const settled = age >=
+      (before.ctimeNs % 1_000_000_000n === 0n ? SETTLED_WHOLE_SECOND_CTIME_NS : SETTLED_CTIME_NS);
     const xattrFree = names.length === 0 && settled ? before.ctimeNs : undefined;
     if (node.xattrFreeAtCtimeNs !== xattrFree) {
       node.xattrFreeAtCtimeNs = xattrFree;
@@ -673,7 +693,8 @@ export class PassthroughFileSystem implements FileSystem {
       fh: fd,
       localFd: fd,
       closeOnRelease: true,
-      directIo: this.#directIo || (flags & O_ACCMODE) === fs.constants.O_WRONLY,
+      directIo: this.#directIo ||
+        (this.#writeOnlyDirectIo && (flags & O_ACCMODE) === fs.constants.O_WRONLY),
       keepCache: this.#keepCache,
     };
   }
