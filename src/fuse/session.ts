@@ -255,20 +255,24 @@ export class FuseSession {
       clearTimeout(timer);
       this.#inFlight.delete(header.unique);
     }
-    this.#reply(header, error, error === 0 ? payload : EMPTY);
+    const delivered = this.#reply(header, error, error === 0 ? payload : EMPTY);
+    // Interrupted: the kernel dropped the request, so nothing the reply handed out is held.
+    if (!delivered && error === 0) this.#releaseLate(header, payload, ctx);
     if (!timedOut) done?.();
   }
 
-  #reply(header: InHeader, error: number, payload: Uint8Array | Uint8Array[]): void {
+  /** Writes a reply; false when the kernel no longer waits for it (interrupted). */
+  #reply(header: InHeader, error: number, payload: Uint8Array | Uint8Array[]): boolean {
     const parts = (Array.isArray(payload) ? payload : [payload]).filter((p) => p.byteLength > 0);
     let size = 0;
     for (const part of parts) size += part.byteLength;
     // The readers must know the nodes this reply hands out before the kernel can ask.
     this.#localHandles?.flush();
     try {
-      writeReply(this.#fd, [encodeOutHeader(header.unique, -error, size), ...parts]);
+      return writeReply(this.#fd, [encodeOutHeader(header.unique, -error, size), ...parts]);
     } catch (thrown) {
       this.#log(`reply to ${opcodeName(header.opcode)} failed: ${(thrown as Error).message}`);
+      return false;
     }
   }
 
@@ -300,7 +304,10 @@ export class FuseSession {
 
   /** A handle opened after its request timed out would leak: release it. */
   #releaseLate(header: InHeader, late: Payload, ctx: RequestContext): void {
-    const opened = lateHandles.get(late as object);
+    const given = handedOut.get(late as object);
+    if (!given) return;
+    for (const nodeid of given.nodeids) this.#fs.forget?.(nodeid, 1);
+    const opened = given.handle;
     if (!opened) return;
     if (header.opcode !== Opcode.OPENDIR) this.#localHandles?.unmap(opened.fh);
     const release = header.opcode === Opcode.OPENDIR ? this.#fs.releasedir : this.#fs.release;
@@ -319,7 +326,7 @@ export class FuseSession {
         return Promise.resolve(EMPTY);
       case Opcode.LOOKUP: {
         if (!fs.lookup) return missing();
-        return fs.lookup(ctx, node, reader.cstring()).then(encodeEntryOut);
+        return fs.lookup(ctx, node, reader.cstring()).then(entryReply);
       }
       case Opcode.GETATTR: {
         if (!fs.getattr) return missing();
@@ -344,7 +351,7 @@ export class FuseSession {
         if (!fs.symlink) return missing();
         const name = reader.cstring();
         const target = reader.cstring();
-        return fs.symlink(ctx, node, name, target).then(encodeEntryOut);
+        return fs.symlink(ctx, node, name, target).then(entryReply);
       }
       case Opcode.MKNOD: {
         if (!fs.mknod) return missing();
@@ -352,13 +359,13 @@ export class FuseSession {
         const rdev = reader.u32();
         const umask = reader.u32();
         reader.skip(4);
-        return fs.mknod(ctx, node, reader.cstring(), mode, rdev, umask).then(encodeEntryOut);
+        return fs.mknod(ctx, node, reader.cstring(), mode, rdev, umask).then(entryReply);
       }
       case Opcode.MKDIR: {
         if (!fs.mkdir) return missing();
         const mode = reader.u32();
         const umask = reader.u32();
-        return fs.mkdir(ctx, node, reader.cstring(), mode, umask).then(encodeEntryOut);
+        return fs.mkdir(ctx, node, reader.cstring(), mode, umask).then(entryReply);
       }
       case Opcode.UNLINK:
         return fs.unlink ? fs.unlink(ctx, node, reader.cstring()).then(() => EMPTY) : missing();
@@ -380,7 +387,7 @@ export class FuseSession {
       case Opcode.LINK: {
         if (!fs.link) return missing();
         const oldNode = reader.u64();
-        return fs.link(ctx, oldNode, node, reader.cstring()).then(encodeEntryOut);
+        return fs.link(ctx, oldNode, node, reader.cstring()).then(entryReply);
       }
       case Opcode.OPEN:
       case Opcode.OPENDIR: {
@@ -392,7 +399,7 @@ export class FuseSession {
         return open.call(fs, ctx, node, flags).then((opened) => {
           if (!isDir) this.#mapLocal(opened);
           const reply = encodeOpenOut(opened.fh, openFlags(opened));
-          if (ctx.signal.aborted) lateHandles.set(reply, { nodeid: node, fh: opened.fh });
+          handedOut.set(reply, { nodeids: [], handle: { nodeid: node, fh: opened.fh } });
           return reply;
         });
       }
@@ -443,7 +450,11 @@ export class FuseSession {
         if (!list) return missing();
         const read = decodeReadIn(request);
         const sink = new DirectoryBuffer(read.size);
-        return list.call(fs, ctx, node, read.fh, read.offset, sink).then(() => sink.bytes());
+        return list.call(fs, ctx, node, read.fh, read.offset, sink).then(() => {
+          const reply = sink.bytes();
+          if (sink.nodeids.length > 0) handedOut.set(reply, { nodeids: sink.nodeids });
+          return reply;
+        });
       }
       case Opcode.ACCESS:
         return fs.access ? fs.access(ctx, node, reader.u32()).then(() => EMPTY) : missing();
@@ -459,9 +470,10 @@ export class FuseSession {
             encodeEntryOut(created.entry),
             encodeOpenOut(created.opened.fh, openFlags(created.opened)),
           ];
-          if (ctx.signal.aborted) {
-            lateHandles.set(reply, { nodeid: created.entry.nodeid, fh: created.opened.fh });
-          }
+          handedOut.set(reply, {
+            nodeids: [created.entry.nodeid],
+            handle: { nodeid: created.entry.nodeid, fh: created.opened.fh },
+          });
           return reply;
         });
       }
@@ -543,8 +555,22 @@ export class FuseSession {
   }
 }
 
-/** Open handles of replies that may arrive after their deadline, to release them then. */
-const lateHandles = new WeakMap<object, { nodeid: number; fh: number }>();
+/**
+ * What a reply hands the kernel: lookup references and an open handle. A reply the kernel
+ * never takes (its deadline passed, or the request was interrupted) gives them back.
+ */
+interface HandedOut {
+  nodeids: number[];
+  handle?: { nodeid: number; fh: number };
+}
+const handedOut = new WeakMap<object, HandedOut>();
+
+/** An entry reply, remembered with the lookup reference it hands out. */
+function entryReply(entry: Entry): Uint8Array {
+  const reply = encodeEntryOut(entry);
+  if (entry.nodeid !== 0) handedOut.set(reply, { nodeids: [entry.nodeid] });
+  return reply;
+}
 
 const DEFAULT_STATFS = {
   blocks: 0,
@@ -565,6 +591,7 @@ function openFlags(opened: Opened): number {
   let flags = 0;
   if (opened.directIo) flags |= OpenFlag.DIRECT_IO;
   if (opened.keepCache) flags |= OpenFlag.KEEP_CACHE;
+  if (opened.noFlush) flags |= OpenFlag.NOFLUSH;
   if (opened.nonSeekable) flags |= OpenFlag.NONSEEKABLE;
   if (opened.cacheDir) flags |= OpenFlag.CACHE_DIR;
   return flags;
@@ -606,6 +633,8 @@ export function errnoFromSystemError(error: unknown): number | undefined {
 export class DirectoryBuffer implements DirectorySink {
   readonly #writer: ReplyWriter;
   readonly #capacity: number;
+  /** Nodes of the READDIRPLUS entries packed: each holds one lookup reference. */
+  readonly nodeids: number[] = [];
 
   /** `capacity` is the size the kernel asked for. */
   constructor(capacity: number) {
@@ -638,8 +667,10 @@ export class DirectoryBuffer implements DirectorySink {
     if (this.#writer.offset + ENTRY_OUT_SIZE + direntSize(name.byteLength) > this.#capacity) {
       return false;
     }
-    if (entry) writeEntryOut(this.#writer, entry);
-    else this.#writer.zero(ENTRY_OUT_SIZE - ATTR_SIZE).zero(ATTR_SIZE);
+    if (entry) {
+      writeEntryOut(this.#writer, entry);
+      if (entry.nodeid !== 0) this.nodeids.push(entry.nodeid);
+    } else this.#writer.zero(ENTRY_OUT_SIZE - ATTR_SIZE).zero(ATTR_SIZE);
     writeDirent(this.#writer, direntOf(dirent), name);
     return true;
   }

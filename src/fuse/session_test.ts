@@ -229,6 +229,36 @@ Deno.test("the deadline answers EIO and releases a handle opened too late", asyn
   }
 });
 
+Deno.test("a lookup answered after its deadline gives its lookup reference back", async () => {
+  let finishLookup!: () => void;
+  let forgotten!: (call: [number, number]) => void;
+  const forget = new Promise<[number, number]>((resolve) => forgotten = resolve);
+  const h = harness({
+    lookup: async () => {
+      await new Promise<void>((resolve) => finishLookup = resolve);
+      return entryFor(9);
+    },
+    forget: (nodeid, nlookup) => forgotten([nodeid, nlookup]),
+  }, { requestTimeoutMs: 20 });
+  try {
+    await h.send(Opcode.LOOKUP, 1, cstring("late"));
+    assert.deepEqual(h.replies().map((r) => r.error), [-Errno.EIO]);
+    finishLookup();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const failed = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error("no forget within 2 s")), 2000);
+    });
+    try {
+      assert.deepEqual(await Promise.race([forget, failed]), [9, 1]);
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.equal(h.replies().length, 1, "the late result is not sent");
+  } finally {
+    h.close();
+  }
+});
+
 Deno.test("INTERRUPT aborts the handler's signal; the request answers EINTR", async () => {
   let started!: () => void;
   const running = new Promise<void>((resolve) => started = resolve);

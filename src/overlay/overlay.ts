@@ -1141,7 +1141,8 @@ export class OverlayFileSystem implements FileSystem {
       if (this.#served.size > KNOWN_IN_RIAK_LIMIT) {
         this.#served.delete(this.#served.keys().next().value!);
       }
-      return { fh, keepCache, directIo: this.#o.directIo };
+      // flush commits write sessions only: a reading handle needs none.
+      return { fh, keepCache, directIo: this.#o.directIo, noFlush: true };
     }
     // A local file is read and written by the FUSE reader threads on its descriptor, without
     // the event loop, unless copy-on-read must watch reads the threads cannot record.
@@ -1151,6 +1152,7 @@ export class OverlayFileSystem implements FileSystem {
       fh,
       keepCache: false,
       directIo: this.#o.directIo,
+      noFlush: handle.kind === "local",
       localFd: served ? handle.file.fd : undefined,
       readBlocks: served ? handle.reads : undefined,
     };

@@ -120,7 +120,8 @@ Deno.test("migrate: a written file reaches Riak and the source; fsync waits for 
     await writeThrough(fs, "/docs/report.bin", content, 0o640);
     // fsync through a fresh handle: returns once Riak acknowledged.
     const node = await lookupPath(fs, "/docs/report.bin");
-    const { fh } = await fs.open!(ROOT_CTX, node, 2);
+    const { fh, noFlush } = await fs.open!(ROOT_CTX, node, 2);
+    assert.notEqual(noFlush, true, "a writing handle commits on FLUSH");
     await fs.write!(ROOT_CTX, node, fh, content.length, Buffer.from("tail"));
     await fs.fsync!(ROOT_CTX, node, fh, false);
     const expected = Buffer.concat([content, Buffer.from("tail")]);
@@ -370,8 +371,9 @@ Deno.test("riak: reading a small file costs one Riak get, from LOOKUP to RELEASE
       // What the kernel sends for `cat d/small.bin` (GETATTR when its attributes expired).
       const entry = await fs.lookup!(ROOT_CTX, parent, "small.bin");
       assert.equal(entry.attr.size, content.length);
-      const { fh, directIo } = await fs.open!(ROOT_CTX, entry.nodeid, 0);
+      const { fh, directIo, noFlush } = await fs.open!(ROOT_CTX, entry.nodeid, 0);
       assert.equal(directIo, true, "-o direct_io reaches the open reply");
+      assert.equal(noFlush, true, "a reading handle asks for no FLUSH on close");
       assert.equal((await fs.getattr!(ROOT_CTX, entry.nodeid, fh)).attr.size, content.length);
       const bytes = await fs.read!(ROOT_CTX, entry.nodeid, fh, 0, 131072);
       assert.ok(content.equals(bytes));
