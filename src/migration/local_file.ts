@@ -92,9 +92,8 @@ export async function* readUnchanged(
 
 /**
  * A small file's whole content, under the same rule as {@link readUnchanged}, with blocking
- * calls: open, fstat, one read, fstat, lstat, close. For a batch process such as the pre-warm,
- * where a few microseconds of a blocked event loop cost less than six thread-pool round trips
- * per file; never for the mount, whose event loop must not wait on a disk.
+ * calls: open, fstat, one read, fstat, lstat, close ({@link readSmallRaw}). On the calling
+ * thread: see {@link SmallFileReaders} for reads that must not block an event loop.
  *
  * @throws {FileChangedError} when the file is not, or not any more, the version `expected`.
  */
@@ -105,38 +104,109 @@ export function readSmallUnchanged(
 ): Buffer {
   const name = options.displayName ?? displayPath(Buffer.from(absolutePath));
   if (changedTooRecently(expected)) throw new FileChangedError(name);
+  return checkSmallRead(
+    readSmallRaw(
+      { closeSync, constants, fstatSync, lstatSync, openSync, readSync },
+      absolutePath,
+      Number(expected.size),
+    ),
+    expected,
+    name,
+  );
+}
+
+/** The system calls {@link readSmallRaw} makes: node:fs's, passed in (see there). */
+export type SmallReadCalls = Pick<
+  typeof import("node:fs"),
+  "closeSync" | "constants" | "fstatSync" | "lstatSync" | "openSync" | "readSync"
+>;
+
+/** Identity fields of a stat, in {@link FileIdentity}'s order: size, mtime, ctime, ino, dev. */
+export type RawIdentity = [bigint, bigint, bigint, bigint, bigint];
+
+/** What {@link readSmallRaw} saw: nothing at the path, or the bytes and the identities around them. */
+export type RawSmallRead =
+  | { missing: true }
+  | {
+    missing?: false;
+    /** Identity of the open file before the read, after it, and of the path after it. */
+    before: RawIdentity;
+    after: RawIdentity;
+    atPath: RawIdentity | null;
+    /** Up to `size + 1` bytes read (one more than expected shows a file that grew). */
+    bytes: Uint8Array;
+    length: number;
+  };
+
+/**
+ * The system calls of a small file's read, and nothing else, so that a worker thread can run
+ * them (its source is this function's text: self-contained, node:fs passed in as `fs`). Never
+ * blocks on a FIFO or follows a symlink put in the file's place since the walk saw it
+ * (O_NONBLOCK, O_NOFOLLOW); {@link checkSmallRead} then refuses what is not the file.
+ */
+export function readSmallRaw(
+  fs: SmallReadCalls,
+  path: Buffer | string,
+  size: number,
+): RawSmallRead {
+  const c = fs.constants;
   let fd: number;
   try {
-    // Never blocks on a FIFO or follows a symlink put in the file's place since the walk
-    // saw it; the identity check below then refuses what is not the expected file.
-    fd = openSync(absolutePath, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    fd = fs.openSync(path, c.O_RDONLY | c.O_NONBLOCK | c.O_NOFOLLOW);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ELOOP") throw new FileChangedError(name);
+    if (code === "ENOENT" || code === "ELOOP") return { missing: true };
     throw error;
   }
+  const identity = (s: import("node:fs").BigIntStats): [bigint, bigint, bigint, bigint, bigint] => [
+    s.size,
+    s.mtimeNs,
+    s.ctimeNs,
+    s.ino,
+    s.dev,
+  ];
   try {
-    if (!sameIdentity(identityOf(fstatSync(fd, { bigint: true })), expected)) {
-      throw new FileChangedError(name);
+    const before = identity(fs.fstatSync(fd, { bigint: true }));
+    const bytes = new Uint8Array(size + 1);
+    let length = 0;
+    if (before[0] === BigInt(size)) {
+      for (;;) {
+        const read = fs.readSync(fd, bytes, length, bytes.length - length, length);
+        if (read === 0) break;
+        length += read;
+        if (length === bytes.length) break;
+      }
     }
-    // One byte more than expected: a file that grew shows here, not only in the fstat after.
-    const buffer = Buffer.allocUnsafe(Number(expected.size) + 1);
-    let position = 0;
-    for (;;) {
-      const bytesRead = readSync(fd, buffer, position, buffer.length - position, position);
-      if (bytesRead === 0) break;
-      position += bytesRead;
-      if (position === buffer.length) throw new FileChangedError(name);
-    }
-    const after = identityOf(fstatSync(fd, { bigint: true }));
-    const now = lstatSync(absolutePath, { bigint: true, throwIfNoEntry: false });
-    if (!readWholeVersion(position, after, now && identityOf(now), expected)) {
-      throw new FileChangedError(name);
-    }
-    return buffer.subarray(0, position);
+    const after = identity(fs.fstatSync(fd, { bigint: true }));
+    const now = fs.lstatSync(path, { bigint: true, throwIfNoEntry: false });
+    return { before, after, atPath: now ? identity(now) : null, bytes, length };
   } finally {
-    closeSync(fd);
+    fs.closeSync(fd);
   }
+}
+
+/**
+ * The content {@link readSmallRaw} read, when it is the whole version `expected` and
+ * nothing else.
+ *
+ * @throws {FileChangedError} when the file is not, or not any more, that version.
+ */
+export function checkSmallRead(raw: RawSmallRead, expected: FileIdentity, name: string): Buffer {
+  if (raw.missing === true) throw new FileChangedError(name);
+  const asIdentity = ([size, mtimeNs, ctimeNs, ino, dev]: RawIdentity): FileIdentity => ({
+    size,
+    mtimeNs,
+    ctimeNs,
+    ino,
+    dev,
+  });
+  if (!sameIdentity(asIdentity(raw.before), expected)) throw new FileChangedError(name);
+  const atPath = raw.atPath === null ? undefined : asIdentity(raw.atPath);
+  if (!readWholeVersion(raw.length, asIdentity(raw.after), atPath, expected)) {
+    throw new FileChangedError(name);
+  }
+  const bytes = raw.bytes;
+  return Buffer.from(bytes.buffer, bytes.byteOffset, raw.length);
 }
 
 /**

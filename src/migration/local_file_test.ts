@@ -11,7 +11,8 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { currentIdentity, FileChangedError } from "./file_identity.ts";
+import { Buffer } from "node:buffer";
+import { currentIdentity, FileChangedError, type FileIdentity } from "./file_identity.ts";
 import {
   hashBytes,
   isFileChanged,
@@ -19,6 +20,7 @@ import {
   readSmallUnchanged,
   readUnchanged,
 } from "./local_file.ts";
+import { SmallFileReaders } from "./small_file_readers.ts";
 
 /** Writes a file and dates its change back past the racy window (utimes moves ctime to now). */
 async function settledFile(path: string, content: string) {
@@ -68,38 +70,84 @@ Deno.test("readUnchanged throws FileChangedError when the file changes while rea
   }
 });
 
-Deno.test("readSmallUnchanged reads a settled file whole and refuses any other version", async () => {
+/** The two ways a small file is read whole: blocking on this thread, and on reader threads. */
+const smallReads: [string, (readers: SmallFileReaders) => SmallRead][] = [
+  [
+    "readSmallUnchanged",
+    // A throw becomes a rejection, as the threads' reads report it.
+    () => (file, identity, name) =>
+      new Promise((resolve) => resolve(readSmallUnchanged(file, identity, { displayName: name }))),
+  ],
+  [
+    "SmallFileReaders",
+    (readers) => (file, identity, name) => readers.read(Buffer.from(file), identity, name ?? file),
+  ],
+];
+type SmallRead = (file: string, identity: FileIdentity, name?: string) => Promise<Buffer>;
+
+for (const [what, readerOf] of smallReads) {
+  Deno.test(`${what} reads a settled file whole and refuses any other version`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "riakfs-local-"));
+    // slowReadMs 0: every read counts as slow, so the first reads run here, the rest on threads.
+    const readers = new SmallFileReaders(2, { slowReadMs: 0 });
+    const read = readerOf(readers);
+    try {
+      const file = join(dir, "f");
+      const identity = await settledFile(file, "0123456789");
+      assert.equal((await read(file, identity)).toString(), "0123456789");
+      const empty = join(dir, "empty");
+      assert.equal((await read(empty, await settledFile(empty, ""))).length, 0);
+
+      // Grown, rewritten in place, replaced by a rename, removed: never the expected version.
+      writeFileSync(file, "0123456789+");
+      await assert.rejects(read(file, identity, "f"), FileChangedError);
+      const same = await settledFile(file, "0123456789");
+      writeFileSync(join(dir, "g"), "abcdefghij");
+      utimesSync(join(dir, "g"), new Date(1_000_000), new Date(1_000_000));
+      renameSync(join(dir, "g"), file);
+      await assert.rejects(read(file, same), FileChangedError);
+      unlinkSync(file);
+      await assert.rejects(read(file, same), FileChangedError);
+      // A FIFO or a symlink in the file's place: refused at once, never waited on or followed.
+      execFileSync("mkfifo", [file]);
+      await assert.rejects(read(file, same), FileChangedError);
+      unlinkSync(file);
+      symlinkSync(join(dir, "empty"), file);
+      await assert.rejects(read(file, same), FileChangedError);
+      unlinkSync(file);
+
+      // Written just now: not provably whole yet (the racy window).
+      writeFileSync(file, "fresh");
+      const fresh = (await currentIdentity(file))!;
+      await assert.rejects(read(file, fresh), FileChangedError);
+    } finally {
+      await readers.close();
+      rmSync(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("SmallFileReaders: many reads at once, on threads, each its own file's bytes", async () => {
   const dir = mkdtempSync(join(tmpdir(), "riakfs-local-"));
+  const readers = new SmallFileReaders(3, { slowReadMs: 0 });
   try {
-    const file = join(dir, "f");
-    const identity = await settledFile(file, "0123456789");
-    assert.equal(readSmallUnchanged(file, identity).toString(), "0123456789");
-    const empty = join(dir, "empty");
-    assert.equal(readSmallUnchanged(empty, await settledFile(empty, "")).length, 0);
-
-    // Grown, rewritten in place, replaced by a rename, removed: never the expected version.
-    writeFileSync(file, "0123456789+");
-    assert.throws(() => readSmallUnchanged(file, identity, { displayName: "f" }), FileChangedError);
-    const same = await settledFile(file, "0123456789");
-    writeFileSync(join(dir, "g"), "abcdefghij");
-    utimesSync(join(dir, "g"), new Date(1_000_000), new Date(1_000_000));
-    renameSync(join(dir, "g"), file);
-    assert.throws(() => readSmallUnchanged(file, same), FileChangedError);
-    unlinkSync(file);
-    assert.throws(() => readSmallUnchanged(file, same), FileChangedError);
-    // A FIFO or a symlink in the file's place: refused at once, never waited on or followed.
-    execFileSync("mkfifo", [file]);
-    assert.throws(() => readSmallUnchanged(file, same), FileChangedError);
-    unlinkSync(file);
-    symlinkSync(join(dir, "empty"), file);
-    assert.throws(() => readSmallUnchanged(file, same), FileChangedError);
-    unlinkSync(file);
-
-    // Written just now: not provably whole yet (the racy window).
-    writeFileSync(file, "fresh");
-    const fresh = (await currentIdentity(file))!;
-    assert.throws(() => readSmallUnchanged(file, fresh), FileChangedError);
+    const files = Array.from({ length: 40 }, (_, i) => join(dir, `f${i}`));
+    const identities: FileIdentity[] = [];
+    for (const [i, file] of files.entries()) {
+      writeFileSync(file, `file ${i} `.repeat(i * 100));
+      utimesSync(file, new Date(1_000_000), new Date(1_000_000));
+    }
+    await new Promise((resolve) => setTimeout(resolve, RACY_WINDOW_MS + 5));
+    for (const file of files) identities.push((await currentIdentity(file))!);
+    const contents = await Promise.all(
+      files.map((file, i) => readers.read(Buffer.from(file), identities[i], file)),
+    );
+    for (const [i, content] of contents.entries()) {
+      assert.equal(content.toString(), `file ${i} `.repeat(i * 100));
+    }
+    assert.equal(readers.onThreads, true, "the reads ran on reader threads");
   } finally {
+    await readers.close();
     rmSync(dir, { recursive: true });
   }
 });

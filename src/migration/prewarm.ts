@@ -23,6 +23,7 @@ import { displayPath } from "../store/path.ts";
 import { AlreadyExistsError } from "../store/errors.ts";
 import type { FileStat, Store } from "../store/store.ts";
 import { FailureList, type FailureRecord, readLines } from "./failure_list.ts";
+import { SmallFileReaders } from "./small_file_readers.ts";
 import { type FileIdentity, identityOf, lstatIfExists } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { RunLimits, type StopReason } from "./limits.ts";
@@ -32,7 +33,6 @@ import {
   DEFAULT_READ_SIZE,
   hashBytes,
   isFileChanged,
-  readSmallUnchanged,
   readUnchanged,
   waitOutRacyWindow,
 } from "./local_file.ts";
@@ -210,9 +210,11 @@ export async function runPrewarm(options: PrewarmOptions): Promise<PrewarmResult
   const dryRun = options.dryRun === true;
   if (!dryRun) options.state.ensure();
   const lock = dryRun ? undefined : acquireLock(options.state.lockFile);
+  const run = new PrewarmRun(options);
   try {
-    return await new PrewarmRun(options).run();
+    return await run.run();
   } finally {
+    await run.close();
     lock?.release();
   }
 }
@@ -240,6 +242,8 @@ class PrewarmRun {
   readonly #inFlight = new Set<Promise<void>>();
   /** Upload slots: `concurrency` files transfer at once, more are checked ahead. */
   readonly #uploadSlots: Slots;
+  /** Small files are read whole on these threads (see SmallFileReaders). */
+  readonly #readers: SmallFileReaders;
   /** Started entries in walk order; the cursor advances over the finished front. */
   readonly #pending: Pending[] = [];
   #cursor: Buffer | undefined;
@@ -260,10 +264,16 @@ class PrewarmRun {
     });
     this.#state = options.state.loadState();
     this.#uploadSlots = new Slots(options.concurrency ?? DEFAULT_CONCURRENCY);
+    this.#readers = new SmallFileReaders(options.concurrency ?? DEFAULT_CONCURRENCY);
     this.#failed = new FailureList(
       options.dryRun ? undefined : join(options.state.path, FAILED_SPILL_FILE),
       options.failuresInMemory ?? RETRY_LIST_LIMIT,
     );
+  }
+
+  /** Stops the run's threads. */
+  close(): Promise<void> {
+    return this.#readers.close();
   }
 
   async run(): Promise<PrewarmResult> {
@@ -629,15 +639,17 @@ class PrewarmRun {
   }
 
   /**
-   * A small file in one blocking read into a buffer of its size (see readSmallUnchanged):
-   * thread-pool round trips and 1 MiB buffers cost more than the upload of a 100 KiB file.
+   * A small file in one read into a buffer of its size, on a reader thread (see
+   * SmallFileReaders): thread-pool round trips and 1 MiB buffers cost more than the upload
+   * of a 100 KiB file, and a read blocking this thread would let a cold disk serve one file
+   * at a time.
    */
   async *#readSmall(
     path: Buffer,
     absolute: Buffer,
     identity: FileIdentity,
   ): AsyncGenerator<Buffer> {
-    yield readSmallUnchanged(absolute, identity, { displayName: displayPath(path) });
+    yield await this.#readers.read(absolute, identity, displayPath(path));
   }
 
   /** Dry run: counts and reports what a real run would upload. */
