@@ -16,16 +16,8 @@ FILES=${FILES:-2000}
 WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/riakfs-xattr-XXXXXX")
 SERVER_PID=""
 
-cleanup() {
-  set +e
-  if grep -q " $WORK/mnt " /proc/self/mountinfo; then umount "$WORK/mnt" || umount -l "$WORK/mnt"; fi
-  if [ -n "$SERVER_PID" ]; then
-    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
-    kill -9 "$SERVER_PID" 2>/dev/null
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/fuse/_work.sh
+source "$(dirname "$0")/_work.sh" # unmounts $WORK/mnt, ends $SERVER_PID, removes $WORK on exit
 
 mkdir -p "$WORK/source/many" "$WORK/mnt" "$WORK/run"
 for i in $(seq "$FILES"); do : >"$WORK/source/many/file-$i"; done
