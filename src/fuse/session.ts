@@ -304,8 +304,7 @@ export class FuseSession {
 
   /** A handle opened after its request timed out would leak: release it. */
   #releaseLate(header: InHeader, late: Payload, ctx: RequestContext): void {
-    const given = handedOut.get(late as object);
-    if (!given) return;
+    const given = handedOutBy(header.opcode, header.nodeid, late);
     for (const nodeid of given.nodeids) this.#fs.forget?.(nodeid, 1);
     const opened = given.handle;
     if (!opened) return;
@@ -326,7 +325,7 @@ export class FuseSession {
         return Promise.resolve(EMPTY);
       case Opcode.LOOKUP: {
         if (!fs.lookup) return missing();
-        return fs.lookup(ctx, node, reader.cstring()).then(entryReply);
+        return fs.lookup(ctx, node, reader.cstring()).then(encodeEntryOut);
       }
       case Opcode.GETATTR: {
         if (!fs.getattr) return missing();
@@ -351,7 +350,7 @@ export class FuseSession {
         if (!fs.symlink) return missing();
         const name = reader.cstring();
         const target = reader.cstring();
-        return fs.symlink(ctx, node, name, target).then(entryReply);
+        return fs.symlink(ctx, node, name, target).then(encodeEntryOut);
       }
       case Opcode.MKNOD: {
         if (!fs.mknod) return missing();
@@ -359,13 +358,13 @@ export class FuseSession {
         const rdev = reader.u32();
         const umask = reader.u32();
         reader.skip(4);
-        return fs.mknod(ctx, node, reader.cstring(), mode, rdev, umask).then(entryReply);
+        return fs.mknod(ctx, node, reader.cstring(), mode, rdev, umask).then(encodeEntryOut);
       }
       case Opcode.MKDIR: {
         if (!fs.mkdir) return missing();
         const mode = reader.u32();
         const umask = reader.u32();
-        return fs.mkdir(ctx, node, reader.cstring(), mode, umask).then(entryReply);
+        return fs.mkdir(ctx, node, reader.cstring(), mode, umask).then(encodeEntryOut);
       }
       case Opcode.UNLINK:
         return fs.unlink ? fs.unlink(ctx, node, reader.cstring()).then(() => EMPTY) : missing();
@@ -387,7 +386,7 @@ export class FuseSession {
       case Opcode.LINK: {
         if (!fs.link) return missing();
         const oldNode = reader.u64();
-        return fs.link(ctx, oldNode, node, reader.cstring()).then(entryReply);
+        return fs.link(ctx, oldNode, node, reader.cstring()).then(encodeEntryOut);
       }
       case Opcode.OPEN:
       case Opcode.OPENDIR: {
@@ -398,9 +397,7 @@ export class FuseSession {
         if (!open) return Promise.resolve(encodeOpenOut(0, 0));
         return open.call(fs, ctx, node, flags).then((opened) => {
           if (!isDir) this.#mapLocal(opened);
-          const reply = encodeOpenOut(opened.fh, openFlags(opened));
-          handedOut.set(reply, { nodeids: [], handle: { nodeid: node, fh: opened.fh } });
-          return reply;
+          return encodeOpenOut(opened.fh, openFlags(opened));
         });
       }
       case Opcode.READ: {
@@ -450,11 +447,7 @@ export class FuseSession {
         if (!list) return missing();
         const read = decodeReadIn(request);
         const sink = new DirectoryBuffer(read.size);
-        return list.call(fs, ctx, node, read.fh, read.offset, sink).then(() => {
-          const reply = sink.bytes();
-          if (sink.nodeids.length > 0) handedOut.set(reply, { nodeids: sink.nodeids });
-          return reply;
-        });
+        return list.call(fs, ctx, node, read.fh, read.offset, sink).then(() => sink.bytes());
       }
       case Opcode.ACCESS:
         return fs.access ? fs.access(ctx, node, reader.u32()).then(() => EMPTY) : missing();
@@ -466,15 +459,10 @@ export class FuseSession {
         reader.skip(4);
         return fs.create(ctx, node, reader.cstring(), flags, mode, umask).then((created) => {
           this.#mapLocal(created.opened);
-          const reply = [
+          return [
             encodeEntryOut(created.entry),
             encodeOpenOut(created.opened.fh, openFlags(created.opened)),
           ];
-          handedOut.set(reply, {
-            nodeids: [created.entry.nodeid],
-            handle: { nodeid: created.entry.nodeid, fh: created.opened.fh },
-          });
-          return reply;
         });
       }
       case Opcode.FALLOCATE: {
@@ -556,20 +544,47 @@ export class FuseSession {
 }
 
 /**
- * What a reply hands the kernel: lookup references and an open handle. A reply the kernel
- * never takes (its deadline passed, or the request was interrupted) gives them back.
+ * What a reply to `opcode` on node `nodeid` hands the kernel, read back from its bytes: the
+ * nodes it gives a lookup reference to, and an open handle (with its node). Only a reply the
+ * kernel never took (its deadline passed, or the request was interrupted) is read so: the
+ * common path keeps no record.
  */
-interface HandedOut {
-  nodeids: number[];
-  handle?: { nodeid: number; fh: number };
-}
-const handedOut = new WeakMap<object, HandedOut>();
-
-/** An entry reply, remembered with the lookup reference it hands out. */
-function entryReply(entry: Entry): Uint8Array {
-  const reply = encodeEntryOut(entry);
-  if (entry.nodeid !== 0) handedOut.set(reply, { nodeids: [entry.nodeid] });
-  return reply;
+function handedOutBy(
+  opcode: number,
+  nodeid: number,
+  payload: Payload,
+): { nodeids: number[]; handle?: { nodeid: number; fh: number } } {
+  const parts = Array.isArray(payload) ? payload : [payload];
+  const u64 = (bytes: Uint8Array, at: number) =>
+    Number(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(at, true));
+  const nodeids: number[] = [];
+  switch (opcode) {
+    case Opcode.LOOKUP:
+    case Opcode.SYMLINK:
+    case Opcode.MKNOD:
+    case Opcode.MKDIR:
+    case Opcode.LINK:
+      if (parts[0].byteLength >= ENTRY_OUT_SIZE) nodeids.push(u64(parts[0], 0));
+      break;
+    case Opcode.OPEN:
+    case Opcode.OPENDIR:
+      return { nodeids, handle: { nodeid, fh: u64(parts[0], 0) } };
+    case Opcode.CREATE: {
+      const created = u64(parts[0], 0);
+      return { nodeids: [created], handle: { nodeid: created, fh: u64(parts[1], 0) } };
+    }
+    case Opcode.READDIRPLUS: {
+      // fuse_direntplus: an entry_out, then a dirent whose name length is at +16.
+      const bytes = parts[0];
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let at = 0; at + ENTRY_OUT_SIZE + 24 <= bytes.byteLength;) {
+        nodeids.push(u64(bytes, at));
+        at += ENTRY_OUT_SIZE + direntSize(view.getUint32(at + ENTRY_OUT_SIZE + 16, true));
+      }
+      break;
+    }
+  }
+  return { nodeids: nodeids.filter((id) => id !== 0) };
 }
 
 const DEFAULT_STATFS = {
@@ -633,8 +648,6 @@ export function errnoFromSystemError(error: unknown): number | undefined {
 export class DirectoryBuffer implements DirectorySink {
   readonly #writer: ReplyWriter;
   readonly #capacity: number;
-  /** Nodes of the READDIRPLUS entries packed: each holds one lookup reference. */
-  readonly nodeids: number[] = [];
 
   /** `capacity` is the size the kernel asked for. */
   constructor(capacity: number) {
@@ -667,10 +680,8 @@ export class DirectoryBuffer implements DirectorySink {
     if (this.#writer.offset + ENTRY_OUT_SIZE + direntSize(name.byteLength) > this.#capacity) {
       return false;
     }
-    if (entry) {
-      writeEntryOut(this.#writer, entry);
-      if (entry.nodeid !== 0) this.nodeids.push(entry.nodeid);
-    } else this.#writer.zero(ENTRY_OUT_SIZE - ATTR_SIZE).zero(ATTR_SIZE);
+    if (entry) writeEntryOut(this.#writer, entry);
+    else this.#writer.zero(ENTRY_OUT_SIZE - ATTR_SIZE).zero(ATTR_SIZE);
     writeDirent(this.#writer, direntOf(dirent), name);
     return true;
   }

@@ -229,35 +229,73 @@ Deno.test("the deadline answers EIO and releases a handle opened too late", asyn
   }
 });
 
-Deno.test("a lookup answered after its deadline gives its lookup reference back", async () => {
-  let finishLookup!: () => void;
-  let forgotten!: (call: [number, number]) => void;
-  const forget = new Promise<[number, number]>((resolve) => forgotten = resolve);
-  const h = harness({
-    lookup: async () => {
-      await new Promise<void>((resolve) => finishLookup = resolve);
-      return entryFor(9);
-    },
-    forget: (nodeid, nlookup) => forgotten([nodeid, nlookup]),
-  }, { requestTimeoutMs: 20 });
-  try {
-    await h.send(Opcode.LOOKUP, 1, cstring("late"));
-    assert.deepEqual(h.replies().map((r) => r.error), [-Errno.EIO]);
-    finishLookup();
+/** Resolves once `finish` is called: a handler that answers after the request's deadline. */
+function late<T>(value: () => T): { run: () => Promise<T>; finish: () => void } {
+  let finish!: () => void;
+  const released = new Promise<void>((resolve) => finish = resolve);
+  return { run: async () => (await released, value()), finish };
+}
+
+const lateReplies: [
+  string,
+  number,
+  Uint8Array,
+  (answer: ReturnType<typeof late>) => FileSystem,
+  number[],
+][] = [
+  ["LOOKUP", Opcode.LOOKUP, cstring("late"), (answer) => ({
+    lookup: () => answer.run().then(() => entryFor(9)),
+  }), [9]],
+  [
+    "READDIRPLUS",
+    Opcode.READDIRPLUS,
+    new ReplyWriter(40).u64(1).u64(0).u32(4096).bytes,
+    (answer) => ({
+      readdirplus: (_ctx, _node, _fh, _offset, sink) =>
+        answer.run().then(() => {
+          sink.addPlus({ name: "a", ino: 11, mode: 0o100644, nextOffset: 1 }, entryFor(11));
+          sink.addPlus({ name: "unlooked", ino: 12, mode: 0o100644, nextOffset: 2 }, undefined);
+          sink.addPlus(
+            { name: "a-longer-name", ino: 13, mode: 0o100644, nextOffset: 3 },
+            entryFor(13),
+          );
+        }),
+    }),
+    [11, 13],
+  ],
+];
+
+for (const [what, opcode, body, fileSystem, expected] of lateReplies) {
+  Deno.test(`a ${what} answered after its deadline gives its lookup references back`, async () => {
+    const answer = late(() => undefined);
+    const forgotten: number[] = [];
+    let allForgotten!: () => void;
+    const done = new Promise<void>((resolve) => allForgotten = resolve);
+    const h = harness({
+      ...fileSystem(answer),
+      forget: (nodeid, nlookup) => {
+        assert.equal(nlookup, 1);
+        forgotten.push(nodeid);
+        if (forgotten.length === expected.length) allForgotten();
+      },
+    }, { requestTimeoutMs: 20 });
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const failed = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error("no forget within 2 s")), 2000);
-    });
     try {
-      assert.deepEqual(await Promise.race([forget, failed]), [9, 1]);
+      await h.send(opcode, 1, body);
+      assert.deepEqual(h.replies().map((r) => r.error), [-Errno.EIO]);
+      answer.finish();
+      const failed = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no forget of ${expected} within 2 s`)), 2000);
+      });
+      await Promise.race([done, failed]);
+      assert.deepEqual(forgotten, expected);
+      assert.equal(h.replies().length, 1, "the late result is not sent");
     } finally {
       clearTimeout(timer);
+      h.close();
     }
-    assert.equal(h.replies().length, 1, "the late result is not sent");
-  } finally {
-    h.close();
-  }
-});
+  });
+}
 
 Deno.test("INTERRUPT aborts the handler's signal; the request answers EINTR", async () => {
   let started!: () => void;
