@@ -58,12 +58,8 @@ for binary in "$@"; do BINARIES+=("$(readlink -f "$binary")"); done
 
 for round in $(seq "$ROUNDS"); do
   for binary in "${BINARIES[@]}"; do
-    "$binary" mount --preset passthrough -o attr_timeout=0 --pid-file "$WORK/pid" \
-      "$WORK/source" "$WORK/mnt"
-    SERVER_PID=$(cat "$WORK/pid")
+    mount_work "$binary" -o attr_timeout=0
     echo "round $round | $binary | $(measure)"
-    umount "$WORK/mnt"
-    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
-    SERVER_PID=""
+    unmount_work
   done
 done

@@ -59,16 +59,12 @@ for binary in "$@"; do BINARIES+=("$(readlink -f "$binary")"); done
 
 for round in $(seq "$ROUNDS"); do
   for binary in "${BINARIES[@]}"; do
-    "$binary" mount --preset passthrough --run-dir "$WORK/run" --pid-file "$WORK/pid" \
-      "$WORK/source" "$WORK/mnt"
-    SERVER_PID=$(cat "$WORK/pid")
+    mount_work "$binary" --run-dir "$WORK/run"
     dd_line=$(measure dd if=/dev/zero of="$WORK/mnt/big" bs=1M count=256 status=none)
     rm -f "$WORK/mnt/big"
     small_line=$(measure small_files)
     ls_line=$(measure sh -c "ls -l '$WORK/mnt/many' >/dev/null")
     echo "round $round | $binary | dd 256 MiB: $dd_line | $FILES small files: $small_line | ls -l $FILES: $ls_line"
-    umount "$WORK/mnt"
-    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
-    SERVER_PID=""
+    unmount_work
   done
 done
