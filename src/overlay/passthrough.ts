@@ -640,8 +640,9 @@ export class PassthroughFileSystem implements FileSystem {
   }
 
   /**
-   * system.* names (POSIX ACLs) are the owner's or root's to change: without FUSE_POSIX_ACL
-   * the kernel leaves that check to the filesystem, and the helper runs as root.
+   * system.* names are the owner's or root's to change. The kernel checks POSIX ACL names
+   * itself (checked on 6.18), but other system.* names (an NFS source's system.nfs4_acl)
+   * reach us unchecked, and the helper runs as root.
    */
   async #mayChangeSystemXattr(ctx: RequestContext, nodeid: number, name: string): Promise<void> {
     if (ctx.uid === 0 || !name.startsWith("system.")) return;
@@ -680,7 +681,7 @@ export class PassthroughFileSystem implements FileSystem {
     if (known) this.#register(node);
   }
 
-  /** Stops the xattr helper process, if one runs. Call once the mount is gone. */
+  /** Stops the xattr helper process, if one runs (the runtime does, once the mount is gone). */
   close(): Promise<void> {
     return this.#xattrs.close();
   }

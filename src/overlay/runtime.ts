@@ -44,8 +44,11 @@ export interface OverlayStartOptions {
   /** Riak nodes as `host:port`, for status output. */
   riakNodes: string[];
   logger: Logger;
-  /** The filesystem for modes without Riak (the passthrough preset). */
-  localFileSystem?: () => Promise<FileSystem>;
+  /**
+   * The filesystem for modes without Riak (the passthrough preset); its `close`, if any,
+   * runs when the mount stops (after the unmount).
+   */
+  localFileSystem?: () => Promise<FileSystem & { close?(): Promise<void> }>;
   /** Seconds the kernel may cache entries and attributes. */
   entryTimeout?: number;
   attrTimeout?: number;
@@ -97,7 +100,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
   const riakBacked = usesRiak(settings.mode);
   const parts = riakBacked
     ? await startRiakParts(options, metrics, health)
-    : { fileSystem: await localFileSystemOf(options), stopQueues: () => Promise.resolve(0) };
+    : await localPartsOf(options);
 
   const startedAt = new Date().toISOString();
   const report = async (): Promise<StatusReport> => ({
@@ -217,9 +220,12 @@ interface MountParts {
   stopQueues(drainTimeoutMs: number): Promise<number>;
 }
 
-async function localFileSystemOf(options: OverlayStartOptions): Promise<FileSystem> {
+async function localPartsOf(options: OverlayStartOptions): Promise<MountParts> {
   if (!options.localFileSystem) throw new RangeError("a local mode needs its filesystem");
-  return await options.localFileSystem();
+  const fileSystem = await options.localFileSystem();
+  // Nothing queued in a local mode: stopping is closing what the filesystem runs (its
+  // xattr helper), once nothing is served any more.
+  return { fileSystem, stopQueues: async () => (await fileSystem.close?.(), 0) };
 }
 
 /** The spool, journal (replayed), queues, cache and the overlay itself. */
