@@ -226,12 +226,13 @@ export async function assertInRiak(env: OverlayEnv, files: Map<string, Uint8Arra
 
 /**
  * Mounts `preset` again, waits until its journal replay put every file of `files` into
- * Riak, checks them byte for byte, and unmounts.
+ * Riak, checks them byte for byte (and whatever `alsoReplayed` checks), and unmounts.
  */
 export async function assertReplayedAfterRemount(
   env: OverlayEnv,
   files: Map<string, Uint8Array>,
   preset = "migrate",
+  alsoReplayed?: () => Promise<void>,
 ): Promise<void> {
   const mounted = await env.mount(preset);
   try {
@@ -242,6 +243,7 @@ export async function assertReplayedAfterRemount(
       );
     }
     await assertInRiak(env, files);
+    await alsoReplayed?.();
   } finally {
     await env.unmount(mounted);
   }

@@ -1,40 +1,54 @@
 /**
  * The write path never loses an acknowledged write: Riak is down during a write burst,
  * riakfs is killed with SIGKILL, Riak comes back, riakfs is started again and replays its
- * journal: every file whose close() returned is in Riak, byte for byte.
+ * journal: every file whose close() returned is in Riak, byte for byte. In migrate the
+ * journal holds staged files; in shadow it names local files to mirror (and removals).
  */
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
 import { isMounted, waitFor } from "./_mount.ts";
-import { assertReplayedAfterRemount, withOverlayEnv } from "./_overlay.ts";
+import { assertReplayedAfterRemount, eventually, withOverlayEnv } from "./_overlay.ts";
 
-Deno.test("SIGKILL during an outage: the journal replay puts every closed file into Riak", async () => {
-  await withOverlayEnv(async (env) => {
-    const first = await env.mount("migrate");
-    const files = new Map<string, Uint8Array>();
-    await env.riak.stop(); // Riak down: connections refused.
-    try {
-      for (let index = 0; index < 20; index++) {
-        const content = seededBytes(500 + index, 1000 + index * 70_000);
-        const name = `burst-${String(index).padStart(2, "0")}.bin`;
-        await fsp.writeFile(join(env.mountpoint, name), content); // close() acknowledged
-        files.set(name, content);
+for (const preset of ["migrate", "shadow"]) {
+  Deno.test(`${preset}: SIGKILL during an outage: the journal replay puts every closed file into Riak`, async () => {
+    await withOverlayEnv(async (env) => {
+      const first = await env.mount(preset);
+      const files = new Map<string, Uint8Array>();
+      // Removed through the mount during the outage: Riak's copy goes too, after the replay.
+      const removed = "removed.bin";
+      await fsp.writeFile(join(env.mountpoint, removed), seededBytes(499, 4096));
+      await eventually(`${removed} in Riak`, async () => !!(await env.store.tryStat(removed)));
+      await env.riak.stop(); // Riak down: connections refused.
+      try {
+        for (let index = 0; index < 20; index++) {
+          const content = seededBytes(500 + index, 1000 + index * 70_000);
+          const name = `burst-${String(index).padStart(2, "0")}.bin`;
+          await fsp.writeFile(join(env.mountpoint, name), content); // close() acknowledged
+          files.set(name, content);
+        }
+        if (preset === "shadow") await fsp.unlink(join(env.mountpoint, removed));
+        process.kill(first.server.pid!, "SIGKILL");
+        // The watchdog unmounts after the crash; wait for that, never a fixed sleep.
+        assert.ok(await waitFor(() => !isMounted(env.mountpoint), 10_000), "watchdog unmounted");
+        assert.ok(
+          await waitFor(
+            () => first.server.exitCode !== null || first.server.signalCode !== null,
+            10_000,
+          ),
+        );
+      } finally {
+        await env.riak.restart(); // Back, with what it held before the outage only.
       }
-      process.kill(first.server.pid!, "SIGKILL");
-      // The watchdog unmounts after the crash; wait for that, never a fixed sleep.
-      assert.ok(await waitFor(() => !isMounted(env.mountpoint), 10_000), "watchdog unmounted");
-      assert.ok(
-        await waitFor(
-          () => first.server.exitCode !== null || first.server.signalCode !== null,
-          10_000,
-        ),
-      );
-    } finally {
-      await env.riak.restart(); // Back, empty: nothing of the burst reached it.
-    }
-    for (const name of files.keys()) assert.equal(await env.store.tryStat(name), undefined);
-    await assertReplayedAfterRemount(env, files);
+      for (const name of files.keys()) assert.equal(await env.store.tryStat(name), undefined);
+      await assertReplayedAfterRemount(env, files, preset, async () => {
+        if (preset !== "shadow") return;
+        await eventually(
+          `${removed} gone from Riak`,
+          async () => (await env.store.tryStat(removed)) === undefined,
+        );
+      });
+    });
   });
-});
+}

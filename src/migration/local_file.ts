@@ -246,9 +246,23 @@ export function changedTooRecently(identity: FileIdentity): boolean {
   return lastChange > nowNs - BigInt(RACY_WINDOW_MS) * 1_000_000n;
 }
 
-/** Waits out {@link RACY_WINDOW_MS} before retrying a file that was changing. */
-export function waitOutRacyWindow(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, RACY_WINDOW_MS));
+/**
+ * Waits out {@link RACY_WINDOW_MS} before retrying a file that was changing; rejects with
+ * the signal's reason once `signal` is aborted.
+ */
+export function waitOutRacyWindow(signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const aborted = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", aborted);
+      resolve();
+    }, RACY_WINDOW_MS);
+    signal?.addEventListener("abort", aborted, { once: true });
+  });
 }
 
 /** True when `error` is, or was caused by, a {@link FileChangedError}. */

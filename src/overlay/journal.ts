@@ -1,14 +1,21 @@
 /**
- * The upload journal: an append-only file of JSON lines on local disk, fsync'd before a
- * write is acknowledged, that says which staged files still have to reach Riak. A line
- * `{"op":"add","id":7,...}` is written before close() returns; `{"op":"done","id":7}` after
- * Riak acknowledged the upload. At start-up the journal is read back and every `add` without
- * its `done` is uploaded again before the mount serves, so an acknowledged write survives a
- * SIGKILL or a power cut. Concurrent appends share one fsync (group commit).
+ * The upload journal: an append-only file of JSON lines on local disk that says what still
+ * has to reach Riak. A line `{"op":"add","id":7,...}` is written before close() returns;
+ * `{"op":"done","id":7}` after Riak acknowledged the upload. At start-up the journal is read
+ * back and every `add` without its `done` is uploaded again before the mount serves.
+ *
+ * Two kinds of entries: a staged file ({@link PendingUpload}, modes whose writes go to Riak
+ * first), fsync'd before it is acknowledged, so it survives a SIGKILL or a power cut; and a
+ * local path to mirror ({@link PendingMirror}, modes whose local file is the truth), written
+ * but not fsync'd: it survives a crash of riakfs, and after a power cut it is as durable as
+ * the unsynced local file it points at (a pre-warm finds what differs). A line is written
+ * at once (a write(2) to the page cache, on the caller's thread); concurrent callers that
+ * need an fsync share one (group commit).
  *
  * @module
  */
 import { Buffer } from "node:buffer";
+import { ftruncateSync, writeSync } from "node:fs";
 import { type FileHandle, open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 
@@ -30,10 +37,41 @@ export interface PendingUpload {
   size: number;
 }
 
+/**
+ * A path whose local state Riak must take over, in modes where the local file is the
+ * truth: `copy` uploads the local file as it is when the upload runs (nothing when it is
+ * gone); `remove` removes Riak's copy unless the local file exists again (then it is copied).
+ */
+export interface PendingMirror {
+  /** Journal id, unique within the journal. */
+  id: number;
+  /** The path inside the mount, `/`-separated, starting with `/`. */
+  path: string;
+  mirror: "copy" | "remove";
+  /** The mount created the file: nothing was at `path` locally before (see UploadQueue). */
+  created?: true;
+}
+
+/** An entry of the journal: a staged file to upload, or a local path to mirror. */
+export type JournalEntry = PendingUpload | PendingMirror;
+
 /** The fields a caller supplies; the journal assigns the id. */
 export type NewUpload = Omit<PendingUpload, "id">;
 
-type JournalLine = ({ op: "add" } & PendingUpload) | { op: "done"; id: number };
+/** The fields of a mirror entry a caller supplies. */
+export type NewMirror = Omit<PendingMirror, "id">;
+
+/** Whether `entry` is a local path to mirror rather than a staged file. */
+export function isMirror(entry: JournalEntry | NewUpload | NewMirror): entry is PendingMirror {
+  return "mirror" in entry;
+}
+
+/** The staged files `entries` refer to, by name in the spool. */
+export function stagedNames(entries: readonly JournalEntry[]): Set<string> {
+  return new Set(entries.flatMap((entry) => isMirror(entry) ? [] : [entry.staged]));
+}
+
+type JournalLine = ({ op: "add" } & JournalEntry) | { op: "done"; id: number };
 
 /** The journal file could not be read or written; the mount must not serve writes. */
 export class JournalError extends Error {
@@ -66,17 +104,16 @@ export class UploadJournal {
   /** The journal file. */
   readonly file: string;
   readonly #handle: FileHandle;
-  readonly #pending = new Map<number, PendingUpload>();
+  readonly #pending = new Map<number, JournalEntry>();
   #nextId: number;
   #bytes: number;
-  #queued: string[] = [];
-  /** The flush that will write the lines queued now. */
-  #scheduled: Promise<void> | undefined;
-  /** The last flush, settled or not; the next one starts after it. */
+  /** The fsync that will cover the lines written now, until it starts. */
+  #nextSync: Promise<void> | undefined;
+  /** The last fsync, settled or not; the next one starts after it. */
   #tail: Promise<void> = Promise.resolve();
   #closed = false;
 
-  private constructor(file: string, handle: FileHandle, pending: PendingUpload[], bytes: number) {
+  private constructor(file: string, handle: FileHandle, pending: JournalEntry[], bytes: number) {
     this.file = file;
     this.#handle = handle;
     for (const entry of pending) this.#pending.set(entry.id, entry);
@@ -89,7 +126,7 @@ export class UploadJournal {
    * first. The file is rewritten to hold only those (crash-safe: temp file + rename). A torn
    * last line from a crash mid-append is ignored; a damaged line elsewhere is an error.
    */
-  static async open(file: string): Promise<{ journal: UploadJournal; pending: PendingUpload[] }> {
+  static async open(file: string): Promise<{ journal: UploadJournal; pending: JournalEntry[] }> {
     const pending = await readPending(file);
     const text = pending.map((entry) => JSON.stringify({ op: "add", ...entry }) + "\n").join("");
     const temporary = `${file}.compact`;
@@ -118,18 +155,33 @@ export class UploadJournal {
     return this.#pending.size;
   }
 
-  /** Durably records an upload to do; resolves with its id once the line is on disk. */
+  /**
+   * Records an upload to do; resolves with its id once the line is written (and, for a
+   * staged file, fsync'd).
+   */
   async add(upload: NewUpload): Promise<number> {
-    const entry: PendingUpload = { id: this.#nextId++, ...upload };
-    this.#pending.set(entry.id, entry);
-    await this.#append({ op: "add", ...entry });
-    return entry.id;
+    return (await this.#add(upload)).id;
+  }
+
+  /** Records a local path to mirror; resolves with the entry once the line is written. */
+  mirror(mirror: NewMirror): Promise<PendingMirror> {
+    return this.#add(mirror);
+  }
+
+  async #add<T extends NewUpload | NewMirror>(fields: T): Promise<T & { id: number }> {
+    const entry = { id: this.#nextId++, ...fields };
+    this.#pending.set(entry.id, entry as JournalEntry);
+    await this.#append({ op: "add", ...entry } as JournalLine, !isMirror(fields));
+    return entry;
   }
 
   /** Records that an upload reached Riak (or is no longer needed). */
   async complete(id: number): Promise<void> {
-    if (!this.#pending.delete(id)) return;
-    await this.#append({ op: "done", id });
+    const entry = this.#pending.get(id);
+    if (entry === undefined) return;
+    this.#pending.delete(id);
+    // A mirror done but not synced is at worst mirrored once more after a power cut.
+    await this.#append({ op: "done", id }, !isMirror(entry));
   }
 
   /** Flushes and closes the file. */
@@ -140,40 +192,43 @@ export class UploadJournal {
     await this.#handle.close();
   }
 
-  #append(line: JournalLine): Promise<void> {
+  #append(line: JournalLine, durable: boolean): Promise<void> {
     if (this.#closed) return Promise.reject(new JournalError(this.file, "journal is closed"));
-    this.#queued.push(JSON.stringify(line) + "\n");
-    // Group commit: lines queued while a flush runs are written together by the next one.
-    if (this.#scheduled) return this.#scheduled;
-    const flush = this.#tail.then(() => {
-      this.#scheduled = undefined;
-      return this.#flush();
-    });
-    this.#scheduled = flush;
-    this.#tail = flush.catch(() => {});
-    return flush;
-  }
-
-  async #flush(): Promise<void> {
-    const text = this.#queued.join("");
-    this.#queued = [];
     try {
       if (this.#pending.size === 0 && this.#bytes >= COMPACT_AT_BYTES) {
-        // Nothing pending: every line so far is obsolete, including the ones being written.
-        await this.#handle.truncate(0);
+        // Nothing pending: every line so far is obsolete, this one included.
+        ftruncateSync(this.#handle.fd, 0);
         this.#bytes = 0;
       } else {
-        await this.#handle.write(text);
-        this.#bytes += Buffer.byteLength(text);
+        const bytes = Buffer.from(JSON.stringify(line) + "\n");
+        for (let at = 0; at < bytes.length;) at += writeSync(this.#handle.fd, bytes, at);
+        this.#bytes += bytes.length;
       }
-      await this.#handle.sync();
     } catch (error) {
-      throw new JournalError(this.file, (error as Error).message, error);
+      return Promise.reject(new JournalError(this.file, (error as Error).message, error));
     }
+    return durable ? this.#sync() : Promise.resolve();
+  }
+
+  /** An fsync that starts after every line written so far. */
+  #sync(): Promise<void> {
+    // Group commit: lines written before an fsync starts share it.
+    if (this.#nextSync) return this.#nextSync;
+    const sync = this.#tail.then(async () => {
+      this.#nextSync = undefined;
+      try {
+        await this.#handle.sync();
+      } catch (error) {
+        throw new JournalError(this.file, (error as Error).message, error);
+      }
+    });
+    this.#nextSync = sync;
+    this.#tail = sync.catch(() => {});
+    return sync;
   }
 }
 
-async function readPending(file: string): Promise<PendingUpload[]> {
+async function readPending(file: string): Promise<JournalEntry[]> {
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -181,7 +236,7 @@ async function readPending(file: string): Promise<PendingUpload[]> {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw new JournalError(file, (error as Error).message, error);
   }
-  const pending = new Map<number, PendingUpload>();
+  const pending = new Map<number, JournalEntry>();
   const lines = text.split("\n");
   for (let index = 0; index < lines.length; index++) {
     const line = lines[index];

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { JournalError, type NewUpload, UploadJournal } from "./journal.ts";
+import { JournalError, type NewUpload, stagedNames, UploadJournal } from "./journal.ts";
 
 function upload(path: string, staged = path.slice(1)): NewUpload {
   return { path, staged, mode: 0o644, uid: 1, gid: 2, mtimeNs: "1700000000000000000", size: 3 };
@@ -86,5 +86,22 @@ Deno.test("a closed journal refuses appends", async () => {
     const { journal } = await UploadJournal.open(join(directory, "journal"));
     await journal.close();
     await assert.rejects(journal.add(upload("/x")), /journal is closed/);
+  });
+});
+
+Deno.test("mirror entries survive a reopen beside staged uploads, in order", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    const { journal } = await UploadJournal.open(file);
+    const copy = await journal.mirror({ path: "/log", mirror: "copy", created: true });
+    const staged = await journal.add(upload("/a"));
+    const removal = await journal.mirror({ path: "/gone", mirror: "remove" });
+    await journal.complete(staged);
+    // No close: a crash leaves the lines as written (not fsync'd: the page cache has them).
+    const { journal: again, pending } = await UploadJournal.open(file);
+    assert.deepEqual(pending, [copy, removal]);
+    assert.deepEqual(stagedNames(pending), new Set());
+    await again.close();
+    await journal.close();
   });
 });

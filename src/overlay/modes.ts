@@ -18,8 +18,8 @@
 export type ReadSource = "local" | "riak-then-local" | "riak";
 
 /**
- * Where writes go. `local+riak`: the local file is the truth and a copy is uploaded after
- * close (fsync waits for the local disk). `riak+local`: uploaded on close, fsync waits for
+ * Where writes go. `local+riak`: the local file is the truth, written as in the passthrough,
+ * and a journaled copy is uploaded after close (fsync waits for the local disk). `riak+local`: uploaded on close, fsync waits for
  * Riak's acknowledgement, and the local file is written too. `riak`: staged in the spool,
  * uploaded, never written to the source.
  */

@@ -3,15 +3,17 @@
  * namespace as one tree, following the mount's {@link MountMode} knobs. Nodes are named by
  * path (a file that lives only in Riak has no local inode). Reads come from the newest
  * place: an open write session, a staged file whose upload is pending, then Riak or the
- * local file as the mode says. Writes in Riak-backed modes go to a staged file in the
- * spool; close() journals it for upload (durable before close returns) and, when the mode
- * writes locally too, publishes it into the source. fsync waits for Riak's acknowledgement.
+ * local file as the mode says. Where the local file is the truth (shadow), writes go to it
+ * as in the passthrough, and each file opened for writing is journaled to be mirrored into
+ * Riak once closed. Where Riak is written first, writes go to a staged file in the spool;
+ * close() journals it for upload (durable before close returns) and, when the mode writes
+ * locally too, publishes it into the source; fsync waits for Riak's acknowledgement.
  *
  * @module
  */
 import { Buffer } from "node:buffer";
 import { createHash, randomBytes } from "node:crypto";
-import { type BigIntStats, constants as fsConstants } from "node:fs";
+import { type BigIntStats, constants as fsConstants, fstatSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -20,6 +22,7 @@ import {
   type AttrReply,
   type Created,
   type DirectorySink,
+  directWritesInvalidateCache,
   type DirEntryIn,
   type Entry,
   Errno,
@@ -43,7 +46,7 @@ import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
 import { ContentPrefetch } from "./content_prefetch.ts";
 import { type CopyOnReadQueue, ReadCoverage } from "./copy_on_read.ts";
 import { isOutageError, type RiakHealth } from "./health.ts";
-import type { PendingUpload } from "./journal.ts";
+import { isMirror, type JournalEntry, type PendingMirror, type PendingUpload } from "./journal.ts";
 import { localPathBeneath } from "./local_path.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
@@ -109,6 +112,7 @@ const O_TRUNC = 0o1000;
 const O_APPEND = 0o2000;
 /** Local opens never follow a symlink in the last component (as in the passthrough). */
 const { O_CREAT, O_NOFOLLOW, O_RDONLY, O_WRONLY } = fsConstants;
+const WRITE_ONLY_DIRECT_IO = directWritesInvalidateCache();
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
 /** Temporary files a publish creates in the source; hidden from listings. */
@@ -159,6 +163,8 @@ type Handle =
      * threads (which then serve them from the descriptor) or by {@link read}.
      */
     reads?: ReadBlocks;
+    /** Open for writing where the local file is the truth: mirrored into Riak on release. */
+    mirror?: PendingMirror;
   }
   | RiakHandle
   | { kind: "write"; path: string; session: WriteSession };
@@ -447,6 +453,23 @@ export class OverlayFileSystem implements FileSystem {
   /** @inheritdoc */
   async unlink(_ctx: RequestContext, parent: number, name: string): Promise<void> {
     const path = childPath(this.#nodes.pathOf(parent), name);
+    if (this.#mirrorsWrites()) {
+      // The local file is the truth; Riak's copy follows in the background. Journaled while
+      // the file goes: a crash in between finds the file still there and copies it instead.
+      const local = await this.#localPath(path);
+      const [unlinked, reserved] = await Promise.allSettled([
+        fsp.unlink(local),
+        this.#o.uploads.reserve({ path, mirror: "remove" }),
+      ]);
+      if (reserved.status === "rejected") throw reserved.reason;
+      if (unlinked.status === "rejected") {
+        await this.#o.uploads.cancel(reserved.value);
+        throw unlinked.reason;
+      }
+      this.#forgetPath(path);
+      await this.#o.uploads.start(reserved.value);
+      return;
+    }
     await this.#settled(path);
     let found = false;
     // Riak first: if it is unreachable nothing changes, instead of the file coming back.
@@ -520,6 +543,13 @@ export class OverlayFileSystem implements FileSystem {
         if (handle.kind === "write" && handle.session === session) handle.path = to;
       }
     }
+    // Open local files move along: a mirror or a copy-on-read takes the new name.
+    const below = `${from}/`;
+    for (const handle of this.#handles.values()) {
+      if (handle.kind !== "local") continue;
+      if (handle.path === from) handle.path = to;
+      else if (handle.path.startsWith(below)) handle.path = to + handle.path.slice(from.length);
+    }
     this.#o.cache.invalidate(from);
     this.#o.cache.invalidate(to);
     this.#knownInRiak.delete(from);
@@ -544,12 +574,18 @@ export class OverlayFileSystem implements FileSystem {
     const path = this.#nodes.pathOf(nodeid);
     // Linux truncates on O_TRUNC even with O_RDONLY, and ATOMIC_O_TRUNC leaves that to us.
     const writable = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
-    if (writable && !this.#writesRiak()) {
+    if (writable && !this.#stagesWrites()) {
       const file = await fsp.open(
         await this.#localPath(path),
         (flags & (O_ACCMODE | O_TRUNC | O_APPEND)) | O_NOFOLLOW,
       );
-      return this.#open({ kind: "local", path, file, size: 0 });
+      try {
+        const mirror = await this.#reserve(path);
+        return this.#open({ kind: "local", path, file, size: 0, mirror }, flags);
+      } catch (error) {
+        await file.close();
+        throw error;
+      }
     }
     if (writable) {
       const session = await this.#session(path, (flags & O_TRUNC) !== 0);
@@ -656,6 +692,7 @@ export class OverlayFileSystem implements FileSystem {
     if (handle.kind === "riak") return handle.sequential.close();
     if (handle.kind === "local") {
       await handle.file.close();
+      if (handle.mirror) await this.#o.uploads.start(handle.mirror, handle.path);
       // The kernel sends RELEASE after every READ of the handle was answered: the reader
       // threads' record is complete here.
       if (handle.coverage?.covers(handle.size, handle.reads)) {
@@ -701,19 +738,54 @@ export class OverlayFileSystem implements FileSystem {
     umask: number,
   ): Promise<Created> {
     const path = childPath(this.#nodes.pathOf(parent), name);
-    if (await this.#exists(path)) {
-      if (flags & O_EXCL) throw fail(Errno.EEXIST, `${path}: already exists`);
-      const entry = await this.lookup(ctx, parent, name);
-      return { entry, opened: await this.open(ctx, entry.nodeid, flags | O_TRUNC) };
-    }
     const permissions = mode & ~umask & 0o7777;
-    if (!this.#writesRiak()) {
-      const localFile = await this.#localPath(path);
-      const file = await fsp.open(localFile, "wx+", permissions);
-      await file.chown(ctx.uid, ctx.gid);
-      const opened = this.#open({ kind: "local", path, file, size: 0 });
-      return { entry: await this.lookup(ctx, parent, name), opened };
+    const created = this.#stagesWrites()
+      ? (await this.#exists(path) ? undefined : await this.#createStaged(ctx, path, permissions))
+      : await this.#createLocal(ctx, path, flags, permissions);
+    if (created) return created;
+    if (flags & O_EXCL) throw fail(Errno.EEXIST, `${path}: already exists`);
+    const entry = await this.lookup(ctx, parent, name);
+    return { entry, opened: await this.open(ctx, entry.nodeid, flags | O_TRUNC) };
+  }
+
+  /** Creates `path` in the source and opens it; undefined when it exists already. */
+  async #createLocal(
+    ctx: RequestContext,
+    path: string,
+    flags: number,
+    permissions: number,
+  ): Promise<Created | undefined> {
+    // Unless the source is the whole namespace, Riak may hold the name.
+    if (this.#mode.reads !== "local" && await this.#exists(path)) return undefined;
+    let file: FileHandle;
+    try {
+      file = await fsp.open(await this.#localPath(path), "wx+", permissions);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST") return undefined;
+      throw error;
     }
+    try {
+      const mirror = await this.#reserve(path, true);
+      // An open descriptor's inode is in memory: fstat(2) never waits for the disk.
+      let stats = fstatSync(file.fd, { bigint: true });
+      if (stats.uid !== BigInt(ctx.uid) || stats.gid !== BigInt(ctx.gid)) {
+        await file.chown(ctx.uid, ctx.gid);
+        stats = fstatSync(file.fd, { bigint: true });
+      }
+      const nodeid = this.#nodes.reference(path);
+      this.#offerToReaders(path, nodeid, stats);
+      return {
+        entry: this.#entry(nodeid, await this.#attrOf(path, { where: "local", stats })),
+        opened: this.#open({ kind: "local", path, file, size: 0, mirror }, flags),
+      };
+    } catch (error) {
+      await file.close();
+      throw error;
+    }
+  }
+
+  /** Creates `path` as a write session staged in the spool, and opens it. */
+  async #createStaged(ctx: RequestContext, path: string, permissions: number): Promise<Created> {
     if (this.#writesLocal()) {
       // The empty local file makes the name visible to local listings at once.
       const localFile = await this.#localPath(path);
@@ -843,8 +915,13 @@ export class OverlayFileSystem implements FileSystem {
    * superseded is deleted, unless it changed since the write began (then it is kept, like
    * any local change the mount did not make).
    */
-  async afterUpload(upload: PendingUpload): Promise<void> {
-    this.#changed(upload.path); // Riak holds a new version now.
+  async afterUpload(upload: JournalEntry): Promise<void> {
+    // Riak holds a new version now (what is read locally does not care).
+    if (isMirror(upload)) {
+      if (this.#mode.reads !== "local") this.#changed(upload.path);
+      return;
+    }
+    this.#changed(upload.path);
     const before = this.#superseded.get(upload.path);
     // A newer version still on its way handles it when it lands.
     const newest = this.#o.uploads.pendingFor(upload.path);
@@ -1130,7 +1207,8 @@ export class OverlayFileSystem implements FileSystem {
 
   // ---- helpers: opening ----
 
-  #open(handle: Handle): Opened {
+  /** `flags`: open(2)'s, for a local file opened for writing. */
+  #open(handle: Handle, flags = 0): Opened {
     const fh = this.#newHandle();
     this.#handles.set(fh, handle);
     if (handle.kind === "riak") {
@@ -1151,7 +1229,10 @@ export class OverlayFileSystem implements FileSystem {
     return {
       fh,
       keepCache: false,
-      directIo: this.#o.directIo,
+      // Nothing reads through a write-only handle: its writes skip the page cache (see
+      // directWritesInvalidateCache), as in the passthrough.
+      directIo: this.#o.directIo ||
+        (WRITE_ONLY_DIRECT_IO && handle.kind === "local" && (flags & O_ACCMODE) === O_WRONLY),
       noFlush: handle.kind === "local",
       localFd: served ? handle.file.fd : undefined,
       readBlocks: served ? handle.reads : undefined,
@@ -1385,9 +1466,13 @@ export class OverlayFileSystem implements FileSystem {
     size: number,
     handle: Handle | undefined,
   ): Promise<void> {
-    if (!this.#writesRiak()) {
+    if (!this.#stagesWrites()) {
       if (handle?.kind === "local") await handle.file.truncate(size);
       else await fsp.truncate(await this.#localPath(path), size);
+      // A handle open for writing is mirrored when released.
+      if (this.#mirrorsWrites() && !(handle?.kind === "local" && handle.mirror)) {
+        await this.#o.uploads.submitMirror({ path, mirror: "copy" });
+      }
       return;
     }
     const open = handle?.kind === "write" ? handle.session : this.#sessions.get(path);
@@ -1447,7 +1532,7 @@ export class OverlayFileSystem implements FileSystem {
 
   /** Waits (under the Riak deadline) until pending uploads of `path` reached Riak. */
   async #settled(path: string): Promise<void> {
-    if (!this.#o.uploads.pendingFor(path)) return;
+    if (!this.#o.uploads.hasPending(path)) return;
     await this.#riak(`upload ${path}`, () => this.#o.uploads.settled(path));
   }
 
@@ -1571,6 +1656,26 @@ export class OverlayFileSystem implements FileSystem {
 
   #writesRiak(): boolean {
     return this.#mode.writes !== "local";
+  }
+
+  /** File contents are written to a staged file in the spool, then uploaded. */
+  #stagesWrites(): boolean {
+    return this.#mode.writes === "riak+local" || this.#mode.writes === "riak";
+  }
+
+  /** File contents are written to the local file, then mirrored into Riak. */
+  #mirrorsWrites(): boolean {
+    return this.#mode.writes === "local+riak";
+  }
+
+  /**
+   * Journals `path`, being opened for writing, to be mirrored into Riak once released
+   * (where the mode mirrors writes). A journal that cannot be written fails the open: the
+   * write would reach Riak only by chance.
+   */
+  async #reserve(path: string, created = false): Promise<PendingMirror | undefined> {
+    if (!this.#mirrorsWrites()) return undefined;
+    return await this.#o.uploads.reserve({ path, mirror: "copy", ...(created && { created }) });
   }
 
   #writesLocal(): boolean {

@@ -21,7 +21,7 @@ import {
 import { CopyOnReadQueue } from "./copy_on_read.ts";
 import { RiakHealth } from "./health.ts";
 import { instrument } from "./instrument.ts";
-import { UploadJournal } from "./journal.ts";
+import { stagedNames, UploadJournal } from "./journal.ts";
 import type { Logger } from "./log.ts";
 import { MountMetrics, toPrometheus } from "./metrics.ts";
 import { type MetricsServer, startMetricsServer } from "./metrics_server.ts";
@@ -29,7 +29,12 @@ import { describeMode, presetOf, usesRiak } from "./modes.ts";
 import type { OverlaySettings } from "./mount_options.ts";
 import { OverlayFileSystem } from "./overlay.ts";
 import { defaultSpoolDirectory, Spool } from "./spool.ts";
-import { localFileCopier, stagedFileUploader } from "./transfer.ts";
+import {
+  type LocalCopyOptions,
+  localFileCopier,
+  localPathMirrorer,
+  stagedFileUploader,
+} from "./transfer.ts";
 import { UploadQueue } from "./upload_queue.ts";
 
 /** What {@link startOverlay} needs. */
@@ -241,24 +246,13 @@ async function startRiakParts(
     settings.spool ?? defaultSpoolDirectory(options.source, options.mountpoint),
   );
   const { journal, pending } = await UploadJournal.open(spool.journalFile);
-  const removed = await spool.removeUnreferenced(new Set(pending.map((entry) => entry.staged)));
+  const removed = await spool.removeUnreferenced(stagedNames(pending));
   if (removed.length > 0) {
     logger.info("removed staged files of writes never acknowledged", { files: removed.length });
   }
   // The queue exists before the overlay it reports back to.
   const late: { overlay?: OverlayFileSystem } = {};
-  const uploads = new UploadQueue({
-    spool,
-    journal,
-    upload: stagedFileUploader(store, health),
-    concurrency: settings.uploadConcurrency,
-    afterUpload: (upload) => late.overlay?.afterUpload(upload) ?? Promise.resolve(),
-    metrics,
-    logger,
-  });
-  // Replayed before the first request is served: reads of these paths see the spool.
-  uploads.resume(pending);
-  const copier = options.source === undefined ? undefined : localFileCopier({
+  const localCopies: LocalCopyOptions | undefined = options.source === undefined ? undefined : {
     store,
     source: options.source,
     afterTransfer: settings.mode.afterTransfer,
@@ -266,7 +260,20 @@ async function startRiakParts(
     metrics,
     logger,
     onMirrored: (path, version) => late.overlay?.mirrored(path, version),
+  };
+  const uploads = new UploadQueue({
+    spool,
+    journal,
+    upload: stagedFileUploader(store, health),
+    mirror: localCopies && localPathMirrorer(localCopies),
+    concurrency: settings.uploadConcurrency,
+    afterUpload: (upload) => late.overlay?.afterUpload(upload) ?? Promise.resolve(),
+    metrics,
+    logger,
   });
+  // Replayed before the first request is served: reads of these paths see the spool.
+  uploads.resume(pending);
+  const copier = localCopies && localFileCopier(localCopies);
   const copies = new CopyOnReadQueue({
     copy: copier === undefined
       ? () => Promise.resolve()

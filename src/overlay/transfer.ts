@@ -1,9 +1,10 @@
 /**
- * The two ways a file moves into Riak from the mount: the upload of a staged file (the
- * write path, driven by the journal) and the copy of a local file an application read
- * completely (copy-on-read), followed, when the mode says so, by the verified deletion of
- * the local copy under src/migration's rule. Both use the store's `writeFile`; neither
- * knows about queues.
+ * The ways a file moves into Riak from the mount: the upload of a staged file (the write
+ * path of modes that write Riak first, driven by the journal), the mirror of a local file
+ * written through the mount (the write path of modes whose local file is the truth, also
+ * journaled), and the copy of a local file an application read completely (copy-on-read),
+ * followed, when the mode says so, by the verified deletion of the local copy under
+ * src/migration's rule. All use the store's `writeFile`; none knows about queues.
  *
  * @module
  */
@@ -22,12 +23,13 @@ import { normalizePath } from "../store/path.ts";
 import type { FileCopier } from "./copy_on_read.ts";
 import { localPathBeneath, OutsideSourceError } from "./local_path.ts";
 import type { RiakHealth } from "./health.ts";
-import type { PendingUpload } from "./journal.ts";
+import type { PendingMirror, PendingUpload } from "./journal.ts";
 import type { Logger } from "./log.ts";
 import { SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
 import type { AfterTransfer } from "./modes.ts";
-import type { Uploader } from "./upload_queue.ts";
+import type { Mirrorer, Uploader } from "./upload_queue.ts";
+import { StoreError } from "../store/errors.ts";
 
 /**
  * An {@link Uploader} that puts a staged file into Riak with the journaled attributes.
@@ -92,14 +94,15 @@ export type CopyOutcome = "uploaded" | "already-in-riak" | "not-a-file";
 export async function copyLocalFile(
   options: LocalCopyOptions,
   path: string,
+  signal?: AbortSignal,
 ): Promise<CopyOutcome> {
   for (let attempt = 1;; attempt++) {
     try {
-      return await copyOnce(options, path);
+      return await copyOnce(options, path, signal);
     } catch (error) {
       // A file being written right now is retried after the racy window, as pre-warm does.
       if (!isFileChanged(error) || attempt >= COPY_ATTEMPTS) throw error;
-      await waitOutRacyWindow();
+      await waitOutRacyWindow(signal);
     }
   }
 }
@@ -107,7 +110,11 @@ export async function copyLocalFile(
 /** Attempts of {@link copyLocalFile} while the file keeps changing. */
 const COPY_ATTEMPTS = 3;
 
-async function copyOnce(options: LocalCopyOptions, path: string): Promise<CopyOutcome> {
+async function copyOnce(
+  options: LocalCopyOptions,
+  path: string,
+  signal: AbortSignal | undefined,
+): Promise<CopyOutcome> {
   let absolute: string;
   try {
     absolute = await localPathBeneath(options.source, path);
@@ -118,7 +125,7 @@ async function copyOnce(options: LocalCopyOptions, path: string): Promise<CopyOu
   let stats = await lstatIfExists(absolute);
   if (!stats?.isFile()) return "not-a-file";
   if (changedTooRecently(identityOf(stats))) {
-    await waitOutRacyWindow();
+    await waitOutRacyWindow(signal);
     const again = await lstatIfExists(absolute);
     if (!again?.isFile()) return "not-a-file";
     stats = again;
@@ -178,7 +185,45 @@ async function copyOnce(options: LocalCopyOptions, path: string): Promise<CopyOu
 
 /** A {@link FileCopier} for the copy-on-read queue over {@link copyLocalFile}. */
 export function localFileCopier(options: LocalCopyOptions): FileCopier {
-  return async (path: string) => {
-    await copyLocalFile(options, path);
+  return async (path: string, signal: AbortSignal) => {
+    await copyLocalFile(options, path, signal);
   };
+}
+
+/**
+ * A {@link Mirrorer} over {@link copyLocalFile}: the local file as it is now goes to Riak
+ * (unless Riak holds that version); a path the mount removed is removed from Riak too,
+ * unless something is back under that name locally.
+ */
+export function localPathMirrorer(options: LocalCopyOptions): Mirrorer {
+  return async (mirror: PendingMirror, signal: AbortSignal) => {
+    if (mirror.mirror === "copy" || await existsLocally(options.source, mirror.path)) {
+      await copyLocalFile(options, mirror.path, signal);
+      return;
+    }
+    const removed = removeFileFromRiak(options.store, mirror.path);
+    await (options.health ? options.health.observe(removed) : removed);
+  };
+}
+
+/** Removes the file at `path` from Riak, if Riak holds one (a directory stays). */
+async function removeFileFromRiak(store: MigrationStore, path: string): Promise<void> {
+  // One head-only get: most files removed soon after their creation never reached Riak.
+  const stat = await store.tryStat(path, { fileOnly: true });
+  if (stat === undefined || stat.type === "directory") return;
+  await store.remove(path).catch((error) => {
+    if (!(error instanceof StoreError && error.code === "ENOENT")) throw error;
+  });
+}
+
+/** Whether anything is at mount path `path` in the source (a path out of it counts). */
+async function existsLocally(source: string, path: string): Promise<boolean> {
+  try {
+    return await lstatIfExists(await localPathBeneath(source, path)) !== undefined;
+  } catch (error) {
+    // Reached through a symlink: not this mount's file to remove from Riak.
+    if (error instanceof OutsideSourceError) return true;
+    if ((error as NodeJS.ErrnoException).code === "ENOTDIR") return false;
+    throw error;
+  }
 }

@@ -1,10 +1,13 @@
 /**
- * The upload queue: staged files go to Riak in the background with bounded concurrency,
- * in submission order per path, retrying with exponential backoff while Riak is
- * unreachable. A submission is journaled (fsync'd) before `submit` resolves, so whatever the
- * caller acknowledged survives a crash; {@link UploadQueue.resume} re-queues the journal's
- * pending entries at start-up. A newer submission for a path that has not started yet
- * replaces the older one (the newer staged file holds the whole file).
+ * The upload queue: staged files and local paths to mirror go to Riak in the background
+ * with bounded concurrency, in submission order per path, retrying with exponential backoff
+ * while Riak is unreachable. A submission is journaled before `submit` resolves, so whatever
+ * the caller acknowledged survives a crash; {@link UploadQueue.resume} re-queues the
+ * journal's pending entries at start-up. A newer submission for a path that has not started
+ * yet replaces the older one (the newer staged file holds the whole file; a mirror looks at
+ * the local file when it runs, and only a removal stands in for an older removal). A file
+ * the mount created and removed again before its copy reached Riak costs Riak nothing: the
+ * removal finds nothing of it to remove.
  *
  * @module
  */
@@ -12,7 +15,15 @@ import { access } from "node:fs/promises";
 import { DEFAULT_UPLOAD_CONCURRENCY } from "./defaults.ts";
 import type { Logger } from "./log.ts";
 import { SILENT_LOGGER } from "./log.ts";
-import type { NewUpload, PendingUpload, UploadJournal } from "./journal.ts";
+import {
+  isMirror,
+  type JournalEntry,
+  type NewMirror,
+  type NewUpload,
+  type PendingMirror,
+  type PendingUpload,
+  type UploadJournal,
+} from "./journal.ts";
 import type { MountMetrics } from "./metrics.ts";
 import type { Spool } from "./spool.ts";
 
@@ -22,6 +33,15 @@ export type Uploader = (
   stagedPath: string,
   signal: AbortSignal,
 ) => Promise<void>;
+
+/**
+ * Makes Riak's copy of a local path match the local file (see {@link PendingMirror});
+ * resolves once Riak acknowledged that.
+ */
+export type Mirrorer = (mirror: PendingMirror, signal: AbortSignal) => Promise<void>;
+
+/** Why a running mirror is aborted (one object: an abort is routine, not an incident). */
+const SUPERSEDED = new Error("a newer mirror of the same path was queued");
 
 /** Default first retry delay after a failed upload. */
 export const DEFAULT_RETRY_INITIAL_MS = 500;
@@ -33,6 +53,8 @@ export interface UploadQueueOptions {
   spool: Spool;
   journal: UploadJournal;
   upload: Uploader;
+  /** Mirrors local paths; without it, mirror entries are abandoned (logged). */
+  mirror?: Mirrorer;
   /** Uploads running at once; default {@link DEFAULT_UPLOAD_CONCURRENCY}. */
   concurrency?: number;
   retryInitialMs?: number;
@@ -41,7 +63,7 @@ export interface UploadQueueOptions {
    * Runs after Riak acknowledged an upload and before its staged file is removed (e.g. the
    * verified deletion of the local copy). A failure is logged; the upload still counts.
    */
-  afterUpload?: (upload: PendingUpload) => Promise<void>;
+  afterUpload?: (upload: JournalEntry) => Promise<void>;
   metrics?: MountMetrics;
   logger?: Logger;
 }
@@ -54,8 +76,14 @@ export interface UploadTicket {
 }
 
 interface Job {
-  entry: PendingUpload;
+  entry: JournalEntry;
   started: boolean;
+  /** Aborted when a newer mirror of the same path is queued while this one runs. */
+  superseded?: AbortController;
+  /** Queued by {@link UploadQueue.resume}: what it did before the restart is unknown. */
+  replayed: boolean;
+  /** A removal with nothing to remove: it follows a creation that never reached Riak. */
+  moot?: boolean;
   done: Promise<void>;
   resolve: () => void;
   reject: (error: Error) => void;
@@ -122,8 +150,8 @@ export class UploadQueue {
   }
 
   /** Queues the journal's pending entries from the last run; call before serving. */
-  resume(pending: readonly PendingUpload[]): void {
-    for (const entry of pending) this.#enqueue(entry);
+  resume(pending: readonly JournalEntry[]): void {
+    for (const entry of pending) this.#enqueue(entry, true);
     if (pending.length > 0) {
       this.#logger.info("replaying upload journal", { pending: pending.length });
     }
@@ -138,6 +166,40 @@ export class UploadQueue {
     const id = await this.#options.journal.add(upload);
     const job = this.#enqueue({ id, ...upload });
     return { id, uploaded: job.done };
+  }
+
+  /**
+   * Journals a local path to mirror without queueing it yet: the file is still being
+   * written, and {@link start} queues it once it is closed. Journaled at once, so a crash in
+   * between still mirrors it at the next start.
+   */
+  reserve(mirror: NewMirror): Promise<PendingMirror> {
+    if (this.#stopping) return Promise.reject(new UploadStoppedError(mirror.path));
+    return this.#options.journal.mirror(mirror);
+  }
+
+  /**
+   * Queues a mirror {@link reserve} journaled. A file renamed meanwhile is mirrored under
+   * `path`, its current name (journaled anew; the reservation is done).
+   */
+  async start(reserved: PendingMirror, path = reserved.path): Promise<UploadTicket> {
+    if (path === reserved.path) {
+      return { id: reserved.id, uploaded: this.#enqueue(reserved).done };
+    }
+    const ticket = await this.submitMirror({ path, mirror: reserved.mirror });
+    await this.#options.journal.complete(reserved.id);
+    return ticket;
+  }
+
+  /** Drops a mirror {@link reserve} journaled that turned out to have nothing to do. */
+  async cancel(reserved: PendingMirror): Promise<void> {
+    await this.#options.journal.complete(reserved.id);
+  }
+
+  /** Journals a local path to mirror and queues it. */
+  async submitMirror(mirror: NewMirror): Promise<UploadTicket> {
+    const entry = await this.reserve(mirror);
+    return { id: entry.id, uploaded: this.#enqueue(entry).done };
   }
 
   /** Resolves when every upload of `path` submitted so far reached Riak. */
@@ -164,6 +226,7 @@ export class UploadQueue {
     const prefix = path.endsWith("/") ? path : `${path}/`;
     const names: string[] = [];
     for (const pending of this.#byPath.keys()) {
+      if (this.pendingFor(pending) === undefined) continue; // Mirrors list from the source.
       if (pending.startsWith(prefix) && !pending.slice(prefix.length).includes("/")) {
         names.push(pending.slice(prefix.length));
       }
@@ -171,10 +234,19 @@ export class UploadQueue {
     return names;
   }
 
-  /** Whether an upload of `path` is pending (its newest bytes are in the spool). */
+  /**
+   * The newest pending upload of `path` when it is a staged file (its newest bytes are in
+   * the spool), else undefined.
+   */
   pendingFor(path: string): PendingUpload | undefined {
     const jobs = this.#byPath.get(path);
-    return jobs && jobs.length > 0 ? jobs[jobs.length - 1].entry : undefined;
+    const newest = jobs?.[jobs.length - 1]?.entry;
+    return newest === undefined || isMirror(newest) ? undefined : newest;
+  }
+
+  /** Whether anything of `path` (staged or mirrored) is still on its way to Riak. */
+  hasPending(path: string): boolean {
+    return (this.#byPath.get(path)?.length ?? 0) > 0;
   }
 
   /** Retries waiting uploads now (e.g. when another request found Riak reachable again). */
@@ -206,13 +278,14 @@ export class UploadQueue {
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#abort.abort();
+    for (const jobs of this.#byPath.values()) jobs[0]?.superseded?.abort();
     this.nudge();
     for (const job of this.#waiting) job.reject(new UploadStoppedError(job.entry.path));
     this.#waiting = [];
     while (this.#active > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 
-  #enqueue(entry: PendingUpload): Job {
+  #enqueue(entry: JournalEntry, replayed = false): Job {
     let resolve!: () => void;
     let reject!: (error: Error) => void;
     const done = new Promise<void>((yes, no) => {
@@ -220,10 +293,15 @@ export class UploadQueue {
       reject = no;
     });
     done.catch(() => {}); // Callers that never await a ticket must not crash the process.
-    const job: Job = { entry, started: false, done, resolve, reject };
+    const job: Job = { entry, started: false, done, resolve, reject, replayed };
+    if (isMirror(entry)) job.superseded = new AbortController();
     const jobs = this.#byPath.get(entry.path) ?? [];
     const previous = jobs[jobs.length - 1];
-    if (previous && !previous.started) this.#supersede(previous, job);
+    if (previous && !previous.started && covers(entry, previous.entry)) {
+      if (undoesCreation(previous, entry)) job.moot = true;
+      this.#supersede(previous, job);
+    } // A running mirror waiting for a file to settle gives way (see #run).
+    else if (previous?.started && isMirror(entry)) previous.superseded?.abort(SUPERSEDED);
     jobs.push(job);
     this.#byPath.set(entry.path, jobs);
     this.#waiting.push(job);
@@ -231,7 +309,7 @@ export class UploadQueue {
     return job;
   }
 
-  /** `older` has not started and `newer` holds the whole newer file: drop `older`. */
+  /** `older` has not started and `newer` does all it would do: drop `older`. */
   #supersede(older: Job, newer: Job): void {
     const jobs = this.#byPath.get(older.entry.path)!;
     jobs.splice(jobs.indexOf(older), 1);
@@ -262,7 +340,18 @@ export class UploadQueue {
   async #run(job: Job): Promise<void> {
     const { entry } = job;
     const metrics = this.#options.metrics?.value.uploads;
-    const stagedPath = this.#options.spool.pathOf(entry.staged);
+    const stagedPath = isMirror(entry) ? undefined : this.#options.spool.pathOf(entry.staged);
+    if (isMirror(entry) && this.#options.mirror === undefined) {
+      // Journaled by a mount with a source, replayed by one without (another preset).
+      this.#logger.error("no source directory to mirror from; upload abandoned", {
+        path: entry.path,
+      });
+      if (metrics) metrics.abandoned++;
+      job.reject(new Error(`${entry.path}: this mount has no source directory to mirror`));
+      await this.#forget(entry);
+      this.#finish(job);
+      return;
+    }
     let delay = this.#retryInitialMs;
     for (let attempt = 1;; attempt++) {
       if (this.#stopping) {
@@ -271,10 +360,23 @@ export class UploadQueue {
         return;
       }
       try {
-        await this.#options.upload(entry, stagedPath, this.#abort.signal);
+        if (job.moot) break;
+        if (isMirror(entry)) await this.#options.mirror!(entry, job.superseded!.signal);
+        else await this.#options.upload(entry, stagedPath!, this.#abort.signal);
         break;
       } catch (error) {
-        if (await isMissing(stagedPath)) {
+        const newer = this.#newerThan(job);
+        if (isMirror(entry) && newer && covers(newer.entry, entry)) {
+          // The newer mirror looks at the local file again: this one (say, of a file that
+          // changed while it was read) has nothing left to do. Aborted, it stored nothing.
+          const aborted = error === job.superseded!.signal.reason;
+          if (aborted && undoesCreation(job, newer.entry)) newer.moot = true;
+          newer.done.then(job.resolve, job.reject);
+          await this.#forget(entry);
+          this.#finish(job);
+          return;
+        }
+        if (stagedPath !== undefined && await isMissing(stagedPath)) {
           // The staged file is gone (removed by hand): nothing left to upload, ever.
           this.#logger.error("staged file vanished; upload abandoned", {
             path: entry.path,
@@ -299,7 +401,7 @@ export class UploadQueue {
     }
     if (metrics) {
       metrics.uploaded++;
-      metrics.bytesUploaded += entry.size;
+      if (!isMirror(entry)) metrics.bytesUploaded += entry.size;
     }
     try {
       await this.#options.afterUpload?.(entry);
@@ -318,6 +420,13 @@ export class UploadQueue {
     this.#finish(job);
   }
 
+  /** The job queued right after `job` for the same path, if any. */
+  #newerThan(job: Job): Job | undefined {
+    const jobs = this.#byPath.get(job.entry.path);
+    const index = jobs?.indexOf(job) ?? -1;
+    return index === -1 ? undefined : jobs![index + 1];
+  }
+
   #finish(job: Job): void {
     const jobs = this.#byPath.get(job.entry.path);
     if (!jobs) return;
@@ -327,9 +436,9 @@ export class UploadQueue {
   }
 
   /** Marks an entry done in the journal, then removes its staged file. */
-  async #forget(entry: PendingUpload): Promise<void> {
+  async #forget(entry: JournalEntry): Promise<void> {
     await this.#options.journal.complete(entry.id);
-    await this.#options.spool.remove(entry.staged);
+    if (!isMirror(entry)) await this.#options.spool.remove(entry.staged);
   }
 
   #sleep(ms: number): Promise<void> {
@@ -354,4 +463,24 @@ async function isMissing(file: string): Promise<boolean> {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "ENOENT";
   }
+}
+
+/**
+ * Whether `newer` does all that `older` (of the same path) would: an upload holds the whole
+ * newer file, and a mirror looks at the local file when it runs, but a copy does nothing
+ * where the file is gone, so only a removal stands in for a removal.
+ */
+function covers(newer: JournalEntry, older: JournalEntry): boolean {
+  if (!isMirror(newer) || !isMirror(older)) return isMirror(newer) === isMirror(older);
+  return newer.mirror === "remove" || older.mirror === "copy";
+}
+
+/**
+ * Whether removal `newer` undoes the creation `older` mirrors, which stored nothing: Riak
+ * then holds what it held before the file was created, and the removal has nothing to do.
+ * Not for jobs replayed from the journal: one may have reached Riak before the restart.
+ */
+function undoesCreation(older: Job, newer: JournalEntry): boolean {
+  return !older.replayed && isMirror(older.entry) && older.entry.created === true &&
+    isMirror(newer) && newer.mirror === "remove";
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type PendingUpload, UploadJournal } from "./journal.ts";
+import { isMirror, type JournalEntry, stagedNames, UploadJournal } from "./journal.ts";
 import { MountMetrics } from "./metrics.ts";
 import { Spool } from "./spool.ts";
 import { UploadQueue, type UploadQueueOptions, UploadStoppedError } from "./upload_queue.ts";
@@ -10,7 +10,7 @@ import { UploadQueue, type UploadQueueOptions, UploadStoppedError } from "./uplo
 interface Fixture {
   spool: Spool;
   journal: UploadJournal;
-  pending: PendingUpload[];
+  pending: JournalEntry[];
   stored: Map<string, string>;
 }
 
@@ -167,7 +167,7 @@ Deno.test("journal replay uploads what a crashed run left behind", async () => {
     const { journal, pending } = await UploadJournal.open(spool.journalFile);
     try {
       assert.deepEqual(pending.map((entry) => entry.path), ["/one", "/two"]);
-      const removed = await spool.removeUnreferenced(new Set(pending.map((entry) => entry.staged)));
+      const removed = await spool.removeUnreferenced(stagedNames(pending));
       assert.deepEqual(removed, [orphan.name]);
       const stored = new Map<string, string>();
       const queue = queueOver({ spool, journal, pending, stored });
@@ -221,10 +221,96 @@ Deno.test("afterUpload runs once Riak acknowledged, before the staged file goes"
     const queue = queueOver(fixture, {
       afterUpload: async (entry) => {
         seen.push(`${entry.path}:${fixture.stored.get(entry.path)}`);
+        assert.ok(!isMirror(entry));
         await readFile(fixture.spool.pathOf(entry.staged));
       },
     });
     await (await queue.submit(await stage(fixture.spool, "/e", "echo"))).uploaded;
     assert.deepEqual(seen, ["/e:echo"]);
+  });
+});
+
+/** A queue whose mirrorer records what it was asked, in order; `gate` holds it back. */
+function mirrorQueue(fixture: Fixture, gate?: Promise<void>) {
+  const mirrored: string[] = [];
+  const queue = queueOver(fixture, {
+    concurrency: 1,
+    mirror: async (entry, signal) => {
+      mirrored.push(`${entry.mirror} ${entry.path}`);
+      // Like a copy waiting for its file to settle: a newer mirror aborts the wait.
+      await new Promise<void>((resolve, reject) => {
+        signal.addEventListener("abort", () => reject(signal.reason));
+        (gate ?? Promise.resolve()).then(resolve);
+      });
+    },
+  });
+  return { queue, mirrored };
+}
+
+Deno.test("a reserved mirror is journaled at once and queued only when started", async () => {
+  await withSpool(async (fixture, directory) => {
+    const { queue, mirrored } = mirrorQueue(fixture);
+    const reserved = await queue.reserve({ path: "/open.log", mirror: "copy" });
+    assert.equal(queue.hasPending("/open.log"), false, "still being written");
+    assert.deepEqual(mirrored, []);
+    // A crash now: the reopened journal still names the file.
+    const { journal, pending } = await UploadJournal.open(join(directory, "spool", "journal"));
+    assert.deepEqual(pending.map((entry) => entry.path), ["/open.log"]);
+    await journal.close();
+    await (await queue.start(reserved, "/renamed.log")).uploaded;
+    assert.deepEqual(mirrored, ["copy /renamed.log"], "mirrored under its name at release");
+    assert.equal(fixture.journal.pendingCount, 0);
+    assert.equal(queue.pendingFor("/renamed.log"), undefined, "mirrors are never in the spool");
+  });
+});
+
+Deno.test("a removal of a created file whose copy never ran asks nothing of Riak", async () => {
+  await withSpool(async (fixture) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const { queue, mirrored } = mirrorQueue(fixture, gate);
+    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    const created = await queue.submitMirror({ path: "/tmp.1", mirror: "copy", created: true });
+    const removed = await queue.submitMirror({ path: "/tmp.1", mirror: "remove" });
+    release();
+    await Promise.all([blocker.uploaded, created.uploaded, removed.uploaded]);
+    assert.deepEqual(mirrored, ["copy /blocker"]);
+    assert.equal(fixture.journal.pendingCount, 0);
+  });
+});
+
+Deno.test("a running copy of a created file gives way to its removal", async () => {
+  await withSpool(async (fixture) => {
+    const { queue, mirrored } = mirrorQueue(fixture, new Promise(() => {}));
+    const created = await queue.submitMirror({ path: "/tmp.2", mirror: "copy", created: true });
+    assert.deepEqual(mirrored, ["copy /tmp.2"], "running, waiting for the file to settle");
+    const removed = await queue.submitMirror({ path: "/tmp.2", mirror: "remove" });
+    await Promise.all([created.uploaded, removed.uploaded]);
+    assert.deepEqual(mirrored, ["copy /tmp.2"], "the removal had nothing to do");
+    assert.equal(fixture.journal.pendingCount, 0);
+  });
+});
+
+Deno.test("a copy never stands in for a queued removal; replayed jobs are never skipped", async () => {
+  await withSpool(async (fixture) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const { queue, mirrored } = mirrorQueue(fixture, gate);
+    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    // A file the mount removed, then a new one created under that name.
+    const removed = await queue.submitMirror({ path: "/name", mirror: "remove" });
+    const copied = await queue.submitMirror({ path: "/name", mirror: "copy" });
+    release();
+    await Promise.all([blocker.uploaded, removed.uploaded, copied.uploaded]);
+    assert.deepEqual(mirrored, ["copy /blocker", "remove /name", "copy /name"]);
+    // From the journal, a created copy and its removal both run: the copy may have
+    // reached Riak before the restart.
+    const { queue: replaying, mirrored: replayed } = mirrorQueue(fixture);
+    const first = await fixture.journal.mirror({ path: "/r", mirror: "copy", created: true });
+    const second = await fixture.journal.mirror({ path: "/r", mirror: "remove" });
+    replaying.resume([first, second]);
+    assert.equal(await replaying.drain(10_000), 0);
+    assert.equal(replayed.at(-1), "remove /r", "the removal ran");
+    assert.equal(fixture.journal.pendingCount, 0);
   });
 });
