@@ -120,8 +120,9 @@ Deno.test("migrate: a written file reaches Riak and the source; fsync waits for 
     await writeThrough(fs, "/docs/report.bin", content, 0o640);
     // fsync through a fresh handle: returns once Riak acknowledged.
     const node = await lookupPath(fs, "/docs/report.bin");
-    const { fh, noFlush } = await fs.open!(ROOT_CTX, node, 2);
-    assert.notEqual(noFlush, true, "a writing handle commits on FLUSH");
+    const { fh, noFlush, localFd } = await fs.open!(ROOT_CTX, node, 2);
+    assert.equal(noFlush, true, "nothing to do on FLUSH: the file is mirrored once released");
+    assert.notEqual(localFd, undefined, "the reader threads write the local file");
     await fs.write!(ROOT_CTX, node, fh, content.length, Buffer.from("tail"));
     await fs.fsync!(ROOT_CTX, node, fh, false);
     const expected = Buffer.concat([content, Buffer.from("tail")]);
@@ -656,4 +657,45 @@ Deno.test("shadow and migrate: READDIRPLUS brings each entry's lookup along; uns
       }
     });
   }
+});
+
+Deno.test("migrate: writes to a file only Riak holds start from Riak's copy, fetched into the source", async () => {
+  await withOverlay("migrate", async ({ fs, source, store, runtime }) => {
+    await store.mkdir("/remote");
+    await store.writeFile("/remote/append.txt", Buffer.from("riak"), { mode: 0o600 });
+    await store.writeFile("/remote/cut.txt", Buffer.from("0123456789"));
+    await store.writeFile("/remote/gone.txt", Buffer.from("bye"));
+    // A stale local copy: Riak's newer version is what readers see, so writes start there.
+    await writeFile(join(source, "stale.txt"), "old local bytes");
+    await store.writeFile("/stale.txt", Buffer.from("new"));
+
+    const append = await lookupPath(fs, "/remote/append.txt");
+    const { fh } = await fs.open!(ROOT_CTX, append, 0o2001); // O_WRONLY | O_APPEND
+    await fs.write!(ROOT_CTX, append, fh, 4, Buffer.from("+local"));
+    assert.equal(await readFile(join(source, "remote/append.txt"), "utf8"), "riak+local");
+    assert.equal((await lstat(join(source, "remote/append.txt"))).mode & 0o7777, 0o600);
+    assert.equal((await readThrough(fs, "/remote/append.txt")).toString(), "riak+local");
+    await fs.release!(ROOT_CTX, append, fh, 0);
+
+    const cut = await lookupPath(fs, "/remote/cut.txt");
+    await fs.setattr!(ROOT_CTX, cut, { size: 3 });
+    assert.equal(await readFile(join(source, "remote/cut.txt"), "utf8"), "012");
+
+    const stale = await lookupPath(fs, "/stale.txt");
+    const opened = await fs.open!(ROOT_CTX, stale, 2);
+    await fs.write!(ROOT_CTX, stale, opened.fh, 3, Buffer.from("er"));
+    await fs.release!(ROOT_CTX, stale, opened.fh, 0);
+    assert.equal(await readFile(join(source, "stale.txt"), "utf8"), "newer");
+
+    // Removed from Riak alone (there is no local copy): gone from the listing at once.
+    await fs.unlink!(ROOT_CTX, await lookupPath(fs, "/remote"), "gone.txt");
+    assert.deepEqual((await listThrough(fs, "/remote")).sort(), ["append.txt", "cut.txt"]);
+
+    await runtime.settle(10_000);
+    assert.equal((await store.readFile("/remote/append.txt")).toString(), "riak+local");
+    assert.equal((await store.readFile("/remote/cut.txt")).toString(), "012");
+    assert.equal((await store.readFile("/stale.txt")).toString(), "newer");
+    assert.equal(await store.tryStat("/remote/gone.txt"), undefined);
+    assert.deepEqual((await listThrough(fs, "/remote")).sort(), ["append.txt", "cut.txt"]);
+  });
 });

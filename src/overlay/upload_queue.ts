@@ -116,6 +116,8 @@ export class UploadQueue {
   readonly #retryMaxMs: number;
   /** Jobs per path in submission order; only the first of a path may run. */
   readonly #byPath = new Map<string, Job[]>();
+  /** Ids of mirrors reserved and not started yet (their files are still open). */
+  readonly #reserved = new Set<number>();
   /** Jobs not started yet, oldest first. */
   #waiting: Job[] = [];
   #active = 0;
@@ -142,9 +144,9 @@ export class UploadQueue {
     });
   }
 
-  /** Uploads submitted (or resumed) and not yet acknowledged. */
+  /** Uploads submitted, resumed or reserved (files still open) and not yet acknowledged. */
   get pendingCount(): number {
-    let count = 0;
+    let count = this.#reserved.size;
     for (const jobs of this.#byPath.values()) count += jobs.length;
     return count;
   }
@@ -173,9 +175,11 @@ export class UploadQueue {
    * written, and {@link start} queues it once it is closed. Journaled at once, so a crash in
    * between still mirrors it at the next start.
    */
-  reserve(mirror: NewMirror): Promise<PendingMirror> {
-    if (this.#stopping) return Promise.reject(new UploadStoppedError(mirror.path));
-    return this.#options.journal.mirror(mirror);
+  async reserve(mirror: NewMirror): Promise<PendingMirror> {
+    if (this.#stopping) throw new UploadStoppedError(mirror.path);
+    const entry = await this.#options.journal.mirror(mirror);
+    this.#reserved.add(entry.id);
+    return entry;
   }
 
   /**
@@ -184,21 +188,28 @@ export class UploadQueue {
    */
   async start(reserved: PendingMirror, path = reserved.path): Promise<UploadTicket> {
     if (path === reserved.path) {
+      this.#reserved.delete(reserved.id);
       return { id: reserved.id, uploaded: this.#enqueue(reserved).done };
     }
     const ticket = await this.submitMirror({ path, mirror: reserved.mirror });
-    await this.#options.journal.complete(reserved.id);
+    await this.cancel(reserved);
     return ticket;
   }
 
   /** Drops a mirror {@link reserve} journaled that turned out to have nothing to do. */
   async cancel(reserved: PendingMirror): Promise<void> {
-    await this.#options.journal.complete(reserved.id);
+    this.#reserved.delete(reserved.id);
+    try {
+      await this.#options.journal.complete(reserved.id);
+    } finally {
+      this.#wakeIfIdle();
+    }
   }
 
   /** Journals a local path to mirror and queues it. */
   async submitMirror(mirror: NewMirror): Promise<UploadTicket> {
-    const entry = await this.reserve(mirror);
+    if (this.#stopping) throw new UploadStoppedError(mirror.path);
+    const entry = await this.#options.journal.mirror(mirror);
     return { id: entry.id, uploaded: this.#enqueue(entry).done };
   }
 
@@ -318,6 +329,14 @@ export class UploadQueue {
     void this.#forget(older.entry);
   }
 
+  /** Wakes {@link drain} and {@link stop} once there is nothing left for them to wait for. */
+  #wakeIfIdle(): void {
+    if (this.pendingCount > 0 && !(this.#stopping && this.#active === 0)) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const resolve of idle) resolve();
+  }
+
   #pump(): void {
     while (!this.#stopping && this.#active < this.#concurrency) {
       const index = this.#waiting.findIndex((job) => this.#byPath.get(job.entry.path)![0] === job);
@@ -328,11 +347,7 @@ export class UploadQueue {
       void this.#run(job).finally(() => {
         this.#active--;
         this.#pump();
-        if (this.pendingCount === 0 || (this.#stopping && this.#active === 0)) {
-          const idle = this.#idle;
-          this.#idle = [];
-          for (const resolve of idle) resolve();
-        }
+        this.#wakeIfIdle();
       });
     }
   }

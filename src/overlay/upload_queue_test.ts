@@ -252,6 +252,7 @@ Deno.test("a reserved mirror is journaled at once and queued only when started",
     const { queue, mirrored } = mirrorQueue(fixture);
     const reserved = await queue.reserve({ path: "/open.log", mirror: "copy" });
     assert.equal(queue.hasPending("/open.log"), false, "still being written");
+    assert.equal(queue.pendingCount, 1, "counted as pending: drain waits for it");
     assert.deepEqual(mirrored, []);
     // A crash now: the reopened journal still names the file.
     const { journal, pending } = await UploadJournal.open(join(directory, "spool", "journal"));
