@@ -1,8 +1,9 @@
 /**
  * The write path never loses an acknowledged write: Riak is down during a write burst,
  * riakfs is killed with SIGKILL, Riak comes back, riakfs is started again and replays its
- * journal: every file whose close() returned is in Riak, byte for byte. In migrate the
- * journal holds staged files; in shadow it names local files to mirror (and removals).
+ * journal: every file whose close() returned is in Riak, byte for byte. In shadow and
+ * migrate the journal names local files to mirror, and removals (a file removed during the
+ * outage is gone from Riak after the replay); in drain it holds staged files.
  */
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
@@ -11,7 +12,8 @@ import { seededBytes } from "../src/store/_test_support.ts";
 import { isMounted, waitFor } from "./_mount.ts";
 import { assertReplayedAfterRemount, eventually, withOverlayEnv } from "./_overlay.ts";
 
-for (const preset of ["migrate", "shadow"]) {
+for (const preset of ["migrate", "shadow", "drain"]) {
+  const mirrored = preset !== "drain";
   Deno.test(`${preset}: SIGKILL during an outage: the journal replay puts every closed file into Riak`, async () => {
     await withOverlayEnv(async (env) => {
       const first = await env.mount(preset);
@@ -28,7 +30,7 @@ for (const preset of ["migrate", "shadow"]) {
           await fsp.writeFile(join(env.mountpoint, name), content); // close() acknowledged
           files.set(name, content);
         }
-        if (preset === "shadow") await fsp.unlink(join(env.mountpoint, removed));
+        if (mirrored) await fsp.unlink(join(env.mountpoint, removed));
         process.kill(first.server.pid!, "SIGKILL");
         // The watchdog unmounts after the crash; wait for that, never a fixed sleep.
         assert.ok(await waitFor(() => !isMounted(env.mountpoint), 10_000), "watchdog unmounted");
@@ -43,7 +45,7 @@ for (const preset of ["migrate", "shadow"]) {
       }
       for (const name of files.keys()) assert.equal(await env.store.tryStat(name), undefined);
       await assertReplayedAfterRemount(env, files, preset, async () => {
-        if (preset !== "shadow") return;
+        if (!mirrored) return;
         await eventually(
           `${removed} gone from Riak`,
           async () => (await env.store.tryStat(removed)) === undefined,

@@ -15,8 +15,17 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { ftruncateSync, writeSync } from "node:fs";
-import { type FileHandle, open, readFile, rename } from "node:fs/promises";
+import {
+  closeSync,
+  fsync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import { open, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /** What the journal remembers about one pending upload. */
@@ -48,8 +57,6 @@ export interface PendingMirror {
   /** The path inside the mount, `/`-separated, starting with `/`. */
   path: string;
   mirror: "copy" | "remove";
-  /** The mount created the file: nothing was at `path` locally before (see UploadQueue). */
-  created?: true;
 }
 
 /** An entry of the journal: a staged file to upload, or a local path to mirror. */
@@ -85,7 +92,11 @@ export class JournalError extends Error {
   }
 }
 
-/** Compact when the file holds this many bytes and nothing is pending. */
+/**
+ * Compact when the file holds this many bytes: emptied when nothing is pending, else
+ * rewritten with the pending entries (when they are a quarter of it or less: a file open
+ * for weeks keeps its entry pending).
+ */
 const COMPACT_AT_BYTES = 1024 * 1024;
 
 /**
@@ -103,7 +114,10 @@ const COMPACT_AT_BYTES = 1024 * 1024;
 export class UploadJournal {
   /** The journal file. */
   readonly file: string;
-  readonly #handle: FileHandle;
+  /** The journal's descriptor (append mode); replaced when the file is rewritten. */
+  #fd: number;
+  /** Rewrite when the file grows to this many bytes. */
+  #compactAt = COMPACT_AT_BYTES;
   readonly #pending = new Map<number, JournalEntry>();
   #nextId: number;
   #bytes: number;
@@ -113,9 +127,9 @@ export class UploadJournal {
   #tail: Promise<void> = Promise.resolve();
   #closed = false;
 
-  private constructor(file: string, handle: FileHandle, pending: JournalEntry[], bytes: number) {
+  private constructor(file: string, fd: number, pending: JournalEntry[], bytes: number) {
     this.file = file;
-    this.#handle = handle;
+    this.#fd = fd;
     for (const entry of pending) this.#pending.set(entry.id, entry);
     this.#nextId = Math.max(0, ...pending.map((entry) => entry.id)) + 1;
     this.#bytes = bytes;
@@ -128,23 +142,9 @@ export class UploadJournal {
    */
   static async open(file: string): Promise<{ journal: UploadJournal; pending: JournalEntry[] }> {
     const pending = await readPending(file);
-    const text = pending.map((entry) => JSON.stringify({ op: "add", ...entry }) + "\n").join("");
-    const temporary = `${file}.compact`;
     try {
-      const compacted = await open(temporary, "w", 0o600);
-      try {
-        await compacted.writeFile(text);
-        await compacted.sync();
-      } finally {
-        await compacted.close();
-      }
-      await rename(temporary, file);
-      await syncDirectory(dirname(file));
-      const handle = await open(file, "a", 0o600);
-      return {
-        journal: new UploadJournal(file, handle, pending, Buffer.byteLength(text)),
-        pending,
-      };
+      const { fd, bytes } = rewrite(file, pending);
+      return { journal: new UploadJournal(file, fd, pending, bytes), pending };
     } catch (error) {
       throw new JournalError(file, (error as Error).message, error);
     }
@@ -189,7 +189,7 @@ export class UploadJournal {
     if (this.#closed) return;
     this.#closed = true;
     await this.#tail;
-    await this.#handle.close();
+    closeSync(this.#fd);
   }
 
   #append(line: JournalLine, durable: boolean): Promise<void> {
@@ -197,17 +197,43 @@ export class UploadJournal {
     try {
       if (this.#pending.size === 0 && this.#bytes >= COMPACT_AT_BYTES) {
         // Nothing pending: every line so far is obsolete, this one included.
-        ftruncateSync(this.#handle.fd, 0);
+        ftruncateSync(this.#fd, 0);
         this.#bytes = 0;
       } else {
         const bytes = Buffer.from(JSON.stringify(line) + "\n");
-        for (let at = 0; at < bytes.length;) at += writeSync(this.#handle.fd, bytes, at);
+        for (let at = 0; at < bytes.length;) at += writeSync(this.#fd, bytes, at);
         this.#bytes += bytes.length;
+        if (this.#bytes >= this.#compactAt) this.#rewrite();
       }
     } catch (error) {
       return Promise.reject(new JournalError(this.file, (error as Error).message, error));
     }
     return durable ? this.#sync() : Promise.resolve();
+  }
+
+  /**
+   * Rewrites the file with the pending entries only (synced, then renamed into place),
+   * unless they make up more than a quarter of it (then the next try waits for twice the
+   * size). The old descriptor closes once the fsyncs in flight on it are done; the lines
+   * they cover are in the new file, synced.
+   */
+  #rewrite(): void {
+    const live = [...this.#pending.values()];
+    const liveBytes = live.reduce((sum, entry) => sum + addLine(entry).length, 0);
+    if (liveBytes * 4 > this.#bytes) {
+      this.#compactAt = this.#bytes * 2;
+      return;
+    }
+    const old = this.#fd;
+    try {
+      ({ fd: this.#fd, bytes: this.#bytes } = rewrite(this.file, live));
+    } catch {
+      // The file is as it was, this line in it: compaction waits for twice the size.
+      this.#compactAt = this.#bytes * 2;
+      return;
+    }
+    this.#compactAt = COMPACT_AT_BYTES;
+    void this.#tail.then(() => closeSync(old));
   }
 
   /** An fsync that starts after every line written so far. */
@@ -216,8 +242,11 @@ export class UploadJournal {
     if (this.#nextSync) return this.#nextSync;
     const sync = this.#tail.then(async () => {
       this.#nextSync = undefined;
+      const fd = this.#fd;
       try {
-        await this.#handle.sync();
+        await new Promise<void>((resolve, reject) =>
+          fsync(fd, (error) => error ? reject(error) : resolve())
+        );
       } catch (error) {
         throw new JournalError(this.file, (error as Error).message, error);
       }
@@ -226,6 +255,42 @@ export class UploadJournal {
     this.#tail = sync.catch(() => {});
     return sync;
   }
+}
+
+function addLine(entry: JournalEntry): string {
+  return JSON.stringify({ op: "add", ...entry }) + "\n";
+}
+
+/**
+ * Replaces `file` with `entries` (temp file, fsync, rename, fsync of the directory) and
+ * returns its descriptor, open for appending since before the rename. Synchronous: no line
+ * can be written in between. A failure before the rename leaves `file` as it was.
+ */
+function rewrite(file: string, entries: readonly JournalEntry[]): { fd: number; bytes: number } {
+  const text = Buffer.from(entries.map(addLine).join(""));
+  const temporary = `${file}.compact`;
+  rmSync(temporary, { force: true }); // Left by a crash mid-rewrite.
+  const fd = openSync(temporary, "a", 0o600);
+  try {
+    for (let at = 0; at < text.length;) at += writeSync(fd, text, at);
+    fsyncSync(fd);
+    renameSync(temporary, file);
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  try {
+    const directory = openSync(dirname(file), "r");
+    try {
+      fsyncSync(directory);
+    } finally {
+      closeSync(directory);
+    }
+  } catch {
+    // Renamed already: this descriptor is the journal now, whatever the directory's fsync
+    // says (the next fsync of the file covers its lines, not the rename).
+  }
+  return { fd, bytes: text.length };
 }
 
 async function readPending(file: string): Promise<JournalEntry[]> {

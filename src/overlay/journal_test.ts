@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JournalError, type NewUpload, stagedNames, UploadJournal } from "./journal.ts";
@@ -93,7 +93,7 @@ Deno.test("mirror entries survive a reopen beside staged uploads, in order", asy
   await withDirectory(async (directory) => {
     const file = join(directory, "journal");
     const { journal } = await UploadJournal.open(file);
-    const copy = await journal.mirror({ path: "/log", mirror: "copy", created: true });
+    const copy = await journal.mirror({ path: "/log", mirror: "copy" });
     const staged = await journal.add(upload("/a"));
     const removal = await journal.mirror({ path: "/gone", mirror: "remove" });
     await journal.complete(staged);
@@ -101,6 +101,25 @@ Deno.test("mirror entries survive a reopen beside staged uploads, in order", asy
     const { journal: again, pending } = await UploadJournal.open(file);
     assert.deepEqual(pending, [copy, removal]);
     assert.deepEqual(stagedNames(pending), new Set());
+    await again.close();
+    await journal.close();
+  });
+});
+
+Deno.test("a journal with an entry pending for long is rewritten, not left to grow", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    const { journal } = await UploadJournal.open(file);
+    // A file open for weeks (a daemon's log) keeps its entry pending meanwhile.
+    const kept = await journal.mirror({ path: "/var/log/app.log", mirror: "copy" });
+    const staged = await journal.add(upload("/staged"));
+    for (let index = 0; index < 20_000; index++) {
+      await journal.complete((await journal.mirror({ path: `/tmp/f${index}`, mirror: "copy" })).id);
+    }
+    assert.ok((await stat(file)).size < 1024 * 1024, "rewritten along the way");
+    // No close: what a crash would leave.
+    const { journal: again, pending } = await UploadJournal.open(file);
+    assert.deepEqual(pending.map((entry) => entry.id), [kept.id, staged]);
     await again.close();
     await journal.close();
   });

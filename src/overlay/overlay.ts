@@ -214,8 +214,8 @@ export class OverlayFileSystem implements FileSystem {
    * until their mirror reached Riak, the local file is the newest copy.
    */
   readonly #localWriters = new Map<string, number>();
-  /** Files being fetched from Riak into the source before a write, by path. */
-  readonly #fetching = new Map<string, Promise<void>>();
+  /** The last write open of each path in progress (see {@link oneWriteOpenAtATime}). */
+  readonly #writeOpens = new Map<string, Promise<void>>();
   /** Drain: local files superseded by a write through the mount, by path, until uploaded. */
   readonly #superseded = new Map<string, FileIdentity>();
   /** sha256 last served per path: an unchanged file keeps the kernel's page cache. */
@@ -462,20 +462,19 @@ export class OverlayFileSystem implements FileSystem {
   async unlink(_ctx: RequestContext, parent: number, name: string): Promise<void> {
     const path = childPath(this.#nodes.pathOf(parent), name);
     if (this.#mirrorsWrites()) {
-      // The local file is the truth; Riak's copy follows in the background. Journaled while
-      // the file goes: a crash in between finds the file still there and copies it instead.
-      const local = await this.#localPath(path);
-      const [unlinked, reserved] = await Promise.allSettled([
-        fsp.unlink(local),
-        this.#o.uploads.reserve({ path, mirror: "remove" }),
-      ]);
-      if (reserved.status === "rejected") throw reserved.reason;
-      if (unlinked.status === "rejected" && !await this.#onlyInRiak(path, unlinked.reason)) {
-        await this.#o.uploads.cancel(reserved.value);
-        throw unlinked.reason;
+      // The local file goes, and Riak's copy follows in the background. Journaled first: a
+      // crash in between finds the file still there and copies it instead.
+      const reserved = await this.#o.uploads.reserve({ path, mirror: "remove" });
+      try {
+        await fsp.unlink(await this.#localPath(path));
+      } catch (error) {
+        if (!await this.#onlyInRiak(path, error)) {
+          await this.#o.uploads.cancel(reserved);
+          throw error;
+        }
       }
       this.#forgetPath(path);
-      await this.#o.uploads.start(reserved.value);
+      this.#o.uploads.start(reserved);
       return;
     }
     await this.#settled(path);
@@ -494,6 +493,8 @@ export class OverlayFileSystem implements FileSystem {
     const path = childPath(this.#nodes.pathOf(parent), name);
     const entries = await this.#list(path);
     if (entries.length > 0) throw fail(Errno.ENOTEMPTY, `${path}: directory not empty`);
+    // Removals of its files still on their way to Riak go first.
+    if (this.#mirrorsWrites()) await this.#settledBelow(path);
     let found = false;
     if (this.#usesRiak()) found = await this.#removeFromRiak(path) || found;
     if (this.#usesLocal()) {
@@ -553,7 +554,7 @@ export class OverlayFileSystem implements FileSystem {
     }
     // Open local files move along: a mirror or a copy-on-read takes the new name.
     const below = `${from}/`;
-    for (const handle of this.#handles.values()) {
+    for (const handle of [...this.#handles.values()]) {
       if (handle.kind !== "local") continue;
       const moved = handle.path === from
         ? to
@@ -562,6 +563,10 @@ export class OverlayFileSystem implements FileSystem {
         : undefined;
       if (moved === undefined) continue;
       if (handle.mirror) {
+        // Journaled under the new name: a crash before its release mirrors that name.
+        const renamed = await this.#o.uploads.reserve({ path: moved, mirror: "copy" });
+        await this.#o.uploads.cancel(handle.mirror);
+        handle.mirror = renamed;
         this.#forgetWriter(handle.path);
         this.#localWriters.set(moved, (this.#localWriters.get(moved) ?? 0) + 1);
       }
@@ -592,12 +597,14 @@ export class OverlayFileSystem implements FileSystem {
     // Linux truncates on O_TRUNC even with O_RDONLY, and ATOMIC_O_TRUNC leaves that to us.
     const writable = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
     if (writable && !this.#stagesWrites()) {
-      if (this.#mirrorsWrites()) await this.#fetchIntoSource(path, (flags & O_TRUNC) !== 0);
-      const file = await fsp.open(
-        await this.#localPath(path),
-        (flags & (O_ACCMODE | O_TRUNC | O_APPEND)) | O_NOFOLLOW,
-      );
-      return await this.#openWriter(path, file, flags, false);
+      return await this.#oneWriteOpenAtATime(path, async () => {
+        if (this.#mirrorsWrites()) await this.#fetchIntoSource(path, (flags & O_TRUNC) !== 0);
+        const file = await fsp.open(
+          await this.#localPath(path),
+          (flags & (O_ACCMODE | O_TRUNC | O_APPEND)) | O_NOFOLLOW,
+        );
+        return await this.#openWriter(path, file, flags);
+      });
     }
     if (writable) {
       const session = await this.#session(path, (flags & O_TRUNC) !== 0);
@@ -703,11 +710,14 @@ export class OverlayFileSystem implements FileSystem {
     this.#freeHandles.push(fh);
     if (handle.kind === "riak") return handle.sequential.close();
     if (handle.kind === "local") {
-      await handle.file.close();
       if (handle.mirror) {
+        // Queued before anything else can happen: a rename or rmdir arriving now waits for it.
+        this.#o.uploads.start(handle.mirror);
         this.#forgetWriter(handle.path);
-        await this.#o.uploads.start(handle.mirror, handle.path);
+        await handle.file.close();
+        return;
       }
+      await handle.file.close();
       // The kernel sends RELEASE after every READ of the handle was answered: the reader
       // threads' record is complete here.
       if (handle.coverage?.covers(handle.size, handle.reads)) {
@@ -804,7 +814,7 @@ export class OverlayFileSystem implements FileSystem {
       await file.close();
       throw error;
     }
-    const opened = await this.#openWriter(path, file, flags, true);
+    const opened = await this.#openWriter(path, file, flags);
     const nodeid = this.#nodes.reference(path);
     this.#offerToReaders(path, nodeid, stats);
     return {
@@ -815,23 +825,18 @@ export class OverlayFileSystem implements FileSystem {
 
   /**
    * A handle of local `file`, just opened for writing at `path`; where the mode mirrors
-   * writes, journaled to be mirrored once released (`created`: the mount just made it).
+   * writes, journaled to be mirrored once released.
    * Closes `file` when that fails: the write would reach Riak only by chance.
    */
   async #openWriter(
     path: string,
     file: FileHandle,
     flags: number,
-    created: boolean,
   ): Promise<Opened> {
     let mirror: PendingMirror | undefined;
     if (this.#mirrorsWrites()) {
       try {
-        mirror = await this.#o.uploads.reserve({
-          path,
-          mirror: "copy",
-          ...(created && { created }),
-        });
+        mirror = await this.#o.uploads.reserve({ path, mirror: "copy" });
       } catch (error) {
         await file.close();
         throw error;
@@ -1493,15 +1498,22 @@ export class OverlayFileSystem implements FileSystem {
     handle: Handle | undefined,
   ): Promise<void> {
     if (!this.#stagesWrites()) {
-      if (handle?.kind === "local") await handle.file.truncate(size);
-      else {
-        if (this.#mirrorsWrites()) await this.#fetchIntoSource(path, size === 0);
-        await fsp.truncate(await this.#localPath(path), size);
+      // A handle open for writing is mirrored when released; else the truncate is journaled
+      // before it happens and mirrored after.
+      if (handle?.kind === "local" && (handle.mirror || !this.#mirrorsWrites())) {
+        await handle.file.truncate(size);
+        return;
       }
-      // A handle open for writing is mirrored when released.
-      if (this.#mirrorsWrites() && !(handle?.kind === "local" && handle.mirror)) {
-        await this.#o.uploads.submitMirror({ path, mirror: "copy" });
-      }
+      await this.#oneWriteOpenAtATime(path, async () => {
+        if (!this.#mirrorsWrites()) return await fsp.truncate(await this.#localPath(path), size);
+        await this.#fetchIntoSource(path, size === 0);
+        const reserved = await this.#o.uploads.reserve({ path, mirror: "copy" });
+        try {
+          await fsp.truncate(await this.#localPath(path), size);
+        } finally {
+          this.#o.uploads.start(reserved);
+        }
+      });
       return;
     }
     const open = handle?.kind === "write" ? handle.session : this.#sessions.get(path);
@@ -1722,31 +1734,44 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * Before a write of `path` where the local file is written first: when what readers see
-   * is Riak's copy and the source does not hold that version, Riak's copy is fetched into
-   * the source (temp file + rename, with Riak's attributes; only its attributes when
-   * `truncating`). One fetch per path at a time.
+   * Runs `body` (which opens `path` for writing, fetching it from Riak first if need be)
+   * after every earlier one for `path` finished, where a fetch is possible: two writers
+   * fetching at once would each rename a copy into place, one of them then writing into a
+   * file the other replaced.
+   */
+  async #oneWriteOpenAtATime<T>(path: string, body: () => Promise<T>): Promise<T> {
+    if (this.#mode.reads === "local" || !this.#mirrorsWrites()) return await body();
+    const run = (this.#writeOpens.get(path) ?? Promise.resolve()).then(body);
+    const settled = run.then(() => {}, () => {});
+    this.#writeOpens.set(path, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.#writeOpens.get(path) === settled) this.#writeOpens.delete(path);
+    }
+  }
+
+  /**
+   * Before a write of `path` where the local file is written first (under
+   * {@link oneWriteOpenAtATime}): when Riak holds a version the source does not, it is
+   * fetched into the source (temp file + rename, with Riak's attributes; only its
+   * attributes when `truncating`). While Riak is unreachable, a path Riak was seen to hold
+   * fails with EIO: its newest copy may be there.
    */
   async #fetchIntoSource(path: string, truncating: boolean): Promise<void> {
-    if (this.#mode.reads === "local") return;
-    for (;;) {
-      const running = this.#fetching.get(path);
-      if (running === undefined) break;
-      await running.catch(() => {});
+    if (this.#mode.reads === "local" || this.#localIsNewest(path)) return;
+    let stat: FileStat | undefined;
+    try {
+      stat = await this.#riakStat(path, false, !truncating);
+    } catch (error) {
+      if (isOutageError(error) && !this.#knownInRiak.has(path)) return;
+      throw error;
     }
-    const located = await this.#locate(path, !truncating);
-    if (located.where !== "riak") return;
-    const stat = located.stat;
+    if (stat === undefined) return;
     if (stat.type !== "file") throw fail(Errno.EISDIR, `${path}: not a regular file`);
     const local = await this.#lstatLocal(path);
     if (local?.size === BigInt(stat.size) && local.mtimeNs === stat.mtimeNs) return;
-    const fetch = this.#fetchNow(path, located, truncating);
-    this.#fetching.set(path, fetch);
-    try {
-      await fetch;
-    } finally {
-      this.#fetching.delete(path);
-    }
+    await this.#fetchNow(path, { where: "riak", stat }, truncating);
   }
 
   async #fetchNow(

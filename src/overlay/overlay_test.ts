@@ -699,3 +699,71 @@ Deno.test("migrate: writes to a file only Riak holds start from Riak's copy, fet
     assert.deepEqual((await listThrough(fs, "/remote")).sort(), ["append.txt", "cut.txt"]);
   });
 });
+
+Deno.test("migrate: two writers opening a file only Riak holds both write into one local copy", async () => {
+  await withOverlay("migrate", async ({ fs, source, store, runtime }) => {
+    await store.writeFile("/shared.bin", seededBytes(1, 3 * 1024 * 1024));
+    const node = await lookupPath(fs, "/shared.bin");
+    const [a, b] = await Promise.all([fs.open!(ROOT_CTX, node, 2), fs.open!(ROOT_CTX, node, 2)]);
+    await fs.write!(ROOT_CTX, node, a.fh, 0, Buffer.from("WRITTEN-BY-A"));
+    await fs.write!(ROOT_CTX, node, b.fh, 12, Buffer.from("+B"));
+    await fs.release!(ROOT_CTX, node, a.fh, 0);
+    await fs.release!(ROOT_CTX, node, b.fh, 0);
+    await runtime.settle(10_000);
+    const head = (bytes: Buffer) => bytes.subarray(0, 14).toString("latin1");
+    assert.equal(head(await readFile(join(source, "shared.bin"))), "WRITTEN-BY-A+B");
+    assert.equal(head(await store.readFile("/shared.bin")), "WRITTEN-BY-A+B");
+  });
+});
+
+for (const preset of ["shadow", "migrate"]) {
+  Deno.test(`${preset}: new bytes of the same size and mtime (cp -p) still reach Riak`, async () => {
+    await withOverlay(preset, async ({ fs, source, store, runtime }) => {
+      const mtime = { sec: 1_600_000_000, nsec: 0 };
+      for (const content of ["AAAA", "BBBB"]) {
+        const created = await fs.create!(ROOT_CTX, 1, "c.txt", 0o1101, 0o644, 0o022);
+        const { nodeid } = created.entry;
+        await fs.write!(ROOT_CTX, nodeid, created.opened.fh, 0, Buffer.from(content));
+        await fs.setattr!(ROOT_CTX, nodeid, { fh: created.opened.fh, mtime });
+        await fs.release!(ROOT_CTX, nodeid, created.opened.fh, 0);
+        await runtime.settle(10_000);
+      }
+      assert.equal(await readFile(join(source, "c.txt"), "utf8"), "BBBB");
+      assert.equal((await store.readFile("/c.txt")).toString(), "BBBB");
+      assert.equal((await readThrough(fs, "/c.txt")).toString(), "BBBB");
+    });
+  });
+
+  Deno.test(`${preset}: a file renamed while open for writing is journaled under its new name`, async () => {
+    await withOverlay(preset, async ({ fs, spool, store, runtime }) => {
+      const created = await fs.create!(ROOT_CTX, 1, "draft", 0o1101, 0o644, 0o022);
+      const { nodeid } = created.entry;
+      await fs.write!(ROOT_CTX, nodeid, created.opened.fh, 0, Buffer.from("final content"));
+      await fs.rename!(ROOT_CTX, 1, "draft", 1, "final", 0);
+      // What a crash now would replay: the new name, not the old one.
+      const journaled = (await readFile(join(spool, "journal"), "utf8"))
+        .trim().split("\n").map((line) => JSON.parse(line));
+      const done = new Set(journaled.filter((line) => line.op === "done").map((line) => line.id));
+      const open = journaled.filter((line) => line.op === "add" && !done.has(line.id));
+      assert.deepEqual(open.map((line) => line.path), ["/final"]);
+      await fs.release!(ROOT_CTX, nodeid, created.opened.fh, 0);
+      await runtime.settle(10_000);
+      assert.equal((await store.readFile("/final")).toString(), "final content");
+      assert.equal(await store.tryStat("/draft"), undefined);
+    });
+  });
+
+  Deno.test(`${preset}: rm -r: a directory whose files' removals are still queued is removed`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime }) => {
+      await fs.mkdir!(ROOT_CTX, 1, "d", 0o755, 0);
+      await writeThrough(fs, "/d/f", Buffer.from("x"));
+      await runtime.settle(10_000);
+      const dir = await lookupPath(fs, "/d");
+      await fs.unlink!(ROOT_CTX, dir, "f");
+      await fs.rmdir!(ROOT_CTX, 1, "d");
+      await runtime.settle(10_000);
+      assert.equal(await store.tryStat("/d"), undefined);
+      assert.equal(await store.tryStat("/d/f"), undefined);
+    });
+  });
+}

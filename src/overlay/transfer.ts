@@ -88,17 +88,20 @@ export type CopyOutcome = "uploaded" | "already-in-riak" | "not-a-file";
 
 /**
  * Copies the local file at mount path `path` into Riak unless Riak already holds that
- * version (same size and mtime), then applies `afterTransfer`. A file that changes while
- * it is read is not stored (src/migration's readUnchanged aborts the upload).
+ * version (same size and mtime; with `evenIfStored`, a file written through the mount,
+ * whose size and mtime may be the old ones again, is copied anyway), then applies
+ * `afterTransfer`. A file that changes while it is read is not stored (src/migration's
+ * readUnchanged aborts the upload).
  */
 export async function copyLocalFile(
   options: LocalCopyOptions,
   path: string,
   signal?: AbortSignal,
+  evenIfStored = false,
 ): Promise<CopyOutcome> {
   for (let attempt = 1;; attempt++) {
     try {
-      return await copyOnce(options, path, signal);
+      return await copyOnce(options, path, signal, evenIfStored);
     } catch (error) {
       // A file being written right now is retried after the racy window, as pre-warm does.
       if (!isFileChanged(error) || attempt >= COPY_ATTEMPTS) throw error;
@@ -114,6 +117,7 @@ async function copyOnce(
   options: LocalCopyOptions,
   path: string,
   signal: AbortSignal | undefined,
+  evenIfStored: boolean,
 ): Promise<CopyOutcome> {
   let absolute: string;
   try {
@@ -138,7 +142,7 @@ async function copyOnce(
   let outcome: CopyOutcome;
   let sha256: string;
   if (
-    remote && remote.type === "file" && BigInt(remote.size) === stats.size &&
+    !evenIfStored && remote && remote.type === "file" && BigInt(remote.size) === stats.size &&
     remote.mtimeNs === stats.mtimeNs
   ) {
     outcome = "already-in-riak";
@@ -192,13 +196,14 @@ export function localFileCopier(options: LocalCopyOptions): FileCopier {
 
 /**
  * A {@link Mirrorer} over {@link copyLocalFile}: the local file as it is now goes to Riak
- * (unless Riak holds that version); a path the mount removed is removed from Riak too,
- * unless something is back under that name locally.
+ * (always: `cp -p` writes new bytes of the same size and then sets the old mtime); a path
+ * the mount removed is removed from Riak too, unless something is back under that name
+ * locally.
  */
 export function localPathMirrorer(options: LocalCopyOptions): Mirrorer {
   return async (mirror: PendingMirror, signal: AbortSignal) => {
     if (mirror.mirror === "copy" || await existsLocally(options.source, mirror.path)) {
-      await copyLocalFile(options, mirror.path, signal);
+      await copyLocalFile(options, mirror.path, signal, true);
       return;
     }
     const removed = removeFileFromRiak(options.store, mirror.path);

@@ -5,9 +5,7 @@
  * the caller acknowledged survives a crash; {@link UploadQueue.resume} re-queues the
  * journal's pending entries at start-up. A newer submission for a path that has not started
  * yet replaces the older one (the newer staged file holds the whole file; a mirror looks at
- * the local file when it runs, and only a removal stands in for an older removal). A file
- * the mount created and removed again before its copy reached Riak costs Riak nothing: the
- * removal finds nothing of it to remove.
+ * the local file when it runs, and only a removal stands in for an older removal).
  *
  * @module
  */
@@ -80,10 +78,6 @@ interface Job {
   started: boolean;
   /** Aborted when a newer mirror of the same path is queued while this one runs. */
   superseded?: AbortController;
-  /** Queued by {@link UploadQueue.resume}: what it did before the restart is unknown. */
-  replayed: boolean;
-  /** A removal with nothing to remove: it follows a creation that never reached Riak. */
-  moot?: boolean;
   done: Promise<void>;
   resolve: () => void;
   reject: (error: Error) => void;
@@ -153,7 +147,7 @@ export class UploadQueue {
 
   /** Queues the journal's pending entries from the last run; call before serving. */
   resume(pending: readonly JournalEntry[]): void {
-    for (const entry of pending) this.#enqueue(entry, true);
+    for (const entry of pending) this.#enqueue(entry);
     if (pending.length > 0) {
       this.#logger.info("replaying upload journal", { pending: pending.length });
     }
@@ -182,18 +176,10 @@ export class UploadQueue {
     return entry;
   }
 
-  /**
-   * Queues a mirror {@link reserve} journaled. A file renamed meanwhile is mirrored under
-   * `path`, its current name (journaled anew; the reservation is done).
-   */
-  async start(reserved: PendingMirror, path = reserved.path): Promise<UploadTicket> {
-    if (path === reserved.path) {
-      this.#reserved.delete(reserved.id);
-      return { id: reserved.id, uploaded: this.#enqueue(reserved).done };
-    }
-    const ticket = await this.submitMirror({ path, mirror: reserved.mirror });
-    await this.cancel(reserved);
-    return ticket;
+  /** Queues a mirror {@link reserve} journaled (synchronously: waiters see it at once). */
+  start(reserved: PendingMirror): UploadTicket {
+    this.#reserved.delete(reserved.id);
+    return { id: reserved.id, uploaded: this.#enqueue(reserved).done };
   }
 
   /** Drops a mirror {@link reserve} journaled that turned out to have nothing to do. */
@@ -296,7 +282,7 @@ export class UploadQueue {
     while (this.#active > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 
-  #enqueue(entry: JournalEntry, replayed = false): Job {
+  #enqueue(entry: JournalEntry): Job {
     let resolve!: () => void;
     let reject!: (error: Error) => void;
     const done = new Promise<void>((yes, no) => {
@@ -304,15 +290,16 @@ export class UploadQueue {
       reject = no;
     });
     done.catch(() => {}); // Callers that never await a ticket must not crash the process.
-    const job: Job = { entry, started: false, done, resolve, reject, replayed };
+    const job: Job = { entry, started: false, done, resolve, reject };
     if (isMirror(entry)) job.superseded = new AbortController();
     const jobs = this.#byPath.get(entry.path) ?? [];
     const previous = jobs[jobs.length - 1];
     if (previous && !previous.started && covers(entry, previous.entry)) {
-      if (undoesCreation(previous, entry)) job.moot = true;
       this.#supersede(previous, job);
     } // A running mirror waiting for a file to settle gives way (see #run).
-    else if (previous?.started && isMirror(entry)) previous.superseded?.abort(SUPERSEDED);
+    else if (previous?.started && covers(entry, previous.entry)) {
+      previous.superseded?.abort(SUPERSEDED);
+    }
     jobs.push(job);
     this.#byPath.set(entry.path, jobs);
     this.#waiting.push(job);
@@ -375,7 +362,6 @@ export class UploadQueue {
         return;
       }
       try {
-        if (job.moot) break;
         if (isMirror(entry)) await this.#options.mirror!(entry, job.superseded!.signal);
         else await this.#options.upload(entry, stagedPath!, this.#abort.signal);
         break;
@@ -383,9 +369,7 @@ export class UploadQueue {
         const newer = this.#newerThan(job);
         if (isMirror(entry) && newer && covers(newer.entry, entry)) {
           // The newer mirror looks at the local file again: this one (say, of a file that
-          // changed while it was read) has nothing left to do. Aborted, it stored nothing.
-          const aborted = error === job.superseded!.signal.reason;
-          if (aborted && undoesCreation(job, newer.entry)) newer.moot = true;
+          // changed while it was read) has nothing left to do.
           newer.done.then(job.resolve, job.reject);
           await this.#forget(entry);
           this.#finish(job);
@@ -488,14 +472,4 @@ async function isMissing(file: string): Promise<boolean> {
 function covers(newer: JournalEntry, older: JournalEntry): boolean {
   if (!isMirror(newer) || !isMirror(older)) return isMirror(newer) === isMirror(older);
   return newer.mirror === "remove" || older.mirror === "copy";
-}
-
-/**
- * Whether removal `newer` undoes the creation `older` mirrors, which stored nothing: Riak
- * then holds what it held before the file was created, and the removal has nothing to do.
- * Not for jobs replayed from the journal: one may have reached Riak before the restart.
- */
-function undoesCreation(older: Job, newer: JournalEntry): boolean {
-  return !older.replayed && isMirror(older.entry) && older.entry.created === true &&
-    isMirror(newer) && newer.mirror === "remove";
 }

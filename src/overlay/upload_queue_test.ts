@@ -258,41 +258,46 @@ Deno.test("a reserved mirror is journaled at once and queued only when started",
     const { journal, pending } = await UploadJournal.open(join(directory, "spool", "journal"));
     assert.deepEqual(pending.map((entry) => entry.path), ["/open.log"]);
     await journal.close();
-    await (await queue.start(reserved, "/renamed.log")).uploaded;
-    assert.deepEqual(mirrored, ["copy /renamed.log"], "mirrored under its name at release");
+    await queue.start(reserved).uploaded;
+    assert.deepEqual(mirrored, ["copy /open.log"], "mirrored once released");
     assert.equal(fixture.journal.pendingCount, 0);
-    assert.equal(queue.pendingFor("/renamed.log"), undefined, "mirrors are never in the spool");
+    assert.equal(queue.pendingFor("/open.log"), undefined, "mirrors are never in the spool");
   });
 });
 
-Deno.test("a removal of a created file whose copy never ran asks nothing of Riak", async () => {
+Deno.test("a removal stands in for a queued copy, and a running copy waiting for its file gives way", async () => {
   await withSpool(async (fixture) => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => release = resolve);
     const { queue, mirrored } = mirrorQueue(fixture, gate);
     const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
-    const created = await queue.submitMirror({ path: "/tmp.1", mirror: "copy", created: true });
+    const queued = await queue.submitMirror({ path: "/tmp.1", mirror: "copy" });
     const removed = await queue.submitMirror({ path: "/tmp.1", mirror: "remove" });
     release();
-    await Promise.all([blocker.uploaded, created.uploaded, removed.uploaded]);
-    assert.deepEqual(mirrored, ["copy /blocker"]);
+    await Promise.all([blocker.uploaded, queued.uploaded, removed.uploaded]);
+    assert.deepEqual(mirrored, ["copy /blocker", "remove /tmp.1"]);
+    // Running (a copy waiting for its file to settle, which ends only when aborted): the
+    // removal aborts it and runs.
+    const seen: string[] = [];
+    const second = queueOver(fixture, {
+      concurrency: 1,
+      mirror: async (entry, signal) => {
+        seen.push(`${entry.mirror} ${entry.path}`);
+        if (entry.mirror !== "copy") return;
+        await new Promise((_, reject) =>
+          signal.addEventListener("abort", () => reject(signal.reason))
+        );
+      },
+    });
+    const running = await second.submitMirror({ path: "/tmp.2", mirror: "copy" });
+    const removal = await second.submitMirror({ path: "/tmp.2", mirror: "remove" });
+    await Promise.all([running.uploaded, removal.uploaded]);
+    assert.deepEqual(seen, ["copy /tmp.2", "remove /tmp.2"]);
     assert.equal(fixture.journal.pendingCount, 0);
   });
 });
 
-Deno.test("a running copy of a created file gives way to its removal", async () => {
-  await withSpool(async (fixture) => {
-    const { queue, mirrored } = mirrorQueue(fixture, new Promise(() => {}));
-    const created = await queue.submitMirror({ path: "/tmp.2", mirror: "copy", created: true });
-    assert.deepEqual(mirrored, ["copy /tmp.2"], "running, waiting for the file to settle");
-    const removed = await queue.submitMirror({ path: "/tmp.2", mirror: "remove" });
-    await Promise.all([created.uploaded, removed.uploaded]);
-    assert.deepEqual(mirrored, ["copy /tmp.2"], "the removal had nothing to do");
-    assert.equal(fixture.journal.pendingCount, 0);
-  });
-});
-
-Deno.test("a copy never stands in for a queued removal; replayed jobs are never skipped", async () => {
+Deno.test("a copy never stands in for a queued removal; replayed removals run", async () => {
   await withSpool(async (fixture) => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => release = resolve);
@@ -304,10 +309,9 @@ Deno.test("a copy never stands in for a queued removal; replayed jobs are never 
     release();
     await Promise.all([blocker.uploaded, removed.uploaded, copied.uploaded]);
     assert.deepEqual(mirrored, ["copy /blocker", "remove /name", "copy /name"]);
-    // From the journal, a created copy and its removal both run: the copy may have
-    // reached Riak before the restart.
+    // From the journal: the removal runs whatever ran before the restart.
     const { queue: replaying, mirrored: replayed } = mirrorQueue(fixture);
-    const first = await fixture.journal.mirror({ path: "/r", mirror: "copy", created: true });
+    const first = await fixture.journal.mirror({ path: "/r", mirror: "copy" });
     const second = await fixture.journal.mirror({ path: "/r", mirror: "remove" });
     replaying.resume([first, second]);
     assert.equal(await replaying.drain(10_000), 0);
