@@ -725,9 +725,14 @@ export class Store {
       if (object) return this.#fileStatFrom(p, location, object, withContent);
     }
     const dir = this.layout.directory(p);
-    const object = await this.#getResolved(dir.object, true, p);
+    // Both asked at once: a name that is not there (a negative lookup) costs one round trip
+    // after the file's, and a directory made by other tools has no object of its own.
+    const [object, listed] = await Promise.all([
+      this.#getResolved(dir.object, true, p),
+      p.length === 0 || this.#index.exists(dir),
+    ]);
     if (object?.meta.type === "directory") return this.#statFrom(p, dir.object, object);
-    if (p.length === 0 || await this.#index.exists(dir)) {
+    if (listed) {
       return this.#statFrom(p, dir.object, {
         content: { value: new Uint8Array(), usermeta: [] },
         meta: directoryMeta({ mtimeNs: 0n }),
