@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import {
+  lstatSync,
   mkdtempSync,
   renameSync,
   rmSync,
@@ -146,6 +147,25 @@ Deno.test("SmallFileReaders: many reads at once, on threads, each its own file's
       assert.equal(content.toString(), `file ${i} `.repeat(i * 100));
     }
     assert.equal(readers.onThreads, true, "the reads ran on reader threads");
+  } finally {
+    await readers.close();
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("SmallFileReaders.lstat answers as lstat(2) does, blocking while fast and then on the pool", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-local-"));
+  // slowReadMs 0: every call counts as slow, so the first ones block and the rest do not.
+  const readers = new SmallFileReaders(2, { slowReadMs: 0 });
+  try {
+    const file = join(dir, "f");
+    writeFileSync(file, "0123");
+    for (let call = 0; call < 6; call++) {
+      const stats = await readers.lstat(Buffer.from(file));
+      assert.equal(stats?.size, 4n);
+      assert.equal(stats?.ino, lstatSync(file, { bigint: true }).ino);
+      assert.equal(await readers.lstat(Buffer.from(join(dir, "missing"))), undefined);
+    }
   } finally {
     await readers.close();
     rmSync(dir, { recursive: true });

@@ -425,7 +425,7 @@ class PrewarmRun {
     let counted: Tally | undefined;
     try {
       for (let attempt = 1;; attempt++) {
-        const stats = await lstatIfExists(absolute);
+        const stats = await this.#readers.lstat(absolute);
         if (!stats || !stats.isFile()) return; // vanished or replaced meanwhile
         const identity = identityOf(stats);
         if (!counted) {

@@ -13,7 +13,7 @@
 import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import { Worker } from "node:worker_threads";
-import { FileChangedError, type FileIdentity } from "./file_identity.ts";
+import { FileChangedError, type FileIdentity, lstatIfExists } from "./file_identity.ts";
 import {
   changedTooRecently,
   checkSmallRead,
@@ -118,6 +118,25 @@ export class SmallFileReaders {
     if (this.#busy[worker] === 1) workers[worker].ref();
     workers[worker].postMessage({ id, path: absolutePath, size });
     return checkSmallRead(await raw, expected, name);
+  }
+
+  /**
+   * lstat(2) of `absolutePath`, undefined when nothing is there. Blocking while reads are
+   * fast (an lstat on the thread pool costs the event loop several times the call itself),
+   * on the pool once they are slow.
+   */
+  async lstat(absolutePath: Buffer): Promise<fs.BigIntStats | undefined> {
+    if (this.#slowScore > SLOW_SCORE_LIMIT) return await lstatIfExists(absolutePath);
+    const started = performance.now();
+    try {
+      return fs.lstatSync(absolutePath, { bigint: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw error;
+    } finally {
+      const slow = performance.now() - started >= this.#slowReadMs ? 1 : 0;
+      this.#slowScore = this.#slowScore * SLOW_FADE + slow;
+    }
   }
 
   /** A blocking read on this thread, timed to tell a page cache from a disk. */
