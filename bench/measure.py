@@ -5,6 +5,7 @@ each; prints one figure.
     python3 measure.py stat PATH COUNT         # os.stat of PATH COUNT times: stats/s
     python3 measure.py ls DIR                  # ls -l of DIR, best of 3: ms
     python3 measure.py small DIR COUNT         # create+write+close+unlink: files/s
+    python3 measure.py small-steps DIR COUNT   # the same, mean microseconds of each step
     python3 measure.py mbps MIB SECONDS        # MB/s (1 MB = 1,000,000 bytes)
     python3 measure.py iops FIO_JSON           # read IOPS of a fio --output-format=json run
     python3 measure.py busy STATUS_JSON        # exit 1 while uploads or copies are left
@@ -50,6 +51,26 @@ def small_rate(directory, count):
     return f"{count / (time.perf_counter() - start):,.0f}"
 
 
+def small_steps(directory, count):
+    data = b"x" * 100
+    took = {"create": 0.0, "write": 0.0, "close": 0.0, "unlink": 0.0}
+    for index in range(count):
+        path = os.path.join(directory, f"small-{index}")
+        start = time.perf_counter()
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        created = time.perf_counter()
+        os.write(fd, data)
+        written = time.perf_counter()
+        os.close(fd)
+        closed = time.perf_counter()
+        os.unlink(path)
+        took["create"] += created - start
+        took["write"] += written - created
+        took["close"] += closed - written
+        took["unlink"] += time.perf_counter() - closed
+    return " ".join(f"{step}={seconds / count * 1e6:.0f}us" for step, seconds in took.items())
+
+
 def busy(status_path):
     metrics = json.load(open(status_path))["metrics"]
     uploads, copies = metrics["uploads"], metrics["copyOnRead"]
@@ -65,6 +86,8 @@ def main(command, *args):
         print(ls_best(args[0]))
     elif command == "small":
         print(small_rate(args[0], int(args[1])))
+    elif command == "small-steps":
+        print(small_steps(args[0], int(args[1])))
     elif command == "mbps":
         print(f"{float(args[0]) * 1.048576 / float(args[1]):,.0f}")
     elif command == "iops":

@@ -61,6 +61,7 @@ export class RiakHealth {
   #lastError: string | undefined;
   #failedDuringOutage = 0;
   #outages = 0;
+  readonly #reachableAgain: (() => void)[] = [];
 
   constructor(logger: Logger, now: () => number = Date.now) {
     this.#logger = logger;
@@ -70,6 +71,11 @@ export class RiakHealth {
   /** Whether the last request that reached a verdict found Riak up. */
   get reachable(): boolean {
     return this.#downSince === undefined;
+  }
+
+  /** Calls `listener` each time an outage ends (say, to retry waiting uploads at once). */
+  onReachableAgain(listener: () => void): void {
+    this.#reachableAgain.push(listener);
   }
 
   /** Records a request Riak answered. Logs the end of an outage once. */
@@ -83,6 +89,7 @@ export class RiakHealth {
     this.#downSince = undefined;
     this.#lastError = undefined;
     this.#failedDuringOutage = 0;
+    for (const listener of this.#reachableAgain) listener();
   }
 
   /**

@@ -49,14 +49,20 @@ export interface PendingUpload {
 /**
  * A path whose local state Riak must take over, in modes where the local file is the
  * truth: `copy` uploads the local file as it is when the upload runs (nothing when it is
- * gone); `remove` removes Riak's copy unless the local file exists again (then it is copied).
+ * gone); `remove` removes Riak's copy unless the local file exists again (then it is copied);
+ * `attributes` gives Riak's copy the local permission bits, owner and mtime.
  */
 export interface PendingMirror {
   /** Journal id, unique within the journal. */
   id: number;
   /** The path inside the mount, `/`-separated, starting with `/`. */
   path: string;
-  mirror: "copy" | "remove";
+  mirror: "copy" | "remove" | "attributes";
+  /**
+   * For `attributes`: the values asked for (mtime in nanoseconds, as decimal text), kept
+   * exactly; the local file's mtime is only as exact as utimes(2) through a double allows.
+   */
+  set?: { mode?: number; uid?: number; gid?: number; mtimeNs?: string };
 }
 
 /** An entry of the journal: a staged file to upload, or a local path to mirror. */
@@ -131,7 +137,10 @@ export class UploadJournal {
     this.file = file;
     this.#fd = fd;
     for (const entry of pending) this.#pending.set(entry.id, entry);
-    this.#nextId = Math.max(0, ...pending.map((entry) => entry.id)) + 1;
+    // A loop: spreading 100,000s of ids into Math.max overflows the stack.
+    let last = 0;
+    for (const entry of pending) last = Math.max(last, entry.id);
+    this.#nextId = last + 1;
     this.#bytes = bytes;
   }
 
@@ -201,11 +210,18 @@ export class UploadJournal {
         this.#bytes = 0;
       } else {
         const bytes = Buffer.from(JSON.stringify(line) + "\n");
-        for (let at = 0; at < bytes.length;) at += writeSync(this.#fd, bytes, at);
+        try {
+          for (let at = 0; at < bytes.length;) at += writeSync(this.#fd, bytes, at);
+        } catch (error) {
+          // A torn line (disk full) would damage every line after it: take it back.
+          ftruncateSync(this.#fd, this.#bytes);
+          throw error;
+        }
         this.#bytes += bytes.length;
         if (this.#bytes >= this.#compactAt) this.#rewrite();
       }
     } catch (error) {
+      if (line.op === "add") this.#pending.delete(line.id);
       return Promise.reject(new JournalError(this.file, (error as Error).message, error));
     }
     return durable ? this.#sync() : Promise.resolve();

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JournalError, type NewUpload, stagedNames, UploadJournal } from "./journal.ts";
@@ -122,5 +123,56 @@ Deno.test("a journal with an entry pending for long is rewritten, not left to gr
     assert.deepEqual(pending.map((entry) => entry.id), [kept.id, staged]);
     await again.close();
     await journal.close();
+  });
+});
+
+Deno.test("a journal of 150,000 pending entries opens (an outage during an untar)", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    const lines = Array.from(
+      { length: 150_000 },
+      (_, index) =>
+        JSON.stringify({ op: "add", id: index + 1, path: `/f${index}`, mirror: "copy" }),
+    );
+    await writeFile(file, lines.join("\n") + "\n");
+    const { journal, pending } = await UploadJournal.open(file);
+    assert.equal(pending.length, 150_000);
+    assert.equal((await journal.mirror({ path: "/next", mirror: "copy" })).id, 150_001);
+    await journal.close();
+  });
+});
+
+Deno.test("a line the disk had no room for is taken back, not left torn", async () => {
+  await withDirectory(async (directory) => {
+    const small = join(directory, "small");
+    await mkdir(small);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", small]);
+    try {
+      const file = join(small, "journal");
+      const { journal } = await UploadJournal.open(file);
+      const written: number[] = [];
+      let refused = 0;
+      for (let index = 0; index < 2_000 && refused < 3; index++) {
+        try {
+          written.push(
+            (await journal.mirror({ path: `/f${index}-${"x".repeat(1000)}`, mirror: "copy" })).id,
+          );
+        } catch (error) {
+          assert.ok(error instanceof JournalError, String(error));
+          refused++;
+        }
+      }
+      assert.equal(refused, 3, "the disk filled up");
+      assert.equal(journal.pendingCount, written.length, "a refused line is not pending");
+      // Room again: the next line must not land after a torn one.
+      execFileSync("mount", ["-o", "remount,size=256k", small]);
+      written.push((await journal.mirror({ path: "/after", mirror: "copy" })).id);
+      await journal.close();
+      const { journal: again, pending } = await UploadJournal.open(file);
+      assert.deepEqual(pending.map((entry) => entry.id), written);
+      await again.close();
+    } finally {
+      execFileSync("umount", [small]);
+    }
   });
 });

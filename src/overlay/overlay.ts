@@ -214,6 +214,9 @@ export class OverlayFileSystem implements FileSystem {
    * until their mirror reached Riak, the local file is the newest copy.
    */
   readonly #localWriters = new Map<string, number>();
+  /** Renames in progress, and the paths whose mirrors were queued meanwhile (see rename). */
+  #renames = 0;
+  readonly #mirroredDuringRenames = new Set<string>();
   /** The last write open of each path in progress (see {@link oneWriteOpenAtATime}). */
   readonly #writeOpens = new Map<string, Promise<void>>();
   /** Drain: local files superseded by a write through the mount, by path, until uploaded. */
@@ -363,23 +366,21 @@ export class OverlayFileSystem implements FileSystem {
     } else if (changesAttributes || atimeNs !== undefined) {
       await this.#settled(path);
       const local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
-      if (local) {
-        const file = await this.#localPath(path);
-        if (attributes.mode !== undefined && (Number(local.mode) & S_IFMT) !== S_IFLNK) {
-          await fsp.chmod(file, attributes.mode);
-        }
-        if (attributes.uid !== undefined || attributes.gid !== undefined) {
-          await fsp.lchown(file, attributes.uid ?? -1, attributes.gid ?? -1);
-        }
-        if (mtimeNs !== undefined || atimeNs !== undefined) {
-          await fsp.lutimes(
-            file,
-            nsToSeconds(atimeNs ?? local.atimeNs),
-            nsToSeconds(mtimeNs ?? local.mtimeNs),
-          );
-        }
+      // Where the local file is the truth, Riak takes its attributes over in the background
+      // (journaled first), as it takes its bytes.
+      const mirrored = local && changesAttributes && this.#mirrorsWrites()
+        ? await this.#o.uploads.reserve({
+          path,
+          mirror: "attributes",
+          set: definedOnly({ ...attributes, mtimeNs: attributes.mtimeNs?.toString() }),
+        })
+        : undefined;
+      try {
+        if (local) await this.#setLocalAttributes(path, local, attributes, atimeNs);
+      } finally {
+        if (mirrored) this.#o.uploads.start(mirrored);
       }
-      if (changesAttributes && this.#writesRiak()) {
+      if (changesAttributes && this.#writesRiak() && !mirrored) {
         const remote = await this.#riakStat(path, true);
         if (remote) {
           await this.#riak(
@@ -392,6 +393,29 @@ export class OverlayFileSystem implements FileSystem {
     this.#served.delete(path);
     this.#changed(path);
     return this.getattr(ctx, nodeid, changes.fh);
+  }
+
+  /** Applies chmod/chown/utimens changes to the local file at `path` (lstat: `local`). */
+  async #setLocalAttributes(
+    path: string,
+    local: BigIntStats,
+    attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
+    atimeNs: bigint | undefined,
+  ): Promise<void> {
+    const file = await this.#localPath(path);
+    if (attributes.mode !== undefined && (Number(local.mode) & S_IFMT) !== S_IFLNK) {
+      await fsp.chmod(file, attributes.mode);
+    }
+    if (attributes.uid !== undefined || attributes.gid !== undefined) {
+      await fsp.lchown(file, attributes.uid ?? -1, attributes.gid ?? -1);
+    }
+    if (attributes.mtimeNs !== undefined || atimeNs !== undefined) {
+      await fsp.lutimes(
+        file,
+        nsToSeconds(atimeNs ?? local.atimeNs),
+        nsToSeconds(attributes.mtimeNs ?? local.mtimeNs),
+      );
+    }
   }
 
   // ---- names ----
@@ -523,9 +547,21 @@ export class OverlayFileSystem implements FileSystem {
     if (flags & RENAME_NOREPLACE && await this.#exists(to)) {
       throw fail(Errno.EEXIST, `${to}: already exists`);
     }
+    this.#renames++;
+    try {
+      await this.#renameNow(from, to);
+    } finally {
+      if (--this.#renames === 0) this.#mirroredDuringRenames.clear();
+    }
+  }
+
+  async #renameNow(from: string, to: string): Promise<void> {
     await this.#settledBelow(from);
+    // A queued removal of the target must not land after the rename.
+    if (this.#mirrorsWrites()) await this.#settledBelow(to);
     const session = this.#sessions.get(from);
-    if (this.#usesRiak()) {
+    const renameInRiak = async () => {
+      if (!this.#usesRiak()) return;
       const remote = await this.#riakStat(from, true);
       if (remote) {
         await this.#ensureRiakDirectory(parentOf(to));
@@ -534,8 +570,9 @@ export class OverlayFileSystem implements FileSystem {
         // The target's old Riak copy would otherwise shadow what is renamed over it.
         await this.#removeFromRiak(to);
       }
-    }
-    if (this.#usesLocal()) {
+    };
+    const renameLocally = async () => {
+      if (!this.#usesLocal()) return;
       const local = await this.#lstatLocal(from);
       if (local) {
         await fsp.mkdir(dirname(await this.#localPath(to)), { recursive: true });
@@ -543,6 +580,21 @@ export class OverlayFileSystem implements FileSystem {
       } else if ((await this.#lstatLocal(to))?.isFile()) {
         await fsp.unlink(await this.#localPath(to));
       }
+    };
+    if (this.#mirrorsWrites()) {
+      // The local file is the truth: a rename it refuses changes nothing in Riak either.
+      await renameLocally();
+      await renameInRiak();
+      // Closed while this rename waited: their mirrors went to the old names.
+      const below = `${from}/`;
+      for (const path of this.#mirroredDuringRenames) {
+        if (path !== from && !path.startsWith(below)) continue;
+        await this.#o.uploads.submitMirror({ path, mirror: "remove" });
+        await this.#o.uploads.submitMirror({ path: to + path.slice(from.length), mirror: "copy" });
+      }
+    } else {
+      await renameInRiak();
+      await renameLocally();
     }
     if (session) {
       this.#sessions.delete(from);
@@ -711,8 +763,10 @@ export class OverlayFileSystem implements FileSystem {
     if (handle.kind === "riak") return handle.sequential.close();
     if (handle.kind === "local") {
       if (handle.mirror) {
-        // Queued before anything else can happen: a rename or rmdir arriving now waits for it.
+        // Queued before anything else can happen: a rename or rmdir arriving now waits for it;
+        // one already running sees it when it ends.
         this.#o.uploads.start(handle.mirror);
+        if (this.#renames > 0) this.#mirroredDuringRenames.add(handle.path);
         this.#forgetWriter(handle.path);
         await handle.file.close();
         return;
@@ -1755,22 +1809,19 @@ export class OverlayFileSystem implements FileSystem {
    * Before a write of `path` where the local file is written first (under
    * {@link oneWriteOpenAtATime}): when Riak holds a version the source does not, it is
    * fetched into the source (temp file + rename, with Riak's attributes; only its
-   * attributes when `truncating`). While Riak is unreachable, a path Riak was seen to hold
-   * fails with EIO: its newest copy may be there.
+   * attributes when `truncating`). While Riak is unreachable it fails with EIO (unless
+   * Riak's answer is still cached): Riak's copy may be the newer one.
    */
   async #fetchIntoSource(path: string, truncating: boolean): Promise<void> {
     if (this.#mode.reads === "local" || this.#localIsNewest(path)) return;
-    let stat: FileStat | undefined;
-    try {
-      stat = await this.#riakStat(path, false, !truncating);
-    } catch (error) {
-      if (isOutageError(error) && !this.#knownInRiak.has(path)) return;
-      throw error;
-    }
+    // While Riak is unreachable this fails (EIO): its copy may be newer than the local one.
+    const stat = await this.#riakStat(path, false, !truncating);
     if (stat === undefined) return;
     if (stat.type !== "file") throw fail(Errno.EISDIR, `${path}: not a regular file`);
     const local = await this.#lstatLocal(path);
-    if (local?.size === BigInt(stat.size) && local.mtimeNs === stat.mtimeNs) return;
+    // utimes(2) through a double sets a local mtime to within a microsecond of Riak's.
+    const mtimeGap = local === undefined ? undefined : local.mtimeNs - stat.mtimeNs;
+    if (local?.size === BigInt(stat.size) && mtimeGap! > -1000n && mtimeGap! < 1000n) return;
     await this.#fetchNow(path, { where: "riak", stat }, truncating);
   }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { existsSync } from "node:fs";
 import { lstat, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -765,5 +766,83 @@ for (const preset of ["shadow", "migrate"]) {
       assert.equal(await store.tryStat("/d"), undefined);
       assert.equal(await store.tryStat("/d/f"), undefined);
     });
+  });
+}
+
+/** Turns the event loop until `done()` holds (a request the test started reached a step). */
+async function until(done: () => boolean): Promise<void> {
+  for (let turn = 0; !done(); turn++) {
+    if (turn > 100_000) throw new Error("the awaited step never came");
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+for (const preset of ["shadow", "migrate"]) {
+  Deno.test(`${preset}: a file closed while its rename waits on Riak reaches Riak under the new name`, async () => {
+    await withOverlay(preset, async ({ fs, source, store, riak, runtime }) => {
+      await writeThrough(fs, "/doc", Buffer.from("OLD CONTENT"));
+      await runtime.settle(10_000);
+      const node = await lookupPath(fs, "/doc");
+      const { fh } = await fs.open!(ROOT_CTX, node, 2);
+      await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("NEW CONTENT"));
+      const faults = riak.server!.faults;
+      faults.pause();
+      let renamed: Promise<void>;
+      try {
+        renamed = fs.rename!(ROOT_CTX, 1, "doc", 1, "doc2", 0);
+        // The local rename is done first; then the rename waits on Riak. The kernel's
+        // RELEASE (asynchronous to close(2)) arrives now.
+        await until(() => !existsSync(join(source, "doc")));
+        await fs.release!(ROOT_CTX, node, fh, 0);
+      } finally {
+        faults.resume();
+      }
+      await renamed;
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/doc2")).toString(), "NEW CONTENT");
+      assert.equal(await store.tryStat("/doc"), undefined);
+      assert.equal((await readThrough(fs, "/doc2")).toString(), "NEW CONTENT");
+    });
+  });
+
+  Deno.test(`${preset}: rm b; mv a b leaves a's bytes in Riak under b`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime }) => {
+      await writeThrough(fs, "/a", Buffer.from("from a"));
+      await writeThrough(fs, "/b", Buffer.from("old b"));
+      await runtime.settle(10_000);
+      await fs.unlink!(ROOT_CTX, 1, "b");
+      await fs.rename!(ROOT_CTX, 1, "a", 1, "b", 0);
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/b")).toString(), "from a");
+      assert.equal(await store.tryStat("/a"), undefined);
+    });
+  });
+
+  Deno.test(`${preset}: chmod and utimens during an outage reach Riak once it is back`, async () => {
+    await withOverlay(
+      preset,
+      async ({ fs, source, store, riak, runtime }) => {
+        await writeThrough(fs, "/m.txt", Buffer.from("mode"));
+        await runtime.settle(10_000);
+        const node = await lookupPath(fs, "/m.txt");
+        const faults = riak.server!.faults;
+        await faults.stopAccepting();
+        faults.dropConnections();
+        try {
+          await fs.setattr!(ROOT_CTX, node, {
+            mode: 0o600,
+            mtime: { sec: 1_500_000_000, nsec: 0 },
+          });
+          assert.equal((await lstat(join(source, "m.txt"))).mode & 0o7777, 0o600);
+        } finally {
+          await faults.resumeAccepting();
+        }
+        assert.equal(await runtime.settle(20_000), 0);
+        const stored = await store.stat("/m.txt");
+        assert.equal(stored.mode, 0o600);
+        assert.equal(stored.mtimeNs, 1_500_000_000_000_000_000n);
+      },
+      { riakReadTimeout: "300" },
+    );
   });
 }

@@ -30,9 +30,9 @@ import type { OverlaySettings } from "./mount_options.ts";
 import { OverlayFileSystem } from "./overlay.ts";
 import { defaultSpoolDirectory, Spool } from "./spool.ts";
 import {
-  type LocalCopyOptions,
   localFileCopier,
   localPathMirrorer,
+  type MirrorOptions,
   stagedFileUploader,
 } from "./transfer.ts";
 import { UploadQueue } from "./upload_queue.ts";
@@ -252,7 +252,7 @@ async function startRiakParts(
   }
   // The queue exists before the overlay it reports back to.
   const late: { overlay?: OverlayFileSystem } = {};
-  const localCopies: LocalCopyOptions | undefined = options.source === undefined ? undefined : {
+  const localCopies: MirrorOptions | undefined = options.source === undefined ? undefined : {
     store,
     source: options.source,
     afterTransfer: settings.mode.afterTransfer,
@@ -273,6 +273,7 @@ async function startRiakParts(
   });
   // Replayed before the first request is served: reads of these paths see the spool.
   uploads.resume(pending);
+  health.onReachableAgain(() => uploads.nudge());
   const copier = localCopies && localFileCopier(localCopies);
   const copies = new CopyOnReadQueue({
     copy: copier === undefined

@@ -194,21 +194,58 @@ export function localFileCopier(options: LocalCopyOptions): FileCopier {
   };
 }
 
+/** What {@link localPathMirrorer} needs: a copy's options and a store that sets attributes. */
+export type MirrorOptions = LocalCopyOptions & {
+  store: MigrationStore & Pick<Store, "setAttributes">;
+};
+
 /**
  * A {@link Mirrorer} over {@link copyLocalFile}: the local file as it is now goes to Riak
  * (always: `cp -p` writes new bytes of the same size and then sets the old mtime); a path
  * the mount removed is removed from Riak too, unless something is back under that name
- * locally.
+ * locally; changed attributes are set on Riak's copy (a file Riak lacks is copied).
  */
-export function localPathMirrorer(options: LocalCopyOptions): Mirrorer {
+export function localPathMirrorer(options: MirrorOptions): Mirrorer {
+  const observe = <T>(request: Promise<T>) =>
+    options.health ? options.health.observe(request) : request;
   return async (mirror: PendingMirror, signal: AbortSignal) => {
+    if (mirror.mirror === "attributes") return await mirrorAttributes(options, mirror);
     if (mirror.mirror === "copy" || await existsLocally(options.source, mirror.path)) {
       await copyLocalFile(options, mirror.path, signal, true);
       return;
     }
-    const removed = removeFileFromRiak(options.store, mirror.path);
-    await (options.health ? options.health.observe(removed) : removed);
+    await observe(removeFileFromRiak(options.store, mirror.path));
   };
+}
+
+/**
+ * Gives Riak's copy of the mirror's path the attributes set on the local file (a file Riak
+ * lacks is copied whole).
+ */
+async function mirrorAttributes(options: MirrorOptions, mirror: PendingMirror): Promise<void> {
+  const path = mirror.path;
+  let local;
+  try {
+    local = await lstatIfExists(await localPathBeneath(options.source, path));
+  } catch (error) {
+    if (error instanceof OutsideSourceError) return;
+    throw error;
+  }
+  if (local === undefined) return; // Gone: its removal is journaled after this.
+  const observe = <T>(request: Promise<T>) =>
+    options.health ? options.health.observe(request) : request;
+  const remote = await observe(options.store.tryStat(path));
+  if (remote === undefined) {
+    if (local.isFile()) await copyLocalFile(options, path, undefined, true);
+    return;
+  }
+  const set = mirror.set ?? {};
+  await observe(options.store.setAttributes(path, {
+    mode: set.mode ?? Number(local.mode & 0o7777n),
+    uid: set.uid ?? Number(local.uid),
+    gid: set.gid ?? Number(local.gid),
+    mtimeNs: set.mtimeNs === undefined ? local.mtimeNs : BigInt(set.mtimeNs),
+  }));
 }
 
 /** Removes the file at `path` from Riak, if Riak holds one (a directory stays). */

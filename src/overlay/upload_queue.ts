@@ -299,6 +299,7 @@ export class UploadQueue {
     } // A running mirror waiting for a file to settle gives way (see #run).
     else if (previous?.started && covers(entry, previous.entry)) {
       previous.superseded?.abort(SUPERSEDED);
+      this.nudge(); // It may be waiting out a backoff.
     }
     jobs.push(job);
     this.#byPath.set(entry.path, jobs);
@@ -467,9 +468,12 @@ async function isMissing(file: string): Promise<boolean> {
 /**
  * Whether `newer` does all that `older` (of the same path) would: an upload holds the whole
  * newer file, and a mirror looks at the local file when it runs, but a copy does nothing
- * where the file is gone, so only a removal stands in for a removal.
+ * where the file is gone, so only a removal stands in for a removal, and attributes stand in
+ * for nothing but attributes.
  */
 function covers(newer: JournalEntry, older: JournalEntry): boolean {
   if (!isMirror(newer) || !isMirror(older)) return isMirror(newer) === isMirror(older);
-  return newer.mirror === "remove" || older.mirror === "copy";
+  if (newer.mirror === "remove") return true;
+  // A copy carries the attributes along.
+  return older.mirror === "attributes" || (older.mirror === "copy" && newer.mirror === "copy");
 }
