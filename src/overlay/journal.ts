@@ -63,6 +63,11 @@ export interface PendingMirror {
    * exactly; the local file's mtime is only as exact as utimes(2) through a double allows.
    */
   set?: { mode?: number; uid?: number; gid?: number; mtimeNs?: string };
+  /**
+   * For `copy`: the file as it is, even while it is being written (an fsync's copy: what
+   * was written before the fsync is in it; the copy after the last close replaces it).
+   */
+  snapshot?: true;
 }
 
 /** An entry of the journal: a staged file to upload, or a local path to mirror. */

@@ -801,10 +801,11 @@ export class OverlayFileSystem implements FileSystem {
     const handle = this.#handle(fh);
     if (handle.kind === "local") {
       await handle.file.sync();
-      // Mirrored: the file as it is now, acknowledged by Riak when the mode says so.
+      // Mirrored: the file as it is now, acknowledged by Riak when the mode says so (a copy
+      // of it as it is, even if another handle keeps writing it).
       if (handle.mirror && this.#mode.writes === "riak+local") {
         const path = handle.path;
-        const ticket = await this.#o.uploads.submitMirror({ path, mirror: "copy" });
+        const ticket = await this.#o.uploads.submitMirror({ path, mirror: "copy", snapshot: true });
         await this.#riak(`upload ${path}`, () => ticket.uploaded);
       }
       return;

@@ -846,3 +846,29 @@ for (const preset of ["shadow", "migrate"]) {
     );
   });
 }
+
+Deno.test("migrate: fsync returns while another handle keeps writing the file", async () => {
+  await withOverlay(
+    "migrate",
+    async ({ fs, store }) => {
+      await writeThrough(fs, "/app.log", seededBytes(7, 2 * 1024 * 1024));
+      const node = await lookupPath(fs, "/app.log");
+      const syncing = await fs.open!(ROOT_CTX, node, 2);
+      const writing = await fs.open!(ROOT_CTX, node, 0o2001); // O_WRONLY | O_APPEND
+      await fs.write!(ROOT_CTX, node, syncing.fh, 0, Buffer.from("SYNCED"));
+      let synced = false;
+      const fsync = fs.fsync!(ROOT_CTX, node, syncing.fh, false).finally(() => synced = true);
+      // A logger appending all along: the file never stops changing while fsync waits.
+      for (let offset = 2 * 1024 * 1024; !synced; offset += 5) {
+        await fs.write!(ROOT_CTX, node, writing.fh, offset, Buffer.from("line\n"));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await fsync;
+      const stored = await store.readFile("/app.log");
+      assert.equal(stored.subarray(0, 6).toString(), "SYNCED", "what preceded fsync is in Riak");
+      await fs.release!(ROOT_CTX, node, syncing.fh, 0);
+      await fs.release!(ROOT_CTX, node, writing.fh, 0);
+    },
+    { riakReadTimeout: "2000" },
+  );
+});

@@ -210,6 +210,7 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
     options.health ? options.health.observe(request) : request;
   return async (mirror: PendingMirror, signal: AbortSignal) => {
     if (mirror.mirror === "attributes") return await mirrorAttributes(options, mirror);
+    if (mirror.snapshot) return await observe(snapshotLocalFile(options, mirror.path));
     if (mirror.mirror === "copy" || await existsLocally(options.source, mirror.path)) {
       await copyLocalFile(options, mirror.path, signal, true);
       return;
@@ -246,6 +247,29 @@ async function mirrorAttributes(options: MirrorOptions, mirror: PendingMirror): 
     gid: set.gid ?? Number(local.gid),
     mtimeNs: set.mtimeNs === undefined ? local.mtimeNs : BigInt(set.mtimeNs),
   }));
+}
+
+/**
+ * Puts the local file at `path` into Riak as it is, without waiting for it to stop
+ * changing: bytes written while it is read may or may not be in the copy.
+ */
+async function snapshotLocalFile(options: MirrorOptions, path: string): Promise<void> {
+  let absolute: string;
+  try {
+    absolute = await localPathBeneath(options.source, path);
+  } catch (error) {
+    if (error instanceof OutsideSourceError) return; // Never copied from outside.
+    throw error;
+  }
+  const stats = await lstatIfExists(absolute);
+  if (!stats?.isFile()) return;
+  await options.store.writeFile(path, { file: absolute }, {
+    mode: Number(stats.mode & 0o7777n),
+    uid: Number(stats.uid),
+    gid: Number(stats.gid),
+    mtimeNs: stats.mtimeNs,
+    previous: (await options.store.tryStat(path, { fileOnly: true })) ?? null,
+  });
 }
 
 /** Removes the file at `path` from Riak, if Riak holds one (a directory stays). */
