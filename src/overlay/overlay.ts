@@ -832,7 +832,8 @@ export class OverlayFileSystem implements FileSystem {
     if (created) return created;
     if (flags & O_EXCL) throw fail(Errno.EEXIST, `${path}: already exists`);
     const entry = await this.lookup(ctx, parent, name);
-    return { entry, opened: await this.open(ctx, entry.nodeid, flags | O_TRUNC) };
+    // Created meanwhile by someone else: opened as open(2) with O_CREAT opens an existing file.
+    return { entry, opened: await this.open(ctx, entry.nodeid, flags) };
   }
 
   /** Creates `path` in the source and opens it; undefined when it exists already. */
@@ -866,7 +867,9 @@ export class OverlayFileSystem implements FileSystem {
         stats = fstatSync(file.fd, { bigint: true });
       }
     } catch (error) {
+      // The create failed: the empty file it made goes too (nothing journaled it).
       await file.close();
+      await ignoreMissing(fsp.unlink(localFile));
       throw error;
     }
     const opened = await this.#openWriter(path, file, flags);
@@ -1620,7 +1623,11 @@ export class OverlayFileSystem implements FileSystem {
    */
   async #onlyInRiak(path: string, error: unknown): Promise<boolean> {
     if (!isMissing(error) || this.#mode.reads === "local") return false;
-    return (await this.#locate(path).catch(() => undefined))?.where === "riak";
+    const located = await this.#locate(path).catch((reason) => {
+      if (isOutageError(reason)) throw reason; // EIO: Riak may hold it.
+      return undefined;
+    });
+    return located?.where === "riak";
   }
 
   /** Removes `path` from Riak; false when it was not there. */
@@ -1837,7 +1844,10 @@ export class OverlayFileSystem implements FileSystem {
       dirname(target),
       `${SOURCE_TEMPORARY_PREFIX}${randomBytes(6).toString("hex")}`,
     );
-    const { mode, uid, gid } = attributesOf(located);
+    const { mode } = attributesOf(located);
+    // Objects riakfs did not write carry no owner: the mount's default one, as stat shows.
+    const uid = located.stat.managed ? located.stat.uid : this.#o.defaultUid ?? 0;
+    const gid = located.stat.managed ? located.stat.gid : this.#o.defaultGid ?? 0;
     try {
       const out = await fsp.open(temporary, "wx", mode);
       try {

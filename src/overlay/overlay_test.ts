@@ -872,3 +872,18 @@ Deno.test("migrate: fsync returns while another handle keeps writing the file", 
     { riakReadTimeout: "2000" },
   );
 });
+
+for (const preset of ["shadow", "migrate"]) {
+  Deno.test(`${preset}: CREATE of a name made meanwhile opens it as open(2) would, without truncating`, async () => {
+    await withOverlay(preset, async ({ fs, source }) => {
+      // The kernel sends CREATE for a name it saw missing; another process made it since.
+      await writeFile(join(source, "raced.txt"), "keep");
+      const created = await fs.create!(ROOT_CTX, 1, "raced.txt", 0o101, 0o644, 0o022); // O_CREAT|O_WRONLY
+      await fs.release!(ROOT_CTX, created.entry.nodeid, created.opened.fh, 0);
+      assert.equal(await readFile(join(source, "raced.txt"), "utf8"), "keep");
+      const again = await fs.create!(ROOT_CTX, 1, "raced.txt", 0o1101, 0o644, 0o022); // O_TRUNC too
+      await fs.release!(ROOT_CTX, again.entry.nodeid, again.opened.fh, 0);
+      assert.equal(await readFile(join(source, "raced.txt"), "utf8"), "");
+    });
+  });
+}
