@@ -39,7 +39,12 @@ import {
   type Timespec,
 } from "../fuse/filesystem.ts";
 import { ReadBlocks } from "../fuse/read_blocks.ts";
-import { currentIdentity, type FileIdentity, sameIdentity } from "../migration/file_identity.ts";
+import {
+  currentIdentity,
+  type FileIdentity,
+  identityOf,
+  sameIdentity,
+} from "../migration/file_identity.ts";
 import { NotFoundError, StoreError } from "../store/errors.ts";
 import type { FileStat, Store } from "../store/store.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
@@ -114,6 +119,20 @@ const O_APPEND = 0o2000;
 /** Local opens never follow a symlink in the last component (as in the passthrough). */
 const { O_NOFOLLOW, O_RDONLY, O_WRONLY } = fsConstants;
 const WRITE_ONLY_DIRECT_IO = directWritesInvalidateCache();
+/**
+ * A file last changed this long before it is opened gets a new ctime from any write through
+ * the handle (the kernel's clock for ctime ticks in milliseconds); twice a second where times
+ * come in whole seconds (Deno).
+ */
+const CTIME_SETTLED_NS = 100_000_000n;
+const WHOLE_SECOND_CTIME_SETTLED_NS = 2_000_000_000n;
+
+/** Whether `version`'s last change was {@link CTIME_SETTLED_NS} before `nowMs`. */
+function settledLongAgo(version: FileIdentity, nowMs: number): boolean {
+  const wholeSeconds = version.ctimeNs % 1_000_000_000n === 0n;
+  const since = BigInt(nowMs) * 1_000_000n - version.ctimeNs;
+  return since > (wholeSeconds ? WHOLE_SECOND_CTIME_SETTLED_NS : CTIME_SETTLED_NS);
+}
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
 /** Temporary files made in the source (a file fetched from Riak before a write), hidden. */
@@ -166,6 +185,12 @@ type Handle =
     reads?: ReadBlocks;
     /** Open for writing where the local file is the truth: mirrored into Riak on release. */
     mirror?: PendingMirror;
+    /**
+     * The file's version when opened, if its last change was then long enough ago that
+     * any write through this handle moves its ctime: the same version at release means
+     * nothing was written, and nothing is uploaded again.
+     */
+    openedVersion?: FileIdentity;
   }
   | RiakHandle
   | { kind: "write"; path: string; session: WriteSession };
@@ -655,7 +680,7 @@ export class OverlayFileSystem implements FileSystem {
           await this.#localPath(path),
           (flags & (O_ACCMODE | O_TRUNC | O_APPEND)) | O_NOFOLLOW,
         );
-        return await this.#openWriter(path, file, flags);
+        return await this.#openWriter(path, file, flags, false);
       });
     }
     if (writable) {
@@ -763,6 +788,15 @@ export class OverlayFileSystem implements FileSystem {
     if (handle.kind === "riak") return handle.sequential.close();
     if (handle.kind === "local") {
       if (handle.mirror) {
+        const version = handle.openedVersion &&
+          identityOf(fstatSync(handle.file.fd, { bigint: true }));
+        if (version && sameIdentity(version, handle.openedVersion!)) {
+          // Opened for writing, never written (a database opened read-write, say).
+          this.#forgetWriter(handle.path);
+          await this.#o.uploads.cancel(handle.mirror);
+          await handle.file.close();
+          return;
+        }
         // Queued before anything else can happen: a rename or rmdir arriving now waits for it;
         // one already running sees it when it ends.
         this.#o.uploads.start(handle.mirror);
@@ -872,7 +906,7 @@ export class OverlayFileSystem implements FileSystem {
       await ignoreMissing(fsp.unlink(localFile));
       throw error;
     }
-    const opened = await this.#openWriter(path, file, flags);
+    const opened = await this.#openWriter(path, file, flags, true);
     const nodeid = this.#nodes.reference(path);
     this.#offerToReaders(path, nodeid, stats);
     return {
@@ -890,6 +924,7 @@ export class OverlayFileSystem implements FileSystem {
     path: string,
     file: FileHandle,
     flags: number,
+    created: boolean,
   ): Promise<Opened> {
     let mirror: PendingMirror | undefined;
     if (this.#mirrorsWrites()) {
@@ -901,7 +936,12 @@ export class OverlayFileSystem implements FileSystem {
       }
       this.#localWriters.set(path, (this.#localWriters.get(path) ?? 0) + 1);
     }
-    return this.#open({ kind: "local", path, file, size: 0, mirror }, flags);
+    let openedVersion: FileIdentity | undefined;
+    if (mirror && !created) {
+      const version = identityOf(fstatSync(file.fd, { bigint: true }));
+      if (settledLongAgo(version, this.#now())) openedVersion = version;
+    }
+    return this.#open({ kind: "local", path, file, size: 0, mirror, openedVersion }, flags);
   }
 
   /** Creates `path` as a write session staged in the spool, and opens it. */

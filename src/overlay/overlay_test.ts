@@ -887,3 +887,30 @@ for (const preset of ["shadow", "migrate"]) {
     });
   });
 }
+
+for (const preset of ["shadow", "migrate"]) {
+  Deno.test(`${preset}: a file opened for writing and never written is not uploaded again`, async () => {
+    await withOverlay(
+      preset,
+      async ({ fs, store, runtime, requests, resetCounts }) => {
+        await writeThrough(fs, "/db", seededBytes(3, 300_000));
+        await runtime.settle(10_000);
+        const node = await lookupPath(fs, "/db");
+        resetCounts();
+        const idle = await fs.open!(ROOT_CTX, node, 2); // O_RDWR, as a database opens it
+        await fs.read!(ROOT_CTX, node, idle.fh, 0, 4096);
+        await fs.release!(ROOT_CTX, node, idle.fh, 0);
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal(requests.puts, 0, "nothing written, nothing uploaded");
+        const busy = await fs.open!(ROOT_CTX, node, 2);
+        await fs.write!(ROOT_CTX, node, busy.fh, 0, Buffer.from("CHANGED"));
+        await fs.release!(ROOT_CTX, node, busy.fh, 0);
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal((await store.readFile("/db")).subarray(0, 7).toString(), "CHANGED");
+      },
+      {},
+      // The file's last change counts as long past (see CTIME_SETTLED_NS), without waiting.
+      { now: () => Date.now() + 10_000 },
+    );
+  });
+}
