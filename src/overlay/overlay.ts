@@ -389,8 +389,9 @@ export class OverlayFileSystem implements FileSystem {
       if (attributes.mtimeNs !== undefined) session.mtimeNs = attributes.mtimeNs;
       session.dirty = true;
     } else if (changesAttributes || atimeNs !== undefined) {
-      await this.#settled(path);
       const local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
+      // Where the local file is the truth its jobs run in order: nothing to wait for.
+      if (!(local && this.#mirrorsWrites())) await this.#settled(path);
       // Where the local file is the truth, Riak takes its attributes over in the background
       // (journaled first), as it takes its bytes.
       const mirrored = local && changesAttributes && this.#mirrorsWrites()
@@ -460,6 +461,8 @@ export class OverlayFileSystem implements FileSystem {
   async symlink(ctx: RequestContext, parent: number, name: string, target: string): Promise<Entry> {
     const path = childPath(this.#nodes.pathOf(parent), name);
     await this.#refuseExisting(path);
+    // A removal of the name still queued goes first: Riak may still hold the old file.
+    if (this.#mirrorsWrites()) await this.#settled(path);
     if (this.#writesRiak()) {
       await this.#ensureRiakDirectory(parentOf(path));
       await this.#riak(
@@ -489,6 +492,8 @@ export class OverlayFileSystem implements FileSystem {
   ): Promise<Entry> {
     const path = childPath(this.#nodes.pathOf(parent), name);
     await this.#refuseExisting(path);
+    // A removal of the name still queued goes first: Riak may still hold the old file.
+    if (this.#mirrorsWrites()) await this.#settled(path);
     const attributes = { mode: mode & 0o7777, uid: ctx.uid, gid: ctx.gid };
     if (this.#writesRiak()) {
       await this.#ensureRiakDirectory(parentOf(path));
@@ -581,46 +586,13 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   async #renameNow(from: string, to: string): Promise<void> {
-    await this.#settledBelow(from);
-    // A queued removal of the target must not land after the rename.
-    if (this.#mirrorsWrites()) await this.#settledBelow(to);
-    const session = this.#sessions.get(from);
-    const renameInRiak = async () => {
-      if (!this.#usesRiak()) return;
-      const remote = await this.#riakStat(from, true);
-      if (remote) {
-        await this.#ensureRiakDirectory(parentOf(to));
-        await this.#riak(`rename ${from}`, () => this.#o.store.rename(from, to));
-      } else if (await this.#riakStat(to, true)) {
-        // The target's old Riak copy would otherwise shadow what is renamed over it.
-        await this.#removeFromRiak(to);
-      }
-    };
-    const renameLocally = async () => {
-      if (!this.#usesLocal()) return;
-      const local = await this.#lstatLocal(from);
-      if (local) {
-        await fsp.mkdir(dirname(await this.#localPath(to)), { recursive: true });
-        await fsp.rename(await this.#localPath(from), await this.#localPath(to));
-      } else if ((await this.#lstatLocal(to))?.isFile()) {
-        await fsp.unlink(await this.#localPath(to));
-      }
-    };
-    if (this.#mirrorsWrites()) {
-      // The local file is the truth: a rename it refuses changes nothing in Riak either.
-      await renameLocally();
-      await renameInRiak();
-      // Closed while this rename waited: their mirrors went to the old names.
-      const below = `${from}/`;
-      for (const path of this.#mirroredDuringRenames) {
-        if (path !== from && !path.startsWith(below)) continue;
-        await this.#o.uploads.submitMirror({ path, mirror: "remove" });
-        await this.#o.uploads.submitMirror({ path: to + path.slice(from.length), mirror: "copy" });
-      }
-    } else {
-      await renameInRiak();
-      await renameLocally();
+    if (this.#mirrorsWrites() && await this.#lstatLocal(from)) {
+      return await this.#renameMirrored(from, to);
     }
+    await this.#settledBelow(from);
+    const session = this.#sessions.get(from);
+    await this.#renameInRiak(from, to);
+    await this.#renameLocally(from, to);
     if (session) {
       this.#sessions.delete(from);
       session.path = to;
@@ -629,7 +601,113 @@ export class OverlayFileSystem implements FileSystem {
         if (handle.kind === "write" && handle.session === session) handle.path = to;
       }
     }
-    // Open local files move along: a mirror or a copy-on-read takes the new name.
+    await this.#moveOpenFiles(from, to);
+    this.#renamed(from, to);
+  }
+
+  /**
+   * Renames a local file or directory where the local file is the truth: the source first
+   * (a rename it refuses changes nothing), then Riak's copy. What Riak must end up with is
+   * journaled before Riak is asked: the removal of the old names and the copy of the new
+   * ones for files whose uploads were still queued (or closed meanwhile), and for the
+   * renamed file itself, dropped once Riak renamed it. Nothing waits for queued uploads
+   * (the jobs of a path run in order), so neither an upload slower than the Riak deadline
+   * nor an outage fails the rename.
+   */
+  async #renameMirrored(from: string, to: string): Promise<void> {
+    const below = `${from}/`;
+    const moved = (path: string) => to + path.slice(from.length);
+    // What was on its way under the old names when the rename began.
+    const queued = new Map(
+      this.#o.uploads.pendingPathsBelow(from).map((path) => [
+        path,
+        this.#o.uploads.pendingMirrorsOf(path),
+      ]),
+    );
+    const isDirectory = (await this.#lstatLocal(from))?.isDirectory() ?? false;
+    await this.#renameLocally(from, to);
+    await this.#moveOpenFiles(from, to);
+    this.#renamed(from, to);
+    // The old name goes; the new one gets the bytes (unless only attributes were on their
+    // way) and the attributes asked for, exactly.
+    const follow = async (path: string) => {
+      const pending = queued.get(path) ?? this.#o.uploads.pendingMirrorsOf(path);
+      const reserved = [await this.#o.uploads.reserve({ path, mirror: "remove" })];
+      if (pending.length === 0 || pending.some((entry) => entry.mirror !== "attributes")) {
+        reserved.push(await this.#o.uploads.reserve({ path: moved(path), mirror: "copy" }));
+      }
+      for (const { mirror, set } of pending) {
+        if (mirror !== "attributes") continue;
+        reserved.push(await this.#o.uploads.reserve({ path: moved(path), mirror, set }));
+      }
+      return reserved;
+    };
+    const followUps = (await Promise.all([...queued.keys()].map(follow))).flat();
+    const itself = isDirectory ? [] : await follow(from);
+    let renamedInRiak = false;
+    try {
+      await this.#renameInRiak(from, to);
+      renamedInRiak = true;
+    } catch (error) {
+      this.#logger.warn("rename not done in Riak yet; it follows the source in the background", {
+        from,
+        to,
+        error: (error as Error).message,
+      });
+      if (isDirectory) await this.#mirrorTree(from, to);
+    }
+    for (const path of this.#mirroredDuringRenames) {
+      if (path === from || path.startsWith(below)) followUps.push(...await follow(path));
+    }
+    for (const entry of itself) {
+      if (renamedInRiak) await this.#o.uploads.cancel(entry);
+      else this.#o.uploads.start(entry);
+    }
+    for (const entry of followUps) this.#o.uploads.start(entry);
+  }
+
+  /** Journals the removal of every file below `from` in Riak and the copy of it below `to`. */
+  async #mirrorTree(from: string, to: string): Promise<void> {
+    const entries = await fsp.readdir(await this.#localPath(to, { directory: true }), {
+      withFileTypes: true,
+    });
+    for (const entry of entries) {
+      const name = entry.name;
+      if (entry.isDirectory()) await this.#mirrorTree(childPath(from, name), childPath(to, name));
+      else if (entry.isFile() || entry.isSymbolicLink()) {
+        await this.#o.uploads.submitMirror({ path: childPath(from, name), mirror: "remove" });
+        if (entry.isFile()) {
+          await this.#o.uploads.submitMirror({ path: childPath(to, name), mirror: "copy" });
+        }
+      }
+    }
+  }
+
+  async #renameInRiak(from: string, to: string): Promise<void> {
+    if (!this.#usesRiak()) return;
+    const remote = await this.#riakStat(from, true);
+    if (remote) {
+      await this.#ensureRiakDirectory(parentOf(to));
+      await this.#riak(`rename ${from}`, () => this.#o.store.rename(from, to));
+    } else if (await this.#riakStat(to, true)) {
+      // The target's old Riak copy would otherwise shadow what is renamed over it.
+      await this.#removeFromRiak(to);
+    }
+  }
+
+  async #renameLocally(from: string, to: string): Promise<void> {
+    if (!this.#usesLocal()) return;
+    const local = await this.#lstatLocal(from);
+    if (local) {
+      await fsp.mkdir(dirname(await this.#localPath(to)), { recursive: true });
+      await fsp.rename(await this.#localPath(from), await this.#localPath(to));
+    } else if ((await this.#lstatLocal(to))?.isFile()) {
+      await fsp.unlink(await this.#localPath(to));
+    }
+  }
+
+  /** Open local files move along: a mirror or a copy-on-read takes the new name. */
+  async #moveOpenFiles(from: string, to: string): Promise<void> {
     const below = `${from}/`;
     for (const handle of [...this.#handles.values()]) {
       if (handle.kind !== "local") continue;
@@ -639,16 +717,21 @@ export class OverlayFileSystem implements FileSystem {
         ? to + handle.path.slice(from.length)
         : undefined;
       if (moved === undefined) continue;
-      if (handle.mirror) {
-        // Journaled under the new name: a crash before its release mirrors that name.
-        const renamed = await this.#o.uploads.reserve({ path: moved, mirror: "copy" });
-        await this.#o.uploads.cancel(handle.mirror);
-        handle.mirror = renamed;
-        this.#forgetWriter(handle.path);
-        this.#localWriters.set(moved, (this.#localWriters.get(moved) ?? 0) + 1);
-      }
+      const previous = handle.path;
       handle.path = moved;
+      if (handle.mirror) {
+        this.#forgetWriter(previous);
+        this.#localWriters.set(moved, (this.#localWriters.get(moved) ?? 0) + 1);
+        // Journaled under the new name: a crash before its release mirrors that name.
+        const old = handle.mirror;
+        handle.mirror = await this.#o.uploads.reserve({ path: moved, mirror: "copy" });
+        await this.#o.uploads.cancel(old);
+      }
     }
+  }
+
+  /** What this mount remembers of `from` and `to` after a rename. */
+  #renamed(from: string, to: string): void {
     this.#o.cache.invalidate(from);
     this.#o.cache.invalidate(to);
     this.#knownInRiak.delete(from);
@@ -793,8 +876,11 @@ export class OverlayFileSystem implements FileSystem {
         if (version && sameIdentity(version, handle.openedVersion!)) {
           // Opened for writing, never written (a database opened read-write, say).
           this.#forgetWriter(handle.path);
-          await this.#o.uploads.cancel(handle.mirror);
-          await handle.file.close();
+          try {
+            await this.#o.uploads.cancel(handle.mirror);
+          } finally {
+            await handle.file.close();
+          }
           return;
         }
         // Queued before anything else can happen: a rename or rmdir arriving now waits for it;
@@ -1438,8 +1524,9 @@ export class OverlayFileSystem implements FileSystem {
       case "local": {
         const file = await fsp.open(await this.#localPath(path), O_RDONLY | O_NOFOLLOW);
         const size = Number(located.stats.size);
+        // Written through the mount and not in Riak yet: its mirror copies it, not a read.
         const watched = this.#mode.copyOnRead && located.stats.isFile() &&
-          this.#mirrored.get(path) !== mirroredKey(located.stats);
+          this.#mirrored.get(path) !== mirroredKey(located.stats) && !this.#localIsNewest(path);
         return this.#open({
           kind: "local",
           path,
@@ -1832,7 +1919,7 @@ export class OverlayFileSystem implements FileSystem {
    */
   #localIsNewest(path: string): boolean {
     return this.#mirrorsWrites() &&
-      (this.#localWriters.has(path) || this.#o.uploads.hasPending(path));
+      (this.#localWriters.has(path) || this.#o.uploads.hasPendingMirror(path));
   }
 
   /**
@@ -1862,6 +1949,8 @@ export class OverlayFileSystem implements FileSystem {
    */
   async #fetchIntoSource(path: string, truncating: boolean): Promise<void> {
     if (this.#mode.reads === "local" || this.#localIsNewest(path)) return;
+    // A staged upload from a run in another mode holds the newest bytes: Riak first.
+    if (this.#o.uploads.pendingFor(path)) await this.#settled(path);
     // While Riak is unreachable this fails (EIO): its copy may be newer than the local one.
     const stat = await this.#riakStat(path, false, !truncating);
     if (stat === undefined) return;

@@ -914,3 +914,42 @@ for (const preset of ["shadow", "migrate"]) {
     );
   });
 }
+
+for (const preset of ["shadow", "migrate"]) {
+  Deno.test(`${preset}: a rename Riak cannot do now succeeds and Riak follows the source later`, async () => {
+    await withOverlay(
+      preset,
+      async ({ fs, source, store, riak, runtime }) => {
+        await fs.mkdir!(ROOT_CTX, 1, "dir", 0o755, 0);
+        await writeThrough(fs, "/dir/in.txt", Buffer.from("inside"));
+        await writeThrough(fs, "/a", Buffer.from("from a"));
+        await runtime.settle(10_000);
+        await writeThrough(fs, "/fresh", Buffer.from("just written")); // its upload still queued
+        const node = await lookupPath(fs, "/fresh");
+        const faults = riak.server!.faults;
+        await faults.stopAccepting();
+        faults.dropConnections();
+        try {
+          // chmod and rename of a file whose upload waits for Riak: answered at once.
+          await fs.setattr!(ROOT_CTX, node, { mode: 0o600 });
+          await fs.rename!(ROOT_CTX, 1, "fresh", 1, "fresh2", 0);
+          await fs.rename!(ROOT_CTX, 1, "a", 1, "b", 0);
+          await fs.rename!(ROOT_CTX, 1, "dir", 1, "dir2", 0);
+          assert.equal(await readFile(join(source, "b"), "utf8"), "from a");
+          assert.equal(await readFile(join(source, "dir2/in.txt"), "utf8"), "inside");
+        } finally {
+          await faults.resumeAccepting();
+        }
+        assert.equal(await runtime.settle(20_000), 0);
+        assert.equal((await store.readFile("/b")).toString(), "from a");
+        assert.equal(await store.tryStat("/a"), undefined);
+        assert.equal((await store.readFile("/dir2/in.txt")).toString(), "inside");
+        assert.equal(await store.tryStat("/dir/in.txt"), undefined);
+        assert.equal((await store.readFile("/fresh2")).toString(), "just written");
+        assert.equal((await store.stat("/fresh2")).mode, 0o600);
+        assert.equal(await store.tryStat("/fresh"), undefined);
+      },
+      { riakReadTimeout: "300" },
+    );
+  });
+}

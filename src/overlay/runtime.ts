@@ -278,7 +278,11 @@ async function startRiakParts(
   const copies = new CopyOnReadQueue({
     copy: copier === undefined
       ? () => Promise.resolve()
-      : (path, signal) => copier(path, signal).finally(() => late.overlay?.afterCopy(path)),
+      // A file written through the mount since it was read is its mirror's to upload.
+      : (path, signal) =>
+        uploads.hasPendingMirror(path)
+          ? Promise.resolve()
+          : copier(path, signal).finally(() => late.overlay?.afterCopy(path)),
     concurrency: settings.copyConcurrency,
     metrics,
     logger,

@@ -158,7 +158,7 @@ async function copyOnce(
         mode: Number(stats.mode & 0o7777n),
         uid: Number(stats.uid),
         gid: Number(stats.gid),
-        mtimeNs: stats.mtimeNs,
+        mtimeNs: exactMtime(stats.mtimeNs, remote),
         previous: remote ?? null,
       },
     ));
@@ -263,13 +263,25 @@ async function snapshotLocalFile(options: MirrorOptions, path: string): Promise<
   }
   const stats = await lstatIfExists(absolute);
   if (!stats?.isFile()) return;
+  const remote = await options.store.tryStat(path, { fileOnly: true });
   await options.store.writeFile(path, { file: absolute }, {
     mode: Number(stats.mode & 0o7777n),
     uid: Number(stats.uid),
     gid: Number(stats.gid),
-    mtimeNs: stats.mtimeNs,
-    previous: (await options.store.tryStat(path, { fileOnly: true })) ?? null,
+    mtimeNs: exactMtime(stats.mtimeNs, remote),
+    previous: remote ?? null,
   });
+}
+
+/**
+ * The mtime to store for a local file whose lstat says `localNs`: Riak's own when it is the
+ * same to the microsecond. utimens(2) through the mount keeps the exact time asked for in
+ * Riak, and the local file gets it only as exactly as a double of seconds allows.
+ */
+function exactMtime(localNs: bigint, remote: { mtimeNs: bigint } | undefined): bigint {
+  if (remote === undefined) return localNs;
+  const gap = localNs - remote.mtimeNs;
+  return gap > -1000n && gap < 1000n ? remote.mtimeNs : localNs;
 }
 
 /** Removes the file at `path` from Riak, if Riak holds one (a directory stays). */

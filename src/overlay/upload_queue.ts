@@ -11,6 +11,7 @@
  */
 import { access } from "node:fs/promises";
 import { DEFAULT_UPLOAD_CONCURRENCY } from "./defaults.ts";
+import { isOutageError } from "./health.ts";
 import type { Logger } from "./log.ts";
 import { SILENT_LOGGER } from "./log.ts";
 import {
@@ -37,6 +38,9 @@ export type Uploader = (
  * resolves once Riak acknowledged that.
  */
 export type Mirrorer = (mirror: PendingMirror, signal: AbortSignal) => Promise<void>;
+
+/** Attempts of a mirror Riak answers with an error (not an outage) before it is given up. */
+const MIRROR_ATTEMPTS = 5;
 
 /** Why a running mirror is aborted (one object: an abort is routine, not an incident). */
 const SUPERSEDED = new Error("a newer mirror of the same path was queued");
@@ -218,6 +222,24 @@ export class UploadQueue {
     await Promise.all(waits);
   }
 
+  /** Paths at or below `path` with an upload queued or running. */
+  pendingPathsBelow(path: string): string[] {
+    const prefix = path.endsWith("/") ? path : `${path}/`;
+    return [...this.#byPath.keys()].filter((pending) =>
+      pending === path || pending.startsWith(prefix)
+    );
+  }
+
+  /** The mirrors of `path` queued or running, oldest first. */
+  pendingMirrorsOf(path: string): PendingMirror[] {
+    return (this.#byPath.get(path) ?? []).flatMap((job) => isMirror(job.entry) ? [job.entry] : []);
+  }
+
+  /** Whether a mirror of `path` is queued or running (its local file is ahead of Riak). */
+  hasPendingMirror(path: string): boolean {
+    return this.#byPath.get(path)?.some((job) => isMirror(job.entry)) ?? false;
+  }
+
   /** Paths with an upload pending directly inside directory `path` (for listings). */
   pendingNamesIn(path: string): string[] {
     const prefix = path.endsWith("/") ? path : `${path}/`;
@@ -345,13 +367,12 @@ export class UploadQueue {
     const metrics = this.#options.metrics?.value.uploads;
     const stagedPath = isMirror(entry) ? undefined : this.#options.spool.pathOf(entry.staged);
     if (isMirror(entry) && this.#options.mirror === undefined) {
-      // Journaled by a mount with a source, replayed by one without (another preset).
-      this.#logger.error("no source directory to mirror from; upload abandoned", {
+      // Journaled by a mount with a source, replayed by one without (another preset): it
+      // stays journaled for the next mount that has one.
+      this.#logger.error("no source directory to mirror from; left in the journal", {
         path: entry.path,
       });
-      if (metrics) metrics.abandoned++;
       job.reject(new Error(`${entry.path}: this mount has no source directory to mirror`));
-      await this.#forget(entry);
       this.#finish(job);
       return;
     }
@@ -376,6 +397,19 @@ export class UploadQueue {
           this.#finish(job);
           return;
         }
+        if (isMirror(entry) && !isOutageError(error) && attempt >= MIRROR_ATTEMPTS) {
+          // Riak keeps refusing (a directory where the source has a file, say): reported
+          // and given up, not retried forever in an upload slot.
+          this.#logger.error("mirror refused by Riak; given up", {
+            path: entry.path,
+            error: (error as Error).message,
+          });
+          if (metrics) metrics.abandoned++;
+          await this.#forget(entry);
+          this.#finish(job);
+          job.reject(error as Error);
+          return;
+        }
         if (stagedPath !== undefined && await isMissing(stagedPath)) {
           // The staged file is gone (removed by hand): nothing left to upload, ever.
           this.#logger.error("staged file vanished; upload abandoned", {
@@ -383,9 +417,9 @@ export class UploadQueue {
             staged: stagedPath,
           });
           if (metrics) metrics.abandoned++;
-          job.reject(error as Error);
           await this.#forget(entry);
           this.#finish(job);
+          job.reject(error as Error);
           return;
         }
         if (metrics) metrics.failedAttempts++;
@@ -435,10 +469,21 @@ export class UploadQueue {
     if (jobs.length === 0) this.#byPath.delete(job.entry.path);
   }
 
-  /** Marks an entry done in the journal, then removes its staged file. */
+  /**
+   * Marks an entry done in the journal, then removes its staged file. A failure (the disk
+   * is full, say) is logged: the entry stays journaled and is uploaded once more after a
+   * restart, which is harmless.
+   */
   async #forget(entry: JournalEntry): Promise<void> {
-    await this.#options.journal.complete(entry.id);
-    if (!isMirror(entry)) await this.#options.spool.remove(entry.staged);
+    try {
+      await this.#options.journal.complete(entry.id);
+      if (!isMirror(entry)) await this.#options.spool.remove(entry.staged);
+    } catch (error) {
+      this.#logger.warn("could not record an upload as done; it repeats after a restart", {
+        path: entry.path,
+        error: (error as Error).message,
+      });
+    }
   }
 
   #sleep(ms: number): Promise<void> {
@@ -474,6 +519,8 @@ async function isMissing(file: string): Promise<boolean> {
 function covers(newer: JournalEntry, older: JournalEntry): boolean {
   if (!isMirror(newer) || !isMirror(older)) return isMirror(newer) === isMirror(older);
   if (newer.mirror === "remove") return true;
+  // An fsync waits on a snapshot: a copy that waits for the file to settle cannot stand in.
+  if (older.snapshot && !newer.snapshot) return false;
   // A copy carries the attributes along.
   return older.mirror === "attributes" || (older.mirror === "copy" && newer.mirror === "copy");
 }

@@ -319,3 +319,36 @@ Deno.test("a copy never stands in for a queued removal; replayed removals run", 
     assert.equal(fixture.journal.pendingCount, 0);
   });
 });
+
+Deno.test("a mirror Riak keeps refusing is given up after a few attempts, not retried forever", async () => {
+  await withSpool(async (fixture) => {
+    const metrics = new MountMetrics();
+    let attempts = 0;
+    const queue = queueOver(fixture, {
+      metrics,
+      mirror: () => {
+        attempts++;
+        return Promise.reject(new Error("a directory is in the way"));
+      },
+    });
+    const ticket = await queue.submitMirror({ path: "/conflict", mirror: "copy" });
+    await assert.rejects(ticket.uploaded, /in the way/);
+    assert.equal(attempts, 5);
+    assert.equal(metrics.snapshot().uploads.abandoned, 1);
+    assert.equal(queue.pendingCount, 0);
+  });
+});
+
+Deno.test("an fsync's snapshot is not stood in for by a copy that waits for the file", async () => {
+  await withSpool(async (fixture) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const { queue, mirrored } = mirrorQueue(fixture, gate);
+    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    const snapshot = await queue.submitMirror({ path: "/log", mirror: "copy", snapshot: true });
+    const copy = await queue.submitMirror({ path: "/log", mirror: "copy" });
+    release();
+    await Promise.all([blocker.uploaded, snapshot.uploaded, copy.uploaded]);
+    assert.deepEqual(mirrored, ["copy /blocker", "copy /log", "copy /log"]);
+  });
+});
