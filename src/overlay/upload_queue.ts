@@ -487,6 +487,8 @@ export class UploadQueue {
   }
 
   #sleep(ms: number): Promise<void> {
+    // Stopping: a job that failed after stop() woke the sleepers must not sleep either.
+    if (this.#stopping) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#wake = this.#wake.filter((wake) => wake !== done);

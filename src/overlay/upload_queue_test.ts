@@ -352,3 +352,24 @@ Deno.test("an fsync's snapshot is not stood in for by a copy that waits for the 
     assert.deepEqual(mirrored, ["copy /blocker", "copy /log", "copy /log"]);
   });
 });
+
+Deno.test("stop does not wait out the backoff of an upload that fails after it began", async () => {
+  await withSpool(async (fixture) => {
+    let fail: ((error: Error) => void) | undefined;
+    const queue = queueOver(fixture, {
+      retryInitialMs: 600_000,
+      retryMaxMs: 600_000,
+      upload: () => new Promise((_, reject) => fail = reject),
+    });
+    const ticket = await queue.submit(await stage(fixture.spool, "/slow", "s"));
+    while (fail === undefined) await new Promise((resolve) => setImmediate(resolve));
+    const started = performance.now();
+    const stopped = queue.stop();
+    fail(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }));
+    await stopped;
+    // A ten-minute backoff would have held it: it must end well before.
+    assert.ok(performance.now() - started < 60_000);
+    await assert.rejects(ticket.uploaded, UploadStoppedError);
+    assert.equal(fixture.journal.pendingCount, 1, "still journaled for the next start");
+  });
+});
