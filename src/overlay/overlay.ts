@@ -606,81 +606,128 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * Renames a local file or directory where the local file is the truth: the source first
-   * (a rename it refuses changes nothing), then Riak's copy. What Riak must end up with is
-   * journaled before Riak is asked: the removal of the old names and the copy of the new
-   * ones for files whose uploads were still queued (or closed meanwhile), and for the
-   * renamed file itself, dropped once Riak renamed it. Nothing waits for queued uploads
-   * (the jobs of a path run in order), so neither an upload slower than the Riak deadline
-   * nor an outage fails the rename.
+   * Renames a local file or directory where the local file is the truth. What Riak must end
+   * up with is journaled first: for every file at or below `from`, the removal of its old
+   * name and the copy (with any attributes still on their way, exactly) of its new one. Then
+   * the source is renamed (a rename it refuses changes nothing), then Riak's copy. When Riak
+   * renamed it, only the removals still run (a copy-on-read may have brought an old name
+   * back); when it could not (unreachable), the journal catches Riak up. Nothing waits for
+   * queued uploads: the jobs of a path run in order, and files closed during the rename are
+   * copied again once Riak's rename is done.
    */
   async #renameMirrored(from: string, to: string): Promise<void> {
+    await this.#refuseRenameOver(from, to);
     const below = `${from}/`;
     const moved = (path: string) => to + path.slice(from.length);
-    // What was on its way under the old names when the rename began.
     const queued = new Map(
       this.#o.uploads.pendingPathsBelow(from).map((path) => [
         path,
         this.#o.uploads.pendingMirrorsOf(path),
       ]),
     );
-    const isDirectory = (await this.#lstatLocal(from))?.isDirectory() ?? false;
-    await this.#renameLocally(from, to);
-    await this.#moveOpenFiles(from, to);
-    this.#renamed(from, to);
-    // The old name goes; the new one gets the bytes (unless only attributes were on their
-    // way) and the attributes asked for, exactly.
-    const follow = async (path: string) => {
+    const removals: PendingMirror[] = [];
+    const copies: PendingMirror[] = [];
+    /** Copies that run even when Riak renamed: their bytes or attributes were not there. */
+    const needed = new Set<PendingMirror>();
+    const follow = async (path: string, copyAnyway: boolean) => {
       const pending = queued.get(path) ?? this.#o.uploads.pendingMirrorsOf(path);
-      const reserved = [await this.#o.uploads.reserve({ path, mirror: "remove" })];
-      if (pending.length === 0 || pending.some((entry) => entry.mirror !== "attributes")) {
-        reserved.push(await this.#o.uploads.reserve({ path: moved(path), mirror: "copy" }));
-      }
+      removals.push(await this.#o.uploads.reserve({ path, mirror: "remove" }));
+      const copy = await this.#o.uploads.reserve({ path: moved(path), mirror: "copy" });
+      copies.push(copy);
+      if (copyAnyway) needed.add(copy);
       for (const { mirror, set } of pending) {
         if (mirror !== "attributes") continue;
-        reserved.push(await this.#o.uploads.reserve({ path: moved(path), mirror, set }));
+        const attributes = await this.#o.uploads.reserve({ path: moved(path), mirror, set });
+        copies.push(attributes);
+        needed.add(attributes);
       }
-      return reserved;
     };
-    const followUps = (await Promise.all([...queued.keys()].map(follow))).flat();
-    const itself = isDirectory ? [] : await follow(from);
+    const files = new Set([...await this.#localFilesBelow(from), ...queued.keys()]);
+    for (const path of files) await follow(path, queued.has(path));
+    try {
+      await this.#renameLocally(from, to);
+    } catch (error) {
+      for (const entry of [...removals, ...copies]) await this.#o.uploads.cancel(entry);
+      throw error;
+    }
+    await this.#moveOpenFiles(from, to);
+    this.#renamed(from, to);
     let renamedInRiak = false;
     try {
       await this.#renameInRiak(from, to);
       renamedInRiak = true;
     } catch (error) {
+      if (!isOutageError(error)) {
+        // Riak refuses (not merely unreachable): the source goes back as it was.
+        await this.#renameLocally(to, from).catch(() => {});
+        await this.#moveOpenFiles(to, from);
+        this.#renamed(to, from);
+        for (const entry of [...removals, ...copies]) await this.#o.uploads.cancel(entry);
+        throw error;
+      }
       this.#logger.warn("rename not done in Riak yet; it follows the source in the background", {
         from,
         to,
         error: (error as Error).message,
       });
-      if (isDirectory) await this.#mirrorTree(from, to);
     }
+    // Closed during the rename: under the old names (released before the handles moved) or
+    // the new ones (copied while Riak renamed, which may have written the old bytes over).
+    const toBelow = `${to}/`;
     for (const path of this.#mirroredDuringRenames) {
-      if (path === from || path.startsWith(below)) followUps.push(...await follow(path));
+      if (path === from || path.startsWith(below)) {
+        await follow(path, true);
+      } else if (path === to || path.startsWith(toBelow)) {
+        const copy = await this.#o.uploads.reserve({ path, mirror: "copy" });
+        copies.push(copy);
+        needed.add(copy);
+      }
     }
-    for (const entry of itself) {
-      if (renamedInRiak) await this.#o.uploads.cancel(entry);
+    for (const entry of removals) this.#o.uploads.start(entry);
+    for (const entry of copies) {
+      if (renamedInRiak && !needed.has(entry)) await this.#o.uploads.cancel(entry);
       else this.#o.uploads.start(entry);
     }
-    for (const entry of followUps) this.#o.uploads.start(entry);
   }
 
-  /** Journals the removal of every file below `from` in Riak and the copy of it below `to`. */
-  async #mirrorTree(from: string, to: string): Promise<void> {
-    const entries = await fsp.readdir(await this.#localPath(to, { directory: true }), {
+  /**
+   * Refuses a rename the union of source and Riak does not allow, before anything changes:
+   * over a non-empty directory (ENOTEMPTY), a directory over a file (ENOTDIR), a file over a
+   * directory (EISDIR).
+   */
+  async #refuseRenameOver(from: string, to: string): Promise<void> {
+    const target = await this.#locate(to).catch((error) => {
+      if (isOutageError(error)) throw error;
+      return undefined;
+    });
+    if (target === undefined) return;
+    const source = await this.#locate(from);
+    const isDirectory = (located: Located) =>
+      located.where === "riak"
+        ? located.stat.type === "directory"
+        : located.where === "local" && located.stats.isDirectory();
+    if (isDirectory(target)) {
+      if (!isDirectory(source)) throw fail(Errno.EISDIR, `${to}: is a directory`);
+      if ((await this.#list(to)).length > 0) throw fail(Errno.ENOTEMPTY, `${to}: not empty`);
+    } else if (isDirectory(source)) throw fail(Errno.ENOTDIR, `${to}: not a directory`);
+  }
+
+  /** The regular files at or below `path` in the source (mount paths). */
+  async #localFilesBelow(path: string): Promise<string[]> {
+    const stats = await this.#lstatLocal(path);
+    if (stats === undefined) return [];
+    if (stats.isFile()) return [path];
+    if (!stats.isDirectory()) return [];
+    const files: string[] = [];
+    const entries = await fsp.readdir(await this.#localPath(path, { directory: true }), {
       withFileTypes: true,
     });
     for (const entry of entries) {
-      const name = entry.name;
-      if (entry.isDirectory()) await this.#mirrorTree(childPath(from, name), childPath(to, name));
-      else if (entry.isFile() || entry.isSymbolicLink()) {
-        await this.#o.uploads.submitMirror({ path: childPath(from, name), mirror: "remove" });
-        if (entry.isFile()) {
-          await this.#o.uploads.submitMirror({ path: childPath(to, name), mirror: "copy" });
-        }
-      }
+      const child = childPath(path, entry.name);
+      if (entry.isDirectory()) files.push(...await this.#localFilesBelow(child));
+      else if (entry.isFile()) files.push(child);
     }
+    return files;
   }
 
   async #renameInRiak(from: string, to: string): Promise<void> {

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { existsSync } from "node:fs";
 import { lstat, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -745,7 +744,9 @@ for (const preset of ["shadow", "migrate"]) {
       const journaled = (await readFile(join(spool, "journal"), "utf8"))
         .trim().split("\n").map((line) => JSON.parse(line));
       const done = new Set(journaled.filter((line) => line.op === "done").map((line) => line.id));
-      const open = journaled.filter((line) => line.op === "add" && !done.has(line.id));
+      const open = journaled.filter((line) =>
+        line.op === "add" && !done.has(line.id) && line.mirror === "copy"
+      );
       assert.deepEqual(open.map((line) => line.path), ["/final"]);
       await fs.release!(ROOT_CTX, nodeid, created.opened.fh, 0);
       await runtime.settle(10_000);
@@ -779,7 +780,7 @@ async function until(done: () => boolean): Promise<void> {
 
 for (const preset of ["shadow", "migrate"]) {
   Deno.test(`${preset}: a file closed while its rename waits on Riak reaches Riak under the new name`, async () => {
-    await withOverlay(preset, async ({ fs, source, store, riak, runtime }) => {
+    await withOverlay(preset, async ({ fs, store, riak, runtime, requests }) => {
       await writeThrough(fs, "/doc", Buffer.from("OLD CONTENT"));
       await runtime.settle(10_000);
       const node = await lookupPath(fs, "/doc");
@@ -789,10 +790,11 @@ for (const preset of ["shadow", "migrate"]) {
       faults.pause();
       let renamed: Promise<void>;
       try {
+        const asked = requests.gets + requests.heads;
         renamed = fs.rename!(ROOT_CTX, 1, "doc", 1, "doc2", 0);
-        // The local rename is done first; then the rename waits on Riak. The kernel's
-        // RELEASE (asynchronous to close(2)) arrives now.
-        await until(() => !existsSync(join(source, "doc")));
+        // Once the rename waits on Riak, the kernel's RELEASE (asynchronous to close(2))
+        // arrives.
+        await until(() => requests.gets + requests.heads > asked);
         await fs.release!(ROOT_CTX, node, fh, 0);
       } finally {
         faults.resume();
@@ -953,3 +955,20 @@ for (const preset of ["shadow", "migrate"]) {
     );
   });
 }
+
+Deno.test("migrate: a rename over what only Riak holds is refused as the union says", async () => {
+  await withOverlay("migrate", async ({ fs, source, store }) => {
+    await store.mkdir("/full");
+    await store.writeFile("/full/precious", Buffer.from("keep me"));
+    await writeFile(join(source, "file"), "local file");
+    await mkdir(join(source, "dir"));
+    const errnoOfRename = (from: string, to: string) =>
+      fs.rename!(ROOT_CTX, 1, from, 1, to, 0).then(() => undefined, errnoOf);
+    assert.equal(await errnoOfRename("file", "full"), Errno.EISDIR);
+    assert.equal(await errnoOfRename("dir", "full"), Errno.ENOTEMPTY);
+    // Nothing moved, on either side.
+    assert.equal(await readFile(join(source, "file"), "utf8"), "local file");
+    assert.equal((await store.readFile("/full/precious")).toString(), "keep me");
+    assert.deepEqual(await listThrough(fs, "/full"), ["precious"]);
+  });
+});

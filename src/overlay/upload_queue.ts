@@ -377,6 +377,8 @@ export class UploadQueue {
       return;
     }
     let delay = this.#retryInitialMs;
+    /** Failures in a row that were Riak's answers, not an outage. */
+    let refusals = 0;
     for (let attempt = 1;; attempt++) {
       if (this.#stopping) {
         job.reject(new UploadStoppedError(entry.path));
@@ -397,7 +399,8 @@ export class UploadQueue {
           this.#finish(job);
           return;
         }
-        if (isMirror(entry) && !isOutageError(error) && attempt >= MIRROR_ATTEMPTS) {
+        refusals = isOutageError(error) ? 0 : refusals + 1;
+        if (isMirror(entry) && refusals >= MIRROR_ATTEMPTS) {
           // Riak keeps refusing (a directory where the source has a file, say): reported
           // and given up, not retried forever in an upload slot.
           this.#logger.error("mirror refused by Riak; given up", {
