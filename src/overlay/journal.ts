@@ -25,7 +25,7 @@ import {
   rmSync,
   writeSync,
 } from "node:fs";
-import { open, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /** What the journal remembers about one pending upload. */
@@ -301,12 +301,7 @@ function rewrite(file: string, entries: readonly JournalEntry[]): { fd: number; 
     throw error;
   }
   try {
-    const directory = openSync(dirname(file), "r");
-    try {
-      fsyncSync(directory);
-    } finally {
-      closeSync(directory);
-    }
+    syncDirectory(dirname(file));
   } catch {
     // Renamed already: this descriptor is the journal now, whatever the directory's fsync
     // says (the next fsync of the file covers its lines, not the rename).
@@ -345,11 +340,11 @@ async function readPending(file: string): Promise<JournalEntry[]> {
 }
 
 /** fsyncs a directory so a rename in it survives a power cut. */
-export async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, "r");
+function syncDirectory(directory: string): void {
+  const fd = openSync(directory, "r");
   try {
-    await handle.sync();
+    fsyncSync(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }

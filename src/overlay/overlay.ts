@@ -768,7 +768,7 @@ export class OverlayFileSystem implements FileSystem {
       handle.path = moved;
       if (handle.mirror) {
         this.#forgetWriter(previous);
-        this.#localWriters.set(moved, (this.#localWriters.get(moved) ?? 0) + 1);
+        this.#addWriter(moved);
         // Journaled under the new name: a crash before its release mirrors that name.
         const old = handle.mirror;
         handle.mirror = await this.#o.uploads.reserve({ path: moved, mirror: "copy" });
@@ -918,24 +918,23 @@ export class OverlayFileSystem implements FileSystem {
     if (handle.kind === "riak") return handle.sequential.close();
     if (handle.kind === "local") {
       if (handle.mirror) {
-        const version = handle.openedVersion &&
-          identityOf(fstatSync(handle.file.fd, { bigint: true }));
-        if (version && sameIdentity(version, handle.openedVersion!)) {
-          // Opened for writing, never written (a database opened read-write, say).
-          this.#forgetWriter(handle.path);
-          try {
-            await this.#o.uploads.cancel(handle.mirror);
-          } finally {
-            await handle.file.close();
+        // Opened for writing, never written (a database opened read-write, say): no upload.
+        const unchanged = handle.openedVersion !== undefined && sameIdentity(
+          identityOf(fstatSync(handle.file.fd, { bigint: true })),
+          handle.openedVersion,
+        );
+        try {
+          if (unchanged) await this.#o.uploads.cancel(handle.mirror);
+          else {
+            // Queued before anything else can happen: a rename or rmdir arriving now waits
+            // for it; one already running sees it when it ends.
+            this.#o.uploads.start(handle.mirror);
+            if (this.#renames > 0) this.#mirroredDuringRenames.add(handle.path);
           }
-          return;
+        } finally {
+          this.#forgetWriter(handle.path);
+          await handle.file.close();
         }
-        // Queued before anything else can happen: a rename or rmdir arriving now waits for it;
-        // one already running sees it when it ends.
-        this.#o.uploads.start(handle.mirror);
-        if (this.#renames > 0) this.#mirroredDuringRenames.add(handle.path);
-        this.#forgetWriter(handle.path);
-        await handle.file.close();
         return;
       }
       await handle.file.close();
@@ -1067,7 +1066,7 @@ export class OverlayFileSystem implements FileSystem {
         await file.close();
         throw error;
       }
-      this.#localWriters.set(path, (this.#localWriters.get(path) ?? 0) + 1);
+      this.#addWriter(path);
     }
     let openedVersion: FileIdentity | undefined;
     if (mirror && !created) {
@@ -1952,6 +1951,10 @@ export class OverlayFileSystem implements FileSystem {
   /** File contents are written to the local file, then mirrored into Riak. */
   #mirrorsWrites(): boolean {
     return this.#mode.writes === "local+riak" || this.#mode.writes === "riak+local";
+  }
+
+  #addWriter(path: string): void {
+    this.#localWriters.set(path, (this.#localWriters.get(path) ?? 0) + 1);
   }
 
   #forgetWriter(path: string): void {

@@ -119,13 +119,8 @@ async function copyOnce(
   signal: AbortSignal | undefined,
   evenIfStored: boolean,
 ): Promise<CopyOutcome> {
-  let absolute: string;
-  try {
-    absolute = await localPathBeneath(options.source, path);
-  } catch (error) {
-    if (error instanceof OutsideSourceError) return "not-a-file"; // Never copied from outside.
-    throw error;
-  }
+  const absolute = await sourcePathOf(options.source, path);
+  if (absolute === undefined) return "not-a-file"; // Never copied from outside.
   let stats = await lstatIfExists(absolute);
   if (!stats?.isFile()) return "not-a-file";
   if (changedTooRecently(identityOf(stats))) {
@@ -135,10 +130,8 @@ async function copyOnce(
     stats = again;
   }
   const identity = identityOf(stats);
-  const observe = <T>(request: Promise<T>) =>
-    options.health ? options.health.observe(request) : request;
   // One head-only get; the write reuses what it found instead of looking again.
-  const remote = await observe(options.store.tryStat(path, { fileOnly: true }));
+  const remote = await observed(options, options.store.tryStat(path, { fileOnly: true }));
   let outcome: CopyOutcome;
   let sha256: string;
   if (
@@ -151,22 +144,26 @@ async function copyOnce(
       ? (await hashBytes(readUnchanged(absolute, identity, { displayName: path }))).sha256
       : remote.sha256;
   } else {
-    const written = await observe(options.store.writeFile(
-      path,
-      readUnchanged(absolute, identity, { displayName: path }),
-      {
-        mode: Number(stats.mode & 0o7777n),
-        uid: Number(stats.uid),
-        gid: Number(stats.gid),
-        mtimeNs: exactMtime(stats.mtimeNs, remote),
-        previous: remote ?? null,
-      },
-    ));
+    const written = await observed(
+      options,
+      options.store.writeFile(
+        path,
+        readUnchanged(absolute, identity, { displayName: path }),
+        {
+          mode: Number(stats.mode & 0o7777n),
+          uid: Number(stats.uid),
+          gid: Number(stats.gid),
+          mtimeNs: exactMtime(stats.mtimeNs, remote),
+          previous: remote ?? null,
+        },
+      ),
+    );
     outcome = "uploaded";
     sha256 = written.sha256;
   }
   if (options.afterTransfer === "delete") {
-    const deletion = await observe(
+    const deletion = await observed(
+      options,
       deleteIfVerified(options.store, normalizePath(path), absolute, { identity, sha256 }),
     );
     const counters = options.metrics?.value.localDeletion;
@@ -206,17 +203,30 @@ export type MirrorOptions = LocalCopyOptions & {
  * locally; changed attributes are set on Riak's copy (a file Riak lacks is copied).
  */
 export function localPathMirrorer(options: MirrorOptions): Mirrorer {
-  const observe = <T>(request: Promise<T>) =>
-    options.health ? options.health.observe(request) : request;
   return async (mirror: PendingMirror, signal: AbortSignal) => {
     if (mirror.mirror === "attributes") return await mirrorAttributes(options, mirror);
-    if (mirror.snapshot) return await observe(snapshotLocalFile(options, mirror.path));
+    if (mirror.snapshot) return await observed(options, snapshotLocalFile(options, mirror.path));
     if (mirror.mirror === "copy" || await existsLocally(options.source, mirror.path)) {
       await copyLocalFile(options, mirror.path, signal, true);
       return;
     }
-    await observe(removeFileFromRiak(options.store, mirror.path));
+    await observed(options, removeFileFromRiak(options.store, mirror.path));
   };
+}
+
+/** `request`, recorded by the mount's Riak health (outages logged once) when there is one. */
+function observed<T>(options: LocalCopyOptions, request: Promise<T>): Promise<T> {
+  return options.health ? options.health.observe(request) : request;
+}
+
+/** Where mount path `path` is in `source`; undefined when it leads out of it (a symlink). */
+async function sourcePathOf(source: string, path: string): Promise<string | undefined> {
+  try {
+    return await localPathBeneath(source, path);
+  } catch (error) {
+    if (error instanceof OutsideSourceError) return undefined;
+    throw error;
+  }
 }
 
 /**
@@ -225,28 +235,24 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
  */
 async function mirrorAttributes(options: MirrorOptions, mirror: PendingMirror): Promise<void> {
   const path = mirror.path;
-  let local;
-  try {
-    local = await lstatIfExists(await localPathBeneath(options.source, path));
-  } catch (error) {
-    if (error instanceof OutsideSourceError) return;
-    throw error;
-  }
-  if (local === undefined) return; // Gone: its removal is journaled after this.
-  const observe = <T>(request: Promise<T>) =>
-    options.health ? options.health.observe(request) : request;
-  const remote = await observe(options.store.tryStat(path));
+  const absolute = await sourcePathOf(options.source, path);
+  const local = absolute === undefined ? undefined : await lstatIfExists(absolute);
+  if (local === undefined) return; // Gone (its removal is journaled after this), or outside.
+  const remote = await observed(options, options.store.tryStat(path));
   if (remote === undefined) {
     if (local.isFile()) await copyLocalFile(options, path, undefined, true);
     return;
   }
   const set = mirror.set ?? {};
-  await observe(options.store.setAttributes(path, {
-    mode: set.mode ?? Number(local.mode & 0o7777n),
-    uid: set.uid ?? Number(local.uid),
-    gid: set.gid ?? Number(local.gid),
-    mtimeNs: set.mtimeNs === undefined ? local.mtimeNs : BigInt(set.mtimeNs),
-  }));
+  await observed(
+    options,
+    options.store.setAttributes(path, {
+      mode: set.mode ?? Number(local.mode & 0o7777n),
+      uid: set.uid ?? Number(local.uid),
+      gid: set.gid ?? Number(local.gid),
+      mtimeNs: set.mtimeNs === undefined ? local.mtimeNs : BigInt(set.mtimeNs),
+    }),
+  );
 }
 
 /**
@@ -254,13 +260,8 @@ async function mirrorAttributes(options: MirrorOptions, mirror: PendingMirror): 
  * changing: bytes written while it is read may or may not be in the copy.
  */
 async function snapshotLocalFile(options: MirrorOptions, path: string): Promise<void> {
-  let absolute: string;
-  try {
-    absolute = await localPathBeneath(options.source, path);
-  } catch (error) {
-    if (error instanceof OutsideSourceError) return; // Never copied from outside.
-    throw error;
-  }
+  const absolute = await sourcePathOf(options.source, path);
+  if (absolute === undefined) return; // Never copied from outside.
   const stats = await lstatIfExists(absolute);
   if (!stats?.isFile()) return;
   const remote = await options.store.tryStat(path, { fileOnly: true });
@@ -296,11 +297,12 @@ async function removeFileFromRiak(store: MigrationStore, path: string): Promise<
 
 /** Whether anything is at mount path `path` in the source (a path out of it counts). */
 async function existsLocally(source: string, path: string): Promise<boolean> {
+  const absolute = await sourcePathOf(source, path);
+  // Reached through a symlink: not this mount's file to remove from Riak.
+  if (absolute === undefined) return true;
   try {
-    return await lstatIfExists(await localPathBeneath(source, path)) !== undefined;
+    return await lstatIfExists(absolute) !== undefined;
   } catch (error) {
-    // Reached through a symlink: not this mount's file to remove from Riak.
-    if (error instanceof OutsideSourceError) return true;
     if ((error as NodeJS.ErrnoException).code === "ENOTDIR") return false;
     throw error;
   }

@@ -55,7 +55,7 @@ export interface UploadQueueOptions {
   spool: Spool;
   journal: UploadJournal;
   upload: Uploader;
-  /** Mirrors local paths; without it, mirror entries are abandoned (logged). */
+  /** Mirrors local paths; without it, mirror entries are logged and left journaled. */
   mirror?: Mirrorer;
   /** Uploads running at once; default {@link DEFAULT_UPLOAD_CONCURRENCY}. */
   concurrency?: number;
@@ -198,9 +198,7 @@ export class UploadQueue {
 
   /** Journals a local path to mirror and queues it. */
   async submitMirror(mirror: NewMirror): Promise<UploadTicket> {
-    if (this.#stopping) throw new UploadStoppedError(mirror.path);
-    const entry = await this.#options.journal.mirror(mirror);
-    return { id: entry.id, uploaded: this.#enqueue(entry).done };
+    return this.start(await this.reserve(mirror));
   }
 
   /** Resolves when every upload of `path` submitted so far reached Riak. */
