@@ -40,6 +40,8 @@ export interface ReadUnchangedOptions {
   gate?: ByteGate;
   /** Shown in errors instead of the absolute path (e.g. the path relative to the source). */
   displayName?: string;
+  /** Ends the stream with the signal's reason, checked before every read. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -73,6 +75,7 @@ export async function* readUnchanged(
     }
     let position = 0;
     for (;;) {
+      options.signal?.throwIfAborted();
       const buffer = Buffer.allocUnsafe(readSize);
       const { bytesRead } = await handle.read(buffer, 0, readSize, position);
       if (bytesRead === 0) break;

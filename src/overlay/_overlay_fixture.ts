@@ -45,6 +45,19 @@ export interface OverlayFixture extends StoreFixture {
   resetCounts(): void;
   /** Starts another runtime over the same source and spool (a restart). */
   restart(extra?: Record<string, unknown>): Promise<OverlayRuntime>;
+  /** Holds the overlay's next put until released; see {@link PutHold}. */
+  holdPuts(): PutHold;
+}
+
+/**
+ * The overlay's next put held back (later ones go through): a test makes a request overtake
+ * it, as a slow upload of a large value is overtaken on a real cluster.
+ */
+export interface PutHold {
+  /** Resolves when the held put arrived (its request is not sent yet). */
+  reached: Promise<void>;
+  /** Sends the held put. */
+  release(): void;
 }
 
 /** A request context of root, as the kernel sends it. */
@@ -60,16 +73,21 @@ export function noRequests(): RequestCounts {
   return { gets: 0, heads: 0, puts: 0, deletes: 0, setFetches: 0, setUpdates: 0 };
 }
 
-/** `client`, counting every request into `counts`. */
-export function countingClient(client: StoreClient, counts: RequestCounts): StoreClient {
+/** `client`, counting every request into `counts`; puts wait for `gate.puts` when set. */
+export function countingClient(
+  client: StoreClient,
+  counts: RequestCounts,
+  gate: { puts?: () => Promise<void> } = {},
+): StoreClient {
   return {
     get: (location, options) => {
       if (options?.head) counts.heads++;
       else counts.gets++;
       return client.get(location, options);
     },
-    put: (location, content, options) => {
+    put: async (location, content, options) => {
       counts.puts++;
+      await gate.puts?.();
       return client.put(location, content, options);
     },
     delete: (location, options) => {
@@ -100,8 +118,27 @@ export async function withOverlay(
 ): Promise<void> {
   await withStore(async (store) => {
     const requests = noRequests();
+    const gate: { puts?: () => Promise<void> } = {};
+    const holdPuts = (): PutHold => {
+      let arrived!: () => void;
+      const reached = new Promise<void>((resolve) => arrived = resolve);
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => release = resolve);
+      gate.puts = () => {
+        gate.puts = undefined; // Only the first: the puts after it overtake it.
+        arrived();
+        return released;
+      };
+      return {
+        reached,
+        release: () => {
+          gate.puts = undefined;
+          release();
+        },
+      };
+    };
     // The overlay's own store, on the same namespace, so its requests can be counted.
-    const overlayStore = new Store(countingClient(store.client, requests), {
+    const overlayStore = new Store(countingClient(store.client, requests, gate), {
       namespace: { bucket: store.bucket },
     });
     const directory = await mkdtemp(join(tmpdir(), "riakfs-overlay-"));
@@ -152,6 +189,7 @@ export async function withOverlay(
         requests,
         resetCounts: () => Object.assign(requests, noRequests()),
         restart: start,
+        holdPuts,
       });
     } finally {
       await store.riak.server?.faults.clear();

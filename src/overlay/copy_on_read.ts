@@ -109,6 +109,15 @@ interface CopyJob {
   size: number;
 }
 
+/** A copy that is running, and how to call it off. */
+interface RunningCopy {
+  abort: AbortController;
+  ended: Promise<void>;
+}
+
+/** Why a running copy is aborted by {@link CopyOnReadQueue.withdraw}: routine, not a failure. */
+const WITHDRAWN = new Error("copy-on-read withdrawn: the path changed");
+
 /**
  * The background copy queue.
  *
@@ -126,11 +135,11 @@ export class CopyOnReadQueue {
   readonly #queueLimit: number;
   readonly #activeBytesLimit: number;
   #queue: CopyJob[] = [];
+  /** Paths queued or running. */
   readonly #known = new Set<string>();
-  #active = 0;
+  readonly #running = new Map<string, RunningCopy>();
   #activeBytes = 0;
   #stopped = false;
-  readonly #abort = new AbortController();
   #idle: (() => void)[] = [];
 
   constructor(options: CopyOnReadOptions) {
@@ -142,13 +151,13 @@ export class CopyOnReadQueue {
     options.metrics?.onSnapshot(() => {
       const value = options.metrics!.value.copyOnRead;
       value.queued = this.#queue.length;
-      value.active = this.#active;
+      value.active = this.#running.size;
     });
   }
 
   /** Files queued or being copied. */
   get depth(): number {
-    return this.#queue.length + this.#active;
+    return this.#queue.length + this.#running.size;
   }
 
   /**
@@ -174,24 +183,52 @@ export class CopyOnReadQueue {
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
+  /**
+   * Calls off the copies of `path` and of everything below it: queued ones are dropped,
+   * running ones aborted. Resolves once none of them runs any more, so that what Riak is
+   * told next about the path (its removal, a rename, a newer version) is not undone by an
+   * older copy landing after it.
+   */
+  async withdraw(path: string): Promise<void> {
+    if (this.#known.size === 0) return;
+    const below = path.endsWith("/") ? path : `${path}/`;
+    const within = (candidate: string) => candidate === path || candidate.startsWith(below);
+    const metrics = this.#options.metrics?.value.copyOnRead;
+    if (this.#queue.some((job) => within(job.path))) {
+      this.#queue = this.#queue.filter((job) => {
+        if (!within(job.path)) return true;
+        this.#known.delete(job.path);
+        if (metrics) metrics.skipped++;
+        return false;
+      });
+    }
+    const ended: Promise<void>[] = [];
+    for (const [running, copy] of this.#running) {
+      if (!within(running)) continue;
+      copy.abort.abort(WITHDRAWN);
+      ended.push(copy.ended);
+    }
+    await Promise.all(ended);
+  }
+
   /** Drops what is queued, aborts running copies and waits for them to end. */
   async stop(): Promise<void> {
     this.#stopped = true;
     for (const job of this.#queue) this.#known.delete(job.path);
     this.#queue = [];
-    this.#abort.abort();
+    for (const copy of this.#running.values()) copy.abort.abort();
     await this.idle();
   }
 
   #pump(): void {
-    while (!this.#stopped && this.#active < this.#concurrency && this.#queue.length > 0) {
+    while (!this.#stopped && this.#running.size < this.#concurrency && this.#queue.length > 0) {
       const next = this.#queue[0];
-      if (this.#active > 0 && this.#activeBytes + next.size > this.#activeBytesLimit) break;
+      if (this.#running.size > 0 && this.#activeBytes + next.size > this.#activeBytesLimit) break;
       this.#queue.shift();
-      this.#active++;
       this.#activeBytes += next.size;
-      void this.#run(next).finally(() => {
-        this.#active--;
+      const abort = new AbortController();
+      const ended = this.#run(next, abort.signal).finally(() => {
+        this.#running.delete(next.path);
         this.#activeBytes -= next.size;
         this.#known.delete(next.path);
         this.#pump();
@@ -201,15 +238,20 @@ export class CopyOnReadQueue {
           for (const resolve of idle) resolve();
         }
       });
+      this.#running.set(next.path, { abort, ended });
     }
   }
 
-  async #run(job: CopyJob): Promise<void> {
+  async #run(job: CopyJob, signal: AbortSignal): Promise<void> {
     const metrics = this.#options.metrics?.value.copyOnRead;
     try {
-      await this.#options.copy(job.path, this.#abort.signal);
+      await this.#options.copy(job.path, signal);
       if (metrics) metrics.copied++;
     } catch (error) {
+      if (signal.reason === WITHDRAWN) {
+        if (metrics) metrics.skipped++;
+        return;
+      }
       if (metrics) metrics.failed++;
       // A failed copy is not retried here: the next full read or the pre-warm job retries.
       this.#logger.debug("copy-on-read failed", {

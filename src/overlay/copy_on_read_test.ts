@@ -130,3 +130,40 @@ Deno.test("stop drops the queue, aborts running copies and refuses new ones", as
   assert.equal(queue.depth, 0);
   assert.equal(queue.enqueue("/late", 1), false);
 });
+
+Deno.test("withdraw drops queued copies at or below a path and waits for running ones", async () => {
+  const metrics = new MountMetrics();
+  const started: string[] = [];
+  const finish = new Map<string, () => void>();
+  const queue = new CopyOnReadQueue({
+    metrics,
+    concurrency: 1,
+    copy: (path, signal) => {
+      started.push(path);
+      return new Promise<void>((resolve, reject) => {
+        // Like a put already sent: the abort is seen only once Riak answered.
+        finish.set(path, () => signal.aborted ? reject(signal.reason) : resolve());
+      });
+    },
+  });
+  queue.enqueue("/d/a", 1);
+  queue.enqueue("/d/b", 1);
+  queue.enqueue("/dx", 1);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(started, ["/d/a"]);
+  let withdrawn = false;
+  const withdrawing = queue.withdraw("/d").then(() => withdrawn = true);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(withdrawn, false, "waits for the copy in flight");
+  finish.get("/d/a")!();
+  await withdrawing;
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(started, ["/d/a", "/dx"], "/d/b dropped, /dx (not below /d) kept");
+  finish.get("/dx")!();
+  await queue.idle();
+  const counters = metrics.snapshot().copyOnRead;
+  assert.equal(counters.copied, 1);
+  assert.equal(counters.skipped, 2, "the dropped and the aborted copy");
+  assert.equal(counters.failed, 0, "a withdrawal is not a failure");
+  await queue.withdraw("/nothing"); // Nothing queued: resolves at once.
+});

@@ -732,6 +732,11 @@ export class OverlayFileSystem implements FileSystem {
 
   async #renameInRiak(from: string, to: string): Promise<void> {
     if (!this.#usesRiak()) return;
+    // A copy landing after the rename would bring the old name back, or old bytes over it.
+    await this.#riak(
+      `rename ${from}`,
+      () => Promise.all([this.#o.copies.withdraw(from), this.#o.copies.withdraw(to)]),
+    );
     const remote = await this.#riakStat(from, true);
     if (remote) {
       await this.#ensureRiakDirectory(parentOf(to));
@@ -1805,6 +1810,8 @@ export class OverlayFileSystem implements FileSystem {
 
   /** Removes `path` from Riak; false when it was not there. */
   async #removeFromRiak(path: string): Promise<boolean> {
+    // Else a copy landing later brings it back.
+    await this.#riak(`remove ${path}`, () => this.#o.copies.withdraw(path));
     try {
       await this.#riak(`remove ${path}`, () => this.#o.store.remove(path));
       this.#changed(path);

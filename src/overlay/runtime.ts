@@ -250,8 +250,10 @@ async function startRiakParts(
   if (removed.length > 0) {
     logger.info("removed staged files of writes never acknowledged", { files: removed.length });
   }
-  // The queue exists before the overlay it reports back to.
-  const late: { overlay?: OverlayFileSystem } = {};
+  // The queue exists before the overlay it reports back to and the copies it calls off.
+  const late: { overlay?: OverlayFileSystem; copies?: CopyOnReadQueue } = {};
+  /** A job of the upload queue carries newer news of its path than any copy-on-read. */
+  const withdrawCopies = (path: string) => late.copies?.withdraw(path) ?? Promise.resolve();
   const localCopies: MirrorOptions | undefined = options.source === undefined ? undefined : {
     store,
     source: options.source,
@@ -264,8 +266,8 @@ async function startRiakParts(
   const uploads = new UploadQueue({
     spool,
     journal,
-    upload: stagedFileUploader(store, health),
-    mirror: localCopies && localPathMirrorer(localCopies),
+    upload: after(withdrawCopies, stagedFileUploader(store, health)),
+    mirror: localCopies && after(withdrawCopies, localPathMirrorer(localCopies)),
     concurrency: settings.uploadConcurrency,
     afterUpload: (upload) => late.overlay?.afterUpload(upload) ?? Promise.resolve(),
     metrics,
@@ -275,12 +277,12 @@ async function startRiakParts(
   uploads.resume(pending);
   health.onReachableAgain(() => uploads.nudge());
   const copier = localCopies && localFileCopier(localCopies);
-  const copies = new CopyOnReadQueue({
+  const copies = late.copies = new CopyOnReadQueue({
     copy: copier === undefined
       ? () => Promise.resolve()
-      // A file written through the mount since it was read is its mirror's to upload.
+      // Written, renamed or removed through the mount since it was read: the upload queue's.
       : (path, signal) =>
-        uploads.hasPendingMirror(path)
+        uploads.hasPending(path)
           ? Promise.resolve()
           : copier(path, signal).finally(() => late.overlay?.afterCopy(path)),
     concurrency: settings.copyConcurrency,
@@ -324,5 +326,16 @@ async function startRiakParts(
       await journal.close();
       return left;
     },
+  };
+}
+
+/** `job`, started once `first` of the same path resolved. */
+function after<Entry extends { path: string }, Rest extends unknown[]>(
+  first: (path: string) => Promise<void>,
+  job: (entry: Entry, ...rest: Rest) => Promise<void>,
+): (entry: Entry, ...rest: Rest) => Promise<void> {
+  return async (entry, ...rest) => {
+    await first(entry.path);
+    await job(entry, ...rest);
   };
 }

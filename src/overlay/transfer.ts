@@ -130,6 +130,7 @@ async function copyOnce(
     stats = again;
   }
   const identity = identityOf(stats);
+  signal?.throwIfAborted();
   // One head-only get; the write reuses what it found instead of looking again.
   const remote = await observed(options, options.store.tryStat(path, { fileOnly: true }));
   let outcome: CopyOutcome;
@@ -148,7 +149,7 @@ async function copyOnce(
       options,
       options.store.writeFile(
         path,
-        readUnchanged(absolute, identity, { displayName: path }),
+        readUnchanged(absolute, identity, { displayName: path, signal }),
         {
           mode: Number(stats.mode & 0o7777n),
           uid: Number(stats.uid),
@@ -161,6 +162,8 @@ async function copyOnce(
     outcome = "uploaded";
     sha256 = written.sha256;
   }
+  // Called off while Riak stored it: whatever comes next about this path decides.
+  signal?.throwIfAborted();
   if (options.afterTransfer === "delete") {
     const deletion = await observed(
       options,
