@@ -43,7 +43,12 @@ export interface PendingUpload {
   /** Modification time, nanoseconds since the epoch, as decimal text (JSON has no bigint). */
   mtimeNs: string;
   /** Size of the staged file when it was journaled. */
-  size: number;
+  size: number; /**
+   * Created while Riak could not be asked whether the name was taken: a different file Riak
+   * holds under it is one the mount never showed, and is set aside (renamed), not replaced.
+   */
+
+  unseen?: true;
 }
 
 /**
@@ -67,7 +72,12 @@ export interface PendingMirror {
    * For `copy`: the file as it is, even while it is being written (an fsync's copy: what
    * was written before the fsync is in it; the copy after the last close replaces it).
    */
-  snapshot?: true;
+  snapshot?: true; /**
+   * Created while Riak could not be asked whether the name was taken: a different file Riak
+   * holds under it is one the mount never showed, and is set aside (renamed), not replaced.
+   */
+
+  unseen?: true;
 }
 
 /** An entry of the journal: a staged file to upload, or a local path to mirror. */

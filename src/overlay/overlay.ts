@@ -257,6 +257,13 @@ export class OverlayFileSystem implements FileSystem {
    */
   readonly #knownInRiak = new Map<string, true>();
   /**
+   * Names answered ENOENT during an outage only because Riak could not be asked. What the
+   * mount writes under them is journaled `unseen` (see {@link PendingMirror.unseen}): a file
+   * Riak holds there is set aside, not replaced. Forgotten once Riak answers for the name
+   * again, or once such an upload is done.
+   */
+  readonly #unseen = new Set<string>();
+  /**
    * Riak's stats by path for `entryTimeout` seconds (the staleness the kernel's own entry
    * cache already allows), dropped on every change this mount makes to the path.
    */
@@ -632,7 +639,13 @@ export class OverlayFileSystem implements FileSystem {
     const follow = async (path: string, copyAnyway: boolean) => {
       const pending = queued.get(path) ?? this.#o.uploads.pendingMirrorsOf(path);
       removals.push(await this.#o.uploads.reserve({ path, mirror: "remove" }));
-      const copy = await this.#o.uploads.reserve({ path: moved(path), mirror: "copy" });
+      const copy = await this.#o.uploads.reserve({
+        path: moved(path),
+        mirror: "copy",
+        ...(pending.some((entry) => entry.unseen)
+          ? { unseen: true }
+          : this.#unseenMark(moved(path))),
+      });
       copies.push(copy);
       if (copyAnyway) needed.add(copy);
       for (const { mirror, set } of pending) {
@@ -678,7 +691,11 @@ export class OverlayFileSystem implements FileSystem {
       if (path === from || path.startsWith(below)) {
         await follow(path, true);
       } else if (path === to || path.startsWith(toBelow)) {
-        const copy = await this.#o.uploads.reserve({ path, mirror: "copy" });
+        const copy = await this.#o.uploads.reserve({
+          path,
+          mirror: "copy",
+          ...this.#unseenMark(path),
+        });
         copies.push(copy);
         needed.add(copy);
       }
@@ -776,7 +793,11 @@ export class OverlayFileSystem implements FileSystem {
         this.#addWriter(moved);
         // Journaled under the new name: a crash before its release mirrors that name.
         const old = handle.mirror;
-        handle.mirror = await this.#o.uploads.reserve({ path: moved, mirror: "copy" });
+        handle.mirror = await this.#o.uploads.reserve({
+          path: moved,
+          mirror: "copy",
+          ...(old.unseen ? { unseen: true } : this.#unseenMark(moved)),
+        });
         await this.#o.uploads.cancel(old);
       }
     }
@@ -976,7 +997,12 @@ export class OverlayFileSystem implements FileSystem {
       // of it as it is, even if another handle keeps writing it).
       if (handle.mirror && this.#mode.writes === "riak+local") {
         const path = handle.path;
-        const ticket = await this.#o.uploads.submitMirror({ path, mirror: "copy", snapshot: true });
+        const ticket = await this.#o.uploads.submitMirror({
+          path,
+          mirror: "copy",
+          snapshot: true,
+          ...this.#unseenMark(path),
+        });
         await this.#riak(`upload ${path}`, () => ticket.uploaded);
       }
       return;
@@ -1066,7 +1092,7 @@ export class OverlayFileSystem implements FileSystem {
     let mirror: PendingMirror | undefined;
     if (this.#mirrorsWrites()) {
       try {
-        mirror = await this.#o.uploads.reserve({ path, mirror: "copy" });
+        mirror = await this.#o.uploads.reserve({ path, mirror: "copy", ...this.#unseenMark(path) });
       } catch (error) {
         await file.close();
         throw error;
@@ -1205,6 +1231,7 @@ export class OverlayFileSystem implements FileSystem {
    * any local change the mount did not make).
    */
   async afterUpload(upload: JournalEntry): Promise<void> {
+    if (upload.unseen) this.#unseen.delete(upload.path); // Riak's own file was set aside.
     // Riak holds a new version now (what is read locally does not care).
     if (isMirror(upload)) {
       if (this.#mode.reads !== "local") this.#changed(upload.path);
@@ -1304,11 +1331,16 @@ export class OverlayFileSystem implements FileSystem {
       const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
       if (local) return { where: "local", stats: local };
       if (!this.#knownInRiak.has(path) && this.#writesRiak()) {
+        this.#unseen.add(path);
+        if (this.#unseen.size > KNOWN_IN_RIAK_LIMIT) {
+          this.#unseen.delete(this.#unseen.values().next().value!);
+        }
         throw fail(Errno.ENOENT, `${path}: not found locally, Riak unreachable`);
       }
       throw error;
     }
     this.#rememberInRiak(path, remote !== undefined);
+    this.#unseen.delete(path); // Nothing of it is pending or open here: Riak's answer stands.
     if (remote) return { where: "riak", stat: remote };
     if (path === "/") {
       return { where: "riak", stat: rootStat() };
@@ -1721,6 +1753,7 @@ export class OverlayFileSystem implements FileSystem {
       gid: session.gid,
       mtimeNs: mtimeNs.toString(),
       size: Number(stats.size),
+      ...this.#unseenMark(session.path),
     });
     this.#o.cache.invalidate(session.path);
     this.#changed(session.path);
@@ -1743,7 +1776,11 @@ export class OverlayFileSystem implements FileSystem {
       await this.#oneWriteOpenAtATime(path, async () => {
         if (!this.#mirrorsWrites()) return await fsp.truncate(await this.#localPath(path), size);
         await this.#fetchIntoSource(path, size === 0);
-        const reserved = await this.#o.uploads.reserve({ path, mirror: "copy" });
+        const reserved = await this.#o.uploads.reserve({
+          path,
+          mirror: "copy",
+          ...this.#unseenMark(path),
+        });
         try {
           await fsp.truncate(await this.#localPath(path), size);
         } finally {
@@ -1977,6 +2014,15 @@ export class OverlayFileSystem implements FileSystem {
   #localIsNewest(path: string): boolean {
     return this.#mirrorsWrites() &&
       (this.#localWriters.has(path) || this.#o.uploads.hasPendingMirror(path));
+  }
+
+  /** `{ unseen: true }` when `path` or a directory above it is in {@link #unseen}. */
+  #unseenMark(path: string): { unseen?: true } {
+    if (this.#unseen.size === 0) return {};
+    for (let at = path;; at = parentOf(at)) {
+      if (this.#unseen.has(at)) return { unseen: true };
+      if (at === "/") return {};
+    }
   }
 
   /**

@@ -266,7 +266,7 @@ async function startRiakParts(
   const uploads = new UploadQueue({
     spool,
     journal,
-    upload: after(withdrawCopies, stagedFileUploader(store, health)),
+    upload: after(withdrawCopies, stagedFileUploader(store, health, logger)),
     mirror: localCopies && after(withdrawCopies, localPathMirrorer(localCopies)),
     concurrency: settings.uploadConcurrency,
     afterUpload: (upload) => late.overlay?.afterUpload(upload) ?? Promise.resolve(),

@@ -8,6 +8,8 @@
  *
  * @module
  */
+import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { identityOf, lstatIfExists } from "../migration/file_identity.ts";
 import {
   changedTooRecently,
@@ -36,10 +38,14 @@ import { StoreError } from "../store/errors.ts";
  * Resolves once Riak acknowledged every chunk and the manifest (the store's w/dw).
  */
 export function stagedFileUploader(
-  store: MigrationStore & Pick<Store, "namespace">,
+  store: MigrationStore & Pick<Store, "namespace" | "rename">,
   health?: RiakHealth,
+  logger: Logger = SILENT_LOGGER,
 ): Uploader {
   const write = async (upload: PendingUpload, stagedPath: string) => {
+    if (upload.unseen) {
+      await setAsideUnseen(store, upload.path, () => sha256OfFile(stagedPath), logger);
+    }
     // A small file's put carries its bytes, and without a stat the store puts with
     // if_none_match, which an overwrite would answer only after the bytes were sent: look
     // first. A chunked file's conditional put is its small manifest, so no look is needed.
@@ -196,7 +202,7 @@ export function localFileCopier(options: LocalCopyOptions): FileCopier {
 
 /** What {@link localPathMirrorer} needs: a copy's options and a store that sets attributes. */
 export type MirrorOptions = LocalCopyOptions & {
-  store: MigrationStore & Pick<Store, "setAttributes">;
+  store: MigrationStore & Pick<Store, "setAttributes" | "rename">;
 };
 
 /**
@@ -208,6 +214,20 @@ export type MirrorOptions = LocalCopyOptions & {
 export function localPathMirrorer(options: MirrorOptions): Mirrorer {
   return async (mirror: PendingMirror, signal: AbortSignal) => {
     if (mirror.mirror === "attributes") return await mirrorAttributes(options, mirror);
+    if (mirror.unseen) {
+      await observed(
+        options,
+        setAsideUnseen(
+          options.store,
+          mirror.path,
+          async () => {
+            const absolute = await sourcePathOf(options.source, mirror.path);
+            return absolute === undefined ? undefined : await sha256OfFile(absolute);
+          },
+          options.logger ?? SILENT_LOGGER,
+        ),
+      );
+    }
     if (mirror.snapshot) return await observed(options, snapshotLocalFile(options, mirror.path));
     if (mirror.mirror === "copy" || await existsLocally(options.source, mirror.path)) {
       await copyLocalFile(options, mirror.path, signal, true);
@@ -307,6 +327,47 @@ async function existsLocally(source: string, path: string): Promise<boolean> {
     return await lstatIfExists(absolute) !== undefined;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOTDIR") return false;
+    throw error;
+  }
+}
+
+/**
+ * Runs before the first upload of a file created while Riak could not say whether its name
+ * was taken. A different file Riak holds under that name is one the mount never showed
+ * anybody: it is renamed to `<name>.riakfs-conflict-<time>-<random>` beside it, never
+ * overwritten. `ours` hashes what is about to be uploaded (undefined: nothing is); Riak
+ * holding the same bytes is this upload, repeated after a crash.
+ */
+export async function setAsideUnseen(
+  store: Pick<Store, "tryStat" | "rename">,
+  path: string,
+  ours: () => Promise<string | undefined>,
+  logger: Logger,
+): Promise<void> {
+  const remote = await store.tryStat(path, { fileOnly: true });
+  if (remote === undefined || remote.type !== "file") return;
+  if (remote.sha256 === await ours()) return;
+  const aside = conflictPath(path);
+  await store.rename(path, aside);
+  logger.warn("Riak held another file under a name created during an outage; kept aside", {
+    path,
+    keptAs: aside,
+  });
+}
+
+/** A fresh name beside `path` for a file set aside by {@link setAsideUnseen}. */
+export function conflictPath(path: string, now = new Date()): string {
+  const time = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  return `${path}.riakfs-conflict-${time}-${randomBytes(3).toString("hex")}`;
+}
+
+/** The sha256 of the file at `absolute`, undefined when nothing is there. */
+async function sha256OfFile(absolute: string): Promise<string | undefined> {
+  try {
+    return (await hashBytes(createReadStream(absolute))).sha256;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") return undefined;
     throw error;
   }
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { appendFile, mkdtemp, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,7 +8,8 @@ import { seededBytes, withStore } from "../store/_test_support.ts";
 import { Store } from "../store/store.ts";
 import { countingClient, noRequests } from "./_overlay_fixture.ts";
 import { MountMetrics } from "./metrics.ts";
-import { copyLocalFile, stagedFileUploader } from "./transfer.ts";
+import { conflictPath, copyLocalFile, setAsideUnseen, stagedFileUploader } from "./transfer.ts";
+import { SILENT_LOGGER } from "./log.ts";
 
 async function withSource(body: (source: string) => Promise<void>): Promise<void> {
   const source = await mkdtemp(join(tmpdir(), "riakfs-transfer-"));
@@ -165,4 +167,42 @@ Deno.test("a file changed between hashing and deletion is kept", async () => {
       assert.equal(metrics.snapshot().localDeletion.deleted, 0);
     });
   });
+});
+
+Deno.test("a file Riak holds unseen under a new file's name is set aside, never its own copy", async () => {
+  await withStore(async ({ store }) => {
+    const theirs = Buffer.from("written by another host");
+    await store.writeFile("/d/report.txt", theirs);
+    const ours = async () => (await store.tryStat("/d/report.txt"))?.sha256;
+    // The same bytes: this upload, repeated after a crash; nothing moves.
+    await setAsideUnseen(store, "/d/report.txt", ours, SILENT_LOGGER);
+    assert.deepEqual(
+      (await Array.fromAsync(store.list("/d"))).map((entry) => entry.name.toString()),
+      [
+        "report.txt",
+      ],
+    );
+    await setAsideUnseen(
+      store,
+      "/d/report.txt",
+      () => Promise.resolve("0".repeat(64)),
+      SILENT_LOGGER,
+    );
+    const names = (await Array.fromAsync(store.list("/d"))).map((entry) => entry.name.toString());
+    assert.equal(names.length, 1);
+    assert.match(names[0], /^report\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+    assert.ok(theirs.equals(await store.readFile(`/d/${names[0]}`)));
+    // Nothing there (or a directory): nothing to set aside.
+    await setAsideUnseen(store, "/d/report.txt", () => Promise.resolve(undefined), SILENT_LOGGER);
+    await store.mkdir("/d/sub");
+    await setAsideUnseen(store, "/d/sub", () => Promise.resolve(undefined), SILENT_LOGGER);
+    assert.equal((await Array.fromAsync(store.list("/d"))).length, 2);
+  });
+});
+
+Deno.test("conflict names are distinct for one time", () => {
+  const now = new Date("2026-12-06T08:01:02.345Z");
+  const first = conflictPath("/a b.txt", now);
+  assert.match(first, /^\/a b\.txt\.riakfs-conflict-20261206T080102Z-[0-9a-f]{6}$/);
+  assert.notEqual(first, conflictPath("/a b.txt", now));
 });

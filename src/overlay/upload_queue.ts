@@ -520,6 +520,8 @@ async function isMissing(file: string): Promise<boolean> {
  * for nothing but attributes.
  */
 function covers(newer: JournalEntry, older: JournalEntry): boolean {
+  // Only an upload that also sets aside what Riak holds unseen may stand in for one.
+  if (older.unseen && !newer.unseen) return false;
   if (!isMirror(newer) || !isMirror(older)) return isMirror(newer) === isMirror(older);
   if (newer.mirror === "remove") return true;
   // An fsync waits on a snapshot: a copy that waits for the file to settle cannot stand in.

@@ -373,3 +373,20 @@ Deno.test("stop does not wait out the backoff of an upload that fails after it b
     assert.equal(fixture.journal.pendingCount, 1, "still journaled for the next start");
   });
 });
+
+Deno.test("nothing stands in for an upload that sets aside what Riak held unseen", async () => {
+  await withSpool(async (fixture) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const { queue, mirrored } = mirrorQueue(fixture, gate);
+    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    const unseen = await queue.submitMirror({ path: "/new", mirror: "copy", unseen: true });
+    const removal = await queue.submitMirror({ path: "/new", mirror: "remove" });
+    const both = await queue.submitMirror({ path: "/b", mirror: "copy", unseen: true });
+    const newer = await queue.submitMirror({ path: "/b", mirror: "copy", unseen: true });
+    release();
+    await Promise.all([blocker, unseen, removal, both, newer].map((ticket) => ticket.uploaded));
+    assert.deepEqual(mirrored, ["copy /blocker", "copy /new", "remove /new", "copy /b"]);
+    assert.equal(fixture.journal.pendingCount, 0);
+  });
+});
