@@ -623,6 +623,7 @@ export class OverlayFileSystem implements FileSystem {
    * copied again once Riak's rename is done.
    */
   async #renameMirrored(from: string, to: string): Promise<void> {
+    if (this.#mode.reads !== "local") await this.#refuseBlindRename(from);
     await this.#refuseRenameOver(from, to);
     const below = `${from}/`;
     const moved = (path: string) => to + path.slice(from.length);
@@ -705,6 +706,21 @@ export class OverlayFileSystem implements FileSystem {
       if (renamedInRiak && !needed.has(entry)) await this.#o.uploads.cancel(entry);
       else this.#o.uploads.start(entry);
     }
+  }
+
+  /**
+   * Where reads come from Riak first, a rename Riak cannot be asked about (an outage) is
+   * refused with EIO unless `from` is a file whose local version is the newest: written
+   * through this mount, or the version Riak was seen to hold. Anything else may have a newer
+   * copy in Riak, or entries below it only Riak holds, which the journal could not move.
+   */
+  async #refuseBlindRename(from: string): Promise<void> {
+    const local = await this.#lstatLocal(from);
+    if (
+      local?.isFile() &&
+      (this.#localIsNewest(from) || this.#mirrored.get(from) === mirroredKey(local))
+    ) return;
+    await this.#riak(`rename ${from}`, () => this.#o.store.tryStat(from));
   }
 
   /**
