@@ -2025,11 +2025,11 @@ export class OverlayFileSystem implements FileSystem {
 
   /**
    * Whether the local file at `path` is newer than what Riak holds: open for writing
-   * through the mount, or its mirror (or removal) still on its way.
+   * through the mount, or its mirror (or removal) still on its way (also one replayed from
+   * a run in a mode that mirrors, by a mode that does not).
    */
   #localIsNewest(path: string): boolean {
-    return this.#mirrorsWrites() &&
-      (this.#localWriters.has(path) || this.#o.uploads.hasPendingMirror(path));
+    return this.#localWriters.has(path) || this.#o.uploads.hasPendingMirror(path);
   }
 
   /** `{ unseen: true }` when `path` or a directory above it is in {@link #unseen}. */

@@ -361,6 +361,42 @@ Deno.test("a write acknowledged during an outage is uploaded after a restart", a
   });
 });
 
+Deno.test("drain after shadow: a file whose replayed mirror is pending is read from the source", async () => {
+  await withOverlay(
+    "shadow",
+    async ({ fs, riak, store, runtime, restart, holdPuts }) => {
+      await writeThrough(fs, "/notes.txt", Buffer.from("first version"));
+      assert.equal(await runtime.settle(10_000), 0);
+      const faults = riak.server!.faults;
+      await faults.stopAccepting();
+      faults.dropConnections();
+      try {
+        await writeThrough(fs, "/notes.txt", Buffer.from("second version"));
+        assert.equal(await runtime.stop(50), 1, "its mirror stays journaled");
+      } finally {
+        await faults.resumeAccepting();
+      }
+      const hold = holdPuts();
+      const drain = await restart({ preset: "drain" });
+      try {
+        // Riak answers, and still holds the first version: the mirror has not run.
+        assert.equal(drain.pendingUploads(), 1);
+        assert.equal(
+          (await readThrough(drain.fileSystem, "/notes.txt")).toString(),
+          "second version",
+          "not Riak's older copy",
+        );
+        await hold.reached;
+      } finally {
+        hold.release();
+      }
+      assert.equal(await drain.settle(20_000), 0);
+      assert.equal((await store.readFile("/notes.txt")).toString(), "second version");
+    },
+    { riakReadTimeout: "300" },
+  );
+});
+
 Deno.test("riak: reading a small file costs one Riak get, from LOOKUP to RELEASE", async () => {
   await withOverlay(
     "riak",
