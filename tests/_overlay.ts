@@ -16,6 +16,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { StatusReport } from "../src/overlay/control.ts";
 import { openRiakStoreClient } from "../src/store/riak_adapter.ts";
+import type { StoreClient } from "../src/store/client.ts";
 import { Store } from "../src/store/store.ts";
 import { isMounted, stopMount, tempDir, waitFor } from "./_mount.ts";
 import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
@@ -51,8 +52,15 @@ export interface OverlayEnv {
   mountpoint: string;
   spool: string;
   runDirectory: string;
+  /** The client under {@link OverlayEnv.store}, for raw looks at buckets and keys. */
+  client: StoreClient;
   /** Mounts with `preset` and extra flags; resolves once the mount answers. */
   mount(preset: string, extra?: string[]): Promise<OverlayMount>;
+  /**
+   * Runs `riakfs mount ...args` exactly as given (a supervisord line, say); resolves once
+   * the mountpoint answers.
+   */
+  mountArgs(args: string[]): Promise<OverlayMount>;
   /** Unmounts (riakfs umount, lazily if busy), waits for the process, kills it if needed. */
   unmount(mount: OverlayMount): Promise<void>;
 }
@@ -73,10 +81,8 @@ export async function withOverlayEnv(body: (env: OverlayEnv) => Promise<void>): 
   const mounts: OverlayMount[] = [];
   const unmount = (mounted: OverlayMount) =>
     stopMount({ source, mountpoint, server: mounted.server, stderr: mounted.stderr });
-  const mount = async (preset: string, extra: string[] = []) => {
-    fs.mkdirSync(mountpoint, { recursive: true });
-    const args = [
-      "mount",
+  const mount = (preset: string, extra: string[] = []) =>
+    mountArgs([
       "--preset",
       preset,
       "--foreground",
@@ -91,8 +97,12 @@ export async function withOverlayEnv(body: (env: OverlayEnv) => Promise<void>): 
       ...extra,
       source,
       mountpoint,
-    ];
-    const server = spawn(RIAKFS_BINARY, args, { stdio: ["ignore", "ignore", "pipe"] });
+    ]);
+  const mountArgs = async (args: string[]) => {
+    fs.mkdirSync(mountpoint, { recursive: true });
+    const server = spawn(RIAKFS_BINARY, ["mount", ...args], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     let stderr = "";
     server.on("error", (error) => stderr += `cannot start ${RIAKFS_BINARY}: ${error.message}\n`);
     server.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
@@ -115,7 +125,9 @@ export async function withOverlayEnv(body: (env: OverlayEnv) => Promise<void>): 
       mountpoint,
       spool,
       runDirectory,
+      client: opened.client,
       mount,
+      mountArgs,
       unmount,
     });
   } finally {

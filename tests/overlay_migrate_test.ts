@@ -9,7 +9,7 @@ import { Buffer } from "node:buffer";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
-import { eventually, statusOf, withOverlayEnv } from "./_overlay.ts";
+import { eventually, type OverlayEnv, statusOf, withOverlayEnv } from "./_overlay.ts";
 
 /** Writes a legacy file directly in the source, dated in the past like real legacy data. */
 async function legacyFile(path: string, content: Uint8Array): Promise<void> {
@@ -115,26 +115,108 @@ Deno.test("outage: local files served, Riak reads fail with EIO in time, one log
   });
 });
 
-Deno.test("riak-fuse flags mount with hints and the riak-fuse layout", async () => {
+/** A riak-fuse supervisord line (`-s -t -f -rh -rp` and `flags`) for this test's mount. */
+function riakFuseLine(env: OverlayEnv, ...flags: string[]): string[] {
+  const [host, port] = env.riak.nodes[0].split(":");
+  const line = ["-s", env.source, "-t", env.mountpoint, "-f", "-rh", host, "-rp", port, ...flags];
+  return [...line, "--spool", env.spool, "--run-dir", env.runDirectory];
+}
+
+/** The value Riak holds at `bucket`/`key` of the default bucket type, or undefined. */
+async function rawValue(env: OverlayEnv, bucket: string, key: string): Promise<Buffer | undefined> {
+  const fetched = await env.client.get({
+    bucketType: "default",
+    bucket: Buffer.from(bucket),
+    key: Buffer.from(key),
+  });
+  return fetched.contents[0] && Buffer.from(fetched.contents[0].value);
+}
+
+/** The members of riak-fuse's directory set of a folder. */
+async function listedIn(env: OverlayEnv, bucket: string): Promise<string[]> {
+  const set = await env.client.fetchSet({
+    bucketType: "sets",
+    bucket: Buffer.from(bucket),
+    key: Buffer.from("directory"),
+  });
+  return (set?.members ?? []).map((member) => Buffer.from(member).toString()).sort();
+}
+
+Deno.test("a riak-fuse supervisord line mounts in shadow, writing where riak-fuse wrote", async () => {
   await withOverlayEnv(async (env) => {
-    await legacyFile(join(env.source, "shop/images/p1.jpg"), seededBytes(23, 5_000));
-    const port = env.riak.nodes[0].split(":")[1];
-    const mounted = await env.mount("shadow", [
-      "-rh",
-      "127.0.0.1",
-      "-rp",
-      port,
-      "-rreadcontent",
-    ]);
+    const legacy = seededBytes(23, 5_000);
+    await legacyFile(join(env.source, "shop/images/p1.jpg"), legacy);
+    const mounted = await env.mountArgs(
+      riakFuseLine(env, "-rnp", "PIC_", "-rdnp", "PICDIR_", "-ddir"),
+    );
     try {
-      assert.match(mounted.stderr(), /-rh is riak-fuse's flag; riakfs spells it --riak HOST:PORT/);
+      for (
+        const [flag, spelling] of [
+          ["-s", "the first argument"],
+          ["-t", "the second argument"],
+          ["-f", "--foreground"],
+          ["-rh", "--riak HOST:PORT"],
+          ["-rp", "--riak HOST:PORT"],
+          ["-rnp", "--riak-fuse-content-prefix PIC_"],
+          ["-rdnp", "--riak-fuse-directory-prefix PICDIR_"],
+        ]
+      ) {
+        assert.ok(
+          mounted.stderr().includes(
+            `riakfs: ${flag} is riak-fuse's flag; riakfs spells it ${spelling}`,
+          ),
+          `hint for ${flag}: ${mounted.stderr()}`,
+        );
+      }
+      assert.match(mounted.stderr(), /-ddir is ignored/);
+      assert.match(mounted.stderr(), /behaviour is --preset shadow --layout riak-fuse/);
+      assert.ok(legacy.equals(await fsp.readFile(join(env.mountpoint, "shop/images/p1.jpg"))));
+      await fsp.writeFile(join(env.mountpoint, "shop/images/p2.jpg"), "new image");
+      await eventually(
+        "p2.jpg in PIC_shop",
+        async () => (await rawValue(env, "PIC_shop", "p2.jpg"))?.toString() === "new image",
+      );
+      await eventually(
+        "p2.jpg listed in PICDIR_shop",
+        async () => (await listedIn(env, "PICDIR_shop")).includes("p2.jpg"),
+      );
+      const report = await statusOf(env);
+      assert.equal(report.preset, "shadow");
+      assert.equal(report.mode.reads, "local");
+      assert.equal(
+        await fsp.readFile(join(env.source, "shop/images/p2.jpg"), "utf8"),
+        "new image",
+        "shadow keeps the local copy",
+      );
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});
+
+Deno.test("a riak-fuse line with -dell drains: local copies go once verified, files stay readable", async () => {
+  await withOverlayEnv(async (env) => {
+    const legacy = seededBytes(24, 50_000);
+    await legacyFile(join(env.source, "shop/images/old.jpg"), legacy);
+    const mounted = await env.mountArgs(riakFuseLine(env, "-dell"));
+    try {
       assert.match(
         mounted.stderr(),
-        /-rreadcontent is riak-fuse's flag; riakfs spells it --reads riak-then-local/,
+        /-dell is riak-fuse's flag; riakfs spells it --after-transfer delete/,
       );
-      await fsp.readFile(join(env.mountpoint, "shop/images/p1.jpg"));
-      await fsp.writeFile(join(env.mountpoint, "shop/images/p2.jpg"), "new image");
-      assert.equal((await statusOf(env)).mode.reads, "riak-then-local");
+      assert.match(mounted.stderr(), /behaviour with -dell is --preset drain --layout riak-fuse/);
+      assert.equal((await statusOf(env)).preset, "drain");
+      const local = join(env.source, "shop/images/old.jpg");
+      assert.ok(legacy.equals(await fsp.readFile(join(env.mountpoint, "shop/images/old.jpg"))));
+      await eventually("the local copy deleted", async () => {
+        return await fsp.stat(local).then(() => false, () => true);
+      });
+      assert.ok(
+        legacy.equals((await rawValue(env, "IMG_shop", "old.jpg"))!),
+        "where riak-fuse kept it",
+      );
+      assert.ok(legacy.equals(await fsp.readFile(join(env.mountpoint, "shop/images/old.jpg"))));
+      assert.deepEqual(await fsp.readdir(join(env.mountpoint, "shop/images")), ["old.jpg"]);
     } finally {
       await env.unmount(mounted);
     }

@@ -7,7 +7,9 @@
  * riak-fuse's behaviour without flags was: reads and listings from the local source, every
  * close uploads the file into Riak, the local copy kept, buckets `IMG_<folder>` and
  * `IMGDIR_<folder>`. That is riakfs's `shadow` preset with the `riak-fuse` layout, so a
- * translated argv gets `--preset shadow --layout riak-fuse` unless it names its own.
+ * translated argv gets `--preset shadow --layout riak-fuse` unless it names its own; with
+ * `-dell` (local copies deleted once in Riak) it gets `--preset drain`, which reads and
+ * lists Riak first so the deleted files stay visible.
  *
  * @module
  */
@@ -197,9 +199,15 @@ export function translateLegacyFlags(argv: readonly string[]): LegacyTranslation
   }
   if (!out.includes("--layout")) out.push("--layout", "riak-fuse");
   if (!out.includes("--preset")) {
-    out.push("--preset", "shadow");
+    // With -dell the local copies go once in Riak: only reading and listing Riak first keeps
+    // those files there for the applications, which is the drain preset.
+    const deletes = options.some((arg) => findLegacy(nameOf(arg))?.names[0] === "-dell");
+    const preset = deletes ? "drain" : "shadow";
+    out.push("--preset", preset);
     hints.push(
-      "riakfs: riak-fuse's behaviour is --preset shadow --layout riak-fuse (see riakfs mount --help)",
+      `riakfs: riak-fuse's behaviour${
+        deletes ? " with -dell" : ""
+      } is --preset ${preset} --layout riak-fuse (see riakfs mount --help)`,
     );
   }
   if (source !== undefined || target !== undefined) {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { LegacyFlagError, translateLegacyFlags } from "./legacy_flags.ts";
+import { resolveMode } from "./modes.ts";
 
 Deno.test("an argv without riak-fuse flags is returned unchanged", () => {
   const argv = ["--preset", "migrate", "-f", "/data", "/mnt/data"];
@@ -99,6 +100,24 @@ Deno.test("every riak-fuse flag has its new spelling, short and long forms alike
   assert.match(result.hints[7], /-dell .* --after-transfer delete/);
   assert.match(result.hints[8], /-ddir is ignored: riakfs always keeps directory listings/);
   for (const line of result.hints) assert.ok(!line.includes("\n"));
+});
+
+Deno.test("-dell without a preset is the drain preset, which the mode check accepts", () => {
+  const result = translateLegacyFlags(["-s", "/a", "-t", "/b", "-dell"]);
+  assert.deepEqual(result.argv, [
+    "--after-transfer",
+    "delete",
+    "--layout",
+    "riak-fuse",
+    "--preset",
+    "drain",
+    "/a",
+    "/b",
+  ]);
+  assert.match(result.hints.at(-1)!, /with -dell is --preset drain --layout riak-fuse/);
+  const mode = resolveMode("drain", { afterTransfer: "delete" });
+  assert.equal(mode.reads, "riak-then-local");
+  assert.equal(mode.listings, "union");
 });
 
 Deno.test("-rh alone uses riak-fuse's default port, -rp alone its default host", () => {

@@ -191,6 +191,12 @@ export function checkMode(mode: MountMode): void {
   if (mode.listings === "local" && mode.writes === "riak") {
     refuse("--writes riak with --listings local: written files would not be listed", mode);
   }
+  if (mode.listings === "local" && mode.afterTransfer === "delete") {
+    refuse(
+      "--after-transfer delete with --listings local: deleted files would not be listed",
+      mode,
+    );
+  }
 }
 
 /** Whether the mount talks to Riak at all. */

@@ -82,6 +82,11 @@ Deno.test("bad values and contradictions are one-line ModeErrors naming the flag
     ["shadow", { writes: "riak" }, /could not be read back/],
     ["shadow", { afterTransfer: "delete" }, /deleted files could not be read/],
     ["drain", { listings: "local" }, /would not be listed/],
+    [
+      "migrate",
+      { afterTransfer: "delete", listings: "local" },
+      /deleted files would not be listed/,
+    ],
   ];
   for (const [preset, overrides, pattern] of cases) {
     assert.throws(() => resolveMode(preset, overrides), (error: unknown) => {

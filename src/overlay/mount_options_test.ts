@@ -68,11 +68,11 @@ Deno.test("translated riak-fuse flags parse into the same settings", () => {
   ]);
   const opts = parse(argv);
   const settings = overlaySettingsFromOptions(opts);
-  assert.equal(settings.preset, "shadow");
+  assert.equal(settings.preset, "drain", "-dell: the local copies go once in Riak");
   assert.deepEqual(settings.mode, {
     reads: "riak-then-local",
     copyOnRead: true,
-    writes: "local+riak",
+    writes: "riak",
     afterTransfer: "delete",
     listings: "union",
   });
