@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { join, relative } from "node:path";
 import { isMounted, startMount, stopMount, tempDir, waitFor } from "./_mount.ts";
+import { runtimePaths } from "../src/overlay/control.ts";
 import { isProcessAlive } from "../src/util/process.ts";
 import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
 
@@ -58,8 +59,9 @@ function watchdogsOf(pid: number): number[] {
  * by pid if it does not).
  */
 async function remountAndCheck(source: string, mountpoint: string, check: () => void) {
-  const pidFolder = tempDir("riakfs-pid-");
-  const pidFile = join(pidFolder, "pid");
+  const runDirectory = tempDir("riakfs-run-");
+  // Not given: the pid file and the log go beside the control socket.
+  const { pidFile, logFile } = runtimePaths(mountpoint, runDirectory);
   try {
     // Started by a shell with a relative path, as operators type it (`dist/riakfs mount`),
     // so argv[0] is relative: the background re-spawn must still find its own executable.
@@ -67,8 +69,8 @@ async function remountAndCheck(source: string, mountpoint: string, check: () => 
       "mount",
       "--preset",
       "passthrough",
-      "--pid-file",
-      pidFile,
+      "--run-dir",
+      runDirectory,
       source,
       mountpoint,
     ];
@@ -78,10 +80,11 @@ async function remountAndCheck(source: string, mountpoint: string, check: () => 
     );
     assert.equal(result.code, 0, result.stderr);
     const pid = Number(fs.readFileSync(pidFile, "utf8"));
+    assert.ok(fs.existsSync(logFile), "the background mount logs to its log file");
     try {
       check();
     } finally {
-      const umount = await runRiakfs(["umount", mountpoint]);
+      const umount = await runRiakfs(["umount", "--run-dir", runDirectory, mountpoint]);
       const exited = await waitFor(() => !isProcessAlive(pid), 10_000);
       if (!exited) process.kill(pid, "SIGKILL");
       assert.equal(umount.code, 0, umount.stderr);
@@ -89,7 +92,7 @@ async function remountAndCheck(source: string, mountpoint: string, check: () => 
       assert.equal(fs.existsSync(pidFile), false, "the pid file is removed");
     }
   } finally {
-    fs.rmSync(pidFolder, { recursive: true, force: true });
+    fs.rmSync(runDirectory, { recursive: true, force: true });
   }
 }
 

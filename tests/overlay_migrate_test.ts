@@ -23,7 +23,12 @@ Deno.test("migrate: read whole -> copied to Riak -> served from Riak afterwards"
   await withOverlayEnv(async (env) => {
     const content = seededBytes(21, 3_000_000);
     await legacyFile(join(env.source, "photos/a.jpg"), content);
-    const mounted = await env.mount("migrate", ["--metrics", "127.0.0.1:0"]);
+    const mounted = await env.mount("migrate", [
+      "--metrics",
+      "127.0.0.1:0",
+      "--log-format",
+      "json",
+    ]);
     try {
       assert.ok(content.equals(await fsp.readFile(join(env.mountpoint, "photos/a.jpg"))));
       await eventually(
@@ -40,6 +45,15 @@ Deno.test("migrate: read whole -> copied to Riak -> served from Riak afterwards"
       assert.ok(report.metrics.bytesReadRiak >= content.length);
       assert.ok(report.metrics.bytesReadLocal >= content.length);
       assert.ok(report.metrics.ops.read > 0);
+      // Every log line is one JSON object; the ready line names the metrics port bound.
+      const lines = mounted.stderr().trim().split("\n").map((line) => JSON.parse(line));
+      for (const line of lines) assert.ok(line.time && line.level && line.message, String(line));
+      const ready = lines.find((line) => line.message === "overlay ready");
+      const port = /^port (\d+)$/.exec(ready?.metrics ?? "")?.[1];
+      assert.ok(port, mounted.stderr());
+      const exposition = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.match(exposition, /riakfs_copy_on_read_total\{[^}]*outcome="copied"[^}]*\} 1\n/);
+      assert.match(exposition, /riakfs_read_bytes_total\{[^}]*from="riak"[^}]*\} [1-9]/);
     } finally {
       await env.unmount(mounted);
     }

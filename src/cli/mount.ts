@@ -143,8 +143,14 @@ export function installMount(program: Command): void {
       (value: string, previous: string[]) => [...previous, value],
       [] as string[],
     )
-    .option("--pid-file <file>", "write the serving process's pid here while mounted")
-    .option("--log-file <file>", "append the background process's messages here")
+    .option(
+      "--pid-file <file>",
+      "write the serving process's pid here while mounted (default: <run dir>/<mount>.pid)",
+    )
+    .option(
+      "--log-file <file>",
+      "append the background process's messages here (default: <run dir>/<mount>.log)",
+    )
     .option("--request-timeout <seconds>", "answer EIO to requests slower than this", "30");
   addOverlayOptions(mount, { preset: false });
   addRiakOptions(mount, ["--request-timeout"]);

@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { serveFileSystem } from "../fuse/mod.ts";
+import { runtimePaths } from "../overlay/control.ts";
 import { Logger } from "../overlay/log.ts";
 import { ModeError, usesRiak } from "../overlay/modes.ts";
 import { type OverlaySettings, overlaySettingsFromOptions } from "../overlay/mount_options.ts";
@@ -77,7 +78,7 @@ export async function mountCommand(
   }
   const paths = { source: resolve(source), mountpoint: resolve(mountpoint) };
   if (!flags.foreground) {
-    process.exitCode = await startInBackground(paths, flags, command);
+    process.exitCode = await startInBackground(paths, flags, command, overlay!.runDirectory);
     return;
   }
   await serveInForeground(paths.source, paths.mountpoint, fuseOptions!, flags, timeout * 1000, {
@@ -111,6 +112,8 @@ async function serveInForeground(
   const { overlay, riak } = settings;
   const client = riak && new RiakClient(clusterOptionsFromSettings(riak.riak));
   const logger = new Logger({ format: overlay.logFormat });
+  /** What the FUSE layer reports goes through the mount's logger (--log-format). */
+  const fuseLog = (message: string) => logger.warn(message);
   let runtime: OverlayRuntime | undefined;
   try {
     const store = riak && new Store(riakStoreClient(client!), {
@@ -130,6 +133,7 @@ async function serveInForeground(
       logger,
       localFileSystem: () =>
         openPassthrough(source, {
+          log: fuseLog,
           entryTimeout: options.entryTimeout,
           attrTimeout: options.attrTimeout,
           directIo: options.directIo,
@@ -143,6 +147,7 @@ async function serveInForeground(
     // The kernel already applied the caller's umask; ours must not mask again.
     process.umask(0);
     const served = await serveFileSystem(overlayRuntime.fileSystem, {
+      log: fuseLog,
       mountpoint: await realpathUnlessStale(mountpoint),
       fsname: options.fsname ?? source,
       subtype: options.subtype ?? "riakfs",
@@ -162,12 +167,14 @@ async function serveInForeground(
         return overlayRuntime.drainUploads().then(() => {});
       },
     });
-    if (flags.pidFile) fs.writeFileSync(flags.pidFile, `${process.pid}\n`);
+    const pidFile = flags.pidFile ?? runtimePaths(mountpoint, overlay.runDirectory).pidFile;
+    if (!flags.pidFile) fs.mkdirSync(overlay.runDirectory, { recursive: true });
+    fs.writeFileSync(pidFile, `${process.pid}\n`);
     report("ready");
     try {
       await served.finished;
     } finally {
-      if (flags.pidFile) fs.rmSync(flags.pidFile, { force: true });
+      fs.rmSync(pidFile, { force: true });
     }
   } catch (error) {
     report(`error ${(error as Error).message}`);
@@ -237,6 +244,7 @@ async function startInBackground(
   paths: { source: string; mountpoint: string },
   flags: MountFlags,
   command: Command,
+  runDirectory: string,
 ): Promise<number> {
   const self = selfInvocation();
   const args = [
@@ -247,14 +255,20 @@ async function startInBackground(
     paths.source,
     paths.mountpoint,
   ];
-  const log = flags.logFile ? fs.openSync(resolve(flags.logFile), "a") : "ignore";
+  // Never this command's stderr: whoever reads it (cron, a script) would wait for the mount.
+  let logFile = flags.logFile && resolve(flags.logFile);
+  if (!logFile) {
+    fs.mkdirSync(runDirectory, { recursive: true });
+    logFile = runtimePaths(paths.mountpoint, runDirectory).logFile;
+  }
+  const log = fs.openSync(logFile, "a");
   const child = spawn(self.file, args, {
     cwd: "/",
     detached: true,
     env: { ...SERVING_ALLOCATOR, ...process.env, [READY_FD_VARIABLE]: "3" },
     stdio: ["ignore", log, log, "pipe"],
   });
-  if (typeof log === "number") fs.closeSync(log);
+  fs.closeSync(log);
   const channel = child.stdio[3] as NodeJS.ReadableStream;
   const answer = await new Promise<string>((resolveAnswer) => {
     let text = "";
@@ -271,7 +285,7 @@ async function startInBackground(
   if (answer === "ready") return 0;
   const message = answer.startsWith("error ")
     ? answer.slice("error ".length)
-    : "the background process exited before the mount was ready";
+    : `the background process exited before the mount was ready (see ${logFile})`;
   process.stderr.write(`riakfs: ${message}\n`);
   return 1;
 }

@@ -19,10 +19,12 @@ import { describeMode, type MountMode, presetOf } from "./modes.ts";
 export interface RuntimePaths {
   pidFile: string;
   controlSocket: string;
+  /** Where a background mount logs when it was given no `--log-file`. */
+  logFile: string;
 }
 
 /**
- * The pid file and control socket of the mount at `mountpoint`. Names are derived from the
+ * The pid file, control socket and log of the mount at `mountpoint`. Names are derived from the
  * absolute mountpoint, shortened and hashed so the socket path stays below the 108-byte
  * limit of unix socket addresses.
  *
@@ -40,7 +42,7 @@ export function runtimePaths(
     "root";
   const hash = createHash("sha256").update(absolute).digest("hex").slice(0, 12);
   const base = `${resolve(runDirectory)}/${readable}-${hash}`;
-  return { pidFile: `${base}.pid`, controlSocket: `${base}.sock` };
+  return { pidFile: `${base}.pid`, controlSocket: `${base}.sock`, logFile: `${base}.log` };
 }
 
 /** What a running mount reports about itself. */

@@ -1,7 +1,9 @@
 /**
  * The mount's log: one line per event, as readable text (`2026-11-25T00:00:00.000Z warn
- * message key=value`) or as one JSON object per line (`--log-format json`) for log
- * collectors. Writes go to a stream (stderr, or a log file when detached).
+ * message key=value`), as one JSON object per line (`--log-format json`) for log
+ * collectors, or syslog-style (`--log-format syslog`: `<4>riakfs[1234]: warn message
+ * key=value`, the priority prefix journald and syslog daemons read on stderr). Writes go to
+ * a stream (stderr, or a log file).
  *
  * @module
  */
@@ -10,7 +12,10 @@
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 /** Output format of the log. */
-export type LogFormat = "text" | "json";
+export type LogFormat = "text" | "json" | "syslog";
+
+/** The formats, as `--log-format` accepts them. */
+export const LOG_FORMATS: readonly LogFormat[] = ["text", "json", "syslog"];
 
 /** Extra fields of a log line (path, bucket, errno, counts...). */
 export type LogFields = Record<string, string | number | boolean | undefined>;
@@ -21,6 +26,8 @@ export interface LogSink {
 }
 
 const LEVEL_ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+/** syslog(3) priorities: LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR. */
+const SYSLOG_PRIORITY: Record<LogLevel, number> = { debug: 7, info: 6, warn: 4, error: 3 };
 
 /** Options of a {@link Logger}. */
 export interface LoggerOptions {
@@ -88,7 +95,11 @@ export class Logger {
       return;
     }
     const extra = defined.map(([key, value]) => ` ${key}=${formatValue(value!)}`).join("");
-    this.#sink.write(`${time} ${level} ${message}${extra}\n`);
+    // The collector stamps its own time.
+    const head = this.format === "syslog"
+      ? `<${SYSLOG_PRIORITY[level]}>riakfs[${process.pid}]:`
+      : time;
+    this.#sink.write(`${head} ${level} ${message}${extra}\n`);
   }
 }
 

@@ -15,3 +15,14 @@ Deno.test("text and JSON lines carry the same fields; levels filter", () => {
     '{"time":"2026-11-25T01:02:03.004Z","level":"debug","message":"shown","ok":true}\n',
   ]);
 });
+
+Deno.test("syslog lines start with the priority and the pid, the collector adds the time", () => {
+  const lines: string[] = [];
+  const log = new Logger({ sink: { write: (text: string) => lines.push(text) }, format: "syslog" });
+  log.warn("Riak unreachable", { node: "10.0.0.1:8087" });
+  log.error("mirror refused");
+  assert.deepEqual(lines, [
+    `<4>riakfs[${process.pid}]: warn Riak unreachable node=10.0.0.1:8087\n`,
+    `<3>riakfs[${process.pid}]: error mirror refused\n`,
+  ]);
+});

@@ -14,7 +14,7 @@ import {
   DEFAULT_RUN_DIRECTORY,
   DEFAULT_UPLOAD_CONCURRENCY,
 } from "./defaults.ts";
-import type { LogFormat } from "./log.ts";
+import { LOG_FORMATS, type LogFormat } from "./log.ts";
 import { parseMetricsAddress } from "./metrics_address.ts";
 import {
   DEFAULT_PRESET,
@@ -136,7 +136,10 @@ export function addOverlayOptions(command: Command, options: { preset?: boolean 
       `how long unmounting waits for pending uploads (default ${DEFAULT_DRAIN_TIMEOUT_MS})`,
     ),
     new Option("--metrics <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics"),
-    new Option("--log-format <format>", "text or json").choices(["text", "json"]),
+    new Option(
+      "--log-format <format>",
+      "text, json, or syslog (<priority> prefixes; the default of a background mount without --log-file)",
+    ).choices([...LOG_FORMATS]),
     new Option(
       "--run-dir <dir>",
       `pid files and control sockets (default ${DEFAULT_RUN_DIRECTORY})`,

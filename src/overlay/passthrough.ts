@@ -59,6 +59,8 @@ export interface PassthroughOptions {
   directIo?: boolean;
   /** Keep cached pages across opens (only when nothing changes the source behind the mount). */
   keepCache?: boolean;
+  /** Where problems are reported (default: a `riakfs: ` line on stderr). */
+  log?: (message: string) => void;
 }
 
 /** `d_ino` of plain READDIR entries, whose inode was not looked up (libfuse's convention). */
@@ -124,6 +126,7 @@ export class PassthroughFileSystem implements FileSystem {
     this.#attrTimeout = options.attrTimeout ?? 1;
     this.#directIo = options.directIo ?? false;
     this.#keepCache = options.keepCache ?? false;
+    this.#log = options.log ?? ((message) => process.stderr.write(`riakfs: ${message}\n`));
     const root: Node = {
       id: ROOT_NODE_ID,
       key: keyOf(rootStat),
@@ -582,9 +585,11 @@ export class PassthroughFileSystem implements FileSystem {
 
   // ---- extended attributes: l*xattr(2) on the node's source path, by a python3 helper ----
 
+  readonly #log: (message: string) => void;
+
   /** Started by the first xattr request; without python3 they answer EOPNOTSUPP. */
   readonly #xattrs = new XattrHelper({
-    onUnavailable: (message) => process.stderr.write(`riakfs: ${message}\n`),
+    onUnavailable: (message) => this.#log(message),
   });
 
   /**

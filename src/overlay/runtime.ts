@@ -179,6 +179,8 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     mode: describeMode(settings.mode),
     spool: parts.spool?.directory,
     replayed: parts.replayed,
+    // The port is the one bound (`--metrics HOST:0` picks a free one).
+    metrics: metricsServer && `port ${metricsServer.port}`,
   });
 
   let stopped: Promise<number> | undefined;
