@@ -1,8 +1,6 @@
 /**
  * Every operation of the passthrough layer through a real mount in each Riak-backed preset,
- * checked both through the mount and in Riak. The embedded Riak runs in this process, so
- * the mount is only touched with asynchronous fs calls (a synchronous one would stop the
- * event loop that answers the mount's Riak requests).
+ * checked both through the mount and in Riak (the embedded server, in its own process).
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -25,7 +23,10 @@ for (const preset of ["shadow", "migrate", "drain", "riak"]) {
         // write at an offset past the end, then append
         const handle = await fsp.open(at("dir/a.bin"), "r+");
         await handle.write(Buffer.from("Z"), 0, 1, 1_500_010);
-        await handle.sync(); // fsync: in Riak once this returns (riak writes)
+        await handle.sync();
+        // fsync returned: Riak acknowledged the file as it was then, in every preset.
+        const synced = Buffer.concat([content, Buffer.alloc(10), Buffer.from("Z")]);
+        assert.ok(synced.equals(await env.store.readFile("dir/a.bin")), "in Riak at fsync");
         await handle.close();
         await fsp.appendFile(at("dir/a.bin"), "tail");
         const expected = Buffer.concat([content, Buffer.alloc(10), Buffer.from("Ztail")]);
@@ -65,8 +66,12 @@ for (const preset of ["shadow", "migrate", "drain", "riak"]) {
         await eventually("the renamed file in Riak, with its attributes exactly", async () => {
           const stat = await env.store.tryStat("moved/b.bin");
           return stat?.size === 1000 && stat.mode === 0o640 && stat.uid === 1234 &&
-            stat.mtimeNs === BigInt(when.getTime()) * 1_000_000n;
+            stat.gid === 4321 && stat.mtimeNs === BigInt(when.getTime()) * 1_000_000n;
         });
+        // The bytes after the offset write, the append and the truncate, not only the size.
+        assert.ok(content.subarray(0, 1000).equals(await env.store.readFile("moved/b.bin")));
+        assert.equal((await env.store.stat("moved")).type, "directory");
+        assert.equal((await env.store.stat("dir")).mode, 0o750, "mkdir's mode, exactly");
         assert.equal(await env.store.tryStat("dir/a.bin"), undefined);
         // unlink, rmdir
         await fsp.unlink(at("moved/b.bin"));

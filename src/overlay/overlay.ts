@@ -5,8 +5,8 @@
  * place: an open write session, a staged file whose upload is pending, then Riak or the
  * local file as the mode says. Where writes go to the local file too (shadow, migrate), they
  * go to it as in the passthrough (a file only Riak holds is first fetched into the source),
- * and each file opened for writing is journaled to be mirrored into Riak once closed; in
- * migrate, fsync waits for Riak's acknowledgement. Where writes go to Riak only (drain),
+ * and each file opened for writing is journaled to be mirrored into Riak once closed;
+ * fsync waits for Riak's acknowledgement. Where writes go to Riak only (drain),
  * they go to a staged file in the spool; close() journals it for upload, durable before
  * close returns.
  *
@@ -1009,9 +1009,9 @@ export class OverlayFileSystem implements FileSystem {
     const handle = this.#handle(fh);
     if (handle.kind === "local") {
       await handle.file.sync();
-      // Mirrored: the file as it is now, acknowledged by Riak when the mode says so (a copy
-      // of it as it is, even if another handle keeps writing it).
-      if (handle.mirror && this.#mode.writes === "riak+local") {
+      // Mirrored: the file as it is now, acknowledged by Riak (a copy of it as it is, even
+      // if another handle keeps writing it).
+      if (handle.mirror) {
         const path = handle.path;
         const ticket = await this.#o.uploads.submitMirror({
           path,
