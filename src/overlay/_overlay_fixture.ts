@@ -199,6 +199,14 @@ export async function withOverlay(
   });
 }
 
+/** Turns the event loop until `done()` holds (a request the test started reached a step). */
+export async function until(done: () => boolean): Promise<void> {
+  for (let turn = 0; !done(); turn++) {
+    if (turn > 100_000) throw new Error("the awaited step never came");
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 /** The node id of `path`, looked up component by component (each lookup takes a reference). */
 export async function lookupPath(fs: FileSystem, path: string): Promise<number> {
   let node = ROOT_NODE_ID;

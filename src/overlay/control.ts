@@ -296,7 +296,7 @@ export function formatStatus(report: StatusReport): string {
     `uploads      ${m.uploads.pending} pending, ${m.uploads.active} running, ${m.uploads.uploaded} done (${
       formatBytes(m.uploads.bytesUploaded)
     }), ${m.uploads.failedAttempts} failed attempts, ${m.uploads.abandoned} abandoned`,
-    `copy-on-read ${m.copyOnRead.queued} queued, ${m.copyOnRead.active} running, ${m.copyOnRead.copied} copied, ${m.copyOnRead.skipped} skipped, ${m.copyOnRead.failed} failed`,
+    `copy-on-read ${m.copyOnRead.queued} queued, ${m.copyOnRead.active} running, ${m.copyOnRead.copied} copied, ${m.copyOnRead.skipped} skipped, ${m.copyOnRead.failed} failed, ${m.copyOnRead.withdrawn} withdrawn`,
     `local copies ${m.localDeletion.deleted} deleted after verification, ${m.localDeletion.kept} kept`,
     `cache        ${formatBytes(m.cache.bytes)} held, hit ratio ${
       ratio === undefined ? "-" : `${(ratio * 100).toFixed(1)}%`

@@ -138,6 +138,8 @@ export class CopyOnReadQueue {
   /** Paths queued or running. */
   readonly #known = new Set<string>();
   readonly #running = new Map<string, RunningCopy>();
+  /** Paths held by {@link hold} (how many times): no copy at or below them is queued. */
+  readonly #held = new Map<string, number>();
   #activeBytes = 0;
   #stopped = false;
   #idle: (() => void)[] = [];
@@ -170,6 +172,10 @@ export class CopyOnReadQueue {
       if (metrics) metrics.skipped++;
       return false;
     }
+    if (this.#isHeld(path)) {
+      if (metrics) metrics.withdrawn++;
+      return false;
+    }
     this.#known.add(path);
     this.#queue.push({ path, size });
     // Start copies on a later turn so the read that triggered this returns first.
@@ -191,24 +197,53 @@ export class CopyOnReadQueue {
    */
   async withdraw(path: string): Promise<void> {
     if (this.#known.size === 0) return;
-    const below = path.endsWith("/") ? path : `${path}/`;
-    const within = (candidate: string) => candidate === path || candidate.startsWith(below);
     const metrics = this.#options.metrics?.value.copyOnRead;
-    if (this.#queue.some((job) => within(job.path))) {
+    if (this.#queue.some((job) => isAtOrBelow(job.path, path))) {
       this.#queue = this.#queue.filter((job) => {
-        if (!within(job.path)) return true;
+        if (!isAtOrBelow(job.path, path)) return true;
         this.#known.delete(job.path);
-        if (metrics) metrics.skipped++;
+        if (metrics) metrics.withdrawn++;
         return false;
       });
     }
     const ended: Promise<void>[] = [];
     for (const [running, copy] of this.#running) {
-      if (!within(running)) continue;
+      if (!isAtOrBelow(running, path)) continue;
+      if (!copy.abort.signal.aborted && metrics) metrics.withdrawn++;
       copy.abort.abort(WITHDRAWN);
       ended.push(copy.ended);
     }
     await Promise.all(ended);
+  }
+
+  /**
+   * {@link withdraw}, and no copy at or below `path` is queued until the returned function
+   * is called: a read that completes while the path changes in Riak (a removal, a rename)
+   * cannot bring the old name back. The hold starts at once, before this resolves.
+   */
+  async hold(path: string): Promise<() => void> {
+    this.#held.set(path, (this.#held.get(path) ?? 0) + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const holds = this.#held.get(path)! - 1;
+      if (holds === 0) this.#held.delete(path);
+      else this.#held.set(path, holds);
+    };
+    try {
+      await this.withdraw(path);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    return release;
+  }
+
+  #isHeld(path: string): boolean {
+    if (this.#held.size === 0) return false;
+    for (const held of this.#held.keys()) if (isAtOrBelow(path, held)) return true;
+    return false;
   }
 
   /** Drops what is queued, aborts running copies and waits for them to end. */
@@ -248,10 +283,7 @@ export class CopyOnReadQueue {
       await this.#options.copy(job.path, signal);
       if (metrics) metrics.copied++;
     } catch (error) {
-      if (signal.reason === WITHDRAWN) {
-        if (metrics) metrics.skipped++;
-        return;
-      }
+      if (signal.reason === WITHDRAWN) return; // Counted when withdrawn.
       if (metrics) metrics.failed++;
       // A failed copy is not retried here: the next full read or the pre-warm job retries.
       this.#logger.debug("copy-on-read failed", {
@@ -260,4 +292,10 @@ export class CopyOnReadQueue {
       });
     }
   }
+}
+
+/** Whether `path` is `directory` or below it. */
+function isAtOrBelow(path: string, directory: string): boolean {
+  if (path === directory || directory === "/") return true;
+  return path.startsWith(`${directory}/`);
 }

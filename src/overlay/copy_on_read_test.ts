@@ -163,7 +163,32 @@ Deno.test("withdraw drops queued copies at or below a path and waits for running
   await queue.idle();
   const counters = metrics.snapshot().copyOnRead;
   assert.equal(counters.copied, 1);
-  assert.equal(counters.skipped, 2, "the dropped and the aborted copy");
+  assert.equal(counters.withdrawn, 2, "the dropped and the aborted copy");
   assert.equal(counters.failed, 0, "a withdrawal is not a failure");
+  assert.equal(counters.skipped, 0);
   await queue.withdraw("/nothing"); // Nothing queued: resolves at once.
+});
+
+Deno.test("hold keeps copies at or below a path from being queued until released", async () => {
+  const metrics = new MountMetrics();
+  const copied: string[] = [];
+  const queue = new CopyOnReadQueue({
+    metrics,
+    copy: (path) => {
+      copied.push(path);
+      return Promise.resolve();
+    },
+  });
+  const release = await queue.hold("/d");
+  assert.equal(queue.enqueue("/d/a", 1), false, "a read completing while /d changes");
+  assert.equal(queue.enqueue("/dx", 1), true);
+  release();
+  release(); // Twice is once.
+  assert.equal(queue.enqueue("/d/a", 1), true);
+  await queue.idle();
+  assert.deepEqual(copied.sort(), ["/d/a", "/dx"]);
+  assert.equal(metrics.snapshot().copyOnRead.withdrawn, 1);
+  const everything = await queue.hold("/");
+  assert.equal(queue.enqueue("/any", 1), false);
+  everything();
 });

@@ -30,6 +30,8 @@ export interface MetricsSnapshot {
     /** Not queued: the queue was full or the file was already queued or in Riak. */
     skipped: number;
     failed: number;
+    /** Called off (dropped, aborted or not queued) because its path was changing. */
+    withdrawn: number;
   };
   uploads: {
     /** Journaled uploads not yet acknowledged by Riak (gauge). */
@@ -83,7 +85,7 @@ export class MountMetrics {
     bytesReadLocal: 0,
     bytesReadRiak: 0,
     bytesWritten: 0,
-    copyOnRead: { queued: 0, active: 0, copied: 0, skipped: 0, failed: 0 },
+    copyOnRead: { queued: 0, active: 0, copied: 0, skipped: 0, failed: 0, withdrawn: 0 },
     uploads: {
       pending: 0,
       active: 0,
@@ -191,6 +193,7 @@ export function toPrometheus(
     [[["outcome", "copied"]], cor.copied],
     [[["outcome", "skipped"]], cor.skipped],
     [[["outcome", "failed"]], cor.failed],
+    [[["outcome", "withdrawn"]], cor.withdrawn],
   ]);
   const up = snapshot.uploads;
   metric(

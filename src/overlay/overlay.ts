@@ -51,7 +51,7 @@ import { attrOf, statfsOf } from "./passthrough.ts";
 import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
 import { ContentPrefetch } from "./content_prefetch.ts";
 import { type CopyOnReadQueue, ReadCoverage } from "./copy_on_read.ts";
-import { isOutageError, type RiakHealth } from "./health.ts";
+import { isOutageError, type RiakHealth, RiakTimeoutError } from "./health.ts";
 import { isMirror, type JournalEntry, type PendingMirror, type PendingUpload } from "./journal.ts";
 import { localPathBeneath } from "./local_path.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
@@ -60,7 +60,7 @@ import { type MountMode, usesRiak as modeUsesRiak, usesSource } from "./modes.ts
 import { childPath, NodeTable, parentOf } from "./node_table.ts";
 import { ReadPattern, SequentialReader } from "./sequential_reader.ts";
 import { type Spool, SPOOL_DIRECTORY_NAME } from "./spool.ts";
-import type { MirroredVersion } from "./transfer.ts";
+import { type MirroredVersion, setAsideUnseen } from "./transfer.ts";
 import type { UploadQueue } from "./upload_queue.ts";
 
 /** The store operations the overlay uses. */
@@ -525,7 +525,11 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#mirrorsWrites()) {
       // The local file goes, and Riak's copy follows in the background. Journaled first: a
       // crash in between finds the file still there and copies it instead.
-      const reserved = await this.#o.uploads.reserve({ path, mirror: "remove" });
+      const reserved = await this.#o.uploads.reserve({
+        path,
+        mirror: "remove",
+        ...this.#unseenMark(path),
+      });
       try {
         await fsp.unlink(await this.#localPath(path));
       } catch (error) {
@@ -540,11 +544,13 @@ export class OverlayFileSystem implements FileSystem {
     }
     await this.#settled(path);
     let found = false;
-    // Riak first: if it is unreachable nothing changes, instead of the file coming back.
-    if (this.#usesRiak()) found = await this.#removeFromRiak(path) || found;
-    if (this.#usesLocal()) {
-      found = await ignoreMissing(fsp.unlink(await this.#localPath(path))) || found;
-    }
+    await this.#holdingCopies(`remove ${path}`, [path], async () => {
+      // Riak first: if it is unreachable nothing changes, instead of the file coming back.
+      if (this.#usesRiak()) found = await this.#removeFromRiak(path) || found;
+      if (this.#usesLocal()) {
+        found = await ignoreMissing(fsp.unlink(await this.#localPath(path))) || found;
+      }
+    });
     if (!found) throw fail(Errno.ENOENT, `${path}: no such file`);
     this.#forgetPath(path);
   }
@@ -557,10 +563,12 @@ export class OverlayFileSystem implements FileSystem {
     // Removals of its files still on their way to Riak go first.
     if (this.#mirrorsWrites()) await this.#settledBelow(path);
     let found = false;
-    if (this.#usesRiak()) found = await this.#removeFromRiak(path) || found;
-    if (this.#usesLocal()) {
-      found = await ignoreMissing(fsp.rmdir(await this.#localPath(path))) || found;
-    }
+    await this.#holdingCopies(`remove ${path}`, [path], async () => {
+      if (this.#usesRiak()) found = await this.#removeFromRiak(path) || found;
+      if (this.#usesLocal()) {
+        found = await ignoreMissing(fsp.rmdir(await this.#localPath(path))) || found;
+      }
+    });
     if (!found) throw fail(Errno.ENOENT, `${path}: no such directory`);
     void ctx;
     this.#forgetPath(path);
@@ -598,8 +606,10 @@ export class OverlayFileSystem implements FileSystem {
     }
     await this.#settledBelow(from);
     const session = this.#sessions.get(from);
-    await this.#renameInRiak(from, to);
-    await this.#renameLocally(from, to);
+    await this.#holdingCopies(`rename ${from}`, [from, to], async () => {
+      await this.#renameInRiak(from, to);
+      await this.#renameLocally(from, to);
+    });
     if (session) {
       this.#sessions.delete(from);
       session.path = to;
@@ -639,7 +649,9 @@ export class OverlayFileSystem implements FileSystem {
     const needed = new Set<PendingMirror>();
     const follow = async (path: string, copyAnyway: boolean) => {
       const pending = queued.get(path) ?? this.#o.uploads.pendingMirrorsOf(path);
-      removals.push(await this.#o.uploads.reserve({ path, mirror: "remove" }));
+      removals.push(
+        await this.#o.uploads.reserve({ path, mirror: "remove", ...this.#unseenMark(path) }),
+      );
       const copy = await this.#o.uploads.reserve({
         path: moved(path),
         mirror: "copy",
@@ -668,7 +680,7 @@ export class OverlayFileSystem implements FileSystem {
     this.#renamed(from, to);
     let renamedInRiak = false;
     try {
-      await this.#renameInRiak(from, to);
+      await this.#holdingCopies(`rename ${from}`, [from, to], () => this.#renameInRiak(from, to));
       renamedInRiak = true;
     } catch (error) {
       if (!isOutageError(error)) {
@@ -765,11 +777,14 @@ export class OverlayFileSystem implements FileSystem {
 
   async #renameInRiak(from: string, to: string): Promise<void> {
     if (!this.#usesRiak()) return;
-    // A copy landing after the rename would bring the old name back, or old bytes over it.
-    await this.#riak(
-      `rename ${from}`,
-      () => Promise.all([this.#o.copies.withdraw(from), this.#o.copies.withdraw(to)]),
-    );
+    if (this.#unseenMark(from).unseen) {
+      // What Riak holds under a name created during an outage is not what is renamed.
+      await this.#riak(
+        `rename ${from}`,
+        () => setAsideUnseen(this.#o.store, from, () => Promise.resolve(undefined), this.#logger),
+      );
+      this.#changed(from);
+    }
     const remote = await this.#riakStat(from, true);
     if (remote) {
       await this.#ensureRiakDirectory(parentOf(to));
@@ -1863,8 +1878,6 @@ export class OverlayFileSystem implements FileSystem {
 
   /** Removes `path` from Riak; false when it was not there. */
   async #removeFromRiak(path: string): Promise<boolean> {
-    // Else a copy landing later brings it back.
-    await this.#riak(`remove ${path}`, () => this.#o.copies.withdraw(path));
     try {
       await this.#riak(`remove ${path}`, () => this.#o.store.remove(path));
       this.#changed(path);
@@ -1872,6 +1885,33 @@ export class OverlayFileSystem implements FileSystem {
     } catch (error) {
       if (error instanceof StoreError && error.code === "ENOENT") return false;
       throw error;
+    }
+  }
+
+  /**
+   * Runs `body`, which changes `paths` in Riak, with their copy-on-reads called off and none
+   * started meanwhile (a copy landing after it would bring an old name or old bytes back).
+   * A copy whose put hangs on an unreachable Riak is waited for at most the Riak deadline,
+   * then `body` does not run (EIO); Riak's health is not told, nothing was asked of it.
+   */
+  async #holdingCopies<T>(operation: string, paths: string[], body: () => Promise<T>): Promise<T> {
+    const holds = paths.map((path) => this.#o.copies.hold(path));
+    try {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new RiakTimeoutError(operation, this.#o.riakTimeoutMs)),
+          this.#o.riakTimeoutMs,
+        );
+      });
+      try {
+        await Promise.race([Promise.all(holds), deadline]);
+      } finally {
+        clearTimeout(timer);
+      }
+      return await body();
+    } finally {
+      for (const hold of holds) void hold.then((release) => release(), () => {});
     }
   }
 
@@ -2025,11 +2065,12 @@ export class OverlayFileSystem implements FileSystem {
 
   /**
    * Whether the local file at `path` is newer than what Riak holds: open for writing
-   * through the mount, or its mirror (or removal) still on its way (also one replayed from
-   * a run in a mode that mirrors, by a mode that does not).
+   * through the mount, or its mirror (or removal) still on its way and newer than any staged
+   * upload of it (a mirror replayed from a run in a mode that mirrors counts in drain too,
+   * until a write staged here comes after it).
    */
   #localIsNewest(path: string): boolean {
-    return this.#localWriters.has(path) || this.#o.uploads.hasPendingMirror(path);
+    return this.#localWriters.has(path) || this.#o.uploads.newestIsMirror(path);
   }
 
   /** `{ unseen: true }` when `path` or a directory above it is in {@link #unseen}. */

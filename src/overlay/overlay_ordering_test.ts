@@ -7,7 +7,13 @@ import { Buffer } from "node:buffer";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { seededBytes } from "../store/_test_support.ts";
-import { type OverlayFixture, readThrough, ROOT_CTX, withOverlay } from "./_overlay_fixture.ts";
+import {
+  type OverlayFixture,
+  readThrough,
+  ROOT_CTX,
+  until,
+  withOverlay,
+} from "./_overlay_fixture.ts";
 
 /** A legacy file read whole through the mount, its copy-on-read held at its put. */
 async function readWithCopyHeld(fixture: OverlayFixture, name: string, content: Buffer) {
@@ -18,13 +24,24 @@ async function readWithCopyHeld(fixture: OverlayFixture, name: string, content: 
   return hold;
 }
 
+/**
+ * Lets the held put of the copy go once the change called it off (the change now waits for
+ * it): without the withdrawal this never happens, and the change would overtake the copy.
+ */
+async function releaseOnceWithdrawn(fixture: OverlayFixture, hold: { release(): void }) {
+  try {
+    await until(() => fixture.runtime.metrics.snapshot().copyOnRead.withdrawn > 0);
+  } finally {
+    hold.release();
+  }
+}
+
 for (const preset of ["shadow", "migrate", "drain"]) {
   Deno.test(`${preset}: a file removed while its copy-on-read runs stays removed in Riak`, async () => {
     await withOverlay(preset, async (fixture) => {
       const hold = await readWithCopyHeld(fixture, "gone.bin", seededBytes(41, 200_000));
-      // (drain removes from Riak at once, after the copy in flight.)
       const removed = fixture.fs.unlink!(ROOT_CTX, 1, "gone.bin");
-      hold.release();
+      await releaseOnceWithdrawn(fixture, hold);
       await removed;
       assert.equal(await fixture.runtime.settle(10_000), 0);
       assert.equal(await fixture.store.tryStat("/gone.bin"), undefined);
@@ -37,7 +54,7 @@ for (const preset of ["shadow", "migrate", "drain"]) {
       const hold = await readWithCopyHeld(fixture, "old.bin", content);
       // The rename waits for the copy in flight: Riak renames what it then holds.
       const renamed = fixture.fs.rename!(ROOT_CTX, 1, "old.bin", 1, "new.bin", 0);
-      hold.release();
+      await releaseOnceWithdrawn(fixture, hold);
       await renamed;
       assert.equal(await fixture.runtime.settle(10_000), 0);
       assert.equal(await fixture.store.tryStat("/old.bin"), undefined);
@@ -56,7 +73,7 @@ for (const preset of ["shadow", "migrate", "drain"]) {
         await fs.flush!(ROOT_CTX, entry.nodeid, fh);
         await fs.release!(ROOT_CTX, entry.nodeid, fh, 0);
       } finally {
-        hold.release();
+        await releaseOnceWithdrawn(fixture, hold);
       }
       assert.equal(await fixture.runtime.settle(10_000), 0);
       assert.equal((await fixture.store.readFile("/doc.txt")).toString(), "rewritten");

@@ -4,8 +4,12 @@
  * name beside it, never overwritten.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { seededBytes } from "../store/_test_support.ts";
-import { lookupPath, withOverlay, writeThrough } from "./_overlay_fixture.ts";
+import type { Store } from "../store/store.ts";
+import { lookupPath, ROOT_CTX, withOverlay, writeThrough } from "./_overlay_fixture.ts";
 import { Errno, FuseError } from "../fuse/filesystem.ts";
 
 for (const preset of ["migrate", "drain", "riak"]) {
@@ -64,6 +68,154 @@ Deno.test("migrate: a name Riak answered for again is no longer set aside", asyn
       assert.ok(ours.equals(await store.readFile("/seen.txt")));
       const names = (await Array.fromAsync(store.list("/"))).map((entry) => entry.name.toString());
       assert.deepEqual(names, ["seen.txt"], "an overwrite of a file seen, nothing set aside");
+    },
+    { riakReadTimeout: "300" },
+  );
+});
+
+/** Riak's own `theirs` is kept under some name of the root, with these bytes. */
+async function assertKept(store: Store, theirs: Buffer): Promise<string[]> {
+  const names = (await Array.fromAsync(store.list("/"))).map((entry) => entry.name.toString());
+  const kept = [];
+  for (const name of names) {
+    const stat = await store.tryStat(`/${name}`);
+    if (stat?.type === "file" && theirs.equals(await store.readFile(`/${name}`))) kept.push(name);
+  }
+  assert.equal(kept.length, 1, `Riak's own file kept once: ${names}`);
+  return names;
+}
+
+for (const change of ["unlinked", "renamed"]) {
+  Deno.test(`migrate: a file created during an outage and ${change} while open leaves Riak's file aside`, async () => {
+    await withOverlay(
+      "migrate",
+      async ({ fs, store, riak, runtime }) => {
+        const theirs = seededBytes(61, 5_000);
+        await store.writeFile("/x.log", theirs);
+        const faults = riak.server!.faults;
+        await faults.stopAccepting();
+        faults.dropConnections();
+        try {
+          await assert.rejects(lookupPath(fs, "/x.log"));
+          const created = await fs.create!(ROOT_CTX, 1, "x.log", 0o1101, 0o644, 0o022);
+          const { nodeid } = created.entry;
+          await fs.write!(ROOT_CTX, nodeid, created.opened.fh, 0, Buffer.from("ours"));
+          if (change === "unlinked") await fs.unlink!(ROOT_CTX, 1, "x.log");
+          else await fs.rename!(ROOT_CTX, 1, "x.log", 1, "x.log.1", 0); // log rotation
+          await fs.release!(ROOT_CTX, nodeid, created.opened.fh, 0);
+        } finally {
+          await faults.resumeAccepting();
+        }
+        assert.equal(await runtime.settle(20_000), 0);
+        const names = await assertKept(store, theirs);
+        if (change === "renamed") {
+          assert.equal((await store.readFile("/x.log.1")).toString(), "ours");
+          assert.ok(!names.includes("x.log"), "nothing left under the old name");
+        }
+      },
+      { riakReadTimeout: "300" },
+    );
+  });
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: several closes during the outage set Riak's file aside once, not the mount's own`, async () => {
+    await withOverlay(
+      preset,
+      async ({ fs, store, riak, runtime }) => {
+        const theirs = seededBytes(51, 5_000);
+        await store.writeFile("/report.txt", theirs);
+        const faults = riak.server!.faults;
+        await faults.stopAccepting();
+        faults.dropConnections();
+        try {
+          await assert.rejects(lookupPath(fs, "/report.txt"));
+          // The first upload starts (and waits out the outage) before the second is queued.
+          await writeThrough(fs, "/report.txt", seededBytes(52, 7_000));
+          await writeThrough(fs, "/report.txt", seededBytes(53, 7_000));
+        } finally {
+          await faults.resumeAccepting();
+        }
+        assert.equal(await runtime.settle(20_000), 0);
+        const names = await assertKept(store, theirs);
+        assert.equal(names.length, 2, `the file and one conflict copy: ${names}`);
+        assert.ok(seededBytes(53, 7_000).equals(await store.readFile("/report.txt")));
+      },
+      { riakReadTimeout: "300" },
+    );
+  });
+}
+
+for (const preset of ["migrate", "drain"]) {
+  Deno.test(`${preset}: a symlink Riak held under the name is set aside like a file`, async () => {
+    await withOverlay(
+      preset,
+      async ({ fs, store, riak, runtime }) => {
+        await store.symlink("/link", "somewhere/else");
+        const faults = riak.server!.faults;
+        await faults.stopAccepting();
+        faults.dropConnections();
+        try {
+          await assert.rejects(lookupPath(fs, "/link"));
+          await writeThrough(fs, "/link", seededBytes(54, 700));
+        } finally {
+          await faults.resumeAccepting();
+        }
+        assert.equal(await runtime.settle(20_000), 0);
+        assert.ok(seededBytes(54, 700).equals(await store.readFile("/link")));
+        const entries = await Array.fromAsync(store.list("/"));
+        const aside = entries.find((entry) => entry.type === "symlink");
+        assert.ok(aside?.name.toString().startsWith("link.riakfs-conflict-"));
+        assert.equal((await store.readlink(`/${aside!.name}`)).toString(), "somewhere/else");
+      },
+      { riakReadTimeout: "300" },
+    );
+  });
+}
+
+Deno.test("drain: removals refused during one outage log it once, and never as over", async () => {
+  await withOverlay(
+    "drain",
+    async ({ fs, riak, source, logLines }) => {
+      for (const n of [1, 2, 3]) await writeFile(join(source, `f${n}`), "x");
+      const faults = riak.server!.faults;
+      await faults.stopAccepting();
+      faults.dropConnections();
+      try {
+        for (const n of [1, 2, 3]) await assert.rejects(fs.unlink!(ROOT_CTX, 1, `f${n}`));
+      } finally {
+        await faults.resumeAccepting();
+      }
+      assert.equal(logLines.filter((line) => line.includes("Riak unreachable")).length, 1);
+      assert.equal(logLines.filter((line) => line.includes("Riak reachable again")).length, 0);
+    },
+    { riakReadTimeout: "300" },
+  );
+});
+
+Deno.test("drain: a file created during the outage, renamed once Riak is back, does not carry Riak's file along", async () => {
+  await withOverlay(
+    "drain",
+    async ({ fs, store, riak, runtime }) => {
+      const theirs = seededBytes(62, 5_000);
+      await store.writeFile("/x.log", theirs);
+      const faults = riak.server!.faults;
+      faults.pause();
+      let created;
+      try {
+        await assert.rejects(lookupPath(fs, "/x.log"));
+        created = await fs.create!(ROOT_CTX, 1, "x.log", 0o1101, 0o644, 0o022);
+      } finally {
+        faults.resume();
+      }
+      const { nodeid } = created.entry;
+      await fs.write!(ROOT_CTX, nodeid, created.opened.fh, 0, Buffer.from("ours"));
+      await fs.rename!(ROOT_CTX, 1, "x.log", 1, "x.log.1", 0);
+      await fs.release!(ROOT_CTX, nodeid, created.opened.fh, 0);
+      assert.equal(await runtime.settle(20_000), 0);
+      assert.equal((await store.readFile("/x.log.1")).toString(), "ours");
+      const names = await assertKept(store, theirs);
+      assert.ok(names.some((name) => name.startsWith("x.log.riakfs-conflict-")), `${names}`);
     },
     { riakReadTimeout: "300" },
   );

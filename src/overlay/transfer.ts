@@ -345,8 +345,9 @@ export async function setAsideUnseen(
   logger: Logger,
 ): Promise<void> {
   const remote = await store.tryStat(path, { fileOnly: true });
-  if (remote === undefined || remote.type !== "file") return;
-  if (remote.sha256 === await ours()) return;
+  // A directory is not replaced by a file anyway (the upload is refused); a symlink is.
+  if (remote === undefined || remote.type === "directory") return;
+  if (remote.type === "file" && remote.sha256 === await ours()) return;
   const aside = conflictPath(path);
   await store.rename(path, aside);
   logger.warn("Riak held another file under a name created during an outage; kept aside", {

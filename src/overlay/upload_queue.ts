@@ -42,6 +42,9 @@ export type Mirrorer = (mirror: PendingMirror, signal: AbortSignal) => Promise<v
 /** Attempts of a mirror Riak answers with an error (not an outage) before it is given up. */
 const MIRROR_ATTEMPTS = 5;
 
+/** Paths remembered in {@link UploadQueue}'s set of unseen uploads done. */
+const SET_ASIDE_LIMIT = 100_000;
+
 /** Why a running mirror is aborted (one object: an abort is routine, not an incident). */
 const SUPERSEDED = new Error("a newer mirror of the same path was queued");
 
@@ -116,6 +119,12 @@ export class UploadQueue {
   readonly #byPath = new Map<string, Job[]>();
   /** Ids of mirrors reserved and not started yet (their files are still open). */
   readonly #reserved = new Set<number>();
+  /**
+   * Paths an `unseen` job ran for: Riak's own file there was set aside once; the later
+   * unseen jobs of the path (more closes or fsyncs during the outage) find this mount's
+   * own upload there and must not set it aside too.
+   */
+  readonly #setAside = new Set<string>();
   /** Jobs not started yet, oldest first. */
   #waiting: Job[] = [];
   #active = 0;
@@ -233,9 +242,14 @@ export class UploadQueue {
     return (this.#byPath.get(path) ?? []).flatMap((job) => isMirror(job.entry) ? [job.entry] : []);
   }
 
-  /** Whether a mirror of `path` is queued or running (its local file is ahead of Riak). */
-  hasPendingMirror(path: string): boolean {
-    return this.#byPath.get(path)?.some((job) => isMirror(job.entry)) ?? false;
+  /**
+   * Whether the newest job of `path` queued or running is a mirror: its local file is
+   * ahead of Riak and of any staged upload journaled before it.
+   */
+  newestIsMirror(path: string): boolean {
+    const jobs = this.#byPath.get(path);
+    const newest = jobs?.[jobs.length - 1]?.entry;
+    return newest !== undefined && isMirror(newest);
   }
 
   /** Paths with an upload pending directly inside directory `path` (for listings). */
@@ -377,6 +391,9 @@ export class UploadQueue {
     let delay = this.#retryInitialMs;
     /** Failures in a row that were Riak's answers, not an outage. */
     let refusals = 0;
+    const task = entry.unseen && this.#setAside.has(entry.path)
+      ? { ...entry, unseen: undefined }
+      : entry;
     for (let attempt = 1;; attempt++) {
       if (this.#stopping) {
         job.reject(new UploadStoppedError(entry.path));
@@ -384,8 +401,8 @@ export class UploadQueue {
         return;
       }
       try {
-        if (isMirror(entry)) await this.#options.mirror!(entry, job.superseded!.signal);
-        else await this.#options.upload(entry, stagedPath!, this.#abort.signal);
+        if (isMirror(task)) await this.#options.mirror!(task, job.superseded!.signal);
+        else await this.#options.upload(task as PendingUpload, stagedPath!, this.#abort.signal);
         break;
       } catch (error) {
         const newer = this.#newerThan(job);
@@ -432,6 +449,12 @@ export class UploadQueue {
         }
         await this.#sleep(delay);
         delay = Math.min(delay * 2, this.#retryMaxMs);
+      }
+    }
+    if (task.unseen) {
+      this.#setAside.add(entry.path);
+      if (this.#setAside.size > SET_ASIDE_LIMIT) {
+        this.#setAside.delete(this.#setAside.values().next().value!);
       }
     }
     if (metrics) {
