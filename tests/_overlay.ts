@@ -1,5 +1,5 @@
 /**
- * Helpers for the overlay's end-to-end tests: `riakfs serve-riak --memory` and
+ * Helpers for the overlay's end-to-end tests: `riakfs serve-riak --data DIR` and
  * `riakfs mount --preset P --foreground` run as their own processes (the built binary). The
  * server must not live in the test process: the test's own file operations on the mount
  * would hold up the event loop that answers the mount's Riak requests. Outages are made
@@ -37,7 +37,7 @@ export interface RiakProcess {
   resume(): void;
   /** Kills it (SIGKILL) and waits until it is gone; connections are refused from then on. */
   stop(): Promise<void>;
-  /** Starts a fresh (empty, in-memory) server on the same port. */
+  /** Starts the server again on the same port, holding what it held when it stopped. */
   restart(): Promise<void>;
 }
 
@@ -67,11 +67,17 @@ export interface OverlayEnv {
 
 /** Runs `body` with an embedded Riak, fresh directories and cleanup of every mount. */
 export async function withOverlayEnv(body: (env: OverlayEnv) => Promise<void>): Promise<void> {
-  const riak = await startRiakProcess();
+  const base = tempDir("riakfs-overlay-e2e-");
+  let riak: RiakProcess;
+  try {
+    riak = await startRiakProcess(join(base, "riak-data"));
+  } catch (error) {
+    fs.rmSync(base, { recursive: true, force: true });
+    throw error;
+  }
   const opened = openRiakStoreClient({ nodes: riak.nodes });
   const bucket = `t${randomBytes(4).toString("hex")}-overlay`;
   const store = new Store(opened.client, { namespace: { bucket } });
-  const base = tempDir("riakfs-overlay-e2e-");
   const source = join(base, "source");
   // The mount gets a folder of its own: stopMount() removes the mountpoint's parent.
   const mountpoint = join(base, "m", "mnt");
@@ -142,11 +148,16 @@ export async function withOverlayEnv(body: (env: OverlayEnv) => Promise<void>): 
   }
 }
 
-/** Starts `riakfs serve-riak --memory` on `port` (0: a free one) and waits until it listens. */
-async function spawnServer(port: number): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(RIAKFS_BINARY, ["serve-riak", "--memory", "--listen", `127.0.0.1:${port}`], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+/**
+ * Starts `riakfs serve-riak --data DIR` on `port` (0: a free one) and waits until it
+ * listens. A restart on the same directory holds what the server held before.
+ */
+async function spawnServer(
+  port: number,
+  data: string,
+): Promise<{ child: ChildProcess; port: number }> {
+  const args = ["serve-riak", "--data", data, "--listen", `127.0.0.1:${port}`];
+  const child = spawn(RIAKFS_BINARY, args, { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const listening = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(
@@ -174,8 +185,8 @@ async function spawnServer(port: number): Promise<{ child: ChildProcess; port: n
   return { child, port: listening };
 }
 
-async function startRiakProcess(): Promise<RiakProcess> {
-  let server = await spawnServer(0);
+async function startRiakProcess(data: string): Promise<RiakProcess> {
+  let server = await spawnServer(0, data);
   const port = server.port;
   const signal = (name: NodeJS.Signals) => {
     if (server.child.pid !== undefined && server.child.exitCode === null) {
@@ -197,7 +208,7 @@ async function startRiakProcess(): Promise<RiakProcess> {
     stop,
     restart: async () => {
       await stop();
-      server = await spawnServer(port);
+      server = await spawnServer(port, data);
     },
   };
 }

@@ -3,7 +3,7 @@
  * riakfs is killed with SIGKILL, Riak comes back, riakfs is started again and replays its
  * journal: every file whose close() returned is in Riak, byte for byte. In shadow and
  * migrate the journal names local files to mirror, and removals (a file removed during the
- * outage is gone from Riak after the replay); in drain it holds staged files.
+ * outage is gone from Riak after the replay); in drain and riak it holds staged files.
  */
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
@@ -12,8 +12,8 @@ import { seededBytes } from "../src/store/_test_support.ts";
 import { isMounted, waitFor } from "./_mount.ts";
 import { assertReplayedAfterRemount, eventually, withOverlayEnv } from "./_overlay.ts";
 
-for (const preset of ["migrate", "shadow", "drain"]) {
-  const mirrored = preset !== "drain";
+for (const preset of ["migrate", "shadow", "drain", "riak"]) {
+  const mirrored = preset === "migrate" || preset === "shadow";
   Deno.test(`${preset}: SIGKILL during an outage: the journal replay puts every closed file into Riak`, async () => {
     await withOverlayEnv(async (env) => {
       const first = await env.mount(preset);
@@ -44,6 +44,7 @@ for (const preset of ["migrate", "shadow", "drain"]) {
         await env.riak.restart(); // Back, with what it held before the outage only.
       }
       for (const name of files.keys()) assert.equal(await env.store.tryStat(name), undefined);
+      assert.ok(await env.store.tryStat(removed), `${removed} still in Riak before the replay`);
       await assertReplayedAfterRemount(env, files, preset, async () => {
         if (!mirrored) return;
         await eventually(

@@ -1,0 +1,89 @@
+/**
+ * The mode table on real mounts, row by row: where reads come from, whether a read copies
+ * the file into Riak, where writes go, whether the local copy goes once Riak holds it, and
+ * where listings come from; plus a knob overridden after its preset. Each preset starts
+ * from the same state: a legacy file only in the source, a file only in Riak.
+ */
+import assert from "node:assert/strict";
+import * as fsp from "node:fs/promises";
+import { join } from "node:path";
+import { seededBytes } from "../src/store/_test_support.ts";
+import { eventually, type OverlayEnv, statusOf, withOverlayEnv } from "./_overlay.ts";
+
+const LEGACY = seededBytes(71, 40_000);
+const REMOTE = seededBytes(72, 30_000);
+
+/** What each preset must show, by the issue's table. */
+const ROWS = {
+  shadow: { readsLocal: true, readsRiak: false, copies: true, writesLocal: true, deletes: false },
+  migrate: { readsLocal: true, readsRiak: true, copies: true, writesLocal: true, deletes: false },
+  drain: { readsLocal: true, readsRiak: true, copies: true, writesLocal: false, deletes: true },
+  riak: { readsLocal: false, readsRiak: true, copies: false, writesLocal: false, deletes: false },
+};
+
+/** Waits until the mount has nothing queued: no copy-on-read, no upload. */
+async function quiet(env: OverlayEnv): Promise<void> {
+  await eventually("the mount's queues empty", async () => {
+    const { copyOnRead, uploads } = (await statusOf(env)).metrics;
+    return copyOnRead.queued === 0 && copyOnRead.active === 0 && uploads.pending === 0;
+  });
+}
+
+const missing = (path: string) => fsp.stat(path).then(() => false, () => true);
+
+for (const [preset, row] of Object.entries(ROWS)) {
+  Deno.test(`${preset}: reads, copies, writes, deletions and listings as the mode table says`, async () => {
+    await withOverlayEnv(async (env) => {
+      await fsp.writeFile(join(env.source, "legacy.bin"), LEGACY);
+      await env.store.writeFile("remote.bin", REMOTE);
+      const mounted = await env.mount(preset);
+      const at = (name: string) => join(env.mountpoint, name);
+      try {
+        assert.deepEqual(
+          (await fsp.readdir(env.mountpoint)).sort(),
+          [...(row.readsLocal ? ["legacy.bin"] : []), ...(row.readsRiak ? ["remote.bin"] : [])],
+          "listings",
+        );
+        if (row.readsLocal) assert.ok(LEGACY.equals(await fsp.readFile(at("legacy.bin"))));
+        else await assert.rejects(fsp.readFile(at("legacy.bin")), { code: "ENOENT" });
+        if (row.readsRiak) assert.ok(REMOTE.equals(await fsp.readFile(at("remote.bin"))));
+        else await assert.rejects(fsp.readFile(at("remote.bin")), { code: "ENOENT" });
+        await fsp.writeFile(at("written.txt"), "through the mount");
+        await quiet(env);
+        // Copy-on-read: the legacy file read whole is in Riak, or not.
+        const copied = await env.store.tryStat("legacy.bin");
+        assert.equal(copied !== undefined, row.copies, "copy-on-read");
+        if (copied) assert.ok(LEGACY.equals(await env.store.readFile("legacy.bin")));
+        // The local copy goes once Riak verified it (drain), else stays (unless never used).
+        if (preset !== "riak") {
+          assert.equal(await missing(join(env.source, "legacy.bin")), row.deletes, "deletion");
+        }
+        // Writes: always in Riak, in the source where the mode writes locally too.
+        assert.equal((await env.store.readFile("written.txt")).toString(), "through the mount");
+        assert.equal(await missing(join(env.source, "written.txt")), !row.writesLocal, "source");
+        // Riak's own file never lands in the source.
+        assert.ok(await missing(join(env.source, "remote.bin")));
+      } finally {
+        await env.unmount(mounted);
+      }
+    });
+  });
+}
+
+Deno.test("migrate with --after-transfer delete: a knob overridden after its preset", async () => {
+  await withOverlayEnv(async (env) => {
+    await fsp.writeFile(join(env.source, "legacy.bin"), LEGACY);
+    const mounted = await env.mount("migrate", ["--after-transfer", "delete"]);
+    try {
+      const report = await statusOf(env);
+      assert.equal(report.mode.afterTransfer, "delete");
+      assert.equal(report.mode.writes, "riak+local", "the rest of migrate stays");
+      assert.ok(LEGACY.equals(await fsp.readFile(join(env.mountpoint, "legacy.bin"))));
+      await eventually("the local copy deleted", () => missing(join(env.source, "legacy.bin")));
+      assert.ok(LEGACY.equals(await env.store.readFile("legacy.bin")));
+      assert.ok(LEGACY.equals(await fsp.readFile(join(env.mountpoint, "legacy.bin"))));
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});
