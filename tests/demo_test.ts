@@ -31,7 +31,18 @@ Deno.test("riakfs demo migrates through a real mount and cleans up", async () =>
   assert.equal(stderr, "");
   assert.match(stdout, /^3\. mounted at \S+ in migrate mode/m);
   for (const read of ["photos/2019/beach.jpg", "photos/2020/city.jpg", "docs/readme.txt"]) {
-    assert.match(stdout, new RegExp(`^   ${read.replace(/\./g, "\\.")}\\s+yes\\s+yes \\(`, "m"));
+    const name = read.replace(/\./g, "\\.");
+    // The bytes read through the mount are the bytes Riak holds (size and sha256 shown).
+    const seen = new RegExp(
+      `^4\\. read  ${name} through the mount: (\\d+) bytes, sha256 (\\w+)$`,
+      "m",
+    )
+      .exec(stdout);
+    assert.ok(seen, stdout);
+    assert.match(
+      stdout,
+      new RegExp(`^   ${name}\\s+yes\\s+yes \\(${seen[1]} bytes, sha256 ${seen[2]}\\)$`, "m"),
+    );
   }
   // Files nobody read stay local only; the file written through the mount is in both.
   assert.match(stdout, /^ {3}photos\/2019\/hills\.jpg\s+yes\s+-$/m);

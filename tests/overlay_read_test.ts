@@ -1,8 +1,9 @@
 /**
  * Reading from Riak through a real mount: small files served from the bytes that came with
  * their lookup (no second get, seen as chunk-cache hits), a large file streamed with
- * read-ahead, and a file changed in Riak behind the mount read fresh once the entry
- * timeout passed (no stale bytes served past it).
+ * read-ahead, a file changed in Riak behind the mount read fresh once the entry timeout
+ * passed (no stale bytes served past it), and the kernel's page cache kept for a file that
+ * did not change.
  */
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
@@ -59,6 +60,32 @@ Deno.test("riak: a file changed in Riak behind the mount is read fresh after the
       }
       assert.ok(after.equals(await fsp.readFile(file)), "no stale bytes past the entry timeout");
       assert.equal((await fsp.stat(file)).size, after.length);
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});
+
+Deno.test("riak: an unchanged file is read again from the kernel's page cache; direct_io skips it", async () => {
+  await withOverlayEnv(async (env) => {
+    const content = seededBytes(62, 3 * 1024 * 1024);
+    await env.store.writeFile("kept.bin", content);
+    const file = join(env.mountpoint, "kept.bin");
+    const readTwice = async () => {
+      assert.ok(content.equals(await fsp.readFile(file)));
+      const first = (await statusOf(env)).metrics.bytesReadRiak;
+      assert.ok(content.equals(await fsp.readFile(file)));
+      return (await statusOf(env)).metrics.bytesReadRiak - first;
+    };
+    let mounted = await env.mount("riak");
+    try {
+      assert.equal(await readTwice(), 0, "the second read asked riakfs for nothing");
+    } finally {
+      await env.unmount(mounted);
+    }
+    mounted = await env.mount("riak", ["-o", "direct_io"]);
+    try {
+      assert.ok(await readTwice() >= content.length, "direct_io: every read reaches riakfs");
     } finally {
       await env.unmount(mounted);
     }

@@ -691,7 +691,8 @@ export class OverlayFileSystem implements FileSystem {
         for (const entry of [...removals, ...copies]) await this.#o.uploads.cancel(entry);
         throw error;
       }
-      this.#logger.warn("rename not done in Riak yet; it follows the source in the background", {
+      // Debug: the outage itself is logged once, not once per request it fails.
+      this.#logger.debug("rename not done in Riak yet; it follows the source in the background", {
         from,
         to,
         error: (error as Error).message,
