@@ -9,7 +9,7 @@ import { closeSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } 
 import { join } from "node:path";
 import { hashStoredFile } from "../src/migration/stored_file.ts";
 import { type RunningRiakfs, startRiakfs, withMigration } from "./_migration.ts";
-import { run, waitFor } from "./_mount.ts";
+import { run, waitFor, withMount } from "./_mount.ts";
 import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
 import { StateDirectory } from "../src/migration/state.ts";
 
@@ -54,6 +54,9 @@ Deno.test("prewarm: a second run while one holds the lock exits 4 at once", asyn
     assert.equal(locked.code, 4, locked.stderr);
     assert.match(locked.stderr, /another run holds the lock .*\(pid \d+\)/);
     assert.equal(locked.stdout, "");
+    const lockedJson = await runRiakfs(["prewarm", source, "--json", ...flags]);
+    assert.equal(lockedJson.code, 4, lockedJson.stderr);
+    assert.equal(JSON.parse(lockedJson.stdout).outcome, "locked");
     // A lock left by a dead process is stale: the next run takes it over.
     writeFileSync(join(stateDir, "lock"), "999999999\n");
     const resumed = await runRiakfs(["prewarm", source, ...flags]);
@@ -100,13 +103,29 @@ Deno.test("prewarm: usage errors exit 2 with one line", async () => {
         ["prewarm", source, "--time-budget", "soon", ...flags],
         ["prewarm", source, "--concurrency", "0", ...flags],
         ["prewarm", source, "--max-rate", "-1", ...flags],
+        ["prewarm", source, "--max-rate", "abc", ...flags],
+        ["prewarm", source, "--time-budget", "0", ...flags],
+        ["prewarm", join(source, "a-file"), ...flags],
         ["prewarm"],
       ]
     ) {
+      writeFileSync(join(source, "a-file"), "not a directory");
       const run = await runRiakfs(args);
       assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
       assert.match(run.stderr, /^riakfs: /);
     }
+  });
+});
+
+Deno.test("prewarm, progress and verify refuse a path inside a riakfs mount", async () => {
+  await withMigration(async ({ flags }) => {
+    await withMount(async (mount) => {
+      for (const command of ["prewarm", "progress", "verify"]) {
+        const run = await runRiakfs([command, join(mount.mountpoint, "."), ...flags]);
+        assert.equal(run.code, 2, `${command}: ${run.stderr}`);
+        assert.match(run.stderr, /is inside the riakfs mount at .*; give the directory it mounts/);
+      }
+    });
   });
 });
 

@@ -51,5 +51,8 @@ Deno.test("verify: a damaged chunk, a missing file and a local change are all li
     assert.equal(one.code, 0, one.stdout);
     const bad = await runRiakfs(["verify", source, "--sample", "zero", ...chunked]);
     assert.equal(bad.code, 2);
+    const outside = await runRiakfs(["verify", source, "../elsewhere", ...chunked]);
+    assert.equal(outside.code, 2, outside.stderr);
+    assert.match(outside.stderr, /^riakfs: .*PATHs are relative to SOURCE/);
   });
 });

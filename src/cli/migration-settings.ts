@@ -4,9 +4,10 @@
  *
  * @module
  */
-import { statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
+import { readMounts } from "../fuse/mount.ts";
 import { PathFilter } from "../migration/glob.ts";
 import { StateDirectory } from "../migration/state.ts";
 import type { Namespace } from "../store/layout.ts";
@@ -31,15 +32,33 @@ export function filterFromOptions(command: Command, opts: Record<string, unknown
   }
 }
 
-/** The source as an absolute path; not a directory is a usage error. */
-export function sourceDirectory(command: Command, source: string): string {
+/**
+ * The source as an absolute path. Not a directory is a usage error, and so is a path inside
+ * a riakfs mount: the migrated directory is the mount's source, and going through the mount
+ * would copy what it serves from Riak back into Riak, and delete (`--delete-local`) through
+ * it, which removes Riak's copies too.
+ */
+export async function sourceDirectory(command: Command, source: string): Promise<string> {
   const absolute = resolve(source);
-  let ok = false;
+  let real: string | undefined;
   try {
-    ok = statSync(absolute).isDirectory();
+    if (statSync(absolute).isDirectory()) real = realpathSync(absolute);
   } catch {
-    ok = false;
+    real = undefined;
   }
-  if (!ok) command.error(`riakfs: ${source} is not a directory`, { exitCode: 2 });
+  if (real === undefined) command.error(`riakfs: ${source} is not a directory`, { exitCode: 2 });
+  const mount = (await readMounts()).find((mounted) =>
+    mounted.fstype === RIAKFS_FSTYPE &&
+    (real === mounted.mountpoint || real.startsWith(`${mounted.mountpoint}/`))
+  );
+  if (mount) {
+    command.error(
+      `riakfs: ${source} is inside the riakfs mount at ${mount.mountpoint}; give the directory it mounts (its SOURCE)`,
+      { exitCode: 2 },
+    );
+  }
   return absolute;
 }
+
+/** The type /proc/self/mountinfo shows for riakfs mounts (`-o subtype` changes it). */
+const RIAKFS_FSTYPE = "fuse.riakfs";

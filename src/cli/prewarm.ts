@@ -55,7 +55,9 @@ export function installPrewarm(program: Command): void {
 
 function positiveNumber(value: string): number {
   const number = Number(value);
-  if (!Number.isFinite(number) || number <= 0) throw new InvalidArgumentError("must be positive");
+  if (!Number.isFinite(number) || number <= 0) {
+    throw new InvalidArgumentError(`needs a number above 0, got ${JSON.stringify(value)}`);
+  }
   return number;
 }
 

@@ -24,14 +24,14 @@ import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migrati
 import { runWithStore } from "./riak-session.ts";
 
 /** Runs one pre-warm pass of `sourceArg`, printing progress and a summary; sets the exit code. */
-export function prewarmCommand(
+export async function prewarmCommand(
   command: Command,
   sourceArg: string,
   opts: Record<string, unknown>,
 ): Promise<void> {
-  const source = sourceDirectory(command, sourceArg);
+  const source = await sourceDirectory(command, sourceArg);
   const filter = filterFromOptions(command, opts);
-  return runWithStore(command, opts, async (store, out) => {
+  return await runWithStore(command, opts, async (store, out) => {
     const state = stateDirectoryFor(source, store.namespace, opts);
     const json = opts.json === true;
     const lines = json ? process.stderr : process.stdout;
@@ -78,6 +78,12 @@ export function prewarmCommand(
     } catch (error) {
       if (error instanceof LockedError) {
         process.stderr.write(`riakfs prewarm: ${error.message}\n`);
+        if (json) {
+          const locked = { outcome: "locked", exitCode: EXIT_LOCKED, error: error.message };
+          await out(
+            `${JSON.stringify({ command: "prewarm", source, stateDir: state.path, ...locked })}\n`,
+          );
+        }
         process.exitCode = EXIT_LOCKED;
         return;
       }

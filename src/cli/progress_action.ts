@@ -18,7 +18,7 @@ export async function showProgress(
   sourceArg: string,
   opts: Record<string, unknown>,
 ): Promise<void> {
-  const source = sourceDirectory(command, sourceArg);
+  const source = await sourceDirectory(command, sourceArg);
   if (opts.rescan) {
     const filter = filterFromOptions(command, opts);
     await runWithStore(command, opts, async (store, out) => {

@@ -8,17 +8,27 @@ import { verifyTree } from "../migration/verify.ts";
 import { formatBytes } from "../migration/progress_reporter.ts";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
 import { runWithStore } from "./riak-session.ts";
+import { InvalidPathError } from "../store/errors.ts";
+import { normalizePath } from "../store/path.ts";
 
 /** Compares `paths` (default: all) of `sourceArg` with Riak; sets exit code 1 on a difference. */
-export function verifyCommand(
+export async function verifyCommand(
   command: Command,
   sourceArg: string,
   paths: string[],
   opts: Record<string, unknown>,
 ): Promise<void> {
-  const source = sourceDirectory(command, sourceArg);
+  const source = await sourceDirectory(command, sourceArg);
   const filter = filterFromOptions(command, opts);
-  return runWithStore(command, opts, async (store, out) => {
+  for (const path of paths) {
+    try {
+      normalizePath(path);
+    } catch (error) {
+      if (!(error instanceof InvalidPathError)) throw error;
+      command.error(`riakfs: ${error.message} (PATHs are relative to SOURCE)`, { exitCode: 2 });
+    }
+  }
+  return await runWithStore(command, opts, async (store, out) => {
     const json = opts.json === true;
     const started = Date.now();
     const summary = await verifyTree({

@@ -19,7 +19,9 @@ const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 8
  */
 export function parseDuration(text: string): number {
   const trimmed = text.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  if (/^\d+(\.\d+)?$/.test(trimmed) && Math.round(Number(trimmed) * 1000) > 0) {
+    return Math.round(Number(trimmed) * 1000);
+  }
   const part = /(\d+(?:\.\d+)?)([smhd])/gy;
   let total = 0;
   let matched = 0;
@@ -27,7 +29,7 @@ export function parseDuration(text: string): number {
     total += Number(m[1]) * UNIT_MS[m[2]];
     matched = part.lastIndex;
   }
-  if (trimmed.length === 0 || matched !== trimmed.length || !(total > 0)) {
+  if (trimmed.length === 0 || matched !== trimmed.length || !(Math.round(total) > 0)) {
     throw new RangeError(
       `not a duration: ${JSON.stringify(text)} (use e.g. 2h, 90m, 1h30m, 45s)`,
     );

@@ -8,7 +8,7 @@ Deno.test("parseDuration accepts units, combinations and bare seconds", () => {
   assert.equal(parseDuration("1.5h"), 5_400_000);
   assert.equal(parseDuration("90"), 90_000);
   assert.equal(parseDuration("1d"), 86_400_000);
-  for (const bad of ["", "h", "2x", "1h 30", "-5m", "0s", "2h-"]) {
+  for (const bad of ["", "h", "2x", "1h 30", "-5m", "0s", "2h-", "0", "0.0001", "0.0001s"]) {
     assert.throws(() => parseDuration(bad), RangeError, bad);
   }
 });
