@@ -2,10 +2,14 @@
  * Garbage collection of chunks: chunks of generations no manifest references (uploads that
  * failed or crashed, overwrites whose cleanup was interrupted, losing siblings).
  *
- * Finding them needs every manifest (a walk of the directory tree from the root) and every
- * chunk key (list-keys on the chunk bucket, a cluster-wide scan: an administrative job, never
- * part of a mount). A generation younger than `minAgeMs` is left alone, since its upload may
- * still be running and its manifest not yet written.
+ * Finding them needs every manifest: those of every key in the content bucket (listed in a
+ * directory or not: a crash between a file's object and its entry leaves one unlisted), and
+ * those a walk of the directory tree from the root finds (riak-fuse's folders keep files in
+ * buckets of their own). And every chunk key: list-keys on the chunk bucket. Both scans are
+ * cluster-wide: an administrative job, never part of a mount. A generation younger than
+ * `minAgeMs` is left alone, since its upload may still be running and its manifest not yet
+ * written; a listed chunk key Riak no longer holds (real Riak lists deleted keys for a
+ * while) is not garbage.
  *
  * @module
  */
@@ -59,17 +63,25 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
   const minAgeMs = options.minAgeMs ?? DEFAULT_GC_MIN_AGE_MS;
   const nowMs = options.nowMs ?? Date.now();
   const referenced = new Set<string>();
-  let manifests = 0;
-  for await (const entry of store.walk("")) {
-    if (entry.type !== "file") continue;
-    const stat = await store.tryStat(entry.path);
-    if (stat?.storage !== "chunked") continue;
-    const manifest = await store.manifest(entry.path);
-    if (manifest) {
-      referenced.add(manifest.generation);
-      manifests++;
-    }
+  /** Chunked files found, by path: the two scans overlap. */
+  const chunked = new Set<string>();
+  const look = async (path: Buffer) => {
+    const at = path.toString("latin1");
+    if (chunked.has(at)) return;
+    const stat = await store.tryStat(path, { fileOnly: true });
+    if (stat?.type !== "file" || stat.storage !== "chunked") return;
+    const manifest = await store.manifest(path);
+    if (!manifest) return;
+    referenced.add(manifest.generation);
+    chunked.add(at);
+  };
+  for await (const key of store.contentKeys()) {
+    if (!key.endsWith("/")) await look(Buffer.from(key, "latin1"));
   }
+  for await (const entry of store.walk("")) {
+    if (entry.type === "file") await look(entry.path);
+  }
+  const manifests = chunked.size;
   const byGeneration = new Map<string, string[]>();
   let chunks = 0;
   let foreignKeys = 0;
@@ -90,12 +102,16 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
   for (const [generation, keys] of [...byGeneration].sort(([a], [b]) => a < b ? -1 : 1)) {
     keys.sort((a, b) => parseChunkKey(a)!.index - parseChunkKey(b)!.index);
     let newestMs = -Infinity;
+    const held: string[] = [];
     for (const key of keys) {
       const modified = await store.chunkLastModifiedNs(key);
-      if (modified !== undefined) newestMs = Math.max(newestMs, Number(modified / 1_000_000n));
+      if (modified === undefined) continue; // Deleted already (a tombstone still listed).
+      held.push(key);
+      newestMs = Math.max(newestMs, Number(modified / 1_000_000n));
     }
+    if (held.length === 0) continue;
     if (nowMs - newestMs < minAgeMs) recent.push(generation);
-    else garbage.push({ generation, keys });
+    else garbage.push({ generation, keys: held });
   }
   let deleted = 0;
   if (options.delete) {

@@ -553,8 +553,20 @@ export class Store {
   }
 
   /** Keys of the chunk bucket (a cluster-wide list-keys: administrative use only). */
-  async *chunkKeys(): AsyncGenerator<string> {
-    const bucket = Buffer.from(this.namespace.chunkBucket);
+  chunkKeys(): AsyncGenerator<string> {
+    return this.#keysOf(this.namespace.chunkBucket);
+  }
+
+  /**
+   * Keys of the content bucket, listed or not (a cluster-wide list-keys: administrative use
+   * only). A file's key is its path; a directory's object ends with `/`.
+   */
+  contentKeys(): AsyncGenerator<string> {
+    return this.#keysOf(this.namespace.bucket);
+  }
+
+  async *#keysOf(bucketName: string): AsyncGenerator<string> {
+    const bucket = Buffer.from(bucketName);
     try {
       for await (const keys of this.#client.listKeys(this.namespace.bucketType, bucket)) {
         for (const key of keys) yield Buffer.from(key).toString("latin1");
@@ -562,7 +574,7 @@ export class Store {
     } catch (error) {
       throw new RiakRequestError("list keys", {
         bucketType: this.namespace.bucketType,
-        bucket: this.namespace.chunkBucket,
+        bucket: bucketName,
         key: "",
       }, error);
     }
@@ -1145,12 +1157,18 @@ export class Store {
   async #ensureDirectory(p: Buffer): Promise<void> {
     if (p.length === 0 || this.#knownDirectories.has(p.toString("latin1"))) return;
     const stat = await this.#statOrUndefined(p);
+    const { parent, name } = splitParent(p);
     if (stat) {
       if (stat.type !== "directory") throw new WrongTypeError("ENOTDIR", displayPath(p));
+      if (!stat.managed) {
+        // Listed by entries other tools wrote (riak-fuse's IMGDIR_ set), with no entry in
+        // its parent: the parents get theirs, so the tree (ls /, gc's walk) reaches it.
+        await this.#ensureDirectory(parent);
+        await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }]);
+      }
       this.#rememberDirectory(p);
       return;
     }
-    const { parent, name } = splitParent(p);
     await this.#ensureDirectory(parent);
     await this.#put(this.layout.directory(p).object, {
       value: new Uint8Array(),

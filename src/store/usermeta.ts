@@ -1,7 +1,8 @@
 /**
  * The usermeta pairs riakfs writes on every object at a path key (file, manifest, directory,
- * symlink). Plain Riak tools show them as `X-Riak-Meta-*` HTTP headers, so the names are
- * lowercase ASCII with dashes and every value is decimal, octal or hex text.
+ * symlink). Plain Riak tools show them as HTTP headers (under their bare names: Riak adds no
+ * `X-Riak-Meta-` prefix to usermeta written over protocol buffers), so the names are lowercase
+ * ASCII with dashes and every value is decimal, octal or hex text.
  *
  * @module
  */
