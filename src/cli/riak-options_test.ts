@@ -61,6 +61,10 @@ Deno.test("flag beats environment beats config file; password never from a flag"
         w: "all",
         layout: "riak-fuse",
         passwordFile,
+        chunkBucket: "cb",
+        directoryBucket: "db",
+        shardCapacity: 500,
+        shardFanout: 8,
       }),
     );
     writeFileSync(passwordFile, "s3cret\n");
@@ -70,6 +74,13 @@ Deno.test("flag beats environment beats config file; password never from a flag"
     assert.equal(fromConfig.namespace.preset, "riak-fuse");
     assert.deepEqual(fromConfig.riak.auth, { user: "u", password: "s3cret" });
     assert.equal(fromConfig.riak.w, "all");
+    const { chunkBucket, directoryBucket, shardCapacity, shardFanout } = fromConfig.namespace;
+    assert.deepEqual({ chunkBucket, directoryBucket, shardCapacity, shardFanout }, {
+      chunkBucket: "cb",
+      directoryBucket: "db",
+      shardCapacity: 500,
+      shardFanout: 8,
+    });
     const fromEnv = parse(["--config", config], {
       RIAKFS_RIAK: "e:2",
       RIAKFS_PASSWORD: "envpw",

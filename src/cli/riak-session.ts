@@ -65,6 +65,11 @@ export interface RiakConfigFile {
   layout?: LayoutPreset;
   chunkSize?: number;
   riakFuse?: NamespaceOptions["riakFuse"];
+  /** Config file only (no flag): they rarely change, and never once data is written. */
+  chunkBucket?: string;
+  directoryBucket?: string;
+  shardCapacity?: number;
+  shardFanout?: number;
 }
 
 /** Bad connection configuration: one line naming the setting, reported as a usage error. */
@@ -77,7 +82,14 @@ export class RiakConfigError extends Error {
 
 /** Raw option values as commander parses them: the config file's names, as strings. */
 type RawOptions =
-  & { [K in Exclude<keyof RiakConfigFile, "tls" | "riakFuse">]?: string }
+  & {
+    [
+      K in Exclude<
+        keyof RiakConfigFile,
+        "tls" | "riakFuse" | "chunkBucket" | "directoryBucket" | "shardCapacity" | "shardFanout"
+      >
+    ]?: string;
+  }
   & { tls?: boolean; config?: string };
 
 /**
@@ -150,6 +162,14 @@ export function riakSettingsFromOptions(opts: Record<string, unknown>): RiakComm
       preset: layout,
       riakFuse: config.riakFuse,
       chunkSize: chunkSize === undefined ? undefined : positiveInteger(chunkSize, "--chunk-size"),
+      chunkBucket: config.chunkBucket,
+      directoryBucket: config.directoryBucket,
+      shardCapacity: config.shardCapacity === undefined
+        ? undefined
+        : positiveInteger(String(config.shardCapacity), "shardCapacity"),
+      shardFanout: config.shardFanout === undefined
+        ? undefined
+        : positiveInteger(String(config.shardFanout), "shardFanout"),
     },
   };
 }
