@@ -523,7 +523,12 @@ export class Store {
   /** Compares a local file with what Riak holds, reading (and verifying) every remote byte. */
   async verify(path: StorePath, localFile: string): Promise<VerifyResult> {
     const p = normalizePath(path);
-    const local = await hashStream(createReadStream(localFile));
+    const local = await hashStream(createReadStream(localFile)).catch((error) => {
+      throw new StoreError("EIO", `${localFile}: cannot read the local file: ${error.message}`, {
+        path: displayPath(p),
+        cause: error,
+      });
+    });
     const result: VerifyResult = { path: displayPath(p), matches: false, local };
     try {
       const stat = await this.stat(p);
@@ -894,9 +899,18 @@ export class Store {
   async #upload(p: Buffer, source: WriteSource, contentType: string): Promise<UploadedContent> {
     const chunkSize = this.namespace.chunkSize;
     const pieces = rechunk(sourceBytes(source, chunkSize), chunkSize)[Symbol.asyncIterator]();
-    const firstPiece = await pieces.next();
-    const first = firstPiece.done ? Buffer.alloc(0) : firstPiece.value;
-    const secondPiece = first.length === chunkSize ? await pieces.next() : { done: true as const };
+    let first: Buffer;
+    let secondPiece: IteratorResult<Buffer>;
+    try {
+      const firstPiece = await pieces.next();
+      first = firstPiece.done ? Buffer.alloc(0) : firstPiece.value;
+      secondPiece = first.length === chunkSize
+        ? await pieces.next()
+        : { done: true, value: undefined };
+    } catch (error) {
+      await pieces.return(undefined).catch(() => {}); // closes the source (a file handle)
+      throw uploadFailure(p, error);
+    }
     if (secondPiece.done) {
       return { size: first.length, sha256: sha256(first), inline: first, contentType };
     }
@@ -964,11 +978,7 @@ export class Store {
         contentType,
       };
       await this.#deleteChunks(partial).catch(() => {}); // best effort; gc finds the rest
-      if (error instanceof StoreError) throw error;
-      throw new StoreError("EIO", `${displayPath(p)}: upload failed: ${(error as Error).message}`, {
-        path: displayPath(p),
-        cause: error,
-      });
+      throw uploadFailure(p, error);
     }
     const manifest: Manifest = {
       size,
@@ -1421,4 +1431,13 @@ async function mapLimit<T>(
     while (next < items.length) await fn(items[next++]);
   });
   await Promise.all(workers);
+}
+
+/** A failed upload of `p` as a typed error (a store error as it is; a source's error wrapped). */
+function uploadFailure(p: Buffer, error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  return new StoreError("EIO", `${displayPath(p)}: upload failed: ${(error as Error).message}`, {
+    path: displayPath(p),
+    cause: error,
+  });
 }

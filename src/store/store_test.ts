@@ -9,6 +9,7 @@ import {
   ChecksumMismatchError,
   DirectoryNotEmptyError,
   NotFoundError,
+  StoreError,
   WrongTypeError,
 } from "./errors.ts";
 import { collectGarbage } from "./gc.ts";
@@ -528,5 +529,22 @@ Deno.test("gc does not count a listed chunk key Riak no longer holds (a tombston
     const report = await collectGarbage(store, { minAgeMs: 0 });
     assert.deepEqual(report.garbage, []);
     assert.deepEqual(report.recent, []);
+  });
+});
+
+Deno.test("a local file that cannot be read is a typed error, for writes and verification", async () => {
+  await withStore(async ({ store }) => {
+    const missing = join(tmpdir(), "riakfs-no-such-file");
+    for (
+      const failing of [store.writeFile("a.bin", { file: missing }), store.verify("a.bin", missing)]
+    ) {
+      await assert.rejects(failing, (error) => {
+        assert.ok(error instanceof StoreError, String(error));
+        assert.equal(error.code, "EIO");
+        assert.match(error.message, /riakfs-no-such-file|no such file/i);
+        return true;
+      });
+    }
+    assert.equal(await store.tryStat("a.bin"), undefined, "nothing stored");
   });
 });
