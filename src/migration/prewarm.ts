@@ -236,6 +236,8 @@ class PrewarmRun {
   /** Paths this run had no budget left for (from the retry list or the walk). */
   readonly #notRetried: string[] = [];
   readonly #busy: string[] = [];
+  /** The busy paths (hex), for the next run's retry list: a partial run walks past them. */
+  readonly #busyRetries: string[] = [];
   readonly #gate: ByteGate;
   readonly #limits: RunLimits;
   readonly #startedAt = Date.now();
@@ -448,7 +450,7 @@ class PrewarmRun {
           if (!isFileChanged(error)) throw error;
           if (attempt >= retries) {
             add(this.#tally.busy, counted);
-            this.#busy.push(displayPath(path));
+            this.#noteBusy(path);
             this.#o.onEvent?.({ kind: "busy", path: displayPath(path) });
             return;
           }
@@ -773,7 +775,7 @@ class PrewarmRun {
     const bytes = seen?.bytes ?? 0;
     if (error instanceof LocalChangedSignal) {
       // Uploaded and verified, but changed locally meanwhile: kept, and retried next time.
-      this.#busy.push(displayPath(path));
+      this.#noteBusy(path);
       add(this.#tally.busy, { files: 1, bytes });
       return;
     }
@@ -781,6 +783,11 @@ class PrewarmRun {
     add(this.#tally.failed, { files: 1, bytes });
     this.#keepFailure({ path, error: message, seen: seen && { ...seen }, retryNow });
     this.#o.onEvent?.({ kind: "failed", path: displayPath(path), error: message });
+  }
+
+  #noteBusy(path: Buffer): void {
+    this.#busy.push(displayPath(path));
+    this.#busyRetries.push(pathToHex(path));
   }
 
   #absolute(path: Buffer): Buffer {
@@ -850,7 +857,8 @@ class PrewarmRun {
 
   /**
    * Writes every failure to {@link FAILED_LIST_FILE}, and the next run's retry list: what is
-   * left of the last run's, this run's failures, then what the budget deferred. The first
+   * left of the last run's, this run's failures, what the budget deferred, then the files
+   * that kept changing while they were read. The first
    * {@link PrewarmOptions.failuresInMemory} go to state.json, the rest to {@link RETRY_MORE_FILE} once
    * `commit` is called.
    */
@@ -874,6 +882,7 @@ class PrewarmRun {
         if (failure.retryNow) retry(pathToHex(failure.path));
       }
       for (const hex of this.#notRetried) retry(hex);
+      for (const hex of this.#busyRetries) retry(hex);
     } catch (error) {
       failedList.abandon();
       retryMore.abandon();

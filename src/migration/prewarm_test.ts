@@ -25,6 +25,7 @@ import {
   RETRY_MORE_FILE,
   runPrewarm,
 } from "./prewarm.ts";
+import { FileChangedError } from "./file_identity.ts";
 import { StateDirectory } from "./state.ts";
 import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
 
@@ -346,5 +347,42 @@ Deno.test("a directory its parent's listing does not name is created with the lo
   } finally {
     rmSync(source, { recursive: true, force: true });
     rmSync(state.path, { recursive: true, force: true });
+  }
+});
+
+Deno.test("a file busy in a partial run is retried first by the next run", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  for (let i = 0; i < 20; i++) {
+    const file = join(source, `f${String(i).padStart(2, "0")}`);
+    writeFileSync(file, "x");
+    utimesSync(file, 1_600_000_000, 1_600_000_000); // not being written right now
+  }
+  try {
+    await withStore(async ({ store }) => {
+      let hot = true; // f01 keeps changing while it is read, during the first run only
+      const changing = failingWrites(store, () => undefined);
+      changing.writeFile = (path, content, options) =>
+        hot && Buffer.from(path as Uint8Array).toString() === "f01"
+          ? Promise.reject(new FileChangedError("f01"))
+          : store.writeFile(path, content, options);
+      const first = await runPrewarm({
+        source,
+        store: changing,
+        state,
+        maxFiles: 12,
+        concurrency: 1,
+        changeRetries: 1,
+      });
+      assert.equal(first.exitCode, EXIT_PARTIAL);
+      assert.deepEqual(first.busy, ["/f01"]);
+      hot = false;
+      const second = await runPrewarm({ source, store: changing, state, concurrency: 1 });
+      assert.equal(second.exitCode, EXIT_COMPLETE);
+      assert.ok(await store.tryStat("f01"), "the busy file, walked past, is stored");
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
   }
 });
