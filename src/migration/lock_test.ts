@@ -10,7 +10,7 @@ Deno.test("the lock holds the PID, refuses a second live holder and is released"
   const file = join(dir, "lock");
   try {
     const lock = acquireLock(file);
-    assert.equal(readFileSync(file, "utf8").trim(), String(process.pid));
+    assert.equal(readFileSync(file, "utf8").split(" ")[0], String(process.pid));
     // Our parent (the test runner's parent shell) is alive and is not us.
     assert.throws(
       () => acquireLock(file, process.ppid),
@@ -33,8 +33,33 @@ Deno.test("a lock left by a dead process is taken over", async () => {
     await new Promise((resolve) => child.on("close", resolve));
     writeFileSync(file, `${deadPid}\n`);
     const lock = acquireLock(file);
-    assert.equal(readFileSync(file, "utf8").trim(), String(process.pid));
+    assert.equal(readFileSync(file, "utf8").split(" ")[0], String(process.pid));
     lock.release();
+    // A takeover whose process died while taking over does not block the next run either.
+    writeFileSync(file, `${deadPid}\n`);
+    writeFileSync(`${file}.takeover`, `${deadPid}\n`);
+    const again = acquireLock(file);
+    assert.equal(readFileSync(file, "utf8").split(" ")[0], String(process.pid));
+    assert.equal(existsSync(`${file}.takeover`), false);
+    again.release();
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a live PID with another start time (reused since the holder died) is stale", () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-lock-"));
+  const file = join(dir, "lock");
+  try {
+    // Our parent is alive, but did not start at tick 1: the holder was another process.
+    writeFileSync(file, `${process.ppid} 1\n`);
+    const lock = acquireLock(file);
+    assert.equal(readFileSync(file, "utf8").split(" ")[0], String(process.pid));
+    lock.release();
+    // The same PID with its real start time is the live holder it looks like.
+    const parent = acquireLock(file, process.ppid);
+    assert.throws(() => acquireLock(file), LockedError);
+    parent.release();
   } finally {
     rmSync(dir, { recursive: true });
   }
