@@ -24,6 +24,7 @@ import {
   readSync,
   realpathSync,
   renameSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { join, resolve } from "node:path";
@@ -123,6 +124,11 @@ export interface VerifyRecord {
   differing: number;
 }
 
+/** Failed paths a history record keeps (failed.jsonl lists them all). */
+export const HISTORY_FAILURES_LIMIT = 20;
+/** Size of history.jsonl past which its oldest records are dropped (a few years of nights). */
+export const HISTORY_MAX_BYTES = 1024 * 1024;
+
 /** One line of history.jsonl. */
 export interface RunRecord {
   startedAt: string;
@@ -190,13 +196,33 @@ export class StateDirectory {
     renameSync(temporary, file);
   }
 
-  /** Appends one run to history.jsonl. */
+  /**
+   * Appends one run to history.jsonl (with at most {@link HISTORY_FAILURES_LIMIT} of its
+   * failed paths). Past {@link HISTORY_MAX_BYTES} the oldest runs go, down to half of it:
+   * `progress` reads the file on every call.
+   */
   appendHistory(record: RunRecord): void {
     this.ensure();
     const file = join(this.path, "history.jsonl");
+    const line = JSON.stringify({
+      ...record,
+      failures: record.failures.slice(0, HISTORY_FAILURES_LIMIT),
+    });
     // A line cut short by a crash must not swallow the next record.
     const separator = endsWithNewline(file) ? "" : "\n";
-    appendFileSync(file, separator + JSON.stringify(record) + "\n");
+    appendFileSync(file, separator + line + "\n");
+    if (statSync(file).size <= HISTORY_MAX_BYTES) return;
+    const kept: string[] = [];
+    let bytes = 0;
+    const lines = readFileSync(file, "utf8").split("\n").filter((text) => text.trim() !== "");
+    for (let index = lines.length - 1; index >= 0; index--) {
+      bytes += Buffer.byteLength(lines[index]) + 1;
+      if (bytes > HISTORY_MAX_BYTES / 2) break;
+      kept.unshift(lines[index]);
+    }
+    const temporary = `${file}.tmp`;
+    writeFileSync(temporary, kept.map((text) => `${text}\n`).join(""));
+    renameSync(temporary, file);
   }
 
   /** Every recorded run, oldest first; damaged lines are skipped. */

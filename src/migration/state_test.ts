@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   addTally,
   emptyTally,
+  HISTORY_FAILURES_LIMIT,
+  HISTORY_MAX_BYTES,
   pathFromHex,
   pathToHex,
   type RunRecord,
@@ -49,6 +51,35 @@ Deno.test("state round-trips, and damaged state or history lines are tolerated",
     assert.deepEqual(state.readHistory(), [record, record]);
     writeFileSync(join(state.path, "state.json"), "garbage");
     assert.deepEqual(state.loadState(), { format: "riakfs-migration-state/1" });
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("history keeps a few failed paths per run and drops its oldest runs past its bound", () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-state-"));
+  try {
+    const state = new StateDirectory(join(dir, "s"));
+    const failures = Array.from({ length: 1000 }, (_, index) => `/dir/${"x".repeat(200)}-${index}`);
+    const record = (index: number): RunRecord => ({
+      startedAt: new Date(Date.UTC(2026, 0, 1) + index * 86_400_000).toISOString(),
+      endedAt: new Date(Date.UTC(2026, 0, 1) + index * 86_400_000 + 3_600_000).toISOString(),
+      command: "prewarm",
+      outcome: "failed",
+      exitCode: 1,
+      dryRun: false,
+      tally: emptyTally(),
+      failures,
+    });
+    state.appendHistory(record(0));
+    assert.equal(state.readHistory()[0].failures.length, HISTORY_FAILURES_LIMIT);
+    const runs = 2000;
+    for (let index = 1; index < runs; index++) state.appendHistory(record(index));
+    const size = statSync(join(state.path, "history.jsonl")).size;
+    assert.ok(size <= HISTORY_MAX_BYTES, `${size} bytes`);
+    const kept = state.readHistory();
+    assert.ok(kept.length > 100 && kept.length < runs, `${kept.length} runs kept`);
+    assert.equal(kept.at(-1)!.startedAt, record(runs - 1).startedAt, "the newest runs stay");
   } finally {
     rmSync(dir, { recursive: true });
   }
