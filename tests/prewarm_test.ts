@@ -85,6 +85,7 @@ Deno.test("prewarm: 10,000 files in two budget-limited runs, then verify and pro
     const one = JSON.parse(first.stdout);
     assert.equal(one.outcome, "partial");
     assert.equal(one.stopReason, "time-budget");
+    assert.ok(one.tally.uploaded.files > 0, "run 1 moved something in its second");
     assert.ok(one.tally.uploaded.files < total, `run 1 uploaded ${one.tally.uploaded.files}`);
 
     const second = await runRiakfs(["prewarm", source, "--json", "--concurrency", "8", ...flags]);
@@ -92,6 +93,9 @@ Deno.test("prewarm: 10,000 files in two budget-limited runs, then verify and pro
     const two = JSON.parse(second.stdout);
     assert.equal(two.outcome, "complete");
     assert.equal(two.tally.failed.files, 0);
+    // Resumed where run 1 stopped: it did not walk (and count) run 1's files again.
+    assert.ok(two.tally.seen.files < total, `run 2 saw ${two.tally.seen.files}`);
+    assert.equal(two.tally.seen.files, two.tally.uploaded.files, "nothing seen twice");
     assert.equal(
       one.tally.uploaded.files + two.tally.uploaded.files,
       total,
