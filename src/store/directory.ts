@@ -172,8 +172,9 @@ export class DirectoryIndex {
     const root = this.#shard(directory, 1, 0);
     let levels = await this.#levelsOf(directory, fetch);
     let toAdd = entries;
-    if (levels.length > 1 && toCheck.length > 0) {
-      // An entry may sit in an older level: find it there rather than adding a duplicate.
+    if (toCheck.length > 0) {
+      // An entry may sit in an older level (find it there rather than add a duplicate), or
+      // under the other type (a file where a directory was: its old member goes).
       const existing = await this.#find(directory, toCheck.map((e) => e.name), fetch);
       toAdd = entries.filter((entry) =>
         !(existing.get(entry.name.toString("latin1")) ?? []).some((f) =>

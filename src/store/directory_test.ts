@@ -56,3 +56,19 @@ Deno.test("a directory of 100,000 entries spreads over bounded shards and lists 
     assert.equal(count, total);
   });
 });
+
+Deno.test("an entry added under the other type replaces the old one, in a one-shard directory too", async () => {
+  await withStore(async ({ client, store }) => {
+    const index = new DirectoryIndex(client, { capacity: 2000, fanout: 16 });
+    const dir = store.layout.directory(normalizePath("small"));
+    await index.add(dir, [{ type: "file", name: Buffer.from("x") }, {
+      type: "file",
+      name: Buffer.from("y"),
+    }]);
+    // A directory now where a file was (its removal lost in a crash, say).
+    await index.add(dir, [{ type: "directory", name: Buffer.from("x") }]);
+    const listed = [];
+    for await (const entry of index.list(dir)) listed.push(`${entry.type} ${entry.name}`);
+    assert.deepEqual(listed.sort(), ["directory x", "file y"]);
+  });
+});

@@ -535,10 +535,12 @@ Deno.test("gc does not count a listed chunk key Riak no longer holds (a tombston
 Deno.test("a local file that cannot be read is a typed error, for writes and verification", async () => {
   await withStore(async ({ store }) => {
     const missing = join(tmpdir(), "riakfs-no-such-file");
-    for (
-      const failing of [store.writeFile("a.bin", { file: missing }), store.verify("a.bin", missing)]
-    ) {
-      await assert.rejects(failing, (error) => {
+    const attempts = [
+      () => store.writeFile("a.bin", { file: missing }),
+      () => store.verify("a.bin", missing),
+    ];
+    for (const attempt of attempts) {
+      await assert.rejects(attempt(), (error) => {
         assert.ok(error instanceof StoreError, String(error));
         assert.equal(error.code, "EIO");
         assert.match(error.message, /riakfs-no-such-file|no such file/i);
