@@ -14,7 +14,7 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash, randomBytes } from "node:crypto";
-import { type BigIntStats, constants as fsConstants, fstatSync } from "node:fs";
+import { type BigIntStats, constants as fsConstants, createReadStream, fstatSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -45,6 +45,8 @@ import {
   identityOf,
   sameIdentity,
 } from "../migration/file_identity.ts";
+import { hashBytes } from "../migration/local_file.ts";
+import { hashStoredFile } from "../migration/stored_file.ts";
 import { NotFoundError, StoreError } from "../store/errors.ts";
 import type { FileStat, Store } from "../store/store.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
@@ -166,8 +168,13 @@ interface WriteSession {
   mtimeNs?: bigint;
   /** The local file this session supersedes (drain), as it was when the session began. */
   supersedes?: FileIdentity;
-  /** The commit in progress, if any. */
-  committing?: Promise<void>;
+  /**
+   * The end of the operations queued on the session (reads, writes, truncates, commits):
+   * each runs alone, so the staged file and its handle change only between them.
+   */
+  queue: Promise<void>;
+  /** Unlinked or renamed over while open: its handles live on, its bytes go nowhere. */
+  detached: boolean;
 }
 
 type Handle =
@@ -234,6 +241,8 @@ export class OverlayFileSystem implements FileSystem {
   readonly #handles = new Map<number, Handle>();
   readonly #directories = new Map<number, Listed[]>();
   readonly #sessions = new Map<string, WriteSession>();
+  /** Sessions being started (their content staged), by path: an open joins it once ready. */
+  readonly #sessionsStarting = new Map<string, Promise<WriteSession>>();
   /**
    * Local files open for writing through the mount, by path (modes that mirror writes):
    * until their mirror reached Riak, the local file is the newest copy.
@@ -390,11 +399,15 @@ export class OverlayFileSystem implements FileSystem {
     const changesAttributes = Object.values(attributes).some((value) => value !== undefined);
     const session = handle?.kind === "write" ? handle.session : this.#sessions.get(path);
     if (session && changesAttributes) {
-      if (attributes.mode !== undefined) session.mode = attributes.mode;
-      if (attributes.uid !== undefined) session.uid = attributes.uid;
-      if (attributes.gid !== undefined) session.gid = attributes.gid;
-      if (attributes.mtimeNs !== undefined) session.mtimeNs = attributes.mtimeNs;
-      session.dirty = true;
+      // Between commits: one running now reads the attributes it journals.
+      await this.#inSession(session, () => {
+        if (attributes.mode !== undefined) session.mode = attributes.mode;
+        if (attributes.uid !== undefined) session.uid = attributes.uid;
+        if (attributes.gid !== undefined) session.gid = attributes.gid;
+        if (attributes.mtimeNs !== undefined) session.mtimeNs = attributes.mtimeNs;
+        session.dirty = true;
+        return Promise.resolve();
+      });
     } else if (changesAttributes || atimeNs !== undefined) {
       const local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
       // Where the local file is the truth its jobs run in order: nothing to wait for.
@@ -542,6 +555,10 @@ export class OverlayFileSystem implements FileSystem {
       this.#o.uploads.start(reserved);
       return;
     }
+    // A session open on it writes for nobody from now on: its commits would bring it back.
+    await this.#sessionsStarted([path]);
+    const open = this.#sessions.get(path);
+    if (open) await this.#holdingSessions([open], () => Promise.resolve(this.#detach(open)));
     await this.#settled(path);
     let found = false;
     await this.#holdingCopies(`remove ${path}`, [path], async () => {
@@ -604,22 +621,69 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#mirrorsWrites() && await this.#lstatLocal(from)) {
       return await this.#renameMirrored(from, to);
     }
-    await this.#settledBelow(from);
-    const session = this.#sessions.get(from);
-    await this.#holdingCopies(`rename ${from}`, [from, to], async () => {
-      await this.#renameInRiak(from, to);
-      await this.#renameLocally(from, to);
-    });
-    if (session) {
-      this.#sessions.delete(from);
-      session.path = to;
-      this.#sessions.set(to, session);
-      for (const handle of this.#handles.values()) {
-        if (handle.kind === "write" && handle.session === session) handle.path = to;
+    // Write sessions: those at or below `from` move along, one at `to` is renamed over.
+    // Held while Riak renames: no commit of theirs lands under a name that is going away.
+    await this.#sessionsStarted([from, to]);
+    const moving = this.#sessionsAtOrBelow(from);
+    const replaced = this.#sessions.get(to);
+    await this.#holdingSessions([...moving, ...(replaced ? [replaced] : [])], async () => {
+      if (replaced && !moving.includes(replaced)) this.#detach(replaced);
+      // Uploads of either name still on their way would land after the rename.
+      await this.#settledBelow(from);
+      await this.#settledBelow(to);
+      await this.#holdingCopies(`rename ${from}`, [from, to], async () => {
+        await this.#renameInRiak(from, to);
+        await this.#renameLocally(from, to);
+      });
+      for (const session of moving) {
+        this.#moveSession(session, to + session.path.slice(from.length));
       }
-    }
+    });
     await this.#moveOpenFiles(from, to);
     this.#renamed(from, to);
+  }
+
+  /** Waits for the sessions being started at or below `paths`. */
+  async #sessionsStarted(paths: string[]): Promise<void> {
+    const waits = [...this.#sessionsStarting].filter(([path]) =>
+      paths.some((root) => path === root || path.startsWith(`${root}/`))
+    ).map(([, started]) => started.catch(() => {}));
+    await Promise.all(waits);
+  }
+
+  #sessionsAtOrBelow(path: string): WriteSession[] {
+    return [...this.#sessions].filter(([at]) => at === path || at.startsWith(`${path}/`))
+      .map(([, session]) => session);
+  }
+
+  /** Runs `body` with every operation of `sessions` waited for and none started meanwhile. */
+  #holdingSessions<T>(sessions: WriteSession[], body: () => Promise<T>): Promise<T> {
+    // One order for everybody: two renames holding overlapping sessions never deadlock.
+    const ordered = [...new Set(sessions)].sort((a, b) => a.path < b.path ? -1 : 1);
+    const hold = (index: number): Promise<T> =>
+      index === ordered.length ? body() : this.#inSession(ordered[index], () => hold(index + 1));
+    return hold(0);
+  }
+
+  /** The session's name is gone (unlinked, renamed over): its open handles write for nobody. */
+  #detach(session: WriteSession): void {
+    session.detached = true;
+    if (this.#sessions.get(session.path) === session) this.#sessions.delete(session.path);
+  }
+
+  #moveSession(session: WriteSession, to: string): void {
+    const from = session.path;
+    if (this.#sessions.get(from) === session) this.#sessions.delete(from);
+    session.path = to;
+    this.#sessions.set(to, session);
+    for (const handle of this.#handles.values()) {
+      if (handle.kind === "write" && handle.session === session) handle.path = to;
+    }
+    const superseded = this.#superseded.get(from);
+    if (superseded) {
+      this.#superseded.delete(from);
+      this.#superseded.set(to, superseded);
+    }
   }
 
   /**
@@ -903,9 +967,13 @@ export class OverlayFileSystem implements FileSystem {
       metrics.bytesReadRiak += bytes.length;
       return bytes;
     }
-    const file = handle.kind === "write" ? handle.session.handle : handle.file;
     const buffer = Buffer.allocUnsafe(size);
-    const { bytesRead } = await file.read(buffer, 0, size, offset);
+    const { bytesRead } = handle.kind === "write"
+      ? await this.#inSession(
+        handle.session,
+        () => handle.session.handle.read(buffer, 0, size, offset),
+      )
+      : await handle.file.read(buffer, 0, size, offset);
     metrics.bytesReadLocal += bytesRead;
     if (handle.kind === "local" && !handle.reads?.record(offset, size, bytesRead)) {
       handle.coverage?.add(offset, bytesRead);
@@ -949,9 +1017,13 @@ export class OverlayFileSystem implements FileSystem {
     const handle = this.#handle(fh);
     let written: number;
     if (handle.kind === "write") {
-      const session = await this.#writable(handle.session);
-      ({ bytesWritten: written } = await session.handle.write(data, 0, data.length, offset));
-      session.dirty = true;
+      const session = handle.session;
+      written = await this.#inSession(session, async () => {
+        await this.#writable(session);
+        const { bytesWritten } = await session.handle.write(data, 0, data.length, offset);
+        session.dirty = true;
+        return bytesWritten;
+      });
     } else if (handle.kind === "local") {
       ({ bytesWritten: written } = await handle.file.write(data, 0, data.length, offset));
     } else {
@@ -1003,16 +1075,7 @@ export class OverlayFileSystem implements FileSystem {
       }
       return;
     }
-    const session = handle.session;
-    if (--session.refs > 0) return;
-    try {
-      await this.#commit(session); // Also waits for a commit still running.
-    } finally {
-      if (this.#sessions.get(session.path) === session) this.#sessions.delete(session.path);
-      await session.handle.close();
-      // Never handed to the queue: nothing to upload, the staged file is scrap.
-      if (!session.committed) await this.#o.spool.remove(session.staged);
-    }
+    await this.#leave(handle.session);
   }
 
   /** @inheritdoc */
@@ -1140,8 +1203,15 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /** Creates `path` as a write session staged in the spool, and opens it. */
-  async #createStaged(ctx: RequestContext, path: string, permissions: number): Promise<Created> {
-    const session = await this.#newSession(path, { mode: permissions, uid: ctx.uid, gid: ctx.gid });
+  /** Creates `path` as an empty session; undefined when one is open or starting there. */
+  async #createStaged(
+    ctx: RequestContext,
+    path: string,
+    permissions: number,
+  ): Promise<Created | undefined> {
+    if (this.#sessions.has(path) || this.#sessionsStarting.has(path)) return undefined;
+    const attributes = { mode: permissions, uid: ctx.uid, gid: ctx.gid };
+    const session = await this.#starting(path, () => this.#newSession(path, attributes));
     const opened = this.#open({ kind: "write", path, session });
     const attr = await this.#attrOf(path, { where: "open", session });
     return { entry: this.#entry(this.#nodes.reference(path), attr), opened };
@@ -1259,8 +1329,9 @@ export class OverlayFileSystem implements FileSystem {
 
   /**
    * Called once Riak acknowledged an upload. In drain mode the local file the upload
-   * superseded is deleted, unless it changed since the write began (then it is kept, like
-   * any local change the mount did not make).
+   * superseded is deleted once Riak's copy, read back, matches the staged file, unless the
+   * local file changed since the write began (then it is kept, like any local change the
+   * mount did not make).
    */
   async afterUpload(upload: JournalEntry): Promise<void> {
     if (upload.unseen) this.#unseen.delete(upload.path); // Riak's own file was set aside.
@@ -1277,12 +1348,28 @@ export class OverlayFileSystem implements FileSystem {
     this.#superseded.delete(upload.path);
     const counters = this.#o.metrics.value.localDeletion;
     const file = await this.#localPath(upload.path);
+    if (!sameIdentity(await currentIdentity(file), before)) {
+      if (await currentIdentity(file) !== undefined) {
+        counters.kept++;
+        this.#logger.info("local copy kept: it changed outside the mount", { path: upload.path });
+      }
+      return;
+    }
+    // The older local copy goes only once Riak's copy, read back, is the bytes uploaded.
+    const [stored, staged] = await Promise.all([
+      hashStoredFile(this.#o.store, Buffer.from(upload.path)),
+      hashBytes(createReadStream(this.#o.spool.pathOf(upload.staged))),
+    ]);
+    if (stored.sha256 !== staged.sha256) {
+      counters.kept++;
+      this.#logger.warn("local copy kept: Riak's copy read back is not what was uploaded", {
+        path: upload.path,
+      });
+      return;
+    }
     if (sameIdentity(await currentIdentity(file), before)) {
       await ignoreMissing(fsp.unlink(file));
       counters.deleted++;
-    } else if (await currentIdentity(file) !== undefined) {
-      counters.kept++;
-      this.#logger.info("local copy kept: it changed outside the mount", { path: upload.path });
     }
   }
 
@@ -1435,7 +1522,7 @@ export class OverlayFileSystem implements FileSystem {
       }
       case "open": {
         const session = located.session;
-        const stats = await session.handle.stat({ bigint: true });
+        const stats = await this.#inSession(session, () => session.handle.stat({ bigint: true }));
         return fileAttr(
           ino,
           Number(stats.size),
@@ -1654,18 +1741,54 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
-  /** The write session of `path`, joining an open one or staging the current content. */
+  /**
+   * The write session of `path`: the open one (joined), or a new one with the current content
+   * staged (unless `truncate`). At most one per path: an open arriving while another stages
+   * the content waits for it and joins, and nobody writes into a half-copied file.
+   */
   async #session(path: string, truncate: boolean): Promise<WriteSession> {
-    const open = this.#sessions.get(path);
-    if (open) {
-      open.refs++;
-      if (truncate) {
-        const session = await this.#writable(open);
-        await session.handle.truncate(0);
-        session.dirty = true;
+    for (;;) {
+      const starting = this.#sessionsStarting.get(path);
+      if (starting) {
+        await starting.catch(() => {});
+        continue;
       }
-      return open;
+      const open = this.#sessions.get(path);
+      if (open) {
+        open.refs++;
+        if (truncate) {
+          try {
+            await this.#inSession(open, async () => {
+              await this.#writable(open);
+              await open.handle.truncate(0);
+              open.dirty = true;
+            });
+          } catch (error) {
+            await this.#leave(open);
+            throw error;
+          }
+        }
+        return open;
+      }
+      return await this.#starting(path, () => this.#stagedSession(path, truncate));
     }
+  }
+
+  /** Runs `start` as the one session start of `path`; it is in {@link #sessions} once ready. */
+  async #starting(path: string, start: () => Promise<WriteSession>): Promise<WriteSession> {
+    const started = start();
+    this.#sessionsStarting.set(path, started);
+    try {
+      const session = await started;
+      this.#sessions.set(path, session);
+      this.#withdraw(path); // Its attributes are the session's now.
+      return session;
+    } finally {
+      this.#sessionsStarting.delete(path);
+    }
+  }
+
+  async #stagedSession(path: string, truncate: boolean): Promise<WriteSession> {
     for (let attempt = 0;; attempt++) {
       const located = await this.#locate(path, !truncate);
       const session = await this.#newSession(path, attributesOf(located));
@@ -1675,7 +1798,6 @@ export class OverlayFileSystem implements FileSystem {
         session.dirty = false;
         return session;
       } catch (error) {
-        this.#sessions.delete(path);
         await session.handle.close();
         await this.#o.spool.remove(session.staged);
         // The pending upload finished and took its staged file along: look again.
@@ -1696,14 +1818,47 @@ export class OverlayFileSystem implements FileSystem {
       refs: 1,
       dirty: true,
       committed: false,
+      queue: Promise.resolve(),
+      detached: false,
       ...attributes,
     };
-    if (this.#mode.writes === "riak" && this.#o.source !== undefined) {
-      session.supersedes = await currentIdentity(await this.#localPath(path));
+    try {
+      if (this.#mode.writes === "riak" && this.#o.source !== undefined) {
+        session.supersedes = await currentIdentity(await this.#localPath(path));
+      }
+    } catch (error) {
+      await staged.handle.close();
+      await this.#o.spool.remove(staged.name);
+      throw error;
     }
-    this.#sessions.set(path, session);
-    this.#withdraw(path); // Its attributes are the session's now.
     return session;
+  }
+
+  /** Runs `operation` on `session` once every operation queued before it ended. */
+  #inSession<T>(session: WriteSession, operation: () => Promise<T>): Promise<T> {
+    const run = session.queue.then(operation);
+    session.queue = run.then(() => {}, () => {});
+    return run;
+  }
+
+  /**
+   * One open of `session` ends: the last one commits what it holds (unless detached) and
+   * closes it; a staged file never handed to the queue is scrap.
+   */
+  async #leave(session: WriteSession): Promise<void> {
+    if (--session.refs > 0) return;
+    try {
+      await this.#commit(session); // After whatever is still queued on it.
+    } finally {
+      // Joined again while it committed: it stays open for the newcomer.
+      if (session.refs === 0) {
+        if (this.#sessions.get(session.path) === session) this.#sessions.delete(session.path);
+        await this.#inSession(session, async () => {
+          await session.handle.close();
+          if (!session.committed) await this.#o.spool.remove(session.staged);
+        });
+      }
+    }
   }
 
   /** Copies the current content of `path` into a staged file. */
@@ -1740,7 +1895,10 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
-  /** A session whose staged file was committed gets a fresh copy before it is written again. */
+  /**
+   * A session whose staged file was committed gets a fresh copy before it is written again.
+   * Only inside {@link #inSession}.
+   */
   async #writable(session: WriteSession): Promise<WriteSession> {
     if (!session.committed) return session;
     const fresh = await this.#o.spool.create();
@@ -1757,25 +1915,19 @@ export class OverlayFileSystem implements FileSystem {
    * upload. After this, close() may return: a crash from here on replays the upload.
    */
   async #commit(session: WriteSession): Promise<void> {
-    // One commit at a time per session (flush, fsync and release may overlap).
-    while (session.committing) await session.committing.catch(() => {});
-    if (!session.dirty) return;
-    session.committing = this.#commitNow(session);
-    try {
-      await session.committing;
-    } finally {
-      session.committing = undefined;
-    }
+    // After the writes queued before it, alone (flush, fsync and release may overlap).
+    await this.#inSession(session, async () => {
+      if (session.dirty && !session.detached) await this.#commitNow(session);
+    });
   }
 
   async #commitNow(session: WriteSession): Promise<void> {
     // Every submission owns its staged file: the queue deletes it once uploaded or replaced.
     await this.#writable(session);
     await session.handle.sync();
+    await this.#o.spool.sync(); // The staged file's name, not only its bytes.
     const stats = await session.handle.stat({ bigint: true });
     const mtimeNs = session.mtimeNs ?? stats.mtimeNs;
-    session.dirty = false;
-    session.committed = true;
     if (session.supersedes) this.#superseded.set(session.path, session.supersedes);
     await this.#o.uploads.submit({
       path: session.path,
@@ -1787,6 +1939,9 @@ export class OverlayFileSystem implements FileSystem {
       size: Number(stats.size),
       ...this.#unseenMark(session.path),
     });
+    // Only once journaled: a commit that failed leaves the session dirty, to commit again.
+    session.dirty = false;
+    session.committed = true;
     this.#o.cache.invalidate(session.path);
     this.#changed(session.path);
     this.#served.delete(session.path);
@@ -1822,22 +1977,21 @@ export class OverlayFileSystem implements FileSystem {
       return;
     }
     const open = handle?.kind === "write" ? handle.session : this.#sessions.get(path);
-    if (open) {
-      const session = await this.#writable(open);
-      await session.handle.truncate(size);
-      session.dirty = true;
-      return;
-    }
+    const truncated = (session: WriteSession) =>
+      this.#inSession(session, async () => {
+        await this.#writable(session);
+        await session.handle.truncate(size);
+        session.dirty = true;
+      });
+    if (open) return await truncated(open);
     // truncate(2) without an open file: a short write session of its own.
     const session = await this.#session(path, size === 0);
-    const fh = this.#newHandle();
-    this.#handles.set(fh, { kind: "write", path, session });
     try {
-      await session.handle.truncate(size);
-      session.dirty = true;
+      await truncated(session);
     } finally {
-      await this.release(ctx, 0, fh);
+      await this.#leave(session);
     }
+    void ctx;
   }
 
   // ---- helpers: Riak side ----

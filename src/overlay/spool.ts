@@ -88,6 +88,19 @@ export class Spool {
     return { name, path, handle };
   }
 
+  /**
+   * Makes the staged files' names durable (fsync of their directory): a journal entry must
+   * never outlive a power cut that took the file it names.
+   */
+  async sync(): Promise<void> {
+    const directory = await open(this.#stagedDirectory, "r");
+    try {
+      await directory.sync();
+    } finally {
+      await directory.close();
+    }
+  }
+
   /** Removes a staged file; a missing one is not an error. */
   async remove(name: string): Promise<void> {
     try {

@@ -494,16 +494,25 @@ export class UploadQueue {
   }
 
   /**
-   * Marks an entry done in the journal, then removes its staged file. A failure (the disk
-   * is full, say) is logged: the entry stays journaled and is uploaded once more after a
-   * restart, which is harmless.
+   * Marks an entry done in the journal and removes its staged file. When the journal cannot
+   * record it (the disk is full, say) the staged file goes all the same: replayed after a
+   * restart, the entry finds it gone and is dropped, instead of putting these bytes over a
+   * newer upload of the path. A mirror replayed looks at the local file again: harmless.
    */
   async #forget(entry: JournalEntry): Promise<void> {
     try {
       await this.#options.journal.complete(entry.id);
-      if (!isMirror(entry)) await this.#options.spool.remove(entry.staged);
     } catch (error) {
-      this.#logger.warn("could not record an upload as done; it repeats after a restart", {
+      this.#logger.warn("could not record an upload as done; its staged file goes anyway", {
+        path: entry.path,
+        error: (error as Error).message,
+      });
+    }
+    if (isMirror(entry)) return;
+    try {
+      await this.#options.spool.remove(entry.staged);
+    } catch (error) {
+      this.#logger.warn("could not remove an uploaded staged file", {
         path: entry.path,
         error: (error as Error).message,
       });

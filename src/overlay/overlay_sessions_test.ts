@@ -1,0 +1,221 @@
+/**
+ * Write sessions of the modes that stage writes in the spool (drain, riak) under
+ * concurrency: one session per path however many opens race, operations on a session one
+ * at a time, and unlinks and renames that never let an open handle's commit bring back a
+ * name or older bytes.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { readdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { JournalError, UploadJournal } from "./journal.ts";
+import {
+  lookupPath,
+  readThrough,
+  ROOT_CTX,
+  withOverlay,
+  writeThrough,
+} from "./_overlay_fixture.ts";
+
+const O_WRONLY = 1;
+const O_TRUNC = 0o1000;
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: write opens racing on one file share one session`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime }) => {
+      await writeThrough(fs, "/log.txt", Buffer.from("0123456789"));
+      await runtime.settle(10_000);
+      const node = await lookupPath(fs, "/log.txt");
+      const [a, b] = await Promise.all([
+        fs.open!(ROOT_CTX, node, O_WRONLY),
+        fs.open!(ROOT_CTX, node, O_WRONLY),
+      ]);
+      await fs.write!(ROOT_CTX, node, a.fh, 0, Buffer.from("AA"));
+      await fs.write!(ROOT_CTX, node, b.fh, 8, Buffer.from("BB"));
+      await fs.release!(ROOT_CTX, node, a.fh, 0);
+      await fs.release!(ROOT_CTX, node, b.fh, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/log.txt")).toString(), "AA234567BB");
+    });
+  });
+
+  Deno.test(`${preset}: writes racing after an fsync both land, and no staged file is left`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime, spool }) => {
+      const created = await fs.create!(ROOT_CTX, 1, "f", O_WRONLY | 0o100, 0o644, 0o022);
+      const [node, fh] = [created.entry.nodeid, created.opened.fh];
+      await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("........"));
+      await fs.fsync!(ROOT_CTX, node, fh, false);
+      await Promise.all([
+        fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("AA")),
+        fs.write!(ROOT_CTX, node, fh, 4, Buffer.from("BB")),
+      ]);
+      await fs.release!(ROOT_CTX, node, fh, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/f")).toString(), "AA..BB..");
+      assert.deepEqual(await readdir(join(spool, "staged")), []);
+    });
+  });
+
+  Deno.test(`${preset}: a file unlinked while open for writing stays removed`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime }) => {
+      await writeThrough(fs, "/f", Buffer.from("old"));
+      await runtime.settle(10_000);
+      const node = await lookupPath(fs, "/f");
+      const { fh } = await fs.open!(ROOT_CTX, node, O_WRONLY);
+      await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("new"));
+      await fs.unlink!(ROOT_CTX, 1, "f");
+      await assert.rejects(fs.lookup!(ROOT_CTX, 1, "f"));
+      // The open handle still reads and writes its (now nameless) file.
+      assert.equal(Buffer.from(await fs.read!(ROOT_CTX, node, fh, 0, 10)).toString(), "new");
+      await fs.release!(ROOT_CTX, node, fh, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal(await store.tryStat("/f"), undefined, "not brought back by the close");
+    });
+  });
+
+  Deno.test(`${preset}: a rename over a file open for writing keeps the renamed bytes`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime }) => {
+      await writeThrough(fs, "/a", Buffer.from("AAAA"));
+      await writeThrough(fs, "/b", Buffer.from("bbbb"));
+      await runtime.settle(10_000);
+      const node = await lookupPath(fs, "/b");
+      const { fh } = await fs.open!(ROOT_CTX, node, O_WRONLY);
+      await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("X"));
+      await fs.rename!(ROOT_CTX, 1, "a", 1, "b", 0);
+      assert.equal((await readThrough(fs, "/b")).toString(), "AAAA");
+      await fs.release!(ROOT_CTX, node, fh, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/b")).toString(), "AAAA");
+    });
+  });
+
+  Deno.test(`${preset}: a directory renamed with a file open for writing inside`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime }) => {
+      await fs.mkdir!(ROOT_CTX, 1, "d", 0o755, 0o022);
+      await writeThrough(fs, "/d/f", Buffer.from("old"));
+      await runtime.settle(10_000);
+      const node = await lookupPath(fs, "/d/f");
+      const { fh } = await fs.open!(ROOT_CTX, node, O_WRONLY);
+      await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("NEW"));
+      await fs.rename!(ROOT_CTX, 1, "d", 1, "e", 0);
+      assert.equal((await readThrough(fs, "/e/f")).toString(), "NEW", "the session moved");
+      await fs.release!(ROOT_CTX, node, fh, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/e/f")).toString(), "NEW");
+      assert.equal(await store.tryStat("/d/f"), undefined);
+    });
+  });
+
+  Deno.test(`${preset}: a rename over a file whose upload is on its way waits for it`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime, holdPuts }) => {
+      await writeThrough(fs, "/a", Buffer.from("NEW-A"));
+      await runtime.settle(10_000);
+      const hold = holdPuts();
+      await writeThrough(fs, "/b", Buffer.from("old-b")); // acknowledged, upload held
+      await hold.reached;
+      const renamed = fs.rename!(ROOT_CTX, 1, "a", 1, "b", 0);
+      hold.release();
+      await renamed;
+      assert.equal((await readThrough(fs, "/b")).toString(), "NEW-A");
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/b")).toString(), "NEW-A");
+    });
+  });
+
+  Deno.test(`${preset}: a rename while close() journals the file waits for the commit`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime }) => {
+      await writeThrough(fs, "/a", Buffer.from("v1"));
+      await runtime.settle(10_000);
+      const node = await lookupPath(fs, "/a");
+      const { fh } = await fs.open!(ROOT_CTX, node, O_WRONLY | O_TRUNC);
+      await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("v2"));
+      // The journal append of the commit is held until the rename has started.
+      const add = UploadJournal.prototype.add;
+      let entered!: () => void;
+      const inAdd = new Promise<void>((resolve) => entered = resolve);
+      let proceed!: () => void;
+      const gate = new Promise<void>((resolve) => proceed = resolve);
+      UploadJournal.prototype.add = async function (upload) {
+        UploadJournal.prototype.add = add;
+        entered();
+        await gate;
+        return await add.call(this, upload);
+      };
+      try {
+        const closing = fs.flush!(ROOT_CTX, node, fh);
+        await inAdd;
+        const renamed = fs.rename!(ROOT_CTX, 1, "a", 1, "b", 0);
+        proceed();
+        await Promise.all([closing, renamed]);
+      } finally {
+        UploadJournal.prototype.add = add;
+        proceed();
+      }
+      await fs.release!(ROOT_CTX, node, fh, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal(await store.tryStat("/a"), undefined);
+      assert.equal((await store.readFile("/b")).toString(), "v2");
+    });
+  });
+
+  Deno.test(`${preset}: a commit the journal refused stays to commit, and reaches Riak`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime }) => {
+      const created = await fs.create!(ROOT_CTX, 1, "g", O_WRONLY | 0o100, 0o644, 0o022);
+      const [node, fh] = [created.entry.nodeid, created.opened.fh];
+      await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("precious"));
+      const add = UploadJournal.prototype.add;
+      UploadJournal.prototype.add = function () {
+        UploadJournal.prototype.add = add; // once: the disk is full
+        return Promise.reject(new JournalError("journal", "ENOSPC: no space left on device"));
+      };
+      await assert.rejects(fs.fsync!(ROOT_CTX, node, fh, false));
+      await fs.fsync!(ROOT_CTX, node, fh, false); // retried: journaled and uploaded now
+      assert.equal((await store.readFile("/g")).toString(), "precious");
+      await fs.release!(ROOT_CTX, node, fh, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+    });
+  });
+}
+
+Deno.test("drain: an open joining a session whose content is still being staged waits for it", async () => {
+  await withOverlay("drain", async ({ fs, store, runtime, source }) => {
+    const size = 32 * 1024 * 1024;
+    await writeFile(join(source, "big"), Buffer.alloc(size, 0x61));
+    const node = await lookupPath(fs, "/big");
+    const [a, b] = await Promise.all([
+      fs.open!(ROOT_CTX, node, O_WRONLY),
+      fs.open!(ROOT_CTX, node, O_WRONLY),
+    ]);
+    await fs.write!(ROOT_CTX, node, b.fh, 0, Buffer.from("ZZZZ"));
+    await fs.fsync!(ROOT_CTX, node, b.fh, false);
+    const stored = await store.readFile("/big");
+    assert.equal(stored.length, size, "the whole file, not a half-staged one");
+    assert.equal(stored.subarray(0, 5).toString(), "ZZZZa");
+    await fs.release!(ROOT_CTX, node, a.fh, 0);
+    await fs.release!(ROOT_CTX, node, b.fh, 0);
+    assert.equal(await runtime.settle(60_000), 0);
+    assert.equal((await store.stat("/big")).size, size);
+  });
+});
+
+Deno.test("riak: an upload whose done line the journal refused is not replayed over newer bytes", async () => {
+  await withOverlay("riak", async ({ fs, store, runtime, restart }) => {
+    const complete = UploadJournal.prototype.complete;
+    UploadJournal.prototype.complete = function () {
+      UploadJournal.prototype.complete = complete; // once: the disk is full
+      return Promise.reject(new JournalError("journal", "ENOSPC: no space left on device"));
+    };
+    try {
+      await writeThrough(fs, "/f", Buffer.from("version-1"));
+      assert.equal(await runtime.settle(10_000), 0);
+    } finally {
+      UploadJournal.prototype.complete = complete;
+    }
+    await writeThrough(fs, "/f", Buffer.from("version-2"));
+    assert.equal(await runtime.settle(10_000), 0);
+    await runtime.stop(5_000);
+    const again = await restart();
+    await again.settle(10_000);
+    assert.equal((await store.readFile("/f")).toString(), "version-2");
+  });
+});
