@@ -335,11 +335,19 @@ export class RequestReader {
     return this;
   }
 
-  /** Reads a NUL-terminated UTF-8 string (a file name). */
+  /**
+   * Reads a NUL-terminated UTF-8 string (a file name). One that is not UTF-8 is refused with
+   * {@link InvalidNameError}: decoded leniently, `a\xff` and `a\xfe` would name one file.
+   */
   cstring(): string {
     const end = this.#bytes.indexOf(0, this.#offset);
     if (end < 0) throw new AbiError("string without its terminating NUL");
-    const text = textDecoder.decode(this.#bytes.subarray(this.#offset, end));
+    let text: string;
+    try {
+      text = strictDecoder.decode(this.#bytes.subarray(this.#offset, end));
+    } catch {
+      throw new InvalidNameError();
+    }
     this.#offset = end + 1;
     return text;
   }
@@ -433,7 +441,17 @@ export class AbiError extends Error {
   override name = "AbiError";
 }
 
-const textDecoder = new TextDecoder();
+/** A name in a request is not UTF-8; `code` makes the request answer EILSEQ. */
+export class InvalidNameError extends AbiError {
+  override name = "InvalidNameError";
+  readonly code = "EILSEQ";
+
+  constructor() {
+    super("a name that is not UTF-8");
+  }
+}
+
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 const textEncoder = new TextEncoder();
 
 /** Encodes a string as UTF-8 (names, link targets, xattr names). */

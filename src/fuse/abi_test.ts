@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { errnoFromSystemError } from "./session.ts";
 import {
   decodeBatchForget,
   decodeInHeader,
@@ -14,8 +15,10 @@ import {
   encodeOutHeader,
   encodeStatfsOut,
   InitFlag,
+  InvalidNameError,
   Opcode,
   ReplyWriter,
+  RequestReader,
   SetattrValid,
   splitSeconds,
   writeDirent,
@@ -208,4 +211,16 @@ Deno.test("splitSeconds: fractions to nanoseconds, negatives clamp to zero", () 
   assert.deepEqual(splitSeconds(1.25), { sec: 1, nsec: 250_000_000 });
   assert.deepEqual(splitSeconds(0), { sec: 0, nsec: 0 });
   assert.deepEqual(splitSeconds(-3), { sec: 0, nsec: 0 });
+});
+
+Deno.test("names are read as UTF-8; one that is not is refused (EILSEQ), never aliased", () => {
+  const request = new Uint8Array([0x61, 0xc3, 0xa9, 0, 0x61, 0xff, 0, 0x61, 0xfe, 0]);
+  const reader = new RequestReader(request, 0);
+  assert.equal(reader.cstring(), "a\u00e9");
+  assert.throws(() => reader.cstring(), (error: unknown) => {
+    assert.ok(error instanceof InvalidNameError);
+    assert.equal(error.code, "EILSEQ");
+    return true;
+  });
+  assert.equal(errnoFromSystemError(new InvalidNameError()), 84);
 });

@@ -19,10 +19,10 @@ export type ReadSource = "local" | "riak-then-local" | "riak";
 
 /**
  * Where writes go. `local+riak`: the local file is the truth, written as in the passthrough,
- * and a journaled copy goes to Riak after close (fsync waits for the local disk).
- * `riak+local`: the same, but what readers see is Riak's copy once the upload is done (a file
- * only Riak holds is fetched into the source before a write) and fsync waits for Riak's
- * acknowledgement. `riak`: staged in the spool, uploaded, never written to the source.
+ * and a journaled copy goes to Riak after close; fsync waits for Riak's acknowledgement of
+ * the file as it then is. `riak+local`: the same, but what readers see is Riak's copy once
+ * the upload is done (a file only Riak holds is fetched into the source before a write).
+ * `riak`: staged in the spool, uploaded, never written to the source.
  */
 export type WriteTarget = "local" | "local+riak" | "riak+local" | "riak";
 

@@ -47,7 +47,7 @@ import {
 } from "../migration/file_identity.ts";
 import { hashBytes } from "../migration/local_file.ts";
 import { hashStoredFile } from "../migration/stored_file.ts";
-import { NotFoundError, StoreError } from "../store/errors.ts";
+import { AlreadyExistsError, NotFoundError, StoreError } from "../store/errors.ts";
 import type { FileStat, Store } from "../store/store.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
 import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
@@ -216,7 +216,8 @@ type Located =
   | { where: "open"; session: WriteSession }
   | { where: "spool"; upload: PendingUpload; stats: BigIntStats }
   | { where: "riak"; stat: FileStat }
-  | { where: "local"; stats: BigIntStats };
+  /** `unverified`: served locally only because Riak could not be asked (it may be newer). */
+  | { where: "local"; stats: BigIntStats; unverified?: true };
 
 interface Listed {
   name: string;
@@ -409,7 +410,13 @@ export class OverlayFileSystem implements FileSystem {
         return Promise.resolve();
       });
     } else if (changesAttributes || atimeNs !== undefined) {
-      const local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
+      let local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
+      if (local?.isFile() && this.#mirrorsWrites() && this.#mode.reads !== "local") {
+        // Riak may hold a newer copy: into the source first, as before a write, or the older
+        // local attributes (its mtime among them) would go over it and hide it.
+        await this.#oneWriteOpenAtATime(path, () => this.#fetchIntoSource(path, false));
+        local = await this.#lstatLocal(path);
+      }
       // Where the local file is the truth its jobs run in order: nothing to wait for.
       if (!(local && this.#mirrorsWrites())) await this.#settled(path);
       // Where the local file is the truth, Riak takes its attributes over in the background
@@ -441,6 +448,16 @@ export class OverlayFileSystem implements FileSystem {
     return this.getattr(ctx, nodeid, changes.fh);
   }
 
+  /** truncate(2) of the source file, never through a symlink put in its place. */
+  async #truncateLocal(path: string, size: number): Promise<void> {
+    const file = await fsp.open(await this.#localPath(path), O_WRONLY | O_NOFOLLOW);
+    try {
+      await file.truncate(size);
+    } finally {
+      await file.close();
+    }
+  }
+
   /** Applies chmod/chown/utimens changes to the local file at `path` (lstat: `local`). */
   async #setLocalAttributes(
     path: string,
@@ -450,7 +467,15 @@ export class OverlayFileSystem implements FileSystem {
   ): Promise<void> {
     const file = await this.#localPath(path);
     if (attributes.mode !== undefined && (Number(local.mode) & S_IFMT) !== S_IFLNK) {
-      await fsp.chmod(file, attributes.mode);
+      if (local.isFile() || local.isDirectory()) {
+        // fchmod of what was opened without following a symlink swapped in since the lstat.
+        const opened = await fsp.open(file, O_RDONLY | O_NOFOLLOW);
+        try {
+          await opened.chmod(attributes.mode);
+        } finally {
+          await opened.close();
+        }
+      } else await fsp.chmod(file, attributes.mode); // Opening a fifo or a device would block.
     }
     if (attributes.uid !== undefined || attributes.gid !== undefined) {
       await fsp.lchown(file, attributes.uid ?? -1, attributes.gid ?? -1);
@@ -517,7 +542,18 @@ export class OverlayFileSystem implements FileSystem {
     const attributes = { mode: mode & 0o7777, uid: ctx.uid, gid: ctx.gid };
     if (this.#writesRiak()) {
       await this.#ensureRiakDirectory(parentOf(path));
-      await this.#riak(`mkdir ${path}`, () => this.#o.store.mkdir(path, attributes));
+      await this.#riak(`mkdir ${path}`, () => this.#o.store.mkdir(path, attributes)).catch(
+        async (error) => {
+          // Where listings are the source's, an empty directory Riak kept (a rename Riak
+          // could not follow left it) is nobody's: it is taken as the new one.
+          if (!(error instanceof AlreadyExistsError) || this.#mode.listings !== "local") {
+            throw error;
+          }
+          const found = await this.#riak(`mkdir ${path}`, () => this.#o.store.tryStat(path));
+          if (found?.type !== "directory") throw error;
+          await this.#riak(`mkdir ${path}`, () => this.#o.store.setAttributes(path, attributes));
+        },
+      );
     }
     if (this.#writesLocal()) {
       const directory = await this.#localPath(path);
@@ -546,7 +582,12 @@ export class OverlayFileSystem implements FileSystem {
       try {
         await fsp.unlink(await this.#localPath(path));
       } catch (error) {
-        if (!await this.#onlyInRiak(path, error)) {
+        // Riak unreachable (EIO) as much as a refusal: the removal did not happen.
+        const onlyInRiak = await this.#onlyInRiak(path, error).catch(async (reason) => {
+          await this.#o.uploads.cancel(reserved);
+          throw reason;
+        });
+        if (!onlyInRiak) {
           await this.#o.uploads.cancel(reserved);
           throw error;
         }
@@ -1448,7 +1489,7 @@ export class OverlayFileSystem implements FileSystem {
       if (!isOutageError(error)) throw error;
       // Riak is down: what still exists locally is served from there.
       const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
-      if (local) return { where: "local", stats: local };
+      if (local) return { where: "local", stats: local, unverified: true };
       if (!this.#knownInRiak.has(path) && this.#writesRiak()) {
         this.#unseen.add(path);
         if (this.#unseen.size > KNOWN_IN_RIAK_LIMIT) {
@@ -1727,7 +1768,8 @@ export class OverlayFileSystem implements FileSystem {
         const file = await fsp.open(await this.#localPath(path), O_RDONLY | O_NOFOLLOW);
         const size = Number(located.stats.size);
         // Written through the mount and not in Riak yet: its mirror copies it, not a read.
-        const watched = this.#mode.copyOnRead && located.stats.isFile() &&
+        // Served during an outage: Riak's copy, which could not be compared, may be newer.
+        const watched = this.#mode.copyOnRead && located.stats.isFile() && !located.unverified &&
           this.#mirrored.get(path) !== mirroredKey(located.stats) && !this.#localIsNewest(path);
         return this.#open({
           kind: "local",
@@ -1961,7 +2003,7 @@ export class OverlayFileSystem implements FileSystem {
         return;
       }
       await this.#oneWriteOpenAtATime(path, async () => {
-        if (!this.#mirrorsWrites()) return await fsp.truncate(await this.#localPath(path), size);
+        if (!this.#mirrorsWrites()) return await this.#truncateLocal(path, size);
         await this.#fetchIntoSource(path, size === 0);
         const reserved = await this.#o.uploads.reserve({
           path,
@@ -1969,7 +2011,7 @@ export class OverlayFileSystem implements FileSystem {
           ...this.#unseenMark(path),
         });
         try {
-          await fsp.truncate(await this.#localPath(path), size);
+          await this.#truncateLocal(path, size);
         } finally {
           this.#o.uploads.start(reserved);
         }

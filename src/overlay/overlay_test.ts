@@ -1032,3 +1032,18 @@ Deno.test("migrate: a rename over what only Riak holds is refused as the union s
     assert.deepEqual(await listThrough(fs, "/full"), ["precious"]);
   });
 });
+
+for (const preset of ["shadow", "migrate"]) {
+  Deno.test(`${preset}: cp -p of a new file keeps the exact utimens mtime in Riak`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime }) => {
+      const created = await fs.create!(ROOT_CTX, 1, "c.txt", 0o1101, 0o644, 0o022);
+      const { nodeid } = created.entry;
+      const fh = created.opened.fh;
+      await fs.write!(ROOT_CTX, nodeid, fh, 0, Buffer.from("AAAA"));
+      await fs.setattr!(ROOT_CTX, nodeid, { fh, mtime: { sec: 1_600_000_000, nsec: 123_456_789 } });
+      await fs.release!(ROOT_CTX, nodeid, fh, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.stat("/c.txt")).mtimeNs, 1_600_000_000_123_456_789n);
+    });
+  });
+}

@@ -90,14 +90,14 @@ export interface MirroredVersion {
 }
 
 /** What {@link copyLocalFile} did. */
-export type CopyOutcome = "uploaded" | "already-in-riak" | "not-a-file";
+export type CopyOutcome = "uploaded" | "already-in-riak" | "newer-in-riak" | "not-a-file";
 
 /**
  * Copies the local file at mount path `path` into Riak unless Riak already holds that
- * version (same size and mtime; with `evenIfStored`, a file written through the mount,
- * whose size and mtime may be the old ones again, is copied anyway), then applies
- * `afterTransfer`. A file that changes while it is read is not stored (src/migration's
- * readUnchanged aborts the upload).
+ * version (same size and mtime) or a newer one (a later mtime); with `evenIfStored`, a file
+ * written through the mount, whose size and mtime may be the old ones again, is copied
+ * anyway. Then applies `afterTransfer`. A file that changes while it is read is not stored
+ * (src/migration's readUnchanged aborts the upload).
  */
 export async function copyLocalFile(
   options: LocalCopyOptions,
@@ -139,6 +139,11 @@ async function copyOnce(
   signal?.throwIfAborted();
   // One head-only get; the write reuses what it found instead of looking again.
   const remote = await observed(options, options.store.tryStat(path, { fileOnly: true }));
+  if (!evenIfStored && remote?.type === "file" && remote.mtimeNs > stats.mtimeNs) {
+    // Written elsewhere since (another host, a run in another mode): older bytes never go
+    // over it, and the local copy is not Riak's to delete.
+    return "newer-in-riak";
+  }
   let outcome: CopyOutcome;
   let sha256: string;
   if (
@@ -261,10 +266,15 @@ async function mirrorAttributes(options: MirrorOptions, mirror: PendingMirror): 
   const absolute = await sourcePathOf(options.source, path);
   const local = absolute === undefined ? undefined : await lstatIfExists(absolute);
   if (local === undefined) return; // Gone (its removal is journaled after this), or outside.
-  const remote = await observed(options, options.store.tryStat(path));
+  let remote = await observed(options, options.store.tryStat(path));
   if (remote === undefined) {
-    if (local.isFile()) await copyLocalFile(options, path, undefined, true);
-    return;
+    if (!local.isFile()) return;
+    // The copy takes the local attributes; the ones asked for (an mtime to the nanosecond,
+    // which the local file holds to the microsecond at best) are set on it below.
+    await copyLocalFile(options, path, undefined, true);
+    if (mirror.set === undefined) return;
+    remote = await observed(options, options.store.tryStat(path));
+    if (remote === undefined) return;
   }
   const set = mirror.set ?? {};
   await observed(
@@ -298,14 +308,15 @@ async function snapshotLocalFile(options: MirrorOptions, path: string): Promise<
 }
 
 /**
- * The mtime to store for a local file whose lstat says `localNs`: Riak's own when it is the
- * same to the microsecond. utimens(2) through the mount keeps the exact time asked for in
- * Riak, and the local file gets it only as exactly as a double of seconds allows.
+ * The mtime to store for a local file whose lstat says `localNs`: Riak's own when the local
+ * one is it, cut to what the runtime's utimes(2) can set. utimens(2) through the mount keeps
+ * the exact time asked for in Riak; the local file gets it to the microsecond under Node
+ * (a double of seconds), to the millisecond under Deno, never later than asked.
  */
 function exactMtime(localNs: bigint, remote: { mtimeNs: bigint } | undefined): bigint {
   if (remote === undefined) return localNs;
   const gap = localNs - remote.mtimeNs;
-  return gap > -1000n && gap < 1000n ? remote.mtimeNs : localNs;
+  return gap > -1_000_000n && gap < 1000n ? remote.mtimeNs : localNs;
 }
 
 /** Removes the file at `path` from Riak, if Riak holds one (a directory stays). */

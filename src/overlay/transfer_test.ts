@@ -121,7 +121,9 @@ Deno.test("copy-on-read uploads a local file once; an unchanged file is not uplo
 Deno.test("copy-on-read over an older Riak copy looks once (one head-only get), then puts", async () => {
   await withStore(async ({ store, client, bucket }) => {
     await withSource(async (source) => {
-      await store.writeFile("/a.txt", new TextEncoder().encode("old bytes"));
+      await store.writeFile("/a.txt", new TextEncoder().encode("old bytes"), {
+        mtimeNs: 1_500_000_000_000_000_000n,
+      });
       await writeFile(join(source, "a.txt"), "new local bytes");
       const requests = noRequests();
       const counted = new Store(countingClient(client, requests), { namespace: { bucket } });
@@ -205,4 +207,20 @@ Deno.test("conflict names are distinct for one time", () => {
   const first = conflictPath("/a b.txt", now);
   assert.match(first, /^\/a b\.txt\.riakfs-conflict-20261206T080102Z-[0-9a-f]{6}$/);
   assert.notEqual(first, conflictPath("/a b.txt", now));
+});
+
+Deno.test("copy-on-read never puts older local bytes over a newer copy in Riak", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      await store.writeFile("/n.txt", new TextEncoder().encode("newer in Riak"), {
+        mtimeNs: 1_700_000_000_000_000_000n,
+      });
+      await writeFile(join(source, "n.txt"), "older local");
+      await utimes(join(source, "n.txt"), 1_500_000_000, 1_500_000_000);
+      const options = { store, source, afterTransfer: "delete" as const };
+      assert.equal(await copyLocalFile(options, "/n.txt"), "newer-in-riak");
+      assert.equal((await store.readFile("/n.txt")).toString(), "newer in Riak");
+      assert.equal(await readFile(join(source, "n.txt"), "utf8"), "older local", "kept");
+    });
+  });
 });

@@ -558,6 +558,8 @@ function covers(newer: JournalEntry, older: JournalEntry): boolean {
   if (newer.mirror === "remove") return true;
   // An fsync waits on a snapshot: a copy that waits for the file to settle cannot stand in.
   if (older.snapshot && !newer.snapshot) return false;
-  // A copy carries the attributes along.
-  return older.mirror === "attributes" || (older.mirror === "copy" && newer.mirror === "copy");
+  // A copy carries the attributes along, but an mtime only as exactly as the local file
+  // holds it: an exact one asked for (utimens) is set after the copy.
+  if (older.mirror === "attributes") return older.set?.mtimeNs === undefined;
+  return older.mirror === "copy" && newer.mirror === "copy";
 }

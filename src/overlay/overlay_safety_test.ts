@@ -1,0 +1,129 @@
+/**
+ * What the mount must never do, whatever the interleaving: put older local bytes over
+ * Riak's newer copy, follow a symlink out of the source, or carry out a removal it refused.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  lookupPath,
+  readThrough,
+  ROOT_CTX,
+  withOverlay,
+  writeThrough,
+} from "./_overlay_fixture.ts";
+
+const OLD_SECONDS = 1_500_000_000;
+const NEWER_NS = 1_700_000_000_000_000_000n;
+
+Deno.test("migrate: chmod of an older local copy brings Riak's newer copy in first; a write then keeps it", async () => {
+  await withOverlay("migrate", async ({ fs, source, store, runtime }) => {
+    await writeFile(join(source, "f"), "AAAA");
+    await utimes(join(source, "f"), OLD_SECONDS, OLD_SECONDS);
+    await store.writeFile("/f", Buffer.from("BBBB"), { mode: 0o644, mtimeNs: NEWER_NS });
+    const node = await lookupPath(fs, "/f");
+    await fs.setattr!(ROOT_CTX, node, { mode: 0o600 });
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal((await store.stat("/f")).mtimeNs, NEWER_NS, "Riak's mtime kept");
+    const { fh } = await fs.open!(ROOT_CTX, node, 2);
+    await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("X"));
+    await fs.release!(ROOT_CTX, node, fh, 0);
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal((await store.readFile("/f")).toString(), "XBBB");
+    assert.equal((await store.stat("/f")).mode, 0o600);
+  });
+});
+
+Deno.test("migrate: a file read locally during an outage is not copied over Riak's newer copy", async () => {
+  await withOverlay(
+    "migrate",
+    async ({ fs, source, store, riak, runtime }) => {
+      await store.writeFile("/f", Buffer.from("NEWER RIAK CONTENT"), { mtimeNs: NEWER_NS });
+      await writeFile(join(source, "f"), "old local");
+      await utimes(join(source, "f"), OLD_SECONDS, OLD_SECONDS);
+      const faults = riak.server!.faults;
+      faults.pause();
+      try {
+        assert.equal((await readThrough(fs, "/f")).toString(), "old local", "served locally");
+      } finally {
+        faults.resume();
+      }
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/f")).toString(), "NEWER RIAK CONTENT");
+    },
+    { riakReadTimeout: "300" },
+  );
+});
+
+for (const preset of ["shadow", "migrate"]) {
+  Deno.test(`${preset}: truncate and chmod never follow a symlink put in the source file's place`, async () => {
+    const outside = await mkdtemp(join(tmpdir(), "riakfs-outside-"));
+    const victim = join(outside, "victim");
+    try {
+      await writeFile(victim, "precious data outside the source");
+      await withOverlay(preset, async ({ fs, source, runtime }) => {
+        await writeThrough(fs, "/f", Buffer.from("mine"));
+        await runtime.settle(10_000);
+        const node = await lookupPath(fs, "/f");
+        await rm(join(source, "f")); // Replaced outside the mount.
+        await symlink(victim, join(source, "f"));
+        await fs.setattr!(ROOT_CTX, node, { size: 0 }).catch(() => {});
+        await fs.setattr!(ROOT_CTX, node, { mode: 0o600 }).catch(() => {});
+        await runtime.settle(10_000);
+      });
+      assert.equal(await readFile(victim, "utf8"), "precious data outside the source");
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
+}
+
+Deno.test("migrate: an rm that failed with EIO during an outage is not carried out later", async () => {
+  await withOverlay(
+    "migrate",
+    async ({ fs, store, riak, runtime, restart }) => {
+      await store.writeFile("/r", Buffer.from("only in riak"));
+      await lookupPath(fs, "/r");
+      const faults = riak.server!.faults;
+      faults.pause();
+      try {
+        await assert.rejects(fs.unlink!(ROOT_CTX, 1, "r"));
+      } finally {
+        faults.resume();
+      }
+      assert.equal(runtime.pendingUploads(), 0, "nothing journaled");
+      await runtime.stop(1_000);
+      const again = await restart();
+      assert.equal(await again.settle(10_000), 0);
+      assert.equal((await store.readFile("/r")).toString(), "only in riak");
+    },
+    { riakReadTimeout: "300" },
+    { entryTimeout: 0 },
+  );
+});
+
+Deno.test("shadow: a directory renamed during an outage can be made again under its old name", async () => {
+  await withOverlay(
+    "shadow",
+    async ({ fs, store, riak, runtime }) => {
+      await fs.mkdir!(ROOT_CTX, 1, "d", 0o755, 0);
+      await writeThrough(fs, "/d/f", Buffer.from("x"));
+      await runtime.settle(10_000);
+      const faults = riak.server!.faults;
+      faults.pause();
+      try {
+        await fs.rename!(ROOT_CTX, 1, "d", 1, "e", 0); // Riak follows from the journal.
+      } finally {
+        faults.resume();
+      }
+      assert.equal(await runtime.settle(20_000), 0);
+      assert.equal((await store.readFile("/e/f")).toString(), "x");
+      // Riak kept the old, empty directory: mkdir takes it instead of failing with EEXIST.
+      await fs.mkdir!(ROOT_CTX, 1, "d", 0o700, 0);
+      assert.equal((await store.stat("/d")).mode, 0o700);
+    },
+    { riakReadTimeout: "300" },
+  );
+});
