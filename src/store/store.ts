@@ -62,6 +62,7 @@ import {
   type FileAttributes,
   LAYOUT_VERSION,
   type ObjectMeta,
+  renameMarks,
   type Storage,
   USERMETA,
   UsermetaFormatError,
@@ -453,7 +454,12 @@ export class Store {
         await mapLimit(
           children,
           TREE_PARALLELISM,
-          (entry) => this.remove(childPath(p, entry.name), options),
+          (entry) =>
+            this.remove(childPath(p, entry.name), options).catch((error) => {
+              // An entry whose object is gone (a crash in a directory rename left it): the
+              // directory's shards, dropped below, take it along.
+              if (!(error instanceof NotFoundError)) throw error;
+            }),
         );
       } else if (await this.#index.hasEntries(dir)) {
         throw new DirectoryNotEmptyError(displayPath(p));
@@ -515,7 +521,8 @@ export class Store {
     await this.#put(location, {
       value: content.value,
       contentType: content.contentType ?? "application/octet-stream",
-      usermeta: encodeUsermeta(meta),
+      // A rename's marks stay: they keep chunks two names share from being deleted.
+      usermeta: [...encodeUsermeta(meta), ...renameMarks(content.usermeta)],
     }, object?.vclock);
     return this.#statFrom(p, location, { content, meta, managed: true });
   }
@@ -669,7 +676,13 @@ export class Store {
     const replaced = previous.meta.storage === "chunked"
       ? this.#manifestOf(p, previous)
       : undefined;
-    return await this.#replace(p, uploaded, options, previous, replaced);
+    const meta = await this.#replace(p, uploaded, options, previous, replaced);
+    // The writer saw no entry: one the object never got (a crash in between) is added now.
+    await this.#index.add(this.layout.directory(placement.parent), [{
+      type: "file",
+      name: placement.name,
+    }]);
+    return meta;
   }
 
   /**
@@ -687,7 +700,10 @@ export class Store {
     // If this put fails the new chunks stay for `riakfs gc`: a failed put may still have been
     // applied, and deleting the chunks then would break the version Riak now holds.
     await this.#put(this.layout.file(p).object, fileContent(uploaded, meta), previous.vclock);
-    if (replacedManifest && replacedManifest.generation !== uploaded.manifest?.generation) {
+    if (
+      replacedManifest && replacedManifest.generation !== uploaded.manifest?.generation &&
+      !await this.#sharedWithRenamePartner(previous, replacedManifest)
+    ) {
       await this.#deleteChunks(replacedManifest);
     }
     return meta;
@@ -1040,21 +1056,26 @@ export class Store {
     if (placement.riakFuseSizeSet) await this.#clearRiakFuseSize(placement.riakFuseSizeSet);
     if (object?.meta.storage !== "chunked") return;
     const manifest = this.#manifestOf(p, object);
-    if (await this.#sharedByRenameTarget(object, manifest)) return;
+    if (await this.#sharedWithRenamePartner(object, manifest)) return;
     await this.#deleteChunks(manifest);
   }
 
   /**
-   * True when `object` is the leftover source of an interrupted rename whose target still
-   * uses the same generation: its chunks then belong to the target and must stay.
+   * True when the other name of a rename `object` took part in (its target, or its source,
+   * which a crash may have left) still uses `manifest`'s generation: its chunks are that
+   * name's too and must stay (`riakfs gc` takes them once nothing refers to them).
    */
-  async #sharedByRenameTarget(object: ResolvedObject, manifest: Manifest): Promise<boolean> {
-    const mark = object.content.usermeta.find((pair) => pair.key === USERMETA.renamedTo);
-    if (!mark || !/^([0-9a-f]{2})+$/.test(mark.value)) return false;
-    const target = Buffer.from(mark.value, "hex");
-    const other = await this.#getResolved(this.layout.file(target).object, false, target);
-    return other?.meta.storage === "chunked" &&
-      this.#manifestOf(target, other).generation === manifest.generation;
+  async #sharedWithRenamePartner(object: ResolvedObject, manifest: Manifest): Promise<boolean> {
+    for (const mark of renameMarks(object.content.usermeta)) {
+      if (!/^([0-9a-f]{2})+$/.test(mark.value)) continue;
+      const partner = Buffer.from(mark.value, "hex");
+      const other = await this.#getResolved(this.layout.file(partner).object, false, partner);
+      if (
+        other?.meta.storage === "chunked" &&
+        this.#manifestOf(partner, other).generation === manifest.generation
+      ) return true;
+    }
+    return false;
   }
 
   /** Copies the object at file path `f` to `t` (a chunked file shares its generation). */
@@ -1075,10 +1096,13 @@ export class Store {
     }
     const target = this.layout.file(t);
     const previous = await this.#getResolved(target.object, false, t);
+    const shared = source.meta.storage === "chunked"
+      ? [{ key: USERMETA.renamedFrom, value: f.toString("hex") }]
+      : [];
     await this.#put(target.object, {
       value: source.content.value,
       contentType: source.content.contentType ?? "application/octet-stream",
-      usermeta: encodeUsermeta(source.meta),
+      usermeta: [...encodeUsermeta(source.meta), ...shared],
     }, previous?.vclock);
     if (target.riakFuseSizeSet) {
       await this.#setRiakFuseSize(target.riakFuseSizeSet, source.meta.size);

@@ -23,7 +23,19 @@ export const USERMETA = {
   sha256: "riakfs-sha256",
   /** Set on a chunked file's old object while it is renamed: hex of the new path. */
   renamedTo: "riakfs-renamed-to",
+  /**
+   * Set on a chunked file's new object by a rename: hex of the old path, which shares its
+   * generation until the rename ends (a crash can leave both).
+   */
+  renamedFrom: "riakfs-renamed-from",
 } as const;
+
+/** The usermeta pairs of a rename's marks in `pairs` (kept when attributes change). */
+export function renameMarks(pairs: readonly UsermetaPair[]): UsermetaPair[] {
+  return pairs.filter((pair) =>
+    pair.key === USERMETA.renamedTo || pair.key === USERMETA.renamedFrom
+  );
+}
 
 /** What a path holds. */
 export type EntryType = "file" | "directory" | "symlink";

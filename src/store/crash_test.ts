@@ -1,0 +1,109 @@
+/**
+ * A process dying in the middle of a store operation (its remaining requests never sent)
+ * leaves duplicates or leftovers, never a loss: whatever is done next with either name of
+ * an interrupted rename keeps the other readable, a file whose entry was never added gets
+ * it on the next write, and a directory whose rename died half-way can still be removed.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import type { StoreClient } from "./client.ts";
+import { withStore } from "./_test_support.ts";
+import { Store } from "./store.ts";
+
+const CONTENT = Buffer.from("precious data, more than one 8-byte chunk");
+const SMALL_CHUNKS = { chunkSize: 8 };
+
+/** `client`, dead from the first request `dies` picks on (that one is never sent). */
+function dyingClient(client: StoreClient, dies: (operation: string, bucket: string) => boolean) {
+  let dead = false;
+  const guard = (operation: string, bucket: Uint8Array) => {
+    if (!dead && dies(operation, Buffer.from(bucket).toString())) dead = true;
+    if (dead) throw new Error("the process died");
+  };
+  return {
+    ...client,
+    get: (location, options) => (guard("get", location.bucket), client.get(location, options)),
+    put: (location, content, options) => (
+      guard("put", location.bucket), client.put(location, content, options)
+    ),
+    delete: (
+      location,
+      options,
+    ) => (guard("delete", location.bucket), client.delete(location, options)),
+    fetchSet: (location) => (guard("fetchSet", location.bucket), client.fetchSet(location)),
+    updateSet: (
+      location,
+      change,
+    ) => (guard("updateSet", location.bucket), client.updateSet(location, change)),
+  } satisfies StoreClient;
+}
+
+/** Renames d/f to d/t in a process that dies at its `updates`-th set update. */
+async function renameDying(client: StoreClient, bucket: string, updates: number) {
+  let seen = 0;
+  const dying = dyingClient(client, (operation) => operation === "updateSet" && ++seen === updates);
+  const store = new Store(dying, { namespace: { bucket, ...SMALL_CHUNKS } });
+  await assert.rejects(store.rename("d/f", "d/t"));
+}
+
+const names = async (store: Store, path: string) =>
+  (await Array.fromAsync(store.list(path))).map((entry) => entry.name.toString()).sort();
+
+Deno.test("a rename that died before the new entry: writing the new name keeps the old file", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.writeFile("d/f", CONTENT);
+    await renameDying(client, bucket, 1);
+    assert.deepEqual(await names(store, "d"), ["f"]);
+    await store.writeFile("d/t", Buffer.from("something else entirely"));
+    assert.ok(CONTENT.equals(await store.readFile("d/f")));
+    assert.deepEqual(await names(store, "d"), ["f", "t"]);
+  }, { namespace: SMALL_CHUNKS });
+});
+
+Deno.test("a rename that died with both names listed: either name can be used after", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.writeFile("d/f", CONTENT);
+    await renameDying(client, bucket, 2);
+    assert.deepEqual(await names(store, "d"), ["f", "t"]);
+    await store.remove("d/t");
+    assert.ok(CONTENT.equals(await store.readFile("d/f")), "removing the new name");
+    await store.writeFile("d/f", CONTENT);
+    await renameDying(client, bucket, 2);
+    await store.writeFile("d/f", Buffer.from("a new file under the old name"));
+    assert.ok(CONTENT.equals(await store.readFile("d/t")), "overwriting the old name");
+    await store.writeFile("d/f", CONTENT);
+    await store.remove("d/t");
+    await renameDying(client, bucket, 2);
+    await store.setAttributes("d/f", { mode: 0o600 });
+    await store.remove("d/f");
+    assert.ok(CONTENT.equals(await store.readFile("d/t")), "attributes, then removing the old");
+  }, { namespace: SMALL_CHUNKS });
+});
+
+Deno.test("a file whose entry a crash never added is listed once it is written again", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.mkdir("d");
+    const dying = dyingClient(client, (operation) => operation === "updateSet");
+    const crashing = new Store(dying, { namespace: { bucket } });
+    await assert.rejects(crashing.writeFile("d/new", Buffer.from("v1")));
+    assert.deepEqual(await names(store, "d"), []);
+    await store.writeFile("d/new", Buffer.from("v2"));
+    assert.deepEqual(await names(store, "d"), ["new"]);
+  });
+});
+
+Deno.test("a directory whose rename died after its objects went can still be removed", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.writeFile("src/a", Buffer.from("aaa"));
+    await store.writeFile("src/b", Buffer.from("bbb"));
+    const dying = dyingClient(
+      client,
+      (operation, name) => operation === "delete" && name.endsWith(".dirs"),
+    );
+    await assert.rejects(new Store(dying, { namespace: { bucket } }).rename("src", "dst"));
+    assert.deepEqual(await names(store, "src"), ["a", "b"], "entries whose objects are gone");
+    await store.remove("src", { recursive: true });
+    assert.deepEqual(await names(store, ""), ["dst"]);
+    assert.equal((await store.readFile("dst/a")).toString(), "aaa");
+  });
+});
