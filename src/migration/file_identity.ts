@@ -6,7 +6,7 @@
  * @module
  */
 import type { BigIntStats } from "node:fs";
-import { lstat } from "node:fs/promises";
+import { lstat, realpath } from "node:fs/promises";
 
 /** One version of a local file. */
 export interface FileIdentity {
@@ -59,5 +59,31 @@ export class FileChangedError extends Error {
     super(`${path} changed while it was being read; its copy was not kept`);
     this.name = "FileChangedError";
     this.path = path;
+  }
+}
+
+/**
+ * Whether directory `relative` of `root` (bytes, `/`-separated; empty: the root) is still
+ * that directory: no component of the way to it was replaced by a symlink since it was
+ * listed (which would lead a later open or unlink out of `root`).
+ */
+export async function isDirectoryBeneath(root: Uint8Array, relative: Uint8Array): Promise<boolean> {
+  const rootBytes = Buffer.from(root);
+  const at = relative.length === 0
+    ? rootBytes
+    : Buffer.concat([rootBytes, Buffer.from("/"), Buffer.from(relative)]);
+  try {
+    const [realRoot, realAt] = await Promise.all([
+      realpath(rootBytes, { encoding: "buffer" }),
+      realpath(at, { encoding: "buffer" }),
+    ]);
+    const expected = relative.length === 0 ? realRoot : Buffer.concat([
+      realRoot,
+      Buffer.from(realRoot.length === 1 ? "" : "/"),
+      Buffer.from(relative),
+    ]);
+    return realAt.equals(expected);
+  } catch {
+    return false;
   }
 }

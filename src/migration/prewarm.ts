@@ -672,7 +672,11 @@ class PrewarmRun {
     sha256: string,
     bytes: Tally,
   ): Promise<void> {
-    const outcome = await deleteIfVerified(this.#o.store, path, absolute, { identity, sha256 });
+    const slash = path.lastIndexOf(0x2f);
+    const outcome = await deleteIfVerified(this.#o.store, path, absolute, { identity, sha256 }, {
+      root: this.#source,
+      directory: slash === -1 ? Buffer.alloc(0) : path.subarray(0, slash),
+    });
     if (outcome.deleted) {
       add(this.#tally.verified, bytes);
       add(this.#tally.deleted, bytes);

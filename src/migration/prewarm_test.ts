@@ -6,6 +6,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -384,5 +385,42 @@ Deno.test("a file busy in a partial run is retried first by the next run", async
   } finally {
     rmSync(source, { recursive: true });
     rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("a directory replaced by a symlink after it was listed is not followed out of SOURCE", async () => {
+  const base = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const source = join(base, "src");
+  const outside = join(base, "outside");
+  mkdirSync(join(source, "b"), { recursive: true });
+  mkdirSync(outside);
+  writeFileSync(join(source, "b/y.txt"), "y");
+  writeFileSync(join(outside, "secret.txt"), "outside the source");
+  const state = new StateDirectory(join(base, "state"));
+  try {
+    await withStore(async ({ store }) => {
+      const swapping = failingWrites(store, () => undefined);
+      swapping.mkdir = async (path, options) => {
+        const made = await store.mkdir(path, options);
+        if (Buffer.from(path as Uint8Array).toString() === "b") {
+          // Swapped after the root was listed, before b is walked into.
+          renameSync(join(source, "b"), join(base, "b-moved"));
+          symlinkSync(outside, join(source, "b"));
+        }
+        return made;
+      };
+      const result = await runPrewarm({
+        source,
+        store: swapping,
+        state,
+        deleteLocal: true,
+        concurrency: 1,
+      });
+      assert.equal(result.exitCode, EXIT_FAILED, "b is reported, not walked");
+      assert.equal(await store.tryStat("b/secret.txt"), undefined, "nothing outside uploaded");
+      assert.ok(existsSync(join(outside, "secret.txt")), "nothing outside deleted");
+    });
+  } finally {
+    rmSync(base, { recursive: true, force: true });
   }
 });

@@ -12,7 +12,12 @@
 import { Buffer } from "node:buffer";
 import { unlink } from "node:fs/promises";
 import { ChecksumMismatchError, CorruptObjectError, NotFoundError } from "../store/errors.ts";
-import { currentIdentity, type FileIdentity, sameIdentity } from "./file_identity.ts";
+import {
+  currentIdentity,
+  type FileIdentity,
+  isDirectoryBeneath,
+  sameIdentity,
+} from "./file_identity.ts";
 import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
 
 /** What {@link deleteIfVerified} did. */
@@ -29,7 +34,8 @@ export interface HashedVersion {
 
 /**
  * Deletes `localFile` if Riak's copy at `storePath` has exactly the content `hashed`
- * describes and the local file is still that version.
+ * describes and the local file is still that version (and, given `within`, its directory
+ * is still `within.directory` of `within.root`, not a symlink put in its place).
  *
  * @example
  * ```ts
@@ -42,6 +48,7 @@ export async function deleteIfVerified(
   storePath: Uint8Array,
   localFile: Buffer | string,
   hashed: HashedVersion,
+  within?: { root: Uint8Array; directory: Uint8Array },
 ): Promise<DeleteOutcome> {
   let remote: { sha256: string; size: number };
   try {
@@ -68,6 +75,13 @@ export async function deleteIfVerified(
       deleted: false,
       reason: "local-changed",
       detail: `${Buffer.from(localFile).toString()} changed since it was hashed`,
+    };
+  }
+  if (within && !await isDirectoryBeneath(within.root, within.directory)) {
+    return {
+      deleted: false,
+      reason: "local-changed",
+      detail: `${Buffer.from(localFile).toString()}: its directory was replaced by a symlink`,
     };
   }
   await unlink(localFile);

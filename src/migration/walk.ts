@@ -14,6 +14,7 @@
  */
 import { Buffer } from "node:buffer";
 import { lstat, opendir } from "node:fs/promises";
+import { isDirectoryBeneath } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 
 /** What an entry is (symlinks are not followed). */
@@ -100,6 +101,16 @@ export async function* walkTree(
       if (!afterCursor && !holdsCursor) continue;
       if (options.filter && !options.filter.walksInto(bytes)) continue;
       if (afterCursor) yield { path: bytes, kind };
+      // Listed as a directory, maybe hours ago: replaced by a symlink since, it is not
+      // followed out of the tree.
+      if (!await isDirectoryBeneath(rootBytes, bytes)) {
+        yield {
+          path: bytes,
+          kind: "unreadable",
+          error: new Error(`${path}: replaced by a symlink or moved since it was listed`),
+        };
+        continue;
+      }
       const names = await readNames(Buffer.concat([rootBytes, Buffer.from("/"), bytes]), batch);
       if (names instanceof Error) {
         if ((names as NodeJS.ErrnoException).code === "ENOENT") continue;
