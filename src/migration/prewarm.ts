@@ -20,7 +20,7 @@ import { readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { displayPath } from "../store/path.ts";
-import { AlreadyExistsError } from "../store/errors.ts";
+import { AlreadyExistsError, NewerVersionError } from "../store/errors.ts";
 import type { FileStat, Store } from "../store/store.ts";
 import { FailureList, type FailureRecord, readLines } from "./failure_list.ts";
 import { SmallFileReaders } from "./small_file_readers.ts";
@@ -622,12 +622,19 @@ class PrewarmRun {
         previous: job.remote ?? null,
         unlisted: job.unlisted,
         objectStored,
+        // Written through the mount while this uploaded: the older local bytes give way.
+        keepNewer: true,
       },
     );
     let written: FileStat;
     try {
       written = await writing;
     } catch (error) {
+      if (error instanceof NewerVersionError) {
+        add(this.#tally.inRiak, bytes);
+        add(this.#tally.newerInRiak, bytes);
+        return true;
+      }
       if (!job.unlisted || !(error instanceof AlreadyExistsError)) throw error;
       this.#limits.undoFile();
       return false;

@@ -424,3 +424,38 @@ Deno.test("a directory replaced by a symlink after it was listed is not followed
     rmSync(base, { recursive: true, force: true });
   }
 });
+
+Deno.test("a newer version written to Riak while prewarm uploads the older local file is kept", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  writeFileSync(join(source, "big.iso"), Buffer.alloc(3 * 1024 * 1024, 1));
+  utimesSync(join(source, "big.iso"), 1_600_000_000, 1_600_000_000);
+  try {
+    await withStore(async ({ store }) => {
+      await store.writeFile("big.iso", Buffer.from("oldest"), {
+        mtimeNs: 1_500_000_000_000_000_000n,
+      });
+      const newer = Buffer.from("written through the mount meanwhile");
+      const racing = failingWrites(store, () => undefined);
+      racing.writeFile = (path, content, options) => {
+        async function* whileUploading() {
+          let first = true;
+          for await (const piece of content as AsyncIterable<Buffer>) {
+            yield piece;
+            if (!first) continue;
+            first = false;
+            await store.writeFile(path, newer, { mtimeNs: 1_700_000_000_000_000_000n });
+          }
+        }
+        return store.writeFile(path, whileUploading(), options);
+      };
+      const result = await runPrewarm({ source, store: racing, state, concurrency: 1 });
+      assert.equal(result.exitCode, EXIT_COMPLETE);
+      assert.equal(result.tally.newerInRiak.files, 1);
+      assert.ok(newer.equals(await store.readFile("big.iso")), "the newer version stays");
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});

@@ -48,6 +48,11 @@ export interface PutOptions {
    * When it does, the put rejects with `KeyExistsError` (errors.ts) and nothing was stored.
    */
   ifNoneMatch?: boolean;
+  /**
+   * Store only if the key still holds the version of `vclock`: Riak's `if_not_modified`. When
+   * it does not (changed, or gone), the put rejects with `KeyModifiedError` (errors.ts).
+   */
+  ifNotModified?: boolean;
 }
 
 /** A fetched set: its members and the opaque context removals need. */

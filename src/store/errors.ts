@@ -91,6 +91,23 @@ export class KeyExistsError extends StoreError {
   }
 }
 
+/**
+ * A put with `if_not_modified` found another version at the key (Riak answers `modified`,
+ * or `notfound` when it is gone): nothing was stored.
+ */
+export class KeyModifiedError extends StoreError {
+  constructor(location: RiakLocationInfo, cause?: unknown) {
+    super("EEXIST", `${location.key}: changed in Riak since it was read`, { location, cause });
+  }
+}
+
+/** The write would have replaced a version with a later mtime (written elsewhere meanwhile). */
+export class NewerVersionError extends StoreError {
+  constructor(path: string) {
+    super("EEXIST", `${path}: Riak holds a newer version; not replaced`, { path });
+  }
+}
+
 /** Bytes read from Riak do not match the sha256 recorded when they were written. */
 export class ChecksumMismatchError extends StoreError {
   /** sha256 (hex) recorded in the usermeta or manifest. */

@@ -34,6 +34,8 @@ export {
   DirectoryNotEmptyError,
   InvalidPathError,
   KeyExistsError,
+  KeyModifiedError,
+  NewerVersionError,
   NotFoundError,
   RiakRequestError,
   StoreError,

@@ -5,11 +5,14 @@
  */
 import { type ClusterOptions, RiakClient, RiakError } from "../riak/mod.ts";
 import type { StoreClient } from "./client.ts";
-import { KeyExistsError } from "./errors.ts";
+import { KeyExistsError, KeyModifiedError } from "./errors.ts";
 import { describeLocation } from "./layout.ts";
 
 /** Riak's answer to a put with if_none_match on a key that holds an object. */
 const MATCH_FOUND = "match_found";
+/** Riak's answers to a put with if_not_modified whose vclock is not the key's (02-kv-basics). */
+const MODIFIED = "modified";
+const NOT_FOUND = "notfound";
 
 /**
  * Adapts a {@link RiakClient} to the operations the store needs.
@@ -50,11 +53,18 @@ export function riakStoreClient(riak: RiakClient): StoreClient {
             dw: options.dw,
             idempotent: options.idempotent,
             ifNoneMatch: options.ifNoneMatch,
+            ifNotModified: options.ifNotModified,
           },
         );
       } catch (error) {
         if (options.ifNoneMatch && error instanceof RiakError && error.errmsg === MATCH_FOUND) {
           throw new KeyExistsError(describeLocation(location), error);
+        }
+        if (
+          options.ifNotModified && error instanceof RiakError &&
+          (error.errmsg === MODIFIED || error.errmsg === NOT_FOUND)
+        ) {
+          throw new KeyModifiedError(describeLocation(location), error);
         }
         throw error;
       }

@@ -24,6 +24,8 @@ import {
   DirectoryNotEmptyError,
   InvalidPathError,
   KeyExistsError,
+  KeyModifiedError,
+  NewerVersionError,
   NotFoundError,
   RiakRequestError,
   StoreError,
@@ -153,6 +155,14 @@ export interface WriteOptions extends Partial<FileAttributes> {
    * what is left is a small set update, so a caller bounding transfers can start the next.
    */
   objectStored?: () => void;
+  /**
+   * Never replace a version with a later mtime than this write's (a newer file written
+   * elsewhere while this one uploaded, as the mount's own writes are): a put over a file is
+   * conditional on the version looked at (`if_not_modified`), and when Riak moved on
+   * meanwhile, or holds a file where none was seen, a later mtime refuses the write with
+   * {@link NewerVersionError}; anything else is written over.
+   */
+  keepNewer?: boolean;
 }
 
 /** Options of {@link Store.tryStat}. */
@@ -672,6 +682,10 @@ export class Store {
       if (uploaded.manifest) await this.#deleteChunks(uploaded.manifest);
       throw new AlreadyExistsError(displayPath(p));
     }
+    if (options.keepNewer && found.meta.mtimeNs > (options.mtimeNs ?? 0n)) {
+      if (uploaded.manifest) await this.#deleteChunks(uploaded.manifest);
+      throw new NewerVersionError(displayPath(p));
+    }
     const previous = found.meta.storage === "chunked" ? await this.#fileObject(p) : found;
     const replaced = previous.meta.storage === "chunked"
       ? this.#manifestOf(p, previous)
@@ -699,7 +713,27 @@ export class Store {
     const meta = fileMeta(uploaded, options, previous.meta);
     // If this put fails the new chunks stay for `riakfs gc`: a failed put may still have been
     // applied, and deleting the chunks then would break the version Riak now holds.
-    await this.#put(this.layout.file(p).object, fileContent(uploaded, meta), previous.vclock);
+    const location = this.layout.file(p).object;
+    try {
+      await this.#put(
+        location,
+        fileContent(uploaded, meta),
+        previous.vclock,
+        false,
+        options.keepNewer,
+      );
+    } catch (error) {
+      if (!(error instanceof KeyModifiedError)) throw error;
+      // Written elsewhere since it was looked at: over it, unless it is newer.
+      const now = await this.#getResolved(location, false, p);
+      if (now && now.meta.mtimeNs > meta.mtimeNs) {
+        if (uploaded.manifest) await this.#deleteChunks(uploaded.manifest);
+        throw new NewerVersionError(displayPath(p));
+      }
+      if (!now) return await this.#replaceFound(p, uploaded, options);
+      const replaced = now.meta.storage === "chunked" ? this.#manifestOf(p, now) : undefined;
+      return await this.#replace(p, uploaded, options, now, replaced);
+    }
     if (
       replacedManifest && replacedManifest.generation !== uploaded.manifest?.generation &&
       !await this.#sharedWithRenamePartner(previous, replacedManifest)
@@ -1301,10 +1335,18 @@ export class Store {
     content: ContentToStore,
     vclock?: Uint8Array,
     idempotent = false,
+    ifNotModified = false,
   ): Promise<void> {
     try {
-      await this.#client.put(location, content, { vclock, w: this.#w, dw: this.#dw, idempotent });
+      await this.#client.put(location, content, {
+        vclock,
+        w: this.#w,
+        dw: this.#dw,
+        idempotent,
+        ifNotModified: ifNotModified && vclock !== undefined,
+      });
     } catch (error) {
+      if (error instanceof KeyModifiedError) throw error;
       throw new RiakRequestError("put", describeLocation(location), error);
     }
   }
