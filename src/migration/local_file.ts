@@ -64,9 +64,15 @@ export async function* readUnchanged(
   if (changedTooRecently(expected)) throw new FileChangedError(name);
   let handle;
   try {
-    handle = await open(absolutePath, "r");
+    // Never blocks on a FIFO or follows a symlink put in the file's place since it was
+    // looked at; the identity check below then refuses what is not that file.
+    handle = await open(
+      absolutePath,
+      constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+    );
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new FileChangedError(name);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ELOOP") throw new FileChangedError(name);
     throw error;
   }
   try {

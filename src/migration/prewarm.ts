@@ -391,7 +391,12 @@ class PrewarmRun {
 
   /** Tries a path again, whatever it is now (file, symlink or directory). */
   async #retry(path: Buffer): Promise<void> {
-    const stats = await lstatIfExists(this.#absolute(path)).catch(() => undefined);
+    // Only a path that is gone is dropped: one that cannot be looked at fails again, listed.
+    const stats = await lstatIfExists(this.#absolute(path)).catch((error) => {
+      this.#fail(path, error);
+      return null;
+    });
+    if (stats === null) return;
     if (stats?.isDirectory()) {
       await this.#directory(path);
     } else if (stats?.isSymbolicLink()) {

@@ -109,6 +109,10 @@ export async function compareFile(
   options: Pick<VerifyOptions, "source" | "store">,
   path: Buffer,
 ): Promise<FileComparison> {
+  const notRead = unreadable.get(path);
+  if (notRead !== undefined) {
+    return { path: displayPath(path), status: "error", detail: `not read: ${notRead}`, size: 0 };
+  }
   for (let attempt = 1;; attempt++) {
     const comparison = await compareOnce(options, path);
     if (comparison.status !== "changed-while-reading" || attempt >= CHANGED_RETRIES) {
@@ -168,6 +172,9 @@ async function compareOnce(
 }
 
 /** The files to verify: the given paths (files, or directories walked), or the whole tree. */
+/** Directories the walk could not read, by path: compared, they report as errors. */
+const unreadable = new WeakMap<Buffer, string>();
+
 async function* candidatePaths(options: VerifyOptions): AsyncGenerator<Buffer> {
   const roots = options.paths === undefined || options.paths.length === 0
     ? [Buffer.alloc(0)]
@@ -186,8 +193,14 @@ async function* candidatePaths(options: VerifyOptions): AsyncGenerator<Buffer> {
       continue;
     }
     for await (const entry of walkTree(absolute, { filter: options.filter })) {
-      if (entry.kind !== "file") continue;
-      yield root.length === 0 ? entry.path : Buffer.concat([root, Buffer.from("/"), entry.path]);
+      const path = root.length === 0
+        ? entry.path
+        : Buffer.concat([root, Buffer.from("/"), entry.path]);
+      if (entry.kind === "unreadable") {
+        // Never "identical" for a tree it could not read: the directory is a difference.
+        unreadable.set(path, entry.error.message);
+        yield path;
+      } else if (entry.kind === "file") yield path;
     }
   }
 }
