@@ -3,6 +3,8 @@
  * leaves duplicates or leftovers, never a loss: whatever is done next with either name of
  * an interrupted rename keeps the other readable, a file whose entry was never added gets
  * it on the next write, and a directory whose rename died half-way can still be removed.
+ * And a change of attributes racing an overwrite applies to the new version, never brings
+ * the old one back.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -106,4 +108,42 @@ Deno.test("a directory whose rename died after its objects went can still be rem
     assert.deepEqual(await names(store, ""), ["dst"]);
     assert.equal((await store.readFile("dst/a")).toString(), "aaa");
   });
+});
+
+Deno.test("setAttributes racing an overwrite never puts the old version back", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    for (
+      const [name, old, fresh] of [["big", CONTENT, Buffer.from("NEW NEW NEW NEW NEW NEW")], [
+        "small",
+        Buffer.from("old"),
+        Buffer.from("NEW"),
+      ]] as const
+    ) {
+      await store.writeFile(name, old);
+      let reached!: () => void;
+      const atPut = new Promise<void>((resolve) => reached = resolve);
+      let proceed!: () => void;
+      const gate = new Promise<void>((resolve) => proceed = resolve);
+      let held = false;
+      const slow: StoreClient = {
+        ...client,
+        put: async (location, content, options) => {
+          if (!held && Buffer.from(location.key).toString() === name) {
+            held = true; // The chmod's put, held until the overwrite is done.
+            reached();
+            await gate;
+          }
+          return await client.put(location, content, options);
+        },
+      };
+      const chmod = new Store(slow, { namespace: { bucket, ...SMALL_CHUNKS } })
+        .setAttributes(name, { mode: 0o600 });
+      await atPut;
+      await store.writeFile(name, fresh);
+      proceed();
+      await chmod;
+      assert.ok(fresh.equals(await store.readFile(name)), `${name}: the overwrite stays`);
+      assert.equal((await store.stat(name)).mode, 0o600, `${name}: the chmod applies to it`);
+    }
+  }, { namespace: SMALL_CHUNKS });
 });

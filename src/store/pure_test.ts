@@ -128,6 +128,21 @@ Deno.test("sibling resolution: newest mtime, then greatest hash, order-independe
   assert.equal(chooseSibling([a, b, c]), "c");
   assert.equal(chooseSibling([c, b, a]), "c");
   assert.throws(() => chooseSibling([]), RangeError);
+  // The same bytes uploaded twice (two generations, one mtime): one winner in any order.
+  const g1 = {
+    mtimeNs: 5n,
+    sha256: "ff",
+    value: new TextEncoder().encode('{"generation":"1"}'),
+    item: "g1",
+  };
+  const g2 = {
+    mtimeNs: 5n,
+    sha256: "ff",
+    value: new TextEncoder().encode('{"generation":"2"}'),
+    item: "g2",
+  };
+  assert.equal(chooseSibling([g1, g2]), "g2");
+  assert.equal(chooseSibling([g2, g1]), "g2");
 });
 
 Deno.test("shard members, keys and indexes", () => {

@@ -520,21 +520,36 @@ export class Store {
     const location = stat.type === "directory"
       ? this.layout.directory(p).object
       : this.layout.file(p).object;
-    const object = await this.#getResolved(location, false, p);
-    const meta: ObjectMeta = {
-      ...(object?.meta ?? directoryMeta({})),
-      ...definedOnly(attributes),
-      layout: LAYOUT_VERSION,
-    };
-    const content: StoredContent = object?.content ??
-      { value: new Uint8Array(), contentType: "text/plain", usermeta: [] };
-    await this.#put(location, {
-      value: content.value,
-      contentType: content.contentType ?? "application/octet-stream",
-      // A rename's marks stay: they keep chunks two names share from being deleted.
-      usermeta: [...encodeUsermeta(meta), ...renameMarks(content.usermeta)],
-    }, object?.vclock);
-    return this.#statFrom(p, location, { content, meta, managed: true });
+    for (let attempt = 1;; attempt++) {
+      const object = await this.#getResolved(location, false, p);
+      const meta: ObjectMeta = {
+        ...(object?.meta ?? directoryMeta({})),
+        ...definedOnly(attributes),
+        layout: LAYOUT_VERSION,
+      };
+      const content: StoredContent = object?.content ??
+        { value: new Uint8Array(), contentType: "text/plain", usermeta: [] };
+      try {
+        // Only over the version read: an overwrite meanwhile must not be undone by putting
+        // its predecessor's value (a manifest whose chunks are gone) back.
+        await this.#put(
+          location,
+          {
+            value: content.value,
+            contentType: content.contentType ?? "application/octet-stream",
+            // A rename's marks stay: they keep chunks two names share from being deleted.
+            usermeta: [...encodeUsermeta(meta), ...renameMarks(content.usermeta)],
+          },
+          object?.vclock,
+          false,
+          true,
+        );
+      } catch (error) {
+        if (error instanceof KeyModifiedError && attempt < SET_ATTRIBUTES_ATTEMPTS) continue;
+        throw error;
+      }
+      return this.#statFrom(p, location, { content, meta, managed: true });
+    }
   }
 
   /** Compares a local file with what Riak holds, reading (and verifying) every remote byte. */
@@ -1275,6 +1290,7 @@ export class Store {
       return {
         mtimeNs: decoded.meta.mtimeNs,
         sha256: decoded.meta.sha256,
+        value: content.value,
         item: { content, ...decoded },
       };
     });
@@ -1498,6 +1514,9 @@ async function mapLimit<T>(
   });
   await Promise.all(workers);
 }
+
+/** Reads and conditional puts of a setAttributes that keeps losing to concurrent writes. */
+const SET_ATTRIBUTES_ATTEMPTS = 5;
 
 /** A failed upload of `p` as a typed error (a store error as it is; a source's error wrapped). */
 function uploadFailure(p: Buffer, error: unknown): StoreError {
