@@ -718,6 +718,13 @@ class PrewarmRun {
         add(this.#tally.inRiak, bytes);
         return;
       }
+      // A file or link written through the mount after the local link: left as it is.
+      const local = await lstatIfExists(absolute);
+      if (remote && remote.type !== "directory" && local && remote.mtimeNs > local.mtimeNs) {
+        add(this.#tally.inRiak, bytes);
+        add(this.#tally.newerInRiak, bytes);
+        return;
+      }
       if (this.#o.dryRun) {
         this.#wouldUpload(
           path,

@@ -3,6 +3,7 @@ import { Buffer } from "node:buffer";
 import {
   chmodSync,
   existsSync,
+  lutimesSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -453,6 +454,27 @@ Deno.test("a newer version written to Riak while prewarm uploads the older local
       assert.equal(result.exitCode, EXIT_COMPLETE);
       assert.equal(result.tally.newerInRiak.files, 1);
       assert.ok(newer.equals(await store.readFile("big.iso")), "the newer version stays");
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("a local symlink older than what Riak holds under its name leaves Riak's version", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  symlinkSync("old-target", join(source, "link"));
+  lutimesSync(join(source, "link"), 1_500_000_000, 1_500_000_000);
+  try {
+    await withStore(async ({ store }) => {
+      await store.writeFile("link", Buffer.from("a file written through the mount"), {
+        mtimeNs: 1_700_000_000_000_000_000n,
+      });
+      const result = await runPrewarm({ source, store, state });
+      assert.equal(result.exitCode, EXIT_COMPLETE);
+      assert.equal(result.tally.newerInRiak.files, 1);
+      assert.equal((await store.stat("link")).type, "file");
     });
   } finally {
     rmSync(source, { recursive: true });

@@ -147,3 +147,17 @@ Deno.test("setAttributes racing an overwrite never puts the old version back", a
     }
   }, { namespace: SMALL_CHUNKS });
 });
+
+Deno.test("a directory another host removed is made again by a later write, not filled unlisted", async () => {
+  await withStore(async ({ store: other, client, bucket }) => {
+    let clock = 1_000_000;
+    const store = new Store(client, { namespace: { bucket }, now: () => clock });
+    await store.writeFile("dir/x", Buffer.from("x"));
+    await other.remove("dir", { recursive: true }); // Another host.
+    clock += 60_000;
+    await store.writeFile("dir/y", Buffer.from("y"));
+    assert.deepEqual(await names(other, ""), ["dir"]);
+    assert.deepEqual(await names(other, "dir"), ["y"]);
+    assert.equal((await other.stat("dir")).type, "directory");
+  });
+});

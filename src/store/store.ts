@@ -81,6 +81,8 @@ const TREE_PARALLELISM = 8;
 
 /** Directories a store remembers as existing (to skip checking parents on every write). */
 const KNOWN_DIRECTORIES_LIMIT = 100_000;
+/** How long a directory seen to exist is trusted to (ms), against a removal by another host. */
+const KNOWN_DIRECTORY_MS = 10_000;
 
 /** How often a read restarts when the file is overwritten under it. */
 const READ_RETRIES = 3;
@@ -103,6 +105,8 @@ export interface StoreOptions {
    * while that chunk is verified.
    */
   readAhead?: number;
+  /** The clock (ms) the store's own caches expire by; default `Date.now`. */
+  now?: () => number;
 }
 
 /** What {@link Store.stat} reports. */
@@ -242,8 +246,13 @@ export class Store {
   readonly #dw?: WriteQuorum;
   readonly #uploadConcurrency: number;
   readonly #readAhead: number;
-  /** Directories known to exist (latin1 of the path), to skip re-checking parents. */
-  readonly #knownDirectories = new Set<string>();
+  /**
+   * Directories known to exist (latin1 of the path), to skip re-checking parents, until when
+   * (ms): another host may remove one, and a write must then make it again, not fill shards
+   * nobody lists.
+   */
+  readonly #knownDirectories = new Map<string, number>();
+  readonly #now: () => number;
   /** The object behind each file stat this store returned (its vclock, for a write). */
   readonly #statObjects = new WeakMap<FileStat, ResolvedObject>();
 
@@ -261,6 +270,7 @@ export class Store {
     this.#dw = options.dw;
     this.#uploadConcurrency = options.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY;
     this.#readAhead = options.readAhead ?? DEFAULT_READ_AHEAD;
+    this.#now = options.now ?? Date.now;
   }
 
   /** Attributes of a path: one head-only get for a file. */
@@ -1229,7 +1239,7 @@ export class Store {
 
   /** Throws unless `p` is an existing directory. */
   async #requireDirectory(p: Buffer): Promise<void> {
-    if (p.length === 0 || this.#knownDirectories.has(p.toString("latin1"))) return;
+    if (p.length === 0 || this.#isKnownDirectory(p)) return;
     const stat = await this.#statOrUndefined(p);
     if (!stat) throw new NotFoundError(displayPath(p));
     if (stat.type !== "directory") throw new WrongTypeError("ENOTDIR", displayPath(p));
@@ -1238,7 +1248,7 @@ export class Store {
 
   /** Creates `p` and its missing ancestors (mkdir -p). */
   async #ensureDirectory(p: Buffer): Promise<void> {
-    if (p.length === 0 || this.#knownDirectories.has(p.toString("latin1"))) return;
+    if (p.length === 0 || this.#isKnownDirectory(p)) return;
     const stat = await this.#statOrUndefined(p);
     const { parent, name } = splitParent(p);
     if (stat) {
@@ -1265,11 +1275,20 @@ export class Store {
   #rememberDirectory(p: Buffer): void {
     // A bound, not an LRU: forgetting only costs one head-only get on the next write.
     if (this.#knownDirectories.size >= KNOWN_DIRECTORIES_LIMIT) this.#knownDirectories.clear();
-    this.#knownDirectories.add(p.toString("latin1"));
+    this.#knownDirectories.set(p.toString("latin1"), this.#now() + KNOWN_DIRECTORY_MS);
+  }
+
+  #isKnownDirectory(p: Buffer): boolean {
+    const key = p.toString("latin1");
+    const until = this.#knownDirectories.get(key);
+    if (until === undefined) return false;
+    if (until > this.#now()) return true;
+    this.#knownDirectories.delete(key);
+    return false;
   }
 
   #forgetDirectories(p: Buffer): void {
-    for (const known of [...this.#knownDirectories]) {
+    for (const known of [...this.#knownDirectories.keys()]) {
       if (isSameOrBelow(Buffer.from(known, "latin1"), p)) this.#knownDirectories.delete(known);
     }
   }
