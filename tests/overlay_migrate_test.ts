@@ -122,6 +122,12 @@ Deno.test("outage: local files served, Riak reads fail with EIO in time, one log
         assert.equal(await fsp.readFile(join(env.source, "local.txt"), "utf8"), "local bytes");
         // A new name can be created; it reaches Riak once Riak is back.
         await fsp.writeFile(join(env.mountpoint, "new.txt"), "written during the outage");
+        // The status socket answers during the outage and shows it: Riak down, the upload
+        // waiting, the EIO answers counted.
+        const report = await statusOf(env);
+        assert.equal(report.riak.reachable, false);
+        assert.ok(report.metrics.uploads.pending >= 1, JSON.stringify(report.metrics.uploads));
+        assert.ok((report.metrics.errors.EIO ?? 0) >= 3, JSON.stringify(report.metrics.errors));
       } finally {
         env.riak.resume();
       }

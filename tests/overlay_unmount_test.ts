@@ -1,5 +1,5 @@
 /**
- * `riakfs umount` and SIGTERM drain the upload queue while the mount keeps serving, then
+ * `riakfs umount`, SIGTERM and SIGINT drain the upload queue while the mount keeps serving, then
  * unmount: with Riak down during a write burst, umount waits until Riak is back and every
  * closed file (also one written while draining) is in Riak when it returns 0; when the
  * drain times out it unmounts, says how many uploads are pending and exits non-zero, and
@@ -98,25 +98,27 @@ Deno.test("umount whose drain times out reports the pending uploads; the next mo
   });
 });
 
-Deno.test("SIGTERM drains uploads before unmounting", async () => {
-  await withOverlayEnv(async (env) => {
-    const mount = await env.mount("migrate");
-    await env.riak.stop();
-    const files = await writeBurst(env, "term", 2, 950);
-    process.kill(mount.server.pid!, "SIGTERM");
-    await eventually(
-      "the mount to start draining",
-      () => Promise.resolve(mount.stderr().includes("draining uploads")),
-    );
-    assert.ok(isMounted(env.mountpoint), "still mounted while draining");
-    await env.riak.restart();
-    assert.ok(await exited(mount), "the serving process exits once drained and unmounted");
-    assert.equal(mount.server.exitCode, 0, mount.stderr());
-    assert.ok(!isMounted(env.mountpoint));
-    assert.match(mount.stderr(), /upload queue drained/);
-    await assertInRiak(env, files);
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.test(`${signal} drains uploads before unmounting`, async () => {
+    await withOverlayEnv(async (env) => {
+      const mount = await env.mount("migrate");
+      await env.riak.stop();
+      const files = await writeBurst(env, signal.toLowerCase(), 2, 950);
+      process.kill(mount.server.pid!, signal);
+      await eventually(
+        "the mount to start draining",
+        () => Promise.resolve(mount.stderr().includes("draining uploads")),
+      );
+      assert.ok(isMounted(env.mountpoint), "still mounted while draining");
+      await env.riak.restart();
+      assert.ok(await exited(mount), "the serving process exits once drained and unmounted");
+      assert.equal(mount.server.exitCode, 0, mount.stderr());
+      assert.ok(!isMounted(env.mountpoint));
+      assert.match(mount.stderr(), /upload queue drained/);
+      await assertInRiak(env, files);
+    });
   });
-});
+}
 
 Deno.test("umount of a passthrough mount still unmounts (nothing to drain)", async () => {
   await withOverlayEnv(async (env) => {
