@@ -1131,7 +1131,9 @@ export class OverlayFileSystem implements FileSystem {
       await handle.file.sync();
       // Mirrored: the file as it is now, acknowledged by Riak (a copy of it as it is, even
       // if another handle keeps writing it).
-      if (handle.mirror) {
+      // Renamed while its snapshot waited: the snapshot found nothing there, so the file is
+      // sent again under its new name (a few times at most, against a rename loop).
+      for (let attempt = 0; handle.mirror && attempt < 3; attempt++) {
         const path = handle.path;
         const ticket = await this.#o.uploads.submitMirror({
           path,
@@ -1140,6 +1142,7 @@ export class OverlayFileSystem implements FileSystem {
           ...this.#unseenMark(path),
         });
         await this.#riak(`upload ${path}`, () => ticket.uploaded);
+        if (handle.path === path) break;
       }
       return;
     }

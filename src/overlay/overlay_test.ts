@@ -1047,3 +1047,23 @@ for (const preset of ["shadow", "migrate"]) {
     });
   });
 }
+
+Deno.test("migrate: an fsync whose file is renamed while its upload waits ends with Riak holding it under the new name", async () => {
+  await withOverlay("migrate", async ({ fs, store, runtime, holdPuts }) => {
+    await writeThrough(fs, "/f", Buffer.from("v1"));
+    await runtime.settle(10_000);
+    const node = await lookupPath(fs, "/f");
+    const { fh } = await fs.open!(ROOT_CTX, node, 2);
+    await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("SYNCED"));
+    const hold = holdPuts(); // The snapshot's put.
+    const syncing = fs.fsync!(ROOT_CTX, node, fh, false);
+    await hold.reached;
+    await fs.rename!(ROOT_CTX, 1, "f", 1, "g", 0);
+    hold.release();
+    await syncing;
+    assert.equal((await store.readFile("/g")).toString(), "SYNCED", "in Riak when fsync returned");
+    await fs.release!(ROOT_CTX, node, fh, 0);
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal(await store.tryStat("/f"), undefined);
+  });
+});
