@@ -161,3 +161,33 @@ Deno.test("a directory another host removed is made again by a later write, not 
     assert.equal((await other.stat("dir")).type, "directory");
   });
 });
+
+Deno.test("a file written into a directory while it is renamed moves with it", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.writeFile("src/a", Buffer.from("aaa"));
+    let reached!: () => void;
+    const atCopy = new Promise<void>((resolve) => reached = resolve);
+    let proceed!: () => void;
+    const gate = new Promise<void>((resolve) => proceed = resolve);
+    let held = false;
+    const slow: StoreClient = {
+      ...client,
+      put: async (location, content, options) => {
+        if (!held && Buffer.from(location.key).toString() === "dst/a") {
+          held = true; // The rename's copy of src/a, held while src/new is written.
+          reached();
+          await gate;
+        }
+        return await client.put(location, content, options);
+      },
+    };
+    const renaming = new Store(slow, { namespace: { bucket } }).rename("src", "dst");
+    await atCopy;
+    await store.writeFile("src/new", Buffer.from("written meanwhile"));
+    proceed();
+    await renaming;
+    assert.deepEqual(await names(store, "dst"), ["a", "new"]);
+    assert.equal((await store.readFile("dst/new")).toString(), "written meanwhile");
+    assert.deepEqual(await names(store, ""), ["dst"]);
+  });
+});

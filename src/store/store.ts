@@ -1207,16 +1207,30 @@ export class Store {
     const to = splitParent(t);
     await this.#index.add(this.layout.directory(to.parent), [{ type: "directory", name: to.name }]);
     this.#rememberDirectory(t);
-    const children = await collect(this.#index.list(source));
-    const files = children.filter((entry) => entry.type !== "directory");
+    const files: DirEntry[] = [];
     const replaced: Manifest[] = [];
-    await mapLimit(files, TREE_PARALLELISM, async (entry) => {
-      const copied = await this.#copyFileObject(childPath(f, entry.name), childPath(t, entry.name));
-      if (copied.replaced) replaced.push(copied.replaced);
-    });
-    await this.#index.add(target, files);
-    for (const entry of children.filter((e) => e.type === "directory")) {
-      await this.#renameDirectory(childPath(f, entry.name), childPath(t, entry.name));
+    const moved = new Set<string>();
+    // Listed again until nothing new shows: a file written into the directory while it moved
+    // is moved too, instead of going with the old name's shards (its object unlisted).
+    for (let round = 0; round < RENAME_LISTINGS; round++) {
+      const fresh = (await collect(this.#index.list(source))).filter((entry) =>
+        !moved.has(entry.name.toString("latin1"))
+      );
+      if (fresh.length === 0) break;
+      for (const entry of fresh) moved.add(entry.name.toString("latin1"));
+      const freshFiles = fresh.filter((entry) => entry.type !== "directory");
+      await mapLimit(freshFiles, TREE_PARALLELISM, async (entry) => {
+        const copied = await this.#copyFileObject(
+          childPath(f, entry.name),
+          childPath(t, entry.name),
+        );
+        if (copied.replaced) replaced.push(copied.replaced);
+      });
+      await this.#index.add(target, freshFiles);
+      files.push(...freshFiles);
+      for (const entry of fresh.filter((e) => e.type === "directory")) {
+        await this.#renameDirectory(childPath(f, entry.name), childPath(t, entry.name));
+      }
     }
     // Everything exists under the new name: now the old one goes.
     await mapLimit(
@@ -1533,6 +1547,9 @@ async function mapLimit<T>(
   });
   await Promise.all(workers);
 }
+
+/** Listings of a directory being renamed, each moving what the ones before did not show. */
+const RENAME_LISTINGS = 5;
 
 /** Reads and conditional puts of a setAttributes that keeps losing to concurrent writes. */
 const SET_ATTRIBUTES_ATTEMPTS = 5;
