@@ -48,6 +48,27 @@ async function renameDying(client: StoreClient, bucket: string, updates: number)
   await assert.rejects(store.rename("d/f", "d/t"));
 }
 
+/** `client`, whose first put to `key` waits (`atPut` resolved) until `proceed` is called. */
+function holdingFirstPut(client: StoreClient, key: string) {
+  let reached!: () => void;
+  const atPut = new Promise<void>((resolve) => reached = resolve);
+  let proceed!: () => void;
+  const gate = new Promise<void>((resolve) => proceed = resolve);
+  let held = false;
+  const slow: StoreClient = {
+    ...client,
+    put: async (location, content, options) => {
+      if (!held && Buffer.from(location.key).toString() === key) {
+        held = true;
+        reached();
+        await gate;
+      }
+      return await client.put(location, content, options);
+    },
+  };
+  return { slow, atPut, proceed };
+}
+
 const names = async (store: Store, path: string) =>
   (await Array.fromAsync(store.list(path))).map((entry) => entry.name.toString()).sort();
 
@@ -120,22 +141,8 @@ Deno.test("setAttributes racing an overwrite never puts the old version back", a
       ]] as const
     ) {
       await store.writeFile(name, old);
-      let reached!: () => void;
-      const atPut = new Promise<void>((resolve) => reached = resolve);
-      let proceed!: () => void;
-      const gate = new Promise<void>((resolve) => proceed = resolve);
-      let held = false;
-      const slow: StoreClient = {
-        ...client,
-        put: async (location, content, options) => {
-          if (!held && Buffer.from(location.key).toString() === name) {
-            held = true; // The chmod's put, held until the overwrite is done.
-            reached();
-            await gate;
-          }
-          return await client.put(location, content, options);
-        },
-      };
+      // The chmod's put, held until the overwrite is done.
+      const { slow, atPut, proceed } = holdingFirstPut(client, name);
       const chmod = new Store(slow, { namespace: { bucket, ...SMALL_CHUNKS } })
         .setAttributes(name, { mode: 0o600 });
       await atPut;
@@ -165,24 +172,10 @@ Deno.test("a directory another host removed is made again by a later write, not 
 Deno.test("a file written into a directory while it is renamed moves with it", async () => {
   await withStore(async ({ store, client, bucket }) => {
     await store.writeFile("src/a", Buffer.from("aaa"));
-    let reached!: () => void;
-    const atCopy = new Promise<void>((resolve) => reached = resolve);
-    let proceed!: () => void;
-    const gate = new Promise<void>((resolve) => proceed = resolve);
-    let held = false;
-    const slow: StoreClient = {
-      ...client,
-      put: async (location, content, options) => {
-        if (!held && Buffer.from(location.key).toString() === "dst/a") {
-          held = true; // The rename's copy of src/a, held while src/new is written.
-          reached();
-          await gate;
-        }
-        return await client.put(location, content, options);
-      },
-    };
+    // The rename's copy of src/a, held while src/new is written.
+    const { slow, atPut, proceed } = holdingFirstPut(client, "dst/a");
     const renaming = new Store(slow, { namespace: { bucket } }).rename("src", "dst");
-    await atCopy;
+    await atPut;
     await store.writeFile("src/new", Buffer.from("written meanwhile"));
     proceed();
     await renaming;
