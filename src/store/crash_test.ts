@@ -184,3 +184,20 @@ Deno.test("a file written into a directory while it is renamed moves with it", a
     assert.deepEqual(await names(store, ""), ["dst"]);
   });
 });
+
+Deno.test("allow_mult: a write with an older stat keeps the chunks of the version it did not see", async () => {
+  await withStore(async ({ client, bucket }) => {
+    const namespace = { bucket, bucketType: "kvmulti", ...SMALL_CHUNKS };
+    const a = new Store(client, { namespace });
+    const b = new Store(client, { namespace }); // Another host.
+    await a.writeFile("f", Buffer.from("v0 v0 v0 v0 v0 v0"), { mtimeNs: 1000n });
+    const before = await a.tryStat("f", { fileOnly: true });
+    await b.writeFile("f", Buffer.from("B's version, keep me"), { mtimeNs: 3000n });
+    // A's write with its older stat makes a sibling; B's (newer mtime) wins the resolution.
+    await a.writeFile("f", Buffer.from("A's version, older mtime"), {
+      previous: before,
+      mtimeNs: 2000n,
+    });
+    assert.equal((await a.readFile("f")).toString(), "B's version, keep me");
+  });
+});

@@ -761,6 +761,9 @@ export class Store {
     }
     if (
       replacedManifest && replacedManifest.generation !== uploaded.manifest?.generation &&
+      // The manifest read may be newer than the version the vclock named (another writer in
+      // between): on a type with siblings that version lives on, its chunks with it.
+      replacedManifest.sha256 === previous.meta.sha256 &&
       !await this.#sharedWithRenamePartner(previous, replacedManifest)
     ) {
       await this.#deleteChunks(replacedManifest);
