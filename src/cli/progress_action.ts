@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { LockedError } from "../migration/lock.ts";
+import { EXIT_LOCKED } from "../migration/prewarm.ts";
 import type { Command } from "commander";
 import { progressFromState, type ProgressReport, rescan } from "../migration/progress.ts";
 import { formatBytes } from "../migration/progress_reporter.ts";
@@ -23,13 +25,21 @@ export async function showProgress(
     const filter = filterFromOptions(command, opts);
     await runWithStore(command, opts, async (store, out) => {
       const state = stateDirectoryFor(source, store.namespace, opts);
-      const report = await rescan({
-        source,
-        store,
-        state,
-        filter,
-        concurrency: opts.concurrency as number,
-      });
+      let report: ProgressReport;
+      try {
+        report = await rescan({
+          source,
+          store,
+          state,
+          filter,
+          concurrency: opts.concurrency as number,
+        });
+      } catch (error) {
+        if (!(error instanceof LockedError)) throw error;
+        process.stderr.write(`riakfs progress: ${error.message}\n`);
+        process.exitCode = EXIT_LOCKED;
+        return;
+      }
       await out(render(report, opts.json === true));
     });
     return;

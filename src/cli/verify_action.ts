@@ -4,6 +4,7 @@
  * @module
  */
 import type { Command } from "commander";
+import { acquireLock } from "../migration/lock.ts";
 import { verifyTree } from "../migration/verify.ts";
 import { formatBytes } from "../migration/progress_reporter.ts";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
@@ -67,14 +68,22 @@ export async function verifyCommand(
       // The whole tree: progress reports it as what is verified.
       const state = stateDirectoryFor(source, store.namespace, opts);
       try {
-        const saved = state.loadState();
-        saved.lastVerify = {
-          endedAt: new Date().toISOString(),
-          checked: { files: summary.checked, bytes: summary.bytes },
-          matched: { files: summary.matched, bytes: summary.matchedBytes },
-          differing: summary.differences.length,
-        };
-        state.saveState(saved);
+        // Under the run lock: a pre-warm saving its state meanwhile would lose this record,
+        // or this save its cursor and retry list.
+        state.ensure();
+        const lock = acquireLock(state.lockFile);
+        try {
+          const saved = state.loadState();
+          saved.lastVerify = {
+            endedAt: new Date().toISOString(),
+            checked: { files: summary.checked, bytes: summary.bytes },
+            matched: { files: summary.matched, bytes: summary.matchedBytes },
+            differing: summary.differences.length,
+          };
+          state.saveState(saved);
+        } finally {
+          lock.release();
+        }
       } catch (error) {
         process.stderr.write(
           `riakfs verify: could not record the result in ${state.path}: ${

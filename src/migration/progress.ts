@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { acquireLock } from "./lock.ts";
 import { type PrewarmOptions, runPrewarm } from "./prewarm.ts";
 import {
   addTally,
@@ -126,15 +127,22 @@ export async function rescan(
   options: Pick<PrewarmOptions, "source" | "store" | "state" | "filter" | "concurrency">,
 ): Promise<ProgressReport> {
   const startedAt = new Date().toISOString();
-  const result = await runPrewarm({ ...options, dryRun: true });
-  const saved = options.state.loadState();
-  saved.lastCompletePass = {
-    kind: "rescan",
-    startedAt,
-    endedAt: result.endedAt,
-    tally: result.tally,
-  };
-  options.state.saveState(saved);
+  // One run at a time, as for a pre-warm: its state save and this one must not cross.
+  options.state.ensure();
+  const lock = acquireLock(options.state.lockFile);
+  try {
+    const result = await runPrewarm({ ...options, dryRun: true });
+    const saved = options.state.loadState();
+    saved.lastCompletePass = {
+      kind: "rescan",
+      startedAt,
+      endedAt: result.endedAt,
+      tally: result.tally,
+    };
+    options.state.saveState(saved);
+  } finally {
+    lock.release();
+  }
   return progressFromState(options.state);
 }
 

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
 import { dailyRate, etaDays, progressFromState, rescan } from "./progress.ts";
+import { LockedError } from "./lock.ts";
 import { runPrewarm } from "./prewarm.ts";
 import { emptyTally, type RunRecord, StateDirectory } from "./state.ts";
 
@@ -55,8 +56,13 @@ Deno.test("progress reports recorded passes, and a rescan recomputes them", asyn
       assert.deepEqual(done.pending, { files: 0, bytes: 0 });
       assert.equal(done.etaDays, 0);
       writeFileSync(join(source, "new"), "fresh");
+      // A pre-warm holding the run lock: the rescan waits for another time.
+      writeFileSync(state.lockFile, `${process.ppid}\n`); // Alive, and not this process.
+      await assert.rejects(rescan({ source, store, state }), LockedError);
+      rmSync(state.lockFile);
       const rescanned = await rescan({ source, store, state });
       assert.equal(rescanned.lastCompletePass?.kind, "rescan");
+      assert.equal(existsSync(state.lockFile), false, "the rescan's lock is released");
       assert.deepEqual(rescanned.total, { files: 7, bytes: 65 });
       assert.deepEqual(rescanned.pending, { files: 1, bytes: 5 });
       assert.ok(rescanned.etaDays! > 0);
