@@ -8,6 +8,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { isProcessAlive } from "../src/util/process.ts";
 import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
 
 /** A mount served by a `dist/riakfs mount --foreground` child process. */
@@ -51,6 +52,41 @@ export function isMounted(mountpoint: string): boolean {
     const fields = line.split(" ");
     return fields[4] === mountpoint && line.includes(" - fuse.");
   });
+}
+
+/** The pids of the watchdogs among the direct children of `pid`. */
+export function watchdogsOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (parent === pid && argv.includes("riakfs-watchdog")) children.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return children;
+}
+
+/**
+ * Kills a mount's watchdog, then its serving process (SIGKILL both, by pid), and waits until
+ * both are gone: the mount is left stale, as after a crash that took the watchdog along.
+ */
+export async function crashLeavingStaleMount(server: ChildProcess): Promise<void> {
+  let watchdogs: number[] = [];
+  await waitFor(() => (watchdogs = watchdogsOf(server.pid!)).length > 0, 5_000);
+  if (watchdogs.length !== 1) throw new Error(`${watchdogs.length} watchdogs, not one`);
+  process.kill(watchdogs[0], "SIGKILL");
+  if (!(await waitFor(() => !isProcessAlive(watchdogs[0]), 5_000))) {
+    throw new Error("the watchdog survived SIGKILL");
+  }
+  process.kill(server.pid!, "SIGKILL");
+  if (!(await waitFor(() => server.exitCode !== null || server.signalCode !== null, 5_000))) {
+    throw new Error("the mount survived SIGKILL");
+  }
 }
 
 /** Runs a command to completion; resolves with its exit code and output. */

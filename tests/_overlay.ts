@@ -105,7 +105,8 @@ export async function withOverlayEnv(body: (env: OverlayEnv) => Promise<void>): 
       mountpoint,
     ]);
   const mountArgs = async (args: string[]) => {
-    fs.mkdirSync(mountpoint, { recursive: true });
+    // A stale mount left by a crash stays for the mount to clear (mkdir would fail on it).
+    if (!isMounted(mountpoint)) fs.mkdirSync(mountpoint, { recursive: true });
     const server = spawn(RIAKFS_BINARY, ["mount", ...args], {
       stdio: ["ignore", "ignore", "pipe"],
     });

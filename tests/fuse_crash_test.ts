@@ -5,7 +5,14 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { join, relative } from "node:path";
-import { isMounted, startMount, stopMount, tempDir, waitFor } from "./_mount.ts";
+import {
+  crashLeavingStaleMount,
+  isMounted,
+  startMount,
+  stopMount,
+  tempDir,
+  waitFor,
+} from "./_mount.ts";
 import { runtimePaths } from "../src/overlay/control.ts";
 import { isProcessAlive } from "../src/util/process.ts";
 import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
@@ -34,23 +41,6 @@ function loadUntil(
   };
   const finished = Promise.all(Array.from({ length: 8 }, (_, id) => worker(id))).then(() => {});
   return { finished, completed: () => operations };
-}
-
-/** The pids of the watchdogs among the direct children of `pid`. */
-function watchdogsOf(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      if (parent === pid && argv.includes("riakfs-watchdog")) children.push(Number(entry));
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return children;
 }
 
 /**
@@ -129,18 +119,7 @@ Deno.test("a stale mount (server and watchdog dead) is cleared by the next mount
   fs.writeFileSync(join(source, "kept"), "kept");
   const mount = await startMount({ source });
   try {
-    let watchdogs: number[] = [];
-    await waitFor(() => (watchdogs = watchdogsOf(mount.server.pid!)).length > 0, 5_000);
-    assert.equal(watchdogs.length, 1, "one watchdog process");
-    process.kill(watchdogs[0], "SIGKILL");
-    assert.ok(await waitFor(() => !isProcessAlive(watchdogs[0]), 5_000));
-    process.kill(mount.server.pid!, "SIGKILL");
-    assert.ok(
-      await waitFor(
-        () => mount.server.exitCode !== null || mount.server.signalCode !== null,
-        5_000,
-      ),
-    );
+    await crashLeavingStaleMount(mount.server);
     assert.throws(() => fs.statSync(mount.mountpoint), /ENOTCONN|ECONNABORTED/);
     await remountAndCheck(source, mount.mountpoint, () => {
       assert.equal(fs.readFileSync(join(mount.mountpoint, "kept"), "utf8"), "kept");

@@ -3,13 +3,15 @@
  * riakfs is killed with SIGKILL, Riak comes back, riakfs is started again and replays its
  * journal: every file whose close() returned is in Riak, byte for byte. In shadow and
  * migrate the journal names local files to mirror, and removals (a file removed during the
- * outage is gone from Riak after the replay); in drain and riak it holds staged files.
+ * outage is gone from Riak after the replay); in drain and riak it holds staged files. A
+ * stale mount left by a crash that took the watchdog along is cleared by the next mount.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
-import { isMounted, waitFor } from "./_mount.ts";
+import { crashLeavingStaleMount, isMounted, waitFor } from "./_mount.ts";
 import { assertReplayedAfterRemount, eventually, withOverlayEnv } from "./_overlay.ts";
 
 for (const preset of ["migrate", "shadow", "drain", "riak"]) {
@@ -55,3 +57,27 @@ for (const preset of ["migrate", "shadow", "drain", "riak"]) {
     });
   });
 }
+
+Deno.test("migrate: a stale mount (riakfs and its watchdog killed) is cleared by the next mount, which replays the journal", async () => {
+  await withOverlayEnv(async (env) => {
+    const first = await env.mount("migrate");
+    const files = new Map([["written-in-the-outage.bin", seededBytes(600, 300_000)]]);
+    await env.riak.stop();
+    try {
+      for (const [name, content] of files) await fsp.writeFile(join(env.mountpoint, name), content);
+      await crashLeavingStaleMount(first.server);
+      assert.ok(isMounted(env.mountpoint), "the dead mount is still there");
+      await assert.rejects(fsp.stat(env.mountpoint), /ENOTCONN|ECONNABORTED/);
+    } finally {
+      await env.riak.restart();
+    }
+    await assertReplayedAfterRemount(env, files, "migrate", async () => {
+      assert.ok(
+        Buffer.from(files.get("written-in-the-outage.bin")!).equals(
+          await fsp.readFile(join(env.mountpoint, "written-in-the-outage.bin")),
+        ),
+        "served through the new mount",
+      );
+    });
+  });
+});

@@ -1,7 +1,8 @@
 /**
  * Migration behaviour on a real mount: copy-on-read (then served from Riak even when the
  * local copy changes behind riakfs), drain's verified deletion, Riak outages (local files
- * served, Riak reads fail with EIO in time, listings degrade, logged once), the status
+ * served, Riak reads fail with EIO in time, listings degrade, logged once), a file changed
+ * between its hash and its deletion kept (the read-back held at a proxy), the status
  * command and the Prometheus endpoint of a live mount, and riak-fuse's legacy flags.
  */
 import assert from "node:assert/strict";
@@ -10,6 +11,7 @@ import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
 import { eventually, type OverlayEnv, statusOf, withOverlayEnv } from "./_overlay.ts";
+import { startRiakProxy } from "./_riak_proxy.ts";
 
 /** Writes a legacy file directly in the source, dated in the past like real legacy data. */
 async function legacyFile(path: string, content: Uint8Array): Promise<void> {
@@ -83,6 +85,60 @@ Deno.test("drain: a file read whole leaves the local disk only after verificatio
       assert.equal(await fsp.readFile(join(env.source, "logs/unread.log"), "utf8"), "never read");
     } finally {
       await env.unmount(mounted);
+    }
+  });
+});
+
+Deno.test("drain: a file changed between its hash and its deletion is kept, on a mount", async () => {
+  await withOverlayEnv(async (env) => {
+    const content = seededBytes(23, 150_000);
+    const local = join(env.source, "logs/busy.log");
+    await legacyFile(local, content);
+    const proxy = await startRiakProxy(env.riak.nodes[0]);
+    try {
+      // The upload's read-back waits at the proxy while the application appends a line.
+      const readBack = proxy.holdReadBackAfterPut(env.bucket, "logs/busy.log");
+      const mounted = await env.mountArgs([
+        "--preset",
+        "drain",
+        "--foreground",
+        "--riak",
+        proxy.node,
+        "--bucket",
+        env.bucket,
+        "--spool",
+        env.spool,
+        "--run-dir",
+        env.runDirectory,
+        env.source,
+        env.mountpoint,
+      ]);
+      try {
+        assert.ok(content.equals(await fsp.readFile(join(env.mountpoint, "logs/busy.log"))));
+        await readBack.reached;
+        await fsp.appendFile(local, "one more line\n");
+        readBack.release();
+        await eventually("the deletion decided", async () => {
+          const { kept, deleted } = (await statusOf(env)).metrics.localDeletion;
+          return kept + deleted > 0;
+        });
+        assert.deepEqual((await statusOf(env)).metrics.localDeletion, { deleted: 0, kept: 1 });
+        assert.ok(
+          Buffer.concat([content, Buffer.from("one more line\n")]).equals(
+            await fsp.readFile(local),
+          ),
+          "the changed local file is untouched",
+        );
+        assert.ok(
+          content.equals(await env.store.readFile("logs/busy.log")),
+          "Riak has the hashed bytes",
+        );
+        assert.match(mounted.stderr(), /local copy kept/);
+      } finally {
+        await env.unmount(mounted);
+      }
+    } finally {
+      await proxy.close();
     }
   });
 });

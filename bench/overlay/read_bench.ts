@@ -158,11 +158,17 @@ async function mountWith(binary: string): Promise<void> {
   if (!isMounted(mountpoint)) throw new Error(`${binary} did not mount`);
 }
 
-/** The mount's operation counters (`riakfs status --json`). */
+/**
+ * The mount's operation counters (`riakfs status --json`), and the requests the reader
+ * threads answered without the event loop.
+ */
 async function opsOfMount(): Promise<Record<string, number>> {
   const result = await runRiakfs(["status", "--json", "--run-dir", join(base, "run"), mountpoint]);
   if (result.code !== 0) throw new Error(`riakfs status failed: ${result.stderr}`);
-  return JSON.parse(result.stdout).metrics.ops;
+  const { ops, opsInReaders } = JSON.parse(result.stdout).metrics;
+  const inReaders = Object.entries(opsInReaders as Record<string, number>)
+    .map(([op, count]) => [`${op} in readers`, count]);
+  return { ...ops, ...Object.fromEntries(inReaders) };
 }
 
 /** FUSE requests per small file, by operation, from the counters before and after. */
