@@ -10,8 +10,10 @@ import { RiakRequestError } from "./errors.ts";
 import { describeLocation, type DirectoryPlacement, type ObjectLocation } from "./layout.ts";
 import {
   decodeMember,
+  DEFAULT_SHARD_BYTES,
   encodeEntryMember,
   encodeMarkerMember,
+  ENTRY_MEMBER_OVERHEAD,
   levelsFromMarkers,
   nextLevel,
   type ShardEntry,
@@ -31,7 +33,10 @@ const LIST_PARALLELISM = 8;
 
 /** Bounds of the sharded index, and the write quorums of its set updates. */
 export interface ShardSettings {
+  /** Entries a shard holds at most. */
   capacity: number;
+  /** Bytes of members a shard holds at most; default {@link DEFAULT_SHARD_BYTES}. */
+  maxBytes?: number;
   fanout: number;
   w?: WriteQuorum;
   dw?: WriteQuorum;
@@ -54,8 +59,8 @@ export class DirectoryIndex {
   readonly #addingTo = new Set<string>();
   /** Recently read levels per directory (latin1 of its path). */
   readonly #levels = new Map<string, { levels: number[]; at: number }>();
-  /** Recently read entry counts per shard (latin1 of its key). */
-  readonly #sizes = new Map<string, { size: number; at: number }>();
+  /** Recently read sizes per shard (latin1 of its key). */
+  readonly #sizes = new Map<string, ShardSize & { at: number }>();
 
   constructor(client: StoreClient, settings: ShardSettings) {
     this.#client = client;
@@ -198,15 +203,16 @@ export class DirectoryIndex {
         shard: this.#shard(directory, count, index),
         group,
       }));
+      const adding = groups.map(({ group }) => sizeOf(group));
       const sizes = await Promise.all(
-        groups.map(({ shard, group }) => this.#shardSize(shard, group.length, fetch)),
+        groups.map(({ shard }, i) => this.#shardSize(shard, adding[i], fetch)),
       );
-      if (groups.every(({ group }, i) => sizes[i] + group.length <= this.#settings.capacity)) {
-        await Promise.all(groups.map(async ({ shard, group }) => {
+      if (sizes.every((size, i) => this.#fits(size, adding[i]))) {
+        await Promise.all(groups.map(async ({ shard, group }, i) => {
           await this.#update(shard, {
             add: group.map((entry) => encodeEntryMember(entry.type, entry.name)),
           });
-          this.#adjustSize(shard, group.length);
+          this.#adjustSize(shard, adding[i]);
         }));
         return;
       }
@@ -233,28 +239,39 @@ export class DirectoryIndex {
   }
 
   /**
-   * Entries in a shard: a cached count (kept up to date with this process's own adds) while it
-   * is young and clearly below capacity, else a fresh fetch.
+   * Whether a shard of `size` takes `adding` within both bounds. A single entry always fits
+   * an empty shard, whatever its name's length: else no level would ever take it.
+   */
+  #fits(size: ShardSize, adding: ShardSize): boolean {
+    if (size.entries + adding.entries > this.#settings.capacity) return false;
+    if (size.entries === 0 && adding.entries === 1) return true;
+    return size.bytes + adding.bytes <= (this.#settings.maxBytes ?? DEFAULT_SHARD_BYTES);
+  }
+
+  /**
+   * The size of a shard: a cached one (kept up to date with this process's own adds) while it
+   * is young and takes `adding`, else a fresh fetch.
    */
   async #shardSize(
     shard: ObjectLocation,
-    adding: number,
+    adding: ShardSize,
     fetch: (location: ObjectLocation) => Promise<FetchedSet | undefined>,
-  ): Promise<number> {
+  ): Promise<ShardSize> {
     const id = shard.key.toString("latin1");
     const cached = this.#sizes.get(id);
-    if (
-      cached && Date.now() - cached.at < SHARD_STATE_TTL_MS &&
-      cached.size + adding <= this.#settings.capacity
-    ) return cached.size;
-    const size = readShard(await fetch(shard)).entries.length;
-    remember(this.#sizes, id, { size, at: Date.now() });
+    if (cached && Date.now() - cached.at < SHARD_STATE_TTL_MS && this.#fits(cached, adding)) {
+      return cached;
+    }
+    const size = sizeOf(readShard(await fetch(shard)).entries);
+    remember(this.#sizes, id, { ...size, at: Date.now() });
     return size;
   }
 
-  #adjustSize(shard: ObjectLocation, delta: number): void {
+  #adjustSize(shard: ObjectLocation, change: ShardSize, sign = 1): void {
     const cached = this.#sizes.get(shard.key.toString("latin1"));
-    if (cached) cached.size = Math.max(0, cached.size + delta);
+    if (!cached) return;
+    cached.entries = Math.max(0, cached.entries + sign * change.entries);
+    cached.bytes = Math.max(0, cached.bytes + sign * change.bytes);
   }
 
   /** Removes the entries called `names` wherever they are. */
@@ -287,7 +304,10 @@ export class DirectoryIndex {
     await Promise.all(
       [...byShard.values()].map(async (group) => {
         await this.#update(group.shard, { remove: group.remove, context: group.context });
-        this.#adjustSize(group.shard, -group.remove.length);
+        this.#adjustSize(group.shard, {
+          entries: group.remove.length,
+          bytes: group.remove.reduce((total, member) => total + member.length, 0),
+        }, -1);
       }),
     );
   }
@@ -447,6 +467,18 @@ function readShard(set: FetchedSet | undefined): { levels: number[]; entries: Sh
     else if (decoded.kind === "marker") markers.push(decoded.shardCount);
   }
   return { levels: levelsFromMarkers(markers), entries };
+}
+
+/** Entries of a shard, and the bytes of their members. */
+interface ShardSize {
+  entries: number;
+  bytes: number;
+}
+
+function sizeOf(entries: readonly ShardEntry[]): ShardSize {
+  let bytes = 0;
+  for (const entry of entries) bytes += entry.name.length + ENTRY_MEMBER_OVERHEAD;
+  return { entries: entries.length, bytes };
 }
 
 function groupByShard(entries: readonly ShardEntry[], count: number): Map<number, ShardEntry[]> {

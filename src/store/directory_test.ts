@@ -57,6 +57,60 @@ Deno.test("a directory of 100,000 entries spreads over bounded shards and lists 
   });
 });
 
+Deno.test("long names open new levels by bytes, not only by count; every shard stays within both", async () => {
+  await withStore(async ({ client, store }) => {
+    const maxBytes = 8_000;
+    const index = new DirectoryIndex(client, { capacity: 2000, maxBytes, fanout: 16 });
+    const dir = store.layout.directory(normalizePath("long-names"));
+    const sharded = dir.entries;
+    if (sharded.kind !== "sharded") throw new Error("expected a sharded directory");
+    const names = Array.from(
+      { length: 300 },
+      (_, i) => `${String(i).padStart(4, "0")}-${"x".repeat(240)}`,
+    );
+    for (let start = 0; start < names.length; start += 50) {
+      await index.add(
+        dir,
+        names.slice(start, start + 50).map((name) => ({
+          type: "file" as const,
+          name: Buffer.from(name),
+        })),
+      );
+    }
+    const listed = [];
+    for await (const entry of index.list(dir)) listed.push(entry.name.toString());
+    assert.deepEqual(listed.sort(), names);
+    const location = (key: Buffer) => ({
+      bucketType: sharded.bucketType,
+      bucket: sharded.bucket,
+      key,
+    });
+    const root = await client.fetchSet(location(sharded.dirKey));
+    const counts = root!.members.map((m) => Buffer.from(m).toString())
+      .filter((m) => m.startsWith("#shards:")).map((m) => Number(m.slice("#shards:".length)));
+    assert.ok(counts.length >= 1, "300 entries, far below the count capacity, opened a level");
+    for (const count of [1, ...counts]) {
+      for (let i = 0; i < count; i++) {
+        const key = count === 1
+          ? sharded.dirKey
+          : Buffer.concat([sharded.dirKey, Buffer.from(`#${count}.${i}`)]);
+        const members = (await client.fetchSet(location(key)))?.members ?? [];
+        const bytes = members.filter((m) => !Buffer.from(m).toString().startsWith("#"))
+          .reduce((total, member) => total + member.length, 0);
+        assert.ok(bytes <= maxBytes, `shard ${count}.${i} holds ${bytes} bytes`);
+      }
+    }
+    // A name longer than a whole shard's bound still finds a place: an empty shard takes it.
+    const tiny = new DirectoryIndex(client, { capacity: 2000, maxBytes: 10, fanout: 16 });
+    const other = store.layout.directory(normalizePath("tiny-shards"));
+    const long = ["a", "b", "c"].map((letter) => Buffer.from(letter.repeat(200)));
+    await tiny.add(other, long.map((name) => ({ type: "file" as const, name })));
+    const found = [];
+    for await (const entry of tiny.list(other)) found.push(entry.name.toString());
+    assert.deepEqual(found.sort(), long.map((name) => name.toString()));
+  });
+});
+
 Deno.test("an entry added under the other type replaces the old one, in a one-shard directory too", async () => {
   await withStore(async ({ client, store }) => {
     const index = new DirectoryIndex(client, { capacity: 2000, fanout: 16 });

@@ -2,7 +2,7 @@
  * Directory shards: how a directory's entries are spread over Riak sets of bounded size.
  *
  * A directory starts as one set, its *root shard*. When a shard at the newest level would
- * grow past the shard capacity, a new level with `fanout` times as many shards is opened by
+ * grow past the shard capacity (entries, or bytes of members), a new level with `fanout` times as many shards is opened by
  * adding a marker member to the root shard; from then on new entries go to the newest
  * level, at `hash(name) mod count`. Older levels are never rewritten: an entry stays where
  * it was added, so a lookup or removal checks one shard per level (a handful: 1, 16, 256,
@@ -22,6 +22,16 @@ import type { EntryType } from "./usermeta.ts";
 
 /** Default number of entries per shard before a new level is opened (~100 KB of names). */
 export const DEFAULT_SHARD_CAPACITY = 2000;
+
+/**
+ * Default bytes of members per shard before a new level is opened, whatever the count: 2,000
+ * names of 255 bytes would make a 512 KB set, and Riak's sets slow down past about 500 KB. A
+ * quarter MiB leaves room for the set's own bookkeeping (a dot per member).
+ */
+export const DEFAULT_SHARD_BYTES = 256 * 1024;
+
+/** Bytes a member adds to its entry's name: the type letter and `:`. */
+export const ENTRY_MEMBER_OVERHEAD = 2;
 
 /** Default factor between the shard counts of consecutive levels. */
 export const DEFAULT_SHARD_FANOUT = 16;
