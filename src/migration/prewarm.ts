@@ -152,7 +152,10 @@ export type PrewarmEvent =
 export interface LiveRun {
   readonly tally: PassTally;
   readonly startedAt: number;
-  /** Files this run is expected to see, from the last complete pass. */
+  /**
+   * Files this run is expected to see: from the last complete pass, or, in a first pass, from
+   * a count of the tree made while the run goes on (undefined until it is done).
+   */
   readonly expectedFiles?: number;
 }
 
@@ -249,6 +252,10 @@ class PrewarmRun {
   /** Started entries in walk order; the cursor advances over the finished front. */
   readonly #pending: Pending[] = [];
   #cursor: Buffer | undefined;
+  /** Files (and symlinks) ahead of the run, once {@link countAhead} finished. */
+  #counted: number | undefined;
+  /** Set when the run ended: a count still going stops. */
+  #ended = false;
   /** Some entry (walked or retried) was left for the next run: the run is partial. */
   #deferred = false;
   readonly #state: MigrationState;
@@ -286,12 +293,50 @@ class PrewarmRun {
     this.#cursor = resumeFrom;
     const expected = this.#state.lastCompletePass?.tally.seen.files;
     const coveredAlready = resumeFrom ? (this.#state.currentPass?.tally.seen.files ?? 0) : 0;
+    // A first pass has nothing to go by: the tree is counted alongside (names only, no stat).
+    const counting = expected === undefined ? this.#countAhead(resumeFrom) : undefined;
+    const expectedFiles = () =>
+      expected === undefined ? this.#counted : Math.max(0, expected - coveredAlready);
     this.#o.onStart?.({
       tally: this.#tally,
       startedAt: this.#startedAt,
-      expectedFiles: expected === undefined ? undefined : Math.max(0, expected - coveredAlready),
+      get expectedFiles() {
+        return expectedFiles();
+      },
     });
+    try {
+      return await this.#walkAndFinish(resumeFrom, dryRun);
+    } finally {
+      this.#ended = true;
+      await counting;
+    }
+  }
 
+  /**
+   * Counts what the run will see, into {@link #counted}: the last run's retry list, and the
+   * files and symlinks the walk finds after `resumeFrom` (a walk of names only: the kernel
+   * gives each name's type). Stops when the run ends first; a directory it cannot read
+   * counts as empty, as the walk fails it.
+   */
+  async #countAhead(resumeFrom: Buffer | undefined): Promise<void> {
+    let files = 0;
+    try {
+      if (!this.#o.dryRun) {
+        for await (const _ of this.#lastRetryList()) files++;
+      }
+      for await (
+        const entry of walkTree(this.#o.source, { filter: this.#o.filter, startAfter: resumeFrom })
+      ) {
+        if (this.#ended) return;
+        if (entry.kind === "file" || entry.kind === "symlink") files++;
+      }
+      this.#counted = files;
+    } catch {
+      // Only an estimate: the run itself reports what it cannot read.
+    }
+  }
+
+  async #walkAndFinish(resumeFrom: Buffer | undefined, dryRun: boolean): Promise<PrewarmResult> {
     const retried = new Set<string>();
     let stopReason: StopReason | undefined;
     if (!dryRun) {

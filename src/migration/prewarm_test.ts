@@ -24,6 +24,7 @@ import {
   EXIT_FAILED,
   EXIT_PARTIAL,
   FAILED_LIST_FILE,
+  type LiveRun,
   RETRY_MORE_FILE,
   runPrewarm,
 } from "./prewarm.ts";
@@ -115,6 +116,54 @@ Deno.test("prewarm stops at --max-files with exit 3 and the next run resumes", a
       const saved = state.loadState();
       assert.equal(saved.cursorHex, undefined);
       assert.equal(saved.lastCompletePass?.tally.seen.files, 10);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("a first pass counts the tree alongside: progress has a total, also when resumed", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  for (let i = 0; i < 10; i++) writeFileSync(join(source, `f${i}`), `file ${i}`);
+  writeFileSync(join(source, "skip.tmp"), "excluded");
+  symlinkSync("f0", join(source, "link"));
+  try {
+    await withStore(async ({ store }) => {
+      const filter = new PathFilter([], ["*.tmp"]);
+      const runs: LiveRun[] = [];
+      // Uploads wait for the count, so the test sees it whatever the machine's speed.
+      const countKnown = async () => {
+        while (runs.at(-1)?.expectedFiles === undefined) {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+      };
+      const gated = failingWrites(store, () => undefined);
+      const counted: MigrationStore = {
+        ...gated,
+        writeFile: async (path, content, options) => {
+          await countKnown();
+          return gated.writeFile(path, content, options);
+        },
+      };
+      const onStart = (started: LiveRun) => runs.push(started);
+      const first = await runPrewarm({
+        source,
+        store: counted,
+        state,
+        filter,
+        maxFiles: 4,
+        onStart,
+      });
+      assert.equal(first.exitCode, EXIT_PARTIAL);
+      assert.equal(runs[0].expectedFiles, 11, "10 files and a symlink; *.tmp excluded");
+      const second = await runPrewarm({ source, store: counted, state, filter, onStart });
+      assert.equal(second.exitCode, EXIT_COMPLETE);
+      assert.equal(runs[1].expectedFiles, 7, "what the resumed walk has left");
+      assert.equal(second.tally.seen.files, 7);
+      await runPrewarm({ source, store, state, filter, onStart });
+      assert.equal(runs[2].expectedFiles, 11, "after a complete pass: that pass's count");
     });
   } finally {
     rmSync(source, { recursive: true });
