@@ -2,7 +2,8 @@
  * A process dying in the middle of a store operation (its remaining requests never sent)
  * leaves duplicates or leftovers, never a loss: whatever is done next with either name of
  * an interrupted rename keeps the other readable, a file whose entry was never added gets
- * it on the next write, and a directory whose rename died half-way can still be removed.
+ * it on the next write (also once a duplicate was renamed on), and a directory whose rename
+ * died half-way can still be removed.
  * And a change of attributes racing an overwrite applies to the new version, never brings
  * the old one back.
  */
@@ -100,6 +101,26 @@ Deno.test("a rename that died with both names listed: either name can be used af
     await store.setAttributes("d/f", { mode: 0o600 });
     await store.remove("d/f");
     assert.ok(CONTENT.equals(await store.readFile("d/t")), "attributes, then removing the old");
+  }, { namespace: SMALL_CHUNKS });
+});
+
+Deno.test("a crash duplicate renamed on keeps its chunks: removing either leftover is safe", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.writeFile("d/f", CONTENT);
+    await renameDying(client, bucket, 2);
+    assert.deepEqual(await names(store, "d"), ["f", "t"]);
+    await store.rename("d/t", "d/u");
+    await store.rename("d/u", "d/v");
+    assert.deepEqual(await names(store, "d"), ["f", "v"]);
+    await store.remove("d/f");
+    assert.ok(CONTENT.equals(await store.readFile("d/v")), "the leftover removed");
+    await store.writeFile("d/f", CONTENT);
+    await renameDying(client, bucket, 2);
+    await store.rename("d/f", "d/g");
+    await store.remove("d/t");
+    assert.ok(CONTENT.equals(await store.readFile("d/g")), "the renamed-on old name kept");
+    await store.writeFile("d/t", Buffer.from("another file over the old name's partner"));
+    assert.ok(CONTENT.equals(await store.readFile("d/g")));
   }, { namespace: SMALL_CHUNKS });
 });
 

@@ -29,7 +29,10 @@ import {
   encodeUsermeta,
   LAYOUT_VERSION,
   type ObjectMeta,
+  renamePartners,
+  USERMETA,
   UsermetaFormatError,
+  withRenameMark,
 } from "./usermeta.ts";
 
 const SHA = "a".repeat(64);
@@ -215,4 +218,21 @@ Deno.test("resolveNamespace checks numbers and presets", () => {
   assert.throws(() => resolveNamespace({ preset: "nope" as "default" }), RangeError);
   assert.throws(() => resolveNamespace({ bucket: "" }), RangeError);
   assert.equal(resolveNamespace().chunkSize, 1024 * 1024);
+});
+
+Deno.test("rename marks: one pair per direction, paths comma-separated, each named once", () => {
+  const a = Buffer.from("d/a");
+  const b = Buffer.from("d/\xff b", "latin1");
+  let pairs = withRenameMark([{ key: USERMETA.size, value: "3" }], USERMETA.renamedTo, [a]);
+  pairs = withRenameMark(pairs, USERMETA.renamedTo, [b, a]);
+  pairs = withRenameMark(pairs, USERMETA.renamedFrom, [a]);
+  assert.deepEqual(pairs, [
+    { key: USERMETA.renamedTo, value: `${a.toString("hex")},${b.toString("hex")}` },
+    { key: USERMETA.renamedFrom, value: a.toString("hex") },
+  ]);
+  assert.deepEqual(renamePartners(pairs), [a, b]);
+  // A value that is not hex (another writer's) names nobody.
+  assert.deepEqual(renamePartners([{ key: USERMETA.renamedFrom, value: "zz,6162" }]), [
+    Buffer.from("ab"),
+  ]);
 });

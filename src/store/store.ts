@@ -65,9 +65,11 @@ import {
   LAYOUT_VERSION,
   type ObjectMeta,
   renameMarks,
+  renamePartners,
   type Storage,
   USERMETA,
   UsermetaFormatError,
+  withRenameMark,
 } from "./usermeta.ts";
 
 /** Default number of chunk uploads in flight per file. */
@@ -1128,44 +1130,41 @@ export class Store {
    * name's too and must stay (`riakfs gc` takes them once nothing refers to them).
    */
   async #sharedWithRenamePartner(object: ResolvedObject, manifest: Manifest): Promise<boolean> {
-    for (const mark of renameMarks(object.content.usermeta)) {
-      if (!/^([0-9a-f]{2})+$/.test(mark.value)) continue;
-      const partner = Buffer.from(mark.value, "hex");
-      const other = await this.#getResolved(this.layout.file(partner).object, false, partner);
-      if (
-        other?.meta.storage === "chunked" &&
-        this.#manifestOf(partner, other).generation === manifest.generation
-      ) return true;
-    }
-    return false;
+    return (await this.#sharingPartners(object, manifest.generation, [], 1)).length > 0;
   }
 
-  /** Copies the object at file path `f` to `t` (a chunked file shares its generation). */
+  /**
+   * Copies the object at file path `f` to `t` (a chunked file shares its generation).
+   *
+   * Every name sharing the generation is marked with the others it shares it with, so a
+   * removal never takes chunks another name still uses: `f` is marked before `t` exists (a
+   * crash may leave both), `t` names `f` and the partners `f` still shares with (left by
+   * earlier interrupted renames), and those partners learn of `t`, as `f` goes away.
+   */
   async #copyFileObject(f: Buffer, t: Buffer): Promise<{ replaced?: Manifest; type: EntryType }> {
     const source = await this.#getResolved(this.layout.file(f).object, false, f);
     if (!source) throw new NotFoundError(displayPath(f));
+    let partners: Buffer[] = [];
     if (source.meta.storage === "chunked") {
-      // Both names will share one generation for a moment: mark the old one first, so that
-      // if a crash leaves both, removing the old one does not take the chunks along.
-      await this.#put(this.layout.file(f).object, {
-        value: source.content.value,
-        contentType: source.content.contentType ?? MANIFEST_CONTENT_TYPE,
-        usermeta: [
-          ...encodeUsermeta(source.meta),
-          { key: USERMETA.renamedTo, value: t.toString("hex") },
-        ],
-      }, source.vclock);
+      const generation = this.#manifestOf(f, source).generation;
+      await this.#addRenameMark(f, source, USERMETA.renamedTo, t);
+      partners = await this.#sharingPartners(source, generation, [f, t]);
     }
     const target = this.layout.file(t);
     const previous = await this.#getResolved(target.object, false, t);
     const shared = source.meta.storage === "chunked"
-      ? [{ key: USERMETA.renamedFrom, value: f.toString("hex") }]
+      ? withRenameMark([], USERMETA.renamedFrom, [f, ...partners])
       : [];
     await this.#put(target.object, {
       value: source.content.value,
       contentType: source.content.contentType ?? "application/octet-stream",
       usermeta: [...encodeUsermeta(source.meta), ...shared],
     }, previous?.vclock);
+    for (const partner of partners) {
+      const object = await this.#getResolved(this.layout.file(partner).object, false, partner);
+      if (object?.meta.storage !== "chunked") continue;
+      await this.#addRenameMark(partner, object, USERMETA.renamedTo, t);
+    }
     if (target.riakFuseSizeSet) {
       await this.#setRiakFuseSize(target.riakFuseSizeSet, source.meta.size);
     }
@@ -1179,6 +1178,46 @@ export class Store {
       type: source.meta.type,
       replaced: replaced && replaced.generation !== sourceGeneration ? replaced : undefined,
     };
+  }
+
+  /** Puts `object` (at file path `p`) back with `named` added to its `key` rename mark. */
+  async #addRenameMark(
+    p: Buffer,
+    object: ResolvedObject,
+    key: typeof USERMETA.renamedTo,
+    named: Buffer,
+  ): Promise<void> {
+    await this.#put(this.layout.file(p).object, {
+      value: object.content.value,
+      contentType: object.content.contentType ?? MANIFEST_CONTENT_TYPE,
+      usermeta: [
+        ...encodeUsermeta(object.meta),
+        ...withRenameMark(object.content.usermeta, key, [named]),
+      ],
+    }, object.vclock);
+  }
+
+  /**
+   * The names `object`'s rename marks point to that still hold `generation` (a crash left
+   * them), other than `excluded`; at most `enough` of them.
+   */
+  async #sharingPartners(
+    object: ResolvedObject,
+    generation: string,
+    excluded: Buffer[],
+    enough = Infinity,
+  ): Promise<Buffer[]> {
+    const partners: Buffer[] = [];
+    for (const partner of renamePartners(object.content.usermeta)) {
+      if (partners.length >= enough) break;
+      if (excluded.some((name) => name.equals(partner))) continue;
+      const other = await this.#getResolved(this.layout.file(partner).object, false, partner);
+      if (
+        other?.meta.storage === "chunked" &&
+        this.#manifestOf(partner, other).generation === generation
+      ) partners.push(partner);
+    }
+    return partners;
   }
 
   /** Deletes the object at file path `f` without touching chunks (they moved with a rename). */

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 
 /** Version of the layout written by this code; readers refuse newer ones. */
 export const LAYOUT_VERSION = 1;
@@ -21,11 +22,15 @@ export const USERMETA = {
   gid: "riakfs-gid",
   mtimeNs: "riakfs-mtime-ns",
   sha256: "riakfs-sha256",
-  /** Set on a chunked file's old object while it is renamed: hex of the new path. */
+  /**
+   * Set on a chunked file's old object while it is renamed: hex of the new path (several
+   * paths comma-separated, see {@link renamePartners}).
+   */
   renamedTo: "riakfs-renamed-to",
   /**
    * Set on a chunked file's new object by a rename: hex of the old path, which shares its
-   * generation until the rename ends (a crash can leave both).
+   * generation until the rename ends (a crash can leave both); comma-separated like
+   * `renamedTo`.
    */
   renamedFrom: "riakfs-renamed-from",
 } as const;
@@ -35,6 +40,45 @@ export function renameMarks(pairs: readonly UsermetaPair[]): UsermetaPair[] {
   return pairs.filter((pair) =>
     pair.key === USERMETA.renamedTo || pair.key === USERMETA.renamedFrom
   );
+}
+
+/** The paths a rename mark's value names; parts that are not hex are skipped. */
+function markedPaths(value: string): Buffer[] {
+  return value.split(",").filter((part) => /^([0-9a-f]{2})+$/.test(part))
+    .map((part) => Buffer.from(part, "hex"));
+}
+
+/** Every path the rename marks in `pairs` name (either direction), each once. */
+export function renamePartners(pairs: readonly UsermetaPair[]): Buffer[] {
+  const partners: Buffer[] = [];
+  for (const mark of renameMarks(pairs)) {
+    for (const path of markedPaths(mark.value)) {
+      if (!partners.some((known) => known.equals(path))) partners.push(path);
+    }
+  }
+  return partners;
+}
+
+/**
+ * The rename marks of `pairs` with `paths` added to the `key` mark (one pair per key, its
+ * paths comma-separated: usermeta keys are best kept unique, as HTTP headers merge them).
+ */
+export function withRenameMark(
+  pairs: readonly UsermetaPair[],
+  key: typeof USERMETA.renamedTo | typeof USERMETA.renamedFrom,
+  paths: readonly Uint8Array[],
+): UsermetaPair[] {
+  const marks = renameMarks(pairs);
+  const existing = marks.filter((mark) => mark.key === key)
+    .flatMap((mark) => markedPaths(mark.value));
+  const named = [...existing];
+  for (const path of paths) {
+    if (!named.some((known) => known.equals(path))) named.push(Buffer.from(path));
+  }
+  return [
+    ...marks.filter((mark) => mark.key !== key),
+    { key, value: named.map((path) => path.toString("hex")).join(",") },
+  ];
 }
 
 /** What a path holds. */
