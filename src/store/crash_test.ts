@@ -124,6 +124,33 @@ Deno.test("a crash duplicate renamed on keeps its chunks: removing either leftov
   }, { namespace: SMALL_CHUNKS });
 });
 
+Deno.test("a crash duplicate's chunks survive a rename over it, a directory rename, and a write with an old stat", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    // Renamed over: the replaced name's chunks are the leftover's too.
+    await store.writeFile("d/f", CONTENT);
+    await renameDying(client, bucket, 2);
+    await store.writeFile("d/c", Buffer.from("another chunked file, renamed over t"));
+    await store.rename("d/c", "d/t");
+    assert.ok(CONTENT.equals(await store.readFile("d/f")), "renamed over");
+    await store.remove("d/t");
+    await store.remove("d/f");
+    // Both names of the pair move at once: each new name must know the other.
+    await store.writeFile("d/f", CONTENT);
+    await renameDying(client, bucket, 2);
+    await store.rename("d", "e");
+    await store.remove("e/f");
+    assert.ok(CONTENT.equals(await store.readFile("e/t")), "moved with their directory");
+    await store.remove("e/t");
+    // A stat taken before a partner was renamed on: the write checks the marks as they are.
+    await store.writeFile("d/f", CONTENT);
+    await renameDying(client, bucket, 2);
+    const stat = await store.stat("d/f");
+    await store.rename("d/t", "d/u");
+    await store.writeFile("d/f", Buffer.from("new content over the leftover"), { previous: stat });
+    assert.ok(CONTENT.equals(await store.readFile("d/u")), "overwritten with an old stat");
+  }, { namespace: SMALL_CHUNKS });
+});
+
 Deno.test("a file whose entry a crash never added is listed once it is written again", async () => {
   await withStore(async ({ store, client, bucket }) => {
     await store.mkdir("d");

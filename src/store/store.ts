@@ -362,16 +362,19 @@ export class Store {
       ? undefined
       : this.#getResolved(this.layout.directory(p).object, true, p);
     directoryCheck?.catch(() => {}); // awaited by #create; not lost if the upload fails first
-    const replacedManifest = known?.meta.storage === "chunked"
-      ? this.#manifestOf(p, await this.#fileObject(p))
+    // Read now, not at the stat: its manifest, and its rename marks (a rename of a partner
+    // since may have named a new holder of its chunks).
+    const replacedObject = known?.meta.storage === "chunked"
+      ? await this.#fileObject(p)
       : undefined;
+    const replacedManifest = replacedObject ? this.#manifestOf(p, replacedObject) : undefined;
     const contentType = options.contentType ??
       (placement.riakFuseSizeSet
         ? this.namespace.riakFuse.contentType
         : contentTypeFor(placement.name.toString("utf8")));
     const uploaded = await this.#upload(p, source, contentType);
     const meta = known
-      ? await this.#replace(p, uploaded, options, known, replacedManifest)
+      ? await this.#replace(p, uploaded, options, known, replacedManifest, replacedObject)
       : await this.#create(p, uploaded, options, directoryCheck);
     if (placement.riakFuseSizeSet) {
       await this.#setRiakFuseSize(placement.riakFuseSizeSet, meta.size);
@@ -728,7 +731,8 @@ export class Store {
 
   /**
    * Puts an uploaded file over `previous` (with its vclock), keeping its mode and owner unless
-   * given, then deletes the replaced generation's chunks.
+   * given, then deletes the replaced generation's chunks unless a name in the rename marks of
+   * `replacedObject` (the object as read just before, by default `previous`) still uses them.
    */
   async #replace(
     p: Buffer,
@@ -736,6 +740,7 @@ export class Store {
     options: WriteOptions,
     previous: ResolvedObject,
     replacedManifest: Manifest | undefined,
+    replacedObject: ResolvedObject = previous,
   ): Promise<ObjectMeta> {
     const meta = fileMeta(uploaded, options, previous.meta);
     // If this put fails the new chunks stay for `riakfs gc`: a failed put may still have been
@@ -766,7 +771,7 @@ export class Store {
       // The manifest read may be newer than the version the vclock named (another writer in
       // between): on a type with siblings that version lives on, its chunks with it.
       replacedManifest.sha256 === previous.meta.sha256 &&
-      !await this.#sharedWithRenamePartner(previous, replacedManifest)
+      !await this.#sharedWithRenamePartner(replacedObject, replacedManifest)
     ) {
       await this.#deleteChunks(replacedManifest);
     }
@@ -1139,62 +1144,97 @@ export class Store {
    * Every name sharing the generation is marked with the others it shares it with, so a
    * removal never takes chunks another name still uses: `f` is marked before `t` exists (a
    * crash may leave both), `t` names `f` and the partners `f` still shares with (left by
-   * earlier interrupted renames), and those partners learn of `t`, as `f` goes away.
+   * earlier interrupted renames), and those partners learn of `t`, as `f` goes away. In a
+   * directory rename, `movedAlong` gives the new name of a partner moving with it (copied at
+   * the same time), which `t` names too. The chunks of a file `t` replaces are returned for
+   * deletion only when no partner of it still uses them.
    */
-  async #copyFileObject(f: Buffer, t: Buffer): Promise<{ replaced?: Manifest; type: EntryType }> {
-    const source = await this.#getResolved(this.layout.file(f).object, false, f);
-    if (!source) throw new NotFoundError(displayPath(f));
-    let partners: Buffer[] = [];
-    if (source.meta.storage === "chunked") {
-      const generation = this.#manifestOf(f, source).generation;
-      await this.#addRenameMark(f, source, USERMETA.renamedTo, t);
-      partners = await this.#sharingPartners(source, generation, [f, t]);
+  async #copyFileObject(
+    f: Buffer,
+    t: Buffer,
+    movedAlong?: (partner: Buffer) => Buffer | undefined,
+  ): Promise<{ replaced?: Manifest; type: EntryType }> {
+    let source: ResolvedObject | undefined;
+    let generation: string | undefined;
+    for (let attempt = 1;; attempt++) {
+      source = await this.#getResolved(this.layout.file(f).object, false, f);
+      if (!source) throw new NotFoundError(displayPath(f));
+      if (source.meta.storage !== "chunked") break;
+      generation = this.#manifestOf(f, source).generation;
+      // Marked only if unchanged since read: the manifest copied is the one marked.
+      if (await this.#addRenameMark(f, source, t, attempt >= MARK_ATTEMPTS)) break;
+    }
+    const partners = generation === undefined
+      ? []
+      : await this.#sharingPartners(source, generation, [f, t]);
+    const named = [f, ...partners];
+    for (const partner of [f, ...partners]) {
+      const moved = movedAlong?.(partner);
+      if (moved && !moved.equals(t)) named.push(moved);
     }
     const target = this.layout.file(t);
     const previous = await this.#getResolved(target.object, false, t);
-    const shared = source.meta.storage === "chunked"
-      ? withRenameMark([], USERMETA.renamedFrom, [f, ...partners])
-      : [];
+    const shared = generation === undefined ? [] : withRenameMark([], USERMETA.renamedFrom, named);
     await this.#put(target.object, {
       value: source.content.value,
       contentType: source.content.contentType ?? "application/octet-stream",
       usermeta: [...encodeUsermeta(source.meta), ...shared],
     }, previous?.vclock);
-    for (const partner of partners) {
-      const object = await this.#getResolved(this.layout.file(partner).object, false, partner);
-      if (object?.meta.storage !== "chunked") continue;
-      await this.#addRenameMark(partner, object, USERMETA.renamedTo, t);
-    }
+    for (const partner of partners) await this.#markPartner(partner, generation!, t);
     if (target.riakFuseSizeSet) {
       await this.#setRiakFuseSize(target.riakFuseSizeSet, source.meta.size);
     }
     const replaced = previous?.meta.storage === "chunked"
       ? this.#manifestOf(t, previous)
       : undefined;
-    const sourceGeneration = source.meta.storage === "chunked"
-      ? this.#manifestOf(f, source).generation
-      : undefined;
-    return {
-      type: source.meta.type,
-      replaced: replaced && replaced.generation !== sourceGeneration ? replaced : undefined,
-    };
+    const keep = replaced === undefined || replaced.generation === generation ||
+      await this.#sharedWithRenamePartner(previous!, replaced);
+    return { type: source.meta.type, replaced: keep ? undefined : replaced };
   }
 
-  /** Puts `object` (at file path `p`) back with `named` added to its `key` rename mark. */
+  /** Adds `named` to the marks of `partner` while it still holds `generation`. */
+  async #markPartner(partner: Buffer, generation: string, named: Buffer): Promise<void> {
+    for (let attempt = 1;; attempt++) {
+      const object = await this.#getResolved(this.layout.file(partner).object, false, partner);
+      if (
+        object?.meta.storage !== "chunked" ||
+        this.#manifestOf(partner, object).generation !== generation
+      ) return; // Removed or overwritten meanwhile: it no longer shares the chunks.
+      if (await this.#addRenameMark(partner, object, named, attempt >= MARK_ATTEMPTS)) return;
+    }
+  }
+
+  /**
+   * Puts `object` (at file path `p`) back with `named` added to its `riakfs-renamed-to`
+   * mark, only if nobody wrote it since it was read: else false (read it again), or the
+   * KeyModifiedError on the `lastAttempt` (the rename stops; what it wrote is a duplicate).
+   */
   async #addRenameMark(
     p: Buffer,
     object: ResolvedObject,
-    key: typeof USERMETA.renamedTo,
     named: Buffer,
-  ): Promise<void> {
-    await this.#put(this.layout.file(p).object, {
-      value: object.content.value,
-      contentType: object.content.contentType ?? MANIFEST_CONTENT_TYPE,
-      usermeta: [
-        ...encodeUsermeta(object.meta),
-        ...withRenameMark(object.content.usermeta, key, [named]),
-      ],
-    }, object.vclock);
+    lastAttempt: boolean,
+  ): Promise<boolean> {
+    try {
+      await this.#put(
+        this.layout.file(p).object,
+        {
+          value: object.content.value,
+          contentType: object.content.contentType ?? MANIFEST_CONTENT_TYPE,
+          usermeta: [
+            ...encodeUsermeta(object.meta),
+            ...withRenameMark(object.content.usermeta, USERMETA.renamedTo, [named]),
+          ],
+        },
+        object.vclock,
+        false,
+        true,
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof KeyModifiedError && !lastAttempt) return false;
+      throw error;
+    }
   }
 
   /**
@@ -1237,7 +1277,16 @@ export class Store {
     if (copied.replaced) await this.#deleteChunks(copied.replaced);
   }
 
-  async #renameDirectory(f: Buffer, t: Buffer): Promise<void> {
+  /**
+   * `movedAlong` maps a path inside the directory being renamed (the top one, in a nested
+   * call) to its new name (see {@link copyFileObject}).
+   */
+  async #renameDirectory(
+    f: Buffer,
+    t: Buffer,
+    movedAlong = (path: Buffer) =>
+      isSameOrBelow(path, f) ? Buffer.concat([t, path.subarray(f.length)]) : undefined,
+  ): Promise<void> {
     const source = this.layout.directory(f);
     const target = this.layout.directory(t);
     const object = await this.#getResolved(source.object, false, f);
@@ -1265,13 +1314,18 @@ export class Store {
         const copied = await this.#copyFileObject(
           childPath(f, entry.name),
           childPath(t, entry.name),
+          movedAlong,
         );
         if (copied.replaced) replaced.push(copied.replaced);
       });
       await this.#index.add(target, freshFiles);
       files.push(...freshFiles);
       for (const entry of fresh.filter((e) => e.type === "directory")) {
-        await this.#renameDirectory(childPath(f, entry.name), childPath(t, entry.name));
+        await this.#renameDirectory(
+          childPath(f, entry.name),
+          childPath(t, entry.name),
+          movedAlong,
+        );
       }
     }
     // Everything exists under the new name: now the old one goes.
@@ -1595,6 +1649,8 @@ const RENAME_LISTINGS = 5;
 
 /** Reads and conditional puts of a setAttributes that keeps losing to concurrent writes. */
 const SET_ATTRIBUTES_ATTEMPTS = 5;
+/** Conditional puts of a rename mark before one is put over whatever is there. */
+const MARK_ATTEMPTS = 5;
 
 /** A failed upload of `p` as a typed error (a store error as it is; a source's error wrapped). */
 function uploadFailure(p: Buffer, error: unknown): StoreError {
