@@ -16,7 +16,8 @@
  *   RIAKFS_BENCH_BINARIES=/tmp/riakfs-old,dist/riakfs deno run -A bench/overlay/read_bench.ts 256 2000 3
  *
  * (after `npm run build`, as root). `RIAKFS_BENCH_MOUNT_NODE_OPTIONS` is given to the mount
- * process only as NODE_OPTIONS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * process only as NODE_OPTIONS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`);
+ * `RIAKFS_BENCH_READERS=8` reads the small files 8 at a time on both sides (default 1).
  *
  * @module
  */
@@ -36,6 +37,8 @@ const rounds = Number(Deno.args[2] ?? 1);
 const binaries = (Deno.env.get("RIAKFS_BENCH_BINARIES") ?? RIAKFS_BINARY).split(",")
   .filter((binary) => binary !== "").map((binary) => resolve(binary));
 const mountNodeOptions = Deno.env.get("RIAKFS_BENCH_MOUNT_NODE_OPTIONS");
+/** Small files read at once, through the mount and through the store alike. */
+const readers = Number(Deno.env.get("RIAKFS_BENCH_READERS") ?? 1);
 const SMALL_SIZE = 100 * 1024;
 const PIECE = 1024 * 1024;
 
@@ -101,13 +104,22 @@ async function readBigThroughMount(mountpoint: string): Promise<number> {
   return performance.now() - started;
 }
 
-async function readSmallThroughMount(mountpoint: string): Promise<number> {
+/** Runs `read(index)` for every small file, {@link readers} at a time; resolves with the ms. */
+async function readSmallFiles(read: (index: number) => Promise<void>): Promise<number> {
   const started = performance.now();
-  for (let index = 0; index < smallFiles; index++) {
+  let next = 0;
+  const reader = async () => {
+    while (next < smallFiles) await read(next++);
+  };
+  await Promise.all(Array.from({ length: readers }, reader));
+  return performance.now() - started;
+}
+
+function readSmallThroughMount(mountpoint: string): Promise<number> {
+  return readSmallFiles(async (index) => {
     const bytes = await readFile(join(mountpoint, "small", `${index}.bin`));
     if (bytes.length !== SMALL_SIZE) throw new Error(`read ${bytes.length} bytes of a small file`);
-  }
-  return performance.now() - started;
+  });
 }
 
 /** Peak resident memory (VmHWM) of process `pid`, in MB. */
@@ -232,17 +244,19 @@ try {
         await unmount();
       }
     }
-    let started = performance.now();
+    const started = performance.now();
     let cpu = process.cpuUsage();
     let direct = 0;
     for await (const part of store.readRange("big.bin")) direct += part.length;
     if (direct !== bigMiB * PIECE) throw new Error(`store read ${direct} bytes of big.bin`);
     timings.get("store")!.bigMs.push(performance.now() - started);
     timings.get("store")!.bigCpuMs.push(cpuMsSince(cpu));
-    started = performance.now();
     cpu = process.cpuUsage();
-    for (let index = 0; index < smallFiles; index++) await store.readFile(`small/${index}.bin`);
-    timings.get("store")!.smallMs.push(performance.now() - started);
+    timings.get("store")!.smallMs.push(
+      await readSmallFiles(async (index) => {
+        await store.readFile(`small/${index}.bin`);
+      }),
+    );
     timings.get("store")!.smallCpuMs.push(cpuMsSince(cpu));
   }
   loads.push(loadavg()[0].toFixed(1));
@@ -252,7 +266,11 @@ try {
   const smallRate = (ms: number) => `${(smallFiles / (ms / 1000)).toFixed(0)} files/s`;
   const ratios = (mine: number[], theirs: number[]) =>
     mine.map((ms, index) => (ms / theirs[index]).toFixed(2)).join(", ");
-  console.log(`${rounds} round(s), load average (1 min) per round: ${loads.join(" -> ")}`);
+  console.log(
+    `${rounds} round(s), ${readers} small-file reader(s) on each side, load average (1 min) per round: ${
+      loads.join(" -> ")
+    }`,
+  );
   console.log(
     `| reader | ${bigMiB} MiB sequential | mount / store | ${smallFiles} x 100 KiB | mount / store |`,
   );

@@ -51,7 +51,7 @@ import {
 import { DEFAULT_CONCURRENCY } from "./defaults.ts";
 import type { MigrationStore } from "./stored_file.ts";
 import { deleteIfVerified } from "./verified_delete.ts";
-import { walkTree } from "./walk.ts";
+import { countTree, walkTree } from "./walk.ts";
 
 /** Exit codes of `prewarm` (2, a usage error, comes from the command line). */
 export const EXIT_COMPLETE = 0;
@@ -254,8 +254,8 @@ class PrewarmRun {
   #cursor: Buffer | undefined;
   /** Files (and symlinks) ahead of the run, once {@link countAhead} finished. */
   #counted: number | undefined;
-  /** Set when the run ended: a count still going stops. */
-  #ended = false;
+  /** Aborted when the run ends: a count still going stops. */
+  readonly #ended = new AbortController();
   /** Some entry (walked or retried) was left for the next run: the run is partial. */
   #deferred = false;
   readonly #state: MigrationState;
@@ -293,10 +293,13 @@ class PrewarmRun {
     this.#cursor = resumeFrom;
     const expected = this.#state.lastCompletePass?.tally.seen.files;
     const coveredAlready = resumeFrom ? (this.#state.currentPass?.tally.seen.files ?? 0) : 0;
-    // A first pass has nothing to go by: the tree is counted alongside (names only, no stat).
-    const counting = expected === undefined ? this.#countAhead(resumeFrom) : undefined;
-    const expectedFiles = () =>
-      expected === undefined ? this.#counted : Math.max(0, expected - coveredAlready);
+    const expectedFiles = () => {
+      if (expected !== undefined) return Math.max(0, expected - coveredAlready);
+      // Files created since the count passed their directory are seen all the same.
+      return this.#counted === undefined
+        ? undefined
+        : Math.max(this.#counted, this.#tally.seen.files);
+    };
     this.#o.onStart?.({
       tally: this.#tally,
       startedAt: this.#startedAt,
@@ -304,33 +307,37 @@ class PrewarmRun {
         return expectedFiles();
       },
     });
+    // A first pass has nothing to go by: the tree is counted alongside (names only).
+    const counting = expected === undefined ? this.#countAhead(resumeFrom) : undefined;
     try {
       return await this.#walkAndFinish(resumeFrom, dryRun);
     } finally {
-      this.#ended = true;
+      this.#ended.abort();
       await counting;
     }
   }
 
   /**
-   * Counts what the run will see, into {@link #counted}: the last run's retry list, and the
-   * files and symlinks the walk finds after `resumeFrom` (a walk of names only: the kernel
-   * gives each name's type). Stops when the run ends first; a directory it cannot read
-   * counts as empty, as the walk fails it.
+   * Counts what the run will see, into {@link #counted}: the last run's retry list (a
+   * directory in it counts as one file), and the files and symlinks the walk finds after
+   * `resumeFrom` ({@link countTree}). Stops at once when the run ends first.
    */
   async #countAhead(resumeFrom: Buffer | undefined): Promise<void> {
-    let files = 0;
+    const signal = this.#ended.signal;
+    let retries = 0;
     try {
       if (!this.#o.dryRun) {
-        for await (const _ of this.#lastRetryList()) files++;
+        for await (const _ of this.#lastRetryList()) {
+          if (signal.aborted) return;
+          retries++;
+        }
       }
-      for await (
-        const entry of walkTree(this.#o.source, { filter: this.#o.filter, startAfter: resumeFrom })
-      ) {
-        if (this.#ended) return;
-        if (entry.kind === "file" || entry.kind === "symlink") files++;
-      }
-      this.#counted = files;
+      const walked = await countTree(this.#o.source, {
+        filter: this.#o.filter,
+        startAfter: resumeFrom,
+        signal,
+      });
+      if (walked !== undefined) this.#counted = retries + walked;
     } catch {
       // Only an estimate: the run itself reports what it cannot read.
     }

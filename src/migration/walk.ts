@@ -147,9 +147,85 @@ function compareWalkOrderText(a: string, b: string): number {
   return as.length - bs.length;
 }
 
+/** Options of {@link countTree}. */
+export interface CountOptions {
+  /** As {@link WalkOptions.filter}. */
+  filter?: PathFilter;
+  /** As {@link WalkOptions.startAfter}. */
+  startAfter?: Uint8Array;
+  /** Stops the count (it then resolves undefined). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Counts the files and symlinks {@link walkTree} would yield with the same options, without
+ * its order: names are neither sorted nor kept (only those of subdirectories, until they are
+ * visited), so a directory of a million files costs no memory. Directories it cannot read
+ * count as empty.
+ */
+export async function countTree(
+  root: string | Uint8Array,
+  options: CountOptions = {},
+): Promise<number | undefined> {
+  const rootBytes = Buffer.from(root);
+  const startAfter = options.startAfter ? Buffer.from(options.startAfter).toString("latin1") : "";
+  let count = 0;
+  /** Counts below `path` (latin1, "" for the root); false once stopped. */
+  const visit = async (path: string): Promise<boolean> => {
+    const directory = path === ""
+      ? rootBytes
+      : Buffer.concat([rootBytes, Buffer.from(`/${path}`, "latin1")]);
+    const subdirectories: string[] = [];
+    const read = await forEachName(directory, 256, (name, kind) => {
+      if (options.signal?.aborted) return false;
+      const child = path === "" ? name : `${path}/${name}`;
+      const bytes = Buffer.from(child, "latin1");
+      const afterCursor = startAfter === "" || compareWalkOrderText(child, startAfter) > 0;
+      if (kind === "directory") {
+        const holdsCursor = !afterCursor &&
+          (startAfter === child || startAfter.startsWith(child + "/"));
+        if ((afterCursor || holdsCursor) && (options.filter?.walksInto(bytes) ?? true)) {
+          subdirectories.push(child);
+        }
+      } else if (
+        (kind === "file" || kind === "symlink") && afterCursor &&
+        (options.filter?.selects(bytes) ?? true)
+      ) count++;
+      return true;
+    });
+    if (read === false) return false;
+    for (const child of subdirectories) {
+      // Replaced by a symlink since it was listed: not followed out of the tree.
+      if (!await isDirectoryBeneath(rootBytes, Buffer.from(child, "latin1"))) continue;
+      if (!await visit(child)) return false;
+    }
+    return true;
+  };
+  return await visit("") ? count : undefined;
+}
+
 /** Reads and sorts one directory's names, closing its handle before returning. */
 async function readNames(directory: Buffer, batch: number): Promise<Name[] | Error> {
   const names: Name[] = [];
+  const read = await forEachName(directory, batch, (name, kind) => {
+    names.push({ name, kind });
+    return true;
+  });
+  if (read instanceof Error) return read;
+  names.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  return names;
+}
+
+/**
+ * Calls `onName` with each name of `directory` (latin1) and its kind, in the kernel's order,
+ * until it returns false; resolves with false then, with the error if the directory cannot
+ * be read, else true. The handle is closed before it resolves.
+ */
+async function forEachName(
+  directory: Buffer,
+  batch: number,
+  onName: (name: string, kind: EntryKind) => boolean,
+): Promise<boolean | Error> {
   try {
     const dir = await opendir(directory, { encoding: "buffer", bufferSize: batch } as never);
     for await (const dirent of dir) {
@@ -164,13 +240,13 @@ async function readNames(directory: Buffer, batch: number): Promise<Name[] | Err
         ? "symlink"
         : undefined;
       if (kind === undefined) kind = await kindByLstat(directory, name, dirent);
-      names.push({ name, kind });
+      // Leaving the loop early closes the directory.
+      if (!onName(name, kind)) return false;
     }
+    return true;
   } catch (error) {
     return error as Error;
   }
-  names.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
-  return names;
 }
 
 /** Some filesystems report no type in getdents (DT_UNKNOWN): ask lstat. */

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PathFilter } from "./glob.ts";
-import { compareWalkOrder, type WalkEntry, type WalkFailure, walkTree } from "./walk.ts";
+import { compareWalkOrder, countTree, type WalkEntry, type WalkFailure, walkTree } from "./walk.ts";
 
 function makeTree(): string {
   const root = mkdtempSync(join(tmpdir(), "riakfs-walk-"));
@@ -97,4 +98,34 @@ Deno.test("walkTree prunes excluded directories and keeps only included files", 
 Deno.test("walkTree reports an unreadable root instead of throwing", async () => {
   const out = await collect(walkTree("/nonexistent/riakfs-walk-test"));
   assert.deepEqual(out, ["unreadable:"]);
+});
+
+Deno.test("countTree counts what walkTree yields (files and symlinks), with filters and a cursor", async () => {
+  const root = makeTree();
+  try {
+    const filters = [
+      undefined,
+      new PathFilter([], ["*.tmp", "a b"]),
+      new PathFilter(["*.txt"], []),
+    ];
+    const cursors = [undefined, "a", "a/b/2.txt", "a b/3.txt", "c/d", "link", "z.txt"];
+    for (const filter of filters) {
+      for (const cursor of cursors) {
+        const startAfter = cursor === undefined ? undefined : Buffer.from(cursor);
+        const walked = (await collect(walkTree(root, { filter, startAfter })))
+          .filter((entry) => entry.startsWith("file:") || entry.startsWith("symlink:")).length;
+        assert.equal(
+          await countTree(root, { filter, startAfter }),
+          walked,
+          `filter ${filter ? "set" : "none"}, after ${cursor}`,
+        );
+      }
+    }
+    const stopped = new AbortController();
+    stopped.abort();
+    assert.equal(await countTree(root, { signal: stopped.signal }), undefined);
+    assert.equal(await countTree(join(root, "missing")), 0, "an unreadable root counts as empty");
+  } finally {
+    rmSync(root, { recursive: true });
+  }
 });
