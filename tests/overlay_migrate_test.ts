@@ -1,7 +1,8 @@
 /**
  * Migration behaviour on a real mount: copy-on-read (then served from Riak even when the
  * local copy changes behind riakfs), drain's verified deletion, Riak outages (local files
- * served, Riak reads fail with EIO in time, listings degrade, logged once), a file changed
+ * served, Riak reads fail with EIO in time, listings degrade, logged once; in shadow,
+ * removals and renames of directories go on and Riak follows), a file changed
  * between its hash and its deletion kept (the read-back held at a proxy), the status
  * command and the Prometheus endpoint of a live mount, and riak-fuse's legacy flags.
  */
@@ -139,6 +140,49 @@ Deno.test("drain: a file changed between its hash and its deletion is kept, on a
       }
     } finally {
       await proxy.close();
+    }
+  });
+});
+
+Deno.test("shadow: rm -r and a directory rename during an outage answer at once; Riak follows once back", async () => {
+  await withOverlayEnv(async (env) => {
+    const mounted = await env.mount("shadow");
+    try {
+      const put = async (path: string, content: string) => {
+        await fsp.mkdir(join(env.mountpoint, path, ".."), { recursive: true });
+        await fsp.writeFile(join(env.mountpoint, path), content);
+      };
+      await put("build/obj/a.o", "object");
+      await put("build/log.txt", "log");
+      await put("photos/2019/p.jpg", "photo");
+      await eventually(
+        "the tree in Riak",
+        async () =>
+          !!(await env.store.tryStat("build/obj/a.o")) &&
+          !!(await env.store.tryStat("build/log.txt")) &&
+          !!(await env.store.tryStat("photos/2019/p.jpg")),
+      );
+      await env.riak.stop();
+      try {
+        // The source is the truth in shadow: neither waits for Riak nor fails.
+        await fsp.rm(join(env.mountpoint, "build"), { recursive: true });
+        await fsp.rename(join(env.mountpoint, "photos"), join(env.mountpoint, "pictures"));
+        assert.deepEqual((await fsp.readdir(env.source)).sort(), ["pictures"]);
+      } finally {
+        await env.riak.restart();
+      }
+      await eventually(
+        "Riak caught up",
+        async () =>
+          (await env.store.tryStat("build")) === undefined &&
+          (await env.store.tryStat("photos")) === undefined &&
+          !!(await env.store.tryStat("pictures/2019/p.jpg")),
+      );
+      assert.equal(await env.store.tryStat("build/obj/a.o"), undefined);
+      assert.equal(await env.store.tryStat("photos/2019"), undefined);
+      assert.equal((await env.store.readFile("pictures/2019/p.jpg")).toString(), "photo");
+    } finally {
+      await env.unmount(mounted);
     }
   });
 });

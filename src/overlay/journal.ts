@@ -78,6 +78,11 @@ export interface PendingMirror {
    */
 
   unseen?: true;
+  /**
+   * For `remove`: the path was a directory (removed, or renamed away) in the source. Riak's
+   * directory goes once it is empty; entries only Riak holds keep it.
+   */
+  directory?: true;
 }
 
 /** An entry of the journal: a staged file to upload, or a local path to mirror. */

@@ -618,6 +618,20 @@ export class OverlayFileSystem implements FileSystem {
     const path = childPath(this.#nodes.pathOf(parent), name);
     const entries = await this.#list(path);
     if (entries.length > 0) throw fail(Errno.ENOTEMPTY, `${path}: directory not empty`);
+    if (this.#mirrorsWrites() && this.#mode.reads === "local") {
+      // The source is the whole truth: the local directory goes, and Riak's follows in the
+      // background once its entries' removals ran (also after an outage, or a restart).
+      const reserved = await this.#o.uploads.reserve({ path, mirror: "remove", directory: true });
+      try {
+        await fsp.rmdir(await this.#localPath(path, { directory: true }));
+      } catch (error) {
+        await this.#o.uploads.cancel(reserved);
+        throw error;
+      }
+      this.#forgetPath(path);
+      this.#o.uploads.start(reserved);
+      return;
+    }
     // Removals of its files still on their way to Riak go first.
     if (this.#mirrorsWrites()) await this.#settledBelow(path);
     let found = false;
@@ -773,8 +787,15 @@ export class OverlayFileSystem implements FileSystem {
         needed.add(attributes);
       }
     };
-    const files = new Set([...await this.#localFilesBelow(from), ...queued.keys()]);
+    const tree = await this.#localTreeBelow(from);
+    const files = new Set([...tree.files, ...queued.keys()]);
     for (const path of files) await follow(path, queued.has(path));
+    // Riak's old directories go once their files' removals emptied them, deepest first.
+    for (const directory of tree.directories.toReversed()) {
+      removals.push(
+        await this.#o.uploads.reserve({ path: directory, mirror: "remove", directory: true }),
+      );
+    }
     try {
       await this.#renameLocally(from, to);
     } catch (error) {
@@ -863,22 +884,27 @@ export class OverlayFileSystem implements FileSystem {
     } else if (isDirectory(source)) throw fail(Errno.ENOTDIR, `${to}: not a directory`);
   }
 
-  /** The regular files at or below `path` in the source (mount paths). */
-  async #localFilesBelow(path: string): Promise<string[]> {
+  /**
+   * The regular files and the directories at or below `path` in the source (mount paths;
+   * directories parents first).
+   */
+  async #localTreeBelow(
+    path: string,
+    tree: { files: string[]; directories: string[] } = { files: [], directories: [] },
+  ): Promise<{ files: string[]; directories: string[] }> {
     const stats = await this.#lstatLocal(path);
-    if (stats === undefined) return [];
-    if (stats.isFile()) return [path];
-    if (!stats.isDirectory()) return [];
-    const files: string[] = [];
+    if (stats?.isFile()) tree.files.push(path);
+    if (!stats?.isDirectory()) return tree;
+    tree.directories.push(path);
     const entries = await fsp.readdir(await this.#localPath(path, { directory: true }), {
       withFileTypes: true,
     });
     for (const entry of entries) {
       const child = childPath(path, entry.name);
-      if (entry.isDirectory()) files.push(...await this.#localFilesBelow(child));
-      else if (entry.isFile()) files.push(child);
+      if (entry.isDirectory()) await this.#localTreeBelow(child, tree);
+      else if (entry.isFile()) tree.files.push(child);
     }
-    return files;
+    return tree;
   }
 
   async #renameInRiak(from: string, to: string): Promise<void> {

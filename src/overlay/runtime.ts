@@ -253,7 +253,7 @@ async function startRiakParts(
     logger.info("removed staged files of writes never acknowledged", { files: removed.length });
   }
   // The queue exists before the overlay it reports back to and the copies it calls off.
-  const late: { overlay?: OverlayFileSystem; copies?: CopyOnReadQueue } = {};
+  const late: { overlay?: OverlayFileSystem; copies?: CopyOnReadQueue; uploads?: UploadQueue } = {};
   /** A job of the upload queue carries newer news of its path than any copy-on-read. */
   const withdrawCopies = (path: string) => late.copies?.withdraw(path) ?? Promise.resolve();
   const localCopies: MirrorOptions | undefined = options.source === undefined ? undefined : {
@@ -264,8 +264,10 @@ async function startRiakParts(
     metrics,
     logger,
     onMirrored: (path, version) => late.overlay?.mirrored(path, version),
+    jobsBelow: (path) =>
+      late.uploads?.pendingPathsBelow(path).some((pending) => pending !== path) ?? false,
   };
-  const uploads = new UploadQueue({
+  const uploads = late.uploads = new UploadQueue({
     spool,
     journal,
     upload: after(withdrawCopies, stagedFileUploader(store, health, logger)),

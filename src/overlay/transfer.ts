@@ -30,7 +30,7 @@ import type { Logger } from "./log.ts";
 import { SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
 import type { AfterTransfer } from "./modes.ts";
-import type { Mirrorer, Uploader } from "./upload_queue.ts";
+import { type Mirrorer, NotYetError, type Uploader } from "./upload_queue.ts";
 import { StoreError } from "../store/errors.ts";
 
 /**
@@ -208,6 +208,11 @@ export function localFileCopier(options: LocalCopyOptions): FileCopier {
 /** What {@link localPathMirrorer} needs: a copy's options and a store that sets attributes. */
 export type MirrorOptions = LocalCopyOptions & {
   store: MigrationStore & Pick<Store, "setAttributes" | "rename">;
+  /**
+   * Whether jobs of paths below `path` are still queued or running: a directory's removal
+   * waits for them (its entries' removals) before it decides Riak's directory stays.
+   */
+  jobsBelow?: (path: string) => boolean;
 };
 
 /**
@@ -234,6 +239,11 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
       );
     }
     if (mirror.snapshot) return await observed(options, snapshotLocalFile(options, mirror.path));
+    if (mirror.directory) {
+      // Back in the source: its files have their own mirrors.
+      if (await existsLocally(options.source, mirror.path)) return;
+      return await observed(options, removeDirectoryFromRiak(options, mirror.path));
+    }
     if (mirror.mirror === "copy" || await existsLocally(options.source, mirror.path)) {
       await copyLocalFile(options, mirror.path, signal, true);
       return;
@@ -327,6 +337,28 @@ async function removeFileFromRiak(store: MigrationStore, path: string): Promise<
   await store.remove(path).catch((error) => {
     if (!(error instanceof StoreError && error.code === "ENOENT")) throw error;
   });
+}
+
+/**
+ * Removes Riak's directory at `path` once it is empty. Entries still there wait for the
+ * removals queued below it ({@link NotYetError}); with none queued, they are files only
+ * Riak holds (another host's, say), and the directory stays for them.
+ */
+async function removeDirectoryFromRiak(options: MirrorOptions, path: string): Promise<void> {
+  // Only a directory: whatever else Riak holds under the name is not what the source removed.
+  if ((await options.store.tryStat(path))?.type !== "directory") return;
+  try {
+    await options.store.remove(path);
+  } catch (error) {
+    if (!(error instanceof StoreError)) throw error;
+    if (error.code === "ENOENT" || error.code === "ENOTDIR") return;
+    if (error.code !== "ENOTEMPTY") throw error;
+    if (options.jobsBelow?.(path)) throw new NotYetError(`${path}: entries still being removed`);
+    (options.logger ?? SILENT_LOGGER).warn(
+      "directory removed from the source kept in Riak: it holds entries the source does not",
+      { path },
+    );
+  }
 }
 
 /** Whether anything is at mount path `path` in the source (a path out of it counts). */

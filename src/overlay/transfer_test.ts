@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { appendFile, mkdtemp, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import {
+  appendFile,
+  mkdir,
+  mkdtemp,
+  readFile,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MigrationStore } from "../migration/stored_file.ts";
@@ -8,7 +17,14 @@ import { seededBytes, withStore } from "../store/_test_support.ts";
 import { Store } from "../store/store.ts";
 import { countingClient, noRequests } from "./_overlay_fixture.ts";
 import { MountMetrics } from "./metrics.ts";
-import { conflictPath, copyLocalFile, setAsideUnseen, stagedFileUploader } from "./transfer.ts";
+import {
+  conflictPath,
+  copyLocalFile,
+  localPathMirrorer,
+  setAsideUnseen,
+  stagedFileUploader,
+} from "./transfer.ts";
+import { NotYetError } from "./upload_queue.ts";
 import { SILENT_LOGGER } from "./log.ts";
 
 async function withSource(body: (source: string) => Promise<void>): Promise<void> {
@@ -221,6 +237,47 @@ Deno.test("copy-on-read never puts older local bytes over a newer copy in Riak",
       assert.equal(await copyLocalFile(options, "/n.txt"), "newer-in-riak");
       assert.equal((await store.readFile("/n.txt")).toString(), "newer in Riak");
       assert.equal(await readFile(join(source, "n.txt"), "utf8"), "older local", "kept");
+    });
+  });
+});
+
+Deno.test("a directory removed from the source leaves Riak once empty, never with entries only Riak holds", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      let jobsBelow = true;
+      const mirror = localPathMirrorer({
+        store,
+        source,
+        afterTransfer: "keep",
+        jobsBelow: () => jobsBelow,
+      });
+      const removal = (path: string) => ({
+        id: 1,
+        path,
+        mirror: "remove" as const,
+        directory: true as const,
+      });
+      const signal = new AbortController().signal;
+      await store.mkdir("/gone");
+      await store.mkdir("/gone/empty");
+      await store.writeFile("/gone/only-in-riak.txt", Buffer.from("another host's"));
+      // Entries still being removed: tried again later, never counted as Riak refusing.
+      await assert.rejects(mirror(removal("/gone"), signal), NotYetError);
+      await mirror(removal("/gone/empty"), signal);
+      assert.equal(await store.tryStat("/gone/empty"), undefined, "an empty directory goes");
+      jobsBelow = false;
+      await mirror(removal("/gone"), signal);
+      assert.equal((await store.stat("/gone")).type, "directory", "kept for its Riak-only file");
+      assert.ok(
+        Buffer.from("another host's").equals(await store.readFile("/gone/only-in-riak.txt")),
+      );
+      // A file under the name, or the directory back in the source: nothing is removed.
+      await mirror(removal("/gone/only-in-riak.txt"), signal);
+      assert.ok(await store.tryStat("/gone/only-in-riak.txt"));
+      await mkdir(join(source, "back"));
+      await store.mkdir("/back");
+      await mirror(removal("/back"), signal);
+      assert.equal((await store.stat("/back")).type, "directory");
     });
   });
 });

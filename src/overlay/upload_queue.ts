@@ -99,6 +99,18 @@ export class UploadStoppedError extends Error {
 }
 
 /**
+ * Thrown by a mirror that cannot finish yet because other jobs must run first (a directory
+ * whose entries' removals are still queued): retried with backoff, never counted as Riak
+ * refusing it.
+ */
+export class NotYetError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NotYetError";
+  }
+}
+
+/**
  * Uploads staged files.
  *
  * @example
@@ -414,7 +426,7 @@ export class UploadQueue {
           this.#finish(job);
           return;
         }
-        refusals = isOutageError(error) ? 0 : refusals + 1;
+        refusals = isOutageError(error) || error instanceof NotYetError ? 0 : refusals + 1;
         if (isMirror(entry) && refusals >= MIRROR_ATTEMPTS) {
           // Riak keeps refusing (a directory where the source has a file, say): reported
           // and given up, not retried forever in an upload slot.
