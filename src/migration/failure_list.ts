@@ -9,14 +9,14 @@
 import { Buffer } from "node:buffer";
 import { closeSync, createReadStream, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { createInterface } from "node:readline";
-import type { Tally } from "./state.ts";
+import type { TallyDelta } from "./state.ts";
 
 /** A failed path and what the run needs to retry it. */
 export interface FailureRecord {
   path: Buffer;
   error: string;
-  /** What the entry added to the run's `seen` tally before it failed (taken back on retry). */
-  seen?: Tally;
+  /** Everything the entry added to the run's tally, its failure too (taken back on retry). */
+  counted?: TallyDelta;
   /** False for a directory the walk could not read: only the next run's walk retries it. */
   retryNow: boolean;
 }
@@ -25,7 +25,7 @@ export interface FailureRecord {
 interface SpilledRecord {
   hex: string;
   error: string;
-  seen?: Tally;
+  counted?: TallyDelta;
   retryNow: boolean;
 }
 
@@ -78,7 +78,7 @@ export class FailureList {
     const line: SpilledRecord = {
       hex: record.path.toString("hex"),
       error: record.error,
-      seen: record.seen,
+      counted: record.counted,
       retryNow: record.retryNow,
     };
     writeSync(this.#spillFd, JSON.stringify(line) + "\n");
@@ -109,7 +109,7 @@ export class FailureList {
         yield {
           path: Buffer.from(record.hex, "hex"),
           error: record.error,
-          seen: record.seen,
+          counted: record.counted,
           retryNow: record.retryNow,
         };
       }

@@ -8,7 +8,7 @@ import { FailureList, type FailureRecord } from "./failure_list.ts";
 const record = (i: number): FailureRecord => ({
   path: Buffer.from([0x66, i, 0xff]), // not UTF-8: paths are bytes
   error: `error ${i}`,
-  seen: { files: 1, bytes: i },
+  counted: { seen: { files: 1, bytes: i }, failed: { files: 1, bytes: i } },
   retryNow: i % 2 === 0,
 });
 

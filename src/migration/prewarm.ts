@@ -3,8 +3,10 @@
  * directory, through the store's own upload code (the same as the mount's), so a file
  * copied here and the same file written through the mount end up identical in Riak.
  *
- * One run: take the lock, retry what failed last time, walk from where the last run
- * stopped (a pass over the tree may span several budget-limited runs), check each file
+ * One run: take the lock, retry what failed last time behind the cursor (the walk reaches the
+ * rest), walk from where the last run stopped (a pass over the tree may span several
+ * budget-limited runs; its tally counts each path once, a retry taking back what the earlier
+ * attempt counted), check each file
  * with one head-only get and upload what Riak lacks or holds in another version, then save
  * the cursor, the pass tallies and a history record. While files need uploads (a first
  * pass), a directory's entries in Riak are read once instead, and a file they do not name is
@@ -38,6 +40,7 @@ import {
 } from "./local_file.ts";
 import { type ByteGate, RateLimiter, UNLIMITED } from "./rate_limiter.ts";
 import {
+  addDelta,
   addTally,
   emptyTally,
   type MigrationState,
@@ -47,11 +50,12 @@ import {
   type RunRecord,
   type StateDirectory,
   type Tally,
+  type TallyDelta,
 } from "./state.ts";
 import { DEFAULT_CONCURRENCY } from "./defaults.ts";
 import type { MigrationStore } from "./stored_file.ts";
 import { deleteIfVerified } from "./verified_delete.ts";
-import { countTree, walkTree } from "./walk.ts";
+import { compareWalkOrder, countTree, walkTree } from "./walk.ts";
 
 /** Exit codes of `prewarm` (2, a usage error, comes from the command line). */
 export const EXIT_COMPLETE = 0;
@@ -92,12 +96,6 @@ export const RETRY_MORE_FILE = "retry-more.txt";
 export const FAILED_LIST_FILE = "failed.jsonl";
 /** Where a run spills failures beyond {@link RETRY_LIST_LIMIT} while it runs. */
 const FAILED_SPILL_FILE = "failed.spill";
-/**
- * Retried paths remembered so the walk does not check them again. Beyond it (a run after a
- * long outage) a retried path may be checked once more by the walk: one head-only get, and
- * counted twice in the pass's `seen`.
- */
-const RETRIED_SKIP_LIMIT = 100_000;
 /** Wait before the end-of-run retry of failed paths. */
 export const END_OF_RUN_RETRY_DELAY_MS = 1000;
 /** Failed paths kept in the history record and the summary. */
@@ -198,6 +196,8 @@ interface UploadJob {
   prefetched: Promise<Buffer> | undefined;
   /** Riak's listing of the directory did not name it: see {@link WriteOptions.unlisted}. */
   unlisted?: boolean;
+  /** Where this attempt's outcome is counted. */
+  count: EntryCount;
 }
 
 interface Pending {
@@ -239,8 +239,16 @@ class PrewarmRun {
   /** Paths this run had no budget left for (from the retry list or the walk). */
   readonly #notRetried: string[] = [];
   readonly #busy: string[] = [];
-  /** The busy paths (hex), for the next run's retry list: a partial run walks past them. */
-  readonly #busyRetries: string[] = [];
+  /**
+   * The busy paths, for the next run's retry list (a partial run walks past them), with what
+   * they added to this run's tally.
+   */
+  readonly #busyRetries: { path: Buffer; counted: TallyDelta }[] = [];
+  /**
+   * What earlier runs of this pass counted for paths this run counts again (their retries):
+   * taken from the pass's tally when this run's is added, so every path counts once.
+   */
+  readonly #passCorrection = emptyTally();
   readonly #gate: ByteGate;
   readonly #limits: RunLimits;
   readonly #startedAt = Date.now();
@@ -327,9 +335,9 @@ class PrewarmRun {
     let retries = 0;
     try {
       if (!this.#o.dryRun) {
-        for await (const _ of this.#lastRetryList()) {
+        for await (const line of this.#lastRetryList()) {
           if (signal.aborted) return;
-          retries++;
+          if (isRetriedNow(parseRetryEntry(line).path, resumeFrom)) retries++;
         }
       }
       const walked = await countTree(this.#o.source, {
@@ -344,7 +352,6 @@ class PrewarmRun {
   }
 
   async #walkAndFinish(resumeFrom: Buffer | undefined, dryRun: boolean): Promise<PrewarmResult> {
-    const retried = new Set<string>();
     let stopReason: StopReason | undefined;
     if (!dryRun) {
       // What a reached budget leaves of the list, #finish hands on to the next run.
@@ -357,8 +364,10 @@ class PrewarmRun {
           this.#retriesLeft = undefined;
           break;
         }
-        if (retried.size < RETRIED_SKIP_LIMIT) retried.add(next.value);
-        await this.#retry(pathFromHex(next.value));
+        const entry = parseRetryEntry(next.value);
+        // Counted by an earlier run of this pass: this run counts it anew.
+        if (resumeFrom && entry.counted) addDelta(this.#passCorrection, entry.counted);
+        if (isRetriedNow(entry.path, resumeFrom)) await this.#retry(entry.path);
       }
     }
     let walkedToEnd = false;
@@ -376,10 +385,9 @@ class PrewarmRun {
           break;
         }
         if (entry.kind === "unreadable") {
-          this.#fail(entry.path, entry.error, undefined, false);
+          this.#fail(entry.path, entry.error, new EntryCount(this.#tally), false);
           continue;
         }
-        if (retried.has(pathToHex(entry.path))) continue;
         if (entry.kind === "directory") {
           await this.#track(entry.path, () => this.#directory(entry.path));
         } else if (entry.kind === "file" || entry.kind === "symlink") {
@@ -393,14 +401,12 @@ class PrewarmRun {
       await new Promise((resolve) => setTimeout(resolve, END_OF_RUN_RETRY_DELAY_MS));
       this.#retryableFailures = 0;
       for await (const failure of this.#failed.takeAll()) {
-        subtract(this.#tally.failed, { files: 1, bytes: failure.seen?.bytes ?? 0 });
-        if (failure.seen) subtract(this.#tally.seen, failure.seen);
         if (!failure.retryNow || this.#limits.reached()) {
           this.#keepFailure(failure);
-          add(this.#tally.failed, { files: 1, bytes: failure.seen?.bytes ?? 0 });
-          if (failure.seen) add(this.#tally.seen, failure.seen);
           continue;
         }
+        // Its first attempt's counts go: the retry counts it anew.
+        addDelta(this.#tally, failure.counted ?? {}, -1);
         await this.#retry(failure.path);
       }
       await Promise.all(this.#inFlight);
@@ -416,7 +422,10 @@ class PrewarmRun {
     }
   }
 
-  /** The paths the last run left to retry: state.json's list, then the file with the rest. */
+  /**
+   * The paths the last run left to retry (entries of {@link parseRetryEntry}): state.json's
+   * list, then the file with the rest.
+   */
   async *#lastRetryList(): AsyncGenerator<string> {
     yield* this.#state.retryHex ?? [];
     yield* readLines(join(this.#o.state.path, RETRY_MORE_FILE));
@@ -445,7 +454,7 @@ class PrewarmRun {
   async #retry(path: Buffer): Promise<void> {
     // Only a path that is gone is dropped: one that cannot be looked at fails again, listed.
     const stats = await lstatIfExists(this.#absolute(path)).catch((error) => {
-      this.#fail(path, error);
+      this.#fail(path, error, new EntryCount(this.#tally));
       return null;
     });
     if (stats === null) return;
@@ -481,6 +490,7 @@ class PrewarmRun {
   async #file(path: Buffer): Promise<void> {
     const absolute = this.#absolute(path);
     const retries = this.#o.changeRetries ?? DEFAULT_CHANGE_RETRIES;
+    const count = new EntryCount(this.#tally);
     let counted: Tally | undefined;
     try {
       for (let attempt = 1;; attempt++) {
@@ -489,25 +499,28 @@ class PrewarmRun {
         const identity = identityOf(stats);
         if (!counted) {
           counted = { files: 1, bytes: Number(stats.size) };
-          add(this.#tally.seen, counted);
+          count.add("seen", counted);
         }
         if (changedTooRecently(identity) && attempt < retries) {
           // Being written right now: give the writer a moment before spending a transfer.
           await waitOutRacyWindow();
           continue;
         }
+        const outcome = count.mark();
         try {
-          await this.#fileVersion(path, absolute, stats, identity);
+          await this.#fileVersion(path, absolute, stats, identity, count);
           return;
         } catch (error) {
           if (error instanceof DeferredSignal) {
-            subtract(this.#tally.seen, counted);
+            count.undo();
             throw error;
           }
           if (!isFileChanged(error)) throw error;
+          // What this attempt counted goes: the next one decides again.
+          count.undo(outcome);
           if (attempt >= retries) {
-            add(this.#tally.busy, counted);
-            this.#noteBusy(path);
+            count.add("busy", counted);
+            this.#noteBusy(path, count);
             this.#o.onEvent?.({ kind: "busy", path: displayPath(path) });
             return;
           }
@@ -516,7 +529,7 @@ class PrewarmRun {
       }
     } catch (error) {
       if (error instanceof DeferredSignal) throw error;
-      this.#fail(path, error, counted);
+      this.#fail(path, error, count);
     }
   }
 
@@ -532,6 +545,7 @@ class PrewarmRun {
     absolute: Buffer,
     stats: BigIntStats,
     identity: FileIdentity,
+    count: EntryCount,
   ): Promise<void> {
     const bytes = { files: 1, bytes: Number(stats.size) };
     // While files need uploads (a first pass), the directory's listing settles which are new;
@@ -544,7 +558,16 @@ class PrewarmRun {
         ? readWhole(this.#readSmall(path, absolute, identity))
         : undefined;
       prefetched?.catch(() => {}); // awaited by the upload
-      const job = { path, absolute, stats, identity, bytes, remote: undefined, unlisted: true };
+      const job = {
+        path,
+        absolute,
+        stats,
+        identity,
+        bytes,
+        remote: undefined,
+        unlisted: true,
+        count,
+      };
       if (await this.#uploadInSlot({ ...job, prefetched })) return;
       // Riak held it after all (written before its entry, or since): decide as for any file.
     }
@@ -564,8 +587,8 @@ class PrewarmRun {
     if (remote?.type === "file" && remote.mtimeNs > stats.mtimeNs) {
       // Written through the mount after the local copy: the older local bytes never
       // replace it, and the local copy is not Riak's content, so it is not deleted either.
-      add(this.#tally.inRiak, bytes);
-      add(this.#tally.newerInRiak, bytes);
+      count.add("inRiak", bytes);
+      count.add("newerInRiak", bytes);
       return;
     }
     let reason = describeDifference(remote, stats);
@@ -576,22 +599,22 @@ class PrewarmRun {
       if (localSha256 !== remote!.sha256) reason = "content differs (sha256)";
     }
     if (reason === undefined) {
-      add(this.#tally.inRiak, bytes);
-      if (localSha256 !== undefined) add(this.#tally.verified, bytes);
+      count.add("inRiak", bytes);
+      if (localSha256 !== undefined) count.add("verified", bytes);
       if (this.#o.deleteLocal && !this.#o.dryRun) {
         // The deletion rule needs the local content's own hash, never Riak's word for it.
         localSha256 ??= (await hashBytes(readUnchanged(absolute, identity, { gate: this.#gate })))
           .sha256;
-        await this.#deleteLocal(path, absolute, identity, localSha256, bytes);
+        await this.#deleteLocal(path, absolute, identity, localSha256, bytes, count);
       }
       return;
     }
     if (this.#o.dryRun) {
-      this.#wouldUpload(path, remote !== undefined, bytes, reason);
+      this.#wouldUpload(path, remote !== undefined, bytes, reason, count);
       return;
     }
     this.#lastNeededUpload = true;
-    await this.#uploadInSlot({ path, absolute, stats, identity, bytes, remote, prefetched });
+    await this.#uploadInSlot({ path, absolute, stats, identity, bytes, remote, prefetched, count });
   }
 
   /**
@@ -659,7 +682,7 @@ class PrewarmRun {
 
   /** Uploads a file version found missing or different in Riak (holding an upload slot). */
   async #upload(job: UploadJob, objectStored: () => void): Promise<boolean> {
-    const { path, absolute, stats, identity, bytes, prefetched } = job;
+    const { path, absolute, stats, identity, bytes, prefetched, count } = job;
     this.#startTransfer();
     const small = stats.size < BigInt(DEFAULT_READ_SIZE);
     // Paced here, not when read: a small file read ahead and then found in Riak moves nothing.
@@ -688,18 +711,18 @@ class PrewarmRun {
       written = await writing;
     } catch (error) {
       if (error instanceof NewerVersionError) {
-        add(this.#tally.inRiak, bytes);
-        add(this.#tally.newerInRiak, bytes);
+        count.add("inRiak", bytes);
+        count.add("newerInRiak", bytes);
         return true;
       }
       if (!job.unlisted || !(error instanceof AlreadyExistsError)) throw error;
       this.#limits.undoFile();
       return false;
     }
-    add(this.#tally.inRiak, bytes);
-    add(this.#tally.uploaded, bytes);
+    count.add("inRiak", bytes);
+    count.add("uploaded", bytes);
     if (this.#o.deleteLocal) {
-      await this.#deleteLocal(path, absolute, identity, written.sha256, bytes);
+      await this.#deleteLocal(path, absolute, identity, written.sha256, bytes, count);
     }
     return true;
   }
@@ -719,8 +742,14 @@ class PrewarmRun {
   }
 
   /** Dry run: counts and reports what a real run would upload. */
-  #wouldUpload(path: Buffer, inRiak: boolean, bytes: Tally, reason: string): void {
-    add(inRiak ? this.#tally.differing : this.#tally.missing, bytes);
+  #wouldUpload(
+    path: Buffer,
+    inRiak: boolean,
+    bytes: Tally,
+    reason: string,
+    count: EntryCount,
+  ): void {
+    count.add(inRiak ? "differing" : "missing", bytes);
     this.#o.onEvent?.({
       kind: "would-upload",
       path: displayPath(path),
@@ -735,6 +764,7 @@ class PrewarmRun {
     identity: FileIdentity,
     sha256: string,
     bytes: Tally,
+    count: EntryCount,
   ): Promise<void> {
     const slash = path.lastIndexOf(0x2f);
     const outcome = await deleteIfVerified(this.#o.store, path, absolute, { identity, sha256 }, {
@@ -742,8 +772,8 @@ class PrewarmRun {
       directory: slash === -1 ? Buffer.alloc(0) : path.subarray(0, slash),
     });
     if (outcome.deleted) {
-      add(this.#tally.verified, bytes);
-      add(this.#tally.deleted, bytes);
+      if (count.delta.verified === undefined) count.add("verified", bytes);
+      count.add("deleted", bytes);
       return;
     }
     if (outcome.reason === "local-changed") throw new LocalChangedSignal(outcome.detail);
@@ -757,24 +787,25 @@ class PrewarmRun {
       target = await readlink(absolute, { encoding: "buffer" });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-      this.#fail(path, error);
+      this.#fail(path, error, new EntryCount(this.#tally));
       return;
     }
     const bytes = { files: 1, bytes: target.length };
-    add(this.#tally.seen, bytes);
+    const count = new EntryCount(this.#tally);
+    count.add("seen", bytes);
     try {
       const remote = await this.#o.store.tryStat(path);
       const same = remote?.type === "symlink" &&
         remote.sha256 === createHash("sha256").update(target).digest("hex");
       if (same) {
-        add(this.#tally.inRiak, bytes);
+        count.add("inRiak", bytes);
         return;
       }
       // A file or link written through the mount after the local link: left as it is.
       const local = await lstatIfExists(absolute);
       if (remote && remote.type !== "directory" && local && remote.mtimeNs > local.mtimeNs) {
-        add(this.#tally.inRiak, bytes);
-        add(this.#tally.newerInRiak, bytes);
+        count.add("inRiak", bytes);
+        count.add("newerInRiak", bytes);
         return;
       }
       if (this.#o.dryRun) {
@@ -783,20 +814,21 @@ class PrewarmRun {
           remote !== undefined,
           bytes,
           remote ? "symlink differs" : "not in Riak",
+          count,
         );
         return;
       }
       this.#startTransfer();
       if (remote) await this.#o.store.remove(path);
       await this.#o.store.symlink(path, target);
-      add(this.#tally.inRiak, bytes);
-      add(this.#tally.uploaded, bytes);
+      count.add("inRiak", bytes);
+      count.add("uploaded", bytes);
     } catch (error) {
       if (error instanceof DeferredSignal) {
-        subtract(this.#tally.seen, bytes);
+        count.undo();
         throw error;
       }
-      this.#fail(path, error, bytes);
+      this.#fail(path, error, count);
     }
   }
 
@@ -816,7 +848,7 @@ class PrewarmRun {
       }
       if (!await this.#createDirectory(path)) throw new AlreadyExistsError(displayPath(path));
     } catch (error) {
-      this.#fail(path, error);
+      this.#fail(path, error, new EntryCount(this.#tally));
     }
   }
 
@@ -845,24 +877,24 @@ class PrewarmRun {
     return true;
   }
 
-  /** Counts and records a failure; `seen` is what the entry added to the seen tally. */
-  #fail(path: Buffer, error: unknown, seen?: Tally, retryNow = true): void {
-    const bytes = seen?.bytes ?? 0;
+  /** Counts a failure into `count` (what the entry counted so far) and records it. */
+  #fail(path: Buffer, error: unknown, count: EntryCount, retryNow = true): void {
+    const bytes = count.delta.seen?.bytes ?? 0;
     if (error instanceof LocalChangedSignal) {
       // Uploaded and verified, but changed locally meanwhile: kept, and retried next time.
-      this.#noteBusy(path);
-      add(this.#tally.busy, { files: 1, bytes });
+      count.add("busy", { files: 1, bytes });
+      this.#noteBusy(path, count);
       return;
     }
     const message = error instanceof Error ? error.message : String(error);
-    add(this.#tally.failed, { files: 1, bytes });
-    this.#keepFailure({ path, error: message, seen: seen && { ...seen }, retryNow });
+    count.add("failed", { files: 1, bytes });
+    this.#keepFailure({ path, error: message, counted: count.delta, retryNow });
     this.#o.onEvent?.({ kind: "failed", path: displayPath(path), error: message });
   }
 
-  #noteBusy(path: Buffer): void {
+  #noteBusy(path: Buffer, count: EntryCount): void {
     this.#busy.push(displayPath(path));
-    this.#busyRetries.push(pathToHex(path));
+    this.#busyRetries.push({ path, counted: count.delta });
   }
 
   #absolute(path: Buffer): Buffer {
@@ -893,17 +925,20 @@ class PrewarmRun {
       busy: this.#busy,
     };
     if (this.#o.dryRun) return result;
-    const retries = await this.#saveFailures();
+    const retries = await this.#saveFailures(!walkedToEnd);
     if (retries.listed > result.failures.length) {
       result.failuresFile = join(this.#o.state.path, FAILED_LIST_FILE);
     }
     // Read again: `verify` and `progress --rescan` may have recorded results meanwhile.
     const state = this.#o.state.loadState();
     const resumed = this.#state;
-    const pass = resumed.cursorHex && resumed.currentPass
-      ? resumed.currentPass
+    const goesOn = resumed.cursorHex !== undefined && resumed.currentPass !== undefined;
+    const pass = goesOn
+      ? resumed.currentPass!
       : { startedAt, kind: "prewarm" as const, tally: emptyTally() };
     addTally(pass.tally, this.#tally);
+    // Paths this run counted again were counted by the earlier runs too: once is right.
+    if (goesOn) addDelta(pass.tally, this.#passCorrection, -1);
     if (walkedToEnd) {
       state.lastCompletePass = { ...pass, endedAt };
       delete state.currentPass;
@@ -937,14 +972,18 @@ class PrewarmRun {
    * {@link PrewarmOptions.failuresInMemory} go to state.json, the rest to {@link RETRY_MORE_FILE} once
    * `commit` is called.
    */
-  async #saveFailures(): Promise<{ first: string[]; listed: number; commit(): void }> {
+  async #saveFailures(
+    passGoesOn: boolean,
+  ): Promise<{ first: string[]; listed: number; commit(): void }> {
     this.#o.state.ensure();
     const failedList = new LineFile(join(this.#o.state.path, FAILED_LIST_FILE));
     const retryMore = new LineFile(join(this.#o.state.path, RETRY_MORE_FILE));
     const first: string[] = [];
-    const retry = (hex: string) => {
-      if (first.length < (this.#o.failuresInMemory ?? RETRY_LIST_LIMIT)) first.push(hex);
-      else retryMore.write(hex);
+    // What a path counted belongs to this pass only while the pass goes on.
+    const retry = (line: string) => {
+      const entry = passGoesOn ? line : line.split(" ")[0];
+      if (first.length < (this.#o.failuresInMemory ?? RETRY_LIST_LIMIT)) first.push(entry);
+      else retryMore.write(entry);
     };
     let listed = 0;
     try {
@@ -954,10 +993,10 @@ class PrewarmRun {
           JSON.stringify({ path: displayPath(failure.path), error: failure.error }),
         );
         listed++;
-        if (failure.retryNow) retry(pathToHex(failure.path));
+        if (failure.retryNow) retry(formatRetryEntry(failure.path, failure.counted));
       }
       for (const hex of this.#notRetried) retry(hex);
-      for (const hex of this.#busyRetries) retry(hex);
+      for (const busy of this.#busyRetries) retry(formatRetryEntry(busy.path, busy.counted));
     } catch (error) {
       failedList.abandon();
       retryMore.abandon();
@@ -1052,12 +1091,77 @@ function describeDifference(remote: FileStat | undefined, local: BigIntStats): s
   return undefined;
 }
 
-function subtract(from: Tally, less: Tally): void {
-  from.files -= less.files;
-  from.bytes -= less.bytes;
+/**
+ * What one entry (a file, a symlink, a directory) adds to a run's tally, added there as it
+ * goes and remembered, so that a retry can take all of it back and count the entry anew.
+ */
+class EntryCount {
+  readonly #tally: PassTally;
+  readonly #added: [keyof PassTally, Tally][] = [];
+
+  constructor(tally: PassTally) {
+    this.#tally = tally;
+  }
+
+  /** Adds `more` to category `key` of the run's tally. */
+  add(key: keyof PassTally, more: Tally): void {
+    this.#tally[key].files += more.files;
+    this.#tally[key].bytes += more.bytes;
+    this.#added.push([key, { ...more }]);
+  }
+
+  /** A point to {@link undo} back to. */
+  mark(): number {
+    return this.#added.length;
+  }
+
+  /** Takes back from the run's tally what was added since `mark` (default: everything). */
+  undo(mark = 0): void {
+    for (const [key, less] of this.#added.splice(mark)) {
+      this.#tally[key].files -= less.files;
+      this.#tally[key].bytes -= less.bytes;
+    }
+  }
+
+  /** Everything added, by category. */
+  get delta(): TallyDelta {
+    const delta: TallyDelta = {};
+    for (const [key, more] of this.#added) {
+      const part = delta[key] ??= { files: 0, bytes: 0 };
+      part.files += more.files;
+      part.bytes += more.bytes;
+    }
+    return delta;
+  }
 }
 
-function add(into: Tally, more: Tally): void {
-  into.files += more.files;
-  into.bytes += more.bytes;
+/**
+ * A line of the retry list: a hex path, then (for a pass that goes on) a space and the JSON
+ * of what the run that listed it counted for it in the pass.
+ */
+function formatRetryEntry(path: Buffer | string, counted?: TallyDelta): string {
+  const hex = typeof path === "string" ? path : pathToHex(path);
+  return counted === undefined || Object.keys(counted).length === 0
+    ? hex
+    : `${hex} ${JSON.stringify(counted)}`;
+}
+
+function parseRetryEntry(line: string): { path: Buffer; counted?: TallyDelta } {
+  const space = line.indexOf(" ");
+  if (space < 0) return { path: pathFromHex(line) };
+  let counted: TallyDelta | undefined;
+  try {
+    counted = JSON.parse(line.slice(space + 1)) as TallyDelta;
+  } catch {
+    counted = undefined; // A damaged count only costs the pass's tally its correction.
+  }
+  return { path: pathFromHex(line.slice(0, space)), counted };
+}
+
+/**
+ * Whether a listed path is retried before the walk: only one the resumed walk will not reach
+ * again (at or before its cursor); the walk takes the others in its stride.
+ */
+function isRetriedNow(path: Buffer, resumeFrom: Buffer | undefined): boolean {
+  return resumeFrom !== undefined && compareWalkOrder(path, resumeFrom) <= 0;
 }

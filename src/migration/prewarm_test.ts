@@ -17,6 +17,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
+import { failingWrites, wrappedStore } from "./_test_support.ts";
 import { PathFilter } from "./glob.ts";
 import { acquireLock, LockedError } from "./lock.ts";
 import {
@@ -43,22 +44,6 @@ function makeSource(): string {
   writeFileSync(join(root, "d/e/c.tmp"), "scratch");
   symlinkSync("a.txt", join(root, "link"));
   return root;
-}
-
-/** `store`, whose writes fail with the error `failure()` returns, if any. */
-function failingWrites(store: MigrationStore, failure: () => Error | undefined): MigrationStore {
-  return {
-    tryStat: (path, options) => store.tryStat(path, options),
-    mkdir: (path, options) => store.mkdir(path, options),
-    symlink: (path, target, options) => store.symlink(path, target, options),
-    readRange: (path, offset, length) => store.readRange(path, offset, length),
-    readlink: (path) => store.readlink(path),
-    remove: (path, options) => store.remove(path, options),
-    writeFile: (path, content, options) => {
-      const error = failure();
-      return error ? Promise.reject(error) : store.writeFile(path, content, options);
-    },
-  };
 }
 
 Deno.test("prewarm uploads what Riak lacks, skips what it holds and re-uploads changes", async () => {
@@ -139,7 +124,7 @@ Deno.test("a first pass counts the tree alongside: progress has a total, also wh
           await new Promise((resolve) => setTimeout(resolve, 1));
         }
       };
-      const gated = failingWrites(store, () => undefined);
+      const gated = wrappedStore(store);
       const counted: MigrationStore = {
         ...gated,
         writeFile: async (path, content, options) => {
@@ -347,7 +332,7 @@ Deno.test("files Riak holds but its listing misses keep their newer version and 
       let listings = 0;
       // A listing that names nothing (written before their entries, or a stale listing).
       const unlisting = {
-        ...failingWrites(store, () => undefined),
+        ...wrappedStore(store),
         list: async function* () {
           listings++;
           yield* [];
@@ -385,7 +370,7 @@ Deno.test("a directory its parent's listing does not name is created with the lo
     writeFileSync(join(source, "new", "inside.txt"), "inside");
     await withStore(async ({ store }) => {
       await store.writeFile("taken", Buffer.from("a file where the source has a directory"));
-      const unlisting = { ...failingWrites(store, () => undefined), list: async function* () {} };
+      const unlisting = { ...wrappedStore(store), list: async function* () {} };
       const result = await runPrewarm({ source, store: unlisting, state });
       assert.equal(result.exitCode, EXIT_FAILED);
       assert.deepEqual(result.failures.map((failure) => failure.path), ["/taken"]);
@@ -415,7 +400,7 @@ Deno.test("a file busy in a partial run is retried first by the next run", async
   try {
     await withStore(async ({ store }) => {
       let hot = true; // f01 keeps changing while it is read, during the first run only
-      const changing = failingWrites(store, () => undefined);
+      const changing = wrappedStore(store);
       changing.writeFile = (path, content, options) =>
         hot && Buffer.from(path as Uint8Array).toString() === "f01"
           ? Promise.reject(new FileChangedError("f01"))
@@ -434,6 +419,12 @@ Deno.test("a file busy in a partial run is retried first by the next run", async
       const second = await runPrewarm({ source, store: changing, state, concurrency: 1 });
       assert.equal(second.exitCode, EXIT_COMPLETE);
       assert.ok(await store.tryStat("f01"), "the busy file, walked past, is stored");
+      const pass = state.loadState().lastCompletePass!.tally;
+      assert.deepEqual(
+        [pass.seen.files, pass.inRiak.files, pass.busy.files],
+        [20, 20, 0],
+        "the pass counts f01 once, in Riak",
+      );
     });
   } finally {
     rmSync(source, { recursive: true });
@@ -452,7 +443,7 @@ Deno.test("a directory replaced by a symlink after it was listed is not followed
   const state = new StateDirectory(join(base, "state"));
   try {
     await withStore(async ({ store }) => {
-      const swapping = failingWrites(store, () => undefined);
+      const swapping = wrappedStore(store);
       swapping.mkdir = async (path, options) => {
         const made = await store.mkdir(path, options);
         if (Buffer.from(path as Uint8Array).toString() === "b") {
@@ -489,7 +480,7 @@ Deno.test("a newer version written to Riak while prewarm uploads the older local
         mtimeNs: 1_500_000_000_000_000_000n,
       });
       const newer = Buffer.from("written through the mount meanwhile");
-      const racing = failingWrites(store, () => undefined);
+      const racing = wrappedStore(store);
       racing.writeFile = (path, content, options) => {
         async function* whileUploading() {
           let first = true;

@@ -81,6 +81,20 @@ export function emptyTally(): PassTally {
   return tally;
 }
 
+/** What one entry (a file, a symlink, a directory) added to a tally, by category. */
+export type TallyDelta = Partial<Record<keyof PassTally, Tally>>;
+
+/** Adds `delta` into `into` (`sign` -1: takes it back, never below zero). */
+export function addDelta(into: PassTally, delta: TallyDelta, sign: 1 | -1 = 1): void {
+  for (const key of TALLY_KEYS) {
+    const part = delta[key];
+    if (!part) continue;
+    into[key] ??= { files: 0, bytes: 0 };
+    into[key].files = Math.max(0, into[key].files + sign * part.files);
+    into[key].bytes = Math.max(0, into[key].bytes + sign * part.bytes);
+  }
+}
+
 /** Adds `more` into `into`. */
 export function addTally(into: PassTally, more: PassTally): void {
   for (const key of TALLY_KEYS) {

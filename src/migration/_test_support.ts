@@ -1,0 +1,41 @@
+/**
+ * Test support for the pre-warm tests: a store whose operations a test replaces, to fail or
+ * act at an exact point.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type { MigrationStore } from "./stored_file.ts";
+
+/**
+ * `store` with some operations replaced, and no `list` (every file gets its own look-up, as
+ * against a store that cannot list).
+ */
+export function wrappedStore(
+  store: MigrationStore,
+  overrides: Partial<MigrationStore> = {},
+): MigrationStore {
+  return {
+    tryStat: (path, options) => store.tryStat(path, options),
+    mkdir: (path, options) => store.mkdir(path, options),
+    symlink: (path, target, options) => store.symlink(path, target, options),
+    readRange: (path, offset, length) => store.readRange(path, offset, length),
+    readlink: (path) => store.readlink(path),
+    remove: (path, options) => store.remove(path, options),
+    writeFile: (path, content, options) => store.writeFile(path, content, options),
+    ...overrides,
+  };
+}
+
+/** `store`, whose writes of a path fail with the error `failure(path)` returns, if any. */
+export function failingWrites(
+  store: MigrationStore,
+  failure: (path: string) => Error | undefined,
+): MigrationStore {
+  return wrappedStore(store, {
+    writeFile: (path, content, options) => {
+      const error = failure(Buffer.from(path as Uint8Array).toString());
+      return error ? Promise.reject(error) : store.writeFile(path, content, options);
+    },
+  });
+}
