@@ -17,7 +17,10 @@ export interface FailureRecord {
   error: string;
   /** Everything the entry added to the run's tally, its failure too (taken back on retry). */
   counted?: TallyDelta;
-  /** False for a directory the walk could not read: only the next run's walk retries it. */
+  /**
+   * False for a directory the walk could not read: not listed for retry; the next pass's walk
+   * (the cursor has passed it) tries it again.
+   */
   retryNow: boolean;
 }
 

@@ -90,7 +90,7 @@ export const DEFAULT_CHANGE_RETRIES = 3;
  * go to files in the state directory, so every one is listed and retried.
  */
 export const RETRY_LIST_LIMIT = 1000;
-/** Paths to retry beyond state.json's {@link RETRY_LIST_LIMIT}, one hex path per line. */
+/** Paths to retry beyond state.json's {@link RETRY_LIST_LIMIT}, one per line as in `retryHex`. */
 export const RETRY_MORE_FILE = "retry-more.txt";
 /** Every failed path of the last run, JSON lines `{"path", "error"}`; absent when none failed. */
 export const FAILED_LIST_FILE = "failed.jsonl";
@@ -366,7 +366,7 @@ class PrewarmRun {
         }
         const entry = parseRetryEntry(next.value);
         // Counted by an earlier run of this pass: this run counts it anew.
-        if (resumeFrom && entry.counted) addDelta(this.#passCorrection, entry.counted);
+        if (resumeFrom && entry.counted) addDelta(this.#passCorrection, retried(entry.counted));
         if (isRetriedNow(entry.path, resumeFrom)) await this.#retry(entry.path);
       }
     }
@@ -406,7 +406,7 @@ class PrewarmRun {
           continue;
         }
         // Its first attempt's counts go: the retry counts it anew.
-        addDelta(this.#tally, failure.counted ?? {}, -1);
+        addDelta(this.#tally, retried(failure.counted ?? {}), -1);
         await this.#retry(failure.path);
       }
       await Promise.all(this.#inFlight);
@@ -1156,6 +1156,15 @@ function parseRetryEntry(line: string): { path: Buffer; counted?: TallyDelta } {
     counted = undefined; // A damaged count only costs the pass's tally its correction.
   }
   return { path: pathFromHex(line.slice(0, space)), counted };
+}
+
+/**
+ * What a retry takes back of an earlier attempt's counts: all but the bytes it uploaded,
+ * which did move (rates and history count them).
+ */
+function retried(counted: TallyDelta): TallyDelta {
+  const { uploaded: _moved, ...rest } = counted;
+  return rest;
 }
 
 /**

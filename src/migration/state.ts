@@ -123,7 +123,10 @@ export interface MigrationState {
   currentPass?: PassRecord;
   /** The most recent complete pass or rescan. */
   lastCompletePass?: PassRecord;
-  /** Files that failed last time (hex paths, capped), retried first by the next run. */
+  /**
+   * Paths the last run left to retry (capped; the rest in retry-more.txt): hex, then, while
+   * their pass goes on, a space and the JSON of what they counted in it (see prewarm.ts).
+   */
   retryHex?: string[];
   /** The last `verify` of the whole tree. */
   lastVerify?: VerifyRecord;

@@ -240,8 +240,9 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
     }
     if (mirror.snapshot) return await observed(options, snapshotLocalFile(options, mirror.path));
     if (mirror.directory) {
-      // Back in the source: its files have their own mirrors.
-      if (await existsLocally(options.source, mirror.path)) return;
+      // A directory back in the source: its files have their own mirrors. (A file put there
+      // instead needs Riak's directory gone first: its copy is queued after this.)
+      if (await existsLocally(options.source, mirror.path, true)) return;
       return await observed(options, removeDirectoryFromRiak(options, mirror.path));
     }
     if (mirror.mirror === "copy" || await existsLocally(options.source, mirror.path)) {
@@ -361,13 +362,21 @@ async function removeDirectoryFromRiak(options: MirrorOptions, path: string): Pr
   }
 }
 
-/** Whether anything is at mount path `path` in the source (a path out of it counts). */
-async function existsLocally(source: string, path: string): Promise<boolean> {
+/**
+ * Whether anything (with `directoryOnly`, a directory) is at mount path `path` in the source;
+ * a path that leads out of it counts.
+ */
+async function existsLocally(
+  source: string,
+  path: string,
+  directoryOnly = false,
+): Promise<boolean> {
   const absolute = await sourcePathOf(source, path);
   // Reached through a symlink: not this mount's file to remove from Riak.
   if (absolute === undefined) return true;
   try {
-    return await lstatIfExists(absolute) !== undefined;
+    const stats = await lstatIfExists(absolute);
+    return stats !== undefined && (!directoryOnly || stats.isDirectory());
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOTDIR") return false;
     throw error;

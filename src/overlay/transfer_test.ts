@@ -278,6 +278,12 @@ Deno.test("a directory removed from the source leaves Riak once empty, never wit
       await store.mkdir("/back");
       await mirror(removal("/back"), signal);
       assert.equal((await store.stat("/back")).type, "directory");
+      // A file put where the directory was (`rm -r d; echo > d`): Riak's directory goes, so
+      // the file's copy, queued after, can take the name.
+      await writeFile(join(source, "now-a-file"), "x");
+      await store.mkdir("/now-a-file");
+      await mirror(removal("/now-a-file"), signal);
+      assert.equal(await store.tryStat("/now-a-file"), undefined);
     });
   });
 });

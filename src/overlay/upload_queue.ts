@@ -100,8 +100,8 @@ export class UploadStoppedError extends Error {
 
 /**
  * Thrown by a mirror that cannot finish yet because other jobs must run first (a directory
- * whose entries' removals are still queued): retried with backoff, never counted as Riak
- * refusing it.
+ * whose entries' removals are still queued): its upload slot is given up, and it is tried
+ * again once the others had their turn, never counted as Riak refusing it.
  */
 export class NotYetError extends Error {
   constructor(message: string) {
@@ -358,7 +358,9 @@ export class UploadQueue {
   #supersede(older: Job, newer: Job): void {
     const jobs = this.#byPath.get(older.entry.path)!;
     jobs.splice(jobs.indexOf(older), 1);
-    this.#waiting.splice(this.#waiting.indexOf(older), 1);
+    // A job waiting to be tried again (see #retryLater) is not among the waiting ones.
+    const waiting = this.#waiting.indexOf(older);
+    if (waiting >= 0) this.#waiting.splice(waiting, 1);
     newer.done.then(older.resolve, older.reject);
     void this.#forget(older.entry);
   }
@@ -426,7 +428,12 @@ export class UploadQueue {
           this.#finish(job);
           return;
         }
-        refusals = isOutageError(error) || error instanceof NotYetError ? 0 : refusals + 1;
+        if (error instanceof NotYetError) {
+          // Its slot goes to the jobs it waits for; it is tried again after them.
+          this.#retryLater(job);
+          return;
+        }
+        refusals = isOutageError(error) ? 0 : refusals + 1;
         if (isMirror(entry) && refusals >= MIRROR_ATTEMPTS) {
           // Riak keeps refusing (a directory where the source has a file, say): reported
           // and given up, not retried forever in an upload slot.
@@ -531,6 +538,21 @@ export class UploadQueue {
     }
   }
 
+  /** Puts a started job back among the waiting ones after {@link #retryInitialMs}. */
+  #retryLater(job: Job): void {
+    job.started = false;
+    const requeue = () => {
+      this.#wake = this.#wake.filter((wake) => wake !== requeue);
+      clearTimeout(timer);
+      // Stopping: it stays journaled for the next mount.
+      if (this.#stopping || !this.#byPath.get(job.entry.path)?.includes(job)) return;
+      this.#waiting.push(job);
+      this.#pump();
+    };
+    const timer = setTimeout(requeue, this.#retryInitialMs);
+    this.#wake.push(requeue);
+  }
+
   #sleep(ms: number): Promise<void> {
     // Stopping: a job that failed after stop() woke the sleepers must not sleep either.
     if (this.#stopping) return Promise.resolve();
@@ -567,7 +589,12 @@ function covers(newer: JournalEntry, older: JournalEntry): boolean {
   // Only an upload that also sets aside what Riak holds unseen may stand in for one.
   if (older.unseen && !newer.unseen) return false;
   if (!isMirror(newer) || !isMirror(older)) return isMirror(newer) === isMirror(older);
-  if (newer.mirror === "remove") return true;
+  // A directory's removal and a file's removal of one path stand in for each other never.
+  if (newer.mirror === "remove") {
+    return newer.directory
+      ? older.mirror === "remove" && older.directory === true
+      : older.directory !== true;
+  }
   // An fsync waits on a snapshot: a copy that waits for the file to settle cannot stand in.
   if (older.snapshot && !newer.snapshot) return false;
   // A copy carries the attributes along, but an mtime only as exactly as the local file

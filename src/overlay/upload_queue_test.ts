@@ -5,7 +5,12 @@ import { join } from "node:path";
 import { isMirror, type JournalEntry, stagedNames, UploadJournal } from "./journal.ts";
 import { MountMetrics } from "./metrics.ts";
 import { Spool } from "./spool.ts";
-import { UploadQueue, type UploadQueueOptions, UploadStoppedError } from "./upload_queue.ts";
+import {
+  NotYetError,
+  UploadQueue,
+  type UploadQueueOptions,
+  UploadStoppedError,
+} from "./upload_queue.ts";
 
 interface Fixture {
   spool: Spool;
@@ -236,7 +241,7 @@ function mirrorQueue(fixture: Fixture, gate?: Promise<void>) {
   const queue = queueOver(fixture, {
     concurrency: 1,
     mirror: async (entry, signal) => {
-      mirrored.push(`${entry.mirror} ${entry.path}`);
+      mirrored.push(`${entry.mirror} ${entry.path}${entry.directory ? " (directory)" : ""}`);
       // Like a copy waiting for its file to settle: a newer mirror aborts the wait.
       await new Promise<void>((resolve, reject) => {
         signal.addEventListener("abort", () => reject(signal.reason));
@@ -387,6 +392,51 @@ Deno.test("nothing stands in for an upload that sets aside what Riak held unseen
     release();
     await Promise.all([blocker, unseen, removal, both, newer].map((ticket) => ticket.uploaded));
     assert.deepEqual(mirrored, ["copy /blocker", "copy /new", "remove /new", "copy /b"]);
+    assert.equal(fixture.journal.pendingCount, 0);
+  });
+});
+
+Deno.test("a directory's removal and a file's removal of one path never stand in for each other", async () => {
+  await withSpool(async (fixture) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const { queue, mirrored } = mirrorQueue(fixture, gate);
+    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    // rm x; mkdir x; rmdir x; touch x; rm x
+    const tickets = [
+      await queue.submitMirror({ path: "/x", mirror: "remove" }),
+      await queue.submitMirror({ path: "/x", mirror: "remove", directory: true }),
+      await queue.submitMirror({ path: "/x", mirror: "remove" }),
+    ];
+    release();
+    await Promise.all([blocker.uploaded, ...tickets.map((ticket) => ticket.uploaded)]);
+    assert.deepEqual(mirrored, [
+      "copy /blocker",
+      "remove /x",
+      "remove /x (directory)",
+      "remove /x",
+    ]);
+  });
+});
+
+Deno.test("a mirror that must wait for others gives up its slot to them and runs after", async () => {
+  await withSpool(async (fixture) => {
+    const done = new Set<string>();
+    const queue = queueOver(fixture, {
+      concurrency: 1,
+      mirror: (entry) => {
+        // A directory's removal waits for its file's, which is queued behind it.
+        if (entry.path === "/d" && !done.has("/d/f")) {
+          return Promise.reject(new NotYetError("/d: entries still being removed"));
+        }
+        done.add(entry.path);
+        return Promise.resolve();
+      },
+    });
+    const directory = await queue.submitMirror({ path: "/d", mirror: "remove", directory: true });
+    const file = await queue.submitMirror({ path: "/d/f", mirror: "remove" });
+    await Promise.all([directory.uploaded, file.uploaded]);
+    assert.deepEqual([...done], ["/d/f", "/d"]);
     assert.equal(fixture.journal.pendingCount, 0);
   });
 });
