@@ -3,15 +3,32 @@
  * overlapping cron runs never race on the same files.
  *
  * The lock is a file created whole (a hard link of a written file, which fails if the lock
- * exists) holding the holder's PID and its start time. A lock whose process is gone (the
- * holder was killed; a PID reused since, after a reboot say, has another start time) is
- * stale and taken over, by one run only.
+ * exists) holding the holder's PID, its start time, and where that PID means something: the
+ * boot and the PID namespace. A lock whose process is gone (the holder was killed; a PID
+ * reused since has another start time) is stale and taken over, by one run only. A holder
+ * in another PID namespace or boot (a container sharing the state directory, another host
+ * over NFS) cannot be looked up: its lock is alive while the holder keeps touching it
+ * ({@link LOCK_HEARTBEAT_MS}), and stale once untouched for {@link LOCK_STALE_MS}.
  *
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { linkSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  linkSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { isProcessAlive } from "../util/process.ts";
+
+/** How often a holder touches its lock file, for holders that cannot look its PID up. */
+export const LOCK_HEARTBEAT_MS = 30_000;
+/** A lock from another PID namespace or boot, untouched this long, is stale. */
+export const LOCK_STALE_MS = 10 * 60_000;
 
 /** Another live process holds the lock. */
 export class LockedError extends Error {
@@ -48,13 +65,19 @@ export interface HeldLock {
  * try { await run(); } finally { lock.release(); }
  * ```
  */
-export function acquireLock(file: string, pid: number = process.pid): HeldLock {
-  const mine = [pid, startTimeOf(pid)].filter((part) => part !== undefined).join(" ");
+export function acquireLock(
+  file: string,
+  pid: number = process.pid,
+  heartbeatMs = LOCK_HEARTBEAT_MS,
+): HeldLock {
+  const mine = [pid, startTimeOf(pid) ?? "-", ...thisPlace()].join(" ");
   for (let attempt = 0; attempt < 5; attempt++) {
-    if (createHolding(file, `${mine}\n`)) return heldLock(file, pid);
+    if (createHolding(file, `${mine}\n`)) return heldLock(file, pid, heartbeatMs);
     const holder = readHolder(file);
     if (holder === undefined) continue; // Released or taken over meanwhile: look again.
-    if (holder.pid !== pid && isAlive(holder)) throw new LockedError(file, holder.pid);
+    const ours = holder.pid === pid &&
+      (holder.place === undefined || holder.place === thisPlace().join(" "));
+    if (!ours && isAlive(holder)) throw new LockedError(file, holder.pid);
     takeOver(file, holder); // Stale: its holder died without releasing it.
   }
   throw new LockedError(file, readHolder(file)?.pid);
@@ -65,6 +88,25 @@ interface Holder {
   pid: number;
   /** Clock ticks since boot (field 22 of /proc/PID/stat): a reused PID has another. */
   startTime?: string;
+  /** Boot id and PID namespace the PID belongs to (absent in locks of older versions). */
+  place?: string;
+  /** When the lock file was last touched (ms since the epoch). */
+  touchedMs?: number;
+}
+
+/** This boot's id and this process's PID namespace, as the lock file records them. */
+function thisPlace(): [string, string] {
+  const read = (read: () => string) => {
+    try {
+      return read().trim().replaceAll(" ", "_") || "-";
+    } catch {
+      return "-";
+    }
+  };
+  return [
+    read(() => readFileSync("/proc/sys/kernel/random/boot_id", "utf8")),
+    read(() => readlinkSync("/proc/self/ns/pid")),
+  ];
 }
 
 /**
@@ -99,7 +141,10 @@ function takeOver(file: string, stale: Holder): void {
   }
   try {
     const current = readHolder(file);
-    if (current?.pid !== stale.pid || current.startTime !== stale.startTime) return;
+    if (
+      current?.pid !== stale.pid || current.startTime !== stale.startTime ||
+      current.place !== stale.place || current.touchedMs !== stale.touchedMs
+    ) return;
     try {
       unlinkSync(file);
     } catch (error) {
@@ -110,11 +155,23 @@ function takeOver(file: string, stale: Holder): void {
   }
 }
 
-function heldLock(file: string, pid: number): HeldLock {
+function heldLock(file: string, pid: number, heartbeatMs: number): HeldLock {
   let released = false;
+  // Holders elsewhere (another PID namespace or host) judge the lock by this touch.
+  const heartbeat = setInterval(() => {
+    if (readHolder(file)?.pid !== pid) return;
+    const now = new Date();
+    try {
+      utimesSync(file, now, now);
+    } catch {
+      // Gone meanwhile: release() has nothing left to do either.
+    }
+  }, heartbeatMs);
+  (heartbeat as { unref?: () => void }).unref?.();
   const release = () => {
     if (released) return;
     released = true;
+    clearInterval(heartbeat);
     process.removeListener("exit", release);
     if (readHolder(file)?.pid === pid) {
       try {
@@ -135,15 +192,31 @@ function readHolder(file: string): Holder | undefined {
   } catch {
     return undefined;
   }
-  const [pidText, startTime] = text.trim().split(/\s+/);
+  const [pidText, startTime, bootId, pidNamespace] = text.trim().split(/\s+/);
   const pid = Number(pidText);
   // Unreadable content is nobody's: the holder is dead, as far as anyone can tell.
   if (!Number.isSafeInteger(pid) || pid <= 0) return { pid: 0 };
-  return startTime === undefined ? { pid } : { pid, startTime };
+  const holder: Holder = { pid };
+  if (startTime !== undefined && startTime !== "-") holder.startTime = startTime;
+  if (bootId !== undefined && pidNamespace !== undefined) {
+    holder.place = `${bootId} ${pidNamespace}`;
+    try {
+      holder.touchedMs = statSync(file).mtimeMs;
+    } catch {
+      return undefined; // Released meanwhile.
+    }
+  }
+  return holder;
 }
 
-/** Whether `holder` still runs: its PID is alive and, when known, started when it did. */
+/**
+ * Whether `holder` still runs: its PID is alive and, when known, started when it did; a
+ * holder whose PID means nothing here, while it keeps touching its lock.
+ */
 function isAlive(holder: Holder): boolean {
+  if (holder.place !== undefined && holder.place !== thisPlace().join(" ")) {
+    return Date.now() - (holder.touchedMs ?? 0) < LOCK_STALE_MS;
+  }
   if (holder.pid <= 0 || !isProcessAlive(holder.pid)) return false;
   return holder.startTime === undefined || startTimeOf(holder.pid) === holder.startTime;
 }

@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { acquireLock, LockedError } from "./lock.ts";
+import { acquireLock, LOCK_STALE_MS, LockedError } from "./lock.ts";
 
 Deno.test("the lock holds the PID, refuses a second live holder and is released", () => {
   const dir = mkdtempSync(join(tmpdir(), "riakfs-lock-"));
@@ -60,6 +68,49 @@ Deno.test("a live PID with another start time (reused since the holder died) is 
     const parent = acquireLock(file, process.ppid);
     assert.throws(() => acquireLock(file), LockedError);
     parent.release();
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a lock from another PID namespace or boot is live while touched, stale once not", () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-lock-"));
+  const file = join(dir, "lock");
+  try {
+    const lock = acquireLock(file);
+    const fields = readFileSync(file, "utf8").trim().split(" ");
+    assert.equal(fields.length, 4, "PID, start time, boot id, PID namespace");
+    assert.match(fields[3], /^pid:\[\d+\]$/);
+    lock.release();
+    // PID 1 of a container sharing the state directory: its PID means nothing here.
+    writeFileSync(file, "1 1 another-boot pid:[1]\n");
+    assert.throws(() => acquireLock(file), LockedError, "touched just now: alive");
+    const untouched = new Date(Date.now() - LOCK_STALE_MS - 60_000);
+    utimesSync(file, untouched, untouched);
+    const taken = acquireLock(file);
+    assert.equal(readFileSync(file, "utf8").split(" ")[0], String(process.pid));
+    taken.release();
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a held lock is touched while its holder runs", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-lock-"));
+  const file = join(dir, "lock");
+  try {
+    const lock = acquireLock(file, process.pid, 5);
+    try {
+      const old = new Date(Date.now() - 3_600_000);
+      utimesSync(file, old, old);
+      const deadline = Date.now() + 10_000;
+      while (statSync(file).mtimeMs < Date.now() - 60_000) {
+        assert.ok(Date.now() < deadline, "the lock file was never touched");
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    } finally {
+      lock.release();
+    }
   } finally {
     rmSync(dir, { recursive: true });
   }
