@@ -11,6 +11,8 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { StoreClient } from "./client.ts";
 import { withStore } from "./_test_support.ts";
+import { KeyExistsError } from "./errors.ts";
+import { describeLocation } from "./layout.ts";
 import { Store } from "./store.ts";
 
 const CONTENT = Buffer.from("precious data, more than one 8-byte chunk");
@@ -148,6 +150,28 @@ Deno.test("a crash duplicate's chunks survive a rename over it, a directory rena
     await store.rename("d/t", "d/u");
     await store.writeFile("d/f", Buffer.from("new content over the leftover"), { previous: stat });
     assert.ok(CONTENT.equals(await store.readFile("d/u")), "overwritten with an old stat");
+  }, { namespace: SMALL_CHUNKS });
+});
+
+Deno.test("a put resent after its first attempt landed (a timeout) is this write, not a conflict", async () => {
+  await withStore(async ({ client, bucket }) => {
+    // The first attempt is applied, its answer lost; the resend finds it: "match_found".
+    let resent = false;
+    const retrying: StoreClient = {
+      ...client,
+      put: async (location, content, options) => {
+        await client.put(location, content, options);
+        if (!resent && options?.ifNoneMatch && Buffer.from(location.key).toString() === "d/big") {
+          resent = true;
+          throw new KeyExistsError(describeLocation(location));
+        }
+      },
+    };
+    const store = new Store(retrying, { namespace: { bucket, ...SMALL_CHUNKS } });
+    await store.writeFile("d/big", CONTENT, { unlisted: true });
+    assert.ok(resent, "the resend was answered match_found");
+    assert.ok(CONTENT.equals(await store.readFile("d/big")), "its chunks are still there");
+    assert.deepEqual(await names(store, "d"), ["big"]);
   }, { namespace: SMALL_CHUNKS });
 });
 

@@ -665,29 +665,40 @@ export class Store {
       directoryCheck,
     ]);
     if (put.status === "rejected") throw put.reason; // may have been applied: chunks stay for gc
+    // A put resent after an attempt that may have been applied (a timeout) finds that
+    // attempt: the object there names this upload's generation. It is this write, stored.
+    const created = put.value ||
+      (uploaded.manifest !== undefined && await this.#holdsGeneration(p, uploaded.manifest));
     // Stored, but the check failed: look once more rather than leave an object without its
     // entry (if this throws too, it is like a crash before the entry is added).
     const directoryFound = directory.status === "fulfilled"
       ? directory.value
       : await this.#getResolved(this.layout.directory(p).object, true, p);
-    if (!put.value && options.unlisted) {
+    if (!created && options.unlisted) {
       if (uploaded.manifest) await this.#deleteChunks(uploaded.manifest);
       throw new AlreadyExistsError(displayPath(p));
     }
     if (directoryFound) {
       // Rare (a file written over a directory): undo the object this put created, which was
       // briefly visible, and the new chunks no manifest in Riak refers to any more.
-      if (put.value) await this.#delete(placement.object);
+      if (created) await this.#delete(placement.object);
       if (uploaded.manifest) await this.#deleteChunks(uploaded.manifest);
       throw new WrongTypeError("EISDIR", displayPath(p));
     }
-    if (!put.value) return await this.#replaceFound(p, uploaded, options);
+    if (!created) return await this.#replaceFound(p, uploaded, options);
     options.objectStored?.();
     await this.#index.add(this.layout.directory(placement.parent), [{
       type: "file",
       name: placement.name,
     }], { absent: true });
     return meta;
+  }
+
+  /** Whether the file object at `p` is the manifest of `manifest`'s generation. */
+  async #holdsGeneration(p: Buffer, manifest: Manifest): Promise<boolean> {
+    const found = await this.#getResolved(this.layout.file(p).object, false, p);
+    return found?.meta.storage === "chunked" &&
+      this.#manifestOf(p, found).generation === manifest.generation;
   }
 
   /** The put of {@link #create} found an object at the file key: write over it. */
