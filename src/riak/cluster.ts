@@ -187,8 +187,11 @@ export class RiakCluster {
       try {
         lease = await this.acquire(lastNode);
         lastNode = lease.node;
-        return await operation(lease.connection);
+        const result = await operation(lease.connection);
+        lease.node.answered();
+        return result;
       } catch (error) {
+        if (lease) reportFailure(lease.node, error);
         if (this.canVerify(error, options)) maybeApplied = error;
         else if (!this.shouldRetry(error, options.idempotent, attempt)) throw error;
       } finally {
@@ -257,8 +260,10 @@ export class RiakCluster {
           yielded = true;
           yield item;
         }
+        lease.node.answered();
         return;
       } catch (error) {
+        if (lease) reportFailure(lease.node, error);
         if (yielded || !this.shouldRetry(error, true, attempt)) throw error;
         await this.backoff(attempt);
       } finally {
@@ -388,4 +393,14 @@ export class RiakCluster {
       waiter.resolve();
     }
   }
+}
+
+/**
+ * Tells `node` whether a request that failed on its connection was answered at all: a request
+ * that timed out was not (a cut connection is the node's restart, which its next connect
+ * tells); an error answer was.
+ */
+function reportFailure(node: RiakNode, error: unknown): void {
+  if (error instanceof TimeoutError && error.phase === "request") node.unanswered(error);
+  else if (error instanceof RiakError) node.answered();
 }

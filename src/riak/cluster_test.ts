@@ -11,7 +11,7 @@ import type { ClusterOptions } from "./cluster.ts";
 import { toText } from "./commands/values.ts";
 import { ConnectionError, QueueFullError, RiakError, TimeoutError } from "./errors.ts";
 import { MessageCode } from "./messages.ts";
-import { parseNodeList } from "./node.ts";
+import { FAILURES_BEFORE_DOWN, parseNodeList } from "./node.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -273,6 +273,27 @@ Deno.test("a node that refuses connections goes down, traffic moves, it comes ba
     await a.server!.faults.resumeAccepting();
     await eventually(() => nodeA.state === "up", "node A back up");
     assert.ok(b.nodes.length === 1);
+  });
+});
+
+Deno.test("a node that accepts but never answers goes down after timeouts in a row, and back after pings", async () => {
+  await withServers(2, { requestTimeoutMs: 200, maxAttempts: 1 }, async (riak, [a]) => {
+    const nodeA = riak.cluster.nodes[0];
+    await riak.ping();
+    await riak.ping();
+    a.server!.faults.pause(); // connections still accepted; nothing answered
+    let timeouts = 0;
+    for (let i = 0; i < 20 && nodeA.state === "up"; i++) {
+      await riak.ping().catch((error) => {
+        assert.ok(error instanceof TimeoutError, String(error));
+        timeouts++;
+      });
+    }
+    assert.equal(nodeA.state, "down");
+    assert.equal(timeouts, FAILURES_BEFORE_DOWN, "taken out after that many in a row");
+    for (let i = 0; i < 5; i++) await riak.ping(); // all on the other node now
+    a.server!.faults.resume();
+    await eventually(() => nodeA.state === "up", "node A back once it answers pings");
   });
 });
 

@@ -19,6 +19,12 @@ export const DEFAULT_MIN_CONNECTIONS = 1;
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** Default period of the background ping of a node that is down. */
 export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 1_000;
+/**
+ * Requests in a row that time out unanswered before a node is taken out of rotation: a node
+ * that accepts connections but never answers (frozen, stalled) would otherwise keep its
+ * share of requests, each waiting out its deadline.
+ */
+export const FAILURES_BEFORE_DOWN = 3;
 /** Default Riak protocol-buffers port. */
 export const DEFAULT_RIAK_PORT = 8087;
 
@@ -83,6 +89,8 @@ export class RiakNode {
   onAvailable: () => void = () => {};
   /** Why the node went down last (for errors and status). */
   lastFailure?: Error;
+  /** Requests in a row that timed out on a connection of this node (see FAILURES_BEFORE_DOWN). */
+  private failuresInARow = 0;
 
   constructor(host: string, port: number, options: NodeOptions = {}) {
     this.address = `${host}:${port}`;
@@ -187,6 +195,21 @@ export class RiakNode {
     if (this.currentState === "closed") connection.close();
     else if (connection.usable) this.idle.push(connection);
     this.onAvailable();
+  }
+
+  /** A request on one of its connections got an answer (an error answer too). */
+  answered(): void {
+    this.failuresInARow = 0;
+  }
+
+  /**
+   * A request on one of its connections timed out unanswered; after
+   * {@link FAILURES_BEFORE_DOWN} in a row the node goes down until a ping answers again.
+   */
+  unanswered(error: Error): void {
+    if (++this.failuresInARow < FAILURES_BEFORE_DOWN) return;
+    this.failuresInARow = 0;
+    this.markDown(error);
   }
 
   /** Takes the node out of rotation and pings it in the background until it answers. */
