@@ -7,7 +7,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { isProcessAlive } from "../src/util/process.ts";
 import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
 
@@ -52,6 +52,19 @@ export function isMounted(mountpoint: string): boolean {
     const fields = line.split(" ");
     return fields[4] === mountpoint && line.includes(" - fuse.");
   });
+}
+
+/**
+ * Whether a filesystem mounted on `mountpoint` answers: a stale mount left by a crash is
+ * listed in mountinfo but answers ENOTCONN, and counting it as live let a test read the bare
+ * directory in the moment between its removal and the new mount.
+ */
+export function isServing(mountpoint: string): boolean {
+  try {
+    return fs.statSync(mountpoint).dev !== fs.statSync(dirname(mountpoint)).dev;
+  } catch {
+    return false;
+  }
 }
 
 /** The pids of the watchdogs among the direct children of `pid`. */

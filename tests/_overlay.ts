@@ -18,7 +18,7 @@ import type { StatusReport } from "../src/overlay/control.ts";
 import { openRiakStoreClient } from "../src/store/riak_adapter.ts";
 import type { StoreClient } from "../src/store/client.ts";
 import { Store } from "../src/store/store.ts";
-import { isMounted, stopMount, tempDir, waitFor } from "./_mount.ts";
+import { isMounted, isServing, stopMount, tempDir, waitFor } from "./_mount.ts";
 import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
 
 /** A running overlay mount. */
@@ -115,8 +115,9 @@ export async function withOverlayEnv(body: (env: OverlayEnv) => Promise<void>): 
     server.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
     const mounted: OverlayMount = { server, stderr: () => stderr };
     mounts.push(mounted);
-    const live = await waitFor(() => isMounted(mountpoint) || server.exitCode !== null, 15_000);
-    if (!live || !isMounted(mountpoint)) {
+    const isLive = () => isServing(mountpoint) && isMounted(mountpoint);
+    const live = await waitFor(() => isLive() || server.exitCode !== null, 15_000);
+    if (!live || !isLive()) {
       await unmount(mounted);
       throw new Error(`mount did not come up: ${stderr}`);
     }
