@@ -45,7 +45,7 @@ export {
   type PrewarmEvent,
   type PrewarmOptions,
   type PrewarmResult,
-  RETRY_MORE_FILE,
+  RETRY_MORE_PREFIX,
   runPrewarm,
 } from "./prewarm.ts";
 export { progressFromState, type ProgressReport, rescan } from "./progress.ts";

@@ -17,10 +17,10 @@
  */
 import { Buffer } from "node:buffer";
 import type { BigIntStats } from "node:fs";
-import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
 import { readlink } from "node:fs/promises";
 import { join } from "node:path";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { displayPath } from "../store/path.ts";
 import { AlreadyExistsError, NewerVersionError } from "../store/errors.ts";
 import type { FileStat, Store } from "../store/store.ts";
@@ -90,8 +90,13 @@ export const DEFAULT_CHANGE_RETRIES = 3;
  * go to files in the state directory, so every one is listed and retried.
  */
 export const RETRY_LIST_LIMIT = 1000;
-/** Paths to retry beyond state.json's {@link RETRY_LIST_LIMIT}, one per line as in `retryHex`. */
-export const RETRY_MORE_FILE = "retry-more.txt";
+/**
+ * Start of the names of the files listing the paths to retry beyond state.json's
+ * {@link RETRY_LIST_LIMIT}, one per line as in `retryHex`. Each run writes a new one, which
+ * state.json then names (`retryMoreFile`): a crash between the two saves leaves the older
+ * pair whole, never one run's short list beside another run's long one.
+ */
+export const RETRY_MORE_PREFIX = "retry-more-";
 /** Every failed path of the last run, JSON lines `{"path", "error"}`; absent when none failed. */
 export const FAILED_LIST_FILE = "failed.jsonl";
 /** Where a run spills failures beyond {@link RETRY_LIST_LIMIT} while it runs. */
@@ -428,7 +433,8 @@ class PrewarmRun {
    */
   async *#lastRetryList(): AsyncGenerator<string> {
     yield* this.#state.retryHex ?? [];
-    yield* readLines(join(this.#o.state.path, RETRY_MORE_FILE));
+    const more = this.#state.retryMoreFile;
+    if (more) yield* readLines(join(this.#o.state.path, more));
   }
 
   #keepFailure(failure: FailureRecord): void {
@@ -948,9 +954,10 @@ class PrewarmRun {
       state.cursorHex = this.#cursor ? pathToHex(this.#cursor) : undefined;
     }
     state.retryHex = retries.first;
+    state.retryMoreFile = retries.moreFile;
     this.#o.state.saveState(state);
-    // Only now: a crash before the save keeps the last run's list, which is retried again.
-    retries.commit();
+    // Only now: a crash before the save keeps the last run's lists, which are retried again.
+    this.#removeRetryFilesBut(retries.moreFile);
     const record: RunRecord = {
       startedAt,
       endedAt,
@@ -969,15 +976,18 @@ class PrewarmRun {
    * Writes every failure to {@link FAILED_LIST_FILE}, and the next run's retry list: what is
    * left of the last run's, this run's failures, what the budget deferred, then the files
    * that kept changing while they were read. The first
-   * {@link PrewarmOptions.failuresInMemory} go to state.json, the rest to {@link RETRY_MORE_FILE} once
-   * `commit` is called.
+   * {@link PrewarmOptions.failuresInMemory} are returned for state.json, the rest go to a new
+   * file (`moreFile`, named by {@link RETRY_MORE_PREFIX}) for state.json to name.
    */
   async #saveFailures(
     passGoesOn: boolean,
-  ): Promise<{ first: string[]; listed: number; commit(): void }> {
+  ): Promise<{ first: string[]; listed: number; moreFile?: string }> {
     this.#o.state.ensure();
     const failedList = new LineFile(join(this.#o.state.path, FAILED_LIST_FILE));
-    const retryMore = new LineFile(join(this.#o.state.path, RETRY_MORE_FILE));
+    const moreFile = `${RETRY_MORE_PREFIX}${Date.now().toString(36)}-${
+      randomBytes(4).toString("hex")
+    }.txt`;
+    const retryMore = new LineFile(join(this.#o.state.path, moreFile));
     const first: string[] = [];
     // What a path counted belongs to this pass only while the pass goes on.
     const retry = (line: string) => {
@@ -1003,7 +1013,17 @@ class PrewarmRun {
       throw error;
     }
     failedList.commit();
-    return { first, listed, commit: () => retryMore.commit() };
+    const written = retryMore.commit();
+    return { first, listed, moreFile: written ? moreFile : undefined };
+  }
+
+  /** Removes the retry lists state.json no longer names (and those a crash left unnamed). */
+  #removeRetryFilesBut(kept: string | undefined): void {
+    for (const name of readdirSync(this.#o.state.path)) {
+      if (name.startsWith(RETRY_MORE_PREFIX) && name !== kept) {
+        rmSync(join(this.#o.state.path, name), { force: true });
+      }
+    }
   }
 }
 
@@ -1026,14 +1046,16 @@ class LineFile {
     writeSync(this.#fd, line + "\n");
   }
 
-  commit(): void {
+  /** Whether a line was written (the file exists). */
+  commit(): boolean {
     if (this.#fd === undefined) {
       rmSync(this.#path, { force: true });
-      return;
+      return false;
     }
     closeSync(this.#fd);
     this.#fd = undefined;
     renameSync(this.#temporary, this.#path);
+    return true;
   }
 
   abandon(): void {

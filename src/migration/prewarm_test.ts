@@ -6,6 +6,7 @@ import {
   lutimesSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -26,7 +27,6 @@ import {
   EXIT_PARTIAL,
   FAILED_LIST_FILE,
   type LiveRun,
-  RETRY_MORE_FILE,
   runPrewarm,
 } from "./prewarm.ts";
 import { FileChangedError } from "./file_identity.ts";
@@ -262,13 +262,13 @@ Deno.test("every failed file is listed and retried, beyond what is held in memor
   const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
   const names = Array.from({ length: 7 }, (_, i) => `f${i}`);
   for (const name of names) writeFileSync(join(source, name), name);
-  const retryList = () =>
-    [
-      ...(state.loadState().retryHex ?? []),
-      ...(existsSync(join(state.path, RETRY_MORE_FILE))
-        ? readFileSync(join(state.path, RETRY_MORE_FILE), "utf8").split("\n").filter(Boolean)
-        : []),
-    ].map((hex) => Buffer.from(hex, "hex").toString()).sort();
+  const retryList = () => {
+    const { retryHex = [], retryMoreFile } = state.loadState();
+    const more = retryMoreFile
+      ? readFileSync(join(state.path, retryMoreFile), "utf8").split("\n").filter(Boolean)
+      : [];
+    return [...retryHex, ...more].map((hex) => Buffer.from(hex, "hex").toString()).sort();
+  };
   try {
     await withStore(async ({ store }) => {
       let down = true;
@@ -286,6 +286,11 @@ Deno.test("every failed file is listed and retried, beyond what is held in memor
       assert.deepEqual(state.loadState().retryHex?.length, 2);
       assert.equal(existsSync(join(state.path, "failed.spill")), false, "spill file removed");
 
+      // A run that crashed after writing its retry list, before state.json named it: the
+      // list is not this state's, so it is neither retried nor kept.
+      const orphan = join(state.path, "retry-more-crashed.txt");
+      writeFileSync(orphan, names.map((name) => Buffer.from(name).toString("hex") + "\n").join(""));
+
       // Riak is back, but the budget covers three uploads: the rest stays on the list.
       down = false;
       const partial = await runPrewarm({
@@ -298,10 +303,12 @@ Deno.test("every failed file is listed and retried, beyond what is held in memor
       assert.equal(partial.exitCode, EXIT_PARTIAL, JSON.stringify(partial.failures));
       assert.equal(partial.tally.uploaded.files, 3);
       assert.equal(retryList().length, 4);
+      assert.equal(existsSync(orphan), false, "the crashed run's list is removed");
 
       const done = await runPrewarm({ source, store: flaky, state, failuresInMemory: 2 });
       assert.equal(done.exitCode, EXIT_COMPLETE, JSON.stringify(done.failures));
       assert.deepEqual(retryList(), []);
+      assert.deepEqual(readdirSync(state.path).filter((name) => name.startsWith("retry-more")), []);
       assert.equal(existsSync(join(state.path, FAILED_LIST_FILE)), false);
       for (const name of names) assert.equal((await store.readFile(name)).toString(), name);
     });

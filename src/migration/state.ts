@@ -124,10 +124,12 @@ export interface MigrationState {
   /** The most recent complete pass or rescan. */
   lastCompletePass?: PassRecord;
   /**
-   * Paths the last run left to retry (capped; the rest in retry-more.txt): hex, then, while
-   * their pass goes on, a space and the JSON of what they counted in it (see prewarm.ts).
+   * Paths the last run left to retry (capped; the rest in {@link retryMoreFile}): hex, then,
+   * while their pass goes on, a space and the JSON of what they counted in it (see prewarm.ts).
    */
   retryHex?: string[];
+  /** The file in the state directory listing the rest of the paths to retry, as `retryHex`. */
+  retryMoreFile?: string;
   /** The last `verify` of the whole tree. */
   lastVerify?: VerifyRecord;
 }
