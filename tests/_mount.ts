@@ -59,9 +59,14 @@ export function isMounted(mountpoint: string): boolean {
  * listed in mountinfo but answers ENOTCONN, and counting it as live let a test read the bare
  * directory in the moment between its removal and the new mount.
  */
-export function isServing(mountpoint: string): boolean {
+export async function isServing(mountpoint: string): Promise<boolean> {
   try {
-    return fs.statSync(mountpoint).dev !== fs.statSync(dirname(mountpoint)).dev;
+    // Asynchronous: the answer may need a proxy or server living in this process.
+    const [mounted, parent] = await Promise.all([
+      fs.promises.stat(mountpoint),
+      fs.promises.stat(dirname(mountpoint)),
+    ]);
+    return mounted.dev !== parent.dev;
   } catch {
     return false;
   }

@@ -54,8 +54,11 @@ export interface OverlayEnv {
   runDirectory: string;
   /** The client under {@link OverlayEnv.store}, for raw looks at buckets and keys. */
   client: StoreClient;
-  /** Mounts with `preset` and extra flags; resolves once the mount answers. */
-  mount(preset: string, extra?: string[]): Promise<OverlayMount>;
+  /**
+   * Mounts with `preset` and extra flags, talking to `riak` (`host:port`, default the
+   * server's; a proxy's, say); resolves once the mount answers.
+   */
+  mount(preset: string, extra?: string[], riak?: string): Promise<OverlayMount>;
   /**
    * Runs `riakfs mount ...args` exactly as given (a supervisord line, say); resolves once
    * the mountpoint answers.
@@ -87,13 +90,13 @@ export async function withOverlayEnv(body: (env: OverlayEnv) => Promise<void>): 
   const mounts: OverlayMount[] = [];
   const unmount = (mounted: OverlayMount) =>
     stopMount({ source, mountpoint, server: mounted.server, stderr: mounted.stderr });
-  const mount = (preset: string, extra: string[] = []) =>
+  const mount = (preset: string, extra: string[] = [], node = riak.nodes.join(",")) =>
     mountArgs([
       "--preset",
       preset,
       "--foreground",
       "--riak",
-      riak.nodes.join(","),
+      node,
       "--bucket",
       bucket,
       "--spool",
@@ -115,9 +118,9 @@ export async function withOverlayEnv(body: (env: OverlayEnv) => Promise<void>): 
     server.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
     const mounted: OverlayMount = { server, stderr: () => stderr };
     mounts.push(mounted);
-    const isLive = () => isServing(mountpoint) && isMounted(mountpoint);
-    const live = await waitFor(() => isLive() || server.exitCode !== null, 15_000);
-    if (!live || !isLive()) {
+    const isLive = async () => await isServing(mountpoint) && isMounted(mountpoint);
+    const live = await waitFor(async () => await isLive() || server.exitCode !== null, 15_000);
+    if (!live || !await isLive()) {
       await unmount(mounted);
       throw new Error(`mount did not come up: ${stderr}`);
     }

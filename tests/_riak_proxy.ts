@@ -30,6 +30,8 @@ export interface RiakProxy {
    * after a put of that key went through: an upload's read-back.
    */
   holdReadBackAfterPut(bucket: string, key: string): HeldRequest;
+  /** Holds the first put of `key` in `bucket`. */
+  holdPut(bucket: string, key: string): HeldRequest;
   /** Stops listening and closes every connection. */
   close(): Promise<void>;
 }
@@ -37,6 +39,8 @@ export interface RiakProxy {
 interface Watch {
   bucket: string;
   key: string;
+  /** The request held: the first put, or the first get with the value after a put. */
+  holds: "put" | "read-back";
   putSeen: boolean;
   arrived: () => void;
   gate: Promise<void>;
@@ -58,14 +62,24 @@ export async function startRiakProxy(upstream: string): Promise<RiakProxy> {
     const key = request.key === undefined ? "" : Buffer.from(request.key).toString();
     for (const [index, watch] of watches.entries()) {
       if (watch.bucket !== bucket || watch.key !== key) continue;
-      if (frame.code === MessageCode.PutReq) watch.putSeen = true;
-      else if (watch.putSeen && !(request as RpbGetReq).head) {
+      const isPut = frame.code === MessageCode.PutReq;
+      if (isPut && watch.holds === "read-back") watch.putSeen = true;
+      else if (isPut || (watch.putSeen && !(request as RpbGetReq).head)) {
         watches.splice(index, 1);
         watch.arrived();
         return watch.gate;
       }
     }
     return undefined;
+  };
+
+  const hold = (bucket: string, key: string, holds: Watch["holds"]): HeldRequest => {
+    let arrived!: () => void;
+    let release!: () => void;
+    const reached = new Promise<void>((resolve) => arrived = resolve);
+    const gate = new Promise<void>((resolve) => release = resolve);
+    watches.push({ bucket, key, holds, putSeen: false, arrived, gate });
+    return { reached, release };
   };
 
   const server = net.createServer((client) => {
@@ -99,14 +113,8 @@ export async function startRiakProxy(upstream: string): Promise<RiakProxy> {
   const address = server.address() as net.AddressInfo;
   return {
     node: `127.0.0.1:${address.port}`,
-    holdReadBackAfterPut(bucket, key) {
-      let arrived!: () => void;
-      let release!: () => void;
-      const reached = new Promise<void>((resolve) => arrived = resolve);
-      const gate = new Promise<void>((resolve) => release = resolve);
-      watches.push({ bucket, key, putSeen: false, arrived, gate });
-      return { reached, release };
-    },
+    holdReadBackAfterPut: (bucket, key) => hold(bucket, key, "read-back"),
+    holdPut: (bucket, key) => hold(bucket, key, "put"),
     async close() {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -99,21 +99,7 @@ Deno.test("drain: a file changed between its hash and its deletion is kept, on a
     try {
       // The upload's read-back waits at the proxy while the application appends a line.
       const readBack = proxy.holdReadBackAfterPut(env.bucket, "logs/busy.log");
-      const mounted = await env.mountArgs([
-        "--preset",
-        "drain",
-        "--foreground",
-        "--riak",
-        proxy.node,
-        "--bucket",
-        env.bucket,
-        "--spool",
-        env.spool,
-        "--run-dir",
-        env.runDirectory,
-        env.source,
-        env.mountpoint,
-      ]);
+      const mounted = await env.mount("drain", [], proxy.node);
       try {
         assert.ok(content.equals(await fsp.readFile(join(env.mountpoint, "logs/busy.log"))));
         await readBack.reached;

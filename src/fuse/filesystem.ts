@@ -48,6 +48,14 @@ export interface RequestContext {
   pid: number;
   /** Aborted when the application was interrupted or the request deadline passed. */
   signal: AbortSignal;
+  /**
+   * Called by a handler about to make changes it must carry through: throws the abort
+   * reason if the request was interrupted or its deadline passed (nothing changed yet, so
+   * the error is true); after it, neither applies, and the reply tells how the changes went
+   * however long they take (each step must bound its own wait). Otherwise an EIO at the
+   * deadline could say "failed" of a rename that goes on and completes.
+   */
+  commit(): void;
 }
 
 /** A node the kernel may refer to by `nodeid`, with its attributes and cache lifetimes. */

@@ -122,7 +122,8 @@ export class FuseSession {
   readonly #log: (message: string) => void;
   readonly #maxBackground: number;
   readonly #autoInvalData: boolean;
-  readonly #inFlight = new Map<bigint, AbortController>();
+  /** Requests being handled, each with what its INTERRUPT does. */
+  readonly #inFlight = new Map<bigint, () => void>();
   #localHandles: LocalHandles | undefined;
   #negotiated: Negotiated | undefined;
   #ended!: (error: string | undefined) => void;
@@ -213,7 +214,7 @@ export class FuseSession {
     } else if (header.opcode === Opcode.BATCH_FORGET) {
       for (const item of decodeBatchForget(request)) this.#fs.forget?.(item.nodeid, item.nlookup);
     } else if (header.opcode === Opcode.INTERRUPT) {
-      this.#inFlight.get(new RequestReader(request).u64big())?.abort(new FuseError(Errno.EINTR));
+      this.#inFlight.get(new RequestReader(request).u64big())?.();
     } else {
       return this.#serve(header, request, done);
     }
@@ -223,19 +224,28 @@ export class FuseSession {
 
   async #serve(header: InHeader, request: Uint8Array, done?: () => void): Promise<void> {
     const controller = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
+    let committed = false;
     const ctx: RequestContext = {
       uid: header.uid,
       gid: header.gid,
       pid: header.pid,
       signal: controller.signal,
+      commit: () => {
+        controller.signal.throwIfAborted();
+        committed = true;
+        clearTimeout(timer);
+      },
     };
-    this.#inFlight.set(header.unique, controller);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let timedOut = false;
+    this.#inFlight.set(header.unique, () => {
+      if (!committed) controller.abort(new FuseError(Errno.EINTR));
+    });
     // The executor turns a synchronous throw (a malformed request) into a rejection.
     const work = new Promise<Payload>((resolve) => resolve(this.#dispatch(header, request, ctx)));
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
+        if (committed) return;
         timedOut = true;
         controller.abort(new FuseError(Errno.ETIMEDOUT));
         reject(new FuseError(Errno.EIO, `request deadline of ${this.#timeoutMs} ms passed`));

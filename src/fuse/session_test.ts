@@ -297,6 +297,62 @@ for (const [what, opcode, body, fileSystem, expected] of lateReplies) {
   });
 }
 
+/** A RENAME of "a" to "b" in the root. */
+const renameBody = () => {
+  const names = utf8("a\0b\0");
+  return new ReplyWriter(8 + names.byteLength).u64(1).raw(names).bytes;
+};
+
+Deno.test("a request committed to its changes answers how they went, past its deadline and an INTERRUPT", async () => {
+  let committed!: () => void;
+  const changing = new Promise<void>((resolve) => committed = resolve);
+  let changed = false;
+  const h = harness({
+    rename: async (ctx) => {
+      ctx.commit();
+      committed();
+      // Slower than the deadline: its timer was set first, so it has fired by now.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      changed = true;
+    },
+  }, { requestTimeoutMs: 20 });
+  try {
+    const rename = h.send(Opcode.RENAME, 1, renameBody(), 60n);
+    await changing;
+    await h.send(Opcode.INTERRUPT, 0, new ReplyWriter(8).u64(60).bytes);
+    await rename;
+    assert.ok(changed);
+    assert.deepEqual(h.replies().map((r) => [r.unique, r.error]), [[60n, 0]]);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("a request past its deadline cannot commit: the EIO it answered stays true", async () => {
+  let settled!: (outcome: string) => void;
+  const outcome = new Promise<string>((resolve) => settled = resolve);
+  const h = harness({
+    rename: async (ctx) => {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      try {
+        ctx.commit();
+        settled("committed");
+      } catch (error) {
+        settled(`refused: ${(error as FuseError).errno}`);
+        throw error;
+      }
+    },
+  }, { requestTimeoutMs: 20 });
+  try {
+    await h.send(Opcode.RENAME, 1, renameBody());
+    assert.deepEqual(h.replies().map((r) => r.error), [-Errno.EIO]);
+    assert.equal(await outcome, `refused: ${Errno.ETIMEDOUT}`);
+    assert.equal(h.replies().length, 1);
+  } finally {
+    h.close();
+  }
+});
+
 Deno.test("INTERRUPT aborts the handler's signal; the request answers EINTR", async () => {
   let started!: () => void;
   const running = new Promise<void>((resolve) => started = resolve);

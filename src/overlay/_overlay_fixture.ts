@@ -66,6 +66,7 @@ export const ROOT_CTX: RequestContext = {
   gid: 0,
   pid: 0,
   signal: new AbortController().signal,
+  commit: () => {},
 };
 
 /** The fields of {@link RequestCounts}, all zero. */

@@ -20,7 +20,7 @@ Deno.test("every operation is counted by name and every failure by errno", async
   const metrics = new MountMetrics();
   const sample = new Sample();
   const fs = instrument(sample, metrics);
-  const ctx = { uid: 0, gid: 0, pid: 0, signal: new AbortController().signal };
+  const ctx = { uid: 0, gid: 0, pid: 0, signal: new AbortController().signal, commit: () => {} };
   assert.equal(await fs.readlink!(ctx, 2), "target");
   await assert.rejects(fs.getattr!(ctx, 2, undefined));
   fs.forget!(2, 1);

@@ -648,7 +648,7 @@ export class OverlayFileSystem implements FileSystem {
 
   /** @inheritdoc */
   async rename(
-    _ctx: RequestContext,
+    ctx: RequestContext,
     parent: number,
     name: string,
     newParent: number,
@@ -666,15 +666,16 @@ export class OverlayFileSystem implements FileSystem {
     }
     this.#renames++;
     try {
-      await this.#renameNow(from, to);
+      await this.#renameNow(from, to, ctx);
     } finally {
       if (--this.#renames === 0) this.#mirroredDuringRenames.clear();
     }
   }
 
-  async #renameNow(from: string, to: string): Promise<void> {
+  /** Renames once nothing is on its way; `ctx.commit()` before the first change. */
+  async #renameNow(from: string, to: string, ctx: RequestContext): Promise<void> {
     if (this.#mirrorsWrites() && await this.#lstatLocal(from)) {
-      return await this.#renameMirrored(from, to);
+      return await this.#renameMirrored(from, to, ctx);
     }
     // Write sessions: those at or below `from` move along, one at `to` is renamed over.
     // Held while Riak renames: no commit of theirs lands under a name that is going away.
@@ -687,6 +688,7 @@ export class OverlayFileSystem implements FileSystem {
       await this.#settledBelow(from);
       await this.#settledBelow(to);
       await this.#holdingCopies(`rename ${from}`, [from, to], async () => {
+        ctx.commit();
         await this.#renameInRiak(from, to);
         await this.#renameLocally(from, to);
       });
@@ -751,7 +753,7 @@ export class OverlayFileSystem implements FileSystem {
    * queued uploads: the jobs of a path run in order, and files closed during the rename are
    * copied again once Riak's rename is done.
    */
-  async #renameMirrored(from: string, to: string): Promise<void> {
+  async #renameMirrored(from: string, to: string, ctx: RequestContext): Promise<void> {
     if (this.#mode.reads !== "local") await this.#refuseBlindRename(from);
     await this.#refuseRenameOver(from, to);
     const below = `${from}/`;
@@ -797,6 +799,7 @@ export class OverlayFileSystem implements FileSystem {
       );
     }
     try {
+      ctx.commit();
       await this.#renameLocally(from, to);
     } catch (error) {
       for (const entry of [...removals, ...copies]) await this.#o.uploads.cancel(entry);
@@ -920,7 +923,9 @@ export class OverlayFileSystem implements FileSystem {
     const remote = await this.#riakStat(from, true);
     if (remote) {
       await this.#ensureRiakDirectory(parentOf(to));
-      await this.#riak(`rename ${from}`, () => this.#o.store.rename(from, to));
+      // Not abandoned at a deadline while it goes on (a directory's takes a while); each of
+      // its Riak requests has the client's own timeout.
+      await this.#o.health.observe(this.#o.store.rename(from, to));
     } else if (await this.#riakStat(to, true)) {
       // The target's old Riak copy would otherwise shadow what is renamed over it.
       await this.#removeFromRiak(to);

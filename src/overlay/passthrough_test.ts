@@ -13,7 +13,13 @@ import {
 } from "../fuse/mod.ts";
 import { openPassthrough } from "./passthrough.ts";
 
-const ctx: RequestContext = { uid: 0, gid: 0, pid: 1, signal: new AbortController().signal };
+const ctx: RequestContext = {
+  uid: 0,
+  gid: 0,
+  pid: 1,
+  signal: new AbortController().signal,
+  commit: () => {},
+};
 
 async function withSource(body: (source: string) => Promise<void>): Promise<void> {
   const source = fs.mkdtempSync(join(tmpdir(), "riakfs-passthrough-"));
