@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as fsp from "node:fs/promises";
+import * as fs from "node:fs";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
 import { eventually, type OverlayEnv, statusOf, withOverlayEnv } from "./_overlay.ts";
@@ -130,7 +131,7 @@ Deno.test("drain: a file changed between its hash and its deletion is kept, on a
   });
 });
 
-Deno.test("shadow: rm -r and a directory rename during an outage answer at once; Riak follows once back", async () => {
+Deno.test("shadow: rm -r, a directory rename and mkdir during an outage answer at once; Riak follows once back", async () => {
   await withOverlayEnv(async (env) => {
     const mounted = await env.mount("shadow");
     try {
@@ -141,19 +142,28 @@ Deno.test("shadow: rm -r and a directory rename during an outage answer at once;
       await put("build/obj/a.o", "object");
       await put("build/log.txt", "log");
       await put("photos/2019/p.jpg", "photo");
+      await fsp.mkdir(join(env.mountpoint, "photos/empty"));
       await eventually(
         "the tree in Riak",
         async () =>
           !!(await env.store.tryStat("build/obj/a.o")) &&
           !!(await env.store.tryStat("build/log.txt")) &&
-          !!(await env.store.tryStat("photos/2019/p.jpg")),
+          !!(await env.store.tryStat("photos/2019/p.jpg")) &&
+          !!(await env.store.tryStat("photos/empty")),
       );
       await env.riak.stop();
       try {
         // The source is the truth in shadow: neither waits for Riak nor fails.
         await fsp.rm(join(env.mountpoint, "build"), { recursive: true });
         await fsp.rename(join(env.mountpoint, "photos"), join(env.mountpoint, "pictures"));
-        assert.deepEqual((await fsp.readdir(env.source)).sort(), ["pictures"]);
+        await fsp.mkdir(join(env.mountpoint, "made-in-the-outage/empty"), {
+          recursive: true,
+          mode: 0o710,
+        });
+        assert.deepEqual((await fsp.readdir(env.source)).sort(), [
+          "made-in-the-outage",
+          "pictures",
+        ]);
       } finally {
         await env.riak.restart();
       }
@@ -163,6 +173,19 @@ Deno.test("shadow: rm -r and a directory rename during an outage answer at once;
           (await env.store.tryStat("build")) === undefined &&
           (await env.store.tryStat("photos")) === undefined &&
           !!(await env.store.tryStat("pictures/2019/p.jpg")),
+      );
+      // Empty directories too: moved along, and made while Riak was away.
+      await eventually(
+        "the empty directories in Riak",
+        async () =>
+          (await env.store.tryStat("pictures/empty"))?.type === "directory" &&
+          (await env.store.tryStat("made-in-the-outage/empty"))?.type === "directory",
+      );
+      assert.equal(await env.store.tryStat("photos/empty"), undefined);
+      const mode = (path: string) => fs.statSync(join(env.source, path)).mode & 0o7777;
+      assert.equal(
+        (await env.store.tryStat("made-in-the-outage/empty"))!.mode,
+        mode("made-in-the-outage/empty"),
       );
       assert.equal(await env.store.tryStat("build/obj/a.o"), undefined);
       assert.equal(await env.store.tryStat("photos/2019"), undefined);

@@ -43,18 +43,18 @@ export interface PendingUpload {
   /** Modification time, nanoseconds since the epoch, as decimal text (JSON has no bigint). */
   mtimeNs: string;
   /** Size of the staged file when it was journaled. */
-  size: number; /**
+  size: number;
+  /**
    * Created while Riak could not be asked whether the name was taken: a different file Riak
    * holds under it is one the mount never showed, and is set aside (renamed), not replaced.
    */
-
   unseen?: true;
 }
 
 /**
  * A path whose local state Riak must take over, in modes where the local file is the
- * truth: `copy` uploads the local file as it is when the upload runs (nothing when it is
- * gone); `remove` removes Riak's copy unless the local file exists again (then it is copied);
+ * truth: `copy` uploads the local file as it is when the upload runs (a directory: makes it
+ * with its attributes; nothing when it is gone); `remove` removes Riak's copy unless the local file exists again (then it is copied);
  * `attributes` gives Riak's copy the local permission bits, owner and mtime.
  */
 export interface PendingMirror {
@@ -62,6 +62,7 @@ export interface PendingMirror {
   id: number;
   /** The path inside the mount, `/`-separated, starting with `/`. */
   path: string;
+  /** `copy`: the source's file as it is then, or its directory (with attributes, empty too). */
   mirror: "copy" | "remove" | "attributes";
   /**
    * For `attributes`: the values asked for (mtime in nanoseconds, as decimal text), kept
@@ -72,11 +73,11 @@ export interface PendingMirror {
    * For `copy`: the file as it is, even while it is being written (an fsync's copy: what
    * was written before the fsync is in it; the copy after the last close replaces it).
    */
-  snapshot?: true; /**
+  snapshot?: true;
+  /**
    * Created while Riak could not be asked whether the name was taken: a different file Riak
    * holds under it is one the mount never showed, and is set aside (renamed), not replaced.
    */
-
   unseen?: true;
   /**
    * For `remove`: the path was a directory (removed, or renamed away) in the source. Riak's

@@ -49,6 +49,7 @@ import { hashBytes } from "../migration/local_file.ts";
 import { hashStoredFile } from "../migration/stored_file.ts";
 import { AlreadyExistsError, NotFoundError, StoreError } from "../store/errors.ts";
 import type { FileStat, Store } from "../store/store.ts";
+import type { FileAttributes } from "../store/usermeta.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
 import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
 import { ContentPrefetch } from "./content_prefetch.ts";
@@ -540,28 +541,33 @@ export class OverlayFileSystem implements FileSystem {
     // A removal of the name still queued goes first: Riak may still hold the old file.
     if (this.#mirrorsWrites()) await this.#settled(path);
     const attributes = { mode: mode & 0o7777, uid: ctx.uid, gid: ctx.gid };
+    let followsSource: PendingMirror | undefined;
     if (this.#writesRiak()) {
-      await this.#ensureRiakDirectory(parentOf(path));
-      await this.#riak(`mkdir ${path}`, () => this.#o.store.mkdir(path, attributes)).catch(
-        async (error) => {
-          // Where listings are the source's, an empty directory Riak kept (a rename Riak
-          // could not follow left it) is nobody's: it is taken as the new one.
-          if (!(error instanceof AlreadyExistsError) || this.#mode.listings !== "local") {
-            throw error;
-          }
-          const found = await this.#riak(`mkdir ${path}`, () => this.#o.store.tryStat(path));
-          if (found?.type !== "directory") throw error;
-          await this.#riak(`mkdir ${path}`, () => this.#o.store.setAttributes(path, attributes));
-        },
-      );
+      try {
+        await this.#mkdirInRiak(path, attributes);
+      } catch (error) {
+        if (!this.#mirrorsWrites() || !isOutageError(error)) throw error;
+        // The source is written first in these modes: Riak follows once it is back.
+        followsSource = await this.#o.uploads.reserve({
+          path,
+          mirror: "copy",
+          ...this.#unseenMark(path),
+        });
+      }
     }
     if (this.#writesLocal()) {
-      const directory = await this.#localPath(path);
-      await fsp.mkdir(dirname(directory), { recursive: true });
-      await fsp.mkdir(directory, attributes.mode);
-      await fsp.chmod(directory, attributes.mode); // Exactly as asked, whatever our umask.
-      await fsp.lchown(directory, ctx.uid, ctx.gid);
+      try {
+        const directory = await this.#localPath(path);
+        await fsp.mkdir(dirname(directory), { recursive: true });
+        await fsp.mkdir(directory, attributes.mode);
+        await fsp.chmod(directory, attributes.mode); // Exactly as asked, whatever our umask.
+        await fsp.lchown(directory, ctx.uid, ctx.gid);
+      } catch (error) {
+        if (followsSource) await this.#o.uploads.cancel(followsSource);
+        throw error;
+      }
     }
+    if (followsSource) this.#o.uploads.start(followsSource);
     return this.#entry(
       this.#nodes.reference(path),
       await this.#attrOf(path, await this.#locate(path)),
@@ -611,6 +617,22 @@ export class OverlayFileSystem implements FileSystem {
     });
     if (!found) throw fail(Errno.ENOENT, `${path}: no such file`);
     this.#forgetPath(path);
+  }
+
+  async #mkdirInRiak(path: string, attributes: Partial<FileAttributes>): Promise<void> {
+    await this.#ensureRiakDirectory(parentOf(path));
+    await this.#riak(`mkdir ${path}`, () => this.#o.store.mkdir(path, attributes)).catch(
+      async (error) => {
+        // Where listings are the source's, an empty directory Riak kept (a rename Riak could
+        // not follow left it) is nobody's: it is taken as the new one.
+        if (!(error instanceof AlreadyExistsError) || this.#mode.listings !== "local") {
+          throw error;
+        }
+        const found = await this.#riak(`mkdir ${path}`, () => this.#o.store.tryStat(path));
+        if (found?.type !== "directory") throw error;
+        await this.#riak(`mkdir ${path}`, () => this.#o.store.setAttributes(path, attributes));
+      },
+    );
   }
 
   /** @inheritdoc */
@@ -792,6 +814,16 @@ export class OverlayFileSystem implements FileSystem {
     const tree = await this.#localTreeBelow(from);
     const files = new Set([...tree.files, ...queued.keys()]);
     for (const path of files) await follow(path, queued.has(path));
+    // Directories are made under their new names with their attributes, empty ones too.
+    for (const directory of tree.directories) {
+      copies.push(
+        await this.#o.uploads.reserve({
+          path: moved(directory),
+          mirror: "copy",
+          ...this.#unseenMark(moved(directory)),
+        }),
+      );
+    }
     // Riak's old directories go once their files' removals emptied them, deepest first.
     for (const directory of tree.directories.toReversed()) {
       removals.push(

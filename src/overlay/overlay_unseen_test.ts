@@ -220,3 +220,31 @@ Deno.test("drain: a file created during the outage, renamed once Riak is back, d
     { riakReadTimeout: "300" },
   );
 });
+
+Deno.test("migrate: mkdir during an outage answers at once; Riak gets the directories once back, its own file under the name kept aside", async () => {
+  await withOverlay(
+    "migrate",
+    async ({ fs, store, riak, runtime }) => {
+      const theirs = seededBytes(62, 300);
+      await store.writeFile("/inbox", theirs);
+      const faults = riak.server!.faults;
+      await faults.stopAccepting();
+      faults.dropConnections();
+      try {
+        await assert.rejects(lookupPath(fs, "/inbox"));
+        const inbox = await fs.mkdir!(ROOT_CTX, 1, "inbox", 0o750, 0o022);
+        await fs.mkdir!(ROOT_CTX, inbox.nodeid, "empty", 0o700, 0o022);
+      } finally {
+        await faults.resumeAccepting();
+      }
+      assert.equal(await runtime.settle(20_000), 0);
+      for (const [path, mode] of [["/inbox", 0o750], ["/inbox/empty", 0o700]] as const) {
+        const made = await store.tryStat(path);
+        assert.equal(made?.type, "directory", path);
+        assert.equal(made?.mode, mode, path);
+      }
+      await assertKept(store, theirs);
+    },
+    { riakReadTimeout: "300" },
+  );
+});

@@ -31,7 +31,8 @@ import { SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
 import type { AfterTransfer } from "./modes.ts";
 import { type Mirrorer, NotYetError, type Uploader } from "./upload_queue.ts";
-import { StoreError } from "../store/errors.ts";
+import { AlreadyExistsError, StoreError } from "../store/errors.ts";
+import { parentOf } from "./node_table.ts";
 
 /**
  * An {@link Uploader} that puts a staged file into Riak with the journaled attributes.
@@ -217,7 +218,8 @@ export type MirrorOptions = LocalCopyOptions & {
 
 /**
  * A {@link Mirrorer} over {@link copyLocalFile}: the local file as it is now goes to Riak
- * (always: `cp -p` writes new bytes of the same size and then sets the old mtime); a path
+ * (always: `cp -p` writes new bytes of the same size and then sets the old mtime), a local
+ * directory goes as a directory with its attributes; a path
  * the mount removed is removed from Riak too, unless something is back under that name
  * locally; changed attributes are set on Riak's copy (a file Riak lacks is copied).
  */
@@ -245,6 +247,9 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
       if (await existsLocally(options.source, mirror.path, true)) return;
       return await observed(options, removeDirectoryFromRiak(options, mirror.path));
     }
+    if (mirror.mirror === "copy" && await isLocalDirectory(options.source, mirror.path)) {
+      return await observed(options, mirrorDirectory(options, mirror.path));
+    }
     if (mirror.mirror === "copy" || await existsLocally(options.source, mirror.path)) {
       await copyLocalFile(options, mirror.path, signal, true);
       return;
@@ -256,6 +261,41 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
 /** `request`, recorded by the mount's Riak health (outages logged once) when there is one. */
 function observed<T>(options: LocalCopyOptions, request: Promise<T>): Promise<T> {
   return options.health ? options.health.observe(request) : request;
+}
+
+/** Whether `path` is a directory in `source` (not one reached through a symlink). */
+async function isLocalDirectory(source: string, path: string): Promise<boolean> {
+  const absolute = await sourcePathOf(source, path);
+  return absolute !== undefined && (await lstatIfExists(absolute))?.isDirectory() === true;
+}
+
+/**
+ * Gives Riak the source's directory at `path` with its attributes, and its missing parents
+ * with theirs: a directory made or moved while Riak was away, an empty one too.
+ */
+async function mirrorDirectory(options: MirrorOptions, path: string): Promise<void> {
+  const absolute = await sourcePathOf(options.source, path);
+  const local = absolute === undefined ? undefined : await lstatIfExists(absolute);
+  if (!local?.isDirectory()) return; // Gone again: its removal follows.
+  const parent = parentOf(path);
+  if (parent !== "/" && (await options.store.tryStat(parent))?.type !== "directory") {
+    await mirrorDirectory(options, parent);
+  }
+  const attributes = {
+    mode: Number(local.mode & 0o7777n),
+    uid: Number(local.uid),
+    gid: Number(local.gid),
+    mtimeNs: local.mtimeNs,
+  };
+  try {
+    await options.store.mkdir(path, attributes);
+  } catch (error) {
+    if (!(error instanceof AlreadyExistsError)) throw error;
+    // Made already (by a copy of a file below it, with default attributes): the source's
+    // attributes are the ones to keep.
+    if ((await options.store.tryStat(path))?.type !== "directory") throw error;
+    await options.store.setAttributes(path, attributes);
+  }
 }
 
 /** Where mount path `path` is in `source`; undefined when it leads out of it (a symlink). */
