@@ -131,7 +131,7 @@ Deno.test("drain: a file changed between its hash and its deletion is kept, on a
   });
 });
 
-Deno.test("shadow: rm -r, a directory rename and mkdir during an outage answer at once; Riak follows once back", async () => {
+Deno.test("shadow: rm -r, a directory rename, mkdir and ln -s during an outage answer at once; Riak follows once back", async () => {
   await withOverlayEnv(async (env) => {
     const mounted = await env.mount("shadow");
     try {
@@ -143,13 +143,15 @@ Deno.test("shadow: rm -r, a directory rename and mkdir during an outage answer a
       await put("build/log.txt", "log");
       await put("photos/2019/p.jpg", "photo");
       await fsp.mkdir(join(env.mountpoint, "photos/empty"));
+      await fsp.symlink("2019/p.jpg", join(env.mountpoint, "photos/cover"));
       await eventually(
         "the tree in Riak",
         async () =>
           !!(await env.store.tryStat("build/obj/a.o")) &&
           !!(await env.store.tryStat("build/log.txt")) &&
           !!(await env.store.tryStat("photos/2019/p.jpg")) &&
-          !!(await env.store.tryStat("photos/empty")),
+          !!(await env.store.tryStat("photos/empty")) &&
+          !!(await env.store.tryStat("photos/cover")),
       );
       await env.riak.stop();
       try {
@@ -160,7 +162,9 @@ Deno.test("shadow: rm -r, a directory rename and mkdir during an outage answer a
           recursive: true,
           mode: 0o710,
         });
+        await fsp.symlink("pictures", join(env.mountpoint, "albums"));
         assert.deepEqual((await fsp.readdir(env.source)).sort(), [
+          "albums",
           "made-in-the-outage",
           "pictures",
         ]);
@@ -174,14 +178,19 @@ Deno.test("shadow: rm -r, a directory rename and mkdir during an outage answer a
           (await env.store.tryStat("photos")) === undefined &&
           !!(await env.store.tryStat("pictures/2019/p.jpg")),
       );
-      // Empty directories too: moved along, and made while Riak was away.
+      // Empty directories and symlinks too: moved along, and made while Riak was away.
       await eventually(
-        "the empty directories in Riak",
+        "the empty directories and the links in Riak",
         async () =>
           (await env.store.tryStat("pictures/empty"))?.type === "directory" &&
-          (await env.store.tryStat("made-in-the-outage/empty"))?.type === "directory",
+          (await env.store.tryStat("made-in-the-outage/empty"))?.type === "directory" &&
+          (await env.store.tryStat("pictures/cover"))?.type === "symlink" &&
+          (await env.store.tryStat("albums"))?.type === "symlink",
       );
       assert.equal(await env.store.tryStat("photos/empty"), undefined);
+      assert.equal(await env.store.tryStat("photos/cover"), undefined);
+      assert.equal((await env.store.readlink("pictures/cover")).toString(), "2019/p.jpg");
+      assert.equal((await env.store.readlink("albums")).toString(), "pictures");
       const mode = (path: string) => fs.statSync(join(env.source, path)).mode & 0o7777;
       assert.equal(
         (await env.store.tryStat("made-in-the-outage/empty"))!.mode,

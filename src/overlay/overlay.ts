@@ -509,19 +509,19 @@ export class OverlayFileSystem implements FileSystem {
     await this.#refuseExisting(path);
     // A removal of the name still queued goes first: Riak may still hold the old file.
     if (this.#mirrorsWrites()) await this.#settled(path);
-    if (this.#writesRiak()) {
+    const followsSource = await this.#inRiakUnlessOutage(path, async () => {
       await this.#ensureRiakDirectory(parentOf(path));
       await this.#riak(
         `symlink ${path}`,
         () => this.#o.store.symlink(path, target, { uid: ctx.uid, gid: ctx.gid }),
       );
-    }
-    if (this.#writesLocal()) {
+    });
+    await this.#inSourceThenFollowing(followsSource, async () => {
       const file = await this.#localPath(path);
       await fsp.mkdir(dirname(file), { recursive: true });
       await fsp.symlink(target, file);
       await fsp.lchown(file, ctx.uid, ctx.gid);
-    }
+    });
     return this.#entry(
       this.#nodes.reference(path),
       await this.#attrOf(path, await this.#locate(path)),
@@ -541,33 +541,17 @@ export class OverlayFileSystem implements FileSystem {
     // A removal of the name still queued goes first: Riak may still hold the old file.
     if (this.#mirrorsWrites()) await this.#settled(path);
     const attributes = { mode: mode & 0o7777, uid: ctx.uid, gid: ctx.gid };
-    let followsSource: PendingMirror | undefined;
-    if (this.#writesRiak()) {
-      try {
-        await this.#mkdirInRiak(path, attributes);
-      } catch (error) {
-        if (!this.#mirrorsWrites() || !isOutageError(error)) throw error;
-        // The source is written first in these modes: Riak follows once it is back.
-        followsSource = await this.#o.uploads.reserve({
-          path,
-          mirror: "copy",
-          ...this.#unseenMark(path),
-        });
-      }
-    }
-    if (this.#writesLocal()) {
-      try {
-        const directory = await this.#localPath(path);
-        await fsp.mkdir(dirname(directory), { recursive: true });
-        await fsp.mkdir(directory, attributes.mode);
-        await fsp.chmod(directory, attributes.mode); // Exactly as asked, whatever our umask.
-        await fsp.lchown(directory, ctx.uid, ctx.gid);
-      } catch (error) {
-        if (followsSource) await this.#o.uploads.cancel(followsSource);
-        throw error;
-      }
-    }
-    if (followsSource) this.#o.uploads.start(followsSource);
+    const followsSource = await this.#inRiakUnlessOutage(
+      path,
+      () => this.#mkdirInRiak(path, attributes),
+    );
+    await this.#inSourceThenFollowing(followsSource, async () => {
+      const directory = await this.#localPath(path);
+      await fsp.mkdir(dirname(directory), { recursive: true });
+      await fsp.mkdir(directory, attributes.mode);
+      await fsp.chmod(directory, attributes.mode); // Exactly as asked, whatever our umask.
+      await fsp.lchown(directory, ctx.uid, ctx.gid);
+    });
     return this.#entry(
       this.#nodes.reference(path),
       await this.#attrOf(path, await this.#locate(path)),
@@ -617,6 +601,41 @@ export class OverlayFileSystem implements FileSystem {
     });
     if (!found) throw fail(Errno.ENOENT, `${path}: no such file`);
     this.#forgetPath(path);
+  }
+
+  /**
+   * Makes `path` in Riak with `change`, in the modes that write Riak. Where SOURCE is written
+   * too, an outage does not fail it: the copy of SOURCE's `path` is journaled instead (and
+   * returned, for {@link #inSourceThenFollowing}), and Riak follows once back.
+   */
+  async #inRiakUnlessOutage(
+    path: string,
+    change: () => Promise<void>,
+  ): Promise<PendingMirror | undefined> {
+    if (!this.#writesRiak()) return undefined;
+    try {
+      await change();
+      return undefined;
+    } catch (error) {
+      if (!this.#mirrorsWrites() || !isOutageError(error)) throw error;
+      return await this.#o.uploads.reserve({ path, mirror: "copy", ...this.#unseenMark(path) });
+    }
+  }
+
+  /** Makes the change in SOURCE (where written), then lets a journaled copy of it start. */
+  async #inSourceThenFollowing(
+    followsSource: PendingMirror | undefined,
+    change: () => Promise<void>,
+  ): Promise<void> {
+    if (this.#writesLocal()) {
+      try {
+        await change();
+      } catch (error) {
+        if (followsSource) await this.#o.uploads.cancel(followsSource);
+        throw error;
+      }
+    }
+    if (followsSource) this.#o.uploads.start(followsSource);
   }
 
   async #mkdirInRiak(path: string, attributes: Partial<FileAttributes>): Promise<void> {
@@ -920,7 +939,7 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * The regular files and the directories at or below `path` in the source (mount paths;
+   * The files, symlinks and directories at or below `path` in the source (mount paths;
    * directories parents first).
    */
   async #localTreeBelow(
@@ -928,7 +947,7 @@ export class OverlayFileSystem implements FileSystem {
     tree: { files: string[]; directories: string[] } = { files: [], directories: [] },
   ): Promise<{ files: string[]; directories: string[] }> {
     const stats = await this.#lstatLocal(path);
-    if (stats?.isFile()) tree.files.push(path);
+    if (stats?.isFile() || stats?.isSymbolicLink()) tree.files.push(path);
     if (!stats?.isDirectory()) return tree;
     tree.directories.push(path);
     const entries = await fsp.readdir(await this.#localPath(path, { directory: true }), {
@@ -937,7 +956,7 @@ export class OverlayFileSystem implements FileSystem {
     for (const entry of entries) {
       const child = childPath(path, entry.name);
       if (entry.isDirectory()) await this.#localTreeBelow(child, tree);
-      else if (entry.isFile()) tree.files.push(child);
+      else if (entry.isFile() || entry.isSymbolicLink()) tree.files.push(child);
     }
     return tree;
   }

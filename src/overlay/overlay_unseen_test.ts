@@ -221,7 +221,7 @@ Deno.test("drain: a file created during the outage, renamed once Riak is back, d
   );
 });
 
-Deno.test("migrate: mkdir during an outage answers at once; Riak gets the directories once back, its own file under the name kept aside", async () => {
+Deno.test("migrate: mkdir and symlink during an outage answer at once; Riak gets them once back, its own file under the name kept aside", async () => {
   await withOverlay(
     "migrate",
     async ({ fs, store, riak, runtime }) => {
@@ -234,6 +234,7 @@ Deno.test("migrate: mkdir during an outage answers at once; Riak gets the direct
         await assert.rejects(lookupPath(fs, "/inbox"));
         const inbox = await fs.mkdir!(ROOT_CTX, 1, "inbox", 0o750, 0o022);
         await fs.mkdir!(ROOT_CTX, inbox.nodeid, "empty", 0o700, 0o022);
+        await fs.symlink!(ROOT_CTX, inbox.nodeid, "latest", "empty");
       } finally {
         await faults.resumeAccepting();
       }
@@ -243,6 +244,7 @@ Deno.test("migrate: mkdir during an outage answers at once; Riak gets the direct
         assert.equal(made?.type, "directory", path);
         assert.equal(made?.mode, mode, path);
       }
+      assert.equal((await store.readlink("/inbox/latest")).toString(), "empty");
       await assertKept(store, theirs);
     },
     { riakReadTimeout: "300" },

@@ -8,8 +8,10 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { Buffer } from "node:buffer";
+import { createHash, randomBytes } from "node:crypto";
+import { type BigIntStats, createReadStream } from "node:fs";
+import { readlink } from "node:fs/promises";
 import { identityOf, lstatIfExists } from "../migration/file_identity.ts";
 import {
   changedTooRecently,
@@ -247,8 +249,14 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
       if (await existsLocally(options.source, mirror.path, true)) return;
       return await observed(options, removeDirectoryFromRiak(options, mirror.path));
     }
-    if (mirror.mirror === "copy" && await isLocalDirectory(options.source, mirror.path)) {
-      return await observed(options, mirrorDirectory(options, mirror.path));
+    if (mirror.mirror === "copy") {
+      const local = await localEntry(options.source, mirror.path);
+      if (local?.stats.isDirectory()) {
+        return await observed(options, mirrorDirectory(options, mirror.path));
+      }
+      if (local?.stats.isSymbolicLink()) {
+        return await observed(options, mirrorSymlink(options, mirror.path, local.absolute));
+      }
     }
     if (mirror.mirror === "copy" || await existsLocally(options.source, mirror.path)) {
       await copyLocalFile(options, mirror.path, signal, true);
@@ -263,10 +271,40 @@ function observed<T>(options: LocalCopyOptions, request: Promise<T>): Promise<T>
   return options.health ? options.health.observe(request) : request;
 }
 
-/** Whether `path` is a directory in `source` (not one reached through a symlink). */
-async function isLocalDirectory(source: string, path: string): Promise<boolean> {
+/** What is at `path` in `source` (nothing when it is gone or reached through a symlink). */
+async function localEntry(
+  source: string,
+  path: string,
+): Promise<{ absolute: string; stats: BigIntStats } | undefined> {
   const absolute = await sourcePathOf(source, path);
-  return absolute !== undefined && (await lstatIfExists(absolute))?.isDirectory() === true;
+  const stats = absolute === undefined ? undefined : await lstatIfExists(absolute);
+  return stats && { absolute: absolute!, stats };
+}
+
+/** Gives Riak the source's symlink at `path` (a link made while Riak was away). */
+async function mirrorSymlink(
+  options: MirrorOptions,
+  path: string,
+  absolute: string,
+): Promise<void> {
+  let target: Buffer;
+  try {
+    target = await readlink(absolute, { encoding: "buffer" });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "EINVAL") return; // Gone, or replaced by a file since.
+    throw error;
+  }
+  const stats = await lstatIfExists(absolute);
+  const remote = await options.store.tryStat(path, { fileOnly: true });
+  if (remote?.type === "symlink") {
+    if (remote.sha256 === createHash("sha256").update(target).digest("hex")) return;
+    await options.store.remove(path); // The source's link is the newer one.
+  }
+  await options.store.symlink(path, target, {
+    uid: Number(stats?.uid ?? 0n),
+    gid: Number(stats?.gid ?? 0n),
+  });
 }
 
 /**
