@@ -95,15 +95,22 @@ Deno.test("kill -9 under load: the watchdog unmounts at once and the next mount 
     const running = load;
     assert.ok(await waitFor(() => running.completed() >= 8, 30_000), "the load is running");
     process.kill(mount.server.pid!, "SIGKILL");
-    const gone = await waitFor(() => !isMounted(mount.mountpoint), 1_000);
-    assert.ok(gone, "the watchdog unmounted the dead mount within a second");
+    // Tens of milliseconds here; the bound is for loaded machines (the point is that it
+    // happens at all, without anyone running umount).
+    const gone = await waitFor(() => !isMounted(mount.mountpoint), 10_000);
+    assert.ok(gone, "the watchdog unmounted the dead mount");
     assert.ok(fs.statSync(mount.mountpoint).isDirectory(), "the mountpoint is usable again");
     stopLoad = true;
     await load.finished;
     load = undefined;
+    // Only in the source: seen only through a mount (the load's files may also have gone
+    // into the bare mountpoint after the unmount).
+    fs.writeFileSync(join(mount.source, "only-in-source"), "");
     await remountAndCheck(mount.source, mount.mountpoint, () => {
-      // The kill may have cut a write short; the file is there through the new mount.
-      assert.ok(fs.readdirSync(mount.mountpoint).some((name) => name.startsWith("load-")));
+      // The kill may have cut a write short; the files are there through the new mount.
+      const names = fs.readdirSync(mount.mountpoint);
+      assert.ok(names.includes("only-in-source"), "served by the new mount");
+      assert.ok(names.some((name) => name.startsWith("load-")));
     });
   } finally {
     stopLoad = true;

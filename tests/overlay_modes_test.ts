@@ -49,6 +49,20 @@ for (const [preset, row] of Object.entries(ROWS)) {
         if (row.readsRiak) assert.ok(REMOTE.equals(await fsp.readFile(at("remote.bin"))));
         else await assert.rejects(fsp.readFile(at("remote.bin")), { code: "ENOENT" });
         await fsp.writeFile(at("written.txt"), "through the mount");
+        // The copy is queued at RELEASE, which the kernel sends after close(2) returned: the
+        // queues can be empty before it.
+        if (row.copies) {
+          await eventually(
+            "the copy-on-read",
+            async () => !!(await env.store.tryStat("legacy.bin")),
+          );
+        }
+        if (row.deletes) {
+          await eventually(
+            "the verified local copy deleted",
+            () => missing(join(env.source, "legacy.bin")),
+          );
+        }
         await quiet(env);
         // Copy-on-read: the legacy file read whole is in Riak, or not.
         const copied = await env.store.tryStat("legacy.bin");

@@ -6,6 +6,7 @@
  * the next mount replays them from the journal.
  */
 import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
@@ -36,8 +37,18 @@ async function writeBurst(
   return files;
 }
 
-function exited(mount: { server: { exitCode: number | null; signalCode: string | null } }) {
-  return waitFor(() => mount.server.exitCode !== null || mount.server.signalCode !== null, 20_000);
+/** Whether the mount's process exited (within 20 s) and its stderr was read to the end. */
+async function exited(mount: { server: ChildProcess }): Promise<boolean> {
+  const { server } = mount;
+  if (!await waitFor(() => server.exitCode !== null || server.signalCode !== null, 20_000)) {
+    return false;
+  }
+  // Its last lines may still be on their way through the pipe after the exit.
+  const stderr = server.stderr;
+  if (stderr && !stderr.closed) {
+    await waitFor(() => stderr.closed, 10_000);
+  }
+  return true;
 }
 
 Deno.test("umount drains uploads while still serving, then unmounts: every closed file is in Riak", async () => {

@@ -31,7 +31,7 @@ export async function prewarmCommand(
 ): Promise<void> {
   const source = await sourceDirectory(command, sourceArg);
   const filter = filterFromOptions(command, opts);
-  return await runWithStore(command, opts, async (store, out) => {
+  return await runWithStore(command, opts, async (store, out, riak) => {
     const state = stateDirectoryFor(source, store.namespace, opts);
     const json = opts.json === true;
     const lines = json ? process.stderr : process.stdout;
@@ -68,6 +68,7 @@ export async function prewarmCommand(
         deleteLocal: opts.deleteLocal === true,
         onEvent,
         signal: interruption.signal,
+        whenRiakReachable: (timeoutMs) => riak.cluster.whenReachable(timeoutMs),
         onStart: (live: LiveRun) =>
           reporter.start(() => ({
             tally: live.tally,

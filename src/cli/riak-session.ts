@@ -238,7 +238,7 @@ export async function runWithRiak(
 export function runWithStore(
   command: Command,
   opts: Record<string, unknown>,
-  body: (store: Store, out: Output) => Promise<void>,
+  body: (store: Store, out: Output, riak: RiakClient) => Promise<void>,
 ): Promise<void> {
   return runWithRiak(command, opts, (riak, settings, out) =>
     body(
@@ -248,6 +248,7 @@ export function runWithStore(
         dw: settings.riak.dw,
       }),
       out,
+      riak,
     ));
 }
 

@@ -103,6 +103,8 @@ export const FAILED_LIST_FILE = "failed.jsonl";
 const FAILED_SPILL_FILE = "failed.spill";
 /** Wait before the end-of-run retry of failed paths. */
 export const END_OF_RUN_RETRY_DELAY_MS = 1000;
+/** Longest further wait before that retry for a Riak none of whose nodes answers. */
+export const END_OF_RUN_REACHABLE_WAIT_MS = 5000;
 /** Failed paths kept in the history record and the summary. */
 export const LISTED_FAILURES_LIMIT = 1000;
 
@@ -128,6 +130,11 @@ export interface PrewarmOptions {
   maxFiles?: number;
   /** Aborting it stops the run cleanly, as a reached budget does (SIGINT, SIGTERM). */
   signal?: AbortSignal;
+  /**
+   * Resolves once Riak has a node that answers (pinging the down ones now), or after
+   * `timeoutMs`: the cluster's `whenReachable`, awaited before the end-of-run retry.
+   */
+  whenRiakReachable?: (timeoutMs: number) => Promise<unknown>;
   filter?: PathFilter;
   /** Compare sha256 of files whose size and mtime match. */
   checksum?: boolean;
@@ -402,8 +409,10 @@ class PrewarmRun {
     }
     await Promise.all(this.#inFlight);
     if (!dryRun && this.#retryableFailures > 0 && !this.#limits.reached()) {
-      // One more try for what failed, once Riak had a moment (a node restarting, a blip).
+      // One more try for what failed, once Riak had a moment (a node restarting, a blip),
+      // and once a node answers again if none did (unanswered, the retry fails at once).
       await new Promise((resolve) => setTimeout(resolve, END_OF_RUN_RETRY_DELAY_MS));
+      await this.#o.whenRiakReachable?.(END_OF_RUN_REACHABLE_WAIT_MS);
       this.#retryableFailures = 0;
       for await (const failure of this.#failed.takeAll()) {
         if (!failure.retryNow || this.#limits.reached()) {

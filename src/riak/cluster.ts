@@ -127,6 +127,8 @@ export class RiakCluster {
   private readonly queueTimeoutMs: number;
   private readonly random: () => number;
   private readonly waiters: Waiter[] = [];
+  /** Callers of {@link whenReachable}, woken whenever a node may have come back. */
+  private readonly reachabilityWaiters = new Set<() => void>();
   private nextIndex = 0;
   private closed = false;
 
@@ -291,6 +293,7 @@ export class RiakCluster {
       waiter.reject(new ClosedError("Riak cluster client"));
     }
     for (const node of this.nodes) node.close();
+    for (const wake of [...this.reachabilityWaiters]) wake();
     return Promise.resolve();
   }
 
@@ -380,8 +383,33 @@ export class RiakCluster {
     });
   }
 
+  /**
+   * Resolves true once some node is up (at once when one is), false after `timeoutMs` or on
+   * close. The nodes that are down are pinged now, not at their next interval: a caller about
+   * to retry what failed while Riak was away need not wait for the background pings.
+   */
+  async whenReachable(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (let first = true;; first = false) {
+      if (this.nodes.some((node) => node.state === "up")) return true;
+      const remaining = deadline - Date.now();
+      if (this.closed || remaining <= 0) return false;
+      if (first) { for (const node of this.nodes) node.checkNow(); }
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.reachabilityWaiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, remaining);
+        this.reachabilityWaiters.add(wake);
+      });
+    }
+  }
+
   /** Wakes as many waiting requests as there are free slots (they then choose again). */
   private pump(): void {
+    for (const wake of [...this.reachabilityWaiters]) wake();
     if (this.waiters.length === 0) return;
     // every node down: wake everyone, they fail fast
     const anyUp = this.nodes.some((node) => node.state === "up");

@@ -297,6 +297,27 @@ Deno.test("a node that accepts but never answers goes down after timeouts in a r
   });
 });
 
+Deno.test("whenReachable pings a down node at once instead of waiting out its interval", async () => {
+  // Background pings a minute apart: only whenReachable's own ping can bring the node back.
+  await withServers(1, { healthCheckIntervalMs: 60_000, maxAttempts: 1 }, async (riak, [a]) => {
+    await riak.ping();
+    assert.equal(await riak.cluster.whenReachable(0), true, "up: at once");
+    const stopping = a.server!.faults.stopAccepting();
+    a.server!.faults.dropConnections();
+    await stopping;
+    // The first may fail on its cut connection; a refused connect takes the node down.
+    for (let i = 0; i < 5 && riak.cluster.nodes[0].state === "up"; i++) {
+      await assert.rejects(riak.ping(), ConnectionError);
+    }
+    assert.equal(riak.cluster.nodes[0].state, "down");
+    assert.equal(await riak.cluster.whenReachable(200), false, "still refused: gives up in time");
+    await a.server!.faults.resumeAccepting();
+    assert.equal(await riak.cluster.whenReachable(30_000), true);
+    assert.equal(riak.cluster.nodes[0].state, "up");
+    await riak.ping();
+  });
+});
+
 Deno.test("every connection busy: requests queue, the queue is bounded and times out", async () => {
   await withServers(
     1,

@@ -138,6 +138,12 @@ export class Connection {
       () => new TimeoutError(node, "connect", timeoutMs),
       (error) => new ConnectionError(`cannot connect: ${error.message}`, node, { cause: error }),
     );
+    if (socket.localPort === socket.remotePort && socket.localAddress === socket.remoteAddress) {
+      // TCP simultaneous open: with nothing listening on a local port of the ephemeral range
+      // (a node restarting), a connect given that same port as its own reaches itself.
+      socket.destroy();
+      throw new ConnectionError("cannot connect: nothing listens (connected to itself)", node);
+    }
     socket.setKeepAlive(true, 60_000);
     const connection = new Connection(socket, options);
     try {

@@ -84,6 +84,8 @@ export class RiakNode {
   private openingCount = 0;
   private currentState: NodeState = "up";
   private healthTimer?: ReturnType<typeof setTimeout>;
+  /** A ping of the down node is on its way. */
+  private checking = false;
   private readonly expiryTimer: ReturnType<typeof setInterval>;
   /** Called whenever a connection frees up or the node comes back: the cluster's queue pump. */
   onAvailable: () => void = () => {};
@@ -222,6 +224,13 @@ export class RiakNode {
     this.onAvailable(); // waiting requests re-choose: another node, or fail fast if none is up
   }
 
+  /** Pings a down node now rather than at its next interval (nothing while one is out). */
+  checkNow(): void {
+    if (this.currentState !== "down" || this.checking) return;
+    clearTimeout(this.healthTimer);
+    void this.healthCheck();
+  }
+
   private scheduleHealthCheck(): void {
     this.healthTimer = setTimeout(() => this.healthCheck(), this.healthCheckIntervalMs);
     this.healthTimer.unref();
@@ -230,6 +239,7 @@ export class RiakNode {
   private async healthCheck(): Promise<void> {
     if (this.currentState !== "down") return;
     let connection: Connection | undefined;
+    this.checking = true;
     try {
       connection = await Connection.open(this.connectionOptions);
       await connection.request(MessageCode.PingReq, {}, MessageCode.PingResp);
@@ -238,6 +248,8 @@ export class RiakNode {
       this.lastFailure = error as Error;
       if (this.currentState === "down") this.scheduleHealthCheck();
       return;
+    } finally {
+      this.checking = false;
     }
     if (this.currentState !== "down") {
       connection.close();
