@@ -507,8 +507,6 @@ export class OverlayFileSystem implements FileSystem {
   async symlink(ctx: RequestContext, parent: number, name: string, target: string): Promise<Entry> {
     const path = childPath(this.#nodes.pathOf(parent), name);
     await this.#refuseExisting(path);
-    // A removal of the name still queued goes first: Riak may still hold the old file.
-    if (this.#mirrorsWrites()) await this.#settled(path);
     const followsSource = await this.#inRiakUnlessOutage(path, async () => {
       await this.#ensureRiakDirectory(parentOf(path));
       await this.#riak(
@@ -538,8 +536,6 @@ export class OverlayFileSystem implements FileSystem {
   ): Promise<Entry> {
     const path = childPath(this.#nodes.pathOf(parent), name);
     await this.#refuseExisting(path);
-    // A removal of the name still queued goes first: Riak may still hold the old file.
-    if (this.#mirrorsWrites()) await this.#settled(path);
     const attributes = { mode: mode & 0o7777, uid: ctx.uid, gid: ctx.gid };
     const followsSource = await this.#inRiakUnlessOutage(
       path,
@@ -614,6 +610,9 @@ export class OverlayFileSystem implements FileSystem {
   ): Promise<PendingMirror | undefined> {
     if (!this.#writesRiak()) return undefined;
     try {
+      // A removal of the name still queued goes first: Riak may still hold the old file.
+      // (Journaled instead, the copy is queued behind it.)
+      if (this.#mirrorsWrites()) await this.#settled(path);
       await change();
       return undefined;
     } catch (error) {

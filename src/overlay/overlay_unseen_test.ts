@@ -250,3 +250,26 @@ Deno.test("migrate: mkdir and symlink during an outage answer at once; Riak gets
     { riakReadTimeout: "300" },
   );
 });
+
+Deno.test("shadow: rm x; mkdir x during an outage: the directory waits behind the removal in the journal, not for Riak", async () => {
+  await withOverlay(
+    "shadow",
+    async ({ fs, store, riak, runtime }) => {
+      await writeThrough(fs, "/x", seededBytes(63, 100));
+      assert.equal(await runtime.settle(20_000), 0);
+      assert.equal((await store.tryStat("/x"))?.type, "file");
+      const faults = riak.server!.faults;
+      await faults.stopAccepting();
+      faults.dropConnections();
+      try {
+        await fs.unlink!(ROOT_CTX, 1, "x");
+        await fs.mkdir!(ROOT_CTX, 1, "x", 0o755, 0o022);
+      } finally {
+        await faults.resumeAccepting();
+      }
+      assert.equal(await runtime.settle(20_000), 0);
+      assert.equal((await store.tryStat("/x"))?.type, "directory");
+    },
+    { riakReadTimeout: "300" },
+  );
+});

@@ -249,16 +249,17 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
       if (await existsLocally(options.source, mirror.path, true)) return;
       return await observed(options, removeDirectoryFromRiak(options, mirror.path));
     }
-    if (mirror.mirror === "copy") {
-      const local = await localEntry(options.source, mirror.path);
-      if (local?.stats.isDirectory()) {
-        return await observed(options, mirrorDirectory(options, mirror.path));
-      }
-      if (local?.stats.isSymbolicLink()) {
-        return await observed(options, mirrorSymlink(options, mirror.path, local.absolute));
-      }
+    const local = await localEntry(options.source, mirror.path);
+    if (local === "outside") return; // Reached through a symlink: never this mount's.
+    if (mirror.mirror === "copy" && local?.stats.isDirectory()) {
+      return await observed(options, mirrorDirectory(options, mirror.path));
     }
-    if (mirror.mirror === "copy" || await existsLocally(options.source, mirror.path)) {
+    if (mirror.mirror === "copy" && local?.stats.isSymbolicLink()) {
+      return await observed(options, mirrorSymlink(options, mirror.path, local.absolute));
+    }
+    // A file removed and back under the name is copied; a directory or link made there since
+    // has its own copy queued behind this removal, which clears the way for it.
+    if (mirror.mirror === "copy" || local?.stats.isFile()) {
       await copyLocalFile(options, mirror.path, signal, true);
       return;
     }
@@ -271,14 +272,23 @@ function observed<T>(options: LocalCopyOptions, request: Promise<T>): Promise<T>
   return options.health ? options.health.observe(request) : request;
 }
 
-/** What is at `path` in `source` (nothing when it is gone or reached through a symlink). */
+/**
+ * What is at `path` in `source`: undefined when nothing is, "outside" when the path leads
+ * out of the source through a symlink.
+ */
 async function localEntry(
   source: string,
   path: string,
-): Promise<{ absolute: string; stats: BigIntStats } | undefined> {
+): Promise<{ absolute: string; stats: BigIntStats } | "outside" | undefined> {
   const absolute = await sourcePathOf(source, path);
-  const stats = absolute === undefined ? undefined : await lstatIfExists(absolute);
-  return stats && { absolute: absolute!, stats };
+  if (absolute === undefined) return "outside";
+  try {
+    const stats = await lstatIfExists(absolute);
+    return stats && { absolute, stats };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
+    throw error;
+  }
 }
 
 /** Gives Riak the source's symlink at `path` (a link made while Riak was away). */
