@@ -1574,6 +1574,8 @@ export class OverlayFileSystem implements FileSystem {
       // Riak is down: what still exists locally is served from there.
       const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
       if (local) return { where: "local", stats: local, unverified: true };
+      // The mount's root is there whatever Riak answers: its listing is what fails.
+      if (path === "/") return { where: "riak", stat: rootStat() };
       if (!this.#knownInRiak.has(path) && this.#writesRiak()) {
         this.#unseen.add(path);
         if (this.#unseen.size > KNOWN_IN_RIAK_LIMIT) {

@@ -9,7 +9,13 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { seededBytes } from "../store/_test_support.ts";
 import type { Store } from "../store/store.ts";
-import { lookupPath, ROOT_CTX, withOverlay, writeThrough } from "./_overlay_fixture.ts";
+import {
+  listThrough,
+  lookupPath,
+  ROOT_CTX,
+  withOverlay,
+  writeThrough,
+} from "./_overlay_fixture.ts";
 import { Errno, FuseError } from "../fuse/filesystem.ts";
 
 for (const preset of ["migrate", "drain", "riak"]) {
@@ -269,6 +275,29 @@ Deno.test("shadow: rm x; mkdir x during an outage: the directory waits behind th
       }
       assert.equal(await runtime.settle(20_000), 0);
       assert.equal((await store.tryStat("/x"))?.type, "directory");
+    },
+    { riakReadTimeout: "300" },
+  );
+});
+
+Deno.test("riak: with Riak down the mount's root is still a directory; listing it fails with EIO", async () => {
+  await withOverlay(
+    "riak",
+    async ({ fs, riak }) => {
+      const faults = riak.server!.faults;
+      await faults.stopAccepting();
+      faults.dropConnections();
+      try {
+        const root = await fs.getattr!(ROOT_CTX, 1, undefined);
+        assert.equal(root.attr.mode & 0o170000, 0o040000, "a directory, not ENOENT");
+        // A Riak error, which the FUSE session answers with EIO.
+        await assert.rejects(
+          listThrough(fs, "/"),
+          (error) => !(error instanceof FuseError) || error.errno === Errno.EIO,
+        );
+      } finally {
+        await faults.resumeAccepting();
+      }
     },
     { riakReadTimeout: "300" },
   );
