@@ -14,6 +14,7 @@ export function addMigrationOptions(command: Command): Command {
     .option(
       "--state-dir <dir>",
       `where lock, state and history live (default ${DEFAULT_STATE_ROOT}/<hash of source and namespace>)`,
+      nonEmpty,
     )
     .option("--include <glob>", "only files matching (repeatable)", collect, [] as string[])
     .option(
@@ -24,13 +25,33 @@ export function addMigrationOptions(command: Command): Command {
     );
 }
 
-/** commander parser: a whole number >= 1. */
+/** commander parser: a whole number >= 1, in digits (not `1e3`, `0x10` or ` 4`). */
 export function positiveInteger(value: string): number {
-  const number = Number(value);
+  const number = /^[0-9]+$/.test(value) ? Number(value) : NaN;
   if (!Number.isSafeInteger(number) || number < 1) {
-    throw new InvalidArgumentError("must be a whole number of at least 1");
+    throw new InvalidArgumentError(
+      `must be a whole number of at least 1, got ${JSON.stringify(value)}`,
+    );
   }
   return number;
+}
+
+/** Most files handled at once that `--concurrency` takes. */
+export const MAX_CONCURRENCY = 256;
+
+/** commander parser of `--concurrency`: a whole number from 1 to {@link MAX_CONCURRENCY}. */
+export function concurrencyLevel(value: string): number {
+  const number = positiveInteger(value);
+  if (number > MAX_CONCURRENCY) {
+    throw new InvalidArgumentError(`must be at most ${MAX_CONCURRENCY}, got ${number}`);
+  }
+  return number;
+}
+
+/** commander parser: any text but the empty one (a path "" would be the current directory). */
+export function nonEmpty(value: string): string {
+  if (value === "") throw new InvalidArgumentError("must not be empty");
+  return value;
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -39,6 +39,7 @@ export function filterFromOptions(command: Command, opts: Record<string, unknown
  * it, which removes Riak's copies too.
  */
 export async function sourceDirectory(command: Command, source: string): Promise<string> {
+  if (source === "") command.error("riakfs: SOURCE must not be empty", { exitCode: 2 });
   const absolute = resolve(source);
   let real: string | undefined;
   try {

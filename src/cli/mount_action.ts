@@ -6,9 +6,9 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import { resolve } from "node:path";
+import { resolve, sep } from "node:path";
 import type { Command } from "commander";
-import { serveFileSystem } from "../fuse/mod.ts";
+import { checkMountpoint, serveFileSystem } from "../fuse/mod.ts";
 import { runtimePaths } from "../overlay/control.ts";
 import { Logger } from "../overlay/log.ts";
 import { ModeError, usesRiak } from "../overlay/modes.ts";
@@ -25,6 +25,7 @@ import {
   RiakConfigError,
   riakSettingsFromOptions,
 } from "./riak-session.ts";
+import { makeDirectories } from "../util/directories.ts";
 
 /** Options whose value is a path: made absolute before the background process gets them. */
 const PATH_OPTIONS = new Set([
@@ -53,11 +54,11 @@ export async function mountCommand(
   try {
     fuseOptions = parseFuseOptions(flags.options);
   } catch (error) {
-    command.error((error as Error).message, { exitCode: 2, code: "riakfs.usage" });
+    command.error(`riakfs: ${(error as Error).message}`, { exitCode: 2, code: "riakfs.usage" });
   }
   const timeout = Number(flags.requestTimeout);
   if (!Number.isFinite(timeout) || timeout <= 0) {
-    command.error(`--request-timeout needs seconds > 0, got ${flags.requestTimeout}`, {
+    command.error(`riakfs: --request-timeout needs seconds > 0, got ${flags.requestTimeout}`, {
       exitCode: 2,
       code: "riakfs.usage",
     });
@@ -72,11 +73,11 @@ export async function mountCommand(
     }
   } catch (error) {
     if (error instanceof ModeError || error instanceof RiakConfigError) {
-      command.error(error.message, { exitCode: 2, code: "riakfs.usage" });
+      command.error(`riakfs: ${error.message}`, { exitCode: 2, code: "riakfs.usage" });
     }
     throw error;
   }
-  const paths = { source: resolve(source), mountpoint: resolve(mountpoint) };
+  const paths = await checkedPaths(source, mountpoint, overlay!, command);
   if (!flags.foreground) {
     process.exitCode = await startInBackground(paths, flags, command, overlay!.runDirectory);
     return;
@@ -168,7 +169,7 @@ async function serveInForeground(
       },
     });
     const pidFile = flags.pidFile ?? runtimePaths(mountpoint, overlay.runDirectory).pidFile;
-    if (!flags.pidFile) fs.mkdirSync(overlay.runDirectory, { recursive: true });
+    if (!flags.pidFile) makeDirectories(overlay.runDirectory);
     fs.writeFileSync(pidFile, `${process.pid}\n`);
     report("ready");
     try {
@@ -185,6 +186,58 @@ async function serveInForeground(
     await runtime?.stop();
     await client?.close();
   }
+}
+
+/**
+ * SOURCE and MOUNTPOINT made absolute, once nothing stands in the way of the mount: checked
+ * before the journal is replayed or a socket made (a mount refused late touched a live
+ * one's), and before a source that is not there is taken for an empty one.
+ */
+async function checkedPaths(
+  source: string,
+  mountpoint: string,
+  overlay: OverlaySettings,
+  command: Command,
+): Promise<{ source: string; mountpoint: string }> {
+  const usage = (message: string): never =>
+    command.error(`riakfs: ${message}`, { exitCode: 2, code: "riakfs.usage" });
+  if (source === "" || mountpoint === "") usage("SOURCE and MOUNTPOINT must not be empty");
+  const paths = { source: resolve(source), mountpoint: resolve(mountpoint) };
+  await checkMountpoint(paths.mountpoint);
+  const realMountpoint = await realpathUnlessStale(paths.mountpoint);
+  const inMountpoint = (path: string | undefined) =>
+    path !== undefined && isWithin(resolve(path), realMountpoint);
+  if (inMountpoint(overlay.spool)) usage(`--spool ${overlay.spool} is inside the mountpoint`);
+  if (inMountpoint(overlay.runDirectory)) {
+    usage(`--run-dir ${overlay.runDirectory} is inside the mountpoint`);
+  }
+  if (overlay.mode.reads === "riak") return paths; // The source is not used.
+  let stats: fs.Stats;
+  try {
+    stats = await fs.promises.stat(paths.source);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new Error(
+      `source ${paths.source} ${code === "ENOENT" ? "does not exist" : (error as Error).message}`,
+    );
+  }
+  if (!stats.isDirectory()) throw new Error(`source ${paths.source} is not a directory`);
+  const realSource = await fs.promises.realpath(paths.source);
+  if (isWithin(realMountpoint, realSource) || isWithin(realSource, realMountpoint)) {
+    // Its files would be reached through the mount itself, which then waits on itself.
+    usage(
+      `the source ${paths.source} and the mountpoint ${paths.mountpoint} must not be one ` +
+        "inside the other (to take the old directory's place, move it aside and mount there: " +
+        "mv /data /data.old && mkdir /data && riakfs mount ... /data.old /data)",
+    );
+  }
+  return paths;
+}
+
+/** Whether `path` is `directory` or below it (both absolute, resolved). */
+function isWithin(path: string, directory: string): boolean {
+  return path === directory ||
+    path.startsWith(directory.endsWith(sep) ? directory : directory + sep);
 }
 
 /** The real path of a mountpoint, or its absolute path when a dead mount hides it. */
@@ -258,7 +311,7 @@ async function startInBackground(
   // Never this command's stderr: whoever reads it (cron, a script) would wait for the mount.
   let logFile = flags.logFile && resolve(flags.logFile);
   if (!logFile) {
-    fs.mkdirSync(runDirectory, { recursive: true });
+    makeDirectories(runDirectory);
     logFile = runtimePaths(paths.mountpoint, runDirectory).logFile;
   }
   const log = fs.openSync(logFile, "a");

@@ -9,7 +9,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { parseDuration } from "../migration/limits.ts";
 import { DEFAULT_CONCURRENCY } from "../migration/defaults.ts";
-import { addMigrationOptions, positiveInteger } from "./migration-options.ts";
+import { addMigrationOptions, concurrencyLevel, positiveInteger } from "./migration-options.ts";
 import { addRiakOptions } from "./riak-options.ts";
 
 /** Default seconds between progress lines on a non-terminal. */
@@ -24,7 +24,7 @@ export function installPrewarm(program: Command): void {
       new Option(
         "--concurrency <n>",
         "files uploaded at once (as many more are checked against Riak ahead of them)",
-      ).argParser(positiveInteger)
+      ).argParser(concurrencyLevel)
         .default(DEFAULT_CONCURRENCY),
     )
     .addOption(new Option("--max-rate <MB/s>", "upload rate limit").argParser(positiveNumber))

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { addMigrationOptions, positiveInteger } from "./migration-options.ts";
+import { addMigrationOptions, concurrencyLevel } from "./migration-options.ts";
 import { addRiakOptions } from "./riak-options.ts";
 
 /** Installs `riakfs progress`. */
@@ -15,7 +15,7 @@ export function installProgress(program: Command): void {
     .description("show how much of a source is in Riak, and the ETA at the nightly rate")
     .argument("<source>", "the local directory being migrated")
     .option("--rescan", "walk the tree and ask Riak instead of using what pre-warm recorded")
-    .option("--concurrency <n>", "files checked at once by --rescan", positiveInteger, 8)
+    .option("--concurrency <n>", "files checked at once by --rescan", concurrencyLevel, 8)
     .option("--json", "print JSON");
   addMigrationOptions(command);
   addRiakOptions(command).action(async (sourceArg: string, opts: Record<string, unknown>) => {

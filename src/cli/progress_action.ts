@@ -7,7 +7,12 @@
 import { LockedError } from "../migration/lock.ts";
 import { EXIT_LOCKED } from "../migration/prewarm.ts";
 import type { Command } from "commander";
-import { progressFromState, type ProgressReport, rescan } from "../migration/progress.ts";
+import {
+  progressFromState,
+  type ProgressReport,
+  rescan,
+  RescanError,
+} from "../migration/progress.ts";
 import { formatBytes } from "../migration/progress_reporter.ts";
 import type { Tally } from "../migration/state.ts";
 import { type Namespace, resolveNamespace } from "../store/layout.ts";
@@ -35,9 +40,9 @@ export async function showProgress(
           concurrency: opts.concurrency as number,
         });
       } catch (error) {
-        if (!(error instanceof LockedError)) throw error;
+        if (!(error instanceof LockedError || error instanceof RescanError)) throw error;
         process.stderr.write(`riakfs progress: ${error.message}\n`);
-        process.exitCode = EXIT_LOCKED;
+        process.exitCode = error instanceof LockedError ? EXIT_LOCKED : 1;
         return;
       }
       await out(render(report, opts.json === true));

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { addMigrationOptions, positiveInteger } from "./migration-options.ts";
+import { addMigrationOptions, concurrencyLevel, positiveInteger } from "./migration-options.ts";
 import { addRiakOptions } from "./riak-options.ts";
 
 /** Installs `riakfs verify`. */
@@ -16,7 +16,7 @@ export function installVerify(program: Command): void {
     .argument("[paths...]", "files or directories relative to the source (default: all)")
     .option("--sample <n>", "verify n files chosen at random", positiveInteger)
     .option("--seed <n>", "seed of the random sample (reproducible)", positiveInteger)
-    .option("--concurrency <n>", "files compared at once", positiveInteger, 4)
+    .option("--concurrency <n>", "files compared at once", concurrencyLevel, 4)
     .option("--json", "print a JSON summary");
   addMigrationOptions(command);
   addRiakOptions(command).action(

@@ -22,6 +22,7 @@ export { DEFAULT_REQUEST_TIMEOUT_MS, FuseSession, MAX_WRITE } from "./session.ts
 export type { Negotiated, SessionOptions } from "./session.ts";
 export {
   abortConnection,
+  checkMountpoint,
   clearStaleMount,
   isFuseMounted,
   MountError,

@@ -82,12 +82,7 @@ export async function mountFuse(options: MountOptions): Promise<Mounted> {
     }
   }
   await clearStaleMount(mountpoint);
-  const state = await mountpointState(mountpoint);
-  if (state !== "ok") throw new MountError(mountpoint, `cannot mount on ${mountpoint}: ${state}`);
-  const existing = (await readMounts()).find((mount) => mount.mountpoint === mountpoint);
-  if (existing?.fstype.startsWith("fuse")) {
-    throw new MountError(mountpoint, `${mountpoint} is already a ${existing.fstype} mount`);
-  }
+  await checkMountpoint(mountpoint);
 
   let fd: number;
   try {
@@ -117,6 +112,21 @@ export async function mountFuse(options: MountOptions): Promise<Mounted> {
   }
   const mount = (await readMounts()).findLast((m) => m.mountpoint === mountpoint);
   return { fd, mountpoint, device: mount?.device ?? "" };
+}
+
+/**
+ * Throws a {@link MountError} unless `mountpoint` can take a mount: an existing directory
+ * that no live FUSE filesystem is mounted on (a dead one, left by a crash, is cleared by
+ * {@link mountFuse}).
+ */
+export async function checkMountpoint(mountpoint: string): Promise<void> {
+  const state = await mountpointState(mountpoint);
+  if (state === "stale") return;
+  if (state !== "ok") throw new MountError(mountpoint, `cannot mount on ${mountpoint}: ${state}`);
+  const existing = (await readMounts()).find((mount) => mount.mountpoint === mountpoint);
+  if (existing?.fstype.startsWith("fuse")) {
+    throw new MountError(mountpoint, `${mountpoint} is already a ${existing.fstype} mount`);
+  }
 }
 
 /**

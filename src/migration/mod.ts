@@ -48,7 +48,7 @@ export {
   RETRY_MORE_PREFIX,
   runPrewarm,
 } from "./prewarm.ts";
-export { progressFromState, type ProgressReport, rescan } from "./progress.ts";
+export { progressFromState, type ProgressReport, rescan, RescanError } from "./progress.ts";
 export { ProgressReporter, type ProgressSnapshot } from "./progress_reporter.ts";
 export { type ByteGate, RateLimiter } from "./rate_limiter.ts";
 export { type MigrationState, type PassTally, type RunRecord, StateDirectory } from "./state.ts";

@@ -119,9 +119,18 @@ export function progressFromState(state: StateDirectory): ProgressReport {
   return report;
 }
 
+/** A rescan that could not check every file: nothing of it is recorded. */
+export class RescanError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RescanError";
+  }
+}
+
 /**
  * Walks the whole tree read-only (a dry-run pre-warm: one head-only get per file) and
- * records the result as the latest complete pass, then reports.
+ * records the result as the latest complete pass, then reports. A file it could not check
+ * (Riak unreachable, say) fails it with {@link RescanError}, recording nothing.
  */
 export async function rescan(
   options: Pick<PrewarmOptions, "source" | "store" | "state" | "filter" | "concurrency">,
@@ -132,6 +141,14 @@ export async function rescan(
   const lock = acquireLock(options.state.lockFile);
   try {
     const result = await runPrewarm({ ...options, dryRun: true });
+    if (result.tally.failed.files > 0) {
+      // A Riak that could not be asked would record every file as missing from it.
+      const first = result.failures[0];
+      throw new RescanError(
+        `rescan could not check ${result.tally.failed.files} file(s)` +
+          (first ? ` (${first.path}: ${first.error})` : "") + "; what was recorded is kept",
+      );
+    }
     const saved = options.state.loadState();
     saved.lastCompletePass = {
       kind: "rescan",

@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
-import { dailyRate, etaDays, progressFromState, rescan } from "./progress.ts";
+import { dailyRate, etaDays, progressFromState, rescan, RescanError } from "./progress.ts";
+import { wrappedStore } from "./_test_support.ts";
 import { LockedError } from "./lock.ts";
 import { runPrewarm } from "./prewarm.ts";
 import { emptyTally, type RunRecord, StateDirectory } from "./state.ts";
@@ -60,6 +61,16 @@ Deno.test("progress reports recorded passes, and a rescan recomputes them", asyn
       writeFileSync(state.lockFile, `${process.ppid}\n`); // Alive, and not this process.
       await assert.rejects(rescan({ source, store, state }), LockedError);
       rmSync(state.lockFile);
+      // Riak unreachable: the rescan fails and what was recorded stays.
+      const unreachable = wrappedStore(store, {
+        tryStat: () => Promise.reject(new Error("Riak is down")),
+      });
+      await assert.rejects(
+        rescan({ source, store: unreachable, state }),
+        (error) => error instanceof RescanError && /could not check 7 file/.test(error.message),
+      );
+      assert.deepEqual(progressFromState(state).pending, { files: 0, bytes: 0 }, "kept");
+      assert.equal(existsSync(state.lockFile), false, "the failed rescan's lock is released");
       const rescanned = await rescan({ source, store, state });
       assert.equal(rescanned.lastCompletePass?.kind, "rescan");
       assert.equal(existsSync(state.lockFile), false, "the rescan's lock is released");

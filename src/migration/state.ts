@@ -18,7 +18,6 @@ import {
   appendFileSync,
   closeSync,
   fstatSync,
-  mkdirSync,
   openSync,
   readFileSync,
   readSync,
@@ -29,6 +28,7 @@ import {
 } from "node:fs";
 import { join, resolve } from "node:path";
 import { DEFAULT_STATE_ROOT } from "./defaults.ts";
+import { makeDirectories } from "../util/directories.ts";
 
 /** Files and bytes. */
 export interface Tally {
@@ -192,7 +192,13 @@ export class StateDirectory {
 
   /** Creates the directory (and parents) if missing. */
   ensure(): void {
-    mkdirSync(this.path, { recursive: true, mode: 0o755 });
+    try {
+      makeDirectories(this.path, 0o755);
+    } catch (error) {
+      throw new Error(`cannot make the state directory ${this.path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
   }
 
   /** Reads state.json; a missing or unreadable file gives a fresh state. */

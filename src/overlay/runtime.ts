@@ -7,7 +7,6 @@
  *
  * @module
  */
-import { mkdir } from "node:fs/promises";
 import type { FileSystem } from "../fuse/filesystem.ts";
 import type { Store } from "../store/store.ts";
 import { ChunkCache } from "./chunk_cache.ts";
@@ -36,6 +35,7 @@ import {
   stagedFileUploader,
 } from "./transfer.ts";
 import { UploadQueue } from "./upload_queue.ts";
+import { makeDirectories } from "../util/directories.ts";
 
 /** What {@link startOverlay} needs. */
 export interface OverlayStartOptions {
@@ -158,7 +158,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     return outcome;
   };
   const { controlSocket } = runtimePaths(options.mountpoint, settings.runDirectory);
-  await mkdir(settings.runDirectory, { recursive: true, mode: 0o755 });
+  makeDirectories(settings.runDirectory, 0o755);
   let control: ControlServer | undefined;
   let metricsServer: MetricsServer | undefined;
   try {

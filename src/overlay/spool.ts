@@ -7,8 +7,9 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { type FileHandle, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
+import { type FileHandle, open, readdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { makeDirectories } from "../util/directories.ts";
 
 /** Name of the spool directory inside the source, hidden from the mount's listings. */
 export const SPOOL_DIRECTORY_NAME = ".riakfs-spool";
@@ -68,7 +69,7 @@ export class Spool {
   /** Opens (creating, mode 0700) a spool directory. */
   static async open(directory: string): Promise<Spool> {
     const spool = new Spool(directory);
-    await mkdir(spool.#stagedDirectory, { recursive: true, mode: 0o700 });
+    makeDirectories(spool.#stagedDirectory, 0o700);
     return spool;
   }
 

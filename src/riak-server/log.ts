@@ -15,7 +15,6 @@ import { Buffer } from "node:buffer";
 import {
   closeSync,
   fsyncSync,
-  mkdirSync,
   openSync,
   readFileSync,
   readSync,
@@ -32,6 +31,7 @@ import type { Durability } from "./engine.ts";
 import type { ChangeRecord, Keyspace, StoredObject } from "./keyspace.ts";
 import { TOMBSTONE_KEEP_MS } from "./kv.ts";
 import { isProcessAlive } from "../util/process.ts";
+import { makeDirectories } from "../util/directories.ts";
 
 /** Name of the log file inside the data directory. */
 export const LOG_FILE = "riak.log";
@@ -105,7 +105,7 @@ export class DataLog implements Durability {
   ): Promise<DataLog> {
     const path = join(dir, LOG_FILE);
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDirectories(dir);
     } catch (error) {
       throw new DataLogError(dir, `cannot create the directory: ${(error as Error).message}`, {
         cause: error,

@@ -4,6 +4,7 @@
  *
  * @module
  */
+export { makeDirectories } from "./directories.ts";
 export { isProcessAlive } from "./process.ts";
 export { seededRandom } from "./random.ts";
 export {

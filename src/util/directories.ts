@@ -1,0 +1,45 @@
+/**
+ * `mkdir -p` that cannot spin. Node's `mkdir(path, { recursive: true })` retries a path
+ * forever where the kernel answers ENOENT for a directory whose parent exists (procfs,
+ * sysfs): `--state-dir /proc/x` hung at 100 % CPU. Here each missing component is made
+ * once, and the first refusal is the error.
+ *
+ * @module
+ */
+import { mkdirSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+
+/**
+ * Makes `path` and its missing parents (`mode` for the ones made); an existing directory is
+ * fine. Throws the system error of the first component that cannot be made, or ENOTDIR
+ * when one on the way is not a directory.
+ *
+ * @example
+ * ```ts
+ * makeDirectories("/var/lib/riakfs/state", 0o755);
+ * ```
+ */
+export function makeDirectories(path: string, mode = 0o777): void {
+  const missing: string[] = [];
+  for (let at = resolve(path);; at = dirname(at)) {
+    const stats = statSync(at, { throwIfNoEntry: false });
+    if (stats?.isDirectory()) break;
+    if (stats) {
+      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${at}'`), {
+        code: "ENOTDIR",
+        path: at,
+      });
+    }
+    missing.push(at);
+    if (at === dirname(at)) break;
+  }
+  for (const directory of missing.reverse()) {
+    try {
+      mkdirSync(directory, mode);
+    } catch (error) {
+      // Made meanwhile by someone else: as good.
+      const made = statSync(directory, { throwIfNoEntry: false })?.isDirectory();
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST" || !made) throw error;
+    }
+  }
+}

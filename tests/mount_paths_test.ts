@@ -1,0 +1,96 @@
+/**
+ * `riakfs mount` refuses SOURCE and MOUNTPOINT it cannot serve before it touches anything:
+ * one inside the other (the mount would wait on itself), a source that is not there (it
+ * was made, empty), empty arguments, and a mountpoint a live mount already serves (a refused
+ * mount replayed the live one's journal and removed its control socket).
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { join } from "node:path";
+import { startMount, stopMount, tempDir } from "./_mount.ts";
+import { runRiakfs } from "./_riakfs.ts";
+
+/** A foreground migrate mount of `source` at `mountpoint`, against a Riak nobody runs. */
+function mountArgs(base: string, source: string, mountpoint: string): string[] {
+  return [
+    "mount",
+    "--preset",
+    "migrate",
+    "--foreground",
+    "--riak",
+    "127.0.0.1:1",
+    "--run-dir",
+    join(base, "run"),
+    source,
+    mountpoint,
+  ];
+}
+
+/** One line on stderr, naming `pattern` (a usage error adds the usual hint). */
+function assertOneLine(stderr: string, pattern: RegExp): void {
+  const [line, ...rest] = stderr.trim().split("\n");
+  assert.match(line, pattern);
+  assert.deepEqual(rest.filter((hint) => !hint.includes("--help")), [], stderr);
+}
+
+Deno.test("mount refuses a source and mountpoint one inside the other, at once", async () => {
+  const base = tempDir("riakfs-paths-");
+  try {
+    const source = join(base, "top", "data");
+    fs.mkdirSync(join(source, "inner"), { recursive: true });
+    const cases = [[source, source], [source, join(source, "inner")], [source, join(base, "top")]];
+    for (const [from, at] of cases) {
+      const result = await runRiakfs(mountArgs(base, from, at));
+      assert.equal(result.code, 2, result.stderr);
+      assertOneLine(result.stderr, /must not be one inside the other/);
+    }
+    assert.deepEqual(fs.readdirSync(source), ["inner"], "no spool made in the source");
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+});
+
+Deno.test("mount refuses a source that is not there, or not a directory, and empty arguments", async () => {
+  const base = tempDir("riakfs-paths-");
+  try {
+    const mountpoint = join(base, "mnt");
+    fs.mkdirSync(mountpoint);
+    const missing = join(base, "typo");
+    const absent = await runRiakfs(mountArgs(base, missing, mountpoint));
+    assert.equal(absent.code, 1, absent.stderr);
+    assertOneLine(absent.stderr, /source .*typo does not exist/);
+    assert.equal(fs.existsSync(missing), false, "not made");
+    fs.writeFileSync(join(base, "file"), "");
+    const file = await runRiakfs(mountArgs(base, join(base, "file"), mountpoint));
+    assert.equal(file.code, 1, file.stderr);
+    assertOneLine(file.stderr, /is not a directory/);
+    for (const [source, at] of [["", mountpoint], [join(base, "file"), ""]]) {
+      const empty = await runRiakfs(mountArgs(base, source, at));
+      assert.equal(empty.code, 2, empty.stderr);
+      assertOneLine(empty.stderr, /must not be empty/);
+    }
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+});
+
+Deno.test("mount on a live mount's mountpoint is refused before it touches anything of it", async () => {
+  const live = await startMount();
+  const base = tempDir("riakfs-paths-");
+  try {
+    const other = join(base, "other");
+    fs.mkdirSync(other);
+    const second = await runRiakfs(mountArgs(base, other, live.mountpoint));
+    assert.equal(second.code, 1, second.stderr);
+    assertOneLine(second.stderr, /already a fuse\.riakfs mount/);
+    assert.deepEqual(fs.readdirSync(other), [], "no spool, no journal replay");
+    assert.equal(fs.existsSync(join(base, "run")), false, "no run directory, no socket");
+    const status = await runRiakfs(["status", live.mountpoint]);
+    assert.equal(status.code, 0, `the live mount's control socket answers: ${status.stderr}`);
+    fs.writeFileSync(join(live.mountpoint, "still-served"), "yes");
+    assert.equal(fs.readFileSync(join(live.source, "still-served"), "utf8"), "yes");
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+    await stopMount(live);
+  }
+});
