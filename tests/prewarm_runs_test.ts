@@ -302,6 +302,32 @@ Deno.test("prewarm: SIGTERM stops the run cleanly (exit 3) and the next run resu
   });
 });
 
+Deno.test("prewarm: SIGTERM stops rate-limited transfers under way; the next run takes them", async () => {
+  await withMigration(async ({ source, flags }) => {
+    writeFileSync(join(source, "a-small"), "small\n");
+    const big = Buffer.alloc(2 << 20, 7);
+    for (const name of ["b-big-1", "b-big-2"]) writeFileSync(join(source, name), big);
+    // 0.5 MB/s: each big file would take seconds more after the small one is done.
+    const running = await startPrewarmUnderWay(source, [...flags, "--max-rate", "0.5"]);
+    try {
+      process.kill(running.child.pid!, "SIGTERM");
+      const stopped = await running.done;
+      assert.equal(stopped.code, 3, stopped.stderr);
+      assert.match(stopped.stderr, /interrupted; stopping/);
+      const summary = JSON.parse(stopped.stdout);
+      assert.equal(summary.stopReason, "interrupted");
+      assert.equal(summary.tally.uploaded.files, 1, "the big ones were stopped, not finished");
+      const rest = await runRiakfs(["prewarm", source, "--json", ...flags]);
+      assert.equal(rest.code, 0, rest.stderr);
+      assert.equal(JSON.parse(rest.stdout).tally.uploaded.files, 2);
+      const verify = await runRiakfs(["verify", source, "--json", ...flags]);
+      assert.equal(verify.code, 0, verify.stdout);
+    } finally {
+      running.kill();
+    }
+  });
+});
+
 Deno.test("prewarm: a Riak node coming back mid-run lets the end-of-run retry finish", async () => {
   await withMigration(async ({ riak, source, flags }) => {
     smallFiles(source, 200);

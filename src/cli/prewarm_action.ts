@@ -49,7 +49,12 @@ export async function prewarmCommand(
     };
     // SIGINT/SIGTERM stop the run cleanly (exit 3, resumable); a second one kills it.
     const interruption = new AbortController();
-    const interrupt = () => interruption.abort();
+    const interrupt = () => {
+      process.stderr.write(
+        "riakfs prewarm: interrupted; stopping (what is under way is left for the next run)\n",
+      );
+      interruption.abort();
+    };
     process.once("SIGINT", interrupt);
     process.once("SIGTERM", interrupt);
     let result: PrewarmResult;
@@ -106,7 +111,7 @@ function summary(result: PrewarmResult): string {
   const t = result.tally;
   const elapsed = Date.parse(result.endedAt) - Date.parse(result.startedAt);
   const outcome = result.outcome === "partial"
-    ? `partial (${result.stopReason ?? "stopped"} reached; the next run resumes)`
+    ? `partial (${stopWording(result.stopReason)}; the next run resumes)`
     : result.outcome;
   const lines = [
     `riakfs prewarm: ${result.dryRun ? "dry run " : ""}${outcome} in ${formatDuration(elapsed)}: ` +
@@ -143,4 +148,10 @@ export function prewarmResultToJson(
   state: StateDirectory,
 ): Record<string, unknown> {
   return { command: "prewarm", source, stateDir: state.path, ...result };
+}
+
+/** Why a run stopped early, as the summary says it. */
+function stopWording(reason: string | undefined): string {
+  if (reason === "interrupted") return "interrupted";
+  return reason ? `${reason} reached` : "stopped";
 }

@@ -97,6 +97,8 @@ export const RETRY_LIST_LIMIT = 1000;
  * pair whole, never one run's short list beside another run's long one.
  */
 export const RETRY_MORE_PREFIX = "retry-more-";
+/** The one such file of the builds before: read when state.json names none, then removed. */
+const LEGACY_RETRY_MORE_FILE = "retry-more.txt";
 /** Every failed path of the last run, JSON lines `{"path", "error"}`; absent when none failed. */
 export const FAILED_LIST_FILE = "failed.jsonl";
 /** Where a run spills failures beyond {@link RETRY_LIST_LIMIT} while it runs. */
@@ -283,9 +285,12 @@ class PrewarmRun {
   constructor(options: PrewarmOptions) {
     this.#o = options;
     this.#source = Buffer.from(options.source);
-    this.#gate = options.maxBytesPerSecond === undefined
-      ? UNLIMITED
-      : new RateLimiter(options.maxBytesPerSecond);
+    this.#gate = interruptible(
+      options.maxBytesPerSecond === undefined
+        ? UNLIMITED
+        : new RateLimiter(options.maxBytesPerSecond),
+      options.signal,
+    );
     this.#limits = new RunLimits({
       budgetMs: options.budgetMs,
       maxFiles: options.maxFiles,
@@ -411,8 +416,15 @@ class PrewarmRun {
     if (!dryRun && this.#retryableFailures > 0 && !this.#limits.reached()) {
       // One more try for what failed, once Riak had a moment (a node restarting, a blip),
       // and once a node answers again if none did (unanswered, the retry fails at once).
-      await new Promise((resolve) => setTimeout(resolve, END_OF_RUN_RETRY_DELAY_MS));
-      await this.#o.whenRiakReachable?.(END_OF_RUN_REACHABLE_WAIT_MS);
+      // SIGINT/SIGTERM end either wait.
+      await untilAborted(
+        new Promise((resolve) => setTimeout(resolve, END_OF_RUN_RETRY_DELAY_MS)),
+        this.#o.signal,
+      );
+      await untilAborted(
+        this.#o.whenRiakReachable?.(END_OF_RUN_REACHABLE_WAIT_MS),
+        this.#o.signal,
+      );
       this.#retryableFailures = 0;
       for await (const failure of this.#failed.takeAll()) {
         if (!failure.retryNow || this.#limits.reached()) {
@@ -442,8 +454,8 @@ class PrewarmRun {
    */
   async *#lastRetryList(): AsyncGenerator<string> {
     yield* this.#state.retryHex ?? [];
-    const more = this.#state.retryMoreFile;
-    if (more) yield* readLines(join(this.#o.state.path, more));
+    const more = this.#state.retryMoreFile ?? LEGACY_RETRY_MORE_FILE;
+    yield* readLines(join(this.#o.state.path, more));
   }
 
   #keepFailure(failure: FailureRecord): void {
@@ -526,9 +538,9 @@ class PrewarmRun {
           await this.#fileVersion(path, absolute, stats, identity, count);
           return;
         } catch (error) {
-          if (error instanceof DeferredSignal) {
+          if (isDeferred(error)) {
             count.undo();
-            throw error;
+            throw new DeferredSignal();
           }
           if (!isFileChanged(error)) throw error;
           // What this attempt counted goes: the next one decides again.
@@ -1029,7 +1041,8 @@ class PrewarmRun {
   /** Removes the retry lists state.json no longer names (and those a crash left unnamed). */
   #removeRetryFilesBut(kept: string | undefined): void {
     for (const name of readdirSync(this.#o.state.path)) {
-      if (name.startsWith(RETRY_MORE_PREFIX) && name !== kept) {
+      const isList = name.startsWith(RETRY_MORE_PREFIX) || name === LEGACY_RETRY_MORE_FILE;
+      if (isList && name !== kept) {
         rmSync(join(this.#o.state.path, name), { force: true });
       }
     }
@@ -1098,8 +1111,48 @@ class Slots {
   }
 }
 
-/** The budget ran out before this entry's transfer: leave it to the next run. */
+/**
+ * The budget ran out before this entry's transfer, or the run was interrupted during it:
+ * leave it to the next run.
+ */
 class DeferredSignal extends Error {}
+
+/** Whether `error` is, or was caused by, a {@link DeferredSignal} (a store wraps it). */
+function isDeferred(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (e instanceof DeferredSignal) return true;
+  }
+  return false;
+}
+
+/**
+ * `gate`, letting no more bytes through once `signal` fired (SIGINT, SIGTERM): the transfers
+ * under way stop there (a rate-limited one could take minutes), left for the next run.
+ */
+function interruptible(gate: ByteGate, signal: AbortSignal | undefined): ByteGate {
+  if (!signal) return gate;
+  return {
+    take: (bytes) => {
+      if (signal.aborted) return Promise.reject(new DeferredSignal());
+      return untilAborted(gate.take(bytes), signal).then(() => {
+        if (signal.aborted) throw new DeferredSignal();
+      });
+    },
+  };
+}
+
+/** Resolves when `promise` does, or at once when `signal` fires (then ignoring `promise`). */
+function untilAborted(promise: Promise<unknown> | undefined, signal: AbortSignal | undefined) {
+  if (!promise || !signal) return promise ?? Promise.resolve();
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => resolve();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(() => resolve(), reject).finally(() =>
+      signal.removeEventListener("abort", onAbort)
+    );
+  });
+}
 
 /** Uploaded and verified, but the local file changed before it could be deleted. */
 class LocalChangedSignal extends Error {}

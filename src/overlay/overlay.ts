@@ -609,15 +609,17 @@ export class OverlayFileSystem implements FileSystem {
     change: () => Promise<void>,
   ): Promise<PendingMirror | undefined> {
     if (!this.#writesRiak()) return undefined;
+    const journaled = () =>
+      this.#o.uploads.reserve({ path, mirror: "copy", ...this.#unseenMark(path) });
+    // A job of the name still queued (its removal: Riak may still hold the old file) goes
+    // first; journaled, the new entry's copy is queued behind it, with no wait for Riak.
+    if (this.#mirrorsWrites() && this.#o.uploads.hasPending(path)) return await journaled();
     try {
-      // A removal of the name still queued goes first: Riak may still hold the old file.
-      // (Journaled instead, the copy is queued behind it.)
-      if (this.#mirrorsWrites()) await this.#settled(path);
       await change();
       return undefined;
     } catch (error) {
       if (!this.#mirrorsWrites() || !isOutageError(error)) throw error;
-      return await this.#o.uploads.reserve({ path, mirror: "copy", ...this.#unseenMark(path) });
+      return await journaled();
     }
   }
 
@@ -723,13 +725,14 @@ export class OverlayFileSystem implements FileSystem {
     const moving = this.#sessionsAtOrBelow(from);
     const replaced = this.#sessions.get(to);
     await this.#holdingSessions([...moving, ...(replaced ? [replaced] : [])], async () => {
-      if (replaced && !moving.includes(replaced)) this.#detach(replaced);
       // Uploads of either name still on their way would land after the rename.
       await this.#settledBelow(from);
       await this.#settledBelow(to);
       await this.#holdingCopies(`rename ${from}`, [from, to], async () => {
         ctx.commit();
         await this.#renameInRiak(from, to);
+        // Only once renamed over: a rename that failed leaves its writer writing the file.
+        if (replaced && !moving.includes(replaced)) this.#detach(replaced);
         await this.#renameLocally(from, to);
       });
       for (const session of moving) {
@@ -796,6 +799,11 @@ export class OverlayFileSystem implements FileSystem {
   async #renameMirrored(from: string, to: string, ctx: RequestContext): Promise<void> {
     if (this.#mode.reads !== "local") await this.#refuseBlindRename(from);
     await this.#refuseRenameOver(from, to);
+    // Jobs of the target's name still queued (the removal of a file there, say) go first:
+    // Riak's rename would meet what they remove, so the journal renames, behind them.
+    const targetBusy = this.#o.uploads.pendingPathsBelow(to).length > 0;
+    // Walking and journaling a large tree may take a while; nothing has changed yet.
+    ctx.commit();
     const below = `${from}/`;
     const moved = (path: string) => to + path.slice(from.length);
     const queued = new Map(
@@ -849,7 +857,6 @@ export class OverlayFileSystem implements FileSystem {
       );
     }
     try {
-      ctx.commit();
       await this.#renameLocally(from, to);
     } catch (error) {
       for (const entry of [...removals, ...copies]) await this.#o.uploads.cancel(entry);
@@ -859,8 +866,10 @@ export class OverlayFileSystem implements FileSystem {
     this.#renamed(from, to);
     let renamedInRiak = false;
     try {
-      await this.#holdingCopies(`rename ${from}`, [from, to], () => this.#renameInRiak(from, to));
-      renamedInRiak = true;
+      if (!targetBusy) {
+        await this.#holdingCopies(`rename ${from}`, [from, to], () => this.#renameInRiak(from, to));
+        renamedInRiak = true;
+      }
     } catch (error) {
       if (!isOutageError(error)) {
         // Riak refuses (not merely unreachable): the source goes back as it was.

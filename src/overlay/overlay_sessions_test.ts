@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { FileSystem } from "../fuse/filesystem.ts";
 import { JournalError, UploadJournal } from "./journal.ts";
+import type { OverlayRuntime } from "./runtime.ts";
 import {
   lookupPath,
   readThrough,
@@ -19,6 +21,20 @@ import {
 
 const O_WRONLY = 1;
 const O_TRUNC = 0o1000;
+
+/** Files /a ("AAAA") and /b ("bbbb") in Riak, and /b open for writing with "X" written. */
+async function openWriterOfB(
+  fs: FileSystem,
+  runtime: OverlayRuntime,
+): Promise<{ node: number; fh: number }> {
+  await writeThrough(fs, "/a", Buffer.from("AAAA"));
+  await writeThrough(fs, "/b", Buffer.from("bbbb"));
+  await runtime.settle(10_000);
+  const node = await lookupPath(fs, "/b");
+  const { fh } = await fs.open!(ROOT_CTX, node, O_WRONLY);
+  await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("X"));
+  return { node, fh };
+}
 
 for (const preset of ["drain", "riak"]) {
   Deno.test(`${preset}: write opens racing on one file share one session`, async () => {
@@ -75,17 +91,31 @@ for (const preset of ["drain", "riak"]) {
 
   Deno.test(`${preset}: a rename over a file open for writing keeps the renamed bytes`, async () => {
     await withOverlay(preset, async ({ fs, store, runtime }) => {
-      await writeThrough(fs, "/a", Buffer.from("AAAA"));
-      await writeThrough(fs, "/b", Buffer.from("bbbb"));
-      await runtime.settle(10_000);
-      const node = await lookupPath(fs, "/b");
-      const { fh } = await fs.open!(ROOT_CTX, node, O_WRONLY);
-      await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("X"));
+      const { node, fh } = await openWriterOfB(fs, runtime);
       await fs.rename!(ROOT_CTX, 1, "a", 1, "b", 0);
       assert.equal((await readThrough(fs, "/b")).toString(), "AAAA");
       await fs.release!(ROOT_CTX, node, fh, 0);
       assert.equal(await runtime.settle(10_000), 0);
       assert.equal((await store.readFile("/b")).toString(), "AAAA");
+    });
+  });
+
+  Deno.test(`${preset}: a rename over a file open for writing that fails before it begins leaves the writer's file`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime }) => {
+      const { node, fh } = await openWriterOfB(fs, runtime);
+      // Past its deadline (or interrupted) before it changed anything: it fails, unchanged.
+      const late = {
+        ...ROOT_CTX,
+        commit: () => {
+          throw new Error("request deadline passed");
+        },
+      };
+      await assert.rejects(fs.rename!(late, 1, "a", 1, "b", 0), /deadline/);
+      await fs.write!(ROOT_CTX, node, fh, 1, Buffer.from("Y"));
+      await fs.release!(ROOT_CTX, node, fh, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/b")).toString(), "XYbb", "the writer's bytes");
+      assert.equal((await store.readFile("/a")).toString(), "AAAA");
     });
   });
 

@@ -302,3 +302,60 @@ Deno.test("riak: with Riak down the mount's root is still a directory; listing i
     { riakReadTimeout: "300" },
   );
 });
+
+Deno.test("shadow: rm x; mv d x while x's removal waits in the queue: the rename goes through the journal, behind it", async () => {
+  await withOverlay(
+    "shadow",
+    async ({ fs, store, runtime, holdPuts }) => {
+      await writeThrough(fs, "/x", seededBytes(64, 100));
+      const d = await fs.mkdir!(ROOT_CTX, 1, "d", 0o755, 0o022);
+      await fs.symlink!(ROOT_CTX, d.nodeid, "link", "target");
+      await writeThrough(fs, "/d/f", Buffer.from("in d"));
+      assert.equal(await runtime.settle(20_000), 0);
+      // The only upload slot is taken by a put held back: x's removal waits behind it.
+      const held = holdPuts();
+      await writeThrough(fs, "/busy", Buffer.from("busy"));
+      await held.reached;
+      try {
+        await fs.unlink!(ROOT_CTX, 1, "x");
+        await fs.rename!(ROOT_CTX, 1, "d", 1, "x", 0); // ENOTDIR before: Riak still held x
+      } finally {
+        held.release();
+      }
+      assert.equal(await runtime.settle(20_000), 0);
+      assert.equal((await store.tryStat("/x"))?.type, "directory");
+      assert.equal((await store.readFile("/x/f")).toString(), "in d");
+      assert.equal((await store.readlink("/x/link")).toString(), "target");
+      assert.equal(await store.tryStat("/d"), undefined);
+    },
+    { uploadConcurrency: "1" },
+  );
+});
+
+Deno.test("shadow: during an outage a link renamed over a file, and a file over a link, replace them in Riak once back", async () => {
+  await withOverlay(
+    "shadow",
+    async ({ fs, store, riak, runtime }) => {
+      await writeThrough(fs, "/m", Buffer.from("file m"));
+      await fs.symlink!(ROOT_CTX, 1, "l", "m");
+      await fs.symlink!(ROOT_CTX, 1, "k", "m");
+      await writeThrough(fs, "/g", Buffer.from("file g"));
+      assert.equal(await runtime.settle(20_000), 0);
+      const faults = riak.server!.faults;
+      await faults.stopAccepting();
+      faults.dropConnections();
+      try {
+        await fs.rename!(ROOT_CTX, 1, "l", 1, "m", 0); // a link over a file
+        await fs.rename!(ROOT_CTX, 1, "g", 1, "k", 0); // a file over a link
+      } finally {
+        await faults.resumeAccepting();
+      }
+      assert.equal(await runtime.settle(20_000), 0);
+      assert.equal((await store.readlink("/m")).toString(), "m");
+      assert.equal((await store.readFile("/k")).toString(), "file g");
+      assert.equal(await store.tryStat("/l"), undefined);
+      assert.equal(await store.tryStat("/g"), undefined);
+    },
+    { riakReadTimeout: "300" },
+  );
+});

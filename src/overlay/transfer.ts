@@ -47,7 +47,7 @@ export function stagedFileUploader(
 ): Uploader {
   const write = async (upload: PendingUpload, stagedPath: string) => {
     if (upload.unseen) {
-      await setAsideUnseen(store, upload.path, () => sha256OfFile(stagedPath), logger);
+      await setAsideUnseen(store, upload.path, () => sha256OfEntry(stagedPath), logger);
     }
     // A small file's put carries its bytes, and without a stat the store puts with
     // if_none_match, which an overwrite would answer only after the bytes were sent: look
@@ -141,7 +141,12 @@ async function copyOnce(
   const identity = identityOf(stats);
   signal?.throwIfAborted();
   // One head-only get; the write reuses what it found instead of looking again.
-  const remote = await observed(options, options.store.tryStat(path, { fileOnly: true }));
+  let remote = await observed(options, options.store.tryStat(path, { fileOnly: true }));
+  if (evenIfStored && remote?.type === "symlink") {
+    // The source's file replaced the link (a file renamed over it): the file is the truth.
+    await observed(options, options.store.remove(path));
+    remote = undefined;
+  }
   if (!evenIfStored && remote?.type === "file" && remote.mtimeNs > stats.mtimeNs) {
     // Written elsewhere since (another host, a run in another mode): older bytes never go
     // over it, and the local copy is not Riak's to delete.
@@ -236,7 +241,7 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
           mirror.path,
           async () => {
             const absolute = await sourcePathOf(options.source, mirror.path);
-            return absolute === undefined ? undefined : await sha256OfFile(absolute);
+            return absolute === undefined ? undefined : await sha256OfEntry(absolute);
           },
           options.logger ?? SILENT_LOGGER,
         ),
@@ -254,11 +259,13 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
     if (mirror.mirror === "copy" && local?.stats.isDirectory()) {
       return await observed(options, mirrorDirectory(options, mirror.path));
     }
-    if (mirror.mirror === "copy" && local?.stats.isSymbolicLink()) {
+    // A link is the source's truth whether its name was copied or removed and made again
+    // (a link renamed over it may be in Riak already: it is not removed).
+    if (local?.stats.isSymbolicLink()) {
       return await observed(options, mirrorSymlink(options, mirror.path, local.absolute));
     }
-    // A file removed and back under the name is copied; a directory or link made there since
-    // has its own copy queued behind this removal, which clears the way for it.
+    // A file removed and back under the name is copied; a directory made there since has
+    // its own copy queued behind this removal, which clears the way for it.
     if (mirror.mirror === "copy" || local?.stats.isFile()) {
       await copyLocalFile(options, mirror.path, signal, true);
       return;
@@ -307,10 +314,11 @@ async function mirrorSymlink(
   }
   const stats = await lstatIfExists(absolute);
   const remote = await options.store.tryStat(path, { fileOnly: true });
-  if (remote?.type === "symlink") {
-    if (remote.sha256 === createHash("sha256").update(target).digest("hex")) return;
-    await options.store.remove(path); // The source's link is the newer one.
-  }
+  const same = remote?.type === "symlink" &&
+    remote.sha256 === createHash("sha256").update(target).digest("hex");
+  if (same) return;
+  // The source's link is the newer entry: a file or other link Riak holds there goes.
+  if (remote && remote.type !== "directory") await options.store.remove(path);
   await options.store.symlink(path, target, {
     uid: Number(stats?.uid ?? 0n),
     gid: Number(stats?.gid ?? 0n),
@@ -502,9 +510,19 @@ export function conflictPath(path: string, now = new Date()): string {
   return `${path}.riakfs-conflict-${time}-${randomBytes(3).toString("hex")}`;
 }
 
-/** The sha256 of the file at `absolute`, undefined when nothing is there. */
-async function sha256OfFile(absolute: string): Promise<string | undefined> {
+/**
+ * The sha256 Riak would hold for the entry at `absolute`: a file's content, a symlink's
+ * target (never followed: it may lead anywhere, to a FIFO say); undefined for anything else
+ * or nothing.
+ */
+async function sha256OfEntry(absolute: string): Promise<string | undefined> {
   try {
+    const stats = await lstatIfExists(absolute);
+    if (stats?.isSymbolicLink()) {
+      return createHash("sha256").update(await readlink(absolute, { encoding: "buffer" }))
+        .digest("hex");
+    }
+    if (!stats?.isFile()) return undefined;
     return (await hashBytes(createReadStream(absolute))).sha256;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

@@ -394,11 +394,13 @@ export class Store {
     await this.#requireDirectory(parent);
     const dir = this.layout.directory(p);
     const meta = directoryMeta(options);
-    await this.#put(dir.object, {
+    const made = await this.#putIfAbsent(dir.object, {
       value: new Uint8Array(),
       contentType: "text/plain",
       usermeta: encodeUsermeta(meta),
     });
+    // Made meanwhile (by a write below it, another host): theirs stands, siblings never.
+    if (!made) throw new AlreadyExistsError(displayPath(p));
     await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }]);
     this.#rememberDirectory(p);
     return this.#statFrom(p, dir.object, {
@@ -1384,7 +1386,9 @@ export class Store {
       return;
     }
     await this.#ensureDirectory(parent);
-    await this.#put(this.layout.directory(p).object, {
+    // Only if nobody made it meanwhile: a blind put beside a mkdir of it would make siblings,
+    // and these default attributes, newer, would win over the ones asked for.
+    await this.#putIfAbsent(this.layout.directory(p).object, {
       value: new Uint8Array(),
       contentType: "text/plain",
       usermeta: encodeUsermeta(directoryMeta({})),

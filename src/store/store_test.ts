@@ -223,6 +223,27 @@ Deno.test("siblings resolve to the newest mtime, then the greatest hash, and are
   }, { namespace: { bucketType: "kvmulti" } });
 });
 
+Deno.test("a mkdir racing a write that makes the same directory never leaves siblings", async () => {
+  await withStore(async ({ store, client }) => {
+    for (let round = 0; round < 8; round++) {
+      const dir = `race-${round}`;
+      const [made] = await Promise.allSettled([
+        store.mkdir(dir, { mode: 0o750, mtimeNs: 1_000n }),
+        store.writeFile(`${dir}/f`, Buffer.from("f")),
+      ]);
+      const stat = await store.stat(dir);
+      const fetched = await client.get(stat.location);
+      assert.equal(fetched.contents.length, 1, `one version of ${dir}, no siblings`);
+      if (made.status === "fulfilled") {
+        assert.equal(stat.mode, 0o750, "mkdir's attributes, not a default over them");
+      } else {
+        assert.ok(made.reason instanceof AlreadyExistsError, String(made.reason));
+      }
+      assert.equal((await store.readFile(`${dir}/f`)).toString(), "f");
+    }
+  }, { namespace: { bucketType: "kvmulti" } });
+});
+
 Deno.test("riak-fuse data is read back byte for byte, and written the way riak-fuse did", async () => {
   await withStore(async ({ client, riak, another }) => {
     const names_ = {
