@@ -18,9 +18,10 @@ export function stateDirectoryFor(
   namespace: Namespace,
   opts: Record<string, unknown>,
 ): StateDirectory {
-  if (typeof opts.stateDir === "string") return new StateDirectory(opts.stateDir);
+  const warn = (message: string) => process.stderr.write(`riakfs: warning: ${message}\n`);
+  if (typeof opts.stateDir === "string") return new StateDirectory(opts.stateDir, warn);
   const key = [namespace.bucketType, namespace.bucket, namespace.preset].join("\0");
-  return StateDirectory.for(source, key);
+  return StateDirectory.for(source, key, undefined, warn);
 }
 
 /** The globs as a filter; a bad glob is a usage error. */

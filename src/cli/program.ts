@@ -103,6 +103,12 @@ export async function runCli(argv: string[]): Promise<number> {
     process.stderr.write(`riakfs: no command given\n(run 'riakfs --help' for usage)\n`);
     return EXIT_USAGE;
   }
+  const asked = argv[0] === "help" ? argv[1] : undefined;
+  if (asked !== undefined && !program.commands.some((command) => command.name() === asked)) {
+    // commander prints the general help for it, and exits 0.
+    process.stderr.write(`riakfs: unknown command '${asked}'\n(run 'riakfs --help' for usage)\n`);
+    return EXIT_USAGE;
+  }
   try {
     await program.parseAsync(withLegacyMountFlags(argv), { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : 0;

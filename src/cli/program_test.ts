@@ -13,6 +13,7 @@ Deno.test("usage errors return exit code 2", async () => {
   try {
     assert.equal(await runCli([]), EXIT_USAGE);
     assert.equal(await runCli(["--no-such-flag"]), EXIT_USAGE);
+    assert.equal(await runCli(["help", "nosuch"]), EXIT_USAGE);
   } finally {
     process.stderr.write = silenced;
   }

@@ -17,6 +17,9 @@ import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from "../riak/
 /** Default node when none is configured: a local Riak's protocol-buffers port. */
 export const DEFAULT_RIAK_NODE = "127.0.0.1:8087";
 
+/** Environment variable turning TLS on (1, true, yes, on) or off (0, false, no, off). */
+export const TLS_ENV = "RIAKFS_TLS";
+
 /** Environment variable holding the Riak password. */
 export const PASSWORD_ENV = "RIAKFS_PASSWORD";
 
@@ -33,9 +36,10 @@ export const PASSWORD_ENV = "RIAKFS_PASSWORD";
  */
 export function addRiakOptions(command: Command, omit: readonly string[] = []): Command {
   // `omit`: long flags the command already has with another meaning (mount's --request-timeout).
-  const option = (flags: string, description: string, env: string) => {
+  const option = (flags: string, description: string, env?: string) => {
     if (!omit.includes(flags.split(" ")[0])) {
-      command.addOption(new Option(flags, description).env(env));
+      const added = new Option(flags, description);
+      command.addOption(env ? added.env(env) : added);
     }
   };
   option(
@@ -44,7 +48,8 @@ export function addRiakOptions(command: Command, omit: readonly string[] = []): 
     "RIAKFS_RIAK",
   );
   option("--config <file>", "JSON config file with the same settings", "RIAKFS_CONFIG");
-  option("--tls", "use TLS (Riak security requires it)", "RIAKFS_TLS");
+  // Not commander's env: it turns a flag on for any value, RIAKFS_TLS=0 too (riak-session.ts).
+  option("--tls", `use TLS (Riak security requires it) [env: ${TLS_ENV}=1|0]`);
   option("--tls-ca <file>", "CA certificates (PEM) to verify the nodes", "RIAKFS_TLS_CA");
   option("--tls-cert <file>", "client certificate (PEM)", "RIAKFS_TLS_CERT");
   option("--tls-key <file>", "client certificate key (PEM)", "RIAKFS_TLS_KEY");

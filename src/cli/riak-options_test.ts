@@ -109,4 +109,44 @@ Deno.test("bad values are configuration errors naming the setting", () => {
   assert.throws(() => parse(["--layout", "s3"]), /--layout/);
   assert.throws(() => parse(["--chunk-size", "-1"]), /--chunk-size/);
   assert.throws(() => parse(["--config", "/nonexistent/riakfs.json"]), /--config/);
+  assert.throws(() => parse(["--bucket", ""]), /--bucket must not be empty/);
+  assert.throws(() => parse([], { RIAKFS_BUCKET_TYPE: "" }), /--bucket-type must not be empty/);
+});
+
+Deno.test("RIAKFS_TLS is a switch: 0, false, no and off keep TLS off; anything else is an error", () => {
+  for (const off of ["0", "false", "no", "off", ""]) {
+    assert.equal(parse([], { RIAKFS_TLS: off }).riak.tls, undefined, off);
+  }
+  for (const on of ["1", "true", "YES", "on"]) assert.ok(parse([], { RIAKFS_TLS: on }).riak.tls);
+  assert.throws(() => parse([], { RIAKFS_TLS: "maybe" }), /RIAKFS_TLS must be 1 or 0/);
+  assert.ok(parse(["--tls"], { RIAKFS_TLS: "0" }).riak.tls, "the flag wins");
+});
+
+Deno.test("a config file setting of the wrong type or an unknown name is an error naming it", () => {
+  const folder = mkdtempSync(join(tmpdir(), "riakfs-opts-"));
+  try {
+    const config = join(folder, "c.json");
+    const cases: [unknown, RegExp][] = [
+      [{ riak: 5 }, /"riak" must be a host:port text/],
+      [{ bucket: 7 }, /"bucket" must be a non-empty text/],
+      [{ bucket: "" }, /"bucket" must be a non-empty text/],
+      [{ bucketType: {} }, /"bucketType" must be a non-empty text/],
+      [{ tls: "no" }, /"tls" must be true or false/],
+      [{ chunkSize: "big" }, /"chunkSize" must be a number/],
+      [{ riakFuse: 3 }, /"riakFuse" must be an object/],
+      [{ riakFuse: { contentPrefix: 1 } }, /"riakFuse" must be an object of non-empty texts/],
+      [{ chunksize: 4 }, /unknown setting "chunksize" \(did you mean "chunkSize"\?\)/],
+      [{ chunkBucket: ["a"] }, /"chunkBucket" must be a non-empty text/],
+    ];
+    for (const [content, message] of cases) {
+      writeFileSync(config, JSON.stringify(content));
+      assert.throws(
+        () => parse(["--config", config]),
+        (error) => error instanceof RiakConfigError && message.test(error.message),
+        JSON.stringify(content),
+      );
+    }
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
 });

@@ -23,7 +23,7 @@ import type { LayoutPreset, NamespaceOptions } from "../store/layout.ts";
 import { StoreError } from "../store/errors.ts";
 import { riakStoreClient } from "../store/riak_adapter.ts";
 import { Store } from "../store/store.ts";
-import { DEFAULT_RIAK_NODE, PASSWORD_ENV } from "./riak-options.ts";
+import { DEFAULT_RIAK_NODE, PASSWORD_ENV, TLS_ENV } from "./riak-options.ts";
 
 /** Connection settings resolved from flags, environment and config file. */
 export interface RiakSettings {
@@ -113,8 +113,8 @@ export function riakSettingsFromOptions(opts: Record<string, unknown>): RiakComm
     certFile: raw.tlsCert ?? config.tlsCert,
     keyFile: raw.tlsKey ?? config.tlsKey,
   };
-  const tlsOn = (raw.tls ?? config.tls ?? false) || tlsFiles.caFile !== undefined ||
-    tlsFiles.certFile !== undefined;
+  const tlsOn = (raw.tls ?? switchFromEnv(TLS_ENV) ?? config.tls ?? false) ||
+    tlsFiles.caFile !== undefined || tlsFiles.certFile !== undefined;
   const user = raw.user ?? config.user;
   let auth: RiakSettings["auth"];
   if (user !== undefined) {
@@ -139,6 +139,14 @@ export function riakSettingsFromOptions(opts: Record<string, unknown>): RiakComm
     );
   }
   const chunkSize = raw.chunkSize ?? config.chunkSize;
+  for (
+    const [flag, value] of [["--bucket", raw.bucket], ["--bucket-type", raw.bucketType], [
+      "--sets-bucket-type",
+      raw.setsBucketType,
+    ]]
+  ) {
+    if (value === "") throw new RiakConfigError(`${flag} must not be empty`);
+  }
   return {
     riak: {
       nodes,
@@ -296,10 +304,96 @@ function readConfigFile(file: string): RiakConfigFile {
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
       throw new Error("not a JSON object");
     }
+    checkConfigTypes(value);
     return value as RiakConfigFile;
   } catch (error) {
     throw new RiakConfigError(`--config ${file}: ${(error as Error).message}`);
   }
+}
+
+/** What each setting of the config file may hold. */
+const CONFIG_TYPES: Record<keyof RiakConfigFile, "string" | "number" | "boolean" | "quorum"> = {
+  riak: "string",
+  tls: "boolean",
+  tlsCa: "string",
+  tlsCert: "string",
+  tlsKey: "string",
+  user: "string",
+  passwordFile: "string",
+  connectTimeout: "number",
+  requestTimeout: "number",
+  w: "quorum",
+  dw: "quorum",
+  bucketType: "string",
+  bucket: "string",
+  setsBucketType: "string",
+  layout: "string",
+  chunkSize: "number",
+  riakFuse: "string", // an object of strings, checked below
+  chunkBucket: "string",
+  directoryBucket: "string",
+  shardCapacity: "number",
+  shardFanout: "number",
+};
+
+/** The names `riakFuse` may set. */
+const RIAK_FUSE_NAMES = [
+  "contentPrefix",
+  "directoryPrefix",
+  "directoryBucketType",
+  "directoryKey",
+  "contentType",
+  "imagesFolder",
+];
+
+/**
+ * Throws on a setting the file should not hold: an unknown name (a typo would otherwise be
+ * ignored) or a value of the wrong type (it failed later, in words of the runtime's).
+ */
+function checkConfigTypes(config: Record<string, unknown>): void {
+  const known = Object.keys(CONFIG_TYPES);
+  for (const [key, value] of Object.entries(config)) {
+    const type = CONFIG_TYPES[key as keyof RiakConfigFile];
+    if (type === undefined) {
+      const like = known.find((name) => name.toLowerCase() === key.toLowerCase());
+      throw new Error(`unknown setting "${key}"${like ? ` (did you mean "${like}"?)` : ""}`);
+    }
+    const wrong = (expected: string) =>
+      new Error(`"${key}" must be ${expected}, got ${JSON.stringify(value)}`);
+    if (key === "riak") {
+      const nodes = Array.isArray(value) ? value : [value];
+      if (!nodes.every((node) => typeof node === "string" && node !== "")) {
+        throw wrong("a host:port text or a list of them");
+      }
+    } else if (key === "riakFuse") {
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        throw wrong(`an object of texts (${RIAK_FUSE_NAMES.join(", ")})`);
+      }
+      for (const [name, text] of Object.entries(value)) {
+        if (!RIAK_FUSE_NAMES.includes(name)) throw new Error(`unknown setting "riakFuse.${name}"`);
+        if (typeof text !== "string" || text === "") throw wrong("an object of non-empty texts");
+      }
+    } else if (type === "quorum") {
+      if (typeof value !== "string" && typeof value !== "number") {
+        throw wrong("a number or one, quorum, all, default");
+      }
+    } else if (type === "string") {
+      if (typeof value !== "string" || value === "") throw wrong("a non-empty text");
+    } else if (type === "number") {
+      if (typeof value !== "number") throw wrong("a number");
+    } else if (typeof value !== "boolean") {
+      throw wrong("true or false");
+    }
+  }
+}
+
+/** An on/off environment variable; undefined when unset. */
+function switchFromEnv(name: string): boolean | undefined {
+  const value = process.env[name]?.trim().toLowerCase();
+  if (value === undefined) return undefined;
+  if (["1", "true", "yes", "on"].includes(value)) return true;
+  if (["0", "false", "no", "off", ""].includes(value)) return false;
+  throw new RiakConfigError(`${name} must be 1 or 0 (true/false, yes/no, on/off), got ${value}`);
 }
 
 function positiveInteger(value: string | number, flag: string): number {

@@ -161,20 +161,69 @@ export interface RunRecord {
   failures: string[];
 }
 
+function freshState(): MigrationState {
+  return { format: "riakfs-migration-state/1" };
+}
+
+/** What is wrong with a parsed state.json, or undefined when it has the expected shape. */
+function stateProblem(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return "not an object";
+  const state = value as Record<string, unknown>;
+  if (state.format !== "riakfs-migration-state/1") {
+    return `format ${JSON.stringify(state.format)}`;
+  }
+  for (const key of ["cursorHex", "retryMoreFile"]) {
+    if (state[key] !== undefined && typeof state[key] !== "string") return `${key} is not a text`;
+  }
+  const retries = state.retryHex;
+  if (retries !== undefined && !(Array.isArray(retries) && retries.every(isText))) {
+    return "retryHex is not a list of texts";
+  }
+  for (const key of ["currentPass", "lastCompletePass"]) {
+    const pass = state[key] as { tally?: unknown } | undefined;
+    if (pass === undefined) continue;
+    if (typeof pass !== "object" || pass === null || !isTally(pass.tally)) {
+      return `${key} is not a pass with a tally`;
+    }
+  }
+  return undefined;
+}
+
+function isText(value: unknown): boolean {
+  return typeof value === "string";
+}
+
+/** A tally: each category present holds whole numbers of files and bytes. */
+function isTally(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  return Object.values(value).every((entry) =>
+    typeof entry === "object" && entry !== null &&
+    Number.isFinite((entry as Tally).files) && Number.isFinite((entry as Tally).bytes)
+  );
+}
+
 /** The state directory of one source and namespace. */
 export class StateDirectory {
   /** Absolute path of the directory. */
   readonly path: string;
+  readonly #warn: (message: string) => void;
 
-  constructor(path: string) {
+  /** `warn` hears of a damaged state.json (set aside, and started over). */
+  constructor(path: string, warn: (message: string) => void = () => {}) {
     this.path = resolve(path);
+    this.#warn = warn;
   }
 
   /**
    * The directory for `source` and a namespace identity under `root`: a stable hash of
    * the source's real path and the namespace, so each pair gets its own lock and history.
    */
-  static for(source: string, namespaceKey: string, root: string = DEFAULT_STATE_ROOT) {
+  static for(
+    source: string,
+    namespaceKey: string,
+    root: string = DEFAULT_STATE_ROOT,
+    warn?: (message: string) => void,
+  ) {
     let real: string;
     try {
       real = realpathSync(source);
@@ -182,7 +231,7 @@ export class StateDirectory {
       real = resolve(source);
     }
     const hash = createHash("sha256").update(`${real}\0${namespaceKey}`).digest("hex");
-    return new StateDirectory(join(root, hash.slice(0, 16)));
+    return new StateDirectory(join(root, hash.slice(0, 16)), warn);
   }
 
   /** The lock file's path. */
@@ -201,15 +250,32 @@ export class StateDirectory {
     }
   }
 
-  /** Reads state.json; a missing or unreadable file gives a fresh state. */
+  /**
+   * Reads state.json; a missing file gives a fresh state. A damaged one (not JSON, another
+   * format, fields of the wrong shape) is renamed to `state.json.damaged-<time>`, said to
+   * `warn`, and gives a fresh state too: the walk checks everything against Riak again.
+   */
   loadState(): MigrationState {
+    const file = join(this.path, "state.json");
+    let text: string;
     try {
-      const value = JSON.parse(readFileSync(join(this.path, "state.json"), "utf8"));
-      if (value?.format === "riakfs-migration-state/1") return value as MigrationState;
-    } catch {
-      // Missing or damaged: start over; the walk re-checks everything against Riak.
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return freshState();
+      throw error;
     }
-    return { format: "riakfs-migration-state/1" };
+    let problem: string | undefined;
+    try {
+      const value = JSON.parse(text);
+      problem = stateProblem(value);
+      if (problem === undefined) return value as MigrationState;
+    } catch (error) {
+      problem = (error as Error).message;
+    }
+    const aside = `${file}.damaged-${new Date().toISOString().replace(/[-:.]/g, "")}`;
+    renameSync(file, aside);
+    this.#warn(`${file} is damaged (${problem}); kept as ${aside}, starting over`);
+    return freshState();
   }
 
   /** Writes state.json atomically (write, then rename over). */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -25,7 +25,8 @@ Deno.test("StateDirectory.for is stable per source and namespace", () => {
 Deno.test("state round-trips, and damaged state or history lines are tolerated", () => {
   const dir = mkdtempSync(join(tmpdir(), "riakfs-state-"));
   try {
-    const state = new StateDirectory(join(dir, "s"));
+    const warnings: string[] = [];
+    const state = new StateDirectory(join(dir, "s"), (message) => warnings.push(message));
     assert.deepEqual(state.loadState(), { format: "riakfs-migration-state/1" });
     assert.deepEqual(state.readHistory(), []);
     const tally = emptyTally();
@@ -49,8 +50,26 @@ Deno.test("state round-trips, and damaged state or history lines are tolerated",
     writeFileSync(join(state.path, "history.jsonl"), '{"cut short', { flag: "a" });
     state.appendHistory(record);
     assert.deepEqual(state.readHistory(), [record, record]);
-    writeFileSync(join(state.path, "state.json"), "garbage");
-    assert.deepEqual(state.loadState(), { format: "riakfs-migration-state/1" });
+    assert.deepEqual(warnings, []);
+    // Damaged: set aside (never overwritten unseen), said, and started over.
+    const damaged = [
+      "garbage",
+      "[]",
+      JSON.stringify({ format: "other/9" }),
+      JSON.stringify({ format: "riakfs-migration-state/1", lastCompletePass: "x" }),
+      JSON.stringify({
+        format: "riakfs-migration-state/1",
+        currentPass: { tally: { seen: { files: "many", bytes: 1 } } },
+      }),
+    ];
+    for (const [index, text] of damaged.entries()) {
+      writeFileSync(join(state.path, "state.json"), text);
+      assert.deepEqual(state.loadState(), { format: "riakfs-migration-state/1" }, text);
+      assert.equal(warnings.length, index + 1, text);
+      const aside: string = /kept as (\S+),/.exec(warnings[index])![1];
+      assert.equal(readFileSync(aside, "utf8"), text);
+      rmSync(aside);
+    }
   } finally {
     rmSync(dir, { recursive: true });
   }

@@ -244,7 +244,7 @@ async function startRiakParts(
   const { settings, logger } = options;
   if (!options.store) throw new RangeError(`mode ${settings.preset} needs a store`);
   const store = options.store;
-  const spool = await Spool.open(
+  const spool = Spool.open(
     settings.spool ?? defaultSpoolDirectory(options.source, options.mountpoint),
   );
   const { journal, pending } = await UploadJournal.open(spool.journalFile);

@@ -46,7 +46,7 @@ export interface SpoolUsage {
  *
  * @example
  * ```ts
- * const spool = await Spool.open("/srv/data/.riakfs-spool");
+ * const spool = Spool.open("/srv/data/.riakfs-spool");
  * const staged = await spool.create();
  * await staged.handle.writeFile("hello");
  * await staged.handle.sync();
@@ -67,7 +67,7 @@ export class Spool {
   }
 
   /** Opens (creating, mode 0700) a spool directory. */
-  static async open(directory: string): Promise<Spool> {
+  static open(directory: string): Spool {
     const spool = new Spool(directory);
     makeDirectories(spool.#stagedDirectory, 0o700);
     return spool;

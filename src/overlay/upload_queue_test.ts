@@ -22,7 +22,7 @@ interface Fixture {
 async function withSpool(body: (fixture: Fixture, directory: string) => Promise<void>) {
   const directory = await mkdtemp(join(tmpdir(), "riakfs-upload-"));
   try {
-    const spool = await Spool.open(join(directory, "spool"));
+    const spool = Spool.open(join(directory, "spool"));
     const { journal, pending } = await UploadJournal.open(spool.journalFile);
     try {
       await body({ spool, journal, pending, stored: new Map() }, directory);
@@ -168,7 +168,7 @@ Deno.test("journal replay uploads what a crashed run left behind", async () => {
     await crashed.stop();
 
     // The "restart": a fresh journal and queue over the same spool.
-    const spool = await Spool.open(join(directory, "spool"));
+    const spool = Spool.open(join(directory, "spool"));
     const { journal, pending } = await UploadJournal.open(spool.journalFile);
     try {
       assert.deepEqual(pending.map((entry) => entry.path), ["/one", "/two"]);

@@ -332,7 +332,11 @@ export class RiakCluster {
         if (node !== undefined) return { node, connection: await node.acquire() };
       }
       if (!this.nodes.some((n) => n.state === "up")) {
-        const reasons = this.nodes.map((n) => `${n.address}: ${n.lastFailure?.message ?? n.state}`);
+        // A node's own errors name it already.
+        const reasons = this.nodes.map((n) => {
+          const why = n.lastFailure?.message ?? n.state;
+          return why.startsWith(n.address) ? why : `${n.address}: ${why}`;
+        });
         throw new ConnectionError(`every Riak node is down (${reasons.join("; ")})`, "cluster");
       }
       // woken but overtaken (the connection went to another request meanwhile): back to the front
