@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chunkKey } from "../src/store/manifest.ts";
 import { withMigration } from "./_migration.ts";
@@ -54,5 +54,26 @@ Deno.test("verify: a damaged chunk, a missing file and a local change are all li
     const outside = await runRiakfs(["verify", source, "../elsewhere", ...chunked]);
     assert.equal(outside.code, 2, outside.stderr);
     assert.match(outside.stderr, /^riakfs: .*PATHs are relative to SOURCE/);
+  });
+});
+
+Deno.test("verify: files Riak could not be asked about are not differences, and nothing is recorded", async () => {
+  await withMigration(async ({ riak, source, stateDir, flags }) => {
+    writeFileSync(join(source, "a.txt"), "a");
+    writeFileSync(join(source, "b.txt"), "b");
+    const warmed = await runRiakfs(["prewarm", source, ...flags]);
+    assert.equal(warmed.code, 0, warmed.stderr + warmed.stdout);
+    const recorded = readFileSync(join(stateDir, "state.json"), "utf8");
+    await riak.server!.faults.stopAccepting();
+    riak.server!.faults.dropConnections();
+    try {
+      const down = await runRiakfs(["verify", source, ...flags]);
+      assert.equal(down.code, 1, down.stdout);
+      assert.match(down.stdout, /0 identical, 0 differ, 2 could not be checked$/m);
+      assert.match(down.stderr, /2 file\(s\) could not be checked; the result is not recorded/);
+      assert.equal(readFileSync(join(stateDir, "state.json"), "utf8"), recorded);
+    } finally {
+      await riak.server!.faults.resumeAccepting();
+    }
   });
 });

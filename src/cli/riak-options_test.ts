@@ -110,6 +110,13 @@ Deno.test("bad values are configuration errors naming the setting", () => {
   assert.throws(() => parse(["--chunk-size", "-1"]), /--chunk-size/);
   assert.throws(() => parse(["--config", "/nonexistent/riakfs.json"]), /--config/);
   assert.throws(() => parse(["--bucket", ""]), /--bucket must not be empty/);
+  assert.throws(() => parse(["--password-file", "/etc/hostname"]), /--password-file needs --user/);
+  assert.throws(() => parse(["--tls-ca", "/nonexistent/ca.pem"]), /--tls-ca \/nonexistent/);
+  assert.throws(() => parse(["--tls", "--tls-cert", "/etc/hostname"]), /go together/);
+  assert.throws(
+    () => parse(["--tls", "--tls-cert", "/etc/hostname", "--tls-key", "/etc/hostname"]),
+    /--tls-cert \/etc\/hostname: not usable PEM/,
+  );
   assert.throws(() => parse([], { RIAKFS_BUCKET_TYPE: "" }), /--bucket-type must not be empty/);
 });
 

@@ -6,6 +6,8 @@
  * @module
  */
 import { readFileSync } from "node:fs";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import type { Buffer } from "node:buffer";
 import type { Command } from "commander";
 import {
   type ClusterOptions,
@@ -115,7 +117,11 @@ export function riakSettingsFromOptions(opts: Record<string, unknown>): RiakComm
   };
   const tlsOn = (raw.tls ?? switchFromEnv(TLS_ENV) ?? config.tls ?? false) ||
     tlsFiles.caFile !== undefined || tlsFiles.certFile !== undefined;
+  if (tlsOn) checkTlsFiles(tlsFiles);
   const user = raw.user ?? config.user;
+  if (user === undefined && (raw.passwordFile ?? config.passwordFile) !== undefined) {
+    throw new RiakConfigError("--password-file needs --user");
+  }
   let auth: RiakSettings["auth"];
   if (user !== undefined) {
     try {
@@ -385,6 +391,33 @@ function checkConfigTypes(config: Record<string, unknown>): void {
       throw wrong("true or false");
     }
   }
+}
+
+/**
+ * Reads the TLS files now, so a missing or unreadable one, or one that is not PEM, is an
+ * error naming its flag at start, not a failure of every connection.
+ */
+function checkTlsFiles(files: { caFile?: string; certFile?: string; keyFile?: string }): void {
+  if ((files.certFile === undefined) !== (files.keyFile === undefined)) {
+    throw new RiakConfigError("--tls-cert and --tls-key go together");
+  }
+  const check = (file: string | undefined, flag: string, parse: (pem: Buffer) => unknown) => {
+    if (file === undefined) return;
+    let pem: Buffer;
+    try {
+      pem = readFileSync(file);
+    } catch (error) {
+      throw new RiakConfigError(`${flag} ${file}: ${(error as Error).message}`);
+    }
+    try {
+      parse(pem);
+    } catch (error) {
+      throw new RiakConfigError(`${flag} ${file}: not usable PEM (${(error as Error).message})`);
+    }
+  };
+  check(files.caFile, "--tls-ca", (pem) => new X509Certificate(pem));
+  check(files.certFile, "--tls-cert", (pem) => new X509Certificate(pem));
+  check(files.keyFile, "--tls-key", (pem) => createPrivateKey(pem));
 }
 
 /** An on/off environment variable; undefined when unset. */

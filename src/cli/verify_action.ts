@@ -54,17 +54,24 @@ export async function verifyCommand(
       },
     });
     const ok = summary.differences.length === 0;
+    // Not compared at all (Riak unreachable, say): told apart from files that differ.
+    const unchecked = summary.differences.filter((d) => d.status === "error").length;
     if (json) {
       await out(JSON.stringify({ command: "verify", source, ok, ...summary }) + "\n");
     } else {
       await out(
         `riakfs verify: ${summary.checked} files (${formatBytes(summary.bytes)}) compared in ${
           ((Date.now() - started) / 1000).toFixed(1)
-        }s: ${summary.matched} identical, ${summary.differences.length} differ` +
+        }s: ${summary.matched} identical, ${summary.differences.length - unchecked} differ` +
+          (unchecked > 0 ? `, ${unchecked} could not be checked` : "") +
           (summary.changed > 0 ? `, ${summary.changed} changed while being read` : "") + "\n",
       );
     }
-    if (paths.length === 0 && opts.sample === undefined) {
+    if (unchecked > 0) {
+      process.stderr.write(
+        `riakfs verify: ${unchecked} file(s) could not be checked; the result is not recorded\n`,
+      );
+    } else if (paths.length === 0 && opts.sample === undefined) {
       // The whole tree: progress reports it as what is verified.
       const state = stateDirectoryFor(source, store.namespace, opts);
       try {
