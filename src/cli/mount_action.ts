@@ -211,6 +211,13 @@ async function checkedPaths(
   if (inMountpoint(overlay.runDirectory)) {
     usage(`--run-dir ${overlay.runDirectory} is inside the mountpoint`);
   }
+  const hidden = await fs.promises.readdir(realMountpoint).catch(() => []);
+  if (hidden.length > 0) {
+    process.stderr.write(
+      `riakfs: warning: ${paths.mountpoint} is not empty; its ${hidden.length} entries are ` +
+        "hidden while mounted\n",
+    );
+  }
   if (overlay.mode.reads === "riak") return paths; // The source is not used.
   let stats: fs.Stats;
   try {

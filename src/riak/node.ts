@@ -64,7 +64,12 @@ export function parseNodeList(list: string | readonly string[]): { host: string;
     const match = /^(?:\[([^\]]+)\]|([^:\[\]]+))(?::(\d+))?$/.exec(entry);
     const port = match?.[3] === undefined ? DEFAULT_RIAK_PORT : Number(match[3]);
     if (!match || !Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new TypeError(`bad Riak node '${entry}' (expected host:port)`);
+      const ipv6 = entry.split(":").length > 2 && !entry.startsWith("[");
+      throw new TypeError(
+        `bad Riak node '${entry}' (expected host:port${
+          ipv6 ? "; an IPv6 address in brackets: [::1]:8087" : ""
+        })`,
+      );
     }
     return { host: match[1] ?? match[2], port };
   });
