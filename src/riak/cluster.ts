@@ -195,7 +195,9 @@ export class RiakCluster {
       } catch (error) {
         if (lease) reportFailure(lease.node, error);
         if (this.canVerify(error, options)) maybeApplied = error;
-        else if (!this.shouldRetry(error, options.idempotent, attempt)) throw error;
+        else if (!this.shouldRetry(error, options.idempotent, attempt)) {
+          throw afterAttempts(error, attempt);
+        }
       } finally {
         lease?.node.release(lease.connection);
       }
@@ -425,6 +427,17 @@ export class RiakCluster {
       waiter.resolve();
     }
   }
+}
+
+/**
+ * `error`, its message saying how many attempts it ended (a request that timed out three
+ * times took three timeouts, not the one its message names).
+ */
+function afterAttempts(error: unknown, attempts: number): unknown {
+  if (attempts > 1 && (error instanceof TimeoutError || error instanceof ConnectionError)) {
+    error.message += ` (after ${attempts} attempts)`;
+  }
+  return error;
 }
 
 /**

@@ -259,6 +259,20 @@ Deno.test("a request that gets no answer times out, and the next one works", asy
   });
 });
 
+Deno.test("a request that failed every attempt says how many it took", async () => {
+  await withServers(1, { requestTimeoutMs: 100, maxAttempts: 2 }, async (riak, [server]) => {
+    server.server!.faults.pause();
+    try {
+      await assert.rejects(
+        riak.ping(),
+        (e: unknown) => e instanceof TimeoutError && /\(after 2 attempts\)$/.test(e.message),
+      );
+    } finally {
+      server.server!.faults.resume();
+    }
+  });
+});
+
 Deno.test("a node that refuses connections goes down, traffic moves, it comes back after pings", async () => {
   await withServers(2, { maxAttempts: 3 }, async (riak, [a, b]) => {
     const nodeA = riak.cluster.nodes[0];
