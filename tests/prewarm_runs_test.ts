@@ -5,7 +5,15 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { hashStoredFile } from "../src/migration/stored_file.ts";
 import { type RunningRiakfs, startRiakfs, withMigration } from "./_migration.ts";
@@ -325,6 +333,46 @@ Deno.test("prewarm: SIGTERM stops rate-limited transfers under way; the next run
     } finally {
       running.kill();
     }
+  });
+});
+
+Deno.test("prewarm: a directory it could not read is walked by the next run of the pass", async () => {
+  await withMigration(async ({ source, flags }) => {
+    for (const file of ["a/1.txt", "b/x.txt", "b/c/z.txt", "d/2.txt", "e/3.txt"]) {
+      mkdirSync(join(source, file, ".."), { recursive: true });
+      writeFileSync(join(source, file), file);
+    }
+    chmodSync(join(source, "b"), 0o000);
+    // Root without the capabilities that override permissions: b cannot be read.
+    const withoutOverride = (args: string[]) =>
+      runRiakfs(["--bounding-set=-dac_override,-dac_read_search", RIAKFS_BINARY, ...args], {
+        binary: "/usr/bin/setpriv",
+      });
+    try {
+      // Two files, then the budget: the pass goes on past b, which could not be read.
+      const first = await withoutOverride([
+        "prewarm",
+        source,
+        "--json",
+        "--max-files",
+        "2",
+        ...flags,
+      ]);
+      const summary = JSON.parse(first.stdout);
+      assert.equal(summary.tally.uploaded.files, 2, first.stderr);
+      assert.deepEqual(summary.failures.map((f: { path: string }) => f.path), ["/b"]);
+    } finally {
+      chmodSync(join(source, "b"), 0o755);
+    }
+    // Readable now: the next run walks below b (behind its cursor), then goes on.
+    const second = await runRiakfs(["prewarm", source, "--json", ...flags]);
+    assert.equal(second.code, 0, second.stderr + second.stdout);
+    assert.equal(JSON.parse(second.stdout).tally.uploaded.files, 3);
+    const verify = await runRiakfs(["verify", source, "--json", ...flags]);
+    assert.equal(JSON.parse(verify.stdout).matched, 5, verify.stdout);
+    const progress = await runRiakfs(["progress", source, "--json", ...flags]);
+    const report = JSON.parse(progress.stdout);
+    assert.deepEqual([report.total.files, report.failed.files], [5, 0], progress.stdout);
   });
 });
 

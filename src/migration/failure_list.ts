@@ -18,10 +18,15 @@ export interface FailureRecord {
   /** Everything the entry added to the run's tally, its failure too (taken back on retry). */
   counted?: TallyDelta;
   /**
-   * False for a directory the walk could not read: not listed for retry; the next pass's walk
-   * (the cursor has passed it) tries it again.
+   * False for a directory the walk could not read: not retried at the end of the run (its
+   * permissions rarely change that soon).
    */
   retryNow: boolean;
+  /**
+   * A directory the walk could not read: the next runs of the pass walk what is below it
+   * (the cursor has passed it). Unset for the tree's own root: the next pass takes it.
+   */
+  subtree?: boolean;
 }
 
 /** One spilled record as a JSON line (paths are bytes: hex). */
@@ -30,6 +35,7 @@ interface SpilledRecord {
   error: string;
   counted?: TallyDelta;
   retryNow: boolean;
+  subtree?: boolean;
 }
 
 /**
@@ -83,6 +89,7 @@ export class FailureList {
       error: record.error,
       counted: record.counted,
       retryNow: record.retryNow,
+      ...(record.subtree ? { subtree: true } : {}),
     };
     writeSync(this.#spillFd, JSON.stringify(line) + "\n");
     this.#spilled++;
@@ -114,6 +121,7 @@ export class FailureList {
           error: record.error,
           counted: record.counted,
           retryNow: record.retryNow,
+          ...(record.subtree ? { subtree: true } : {}),
         };
       }
     } finally {

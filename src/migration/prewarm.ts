@@ -55,7 +55,7 @@ import {
 import { DEFAULT_CONCURRENCY } from "./defaults.ts";
 import type { MigrationStore } from "./stored_file.ts";
 import { deleteIfVerified } from "./verified_delete.ts";
-import { compareWalkOrder, countTree, walkTree } from "./walk.ts";
+import { compareWalkOrder, countTree, type WalkEntry, type WalkFailure, walkTree } from "./walk.ts";
 
 /** Exit codes of `prewarm` (2, a usage error, comes from the command line). */
 export const EXIT_COMPLETE = 0;
@@ -219,6 +219,12 @@ interface Pending {
   done: boolean;
 }
 
+/** A walk's started entries in walk order, and its cursor over the finished front. */
+interface WalkProgress {
+  pending: Pending[];
+  cursor: Buffer | undefined;
+}
+
 /**
  * Runs one pre-warm. Throws LockedError when another run holds the lock (exit code
  * {@link EXIT_LOCKED}); every per-file problem is counted and listed instead.
@@ -271,9 +277,8 @@ class PrewarmRun {
   readonly #uploadSlots: Slots;
   /** Small files are read whole on these threads (see SmallFileReaders). */
   readonly #readers: SmallFileReaders;
-  /** Started entries in walk order; the cursor advances over the finished front. */
-  readonly #pending: Pending[] = [];
-  #cursor: Buffer | undefined;
+  /** The walk of the tree: where the next run of the pass resumes. */
+  readonly #walk: WalkProgress = { pending: [], cursor: undefined };
   /** Files (and symlinks) ahead of the run, once {@link countAhead} finished. */
   #counted: number | undefined;
   /** Aborted when the run ends: a count still going stops. */
@@ -315,7 +320,7 @@ class PrewarmRun {
     const resumeFrom = !dryRun && this.#state.cursorHex
       ? pathFromHex(this.#state.cursorHex)
       : undefined;
-    this.#cursor = resumeFrom;
+    this.#walk.cursor = resumeFrom;
     const expected = this.#state.lastCompletePass?.tally.seen.files;
     const coveredAlready = resumeFrom ? (this.#state.currentPass?.tally.seen.files ?? 0) : 0;
     const expectedFiles = () => {
@@ -354,7 +359,8 @@ class PrewarmRun {
       if (!this.#o.dryRun) {
         for await (const line of this.#lastRetryList()) {
           if (signal.aborted) return;
-          if (isRetriedNow(parseRetryEntry(line).path, resumeFrom)) retries++;
+          const entry = parseRetryEntry(line);
+          if (isRetriedNow(entry.path, resumeFrom, entry.subtree !== undefined)) retries++;
         }
       }
       const walked = await countTree(this.#o.source, {
@@ -384,33 +390,19 @@ class PrewarmRun {
         const entry = parseRetryEntry(next.value);
         // Counted by an earlier run of this pass: this run counts it anew.
         if (resumeFrom && entry.counted) addDelta(this.#passCorrection, retried(entry.counted));
-        if (isRetriedNow(entry.path, resumeFrom)) await this.#retry(entry.path);
+        if (!isRetriedNow(entry.path, resumeFrom, entry.subtree !== undefined)) continue;
+        if (entry.subtree) stopReason = await this.#retrySubtree(entry.path, entry.subtree.after);
+        else await this.#retry(entry.path);
+        if (stopReason) break;
       }
     }
     let walkedToEnd = false;
     if (!stopReason) {
-      walkedToEnd = true;
-      for await (
-        const entry of walkTree(this.#o.source, {
-          filter: this.#o.filter,
-          startAfter: resumeFrom,
-        })
-      ) {
-        stopReason = this.#limits.reached();
-        if (stopReason) {
-          walkedToEnd = false;
-          break;
-        }
-        if (entry.kind === "unreadable") {
-          this.#fail(entry.path, entry.error, new EntryCount(this.#tally), false);
-          continue;
-        }
-        if (entry.kind === "directory") {
-          await this.#track(entry.path, () => this.#directory(entry.path));
-        } else if (entry.kind === "file" || entry.kind === "symlink") {
-          await this.#schedule(entry.path, entry.kind, true);
-        }
-      }
+      stopReason = await this.#walkEntries(
+        walkTree(this.#o.source, { filter: this.#o.filter, startAfter: resumeFrom }),
+        this.#walk,
+      );
+      walkedToEnd = stopReason === undefined;
     }
     await Promise.all(this.#inFlight);
     if (!dryRun && this.#retryableFailures > 0 && !this.#limits.reached()) {
@@ -463,12 +455,66 @@ class PrewarmRun {
     if (failure.retryNow) this.#retryableFailures++;
   }
 
-  /** Starts one entry once a slot is free. */
-  async #schedule(path: Buffer, kind: "file" | "symlink", inWalk: boolean): Promise<void> {
+  /**
+   * Takes the entries of a walk (of the tree, or below a directory) until the budget stops
+   * it; returns why it stopped, undefined at its end. Started entries may still run.
+   */
+  async #walkEntries(
+    entries: AsyncIterable<WalkEntry | WalkFailure>,
+    progress: WalkProgress,
+  ): Promise<StopReason | undefined> {
+    for await (const entry of entries) {
+      const stopReason = this.#limits.reached();
+      if (stopReason) return stopReason;
+      if (entry.kind === "unreadable") {
+        // Its subtree is walked by the next runs of the pass (the root's: by the next pass).
+        const retry = entry.path.length > 0 ? "subtree" : "next-pass";
+        this.#fail(entry.path, entry.error, new EntryCount(this.#tally), retry);
+      } else if (entry.kind === "directory") {
+        await this.#track(entry.path, () => this.#directory(entry.path), progress);
+      } else if (entry.kind === "file" || entry.kind === "symlink") {
+        await this.#schedule(entry.path, entry.kind, progress);
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Walks what is below a directory an earlier run of the pass could not read, after
+   * `after` (where a budget stopped an earlier attempt). Stopped by the budget, what is left
+   * is listed again for the next run.
+   */
+  async #retrySubtree(path: Buffer, after: Buffer | undefined): Promise<StopReason | undefined> {
+    const stats = await lstatIfExists(this.#absolute(path)).catch(() => undefined);
+    // Gone, replaced, or still not to be looked at: as for any listed path.
+    if (!stats?.isDirectory()) {
+      await this.#retry(path);
+      return undefined;
+    }
+    const progress: WalkProgress = { pending: [], cursor: after };
+    const stopReason = await this.#walkEntries(
+      walkTree(this.#o.source, { filter: this.#o.filter, under: path, startAfter: after }),
+      progress,
+    );
+    if (stopReason) {
+      // The cursor stops moving once what was started has finished.
+      await Promise.all(this.#inFlight);
+      this.#notRetried.push(formatRetryEntry(path, undefined, { after: progress.cursor }));
+      this.#deferred = true;
+    }
+    return stopReason;
+  }
+
+  /** Starts one entry once a slot is free (tracked by a walk's progress, when it has one). */
+  async #schedule(
+    path: Buffer,
+    kind: "file" | "symlink",
+    progress: WalkProgress | undefined,
+  ): Promise<void> {
     const limit = (this.#o.concurrency ?? DEFAULT_CONCURRENCY) * (1 + CHECK_AHEAD_PER_UPLOAD);
     while (this.#inFlight.size >= limit) await Promise.race(this.#inFlight);
     const work = kind === "file" ? () => this.#file(path) : () => this.#symlink(path);
-    const task = inWalk ? this.#track(path, work) : work().catch((error) => {
+    const task = progress ? this.#track(path, work, progress) : work().catch((error) => {
       if (!(error instanceof DeferredSignal)) throw error;
       this.#notRetried.push(pathToHex(path));
       this.#deferred = true;
@@ -488,16 +534,16 @@ class PrewarmRun {
     if (stats?.isDirectory()) {
       await this.#directory(path);
     } else if (stats?.isSymbolicLink()) {
-      await this.#schedule(path, "symlink", false);
+      await this.#schedule(path, "symlink", undefined);
     } else if (stats?.isFile()) {
-      await this.#schedule(path, "file", false);
+      await this.#schedule(path, "file", undefined);
     }
   }
 
-  /** Runs `work` for a walked entry and advances the cursor over finished entries. */
-  async #track(path: Buffer, work: () => Promise<void>): Promise<void> {
+  /** Runs `work` for a walked entry and advances its walk's cursor over finished entries. */
+  async #track(path: Buffer, work: () => Promise<void>, progress: WalkProgress): Promise<void> {
     const pending: Pending = { path, done: false };
-    this.#pending.push(pending);
+    progress.pending.push(pending);
     try {
       await work();
     } catch (error) {
@@ -508,8 +554,8 @@ class PrewarmRun {
       this.#deferred = true;
     } finally {
       pending.done = true;
-      while (this.#pending.length > 0 && this.#pending[0].done) {
-        this.#cursor = this.#pending.shift()!.path;
+      while (progress.pending.length > 0 && progress.pending[0].done) {
+        progress.cursor = progress.pending.shift()!.path;
       }
     }
   }
@@ -905,7 +951,16 @@ class PrewarmRun {
   }
 
   /** Counts a failure into `count` (what the entry counted so far) and records it. */
-  #fail(path: Buffer, error: unknown, count: EntryCount, retryNow = true): void {
+  /**
+   * `retry`: "now" at the end of the run and by the next runs; "subtree" (a directory that
+   * could not be read) by the next runs of the pass, walking below it; "next-pass" not before.
+   */
+  #fail(
+    path: Buffer,
+    error: unknown,
+    count: EntryCount,
+    retry: "now" | "subtree" | "next-pass" = "now",
+  ): void {
     const bytes = count.delta.seen?.bytes ?? 0;
     if (error instanceof LocalChangedSignal) {
       // Uploaded and verified, but changed locally meanwhile: kept, and retried next time.
@@ -915,7 +970,13 @@ class PrewarmRun {
     }
     const message = error instanceof Error ? error.message : String(error);
     count.add("failed", { files: 1, bytes });
-    this.#keepFailure({ path, error: message, counted: count.delta, retryNow });
+    this.#keepFailure({
+      path,
+      error: message,
+      counted: count.delta,
+      retryNow: retry === "now",
+      subtree: retry === "subtree",
+    });
     this.#o.onEvent?.({ kind: "failed", path: displayPath(path), error: message });
   }
 
@@ -972,7 +1033,7 @@ class PrewarmRun {
       delete state.cursorHex;
     } else {
       state.currentPass = pass;
-      state.cursorHex = this.#cursor ? pathToHex(this.#cursor) : undefined;
+      state.cursorHex = this.#walk.cursor ? pathToHex(this.#walk.cursor) : undefined;
     }
     state.retryHex = retries.first;
     state.retryMoreFile = retries.moreFile;
@@ -1024,7 +1085,10 @@ class PrewarmRun {
           JSON.stringify({ path: displayPath(failure.path), error: failure.error }),
         );
         listed++;
-        if (failure.retryNow) retry(formatRetryEntry(failure.path, failure.counted));
+        if (failure.retryNow || failure.subtree) {
+          const subtree = failure.subtree ? {} : undefined;
+          retry(formatRetryEntry(failure.path, failure.counted, subtree));
+        }
       }
       for (const hex of this.#notRetried) retry(hex);
       for (const busy of this.#busyRetries) retry(formatRetryEntry(busy.path, busy.counted));
@@ -1220,26 +1284,47 @@ class EntryCount {
 }
 
 /**
- * A line of the retry list: a hex path, then (for a pass that goes on) a space and the JSON
- * of what the run that listed it counted for it in the pass.
+ * A line of the retry list: a hex path; for a directory whose subtree is to be walked, a
+ * `/` and the hex path of the last entry below it already done, if any (hex holds no `/`);
+ * then (for a pass that goes on) a space and the JSON of what the run that listed it
+ * counted for it in the pass.
  */
-function formatRetryEntry(path: Buffer | string, counted?: TallyDelta): string {
-  const hex = typeof path === "string" ? path : pathToHex(path);
+function formatRetryEntry(
+  path: Buffer | string,
+  counted?: TallyDelta,
+  subtree?: { after?: Buffer },
+): string {
+  let head = typeof path === "string" ? path : pathToHex(path);
+  if (subtree) head += `/${subtree.after ? pathToHex(subtree.after) : ""}`;
   return counted === undefined || Object.keys(counted).length === 0
-    ? hex
-    : `${hex} ${JSON.stringify(counted)}`;
+    ? head
+    : `${head} ${JSON.stringify(counted)}`;
 }
 
-function parseRetryEntry(line: string): { path: Buffer; counted?: TallyDelta } {
+/** A line of the retry list (see {@link formatRetryEntry}). */
+interface RetryEntry {
+  path: Buffer;
+  counted?: TallyDelta;
+  /** Walk below `path` (after `after`), rather than try `path` itself again. */
+  subtree?: { after?: Buffer };
+}
+
+function parseRetryEntry(line: string): RetryEntry {
   const space = line.indexOf(" ");
-  if (space < 0) return { path: pathFromHex(line) };
-  let counted: TallyDelta | undefined;
-  try {
-    counted = JSON.parse(line.slice(space + 1)) as TallyDelta;
-  } catch {
-    counted = undefined; // A damaged count only costs the pass's tally its correction.
+  const head = space < 0 ? line : line.slice(0, space);
+  const slash = head.indexOf("/");
+  const entry: RetryEntry = { path: pathFromHex(slash < 0 ? head : head.slice(0, slash)) };
+  if (slash >= 0) {
+    const after = head.slice(slash + 1);
+    entry.subtree = after === "" ? {} : { after: pathFromHex(after) };
   }
-  return { path: pathFromHex(line.slice(0, space)), counted };
+  if (space < 0) return entry;
+  try {
+    entry.counted = JSON.parse(line.slice(space + 1)) as TallyDelta;
+  } catch {
+    // A damaged count only costs the pass's tally its correction.
+  }
+  return entry;
 }
 
 /**
@@ -1253,8 +1338,16 @@ function retried(counted: TallyDelta): TallyDelta {
 
 /**
  * Whether a listed path is retried before the walk: only one the resumed walk will not reach
- * again (at or before its cursor); the walk takes the others in its stride.
+ * again (at or before its cursor); the walk takes the others in its stride. Below a listed
+ * directory (`subtree`) the walk reaches again when it resumes at it or inside it.
  */
-function isRetriedNow(path: Buffer, resumeFrom: Buffer | undefined): boolean {
-  return resumeFrom !== undefined && compareWalkOrder(path, resumeFrom) <= 0;
+function isRetriedNow(path: Buffer, resumeFrom: Buffer | undefined, subtree = false): boolean {
+  if (resumeFrom === undefined) return false;
+  if (subtree) {
+    const inside = resumeFrom.equals(path) ||
+      (resumeFrom.length > path.length && resumeFrom[path.length] === 0x2f &&
+        resumeFrom.subarray(0, path.length).equals(path));
+    if (inside) return false;
+  }
+  return compareWalkOrder(path, resumeFrom) <= 0;
 }

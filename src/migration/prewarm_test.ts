@@ -31,7 +31,7 @@ import {
 } from "./prewarm.ts";
 import { FileChangedError } from "./file_identity.ts";
 import { waitOutRacyWindow } from "./local_file.ts";
-import { StateDirectory } from "./state.ts";
+import { emptyTally, StateDirectory } from "./state.ts";
 import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
 
 function makeSource(): string {
@@ -525,6 +525,52 @@ Deno.test("a local symlink older than what Riak holds under its name leaves Riak
       assert.equal(result.exitCode, EXIT_COMPLETE);
       assert.equal(result.tally.newerInRiak.files, 1);
       assert.equal((await store.stat("link")).type, "file");
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("a subtree left to walk is walked by the next runs, resuming inside it past a budget", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  const files = ["b/1", "b/2", "b/3", "b/4", "b/5", "b/6", "b/c/7", "d/8"];
+  for (const file of files) {
+    mkdirSync(join(source, file, ".."), { recursive: true });
+    writeFileSync(join(source, file), file);
+  }
+  const hex = (path: string) => Buffer.from(path).toString("hex");
+  try {
+    await withStore(async ({ store }) => {
+      // As a run leaves it when it could not read b: its pass goes on past b (its cursor on d),
+      // and b is listed.
+      await store.mkdir("b");
+      await store.mkdir("d");
+      state.saveState({
+        format: "riakfs-migration-state/1",
+        cursorHex: hex("d"),
+        currentPass: { startedAt: new Date().toISOString(), kind: "prewarm", tally: emptyTally() },
+        retryHex: [`${hex("b")}/`],
+      });
+      const first = await runPrewarm({ source, store, state, maxFiles: 2, concurrency: 1 });
+      assert.equal(first.exitCode, EXIT_PARTIAL);
+      assert.equal(first.tally.uploaded.files, 2);
+      // The budget stopped the walk below b: it resumes there, after the last entry done.
+      const resumes = state.loadState().retryHex!.filter((entry) =>
+        entry.startsWith(`${hex("b")}/`)
+      );
+      assert.equal(resumes.length, 1, JSON.stringify(state.loadState().retryHex));
+      assert.notEqual(resumes[0], `${hex("b")}/`, "after an entry below b");
+      const rest = await runPrewarm({ source, store, state });
+      assert.equal(rest.exitCode, EXIT_COMPLETE, JSON.stringify(rest.failures));
+      assert.equal(rest.tally.uploaded.files, files.length - 2);
+      for (const file of files) assert.equal((await store.readFile(file)).toString(), file);
+      assert.equal(
+        state.loadState().lastCompletePass?.tally.seen.files,
+        files.length,
+        "each file once",
+      );
     });
   } finally {
     rmSync(source, { recursive: true });

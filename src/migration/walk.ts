@@ -42,6 +42,11 @@ export interface WalkOptions {
   startAfter?: Uint8Array;
   /** Stop after this path in walk order (inclusive). */
   endAt?: Uint8Array;
+  /**
+   * Walk only what is below this directory (relative to the root, paths still relative to
+   * the root; the directory itself is not yielded). `startAfter` then lies below it too.
+   */
+  under?: Uint8Array;
   /** Entries read from the kernel per getdents call; default 256. */
   direntBatch?: number;
 }
@@ -78,12 +83,21 @@ export async function* walkTree(
   const endAt = options.endAt ? Buffer.from(options.endAt).toString("latin1") : undefined;
   const batch = options.direntBatch ?? 256;
   const stack: Frame[] = [];
-  const first = await readNames(rootBytes, batch);
-  if (first instanceof Error) {
-    yield { path: Buffer.alloc(0), kind: "unreadable", error: first };
+  const under = options.under ? Buffer.from(options.under) : Buffer.alloc(0);
+  if (under.length > 0 && !await isDirectoryBeneath(rootBytes, under)) {
+    const error = new Error(`${under.toString()}: not a directory inside the tree`);
+    yield { path: under, kind: "unreadable", error };
     return;
   }
-  stack.push({ path: "", names: first, next: 0 });
+  const first = await readNames(
+    under.length > 0 ? Buffer.concat([rootBytes, Buffer.from("/"), under]) : rootBytes,
+    batch,
+  );
+  if (first instanceof Error) {
+    yield { path: under, kind: "unreadable", error: first };
+    return;
+  }
+  stack.push({ path: under.toString("latin1"), names: first, next: 0 });
   while (stack.length > 0) {
     const frame = stack[stack.length - 1];
     if (frame.next >= frame.names.length) {

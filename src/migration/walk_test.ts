@@ -48,6 +48,22 @@ Deno.test("walkTree yields a stable depth-first order with names sorted by bytes
   }
 });
 
+Deno.test("walkTree walks only a subtree when asked, resuming inside it", async () => {
+  const root = makeTree();
+  try {
+    const c = FULL.filter((line) => line.includes(":c/"));
+    assert.deepEqual(await collect(walkTree(root, { under: Buffer.from("c") })), c);
+    assert.deepEqual(
+      await collect(walkTree(root, { under: Buffer.from("c"), startAfter: Buffer.from("c/5") })),
+      c.slice(1),
+    );
+    const gone = await collect(walkTree(root, { under: Buffer.from("nope") }));
+    assert.deepEqual(gone, ["unreadable:nope"]);
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+});
+
 Deno.test("walk order agrees with compareWalkOrder (a directory before its contents)", () => {
   const paths = FULL.map((line) => Buffer.from(line.slice(line.indexOf(":") + 1)));
   for (let i = 1; i < paths.length; i++) {
