@@ -211,14 +211,23 @@ async function checkedPaths(
   if (inMountpoint(overlay.runDirectory)) {
     usage(`--run-dir ${overlay.runDirectory} is inside the mountpoint`);
   }
+  if (overlay.mode.reads !== "riak") await checkSource(paths, realMountpoint, usage);
+  // Only once nothing refuses the mount.
   const hidden = await fs.promises.readdir(realMountpoint).catch(() => []);
   if (hidden.length > 0) {
-    process.stderr.write(
-      `riakfs: warning: ${paths.mountpoint} is not empty; its ${hidden.length} entries are ` +
-        "hidden while mounted\n",
+    new Logger({ format: overlay.logFormat }).warn(
+      `${paths.mountpoint} is not empty; its ${hidden.length} entries are hidden while mounted`,
     );
   }
-  if (overlay.mode.reads === "riak") return paths; // The source is not used.
+  return paths;
+}
+
+/** The source must be a directory, and neither hold the mountpoint nor lie inside it. */
+async function checkSource(
+  paths: { source: string; mountpoint: string },
+  realMountpoint: string,
+  usage: (message: string) => never,
+): Promise<void> {
   let stats: fs.Stats;
   try {
     stats = await fs.promises.stat(paths.source);
@@ -238,7 +247,6 @@ async function checkedPaths(
         "mv /data /data.old && mkdir /data && riakfs mount ... /data.old /data)",
     );
   }
-  return paths;
 }
 
 /** Whether `path` is `directory` or below it (both absolute, resolved). */
