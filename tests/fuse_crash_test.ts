@@ -225,6 +225,7 @@ Deno.test("umount of a busy mount says so; --lazy detaches it", async () => {
       assert.match(busy.stderr, /busy/);
       const lazy = await runRiakfs(["umount", "--lazy", mount.mountpoint]);
       assert.equal(lazy.code, 0, lazy.stderr);
+      assert.match(lazy.stdout, /then detached .*served until they are closed/);
       assert.equal(isMounted(mount.mountpoint), false);
       await handle.write("still served");
     } finally {

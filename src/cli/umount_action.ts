@@ -53,7 +53,10 @@ export async function unmountDrained(
     return;
   }
   process.stdout.write(
-    `riakfs: drained ${outcome.drained} upload(s), then unmounted ${path}\n`,
+    flags.lazy
+      ? `riakfs: drained ${outcome.drained} upload(s), then detached ${path} (files still ` +
+        "open are served until they are closed, then the mount's process ends)\n"
+      : `riakfs: drained ${outcome.drained} upload(s), then unmounted ${path}\n`,
   );
 }
 
