@@ -23,7 +23,13 @@ export interface DoctorCheck {
 export function runDoctor(command: Command, opts: Record<string, unknown>): Promise<void> {
   return runWithRiak(command, opts, async (riak, settings, out) => {
     const checks: DoctorCheck[] = [];
+    /** Set once no node answered: each later check would wait out the same timeouts. */
+    let noNode = false;
     const run = async (name: string, check: () => Promise<string>) => {
+      if (noNode) {
+        checks.push({ name, ok: false, detail: "not run: no Riak node answered", ms: 0 });
+        return;
+      }
       const started = performance.now();
       try {
         const detail = await check();
@@ -52,6 +58,7 @@ export function runDoctor(command: Command, opts: Record<string, unknown>): Prom
         }
       });
     }
+    noNode = checks.every((check) => !check.ok);
     const namespace = resolveNamespace(settings.namespace);
     await run(`bucket type ${namespace.bucketType} (files)`, async () => {
       const props = await riak.getBucketTypeProps(namespace.bucketType);
