@@ -334,10 +334,13 @@ export class RiakCluster {
         if (node !== undefined) return { node, connection: await node.acquire() };
       }
       if (!this.nodes.some((n) => n.state === "up")) {
-        // A node's own errors name it already.
+        // Why each node went down, not which request of another caller found out.
         const reasons = this.nodes.map((n) => {
-          const why = n.lastFailure?.message ?? n.state;
-          return why.startsWith(n.address) ? why : `${n.address}: ${why}`;
+          const failure = n.lastFailure;
+          const why = failure instanceof ConnectionError || failure instanceof TimeoutError
+            ? failure.reason
+            : failure?.message ?? n.state;
+          return `${n.address}: ${why}`;
         });
         throw new ConnectionError(`every Riak node is down (${reasons.join("; ")})`, "cluster");
       }

@@ -324,6 +324,12 @@ Deno.test("whenReachable pings a down node at once instead of waiting out its in
       await assert.rejects(riak.ping(), ConnectionError);
     }
     assert.equal(riak.cluster.nodes[0].state, "down");
+    // Why the node is down, named once, without the request of whoever found out.
+    await assert.rejects(riak.ping(), (error: Error) => {
+      const node = riak.cluster.nodes[0].address;
+      return error.message.includes(`every Riak node is down (${node}: cannot connect`) &&
+        !error.message.includes("Rpb");
+    });
     assert.equal(await riak.cluster.whenReachable(200), false, "still refused: gives up in time");
     await a.server!.faults.resumeAccepting();
     assert.equal(await riak.cluster.whenReachable(30_000), true);

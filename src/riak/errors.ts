@@ -72,6 +72,8 @@ export class ConnectionError extends Error {
   readonly maybeApplied: boolean;
   /** The system error code when there is one (`ECONNREFUSED`, `ECONNRESET`, ...). */
   readonly errno?: string;
+  /** What went wrong, without the node and request the message starts with. */
+  readonly reason: string;
   constructor(
     message: string,
     node: string,
@@ -79,6 +81,7 @@ export class ConnectionError extends Error {
   ) {
     super(`${node}${describe(options.request)}: ${message}`, { cause: options.cause });
     this.name = "ConnectionError";
+    this.reason = message;
     this.node = node;
     this.request = options.request;
     this.maybeApplied = options.maybeApplied ?? false;
@@ -115,14 +118,18 @@ export class TimeoutError extends Error {
   readonly request?: RequestLabel;
   /** Whether the request reached the server (it may have been applied). */
   readonly maybeApplied: boolean;
+  /** What went wrong, without the node and request the message starts with. */
+  readonly reason: string;
   constructor(
     node: string,
     phase: TimeoutPhase,
     timeoutMs: number,
     options: { request?: RequestLabel; maybeApplied?: boolean } = {},
   ) {
-    super(`${node}${describe(options.request)}: ${phase} timed out after ${timeoutMs} ms`);
+    const reason = `${phase} timed out after ${timeoutMs} ms`;
+    super(`${node}${describe(options.request)}: ${reason}`);
     this.name = "TimeoutError";
+    this.reason = reason;
     this.node = node;
     this.phase = phase;
     this.timeoutMs = timeoutMs;
