@@ -115,6 +115,8 @@ const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
+/** Set-group-ID: on a directory, its new entries take its group (and new directories the bit). */
+const S_ISGID = 0o2000;
 const O_ACCMODE = 3;
 const O_EXCL = 0o200;
 const O_TRUNC = 0o1000;
@@ -176,6 +178,8 @@ interface WriteSession {
   queue: Promise<void>;
   /** Unlinked or renamed over while open: its handles live on, its bytes go nowhere. */
   detached: boolean;
+  /** Let go (closed): a change that finds it after that goes to the file, not to it. */
+  closed?: boolean;
 }
 
 type Handle =
@@ -400,17 +404,22 @@ export class OverlayFileSystem implements FileSystem {
     };
     const changesAttributes = Object.values(attributes).some((value) => value !== undefined);
     const session = handle?.kind === "write" ? handle.session : this.#sessions.get(path);
+    let inSession = false;
     if (session && changesAttributes) {
       // Between commits: one running now reads the attributes it journals.
       await this.#inSession(session, () => {
+        if (session.closed) return Promise.resolve(); // Let go meanwhile: to the file, below.
         if (attributes.mode !== undefined) session.mode = attributes.mode;
         if (attributes.uid !== undefined) session.uid = attributes.uid;
         if (attributes.gid !== undefined) session.gid = attributes.gid;
         if (attributes.mtimeNs !== undefined) session.mtimeNs = attributes.mtimeNs;
         session.dirty = true;
+        inSession = true;
         return Promise.resolve();
       });
-    } else if (changesAttributes || atimeNs !== undefined) {
+    }
+    // Otherwise (no session, or one let go meanwhile) the change goes to the file itself.
+    if (!inSession && (changesAttributes || atimeNs !== undefined)) {
       let local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
       if (local?.isFile() && this.#mirrorsWrites() && this.#mode.reads !== "local") {
         // Riak may hold a newer copy: into the source first, as before a write, or the older
@@ -419,7 +428,11 @@ export class OverlayFileSystem implements FileSystem {
         local = await this.#lstatLocal(path);
       }
       // Where the local file is the truth its jobs run in order: nothing to wait for.
-      if (!(local && this.#mirrorsWrites())) await this.#settled(path);
+      if (!(local && this.#mirrorsWrites())) {
+        await this.#settled(path);
+        // drain deletes a local copy an upload superseded, which it may just have done.
+        if (local) local = await this.#lstatLocal(path);
+      }
       // Where the local file is the truth, Riak takes its attributes over in the background
       // (journaled first), as it takes its bytes.
       const mirrored = local && changesAttributes && this.#mirrorsWrites()
@@ -536,7 +549,12 @@ export class OverlayFileSystem implements FileSystem {
   ): Promise<Entry> {
     const path = childPath(this.#nodes.pathOf(parent), name);
     await this.#refuseExisting(path);
-    const attributes = { mode: mode & 0o7777, uid: ctx.uid, gid: ctx.gid };
+    const inherited = await this.#inheritedGroup(parentOf(path), ctx.gid);
+    const attributes = {
+      mode: (mode & 0o7777) | (inherited.setgid ? S_ISGID : 0),
+      uid: ctx.uid,
+      gid: inherited.gid,
+    };
     const followsSource = await this.#inRiakUnlessOutage(
       path,
       () => this.#mkdirInRiak(path, attributes),
@@ -546,7 +564,7 @@ export class OverlayFileSystem implements FileSystem {
       await fsp.mkdir(dirname(directory), { recursive: true });
       await fsp.mkdir(directory, attributes.mode);
       await fsp.chmod(directory, attributes.mode); // Exactly as asked, whatever our umask.
-      await fsp.lchown(directory, ctx.uid, ctx.gid);
+      await fsp.lchown(directory, ctx.uid, attributes.gid);
     });
     return this.#entry(
       this.#nodes.reference(path),
@@ -611,9 +629,10 @@ export class OverlayFileSystem implements FileSystem {
     if (!this.#writesRiak()) return undefined;
     const journaled = () =>
       this.#o.uploads.reserve({ path, mirror: "copy", ...this.#unseenMark(path) });
-    // A job of the name still queued (its removal: Riak may still hold the old file) goes
-    // first; journaled, the new entry's copy is queued behind it, with no wait for Riak.
-    if (this.#mirrorsWrites() && this.#o.uploads.hasPending(path)) return await journaled();
+    // A job of the name or of a directory above still queued (a removal: Riak may still hold
+    // the old file; a directory made during an outage) goes first; journaled, the new entry's
+    // copy is queued behind it, with no wait for Riak.
+    if (this.#mirrorsWrites() && this.#pendingAtOrAbove(path)) return await journaled();
     try {
       await change();
       return undefined;
@@ -621,6 +640,14 @@ export class OverlayFileSystem implements FileSystem {
       if (!this.#mirrorsWrites() || !isOutageError(error)) throw error;
       return await journaled();
     }
+  }
+
+  /** Whether a job of `path` or of a directory above it is queued or running. */
+  #pendingAtOrAbove(path: string): boolean {
+    for (let at = path; at !== "/"; at = parentOf(at)) {
+      if (this.#o.uploads.hasPending(at)) return true;
+    }
+    return false;
   }
 
   /** Makes the change in SOURCE (where written), then lets a journaled copy of it start. */
@@ -637,6 +664,21 @@ export class OverlayFileSystem implements FileSystem {
       }
     }
     if (followsSource) this.#o.uploads.start(followsSource);
+  }
+
+  /**
+   * The group a new entry of `parent` gets, and whether a new directory there is
+   * set-group-ID: a set-group-ID directory hands down its group (and, to directories, the
+   * bit), as Linux does; else the caller's group.
+   */
+  async #inheritedGroup(parent: string, gid: number): Promise<{ gid: number; setgid: boolean }> {
+    try {
+      const attr = await this.#attrOf(parent, await this.#locate(parent));
+      if (attr.mode & S_ISGID) return { gid: attr.gid, setgid: true };
+    } catch {
+      // Not to be looked at (Riak away, say): the caller's group, as before.
+    }
+    return { gid, setgid: false };
   }
 
   async #mkdirInRiak(path: string, attributes: Partial<FileAttributes>): Promise<void> {
@@ -1288,8 +1330,9 @@ export class OverlayFileSystem implements FileSystem {
     try {
       // An open descriptor's inode is in memory: fstat(2) never waits for the disk.
       stats = fstatSync(file.fd, { bigint: true });
-      if (stats.uid !== BigInt(ctx.uid) || stats.gid !== BigInt(ctx.gid)) {
-        await file.chown(ctx.uid, ctx.gid);
+      const { gid } = await this.#inheritedGroup(parentOf(path), ctx.gid);
+      if (stats.uid !== BigInt(ctx.uid) || stats.gid !== BigInt(gid)) {
+        await file.chown(ctx.uid, gid);
         stats = fstatSync(file.fd, { bigint: true });
       }
     } catch (error) {
@@ -1344,7 +1387,8 @@ export class OverlayFileSystem implements FileSystem {
     permissions: number,
   ): Promise<Created | undefined> {
     if (this.#sessions.has(path) || this.#sessionsStarting.has(path)) return undefined;
-    const attributes = { mode: permissions, uid: ctx.uid, gid: ctx.gid };
+    const { gid } = await this.#inheritedGroup(parentOf(path), ctx.gid);
+    const attributes = { mode: permissions, uid: ctx.uid, gid };
     const session = await this.#starting(path, () => this.#newSession(path, attributes));
     const opened = this.#open({ kind: "write", path, session });
     const attr = await this.#attrOf(path, { where: "open", session });
@@ -1658,7 +1702,12 @@ export class OverlayFileSystem implements FileSystem {
       }
       case "open": {
         const session = located.session;
-        const stats = await this.#inSession(session, () => session.handle.stat({ bigint: true }));
+        const stats = await this.#inSession(
+          session,
+          () => session.closed ? Promise.resolve(undefined) : session.handle.stat({ bigint: true }),
+        );
+        // Let go meanwhile (its last commit is on its way): where the file is now.
+        if (!stats) return await this.#attrOf(path, await this.#locate(path));
         return fileAttr(
           ino,
           Number(stats.size),
@@ -1987,14 +2036,22 @@ export class OverlayFileSystem implements FileSystem {
     try {
       await this.#commit(session); // After whatever is still queued on it.
     } finally {
-      // Joined again while it committed: it stays open for the newcomer.
-      if (session.refs === 0) {
-        if (this.#sessions.get(session.path) === session) this.#sessions.delete(session.path);
-        await this.#inSession(session, async () => {
-          await session.handle.close();
-          if (!session.committed) await this.#o.spool.remove(session.staged);
-        });
-      }
+      // Let go in its own queue: a chmod or utimens queued before is in the last commit, one
+      // after finds it closed. Until then the name keeps it: an open joins it, not the bytes
+      // of a commit before.
+      await this.#inSession(session, async () => {
+        if (session.refs > 0) return; // Joined again while it committed: open for the newcomer.
+        try {
+          if (session.dirty && !session.detached) await this.#commitNow(session);
+        } finally {
+          if (session.refs === 0) {
+            session.closed = true;
+            if (this.#sessions.get(session.path) === session) this.#sessions.delete(session.path);
+            await session.handle.close();
+            if (!session.committed) await this.#o.spool.remove(session.staged);
+          }
+        }
+      });
     }
   }
 

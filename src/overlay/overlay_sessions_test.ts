@@ -119,6 +119,28 @@ for (const preset of ["drain", "riak"]) {
     });
   });
 
+  Deno.test(`${preset}: a chmod and utimens that find the last release committing are kept`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime }) => {
+      await writeThrough(fs, "/f", Buffer.from("old"));
+      await runtime.settle(10_000);
+      const node = await lookupPath(fs, "/f");
+      const { fh } = await fs.open!(ROOT_CTX, node, O_WRONLY | O_TRUNC);
+      await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("new"));
+      // The release commits; the changes arrive while it does, as right after close(2).
+      const released = fs.release!(ROOT_CTX, node, fh, 0);
+      const changed = fs.setattr!(ROOT_CTX, node, {
+        mode: 0o751,
+        mtime: { sec: 1_600_000_000, nsec: 7 },
+      });
+      await Promise.all([released, changed]);
+      assert.equal(await runtime.settle(10_000), 0);
+      const stat = await store.stat("/f");
+      assert.equal(stat.mode, 0o751);
+      assert.equal(stat.mtimeNs, 1_600_000_000_000_000_007n);
+      assert.equal((await store.readFile("/f")).toString(), "new");
+    });
+  });
+
   Deno.test(`${preset}: a directory renamed with a file open for writing inside`, async () => {
     await withOverlay(preset, async ({ fs, store, runtime }) => {
       await fs.mkdir!(ROOT_CTX, 1, "d", 0o755, 0o022);
@@ -206,6 +228,18 @@ for (const preset of ["drain", "riak"]) {
     });
   });
 }
+
+Deno.test("drain: a utimens right after a legacy file was rewritten sets Riak's copy, whose upload took the local one", async () => {
+  await withOverlay("drain", async ({ fs, store, runtime, source }) => {
+    await writeFile(join(source, "legacy.txt"), "legacy bytes");
+    await writeThrough(fs, "/legacy.txt", Buffer.from("rewritten"));
+    const node = await lookupPath(fs, "/legacy.txt");
+    await fs.setattr!(ROOT_CTX, node, { mtime: { sec: 1_500_000_000, nsec: 0 } });
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal((await store.stat("/legacy.txt")).mtimeNs, 1_500_000_000_000_000_000n);
+    assert.equal((await store.readFile("/legacy.txt")).toString(), "rewritten");
+  });
+});
 
 Deno.test("drain: an open joining a session whose content is still being staged waits for it", async () => {
   await withOverlay("drain", async ({ fs, store, runtime, source }) => {

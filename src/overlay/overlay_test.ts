@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { lstat, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type Attr,
@@ -1067,3 +1067,41 @@ Deno.test("migrate: an fsync whose file is renamed while its upload waits ends w
     assert.equal(await store.tryStat("/f"), undefined);
   });
 });
+
+for (const preset of ["shadow", "migrate", "drain", "riak"]) {
+  Deno.test(`${preset}: a set-group-ID directory hands down its group, and the bit to directories`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime }) => {
+      const shared = await fs.mkdir!(ROOT_CTX, 1, "shared", 0o755, 0o022);
+      await fs.setattr!(ROOT_CTX, shared.nodeid, { mode: 0o2775, gid: 1234 });
+      const caller = { ...ROOT_CTX, uid: 1000, gid: 1000 };
+      const sub = await fs.mkdir!(caller, shared.nodeid, "sub", 0o755, 0o022);
+      assert.equal(sub.attr.mode & 0o7777, 0o2755, "the bit, on a directory");
+      assert.equal(sub.attr.gid, 1234);
+      const made = await fs.create!(caller, shared.nodeid, "f", 0o101, 0o644, 0o022);
+      await fs.release!(caller, made.entry.nodeid, made.opened.fh, 0);
+      assert.equal(made.entry.attr.gid, 1234, "the group, on a file");
+      assert.equal(made.entry.attr.mode & 0o7777, 0o644, "not the bit");
+      assert.equal(await runtime.settle(10_000), 0);
+      const inRiak = await store.stat("/shared/sub");
+      assert.deepEqual([inRiak.mode, inRiak.gid], [0o2755, 1234]);
+      assert.equal((await store.stat("/shared/f")).gid, 1234);
+    });
+  });
+}
+
+for (const preset of ["migrate", "drain"]) {
+  Deno.test(`${preset}: a legacy directory a copy or a write makes in Riak keeps its source attributes`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime, source }) => {
+      await mkdir(join(source, "private/inner"), { recursive: true });
+      await writeFile(join(source, "private/inner/old.txt"), "legacy");
+      await chmod(join(source, "private"), 0o700);
+      await chmod(join(source, "private/inner"), 0o750);
+      // A read copies the legacy file; a write puts a new one beside it.
+      assert.equal((await readThrough(fs, "/private/inner/old.txt")).toString(), "legacy");
+      await writeThrough(fs, "/private/inner/new.txt", Buffer.from("new"));
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.stat("/private")).mode, 0o700);
+      assert.equal((await store.stat("/private/inner")).mode, 0o750);
+    });
+  });
+}

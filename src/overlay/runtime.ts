@@ -270,7 +270,7 @@ async function startRiakParts(
   const uploads = late.uploads = new UploadQueue({
     spool,
     journal,
-    upload: after(withdrawCopies, stagedFileUploader(store, health, logger)),
+    upload: after(withdrawCopies, stagedFileUploader(store, health, logger, options.source)),
     mirror: localCopies && after(withdrawCopies, localPathMirrorer(localCopies)),
     concurrency: settings.uploadConcurrency,
     afterUpload: (upload) => late.overlay?.afterUpload(upload) ?? Promise.resolve(),

@@ -21,7 +21,7 @@ import {
   waitOutRacyWindow,
 } from "../migration/local_file.ts";
 import type { MigrationStore } from "../migration/stored_file.ts";
-import type { Store } from "../store/store.ts";
+import type { Store, WriteOptions } from "../store/store.ts";
 import { deleteIfVerified } from "../migration/verified_delete.ts";
 import { normalizePath } from "../store/path.ts";
 import type { FileCopier } from "./copy_on_read.ts";
@@ -44,6 +44,7 @@ export function stagedFileUploader(
   store: MigrationStore & Pick<Store, "namespace" | "rename">,
   health?: RiakHealth,
   logger: Logger = SILENT_LOGGER,
+  source?: string,
 ): Uploader {
   const write = async (upload: PendingUpload, stagedPath: string) => {
     if (upload.unseen) {
@@ -61,6 +62,7 @@ export function stagedFileUploader(
       gid: upload.gid,
       mtimeNs: BigInt(upload.mtimeNs),
       previous,
+      parentAttributes: source === undefined ? undefined : sourceDirectoryAttributes(source),
     });
   };
   return async (upload: PendingUpload, stagedPath: string) => {
@@ -175,6 +177,7 @@ async function copyOnce(
           gid: Number(stats.gid),
           mtimeNs: exactMtime(stats.mtimeNs, remote),
           previous: remote ?? null,
+          parentAttributes: sourceDirectoryAttributes(options.source),
         },
       ),
     );
@@ -411,7 +414,28 @@ async function snapshotLocalFile(options: MirrorOptions, path: string): Promise<
     gid: Number(stats.gid),
     mtimeNs: exactMtime(stats.mtimeNs, remote),
     previous: remote ?? null,
+    parentAttributes: sourceDirectoryAttributes(options.source),
   });
+}
+
+/**
+ * The attributes of the source's directories, for the store to make a missing parent with
+ * (a legacy directory of mode 0700 stays 0700 in Riak); undefined where the source has none.
+ */
+function sourceDirectoryAttributes(source: string): WriteOptions["parentAttributes"] {
+  return async (directory) => {
+    const absolute = await sourcePathOf(source, `/${directory.toString()}`);
+    const stats = absolute === undefined
+      ? undefined
+      : await lstatIfExists(absolute).catch(() => undefined);
+    if (!stats?.isDirectory()) return undefined;
+    return {
+      mode: Number(stats.mode & 0o7777n),
+      uid: Number(stats.uid),
+      gid: Number(stats.gid),
+      mtimeNs: stats.mtimeNs,
+    };
+  };
 }
 
 /**

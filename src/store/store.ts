@@ -169,6 +169,12 @@ export interface WriteOptions extends Partial<FileAttributes> {
    * {@link NewerVersionError}; anything else is written over.
    */
   keepNewer?: boolean;
+  /**
+   * Attributes of a missing parent directory the write makes (its normalised path, bytes):
+   * a migrated file's own directory's, say. Without it, or when it answers undefined, the
+   * directory gets the defaults.
+   */
+  parentAttributes?: (directory: Buffer) => Promise<Partial<FileAttributes> | undefined>;
 }
 
 /** Options of {@link Store.tryStat}. */
@@ -352,7 +358,7 @@ export class Store {
   ): Promise<FileStat> {
     const p = normalizePath(path);
     const placement = this.layout.file(p);
-    await this.#ensureDirectory(placement.parent);
+    await this.#ensureDirectory(placement.parent, options.parentAttributes);
     const known = options.previous ? this.#statObjects.get(options.previous) : undefined;
     if (known && known.meta.type !== "file") throw new AlreadyExistsError(displayPath(p));
     // A file object and a directory of the same name never coexist (mkdir and writeFile each
@@ -1370,7 +1376,10 @@ export class Store {
   }
 
   /** Creates `p` and its missing ancestors (mkdir -p). */
-  async #ensureDirectory(p: Buffer): Promise<void> {
+  async #ensureDirectory(
+    p: Buffer,
+    attributesOf?: WriteOptions["parentAttributes"],
+  ): Promise<void> {
     if (p.length === 0 || this.#isKnownDirectory(p)) return;
     const stat = await this.#statOrUndefined(p);
     const { parent, name } = splitParent(p);
@@ -1379,19 +1388,20 @@ export class Store {
       if (!stat.managed) {
         // Listed by entries other tools wrote (riak-fuse's IMGDIR_ set), with no entry in
         // its parent: the parents get theirs, so the tree (ls /, gc's walk) reaches it.
-        await this.#ensureDirectory(parent);
+        await this.#ensureDirectory(parent, attributesOf);
         await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }]);
       }
       this.#rememberDirectory(p);
       return;
     }
-    await this.#ensureDirectory(parent);
+    await this.#ensureDirectory(parent, attributesOf);
+    const attributes = (await attributesOf?.(p)) ?? {};
     // Only if nobody made it meanwhile: a blind put beside a mkdir of it would make siblings,
     // and these default attributes, newer, would win over the ones asked for.
     await this.#putIfAbsent(this.layout.directory(p).object, {
       value: new Uint8Array(),
       contentType: "text/plain",
-      usermeta: encodeUsermeta(directoryMeta({})),
+      usermeta: encodeUsermeta(directoryMeta(attributes)),
     });
     await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }]);
     this.#rememberDirectory(p);
