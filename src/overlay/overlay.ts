@@ -1118,8 +1118,11 @@ export class OverlayFileSystem implements FileSystem {
       try {
         return await this.#openForReading(path, located);
       } catch (error) {
-        // The pending upload finished and its staged file went away meanwhile: look again.
-        if (located.where !== "spool" || attempt > 0 || !isMissing(error)) throw error;
+        // Gone meanwhile: the pending upload finished and its staged file went away, or (in a
+        // mode that reads Riak) the local copy moved into Riak (drain). Look again.
+        const moved = located.where === "spool" ||
+          (located.where === "local" && this.#mode.reads !== "local");
+        if (!moved || attempt > 0 || !isMissing(error)) throw error;
       }
     }
   }
