@@ -673,10 +673,14 @@ export class OverlayFileSystem implements FileSystem {
    */
   async #inheritedGroup(parent: string, gid: number): Promise<{ gid: number; setgid: boolean }> {
     try {
-      const attr = await this.#attrOf(parent, await this.#locate(parent));
-      if (attr.mode & S_ISGID) return { gid: attr.gid, setgid: true };
+      // The source's directory where there is one (one lstat, on every create's path).
+      const local = this.#usesLocal() ? await this.#lstatLocal(parent) : undefined;
+      const { mode, gid: parentGid } = local
+        ? { mode: Number(local.mode), gid: Number(local.gid) }
+        : await this.#attrOf(parent, await this.#locate(parent));
+      if (mode & S_ISGID) return { gid: parentGid, setgid: true };
     } catch {
-      // Not to be looked at (Riak away, say): the caller's group, as before.
+      // Not to be looked at (Riak away, say): the caller's group.
     }
     return { gid, setgid: false };
   }
