@@ -31,6 +31,8 @@ export interface WithMountOptions {
   source?: string;
   /** More `riakfs mount` arguments, e.g. `["--run-dir", dir]`. */
   args?: string[];
+  /** Empty files made in the mountpoint before it is mounted over (hidden while mounted). */
+  hidden?: string[];
 }
 
 /** Polls `condition` every 10 ms until it holds or `timeoutMs` passed; returns whether it held. */
@@ -133,6 +135,7 @@ export async function startMount(options: WithMountOptions = {}): Promise<TestMo
   const mountpoint = join(base, "mnt");
   fs.mkdirSync(source, { recursive: true });
   fs.mkdirSync(mountpoint);
+  for (const name of options.hidden ?? []) fs.writeFileSync(join(mountpoint, name), "");
   const args = ["mount", "--preset", "passthrough", "--foreground", source, mountpoint];
   if (options.options) args.push("-o", options.options);
   args.push(...options.args ?? []);

@@ -7,9 +7,7 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { runtimePaths } from "../src/overlay/control.ts";
-import { isProcessAlive } from "../src/util/process.ts";
-import { isMounted, startMount, stopMount, tempDir, waitFor } from "./_mount.ts";
+import { startMount, stopMount, tempDir } from "./_mount.ts";
 import { runRiakfs } from "./_riakfs.ts";
 
 /** A foreground migrate mount of `source` at `mountpoint`, against a Riak nobody runs. */
@@ -98,33 +96,11 @@ Deno.test("mount on a live mount's mountpoint is refused before it touches anyth
 });
 
 Deno.test("mount onto a directory that is not empty warns that its entries are hidden", async () => {
-  const base = tempDir("riakfs-paths-");
-  const source = join(base, "source");
-  const mountpoint = join(base, "mnt");
-  const runDirectory = join(base, "run");
-  fs.mkdirSync(source);
-  fs.mkdirSync(mountpoint);
-  fs.writeFileSync(join(mountpoint, "left-behind"), "");
-  let pid: number | undefined;
+  const mount = await startMount({ hidden: ["left-behind"] });
   try {
-    const result = await runRiakfs([
-      "mount",
-      "--preset",
-      "passthrough",
-      "--run-dir",
-      runDirectory,
-      source,
-      mountpoint,
-    ]);
-    assert.equal(result.code, 0, result.stderr);
-    pid = Number(fs.readFileSync(runtimePaths(mountpoint, runDirectory).pidFile, "utf8"));
-    assertOneLine(result.stderr, /is not empty; its 1 entries are hidden while mounted/);
-    assert.deepEqual(fs.readdirSync(mountpoint), [], "the source's (empty) listing");
+    assert.match(mount.stderr(), /is not empty; its 1 entries are hidden while mounted/);
+    assert.deepEqual(fs.readdirSync(mount.mountpoint), [], "the source's (empty) listing");
   } finally {
-    if (isMounted(mountpoint)) await runRiakfs(["umount", "--run-dir", runDirectory, mountpoint]);
-    if (pid !== undefined && !await waitFor(() => !isProcessAlive(pid!), 10_000)) {
-      process.kill(pid, "SIGKILL");
-    }
-    fs.rmSync(base, { recursive: true, force: true });
+    await stopMount(mount);
   }
 });

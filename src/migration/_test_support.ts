@@ -39,3 +39,18 @@ export function failingWrites(
     },
   });
 }
+
+/** `store`, whose writes of `failing` fail ("Riak is restarting") until `recover()`. */
+export function failingUntilRecovered(
+  store: MigrationStore,
+  failing: string,
+): { store: MigrationStore; recover: () => void } {
+  let down = true;
+  return {
+    store: failingWrites(
+      store,
+      (path) => down && path === failing ? new Error("Riak is restarting") : undefined,
+    ),
+    recover: () => down = false,
+  };
+}

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
-import { failingWrites, wrappedStore } from "./_test_support.ts";
+import { failingUntilRecovered, wrappedStore } from "./_test_support.ts";
 import { waitOutRacyWindow } from "./local_file.ts";
 import { EXIT_COMPLETE, EXIT_FAILED, EXIT_PARTIAL, runPrewarm } from "./prewarm.ts";
 import { type PassTally, pathFromHex, StateDirectory } from "./state.ts";
@@ -60,18 +60,15 @@ Deno.test("pass tally: a file failed in a partial run and stored by the next run
   await withTree(async (source, state) => {
     const names = await makeFiles(source, 10);
     await withStore(async ({ store }) => {
-      let down = true; // f02's upload fails during the first run only
-      const flaky = failingWrites(
-        store,
-        (path) => down && path === "f02" ? new Error("Riak is restarting") : undefined,
-      );
+      // f02's upload fails during the first run only.
+      const { store: flaky, recover } = failingUntilRecovered(store, "f02");
       // The budget is spent: no end-of-run retry, f02 goes to the retry list.
       const first = await runPrewarm({ source, store: flaky, state, maxFiles: 5, concurrency: 1 });
       assert.equal(first.exitCode, EXIT_FAILED);
       assert.equal(first.stopReason, "max-files");
       assert.deepEqual(first.failures.map((f) => f.path), ["/f02"]);
       assert.ok(state.loadState().cursorHex, "the pass goes on in the next run");
-      down = false;
+      recover();
       const second = await runPrewarm({ source, store: flaky, state, concurrency: 1 });
       assert.equal(second.exitCode, EXIT_COMPLETE, JSON.stringify(second.failures));
       for (const name of names) assert.ok(await store.tryStat(name), `${name} stored`);
@@ -115,11 +112,8 @@ Deno.test("pass tally: the last pass's failure is left to the next pass's walk a
   await withTree(async (source, state) => {
     const names = await makeFiles(source, 6);
     await withStore(async ({ store }) => {
-      let down = true; // f05's uploads fail during the first pass only
-      const flaky = failingWrites(
-        store,
-        (path) => down && path === "f05" ? new Error("Riak is restarting") : undefined,
-      );
+      // f05's uploads fail during the first pass only.
+      const { store: flaky, recover } = failingUntilRecovered(store, "f05");
       // Pass 1, one run: walked to the end, f05 failed (also at the end-of-run retry).
       const pass1 = await runPrewarm({ source, store: flaky, state, concurrency: 1 });
       assert.equal(pass1.exitCode, EXIT_FAILED);
@@ -133,7 +127,7 @@ Deno.test("pass tally: the last pass's failure is left to the next pass's walk a
         utimesSync(join(source, name), 1_700_000_000, 1_700_000_000);
       }
       await waitOutRacyWindow();
-      down = false;
+      recover();
       // Pass 2, run 1: the walk starts over, so f05 waits for it; the budget stops it early.
       const run1 = await runPrewarm({ source, store: flaky, state, maxFiles: 2, concurrency: 1 });
       assert.equal(run1.exitCode, EXIT_PARTIAL, JSON.stringify(run1.failures));

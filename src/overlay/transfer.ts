@@ -236,29 +236,30 @@ export type MirrorOptions = LocalCopyOptions & {
 export function localPathMirrorer(options: MirrorOptions): Mirrorer {
   return async (mirror: PendingMirror, signal: AbortSignal) => {
     if (mirror.mirror === "attributes") return await mirrorAttributes(options, mirror);
+    const local = await localEntry(options.source, mirror.path);
     if (mirror.unseen) {
       await observed(
         options,
         setAsideUnseen(
           options.store,
           mirror.path,
-          async () => {
-            const absolute = await sourcePathOf(options.source, mirror.path);
-            return absolute === undefined ? undefined : await sha256OfEntry(absolute);
-          },
+          async () =>
+            local === undefined || local === "outside"
+              ? undefined
+              : await sha256OfEntry(local.absolute),
           options.logger ?? SILENT_LOGGER,
         ),
       );
     }
     if (mirror.snapshot) return await observed(options, snapshotLocalFile(options, mirror.path));
+    // Reached through a symlink: never this mount's to change in Riak.
+    if (local === "outside") return;
     if (mirror.directory) {
       // A directory back in the source: its files have their own mirrors. (A file put there
       // instead needs Riak's directory gone first: its copy is queued after this.)
-      if (await existsLocally(options.source, mirror.path, true)) return;
+      if (local?.stats.isDirectory()) return;
       return await observed(options, removeDirectoryFromRiak(options, mirror.path));
     }
-    const local = await localEntry(options.source, mirror.path);
-    if (local === "outside") return; // Reached through a symlink: never this mount's.
     if (mirror.mirror === "copy" && local?.stats.isDirectory()) {
       return await observed(options, mirrorDirectory(options, mirror.path));
     }
@@ -479,27 +480,6 @@ async function removeDirectoryFromRiak(options: MirrorOptions, path: string): Pr
       "directory removed from the source kept in Riak: it holds entries the source does not",
       { path },
     );
-  }
-}
-
-/**
- * Whether anything (with `directoryOnly`, a directory) is at mount path `path` in the source;
- * a path that leads out of it counts.
- */
-async function existsLocally(
-  source: string,
-  path: string,
-  directoryOnly = false,
-): Promise<boolean> {
-  const absolute = await sourcePathOf(source, path);
-  // Reached through a symlink: not this mount's file to remove from Riak.
-  if (absolute === undefined) return true;
-  try {
-    const stats = await lstatIfExists(absolute);
-    return stats !== undefined && (!directoryOnly || stats.isDirectory());
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOTDIR") return false;
-    throw error;
   }
 }
 
