@@ -1,6 +1,7 @@
 /**
- * The embedded Riak server as its own process, for benchmarks: started from the built
- * executable so the load generator never shares the server's thread.
+ * The embedded Riak server as its own process, for benchmarks, so the load generator never
+ * shares the server's thread: from the built executable, or from the sources with every
+ * answer delayed (bench/riak-server/latency_server.ts).
  *
  * @module
  */
@@ -26,13 +27,25 @@ export interface EmbeddedServer {
  * try { ... `127.0.0.1:${server.port}` ... } finally { await server.stop(); }
  * ```
  */
-export async function startEmbeddedServer(
+export function startEmbeddedServer(
   args: string[] = ["--memory"],
   binary: string = RIAKFS_BINARY,
 ): Promise<EmbeddedServer> {
-  const child = spawn(binary, ["serve-riak", "--listen", "127.0.0.1:0", ...args], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  return startServerProcess(binary, ["serve-riak", "--listen", "127.0.0.1:0", ...args]);
+}
+
+/**
+ * Starts bench/riak-server/latency_server.ts, the embedded server in memory answering every
+ * request `latencyMs` late, in a process of its own.
+ */
+export function startLatencyServer(latencyMs: number): Promise<EmbeddedServer> {
+  const script = new URL("./riak-server/latency_server.ts", import.meta.url).pathname;
+  return startServerProcess(Deno.execPath(), ["run", "-A", script, String(latencyMs)]);
+}
+
+/** Runs a server that prints `listening on 127.0.0.1:PORT` once it accepts connections. */
+async function startServerProcess(command: string, args: string[]): Promise<EmbeddedServer> {
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const port = await new Promise<number>((resolve, reject) => {
     let output = "";
@@ -41,7 +54,7 @@ export async function startEmbeddedServer(
       const match = /listening on 127\.0\.0\.1:(\d+)/.exec(output);
       if (match !== null) resolve(Number(match[1]));
     });
-    child.once("exit", (code) => reject(new Error(`serve-riak exited with ${code}: ${output}`)));
+    child.once("exit", (code) => reject(new Error(`${command} exited with ${code}: ${output}`)));
   });
   return {
     child,

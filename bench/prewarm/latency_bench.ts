@@ -4,9 +4,10 @@
  * CPU, set the pace, as with a real cluster: the figure shows how many sequential round trips
  * a new file costs, which the CPU-bound `prewarm_bench.ts` on a 2-core machine cannot.
  *
- * The embedded server runs in this process with its fault injector's latency; `runPrewarm`
- * and the plain loop run from the sources here, so the same script in an older checkout
- * measures that checkout's code.
+ * The embedded server runs in a process of its own (bench/riak-server/latency_server.ts, a
+ * fresh one per side and round), so its CPU is not taken from the client's thread;
+ * `runPrewarm` and the plain loop run from the sources here, so the same script in an older
+ * checkout measures that checkout's code.
  *
  * Run: `deno run -A bench/prewarm/latency_bench.ts [files] [latencyMs] [rounds]` (defaults
  * 1000 files of 100 KiB, 2 ms, 2 rounds).
@@ -17,7 +18,7 @@ import { join } from "node:path";
 import { runPrewarm } from "../../src/migration/prewarm.ts";
 import { StateDirectory } from "../../src/migration/state.ts";
 import { RiakClient } from "../../src/riak/mod.ts";
-import { startTestRiak } from "../../src/riak-server/testing.ts";
+import { startLatencyServer } from "../_server.ts";
 import { riakStoreClient } from "../../src/store/riak_adapter.ts";
 import { Store } from "../../src/store/store.ts";
 
@@ -41,34 +42,42 @@ function makeTree(root: string): string[] {
 }
 
 const root = mkdtempSync(join(tmpdir(), "riakfs-latency-bench-"));
-const riak = await startTestRiak({ embedded: true });
-const client = new RiakClient({ nodes: riak.nodes, maxConnections: 16 });
+/** Runs `fn` with a client of a fresh server process (the server keeps everything in memory). */
+async function withLatencyRiak(fn: (client: RiakClient) => Promise<void>): Promise<void> {
+  const server = await startLatencyServer(LATENCY_MS);
+  const client = new RiakClient({ nodes: `127.0.0.1:${server.port}`, maxConnections: 16 });
+  try {
+    await fn(client);
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+}
 try {
   const paths = makeTree(root);
-  riak.server!.faults.setLatency(LATENCY_MS);
   const times: Record<string, number[]> = { prewarm: [], plain: [] };
   for (let round = 0; round < ROUNDS; round++) {
     const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-latency-state-")));
     try {
-      const store = new Store(riakStoreClient(client), {
-        namespace: { bucket: `${riak.prefix}-r${round}` },
+      await withLatencyRiak(async (client) => {
+        const store = new Store(riakStoreClient(client), { namespace: { bucket: "prewarm" } });
+        const started = performance.now();
+        const result = await runPrewarm({ source: root, store, state, concurrency: CONCURRENCY });
+        if (result.exitCode !== 0) throw new Error(`prewarm: ${JSON.stringify(result.failures)}`);
+        times.prewarm.push((performance.now() - started) / 1000);
       });
-      let started = performance.now();
-      const result = await runPrewarm({ source: root, store, state, concurrency: CONCURRENCY });
-      if (result.exitCode !== 0) throw new Error(`prewarm: ${JSON.stringify(result.failures)}`);
-      times.prewarm.push((performance.now() - started) / 1000);
-      started = performance.now();
-      let next = 0;
-      await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-        while (next < paths.length) {
-          const path = paths[next++];
-          const value = readFileSync(join(root, path));
-          await client.put({ type: "default", bucket: `${riak.prefix}-plain${round}`, key: path }, {
-            value,
-          });
-        }
-      }));
-      times.plain.push((performance.now() - started) / 1000);
+      await withLatencyRiak(async (client) => {
+        const started = performance.now();
+        let next = 0;
+        await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+          while (next < paths.length) {
+            const path = paths[next++];
+            const value = readFileSync(join(root, path));
+            await client.put({ type: "default", bucket: "plain", key: path }, { value });
+          }
+        }));
+        times.plain.push((performance.now() - started) / 1000);
+      });
     } finally {
       rmSync(state.path, { recursive: true, force: true });
     }
@@ -88,7 +97,5 @@ try {
     }`,
   );
 } finally {
-  await client.close();
-  await riak.close();
   rmSync(root, { recursive: true, force: true });
 }

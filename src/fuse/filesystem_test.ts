@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { directWritesInvalidateCache, Errno, FuseError, rootAccess } from "./filesystem.ts";
+import { directWritesInvalidateCache, Errno, fail, FuseError, rootAccess } from "./filesystem.ts";
 
 Deno.test("rootAccess: root may do anything but execute a file without an x bit", () => {
   const R_OK = 4, W_OK = 2, X_OK = 1;
@@ -19,4 +19,13 @@ Deno.test("directWritesInvalidateCache: from Linux 6.6 on", () => {
   assert.equal(directWritesInvalidateCache("6.5.13-generic"), false);
   assert.equal(directWritesInvalidateCache("5.15.0-91-generic"), false);
   assert.equal(directWritesInvalidateCache("garbage"), false);
+});
+
+Deno.test("fail: an errno and its message, without a stack, and other errors keep theirs", () => {
+  const error = fail(Errno.ENOENT, "/a: no such file");
+  assert.ok(error instanceof FuseError);
+  assert.equal(error.errno, Errno.ENOENT);
+  assert.equal(error.message, "/a: no such file");
+  assert.equal(error.stack, "FuseError: /a: no such file");
+  assert.ok((new Error("other").stack ?? "").includes("filesystem_test.ts"));
 });

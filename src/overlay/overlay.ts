@@ -48,7 +48,7 @@ import {
 import { hashBytes } from "../migration/local_file.ts";
 import { hashStoredFile } from "../migration/stored_file.ts";
 import { AlreadyExistsError, NotFoundError, StoreError } from "../store/errors.ts";
-import type { FileStat, Store } from "../store/store.ts";
+import type { FileStat, StatOptions, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
 import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
@@ -223,6 +223,12 @@ type Located =
   | { where: "riak"; stat: FileStat }
   /** `unverified`: served locally only because Riak could not be asked (it may be newer). */
   | { where: "local"; stats: BigIntStats; unverified?: true };
+
+/** How the overlay asks Riak for a stat (see `#riakStat`). */
+interface RiakStatOptions extends Pick<StatOptions, "withContent" | "likelyAbsent"> {
+  /** An outage answers undefined instead of throwing. */
+  quiet?: boolean;
+}
 
 interface Listed {
   name: string;
@@ -448,7 +454,7 @@ export class OverlayFileSystem implements FileSystem {
         if (mirrored) this.#o.uploads.start(mirrored);
       }
       if (changesAttributes && this.#writesRiak() && !mirrored) {
-        const remote = await this.#riakStat(path, true);
+        const remote = await this.#riakStat(path, { quiet: true });
         if (remote) {
           await this.#riak(
             `setattr ${path}`,
@@ -1025,13 +1031,13 @@ export class OverlayFileSystem implements FileSystem {
       );
       this.#changed(from);
     }
-    const remote = await this.#riakStat(from, true);
+    const remote = await this.#riakStat(from, { quiet: true });
     if (remote) {
       await this.#ensureRiakDirectory(parentOf(to));
       // Not abandoned at a deadline while it goes on (a directory's takes a while); each of
       // its Riak requests has the client's own timeout.
       await this.#o.health.observe(this.#o.store.rename(from, to));
-    } else if (await this.#riakStat(to, true)) {
+    } else if (await this.#riakStat(to, { quiet: true })) {
       // The target's old Riak copy would otherwise shadow what is renamed over it.
       await this.#removeFromRiak(to);
     }
@@ -1628,7 +1634,7 @@ export class OverlayFileSystem implements FileSystem {
       cached.expires > this.#now();
     let remote: FileStat | undefined;
     try {
-      remote = await this.#riakStat(path, false, withContent);
+      remote = await this.#riakStat(path, { withContent });
     } catch (error) {
       if (!isOutageError(error)) throw error;
       // Riak is down: what still exists locally is served from there.
@@ -1654,9 +1660,12 @@ export class OverlayFileSystem implements FileSystem {
     const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
     if (!local && absenceWasCached) {
       // Gone locally while Riak's absence was remembered: a pre-warm with --delete-local (or
-      // another host) may just have moved it into Riak. Ask once more before ENOENT.
+      // another host) may just have moved it into Riak. Ask once more before ENOENT, all at
+      // once: mostly it is a name about to be created (the kernel's LOOKUP just cached the
+      // absence, and CREATE asks again).
       this.#statCache.delete(path);
-      const fresh = await this.#riakStat(path, true, withContent).catch(() => undefined);
+      const fresh = await this.#riakStat(path, { quiet: true, withContent, likelyAbsent: true })
+        .catch(() => undefined);
       this.#rememberInRiak(path, fresh !== undefined);
       if (fresh) return { where: "riak", stat: fresh };
     }
@@ -1732,14 +1741,13 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * Riak's stat of `path`. `quiet`: an outage answers undefined instead of throwing.
-   * `withContent`: a small file's bytes come along in the same round trip and go to the
-   * chunk cache (bounded there), so opening and reading it next needs no other request.
+   * Riak's stat of `path`, cached for the entry timeout. A small file's bytes fetched
+   * `withContent` go to the chunk cache (bounded there), so opening and reading it next
+   * needs no other request.
    */
   async #riakStat(
     path: string,
-    quiet: boolean,
-    withContent = false,
+    { quiet = false, withContent = false, likelyAbsent = false }: RiakStatOptions = {},
   ): Promise<FileStat | undefined> {
     const cached = this.#statCache.get(path);
     const now = this.#now();
@@ -1747,7 +1755,7 @@ export class OverlayFileSystem implements FileSystem {
     try {
       const fetched = await this.#riak(
         `stat ${path}`,
-        () => this.#o.store.tryStat(path, { withContent }),
+        () => this.#o.store.tryStat(path, { withContent, likelyAbsent }),
       );
       if (fetched?.content !== undefined) {
         this.#o.cache.prime(versionOf(path, fetched), fetched.content);
@@ -2200,7 +2208,7 @@ export class OverlayFileSystem implements FileSystem {
   /** Creates `path` and its missing parents in Riak, copying local attributes when known. */
   async #ensureRiakDirectory(path: string): Promise<void> {
     if (path === "/") return;
-    const remote = await this.#riakStat(path, false);
+    const remote = await this.#riakStat(path);
     if (remote) {
       if (remote.type !== "directory") throw fail(Errno.ENOTDIR, `${path}: not a directory`);
       return;
@@ -2468,7 +2476,7 @@ export class OverlayFileSystem implements FileSystem {
     // A staged upload from a run in another mode holds the newest bytes: Riak first.
     if (this.#o.uploads.pendingFor(path)) await this.#settled(path);
     // While Riak is unreachable this fails (EIO): its copy may be newer than the local one.
-    const stat = await this.#riakStat(path, false, !truncating);
+    const stat = await this.#riakStat(path, { withContent: !truncating });
     if (stat === undefined) return;
     if (stat.type !== "file") throw fail(Errno.EISDIR, `${path}: not a regular file`);
     const local = await this.#lstatLocal(path);

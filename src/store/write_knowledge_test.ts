@@ -295,3 +295,41 @@ Deno.test("mkdir looks for a file, a directory and a listed directory in one rou
     }
   });
 });
+
+Deno.test("a stat expecting absence asks everything at once, and answers as the stat in turn", async () => {
+  await withStore(async ({ client, bucket }) => {
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const track = async <T>(request: Promise<T>): Promise<T> => {
+      mostInFlight = Math.max(mostInFlight, ++inFlight);
+      try {
+        return await request;
+      } finally {
+        inFlight--;
+      }
+    };
+    const tracked: StoreClient = {
+      ...client,
+      get: (location, options) => track(client.get(location, options)),
+      fetchSet: (location) => track(client.fetchSet(location)),
+    };
+    const store = new Store(tracked, { namespace: { bucket } });
+    await store.writeFile("d/f.bin", seededBytes(20, 3000), { mode: 0o600 });
+    await store.symlink("d/link", "f.bin");
+    await store.mkdir("d/empty");
+    // A directory only an index names (as other tools make them): no object of its own.
+    await new DirectoryIndex(client, { capacity: 2000, fanout: 16 }).add(
+      store.layout.directory(normalizePath("other")),
+      [
+        { type: "file", name: Buffer.from("x") },
+      ],
+    );
+    for (const path of ["", "d", "d/f.bin", "d/link", "d/empty", "other", "d/none", "none/x"]) {
+      const inTurn = await store.tryStat(path);
+      mostInFlight = 0;
+      const atOnce = await store.tryStat(path, { likelyAbsent: true });
+      assert.deepEqual(atOnce, inTurn, path);
+      if (path !== "") assert.equal(mostInFlight, 3, `${path}: the three look-ups at once`);
+    }
+  });
+});
