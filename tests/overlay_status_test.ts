@@ -1,7 +1,8 @@
 /**
  * `riakfs status` of the built binary against a control socket served by this test (the
  * same server a mount runs), its answer when nothing serves the mountpoint, and the
- * counters of a real passthrough mount, whose requests the FUSE reader threads answer.
+ * counters of a real passthrough mount, whose requests the FUSE reader threads answer, and
+ * the pings of a Riak-backed mount's nodes.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -12,6 +13,7 @@ import { runtimePaths, startControlServer, type StatusReport } from "../src/over
 import { MountMetrics } from "../src/overlay/metrics.ts";
 import { resolveMode } from "../src/overlay/modes.ts";
 import { withMount } from "./_mount.ts";
+import { statusOf, withOverlayEnv } from "./_overlay.ts";
 import { runRiakfs } from "./_riakfs.ts";
 
 function report(mountpoint: string): StatusReport {
@@ -26,7 +28,15 @@ function report(mountpoint: string): StatusReport {
     startedAt: "2026-11-25T00:00:00.000Z",
     preset: "drain",
     mode: resolveMode("drain"),
-    riak: { reachable: true, outages: 0, nodes: ["127.0.0.1:8087"] },
+    riak: {
+      reachable: true,
+      outages: 0,
+      nodes: ["127.0.0.1:8087", "10.0.0.2:8087"],
+      pings: [
+        { node: "127.0.0.1:8087", ms: 0.42 },
+        { node: "10.0.0.2:8087", error: "timed out after 2000 ms" },
+      ],
+    },
     metrics: metrics.snapshot(),
   };
 }
@@ -44,6 +54,10 @@ Deno.test("riakfs status prints the running mount's counters, as text and JSON",
     assert.match(text.stdout, /^mode\s+drain \(--reads riak-then-local/m);
     assert.match(text.stdout, /^read\s+0 B local, 2\.0 kB from Riak$/m);
     assert.match(text.stdout, /3 failed attempts/);
+    assert.match(
+      text.stdout,
+      /^ping\s+127\.0\.0\.1:8087 0\.4 ms, 10\.0\.0\.2:8087 NO ANSWER \(timed out after 2000 ms\)$/m,
+    );
     const json = await runRiakfs(["status", "--json", "--run-dir", runDirectory, mountpoint]);
     assert.equal(json.code, 0, json.stderr);
     assert.deepEqual(JSON.parse(json.stdout), report(mountpoint));
@@ -110,4 +124,26 @@ Deno.test("riakfs status counts what the reader threads answer on a passthrough 
   } finally {
     await rm(runDirectory, { recursive: true, force: true });
   }
+});
+
+Deno.test("riakfs status pings every node: a node gone silent shows, though no request failed yet", async () => {
+  await withOverlayEnv(async (env) => {
+    const mount = await env.mount("riak");
+    try {
+      const answering = await statusOf(env);
+      assert.equal(answering.riak.pings?.length, 1);
+      assert.ok(answering.riak.pings![0].ms !== undefined, JSON.stringify(answering.riak));
+      env.riak.pause();
+      try {
+        const silent = await statusOf(env);
+        assert.equal(silent.riak.reachable, true, "no request of the mount failed");
+        assert.equal(silent.riak.pings![0].ms, undefined);
+        assert.match(silent.riak.pings![0].error ?? "", /timed out|timeout/i);
+      } finally {
+        env.riak.resume();
+      }
+    } finally {
+      await env.unmount(mount);
+    }
+  });
 });

@@ -21,6 +21,7 @@ import { Store } from "../store/store.ts";
 import { type FuseOptionSet, type MountFlags, parseFuseOptions } from "./mount.ts";
 import {
   clusterOptionsFromSettings,
+  pingNode,
   type RiakCommandSettings,
   RiakConfigError,
   riakSettingsFromOptions,
@@ -39,6 +40,9 @@ const PATH_OPTIONS = new Set([
   "--tls-key",
   "--password-file",
 ]);
+
+/** How long `riakfs status` waits for a node's ping (the status command waits 5 s in all). */
+const PING_TIMEOUT_MS = 2_000;
 
 /** Environment variable naming the descriptor a background child reports readiness on. */
 const READY_FD_VARIABLE = "RIAKFS_READY_FD";
@@ -131,6 +135,9 @@ async function serveInForeground(
       mountpoint,
       store,
       riakNodes: riak?.riak.nodes ?? [],
+      pingRiak: riak &&
+        (() =>
+          Promise.all(riak.riak.nodes.map((node) => pingNode(riak.riak, node, PING_TIMEOUT_MS)))),
       logger,
       localFileSystem: () =>
         openPassthrough(source, {

@@ -22,6 +22,7 @@ import {
   TimeoutError,
 } from "../riak/mod.ts";
 import type { LayoutPreset, NamespaceOptions } from "../store/layout.ts";
+import type { NodePing } from "../overlay/control.ts";
 import { StoreError } from "../store/errors.ts";
 import { riakStoreClient } from "../store/riak_adapter.ts";
 import { Store } from "../store/store.ts";
@@ -197,6 +198,33 @@ export function clusterOptionsFromSettings(riak: RiakSettings): ClusterOptions {
     tls: riak.tls,
     auth: riak.auth,
   };
+}
+
+/**
+ * Pings one node on a connection of its own (one attempt), within `timeoutMs` for connecting
+ * and for the answer: whether that node answers now, whatever the other nodes do.
+ */
+export async function pingNode(
+  riak: RiakSettings,
+  node: string,
+  timeoutMs = Math.min(riak.connectTimeoutMs, riak.requestTimeoutMs),
+): Promise<NodePing> {
+  const single = new RiakClient({
+    ...clusterOptionsFromSettings(riak),
+    nodes: [node],
+    maxAttempts: 1,
+    connectTimeoutMs: Math.min(riak.connectTimeoutMs, timeoutMs),
+    requestTimeoutMs: Math.min(riak.requestTimeoutMs, timeoutMs),
+  });
+  try {
+    const started = performance.now();
+    await single.ping();
+    return { node, ms: performance.now() - started };
+  } catch (error) {
+    return { node, error: (error as Error).message };
+  } finally {
+    await single.close();
+  }
 }
 
 /**

@@ -87,8 +87,8 @@ const ERRNO_SLOTS = 256;
 const BYTES_READ = ERRNO_BASE + ERRNO_SLOTS;
 const BYTES_WRITTEN = BYTES_READ + 1;
 /**
- * A node's refusal bit: LOOKUP of a missing name in it, and GETATTR of it when it is
- * missing, go to the loop.
+ * A node's refusal bit: LOOKUP of a missing name in it goes to the loop. (A GETATTR of a
+ * node whose path is missing always does: the file may be open, removed since.)
  */
 const REFUSES_MISSES = 1;
 /** A node's refusal bit: UNLINK and RMDIR in it go to the loop. */
@@ -349,8 +349,9 @@ function serveGetattr(view, unique) {
     putAttrOut(node, stat);
     answer(unique, 0, 104);
   } catch (error) {
-    // Gone locally where the local directory is not the whole namespace: the loop decides.
-    if (error.code === "ENOENT" && (node.refuses & ${REFUSES_MISSES}) !== 0) return false;
+    // Gone locally: the loop decides (Riak may hold it; or it was removed while open, and a
+    // handle answers).
+    if (error.code === "ENOENT") return false;
     answerError(unique, error);
   }
   return true;

@@ -167,8 +167,9 @@ export interface LocalNodeAnswers {
   /** The inode number GETATTR reports instead of the file's st_ino. */
   reportedIno?: number;
   /**
-   * false: LOOKUP of a name missing in this directory goes to `lookup`, and GETATTR of this
-   * node when its path is missing goes to `getattr` (the name may live elsewhere).
+   * false: LOOKUP of a name missing in this directory goes to `lookup` (the name may live
+   * elsewhere). A GETATTR of a node whose path is missing always goes to `getattr`: the file
+   * may be open, removed since.
    */
   missingNames?: boolean;
   /** false: UNLINK and RMDIR in this directory go to `unlink` and `rmdir`. */

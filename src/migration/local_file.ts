@@ -65,11 +65,14 @@ export async function* readUnchanged(
   let handle;
   try {
     // Never blocks on a FIFO or follows a symlink put in the file's place since it was
-    // looked at; the identity check below then refuses what is not that file.
-    handle = await open(
-      absolutePath,
-      constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
-    );
+    // looked at; the identity check below then refuses what is not that file. Leaves the
+    // access time alone where allowed (the owner, or root): a nightly pre-warm would
+    // otherwise make every legacy file look used to atime-based clean-ups.
+    const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+    handle = await open(absolutePath, flags | constants.O_NOATIME).catch((error) => {
+      if ((error as NodeJS.ErrnoException).code !== "EPERM") throw error;
+      return open(absolutePath, flags);
+    });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ELOOP") throw new FileChangedError(name);
@@ -161,7 +164,14 @@ export function readSmallRaw(
   const c = fs.constants;
   let fd: number;
   try {
-    fd = fs.openSync(path, c.O_RDONLY | c.O_NONBLOCK | c.O_NOFOLLOW);
+    // O_NOATIME where allowed (the owner, or root): see readUnchanged.
+    const flags = c.O_RDONLY | c.O_NONBLOCK | c.O_NOFOLLOW;
+    try {
+      fd = fs.openSync(path, flags | c.O_NOATIME);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EPERM") throw error;
+      fd = fs.openSync(path, flags);
+    }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ELOOP") return { missing: true };

@@ -56,9 +56,19 @@ export interface StatusReport {
   /** The preset the knobs match, if any. */
   preset?: string;
   mode: MountMode;
-  riak: HealthSnapshot & { nodes: string[] };
+  /** `pings`: how each node answered a ping just now (Riak-backed modes). */
+  riak: HealthSnapshot & { nodes: string[]; pings?: NodePing[] };
   spool?: { directory: string; files: number; bytes: number };
   metrics: MetricsSnapshot;
+}
+
+/** How one Riak node answered a ping: its round trip, or why it did not. */
+export interface NodePing {
+  node: string;
+  /** Milliseconds the ping took; undefined when it failed. */
+  ms?: number;
+  /** Why it failed. */
+  error?: string;
 }
 
 /** No mount answers at the control socket. */
@@ -289,6 +299,15 @@ export function formatStatus(report: StatusReport): string {
           new Date(report.riak.downSince!).toISOString()
         }: ${report.riak.lastError}`
     }, ${report.riak.outages} outage(s)`,
+    ...(report.riak.pings === undefined ? [] : [
+      `ping         ${
+        report.riak.pings.map((ping) =>
+          ping.ms === undefined
+            ? `${ping.node} NO ANSWER (${ping.error})`
+            : `${ping.node} ${ping.ms.toFixed(1)} ms`
+        ).join(", ")
+      }`,
+    ]),
     `read         ${formatBytes(m.bytesReadLocal)} local, ${
       formatBytes(m.bytesReadRiak)
     } from Riak`,

@@ -50,6 +50,7 @@ import { hashStoredFile } from "../migration/stored_file.ts";
 import { AlreadyExistsError, NotFoundError, StoreError } from "../store/errors.ts";
 import type { FileStat, StatOptions, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
+import { utimesSeconds } from "../util/utimes.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
 import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
 import { ContentPrefetch } from "./content_prefetch.ts";
@@ -151,6 +152,12 @@ const KNOWN_IN_RIAK_LIMIT = 100_000;
 const READDIRPLUS_BATCH = 64;
 /** Riak stats kept for the entry timeout (LOOKUP, OPEN and GETATTR of one file share one). */
 const STAT_CACHE_LIMIT = 10_000;
+/**
+ * A Riak file removed while open is copied into the spool for its open handles, up to this
+ * size (the removal waits for the copy); reads of a bigger one fail once Riak's copy is gone
+ * (README, "Limits").
+ */
+const REMOVED_WHILE_OPEN_COPY_LIMIT = 256 * 1024 * 1024;
 
 /** An open file being written in a Riak-backed mode: a staged file in the spool. */
 interface WriteSession {
@@ -211,7 +218,14 @@ type Handle =
 interface RiakHandle {
   kind: "riak";
   path: string;
+  /** Riak's stat when opened: the attributes once the name is removed while open. */
+  stat: FileStat;
   version: FileVersion;
+  /**
+   * A copy of its bytes in the spool (already unlinked there), made when the name was removed
+   * while this handle was open; reads come from it then.
+   */
+  removedCopy?: FileHandle;
   pattern: ReadPattern;
   /** Serves sequential reads from one store stream; random reads use the chunk cache. */
   sequential: SequentialReader;
@@ -387,12 +401,67 @@ export class OverlayFileSystem implements FileSystem {
   async getattr(_ctx: RequestContext, nodeid: number, fh: number | undefined): Promise<AttrReply> {
     const path = this.#nodes.pathOf(nodeid);
     const handle = fh === undefined ? undefined : this.#handles.get(fh);
-    const located: Located = handle?.kind === "write"
-      ? { where: "open", session: handle.session }
-      : await this.#locate(path);
+    let located: Located;
+    try {
+      located = handle?.kind === "write"
+        ? { where: "open", session: handle.session }
+        : await this.#locate(path);
+    } catch (error) {
+      // Removed while open: the open file's attributes, with no link left, as on a local disk.
+      const open = handle ?? this.#openHandleAt(path);
+      if (!isNotFound(error) || open === undefined) throw error;
+      return { attr: await this.#unlinkedAttr(path, open), attrTimeout: 0 };
+    }
     const attr = await this.#attrOf(path, located);
     if (located.where === "local") this.#offerToReaders(path, nodeid, located.stats);
     return { attr, attrTimeout: this.#attrTimeout };
+  }
+
+  /**
+   * Riak handles open at `path` get a spool copy of the bytes they opened, before its name
+   * goes from Riak: an open file stays readable after its removal, as on a local disk.
+   */
+  async #copyOpenContent(path: string): Promise<void> {
+    for (const handle of this.#handles.values()) {
+      if (handle.kind !== "riak" || handle.path !== path || handle.removedCopy) continue;
+      if (handle.version.size > REMOVED_WHILE_OPEN_COPY_LIMIT) continue;
+      const staged = await this.#o.spool.create();
+      await this.#o.spool.remove(staged.name); // Nothing to find after a crash.
+      try {
+        const hash = createHash("sha256");
+        let position = 0;
+        const pieces = this.#o.store.readRange(path)[Symbol.asyncIterator]();
+        for (;;) {
+          const next = await this.#riak(`read ${path}`, () => pieces.next());
+          if (next.done) break;
+          hash.update(next.value);
+          await staged.handle.write(next.value, 0, next.value.length, position);
+          position += next.value.length;
+        }
+        // Another version meanwhile is not what this handle opened.
+        if (hash.digest("hex") !== handle.stat.sha256) throw new Error("changed meanwhile");
+        handle.removedCopy = staged.handle;
+      } catch {
+        // The handle reads from Riak as before: while Riak holds the version it opened.
+        await staged.handle.close();
+      }
+    }
+  }
+
+  /** A handle open at `path`, if any. */
+  #openHandleAt(path: string): Handle | undefined {
+    for (const handle of this.#handles.values()) if (handle.path === path) return handle;
+    return undefined;
+  }
+
+  /** The attributes of the file `handle` has open, whose name is gone. */
+  async #unlinkedAttr(path: string, handle: Handle): Promise<Attr> {
+    const attr = handle.kind === "local"
+      ? { ...attrOf(await handle.file.stat({ bigint: true })), ino: inodeOf(path) }
+      : handle.kind === "riak"
+      ? riakAttr(handle.stat, inodeOf(path), this.#o.defaultUid ?? 0, this.#o.defaultGid ?? 0)
+      : await this.#attrOf(path, { where: "open", session: handle.session });
+    return { ...attr, nlink: 0 };
   }
 
   /** @inheritdoc */
@@ -503,8 +572,8 @@ export class OverlayFileSystem implements FileSystem {
     if (attributes.mtimeNs !== undefined || atimeNs !== undefined) {
       await fsp.lutimes(
         file,
-        nsToSeconds(atimeNs ?? local.atimeNs),
-        nsToSeconds(attributes.mtimeNs ?? local.mtimeNs),
+        utimesSeconds(atimeNs ?? local.atimeNs),
+        utimesSeconds(attributes.mtimeNs ?? local.mtimeNs),
       );
     }
   }
@@ -603,6 +672,7 @@ export class OverlayFileSystem implements FileSystem {
         }
       }
       this.#forgetPath(path);
+      await this.#copyOpenContent(path);
       this.#o.uploads.start(reserved);
       return;
     }
@@ -611,7 +681,9 @@ export class OverlayFileSystem implements FileSystem {
     const open = this.#sessions.get(path);
     if (open) await this.#holdingSessions([open], () => Promise.resolve(this.#detach(open)));
     await this.#settled(path);
-    let found = false;
+    // A file still being written exists as its session alone until its first commit.
+    let found = open !== undefined;
+    await this.#copyOpenContent(path);
     await this.#holdingCopies(`remove ${path}`, [path], async () => {
       // Riak first: if it is unreachable nothing changes, instead of the file coming back.
       if (this.#usesRiak()) found = await this.#removeFromRiak(path) || found;
@@ -1148,8 +1220,10 @@ export class OverlayFileSystem implements FileSystem {
     const handle = this.#handle(fh);
     const metrics = this.#o.metrics.value;
     if (handle.kind === "riak") {
-      const bytes = this.#o.cache.peek(handle.version, offset, size) ??
-        await this.#readRiak(handle, offset, size);
+      const bytes = handle.removedCopy
+        ? await readAt(handle.removedCopy, offset, size)
+        : this.#o.cache.peek(handle.version, offset, size) ??
+          await this.#readRiak(handle, offset, size);
       metrics.bytesReadRiak += bytes.length;
       return bytes;
     }
@@ -1231,7 +1305,10 @@ export class OverlayFileSystem implements FileSystem {
     if (!handle) return;
     this.#handles.delete(fh);
     this.#freeHandles.push(fh);
-    if (handle.kind === "riak") return handle.sequential.close();
+    if (handle.kind === "riak") {
+      await handle.removedCopy?.close();
+      return handle.sequential.close();
+    }
     if (handle.kind === "local") {
       if (handle.mirror) {
         // Opened for writing, never written (a database opened read-write, say): no upload.
@@ -1315,6 +1392,26 @@ export class OverlayFileSystem implements FileSystem {
     const entry = await this.lookup(ctx, parent, name);
     // Created meanwhile by someone else: opened as open(2) with O_CREAT opens an existing file.
     return { entry, opened: await this.open(ctx, entry.nodeid, flags) };
+  }
+
+  /**
+   * mknod(2): a regular file is created as by open(2) with O_CREAT|O_EXCL; FIFOs, sockets and
+   * devices have no form in Riak (EPERM, as file systems without them answer).
+   */
+  async mknod(
+    ctx: RequestContext,
+    parent: number,
+    name: string,
+    mode: number,
+    _rdev: number,
+    umask: number,
+  ): Promise<Entry> {
+    if ((mode & S_IFMT) !== S_IFREG) {
+      throw fail(Errno.EPERM, `${name}: only regular files, directories and symlinks are kept`);
+    }
+    const { entry, opened } = await this.create(ctx, parent, name, O_WRONLY | O_EXCL, mode, umask);
+    await this.release(ctx, entry.nodeid, opened.fh);
+    return entry;
   }
 
   /** Creates `path` in the source and opens it; undefined when it exists already. */
@@ -1532,6 +1629,7 @@ export class OverlayFileSystem implements FileSystem {
       return;
     }
     this.#changed(upload.path);
+    this.#rememberInRiak(upload.path, true);
     const before = this.#superseded.get(upload.path);
     // A newer version still on its way handles it when it lands.
     const newest = this.#o.uploads.pendingFor(upload.path);
@@ -1588,6 +1686,8 @@ export class OverlayFileSystem implements FileSystem {
    * FUSE reader threads, with no copy-on-read to watch for.
    */
   mirrored(path: string, version: MirroredVersion): void {
+    // Known to be in Riak: during an outage it is EIO, not absent, once the local copy went.
+    this.#rememberInRiak(path, true);
     this.#mirrored.delete(path);
     this.#mirrored.set(path, mirroredKey(version));
     if (this.#mirrored.size > KNOWN_IN_RIAK_LIMIT) {
@@ -1682,7 +1782,7 @@ export class OverlayFileSystem implements FileSystem {
       await this.#locate(path);
       return true;
     } catch (error) {
-      if (error instanceof NotFoundError || (error as { errno?: number }).errno === Errno.ENOENT) {
+      if (isNotFound(error)) {
         // Whoever asks is about to create it: the absence just cached would hide it.
         this.#statCache.delete(path);
         return false;
@@ -1918,6 +2018,7 @@ export class OverlayFileSystem implements FileSystem {
         return this.#open({
           kind: "riak",
           path,
+          stat: located.stat,
           version: versionOf(path, located.stat),
           pattern: new ReadPattern(),
           sequential,
@@ -1996,6 +2097,11 @@ export class OverlayFileSystem implements FileSystem {
       if (truncate) return session;
       try {
         await this.#stageContent(path, located, session.handle);
+        // Opened, not yet written: its times are the file's (touch -a opens it for writing).
+        const times = timesOf(located);
+        if (times) {
+          await session.handle.utimes(utimesSeconds(times.atimeNs), utimesSeconds(times.mtimeNs));
+        }
         session.dirty = false;
         return session;
       } catch (error) {
@@ -2511,7 +2617,7 @@ export class OverlayFileSystem implements FileSystem {
         await out.close();
       }
       // Riak's version identity (size, mtime): its mirror finds Riak holds it already.
-      const time = nsToSeconds(located.stat.mtimeNs);
+      const time = utimesSeconds(located.stat.mtimeNs);
       if (!truncating) await fsp.utimes(temporary, time, time);
       await fsp.rename(temporary, target);
     } catch (error) {
@@ -2651,15 +2757,6 @@ function toNs(time: Timespec | "now" | undefined): bigint | undefined {
   return BigInt(time.sec) * 1_000_000_000n + BigInt(time.nsec);
 }
 
-/**
- * Nanoseconds as utimes(2) seconds. A double holds about a microsecond at today's epoch
- * values and the kernel truncates, so half a microsecond is added: the time set is the
- * one asked for to the microsecond, never one millisecond early.
- */
-function nsToSeconds(ns: bigint): number {
-  return Number(ns / 1000n) / 1e6 + 5e-7;
-}
-
 function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
@@ -2729,4 +2826,32 @@ async function ignoreMissing(operation: Promise<void>): Promise<boolean> {
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === "ENOENT";
+}
+
+/** Up to `size` bytes of `file` at `offset`. */
+async function readAt(file: FileHandle, offset: number, size: number): Promise<Uint8Array> {
+  const buffer = Buffer.allocUnsafe(size);
+  const { bytesRead } = await file.read(buffer, 0, size, offset);
+  return buffer.subarray(0, bytesRead);
+}
+
+/** The access and modification times of what `located` found (a file in Riak has one time). */
+function timesOf(located: Located): { atimeNs: bigint; mtimeNs: bigint } | undefined {
+  switch (located.where) {
+    case "riak":
+      return { atimeNs: located.stat.mtimeNs, mtimeNs: located.stat.mtimeNs };
+    case "local":
+      return { atimeNs: located.stats.atimeNs, mtimeNs: located.stats.mtimeNs };
+    case "spool": {
+      const mtimeNs = BigInt(located.upload.mtimeNs);
+      return { atimeNs: mtimeNs, mtimeNs };
+    }
+    case "open":
+      return undefined;
+  }
+}
+
+/** ENOENT as the overlay's lookups report it (an errno, or the store's NotFoundError). */
+function isNotFound(error: unknown): boolean {
+  return error instanceof NotFoundError || (error as { errno?: number }).errno === Errno.ENOENT;
 }

@@ -5,13 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { seededBytes } from "../store/_test_support.ts";
 import type { Store } from "../store/store.ts";
 import {
   listThrough,
   lookupPath,
+  readThrough,
   ROOT_CTX,
   withOverlay,
   writeThrough,
@@ -355,6 +356,32 @@ Deno.test("shadow: during an outage a link renamed over a file, and a file over 
       assert.equal((await store.readFile("/k")).toString(), "file g");
       assert.equal(await store.tryStat("/l"), undefined);
       assert.equal(await store.tryStat("/g"), undefined);
+    },
+    { riakReadTimeout: "300" },
+  );
+});
+
+Deno.test("drain: a file the mount moved into Riak is EIO during an outage, not absent", async () => {
+  await withOverlay(
+    "drain",
+    async ({ fs, source, riak, runtime }) => {
+      const legacy = seededBytes(55, 3_000);
+      await writeFile(join(source, "moved.txt"), legacy);
+      assert.ok(legacy.equals(await readThrough(fs, "/moved.txt")));
+      assert.equal(await runtime.settle(20_000), 0);
+      await assert.rejects(readFile(join(source, "moved.txt")), { code: "ENOENT" });
+      const faults = riak.server!.faults;
+      await faults.stopAccepting();
+      faults.dropConnections();
+      try {
+        // Riak's error (answered EIO), where a name never seen in Riak is ENOENT.
+        await assert.rejects(
+          lookupPath(fs, "/moved.txt"),
+          (error) => !(error instanceof FuseError) && /every Riak node is down/.test(`${error}`),
+        );
+      } finally {
+        await faults.resumeAccepting();
+      }
     },
     { riakReadTimeout: "300" },
   );

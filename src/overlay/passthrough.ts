@@ -17,7 +17,8 @@
  * process (EOPNOTSUPP without python3); fallocate runs util-linux fallocate(1) on the open
  * descriptor; FIFOs and device nodes are made with mknod(1); RENAME_EXCHANGE is three
  * renames (atomic for users of the mount, which the kernel serialises on both directories,
- * but not against a crash in between); times set through the mount keep milliseconds (Node's utimes).
+ * but not against a crash in between); times set through the mount are kept to within a quarter
+ * of a microsecond, never earlier (Node's utimes takes a double of seconds).
  *
  * @module
  */
@@ -47,6 +48,7 @@ import {
   type StatfsOut,
   type Timespec,
 } from "../fuse/mod.ts";
+import { utimesSeconds } from "../util/utimes.ts";
 import { XattrHelper } from "../util/xattr_helper.ts";
 
 /** Options of {@link PassthroughFileSystem}. */
@@ -178,8 +180,19 @@ export class PassthroughFileSystem implements FileSystem {
 
   /** @inheritdoc */
   async getattr(_ctx: RequestContext, nodeid: number, fh: number | undefined): Promise<AttrReply> {
-    const stat = fh !== undefined ? await fstat(fh) : await this.#lstat(nodeid);
-    return this.#attrReply(stat);
+    if (fh !== undefined) return this.#attrReply(await fstat(fh));
+    try {
+      return this.#attrReply(await this.#lstat(nodeid));
+    } catch (error) {
+      // Removed while open (fstat(2) asks without a handle): a descriptor of the inode that
+      // this process holds answers, with no link left, as on a local disk.
+      const key = this.#nodes.get(nodeid)?.key;
+      const open = (error as NodeJS.ErrnoException).code === "ENOENT" && key !== undefined
+        ? await openDescriptorStat(key)
+        : undefined;
+      if (open === undefined) throw error;
+      return this.#attrReply(open);
+    }
   }
 
   /** @inheritdoc */
@@ -941,6 +954,24 @@ function keyOf(stat: fs.BigIntStats): string {
   return `${stat.dev}:${stat.ino}`;
 }
 
+/**
+ * The stat of a regular file this process has open whose "dev:ino" is `key`, if any: open
+ * handles live in the reader threads, which keep no index of them by inode, so the
+ * process's descriptor table is searched (only for a node whose path is gone).
+ */
+async function openDescriptorStat(key: string): Promise<fs.BigIntStats | undefined> {
+  for (const name of await fs.promises.readdir("/proc/self/fd").catch(() => [])) {
+    try {
+      // An open descriptor's inode is in memory: fstat(2) never waits for the disk.
+      const stat = fs.fstatSync(Number(name), { bigint: true });
+      if (stat.isFile() && keyOf(stat) === key) return stat;
+    } catch {
+      // Closed meanwhile (the readdir's own descriptor, for one).
+    }
+  }
+  return undefined;
+}
+
 /** Converts a source stat to FUSE attributes. */
 export function attrOf(stat: fs.BigIntStats): Attr {
   return {
@@ -983,11 +1014,11 @@ function timespecOf(nanoseconds: bigint): Timespec {
   return { sec: Number(sec), nsec: Number(nsec) };
 }
 
-/** utimes(2) arguments are seconds; Node keeps milliseconds of the fraction. */
+/** utimes(2) arguments are seconds (see {@link utimesSeconds}). */
 function timeArgument(change: Timespec | "now" | undefined, currentNs: bigint): number {
   if (change === "now") return Date.now() / 1000;
-  if (change === undefined) return Number(currentNs) / 1e9;
-  return change.sec + change.nsec / 1e9;
+  if (change === undefined) return utimesSeconds(currentNs);
+  return utimesSeconds(BigInt(change.sec) * 1_000_000_000n + BigInt(change.nsec));
 }
 
 function direntMode(entry: fs.Dirent): number {

@@ -13,6 +13,7 @@ import { ChunkCache } from "./chunk_cache.ts";
 import {
   type ControlServer,
   type DrainOutcome,
+  type NodePing,
   runtimePaths,
   startControlServer,
   type StatusReport,
@@ -48,6 +49,11 @@ export interface OverlayStartOptions {
   store?: Store;
   /** Riak nodes as `host:port`, for status output. */
   riakNodes: string[];
+  /**
+   * Pings every Riak node now, for `riakfs status`: the mount's own view of Riak comes from
+   * its last request, which says nothing of a node gone silent since.
+   */
+  pingRiak?: () => Promise<NodePing[]>;
   logger: Logger;
   /**
    * The filesystem for modes without Riak (the passthrough preset); its `close`, if any,
@@ -115,12 +121,14 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     startedAt,
     preset: presetOf(settings.mode),
     mode: settings.mode,
-    riak: { ...health.snapshot(), nodes: options.riakNodes },
+    riak: { ...health.snapshot(), nodes: options.riakNodes, pings: await options.pingRiak?.() },
     spool: parts.spool && { directory: parts.spool.directory, ...await parts.spool.usage() },
     metrics: metrics.snapshot(),
   });
   /** When the last drain's timeout runs out: stopping afterwards does not wait it again. */
   let drainDeadline: number | undefined;
+  /** The last drain's timeout, for the log of what it left (not the 0 ms left of it). */
+  let lastDrainTimeoutMs: number | undefined;
   const drainUploads = async (
     timeoutMs = settings.drainTimeoutMs,
     progress: (pending: number) => void = () => {},
@@ -128,6 +136,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     const uploads = parts.uploads;
     const uploadedBefore = metrics.value.uploads.uploaded;
     drainDeadline = Date.now() + timeoutMs;
+    lastDrainTimeoutMs = timeoutMs;
     logger.info("draining uploads; still serving", {
       pending: uploads?.pendingCount ?? 0,
       timeout_ms: timeoutMs,
@@ -206,7 +215,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
           logger.warn("uploads still pending at unmount; they stay journaled for the next mount", {
             pending: left,
             spool: parts.spool?.directory,
-            drain_timeout_ms: drainTimeoutMs,
+            drain_timeout_ms: lastDrainTimeoutMs ?? drainTimeoutMs,
           });
         }
         await control?.close();

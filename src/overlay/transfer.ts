@@ -82,8 +82,8 @@ export interface LocalCopyOptions {
   metrics?: MountMetrics;
   logger?: Logger;
   /**
-   * Told when Riak holds exactly the local version of `path` (uploaded now or found there)
-   * and the local copy stays: reading that version again needs no copy.
+   * Told when Riak holds exactly the local version of `path` (uploaded now or found there):
+   * reading that version again needs no copy (where the local copy stays).
    */
   onMirrored?: (path: string, version: MirroredVersion) => void;
 }
@@ -183,6 +183,10 @@ async function copyOnce(
     );
     outcome = "uploaded";
     sha256 = written.sha256;
+    // A write through the mount (the mirrors'): its bytes count with the uploads'.
+    if (evenIfStored && options.metrics) {
+      options.metrics.value.uploads.bytesUploaded += written.size;
+    }
   }
   // Called off while Riak stored it: whatever comes next about this path decides.
   signal?.throwIfAborted();
@@ -203,9 +207,7 @@ async function copyOnce(
       });
     }
   }
-  if (options.afterTransfer !== "delete") {
-    options.onMirrored?.(path, { size: identity.size, mtimeNs: identity.mtimeNs });
-  }
+  options.onMirrored?.(path, { size: identity.size, mtimeNs: identity.mtimeNs });
   return outcome;
 }
 
@@ -409,7 +411,7 @@ async function snapshotLocalFile(options: MirrorOptions, path: string): Promise<
   const stats = await lstatIfExists(absolute);
   if (!stats?.isFile()) return;
   const remote = await options.store.tryStat(path, { fileOnly: true });
-  await options.store.writeFile(path, { file: absolute }, {
+  const written = await options.store.writeFile(path, { file: absolute }, {
     mode: Number(stats.mode & 0o7777n),
     uid: Number(stats.uid),
     gid: Number(stats.gid),
@@ -417,6 +419,7 @@ async function snapshotLocalFile(options: MirrorOptions, path: string): Promise<
     previous: remote ?? null,
     parentAttributes: sourceDirectoryAttributes(options.source),
   });
+  if (options.metrics) options.metrics.value.uploads.bytesUploaded += written.size;
 }
 
 /**

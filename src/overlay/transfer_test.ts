@@ -287,3 +287,19 @@ Deno.test("a directory removed from the source leaves Riak once empty, never wit
     });
   });
 });
+
+Deno.test("a mirror's copy counts its bytes with the uploads', a copy-on-read's does not", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      await writeFile(join(source, "w.txt"), "written through the mount");
+      await writeFile(join(source, "r.txt"), "read through the mount");
+      const metrics = new MountMetrics();
+      const options = { store, source, afterTransfer: "keep" as const, metrics };
+      const mirror = localPathMirrorer(options);
+      await mirror({ id: 1, path: "/w.txt", mirror: "copy" }, new AbortController().signal);
+      assert.equal(metrics.value.uploads.bytesUploaded, "written through the mount".length);
+      assert.equal(await copyLocalFile(options, "/r.txt"), "uploaded");
+      assert.equal(metrics.value.uploads.bytesUploaded, "written through the mount".length);
+    });
+  });
+});

@@ -1,0 +1,394 @@
+/**
+ * POSIX behaviour of the mount in every preset, measured against what a local disk does:
+ *
+ * 1. An open file keeps working after its name is unlinked: reads (and, open read-write,
+ *    writes) through the descriptor go on, fstat answers with the size and `nlink` 0, and the
+ *    name is gone at once; once closed, nothing of it is left through the mount, in Riak or in
+ *    the source. For files made through the mount (smaller and bigger than a Riak chunk,
+ *    uploaded before they are opened) and for a legacy file of the source.
+ * 2. A file just created and still open can be deleted: the unlink succeeds, the descriptor
+ *    keeps writing and reading, and once it is closed and the queues are idle nothing of the
+ *    file is left (mount, Riak, source, staged files of the spool).
+ * 3. Times set with utimes come back exactly: whole seconds to the nanosecond, a time with
+ *    milliseconds to the millisecond (the precision the README promises), through the mount,
+ *    in the source file, in Riak, and through a new mount.
+ * 4. `touch -a` (utimensat with the mtime omitted) changes no reported mtime.
+ *
+ * Deno's node:fs derives `mtimeNs` of a bigint stat from the millisecond time, so nanoseconds
+ * are also read with stat(1) (`%.9Y`), which a few nanoseconds off would not get past.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import * as fs from "node:fs";
+import { join } from "node:path";
+import { seededBytes } from "../src/store/_test_support.ts";
+import {
+  eventually,
+  type OverlayEnv,
+  type OverlayMount,
+  statusOf,
+  withOverlayEnv,
+} from "./_overlay.ts";
+
+const PRESETS = ["passthrough", "shadow", "migrate", "drain", "riak"];
+/** Presets that keep what is written through the mount in the source directory. */
+const WRITES_LOCALLY = new Set(["passthrough", "shadow", "migrate"]);
+
+/** File sizes read after their unlink: Riak keeps the small one whole, the big one in chunks. */
+const SIZES = [
+  { what: "smaller than a chunk", size: 300_000 },
+  { what: "bigger than a chunk", size: 1_500_000 },
+];
+
+/** 2020-01-01T00:00:00Z. */
+const WHOLE_SECONDS_MS = Date.UTC(2020, 0, 1);
+/** 2020-01-01T00:00:00.123Z. */
+const WITH_MILLISECONDS_MS = WHOLE_SECONDS_MS + 123;
+
+/** Runs `body` on a mount of `preset`; a failure carries what the mount logged. */
+async function withMounted(
+  env: OverlayEnv,
+  preset: string,
+  body: (mounted: OverlayMount) => Promise<void>,
+): Promise<void> {
+  const mounted = await env.mount(preset);
+  try {
+    await body(mounted);
+  } catch (error) {
+    throw withLog(error, mounted);
+  } finally {
+    await env.unmount(mounted);
+  }
+}
+
+/** `error` with the mount's log appended: failed handlers explain most failures. */
+function withLog(error: unknown, mounted: OverlayMount): Error {
+  return new Error(`${(error as Error).stack}\nmount stderr:\n${mounted.stderr()}`);
+}
+
+/** A test step whose failure carries the mount's log (a failed step does not throw). */
+async function step(
+  t: Deno.TestContext,
+  mounted: OverlayMount,
+  name: string,
+  body: () => Promise<void>,
+): Promise<void> {
+  await t.step(name, async () => {
+    try {
+      await body();
+    } catch (error) {
+      throw withLog(error, mounted);
+    }
+  });
+}
+
+/** Waits until the mount has nothing left to send to Riak or to copy. */
+async function waitForQuiet(env: OverlayEnv): Promise<void> {
+  await eventually("the upload and copy-on-read queues empty", async () => {
+    const { uploads, copyOnRead } = (await statusOf(env)).metrics;
+    return uploads.pending === 0 && uploads.active === 0 && copyOnRead.queued === 0 &&
+      copyOnRead.active === 0;
+  }, 30_000);
+}
+
+/** Reads `fd` from offset 0 to its end (one byte more than `expected` at most). */
+function readThrough(fd: number, expected: number): Buffer {
+  const buffer = Buffer.alloc(expected + 1);
+  let done = 0;
+  while (done < buffer.length) {
+    const read = fs.readSync(fd, buffer, done, buffer.length - done, done);
+    if (read === 0) break;
+    done += read;
+  }
+  return buffer.subarray(0, done);
+}
+
+/** The name is gone from the mount: no stat, not in the listing. */
+function assertNameGone(env: OverlayEnv, name: string): void {
+  assert.equal(fs.existsSync(join(env.mountpoint, name)), false, `${name} still exists`);
+  assert.ok(!fs.readdirSync(env.mountpoint).includes(name), `${name} still listed`);
+}
+
+/**
+ * Nothing of `name` is left, right after the close and once the queues are idle: not through
+ * the mount, not in Riak, not in the source.
+ */
+async function assertNothingLeft(env: OverlayEnv, name: string): Promise<void> {
+  assertNameGone(env, name);
+  await waitForQuiet(env);
+  assertNameGone(env, name);
+  assert.equal(await env.store.tryStat(name), undefined, `${name} in Riak`);
+  assert.equal(fs.existsSync(join(env.source, name)), false, `${name} in the source`);
+}
+
+/** What is done with a descriptor of a file whose name is unlinked while it is open. */
+interface UnlinkedUse {
+  /** Run before the unlink (a write while the file has its name). */
+  before?: (fd: number) => void;
+  /** Run after the unlink. */
+  after: (fd: number) => void;
+  /** The size fstat must then report. */
+  size: number;
+}
+
+/**
+ * Opens `name` in the mount with `flags`, unlinks it (the name must be gone at once), uses
+ * the descriptor as `use` says, checks that fstat reports `use.size` and no link left, and
+ * once it is closed that nothing of the file is left anywhere.
+ */
+async function useUnlinked(
+  env: OverlayEnv,
+  name: string,
+  flags: string,
+  use: UnlinkedUse,
+): Promise<void> {
+  const fd = fs.openSync(join(env.mountpoint, name), flags);
+  try {
+    use.before?.(fd);
+    fs.unlinkSync(join(env.mountpoint, name));
+    assertNameGone(env, name);
+    use.after(fd);
+    const stat = fs.fstatSync(fd);
+    assert.equal(stat.size, use.size);
+    assert.equal(stat.nlink, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  await assertNothingLeft(env, name);
+}
+
+/** The file's mtime in nanoseconds, exactly, as stat(1) reads it. */
+async function exactMtimeNs(path: string): Promise<bigint> {
+  const { code, stdout, stderr } = await new Deno.Command("stat", { args: ["-c", "%.9Y", path] })
+    .output();
+  assert.equal(code, 0, `stat ${path}: ${new TextDecoder().decode(stderr)}`);
+  const [seconds, fraction] = new TextDecoder().decode(stdout).trim().split(".");
+  return BigInt(seconds) * 1_000_000_000n + BigInt(fraction);
+}
+
+/**
+ * `path`'s mtime in nanoseconds as node:fs reports it and as stat(1) does, cut to a multiple
+ * of `precisionNs`.
+ */
+async function mtimesOf(
+  path: string,
+  precisionNs = 1n,
+): Promise<{ nodeFs: bigint; stat1: bigint }> {
+  const cut = (ns: bigint) => ns - ns % precisionNs;
+  return {
+    nodeFs: cut(fs.statSync(path, { bigint: true }).mtimeNs),
+    stat1: cut(await exactMtimeNs(path)),
+  };
+}
+
+for (const preset of PRESETS) {
+  Deno.test(`${preset}: an open file keeps working after its name is unlinked`, async (t) => {
+    await withOverlayEnv(async (env) => {
+      const legacy = seededBytes(3, 1_500_000);
+      // riak does not use the source: it has no legacy files.
+      if (preset !== "riak") fs.writeFileSync(join(env.source, "legacy.bin"), legacy);
+      await withMounted(env, preset, async (mounted) => {
+        for (const { what, size } of SIZES) {
+          await step(t, mounted, `open read-only, made through the mount, ${what}`, async () => {
+            const name = `read-only-${size}.bin`;
+            const content = seededBytes(size, size);
+            fs.writeFileSync(join(env.mountpoint, name), content);
+            // Uploaded first: drain and riak open it from Riak, not from a pending upload.
+            await waitForQuiet(env);
+            await useUnlinked(env, name, "r", {
+              after: (fd) =>
+                assert.ok(content.equals(readThrough(fd, content.length)), "content after unlink"),
+              size: content.length,
+            });
+          });
+        }
+
+        await step(t, mounted, "open read-write, written after the unlink", async () => {
+          const name = "read-write.txt";
+          const before = Buffer.from("written before the unlink\n");
+          const after = Buffer.from("written after the unlink\n");
+          fs.writeFileSync(join(env.mountpoint, name), before);
+          // Uploaded first: drain and riak open it from Riak, not from a pending upload.
+          await waitForQuiet(env);
+          const expected = Buffer.concat([before, after]);
+          await useUnlinked(env, name, "r+", {
+            after: (fd) => {
+              assert.equal(fs.writeSync(fd, after, 0, after.length, before.length), after.length);
+              assert.equal(readThrough(fd, expected.length).toString(), expected.toString());
+            },
+            size: expected.length,
+          });
+        });
+
+        // riak does not use the source: it has no legacy files.
+        if (preset === "riak") return;
+        await step(t, mounted, "open read-only, a legacy file of the source", async () => {
+          await useUnlinked(env, "legacy.bin", "r", {
+            after: (fd) =>
+              assert.ok(legacy.equals(readThrough(fd, legacy.length)), "content after unlink"),
+            size: legacy.length,
+          });
+        });
+      });
+    });
+  });
+
+  Deno.test(`${preset}: a just-created file still open can be deleted`, async (t) => {
+    await withOverlayEnv(async (env) => {
+      await withMounted(env, preset, async (mounted) => {
+        await step(t, mounted, 'opened "w", written after the unlink', async () => {
+          const name = "created-w.txt";
+          const data = Buffer.from("written to a nameless file\n");
+          // A write-only descriptor cannot read (EBADF on a local disk too): fstat tells.
+          await useUnlinked(env, name, "w", {
+            after: (fd) => assert.equal(fs.writeSync(fd, data, 0, data.length, 0), data.length),
+            size: data.length,
+          });
+        });
+
+        await step(t, mounted, 'opened "w+", written before and after the unlink', async () => {
+          const name = "created-w-plus.txt";
+          const before = Buffer.from("written while it had a name\n");
+          const after = Buffer.from("written once it had none\n");
+          const expected = Buffer.concat([before, after]);
+          await useUnlinked(env, name, "w+", {
+            before: (fd) =>
+              assert.equal(fs.writeSync(fd, before, 0, before.length, 0), before.length),
+            after: (fd) => {
+              assert.equal(fs.writeSync(fd, after, 0, after.length, before.length), after.length);
+              assert.equal(readThrough(fd, expected.length).toString(), expected.toString());
+            },
+            size: expected.length,
+          });
+        });
+
+        await step(t, mounted, "no staged file is left in the spool", async () => {
+          await waitForQuiet(env);
+          const report = await statusOf(env);
+          assert.equal(report.spool?.files ?? 0, 0, JSON.stringify(report.spool));
+        });
+      });
+    });
+  });
+
+  Deno.test(`${preset}: times set through the mount come back exactly`, async (t) => {
+    await withOverlayEnv(async (env) => {
+      // Whole seconds come back to the nanosecond; milliseconds to the millisecond, the
+      // precision the README promises (Node's utimes takes a double of seconds).
+      const cases = [
+        { name: "whole-seconds.txt", ms: WHOLE_SECONDS_MS, what: "whole seconds", precisionNs: 1n },
+        {
+          name: "milliseconds.txt",
+          ms: WITH_MILLISECONDS_MS,
+          what: "milliseconds",
+          precisionNs: 1_000_000n,
+        },
+      ];
+      await withMounted(env, preset, async (mounted) => {
+        for (const { name, ms, what, precisionNs } of cases) {
+          await step(t, mounted, `${what}: through the mount, the source and Riak`, async () => {
+            const path = join(env.mountpoint, name);
+            fs.writeFileSync(path, `${what}\n`);
+            fs.utimesSync(path, new Date(ms), new Date(ms));
+            const expectedNs = BigInt(ms) * 1_000_000n;
+            // Every place at once, so that a failure shows them all.
+            const seen: Record<string, unknown> = { mount: await mtimesOf(path, precisionNs) };
+            const expected: Record<string, unknown> = {
+              mount: { nodeFs: expectedNs, stat1: expectedNs },
+            };
+            // drain and riak write to Riak only: the source holds no copy of the file.
+            if (WRITES_LOCALLY.has(preset)) {
+              seen.source = await mtimesOf(join(env.source, name), precisionNs);
+              expected.source = expected.mount;
+            }
+            // passthrough does not use Riak.
+            if (preset !== "passthrough") {
+              await waitForQuiet(env);
+              const riakNs = (await env.store.tryStat(name))?.mtimeNs;
+              seen.riak = riakNs === undefined ? undefined : riakNs - riakNs % precisionNs;
+              expected.riak = expectedNs;
+            }
+            assert.deepEqual(seen, expected);
+          });
+        }
+      });
+      await withMounted(env, preset, async (mounted) => {
+        for (const { name, ms, what, precisionNs } of cases) {
+          await step(t, mounted, `${what}: through a new mount`, async () => {
+            const expectedNs = BigInt(ms) * 1_000_000n;
+            assert.deepEqual(
+              await mtimesOf(join(env.mountpoint, name), precisionNs),
+              { nodeFs: expectedNs, stat1: expectedNs },
+            );
+          });
+        }
+      });
+    });
+  });
+
+  Deno.test(`${preset}: touch -a leaves the mtime alone`, async () => {
+    await withOverlayEnv(async (env) => {
+      await withMounted(env, preset, async () => {
+        const path = join(env.mountpoint, "touched.txt");
+        fs.writeFileSync(path, "only its atime changes\n");
+        fs.utimesSync(path, new Date(1_400_000_000_000), new Date(1_500_000_000_000));
+        assert.equal(fs.statSync(path).mtimeMs, 1_500_000_000_000, "mtime set by utimes");
+        const touch = await new Deno.Command("touch", { args: ["-a", "-d", "@1000000000", path] })
+          .output();
+        assert.equal(touch.code, 0, `touch -a: ${new TextDecoder().decode(touch.stderr)}`);
+        // Every reading at once, so that a failure shows them all; the first two right away.
+        const seen: Record<string, unknown> = {
+          mtimeMsRightAfter: fs.statSync(path).mtimeMs,
+          stat1Ns: await exactMtimeNs(path),
+        };
+        const expected: Record<string, unknown> = {
+          mtimeMsRightAfter: 1_500_000_000_000,
+          stat1Ns: 1_500_000_000_000_000_000n,
+        };
+        // passthrough does not use Riak.
+        if (preset !== "passthrough") {
+          await waitForQuiet(env);
+          seen.riakNs = (await env.store.tryStat("touched.txt"))?.mtimeNs;
+          expected.riakNs = 1_500_000_000_000_000_000n;
+          seen.mtimeMsOnceInRiak = fs.statSync(path).mtimeMs;
+          expected.mtimeMsOnceInRiak = 1_500_000_000_000;
+        }
+        assert.deepEqual(seen, expected);
+      });
+    });
+  });
+
+  Deno.test(`${preset}: mknod makes regular files; FIFOs only where the source keeps them`, async () => {
+    await withOverlayEnv(async (env) => {
+      await withMounted(env, preset, async () => {
+        const mknod = (args: string[]) => new Deno.Command("mknod", { args }).output();
+        const fifo = await mknod([join(env.mountpoint, "fifo"), "p"]);
+        if (preset === "passthrough") {
+          assert.equal(fifo.code, 0, new TextDecoder().decode(fifo.stderr));
+          assert.ok(fs.lstatSync(join(env.mountpoint, "fifo")).isFIFO());
+        } else {
+          // Riak holds files, directories and symlinks only: refused, not "not implemented".
+          assert.notEqual(fifo.code, 0);
+          assert.match(new TextDecoder().decode(fifo.stderr), /Operation not permitted/);
+          assert.equal(fs.existsSync(join(env.mountpoint, "fifo")), false);
+        }
+        const python = await new Deno.Command("python3", {
+          args: [
+            "-c",
+            "import os, stat, sys; os.mknod(sys.argv[1], 0o640 | stat.S_IFREG)",
+            join(env.mountpoint, "plain"),
+          ],
+        }).output();
+        assert.equal(python.code, 0, new TextDecoder().decode(python.stderr));
+        const plain = fs.statSync(join(env.mountpoint, "plain"));
+        assert.ok(plain.isFile());
+        assert.equal(plain.size, 0);
+        assert.equal(plain.mode & 0o777, 0o640); // umask 022 or 027 leaves it so
+        if (preset !== "passthrough") {
+          await waitForQuiet(env);
+          assert.equal((await env.store.tryStat("plain"))?.size, 0, "in Riak");
+        }
+      });
+    });
+  });
+}
