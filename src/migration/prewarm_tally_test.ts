@@ -199,25 +199,29 @@ Deno.test("pass tally: a file found in Riak that changes while hashed for deleti
 
 Deno.test("pass tally: a listed failure ahead of the cursor is left to the walk and counted once", async () => {
   await withTree(async (source, state) => {
-    const names = await makeFiles(source, 6);
+    // Enough files that the last one is past whatever the first run had in flight.
+    const names = await makeFiles(source, 12);
+    const last = names[names.length - 1];
     await withStore(async ({ store }) => {
       const first = await runPrewarm({ source, store, state, maxFiles: 4, concurrency: 1 });
       assert.equal(first.exitCode, EXIT_PARTIAL);
       const cursor = pathFromHex(state.loadState().cursorHex!);
-      assert.ok(compareWalkOrder(Buffer.from("f05"), cursor) > 0, "f05 is ahead of the cursor");
-      // As a run that checked ahead would leave it: f05, past the cursor, failed and counted.
+      assert.ok(compareWalkOrder(Buffer.from(last), cursor) > 0, `${last} is ahead of the cursor`);
+      // As a run that checked ahead would leave it: the last file, past the cursor, failed and
+      // counted.
       const saved = state.loadState();
-      const f05 = { files: 1, bytes: "file f05".length };
+      const lastFile = { files: 1, bytes: `file ${last}`.length };
       saved.currentPass!.tally.seen.files += 1;
-      saved.currentPass!.tally.seen.bytes += f05.bytes;
+      saved.currentPass!.tally.seen.bytes += lastFile.bytes;
       saved.currentPass!.tally.failed.files += 1;
-      saved.currentPass!.tally.failed.bytes += f05.bytes;
-      const counted = JSON.stringify({ seen: f05, failed: f05 });
-      const f05Entry = `${Buffer.from("f05").toString("hex")} ${counted}`;
-      state.saveState({ ...saved, retryHex: [...(saved.retryHex ?? []), f05Entry] });
+      saved.currentPass!.tally.failed.bytes += lastFile.bytes;
+      const counted = JSON.stringify({ seen: lastFile, failed: lastFile });
+      const lastEntry = `${Buffer.from(last).toString("hex")} ${counted}`;
+      state.saveState({ ...saved, retryHex: [...(saved.retryHex ?? []), lastEntry] });
       const second = await runPrewarm({ source, store, state, concurrency: 1 });
       assert.equal(second.exitCode, EXIT_COMPLETE, JSON.stringify(second.failures));
-      assert.equal(second.tally.seen.files, 2, "f04 (deferred, retried) and f05 (by the walk)");
+      // Every file the first run did not upload (deferred and retried, or walked), once.
+      assert.equal(second.tally.seen.files, names.length - 4);
       assertEachFileOnce(state.loadState().lastCompletePass?.tally, names.length);
     });
   });

@@ -62,10 +62,22 @@ export class RiakHealth {
   #failedDuringOutage = 0;
   #outages = 0;
   readonly #reachableAgain: (() => void)[] = [];
+  readonly #confirm: (() => Promise<boolean>) | undefined;
+  #confirming = false;
 
-  constructor(logger: Logger, now: () => number = Date.now) {
+  /**
+   * `confirm`, when given, asks Riak itself whether it answers before an outage is declared
+   * over: a request that ended well without reaching Riak (nothing left to copy, a local file
+   * gone) is no sign of it.
+   */
+  constructor(
+    logger: Logger,
+    now: () => number = Date.now,
+    confirm?: () => Promise<boolean>,
+  ) {
     this.#logger = logger;
     this.#now = now;
+    this.#confirm = confirm;
   }
 
   /** Whether the last request that reached a verdict found Riak up. */
@@ -78,10 +90,24 @@ export class RiakHealth {
     this.#reachableAgain.push(listener);
   }
 
-  /** Records a request Riak answered. Logs the end of an outage once. */
+  /** Records a request Riak answered. Logs the end of an outage once (once confirmed). */
   succeeded(): void {
     if (this.#downSince === undefined) return;
-    const seconds = ((this.#now() - this.#downSince) / 1000).toFixed(1);
+    if (this.#confirm === undefined) return this.#over();
+    if (this.#confirming) return;
+    this.#confirming = true;
+    const failedBefore = this.#failedDuringOutage;
+    this.#confirm().catch(() => false).then((answers) => {
+      this.#confirming = false;
+      // A request that failed meanwhile says more than the answer to the question before it.
+      if (answers && this.#downSince !== undefined && this.#failedDuringOutage === failedBefore) {
+        this.#over();
+      }
+    });
+  }
+
+  #over(): void {
+    const seconds = ((this.#now() - this.#downSince!) / 1000).toFixed(1);
     this.#logger.info("Riak reachable again", {
       outage_seconds: Number(seconds),
       failed_requests: this.#failedDuringOutage,

@@ -68,3 +68,36 @@ Deno.test("run() fails with EIO at the deadline instead of hanging", async () =>
   assert.equal(await health.run("get /fast", 1_000, () => Promise.resolve("ok")), "ok");
   assert.equal(health.reachable, true);
 });
+
+Deno.test("with a confirmation, an outage ends only once Riak itself answers", async () => {
+  const { lines, logger } = recordingLogger();
+  const answers: boolean[] = [false, true, true];
+  /** Lets the question's answer reach the tracker (a few promise turns). */
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+  const asked: Array<() => void> = [];
+  const health = new RiakHealth(logger, Date.now, () => {
+    const answer = answers.shift()!;
+    return new Promise((resolve) => asked.push(() => resolve(answer)));
+  });
+  const outage = new RiakRequestError("get", undefined, new Error("connect ECONNREFUSED"));
+  health.failed(outage);
+  // Ended well without reaching Riak (nothing left to copy): Riak is asked, and says no.
+  health.succeeded();
+  health.succeeded(); // one question at a time
+  assert.equal(asked.length, 1);
+  asked.shift()!();
+  await settle();
+  assert.equal(health.reachable, false);
+  // Asked again; a request fails before the answer comes: the answer does not end the outage.
+  health.succeeded();
+  health.failed(outage);
+  asked.shift()!();
+  await settle();
+  assert.equal(health.reachable, false);
+  assert.equal(lines.length, 1, "only the outage's line");
+  health.succeeded();
+  asked.shift()!();
+  await settle();
+  assert.equal(health.reachable, true);
+  assert.equal(JSON.parse(lines[1]).message, "Riak reachable again");
+});

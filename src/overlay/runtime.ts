@@ -103,7 +103,12 @@ export interface OverlayRuntime {
 export async function startOverlay(options: OverlayStartOptions): Promise<OverlayRuntime> {
   const { settings, logger } = options;
   const metrics = new MountMetrics();
-  const health = new RiakHealth(logger);
+  const pingRiak = options.pingRiak;
+  const health = new RiakHealth(
+    logger,
+    Date.now,
+    pingRiak && (async () => (await pingRiak()).some((ping) => ping.ms !== undefined)),
+  );
   metrics.onSnapshot(() => {
     const snapshot = health.snapshot();
     metrics.value.riak = { reachable: snapshot.reachable ? 1 : 0, outages: snapshot.outages };
