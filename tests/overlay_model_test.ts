@@ -397,7 +397,15 @@ async function runModel(
     const done: Op[] = [];
     const fail = (problem: string) => new Error(reproduction(label, done, problem));
     const compareTrees = (when: string) => {
-      const problems = differences(snapshotOf(reference), snapshotOf(env.mountpoint));
+      let mounted: Map<string, Entry>;
+      try {
+        mounted = snapshotOf(env.mountpoint);
+      } catch (error) {
+        // A walk of the mount that fails (ENOTDIR from a directory lstat just called one,
+        // say) is a mismatch too: report it with the operations that led to it.
+        throw fail(`walking the mount ${when} failed: ${(error as Error).message}`);
+      }
+      const problems = differences(snapshotOf(reference), mounted);
       if (problems.length > 0) {
         throw fail(`the mount differs from the reference ${when}:\n  ${problems.join("\n  ")}`);
       }
@@ -523,17 +531,15 @@ for (const preset of ["riak", "drain"]) {
 // A file written or copied into a legacy directory (only in the source) makes the directory
 // in Riak with the source directory's attributes (it got the defaults, 0755, which drain's
 // union then showed for a directory that is 0700).
-for (const preset of ["drain"]) {
-  Deno.test(`${preset}: a legacy directory keeps its mode once a file is written in it`, async () => {
-    await runSequence(preset, [
-      { op: "mkdir", path: "d", mode: 0o700, legacy: true },
-      { op: "writeFile", path: "d/x", size: 5, seed: 1, legacy: true },
-      { op: "appendFile", path: "d/y", size: 0, seed: 2 },
-      { op: "mkdir", path: "d/z", mode: 0o700 },
-      { op: "lstat", path: "d" },
-    ]);
-  });
-}
+Deno.test("drain: a legacy directory keeps its mode once a file is written in it", async () => {
+  await runSequence("drain", [
+    { op: "mkdir", path: "d", mode: 0o700, legacy: true },
+    { op: "writeFile", path: "d/x", size: 5, seed: 1, legacy: true },
+    { op: "appendFile", path: "d/y", size: 0, seed: 2 },
+    { op: "mkdir", path: "d/z", mode: 0o700 },
+    { op: "lstat", path: "d" },
+  ]);
+});
 
 // In drain, a chmod or utimes right after a write of a legacy file succeeds (it failed with
 // ENOENT most times: the setattr looked at the local copy, then waited for the upload, which
@@ -562,4 +568,84 @@ Deno.test("drain: reads of a legacy file while its copy moves it into Riak find 
     for (let read = 0; read < 5; read++) ops.push({ op: "readFile", path: `f${index}` });
   }
   await runSequence("drain", ops);
+});
+
+/** A write big enough that four of them keep the mount's upload slots busy a while. */
+function largeWrite(path: string, seed: number): Op {
+  return { op: "writeFile", path, size: 1_600_000, seed };
+}
+
+/** Two directories, b and c, with two large files each: the four upload slots are busy. */
+function busyUploadSlots(seed: number): Op[] {
+  return [
+    { op: "mkdir", path: "b", mode: 0o755 },
+    { op: "mkdir", path: "c", mode: 0o755 },
+    largeWrite("b/x", seed),
+    largeWrite("b/y", seed + 1),
+    largeWrite("c/x", seed + 2),
+    largeWrite("c/y", seed + 3),
+  ];
+}
+
+// In migrate, a directory made where a file was just removed lists (readdir, rmdir) while the
+// file's removal from Riak is still queued: lstat answered from the source (a directory), but
+// the listing asked Riak, which still held the file, and failed with ENOTDIR. Four large
+// writes first keep the upload slots busy, so that the removal waits (it failed every time).
+Deno.test("migrate: a directory made over a file whose removal is queued lists", async () => {
+  await runSequence("migrate", [
+    { op: "writeFile", path: "a", size: 100, seed: 1 },
+    ...busyUploadSlots(2),
+    { op: "unlink", path: "a" },
+    { op: "mkdir", path: "a", mode: 0o700 },
+    { op: "rmdir", path: "a" },
+    { op: "mkdir", path: "a", mode: 0o750 },
+    { op: "writeFile", path: "a/x", size: 10, seed: 6 },
+  ]);
+});
+
+// In migrate, a file renamed into such a directory (made where a file's removal from Riak is
+// still queued) is renamed: Riak's rename met the file still there (ENOTDIR) and the rename
+// was undone; it is journaled behind the removal instead, as mkdir and symlink are.
+Deno.test("migrate: a rename into a directory made over a file whose removal is queued", async () => {
+  await runSequence("migrate", [
+    { op: "writeFile", path: "a", size: 100, seed: 1 },
+    { op: "writeFile", path: "e", size: 50, seed: 2 },
+    ...busyUploadSlots(3),
+    { op: "unlink", path: "a" },
+    { op: "mkdir", path: "a", mode: 0o755 },
+    { op: "rename", from: "e", to: "a/x" },
+    { op: "readFile", path: "a/x" },
+  ]);
+});
+
+// In migrate, a file removed from a directory that is renamed while the file's removal from
+// Riak is still queued stays removed: Riak's rename carried the old file to the new name,
+// where nothing removed it (found by 400-operation sequences; this failed nine times in ten).
+Deno.test("migrate: a file removed just before its directory is renamed stays removed", async () => {
+  await runSequence("migrate", [
+    { op: "mkdir", path: "b", mode: 0o755 },
+    { op: "writeFile", path: "b/x", size: 100, seed: 1 },
+    { op: "readFile", path: "b/x" },
+    { op: "mkdir", path: "d", mode: 0o755 },
+    largeWrite("d/x", 2),
+    largeWrite("d/y", 3),
+    largeWrite("e", 4),
+    largeWrite("f", 5),
+    { op: "unlink", path: "b/x" },
+    { op: "rename", from: "b", to: "c" },
+    { op: "lstat", path: "c/x" },
+  ]);
+});
+
+// In drain, a chmod of a legacy directory right after a file was written in it is kept: the
+// file's upload had made the directory in Riak (with the old mode), while the chmod asked
+// Riak through the absence of the directory a lookup had cached, and left Riak's copy, which
+// the union then showed, as it was (found by drain's random sequences; failed every time).
+Deno.test("drain: a chmod of a legacy directory right after a write in it is kept", async () => {
+  await runSequence("drain", [
+    { op: "mkdir", path: "c", mode: 0o755, legacy: true },
+    { op: "writeFile", path: "c/x", size: 140, seed: 1 },
+    { op: "chmod", path: "c", mode: 0o2775 },
+    { op: "lstat", path: "c" },
+  ]);
 });

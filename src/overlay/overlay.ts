@@ -493,48 +493,67 @@ export class OverlayFileSystem implements FileSystem {
         return Promise.resolve();
       });
     }
-    // Otherwise (no session, or one let go meanwhile) the change goes to the file itself.
+    // Otherwise (no session, or one let go meanwhile) the change goes to the file itself,
+    // with no copy-on-read of it under way: drain's deletes the local copy it moved, which
+    // the change could otherwise find and then miss.
     if (!inSession && (changesAttributes || atimeNs !== undefined)) {
-      let local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
-      if (local?.isFile() && this.#mirrorsWrites() && this.#mode.reads !== "local") {
-        // Riak may hold a newer copy: into the source first, as before a write, or the older
-        // local attributes (its mtime among them) would go over it and hide it.
-        await this.#oneWriteOpenAtATime(path, () => this.#fetchIntoSource(path, false));
-        local = await this.#lstatLocal(path);
-      }
-      // Where the local file is the truth its jobs run in order: nothing to wait for.
-      if (!(local && this.#mirrorsWrites())) {
-        await this.#settled(path);
-        // drain deletes a local copy an upload superseded, which it may just have done.
-        if (local) local = await this.#lstatLocal(path);
-      }
-      // Where the local file is the truth, Riak takes its attributes over in the background
-      // (journaled first), as it takes its bytes.
-      const mirrored = local && changesAttributes && this.#mirrorsWrites()
-        ? await this.#o.uploads.reserve({
-          path,
-          mirror: "attributes",
-          set: definedOnly({ ...attributes, mtimeNs: attributes.mtimeNs?.toString() }),
-        })
-        : undefined;
-      try {
-        if (local) await this.#setLocalAttributes(path, local, attributes, atimeNs);
-      } finally {
-        if (mirrored) this.#o.uploads.start(mirrored);
-      }
-      if (changesAttributes && this.#writesRiak() && !mirrored) {
-        const remote = await this.#riakStat(path, { quiet: true });
-        if (remote) {
-          await this.#riak(
-            `setattr ${path}`,
-            () => this.#o.store.setAttributes(path, definedOnly(attributes)),
-          );
-        }
-      }
+      await this.#holdingCopies(
+        `setattr ${path}`,
+        [path],
+        () => this.#setFileAttributes(path, attributes, atimeNs),
+      );
     }
     this.#served.delete(path);
     this.#changed(path);
     return this.getattr(ctx, nodeid, changes.fh);
+  }
+
+  /** Changes `path`'s attributes where the file is: the source, Riak, or both. */
+  async #setFileAttributes(
+    path: string,
+    attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
+    atimeNs: bigint | undefined,
+  ): Promise<void> {
+    const changesAttributes = Object.values(attributes).some((value) => value !== undefined);
+    let local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
+    if (local?.isFile() && this.#mirrorsWrites() && this.#mode.reads !== "local") {
+      // Riak may hold a newer copy: into the source first, as before a write, or the older
+      // local attributes (its mtime among them) would go over it and hide it.
+      await this.#oneWriteOpenAtATime(path, () => this.#fetchIntoSource(path, false));
+      local = await this.#lstatLocal(path);
+    }
+    // Where the local file is the truth its jobs run in order: nothing to wait for.
+    if (!(local && this.#mirrorsWrites())) {
+      await this.#settled(path);
+      // drain deletes a local copy an upload superseded, which it may just have done.
+      if (local) local = await this.#lstatLocal(path);
+    }
+    // Where the local file is the truth, Riak takes its attributes over in the background
+    // (journaled first), as it takes its bytes.
+    const mirrored = local && changesAttributes && this.#mirrorsWrites()
+      ? await this.#o.uploads.reserve({
+        path,
+        mirror: "attributes",
+        set: definedOnly({ ...attributes, mtimeNs: attributes.mtimeNs?.toString() }),
+      })
+      : undefined;
+    try {
+      if (local) await this.#setLocalAttributes(path, local, attributes, atimeNs);
+    } finally {
+      if (mirrored) this.#o.uploads.start(mirrored);
+    }
+    if (changesAttributes && this.#writesRiak() && !mirrored) {
+      // Asked afresh: an absence remembered from a lookup may be old news (a directory an
+      // upload below it has made in Riak since), and the change would miss Riak's copy.
+      this.#statCache.delete(path);
+      const remote = await this.#riakStat(path, { quiet: true });
+      if (remote) {
+        await this.#riak(
+          `setattr ${path}`,
+          () => this.#o.store.setAttributes(path, definedOnly(attributes)),
+        );
+      }
+    }
   }
 
   /** truncate(2) of the source file, never through a symlink put in its place. */
@@ -923,9 +942,12 @@ export class OverlayFileSystem implements FileSystem {
   async #renameMirrored(from: string, to: string, ctx: RequestContext): Promise<void> {
     if (this.#mode.reads !== "local") await this.#refuseBlindRename(from);
     await this.#refuseRenameOver(from, to);
-    // Jobs of the target's name still queued (the removal of a file there, say) go first:
-    // Riak's rename would meet what they remove, so the journal renames, behind them.
-    const targetBusy = this.#o.uploads.pendingPathsBelow(to).length > 0;
+    // Jobs of the target's name still queued (the removal of a file there, say), or of a
+    // directory above it (Riak may still hold the file the source's new directory replaced:
+    // ENOTDIR), go first: Riak's rename would meet what they remove, so the journal renames,
+    // behind them.
+    const targetBusy = this.#o.uploads.pendingPathsBelow(to).length > 0 ||
+      this.#pendingAtOrAbove(to);
     // Walking and journaling a large tree may take a while; nothing has changed yet.
     ctx.commit();
     const below = `${from}/`;
@@ -991,7 +1013,18 @@ export class OverlayFileSystem implements FileSystem {
     let renamedInRiak = false;
     try {
       if (!targetBusy) {
-        await this.#holdingCopies(`rename ${from}`, [from, to], () => this.#renameInRiak(from, to));
+        await this.#holdingCopies(`rename ${from}`, [from, to], async () => {
+          // Entries below `from` removed through the mount, their removal from Riak still
+          // queued: Riak's rename would carry them to the new names, where nothing removes
+          // them (the copy of a new name finds no local file). They go from Riak first.
+          for (const [path, pending] of queued) {
+            const newest = pending[pending.length - 1];
+            if (path === from || newest?.mirror !== "remove" || newest.directory) continue;
+            if (await this.#lstatLocal(moved(path))) continue;
+            await this.#removeFromRiak(path);
+          }
+          await this.#renameInRiak(from, to);
+        });
         renamedInRiak = true;
       }
     } catch (error) {
@@ -1933,7 +1966,15 @@ export class OverlayFileSystem implements FileSystem {
       } catch (error) {
         // Listings degrade to local while Riak is unreachable (riak-only listings cannot).
         const missing = error instanceof StoreError && error.code === "ENOENT";
-        if (!missing && (this.#mode.listings === "riak" || !isOutageError(error))) throw error;
+        // A directory the source holds where Riak still has the file (or link) it replaced,
+        // whose removal from Riak is queued: the source's listing is the newest, as its
+        // lstat is in #locate (the directory's copy into Riak follows that removal).
+        const replacedInRiak = error instanceof StoreError && error.code === "ENOTDIR" &&
+          found && this.#mode.reads !== "local" && this.#localIsNewest(path);
+        if (
+          !missing && !replacedInRiak &&
+          (this.#mode.listings === "riak" || !isOutageError(error))
+        ) throw error;
       }
     }
     if (this.#writesRiak()) {
