@@ -24,6 +24,7 @@ import {
   type UploadJournal,
 } from "./journal.ts";
 import type { MountMetrics } from "./metrics.ts";
+import { parentOf } from "./node_table.ts";
 import type { Spool } from "./spool.ts";
 
 /** Puts one staged file into Riak; resolves once Riak acknowledged it with the configured w/dw. */
@@ -82,6 +83,8 @@ export interface UploadTicket {
 
 interface Job {
   entry: JournalEntry;
+  /** Its place in the order jobs were queued. */
+  queuedAs: number;
   started: boolean;
   /** Aborted when a newer mirror of the same path is queued while this one runs. */
   superseded?: AbortController;
@@ -129,6 +132,7 @@ export class UploadQueue {
   readonly #retryMaxMs: number;
   /** Jobs per path in submission order; only the first of a path may run. */
   readonly #byPath = new Map<string, Job[]>();
+  #queued = 0;
   /** Ids of mirrors reserved and not started yet (their files are still open). */
   readonly #reserved = new Set<number>();
   /**
@@ -336,7 +340,7 @@ export class UploadQueue {
       reject = no;
     });
     done.catch(() => {}); // Callers that never await a ticket must not crash the process.
-    const job: Job = { entry, started: false, done, resolve, reject };
+    const job: Job = { entry, queuedAs: this.#queued++, started: false, done, resolve, reject };
     if (isMirror(entry)) job.superseded = new AbortController();
     const jobs = this.#byPath.get(entry.path) ?? [];
     const previous = jobs[jobs.length - 1];
@@ -352,6 +356,23 @@ export class UploadQueue {
     this.#waiting.push(job);
     this.#pump();
     return job;
+  }
+
+  /**
+   * Whether the removal of a file at a directory above `job`'s path, queued before it, is
+   * still pending: it goes first. Until it ran, Riak holds a file where the source now has a
+   * directory, and refuses what goes below it (ENOTDIR). A directory's removal is no such
+   * job: it waits for the removals below it instead.
+   */
+  #behindRemovalAbove(job: Job): boolean {
+    for (let at = parentOf(job.entry.path); at !== "/"; at = parentOf(at)) {
+      const first = this.#byPath.get(at)?.[0];
+      if (
+        first && first.queuedAs < job.queuedAs && isMirror(first.entry) &&
+        first.entry.mirror === "remove" && !first.entry.directory
+      ) return true;
+    }
+    return false;
   }
 
   /** `older` has not started and `newer` does all it would do: drop `older`. */
@@ -375,7 +396,9 @@ export class UploadQueue {
 
   #pump(): void {
     while (!this.#stopping && this.#active < this.#concurrency) {
-      const index = this.#waiting.findIndex((job) => this.#byPath.get(job.entry.path)![0] === job);
+      const index = this.#waiting.findIndex((job) =>
+        this.#byPath.get(job.entry.path)![0] === job && !this.#behindRemovalAbove(job)
+      );
       if (index === -1) break;
       const [job] = this.#waiting.splice(index, 1);
       job.started = true;

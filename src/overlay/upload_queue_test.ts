@@ -440,3 +440,28 @@ Deno.test("a mirror that must wait for others gives up its slot to them and runs
     assert.equal(fixture.journal.pendingCount, 0);
   });
 });
+
+Deno.test("a job below a directory waits for the removal of the file that was there before", async () => {
+  await withSpool(async (fixture) => {
+    const started: string[] = [];
+    let letRemovalEnd!: () => void;
+    const removalEnds = new Promise<void>((resolve) => letRemovalEnd = resolve);
+    const queue = queueOver(fixture, {
+      concurrency: 4,
+      mirror: async (entry) => {
+        started.push(`${entry.mirror} ${entry.path}`);
+        if (entry.path === "/a" && entry.mirror === "remove") await removalEnds;
+      },
+    });
+    // rm a; mkdir a; a/x written: Riak holds the file a until its removal ran.
+    const removal = await queue.submitMirror({ path: "/a", mirror: "remove" });
+    const directory = await queue.submitMirror({ path: "/a", mirror: "copy" });
+    const below = await queue.submitMirror({ path: "/a/x", mirror: "copy" });
+    const elsewhere = await queue.submitMirror({ path: "/b", mirror: "copy" });
+    await elsewhere.uploaded;
+    assert.deepEqual(started, ["remove /a", "copy /b"], "/a/x waits, /b does not");
+    letRemovalEnd();
+    await Promise.all([removal.uploaded, directory.uploaded, below.uploaded]);
+    assert.deepEqual(started.slice(2).sort(), ["copy /a", "copy /a/x"]);
+  });
+});
