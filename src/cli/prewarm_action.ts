@@ -45,6 +45,8 @@ export async function prewarmCommand(
         lines.write(`would upload ${event.path} (${event.reason}, ${event.bytes} bytes)\n`);
       } else if (event.kind === "would-create-directory") {
         lines.write(`would create directory ${event.path}\n`);
+      } else if (event.kind === "relisted") {
+        lines.write(`in Riak without its directory entry, entry added: ${event.path}\n`);
       }
     };
     // SIGINT/SIGTERM stop the run cleanly (exit 3, resumable); a second one kills it.

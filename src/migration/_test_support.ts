@@ -5,16 +5,16 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import type { MigrationStore } from "./stored_file.ts";
+import type { PrewarmStore } from "./prewarm.ts";
 
 /**
  * `store` with some operations replaced, and no `list` (every file gets its own look-up, as
  * against a store that cannot list).
  */
 export function wrappedStore(
-  store: MigrationStore,
-  overrides: Partial<MigrationStore> = {},
-): MigrationStore {
+  store: PrewarmStore,
+  overrides: Partial<PrewarmStore> = {},
+): PrewarmStore {
   return {
     tryStat: (path, options) => store.tryStat(path, options),
     mkdir: (path, options) => store.mkdir(path, options),
@@ -23,15 +23,16 @@ export function wrappedStore(
     readlink: (path) => store.readlink(path),
     remove: (path, options) => store.remove(path, options),
     writeFile: (path, content, options) => store.writeFile(path, content, options),
+    ensureListed: (path, options) => store.ensureListed(path, options),
     ...overrides,
   };
 }
 
 /** `store`, whose writes of a path fail with the error `failure(path)` returns, if any. */
 export function failingWrites(
-  store: MigrationStore,
+  store: PrewarmStore,
   failure: (path: string) => Error | undefined,
-): MigrationStore {
+): PrewarmStore {
   return wrappedStore(store, {
     writeFile: (path, content, options) => {
       const error = failure(Buffer.from(path as Uint8Array).toString());
@@ -42,9 +43,9 @@ export function failingWrites(
 
 /** `store`, whose writes of `failing` fail ("Riak is restarting") until `recover()`. */
 export function failingUntilRecovered(
-  store: MigrationStore,
+  store: PrewarmStore,
   failing: string,
-): { store: MigrationStore; recover: () => void } {
+): { store: PrewarmStore; recover: () => void } {
   let down = true;
   return {
     store: failingWrites(

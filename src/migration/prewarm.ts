@@ -57,6 +57,15 @@ import type { MigrationStore } from "./stored_file.ts";
 import { deleteIfVerified } from "./verified_delete.ts";
 import { compareWalkOrder, countTree, type WalkEntry, type WalkFailure, walkTree } from "./walk.ts";
 
+/**
+ * What the pre-warm asks of the store: a store that cannot list (no `list`) gets a look-up
+ * per file.
+ */
+export type PrewarmStore =
+  & MigrationStore
+  & Pick<Store, "ensureListed">
+  & Partial<Pick<Store, "list">>;
+
 /** Exit codes of `prewarm` (2, a usage error, comes from the command line). */
 export const EXIT_COMPLETE = 0;
 /** Some files failed; they are listed. */
@@ -122,7 +131,7 @@ export interface PrewarmOptions {
    * Where files go. With `list` (a {@link Store} has it), each directory's entries are read
    * once and a file they do not name is uploaded without a look-up of its own.
    */
-  store: MigrationStore & Partial<Pick<Store, "list">>;
+  store: PrewarmStore;
   state: StateDirectory;
   /**
    * Files uploaded at once; default {@link DEFAULT_CONCURRENCY}. As many more are checked
@@ -162,7 +171,9 @@ export type PrewarmEvent =
   | { kind: "would-upload"; path: string; bytes: number; reason: string }
   | { kind: "would-create-directory"; path: string }
   | { kind: "failed"; path: string; error: string }
-  | { kind: "busy"; path: string };
+  | { kind: "busy"; path: string }
+  /** Found in Riak without its directory entry, which was added. */
+  | { kind: "relisted"; path: string };
 
 /** A live view of a running pre-warm, for progress output. */
 export interface LiveRun {
@@ -627,7 +638,11 @@ class PrewarmRun {
     const bytes = { files: 1, bytes: Number(stats.size) };
     // While files need uploads (a first pass), the directory's listing settles which are new;
     // while they are found in Riak (a later pass), each needs its look-up anyway.
-    if (!this.#o.dryRun && this.#lastNeededUpload && await this.#listed(path) === false) {
+    if (
+      !this.#o.dryRun && this.#lastNeededUpload &&
+      // A listing that fails leaves each file to its own look-up, which reports the problem.
+      await this.#listed(path).catch(() => undefined) === false
+    ) {
       // Believed new: no look-up; the put itself refuses to replace an object it finds.
       this.#lastNeededUpload = true;
       // A small file is read before waiting for a slot, so the slot is held for Riak alone.
@@ -676,6 +691,7 @@ class PrewarmRun {
       if (localSha256 !== remote!.sha256) reason = "content differs (sha256)";
     }
     if (reason === undefined) {
+      await this.#ensureListed(path);
       count.add("inRiak", bytes);
       if (localSha256 !== undefined) count.add("verified", bytes);
       if (this.#o.deleteLocal && !this.#o.dryRun) {
@@ -725,17 +741,31 @@ class PrewarmRun {
     return listing;
   }
 
+  /** The names in `directory`; undefined when there are too many to keep. Rejects on failure. */
   async #listNames(directory: Buffer): Promise<Set<string> | undefined> {
     const names = new Set<string>();
-    try {
-      for await (const entry of this.#o.store.list!(directory)) {
-        if (names.size >= LISTING_NAMES_LIMIT) return undefined;
-        names.add(entry.name.toString("latin1"));
-      }
-    } catch {
-      return undefined; // each file's own look-up then reports what is wrong
+    for await (const entry of this.#o.store.list!(directory)) {
+      if (names.size >= LISTING_NAMES_LIMIT) return undefined;
+      names.add(entry.name.toString("latin1"));
     }
     return names;
+  }
+
+  /**
+   * Makes sure a file or link found in Riak has its directory entry. A write that ended
+   * between its object and its entry (a crash, a put that landed after its client gave up)
+   * left it readable by key but in no listing, and `--delete-local` would then delete the only
+   * listed copy. Checked against the directory's listing (one fetch per directory); where
+   * that is too large to keep, each entry is looked up when local copies are deleted, and
+   * not checked otherwise.
+   */
+  async #ensureListed(path: Buffer): Promise<void> {
+    if (this.#o.dryRun) return;
+    const listed = await this.#listed(path).catch(() => false as const);
+    if (listed === true || (listed === undefined && !this.#o.deleteLocal)) return;
+    // Its directory was made (with the source's attributes) when the walk entered it.
+    const added = await this.#o.store.ensureListed(path);
+    if (added) this.#o.onEvent?.({ kind: "relisted", path: displayPath(path) });
   }
 
   /**
@@ -875,6 +905,7 @@ class PrewarmRun {
       const same = remote?.type === "symlink" &&
         remote.sha256 === createHash("sha256").update(target).digest("hex");
       if (same) {
+        await this.#ensureListed(path);
         count.add("inRiak", bytes);
         return;
       }
@@ -897,7 +928,12 @@ class PrewarmRun {
       }
       this.#startTransfer();
       if (remote) await this.#o.store.remove(path);
-      await this.#o.store.symlink(path, target);
+      // The link's own times and owner: a link made again later (cp -a, tar, rsync) is newer.
+      await this.#o.store.symlink(
+        path,
+        target,
+        local && { mtimeNs: local.mtimeNs, uid: Number(local.uid), gid: Number(local.gid) },
+      );
       count.add("inRiak", bytes);
       count.add("uploaded", bytes);
     } catch (error) {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { execFileSync } from "node:child_process";
 import {
   chmodSync,
   existsSync,
@@ -27,12 +28,13 @@ import {
   EXIT_PARTIAL,
   FAILED_LIST_FILE,
   type LiveRun,
+  type PrewarmStore,
   runPrewarm,
 } from "./prewarm.ts";
 import { FileChangedError } from "./file_identity.ts";
 import { waitOutRacyWindow } from "./local_file.ts";
 import { emptyTally, StateDirectory } from "./state.ts";
-import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
+import { hashStoredFile } from "./stored_file.ts";
 
 function makeSource(): string {
   const root = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
@@ -125,7 +127,7 @@ Deno.test("a first pass counts the tree alongside: progress has a total, also wh
         }
       };
       const gated = wrappedStore(store);
-      const counted: MigrationStore = {
+      const counted: PrewarmStore = {
         ...gated,
         writeFile: async (path, content, options) => {
           await countKnown();
@@ -571,6 +573,72 @@ Deno.test("a subtree left to walk is walked by the next runs, resuming inside it
         files.length,
         "each file once",
       );
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("a file in Riak without its directory entry gets it back, before a drain deletes it", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  mkdirSync(join(source, "d"));
+  for (const name of ["x", "y", "z"]) {
+    writeFileSync(join(source, "d", name), `file ${name}`);
+    utimesSync(join(source, "d", name), 1_600_000_000, 1_600_000_000);
+  }
+  try {
+    await withStore(async ({ client, store }) => {
+      // d/z stored by a write that ended before its entry (a put that landed after its client
+      // gave up): the object is there, its directory does not name it.
+      const zObject = store.layout.file(Buffer.from("d/z")).object;
+      await store.writeFile("d/z", Buffer.from("file z"), { mtimeNs: 1_600_000_000_000_000_000n });
+      const stored = await client.get(zObject);
+      await store.remove("d/z");
+      const { value, usermeta, contentType } = stored.contents[0];
+      await client.put(zObject, { value, usermeta, contentType: contentType! });
+      const names = async () => (await Array.fromAsync(store.list("d"))).map((e) => `${e.name}`);
+      await runPrewarm({ source, store, state, dryRun: true });
+      assert.deepEqual(await names(), [], "a dry run changes nothing");
+      const relisted: string[] = [];
+      const run = await runPrewarm({
+        source,
+        store,
+        state,
+        deleteLocal: true,
+        onEvent: (event) => event.kind === "relisted" && relisted.push(event.path),
+      });
+      assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+      assert.deepEqual(relisted, ["/d/z"]);
+      assert.deepEqual((await names()).sort(), ["x", "y", "z"]);
+      assert.deepEqual(readdirSync(join(source, "d")), [], "drained once listed");
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("a symlink keeps its own mtime in Riak, so one made again later replaces it", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  const link = join(source, "L");
+  const dated = (seconds: number) =>
+    execFileSync("touch", ["-h", "-d", `@${seconds}`, link], { stdio: "ignore" });
+  try {
+    await withStore(async ({ store }) => {
+      symlinkSync("a", link);
+      dated(1_609_459_200); // 2021-01-01
+      await runPrewarm({ source, store, state });
+      assert.equal((await store.stat("L")).mtimeNs, 1_609_459_200_000_000_000n);
+      // Made again, pointing elsewhere, with a later time (as cp -a, tar or rsync leave it).
+      rmSync(link);
+      symlinkSync("b", link);
+      dated(1_640_995_200); // 2022-01-01
+      const again = await runPrewarm({ source, store, state });
+      assert.equal(again.exitCode, EXIT_COMPLETE, JSON.stringify(again.failures));
+      assert.equal((await store.readlink("L")).toString(), "b");
     });
   } finally {
     rmSync(source, { recursive: true });

@@ -6,9 +6,14 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { lstat } from "node:fs/promises";
-import { ChecksumMismatchError, CorruptObjectError, NotFoundError } from "../store/errors.ts";
-import { displayPath, normalizePath } from "../store/path.ts";
+import { lstat, readlink } from "node:fs/promises";
+import {
+  ChecksumMismatchError,
+  CorruptObjectError,
+  NotFoundError,
+  StoreError,
+} from "../store/errors.ts";
+import { displayBytes, displayPath, normalizePath } from "../store/path.ts";
 import { identityOf } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { hashBytes, isFileChanged, readUnchanged, waitOutRacyWindow } from "./local_file.ts";
@@ -132,6 +137,7 @@ async function compareOnce(
   try {
     const stats = await lstat(absolute, { bigint: true });
     size = Number(stats.size);
+    if (stats.isSymbolicLink()) return await compareSymlink(options, path, absolute);
     const local = await hashBytes(
       readUnchanged(absolute, identityOf(stats), { displayName: shown }),
     );
@@ -144,6 +150,11 @@ async function compareOnce(
       }
       if (error instanceof ChecksumMismatchError || error instanceof CorruptObjectError) {
         return { path: shown, status: "differs", detail: error.message, size };
+      }
+      // A directory or a symlink under the name in Riak (the store's own wording of it).
+      if (error instanceof StoreError && (error.code === "EISDIR" || error.code === "EINVAL")) {
+        const held = error.code === "EISDIR" ? "a directory" : "a symlink";
+        return { path: shown, status: "differs", detail: `Riak holds ${held}`, size };
       }
       throw error;
     }
@@ -169,6 +180,28 @@ async function compareOnce(
     const message = error instanceof Error ? error.message : String(error);
     return { path: shown, status: "error", detail: message, size };
   }
+}
+
+/** Compares a symlink's target with the one Riak holds. */
+async function compareSymlink(
+  options: Pick<VerifyOptions, "store">,
+  path: Buffer,
+  absolute: Buffer,
+): Promise<FileComparison> {
+  const shown = displayPath(path);
+  const target = await readlink(absolute, { encoding: "buffer" });
+  const size = target.length;
+  const remote = await options.store.tryStat(path);
+  if (remote === undefined) return { path: shown, status: "missing", detail: "not in Riak", size };
+  if (remote.type !== "symlink") {
+    return { path: shown, status: "differs", detail: `Riak holds a ${remote.type}`, size };
+  }
+  const stored = await options.store.readlink(path);
+  if (!stored.equals(target)) {
+    const detail = `target differs: local ${displayBytes(target)}, Riak ${displayBytes(stored)}`;
+    return { path: shown, status: "differs", detail, size };
+  }
+  return { path: shown, status: "match", size };
 }
 
 /** The files to verify: the given paths (files, or directories walked), or the whole tree. */
@@ -200,7 +233,7 @@ async function* candidatePaths(options: VerifyOptions): AsyncGenerator<Buffer> {
         // Never "identical" for a tree it could not read: the directory is a difference.
         unreadable.set(path, entry.error.message);
         yield path;
-      } else if (entry.kind === "file") yield path;
+      } else if (entry.kind === "file" || entry.kind === "symlink") yield path;
     }
   }
 }

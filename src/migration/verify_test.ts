@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
@@ -26,6 +26,36 @@ Deno.test("verifyTree matches identical copies and lists missing and differing f
       assert.equal(some.checked, 3);
       const sampled = await verifyTree({ source, store, sample: 2, seed: 7 });
       assert.equal(sampled.checked, 2);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+  }
+});
+
+Deno.test("verifyTree compares symlinks' targets, dangling ones and ones leading out too", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-verify-"));
+  symlinkSync("same-target", join(source, "same"));
+  symlinkSync("/etc/hostname", join(source, "outside"));
+  symlinkSync("local-target", join(source, "retargeted"));
+  symlinkSync("never-uploaded", join(source, "absent"));
+  writeFileSync(join(source, "file-in-riak-as-link"), "a file");
+  try {
+    await withStore(async ({ store }) => {
+      await store.symlink("same", "same-target");
+      await store.symlink("outside", "/etc/hostname");
+      await store.symlink("retargeted", "riak-target");
+      await store.symlink("file-in-riak-as-link", "somewhere");
+      const summary = await verifyTree({ source, store });
+      assert.equal(summary.checked, 5);
+      assert.equal(summary.matched, 2);
+      const problems = summary.differences.map((d) => `${d.status} ${d.path}: ${d.detail}`).sort();
+      assert.equal(problems.length, 3, JSON.stringify(problems));
+      assert.equal(problems[0], "differs /file-in-riak-as-link: Riak holds a symlink");
+      assert.equal(
+        problems[1],
+        "differs /retargeted: target differs: local local-target, Riak riak-target",
+      );
+      assert.equal(problems[2], "missing /absent: not in Riak");
     });
   } finally {
     rmSync(source, { recursive: true });

@@ -96,13 +96,9 @@ export class RiakHealth {
     if (this.#confirm === undefined) return this.#over();
     if (this.#confirming) return;
     this.#confirming = true;
-    const failedBefore = this.#failedDuringOutage;
     this.#confirm().catch(() => false).then((answers) => {
       this.#confirming = false;
-      // A request that failed meanwhile says more than the answer to the question before it.
-      if (answers && this.#downSince !== undefined && this.#failedDuringOutage === failedBefore) {
-        this.#over();
-      }
+      if (answers && this.#downSince !== undefined) this.#over();
     });
   }
 

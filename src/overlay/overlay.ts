@@ -153,9 +153,9 @@ const READDIRPLUS_BATCH = 64;
 /** Riak stats kept for the entry timeout (LOOKUP, OPEN and GETATTR of one file share one). */
 const STAT_CACHE_LIMIT = 10_000;
 /**
- * A Riak file removed while open is copied into the spool for its open handles, up to this
- * size (the removal waits for the copy); reads of a bigger one fail once Riak's copy is gone
- * (README, "Limits").
+ * A Riak file removed while open is copied into the spool for its open handles (the removal
+ * waits for the copy), while the copies held at once stay within this many bytes; reads of
+ * one not copied fail once Riak's copy is gone (README, "A file removed while open").
  */
 const REMOVED_WHILE_OPEN_COPY_LIMIT = 256 * 1024 * 1024;
 
@@ -214,6 +214,14 @@ type Handle =
   | RiakHandle
   | { kind: "write"; path: string; session: WriteSession };
 
+/** The bytes of a Riak file removed while open, for the handles that had it open. */
+interface RemovedCopy {
+  file: FileHandle;
+  size: number;
+  /** Handles reading from it; the last one to close closes it. */
+  handles: number;
+}
+
 /** A file opened for reading from Riak. */
 interface RiakHandle {
   kind: "riak";
@@ -225,7 +233,7 @@ interface RiakHandle {
    * A copy of its bytes in the spool (already unlinked there), made when the name was removed
    * while this handle was open; reads come from it then.
    */
-  removedCopy?: FileHandle;
+  removedCopy?: RemovedCopy;
   pattern: ReadPattern;
   /** Serves sequential reads from one store stream; random reads use the chunk cache. */
   sequential: SequentialReader;
@@ -303,6 +311,8 @@ export class OverlayFileSystem implements FileSystem {
    * cache already allows), dropped on every change this mount makes to the path.
    */
   readonly #statCache = new Map<string, { stat: FileStat | undefined; expires: number }>();
+  /** Bytes of the spool copies of Riak files removed while open ({@link RemovedCopy}). */
+  #removedCopyBytes = 0;
   /** Whether lookups fetch small files' bytes along (see content_prefetch.ts). */
   readonly #prefetch = new ContentPrefetch();
   #nextHandle = 1;
@@ -419,33 +429,62 @@ export class OverlayFileSystem implements FileSystem {
 
   /**
    * Riak handles open at `path` get a spool copy of the bytes they opened, before its name
-   * goes from Riak: an open file stays readable after its removal, as on a local disk.
+   * goes from Riak: an open file stays readable after its removal, as on a local disk. One
+   * copy per version; never throws: without a copy, reads fail once Riak's copy is gone.
    */
   async #copyOpenContent(path: string): Promise<void> {
-    for (const handle of this.#handles.values()) {
-      if (handle.kind !== "riak" || handle.path !== path || handle.removedCopy) continue;
-      if (handle.version.size > REMOVED_WHILE_OPEN_COPY_LIMIT) continue;
+    const open = [...this.#handles.values()].filter((handle): handle is RiakHandle =>
+      handle.kind === "riak" && handle.path === path && handle.removedCopy === undefined
+    );
+    for (const sha256 of new Set(open.map((handle) => handle.stat.sha256))) {
+      const size = open.find((handle) => handle.stat.sha256 === sha256)!.version.size;
+      if (this.#removedCopyBytes + size > REMOVED_WHILE_OPEN_COPY_LIMIT) continue;
+      const copy = await this.#copyIntoSpool(path, sha256);
+      if (copy === undefined) continue;
+      this.#removedCopyBytes += copy.size;
+      // Handles closed while it was made do not hold it.
+      const holders = open.filter((handle) =>
+        handle.stat.sha256 === sha256 && [...this.#handles.values()].includes(handle)
+      );
+      for (const handle of holders) handle.removedCopy = copy;
+      copy.handles = holders.length;
+      if (holders.length === 0) await this.#dropRemovedCopy(copy);
+    }
+  }
+
+  /** Riak's bytes of `path` in an unlinked spool file, if they are still version `sha256`. */
+  async #copyIntoSpool(path: string, sha256: string): Promise<RemovedCopy | undefined> {
+    let file: FileHandle | undefined;
+    try {
       const staged = await this.#o.spool.create();
+      file = staged.handle;
       await this.#o.spool.remove(staged.name); // Nothing to find after a crash.
+      const hash = createHash("sha256");
+      let size = 0;
+      const pieces = this.#o.store.readRange(path)[Symbol.asyncIterator]();
       try {
-        const hash = createHash("sha256");
-        let position = 0;
-        const pieces = this.#o.store.readRange(path)[Symbol.asyncIterator]();
         for (;;) {
           const next = await this.#riak(`read ${path}`, () => pieces.next());
           if (next.done) break;
           hash.update(next.value);
-          await staged.handle.write(next.value, 0, next.value.length, position);
-          position += next.value.length;
+          await file.write(next.value, 0, next.value.length, size);
+          size += next.value.length;
         }
-        // Another version meanwhile is not what this handle opened.
-        if (hash.digest("hex") !== handle.stat.sha256) throw new Error("changed meanwhile");
-        handle.removedCopy = staged.handle;
-      } catch {
-        // The handle reads from Riak as before: while Riak holds the version it opened.
-        await staged.handle.close();
+      } finally {
+        await pieces.return?.(undefined);
       }
+      // Another version meanwhile is not what the handles opened.
+      if (hash.digest("hex") !== sha256) throw new Error("changed meanwhile");
+      return { file, size, handles: 0 };
+    } catch {
+      await file?.close().catch(() => {});
+      return undefined;
     }
+  }
+
+  async #dropRemovedCopy(copy: RemovedCopy): Promise<void> {
+    this.#removedCopyBytes -= copy.size;
+    await copy.file.close();
   }
 
   /** A handle open at `path`, if any. */
@@ -495,13 +534,14 @@ export class OverlayFileSystem implements FileSystem {
     }
     // Otherwise (no session, or one let go meanwhile) the change goes to the file itself,
     // with no copy-on-read of it under way: drain's deletes the local copy it moved, which
-    // the change could otherwise find and then miss.
+    // the change could otherwise find and then miss. (A directory's leave the copies below
+    // it alone.)
     if (!inSession && (changesAttributes || atimeNs !== undefined)) {
-      await this.#holdingCopies(
-        `setattr ${path}`,
-        [path],
-        () => this.#setFileAttributes(path, attributes, atimeNs),
-      );
+      const change = () => this.#setFileAttributes(path, attributes, atimeNs);
+      const local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
+      await (local?.isDirectory()
+        ? change()
+        : this.#holdingCopies(`setattr ${path}`, [path], change));
     }
     this.#served.delete(path);
     this.#changed(path);
@@ -872,6 +912,7 @@ export class OverlayFileSystem implements FileSystem {
       await this.#settledBelow(from);
       await this.#settledBelow(to);
       await this.#holdingCopies(`rename ${from}`, [from, to], async () => {
+        await this.#copyOpenContent(to); // Renamed over while open: readable still.
         ctx.commit();
         await this.#renameInRiak(from, to);
         // Only once renamed over: a rename that failed leaves its writer writing the file.
@@ -942,12 +983,12 @@ export class OverlayFileSystem implements FileSystem {
   async #renameMirrored(from: string, to: string, ctx: RequestContext): Promise<void> {
     if (this.#mode.reads !== "local") await this.#refuseBlindRename(from);
     await this.#refuseRenameOver(from, to);
-    // Jobs of the target's name still queued (the removal of a file there, say), or of a
-    // directory above it (Riak may still hold the file the source's new directory replaced:
-    // ENOTDIR), go first: Riak's rename would meet what they remove, so the journal renames,
-    // behind them.
+    // Jobs of the target's name still queued (the removal of a file there, say), or the
+    // removal of a file a directory above it replaced (Riak still holds that file: ENOTDIR),
+    // go first: Riak's rename would meet what they remove, so the journal renames, behind them.
     const targetBusy = this.#o.uploads.pendingPathsBelow(to).length > 0 ||
-      this.#pendingAtOrAbove(to);
+      this.#o.uploads.fileRemovalPendingAbove(to);
+    await this.#copyOpenContent(to); // Renamed over while open: readable still.
     // Walking and journaling a large tree may take a while; nothing has changed yet.
     ctx.commit();
     const below = `${from}/`;
@@ -1163,7 +1204,7 @@ export class OverlayFileSystem implements FileSystem {
   async #moveOpenFiles(from: string, to: string): Promise<void> {
     const below = `${from}/`;
     for (const handle of [...this.#handles.values()]) {
-      if (handle.kind !== "local") continue;
+      if (handle.kind === "write") continue; // Sessions move with #moveSession.
       const moved = handle.path === from
         ? to
         : handle.path.startsWith(below)
@@ -1172,6 +1213,10 @@ export class OverlayFileSystem implements FileSystem {
       if (moved === undefined) continue;
       const previous = handle.path;
       handle.path = moved;
+      if (handle.kind === "riak") {
+        handle.version = { ...handle.version, path: moved };
+        continue;
+      }
       if (handle.mirror) {
         this.#forgetWriter(previous);
         this.#addWriter(moved);
@@ -1254,7 +1299,7 @@ export class OverlayFileSystem implements FileSystem {
     const metrics = this.#o.metrics.value;
     if (handle.kind === "riak") {
       const bytes = handle.removedCopy
-        ? await readAt(handle.removedCopy, offset, size)
+        ? await readAt(handle.removedCopy.file, offset, size)
         : this.#o.cache.peek(handle.version, offset, size) ??
           await this.#readRiak(handle, offset, size);
       metrics.bytesReadRiak += bytes.length;
@@ -1315,6 +1360,7 @@ export class OverlayFileSystem implements FileSystem {
         await this.#writable(session);
         const { bytesWritten } = await session.handle.write(data, 0, data.length, offset);
         session.dirty = true;
+        session.mtimeNs = undefined; // A write moves the mtime, also past one set before.
         return bytesWritten;
       });
     } else if (handle.kind === "local") {
@@ -1339,7 +1385,9 @@ export class OverlayFileSystem implements FileSystem {
     this.#handles.delete(fh);
     this.#freeHandles.push(fh);
     if (handle.kind === "riak") {
-      await handle.removedCopy?.close();
+      if (handle.removedCopy && --handle.removedCopy.handles === 0) {
+        await this.#dropRemovedCopy(handle.removedCopy);
+      }
       return handle.sequential.close();
     }
     if (handle.kind === "local") {
@@ -1658,6 +1706,7 @@ export class OverlayFileSystem implements FileSystem {
     if (upload.unseen) this.#unseen.delete(upload.path); // Riak's own file was set aside.
     // Riak holds a new version now (what is read locally does not care).
     if (isMirror(upload)) {
+      if (upload.mirror === "remove") this.#rememberInRiak(upload.path, false);
       if (this.#mode.reads !== "local") this.#changed(upload.path);
       return;
     }
@@ -1720,7 +1769,10 @@ export class OverlayFileSystem implements FileSystem {
    */
   mirrored(path: string, version: MirroredVersion): void {
     // Known to be in Riak: during an outage it is EIO, not absent, once the local copy went.
-    this.#rememberInRiak(path, true);
+    // (Unless its removal is queued: a copy that read it before its unlink landed after.)
+    if (this.#o.uploads.pendingMirrorsOf(path).at(-1)?.mirror !== "remove") {
+      this.#rememberInRiak(path, true);
+    }
     this.#mirrored.delete(path);
     this.#mirrored.set(path, mirroredKey(version));
     if (this.#mirrored.size > KNOWN_IN_RIAK_LIMIT) {
@@ -2048,22 +2100,23 @@ export class OverlayFileSystem implements FileSystem {
       }
       case "riak": {
         if (located.stat.type === "directory") throw fail(Errno.EISDIR, `${path}: is a directory`);
-        const sequential = new SequentialReader(
-          (at) => this.#o.store.readRange(path, at)[Symbol.asyncIterator](),
-          {
-            aheadBytes: this.#o.cache.readAheadBlocks * this.#o.cache.blockSize,
-            run: (step) => this.#riak(`read ${path}`, step),
-            onPulledAhead: () => this.#o.metrics.value.cache.readAheadChunks++,
-          },
-        );
-        return this.#open({
+        // Reads follow the handle's path: a rename moves it along (#moveOpenFiles).
+        const handle: RiakHandle = {
           kind: "riak",
           path,
           stat: located.stat,
           version: versionOf(path, located.stat),
           pattern: new ReadPattern(),
-          sequential,
-        });
+          sequential: new SequentialReader(
+            (at) => this.#o.store.readRange(handle.path, at)[Symbol.asyncIterator](),
+            {
+              aheadBytes: this.#o.cache.readAheadBlocks * this.#o.cache.blockSize,
+              run: (step) => this.#riak(`read ${handle.path}`, step),
+              onPulledAhead: () => this.#o.metrics.value.cache.readAheadChunks++,
+            },
+          ),
+        };
+        return this.#open(handle);
       }
       case "local": {
         const file = await fsp.open(await this.#localPath(path), O_RDONLY | O_NOFOLLOW);
@@ -2138,10 +2191,12 @@ export class OverlayFileSystem implements FileSystem {
       if (truncate) return session;
       try {
         await this.#stageContent(path, located, session.handle);
-        // Opened, not yet written: its times are the file's (touch -a opens it for writing).
+        // Opened, not yet written: its times are the file's (touch -a opens it for writing),
+        // the mtime exactly (utimes(2) through a double is a few hundred ns off).
         const times = timesOf(located);
         if (times) {
           await session.handle.utimes(utimesSeconds(times.atimeNs), utimesSeconds(times.mtimeNs));
+          session.mtimeNs = times.mtimeNs;
         }
         session.dirty = false;
         return session;
@@ -2338,6 +2393,7 @@ export class OverlayFileSystem implements FileSystem {
         await this.#writable(session);
         await session.handle.truncate(size);
         session.dirty = true;
+        session.mtimeNs = undefined; // As a write.
       });
     if (open) return await truncated(open);
     // truncate(2) without an open file: a short write session of its own.

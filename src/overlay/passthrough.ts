@@ -955,19 +955,16 @@ function keyOf(stat: fs.BigIntStats): string {
 }
 
 /**
- * The stat of a regular file this process has open whose "dev:ino" is `key`, if any: open
- * handles live in the reader threads, which keep no index of them by inode, so the
- * process's descriptor table is searched (only for a node whose path is gone).
+ * The stat of a removed regular file this process still has open whose "dev:ino" is `key`,
+ * if any: open handles live in the reader threads, which keep no index of them by inode, so
+ * the process's descriptor table is searched (only for a node whose path is gone). No link
+ * left is required: an inode number reused by a file with a name is another file.
  */
 async function openDescriptorStat(key: string): Promise<fs.BigIntStats | undefined> {
   for (const name of await fs.promises.readdir("/proc/self/fd").catch(() => [])) {
-    try {
-      // An open descriptor's inode is in memory: fstat(2) never waits for the disk.
-      const stat = fs.fstatSync(Number(name), { bigint: true });
-      if (stat.isFile() && keyOf(stat) === key) return stat;
-    } catch {
-      // Closed meanwhile (the readdir's own descriptor, for one).
-    }
+    // On the pool: a network file system's fstat(2) may ask its server.
+    const stat = await fstat(Number(name)).catch(() => undefined); // closed meanwhile
+    if (stat?.isFile() && stat.nlink === 0n && keyOf(stat) === key) return stat;
   }
   return undefined;
 }

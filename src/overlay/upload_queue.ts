@@ -359,16 +359,20 @@ export class UploadQueue {
   }
 
   /**
-   * Whether the removal of a file at a directory above `job`'s path, queued before it, is
-   * still pending: it goes first. Until it ran, Riak holds a file where the source now has a
-   * directory, and refuses what goes below it (ENOTDIR). A directory's removal is no such
-   * job: it waits for the removals below it instead.
+   * Whether the removal of a file at a directory above `path` is queued or running: until it
+   * ran, Riak holds a file where the source now has a directory, and refuses what goes below
+   * it (ENOTDIR). A directory's removal is no such job: it waits for the removals below it.
    */
-  #behindRemovalAbove(job: Job): boolean {
-    for (let at = parentOf(job.entry.path); at !== "/"; at = parentOf(at)) {
+  fileRemovalPendingAbove(path: string): boolean {
+    return this.#fileRemovalAbove(path, Infinity);
+  }
+
+  /** {@link fileRemovalPendingAbove}, of a removal queued before `queuedBefore`. */
+  #fileRemovalAbove(path: string, queuedBefore: number): boolean {
+    for (let at = parentOf(path); at !== "/"; at = parentOf(at)) {
       const first = this.#byPath.get(at)?.[0];
       if (
-        first && first.queuedAs < job.queuedAs && isMirror(first.entry) &&
+        first && first.queuedAs < queuedBefore && isMirror(first.entry) &&
         first.entry.mirror === "remove" && !first.entry.directory
       ) return true;
     }
@@ -397,7 +401,8 @@ export class UploadQueue {
   #pump(): void {
     while (!this.#stopping && this.#active < this.#concurrency) {
       const index = this.#waiting.findIndex((job) =>
-        this.#byPath.get(job.entry.path)![0] === job && !this.#behindRemovalAbove(job)
+        this.#byPath.get(job.entry.path)![0] === job &&
+        !this.#fileRemovalAbove(job.entry.path, job.queuedAs)
       );
       if (index === -1) break;
       const [job] = this.#waiting.splice(index, 1);

@@ -464,6 +464,32 @@ export class Store {
     });
   }
 
+  /**
+   * Adds the directory entry of the file or symlink stored at `path` where its directory's
+   * index lacks it (a write that ended between its object and its entry: a crash, or a put
+   * that landed after its client gave up on it), making missing parents as a write does.
+   * Resolves true when it added the entry.
+   *
+   * @throws {NotFoundError} when nothing is stored at `path`.
+   */
+  async ensureListed(
+    path: StorePath,
+    options: Pick<WriteOptions, "parentAttributes"> = {},
+  ): Promise<boolean> {
+    const p = normalizePath(path);
+    const placement = this.layout.file(p);
+    const object = await this.#getResolved(placement.object, true, p);
+    if (!object || object.meta.type === "directory") {
+      throw new NotFoundError(displayPath(p), describeLocation(placement.object));
+    }
+    const type = object.meta.type;
+    const directory = this.layout.directory(placement.parent);
+    if ((await this.#index.lookup(directory, placement.name))?.type === type) return false;
+    await this.#ensureDirectory(placement.parent, options.parentAttributes);
+    await this.#index.add(directory, [{ type, name: placement.name }]);
+    return true;
+  }
+
   /** The entries of a directory, shard by shard. */
   async *list(path: StorePath): AsyncGenerator<DirEntry> {
     const p = normalizePath(path);
