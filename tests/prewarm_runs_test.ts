@@ -210,14 +210,19 @@ Deno.test("prewarm: Riak going away mid-run fails the rest, listed, and never cl
       assert.ok(summary.failures.length > 0);
       assert.equal(summary.outcome, "failed");
       // Whatever was not listed as failed is in Riak, byte for byte.
-      const failed = new Set(summary.failures.map((failure: { path: string }) => failure.path));
+      // 50 files in a row finding no node stop the run: the rest is left to the next run.
+      if (summary.tally.seen.files < 150) assert.equal(summary.stopReason, "riak-unreachable");
       const verify = await runRiakfs(["verify", source, "--json", ...flags]);
-      const differences = JSON.parse(verify.stdout).differences as { path: string }[];
-      for (const difference of differences) {
-        assert.ok(failed.has(difference.path), `${difference.path} was claimed but is not in Riak`);
-      }
-      // A write whose answer was lost may be in Riak although reported failed: that is safe.
-      assert.ok(differences.length <= summary.tally.failed.files);
+      const verified = JSON.parse(verify.stdout);
+      // Every file the run counted in Riak is there, byte for byte.
+      assert.ok(
+        verified.matched >= summary.tally.inRiak.files,
+        `${summary.tally.inRiak.files} claimed, ${verified.matched} in Riak`,
+      );
+      // What is not: listed as failed, or never reached (a write whose answer was lost may be
+      // in Riak although reported failed: that is safe).
+      const notReached = 150 - summary.tally.seen.files;
+      assert.ok(verified.differences.length <= summary.tally.failed.files + notReached);
       // The next run retries the failures first and completes.
       assert.ok((new StateDirectory(stateDir).loadState().retryHex?.length ?? 0) > 0);
       const retry = await runRiakfs(["prewarm", source, ...flags]);

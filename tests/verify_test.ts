@@ -49,6 +49,10 @@ Deno.test("verify: a damaged chunk, a missing file and a local change are all li
 
     const one = await runRiakfs(["verify", source, "small.txt", ...chunked]);
     assert.equal(one.code, 0, one.stdout);
+    // As the shell completes it: SOURCE/small.txt is small.txt.
+    const completed = await runRiakfs(["verify", source, join(source, "small.txt"), ...chunked]);
+    assert.equal(completed.code, 0, completed.stdout + completed.stderr);
+    assert.match(completed.stdout, /1 files .* 1 identical, 0 differ$/m);
     const bad = await runRiakfs(["verify", source, "--sample", "zero", ...chunked]);
     assert.equal(bad.code, 2);
     const outside = await runRiakfs(["verify", source, "../elsewhere", ...chunked]);

@@ -128,6 +128,9 @@ function summary(result: PrewarmResult): string {
     (t.deleted.files > 0 ? `${t.deleted.files} local copies deleted, ` : "") +
     `${t.failed.files} failed`,
   ];
+  if (result.stopReason === "riak-unreachable") {
+    lines.push("stopped early: no Riak node answered, file after file; the next run resumes");
+  }
   for (const failure of result.failures) lines.push(`failed: ${failure.path}: ${failure.error}`);
   if (t.failed.files > result.failures.length) {
     const more = t.failed.files - result.failures.length;
@@ -155,5 +158,6 @@ export function prewarmResultToJson(
 /** Why a run stopped early, as the summary says it. */
 function stopWording(reason: string | undefined): string {
   if (reason === "interrupted") return "interrupted";
+  if (reason === "riak-unreachable") return "stopped: no Riak node answered";
   return reason ? `${reason} reached` : "stopped";
 }

@@ -258,6 +258,8 @@ export async function runWithRiak(
     throw error;
   }
   const riak = new RiakClient(clusterOptionsFromSettings(settings.riak));
+  // Also for what a command writes to stdout itself (a dry run's lines): `| head` ends quietly.
+  watchStdout();
   try {
     await body(riak, settings, writeStdout);
   } catch (error) {
@@ -299,13 +301,17 @@ class ClosedPipe extends Error {}
 let stdoutClosed = false;
 let stdoutWatched = false;
 
+/** Notes a closed stdout (EPIPE) instead of crashing on it. */
+function watchStdout(): void {
+  if (stdoutWatched) return;
+  stdoutWatched = true;
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") stdoutClosed = true;
+  });
+}
+
 function writeStdout(data: string | Uint8Array): Promise<void> {
-  if (!stdoutWatched) {
-    stdoutWatched = true;
-    process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-      if (error.code === "EPIPE") stdoutClosed = true;
-    });
-  }
+  watchStdout();
   if (stdoutClosed) return Promise.reject(new ClosedPipe());
   if (process.stdout.write(data)) return Promise.resolve();
   return new Promise((resolve, reject) => {

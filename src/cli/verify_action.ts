@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { isAbsolute, relative, resolve } from "node:path";
 import type { Command } from "commander";
 import { acquireLock } from "../migration/lock.ts";
 import { verifyTree } from "../migration/verify.ts";
@@ -21,6 +22,17 @@ export async function verifyCommand(
 ): Promise<void> {
   const source = await sourceDirectory(command, sourceArg);
   const filter = filterFromOptions(command, opts);
+  // A path given as the shell completes it (SOURCE/a/b, ./a/b) is the same file as a/b.
+  paths = paths.map((path) => {
+    const inside = relative(source, resolve(source, path));
+    if (inside === "") return "";
+    if (inside.startsWith("../") || inside === ".." || isAbsolute(inside)) {
+      command.error(`riakfs: ${path}: not inside ${source} (PATHs are relative to SOURCE)`, {
+        exitCode: 2,
+      });
+    }
+    return inside;
+  });
   for (const path of paths) {
     try {
       normalizePath(path);

@@ -11,6 +11,15 @@ import { closeSync, createReadStream, openSync, renameSync, rmSync, writeSync } 
 import { createInterface } from "node:readline";
 import type { TallyDelta } from "./state.ts";
 
+/**
+ * What went wrong with the entry shown as `shown`, for a line that names it already: the
+ * error's message without the path it often starts with ("/a: /a: is a directory").
+ */
+export function reasonOf(error: unknown, shown: string): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.startsWith(`${shown}: `) ? message.slice(shown.length + 2) : message;
+}
+
 /** A failed path and what the run needs to retry it. */
 export interface FailureRecord {
   path: Buffer;

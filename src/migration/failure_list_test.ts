@@ -3,7 +3,7 @@ import { Buffer } from "node:buffer";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FailureList, type FailureRecord } from "./failure_list.ts";
+import { FailureList, type FailureRecord, reasonOf } from "./failure_list.ts";
 
 const record = (i: number): FailureRecord => ({
   path: Buffer.from([0x66, i, 0xff]), // not UTF-8: paths are bytes
@@ -47,4 +47,10 @@ Deno.test("a failure list without a spill file (dry run) counts what it does not
   for await (const failure of list.takeAll()) taken.push(failure);
   assert.deepEqual(taken, [record(0), record(1)]);
   list.close();
+});
+
+Deno.test("reasonOf drops the path a message starts with, and only that", () => {
+  assert.equal(reasonOf(new Error("/a.txt: upload failed"), "/a.txt"), "upload failed");
+  assert.equal(reasonOf(new Error("/b: is a directory"), "/a"), "/b: is a directory");
+  assert.equal(reasonOf("plain text", "/a"), "plain text");
 });

@@ -37,8 +37,11 @@ export function parseDuration(text: string): number {
   return Math.round(total);
 }
 
-/** Why a run stopped before the end of the tree. */
-export type StopReason = "time-budget" | "max-files" | "interrupted";
+/**
+ * Why a run stopped before the end of the tree. `riak-unreachable`: files kept failing because
+ * no Riak node answered, and the rest of the tree would only fail the same way.
+ */
+export type StopReason = "time-budget" | "max-files" | "interrupted" | "riak-unreachable";
 
 /** Tracks the budget of a run. */
 export class RunLimits {
@@ -47,6 +50,7 @@ export class RunLimits {
   readonly #now: () => number;
   readonly #signal: AbortSignal | undefined;
   #started = 0;
+  #stopped: StopReason | undefined;
 
   /** `budgetMs`/`maxFiles` undefined = no limit; `now` is injectable for tests. */
   constructor(
@@ -74,9 +78,15 @@ export class RunLimits {
     return this.#started;
   }
 
+  /** Ends the run for `reason`: no file starts from now on. */
+  stop(reason: StopReason): void {
+    this.#stopped ??= reason;
+  }
+
   /** The limit that was reached, or undefined while the run may go on. */
   reached(): StopReason | undefined {
     if (this.#signal?.aborted) return "interrupted";
+    if (this.#stopped) return this.#stopped;
     if (this.#maxFiles !== undefined && this.#started >= this.#maxFiles) return "max-files";
     if (this.#deadline !== undefined && this.#now() >= this.#deadline) return "time-budget";
     return undefined;

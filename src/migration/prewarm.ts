@@ -22,9 +22,9 @@ import { readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { displayPath } from "../store/path.ts";
-import { AlreadyExistsError, NewerVersionError } from "../store/errors.ts";
+import { AlreadyExistsError, NewerVersionError, RiakRequestError } from "../store/errors.ts";
 import type { FileStat, Store } from "../store/store.ts";
-import { FailureList, type FailureRecord, readLines } from "./failure_list.ts";
+import { FailureList, type FailureRecord, readLines, reasonOf } from "./failure_list.ts";
 import { SmallFileReaders } from "./small_file_readers.ts";
 import { type FileIdentity, identityOf, lstatIfExists } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
@@ -90,6 +90,13 @@ const CHECK_AHEAD_PER_UPLOAD = 3;
  * next directory's, except around subdirectories), and how long one is trusted.
  */
 const LISTINGS_KEPT = 8;
+/**
+ * Files failing in a row because no Riak node answered, for at least how long, after which a
+ * run stops as a budget stops it: each costs the client's timeouts and retries, so a tree of a
+ * million files would otherwise take hours to fail, file by file.
+ */
+const UNREACHABLE_FAILURES_TO_STOP = 50;
+const UNREACHABLE_MS_TO_STOP = 30_000;
 const LISTING_TTL_MS = 5_000;
 /**
  * Beyond this many entries a directory is not listed: its files are looked up one by one.
@@ -150,6 +157,11 @@ export interface PrewarmOptions {
    * `timeoutMs`: the cluster's `whenReachable`, awaited before the end-of-run retry.
    */
   whenRiakReachable?: (timeoutMs: number) => Promise<unknown>;
+  /**
+   * How long files must keep failing with no Riak node answering (50 of them at least) before
+   * the run stops; default 30 s.
+   */
+  unreachableStopMs?: number;
   filter?: PathFilter;
   /** Compare sha256 of files whose size and mtime match. */
   checksum?: boolean;
@@ -263,6 +275,9 @@ class PrewarmRun {
   readonly #tally = emptyTally();
   /** Failed paths: listed, retried at the end and by the next run. */
   readonly #failed: FailureList;
+  /** Files that failed in a row because Riak could not be reached, since when. */
+  #unreachableInARow = 0;
+  #unreachableSince = 0;
   /** Failures added that a retry may fix (not unreadable directories). */
   #retryableFailures = 0;
   /** Names Riak lists per directory (latin1 of its path), of the last few directories. */
@@ -597,6 +612,7 @@ class PrewarmRun {
         const outcome = count.mark();
         try {
           await this.#fileVersion(path, absolute, stats, identity, count);
+          this.#unreachableInARow = 0;
           return;
         } catch (error) {
           if (isDeferred(error)) {
@@ -1008,8 +1024,19 @@ class PrewarmRun {
       this.#noteBusy(path, count);
       return;
     }
-    const message = error instanceof Error ? error.message : String(error);
+    const message = reasonOf(error, displayPath(path));
     count.add("failed", { files: 1, bytes });
+    // Riak away for this many files in a row, and for a while (a node restarting is a blip the
+    // end-of-run retry covers): the rest of the tree would only fail the same way, one timeout
+    // after another. The run stops; the next one resumes where it stopped.
+    if (!(error instanceof RiakRequestError)) this.#unreachableInARow = 0;
+    else {
+      if (this.#unreachableInARow++ === 0) this.#unreachableSince = Date.now();
+      if (
+        this.#unreachableInARow >= UNREACHABLE_FAILURES_TO_STOP &&
+        Date.now() - this.#unreachableSince >= (this.#o.unreachableStopMs ?? UNREACHABLE_MS_TO_STOP)
+      ) this.#limits.stop("riak-unreachable");
+    }
     this.#keepFailure({
       path,
       error: message,

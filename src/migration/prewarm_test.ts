@@ -18,6 +18,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { RiakRequestError } from "../store/errors.ts";
 import { withStore } from "../store/_test_support.ts";
 import { failingWrites, wrappedStore } from "./_test_support.ts";
 import { PathFilter } from "./glob.ts";
@@ -639,6 +640,37 @@ Deno.test("a symlink keeps its own mtime in Riak, so one made again later replac
       const again = await runPrewarm({ source, store, state });
       assert.equal(again.exitCode, EXIT_COMPLETE, JSON.stringify(again.failures));
       assert.equal((await store.readlink("L")).toString(), "b");
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("a run stops early when file after file finds no Riak node, and the next run resumes", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  for (let i = 0; i < 300; i++) {
+    writeFileSync(join(source, `f${String(i).padStart(3, "0")}`), `${i}`);
+  }
+  try {
+    await withStore(async ({ store }) => {
+      const away = () =>
+        Promise.reject(new RiakRequestError("get", undefined, new Error("every node is down")));
+      const down = wrappedStore(store, { tryStat: away, writeFile: away });
+      const stopped = await runPrewarm({
+        source,
+        store: down,
+        state,
+        concurrency: 2,
+        unreachableStopMs: 0,
+      });
+      assert.equal(stopped.exitCode, EXIT_FAILED);
+      assert.equal(stopped.stopReason, "riak-unreachable");
+      assert.ok(stopped.tally.failed.files < 100, `${stopped.tally.failed.files} failed, not 300`);
+      const back = await runPrewarm({ source, store, state });
+      assert.equal(back.exitCode, EXIT_COMPLETE, JSON.stringify(back.failures));
+      assert.equal((await Array.fromAsync(store.list(""))).length, 300);
     });
   } finally {
     rmSync(source, { recursive: true });

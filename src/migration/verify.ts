@@ -17,6 +17,7 @@ import { displayBytes, displayPath, normalizePath } from "../store/path.ts";
 import { identityOf } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { hashBytes, isFileChanged, readUnchanged, waitOutRacyWindow } from "./local_file.ts";
+import { reasonOf } from "./failure_list.ts";
 import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
 import { walkTree } from "./walk.ts";
 import { seededRandom } from "../util/random.ts";
@@ -149,7 +150,7 @@ async function compareOnce(
         return { path: shown, status: "missing", detail: "not in Riak", size };
       }
       if (error instanceof ChecksumMismatchError || error instanceof CorruptObjectError) {
-        return { path: shown, status: "differs", detail: error.message, size };
+        return { path: shown, status: "differs", detail: reasonOf(error, shown), size };
       }
       // A directory or a symlink under the name in Riak (the store's own wording of it).
       if (error instanceof StoreError && (error.code === "EISDIR" || error.code === "EINVAL")) {
@@ -177,8 +178,7 @@ async function compareOnce(
     return { path: shown, status: "match", size };
   } catch (error) {
     if (isFileChanged(error)) return { path: shown, status: "changed-while-reading", size };
-    const message = error instanceof Error ? error.message : String(error);
-    return { path: shown, status: "error", detail: message, size };
+    return { path: shown, status: "error", detail: reasonOf(error, shown), size };
   }
 }
 
