@@ -902,6 +902,9 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#mirrorsWrites() && await this.#lstatLocal(from)) {
       return await this.#renameMirrored(from, to, ctx);
     }
+    // Over a directory only when it is empty in the union: one empty in the source may hold
+    // files in Riak, which the rename would otherwise take away with it.
+    await this.#refuseRenameOver(from, to);
     // Write sessions: those at or below `from` move along, one at `to` is renamed over.
     // Held while Riak renames: no commit of theirs lands under a name that is going away.
     await this.#sessionsStarted([from, to]);
@@ -1707,10 +1710,10 @@ export class OverlayFileSystem implements FileSystem {
     // Riak holds a new version now (what is read locally does not care).
     if (isMirror(upload)) {
       if (upload.mirror === "remove") this.#rememberInRiak(upload.path, false);
-      if (this.#mode.reads !== "local") this.#changed(upload.path);
+      if (this.#mode.reads !== "local") this.#uploadedTo(upload.path);
       return;
     }
-    this.#changed(upload.path);
+    this.#uploadedTo(upload.path);
     this.#rememberInRiak(upload.path, true);
     const before = this.#superseded.get(upload.path);
     // A newer version still on its way handles it when it lands.
@@ -2505,6 +2508,16 @@ export class OverlayFileSystem implements FileSystem {
    * Drops what this mount remembers of Riak's state of `path` and everything below it,
    * and what the reader threads answer for them.
    */
+  /**
+   * An upload to `path` landed: what is remembered of it, and of the directories above it, is
+   * old news (the store made the missing ones in Riak; a cached "absent" would hide them, and
+   * a rename of one would then leave Riak's copy behind).
+   */
+  #uploadedTo(path: string): void {
+    this.#changed(path);
+    for (let at = parentOf(path); at !== "/"; at = parentOf(at)) this.#statCache.delete(at);
+  }
+
   #changed(path: string): void {
     const prefix = `${path}/`;
     for (const key of this.#statCache.keys()) {
