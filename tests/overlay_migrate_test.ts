@@ -377,3 +377,28 @@ Deno.test("a riak-fuse line with -dell drains: local copies go once verified, fi
     }
   });
 });
+
+Deno.test("migrate: a set-user-ID file fetched from Riak into the source keeps the bit", async () => {
+  await withOverlayEnv(async (env) => {
+    // The source's copy is older than Riak's, which is set-user-ID: a utimens fetches Riak's
+    // copy into the source first, and chown(2) after chmod(2) there cleared the bit (found by
+    // migrate's 400-operation random sequences, seed 85).
+    fs.writeFileSync(join(env.source, "tool"), "old build");
+    fs.utimesSync(join(env.source, "tool"), 1_500_000_000, 1_500_000_000);
+    await env.store.writeFile("tool", Buffer.from("new build, set-user-ID"), {
+      mode: 0o4755,
+      mtimeNs: 1_600_000_000_000_000_000n,
+    });
+    const mount = await env.mount("migrate");
+    try {
+      const tool = join(env.mountpoint, "tool");
+      assert.equal(fs.statSync(tool).mode & 0o7777, 0o4755);
+      fs.utimesSync(tool, 1_700_000_000, 1_700_000_000);
+      assert.equal(fs.statSync(tool).mode & 0o7777, 0o4755, "through the mount");
+      assert.equal(fs.statSync(join(env.source, "tool")).mode & 0o7777, 0o4755, "in the source");
+      assert.equal(fs.readFileSync(tool, "utf8"), "new build, set-user-ID");
+    } finally {
+      await env.unmount(mount);
+    }
+  });
+});

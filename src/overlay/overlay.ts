@@ -614,6 +614,10 @@ export class OverlayFileSystem implements FileSystem {
     atimeNs: bigint | undefined,
   ): Promise<void> {
     const file = await this.#localPath(path);
+    // chown(2) clears the set-user-ID and set-group-ID bits: a mode asked for goes on after.
+    if (attributes.uid !== undefined || attributes.gid !== undefined) {
+      await fsp.lchown(file, attributes.uid ?? -1, attributes.gid ?? -1);
+    }
     if (attributes.mode !== undefined && (Number(local.mode) & S_IFMT) !== S_IFLNK) {
       if (local.isFile() || local.isDirectory()) {
         // fchmod of what was opened without following a symlink swapped in since the lstat.
@@ -624,9 +628,6 @@ export class OverlayFileSystem implements FileSystem {
           await opened.close();
         }
       } else await fsp.chmod(file, attributes.mode); // Opening a fifo or a device would block.
-    }
-    if (attributes.uid !== undefined || attributes.gid !== undefined) {
-      await fsp.lchown(file, attributes.uid ?? -1, attributes.gid ?? -1);
     }
     if (attributes.mtimeNs !== undefined || atimeNs !== undefined) {
       await fsp.lutimes(
@@ -2721,8 +2722,9 @@ export class OverlayFileSystem implements FileSystem {
       const out = await fsp.open(temporary, "wx", mode);
       try {
         if (!truncating) await this.#stageContent(path, located, out);
-        await out.chmod(mode);
+        // chown(2) clears the set-user-ID and set-group-ID bits: the mode goes on after it.
         await out.chown(uid, gid);
+        await out.chmod(mode);
       } finally {
         await out.close();
       }

@@ -199,6 +199,13 @@ export class PassthroughFileSystem implements FileSystem {
   async setattr(ctx: RequestContext, nodeid: number, changes: SetattrChanges): Promise<AttrReply> {
     const path = this.#path(nodeid);
     const fd = changes.fh;
+    // chown(2) clears the set-user-ID and set-group-ID bits: a mode asked for goes on after.
+    if (changes.uid !== undefined || changes.gid !== undefined) {
+      const uid = changes.uid ?? -1;
+      const gid = changes.gid ?? -1;
+      if (fd !== undefined) await fdCall<void>((done) => fs.fchown(fd, uid, gid, done));
+      else await fs.promises.lchown(path, uid, gid);
+    }
     if (changes.mode !== undefined) {
       const mode = changes.mode & PERMISSION_BITS;
       if (fd !== undefined) await fdCall<void>((done) => fs.fchmod(fd, mode, done));
@@ -207,12 +214,6 @@ export class PassthroughFileSystem implements FileSystem {
         if ((await fs.promises.lstat(path)).isSymbolicLink()) throw fail(Errno.EOPNOTSUPP);
         await fs.promises.chmod(path, mode);
       }
-    }
-    if (changes.uid !== undefined || changes.gid !== undefined) {
-      const uid = changes.uid ?? -1;
-      const gid = changes.gid ?? -1;
-      if (fd !== undefined) await fdCall<void>((done) => fs.fchown(fd, uid, gid, done));
-      else await fs.promises.lchown(path, uid, gid);
     }
     if (changes.size !== undefined) {
       const size = changes.size;
