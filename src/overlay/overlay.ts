@@ -313,6 +313,8 @@ export class OverlayFileSystem implements FileSystem {
   readonly #statCache = new Map<string, { stat: FileStat | undefined; expires: number }>();
   /** Bytes of the spool copies of Riak files removed while open ({@link RemovedCopy}). */
   #removedCopyBytes = 0;
+  /** Riak handles open: a removal or rename with none has no open content to copy. */
+  #riakHandlesOpen = 0;
   /** Whether lookups fetch small files' bytes along (see content_prefetch.ts). */
   readonly #prefetch = new ContentPrefetch();
   #nextHandle = 1;
@@ -433,6 +435,7 @@ export class OverlayFileSystem implements FileSystem {
    * copy per version; never throws: without a copy, reads fail once Riak's copy is gone.
    */
   async #copyOpenContent(path: string): Promise<void> {
+    if (this.#riakHandlesOpen === 0) return; // Every unlink and rename asks: mostly none.
     const open = [...this.#handles.values()].filter((handle): handle is RiakHandle =>
       handle.kind === "riak" && handle.path === path && handle.removedCopy === undefined
     );
@@ -537,8 +540,8 @@ export class OverlayFileSystem implements FileSystem {
     // the change could otherwise find and then miss. (A directory's leave the copies below
     // it alone.)
     if (!inSession && (changesAttributes || atimeNs !== undefined)) {
-      const change = () => this.#setFileAttributes(path, attributes, atimeNs);
       const local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
+      const change = () => this.#setFileAttributes(path, attributes, atimeNs, local);
       await (local?.isDirectory()
         ? change()
         : this.#holdingCopies(`setattr ${path}`, [path], change));
@@ -548,14 +551,24 @@ export class OverlayFileSystem implements FileSystem {
     return this.getattr(ctx, nodeid, changes.fh);
   }
 
-  /** Changes `path`'s attributes where the file is: the source, Riak, or both. */
+  /**
+   * Changes `path`'s attributes where the file is: the source, Riak, or both. `lstatBefore`:
+   * the source's entry as setattr found it.
+   */
   async #setFileAttributes(
     path: string,
     attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
     atimeNs: bigint | undefined,
+    lstatBefore: BigIntStats | undefined,
   ): Promise<void> {
     const changesAttributes = Object.values(attributes).some((value) => value !== undefined);
-    let local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
+    // Looked at again unless it is a directory (whose copies below went on): a copy of the
+    // file may have moved it between that look and the hold.
+    let local = lstatBefore?.isDirectory()
+      ? lstatBefore
+      : this.#usesLocal()
+      ? await this.#lstatLocal(path)
+      : undefined;
     if (local?.isFile() && this.#mirrorsWrites() && this.#mode.reads !== "local") {
       // Riak may hold a newer copy: into the source first, as before a write, or the older
       // local attributes (its mtime among them) would go over it and hide it.
@@ -1389,6 +1402,7 @@ export class OverlayFileSystem implements FileSystem {
     this.#handles.delete(fh);
     this.#freeHandles.push(fh);
     if (handle.kind === "riak") {
+      this.#riakHandlesOpen--;
       if (handle.removedCopy && --handle.removedCopy.handles === 0) {
         await this.#dropRemovedCopy(handle.removedCopy);
       }
@@ -2120,6 +2134,7 @@ export class OverlayFileSystem implements FileSystem {
             },
           ),
         };
+        this.#riakHandlesOpen++;
         return this.#open(handle);
       }
       case "local": {
