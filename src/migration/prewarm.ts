@@ -66,6 +66,17 @@ export type PrewarmStore =
   & Pick<Store, "ensureListed">
   & Partial<Pick<Store, "list">>;
 
+/**
+ * Riak's copy, read back before a deletion, does not match its own recorded checksums: the
+ * local file stays.
+ */
+class RiakCopyDamaged extends Error {
+  constructor(detail: string) {
+    super(`not deleted: ${detail}`);
+    this.name = "RiakCopyDamaged";
+  }
+}
+
 /** Exit codes of `prewarm` (2, a usage error, comes from the command line). */
 export const EXIT_COMPLETE = 0;
 /** Some files failed; they are listed. */
@@ -708,13 +719,26 @@ class PrewarmRun {
     }
     if (reason === undefined) {
       await this.#ensureListed(path);
+      const found = count.mark();
       count.add("inRiak", bytes);
       if (localSha256 !== undefined) count.add("verified", bytes);
       if (this.#o.deleteLocal && !this.#o.dryRun) {
         // The deletion rule needs the local content's own hash, never Riak's word for it.
         localSha256 ??= (await hashBytes(readUnchanged(absolute, identity, { gate: this.#gate })))
           .sha256;
-        await this.#deleteLocal(path, absolute, identity, localSha256, bytes, count);
+        try {
+          await this.#deleteLocal(path, absolute, identity, localSha256, bytes, count);
+        } catch (error) {
+          if (!(error instanceof RiakCopyDamaged)) throw error;
+          // Riak's copy, read back, fails its own checksums: damaged there. The local file
+          // (its size and mtime are that copy's) replaces it, and goes once the new copy reads
+          // back right; a drain would otherwise fail on it every night. (An intact copy of
+          // other bytes is left as it is: which one is newer, only --checksum decides.)
+          count.undo(found);
+          this.#lastNeededUpload = true;
+          const job = { path, absolute, stats, identity, bytes, remote, count };
+          await this.#uploadInSlot({ ...job, prefetched: undefined });
+        }
       }
       return;
     }
@@ -900,6 +924,7 @@ class PrewarmRun {
       return;
     }
     if (outcome.reason === "local-changed") throw new LocalChangedSignal(outcome.detail);
+    if (outcome.reason === "riak-damaged") throw new RiakCopyDamaged(outcome.detail);
     throw new Error(`not deleted: ${outcome.detail}`);
   }
 

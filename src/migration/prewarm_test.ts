@@ -677,3 +677,33 @@ Deno.test("a run stops early when file after file finds no Riak node, and the ne
     rmSync(state.path, { recursive: true });
   }
 });
+
+Deno.test("a drain finding Riak's copy damaged uploads the local file again, then deletes it", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  writeFileSync(join(source, "f"), "the legacy bytes");
+  utimesSync(join(source, "f"), 1_600_000_000, 1_600_000_000);
+  try {
+    await withStore(async ({ client, store }) => {
+      await runPrewarm({ source, store, state });
+      // Riak's copy damaged (a bit flipped on a disk): same size, mtime and recorded sha256.
+      const location = store.layout.file(Buffer.from("f")).object;
+      const stored = await client.get(location);
+      const { value, usermeta, contentType } = stored.contents[0];
+      const damaged = Buffer.from(value);
+      damaged[3] ^= 1;
+      await client.put(location, { value: damaged, usermeta, contentType: contentType! }, {
+        vclock: stored.vclock,
+      });
+      const drain = await runPrewarm({ source, store, state, deleteLocal: true });
+      assert.equal(drain.exitCode, EXIT_COMPLETE, JSON.stringify(drain.failures));
+      assert.equal(drain.tally.uploaded.files, 1, "uploaded again");
+      assert.equal(drain.tally.deleted.files, 1);
+      assert.equal((await store.readFile("f")).toString(), "the legacy bytes");
+      assert.deepEqual(readdirSync(source), []);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});

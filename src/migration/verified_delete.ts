@@ -23,7 +23,12 @@ import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
 /** What {@link deleteIfVerified} did. */
 export type DeleteOutcome =
   | { deleted: true }
-  | { deleted: false; reason: "riak-differs" | "riak-missing" | "local-changed"; detail: string };
+  | {
+    deleted: false;
+    /** `riak-damaged`: Riak's copy does not match its own recorded checksums. */
+    reason: "riak-differs" | "riak-damaged" | "riak-missing" | "local-changed";
+    detail: string;
+  };
 
 /** The local version whose content was hashed (by the upload or by `--checksum`). */
 export interface HashedVersion {
@@ -58,7 +63,7 @@ export async function deleteIfVerified(
       return { deleted: false, reason: "riak-missing", detail: error.message };
     }
     if (error instanceof ChecksumMismatchError || error instanceof CorruptObjectError) {
-      return { deleted: false, reason: "riak-differs", detail: error.message };
+      return { deleted: false, reason: "riak-damaged", detail: error.message };
     }
     throw error;
   }
