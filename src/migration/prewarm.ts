@@ -23,7 +23,7 @@ import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { displayPath } from "../store/path.ts";
 import { AlreadyExistsError, NewerVersionError, RiakRequestError } from "../store/errors.ts";
-import type { FileStat, Store } from "../store/store.ts";
+import type { FileStat, MkdirOptions, Store } from "../store/store.ts";
 import { FailureList, type FailureRecord, readLines, reasonOf } from "./failure_list.ts";
 import { SmallFileReaders } from "./small_file_readers.ts";
 import { type FileIdentity, identityOf, lstatIfExists } from "./file_identity.ts";
@@ -314,6 +314,8 @@ class PrewarmRun {
   readonly #limits: RunLimits;
   readonly #startedAt = Date.now();
   readonly #inFlight = new Set<Promise<void>>();
+  /** Directories (latin1 of the path) being created or looked at in Riak by {@link #directory}. */
+  readonly #directoriesInFlight = new Map<string, Promise<void>>();
   /** Upload slots: `concurrency` files transfer at once, more are checked ahead. */
   readonly #uploadSlots: Slots;
   /** Small files are read whole on these threads (see SmallFileReaders). */
@@ -511,9 +513,7 @@ class PrewarmRun {
         // Its subtree is walked by the next runs of the pass (the root's: by the next pass).
         const retry = entry.path.length > 0 ? "subtree" : "next-pass";
         this.#fail(entry.path, entry.error, new EntryCount(this.#tally), retry);
-      } else if (entry.kind === "directory") {
-        await this.#track(entry.path, () => this.#directory(entry.path), progress);
-      } else if (entry.kind === "file" || entry.kind === "symlink") {
+      } else if (entry.kind !== "other") {
         await this.#schedule(entry.path, entry.kind, progress);
       }
     }
@@ -549,12 +549,16 @@ class PrewarmRun {
   /** Starts one entry once a slot is free (tracked by a walk's progress, when it has one). */
   async #schedule(
     path: Buffer,
-    kind: "file" | "symlink",
+    kind: "file" | "symlink" | "directory",
     progress: WalkProgress | undefined,
   ): Promise<void> {
     const limit = (this.#o.concurrency ?? DEFAULT_CONCURRENCY) * (1 + CHECK_AHEAD_PER_UPLOAD);
     while (this.#inFlight.size >= limit) await Promise.race(this.#inFlight);
-    const work = kind === "file" ? () => this.#file(path) : () => this.#symlink(path);
+    const work = kind === "file"
+      ? () => this.#file(path)
+      : kind === "symlink"
+      ? () => this.#symlink(path)
+      : () => this.#directory(path);
     const task = progress ? this.#track(path, work, progress) : work().catch((error) => {
       if (!(error instanceof DeferredSignal)) throw error;
       this.#notRetried.push(pathToHex(path));
@@ -602,6 +606,7 @@ class PrewarmRun {
   }
 
   async #file(path: Buffer): Promise<void> {
+    await this.#parentLookedAt(path);
     const absolute = this.#absolute(path);
     const retries = this.#o.changeRetries ?? DEFAULT_CHANGE_RETRIES;
     const count = new EntryCount(this.#tally);
@@ -929,6 +934,7 @@ class PrewarmRun {
   }
 
   async #symlink(path: Buffer): Promise<void> {
+    await this.#parentLookedAt(path);
     const absolute = this.#absolute(path);
     let target: Buffer;
     try {
@@ -986,21 +992,58 @@ class PrewarmRun {
     }
   }
 
-  async #directory(path: Buffer): Promise<void> {
+  /**
+   * Brings a directory into Riak (or checks it is there). The walk goes on into it meanwhile:
+   * what is below waits for it ({@link #parentLookedAt}), not the walk, so the files already
+   * checked ahead keep the upload slots busy across directories.
+   */
+  #directory(path: Buffer): Promise<void> {
+    const key = path.toString("latin1");
+    let markReady!: () => void;
+    const ready = new Promise<void>((resolve) => markReady = resolve);
+    this.#directoriesInFlight.set(key, ready);
+    return this.#parentLookedAt(path).then(() => this.#directoryNow(path, markReady)).finally(
+      () => {
+        markReady();
+        if (this.#directoriesInFlight.get(key) === ready) this.#directoriesInFlight.delete(key);
+      },
+    );
+  }
+
+  /**
+   * Waits until the walk's look at the entry's directory in Riak finished: an entry below a
+   * directory that is still being created would otherwise create it itself, with a race.
+   */
+  async #parentLookedAt(path: Buffer): Promise<void> {
+    const slash = path.lastIndexOf(0x2f);
+    if (slash < 0) return;
+    await this.#directoriesInFlight.get(path.subarray(0, slash).toString("latin1"));
+  }
+
+  /** `ready`: called once entries below the directory may be written. */
+  async #directoryNow(path: Buffer, ready: () => void): Promise<void> {
     try {
       // In a first pass, a directory its parent's listing does not name is created at once
       // (mkdir itself refuses to create it over anything).
-      if (!this.#o.dryRun && this.#lastNeededUpload && await this.#listed(path) === false) {
-        if (await this.#createDirectory(path)) return;
+      const unlisted = !this.#o.dryRun && this.#lastNeededUpload &&
+        await this.#listed(path) === false;
+      if (unlisted && await this.#createDirectory(path, { unlisted, objectStored: ready })) {
+        return;
       }
       const remote = await this.#o.store.tryStat(path);
-      if (remote?.type === "directory") return;
+      if (remote?.type === "directory") {
+        // A mkdir cut off between the directory's object and its entry: no listing shows it.
+        if (unlisted) await this.#ensureListed(path);
+        return;
+      }
       if (remote) throw new Error(`Riak holds a ${remote.type} where the source has a directory`);
       if (this.#o.dryRun) {
         this.#o.onEvent?.({ kind: "would-create-directory", path: displayPath(path) });
         return;
       }
-      if (!await this.#createDirectory(path)) throw new AlreadyExistsError(displayPath(path));
+      if (!await this.#createDirectory(path, { objectStored: ready })) {
+        throw new AlreadyExistsError(displayPath(path));
+      }
     } catch (error) {
       this.#fail(path, error, new EntryCount(this.#tally));
     }
@@ -1010,11 +1053,22 @@ class PrewarmRun {
    * Creates a directory with the local one's attributes (or nothing, if it is gone); false
    * when Riak holds something at the path already.
    */
-  async #createDirectory(path: Buffer): Promise<boolean> {
+  async #createDirectory(
+    path: Buffer,
+    options: Pick<MkdirOptions, "unlisted" | "objectStored">,
+  ): Promise<boolean> {
     const stats = await lstatIfExists(this.#absolute(path));
     if (!stats) return true;
     try {
       await this.#o.store.mkdir(path, {
+        unlisted: options.unlisted,
+        objectStored: () => {
+          // Created just now, so empty: its files need no listing from Riak.
+          if (this.#o.store.list) {
+            this.#keepListing(path.toString("latin1"), Promise.resolve(new Set<string>()));
+          }
+          options.objectStored?.();
+        },
         mode: Number(stats.mode & 0o7777n),
         uid: Number(stats.uid),
         gid: Number(stats.gid),
@@ -1023,10 +1077,6 @@ class PrewarmRun {
     } catch (error) {
       if (error instanceof AlreadyExistsError) return false;
       throw error;
-    }
-    // Created just now, so empty: its files need no listing from Riak.
-    if (this.#o.store.list) {
-      this.#keepListing(path.toString("latin1"), Promise.resolve(new Set<string>()));
     }
     return true;
   }

@@ -20,6 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RiakRequestError } from "../store/errors.ts";
 import { withStore } from "../store/_test_support.ts";
+import { Store } from "../store/store.ts";
 import { failingWrites, wrappedStore } from "./_test_support.ts";
 import { PathFilter } from "./glob.ts";
 import { acquireLock, LockedError } from "./lock.ts";
@@ -453,22 +454,25 @@ Deno.test("a directory replaced by a symlink after it was listed is not followed
   const state = new StateDirectory(join(base, "state"));
   try {
     await withStore(async ({ store }) => {
-      const swapping = wrappedStore(store);
-      swapping.mkdir = async (path, options) => {
-        const made = await store.mkdir(path, options);
-        if (Buffer.from(path as Uint8Array).toString() === "b") {
-          // Swapped after the root was listed, before b is walked into.
-          renameSync(join(source, "b"), join(base, "b-moved"));
-          symlinkSync(outside, join(source, "b"));
+      // A first pass, so that the second counts nothing ahead: only its walk asks the filter.
+      assert.equal((await runPrewarm({ source, store, state })).exitCode, EXIT_COMPLETE);
+      class SwappingFilter extends PathFilter {
+        override walksInto(path: Uint8Array): boolean {
+          if (Buffer.from(path).toString() === "b") {
+            // Swapped after the root was listed, before b is walked into.
+            renameSync(join(source, "b"), join(base, "b-moved"));
+            symlinkSync(outside, join(source, "b"));
+          }
+          return true;
         }
-        return made;
-      };
+      }
       const result = await runPrewarm({
         source,
-        store: swapping,
+        store,
         state,
         deleteLocal: true,
         concurrency: 1,
+        filter: new SwappingFilter(),
       });
       assert.equal(result.exitCode, EXIT_FAILED, "b is reported, not walked");
       assert.equal(await store.tryStat("b/secret.txt"), undefined, "nothing outside uploaded");
@@ -614,6 +618,41 @@ Deno.test("a file in Riak without its directory entry gets it back, before a dra
       assert.deepEqual(relisted, ["/d/z"]);
       assert.deepEqual((await names()).sort(), ["x", "y", "z"]);
       assert.deepEqual(readdirSync(join(source, "d")), [], "drained once listed");
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("a directory in Riak without its entry (a mkdir cut off) is listed again, and so are its files", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  mkdirSync(join(source, "d/e"), { recursive: true });
+  writeFileSync(join(source, "d/e/f"), "file f");
+  try {
+    await withStore(async ({ client, bucket, store }) => {
+      await store.mkdir("d");
+      const cutOff = new Store({
+        ...client,
+        updateSet: () => Promise.reject(new Error("connection lost")),
+      }, { namespace: { bucket } });
+      await assert.rejects(cutOff.mkdir("d/e"), /connection lost/);
+      const names = async (path: string) =>
+        (await Array.fromAsync(store.list(path))).map((e) => `${e.name}`);
+      assert.deepEqual(await names("d"), []);
+      const relisted: string[] = [];
+      const run = await runPrewarm({
+        source,
+        store,
+        state,
+        onEvent: (event) => event.kind === "relisted" && relisted.push(event.path),
+      });
+      assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+      assert.deepEqual(relisted, ["/d/e"]);
+      assert.deepEqual(await names("d"), ["e"]);
+      assert.deepEqual(await names("d/e"), ["f"]);
+      assert.equal((await store.readFile("d/e/f")).toString(), "file f");
     });
   } finally {
     rmSync(source, { recursive: true });

@@ -107,6 +107,24 @@ export class DirectoryIndex {
     return set !== undefined && set.members.length > 0;
   }
 
+  /**
+   * Notes that `directory` was just made where {@link exists} found no index: its first
+   * additions need not fetch its levels and size.
+   */
+  created(directory: DirectoryPlacement): void {
+    if (directory.entries.kind === "riak-fuse") return;
+    const at = Date.now();
+    remember(this.#levels, directory.path.toString("latin1"), {
+      levels: levelsFromMarkers([]),
+      at,
+    });
+    remember(this.#sizes, this.#shard(directory, 1, 0).key.toString("latin1"), {
+      entries: 0,
+      bytes: 0,
+      at,
+    });
+  }
+
   /** The entry called `name`, if any. */
   async lookup(directory: DirectoryPlacement, name: Uint8Array): Promise<ShardEntry | undefined> {
     const found = await this.#find(directory, [Buffer.from(name)]);

@@ -137,6 +137,23 @@ export interface DirEntry {
   type: EntryType;
 }
 
+/** Attributes of a new directory, and how {@link Store.mkdir} may go about it. */
+export interface MkdirOptions extends Partial<FileAttributes> {
+  /**
+   * The caller read the parent directory's entries moments ago and found none of this name.
+   * The look for anything else at the path then runs beside the put of the directory's
+   * object instead of before it (one round trip fewer); should it find something, the object
+   * just made is deleted again and the mkdir throws {@link AlreadyExistsError}.
+   */
+  unlisted?: boolean;
+  /**
+   * Called once Riak acknowledged the directory's object, before its entry in the parent is
+   * added: writes below it may start (a crash in between leaves a directory no listing
+   * names, which {@link Store.ensureListed} repairs).
+   */
+  objectStored?: () => void;
+}
+
 /** Attributes and content type of a write. */
 export interface WriteOptions extends Partial<FileAttributes> {
   /** Content type; default from the name's extension. */
@@ -401,24 +418,43 @@ export class Store {
   }
 
   /** Creates a directory; the parent must exist. */
-  async mkdir(path: StorePath, options: Partial<FileAttributes> = {}): Promise<FileStat> {
+  async mkdir(path: StorePath, options: MkdirOptions = {}): Promise<FileStat> {
     const p = normalizePath(path);
-    if (p.length === 0 || await this.#statAtOnce(p) !== undefined) {
+    if (p.length === 0) throw new AlreadyExistsError(displayPath(p));
+    const dir = this.layout.directory(p);
+    // Looked for beside the put when the caller saw no entry of the name: a file, or an index
+    // (a directory other tools made, without an object); the put itself finds a directory.
+    const occupied = options.unlisted
+      ? Promise.all([
+        this.#getResolved(this.layout.file(p).object, true, p),
+        this.#index.exists(dir),
+      ]).then(([file, indexed]) => file !== undefined || indexed)
+      : undefined;
+    occupied?.catch(() => {}); // awaited below; not lost if the put fails first
+    if (!occupied && await this.#statAtOnce(p) !== undefined) {
       throw new AlreadyExistsError(displayPath(p));
     }
     const { parent, name } = splitParent(p);
     await this.#requireDirectory(parent);
-    const dir = this.layout.directory(p);
     const meta = directoryMeta(options);
     const made = await this.#putIfAbsent(dir.object, {
       value: new Uint8Array(),
       contentType: "text/plain",
       usermeta: encodeUsermeta(meta),
     });
+    if (occupied && await occupied) {
+      if (made) await this.#delete(dir.object);
+      throw new AlreadyExistsError(displayPath(p));
+    }
     // Made meanwhile (by a write below it, another host): theirs stands, siblings never.
     if (!made) throw new AlreadyExistsError(displayPath(p));
-    await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }]);
+    this.#index.created(dir);
     this.#rememberDirectory(p);
+    options.objectStored?.();
+    // Neither a file nor a directory of the name was there: no older entry to look for.
+    await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }], {
+      absent: true,
+    });
     return this.#statFrom(p, dir.object, {
       content: { value: new Uint8Array(), usermeta: [] },
       meta,
@@ -465,10 +501,10 @@ export class Store {
   }
 
   /**
-   * Adds the directory entry of the file or symlink stored at `path` where its directory's
-   * index lacks it (a write that ended between its object and its entry: a crash, or a put
-   * that landed after its client gave up on it), making missing parents as a write does.
-   * Resolves true when it added the entry.
+   * Adds the directory entry of the file, symlink or directory stored at `path` where its
+   * parent's index lacks it (a write or mkdir that ended between its object and its entry: a
+   * crash, or a put that landed after its client gave up on it), making missing parents as a
+   * write does. Resolves true when it added the entry.
    *
    * @throws {NotFoundError} when nothing is stored at `path`.
    */
@@ -478,11 +514,14 @@ export class Store {
   ): Promise<boolean> {
     const p = normalizePath(path);
     const placement = this.layout.file(p);
-    const object = await this.#getResolved(placement.object, true, p);
-    if (!object || object.meta.type === "directory") {
+    const [object, directoryObject] = await Promise.all([
+      this.#getResolved(placement.object, true, p),
+      p.length > 0 ? this.#getResolved(this.layout.directory(p).object, true, p) : undefined,
+    ]);
+    const type = object ? object.meta.type : directoryObject && "directory";
+    if (!type || (object && type === "directory")) {
       throw new NotFoundError(displayPath(p), describeLocation(placement.object));
     }
-    const type = object.meta.type;
     const directory = this.layout.directory(placement.parent);
     if ((await this.#index.lookup(directory, placement.name))?.type === type) return false;
     await this.#ensureDirectory(placement.parent, options.parentAttributes);

@@ -333,3 +333,93 @@ Deno.test("a stat expecting absence asks everything at once, and answers as the 
     }
   });
 });
+
+Deno.test("an unlisted mkdir looks beside its put, and a new directory's first entry needs no fetch", async () => {
+  await withStore(async ({ client, bucket }) => {
+    const order: string[] = [];
+    const spy = counting(client);
+    const store = new Store({
+      ...spy.client,
+      put: (location, content, options) => {
+        order.push(`put ${Buffer.from(location.key).toString()}`);
+        return spy.client.put(location, content, options);
+      },
+      updateSet: (location, change) => {
+        order.push(`set update ${Buffer.from(location.key).toString()}`);
+        return spy.client.updateSet(location, change);
+      },
+    }, { namespace: { bucket } });
+    await store.mkdir("dir");
+    spy.counts.clear();
+    order.length = 0;
+    let storedBeforeEntry: string[] | undefined;
+    await store.mkdir("dir/sub", {
+      unlisted: true,
+      mode: 0o700,
+      objectStored: () => storedBeforeEntry = [...order],
+    });
+    assert.deepEqual(
+      storedBeforeEntry?.length,
+      1,
+      "called once the object is stored, before its entry",
+    );
+    assert.equal(spy.counts.get("put"), 1);
+    assert.equal(spy.counts.get("head"), 1, "the file key, beside the put");
+    assert.equal(spy.counts.get("set fetch"), 1, "the new directory's index, beside the put");
+    assert.equal(
+      spy.counts.get("set update"),
+      1,
+      "its entry in dir, with nothing to look up first",
+    );
+    assert.equal((await store.stat("dir/sub")).mode, 0o700);
+
+    spy.counts.clear();
+    await store.writeFile("dir/sub/f", seededBytes(31, 10), { unlisted: true });
+    assert.equal(spy.counts.get("set fetch") ?? 0, 0, "the empty index is known");
+    const listed: string[] = [];
+    for await (const entry of store.list("dir/sub")) listed.push(entry.name.toString());
+    assert.deepEqual(listed, ["f"]);
+  });
+});
+
+Deno.test("an unlisted mkdir over a file or an index-only directory refuses and leaves nothing", async () => {
+  await withStore(async ({ client, store }) => {
+    await store.writeFile("file", seededBytes(32, 10));
+    await new DirectoryIndex(client, { capacity: 2000, fanout: 16 }).add(
+      store.layout.directory(normalizePath("indexed")),
+      [{ type: "file", name: Buffer.from("x") }],
+    );
+    for (const taken of ["file", "indexed"]) {
+      await assert.rejects(store.mkdir(taken, { unlisted: true }), AlreadyExistsError, taken);
+      const object = await client.get(store.layout.directory(normalizePath(taken)).object, {
+        head: true,
+      });
+      assert.equal(object.contents.length, 0, `${taken}: the directory object made is gone`);
+    }
+    assert.equal((await store.stat("file")).type, "file");
+    assert.equal((await store.stat("indexed")).type, "directory");
+  });
+});
+
+Deno.test("ensureListed adds the entry of a directory whose mkdir ended before it", async () => {
+  await withStore(async ({ client, bucket, store }) => {
+    await store.mkdir("parent");
+    // A mkdir cut off after the directory's object: its entry in the parent never came.
+    const cutOff = new Store({
+      ...client,
+      updateSet: () => Promise.reject(new Error("connection lost")),
+    }, { namespace: { bucket } });
+    await assert.rejects(cutOff.mkdir("parent/lost", { mode: 0o750 }), /connection lost/);
+    const names = async () => {
+      const listed: string[] = [];
+      for await (const entry of store.list("parent")) listed.push(entry.name.toString());
+      return listed;
+    };
+    assert.deepEqual(await names(), []);
+    assert.equal(await store.ensureListed("parent/lost"), true);
+    assert.deepEqual(await names(), ["lost"]);
+    assert.equal((await store.stat("parent/lost")).mode, 0o750);
+    assert.equal(await store.ensureListed("parent/lost"), false, "listed already");
+    await assert.rejects(store.ensureListed("parent/none"), /not found|ENOENT/i);
+  });
+});
