@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { spawn } from "node:child_process";
+import { Buffer } from "node:buffer";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,14 +33,21 @@ export interface RunOptions {
   input?: string;
 }
 
-/** Runs the riakfs executable to completion and collects its output. */
-export function runRiakfs(args: string[], options: RunOptions = {}): Promise<RunResult> {
+/**
+ * Runs the riakfs executable to completion and collects its output. An argument given as
+ * bytes reaches it as exactly those bytes (a file name that is not UTF-8).
+ */
+export function runRiakfs(
+  args: Array<string | Uint8Array>,
+  options: RunOptions = {},
+): Promise<RunResult> {
   const binary = options.binary ?? RIAKFS_BINARY;
   if (!existsSync(binary)) {
     throw new Error(`${binary} does not exist: run 'npm run build' first`);
   }
+  const command = commandLine(binary, args);
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(binary, args, {
+    const child = spawn(command.file, command.args, {
       cwd: options.cwd,
       env: options.env ?? { ...process.env },
       stdio: ["pipe", "pipe", "pipe"],
@@ -52,4 +60,40 @@ export function runRiakfs(args: string[], options: RunOptions = {}): Promise<Run
     child.on("close", (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
     child.stdin.end(options.input ?? "");
   });
+}
+
+/**
+ * Runs an sh script whose `$1`, `$2`... are exactly `args`, as bytes: a test makes files
+ * with names that are not UTF-8 this way, as Deno's fs functions (node:fs's too) take a
+ * path as text and would write U+FFFD instead of such bytes.
+ *
+ * @example
+ * ```ts
+ * shWithBytes('printf %s "$2" > "$1"', Buffer.from("/tmp/caf\xe9", "latin1"), "content");
+ * ```
+ */
+export function shWithBytes(script: string, ...args: Array<string | Uint8Array>): void {
+  execFileSync("/bin/sh", ["-c", `set -- ${args.map(shellWord).join(" ")}; ${script}`], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+}
+
+/**
+ * How to start `binary` with `args`: arguments that are bytes go through sh, as Node passes
+ * only UTF-8 text; `exec` leaves riakfs's exit status as the result.
+ */
+function commandLine(
+  binary: string,
+  args: Array<string | Uint8Array>,
+): { file: string; args: string[] } {
+  if (args.every((arg) => typeof arg === "string")) return { file: binary, args: args as string[] };
+  return { file: "/bin/sh", args: ["-c", `exec ${[binary, ...args].map(shellWord).join(" ")}`] };
+}
+
+/** An sh word that is exactly `arg`'s bytes: a printf format of octal escapes, all ASCII. */
+function shellWord(arg: string | Uint8Array): string {
+  const bytes = Buffer.from(arg);
+  if (bytes.at(-1) === 0x0a) throw new Error("$(...) would drop an argument's last newline");
+  const format = [...bytes].map((byte) => `\\${byte.toString(8).padStart(3, "0")}`).join("");
+  return `"$(printf '${format}')"`;
 }

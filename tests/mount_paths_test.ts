@@ -2,16 +2,22 @@
  * `riakfs mount` refuses SOURCE and MOUNTPOINT it cannot serve before it touches anything:
  * one inside the other (the mount would wait on itself), a source that is not there (it
  * was made, empty), empty arguments, and a mountpoint a live mount already serves (a refused
- * mount replayed the live one's journal and removed its control socket).
+ * mount replayed the live one's journal and removed its control socket), a path that is not
+ * UTF-8 (the mount takes both as text).
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { startMount, stopMount, tempDir, waitFor } from "./_mount.ts";
-import { runRiakfs } from "./_riakfs.ts";
+import { runRiakfs, shWithBytes } from "./_riakfs.ts";
 
 /** A foreground migrate mount of `source` at `mountpoint`, against a Riak nobody runs. */
-function mountArgs(base: string, source: string, mountpoint: string): string[] {
+function mountArgs(
+  base: string,
+  source: string | Uint8Array,
+  mountpoint: string | Uint8Array,
+): Array<string | Uint8Array> {
   return [
     "mount",
     "--preset",
@@ -69,6 +75,25 @@ Deno.test("mount refuses a source that is not there, or not a directory, and emp
       assert.equal(empty.code, 2, empty.stderr);
       assertOneLine(empty.stderr, /must not be empty/);
     }
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+});
+
+Deno.test("mount refuses a source or mountpoint that is not UTF-8, naming its bytes", async () => {
+  const base = tempDir("riakfs-paths-");
+  try {
+    const latin1 = Buffer.from(join(base, "caf\xe9"), "latin1");
+    const mountpoint = join(base, "mnt");
+    fs.mkdirSync(mountpoint);
+    shWithBytes('mkdir "$1"', latin1);
+    const cases = [[latin1, mountpoint, "SOURCE"], [mountpoint, latin1, "MOUNTPOINT"]] as const;
+    for (const [source, at, what] of cases) {
+      const refused = await runRiakfs(mountArgs(base, source, at));
+      assert.equal(refused.code, 2, refused.stderr);
+      assertOneLine(refused.stderr, new RegExp(`^riakfs: ${what} /.*/caf\\\\xe9 is not UTF-8`));
+    }
+    assert.equal(fs.existsSync(join(base, "run")), false, "refused before anything was made");
   } finally {
     fs.rmSync(base, { recursive: true, force: true });
   }

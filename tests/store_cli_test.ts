@@ -117,6 +117,64 @@ Deno.test("cat: streams verified bytes; a corrupted chunk fails with a non-zero 
   });
 });
 
+Deno.test("stat, cat and ls find a name that is not UTF-8 by its exact bytes", async () => {
+  await withRiak(async ({ store, flags }) => {
+    // Latin-1 "déjà/café.txt" and "cafè.txt": UTF-8 decoding makes both names one text.
+    const directory = Buffer.from("d\xe9j\xe0", "latin1");
+    const acute = Buffer.concat([directory, Buffer.from("/caf\xe9.txt", "latin1")]);
+    const grave = Buffer.concat([directory, Buffer.from("/caf\xe8.txt", "latin1")]);
+    // Not even a character: a lead byte without its continuation, an encoded surrogate.
+    const broken = Buffer.concat([
+      directory,
+      Buffer.from([0x2f, 0x78, 0xc3, 0x28, 0xed, 0xa0, 0x80]),
+    ]);
+    await store.writeFile(acute, Buffer.from("acute"));
+    await store.writeFile(grave, Buffer.from("grave"));
+    await store.writeFile(broken, Buffer.from("broken"));
+
+    for (
+      const [path, content] of [[acute, "acute"], [grave, "grave"], [broken, "broken"]] as const
+    ) {
+      const cat = await runRiakfs(["cat", path, ...flags]);
+      assert.equal(cat.code, 0, cat.stderr);
+      assert.equal(cat.stdout, content);
+      const stat = await runRiakfs(["stat", "--json", ...flags, "--", path]);
+      assert.equal(stat.code, 0, stat.stderr);
+      const json = JSON.parse(stat.stdout);
+      assert.equal(json.size, content.length);
+      assert.equal(json.sha256, createHash("sha256").update(content).digest("hex"));
+    }
+    const named = await runRiakfs(["stat", acute, ...flags]);
+    assert.match(named.stdout, /^ {2}Path: \/d\\xe9j\\xe0\/caf\\xe9\.txt$/m);
+    const catJson = await runRiakfs(["cat", "--json", broken, ...flags]);
+    assert.equal(JSON.parse(catJson.stdout).path, "/d\\xe9j\\xe0/x\\xc3(\\xed\\xa0\\x80");
+
+    const ls = await runRiakfs(["ls", directory, ...flags]);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.deepEqual(
+      ls.stdout.trim().split("\n").sort(),
+      ["caf\\xe8.txt", "caf\\xe9.txt", "x\\xc3(\\xed\\xa0\\x80"],
+    );
+    const long = await runRiakfs(["ls", "-l", ...flags, directory]);
+    assert.equal(long.code, 0, long.stderr);
+    assert.match(long.stdout, /^-rw-r--r-- 0 0 +5 \S+ caf\\xe9\.txt$/m);
+    const root = await runRiakfs(["ls", "--json", ...flags]);
+    assert.deepEqual(JSON.parse(root.stdout), [{ name: "d\\xe9j\\xe0", type: "directory" }]);
+
+    // The same name in valid UTF-8 is another file, which Riak does not hold.
+    const utf8 = await runRiakfs(["cat", "déjà/café.txt", ...flags]);
+    assert.equal(utf8.code, 1);
+    assert.match(utf8.stderr, /\/déjà\/café\.txt: not found/);
+    const missing = await runRiakfs([
+      "stat",
+      Buffer.concat([directory, Buffer.from("/\xff", "latin1")]),
+      ...flags,
+    ]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /d\\xe9j\\xe0\/\\xff: not found/);
+  });
+});
+
 Deno.test("doctor: every check passes on a good Riak; an unreachable node fails it", async () => {
   await withRiak(async ({ flags }) => {
     const json = await runRiakfs(["doctor", "--json", ...flags]);

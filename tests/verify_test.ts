@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chunkKey } from "../src/store/manifest.ts";
 import { withMigration } from "./_migration.ts";
-import { runRiakfs } from "./_riakfs.ts";
+import { runRiakfs, shWithBytes } from "./_riakfs.ts";
 
 Deno.test("verify: a damaged chunk, a missing file and a local change are all listed", async () => {
   await withMigration(async ({ source, store, client, flags }) => {
@@ -79,5 +79,77 @@ Deno.test("verify: files Riak could not be asked about are not differences, and 
     } finally {
       await riak.server!.faults.resumeAccepting();
     }
+  });
+});
+
+/** `source/relative` as bytes: names that are not UTF-8 cannot be strings. */
+function under(source: string, relative: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from(`${source}/`), relative]);
+}
+
+Deno.test("verify: PATHs that are not UTF-8 name exactly their files", async () => {
+  await withMigration(async ({ source, flags }) => {
+    // Latin-1 "déjà/café.txt" and "cafè.txt": UTF-8 decoding makes both names one text.
+    const directory = Buffer.from("d\xe9j\xe0", "latin1");
+    const acute = Buffer.concat([directory, Buffer.from("/caf\xe9.txt", "latin1")]);
+    const grave = Buffer.concat([directory, Buffer.from("/caf\xe8.txt", "latin1")]);
+    const broken = Buffer.concat([directory, Buffer.from([0x2f, 0x78, 0xc3, 0x28])]);
+    const write = 'printf %s "$2" > "$1"';
+    shWithBytes('mkdir "$1"', under(source, directory));
+    shWithBytes(write, under(source, acute), "acute");
+    shWithBytes(write, under(source, grave), "grave");
+    shWithBytes(write, under(source, broken), "broken");
+    writeFileSync(join(source, "plain.txt"), "plain");
+    const warmed = await runRiakfs(["prewarm", source, ...flags]);
+    assert.equal(warmed.code, 0, warmed.stderr + warmed.stdout);
+    shWithBytes(write, under(source, grave), "GRAVE");
+
+    const one = await runRiakfs(["verify", source, acute, ...flags]);
+    assert.equal(one.code, 0, one.stdout + one.stderr);
+    assert.match(one.stdout, /1 files .* 1 identical, 0 differ$/m);
+    const other = await runRiakfs(["verify", source, grave, "--json", ...flags]);
+    assert.equal(other.code, 1, other.stdout + other.stderr);
+    const summary = JSON.parse(other.stdout);
+    assert.equal(summary.checked, 1);
+    assert.deepEqual(
+      summary.differences.map((d: { path: string; status: string }) => `${d.status} ${d.path}`),
+      ["differs /d\\xe9j\\xe0/caf\\xe8.txt"],
+    );
+    const both = await runRiakfs(["verify", source, broken, acute, ...flags]);
+    assert.equal(both.code, 0, both.stdout + both.stderr);
+    assert.match(both.stdout, /2 files .* 2 identical, 0 differ$/m);
+    // The directory, as the shell completes it (SOURCE/...): its three files.
+    const walked = await runRiakfs(["verify", source, under(source, directory), ...flags]);
+    assert.equal(walked.code, 1, walked.stdout + walked.stderr);
+    assert.match(walked.stdout, /^differs: \/d\\xe9j\\xe0\/caf\\xe8\.txt: sha256 differs/m);
+    assert.match(walked.stdout, /3 files .* 2 identical, 1 differ$/m);
+    const outside = await runRiakfs(["verify", source, Buffer.from("../\xe9", "latin1"), ...flags]);
+    assert.equal(outside.code, 2);
+    assert.match(outside.stderr, /^riakfs: \.\.\/\\xe9: not inside /);
+  });
+});
+
+Deno.test("a SOURCE that is not UTF-8 is refused by name; a symlink to it works", async () => {
+  await withMigration(async ({ source, flags }) => {
+    const latin1 = under(source, Buffer.from("caf\xe9", "latin1"));
+    shWithBytes('mkdir "$1" && printf a > "$1/a.txt"', latin1);
+    for (const command of ["prewarm", "verify", "progress"]) {
+      const refused = await runRiakfs([command, latin1, ...flags]);
+      assert.equal(refused.code, 2, `${command}: ${refused.stdout}${refused.stderr}`);
+      assert.match(
+        refused.stderr,
+        /^riakfs: SOURCE \/.*\/caf\\xe9 is not UTF-8.*; give it by a symlink whose name is UTF-8$/m,
+      );
+    }
+    const link = join(source, "cafe");
+    shWithBytes('ln -s "$1" "$2"', latin1, link);
+    const warmed = await runRiakfs(["prewarm", link, ...flags]);
+    assert.equal(warmed.code, 0, warmed.stderr + warmed.stdout);
+    assert.match(warmed.stdout, /1 uploaded/);
+    const verified = await runRiakfs(["verify", link, ...flags]);
+    assert.equal(verified.code, 0, verified.stderr + verified.stdout);
+    assert.match(verified.stdout, /1 files .* 1 identical, 0 differ$/m);
+    const progress = await runRiakfs(["progress", link, "--json", ...flags]);
+    assert.equal(progress.code, 0, progress.stderr + progress.stdout);
   });
 });

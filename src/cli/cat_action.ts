@@ -7,6 +7,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { Command } from "commander";
 import { displayPath, normalizePath } from "../store/path.ts";
+import { argumentBytes } from "./raw_args.ts";
 import { runWithStore } from "./riak-session.ts";
 
 /** Writes the file at `path` from Riak to stdout (raw, or as JSON with `--json`). */
@@ -16,7 +17,7 @@ export function catFile(
   opts: Record<string, unknown>,
 ): Promise<void> {
   return runWithStore(command, opts, async (store, out) => {
-    const p = normalizePath(path);
+    const p = normalizePath(argumentBytes(path));
     if (opts.json) {
       const content = await store.readFile(p);
       const sha256 = createHash("sha256").update(content).digest("hex");

@@ -4,8 +4,9 @@
  * @module
  */
 import { runCli } from "./program.ts";
+import { exactArguments } from "./raw_args.ts";
 
-runCli(process.argv.slice(2)).then(
+runCli(exactArguments(process.argv.slice(2))).then(
   (code) => {
     process.exitCode = code;
   },

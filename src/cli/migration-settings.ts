@@ -11,6 +11,7 @@ import { readMounts } from "../fuse/mount.ts";
 import { PathFilter } from "../migration/glob.ts";
 import { StateDirectory } from "../migration/state.ts";
 import type { Namespace } from "../store/layout.ts";
+import { requireTextPath } from "./raw_args.ts";
 
 /** The state directory for a source and namespace (or `--state-dir`). */
 export function stateDirectoryFor(
@@ -37,14 +38,17 @@ export function filterFromOptions(command: Command, opts: Record<string, unknown
  * The source as an absolute path. Not a directory is a usage error, and so is a path inside
  * a riakfs mount: the migrated directory is the mount's source, and going through the mount
  * would copy what it serves from Riak back into Riak, and delete (`--delete-local`) through
- * it, which removes Riak's copies too.
+ * it, which removes Riak's copies too. So is a path that is not UTF-8 ({@link requireTextPath}).
  */
 export async function sourceDirectory(command: Command, source: string): Promise<string> {
   if (source === "") command.error("riakfs: SOURCE must not be empty", { exitCode: 2 });
+  requireTextPath(command, "SOURCE", source, "give it by a symlink whose name is UTF-8");
   const absolute = resolve(source);
   let real: string | undefined;
   try {
-    if (statSync(absolute).isDirectory()) real = realpathSync(absolute);
+    // The native one: the other reads each symlink as text, and so fails on the symlink
+    // that stands for a directory whose name is not UTF-8 (see requireTextPath).
+    if (statSync(absolute).isDirectory()) real = realpathSync.native(absolute);
   } catch {
     real = undefined;
   }

@@ -27,6 +27,7 @@ import {
   riakSettingsFromOptions,
 } from "./riak-session.ts";
 import { makeDirectories } from "../util/directories.ts";
+import { requireTextPath } from "./raw_args.ts";
 
 /** Options whose value is a path: made absolute before the background process gets them. */
 const PATH_OPTIONS = new Set([
@@ -209,6 +210,8 @@ async function checkedPaths(
   const usage = (message: string): never =>
     command.error(`riakfs: ${message}`, { exitCode: 2, code: "riakfs.usage" });
   if (source === "" || mountpoint === "") usage("SOURCE and MOUNTPOINT must not be empty");
+  requireTextPath(command, "SOURCE", source);
+  requireTextPath(command, "MOUNTPOINT", mountpoint);
   const paths = { source: resolve(source), mountpoint: resolve(mountpoint) };
   await checkMountpoint(paths.mountpoint);
   const realMountpoint = await realpathUnlessStale(paths.mountpoint);

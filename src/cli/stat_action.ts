@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import type { FileStat } from "../store/store.ts";
 import { describeLocation } from "../store/layout.ts";
 import { displayPath } from "../store/path.ts";
+import { argumentBytes } from "./raw_args.ts";
 import { runWithStore } from "./riak-session.ts";
 
 /** Prints what Riak holds at `path`, as text or JSON. */
@@ -17,7 +18,7 @@ export function showStat(
   opts: Record<string, unknown>,
 ): Promise<void> {
   return runWithStore(command, opts, async (store, out) => {
-    const stat = await store.stat(path);
+    const stat = await store.stat(argumentBytes(path));
     await out(opts.json ? JSON.stringify(statToJson(stat)) + "\n" : formatStat(stat));
   });
 }

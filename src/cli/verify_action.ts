@@ -11,7 +11,8 @@ import { formatBytes } from "../migration/progress_reporter.ts";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
 import { runWithStore } from "./riak-session.ts";
 import { InvalidPathError } from "../store/errors.ts";
-import { normalizePath } from "../store/path.ts";
+import { displayBytes, normalizePath } from "../store/path.ts";
+import { argumentBytes } from "./raw_args.ts";
 
 /** Compares `paths` (default: all) of `sourceArg` with Riak; sets exit code 1 on a difference. */
 export async function verifyCommand(
@@ -23,17 +24,17 @@ export async function verifyCommand(
   const source = await sourceDirectory(command, sourceArg);
   const filter = filterFromOptions(command, opts);
   // A path given as the shell completes it (SOURCE/a/b, ./a/b) is the same file as a/b.
-  paths = paths.map((path) => {
+  const exactPaths = paths.map((path) => {
     const inside = relative(source, resolve(source, path));
-    if (inside === "") return "";
     if (inside.startsWith("../") || inside === ".." || isAbsolute(inside)) {
-      command.error(`riakfs: ${path}: not inside ${source} (PATHs are relative to SOURCE)`, {
+      const shown = displayBytes(argumentBytes(path));
+      command.error(`riakfs: ${shown}: not inside ${source} (PATHs are relative to SOURCE)`, {
         exitCode: 2,
       });
     }
-    return inside;
+    return argumentBytes(inside);
   });
-  for (const path of paths) {
+  for (const path of exactPaths) {
     try {
       normalizePath(path);
     } catch (error) {
@@ -47,7 +48,7 @@ export async function verifyCommand(
     const summary = await verifyTree({
       source,
       store,
-      paths,
+      paths: exactPaths,
       filter,
       sample: opts.sample as number | undefined,
       seed: opts.seed as number | undefined,
@@ -83,7 +84,7 @@ export async function verifyCommand(
       process.stderr.write(
         `riakfs verify: ${unchecked} file(s) could not be checked; the result is not recorded\n`,
       );
-    } else if (paths.length === 0 && opts.sample === undefined) {
+    } else if (exactPaths.length === 0 && opts.sample === undefined) {
       // The whole tree: progress reports it as what is verified.
       const state = stateDirectoryFor(source, store.namespace, opts);
       try {

@@ -13,7 +13,7 @@ import {
   NotFoundError,
   StoreError,
 } from "../store/errors.ts";
-import { displayBytes, displayPath, normalizePath } from "../store/path.ts";
+import { displayBytes, displayPath, normalizePath, type StorePath } from "../store/path.ts";
 import { identityOf } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { hashBytes, isFileChanged, readUnchanged, waitOutRacyWindow } from "./local_file.ts";
@@ -36,7 +36,7 @@ export interface VerifyOptions {
   source: string;
   store: MigrationStore;
   /** Paths (relative to the source) of files or directories; default: the whole tree. */
-  paths?: string[];
+  paths?: StorePath[];
   filter?: PathFilter;
   /** Verify this many files chosen at random instead of all. */
   sample?: number;
