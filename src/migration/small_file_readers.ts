@@ -13,6 +13,7 @@
 import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import { Worker } from "node:worker_threads";
+import { BlockingWhileFast } from "../util/blocking_while_fast.ts";
 import { FileChangedError, type FileIdentity, lstatIfExists } from "./file_identity.ts";
 import {
   changedTooRecently,
@@ -24,14 +25,6 @@ import {
 
 /** The most threads a pool starts, whatever it is asked for. */
 const MAX_THREADS = 8;
-/** A blocking read slower than this (ms) did not come from the page cache. */
-const SLOW_READ_MS = 1;
-/**
- * Slow reads weigh 1 and fade by this factor per read: a few in a row (not one hiccup) move
- * the reads to threads, for the rest of the pool's life (a slow disk stays slow).
- */
-const SLOW_FADE = 0.9;
-const SLOW_SCORE_LIMIT = 2;
 
 const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
@@ -80,9 +73,8 @@ export class SmallFileReaders {
   #nextId = 0;
   /** Workers could not be started (a runtime without them): reads block the caller. */
   #inline = false;
-  readonly #slowReadMs: number;
-  /** Slow blocking reads, fading (see SLOW_FADE); past SLOW_SCORE_LIMIT: threads. */
-  #slowScore = 0;
+  /** Once blocking reads turn slow, they move to the threads for the rest of the pool's life. */
+  readonly #pace: BlockingWhileFast;
 
   /** Whether reads run on the threads (false until reads turned out slow, or where none can run). */
   get onThreads(): boolean {
@@ -95,7 +87,7 @@ export class SmallFileReaders {
    */
   constructor(threads: number, options: { slowReadMs?: number } = {}) {
     this.#threads = Math.max(1, Math.min(MAX_THREADS, threads));
-    this.#slowReadMs = options.slowReadMs ?? SLOW_READ_MS;
+    this.#pace = new BlockingWhileFast({ slowMs: options.slowReadMs });
   }
 
   /**
@@ -105,7 +97,7 @@ export class SmallFileReaders {
    */
   async read(absolutePath: Buffer, expected: FileIdentity, name: string): Promise<Buffer> {
     if (changedTooRecently(expected)) throw new FileChangedError(name);
-    const workers = this.#slowScore > SLOW_SCORE_LIMIT ? this.#start() : undefined;
+    const workers = this.#pace.blocking ? undefined : this.#start();
     if (workers === undefined) return this.#readHere(absolutePath, expected, name);
     let worker = 0;
     for (let i = 1; i < workers.length; i++) if (this.#busy[i] < this.#busy[worker]) worker = i;
@@ -125,29 +117,18 @@ export class SmallFileReaders {
    * fast (an lstat on the thread pool costs the event loop several times the call itself),
    * on the pool once they are slow.
    */
-  async lstat(absolutePath: Buffer): Promise<fs.BigIntStats | undefined> {
-    if (this.#slowScore > SLOW_SCORE_LIMIT) return await lstatIfExists(absolutePath);
-    const started = performance.now();
-    try {
-      return fs.lstatSync(absolutePath, { bigint: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw error;
-    } finally {
-      const slow = performance.now() - started >= this.#slowReadMs ? 1 : 0;
-      this.#slowScore = this.#slowScore * SLOW_FADE + slow;
-    }
+  lstat(absolutePath: Buffer): Promise<fs.BigIntStats | undefined> {
+    return this.#pace.run(
+      () => fs.lstatSync(absolutePath, { bigint: true, throwIfNoEntry: false }),
+      () => lstatIfExists(absolutePath),
+    );
   }
 
   /** A blocking read on this thread, timed to tell a page cache from a disk. */
   #readHere(absolutePath: Buffer, expected: FileIdentity, name: string): Buffer {
-    const started = performance.now();
-    try {
-      return readSmallUnchanged(absolutePath, expected, { displayName: name });
-    } finally {
-      const slow = performance.now() - started >= this.#slowReadMs ? 1 : 0;
-      this.#slowScore = this.#slowScore * SLOW_FADE + slow;
-    }
+    return this.#pace.timed(() =>
+      readSmallUnchanged(absolutePath, expected, { displayName: name })
+    );
   }
 
   /** Stops the threads; reads still in flight fail. */

@@ -6,15 +6,19 @@
  * builds paths from components it saw with lstat, the overlay never resolves through a
  * symlinked directory: {@link localPathBeneath} checks that every existing directory
  * component of the path is a real directory inside the source; the last component is
- * used with lstat semantics by the callers (lstat, O_NOFOLLOW, readlink, unlink).
+ * used with lstat semantics by the callers (lstat, O_NOFOLLOW, readlink, unlink). That
+ * check is a realpath(3) of the path's directory on every call: with a `pace` it blocks
+ * while such calls are quick.
  *
  * A symlink swapped in between the check and the use is not caught (the passthrough has
  * the same window); the check is against what is in the source, not against its owner.
  *
  * @module
  */
+import { realpathSync } from "node:fs";
 import { realpath } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
 
 /**
  * `path` would resolve through a symlink (or `..`) out of the source. Carries `code`
@@ -53,7 +57,7 @@ const realSources = new Map<string, Promise<string>>();
 export async function localPathBeneath(
   source: string,
   path: string,
-  options: { directory?: boolean } = {},
+  options: { directory?: boolean; pace?: BlockingWhileFast } = {},
 ): Promise<string> {
   if (path.split("/").some((part) => part === "." || part === "..")) {
     throw new OutsideSourceError(path, path);
@@ -72,7 +76,10 @@ export async function localPathBeneath(
   for (let directory = first; directory !== "/"; directory = dirname(directory)) {
     let real: string;
     try {
-      real = await realpath(join(source, directory));
+      const onDisk = join(source, directory);
+      real = options.pace
+        ? await options.pace.run(() => realpathSync.native(onDisk), () => realpath(onDisk))
+        : await realpath(onDisk);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ENOENT" || code === "ENOTDIR") continue; // Not there (yet): look higher.

@@ -14,7 +14,14 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash, randomBytes } from "node:crypto";
-import { type BigIntStats, constants as fsConstants, createReadStream, fstatSync } from "node:fs";
+import {
+  type BigIntStats,
+  constants as fsConstants,
+  createReadStream,
+  fstatSync,
+  lstatSync,
+  unlinkSync,
+} from "node:fs";
 import * as fsp from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -50,6 +57,7 @@ import { hashStoredFile } from "../migration/stored_file.ts";
 import { AlreadyExistsError, NotFoundError, StoreError } from "../store/errors.ts";
 import type { FileStat, StatOptions, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
+import { BlockingWhileFast } from "../util/blocking_while_fast.ts";
 import { utimesSeconds } from "../util/utimes.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
 import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
@@ -152,6 +160,13 @@ const KNOWN_IN_RIAK_LIMIT = 100_000;
 const READDIRPLUS_BATCH = 64;
 /** Riak stats kept for the entry timeout (LOOKUP, OPEN and GETATTR of one file share one). */
 const STAT_CACHE_LIMIT = 10_000;
+/**
+ * A name that Riak's cached answer and the source both lacked this recently (ms) is taken as
+ * absent without asking Riak again (see #locate): the CREATE right after its LOOKUP.
+ */
+const ABSENT_BOTH_TRUSTED_MS = 100;
+/** After this long on the pool (ms), the source's calls are tried blocking again. */
+const SOURCE_PACE_RETRY_MS = 10_000;
 /**
  * A Riak file removed while open is copied into the spool for its open handles (the removal
  * waits for the copy), while the copies held at once stay within this many bytes; reads of
@@ -310,7 +325,16 @@ export class OverlayFileSystem implements FileSystem {
    * Riak's stats by path for `entryTimeout` seconds (the staleness the kernel's own entry
    * cache already allows), dropped on every change this mount makes to the path.
    */
-  readonly #statCache = new Map<string, { stat: FileStat | undefined; expires: number }>();
+  readonly #statCache = new Map<
+    string,
+    { stat: FileStat | undefined; expires: number; localAbsentAt?: number }
+  >();
+  /**
+   * The source's metadata calls (realpath, lstat, unlink) block the event loop while they
+   * are quick: on the pool each costs a request a thread hop or two, most of what a small
+   * file's CREATE or UNLINK takes. A slow source goes to the pool, retried every few seconds.
+   */
+  readonly #sourcePace = new BlockingWhileFast({ retryAfterMs: SOURCE_PACE_RETRY_MS });
   /** Bytes of the spool copies of Riak files removed while open ({@link RemovedCopy}). */
   #removedCopyBytes = 0;
   /** Riak handles open: a removal or rename with none has no open content to copy. */
@@ -732,7 +756,7 @@ export class OverlayFileSystem implements FileSystem {
         ...this.#unseenMark(path),
       });
       try {
-        await fsp.unlink(await this.#localPath(path));
+        await this.#unlinkLocal(path);
       } catch (error) {
         // Riak unreachable (EIO) as much as a refusal: the removal did not happen.
         const onlyInRiak = await this.#onlyInRiak(path, error).catch(async (reason) => {
@@ -761,7 +785,7 @@ export class OverlayFileSystem implements FileSystem {
       // Riak first: if it is unreachable nothing changes, instead of the file coming back.
       if (this.#usesRiak()) found = await this.#removeFromRiak(path) || found;
       if (this.#usesLocal()) {
-        found = await ignoreMissing(fsp.unlink(await this.#localPath(path))) || found;
+        found = await ignoreMissing(this.#unlinkLocal(path)) || found;
       }
     });
     if (!found) throw fail(Errno.ENOENT, `${path}: no such file`);
@@ -1861,18 +1885,24 @@ export class OverlayFileSystem implements FileSystem {
       return { where: "riak", stat: rootStat() };
     }
     const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
-    if (!local && absenceWasCached) {
+    const absentBothJustNow = cached?.localAbsentAt !== undefined &&
+      this.#now() - cached.localAbsentAt < ABSENT_BOTH_TRUSTED_MS;
+    if (!local && absenceWasCached && !absentBothJustNow) {
       // Gone locally while Riak's absence was remembered: a pre-warm with --delete-local (or
       // another host) may just have moved it into Riak. Ask once more before ENOENT, all at
-      // once: mostly it is a name about to be created (the kernel's LOOKUP just cached the
-      // absence, and CREATE asks again).
+      // once. Not when the look just before found no local file either: mostly the LOOKUP
+      // of a name about to be created, then its CREATE.
       this.#statCache.delete(path);
       const fresh = await this.#riakStat(path, { quiet: true, withContent, likelyAbsent: true })
         .catch(() => undefined);
       this.#rememberInRiak(path, fresh !== undefined);
       if (fresh) return { where: "riak", stat: fresh };
     }
-    if (!local) throw fail(Errno.ENOENT, `${path}: no such file`);
+    if (!local) {
+      const absence = this.#statCache.get(path);
+      if (absence?.stat === undefined && absence !== undefined) absence.localAbsentAt = this.#now();
+      throw fail(Errno.ENOENT, `${path}: no such file`);
+    }
     return { where: "local", stats: local };
   }
 
@@ -2762,12 +2792,21 @@ export class OverlayFileSystem implements FileSystem {
   /** Where `path` is in the source; never through a symlinked directory (see local_path.ts). */
   async #localPath(path: string, options?: { directory?: boolean }): Promise<string> {
     if (this.#o.source === undefined) throw fail(Errno.EIO, "this mode has no source directory");
-    return await localPathBeneath(this.#o.source, path, options);
+    return await localPathBeneath(this.#o.source, path, { ...options, pace: this.#sourcePace });
   }
 
   async #lstatLocal(path: string): Promise<BigIntStats | undefined> {
     if (this.#o.source === undefined) return undefined;
-    return await lstatOrUndefined(await this.#localPath(path));
+    const local = await this.#localPath(path);
+    return await this.#sourcePace.run(
+      () => lstatSync(local, { bigint: true, throwIfNoEntry: false }),
+      () => lstatOrUndefined(local),
+    );
+  }
+
+  async #unlinkLocal(path: string): Promise<void> {
+    const local = await this.#localPath(path);
+    await this.#sourcePace.run(() => unlinkSync(local), () => fsp.unlink(local));
   }
 }
 

@@ -543,6 +543,30 @@ Deno.test("migrate: a file moved into Riak behind the mount while its absence wa
   );
 });
 
+Deno.test("migrate: the CREATE right after a LOOKUP that found the name nowhere asks Riak nothing more", async () => {
+  let clock = 1_000_000;
+  await withOverlay(
+    "migrate",
+    async ({ fs, requests, resetCounts }) => {
+      await assert.rejects(lookupPath(fs, "/new.txt"), (e) => errnoOf(e) === Errno.ENOENT);
+      resetCounts();
+      const created = await fs.create!(ROOT_CTX, 1, "new.txt", 0o1101, 0o644, 0);
+      await fs.release!(ROOT_CTX, created.entry.nodeid, created.opened.fh, 0);
+      assert.equal(requests.heads + requests.gets + requests.setFetches, 0);
+
+      // Looked up longer ago: the absence is asked for again before the CREATE.
+      await assert.rejects(lookupPath(fs, "/later.txt"), (e) => errnoOf(e) === Errno.ENOENT);
+      clock += 500;
+      resetCounts();
+      const later = await fs.create!(ROOT_CTX, 1, "later.txt", 0o1101, 0o644, 0);
+      await fs.release!(ROOT_CTX, later.entry.nodeid, later.opened.fh, 0);
+      assert.ok(requests.heads > 0, "asked Riak again");
+    },
+    {},
+    { entryTimeout: 1, attrTimeout: 1, now: () => clock },
+  );
+});
+
 Deno.test("released handle numbers are handed out again, so they stay small", async () => {
   await withOverlay("shadow", async ({ fs, source }) => {
     await writeFile(join(source, "a.txt"), "a");

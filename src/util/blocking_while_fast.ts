@@ -1,0 +1,92 @@
+/**
+ * When a file-system call may block the calling thread. On a local disk most metadata calls
+ * (lstat, realpath, unlink) and reads of cached pages are answered from the kernel's caches in
+ * microseconds, while the same call on libuv's thread pool costs the event loop a hop to a
+ * pool thread and back: tens of microseconds, more on a busy machine, and most of what a
+ * small file's request costs a FUSE mount. A slow source (a cold disk, NFS, a failing drive)
+ * must still never stall the event loop. So calls block while they are quick, and go to the
+ * pool once a few in a row were slow.
+ *
+ * @module
+ */
+
+/** A blocking call slower than this (ms) was not answered from the kernel's caches. */
+const DEFAULT_SLOW_MS = 1;
+/**
+ * Slow calls weigh 1 and fade by this factor per call: a few in a row (not one hiccup) move
+ * the calls to the pool.
+ */
+const SLOW_FADE = 0.9;
+const SLOW_SCORE_LIMIT = 2;
+
+/** Options of {@link BlockingWhileFast}. */
+export interface BlockingWhileFastOptions {
+  /** A blocking call at least this slow (ms) counts as slow (default 1; 0: every call). */
+  slowMs?: number;
+  /**
+   * Once calls went to the pool, block again after this long (ms) to see whether the source
+   * is quick again (a disk busy for a while). Undefined: stay on the pool for good.
+   */
+  retryAfterMs?: number;
+  /** The clock, in ms (tests). */
+  now?: () => number;
+}
+
+/**
+ * The pace of one source's calls: blocking while quick, on the pool once slow.
+ *
+ * @example
+ * ```ts
+ * const pace = new BlockingWhileFast({ retryAfterMs: 10_000 });
+ * const stats = await pace.run(
+ *   () => fs.lstatSync(path, { bigint: true }),
+ *   () => fs.promises.lstat(path, { bigint: true }),
+ * );
+ * ```
+ */
+export class BlockingWhileFast {
+  readonly #slowMs: number;
+  readonly #retryAfterMs: number | undefined;
+  readonly #now: () => number;
+  #slowScore = 0;
+  #pooledSince = 0;
+
+  constructor(options: BlockingWhileFastOptions = {}) {
+    this.#slowMs = options.slowMs ?? DEFAULT_SLOW_MS;
+    this.#retryAfterMs = options.retryAfterMs;
+    this.#now = options.now ?? (() => performance.now());
+  }
+
+  /** Whether the next call may block the calling thread. */
+  get blocking(): boolean {
+    if (this.#slowScore <= SLOW_SCORE_LIMIT) return true;
+    if (this.#retryAfterMs === undefined) return false;
+    if (this.#now() - this.#pooledSince < this.#retryAfterMs) return false;
+    this.#slowScore = 0; // Given another chance; a slow call or two sends it back.
+    return true;
+  }
+
+  /** Runs the blocking `call`, timing it. */
+  timed<T>(call: () => T): T {
+    const started = this.#now();
+    try {
+      return call();
+    } finally {
+      const ended = this.#now();
+      const slow = ended - started >= this.#slowMs ? 1 : 0;
+      const wasBlocking = this.#slowScore <= SLOW_SCORE_LIMIT;
+      this.#slowScore = this.#slowScore * SLOW_FADE + slow;
+      if (wasBlocking && this.#slowScore > SLOW_SCORE_LIMIT) this.#pooledSince = ended;
+    }
+  }
+
+  /** `blocking()` on this thread while calls are quick (timed), else `pooled()`. */
+  run<T>(blocking: () => T, pooled: () => Promise<T>): Promise<T> {
+    if (!this.blocking) return pooled();
+    try {
+      return Promise.resolve(this.timed(blocking));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+}

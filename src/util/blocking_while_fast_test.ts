@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { BlockingWhileFast } from "./blocking_while_fast.ts";
+
+/** A pace whose clock moves only when told to: `call(ms)` is a blocking call taking ms. */
+function paced(options: { retryAfterMs?: number } = {}) {
+  let clock = 0;
+  const pace = new BlockingWhileFast({ ...options, now: () => clock });
+  return {
+    pace,
+    call: (ms: number) => pace.timed(() => (clock += ms)),
+    wait: (ms: number) => (clock += ms),
+  };
+}
+
+Deno.test("calls block while quick; one slow call is a hiccup, a few in a row go to the pool", () => {
+  const { pace, call } = paced();
+  for (let i = 0; i < 100; i++) call(0.2);
+  assert.equal(pace.blocking, true);
+  call(5);
+  for (let i = 0; i < 10; i++) call(0.2);
+  assert.equal(pace.blocking, true, "one slow call among quick ones");
+  call(5);
+  call(5);
+  call(5);
+  assert.equal(pace.blocking, false, "three slow calls in a row");
+});
+
+Deno.test("without retryAfterMs the pool stays; with it, calls block again after that long", () => {
+  const forGood = paced();
+  for (let i = 0; i < 3; i++) forGood.call(5);
+  forGood.wait(3_600_000);
+  assert.equal(forGood.pace.blocking, false);
+
+  const retried = paced({ retryAfterMs: 10_000 });
+  for (let i = 0; i < 3; i++) retried.call(5);
+  retried.wait(9_000);
+  assert.equal(retried.pace.blocking, false, "before the retry time");
+  retried.wait(1_000);
+  assert.equal(retried.pace.blocking, true, "tried again");
+  retried.call(0.1);
+  assert.equal(retried.pace.blocking, true, "quick again: stays blocking");
+  for (let i = 0; i < 3; i++) retried.call(5);
+  assert.equal(retried.pace.blocking, false, "slow again: back to the pool");
+  retried.wait(5_000);
+  assert.equal(retried.pace.blocking, false, "the retry time starts afresh");
+});
+
+Deno.test("run takes the blocking call while quick, the pooled one once slow, and passes errors on", async () => {
+  const { pace, call } = paced();
+  assert.equal(await pace.run(() => "blocking", () => Promise.resolve("pooled")), "blocking");
+  await assert.rejects(
+    pace.run(() => {
+      throw new Error("ENOENT");
+    }, () => Promise.resolve("pooled")),
+    /ENOENT/,
+  );
+  for (let i = 0; i < 3; i++) call(5);
+  assert.equal(await pace.run(() => "blocking", () => Promise.resolve("pooled")), "pooled");
+  await assert.rejects(
+    pace.run(() => "blocking", () => Promise.reject(new Error("EIO"))),
+    /EIO/,
+  );
+});
