@@ -28,6 +28,8 @@ export interface RequestCounts {
   deletes: number;
   setFetches: number;
   setUpdates: number;
+  /** The most gets, head-only gets and set fetches that were in flight at once. */
+  mostReadsAtOnce: number;
 }
 
 /** What an overlay test gets. */
@@ -71,7 +73,15 @@ export const ROOT_CTX: RequestContext = {
 
 /** The fields of {@link RequestCounts}, all zero. */
 export function noRequests(): RequestCounts {
-  return { gets: 0, heads: 0, puts: 0, deletes: 0, setFetches: 0, setUpdates: 0 };
+  return {
+    gets: 0,
+    heads: 0,
+    puts: 0,
+    deletes: 0,
+    setFetches: 0,
+    setUpdates: 0,
+    mostReadsAtOnce: 0,
+  };
 }
 
 /** `client`, counting every request into `counts`; puts wait for `gate.puts` when set. */
@@ -80,11 +90,16 @@ export function countingClient(
   counts: RequestCounts,
   gate: { puts?: () => Promise<void> } = {},
 ): StoreClient {
+  let readsInFlight = 0;
+  const reading = <T>(request: () => Promise<T>): Promise<T> => {
+    counts.mostReadsAtOnce = Math.max(counts.mostReadsAtOnce, ++readsInFlight);
+    return request().finally(() => readsInFlight--);
+  };
   return {
     get: (location, options) => {
       if (options?.head) counts.heads++;
       else counts.gets++;
-      return client.get(location, options);
+      return reading(() => client.get(location, options));
     },
     put: async (location, content, options) => {
       counts.puts++;
@@ -97,7 +112,7 @@ export function countingClient(
     },
     fetchSet: (location) => {
       counts.setFetches++;
-      return client.fetchSet(location);
+      return reading(() => client.fetchSet(location));
     },
     updateSet: (location, change) => {
       counts.setUpdates++;

@@ -22,8 +22,8 @@ import {
   lstatSync,
   unlinkSync,
 } from "node:fs";
-import * as fsp from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
+import * as fsp from "node:fs/promises";
 import { dirname, join } from "node:path";
 import {
   type Attr,
@@ -58,6 +58,7 @@ import { AlreadyExistsError, NotFoundError, StoreError } from "../store/errors.t
 import type { FileStat, StatOptions, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
 import { BlockingWhileFast } from "../util/blocking_while_fast.ts";
+import { openSourceFile, type SourceFile } from "./source_file.ts";
 import { utimesSeconds } from "../util/utimes.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
 import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
@@ -131,7 +132,7 @@ const O_EXCL = 0o200;
 const O_TRUNC = 0o1000;
 const O_APPEND = 0o2000;
 /** Local opens never follow a symlink in the last component (as in the passthrough). */
-const { O_NOFOLLOW, O_RDONLY, O_WRONLY } = fsConstants;
+const { O_CREAT, O_NOFOLLOW, O_RDONLY, O_RDWR, O_WRONLY } = fsConstants;
 const WRITE_ONLY_DIRECT_IO = directWritesInvalidateCache();
 /**
  * A file last changed this long before it is opened gets a new ctime from any write through
@@ -208,7 +209,7 @@ type Handle =
   | {
     kind: "local";
     path: string;
-    file: FileHandle;
+    file: SourceFile;
     size: number;
     /** For copy-on-read: what this handle read of a local file (reads `reads` did not take). */
     coverage?: ReadCoverage;
@@ -231,7 +232,7 @@ type Handle =
 
 /** The bytes of a Riak file removed while open, for the handles that had it open. */
 interface RemovedCopy {
-  file: FileHandle;
+  file: SourceFile;
   size: number;
   /** Handles reading from it; the last one to close closes it. */
   handles: number;
@@ -481,7 +482,7 @@ export class OverlayFileSystem implements FileSystem {
 
   /** Riak's bytes of `path` in an unlinked spool file, if they are still version `sha256`. */
   async #copyIntoSpool(path: string, sha256: string): Promise<RemovedCopy | undefined> {
-    let file: FileHandle | undefined;
+    let file: SourceFile | undefined;
     try {
       const staged = await this.#o.spool.create();
       file = staged.handle;
@@ -1547,13 +1548,15 @@ export class OverlayFileSystem implements FileSystem {
     // Unless the source is the whole namespace, Riak may hold the name.
     if (this.#mode.reads !== "local" && await this.#exists(path)) return undefined;
     const localFile = await this.#localPath(path);
-    let file: FileHandle;
+    let file: SourceFile;
     try {
-      file = await fsp.open(localFile, "wx+", permissions).catch(async (error) => {
+      const create = () =>
+        openSourceFile(localFile, O_RDWR | O_CREAT | O_EXCL, permissions, this.#sourcePace);
+      file = await create().catch(async (error) => {
         // A directory only Riak holds so far is made in the source too.
         if (!isMissing(error) || this.#mode.reads === "local") throw error;
         await fsp.mkdir(dirname(localFile), { recursive: true });
-        return await fsp.open(localFile, "wx+", permissions);
+        return await create();
       });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "EEXIST") return undefined;
@@ -1590,7 +1593,7 @@ export class OverlayFileSystem implements FileSystem {
    */
   async #openWriter(
     path: string,
-    file: FileHandle,
+    file: SourceFile,
     flags: number,
     created: boolean,
   ): Promise<Opened> {
@@ -1859,9 +1862,15 @@ export class OverlayFileSystem implements FileSystem {
     const cached = this.#statCache.get(path);
     const absenceWasCached = cached !== undefined && cached.stat === undefined &&
       cached.expires > this.#now();
+    // Where the source keeps a copy of every file (writes go there too, and nothing is deleted
+    // after its transfer), a name it lacks is most likely new: Riak is asked for a file, a
+    // directory and an index of it at once, not one after the other.
+    const likelyAbsent = this.#mode.afterTransfer === "keep" && this.#writesLocal() &&
+      !(cached !== undefined && cached.expires > this.#now()) &&
+      await this.#lstatLocal(path).catch(() => undefined) === undefined;
     let remote: FileStat | undefined;
     try {
-      remote = await this.#riakStat(path, { withContent });
+      remote = await this.#riakStat(path, { withContent, likelyAbsent });
     } catch (error) {
       if (!isOutageError(error)) throw error;
       // Riak is down: what still exists locally is served from there.
@@ -2168,7 +2177,10 @@ export class OverlayFileSystem implements FileSystem {
         return this.#open(handle);
       }
       case "local": {
-        const file = await fsp.open(await this.#localPath(path), O_RDONLY | O_NOFOLLOW);
+        const local = await this.#localPath(path);
+        const file = located.stats.isFile()
+          ? await openSourceFile(local, O_RDONLY | O_NOFOLLOW, 0, this.#sourcePace)
+          : await fsp.open(local, O_RDONLY | O_NOFOLLOW);
         const size = Number(located.stats.size);
         // Written through the mount and not in Riak yet: its mirror copies it, not a read.
         // Served during an outage: Riak's copy, which could not be compared, may be newer.
@@ -2322,7 +2334,7 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /** Copies the current content of `path` into a staged file. */
-  async #stageContent(path: string, located: Located, into: FileHandle): Promise<void> {
+  async #stageContent(path: string, located: Located, into: SourceFile): Promise<void> {
     if (located.where === "riak") {
       if (located.stat.type !== "file") throw fail(Errno.EISDIR, `${path}: not a regular file`);
       // A small file's bytes usually came with its stat: no second get.
@@ -2951,7 +2963,7 @@ function versionOf(path: string, stat: FileStat): FileVersion {
 }
 
 /** Copies a whole file between two open handles (positional; neither offset moves). */
-async function copyBetween(from: FileHandle, to: FileHandle): Promise<void> {
+async function copyBetween(from: SourceFile, to: SourceFile): Promise<void> {
   // Small files (most commits) never get a 1 MiB buffer: those made garbage collection a
   // seventh of the process's time when creating small files.
   let buffer = Buffer.allocUnsafe(FIRST_COPY_PIECE);
@@ -2995,7 +3007,7 @@ function isMissing(error: unknown): boolean {
 }
 
 /** Up to `size` bytes of `file` at `offset`. */
-async function readAt(file: FileHandle, offset: number, size: number): Promise<Uint8Array> {
+async function readAt(file: SourceFile, offset: number, size: number): Promise<Uint8Array> {
   const buffer = Buffer.allocUnsafe(size);
   const { bytesRead } = await file.read(buffer, 0, size, offset);
   return buffer.subarray(0, bytesRead);

@@ -434,6 +434,7 @@ Deno.test("riak: reading a small file costs one Riak get, from LOOKUP to RELEASE
         deletes: 0,
         setFetches: 0,
         setUpdates: 0,
+        mostReadsAtOnce: 1,
       });
     },
     {},
@@ -565,6 +566,31 @@ Deno.test("migrate: the CREATE right after a LOOKUP that found the name nowhere 
     {},
     { entryTimeout: 1, attrTimeout: 1, now: () => clock },
   );
+});
+
+Deno.test("migrate: a name the source lacks is looked for in Riak at once; drain asks for the file first", async () => {
+  for (const preset of ["migrate", "drain"]) {
+    await withOverlay(preset, async ({ fs, source, store, requests, resetCounts }) => {
+      await writeFile(join(source, "local.txt"), "only local");
+      await store.writeFile("/stored.txt", Buffer.from("in Riak"));
+      // Drain deletes local copies once in Riak: a name the source lacks is mostly a file
+      // there, and a head-only get of it alone answers.
+      const atOnce = preset === "migrate";
+      await assert.rejects(lookupPath(fs, "/new.txt"), (e) => errnoOf(e) === Errno.ENOENT);
+      assert.equal(requests.mostReadsAtOnce, atOnce ? 3 : 2, `${preset}: a new name`);
+      resetCounts();
+      await lookupPath(fs, "/stored.txt");
+      assert.equal(requests.mostReadsAtOnce, atOnce ? 3 : 1, `${preset}: a file only in Riak`);
+      resetCounts();
+      await lookupPath(fs, "/local.txt");
+      assert.equal(requests.heads + requests.gets + requests.setFetches, 3);
+      assert.equal(
+        requests.mostReadsAtOnce,
+        2,
+        `${preset}: a local file, asked for as a file first`,
+      );
+    });
+  }
 });
 
 Deno.test("released handle numbers are handed out again, so they stay small", async () => {
