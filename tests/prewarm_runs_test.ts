@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
@@ -11,6 +12,7 @@ import {
   existsSync,
   mkdirSync,
   openSync,
+  readdirSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
@@ -409,5 +411,33 @@ Deno.test("prewarm: a Riak node coming back mid-run lets the end-of-run retry fi
     } finally {
       running.kill();
     }
+  });
+});
+
+Deno.test("prewarm: a FIFO is listed once, counted and left by a drain; the run still exits 0", async () => {
+  await withMigration(async ({ source, store, flags }) => {
+    smallFiles(source, 3);
+    execFileSync("mkfifo", [join(source, "dir1", "pipe")]);
+    const drain = await runRiakfs(["prewarm", source, "--delete-local", ...flags]);
+    assert.equal(drain.code, 0, drain.stderr + drain.stdout);
+    const listed = drain.stdout.split("\n").filter((line) => line.includes("/dir1/pipe"));
+    assert.deepEqual(listed, [
+      "skipped (a FIFO; Riak holds only files, symlinks and directories): /dir1/pipe",
+    ]);
+    assert.match(drain.stdout, /^riakfs prewarm: complete .* 3 files checked .* 0 failed$/m);
+    assert.match(drain.stdout, /^skipped: 1 special files \(not regular files, symlinks or/m);
+    assert.deepEqual(readdirSync(join(source, "dir1")), ["pipe"], "drained around the FIFO");
+    assert.equal(await store.tryStat("dir1/pipe"), undefined);
+
+    const json = await runRiakfs(["prewarm", source, "--json", ...flags]);
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout).tally.special, { files: 1, bytes: 0 });
+    assert.match(json.stderr, /^skipped \(a FIFO; .*\): \/dir1\/pipe$/m, "events go to stderr");
+
+    const progress = await runRiakfs(["progress", source, ...flags]);
+    assert.equal(progress.code, 0, progress.stderr);
+    assert.match(progress.stdout, /^special: +1 files \(FIFOs, sockets, devices: never in Riak/m);
+    const report = await runRiakfs(["progress", source, "--json", ...flags]);
+    assert.deepEqual(JSON.parse(report.stdout).special, { files: 1, bytes: 0 });
   });
 });

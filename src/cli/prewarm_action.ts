@@ -47,6 +47,11 @@ export async function prewarmCommand(
         lines.write(`would create directory ${event.path}\n`);
       } else if (event.kind === "relisted") {
         lines.write(`in Riak without its directory entry, entry added: ${event.path}\n`);
+      } else if (event.kind === "special") {
+        lines.write(
+          `skipped (a ${event.type}; Riak holds only files, symlinks and directories): ` +
+            `${event.path}\n`,
+        );
       }
     };
     // SIGINT/SIGTERM stop the run cleanly (exit 3, resumable); a second one kills it.
@@ -128,6 +133,12 @@ function summary(result: PrewarmResult): string {
     (t.deleted.files > 0 ? `${t.deleted.files} local copies deleted, ` : "") +
     `${t.failed.files} failed`,
   ];
+  if (t.special.files > 0) {
+    lines.push(
+      `skipped: ${t.special.files} special files (not regular files, symlinks or directories); ` +
+        "they stay where they are, also in a drain (listed above)",
+    );
+  }
   if (result.stopReason === "riak-unreachable") {
     lines.push("stopped early: no Riak node answered, file after file; the next run resumes");
   }

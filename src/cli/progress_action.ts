@@ -79,6 +79,12 @@ function render(report: ProgressReport, json: boolean): string {
     `differing:  ${approx}${show(report.differing)}`,
     `failed:     ${approx}${show(report.failed)}`,
   ];
+  if (report.special.files > 0) {
+    lines.push(
+      `special:    ${approx}${report.special.files} files (FIFOs, sockets, devices: ` +
+        "never in Riak, left in place)",
+    );
+  }
   if (report.currentPassCovered) {
     lines.push(`pass in progress: ${show(report.currentPassCovered)} covered so far`);
   }

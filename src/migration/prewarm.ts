@@ -1,7 +1,8 @@
 /**
  * The pre-warm run: walks the source tree and makes Riak hold every file, symlink and
  * directory, through the store's own upload code (the same as the mount's), so a file
- * copied here and the same file written through the mount end up identical in Riak.
+ * copied here and the same file written through the mount end up identical in Riak. What
+ * Riak cannot hold (FIFOs, sockets, device nodes) is counted and reported, and stays.
  *
  * One run: take the lock, retry what failed last time behind the cursor (the walk reaches the
  * rest), walk from where the last run stopped (a pass over the tree may span several
@@ -196,7 +197,12 @@ export type PrewarmEvent =
   | { kind: "failed"; path: string; error: string }
   | { kind: "busy"; path: string }
   /** Found in Riak without its directory entry, which was added. */
-  | { kind: "relisted"; path: string };
+  | { kind: "relisted"; path: string }
+  /**
+   * Not a file, symlink or directory (`type`: "FIFO", "socket", "character device", "block
+   * device"): Riak cannot hold it, so it stays where it is, even in a drain.
+   */
+  | { kind: "special"; path: string; type: string };
 
 /** A live view of a running pre-warm, for progress output. */
 export interface LiveRun {
@@ -513,7 +519,10 @@ class PrewarmRun {
         // Its subtree is walked by the next runs of the pass (the root's: by the next pass).
         const retry = entry.path.length > 0 ? "subtree" : "next-pass";
         this.#fail(entry.path, entry.error, new EntryCount(this.#tally), retry);
-      } else if (entry.kind !== "other") {
+      } else if (entry.kind === "other") {
+        // A special file, or one the listing could not type (replaced or gone since).
+        await this.#track(entry.path, () => this.#retry(entry.path), progress);
+      } else {
         await this.#schedule(entry.path, entry.kind, progress);
       }
     }
@@ -568,7 +577,7 @@ class PrewarmRun {
     this.#inFlight.add(promise);
   }
 
-  /** Tries a path again, whatever it is now (file, symlink or directory). */
+  /** Takes a path as it is now (file, symlink, directory or special file). */
   async #retry(path: Buffer): Promise<void> {
     // Only a path that is gone is dropped: one that cannot be looked at fails again, listed.
     const stats = await lstatIfExists(this.#absolute(path)).catch((error) => {
@@ -582,7 +591,18 @@ class PrewarmRun {
       await this.#schedule(path, "symlink", undefined);
     } else if (stats?.isFile()) {
       await this.#schedule(path, "file", undefined);
+    } else if (stats) {
+      this.#special(path, stats);
     }
+  }
+
+  /**
+   * Counts and reports a FIFO, socket or device node, which Riak cannot hold: without a word,
+   * an operator draining the tree would not know why its directory never empties.
+   */
+  #special(path: Buffer, stats: BigIntStats): void {
+    new EntryCount(this.#tally).add("special", { files: 1, bytes: 0 });
+    this.#o.onEvent?.({ kind: "special", path: displayPath(path), type: specialType(stats) });
   }
 
   /** Runs `work` for a walked entry and advances its walk's cursor over finished entries. */
@@ -1368,6 +1388,15 @@ async function readWhole(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of stream) parts.push(part);
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+/** What a special file is, as an operator would call it. */
+function specialType(stats: BigIntStats): string {
+  if (stats.isFIFO()) return "FIFO";
+  if (stats.isSocket()) return "socket";
+  if (stats.isCharacterDevice()) return "character device";
+  if (stats.isBlockDevice()) return "block device";
+  return "special file";
 }
 
 /** Why Riak's copy is not the local version (by size and mtime), or undefined if it is. */

@@ -16,6 +16,7 @@ import {
   utimesSync,
   writeFileSync,
 } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RiakRequestError } from "../store/errors.ts";
@@ -30,9 +31,11 @@ import {
   EXIT_PARTIAL,
   FAILED_LIST_FILE,
   type LiveRun,
+  type PrewarmEvent,
   type PrewarmStore,
   runPrewarm,
 } from "./prewarm.ts";
+import { progressFromState } from "./progress.ts";
 import { FileChangedError } from "./file_identity.ts";
 import { waitOutRacyWindow } from "./local_file.ts";
 import { emptyTally, StateDirectory } from "./state.ts";
@@ -740,6 +743,79 @@ Deno.test("a drain finding Riak's copy damaged uploads the local file again, the
       assert.equal(drain.tally.deleted.files, 1);
       assert.equal((await store.readFile("f")).toString(), "the legacy bytes");
       assert.deepEqual(readdirSync(source), []);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("special files are reported once each, counted, and left in place; the run completes", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  mkdirSync(join(source, "d"));
+  writeFileSync(join(source, "a.txt"), "alpha");
+  writeFileSync(join(source, "d/f.txt"), "file");
+  execFileSync("mkfifo", [join(source, "d/pipe")]);
+  // A socket file exists only while its server listens.
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(join(source, "d/sock"), resolve));
+  try {
+    await withStore(async ({ store }) => {
+      const special: string[] = [];
+      const onEvent = (event: PrewarmEvent) => {
+        if (event.kind === "special") special.push(`${event.path} ${event.type}`);
+      };
+      const dry = await runPrewarm({ source, store, state, dryRun: true, onEvent });
+      assert.equal(dry.tally.special.files, 2);
+      assert.deepEqual(special.splice(0), ["/d/pipe FIFO", "/d/sock socket"]);
+
+      const drain = await runPrewarm({ source, store, state, deleteLocal: true, onEvent });
+      assert.equal(drain.exitCode, EXIT_COMPLETE, JSON.stringify(drain.failures));
+      assert.deepEqual(special, ["/d/pipe FIFO", "/d/sock socket"], "each path once");
+      assert.deepEqual(drain.tally.special, { files: 2, bytes: 0 });
+      assert.equal(drain.tally.seen.files, 2, "special files are not files to move");
+      assert.equal(drain.tally.deleted.files, 2);
+      assert.deepEqual(readdirSync(join(source, "d")).sort(), ["pipe", "sock"], "left in place");
+      assert.equal(await store.tryStat("d/pipe"), undefined);
+      assert.equal(await store.tryStat("d/sock"), undefined);
+      assert.deepEqual(state.loadState().lastCompletePass?.tally.special, { files: 2, bytes: 0 });
+      assert.deepEqual(state.readHistory().at(-1)?.tally.special, { files: 2, bytes: 0 });
+      assert.deepEqual(progressFromState(state).special, { files: 2, bytes: 0 });
+    });
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("a special file is counted once in a pass that a stop right after it splits in two", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  for (const name of ["a", "b", "d", "e"]) writeFileSync(join(source, name), name);
+  execFileSync("mkfifo", [join(source, "c-pipe")]);
+  try {
+    await withStore(async ({ store }) => {
+      const interruption = new AbortController();
+      const first = await runPrewarm({
+        source,
+        store,
+        state,
+        concurrency: 1,
+        signal: interruption.signal,
+        // Stopped before the walk takes the entry after the FIFO.
+        onEvent: (event) => event.kind === "special" && interruption.abort(),
+      });
+      assert.equal(first.exitCode, EXIT_PARTIAL, JSON.stringify(first.failures));
+      assert.equal(first.stopReason, "interrupted");
+      assert.equal(first.tally.special.files, 1);
+      const second = await runPrewarm({ source, store, state });
+      assert.equal(second.exitCode, EXIT_COMPLETE, JSON.stringify(second.failures));
+      assert.equal(second.tally.special.files, 0, "the resumed walk starts after the FIFO");
+      const pass = state.loadState().lastCompletePass?.tally;
+      assert.deepEqual([pass?.seen.files, pass?.special.files], [4, 1]);
+      for (const name of ["a", "b", "d", "e"]) assert.ok(await store.tryStat(name), name);
     });
   } finally {
     rmSync(source, { recursive: true });

@@ -41,6 +41,11 @@ export interface ProgressReport {
   pending: Tally;
   differing: Tally;
   failed: Tally;
+  /**
+   * FIFOs, sockets and device nodes in the tree: never in Riak, not in `total`, and left in
+   * place by a drain.
+   */
+  special: Tally;
   /** Files the pass in progress has covered so far. */
   currentPassCovered?: Tally;
   lastCompletePass?: { kind: PassRecord["kind"]; startedAt: string; endedAt?: string };
@@ -88,6 +93,7 @@ export function progressFromState(state: StateDirectory): ProgressReport {
     pending,
     differing: figures.differing,
     failed: figures.failed,
+    special: figures.special,
     currentPassCovered: current?.seen,
     lastCompletePass: saved.lastCompletePass && {
       kind: saved.lastCompletePass.kind,

@@ -58,6 +58,11 @@ export interface PassTally {
   failed: Tally;
   /** Local copies deleted after verification (`--delete-local`). */
   deleted: Tally;
+  /**
+   * FIFOs, sockets and device nodes: Riak holds only files, symlinks and directories, so they
+   * stay where they are (a drain leaves them) and are counted apart, not in `seen`.
+   */
+  special: Tally;
 }
 
 /** The categories of a {@link PassTally}. */
@@ -72,6 +77,7 @@ export const TALLY_KEYS = [
   "busy",
   "failed",
   "deleted",
+  "special",
 ] as const satisfies readonly (keyof PassTally)[];
 
 /** An all-zero tally. */
