@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { parseDuration, RunLimits } from "./limits.ts";
+import { ConnectionError, RiakError } from "../riak/errors.ts";
+import { parseDuration, RunLimits, UNREACHABLE_FAILURES_TO_STOP } from "./limits.ts";
 
 Deno.test("parseDuration accepts units, combinations and bare seconds", () => {
   assert.equal(parseDuration("2h"), 7_200_000);
@@ -35,4 +36,34 @@ Deno.test("RunLimits stops once its signal is aborted", () => {
   assert.equal(limits.reached(), undefined);
   controller.abort();
   assert.equal(limits.reached(), "interrupted");
+});
+
+Deno.test("RunLimits stops once entries keep failing with no Riak node answering, long enough", () => {
+  let now = 0;
+  const limits = new RunLimits({ unreachableStopMs: 1000 }, () => now);
+  const unanswered = new Error("Riak get failed", {
+    cause: new ConnectionError("connect ECONNREFUSED", "10.0.0.1:8087"),
+  });
+  const answered = new Error("Riak put failed", {
+    cause: new RiakError("{error,enospc}", 0, "10.0.0.1:8087"),
+  });
+  const fail = (times: number, error: unknown) => {
+    for (let i = 0; i < times; i++) limits.entryFailed(error);
+  };
+  fail(UNREACHABLE_FAILURES_TO_STOP - 1, unanswered);
+  limits.entryDone();
+  fail(UNREACHABLE_FAILURES_TO_STOP - 1, unanswered);
+  fail(1, answered);
+  fail(UNREACHABLE_FAILURES_TO_STOP - 1, unanswered);
+  fail(1, new Error("EACCES: a local error"));
+  now = 5000;
+  fail(UNREACHABLE_FAILURES_TO_STOP - 1, unanswered);
+  assert.equal(limits.reached(), undefined, "every streak was ended short of the count");
+  fail(1, unanswered);
+  assert.equal(limits.reached(), undefined, "the count, but not yet for long enough");
+  now = 6000;
+  fail(1, unanswered);
+  assert.equal(limits.reached(), "riak-unreachable");
+  limits.entryDone();
+  assert.equal(limits.reached(), "riak-unreachable", "a stopped run stays stopped");
 });

@@ -23,7 +23,7 @@ import { readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { displayPath } from "../store/path.ts";
-import { AlreadyExistsError, NewerVersionError, RiakRequestError } from "../store/errors.ts";
+import { AlreadyExistsError, NewerVersionError } from "../store/errors.ts";
 import type { FileStat, MkdirOptions, Store } from "../store/store.ts";
 import { FailureList, type FailureRecord, readLines, reasonOf } from "./failure_list.ts";
 import { SmallFileReaders } from "./small_file_readers.ts";
@@ -102,13 +102,6 @@ const CHECK_AHEAD_PER_UPLOAD = 3;
  * next directory's, except around subdirectories), and how long one is trusted.
  */
 const LISTINGS_KEPT = 8;
-/**
- * Files failing in a row because no Riak node answered, for at least how long, after which a
- * run stops as a budget stops it: each costs the client's timeouts and retries, so a tree of a
- * million files would otherwise take hours to fail, file by file.
- */
-const UNREACHABLE_FAILURES_TO_STOP = 50;
-const UNREACHABLE_MS_TO_STOP = 30_000;
 const LISTING_TTL_MS = 5_000;
 /**
  * Beyond this many entries a directory is not listed: its files are looked up one by one.
@@ -292,9 +285,6 @@ class PrewarmRun {
   readonly #tally = emptyTally();
   /** Failed paths: listed, retried at the end and by the next run. */
   readonly #failed: FailureList;
-  /** Files that failed in a row because Riak could not be reached, since when. */
-  #unreachableInARow = 0;
-  #unreachableSince = 0;
   /** Failures added that a retry may fix (not unreadable directories). */
   #retryableFailures = 0;
   /** Names Riak lists per directory (latin1 of its path), of the last few directories. */
@@ -349,6 +339,7 @@ class PrewarmRun {
       budgetMs: options.budgetMs,
       maxFiles: options.maxFiles,
       signal: options.signal,
+      unreachableStopMs: options.unreachableStopMs,
     });
     this.#state = options.state.loadState();
     this.#uploadSlots = new Slots(options.concurrency ?? DEFAULT_CONCURRENCY);
@@ -648,7 +639,7 @@ class PrewarmRun {
         const outcome = count.mark();
         try {
           await this.#fileVersion(path, absolute, stats, identity, count);
-          this.#unreachableInARow = 0;
+          this.#limits.entryDone();
           return;
         } catch (error) {
           if (isDeferred(error)) {
@@ -968,41 +959,8 @@ class PrewarmRun {
     const count = new EntryCount(this.#tally);
     count.add("seen", bytes);
     try {
-      const remote = await this.#o.store.tryStat(path);
-      const same = remote?.type === "symlink" &&
-        remote.sha256 === createHash("sha256").update(target).digest("hex");
-      if (same) {
-        await this.#ensureListed(path);
-        count.add("inRiak", bytes);
-        return;
-      }
-      // A file or link written through the mount after the local link: left as it is.
-      const local = await lstatIfExists(absolute);
-      if (remote && remote.type !== "directory" && local && remote.mtimeNs > local.mtimeNs) {
-        count.add("inRiak", bytes);
-        count.add("newerInRiak", bytes);
-        return;
-      }
-      if (this.#o.dryRun) {
-        this.#wouldUpload(
-          path,
-          remote !== undefined,
-          bytes,
-          remote ? "symlink differs" : "not in Riak",
-          count,
-        );
-        return;
-      }
-      this.#startTransfer();
-      if (remote) await this.#o.store.remove(path);
-      // The link's own times and owner: a link made again later (cp -a, tar, rsync) is newer.
-      await this.#o.store.symlink(
-        path,
-        target,
-        local && { mtimeNs: local.mtimeNs, uid: Number(local.uid), gid: Number(local.gid) },
-      );
-      count.add("inRiak", bytes);
-      count.add("uploaded", bytes);
+      await this.#symlinkTarget(path, absolute, target, bytes, count);
+      this.#limits.entryDone();
     } catch (error) {
       if (error instanceof DeferredSignal) {
         count.undo();
@@ -1010,6 +968,51 @@ class PrewarmRun {
       }
       this.#fail(path, error, count);
     }
+  }
+
+  /** Brings a link's target into Riak (or reports it, in a dry run). */
+  async #symlinkTarget(
+    path: Buffer,
+    absolute: Buffer,
+    target: Buffer,
+    bytes: Tally,
+    count: EntryCount,
+  ): Promise<void> {
+    const remote = await this.#o.store.tryStat(path);
+    const same = remote?.type === "symlink" &&
+      remote.sha256 === createHash("sha256").update(target).digest("hex");
+    if (same) {
+      await this.#ensureListed(path);
+      count.add("inRiak", bytes);
+      return;
+    }
+    // A file or link written through the mount after the local link: left as it is.
+    const local = await lstatIfExists(absolute);
+    if (remote && remote.type !== "directory" && local && remote.mtimeNs > local.mtimeNs) {
+      count.add("inRiak", bytes);
+      count.add("newerInRiak", bytes);
+      return;
+    }
+    if (this.#o.dryRun) {
+      this.#wouldUpload(
+        path,
+        remote !== undefined,
+        bytes,
+        remote ? "symlink differs" : "not in Riak",
+        count,
+      );
+      return;
+    }
+    this.#startTransfer();
+    if (remote) await this.#o.store.remove(path);
+    // The link's own times and owner: a link made again later (cp -a, tar, rsync) is newer.
+    await this.#o.store.symlink(
+      path,
+      target,
+      local && { mtimeNs: local.mtimeNs, uid: Number(local.uid), gid: Number(local.gid) },
+    );
+    count.add("inRiak", bytes);
+    count.add("uploaded", bytes);
   }
 
   /**
@@ -1043,29 +1046,35 @@ class PrewarmRun {
   /** `ready`: called once entries below the directory may be written. */
   async #directoryNow(path: Buffer, ready: () => void): Promise<void> {
     try {
-      // In a first pass, a directory its parent's listing does not name is created at once
-      // (mkdir itself refuses to create it over anything).
-      const unlisted = !this.#o.dryRun && this.#lastNeededUpload &&
-        await this.#listed(path) === false;
-      if (unlisted && await this.#createDirectory(path, { unlisted, objectStored: ready })) {
-        return;
-      }
-      const remote = await this.#o.store.tryStat(path);
-      if (remote?.type === "directory") {
-        // A mkdir cut off between the directory's object and its entry: no listing shows it.
-        if (unlisted) await this.#ensureListed(path);
-        return;
-      }
-      if (remote) throw new Error(`Riak holds a ${remote.type} where the source has a directory`);
-      if (this.#o.dryRun) {
-        this.#o.onEvent?.({ kind: "would-create-directory", path: displayPath(path) });
-        return;
-      }
-      if (!await this.#createDirectory(path, { objectStored: ready })) {
-        throw new AlreadyExistsError(displayPath(path));
-      }
+      await this.#directoryInRiak(path, ready);
+      this.#limits.entryDone();
     } catch (error) {
       this.#fail(path, error, new EntryCount(this.#tally));
+    }
+  }
+
+  /** Creates a directory in Riak, or finds it there (or reports it, in a dry run). */
+  async #directoryInRiak(path: Buffer, ready: () => void): Promise<void> {
+    // In a first pass, a directory its parent's listing does not name is created at once
+    // (mkdir itself refuses to create it over anything).
+    const unlisted = !this.#o.dryRun && this.#lastNeededUpload &&
+      await this.#listed(path) === false;
+    if (unlisted && await this.#createDirectory(path, { unlisted, objectStored: ready })) {
+      return;
+    }
+    const remote = await this.#o.store.tryStat(path);
+    if (remote?.type === "directory") {
+      // A mkdir cut off between the directory's object and its entry: no listing shows it.
+      if (unlisted) await this.#ensureListed(path);
+      return;
+    }
+    if (remote) throw new Error(`Riak holds a ${remote.type} where the source has a directory`);
+    if (this.#o.dryRun) {
+      this.#o.onEvent?.({ kind: "would-create-directory", path: displayPath(path) });
+      return;
+    }
+    if (!await this.#createDirectory(path, { objectStored: ready })) {
+      throw new AlreadyExistsError(displayPath(path));
     }
   }
 
@@ -1121,17 +1130,8 @@ class PrewarmRun {
     }
     const message = reasonOf(error, displayPath(path));
     count.add("failed", { files: 1, bytes });
-    // Riak away for this many files in a row, and for a while (a node restarting is a blip the
-    // end-of-run retry covers): the rest of the tree would only fail the same way, one timeout
-    // after another. The run stops; the next one resumes where it stopped.
-    if (!(error instanceof RiakRequestError)) this.#unreachableInARow = 0;
-    else {
-      if (this.#unreachableInARow++ === 0) this.#unreachableSince = Date.now();
-      if (
-        this.#unreachableInARow >= UNREACHABLE_FAILURES_TO_STOP &&
-        Date.now() - this.#unreachableSince >= (this.#o.unreachableStopMs ?? UNREACHABLE_MS_TO_STOP)
-      ) this.#limits.stop("riak-unreachable");
-    }
+    // Riak away file after file: the run stops; the next one resumes where it stopped.
+    this.#limits.entryFailed(error);
     this.#keepFailure({
       path,
       error: message,

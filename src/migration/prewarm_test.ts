@@ -19,7 +19,10 @@ import {
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ConnectionError } from "../riak/errors.ts";
+import { startTestRiak } from "../riak-server/testing.ts";
 import { RiakRequestError } from "../store/errors.ts";
+import { openRiakStoreClient } from "../store/riak_adapter.ts";
 import { withStore } from "../store/_test_support.ts";
 import { Store } from "../store/store.ts";
 import { failingWrites, wrappedStore } from "./_test_support.ts";
@@ -40,6 +43,12 @@ import { FileChangedError } from "./file_identity.ts";
 import { waitOutRacyWindow } from "./local_file.ts";
 import { emptyTally, StateDirectory } from "./state.ts";
 import { hashStoredFile } from "./stored_file.ts";
+
+/** A request that found no Riak node, as the store reports it. */
+function unanswered(): RiakRequestError {
+  const refused = new ConnectionError("every Riak node is down (connect ECONNREFUSED)", "cluster");
+  return new RiakRequestError("get", undefined, refused);
+}
 
 function makeSource(): string {
   const root = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
@@ -697,8 +706,7 @@ Deno.test("a run stops early when file after file finds no Riak node, and the ne
   }
   try {
     await withStore(async ({ store }) => {
-      const away = () =>
-        Promise.reject(new RiakRequestError("get", undefined, new Error("every node is down")));
+      const away = () => Promise.reject(unanswered());
       const down = wrappedStore(store, { tryStat: away, writeFile: away });
       const stopped = await runPrewarm({
         source,
@@ -816,6 +824,103 @@ Deno.test("a special file is counted once in a pass that a stop right after it s
       const pass = state.loadState().lastCompletePass?.tally;
       assert.deepEqual([pass?.seen.files, pass?.special.files], [4, 1]);
       for (const name of ["a", "b", "d", "e"]) assert.ok(await store.tryStat(name), name);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("Riak refusing every request is reachable, no early stop; refused connections stop the run", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  const files = 120;
+  for (let i = 0; i < files; i++) {
+    writeFileSync(join(source, `f${String(i).padStart(3, "0")}`), `${i}`);
+  }
+  // Fault injection needs the embedded server, whatever RIAKFS_TEST_RIAK says.
+  const riak = await startTestRiak({ embedded: true });
+  const opened = openRiakStoreClient({ nodes: riak.nodes, healthCheckIntervalMs: 50 });
+  try {
+    const store = new Store(opened.client, { namespace: { bucket: `${riak.prefix}-files` } });
+    const faults = riak.server!.faults;
+    const options = { source, store, state, concurrency: 2, unreachableStopMs: 0 };
+    // A node answers every request, with an error: Riak is there, refusing.
+    faults.respondWithError("{error,enospc}", 0, 1_000_000);
+    const refusing = await runPrewarm(options);
+    assert.equal(refusing.exitCode, EXIT_FAILED);
+    assert.equal(refusing.stopReason, undefined, "not stopped as unreachable");
+    assert.equal(refusing.tally.failed.files, files, "every file was tried");
+    assert.match(refusing.failures[0].error, /enospc/);
+
+    await faults.clear();
+    await faults.stopAccepting();
+    faults.dropConnections();
+    const away = await runPrewarm(options);
+    assert.equal(away.exitCode, EXIT_FAILED);
+    assert.equal(away.stopReason, "riak-unreachable");
+    assert.ok(away.tally.failed.files < files, `${away.tally.failed.files} failed, not ${files}`);
+
+    await faults.resumeAccepting();
+    assert.ok(await opened.riak.cluster.whenReachable(10_000), "the node is back");
+    const back = await runPrewarm(options);
+    assert.equal(back.exitCode, EXIT_COMPLETE, JSON.stringify(back.failures));
+    assert.equal((await Array.fromAsync(store.list(""))).length, files);
+  } finally {
+    await opened.close();
+    await riak.close();
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("a symlink or a directory stored ends a streak of files no Riak node answered", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  // 105 files failing in walk order, but for a symlink and a directory between them; 50 in a
+  // row would stop the run.
+  for (const prefix of ["a", "c", "e"]) {
+    for (let i = 0; i < 35; i++) {
+      writeFileSync(join(source, `${prefix}${String(i).padStart(2, "0")}`), "x");
+    }
+  }
+  symlinkSync("a00", join(source, "b-link"));
+  mkdirSync(join(source, "d-dir"));
+  // "In a row" is the order in which entries finish: the c files fail only once the link is
+  // stored, the e files once the directory is. A macrotask later, the run has counted it.
+  const stored = () => {
+    let done!: () => void;
+    const promise = new Promise<void>((resolve) => done = () => setImmediate(resolve));
+    return { promise, done };
+  };
+  const link = stored();
+  const directory = stored();
+  const failAfter: Record<string, Promise<void>> = {
+    a: Promise.resolve(),
+    c: link.promise,
+    e: directory.promise,
+  };
+  try {
+    await withStore(async ({ store }) => {
+      const gate = (path: unknown) => failAfter[Buffer.from(path as Uint8Array).toString()[0]];
+      const down = wrappedStore(store, {
+        tryStat: (path, options) =>
+          gate(path)?.then(() => Promise.reject(unanswered())) ?? store.tryStat(path, options),
+        symlink: (path, target, options) => store.symlink(path, target, options).finally(link.done),
+        mkdir: (path, options) => store.mkdir(path, options).finally(directory.done),
+      });
+      const run = await runPrewarm({
+        source,
+        store: down,
+        state,
+        concurrency: 1,
+        unreachableStopMs: 0,
+      });
+      assert.equal(run.stopReason, undefined, "walked to the end");
+      assert.equal(run.tally.seen.files, 106);
+      assert.equal(run.tally.failed.files, 105);
+      assert.equal((await store.stat("b-link")).type, "symlink");
+      assert.equal((await store.stat("d-dir")).type, "directory");
     });
   } finally {
     rmSync(source, { recursive: true });

@@ -156,3 +156,23 @@ export class QueueFullError extends Error {
     this.queueLimit = queueLimit;
   }
 }
+
+/**
+ * Whether `error` means that no Riak node answered: a connection refused, reset or cut, or a
+ * connect, TLS, request or queue timeout, anywhere in its cause chain (the store wraps the
+ * client's errors). False when a node did answer, even with an error ({@link RiakError}, or
+ * the garbled answer of a {@link ProtocolError}), and for any other error: counting those as
+ * an outage would call a Riak that refuses a write unreachable.
+ *
+ * @example
+ * ```ts
+ * const outageGoesOn = noNodeAnswered(error); // a RiakError "overload" answer: false
+ * ```
+ */
+export function noNodeAnswered(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (e instanceof RiakError || e instanceof ProtocolError) return false;
+    if (e instanceof ConnectionError || e instanceof TimeoutError) return true;
+  }
+  return false;
+}

@@ -50,6 +50,7 @@ export { readPassword } from "./password.ts";
 export {
   ClosedError,
   ConnectionError,
+  noNodeAnswered,
   ProtocolError,
   QueueFullError,
   type RequestLabel,
