@@ -441,3 +441,67 @@ Deno.test("prewarm: a FIFO is listed once, counted and left by a drain; the run 
     assert.deepEqual(JSON.parse(report.stdout).special, { files: 1, bytes: 0 });
   });
 });
+
+Deno.test("prewarm killed with SIGKILL: progress says it did not finish; the next run records it", async () => {
+  await withMigration(async ({ riak, source, stateDir, flags }) => {
+    smallFiles(source, 300);
+    const faults = riak.server!.faults;
+    faults.setLatency(3);
+    const before = new Date().toISOString();
+    const running = await startPrewarmUnderWay(source, flags);
+    let startedAt: string;
+    try {
+      // Riak holds every answer: the run stays under way, whatever the machine's speed.
+      faults.pause();
+      const during = await runRiakfs(["progress", source, ...flags]);
+      assert.equal(during.code, 0, during.stderr);
+      const underWay = new RegExp(
+        `^run in progress: started (\\S+) \\(pid ${running.child.pid}\\)$`,
+        "m",
+      )
+        .exec(during.stdout);
+      assert.ok(underWay, during.stdout);
+      startedAt = underWay[1];
+      assert.ok(before <= startedAt && startedAt <= new Date().toISOString(), startedAt);
+      process.kill(running.child.pid!, "SIGKILL");
+      const killed = await running.done;
+      assert.equal(killed.signal, "SIGKILL");
+    } finally {
+      running.kill();
+      await faults.clear();
+    }
+
+    const after = await runRiakfs(["progress", source, ...flags]);
+    assert.equal(after.code, 0, after.stderr);
+    assert.doesNotMatch(after.stdout, /run in progress/);
+    const notFinished =
+      /^last run: started (\S+), did not finish \(killed, crashed or its host went down; last seen (\S+)\)$/m
+        .exec(after.stdout);
+    assert.ok(notFinished, after.stdout);
+    assert.equal(notFinished[1], startedAt);
+    const afterJson = JSON.parse(
+      (await runRiakfs(["progress", source, "--json", ...flags])).stdout,
+    );
+    assert.equal(afterJson.lastRun.outcome, "unfinished");
+    assert.equal(afterJson.lastRun.exitCode, null);
+
+    const next = await runRiakfs(["prewarm", source, ...flags]);
+    assert.equal(next.code, 0, next.stderr + next.stdout);
+    assert.ok(
+      next.stdout.includes(`the last run (started ${startedAt}, last seen `),
+      `the cron log tells of the run that died: ${next.stdout}`,
+    );
+    assert.match(next.stdout, /^riakfs prewarm: complete .* 300 files checked /m);
+    const clean = await runRiakfs(["progress", source, ...flags]);
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.doesNotMatch(clean.stdout, /did not finish|run in progress/);
+    assert.match(clean.stdout, /^total: +300 files, /m);
+    assert.match(clean.stdout, /^pending: +0 files, 0 B$/m);
+    assert.match(clean.stdout, /^last run: \S+ \.\. \S+, complete \(exit 0\)$/m);
+    const history = new StateDirectory(stateDir).readHistory();
+    assert.deepEqual(history.map((run) => [run.startedAt === startedAt, run.outcome]), [
+      [true, "unfinished"],
+      [false, "complete"],
+    ]);
+  });
+});

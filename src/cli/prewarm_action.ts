@@ -47,6 +47,11 @@ export async function prewarmCommand(
         lines.write(`would create directory ${event.path}\n`);
       } else if (event.kind === "relisted") {
         lines.write(`in Riak without its directory entry, entry added: ${event.path}\n`);
+      } else if (event.kind === "unfinished-run") {
+        lines.write(
+          `the last run (started ${event.startedAt}, last seen ${event.lastSeen}) did not ` +
+            "finish: killed, crashed or its host went down; recorded in the history as unfinished\n",
+        );
       } else if (event.kind === "special") {
         lines.write(
           `skipped (a ${event.type}; Riak holds only files, symlinks and directories): ` +

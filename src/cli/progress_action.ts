@@ -65,7 +65,10 @@ export async function showProgress(
 function render(report: ProgressReport, json: boolean): string {
   if (json) return JSON.stringify({ command: "progress", ...report }) + "\n";
   if (!report.known) {
-    return "riakfs progress: nothing recorded yet; run 'riakfs prewarm' or 'riakfs progress --rescan'\n";
+    return [
+      "riakfs progress: nothing recorded yet; run 'riakfs prewarm' or 'riakfs progress --rescan'",
+      ...runLines(report),
+    ].join("\n") + "\n";
   }
   const approx = report.estimated ? "~" : "";
   const total = `${report.totalIsLowerBound ? "at least " : ""}${show(report.total)}`;
@@ -115,13 +118,30 @@ function render(report: ProgressReport, json: boolean): string {
         : `${report.etaDays.toFixed(1)} days`
     }`,
   );
-  if (report.lastRun) {
-    lines.push(
-      `last run: ${report.lastRun.startedAt} .. ${report.lastRun.endedAt}, ${report.lastRun.outcome} (exit ${report.lastRun.exitCode})`,
-    );
-    for (const path of report.lastRun.failures) lines.push(`  failed: ${path}`);
-  }
+  lines.push(...runLines(report));
   return lines.join("\n") + "\n";
+}
+
+/** The run under way and the last run, which a run that died before recording anything is. */
+function runLines(report: ProgressReport): string[] {
+  const lines: string[] = [];
+  if (report.runInProgress) {
+    const run = report.runInProgress;
+    lines.push(`run in progress: started ${run.startedAt} (pid ${run.pid})`);
+  }
+  const last = report.lastRun;
+  if (last?.outcome === "unfinished") {
+    lines.push(
+      `last run: started ${last.startedAt}, did not finish (killed, crashed or its host went ` +
+        `down; last seen ${last.endedAt})`,
+    );
+  } else if (last) {
+    lines.push(
+      `last run: ${last.startedAt} .. ${last.endedAt}, ${last.outcome} (exit ${last.exitCode})`,
+    );
+    for (const path of last.failures) lines.push(`  failed: ${path}`);
+  }
+  return lines;
 }
 
 function show(tally: Tally): string {

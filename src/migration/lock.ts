@@ -83,6 +83,15 @@ export function acquireLock(
   throw new LockedError(file, readHolder(file)?.pid);
 }
 
+/**
+ * The PID in the lock at `file` while its holder runs (judged as {@link acquireLock} judges
+ * it), else undefined: a run killed with SIGKILL leaves its lock file behind.
+ */
+export function liveHolderPid(file: string): number | undefined {
+  const holder = readHolder(file);
+  return holder !== undefined && isAlive(holder) ? holder.pid : undefined;
+}
+
 /** Who holds a lock: the PID and, where /proc tells it, when that process started. */
 interface Holder {
   pid: number;

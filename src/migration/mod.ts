@@ -51,7 +51,13 @@ export {
 export { progressFromState, type ProgressReport, rescan, RescanError } from "./progress.ts";
 export { ProgressReporter, type ProgressSnapshot } from "./progress_reporter.ts";
 export { type ByteGate, RateLimiter } from "./rate_limiter.ts";
-export { type MigrationState, type PassTally, type RunRecord, StateDirectory } from "./state.ts";
+export {
+  type MigrationState,
+  type PassTally,
+  type RunMarker,
+  type RunRecord,
+  StateDirectory,
+} from "./state.ts";
 export { hashStoredFile, type MigrationStore } from "./stored_file.ts";
 export { deleteIfVerified, type DeleteOutcome, type HashedVersion } from "./verified_delete.ts";
 export { compareFile, type FileComparison, type VerifySummary, verifyTree } from "./verify.ts";

@@ -12,7 +12,8 @@
  * the cursor, the pass tallies and a history record. While files need uploads (a first
  * pass), a directory's entries in Riak are read once instead, and a file they do not name is
  * put at once with "only if absent": a new file costs its put and a share of its
- * directory's set update, where it cost four requests.
+ * directory's set update, where it cost four requests. A marker in the state directory, saved
+ * at the start and every {@link RUN_CHECKPOINT_MS}, tells of a run that never got to its end.
  *
  * @module
  */
@@ -48,6 +49,7 @@ import {
   type PassTally,
   pathFromHex,
   pathToHex,
+  type RunMarker,
   type RunRecord,
   type StateDirectory,
   type Tally,
@@ -134,6 +136,11 @@ export const END_OF_RUN_RETRY_DELAY_MS = 1000;
 export const END_OF_RUN_REACHABLE_WAIT_MS = 5000;
 /** Failed paths kept in the history record and the summary. */
 export const LISTED_FAILURES_LIMIT = 1000;
+/**
+ * How often a run saves its marker (run.json) with its tallies so far: what a run that is
+ * killed has done is known up to this long before it died.
+ */
+export const RUN_CHECKPOINT_MS = 30_000;
 
 /** Options of {@link runPrewarm}. */
 export interface PrewarmOptions {
@@ -181,6 +188,8 @@ export interface PrewarmOptions {
   changeRetries?: number;
   /** Failed paths held in memory (the rest go to a file); default {@link RETRY_LIST_LIMIT}. */
   failuresInMemory?: number;
+  /** How often the run's marker is saved with its tallies; default {@link RUN_CHECKPOINT_MS}. */
+  checkpointMs?: number;
 }
 
 /** Something worth telling the operator while the run goes on. */
@@ -195,7 +204,12 @@ export type PrewarmEvent =
    * Not a file, symlink or directory (`type`: "FIFO", "socket", "character device", "block
    * device"): Riak cannot hold it, so it stays where it is, even in a drain.
    */
-  | { kind: "special"; path: string; type: string };
+  | { kind: "special"; path: string; type: string }
+  /**
+   * The run before this one never ended (killed, crashed, its host went down); it is now in
+   * the history as "unfinished". `lastSeen`: when it last saved its tallies.
+   */
+  | { kind: "unfinished-run"; startedAt: string; lastSeen: string };
 
 /** A live view of a running pre-warm, for progress output. */
 export interface LiveRun {
@@ -324,6 +338,8 @@ class PrewarmRun {
   readonly #ended = new AbortController();
   /** Some entry (walked or retried) was left for the next run: the run is partial. */
   #deferred = false;
+  /** When the run's marker was last saved (ms since the epoch). */
+  #markerSavedAt = 0;
   readonly #state: MigrationState;
 
   constructor(options: PrewarmOptions) {
@@ -361,6 +377,16 @@ class PrewarmRun {
       ? pathFromHex(this.#state.cursorHex)
       : undefined;
     this.#walk.cursor = resumeFrom;
+    if (!dryRun) {
+      const left = this.#o.state.beginRun(this.#marker());
+      if (left) {
+        this.#o.onEvent?.({
+          kind: "unfinished-run",
+          startedAt: left.startedAt,
+          lastSeen: left.endedAt,
+        });
+      }
+    }
     const expected = this.#state.lastCompletePass?.tally.seen.files;
     const coveredAlready = resumeFrom ? (this.#state.currentPass?.tally.seen.files ?? 0) : 0;
     const expectedFiles = () => {
@@ -490,6 +516,28 @@ class PrewarmRun {
     yield* readLines(join(this.#o.state.path, more));
   }
 
+  /** This run's marker, with its tallies as they are now. */
+  #marker(): RunMarker {
+    this.#markerSavedAt = Date.now();
+    return {
+      startedAt: new Date(this.#startedAt).toISOString(),
+      pid: process.pid,
+      savedAt: new Date(this.#markerSavedAt).toISOString(),
+      tally: this.#tally,
+    };
+  }
+
+  /** Saves the run's marker again once {@link PrewarmOptions.checkpointMs} has passed. */
+  #checkpointWhenDue(): void {
+    const interval = this.#o.checkpointMs ?? RUN_CHECKPOINT_MS;
+    if (this.#o.dryRun || Date.now() - this.#markerSavedAt < interval) return;
+    try {
+      this.#o.state.saveRunMarker(this.#marker());
+    } catch {
+      // A marker not saved costs an account of the run only if it dies; the files matter more.
+    }
+  }
+
   #keepFailure(failure: FailureRecord): void {
     this.#failed.add(failure);
     if (failure.retryNow) this.#retryableFailures++;
@@ -554,6 +602,7 @@ class PrewarmRun {
   ): Promise<void> {
     const limit = (this.#o.concurrency ?? DEFAULT_CONCURRENCY) * (1 + CHECK_AHEAD_PER_UPLOAD);
     while (this.#inFlight.size >= limit) await Promise.race(this.#inFlight);
+    this.#checkpointWhenDue();
     const work = kind === "file"
       ? () => this.#file(path)
       : kind === "symlink"
@@ -1212,7 +1261,7 @@ class PrewarmRun {
       tally: this.#tally,
       failures: result.failures.map((failure) => failure.path),
     };
-    this.#o.state.appendHistory(record);
+    this.#o.state.endRun(record);
     return result;
   }
 

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { acquireLock } from "./lock.ts";
+import { acquireLock, liveHolderPid } from "./lock.ts";
 import { type PrewarmOptions, runPrewarm } from "./prewarm.ts";
 import {
   addTally,
@@ -19,6 +19,7 @@ import {
   type StateDirectory,
   type Tally,
   TALLY_KEYS,
+  unfinishedRecord,
   type VerifyRecord,
 } from "./state.ts";
 
@@ -55,7 +56,13 @@ export interface ProgressReport {
   dailyRate?: { bytes: number; files: number; days: number };
   /** Days until nothing is pending at that rate; undefined when unknown. */
   etaDays?: number;
+  /**
+   * The last run but one under way: outcome "unfinished" when it never ended (killed, crashed,
+   * its host went down), `endedAt` then being when it was last seen.
+   */
   lastRun?: Pick<RunRecord, "startedAt" | "endedAt" | "outcome" | "exitCode" | "failures">;
+  /** A pre-warm under way now (its process holds the lock). */
+  runInProgress?: { startedAt: string; pid: number };
   runs: number;
 }
 
@@ -112,7 +119,11 @@ export function progressFromState(state: StateDirectory): ProgressReport {
     report.dailyRate = rate;
     if (!report.totalIsLowerBound) report.etaDays = etaDays(pending, rate);
   }
-  const lastRun = history.at(-1);
+  const unfinished = state.unfinishedRun();
+  const running = unfinished && liveHolderPid(state.lockFile) === unfinished.pid;
+  if (running) report.runInProgress = { startedAt: unfinished.startedAt, pid: unfinished.pid };
+  // A run that began and died is the last run, though the history does not have it yet.
+  const lastRun = unfinished && !running ? unfinishedRecord(unfinished) : history.at(-1);
   if (lastRun) {
     report.lastRun = {
       startedAt: lastRun.startedAt,

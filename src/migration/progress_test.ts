@@ -3,11 +3,18 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
-import { dailyRate, etaDays, progressFromState, rescan, RescanError } from "./progress.ts";
+import {
+  dailyRate,
+  etaDays,
+  progressFromState,
+  type ProgressReport,
+  rescan,
+  RescanError,
+} from "./progress.ts";
 import { wrappedStore } from "./_test_support.ts";
 import { LockedError } from "./lock.ts";
-import { runPrewarm } from "./prewarm.ts";
-import { emptyTally, type RunRecord, StateDirectory } from "./state.ts";
+import { EXIT_COMPLETE, type PrewarmEvent, runPrewarm } from "./prewarm.ts";
+import { emptyTally, type RunMarker, type RunRecord, StateDirectory } from "./state.ts";
 
 function run(startedAt: string, bytes: number, files: number): RunRecord {
   const tally = emptyTally();
@@ -77,6 +84,74 @@ Deno.test("progress reports recorded passes, and a rescan recomputes them", asyn
       assert.deepEqual(rescanned.total, { files: 7, bytes: 65 });
       assert.deepEqual(rescanned.pending, { files: 1, bytes: 5 });
       assert.ok(rescanned.etaDays! > 0);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("progress tells a run under way from one that never ended, which the next run records", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-progress-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  for (let i = 0; i < 10; i++) writeFileSync(join(source, `f${i}`), "x".repeat(10));
+  try {
+    await withStore(async ({ store }) => {
+      // Looked at from inside the run, whose marker is saved at every entry.
+      const during: { report: ProgressReport; marker?: RunMarker }[] = [];
+      const watched = wrappedStore(store, {
+        writeFile: (path, content, options) => {
+          during.push({ report: progressFromState(state), marker: state.unfinishedRun() });
+          return store.writeFile(path, content, options);
+        },
+      });
+      const run = await runPrewarm({
+        source,
+        store: watched,
+        state,
+        concurrency: 1,
+        checkpointMs: 0,
+      });
+      assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+      const last = during.at(-1)!;
+      assert.deepEqual(last.report.runInProgress, { startedAt: run.startedAt, pid: process.pid });
+      assert.ok(last.marker!.tally.uploaded.files > 0, "the marker holds the tallies so far");
+      const after = progressFromState(state);
+      assert.equal(after.runInProgress, undefined);
+      assert.equal(after.lastRun?.outcome, "complete");
+
+      // What a run killed mid-way leaves behind: its marker as last saved, and its lock.
+      const killed = { ...last.marker!, startedAt: new Date().toISOString(), pid: 999_999_999 };
+      state.saveRunMarker(killed);
+      writeFileSync(state.lockFile, `${killed.pid}\n`);
+      const dead = progressFromState(state);
+      assert.equal(dead.runInProgress, undefined);
+      assert.deepEqual(dead.lastRun, {
+        startedAt: killed.startedAt,
+        endedAt: killed.savedAt,
+        outcome: "unfinished",
+        exitCode: null,
+        failures: [],
+      });
+
+      writeFileSync(join(source, "new"), "fresh");
+      const told: PrewarmEvent[] = [];
+      const next = await runPrewarm({ source, store, state, onEvent: (e) => told.push(e) });
+      assert.equal(next.exitCode, EXIT_COMPLETE, JSON.stringify(next.failures));
+      assert.deepEqual(told.filter((event) => event.kind === "unfinished-run"), [
+        { kind: "unfinished-run", startedAt: killed.startedAt, lastSeen: killed.savedAt },
+      ]);
+      const history = state.readHistory();
+      assert.deepEqual(history.map((record) => record.outcome), [
+        "complete",
+        "unfinished",
+        "complete",
+      ]);
+      assert.deepEqual(history[1].tally.uploaded, killed.tally.uploaded, "its moves count");
+      const clean = progressFromState(state);
+      assert.equal(clean.lastRun?.outcome, "complete");
+      assert.equal(clean.runInProgress, undefined);
+      assert.equal(state.unfinishedRun(), undefined);
     });
   } finally {
     rmSync(source, { recursive: true });

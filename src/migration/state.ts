@@ -6,7 +6,10 @@
  * - `state.json` — the resume cursor and the tallies of the current and the last complete
  *   pass over the tree (a pass may span several budget-limited runs);
  * - `history.jsonl` — one JSON line per run (start, end, files/bytes moved, failures), for
- *   the trend `progress` shows.
+ *   the trend `progress` shows;
+ * - `run.json` — the run under way: its start, and its tallies as last saved. A run that never
+ *   ended (killed, crashed, its host went down) leaves it behind; `progress` says so, and the
+ *   next run records it in the history as "unfinished".
  *
  * Everything here is small and read whole: `progress` stays cheap on any tree size.
  *
@@ -23,6 +26,7 @@ import {
   readSync,
   realpathSync,
   renameSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
@@ -153,18 +157,47 @@ export interface VerifyRecord {
 export const HISTORY_FAILURES_LIMIT = 20;
 /** Size of history.jsonl past which its oldest records are dropped (a few years of nights). */
 export const HISTORY_MAX_BYTES = 1024 * 1024;
+/** The marker of the run under way, in the state directory (see {@link RunMarker}). */
+export const RUN_MARKER_FILE = "run.json";
 
 /** One line of history.jsonl. */
 export interface RunRecord {
   startedAt: string;
+  /** For an "unfinished" run: when it last saved its tallies, the last sign of it alive. */
   endedAt: string;
   command: "prewarm" | "rescan";
-  outcome: "complete" | "failed" | "partial";
-  exitCode: number;
+  /** "unfinished": the run never ended (killed, crashed, its host went down). */
+  outcome: "complete" | "failed" | "partial" | "unfinished";
+  /** Null for an "unfinished" run, which never exited on its own. */
+  exitCode: number | null;
   dryRun: boolean;
   tally: PassTally;
   /** The first failed paths (display form), capped. */
   failures: string[];
+}
+
+/** run.json: a pre-warm under way, or one that never ended. */
+export interface RunMarker {
+  startedAt: string;
+  pid: number;
+  /** When {@link tally} was saved. */
+  savedAt: string;
+  /** What the run had counted by then. */
+  tally: PassTally;
+}
+
+/** The history record of a run that left `marker` and never ended. */
+export function unfinishedRecord(marker: RunMarker): RunRecord {
+  return {
+    startedAt: marker.startedAt,
+    endedAt: marker.savedAt,
+    command: "prewarm",
+    outcome: "unfinished",
+    exitCode: null,
+    dryRun: false,
+    tally: marker.tally,
+    failures: [],
+  };
 }
 
 function freshState(): MigrationState {
@@ -320,6 +353,52 @@ export class StateDirectory {
     const temporary = `${file}.tmp`;
     writeFileSync(temporary, kept.map((text) => `${text}\n`).join(""));
     renameSync(temporary, file);
+  }
+
+  /**
+   * Marks a run as under way (run.json). A marker left by a run that never ended first becomes
+   * its history record (see {@link unfinishedRecord}), which is returned.
+   */
+  beginRun(marker: RunMarker): RunRecord | undefined {
+    const left = this.unfinishedRun();
+    const record = left && unfinishedRecord(left);
+    if (record) this.appendHistory(record);
+    this.saveRunMarker(marker);
+    return record;
+  }
+
+  /** Saves the marker of the run under way again, with its tallies so far. */
+  saveRunMarker(marker: RunMarker): void {
+    this.ensure();
+    const file = join(this.path, RUN_MARKER_FILE);
+    const temporary = `${file}.${process.pid}.tmp`;
+    writeFileSync(temporary, JSON.stringify(marker) + "\n");
+    renameSync(temporary, file);
+  }
+
+  /** Records the end of the run under way: its history record replaces its marker. */
+  endRun(record: RunRecord): void {
+    this.appendHistory(record);
+    rmSync(join(this.path, RUN_MARKER_FILE), { force: true });
+  }
+
+  /**
+   * The marker of a run that began and has not ended: one under way, or one that died. A run
+   * whose record made it to the history before it died is not one (nor is a damaged marker).
+   */
+  unfinishedRun(): RunMarker | undefined {
+    let marker: RunMarker;
+    try {
+      marker = JSON.parse(readFileSync(join(this.path, RUN_MARKER_FILE), "utf8"));
+    } catch {
+      return undefined;
+    }
+    if (
+      typeof marker !== "object" || marker === null || typeof marker.startedAt !== "string" ||
+      typeof marker.savedAt !== "string" || !Number.isSafeInteger(marker.pid) ||
+      !isTally(marker.tally)
+    ) return undefined;
+    return this.readHistory().at(-1)?.startedAt === marker.startedAt ? undefined : marker;
   }
 
   /** Every recorded run, oldest first; damaged lines are skipped. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -9,8 +9,11 @@ import {
   HISTORY_MAX_BYTES,
   pathFromHex,
   pathToHex,
+  RUN_MARKER_FILE,
+  type RunMarker,
   type RunRecord,
   StateDirectory,
+  unfinishedRecord,
 } from "./state.ts";
 
 Deno.test("StateDirectory.for is stable per source and namespace", () => {
@@ -114,4 +117,53 @@ Deno.test("addTally sums every category", () => {
   assert.deepEqual(a.seen, { files: 6, bytes: 60 });
   assert.deepEqual(a.failed, { files: 2, bytes: 10 });
   assert.deepEqual(a.inRiak, { files: 0, bytes: 0 });
+});
+
+Deno.test("a run's marker is replaced by its record; one left by a run that died becomes an unfinished record", () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-state-"));
+  try {
+    const state = new StateDirectory(join(dir, "s"));
+    const marker = (day: number, files = 0): RunMarker => {
+      const tally = emptyTally();
+      tally.uploaded = { files, bytes: files * 10 };
+      const startedAt = `2026-11-${day}T01:00:00.000Z`;
+      return { startedAt, pid: 4242, savedAt: startedAt.replace("01:00", "01:30"), tally };
+    };
+    const ended = (day: number): RunRecord => ({
+      ...unfinishedRecord(marker(day)),
+      outcome: "complete",
+      exitCode: 0,
+    });
+    assert.equal(state.unfinishedRun(), undefined);
+    assert.equal(state.beginRun(marker(10)), undefined, "nothing left before the first run");
+    assert.deepEqual(state.unfinishedRun(), marker(10));
+    state.saveRunMarker(marker(10, 3));
+    assert.deepEqual(state.unfinishedRun()?.tally.uploaded, { files: 3, bytes: 30 });
+    state.endRun(ended(10));
+    assert.equal(state.unfinishedRun(), undefined);
+    assert.equal(existsSync(join(state.path, RUN_MARKER_FILE)), false);
+
+    // Killed after saving its tallies: the next run records it, then marks itself.
+    state.beginRun(marker(11));
+    state.saveRunMarker(marker(11, 7));
+    const left = state.beginRun(marker(12));
+    assert.deepEqual(left, unfinishedRecord(marker(11, 7)));
+    assert.deepEqual(state.readHistory().map((run) => [run.outcome, run.exitCode]), [
+      ["complete", 0],
+      ["unfinished", null],
+    ]);
+    assert.equal(state.readHistory()[1].endedAt, "2026-11-11T01:30:00.000Z", "last seen");
+    assert.deepEqual(state.unfinishedRun(), marker(12));
+
+    // Died between its record and the marker's removal: it did end, and is recorded once.
+    state.appendHistory(ended(12));
+    assert.equal(state.unfinishedRun(), undefined);
+    assert.equal(state.beginRun(marker(13)), undefined);
+    assert.equal(state.readHistory().length, 3);
+
+    writeFileSync(join(state.path, RUN_MARKER_FILE), '{"startedAt": 5, "cut sh');
+    assert.equal(state.unfinishedRun(), undefined, "a damaged marker is no run");
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
 });
