@@ -3,6 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chunkKey } from "../src/store/manifest.ts";
@@ -151,5 +152,25 @@ Deno.test("a SOURCE that is not UTF-8 is refused by name; a symlink to it works"
     assert.match(verified.stdout, /1 files .* 1 identical, 0 differ$/m);
     const progress = await runRiakfs(["progress", link, "--json", ...flags]);
     assert.equal(progress.code, 0, progress.stderr + progress.stdout);
+  });
+});
+
+Deno.test("verify: a FIFO is named and counted, never opened, and leaves the result alone", async () => {
+  await withMigration(async ({ source, flags }) => {
+    writeFileSync(join(source, "file.txt"), "bytes");
+    execFileSync("mkfifo", [join(source, "pipe")]);
+    const warmed = await runRiakfs(["prewarm", source, ...flags]);
+    assert.equal(warmed.code, 0, warmed.stderr + warmed.stdout);
+    const run = await runRiakfs(["verify", source, ...flags]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(
+      run.stdout,
+      /^not compared \(a FIFO; Riak holds only files, symlinks and directories\): \/pipe$/m,
+    );
+    assert.match(run.stdout, /1 identical, 0 differ, 1 special files not compared$/m);
+    const named = await runRiakfs(["verify", source, "pipe", "--json", ...flags]);
+    assert.equal(named.code, 0, named.stdout + named.stderr);
+    const summary = JSON.parse(named.stdout);
+    assert.deepEqual([summary.checked, summary.special, summary.ok], [0, 1, true]);
   });
 });

@@ -53,6 +53,12 @@ export async function verifyCommand(
       sample: opts.sample as number | undefined,
       seed: opts.seed as number | undefined,
       concurrency: opts.concurrency as number,
+      onSpecial: (path, type) => {
+        if (json) return;
+        process.stdout.write(
+          `not compared (a ${type}; Riak holds only files, symlinks and directories): ${path}\n`,
+        );
+      },
       onFile: (comparison) => {
         if (json || comparison.status === "match") return;
         if (comparison.status === "changed-while-reading") {
@@ -77,7 +83,9 @@ export async function verifyCommand(
           ((Date.now() - started) / 1000).toFixed(1)
         }s: ${summary.matched} identical, ${summary.differences.length - unchecked} differ` +
           (unchecked > 0 ? `, ${unchecked} could not be checked` : "") +
-          (summary.changed > 0 ? `, ${summary.changed} changed while being read` : "") + "\n",
+          (summary.changed > 0 ? `, ${summary.changed} changed while being read` : "") +
+          (summary.special > 0 ? `, ${summary.special} special files not compared` : "") +
+          "\n",
       );
     }
     if (unchecked > 0) {

@@ -58,7 +58,14 @@ import {
 import { DEFAULT_CONCURRENCY } from "./defaults.ts";
 import type { MigrationStore } from "./stored_file.ts";
 import { deleteIfVerified } from "./verified_delete.ts";
-import { compareWalkOrder, countTree, type WalkEntry, type WalkFailure, walkTree } from "./walk.ts";
+import {
+  compareWalkOrder,
+  countTree,
+  specialType,
+  type WalkEntry,
+  type WalkFailure,
+  walkTree,
+} from "./walk.ts";
 
 /**
  * What the pre-warm asks of the store: a store that cannot list (no `list`) gets a look-up
@@ -1437,15 +1444,6 @@ async function readWhole(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of stream) parts.push(part);
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
-}
-
-/** What a special file is, as an operator would call it. */
-function specialType(stats: BigIntStats): string {
-  if (stats.isFIFO()) return "FIFO";
-  if (stats.isSocket()) return "socket";
-  if (stats.isCharacterDevice()) return "character device";
-  if (stats.isBlockDevice()) return "block device";
-  return "special file";
 }
 
 /** Why Riak's copy is not the local version (by size and mtime), or undefined if it is. */

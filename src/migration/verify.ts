@@ -6,6 +6,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import type { Stats } from "node:fs";
 import { lstat, readlink } from "node:fs/promises";
 import {
   ChecksumMismatchError,
@@ -19,7 +20,7 @@ import type { PathFilter } from "./glob.ts";
 import { hashBytes, isFileChanged, readUnchanged, waitOutRacyWindow } from "./local_file.ts";
 import { reasonOf } from "./failure_list.ts";
 import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
-import { walkTree } from "./walk.ts";
+import { specialType, walkTree } from "./walk.ts";
 import { seededRandom } from "../util/random.ts";
 
 /** How one file compared. */
@@ -46,6 +47,8 @@ export interface VerifyOptions {
   concurrency?: number;
   /** Called with each comparison as it finishes. */
   onFile?: (comparison: FileComparison) => void;
+  /** Called with each special file met (see {@link VerifySummary.special}) and what it is. */
+  onSpecial?: (path: string, type: string) => void;
 }
 
 /** Totals of a verification. */
@@ -58,6 +61,11 @@ export interface VerifySummary {
   differences: FileComparison[];
   /** Files that changed while being read: neither a match nor a difference. */
   changed: number;
+  /**
+   * FIFOs, sockets and devices met: Riak holds only files, symlinks and directories (the
+   * pre-warm leaves them too), so they are not compared; neither a match nor a difference.
+   */
+  special: number;
 }
 
 /**
@@ -77,6 +85,11 @@ export async function verifyTree(options: VerifyOptions): Promise<VerifySummary>
     matchedBytes: 0,
     differences: [],
     changed: 0,
+    special: 0,
+  };
+  const noteSpecial = (path: Buffer, type: string) => {
+    summary.special++;
+    options.onSpecial?.(displayPath(path), type);
   };
   const limit = Math.max(1, options.concurrency ?? 4);
   const inFlight = new Set<Promise<void>>();
@@ -95,7 +108,7 @@ export async function verifyTree(options: VerifyOptions): Promise<VerifySummary>
     });
     inFlight.add(promise);
   };
-  const candidates = candidatePaths(options);
+  const candidates = candidatePaths(options, noteSpecial);
   if (options.sample !== undefined) {
     for (const path of await reservoir(candidates, options.sample, options.seed)) {
       await start(path);
@@ -208,21 +221,28 @@ async function compareSymlink(
 /** Directories the walk could not read, by path: compared, they report as errors. */
 const unreadable = new WeakMap<Buffer, string>();
 
-async function* candidatePaths(options: VerifyOptions): AsyncGenerator<Buffer> {
+async function* candidatePaths(
+  options: VerifyOptions,
+  noteSpecial: (path: Buffer, type: string) => void,
+): AsyncGenerator<Buffer> {
   const roots = options.paths === undefined || options.paths.length === 0
     ? [Buffer.alloc(0)]
     : options.paths.map((path) => normalizePath(path));
   for (const root of roots) {
     const absolute = Buffer.concat([Buffer.from(options.source), Buffer.from("/"), root]);
-    let isDirectory: boolean;
+    let stats: Stats;
     try {
-      isDirectory = (await lstat(absolute)).isDirectory();
+      stats = await lstat(absolute);
     } catch {
       yield root; // reported as an error by compareFile
       continue;
     }
-    if (!isDirectory) {
+    if (stats.isFile() || stats.isSymbolicLink()) {
       yield root;
+      continue;
+    }
+    if (!stats.isDirectory()) {
+      noteSpecial(root, specialType(stats));
       continue;
     }
     for await (const entry of walkTree(absolute, { filter: options.filter })) {
@@ -234,6 +254,15 @@ async function* candidatePaths(options: VerifyOptions): AsyncGenerator<Buffer> {
         unreadable.set(path, entry.error.message);
         yield path;
       } else if (entry.kind === "file" || entry.kind === "symlink") yield path;
+      else if (entry.kind === "other") {
+        // Typed by the listing, looked at now: gone or replaced since is not special.
+        const now = await lstat(Buffer.concat([absolute, Buffer.from("/"), entry.path])).catch(
+          () => undefined,
+        );
+        if (now === undefined) continue;
+        if (now.isFile() || now.isSymbolicLink()) yield path;
+        else if (!now.isDirectory()) noteSpecial(path, specialType(now));
+      }
     }
   }
 }

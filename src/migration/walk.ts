@@ -13,12 +13,30 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import type { BigIntStats, Stats } from "node:fs";
 import { lstat, opendir } from "node:fs/promises";
 import { isDirectoryBeneath } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 
 /** What an entry is (symlinks are not followed). */
 export type EntryKind = "file" | "directory" | "symlink" | "other";
+
+/**
+ * What a special file (an entry of kind "other") is, as an operator would call it: Riak
+ * holds only files, symlinks and directories, so the commands name what they leave alone.
+ *
+ * @example
+ * ```ts
+ * specialType(fs.lstatSync("/srv/data/pipe")); // "FIFO"
+ * ```
+ */
+export function specialType(stats: Stats | BigIntStats): string {
+  if (stats.isFIFO()) return "FIFO";
+  if (stats.isSocket()) return "socket";
+  if (stats.isCharacterDevice()) return "character device";
+  if (stats.isBlockDevice()) return "block device";
+  return "special file";
+}
 
 /** One entry of the walk. */
 export interface WalkEntry {
