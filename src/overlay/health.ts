@@ -1,14 +1,20 @@
 /**
  * Whether Riak is reachable, as seen by the requests the mount makes. The first failure of
  * an outage logs one warning and the first success after it logs one recovery line with how
- * many requests failed in between: an outage is logged once, not once per request. Requests
+ * many requests failed in between: an outage is logged once, not once per request. A node
+ * that answers with an error (a full disk, too few vnodes up) is no outage: Riak is reachable
+ * and says no, logged at most once a minute with a count. Requests
  * that need Riak run under a deadline so a dead cluster answers EIO instead of hanging the
  * application.
  *
  * @module
  */
+import { ProtocolError, RiakError } from "../riak/mod.ts";
 import { RiakRequestError, StoreError } from "../store/errors.ts";
 import type { Logger } from "./log.ts";
+
+/** A refusal by Riak is logged at most once in this long (ms), with how many there were. */
+const REFUSALS_LOGGED_EVERY_MS = 60_000;
 
 /** Riak did not answer within the deadline; maps to EIO. */
 export class RiakTimeoutError extends StoreError {
@@ -64,6 +70,9 @@ export class RiakHealth {
   readonly #reachableAgain: (() => void)[] = [];
   readonly #confirm: (() => Promise<boolean>) | undefined;
   #confirming = false;
+  /** Refusals since the last one logged, and when that was. */
+  #refusalsUnlogged = 0;
+  #refusalLoggedAt: number | undefined;
 
   /**
    * `confirm`, when given, asks Riak itself whether it answers before an outage is declared
@@ -123,6 +132,11 @@ export class RiakHealth {
       this.succeeded();
       return;
     }
+    if (answeredWithError(error)) {
+      this.#refused(error);
+      this.succeeded();
+      return;
+    }
     this.#failedDuringOutage++;
     if (this.#downSince !== undefined) return;
     this.#downSince = this.#now();
@@ -132,6 +146,20 @@ export class RiakHealth {
       "Riak unreachable: serving local files, keeping writes in the spool until it is back",
       { error: this.#lastError },
     );
+  }
+
+  #refused(error: unknown): void {
+    this.#refusalsUnlogged++;
+    const now = this.#now();
+    const last = this.#refusalLoggedAt;
+    if (last !== undefined && now - last < REFUSALS_LOGGED_EVERY_MS) return;
+    this.#logger.warn("Riak answered a request with an error", {
+      error: error instanceof Error ? error.message : String(error),
+      refused_requests: this.#refusalsUnlogged,
+      ...(last === undefined ? {} : { since_seconds: Math.round((now - last) / 1000) }),
+    });
+    this.#refusalsUnlogged = 0;
+    this.#refusalLoggedAt = now;
   }
 
   /**
@@ -181,4 +209,16 @@ export class RiakHealth {
       outages: this.#outages,
     };
   }
+}
+
+/**
+ * A node answered with an error message (RpbErrorResp): its answer is in the cause chain. A
+ * garbled answer is no answer: what speaks on the port may not be Riak at all.
+ */
+function answeredWithError(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (e instanceof ProtocolError) return false;
+    if (e instanceof RiakError) return true;
+  }
+  return false;
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { ConnectionError, ProtocolError, RiakError } from "../riak/mod.ts";
 import { NotFoundError, RiakRequestError } from "../store/errors.ts";
 import { isOutageError, RiakHealth, RiakTimeoutError } from "./health.ts";
 import { Logger } from "./log.ts";
@@ -93,4 +94,44 @@ Deno.test("with a confirmation, an outage ends only once Riak itself answers", a
   await settle();
   assert.equal(health.reachable, true);
   assert.equal(JSON.parse(lines[1]).message, "Riak reachable again");
+});
+
+Deno.test("a node answering with errors is no outage: logged once a minute with a count, never flapping", () => {
+  const { lines, logger } = recordingLogger();
+  let now = 0;
+  const health = new RiakHealth(logger, () => now);
+  const refusal = () =>
+    new RiakRequestError("put", undefined, new RiakError("{error,enospc}", 0, "riak1:8087"));
+  for (let index = 0; index < 30; index++) {
+    health.failed(refusal());
+    now += 1_000;
+    health.succeeded(); // the gets in between still work
+  }
+  assert.equal(health.reachable, true);
+  assert.equal(health.snapshot().outages, 0);
+  assert.equal(lines.length, 1, "one line for the first 30 s");
+  const first = JSON.parse(lines[0]);
+  assert.equal(first.level, "warn");
+  assert.match(first.message, /Riak answered a request with an error/);
+  assert.match(first.error, /enospc/);
+  assert.equal(first.refused_requests, 1);
+  for (let index = 0; index < 40; index++) {
+    health.failed(refusal());
+    now += 1_000;
+  }
+  assert.equal(lines.length, 2);
+  const second = JSON.parse(lines[1]);
+  assert.equal(second.refused_requests, 60, "the refusals since the last line");
+  assert.equal(second.since_seconds, 60);
+
+  // No node answering at all is an outage, as is a garbled answer.
+  health.failed(
+    new RiakRequestError("get", undefined, new ConnectionError("ECONNREFUSED", "riak1:8087")),
+  );
+  assert.equal(health.reachable, false);
+  const fresh = new RiakHealth(logger);
+  fresh.failed(
+    new RiakRequestError("get", undefined, new ProtocolError("bad frame", "riak1:8087")),
+  );
+  assert.equal(fresh.reachable, false);
 });
