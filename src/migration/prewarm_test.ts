@@ -927,3 +927,79 @@ Deno.test("a symlink or a directory stored ends a streak of files no Riak node a
     rmSync(state.path, { recursive: true });
   }
 });
+
+Deno.test("a riak-fuse folder (its listing set, no directory object) is no failure for a first pass", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  mkdirSync(join(source, "shop/images"), { recursive: true });
+  writeFileSync(join(source, "shop/images/new.jpg"), "a new picture");
+  try {
+    await withStore(async ({ client, riak, another }) => {
+      const riakFuse = {
+        contentPrefix: `${riak.prefix}IMG_`,
+        directoryPrefix: `${riak.prefix}IMGDIR_`,
+      };
+      const store = another({ namespace: { preset: "riak-fuse", riakFuse } });
+      // Left by riak-fuse: shop/images is its listing set alone, no riakfs object or entry.
+      await client.put(
+        {
+          bucketType: "default",
+          bucket: Buffer.from(`${riakFuse.contentPrefix}shop`),
+          key: Buffer.from("old.jpg"),
+        },
+        { value: Buffer.from("an old picture"), contentType: "image/jpeg", usermeta: [] },
+      );
+      await client.updateSet(
+        {
+          bucketType: "sets",
+          bucket: Buffer.from(`${riakFuse.directoryPrefix}shop`),
+          key: Buffer.from("directory"),
+        },
+        { add: [Buffer.from("old.jpg")] },
+      );
+      const run = await runPrewarm({ source, store, state });
+      assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+      assert.deepEqual(run.failures, []);
+      const names = async (path: string) =>
+        (await Array.fromAsync(store.list(path))).map((e) => `${e.name}`).sort();
+      assert.deepEqual(await names("shop"), ["images"]);
+      assert.deepEqual(await names("shop/images"), ["new.jpg", "old.jpg"]);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("a directory a crash left unlisted is listed again also after a file found in Riak", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  writeFileSync(join(source, "a.txt"), "uploaded by the run before the crash");
+  try {
+    await withStore(async ({ client, bucket, store }) => {
+      // The run that crashed: a.txt stored, d made, then d/e's mkdir cut off between its
+      // object and its entry in d (a SIGKILL after objectStored let the files below go).
+      assert.equal((await runPrewarm({ source, store, state })).exitCode, EXIT_COMPLETE);
+      mkdirSync(join(source, "d/e"), { recursive: true });
+      writeFileSync(join(source, "d/e/f"), "file f");
+      await store.mkdir("d");
+      const cutOff = new Store({
+        ...client,
+        updateSet: () => Promise.reject(new Error("connection lost")),
+      }, { namespace: { bucket } });
+      await assert.rejects(cutOff.mkdir("d/e"), /connection lost/);
+      const names = async (path: string) =>
+        (await Array.fromAsync(store.list(path))).map((e) => `${e.name}`);
+      assert.deepEqual(await names("d"), []);
+      const run = await runPrewarm({ source, store, state, deleteLocal: true });
+      assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+      assert.deepEqual(readdirSync(join(source, "d/e")), [], "f drained");
+      // f is now only in Riak: its directory must be reachable from the root's listing.
+      assert.deepEqual(await names("d"), ["e"]);
+      assert.deepEqual(await names("d/e"), ["f"]);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
