@@ -1155,3 +1155,40 @@ for (const preset of ["migrate", "drain"]) {
     });
   });
 }
+
+Deno.test("migrate: a file moved into Riak between a LOOKUP's Riak answer and its local look is not created over by the CREATE after it", async () => {
+  const clock = 1_000_000; // frozen: the CREATE comes within ABSENT_BOTH_TRUSTED_MS
+  await withOverlay(
+    "migrate",
+    async ({ fs, source, store, client, runtime }) => {
+      const content = seededBytes(36, 20_000);
+      await writeFile(join(source, "moved.log"), content);
+      // `riakfs prewarm --delete-local` moves the file while the LOOKUP waits for Riak's
+      // answer (absent: not stored yet): the upload lands, then the local copy goes, before
+      // the LOOKUP looks at the source.
+      const get = client.get.bind(client);
+      let moved = false;
+      client.get = async (location, options) => {
+        const answer = await get(location, options);
+        if (!moved && Buffer.from(location.key).toString() === "moved.log") {
+          moved = true;
+          await store.writeFile("/moved.log", content);
+          await unlink(join(source, "moved.log"));
+        }
+        return answer;
+      };
+      // The LOOKUP itself misses it (Riak asked before the source): a negative entry, as
+      // before this change. The kernel's open(O_CREAT|O_APPEND) then sends CREATE.
+      await lookupPath(fs, "/moved.log").catch(() => undefined);
+      assert.ok(moved);
+      const O_APPEND_CREAT_WRONLY = 0o2101;
+      const created = await fs.create!(ROOT_CTX, 1, "moved.log", O_APPEND_CREAT_WRONLY, 0o644, 0);
+      await fs.release!(ROOT_CTX, created.entry.nodeid, created.opened.fh, 0);
+      await runtime.settle(10_000);
+      assert.ok(content.equals(await store.readFile("/moved.log")), "Riak's copy kept");
+      assert.equal(created.entry.attr.size, content.length, "the existing file was opened");
+    },
+    {},
+    { entryTimeout: 1, attrTimeout: 1, now: () => clock },
+  );
+});
