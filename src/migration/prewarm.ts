@@ -1121,7 +1121,9 @@ class PrewarmRun {
     const remote = await this.#o.store.tryStat(path);
     if (remote?.type === "directory") {
       // A mkdir cut off between the directory's object and its entry: no listing shows it.
-      if (unlisted) await this.#ensureListed(path);
+      // Looked for whatever the file before it needed (a run after a crash finds the files
+      // before it in Riak), as a file found in Riak is.
+      await this.#ensureListed(path);
       return;
     }
     if (remote) throw new Error(`Riak holds a ${remote.type} where the source has a directory`);

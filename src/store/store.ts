@@ -518,7 +518,13 @@ export class Store {
       this.#getResolved(placement.object, true, p),
       p.length > 0 ? this.#getResolved(this.layout.directory(p).object, true, p) : undefined,
     ]);
-    const type = object ? object.meta.type : directoryObject && "directory";
+    // A directory may have no object of its own: one other tools made (a riak-fuse folder's
+    // listing set) is there by its index alone.
+    const type = object
+      ? object.meta.type
+      : directoryObject || (p.length > 0 && await this.#index.exists(this.layout.directory(p)))
+      ? "directory"
+      : undefined;
     if (!type || (object && type === "directory")) {
       throw new NotFoundError(displayPath(p), describeLocation(placement.object));
     }
