@@ -1896,6 +1896,8 @@ export class OverlayFileSystem implements FileSystem {
     const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
     const absentBothJustNow = cached?.localAbsentAt !== undefined &&
       this.#now() - cached.localAbsentAt < ABSENT_BOTH_TRUSTED_MS;
+    // likelyAbsent: the source was looked at, and lacked the name, before Riak was asked.
+    let askedAfterSource = likelyAbsent;
     if (!local && absenceWasCached && !absentBothJustNow) {
       // Gone locally while Riak's absence was remembered: a pre-warm with --delete-local (or
       // another host) may just have moved it into Riak. Ask once more before ENOENT, all at
@@ -1906,10 +1908,15 @@ export class OverlayFileSystem implements FileSystem {
         .catch(() => undefined);
       this.#rememberInRiak(path, fresh !== undefined);
       if (fresh) return { where: "riak", stat: fresh };
+      askedAfterSource = true;
     }
     if (!local) {
+      // Trusted only where Riak was asked after the source lacked the name: asked before, a
+      // file moved from the source into Riak in between (upload, then unlink) is in neither.
       const absence = this.#statCache.get(path);
-      if (absence?.stat === undefined && absence !== undefined) absence.localAbsentAt = this.#now();
+      if (askedAfterSource && absence?.stat === undefined && absence !== undefined) {
+        absence.localAbsentAt = this.#now();
+      }
       throw fail(Errno.ENOENT, `${path}: no such file`);
     }
     return { where: "local", stats: local };
