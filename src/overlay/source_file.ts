@@ -79,11 +79,19 @@ export async function openSourceFile(
   return new DescriptorFile(await openAsync(path, flags, mode), pace);
 }
 
-/** An open descriptor, closed once. */
+/**
+ * An open descriptor, closed once. As a FileHandle's, its close waits for the calls still
+ * on the pool, and a call after it fails with EBADF: a number closed is handed to the next
+ * file opened, which a late read, write or truncate would otherwise reach (a request the
+ * session answered at its deadline goes on, and its RELEASE may come meanwhile).
+ */
 class DescriptorFile implements SourceFile {
   readonly #fd: number;
   readonly #pace: BlockingWhileFast;
   #closed = false;
+  /** Calls not finished yet, and what the close waiting for them is told. */
+  #inFlight = 0;
+  #idle: (() => void) | undefined;
 
   constructor(fd: number, pace: BlockingWhileFast) {
     this.#fd = fd;
@@ -94,40 +102,56 @@ class DescriptorFile implements SourceFile {
     return this.#fd;
   }
 
-  async read(buffer: Uint8Array, offset: number, length: number, position: number) {
-    return { bytesRead: (await readAt(this.#fd, buffer, offset, length, position)).bytesRead };
+  #use<T>(call: (fd: number) => Promise<T>): Promise<T> {
+    if (this.#closed) {
+      const error: NodeJS.ErrnoException = new Error("EBADF: bad file descriptor (closed)");
+      error.code = "EBADF";
+      return Promise.reject(error);
+    }
+    this.#inFlight++;
+    return call(this.#fd).finally(() => {
+      if (--this.#inFlight === 0) this.#idle?.();
+    });
   }
 
-  async write(buffer: Uint8Array, offset: number, length: number, position: number) {
-    const { bytesWritten } = await writeAt(this.#fd, buffer, offset, length, position);
-    return { bytesWritten };
+  read(buffer: Uint8Array, offset: number, length: number, position: number) {
+    return this.#use(async (fd) => ({
+      bytesRead: (await readAt(fd, buffer, offset, length, position)).bytesRead,
+    }));
+  }
+
+  write(buffer: Uint8Array, offset: number, length: number, position: number) {
+    return this.#use(async (fd) => ({
+      bytesWritten: (await writeAt(fd, buffer, offset, length, position)).bytesWritten,
+    }));
   }
 
   stat(options: { bigint: true }): Promise<BigIntStats> {
-    return fstat(this.#fd, options) as Promise<BigIntStats>;
+    return this.#use((fd) => fstat(fd, options) as Promise<BigIntStats>);
   }
 
   chmod(mode: number): Promise<void> {
-    return fchmod(this.#fd, mode);
+    return this.#use((fd) => fchmod(fd, mode));
   }
 
   chown(uid: number, gid: number): Promise<void> {
-    return fchown(this.#fd, uid, gid);
+    return this.#use((fd) => fchown(fd, uid, gid));
   }
 
   truncate(length = 0): Promise<void> {
-    return ftruncate(this.#fd, length);
+    return this.#use((fd) => ftruncate(fd, length));
   }
 
   sync(): Promise<void> {
-    return fsync(this.#fd);
+    return this.#use((fd) => fsync(fd));
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     // Once only: the number may belong to another file by the second time.
-    if (this.#closed) return Promise.resolve();
+    if (this.#closed) return;
     this.#closed = true;
-    return this.#pace.run(() => fs.closeSync(this.#fd), () => closeAsync(this.#fd));
+    if (this.#inFlight > 0) await new Promise<void>((resolve) => this.#idle = resolve);
+    await this.#pace.run(() => fs.closeSync(this.#fd), () => closeAsync(this.#fd));
   }
 }
 
