@@ -28,6 +28,7 @@ import { AlreadyExistsError, NewerVersionError } from "../store/errors.ts";
 import type { FileStat, MkdirOptions, Store } from "../store/store.ts";
 import { FailureList, type FailureRecord, readLines, reasonOf } from "./failure_list.ts";
 import { SmallFileReaders } from "./small_file_readers.ts";
+import { isLocalFilesystem } from "../util/blocking_while_fast.ts";
 import { type FileIdentity, identityOf, lstatIfExists } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { RunLimits, type StopReason } from "./limits.ts";
@@ -366,7 +367,9 @@ class PrewarmRun {
     });
     this.#state = options.state.loadState();
     this.#uploadSlots = new Slots(options.concurrency ?? DEFAULT_CONCURRENCY);
-    this.#readers = new SmallFileReaders(options.concurrency ?? DEFAULT_CONCURRENCY);
+    this.#readers = new SmallFileReaders(options.concurrency ?? DEFAULT_CONCURRENCY, {
+      blocking: isLocalFilesystem(options.source),
+    });
     this.#failed = new FailureList(
       options.dryRun ? undefined : join(options.state.path, FAILED_SPILL_FILE),
       options.failuresInMemory ?? RETRY_LIST_LIMIT,

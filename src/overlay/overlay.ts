@@ -57,7 +57,7 @@ import { hashStoredFile } from "../migration/stored_file.ts";
 import { AlreadyExistsError, NotFoundError, StoreError } from "../store/errors.ts";
 import type { FileStat, StatOptions, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
-import { BlockingWhileFast } from "../util/blocking_while_fast.ts";
+import { BlockingWhileFast, isLocalFilesystem } from "../util/blocking_while_fast.ts";
 import { openSourceFile, type SourceFile } from "./source_file.ts";
 import { utimesSeconds } from "../util/utimes.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
@@ -166,6 +166,8 @@ const STAT_CACHE_LIMIT = 10_000;
  * absent without asking Riak again (see #locate): the CREATE right after its LOOKUP.
  */
 const ABSENT_BOTH_TRUSTED_MS = 100;
+/** Files this large (bytes) or larger are unlinked on the pool, never blocking. */
+const BLOCKING_UNLINK_MAX_BYTES = 64n * 1024n * 1024n;
 /** After this long on the pool (ms), the source's calls are tried blocking again. */
 const SOURCE_PACE_RETRY_MS = 10_000;
 /**
@@ -331,11 +333,12 @@ export class OverlayFileSystem implements FileSystem {
     { stat: FileStat | undefined; expires: number; localAbsentAt?: number }
   >();
   /**
-   * The source's metadata calls (realpath, lstat, unlink) block the event loop while they
-   * are quick: on the pool each costs a request a thread hop or two, most of what a small
-   * file's CREATE or UNLINK takes. A slow source goes to the pool, retried every few seconds.
+   * The source's metadata calls (realpath, lstat, unlink, open and close) block the event
+   * loop while they are quick: on the pool each costs a request a thread hop or two, most of
+   * what a small file's CREATE or UNLINK takes. A slow source goes to the pool, retried every
+   * few seconds; a source on a network filesystem, where one call can hang, never blocks.
    */
-  readonly #sourcePace = new BlockingWhileFast({ retryAfterMs: SOURCE_PACE_RETRY_MS });
+  readonly #sourcePace: BlockingWhileFast;
   /** Bytes of the spool copies of Riak files removed while open ({@link RemovedCopy}). */
   #removedCopyBytes = 0;
   /** Riak handles open: a removal or rename with none has no open content to copy. */
@@ -372,6 +375,10 @@ export class OverlayFileSystem implements FileSystem {
     }
     this.#o = options;
     this.#mode = options.mode;
+    this.#sourcePace = new BlockingWhileFast({
+      retryAfterMs: SOURCE_PACE_RETRY_MS,
+      allowed: options.source !== undefined && isLocalFilesystem(options.source),
+    });
     this.#logger = options.logger ?? SILENT_LOGGER;
     this.#entryTimeout = options.entryTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
     this.#attrTimeout = options.attrTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
@@ -2816,8 +2823,11 @@ export class OverlayFileSystem implements FileSystem {
 
   async #lstatLocal(path: string): Promise<BigIntStats | undefined> {
     if (this.#o.source === undefined) return undefined;
-    const local = await this.#localPath(path);
-    return await this.#sourcePace.run(
+    return await this.#lstatAt(await this.#localPath(path));
+  }
+
+  #lstatAt(local: string): Promise<BigIntStats | undefined> {
+    return this.#sourcePace.run(
       () => lstatSync(local, { bigint: true, throwIfNoEntry: false }),
       () => lstatOrUndefined(local),
     );
@@ -2825,6 +2835,9 @@ export class OverlayFileSystem implements FileSystem {
 
   async #unlinkLocal(path: string): Promise<void> {
     const local = await this.#localPath(path);
+    // Freeing a large file's blocks can take a filesystem a while: that one goes to the pool.
+    const size = (await this.#lstatAt(local).catch(() => undefined))?.size ?? 0n;
+    if (size >= BLOCKING_UNLINK_MAX_BYTES) return await fsp.unlink(local);
     await this.#sourcePace.run(() => unlinkSync(local), () => fsp.unlink(local));
   }
 }

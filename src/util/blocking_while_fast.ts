@@ -5,10 +5,13 @@
  * pool thread and back: tens of microseconds, more on a busy machine, and most of what a
  * small file's request costs a FUSE mount. A slow source (a cold disk, NFS, a failing drive)
  * must still never stall the event loop. So calls block while they are quick, and go to the
- * pool once a few in a row were slow.
+ * pool once a few in a row were slow. A slow call is only known once it returned: where one
+ * can hang (a network filesystem whose server went away), calls must not block at all
+ * ({@link isLocalFilesystem} tells).
  *
  * @module
  */
+import { statfsSync } from "node:fs";
 
 /** A blocking call slower than this (ms) was not answered from the kernel's caches. */
 const DEFAULT_SLOW_MS = 1;
@@ -30,6 +33,11 @@ export interface BlockingWhileFastOptions {
   retryAfterMs?: number;
   /** The clock, in ms (tests). */
   now?: () => number;
+  /**
+   * false: every call goes to the pool (a network filesystem, where a single call can hang
+   * for minutes and a blocked event loop would take the whole process with it).
+   */
+  allowed?: boolean;
 }
 
 /**
@@ -48,6 +56,7 @@ export class BlockingWhileFast {
   readonly #slowMs: number;
   readonly #retryAfterMs: number | undefined;
   readonly #now: () => number;
+  readonly #allowed: boolean;
   #slowScore = 0;
   #pooledSince = 0;
 
@@ -55,10 +64,12 @@ export class BlockingWhileFast {
     this.#slowMs = options.slowMs ?? DEFAULT_SLOW_MS;
     this.#retryAfterMs = options.retryAfterMs;
     this.#now = options.now ?? (() => performance.now());
+    this.#allowed = options.allowed ?? true;
   }
 
   /** Whether the next call may block the calling thread. */
   get blocking(): boolean {
+    if (!this.#allowed) return false;
     if (this.#slowScore <= SLOW_SCORE_LIMIT) return true;
     if (this.#retryAfterMs === undefined) return false;
     if (this.#now() - this.#pooledSince < this.#retryAfterMs) return false;
@@ -88,5 +99,46 @@ export class BlockingWhileFast {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+}
+
+/**
+ * Filesystems on local devices or in memory, by statfs(2) f_type: ext2/3/4, XFS, Btrfs, ZFS,
+ * F2FS, ReiserFS, JFS, bcachefs, tmpfs, ramfs, overlayfs, FAT, exFAT, NTFS, squashfs. NFS,
+ * SMB/CIFS, Ceph, FUSE, 9p and every type not named here count as remote.
+ */
+const LOCAL_FILESYSTEM_TYPES = new Set([
+  0xef53,
+  0x58465342,
+  0x9123683e,
+  0x2fc12fc1,
+  0xf2f52010,
+  0x52654973,
+  0x3153464a,
+  0xca451a4e,
+  0x01021994,
+  0x858458f6,
+  0x794c7630,
+  0x4d44,
+  0x2011bab0,
+  0x5346544e,
+  0x73717368,
+]);
+
+/**
+ * Whether `path` is on a filesystem of a local device or in memory, where a call is answered
+ * or fails, but does not hang; false for network filesystems (NFS, SMB, Ceph), FUSE, unknown
+ * types, and when statfs(2) fails.
+ *
+ * @example
+ * ```ts
+ * const pace = new BlockingWhileFast({ allowed: isLocalFilesystem("/srv/legacy") });
+ * ```
+ */
+export function isLocalFilesystem(path: string): boolean {
+  try {
+    return LOCAL_FILESYSTEM_TYPES.has(Number(statfsSync(path).type));
+  } catch {
+    return false;
   }
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BlockingWhileFast } from "./blocking_while_fast.ts";
+import { BlockingWhileFast, isLocalFilesystem } from "./blocking_while_fast.ts";
 
 /** A pace whose clock moves only when told to: `call(ms)` is a blocking call taking ms. */
 function paced(options: { retryAfterMs?: number } = {}) {
@@ -60,4 +60,12 @@ Deno.test("run takes the blocking call while quick, the pooled one once slow, an
     pace.run(() => "blocking", () => Promise.reject(new Error("EIO"))),
     /EIO/,
   );
+});
+
+Deno.test("where calls may hang, none blocks: a network filesystem, FUSE, one statfs cannot name", () => {
+  const never = new BlockingWhileFast({ allowed: false });
+  assert.equal(never.blocking, false);
+  // proc is no device's filesystem either; an unknown type counts as remote.
+  assert.equal(isLocalFilesystem("/proc"), false);
+  assert.equal(isLocalFilesystem("/no/such/directory"), false);
 });
