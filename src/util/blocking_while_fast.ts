@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { statfsSync } from "node:fs";
+import { readFileSync, realpathSync, statfsSync } from "node:fs";
 
 /** A blocking call slower than this (ms) was not answered from the kernel's caches. */
 const DEFAULT_SLOW_MS = 1;
@@ -126,9 +126,43 @@ const LOCAL_FILESYSTEM_TYPES = new Set([
 ]);
 
 /**
- * Whether `path` is on a filesystem of a local device or in memory, where a call is answered
- * or fails, but does not hang; false for network filesystems (NFS, SMB, Ceph), FUSE, unknown
- * types, and when statfs(2) fails.
+ * The names /proc/self/mountinfo gives the same local filesystems, and the kernel's own
+ * (proc, sysfs, devpts...), which do not hang either. autofs is not here: it mounts others.
+ */
+const LOCAL_FILESYSTEM_NAMES = new Set([
+  "ext2",
+  "ext3",
+  "ext4",
+  "xfs",
+  "btrfs",
+  "zfs",
+  "f2fs",
+  "reiserfs",
+  "jfs",
+  "bcachefs",
+  "tmpfs",
+  "ramfs",
+  "overlay",
+  "vfat",
+  "msdos",
+  "exfat",
+  "ntfs",
+  "ntfs3",
+  "squashfs",
+  "proc",
+  "sysfs",
+  "devtmpfs",
+  "devpts",
+  "mqueue",
+  "cgroup",
+  "cgroup2",
+]);
+
+/**
+ * Whether the tree at `path` is on filesystems of local devices or in memory, where a call
+ * is answered or fails but does not hang: `path`'s own (statfs(2)) and every one mounted below
+ * it now (/proc/self/mountinfo). False for network filesystems (NFS, SMB, Ceph), FUSE, autofs,
+ * unknown types, and when either cannot be read.
  *
  * @example
  * ```ts
@@ -137,8 +171,24 @@ const LOCAL_FILESYSTEM_TYPES = new Set([
  */
 export function isLocalFilesystem(path: string): boolean {
   try {
-    return LOCAL_FILESYSTEM_TYPES.has(Number(statfsSync(path).type));
+    if (!LOCAL_FILESYSTEM_TYPES.has(Number(statfsSync(path).type))) return false;
+    const below = realpathSync.native(path).replace(/\/$/, "") + "/";
+    for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+      // "36 35 98:0 /root /mnt/point opts [optional fields] - fstype source superopts"
+      const fields = line.split(" ");
+      const separator = fields.indexOf("-");
+      if (separator < 0 || fields.length < 5) continue;
+      const mountPoint = unescapeMountinfo(fields[4]);
+      if (!mountPoint.startsWith(below)) continue;
+      if (!LOCAL_FILESYSTEM_NAMES.has(fields[separator + 1])) return false;
+    }
+    return true;
   } catch {
     return false;
   }
+}
+
+/** mountinfo writes space, tab, newline and backslash in names as octal escapes. */
+function unescapeMountinfo(text: string): string {
+  return text.replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8)));
 }

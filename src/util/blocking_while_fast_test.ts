@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { BlockingWhileFast, isLocalFilesystem } from "./blocking_while_fast.ts";
 
 /** A pace whose clock moves only when told to: `call(ms)` is a blocking call taking ms. */
@@ -68,4 +72,24 @@ Deno.test("where calls may hang, none blocks: a network filesystem, FUSE, one st
   // proc is no device's filesystem either; an unknown type counts as remote.
   assert.equal(isLocalFilesystem("/proc"), false);
   assert.equal(isLocalFilesystem("/no/such/directory"), false);
+});
+
+Deno.test("a tree with a filesystem of another kind mounted below it is not local", () => {
+  const directory = mkdtempSync(join(tmpdir(), "riakfs-local-fs-"));
+  const below = join(directory, "a b"); // mountinfo escapes the space
+  mkdirSync(below);
+  const local = isLocalFilesystem(directory);
+  // hugetlbfs stands in for NFS: no device, not in the list (mounting it needs root).
+  execFileSync("mount", ["-t", "hugetlbfs", "none", below]);
+  try {
+    assert.equal(isLocalFilesystem(directory), false);
+    assert.equal(isLocalFilesystem(tmpdir()), false, "any level above counts");
+  } finally {
+    execFileSync("umount", [below]);
+  }
+  try {
+    assert.equal(isLocalFilesystem(directory), local, "as before once it is gone");
+  } finally {
+    rmSync(directory, { recursive: true });
+  }
 });
