@@ -879,7 +879,9 @@ class PrewarmRun {
     const listed = await this.#listed(path).catch(() => false as const);
     if (listed === true || (listed === undefined && !this.#o.deleteLocal)) return;
     // Its directory was made (with the source's attributes) when the walk entered it.
-    const added = await this.#o.store.ensureListed(path);
+    const added = await this.#o.store.ensureListed(path, {
+      parentAttributes: this.#localDirectoryAttributes,
+    });
     if (added) this.#o.onEvent?.({ kind: "relisted", path: displayPath(path) });
   }
 
@@ -917,15 +919,13 @@ class PrewarmRun {
         ? this.#readSmall(path, absolute, identity)
         : readUnchanged(absolute, identity, { gate: this.#gate, displayName: displayPath(path) }),
       {
-        mode: Number(stats.mode & 0o7777n),
-        uid: Number(stats.uid),
-        gid: Number(stats.gid),
-        mtimeNs: stats.mtimeNs,
+        ...attributesOf(stats),
         previous: job.remote ?? null,
         unlisted: job.unlisted,
         objectStored,
         // Written through the mount while this uploaded: the older local bytes give way.
         keepNewer: true,
+        parentAttributes: this.#localDirectoryAttributes,
       },
     );
     let written: FileStat;
@@ -1159,10 +1159,7 @@ class PrewarmRun {
           }
           options.objectStored?.();
         },
-        mode: Number(stats.mode & 0o7777n),
-        uid: Number(stats.uid),
-        gid: Number(stats.gid),
-        mtimeNs: stats.mtimeNs,
+        ...attributesOf(stats),
       });
     } catch (error) {
       if (error instanceof AlreadyExistsError) return false;
@@ -1170,6 +1167,15 @@ class PrewarmRun {
     }
     return true;
   }
+
+  /**
+   * The source directory's attributes, for a parent the store has to make itself (its own
+   * step failed, or a directory another host removed meanwhile): not the defaults.
+   */
+  readonly #localDirectoryAttributes = async (directory: Buffer) => {
+    const stats = await lstatIfExists(this.#absolute(directory)).catch(() => undefined);
+    return stats?.isDirectory() ? attributesOf(stats) : undefined;
+  };
 
   /** Counts a failure into `count` (what the entry counted so far) and records it. */
   /**
@@ -1573,4 +1579,14 @@ function isRetriedNow(path: Buffer, resumeFrom: Buffer | undefined, subtree = fa
     if (inside) return false;
   }
   return compareWalkOrder(path, resumeFrom) <= 0;
+}
+
+/** Permission bits, owner and mtime of a local file or directory, as Riak keeps them. */
+function attributesOf(stats: BigIntStats) {
+  return {
+    mode: Number(stats.mode & 0o7777n),
+    uid: Number(stats.uid),
+    gid: Number(stats.gid),
+    mtimeNs: stats.mtimeNs,
+  };
 }

@@ -672,6 +672,29 @@ Deno.test("a directory in Riak without its entry (a mkdir cut off) is listed aga
   }
 });
 
+Deno.test("a directory whose own step failed is made by its first file with the source's attributes", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  mkdirSync(join(source, "private"), { mode: 0o700 });
+  chmodSync(join(source, "private"), 0o700);
+  writeFileSync(join(source, "private/f"), "f");
+  try {
+    await withStore(async ({ store }) => {
+      const refusing = wrappedStore(store, {
+        mkdir: () => Promise.reject(new RiakRequestError("put", undefined, new Error("timeout"))),
+      });
+      const run = await runPrewarm({ source, store: refusing, state });
+      assert.equal((await store.readFile("private/f")).toString(), "f");
+      assert.equal((await store.stat("private")).mode, 0o700, "not the default 0755");
+      // Retried at the end of the run, the directory is found made: no failure is left.
+      assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
 Deno.test("a symlink keeps its own mtime in Riak, so one made again later replaces it", async () => {
   const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
   const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
