@@ -13,10 +13,10 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { randomBytes } from "node:crypto";
 import type { RpbContent, RpbPair } from "../riak/messages.ts";
 import { erlangBinary, RiakRequestError } from "./errors.ts";
 import { nameOf, type Sibling, type StoredObject } from "./keyspace.ts";
+import { randomPoolBytes } from "./random_pool.ts";
 import { newIncarnation } from "./vclock.ts";
 
 /** Riak's default object.size.maximum, 50 MB (cuttlefish bytesize: 50 * 2^20). */
@@ -29,10 +29,20 @@ const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
 
 /** A random alphanumeric string: Riak's vtags have 21-22 characters, generated keys 27. */
 export function randomToken(length: number): string {
-  const bytes = randomBytes(length);
+  const bytes = randomPoolBytes(length);
   let token = "";
   for (const byte of bytes) token += ALPHANUMERIC[byte % ALPHANUMERIC.length];
   return token;
+}
+
+/**
+ * A received value to keep: a small one is copied (as a view it would keep the whole chunk
+ * the socket read alive, other frames included); one that is most of the buffer under it (a
+ * large value, in the frame it was gathered into) is kept as it is, which saves copying every
+ * byte of every large put once more. Received buffers are never written again.
+ */
+function kept(value: Uint8Array): Uint8Array {
+  return value.byteLength * 2 >= value.buffer.byteLength ? value : value.slice();
 }
 
 /**
@@ -107,7 +117,7 @@ export function deleteObject(
  */
 export function storedContent(content: RpbContent, nowMs: number): RpbContent {
   const copy = (bytes: Uint8Array | undefined) => bytes?.slice();
-  const stored: RpbContent = { value: content.value.slice() };
+  const stored: RpbContent = { value: kept(content.value) };
   if (content.content_type !== undefined) stored.content_type = copy(content.content_type);
   if (content.charset !== undefined) stored.charset = copy(content.charset);
   if (content.content_encoding !== undefined) {

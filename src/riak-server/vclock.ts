@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
+import { randomPoolBytes } from "./random_pool.ts";
 
 const VCLOCK_TAG = 0x76; // "v"
 const CONTEXT_TAG = 0x63; // "c"
@@ -19,7 +19,7 @@ export type TokenKind = "vclock" | "context";
 
 /** A new random incarnation for an object being created: 8 bytes, as a latin1 string. */
 export function newIncarnation(): string {
-  return randomBytes(8).toString("latin1");
+  return randomPoolBytes(8).toString("latin1");
 }
 
 /** Encodes an object's incarnation and counter as the opaque token a client echoes. */
