@@ -339,6 +339,8 @@ export class OverlayFileSystem implements FileSystem {
    * few seconds; a source on a network filesystem, where one call can hang, never blocks.
    */
   readonly #sourcePace: BlockingWhileFast;
+  /** When the mount started, in ns: its root's mtime where Riak keeps none. */
+  readonly #startedNs = BigInt(Date.now()) * 1_000_000n;
   /** Bytes of the spool copies of Riak files removed while open ({@link RemovedCopy}). */
   #removedCopyBytes = 0;
   /** Riak handles open: a removal or rename with none has no open content to copy. */
@@ -1884,7 +1886,7 @@ export class OverlayFileSystem implements FileSystem {
       const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
       if (local) return { where: "local", stats: local, unverified: true };
       // The mount's root is there whatever Riak answers: its listing is what fails.
-      if (path === "/") return { where: "riak", stat: rootStat() };
+      if (path === "/") return { where: "riak", stat: rootStat(this.#startedNs) };
       if (!this.#knownInRiak.has(path) && this.#writesRiak()) {
         this.#unseen.add(path);
         if (this.#unseen.size > KNOWN_IN_RIAK_LIMIT) {
@@ -1896,9 +1898,17 @@ export class OverlayFileSystem implements FileSystem {
     }
     this.#rememberInRiak(path, remote !== undefined);
     this.#unseen.delete(path); // Nothing of it is pending or open here: Riak's answer stands.
-    if (remote) return { where: "riak", stat: remote };
+    if (remote) {
+      // A directory Riak keeps no attributes for (the root, a riak-fuse folder) dates from
+      // the mount's start, not from the epoch.
+      const unattributed = remote.type === "directory" && !remote.managed && remote.mtimeNs === 0n;
+      return {
+        where: "riak",
+        stat: unattributed ? { ...remote, mtimeNs: this.#startedNs } : remote,
+      };
+    }
     if (path === "/") {
-      return { where: "riak", stat: rootStat() };
+      return { where: "riak", stat: rootStat(this.#startedNs) };
     }
     const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
     const absentBothJustNow = cached?.localAbsentAt !== undefined &&
@@ -2905,7 +2915,11 @@ function fileAttr(
   };
 }
 
-function rootStat(): FileStat {
+/**
+ * The mount's root where Riak keeps no attributes for it: a directory of root's, 0755, last
+ * changed when the mount started (as a new tmpfs shows its creation), not at the epoch.
+ */
+function rootStat(mtimeNs: bigint): FileStat {
   return {
     path: Buffer.alloc(0),
     type: "directory",
@@ -2918,7 +2932,7 @@ function rootStat(): FileStat {
     mode: 0o755,
     uid: 0,
     gid: 0,
-    mtimeNs: 0n,
+    mtimeNs,
   };
 }
 

@@ -593,6 +593,16 @@ Deno.test("migrate: a name the source lacks is looked for in Riak at once; drain
   }
 });
 
+Deno.test("riak: the root, which Riak keeps no attributes for, dates from the mount's start", async () => {
+  const before = Date.now();
+  await withOverlay("riak", async ({ fs }) => {
+    const { attr } = await fs.getattr!(ROOT_CTX, 1, undefined);
+    const seconds = attr.mtime.sec;
+    assert.ok(seconds >= Math.floor(before / 1000) && seconds <= Date.now() / 1000, `${seconds}`);
+    assert.equal(attr.mode & 0o7777, 0o755);
+  });
+});
+
 Deno.test("released handle numbers are handed out again, so they stay small", async () => {
   await withOverlay("shadow", async ({ fs, source }) => {
     await writeFile(join(source, "a.txt"), "a");
