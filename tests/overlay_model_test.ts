@@ -16,7 +16,8 @@
  * A mismatch names the seed, the operation's index and the operations up to it, as JSON that
  * {@link runSequence} replays; the shrunk reproductions of mismatches found so far are tests
  * of their own at the end of the file, and run with the suite. The random sequences run only
- * when asked: `RIAKFS_MODEL_SEEDS=1,2,3` (and `RIAKFS_MODEL_OPS=400` for longer ones).
+ * when asked: `RIAKFS_MODEL_SEEDS=1,2,3` or `=100-300` (and `RIAKFS_MODEL_OPS=400` for longer
+ * ones, `RIAKFS_MODEL_PRESETS=shadow,migrate` for only some presets).
  */
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
@@ -43,8 +44,19 @@ const PRESETS = ["shadow", "migrate", "drain", "riak"];
  * mismatch that depends on it would make the suite fail by chance. What they found is below,
  * shrunk to sequences that fail every time without the fixes.
  */
-const SEEDS = (process.env.RIAKFS_MODEL_SEEDS ?? "").split(",").filter(Boolean).map(Number);
+const SEEDS = seedsOf(process.env.RIAKFS_MODEL_SEEDS ?? "");
+/** The presets the random sequences run on (`RIAKFS_MODEL_PRESETS=shadow,migrate`): all. */
+const SEED_PRESETS = (process.env.RIAKFS_MODEL_PRESETS ?? "").split(",").filter(Boolean);
 const OPERATIONS = Number(process.env.RIAKFS_MODEL_OPS ?? 150);
+/** Seeds and ranges of them, `1,2,3` or `100-300` or `5,100-120`, in order. */
+function seedsOf(text: string): number[] {
+  return text.split(",").filter(Boolean).flatMap((part) => {
+    const range = /^(\d+)-(\d+)$/.exec(part.trim());
+    if (!range) return [Number(part)];
+    const [first, last] = [Number(range[1]), Number(range[2])];
+    return Array.from({ length: Math.max(0, last - first + 1) }, (_, index) => first + index);
+  });
+}
 /** Operations making the legacy tree in the source first (not in riak, which ignores it). */
 const LEGACY_OPERATIONS = 15;
 /** Trees are compared after every this many operations (and at the end). */
@@ -366,13 +378,19 @@ function reproduction(label: string, ops: Op[], problem: string): string {
   }\n])`;
 }
 
-/** Waits until the mount has nothing left to send to Riak. */
+/** Waits until the mount has nothing left to send to Riak; says what is left if it never does. */
 async function waitForQuiet(env: OverlayEnv): Promise<void> {
-  await eventually("the upload and copy-on-read queues empty", async () => {
-    const { uploads, copyOnRead } = (await statusOf(env)).metrics;
-    return uploads.pending === 0 && uploads.active === 0 && copyOnRead.queued === 0 &&
-      copyOnRead.active === 0;
-  }, 30_000);
+  let left = "";
+  try {
+    await eventually("the upload and copy-on-read queues empty", async () => {
+      const { uploads, copyOnRead } = (await statusOf(env)).metrics;
+      left = JSON.stringify({ uploads, copyOnRead });
+      return uploads.pending === 0 && uploads.active === 0 && copyOnRead.queued === 0 &&
+        copyOnRead.active === 0;
+    }, 30_000);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; the mount's counts: ${left}`);
+  }
 }
 
 /**
@@ -470,8 +488,9 @@ async function runModel(
         }
       }
     } catch (error) {
+      // Its warnings and errors, logged as JSON or as text lines ("<time> warn ...").
       const stderr = (mounted?.stderr() ?? "").split("\n").filter((line) =>
-        /"level":"(warn|error)"/.test(line)
+        /"level":"(warn|error)"|^\S+ (warn|error) /.test(line)
       ).slice(-20).join("\n");
       throw new Error(`${(error as Error).message}\nmount warnings and errors:\n${stderr}`);
     } finally {
@@ -485,7 +504,7 @@ export function runSequence(preset: string, ops: Op[]): Promise<void> {
   return runModel(preset, { ops });
 }
 
-for (const preset of PRESETS) {
+for (const preset of SEED_PRESETS.length > 0 ? SEED_PRESETS : PRESETS) {
   for (const seed of SEEDS) {
     Deno.test(`${preset}: ${OPERATIONS} random operations, seed ${seed}, agree with a local directory`, async () => {
       await runModel(preset, { seed, count: OPERATIONS });
