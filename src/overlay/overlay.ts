@@ -1102,18 +1102,29 @@ export class OverlayFileSystem implements FileSystem {
     }
     await this.#moveOpenFiles(from, to);
     this.#renamed(from, to);
+    // The same when the removal of what `from` was before is still queued (a directory that
+    // a file replaced, say): Riak's rename would carry that old entry to the new name.
+    const fromReplaced = queued.get(from)?.some((entry) => entry.mirror === "remove") ?? false;
     let renamedInRiak = false;
     try {
-      if (!targetBusy) {
+      if (!targetBusy && !fromReplaced) {
         await this.#holdingCopies(`rename ${from}`, [from, to], async () => {
           // Entries below `from` removed through the mount, their removal from Riak still
           // queued: Riak's rename would carry them to the new names, where nothing removes
-          // them (the copy of a new name finds no local file). They go from Riak first.
+          // them (the copy of a new name finds no local file). They go from Riak first: files
+          // and links, then directories, deepest first, those that are empty by then.
+          const directories: string[] = [];
           for (const [path, pending] of queued) {
             const newest = pending[pending.length - 1];
-            if (path === from || newest?.mirror !== "remove" || newest.directory) continue;
-            if (await this.#lstatLocal(moved(path))) continue;
-            await this.#removeFromRiak(path);
+            if (path === from || newest?.mirror !== "remove") continue;
+            // A file (or link) may have taken the place of a directory on the way to the new
+            // name: nothing is below it (ENOTDIR), and the entry goes from Riak.
+            if (await this.#lstatLocal(moved(path)).catch(absentBelowFile)) continue;
+            if (newest.directory) directories.push(path);
+            else await this.#removeFromRiak(path);
+          }
+          for (const path of directories.sort((a, b) => b.length - a.length)) {
+            await this.#removeEmptyDirectoryFromRiak(path);
           }
           await this.#renameInRiak(from, to);
         });
@@ -2528,6 +2539,18 @@ export class OverlayFileSystem implements FileSystem {
     return located?.where === "riak";
   }
 
+  /**
+   * Removes Riak's directory at `path` if it is one and empty; one that still holds entries
+   * (only Riak's, or removals still queued) stays, as its queued removal would leave it.
+   */
+  async #removeEmptyDirectoryFromRiak(path: string): Promise<void> {
+    const remote = await this.#riak(`remove ${path}`, () => this.#o.store.tryStat(path));
+    if (remote?.type !== "directory") return;
+    await this.#removeFromRiak(path).catch((error) => {
+      if (!(error instanceof StoreError && error.code === "ENOTEMPTY")) throw error;
+    });
+  }
+
   /** Removes `path` from Riak; false when it was not there. */
   async #removeFromRiak(path: string): Promise<boolean> {
     try {
@@ -3022,6 +3045,12 @@ async function lstatOrUndefined(path: string): Promise<BigIntStats | undefined> 
     if (isMissing(error)) return undefined;
     throw error;
   }
+}
+
+/** Nothing, for a path below a file or symlink (ENOTDIR); other errors are thrown again. */
+function absentBelowFile(error: unknown): undefined {
+  if ((error as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
+  throw error;
 }
 
 /** Resolves true when the operation succeeded, false when the path did not exist. */

@@ -359,21 +359,29 @@ export class UploadQueue {
   }
 
   /**
-   * Whether the removal of a file at a directory above `path` is queued or running: until it
+   * Whether the removal of a file at a directory above `path` is queued or running, also
+   * behind other jobs of that directory's name (a copy of the file it removes, say): until it
    * ran, Riak holds a file where the source now has a directory, and refuses what goes below
    * it (ENOTDIR). A directory's removal is no such job: it waits for the removals below it.
    */
   fileRemovalPendingAbove(path: string): boolean {
-    return this.#fileRemovalAbove(path, Infinity);
+    for (let at = parentOf(path); at !== "/"; at = parentOf(at)) {
+      const jobs = this.#byPath.get(at) ?? [];
+      if (jobs.some(({ entry }) => isFileRemoval(entry))) return true;
+    }
+    return false;
   }
 
-  /** {@link fileRemovalPendingAbove}, of a removal queued before `queuedBefore`. */
+  /**
+   * For the pump: whether the first job of a directory above `path` is the removal of a file
+   * there, queued before `queuedBefore`. Only the first: a directory's removal ahead of one
+   * waits for the jobs below it, which must not wait for that removal in turn.
+   */
   #fileRemovalAbove(path: string, queuedBefore: number): boolean {
     for (let at = parentOf(path); at !== "/"; at = parentOf(at)) {
       const first = this.#byPath.get(at)?.[0];
       if (
-        first && first.queuedAs < queuedBefore && isMirror(first.entry) &&
-        first.entry.mirror === "remove" && !first.entry.directory
+        first && first.queuedAs < queuedBefore && isFileRemoval(first.entry)
       ) return true;
     }
     return false;
@@ -596,6 +604,11 @@ export class UploadQueue {
       this.#wake.push(done);
     });
   }
+}
+
+/** Whether `entry` removes a file (or link) from Riak, not a directory. */
+function isFileRemoval(entry: JournalEntry): boolean {
+  return isMirror(entry) && entry.mirror === "remove" && !entry.directory;
 }
 
 async function isMissing(file: string): Promise<boolean> {

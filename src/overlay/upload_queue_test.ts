@@ -465,3 +465,30 @@ Deno.test("a job below a directory waits for the removal of the file that was th
     assert.deepEqual(started.slice(2).sort(), ["copy /a", "copy /a/x"]);
   });
 });
+
+// Found by migrate's 1000-operation model runs (seeds 1002 and 1030): a file's copy still
+// running ahead of its removal hid the removal, and a directory renamed below the directory
+// made there since was renamed in Riak, which still held the file: the rename was undone and
+// answered ENOTDIR.
+Deno.test("a file's removal counts as pending above behind other jobs of its name", async () => {
+  await withSpool(async (fixture) => {
+    let letCopyEnd!: () => void;
+    const copyEnds = new Promise<void>((resolve) => letCopyEnd = resolve);
+    const queue = queueOver(fixture, {
+      mirror: async (entry) => {
+        if (entry.path === "/b" && entry.mirror === "copy") await copyEnds;
+      },
+    });
+    // b written, then rm b; mkdir b while the copy of the file still runs.
+    const copy = await queue.submitMirror({ path: "/b", mirror: "copy" });
+    assert.equal(queue.fileRemovalPendingAbove("/b/y"), false);
+    const removal = await queue.submitMirror({ path: "/b", mirror: "remove" });
+    const directory = await queue.submitMirror({ path: "/b", mirror: "copy" });
+    assert.equal(queue.fileRemovalPendingAbove("/b/y"), true);
+    assert.equal(queue.fileRemovalPendingAbove("/b/y/z"), true);
+    assert.equal(queue.fileRemovalPendingAbove("/c/y"), false);
+    letCopyEnd();
+    await Promise.all([copy.uploaded, removal.uploaded, directory.uploaded]);
+    assert.equal(queue.fileRemovalPendingAbove("/b/y"), false);
+  });
+});
