@@ -132,11 +132,11 @@ async function copyOnce(
 ): Promise<CopyOutcome> {
   const absolute = await sourcePathOf(options.source, path);
   if (absolute === undefined) return "not-a-file"; // Never copied from outside.
-  let stats = await lstatIfExists(absolute);
+  let stats = await lstatPresent(absolute);
   if (!stats?.isFile()) return "not-a-file";
   if (changedTooRecently(identityOf(stats))) {
     await waitOutRacyWindow(signal);
-    const again = await lstatIfExists(absolute);
+    const again = await lstatPresent(absolute);
     if (!again?.isFile()) return "not-a-file";
     stats = again;
   }
@@ -263,7 +263,7 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
       return await observed(options, removeDirectoryFromRiak(options, mirror.path));
     }
     if (mirror.mirror === "copy" && local?.stats.isDirectory()) {
-      return await observed(options, mirrorDirectory(options, mirror.path));
+      return await observed(options, mirrorDirectory(options, mirror.path, !mirror.unseen));
     }
     // A link is the source's truth whether its name was copied or removed and made again
     // (a link renamed over it may be in Riak already: it is not removed).
@@ -295,9 +295,19 @@ async function localEntry(
 ): Promise<{ absolute: string; stats: BigIntStats } | "outside" | undefined> {
   const absolute = await sourcePathOf(source, path);
   if (absolute === undefined) return "outside";
+  const stats = await lstatPresent(absolute);
+  return stats && { absolute, stats };
+}
+
+/**
+ * The source's lstat of `absolute`; undefined when nothing is there, also below what is now a
+ * file or a link (ENOTDIR: a mirror journaled below a directory that a file then replaced, or
+ * moved by a rename below a name that is a file now). Thrown, ENOTDIR was taken for Riak's
+ * refusal: retried with backoff, then given up with "mirror refused by Riak".
+ */
+async function lstatPresent(absolute: string): Promise<BigIntStats | undefined> {
   try {
-    const stats = await lstatIfExists(absolute);
-    return stats && { absolute, stats };
+    return await lstatIfExists(absolute);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
     throw error;
@@ -333,11 +343,18 @@ async function mirrorSymlink(
 
 /**
  * Gives Riak the source's directory at `path` with its attributes, and its missing parents
- * with theirs: a directory made or moved while Riak was away, an empty one too.
+ * with theirs: a directory made or moved while Riak was away, an empty one too. With
+ * `replaceOld` (the mirror of `path` itself, of a name the mount has seen), a file or link
+ * Riak still holds at `path` is replaced; never one at a parent, which its own job handles
+ * (setting aside a file the mount never saw, say): until then this is refused.
  */
-async function mirrorDirectory(options: MirrorOptions, path: string): Promise<void> {
+async function mirrorDirectory(
+  options: MirrorOptions,
+  path: string,
+  replaceOld = false,
+): Promise<void> {
   const absolute = await sourcePathOf(options.source, path);
-  const local = absolute === undefined ? undefined : await lstatIfExists(absolute);
+  const local = absolute === undefined ? undefined : await lstatPresent(absolute);
   if (!local?.isDirectory()) return; // Gone again: its removal follows.
   const parent = parentOf(path);
   if (parent !== "/" && (await options.store.tryStat(parent))?.type !== "directory") {
@@ -353,9 +370,20 @@ async function mirrorDirectory(options: MirrorOptions, path: string): Promise<vo
     await options.store.mkdir(path, attributes);
   } catch (error) {
     if (!(error instanceof AlreadyExistsError)) throw error;
+    const remote = await options.store.tryStat(path);
+    if (replaceOld && remote !== undefined && remote.type !== "directory") {
+      // The source's directory is the newer entry: the file or link that the mount removed
+      // there goes now (its removal is queued behind this older copy of the name, journaled
+      // while it was a file, which finds the directory already).
+      await options.store.remove(path).catch((removal) => {
+        if (!(removal instanceof StoreError && removal.code === "ENOENT")) throw removal;
+      });
+      await options.store.mkdir(path, attributes);
+      return;
+    }
     // Made already (by a copy of a file below it, with default attributes): the source's
     // attributes are the ones to keep.
-    if ((await options.store.tryStat(path))?.type !== "directory") throw error;
+    if (remote?.type !== "directory") throw error;
     await options.store.setAttributes(path, attributes);
   }
 }
@@ -377,7 +405,7 @@ async function sourcePathOf(source: string, path: string): Promise<string | unde
 async function mirrorAttributes(options: MirrorOptions, mirror: PendingMirror): Promise<void> {
   const path = mirror.path;
   const absolute = await sourcePathOf(options.source, path);
-  const local = absolute === undefined ? undefined : await lstatIfExists(absolute);
+  const local = absolute === undefined ? undefined : await lstatPresent(absolute);
   if (local === undefined) return; // Gone (its removal is journaled after this), or outside.
   let remote = await observed(options, options.store.tryStat(path));
   if (remote === undefined) {
@@ -408,7 +436,7 @@ async function mirrorAttributes(options: MirrorOptions, mirror: PendingMirror): 
 async function snapshotLocalFile(options: MirrorOptions, path: string): Promise<void> {
   const absolute = await sourcePathOf(options.source, path);
   if (absolute === undefined) return; // Never copied from outside.
-  const stats = await lstatIfExists(absolute);
+  const stats = await lstatPresent(absolute);
   if (!stats?.isFile()) return;
   const remote = await options.store.tryStat(path, { fileOnly: true });
   const written = await options.store.writeFile(path, { file: absolute }, {

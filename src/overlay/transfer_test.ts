@@ -303,3 +303,59 @@ Deno.test("a mirror's copy counts its bytes with the uploads', a copy-on-read's 
     });
   });
 });
+
+// Found by shadow's 400-operation model runs (seed 59): mirrors journaled under a directory
+// that a file then replaced (or moved by a rename below a name that is a file now) met
+// ENOTDIR from the source's lstat, were retried as Riak's refusals and given up after about
+// half a minute each with "mirror refused by Riak; given up", holding up that path's queue.
+Deno.test("a mirror of a path below what is now a file has nothing to do, and succeeds", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      await writeFile(join(source, "was-a-directory"), "a file now");
+      await store.mkdir("/was-a-directory");
+      await store.writeFile("/was-a-directory/x", Buffer.from("the old entry"));
+      const options = { store, source, afterTransfer: "keep" as const };
+      const mirror = localPathMirrorer(options);
+      const signal = new AbortController().signal;
+      const path = "/was-a-directory/x";
+      await mirror({ id: 1, path, mirror: "copy" }, signal);
+      await mirror({ id: 2, path, mirror: "attributes", set: { mode: 0o600 } }, signal);
+      await mirror({ id: 3, path, mirror: "copy", snapshot: true }, signal);
+      assert.equal(await copyLocalFile(options, path), "not-a-file");
+      await mirror({ id: 4, path, mirror: "remove" }, signal);
+      assert.equal(await store.tryStat(path), undefined, "its removal still removes it");
+    });
+  });
+});
+
+// Found by migrate's 400-operation model runs (seed 94): the copy of a name journaled while it
+// was a file ran after the file was removed and a directory made there, ahead of the file's
+// queued removal. It met Riak's old file (mkdir: "already exists") and was given up after its
+// retries, and so were the copies of everything below the directory ("not a directory"); an
+// rmdir waiting for them failed with EEXIST.
+Deno.test("a directory's mirror replaces the file or link Riak still holds under its name", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      await mkdir(join(source, "d", "y"), { recursive: true, mode: 0o750 });
+      await mkdir(join(source, "e"), { mode: 0o700 });
+      await store.writeFile("/d", Buffer.from("the old file"));
+      await store.symlink("/e", Buffer.from("an old link"));
+      const mirror = localPathMirrorer({ store, source, afterTransfer: "keep" });
+      const signal = new AbortController().signal;
+      // Below it first: refused (tried again later) while its parent is Riak's file, which only
+      // the job of the name itself replaces (or sets aside, where the mount never saw it).
+      await assert.rejects(mirror({ id: 1, path: "/d/y", mirror: "copy" }, signal));
+      assert.ok(Buffer.from("the old file").equals(await store.readFile("/d")));
+      await mirror({ id: 2, path: "/d", mirror: "copy" }, signal);
+      assert.equal((await store.stat("/d")).type, "directory");
+      await mirror({ id: 1, path: "/d/y", mirror: "copy" }, signal);
+      assert.equal((await store.stat("/d/y")).type, "directory");
+      await mirror({ id: 3, path: "/e", mirror: "copy" }, signal);
+      assert.equal((await store.stat("/e")).type, "directory");
+      assert.equal((await store.stat("/e")).mode & 0o7777, 0o700);
+      // The old file's removal, queued behind, leaves the directory.
+      await mirror({ id: 4, path: "/d", mirror: "remove" }, signal);
+      assert.equal((await store.stat("/d/y")).type, "directory");
+    });
+  });
+});
