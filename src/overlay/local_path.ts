@@ -83,6 +83,9 @@ export async function localPathBeneath(
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ENOENT" || code === "ENOTDIR") continue; // Not there (yet): look higher.
+      // A symlink that leads back to itself (a -> a, or round two links) is no directory of
+      // the source either.
+      if (code === "ELOOP") throw new OutsideSourceError(path, directory);
       throw error;
     }
     if (real !== join(root, directory)) throw new OutsideSourceError(path, directory);

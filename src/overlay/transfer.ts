@@ -254,25 +254,28 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
       );
     }
     if (mirror.snapshot) return await observed(options, snapshotLocalFile(options, mirror.path));
-    // Reached through a symlink: never this mount's to change in Riak.
-    if (local === "outside") return;
+    // Reached through a symlink: never this mount's to copy into Riak. A removal still runs:
+    // the mount removed (or renamed away) that name while it was the source's own, and a
+    // symlink made in a directory's place since must not keep Riak's old entries below it.
+    if (local === "outside" && mirror.mirror !== "remove") return;
+    const here = local === "outside" ? undefined : local;
     if (mirror.directory) {
       // A directory back in the source: its files have their own mirrors. (A file put there
       // instead needs Riak's directory gone first: its copy is queued after this.)
-      if (local?.stats.isDirectory()) return;
+      if (here?.stats.isDirectory()) return;
       return await observed(options, removeDirectoryFromRiak(options, mirror.path));
     }
-    if (mirror.mirror === "copy" && local?.stats.isDirectory()) {
+    if (mirror.mirror === "copy" && here?.stats.isDirectory()) {
       return await observed(options, mirrorDirectory(options, mirror.path, !mirror.unseen));
     }
     // A link is the source's truth whether its name was copied or removed and made again
     // (a link renamed over it may be in Riak already: it is not removed).
-    if (local?.stats.isSymbolicLink()) {
-      return await observed(options, mirrorSymlink(options, mirror.path, local.absolute));
+    if (here?.stats.isSymbolicLink()) {
+      return await observed(options, mirrorSymlink(options, mirror.path, here.absolute));
     }
     // A file removed and back under the name is copied; a directory made there since has
     // its own copy queued behind this removal, which clears the way for it.
-    if (mirror.mirror === "copy" || local?.stats.isFile()) {
+    if (mirror.mirror === "copy" || here?.stats.isFile()) {
       await copyLocalFile(options, mirror.path, signal, true);
       return;
     }

@@ -7,6 +7,7 @@ import {
   readFile,
   rm,
   stat,
+  symlink,
   utimes,
   writeFile,
 } from "node:fs/promises";
@@ -356,6 +357,30 @@ Deno.test("a directory's mirror replaces the file or link Riak still holds under
       // The old file's removal, queued behind, leaves the directory.
       await mirror({ id: 4, path: "/d", mirror: "remove" }, signal);
       assert.equal((await store.stat("/d/y")).type, "directory");
+    });
+  });
+});
+
+// Found by migrate's 400-operation model runs (seed 613): a directory renamed away, whose
+// entries' removals from Riak were journaled, then a symlink made under its old name: the
+// removals, reaching their paths through that symlink now, were skipped, Riak's directory was
+// kept for its old entries ("directory removed from the source kept in Riak") and the mount
+// showed it again once the symlink was removed.
+Deno.test("a removal runs where its path now leads through a symlink", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      await mkdir(join(source, "b"));
+      await writeFile(join(source, "b", "x"), "moved here");
+      await symlink("b", join(source, "d")); // Where the directory d was.
+      await store.mkdir("/d");
+      await store.writeFile("/d/x", Buffer.from("the old entry"));
+      const mirror = localPathMirrorer({ store, source, afterTransfer: "keep" });
+      const signal = new AbortController().signal;
+      await mirror({ id: 1, path: "/d/x", mirror: "remove" }, signal);
+      assert.equal(await store.tryStat("/d/x"), undefined);
+      // Nothing is copied through it.
+      await mirror({ id: 2, path: "/d/x", mirror: "copy" }, signal);
+      assert.equal(await store.tryStat("/d/x"), undefined);
     });
   });
 });
