@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ProtocolError, RiakError } from "../riak/mod.ts";
+import { riakAnswerOf } from "../riak/mod.ts";
 import { RiakRequestError, StoreError } from "../store/errors.ts";
 import type { Logger } from "./log.ts";
 
@@ -132,7 +132,7 @@ export class RiakHealth {
       this.succeeded();
       return;
     }
-    if (answeredWithError(error)) {
+    if (riakAnswerOf(error) === "error") {
       this.#refused(error);
       this.succeeded();
       return;
@@ -209,16 +209,4 @@ export class RiakHealth {
       outages: this.#outages,
     };
   }
-}
-
-/**
- * A node answered with an error message (RpbErrorResp): its answer is in the cause chain. A
- * garbled answer is no answer: what speaks on the port may not be Riak at all.
- */
-function answeredWithError(error: unknown): boolean {
-  for (let e = error; e instanceof Error; e = e.cause) {
-    if (e instanceof ProtocolError) return false;
-    if (e instanceof RiakError) return true;
-  }
-  return false;
 }

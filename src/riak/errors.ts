@@ -158,10 +158,29 @@ export class QueueFullError extends Error {
 }
 
 /**
- * Whether `error` means that no Riak node answered: a connection refused, reset or cut, or a
- * connect, TLS, request or queue timeout, anywhere in its cause chain (the store wraps the
- * client's errors). False when a node did answer, even with an error ({@link RiakError}, or
- * the garbled answer of a {@link ProtocolError}), and for any other error: counting those as
+ * What a failed request got from Riak, from the first Riak client error in `error`'s cause
+ * chain (the store wraps the client's errors): "error", a node answered with an error message
+ * ({@link RiakError}); "garbled", something answered what the protocol does not allow
+ * ({@link ProtocolError}); "none", no node answered (a connection refused, reset or cut, or a
+ * connect, TLS, request or queue timeout); undefined, no Riak client error at all.
+ *
+ * @example
+ * ```ts
+ * riakAnswerOf(error) === "error"; // Riak said no ("overload", a full disk): it is reachable
+ * ```
+ */
+export function riakAnswerOf(error: unknown): "error" | "garbled" | "none" | undefined {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (e instanceof RiakError) return "error";
+    if (e instanceof ProtocolError) return "garbled";
+    if (e instanceof ConnectionError || e instanceof TimeoutError) return "none";
+  }
+  return undefined;
+}
+
+/**
+ * Whether `error` means that no Riak node answered (see {@link riakAnswerOf}). False when a
+ * node did answer, even with an error or garbled, and for any other error: counting those as
  * an outage would call a Riak that refuses a write unreachable.
  *
  * @example
@@ -170,9 +189,5 @@ export class QueueFullError extends Error {
  * ```
  */
 export function noNodeAnswered(error: unknown): boolean {
-  for (let e = error; e instanceof Error; e = e.cause) {
-    if (e instanceof RiakError || e instanceof ProtocolError) return false;
-    if (e instanceof ConnectionError || e instanceof TimeoutError) return true;
-  }
-  return false;
+  return riakAnswerOf(error) === "none";
 }

@@ -5,6 +5,7 @@ import {
   noNodeAnswered,
   ProtocolError,
   QueueFullError,
+  riakAnswerOf,
   RiakError,
   TimeoutError,
 } from "./errors.ts";
@@ -34,4 +35,12 @@ Deno.test("noNodeAnswered: refused, reset and timed-out requests, not Riak's err
   }
   assert.equal(noNodeAnswered("not an error"), false);
   assert.equal(noNodeAnswered(undefined), false);
+});
+
+Deno.test("riakAnswerOf tells an error answer from a garbled one and from none", () => {
+  const wrapped = (cause: unknown) => new Error("Riak put failed", { cause });
+  assert.equal(riakAnswerOf(wrapped(new RiakError("{error,enospc}", 0, "n:8087"))), "error");
+  assert.equal(riakAnswerOf(wrapped(new ProtocolError("bad frame", "n:8087"))), "garbled");
+  assert.equal(riakAnswerOf(wrapped(new ConnectionError("ECONNRESET", "n:8087"))), "none");
+  assert.equal(riakAnswerOf(wrapped(new Error("EACCES"))), undefined);
 });

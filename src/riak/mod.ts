@@ -54,6 +54,7 @@ export {
   ProtocolError,
   QueueFullError,
   type RequestLabel,
+  riakAnswerOf,
   RiakError,
   TimeoutError,
   type TimeoutPhase,
