@@ -17,6 +17,26 @@ export interface FileIdentity {
   dev: bigint;
 }
 
+/**
+ * The permission bits, owner and mtime of a local file or directory, as the store keeps them
+ * with its copy in Riak.
+ *
+ * @example
+ * ```ts
+ * await store.writeFile(path, bytes, { ...storedAttributes(stats), previous: null });
+ * ```
+ */
+export function storedAttributes(
+  stats: BigIntStats,
+): { mode: number; uid: number; gid: number; mtimeNs: bigint } {
+  return {
+    mode: Number(stats.mode & 0o7777n),
+    uid: Number(stats.uid),
+    gid: Number(stats.gid),
+    mtimeNs: stats.mtimeNs,
+  };
+}
+
 /** The identity of an lstat result. */
 export function identityOf(stats: BigIntStats): FileIdentity {
   return {

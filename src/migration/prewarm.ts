@@ -29,7 +29,7 @@ import type { FileStat, MkdirOptions, Store } from "../store/store.ts";
 import { FailureList, type FailureRecord, readLines, reasonOf } from "./failure_list.ts";
 import { SmallFileReaders } from "./small_file_readers.ts";
 import { isLocalFilesystem } from "../util/blocking_while_fast.ts";
-import { type FileIdentity, identityOf, lstatIfExists } from "./file_identity.ts";
+import { type FileIdentity, identityOf, lstatIfExists, storedAttributes } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { RunLimits, type StopReason } from "./limits.ts";
 import { acquireLock } from "./lock.ts";
@@ -919,7 +919,7 @@ class PrewarmRun {
         ? this.#readSmall(path, absolute, identity)
         : readUnchanged(absolute, identity, { gate: this.#gate, displayName: displayPath(path) }),
       {
-        ...attributesOf(stats),
+        ...storedAttributes(stats),
         previous: job.remote ?? null,
         unlisted: job.unlisted,
         objectStored,
@@ -1159,7 +1159,7 @@ class PrewarmRun {
           }
           options.objectStored?.();
         },
-        ...attributesOf(stats),
+        ...storedAttributes(stats),
       });
     } catch (error) {
       if (error instanceof AlreadyExistsError) return false;
@@ -1174,7 +1174,7 @@ class PrewarmRun {
    */
   readonly #localDirectoryAttributes = async (directory: Buffer) => {
     const stats = await lstatIfExists(this.#absolute(directory)).catch(() => undefined);
-    return stats?.isDirectory() ? attributesOf(stats) : undefined;
+    return stats?.isDirectory() ? storedAttributes(stats) : undefined;
   };
 
   /** Counts a failure into `count` (what the entry counted so far) and records it. */
@@ -1579,14 +1579,4 @@ function isRetriedNow(path: Buffer, resumeFrom: Buffer | undefined, subtree = fa
     if (inside) return false;
   }
   return compareWalkOrder(path, resumeFrom) <= 0;
-}
-
-/** Permission bits, owner and mtime of a local file or directory, as Riak keeps them. */
-function attributesOf(stats: BigIntStats) {
-  return {
-    mode: Number(stats.mode & 0o7777n),
-    uid: Number(stats.uid),
-    gid: Number(stats.gid),
-    mtimeNs: stats.mtimeNs,
-  };
 }

@@ -12,7 +12,7 @@ import { Buffer } from "node:buffer";
 import { createHash, randomBytes } from "node:crypto";
 import { type BigIntStats, createReadStream } from "node:fs";
 import { readlink } from "node:fs/promises";
-import { identityOf, lstatIfExists } from "../migration/file_identity.ts";
+import { identityOf, lstatIfExists, storedAttributes } from "../migration/file_identity.ts";
 import {
   changedTooRecently,
   hashBytes,
@@ -172,9 +172,7 @@ async function copyOnce(
         path,
         readUnchanged(absolute, identity, { displayName: path, signal }),
         {
-          mode: Number(stats.mode & 0o7777n),
-          uid: Number(stats.uid),
-          gid: Number(stats.gid),
+          ...storedAttributes(stats),
           mtimeNs: exactMtime(stats.mtimeNs, remote),
           previous: remote ?? null,
           parentAttributes: sourceDirectoryAttributes(options.source),
@@ -443,9 +441,7 @@ async function snapshotLocalFile(options: MirrorOptions, path: string): Promise<
   if (!stats?.isFile()) return;
   const remote = await options.store.tryStat(path, { fileOnly: true });
   const written = await options.store.writeFile(path, { file: absolute }, {
-    mode: Number(stats.mode & 0o7777n),
-    uid: Number(stats.uid),
-    gid: Number(stats.gid),
+    ...storedAttributes(stats),
     mtimeNs: exactMtime(stats.mtimeNs, remote),
     previous: remote ?? null,
     parentAttributes: sourceDirectoryAttributes(options.source),
@@ -463,13 +459,7 @@ function sourceDirectoryAttributes(source: string): WriteOptions["parentAttribut
     const stats = absolute === undefined
       ? undefined
       : await lstatIfExists(absolute).catch(() => undefined);
-    if (!stats?.isDirectory()) return undefined;
-    return {
-      mode: Number(stats.mode & 0o7777n),
-      uid: Number(stats.uid),
-      gid: Number(stats.gid),
-      mtimeNs: stats.mtimeNs,
-    };
+    return stats?.isDirectory() ? storedAttributes(stats) : undefined;
   };
 }
 
