@@ -361,12 +361,7 @@ async function mirrorDirectory(
   if (parent !== "/" && (await options.store.tryStat(parent))?.type !== "directory") {
     await mirrorDirectory(options, parent);
   }
-  const attributes = {
-    mode: Number(local.mode & 0o7777n),
-    uid: Number(local.uid),
-    gid: Number(local.gid),
-    mtimeNs: local.mtimeNs,
-  };
+  const attributes = storedAttributes(local);
   try {
     await options.store.mkdir(path, attributes);
   } catch (error) {
