@@ -223,7 +223,13 @@ export class FuseSession {
   }
 
   async #serve(header: InHeader, request: Uint8Array, done?: () => void): Promise<void> {
-    const controller = new AbortController();
+    // Most handlers never look at the signal: it is made when one does.
+    let controller: AbortController | undefined;
+    let abortedWith: FuseError | undefined;
+    const abort = (reason: FuseError) => {
+      abortedWith ??= reason;
+      controller?.abort(reason);
+    };
     let timer: ReturnType<typeof setTimeout> | undefined;
     let timedOut = false;
     let committed = false;
@@ -231,15 +237,21 @@ export class FuseSession {
       uid: header.uid,
       gid: header.gid,
       pid: header.pid,
-      signal: controller.signal,
+      get signal() {
+        if (controller === undefined) {
+          controller = new AbortController();
+          if (abortedWith) controller.abort(abortedWith);
+        }
+        return controller.signal;
+      },
       commit: () => {
-        controller.signal.throwIfAborted();
+        if (abortedWith) throw abortedWith;
         committed = true;
         clearTimeout(timer);
       },
     };
     this.#inFlight.set(header.unique, () => {
-      if (!committed) controller.abort(new FuseError(Errno.EINTR));
+      if (!committed) abort(new FuseError(Errno.EINTR));
     });
     // The executor turns a synchronous throw (a malformed request) into a rejection.
     const work = new Promise<Payload>((resolve) => resolve(this.#dispatch(header, request, ctx)));
@@ -247,7 +259,7 @@ export class FuseSession {
       timer = setTimeout(() => {
         if (committed) return;
         timedOut = true;
-        controller.abort(new FuseError(Errno.ETIMEDOUT));
+        abort(new FuseError(Errno.ETIMEDOUT));
         reject(new FuseError(Errno.EIO, `request deadline of ${this.#timeoutMs} ms passed`));
       }, this.#timeoutMs);
     });
@@ -256,7 +268,7 @@ export class FuseSession {
     try {
       payload = await Promise.race([work, deadline]);
     } catch (thrown) {
-      error = this.#errnoOf(thrown, header, timedOut, controller.signal);
+      error = this.#errnoOf(thrown, header, timedOut, abortedWith !== undefined);
       if (timedOut) {
         // The handler may still use the request's bytes (a write's data) until it settles.
         work.then((late) => this.#releaseLate(header, late, ctx), () => {}).finally(done);
@@ -286,7 +298,7 @@ export class FuseSession {
     }
   }
 
-  #errnoOf(thrown: unknown, header: InHeader, timedOut: boolean, signal: AbortSignal): number {
+  #errnoOf(thrown: unknown, header: InHeader, timedOut: boolean, aborted: boolean): number {
     if (timedOut) {
       this.#log(`${opcodeName(header.opcode)} on node ${header.nodeid} timed out; answered EIO`);
       return Errno.EIO;
@@ -294,7 +306,7 @@ export class FuseSession {
     if (thrown instanceof FuseError) return thrown.errno;
     const known = errnoFromSystemError(thrown);
     if (known !== undefined) return known;
-    if (signal.aborted) return Errno.EINTR;
+    if (aborted) return Errno.EINTR;
     const message = thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown);
     this.#log(`${opcodeName(header.opcode)} on node ${header.nodeid} failed: ${message}`);
     return Errno.EIO;

@@ -5,8 +5,9 @@
  *
  * @module
  */
-import type { BigIntStats } from "node:fs";
+import { type BigIntStats, lstatSync } from "node:fs";
 import { lstat, realpath } from "node:fs/promises";
+import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
 
 /** One version of a local file. */
 export interface FileIdentity {
@@ -56,6 +57,21 @@ export async function lstatIfExists(path: string | Buffer): Promise<BigIntStats 
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
   }
+}
+
+/**
+ * {@link lstatIfExists}, as a blocking call while `pace` finds the source quick: a missing
+ * file then costs neither a thread-pool round trip nor a thrown error.
+ */
+export function lstatIfExistsPaced(
+  path: string,
+  pace: BlockingWhileFast | undefined,
+): Promise<BigIntStats | undefined> {
+  if (pace === undefined) return lstatIfExists(path);
+  return pace.run(
+    () => lstatSync(path, { bigint: true, throwIfNoEntry: false }),
+    () => lstatIfExists(path),
+  );
 }
 
 /** lstat's identity of a path (bytes or text); undefined when it no longer exists. */

@@ -10,7 +10,9 @@
  * but not fsync'd: it survives a crash of riakfs, and after a power cut it is as durable as
  * the unsynced local file it points at (a pre-warm finds what differs). A line is written
  * at once (a write(2) to the page cache, on the caller's thread); concurrent callers that
- * need an fsync share one (group commit).
+ * need an fsync share one (group commit). Only a mirror's `done` waits: those of one turn
+ * of the event loop go out as one write after it (lost in a crash, they cost a mirror
+ * more at the next start, never one less).
  *
  * @module
  */
@@ -153,6 +155,9 @@ export class UploadJournal {
   /** The last fsync, settled or not; the next one starts after it. */
   #tail: Promise<void> = Promise.resolve();
   #closed = false;
+  /** Lines of mirrors done, not written yet (see {@link complete}). */
+  #mirrorsDone = "";
+  #mirrorsDoneWrite: ReturnType<typeof setImmediate> | undefined;
 
   private constructor(file: string, fd: number, pending: JournalEntry[], bytes: number) {
     this.file = file;
@@ -190,18 +195,25 @@ export class UploadJournal {
    * staged file, fsync'd).
    */
   async add(upload: NewUpload): Promise<number> {
-    return (await this.#add(upload)).id;
+    const entry = { id: this.#nextId++, ...upload };
+    this.#pending.set(entry.id, entry);
+    await this.#appendSynced({ op: "add", ...entry });
+    return entry.id;
   }
 
-  /** Records a local path to mirror; resolves with the entry once the line is written. */
-  mirror(mirror: NewMirror): Promise<PendingMirror> {
-    return this.#add(mirror);
-  }
-
-  async #add<T extends NewUpload | NewMirror>(fields: T): Promise<T & { id: number }> {
-    const entry = { id: this.#nextId++, ...fields };
-    this.#pending.set(entry.id, entry as JournalEntry);
-    await this.#append({ op: "add", ...entry } as JournalLine, !isMirror(fields));
+  /**
+   * Records a local path to mirror: the line is written when this returns (no fsync, see
+   * above); throws a {@link JournalError} when it cannot be.
+   */
+  mirror(mirror: NewMirror): PendingMirror {
+    const entry = { id: this.#nextId++, ...mirror };
+    this.#pending.set(entry.id, entry);
+    try {
+      this.#write(addLine(entry));
+    } catch (error) {
+      this.#pending.delete(entry.id);
+      throw error;
+    }
     return entry;
   }
 
@@ -210,42 +222,76 @@ export class UploadJournal {
     const entry = this.#pending.get(id);
     if (entry === undefined) return;
     this.#pending.delete(id);
-    // A mirror done but not synced is at worst mirrored once more after a power cut.
-    await this.#append({ op: "done", id }, !isMirror(entry));
+    if (isMirror(entry)) {
+      // A mirror whose line is lost (a crash before the write, a power cut) is at worst
+      // mirrored once more: the lines of a burst are written together, after this turn.
+      this.#mirrorsDone += `{"op":"done","id":${id}}\n`;
+      this.#mirrorsDoneWrite ??= setImmediate(() => this.#writeMirrorsDone());
+      return;
+    }
+    await this.#appendSynced({ op: "done", id });
   }
 
   /** Flushes and closes the file. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#writeMirrorsDone();
     this.#closed = true;
     await this.#tail;
     closeSync(this.#fd);
   }
 
-  #append(line: JournalLine, durable: boolean): Promise<void> {
-    if (this.#closed) return Promise.reject(new JournalError(this.file, "journal is closed"));
+  #writeMirrorsDone(): void {
+    clearImmediate(this.#mirrorsDoneWrite);
+    this.#mirrorsDoneWrite = undefined;
+    const lines = this.#mirrorsDone;
+    this.#mirrorsDone = "";
+    if (lines === "" || this.#closed) return;
     try {
-      if (this.#pending.size === 0 && this.#bytes >= COMPACT_AT_BYTES) {
-        // Nothing pending: every line so far is obsolete, this one included.
-        ftruncateSync(this.#fd, 0);
-        this.#bytes = 0;
-      } else {
-        const bytes = Buffer.from(JSON.stringify(line) + "\n");
-        try {
-          for (let at = 0; at < bytes.length;) at += writeSync(this.#fd, bytes, at);
-        } catch (error) {
-          // A torn line (disk full) would damage every line after it: take it back.
-          ftruncateSync(this.#fd, this.#bytes);
-          throw error;
-        }
-        this.#bytes += bytes.length;
-        if (this.#bytes >= this.#compactAt) this.#rewrite();
-      }
+      this.#write(lines);
+    } catch {
+      // Not written (disk full): those mirrors run once more at the next start.
+    }
+  }
+
+  /** Writes a staged upload's line and fsyncs it (with the lines written meanwhile). */
+  #appendSynced(line: JournalLine): Promise<void> {
+    try {
+      this.#write(JSON.stringify(line) + "\n");
     } catch (error) {
       if (line.op === "add") this.#pending.delete(line.id);
-      return Promise.reject(new JournalError(this.file, (error as Error).message, error));
+      return Promise.reject(error);
     }
-    return durable ? this.#sync() : Promise.resolve();
+    return this.#sync();
+  }
+
+  /**
+   * Appends whole lines, or nothing (throws a {@link JournalError}); compacts the file once
+   * it grew big enough.
+   */
+  #write(lines: string): void {
+    if (this.#closed) throw new JournalError(this.file, "journal is closed");
+    try {
+      if (this.#pending.size === 0 && this.#bytes >= COMPACT_AT_BYTES) {
+        // Nothing pending: every line so far is obsolete, these included.
+        ftruncateSync(this.#fd, 0);
+        this.#bytes = 0;
+        this.#mirrorsDone = "";
+        return;
+      }
+      const bytes = Buffer.from(lines);
+      try {
+        for (let at = 0; at < bytes.length;) at += writeSync(this.#fd, bytes, at);
+      } catch (error) {
+        // A torn line (disk full) would damage every line after it: take it back.
+        ftruncateSync(this.#fd, this.#bytes);
+        throw error;
+      }
+      this.#bytes += bytes.length;
+      if (this.#bytes >= this.#compactAt) this.#rewrite();
+    } catch (error) {
+      throw new JournalError(this.file, (error as Error).message, error);
+    }
   }
 
   /**
@@ -270,6 +316,8 @@ export class UploadJournal {
       return;
     }
     this.#compactAt = COMPACT_AT_BYTES;
+    // The new file holds no entry those lines are about.
+    this.#mirrorsDone = "";
     void this.#tail.then(() => closeSync(old));
   }
 

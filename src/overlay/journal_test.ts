@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -174,5 +175,37 @@ Deno.test("a line the disk had no room for is taken back, not left torn", async 
     } finally {
       execFileSync("umount", [small]);
     }
+  });
+});
+
+Deno.test("a burst of mirrors done is written as one append after the turn, and by close", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    const { journal } = await UploadJournal.open(file);
+    const mirrors = await Promise.all(
+      ["/a", "/b", "/c"].map((path) => journal.mirror({ path, mirror: "copy" })),
+    );
+    const staged = await journal.add(upload("/s"));
+    await journal.complete(staged);
+    for (const mirror of mirrors) await journal.complete(mirror.id);
+    assert.equal(journal.pendingCount, 0);
+    // A crash now mirrors the three again (never loses one); the staged upload's done is synced.
+    const beforeTheTurn = readFileSync(file, "utf8");
+    assert.deepEqual(
+      beforeTheTurn.trim().split("\n").filter((line) => line.includes('"done"')),
+      [`{"op":"done","id":${staged}}`],
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    const afterTheTurn = (await readFile(file, "utf8")).trim().split("\n");
+    assert.deepEqual(
+      afterTheTurn.slice(-3),
+      mirrors.map((mirror) => `{"op":"done","id":${mirror.id}}`),
+    );
+    const last = await journal.mirror({ path: "/d", mirror: "remove" });
+    await journal.complete(last.id);
+    await journal.close(); // Before the turn ends: close writes it.
+    const { journal: again, pending } = await UploadJournal.open(file);
+    assert.deepEqual(pending, []);
+    await again.close();
   });
 });

@@ -19,7 +19,6 @@ import {
   constants as fsConstants,
   createReadStream,
   fstatSync,
-  lstatSync,
   unlinkSync,
 } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
@@ -50,6 +49,8 @@ import {
   currentIdentity,
   type FileIdentity,
   identityOf,
+  lstatIfExists,
+  lstatIfExistsPaced,
   sameIdentity,
 } from "../migration/file_identity.ts";
 import { hashBytes } from "../migration/local_file.ts";
@@ -57,8 +58,8 @@ import { hashStoredFile } from "../migration/stored_file.ts";
 import { AlreadyExistsError, NotFoundError, StoreError } from "../store/errors.ts";
 import type { FileStat, StatOptions, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
-import { BlockingWhileFast, isLocalFilesystem } from "../util/blocking_while_fast.ts";
-import { openSourceFile, type SourceFile } from "./source_file.ts";
+import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
+import { openSourceFile, type SourceFile, sourcePace } from "./source_file.ts";
 import { utimesSeconds } from "../util/utimes.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
 import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
@@ -119,6 +120,8 @@ export interface OverlayOptions {
   now?: () => number;
   /** `-o direct_io`: every open bypasses the page cache (reads arrive as applications ask). */
   directIo?: boolean;
+  /** The pace of the source's calls, shared with the mount's jobs; default {@link sourcePace}. */
+  sourcePace?: BlockingWhileFast;
 }
 
 const S_IFMT = 0o170000;
@@ -168,8 +171,6 @@ const STAT_CACHE_LIMIT = 10_000;
 const ABSENT_BOTH_TRUSTED_MS = 100;
 /** Files this large (bytes) or larger are unlinked on the pool, never blocking. */
 const BLOCKING_UNLINK_MAX_BYTES = 64n * 1024n * 1024n;
-/** After this long on the pool (ms), the source's calls are tried blocking again. */
-const SOURCE_PACE_RETRY_MS = 10_000;
 /**
  * A Riak file removed while open is copied into the spool for its open handles (the removal
  * waits for the copy), while the copies held at once stay within this many bytes; reads of
@@ -377,10 +378,7 @@ export class OverlayFileSystem implements FileSystem {
     }
     this.#o = options;
     this.#mode = options.mode;
-    this.#sourcePace = new BlockingWhileFast({
-      retryAfterMs: SOURCE_PACE_RETRY_MS,
-      allowed: options.source !== undefined && isLocalFilesystem(options.source),
-    });
+    this.#sourcePace = options.sourcePace ?? sourcePace(options.source);
     this.#logger = options.logger ?? SILENT_LOGGER;
     this.#entryTimeout = options.entryTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
     this.#attrTimeout = options.attrTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
@@ -1870,7 +1868,7 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#writesRiak()) {
       const upload = this.#o.uploads.pendingFor(path);
       if (upload) {
-        const stats = await lstatOrUndefined(this.#o.spool.pathOf(upload.staged));
+        const stats = await lstatIfExists(this.#o.spool.pathOf(upload.staged));
         if (stats) return { where: "spool", upload, stats };
       }
     }
@@ -2860,10 +2858,7 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   #lstatAt(local: string): Promise<BigIntStats | undefined> {
-    return this.#sourcePace.run(
-      () => lstatSync(local, { bigint: true, throwIfNoEntry: false }),
-      () => lstatOrUndefined(local),
-    );
+    return lstatIfExistsPaced(local, this.#sourcePace);
   }
 
   async #unlinkLocal(path: string): Promise<void> {
@@ -3036,15 +3031,6 @@ async function copyBetween(from: SourceFile, to: SourceFile): Promise<void> {
     }
   }
   await to.truncate(position);
-}
-
-async function lstatOrUndefined(path: string): Promise<BigIntStats | undefined> {
-  try {
-    return await fsp.lstat(path, { bigint: true });
-  } catch (error) {
-    if (isMissing(error)) return undefined;
-    throw error;
-  }
 }
 
 /** Nothing, for a path below a file or symlink (ENOTDIR); other errors are thrown again. */

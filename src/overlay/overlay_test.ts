@@ -846,7 +846,9 @@ for (const preset of ["shadow", "migrate"]) {
       const { nodeid } = created.entry;
       await fs.write!(ROOT_CTX, nodeid, created.opened.fh, 0, Buffer.from("final content"));
       await fs.rename!(ROOT_CTX, 1, "draft", 1, "final", 0);
-      // What a crash now would replay: the new name, not the old one.
+      // What a crash now would replay: the new name, not the old one (once the mirrors' done
+      // lines of this turn are written; until then, a crash mirrors the old entry once more).
+      await new Promise((resolve) => setImmediate(resolve));
       const journaled = (await readFile(join(spool, "journal"), "utf8"))
         .trim().split("\n").map((line) => JSON.parse(line));
       const done = new Set(journaled.filter((line) => line.op === "done").map((line) => line.id));

@@ -29,6 +29,7 @@ import { describeMode, presetOf, usesRiak } from "./modes.ts";
 import type { OverlaySettings } from "./mount_options.ts";
 import { OverlayFileSystem } from "./overlay.ts";
 import { defaultSpoolDirectory, Spool } from "./spool.ts";
+import { sourcePace } from "./source_file.ts";
 import {
   localFileCopier,
   localPathMirrorer,
@@ -270,9 +271,11 @@ async function startRiakParts(
   const late: { overlay?: OverlayFileSystem; copies?: CopyOnReadQueue; uploads?: UploadQueue } = {};
   /** A job of the upload queue carries newer news of its path than any copy-on-read. */
   const withdrawCopies = (path: string) => late.copies?.withdraw(path) ?? Promise.resolve();
+  const pace = sourcePace(options.source);
   const localCopies: MirrorOptions | undefined = options.source === undefined ? undefined : {
     store,
     source: options.source,
+    pace,
     afterTransfer: settings.mode.afterTransfer,
     health,
     metrics,
@@ -328,6 +331,7 @@ async function startRiakParts(
     attrTimeout: options.attrTimeout,
     now: options.now,
     directIo: options.directIo,
+    sourcePace: pace,
     defaultUid: settings.defaultUid,
     defaultGid: settings.defaultGid,
   });

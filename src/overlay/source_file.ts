@@ -11,9 +11,24 @@
 import type { BigIntStats } from "node:fs";
 import * as fs from "node:fs";
 import { promisify } from "node:util";
-import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
+import { BlockingWhileFast, isLocalFilesystem } from "../util/blocking_while_fast.ts";
 
 const { O_NONBLOCK } = fs.constants;
+
+/** After this long on the pool (ms), the source's calls are tried blocking again. */
+const SOURCE_PACE_RETRY_MS = 10_000;
+
+/**
+ * The pace of the calls to `source`, one for everything of a mount that calls it (requests
+ * and the jobs behind them): never blocking where the source, or anything mounted below it,
+ * is not a local filesystem (or there is no source).
+ */
+export function sourcePace(source: string | undefined): BlockingWhileFast {
+  return new BlockingWhileFast({
+    retryAfterMs: SOURCE_PACE_RETRY_MS,
+    allowed: source !== undefined && isLocalFilesystem(source),
+  });
+}
 
 /** What the overlay does with an open file of the source (a FileHandle does all of it too). */
 export interface SourceFile {

@@ -12,7 +12,12 @@ import { Buffer } from "node:buffer";
 import { createHash, randomBytes } from "node:crypto";
 import { type BigIntStats, createReadStream } from "node:fs";
 import { readlink } from "node:fs/promises";
-import { identityOf, lstatIfExists, storedAttributes } from "../migration/file_identity.ts";
+import {
+  identityOf,
+  lstatIfExists,
+  lstatIfExistsPaced,
+  storedAttributes,
+} from "../migration/file_identity.ts";
 import {
   changedTooRecently,
   hashBytes,
@@ -35,6 +40,7 @@ import type { AfterTransfer } from "./modes.ts";
 import { type Mirrorer, NotYetError, type Uploader } from "./upload_queue.ts";
 import { AlreadyExistsError, StoreError } from "../store/errors.ts";
 import { parentOf } from "./node_table.ts";
+import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
 
 /**
  * An {@link Uploader} that puts a staged file into Riak with the journaled attributes.
@@ -62,7 +68,7 @@ export function stagedFileUploader(
       gid: upload.gid,
       mtimeNs: BigInt(upload.mtimeNs),
       previous,
-      parentAttributes: source === undefined ? undefined : sourceDirectoryAttributes(source),
+      parentAttributes: source === undefined ? undefined : sourceDirectoryAttributes({ source }),
     });
   };
   return async (upload: PendingUpload, stagedPath: string) => {
@@ -76,6 +82,8 @@ export interface LocalCopyOptions {
   store: MigrationStore;
   /** The source directory paths are relative to. */
   source: string;
+  /** The pace of the source's calls (src/util/blocking_while_fast.ts); default: never blocking. */
+  pace?: BlockingWhileFast;
   /** `delete`: remove the local copy once Riak's copy is verified (drain, --delete-local). */
   afterTransfer: AfterTransfer;
   health?: RiakHealth;
@@ -130,13 +138,13 @@ async function copyOnce(
   signal: AbortSignal | undefined,
   evenIfStored: boolean,
 ): Promise<CopyOutcome> {
-  const absolute = await sourcePathOf(options.source, path);
+  const absolute = await sourcePathOf(options, path);
   if (absolute === undefined) return "not-a-file"; // Never copied from outside.
-  let stats = await lstatPresent(absolute);
+  let stats = await lstatPresent(absolute, options.pace);
   if (!stats?.isFile()) return "not-a-file";
   if (changedTooRecently(identityOf(stats))) {
     await waitOutRacyWindow(signal);
-    const again = await lstatPresent(absolute);
+    const again = await lstatPresent(absolute, options.pace);
     if (!again?.isFile()) return "not-a-file";
     stats = again;
   }
@@ -175,7 +183,7 @@ async function copyOnce(
           ...storedAttributes(stats),
           mtimeNs: exactMtime(stats.mtimeNs, remote),
           previous: remote ?? null,
-          parentAttributes: sourceDirectoryAttributes(options.source),
+          parentAttributes: sourceDirectoryAttributes(options),
         },
       ),
     );
@@ -236,7 +244,7 @@ export type MirrorOptions = LocalCopyOptions & {
 export function localPathMirrorer(options: MirrorOptions): Mirrorer {
   return async (mirror: PendingMirror, signal: AbortSignal) => {
     if (mirror.mirror === "attributes") return await mirrorAttributes(options, mirror);
-    const local = await localEntry(options.source, mirror.path);
+    const local = await localEntry(options, mirror.path);
     if (mirror.unseen) {
       await observed(
         options,
@@ -291,12 +299,12 @@ function observed<T>(options: LocalCopyOptions, request: Promise<T>): Promise<T>
  * out of the source through a symlink.
  */
 async function localEntry(
-  source: string,
+  options: LocalCopyOptions,
   path: string,
 ): Promise<{ absolute: string; stats: BigIntStats } | "outside" | undefined> {
-  const absolute = await sourcePathOf(source, path);
+  const absolute = await sourcePathOf(options, path);
   if (absolute === undefined) return "outside";
-  const stats = await lstatPresent(absolute);
+  const stats = await lstatPresent(absolute, options.pace);
   return stats && { absolute, stats };
 }
 
@@ -306,9 +314,12 @@ async function localEntry(
  * moved by a rename below a name that is a file now). Thrown, ENOTDIR was taken for Riak's
  * refusal: retried with backoff, then given up with "mirror refused by Riak".
  */
-async function lstatPresent(absolute: string): Promise<BigIntStats | undefined> {
+async function lstatPresent(
+  absolute: string,
+  pace: BlockingWhileFast | undefined,
+): Promise<BigIntStats | undefined> {
   try {
-    return await lstatIfExists(absolute);
+    return await lstatIfExistsPaced(absolute, pace);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
     throw error;
@@ -354,8 +365,8 @@ async function mirrorDirectory(
   path: string,
   replaceOld = false,
 ): Promise<void> {
-  const absolute = await sourcePathOf(options.source, path);
-  const local = absolute === undefined ? undefined : await lstatPresent(absolute);
+  const absolute = await sourcePathOf(options, path);
+  const local = absolute === undefined ? undefined : await lstatPresent(absolute, options.pace);
   if (!local?.isDirectory()) return; // Gone again: its removal follows.
   const parent = parentOf(path);
   if (parent !== "/" && (await options.store.tryStat(parent))?.type !== "directory") {
@@ -385,9 +396,12 @@ async function mirrorDirectory(
 }
 
 /** Where mount path `path` is in `source`; undefined when it leads out of it (a symlink). */
-async function sourcePathOf(source: string, path: string): Promise<string | undefined> {
+async function sourcePathOf(
+  options: Pick<LocalCopyOptions, "source" | "pace">,
+  path: string,
+): Promise<string | undefined> {
   try {
-    return await localPathBeneath(source, path);
+    return await localPathBeneath(options.source, path, { pace: options.pace });
   } catch (error) {
     if (error instanceof OutsideSourceError) return undefined;
     throw error;
@@ -400,8 +414,8 @@ async function sourcePathOf(source: string, path: string): Promise<string | unde
  */
 async function mirrorAttributes(options: MirrorOptions, mirror: PendingMirror): Promise<void> {
   const path = mirror.path;
-  const absolute = await sourcePathOf(options.source, path);
-  const local = absolute === undefined ? undefined : await lstatPresent(absolute);
+  const absolute = await sourcePathOf(options, path);
+  const local = absolute === undefined ? undefined : await lstatPresent(absolute, options.pace);
   if (local === undefined) return; // Gone (its removal is journaled after this), or outside.
   let remote = await observed(options, options.store.tryStat(path));
   if (remote === undefined) {
@@ -430,16 +444,16 @@ async function mirrorAttributes(options: MirrorOptions, mirror: PendingMirror): 
  * changing: bytes written while it is read may or may not be in the copy.
  */
 async function snapshotLocalFile(options: MirrorOptions, path: string): Promise<void> {
-  const absolute = await sourcePathOf(options.source, path);
+  const absolute = await sourcePathOf(options, path);
   if (absolute === undefined) return; // Never copied from outside.
-  const stats = await lstatPresent(absolute);
+  const stats = await lstatPresent(absolute, options.pace);
   if (!stats?.isFile()) return;
   const remote = await options.store.tryStat(path, { fileOnly: true });
   const written = await options.store.writeFile(path, { file: absolute }, {
     ...storedAttributes(stats),
     mtimeNs: exactMtime(stats.mtimeNs, remote),
     previous: remote ?? null,
-    parentAttributes: sourceDirectoryAttributes(options.source),
+    parentAttributes: sourceDirectoryAttributes(options),
   });
   if (options.metrics) options.metrics.value.uploads.bytesUploaded += written.size;
 }
@@ -448,9 +462,11 @@ async function snapshotLocalFile(options: MirrorOptions, path: string): Promise<
  * The attributes of the source's directories, for the store to make a missing parent with
  * (a legacy directory of mode 0700 stays 0700 in Riak); undefined where the source has none.
  */
-function sourceDirectoryAttributes(source: string): WriteOptions["parentAttributes"] {
+function sourceDirectoryAttributes(
+  options: Pick<LocalCopyOptions, "source" | "pace">,
+): WriteOptions["parentAttributes"] {
   return async (directory) => {
-    const absolute = await sourcePathOf(source, `/${directory.toString()}`);
+    const absolute = await sourcePathOf(options, `/${directory.toString()}`);
     const stats = absolute === undefined
       ? undefined
       : await lstatIfExists(absolute).catch(() => undefined);

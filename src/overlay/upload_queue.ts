@@ -198,11 +198,15 @@ export class UploadQueue {
    * written, and {@link start} queues it once it is closed. Journaled at once, so a crash in
    * between still mirrors it at the next start.
    */
-  async reserve(mirror: NewMirror): Promise<PendingMirror> {
-    if (this.#stopping) throw new UploadStoppedError(mirror.path);
-    const entry = await this.#options.journal.mirror(mirror);
-    this.#reserved.add(entry.id);
-    return entry;
+  reserve(mirror: NewMirror): Promise<PendingMirror> {
+    try {
+      if (this.#stopping) throw new UploadStoppedError(mirror.path);
+      const entry = this.#options.journal.mirror(mirror);
+      this.#reserved.add(entry.id);
+      return Promise.resolve(entry);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Queues a mirror {@link reserve} journaled (synchronously: waiters see it at once). */
