@@ -368,7 +368,8 @@ class PrewarmRun {
     this.#state = options.state.loadState();
     this.#uploadSlots = new Slots(options.concurrency ?? DEFAULT_CONCURRENCY);
     this.#readers = new SmallFileReaders(options.concurrency ?? DEFAULT_CONCURRENCY, {
-      blocking: isLocalFilesystem(options.source),
+      // Looked at again now and then: a run lasts hours, and a share may be mounted below.
+      blocking: () => isLocalFilesystem(options.source),
     });
     this.#failed = new FailureList(
       options.dryRun ? undefined : join(options.state.path, FAILED_SPILL_FILE),

@@ -85,9 +85,13 @@ export class SmallFileReaders {
    * `threads` reads at once at most once reads are slow (capped at 8). `slowReadMs`: a
    * blocking read slower than this is slow (default 1; 0 counts every read, for tests).
    * `blocking: false`: reads are on the threads from the start (a source on a network
-   * filesystem, where one read can hang).
+   * filesystem, where one read can hang); a function is asked again now and then (see
+   * `BlockingWhileFastOptions.allowed`).
    */
-  constructor(threads: number, options: { slowReadMs?: number; blocking?: boolean } = {}) {
+  constructor(
+    threads: number,
+    options: { slowReadMs?: number; blocking?: boolean | (() => boolean) } = {},
+  ) {
     this.#threads = Math.max(1, Math.min(MAX_THREADS, threads));
     this.#pace = new BlockingWhileFast({ slowMs: options.slowReadMs, allowed: options.blocking });
   }

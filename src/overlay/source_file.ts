@@ -20,13 +20,14 @@ const SOURCE_PACE_RETRY_MS = 10_000;
 
 /**
  * The pace of the calls to `source`, one for everything of a mount that calls it (requests
- * and the jobs behind them): never blocking where the source, or anything mounted below it,
- * is not a local filesystem (or there is no source).
+ * and the jobs behind them): never blocking where the source, or anything mounted below it
+ * (looked at again every few seconds: an NFS share mounted there later), is not a local
+ * filesystem, or where there is no source.
  */
 export function sourcePace(source: string | undefined): BlockingWhileFast {
   return new BlockingWhileFast({
     retryAfterMs: SOURCE_PACE_RETRY_MS,
-    allowed: source !== undefined && isLocalFilesystem(source),
+    allowed: source === undefined ? false : () => isLocalFilesystem(source),
   });
 }
 

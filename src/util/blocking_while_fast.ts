@@ -35,10 +35,15 @@ export interface BlockingWhileFastOptions {
   now?: () => number;
   /**
    * false: every call goes to the pool (a network filesystem, where a single call can hang
-   * for minutes and a blocked event loop would take the whole process with it).
+   * for minutes and a blocked event loop would take the whole process with it). A function
+   * is asked again every {@link ALLOWED_RECHECK_MS} (a filesystem mounted later below the
+   * source, say): it must itself never block for long.
    */
-  allowed?: boolean;
+  allowed?: boolean | (() => boolean);
 }
+
+/** How long (ms) an `allowed` function's answer stands. */
+export const ALLOWED_RECHECK_MS = 5_000;
 
 /**
  * The pace of one source's calls: blocking while quick, on the pool once slow.
@@ -56,19 +61,30 @@ export class BlockingWhileFast {
   readonly #slowMs: number;
   readonly #retryAfterMs: number | undefined;
   readonly #now: () => number;
-  readonly #allowed: boolean;
+  #allowed: boolean;
   #slowScore = 0;
   #pooledSince = 0;
+  readonly #askAllowed: (() => boolean) | undefined;
+  #allowedSince = 0;
 
   constructor(options: BlockingWhileFastOptions = {}) {
     this.#slowMs = options.slowMs ?? DEFAULT_SLOW_MS;
     this.#retryAfterMs = options.retryAfterMs;
     this.#now = options.now ?? (() => performance.now());
-    this.#allowed = options.allowed ?? true;
+    const allowed = options.allowed ?? true;
+    if (typeof allowed === "function") {
+      this.#askAllowed = allowed;
+      this.#allowed = allowed();
+      this.#allowedSince = this.#now();
+    } else this.#allowed = allowed;
   }
 
   /** Whether the next call may block the calling thread. */
   get blocking(): boolean {
+    if (this.#askAllowed && this.#now() - this.#allowedSince >= ALLOWED_RECHECK_MS) {
+      this.#allowed = this.#askAllowed();
+      this.#allowedSince = this.#now();
+    }
     if (!this.#allowed) return false;
     if (this.#slowScore <= SLOW_SCORE_LIMIT) return true;
     if (this.#retryAfterMs === undefined) return false;

@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BlockingWhileFast, isLocalFilesystem } from "./blocking_while_fast.ts";
+import { ALLOWED_RECHECK_MS, BlockingWhileFast, isLocalFilesystem } from "./blocking_while_fast.ts";
 
 /** A pace whose clock moves only when told to: `call(ms)` is a blocking call taking ms. */
 function paced(options: { retryAfterMs?: number } = {}) {
@@ -79,14 +79,27 @@ Deno.test("a tree with a filesystem of another kind mounted below it is not loca
   const below = join(directory, "a b"); // mountinfo escapes the space
   mkdirSync(below);
   const local = isLocalFilesystem(directory);
+  let clock = 0;
+  const pace = new BlockingWhileFast({
+    allowed: () => isLocalFilesystem(directory),
+    now: () => clock,
+  });
+  assert.equal(pace.blocking, local);
   // hugetlbfs stands in for NFS: no device, not in the list (mounting it needs root).
   execFileSync("mount", ["-t", "hugetlbfs", "none", below]);
   try {
     assert.equal(isLocalFilesystem(directory), false);
     assert.equal(isLocalFilesystem(tmpdir()), false, "any level above counts");
+    // Mounted after the pace looked: seen at its next look, a few seconds on.
+    clock += ALLOWED_RECHECK_MS - 1;
+    assert.equal(pace.blocking, local);
+    clock += 1;
+    assert.equal(pace.blocking, false);
   } finally {
     execFileSync("umount", [below]);
   }
+  clock += ALLOWED_RECHECK_MS;
+  assert.equal(pace.blocking, local, "and blocking again once it is gone");
   try {
     assert.equal(isLocalFilesystem(directory), local, "as before once it is gone");
   } finally {
