@@ -177,8 +177,17 @@ async function serveInForeground(
       },
     });
     const pidFile = flags.pidFile ?? runtimePaths(mountpoint, overlay.runDirectory).pidFile;
-    if (!flags.pidFile) makeDirectories(overlay.runDirectory);
-    fs.writeFileSync(pidFile, `${process.pid}\n`);
+    try {
+      if (!flags.pidFile) makeDirectories(overlay.runDirectory);
+      fs.writeFileSync(pidFile, `${process.pid}\n`);
+    } catch (error) {
+      // The mount is up already: reported as failed, it must not stay behind, served by a
+      // process nobody knows of.
+      await served.stop();
+      await served.finished.catch(() => {});
+      const flag = flags.pidFile ? `--pid-file ${pidFile}` : `--run-dir ${overlay.runDirectory}`;
+      throw new Error(`${flag}: ${(error as Error).message}`);
+    }
     report("ready");
     try {
       await served.finished;
