@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { isMounted, run, tempDir, waitFor } from "./_mount.ts";
 import { type RunResult, runRiakfs } from "./_riakfs.ts";
@@ -17,6 +18,36 @@ function assertOneLine(result: RunResult, pattern: RegExp, code: number): void {
   assert.match(line, /^riakfs[ :]/, result.stderr);
   assert.match(line, pattern, result.stderr);
   assert.deepEqual(rest.filter((hint) => !hint.includes("--help")), [], result.stderr);
+}
+
+/** A TCP listener that counts connections and never answers: where no command may get to. */
+interface Listener {
+  address: string;
+  connections(): number;
+  close(): Promise<void>;
+}
+
+/** Starts a {@link Listener} on a free port of 127.0.0.1; `onConnection` may answer. */
+async function listen(onConnection: (socket: Socket) => void = () => {}): Promise<Listener> {
+  const sockets = new Set<Socket>();
+  let count = 0;
+  const server: Server = createServer((socket) => {
+    count++;
+    sockets.add(socket);
+    socket.on("error", () => {});
+    socket.on("close", () => sockets.delete(socket));
+    onConnection(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    address: `127.0.0.1:${port}`,
+    connections: () => count,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 /** Pids of the processes whose command line names `path` (a mount's serving process). */
@@ -83,6 +114,53 @@ Deno.test("mount: a pid file that cannot be written is refused, and no mount sta
     assert.equal(fs.readFileSync(join(source, "kept"), "utf8"), "legacy data");
   } finally {
     await clearMount(mountpoint);
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+});
+
+Deno.test("numbers are decimal digits: an empty, blank, hex or exponent value is refused by name", async () => {
+  const base = tempDir("riakfs-bad-");
+  const riak = await listen();
+  try {
+    const source = join(base, "source");
+    const mountpoint = join(base, "mnt");
+    fs.mkdirSync(source);
+    fs.mkdirSync(mountpoint);
+    fs.writeFileSync(join(source, "kept"), "legacy data");
+    const mount = ["mount", "--preset", "migrate", "--run-dir", join(base, "run")];
+    const prewarm = ["prewarm", source, "--state-dir", join(base, "state")];
+    // Number() took "" and " " as 0: gc --delete --min-age "" deleted the chunks of uploads
+    // under way, and RIAKFS_W= asked Riak for a write quorum of 0.
+    const cases: Array<[string[], Record<string, string>, RegExp]> = [
+      [["gc", "--delete", "--min-age", ""], {}, /--min-age must be a number of seconds, got ""/],
+      [["gc", "--delete", "--min-age", " "], {}, /--min-age .*got " "/],
+      [["gc", "--min-age", "0x10"], {}, /--min-age .*got "0x10"/],
+      [["ls", "--w", ""], {}, /--w must be a number, one, quorum, all or default, got ""/],
+      [["ls"], { RIAKFS_W: "" }, /--w must be .*got ""/],
+      [["ls", "--dw", " 1"], {}, /--dw must be .*got " 1"/],
+      [["ls", "--connect-timeout", "1e3"], {}, /--connect-timeout must be .*got "1e3"/],
+      [["stat", "x", "--request-timeout", "0x10"], {}, /--request-timeout .*got "0x10"/],
+      [["cat", "x"], { RIAKFS_CHUNK_SIZE: " 1024" }, /--chunk-size .*got " 1024"/],
+      [["status", mountpoint, "--timeout", ""], {}, /--timeout .*got ""/],
+      [["umount", mountpoint, "--drain-timeout", ""], {}, /^riakfs: --drain-timeout .*got ""/],
+      [[...mount, "--request-timeout", " 5", source, mountpoint], {}, /--request-timeout .*" 5"/],
+      [[...mount, "-o", "attr_timeout=", source, mountpoint], {}, /-o attr_timeout .*got ""/],
+      [[...mount, "-o", "entry_timeout=Infinity", source, mountpoint], {}, /entry_timeout/],
+      [[...prewarm, "--max-rate", "0x10"], {}, /--max-rate .*got "0x10"/],
+      [[...prewarm, "--progress-interval", ""], {}, /--progress-interval .*got ""/],
+    ];
+    for (const [args, env, pattern] of cases) {
+      const result = await runRiakfs(args, {
+        env: { ...process.env as Record<string, string>, RIAKFS_RIAK: riak.address, ...env },
+      });
+      assertOneLine(result, pattern, 2);
+    }
+    assert.equal(riak.connections(), 0, "refused before anything was asked of Riak");
+    assert.equal(isMounted(mountpoint), false);
+    assert.deepEqual(fs.readdirSync(source), ["kept"], "no spool made");
+    assert.deepEqual(fs.readdirSync(base).sort(), ["mnt", "source"], "no state or run directory");
+  } finally {
+    await riak.close();
     fs.rmSync(base, { recursive: true, force: true });
   }
 });

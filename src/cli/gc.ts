@@ -6,6 +6,7 @@
  */
 import type { Command } from "commander";
 import { DEFAULT_GC_MIN_AGE_MS } from "../store/defaults.ts";
+import { decimal } from "./numbers.ts";
 import { addRiakOptions } from "./riak-options.ts";
 
 /** Installs `riakfs gc`. */
@@ -20,11 +21,12 @@ export function installGc(program: Command): void {
     )
     .option("--json", "print JSON");
   addRiakOptions(command).action(async (opts: Record<string, unknown>) => {
-    const minAge = Number(opts.minAge);
+    const minAge = decimal(String(opts.minAge), { fraction: true });
     if (!Number.isFinite(minAge) || minAge < 0) {
-      command.error(`riakfs: --min-age must be a number of seconds, got ${opts.minAge}`, {
-        exitCode: 2,
-      });
+      command.error(
+        `riakfs: --min-age must be a number of seconds, got ${JSON.stringify(opts.minAge)}`,
+        { exitCode: 2 },
+      );
     }
     const { collectGarbageCommand } = await import("./gc_action.ts");
     await collectGarbageCommand(command, minAge, opts);

@@ -11,6 +11,7 @@
 import { type Command, Option } from "commander";
 import { PRESETS as MODE_PRESETS } from "../overlay/modes.ts";
 import { addOverlayOptions } from "../overlay/mount_options.ts";
+import { decimal } from "./numbers.ts";
 import { addRiakOptions } from "./riak-options.ts";
 
 /** The mount presets (the overlay's mode presets). */
@@ -68,9 +69,13 @@ export function parseFuseOptions(lists: string[]): FuseOptionSet {
     generic: [],
   };
   const seconds = (name: string, value: string | undefined) => {
-    const number = Number(value);
-    if (value === undefined || value === "" || !Number.isFinite(number) || number < 0) {
-      throw new Error(`-o ${name} needs a number of seconds >= 0, got ${value ?? "nothing"}`);
+    const number = value === undefined ? NaN : decimal(value, { fraction: true });
+    if (value === undefined || !Number.isFinite(number)) {
+      throw new Error(
+        `-o ${name} needs a number of seconds >= 0, got ${
+          value === undefined ? "nothing" : JSON.stringify(value)
+        }`,
+      );
     }
     return number;
   };

@@ -28,6 +28,7 @@ import {
 } from "./riak-session.ts";
 import { makeDirectories } from "../util/directories.ts";
 import { requireTextPath } from "./raw_args.ts";
+import { decimal } from "./numbers.ts";
 
 /** Options whose value is a path: made absolute before the background process gets them. */
 const PATH_OPTIONS = new Set([
@@ -61,12 +62,15 @@ export async function mountCommand(
   } catch (error) {
     command.error(`riakfs: ${(error as Error).message}`, { exitCode: 2, code: "riakfs.usage" });
   }
-  const timeout = Number(flags.requestTimeout);
+  const timeout = decimal(flags.requestTimeout, { fraction: true });
   if (!Number.isFinite(timeout) || timeout <= 0) {
-    command.error(`riakfs: --request-timeout needs seconds > 0, got ${flags.requestTimeout}`, {
-      exitCode: 2,
-      code: "riakfs.usage",
-    });
+    command.error(
+      `riakfs: --request-timeout needs seconds > 0, got ${JSON.stringify(flags.requestTimeout)}`,
+      {
+        exitCode: 2,
+        code: "riakfs.usage",
+      },
+    );
   }
   let overlay: OverlaySettings;
   let riak: RiakCommandSettings | undefined;

@@ -10,6 +10,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { parseDuration } from "../migration/limits.ts";
 import { DEFAULT_CONCURRENCY } from "../migration/defaults.ts";
 import { addMigrationOptions, concurrencyLevel, positiveInteger } from "./migration-options.ts";
+import { decimal } from "./numbers.ts";
 import { addRiakOptions } from "./riak-options.ts";
 
 /** Default seconds between progress lines on a non-terminal. */
@@ -54,7 +55,7 @@ export function installPrewarm(program: Command): void {
 }
 
 function positiveNumber(value: string): number {
-  const number = Number(value);
+  const number = decimal(value, { fraction: true });
   if (!Number.isFinite(number) || number <= 0) {
     throw new InvalidArgumentError(`needs a number above 0, got ${JSON.stringify(value)}`);
   }

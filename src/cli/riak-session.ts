@@ -26,6 +26,7 @@ import type { NodePing } from "../overlay/control.ts";
 import { StoreError } from "../store/errors.ts";
 import { riakStoreClient } from "../store/riak_adapter.ts";
 import { Store } from "../store/store.ts";
+import { decimal } from "./numbers.ts";
 import { DEFAULT_RIAK_NODE, PASSWORD_ENV, TLS_ENV } from "./riak-options.ts";
 
 /** Connection settings resolved from flags, environment and config file. */
@@ -464,10 +465,10 @@ function switchFromEnv(name: string): boolean | undefined {
 }
 
 function positiveInteger(value: string | number, flag: string): number {
-  const number = typeof value === "number" ? value : Number(value);
+  const number = typeof value === "number" ? value : decimal(value);
   if (!Number.isSafeInteger(number) || number <= 0) {
     throw new RiakConfigError(
-      `${flag} must be a positive whole number, got ${JSON.stringify(value)}`,
+      `${flag} must be a positive whole number, got ${shown(value)}`,
     );
   }
   return number;
@@ -476,11 +477,17 @@ function positiveInteger(value: string | number, flag: string): number {
 function parseQuorum(value: string | number | undefined, flag: string): QuorumValue | undefined {
   if (value === undefined) return undefined;
   if (value === "one" || value === "quorum" || value === "all" || value === "default") return value;
-  const number = typeof value === "number" ? value : Number(value);
+  const number = typeof value === "number" ? value : decimal(value);
   if (!Number.isSafeInteger(number) || number < 0) {
     throw new RiakConfigError(
-      `${flag} must be a number, one, quorum, all or default, got ${JSON.stringify(value)}`,
+      `${flag} must be a number, one, quorum, all or default, got ${shown(value)}`,
     );
   }
   return number;
+}
+
+/** A value as the error shows it: text quoted, so an empty one is seen; a number as it is. */
+function shown(value: string | number): string {
+  // JSON.stringify would show a config file's 1e400 (Infinity) as null.
+  return typeof value === "number" ? String(value) : JSON.stringify(value);
 }

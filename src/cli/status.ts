@@ -7,6 +7,7 @@
  */
 import type { Command } from "commander";
 import { DEFAULT_RUN_DIRECTORY, DEFAULT_STATUS_TIMEOUT_MS } from "../overlay/defaults.ts";
+import { decimal } from "./numbers.ts";
 
 /** The flags of `riakfs status`, as commander parses them. */
 export interface StatusFlags {
@@ -35,10 +36,12 @@ export function installStatus(program: Command): void {
       String(DEFAULT_STATUS_TIMEOUT_MS),
     )
     .action(async (mountpoint: string, flags: StatusFlags, command: Command) => {
-      const timeout = Number(flags.timeout);
+      const timeout = decimal(flags.timeout);
       if (!Number.isSafeInteger(timeout) || timeout <= 0) {
         command.error(
-          `riakfs: --timeout must be a positive whole number of ms, got ${flags.timeout}`,
+          `riakfs: --timeout must be a positive whole number of ms, got ${
+            JSON.stringify(flags.timeout)
+          }`,
           {
             exitCode: 2,
             code: "riakfs.usage",

@@ -12,6 +12,7 @@
  */
 import type { Command } from "commander";
 import { DEFAULT_RUN_DIRECTORY } from "../overlay/defaults.ts";
+import { decimal } from "./numbers.ts";
 
 /** Exit code when the mount is gone but uploads are still pending (safe in its journal). */
 export const EXIT_UPLOADS_PENDING = 3;
@@ -43,13 +44,15 @@ export function installUmount(program: Command): void {
     .action(async (mountpoint: string, flags: UmountFlags, command: Command) => {
       const drainTimeoutMs = flags.drainTimeout === undefined
         ? undefined
-        : Number(flags.drainTimeout);
+        : decimal(flags.drainTimeout);
       if (
         drainTimeoutMs !== undefined &&
         !(Number.isSafeInteger(drainTimeoutMs) && drainTimeoutMs >= 0)
       ) {
         command.error(
-          `--drain-timeout needs a whole number of ms >= 0, got ${flags.drainTimeout}`,
+          `riakfs: --drain-timeout needs a whole number of ms >= 0, got ${
+            JSON.stringify(flags.drainTimeout)
+          }`,
           { exitCode: 2, code: "riakfs.usage" },
         );
       }
