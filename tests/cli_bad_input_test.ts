@@ -164,3 +164,44 @@ Deno.test("numbers are decimal digits: an empty, blank, hex or exponent value is
     fs.rmSync(base, { recursive: true, force: true });
   }
 });
+
+Deno.test("a timeout longer than a timer holds is refused, not taken as 1 ms", async () => {
+  const base = tempDir("riakfs-bad-");
+  const riak = await listen();
+  try {
+    const source = join(base, "source");
+    const mountpoint = join(base, "mnt");
+    fs.mkdirSync(source);
+    fs.mkdirSync(mountpoint);
+    const config = join(base, "riakfs.json");
+    fs.writeFileSync(config, JSON.stringify({ requestTimeout: 3_000_000_000 }));
+    const mount = ["mount", "--preset", "migrate", "--run-dir", join(base, "run")];
+    const over = "2147483648";
+    // Past 2^31 - 1 ms a timer fires after 1 ms: every Riak request, FUSE request or drain
+    // timed out at once.
+    const cases: Array<[string[], Record<string, string>, RegExp]> = [
+      [["ls", "--connect-timeout", over], {}, /--connect-timeout must be at most 2147483647/],
+      [["ls"], { RIAKFS_REQUEST_TIMEOUT: over }, /--request-timeout must be at most/],
+      [["doctor", "--config", config], {}, /--request-timeout must be at most/],
+      [[...mount, "--request-timeout", "2147484", source, mountpoint], {}, /--request-timeout/],
+      [[...mount, "--riak-read-timeout", over, source, mountpoint], {}, /--riak-read-timeout/],
+      [[...mount, "--drain-timeout", over, source, mountpoint], {}, /--drain-timeout/],
+      [["umount", mountpoint, "--drain-timeout", over], {}, /--drain-timeout .*2147483647/],
+      [["status", mountpoint, "--timeout", over], {}, /--timeout .*2147483647/],
+      [["prewarm", source, "--progress-interval", "2147484"], {}, /--progress-interval/],
+    ];
+    for (const [args, env, pattern] of cases) {
+      const result = await runRiakfs(args, {
+        env: { ...process.env as Record<string, string>, RIAKFS_RIAK: riak.address, ...env },
+      });
+      assertOneLine(result, pattern, 2);
+      assert.doesNotMatch(result.stderr, /TimeoutOverflowWarning/);
+    }
+    assert.equal(riak.connections(), 0);
+    assert.equal(isMounted(mountpoint), false);
+    assert.deepEqual(fs.readdirSync(source), [], "no spool made");
+  } finally {
+    await riak.close();
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+});

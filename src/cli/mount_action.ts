@@ -29,6 +29,7 @@ import {
 import { makeDirectories } from "../util/directories.ts";
 import { requireTextPath } from "./raw_args.ts";
 import { decimal } from "./numbers.ts";
+import { MAX_TIMER_MS } from "../util/timers.ts";
 
 /** Options whose value is a path: made absolute before the background process gets them. */
 const PATH_OPTIONS = new Set([
@@ -70,6 +71,12 @@ export async function mountCommand(
         exitCode: 2,
         code: "riakfs.usage",
       },
+    );
+  }
+  if (timeout * 1000 > MAX_TIMER_MS) {
+    command.error(
+      `riakfs: --request-timeout must be at most ${MAX_TIMER_MS / 1000} seconds, got ${timeout}`,
+      { exitCode: 2, code: "riakfs.usage" },
     );
   }
   let overlay: OverlaySettings;

@@ -10,6 +10,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { parseDuration } from "../migration/limits.ts";
 import { DEFAULT_CONCURRENCY } from "../migration/defaults.ts";
 import { addMigrationOptions, concurrencyLevel, positiveInteger } from "./migration-options.ts";
+import { MAX_TIMER_MS } from "../util/timers.ts";
 import { decimal } from "./numbers.ts";
 import { addRiakOptions } from "./riak-options.ts";
 
@@ -40,7 +41,7 @@ export function installPrewarm(program: Command): void {
     .option("--json", "print a JSON summary")
     .addOption(
       new Option("--progress-interval <seconds>", "seconds between progress lines (non-terminal)")
-        .argParser(positiveNumber).default(DEFAULT_PROGRESS_INTERVAL_S),
+        .argParser(progressInterval).default(DEFAULT_PROGRESS_INTERVAL_S),
     );
   addMigrationOptions(command);
   command.addHelpText(
@@ -60,6 +61,15 @@ function positiveNumber(value: string): number {
     throw new InvalidArgumentError(`needs a number above 0, got ${JSON.stringify(value)}`);
   }
   return number;
+}
+
+/** Seconds between progress lines: a timer's delay, so at most {@link MAX_TIMER_MS}. */
+function progressInterval(value: string): number {
+  const seconds = positiveNumber(value);
+  if (seconds * 1000 > MAX_TIMER_MS) {
+    throw new InvalidArgumentError(`must be at most ${MAX_TIMER_MS / 1000}, got ${seconds}`);
+  }
+  return seconds;
 }
 
 function duration(value: string): number {

@@ -26,6 +26,7 @@ import type { NodePing } from "../overlay/control.ts";
 import { StoreError } from "../store/errors.ts";
 import { riakStoreClient } from "../store/riak_adapter.ts";
 import { Store } from "../store/store.ts";
+import { MAX_TIMER_MS } from "../util/timers.ts";
 import { decimal } from "./numbers.ts";
 import { DEFAULT_RIAK_NODE, PASSWORD_ENV, TLS_ENV } from "./riak-options.ts";
 
@@ -163,10 +164,12 @@ export function riakSettingsFromOptions(opts: Record<string, unknown>): RiakComm
       connectTimeoutMs: positiveInteger(
         raw.connectTimeout ?? config.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS,
         "--connect-timeout",
+        MAX_TIMER_MS,
       ),
       requestTimeoutMs: positiveInteger(
         raw.requestTimeout ?? config.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
         "--request-timeout",
+        MAX_TIMER_MS,
       ),
       w: parseQuorum(raw.w ?? config.w, "--w"),
       dw: parseQuorum(raw.dw ?? config.dw, "--dw"),
@@ -464,13 +467,18 @@ function switchFromEnv(name: string): boolean | undefined {
   throw new RiakConfigError(`${name} must be 1 or 0 (true/false, yes/no, on/off), got ${value}`);
 }
 
-function positiveInteger(value: string | number, flag: string): number {
+function positiveInteger(
+  value: string | number,
+  flag: string,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const number = typeof value === "number" ? value : decimal(value);
   if (!Number.isSafeInteger(number) || number <= 0) {
     throw new RiakConfigError(
       `${flag} must be a positive whole number, got ${shown(value)}`,
     );
   }
+  if (number > max) throw new RiakConfigError(`${flag} must be at most ${max}, got ${number}`);
   return number;
 }
 

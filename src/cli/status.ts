@@ -7,6 +7,7 @@
  */
 import type { Command } from "commander";
 import { DEFAULT_RUN_DIRECTORY, DEFAULT_STATUS_TIMEOUT_MS } from "../overlay/defaults.ts";
+import { MAX_TIMER_MS } from "../util/timers.ts";
 import { decimal } from "./numbers.ts";
 
 /** The flags of `riakfs status`, as commander parses them. */
@@ -37,9 +38,9 @@ export function installStatus(program: Command): void {
     )
     .action(async (mountpoint: string, flags: StatusFlags, command: Command) => {
       const timeout = decimal(flags.timeout);
-      if (!Number.isSafeInteger(timeout) || timeout <= 0) {
+      if (!Number.isSafeInteger(timeout) || timeout <= 0 || timeout > MAX_TIMER_MS) {
         command.error(
-          `riakfs: --timeout must be a positive whole number of ms, got ${
+          `riakfs: --timeout must be a whole number of ms from 1 to ${MAX_TIMER_MS}, got ${
             JSON.stringify(flags.timeout)
           }`,
           {

@@ -12,6 +12,7 @@
  */
 import type { Command } from "commander";
 import { DEFAULT_RUN_DIRECTORY } from "../overlay/defaults.ts";
+import { MAX_TIMER_MS } from "../util/timers.ts";
 import { decimal } from "./numbers.ts";
 
 /** Exit code when the mount is gone but uploads are still pending (safe in its journal). */
@@ -47,10 +48,10 @@ export function installUmount(program: Command): void {
         : decimal(flags.drainTimeout);
       if (
         drainTimeoutMs !== undefined &&
-        !(Number.isSafeInteger(drainTimeoutMs) && drainTimeoutMs >= 0)
+        !(Number.isSafeInteger(drainTimeoutMs) && drainTimeoutMs <= MAX_TIMER_MS)
       ) {
         command.error(
-          `riakfs: --drain-timeout needs a whole number of ms >= 0, got ${
+          `riakfs: --drain-timeout needs a whole number of ms from 0 to ${MAX_TIMER_MS}, got ${
             JSON.stringify(flags.drainTimeout)
           }`,
           { exitCode: 2, code: "riakfs.usage" },

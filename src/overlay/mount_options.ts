@@ -26,6 +26,7 @@ import {
   resolveMode,
 } from "./modes.ts";
 import type { RiakFuseNames } from "../store/layout.ts";
+import { MAX_TIMER_MS } from "../util/timers.ts";
 
 /** Default deadline for a read that needs Riak before it answers EIO. */
 export const DEFAULT_RIAK_READ_TIMEOUT_MS = 10_000;
@@ -225,8 +226,15 @@ export function overlaySettingsFromOptions(opts: Record<string, unknown>): Overl
       "--riak-read-timeout",
       DEFAULT_RIAK_READ_TIMEOUT_MS,
       1,
+      MAX_TIMER_MS,
     ),
-    drainTimeoutMs: whole(raw.drainTimeout, "--drain-timeout", DEFAULT_DRAIN_TIMEOUT_MS, 0),
+    drainTimeoutMs: whole(
+      raw.drainTimeout,
+      "--drain-timeout",
+      DEFAULT_DRAIN_TIMEOUT_MS,
+      0,
+      MAX_TIMER_MS,
+    ),
     metrics: raw.metrics,
     logFormat: (raw.logFormat ?? "text") as LogFormat,
     runDirectory: raw.runDir ?? DEFAULT_RUN_DIRECTORY,
@@ -236,12 +244,19 @@ export function overlaySettingsFromOptions(opts: Record<string, unknown>): Overl
   };
 }
 
-function whole(value: string | undefined, flag: string, fallback: number, min: number): number {
+function whole(
+  value: string | undefined,
+  flag: string,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (value === undefined) return fallback;
   const number = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(number) || number < min) {
     throw new ModeError(`${flag} must be a whole number >= ${min}, got ${JSON.stringify(value)}`);
   }
+  if (number > max) throw new ModeError(`${flag} must be at most ${max}, got ${number}`);
   return number;
 }
 

@@ -7,6 +7,7 @@
 export { makeDirectories } from "./directories.ts";
 export { isProcessAlive } from "./process.ts";
 export { seededRandom } from "./random.ts";
+export { MAX_TIMER_MS } from "./timers.ts";
 export {
   XATTR_CREATE,
   XATTR_REPLACE,
