@@ -205,3 +205,32 @@ Deno.test("a timeout longer than a timer holds is refused, not taken as 1 ms", a
     fs.rmSync(base, { recursive: true, force: true });
   }
 });
+
+Deno.test("serve-riak: an empty --data and a config file's unknown or mistyped setting are refused", async () => {
+  const base = tempDir("riakfs-bad-");
+  // Taken, so a regression fails at once (address in use) instead of serving forever.
+  const taken = await listen();
+  try {
+    const config = join(base, "config.json");
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ lisen: "127.0.0.1:1", memory: true }, /unknown setting "lisen"/],
+      [{ memory: "no", data: join(base, "data") }, /"memory" must be true or false, got "no"/],
+      [{ memory: true, tls: { crt: "cert.pem" } }, /unknown setting "tls.crt"/],
+      [{ data: 5 }, /"data" must be a non-empty text, got 5/],
+    ];
+    for (const [settings, pattern] of cases) {
+      fs.writeFileSync(config, JSON.stringify({ listen: taken.address, ...settings }));
+      const result = await runRiakfs(["serve-riak", "--config", config], { cwd: base });
+      assertOneLine(result, new RegExp(`--config ${config}: ${pattern.source}`), 2);
+    }
+    const empty = await runRiakfs(["serve-riak", "--data", "", "--listen", taken.address], {
+      cwd: base,
+    });
+    assertOneLine(empty, /serve-riak: --data must not be empty/, 2);
+    assert.deepEqual(fs.readdirSync(base), ["config.json"], "no log or lock in the directory");
+    assert.equal(taken.connections(), 0);
+  } finally {
+    await taken.close();
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+});

@@ -65,6 +65,9 @@ export function serveOptions(flags: ServeRiakFlags): EmbeddedRiakOptions {
   const config: ServeRiakConfig = flags.config === undefined ? {} : readConfig(flags.config);
   const memory = flags.memory ?? config.memory ?? false;
   const data = flags.data ?? config.data;
+  // An empty path would be the current directory: the log and lock would land wherever
+  // the command happened to be started.
+  if (data === "") throw new Error("--data must not be empty");
   if (memory && flags.data !== undefined) throw new Error("--data and --memory exclude each other");
   if (!memory && data === undefined) throw new Error("give --data DIR, or --memory");
   const listen = flags.listen ?? config.listen ?? "127.0.0.1:8087";
@@ -110,7 +113,48 @@ function readConfig(path: string): ServeRiakConfig {
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new Error(`--config ${path}: expected a JSON object`);
   }
+  checkConfig(path, parsed as Record<string, unknown>);
   return parsed as ServeRiakConfig;
+}
+
+/** What each setting of the config file holds. */
+const CONFIG_TYPES: Record<string, "text" | "boolean" | "object"> = {
+  listen: "text",
+  data: "text",
+  memory: "boolean",
+  bucket_types: "object",
+  tls: "object",
+};
+
+/** The names `tls` may set, each a file name. */
+const TLS_NAMES = ["cert", "key", "users"];
+
+/**
+ * Throws on an unknown setting (a misspelt "lisen" was ignored and the default address
+ * taken) or one of the wrong type (`"memory": "no"` was taken as true).
+ */
+function checkConfig(path: string, config: Record<string, unknown>): void {
+  const wrong = (key: string, expected: string, value: unknown) =>
+    new Error(`--config ${path}: "${key}" must be ${expected}, got ${JSON.stringify(value)}`);
+  const isObject = (value: unknown) =>
+    value !== null && typeof value === "object" && !Array.isArray(value);
+  for (const [key, value] of Object.entries(config)) {
+    const type = CONFIG_TYPES[key];
+    if (type === undefined) throw new Error(`--config ${path}: unknown setting "${key}"`);
+    if (type === "text" && (typeof value !== "string" || value === "")) {
+      throw wrong(key, "a non-empty text", value);
+    }
+    if (type === "boolean" && typeof value !== "boolean") throw wrong(key, "true or false", value);
+    if (type === "object" && !isObject(value)) throw wrong(key, "an object", value);
+  }
+  for (const [name, value] of Object.entries((config.tls ?? {}) as Record<string, unknown>)) {
+    if (!TLS_NAMES.includes(name)) {
+      throw new Error(`--config ${path}: unknown setting "tls.${name}"`);
+    }
+    if (typeof value !== "string" || value === "") {
+      throw wrong(`tls.${name}`, "a non-empty text", value);
+    }
+  }
 }
 
 function readUsers(path: string): Record<string, string> {
