@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import { isMounted, run, tempDir, waitFor } from "./_mount.ts";
+import { isMounted, run, tempDir, waitFor, withMount } from "./_mount.ts";
 import { type RunResult, runRiakfs } from "./_riakfs.ts";
 
 /** The first line names `pattern`; any other line is the usual `--help` hint. */
@@ -233,4 +233,17 @@ Deno.test("serve-riak: an empty --data and a config file's unknown or mistyped s
     await taken.close();
     fs.rmSync(base, { recursive: true, force: true });
   }
+});
+
+Deno.test("umount and status refuse an empty MOUNTPOINT instead of taking the current directory", async () => {
+  await withMount(async (mount) => {
+    fs.writeFileSync(join(mount.mountpoint, "open"), "in use");
+    // Run from inside the mount: "" was the mount itself, which --lazy detached.
+    for (const args of [["umount", "", "--lazy"], ["status", ""]]) {
+      const result = await runRiakfs(args, { cwd: mount.mountpoint });
+      assertOneLine(result, /MOUNTPOINT must not be empty/, 2);
+    }
+    assert.ok(isMounted(mount.mountpoint), "still mounted");
+    assert.equal(fs.readFileSync(join(mount.source, "open"), "utf8"), "in use");
+  });
 });

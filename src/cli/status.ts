@@ -37,6 +37,12 @@ export function installStatus(program: Command): void {
       String(DEFAULT_STATUS_TIMEOUT_MS),
     )
     .action(async (mountpoint: string, flags: StatusFlags, command: Command) => {
+      if (mountpoint === "") {
+        command.error("riakfs: MOUNTPOINT must not be empty", {
+          exitCode: 2,
+          code: "riakfs.usage",
+        });
+      }
       const timeout = decimal(flags.timeout);
       if (!Number.isSafeInteger(timeout) || timeout <= 0 || timeout > MAX_TIMER_MS) {
         command.error(

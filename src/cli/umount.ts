@@ -43,6 +43,13 @@ export function installUmount(program: Command): void {
       process.env.RIAKFS_RUN_DIR ?? DEFAULT_RUN_DIRECTORY,
     )
     .action(async (mountpoint: string, flags: UmountFlags, command: Command) => {
+      // "" resolves to the current directory, which may be a mount ("$MNT" left unset).
+      if (mountpoint === "") {
+        command.error("riakfs: MOUNTPOINT must not be empty", {
+          exitCode: 2,
+          code: "riakfs.usage",
+        });
+      }
       const drainTimeoutMs = flags.drainTimeout === undefined
         ? undefined
         : decimal(flags.drainTimeout);
