@@ -247,3 +247,30 @@ Deno.test("umount and status refuse an empty MOUNTPOINT instead of taking the cu
     assert.equal(fs.readFileSync(join(mount.source, "open"), "utf8"), "in use");
   });
 });
+
+Deno.test("--riak: an empty entry, a bad port or an IPv6 address without brackets is refused", async () => {
+  const riak = await listen();
+  try {
+    const cases: Array<[string, RegExp]> = [
+      [`${riak.address},`, /empty entry in the Riak node list '127\.0\.0\.1:\d+,'/],
+      [`,${riak.address}`, /empty entry/],
+      [`${riak.address},,127.0.0.1:2`, /empty entry/],
+      [",", /no Riak node given/],
+      ["127.0.0.1:0", /bad Riak node '127\.0\.0\.1:0'/],
+      ["127.0.0.1:65536", /bad Riak node '127\.0\.0\.1:65536'/],
+      ["127.0.0.1:", /bad Riak node '127\.0\.0\.1:'/],
+      ["::1:8087", /bad Riak node '::1:8087' .*an IPv6 address in brackets/],
+    ];
+    for (const [nodes, pattern] of cases) {
+      for (const args of [["ls", "--riak", nodes], ["doctor"]]) {
+        const result = await runRiakfs(args, {
+          env: { ...process.env as Record<string, string>, RIAKFS_RIAK: nodes },
+        });
+        assertOneLine(result, new RegExp(`--riak: ${pattern.source}`), 2);
+      }
+    }
+    assert.equal(riak.connections(), 0, "no node of a refused list was asked");
+  } finally {
+    await riak.close();
+  }
+});

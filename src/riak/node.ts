@@ -55,10 +55,17 @@ export interface NodeOptions extends Omit<ConnectionOptions, "host" | "port"> {
 export function parseNodeList(list: string | readonly string[]): { host: string; port: number }[] {
   const entries =
     (typeof list === "string" ? list.split(",") : list.flatMap((item) => item.split(",")))
-      .map((entry) => entry.trim())
-      .filter((entry) => entry !== "");
-  if (entries.length === 0) {
+      .map((entry) => entry.trim());
+  if (entries.every((entry) => entry === "")) {
     throw new TypeError("no Riak node given (expected host:port[,host:port...])");
+  }
+  if (entries.includes("")) {
+    // Often a variable that was empty (`$NODE1,$NODE2`): dropping it would run on fewer
+    // nodes than meant, unnoticed.
+    const shown = typeof list === "string" ? list : list.join(",");
+    throw new TypeError(
+      `empty entry in the Riak node list '${shown}' (expected host:port[,host:port...])`,
+    );
   }
   return entries.map((entry) => {
     const match = /^(?:\[([^\]]+)\]|([^:\[\]]+))(?::(\d+))?$/.exec(entry);
