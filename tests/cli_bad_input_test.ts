@@ -274,3 +274,55 @@ Deno.test("--riak: an empty entry, a bad port or an IPv6 address without bracket
     await riak.close();
   }
 });
+
+Deno.test("every command: --help exits 0; a missing or extra argument is a usage error", async () => {
+  // command, too few arguments, too many (undefined: the command has no such case)
+  const commands: Array<[string, string[] | undefined, string[] | undefined]> = [
+    ["mount", ["--preset", "passthrough", "a"], ["--preset", "passthrough", "a", "b", "c"]],
+    ["umount", [], ["a", "b"]],
+    ["status", [], ["a", "b"]],
+    ["stat", [], ["a", "b"]],
+    ["cat", [], ["a", "b"]],
+    ["prewarm", [], ["a", "b"]],
+    ["progress", [], ["a", "b"]],
+    ["verify", [], undefined],
+    ["ls", undefined, ["a", "b"]],
+    ["doctor", undefined, ["a"]],
+    ["gc", undefined, ["a"]],
+    ["demo", undefined, ["a"]],
+    ["serve-riak", undefined, ["a"]],
+  ];
+  for (const [command, few, many] of commands) {
+    const help = await runRiakfs([command, "--help"]);
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, new RegExp(`^Usage: riakfs ${command} `));
+    if (few) {
+      assertOneLine(await runRiakfs([command, ...few]), /missing required argument/, 2);
+    }
+    if (many) assertOneLine(await runRiakfs([command, ...many]), /too many arguments/, 2);
+  }
+});
+
+Deno.test("a Riak address where something else listens: one line naming the node, exit 1", async () => {
+  const http = await listen((socket) =>
+    socket.once("data", () => socket.end("HTTP/1.1 400 Bad Request\r\n\r\n"))
+  );
+  const silent = await listen();
+  const closing = await listen((socket) => socket.destroy());
+  try {
+    const timeouts = ["--connect-timeout", "300", "--request-timeout", "300"];
+    for (const riak of [http, silent, closing]) {
+      for (const args of [["ls"], ["stat", "x"], ["cat", "x"], ["gc"]]) {
+        const result = await runRiakfs([...args, "--riak", riak.address, ...timeouts]);
+        assertOneLine(result, new RegExp(`^riakfs ${args[0]}: .*${riak.address}`), 1);
+        assert.equal(result.stdout, "");
+      }
+      const doctor = await runRiakfs(["doctor", "--riak", riak.address, ...timeouts]);
+      assert.equal(doctor.code, 1, doctor.stderr);
+      assert.match(doctor.stdout, new RegExp(`FAIL node ${riak.address}`));
+      assert.ok(riak.connections() > 0);
+    }
+  } finally {
+    await Promise.all([http.close(), silent.close(), closing.close()]);
+  }
+});
