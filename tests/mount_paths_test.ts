@@ -3,7 +3,8 @@
  * one inside the other (the mount would wait on itself), a source that is not there (it
  * was made, empty), empty arguments, and a mountpoint a live mount already serves (a refused
  * mount replayed the live one's journal and removed its control socket), a path that is not
- * UTF-8 (the mount takes both as text).
+ * UTF-8 (the mount takes both as text), a spool inside the source where the pre-warm would
+ * take it for data.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -51,6 +52,28 @@ Deno.test("mount refuses a source and mountpoint one inside the other, at once",
       assertOneLine(result.stderr, /must not be one inside the other/);
     }
     assert.deepEqual(fs.readdirSync(source), ["inner"], "no spool made in the source");
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+});
+
+Deno.test("mount refuses a spool inside the source other than SOURCE/.riakfs-spool", async () => {
+  const base = tempDir("riakfs-paths-");
+  try {
+    const source = join(base, "data");
+    const mountpoint = join(base, "mnt");
+    fs.mkdirSync(join(source, "photos"), { recursive: true });
+    fs.mkdirSync(mountpoint);
+    for (const spool of [join(source, "spool"), join(source, "photos", ".riakfs-spool"), source]) {
+      const result = await runRiakfs([...mountArgs(base, source, mountpoint), "--spool", spool]);
+      assert.equal(result.code, 2, result.stderr);
+      assertOneLine(
+        result.stderr,
+        /--spool .* is inside the source .*\.riakfs-spool \(the default\)/,
+      );
+    }
+    assert.deepEqual(fs.readdirSync(source), ["photos"], "nothing made in the source");
+    assert.deepEqual(fs.readdirSync(mountpoint), [], "not mounted");
   } finally {
     fs.rmSync(base, { recursive: true, force: true });
   }

@@ -6,7 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import { resolve, sep } from "node:path";
+import { join, resolve, sep } from "node:path";
 import type { Command } from "commander";
 import { checkMountpoint, serveFileSystem } from "../fuse/mod.ts";
 import { runtimePaths } from "../overlay/control.ts";
@@ -30,6 +30,7 @@ import { makeDirectories } from "../util/directories.ts";
 import { requireTextPath } from "./raw_args.ts";
 import { decimal } from "./numbers.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
+import { SPOOL_DIRECTORY_NAME } from "../migration/mount_entries.ts";
 
 /** Options whose value is a path: made absolute before the background process gets them. */
 const PATH_OPTIONS = new Set([
@@ -241,7 +242,9 @@ async function checkedPaths(
   if (inMountpoint(overlay.runDirectory)) {
     usage(`--run-dir ${overlay.runDirectory} is inside the mountpoint`);
   }
-  if (overlay.mode.reads !== "riak") await checkSource(paths, realMountpoint, usage);
+  if (overlay.mode.reads !== "riak") {
+    await checkSource(paths, realMountpoint, overlay.spool, usage);
+  }
   // Only once nothing refuses the mount.
   const hidden = await fs.promises.readdir(realMountpoint).catch(() => []);
   if (hidden.length > 0) {
@@ -256,6 +259,7 @@ async function checkedPaths(
 async function checkSource(
   paths: { source: string; mountpoint: string },
   realMountpoint: string,
+  spool: string | undefined,
   usage: (message: string) => never,
 ): Promise<void> {
   let stats: fs.Stats;
@@ -275,6 +279,17 @@ async function checkSource(
       `the source ${paths.source} and the mountpoint ${paths.mountpoint} must not be one ` +
         "inside the other (to take the old directory's place, move it aside and mount there: " +
         "mv /data /data.old && mkdir /data && riakfs mount ... /data.old /data)",
+    );
+  }
+  // Only SOURCE/.riakfs-spool is known for a spool there: anywhere else in SOURCE, the
+  // pre-warm would upload the journal and staged files, and --delete-local delete them.
+  if (spool === undefined) return;
+  const wanted = resolve(spool);
+  const inSource = [paths.source, realSource].find((source) => isWithin(wanted, source));
+  if (inSource !== undefined && wanted !== join(inSource, SPOOL_DIRECTORY_NAME)) {
+    usage(
+      `--spool ${spool} is inside the source ${paths.source}; a spool there must be ` +
+        `${join(paths.source, SPOOL_DIRECTORY_NAME)} (the default), or outside the source`,
     );
   }
 }

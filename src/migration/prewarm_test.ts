@@ -40,6 +40,7 @@ import {
   runPrewarm,
 } from "./prewarm.ts";
 import { progressFromState } from "./progress.ts";
+import { verifyTree } from "./verify.ts";
 import { FileChangedError } from "./file_identity.ts";
 import { waitOutRacyWindow } from "./local_file.ts";
 import { emptyTally, StateDirectory } from "./state.ts";
@@ -227,6 +228,39 @@ Deno.test("prewarm --delete-local keeps a file whose content Riak does not hold"
       assert.equal(fixed.exitCode, EXIT_COMPLETE, JSON.stringify(fixed.failures));
       assert.equal(existsSync(file), false);
       assert.equal((await store.readFile("same-size-and-mtime")).toString(), "bbbb");
+    });
+  });
+});
+
+Deno.test("prewarm, its count and verify leave a mount's spool and temporary files alone, also with --delete-local", async () => {
+  await withSourceAndState(async (source, state) => {
+    writeFileSync(join(source, "a.txt"), "data");
+    // A mount's: its journal and a staged file owe Riak uploads; a publish in progress.
+    mkdirSync(join(source, ".riakfs-spool", "staged"), { recursive: true });
+    writeFileSync(join(source, ".riakfs-spool", "journal"), '{"op":"add","id":1}\n');
+    writeFileSync(join(source, ".riakfs-spool", "staged", "s1"), "staged");
+    writeFileSync(join(source, ".riakfs-publish-0a1b2c"), "half");
+    // Only the top one is a spool: below, the name is the user's data.
+    mkdirSync(join(source, "photos", ".riakfs-spool"), { recursive: true });
+    writeFileSync(join(source, "photos", ".riakfs-spool", "keep.txt"), "mine");
+    await withStore(async ({ store }) => {
+      const verified = await verifyTree({ source, store });
+      assert.equal(verified.checked, 2);
+      assert.deepEqual(verified.differences.map((file) => file.path).sort(), [
+        "/a.txt",
+        "/photos/.riakfs-spool/keep.txt",
+      ]);
+      const run = await runPrewarm({ source, store, state, deleteLocal: true });
+      assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+      assert.equal(run.tally.seen.files, 2);
+      assert.equal(progressFromState(state).total?.files, 2);
+      assert.equal(await store.tryStat(".riakfs-spool"), undefined);
+      assert.equal(await store.tryStat(".riakfs-publish-0a1b2c"), undefined);
+      assert.equal((await store.readFile("photos/.riakfs-spool/keep.txt")).toString(), "mine");
+      assert.equal(readFileSync(join(source, ".riakfs-spool", "staged", "s1"), "utf8"), "staged");
+      assert.equal(existsSync(join(source, ".riakfs-spool", "journal")), true);
+      assert.equal(existsSync(join(source, ".riakfs-publish-0a1b2c")), true);
+      assert.equal(existsSync(join(source, "a.txt")), false, "drained");
     });
   });
 });

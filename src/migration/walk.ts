@@ -8,7 +8,8 @@
  * (the largest directory dominates), never by the size of the tree.
  *
  * Paths are bytes relative to the root (no leading `/`), as src/store expects: Linux
- * names need not be UTF-8.
+ * names need not be UTF-8. A mount's own entries in the tree (its spool, its temporary
+ * files: see mount_entries.ts) are left out.
  *
  * @module
  */
@@ -17,6 +18,7 @@ import type { BigIntStats, Stats } from "node:fs";
 import { lstat, opendir } from "node:fs/promises";
 import { isDirectoryBeneath } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
+import { isMountsOwnEntry } from "./mount_entries.ts";
 
 /** What an entry is (symlinks are not followed). */
 export type EntryKind = "file" | "directory" | "symlink" | "other";
@@ -123,6 +125,7 @@ export async function* walkTree(
       continue;
     }
     const { name, kind } = frame.names[frame.next++];
+    if (isMountsOwnEntry(frame.path, name)) continue;
     const path = frame.path === "" ? name : `${frame.path}/${name}`;
     if (endAt !== undefined && compareWalkOrderText(path, endAt) > 0) return;
     const bytes = Buffer.from(path, "latin1");
@@ -210,6 +213,7 @@ export async function countTree(
     const subdirectories: string[] = [];
     const read = await forEachName(directory, 256, (name, kind) => {
       if (options.signal?.aborted) return false;
+      if (isMountsOwnEntry(path, name)) return true;
       const child = path === "" ? name : `${path}/${name}`;
       const bytes = Buffer.from(child, "latin1");
       const afterCursor = startAfter === "" || compareWalkOrderText(child, startAfter) > 0;

@@ -54,6 +54,7 @@ import {
   sameIdentity,
 } from "../migration/file_identity.ts";
 import { hashBytes } from "../migration/local_file.ts";
+import { isMountsOwnEntry, SOURCE_TEMPORARY_PREFIX } from "../migration/mount_entries.ts";
 import { hashStoredFile } from "../migration/stored_file.ts";
 import { AlreadyExistsError, NotFoundError, StoreError } from "../store/errors.ts";
 import type { FileStat, StatOptions, Store } from "../store/store.ts";
@@ -73,7 +74,7 @@ import type { MountMetrics } from "./metrics.ts";
 import { type MountMode, usesRiak as modeUsesRiak, usesSource } from "./modes.ts";
 import { childPath, NodeTable, parentOf } from "./node_table.ts";
 import { ReadPattern, SequentialReader } from "./sequential_reader.ts";
-import { type Spool, SPOOL_DIRECTORY_NAME } from "./spool.ts";
+import type { Spool } from "./spool.ts";
 import { type MirroredVersion, setAsideUnseen } from "./transfer.ts";
 import type { UploadQueue } from "./upload_queue.ts";
 
@@ -153,8 +154,6 @@ function settledLongAgo(version: FileIdentity, nowMs: number): boolean {
 }
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
-/** Temporary files made in the source (a file fetched from Riak before a write), hidden. */
-const SOURCE_TEMPORARY_PREFIX = ".riakfs-publish-";
 const COPY_PIECE = 1024 * 1024;
 /** What copyBetween reads first, before it knows the file is larger. */
 const FIRST_COPY_PIECE = 64 * 1024;
@@ -421,7 +420,7 @@ export class OverlayFileSystem implements FileSystem {
   /** @inheritdoc */
   async lookup(_ctx: RequestContext, parent: number, name: string): Promise<Entry> {
     const parentPath = this.#nodes.pathOf(parent);
-    if (parentPath === "/" && name === SPOOL_DIRECTORY_NAME) throw fail(Errno.ENOENT);
+    if (isMountsOwnEntry(parentPath.slice(1), name)) throw fail(Errno.ENOENT);
     const path = childPath(parentPath, name);
     const located = await this.#locate(path, this.#prefetch.wanted());
     if (located.where === "riak" && located.stat.type === "file") this.#prefetch.lookedUp();
@@ -2072,8 +2071,7 @@ export class OverlayFileSystem implements FileSystem {
             withFileTypes: true,
           })
         ) {
-          if (path === "/" && dirent.name === SPOOL_DIRECTORY_NAME) continue;
-          if (dirent.name.startsWith(SOURCE_TEMPORARY_PREFIX)) continue;
+          if (isMountsOwnEntry(path.slice(1), dirent.name)) continue;
           byName.set(dirent.name, { name: dirent.name, type: direntType(dirent) });
         }
         found = true;

@@ -10,9 +10,7 @@ import { randomBytes } from "node:crypto";
 import { type FileHandle, open, readdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { makeDirectories } from "../util/directories.ts";
-
-/** Name of the spool directory inside the source, hidden from the mount's listings. */
-export const SPOOL_DIRECTORY_NAME = ".riakfs-spool";
+import { SPOOL_DIRECTORY_NAME } from "../migration/mount_entries.ts";
 
 /** Where mounts without a source keep their spools. */
 export const SYSTEM_SPOOL_ROOT = "/var/lib/riakfs";

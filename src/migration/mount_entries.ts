@@ -1,0 +1,30 @@
+/**
+ * What a riakfs mount keeps for itself inside SOURCE: its spool (journal and staged files)
+ * at the top, and the temporary files it publishes fetched copies through, anywhere. The
+ * mount hides them from its listings; the pre-warm, `progress` and `verify` leave them alone
+ * too, so they are never uploaded as data, counted, or deleted by `--delete-local` (which
+ * would lose the uploads the journal still owes Riak).
+ *
+ * @module
+ */
+
+/** Name of a mount's spool directory at the top of SOURCE (its default place). */
+export const SPOOL_DIRECTORY_NAME = ".riakfs-spool";
+
+/** Start of the names of the temporary files a mount makes in SOURCE. */
+export const SOURCE_TEMPORARY_PREFIX = ".riakfs-publish-";
+
+/**
+ * Whether entry `name` of the directory at `parent` (relative to SOURCE, "" for SOURCE
+ * itself) is the mount's own.
+ *
+ * @example
+ * ```ts
+ * isMountsOwnEntry("", ".riakfs-spool"); // true
+ * isMountsOwnEntry("photos", ".riakfs-spool"); // false: only the top one is a spool
+ * ```
+ */
+export function isMountsOwnEntry(parent: string, name: string): boolean {
+  return (parent === "" && name === SPOOL_DIRECTORY_NAME) ||
+    name.startsWith(SOURCE_TEMPORARY_PREFIX);
+}
