@@ -248,7 +248,7 @@ Deno.test("umount and status refuse an empty MOUNTPOINT instead of taking the cu
   });
 });
 
-Deno.test("--riak: an empty entry, a bad port or an IPv6 address without brackets is refused", async () => {
+Deno.test("--riak: an empty entry, a bad port or host, or an IPv6 address without brackets is refused", async () => {
   const riak = await listen();
   try {
     const cases: Array<[string, RegExp]> = [
@@ -260,6 +260,10 @@ Deno.test("--riak: an empty entry, a bad port or an IPv6 address without bracket
       ["127.0.0.1:65536", /bad Riak node '127\.0\.0\.1:65536'/],
       ["127.0.0.1:", /bad Riak node '127\.0\.0\.1:'/],
       ["::1:8087", /bad Riak node '::1:8087' .*an IPv6 address in brackets/],
+      // Host names that could only fail a lookup later, while the command ran on.
+      [`user@h:8087,${riak.address}`, /bad Riak node 'user@h:8087'/],
+      ["a b:8087", /bad Riak node 'a b:8087'/],
+      ["256.1.1.1:8087", /bad Riak node '256\.1\.1\.1:8087'/],
     ];
     for (const [nodes, pattern] of cases) {
       for (const args of [["ls", "--riak", nodes], ["doctor"]]) {
@@ -272,6 +276,27 @@ Deno.test("--riak: an empty entry, a bad port or an IPv6 address without bracket
     assert.equal(riak.connections(), 0, "no node of a refused list was asked");
   } finally {
     await riak.close();
+  }
+});
+
+Deno.test("an empty --config or RIAKFS_CONFIG is refused, not read as no config file", async () => {
+  const base = tempDir("riakfs-bad-");
+  try {
+    const cases: Array<[string[], Record<string, string>]> = [
+      [["ls", "--config", ""], {}],
+      [["doctor"], { RIAKFS_CONFIG: "" }],
+      [["serve-riak", "--memory", "--config", ""], {}],
+    ];
+    for (const [args, env] of cases) {
+      const result = await runRiakfs(args, {
+        cwd: base,
+        env: { ...process.env as Record<string, string>, RIAKFS_RIAK: "127.0.0.1:1", ...env },
+      });
+      assertOneLine(result, /--config must not be empty/, 2);
+    }
+    assert.deepEqual(fs.readdirSync(base), [], "nothing made");
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
   }
 });
 

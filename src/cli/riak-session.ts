@@ -103,7 +103,10 @@ type RawOptions =
  */
 export function riakSettingsFromOptions(opts: Record<string, unknown>): RiakCommandSettings {
   const raw = opts as RawOptions;
-  const config = raw.config ? readConfigFile(raw.config) : {};
+  // An empty one (RIAKFS_CONFIG= or --config "$FILE" with FILE unset) must not quietly
+  // mean "no config file": the settings it was meant to bring would be defaults.
+  if (raw.config === "") throw new RiakConfigError("--config must not be empty");
+  const config = raw.config !== undefined ? readConfigFile(raw.config) : {};
   const nodesText = raw.riak ?? joinNodes(config.riak) ?? DEFAULT_RIAK_NODE;
   let nodes: string[];
   try {

@@ -62,6 +62,7 @@ export async function serveRiak(flags: ServeRiakFlags, command: Command): Promis
  * @throws {Error} with a one-line reason for contradictory, missing or malformed settings.
  */
 export function serveOptions(flags: ServeRiakFlags): EmbeddedRiakOptions {
+  if (flags.config === "") throw new Error("--config must not be empty");
   const config: ServeRiakConfig = flags.config === undefined ? {} : readConfig(flags.config);
   const memory = flags.memory ?? config.memory ?? false;
   const data = flags.data ?? config.data;

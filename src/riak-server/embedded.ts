@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { isIPv6 } from "node:net";
+import { isHostName } from "../util/host.ts";
 import { type BucketTypeSpec, createdTypeProps } from "./bucket_types.ts";
 import { RiakEngine } from "./engine.ts";
 import type { FaultInjector } from "./faults.ts";
@@ -101,8 +103,10 @@ export async function startEmbeddedRiak(
 export function parseListenAddress(address: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(address);
   const port = match === null ? NaN : Number(match[3]);
-  if (match === null || port > 65535) {
+  const hostOk = match !== null &&
+    (match[1] !== undefined ? isIPv6(match[1]) : isHostName(match[2]));
+  if (!hostOk || port > 65535) {
     throw new Error(`listen address '${address}': expected HOST:PORT, e.g. 127.0.0.1:8087`);
   }
-  return { host: match[1] ?? match[2], port };
+  return { host: match![1] ?? match![2], port };
 }

@@ -5,7 +5,7 @@ import { encodeMessage } from "../riak/codec.ts";
 import { encodeFrame } from "../riak/frame.ts";
 import { MessageCode } from "../riak/messages.ts";
 import { TestConnection } from "./_test_connection.ts";
-import { startEmbeddedRiak } from "./embedded.ts";
+import { parseListenAddress, startEmbeddedRiak } from "./embedded.ts";
 import { RiakEngine } from "./engine.ts";
 import { RiakNetworkServer } from "./server.ts";
 import { TEST_CERT, TEST_KEY } from "./_test_tls.ts";
@@ -306,3 +306,11 @@ async function eventually<T>(probe: () => T | undefined, what: string): Promise<
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+Deno.test("serve-riak's listen address is checked the same way", () => {
+  assert.deepEqual(parseListenAddress("0.0.0.0:8087"), { host: "0.0.0.0", port: 8087 });
+  assert.deepEqual(parseListenAddress("[::1]:8087"), { host: "::1", port: 8087 });
+  for (const bad of ["256.1.1.1:8087", "[x]:8087", "a b:8087", "h:70000"]) {
+    assert.throws(() => parseListenAddress(bad), /listen address/, bad);
+  }
+});

@@ -125,6 +125,14 @@ Deno.test("parseNodeList: host:port lists, default port, IPv6, bad entries", () 
   ]);
   assert.deepEqual(parseNodeList(["[::1]:9000"]), [{ host: "::1", port: 9000 }]);
   assert.throws(() => parseNodeList("host:99999"), TypeError);
+  // Caught here, not as a lookup error of every request later.
+  for (const bad of ["a b:80", "user@h:80", "[x]:80", "256.1.1.1:8087", "h/x", "-h:80", "a..b"]) {
+    assert.throws(() => parseNodeList(bad), /bad Riak node/, bad);
+  }
+  assert.deepEqual(parseNodeList("riak-1.dc_east.example.:8087,10.1.2.3"), [
+    { host: "riak-1.dc_east.example.", port: 8087 },
+    { host: "10.1.2.3", port: 8087 },
+  ]);
   assert.throws(() => parseNodeList(""), TypeError);
 });
 

@@ -7,6 +7,8 @@
  * @module
  */
 import { clearInterval, clearTimeout, setInterval, setTimeout } from "node:timers";
+import { isIPv6 } from "node:net";
+import { isHostName } from "../util/host.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { ClosedError, ConnectionError } from "./errors.ts";
 import { MessageCode } from "./messages.ts";
@@ -70,7 +72,9 @@ export function parseNodeList(list: string | readonly string[]): { host: string;
   return entries.map((entry) => {
     const match = /^(?:\[([^\]]+)\]|([^:\[\]]+))(?::(\d+))?$/.exec(entry);
     const port = match?.[3] === undefined ? DEFAULT_RIAK_PORT : Number(match[3]);
-    if (!match || !Number.isInteger(port) || port < 1 || port > 65535) {
+    const hostOk = match !== null &&
+      (match[1] !== undefined ? isIPv6(match[1]) : isHostName(match[2]));
+    if (!hostOk || !Number.isInteger(port) || port < 1 || port > 65535) {
       const ipv6 = entry.split(":").length > 2 && !entry.startsWith("[");
       throw new TypeError(
         `bad Riak node '${entry}' (expected host:port${
@@ -78,7 +82,7 @@ export function parseNodeList(list: string | readonly string[]): { host: string;
         })`,
       );
     }
-    return { host: match[1] ?? match[2], port };
+    return { host: match![1] ?? match![2], port };
   });
 }
 
