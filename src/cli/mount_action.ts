@@ -86,7 +86,7 @@ export async function mountCommand(
     overlay = overlaySettingsFromOptions(flags as unknown as Record<string, unknown>);
     // Mount's --request-timeout is the FUSE deadline (seconds), not the Riak client's.
     if (usesRiak(overlay.mode)) {
-      riak = riakSettingsFromOptions({ ...flags, requestTimeout: undefined });
+      riak = riakSettingsFromOptions({ ...flags, requestTimeout: undefined }, command);
     }
   } catch (error) {
     if (error instanceof ModeError || error instanceof RiakConfigError) {

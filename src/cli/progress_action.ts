@@ -52,7 +52,7 @@ export async function showProgress(
   // No Riak request: only the namespace's identity is needed to find the state.
   let namespace: Namespace;
   try {
-    namespace = resolveNamespace(riakSettingsFromOptions(opts).namespace);
+    namespace = resolveNamespace(riakSettingsFromOptions(opts, command).namespace);
   } catch (error) {
     if (!(error instanceof RiakConfigError || error instanceof RangeError)) throw error;
     command.error(`riakfs: ${error.message}`, { exitCode: 2 });

@@ -23,6 +23,11 @@ export const TLS_ENV = "RIAKFS_TLS";
 /** Environment variable holding the Riak password. */
 export const PASSWORD_ENV = "RIAKFS_PASSWORD";
 
+/** The environment variable of a shared Riak option: `--chunk-size` -> RIAKFS_CHUNK_SIZE. */
+export function riakEnvOf(flag: string): string {
+  return `RIAKFS_${flag.replace(/^--/, "").toUpperCase().replaceAll("-", "_")}`;
+}
+
 /**
  * Adds the shared Riak options to a command.
  *
@@ -36,57 +41,51 @@ export const PASSWORD_ENV = "RIAKFS_PASSWORD";
  */
 export function addRiakOptions(command: Command, omit: readonly string[] = []): Command {
   // `omit`: long flags the command already has with another meaning (mount's --request-timeout).
-  const option = (flags: string, description: string, env?: string) => {
-    if (!omit.includes(flags.split(" ")[0])) {
+  const option = (flags: string, description: string, fromEnv = true) => {
+    const long = flags.split(" ")[0];
+    if (!omit.includes(long)) {
       const added = new Option(flags, description);
-      command.addOption(env ? added.env(env) : added);
+      command.addOption(fromEnv ? added.env(riakEnvOf(long)) : added);
     }
   };
   option(
     "--riak <nodes>",
     `Riak nodes, host:port[,host:port...] (default ${DEFAULT_RIAK_NODE})`,
-    "RIAKFS_RIAK",
   );
-  option("--config <file>", "JSON config file with the same settings", "RIAKFS_CONFIG");
+  option("--config <file>", "JSON config file with the same settings");
   // Not commander's env: it turns a flag on for any value, RIAKFS_TLS=0 too (riak-session.ts).
-  option("--tls", `use TLS (Riak security requires it) [env: ${TLS_ENV}=1|0]`);
-  option("--tls-ca <file>", "CA certificates (PEM) to verify the nodes", "RIAKFS_TLS_CA");
-  option("--tls-cert <file>", "client certificate (PEM)", "RIAKFS_TLS_CERT");
-  option("--tls-key <file>", "client certificate key (PEM)", "RIAKFS_TLS_KEY");
+  option("--tls", `use TLS (Riak security requires it) [env: ${TLS_ENV}=1|0]`, false);
+  option("--tls-ca <file>", "CA certificates (PEM) to verify the nodes");
+  option("--tls-cert <file>", "client certificate (PEM)");
+  option("--tls-key <file>", "client certificate key (PEM)");
   option(
     "--user <name>",
     `Riak user; password from ${PASSWORD_ENV} or --password-file`,
-    "RIAKFS_USER",
   );
-  option("--password-file <file>", "file holding the Riak password", "RIAKFS_PASSWORD_FILE");
+  option("--password-file <file>", "file holding the Riak password");
   option(
     "--connect-timeout <ms>",
     `connection timeout (default ${DEFAULT_CONNECT_TIMEOUT_MS})`,
-    "RIAKFS_CONNECT_TIMEOUT",
   );
   option(
     "--request-timeout <ms>",
     `request timeout (default ${DEFAULT_REQUEST_TIMEOUT_MS})`,
-    "RIAKFS_REQUEST_TIMEOUT",
   );
-  option("--w <quorum>", "write quorum: a number, one, quorum or all", "RIAKFS_W");
-  option("--dw <quorum>", "durable write quorum: a number, one, quorum or all", "RIAKFS_DW");
+  option("--w <quorum>", "write quorum: a number, one, quorum or all");
+  option("--dw <quorum>", "durable write quorum: a number, one, quorum or all");
   option(
     "--bucket-type <type>",
     "bucket type of file objects (default: default)",
-    "RIAKFS_BUCKET_TYPE",
   );
-  option("--bucket <name>", "content bucket (default: riakfs)", "RIAKFS_BUCKET");
+  option("--bucket <name>", "content bucket (default: riakfs)");
   option(
     "--sets-bucket-type <type>",
     "bucket type of directory sets (default: sets)",
-    "RIAKFS_SETS_BUCKET_TYPE",
   );
-  option("--layout <preset>", "layout preset: default or riak-fuse", "RIAKFS_LAYOUT");
+  option("--layout <preset>", "layout preset: default or riak-fuse");
   option(
     "--chunk-size <bytes>",
     "chunk size of large files (default 1048576)",
-    "RIAKFS_CHUNK_SIZE",
   );
   return command;
 }

@@ -23,7 +23,7 @@ function parse(args: string[], env: Record<string, string> = {}) {
       writeErr: () => {},
     });
     command.parse(args, { from: "user" });
-    return riakSettingsFromOptions(command.opts());
+    return riakSettingsFromOptions(command.opts(), command);
   } finally {
     for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
     Object.assign(process.env, saved);
@@ -117,7 +117,13 @@ Deno.test("bad values are configuration errors naming the setting", () => {
     () => parse(["--tls", "--tls-cert", "/etc/hostname", "--tls-key", "/etc/hostname"]),
     /--tls-cert \/etc\/hostname: not usable PEM/,
   );
-  assert.throws(() => parse([], { RIAKFS_BUCKET_TYPE: "" }), /--bucket-type must not be empty/);
+  // Named where the value came from: the environment, or the flag that overrides it.
+  assert.throws(
+    () => parse([], { RIAKFS_BUCKET_TYPE: "" }),
+    /: RIAKFS_BUCKET_TYPE \(--bucket-type\) must not be empty/,
+  );
+  assert.throws(() => parse(["--w", "most"], { RIAKFS_W: "1" }), /: --w must be/);
+  assert.throws(() => parse([], { RIAKFS_W: "most" }), /: RIAKFS_W \(--w\) must be/);
 });
 
 Deno.test("RIAKFS_TLS is a switch: 0, false, no and off keep TLS off; anything else is an error", () => {

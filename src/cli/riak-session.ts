@@ -28,7 +28,7 @@ import { riakStoreClient } from "../store/riak_adapter.ts";
 import { Store } from "../store/store.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
 import { decimal } from "./numbers.ts";
-import { DEFAULT_RIAK_NODE, PASSWORD_ENV, TLS_ENV } from "./riak-options.ts";
+import { DEFAULT_RIAK_NODE, PASSWORD_ENV, riakEnvOf, TLS_ENV } from "./riak-options.ts";
 
 /** Connection settings resolved from flags, environment and config file. */
 export interface RiakSettings {
@@ -101,12 +101,26 @@ type RawOptions =
  * Resolves the shared options of a command (as commander parsed them) into settings, reading
  * the config file and the password. Throws {@link RiakConfigError} on bad values.
  */
-export function riakSettingsFromOptions(opts: Record<string, unknown>): RiakCommandSettings {
+export function riakSettingsFromOptions(
+  opts: Record<string, unknown>,
+  command?: Command,
+): RiakCommandSettings {
   const raw = opts as RawOptions;
   // An empty one (RIAKFS_CONFIG= or --config "$FILE" with FILE unset) must not quietly
   // mean "no config file": the settings it was meant to bring would be defaults.
   if (raw.config === "") throw new RiakConfigError("--config must not be empty");
   const config = raw.config !== undefined ? readConfigFile(raw.config) : {};
+  /**
+   * What an error calls a setting: its flag, or where its value came from when that was not
+   * the command line (an operator reading "--w" looks for it there, not in the environment).
+   */
+  const named = (flag: string, given: unknown): string => {
+    const key = flag.slice(2).replace(/-(.)/g, (_, letter: string) => letter.toUpperCase());
+    if (given === undefined) {
+      return raw.config === undefined ? flag : `--config ${raw.config}: ${key}`;
+    }
+    return command?.getOptionValueSource(key) === "env" ? `${riakEnvOf(flag)} (${flag})` : flag;
+  };
   const nodesText = raw.riak ?? joinNodes(config.riak) ?? DEFAULT_RIAK_NODE;
   let nodes: string[];
   try {
@@ -114,7 +128,7 @@ export function riakSettingsFromOptions(opts: Record<string, unknown>): RiakComm
       host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
     );
   } catch (error) {
-    throw new RiakConfigError(`--riak: ${(error as Error).message}`);
+    throw new RiakConfigError(`${named("--riak", raw.riak)}: ${(error as Error).message}`);
   }
   const tlsFiles = {
     caFile: raw.tlsCa ?? config.tlsCa,
@@ -147,7 +161,9 @@ export function riakSettingsFromOptions(opts: Record<string, unknown>): RiakComm
   const layout = raw.layout ?? config.layout;
   if (layout !== undefined && layout !== "default" && layout !== "riak-fuse") {
     throw new RiakConfigError(
-      `--layout must be default or riak-fuse, got ${JSON.stringify(layout)}`,
+      `${named("--layout", raw.layout)} must be default or riak-fuse, got ${
+        JSON.stringify(layout)
+      }`,
     );
   }
   const chunkSize = raw.chunkSize ?? config.chunkSize;
@@ -157,7 +173,7 @@ export function riakSettingsFromOptions(opts: Record<string, unknown>): RiakComm
       raw.setsBucketType,
     ]]
   ) {
-    if (value === "") throw new RiakConfigError(`${flag} must not be empty`);
+    if (value === "") throw new RiakConfigError(`${named(flag!, value)} must not be empty`);
   }
   return {
     riak: {
@@ -166,16 +182,16 @@ export function riakSettingsFromOptions(opts: Record<string, unknown>): RiakComm
       auth,
       connectTimeoutMs: positiveInteger(
         raw.connectTimeout ?? config.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS,
-        "--connect-timeout",
+        named("--connect-timeout", raw.connectTimeout),
         MAX_TIMER_MS,
       ),
       requestTimeoutMs: positiveInteger(
         raw.requestTimeout ?? config.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
-        "--request-timeout",
+        named("--request-timeout", raw.requestTimeout),
         MAX_TIMER_MS,
       ),
-      w: parseQuorum(raw.w ?? config.w, "--w"),
-      dw: parseQuorum(raw.dw ?? config.dw, "--dw"),
+      w: parseQuorum(raw.w ?? config.w, named("--w", raw.w)),
+      dw: parseQuorum(raw.dw ?? config.dw, named("--dw", raw.dw)),
     },
     namespace: {
       bucketType: raw.bucketType ?? config.bucketType,
@@ -183,15 +199,17 @@ export function riakSettingsFromOptions(opts: Record<string, unknown>): RiakComm
       setsBucketType: raw.setsBucketType ?? config.setsBucketType,
       preset: layout,
       riakFuse: config.riakFuse,
-      chunkSize: chunkSize === undefined ? undefined : positiveInteger(chunkSize, "--chunk-size"),
+      chunkSize: chunkSize === undefined
+        ? undefined
+        : positiveInteger(chunkSize, named("--chunk-size", raw.chunkSize)),
       chunkBucket: config.chunkBucket,
       directoryBucket: config.directoryBucket,
       shardCapacity: config.shardCapacity === undefined
         ? undefined
-        : positiveInteger(String(config.shardCapacity), "shardCapacity"),
+        : positiveInteger(String(config.shardCapacity), `--config ${raw.config}: shardCapacity`),
       shardFanout: config.shardFanout === undefined
         ? undefined
-        : positiveInteger(String(config.shardFanout), "shardFanout"),
+        : positiveInteger(String(config.shardFanout), `--config ${raw.config}: shardFanout`),
     },
   };
 }
@@ -234,15 +252,6 @@ export async function pingNode(
   }
 }
 
-/**
- * A Riak client for a command's shared options. The caller closes it.
- *
- * @throws {RiakConfigError} on bad settings.
- */
-export function clusterFromOptions(opts: Record<string, unknown>): RiakClient {
-  return new RiakClient(clusterOptionsFromSettings(riakSettingsFromOptions(opts).riak));
-}
-
 /** Writes to stdout, waiting when the pipe is full; a closed pipe (`| head`) ends quietly. */
 export type Output = (data: string | Uint8Array) => Promise<void>;
 
@@ -257,7 +266,7 @@ export async function runWithRiak(
 ): Promise<void> {
   let settings: RiakCommandSettings;
   try {
-    settings = riakSettingsFromOptions(opts);
+    settings = riakSettingsFromOptions(opts, command);
   } catch (error) {
     if (error instanceof RiakConfigError) {
       command.error(`riakfs: ${error.message}`, { exitCode: 2 });
