@@ -33,6 +33,7 @@ import {
   type Frame,
   FrameDecoder,
   FrameError,
+  FrameReceiver,
 } from "./frame.ts";
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from "./defaults.ts";
 import { type MessageByCode, MessageCode, type MessageCodeValue, messageName } from "./messages.ts";
@@ -92,6 +93,13 @@ interface Pending {
   fail(error: Error): void;
 }
 
+/** A socket read with `onread`: where its reads go, and who is told of each. */
+interface DirectReads {
+  receiver: FrameReceiver;
+  /** Called with the byte count of each read (set once the connection is attached). */
+  deliver: (count: number) => void;
+}
+
 /** One connection to one Riak node. Not shareable: one request at a time. */
 export class Connection {
   /** `host:port` of the node. */
@@ -107,14 +115,14 @@ export class Connection {
   /** When the last request finished (ms since epoch); pools expire idle connections by it. */
   lastUsedAt = Date.now();
 
-  private constructor(socket: Socket, options: ConnectionOptions) {
+  private constructor(socket: Socket, options: ConnectionOptions, reads?: DirectReads) {
     this.node = `${options.host}:${options.port}`;
     this.options = options;
     this.socket = socket;
     this.decoder = new FrameDecoder({
       maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
     });
-    this.attach(socket);
+    this.attach(socket, reads);
   }
 
   /**
@@ -130,7 +138,29 @@ export class Connection {
     }
     const node = `${options.host}:${options.port}`;
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const socket = netConnect({ host: options.host, port: options.port, noDelay: true });
+    // Without TLS, answers are read straight into the frames' own memory (see FrameReceiver):
+    // a value is not copied out of socket chunks, and no chunk is left as garbage. The TLS
+    // upgrade takes the socket's reads over, so a connection that will use it reads chunks.
+    const reads: DirectReads | undefined = options.tls ? undefined : {
+      receiver: new FrameReceiver({
+        maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      }),
+      deliver: () => {},
+    };
+    const socket = netConnect({
+      host: options.host,
+      port: options.port,
+      noDelay: true,
+      ...(reads && {
+        onread: {
+          buffer: () => reads.receiver.nextBuffer(),
+          callback: (count: number) => {
+            reads.deliver(count);
+            return true;
+          },
+        },
+      }),
+    });
     await settleWithin(
       socket,
       "connect",
@@ -145,7 +175,7 @@ export class Connection {
       throw new ConnectionError("cannot connect: nothing listens (connected to itself)", node);
     }
     socket.setKeepAlive(true, 60_000);
-    const connection = new Connection(socket, options);
+    const connection = new Connection(socket, options, reads);
     try {
       if (options.tls) await connection.startTls(options.tls, timeoutMs);
       if (options.auth) {
@@ -432,11 +462,11 @@ export class Connection {
     this.destroy(error);
   }
 
-  private attach(socket: Socket | TLSSocket): void {
-    const onData = (chunk: Uint8Array) => {
+  private attach(socket: Socket | TLSSocket, reads?: DirectReads): void {
+    const onReceived = (decode: () => Frame[]) => {
       let frames: Frame[];
       try {
-        frames = this.decoder.push(chunk);
+        frames = decode();
       } catch (error) {
         const cause = error as Error;
         this.destroy(
@@ -485,10 +515,13 @@ export class Connection {
         ),
       );
     };
-    socket.on("data", onData);
+    const onData = (chunk: Uint8Array) => onReceived(() => this.decoder.push(chunk));
+    if (reads) reads.deliver = (count) => onReceived(() => reads.receiver.received(count));
+    else socket.on("data", onData);
     socket.on("error", onError);
     socket.on("close", onClose);
     this.detach = () => {
+      if (reads) reads.deliver = () => {};
       socket.off("data", onData);
       socket.off("close", onClose);
       // keep an error listener: a late socket error must not crash the process

@@ -7,6 +7,7 @@ import {
   type Frame,
   FrameDecoder,
   FrameError,
+  FrameReceiver,
 } from "./frame.ts";
 import { MessageCode } from "./messages.ts";
 
@@ -86,5 +87,65 @@ Deno.test("a frame built from a body's parts equals the frame of the whole body"
   assert.deepEqual(
     encodeFrameFromParts(MessageCode.PingResp, []),
     encodeFrame(2, new Uint8Array(0)),
+  );
+});
+
+/**
+ * Feeds `stream` to `receiver` as a socket with onread would: each read fills at most `size`
+ * bytes of the buffer the receiver offers.
+ */
+function receiveAll(receiver: FrameReceiver, stream: Uint8Array, size: number): Frame[] {
+  const got: Frame[] = [];
+  for (let at = 0; at < stream.length;) {
+    const into = receiver.nextBuffer();
+    assert.ok(into.length > 0, "never an empty buffer (the socket fails with ENOBUFS)");
+    const count = Math.min(size, into.length, stream.length - at);
+    into.set(stream.subarray(at, at + count));
+    at += count;
+    got.push(...receiver.received(count));
+  }
+  return got;
+}
+
+/** Frames of every kind of size: empty, short, just below and above the own-buffer bound. */
+function mixedFrames(): Uint8Array[] {
+  return [0, 1, 300, 1000, 1018, 1019, 1020, 5000, 70_000, 3, 200_000, 64 * 1024 - 5, 2].map(
+    (size, index) =>
+      encodeFrame(index + 1, new Uint8Array(size).map((_, at) => (at * 7 + index) & 0xff)),
+  );
+}
+
+Deno.test("FrameReceiver yields the frames FrameDecoder does, whatever size each read has", () => {
+  const stream = concat(mixedFrames());
+  const whole = summary(new FrameDecoder().push(stream));
+  for (const size of [1, 3, 4, 5, 17, 1000, 1024, 4096, 65_536, 1 << 20]) {
+    const receiver = new FrameReceiver({ ownBufferFrom: 1024 });
+    assert.deepEqual(summary(receiveAll(receiver, stream, size)), whole, `reads of ${size}`);
+    assert.equal(receiver.bufferedBytes, 0);
+  }
+});
+
+Deno.test("FrameReceiver reads a long frame into a buffer of its own and keeps no short one", () => {
+  const receiver = new FrameReceiver({ ownBufferFrom: 1024 });
+  const long = encodeFrame(MessageCode.GetResp, new Uint8Array(10_000).fill(9));
+  const short = encodeFrame(1, new Uint8Array([1, 2, 3]));
+  const stream = concat([short, long, short]);
+  const got = receiveAll(receiver, stream, 4096);
+  assert.equal(got.length, 3);
+  // The long frame's body is the buffer its later reads went into, whole and alone.
+  assert.equal(got[1].body.byteLength, 10_000);
+  assert.equal(got[1].body.buffer.byteLength, long.length);
+  // Short frames are copies: the shared buffer's next reads do not change them.
+  assert.notEqual(got[0].body.buffer, got[2].body.buffer);
+  receiveAll(receiver, concat([encodeFrame(2, new Uint8Array(100).fill(5))]), 4096);
+  assert.deepEqual(Array.from(got[0].body), [1, 2, 3]);
+  assert.deepEqual(Array.from(got[2].body), [1, 2, 3]);
+});
+
+Deno.test("FrameReceiver refuses zero-length and oversized frames from the header alone", () => {
+  assert.throws(() => receiveAll(new FrameReceiver(), new Uint8Array([0, 0, 0, 0]), 4), FrameError);
+  assert.throws(
+    () => receiveAll(new FrameReceiver({ maxFrameBytes: 100 }), encodeFrameHeader(10, 200), 2),
+    (error: unknown) => error instanceof FrameError && error.announcedLength === 201,
   );
 });
