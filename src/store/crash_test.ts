@@ -187,6 +187,22 @@ Deno.test("a file whose entry a crash never added is listed once it is written a
   });
 });
 
+Deno.test("a file whose entry a crash never added is listed once written again over a stat of it", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.mkdir("d");
+    const dying = dyingClient(client, (operation) => operation === "updateSet");
+    const crashing = new Store(dying, { namespace: { bucket } });
+    await assert.rejects(crashing.writeFile("d/new", Buffer.from("v1")));
+    // The mount's replayed upload (and a pre-warm's re-upload) write over what a stat found.
+    const stat = await store.tryStat("d/new", { fileOnly: true });
+    assert.equal(stat?.size, 2);
+    assert.deepEqual(await names(store, "d"), []);
+    await store.writeFile("d/new", Buffer.from("v22"), { previous: stat });
+    assert.deepEqual(await names(store, "d"), ["new"]);
+    assert.equal((await store.readFile("d/new")).toString(), "v22");
+  });
+});
+
 Deno.test("a directory whose rename died after its objects went can still be removed", async () => {
   await withStore(async ({ store, client, bucket }) => {
     await store.writeFile("src/a", Buffer.from("aaa"));

@@ -407,6 +407,15 @@ export class Store {
     const meta = known
       ? await this.#replace(p, uploaded, options, known, replacedManifest, replacedObject)
       : await this.#create(p, uploaded, options, directoryCheck);
+    if (known) {
+      // The stat saw the object, not its entry: a write cut off between the two (a crash, an
+      // update Riak refused) left it unlisted, and this write is its repair. A look in the
+      // listing when the entry is there, as it mostly is; an update only when it is not.
+      await this.#index.add(this.layout.directory(placement.parent), [{
+        type: "file",
+        name: placement.name,
+      }]);
+    }
     if (placement.riakFuseSizeSet) {
       await this.#setRiakFuseSize(placement.riakFuseSizeSet, meta.size);
     }
