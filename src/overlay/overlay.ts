@@ -555,15 +555,18 @@ export class OverlayFileSystem implements FileSystem {
     let inSession = false;
     if (session && changesAttributes) {
       // Between commits: one running now reads the attributes it journals.
-      await this.#inSession(session, () => {
-        if (session.closed) return Promise.resolve(); // Let go meanwhile: to the file, below.
+      await this.#inSession(session, async () => {
+        if (session.closed) return; // Let go meanwhile: to the file, below.
+        // Clean: every write was committed, as after a close whose RELEASE has not come yet.
+        // Nothing later would journal this change then, and a crash would lose it.
+        const clean = !session.dirty;
         if (attributes.mode !== undefined) session.mode = attributes.mode;
         if (attributes.uid !== undefined) session.uid = attributes.uid;
         if (attributes.gid !== undefined) session.gid = attributes.gid;
         if (attributes.mtimeNs !== undefined) session.mtimeNs = attributes.mtimeNs;
         session.dirty = true;
         inSession = true;
-        return Promise.resolve();
+        if (clean && !session.detached) await this.#commitNow(session);
       });
     }
     // Otherwise (no session, or one let go meanwhile) the change goes to the file itself,

@@ -1204,3 +1204,26 @@ Deno.test("migrate: a file moved into Riak between a LOOKUP's Riak answer and it
     { entryTimeout: 1, attrTimeout: 1, now: () => clock },
   );
 });
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a chmod after close, before the kernel's RELEASE, is journaled before it is answered`, async () => {
+    await withOverlay(preset, async ({ fs, spool, store, runtime }) => {
+      const created = await fs.create!(ROOT_CTX, 1, "report", 0o101, 0o644, 0o022);
+      const { nodeid } = created.entry;
+      await fs.write!(ROOT_CTX, nodeid, created.opened.fh, 0, Buffer.from("final"));
+      // close(2): the FLUSH commits; the RELEASE comes later, and the chmod may come first.
+      await fs.flush!(ROOT_CTX, nodeid, created.opened.fh);
+      await fs.setattr!(ROOT_CTX, nodeid, { mode: 0o600 });
+      // What a crash now would replay: the file with the mode it was given.
+      const journaled = (await readFile(join(spool, "journal"), "utf8"))
+        .trim().split("\n").map((line) => JSON.parse(line));
+      const done = new Set(journaled.filter((line) => line.op === "done").map((line) => line.id));
+      const open = journaled.filter((line) => line.op === "add" && !done.has(line.id));
+      assert.equal(open.at(-1)?.mode, 0o600, JSON.stringify(journaled));
+      await fs.release!(ROOT_CTX, nodeid, created.opened.fh, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.stat("/report")).mode, 0o600);
+      assert.equal((await store.readFile("/report")).toString(), "final");
+    });
+  });
+}
