@@ -1298,8 +1298,13 @@ export class OverlayFileSystem implements FileSystem {
   #renamed(from: string, to: string): void {
     this.#o.cache.invalidate(from);
     this.#o.cache.invalidate(to);
+    // What Riak held under the old name it holds under the new one: during an outage a
+    // lookup of it must fail (EIO), not answer ENOENT as for a name Riak was never seen to
+    // hold, which would let a new file be made over it. (Names below a renamed directory
+    // are looked up again.)
+    const fromKnown = this.#knownInRiak.has(from);
     this.#knownInRiak.delete(from);
-    this.#knownInRiak.delete(to);
+    this.#rememberInRiak(to, fromKnown);
     this.#changed(from);
     this.#changed(to);
     this.#served.delete(from);

@@ -7,6 +7,7 @@ import { Buffer } from "node:buffer";
 import { mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Errno, type FuseError } from "../fuse/mod.ts";
 import {
   lookupPath,
   readThrough,
@@ -125,5 +126,31 @@ Deno.test("shadow: a directory renamed during an outage can be made again under 
       assert.equal((await store.stat("/d")).mode, 0o700);
     },
     { riakReadTimeout: "300" },
+  );
+});
+
+Deno.test("drain: a file renamed in Riak is no new name during an outage: its lookup fails, no file is made over it", async () => {
+  await withOverlay(
+    "drain",
+    async ({ fs, store, riak }) => {
+      await store.writeFile("/b", Buffer.from("renamed before the outage"));
+      await lookupPath(fs, "/b");
+      await fs.rename!(ROOT_CTX, 1, "b", 1, "d", 0);
+      const faults = riak.server!.faults;
+      faults.pause();
+      try {
+        // An application appending to d (open with O_CREAT) must not get a new, empty d.
+        // An outage's error (answered EIO), not ENOENT.
+        await assert.rejects(fs.lookup!(ROOT_CTX, 1, "d"), (error: FuseError) => {
+          assert.notEqual(error.errno, Errno.ENOENT, String(error));
+          return true;
+        });
+      } finally {
+        faults.resume();
+      }
+      assert.equal((await store.readFile("/d")).toString(), "renamed before the outage");
+    },
+    { riakReadTimeout: "300" },
+    { entryTimeout: 0 },
   );
 });
