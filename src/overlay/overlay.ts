@@ -624,22 +624,25 @@ export class OverlayFileSystem implements FileSystem {
         set: definedOnly({ ...attributes, mtimeNs: attributes.mtimeNs?.toString() }),
       })
       : undefined;
+    // Elsewhere Riak is asked first, so that an outage changes nothing (the change fails
+    // with EIO) instead of the local copy alone. Asked afresh: an absence remembered from a
+    // lookup may be old news (a directory an upload below it has made in Riak since), and
+    // the change would miss Riak's copy.
+    let remote: FileStat | undefined;
+    if (changesAttributes && this.#writesRiak() && !mirrored) {
+      this.#statCache.delete(path);
+      remote = await this.#riakStat(path, { quiet: true });
+    }
     try {
       if (local) await this.#setLocalAttributes(path, local, attributes, atimeNs);
     } finally {
       if (mirrored) this.#o.uploads.start(mirrored);
     }
-    if (changesAttributes && this.#writesRiak() && !mirrored) {
-      // Asked afresh: an absence remembered from a lookup may be old news (a directory an
-      // upload below it has made in Riak since), and the change would miss Riak's copy.
-      this.#statCache.delete(path);
-      const remote = await this.#riakStat(path, { quiet: true });
-      if (remote) {
-        await this.#riak(
-          `setattr ${path}`,
-          () => this.#o.store.setAttributes(path, definedOnly(attributes)),
-        );
-      }
+    if (remote) {
+      await this.#riak(
+        `setattr ${path}`,
+        () => this.#o.store.setAttributes(path, definedOnly(attributes)),
+      );
     }
   }
 

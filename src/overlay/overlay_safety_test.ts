@@ -4,7 +4,17 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Errno, type FuseError } from "../fuse/mod.ts";
@@ -149,6 +159,27 @@ Deno.test("drain: a file renamed in Riak is no new name during an outage: its lo
         faults.resume();
       }
       assert.equal((await store.readFile("/d")).toString(), "renamed before the outage");
+    },
+    { riakReadTimeout: "300" },
+    { entryTimeout: 0 },
+  );
+});
+
+Deno.test("drain: a chmod that fails for an outage changes nothing, not the local copy alone", async () => {
+  await withOverlay(
+    "drain",
+    async ({ fs, source, riak }) => {
+      await mkdir(join(source, "legacy"), { mode: 0o700 });
+      await chmod(join(source, "legacy"), 0o700);
+      const node = await lookupPath(fs, "/legacy");
+      const faults = riak.server!.faults;
+      faults.pause();
+      try {
+        await assert.rejects(fs.setattr!(ROOT_CTX, node, { mode: 0o750 }));
+      } finally {
+        faults.resume();
+      }
+      assert.equal((await stat(join(source, "legacy"))).mode & 0o7777, 0o700);
     },
     { riakReadTimeout: "300" },
     { entryTimeout: 0 },
