@@ -350,6 +350,8 @@ async function mirrorSymlink(
   await options.store.symlink(path, target, {
     uid: Number(stats?.uid ?? 0n),
     gid: Number(stats?.gid ?? 0n),
+    // A legacy directory it is the first entry of in Riak keeps its mode there too.
+    parentAttributes: sourceDirectoryAttributes(options),
   });
 }
 

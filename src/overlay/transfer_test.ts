@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import {
   appendFile,
+  chmod,
   mkdir,
   mkdtemp,
   readFile,
@@ -381,6 +382,26 @@ Deno.test("a removal runs where its path now leads through a symlink", async () 
       // Nothing is copied through it.
       await mirror({ id: 2, path: "/d/x", mirror: "copy" }, signal);
       assert.equal(await store.tryStat("/d/x"), undefined);
+    });
+  });
+});
+
+// Found by the concurrent model runs (migrate, seed 9): a legacy symlink renamed over a file
+// written in a legacy directory of mode 0700, the file's upload still queued, was mirrored
+// into Riak, which made the missing directory with the default mode, 0755; migrate's union
+// then showed the directory as 0755.
+Deno.test("a symlink's mirror makes its missing directories with the source's attributes", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      await mkdir(join(source, "d", "e"), { recursive: true });
+      await chmod(join(source, "d"), 0o2750);
+      await chmod(join(source, "d", "e"), 0o700);
+      await symlink("target", join(source, "d", "e", "link"));
+      const mirror = localPathMirrorer({ store, source, afterTransfer: "keep" });
+      await mirror({ id: 1, path: "/d/e/link", mirror: "copy" }, new AbortController().signal);
+      assert.equal((await store.stat("/d/e/link")).type, "symlink");
+      assert.equal((await store.stat("/d")).mode & 0o7777, 0o2750);
+      assert.equal((await store.stat("/d/e")).mode & 0o7777, 0o700);
     });
   });
 });

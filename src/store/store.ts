@@ -471,15 +471,18 @@ export class Store {
     });
   }
 
-  /** Creates a symlink at `path` pointing at `target`; missing parents are created. */
+  /**
+   * Creates a symlink at `path` pointing at `target`; missing parents are created (with
+   * `parentAttributes`' attributes, as a write makes them).
+   */
   async symlink(
     path: StorePath,
     target: StorePath,
-    options: Partial<FileAttributes> = {},
+    options: Partial<FileAttributes> & Pick<WriteOptions, "parentAttributes"> = {},
   ): Promise<FileStat> {
     const p = normalizePath(path);
     const placement = this.layout.file(p);
-    await this.#ensureDirectory(placement.parent);
+    await this.#ensureDirectory(placement.parent, options.parentAttributes);
     if (await this.#statOrUndefined(p)) throw new AlreadyExistsError(displayPath(p));
     const value = typeof target === "string" ? Buffer.from(target) : Buffer.from(target);
     const meta: ObjectMeta = {
