@@ -861,8 +861,10 @@ export class OverlayFileSystem implements FileSystem {
    */
   async #inheritedGroup(parent: string, gid: number): Promise<{ gid: number; setgid: boolean }> {
     try {
-      // The source's directory where there is one (one lstat, on every create's path).
-      const local = this.#usesLocal() ? await this.#lstatLocal(parent) : undefined;
+      // The source's directory where it is what the mount shows (one lstat, on every
+      // create's path); where Riak is read first, Riak's directory hides the source's (one
+      // renamed over an empty legacy directory, say, which the source still holds).
+      const local = this.#mode.reads === "local" ? await this.#lstatLocal(parent) : undefined;
       const { mode, gid: parentGid } = local
         ? { mode: Number(local.mode), gid: Number(local.gid) }
         : await this.#attrOf(parent, await this.#locate(parent));

@@ -1151,6 +1151,24 @@ for (const preset of ["shadow", "migrate", "drain", "riak"]) {
   });
 }
 
+// Found by the concurrent model runs (drain, seeds 211 and 212): a directory renamed over an
+// empty legacy one in drain (Riak's rename; the source's directory stays, hidden behind it)
+// handed its new entries the source directory's group and bits, not its own.
+Deno.test("drain: a directory renamed over a legacy one hands down its own set-group-ID bit", async () => {
+  await withOverlay("drain", async ({ fs, source }) => {
+    await mkdir(join(source, "legacy"), { mode: 0o700 });
+    const moved = await fs.mkdir!(ROOT_CTX, 1, "moved", 0o755, 0o022);
+    await fs.setattr!(ROOT_CTX, moved.nodeid, { mode: 0o2775, gid: 1234 });
+    await lookupPath(fs, "/legacy");
+    await fs.rename!(ROOT_CTX, 1, "moved", 1, "legacy", 0);
+    const parent = await lookupPath(fs, "/legacy");
+    const caller = { ...ROOT_CTX, uid: 1000, gid: 1000 };
+    const sub = await fs.mkdir!(caller, parent, "sub", 0o750, 0o022);
+    assert.equal(sub.attr.mode & 0o7777, 0o2750);
+    assert.equal(sub.attr.gid, 1234);
+  });
+});
+
 for (const preset of ["migrate", "drain"]) {
   Deno.test(`${preset}: a legacy directory a copy or a write makes in Riak keeps its source attributes`, async () => {
     await withOverlay(preset, async ({ fs, store, runtime, source }) => {
