@@ -1855,9 +1855,12 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
-  /** Called when a copy-on-read of `path` ended: Riak may hold it now. */
+  /**
+   * Called when a copy-on-read of `path` ended: Riak may hold it now, and the directories
+   * above it that the copy made there.
+   */
   afterCopy(path: string): void {
-    this.#changed(path);
+    this.#uploadedTo(path);
   }
 
   // ---- helpers: where a path lives ----
@@ -2623,9 +2626,9 @@ export class OverlayFileSystem implements FileSystem {
    * and what the reader threads answer for them.
    */
   /**
-   * An upload to `path` landed: what is remembered of it, and of the directories above it, is
-   * old news (the store made the missing ones in Riak; a cached "absent" would hide them, and
-   * a rename of one would then leave Riak's copy behind).
+   * An upload (or a copy-on-read) to `path` landed: what is remembered of it, and of the
+   * directories above it, is old news (the store made the missing ones in Riak; a cached
+   * "absent" would hide them, and a rename of one would then leave Riak's copy behind).
    */
   #uploadedTo(path: string): void {
     this.#changed(path);
