@@ -19,22 +19,26 @@
  * when asked: `RIAKFS_MODEL_SEEDS=1,2,3` or `=100-300` (and `RIAKFS_MODEL_OPS=400` for longer
  * ones, `RIAKFS_MODEL_PRESETS=shadow,migrate` for only some presets).
  */
-import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import * as fsp from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { seededBytes } from "../src/store/_test_support.ts";
 import { seededRandom } from "../src/util/random.ts";
 import {
-  eventually,
-  type OverlayEnv,
-  type OverlayMount,
-  statusOf,
-  withOverlayEnv,
-} from "./_overlay.ts";
+  apply,
+  assertStoredTrees,
+  COMPARE_EVERY,
+  differences,
+  type Entry,
+  generate,
+  LEGACY_OPERATIONS,
+  mountWarnings,
+  type Op,
+  reproduction,
+  seedsOf,
+  snapshotOf,
+} from "./_model.ts";
+import { type OverlayMount, withOverlayEnv } from "./_overlay.ts";
 
 const PRESETS = ["shadow", "migrate", "drain", "riak"];
 /**
@@ -48,350 +52,6 @@ const SEEDS = seedsOf(process.env.RIAKFS_MODEL_SEEDS ?? "");
 /** The presets the random sequences run on (`RIAKFS_MODEL_PRESETS=shadow,migrate`): all. */
 const SEED_PRESETS = (process.env.RIAKFS_MODEL_PRESETS ?? "").split(",").filter(Boolean);
 const OPERATIONS = Number(process.env.RIAKFS_MODEL_OPS ?? 150);
-/** Seeds and ranges of them, `1,2,3` or `100-300` or `5,100-120`, in order. */
-function seedsOf(text: string): number[] {
-  return text.split(",").filter(Boolean).flatMap((part) => {
-    const range = /^(\d+)-(\d+)$/.exec(part.trim());
-    if (!range) return [Number(part)];
-    const [first, last] = [Number(range[1]), Number(range[2])];
-    return Array.from({ length: Math.max(0, last - first + 1) }, (_, index) => first + index);
-  });
-}
-/** Operations making the legacy tree in the source first (not in riak, which ignores it). */
-const LEGACY_OPERATIONS = 15;
-/** Trees are compared after every this many operations (and at the end). */
-const COMPARE_EVERY = 25;
-/** utimes sets mtimes before this; a file's mtime before it was set by utimes, not a write. */
-const UTIMES_BEFORE = Date.UTC(2020, 0, 1);
-
-const TOP = ["a", "b", "c", "d"];
-const BELOW = ["x", "y"];
-/** Every path of the namespace: two levels, whatever each name turns out to be. */
-const NAMESPACE = [...TOP, ...TOP.flatMap((top) => BELOW.map((name) => `${top}/${name}`))];
-/** chmod's modes, the special bits among them. */
-const MODES = [0o644, 0o600, 0o755, 0o700, 0o444, 0o640, 0o750, 0o1777, 0o4755, 0o2775];
-
-/**
- * One filesystem operation; data comes from `seededBytes(seed, size)`. A `legacy` one is made
- * directly in the source before the mount starts (legacy data, as a migration finds it).
- */
-type Op =
-  & { legacy?: true }
-  & (
-    | { op: "writeFile"; path: string; size: number; seed: number }
-    | { op: "appendFile"; path: string; size: number; seed: number }
-    | { op: "pwrite"; path: string; offset: number; size: number; seed: number }
-    | { op: "truncate"; path: string; length: number }
-    | { op: "rename"; from: string; to: string }
-    | { op: "unlink"; path: string }
-    | { op: "mkdir"; path: string; mode: number }
-    | { op: "rmdir"; path: string }
-    | { op: "symlink"; target: string; path: string }
-    | { op: "readlink"; path: string }
-    | { op: "chmod"; path: string; mode: number }
-    | { op: "utimes"; path: string; mtimeMs: number }
-    | { op: "readFile"; path: string }
-    | { op: "lstat"; path: string }
-  );
-
-/** How an operation ended: its answer, or the error code. */
-type Outcome = { ok: true; value?: string } | { ok: false; code: string };
-
-/** A buffer briefly: its length and the start of its sha256, for outcome comparisons. */
-function describeBytes(bytes: Uint8Array): string {
-  return `${bytes.length} bytes, sha256 ${
-    createHash("sha256").update(bytes).digest("hex").slice(0, 16)
-  }`;
-}
-
-/** Applies `op` below `root`; every fd opened here is closed before it returns. */
-async function apply(root: string, op: Op): Promise<Outcome> {
-  const at = (path: string) => join(root, path);
-  try {
-    switch (op.op) {
-      case "writeFile":
-        await fsp.writeFile(at(op.path), seededBytes(op.seed, op.size));
-        return { ok: true };
-      case "appendFile":
-        await fsp.appendFile(at(op.path), seededBytes(op.seed, op.size));
-        return { ok: true };
-      case "pwrite": {
-        const handle = await fsp.open(at(op.path), "r+");
-        try {
-          const data = seededBytes(op.seed, op.size);
-          await handle.write(data, 0, data.length, op.offset);
-        } finally {
-          await handle.close();
-        }
-        return { ok: true };
-      }
-      case "truncate":
-        await fsp.truncate(at(op.path), op.length);
-        return { ok: true };
-      case "rename":
-        await fsp.rename(at(op.from), at(op.to));
-        return { ok: true };
-      case "unlink":
-        await fsp.unlink(at(op.path));
-        return { ok: true };
-      case "mkdir":
-        await fsp.mkdir(at(op.path), { mode: op.mode });
-        return { ok: true };
-      case "rmdir":
-        await fsp.rmdir(at(op.path));
-        return { ok: true };
-      case "symlink":
-        await fsp.symlink(op.target, at(op.path));
-        return { ok: true };
-      case "readlink":
-        return { ok: true, value: await fsp.readlink(at(op.path)) };
-      case "chmod":
-        await fsp.chmod(at(op.path), op.mode);
-        return { ok: true };
-      case "utimes": {
-        const when = new Date(op.mtimeMs);
-        await fsp.utimes(at(op.path), when, when);
-        return { ok: true };
-      }
-      case "readFile":
-        return { ok: true, value: describeBytes(await fsp.readFile(at(op.path))) };
-      case "lstat": {
-        const stats = await fsp.lstat(at(op.path));
-        const type = typeOf(stats);
-        const mode = type === "symlink" ? "" : ` mode ${(stats.mode & 0o7777).toString(8)}`;
-        const size = type === "file" ? ` size ${stats.size}` : "";
-        return { ok: true, value: `${type}${mode}${size}` };
-      }
-    }
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (typeof code !== "string") throw error;
-    return { ok: false, code };
-  }
-}
-
-function typeOf(stats: fs.Stats): string {
-  if (stats.isFile()) return "file";
-  if (stats.isDirectory()) return "directory";
-  if (stats.isSymbolicLink()) return "symlink";
-  return "other";
-}
-
-/** Every path below `root` (lstat, depth first, sorted), names starting `.riakfs` left out. */
-function pathsOf(root: string, skipRiakfs = false): Map<string, fs.Stats> {
-  const found = new Map<string, fs.Stats>();
-  const visit = (relative: string) => {
-    for (const name of fs.readdirSync(join(root, relative)).sort()) {
-      if (skipRiakfs && name.startsWith(".riakfs")) continue;
-      const path = relative === "" ? name : `${relative}/${name}`;
-      const stats = fs.lstatSync(join(root, path));
-      found.set(path, stats);
-      if (stats.isDirectory()) visit(path);
-    }
-  };
-  visit("");
-  return found;
-}
-
-/** What a tree holds at a path, as compared between trees. */
-interface Entry {
-  type: string;
-  mode?: number;
-  content?: Buffer;
-  target?: string;
-  /** Only for files whose mtime utimes set. */
-  mtimeMs?: number;
-}
-
-function snapshotOf(root: string, skipRiakfs = false): Map<string, Entry> {
-  const entries = new Map<string, Entry>();
-  for (const [path, stats] of pathsOf(root, skipRiakfs)) {
-    const type = typeOf(stats);
-    const entry: Entry = { type };
-    if (type !== "symlink") entry.mode = stats.mode & 0o7777;
-    if (type === "file") {
-      entry.content = fs.readFileSync(join(root, path));
-      if (stats.mtimeMs < UTIMES_BEFORE) entry.mtimeMs = stats.mtimeMs;
-    }
-    if (type === "symlink") entry.target = fs.readlinkSync(join(root, path));
-    entries.set(path, entry);
-  }
-  return entries;
-}
-
-/** What {@link differences} leaves out. */
-interface Leniency {
-  /** Entries of these types may be missing from `actual` (but never differ when there). */
-  mayMiss?: string[];
-  /** Mode bits of these types are not compared. */
-  anyModeOf?: string[];
-}
-
-/** The differences between two snapshots, one line each (empty: the same). */
-function differences(
-  expected: Map<string, Entry>,
-  actual: Map<string, Entry>,
-  leniency: Leniency = {},
-): string[] {
-  const problems: string[] = [];
-  for (const [path, want] of expected) {
-    const got = actual.get(path);
-    if (!got) {
-      if (leniency.mayMiss?.includes(want.type)) continue;
-      problems.push(`${path}: missing (expected a ${want.type})`);
-      continue;
-    }
-    if (got.type !== want.type) {
-      problems.push(`${path}: a ${got.type}, expected a ${want.type}`);
-      continue;
-    }
-    if (want.content && got.content && !want.content.equals(got.content)) {
-      let first = 0;
-      while (
-        first < want.content.length && first < got.content.length &&
-        want.content[first] === got.content[first]
-      ) first++;
-      problems.push(
-        `${path}: content differs (${got.content.length} bytes, expected ${want.content.length}; first difference at byte ${first})`,
-      );
-    }
-    if (want.target !== got.target) {
-      problems.push(`${path}: symlink to ${got.target}, expected ${want.target}`);
-    }
-    if (
-      !leniency.anyModeOf?.includes(want.type) && want.mode !== undefined &&
-      want.mode !== got.mode
-    ) {
-      problems.push(`${path}: mode ${got.mode?.toString(8)}, expected ${want.mode.toString(8)}`);
-    }
-    if (want.mtimeMs !== undefined) {
-      const gotMtime = got.mtimeMs;
-      if (gotMtime !== want.mtimeMs) {
-        problems.push(
-          `${path}: mtime ${
-            gotMtime === undefined ? "not set by utimes" : new Date(gotMtime).toISOString()
-          }, expected ${new Date(want.mtimeMs).toISOString()}`,
-        );
-      }
-    }
-  }
-  for (const [path, got] of actual) {
-    if (!expected.has(path)) problems.push(`${path}: unexpected ${got.type}`);
-  }
-  return problems;
-}
-
-/** What Riak holds below the root, in the same shape as {@link snapshotOf}. */
-async function riakSnapshot(env: OverlayEnv): Promise<Map<string, Entry>> {
-  const entries = new Map<string, Entry>();
-  for await (const found of env.store.walk("")) {
-    const path = found.path.toString();
-    const entry: Entry = { type: found.type };
-    if (found.type === "symlink") {
-      entry.target = (await env.store.readlink(path)).toString();
-    } else {
-      const stat = await env.store.stat(path);
-      entry.mode = stat.mode & 0o7777;
-      if (found.type === "file") {
-        entry.content = await env.store.readFile(path);
-        const mtimeMs = Number(stat.mtimeNs / 1_000_000n);
-        if (mtimeMs < UTIMES_BEFORE) entry.mtimeMs = mtimeMs;
-      }
-    }
-    entries.set(path, entry);
-  }
-  return entries;
-}
-
-/** Generates the next operation from `random`, biased towards paths the reference holds. */
-function generate(random: () => number, reference: string, legacy = false): Op {
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
-  const existing = [...pathsOf(reference).keys()];
-  const anyPath = () => pick(NAMESPACE);
-  const path = () => existing.length > 0 && random() < 0.7 ? pick(existing) : anyPath();
-  const size = () => {
-    const roll = random();
-    if (roll < 0.15) return 0;
-    if (roll < 0.65) return 1 + Math.floor(random() * 200);
-    if (roll < 0.95) return 1 + Math.floor(random() * 70_000);
-    return 1_048_576 + Math.floor(random() * 600_000);
-  };
-  const seed = () => Math.floor(random() * 1_000_000);
-  const ops: [number, () => Op][] = [
-    [14, () => ({ op: "writeFile", path: path(), size: size(), seed: seed() })],
-    [7, () => ({ op: "appendFile", path: path(), size: size() % 5000, seed: seed() })],
-    [8, () => {
-      const roll = random();
-      // Mostly inside or just past the end; sometimes across the 1 MiB chunk boundary.
-      const offset = roll < 0.85
-        ? Math.floor(random() * 5000)
-        : 1_048_576 - 100 + Math.floor(random() * 200);
-      return {
-        op: "pwrite",
-        path: path(),
-        offset,
-        size: 1 + Math.floor(random() * 300),
-        seed: seed(),
-      };
-    }],
-    [6, () => {
-      const roll = random();
-      const length = roll < 0.3
-        ? 0
-        : roll < 0.9
-        ? Math.floor(random() * 5000)
-        : 1_048_576 + Math.floor(random() * 1000);
-      return { op: "truncate", path: path(), length };
-    }],
-    [12, () => ({ op: "rename", from: path(), to: random() < 0.5 ? path() : anyPath() })],
-    [6, () => ({ op: "unlink", path: path() })],
-    [10, () => ({ op: "mkdir", path: anyPath(), mode: pick([0o755, 0o700, 0o750]) })],
-    [5, () => ({ op: "rmdir", path: path() })],
-    // Targets never hold "..": a symlink resolves below its own directory wherever it moves,
-    // so nothing outside the two roots is ever reached.
-    [6, () => ({ op: "symlink", target: pick([...NAMESPACE, "nope"]), path: anyPath() })],
-    [4, () => ({ op: "readlink", path: path() })],
-    [6, () => ({ op: "chmod", path: path(), mode: pick(MODES) })],
-    [6, () => ({
-      op: "utimes",
-      path: path(),
-      // Whole milliseconds between 2001 and 2017.
-      mtimeMs: 1_000_000_000_000 + Math.floor(random() * 500_000_000) * 1000,
-    })],
-    [6, () => ({ op: "readFile", path: path() })],
-    [4, () => ({ op: "lstat", path: path() })],
-  ];
-  // Legacy data is made, not changed: files, directories, symlinks and their attributes.
-  const kinds = legacy ? ops.filter((_, index) => [0, 6, 8, 10, 11].includes(index)) : ops;
-  let roll = random() * kinds.reduce((sum, [weight]) => sum + weight, 0);
-  for (const [weight, make] of kinds) {
-    roll -= weight;
-    if (roll < 0) return legacy ? { ...make(), legacy: true } : make();
-  }
-  return legacy ? { ...kinds[0][1](), legacy: true } : kinds[0][1]();
-}
-
-/** What a failure says: where it happened and the operations to replay. */
-function reproduction(label: string, ops: Op[], problem: string): string {
-  return `${label}: ${problem}\nreproduce with runSequence(preset, [\n${
-    ops.map((op, index) => `  /* ${index} */ ${JSON.stringify(op)},`).join("\n")
-  }\n])`;
-}
-
-/** Waits until the mount has nothing left to send to Riak; says what is left if it never does. */
-async function waitForQuiet(env: OverlayEnv): Promise<void> {
-  let left = "";
-  try {
-    await eventually("the upload and copy-on-read queues empty", async () => {
-      const { uploads, copyOnRead } = (await statusOf(env)).metrics;
-      left = JSON.stringify({ uploads, copyOnRead });
-      return uploads.pending === 0 && uploads.active === 0 && copyOnRead.queued === 0 &&
-        copyOnRead.active === 0;
-    }, 30_000);
-  } catch (error) {
-    throw new Error(`${(error as Error).message}; the mount's counts: ${left}`);
-  }
-}
 
 /**
  * Applies `ops` (or, with `seed`, `count` generated ones) to a fresh mount of `preset` and to
@@ -453,46 +113,9 @@ async function runModel(
         if ((index + 1) % COMPARE_EVERY === 0) compareTrees(`after operation ${index}`);
       }
       compareTrees("at the end");
-      const want = snapshotOf(reference);
-      // Legacy directories and symlinks reach Riak only when something is written below or
-      // over them (and a directory Riak makes for a copied file has its own mode); legacy
-      // files are all there, as the comparisons read each one whole (copy-on-read).
-      const riakLeniency: Leniency = legacyCount > 0
-        ? { mayMiss: ["directory", "symlink"], anyModeOf: ["directory"] }
-        : {};
-      await waitForQuiet(env);
-      let riakProblems: string[] = [];
-      try {
-        await eventually("Riak holds the reference tree", async () => {
-          riakProblems = differences(want, await riakSnapshot(env), riakLeniency);
-          return riakProblems.length === 0;
-        }, 10_000);
-      } catch {
-        throw fail(
-          `Riak differs from the reference once the queues are empty:\n  ${
-            riakProblems.join("\n  ")
-          }`,
-        );
-      }
-      if (preset === "shadow" || preset === "migrate") {
-        let sourceProblems: string[] = [];
-        try {
-          await eventually("the source holds the reference tree", () => {
-            sourceProblems = differences(want, snapshotOf(env.source, true));
-            return Promise.resolve(sourceProblems.length === 0);
-          }, 10_000);
-        } catch {
-          throw fail(
-            `the source differs from the reference at the end:\n  ${sourceProblems.join("\n  ")}`,
-          );
-        }
-      }
+      await assertStoredTrees(env, preset, snapshotOf(reference), legacyCount > 0, fail);
     } catch (error) {
-      // Its warnings and errors, logged as JSON or as text lines ("<time> warn ...").
-      const stderr = (mounted?.stderr() ?? "").split("\n").filter((line) =>
-        /"level":"(warn|error)"|^\S+ (warn|error) /.test(line)
-      ).slice(-20).join("\n");
-      throw new Error(`${(error as Error).message}\nmount warnings and errors:\n${stderr}`);
+      throw new Error(`${(error as Error).message}\n${mountWarnings(mounted)}`);
     } finally {
       fs.rmSync(reference, { recursive: true, force: true });
     }
