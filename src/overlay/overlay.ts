@@ -625,24 +625,27 @@ export class OverlayFileSystem implements FileSystem {
       })
       : undefined;
     // Elsewhere Riak is asked first, so that an outage changes nothing (the change fails
-    // with EIO) instead of the local copy alone. Asked afresh: an absence remembered from a
-    // lookup may be old news (a directory an upload below it has made in Riak since), and
-    // the change would miss Riak's copy.
-    let remote: FileStat | undefined;
-    if (changesAttributes && this.#writesRiak() && !mirrored) {
+    // with EIO) instead of the local copy alone; and again after the local change, afresh:
+    // an upload below a legacy directory may make it in Riak meanwhile, from the local
+    // attributes as they were (an absence remembered from a lookup is old news then too).
+    const inRiakToo = changesAttributes && this.#writesRiak() && !mirrored;
+    if (inRiakToo && local) {
       this.#statCache.delete(path);
-      remote = await this.#riakStat(path, { quiet: true });
+      await this.#riakStat(path, { quiet: true });
     }
     try {
       if (local) await this.#setLocalAttributes(path, local, attributes, atimeNs);
     } finally {
       if (mirrored) this.#o.uploads.start(mirrored);
     }
-    if (remote) {
-      await this.#riak(
-        `setattr ${path}`,
-        () => this.#o.store.setAttributes(path, definedOnly(attributes)),
-      );
+    if (inRiakToo) {
+      this.#statCache.delete(path);
+      if (await this.#riakStat(path, { quiet: true })) {
+        await this.#riak(
+          `setattr ${path}`,
+          () => this.#o.store.setAttributes(path, definedOnly(attributes)),
+        );
+      }
     }
   }
 
@@ -2311,8 +2314,12 @@ export class OverlayFileSystem implements FileSystem {
       } catch (error) {
         await session.handle.close();
         await this.#o.spool.remove(session.staged);
-        // The pending upload finished and took its staged file along: look again.
-        if (located.where !== "spool" || attempt > 0 || !isMissing(error)) throw error;
+        // Gone meanwhile: the pending upload finished and took its staged file along, or (in
+        // a mode that reads Riak) the local copy moved into Riak (drain). Look again, as an
+        // open for reading does.
+        const moved = located.where === "spool" ||
+          (located.where === "local" && this.#mode.reads !== "local");
+        if (!moved || attempt > 0 || !isMissing(error)) throw error;
       }
     }
   }
