@@ -11,8 +11,12 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
+import process from "node:process";
 import { seededBytes } from "../src/store/_test_support.ts";
 import { eventually, type OverlayEnv, type OverlayMount, statusOf } from "./_overlay.ts";
+
+/** The Riak-backed presets the models run on. */
+export const PRESETS = ["shadow", "migrate", "drain", "riak"];
 
 /** Seeds and ranges of them, `1,2,3` or `100-300` or `5,100-120`, in order. */
 export function seedsOf(text: string): number[] {
@@ -378,11 +382,77 @@ export function generate(
   return legacy ? { ...kinds[0][1](), legacy: true } : kinds[0][1]();
 }
 
-/** What a failure says: where it happened and the operations to replay. */
-export function reproduction(label: string, ops: Op[], problem: string): string {
-  return `${label}: ${problem}\nreproduce with runSequence(preset, [\n${
-    ops.map((op, index) => `  /* ${index} */ ${JSON.stringify(op)},`).join("\n")
+/**
+ * What a failure says: where it happened and the steps (operations, or a test's own steps) to
+ * replay with the test's `replay` function.
+ */
+export function reproduction(
+  label: string,
+  steps: readonly unknown[],
+  problem: string,
+  replay = "runSequence",
+): string {
+  return `${label}: ${problem}\nreproduce with ${replay}(preset, [\n${
+    steps.map((step, index) => `  /* ${index} */ ${JSON.stringify(step)},`).join("\n")
   }\n])`;
+}
+
+/** Whether two outcomes are the same answer. */
+export function sameOutcome(expected: Outcome, actual: Outcome): boolean {
+  return JSON.stringify(expected) === JSON.stringify(actual);
+}
+
+/** What a mismatch of one operation's outcome says. */
+export function outcomeMismatch(index: number, op: Op, expected: Outcome, actual: Outcome): string {
+  return `operation ${index} (${JSON.stringify(op)}): the mount answered ${
+    JSON.stringify(actual)
+  }, the local filesystem ${JSON.stringify(expected)}`;
+}
+
+/** How many operations at the start of `ops` are legacy ones. */
+export function legacyCountOf(ops: readonly Op[]): number {
+  const first = ops.findIndex((op) => !op.legacy);
+  return first === -1 ? ops.length : first;
+}
+
+/**
+ * What the environment asks of a model's random sequences: `<PREFIX>_SEEDS` (`1,2,3` or
+ * `100-300`; none by default), `<PREFIX>_PRESETS` (default: all of {@link PRESETS}) and
+ * `<PREFIX>_OPS`, the operations of each.
+ */
+export function randomRuns(
+  prefix: string,
+  defaultOperations: number,
+): { seeds: number[]; presets: string[]; operations: number } {
+  const presets = (process.env[`${prefix}_PRESETS`] ?? "").split(",").filter(Boolean);
+  return {
+    seeds: seedsOf(process.env[`${prefix}_SEEDS`] ?? ""),
+    presets: presets.length > 0 ? presets : PRESETS,
+    operations: Number(process.env[`${prefix}_OPS`] ?? defaultOperations),
+  };
+}
+
+/**
+ * Throws `fail(problem)` when the tree through `mountpoint` differs from `reference` (`when`
+ * says at what point, for the message); a walk of the mount that fails (ENOTDIR from a
+ * directory lstat just called one, say) is such a difference too.
+ */
+export function assertMountMatches(
+  reference: string,
+  mountpoint: string,
+  when: string,
+  fail: (problem: string) => Error,
+): void {
+  let mounted: Map<string, Entry>;
+  try {
+    mounted = snapshotOf(mountpoint);
+  } catch (error) {
+    throw fail(`walking the mount ${when} failed: ${(error as Error).message}`);
+  }
+  const problems = differences(snapshotOf(reference), mounted);
+  if (problems.length > 0) {
+    throw fail(`the mount differs from the reference ${when}:\n  ${problems.join("\n  ")}`);
+  }
 }
 
 /** Waits until the mount has nothing left to send to Riak; says what is left if it never does. */
@@ -443,10 +513,13 @@ export async function assertStoredTrees(
   }
 }
 
-/** The mount's last warnings and errors, logged as JSON or as text lines ("<time> warn ..."). */
+/** The last warnings and errors of a mount's stderr, logged as JSON or as text lines ("<time> warn ..."). */
+export function warningsOf(stderr: string): string {
+  return stderr.split("\n").filter((line) => /"level":"(warn|error)"|^\S+ (warn|error) /.test(line))
+    .slice(-20).join("\n");
+}
+
+/** The mount's last warnings and errors, as a failure's message ends with them. */
 export function mountWarnings(mounted: OverlayMount | undefined): string {
-  const stderr = (mounted?.stderr() ?? "").split("\n").filter((line) =>
-    /"level":"(warn|error)"|^\S+ (warn|error) /.test(line)
-  ).slice(-20).join("\n");
-  return `mount warnings and errors:\n${stderr}`;
+  return `mount warnings and errors:\n${warningsOf(mounted?.stderr() ?? "")}`;
 }

@@ -218,6 +218,22 @@ async function startRiakProcess(data: string): Promise<RiakProcess> {
   };
 }
 
+/**
+ * SIGKILLs a mount's serving process (by pid) and waits until its watchdog unmounted and the
+ * process is gone, never a fixed sleep: a crash of riakfs that leaves its spool and journal.
+ */
+export async function killMount(env: OverlayEnv, mounted: OverlayMount): Promise<void> {
+  process.kill(mounted.server.pid!, "SIGKILL");
+  assert.ok(await waitFor(() => !isMounted(env.mountpoint), 10_000), "watchdog unmounted");
+  assert.ok(
+    await waitFor(
+      () => mounted.server.exitCode !== null || mounted.server.signalCode !== null,
+      10_000,
+    ),
+    "the killed mount's process is gone",
+  );
+}
+
 /** `riakfs status --json` of the env's mount, parsed. */
 export async function statusOf(env: OverlayEnv): Promise<StatusReport> {
   const result = await runRiakfs([

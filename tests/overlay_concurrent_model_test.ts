@@ -35,21 +35,19 @@ import { join } from "node:path";
 import process from "node:process";
 import { seededRandom } from "../src/util/random.ts";
 import * as model from "./_model.ts";
-import type { Entry, Op, Space } from "./_model.ts";
+import type { Entry, Op, Outcome, Space } from "./_model.ts";
 import { eventually, type OverlayEnv, type OverlayMount, withOverlayEnv } from "./_overlay.ts";
 
-const PRESETS = ["shadow", "migrate", "drain", "riak"];
 const KINDS = ["own", "shared", "cross"] as const;
 type Kind = typeof KINDS[number];
 
-const SEEDS = model.seedsOf(process.env.RIAKFS_CONCURRENT_SEEDS ?? "");
-const SEED_PRESETS = (process.env.RIAKFS_CONCURRENT_PRESETS ?? "").split(",").filter(Boolean);
+/** The random runs' seeds (none by default), presets and operations of each worker. */
+const RANDOM = model.randomRuns("RIAKFS_CONCURRENT", 100);
 const SEED_KINDS = (process.env.RIAKFS_CONCURRENT_KINDS ?? "").split(",").filter(Boolean)
   .map((kind) => {
     if (!(KINDS as readonly string[]).includes(kind)) throw new Error(`no worker kind ${kind}`);
     return kind as Kind;
   });
-const OPERATIONS = Number(process.env.RIAKFS_CONCURRENT_OPS ?? 100);
 const WORKERS = Number(process.env.RIAKFS_CONCURRENT_WORKERS ?? 6);
 /** The directory the shared workers share. */
 const SHARED = "s";
@@ -197,13 +195,11 @@ async function runWorkers(
         if (hasLegacy) fs.lstatSync(join(env.mountpoint, container));
         else fs.mkdirSync(join(env.mountpoint, container), { mode: 0o755 });
       }
-      const check = (worker: number, op: Op, expected: unknown, actual: unknown) => {
-        if (JSON.stringify(expected) !== JSON.stringify(actual)) {
+      const check = (worker: number, op: Op, expected: Outcome, actual: Outcome) => {
+        if (!model.sameOutcome(expected, actual)) {
           throw fail(
-            `worker ${worker}, operation ${done[worker].length - 1} (${
-              JSON.stringify(op)
-            }): the mount answered ${JSON.stringify(actual)}, the local filesystem ${
-              JSON.stringify(expected)
+            `worker ${worker}, ${
+              model.outcomeMismatch(done[worker].length - 1, op, expected, actual)
             }`,
           );
         }
@@ -331,17 +327,17 @@ export function runConcurrent(
   return runWorkers(preset, kinds, { given });
 }
 
-for (const preset of SEED_PRESETS.length > 0 ? SEED_PRESETS : PRESETS) {
-  for (const seed of SEEDS) {
+for (const preset of RANDOM.presets) {
+  for (const seed of RANDOM.seeds) {
     const kinds = kindsOf(WORKERS, SEED_KINDS.length > 0 ? SEED_KINDS : KINDS);
-    Deno.test(`${preset}: ${WORKERS} workers (${kinds.join(", ")}), ${OPERATIONS} random operations each, seed ${seed}`, async () => {
-      await runWorkers(preset, kinds, { seed, count: OPERATIONS });
+    Deno.test(`${preset}: ${WORKERS} workers (${kinds.join(", ")}), ${RANDOM.operations} random operations each, seed ${seed}`, async () => {
+      await runWorkers(preset, kinds, { seed, count: RANDOM.operations });
     });
   }
 }
 
 // Always: a short run per preset, six workers of every kind.
-for (const preset of PRESETS) {
+for (const preset of model.PRESETS) {
   Deno.test(`${preset}: six concurrent workers agree with their references`, async () => {
     await runWorkers(preset, kindsOf(6), { seed: 1, count: 25 });
   });

@@ -11,8 +11,8 @@ import { Buffer } from "node:buffer";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
-import { crashLeavingStaleMount, isMounted, waitFor } from "./_mount.ts";
-import { assertReplayedAfterRemount, eventually, withOverlayEnv } from "./_overlay.ts";
+import { crashLeavingStaleMount, isMounted } from "./_mount.ts";
+import { assertReplayedAfterRemount, eventually, killMount, withOverlayEnv } from "./_overlay.ts";
 
 for (const preset of ["migrate", "shadow", "drain", "riak"]) {
   const mirrored = preset === "migrate" || preset === "shadow";
@@ -33,15 +33,7 @@ for (const preset of ["migrate", "shadow", "drain", "riak"]) {
           files.set(name, content);
         }
         if (mirrored) await fsp.unlink(join(env.mountpoint, removed));
-        process.kill(first.server.pid!, "SIGKILL");
-        // The watchdog unmounts after the crash; wait for that, never a fixed sleep.
-        assert.ok(await waitFor(() => !isMounted(env.mountpoint), 10_000), "watchdog unmounted");
-        assert.ok(
-          await waitFor(
-            () => first.server.exitCode !== null || first.server.signalCode !== null,
-            10_000,
-          ),
-        );
+        await killMount(env, first);
       } finally {
         await env.riak.restart(); // Back, with what it held before the outage only.
       }

@@ -22,36 +22,35 @@
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
 import { seededRandom } from "../src/util/random.ts";
 import {
   apply,
+  assertMountMatches,
   assertStoredTrees,
   COMPARE_EVERY,
-  differences,
-  type Entry,
   generate,
   LEGACY_OPERATIONS,
+  legacyCountOf,
   mountWarnings,
   type Op,
+  outcomeMismatch,
+  PRESETS,
+  randomRuns,
   reproduction,
-  seedsOf,
+  sameOutcome,
   snapshotOf,
 } from "./_model.ts";
 import { type OverlayMount, withOverlayEnv } from "./_overlay.ts";
 
-const PRESETS = ["shadow", "migrate", "drain", "riak"];
 /**
- * Seeds of the random sequences: none by default. They run as a stress tool
+ * The random sequences (`RIAKFS_MODEL_SEEDS`, `RIAKFS_MODEL_PRESETS`, `RIAKFS_MODEL_OPS`):
+ * none by default. They run as a stress tool
  * (`RIAKFS_MODEL_SEEDS=1,2,3 deno test -A tests/overlay_model_test.ts`): their operations are
  * fixed by the seed, but the mount's queues run them against its own timing, and a rare
  * mismatch that depends on it would make the suite fail by chance. What they found is below,
  * shrunk to sequences that fail every time without the fixes.
  */
-const SEEDS = seedsOf(process.env.RIAKFS_MODEL_SEEDS ?? "");
-/** The presets the random sequences run on (`RIAKFS_MODEL_PRESETS=shadow,migrate`): all. */
-const SEED_PRESETS = (process.env.RIAKFS_MODEL_PRESETS ?? "").split(",").filter(Boolean);
-const OPERATIONS = Number(process.env.RIAKFS_MODEL_OPS ?? 150);
+const RANDOM = randomRuns("RIAKFS_MODEL", 150);
 
 /**
  * Applies `ops` (or, with `seed`, `count` generated ones) to a fresh mount of `preset` and to
@@ -65,29 +64,13 @@ async function runModel(
     const reference = fs.mkdtempSync(join(tmpdir(), "riakfs-model-ref-"));
     const random = "seed" in source ? seededRandom(source.seed) : undefined;
     const given = "seed" in source ? [] : source.ops;
-    const legacyCount = random
-      ? (preset === "riak" ? 0 : LEGACY_OPERATIONS)
-      : given.findIndex((op) => !op.legacy) === -1
-      ? given.length
-      : given.findIndex((op) => !op.legacy);
+    const legacyCount = random ? (preset === "riak" ? 0 : LEGACY_OPERATIONS) : legacyCountOf(given);
     const count = random ? legacyCount + (source as { count: number }).count : given.length;
     const label = random ? `${preset}, seed ${(source as { seed: number }).seed}` : `${preset}`;
     const done: Op[] = [];
     const fail = (problem: string) => new Error(reproduction(label, done, problem));
-    const compareTrees = (when: string) => {
-      let mounted: Map<string, Entry>;
-      try {
-        mounted = snapshotOf(env.mountpoint);
-      } catch (error) {
-        // A walk of the mount that fails (ENOTDIR from a directory lstat just called one,
-        // say) is a mismatch too: report it with the operations that led to it.
-        throw fail(`walking the mount ${when} failed: ${(error as Error).message}`);
-      }
-      const problems = differences(snapshotOf(reference), mounted);
-      if (problems.length > 0) {
-        throw fail(`the mount differs from the reference ${when}:\n  ${problems.join("\n  ")}`);
-      }
-    };
+    const compareTrees = (when: string) =>
+      assertMountMatches(reference, env.mountpoint, when, fail);
     let mounted: OverlayMount | undefined;
     try {
       for (let index = 0; index < legacyCount; index++) {
@@ -103,12 +86,8 @@ async function runModel(
         done.push(op);
         const expected = await apply(reference, op);
         const actual = await apply(env.mountpoint, op);
-        if (JSON.stringify(expected) !== JSON.stringify(actual)) {
-          throw fail(
-            `operation ${index} (${JSON.stringify(op)}): the mount answered ${
-              JSON.stringify(actual)
-            }, the local filesystem ${JSON.stringify(expected)}`,
-          );
+        if (!sameOutcome(expected, actual)) {
+          throw fail(outcomeMismatch(index, op, expected, actual));
         }
         if ((index + 1) % COMPARE_EVERY === 0) compareTrees(`after operation ${index}`);
       }
@@ -127,10 +106,10 @@ export function runSequence(preset: string, ops: Op[]): Promise<void> {
   return runModel(preset, { ops });
 }
 
-for (const preset of SEED_PRESETS.length > 0 ? SEED_PRESETS : PRESETS) {
-  for (const seed of SEEDS) {
-    Deno.test(`${preset}: ${OPERATIONS} random operations, seed ${seed}, agree with a local directory`, async () => {
-      await runModel(preset, { seed, count: OPERATIONS });
+for (const preset of RANDOM.presets) {
+  for (const seed of RANDOM.seeds) {
+    Deno.test(`${preset}: ${RANDOM.operations} random operations, seed ${seed}, agree with a local directory`, async () => {
+      await runModel(preset, { seed, count: RANDOM.operations });
     });
   }
 }
