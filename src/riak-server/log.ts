@@ -15,6 +15,7 @@ import { Buffer } from "node:buffer";
 import {
   closeSync,
   fsyncSync,
+  ftruncateSync,
   openSync,
   readFileSync,
   readSync,
@@ -22,6 +23,7 @@ import {
   rmSync,
   statSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -71,6 +73,11 @@ export class DataLog implements Durability {
   private pending: Uint8Array[] = [];
   private waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private flushing: Promise<void> | undefined;
+  /**
+   * While true, records wait in `pending`: from the start of a compaction (they go to the new
+   * file) until what waited is written, so that no record overtakes an older one.
+   */
+  private queueing = false;
   private compactions = 0;
   /** Set when the log can no longer be appended to safely; every commit then fails with it. */
   private broken: DataLogError | undefined;
@@ -144,25 +151,51 @@ export class DataLog implements Durability {
     return this.compactions;
   }
 
-  /** Appends a record; settles once it is on disk (fsynced). */
+  /**
+   * Appends a record; settles once it is on disk (fsynced). The record is written at once
+   * (to the page cache, which a killed process does not lose): the change is in memory
+   * already, where readers see it, and Riak never shows a value that a crash of the node
+   * then takes back. Only while the log is compacted do records wait for the new file.
+   */
   commit(record: ChangeRecord): Promise<void> {
     if (this.broken !== undefined) return Promise.reject(this.broken);
-    this.pending.push(encodeRecord(record));
+    const bytes = encodeRecord(record);
+    if (this.queueing) this.pending.push(bytes);
+    else {
+      try {
+        writeAllSync(this.handle.fd, bytes);
+      } catch (error) {
+        // A torn record would stop the replay there, and every record after it with it.
+        try {
+          ftruncateSync(this.handle.fd, this.size);
+        } catch {
+          // The next start cuts a torn tail off.
+        }
+        return Promise.reject(
+          new DataLogError(this.path, `write failed: ${(error as Error).message}`, {
+            cause: error,
+          }),
+        );
+      }
+      this.size += bytes.length;
+    }
     const promise = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.flushing ??= this.flush();
     return promise;
   }
 
   private async flush(): Promise<void> {
-    while (this.pending.length > 0) {
+    while (this.pending.length > 0 || this.waiters.length > 0) {
       const batch = this.pending;
       const waiters = this.waiters;
       this.pending = [];
       this.waiters = [];
       try {
         await writeAll(this.handle, batch);
-        await this.handle.datasync();
         for (const part of batch) this.size += part.length;
+        // Nothing queued since: what comes now may be written at once again.
+        if (this.pending.length === 0) this.queueing = false;
+        await this.handle.datasync();
         for (const waiter of waiters) waiter.resolve();
       } catch (error) {
         const failure = new DataLogError(this.path, `write failed: ${(error as Error).message}`, {
@@ -195,6 +228,16 @@ export class DataLog implements Durability {
    * flushes, so no append interleaves; records committed meanwhile wait and follow it.
    */
   async compact(): Promise<void> {
+    this.queueing = true;
+    try {
+      await this.compactNow();
+    } finally {
+      // What waited is written by the flush that follows; nothing waited: write at once.
+      if (this.pending.length === 0) this.queueing = false;
+    }
+  }
+
+  private async compactNow(): Promise<void> {
     const temporary = `${this.path}.compact`;
     const handle = await open(temporary, "w");
     let written = 0;
@@ -273,6 +316,10 @@ function unlockDirectory(lockPath: string): void {
 
 /** Lock files this process holds (a pid in a lock file may be ours from before a restart). */
 const LOCKED_HERE = new Set<string>();
+
+function writeAllSync(fd: number, bytes: Uint8Array): void {
+  for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at);
+}
 
 async function writeAll(handle: FileHandle, buffers: Uint8Array[]): Promise<void> {
   let remaining = buffers;
