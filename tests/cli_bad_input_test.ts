@@ -50,6 +50,45 @@ async function listen(onConnection: (socket: Socket) => void = () => {}): Promis
   };
 }
 
+/** A source, a mountpoint and a listener no refused command may reach. */
+interface RefusalPlace {
+  base: string;
+  source: string;
+  mountpoint: string;
+  riak: Listener;
+}
+
+/**
+ * Runs the cases `casesIn` makes in a fresh place (arguments, environment, the one line
+ * expected): each must be a usage error (exit 2) that reached neither Riak nor the mount;
+ * `checks` has the rest, `after` what the place must hold at the end.
+ */
+async function assertRefused(
+  casesIn: (place: RefusalPlace) => Array<[string[], Record<string, string>, RegExp]>,
+  checks: { each?: (result: RunResult) => void; after?: (place: RefusalPlace) => void } = {},
+): Promise<void> {
+  const base = tempDir("riakfs-bad-");
+  const riak = await listen();
+  const place = { base, source: join(base, "source"), mountpoint: join(base, "mnt"), riak };
+  try {
+    fs.mkdirSync(place.source);
+    fs.mkdirSync(place.mountpoint);
+    for (const [args, env, pattern] of casesIn(place)) {
+      const result = await runRiakfs(args, {
+        env: { ...process.env as Record<string, string>, RIAKFS_RIAK: riak.address, ...env },
+      });
+      assertOneLine(result, pattern, 2);
+      checks.each?.(result);
+    }
+    assert.equal(riak.connections(), 0, "refused before anything was asked of Riak");
+    assert.equal(isMounted(place.mountpoint), false);
+    checks.after?.(place);
+  } finally {
+    await riak.close();
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+}
+
 /** Pids of the processes whose command line names `path` (a mount's serving process). */
 function processesNaming(path: string): number[] {
   const found: number[] = [];
@@ -119,19 +158,13 @@ Deno.test("mount: a pid file that cannot be written is refused, and no mount sta
 });
 
 Deno.test("numbers are decimal digits: an empty, blank, hex or exponent value is refused by name", async () => {
-  const base = tempDir("riakfs-bad-");
-  const riak = await listen();
-  try {
-    const source = join(base, "source");
-    const mountpoint = join(base, "mnt");
-    fs.mkdirSync(source);
-    fs.mkdirSync(mountpoint);
+  await assertRefused(({ base, source, mountpoint }) => {
     fs.writeFileSync(join(source, "kept"), "legacy data");
     const mount = ["mount", "--preset", "migrate", "--run-dir", join(base, "run")];
     const prewarm = ["prewarm", source, "--state-dir", join(base, "state")];
     // Number() took "" and " " as 0: gc --delete --min-age "" deleted the chunks of uploads
     // under way, and RIAKFS_W= asked Riak for a write quorum of 0.
-    const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    return [
       [["gc", "--delete", "--min-age", ""], {}, /--min-age must be a number of seconds, got ""/],
       [["gc", "--delete", "--min-age", " "], {}, /--min-age .*got " "/],
       [["gc", "--min-age", "0x10"], {}, /--min-age .*got "0x10"/],
@@ -153,37 +186,23 @@ Deno.test("numbers are decimal digits: an empty, blank, hex or exponent value is
       [[...prewarm, "--max-rate", "0x10"], {}, /--max-rate .*got "0x10"/],
       [[...prewarm, "--progress-interval", ""], {}, /--progress-interval .*got ""/],
     ];
-    for (const [args, env, pattern] of cases) {
-      const result = await runRiakfs(args, {
-        env: { ...process.env as Record<string, string>, RIAKFS_RIAK: riak.address, ...env },
-      });
-      assertOneLine(result, pattern, 2);
-    }
-    assert.equal(riak.connections(), 0, "refused before anything was asked of Riak");
-    assert.equal(isMounted(mountpoint), false);
-    assert.deepEqual(fs.readdirSync(source), ["kept"], "no spool made");
-    assert.deepEqual(fs.readdirSync(base).sort(), ["mnt", "source"], "no state or run directory");
-  } finally {
-    await riak.close();
-    fs.rmSync(base, { recursive: true, force: true });
-  }
+  }, {
+    after: ({ base, source }) => {
+      assert.deepEqual(fs.readdirSync(source), ["kept"], "no spool made");
+      assert.deepEqual(fs.readdirSync(base).sort(), ["mnt", "source"], "no state or run directory");
+    },
+  });
 });
 
 Deno.test("a timeout longer than a timer holds is refused, not taken as 1 ms", async () => {
-  const base = tempDir("riakfs-bad-");
-  const riak = await listen();
-  try {
-    const source = join(base, "source");
-    const mountpoint = join(base, "mnt");
-    fs.mkdirSync(source);
-    fs.mkdirSync(mountpoint);
+  await assertRefused(({ base, source, mountpoint }) => {
     const config = join(base, "riakfs.json");
     fs.writeFileSync(config, JSON.stringify({ requestTimeout: 3_000_000_000 }));
     const mount = ["mount", "--preset", "migrate", "--run-dir", join(base, "run")];
     const over = "2147483648";
     // Past 2^31 - 1 ms a timer fires after 1 ms: every Riak request, FUSE request or drain
     // timed out at once.
-    const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    return [
       [["ls", "--connect-timeout", over], {}, /--connect-timeout must be at most 2147483647/],
       [["ls"], { RIAKFS_REQUEST_TIMEOUT: over }, /RIAKFS_REQUEST_TIMEOUT \(--request-timeout\) mu/],
       [["doctor", "--config", config], {}, /--config .*riakfs\.json: requestTimeout must be at/],
@@ -194,20 +213,10 @@ Deno.test("a timeout longer than a timer holds is refused, not taken as 1 ms", a
       [["status", mountpoint, "--timeout", over], {}, /--timeout .*2147483647/],
       [["prewarm", source, "--progress-interval", "2147484"], {}, /--progress-interval/],
     ];
-    for (const [args, env, pattern] of cases) {
-      const result = await runRiakfs(args, {
-        env: { ...process.env as Record<string, string>, RIAKFS_RIAK: riak.address, ...env },
-      });
-      assertOneLine(result, pattern, 2);
-      assert.doesNotMatch(result.stderr, /TimeoutOverflowWarning/);
-    }
-    assert.equal(riak.connections(), 0);
-    assert.equal(isMounted(mountpoint), false);
-    assert.deepEqual(fs.readdirSync(source), [], "no spool made");
-  } finally {
-    await riak.close();
-    fs.rmSync(base, { recursive: true, force: true });
-  }
+  }, {
+    each: (result) => assert.doesNotMatch(result.stderr, /TimeoutOverflowWarning/),
+    after: ({ source }) => assert.deepEqual(fs.readdirSync(source), [], "no spool made"),
+  });
 });
 
 Deno.test("serve-riak: an empty --data and a config file's unknown or mistyped setting are refused", async () => {
