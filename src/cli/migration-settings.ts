@@ -41,7 +41,6 @@ export function filterFromOptions(command: Command, opts: Record<string, unknown
  * it, which removes Riak's copies too. So is a path that is not UTF-8 ({@link requireTextPath}).
  */
 export async function sourceDirectory(command: Command, source: string): Promise<string> {
-  if (source === "") command.error("riakfs: SOURCE must not be empty", { exitCode: 2 });
   requireTextPath(command, "SOURCE", source, "give it by a symlink whose name is UTF-8");
   const absolute = resolve(source);
   let real: string | undefined;

@@ -230,7 +230,6 @@ async function checkedPaths(
 ): Promise<{ source: string; mountpoint: string }> {
   const usage = (message: string): never =>
     command.error(`riakfs: ${message}`, { exitCode: 2, code: "riakfs.usage" });
-  if (source === "" || mountpoint === "") usage("SOURCE and MOUNTPOINT must not be empty");
   requireTextPath(command, "SOURCE", source);
   requireTextPath(command, "MOUNTPOINT", mountpoint);
   const paths = { source: resolve(source), mountpoint: resolve(mountpoint) };

@@ -69,7 +69,8 @@ export function argumentBytes(argument: string): Buffer {
 }
 
 /**
- * Refuses, as a usage error, a directory argument whose bytes are not UTF-8, where riakfs
+ * Refuses, as a usage error, a directory argument that is empty (it would mean the current
+ * directory) or whose bytes are not UTF-8, where riakfs
  * takes the directory as text (the pre-warm's source and its state directory, a mount's
  * SOURCE and MOUNTPOINT, which mount(8) and the background process get as arguments again):
  * as text it names another directory or none. The names below it may be any bytes.
@@ -86,6 +87,10 @@ export function requireTextPath(
   argument: string,
   workaround?: string,
 ): void {
+  // "" resolves to the current directory, which may be anything ("$MNT" left unset).
+  if (argument === "") {
+    command.error(`riakfs: ${what} must not be empty`, { exitCode: 2, code: "riakfs.usage" });
+  }
   const exact = argumentBytes(argument);
   if (isUtf8(exact)) return;
   command.error(

@@ -9,6 +9,7 @@ import type { Command } from "commander";
 import { DEFAULT_RUN_DIRECTORY, DEFAULT_STATUS_TIMEOUT_MS } from "../overlay/defaults.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
 import { decimal } from "./numbers.ts";
+import { requireTextPath } from "./raw_args.ts";
 
 /** The flags of `riakfs status`, as commander parses them. */
 export interface StatusFlags {
@@ -37,12 +38,7 @@ export function installStatus(program: Command): void {
       String(DEFAULT_STATUS_TIMEOUT_MS),
     )
     .action(async (mountpoint: string, flags: StatusFlags, command: Command) => {
-      if (mountpoint === "") {
-        command.error("riakfs: MOUNTPOINT must not be empty", {
-          exitCode: 2,
-          code: "riakfs.usage",
-        });
-      }
+      requireTextPath(command, "MOUNTPOINT", mountpoint);
       const timeout = decimal(flags.timeout);
       if (!Number.isSafeInteger(timeout) || timeout <= 0 || timeout > MAX_TIMER_MS) {
         command.error(

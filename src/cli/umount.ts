@@ -14,6 +14,7 @@ import type { Command } from "commander";
 import { DEFAULT_RUN_DIRECTORY } from "../overlay/defaults.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
 import { decimal } from "./numbers.ts";
+import { requireTextPath } from "./raw_args.ts";
 
 /** Exit code when the mount is gone but uploads are still pending (safe in its journal). */
 export const EXIT_UPLOADS_PENDING = 3;
@@ -43,13 +44,7 @@ export function installUmount(program: Command): void {
       process.env.RIAKFS_RUN_DIR ?? DEFAULT_RUN_DIRECTORY,
     )
     .action(async (mountpoint: string, flags: UmountFlags, command: Command) => {
-      // "" resolves to the current directory, which may be a mount ("$MNT" left unset).
-      if (mountpoint === "") {
-        command.error("riakfs: MOUNTPOINT must not be empty", {
-          exitCode: 2,
-          code: "riakfs.usage",
-        });
-      }
+      requireTextPath(command, "MOUNTPOINT", mountpoint);
       const drainTimeoutMs = flags.drainTimeout === undefined
         ? undefined
         : decimal(flags.drainTimeout);
