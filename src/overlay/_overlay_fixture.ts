@@ -52,6 +52,24 @@ export interface OverlayFixture extends StoreFixture {
 }
 
 /**
+ * Runs `body` while the embedded Riak answers nothing (requests wait, as during an outage
+ * that the overlay's Riak timeout reports), and lets it answer again afterwards, also when
+ * `body` fails.
+ */
+export async function whilePaused<T>(
+  riak: StoreFixture["riak"],
+  body: () => Promise<T>,
+): Promise<T> {
+  const faults = riak.server!.faults;
+  faults.pause();
+  try {
+    return await body();
+  } finally {
+    faults.resume();
+  }
+}
+
+/**
  * The overlay's next put held back (later ones go through): a test makes a request overtake
  * it, as a slow upload of a large value is overtaken on a real cluster.
  */

@@ -22,6 +22,7 @@ import {
   lookupPath,
   readThrough,
   ROOT_CTX,
+  whilePaused,
   withOverlay,
   writeThrough,
 } from "./_overlay_fixture.ts";
@@ -54,13 +55,9 @@ Deno.test("migrate: a file read locally during an outage is not copied over Riak
       await store.writeFile("/f", Buffer.from("NEWER RIAK CONTENT"), { mtimeNs: NEWER_NS });
       await writeFile(join(source, "f"), "old local");
       await utimes(join(source, "f"), OLD_SECONDS, OLD_SECONDS);
-      const faults = riak.server!.faults;
-      faults.pause();
-      try {
+      await whilePaused(riak, async () => {
         assert.equal((await readThrough(fs, "/f")).toString(), "old local", "served locally");
-      } finally {
-        faults.resume();
-      }
+      });
       assert.equal(await runtime.settle(10_000), 0);
       assert.equal((await store.readFile("/f")).toString(), "NEWER RIAK CONTENT");
     },
@@ -97,13 +94,9 @@ Deno.test("migrate: an rm that failed with EIO during an outage is not carried o
     async ({ fs, store, riak, runtime, restart }) => {
       await store.writeFile("/r", Buffer.from("only in riak"));
       await lookupPath(fs, "/r");
-      const faults = riak.server!.faults;
-      faults.pause();
-      try {
+      await whilePaused(riak, async () => {
         await assert.rejects(fs.unlink!(ROOT_CTX, 1, "r"));
-      } finally {
-        faults.resume();
-      }
+      });
       assert.equal(runtime.pendingUploads(), 0, "nothing journaled");
       await runtime.stop(1_000);
       const again = await restart();
@@ -122,13 +115,9 @@ Deno.test("shadow: a directory renamed during an outage can be made again under 
       await fs.mkdir!(ROOT_CTX, 1, "d", 0o755, 0);
       await writeThrough(fs, "/d/f", Buffer.from("x"));
       await runtime.settle(10_000);
-      const faults = riak.server!.faults;
-      faults.pause();
-      try {
+      await whilePaused(riak, async () => {
         await fs.rename!(ROOT_CTX, 1, "d", 1, "e", 0); // Riak follows from the journal.
-      } finally {
-        faults.resume();
-      }
+      });
       assert.equal(await runtime.settle(20_000), 0);
       assert.equal((await store.readFile("/e/f")).toString(), "x");
       // Riak kept the old, empty directory: mkdir takes it instead of failing with EEXIST.
@@ -146,18 +135,14 @@ Deno.test("drain: a file renamed in Riak is no new name during an outage: its lo
       await store.writeFile("/b", Buffer.from("renamed before the outage"));
       await lookupPath(fs, "/b");
       await fs.rename!(ROOT_CTX, 1, "b", 1, "d", 0);
-      const faults = riak.server!.faults;
-      faults.pause();
-      try {
+      await whilePaused(riak, async () => {
         // An application appending to d (open with O_CREAT) must not get a new, empty d.
         // An outage's error (answered EIO), not ENOENT.
         await assert.rejects(fs.lookup!(ROOT_CTX, 1, "d"), (error: FuseError) => {
           assert.notEqual(error.errno, Errno.ENOENT, String(error));
           return true;
         });
-      } finally {
-        faults.resume();
-      }
+      });
       assert.equal((await store.readFile("/d")).toString(), "renamed before the outage");
     },
     { riakReadTimeout: "300" },
@@ -172,13 +157,9 @@ Deno.test("drain: a chmod that fails for an outage changes nothing, not the loca
       await mkdir(join(source, "legacy"), { mode: 0o700 });
       await chmod(join(source, "legacy"), 0o700);
       const node = await lookupPath(fs, "/legacy");
-      const faults = riak.server!.faults;
-      faults.pause();
-      try {
+      await whilePaused(riak, async () => {
         await assert.rejects(fs.setattr!(ROOT_CTX, node, { mode: 0o750 }));
-      } finally {
-        faults.resume();
-      }
+      });
       assert.equal((await stat(join(source, "legacy"))).mode & 0o7777, 0o700);
     },
     { riakReadTimeout: "300" },

@@ -22,6 +22,7 @@ import {
   readThrough,
   ROOT_CTX,
   until,
+  whilePaused,
   withOverlay,
   writeThrough,
 } from "./_overlay_fixture.ts";
@@ -302,9 +303,7 @@ Deno.test("outage: local files still served, Riak reads fail with EIO in time, l
       await store.writeFile("/only-in-riak.txt", Buffer.from("remote"));
       await writeFile(join(source, "local.txt"), "local bytes");
       assert.equal((await readThrough(fs, "/only-in-riak.txt")).toString(), "remote");
-      const faults = riak.server!.faults;
-      faults.pause();
-      try {
+      await whilePaused(riak, async () => {
         // Within the entry timeout the small file's bytes come from the cache: no Riak needed.
         assert.equal((await readThrough(fs, "/only-in-riak.txt")).toString(), "remote");
         clock += 2_000;
@@ -325,9 +324,7 @@ Deno.test("outage: local files still served, Riak reads fail with EIO in time, l
         const warnings = logLines.filter((line) => line.includes("Riak unreachable"));
         assert.equal(warnings.length, 1, "one line per outage");
         assert.equal(runtime.metrics.snapshot().riak.reachable, 0);
-      } finally {
-        faults.resume();
-      }
+      });
       assert.equal((await readThrough(fs, "/only-in-riak.txt")).toString(), "remote");
       assert.ok(logLines.some((line) => line.includes("Riak reachable again")));
     },

@@ -14,6 +14,7 @@ import {
   lookupPath,
   readThrough,
   ROOT_CTX,
+  whilePaused,
   withOverlay,
   writeThrough,
 } from "./_overlay_fixture.ts";
@@ -61,13 +62,9 @@ Deno.test("migrate: a name Riak answered for again is no longer set aside", asyn
     "migrate",
     async ({ fs, store, riak, runtime }) => {
       await store.writeFile("/seen.txt", seededBytes(53, 100));
-      const faults = riak.server!.faults;
-      faults.pause();
-      try {
+      await whilePaused(riak, async () => {
         await assert.rejects(lookupPath(fs, "/seen.txt"));
-      } finally {
-        faults.resume();
-      }
+      });
       await lookupPath(fs, "/seen.txt"); // Riak answers: the file is there, and now seen.
       const ours = seededBytes(54, 200);
       await writeThrough(fs, "/seen.txt", ours);
