@@ -289,3 +289,21 @@ Deno.test("allow_mult: a write with an older stat keeps the chunks of the versio
     assert.equal((await a.readFile("f")).toString(), "B's version, keep me");
   });
 });
+
+Deno.test("a directory whose entry a crash never added is listed once a file is written below it", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    // A write into new directories dies at its second set update: d is made and listed, d/e's
+    // object is stored, its entry in d is not.
+    let updates = 0;
+    const dying = dyingClient(client, (operation) => operation === "updateSet" && ++updates === 2);
+    await assert.rejects(new Store(dying, { namespace: { bucket } }).writeFile("d/e/f", CONTENT));
+    assert.equal((await store.tryStat("d/e"))?.type, "directory", "its object was stored");
+    assert.deepEqual(await names(store, "d"), []);
+    // Another process writes below it (the first one's retry after its restart).
+    const restarted = new Store(client, { namespace: { bucket } });
+    await restarted.writeFile("d/e/f", CONTENT);
+    assert.deepEqual(await names(store, ""), ["d"]);
+    assert.deepEqual(await names(store, "d"), ["e"]);
+    assert.deepEqual(await names(store, "d/e"), ["f"]);
+  });
+});

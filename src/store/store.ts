@@ -1485,13 +1485,18 @@ export class Store {
     attributesOf?: WriteOptions["parentAttributes"],
   ): Promise<void> {
     if (p.length === 0 || this.#isKnownDirectory(p)) return;
-    const stat = await this.#statOrUndefined(p);
     const { parent, name } = splitParent(p);
+    // Its entry is looked for at once: a directory made by other tools (riak-fuse's IMGDIR_
+    // set), or one whose making was cut off between its object and its entry (a crash, an
+    // outage), has none, and nothing else would add it for the tree (ls /, gc's walk) to
+    // reach what is written below it.
+    const [stat, entry] = await Promise.all([
+      this.#statOrUndefined(p),
+      this.#index.lookup(this.layout.directory(parent), name),
+    ]);
     if (stat) {
       if (stat.type !== "directory") throw new WrongTypeError("ENOTDIR", displayPath(p));
-      if (!stat.managed) {
-        // Listed by entries other tools wrote (riak-fuse's IMGDIR_ set), with no entry in
-        // its parent: the parents get theirs, so the tree (ls /, gc's walk) reaches it.
+      if (entry?.type !== "directory") {
         await this.#ensureDirectory(parent, attributesOf);
         await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }]);
       }
