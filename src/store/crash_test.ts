@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { StoreClient } from "./client.ts";
 import { withStore } from "./_test_support.ts";
-import { KeyExistsError } from "./errors.ts";
+import { AlreadyExistsError, KeyExistsError } from "./errors.ts";
 import { describeLocation } from "./layout.ts";
 import { Store } from "./store.ts";
 
@@ -305,5 +305,18 @@ Deno.test("a directory whose entry a crash never added is listed once a file is 
     assert.deepEqual(await names(store, ""), ["d"]);
     assert.deepEqual(await names(store, "d"), ["e"]);
     assert.deepEqual(await names(store, "d/e"), ["f"]);
+  });
+});
+
+Deno.test("a mkdir cut off before its entry: the next mkdir of the name answers EEXIST and lists it", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.mkdir("d");
+    const dying = dyingClient(client, (operation) => operation === "updateSet");
+    await assert.rejects(new Store(dying, { namespace: { bucket } }).mkdir("d/e"));
+    assert.equal((await store.tryStat("d/e"))?.type, "directory", "its object was stored");
+    assert.deepEqual(await names(store, "d"), []);
+    const restarted = new Store(client, { namespace: { bucket } });
+    await assert.rejects(restarted.mkdir("d/e"), AlreadyExistsError);
+    assert.deepEqual(await names(store, "d"), ["e"]);
   });
 });

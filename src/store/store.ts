@@ -440,8 +440,13 @@ export class Store {
       ]).then(([file, indexed]) => file !== undefined || indexed)
       : undefined;
     occupied?.catch(() => {}); // awaited below; not lost if the put fails first
-    if (!occupied && await this.#statAtOnce(p) !== undefined) {
-      throw new AlreadyExistsError(displayPath(p));
+    if (!occupied) {
+      const existing = await this.#statAtOnce(p);
+      if (existing !== undefined) {
+        // One whose making was cut off before its entry is listed now, as it is found.
+        if (existing.type === "directory") await this.#ensureDirectory(p);
+        throw new AlreadyExistsError(displayPath(p));
+      }
     }
     const { parent, name } = splitParent(p);
     await this.#requireDirectory(parent);
