@@ -13,6 +13,8 @@
  *    milliseconds to the millisecond (the precision the README promises), through the mount,
  *    in the source file, in Riak, and through a new mount.
  * 4. `touch -a` (utimensat with the mtime omitted) changes no reported mtime.
+ * 5. Making, renaming and removing entries moves their directories' mtimes, and an mtime set
+ *    on the directory after that (as tar does) stays; a new mount shows the same times.
  *
  * Deno's node:fs derives `mtimeNs` of a bigint stat from the millisecond time, so nanoseconds
  * are also read with stat(1) (`%.9Y`), which a few nanoseconds off would not get past.
@@ -44,6 +46,8 @@ const SIZES = [
 const WHOLE_SECONDS_MS = Date.UTC(2020, 0, 1);
 /** 2020-01-01T00:00:00.123Z. */
 const WITH_MILLISECONDS_MS = WHOLE_SECONDS_MS + 123;
+/** A directory's time from before the test. */
+const OLD_TIME = new Date(Date.UTC(2019, 0, 1));
 
 /** Runs `body` on a mount of `preset`; a failure carries what the mount logged. */
 async function withMounted(
@@ -354,6 +358,67 @@ for (const preset of PRESETS) {
           expected.mtimeMsOnceInRiak = 1_500_000_000_000;
         }
         assert.deepEqual(seen, expected);
+      });
+    });
+  });
+
+  Deno.test(`${preset}: a directory's mtime moves with its entries, and one set after them stays`, async (t) => {
+    await withOverlayEnv(async (env) => {
+      const dir = join(env.mountpoint, "d");
+      const other = join(env.mountpoint, "e");
+      const changes: { what: string; moves: string[]; change: () => void }[] = [
+        {
+          what: "a file created",
+          moves: [dir],
+          change: () => fs.writeFileSync(join(dir, "a"), "a"),
+        },
+        { what: "a directory made", moves: [dir], change: () => fs.mkdirSync(join(dir, "sub")) },
+        { what: "a symlink made", moves: [dir], change: () => fs.symlinkSync("a", join(dir, "l")) },
+        {
+          what: "a file renamed",
+          moves: [dir],
+          change: () => fs.renameSync(join(dir, "a"), join(dir, "b")),
+        },
+        {
+          what: "a file moved to another directory",
+          moves: [dir, other],
+          change: () => fs.renameSync(join(dir, "b"), join(other, "b")),
+        },
+        { what: "a file removed", moves: [other], change: () => fs.unlinkSync(join(other, "b")) },
+        { what: "a directory removed", moves: [dir], change: () => fs.rmdirSync(join(dir, "sub")) },
+      ];
+      let timesBefore: number[] = [];
+      await withMounted(env, preset, async (mounted) => {
+        fs.mkdirSync(dir);
+        fs.mkdirSync(other);
+        for (const { what, moves, change } of changes) {
+          await step(t, mounted, what, () => {
+            for (const at of [dir, other]) fs.utimesSync(at, OLD_TIME, OLD_TIME);
+            // Local file systems take their times from a clock a tick coarser than Date.now.
+            const earliestMs = Date.now() - 1_000;
+            change();
+            for (const at of [dir, other]) {
+              const { mtimeMs } = fs.statSync(at);
+              if (moves.includes(at)) assert.ok(mtimeMs >= earliestMs, `${at}: ${mtimeMs}`);
+              else assert.equal(mtimeMs, OLD_TIME.getTime(), `${at} did not change`);
+            }
+            return Promise.resolve();
+          });
+        }
+        await step(t, mounted, "an mtime set after the entries stays", async () => {
+          fs.writeFileSync(join(dir, "last"), "last");
+          fs.utimesSync(dir, OLD_TIME, OLD_TIME);
+          assert.equal(fs.statSync(dir).mtimeMs, OLD_TIME.getTime());
+          await waitForQuiet(env);
+          assert.equal(fs.statSync(dir).mtimeMs, OLD_TIME.getTime(), "once the queues are idle");
+        });
+        timesBefore = [dir, other].map((at) => fs.statSync(at).mtimeMs);
+      });
+      await withMounted(env, preset, async (mounted) => {
+        await step(t, mounted, "a new mount shows the same times", () => {
+          assert.deepEqual([dir, other].map((at) => fs.statSync(at).mtimeMs), timesBefore);
+          return Promise.resolve();
+        });
       });
     });
   });

@@ -65,6 +65,7 @@ import { utimesSeconds } from "../util/utimes.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
 import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
 import { ContentPrefetch } from "./content_prefetch.ts";
+import { DirectoryTimes } from "./directory_times.ts";
 import { type CopyOnReadQueue, ReadCoverage } from "./copy_on_read.ts";
 import { isOutageError, type RiakHealth, RiakTimeoutError } from "./health.ts";
 import { isMirror, type JournalEntry, type PendingMirror, type PendingUpload } from "./journal.ts";
@@ -123,6 +124,8 @@ export interface OverlayOptions {
   directIo?: boolean;
   /** The pace of the source's calls, shared with the mount's jobs; default {@link sourcePace}. */
   sourcePace?: BlockingWhileFast;
+  /** How long changes to a Riak directory's entries gather before its mtime is written. */
+  directoryTimeDelayMs?: number;
 }
 
 const S_IFMT = 0o170000;
@@ -347,6 +350,8 @@ export class OverlayFileSystem implements FileSystem {
   #riakHandlesOpen = 0;
   /** Whether lookups fetch small files' bytes along (see content_prefetch.ts). */
   readonly #prefetch = new ContentPrefetch();
+  /** Mtimes of Riak directories whose entries changed here, until written to Riak. */
+  readonly #directoryTimes: DirectoryTimes;
   #nextHandle = 1;
   /**
    * Released handle numbers, handed out again first: the FUSE reader threads serve only
@@ -382,6 +387,10 @@ export class OverlayFileSystem implements FileSystem {
     this.#entryTimeout = options.entryTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
     this.#attrTimeout = options.attrTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
     this.#now = options.now ?? Date.now;
+    this.#directoryTimes = new DirectoryTimes({
+      write: (path, mtimeNs) => this.#writeDirectoryTime(path, mtimeNs),
+      delayMs: options.directoryTimeDelayMs,
+    });
     if (usesSource(options.mode)) {
       this.readdirplus = (_ctx, nodeid, fh, offset, sink) =>
         this.#readdirplusEntries(nodeid, fh, offset, sink);
@@ -408,6 +417,11 @@ export class OverlayFileSystem implements FileSystem {
       false,
       this.#readerAnswers("/"),
     );
+  }
+
+  /** Writes the directory mtimes not written to Riak yet (before unmounting, say). */
+  async settleDirectoryTimes(): Promise<void> {
+    await this.#directoryTimes.settled("/");
   }
 
   /** Nodes the kernel holds references to (for tests and status). */
@@ -574,6 +588,8 @@ export class OverlayFileSystem implements FileSystem {
     // the change could otherwise find and then miss. (A directory's leave the copies below
     // it alone.)
     if (!inSession && (changesAttributes || atimeNs !== undefined)) {
+      // An mtime set explicitly (tar's, after the directory's files) stays the last.
+      await this.#directoryTimes.settled(path);
       const local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
       const change = () => this.#setFileAttributes(path, attributes, atimeNs, local);
       await (local?.isDirectory()
@@ -721,6 +737,7 @@ export class OverlayFileSystem implements FileSystem {
       await fsp.symlink(target, file);
       await fsp.lchown(file, ctx.uid, ctx.gid);
     });
+    this.#entriesChanged(parentOf(path));
     return this.#entry(
       this.#nodes.reference(path),
       await this.#attrOf(path, await this.#locate(path)),
@@ -754,6 +771,7 @@ export class OverlayFileSystem implements FileSystem {
       await fsp.chmod(directory, attributes.mode); // Exactly as asked, whatever our umask.
       await fsp.lchown(directory, ctx.uid, attributes.gid);
     });
+    this.#entriesChanged(parentOf(path));
     return this.#entry(
       this.#nodes.reference(path),
       await this.#attrOf(path, await this.#locate(path)),
@@ -787,6 +805,7 @@ export class OverlayFileSystem implements FileSystem {
       this.#forgetPath(path);
       await this.#copyOpenContent(path);
       this.#o.uploads.start(reserved);
+      this.#entriesChanged(parentOf(path));
       return;
     }
     // A session open on it writes for nobody from now on: its commits would bring it back.
@@ -806,6 +825,7 @@ export class OverlayFileSystem implements FileSystem {
     });
     if (!found) throw fail(Errno.ENOENT, `${path}: no such file`);
     this.#forgetPath(path);
+    this.#entriesChanged(parentOf(path));
   }
 
   /**
@@ -899,6 +919,8 @@ export class OverlayFileSystem implements FileSystem {
     const path = childPath(this.#nodes.pathOf(parent), name);
     const entries = await this.#list(path);
     if (entries.length > 0) throw fail(Errno.ENOTEMPTY, `${path}: directory not empty`);
+    // A late write of its mtime would make its attributes object again.
+    await this.#directoryTimes.settled(path);
     if (this.#mirrorsWrites() && this.#mode.reads === "local") {
       // The source is the whole truth: the local directory goes, and Riak's follows in the
       // background once its entries' removals ran (also after an outage, or a restart).
@@ -911,6 +933,7 @@ export class OverlayFileSystem implements FileSystem {
       }
       this.#forgetPath(path);
       this.#o.uploads.start(reserved);
+      this.#entriesChanged(parentOf(path));
       return;
     }
     // Removals of its files still on their way to Riak go first.
@@ -925,6 +948,7 @@ export class OverlayFileSystem implements FileSystem {
     if (!found) throw fail(Errno.ENOENT, `${path}: no such directory`);
     void ctx;
     this.#forgetPath(path);
+    this.#entriesChanged(parentOf(path));
   }
 
   /** @inheritdoc */
@@ -945,12 +969,16 @@ export class OverlayFileSystem implements FileSystem {
     if (flags & RENAME_NOREPLACE && await this.#exists(to)) {
       throw fail(Errno.EEXIST, `${to}: already exists`);
     }
+    // A late write of a moved directory's mtime would make its attributes object again.
+    await this.#directoryTimes.settled(from);
+    await this.#directoryTimes.settled(to);
     this.#renames++;
     try {
       await this.#renameNow(from, to, ctx);
     } finally {
       if (--this.#renames === 0) this.#mirroredDuringRenames.clear();
     }
+    this.#entriesChanged(parentOf(from), parentOf(to));
   }
 
   /** Renames once nothing is on its way; `ctx.commit()` before the first change. */
@@ -1544,7 +1572,10 @@ export class OverlayFileSystem implements FileSystem {
     const created = this.#stagesWrites()
       ? (await this.#exists(path) ? undefined : await this.#createStaged(ctx, path, permissions))
       : await this.#createLocal(ctx, path, flags, permissions);
-    if (created) return created;
+    if (created) {
+      this.#entriesChanged(parentOf(path));
+      return created;
+    }
     if (flags & O_EXCL) throw fail(Errno.EEXIST, `${path}: already exists`);
     const entry = await this.lookup(ctx, parent, name);
     // Created meanwhile by someone else: opened as open(2) with O_CREAT opens an existing file.
@@ -1996,8 +2027,15 @@ export class OverlayFileSystem implements FileSystem {
     switch (located.where) {
       case "local":
         return { ...attrOf(located.stats), ino };
-      case "riak":
-        return riakAttr(located.stat, ino, this.#o.defaultUid ?? 0, this.#o.defaultGid ?? 0);
+      case "riak": {
+        const changedNs = located.stat.type === "directory"
+          ? this.#directoryTimes.mtimeOf(path)
+          : undefined;
+        const stat = changedNs !== undefined && changedNs > located.stat.mtimeNs
+          ? { ...located.stat, mtimeNs: changedNs }
+          : located.stat;
+        return riakAttr(stat, ino, this.#o.defaultUid ?? 0, this.#o.defaultGid ?? 0);
+      }
       case "spool": {
         const { upload, stats } = located;
         return fileAttr(
@@ -2640,6 +2678,39 @@ export class OverlayFileSystem implements FileSystem {
   #uploadedTo(path: string): void {
     this.#changed(path);
     for (let at = parentOf(path); at !== "/"; at = parentOf(at)) this.#statCache.delete(at);
+  }
+
+  /**
+   * The entries of `directories` changed through the mount. Where Riak's attributes of a
+   * directory are what the mount shows, its mtime moves, as on a local disk, and is written
+   * to Riak shortly after ({@link DirectoryTimes}); elsewhere the source's directory moved.
+   */
+  #entriesChanged(...directories: string[]): void {
+    if (this.#mode.reads === "local" || !this.#writesRiak()) return;
+    const nowNs = BigInt(Date.now()) * 1_000_000n;
+    for (const directory of directories) this.#directoryTimes.changed(directory, nowNs);
+  }
+
+  /** Writes a directory mtime {@link DirectoryTimes} gathered, unless Riak's is later. */
+  async #writeDirectoryTime(path: string, mtimeNs: bigint): Promise<void> {
+    this.#statCache.delete(path);
+    try {
+      const stat = await this.#riakStat(path);
+      if (stat?.type !== "directory" || stat.mtimeNs >= mtimeNs) return;
+      // A directory Riak keeps no attributes for (the root, a riak-fuse folder) keeps the
+      // ones shown for it.
+      const shown = stat.managed
+        ? {}
+        : { mode: stat.mode, uid: this.#o.defaultUid ?? 0, gid: this.#o.defaultGid ?? 0 };
+      await this.#riak(
+        `setattr ${path}`,
+        () => this.#o.store.setAttributes(path, { ...shown, mtimeNs }),
+      );
+    } catch (error) {
+      this.#logger.debug("directory mtime not written to Riak", { path, error: String(error) });
+    } finally {
+      this.#statCache.delete(path);
+    }
   }
 
   #changed(path: string): void {

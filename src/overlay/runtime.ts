@@ -68,6 +68,8 @@ export interface OverlayStartOptions {
   now?: () => number;
   /** `-o direct_io` for the Riak-backed modes: opens bypass the page cache. */
   directIo?: boolean;
+  /** How long changes to a Riak directory's entries gather before its mtime is written. */
+  directoryTimeDelayMs?: number;
 }
 
 /** A started overlay: the filesystem to serve and how to stop what runs beside it. */
@@ -207,6 +209,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     pendingUploads: () => parts.uploads?.pendingCount ?? 0,
     drainUploads,
     settle: async (timeoutMs) => {
+      await parts.settleDirectoryTimes?.();
       await parts.copies?.idle();
       return await parts.uploads?.drain(timeoutMs) ?? 0;
     },
@@ -240,6 +243,8 @@ interface MountParts {
   replayed?: number;
   /** Drains uploads for at most `drainTimeoutMs`, stops the queues; resolves with what is left. */
   stopQueues(drainTimeoutMs: number): Promise<number>;
+  /** Writes the directory mtimes changed and not yet written to Riak. */
+  settleDirectoryTimes?(): Promise<void>;
 }
 
 async function localPartsOf(options: OverlayStartOptions): Promise<MountParts> {
@@ -330,6 +335,7 @@ async function startRiakParts(
     entryTimeout: options.entryTimeout,
     attrTimeout: options.attrTimeout,
     now: options.now,
+    directoryTimeDelayMs: options.directoryTimeDelayMs,
     directIo: options.directIo,
     sourcePace: pace,
     defaultUid: settings.defaultUid,
@@ -341,7 +347,9 @@ async function startRiakParts(
     uploads,
     copies,
     replayed: pending.length,
+    settleDirectoryTimes: () => overlay.settleDirectoryTimes(),
     stopQueues: async (drainTimeoutMs) => {
+      await overlay.settleDirectoryTimes();
       await copies.stop();
       const left = await uploads.drain(drainTimeoutMs);
       await uploads.stop();
