@@ -2688,13 +2688,23 @@ export class OverlayFileSystem implements FileSystem {
   #entriesChanged(...directories: string[]): void {
     if (this.#mode.reads === "local" || !this.#writesRiak()) return;
     const nowNs = BigInt(Date.now()) * 1_000_000n;
-    for (const directory of directories) this.#directoryTimes.changed(directory, nowNs);
+    for (const directory of directories) {
+      // The root of a mount with a source is the source directory itself (#locate).
+      if (directory === "/" && this.#usesLocal()) continue;
+      this.#directoryTimes.changed(directory, nowNs);
+    }
   }
 
   /** Writes a directory mtime {@link DirectoryTimes} gathered, unless Riak's is later. */
   async #writeDirectoryTime(path: string, mtimeNs: bigint): Promise<void> {
     this.#statCache.delete(path);
     try {
+      if (this.#mirrorsWrites() && (await this.#lstatLocal(path))?.isDirectory()) {
+        // The source's directory is the truth: Riak takes its attributes over from the
+        // journal, after the changes of them journaled before (a utimes of it, say).
+        this.#o.uploads.start(await this.#o.uploads.reserve({ path, mirror: "attributes" }));
+        return;
+      }
       const stat = await this.#riakStat(path);
       if (stat?.type !== "directory" || stat.mtimeNs >= mtimeNs) return;
       // A directory Riak keeps no attributes for (the root, a riak-fuse folder) keeps the

@@ -1260,3 +1260,24 @@ for (const preset of ["drain", "riak"]) {
     });
   });
 }
+
+Deno.test("migrate: a directory's mtime reaches Riak from the source, after a utimes of it still queued", async () => {
+  await withOverlay(
+    "migrate",
+    async ({ fs, source, store, riak, runtime }) => {
+      await fs.mkdir!(ROOT_CTX, 1, "d", 0o755, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+      const dir = await lookupPath(fs, "/d");
+      await whilePaused(riak, async () => {
+        // Both wait in the journal: the utimes, then the new entry (and the mtime it moved).
+        await fs.setattr!(ROOT_CTX, dir, { mtime: { sec: 1_500_000_000, nsec: 0 } });
+        await fs.mkdir!(ROOT_CTX, dir, "sub", 0o755, 0);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      const local = await lstat(join(source, "d"), { bigint: true });
+      assert.ok(local.mtimeNs > 1_500_000_000_000_000_000n, "the source's moved on");
+      assert.equal((await store.stat("/d")).mtimeNs, local.mtimeNs);
+    },
+    { riakReadTimeout: "300" },
+  );
+});
