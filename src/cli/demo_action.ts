@@ -100,8 +100,9 @@ export async function runDemo(flags: DemoFlags, say: (line: string) => void): Pr
     }
     const counters = runtime.metrics.snapshot();
     say(
-      `   ${counters.copyOnRead.copied} copied on read, ${counters.uploads.uploaded} uploaded on close; ` +
-        `files never read stay local until read or pre-warmed (riakfs prewarm)`,
+      `   ${counters.copyOnRead.copied} copied on read, ${counters.uploads.uploaded} journaled ` +
+        `changes sent (files written through the mount, their directories' times); files never ` +
+        `read stay local until read or pre-warmed (riakfs prewarm)`,
     );
     return 0;
   } catch (error) {

@@ -190,17 +190,18 @@ export class CopyOnReadQueue {
   }
 
   /**
-   * Calls off the copies of `path` and of everything below it: queued ones are dropped,
-   * running ones aborted. Resolves once none of them runs any more, so that what Riak is
-   * told next about the path (its removal, a rename, a newer version) is not undone by an
-   * older copy landing after it.
+   * Calls off the copies of `path` and of everything below it (of `path` alone with
+   * `below: false`): queued ones are dropped, running ones aborted. Resolves once none of
+   * them runs any more, so that what Riak is told next about the path (its removal, a
+   * rename, a newer version) is not undone by an older copy landing after it.
    */
-  async withdraw(path: string): Promise<void> {
+  async withdraw(path: string, { below = true }: { below?: boolean } = {}): Promise<void> {
     if (this.#known.size === 0) return;
     const metrics = this.#options.metrics?.value.copyOnRead;
-    if (this.#queue.some((job) => isAtOrBelow(job.path, path))) {
+    const affected = (at: string) => below ? isAtOrBelow(at, path) : at === path;
+    if (this.#queue.some((job) => affected(job.path))) {
       this.#queue = this.#queue.filter((job) => {
-        if (!isAtOrBelow(job.path, path)) return true;
+        if (!affected(job.path)) return true;
         this.#known.delete(job.path);
         if (metrics) metrics.withdrawn++;
         return false;
@@ -208,12 +209,22 @@ export class CopyOnReadQueue {
     }
     const ended: Promise<void>[] = [];
     for (const [running, copy] of this.#running) {
-      if (!isAtOrBelow(running, path)) continue;
+      if (!affected(running)) continue;
       if (!copy.abort.signal.aborted && metrics) metrics.withdrawn++;
       copy.abort.abort(WITHDRAWN);
       ended.push(copy.ended);
     }
     await Promise.all(ended);
+  }
+
+  /**
+   * Resolves once the copies below `path` running now ended (none is called off): a copy
+   * making `path` in Riak may have read its attributes before they changed.
+   */
+  async runningBelow(path: string): Promise<void> {
+    const ended = [...this.#running].filter(([at]) => at !== path && isAtOrBelow(at, path))
+      .map(([, copy]) => copy.ended);
+    await Promise.allSettled(ended);
   }
 
   /**

@@ -1281,3 +1281,22 @@ Deno.test("migrate: a directory's mtime reaches Riak from the source, after a ut
     { riakReadTimeout: "300" },
   );
 });
+
+Deno.test("migrate: a directory's attributes on their way to Riak leave the copies below it alone", async () => {
+  await withOverlay("migrate", async ({ fs, source, store, runtime, holdPuts }) => {
+    await mkdir(join(source, "d"));
+    await writeFile(join(source, "d", "legacy.txt"), "read, so copied");
+    const held = holdPuts();
+    await readThrough(fs, "/d/legacy.txt");
+    await held.reached; // The copy runs, its first put held.
+    await fs.setattr!(ROOT_CTX, await lookupPath(fs, "/d"), { mode: 0o750 });
+    const { copyOnRead } = runtime.metrics.value;
+    // The attributes' job began: it waits for the copy, or (wrongly) called it off.
+    await until(() => runtime.metrics.snapshot().uploads.active > 0 || copyOnRead.withdrawn > 0);
+    held.release();
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal(copyOnRead.withdrawn, 0, "the copy below was called off");
+    assert.equal((await store.readFile("/d/legacy.txt")).toString(), "read, so copied");
+    assert.equal((await store.stat("/d")).mode, 0o750);
+  });
+});

@@ -21,7 +21,7 @@ import {
 import { CopyOnReadQueue } from "./copy_on_read.ts";
 import { RiakHealth } from "./health.ts";
 import { instrument } from "./instrument.ts";
-import { stagedNames, UploadJournal } from "./journal.ts";
+import { isMirror, type JournalEntry, stagedNames, UploadJournal } from "./journal.ts";
 import type { Logger } from "./log.ts";
 import { MountMetrics, toPrometheus } from "./metrics.ts";
 import { type MetricsServer, startMetricsServer } from "./metrics_server.ts";
@@ -274,8 +274,19 @@ async function startRiakParts(
   }
   // The queue exists before the overlay it reports back to and the copies it calls off.
   const late: { overlay?: OverlayFileSystem; copies?: CopyOnReadQueue; uploads?: UploadQueue } = {};
-  /** A job of the upload queue carries newer news of its path than any copy-on-read. */
-  const withdrawCopies = (path: string) => late.copies?.withdraw(path) ?? Promise.resolve();
+  /**
+   * A job of the upload queue carries newer news of its path, and of the paths below it,
+   * than any copy-on-read. Changed attributes are news of the path alone: the copies below
+   * go on (called off, they would not be made again until the next read), and the job waits
+   * for those running, which may be making the directory in Riak from its older attributes.
+   */
+  const withdrawCopies = async (entry: JournalEntry) => {
+    const copies = late.copies;
+    if (copies === undefined) return;
+    const attributesOnly = isMirror(entry) && entry.mirror === "attributes";
+    await copies.withdraw(entry.path, { below: !attributesOnly });
+    if (attributesOnly) await copies.runningBelow(entry.path);
+  };
   const pace = sourcePace(options.source);
   const localCopies: MirrorOptions | undefined = options.source === undefined ? undefined : {
     store,
@@ -359,13 +370,13 @@ async function startRiakParts(
   };
 }
 
-/** `job`, started once `first` of the same path resolved. */
-function after<Entry extends { path: string }, Rest extends unknown[]>(
-  first: (path: string) => Promise<void>,
+/** `job`, started once `first` of the same entry resolved. */
+function after<Entry extends JournalEntry, Rest extends unknown[]>(
+  first: (entry: Entry) => Promise<void>,
   job: (entry: Entry, ...rest: Rest) => Promise<void>,
 ): (entry: Entry, ...rest: Rest) => Promise<void> {
   return async (entry, ...rest) => {
-    await first(entry.path);
+    await first(entry);
     await job(entry, ...rest);
   };
 }
