@@ -290,6 +290,9 @@ export class Connection {
           if (queue.length === 0 && this.pausedForConsumer) {
             this.pausedForConsumer = false;
             this.socket.resume();
+            // The wait so far was the consumer's: the node gets a whole timeout from now. A
+            // timer running out in this turn would fire before the socket reads what waits.
+            if (this.pending !== undefined) this.armTimer(this.pending);
           }
           yield next;
           continue;

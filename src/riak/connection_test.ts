@@ -259,17 +259,19 @@ Deno.test("a peer that accepts StartTls but never handshakes ends in a tls Timeo
 });
 
 Deno.test("a slow stream consumer pauses reading without timing out, and the connection is reused", async () => {
+  let finish = () => {};
   const node = await startFakeNode((code, _body, socket) => {
     if (code === MessageCode.PingReq) {
       socket.write(answer(MessageCode.PingResp));
       return;
     }
-    // 40 frames at once (past the client's high-water mark), the last one later than the
-    // request timeout: only the consumer's slowness keeps the client from reading meanwhile
+    // 40 frames at once (past the client's high-water mark, so it stops reading); the last
+    // one once the consumer took 30, later than the request timeout, while the client still
+    // does not read: only the consumer's slowness keeps it waiting
     for (let i = 0; i < 40; i++) {
       socket.write(answer(MessageCode.ListKeysResp, { keys: [text(`k${i}`)] }));
     }
-    setTimeout(() => socket.write(answer(MessageCode.ListKeysResp, { done: true })), 150);
+    finish = () => socket.write(answer(MessageCode.ListKeysResp, { done: true }));
   });
   const connection = await Connection.open({
     host: "127.0.0.1",
@@ -285,6 +287,7 @@ Deno.test("a slow stream consumer pauses reading without timing out, and the con
       keys += frame.keys?.length ?? 0;
       // a consumer slower than the request timeout in total: 40 frames x 4 ms
       await new Promise((resolve) => setTimeout(resolve, 4));
+      if (keys === 30) finish();
     }
     assert.equal(keys, 40);
     assert.ok(Date.now() - started > 100, "the stream outlasted one request timeout");
