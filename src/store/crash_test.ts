@@ -320,3 +320,15 @@ Deno.test("a mkdir cut off before its entry: the next mkdir of the name answers 
     assert.deepEqual(await names(store, "d"), ["e"]);
   });
 });
+
+Deno.test("a directory whose entry a crash never added is listed once a directory is made below it", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.mkdir("k");
+    const dying = dyingClient(client, (operation) => operation === "updateSet");
+    await assert.rejects(new Store(dying, { namespace: { bucket } }).mkdir("k/d"));
+    assert.deepEqual(await names(store, "k"), []);
+    await new Store(client, { namespace: { bucket } }).mkdir("k/d/sub");
+    assert.deepEqual(await names(store, "k"), ["d"]);
+    assert.deepEqual(await names(store, "k/d"), ["sub"]);
+  });
+});

@@ -1475,26 +1475,26 @@ export class Store {
     await mapLimit(replaced, TREE_PARALLELISM, (manifest) => this.#deleteChunks(manifest));
   }
 
-  /** Throws unless `p` is an existing directory. */
+  /**
+   * Throws unless `p` is an existing directory; like {@link #ensureDirectory}, gives one its
+   * parent's listing lacks its entry.
+   */
   async #requireDirectory(p: Buffer): Promise<void> {
-    if (p.length === 0 || this.#isKnownDirectory(p)) return;
-    const stat = await this.#statOrUndefined(p);
-    if (!stat) throw new NotFoundError(displayPath(p));
-    if (stat.type !== "directory") throw new WrongTypeError("ENOTDIR", displayPath(p));
-    this.#rememberDirectory(p);
+    await this.#ensureDirectory(p, undefined, { create: false });
   }
 
-  /** Creates `p` and its missing ancestors (mkdir -p). */
+  /** Creates `p` and its missing ancestors (mkdir -p); `create: false`: throws instead. */
   async #ensureDirectory(
     p: Buffer,
     attributesOf?: WriteOptions["parentAttributes"],
+    { create = true }: { create?: boolean } = {},
   ): Promise<void> {
     if (p.length === 0 || this.#isKnownDirectory(p)) return;
     const { parent, name } = splitParent(p);
     // Its entry is looked for at once: a directory made by other tools (riak-fuse's IMGDIR_
     // set), or one whose making was cut off between its object and its entry (a crash, an
     // outage), has none, and nothing else would add it for the tree (ls /, gc's walk) to
-    // reach what is written below it.
+    // reach what is written or made below it.
     const [stat, entry] = await Promise.all([
       this.#statOrUndefined(p),
       this.#index.lookup(this.layout.directory(parent), name),
@@ -1508,6 +1508,7 @@ export class Store {
       this.#rememberDirectory(p);
       return;
     }
+    if (!create) throw new NotFoundError(displayPath(p));
     await this.#ensureDirectory(parent, attributesOf);
     const attributes = (await attributesOf?.(p)) ?? {};
     // Only if nobody made it meanwhile: a blind put beside a mkdir of it would make siblings,
