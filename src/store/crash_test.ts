@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { StoreClient } from "./client.ts";
 import { withStore } from "./_test_support.ts";
-import { AlreadyExistsError, KeyExistsError } from "./errors.ts";
+import { AlreadyExistsError, KeyExistsError, NotFoundError } from "./errors.ts";
 import { describeLocation } from "./layout.ts";
 import { Store } from "./store.ts";
 
@@ -239,6 +239,26 @@ Deno.test("setAttributes racing an overwrite never puts the old version back", a
       await chmod;
       assert.ok(fresh.equals(await store.readFile(name)), `${name}: the overwrite stays`);
       assert.equal((await store.stat(name)).mode, 0o600, `${name}: the chmod applies to it`);
+    }
+  }, { namespace: SMALL_CHUNKS });
+});
+
+Deno.test("setAttributes racing a removal or a rename does not make the object again", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    for (const [name, away] of [["d", "removed"], ["f", "removed"], ["e", "renamed"]] as const) {
+      if (name === "f") await store.writeFile(name, CONTENT);
+      else await store.mkdir(name);
+      // The change's put, held until the path is gone; Riak then says the object changed.
+      const { slow, atPut, proceed } = holdingFirstPut(client, name === "f" ? name : `${name}/`);
+      const change = new Store(slow, { namespace: { bucket, ...SMALL_CHUNKS } })
+        .setAttributes(name, { mtimeNs: 1n });
+      change.catch(() => {}); // awaited below
+      await atPut;
+      if (away === "removed") await store.remove(name);
+      else await store.rename(name, `${name}2`);
+      proceed();
+      await assert.rejects(change, NotFoundError, `${name} ${away}`);
+      assert.equal(await store.tryStat(name), undefined, `${name} ${away}: not there again`);
     }
   }, { namespace: SMALL_CHUNKS });
 });

@@ -643,6 +643,11 @@ export class Store {
       : this.layout.file(p).object;
     for (let attempt = 1;; attempt++) {
       const object = await this.#getResolved(location, false, p);
+      // Removed or renamed away since the stat: not made again (only a directory other tools
+      // made has no object, and gets one).
+      if (object === undefined && (stat.type !== "directory" || stat.managed)) {
+        throw new NotFoundError(displayPath(p));
+      }
       const meta: ObjectMeta = {
         ...(object?.meta ?? directoryMeta({})),
         ...definedOnly(attributes),
