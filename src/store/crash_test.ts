@@ -310,45 +310,35 @@ Deno.test("allow_mult: a write with an older stat keeps the chunks of the versio
   });
 });
 
-Deno.test("a directory whose entry a crash never added is listed once a file is written below it", async () => {
-  await withStore(async ({ store, client, bucket }) => {
-    // A write into new directories dies at its second set update: d is made and listed, d/e's
-    // object is stored, its entry in d is not.
-    let updates = 0;
-    const dying = dyingClient(client, (operation) => operation === "updateSet" && ++updates === 2);
-    await assert.rejects(new Store(dying, { namespace: { bucket } }).writeFile("d/e/f", CONTENT));
-    assert.equal((await store.tryStat("d/e"))?.type, "directory", "its object was stored");
-    assert.deepEqual(await names(store, "d"), []);
-    // Another process writes below it (the first one's retry after its restart).
-    const restarted = new Store(client, { namespace: { bucket } });
-    await restarted.writeFile("d/e/f", CONTENT);
-    assert.deepEqual(await names(store, ""), ["d"]);
-    assert.deepEqual(await names(store, "d"), ["e"]);
-    assert.deepEqual(await names(store, "d/e"), ["f"]);
-  });
-});
+/** Makes directory `path` in a process that dies before its entry is added to the parent. */
+async function unlistedDirectory(client: StoreClient, bucket: string, path: string) {
+  const dying = dyingClient(client, (operation) => operation === "updateSet");
+  await assert.rejects(new Store(dying, { namespace: { bucket } }).mkdir(path));
+}
 
-Deno.test("a mkdir cut off before its entry: the next mkdir of the name answers EEXIST and lists it", async () => {
+Deno.test("a directory whose entry a crash never added is listed by what comes to it next", async () => {
   await withStore(async ({ store, client, bucket }) => {
-    await store.mkdir("d");
-    const dying = dyingClient(client, (operation) => operation === "updateSet");
-    await assert.rejects(new Store(dying, { namespace: { bucket } }).mkdir("d/e"));
-    assert.equal((await store.tryStat("d/e"))?.type, "directory", "its object was stored");
-    assert.deepEqual(await names(store, "d"), []);
-    const restarted = new Store(client, { namespace: { bucket } });
-    await assert.rejects(restarted.mkdir("d/e"), AlreadyExistsError);
-    assert.deepEqual(await names(store, "d"), ["e"]);
-  });
-});
-
-Deno.test("a directory whose entry a crash never added is listed once a directory is made below it", async () => {
-  await withStore(async ({ store, client, bucket }) => {
-    await store.mkdir("k");
-    const dying = dyingClient(client, (operation) => operation === "updateSet");
-    await assert.rejects(new Store(dying, { namespace: { bucket } }).mkdir("k/d"));
-    assert.deepEqual(await names(store, "k"), []);
-    await new Store(client, { namespace: { bucket } }).mkdir("k/d/sub");
-    assert.deepEqual(await names(store, "k"), ["d"]);
-    assert.deepEqual(await names(store, "k/d"), ["sub"]);
+    const restarted = new Store(client, { namespace: { bucket } }); // The retry, after a restart.
+    await store.writeFile("elsewhere", CONTENT);
+    const cases: [string, (directory: string) => Promise<unknown>, string[]][] = [
+      ["a write below it", (directory) => restarted.writeFile(`${directory}/f`, CONTENT), ["f"]],
+      ["a mkdir below it", (directory) => restarted.mkdir(`${directory}/sub`), ["sub"]],
+      ["a rename into it", (directory) => restarted.rename("elsewhere", `${directory}/r`), ["r"]],
+      [
+        "a mkdir of its name (EEXIST)",
+        (directory) => assert.rejects(restarted.mkdir(directory), AlreadyExistsError),
+        [],
+      ],
+    ];
+    for (const [index, [what, next, below]] of cases.entries()) {
+      const top = `t${index}`;
+      await store.mkdir(top);
+      await unlistedDirectory(client, bucket, `${top}/d`);
+      assert.equal((await store.tryStat(`${top}/d`))?.type, "directory", `${what}: stored`);
+      assert.deepEqual(await names(store, top), [], `${what}: unlisted`);
+      await next(`${top}/d`);
+      assert.deepEqual(await names(store, top), ["d"], what);
+      assert.deepEqual(await names(store, `${top}/d`), below, what);
+    }
   });
 });
