@@ -75,11 +75,18 @@ export class DirectoryTimes {
   }
 
   /**
-   * Writes the changes of the directories at or below `path` now (`/`: all), and resolves
-   * once they were written or failed: a rename, removal or explicit change of attributes
-   * there goes after them, never under a late write.
+   * Writes the change of the directory at `path` now, and resolves once it was written or
+   * failed: its removal or an explicit change of its attributes goes after it, never under a
+   * late write. One lookup: every setattr asks.
    */
   async settled(path: string): Promise<void> {
+    const pending = this.#pending.get(path);
+    if (pending !== undefined) await this.#queue(path, pending);
+  }
+
+  /** {@link settled} for the directories at or below `path` (`/`: all), as a rename moves them. */
+  async settledBelow(path: string): Promise<void> {
+    if (this.#pending.size === 0) return;
     const below = path === "/" ? "/" : `${path}/`;
     const writes = [...this.#pending].filter(([at]) => at === path || at.startsWith(below))
       .map(([at, pending]) => this.#queue(at, pending));

@@ -28,15 +28,14 @@ function recordingWrites() {
   };
 }
 
-/** Settles `path`, ending every write that starts meanwhile (failing it with `error`). */
+/** Waits for `settling`, ending every write that starts meanwhile (failing it with `error`). */
 async function settleWriting(
-  times: DirectoryTimes,
   writes: ReturnType<typeof recordingWrites>,
-  path: string,
+  settling: Promise<void>,
   error?: Error,
 ): Promise<void> {
   let done = false;
-  const settled = times.settled(path).then(() => {
+  const settled = settling.then(() => {
     done = true;
   });
   while (!done) {
@@ -53,7 +52,7 @@ Deno.test("changes to one directory are shown at once and written once, with the
   times.changed("/d", 4n);
   assert.equal(times.mtimeOf("/d"), 5n);
   assert.equal(times.mtimeOf("/other"), undefined);
-  await settleWriting(times, writes, "/");
+  await settleWriting(writes, times.settledBelow("/"));
   assert.deepEqual(writes.written, [["/d", 5n]]);
   assert.equal(times.mtimeOf("/d"), undefined, "Riak holds it now");
   assert.equal(times.pendingCount, 0);
@@ -67,7 +66,7 @@ Deno.test("a change is written by itself once the delay passed", async () => {
   await writes.nextWrite();
   assert.deepEqual(writes.written, [["/d", 7n]]);
   writes.finishAll();
-  await times.settled("/");
+  await times.settledBelow("/");
   assert.equal(times.pendingCount, 0);
 });
 
@@ -90,14 +89,16 @@ Deno.test("a change during a write is written after it, and settled waits for th
   assert.equal(times.pendingCount, 0);
 });
 
-Deno.test("settling a directory writes it and those below it, not its namesakes", async () => {
+Deno.test("settling a directory writes it alone; below it, those below too, not its namesakes", async () => {
   const writes = recordingWrites();
   const times = new DirectoryTimes({ write: writes.write, delayMs: 3_600_000 });
   for (const path of ["/a", "/a/b", "/ab", "/c"]) times.changed(path, 1n);
-  await settleWriting(times, writes, "/a");
+  await settleWriting(writes, times.settled("/a"));
+  assert.deepEqual(writes.written, [["/a", 1n]], "settled: the directory alone");
+  await settleWriting(writes, times.settledBelow("/a"));
   assert.deepEqual(writes.written.map(([path]) => path).sort(), ["/a", "/a/b"]);
   assert.equal(times.mtimeOf("/ab"), 1n);
-  await settleWriting(times, writes, "/");
+  await settleWriting(writes, times.settledBelow("/"));
   assert.equal(times.pendingCount, 0);
 });
 
@@ -105,7 +106,7 @@ Deno.test("a failed write leaves the directory at what Riak holds", async () => 
   const writes = recordingWrites();
   const times = new DirectoryTimes({ write: writes.write, delayMs: 3_600_000 });
   times.changed("/d", 9n);
-  await settleWriting(times, writes, "/", new Error("Riak away"));
+  await settleWriting(writes, times.settledBelow("/"), new Error("Riak away"));
   assert.equal(times.mtimeOf("/d"), undefined);
   assert.equal(times.pendingCount, 0);
 });

@@ -421,7 +421,7 @@ export class OverlayFileSystem implements FileSystem {
 
   /** Writes the directory mtimes not written to Riak yet (before unmounting, say). */
   async settleDirectoryTimes(): Promise<void> {
-    await this.#directoryTimes.settled("/");
+    await this.#directoryTimes.settledBelow("/");
   }
 
   /** Nodes the kernel holds references to (for tests and status). */
@@ -970,8 +970,8 @@ export class OverlayFileSystem implements FileSystem {
       throw fail(Errno.EEXIST, `${to}: already exists`);
     }
     // A late write of a moved directory's mtime would make its attributes object again.
-    await this.#directoryTimes.settled(from);
-    await this.#directoryTimes.settled(to);
+    await this.#directoryTimes.settledBelow(from);
+    await this.#directoryTimes.settled(to); // An empty directory renamed over.
     this.#renames++;
     try {
       await this.#renameNow(from, to, ctx);
