@@ -175,12 +175,24 @@ Deno.test("a put resent after its first attempt landed (a timeout) is this write
   }, { namespace: SMALL_CHUNKS });
 });
 
+/** Runs `change` in a process that dies at its first set update: objects stored, no entry. */
+async function diesBeforeEntry(
+  client: StoreClient,
+  bucket: string,
+  change: (store: Store) => Promise<unknown>,
+) {
+  const dying = dyingClient(client, (operation) => operation === "updateSet");
+  await assert.rejects(change(new Store(dying, { namespace: { bucket } })));
+}
+
 Deno.test("a file whose entry a crash never added is listed once it is written again", async () => {
   await withStore(async ({ store, client, bucket }) => {
     await store.mkdir("d");
-    const dying = dyingClient(client, (operation) => operation === "updateSet");
-    const crashing = new Store(dying, { namespace: { bucket } });
-    await assert.rejects(crashing.writeFile("d/new", Buffer.from("v1")));
+    await diesBeforeEntry(
+      client,
+      bucket,
+      (crashing) => crashing.writeFile("d/new", Buffer.from("v1")),
+    );
     assert.deepEqual(await names(store, "d"), []);
     await store.writeFile("d/new", Buffer.from("v2"));
     assert.deepEqual(await names(store, "d"), ["new"]);
@@ -190,9 +202,11 @@ Deno.test("a file whose entry a crash never added is listed once it is written a
 Deno.test("a file whose entry a crash never added is listed once written again over a stat of it", async () => {
   await withStore(async ({ store, client, bucket }) => {
     await store.mkdir("d");
-    const dying = dyingClient(client, (operation) => operation === "updateSet");
-    const crashing = new Store(dying, { namespace: { bucket } });
-    await assert.rejects(crashing.writeFile("d/new", Buffer.from("v1")));
+    await diesBeforeEntry(
+      client,
+      bucket,
+      (crashing) => crashing.writeFile("d/new", Buffer.from("v1")),
+    );
     // The mount's replayed upload (and a pre-warm's re-upload) write over what a stat found.
     const stat = await store.tryStat("d/new", { fileOnly: true });
     assert.equal(stat?.size, 2);
@@ -310,12 +324,6 @@ Deno.test("allow_mult: a write with an older stat keeps the chunks of the versio
   });
 });
 
-/** Makes directory `path` in a process that dies before its entry is added to the parent. */
-async function unlistedDirectory(client: StoreClient, bucket: string, path: string) {
-  const dying = dyingClient(client, (operation) => operation === "updateSet");
-  await assert.rejects(new Store(dying, { namespace: { bucket } }).mkdir(path));
-}
-
 Deno.test("a directory whose entry a crash never added is listed by what comes to it next", async () => {
   await withStore(async ({ store, client, bucket }) => {
     const restarted = new Store(client, { namespace: { bucket } }); // The retry, after a restart.
@@ -333,7 +341,7 @@ Deno.test("a directory whose entry a crash never added is listed by what comes t
     for (const [index, [what, next, below]] of cases.entries()) {
       const top = `t${index}`;
       await store.mkdir(top);
-      await unlistedDirectory(client, bucket, `${top}/d`);
+      await diesBeforeEntry(client, bucket, (crashing) => crashing.mkdir(`${top}/d`));
       assert.equal((await store.tryStat(`${top}/d`))?.type, "directory", `${what}: stored`);
       assert.deepEqual(await names(store, top), [], `${what}: unlisted`);
       await next(`${top}/d`);
