@@ -350,3 +350,54 @@ Deno.test("a directory whose entry a crash never added is listed by what comes t
     }
   });
 });
+
+Deno.test("a directory or symlink whose entry Riak refused is listed by the next listing or lookup", async () => {
+  await withStore(async ({ client, bucket, store: elsewhere }) => {
+    let refusing = false;
+    const flaky: StoreClient = {
+      ...client,
+      updateSet: (location, change) =>
+        refusing ? Promise.reject(new Error("Riak refused")) : client.updateSet(location, change),
+    };
+    const store = new Store(flaky, { namespace: { bucket } });
+    const refused = async (make: () => Promise<unknown>) => {
+      refusing = true;
+      try {
+        await assert.rejects(make(), /Riak refused/);
+      } finally {
+        refusing = false;
+      }
+    };
+    const cases: [
+      string,
+      (path: string) => Promise<unknown>,
+      (path: string) => Promise<unknown>,
+    ][] = [
+      ["a directory, then a listing", (p) => store.mkdir(p), () => names(store, "top")],
+      ["a symlink, then a listing", (p) => store.symlink(p, "target"), () => names(store, "top")],
+      ["a directory, then a lookup", (p) => store.mkdir(p), (p) => store.tryStat(p)],
+      [
+        "a symlink, then a file's lookup",
+        (p) => store.symlink(p, "target"),
+        (p) => store.tryStat(p, { fileOnly: true }),
+      ],
+    ];
+    await store.mkdir("top");
+    const listed: string[] = [];
+    for (const [index, [what, make, next]] of cases.entries()) {
+      await refused(() => make(`top/${index}`));
+      assert.ok(await elsewhere.tryStat(`top/${index}`), `${what}: stored`);
+      assert.deepEqual(await names(elsewhere, "top"), listed, `${what}: not listed yet`);
+      await next(`top/${index}`);
+      listed.push(String(index));
+      assert.deepEqual(await names(elsewhere, "top"), listed, what);
+    }
+
+    // One whose parent another host removed meanwhile is forgotten, not listed in a new parent.
+    await store.mkdir("gone");
+    await refused(() => store.mkdir("gone/d"));
+    await elsewhere.remove("gone", { recursive: true });
+    await store.tryStat("gone/d"); // Its object, left behind, is found.
+    assert.deepEqual(await names(elsewhere, ""), ["top"]);
+  });
+});
