@@ -1,6 +1,7 @@
 /**
- * Fixtures of the pre-warm, progress and verify end-to-end tests: an embedded Riak in this
- * process with a Store on a fresh namespace, and a `dist/riakfs` child that can be watched
+ * Fixtures of the pre-warm, progress and verify end-to-end tests: the test Riak (an embedded
+ * server in this process, or RIAKFS_TEST_RIAK's nodes behind a fault proxy) with a Store on a
+ * fresh namespace, and a `dist/riakfs` child that can be watched
  * while it runs (for faults and concurrent writers).
  *
  * @module
@@ -28,11 +29,11 @@ export interface MigrationFixture {
   flags: string[];
 }
 
-/** Runs `fn` with a fresh embedded Riak, source and state directory; cleans all up. */
+/** Runs `fn` with the test Riak, a fresh source and state directory; cleans all up. */
 export async function withMigration(
   fn: (fixture: MigrationFixture) => Promise<void>,
 ): Promise<void> {
-  const riak = await startTestRiak({ embedded: true });
+  const riak = await startTestRiak();
   const opened = openRiakStoreClient({ nodes: riak.nodes });
   const source = mkdtempSync(join(tmpdir(), "riakfs-e2e-src-"));
   const stateDir = mkdtempSync(join(tmpdir(), "riakfs-e2e-state-"));

@@ -11,15 +11,18 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
+import { createInterface } from "node:readline";
 import { randomBytes } from "node:crypto";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { StatusReport } from "../src/overlay/control.ts";
+import { externalTestNodes } from "../src/riak-server/testing.ts";
 import { openRiakStoreClient } from "../src/store/riak_adapter.ts";
 import type { StoreClient } from "../src/store/client.ts";
 import { Store } from "../src/store/store.ts";
 import { isMounted, isServing, stopMount, tempDir, waitFor } from "./_mount.ts";
-import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
+import { PROJECT_ROOT, RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
 
 /** A running overlay mount. */
 export interface OverlayMount {
@@ -27,7 +30,10 @@ export interface OverlayMount {
   stderr(): string;
 }
 
-/** The Riak server process of a test. */
+/**
+ * The Riak of a test: a `riakfs serve-riak` process of its own, or the nodes of
+ * `RIAKFS_TEST_RIAK` behind a fault proxy, which then plays the process's outages.
+ */
 export interface RiakProcess {
   /** `host:port`, the same across restarts. */
   nodes: string[];
@@ -39,6 +45,8 @@ export interface RiakProcess {
   stop(): Promise<void>;
   /** Starts the server again on the same port, holding what it held when it stopped. */
   restart(): Promise<void>;
+  /** Stops it for good. */
+  close(): Promise<void>;
 }
 
 /** What an overlay e2e test gets. */
@@ -68,12 +76,13 @@ export interface OverlayEnv {
   unmount(mount: OverlayMount): Promise<void>;
 }
 
-/** Runs `body` with an embedded Riak, fresh directories and cleanup of every mount. */
+/** Runs `body` with its own Riak, fresh directories and cleanup of every mount. */
 export async function withOverlayEnv(body: (env: OverlayEnv) => Promise<void>): Promise<void> {
   const base = tempDir("riakfs-overlay-e2e-");
   let riak: RiakProcess;
   try {
-    riak = await startRiakProcess(join(base, "riak-data"));
+    const external = externalTestNodes();
+    riak = external ? await proxiedRiak(external) : await startRiakProcess(join(base, "riak-data"));
   } catch (error) {
     fs.rmSync(base, { recursive: true, force: true });
     throw error;
@@ -147,7 +156,7 @@ export async function withOverlayEnv(body: (env: OverlayEnv) => Promise<void>): 
       for (const mounted of mounts) await unmount(mounted);
     } finally {
       await opened.close();
-      await riak.stop();
+      await riak.close();
       fs.rmSync(base, { recursive: true, force: true });
     }
   }
@@ -214,6 +223,55 @@ async function startRiakProcess(data: string): Promise<RiakProcess> {
     restart: async () => {
       await stop();
       server = await spawnServer(port, data);
+    },
+    close: stop,
+  };
+}
+
+/**
+ * The real nodes behind a fault proxy in a process of its own (tests/_fault_proxy_process.ts):
+ * its outages are the proxy's, the nodes' data stays.
+ */
+async function proxiedRiak(nodes: string[]): Promise<RiakProcess> {
+  const script = join(PROJECT_ROOT, "tests", "_fault_proxy_process.ts");
+  const child = spawn(process.execPath, ["run", "-A", script, ...nodes], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const nextLine = async (what: string) => {
+    const line = await lines.next();
+    if (line.done) throw new Error(`the fault proxy ended before ${what}`);
+    return line.value;
+  };
+  const signal = (name: NodeJS.Signals) => {
+    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, name);
+  };
+  const command = async (name: "stop" | "restart") => {
+    signal("SIGCONT");
+    child.stdin!.write(`${name}\n`);
+    if ((await nextLine(name)) !== "ok") throw new Error(`the fault proxy refused ${name}`);
+  };
+  let addresses: string;
+  try {
+    addresses = await nextLine("it listened");
+  } catch (error) {
+    signal("SIGKILL");
+    throw error;
+  }
+  return {
+    nodes: addresses.split(","),
+    pause: () => signal("SIGSTOP"),
+    resume: () => signal("SIGCONT"),
+    stop: () => command("stop"),
+    restart: async () => {
+      await command("stop");
+      await command("restart");
+    },
+    close: async () => {
+      signal("SIGCONT");
+      child.stdin!.end();
+      await exited;
     },
   };
 }

@@ -77,7 +77,7 @@ Deno.test("prewarm: a second run while one holds the lock exits 4 at once", asyn
 Deno.test("prewarm: cron-style output has periodic lines and a summary, no bar", async () => {
   await withMigration(async ({ riak, source, flags }) => {
     smallFiles(source, 200);
-    riak.server!.faults.setLatency(2);
+    riak.faults.setLatency(2);
     const run = await runRiakfs([
       "prewarm",
       source,
@@ -198,7 +198,7 @@ Deno.test("prewarm: a file rewritten during its upload is never stored torn", as
 Deno.test("prewarm: Riak going away mid-run fails the rest, listed, and never claims them", async () => {
   await withMigration(async ({ riak, source, stateDir, flags }) => {
     smallFiles(source, 150);
-    const faults = riak.server!.faults;
+    const faults = riak.faults;
     // ~20 ms per answer: the run takes seconds, and the outage lands in its first tenth.
     faults.setLatency(20);
     const running = await startPrewarmUnderWay(source, ["--request-timeout", "2000", ...flags]);
@@ -258,7 +258,7 @@ Deno.test("prewarm --delete-local drains verified files and keeps the rest", asy
 Deno.test("prewarm on a terminal draws a bar with rate and ETA", async () => {
   await withMigration(async ({ riak, source, flags }) => {
     smallFiles(source, 100);
-    riak.server!.faults.setLatency(10);
+    riak.faults.setLatency(10);
     // script(1) runs the binary on a pseudo-terminal, as an operator would.
     const onTerminal = (args: string[]) =>
       run("script", ["-qec", [RIAKFS_BINARY, ...args].map(shellQuote).join(" "), "/dev/null"]);
@@ -295,7 +295,7 @@ function shellQuote(word: string): string {
 Deno.test("prewarm: SIGTERM stops the run cleanly (exit 3) and the next run resumes", async () => {
   await withMigration(async ({ riak, source, flags }) => {
     smallFiles(source, 300);
-    riak.server!.faults.setLatency(3);
+    riak.faults.setLatency(3);
     const running = await startPrewarmUnderWay(source, flags);
     try {
       process.kill(running.child.pid!, "SIGTERM");
@@ -304,7 +304,7 @@ Deno.test("prewarm: SIGTERM stops the run cleanly (exit 3) and the next run resu
       const summary = JSON.parse(stopped.stdout);
       assert.equal(summary.stopReason, "interrupted");
       assert.ok(summary.tally.uploaded.files < 300);
-      riak.server!.faults.setLatency(0);
+      riak.faults.setLatency(0);
       const rest = await runRiakfs(["prewarm", source, "--json", ...flags]);
       assert.equal(rest.code, 0, rest.stderr);
       assert.equal(
@@ -386,7 +386,7 @@ Deno.test("prewarm: a directory it could not read is walked by the next run of t
 Deno.test("prewarm: a Riak node coming back mid-run lets the end-of-run retry finish", async () => {
   await withMigration(async ({ riak, source, flags }) => {
     smallFiles(source, 200);
-    const faults = riak.server!.faults;
+    const faults = riak.faults;
     faults.setLatency(3);
     const running = await startPrewarmUnderWay(source, flags);
     try {
@@ -445,7 +445,7 @@ Deno.test("prewarm: a FIFO is listed once, counted and left by a drain; the run 
 Deno.test("prewarm killed with SIGKILL: progress says it did not finish; the next run records it", async () => {
   await withMigration(async ({ riak, source, stateDir, flags }) => {
     smallFiles(source, 300);
-    const faults = riak.server!.faults;
+    const faults = riak.faults;
     faults.setLatency(3);
     const before = new Date().toISOString();
     const running = await startPrewarmUnderWay(source, flags);

@@ -69,8 +69,8 @@ Deno.test("verify: files Riak could not be asked about are not differences, and 
     const warmed = await runRiakfs(["prewarm", source, ...flags]);
     assert.equal(warmed.code, 0, warmed.stderr + warmed.stdout);
     const recorded = readFileSync(join(stateDir, "state.json"), "utf8");
-    await riak.server!.faults.stopAccepting();
-    riak.server!.faults.dropConnections();
+    await riak.faults.stopAccepting();
+    riak.faults.dropConnections();
     try {
       const down = await runRiakfs(["verify", source, ...flags]);
       assert.equal(down.code, 1, down.stdout);
@@ -78,7 +78,7 @@ Deno.test("verify: files Riak could not be asked about are not differences, and 
       assert.match(down.stderr, /2 file\(s\) could not be checked; the result is not recorded/);
       assert.equal(readFileSync(join(stateDir, "state.json"), "utf8"), recorded);
     } finally {
-      await riak.server!.faults.resumeAccepting();
+      await riak.faults.resumeAccepting();
     }
   });
 });

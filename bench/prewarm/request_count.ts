@@ -32,7 +32,7 @@ try {
     bytes.fill(i % 251, 0, 64);
     writeFileSync(join(root, dir, `f${i}`), bytes);
   }
-  riak.server!.faults.setLatency(LATENCY_MS);
+  riak.faults.setLatency(LATENCY_MS);
   const counts = new Map<string, number>();
   const count = (kind: string) => counts.set(kind, (counts.get(kind) ?? 0) + 1);
   const base = riakStoreClient(client);

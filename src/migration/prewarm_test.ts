@@ -833,12 +833,11 @@ Deno.test("Riak refusing every request is reachable, no early stop; refused conn
   for (let i = 0; i < files; i++) {
     writeFileSync(join(source, `f${String(i).padStart(3, "0")}`), `${i}`);
   }
-  // Fault injection needs the embedded server, whatever RIAKFS_TEST_RIAK says.
-  const riak = await startTestRiak({ embedded: true });
+  const riak = await startTestRiak();
   const opened = openRiakStoreClient({ nodes: riak.nodes, healthCheckIntervalMs: 50 });
   try {
     const store = new Store(opened.client, { namespace: { bucket: `${riak.prefix}-files` } });
-    const faults = riak.server!.faults;
+    const faults = riak.faults;
     const options = { source, store, state, concurrency: 2, unreachableStopMs: 0 };
     // A node answers every request, with an error: Riak is there, refusing.
     faults.respondWithError("{error,enospc}", 0, 1_000_000);

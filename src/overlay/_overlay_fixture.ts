@@ -52,7 +52,7 @@ export interface OverlayFixture extends StoreFixture {
 }
 
 /**
- * Runs `body` while the embedded Riak answers nothing (requests wait, as during an outage
+ * Runs `body` while the test Riak answers nothing (requests wait, as during an outage
  * that the overlay's Riak timeout reports), and lets it answer again afterwards, also when
  * `body` fails.
  */
@@ -60,7 +60,7 @@ export async function whilePaused<T>(
   riak: StoreFixture["riak"],
   body: () => Promise<T>,
 ): Promise<T> {
-  const faults = riak.server!.faults;
+  const faults = riak.faults;
   faults.pause();
   try {
     return await body();
@@ -229,7 +229,7 @@ export async function withOverlay(
         holdPuts,
       });
     } finally {
-      await store.riak.server?.faults.clear();
+      await store.riak.faults.clear();
       for (const runtime of runtimes) await runtime.stop(5_000);
       await rm(directory, { recursive: true, force: true });
     }

@@ -335,7 +335,7 @@ Deno.test("outage: local files still served, Riak reads fail with EIO in time, l
 
 Deno.test("a write acknowledged during an outage is uploaded after a restart", async () => {
   await withOverlay("migrate", async ({ fs, riak, store, runtime, restart }) => {
-    const faults = riak.server!.faults;
+    const faults = riak.faults;
     await faults.stopAccepting();
     faults.dropConnections();
     const files = new Map<string, Buffer>();
@@ -365,7 +365,7 @@ Deno.test("drain after shadow: a replayed mirror pending makes reads use the sou
     async ({ fs, riak, store, runtime, restart, holdPuts }) => {
       await writeThrough(fs, "/notes.txt", Buffer.from("first version"));
       assert.equal(await runtime.settle(10_000), 0);
-      const faults = riak.server!.faults;
+      const faults = riak.faults;
       await faults.stopAccepting();
       faults.dropConnections();
       try {
@@ -883,7 +883,7 @@ for (const preset of ["shadow", "migrate"]) {
       const node = await lookupPath(fs, "/doc");
       const { fh } = await fs.open!(ROOT_CTX, node, 2);
       await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("NEW CONTENT"));
-      const faults = riak.server!.faults;
+      const faults = riak.faults;
       faults.pause();
       let renamed: Promise<void>;
       try {
@@ -924,7 +924,7 @@ for (const preset of ["shadow", "migrate"]) {
         await writeThrough(fs, "/m.txt", Buffer.from("mode"));
         await runtime.settle(10_000);
         const node = await lookupPath(fs, "/m.txt");
-        const faults = riak.server!.faults;
+        const faults = riak.faults;
         await faults.stopAccepting();
         faults.dropConnections();
         try {
@@ -1026,7 +1026,7 @@ for (const preset of ["shadow", "migrate"]) {
         await runtime.settle(10_000);
         await writeThrough(fs, "/fresh", Buffer.from("just written")); // its upload still queued
         const node = await lookupPath(fs, "/fresh");
-        const faults = riak.server!.faults;
+        const faults = riak.faults;
         await faults.stopAccepting();
         faults.dropConnections();
         try {

@@ -28,7 +28,7 @@ for (const preset of ["migrate", "drain", "riak"]) {
         const theirs = seededBytes(51, 5_000);
         const ours = seededBytes(52, 7_000);
         await store.writeFile("/report.txt", theirs);
-        const faults = riak.server!.faults;
+        const faults = riak.faults;
         await faults.stopAccepting();
         faults.dropConnections();
         try {
@@ -96,7 +96,7 @@ for (const change of ["unlinked", "renamed"]) {
       async ({ fs, store, riak, runtime }) => {
         const theirs = seededBytes(61, 5_000);
         await store.writeFile("/x.log", theirs);
-        const faults = riak.server!.faults;
+        const faults = riak.faults;
         await faults.stopAccepting();
         faults.dropConnections();
         try {
@@ -129,7 +129,7 @@ for (const preset of ["drain", "riak"]) {
       async ({ fs, store, riak, runtime }) => {
         const theirs = seededBytes(51, 5_000);
         await store.writeFile("/report.txt", theirs);
-        const faults = riak.server!.faults;
+        const faults = riak.faults;
         await faults.stopAccepting();
         faults.dropConnections();
         try {
@@ -156,7 +156,7 @@ for (const preset of ["migrate", "drain"]) {
       preset,
       async ({ fs, store, riak, runtime }) => {
         await store.symlink("/link", "somewhere/else");
-        const faults = riak.server!.faults;
+        const faults = riak.faults;
         await faults.stopAccepting();
         faults.dropConnections();
         try {
@@ -182,7 +182,7 @@ Deno.test("drain: removals refused during one outage log it once, and never as o
     "drain",
     async ({ fs, riak, source, logLines }) => {
       for (const n of [1, 2, 3]) await writeFile(join(source, `f${n}`), "x");
-      const faults = riak.server!.faults;
+      const faults = riak.faults;
       await faults.stopAccepting();
       faults.dropConnections();
       try {
@@ -203,7 +203,7 @@ Deno.test("drain: a file created during the outage, renamed once Riak is back, d
     async ({ fs, store, riak, runtime }) => {
       const theirs = seededBytes(62, 5_000);
       await store.writeFile("/x.log", theirs);
-      const faults = riak.server!.faults;
+      const faults = riak.faults;
       faults.pause();
       let created;
       try {
@@ -231,7 +231,7 @@ Deno.test("migrate: mkdir and symlink during an outage answer at once; Riak gets
     async ({ fs, store, riak, runtime }) => {
       const theirs = seededBytes(62, 300);
       await store.writeFile("/inbox", theirs);
-      const faults = riak.server!.faults;
+      const faults = riak.faults;
       await faults.stopAccepting();
       faults.dropConnections();
       try {
@@ -262,7 +262,7 @@ Deno.test("shadow: rm x; mkdir x during an outage: the directory waits behind th
       await writeThrough(fs, "/x", seededBytes(63, 100));
       assert.equal(await runtime.settle(20_000), 0);
       assert.equal((await store.tryStat("/x"))?.type, "file");
-      const faults = riak.server!.faults;
+      const faults = riak.faults;
       await faults.stopAccepting();
       faults.dropConnections();
       try {
@@ -282,7 +282,7 @@ Deno.test("riak: with Riak down the mount's root is still a directory; listing i
   await withOverlay(
     "riak",
     async ({ fs, riak }) => {
-      const faults = riak.server!.faults;
+      const faults = riak.faults;
       await faults.stopAccepting();
       faults.dropConnections();
       try {
@@ -339,7 +339,7 @@ Deno.test("shadow: during an outage a link renamed over a file, and a file over 
       await fs.symlink!(ROOT_CTX, 1, "k", "m");
       await writeThrough(fs, "/g", Buffer.from("file g"));
       assert.equal(await runtime.settle(20_000), 0);
-      const faults = riak.server!.faults;
+      const faults = riak.faults;
       await faults.stopAccepting();
       faults.dropConnections();
       try {
@@ -367,7 +367,7 @@ Deno.test("drain: a file the mount moved into Riak is EIO during an outage, not 
       assert.ok(legacy.equals(await readThrough(fs, "/moved.txt")));
       assert.equal(await runtime.settle(20_000), 0);
       await assert.rejects(readFile(join(source, "moved.txt")), { code: "ENOENT" });
-      const faults = riak.server!.faults;
+      const faults = riak.faults;
       await faults.stopAccepting();
       faults.dropConnections();
       try {

@@ -133,17 +133,13 @@ export class RiakNetworkServer {
 
   /** Answers one request of a connection: the frames to write and whether to close after. */
   async process(connection: Connection, frame: Frame): Promise<Answer> {
-    const faults = this.faults;
-    await faults.whenRunning();
-    if (faults.requestsBeforeClose === 0) {
-      faults.requestsBeforeClose = -1;
-      return { frames: [], close: true };
-    }
-    if (faults.requestsBeforeClose > 0) faults.requestsBeforeClose--;
-    if (faults.latencyMs > 0) await new Promise((r) => setTimeout(r, faults.latencyMs));
-    const scripted = faults.scriptedErrors.shift();
-    if (scripted !== undefined) {
-      return { frames: [errorFrame(scripted.errmsg, scripted.errcode)], close: false };
+    const admission = await this.faults.admit();
+    if (admission.action === "close") return { frames: [], close: true };
+    if (admission.action === "error") {
+      return {
+        frames: [errorFrame(admission.error.errmsg, admission.error.errcode)],
+        close: false,
+      };
     }
     const security = this.securityAnswer(connection, frame);
     if (security !== undefined) return security;
@@ -257,8 +253,7 @@ class Connection {
         this.queuedBytes -= frame.body.length;
         const answer = await this.server.process(this, frame);
         if (this.closed) return;
-        if (this.server.faults.cutNextAnswer && answer.frames.length > 0) {
-          this.server.faults.cutNextAnswer = false;
+        if (answer.frames.length > 0 && this.server.faults.takeAnswerCut()) {
           const first = answer.frames[0];
           this.socket.write(first.subarray(0, Math.max(1, first.length >> 1)));
           this.socket.end();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { MessageCode } from "../riak/messages.ts";
 import { TestConnection } from "./_test_connection.ts";
+import { startEmbeddedRiak } from "./embedded.ts";
 import { startTestRiak, TEST_RIAK_ENV } from "./testing.ts";
 
 Deno.test("startTestRiak starts an embedded server with the test bucket types", async () => {
@@ -25,16 +26,36 @@ Deno.test("startTestRiak starts an embedded server with the test bucket types", 
   }
 });
 
-Deno.test("startTestRiak points at the nodes of RIAKFS_TEST_RIAK", async () => {
+Deno.test("startTestRiak reaches the nodes of RIAKFS_TEST_RIAK through a fault proxy", async () => {
+  const nodes = [
+    await startEmbeddedRiak({ memory: true }),
+    await startEmbeddedRiak({ memory: true }),
+  ];
   const saved = process.env[TEST_RIAK_ENV];
-  process.env[TEST_RIAK_ENV] = "10.0.0.1:8087, 10.0.0.2:8087";
+  process.env[TEST_RIAK_ENV] = nodes.map((node) => node.address).join(", ");
+  const riak = await startTestRiak();
   try {
-    const riak = await startTestRiak();
-    assert.deepEqual(riak.nodes, ["10.0.0.1:8087", "10.0.0.2:8087"]);
     assert.equal(riak.external, true);
     assert.equal(riak.server, undefined);
-    await riak.close();
+    assert.equal(riak.nodes.length, 2);
+    for (const [index, address] of riak.nodes.entries()) {
+      assert.notEqual(address, nodes[index].address);
+      const connection = new TestConnection(Number(address.split(":")[1]));
+      try {
+        // The node behind it answers: its own bucket types, and the fault set here.
+        const answer = await connection.call(MessageCode.GetBucketTypeReq, {
+          type: new TextEncoder().encode("sets"),
+        });
+        assert.equal(answer.code, MessageCode.GetBucketResp);
+        riak.faults.respondWithError("overload");
+        assert.equal((await connection.call(MessageCode.PingReq)).code, MessageCode.ErrorResp);
+      } finally {
+        connection.destroy();
+      }
+    }
   } finally {
+    await riak.close();
+    for (const node of nodes) await node.close();
     if (saved === undefined) delete process.env[TEST_RIAK_ENV];
     else process.env[TEST_RIAK_ENV] = saved;
   }

@@ -139,20 +139,20 @@ Deno.test("parseNodeList: host:port lists, default port, IPv6, bad entries", () 
 Deno.test("an overload answer is retried; other Riak errors are not", async () => {
   await withServers(1, {}, async (riak, [server]) => {
     const where = { bucket: `${server.prefix}-o`, key: "k" };
-    server.server!.faults.respondWithError("overload", 0, 2);
+    server.faults.respondWithError("overload", 0, 2);
     assert.equal((await riak.get(where)).found, false);
-    server.server!.faults.respondWithError("timeout"); // Riak's own timeout: a get may repeat
+    server.faults.respondWithError("timeout"); // Riak's own timeout: a get may repeat
     assert.equal((await riak.get(where)).found, false);
-    server.server!.faults.respondWithError("timeout"); // ... a put is verified, then repeated
+    server.faults.respondWithError("timeout"); // ... a put is verified, then repeated
     const put = { ...where, key: "put" };
     await riak.put(put, { value: bytes("v") });
     assert.equal((await riak.get(put)).siblings.length, 1);
-    server.server!.faults.respondWithError("timeout"); // ... a put without a key may not
+    server.faults.respondWithError("timeout"); // ... a put without a key may not
     await assert.rejects(
       riak.put({ bucket: where.bucket }, { value: bytes("v") }),
       (e: unknown) => e instanceof RiakError && e.errmsg === "timeout",
     );
-    server.server!.faults.respondWithError("no_type");
+    server.faults.respondWithError("no_type");
     await assert.rejects(
       riak.get(where),
       (e: unknown) => e instanceof RiakError && e.errmsg === "no_type",
@@ -164,17 +164,17 @@ Deno.test("an overload answer is retried; other Riak errors are not", async () =
 Deno.test("a dropped request is retried when idempotent; a dropped put is verified, then repeated only if not applied", async () => {
   await withServers(1, {}, async (riak, [server]) => {
     const where = { type: "kvmulti", bucket: `${server.prefix}-d`, key: "k" };
-    server.server!.faults.closeAfterRequests(0);
+    server.faults.closeAfterRequests(0);
     assert.equal((await riak.get(where)).found, false);
 
     // dropped before it was processed: the check finds nothing, the put is sent again, once
-    server.server!.faults.closeAfterRequests(0);
+    server.faults.closeAfterRequests(0);
     await riak.put(where, { value: bytes("once") });
     const stored = await riak.get(where);
     assert.deepEqual(stored.siblings.map((s) => toText(s.value)), ["once"]);
 
     // applied, then the answer is cut: the check finds it; no second sibling
-    server.server!.faults.closeMidFrame();
+    server.faults.closeMidFrame();
     const written = await riak.put(
       where,
       { value: bytes("twice?"), contentType: "text/plain", usermeta: [{ key: "o", value: "1" }] },
@@ -187,7 +187,7 @@ Deno.test("a dropped request is retried when idempotent; a dropped put is verifi
 
     // if_none_match applied, then cut: repeating would answer match_found; the check says done
     const fresh = { ...where, key: "fresh" };
-    server.server!.faults.closeMidFrame();
+    server.faults.closeMidFrame();
     const head = await riak.put(fresh, { value: bytes("mine") }, {
       ifNoneMatch: true,
       returnHead: true,
@@ -202,7 +202,7 @@ Deno.test("a dropped request is retried when idempotent; a dropped put is verifi
 
     // applied, then the answer is cut: blind repetition is declared harmless where the last write wins
     const lww = { type: "lww", bucket: where.bucket, key: "k" };
-    server.server!.faults.closeMidFrame();
+    server.faults.closeMidFrame();
     await riak.put(lww, { value: bytes("lww") }, { idempotent: true });
     assert.equal((await riak.get(lww)).siblings.length, 1);
   });
@@ -211,7 +211,7 @@ Deno.test("a dropped request is retried when idempotent; a dropped put is verifi
 Deno.test("a counter increment that may have been applied is not repeated", async () => {
   await withServers(1, {}, async (riak, [server]) => {
     const where = { type: "counters", bucket: `${server.prefix}-c`, key: "n" };
-    server.server!.faults.closeMidFrame();
+    server.faults.closeMidFrame();
     await assert.rejects(
       riak.updateCounter(where, 1n),
       (e: unknown) => e instanceof ConnectionError && e.maybeApplied,
@@ -224,12 +224,12 @@ Deno.test("an update or put without a key is not repeated: a repeat would create
   await withServers(1, {}, async (riak, [server]) => {
     const bucket = `${server.prefix}-generated`;
     // applied, then the answer is cut: the key Riak generated is lost with the answer
-    server.server!.faults.closeMidFrame();
+    server.faults.closeMidFrame();
     await assert.rejects(
       riak.updateSet({ type: "sets", bucket }, { add: ["member"] }),
       (e: unknown) => e instanceof ConnectionError && e.maybeApplied,
     );
-    server.server!.faults.closeMidFrame();
+    server.faults.closeMidFrame();
     await assert.rejects(
       riak.updateMap({ type: "maps", bucket }, {
         updates: [{ field: { name: bytes("f"), type: "FLAG" }, flag_op: "ENABLE" }],
@@ -237,7 +237,7 @@ Deno.test("an update or put without a key is not repeated: a repeat would create
       (e: unknown) => e instanceof ConnectionError && e.maybeApplied,
     );
     // the same for a put without a key, even one declared idempotent
-    server.server!.faults.closeMidFrame();
+    server.faults.closeMidFrame();
     await assert.rejects(
       riak.put({ type: "lww", bucket }, { value: bytes("v") }, { idempotent: true }),
       (e: unknown) => e instanceof ConnectionError && e.maybeApplied,
@@ -248,35 +248,35 @@ Deno.test("an update or put without a key is not repeated: a repeat would create
     }
     assert.equal(keys.length, 3, `one object per update, not more: ${keys.join(", ")}`);
     // with a key, repeating stays harmless and is still retried
-    server.server!.faults.closeMidFrame();
+    server.faults.closeMidFrame();
     await riak.updateSet({ type: "sets", bucket, key: "named" }, { add: ["member"] });
   });
 });
 
 Deno.test("a request that gets no answer times out, and the next one works", async () => {
   await withServers(1, { requestTimeoutMs: 200, maxAttempts: 1 }, async (riak, [server]) => {
-    server.server!.faults.pause();
+    server.faults.pause();
     const started = Date.now();
     await assert.rejects(
       riak.ping(),
       (e: unknown) => e instanceof TimeoutError && e.phase === "request",
     );
     assert.ok(Date.now() - started < 5_000);
-    server.server!.faults.resume();
+    server.faults.resume();
     await riak.ping();
   });
 });
 
 Deno.test("a request that failed every attempt says how many it took", async () => {
   await withServers(1, { requestTimeoutMs: 100, maxAttempts: 2 }, async (riak, [server]) => {
-    server.server!.faults.pause();
+    server.faults.pause();
     try {
       await assert.rejects(
         riak.ping(),
         (e: unknown) => e instanceof TimeoutError && /\(after 2 attempts\)$/.test(e.message),
       );
     } finally {
-      server.server!.faults.resume();
+      server.faults.resume();
     }
   });
 });
@@ -284,15 +284,15 @@ Deno.test("a request that failed every attempt says how many it took", async () 
 Deno.test("a node that refuses connections goes down, traffic moves, it comes back after pings", async () => {
   await withServers(2, { maxAttempts: 3 }, async (riak, [a, b]) => {
     const nodeA = riak.cluster.nodes[0];
-    const stopping = a.server!.faults.stopAccepting();
-    a.server!.faults.dropConnections();
+    const stopping = a.faults.stopAccepting();
+    a.faults.dropConnections();
     await stopping;
     for (let i = 0; i < 10; i++) await riak.ping();
     assert.equal(nodeA.state, "down");
     assert.equal(riak.cluster.nodes[1].state, "up");
     assert.deepEqual(riak.cluster.status().map((s) => s.state), ["down", "up"]);
     assert.match(riak.cluster.status()[0].lastFailure ?? "", /ECONNREFUSED|connect/);
-    await a.server!.faults.resumeAccepting();
+    await a.faults.resumeAccepting();
     await eventually(() => nodeA.state === "up", "node A back up");
     assert.ok(b.nodes.length === 1);
   });
@@ -303,7 +303,7 @@ Deno.test("a node that accepts but never answers goes down after timeouts in a r
     const nodeA = riak.cluster.nodes[0];
     await riak.ping();
     await riak.ping();
-    a.server!.faults.pause(); // connections still accepted; nothing answered
+    a.faults.pause(); // connections still accepted; nothing answered
     let timeouts = 0;
     for (let i = 0; i < 20 && nodeA.state === "up"; i++) {
       await riak.ping().catch((error) => {
@@ -314,7 +314,7 @@ Deno.test("a node that accepts but never answers goes down after timeouts in a r
     assert.equal(nodeA.state, "down");
     assert.equal(timeouts, FAILURES_BEFORE_DOWN, "taken out after that many in a row");
     for (let i = 0; i < 5; i++) await riak.ping(); // all on the other node now
-    a.server!.faults.resume();
+    a.faults.resume();
     await eventually(() => nodeA.state === "up", "node A back once it answers pings");
   });
 });
@@ -324,8 +324,8 @@ Deno.test("whenReachable pings a down node at once instead of waiting out its in
   await withServers(1, { healthCheckIntervalMs: 60_000, maxAttempts: 1 }, async (riak, [a]) => {
     await riak.ping();
     assert.equal(await riak.cluster.whenReachable(0), true, "up: at once");
-    const stopping = a.server!.faults.stopAccepting();
-    a.server!.faults.dropConnections();
+    const stopping = a.faults.stopAccepting();
+    a.faults.dropConnections();
     await stopping;
     // The first may fail on its cut connection; a refused connect takes the node down.
     for (let i = 0; i < 5 && riak.cluster.nodes[0].state === "up"; i++) {
@@ -339,7 +339,7 @@ Deno.test("whenReachable pings a down node at once instead of waiting out its in
         !error.message.includes("Rpb");
     });
     assert.equal(await riak.cluster.whenReachable(200), false, "still refused: gives up in time");
-    await a.server!.faults.resumeAccepting();
+    await a.faults.resumeAccepting();
     assert.equal(await riak.cluster.whenReachable(30_000), true);
     assert.equal(riak.cluster.nodes[0].state, "up");
     await riak.ping();
@@ -352,7 +352,7 @@ Deno.test("every connection busy: requests queue, the queue is bounded and times
     { maxConnections: 1, minConnections: 1, queueLimit: 1, queueTimeoutMs: 300 },
     async (riak, [server]) => {
       await riak.ping(); // the one connection is open
-      server.server!.faults.pause();
+      server.faults.pause();
       const first = riak.ping();
       const second = riak.ping();
       await assert.rejects(riak.ping(), QueueFullError);
@@ -360,7 +360,7 @@ Deno.test("every connection busy: requests queue, the queue is bounded and times
         second,
         (e: unknown) => e instanceof TimeoutError && e.phase === "queue",
       );
-      server.server!.faults.resume();
+      server.faults.resume();
       await first;
       const [x, y] = await Promise.all([riak.ping(), riak.ping()]);
       assert.equal(x, y);
@@ -439,18 +439,18 @@ Deno.test("least-busy selection avoids a node whose requests hang", async () => 
     async (riak, [a, b]) => {
       await riak.ping();
       await riak.ping();
-      a.server!.faults.pause();
-      b.server!.faults.pause();
+      a.faults.pause();
+      b.faults.pause();
       const stuck = [riak.ping(), riak.ping()]; // one on each node
       await eventually(
         () => riak.cluster.nodes.every((node) => node.inUse === 1),
         "one request per node",
       );
-      b.server!.faults.resume();
+      b.faults.resume();
       await stuck[1]; // on B (ties go to the first node, so the first stuck ping is on A)
       for (let i = 0; i < 5; i++) await riak.ping(); // A is busier: every ping goes to B
       assert.equal(riak.cluster.nodes[0].inUse, 1);
-      a.server!.faults.resume();
+      a.faults.resume();
       await Promise.all(stuck);
     },
   );
@@ -472,7 +472,7 @@ Deno.test("idle connections above the minimum expire", async () => {
 
 Deno.test("many requests through a small pool: all complete, the pool never exceeds its maximum", async () => {
   await withServers(1, { maxConnections: 2, queueLimit: 100 }, async (riak, [server]) => {
-    server.server!.faults.setLatency(2);
+    server.faults.setLatency(2);
     const node = riak.cluster.nodes[0];
     let most = 0;
     const results = await Promise.all(

@@ -1,0 +1,226 @@
+/**
+ * A TCP proxy in front of a Riak node whose {@link FaultInjector} acts as the embedded
+ * server's does: requests wait while paused and for the latency, get a scripted error
+ * instead of an answer, or lose their connection; answers are cut in the middle of a frame;
+ * new connections are refused, open ones dropped. Tests that inject faults run against a
+ * real node through it (`startTestRiak` puts one in front of each node of
+ * `RIAKFS_TEST_RIAK`), with no change to the node.
+ *
+ * It relies on what the Riak client does: one request at a time on a connection, its
+ * answer read whole before the next is sent. Bytes that do not frame (a zero length, a
+ * length past {@link MAX_REQUEST_FRAME_BYTES}) are passed on unexamined, for the node to
+ * answer as it does.
+ *
+ * @example
+ * ```ts
+ * const proxy = await startFaultProxy(["10.0.0.1:8087", "10.0.0.2:8087"]);
+ * proxy.faults.pause(); // requests to proxy.addresses wait until proxy.faults.resume()
+ * await proxy.close();
+ * ```
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import * as net from "node:net";
+import { errorFrame } from "./engine.ts";
+import { FaultInjector } from "./faults.ts";
+import { MAX_REQUEST_FRAME_BYTES } from "./server.ts";
+
+/** A running {@link startFaultProxy}. */
+export interface FaultProxy {
+  /** `host:port` to connect to instead of each node, in the order of the nodes. */
+  addresses: string[];
+  /** The faults applied to what passes through, to every node at once. */
+  faults: FaultInjector;
+  /** Stops listening for good and drops every connection. */
+  close(): Promise<void>;
+}
+
+/** Starts a proxy on a free port of 127.0.0.1 in front of each of `nodes` (`host:port`). */
+export async function startFaultProxy(nodes: readonly string[]): Promise<FaultProxy> {
+  const ports = nodes.map((node) => new ProxyPort(node));
+  const faults = new FaultInjector({
+    stopAccepting: () => {
+      for (const port of ports) port.stopListening();
+      return Promise.resolve();
+    },
+    resumeAccepting: async () => {
+      for (const port of ports) await port.listen(faults);
+    },
+    dropConnections: () => {
+      for (const port of ports) port.dropConnections();
+    },
+  });
+  try {
+    for (const port of ports) await port.listen(faults);
+  } catch (error) {
+    for (const port of ports) port.close();
+    throw error;
+  }
+  return {
+    addresses: ports.map((port) => port.address),
+    faults,
+    close() {
+      faults.resume();
+      for (const port of ports) port.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+/** One listening port of the proxy, and the links it accepted. */
+class ProxyPort {
+  readonly #host: string;
+  readonly #port: number;
+  readonly #links = new Set<Link>();
+  #listener: net.Server | undefined;
+  #boundPort = 0;
+  #closed = false;
+
+  constructor(node: string) {
+    const separator = node.lastIndexOf(":");
+    this.#host = node.slice(0, separator);
+    this.#port = Number(node.slice(separator + 1));
+  }
+
+  /** `127.0.0.1:PORT`, the same across {@link stopListening} and {@link listen}. */
+  get address(): string {
+    return `127.0.0.1:${this.#boundPort}`;
+  }
+
+  async listen(faults: FaultInjector): Promise<void> {
+    if (this.#listener !== undefined || this.#closed) return;
+    const server = net.createServer((client) => {
+      const link = new Link(client, net.connect(this.#port, this.#host), faults);
+      this.#links.add(link);
+      client.once("close", () => this.#links.delete(link));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.#boundPort, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    this.#boundPort = (server.address() as net.AddressInfo).port;
+    this.#listener = server;
+  }
+
+  /** Refuses new connections at once; open ones stay. */
+  stopListening(): void {
+    this.#listener?.close();
+    this.#listener = undefined;
+  }
+
+  dropConnections(): void {
+    for (const link of this.#links) link.destroy();
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.stopListening();
+    this.dropConnections();
+  }
+}
+
+/** Splits a byte stream into Riak frames (length prefix included), or gives up on it. */
+class FrameSplitter {
+  /** Bytes of frames not yet whole, and how many the next frame needs in all. */
+  #chunks: Buffer[] = [];
+  #length = 0;
+  #needed = 4;
+  #framing = true;
+
+  /** Whole frames of what arrived so far; once the bytes do not frame, every byte as is. */
+  push(chunk: Buffer): { frames: Buffer[]; unframed?: Buffer } {
+    if (!this.#framing) return { frames: [], unframed: chunk };
+    this.#chunks.push(chunk);
+    this.#length += chunk.length;
+    // A large frame comes in many chunks: they are joined once, when it is whole.
+    if (this.#length < this.#needed) return { frames: [] };
+    let bytes = this.#chunks.length === 1 ? chunk : Buffer.concat(this.#chunks, this.#length);
+    const frames: Buffer[] = [];
+    this.#needed = 4;
+    while (bytes.length >= 4) {
+      const length = bytes.readUInt32BE(0);
+      if (length === 0 || length > MAX_REQUEST_FRAME_BYTES) {
+        this.#framing = false;
+        this.#chunks = [];
+        this.#length = 0;
+        return { frames, unframed: bytes };
+      }
+      if (bytes.length < 4 + length) {
+        this.#needed = 4 + length;
+        break;
+      }
+      frames.push(bytes.subarray(0, 4 + length));
+      bytes = bytes.subarray(4 + length);
+    }
+    this.#chunks = bytes.length > 0 ? [bytes] : [];
+    this.#length = bytes.length;
+    return { frames };
+  }
+}
+
+/** A client's connection and the proxy's own to the node. */
+class Link {
+  readonly #client: net.Socket;
+  readonly #node: net.Socket;
+  readonly #faults: FaultInjector;
+  readonly #requests = new FrameSplitter();
+  readonly #answers = new FrameSplitter();
+  /** Requests go on in order: one waiting (paused, late) holds those behind it. */
+  #sending: Promise<void> = Promise.resolve();
+
+  constructor(client: net.Socket, node: net.Socket, faults: FaultInjector) {
+    this.#client = client;
+    this.#node = node;
+    this.#faults = faults;
+    client.on("data", (chunk: Buffer) => this.#fromClient(chunk));
+    node.on("data", (chunk: Buffer) => this.#fromNode(chunk));
+    client.on("close", () => this.destroy()).on("error", () => this.destroy());
+    // What the node wrote before it closed (an answer, then the close) reaches the client.
+    node.on("close", () => this.#client.end()).on("error", () => {});
+  }
+
+  /** Drops both connections at once. */
+  destroy(): void {
+    this.#client.destroy();
+    this.#node.destroy();
+  }
+
+  /** Sends the client `last` (if any) and its end, and forgets the node. */
+  #hangUp(last?: Buffer): void {
+    if (last) this.#client.write(last);
+    this.#client.end();
+    this.#node.destroy();
+  }
+
+  #fromClient(chunk: Buffer): void {
+    // Socket chunks are never reused, so the frames may stay views of them.
+    const { frames, unframed } = this.#requests.push(chunk);
+    for (const frame of frames) this.#sending = this.#sending.then(() => this.#forward(frame));
+    if (unframed) this.#sending = this.#sending.then(() => void this.#node.write(unframed));
+  }
+
+  async #forward(request: Buffer): Promise<void> {
+    const admission = await this.#faults.admit();
+    if (this.#client.destroyed || this.#node.destroyed) return;
+    if (admission.action === "close") this.#hangUp();
+    else if (admission.action === "error") {
+      this.#client.write(errorFrame(admission.error.errmsg, admission.error.errcode));
+    } else this.#node.write(request);
+  }
+
+  #fromNode(chunk: Buffer): void {
+    const { frames, unframed } = this.#answers.push(chunk);
+    for (const frame of frames) {
+      if (this.#faults.takeAnswerCut()) {
+        this.#hangUp(frame.subarray(0, Math.max(1, frame.length >> 1)));
+        return;
+      }
+      this.#client.write(frame);
+    }
+    if (unframed) this.#client.write(unframed);
+  }
+}
