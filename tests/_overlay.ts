@@ -77,12 +77,18 @@ export interface OverlayEnv {
 }
 
 /** Runs `body` with its own Riak, fresh directories and cleanup of every mount. */
-export async function withOverlayEnv(body: (env: OverlayEnv) => Promise<void>): Promise<void> {
+export async function withOverlayEnv(
+  body: (env: OverlayEnv) => Promise<void>,
+  options: {
+    /** Nodes to reach through the fault proxy; default RIAKFS_TEST_RIAK's, if it names any. */
+    nodes?: string[];
+  } = {},
+): Promise<void> {
   const base = tempDir("riakfs-overlay-e2e-");
   let riak: RiakProcess;
   try {
-    const external = externalTestNodes();
-    riak = external ? await proxiedRiak(external) : await startRiakProcess(join(base, "riak-data"));
+    const nodes = options.nodes ?? externalTestNodes();
+    riak = nodes ? await proxiedRiak(nodes) : await startRiakProcess(join(base, "riak-data"));
   } catch (error) {
     fs.rmSync(base, { recursive: true, force: true });
     throw error;
@@ -199,7 +205,8 @@ async function spawnServer(
   return { child, port: listening };
 }
 
-async function startRiakProcess(data: string): Promise<RiakProcess> {
+/** A `riakfs serve-riak --data DATA` process on a free port, as {@link OverlayEnv.riak} is. */
+export async function startRiakProcess(data: string): Promise<RiakProcess> {
   let server = await spawnServer(0, data);
   const port = server.port;
   const signal = (name: NodeJS.Signals) => {

@@ -9,46 +9,72 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as fsp from "node:fs/promises";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
-import { crashLeavingStaleMount, isMounted } from "./_mount.ts";
-import { assertReplayedAfterRemount, eventually, killMount, withOverlayEnv } from "./_overlay.ts";
+import { crashLeavingStaleMount, isMounted, tempDir } from "./_mount.ts";
+import {
+  assertReplayedAfterRemount,
+  eventually,
+  killMount,
+  type OverlayEnv,
+  startRiakProcess,
+  withOverlayEnv,
+} from "./_overlay.ts";
 
-for (const preset of ["migrate", "shadow", "drain", "riak"]) {
+/** Riak down during a write burst, riakfs killed, Riak back, riakfs again: all in Riak. */
+async function burstDuringOutage(env: OverlayEnv, preset: string): Promise<void> {
   const mirrored = preset === "migrate" || preset === "shadow";
-  Deno.test(`${preset}: SIGKILL during an outage: the journal replay puts every closed file into Riak`, async () => {
-    await withOverlayEnv(async (env) => {
-      const first = await env.mount(preset);
-      const files = new Map<string, Uint8Array>();
-      // Removed through the mount during the outage: Riak's copy goes too, after the replay.
-      const removed = "removed.bin";
-      await fsp.writeFile(join(env.mountpoint, removed), seededBytes(499, 4096));
-      await eventually(`${removed} in Riak`, async () => !!(await env.store.tryStat(removed)));
-      await env.riak.stop(); // Riak down: connections refused.
-      try {
-        for (let index = 0; index < 20; index++) {
-          const content = seededBytes(500 + index, 1000 + index * 70_000);
-          const name = `burst-${String(index).padStart(2, "0")}.bin`;
-          await fsp.writeFile(join(env.mountpoint, name), content); // close() acknowledged
-          files.set(name, content);
-        }
-        if (mirrored) await fsp.unlink(join(env.mountpoint, removed));
-        await killMount(env, first);
-      } finally {
-        await env.riak.restart(); // Back, with what it held before the outage only.
-      }
-      for (const name of files.keys()) assert.equal(await env.store.tryStat(name), undefined);
-      assert.ok(await env.store.tryStat(removed), `${removed} still in Riak before the replay`);
-      await assertReplayedAfterRemount(env, files, preset, async () => {
-        if (!mirrored) return;
-        await eventually(
-          `${removed} gone from Riak`,
-          async () => (await env.store.tryStat(removed)) === undefined,
-        );
-      });
-    });
+  const first = await env.mount(preset);
+  const files = new Map<string, Uint8Array>();
+  // Removed through the mount during the outage: Riak's copy goes too, after the replay.
+  const removed = "removed.bin";
+  await fsp.writeFile(join(env.mountpoint, removed), seededBytes(499, 4096));
+  await eventually(`${removed} in Riak`, async () => !!(await env.store.tryStat(removed)));
+  await env.riak.stop(); // Riak down: connections refused.
+  try {
+    for (let index = 0; index < 20; index++) {
+      const content = seededBytes(500 + index, 1000 + index * 70_000);
+      const name = `burst-${String(index).padStart(2, "0")}.bin`;
+      await fsp.writeFile(join(env.mountpoint, name), content); // close() acknowledged
+      files.set(name, content);
+    }
+    if (mirrored) await fsp.unlink(join(env.mountpoint, removed));
+    await killMount(env, first);
+  } finally {
+    await env.riak.restart(); // Back, with what it held before the outage only.
+  }
+  for (const name of files.keys()) assert.equal(await env.store.tryStat(name), undefined);
+  assert.ok(await env.store.tryStat(removed), `${removed} still in Riak before the replay`);
+  await assertReplayedAfterRemount(env, files, preset, async () => {
+    if (!mirrored) return;
+    await eventually(
+      `${removed} gone from Riak`,
+      async () => (await env.store.tryStat(removed)) === undefined,
+    );
   });
 }
+
+for (const preset of ["migrate", "shadow", "drain", "riak"]) {
+  Deno.test(`${preset}: SIGKILL during an outage: the journal replay puts every closed file into Riak`, async () => {
+    await withOverlayEnv((env) => burstDuringOutage(env, preset));
+  });
+}
+
+// As every mount test runs with RIAKFS_TEST_RIAK set: real nodes, the outage the proxy's.
+Deno.test("drain, Riak behind the fault proxy: SIGKILL during an outage: the replay puts every closed file into Riak", async () => {
+  const data = tempDir("riakfs-proxied-node-");
+  try {
+    const node = await startRiakProcess(data);
+    try {
+      await withOverlayEnv((env) => burstDuringOutage(env, "drain"), { nodes: node.nodes });
+    } finally {
+      await node.close();
+    }
+  } finally {
+    rmSync(data, { recursive: true, force: true });
+  }
+});
 
 Deno.test("migrate: a stale mount (riakfs and its watchdog killed) is cleared by the next mount, which replays the journal", async () => {
   await withOverlayEnv(async (env) => {
