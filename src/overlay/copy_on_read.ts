@@ -2,11 +2,13 @@
  * Copy-on-read: once an application has read a whole local file, a background copy into
  * Riak is queued, so a migration advances with the traffic. The read itself never waits:
  * `enqueue` is synchronous, a full queue skips the file (the pre-warm job catches it later),
- * the same path is never queued twice, and the bytes being copied at once are bounded.
+ * the same path is never queued twice, and the bytes being copied at once are bounded. A
+ * copy that failed because Riak was unreachable is queued again once Riak is back.
  *
  * @module
  */
 import { DEFAULT_COPY_CONCURRENCY } from "./defaults.ts";
+import { isOutageError } from "./health.ts";
 import { SILENT_LOGGER } from "./log.ts";
 import type { Logger } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
@@ -138,6 +140,8 @@ export class CopyOnReadQueue {
   /** Paths queued or running. */
   readonly #known = new Set<string>();
   readonly #running = new Map<string, RunningCopy>();
+  /** Copies that failed for an outage, by path (their sizes), for {@link retryAfterOutage}. */
+  readonly #failedInOutage = new Map<string, number>();
   /** Paths held by {@link hold} (how many times): no copy at or below them is queued. */
   readonly #held = new Map<string, number>();
   #activeBytes = 0;
@@ -183,6 +187,16 @@ export class CopyOnReadQueue {
     return true;
   }
 
+  /**
+   * Queues again the copies that failed because Riak was unreachable (call it when Riak
+   * answers again): files read during an outage reach Riak without another full read.
+   */
+  retryAfterOutage(): void {
+    const failed = [...this.#failedInOutage];
+    this.#failedInOutage.clear();
+    for (const [path, size] of failed) this.enqueue(path, size);
+  }
+
   /** Resolves when nothing is queued or running. */
   idle(): Promise<void> {
     if (this.depth === 0) return Promise.resolve();
@@ -196,9 +210,12 @@ export class CopyOnReadQueue {
    * rename, a newer version) is not undone by an older copy landing after it.
    */
   async withdraw(path: string, { below = true }: { below?: boolean } = {}): Promise<void> {
-    if (this.#known.size === 0) return;
+    if (this.#known.size === 0 && this.#failedInOutage.size === 0) return;
     const metrics = this.#options.metrics?.value.copyOnRead;
     const affected = (at: string) => below ? isAtOrBelow(at, path) : at === path;
+    for (const failed of this.#failedInOutage.keys()) {
+      if (affected(failed)) this.#failedInOutage.delete(failed);
+    }
     if (this.#queue.some((job) => affected(job.path))) {
       this.#queue = this.#queue.filter((job) => {
         if (!affected(job.path)) return true;
@@ -260,6 +277,7 @@ export class CopyOnReadQueue {
   /** Drops what is queued, aborts running copies and waits for them to end. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#failedInOutage.clear();
     for (const job of this.#queue) this.#known.delete(job.path);
     this.#queue = [];
     for (const copy of this.#running.values()) copy.abort.abort();
@@ -296,7 +314,12 @@ export class CopyOnReadQueue {
     } catch (error) {
       if (signal.reason === WITHDRAWN) return; // Counted when withdrawn.
       if (metrics) metrics.failed++;
-      // A failed copy is not retried here: the next full read or the pre-warm job retries.
+      // Riak away: tried again when it is back. Otherwise the next full read or the pre-warm.
+      if (
+        isOutageError(error) && !this.#stopped && this.#failedInOutage.size < this.#queueLimit
+      ) {
+        this.#failedInOutage.set(job.path, job.size);
+      }
       this.#logger.debug("copy-on-read failed", {
         path: job.path,
         error: (error as Error).message,

@@ -192,3 +192,30 @@ Deno.test("hold keeps copies at or below a path from being queued until released
   assert.equal(queue.enqueue("/any", 1), false);
   everything();
 });
+
+Deno.test("copies that failed for an outage are queued again when asked, unless withdrawn since", async () => {
+  let riakUp = false;
+  const copied: string[] = [];
+  const queue = new CopyOnReadQueue({
+    copy: (path) => {
+      if (path === "/corrupt") return Promise.reject(new Error("checksum mismatch"));
+      if (!riakUp) {
+        return Promise.reject(
+          Object.assign(new Error("connect refused"), { code: "ECONNREFUSED" }),
+        );
+      }
+      copied.push(path);
+      return Promise.resolve();
+    },
+  });
+  for (const path of ["/a", "/dir/b", "/dir/c", "/corrupt"]) queue.enqueue(path, 1);
+  await queue.idle();
+  await queue.withdraw("/dir/c", { below: false }); // Changed through the mount meanwhile.
+  riakUp = true;
+  queue.retryAfterOutage();
+  await queue.idle();
+  assert.deepEqual(copied.sort(), ["/a", "/dir/b"], "not the withdrawn one, nor one Riak refused");
+  queue.retryAfterOutage();
+  await queue.idle();
+  assert.deepEqual(copied.sort(), ["/a", "/dir/b"], "each retried once");
+});

@@ -359,6 +359,39 @@ Deno.test("a write acknowledged during an outage is uploaded after a restart", a
   });
 });
 
+for (const preset of ["migrate", "drain"]) {
+  Deno.test(`${preset}: a copy-on-read that Riak going away made fail is made once it is back`, async () => {
+    await withOverlay(preset, async ({ fs, source, riak, store, runtime }) => {
+      await writeFile(join(source, "read.txt"), "legacy bytes");
+      // Looked up and read while Riak answers (Riak's side known), closed once it is gone.
+      const node = await lookupPath(fs, "/read.txt");
+      const { fh } = await fs.open!(ROOT_CTX, node, 0);
+      assert.equal((await fs.read!(ROOT_CTX, node, fh, 0, 4096)).toString(), "legacy bytes");
+      const faults = riak.faults;
+      await faults.stopAccepting();
+      faults.dropConnections();
+      try {
+        await fs.release!(ROOT_CTX, node, fh, 0);
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal(runtime.metrics.snapshot().copyOnRead.failed, 1);
+      } finally {
+        await faults.resumeAccepting();
+      }
+      assert.equal(runtime.metrics.snapshot().copyOnRead.copied, 0);
+      // Any request Riak answers ends the outage (the client tries a node it found down again
+      // about once a second); the file is not read again.
+      for (let attempt = 0; runtime.metrics.snapshot().riak.reachable !== 1; attempt++) {
+        assert.ok(attempt < 200, "Riak reachable again");
+        await lookupPath(fs, "/absent").catch(() => {});
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/read.txt")).toString(), "legacy bytes");
+      assert.equal(runtime.metrics.snapshot().copyOnRead.copied, 1);
+    });
+  });
+}
+
 Deno.test("drain after shadow: a replayed mirror pending makes reads use the source, until a write staged here", async () => {
   await withOverlay(
     "shadow",

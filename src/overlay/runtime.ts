@@ -312,7 +312,6 @@ async function startRiakParts(
   });
   // Replayed before the first request is served: reads of these paths see the spool.
   uploads.resume(pending);
-  health.onReachableAgain(() => uploads.nudge());
   const copier = localCopies && localFileCopier(localCopies);
   const copies = late.copies = new CopyOnReadQueue({
     copy: copier === undefined
@@ -325,6 +324,10 @@ async function startRiakParts(
     concurrency: settings.copyConcurrency,
     metrics,
     logger,
+  });
+  health.onReachableAgain(() => {
+    uploads.nudge();
+    copies.retryAfterOutage();
   });
   const cache = new ChunkCache({
     maxBytes: settings.cacheBytes,
