@@ -86,9 +86,6 @@ const KNOWN_DIRECTORIES_LIMIT = 100_000;
 /** How long a directory seen to exist is trusted to (ms), against a removal by another host. */
 const KNOWN_DIRECTORY_MS = 10_000;
 
-/** Entries a store keeps owing (see {@link Store}'s `#entriesOwed`); past it, the oldest goes. */
-const ENTRIES_OWED_LIMIT = 10_000;
-
 /** How often a read restarts when the file is overwritten under it. */
 const READ_RETRIES = 3;
 
@@ -288,12 +285,6 @@ export class Store {
    */
   readonly #knownDirectories = new Map<string, number>();
   readonly #now: () => number;
-  /**
-   * Directories and symlinks stored whose entry in the parent could not be added (Riak failed
-   * in between, by latin1 of the path): a lookup found them while no listing named them. The
-   * next listing of the parent or stat of the path adds the entry.
-   */
-  readonly #entriesOwed = new Map<string, Buffer>();
   /** The object behind each file stat this store returned (its vclock, for a write). */
   readonly #statObjects = new WeakMap<FileStat, ResolvedObject>();
 
@@ -319,7 +310,6 @@ export class Store {
     const p = normalizePath(path);
     const found = await this.#statOrUndefined(p);
     if (!found) throw new NotFoundError(displayPath(p));
-    await this.#payEntriesOwed(p);
     return found;
   }
 
@@ -327,13 +317,10 @@ export class Store {
   async tryStat(path: StorePath, options: StatOptions = {}): Promise<FileStat | undefined> {
     const p = normalizePath(path);
     const withContent = options.withContent ?? false;
-    const found = options.fileOnly
-      ? await this.#fileStatOrUndefined(p, withContent)
-      : options.likelyAbsent
+    if (options.fileOnly) return await this.#fileStatOrUndefined(p, withContent);
+    return options.likelyAbsent
       ? await this.#statAtOnce(p, withContent)
       : await this.#statOrUndefined(p, withContent);
-    if (found) await this.#payEntriesOwed(p);
-    return found;
   }
 
   /**
@@ -461,7 +448,8 @@ export class Store {
         throw new AlreadyExistsError(displayPath(p));
       }
     }
-    await this.#requireDirectory(splitParent(p).parent);
+    const { parent, name } = splitParent(p);
+    await this.#requireDirectory(parent);
     const meta = directoryMeta(options);
     const made = await this.#putIfAbsent(dir.object, {
       value: new Uint8Array(),
@@ -477,8 +465,16 @@ export class Store {
     this.#index.created(dir);
     this.#rememberDirectory(p);
     options.objectStored?.();
-    // Neither a file nor a directory of the name was there: no older entry to look for.
-    await this.#addOwnEntry(p, "directory", { absent: true });
+    try {
+      // Neither a file nor a directory of the name was there: no older entry to look for.
+      await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }], {
+        absent: true,
+      });
+    } catch (error) {
+      // Below it, writes may have begun once its object was stored: then it stays.
+      await this.#leftUnlisted(p, dir.object, options.objectStored === undefined);
+      throw error;
+    }
     return this.#statFrom(p, dir.object, {
       content: { value: new Uint8Array(), usermeta: [] },
       meta,
@@ -516,7 +512,15 @@ export class Store {
       contentType: "text/plain",
       usermeta: encodeUsermeta(meta),
     });
-    await this.#addOwnEntry(p, "symlink");
+    try {
+      await this.#index.add(this.layout.directory(placement.parent), [{
+        type: "symlink",
+        name: placement.name,
+      }]);
+    } catch (error) {
+      await this.#leftUnlisted(p, placement.object, true);
+      throw error;
+    }
     return this.#statFrom(p, placement.object, {
       content: { value, usermeta: [] },
       meta,
@@ -563,7 +567,6 @@ export class Store {
   async *list(path: StorePath): AsyncGenerator<DirEntry> {
     const p = normalizePath(path);
     await this.#requireDirectory(p);
-    await this.#payEntriesOwed(p, { below: true });
     yield* this.#index.list(this.layout.directory(p));
   }
 
@@ -1516,7 +1519,7 @@ export class Store {
       if (stat.type !== "directory") throw new WrongTypeError("ENOTDIR", displayPath(p));
       if (entry?.type !== "directory") {
         await this.#ensureDirectory(parent, attributesOf);
-        await this.#addOwnEntry(p, "directory");
+        await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }]);
       }
       this.#rememberDirectory(p);
       return;
@@ -1531,59 +1534,19 @@ export class Store {
       contentType: "text/plain",
       usermeta: encodeUsermeta(directoryMeta(attributes)),
     });
-    await this.#addOwnEntry(p, "directory");
+    await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }]);
     this.#rememberDirectory(p);
   }
 
   /**
-   * Adds the entry of the directory or symlink just stored at `p`. Should Riak fail, the entry
-   * is owed: the next listing of the parent or stat of `p` adds it (an EIO'd mkdir, tried
-   * again, would otherwise find a directory no listing names).
+   * What a mkdir or symlink does when Riak failed it between its object and its entry: with
+   * `undo`, the object is deleted (Riak permitting), so the failure leaves nothing a look-up
+   * finds and no listing names; and a directory is no longer taken as known, so a write, a
+   * mkdir below it or a mkdir of it that finds it lists it.
    */
-  async #addOwnEntry(
-    p: Buffer,
-    type: "directory" | "symlink",
-    options?: { absent?: boolean },
-  ): Promise<void> {
-    const placement = this.layout.file(p);
-    try {
-      await this.#index.add(this.layout.directory(placement.parent), [{
-        type,
-        name: placement.name,
-      }], options);
-    } catch (error) {
-      if (this.#entriesOwed.size >= ENTRIES_OWED_LIMIT) {
-        this.#entriesOwed.delete(this.#entriesOwed.keys().next().value!);
-      }
-      this.#entriesOwed.set(p.toString("latin1"), p);
-      throw error;
-    }
-  }
-
-  /**
-   * Adds the owed entries (see {@link #addOwnEntry}) of `p` or, with `below`, of its children.
-   * One Riak still refuses stays owed; one whose object or parent went is forgotten.
-   */
-  async #payEntriesOwed(p: Buffer, { below = false }: { below?: boolean } = {}): Promise<void> {
-    if (this.#entriesOwed.size === 0) return;
-    for (const [key, owed] of [...this.#entriesOwed]) {
-      const placement = this.layout.file(owed);
-      if (!(below ? placement.parent.equals(p) : owed.equals(p))) continue;
-      try {
-        const directory = this.layout.directory(placement.parent);
-        const [stat, entry] = await Promise.all([
-          this.#statOrUndefined(owed),
-          this.#index.lookup(directory, placement.name),
-        ]);
-        if (stat && stat.type !== "file" && entry?.type !== stat.type) {
-          await this.#requireDirectory(placement.parent);
-          await this.#index.add(directory, [{ type: stat.type, name: placement.name }]);
-        }
-        this.#entriesOwed.delete(key);
-      } catch (error) {
-        if (error instanceof NotFoundError) this.#entriesOwed.delete(key);
-      }
-    }
+  async #leftUnlisted(p: Buffer, location: ObjectLocation, undo: boolean): Promise<void> {
+    this.#knownDirectories.delete(p.toString("latin1"));
+    if (undo) await this.#delete(location).catch(() => {});
   }
 
   #rememberDirectory(p: Buffer): void {

@@ -404,10 +404,12 @@ Deno.test("an unlisted mkdir over a file or an index-only directory refuses and 
 Deno.test("ensureListed adds the entry of a directory whose mkdir ended before it", async () => {
   await withStore(async ({ client, bucket, store }) => {
     await store.mkdir("parent");
-    // A mkdir cut off after the directory's object: its entry in the parent never came.
+    // A mkdir cut off after the directory's object: its entry in the parent never came, nor
+    // could its object be taken back.
     const cutOff = new Store({
       ...client,
       updateSet: () => Promise.reject(new Error("connection lost")),
+      delete: () => Promise.reject(new Error("connection lost")),
     }, { namespace: { bucket } });
     await assert.rejects(cutOff.mkdir("parent/lost", { mode: 0o750 }), /connection lost/);
     const names = async () => {
