@@ -244,12 +244,24 @@ async function proxiedRiak(nodes: string[]): Promise<RiakProcess> {
   const child = spawn(process.execPath, ["run", "-A", script, ...nodes], {
     stdio: ["pipe", "pipe", "inherit"],
   });
+  let failure = "";
+  child.on("error", (error) => failure = `: ${error.message}`);
+  child.stdin!.on("error", () => {}); // Its end shows as the end of its output.
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const exited = new Promise((resolve) => child.once("close", resolve));
+  /** Its next line, within 15 s, as serve-riak's start is awaited. */
   const nextLine = async (what: string) => {
-    const line = await lines.next();
-    if (line.done) throw new Error(`the fault proxy ended before ${what}`);
-    return line.value;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the fault proxy did not answer ${what}`)), 15_000);
+    });
+    try {
+      const line = await Promise.race([lines.next(), late]);
+      if (line.done) throw new Error(`the fault proxy ended before ${what}${failure}`);
+      return line.value;
+    } finally {
+      clearTimeout(timer);
+    }
   };
   const signal = (name: NodeJS.Signals) => {
     if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, name);
@@ -278,7 +290,9 @@ async function proxiedRiak(nodes: string[]): Promise<RiakProcess> {
     close: async () => {
       signal("SIGCONT");
       child.stdin!.end();
+      const timer = setTimeout(() => signal("SIGKILL"), 15_000);
       await exited;
+      clearTimeout(timer);
     },
   };
 }

@@ -90,20 +90,33 @@ class ProxyPort {
 
   async listen(faults: FaultInjector): Promise<void> {
     if (this.#listener !== undefined || this.#closed) return;
-    const server = net.createServer((client) => {
-      const link = new Link(client, net.connect(this.#port, this.#host), faults);
+    const server = net.createServer({ noDelay: true }, (client) => {
+      const node = net.connect({ port: this.#port, host: this.#host, noDelay: true });
+      const link = new Link(client, node, faults);
       this.#links.add(link);
       client.once("close", () => this.#links.delete(link));
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.#boundPort, "127.0.0.1", () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    this.#boundPort = (server.address() as net.AddressInfo).port;
+    // Set at once: a stop or close while it binds closes it.
     this.#listener = server;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(this.#boundPort, "127.0.0.1", () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      if (this.#listener === server) this.#listener = undefined;
+      throw error;
+    }
+    // A failed accept (EMFILE) is an 'error' event; the listener goes on, as the server's does.
+    server.on("error", () => {});
+    if (this.#listener !== server) {
+      server.close();
+      return;
+    }
+    this.#boundPort = (server.address() as net.AddressInfo).port;
   }
 
   /** Refuses new connections at once; open ones stay. */
@@ -171,6 +184,10 @@ class Link {
   readonly #answers = new FrameSplitter();
   /** Requests go on in order: one waiting (paused, late) holds those behind it. */
   #sending: Promise<void> = Promise.resolve();
+  /** Requests received and not yet forwarded (or answered in the proxy's place). */
+  #waiting = 0;
+  /** Whether the next frame from the node begins the answer to a request (for a cut). */
+  #answerDue = false;
 
   constructor(client: net.Socket, node: net.Socket, faults: FaultInjector) {
     this.#client = client;
@@ -178,7 +195,7 @@ class Link {
     this.#faults = faults;
     client.on("data", (chunk: Buffer) => this.#fromClient(chunk));
     node.on("data", (chunk: Buffer) => this.#fromNode(chunk));
-    client.on("close", () => this.destroy()).on("error", () => this.destroy());
+    client.on("close", () => this.#clientGone()).on("error", () => this.#clientGone());
     // What the node wrote before it closed (an answer, then the close) reaches the client.
     node.on("close", () => this.#client.end()).on("error", () => {});
   }
@@ -189,37 +206,66 @@ class Link {
     this.#node.destroy();
   }
 
+  /**
+   * A request a pause held is still sent when its client hung up meanwhile, as a server
+   * that received it still carries it out (a late write); the node's connection ends after.
+   */
+  #clientGone(): void {
+    this.#client.destroy();
+    if (this.#waiting === 0) this.#node.destroy();
+  }
+
   /** Sends the client `last` (if any) and its end, and forgets the node. */
-  #hangUp(last?: Buffer): void {
+  #hangUp(last?: Uint8Array): void {
     if (last) this.#client.write(last);
     this.#client.end();
     this.#node.destroy();
   }
 
+  /** `answer`, or half of it and the end of the connection if the faults cut it. */
+  #answer(answer: Uint8Array): void {
+    if (this.#faults.takeAnswerCut()) {
+      this.#hangUp(answer.subarray(0, Math.max(1, answer.length >> 1)));
+    } else this.#client.write(answer);
+  }
+
   #fromClient(chunk: Buffer): void {
     // Socket chunks are never reused, so the frames may stay views of them.
     const { frames, unframed } = this.#requests.push(chunk);
-    for (const frame of frames) this.#sending = this.#sending.then(() => this.#forward(frame));
+    for (const frame of frames) {
+      this.#waiting++;
+      this.#sending = this.#sending.then(() => this.#forward(frame));
+    }
     if (unframed) this.#sending = this.#sending.then(() => void this.#node.write(unframed));
   }
 
   async #forward(request: Buffer): Promise<void> {
     const admission = await this.#faults.admit();
-    if (this.#client.destroyed || this.#node.destroyed) return;
-    if (admission.action === "close") this.#hangUp();
+    this.#waiting--;
+    if (this.#node.destroyed) return;
+    if (this.#client.destroyed) {
+      if (admission.action === "process") this.#node.write(request);
+      if (this.#waiting === 0) this.#node.end();
+    } else if (admission.action === "close") this.#hangUp();
     else if (admission.action === "error") {
-      this.#client.write(errorFrame(admission.error.errmsg, admission.error.errcode));
-    } else this.#node.write(request);
+      this.#answer(errorFrame(admission.error.errmsg, admission.error.errcode));
+    } else {
+      this.#answerDue = true;
+      this.#node.write(request);
+    }
   }
 
   #fromNode(chunk: Buffer): void {
+    if (this.#client.destroyed) return;
     const { frames, unframed } = this.#answers.push(chunk);
     for (const frame of frames) {
-      if (this.#faults.takeAnswerCut()) {
-        this.#hangUp(frame.subarray(0, Math.max(1, frame.length >> 1)));
-        return;
+      if (!this.#answerDue) {
+        this.#client.write(frame);
+        continue;
       }
-      this.#client.write(frame);
+      this.#answerDue = false;
+      this.#answer(frame);
+      if (this.#client.destroyed || this.#client.writableEnded) return;
     }
     if (unframed) this.#client.write(unframed);
   }

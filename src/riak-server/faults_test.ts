@@ -95,6 +95,21 @@ for (const where of Object.keys(TARGETS)) {
     });
   });
 
+  Deno.test(`${where}: a cut answer may be a scripted error; the next answer is whole`, async () => {
+    await withConnection(where, async (connection, riak) => {
+      riak.faults.respondWithError("overload");
+      riak.faults.closeMidFrame();
+      connection.send(MessageCode.PingReq);
+      assert.equal(await connection.next(), "closed");
+      const again = new TestConnection(riak.port);
+      try {
+        assert.equal((await again.call(MessageCode.PingReq)).code, MessageCode.PingResp);
+      } finally {
+        again.destroy();
+      }
+    });
+  });
+
   Deno.test(`${where}: stop and resume accepting, drop connections`, async () => {
     await withConnection(where, async (kept, riak) => {
       await kept.connected();

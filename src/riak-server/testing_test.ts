@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { MessageCode } from "../riak/messages.ts";
 import { TestConnection } from "./_test_connection.ts";
 import { startEmbeddedRiak } from "./embedded.ts";
-import { startTestRiak, TEST_RIAK_ENV } from "./testing.ts";
+import { startTestRiak, TEST_RIAK_ENV, type TestRiak } from "./testing.ts";
 
 Deno.test("startTestRiak starts an embedded server with the test bucket types", async () => {
   const saved = process.env[TEST_RIAK_ENV];
@@ -33,8 +33,9 @@ Deno.test("startTestRiak reaches the nodes of RIAKFS_TEST_RIAK through a fault p
   ];
   const saved = process.env[TEST_RIAK_ENV];
   process.env[TEST_RIAK_ENV] = nodes.map((node) => node.address).join(", ");
-  const riak = await startTestRiak();
+  let riak: TestRiak | undefined;
   try {
+    riak = await startTestRiak();
     assert.equal(riak.external, true);
     assert.equal(riak.server, undefined);
     assert.equal(riak.nodes.length, 2);
@@ -54,7 +55,7 @@ Deno.test("startTestRiak reaches the nodes of RIAKFS_TEST_RIAK through a fault p
       }
     }
   } finally {
-    await riak.close();
+    await riak?.close();
     for (const node of nodes) await node.close();
     if (saved === undefined) delete process.env[TEST_RIAK_ENV];
     else process.env[TEST_RIAK_ENV] = saved;

@@ -44,7 +44,7 @@ async function withServers(
   const servers: TestRiak[] = [];
   let riak: RiakClient | undefined;
   try {
-    for (let i = 0; i < count; i++) servers.push(await startTestRiak({ embedded: true }));
+    for (let i = 0; i < count; i++) servers.push(await startTestRiak());
     riak = testClient(servers.flatMap((s) => s.nodes), options);
     await body(riak, servers);
   } finally {
