@@ -277,6 +277,14 @@ function riakFuseLine(env: OverlayEnv, ...flags: string[]): string[] {
   return [...line, "--spool", env.spool, "--run-dir", env.runDirectory];
 }
 
+/**
+ * A riak-fuse folder name of this test's own: its buckets (`IMG_<folder>`, ...) take no prefix,
+ * and a real Riak (RIAKFS_TEST_RIAK) keeps what earlier runs wrote.
+ */
+function folderOf(env: OverlayEnv): string {
+  return `shop-${env.bucket.split("-")[0]}`;
+}
+
 /** The value Riak holds at `bucket`/`key` of the default bucket type, or undefined. */
 async function rawValue(env: OverlayEnv, bucket: string, key: string): Promise<Buffer | undefined> {
   const fetched = await env.client.get({
@@ -299,8 +307,9 @@ async function listedIn(env: OverlayEnv, bucket: string): Promise<string[]> {
 
 Deno.test("a riak-fuse supervisord line mounts in shadow, writing where riak-fuse wrote", async () => {
   await withOverlayEnv(async (env) => {
+    const shop = folderOf(env);
     const legacy = seededBytes(23, 5_000);
-    await legacyFile(join(env.source, "shop/images/p1.jpg"), legacy);
+    await legacyFile(join(env.source, `${shop}/images/p1.jpg`), legacy);
     const mounted = await env.mountArgs(
       riakFuseLine(env, "-rnp", "PIC_", "-rdnp", "PICDIR_", "-ddir"),
     );
@@ -325,21 +334,21 @@ Deno.test("a riak-fuse supervisord line mounts in shadow, writing where riak-fus
       }
       assert.match(mounted.stderr(), /-ddir is ignored/);
       assert.match(mounted.stderr(), /behaviour is --preset shadow --layout riak-fuse/);
-      assert.ok(legacy.equals(await fsp.readFile(join(env.mountpoint, "shop/images/p1.jpg"))));
-      await fsp.writeFile(join(env.mountpoint, "shop/images/p2.jpg"), "new image");
+      assert.ok(legacy.equals(await fsp.readFile(join(env.mountpoint, `${shop}/images/p1.jpg`))));
+      await fsp.writeFile(join(env.mountpoint, `${shop}/images/p2.jpg`), "new image");
       await eventually(
-        "p2.jpg in PIC_shop",
-        async () => (await rawValue(env, "PIC_shop", "p2.jpg"))?.toString() === "new image",
+        `p2.jpg in PIC_${shop}`,
+        async () => (await rawValue(env, `PIC_${shop}`, "p2.jpg"))?.toString() === "new image",
       );
       await eventually(
-        "p2.jpg listed in PICDIR_shop",
-        async () => (await listedIn(env, "PICDIR_shop")).includes("p2.jpg"),
+        `p2.jpg listed in PICDIR_${shop}`,
+        async () => (await listedIn(env, `PICDIR_${shop}`)).includes("p2.jpg"),
       );
       const report = await statusOf(env);
       assert.equal(report.preset, "shadow");
       assert.equal(report.mode.reads, "local");
       assert.equal(
-        await fsp.readFile(join(env.source, "shop/images/p2.jpg"), "utf8"),
+        await fsp.readFile(join(env.source, `${shop}/images/p2.jpg`), "utf8"),
         "new image",
         "shadow keeps the local copy",
       );
@@ -351,8 +360,9 @@ Deno.test("a riak-fuse supervisord line mounts in shadow, writing where riak-fus
 
 Deno.test("a riak-fuse line with -dell drains: local copies go once verified, files stay readable", async () => {
   await withOverlayEnv(async (env) => {
+    const shop = folderOf(env);
     const legacy = seededBytes(24, 50_000);
-    await legacyFile(join(env.source, "shop/images/old.jpg"), legacy);
+    await legacyFile(join(env.source, `${shop}/images/old.jpg`), legacy);
     const mounted = await env.mountArgs(riakFuseLine(env, "-dell"));
     try {
       assert.match(
@@ -361,17 +371,17 @@ Deno.test("a riak-fuse line with -dell drains: local copies go once verified, fi
       );
       assert.match(mounted.stderr(), /behaviour with -dell is --preset drain --layout riak-fuse/);
       assert.equal((await statusOf(env)).preset, "drain");
-      const local = join(env.source, "shop/images/old.jpg");
-      assert.ok(legacy.equals(await fsp.readFile(join(env.mountpoint, "shop/images/old.jpg"))));
+      const local = join(env.source, `${shop}/images/old.jpg`);
+      assert.ok(legacy.equals(await fsp.readFile(join(env.mountpoint, `${shop}/images/old.jpg`))));
       await eventually("the local copy deleted", async () => {
         return await fsp.stat(local).then(() => false, () => true);
       });
       assert.ok(
-        legacy.equals((await rawValue(env, "IMG_shop", "old.jpg"))!),
+        legacy.equals((await rawValue(env, `IMG_${shop}`, "old.jpg"))!),
         "where riak-fuse kept it",
       );
-      assert.ok(legacy.equals(await fsp.readFile(join(env.mountpoint, "shop/images/old.jpg"))));
-      assert.deepEqual(await fsp.readdir(join(env.mountpoint, "shop/images")), ["old.jpg"]);
+      assert.ok(legacy.equals(await fsp.readFile(join(env.mountpoint, `${shop}/images/old.jpg`))));
+      assert.deepEqual(await fsp.readdir(join(env.mountpoint, `${shop}/images`)), ["old.jpg"]);
     } finally {
       await env.unmount(mounted);
     }

@@ -69,9 +69,11 @@ function makeSource(): string {
  * crash, a connection lost): the directory is in Riak, no listing names it.
  */
 async function mkdirCutOff(client: StoreClient, bucket: string, path: string): Promise<void> {
+  // Cut off for good: neither the entry nor the object's undoing reaches Riak.
   const cutOff = new Store({
     ...client,
     updateSet: () => Promise.reject(new Error("connection lost")),
+    delete: () => Promise.reject(new Error("connection lost")),
   }, { namespace: { bucket } });
   await assert.rejects(cutOff.mkdir(path), /connection lost/);
 }
