@@ -30,6 +30,8 @@ interface Pending {
   writing?: bigint;
   /** This directory's writes, one after the other. */
   writes: Promise<void>;
+  /** Set by {@link DirectoryTimes.forget}: writes not begun are not made. */
+  forgotten?: boolean;
 }
 
 /**
@@ -84,6 +86,20 @@ export class DirectoryTimes {
     if (pending !== undefined) await this.#queue(path, pending);
   }
 
+  /**
+   * Drops the change of the directory at `path` unwritten, as it goes away (removed, or
+   * replaced by a rename), and resolves once no write of it runs.
+   */
+  async forget(path: string): Promise<void> {
+    const pending = this.#pending.get(path);
+    if (pending === undefined) return;
+    clearTimeout(pending.timer);
+    pending.timer = undefined;
+    pending.forgotten = true;
+    this.#pending.delete(path);
+    await pending.writes;
+  }
+
   /** {@link settled} for the directories at or below `path` (`/`: all), as a rename moves them. */
   async settledBelow(path: string): Promise<void> {
     if (this.#pending.size === 0) return;
@@ -101,11 +117,15 @@ export class DirectoryTimes {
     pending.queued = true;
     pending.writes = pending.writes.then(async () => {
       pending.queued = false;
+      if (pending.forgotten) return;
       const mtimeNs = pending.writing = pending.mtimeNs;
       await this.#write(path, mtimeNs).catch(() => {});
       pending.writing = undefined;
       // Changed again meanwhile: the timer then set writes that change.
-      if (pending.mtimeNs === mtimeNs && !pending.queued && pending.timer === undefined) {
+      if (
+        pending.mtimeNs === mtimeNs && !pending.queued && pending.timer === undefined &&
+        this.#pending.get(path) === pending
+      ) {
         this.#pending.delete(path);
       }
     });

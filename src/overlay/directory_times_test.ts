@@ -110,3 +110,30 @@ Deno.test("a failed write leaves the directory at what Riak holds", async () => 
   assert.equal(times.mtimeOf("/d"), undefined);
   assert.equal(times.pendingCount, 0);
 });
+
+Deno.test("forgetting a directory writes nothing more of it, and waits for a write under way", async () => {
+  const writes = recordingWrites();
+  const times = new DirectoryTimes({ write: writes.write, delayMs: 3_600_000 });
+  times.changed("/gone", 1n);
+  await times.forget("/gone");
+  assert.equal(times.mtimeOf("/gone"), undefined);
+  assert.equal(times.pendingCount, 0);
+
+  times.changed("/busy", 1n);
+  const first = times.settled("/busy");
+  await writes.nextWrite();
+  times.changed("/busy", 2n);
+  const second = times.settled("/busy"); // Queued behind the running write.
+  let forgotten = false;
+  const forgetting = times.forget("/busy").then(() => forgotten = true);
+  await Promise.resolve();
+  assert.equal(forgotten, false, "waits for the running write");
+  writes.finishAll();
+  await Promise.all([first, second, forgetting]);
+  assert.deepEqual(writes.written, [["/busy", 1n]], "the queued write was not made");
+  assert.equal(times.pendingCount, 0);
+  times.changed("/busy", 3n); // Made again under the same name: a change of its own.
+  assert.equal(times.mtimeOf("/busy"), 3n);
+  await settleWriting(writes, times.settled("/busy"));
+  assert.deepEqual(writes.written.at(-1), ["/busy", 3n]);
+});

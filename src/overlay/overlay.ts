@@ -134,6 +134,8 @@ const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
 /** Set-group-ID: on a directory, its new entries take its group (and new directories the bit). */
 const S_ISGID = 0o2000;
+/** Mode of a source directory made where Riak keeps none for it. */
+const DEFAULT_LOCAL_DIRECTORY_MODE = 0o755;
 const O_ACCMODE = 3;
 const O_EXCL = 0o200;
 const O_TRUNC = 0o1000;
@@ -733,7 +735,7 @@ export class OverlayFileSystem implements FileSystem {
     });
     await this.#inSourceThenFollowing(followsSource, async () => {
       const file = await this.#localPath(path);
-      await fsp.mkdir(dirname(file), { recursive: true });
+      await this.#makeLocalParents(path);
       await fsp.symlink(target, file);
       await fsp.lchown(file, ctx.uid, ctx.gid);
     });
@@ -766,7 +768,7 @@ export class OverlayFileSystem implements FileSystem {
     );
     await this.#inSourceThenFollowing(followsSource, async () => {
       const directory = await this.#localPath(path);
-      await fsp.mkdir(dirname(directory), { recursive: true });
+      await this.#makeLocalParents(path);
       await fsp.mkdir(directory, attributes.mode);
       await fsp.chmod(directory, attributes.mode); // Exactly as asked, whatever our umask.
       await fsp.lchown(directory, ctx.uid, attributes.gid);
@@ -919,8 +921,8 @@ export class OverlayFileSystem implements FileSystem {
     const path = childPath(this.#nodes.pathOf(parent), name);
     const entries = await this.#list(path);
     if (entries.length > 0) throw fail(Errno.ENOTEMPTY, `${path}: directory not empty`);
-    // A late write of its mtime would make its attributes object again.
-    await this.#directoryTimes.settled(path);
+    // Going away: its mtime is not written (not under its removal either).
+    await this.#directoryTimes.forget(path);
     if (this.#mirrorsWrites() && this.#mode.reads === "local") {
       // The source is the whole truth: the local directory goes, and Riak's follows in the
       // background once its entries' removals ran (also after an outage, or a restart).
@@ -971,7 +973,7 @@ export class OverlayFileSystem implements FileSystem {
     }
     // A late write of a moved directory's mtime would make its attributes object again.
     await this.#directoryTimes.settledBelow(from);
-    await this.#directoryTimes.settled(to); // An empty directory renamed over.
+    await this.#directoryTimes.forget(to); // An empty directory renamed over goes.
     this.#renames++;
     try {
       await this.#renameNow(from, to, ctx);
@@ -1291,7 +1293,7 @@ export class OverlayFileSystem implements FileSystem {
     if (!this.#usesLocal()) return;
     const local = await this.#lstatLocal(from);
     if (local) {
-      await fsp.mkdir(dirname(await this.#localPath(to)), { recursive: true });
+      await this.#makeLocalParents(to);
       await fsp.rename(await this.#localPath(from), await this.#localPath(to));
     } else if ((await this.#lstatLocal(to))?.isFile()) {
       await fsp.unlink(await this.#localPath(to));
@@ -1619,7 +1621,7 @@ export class OverlayFileSystem implements FileSystem {
       file = await create().catch(async (error) => {
         // A directory only Riak holds so far is made in the source too.
         if (!isMissing(error) || this.#mode.reads === "local") throw error;
-        await fsp.mkdir(dirname(localFile), { recursive: true });
+        await this.#makeLocalParents(path);
         return await create();
       });
     } catch (error) {
@@ -2687,7 +2689,7 @@ export class OverlayFileSystem implements FileSystem {
    */
   #entriesChanged(...directories: string[]): void {
     if (this.#mode.reads === "local" || !this.#writesRiak()) return;
-    const nowNs = BigInt(Date.now()) * 1_000_000n;
+    const nowNs = BigInt(this.#now()) * 1_000_000n;
     for (const directory of directories) {
       // The root of a mount with a source is the source directory itself (#locate).
       if (directory === "/" && this.#usesLocal()) continue;
@@ -2700,9 +2702,16 @@ export class OverlayFileSystem implements FileSystem {
     this.#statCache.delete(path);
     try {
       if (this.#mirrorsWrites() && (await this.#lstatLocal(path))?.isDirectory()) {
-        // The source's directory is the truth: Riak takes its attributes over from the
-        // journal, after the changes of them journaled before (a utimes of it, say).
-        this.#o.uploads.start(await this.#o.uploads.reserve({ path, mirror: "attributes" }));
+        // Through the journal, after the changes of its attributes journaled before (a utimes
+        // of it, say). The time shown, not the source directory's: a change of Riak's
+        // entries alone (a file only Riak held, removed) does not move that one.
+        this.#o.uploads.start(
+          await this.#o.uploads.reserve({
+            path,
+            mirror: "attributes",
+            set: { mtimeNs: String(mtimeNs) },
+          }),
+        );
         return;
       }
       const stat = await this.#riakStat(path);
@@ -2913,7 +2922,7 @@ export class OverlayFileSystem implements FileSystem {
     truncating: boolean,
   ): Promise<void> {
     const target = await this.#localPath(path);
-    await fsp.mkdir(dirname(target), { recursive: true });
+    await this.#makeLocalParents(path);
     const temporary = join(
       dirname(target),
       `${SOURCE_TEMPORARY_PREFIX}${randomBytes(6).toString("hex")}`,
@@ -2952,6 +2961,45 @@ export class OverlayFileSystem implements FileSystem {
   async #localPath(path: string, options?: { directory?: boolean }): Promise<string> {
     if (this.#o.source === undefined) throw fail(Errno.EIO, "this mode has no source directory");
     return await localPathBeneath(this.#o.source, path, { ...options, pace: this.#sourcePace });
+  }
+
+  /**
+   * Makes the source's missing directories above `path`, each with the mode, owner and mtime
+   * Riak keeps for it (a directory Riak alone held so far): not 0777 and root's, which
+   * migrate would take back to Riak as the directory's attributes.
+   */
+  async #makeLocalParents(path: string): Promise<void> {
+    const missing: string[] = [];
+    for (let at = parentOf(path); at !== "/" && !(await this.#lstatLocal(at)); at = parentOf(at)) {
+      missing.unshift(at);
+    }
+    const made: Array<{ local: string; mtimeNs: bigint }> = [];
+    for (const directory of missing) {
+      const local = await this.#localPath(directory);
+      const remote = await this.#riakStat(directory).catch(() => undefined);
+      const kept = remote?.type === "directory" ? remote : undefined;
+      const mode = kept ? kept.mode & 0o7777 : DEFAULT_LOCAL_DIRECTORY_MODE;
+      try {
+        await fsp.mkdir(local, mode);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "EEXIST") continue; // Made meanwhile.
+        throw error;
+      }
+      await fsp.chmod(local, mode); // Exactly, whatever our umask.
+      if (kept === undefined) continue;
+      // Objects riakfs did not write carry no owner: the mount's default one, as stat shows.
+      await fsp.lchown(
+        local,
+        kept.managed ? kept.uid : this.#o.defaultUid ?? 0,
+        kept.managed ? kept.gid : this.#o.defaultGid ?? 0,
+      );
+      made.push({ local, mtimeNs: kept.mtimeNs });
+    }
+    // Deepest first: making a directory moved its parent's mtime.
+    for (const { local, mtimeNs } of made.reverse()) {
+      const seconds = Number(mtimeNs) / 1e9;
+      await fsp.utimes(local, seconds, seconds);
+    }
   }
 
   async #lstatLocal(path: string): Promise<BigIntStats | undefined> {

@@ -7,6 +7,7 @@ import {
   type DirEntryIn,
   type Entry,
   Errno,
+  type FileSystem,
   FuseError,
   type LocalNodeAnswers,
   type LocalNodes,
@@ -1294,7 +1295,15 @@ for (const preset of ["drain", "riak"]) {
   });
 }
 
-Deno.test("migrate: a directory's mtime reaches Riak from the source, after a utimes of it still queued", async () => {
+const NS = 1_000_000_000n;
+
+/** The mtime the mount shows for `node`, in nanoseconds. */
+async function shownMtimeNs(fs: FileSystem, node: number): Promise<bigint> {
+  const { mtime } = (await fs.getattr!(ROOT_CTX, node, undefined)).attr;
+  return BigInt(mtime.sec) * 1_000_000_000n + BigInt(mtime.nsec);
+}
+
+Deno.test("migrate: a directory's mtime reaches Riak as shown, after a utimes of it still queued", async () => {
   await withOverlay(
     "migrate",
     async ({ fs, source, store, riak, runtime }) => {
@@ -1306,14 +1315,65 @@ Deno.test("migrate: a directory's mtime reaches Riak from the source, after a ut
         await fs.setattr!(ROOT_CTX, dir, { mtime: { sec: 1_500_000_000, nsec: 0 } });
         await fs.mkdir!(ROOT_CTX, dir, "sub", 0o755, 0);
       });
+      const shown = await shownMtimeNs(fs, dir);
+      assert.ok(shown > 1_500_000_000_000_000_000n, "moved on from the utimes");
       assert.equal(await runtime.settle(10_000), 0);
+      assert.ok((await store.stat("/d")).mtimeNs >= shown, "Riak's moved on, as shown");
+      assert.ok(await shownMtimeNs(fs, dir) >= shown, "never going back");
       const local = await lstat(join(source, "d"), { bigint: true });
-      assert.ok(local.mtimeNs > 1_500_000_000_000_000_000n, "the source's moved on");
-      assert.equal((await store.stat("/d")).mtimeNs, local.mtimeNs);
+      assert.ok(local.mtimeNs > 1_500_000_000_000_000_000n, "the source's moved on too");
     },
     { riakReadTimeout: "300" },
   );
 });
+
+Deno.test("migrate: a directory only Riak held keeps its mode and owner in Riak and in the source once an entry is made in it", async () => {
+  await withOverlay("migrate", async ({ fs, source, store, runtime }) => {
+    await store.mkdir("/p", { mode: 0o700, uid: 1000, gid: 1000, mtimeNs: 1_500_000_000n * NS });
+    await store.mkdir("/p/q", { mode: 0o750, uid: 1001, gid: 1001, mtimeNs: 1_400_000_000n * NS });
+    await writeThrough(fs, "/p/q/new.txt", Buffer.from("new"));
+    const shown = await shownMtimeNs(fs, await lookupPath(fs, "/p/q"));
+    assert.equal(await runtime.settle(10_000), 0);
+    for (const [path, mode, owner] of [["/p", 0o700, 1000], ["/p/q", 0o750, 1001]] as const) {
+      const stored = await store.stat(path);
+      assert.deepEqual(
+        [stored.mode, stored.uid, stored.gid],
+        [mode, owner, owner],
+        `${path} in Riak`,
+      );
+      const local = await lstat(join(source, path), { bigint: true });
+      assert.deepEqual(
+        [Number(local.mode & 0o7777n), Number(local.uid), Number(local.gid)],
+        [mode, owner, owner],
+        `${path} in the source`,
+      );
+    }
+    assert.equal((await store.stat("/p")).mtimeNs, 1_500_000_000n * NS, "no entry of /p changed");
+    assert.equal((await store.stat("/p/q")).mtimeNs, shown);
+  });
+});
+
+for (const preset of ["migrate", "drain", "riak"]) {
+  Deno.test(`${preset}: removing a directory whose mtime is pending waits for no upload`, async () => {
+    await withOverlay(preset, async ({ fs, runtime, holdPuts }) => {
+      await fs.mkdir!(ROOT_CTX, 1, "d", 0o755, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+      const d = await lookupPath(fs, "/d");
+      await fs.mkdir!(ROOT_CTX, d, "x", 0o755, 0);
+      await fs.rmdir!(ROOT_CTX, d, "x"); // /d's mtime moved twice, not written yet.
+      const held = holdPuts();
+      await writeThrough(fs, "/big.bin", seededBytes(7, 100_000));
+      await held.reached; // An upload is under way and holds the queue.
+      try {
+        await fs.rmdir!(ROOT_CTX, 1, "d");
+      } finally {
+        held.release();
+      }
+      assert.equal(await runtime.settle(10_000), 0);
+      await assert.rejects(lookupPath(fs, "/d"), FuseError);
+    }, { uploadConcurrency: "1" });
+  });
+}
 
 Deno.test("migrate: a directory's attributes on their way to Riak leave the copies below it alone", async () => {
   await withOverlay("migrate", async ({ fs, source, store, runtime, holdPuts }) => {
