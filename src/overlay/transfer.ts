@@ -79,7 +79,7 @@ export function stagedFileUploader(
 
 /** Options of {@link localFileCopier}. */
 export interface LocalCopyOptions {
-  store: MigrationStore;
+  store: MigrationStore & Pick<Store, "ensureListed">;
   /** The source directory paths are relative to. */
   source: string;
   /** The pace of the source's calls (src/util/blocking_while_fast.ts); default: never blocking. */
@@ -169,6 +169,12 @@ async function copyOnce(
     remote.mtimeNs === stats.mtimeNs
   ) {
     outcome = "already-in-riak";
+    // A copy cut off between the object and its entry (Riak gone, a crash) left it unlisted:
+    // listed now, before the local copy may go.
+    await observed(
+      options,
+      options.store.ensureListed(path, { parentAttributes: sourceDirectoryAttributes(options) }),
+    );
     // The deletion rule needs the local content's own hash, never Riak's word for it.
     sha256 = options.afterTransfer === "delete"
       ? (await hashBytes(readUnchanged(absolute, identity, { displayName: path }))).sha256

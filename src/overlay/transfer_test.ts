@@ -39,7 +39,10 @@ async function withSource(body: (source: string) => Promise<void>): Promise<void
 }
 
 /** The store's operations, with readRange running `before` first (to act mid-verification). */
-function storeWithHook(store: Store, before: () => Promise<void>): MigrationStore {
+function storeWithHook(
+  store: Store,
+  before: () => Promise<void>,
+): MigrationStore & Pick<Store, "ensureListed"> {
   return {
     tryStat: (path, options) => store.tryStat(path, options),
     writeFile: (path, source, options) => store.writeFile(path, source, options),
@@ -47,6 +50,7 @@ function storeWithHook(store: Store, before: () => Promise<void>): MigrationStor
     symlink: (path, target, options) => store.symlink(path, target, options),
     readlink: (path) => store.readlink(path),
     remove: (path, options) => store.remove(path, options),
+    ensureListed: (path, options) => store.ensureListed(path, options),
     readRange: async function* (path, offset, length) {
       await before();
       yield* store.readRange(path, offset, length);
@@ -154,6 +158,37 @@ Deno.test("copy-on-read over an older Riak copy looks once (one head-only get), 
     });
   });
 });
+
+for (const afterTransfer of ["keep", "delete"] as const) {
+  Deno.test(`a copy cut off before its entry is listed by the next copy (${afterTransfer})`, async () => {
+    await withStore(async ({ store, client, bucket }) => {
+      await withSource(async (source) => {
+        await mkdir(join(source, "d"));
+        await writeFile(join(source, "d", "y"), "legacy bytes");
+        await store.mkdir("/d");
+        // Riak goes away after the file's object: its entry never comes.
+        const cutOff = new Store({
+          ...client,
+          updateSet: () => Promise.reject(new Error("Riak went away")),
+        }, { namespace: { bucket } });
+        await assert.rejects(
+          copyLocalFile({ store: cutOff, source, afterTransfer }, "/d/y"),
+          /Riak went away/,
+        );
+        assert.equal((await store.tryStat("/d/y"))?.size, 12, "its object is there");
+        const names = async () => (await Array.fromAsync(store.list("/d"))).map((e) => `${e.name}`);
+        assert.deepEqual(await names(), [], "unlisted");
+        assert.equal(
+          await copyLocalFile({ store, source, afterTransfer }, "/d/y"),
+          "already-in-riak",
+        );
+        assert.deepEqual(await names(), ["y"]);
+        const local = await stat(join(source, "d", "y")).then(() => true, () => false);
+        assert.equal(local, afterTransfer === "keep");
+      });
+    });
+  });
+}
 
 Deno.test("drain deletes the local copy only after Riak's copy was verified", async () => {
   await withStore(async ({ store }) => {
