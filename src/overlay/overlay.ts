@@ -1150,15 +1150,18 @@ export class OverlayFileSystem implements FileSystem {
           // Entries below `from` removed through the mount, their removal from Riak still
           // queued: Riak's rename would carry them to the new names, where nothing removes
           // them (the copy of a new name finds no local file). They go from Riak first: files
-          // and links, then directories, deepest first, those that are empty by then.
+          // and links, then directories, deepest first, those that are empty by then. So do
+          // those made again since (a file where a directory was): their copies, queued,
+          // follow the rename, and would meet the old entry carried along (EISDIR).
           const directories: string[] = [];
           for (const [path, pending] of queued) {
-            const newest = pending[pending.length - 1];
-            if (path === from || newest?.mirror !== "remove") continue;
+            const removal = pending.findLast((entry) => entry.mirror === "remove");
+            if (path === from || removal === undefined) continue;
+            const madeAgain = pending[pending.length - 1] !== removal;
             // A file (or link) may have taken the place of a directory on the way to the new
             // name: nothing is below it (ENOTDIR), and the entry goes from Riak.
-            if (await this.#lstatLocal(moved(path)).catch(absentBelowFile)) continue;
-            if (newest.directory) directories.push(path);
+            if (!madeAgain && await this.#lstatLocal(moved(path)).catch(absentBelowFile)) continue;
+            if (removal.directory) directories.push(path);
             else await this.#removeFromRiak(path);
           }
           for (const path of directories.sort((a, b) => b.length - a.length)) {

@@ -1353,6 +1353,38 @@ Deno.test("migrate: a directory only Riak held keeps its mode and owner in Riak 
   });
 });
 
+Deno.test("migrate: a directory renamed in Riak does not carry along an old directory a file replaced in the source", async () => {
+  // Found by the random model tests (seed 362): c/x was a directory whose removal from Riak
+  // was still queued when a file took its name and c was renamed.
+  await withOverlay("migrate", async ({ fs, source, store, runtime, holdPuts }) => {
+    await mkdir(join(source, "b"));
+    await mkdir(join(source, "c"));
+    await writeThrough(fs, "/b/y", Buffer.from("old b/y"));
+    await fs.mkdir!(ROOT_CTX, await lookupPath(fs, "/c"), "x", 0o755, 0);
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal((await store.stat("/c/x")).type, "directory");
+    const held = holdPuts();
+    await writeThrough(fs, "/big.bin", seededBytes(9, 50_000));
+    await held.reached; // The one upload slot is taken: what follows stays queued.
+    try {
+      const b = await lookupPath(fs, "/b");
+      const c = await lookupPath(fs, "/c");
+      await fs.unlink!(ROOT_CTX, b, "y"); // Its removal from Riak queued...
+      await fs.rename!(ROOT_CTX, c, "x", b, "y", 0); // ...so this one goes through the journal.
+      await writeThrough(fs, "/c/x", Buffer.from("a file now"));
+      await fs.rename!(ROOT_CTX, 1, "c", 1, "a", 0); // Done in Riak at once.
+    } finally {
+      held.release();
+    }
+    assert.equal(await runtime.settle(10_000), 0);
+    const stored = await store.stat("/a/x");
+    assert.equal(stored.type, "file");
+    assert.equal((await store.readFile("/a/x")).toString(), "a file now");
+    assert.equal((await store.stat("/b/y")).type, "directory");
+    assert.equal(await store.tryStat("/c"), undefined);
+  }, { uploadConcurrency: "1" });
+});
+
 for (const preset of ["migrate", "drain", "riak"]) {
   Deno.test(`${preset}: removing a directory whose mtime is pending waits for no upload`, async () => {
     await withOverlay(preset, async ({ fs, runtime, holdPuts }) => {
