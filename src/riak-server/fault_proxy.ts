@@ -7,9 +7,8 @@
  * `RIAKFS_TEST_RIAK`), with no change to the node.
  *
  * It relies on what the Riak client does: one request at a time on a connection, its
- * answer read whole before the next is sent. Bytes that do not frame (a zero length, a
- * length past {@link MAX_REQUEST_FRAME_BYTES}) are passed on unexamined, for the node to
- * answer as it does.
+ * answer read whole before the next is sent. A connection whose bytes do not frame (a zero
+ * length, a frame past 64 MiB) is dropped, as Riak drops it.
  *
  * @example
  * ```ts
@@ -20,11 +19,11 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
 import * as net from "node:net";
+import { encodeFrame, type Frame, FrameDecoder } from "../riak/frame.ts";
 import { errorFrame } from "./engine.ts";
 import { FaultInjector } from "./faults.ts";
-import { MAX_REQUEST_FRAME_BYTES } from "./server.ts";
 
 /** A running {@link startFaultProxy}. */
 export interface FaultProxy {
@@ -136,52 +135,13 @@ class ProxyPort {
   }
 }
 
-/** Splits a byte stream into Riak frames (length prefix included), or gives up on it. */
-class FrameSplitter {
-  /** Bytes of frames not yet whole, and how many the next frame needs in all. */
-  #chunks: Buffer[] = [];
-  #length = 0;
-  #needed = 4;
-  #framing = true;
-
-  /** Whole frames of what arrived so far; once the bytes do not frame, every byte as is. */
-  push(chunk: Buffer): { frames: Buffer[]; unframed?: Buffer } {
-    if (!this.#framing) return { frames: [], unframed: chunk };
-    this.#chunks.push(chunk);
-    this.#length += chunk.length;
-    // A large frame comes in many chunks: they are joined once, when it is whole.
-    if (this.#length < this.#needed) return { frames: [] };
-    let bytes = this.#chunks.length === 1 ? chunk : Buffer.concat(this.#chunks, this.#length);
-    const frames: Buffer[] = [];
-    this.#needed = 4;
-    while (bytes.length >= 4) {
-      const length = bytes.readUInt32BE(0);
-      if (length === 0 || length > MAX_REQUEST_FRAME_BYTES) {
-        this.#framing = false;
-        this.#chunks = [];
-        this.#length = 0;
-        return { frames, unframed: bytes };
-      }
-      if (bytes.length < 4 + length) {
-        this.#needed = 4 + length;
-        break;
-      }
-      frames.push(bytes.subarray(0, 4 + length));
-      bytes = bytes.subarray(4 + length);
-    }
-    this.#chunks = bytes.length > 0 ? [bytes] : [];
-    this.#length = bytes.length;
-    return { frames };
-  }
-}
-
 /** A client's connection and the proxy's own to the node. */
 class Link {
   readonly #client: net.Socket;
   readonly #node: net.Socket;
   readonly #faults: FaultInjector;
-  readonly #requests = new FrameSplitter();
-  readonly #answers = new FrameSplitter();
+  readonly #requests = new FrameDecoder();
+  readonly #answers = new FrameDecoder();
   /** Requests go on in order: one waiting (paused, late) holds those behind it. */
   #sending: Promise<void> = Promise.resolve();
   /** Requests received and not yet forwarded (or answered in the proxy's place). */
@@ -229,17 +189,26 @@ class Link {
     } else this.#client.write(answer);
   }
 
-  #fromClient(chunk: Buffer): void {
-    // Socket chunks are never reused, so the frames may stay views of them.
-    const { frames, unframed } = this.#requests.push(chunk);
-    for (const frame of frames) {
-      this.#waiting++;
-      this.#sending = this.#sending.then(() => this.#forward(frame));
+  /** The whole frames `decoder` makes of `chunk`; none, and the link dropped, if it cannot. */
+  #framesOf(decoder: FrameDecoder, chunk: Buffer): Uint8Array[] {
+    let frames: Frame[];
+    try {
+      frames = decoder.push(chunk);
+    } catch {
+      this.destroy(); // Broken framing (FrameError): the stream is out of step.
+      return [];
     }
-    if (unframed) this.#sending = this.#sending.then(() => void this.#node.write(unframed));
+    return frames.map((frame) => encodeFrame(frame.code, frame.body));
   }
 
-  async #forward(request: Buffer): Promise<void> {
+  #fromClient(chunk: Buffer): void {
+    for (const request of this.#framesOf(this.#requests, chunk)) {
+      this.#waiting++;
+      this.#sending = this.#sending.then(() => this.#forward(request));
+    }
+  }
+
+  async #forward(request: Uint8Array): Promise<void> {
     const admission = await this.#faults.admit();
     this.#waiting--;
     if (this.#node.destroyed) return;
@@ -257,8 +226,7 @@ class Link {
 
   #fromNode(chunk: Buffer): void {
     if (this.#client.destroyed) return;
-    const { frames, unframed } = this.#answers.push(chunk);
-    for (const frame of frames) {
+    for (const frame of this.#framesOf(this.#answers, chunk)) {
       if (!this.#answerDue) {
         this.#client.write(frame);
         continue;
@@ -267,6 +235,5 @@ class Link {
       this.#answer(frame);
       if (this.#client.destroyed || this.#client.writableEnded) return;
     }
-    if (unframed) this.#client.write(unframed);
   }
 }

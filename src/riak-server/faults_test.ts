@@ -129,7 +129,7 @@ for (const where of Object.keys(TARGETS)) {
   });
 }
 
-Deno.test("proxy before a node: bytes that do not frame reach the node as they are", async () => {
+Deno.test("proxy before a node: a connection whose bytes do not frame is dropped, as Riak drops it", async () => {
   await withConnection("proxy before a node", async (connection) => {
     // A zero-length frame: Riak drops the connection (golden 09-errors zero-length-frame).
     connection.write(new Uint8Array([0, 0, 0, 0]));
