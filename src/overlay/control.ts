@@ -316,6 +316,7 @@ export function formatStatus(report: StatusReport): string {
       formatBytes(m.uploads.bytesUploaded)
     }), ${m.uploads.failedAttempts} failed attempts, ${m.uploads.abandoned} abandoned`,
     `copy-on-read ${m.copyOnRead.queued} queued, ${m.copyOnRead.active} running, ${m.copyOnRead.copied} copied, ${m.copyOnRead.skipped} skipped, ${m.copyOnRead.failed} failed, ${m.copyOnRead.withdrawn} withdrawn`,
+    `dir mtimes   ${m.directoryTimesPending} not yet written to Riak`,
     `local copies ${m.localDeletion.deleted} deleted after verification, ${m.localDeletion.kept} kept`,
     `cache        ${formatBytes(m.cache.bytes)} held, hit ratio ${
       ratio === undefined ? "-" : `${(ratio * 100).toFixed(1)}%`

@@ -45,6 +45,11 @@ export interface MetricsSnapshot {
     /** Uploads given up on (the staged file disappeared). */
     abandoned: number;
   };
+  /**
+   * Directories whose new mtime (an entry made, removed or renamed through the mount) is
+   * shown but not yet written to Riak (gauge).
+   */
+  directoryTimesPending: number;
   localDeletion: {
     /** Local copies deleted after Riak's copy was verified. */
     deleted: number;
@@ -94,6 +99,7 @@ export class MountMetrics {
       failedAttempts: 0,
       abandoned: 0,
     },
+    directoryTimesPending: 0,
     localDeletion: { deleted: 0, kept: 0 },
     cache: { hits: 0, misses: 0, bytes: 0, readAheadChunks: 0 },
     riak: { reachable: 1, outages: 0 },
@@ -216,6 +222,12 @@ export function toPrometheus(
     "counter",
     "Uploads whose staged file vanished.",
     one(up.abandoned),
+  );
+  metric(
+    "directory_times_pending",
+    "gauge",
+    "Directories whose new mtime Riak does not hold yet.",
+    one(snapshot.directoryTimesPending),
   );
   metric("local_deletions_total", "counter", "Verified deletion of local copies.", [
     [[["outcome", "deleted"]], snapshot.localDeletion.deleted],

@@ -393,6 +393,9 @@ export class OverlayFileSystem implements FileSystem {
       write: (path, mtimeNs) => this.#writeDirectoryTime(path, mtimeNs),
       delayMs: options.directoryTimeDelayMs,
     });
+    options.metrics.onSnapshot(() =>
+      options.metrics.value.directoryTimesPending = this.#directoryTimes.pendingCount
+    );
     if (usesSource(options.mode)) {
       this.readdirplus = (_ctx, nodeid, fh, offset, sink) =>
         this.#readdirplusEntries(nodeid, fh, offset, sink);
@@ -1793,9 +1796,9 @@ export class OverlayFileSystem implements FileSystem {
     return Promise.resolve();
   }
 
-  /** @inheritdoc */
-  fsyncdir(): Promise<void> {
-    return Promise.resolve();
+  /** Writes the directory's mtime that {@link DirectoryTimes} still holds back. */
+  async fsyncdir(_ctx: RequestContext, nodeid: number): Promise<void> {
+    await this.#directoryTimes.settled(this.#nodes.pathOf(nodeid));
   }
 
   /** @inheritdoc */

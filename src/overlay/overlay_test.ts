@@ -1425,3 +1425,33 @@ Deno.test("migrate: a directory's attributes on their way to Riak leave the copi
     assert.equal((await store.stat("/d")).mode, 0o750);
   });
 });
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: fsyncdir writes the directory's new mtime to Riak before it answers`, async () => {
+    await withOverlay(
+      preset,
+      async ({ fs, store, runtime }) => {
+        await fs.mkdir!(ROOT_CTX, 1, "d", 0o755, 0);
+        assert.equal(await runtime.settle(10_000), 0);
+        const before = (await store.stat("/d")).mtimeNs;
+        const dir = await lookupPath(fs, "/d");
+        await writeThrough(fs, "/d/new.txt", Buffer.from("new"));
+        const shown = await shownMtimeNs(fs, dir);
+        assert.ok(shown > before, "the entry moved the time shown");
+        assert.equal(runtime.metrics.snapshot().directoryTimesPending, 1);
+        assert.equal((await store.stat("/d")).mtimeNs, before, "held back by the delay");
+        await fs.fsyncdir!(ROOT_CTX, dir, 0, false);
+        assert.equal((await store.stat("/d")).mtimeNs, shown);
+        assert.equal(runtime.metrics.snapshot().directoryTimesPending, 0);
+      },
+      {},
+      {
+        now: (() => {
+          // Ahead of the store's own clock, which stamped the directory's making.
+          let clock = Date.now() + 60_000;
+          return () => clock += 1_000;
+        })(),
+      },
+    );
+  });
+}
