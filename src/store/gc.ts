@@ -3,11 +3,11 @@
  * failed or crashed, overwrites whose cleanup was interrupted, losing siblings).
  *
  * Finding them needs every manifest: those of every key in the content bucket (listed in a
- * directory or not: a crash between a file's object and its entry leaves one unlisted), and
- * those a walk of the directory tree from the root finds (riak-fuse's folders keep files in
- * buckets of their own). And every chunk key: list-keys on the chunk bucket. Both scans are
- * cluster-wide: an administrative job, never part of a mount. A generation younger than
- * `minAgeMs` is left alone, since its upload may still be running and its manifest not yet
+ * directory or not: a crash between a file's object and its entry leaves one unlisted), of
+ * every key in the buckets riak-fuse folders' chunked files were written to (named in a set
+ * of the namespace), and those a walk of the directory tree from the root finds. And every
+ * chunk key: list-keys on the chunk bucket. These scans are cluster-wide: an administrative
+ * job, never part of a mount. A generation younger than `minAgeMs` is left alone, since its upload may still be running and its manifest not yet
  * written; a listed chunk key Riak no longer holds (real Riak lists deleted keys for a
  * while) is not garbage.
  *
@@ -81,7 +81,18 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
   for await (const entry of store.walk("")) {
     if (entry.type === "file") await look(entry.path);
   }
-  const manifests = chunked.size;
+  // Manifests riak-fuse folders' buckets hold, found whatever layout and prefixes gc runs
+  // with: the walk reaches them only with the ones they were written with.
+  let elsewhere = 0;
+  for (const bucket of await store.manifestBuckets()) {
+    for await (const key of store.contentKeys(bucket)) {
+      const generations = await store.generationsAt(bucket, key);
+      // The walk found it too when gc runs with the layout it was written with.
+      if (generations.some((generation) => !referenced.has(generation))) elsewhere++;
+      for (const generation of generations) referenced.add(generation);
+    }
+  }
+  const manifests = chunked.size + elsewhere;
   const byGeneration = new Map<string, string[]>();
   let chunks = 0;
   let foreignKeys = 0;

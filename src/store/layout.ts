@@ -10,6 +10,9 @@ import { InvalidPathError } from "./errors.ts";
 import { displayPath, pathSegments, splitParent } from "./path.ts";
 import { DEFAULT_SHARD_CAPACITY, DEFAULT_SHARD_FANOUT, directoryKey } from "./shards.ts";
 
+/** Key of {@link Layout.manifestBuckets}'s set in the directory bucket. */
+export const MANIFEST_BUCKETS_KEY = "riakfs-manifest-buckets";
+
 /** Default chunk size: 1 MiB, as Riak CS uses; objects stay well below Riak's 1 MB advice. */
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 
@@ -207,6 +210,19 @@ export class Layout {
         bucket: Buffer.from(this.namespace.directoryBucket),
         dirKey,
       },
+    };
+  }
+
+  /**
+   * The set naming the content buckets besides the namespace's own that hold manifests
+   * (riak-fuse folders' buckets): `riakfs gc` lists their keys too, whatever layout it runs
+   * with. Its key has no `/`, which every directory key has.
+   */
+  manifestBuckets(): ObjectLocation {
+    return {
+      bucketType: this.namespace.setsBucketType,
+      bucket: Buffer.from(this.namespace.directoryBucket),
+      key: Buffer.from(MANIFEST_BUCKETS_KEY),
     };
   }
 

@@ -284,6 +284,8 @@ export class Store {
    * nobody lists.
    */
   readonly #knownDirectories = new Map<string, number>();
+  /** Buckets this store named in {@link Layout.manifestBuckets} (or found named there). */
+  readonly #manifestBucketsNamed = new Set<string>();
   readonly #now: () => number;
   /** The object behind each file stat this store returned (its vclock, for a write). */
   readonly #statObjects = new WeakMap<FileStat, ResolvedObject>();
@@ -726,17 +728,54 @@ export class Store {
     return this.#manifestOf(p, object);
   }
 
+  /**
+   * The content buckets besides the namespace's own that hold manifests: riak-fuse folders'
+   * buckets a chunked file was written to ({@link Layout.manifestBuckets}).
+   */
+  async manifestBuckets(): Promise<string[]> {
+    const registry = this.layout.manifestBuckets();
+    const set = await this.#client.fetchSet(registry).catch((error) => {
+      throw new RiakRequestError("set fetch", describeLocation(registry), error);
+    });
+    return (set?.members ?? []).map((member) => Buffer.from(member).toString("latin1")).sort();
+  }
+
+  /**
+   * The generations the object at `key` of content bucket `bucket` references, one per
+   * sibling holding a manifest (for gc: a sibling not yet resolved still counts).
+   */
+  async generationsAt(bucket: string, key: string): Promise<string[]> {
+    const location = {
+      bucketType: this.namespace.bucketType,
+      bucket: Buffer.from(bucket, "latin1"),
+      key: Buffer.from(key, "latin1"),
+    };
+    const fetched = await this.#get(location, false);
+    const generations: string[] = [];
+    for (const content of fetched.contents) {
+      if (decodeUsermeta(content.usermeta)?.storage !== "chunked") continue;
+      try {
+        generations.push(decodeManifest(content.value).generation);
+      } catch (error) {
+        if (!(error instanceof ManifestFormatError)) throw error;
+        throw new CorruptObjectError(`${bucket}/${key}`, describeLocation(location), error.message);
+      }
+    }
+    return generations;
+  }
+
   /** Keys of the chunk bucket (a cluster-wide list-keys: administrative use only). */
   chunkKeys(): AsyncGenerator<string> {
     return this.#keysOf(this.namespace.chunkBucket);
   }
 
   /**
-   * Keys of the content bucket, listed or not (a cluster-wide list-keys: administrative use
-   * only). A file's key is its path; a directory's object ends with `/`.
+   * Keys of the content bucket (or of `bucket`, one of {@link manifestBuckets}), listed or
+   * not (a cluster-wide list-keys: administrative use only). A file's key is its path; a
+   * directory's object ends with `/`.
    */
-  contentKeys(): AsyncGenerator<string> {
-    return this.#keysOf(this.namespace.bucket);
+  contentKeys(bucket: string = this.namespace.bucket): AsyncGenerator<string> {
+    return this.#keysOf(bucket);
   }
 
   async *#keysOf(bucketName: string): AsyncGenerator<string> {
@@ -1642,6 +1681,25 @@ export class Store {
     }
   }
 
+  /**
+   * Before a manifest goes into a content bucket besides the namespace's own (a riak-fuse
+   * folder's), names that bucket in {@link Layout.manifestBuckets}: else `riakfs gc`, run
+   * with another layout or other riak-fuse prefixes, took its chunks for garbage.
+   */
+  async #registerManifestBucket(location: ObjectLocation, content: ContentToStore): Promise<void> {
+    const bucket = Buffer.from(location.bucket);
+    const name = bucket.toString("latin1");
+    if (
+      this.#manifestBucketsNamed.has(name) || name === this.namespace.bucket ||
+      !content.usermeta.some((pair) => pair.key === USERMETA.storage && pair.value === "chunked")
+    ) return;
+    const registry = this.layout.manifestBuckets();
+    await this.#client.updateSet(registry, { add: [bucket] }).catch((error) => {
+      throw new RiakRequestError("set update", describeLocation(registry), error);
+    });
+    this.#manifestBucketsNamed.add(name);
+  }
+
   async #put(
     location: ObjectLocation,
     content: ContentToStore,
@@ -1649,6 +1707,7 @@ export class Store {
     idempotent = false,
     ifNotModified = false,
   ): Promise<void> {
+    await this.#registerManifestBucket(location, content);
     try {
       await this.#client.put(location, content, {
         vclock,
@@ -1665,6 +1724,7 @@ export class Store {
 
   /** Puts with `if_none_match`: false (nothing stored) when the key already holds an object. */
   async #putIfAbsent(location: ObjectLocation, content: ContentToStore): Promise<boolean> {
+    await this.#registerManifestBucket(location, content);
     try {
       await this.#client.put(location, content, { w: this.#w, dw: this.#dw, ifNoneMatch: true });
       return true;

@@ -539,6 +539,30 @@ Deno.test("riak-fuse: a folder riak-fuse made gets its parents' entries, and gc 
   });
 });
 
+Deno.test("riak-fuse: gc run with another layout or other prefixes keeps a folder's chunks", async () => {
+  await withStore(async ({ riak, another }) => {
+    const riakFuse = {
+      contentPrefix: `${riak.prefix}PIC_`,
+      directoryPrefix: `${riak.prefix}PICDIR_`,
+    };
+    const writer = another({ namespace: { preset: "riak-fuse", riakFuse, chunkSize: 4096 } });
+    const content = seededBytes(25, 10_000);
+    await writer.writeFile("shop/images/big.jpg", content);
+    await writer.rename("shop/images/big.jpg", "shop/images/moved.jpg");
+    for (
+      const namespace of [
+        { chunkSize: 4096 },
+        { preset: "riak-fuse" as const, chunkSize: 4096 },
+      ]
+    ) {
+      const report = await collectGarbage(another({ namespace }), { minAgeMs: 0, delete: true });
+      assert.equal(report.manifests, 1, JSON.stringify(namespace));
+      assert.deepEqual(report.garbage, [], JSON.stringify(namespace));
+    }
+    assert.ok((await writer.readFile("shop/images/moved.jpg")).equals(content));
+  });
+});
+
 Deno.test("gc does not count a listed chunk key Riak no longer holds (a tombstone)", async () => {
   await withStore(async ({ store }) => {
     const listed = store.chunkKeys.bind(store);
