@@ -96,6 +96,19 @@ Deno.test("flag beats environment beats config file; password never from a flag"
     });
     assert.deepEqual(fromFlag.riak.nodes, ["f:3"]);
     assert.equal(fromFlag.namespace.bucket, "b");
+    const flagFile = join(folder, "flag-pw");
+    writeFileSync(flagFile, "fromflag\n");
+    const fileFlag = parse(["--config", config, "--password-file", flagFile], {
+      RIAKFS_PASSWORD: "envpw",
+    });
+    assert.equal(fileFlag.riak.auth?.password, "fromflag");
+    assert.throws(
+      () =>
+        parse(["--config", config, "--password-file", join(folder, "missing")], {
+          RIAKFS_PASSWORD: "envpw",
+        }),
+      /cannot read the Riak password file/,
+    );
   } finally {
     rmSync(folder, { recursive: true, force: true });
   }

@@ -147,10 +147,10 @@ export function riakSettingsFromOptions(
     try {
       auth = {
         user,
-        password: readPassword({
-          env: PASSWORD_ENV,
-          file: raw.passwordFile ?? config.passwordFile,
-        }),
+        // Flag, then environment, then config file, as every other setting.
+        password: raw.passwordFile !== undefined
+          ? readPassword({ file: raw.passwordFile })
+          : readPassword({ env: PASSWORD_ENV, file: config.passwordFile }),
       };
     } catch (error) {
       throw new RiakConfigError(

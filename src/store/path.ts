@@ -73,7 +73,7 @@ export function isSameOrBelow(path: Uint8Array, ancestor: Uint8Array): boolean {
 }
 
 /**
- * A path for messages: UTF-8 where valid, with other bytes shown as `\xNN`, prefixed by `/`.
+ * A path for messages: {@link displayBytes} of it, prefixed by `/`.
  *
  * @example
  * ```ts
@@ -84,16 +84,65 @@ export function displayPath(path: Uint8Array): string {
   return "/" + displayBytes(path);
 }
 
-/** Bytes as UTF-8 text where valid, other bytes as `\xNN`. */
+/**
+ * Bytes as text that names them unambiguously and prints safely: valid UTF-8 as is, but a
+ * backslash as `\\`, control characters and bytes that are not UTF-8 as `\xNN` (so the name
+ * `a\xff` shows as `a\\xff`, the byte 0xff as `\xff`, and a newline or an escape sequence
+ * never reaches the terminal raw).
+ *
+ * @example
+ * ```ts
+ * displayBytes(Buffer.from("caf\u00e9\n")); // "caf\u00e9\\x0a"
+ * ```
+ */
 export function displayBytes(bytes: Uint8Array): string {
   const buffer = Buffer.from(bytes);
-  const text = buffer.toString("utf8");
-  if (Buffer.from(text, "utf8").equals(buffer)) return text;
+  const latin1 = buffer.toString("latin1");
+  if (!NEEDS_ESCAPE.test(latin1)) return latin1;
   let out = "";
-  for (const byte of buffer) {
-    out += byte >= 0x20 && byte < 0x7f ? String.fromCharCode(byte) : `\\x${hex2(byte)}`;
+  for (let i = 0; i < buffer.length;) {
+    const length = utf8SequenceLength(buffer, i);
+    if (length === 0) {
+      out += `\\x${hex2(buffer[i])}`;
+      i++;
+      continue;
+    }
+    const char = buffer.toString("utf8", i, i + length);
+    const code = char.codePointAt(0)!;
+    if (char === "\\") out += "\\\\";
+    else if (code < 0x20 || (code >= 0x7f && code < 0xa0)) {
+      for (let k = i; k < i + length; k++) out += `\\x${hex2(buffer[k])}`;
+    } else out += char;
+    i += length;
   }
   return out;
+}
+
+/** Bytes that may need escaping: any but printable ASCII other than the backslash. */
+const NEEDS_ESCAPE = /[^\x20-\x5b\x5d-\x7e]/;
+
+/**
+ * The length of the well-formed UTF-8 sequence at `bytes[at]` (1-4), or 0 when none starts
+ * there (a stray continuation byte, a truncated, overlong or surrogate sequence).
+ */
+function utf8SequenceLength(bytes: Uint8Array, at: number): number {
+  const lead = bytes[at];
+  if (lead < 0x80) return 1;
+  const length = lead >= 0xc2 && lead <= 0xdf
+    ? 2
+    : lead >= 0xe0 && lead <= 0xef
+    ? 3
+    : lead >= 0xf0 && lead <= 0xf4
+    ? 4
+    : 0;
+  if (length === 0 || at + length > bytes.length) return 0;
+  for (let k = 1; k < length; k++) if ((bytes[at + k] & 0xc0) !== 0x80) return 0;
+  const second = bytes[at + 1];
+  if (lead === 0xe0 && second < 0xa0) return 0; // overlong
+  if (lead === 0xed && second > 0x9f) return 0; // surrogate
+  if (lead === 0xf0 && second < 0x90) return 0; // overlong
+  if (lead === 0xf4 && second > 0x8f) return 0; // above U+10FFFF
+  return length;
 }
 
 function hex2(byte: number): string {

@@ -13,7 +13,14 @@ import {
   newGenerationId,
   parseChunkKey,
 } from "./manifest.ts";
-import { childPath, displayPath, isSameOrBelow, normalizePath, splitParent } from "./path.ts";
+import {
+  childPath,
+  displayBytes,
+  displayPath,
+  isSameOrBelow,
+  normalizePath,
+  splitParent,
+} from "./path.ts";
 import {
   decodeMember,
   directoryKey,
@@ -43,6 +50,23 @@ Deno.test("normalizePath drops extra slashes and keeps raw bytes", () => {
   const raw = normalizePath(Uint8Array.of(0x61, 0x2f, 0xff, 0xfe));
   assert.deepEqual([...raw], [0x61, 0x2f, 0xff, 0xfe]);
   assert.equal(displayPath(raw), "/a/\\xff\\xfe");
+});
+
+Deno.test("displayBytes names bytes unambiguously and never prints control characters raw", () => {
+  const shown = (bytes: number[] | string) =>
+    displayBytes(typeof bytes === "string" ? Buffer.from(bytes) : Uint8Array.from(bytes));
+  assert.equal(shown("plain name.txt"), "plain name.txt");
+  assert.equal(shown("café ☕ 𝄞"), "café ☕ 𝄞");
+  // The byte 0xe9 and the four characters `\xe9` must not look alike.
+  assert.equal(shown([0x6c, 0x61, 0x74, 0xe9]), "lat\\xe9");
+  assert.equal(shown("lat\\xe9"), "lat\\\\xe9");
+  assert.equal(shown("new\nline\x1b[31m\x7f"), "new\\x0aline\\x1b[31m\\x7f");
+  assert.equal(shown("caf\u0085"), "caf\\xc2\\x85", "a C1 control, byte by byte");
+  // Overlong, surrogate, truncated and stray bytes are not UTF-8.
+  assert.equal(shown([0xc0, 0xaf]), "\\xc0\\xaf");
+  assert.equal(shown([0xed, 0xa0, 0x80]), "\\xed\\xa0\\x80");
+  assert.equal(shown([0xe2, 0x98]), "\\xe2\\x98");
+  assert.equal(shown([0x80, 0x61]), "\\x80a");
 });
 
 Deno.test("normalizePath refuses dot segments and NUL", () => {
