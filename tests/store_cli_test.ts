@@ -311,9 +311,20 @@ Deno.test("bad connection settings are usage errors (exit 2, one line)", async (
   const badLayout = await runRiakfs(["stat", "x", "--layout", "s3"]);
   assert.equal(badLayout.code, 2);
   assert.match(badLayout.stderr, /--layout/);
-  const password = await runRiakfs(["ls", "--user", "u"], {
+  const password = await runRiakfs(["ls", "--user", "u", "--tls"], {
     env: { PATH: process.env.PATH ?? "" },
   });
   assert.equal(password.code, 2);
   assert.match(password.stderr, /RIAKFS_PASSWORD/);
+  const plainAuth = await runRiakfs(["ls", "--user", "u"], {
+    env: { PATH: process.env.PATH ?? "", RIAKFS_PASSWORD: "pw" },
+  });
+  assert.equal(plainAuth.code, 2);
+  assert.match(plainAuth.stderr, /needs --tls/);
+  const unknownFlag = await runRiakfs(["ls", "--jsn"]);
+  assert.equal(unknownFlag.code, 2);
+  for (const run of [badNode, badLayout, password, plainAuth, unknownFlag]) {
+    assert.equal(run.stderr.trimEnd().split("\n").length, 1, run.stderr);
+  }
+  assert.match(unknownFlag.stderr, /--json\?.*riakfs ls --help/);
 });

@@ -77,12 +77,16 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Every command (and its subcommands) exits instead of calling process.exit, and prints a hint. */
+/**
+ * Every command (and its subcommands) exits instead of calling process.exit, and says what
+ * was wrong in one line, with a hint (and commander's suggestion) on that line.
+ */
 function applyUsageErrorStyle(command: Command): void {
   command.exitOverride();
-  command.showHelpAfterError(`(run '${fullName(command)} --help' for usage)`);
+  const hint = `(run '${fullName(command)} --help' for usage)`;
   command.configureOutput({
-    outputError: (text, write) => write(text.replace(/^error: /, "riakfs: ")),
+    outputError: (text, write) =>
+      write(`${text.replace(/^error: /, "riakfs: ").trim().replace(/\s*\n\s*/g, " ")} ${hint}\n`),
   });
   for (const sub of command.commands) applyUsageErrorStyle(sub);
 }
@@ -100,13 +104,13 @@ function fullName(command: Command): string {
 export async function runCli(argv: string[]): Promise<number> {
   const program = buildProgram();
   if (argv.length === 0) {
-    process.stderr.write(`riakfs: no command given\n(run 'riakfs --help' for usage)\n`);
+    process.stderr.write(`riakfs: no command given (run 'riakfs --help' for usage)\n`);
     return EXIT_USAGE;
   }
   const asked = argv[0] === "help" ? argv[1] : undefined;
   if (asked !== undefined && !program.commands.some((command) => command.name() === asked)) {
     // commander prints the general help for it, and exits 0.
-    process.stderr.write(`riakfs: unknown command '${asked}'\n(run 'riakfs --help' for usage)\n`);
+    process.stderr.write(`riakfs: unknown command '${asked}' (run 'riakfs --help' for usage)\n`);
     return EXIT_USAGE;
   }
   try {

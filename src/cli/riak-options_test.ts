@@ -58,6 +58,7 @@ Deno.test("flag beats environment beats config file; password never from a flag"
         riak: ["c:1"],
         bucket: "fromconfig",
         user: "u",
+        tls: true,
         w: "all",
         layout: "riak-fuse",
         passwordFile,
@@ -116,11 +117,13 @@ Deno.test("flag beats environment beats config file; password never from a flag"
 });
 
 Deno.test("bad values are configuration errors naming the setting", () => {
-  assert.throws(() => parse(["--user", "u"]), /RIAKFS_PASSWORD/);
+  assert.throws(() => parse(["--user", "u", "--tls"]), /RIAKFS_PASSWORD/);
+  assert.throws(() => parse(["--user", "u"]), /--user u needs --tls/);
   assert.throws(() => parse(["--request-timeout", "0"]), /--request-timeout/);
   assert.throws(() => parse(["--w", "most"]), /--w/);
   assert.throws(() => parse(["--layout", "s3"]), /--layout/);
   assert.throws(() => parse(["--chunk-size", "-1"]), /--chunk-size/);
+  assert.throws(() => parse(["--chunk-size", "60000000"]), /--chunk-size must be at most/);
   assert.throws(() => parse(["--config", "/nonexistent/riakfs.json"]), /--config/);
   assert.throws(() => parse(["--bucket", ""]), /--bucket must not be empty/);
   assert.throws(() => parse(["--password-file", "/etc/hostname"]), /--password-file needs --user/);
@@ -163,6 +166,8 @@ Deno.test("a config file setting of the wrong type or an unknown name is an erro
       [{ riakFuse: { contentPrefix: 1 } }, /"riakFuse" must be an object of non-empty texts/],
       [{ chunksize: 4 }, /unknown setting "chunksize" \(did you mean "chunkSize"\?\)/],
       [{ chunkBucket: ["a"] }, /"chunkBucket" must be a non-empty text/],
+      [{ shardFanout: 1 }, /shardFanout must be at least 2, got 1/],
+      [{ shardCapacity: 0 }, /shardCapacity must be a positive whole number, got 0$/],
     ];
     for (const [content, message] of cases) {
       writeFileSync(config, JSON.stringify(content));

@@ -142,6 +142,11 @@ export function riakSettingsFromOptions(
   if (user === undefined && (raw.passwordFile ?? config.passwordFile) !== undefined) {
     throw new RiakConfigError("--password-file needs --user");
   }
+  if (user !== undefined && !tlsOn) {
+    throw new RiakConfigError(
+      `--user ${user} needs --tls: Riak accepts credentials only over TLS (add --tls and --tls-ca)`,
+    );
+  }
   let auth: RiakSettings["auth"];
   if (user !== undefined) {
     try {
@@ -199,17 +204,19 @@ export function riakSettingsFromOptions(
       setsBucketType: raw.setsBucketType ?? config.setsBucketType,
       preset: layout,
       riakFuse: config.riakFuse,
-      chunkSize: chunkSize === undefined
-        ? undefined
-        : positiveInteger(chunkSize, named("--chunk-size", raw.chunkSize)),
+      chunkSize: chunkSize === undefined ? undefined : positiveInteger(
+        chunkSize,
+        named("--chunk-size", raw.chunkSize),
+        RIAK_OBJECT_SIZE_MAXIMUM,
+      ),
       chunkBucket: config.chunkBucket,
       directoryBucket: config.directoryBucket,
       shardCapacity: config.shardCapacity === undefined
         ? undefined
-        : positiveInteger(String(config.shardCapacity), `--config ${raw.config}: shardCapacity`),
+        : positiveInteger(config.shardCapacity, `--config ${raw.config}: shardCapacity`),
       shardFanout: config.shardFanout === undefined
         ? undefined
-        : positiveInteger(String(config.shardFanout), `--config ${raw.config}: shardFanout`),
+        : shardFanout(config.shardFanout, `--config ${raw.config}: shardFanout`),
     },
   };
 }
@@ -477,6 +484,19 @@ function switchFromEnv(name: string): boolean | undefined {
   if (["1", "true", "yes", "on"].includes(value)) return true;
   if (["0", "false", "no", "off", ""].includes(value)) return false;
   throw new RiakConfigError(`${name} must be 1 or 0 (true/false, yes/no, on/off), got ${value}`);
+}
+
+/**
+ * Riak's default `object.size.maximum` (50MB in riak.conf): a larger chunk is refused by
+ * every put, so such a `--chunk-size` is refused before any.
+ */
+const RIAK_OBJECT_SIZE_MAXIMUM = 50 * 1024 * 1024;
+
+/** A shard fanout: each level must have more shards than the one before. */
+function shardFanout(value: number, flag: string): number {
+  const fanout = positiveInteger(value, flag);
+  if (fanout < 2) throw new RiakConfigError(`${flag} must be at least 2, got ${fanout}`);
+  return fanout;
 }
 
 function positiveInteger(
