@@ -195,6 +195,13 @@ Deno.test("doctor: every check passes on a good Riak; an unreachable node fails 
     const noSets = await runRiakfs(["doctor", ...flags, "--sets-bucket-type", "kvmulti"]);
     assert.equal(noSets.code, 1);
     assert.match(noSets.stdout, /FAIL bucket type kvmulti \(directories\): datatype is unset/);
+    assert.match(noSets.stdout, /use a set type .*bucket-type create sets /);
+    const missing = await runRiakfs(["doctor", ...flags, "--sets-bucket-type", "no_such_type"]);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stdout,
+      /FAIL bucket type no_such_type \(directories\): does not exist; riak admin bucket-type create no_such_type '\{"props":\{"datatype":"set"\}\}'/,
+    );
     const down = await runRiakfs([
       "doctor",
       "--json",

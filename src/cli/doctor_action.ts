@@ -60,8 +60,17 @@ export function runDoctor(command: Command, opts: Record<string, unknown>): Prom
     }
     noNode = checks.every((check) => !check.ok);
     const namespace = resolveNamespace(settings.namespace);
+    /** The type's properties; a missing type is reported with the commands that make it. */
+    const typeProps = async (type: string, props: string) => {
+      try {
+        return await riak.getBucketTypeProps(type);
+      } catch (error) {
+        if (!/Invalid bucket type/.test(String(error))) throw error;
+        throw new Error(`does not exist; ${createTypeHint(type, props)}`);
+      }
+    };
     await run(`bucket type ${namespace.bucketType} (files)`, async () => {
-      const props = await riak.getBucketTypeProps(namespace.bucketType);
+      const props = await typeProps(namespace.bucketType, "{}");
       if (props.datatype?.length) {
         throw new Error(`has datatype ${toText(props.datatype)}; file objects need none`);
       }
@@ -72,13 +81,16 @@ export function runDoctor(command: Command, opts: Record<string, unknown>): Prom
     if (namespace.preset === "riak-fuse") setTypes.add(namespace.riakFuse.directoryBucketType);
     for (const type of setTypes) {
       await run(`bucket type ${type} (directories)`, async () => {
-        const props = await riak.getBucketTypeProps(type);
+        const props = await typeProps(type, SET_TYPE_PROPS);
         const datatype = props.datatype ? toText(props.datatype) : "";
         if (datatype !== "set") {
+          // A type's datatype is fixed once it is made: another type is needed.
           throw new Error(
             `datatype is ${
               datatype || "unset"
-            }, must be set: riak admin bucket-type create ${type} '{"props":{"datatype":"set"}}' && riak admin bucket-type activate ${type}`,
+            }, directories need datatype set: use a set type (--sets-bucket-type), e.g. ${
+              createTypeHint("sets", SET_TYPE_PROPS)
+            }`,
           );
         }
         if (!props.allow_mult) throw new Error("allow_mult is false; data types need true");
@@ -148,4 +160,11 @@ function describeProps(props: RpbBucketProps): string {
 
 function elapsed(started: number): number {
   return Math.round((performance.now() - started) * 10) / 10;
+}
+
+const SET_TYPE_PROPS = '{"props":{"datatype":"set"}}';
+
+/** The riak admin commands that make and activate bucket type `type` with `props`. */
+function createTypeHint(type: string, props: string): string {
+  return `riak admin bucket-type create ${type} '${props}' && riak admin bucket-type activate ${type}`;
 }

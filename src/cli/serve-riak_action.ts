@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import {
   type BucketTypeSpec,
+  createdTypeProps,
   type EmbeddedRiakOptions,
   parseBucketTypeArgument,
   parseListenAddress,
@@ -77,6 +78,13 @@ export function serveOptions(flags: ServeRiakFlags): EmbeddedRiakOptions {
   for (const argument of flags.bucketType) {
     const [name, spec] = parseBucketTypeArgument(argument);
     bucketTypes[name] = spec;
+  }
+  for (const [name, spec] of Object.entries(bucketTypes)) {
+    try {
+      createdTypeProps(spec); // Refused here, as a usage error, rather than at start.
+    } catch (error) {
+      throw new Error(`bucket type '${name}': ${(error as Error).message.replace(/\s+/g, " ")}`);
+    }
   }
   const cert = flags.tlsCert ?? config.tls?.cert;
   const key = flags.tlsKey ?? config.tls?.key;

@@ -40,5 +40,17 @@ Deno.test("serve-riak: contradictory or incomplete settings are refused with a r
     () => serveOptions({ memory: true, bucketType: ["bad name:{}"] }),
     /NAME:JSONPROPS/,
   );
+  for (
+    const [argument, message] of [
+      ['y:{"n_val":"abc"}', /bucket type 'y': Invalid bucket type properties: \[\{n_val,"abc"\}\]/],
+      ['x:{"datatype":"bogus"}', /bucket type 'x': .*datatype,bogus/],
+      ['s:{"datatype":"set","allow_mult":false}', /bucket type 's': .*allow_mult=true/],
+      ['z:{"frobnicate":true}', /\{frobnicate,unsupported\}/],
+    ] as const
+  ) {
+    assert.throws(() => serveOptions({ memory: true, bucketType: [argument] }), message);
+  }
+  const quorums = serveOptions({ memory: true, bucketType: ['q:{"w":"all","n_val":5}'] });
+  assert.deepEqual(quorums.bucketTypes?.q, { w: "all", n_val: 5 });
   assert.equal(serveOptions({ memory: true, bucketType: [] }).dataDir, undefined);
 });

@@ -46,9 +46,14 @@ export function statToJson(stat: FileStat): Record<string, unknown> {
 export function formatMode(type: FileStat["type"], mode: number): string {
   const letter = type === "directory" ? "d" : type === "symlink" ? "l" : "-";
   let bits = "";
-  for (const shift of [6, 3, 0]) {
+  // As ls(1): setuid, setgid and sticky take the execute place of user, group and other.
+  for (
+    const [shift, special, shown] of [[6, 0o4000, "s"], [3, 0o2000, "s"], [0, 0o1000, "t"]] as const
+  ) {
     const triplet = (mode >> shift) & 7;
-    bits += (triplet & 4 ? "r" : "-") + (triplet & 2 ? "w" : "-") + (triplet & 1 ? "x" : "-");
+    const execute = triplet & 1;
+    bits += (triplet & 4 ? "r" : "-") + (triplet & 2 ? "w" : "-") +
+      (mode & special ? (execute ? shown : shown.toUpperCase()) : execute ? "x" : "-");
   }
   return letter + bits;
 }

@@ -97,15 +97,69 @@ export function createdTypeProps(spec: BucketTypeSpec): RpbBucketProps {
   return props;
 }
 
+/** The JSON kind of each prop a type may be created with, as `riak admin` takes them. */
+const PROP_KINDS: Record<string, "count" | "quorum" | "boolean" | "text"> = {
+  n_val: "count",
+  old_vclock: "count",
+  young_vclock: "count",
+  big_vclock: "count",
+  small_vclock: "count",
+  hll_precision: "count",
+  pr: "quorum",
+  r: "quorum",
+  w: "quorum",
+  pw: "quorum",
+  dw: "quorum",
+  rw: "quorum",
+  allow_mult: "boolean",
+  last_write_wins: "boolean",
+  basic_quorum: "boolean",
+  notfound_ok: "boolean",
+  search: "boolean",
+  consistent: "boolean",
+  write_once: "boolean",
+  backend: "text",
+  search_index: "text",
+  datatype: "text",
+  repl: "text",
+};
+
+/** Riak's symbolic quorums and the numbers the protocol carries for them. */
+const QUORUM_NAMES: Record<string, number> = {
+  one: 4294967294,
+  quorum: QUORUM,
+  all: 4294967292,
+  default: 4294967291,
+};
+
 function applyJsonProp(props: RpbBucketProps, name: string, value: unknown): void {
   const target = props as Record<string, unknown>;
-  switch (typeof value) {
+  const kind = PROP_KINDS[name];
+  const refuse = (): never => {
+    throw new RiakRequestError(
+      `Invalid bucket type properties: [{${name},${JSON.stringify(value)}}]`,
+    );
+  };
+  switch (kind) {
+    case "count":
+    case "quorum":
+      if (kind === "quorum" && typeof value === "string" && value in QUORUM_NAMES) {
+        target[name] = QUORUM_NAMES[value];
+      } else if (
+        Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) < 2 ** 32
+      ) {
+        target[name] = value;
+      } else refuse();
+      return;
     case "boolean":
-    case "number":
+      if (typeof value !== "boolean") refuse();
       target[name] = value;
       return;
-    case "string":
-      target[name] = name === "repl" ? value.toUpperCase() : text.encode(value);
+    case "text":
+      if (typeof value !== "string") refuse();
+      target[name] = name === "repl"
+        ? (value as string).toUpperCase()
+        : text.encode(value as string);
       return;
     default:
       throw new RiakRequestError(`Invalid bucket type properties: [{${name},unsupported}]`);

@@ -20,7 +20,12 @@ export {
   parseListenAddress,
   startEmbeddedRiak,
 } from "./embedded.ts";
-export { type BucketTypeSpec, parseBucketTypeArgument, TEST_BUCKET_TYPES } from "./bucket_types.ts";
+export {
+  type BucketTypeSpec,
+  createdTypeProps,
+  parseBucketTypeArgument,
+  TEST_BUCKET_TYPES,
+} from "./bucket_types.ts";
 export { type FaultInjector, type InjectedError } from "./faults.ts";
 export { type SecurityOptions } from "./server.ts";
 export { DataLogError } from "./log.ts";
