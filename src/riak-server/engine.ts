@@ -16,6 +16,7 @@ import {
   type DtUpdateResp,
   MessageCode,
   messageName,
+  type RpbBucketProps,
   type RpbContent,
   type RpbCounterGetReq,
   type RpbCounterUpdateReq,
@@ -54,6 +55,7 @@ import {
   NO_TYPE,
   noBucketTypeNamed,
   NOTFOUND,
+  nValViolation,
   RiakRequestError,
   STARTTLS_SECURITY_OFF,
   tooLarge,
@@ -246,6 +248,7 @@ export class RiakEngine {
 
   private get(request: RpbGetReq): RpbGetResp {
     const target = this.kvTarget(request.type, request.bucket);
+    checkQuorums(target.props, { r: request.r, pr: request.pr });
     // Riak answers notfound to a get without its required key (09-errors get-missing-required-key).
     if (request.key === undefined) return {};
     if (request.key.length === 0) throw new RiakRequestError(ZERO_LENGTH_KEY);
@@ -274,6 +277,7 @@ export class RiakEngine {
 
   private async put(request: RpbPutReq): Promise<RpbPutResp> {
     const target = this.kvTarget(request.type, request.bucket);
+    checkQuorums(target.props, { w: request.w, dw: request.dw, pw: request.pw });
     if (request.key !== undefined && request.key.length === 0) {
       throw new RiakRequestError(ZERO_LENGTH_KEY);
     }
@@ -307,6 +311,8 @@ export class RiakEngine {
 
   private async delete(request: RpbDelReq): Promise<void> {
     const target = this.kvTarget(request.type, request.bucket);
+    const { rw, r, w, pr, pw, dw } = request;
+    checkQuorums(target.props, { rw, r, w, pr, pw, dw });
     if (request.key.length === 0) throw new RiakRequestError(ZERO_LENGTH_KEY);
     const key = nameOf(request.key);
     const current = this.keyspace.get(target.type, target.bucket, key);
@@ -627,4 +633,49 @@ function ownedProps<T>(value: T): T {
   const copy: Record<string, unknown> = {};
   for (const [name, field] of Object.entries(value)) copy[name] = ownedProps(field);
   return copy as T;
+}
+
+/** The numbers RpbGetReq and friends carry for Riak's symbolic quorums. */
+const QUORUM_ONE = 4294967294;
+const QUORUM_QUORUM = 4294967293;
+const QUORUM_ALL = 4294967292;
+const QUORUM_DEFAULT = 4294967291;
+
+type QuorumName = "r" | "pr" | "w" | "pw" | "dw" | "rw";
+
+/**
+ * Refuses a request whose quorums (or the bucket's, where the request leaves them to it)
+ * exceed the bucket's n_val, as Riak does before anything is read or written.
+ */
+function checkQuorums(
+  props: RpbBucketProps,
+  asked: Partial<Record<QuorumName, number | undefined>>,
+): void {
+  const nVal = props.n_val ?? 3;
+  for (const [name, value] of Object.entries(asked) as [QuorumName, number | undefined][]) {
+    if (resolvedQuorum(value, props[name], nVal) > nVal) {
+      throw new RiakRequestError(nValViolation(nVal));
+    }
+  }
+}
+
+function resolvedQuorum(
+  value: number | undefined,
+  bucketValue: number | undefined,
+  nVal: number,
+): number {
+  switch (value ?? QUORUM_DEFAULT) {
+    case QUORUM_ONE:
+      return 1;
+    case QUORUM_QUORUM:
+      return Math.floor(nVal / 2) + 1;
+    case QUORUM_ALL:
+      return nVal;
+    case QUORUM_DEFAULT:
+      return bucketValue === undefined
+        ? Math.floor(nVal / 2) + 1
+        : resolvedQuorum(bucketValue, undefined, nVal);
+    default:
+      return value!;
+  }
 }

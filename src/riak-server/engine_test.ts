@@ -68,3 +68,32 @@ Deno.test("a write the log refuses is answered with the error and undone in memo
   assert.match(new TextDecoder().decode(error.errmsg), /ENOSPC/);
   assert.deepEqual(await getResp(engine, false), {});
 });
+
+Deno.test("a quorum above n_val is refused with n_val_violation, as Riak's FSMs refuse it", async () => {
+  const engine = new RiakEngine();
+  const QUORUM_ALL = 4294967292;
+  type Code = typeof MessageCode.PutReq | typeof MessageCode.GetReq | typeof MessageCode.DelReq;
+  const errorOf = async (code: Code, request: Record<string, unknown>) => {
+    const reply = await engine.handle(code, encodeMessage(code, request as never));
+    if (reply.frames[0][4] !== MessageCode.ErrorResp) return undefined;
+    const error = decodeMessage(MessageCode.ErrorResp, reply.frames[0].subarray(5));
+    return new TextDecoder().decode(error.errmsg);
+  };
+  const content = { value: text.encode("v") };
+  assert.equal(
+    await errorOf(MessageCode.PutReq, { ...target, content, w: 4 }),
+    "{n_val_violation,3}",
+  );
+  assert.equal(
+    await errorOf(MessageCode.PutReq, { ...target, content, dw: 5 }),
+    "{n_val_violation,3}",
+  );
+  assert.equal(await errorOf(MessageCode.GetReq, { ...target, r: 4 }), "{n_val_violation,3}");
+  assert.equal(await errorOf(MessageCode.DelReq, { ...target, rw: 4 }), "{n_val_violation,3}");
+  assert.deepEqual(await getResp(engine, false), {}, "nothing was written");
+  assert.equal(
+    await errorOf(MessageCode.PutReq, { ...target, content, w: 3, dw: QUORUM_ALL }),
+    undefined,
+  );
+  assert.equal(await errorOf(MessageCode.GetReq, { ...target, r: 3 }), undefined);
+});

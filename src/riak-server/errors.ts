@@ -72,6 +72,15 @@ export function noBucketTypeNamed(type: Uint8Array): string {
   return `No bucket-type named '${new TextDecoder().decode(type)}'`;
 }
 
+/**
+ * A quorum above the bucket's n_val: riak_kv_put_fsm / riak_kv_get_fsm validate refuse it
+ * with `{error, {n_val_violation, NVal}}`, shown as the Erlang term (as basho/riak-go-client's
+ * users see it: `RiakError|0|{n_val_violation,3}`).
+ */
+export function nValViolation(nVal: number): string {
+  return `{n_val_violation,${nVal}}`;
+}
+
 /** 09-errors put-55MB: Riak's object.size.maximum refusal, with the object's size. */
 export function tooLarge(size: number): string {
   return `{too_large,${size}}`;
