@@ -87,6 +87,18 @@ Deno.test("stat: human and --json, with the Riak location", async () => {
     const missing = await runRiakfs(["stat", "docs/none", ...flags]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /docs\/none: not found/);
+    // As on a local disk: `.` segments name where they are, a trailing `/` only a directory.
+    const dotted = await runRiakfs(["stat", "./docs/./big.txt", "--json", ...flags]);
+    assert.equal(JSON.parse(dotted.stdout).sha256, stat.sha256, dotted.stderr);
+    const dir = await runRiakfs(["stat", "docs/", "--json", ...flags]);
+    assert.equal(JSON.parse(dir.stdout).type, "directory", dir.stderr);
+    for (const command of ["stat", "cat"]) {
+      const slashed = await runRiakfs([command, "docs/big.txt/", ...flags]);
+      assert.equal(slashed.code, 1, command);
+      assert.match(slashed.stderr, /docs\/big\.txt: not a directory/, command);
+    }
+    const root = await runRiakfs(["ls", ".", ...flags]);
+    assert.equal(root.stdout, "docs/\n", root.stderr);
   });
 });
 

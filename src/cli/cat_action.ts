@@ -7,7 +7,8 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { Command } from "commander";
 import { displayPath, normalizePath } from "../store/path.ts";
-import { argumentBytes } from "./raw_args.ts";
+import { storePathArgument } from "./raw_args.ts";
+import { WrongTypeError } from "../store/errors.ts";
 import { runWithStore } from "./riak-session.ts";
 
 /** Writes the file at `path` from Riak to stdout (raw, or as JSON with `--json`). */
@@ -17,7 +18,12 @@ export function catFile(
   opts: Record<string, unknown>,
 ): Promise<void> {
   return runWithStore(command, opts, async (store, out) => {
-    const p = normalizePath(argumentBytes(path));
+    const { path: argument, directory } = storePathArgument(path);
+    const p = normalizePath(argument);
+    // A file never answers to `name/`; the read below refuses a directory itself.
+    if (directory && (await store.stat(p)).type !== "directory") {
+      throw new WrongTypeError("ENOTDIR", displayPath(p));
+    }
     if (opts.json) {
       const content = await store.readFile(p);
       const sha256 = createHash("sha256").update(content).digest("hex");

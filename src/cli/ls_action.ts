@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import { childPath, displayBytes, normalizePath } from "../store/path.ts";
-import { argumentBytes } from "./raw_args.ts";
+import { storePathArgument } from "./raw_args.ts";
 import { runWithStore } from "./riak-session.ts";
 import { formatMode, formatTime, statToJson } from "./stat_action.ts";
 
@@ -16,7 +16,7 @@ export function listDirectory(
   opts: Record<string, unknown>,
 ): Promise<void> {
   return runWithStore(command, opts, async (store, out) => {
-    const directory = normalizePath(argumentBytes(path));
+    const directory = normalizePath(storePathArgument(path).path);
     let count = 0;
     if (opts.json) await out("[");
     for await (const entry of store.list(directory)) {

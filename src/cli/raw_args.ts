@@ -68,6 +68,34 @@ export function argumentBytes(argument: string): Buffer {
   return Buffer.concat(parts);
 }
 
+/** A PATH argument of `ls`, `stat` or `cat`, as the store takes it. */
+export interface StorePathArgument {
+  /** The path's bytes without `.` segments (`./a/./b` is `a/b`, `.` the root). */
+  path: Buffer;
+  /** It ended with `/` (`a/`): as on a local disk, only a directory answers to it. */
+  directory: boolean;
+}
+
+/**
+ * A PATH argument's bytes ({@link argumentBytes}), read as a shell user means them: `.`
+ * segments name the directory they are in, and a trailing `/` names a directory only.
+ * (`..` stays: the store refuses it rather than guess what it would climb out of.)
+ *
+ * @example
+ * ```ts
+ * storePathArgument("./photos/"); // { path: <Buffer 70 68 6f 74 6f 73>, directory: true }
+ * ```
+ */
+export function storePathArgument(argument: string): StorePathArgument {
+  const bytes = argumentBytes(argument);
+  const segments = bytes.toString("latin1").split("/");
+  const kept = segments.filter((segment) => segment !== "." && segment !== "");
+  return {
+    path: Buffer.from(kept.join("/"), "latin1"),
+    directory: kept.length > 0 && /\/\.?$/.test(bytes.toString("latin1")),
+  };
+}
+
 /**
  * Refuses, as a usage error, a directory argument that is empty (it would mean the current
  * directory) or whose bytes are not UTF-8, where riakfs

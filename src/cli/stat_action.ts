@@ -8,7 +8,8 @@ import type { Command } from "commander";
 import type { FileStat } from "../store/store.ts";
 import { describeLocation } from "../store/layout.ts";
 import { displayPath } from "../store/path.ts";
-import { argumentBytes } from "./raw_args.ts";
+import { storePathArgument } from "./raw_args.ts";
+import { WrongTypeError } from "../store/errors.ts";
 import { runWithStore } from "./riak-session.ts";
 
 /** Prints what Riak holds at `path`, as text or JSON. */
@@ -18,7 +19,11 @@ export function showStat(
   opts: Record<string, unknown>,
 ): Promise<void> {
   return runWithStore(command, opts, async (store, out) => {
-    const stat = await store.stat(argumentBytes(path));
+    const { path: p, directory } = storePathArgument(path);
+    const stat = await store.stat(p);
+    if (directory && stat.type !== "directory") {
+      throw new WrongTypeError("ENOTDIR", displayPath(p));
+    }
     await out(opts.json ? JSON.stringify(statToJson(stat)) + "\n" : formatStat(stat));
   });
 }
