@@ -493,4 +493,76 @@ for (const preset of PRESETS) {
       });
     });
   });
+
+  Deno.test(`${preset}: a descriptor of a file renamed over or made again answers for its own file`, async (t) => {
+    await withOverlayEnv(async (env) => {
+      // No attribute caching: every fstat(2) asks the mount, as once the cache expired.
+      const mounted = await env.mount(preset, ["-o", "attr_timeout=0,entry_timeout=0"]);
+      try {
+        const at = (name: string) => join(env.mountpoint, name);
+        const assertOwnFile = (fd: number, content: Buffer) => {
+          const stat = fs.fstatSync(fd);
+          assert.deepEqual([stat.size, stat.nlink], [content.length, 0], "fstat");
+          assert.ok(content.equals(readThrough(fd, content.length)), "read to the end");
+        };
+        await step(t, mounted, "renamed over", async () => {
+          const old = seededBytes(33, 300_000);
+          fs.writeFileSync(at("report.bin"), old);
+          await waitForQuiet(env);
+          const fd = fs.openSync(at("report.bin"), "r");
+          try {
+            fs.writeFileSync(at("report.tmp"), "new report");
+            fs.renameSync(at("report.tmp"), at("report.bin"));
+            assertOwnFile(fd, old);
+          } finally {
+            fs.closeSync(fd);
+          }
+          assert.equal(fs.readFileSync(at("report.bin"), "utf8"), "new report");
+        });
+        await step(t, mounted, "removed and made again", async () => {
+          const old = seededBytes(34, 300_000);
+          fs.writeFileSync(at("log.bin"), old);
+          await waitForQuiet(env);
+          const fd = fs.openSync(at("log.bin"), "r");
+          try {
+            fs.unlinkSync(at("log.bin"));
+            fs.writeFileSync(at("log.bin"), "new log");
+            assertOwnFile(fd, old);
+          } finally {
+            fs.closeSync(fd);
+          }
+          assert.equal(fs.readFileSync(at("log.bin"), "utf8"), "new log");
+        });
+        await step(
+          t,
+          mounted,
+          "changed through its descriptor after a rename over it",
+          async () => {
+            fs.writeFileSync(at("draft.txt"), "draft text, long enough");
+            await waitForQuiet(env);
+            const fd = fs.openSync(at("draft.txt"), "r+");
+            try {
+              fs.writeFileSync(at("draft.new"), "final text");
+              fs.renameSync(at("draft.new"), at("draft.txt"));
+              fs.ftruncateSync(fd, 5);
+              fs.fchmodSync(fd, 0o600);
+              assert.equal(fs.fstatSync(fd).size, 5);
+            } finally {
+              fs.closeSync(fd);
+            }
+            assert.equal(fs.readFileSync(at("draft.txt"), "utf8"), "final text");
+            assert.notEqual(fs.statSync(at("draft.txt")).mode & 0o777, 0o600);
+            await waitForQuiet(env);
+            if (preset !== "passthrough") {
+              assert.equal((await env.store.readFile("draft.txt")).toString(), "final text");
+            }
+          },
+        );
+      } catch (error) {
+        throw withLog(error, mounted);
+      } finally {
+        await env.unmount(mounted);
+      }
+    });
+  });
 }

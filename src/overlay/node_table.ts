@@ -10,8 +10,11 @@ import { Errno, fail } from "../fuse/filesystem.ts";
 
 interface PathNode {
   id: number;
+  /** Its path; once detached, the path it had (for messages only). */
   path: string;
   lookups: number;
+  /** Its name was removed or renamed over: only open handles still reach it. */
+  detached?: boolean;
 }
 
 /**
@@ -75,10 +78,18 @@ export class NodeTable {
     if (this.#byPath.get(node.path) === node) this.#byPath.delete(node.path);
   }
 
-  /** Moves the node at `from` and every node below it to `to`. */
+  /**
+   * Whether the node's name was removed or renamed over since the kernel learnt it: its
+   * path names another file now (or none), so only its open handles can answer for it.
+   */
+  isDetached(id: number): boolean {
+    return this.#byId.get(id)?.detached === true;
+  }
+
+  /** Moves the node at `from` and every node below it to `to`; the node at `to` is detached. */
   rename(from: string, to: string): void {
-    const replaced = this.#byPath.get(to);
-    if (replaced) this.#byPath.delete(to);
+    if (from === to) return;
+    this.unbind(to);
     const prefix = from === "/" ? "/" : `${from}/`;
     const moved: PathNode[] = [];
     for (const node of this.#byPath.values()) {
@@ -91,8 +102,14 @@ export class NodeTable {
     }
   }
 
-  /** Forgets the path binding of a removed entry (the node lives on until forgotten). */
+  /**
+   * Detaches the node of a removed entry (it lives on until forgotten, reachable only by its
+   * id). A directory is removed empty: what was below it was detached before.
+   */
   unbind(path: string): void {
+    const node = this.#byPath.get(path);
+    if (!node || node.id === ROOT_NODE_ID) return;
+    node.detached = true;
     this.#byPath.delete(path);
   }
 }

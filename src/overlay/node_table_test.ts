@@ -36,6 +36,12 @@ Deno.test("a rename onto a bound name replaces it; prefixes are whole components
   assert.equal(nodes.pathOf(ab), "/ab", "/ab is not below /a");
   assert.equal(nodes.reference("/c"), a);
   assert.equal(nodes.pathOf(target), "/c", "the replaced node keeps its last path until forgotten");
+  assert.ok(nodes.isDetached(target), "...but only its open handles answer for it");
+  assert.ok(!nodes.isDetached(a));
+  const other = nodes.reference("/x");
+  nodes.unbind("/x");
+  assert.ok(nodes.isDetached(other));
+  assert.ok(!nodes.isDetached(nodes.reference("/x")), "a new file under the name is not");
 });
 
 Deno.test("childPath refuses what is not one name; parentOf climbs one level", () => {

@@ -19,6 +19,7 @@ import {
   constants as fsConstants,
   createReadStream,
   fstatSync,
+  futimesSync,
   unlinkSync,
 } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
@@ -212,30 +213,39 @@ interface WriteSession {
   closed?: boolean;
 }
 
+/** What every open handle knows: the node the kernel opened it on. */
+interface OpenedOn {
+  /** Set once opened (see {@link OverlayFileSystem.open}); stays when the name goes. */
+  nodeid?: number;
+}
+
 type Handle =
-  | {
-    kind: "local";
-    path: string;
-    file: SourceFile;
-    size: number;
-    /** For copy-on-read: what this handle read of a local file (reads `reads` did not take). */
-    coverage?: ReadCoverage;
-    /**
-     * For copy-on-read: the page-aligned reads of this handle, recorded by the FUSE reader
-     * threads (which then serve them from the descriptor) or by {@link read}.
-     */
-    reads?: ReadBlocks;
-    /** Open for writing where the local file is the truth: mirrored into Riak on release. */
-    mirror?: PendingMirror;
-    /**
-     * The file's version when opened, if its last change was then long enough ago that
-     * any write through this handle moves its ctime: the same version at release means
-     * nothing was written, and nothing is uploaded again.
-     */
-    openedVersion?: FileIdentity;
-  }
-  | RiakHandle
-  | { kind: "write"; path: string; session: WriteSession };
+  & OpenedOn
+  & (
+    | {
+      kind: "local";
+      path: string;
+      file: SourceFile;
+      size: number;
+      /** For copy-on-read: what this handle read of a local file (reads `reads` did not take). */
+      coverage?: ReadCoverage;
+      /**
+       * For copy-on-read: the page-aligned reads of this handle, recorded by the FUSE reader
+       * threads (which then serve them from the descriptor) or by {@link read}.
+       */
+      reads?: ReadBlocks;
+      /** Open for writing where the local file is the truth: mirrored into Riak on release. */
+      mirror?: PendingMirror;
+      /**
+       * The file's version when opened, if its last change was then long enough ago that
+       * any write through this handle moves its ctime: the same version at release means
+       * nothing was written, and nothing is uploaded again.
+       */
+      openedVersion?: FileIdentity;
+    }
+    | RiakHandle
+    | { kind: "write"; path: string; session: WriteSession }
+  );
 
 /** The bytes of a Riak file removed while open, for the handles that had it open. */
 interface RemovedCopy {
@@ -463,6 +473,12 @@ export class OverlayFileSystem implements FileSystem {
   async getattr(_ctx: RequestContext, nodeid: number, fh: number | undefined): Promise<AttrReply> {
     const path = this.#nodes.pathOf(nodeid);
     const handle = fh === undefined ? undefined : this.#handles.get(fh);
+    if (this.#nodes.isDetached(nodeid)) {
+      // Its name holds another file now, or none: only what it has open answers for it.
+      const open = this.#openHandleOf(nodeid, handle);
+      if (open === undefined) throw fail(Errno.ENOENT, `${path}: removed`);
+      return { attr: await this.#unlinkedAttr(path, open), attrTimeout: 0 };
+    }
     let located: Located;
     try {
       located = handle?.kind === "write"
@@ -540,6 +556,13 @@ export class OverlayFileSystem implements FileSystem {
     await copy.file.close();
   }
 
+  /** `handle` if it is open on node `nodeid`, else any handle open on it. */
+  #openHandleOf(nodeid: number, handle: Handle | undefined): Handle | undefined {
+    if (handle?.nodeid === nodeid) return handle;
+    for (const open of this.#handles.values()) if (open.nodeid === nodeid) return open;
+    return undefined;
+  }
+
   /** A handle open at `path`, if any. */
   #openHandleAt(path: string): Handle | undefined {
     for (const handle of this.#handles.values()) if (handle.path === path) return handle;
@@ -560,6 +583,7 @@ export class OverlayFileSystem implements FileSystem {
   async setattr(ctx: RequestContext, nodeid: number, changes: SetattrChanges): Promise<AttrReply> {
     const path = this.#nodes.pathOf(nodeid);
     const handle = changes.fh === undefined ? undefined : this.#handles.get(changes.fh);
+    if (this.#nodes.isDetached(nodeid)) return await this.#setDetachedAttr(path, nodeid, changes);
     if (changes.size !== undefined) await this.#truncate(ctx, path, changes.size, handle);
     const mtimeNs = toNs(changes.mtime);
     const atimeNs = toNs(changes.atime);
@@ -604,6 +628,52 @@ export class OverlayFileSystem implements FileSystem {
     this.#served.delete(path);
     this.#changed(path);
     return this.getattr(ctx, nodeid, changes.fh);
+  }
+
+  /**
+   * setattr of a file whose name is gone (fchmod, ftruncate of a descriptor of a file removed
+   * or renamed over): the change goes to what the handles have open, never to the file now
+   * under the name. A Riak file's open copy keeps no attributes: they are left as they were.
+   */
+  async #setDetachedAttr(
+    path: string,
+    nodeid: number,
+    changes: SetattrChanges,
+  ): Promise<AttrReply> {
+    const given = changes.fh === undefined ? undefined : this.#handles.get(changes.fh);
+    const open = this.#openHandleOf(nodeid, given);
+    if (open === undefined) throw fail(Errno.ENOENT, `${path}: removed`);
+    if (open.kind === "write") {
+      const session = open.session;
+      await this.#inSession(session, async () => {
+        if (changes.size !== undefined) {
+          await this.#writable(session);
+          await session.handle.truncate(changes.size);
+        }
+        if (changes.mode !== undefined) session.mode = changes.mode & 0o7777;
+        if (changes.uid !== undefined) session.uid = changes.uid;
+        if (changes.gid !== undefined) session.gid = changes.gid;
+        const mtimeNs = toNs(changes.mtime);
+        if (mtimeNs !== undefined) session.mtimeNs = mtimeNs;
+      });
+    } else if (open.kind === "local") {
+      const file = open.file;
+      if (changes.size !== undefined) await file.truncate(changes.size);
+      if (changes.uid !== undefined || changes.gid !== undefined) {
+        await file.chown(changes.uid ?? -1, changes.gid ?? -1);
+      }
+      if (changes.mode !== undefined) await file.chmod(changes.mode & 0o7777);
+      if (changes.atime !== undefined || changes.mtime !== undefined) {
+        const now = await file.stat({ bigint: true });
+        const seconds = (ns: bigint | undefined, current: bigint) => Number(ns ?? current) / 1e9;
+        futimesSync(
+          file.fd,
+          seconds(toNs(changes.atime), now.atimeNs),
+          seconds(toNs(changes.mtime), now.mtimeNs),
+        );
+      }
+    }
+    return { attr: await this.#unlinkedAttr(path, open), attrTimeout: 0 };
   }
 
   /**
@@ -1365,7 +1435,13 @@ export class OverlayFileSystem implements FileSystem {
   // ---- files ----
 
   /** @inheritdoc */
-  async open(_ctx: RequestContext, nodeid: number, flags: number): Promise<Opened> {
+  async open(ctx: RequestContext, nodeid: number, flags: number): Promise<Opened> {
+    const opened = await this.#openNode(ctx, nodeid, flags);
+    this.#handles.get(opened.fh)!.nodeid = nodeid;
+    return opened;
+  }
+
+  async #openNode(_ctx: RequestContext, nodeid: number, flags: number): Promise<Opened> {
     const path = this.#nodes.pathOf(nodeid);
     // Linux truncates on O_TRUNC even with O_RDONLY, and ATOMIC_O_TRUNC leaves that to us.
     const writable = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
@@ -1568,6 +1644,19 @@ export class OverlayFileSystem implements FileSystem {
 
   /** @inheritdoc */
   async create(
+    ctx: RequestContext,
+    parent: number,
+    name: string,
+    flags: number,
+    mode: number,
+    umask: number,
+  ): Promise<Created> {
+    const created = await this.#createEntry(ctx, parent, name, flags, mode, umask);
+    this.#handles.get(created.opened.fh)!.nodeid = created.entry.nodeid;
+    return created;
+  }
+
+  async #createEntry(
     ctx: RequestContext,
     parent: number,
     name: string,

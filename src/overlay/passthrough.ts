@@ -181,24 +181,32 @@ export class PassthroughFileSystem implements FileSystem {
   /** @inheritdoc */
   async getattr(_ctx: RequestContext, nodeid: number, fh: number | undefined): Promise<AttrReply> {
     if (fh !== undefined) return this.#attrReply(await fstat(fh));
+    const key = this.#nodes.get(nodeid)?.key;
+    let missing: unknown;
     try {
-      return this.#attrReply(await this.#lstat(nodeid));
+      const stat = await this.#lstat(nodeid);
+      // Its name may hold another file now (renamed over, or removed and made again).
+      if (key === undefined || nodeid === ROOT_NODE_ID || keyOf(stat) === key) {
+        return this.#attrReply(stat);
+      }
+      missing = fail(Errno.ENOENT, "renamed over");
     } catch (error) {
-      // Removed while open (fstat(2) asks without a handle): a descriptor of the inode that
-      // this process holds answers, with no link left, as on a local disk.
-      const key = this.#nodes.get(nodeid)?.key;
-      const open = (error as NodeJS.ErrnoException).code === "ENOENT" && key !== undefined
-        ? await openDescriptorStat(key)
-        : undefined;
-      if (open === undefined) throw error;
-      return this.#attrReply(open);
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      missing = error;
     }
+    // Removed while open (fstat(2) asks without a handle): a descriptor of the inode that
+    // this process holds answers, with no link left, as on a local disk.
+    const open = key === undefined ? undefined : await openDescriptorStat(key);
+    if (open === undefined) throw missing;
+    return this.#attrReply(open);
   }
 
   /** @inheritdoc */
   async setattr(ctx: RequestContext, nodeid: number, changes: SetattrChanges): Promise<AttrReply> {
     const path = this.#path(nodeid);
-    const fd = changes.fh;
+    // fchmod(2) and the like come without a handle: where the name holds another file now,
+    // a descriptor of this one that the process holds takes the change instead.
+    const fd = changes.fh ?? await this.#descriptorIfRenamedOver(nodeid);
     // chown(2) clears the set-user-ID and set-group-ID bits: a mode asked for goes on after.
     if (changes.uid !== undefined || changes.gid !== undefined) {
       const uid = changes.uid ?? -1;
@@ -739,6 +747,23 @@ export class PassthroughFileSystem implements FileSystem {
     return join(this.#path(parent), name);
   }
 
+  /**
+   * A descriptor of node `nodeid`'s file held by this process, when its path no longer leads
+   * to that file (removed, or renamed over); undefined while it does.
+   */
+  async #descriptorIfRenamedOver(nodeid: number): Promise<number | undefined> {
+    const key = this.#nodes.get(nodeid)?.key;
+    if (key === undefined || nodeid === ROOT_NODE_ID) return undefined;
+    const stat = await this.#lstat(nodeid).catch((error) => {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      return undefined;
+    });
+    if (stat !== undefined && keyOf(stat) === key) return undefined;
+    const open = await openDescriptor(key);
+    if (open === undefined) throw fail(Errno.ENOENT, "removed");
+    return open.fd;
+  }
+
   #lstat(nodeid: number): Promise<fs.BigIntStats> {
     return fs.promises.lstat(this.#path(nodeid), { bigint: true });
   }
@@ -962,10 +987,19 @@ function keyOf(stat: fs.BigIntStats): string {
  * left is required: an inode number reused by a file with a name is another file.
  */
 async function openDescriptorStat(key: string): Promise<fs.BigIntStats | undefined> {
+  return (await openDescriptor(key))?.stat;
+}
+
+/** {@link openDescriptorStat}, with the descriptor found. */
+async function openDescriptor(
+  key: string,
+): Promise<{ fd: number; stat: fs.BigIntStats } | undefined> {
   for (const name of await fs.promises.readdir("/proc/self/fd").catch(() => [])) {
     // On the pool: a network file system's fstat(2) may ask its server.
     const stat = await fstat(Number(name)).catch(() => undefined); // closed meanwhile
-    if (stat?.isFile() && stat.nlink === 0n && keyOf(stat) === key) return stat;
+    if (stat?.isFile() && stat.nlink === 0n && keyOf(stat) === key) {
+      return { fd: Number(name), stat };
+    }
   }
   return undefined;
 }
