@@ -1651,25 +1651,13 @@ export class OverlayFileSystem implements FileSystem {
     mode: number,
     umask: number,
   ): Promise<Created> {
-    const created = await this.#createEntry(ctx, parent, name, flags, mode, umask);
-    this.#handles.get(created.opened.fh)!.nodeid = created.entry.nodeid;
-    return created;
-  }
-
-  async #createEntry(
-    ctx: RequestContext,
-    parent: number,
-    name: string,
-    flags: number,
-    mode: number,
-    umask: number,
-  ): Promise<Created> {
     const path = childPath(this.#nodes.pathOf(parent), name);
     const permissions = mode & ~umask & 0o7777;
     const created = this.#stagesWrites()
       ? (await this.#exists(path) ? undefined : await this.#createStaged(ctx, path, permissions))
       : await this.#createLocal(ctx, path, flags, permissions);
     if (created) {
+      this.#handles.get(created.opened.fh)!.nodeid = created.entry.nodeid;
       this.#entriesChanged(parentOf(path));
       return created;
     }
