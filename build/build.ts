@@ -71,6 +71,8 @@ writeFileSync(
     output: blob,
     disableExperimentalSEAWarning: true,
     useCodeCache: true,
+    // SIGUSR1 would open a debugger port on 127.0.0.1:9229 in a process running as root.
+    execArgv: ["--disable-sigusr1"],
   }),
 );
 run(embeddedNode, ["--experimental-sea-config", seaConfig]);

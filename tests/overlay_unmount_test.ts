@@ -141,3 +141,65 @@ Deno.test("umount of a passthrough mount still unmounts (nothing to drain)", asy
     assert.ok(await exited(mount));
   });
 });
+
+Deno.test("a second mount of the same spool is refused while the first serves: one journal each", async () => {
+  await withOverlayEnv(async (env) => {
+    const first = await env.mount("drain");
+    const other = join(env.base, "other-mountpoint");
+    await fsp.mkdir(other);
+    const second = await runRiakfs([
+      "mount",
+      "--preset",
+      "drain",
+      "--foreground",
+      "--riak",
+      env.riak.nodes.join(","),
+      "--bucket",
+      env.bucket,
+      "--spool",
+      env.spool,
+      "--run-dir",
+      join(env.base, "run-other"),
+      env.source,
+      other,
+    ]);
+    assert.notEqual(second.code, 0);
+    assert.match(second.stderr, /spool .* is in use by another riakfs mount \(pid \d+\)/);
+    assert.equal(second.stderr.trimEnd().split("\n").length, 1, second.stderr);
+    assert.ok(!isMounted(other), "nothing mounted at the second mountpoint");
+    // The first mount's journal is untouched: what it acknowledges reaches Riak.
+    const files = await writeBurst(env, "first", 2, 900);
+    const result = await runRiakfs(["umount", "--run-dir", env.runDirectory, env.mountpoint]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(await exited(first));
+    await assertInRiak(env, files);
+  });
+});
+
+Deno.test("the serving process ignores SIGHUP and opens no debugger on SIGUSR1; its PID file is its own", async () => {
+  await withOverlayEnv(async (env) => {
+    const mount = await env.mount("migrate");
+    const pid = mount.server.pid!;
+    process.kill(pid, "SIGHUP");
+    process.kill(pid, "SIGUSR1");
+    await eventually("SIGHUP logged", () => Promise.resolve(/SIGHUP ignored/.test(mount.stderr())));
+    await fsp.writeFile(join(env.mountpoint, "after-signals.txt"), "still serving");
+    assert.equal(
+      await fsp.readFile(join(env.source, "after-signals.txt"), "utf8"),
+      "still serving",
+    );
+    assert.doesNotMatch(mount.stderr(), /Debugger listening/);
+    const pidFiles = (await fsp.readdir(env.runDirectory)).filter((name) => name.endsWith(".pid"));
+    assert.equal(pidFiles.length, 1, String(pidFiles));
+    const pidFile = join(env.runDirectory, pidFiles[0]);
+    assert.equal((await fsp.stat(pidFile)).mode & 0o777, 0o644);
+    assert.equal((await fsp.readFile(pidFile, "utf8")).trim(), String(pid));
+    const result = await runRiakfs(["umount", "--run-dir", env.runDirectory, env.mountpoint]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(await exited(mount));
+    assert.deepEqual(
+      (await fsp.readdir(env.runDirectory)).filter((name) => /\.(pid|sock)$/.test(name)),
+      [],
+    );
+  });
+});

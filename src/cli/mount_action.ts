@@ -192,6 +192,8 @@ async function serveInForeground(
     try {
       if (!flags.pidFile) makeDirectories(overlay.runDirectory);
       fs.writeFileSync(pidFile, `${process.pid}\n`);
+      // Whatever the umask (0 here): a PID file others can write names whom root signals.
+      fs.chmodSync(pidFile, 0o644);
     } catch (error) {
       // The mount is up already: reported as failed, it must not stay behind, served by a
       // process nobody knows of.
@@ -201,10 +203,16 @@ async function serveInForeground(
       throw new Error(`${flag}: ${(error as Error).message}`);
     }
     report("ready");
+    // A hangup (a closed terminal, a log rotation script) must not take the filesystem
+    // away from under its applications, undrained.
+    const hangup = () =>
+      logger.info("SIGHUP ignored: the mount keeps serving (riakfs umount or SIGTERM ends it)");
+    process.on("SIGHUP", hangup);
     try {
       await served.finished;
     } finally {
-      fs.rmSync(pidFile, { force: true });
+      process.off("SIGHUP", hangup);
+      removeIfOurs(pidFile);
     }
   } catch (error) {
     report(`error ${(error as Error).message}`);
@@ -400,4 +408,18 @@ async function startInBackground(
     : `the background process exited before the mount was ready (see ${logFile})`;
   process.stderr.write(`riakfs: ${message}\n`);
   return 1;
+}
+
+/**
+ * Removes the PID file if it still names this process: a mount of the same mountpoint
+ * started while this one lingered (detached lazily, draining) has written its own.
+ */
+function removeIfOurs(pidFile: string): void {
+  let text: string;
+  try {
+    text = fs.readFileSync(pidFile, "utf8");
+  } catch {
+    return;
+  }
+  if (text.trim() === String(process.pid)) fs.rmSync(pidFile, { force: true });
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { LockedError } from "../migration/lock.ts";
+import { LockedError } from "../util/lock.ts";
 import {
   EXIT_LOCKED,
   type LiveRun,

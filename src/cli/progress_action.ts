@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { LockedError } from "../migration/lock.ts";
+import { LockedError } from "../util/lock.ts";
 import { EXIT_LOCKED } from "../migration/prewarm.ts";
 import type { Command } from "commander";
 import {

@@ -5,7 +5,7 @@
  */
 import { isAbsolute, relative, resolve } from "node:path";
 import type { Command } from "commander";
-import { acquireLock } from "../migration/lock.ts";
+import { acquireLock } from "../util/lock.ts";
 import { verifyTree } from "../migration/verify.ts";
 import { formatBytes } from "../migration/progress_reporter.ts";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";

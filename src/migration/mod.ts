@@ -31,7 +31,7 @@ export {
   readUnchanged,
   type ReadUnchangedOptions,
 } from "./local_file.ts";
-export { acquireLock, type HeldLock, LockedError } from "./lock.ts";
+export { acquireLock, type HeldLock, LockedError } from "../util/lock.ts";
 export { SmallFileReaders } from "./small_file_readers.ts";
 export { DEFAULT_CONCURRENCY, DEFAULT_STATE_ROOT } from "./defaults.ts";
 export {

@@ -32,7 +32,7 @@ import { isLocalFilesystem } from "../util/blocking_while_fast.ts";
 import { type FileIdentity, identityOf, lstatIfExists, storedAttributes } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { RunLimits, type StopReason } from "./limits.ts";
-import { acquireLock } from "./lock.ts";
+import { acquireLock } from "../util/lock.ts";
 import {
   changedTooRecently,
   DEFAULT_READ_SIZE,

@@ -28,7 +28,7 @@ import type { StoreClient } from "../store/client.ts";
 import { Store } from "../store/store.ts";
 import { failingWrites, wrappedStore } from "./_test_support.ts";
 import { PathFilter } from "./glob.ts";
-import { acquireLock, LockedError } from "./lock.ts";
+import { acquireLock, LockedError } from "../util/lock.ts";
 import {
   EXIT_COMPLETE,
   EXIT_FAILED,

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { acquireLock, liveHolderPid } from "./lock.ts";
+import { acquireLock, liveHolderPid } from "../util/lock.ts";
 import { type PrewarmOptions, runPrewarm } from "./prewarm.ts";
 import {
   addTally,

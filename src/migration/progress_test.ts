@@ -12,7 +12,7 @@ import {
   RescanError,
 } from "./progress.ts";
 import { wrappedStore } from "./_test_support.ts";
-import { LockedError } from "./lock.ts";
+import { LockedError } from "../util/lock.ts";
 import { EXIT_COMPLETE, type PrewarmEvent, runPrewarm } from "./prewarm.ts";
 import { emptyTally, type RunMarker, type RunRecord, StateDirectory } from "./state.ts";
 

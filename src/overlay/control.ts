@@ -6,7 +6,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { chmod, unlink } from "node:fs/promises";
+import { chmod, lstat, unlink } from "node:fs/promises";
 import { connect, createServer, type Server } from "node:net";
 import { resolve } from "node:path";
 import { formatBytes } from "../migration/progress_reporter.ts";
@@ -175,11 +175,15 @@ export async function startControlServer(
     });
   });
   await chmod(socket, 0o600);
+  const own = (await lstat(socket)).ino;
   return {
     socket,
     close: async () => {
       await new Promise<void>((done) => server.close(() => done()));
-      await unlinkIfPresent(socket);
+      // A mount of the same mountpoint started since (this one lingered, detached) has put
+      // its own socket there: that one stays.
+      const there = await lstat(socket).catch(() => undefined);
+      if (there?.ino === own) await unlinkIfPresent(socket);
     },
   };
 }

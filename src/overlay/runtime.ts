@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { join } from "node:path";
 import type { FileSystem } from "../fuse/filesystem.ts";
 import type { Store } from "../store/store.ts";
 import { ChunkCache } from "./chunk_cache.ts";
@@ -38,6 +39,7 @@ import {
 } from "./transfer.ts";
 import { UploadQueue } from "./upload_queue.ts";
 import { makeDirectories } from "../util/directories.ts";
+import { acquireLock, type HeldLock, LockedError } from "../util/lock.ts";
 
 /** What {@link startOverlay} needs. */
 export interface OverlayStartOptions {
@@ -267,6 +269,53 @@ async function startRiakParts(
   const spool = Spool.open(
     settings.spool ?? defaultSpoolDirectory(options.source, options.mountpoint),
   );
+  const lock = lockSpool(spool);
+  let started = false;
+  try {
+    const parts = await startOnSpool(options, metrics, health, store, spool);
+    started = true;
+    const { stopQueues } = parts;
+    return {
+      ...parts,
+      stopQueues: async (drainTimeoutMs) => {
+        try {
+          return await stopQueues(drainTimeoutMs);
+        } finally {
+          lock.release();
+        }
+      },
+    };
+  } finally {
+    if (!started) lock.release();
+  }
+}
+
+/**
+ * Takes the spool for this mount alone: a second mount writing the same journal would
+ * replace it, and the first one's acknowledged writes, journaled into the replaced file,
+ * would be lost at the next replay.
+ */
+function lockSpool(spool: Spool): HeldLock {
+  try {
+    return acquireLock(join(spool.directory, "lock"));
+  } catch (error) {
+    if (!(error instanceof LockedError)) throw error;
+    throw new Error(
+      `the spool ${spool.directory} is in use by another riakfs mount` +
+        (error.holderPid === undefined ? "" : ` (pid ${error.holderPid})`) +
+        "; unmount it first, or give this mount a spool of its own (--spool DIR)",
+    );
+  }
+}
+
+async function startOnSpool(
+  options: OverlayStartOptions,
+  metrics: MountMetrics,
+  health: RiakHealth,
+  store: Store,
+  spool: Spool,
+): Promise<MountParts> {
+  const { settings, logger } = options;
   const { journal, pending } = await UploadJournal.open(spool.journalFile);
   const removed = await spool.removeUnreferenced(stagedNames(pending));
   if (removed.length > 0) {

@@ -1,6 +1,7 @@
 /**
- * The run lock: one pre-warm (or rescan) per source and namespace at a time, so two
- * overlapping cron runs never race on the same files.
+ * A lock file for one process at a time: one pre-warm (or rescan) per source and namespace,
+ * so two overlapping cron runs never race on the same files; one mount per spool, so two
+ * mounts never share (and overwrite) one upload journal.
  *
  * The lock is a file created whole (a hard link of a written file, which fails if the lock
  * exists) holding the holder's PID, its start time, and where that PID means something: the
@@ -23,7 +24,7 @@ import {
   utimesSync,
   writeFileSync,
 } from "node:fs";
-import { isProcessAlive } from "../util/process.ts";
+import { isProcessAlive } from "./process.ts";
 
 /** How often a holder touches its lock file, for holders that cannot look its PID up. */
 export const LOCK_HEARTBEAT_MS = 30_000;
