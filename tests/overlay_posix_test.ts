@@ -565,4 +565,57 @@ for (const preset of PRESETS) {
       }
     });
   });
+
+  Deno.test(`${preset}: a descriptor open for reading sees what other descriptors write`, async (t) => {
+    await withOverlayEnv(async (env) => {
+      // Past the page cache: every read reaches the mount, as after posix_fadvise(DONTNEED).
+      const mounted = await env.mount(preset, ["-o", "direct_io"]);
+      try {
+        const at = (name: string) => join(env.mountpoint, name);
+        const readAt = (fd: number, position: number, length: number) => {
+          const buffer = Buffer.alloc(length);
+          return buffer.subarray(0, fs.readSync(fd, buffer, 0, length, position)).toString();
+        };
+        const sources = [{ what: "written through the mount", name: "through.txt" }];
+        // A legacy file the source holds (riak has no source).
+        if (preset !== "riak") sources.push({ what: "legacy, in the source", name: "legacy.txt" });
+        for (const { what, name } of sources) {
+          await step(t, mounted, what, async () => {
+            if (name === "legacy.txt") fs.writeFileSync(join(env.source, name), "A".repeat(8192));
+            else fs.writeFileSync(at(name), "A".repeat(8192));
+            await waitForQuiet(env);
+            const reader = fs.openSync(at(name), "r");
+            try {
+              assert.equal(readAt(reader, 0, 2), "AA");
+              const writer = fs.openSync(at(name), "r+");
+              fs.writeSync(writer, "BB", 0);
+              fs.closeSync(writer);
+              assert.equal(readAt(reader, 0, 2), "BB", "a write through another descriptor");
+              fs.appendFileSync(at(name), "tail");
+              assert.equal(fs.fstatSync(reader).size, 8196);
+              assert.equal(readAt(reader, 8192, 10), "tail", "an append, as tail -f reads it");
+              await waitForQuiet(env); // Uploaded meanwhile: still the same file.
+              assert.equal(readAt(reader, 8190, 10), "AAtail");
+              const truncating = fs.openSync(at(name), "r+");
+              fs.ftruncateSync(truncating, 50);
+              fs.ftruncateSync(truncating, 200);
+              fs.writeSync(truncating, Buffer.from("Q"), 0, 1, 199);
+              fs.closeSync(truncating);
+              assert.equal(
+                readAt(reader, 0, 300),
+                "BB" + "A".repeat(48) + "\0".repeat(149) + "Q",
+                "truncated, extended with zeros, written at the end",
+              );
+            } finally {
+              fs.closeSync(reader);
+            }
+          });
+        }
+      } catch (error) {
+        throw withLog(error, mounted);
+      } finally {
+        await env.unmount(mounted);
+      }
+    });
+  });
 }

@@ -239,6 +239,11 @@ export interface LocalNodes {
   serveFiles(files: LocalFiles): void;
   /** A new node id, unique across the reader threads (after {@link LocalNodes.serveFiles}). */
   allocateNodeId(): number;
+  /**
+   * The reader threads stop answering READ and WRITE of handle `fh` from its `localFd`: they
+   * reach the filesystem's `read` and `write` from now on (its bytes moved elsewhere).
+   */
+  unserveHandle(fh: number): void;
 }
 
 /** A CREATE answer: the new node and its open handle. */

@@ -185,6 +185,7 @@ export class FuseSession {
           strippedFlags: OPEN_FLAGS_HANDLED_BY_KERNEL,
         }, (created) => files.adopt(created)),
       allocateNodeId: () => handles.allocateNodeId(),
+      unserveHandle: (fh) => handles.unmap(fh),
     });
     this.#fs.attachReaderCounts?.(() => handles.counts());
     return this;

@@ -217,6 +217,14 @@ interface WriteSession {
 interface OpenedOn {
   /** Set once opened (see {@link OverlayFileSystem.open}); stays when the name goes. */
   nodeid?: number;
+  /**
+   * A reading handle (of Riak's copy, or of a local or staged file) whose file this mount
+   * has since begun to change elsewhere (a write session, a local writer): its next read
+   * finds where the file's bytes are now, as one inode's descriptors all see its writes.
+   */
+  stale?: boolean;
+  /** The internal handle its reads go to since it followed such a change. */
+  follows?: number;
 }
 
 type Handle =
@@ -554,6 +562,40 @@ export class OverlayFileSystem implements FileSystem {
   async #dropRemovedCopy(copy: RemovedCopy): Promise<void> {
     this.#removedCopyBytes -= copy.size;
     await copy.file.close();
+  }
+
+  /**
+   * This mount begins to change the bytes of the file at `path` where its reading handles do
+   * not look (a write session staged in the spool, a local writer of a file read from Riak):
+   * they look again before their next read ({@link OpenedOn.stale}). The reader threads stop
+   * serving such handles' reads from their descriptors, which would show the old bytes.
+   */
+  #contentMoving(path: string, options: { riakOnly?: boolean } = {}): void {
+    for (const [fh, handle] of this.#handles) {
+      if (handle.path !== path || !isReading(handle)) continue;
+      if (options.riakOnly && handle.kind !== "riak") continue;
+      if (handle.nodeid !== undefined && this.#nodes.isDetached(handle.nodeid)) continue;
+      handle.stale = true;
+      this.#localNodes?.unserveHandle(fh);
+    }
+  }
+
+  /** Points a stale reading handle at where its file's bytes are now. */
+  async #follow(handle: Handle): Promise<void> {
+    handle.stale = false;
+    if (handle.nodeid !== undefined && this.#nodes.isDetached(handle.nodeid)) return;
+    const located = await this.#locate(handle.path);
+    // Riak's copy is still the one it reads: nothing moved after all (a writer let go unused).
+    if (
+      located.where === "riak" && handle.kind === "riak" && handle.follows === undefined &&
+      located.stat.sha256 === handle.stat.sha256
+    ) return;
+    const opened = await this.#openForReading(handle.path, located);
+    const previous = handle.follows;
+    handle.follows = opened.fh;
+    this.#handles.get(opened.fh)!.nodeid = handle.nodeid;
+    // One internal handle at a time, however often the file changes while it is open.
+    if (previous !== undefined) await this.#release(previous);
   }
 
   /** `handle` if it is open on node `nodeid`, else any handle open on it. */
@@ -1483,6 +1525,10 @@ export class OverlayFileSystem implements FileSystem {
     size: number,
   ): Promise<Uint8Array> {
     const handle = this.#handle(fh);
+    if (handle.stale) await this.#follow(handle);
+    if (handle.follows !== undefined) {
+      return await this.read(_ctx, _nodeid, handle.follows, offset, size);
+    }
     const metrics = this.#o.metrics.value;
     if (handle.kind === "riak") {
       const bytes = handle.removedCopy
@@ -1566,11 +1612,16 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /** @inheritdoc */
-  async release(_ctx: RequestContext, _nodeid: number, fh: number): Promise<void> {
+  release(_ctx: RequestContext, _nodeid: number, fh: number): Promise<void> {
+    return this.#release(fh);
+  }
+
+  async #release(fh: number): Promise<void> {
     const handle = this.#handles.get(fh);
     if (!handle) return;
     this.#handles.delete(fh);
     this.#freeHandles.push(fh);
+    if (handle.follows !== undefined) await this.#release(handle.follows);
     if (handle.kind === "riak") {
       this.#riakHandlesOpen--;
       if (handle.removedCopy && --handle.removedCopy.handles === 0) {
@@ -1746,6 +1797,8 @@ export class OverlayFileSystem implements FileSystem {
     flags: number,
     created: boolean,
   ): Promise<Opened> {
+    // Readers of Riak's copy follow to the local file; local readers share its inode.
+    this.#contentMoving(path, { riakOnly: true });
     let mirror: PendingMirror | undefined;
     if (this.#mirrorsWrites()) {
       try {
@@ -2452,6 +2505,7 @@ export class OverlayFileSystem implements FileSystem {
     attributes: { mode: number; uid: number; gid: number },
   ): Promise<WriteSession> {
     const staged = await this.#o.spool.create();
+    this.#contentMoving(path);
     const session: WriteSession = {
       path,
       staged: staged.name,
@@ -2603,6 +2657,7 @@ export class OverlayFileSystem implements FileSystem {
     handle: Handle | undefined,
   ): Promise<void> {
     if (!this.#stagesWrites()) {
+      this.#contentMoving(path, { riakOnly: true });
       // A handle open for writing is mirrored when released; else the truncate is journaled
       // before it happens and mirrored after.
       if (handle?.kind === "local" && (handle.mirror || !this.#mirrorsWrites())) {
@@ -3314,4 +3369,9 @@ function timesOf(located: Located): { atimeNs: bigint; mtimeNs: bigint } | undef
 /** ENOENT as the overlay's lookups report it (an errno, or the store's NotFoundError). */
 function isNotFound(error: unknown): boolean {
   return error instanceof NotFoundError || (error as { errno?: number }).errno === Errno.ENOENT;
+}
+
+/** A handle that only reads what it opened: Riak's copy, a staged upload, a local file. */
+function isReading(handle: Handle): boolean {
+  return handle.kind === "riak" || (handle.kind === "local" && handle.mirror === undefined);
 }

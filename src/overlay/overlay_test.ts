@@ -685,6 +685,7 @@ function fakeReaderThreads(): LocalNodes & {
     allocateNodeId: () => {
       throw new Error("the overlay never lets the threads open or create");
     },
+    unserveHandle: () => {},
     async answer(nodeid) {
       const node = nodes.get(nodeid);
       if (node === undefined) return undefined;

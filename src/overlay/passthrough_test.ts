@@ -140,6 +140,7 @@ class RecordedNodes implements LocalNodes {
   allocateNodeId(): number {
     return this.#nextNodeId++;
   }
+  unserveHandle(): void {}
   delete(nodeid: number): void {
     this.links.delete(nodeid);
   }
@@ -216,6 +217,7 @@ Deno.test("a filesystem under Deno's readers registers nothing", async () => {
       delete: () => calls++,
       serveFiles: () => calls++,
       allocateNodeId: () => calls++,
+      unserveHandle: () => calls++,
     });
     await pfs.lookup(ctx, ROOT_NODE_ID, ".").catch(() => {});
     fs.writeFileSync(join(source, "x"), "x");
