@@ -161,9 +161,9 @@ async function useUnlinked(
   await assertNothingLeft(env, name);
 }
 
-/** The file's mtime in nanoseconds, exactly, as stat(1) reads it. */
-async function exactMtimeNs(path: string): Promise<bigint> {
-  const { code, stdout, stderr } = await new Deno.Command("stat", { args: ["-c", "%.9Y", path] })
+/** The file's mtime (or, with `%.9Z`, ctime) in nanoseconds, exactly, as stat(1) reads it. */
+async function exactMtimeNs(path: string, format = "%.9Y"): Promise<bigint> {
+  const { code, stdout, stderr } = await new Deno.Command("stat", { args: ["-c", format, path] })
     .output();
   assert.equal(code, 0, `stat ${path}: ${new TextDecoder().decode(stderr)}`);
   const [seconds, fraction] = new TextDecoder().decode(stdout).trim().split(".");
@@ -611,6 +611,33 @@ for (const preset of PRESETS) {
             }
           });
         }
+      } catch (error) {
+        throw withLog(error, mounted);
+      } finally {
+        await env.unmount(mounted);
+      }
+    });
+  });
+
+  Deno.test(`${preset}: a file's ctime never goes back, and a change of its attributes moves it`, async () => {
+    await withOverlayEnv(async (env) => {
+      const mounted = await env.mount(preset, ["-o", "attr_timeout=0"]);
+      try {
+        const file = join(env.mountpoint, "extracted.txt");
+        // What tar x does: the file, then its old mtime.
+        fs.writeFileSync(file, "from the archive");
+        fs.utimesSync(file, OLD_TIME, OLD_TIME);
+        // Deno's node:fs gives whole seconds of a ctime.
+        const ctimeNs = () => exactMtimeNs(file, "%.9Z");
+        const extracted = await ctimeNs();
+        assert.ok(extracted > BigInt(OLD_TIME.getTime()) * 1_000_000n, "utimes moved the ctime");
+        await waitForQuiet(env); // Its copy reaches Riak, which keeps no ctime.
+        const uploaded = await ctimeNs();
+        assert.ok(uploaded >= extracted, `ctime went back from ${extracted} to ${uploaded}`);
+        // The kernel stamps times from a coarse clock, a few milliseconds behind Date.now().
+        const beforeChmod = BigInt(Date.now() - 1000) * 1_000_000n;
+        fs.chmodSync(file, 0o600);
+        assert.ok(await ctimeNs() >= beforeChmod, "chmod moved it");
       } catch (error) {
         throw withLog(error, mounted);
       } finally {

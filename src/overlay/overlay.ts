@@ -316,6 +316,8 @@ export class OverlayFileSystem implements FileSystem {
   readonly #handles = new Map<number, Handle>();
   readonly #directories = new Map<number, Listed[]>();
   readonly #sessions = new Map<string, WriteSession>();
+  /** The latest ctime shown for a path, oldest first ({@link #attrOf}). */
+  readonly #ctimes = new Map<string, bigint>();
   /** Sessions being started (their content staged), by path: an open joins it once ready. */
   readonly #sessionsStarting = new Map<string, Promise<WriteSession>>();
   /**
@@ -669,6 +671,8 @@ export class OverlayFileSystem implements FileSystem {
     }
     this.#served.delete(path);
     this.#changed(path);
+    // A change of attributes moves the ctime, also where Riak keeps none.
+    this.#noteCtime(path, BigInt(this.#now()) * 1_000_000n);
     return this.getattr(ctx, nodeid, changes.fh);
   }
 
@@ -2020,6 +2024,7 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#o.uploads.pendingMirrorsOf(path).at(-1)?.mirror !== "remove") {
       this.#rememberInRiak(path, true);
     }
+    this.#noteCtime(path, version.ctimeNs);
     this.#mirrored.delete(path);
     this.#mirrored.set(path, mirroredKey(version));
     if (this.#mirrored.size > KNOWN_IN_RIAK_LIMIT) {
@@ -2160,7 +2165,37 @@ export class OverlayFileSystem implements FileSystem {
     if (await this.#exists(path)) throw fail(Errno.EEXIST, `${path}: already exists`);
   }
 
+  /**
+   * The attributes of `path` where `located` found it, with a ctime that never goes back:
+   * Riak keeps no ctime (its copies show the mtime), so a file seen locally, or changed
+   * through the mount, keeps the latest ctime shown for it while this mount runs (tar, which
+   * compares a file's ctime before and after reading it, sees no change when the file's
+   * copy reaches Riak meanwhile).
+   */
   async #attrOf(path: string, located: Located): Promise<Attr> {
+    const attr = await this.#attrWhereLocated(path, located);
+    const shownNs = BigInt(attr.ctime.sec) * 1_000_000_000n + BigInt(attr.ctime.nsec);
+    const latestNs = this.#ctimes.get(path);
+    if (latestNs !== undefined && latestNs > shownNs) {
+      return { ...attr, ctime: timespecOf(latestNs) };
+    }
+    if (located.where === "local") this.#noteCtime(path, shownNs);
+    return attr;
+  }
+
+  /** Remembers that `path` showed (or got, changed through the mount) ctime `ctimeNs`. */
+  #noteCtime(path: string, ctimeNs: bigint): void {
+    const latest = this.#ctimes.get(path);
+    if (latest !== undefined && latest >= ctimeNs) return;
+    this.#ctimes.delete(path);
+    this.#ctimes.set(path, ctimeNs);
+    // The oldest go first: a file not looked at for that long is not being read by tar.
+    if (this.#ctimes.size > KNOWN_IN_RIAK_LIMIT) {
+      this.#ctimes.delete(this.#ctimes.keys().next().value!);
+    }
+  }
+
+  async #attrWhereLocated(path: string, located: Located): Promise<Attr> {
     const ino = inodeOf(path);
     switch (located.where) {
       case "local":

@@ -263,7 +263,7 @@ async function startRiakParts(
   metrics: MountMetrics,
   health: RiakHealth,
 ): Promise<MountParts> {
-  const { settings, logger } = options;
+  const { settings } = options;
   if (!options.store) throw new RangeError(`mode ${settings.preset} needs a store`);
   const store = options.store;
   const spool = Spool.open(

@@ -100,6 +100,8 @@ export interface LocalCopyOptions {
 export interface MirroredVersion {
   size: bigint;
   mtimeNs: bigint;
+  /** The local file's ctime then: Riak keeps none, and the mount's must not go back. */
+  ctimeNs: bigint;
 }
 
 /** What {@link copyLocalFile} did. */
@@ -219,7 +221,11 @@ async function copyOnce(
       });
     }
   }
-  options.onMirrored?.(path, { size: identity.size, mtimeNs: identity.mtimeNs });
+  options.onMirrored?.(path, {
+    size: identity.size,
+    mtimeNs: identity.mtimeNs,
+    ctimeNs: identity.ctimeNs,
+  });
   return outcome;
 }
 
