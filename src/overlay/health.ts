@@ -28,11 +28,30 @@ export class RiakTimeoutError extends StoreError {
 }
 
 /**
+ * Riak was not asked: an outage is under way, and until a probe finds Riak answering again
+ * every request would only wait out its deadline (maps to EIO, as a timeout does).
+ */
+export class RiakUnreachableError extends StoreError {
+  constructor(operation: string, downSinceMs: number) {
+    super(
+      "EIO",
+      `Riak ${operation}: not asked, Riak unreachable since ${new Date(downSinceMs).toISOString()}`,
+    );
+  }
+}
+
+/** How often Riak is asked whether it answers again while an outage lasts (ms). */
+export const OUTAGE_PROBE_INTERVAL_MS = 1_000;
+
+/**
  * Whether an error means Riak (or the way to it) is down, as opposed to an answer such as
  * "not found" or a checksum mismatch.
  */
 export function isOutageError(error: unknown): boolean {
-  if (error instanceof RiakTimeoutError || error instanceof RiakRequestError) return true;
+  if (
+    error instanceof RiakTimeoutError || error instanceof RiakRequestError ||
+    error instanceof RiakUnreachableError
+  ) return true;
   if (error instanceof StoreError) return false;
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" &&
@@ -74,19 +93,32 @@ export class RiakHealth {
   #refusalsUnlogged = 0;
   #refusalLoggedAt: number | undefined;
 
+  readonly #probeIntervalMs: number;
+  #probe: ReturnType<typeof setTimeout> | undefined;
+
   /**
    * `confirm`, when given, asks Riak itself whether it answers before an outage is declared
    * over: a request that ended well without reaching Riak (nothing left to copy, a local file
-   * gone) is no sign of it.
+   * gone) is no sign of it. With it, an outage is also probed every `probeIntervalMs`, and
+   * {@link run} meanwhile fails at once instead of waiting out each deadline: a hung node
+   * made every lookup of a local file wait for Riak first, one deadline per request.
    */
   constructor(
     logger: Logger,
     now: () => number = Date.now,
     confirm?: () => Promise<boolean>,
+    probeIntervalMs = OUTAGE_PROBE_INTERVAL_MS,
   ) {
     this.#logger = logger;
     this.#now = now;
     this.#confirm = confirm;
+    this.#probeIntervalMs = probeIntervalMs;
+  }
+
+  /** Stops probing (the mount is going away). */
+  close(): void {
+    clearTimeout(this.#probe);
+    this.#probe = undefined;
   }
 
   /** Whether the last request that reached a verdict found Riak up. */
@@ -103,7 +135,12 @@ export class RiakHealth {
   succeeded(): void {
     if (this.#downSince === undefined) return;
     if (this.#confirm === undefined) return this.#over();
-    if (this.#confirming) return;
+    this.#askRiak();
+  }
+
+  /** Asks Riak whether it answers (one question at a time); ends the outage if it does. */
+  #askRiak(): void {
+    if (this.#confirming || this.#confirm === undefined) return;
     this.#confirming = true;
     this.#confirm().catch(() => false).then((answers) => {
       this.#confirming = false;
@@ -111,7 +148,20 @@ export class RiakHealth {
     });
   }
 
+  /** While an outage lasts, Riak is asked again every probe interval. */
+  #probeLater(): void {
+    if (this.#confirm === undefined || this.#probe !== undefined) return;
+    this.#probe = setTimeout(() => {
+      this.#probe = undefined;
+      if (this.#downSince === undefined) return;
+      this.#askRiak();
+      this.#probeLater();
+    }, this.#probeIntervalMs);
+  }
+
   #over(): void {
+    clearTimeout(this.#probe);
+    this.#probe = undefined;
     const seconds = ((this.#now() - this.#downSince!) / 1000).toFixed(1);
     this.#logger.info("Riak reachable again", {
       outage_seconds: Number(seconds),
@@ -146,6 +196,7 @@ export class RiakHealth {
       "Riak unreachable: serving local files, keeping writes in the spool until it is back",
       { error: this.#lastError },
     );
+    this.#probeLater();
   }
 
   #refused(error: unknown): void {
@@ -167,6 +218,10 @@ export class RiakHealth {
    * at the deadline rejects with {@link RiakTimeoutError}; its late result is ignored.
    */
   async run<T>(operation: string, timeoutMs: number, request: () => Promise<T>): Promise<T> {
+    if (this.#downSince !== undefined && this.#confirm !== undefined) {
+      this.#failedDuringOutage++;
+      throw new RiakUnreachableError(operation, this.#downSince);
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new RiakTimeoutError(operation, timeoutMs)), timeoutMs);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ConnectionError, ProtocolError, RiakError } from "../riak/mod.ts";
 import { NotFoundError, RiakRequestError } from "../store/errors.ts";
-import { isOutageError, RiakHealth, RiakTimeoutError } from "./health.ts";
+import { isOutageError, RiakHealth, RiakTimeoutError, RiakUnreachableError } from "./health.ts";
 import { Logger } from "./log.ts";
 
 function recordingLogger() {
@@ -134,4 +134,31 @@ Deno.test("a node answering with errors is no outage: logged once a minute with 
     new RiakRequestError("get", undefined, new ProtocolError("bad frame", "riak1:8087")),
   );
   assert.equal(fresh.reachable, false);
+});
+
+Deno.test("with a confirmation, run() fails at once during an outage, and a probe ends it", async () => {
+  const { logger } = recordingLogger();
+  let probed!: () => void;
+  const reachableAgain = new Promise<void>((resolve) => probed = resolve);
+  const answers = [false, true];
+  const health = new RiakHealth(logger, Date.now, () => {
+    const answer = answers.shift() ?? true;
+    if (answer) queueMicrotask(probed);
+    return Promise.resolve(answer);
+  }, 1);
+  try {
+    health.failed(new RiakRequestError("get", undefined, new Error("connect ECONNREFUSED")));
+    let asked = 0;
+    await assert.rejects(
+      health.run("stat /a", 60_000, () => Promise.resolve(asked++)),
+      (error) => error instanceof RiakUnreachableError && isOutageError(error),
+    );
+    assert.equal(asked, 0, "Riak was not asked");
+    await reachableAgain; // The probes: Riak says no, then yes.
+    await new Promise((resolve) => setTimeout(resolve, 0)); // The answer reaches the tracker.
+    assert.equal(health.reachable, true);
+    assert.equal(await health.run("stat /a", 60_000, () => Promise.resolve(asked++)), 0);
+  } finally {
+    health.close();
+  }
 });

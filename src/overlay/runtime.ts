@@ -189,6 +189,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
       );
     }
   } catch (error) {
+    health.close();
     await control?.close();
     await parts.stopQueues(0);
     throw error;
@@ -229,6 +230,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
             drain_timeout_ms: lastDrainTimeoutMs ?? drainTimeoutMs,
           });
         }
+        health.close();
         await control?.close();
         await metricsServer?.close();
         return left;
