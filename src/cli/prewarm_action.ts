@@ -43,6 +43,8 @@ export async function prewarmCommand(
     const onEvent = (event: PrewarmEvent) => {
       if (event.kind === "would-upload") {
         lines.write(`would upload ${event.path} (${event.reason}, ${event.bytes} bytes)\n`);
+      } else if (event.kind === "would-update-attributes") {
+        lines.write(`would update the mode/owner of ${event.path} (${event.difference})\n`);
       } else if (event.kind === "would-create-directory") {
         lines.write(`would create directory ${event.path}\n`);
       } else if (event.kind === "relisted") {
@@ -134,6 +136,9 @@ function summary(result: PrewarmResult): string {
       : `${t.uploaded.files} uploaded (${formatBytes(t.uploaded.bytes)}, ` +
         `${formatRate(t.uploaded.bytes, elapsed)}), `) +
     `${t.inRiak.files - t.uploaded.files} already in Riak, ` +
+    (t.attributesUpdated.files > 0
+      ? `${t.attributesUpdated.files} with their mode/owner updated in Riak, `
+      : "") +
     (t.newerInRiak.files > 0 ? `${t.newerInRiak.files} newer in Riak (left alone), ` : "") +
     (t.deleted.files > 0 ? `${t.deleted.files} local copies deleted, ` : "") +
     `${t.failed.files} failed`,

@@ -24,6 +24,7 @@ export function wrappedStore(
     remove: (path, options) => store.remove(path, options),
     writeFile: (path, content, options) => store.writeFile(path, content, options),
     ensureListed: (path, options) => store.ensureListed(path, options),
+    setAttributes: (path, attributes, onlyOver) => store.setAttributes(path, attributes, onlyOver),
     ...overrides,
   };
 }

@@ -25,11 +25,22 @@ import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { displayPath } from "../store/path.ts";
 import { AlreadyExistsError, NewerVersionError } from "../store/errors.ts";
-import type { FileStat, MkdirOptions, Store } from "../store/store.ts";
+import {
+  type FileStat,
+  GenerationChangedError,
+  type MkdirOptions,
+  type Store,
+} from "../store/store.ts";
 import { FailureList, type FailureRecord, readLines, reasonOf } from "./failure_list.ts";
 import { SmallFileReaders } from "./small_file_readers.ts";
 import { isLocalFilesystem } from "../util/blocking_while_fast.ts";
-import { type FileIdentity, identityOf, lstatIfExists, storedAttributes } from "./file_identity.ts";
+import {
+  FileChangedError,
+  type FileIdentity,
+  identityOf,
+  lstatIfExists,
+  storedAttributes,
+} from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { RunLimits, type StopReason } from "./limits.ts";
 import { acquireLock } from "../util/lock.ts";
@@ -58,7 +69,7 @@ import {
 } from "./state.ts";
 import { DEFAULT_CONCURRENCY } from "./defaults.ts";
 import type { MigrationStore } from "./stored_file.ts";
-import { deleteIfVerified } from "./verified_delete.ts";
+import { deleteIfVerified, describeAttributeDifference } from "./verified_delete.ts";
 import {
   compareWalkOrder,
   countTree,
@@ -74,7 +85,7 @@ import {
  */
 export type PrewarmStore =
   & MigrationStore
-  & Pick<Store, "ensureListed">
+  & Pick<Store, "ensureListed" | "setAttributes">
   & Partial<Pick<Store, "list">>;
 
 /**
@@ -204,6 +215,8 @@ export interface PrewarmOptions {
 export type PrewarmEvent =
   | { kind: "would-upload"; path: string; bytes: number; reason: string }
   | { kind: "would-create-directory"; path: string }
+  /** Riak holds the content, with another mode or owner (`difference` says which). */
+  | { kind: "would-update-attributes"; path: string; difference: string }
   | { kind: "failed"; path: string; error: string }
   | { kind: "busy"; path: string }
   /** Found in Riak without its directory entry, which was added. */
@@ -798,12 +811,13 @@ class PrewarmRun {
       const found = count.mark();
       count.add("inRiak", bytes);
       if (localSha256 !== undefined) count.add("verified", bytes);
+      await this.#attributesToRiak(path, stats, remote!, bytes, count);
       if (this.#o.deleteLocal && !this.#o.dryRun) {
         // The deletion rule needs the local content's own hash, never Riak's word for it.
         localSha256 ??= (await hashBytes(readUnchanged(absolute, identity, { gate: this.#gate })))
           .sha256;
         try {
-          await this.#deleteLocal(path, absolute, identity, localSha256, bytes, count);
+          await this.#deleteLocal(path, absolute, stats, localSha256, bytes, count);
         } catch (error) {
           if (!(error instanceof RiakCopyDamaged)) throw error;
           // Riak's copy, read back, fails its own checksums: damaged there. The local file
@@ -945,7 +959,7 @@ class PrewarmRun {
     count.add("inRiak", bytes);
     count.add("uploaded", bytes);
     if (this.#o.deleteLocal) {
-      await this.#deleteLocal(path, absolute, identity, written.sha256, bytes, count);
+      await this.#deleteLocal(path, absolute, stats, written.sha256, bytes, count);
     }
     return true;
   }
@@ -981,16 +995,47 @@ class PrewarmRun {
     });
   }
 
+  /**
+   * Gives Riak's copy the local mode and owner where only they differ (a chmod or chown after
+   * the upload): a drain would otherwise delete the only copy that has them. Only over the
+   * version looked at; one written since is decided on again.
+   */
+  async #attributesToRiak(
+    path: Buffer,
+    stats: BigIntStats,
+    remote: FileStat,
+    bytes: Tally,
+    count: EntryCount,
+  ): Promise<void> {
+    const { mode, uid, gid } = storedAttributes(stats);
+    const difference = describeAttributeDifference(remote, { mode, uid, gid });
+    if (difference === undefined) return;
+    if (this.#o.dryRun) {
+      this.#o.onEvent?.({ kind: "would-update-attributes", path: displayPath(path), difference });
+      return;
+    }
+    try {
+      await this.#o.store.setAttributes(path, { mode, uid, gid }, remote);
+    } catch (error) {
+      if (!(error instanceof GenerationChangedError)) throw error;
+      throw new FileChangedError(displayPath(path));
+    }
+    count.add("attributesUpdated", bytes);
+  }
+
+  /** `stats`: the local version hashed, whose content, mode and owner Riak must hold. */
   async #deleteLocal(
     path: Buffer,
     absolute: Buffer,
-    identity: FileIdentity,
+    stats: BigIntStats,
     sha256: string,
     bytes: Tally,
     count: EntryCount,
   ): Promise<void> {
     const slash = path.lastIndexOf(0x2f);
-    const outcome = await deleteIfVerified(this.#o.store, path, absolute, { identity, sha256 }, {
+    const { mode, uid, gid } = storedAttributes(stats);
+    const hashed = { identity: identityOf(stats), sha256, attributes: { mode, uid, gid } };
+    const outcome = await deleteIfVerified(this.#o.store, path, absolute, hashed, {
       root: this.#source,
       directory: slash === -1 ? Buffer.alloc(0) : path.subarray(0, slash),
     });

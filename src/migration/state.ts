@@ -50,6 +50,11 @@ export interface PassTally {
   uploaded: Tally;
   /** Of `inRiak`: sha256 of the Riak copy matched the local file. */
   verified: Tally;
+  /**
+   * Of `inRiak`: the content was there, the mode or owner not (a chmod or chown after the
+   * upload); updated in Riak.
+   */
+  attributesUpdated: Tally;
   /** Of `inRiak`: Riak holds a newer version (written through the mount); left alone. */
   newerInRiak: Tally;
   /** Riak holds another version, not updated (dry run or rescan). */
@@ -75,6 +80,7 @@ export const TALLY_KEYS = [
   "inRiak",
   "uploaded",
   "verified",
+  "attributesUpdated",
   "newerInRiak",
   "differing",
   "missing",

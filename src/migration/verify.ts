@@ -15,7 +15,8 @@ import {
   StoreError,
 } from "../store/errors.ts";
 import { displayBytes, displayPath, normalizePath, type StorePath } from "../store/path.ts";
-import { identityOf } from "./file_identity.ts";
+import { identityOf, storedAttributes } from "./file_identity.ts";
+import { describeAttributeDifference } from "./verified_delete.ts";
 import type { PathFilter } from "./glob.ts";
 import { hashBytes, isFileChanged, readUnchanged, waitOutRacyWindow } from "./local_file.ts";
 import { reasonOf } from "./failure_list.ts";
@@ -188,6 +189,12 @@ async function compareOnce(
         size,
       };
     }
+    // Same bytes with another mode or owner is no finished migration either: a drain would
+    // delete the only copy that has them.
+    const held = await options.store.tryStat(path, { fileOnly: true });
+    const difference = held &&
+      describeAttributeDifference(held, storedAttributes(stats));
+    if (difference) return { path: shown, status: "differs", detail: difference, size };
     return { path: shown, status: "match", size };
   } catch (error) {
     if (isFileChanged(error)) return { path: shown, status: "changed-while-reading", size };

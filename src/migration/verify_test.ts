@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
@@ -103,6 +103,26 @@ Deno.test("verifyTree names FIFOs and sockets instead of passing over them, and 
       assert.deepEqual([named.checked, named.special, named.differences.length], [0, 1, 0]);
       const sampled = await verifyTree({ source, store, sample: 3, seed: 1 });
       assert.deepEqual([sampled.checked, sampled.special], [1, 2], "never sampled");
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+  }
+});
+
+Deno.test("verifyTree lists a file whose bytes match but whose mode or owner in Riak do not", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-verify-"));
+  writeFileSync(join(source, "private"), "secret");
+  chmodSync(join(source, "private"), 0o600);
+  try {
+    await withStore(async ({ store }) => {
+      await store.writeFile("private", Buffer.from("secret"), { mode: 0o644, uid: 0, gid: 0 });
+      const summary = await verifyTree({ source, store });
+      assert.equal(summary.matched, 0);
+      assert.deepEqual(summary.differences.map((d) => `${d.status} ${d.path}: ${d.detail}`), [
+        "differs /private: Riak holds mode 0644, owner 0:0; local mode 0600, owner 0:0",
+      ]);
+      await store.setAttributes("private", { mode: 0o600 });
+      assert.equal((await verifyTree({ source, store })).matched, 1);
     });
   } finally {
     rmSync(source, { recursive: true });
