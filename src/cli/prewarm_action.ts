@@ -54,6 +54,8 @@ export async function prewarmCommand(
           `the last run (started ${event.startedAt}, last seen ${event.lastSeen}) did not ` +
             "finish: killed, crashed or its host went down; recorded in the history as unfinished\n",
         );
+      } else if (event.kind === "mount-point") {
+        lines.write(`skipped (another filesystem is mounted here; not crossed): ${event.path}\n`);
       } else if (event.kind === "special") {
         lines.write(
           `skipped (a ${event.type}; Riak holds only files, symlinks and directories): ` +
@@ -147,6 +149,12 @@ function summary(result: PrewarmResult): string {
     lines.push(
       `skipped: ${t.special.files} special files (not regular files, symlinks or directories); ` +
         "they stay where they are, also in a drain (listed above)",
+    );
+  }
+  if (t.mountPoints.files > 0) {
+    lines.push(
+      `skipped: ${t.mountPoints.files} mount points of other filesystems below SOURCE; ` +
+        "nothing below them is uploaded or deleted (listed above)",
     );
   }
   if (result.stopReason === "riak-unreachable") {

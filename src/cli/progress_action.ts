@@ -88,6 +88,12 @@ function render(report: ProgressReport, json: boolean): string {
         "never in Riak, left in place)",
     );
   }
+  if (report.mountPoints.files > 0) {
+    lines.push(
+      `mount points: ${approx}${report.mountPoints.files} (other filesystems below SOURCE: ` +
+        "not walked, left in place)",
+    );
+  }
   if (report.currentPassCovered) {
     lines.push(`pass in progress: ${show(report.currentPassCovered)} covered so far`);
   }

@@ -19,7 +19,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { BigIntStats } from "node:fs";
-import { closeSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
@@ -227,6 +227,11 @@ export type PrewarmEvent =
    */
   | { kind: "special"; path: string; type: string }
   /**
+   * Another filesystem is mounted here (or a file is bind-mounted): not crossed, so nothing
+   * below it is uploaded or deleted; it stays, even in a drain.
+   */
+  | { kind: "mount-point"; path: string }
+  /**
    * The run before this one never ended (killed, crashed, its host went down); it is now in
    * the history as "unfinished". `lastSeen`: when it last saved its tallies.
    */
@@ -317,6 +322,8 @@ export async function runPrewarm(options: PrewarmOptions): Promise<PrewarmResult
 class PrewarmRun {
   readonly #o: PrewarmOptions;
   readonly #source: Buffer;
+  /** SOURCE's filesystem (st_dev): a file on another one is not SOURCE's to upload or drain. */
+  readonly #sourceDevice: bigint | undefined;
   readonly #tally = emptyTally();
   /** Failed paths: listed, retried at the end and by the next run. */
   readonly #failed: FailureList;
@@ -366,6 +373,11 @@ class PrewarmRun {
   constructor(options: PrewarmOptions) {
     this.#o = options;
     this.#source = Buffer.from(options.source);
+    try {
+      this.#sourceDevice = statSync(options.source, { bigint: true }).dev;
+    } catch {
+      // The walk of a SOURCE that cannot be looked at fails, and says why.
+    }
     this.#gate = interruptible(
       options.maxBytesPerSecond === undefined
         ? UNLIMITED
@@ -582,6 +594,8 @@ class PrewarmRun {
         // Its subtree is walked by the next runs of the pass (the root's: by the next pass).
         const retry = entry.path.length > 0 ? "subtree" : "next-pass";
         this.#fail(entry.path, entry.error, new EntryCount(this.#tally), retry);
+      } else if (entry.kind === "mount-point") {
+        this.#mountPoint(entry.path);
       } else if (entry.kind === "other") {
         // A special file, or one the listing could not type (replaced or gone since).
         await this.#track(entry.path, () => this.#retry(entry.path), progress);
@@ -669,6 +683,12 @@ class PrewarmRun {
     this.#o.onEvent?.({ kind: "special", path: displayPath(path), type: specialType(stats) });
   }
 
+  /** Counts and reports a mount point below SOURCE, which the run does not cross. */
+  #mountPoint(path: Buffer): void {
+    new EntryCount(this.#tally).add("mountPoints", { files: 1, bytes: 0 });
+    this.#o.onEvent?.({ kind: "mount-point", path: displayPath(path) });
+  }
+
   /** Runs `work` for a walked entry and advances its walk's cursor over finished entries. */
   async #track(path: Buffer, work: () => Promise<void>, progress: WalkProgress): Promise<void> {
     const pending: Pending = { path, done: false };
@@ -699,6 +719,11 @@ class PrewarmRun {
       for (let attempt = 1;; attempt++) {
         const stats = await this.#readers.lstat(absolute);
         if (!stats || !stats.isFile()) return; // vanished or replaced meanwhile
+        if (this.#sourceDevice !== undefined && stats.dev !== this.#sourceDevice) {
+          // Bind-mounted, or listed for a retry from below what is a mount point now.
+          this.#mountPoint(path);
+          return;
+        }
         const identity = identityOf(stats);
         if (!counted) {
           counted = { files: 1, bytes: Number(stats.size) };

@@ -27,7 +27,7 @@ import { openRiakStoreClient } from "../store/riak_adapter.ts";
 import { withStore } from "../store/_test_support.ts";
 import type { StoreClient } from "../store/client.ts";
 import { Store } from "../store/store.ts";
-import { failingWrites, wrappedStore } from "./_test_support.ts";
+import { CAN_MOUNT, failingWrites, withTmpfsAt, wrappedStore } from "./_test_support.ts";
 import { PathFilter } from "./glob.ts";
 import { acquireLock, LockedError } from "../util/lock.ts";
 import {
@@ -1016,4 +1016,38 @@ Deno.test("a chmod or chown after the upload reaches Riak, and a drain waits for
       assert.deepEqual([drained.mode, drained.uid, drained.gid], [0o600, 1001, 1001]);
     });
   });
+});
+
+Deno.test({
+  name: "a drain never crosses into another filesystem mounted below SOURCE",
+  ignore: !CAN_MOUNT,
+  fn: async () => {
+    await withSourceAndState(async (source, state) => {
+      writeFileSync(join(source, "local.txt"), "on SOURCE's filesystem");
+      mkdirSync(join(source, "mnt"));
+      await withTmpfsAt(join(source, "mnt"), async () => {
+        writeFileSync(join(source, "mnt/mounted.txt"), "on another filesystem");
+        await withStore(async ({ store }) => {
+          const events: PrewarmEvent[] = [];
+          const onEvent = (event: PrewarmEvent) => events.push(event);
+          for (const deleteLocal of [false, true]) {
+            const result = await runPrewarm({ source, store, state, deleteLocal, onEvent });
+            assert.equal(result.exitCode, EXIT_COMPLETE, JSON.stringify(result.failures));
+            assert.equal(result.tally.mountPoints.files, 1);
+            assert.equal(result.tally.seen.files, 1, "only local.txt");
+          }
+          assert.deepEqual(events, [
+            { kind: "mount-point", path: "/mnt" },
+            { kind: "mount-point", path: "/mnt" },
+          ]);
+          assert.equal(existsSync(join(source, "mnt/mounted.txt")), true);
+          assert.equal(existsSync(join(source, "local.txt")), false, "drained");
+          assert.equal(await store.tryStat("mnt/mounted.txt"), undefined);
+          const verified = await verifyTree({ source, store });
+          assert.equal(verified.mountPoints, 1);
+          assert.equal(verified.checked, 0);
+        });
+      });
+    });
+  },
 });

@@ -47,6 +47,8 @@ export interface ProgressReport {
    * place by a drain.
    */
   special: Tally;
+  /** Mount points of other filesystems below SOURCE: not walked, left in place by a drain. */
+  mountPoints: Tally;
   /** Files the pass in progress has covered so far. */
   currentPassCovered?: Tally;
   lastCompletePass?: { kind: PassRecord["kind"]; startedAt: string; endedAt?: string };
@@ -101,6 +103,7 @@ export function progressFromState(state: StateDirectory): ProgressReport {
     differing: figures.differing,
     failed: figures.failed,
     special: figures.special,
+    mountPoints: figures.mountPoints,
     currentPassCovered: current?.seen,
     lastCompletePass: saved.lastCompletePass && {
       kind: saved.lastCompletePass.kind,

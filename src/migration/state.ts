@@ -72,6 +72,11 @@ export interface PassTally {
    * stay where they are (a drain leaves them) and are counted apart, not in `seen`.
    */
   special: Tally;
+  /**
+   * Directories below SOURCE where another filesystem is mounted (a share, a riakfs mount):
+   * not walked, so nothing below them is uploaded or drained; counted apart, not in `seen`.
+   */
+  mountPoints: Tally;
 }
 
 /** The categories of a {@link PassTally}. */
@@ -88,6 +93,7 @@ export const TALLY_KEYS = [
   "failed",
   "deleted",
   "special",
+  "mountPoints",
 ] as const satisfies readonly (keyof PassTally)[];
 
 /** An all-zero tally. */

@@ -50,6 +50,8 @@ export interface VerifyOptions {
   onFile?: (comparison: FileComparison) => void;
   /** Called with each special file met (see {@link VerifySummary.special}) and what it is. */
   onSpecial?: (path: string, type: string) => void;
+  /** Called with each mount point met (see {@link VerifySummary.mountPoints}). */
+  onMountPoint?: (path: string) => void;
 }
 
 /** Totals of a verification. */
@@ -67,6 +69,11 @@ export interface VerifySummary {
    * pre-warm leaves them too), so they are not compared; neither a match nor a difference.
    */
   special: number;
+  /**
+   * Directories where another filesystem is mounted below SOURCE: not walked (the pre-warm
+   * does not cross them either); neither a match nor a difference.
+   */
+  mountPoints: number;
 }
 
 /**
@@ -87,6 +94,7 @@ export async function verifyTree(options: VerifyOptions): Promise<VerifySummary>
     differences: [],
     changed: 0,
     special: 0,
+    mountPoints: 0,
   };
   const noteSpecial = (path: Buffer, type: string) => {
     summary.special++;
@@ -109,7 +117,11 @@ export async function verifyTree(options: VerifyOptions): Promise<VerifySummary>
     });
     inFlight.add(promise);
   };
-  const candidates = candidatePaths(options, noteSpecial);
+  const noteMountPoint = (path: Buffer) => {
+    summary.mountPoints++;
+    options.onMountPoint?.(displayPath(path));
+  };
+  const candidates = candidatePaths(options, noteSpecial, noteMountPoint);
   if (options.sample !== undefined) {
     for (const path of await reservoir(candidates, options.sample, options.seed)) {
       await start(path);
@@ -231,6 +243,7 @@ const unreadable = new WeakMap<Buffer, string>();
 async function* candidatePaths(
   options: VerifyOptions,
   noteSpecial: (path: Buffer, type: string) => void,
+  noteMountPoint: (path: Buffer) => void,
 ): AsyncGenerator<Buffer> {
   const roots = options.paths === undefined || options.paths.length === 0
     ? [Buffer.alloc(0)]
@@ -260,7 +273,8 @@ async function* candidatePaths(
         // Never "identical" for a tree it could not read: the directory is a difference.
         unreadable.set(path, entry.error.message);
         yield path;
-      } else if (entry.kind === "file" || entry.kind === "symlink") yield path;
+      } else if (entry.kind === "mount-point") noteMountPoint(path);
+      else if (entry.kind === "file" || entry.kind === "symlink") yield path;
       else if (entry.kind === "other") {
         // Typed by the listing, looked at now: gone or replaced since is not special.
         const now = await lstat(Buffer.concat([absolute, Buffer.from("/"), entry.path])).catch(
