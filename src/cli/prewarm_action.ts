@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { LockedError } from "../util/lock.ts";
 import {
   EXIT_LOCKED,
+  failedEntries,
   type LiveRun,
   type PrewarmEvent,
   type PrewarmResult,
@@ -143,7 +144,8 @@ function summary(result: PrewarmResult): string {
       : "") +
     (t.newerInRiak.files > 0 ? `${t.newerInRiak.files} newer in Riak (left alone), ` : "") +
     (t.deleted.files > 0 ? `${t.deleted.files} local copies deleted, ` : "") +
-    `${t.failed.files} failed`,
+    `${t.failed.files} failed` +
+    (t.failedDirectories.files > 0 ? `, ${t.failedDirectories.files} directories failed` : ""),
   ];
   if (t.special.files > 0) {
     lines.push(
@@ -161,8 +163,8 @@ function summary(result: PrewarmResult): string {
     lines.push("stopped early: no Riak node answered, file after file; the next run resumes");
   }
   for (const failure of result.failures) lines.push(`failed: ${failure.path}: ${failure.error}`);
-  if (t.failed.files > result.failures.length) {
-    const more = t.failed.files - result.failures.length;
+  if (failedEntries(t) > result.failures.length) {
+    const more = failedEntries(t) - result.failures.length;
     lines.push(
       result.failuresFile === undefined
         ? `(${more} more failures not listed)`

@@ -80,7 +80,11 @@ function render(report: ProgressReport, json: boolean): string {
       report.totalIsLowerBound ? " (plus what the first pass has not reached)" : ""
     }`,
     `differing:  ${approx}${show(report.differing)}`,
-    `failed:     ${approx}${show(report.failed)}`,
+    `failed:     ${approx}${show(report.failed)}${
+      report.failedDirectories.files > 0
+        ? `, and ${approx}${report.failedDirectories.files} directories`
+        : ""
+    }`,
   ];
   if (report.special.files > 0) {
     lines.push(

@@ -593,7 +593,7 @@ class PrewarmRun {
       if (entry.kind === "unreadable") {
         // Its subtree is walked by the next runs of the pass (the root's: by the next pass).
         const retry = entry.path.length > 0 ? "subtree" : "next-pass";
-        this.#fail(entry.path, entry.error, new EntryCount(this.#tally), retry);
+        this.#fail(entry.path, entry.error, new EntryCount(this.#tally), retry, "directory");
       } else if (entry.kind === "mount-point") {
         this.#mountPoint(entry.path);
       } else if (entry.kind === "other") {
@@ -1179,7 +1179,7 @@ class PrewarmRun {
       await this.#directoryInRiak(path, ready);
       this.#limits.entryDone();
     } catch (error) {
-      this.#fail(path, error, new EntryCount(this.#tally));
+      this.#fail(path, error, new EntryCount(this.#tally), "now", "directory");
     }
   }
 
@@ -1248,16 +1248,18 @@ class PrewarmRun {
     return stats?.isDirectory() ? storedAttributes(stats) : undefined;
   };
 
-  /** Counts a failure into `count` (what the entry counted so far) and records it. */
   /**
-   * `retry`: "now" at the end of the run and by the next runs; "subtree" (a directory that
-   * could not be read) by the next runs of the pass, walking below it; "next-pass" not before.
+   * Counts a failure into `count` (what the entry counted so far) and records it. `retry`:
+   * "now" at the end of the run and by the next runs; "subtree" (a directory that could not be
+   * read) by the next runs of the pass, walking below it; "next-pass" not before. `what`: a
+   * directory counts apart, as it is not among the files seen.
    */
   #fail(
     path: Buffer,
     error: unknown,
     count: EntryCount,
     retry: "now" | "subtree" | "next-pass" = "now",
+    what: "file" | "directory" = "file",
   ): void {
     const bytes = count.delta.seen?.bytes ?? 0;
     if (error instanceof LocalChangedSignal) {
@@ -1267,7 +1269,7 @@ class PrewarmRun {
       return;
     }
     const message = reasonOf(error, displayPath(path));
-    count.add("failed", { files: 1, bytes });
+    count.add(what === "directory" ? "failedDirectories" : "failed", { files: 1, bytes });
     // Riak away file after file: the run stops; the next one resumes where it stopped.
     this.#limits.entryFailed(error);
     this.#keepFailure({
@@ -1293,7 +1295,7 @@ class PrewarmRun {
     stopReason: StopReason | undefined,
     walkedToEnd: boolean,
   ): Promise<PrewarmResult> {
-    const failed = this.#tally.failed.files > 0;
+    const failed = failedEntries(this.#tally) > 0;
     const outcome = failed ? "failed" : walkedToEnd ? "complete" : "partial";
     const exitCode = failed ? EXIT_FAILED : walkedToEnd ? EXIT_COMPLETE : EXIT_PARTIAL;
     const endedAt = new Date().toISOString();
@@ -1526,6 +1528,18 @@ async function readWhole(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of stream) parts.push(part);
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+/**
+ * Files and directories that failed.
+ *
+ * @example
+ * ```ts
+ * if (failedEntries(result.tally) > 0) process.exitCode = EXIT_FAILED;
+ * ```
+ */
+export function failedEntries(tally: PassTally): number {
+  return tally.failed.files + (tally.failedDirectories?.files ?? 0);
 }
 
 /** Why Riak's copy is not the local version (by size and mtime), or undefined if it is. */

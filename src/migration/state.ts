@@ -65,6 +65,11 @@ export interface PassTally {
   busy: Tally;
   /** Failed (Riak or local error); listed. */
   failed: Tally;
+  /**
+   * Directories that failed (not created in Riak, or not readable); listed. Apart from
+   * `failed`, which counts files as `seen` does.
+   */
+  failedDirectories: Tally;
   /** Local copies deleted after verification (`--delete-local`). */
   deleted: Tally;
   /**
@@ -91,6 +96,7 @@ export const TALLY_KEYS = [
   "missing",
   "busy",
   "failed",
+  "failedDirectories",
   "deleted",
   "special",
   "mountPoints",
