@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
@@ -183,6 +183,30 @@ Deno.test("failed files are still to do: no ETA of 'done', and failed directorie
     assert.ok(report.etaDays! > 0);
   } finally {
     rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("history lines not of a record's shape are skipped as damaged ones are", () => {
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  try {
+    const good = run("2026-11-02T01:00:00Z", 100, 10);
+    state.appendHistory(good);
+    for (
+      const line of [
+        '{"startedAt":5}',
+        "[]",
+        "null",
+        '{"startedAt":"2026-11-03T01:00:00Z","endedAt":"x","command":"prewarm","tally":{}}',
+        JSON.stringify({ ...good, failures: "not a list" }),
+      ]
+    ) appendFileSync(join(state.path, "history.jsonl"), line + "\n");
+    const report = progressFromState(state);
+    assert.equal(report.runs, 1);
+    assert.deepEqual(report.lastRun?.failures, []);
+    assert.equal(report.lastRun?.startedAt, good.startedAt);
+    assert.deepEqual(report.dailyRate, { bytes: 100, files: 10, days: 1 });
+  } finally {
     rmSync(state.path, { recursive: true });
   }
 });

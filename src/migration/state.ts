@@ -419,7 +419,10 @@ export class StateDirectory {
     return this.readHistory().at(-1)?.startedAt === marker.startedAt ? undefined : marker;
   }
 
-  /** Every recorded run, oldest first; damaged lines are skipped. */
+  /**
+   * Every recorded run, oldest first; damaged lines (not JSON, or not of a record's shape: an
+   * edit by hand, a line from another tool) are skipped.
+   */
   readHistory(): RunRecord[] {
     let text: string;
     try {
@@ -431,13 +434,26 @@ export class StateDirectory {
     for (const line of text.split("\n")) {
       if (line.trim() === "") continue;
       try {
-        records.push(JSON.parse(line) as RunRecord);
+        const record = JSON.parse(line);
+        if (isRunRecord(record)) records.push(record);
       } catch {
         // A line cut short by a crash: ignore it.
       }
     }
     return records;
   }
+}
+
+/** Whether a parsed history line has what `progress` and the rate read of a record. */
+function isRunRecord(value: unknown): value is RunRecord {
+  if (typeof value !== "object" || value === null) return false;
+  const record = value as Record<string, unknown>;
+  const tally = record.tally as Record<string, unknown> | undefined;
+  return typeof record.startedAt === "string" && typeof record.endedAt === "string" &&
+    typeof record.command === "string" && typeof record.outcome === "string" &&
+    (record.exitCode === null || typeof record.exitCode === "number") &&
+    isTally(tally) && tally!.uploaded !== undefined &&
+    Array.isArray(record.failures) && record.failures.every(isText);
 }
 
 function endsWithNewline(file: string): boolean {
