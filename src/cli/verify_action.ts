@@ -97,6 +97,12 @@ export async function verifyCommand(
           "\n",
       );
     }
+    if (summary.stopReason === "riak-unreachable") {
+      process.stderr.write(
+        "riakfs verify: stopped early: no Riak node answered, file after file; the rest was " +
+          "not compared\n",
+      );
+    }
     if (unchecked > 0) {
       process.stderr.write(
         `riakfs verify: ${unchecked} file(s) could not be checked; the result is not recorded\n`,

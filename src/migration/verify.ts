@@ -23,6 +23,7 @@ import { reasonOf } from "./failure_list.ts";
 import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
 import { specialType, walkTree } from "./walk.ts";
 import { seededRandom } from "../util/random.ts";
+import { RunLimits } from "./limits.ts";
 
 /** How one file compared. */
 export interface FileComparison {
@@ -50,6 +51,11 @@ export interface VerifyOptions {
   onFile?: (comparison: FileComparison) => void;
   /** Called with each special file met (see {@link VerifySummary.special}) and what it is. */
   onSpecial?: (path: string, type: string) => void;
+  /**
+   * How long files must keep failing with no Riak node answering (50 of them at least)
+   * before the verification stops; default 30 s, as for the pre-warm.
+   */
+  unreachableStopMs?: number;
   /** Called with each mount point met (see {@link VerifySummary.mountPoints}). */
   onMountPoint?: (path: string) => void;
 }
@@ -74,6 +80,11 @@ export interface VerifySummary {
    * does not cross them either); neither a match nor a difference.
    */
   mountPoints: number;
+  /**
+   * "riak-unreachable": files kept failing with no Riak node answering, and the rest were
+   * not compared (they would only fail the same way, each after the client's timeouts).
+   */
+  stopReason?: "riak-unreachable";
 }
 
 /**
@@ -100,12 +111,15 @@ export async function verifyTree(options: VerifyOptions): Promise<VerifySummary>
     summary.special++;
     options.onSpecial?.(displayPath(path), type);
   };
+  const limits = new RunLimits({ unreachableStopMs: options.unreachableStopMs });
   const limit = Math.max(1, options.concurrency ?? 4);
   const inFlight = new Set<Promise<void>>();
   const start = async (path: Buffer) => {
     while (inFlight.size >= limit) await Promise.race(inFlight);
     const promise = compareFile(options, path).then((comparison) => {
       inFlight.delete(promise);
+      if (comparison.status === "error") limits.entryFailed(failureOf.get(comparison));
+      else limits.entryDone();
       summary.checked++;
       summary.bytes += comparison.size;
       if (comparison.status === "match") {
@@ -124,14 +138,22 @@ export async function verifyTree(options: VerifyOptions): Promise<VerifySummary>
   const candidates = candidatePaths(options, noteSpecial, noteMountPoint);
   if (options.sample !== undefined) {
     for (const path of await reservoir(candidates, options.sample, options.seed)) {
+      if (limits.reached()) break;
       await start(path);
     }
   } else {
-    for await (const path of candidates) await start(path);
+    for await (const path of candidates) {
+      if (limits.reached()) break;
+      await start(path);
+    }
   }
   await Promise.all(inFlight);
+  if (limits.reached() === "riak-unreachable") summary.stopReason = "riak-unreachable";
   return summary;
 }
+
+/** Why a comparison ended in "error" (kept apart: the summary is printed as JSON). */
+const failureOf = new WeakMap<FileComparison, unknown>();
 
 /** Tries at comparing a file that keeps changing while it is read. */
 const CHANGED_RETRIES = 3;
@@ -210,7 +232,14 @@ async function compareOnce(
     return { path: shown, status: "match", size };
   } catch (error) {
     if (isFileChanged(error)) return { path: shown, status: "changed-while-reading", size };
-    return { path: shown, status: "error", detail: reasonOf(error, shown), size };
+    const comparison: FileComparison = {
+      path: shown,
+      status: "error",
+      detail: reasonOf(error, shown),
+      size,
+    };
+    failureOf.set(comparison, error);
+    return comparison;
   }
 }
 

@@ -5,6 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
 import { reservoir, verifyTree } from "./verify.ts";
+import type { MigrationStore } from "./stored_file.ts";
+import { ConnectionError } from "../riak/errors.ts";
+import { RiakRequestError } from "../store/errors.ts";
 
 Deno.test("verifyTree matches identical copies and lists missing and differing files", async () => {
   const source = mkdtempSync(join(tmpdir(), "riakfs-verify-"));
@@ -124,6 +127,33 @@ Deno.test("verifyTree lists a file whose bytes match but whose mode or owner in 
       await store.setAttributes("private", { mode: 0o600 });
       assert.equal((await verifyTree({ source, store })).matched, 1);
     });
+  } finally {
+    rmSync(source, { recursive: true });
+  }
+});
+
+Deno.test("verifyTree stops early when file after file finds no Riak node", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-verify-"));
+  for (let i = 0; i < 120; i++) writeFileSync(join(source, `f${i}`), `file ${i}`);
+  const refused = () =>
+    new RiakRequestError(
+      "get",
+      undefined,
+      new ConnectionError("every Riak node is down (connect ECONNREFUSED)", "cluster"),
+    );
+  const unreachable = {
+    tryStat: () => Promise.reject(refused()),
+    readlink: () => Promise.reject(refused()),
+    // deno-lint-ignore require-yield
+    readRange: async function* () {
+      throw refused();
+    },
+  } as unknown as MigrationStore;
+  try {
+    const summary = await verifyTree({ source, store: unreachable, unreachableStopMs: 0 });
+    assert.equal(summary.stopReason, "riak-unreachable");
+    assert.ok(summary.checked >= 50 && summary.checked < 120, `${summary.checked} compared`);
+    assert.ok(summary.differences.every((d) => d.status === "error"));
   } finally {
     rmSync(source, { recursive: true });
   }
