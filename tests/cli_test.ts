@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,4 +38,20 @@ Deno.test("no command at all is a usage error", async () => {
   const result = await runRiakfs([]);
   assert.equal(result.code, 2);
   assert.match(result.stderr, /no command/);
+});
+
+Deno.test("help into a closed stdout (riakfs prewarm --help | head -1) ends quietly", async () => {
+  for (const args of [["prewarm", "--help"], ["mount", "--help"], ["--help"]]) {
+    const child = spawn(RIAKFS_BINARY, args, { stdio: ["ignore", "pipe", "pipe"] });
+    // Closed before the binary has started: its first write meets a reader that is gone.
+    child.stdout.destroy();
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on("error", reject);
+      child.on("close", (exitCode) => resolve(exitCode));
+    });
+    assert.equal(stderr, "", `${args.join(" ")}: nothing on stderr`);
+    assert.equal(code, 0, args.join(" "));
+  }
 });

@@ -13,6 +13,7 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  readFileSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
@@ -504,4 +505,40 @@ Deno.test("prewarm killed with SIGKILL: progress says it did not finish; the nex
       [false, "complete"],
     ]);
   });
+});
+
+Deno.test({
+  name:
+    "prewarm --delete-local, progress --rescan and verify stop at a filesystem mounted in SOURCE",
+  ignore: process.getuid?.() !== 0,
+  fn: async () => {
+    await withMigration(async ({ source, store, flags }) => {
+      smallFiles(source, 2);
+      const mountPoint = join(source, "dir1", "share");
+      mkdirSync(mountPoint);
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "riakfs-test", mountPoint]);
+      try {
+        writeFileSync(join(mountPoint, "theirs.txt"), "not SOURCE's to drain");
+        const drain = await runRiakfs(["prewarm", source, "--delete-local", ...flags]);
+        assert.equal(drain.code, 0, drain.stderr + drain.stdout);
+        assert.match(
+          drain.stdout,
+          /^skipped \(another filesystem is mounted here; not crossed\): \/dir1\/share$/m,
+        );
+        assert.match(drain.stdout, /^skipped: 1 mount points of other filesystems below SOURCE/m);
+        assert.equal(readFileSync(join(mountPoint, "theirs.txt"), "utf8"), "not SOURCE's to drain");
+        assert.equal(await store.tryStat("dir1/share/theirs.txt"), undefined);
+
+        const rescan = await runRiakfs(["progress", source, "--rescan", "--json", ...flags]);
+        assert.equal(rescan.code, 0, rescan.stderr);
+        assert.deepEqual(JSON.parse(rescan.stdout).mountPoints, { files: 1, bytes: 0 });
+        const verify = await runRiakfs(["verify", source, ...flags]);
+        assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+        assert.match(verify.stdout, /^not compared \(another filesystem is mounted here/m);
+        assert.match(verify.stdout, /, 1 mount points of other filesystems not crossed$/m);
+      } finally {
+        execFileSync("umount", [mountPoint]);
+      }
+    });
+  },
 });

@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { LockedError } from "../util/lock.ts";
 import {
   EXIT_LOCKED,
+  failedEntries,
   type LiveRun,
   type PrewarmEvent,
   type PrewarmResult,
@@ -43,6 +44,8 @@ export async function prewarmCommand(
     const onEvent = (event: PrewarmEvent) => {
       if (event.kind === "would-upload") {
         lines.write(`would upload ${event.path} (${event.reason}, ${event.bytes} bytes)\n`);
+      } else if (event.kind === "would-update-attributes") {
+        lines.write(`would update the mode/owner of ${event.path} (${event.difference})\n`);
       } else if (event.kind === "would-create-directory") {
         lines.write(`would create directory ${event.path}\n`);
       } else if (event.kind === "relisted") {
@@ -52,6 +55,8 @@ export async function prewarmCommand(
           `the last run (started ${event.startedAt}, last seen ${event.lastSeen}) did not ` +
             "finish: killed, crashed or its host went down; recorded in the history as unfinished\n",
         );
+      } else if (event.kind === "mount-point") {
+        lines.write(`skipped (another filesystem is mounted here; not crossed): ${event.path}\n`);
       } else if (event.kind === "special") {
         lines.write(
           `skipped (a ${event.type}; Riak holds only files, symlinks and directories): ` +
@@ -134,9 +139,13 @@ function summary(result: PrewarmResult): string {
       : `${t.uploaded.files} uploaded (${formatBytes(t.uploaded.bytes)}, ` +
         `${formatRate(t.uploaded.bytes, elapsed)}), `) +
     `${t.inRiak.files - t.uploaded.files} already in Riak, ` +
+    (t.attributesUpdated.files > 0
+      ? `${t.attributesUpdated.files} with their mode/owner updated in Riak, `
+      : "") +
     (t.newerInRiak.files > 0 ? `${t.newerInRiak.files} newer in Riak (left alone), ` : "") +
     (t.deleted.files > 0 ? `${t.deleted.files} local copies deleted, ` : "") +
-    `${t.failed.files} failed`,
+    `${t.failed.files} failed` +
+    (t.failedDirectories.files > 0 ? `, ${t.failedDirectories.files} directories failed` : ""),
   ];
   if (t.special.files > 0) {
     lines.push(
@@ -144,12 +153,18 @@ function summary(result: PrewarmResult): string {
         "they stay where they are, also in a drain (listed above)",
     );
   }
+  if (t.mountPoints.files > 0) {
+    lines.push(
+      `skipped: ${t.mountPoints.files} mount points of other filesystems below SOURCE; ` +
+        "nothing below them is uploaded or deleted (listed above)",
+    );
+  }
   if (result.stopReason === "riak-unreachable") {
     lines.push("stopped early: no Riak node answered, file after file; the next run resumes");
   }
   for (const failure of result.failures) lines.push(`failed: ${failure.path}: ${failure.error}`);
-  if (t.failed.files > result.failures.length) {
-    const more = t.failed.files - result.failures.length;
+  if (failedEntries(t) > result.failures.length) {
+    const more = failedEntries(t) - result.failures.length;
     lines.push(
       result.failuresFile === undefined
         ? `(${more} more failures not listed)`

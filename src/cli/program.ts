@@ -85,10 +85,29 @@ function applyUsageErrorStyle(command: Command): void {
   command.exitOverride();
   const hint = `(run '${fullName(command)} --help' for usage)`;
   command.configureOutput({
+    writeOut: (text) => {
+      ignoreClosedStdout();
+      process.stdout.write(text);
+    },
     outputError: (text, write) =>
       write(`${text.replace(/^error: /, "riakfs: ").trim().replace(/\s*\n\s*/g, " ")} ${hint}\n`),
   });
   for (const sub of command.commands) applyUsageErrorStyle(sub);
+}
+
+let closedStdoutIgnored = false;
+
+/**
+ * Help and the version read by a reader that stopped early (`riakfs prewarm --help | head -1`)
+ * meet a closed pipe: nothing is left to say, and Node's stack trace for the EPIPE would only
+ * alarm. Other errors of stdout stay as loud as before.
+ */
+function ignoreClosedStdout(): void {
+  if (closedStdoutIgnored) return;
+  closedStdoutIgnored = true;
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+  });
 }
 
 function fullName(command: Command): string {

@@ -80,12 +80,22 @@ function render(report: ProgressReport, json: boolean): string {
       report.totalIsLowerBound ? " (plus what the first pass has not reached)" : ""
     }`,
     `differing:  ${approx}${show(report.differing)}`,
-    `failed:     ${approx}${show(report.failed)}`,
+    `failed:     ${approx}${show(report.failed)}${
+      report.failedDirectories.files > 0
+        ? `, and ${approx}${report.failedDirectories.files} directories`
+        : ""
+    }`,
   ];
   if (report.special.files > 0) {
     lines.push(
       `special:    ${approx}${report.special.files} files (FIFOs, sockets, devices: ` +
         "never in Riak, left in place)",
+    );
+  }
+  if (report.mountPoints.files > 0) {
+    lines.push(
+      `mount points: ${approx}${report.mountPoints.files} (other filesystems below SOURCE: ` +
+        "not walked, left in place)",
     );
   }
   if (report.currentPassCovered) {

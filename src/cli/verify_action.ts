@@ -59,6 +59,12 @@ export async function verifyCommand(
           `not compared (a ${type}; Riak holds only files, symlinks and directories): ${path}\n`,
         );
       },
+      onMountPoint: (path) => {
+        if (json) return;
+        process.stdout.write(
+          `not compared (another filesystem is mounted here; not crossed): ${path}\n`,
+        );
+      },
       onFile: (comparison) => {
         if (json || comparison.status === "match") return;
         if (comparison.status === "changed-while-reading") {
@@ -85,7 +91,16 @@ export async function verifyCommand(
           (unchecked > 0 ? `, ${unchecked} could not be checked` : "") +
           (summary.changed > 0 ? `, ${summary.changed} changed while being read` : "") +
           (summary.special > 0 ? `, ${summary.special} special files not compared` : "") +
+          (summary.mountPoints > 0
+            ? `, ${summary.mountPoints} mount points of other filesystems not crossed`
+            : "") +
           "\n",
+      );
+    }
+    if (summary.stopReason === "riak-unreachable") {
+      process.stderr.write(
+        "riakfs verify: stopped early: no Riak node answered, file after file; the rest was " +
+          "not compared\n",
       );
     }
     if (unchecked > 0) {

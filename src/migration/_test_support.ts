@@ -5,6 +5,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { execFileSync } from "node:child_process";
 import type { PrewarmStore } from "./prewarm.ts";
 
 /**
@@ -24,6 +25,7 @@ export function wrappedStore(
     remove: (path, options) => store.remove(path, options),
     writeFile: (path, content, options) => store.writeFile(path, content, options),
     ensureListed: (path, options) => store.ensureListed(path, options),
+    setAttributes: (path, attributes, onlyOver) => store.setAttributes(path, attributes, onlyOver),
     ...overrides,
   };
 }
@@ -54,4 +56,17 @@ export function failingUntilRecovered(
     ),
     recover: () => down = false,
   };
+}
+
+/** Whether this process may mount a tmpfs (the tests of mount points below SOURCE need it). */
+export const CAN_MOUNT: boolean = process.getuid?.() === 0;
+
+/** Runs `body` with a fresh tmpfs mounted on `directory` (which exists), unmounted after. */
+export async function withTmpfsAt(directory: string, body: () => Promise<void>): Promise<void> {
+  execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "riakfs-test", directory]);
+  try {
+    await body();
+  } finally {
+    execFileSync("umount", [directory]);
+  }
 }

@@ -19,17 +19,28 @@
  */
 import { Buffer } from "node:buffer";
 import type { BigIntStats } from "node:fs";
-import { closeSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { displayPath } from "../store/path.ts";
 import { AlreadyExistsError, NewerVersionError } from "../store/errors.ts";
-import type { FileStat, MkdirOptions, Store } from "../store/store.ts";
+import {
+  type FileStat,
+  GenerationChangedError,
+  type MkdirOptions,
+  type Store,
+} from "../store/store.ts";
 import { FailureList, type FailureRecord, readLines, reasonOf } from "./failure_list.ts";
 import { SmallFileReaders } from "./small_file_readers.ts";
 import { isLocalFilesystem } from "../util/blocking_while_fast.ts";
-import { type FileIdentity, identityOf, lstatIfExists, storedAttributes } from "./file_identity.ts";
+import {
+  FileChangedError,
+  type FileIdentity,
+  identityOf,
+  lstatIfExists,
+  storedAttributes,
+} from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { RunLimits, type StopReason } from "./limits.ts";
 import { acquireLock } from "../util/lock.ts";
@@ -58,7 +69,7 @@ import {
 } from "./state.ts";
 import { DEFAULT_CONCURRENCY } from "./defaults.ts";
 import type { MigrationStore } from "./stored_file.ts";
-import { deleteIfVerified } from "./verified_delete.ts";
+import { deleteIfVerified, describeAttributeDifference } from "./verified_delete.ts";
 import {
   compareWalkOrder,
   countTree,
@@ -74,7 +85,7 @@ import {
  */
 export type PrewarmStore =
   & MigrationStore
-  & Pick<Store, "ensureListed">
+  & Pick<Store, "ensureListed" | "setAttributes">
   & Partial<Pick<Store, "list">>;
 
 /**
@@ -204,6 +215,8 @@ export interface PrewarmOptions {
 export type PrewarmEvent =
   | { kind: "would-upload"; path: string; bytes: number; reason: string }
   | { kind: "would-create-directory"; path: string }
+  /** Riak holds the content, with another mode or owner (`difference` says which). */
+  | { kind: "would-update-attributes"; path: string; difference: string }
   | { kind: "failed"; path: string; error: string }
   | { kind: "busy"; path: string }
   /** Found in Riak without its directory entry, which was added. */
@@ -213,6 +226,11 @@ export type PrewarmEvent =
    * device"): Riak cannot hold it, so it stays where it is, even in a drain.
    */
   | { kind: "special"; path: string; type: string }
+  /**
+   * Another filesystem is mounted here (or a file is bind-mounted): not crossed, so nothing
+   * below it is uploaded or deleted; it stays, even in a drain.
+   */
+  | { kind: "mount-point"; path: string }
   /**
    * The run before this one never ended (killed, crashed, its host went down); it is now in
    * the history as "unfinished". `lastSeen`: when it last saved its tallies.
@@ -304,6 +322,8 @@ export async function runPrewarm(options: PrewarmOptions): Promise<PrewarmResult
 class PrewarmRun {
   readonly #o: PrewarmOptions;
   readonly #source: Buffer;
+  /** SOURCE's filesystem (st_dev): a file on another one is not SOURCE's to upload or drain. */
+  readonly #sourceDevice: bigint | undefined;
   readonly #tally = emptyTally();
   /** Failed paths: listed, retried at the end and by the next run. */
   readonly #failed: FailureList;
@@ -353,6 +373,11 @@ class PrewarmRun {
   constructor(options: PrewarmOptions) {
     this.#o = options;
     this.#source = Buffer.from(options.source);
+    try {
+      this.#sourceDevice = statSync(options.source, { bigint: true }).dev;
+    } catch {
+      // The walk of a SOURCE that cannot be looked at fails, and says why.
+    }
     this.#gate = interruptible(
       options.maxBytesPerSecond === undefined
         ? UNLIMITED
@@ -568,7 +593,9 @@ class PrewarmRun {
       if (entry.kind === "unreadable") {
         // Its subtree is walked by the next runs of the pass (the root's: by the next pass).
         const retry = entry.path.length > 0 ? "subtree" : "next-pass";
-        this.#fail(entry.path, entry.error, new EntryCount(this.#tally), retry);
+        this.#fail(entry.path, entry.error, new EntryCount(this.#tally), retry, "directory");
+      } else if (entry.kind === "mount-point") {
+        this.#mountPoint(entry.path);
       } else if (entry.kind === "other") {
         // A special file, or one the listing could not type (replaced or gone since).
         await this.#track(entry.path, () => this.#retry(entry.path), progress);
@@ -656,6 +683,12 @@ class PrewarmRun {
     this.#o.onEvent?.({ kind: "special", path: displayPath(path), type: specialType(stats) });
   }
 
+  /** Counts and reports a mount point below SOURCE, which the run does not cross. */
+  #mountPoint(path: Buffer): void {
+    new EntryCount(this.#tally).add("mountPoints", { files: 1, bytes: 0 });
+    this.#o.onEvent?.({ kind: "mount-point", path: displayPath(path) });
+  }
+
   /** Runs `work` for a walked entry and advances its walk's cursor over finished entries. */
   async #track(path: Buffer, work: () => Promise<void>, progress: WalkProgress): Promise<void> {
     const pending: Pending = { path, done: false };
@@ -686,6 +719,11 @@ class PrewarmRun {
       for (let attempt = 1;; attempt++) {
         const stats = await this.#readers.lstat(absolute);
         if (!stats || !stats.isFile()) return; // vanished or replaced meanwhile
+        if (this.#sourceDevice !== undefined && stats.dev !== this.#sourceDevice) {
+          // Bind-mounted, or listed for a retry from below what is a mount point now.
+          this.#mountPoint(path);
+          return;
+        }
         const identity = identityOf(stats);
         if (!counted) {
           counted = { files: 1, bytes: Number(stats.size) };
@@ -798,12 +836,13 @@ class PrewarmRun {
       const found = count.mark();
       count.add("inRiak", bytes);
       if (localSha256 !== undefined) count.add("verified", bytes);
+      await this.#attributesToRiak(path, stats, remote!, bytes, count);
       if (this.#o.deleteLocal && !this.#o.dryRun) {
         // The deletion rule needs the local content's own hash, never Riak's word for it.
         localSha256 ??= (await hashBytes(readUnchanged(absolute, identity, { gate: this.#gate })))
           .sha256;
         try {
-          await this.#deleteLocal(path, absolute, identity, localSha256, bytes, count);
+          await this.#deleteLocal(path, absolute, stats, localSha256, bytes, count);
         } catch (error) {
           if (!(error instanceof RiakCopyDamaged)) throw error;
           // Riak's copy, read back, fails its own checksums: damaged there. The local file
@@ -945,7 +984,7 @@ class PrewarmRun {
     count.add("inRiak", bytes);
     count.add("uploaded", bytes);
     if (this.#o.deleteLocal) {
-      await this.#deleteLocal(path, absolute, identity, written.sha256, bytes, count);
+      await this.#deleteLocal(path, absolute, stats, written.sha256, bytes, count);
     }
     return true;
   }
@@ -981,16 +1020,47 @@ class PrewarmRun {
     });
   }
 
+  /**
+   * Gives Riak's copy the local mode and owner where only they differ (a chmod or chown after
+   * the upload): a drain would otherwise delete the only copy that has them. Only over the
+   * version looked at; one written since is decided on again.
+   */
+  async #attributesToRiak(
+    path: Buffer,
+    stats: BigIntStats,
+    remote: FileStat,
+    bytes: Tally,
+    count: EntryCount,
+  ): Promise<void> {
+    const { mode, uid, gid } = storedAttributes(stats);
+    const difference = describeAttributeDifference(remote, { mode, uid, gid });
+    if (difference === undefined) return;
+    if (this.#o.dryRun) {
+      this.#o.onEvent?.({ kind: "would-update-attributes", path: displayPath(path), difference });
+      return;
+    }
+    try {
+      await this.#o.store.setAttributes(path, { mode, uid, gid }, remote);
+    } catch (error) {
+      if (!(error instanceof GenerationChangedError)) throw error;
+      throw new FileChangedError(displayPath(path));
+    }
+    count.add("attributesUpdated", bytes);
+  }
+
+  /** `stats`: the local version hashed, whose content, mode and owner Riak must hold. */
   async #deleteLocal(
     path: Buffer,
     absolute: Buffer,
-    identity: FileIdentity,
+    stats: BigIntStats,
     sha256: string,
     bytes: Tally,
     count: EntryCount,
   ): Promise<void> {
     const slash = path.lastIndexOf(0x2f);
-    const outcome = await deleteIfVerified(this.#o.store, path, absolute, { identity, sha256 }, {
+    const { mode, uid, gid } = storedAttributes(stats);
+    const hashed = { identity: identityOf(stats), sha256, attributes: { mode, uid, gid } };
+    const outcome = await deleteIfVerified(this.#o.store, path, absolute, hashed, {
       root: this.#source,
       directory: slash === -1 ? Buffer.alloc(0) : path.subarray(0, slash),
     });
@@ -1109,7 +1179,7 @@ class PrewarmRun {
       await this.#directoryInRiak(path, ready);
       this.#limits.entryDone();
     } catch (error) {
-      this.#fail(path, error, new EntryCount(this.#tally));
+      this.#fail(path, error, new EntryCount(this.#tally), "now", "directory");
     }
   }
 
@@ -1178,16 +1248,18 @@ class PrewarmRun {
     return stats?.isDirectory() ? storedAttributes(stats) : undefined;
   };
 
-  /** Counts a failure into `count` (what the entry counted so far) and records it. */
   /**
-   * `retry`: "now" at the end of the run and by the next runs; "subtree" (a directory that
-   * could not be read) by the next runs of the pass, walking below it; "next-pass" not before.
+   * Counts a failure into `count` (what the entry counted so far) and records it. `retry`:
+   * "now" at the end of the run and by the next runs; "subtree" (a directory that could not be
+   * read) by the next runs of the pass, walking below it; "next-pass" not before. `what`: a
+   * directory counts apart, as it is not among the files seen.
    */
   #fail(
     path: Buffer,
     error: unknown,
     count: EntryCount,
     retry: "now" | "subtree" | "next-pass" = "now",
+    what: "file" | "directory" = "file",
   ): void {
     const bytes = count.delta.seen?.bytes ?? 0;
     if (error instanceof LocalChangedSignal) {
@@ -1197,7 +1269,7 @@ class PrewarmRun {
       return;
     }
     const message = reasonOf(error, displayPath(path));
-    count.add("failed", { files: 1, bytes });
+    count.add(what === "directory" ? "failedDirectories" : "failed", { files: 1, bytes });
     // Riak away file after file: the run stops; the next one resumes where it stopped.
     this.#limits.entryFailed(error);
     this.#keepFailure({
@@ -1223,7 +1295,7 @@ class PrewarmRun {
     stopReason: StopReason | undefined,
     walkedToEnd: boolean,
   ): Promise<PrewarmResult> {
-    const failed = this.#tally.failed.files > 0;
+    const failed = failedEntries(this.#tally) > 0;
     const outcome = failed ? "failed" : walkedToEnd ? "complete" : "partial";
     const exitCode = failed ? EXIT_FAILED : walkedToEnd ? EXIT_COMPLETE : EXIT_PARTIAL;
     const endedAt = new Date().toISOString();
@@ -1456,6 +1528,18 @@ async function readWhole(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of stream) parts.push(part);
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+/**
+ * Files and directories that failed.
+ *
+ * @example
+ * ```ts
+ * if (failedEntries(result.tally) > 0) process.exitCode = EXIT_FAILED;
+ * ```
+ */
+export function failedEntries(tally: PassTally): number {
+  return tally.failed.files + (tally.failedDirectories?.files ?? 0);
 }
 
 /** Why Riak's copy is not the local version (by size and mtime), or undefined if it is. */

@@ -3,6 +3,7 @@ import { Buffer } from "node:buffer";
 import { execFileSync } from "node:child_process";
 import {
   chmodSync,
+  chownSync,
   existsSync,
   lutimesSync,
   mkdirSync,
@@ -26,7 +27,7 @@ import { openRiakStoreClient } from "../store/riak_adapter.ts";
 import { withStore } from "../store/_test_support.ts";
 import type { StoreClient } from "../store/client.ts";
 import { Store } from "../store/store.ts";
-import { failingWrites, wrappedStore } from "./_test_support.ts";
+import { CAN_MOUNT, failingWrites, withTmpfsAt, wrappedStore } from "./_test_support.ts";
 import { PathFilter } from "./glob.ts";
 import { acquireLock, LockedError } from "../util/lock.ts";
 import {
@@ -979,4 +980,74 @@ Deno.test("a directory a crash left unlisted is listed again also after a file f
       assert.deepEqual(await names("d/e"), ["f"]);
     });
   });
+});
+
+Deno.test("a chmod or chown after the upload reaches Riak, and a drain waits for it", async () => {
+  await withSourceAndState(async (source, state) => {
+    const file = join(source, "secret");
+    writeFileSync(file, "only for uid 1000");
+    chmodSync(file, 0o644);
+    await withStore(async ({ store }) => {
+      assert.equal((await runPrewarm({ source, store, state })).exitCode, EXIT_COMPLETE);
+      chmodSync(file, 0o600);
+      chownSync(file, 1000, 1000);
+      // Riak refusing the attributes: the local copy, the only one with them, stays.
+      const refusing = wrappedStore(store, {
+        setAttributes: () => Promise.reject(new Error("Riak refused the put")),
+      });
+      const refused = await runPrewarm({ source, store: refusing, state, deleteLocal: true });
+      assert.equal(refused.exitCode, EXIT_FAILED);
+      assert.equal(existsSync(file), true);
+      assert.equal((await store.stat("secret")).mode, 0o644);
+
+      const updated = await runPrewarm({ source, store, state });
+      assert.equal(updated.exitCode, EXIT_COMPLETE, JSON.stringify(updated.failures));
+      assert.equal(updated.tally.attributesUpdated.files, 1);
+      assert.equal(updated.tally.uploaded.files, 0, "the content was not sent again");
+      const stored = await store.stat("secret");
+      assert.deepEqual([stored.mode, stored.uid, stored.gid], [0o600, 1000, 1000]);
+
+      chownSync(file, 1001, 1001);
+      const drain = await runPrewarm({ source, store, state, deleteLocal: true });
+      assert.equal(drain.exitCode, EXIT_COMPLETE, JSON.stringify(drain.failures));
+      assert.equal(drain.tally.deleted.files, 1);
+      assert.equal(existsSync(file), false);
+      const drained = await store.stat("secret");
+      assert.deepEqual([drained.mode, drained.uid, drained.gid], [0o600, 1001, 1001]);
+    });
+  });
+});
+
+Deno.test({
+  name: "a drain never crosses into another filesystem mounted below SOURCE",
+  ignore: !CAN_MOUNT,
+  fn: async () => {
+    await withSourceAndState(async (source, state) => {
+      writeFileSync(join(source, "local.txt"), "on SOURCE's filesystem");
+      mkdirSync(join(source, "mnt"));
+      await withTmpfsAt(join(source, "mnt"), async () => {
+        writeFileSync(join(source, "mnt/mounted.txt"), "on another filesystem");
+        await withStore(async ({ store }) => {
+          const events: PrewarmEvent[] = [];
+          const onEvent = (event: PrewarmEvent) => events.push(event);
+          for (const deleteLocal of [false, true]) {
+            const result = await runPrewarm({ source, store, state, deleteLocal, onEvent });
+            assert.equal(result.exitCode, EXIT_COMPLETE, JSON.stringify(result.failures));
+            assert.equal(result.tally.mountPoints.files, 1);
+            assert.equal(result.tally.seen.files, 1, "only local.txt");
+          }
+          assert.deepEqual(events, [
+            { kind: "mount-point", path: "/mnt" },
+            { kind: "mount-point", path: "/mnt" },
+          ]);
+          assert.equal(existsSync(join(source, "mnt/mounted.txt")), true);
+          assert.equal(existsSync(join(source, "local.txt")), false, "drained");
+          assert.equal(await store.tryStat("mnt/mounted.txt"), undefined);
+          const verified = await verifyTree({ source, store });
+          assert.equal(verified.mountPoints, 1);
+          assert.equal(verified.checked, 0);
+        });
+      });
+    });
+  },
 });

@@ -10,7 +10,7 @@
  * @module
  */
 import { acquireLock, liveHolderPid } from "../util/lock.ts";
-import { type PrewarmOptions, runPrewarm } from "./prewarm.ts";
+import { failedEntries, type PrewarmOptions, runPrewarm } from "./prewarm.ts";
 import {
   addTally,
   emptyTally,
@@ -38,15 +38,22 @@ export interface ProgressReport {
   estimated: boolean;
   inRiak: Tally;
   verified: Tally;
-  /** Not in Riak in their current version yet (missing, differing, busy, not yet covered). */
+  /**
+   * Not in Riak in their current version yet (missing, differing, busy, not yet covered);
+   * failed files are not among them, but are still to do as well: the ETA counts both.
+   */
   pending: Tally;
   differing: Tally;
   failed: Tally;
+  /** Directories that failed (not among the files of `total`); still to do. */
+  failedDirectories: Tally;
   /**
    * FIFOs, sockets and device nodes in the tree: never in Riak, not in `total`, and left in
    * place by a drain.
    */
   special: Tally;
+  /** Mount points of other filesystems below SOURCE: not walked, left in place by a drain. */
+  mountPoints: Tally;
   /** Files the pass in progress has covered so far. */
   currentPassCovered?: Tally;
   lastCompletePass?: { kind: PassRecord["kind"]; startedAt: string; endedAt?: string };
@@ -100,7 +107,9 @@ export function progressFromState(state: StateDirectory): ProgressReport {
     pending,
     differing: figures.differing,
     failed: figures.failed,
+    failedDirectories: figures.failedDirectories,
     special: figures.special,
+    mountPoints: figures.mountPoints,
     currentPassCovered: current?.seen,
     lastCompletePass: saved.lastCompletePass && {
       kind: saved.lastCompletePass.kind,
@@ -117,7 +126,12 @@ export function progressFromState(state: StateDirectory): ProgressReport {
   const rate = dailyRate(history);
   if (rate) {
     report.dailyRate = rate;
-    if (!report.totalIsLowerBound) report.etaDays = etaDays(pending, rate);
+    // Failures are still to do: never "done" while any remain.
+    const toDo = {
+      files: pending.files + figures.failed.files + figures.failedDirectories.files,
+      bytes: pending.bytes + figures.failed.bytes,
+    };
+    if (!report.totalIsLowerBound) report.etaDays = etaDays(toDo, rate);
   }
   const unfinished = state.unfinishedRun();
   const running = unfinished && liveHolderPid(state.lockFile) === unfinished.pid;
@@ -158,11 +172,11 @@ export async function rescan(
   const lock = acquireLock(options.state.lockFile);
   try {
     const result = await runPrewarm({ ...options, dryRun: true });
-    if (result.tally.failed.files > 0) {
+    if (failedEntries(result.tally) > 0) {
       // A Riak that could not be asked would record every file as missing from it.
       const first = result.failures[0];
       throw new RescanError(
-        `rescan could not check ${result.tally.failed.files} file(s)` +
+        `rescan could not check ${failedEntries(result.tally)} file(s) or directories` +
           (first ? ` (${first.path}: ${first.error})` : "") + "; what was recorded is kept",
       );
     }

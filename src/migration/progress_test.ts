@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
@@ -155,6 +155,58 @@ Deno.test("progress tells a run under way from one that never ended, which the n
     });
   } finally {
     rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("failed files are still to do: no ETA of 'done', and failed directories are no files", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-progress-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  mkdirSync(join(source, "d"));
+  for (let i = 0; i < 7; i++) writeFileSync(join(source, i < 4 ? `d/f${i}` : `f${i}`), "x");
+  try {
+    // Files moved on an earlier day: a rate to divide by.
+    state.appendHistory(run("2026-11-01T01:00:00Z", 100, 10));
+    await withStore(async ({ store }) => {
+      const refusing = wrappedStore(store, {
+        writeFile: () => Promise.reject(new Error("Riak refused the put")),
+        mkdir: () => Promise.reject(new Error("Riak refused the put")),
+      });
+      await runPrewarm({ source, store: refusing, state });
+    });
+    const report = progressFromState(state);
+    assert.equal(report.total.files, 7);
+    assert.equal(report.inRiak.files, 0);
+    assert.equal(report.failed.files, 7);
+    assert.equal(report.failedDirectories.files, 1);
+    assert.notEqual(report.etaDays, 0, "nothing is in Riak: not done");
+    assert.ok(report.etaDays! > 0);
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
+Deno.test("history lines not of a record's shape are skipped as damaged ones are", () => {
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  try {
+    const good = run("2026-11-02T01:00:00Z", 100, 10);
+    state.appendHistory(good);
+    for (
+      const line of [
+        '{"startedAt":5}',
+        "[]",
+        "null",
+        '{"startedAt":"2026-11-03T01:00:00Z","endedAt":"x","command":"prewarm","tally":{}}',
+        JSON.stringify({ ...good, failures: "not a list" }),
+      ]
+    ) appendFileSync(join(state.path, "history.jsonl"), line + "\n");
+    const report = progressFromState(state);
+    assert.equal(report.runs, 1);
+    assert.deepEqual(report.lastRun?.failures, []);
+    assert.equal(report.lastRun?.startedAt, good.startedAt);
+    assert.deepEqual(report.dailyRate, { bytes: 100, files: 10, days: 1 });
+  } finally {
     rmSync(state.path, { recursive: true });
   }
 });

@@ -50,6 +50,11 @@ export interface PassTally {
   uploaded: Tally;
   /** Of `inRiak`: sha256 of the Riak copy matched the local file. */
   verified: Tally;
+  /**
+   * Of `inRiak`: the content was there, the mode or owner not (a chmod or chown after the
+   * upload); updated in Riak.
+   */
+  attributesUpdated: Tally;
   /** Of `inRiak`: Riak holds a newer version (written through the mount); left alone. */
   newerInRiak: Tally;
   /** Riak holds another version, not updated (dry run or rescan). */
@@ -60,6 +65,11 @@ export interface PassTally {
   busy: Tally;
   /** Failed (Riak or local error); listed. */
   failed: Tally;
+  /**
+   * Directories that failed (not created in Riak, or not readable); listed. Apart from
+   * `failed`, which counts files as `seen` does.
+   */
+  failedDirectories: Tally;
   /** Local copies deleted after verification (`--delete-local`). */
   deleted: Tally;
   /**
@@ -67,6 +77,11 @@ export interface PassTally {
    * stay where they are (a drain leaves them) and are counted apart, not in `seen`.
    */
   special: Tally;
+  /**
+   * Directories below SOURCE where another filesystem is mounted (a share, a riakfs mount):
+   * not walked, so nothing below them is uploaded or drained; counted apart, not in `seen`.
+   */
+  mountPoints: Tally;
 }
 
 /** The categories of a {@link PassTally}. */
@@ -75,13 +90,16 @@ export const TALLY_KEYS = [
   "inRiak",
   "uploaded",
   "verified",
+  "attributesUpdated",
   "newerInRiak",
   "differing",
   "missing",
   "busy",
   "failed",
+  "failedDirectories",
   "deleted",
   "special",
+  "mountPoints",
 ] as const satisfies readonly (keyof PassTally)[];
 
 /** An all-zero tally. */
@@ -401,7 +419,10 @@ export class StateDirectory {
     return this.readHistory().at(-1)?.startedAt === marker.startedAt ? undefined : marker;
   }
 
-  /** Every recorded run, oldest first; damaged lines are skipped. */
+  /**
+   * Every recorded run, oldest first; damaged lines (not JSON, or not of a record's shape: an
+   * edit by hand, a line from another tool) are skipped.
+   */
   readHistory(): RunRecord[] {
     let text: string;
     try {
@@ -413,13 +434,26 @@ export class StateDirectory {
     for (const line of text.split("\n")) {
       if (line.trim() === "") continue;
       try {
-        records.push(JSON.parse(line) as RunRecord);
+        const record = JSON.parse(line);
+        if (isRunRecord(record)) records.push(record);
       } catch {
         // A line cut short by a crash: ignore it.
       }
     }
     return records;
   }
+}
+
+/** Whether a parsed history line has what `progress` and the rate read of a record. */
+function isRunRecord(value: unknown): value is RunRecord {
+  if (typeof value !== "object" || value === null) return false;
+  const record = value as Record<string, unknown>;
+  const tally = record.tally as Record<string, unknown> | undefined;
+  return typeof record.startedAt === "string" && typeof record.endedAt === "string" &&
+    typeof record.command === "string" && typeof record.outcome === "string" &&
+    (record.exitCode === null || typeof record.exitCode === "number") &&
+    isTally(tally) && tally!.uploaded !== undefined &&
+    Array.isArray(record.failures) && record.failures.every(isText);
 }
 
 function endsWithNewline(file: string): boolean {

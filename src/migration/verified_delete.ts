@@ -19,6 +19,30 @@ import {
   sameIdentity,
 } from "./file_identity.ts";
 import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
+import type { FileAttributes } from "../store/usermeta.ts";
+import { displayPath } from "../store/path.ts";
+
+/**
+ * How Riak's mode and owner differ from the local ones, as an operator reads it; undefined
+ * when they are the same.
+ *
+ * @example
+ * ```ts
+ * describeAttributeDifference({ mode: 0o644, uid: 0, gid: 0 }, { mode: 0o600, uid: 0, gid: 0 });
+ * // "Riak holds mode 0644, owner 0:0; local mode 0600, owner 0:0"
+ * ```
+ */
+export function describeAttributeDifference(
+  riak: Pick<FileAttributes, "mode" | "uid" | "gid">,
+  local: Pick<FileAttributes, "mode" | "uid" | "gid">,
+): string | undefined {
+  if (riak.mode === local.mode && riak.uid === local.uid && riak.gid === local.gid) {
+    return undefined;
+  }
+  const shown = (a: Pick<FileAttributes, "mode" | "uid" | "gid">) =>
+    `mode ${a.mode.toString(8).padStart(4, "0")}, owner ${a.uid}:${a.gid}`;
+  return `Riak holds ${shown(riak)}; local ${shown(local)}`;
+}
 
 /** What {@link deleteIfVerified} did. */
 export type DeleteOutcome =
@@ -35,6 +59,11 @@ export interface HashedVersion {
   identity: FileIdentity;
   /** sha256 (hex) of that version's content. */
   sha256: string;
+  /**
+   * That version's mode and owner, when Riak must hold them too: the local file may be the
+   * only copy that has them (a chmod or chown after its upload).
+   */
+  attributes?: Pick<FileAttributes, "mode" | "uid" | "gid">;
 }
 
 /**
@@ -74,6 +103,17 @@ export async function deleteIfVerified(
       detail: `Riak holds sha256 ${remote.sha256} (${remote.size} bytes), ` +
         `local ${hashed.sha256} (${hashed.identity.size} bytes)`,
     };
+  }
+  if (hashed.attributes) {
+    const held = await store.tryStat(storePath, { fileOnly: true });
+    const difference = held && describeAttributeDifference(held, hashed.attributes);
+    if (!held || difference) {
+      return {
+        deleted: false,
+        reason: held ? "riak-differs" : "riak-missing",
+        detail: difference ?? `${displayPath(storePath)}: not in Riak`,
+      };
+    }
   }
   if (!sameIdentity(await currentIdentity(localFile), hashed.identity)) {
     return {

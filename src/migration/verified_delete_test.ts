@@ -42,3 +42,33 @@ Deno.test("deleteIfVerified deletes only a verified, unchanged local file", asyn
     rmSync(dir, { recursive: true });
   }
 });
+
+Deno.test("deleteIfVerified keeps a file whose mode or owner Riak does not hold", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-delete-"));
+  try {
+    await withStore(async ({ store }) => {
+      const file = join(dir, "f");
+      writeFileSync(file, "hello");
+      await store.writeFile("f", Buffer.from("hello"), { mode: 0o644, uid: 0, gid: 0 });
+      const identity = (await currentIdentity(file))!;
+      const hashed = {
+        identity,
+        sha256: SHA_OF_HELLO,
+        attributes: { mode: 0o600, uid: 0, gid: 0 },
+      };
+      const kept = await deleteIfVerified(store, Buffer.from("f"), file, hashed);
+      assert.equal(
+        kept.deleted ? "" : kept.detail,
+        "Riak holds mode 0644, owner 0:0; local mode 0600, owner 0:0",
+      );
+      assert.ok(existsSync(file));
+      await store.setAttributes("f", { mode: 0o600 });
+      assert.deepEqual(await deleteIfVerified(store, Buffer.from("f"), file, hashed), {
+        deleted: true,
+      });
+      assert.equal(existsSync(file), false);
+    });
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});

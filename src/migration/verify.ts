@@ -15,13 +15,15 @@ import {
   StoreError,
 } from "../store/errors.ts";
 import { displayBytes, displayPath, normalizePath, type StorePath } from "../store/path.ts";
-import { identityOf } from "./file_identity.ts";
+import { identityOf, storedAttributes } from "./file_identity.ts";
+import { describeAttributeDifference } from "./verified_delete.ts";
 import type { PathFilter } from "./glob.ts";
 import { hashBytes, isFileChanged, readUnchanged, waitOutRacyWindow } from "./local_file.ts";
 import { reasonOf } from "./failure_list.ts";
 import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
 import { specialType, walkTree } from "./walk.ts";
 import { seededRandom } from "../util/random.ts";
+import { RunLimits } from "./limits.ts";
 
 /** How one file compared. */
 export interface FileComparison {
@@ -49,6 +51,13 @@ export interface VerifyOptions {
   onFile?: (comparison: FileComparison) => void;
   /** Called with each special file met (see {@link VerifySummary.special}) and what it is. */
   onSpecial?: (path: string, type: string) => void;
+  /**
+   * How long files must keep failing with no Riak node answering (50 of them at least)
+   * before the verification stops; default 30 s, as for the pre-warm.
+   */
+  unreachableStopMs?: number;
+  /** Called with each mount point met (see {@link VerifySummary.mountPoints}). */
+  onMountPoint?: (path: string) => void;
 }
 
 /** Totals of a verification. */
@@ -66,6 +75,16 @@ export interface VerifySummary {
    * pre-warm leaves them too), so they are not compared; neither a match nor a difference.
    */
   special: number;
+  /**
+   * Directories where another filesystem is mounted below SOURCE: not walked (the pre-warm
+   * does not cross them either); neither a match nor a difference.
+   */
+  mountPoints: number;
+  /**
+   * "riak-unreachable": files kept failing with no Riak node answering, and the rest were
+   * not compared (they would only fail the same way, each after the client's timeouts).
+   */
+  stopReason?: "riak-unreachable";
 }
 
 /**
@@ -86,17 +105,21 @@ export async function verifyTree(options: VerifyOptions): Promise<VerifySummary>
     differences: [],
     changed: 0,
     special: 0,
+    mountPoints: 0,
   };
   const noteSpecial = (path: Buffer, type: string) => {
     summary.special++;
     options.onSpecial?.(displayPath(path), type);
   };
+  const limits = new RunLimits({ unreachableStopMs: options.unreachableStopMs });
   const limit = Math.max(1, options.concurrency ?? 4);
   const inFlight = new Set<Promise<void>>();
   const start = async (path: Buffer) => {
     while (inFlight.size >= limit) await Promise.race(inFlight);
     const promise = compareFile(options, path).then((comparison) => {
       inFlight.delete(promise);
+      if (comparison.status === "error") limits.entryFailed(failureOf.get(comparison));
+      else limits.entryDone();
       summary.checked++;
       summary.bytes += comparison.size;
       if (comparison.status === "match") {
@@ -108,17 +131,29 @@ export async function verifyTree(options: VerifyOptions): Promise<VerifySummary>
     });
     inFlight.add(promise);
   };
-  const candidates = candidatePaths(options, noteSpecial);
+  const noteMountPoint = (path: Buffer) => {
+    summary.mountPoints++;
+    options.onMountPoint?.(displayPath(path));
+  };
+  const candidates = candidatePaths(options, noteSpecial, noteMountPoint);
   if (options.sample !== undefined) {
     for (const path of await reservoir(candidates, options.sample, options.seed)) {
+      if (limits.reached()) break;
       await start(path);
     }
   } else {
-    for await (const path of candidates) await start(path);
+    for await (const path of candidates) {
+      if (limits.reached()) break;
+      await start(path);
+    }
   }
   await Promise.all(inFlight);
+  if (limits.reached() === "riak-unreachable") summary.stopReason = "riak-unreachable";
   return summary;
 }
+
+/** Why a comparison ended in "error" (kept apart: the summary is printed as JSON). */
+const failureOf = new WeakMap<FileComparison, unknown>();
 
 /** Tries at comparing a file that keeps changing while it is read. */
 const CHANGED_RETRIES = 3;
@@ -188,10 +223,23 @@ async function compareOnce(
         size,
       };
     }
+    // Same bytes with another mode or owner is no finished migration either: a drain would
+    // delete the only copy that has them.
+    const held = await options.store.tryStat(path, { fileOnly: true });
+    const difference = held &&
+      describeAttributeDifference(held, storedAttributes(stats));
+    if (difference) return { path: shown, status: "differs", detail: difference, size };
     return { path: shown, status: "match", size };
   } catch (error) {
     if (isFileChanged(error)) return { path: shown, status: "changed-while-reading", size };
-    return { path: shown, status: "error", detail: reasonOf(error, shown), size };
+    const comparison: FileComparison = {
+      path: shown,
+      status: "error",
+      detail: reasonOf(error, shown),
+      size,
+    };
+    failureOf.set(comparison, error);
+    return comparison;
   }
 }
 
@@ -224,6 +272,7 @@ const unreadable = new WeakMap<Buffer, string>();
 async function* candidatePaths(
   options: VerifyOptions,
   noteSpecial: (path: Buffer, type: string) => void,
+  noteMountPoint: (path: Buffer) => void,
 ): AsyncGenerator<Buffer> {
   const roots = options.paths === undefined || options.paths.length === 0
     ? [Buffer.alloc(0)]
@@ -253,7 +302,8 @@ async function* candidatePaths(
         // Never "identical" for a tree it could not read: the directory is a difference.
         unreadable.set(path, entry.error.message);
         yield path;
-      } else if (entry.kind === "file" || entry.kind === "symlink") yield path;
+      } else if (entry.kind === "mount-point") noteMountPoint(path);
+      else if (entry.kind === "file" || entry.kind === "symlink") yield path;
       else if (entry.kind === "other") {
         // Typed by the listing, looked at now: gone or replaced since is not special.
         const now = await lstat(Buffer.concat([absolute, Buffer.from("/"), entry.path])).catch(

@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
 import { reservoir, verifyTree } from "./verify.ts";
+import type { MigrationStore } from "./stored_file.ts";
+import { ConnectionError } from "../riak/errors.ts";
+import { RiakRequestError } from "../store/errors.ts";
 
 Deno.test("verifyTree matches identical copies and lists missing and differing files", async () => {
   const source = mkdtempSync(join(tmpdir(), "riakfs-verify-"));
@@ -104,6 +107,53 @@ Deno.test("verifyTree names FIFOs and sockets instead of passing over them, and 
       const sampled = await verifyTree({ source, store, sample: 3, seed: 1 });
       assert.deepEqual([sampled.checked, sampled.special], [1, 2], "never sampled");
     });
+  } finally {
+    rmSync(source, { recursive: true });
+  }
+});
+
+Deno.test("verifyTree lists a file whose bytes match but whose mode or owner in Riak do not", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-verify-"));
+  writeFileSync(join(source, "private"), "secret");
+  chmodSync(join(source, "private"), 0o600);
+  try {
+    await withStore(async ({ store }) => {
+      await store.writeFile("private", Buffer.from("secret"), { mode: 0o644, uid: 0, gid: 0 });
+      const summary = await verifyTree({ source, store });
+      assert.equal(summary.matched, 0);
+      assert.deepEqual(summary.differences.map((d) => `${d.status} ${d.path}: ${d.detail}`), [
+        "differs /private: Riak holds mode 0644, owner 0:0; local mode 0600, owner 0:0",
+      ]);
+      await store.setAttributes("private", { mode: 0o600 });
+      assert.equal((await verifyTree({ source, store })).matched, 1);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+  }
+});
+
+Deno.test("verifyTree stops early when file after file finds no Riak node", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-verify-"));
+  for (let i = 0; i < 120; i++) writeFileSync(join(source, `f${i}`), `file ${i}`);
+  const refused = () =>
+    new RiakRequestError(
+      "get",
+      undefined,
+      new ConnectionError("every Riak node is down (connect ECONNREFUSED)", "cluster"),
+    );
+  const unreachable = {
+    tryStat: () => Promise.reject(refused()),
+    readlink: () => Promise.reject(refused()),
+    // deno-lint-ignore require-yield
+    readRange: async function* () {
+      throw refused();
+    },
+  } as unknown as MigrationStore;
+  try {
+    const summary = await verifyTree({ source, store: unreachable, unreachableStopMs: 0 });
+    assert.equal(summary.stopReason, "riak-unreachable");
+    assert.ok(summary.checked >= 50 && summary.checked < 120, `${summary.checked} compared`);
+    assert.ok(summary.differences.every((d) => d.status === "error"));
   } finally {
     rmSync(source, { recursive: true });
   }

@@ -9,13 +9,15 @@
  *
  * Paths are bytes relative to the root (no leading `/`), as src/store expects: Linux
  * names need not be UTF-8. A mount's own entries in the tree (its spool, its temporary
- * files: see mount_entries.ts) are left out.
+ * files: see mount_entries.ts) are left out. The walk stays on the root's filesystem (as
+ * `find -xdev`): a directory where another one is mounted (a share, a riakfs mount nested in
+ * SOURCE) is yielded as a "mount-point" and not entered, so a drain never deletes through it.
  *
  * @module
  */
 import { Buffer } from "node:buffer";
 import type { BigIntStats, Stats } from "node:fs";
-import { lstat, opendir } from "node:fs/promises";
+import { lstat, opendir, stat } from "node:fs/promises";
 import { isDirectoryBeneath } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { isMountsOwnEntry } from "./mount_entries.ts";
@@ -44,7 +46,8 @@ export function specialType(stats: Stats | BigIntStats): string {
 export interface WalkEntry {
   /** Path relative to the root, as bytes; never empty (the root itself is not yielded). */
   path: Buffer;
-  kind: EntryKind;
+  /** "mount-point": a directory on another filesystem than the root's, not entered. */
+  kind: EntryKind | "mount-point";
 }
 
 /** A directory the walk could not read; the walk goes on without it. */
@@ -109,6 +112,11 @@ export async function* walkTree(
     yield { path: under, kind: "unreadable", error };
     return;
   }
+  const onRootsFilesystem = await filesystemCheck(rootBytes);
+  if (under.length > 0 && !await onRootsFilesystem(under)) {
+    yield { path: under, kind: "mount-point" };
+    return;
+  }
   const first = await readNames(
     under.length > 0 ? Buffer.concat([rootBytes, Buffer.from("/"), under]) : rootBytes,
     batch,
@@ -135,6 +143,10 @@ export async function* walkTree(
         (startAfter === path || startAfter.startsWith(path + "/"));
       if (!afterCursor && !holdsCursor) continue;
       if (options.filter && !options.filter.walksInto(bytes)) continue;
+      if (!await onRootsFilesystem(bytes)) {
+        if (afterCursor) yield { path: bytes, kind: "mount-point" };
+        continue;
+      }
       if (afterCursor) yield { path: bytes, kind };
       // Listed as a directory, maybe hours ago: replaced by a symlink since, it is not
       // followed out of the tree.
@@ -205,6 +217,7 @@ export async function countTree(
   const rootBytes = Buffer.from(root);
   const startAfter = options.startAfter ? Buffer.from(options.startAfter).toString("latin1") : "";
   let count = 0;
+  const onRootsFilesystem = await filesystemCheck(rootBytes);
   /** Counts below `path` (latin1, "" for the root); false once stopped. */
   const visit = async (path: string): Promise<boolean> => {
     const directory = path === ""
@@ -232,12 +245,29 @@ export async function countTree(
     if (read === false) return false;
     for (const child of subdirectories) {
       // Replaced by a symlink since it was listed: not followed out of the tree.
-      if (!await isDirectoryBeneath(rootBytes, Buffer.from(child, "latin1"))) continue;
+      const bytes = Buffer.from(child, "latin1");
+      if (!await isDirectoryBeneath(rootBytes, bytes)) continue;
+      if (!await onRootsFilesystem(bytes)) continue;
       if (!await visit(child)) return false;
     }
     return true;
   };
   return await visit("") ? count : undefined;
+}
+
+/**
+ * Whether a directory (relative to `root`) is on the root's filesystem, by st_dev: another
+ * filesystem mounted there is not the tree's. A directory that cannot be looked at counts as
+ * on it (reading it reports the problem); so does everything when the root cannot be.
+ */
+async function filesystemCheck(root: Buffer): Promise<(relative: Buffer) => Promise<boolean>> {
+  const rootDevice = await stat(root, { bigint: true }).then((stats) => stats.dev, () => undefined);
+  return async (relative) => {
+    if (rootDevice === undefined) return true;
+    const at = Buffer.concat([root, Buffer.from("/"), relative]);
+    const device = await lstat(at, { bigint: true }).then((stats) => stats.dev, () => undefined);
+    return device === undefined || device === rootDevice;
+  };
 }
 
 /** Reads and sorts one directory's names, closing its handle before returning. */

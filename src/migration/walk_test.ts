@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PathFilter } from "./glob.ts";
+import { CAN_MOUNT, withTmpfsAt } from "./_test_support.ts";
 import { compareWalkOrder, countTree, type WalkEntry, type WalkFailure, walkTree } from "./walk.ts";
 
 function makeTree(): string {
@@ -144,4 +145,30 @@ Deno.test("countTree counts what walkTree yields (files and symlinks), with filt
   } finally {
     rmSync(root, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "walkTree and countTree never cross into another filesystem mounted below the root",
+  ignore: !CAN_MOUNT,
+  fn: async () => {
+    const root = makeTree();
+    try {
+      await withTmpfsAt(join(root, "c/d"), async () => {
+        writeFileSync(join(root, "c/d/on-tmpfs"), "another filesystem");
+        const walked = await collect(walkTree(root));
+        assert.deepEqual(
+          walked.filter((entry) => entry.includes("c/d")),
+          ["mount-point:c/d"],
+          "the mount point is named once, nothing below it",
+        );
+        assert.equal(await countTree(root), 6, "files and the symlink outside the mount");
+        const resumed = await collect(walkTree(root, { startAfter: Buffer.from("c/5") }));
+        assert.deepEqual(resumed, ["mount-point:c/d", "symlink:link", "file:z.txt"]);
+        const below = await collect(walkTree(root, { under: Buffer.from("c/d") }));
+        assert.deepEqual(below, ["mount-point:c/d"]);
+      });
+    } finally {
+      rmSync(root, { recursive: true });
+    }
+  },
 });

@@ -647,8 +647,17 @@ export class Store {
     else await this.#renameFile(f, t);
   }
 
-  /** Changes mode, owner or mtime; the content is written back unchanged. */
-  async setAttributes(path: StorePath, attributes: Partial<FileAttributes>): Promise<FileStat> {
+  /**
+   * Changes mode, owner or mtime; the content is written back unchanged. Given `onlyOver`
+   * (the version a caller looked at), a file Riak holds in another version by now (written
+   * since, through a mount say) is left alone: GenerationChangedError, since attributes
+   * meant for one version must not land on another.
+   */
+  async setAttributes(
+    path: StorePath,
+    attributes: Partial<FileAttributes>,
+    onlyOver?: Pick<FileStat, "sha256" | "mtimeNs">,
+  ): Promise<FileStat> {
     const p = normalizePath(path);
     const stat = await this.stat(p);
     const location = stat.type === "directory"
@@ -661,6 +670,10 @@ export class Store {
       if (object === undefined && (stat.type !== "directory" || stat.managed)) {
         throw new NotFoundError(displayPath(p));
       }
+      if (
+        onlyOver &&
+        (object?.meta.sha256 !== onlyOver.sha256 || object.meta.mtimeNs !== onlyOver.mtimeNs)
+      ) throw new GenerationChangedError(displayPath(p));
       const meta: ObjectMeta = {
         ...(object?.meta ?? directoryMeta({})),
         ...definedOnly(attributes),

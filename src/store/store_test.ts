@@ -15,7 +15,7 @@ import {
 import { collectGarbage } from "./gc.ts";
 import { chunkKey, MANIFEST_CONTENT_TYPE } from "./manifest.ts";
 import { RiakRequestError } from "./errors.ts";
-import { Store } from "./store.ts";
+import { GenerationChangedError, Store } from "./store.ts";
 import { DEFAULT_CHUNK_SIZE } from "./layout.ts";
 
 const MiB = 1024 * 1024;
@@ -593,5 +593,19 @@ Deno.test("a local file that cannot be read is a typed error, for writes and ver
       });
     }
     assert.equal(await store.tryStat("a.bin"), undefined, "nothing stored");
+  });
+});
+
+Deno.test("setAttributes onlyOver a version leaves a file written since alone", async () => {
+  await withStore(async ({ store }) => {
+    const looked = await store.writeFile("f", Buffer.from("old"), { mode: 0o644 });
+    await store.writeFile("f", Buffer.from("newer"), { mode: 0o640 });
+    await assert.rejects(
+      store.setAttributes("f", { mode: 0o600 }, looked),
+      GenerationChangedError,
+    );
+    assert.equal((await store.stat("f")).mode, 0o640);
+    const now = await store.stat("f");
+    assert.equal((await store.setAttributes("f", { mode: 0o600 }, now)).mode, 0o600);
   });
 });
