@@ -25,13 +25,12 @@ Deno.test("--help lists the program and exits 0", async () => {
   assert.match(result.stdout, /^Usage: riakfs/);
 });
 
-Deno.test("an unknown flag is one line naming it, a usage hint, exit 2", async () => {
+Deno.test("an unknown flag is one line naming it, with a usage hint, exit 2", async () => {
   const result = await runRiakfs(["--frobnicate"]);
   assert.equal(result.code, 2);
   const lines = result.stderr.trim().split("\n");
-  assert.equal(lines.length, 2, result.stderr);
-  assert.match(lines[0], /--frobnicate/);
-  assert.match(lines[1], /riakfs --help/);
+  assert.equal(lines.length, 1, result.stderr);
+  assert.match(lines[0], /--frobnicate.*riakfs --help/);
 });
 
 Deno.test("no command at all is a usage error", async () => {

@@ -139,7 +139,7 @@ Deno.test("a SOURCE that is not UTF-8 is refused by name; a symlink to it works"
       assert.equal(refused.code, 2, `${command}: ${refused.stdout}${refused.stderr}`);
       assert.match(
         refused.stderr,
-        /^riakfs: SOURCE \/.*\/caf\\xe9 is not UTF-8.*; give it by a symlink whose name is UTF-8$/m,
+        /^riakfs: SOURCE \/.*\/caf\\xe9 is not UTF-8.*; give it by a symlink whose name is UTF-8 \(run 'riakfs \w+ --help' for usage\)$/m,
       );
     }
     const link = join(source, "cafe");
