@@ -7,7 +7,8 @@
  * A record is `[u32 payload length][u32 CRC-32 of payload][payload]`, the payload
  * `[u32 JSON length][JSON][blobs]`: byte strings travel as blobs the JSON points to, so values
  * are neither escaped nor base64-encoded. At start the log is replayed; a torn or corrupt tail
- * (a crash in the middle of a write, never acknowledged) is cut off.
+ * (a crash in the middle of a write, never acknowledged) is cut off, while a damaged record
+ * with data after it stops the start instead of silently dropping what follows.
  *
  * @module
  */
@@ -363,22 +364,47 @@ function replayLog(path: string, keyspace: Keyspace): number {
       readExactly(fd, header, position);
       const length = header.readUInt32BE(0);
       const checksum = header.readUInt32BE(4);
-      if (position + HEADER_BYTES + length > fileSize) break;
+      const end = position + HEADER_BYTES + length;
+      if (end > fileSize) break;
       const payload = Buffer.alloc(length);
       readExactly(fd, payload, position + HEADER_BYTES);
-      if (crc32(payload) !== checksum) break;
-      let record: ChangeRecord;
+      let record: ChangeRecord | undefined;
       try {
-        record = decodePayload(payload);
+        if (crc32(payload) === checksum) record = decodePayload(payload);
       } catch {
+        // Not a record: as a checksum mismatch.
+      }
+      if (record === undefined) {
+        refuseUnlessTornTail(fd, position, end, fileSize);
         break;
       }
       keyspace.apply(record);
-      position += HEADER_BYTES + length;
+      position = end;
     }
     return position;
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * A bad record at `position` (ending at `end`) is a torn tail when it is the last one, or
+ * when nothing but zeros follows it (a crash after the file grew, before its blocks were
+ * written). Anything else is damage in the middle of the log: cutting it off there would
+ * silently drop every acknowledged write after it, so the start is refused instead.
+ */
+function refuseUnlessTornTail(fd: number, position: number, end: number, fileSize: number): void {
+  const piece = Buffer.alloc(Math.min(Math.max(fileSize - end, 0), 1 << 20));
+  for (let at = end; at < fileSize; at += piece.length) {
+    const read = piece.subarray(0, Math.min(piece.length, fileSize - at));
+    readExactly(fd, read, at);
+    if (read.some((byte) => byte !== 0)) {
+      throw new Error(
+        `damaged record at byte ${position} of ${fileSize}, with data after it: refusing to ` +
+          "cut the log there (that would drop every write after it); keep a copy of the " +
+          "data directory, then repair or remove the damaged record",
+      );
+    }
   }
 }
 

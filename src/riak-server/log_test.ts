@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
+import {
+  appendFileSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeMessage, encodeMessage } from "../riak/codec.ts";
@@ -112,6 +120,41 @@ Deno.test("a torn record at the end of the log is cut off, the rest is kept", as
     });
     await withEngine(dir, {}, async (engine) => {
       assert.deepEqual((await get(engine, "after")).content?.[0].value, text.encode("also"));
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("a damaged record with intact records after it stops the start; nothing is cut off", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riak-log-"));
+  try {
+    await withEngine(dir, {}, async (engine) => {
+      await put(engine, "first", text.encode("one"));
+    });
+    const damagedAt = statSync(join(dir, LOG_FILE)).size;
+    await withEngine(dir, {}, async (engine) => {
+      await put(engine, "second", text.encode("two"));
+      await put(engine, "third", text.encode("three"));
+    });
+    const bytes = readFileSync(join(dir, LOG_FILE));
+    bytes[damagedAt + 12] ^= 0xff; // In the second record's payload.
+    writeFileSync(join(dir, LOG_FILE), bytes);
+    await assert.rejects(
+      DataLog.open(dir, new Keyspace()),
+      new RegExp(`damaged record at byte ${damagedAt} of ${bytes.length}, with data after it`),
+    );
+    assert.equal(statSync(join(dir, LOG_FILE)).size, bytes.length, "nothing was cut off");
+    // Zeros after a bad record are a crash's torn tail, as a short record is.
+    const zeros = Buffer.concat([
+      bytes.subarray(0, damagedAt),
+      Buffer.from([0, 0, 0, 9]),
+      Buffer.alloc(64),
+    ]);
+    writeFileSync(join(dir, LOG_FILE), zeros);
+    await withEngine(dir, {}, async (engine, log) => {
+      assert.equal(log.bytes, damagedAt);
+      assert.deepEqual((await get(engine, "first")).content?.[0].value, text.encode("one"));
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
