@@ -203,3 +203,27 @@ Deno.test("the serving process ignores SIGHUP and opens no debugger on SIGUSR1; 
     );
   });
 });
+
+Deno.test("a second SIGTERM while draining toward a hung Riak ends the process at once; the journal keeps the writes", async () => {
+  await withOverlayEnv(async (env) => {
+    const mount = await env.mount("migrate", ["--drain-timeout", "600000"]);
+    env.riak.pause(); // Hung: requests wait, connections are not refused.
+    let files: Map<string, Uint8Array>;
+    try {
+      files = await writeBurst(env, "hung", 2, 970);
+      process.kill(mount.server.pid!, "SIGTERM");
+      await eventually(
+        "the mount to start draining",
+        () => Promise.resolve(mount.stderr().includes("draining uploads")),
+      );
+      process.kill(mount.server.pid!, "SIGTERM");
+      assert.ok(await exited(mount), "gone long before the drain timeout or a request timeout");
+      assert.ok(!isMounted(env.mountpoint));
+      assert.match(mount.stderr(), /uploads still pending at unmount/);
+      assert.doesNotMatch(mount.stderr(), /could not abort/);
+    } finally {
+      env.riak.resume();
+    }
+    await assertReplayedAfterRemount(env, files);
+  });
+});

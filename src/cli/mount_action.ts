@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { join, resolve, sep } from "node:path";
 import type { Command } from "commander";
-import { checkMountpoint, serveFileSystem } from "../fuse/mod.ts";
+import { checkMountpoint, type ServedMount, serveFileSystem } from "../fuse/mod.ts";
 import { runtimePaths } from "../overlay/control.ts";
 import { Logger } from "../overlay/log.ts";
 import { ModeError, usesRiak } from "../overlay/modes.ts";
@@ -133,6 +133,7 @@ async function serveInForeground(
   /** What the FUSE layer reports goes through the mount's logger (--log-format). */
   const fuseLog = (message: string) => logger.warn(message);
   let runtime: OverlayRuntime | undefined;
+  let served: ServedMount | undefined;
   try {
     const store = riak && new Store(riakStoreClient(client!), {
       namespace: {
@@ -167,7 +168,7 @@ async function serveInForeground(
     const overlayRuntime = runtime;
     // The kernel already applied the caller's umask; ours must not mask again.
     process.umask(0);
-    const served = await serveFileSystem(overlayRuntime.fileSystem, {
+    served = await serveFileSystem(overlayRuntime.fileSystem, {
       log: fuseLog,
       mountpoint: await realpathUnlessStale(mountpoint),
       fsname: options.fsname ?? source,
@@ -219,9 +220,11 @@ async function serveInForeground(
     throw error;
   } finally {
     // Unmounted: uploads still pending get what is left of the drain timeout (all of
-    // --drain-timeout when unmounted without a drain); the rest stays journaled.
-    await runtime?.stop();
+    // --drain-timeout when unmounted without a drain); the rest stays journaled. Aborted
+    // (a second signal): no more waiting.
+    await runtime?.stop(served?.aborted ? 0 : undefined);
     await client?.close();
+    if (served !== undefined) exitOnceReported();
   }
 }
 
@@ -422,4 +425,15 @@ function removeIfOurs(pidFile: string): void {
     return;
   }
   if (text.trim() === String(process.pid)) fs.rmSync(pidFile, { force: true });
+}
+
+/**
+ * Ends the serving process once its exit code is set (by the caller, right after this
+ * action). Unmounted and stopped, it has nothing left to do, but a request to a hung Riak
+ * node (an upload that outlived its grace, whose journal entry is replayed next time) would
+ * keep it alive until the client's request timeout. stderr and stdout are synchronous on
+ * Linux, pipes too: nothing written is lost.
+ */
+function exitOnceReported(): void {
+  setImmediate(() => process.exit(typeof process.exitCode === "number" ? process.exitCode : 0));
 }

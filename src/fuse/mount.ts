@@ -220,20 +220,24 @@ const FUSECTL = "/sys/fs/fuse/connections";
  * {@link Mounted.device} or mountinfo) through the fuse control filesystem, mounted on
  * demand: every pending and future request fails at once and reads of the device end, so
  * even a server with open files or a hung handler can stop. Never touches the mountpoint.
- * Returns whether a connection was aborted.
+ * "gone" when the connection had ended already.
  */
-export async function abortConnection(device: string): Promise<boolean> {
+export async function abortConnection(device: string): Promise<"aborted" | "gone" | "failed"> {
   const [major, minor] = device.split(":").map(Number);
-  if (!Number.isInteger(major) || !Number.isInteger(minor)) return false;
+  if (!Number.isInteger(major) || !Number.isInteger(minor)) return "failed";
   const abortFile = `${FUSECTL}/${(major << 20) | minor}/abort`;
   if (!fs.existsSync(abortFile)) {
     await runTool("mount", ["-t", "fusectl", "none", FUSECTL]).catch(() => {});
   }
   try {
     await fs.promises.writeFile(abortFile, "1");
-    return true;
-  } catch {
-    return false;
+    return "aborted";
+  } catch (error) {
+    // Ended already (detached with no user left, the kernel let the connection go): the
+    // control filesystem is there, the connection's directory is not.
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") return "failed";
+    const controlMounted = (await readMounts()).some((mount) => mount.fstype === "fusectl");
+    return controlMounted ? "gone" : "failed";
   }
 }
 

@@ -46,6 +46,8 @@ export interface ServedMount {
   stop(): Promise<void>;
   /** Detaches the mount and aborts its connection: pending requests fail, `finished` settles. */
   abort(): Promise<void>;
+  /** Whether it was aborted (a second signal, a fatal error): nothing more is waited for. */
+  readonly aborted: boolean;
 }
 
 /**
@@ -110,7 +112,7 @@ export async function serveFileSystem(
   const abort = () =>
     aborting ??= (async () => {
       await unmount(mounted.mountpoint, true).catch(() => {});
-      if (!(await abortConnection(mounted.device))) {
+      if (await abortConnection(mounted.device) === "failed") {
         log(`could not abort the FUSE connection of ${mounted.mountpoint}`);
       }
     })();
@@ -132,5 +134,13 @@ export async function serveFileSystem(
     await fs.promises.writeFile(`/sys/class/bdi/${mounted.device}/read_ahead_kb`, `${readaheadKb}`)
       .catch((error: Error) => log(`could not raise readahead: ${error.message}`));
   }
-  return { session, finished, stop, abort };
+  return {
+    session,
+    finished,
+    stop,
+    abort,
+    get aborted() {
+      return aborting !== undefined;
+    },
+  };
 }

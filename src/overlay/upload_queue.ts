@@ -27,6 +27,9 @@ import type { MountMetrics } from "./metrics.ts";
 import { parentOf } from "./node_table.ts";
 import type { Spool } from "./spool.ts";
 
+/** How long stopping waits for uploads still running (ms); see {@link UploadQueue.stop}. */
+export const STOP_GRACE_MS = 2_000;
+
 /** Puts one staged file into Riak; resolves once Riak acknowledged it with the configured w/dw. */
 export type Uploader = (
   upload: PendingUpload,
@@ -325,15 +328,24 @@ export class UploadQueue {
   /**
    * Stops: no new uploads start, waiting retries give up, running uploads are aborted. What
    * is not uploaded stays journaled; its `uploaded` promises reject with UploadStoppedError.
+   * Uploads still running are waited for at most `graceMs`: one stuck in a request to a
+   * hung node would hold the unmount for the client's request timeout, and it is replayed
+   * from the journal anyway.
    */
-  async stop(): Promise<void> {
+  async stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.#stopping = true;
     this.#abort.abort();
     for (const jobs of this.#byPath.values()) jobs[0]?.superseded?.abort();
     this.nudge();
     for (const job of this.#waiting) job.reject(new UploadStoppedError(job.entry.path));
     this.#waiting = [];
-    while (this.#active > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const graceOver = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
+    const idle = (async () => {
+      while (this.#active > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    })();
+    await Promise.race([idle, graceOver]);
+    clearTimeout(timer);
   }
 
   #enqueue(entry: JournalEntry): Job {
