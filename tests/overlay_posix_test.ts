@@ -645,4 +645,29 @@ for (const preset of PRESETS) {
       }
     });
   });
+
+  Deno.test(`${preset}: fallocate(1) grows a file and punches holes, as on a local disk`, async () => {
+    await withOverlayEnv(async (env) => {
+      await withMounted(env, preset, async () => {
+        const fallocate = async (...args: string[]) => {
+          const { code, stderr } = await new Deno.Command("fallocate", { args }).output();
+          assert.equal(code, 0, new TextDecoder().decode(stderr));
+        };
+        const grown = join(env.mountpoint, "grown.bin");
+        await fallocate("-l", "100000", grown);
+        assert.ok(fs.readFileSync(grown).equals(Buffer.alloc(100_000)), "100,000 zeros");
+        const holey = join(env.mountpoint, "holey.bin");
+        fs.writeFileSync(holey, Buffer.alloc(3 * 4096, 0x61));
+        await fallocate("-p", "-o", "4096", "-l", "4096", holey);
+        const expected = Buffer.alloc(3 * 4096, 0x61);
+        expected.fill(0, 4096, 8192);
+        assert.ok(fs.readFileSync(holey).equals(expected), "the middle page zeroed");
+        await waitForQuiet(env);
+        if (preset !== "passthrough") {
+          assert.ok((await env.store.readFile("grown.bin")).equals(Buffer.alloc(100_000)));
+          assert.ok((await env.store.readFile("holey.bin")).equals(expected));
+        }
+      });
+    });
+  });
 }

@@ -77,6 +77,7 @@ import { type MountMode, usesRiak as modeUsesRiak, usesSource } from "./modes.ts
 import { childPath, NodeTable, parentOf } from "./node_table.ts";
 import { ReadPattern, SequentialReader } from "./sequential_reader.ts";
 import type { Spool } from "./spool.ts";
+import { fallocateDescriptor } from "./system_tools.ts";
 import { type MirroredVersion, setAsideUnseen } from "./transfer.ts";
 import type { UploadQueue } from "./upload_queue.ts";
 
@@ -600,6 +601,18 @@ export class OverlayFileSystem implements FileSystem {
     if (previous !== undefined) await this.#release(previous);
   }
 
+  /**
+   * The path of a name to be made (or renamed to) in directory `parent`; the mount's own
+   * entries (its spool) are hidden from lookups and listings, and cannot be made either.
+   */
+  #newEntryPath(parent: number, name: string): string {
+    const parentPath = this.#nodes.pathOf(parent);
+    if (isMountsOwnEntry(parentPath.slice(1), name)) {
+      throw fail(Errno.EPERM, `${name}: reserved for riakfs's own files`);
+    }
+    return childPath(parentPath, name);
+  }
+
   /** `handle` if it is open on node `nodeid`, else any handle open on it. */
   #openHandleOf(nodeid: number, handle: Handle | undefined): Handle | undefined {
     if (handle?.nodeid === nodeid) return handle;
@@ -843,7 +856,7 @@ export class OverlayFileSystem implements FileSystem {
 
   /** @inheritdoc */
   async symlink(ctx: RequestContext, parent: number, name: string, target: string): Promise<Entry> {
-    const path = childPath(this.#nodes.pathOf(parent), name);
+    const path = this.#newEntryPath(parent, name);
     await this.#refuseExisting(path);
     const followsSource = await this.#inRiakUnlessOutage(path, async () => {
       await this.#ensureRiakDirectory(parentOf(path));
@@ -873,7 +886,7 @@ export class OverlayFileSystem implements FileSystem {
     mode: number,
     _umask: number,
   ): Promise<Entry> {
-    const path = childPath(this.#nodes.pathOf(parent), name);
+    const path = this.#newEntryPath(parent, name);
     await this.#refuseExisting(path);
     const inherited = await this.#inheritedGroup(parentOf(path), ctx.gid);
     const attributes = {
@@ -1082,7 +1095,7 @@ export class OverlayFileSystem implements FileSystem {
     flags: number,
   ): Promise<void> {
     const from = childPath(this.#nodes.pathOf(parent), name);
-    const to = childPath(this.#nodes.pathOf(newParent), newName);
+    const to = this.#newEntryPath(newParent, newName);
     if (flags & RENAME_EXCHANGE) {
       throw fail(Errno.EINVAL, "RENAME_EXCHANGE is not supported by the overlay");
     }
@@ -1473,6 +1486,33 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /** @inheritdoc */
+  async fallocate(
+    _ctx: RequestContext,
+    _nodeid: number,
+    fh: number,
+    offset: number,
+    length: number,
+    mode: number,
+  ): Promise<void> {
+    const handle = this.#handle(fh);
+    if (handle.kind === "write") {
+      const session = handle.session;
+      await this.#inSession(session, async () => {
+        await this.#writable(session);
+        await fallocateDescriptor(session.handle.fd, offset, length, mode);
+        session.dirty = true;
+        session.mtimeNs = undefined; // As a write.
+      });
+      return;
+    }
+    // A local file opened for writing: its mirror copies what it holds once released.
+    if (handle.kind === "local" && handle.mirror) {
+      return await fallocateDescriptor(handle.file.fd, offset, length, mode);
+    }
+    throw fail(Errno.EBADF, `${handle.path}: not open for writing`);
+  }
+
+  /** @inheritdoc */
   link(): Promise<Entry> {
     // A hard link cannot be expressed in Riak: say so honestly rather than copy.
     return Promise.reject(fail(Errno.EPERM, "hard links are not supported in Riak-backed modes"));
@@ -1706,7 +1746,7 @@ export class OverlayFileSystem implements FileSystem {
     mode: number,
     umask: number,
   ): Promise<Created> {
-    const path = childPath(this.#nodes.pathOf(parent), name);
+    const path = this.#newEntryPath(parent, name);
     const permissions = mode & ~umask & 0o7777;
     const created = this.#stagesWrites()
       ? (await this.#exists(path) ? undefined : await this.#createStaged(ctx, path, permissions))

@@ -1456,3 +1456,23 @@ for (const preset of ["drain", "riak"]) {
     );
   });
 }
+
+for (const preset of ["migrate", "riak"]) {
+  Deno.test(`${preset}: the mount's own names (its spool) cannot be made, as they cannot be found`, async () => {
+    await withOverlay(preset, async ({ fs }) => {
+      await assert.rejects(
+        lookupPath(fs, "/.riakfs-spool"),
+        (error) => errnoOf(error) === Errno.ENOENT,
+      );
+      for (
+        const make of [
+          () => fs.mkdir!(ROOT_CTX, 1, ".riakfs-spool", 0o755, 0),
+          () => fs.create!(ROOT_CTX, 1, ".riakfs-spool", 0o101, 0o644, 0),
+          () => fs.symlink!(ROOT_CTX, 1, ".riakfs-spool", "elsewhere"),
+        ]
+      ) {
+        await assert.rejects(make(), (error) => errnoOf(error) === Errno.EPERM);
+      }
+    });
+  });
+}

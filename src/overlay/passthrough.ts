@@ -22,7 +22,6 @@
  *
  * @module
  */
-import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import {
@@ -49,6 +48,7 @@ import {
   type Timespec,
 } from "../fuse/mod.ts";
 import { utimesSeconds } from "../util/utimes.ts";
+import { fallocateDescriptor, runMknod } from "./system_tools.ts";
 import { XattrHelper } from "../util/xattr_helper.ts";
 
 /** Options of {@link PassthroughFileSystem}. */
@@ -584,25 +584,8 @@ export class PassthroughFileSystem implements FileSystem {
     length: number,
     mode: number,
   ): Promise<void> {
-    const args = ["-o", String(offset), "-l", String(length)];
-    const known: [number, string][] = [
-      [0x01, "--keep-size"],
-      [0x02, "--punch-hole"],
-      [0x08, "--collapse-range"],
-      [0x10, "--zero-range"],
-      [0x20, "--insert-range"],
-    ];
-    let rest = mode;
-    for (const [bit, flag] of known) {
-      if (mode & bit) {
-        // fallocate(1) implies --keep-size with --punch-hole and rejects it spelled out.
-        if (!(bit === 0x01 && mode & 0x02)) args.push(flag);
-        rest &= ~bit;
-      }
-    }
-    if (rest !== 0) throw fail(Errno.EOPNOTSUPP, `fallocate mode ${mode.toString(16)}`);
     // Through our own descriptor: exactly the open file, no path to race with.
-    await runFallocate([...args, `/proc/${process.pid}/fd/${fh}`]);
+    await fallocateDescriptor(fh, offset, length, mode);
   }
 
   // ---- extended attributes: l*xattr(2) on the node's source path, by a python3 helper ----
@@ -1108,37 +1091,4 @@ function fstat(fd: number): Promise<fs.BigIntStats> {
   return fdCall<fs.BigIntStats>((done) =>
     fs.fstat(fd, { bigint: true }, done as (error: Error | null, stats: fs.BigIntStats) => void)
   );
-}
-
-/** Messages of util-linux tools mapped back to the errno they report. */
-const TOOL_ERRORS: [RegExp, number][] = [
-  [/No space left/, Errno.ENOSPC],
-  [/not supported/i, Errno.EOPNOTSUPP],
-  [/Invalid argument/, Errno.EINVAL],
-  [/File too large/, Errno.EFBIG],
-  [/File exists/, Errno.EEXIST],
-  [/Permission denied/, Errno.EACCES],
-  [/Operation not permitted/, Errno.EPERM],
-  [/Bad file descriptor/, Errno.EBADF],
-];
-
-function runTool(file: string, args: string[], missing: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, (error, _stdout, stderr) => {
-      if (!error) return resolve();
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-        return reject(fail(missing, `${file}(1) is not installed`));
-      }
-      const known = TOOL_ERRORS.find(([pattern]) => pattern.test(stderr));
-      reject(fail(known?.[1] ?? Errno.EIO, `${file}: ${stderr.trim()}`));
-    });
-  });
-}
-
-function runFallocate(args: string[]): Promise<void> {
-  return runTool("fallocate", args, Errno.EOPNOTSUPP);
-}
-
-function runMknod(args: string[]): Promise<void> {
-  return runTool("mknod", args, Errno.EPERM);
 }
