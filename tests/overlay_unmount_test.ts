@@ -227,3 +227,19 @@ Deno.test("a second SIGTERM while draining toward a hung Riak ends the process a
     await assertReplayedAfterRemount(env, files);
   });
 });
+
+Deno.test("status and umount take a symlink to the mountpoint, as mount(8) does", async () => {
+  await withOverlayEnv(async (env) => {
+    const mount = await env.mount("passthrough");
+    const link = join(env.base, "link-to-mount");
+    await fsp.symlink(env.mountpoint, link);
+    const status = await runRiakfs(["status", "--run-dir", env.runDirectory, link]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, new RegExp(`mountpoint +${env.mountpoint}`));
+    assert.match(status.stdout, /riak +- \(this preset does not use Riak\)/);
+    const result = await runRiakfs(["umount", "--run-dir", env.runDirectory, link]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(!isMounted(env.mountpoint));
+    assert.ok(await exited(mount));
+  });
+});

@@ -384,7 +384,12 @@ async function startInBackground(
     makeDirectories(runDirectory);
     logFile = runtimePaths(paths.mountpoint, runDirectory).logFile;
   }
-  const log = fs.openSync(logFile, "a");
+  let log: number;
+  try {
+    log = fs.openSync(logFile, "a");
+  } catch (error) {
+    throw new Error(`--log-file ${logFile}: cannot open it: ${(error as Error).message}`);
+  }
   const child = spawn(self.file, args, {
     cwd: "/",
     detached: true,

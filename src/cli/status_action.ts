@@ -4,14 +4,16 @@
  * @module
  */
 import { formatStatus, NotServingError, queryStatus, runtimePaths } from "../overlay/control.ts";
+import { mountpointPath } from "./mountpoint_path.ts";
 import { EXIT_NOT_SERVING, type StatusFlags } from "./status.ts";
 
 /** Prints the counters of the mount at `mountpoint`, waiting at most `timeoutMs` for them. */
 export async function showStatus(
-  mountpoint: string,
+  argument: string,
   flags: StatusFlags,
   timeoutMs: number,
 ): Promise<void> {
+  const mountpoint = await mountpointPath(argument);
   const { controlSocket } = runtimePaths(mountpoint, flags.runDir);
   try {
     const report = await queryStatus(mountpoint, controlSocket, timeoutMs);

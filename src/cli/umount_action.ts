@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { resolve } from "node:path";
 import { readMounts, unmount } from "../fuse/mod.ts";
 import {
   type DrainOutcome,
@@ -11,6 +10,7 @@ import {
   requestDrain,
   runtimePaths,
 } from "../overlay/control.ts";
+import { mountpointPath } from "./mountpoint_path.ts";
 import { EXIT_UPLOADS_PENDING, type UmountFlags } from "./umount.ts";
 
 /**
@@ -23,7 +23,7 @@ export async function unmountDrained(
   drainTimeoutMs: number | undefined,
 ): Promise<void> {
   // Not realpath: it would stat through the mount, which may be dead or hung.
-  const path = resolve(mountpoint);
+  const path = await mountpointPath(mountpoint);
   const mount = (await readMounts()).find((m) => m.mountpoint === path);
   if (!mount || !mount.fstype.startsWith("fuse.")) {
     throw new Error(`${path} is not a FUSE mount`);

@@ -296,13 +296,16 @@ export function formatStatus(report: StatusReport): string {
     `mode         ${report.preset ?? presetOf(report.mode) ?? "custom"} (${
       describeMode(report.mode)
     })`,
-    `riak         ${report.riak.nodes.join(",")} ${
-      report.riak.reachable
-        ? "reachable"
-        : `UNREACHABLE since ${
-          new Date(report.riak.downSince!).toISOString()
-        }: ${report.riak.lastError}`
-    }, ${report.riak.outages} outage(s)`,
+    // The passthrough never talks to Riak: nothing to say of it.
+    report.riak.nodes.length === 0
+      ? "riak         - (this preset does not use Riak)"
+      : `riak         ${report.riak.nodes.join(",")} ${
+        report.riak.reachable
+          ? "reachable"
+          : `UNREACHABLE since ${
+            new Date(report.riak.downSince!).toISOString()
+          }: ${report.riak.lastError}`
+      }, ${report.riak.outages} outage(s)`,
     ...(report.riak.pings === undefined ? [] : [
       `ping         ${
         report.riak.pings.map((ping) =>

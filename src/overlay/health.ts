@@ -193,7 +193,7 @@ export class RiakHealth {
     this.#outages++;
     this.#lastError = error instanceof Error ? error.message : String(error);
     this.#logger.warn(
-      "Riak unreachable: serving local files, keeping writes in the spool until it is back",
+      "Riak unreachable: what needs Riak fails with EIO, local files are served, writes wait in the spool until it is back",
       { error: this.#lastError },
     );
     this.#probeLater();

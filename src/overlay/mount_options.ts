@@ -139,7 +139,7 @@ export function addOverlayOptions(command: Command, options: { preset?: boolean 
     new Option("--metrics <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics"),
     new Option(
       "--log-format <format>",
-      "text, json, or syslog (<priority> prefixes; the default of a background mount without --log-file)",
+      "text (the default), json (one object per line), or syslog (<priority> prefixes, for journald)",
     ).choices([...LOG_FORMATS]),
     new Option(
       "--run-dir <dir>",

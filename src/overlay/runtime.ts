@@ -167,12 +167,17 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
       timeoutMs,
       spool: parts.spool?.directory,
     };
+    // Log fields are snake_case, as everywhere else in the log.
+    const fields = {
+      drained: outcome.drained,
+      pending,
+      timeout_ms: timeoutMs,
+      spool: outcome.spool,
+    };
     if (pending > 0) {
-      logger.warn("drain timed out; pending uploads stay journaled for the next mount", {
-        ...outcome,
-      });
+      logger.warn("drain timed out; pending uploads stay journaled for the next mount", fields);
     } else {
-      logger.info("upload queue drained", { ...outcome });
+      logger.info("upload queue drained", fields);
     }
     return outcome;
   };
@@ -268,9 +273,14 @@ async function startRiakParts(
   const { settings } = options;
   if (!options.store) throw new RangeError(`mode ${settings.preset} needs a store`);
   const store = options.store;
-  const spool = Spool.open(
-    settings.spool ?? defaultSpoolDirectory(options.source, options.mountpoint),
-  );
+  const spoolDirectory = settings.spool ??
+    defaultSpoolDirectory(options.source, options.mountpoint);
+  let spool: Spool;
+  try {
+    spool = Spool.open(spoolDirectory);
+  } catch (error) {
+    throw new Error(`--spool ${spoolDirectory}: cannot make it: ${(error as Error).message}`);
+  }
   const lock = lockSpool(spool);
   let started = false;
   try {
