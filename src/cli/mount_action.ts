@@ -180,6 +180,8 @@ async function serveInForeground(
       defaultPermissions: options.allowOther || options.defaultPermissions,
       extraOptions: options.generic,
       requestTimeoutMs,
+      // What the caller got: EIO, whatever the handler ends with later.
+      onTimedOut: () => overlayRuntime.metrics.countError("EIO"),
       // Without attribute caching it would cost a GETATTR per cached read (see SessionOptions).
       autoInvalData: options.attrTimeout !== 0,
       // SIGTERM/SIGINT: keep serving while the upload queue drains (at most

@@ -76,6 +76,11 @@ export interface SessionOptions {
   readers?: number;
   /** Where problems are reported (default: stderr). */
   log?: (message: string) => void;
+  /**
+   * Told of each request answered EIO because its handler passed the deadline (the handler's
+   * own outcome, later, is not what the caller got).
+   */
+  onTimedOut?: (opcode: string) => void;
   /** Requests the kernel may queue in the background (default 64). */
   maxBackground?: number;
   /**
@@ -118,6 +123,7 @@ export class FuseSession {
   readonly #fd: number;
   readonly #fs: FileSystem;
   readonly #timeoutMs: number;
+  readonly #onTimedOut: SessionOptions["onTimedOut"];
   readonly #readers: number;
   readonly #log: (message: string) => void;
   readonly #maxBackground: number;
@@ -138,6 +144,7 @@ export class FuseSession {
     this.#fd = fd;
     this.#fs = fileSystem;
     this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#onTimedOut = options.onTimedOut;
     this.#readers = options.readers ?? 2;
     this.#log = options.log ?? ((message) => process.stderr.write(`riakfs: ${message}\n`));
     this.#maxBackground = options.maxBackground ?? 64;
@@ -302,6 +309,7 @@ export class FuseSession {
   #errnoOf(thrown: unknown, header: InHeader, timedOut: boolean, aborted: boolean): number {
     if (timedOut) {
       this.#log(`${opcodeName(header.opcode)} on node ${header.nodeid} timed out; answered EIO`);
+      this.#onTimedOut?.(opcodeName(header.opcode));
       return Errno.EIO;
     }
     if (thrown instanceof FuseError) return thrown.errno;

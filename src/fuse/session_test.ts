@@ -203,6 +203,7 @@ Deno.test("requests are served concurrently: a slow one does not hold back a fas
 Deno.test("the deadline answers EIO and releases a handle opened too late", async () => {
   let finishOpen!: () => void;
   const released: number[] = [];
+  const timedOut: string[] = [];
   const h = harness({
     open: async () => {
       await new Promise<void>((resolve) => finishOpen = resolve);
@@ -212,11 +213,12 @@ Deno.test("the deadline answers EIO and releases a handle opened too late", asyn
       released.push(fh);
       return Promise.resolve();
     },
-  }, { requestTimeoutMs: 20 });
+  }, { requestTimeoutMs: 20, onTimedOut: (opcode) => timedOut.push(opcode) });
   try {
     await h.send(Opcode.OPEN, 2, new ReplyWriter(8).u32(0).u32(0).bytes);
     assert.deepEqual(h.replies().map((r) => r.error), [-Errno.EIO]);
     assert.match(h.logs[0], /OPEN.*timed out/);
+    assert.deepEqual(timedOut, ["OPEN"], "told, so the mount counts the EIO its caller got");
     finishOpen();
     const deadline = Date.now() + 2000;
     while (released.length === 0 && Date.now() < deadline) {
