@@ -2128,6 +2128,10 @@ export class OverlayFileSystem implements FileSystem {
       if (local) return { where: "local", stats: local, unverified: true };
       // The mount's root is there whatever Riak answers: its listing is what fails.
       if (path === "/") return { where: "riak", stat: rootStat(this.#startedNs) };
+      // A directory Riak was seen to hold is taken to be there still, its cached stat past
+      // its time: new files can be made in it, their uploads waiting in the journal.
+      const stale = this.#statCache.get(path)?.stat;
+      if (stale?.type === "directory") return { where: "riak", stat: stale };
       if (!this.#knownInRiak.has(path) && this.#writesRiak()) {
         this.#unseen.add(path);
         if (this.#unseen.size > KNOWN_IN_RIAK_LIMIT) {

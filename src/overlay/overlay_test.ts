@@ -1476,3 +1476,32 @@ for (const preset of ["migrate", "riak"]) {
     });
   });
 }
+
+Deno.test("riak: during an outage a new file can be made in a directory Riak was seen to hold", async () => {
+  let clock = Date.now();
+  await withOverlay(
+    "riak",
+    async ({ fs, store, riak, runtime }) => {
+      await store.mkdir("/dir");
+      await lookupPath(fs, "/dir"); // Seen: its stat is cached.
+      clock += 60_000; // ...and that cache entry has expired since.
+      await whilePaused(riak, async () => {
+        const dir = await lookupPath(fs, "/dir");
+        const created = await fs.create!(ROOT_CTX, dir, "new.txt", 0o101, 0o644, 0);
+        await fs.write!(
+          ROOT_CTX,
+          created.entry.nodeid,
+          created.opened.fh,
+          0,
+          Buffer.from("queued"),
+        );
+        await fs.flush!(ROOT_CTX, created.entry.nodeid, created.opened.fh);
+        await fs.release!(ROOT_CTX, created.entry.nodeid, created.opened.fh, 0);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/dir/new.txt")).toString(), "queued");
+    },
+    { riakReadTimeout: "300" },
+    { now: () => clock },
+  );
+});
