@@ -670,4 +670,31 @@ for (const preset of PRESETS) {
       });
     });
   });
+
+  Deno.test(`${preset}: an access time set through the mount comes back, also from Riak`, async () => {
+    await withOverlayEnv(async (env) => {
+      const atimeNs = (path: string) => exactMtimeNs(path, "%.9X");
+      const file = join(env.mountpoint, "accessed.txt");
+      const ACCESSED = new Date(Date.UTC(2002, 1, 2));
+      await withMounted(env, preset, async () => {
+        fs.writeFileSync(file, "read long ago");
+        await waitForQuiet(env);
+        fs.utimesSync(file, ACCESSED, OLD_TIME);
+        assert.equal(await atimeNs(file), BigInt(ACCESSED.getTime()) * 1_000_000n);
+        assert.equal(await exactMtimeNs(file), BigInt(OLD_TIME.getTime()) * 1_000_000n);
+        // touch -a: the access time alone.
+        const touched = await new Deno.Command("touch", {
+          args: ["-a", "-d", "2003-03-03T00:00:00Z", file],
+        }).output();
+        assert.equal(touched.code, 0, new TextDecoder().decode(touched.stderr));
+        assert.equal(await atimeNs(file), BigInt(Date.UTC(2003, 2, 3)) * 1_000_000n);
+        assert.equal(await exactMtimeNs(file), BigInt(OLD_TIME.getTime()) * 1_000_000n);
+        await waitForQuiet(env);
+      });
+      if (preset === "passthrough") return;
+      const stored = await env.store.stat("accessed.txt");
+      assert.equal(stored.atimeNs, BigInt(Date.UTC(2003, 2, 3)) * 1_000_000n, "in Riak");
+      assert.equal(stored.mtimeNs, BigInt(OLD_TIME.getTime()) * 1_000_000n);
+    });
+  });
 }

@@ -44,6 +44,8 @@ export interface PendingUpload {
   gid: number;
   /** Modification time, nanoseconds since the epoch, as decimal text (JSON has no bigint). */
   mtimeNs: string;
+  /** An access time set explicitly (utimens), as `mtimeNs`; absent: Riak's is kept. */
+  atimeNs?: string;
   /** Size of the staged file when it was journaled. */
   size: number;
   /**
@@ -70,7 +72,7 @@ export interface PendingMirror {
    * For `attributes`: the values asked for (mtime in nanoseconds, as decimal text), kept
    * exactly; the local file's mtime is only as exact as utimes(2) through a double allows.
    */
-  set?: { mode?: number; uid?: number; gid?: number; mtimeNs?: string };
+  set?: { mode?: number; uid?: number; gid?: number; mtimeNs?: string; atimeNs?: string };
   /**
    * For `copy`: the file as it is, even while it is being written (an fsync's copy: what
    * was written before the fsync is in it; the copy after the last close replaces it).

@@ -201,6 +201,8 @@ interface WriteSession {
   gid: number;
   /** An explicit mtime (utimens); else the staged file's own mtime. */
   mtimeNs?: bigint;
+  /** An access time set explicitly (utimens), kept with the file in Riak. */
+  atimeNs?: bigint;
   /** The local file this session supersedes (drain), as it was when the session began. */
   supersedes?: FileIdentity;
   /**
@@ -650,7 +652,8 @@ export class OverlayFileSystem implements FileSystem {
       gid: changes.gid,
       mtimeNs,
     };
-    const changesAttributes = Object.values(attributes).some((value) => value !== undefined);
+    const changesAttributes = Object.values(attributes).some((value) => value !== undefined) ||
+      atimeNs !== undefined;
     const session = handle?.kind === "write" ? handle.session : this.#sessions.get(path);
     let inSession = false;
     if (session && changesAttributes) {
@@ -664,6 +667,7 @@ export class OverlayFileSystem implements FileSystem {
         if (attributes.uid !== undefined) session.uid = attributes.uid;
         if (attributes.gid !== undefined) session.gid = attributes.gid;
         if (attributes.mtimeNs !== undefined) session.mtimeNs = attributes.mtimeNs;
+        if (atimeNs !== undefined) session.atimeNs = atimeNs;
         session.dirty = true;
         inSession = true;
         if (clean && !session.detached) await this.#commitNow(session);
@@ -673,7 +677,7 @@ export class OverlayFileSystem implements FileSystem {
     // with no copy-on-read of it under way: drain's deletes the local copy it moved, which
     // the change could otherwise find and then miss. (A directory's leave the copies below
     // it alone.)
-    if (!inSession && (changesAttributes || atimeNs !== undefined)) {
+    if (!inSession && changesAttributes) {
       // An mtime set explicitly (tar's, after the directory's files) stays the last.
       await this.#directoryTimes.settled(path);
       const local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
@@ -745,7 +749,9 @@ export class OverlayFileSystem implements FileSystem {
     atimeNs: bigint | undefined,
     lstatBefore: BigIntStats | undefined,
   ): Promise<void> {
-    const changesAttributes = Object.values(attributes).some((value) => value !== undefined);
+    // Riak keeps an access time only once one is set explicitly (utimens, touch -a).
+    const riakAttributes = definedOnly({ ...attributes, atimeNs });
+    const changesAttributes = Object.keys(riakAttributes).length > 0;
     // Looked at again unless it is a directory (whose copies below went on): a copy of the
     // file may have moved it between that look and the hold.
     let local = lstatBefore?.isDirectory()
@@ -771,7 +777,11 @@ export class OverlayFileSystem implements FileSystem {
       ? await this.#o.uploads.reserve({
         path,
         mirror: "attributes",
-        set: definedOnly({ ...attributes, mtimeNs: attributes.mtimeNs?.toString() }),
+        set: definedOnly({
+          ...attributes,
+          mtimeNs: attributes.mtimeNs?.toString(),
+          atimeNs: atimeNs?.toString(),
+        }),
       })
       : undefined;
     // Elsewhere Riak is asked first, so that an outage changes nothing (the change fails
@@ -793,7 +803,7 @@ export class OverlayFileSystem implements FileSystem {
       if (await this.#riakStat(path, { quiet: true })) {
         await this.#riak(
           `setattr ${path}`,
-          () => this.#o.store.setAttributes(path, definedOnly(attributes)),
+          () => this.#o.store.setAttributes(path, riakAttributes),
         );
       }
     }
@@ -2262,6 +2272,7 @@ export class OverlayFileSystem implements FileSystem {
           upload.uid,
           upload.gid,
           BigInt(upload.mtimeNs),
+          upload.atimeNs === undefined ? undefined : BigInt(upload.atimeNs),
         );
       }
       case "open": {
@@ -2279,6 +2290,7 @@ export class OverlayFileSystem implements FileSystem {
           session.uid,
           session.gid,
           session.mtimeNs ?? stats.mtimeNs,
+          session.atimeNs,
         );
       }
     }
@@ -2581,7 +2593,7 @@ export class OverlayFileSystem implements FileSystem {
 
   async #newSession(
     path: string,
-    attributes: { mode: number; uid: number; gid: number },
+    attributes: { mode: number; uid: number; gid: number; atimeNs?: bigint },
   ): Promise<WriteSession> {
     const staged = await this.#o.spool.create();
     this.#contentMoving(path);
@@ -2718,6 +2730,7 @@ export class OverlayFileSystem implements FileSystem {
       uid: session.uid,
       gid: session.gid,
       mtimeNs: mtimeNs.toString(),
+      ...(session.atimeNs === undefined ? {} : { atimeNs: session.atimeNs.toString() }),
       size: Number(stats.size),
       ...this.#unseenMark(session.path),
     });
@@ -3263,7 +3276,7 @@ function riakAttr(stat: FileStat, ino: number, defaultUid: number, defaultGid: n
     ino,
     size: stat.size,
     blocks: Math.ceil(stat.size / 512),
-    atime: time,
+    atime: stat.atimeNs === undefined ? time : timespecOf(stat.atimeNs),
     mtime: time,
     ctime: time,
     mode: type | (stat.mode & 0o7777),
@@ -3282,13 +3295,14 @@ function fileAttr(
   uid: number,
   gid: number,
   mtimeNs: bigint,
+  atimeNs?: bigint,
 ): Attr {
   const time = timespecOf(mtimeNs);
   return {
     ino,
     size,
     blocks: Math.ceil(size / 512),
-    atime: time,
+    atime: atimeNs === undefined ? time : timespecOf(atimeNs),
     mtime: time,
     ctime: time,
     mode: S_IFREG | (mode & 0o7777),
@@ -3321,14 +3335,25 @@ function rootStat(mtimeNs: bigint): FileStat {
   };
 }
 
-function attributesOf(located: Located): { mode: number; uid: number; gid: number } {
+function attributesOf(
+  located: Located,
+): { mode: number; uid: number; gid: number; atimeNs?: bigint } {
   switch (located.where) {
-    case "open":
-      return { mode: located.session.mode, uid: located.session.uid, gid: located.session.gid };
-    case "spool":
-      return { mode: located.upload.mode, uid: located.upload.uid, gid: located.upload.gid };
+    case "open": {
+      const { mode, uid, gid, atimeNs } = located.session;
+      return { mode, uid, gid, atimeNs };
+    }
+    case "spool": {
+      const { mode, uid, gid, atimeNs } = located.upload;
+      return { mode, uid, gid, atimeNs: atimeNs === undefined ? undefined : BigInt(atimeNs) };
+    }
     case "riak":
-      return { mode: located.stat.mode, uid: located.stat.uid, gid: located.stat.gid };
+      return {
+        mode: located.stat.mode,
+        uid: located.stat.uid,
+        gid: located.stat.gid,
+        atimeNs: located.stat.atimeNs,
+      };
     case "local":
       if (!located.stats.isFile()) throw fail(Errno.EISDIR, "not a regular file");
       return {
@@ -3433,12 +3458,16 @@ async function readAt(file: SourceFile, offset: number, size: number): Promise<U
 function timesOf(located: Located): { atimeNs: bigint; mtimeNs: bigint } | undefined {
   switch (located.where) {
     case "riak":
-      return { atimeNs: located.stat.mtimeNs, mtimeNs: located.stat.mtimeNs };
+      return {
+        atimeNs: located.stat.atimeNs ?? located.stat.mtimeNs,
+        mtimeNs: located.stat.mtimeNs,
+      };
     case "local":
       return { atimeNs: located.stats.atimeNs, mtimeNs: located.stats.mtimeNs };
     case "spool": {
       const mtimeNs = BigInt(located.upload.mtimeNs);
-      return { atimeNs: mtimeNs, mtimeNs };
+      const { atimeNs } = located.upload;
+      return { atimeNs: atimeNs === undefined ? mtimeNs : BigInt(atimeNs), mtimeNs };
     }
     case "open":
       return undefined;

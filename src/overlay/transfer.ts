@@ -67,6 +67,7 @@ export function stagedFileUploader(
       uid: upload.uid,
       gid: upload.gid,
       mtimeNs: BigInt(upload.mtimeNs),
+      ...(upload.atimeNs === undefined ? {} : { atimeNs: BigInt(upload.atimeNs) }),
       previous,
       parentAttributes: source === undefined ? undefined : sourceDirectoryAttributes({ source }),
     });
@@ -449,6 +450,8 @@ async function mirrorAttributes(options: MirrorOptions, mirror: PendingMirror): 
       uid: set.uid ?? Number(local.uid),
       gid: set.gid ?? Number(local.gid),
       mtimeNs: set.mtimeNs === undefined ? local.mtimeNs : BigInt(set.mtimeNs),
+      // Only one set explicitly: the source's moves with every read of it.
+      ...(set.atimeNs === undefined ? {} : { atimeNs: BigInt(set.atimeNs) }),
     }),
   );
 }

@@ -1052,6 +1052,7 @@ export class Store {
       uid: meta.uid,
       gid: meta.gid,
       mtimeNs: meta.mtimeNs,
+      ...(meta.atimeNs === undefined ? {} : { atimeNs: meta.atimeNs }),
       contentType: object.content.contentType ?? "application/octet-stream",
       location,
       managed: object.managed,
@@ -1786,6 +1787,8 @@ function fileMeta(
     uid: options.uid ?? replaced?.uid ?? 0,
     gid: options.gid ?? replaced?.gid ?? 0,
     mtimeNs: options.mtimeNs ?? nowNs(),
+    // A write moves the mtime, not the access time set before.
+    ...definedOnly({ atimeNs: options.atimeNs ?? replaced?.atimeNs }),
   };
 }
 

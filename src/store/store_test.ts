@@ -609,3 +609,15 @@ Deno.test("setAttributes onlyOver a version leaves a file written since alone", 
     assert.equal((await store.setAttributes("f", { mode: 0o600 }, now)).mode, 0o600);
   });
 });
+
+Deno.test("an access time set explicitly is kept in usermeta, and a later write keeps it", async () => {
+  await withStore(async ({ store }) => {
+    await store.writeFile("seen.txt", Buffer.from("v1"), { mtimeNs: 5_000_000_000n });
+    assert.equal((await store.stat("seen.txt")).atimeNs, undefined, "none until one is set");
+    await store.setAttributes("seen.txt", { atimeNs: 7_000_000_123n });
+    const stat = await store.stat("seen.txt");
+    assert.deepEqual([stat.atimeNs, stat.mtimeNs], [7_000_000_123n, 5_000_000_000n]);
+    await store.writeFile("seen.txt", Buffer.from("v2"), { previous: stat });
+    assert.equal((await store.stat("seen.txt")).atimeNs, 7_000_000_123n, "a write is no access");
+  });
+});

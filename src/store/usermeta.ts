@@ -21,6 +21,8 @@ export const USERMETA = {
   uid: "riakfs-uid",
   gid: "riakfs-gid",
   mtimeNs: "riakfs-mtime-ns",
+  /** Set only once an access time was set explicitly (utimens); else it shows the mtime. */
+  atimeNs: "riakfs-atime-ns",
   sha256: "riakfs-sha256",
   /**
    * Set on a chunked file's old object while it is renamed: hex of the new path (several
@@ -95,6 +97,8 @@ export interface FileAttributes {
   gid: number;
   /** Modification time, nanoseconds since the epoch. */
   mtimeNs: bigint;
+  /** Access time as set explicitly (utimens), nanoseconds; absent: the mtime is shown. */
+  atimeNs?: bigint;
 }
 
 /** Everything usermeta says about the object at a path key. */
@@ -135,6 +139,9 @@ export function encodeUsermeta(meta: ObjectMeta): UsermetaPair[] {
     { key: USERMETA.gid, value: String(meta.gid) },
     { key: USERMETA.mtimeNs, value: meta.mtimeNs.toString() },
     { key: USERMETA.sha256, value: meta.sha256 },
+    ...(meta.atimeNs === undefined
+      ? []
+      : [{ key: USERMETA.atimeNs, value: meta.atimeNs.toString() }]),
   ];
 }
 
@@ -177,6 +184,10 @@ export function decodeUsermeta(pairs: readonly UsermetaPair[]): ObjectMeta | und
   if (!/^-?\d{1,25}$/.test(mtimeText)) {
     throw new UsermetaFormatError(`${USERMETA.mtimeNs} is ${JSON.stringify(mtimeText)}`);
   }
+  const atimeText = map.get(USERMETA.atimeNs);
+  if (atimeText !== undefined && !/^-?\d{1,25}$/.test(atimeText)) {
+    throw new UsermetaFormatError(`${USERMETA.atimeNs} is ${JSON.stringify(atimeText)}`);
+  }
   const sha256 = required(map, USERMETA.sha256);
   if (!/^[0-9a-f]{64}$/.test(sha256)) {
     throw new UsermetaFormatError(`${USERMETA.sha256} is ${JSON.stringify(sha256)}`);
@@ -190,6 +201,7 @@ export function decodeUsermeta(pairs: readonly UsermetaPair[]): ObjectMeta | und
     uid: decimal(required(map, USERMETA.uid), USERMETA.uid),
     gid: decimal(required(map, USERMETA.gid), USERMETA.gid),
     mtimeNs: BigInt(mtimeText),
+    ...(atimeText === undefined ? {} : { atimeNs: BigInt(atimeText) }),
     sha256,
   };
 }
