@@ -89,13 +89,14 @@ export type PrewarmStore =
   & Partial<Pick<Store, "list">>;
 
 /**
- * Riak's copy, read back before a deletion, does not match its own recorded checksums: the
- * local file stays.
+ * Riak's copy, read back before a deletion, is not the local content: damaged (it fails its
+ * own recorded checksums) or other bytes of the same size and mtime. The local file stays,
+ * and is uploaded over that copy.
  */
-class RiakCopyDamaged extends Error {
+class RiakCopyNotLocalContent extends Error {
   constructor(detail: string) {
     super(`not deleted: ${detail}`);
-    this.name = "RiakCopyDamaged";
+    this.name = "RiakCopyNotLocalContent";
   }
 }
 
@@ -844,11 +845,12 @@ class PrewarmRun {
         try {
           await this.#deleteLocal(path, absolute, stats, localSha256, bytes, count);
         } catch (error) {
-          if (!(error instanceof RiakCopyDamaged)) throw error;
-          // Riak's copy, read back, fails its own checksums: damaged there. The local file
-          // (its size and mtime are that copy's) replaces it, and goes once the new copy reads
-          // back right; a drain would otherwise fail on it every night. (An intact copy of
-          // other bytes is left as it is: which one is newer, only --checksum decides.)
+          if (!(error instanceof RiakCopyNotLocalContent)) throw error;
+          // Riak's copy, read back, is damaged there, or holds other bytes with the local
+          // size and mtime (which --checksum would have found). Either way the local file is
+          // what Riak should hold: it is uploaded, only over the version looked at (a newer
+          // one written since stays), and goes once the new copy reads back right; a drain
+          // would otherwise fail on it every night.
           count.undo(found);
           this.#lastNeededUpload = true;
           const job = { path, absolute, stats, identity, bytes, remote, count };
@@ -1070,7 +1072,9 @@ class PrewarmRun {
       return;
     }
     if (outcome.reason === "local-changed") throw new LocalChangedSignal(outcome.detail);
-    if (outcome.reason === "riak-damaged") throw new RiakCopyDamaged(outcome.detail);
+    if (outcome.reason === "riak-damaged" || outcome.reason === "riak-differs") {
+      throw new RiakCopyNotLocalContent(outcome.detail);
+    }
     throw new Error(`not deleted: ${outcome.detail}`);
   }
 
