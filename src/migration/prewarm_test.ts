@@ -213,16 +213,26 @@ Deno.test("prewarm refuses to run while another holds the lock", async () => {
   }
 });
 
+/**
+ * Uploads `file` as "aaaa", then makes it "bbbb" with the same size and mtime: other content
+ * that only a hash of the local file tells apart.
+ */
+async function uploadThenRewriteKeepingSizeAndMtime(
+  file: string,
+  run: { source: string; store: Store; state: StateDirectory },
+): Promise<void> {
+  writeFileSync(file, "aaaa");
+  utimesSync(file, new Date(2_000_000), new Date(2_000_000));
+  assert.equal((await runPrewarm(run)).exitCode, EXIT_COMPLETE);
+  writeFileSync(file, "bbbb");
+  utimesSync(file, new Date(2_000_000), new Date(2_000_000));
+}
+
 Deno.test("a drain finding other bytes in Riak (same size and mtime) uploads the local file, then deletes it", async () => {
   await withSourceAndState(async (source, state) => {
     const file = join(source, "same-size-and-mtime");
     await withStore(async ({ store }) => {
-      writeFileSync(file, "aaaa");
-      utimesSync(file, new Date(2_000_000), new Date(2_000_000));
-      assert.equal((await runPrewarm({ source, store, state })).exitCode, EXIT_COMPLETE);
-      // Same size and mtime, other content: only the local hash, taken for the drain, tells.
-      writeFileSync(file, "bbbb");
-      utimesSync(file, new Date(2_000_000), new Date(2_000_000));
+      await uploadThenRewriteKeepingSizeAndMtime(file, { source, store, state });
       const drain = await runPrewarm({ source, store, state, deleteLocal: true });
       assert.equal(drain.exitCode, EXIT_COMPLETE, JSON.stringify(drain.failures));
       assert.equal(drain.tally.uploaded.files, 1, "uploaded");
@@ -238,11 +248,7 @@ Deno.test("a drain's upload of other bytes is only over the version it read: a n
   await withSourceAndState(async (source, state) => {
     const file = join(source, "f");
     await withStore(async ({ store }) => {
-      writeFileSync(file, "aaaa");
-      utimesSync(file, new Date(2_000_000), new Date(2_000_000));
-      assert.equal((await runPrewarm({ source, store, state })).exitCode, EXIT_COMPLETE);
-      writeFileSync(file, "bbbb");
-      utimesSync(file, new Date(2_000_000), new Date(2_000_000));
+      await uploadThenRewriteKeepingSizeAndMtime(file, { source, store, state });
       // Written through the mount between the drain's look-up and its upload.
       let raced = false;
       const racing = wrappedStore(store, {
