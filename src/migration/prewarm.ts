@@ -350,6 +350,12 @@ class PrewarmRun {
    */
   readonly #passCorrection = emptyTally();
   readonly #gate: ByteGate;
+  /**
+   * Aborted, with a {@link DeferredSignal}, by an interrupt: uploads under way stop before
+   * their next chunk and are left for the next run (with small chunks, the bytes already
+   * read and paced are thousands of puts).
+   */
+  readonly #uploadsStopped = new AbortController();
   readonly #limits: RunLimits;
   readonly #startedAt = Date.now();
   readonly #inFlight = new Set<Promise<void>>();
@@ -385,6 +391,12 @@ class PrewarmRun {
         : new RateLimiter(options.maxBytesPerSecond),
       options.signal,
     );
+    options.signal?.addEventListener(
+      "abort",
+      () => this.#uploadsStopped.abort(new DeferredSignal()),
+      { once: true },
+    );
+    if (options.signal?.aborted) this.#uploadsStopped.abort(new DeferredSignal());
     this.#limits = new RunLimits({
       budgetMs: options.budgetMs,
       maxFiles: options.maxFiles,
@@ -968,6 +980,7 @@ class PrewarmRun {
         // Written through the mount while this uploaded: the older local bytes give way.
         keepNewer: true,
         parentAttributes: this.#localDirectoryAttributes,
+        signal: this.#uploadsStopped.signal,
       },
     );
     let written: FileStat;

@@ -1085,3 +1085,39 @@ Deno.test({
     });
   },
 });
+
+Deno.test("an interrupt stops an upload between its chunks: not recorded as uploaded, the run is partial", async () => {
+  await withSourceAndState(async (source, state) => {
+    // Tiny chunks: the whole file is read in one piece, then sent as 8192 chunk puts.
+    writeFileSync(join(source, "big.bin"), Buffer.alloc(64 * 1024, 3));
+    await withStore(async ({ client, bucket }) => {
+      const interruption = new AbortController();
+      let chunkPuts = 0;
+      const counting = new Store({
+        ...client,
+        put: (location, content, options) => {
+          if (location.bucket.includes("chunk") && ++chunkPuts === 10) interruption.abort();
+          return client.put(location, content, options);
+        },
+      }, { namespace: { bucket, chunkSize: 8 } });
+      const run = await runPrewarm({
+        source,
+        store: counting,
+        state,
+        signal: interruption.signal,
+      });
+      assert.equal(run.outcome, "partial");
+      assert.equal(run.exitCode, EXIT_PARTIAL);
+      assert.equal(run.tally.uploaded.files, 0);
+      assert.equal(run.tally.inRiak.files, 0);
+      assert.ok(chunkPuts < 100, `stopped between chunks, not after ${chunkPuts} of 8192`);
+      assert.equal(await counting.tryStat("big.bin"), undefined);
+      assert.deepEqual(state.loadState().retryHex, [Buffer.from("big.bin").toString("hex")]);
+
+      const next = await runPrewarm({ source, store: counting, state });
+      assert.equal(next.exitCode, EXIT_COMPLETE, JSON.stringify(next.failures));
+      assert.equal(next.tally.uploaded.files, 1);
+      assert.equal((await counting.readFile("big.bin")).length, 64 * 1024);
+    });
+  });
+});
