@@ -127,9 +127,11 @@ export async function prewarmCommand(
 function summary(result: PrewarmResult): string {
   const t = result.tally;
   const elapsed = Date.parse(result.endedAt) - Date.parse(result.startedAt);
-  const outcome = result.outcome === "partial"
-    ? `partial (${stopWording(result.stopReason)}; the next run resumes)`
-    : result.outcome;
+  const outcome = result.outcome !== "partial"
+    ? result.outcome
+    : result.stopReason === undefined && result.busy.length > 0
+    ? `partial (${result.busy.length} files kept changing; the next run retries them)`
+    : `partial (${stopWording(result.stopReason)}; the next run resumes)`;
   const lines = [
     `riakfs prewarm: ${result.dryRun ? "dry run " : ""}${outcome} in ${formatDuration(elapsed)}: ` +
     `${t.seen.files} files checked (${formatBytes(t.seen.bytes)}), ` +

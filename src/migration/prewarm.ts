@@ -104,7 +104,10 @@ class RiakCopyNotLocalContent extends Error {
 export const EXIT_COMPLETE = 0;
 /** Some files failed; they are listed. */
 export const EXIT_FAILED = 1;
-/** The budget (`--time-budget`, `--max-files`) ended the run; the next run resumes. */
+/**
+ * The budget (`--time-budget`, `--max-files`) or an interrupt ended the run, or files kept
+ * changing while they were uploaded (busy); the next run resumes, and retries those first.
+ */
 export const EXIT_PARTIAL = 3;
 /** Another run holds the lock. */
 export const EXIT_LOCKED = 4;
@@ -1281,6 +1284,12 @@ class PrewarmRun {
     const bytes = count.delta.seen?.bytes ?? 0;
     if (error instanceof LocalChangedSignal) {
       // Uploaded and verified, but changed locally meanwhile: kept, and retried next time.
+      // Riak holds the version before the change, not this one: pending until it does (the
+      // bytes moved still count as uploaded).
+      for (const key of ["inRiak", "verified"] as const) {
+        const counted = count.delta[key];
+        if (counted) count.add(key, { files: -counted.files, bytes: -counted.bytes });
+      }
       count.add("busy", { files: 1, bytes });
       this.#noteBusy(path, count);
       return;
@@ -1313,8 +1322,11 @@ class PrewarmRun {
     walkedToEnd: boolean,
   ): Promise<PrewarmResult> {
     const failed = failedEntries(this.#tally) > 0;
-    const outcome = failed ? "failed" : walkedToEnd ? "complete" : "partial";
-    const exitCode = failed ? EXIT_FAILED : walkedToEnd ? EXIT_COMPLETE : EXIT_PARTIAL;
+    // A file that kept changing is not in Riak: "complete" (exit 0) would tell cron the
+    // tree is mirrored, or drained, while it is not.
+    const done = walkedToEnd && this.#busy.length === 0;
+    const outcome = failed ? "failed" : done ? "complete" : "partial";
+    const exitCode = failed ? EXIT_FAILED : done ? EXIT_COMPLETE : EXIT_PARTIAL;
     const endedAt = new Date().toISOString();
     const startedAt = new Date(this.#startedAt).toISOString();
     const result: PrewarmResult = {

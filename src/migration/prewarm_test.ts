@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { execFileSync } from "node:child_process";
 import {
+  appendFileSync,
   chmodSync,
   chownSync,
   existsSync,
@@ -1118,6 +1119,58 @@ Deno.test("an interrupt stops an upload between its chunks: not recorded as uplo
       assert.equal(next.exitCode, EXIT_COMPLETE, JSON.stringify(next.failures));
       assert.equal(next.tally.uploaded.files, 1);
       assert.equal((await counting.readFile("big.bin")).length, 64 * 1024);
+    });
+  });
+});
+
+Deno.test("a file that keeps changing is not done: the run is partial and progress counts it pending", async () => {
+  await withSourceAndState(async (source, state) => {
+    writeFileSync(join(source, "calm"), "calm");
+    writeFileSync(join(source, "log"), "line 1\n");
+    // "calm" is not being written right now: its ctime is past the racy window.
+    await waitOutRacyWindow();
+    await withStore(async ({ store }) => {
+      const changing = wrappedStore(store);
+      changing.writeFile = (path, content, options) =>
+        Buffer.from(path as Uint8Array).toString() === "log"
+          ? Promise.reject(new FileChangedError("log"))
+          : store.writeFile(path, content, options);
+      for (const run of [1, 2]) {
+        const result = await runPrewarm({ source, store: changing, state, changeRetries: 1 });
+        assert.deepEqual(result.busy, ["/log"], `run ${run}`);
+        assert.equal(result.outcome, "partial", `run ${run}`);
+        assert.equal(result.exitCode, EXIT_PARTIAL, `run ${run}`);
+        const progress = progressFromState(state);
+        assert.deepEqual(progress.pending, { files: 1, bytes: 7 }, `run ${run}`);
+        assert.deepEqual(progress.inRiak, { files: 1, bytes: 4 }, `run ${run}`);
+        assert.notEqual(progress.etaDays, 0, `run ${run}: not done`);
+        assert.equal(state.readHistory().at(-1)?.outcome, "partial");
+      }
+    });
+  });
+});
+
+Deno.test("a drained file changed after its upload is not done either: partial, and pending", async () => {
+  await withSourceAndState(async (source, state) => {
+    const log = join(source, "log");
+    writeFileSync(log, "line 1\n");
+    await waitOutRacyWindow();
+    await withStore(async ({ store }) => {
+      // Appended to between its upload and its deletion, every time.
+      const appending = wrappedStore(store, {
+        writeFile: async (path, content, options) => {
+          const written = await store.writeFile(path, content, options);
+          appendFileSync(log, "one more line\n");
+          return written;
+        },
+      });
+      const drain = await runPrewarm({ source, store: appending, state, deleteLocal: true });
+      assert.deepEqual(drain.busy, ["/log"]);
+      assert.equal(drain.exitCode, EXIT_PARTIAL);
+      assert.equal(drain.tally.uploaded.files, 1, "its bytes moved");
+      assert.equal(drain.tally.inRiak.files, 0, "its local version is not in Riak");
+      assert.equal(existsSync(log), true);
+      assert.equal(progressFromState(state).pending.files, 1);
     });
   });
 });
