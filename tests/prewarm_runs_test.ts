@@ -577,3 +577,28 @@ Deno.test("prewarm: a file that keeps changing ends the run partial (exit 3), an
     }
   });
 });
+
+Deno.test("prewarm: other --include/--exclude than the pass in progress start a new pass, said in one line", async () => {
+  await withMigration(async ({ source, store, flags }) => {
+    for (const name of ["a.tmp", "b.txt", "c.txt"]) writeFileSync(join(source, name), name);
+    const first = await runRiakfs([
+      "prewarm",
+      source,
+      "--exclude",
+      "*.tmp",
+      "--max-files",
+      "1",
+      ...flags,
+    ]);
+    assert.equal(first.code, 3, first.stderr + first.stdout);
+    const all = await runRiakfs(["prewarm", source, ...flags]);
+    assert.equal(all.code, 0, all.stderr + all.stdout);
+    assert.match(
+      all.stdout,
+      /^the pass in progress was walked with other globs \(--include \[\] --exclude \["\*\.tmp"\], now --include \[\] --exclude \[\]\); starting a new pass$/m,
+    );
+    assert.ok(await store.tryStat("a.tmp"), "the file the old globs skipped is uploaded");
+    const progress = await runRiakfs(["progress", source, "--json", ...flags]);
+    assert.deepEqual(JSON.parse(progress.stdout).total, { files: 3, bytes: 15 });
+  });
+});

@@ -50,6 +50,13 @@ export async function prewarmCommand(
         lines.write(`would create directory ${event.path}\n`);
       } else if (event.kind === "relisted") {
         lines.write(`in Riak without its directory entry, entry added: ${event.path}\n`);
+      } else if (event.kind === "globs-changed") {
+        const shown = (globs: { include: string[]; exclude: string[] }) =>
+          `--include ${JSON.stringify(globs.include)} --exclude ${JSON.stringify(globs.exclude)}`;
+        lines.write(
+          `the pass in progress was walked with other globs (${shown(event.before)}, now ` +
+            `${shown(event.now)}); starting a new pass\n`,
+        );
       } else if (event.kind === "unfinished-run") {
         lines.write(
           `the last run (started ${event.startedAt}, last seen ${event.lastSeen}) did not ` +

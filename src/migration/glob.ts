@@ -26,6 +26,18 @@ export class PathFilter {
     this.#exclude = exclude;
   }
 
+  /** The globs, as given (recorded with a pass's cursor). */
+  get globs(): { include: string[]; exclude: string[] } {
+    return { include: [...this.#include], exclude: [...this.#exclude] };
+  }
+
+  /** Whether `other` selects the same (the same globs, in any order). */
+  sameGlobs(other: { include: readonly string[]; exclude: readonly string[] }): boolean {
+    const same = (a: readonly string[], b: readonly string[]) =>
+      a.length === b.length && [...a].sort().every((glob, i) => glob === [...b].sort()[i]);
+    return same(this.#include, other.include) && same(this.#exclude, other.exclude);
+  }
+
   /** True when nothing is filtered out. */
   get isEmpty(): boolean {
     return this.#include.length === 0 && this.#exclude.length === 0;

@@ -41,7 +41,7 @@ import {
   lstatIfExists,
   storedAttributes,
 } from "./file_identity.ts";
-import type { PathFilter } from "./glob.ts";
+import { PathFilter } from "./glob.ts";
 import { RunLimits, type StopReason } from "./limits.ts";
 import { acquireLock } from "../util/lock.ts";
 import {
@@ -57,6 +57,7 @@ import {
   addDelta,
   addTally,
   emptyTally,
+  type Globs,
   type MigrationState,
   type PassTally,
   pathFromHex,
@@ -235,6 +236,11 @@ export type PrewarmEvent =
    * below it is uploaded or deleted; it stays, even in a drain.
    */
   | { kind: "mount-point"; path: string }
+  /**
+   * The pass in progress was walked with other `--include`/`--exclude` globs: this run
+   * starts a new pass instead of resuming it.
+   */
+  | { kind: "globs-changed"; before: Globs; now: Globs }
   /**
    * The run before this one never ended (killed, crashed, its host went down); it is now in
    * the history as "unfinished". `lastSeen`: when it last saved its tallies.
@@ -425,6 +431,7 @@ class PrewarmRun {
 
   async run(): Promise<PrewarmResult> {
     const dryRun = this.#o.dryRun === true;
+    if (!dryRun) this.#newPassIfGlobsChanged();
     const resumeFrom = !dryRun && this.#state.cursorHex
       ? pathFromHex(this.#state.cursorHex)
       : undefined;
@@ -463,6 +470,20 @@ class PrewarmRun {
       this.#ended.abort();
       await counting;
     }
+  }
+
+  /**
+   * Drops the pass in progress when its runs walked with other globs: the files this run's
+   * globs select and theirs did not lie behind the cursor, and resuming would call the pass
+   * complete without them. Its retry list stays; the walk of the new pass takes it.
+   */
+  #newPassIfGlobsChanged(): void {
+    const recorded = this.#state.cursorGlobs;
+    const filter = this.#o.filter ?? new PathFilter();
+    if (this.#state.cursorHex === undefined || !recorded || filter.sameGlobs(recorded)) return;
+    delete this.#state.cursorHex;
+    delete this.#state.currentPass;
+    this.#o.onEvent?.({ kind: "globs-changed", before: recorded, now: filter.globs });
   }
 
   /**
@@ -1362,9 +1383,11 @@ class PrewarmRun {
       state.lastCompletePass = { ...pass, endedAt };
       delete state.currentPass;
       delete state.cursorHex;
+      delete state.cursorGlobs;
     } else {
       state.currentPass = pass;
       state.cursorHex = this.#walk.cursor ? pathToHex(this.#walk.cursor) : undefined;
+      state.cursorGlobs = (this.#o.filter ?? new PathFilter()).globs;
     }
     state.retryHex = retries.first;
     state.retryMoreFile = retries.moreFile;

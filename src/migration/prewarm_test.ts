@@ -1174,3 +1174,54 @@ Deno.test("a drained file changed after its upload is not done either: partial, 
     });
   });
 });
+
+Deno.test("other globs than the pass in progress was walked with start a new pass, which goes back for what they select", async () => {
+  await withSourceAndState(async (source, state) => {
+    for (const name of ["a.tmp", "b.txt", "c.txt", "d.txt"]) {
+      writeFileSync(join(source, name), name);
+    }
+    await waitOutRacyWindow();
+    await withStore(async ({ store }) => {
+      const excluding = new PathFilter([], ["*.tmp"]);
+      const first = await runPrewarm({
+        source,
+        store,
+        state,
+        filter: excluding,
+        maxFiles: 2,
+        concurrency: 1,
+      });
+      assert.equal(first.exitCode, EXIT_PARTIAL);
+      assert.equal(await store.tryStat("a.tmp"), undefined);
+      // The same globs, in another order too, resume the pass.
+      const events: PrewarmEvent[] = [];
+      const same = await runPrewarm({
+        source,
+        store,
+        state,
+        filter: new PathFilter([], ["*.tmp"]),
+        maxFiles: 0,
+        onEvent: (event) => events.push(event),
+      });
+      assert.equal(same.exitCode, EXIT_PARTIAL);
+      assert.equal(events.length, 0, JSON.stringify(events));
+
+      const everything = await runPrewarm({
+        source,
+        store,
+        state,
+        onEvent: (event) => events.push(event),
+      });
+      assert.deepEqual(events, [{
+        kind: "globs-changed",
+        before: { include: [], exclude: ["*.tmp"] },
+        now: { include: [], exclude: [] },
+      }]);
+      assert.equal(everything.exitCode, EXIT_COMPLETE, JSON.stringify(everything.failures));
+      assert.ok(await store.tryStat("a.tmp"), "the file the old globs skipped is uploaded");
+      const pass = state.loadState().lastCompletePass!.tally;
+      assert.deepEqual([pass.seen.files, pass.inRiak.files], [4, 4]);
+      assert.equal(progressFromState(state).pending.files, 0);
+    });
+  });
+});
