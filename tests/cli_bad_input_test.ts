@@ -178,6 +178,14 @@ Deno.test("numbers are decimal digits: an empty, blank, hex or exponent value is
         { RIAKFS_CHUNK_SIZE: " 1024" },
         /RIAKFS_CHUNK_SIZE \(--chunk-size\) .*" 1024"/,
       ],
+      // A put per chunk: --chunk-size 1 made a 1 MB file take minutes, and each command agrees.
+      [["ls", "--chunk-size", "1"], {}, /--chunk-size must be at least 4096, got 1/],
+      [[...prewarm, "--chunk-size", "64"], {}, /--chunk-size must be at least 4096, got 64/],
+      [
+        ["cat", "x"],
+        { RIAKFS_CHUNK_SIZE: "8" },
+        /RIAKFS_CHUNK_SIZE \(--chunk-size\) must be at least 4096/,
+      ],
       [["status", mountpoint, "--timeout", ""], {}, /--timeout .*got ""/],
       [["umount", mountpoint, "--drain-timeout", ""], {}, /^riakfs: --drain-timeout .*got ""/],
       [[...mount, "--request-timeout", " 5", source, mountpoint], {}, /--request-timeout .*" 5"/],

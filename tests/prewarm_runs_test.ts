@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
@@ -176,8 +176,9 @@ Deno.test("prewarm: a file rewritten during its upload is never stored torn", as
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       const result = await running.done;
-      assert.equal(result.code, 0, result.stderr + result.stdout);
       const summary = JSON.parse(result.stdout);
+      // Never stored, it is not done: the run is partial then.
+      assert.equal(result.code, summary.busy.length > 0 ? 3 : 0, result.stderr + result.stdout);
       const stored = await store.tryStat("hot.bin");
       if (stored) {
         const content = await hashStoredFile(store, Buffer.from("hot.bin"));
@@ -541,4 +542,63 @@ Deno.test({
       }
     });
   },
+});
+
+Deno.test("prewarm: a file that keeps changing ends the run partial (exit 3), and progress counts it pending", async () => {
+  await withMigration(async ({ source, flags }) => {
+    writeFileSync(join(source, "calm.txt"), "calm");
+    const log = join(source, "log");
+    writeFileSync(log, "");
+    // Appends without pause while the runs go on: no read of it ever sees one version.
+    const writer = spawn("sh", ["-c", 'while :; do echo line >> "$1"; done', "sh", log], {
+      stdio: "ignore",
+    });
+    try {
+      for (const run of [1, 2]) {
+        const result = await runRiakfs(["prewarm", source, ...flags]);
+        assert.equal(result.code, 3, `run ${run}: ${result.stdout}${result.stderr}`);
+        assert.match(
+          result.stdout,
+          /^riakfs prewarm: partial \(1 files kept changing; the next run retries them\)/m,
+        );
+        assert.match(
+          result.stdout,
+          /^skipped \(changed while being uploaded; the next run retries\): \/log$/m,
+        );
+        const progress = await runRiakfs(["progress", source, "--json", ...flags]);
+        const report = JSON.parse(progress.stdout);
+        assert.equal(report.pending.files, 1, `run ${run}: ${progress.stdout}`);
+        assert.equal(report.inRiak.files, 1, `run ${run}: ${progress.stdout}`);
+        assert.notEqual(report.etaDays, 0, `run ${run}: not done`);
+        assert.equal(report.lastRun.outcome, "partial");
+      }
+    } finally {
+      writer.kill();
+    }
+  });
+});
+
+Deno.test("prewarm: other --include/--exclude than the pass in progress start a new pass, said in one line", async () => {
+  await withMigration(async ({ source, store, flags }) => {
+    for (const name of ["a.tmp", "b.txt", "c.txt"]) writeFileSync(join(source, name), name);
+    const first = await runRiakfs([
+      "prewarm",
+      source,
+      "--exclude",
+      "*.tmp",
+      "--max-files",
+      "1",
+      ...flags,
+    ]);
+    assert.equal(first.code, 3, first.stderr + first.stdout);
+    const all = await runRiakfs(["prewarm", source, ...flags]);
+    assert.equal(all.code, 0, all.stderr + all.stdout);
+    assert.match(
+      all.stdout,
+      /^the pass in progress was walked with other globs \(--include \[\] --exclude \["\*\.tmp"\], now --include \[\] --exclude \[\]\); starting a new pass$/m,
+    );
+    assert.ok(await store.tryStat("a.tmp"), "the file the old globs skipped is uploaded");
+    const progress = await runRiakfs(["progress", source, "--json", ...flags]);
+    assert.deepEqual(JSON.parse(progress.stdout).total, { files: 3, bytes: 15 });
+  });
 });

@@ -139,3 +139,23 @@ Deno.test("prewarm: 10,000 files in two budget-limited runs, then verify and pro
     assert.match(sample.stdout, /^riakfs verify: 20 files /m);
   });
 });
+
+Deno.test("prewarm --exclude 'dir/' leaves that directory and everything below it out", async () => {
+  await withMigration(async ({ source, store, flags }) => {
+    mkdirSync(join(source, "cache/deep"), { recursive: true });
+    mkdirSync(join(source, "home/cache"), { recursive: true });
+    writeFileSync(join(source, "cache/a.txt"), "a");
+    writeFileSync(join(source, "cache/deep/b.txt"), "b");
+    writeFileSync(join(source, "home/cache/c.txt"), "c");
+    writeFileSync(join(source, "kept.txt"), "kept");
+    const run = await runRiakfs(["prewarm", source, "--exclude", "cache/", "--json", ...flags]);
+    assert.equal(run.code, 0, run.stderr + run.stdout);
+    assert.deepEqual(JSON.parse(run.stdout).tally.uploaded.files, 1);
+    assert.ok(await store.tryStat("kept.txt"));
+    assert.equal(await store.tryStat("cache"), undefined);
+    assert.equal(await store.tryStat("home/cache"), undefined);
+    const verify = await runRiakfs(["verify", source, "--exclude", "cache/", ...flags]);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.match(verify.stdout, /1 files .* 1 identical, 0 differ$/m);
+  });
+});

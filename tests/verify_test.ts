@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chunkKey } from "../src/store/manifest.ts";
 import { withMigration } from "./_migration.ts";
@@ -172,5 +173,36 @@ Deno.test("verify: a FIFO is named and counted, never opened, and leaves the res
     assert.equal(named.code, 0, named.stdout + named.stderr);
     const summary = JSON.parse(named.stdout);
     assert.deepEqual([summary.checked, summary.special, summary.ok], [0, 1, true]);
+  });
+});
+
+Deno.test("verify: a PATH through a symlinked directory is refused, never read out of SOURCE", async () => {
+  await withMigration(async ({ source, flags }) => {
+    const outside = mkdtempSync(join(tmpdir(), "riakfs-e2e-outside-"));
+    try {
+      writeFileSync(join(outside, "secret"), "not the source's");
+      symlinkSync(outside, join(source, "outlink"));
+      mkdirSync(join(source, "a"));
+      symlinkSync("..", join(source, "a/up"));
+      writeFileSync(join(source, "inside"), "inside");
+      for (const [path, link] of [["outlink/secret", "outlink"], ["a/up/inside", "a/up"]]) {
+        const run = await runRiakfs(["verify", source, path, ...flags]);
+        assert.equal(run.code, 2, run.stdout + run.stderr);
+        assert.equal(run.stdout, "");
+        assert.match(
+          run.stderr,
+          new RegExp(
+            `^riakfs: ${path}: /${link} is a symlink; PATHs are not followed through symlinks ` +
+              `\\(run 'riakfs verify --help' for usage\\)\\n$`,
+          ),
+        );
+      }
+      // The link itself is compared as the link it is, as the walk does.
+      const link = await runRiakfs(["verify", source, "outlink", ...flags]);
+      assert.equal(link.code, 1, link.stdout + link.stderr);
+      assert.match(link.stdout, /^missing: \/outlink: not in Riak$/m);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 });

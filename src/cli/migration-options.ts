@@ -19,7 +19,7 @@ export function addMigrationOptions(command: Command): Command {
     .option("--include <glob>", "only files matching (repeatable)", collect, [] as string[])
     .option(
       "--exclude <glob>",
-      "skip files and directories matching (repeatable)",
+      "skip files and directories matching (repeatable; dir/ skips a directory and all below it)",
       collect,
       [] as string[],
     );

@@ -1,8 +1,8 @@
 /**
  * `riakfs prewarm SOURCE`: the cron job that copies into Riak every file applications have
  * not touched yet, through the same store code as the mount. Exit codes: 0 complete, 1 some
- * files failed (listed), 2 usage error, 3 partial (budget reached; the next run resumes),
- * 4 another run holds the lock.
+ * files failed (listed), 2 usage error, 3 partial (budget reached, interrupted, or files that
+ * kept changing; the next run resumes), 4 another run holds the lock.
  *
  * @module
  */
@@ -47,7 +47,8 @@ export function installPrewarm(program: Command): void {
   command.addHelpText(
     "after",
     "\nExit codes: 0 complete, 1 some files failed (listed), 2 usage error,\n" +
-      "3 partial (budget reached or interrupted; the next run resumes), 4 another run holds the lock.",
+      "3 partial (budget reached, interrupted, or files kept changing; the next run resumes),\n" +
+      "4 another run holds the lock.",
   );
   addRiakOptions(command).action(async (sourceArg: string, opts: Record<string, unknown>) => {
     const { prewarmCommand } = await import("./prewarm_action.ts");

@@ -50,6 +50,13 @@ export async function prewarmCommand(
         lines.write(`would create directory ${event.path}\n`);
       } else if (event.kind === "relisted") {
         lines.write(`in Riak without its directory entry, entry added: ${event.path}\n`);
+      } else if (event.kind === "globs-changed") {
+        const shown = (globs: { include: string[]; exclude: string[] }) =>
+          `--include ${JSON.stringify(globs.include)} --exclude ${JSON.stringify(globs.exclude)}`;
+        lines.write(
+          `the pass in progress was walked with other globs (${shown(event.before)}, now ` +
+            `${shown(event.now)}); starting a new pass\n`,
+        );
       } else if (event.kind === "unfinished-run") {
         lines.write(
           `the last run (started ${event.startedAt}, last seen ${event.lastSeen}) did not ` +
@@ -127,9 +134,11 @@ export async function prewarmCommand(
 function summary(result: PrewarmResult): string {
   const t = result.tally;
   const elapsed = Date.parse(result.endedAt) - Date.parse(result.startedAt);
-  const outcome = result.outcome === "partial"
-    ? `partial (${stopWording(result.stopReason)}; the next run resumes)`
-    : result.outcome;
+  const outcome = result.outcome !== "partial"
+    ? result.outcome
+    : result.stopReason === undefined && result.busy.length > 0
+    ? `partial (${result.busy.length} files kept changing; the next run retries them)`
+    : `partial (${stopWording(result.stopReason)}; the next run resumes)`;
   const lines = [
     `riakfs prewarm: ${result.dryRun ? "dry run " : ""}${outcome} in ${formatDuration(elapsed)}: ` +
     `${t.seen.files} files checked (${formatBytes(t.seen.bytes)}), ` +

@@ -85,7 +85,7 @@ export function addRiakOptions(command: Command, omit: readonly string[] = []): 
   option("--layout <preset>", "layout preset: default or riak-fuse");
   option(
     "--chunk-size <bytes>",
-    "chunk size of large files (default 1048576)",
+    "chunk size of large files, 4096 bytes to 50 MiB (default 1048576)",
   );
   return command;
 }

@@ -124,6 +124,8 @@ Deno.test("bad values are configuration errors naming the setting", () => {
   assert.throws(() => parse(["--layout", "s3"]), /--layout/);
   assert.throws(() => parse(["--chunk-size", "-1"]), /--chunk-size/);
   assert.throws(() => parse(["--chunk-size", "60000000"]), /--chunk-size must be at most/);
+  assert.throws(() => parse(["--chunk-size", "1"]), /--chunk-size must be at least 4096, got 1/);
+  assert.equal(parse(["--chunk-size", "4096"]).namespace.chunkSize, 4096);
   assert.throws(() => parse(["--config", "/nonexistent/riakfs.json"]), /--config/);
   assert.throws(() => parse(["--bucket", ""]), /--bucket must not be empty/);
   assert.throws(() => parse(["--password-file", "/etc/hostname"]), /--password-file needs --user/);

@@ -204,11 +204,9 @@ export function riakSettingsFromOptions(
       setsBucketType: raw.setsBucketType ?? config.setsBucketType,
       preset: layout,
       riakFuse: config.riakFuse,
-      chunkSize: chunkSize === undefined ? undefined : positiveInteger(
-        chunkSize,
-        named("--chunk-size", raw.chunkSize),
-        RIAK_OBJECT_SIZE_MAXIMUM,
-      ),
+      chunkSize: chunkSize === undefined
+        ? undefined
+        : chunkSizeOf(chunkSize, named("--chunk-size", raw.chunkSize)),
       chunkBucket: config.chunkBucket,
       directoryBucket: config.directoryBucket,
       shardCapacity: config.shardCapacity === undefined
@@ -491,6 +489,21 @@ function switchFromEnv(name: string): boolean | undefined {
  * every put, so such a `--chunk-size` is refused before any.
  */
 const RIAK_OBJECT_SIZE_MAXIMUM = 50 * 1024 * 1024;
+
+/**
+ * The smallest chunk size taken: each chunk costs a put and a round trip, so `--chunk-size 1`
+ * made a 1 MB file a million puts (minutes, and nothing stops between them but an interrupt).
+ */
+const MIN_CHUNK_SIZE = 4096;
+
+/** A chunk size between {@link MIN_CHUNK_SIZE} and {@link RIAK_OBJECT_SIZE_MAXIMUM}. */
+function chunkSizeOf(value: string | number, flag: string): number {
+  const size = positiveInteger(value, flag, RIAK_OBJECT_SIZE_MAXIMUM);
+  if (size < MIN_CHUNK_SIZE) {
+    throw new RiakConfigError(`${flag} must be at least ${MIN_CHUNK_SIZE}, got ${size}`);
+  }
+  return size;
+}
 
 /** A shard fanout: each level must have more shards than the one before. */
 function shardFanout(value: number, flag: string): number {

@@ -6,7 +6,7 @@
 import { isAbsolute, relative, resolve } from "node:path";
 import type { Command } from "commander";
 import { acquireLock } from "../util/lock.ts";
-import { verifyTree } from "../migration/verify.ts";
+import { symlinkOnTheWay, verifyTree } from "../migration/verify.ts";
 import { formatBytes } from "../migration/progress_reporter.ts";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
 import { runWithStore } from "./riak-session.ts";
@@ -40,6 +40,16 @@ export async function verifyCommand(
     } catch (error) {
       if (!(error instanceof InvalidPathError)) throw error;
       command.error(`riakfs: ${error.message} (PATHs are relative to SOURCE)`, { exitCode: 2 });
+    }
+    // The walk never follows a symlink; a PATH through one could name any file on the host.
+    const link = await symlinkOnTheWay(source, path);
+    if (link !== undefined) {
+      command.error(
+        `riakfs: ${
+          displayBytes(path)
+        }: /${link} is a symlink; PATHs are not followed through symlinks`,
+        { exitCode: 2 },
+      );
     }
   }
   return await runWithStore(command, opts, async (store, out) => {

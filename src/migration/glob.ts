@@ -3,7 +3,9 @@
  *
  * A pattern without `/` matches a name at any depth (`*.tmp`, `.cache`); a pattern with
  * `/` matches the whole relative path (`logs/**\/*.gz`), the way rsync and .gitignore
- * users expect. Matching itself is node:path `matchesGlob` (Node 22+, Deno 2).
+ * users expect. A pattern ending in `/` (`cache/`, `logs/old/`) matches a directory and
+ * everything below it, as in rsync and .gitignore (otherwise nothing matched it: no relative
+ * path ends in `/`). Matching itself is node:path `matchesGlob` (Node 22+, Deno 2).
  *
  * @module
  */
@@ -24,6 +26,18 @@ export class PathFilter {
     this.#exclude = exclude;
   }
 
+  /** The globs, as given (recorded with a pass's cursor). */
+  get globs(): { include: string[]; exclude: string[] } {
+    return { include: [...this.#include], exclude: [...this.#exclude] };
+  }
+
+  /** Whether `other` selects the same (the same globs, in any order). */
+  sameGlobs(other: { include: readonly string[]; exclude: readonly string[] }): boolean {
+    const same = (a: readonly string[], b: readonly string[]) =>
+      a.length === b.length && [...a].sort().every((glob, i) => glob === [...b].sort()[i]);
+    return same(this.#include, other.include) && same(this.#exclude, other.exclude);
+  }
+
   /** True when nothing is filtered out. */
   get isEmpty(): boolean {
     return this.#include.length === 0 && this.#exclude.length === 0;
@@ -34,19 +48,33 @@ export class PathFilter {
    * include such as `logs/**\/*.gz` needs the walk to reach the files below.
    */
   walksInto(relativePath: Uint8Array): boolean {
-    return !this.#exclude.some((pattern) => matches(relativePath, pattern));
+    return !this.#exclude.some((pattern) => matches(relativePath, pattern, "directory"));
   }
 
   /** True when a file takes part: matches an include (if any) and no exclude. */
   selects(relativePath: Uint8Array): boolean {
-    if (this.#exclude.some((pattern) => matches(relativePath, pattern))) return false;
+    if (this.#exclude.some((pattern) => matches(relativePath, pattern, "file"))) return false;
     return this.#include.length === 0 ||
-      this.#include.some((pattern) => matches(relativePath, pattern));
+      this.#include.some((pattern) => matches(relativePath, pattern, "file"));
   }
 }
 
-function matches(relativePath: Uint8Array, pattern: string): boolean {
+function matches(relativePath: Uint8Array, pattern: string, kind: "file" | "directory"): boolean {
   const text = Buffer.from(relativePath).toString("utf8");
+  if (!pattern.endsWith("/")) return matchesEntry(text, pattern);
+  // A directory pattern: the path is that directory (a file of the name is not), or lies
+  // below one (a file named in a retry list, or a PATH given to verify, is not walked to).
+  const directory = pattern.replace(/\/+$/, "");
+  const names = text.split("/");
+  const last = kind === "directory" ? names.length : names.length - 1;
+  for (let depth = 1; depth <= last; depth++) {
+    if (matchesEntry(names.slice(0, depth).join("/"), directory)) return true;
+  }
+  return false;
+}
+
+/** Whether the entry at `text` matches `pattern` (one with no trailing `/`). */
+function matchesEntry(text: string, pattern: string): boolean {
   if (pattern.includes("/")) return matchesGlob(text, pattern.replace(/^\/+/, ""));
   const slash = text.lastIndexOf("/");
   return matchesGlob(slash < 0 ? text : text.slice(slash + 1), pattern);

@@ -25,3 +25,19 @@ Deno.test("exclude wins over include; no globs selects everything", () => {
   assert.equal(new PathFilter().isEmpty, true);
   assert.throws(() => new PathFilter([""]), RangeError);
 });
+
+Deno.test("a glob ending in a slash matches that directory and everything below it", () => {
+  const filter = new PathFilter([], ["cache/", "logs/old/"]);
+  assert.equal(filter.walksInto(p("cache")), false);
+  assert.equal(filter.walksInto(p("home/cache")), false, "a name at any depth, without another /");
+  assert.equal(filter.selects(p("cache/a.txt")), false);
+  assert.equal(filter.selects(p("home/cache/deep/a.txt")), false);
+  assert.equal(filter.selects(p("cache")), true, "a file of the name is no directory");
+  assert.equal(filter.walksInto(p("logs/old")), false);
+  assert.equal(filter.selects(p("logs/old/a.gz")), false);
+  assert.equal(filter.walksInto(p("x/logs/old")), true, "one with a / inside is anchored");
+  assert.equal(filter.selects(p("logs/older/a.gz")), true);
+  const included = new PathFilter(["keep/"]);
+  assert.equal(included.selects(p("keep/a.txt")), true);
+  assert.equal(included.selects(p("other/a.txt")), false);
+});

@@ -41,7 +41,7 @@ import {
   lstatIfExists,
   storedAttributes,
 } from "./file_identity.ts";
-import type { PathFilter } from "./glob.ts";
+import { PathFilter } from "./glob.ts";
 import { RunLimits, type StopReason } from "./limits.ts";
 import { acquireLock } from "../util/lock.ts";
 import {
@@ -57,6 +57,7 @@ import {
   addDelta,
   addTally,
   emptyTally,
+  type Globs,
   type MigrationState,
   type PassTally,
   pathFromHex,
@@ -89,13 +90,14 @@ export type PrewarmStore =
   & Partial<Pick<Store, "list">>;
 
 /**
- * Riak's copy, read back before a deletion, does not match its own recorded checksums: the
- * local file stays.
+ * Riak's copy, read back before a deletion, is not the local content: damaged (it fails its
+ * own recorded checksums) or other bytes of the same size and mtime. The local file stays,
+ * and is uploaded over that copy.
  */
-class RiakCopyDamaged extends Error {
+class RiakCopyNotLocalContent extends Error {
   constructor(detail: string) {
     super(`not deleted: ${detail}`);
-    this.name = "RiakCopyDamaged";
+    this.name = "RiakCopyNotLocalContent";
   }
 }
 
@@ -103,7 +105,10 @@ class RiakCopyDamaged extends Error {
 export const EXIT_COMPLETE = 0;
 /** Some files failed; they are listed. */
 export const EXIT_FAILED = 1;
-/** The budget (`--time-budget`, `--max-files`) ended the run; the next run resumes. */
+/**
+ * The budget (`--time-budget`, `--max-files`) or an interrupt ended the run, or files kept
+ * changing while they were uploaded (busy); the next run resumes, and retries those first.
+ */
 export const EXIT_PARTIAL = 3;
 /** Another run holds the lock. */
 export const EXIT_LOCKED = 4;
@@ -232,6 +237,11 @@ export type PrewarmEvent =
    */
   | { kind: "mount-point"; path: string }
   /**
+   * The pass in progress was walked with other `--include`/`--exclude` globs: this run
+   * starts a new pass instead of resuming it.
+   */
+  | { kind: "globs-changed"; before: Globs; now: Globs }
+  /**
    * The run before this one never ended (killed, crashed, its host went down); it is now in
    * the history as "unfinished". `lastSeen`: when it last saved its tallies.
    */
@@ -349,6 +359,12 @@ class PrewarmRun {
    */
   readonly #passCorrection = emptyTally();
   readonly #gate: ByteGate;
+  /**
+   * Aborted, with a {@link DeferredSignal}, by an interrupt: uploads under way stop before
+   * their next chunk and are left for the next run (with small chunks, the bytes already
+   * read and paced are thousands of puts).
+   */
+  readonly #uploadsStopped = new AbortController();
   readonly #limits: RunLimits;
   readonly #startedAt = Date.now();
   readonly #inFlight = new Set<Promise<void>>();
@@ -384,6 +400,12 @@ class PrewarmRun {
         : new RateLimiter(options.maxBytesPerSecond),
       options.signal,
     );
+    options.signal?.addEventListener(
+      "abort",
+      () => this.#uploadsStopped.abort(new DeferredSignal()),
+      { once: true },
+    );
+    if (options.signal?.aborted) this.#uploadsStopped.abort(new DeferredSignal());
     this.#limits = new RunLimits({
       budgetMs: options.budgetMs,
       maxFiles: options.maxFiles,
@@ -409,6 +431,7 @@ class PrewarmRun {
 
   async run(): Promise<PrewarmResult> {
     const dryRun = this.#o.dryRun === true;
+    if (!dryRun) this.#newPassIfGlobsChanged();
     const resumeFrom = !dryRun && this.#state.cursorHex
       ? pathFromHex(this.#state.cursorHex)
       : undefined;
@@ -447,6 +470,20 @@ class PrewarmRun {
       this.#ended.abort();
       await counting;
     }
+  }
+
+  /**
+   * Drops the pass in progress when its runs walked with other globs: the files this run's
+   * globs select and theirs did not lie behind the cursor, and resuming would call the pass
+   * complete without them. Its retry list stays; the walk of the new pass takes it.
+   */
+  #newPassIfGlobsChanged(): void {
+    const recorded = this.#state.cursorGlobs;
+    const filter = this.#o.filter ?? new PathFilter();
+    if (this.#state.cursorHex === undefined || !recorded || filter.sameGlobs(recorded)) return;
+    delete this.#state.cursorHex;
+    delete this.#state.currentPass;
+    this.#o.onEvent?.({ kind: "globs-changed", before: recorded, now: filter.globs });
   }
 
   /**
@@ -844,11 +881,12 @@ class PrewarmRun {
         try {
           await this.#deleteLocal(path, absolute, stats, localSha256, bytes, count);
         } catch (error) {
-          if (!(error instanceof RiakCopyDamaged)) throw error;
-          // Riak's copy, read back, fails its own checksums: damaged there. The local file
-          // (its size and mtime are that copy's) replaces it, and goes once the new copy reads
-          // back right; a drain would otherwise fail on it every night. (An intact copy of
-          // other bytes is left as it is: which one is newer, only --checksum decides.)
+          if (!(error instanceof RiakCopyNotLocalContent)) throw error;
+          // Riak's copy, read back, is damaged there, or holds other bytes with the local
+          // size and mtime (which --checksum would have found). Either way the local file is
+          // what Riak should hold: it is uploaded, only over the version looked at (a newer
+          // one written since stays), and goes once the new copy reads back right; a drain
+          // would otherwise fail on it every night.
           count.undo(found);
           this.#lastNeededUpload = true;
           const job = { path, absolute, stats, identity, bytes, remote, count };
@@ -966,6 +1004,7 @@ class PrewarmRun {
         // Written through the mount while this uploaded: the older local bytes give way.
         keepNewer: true,
         parentAttributes: this.#localDirectoryAttributes,
+        signal: this.#uploadsStopped.signal,
       },
     );
     let written: FileStat;
@@ -1070,7 +1109,9 @@ class PrewarmRun {
       return;
     }
     if (outcome.reason === "local-changed") throw new LocalChangedSignal(outcome.detail);
-    if (outcome.reason === "riak-damaged") throw new RiakCopyDamaged(outcome.detail);
+    if (outcome.reason === "riak-damaged" || outcome.reason === "riak-differs") {
+      throw new RiakCopyNotLocalContent(outcome.detail);
+    }
     throw new Error(`not deleted: ${outcome.detail}`);
   }
 
@@ -1264,6 +1305,12 @@ class PrewarmRun {
     const bytes = count.delta.seen?.bytes ?? 0;
     if (error instanceof LocalChangedSignal) {
       // Uploaded and verified, but changed locally meanwhile: kept, and retried next time.
+      // Riak holds the version before the change, not this one: pending until it does (the
+      // bytes moved still count as uploaded).
+      for (const key of ["inRiak", "verified"] as const) {
+        const counted = count.delta[key];
+        if (counted) count.add(key, { files: -counted.files, bytes: -counted.bytes });
+      }
       count.add("busy", { files: 1, bytes });
       this.#noteBusy(path, count);
       return;
@@ -1296,8 +1343,11 @@ class PrewarmRun {
     walkedToEnd: boolean,
   ): Promise<PrewarmResult> {
     const failed = failedEntries(this.#tally) > 0;
-    const outcome = failed ? "failed" : walkedToEnd ? "complete" : "partial";
-    const exitCode = failed ? EXIT_FAILED : walkedToEnd ? EXIT_COMPLETE : EXIT_PARTIAL;
+    // A file that kept changing is not in Riak: "complete" (exit 0) would tell cron the
+    // tree is mirrored, or drained, while it is not.
+    const done = walkedToEnd && this.#busy.length === 0;
+    const outcome = failed ? "failed" : done ? "complete" : "partial";
+    const exitCode = failed ? EXIT_FAILED : done ? EXIT_COMPLETE : EXIT_PARTIAL;
     const endedAt = new Date().toISOString();
     const startedAt = new Date(this.#startedAt).toISOString();
     const result: PrewarmResult = {
@@ -1333,9 +1383,11 @@ class PrewarmRun {
       state.lastCompletePass = { ...pass, endedAt };
       delete state.currentPass;
       delete state.cursorHex;
+      delete state.cursorGlobs;
     } else {
       state.currentPass = pass;
       state.cursorHex = this.#walk.cursor ? pathToHex(this.#walk.cursor) : undefined;
+      state.cursorGlobs = (this.#o.filter ?? new PathFilter()).globs;
     }
     state.retryHex = retries.first;
     state.retryMoreFile = retries.moreFile;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { execFileSync } from "node:child_process";
 import {
+  appendFileSync,
   chmodSync,
   chownSync,
   existsSync,
@@ -213,24 +214,58 @@ Deno.test("prewarm refuses to run while another holds the lock", async () => {
   }
 });
 
-Deno.test("prewarm --delete-local keeps a file whose content Riak does not hold", async () => {
+/**
+ * Uploads `file` as "aaaa", then makes it "bbbb" with the same size and mtime: other content
+ * that only a hash of the local file tells apart.
+ */
+async function uploadThenRewriteKeepingSizeAndMtime(
+  file: string,
+  run: { source: string; store: Store; state: StateDirectory },
+): Promise<void> {
+  writeFileSync(file, "aaaa");
+  utimesSync(file, new Date(2_000_000), new Date(2_000_000));
+  assert.equal((await runPrewarm(run)).exitCode, EXIT_COMPLETE);
+  writeFileSync(file, "bbbb");
+  utimesSync(file, new Date(2_000_000), new Date(2_000_000));
+}
+
+Deno.test("a drain finding other bytes in Riak (same size and mtime) uploads the local file, then deletes it", async () => {
   await withSourceAndState(async (source, state) => {
     const file = join(source, "same-size-and-mtime");
     await withStore(async ({ store }) => {
-      writeFileSync(file, "aaaa");
-      utimesSync(file, new Date(2_000_000), new Date(2_000_000));
-      assert.equal((await runPrewarm({ source, store, state })).exitCode, EXIT_COMPLETE);
-      // Same size and mtime, other content: only the local hash can tell.
-      writeFileSync(file, "bbbb");
-      utimesSync(file, new Date(2_000_000), new Date(2_000_000));
+      await uploadThenRewriteKeepingSizeAndMtime(file, { source, store, state });
       const drain = await runPrewarm({ source, store, state, deleteLocal: true });
-      assert.equal(drain.exitCode, EXIT_FAILED);
-      assert.match(drain.failures[0].error, /not deleted: Riak holds sha256/);
-      assert.equal(existsSync(file), true);
-      const fixed = await runPrewarm({ source, store, state, deleteLocal: true, checksum: true });
-      assert.equal(fixed.exitCode, EXIT_COMPLETE, JSON.stringify(fixed.failures));
+      assert.equal(drain.exitCode, EXIT_COMPLETE, JSON.stringify(drain.failures));
+      assert.equal(drain.tally.uploaded.files, 1, "uploaded");
+      assert.equal(drain.tally.inRiak.files, 1, "counted once");
+      assert.equal(drain.tally.deleted.files, 1);
       assert.equal(existsSync(file), false);
       assert.equal((await store.readFile("same-size-and-mtime")).toString(), "bbbb");
+    });
+  });
+});
+
+Deno.test("a drain's upload of other bytes is only over the version it read: a newer one written since stays", async () => {
+  await withSourceAndState(async (source, state) => {
+    const file = join(source, "f");
+    await withStore(async ({ store }) => {
+      await uploadThenRewriteKeepingSizeAndMtime(file, { source, store, state });
+      // Written through the mount between the drain's look-up and its upload.
+      let raced = false;
+      const racing = wrappedStore(store, {
+        writeFile: async (path, content, options) => {
+          if (!raced) {
+            raced = true;
+            await store.writeFile(path, Buffer.from("cccc"), { mode: 0o644 });
+          }
+          return await store.writeFile(path, content, options);
+        },
+      });
+      const drain = await runPrewarm({ source, store: racing, state, deleteLocal: true });
+      assert.equal(raced, true);
+      assert.notEqual(drain.tally.deleted.files, 1);
+      assert.equal(existsSync(file), true, "the local copy stays");
+      assert.equal((await store.readFile("f")).toString(), "cccc", "the newer write stays");
     });
   });
 });
@@ -1050,4 +1085,143 @@ Deno.test({
       });
     });
   },
+});
+
+Deno.test("an interrupt stops an upload between its chunks: not recorded as uploaded, the run is partial", async () => {
+  await withSourceAndState(async (source, state) => {
+    // Tiny chunks: the whole file is read in one piece, then sent as 8192 chunk puts.
+    writeFileSync(join(source, "big.bin"), Buffer.alloc(64 * 1024, 3));
+    await withStore(async ({ client, bucket }) => {
+      const interruption = new AbortController();
+      let chunkPuts = 0;
+      const counting = new Store({
+        ...client,
+        put: (location, content, options) => {
+          if (location.bucket.includes("chunk") && ++chunkPuts === 10) interruption.abort();
+          return client.put(location, content, options);
+        },
+      }, { namespace: { bucket, chunkSize: 8 } });
+      const run = await runPrewarm({
+        source,
+        store: counting,
+        state,
+        signal: interruption.signal,
+      });
+      assert.equal(run.outcome, "partial");
+      assert.equal(run.exitCode, EXIT_PARTIAL);
+      assert.equal(run.tally.uploaded.files, 0);
+      assert.equal(run.tally.inRiak.files, 0);
+      assert.ok(chunkPuts < 100, `stopped between chunks, not after ${chunkPuts} of 8192`);
+      assert.equal(await counting.tryStat("big.bin"), undefined);
+      assert.deepEqual(state.loadState().retryHex, [Buffer.from("big.bin").toString("hex")]);
+
+      const next = await runPrewarm({ source, store: counting, state });
+      assert.equal(next.exitCode, EXIT_COMPLETE, JSON.stringify(next.failures));
+      assert.equal(next.tally.uploaded.files, 1);
+      assert.equal((await counting.readFile("big.bin")).length, 64 * 1024);
+    });
+  });
+});
+
+Deno.test("a file that keeps changing is not done: the run is partial and progress counts it pending", async () => {
+  await withSourceAndState(async (source, state) => {
+    writeFileSync(join(source, "calm"), "calm");
+    writeFileSync(join(source, "log"), "line 1\n");
+    // "calm" is not being written right now: its ctime is past the racy window.
+    await waitOutRacyWindow();
+    await withStore(async ({ store }) => {
+      const changing = wrappedStore(store);
+      changing.writeFile = (path, content, options) =>
+        Buffer.from(path as Uint8Array).toString() === "log"
+          ? Promise.reject(new FileChangedError("log"))
+          : store.writeFile(path, content, options);
+      for (const run of [1, 2]) {
+        const result = await runPrewarm({ source, store: changing, state, changeRetries: 1 });
+        assert.deepEqual(result.busy, ["/log"], `run ${run}`);
+        assert.equal(result.outcome, "partial", `run ${run}`);
+        assert.equal(result.exitCode, EXIT_PARTIAL, `run ${run}`);
+        const progress = progressFromState(state);
+        assert.deepEqual(progress.pending, { files: 1, bytes: 7 }, `run ${run}`);
+        assert.deepEqual(progress.inRiak, { files: 1, bytes: 4 }, `run ${run}`);
+        assert.notEqual(progress.etaDays, 0, `run ${run}: not done`);
+        assert.equal(state.readHistory().at(-1)?.outcome, "partial");
+      }
+    });
+  });
+});
+
+Deno.test("a drained file changed after its upload is not done either: partial, and pending", async () => {
+  await withSourceAndState(async (source, state) => {
+    const log = join(source, "log");
+    writeFileSync(log, "line 1\n");
+    await waitOutRacyWindow();
+    await withStore(async ({ store }) => {
+      // Appended to between its upload and its deletion, every time.
+      const appending = wrappedStore(store, {
+        writeFile: async (path, content, options) => {
+          const written = await store.writeFile(path, content, options);
+          appendFileSync(log, "one more line\n");
+          return written;
+        },
+      });
+      const drain = await runPrewarm({ source, store: appending, state, deleteLocal: true });
+      assert.deepEqual(drain.busy, ["/log"]);
+      assert.equal(drain.exitCode, EXIT_PARTIAL);
+      assert.equal(drain.tally.uploaded.files, 1, "its bytes moved");
+      assert.equal(drain.tally.inRiak.files, 0, "its local version is not in Riak");
+      assert.equal(existsSync(log), true);
+      assert.equal(progressFromState(state).pending.files, 1);
+    });
+  });
+});
+
+Deno.test("other globs than the pass in progress was walked with start a new pass, which goes back for what they select", async () => {
+  await withSourceAndState(async (source, state) => {
+    for (const name of ["a.tmp", "b.txt", "c.txt", "d.txt"]) {
+      writeFileSync(join(source, name), name);
+    }
+    await waitOutRacyWindow();
+    await withStore(async ({ store }) => {
+      const excluding = new PathFilter([], ["*.tmp"]);
+      const first = await runPrewarm({
+        source,
+        store,
+        state,
+        filter: excluding,
+        maxFiles: 2,
+        concurrency: 1,
+      });
+      assert.equal(first.exitCode, EXIT_PARTIAL);
+      assert.equal(await store.tryStat("a.tmp"), undefined);
+      // The same globs, in another order too, resume the pass.
+      const events: PrewarmEvent[] = [];
+      const same = await runPrewarm({
+        source,
+        store,
+        state,
+        filter: new PathFilter([], ["*.tmp"]),
+        maxFiles: 0,
+        onEvent: (event) => events.push(event),
+      });
+      assert.equal(same.exitCode, EXIT_PARTIAL);
+      assert.equal(events.length, 0, JSON.stringify(events));
+
+      const everything = await runPrewarm({
+        source,
+        store,
+        state,
+        onEvent: (event) => events.push(event),
+      });
+      assert.deepEqual(events, [{
+        kind: "globs-changed",
+        before: { include: [], exclude: ["*.tmp"] },
+        now: { include: [], exclude: [] },
+      }]);
+      assert.equal(everything.exitCode, EXIT_COMPLETE, JSON.stringify(everything.failures));
+      assert.ok(await store.tryStat("a.tmp"), "the file the old globs skipped is uploaded");
+      const pass = state.loadState().lastCompletePass!.tally;
+      assert.deepEqual([pass.seen.files, pass.inRiak.files], [4, 4]);
+      assert.equal(progressFromState(state).pending.files, 0);
+    });
+  });
 });

@@ -147,6 +147,12 @@ export interface MigrationState {
   format: "riakfs-migration-state/1";
   /** Where the next pre-warm resumes: hex of the last finished path (walk order). */
   cursorHex?: string;
+  /**
+   * The `--include`/`--exclude` globs of the runs that walked up to {@link cursorHex}: a run
+   * with others starts a new pass, since the files they selected differently lie behind the
+   * cursor, where the pass never goes back. Absent in states of earlier builds.
+   */
+  cursorGlobs?: Globs;
   /** The pass in progress (resumed by the next run), if any. */
   currentPass?: PassRecord;
   /** The most recent complete pass or rescan. */
@@ -160,6 +166,12 @@ export interface MigrationState {
   retryMoreFile?: string;
   /** The last `verify` of the whole tree. */
   lastVerify?: VerifyRecord;
+}
+
+/** Include and exclude globs, as given. */
+export interface Globs {
+  include: string[];
+  exclude: string[];
 }
 
 /** What a whole-tree `verify` found. */

@@ -49,8 +49,17 @@ export type DeleteOutcome =
   | { deleted: true }
   | {
     deleted: false;
-    /** `riak-damaged`: Riak's copy does not match its own recorded checksums. */
-    reason: "riak-differs" | "riak-damaged" | "riak-missing" | "local-changed";
+    /**
+     * `riak-differs`: Riak's copy is intact and holds other bytes; `riak-damaged`: it does
+     * not match its own recorded checksums; `riak-attributes-differ`: the bytes match, the
+     * mode or owner does not.
+     */
+    reason:
+      | "riak-differs"
+      | "riak-damaged"
+      | "riak-attributes-differ"
+      | "riak-missing"
+      | "local-changed";
     detail: string;
   };
 
@@ -110,7 +119,7 @@ export async function deleteIfVerified(
     if (!held || difference) {
       return {
         deleted: false,
-        reason: held ? "riak-differs" : "riak-missing",
+        reason: held ? "riak-attributes-differ" : "riak-missing",
         detail: difference ?? `${displayPath(storePath)}: not in Riak`,
       };
     }

@@ -279,6 +279,14 @@ async function* candidatePaths(
     : options.paths.map((path) => normalizePath(path));
   for (const root of roots) {
     const absolute = Buffer.concat([Buffer.from(options.source), Buffer.from("/"), root]);
+    const link = await symlinkOnTheWay(options.source, root);
+    if (link !== undefined) {
+      // Read through it, the PATH would name a file outside SOURCE (/etc/passwd by way of
+      // `etc -> /etc`), which the walk never reaches either.
+      unreadable.set(root, `/${link} is a symlink; not followed`);
+      yield root;
+      continue;
+    }
     let stats: Stats;
     try {
       stats = await lstat(absolute);
@@ -315,6 +323,51 @@ async function* candidatePaths(
       }
     }
   }
+}
+
+/**
+ * The first directory on the way to `path` (relative to `source`) that is a symlink, as a
+ * path relative to `source`; undefined when there is none (`path` itself may be one: it is
+ * then compared as the symlink it is). A missing component ends the search: the file is then
+ * reported missing, as it is.
+ *
+ * @example
+ * ```ts
+ * // With /srv/data/etc -> /etc:
+ * await symlinkOnTheWay("/srv/data", Buffer.from("etc/passwd")); // "etc"
+ * ```
+ */
+export async function symlinkOnTheWay(
+  source: string,
+  path: Buffer,
+): Promise<string | undefined> {
+  const components = splitComponents(path);
+  for (let depth = 1; depth < components.length; depth++) {
+    const leading = Buffer.concat(
+      components.slice(0, depth).flatMap((name, i) => i === 0 ? [name] : [SLASH, name]),
+    );
+    const stats = await lstat(Buffer.concat([Buffer.from(source), SLASH, leading])).catch(() =>
+      undefined
+    );
+    if (stats === undefined || !(stats.isDirectory() || stats.isSymbolicLink())) return undefined;
+    if (stats.isSymbolicLink()) return displayBytes(leading);
+  }
+  return undefined;
+}
+
+const SLASH = Buffer.from("/");
+
+/** `path`'s names, split at each `/` (bytes: a name need not be UTF-8). */
+function splitComponents(path: Buffer): Buffer[] {
+  const names: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i <= path.length; i++) {
+    if (i === path.length || path[i] === 0x2f) {
+      if (i > start) names.push(path.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  return names;
 }
 
 /** Picks `n` items uniformly from a stream of unknown length, keeping only `n` in memory. */

@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
-import { reservoir, verifyTree } from "./verify.ts";
+import { reservoir, symlinkOnTheWay, verifyTree } from "./verify.ts";
 import type { MigrationStore } from "./stored_file.ts";
 import { ConnectionError } from "../riak/errors.ts";
 import { RiakRequestError } from "../store/errors.ts";
@@ -156,5 +156,41 @@ Deno.test("verifyTree stops early when file after file finds no Riak node", asyn
     assert.ok(summary.differences.every((d) => d.status === "error"));
   } finally {
     rmSync(source, { recursive: true });
+  }
+});
+
+Deno.test("verifyTree never follows a symlinked directory named in a PATH out of the source", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-verify-"));
+  const outside = mkdtempSync(join(tmpdir(), "riakfs-verify-outside-"));
+  writeFileSync(join(outside, "secret"), "not the source's");
+  symlinkSync(outside, join(source, "outlink"));
+  mkdirSync(join(source, "a"));
+  symlinkSync("..", join(source, "a/up"));
+  writeFileSync(join(source, "inside"), "inside");
+  try {
+    await withStore(async ({ store }) => {
+      await store.writeFile("inside", Buffer.from("inside"));
+      const seen: string[] = [];
+      const summary = await verifyTree({
+        source,
+        store,
+        paths: ["outlink/secret", "a/up/inside", "outlink"],
+        onFile: (comparison) => seen.push(`${comparison.status} ${comparison.path}`),
+      });
+      // The link itself is compared as a link; nothing is read through one.
+      assert.deepEqual(seen.sort(), [
+        "error /a/up/inside",
+        "error /outlink/secret",
+        "missing /outlink",
+      ]);
+      const detail = summary.differences.find((d) => d.path === "/outlink/secret")?.detail;
+      assert.match(detail ?? "", /outlink is a symlink; not followed/);
+      assert.equal(await symlinkOnTheWay(source, Buffer.from("a/up/inside")), "a/up");
+      assert.equal(await symlinkOnTheWay(source, Buffer.from("a/missing/x")), undefined);
+      assert.equal(await symlinkOnTheWay(source, Buffer.from("outlink")), undefined);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(outside, { recursive: true });
   }
 });

@@ -192,6 +192,12 @@ export interface WriteOptions extends Partial<FileAttributes> {
    * directory gets the defaults.
    */
   parentAttributes?: (directory: Buffer) => Promise<Partial<FileAttributes> | undefined>;
+  /**
+   * Aborting it stops the upload before its next chunk: the write rejects (the signal's
+   * reason as the cause), stores nothing under the path, and leaves the chunks already sent
+   * for gc, as a crash would (deleting them could take as long as sending them did).
+   */
+  signal?: AbortSignal;
 }
 
 /** Options of {@link Store.tryStat}. */
@@ -405,7 +411,7 @@ export class Store {
       (placement.riakFuseSizeSet
         ? this.namespace.riakFuse.contentType
         : contentTypeFor(placement.name.toString("utf8")));
-    const uploaded = await this.#upload(p, source, contentType);
+    const uploaded = await this.#upload(p, source, contentType, options.signal);
     const meta = known
       ? await this.#replace(p, uploaded, options, known, replacedManifest, replacedObject)
       : await this.#create(p, uploaded, options, directoryCheck);
@@ -1178,7 +1184,12 @@ export class Store {
     }
   }
 
-  async #upload(p: Buffer, source: WriteSource, contentType: string): Promise<UploadedContent> {
+  async #upload(
+    p: Buffer,
+    source: WriteSource,
+    contentType: string,
+    signal: AbortSignal | undefined,
+  ): Promise<UploadedContent> {
     const chunkSize = this.namespace.chunkSize;
     const pieces = rechunk(sourceBytes(source, chunkSize), chunkSize)[Symbol.asyncIterator]();
     let first: Buffer;
@@ -1217,6 +1228,8 @@ export class Store {
     const send = async (bytes: Buffer) => {
       while (inFlight.size >= this.#uploadConcurrency) await Promise.race(inFlight);
       if (failure) throw failure;
+      // Checked per chunk, not per read: with small chunks one read is thousands of puts.
+      signal?.throwIfAborted();
       const index = chunkHashes.length;
       size += bytes.length;
       // The put goes out first and the hashing overlaps with Riak storing the chunk; the
@@ -1259,7 +1272,9 @@ export class Store {
         chunks: chunkHashes,
         contentType,
       };
-      await this.#deleteChunks(partial).catch(() => {}); // best effort; gc finds the rest
+      if (!signal?.aborted) {
+        await this.#deleteChunks(partial).catch(() => {}); // best effort; gc finds the rest
+      }
       throw uploadFailure(p, error);
     }
     const manifest: Manifest = {
