@@ -132,6 +132,11 @@ async function serveInForeground(
   const logger = new Logger({ format: overlay.logFormat });
   /** What the FUSE layer reports goes through the mount's logger (--log-format). */
   const fuseLog = (message: string) => logger.warn(message);
+  // A hangup (a closed terminal, a log rotation script) must not take the filesystem away
+  // from under its applications, undrained: ignored from before the mount is up.
+  const hangup = () =>
+    logger.info("SIGHUP ignored: the mount keeps serving (riakfs umount or SIGTERM ends it)");
+  process.on("SIGHUP", hangup);
   let runtime: OverlayRuntime | undefined;
   let served: ServedMount | undefined;
   try {
@@ -206,15 +211,9 @@ async function serveInForeground(
       throw new Error(`${flag}: ${(error as Error).message}`);
     }
     report("ready");
-    // A hangup (a closed terminal, a log rotation script) must not take the filesystem
-    // away from under its applications, undrained.
-    const hangup = () =>
-      logger.info("SIGHUP ignored: the mount keeps serving (riakfs umount or SIGTERM ends it)");
-    process.on("SIGHUP", hangup);
     try {
       await served.finished;
     } finally {
-      process.off("SIGHUP", hangup);
       removeIfOurs(pidFile);
     }
   } catch (error) {
@@ -226,6 +225,7 @@ async function serveInForeground(
     // (a second signal): no more waiting.
     await runtime?.stop(served?.aborted ? 0 : undefined);
     await client?.close();
+    process.off("SIGHUP", hangup);
     if (served !== undefined) exitOnceReported();
   }
 }
