@@ -228,6 +228,8 @@ interface OpenedOn {
   stale?: boolean;
   /** The internal handle its reads go to since it followed such a change. */
   follows?: number;
+  /** The look for where its bytes are now, while it runs. */
+  following?: Promise<void>;
 }
 
 type Handle =
@@ -587,7 +589,6 @@ export class OverlayFileSystem implements FileSystem {
 
   /** Points a stale reading handle at where its file's bytes are now. */
   async #follow(handle: Handle): Promise<void> {
-    handle.stale = false;
     if (handle.nodeid !== undefined && this.#nodes.isDetached(handle.nodeid)) return;
     const located = await this.#locate(handle.path);
     // Riak's copy is still the one it reads: nothing moved after all (a writer let go unused).
@@ -1579,7 +1580,12 @@ export class OverlayFileSystem implements FileSystem {
     size: number,
   ): Promise<Uint8Array> {
     const handle = this.#handle(fh);
-    if (handle.stale) await this.#follow(handle);
+    if (handle.stale) {
+      // Reads arriving meanwhile (the kernel's read-ahead) wait for the same look.
+      handle.stale = false;
+      handle.following = this.#follow(handle).finally(() => handle.following = undefined);
+    }
+    if (handle.following) await handle.following;
     if (handle.follows !== undefined) {
       return await this.read(_ctx, _nodeid, handle.follows, offset, size);
     }
