@@ -854,16 +854,28 @@ class PrewarmRun {
     prefetched?.catch(() => {}); // awaited only if the file is uploaded
     this.#lastNeededUpload = false;
     const remote = await asked;
-    if (remote?.type === "file" && remote.mtimeNs > stats.mtimeNs) {
+    let localSha256: string | undefined;
+    // An object riakfs did not write (riak-fuse's) has no mtime of the file, only the time
+    // Riak stored it: the same bytes are the same file, whatever the times say, and it is
+    // left as riak-fuse wrote it (a rewrite would make a large one a manifest).
+    if (remote?.type === "file" && !remote.managed && BigInt(remote.size) === stats.size) {
+      localSha256 = (await hashBytes(readUnchanged(absolute, identity, { gate: this.#gate })))
+        .sha256;
+    }
+    const sameForeign = localSha256 !== undefined && localSha256 === remote!.sha256;
+    if (!sameForeign && remote?.type === "file" && remote.mtimeNs > stats.mtimeNs) {
       // Written through the mount after the local copy: the older local bytes never
       // replace it, and the local copy is not Riak's content, so it is not deleted either.
       count.add("inRiak", bytes);
       count.add("newerInRiak", bytes);
       return;
     }
-    let reason = describeDifference(remote, stats);
-    let localSha256: string | undefined;
-    if (reason === undefined && this.#o.checksum) {
+    let reason = sameForeign
+      ? undefined
+      : localSha256 !== undefined
+      ? "content differs (sha256)"
+      : describeDifference(remote, stats);
+    if (reason === undefined && this.#o.checksum && localSha256 === undefined) {
       localSha256 = (await hashBytes(readUnchanged(absolute, identity, { gate: this.#gate })))
         .sha256;
       if (localSha256 !== remote!.sha256) reason = "content differs (sha256)";

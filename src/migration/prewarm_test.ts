@@ -993,6 +993,28 @@ Deno.test("a riak-fuse folder (its listing set, no directory object) is no failu
   });
 });
 
+Deno.test("a riak-fuse object holding the local bytes is left as riak-fuse wrote it", async () => {
+  await withSourceAndState(async (source, state) => {
+    const content = Buffer.alloc(3 * 1024 * 1024 + 17, 7); // Above the chunk size.
+    writeFileSync(join(source, "big.bin"), content);
+    utimesSync(join(source, "big.bin"), 2_000_000_000, 2_000_000_000); // After Riak stored it.
+    await withStore(async ({ client, bucket, store }) => {
+      const location = {
+        bucketType: "default",
+        bucket: Buffer.from(bucket),
+        key: Buffer.from("big.bin"),
+      };
+      await client.put(location, { value: content, contentType: "image/jpeg", usermeta: [] });
+      const run = await runPrewarm({ source, store, state });
+      assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+      assert.equal(run.tally.uploaded.files, 0, "not uploaded again");
+      const after = await client.get(location);
+      assert.equal(after.contents[0].contentType, "image/jpeg", "still riak-fuse's whole value");
+      assert.ok(Buffer.from(after.contents[0].value).equals(content));
+    });
+  });
+});
+
 Deno.test("a directory a crash left unlisted is listed again also after a file found in Riak", async () => {
   await withSourceAndState(async (source, state) => {
     writeFileSync(join(source, "a.txt"), "uploaded by the run before the crash");

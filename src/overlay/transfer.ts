@@ -160,7 +160,15 @@ async function copyOnce(
     await observed(options, options.store.remove(path));
     remote = undefined;
   }
-  if (!evenIfStored && remote?.type === "file" && remote.mtimeNs > stats.mtimeNs) {
+  // An object riakfs did not write (riak-fuse's) has no mtime of the file, only the time Riak
+  // stored it: the same bytes are the same file, whatever the times say, and it is left as
+  // riak-fuse wrote it (a rewrite would make a large one a manifest riak-fuse cannot read).
+  const foreignSha256 = !evenIfStored && remote?.type === "file" && !remote.managed &&
+      BigInt(remote.size) === stats.size
+    ? (await hashBytes(readUnchanged(absolute, identity, { displayName: path }))).sha256
+    : undefined;
+  const sameForeign = foreignSha256 !== undefined && foreignSha256 === remote!.sha256;
+  if (!evenIfStored && !sameForeign && remote?.type === "file" && remote.mtimeNs > stats.mtimeNs) {
     // Written elsewhere since (another host, a run in another mode): older bytes never go
     // over it, and the local copy is not Riak's to delete.
     return "newer-in-riak";
@@ -168,8 +176,9 @@ async function copyOnce(
   let outcome: CopyOutcome;
   let sha256: string;
   if (
-    !evenIfStored && remote && remote.type === "file" && BigInt(remote.size) === stats.size &&
-    remote.mtimeNs === stats.mtimeNs
+    sameForeign ||
+    (!evenIfStored && remote && remote.type === "file" && remote.managed &&
+      BigInt(remote.size) === stats.size && remote.mtimeNs === stats.mtimeNs)
   ) {
     outcome = "already-in-riak";
     // A copy cut off between the object and its entry (Riak gone, a crash) left it unlisted:
@@ -179,9 +188,10 @@ async function copyOnce(
       options.store.ensureListed(path, { parentAttributes: sourceDirectoryAttributes(options) }),
     );
     // The deletion rule needs the local content's own hash, never Riak's word for it.
-    sha256 = options.afterTransfer === "delete"
-      ? (await hashBytes(readUnchanged(absolute, identity, { displayName: path }))).sha256
-      : remote.sha256;
+    sha256 = foreignSha256 ??
+      (options.afterTransfer === "delete"
+        ? (await hashBytes(readUnchanged(absolute, identity, { displayName: path }))).sha256
+        : remote!.sha256);
   } else {
     const written = await observed(
       options,

@@ -440,3 +440,30 @@ Deno.test("a symlink's mirror makes its missing directories with the source's at
     });
   });
 });
+
+Deno.test("copy-on-read leaves a riak-fuse object with the local bytes alone, whatever the times", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await withSource(async (source) => {
+      const content = seededBytes(41, 3000);
+      await writeFile(join(source, "legacy.jpg"), content);
+      await utimes(join(source, "legacy.jpg"), 2_000_000_000, 2_000_000_000); // After Riak's.
+      const location = {
+        bucketType: "default",
+        bucket: Buffer.from(bucket),
+        key: Buffer.from("legacy.jpg"),
+      };
+      // Written by riak-fuse: the bytes alone, no usermeta.
+      await client.put(location, { value: content, contentType: "image/jpeg", usermeta: [] });
+      const before = await client.get(location);
+      const options = { store, source, afterTransfer: "keep" as const };
+      assert.equal(await copyLocalFile(options, "/legacy.jpg"), "already-in-riak");
+      const after = await client.get(location);
+      assert.deepEqual(after.contents[0].usermeta, [], "not rewritten");
+      assert.equal(after.contents[0].contentType, "image/jpeg");
+      assert.deepEqual(after.vclock, before.vclock);
+      // Other bytes of the same size are another version: copied.
+      await writeFile(join(source, "legacy.jpg"), seededBytes(42, 3000));
+      assert.equal(await copyLocalFile(options, "/legacy.jpg"), "uploaded");
+    });
+  });
+});
