@@ -2572,6 +2572,15 @@ export class OverlayFileSystem implements FileSystem {
     for (let attempt = 0;; attempt++) {
       const located = await this.#locate(path, !truncate);
       const session = await this.#newSession(path, attributesOf(located));
+      // Riak's copy hides a local file it is not a copy of (one that differs, left by another
+      // tool): the upload of this session replaces Riak's copy, never that local file, which
+      // stays for verify and the pre-warm to report instead of being deleted unseen.
+      const local = session.supersedes;
+      if (
+        local && located.where === "riak" &&
+        !(located.stat.managed && BigInt(located.stat.size) === local.size &&
+          located.stat.mtimeNs === local.mtimeNs)
+      ) session.supersedes = undefined;
       if (truncate) return session;
       try {
         await this.#stageContent(path, located, session.handle);

@@ -1505,3 +1505,18 @@ Deno.test("riak: during an outage a new file can be made in a directory Riak was
     { now: () => clock },
   );
 });
+
+Deno.test("drain: a local file Riak's different copy hides is kept when that copy is written through the mount", async () => {
+  await withOverlay("drain", async ({ fs, source, store, runtime }) => {
+    // Left by another tool: Riak and the source hold different bytes under one name.
+    await store.writeFile("/conflict.jpg", Buffer.from("OLD-riak"));
+    await writeFile(join(source, "conflict.jpg"), "NEW-local-content");
+    const node = await lookupPath(fs, "/conflict.jpg");
+    const { fh } = await fs.open!(ROOT_CTX, node, 0o2001); // O_WRONLY | O_APPEND
+    await fs.write!(ROOT_CTX, node, fh, 8, Buffer.from("-appended"));
+    await fs.release!(ROOT_CTX, node, fh, 0);
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal((await store.readFile("/conflict.jpg")).toString(), "OLD-riak-appended");
+    assert.equal(await readFile(join(source, "conflict.jpg"), "utf8"), "NEW-local-content");
+  });
+});
