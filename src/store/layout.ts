@@ -254,6 +254,20 @@ export class Layout {
     };
   }
 
+  /**
+   * Under the riak-fuse preset, for a top-level `<folder>`: the placement of its
+   * `<folder>/images`, whose listing set riak-fuse made. A folder only riak-fuse wrote has no
+   * object or set of its own: that set is what says it is there.
+   */
+  riakFuseImagesOf(folder: Buffer): DirectoryPlacement | undefined {
+    if (this.namespace.preset !== "riak-fuse" || pathSegments(folder).length !== 1) {
+      return undefined;
+    }
+    return this.directory(
+      Buffer.concat([folder, Buffer.from("/"), Buffer.from(this.namespace.riakFuse.imagesFolder)]),
+    );
+  }
+
   /** For `<folder>/<images>` under the riak-fuse preset: the folder name; else undefined. */
   private riakFuseFolder(directory: Buffer): Buffer | undefined {
     if (this.namespace.preset !== "riak-fuse") return undefined;

@@ -575,7 +575,18 @@ export class Store {
   async *list(path: StorePath): AsyncGenerator<DirEntry> {
     const p = normalizePath(path);
     await this.#requireDirectory(p);
-    yield* this.#index.list(this.layout.directory(p));
+    const images = this.layout.riakFuseImagesOf(p);
+    if (images === undefined) return yield* this.#index.list(this.layout.directory(p));
+    // A riak-fuse folder lists its images folder, also where only riak-fuse's set says so.
+    const imagesName = Buffer.from(this.namespace.riakFuse.imagesFolder);
+    let imagesListed = false;
+    for await (const entry of this.#index.list(this.layout.directory(p))) {
+      if (entry.name.equals(imagesName)) imagesListed = true;
+      yield entry;
+    }
+    if (!imagesListed && await this.#index.exists(images)) {
+      yield { name: imagesName, type: "directory" };
+    }
   }
 
   /** Every path below a directory, depth first, directories before their entries. */
@@ -1005,13 +1016,15 @@ export class Store {
     if (p.length === 0) return await this.#statOrUndefined(p, withContent);
     const location = this.layout.file(p).object;
     const dir = this.layout.directory(p);
-    const [file, directory, listed] = await Promise.all([
+    const images = this.layout.riakFuseImagesOf(p);
+    const [file, directory, listed, imagesListed] = await Promise.all([
       this.#getResolved(location, !withContent, p),
       this.#getResolved(dir.object, true, p),
       this.#index.exists(dir),
+      images !== undefined && this.#index.exists(images),
     ]);
     if (file) return this.#fileStatFrom(p, location, file, withContent);
-    return this.#directoryStat(p, dir.object, directory, listed);
+    return this.#directoryStat(p, dir.object, directory, listed || imagesListed);
   }
 
   async #statOrUndefined(p: Buffer, withContent = false): Promise<FileStat | undefined> {
@@ -1021,13 +1034,15 @@ export class Store {
       if (object) return this.#fileStatFrom(p, location, object, withContent);
     }
     const dir = this.layout.directory(p);
+    const images = this.layout.riakFuseImagesOf(p);
     // Both asked at once: a name that is not there (a negative lookup) costs one round trip
     // after the file's, and a directory made by other tools has no object of its own.
-    const [object, listed] = await Promise.all([
+    const [object, listed, imagesListed] = await Promise.all([
       this.#getResolved(dir.object, true, p),
       p.length === 0 || this.#index.exists(dir),
+      images !== undefined && this.#index.exists(images),
     ]);
-    return this.#directoryStat(p, dir.object, object, listed);
+    return this.#directoryStat(p, dir.object, object, listed || imagesListed);
   }
 
   /** The directory at `p`, from its object and whether its index exists; undefined: none. */

@@ -621,3 +621,35 @@ Deno.test("an access time set explicitly is kept in usermeta, and a later write 
     assert.equal((await store.stat("seen.txt")).atimeNs, 7_000_000_123n, "a write is no access");
   });
 });
+
+Deno.test("riak-fuse: a folder only riak-fuse wrote is found by its name, and lists its images folder", async () => {
+  await withStore(async ({ client, riak, another }) => {
+    const riakFuse = {
+      contentPrefix: `${riak.prefix}IMG_`,
+      directoryPrefix: `${riak.prefix}IMGDIR_`,
+    };
+    const store = another({ namespace: { preset: "riak-fuse", riakFuse } });
+    // What riak-fuse left: the object and its name in the folder's set, nothing of riakfs.
+    await client.put(
+      {
+        bucketType: "default",
+        bucket: Buffer.from(`${riakFuse.contentPrefix}shop`),
+        key: Buffer.from("a.jpg"),
+      },
+      { value: Buffer.from("a picture"), contentType: "image/jpeg", usermeta: [] },
+    );
+    await client.updateSet(
+      {
+        bucketType: "sets",
+        bucket: Buffer.from(`${riakFuse.directoryPrefix}shop`),
+        key: Buffer.from("directory"),
+      },
+      { add: [Buffer.from("a.jpg")] },
+    );
+    assert.equal((await store.stat("shop")).type, "directory");
+    assert.deepEqual(await names(store.list("shop")), ["images"]);
+    assert.deepEqual(await names(store.list("shop/images")), ["a.jpg"]);
+    assert.equal((await store.readFile("shop/images/a.jpg")).toString(), "a picture");
+    assert.equal(await store.tryStat("blog"), undefined, "no such folder");
+  });
+});
