@@ -25,7 +25,7 @@ import { ConnectionError } from "../riak/errors.ts";
 import { startTestRiak } from "../riak-server/testing.ts";
 import { RiakRequestError } from "../store/errors.ts";
 import { openRiakStoreClient } from "../store/riak_adapter.ts";
-import { withStore } from "../store/_test_support.ts";
+import { putLegacyRiakFuseFile, withStore } from "../store/_test_support.ts";
 import type { StoreClient } from "../store/client.ts";
 import { Store } from "../store/store.ts";
 import { CAN_MOUNT, failingWrites, withTmpfsAt, wrappedStore } from "./_test_support.ts";
@@ -966,22 +966,7 @@ Deno.test("a riak-fuse folder (its listing set, no directory object) is no failu
       };
       const store = another({ namespace: { preset: "riak-fuse", riakFuse } });
       // Left by riak-fuse: shop/images is its listing set alone, no riakfs object or entry.
-      await client.put(
-        {
-          bucketType: "default",
-          bucket: Buffer.from(`${riakFuse.contentPrefix}shop`),
-          key: Buffer.from("old.jpg"),
-        },
-        { value: Buffer.from("an old picture"), contentType: "image/jpeg", usermeta: [] },
-      );
-      await client.updateSet(
-        {
-          bucketType: "sets",
-          bucket: Buffer.from(`${riakFuse.directoryPrefix}shop`),
-          key: Buffer.from("directory"),
-        },
-        { add: [Buffer.from("old.jpg")] },
-      );
+      await putLegacyRiakFuseFile(client, riakFuse, "shop", "old.jpg", "an old picture");
       const run = await runPrewarm({ source, store, state });
       assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
       assert.deepEqual(run.failures, []);

@@ -74,3 +74,34 @@ export async function* seededStream(
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
+
+/**
+ * Writes a file as the Python riak-fuse left it: the whole value under `<prefix><folder>`
+ * with no usermeta, and its name in the folder's `directory` set. Riak-fuse prefixes of a
+ * test are its own (`riak.prefix`), so runs against a shared node do not meet.
+ */
+export async function putLegacyRiakFuseFile(
+  client: StoreClient,
+  prefixes: { contentPrefix: string; directoryPrefix: string },
+  folder: string,
+  name: string,
+  value: string,
+  contentType = "image/jpeg",
+): Promise<void> {
+  await client.put(
+    {
+      bucketType: "default",
+      bucket: Buffer.from(`${prefixes.contentPrefix}${folder}`),
+      key: Buffer.from(name),
+    },
+    { value: Buffer.from(value), contentType, usermeta: [] },
+  );
+  await client.updateSet(
+    {
+      bucketType: "sets",
+      bucket: Buffer.from(`${prefixes.directoryPrefix}${folder}`),
+      key: Buffer.from("directory"),
+    },
+    { add: [Buffer.from(name)] },
+  );
+}

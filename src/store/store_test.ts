@@ -3,7 +3,13 @@ import { Buffer } from "node:buffer";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { seededBytes, seededStream, sha256Hex, withStore } from "./_test_support.ts";
+import {
+  putLegacyRiakFuseFile,
+  seededBytes,
+  seededStream,
+  sha256Hex,
+  withStore,
+} from "./_test_support.ts";
 import {
   AlreadyExistsError,
   ChecksumMismatchError,
@@ -630,22 +636,7 @@ Deno.test("riak-fuse: a folder only riak-fuse wrote is found by its name, and li
     };
     const store = another({ namespace: { preset: "riak-fuse", riakFuse } });
     // What riak-fuse left: the object and its name in the folder's set, nothing of riakfs.
-    await client.put(
-      {
-        bucketType: "default",
-        bucket: Buffer.from(`${riakFuse.contentPrefix}shop`),
-        key: Buffer.from("a.jpg"),
-      },
-      { value: Buffer.from("a picture"), contentType: "image/jpeg", usermeta: [] },
-    );
-    await client.updateSet(
-      {
-        bucketType: "sets",
-        bucket: Buffer.from(`${riakFuse.directoryPrefix}shop`),
-        key: Buffer.from("directory"),
-      },
-      { add: [Buffer.from("a.jpg")] },
-    );
+    await putLegacyRiakFuseFile(client, riakFuse, "shop", "a.jpg", "a picture");
     assert.equal((await store.stat("shop")).type, "directory");
     assert.deepEqual(await names(store.list("shop")), ["images"]);
     assert.deepEqual(await names(store.list("shop/images")), ["a.jpg"]);
