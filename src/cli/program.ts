@@ -27,7 +27,7 @@ import { installProgress } from "./progress.ts";
 import { installVerify } from "./verify.ts";
 import { installStatus } from "./status.ts";
 import { installDemo } from "./demo.ts";
-import { LegacyFlagError, translateLegacyFlags } from "../overlay/legacy_flags.ts";
+import { isLegacyFlag, LegacyFlagError, translateLegacyFlags } from "../overlay/legacy_flags.ts";
 
 /** Exit code for a usage error: bad command, flag or argument. */
 export const EXIT_USAGE = 2;
@@ -156,8 +156,13 @@ export async function runCli(argv: string[]): Promise<number> {
  * cannot parse: they are rewritten first, with one hint line per old flag on stderr.
  */
 function withLegacyMountFlags(argv: string[]): string[] {
-  if (argv[0] !== "mount") return argv;
-  const translated = translateLegacyFlags(argv.slice(1));
+  // riak-fuse's own command line (`riak-fuse -s SRC -t MNT -rh HOST`) named no command: it
+  // only mounted. Taken as `riakfs mount`, so a supervisord line needs only the new name.
+  const riakFuseLine = argv[0] !== undefined && isLegacyFlag(argv[0]);
+  if (riakFuseLine) {
+    process.stderr.write("riakfs: riak-fuse's command line; taken as riakfs mount\n");
+  } else if (argv[0] !== "mount") return argv;
+  const translated = translateLegacyFlags(riakFuseLine ? argv : argv.slice(1));
   for (const hint of translated.hints) process.stderr.write(`${hint}\n`);
   return ["mount", ...translated.argv];
 }

@@ -18,3 +18,22 @@ Deno.test("usage errors return exit code 2", async () => {
     process.stderr.write = silenced;
   }
 });
+
+Deno.test("riak-fuse's own command line (no command, its flags) is taken as riakfs mount", async () => {
+  const written: string[] = [];
+  const original = process.stderr.write;
+  process.stderr.write = ((chunk: string) => (written.push(String(chunk)), true)) as never;
+  try {
+    // Refused by mount's own checks (no such mountpoint), before anything is mounted.
+    await assert.rejects(
+      runCli(["-s", "/nonexistent/riakfs-source", "-t", "/nonexistent/mnt"]),
+      /cannot mount on \/nonexistent\/mnt/,
+    );
+  } finally {
+    process.stderr.write = original;
+  }
+  const text = written.join("");
+  assert.match(text, /riak-fuse's command line; taken as riakfs mount/);
+  assert.match(text, /-s is riak-fuse's flag/);
+  assert.doesNotMatch(text, /unknown option/);
+});

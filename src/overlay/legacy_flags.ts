@@ -110,6 +110,20 @@ export interface LegacyTranslation {
 }
 
 /**
+ * Whether `arg` is one of riak-fuse's flags (`-s`, `-rh HOST`, `--riakhost=HOST`...): a
+ * command line that starts with one is riak-fuse's, which only ever mounted.
+ *
+ * @example
+ * ```ts
+ * isLegacyFlag("-s"); // true
+ * isLegacyFlag("--preset"); // false
+ * ```
+ */
+export function isLegacyFlag(arg: string): boolean {
+  return findLegacy(nameOf(arg)) !== undefined;
+}
+
+/**
  * Rewrites the arguments of `riakfs mount` that use riak-fuse's flags into riakfs's flags.
  * Everything after `--` is left alone. Throws {@link LegacyFlagError} (one line) when a
  * legacy flag lacks its value.
