@@ -230,8 +230,53 @@ export function translateLegacyFlags(argv: readonly string[]): LegacyTranslation
     }
     out.push(source, target);
   }
+  refuseTwice(out);
   return { argv: [...out, ...rest], hints, legacy: true };
 }
+
+/**
+ * A setting given by a riak-fuse flag and again by its riakfs spelling (`-rh` and `--riak`,
+ * `-dell` and `--after-transfer keep`), or riak-fuse's prefixes with another layout, is
+ * refused: whichever came last would win silently.
+ */
+function refuseTwice(argv: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const arg of argv) {
+    const name = nameOf(arg);
+    if (!TRANSLATED_FLAGS.has(name)) continue;
+    if (seen.has(name)) {
+      throw new LegacyFlagError(
+        `${name} is given twice (once by a riak-fuse flag): give the setting once`,
+      );
+    }
+    seen.add(name);
+  }
+  const layoutAt = argv.findIndex((arg) => nameOf(arg) === "--layout");
+  const layout = layoutAt === -1
+    ? undefined
+    : argv[layoutAt].includes("=")
+    ? argv[layoutAt].slice(argv[layoutAt].indexOf("=") + 1)
+    : argv[layoutAt + 1];
+  if (layout !== "riak-fuse" && argv.some((arg) => nameOf(arg).startsWith("--riak-fuse-"))) {
+    throw new LegacyFlagError(
+      `riak-fuse's prefixes and keys (-rnp, -rdnp, -rdk, -rct) need --layout riak-fuse, not --layout ${layout}`,
+    );
+  }
+}
+
+/** The riakfs flags riak-fuse's flags translate to (see {@link refuseTwice}). */
+const TRANSLATED_FLAGS = new Set([
+  "--riak",
+  "--layout",
+  "--preset",
+  ...LEGACY_FLAGS.flatMap(({ translation }) =>
+    translation.kind === "value"
+      ? [translation.flag]
+      : translation.kind === "switch"
+      ? [translation.flags[0]]
+      : []
+  ),
+]);
 
 function hint(oldFlag: string, newSpelling: string): string {
   return `riakfs: ${oldFlag} is riak-fuse's flag; riakfs spells it ${newSpelling}`;

@@ -149,3 +149,18 @@ Deno.test("missing or malformed legacy values are one-line errors", () => {
     });
   }
 });
+
+Deno.test("a setting given by a riak-fuse flag and again by its riakfs spelling is refused", () => {
+  for (
+    const [argv, message] of [
+      [["-rh", "riak1", "--riak", "riak2:8087"], /--riak is given twice/],
+      [["-dell", "--after-transfer", "keep"], /--after-transfer is given twice/],
+      [["-rreadcontent", "--reads=local"], /--reads is given twice/],
+      [["-rnp", "X_", "--layout", "default"], /need --layout riak-fuse, not --layout default/],
+    ] as const
+  ) {
+    assert.throws(() => translateLegacyFlags([...argv, "/src", "/mnt"]), message);
+  }
+  // Each once: fine.
+  assert.ok(translateLegacyFlags(["-rh", "riak1", "--reads", "local", "/src", "/mnt"]).legacy);
+});
