@@ -1729,13 +1729,16 @@ export class OverlayFileSystem implements FileSystem {
     _datasync: boolean,
   ): Promise<void> {
     const handle = this.#handle(fh);
-    if (handle.kind === "local") {
-      await handle.file.sync();
-      // Mirrored: the file as it is now, acknowledged by Riak (a copy of it as it is, even
-      // if another handle keeps writing it).
+    if (handle.kind === "local") await handle.file.sync();
+    // Where the local file is the truth, its copy on its way to Riak is what fsync waits for:
+    // sent as the file is now (even if another handle keeps writing it), also through a
+    // descriptor that only reads (`sync FILE` opens the file read-only), since fsync(2)
+    // makes the whole file durable whatever the descriptor.
+    if (handle.kind === "local" && this.#mirrorsWrites()) {
+      if (!handle.mirror && !this.#o.uploads.hasPending(handle.path)) return;
       // Renamed while its snapshot waited: the snapshot found nothing there, so the file is
       // sent again under its new name (a few times at most, against a rename loop).
-      for (let attempt = 0; handle.mirror && attempt < 3; attempt++) {
+      for (let attempt = 0; attempt < 3; attempt++) {
         const path = handle.path;
         const ticket = await this.#o.uploads.submitMirror({
           path,
@@ -1748,8 +1751,15 @@ export class OverlayFileSystem implements FileSystem {
       }
       return;
     }
-    if (handle.kind !== "write") return;
-    await this.#commit(handle.session);
+    if (handle.kind === "write") {
+      await this.#commit(handle.session);
+      await this.#settled(handle.path);
+      return;
+    }
+    // A descriptor that only reads: what other descriptors wrote (committed, or still in an
+    // open session) reaches Riak before this answers, as fsync(2) flushes the whole file.
+    const session = this.#sessions.get(handle.path);
+    if (session) await this.#commit(session);
     await this.#settled(handle.path);
   }
 

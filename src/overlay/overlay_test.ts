@@ -1520,3 +1520,26 @@ Deno.test("drain: a local file Riak's different copy hides is kept when that cop
     assert.equal(await readFile(join(source, "conflict.jpg"), "utf8"), "NEW-local-content");
   });
 });
+
+for (const preset of ["drain", "shadow"]) {
+  Deno.test(`${preset}: fsync through a descriptor that only reads waits until Riak holds the file`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime, holdPuts }) => {
+      const content = seededBytes(51, 20_000);
+      const held = holdPuts();
+      await writeThrough(fs, "/synced.bin", content); // Its upload is held.
+      await held.reached;
+      const node = await lookupPath(fs, "/synced.bin");
+      const { fh } = await fs.open!(ROOT_CTX, node, 0); // O_RDONLY, as sync(1) opens it.
+      // How many uploads Riak had acknowledged the moment fsync answered.
+      const syncing = fs.fsync!(ROOT_CTX, node, fh, false).then(() =>
+        runtime.metrics.snapshot().uploads.uploaded
+      );
+      await until(() => runtime.metrics.snapshot().uploads.active > 0);
+      held.release();
+      assert.ok(await syncing >= 1, "fsync answered before Riak had the file");
+      assert.ok((await store.readFile("/synced.bin")).equals(content));
+      await fs.release!(ROOT_CTX, node, fh, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+    });
+  });
+}
