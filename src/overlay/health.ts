@@ -89,6 +89,8 @@ export class RiakHealth {
   readonly #reachableAgain: (() => void)[] = [];
   readonly #confirm: (() => Promise<boolean>) | undefined;
   #confirming = false;
+  /** Whether Riak is being asked if a request's timeout means an outage. */
+  #doubting = false;
   /** Refusals since the last one logged, and when that was. */
   #refusalsUnlogged = 0;
   #refusalLoggedAt: number | undefined;
@@ -187,8 +189,28 @@ export class RiakHealth {
       this.succeeded();
       return;
     }
+    if (this.#downSince !== undefined) {
+      this.#failedDuringOutage++;
+      return;
+    }
+    // A deadline passed: one node may hang while the others answer (before the client takes
+    // it out of rotation). Riak is asked before the whole mount is declared cut off, which
+    // would fail every request at once.
+    if (error instanceof RiakTimeoutError && this.#confirm !== undefined) {
+      if (this.#doubting) return;
+      this.#doubting = true;
+      this.#confirm().catch(() => false).then((answers) => {
+        this.#doubting = false;
+        if (!answers && this.#downSince === undefined) this.#declare(error);
+      });
+      return;
+    }
+    this.#declare(error);
+  }
+
+  /** Riak is cut off: logged once, and probed until it answers again. */
+  #declare(error: unknown): void {
     this.#failedDuringOutage++;
-    if (this.#downSince !== undefined) return;
     this.#downSince = this.#now();
     this.#outages++;
     this.#lastError = error instanceof Error ? error.message : String(error);

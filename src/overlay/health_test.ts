@@ -162,3 +162,23 @@ Deno.test("with a confirmation, run() fails at once during an outage, and a prob
     health.close();
   }
 });
+
+Deno.test("with a confirmation, a timed-out request is no outage while another node answers", async () => {
+  const { lines, logger } = recordingLogger();
+  let answered!: () => void;
+  const asked = new Promise<void>((resolve) => answered = resolve);
+  const health = new RiakHealth(logger, Date.now, () => {
+    queueMicrotask(answered);
+    return Promise.resolve(true); // The other nodes answer the ping.
+  }, 1);
+  try {
+    health.failed(new RiakTimeoutError("stat /a", 10_000)); // Sent to the hung node.
+    await asked;
+    await new Promise((resolve) => setTimeout(resolve, 0)); // The answer reaches the tracker.
+    assert.equal(health.reachable, true);
+    assert.deepEqual(lines, [], "no outage logged");
+    assert.equal(await health.run("stat /b", 60_000, () => Promise.resolve("asked")), "asked");
+  } finally {
+    health.close();
+  }
+});
