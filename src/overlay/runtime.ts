@@ -329,9 +329,16 @@ async function startOnSpool(
 ): Promise<MountParts> {
   const { settings, logger } = options;
   const { journal, pending } = await UploadJournal.open(spool.journalFile);
-  const removed = await spool.removeUnreferenced(stagedNames(pending));
+  const { removed, setAside } = await spool.setAsideUnreferenced(stagedNames(pending));
   if (removed.length > 0) {
-    logger.info("removed staged files of writes never acknowledged", { files: removed.length });
+    logger.info("removed empty staged files no journal entry names", { files: removed.length });
+  }
+  if (setAside.length > 0) {
+    logger.warn(
+      "staged files no journal entry names (writes cut off before close() answered, or lost " +
+        "from a damaged journal) are set aside, not uploaded: look at them",
+      { files: setAside.length, directory: spool.unreferencedDirectory },
+    );
   }
   // The queue exists before the overlay it reports back to and the copies it calls off.
   const late: { overlay?: OverlayFileSystem; copies?: CopyOnReadQueue; uploads?: UploadQueue } = {};

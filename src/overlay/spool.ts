@@ -7,7 +7,7 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { type FileHandle, open, readdir, stat, unlink } from "node:fs/promises";
+import { type FileHandle, open, readdir, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { makeDirectories } from "../util/directories.ts";
 import { SPOOL_DIRECTORY_NAME } from "../migration/mount_entries.ts";
@@ -110,17 +110,33 @@ export class Spool {
   }
 
   /**
-   * Removes staged files no journal entry refers to: writes that were never acknowledged
-   * (the process died before close() returned). Returns their names for the log.
+   * Staged files no journal entry names: an empty one (a write cut off before anything was
+   * written) is removed; one with bytes is moved to {@link Spool.unreferencedDirectory} and
+   * never deleted: it may be a write cut off before close() answered, or one whose journal
+   * line a damaged journal lost. Returns both lists.
    */
-  async removeUnreferenced(referenced: ReadonlySet<string>): Promise<string[]> {
+  async setAsideUnreferenced(
+    referenced: ReadonlySet<string>,
+  ): Promise<{ removed: string[]; setAside: string[] }> {
     const removed: string[] = [];
+    const setAside: string[] = [];
     for (const name of await readdir(this.#stagedDirectory)) {
       if (referenced.has(name)) continue;
-      await this.remove(name);
-      removed.push(name);
+      if ((await stat(this.pathOf(name))).size === 0) {
+        await this.remove(name);
+        removed.push(name);
+        continue;
+      }
+      makeDirectories(this.unreferencedDirectory, 0o700);
+      await rename(this.pathOf(name), join(this.unreferencedDirectory, name));
+      setAside.push(name);
     }
-    return removed;
+    return { removed, setAside };
+  }
+
+  /** Where staged files no journal entry names are kept, for the operator to look at. */
+  get unreferencedDirectory(): string {
+    return join(this.directory, "unreferenced");
   }
 
   /** Staged files and their bytes. */
