@@ -655,7 +655,9 @@ function covers(newer: JournalEntry, older: JournalEntry): boolean {
   // An fsync waits on a snapshot: a copy that waits for the file to settle cannot stand in.
   if (older.snapshot && !newer.snapshot) return false;
   // A copy carries the attributes along, but an mtime only as exactly as the local file
-  // holds it: an exact one asked for (utimens) is set after the copy.
-  if (older.mirror === "attributes") return older.set?.mtimeNs === undefined;
+  // holds it, and an access time not at all: one asked for (utimens) is set after the copy.
+  if (older.mirror === "attributes") {
+    return older.set?.mtimeNs === undefined && older.set?.atimeNs === undefined;
+  }
   return older.mirror === "copy" && newer.mirror === "copy";
 }

@@ -513,3 +513,30 @@ Deno.test("a staged file with bytes that no journal entry names is set aside, ne
     await rm(directory, { recursive: true, force: true });
   }
 });
+
+Deno.test("a copy stands in for queued attributes only when they carry no time it cannot", async () => {
+  await withSpool(async (fixture) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const { queue, mirrored } = mirrorQueue(fixture, gate);
+    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    const modeOnly = await queue.submitMirror({
+      path: "/m",
+      mirror: "attributes",
+      set: { mode: 0o600 },
+    });
+    const accessed = await queue.submitMirror({
+      path: "/a",
+      mirror: "attributes",
+      set: { atimeNs: "1046649600000000000" },
+    });
+    const copies = [
+      await queue.submitMirror({ path: "/m", mirror: "copy" }),
+      await queue.submitMirror({ path: "/a", mirror: "copy" }),
+    ];
+    release();
+    await Promise.all([blocker, modeOnly, accessed, ...copies].map((ticket) => ticket.uploaded));
+    // The mode goes with /m's copy; /a's access time, which no copy carries, runs before its.
+    assert.deepEqual(mirrored, ["copy /blocker", "attributes /a", "copy /m", "copy /a"]);
+  });
+});
