@@ -578,6 +578,8 @@ export class OverlayFileSystem implements FileSystem {
    * serving such handles' reads from their descriptors, which would show the old bytes.
    */
   #contentMoving(path: string, options: { riakOnly?: boolean } = {}): void {
+    // Every write open asks (each create in shadow and migrate): mostly nothing reads Riak.
+    if (options.riakOnly && this.#riakHandlesOpen === 0) return;
     for (const [fh, handle] of this.#handles) {
       if (handle.path !== path || !isReading(handle)) continue;
       if (options.riakOnly && handle.kind !== "riak") continue;
