@@ -88,7 +88,9 @@ export async function withOverlayEnv(
   let riak: RiakProcess;
   try {
     const nodes = options.nodes ?? externalTestNodes();
-    riak = nodes ? await proxiedRiak(nodes) : await startRiakProcess(join(base, "riak-data"));
+    riak = nodes
+      ? await startFaultProxyProcess(nodes)
+      : await startRiakProcess(join(base, "riak-data"));
   } catch (error) {
     fs.rmSync(base, { recursive: true, force: true });
     throw error;
@@ -236,10 +238,11 @@ export async function startRiakProcess(data: string): Promise<RiakProcess> {
 }
 
 /**
- * The real nodes behind a fault proxy in a process of its own (tests/_fault_proxy_process.ts):
- * its outages are the proxy's, the nodes' data stays.
+ * `nodes` behind a fault proxy in a process of its own (tests/_fault_proxy_process.ts): its
+ * outages are the proxy's, the nodes' data stays. Several in front of the same node play the
+ * nodes of one cluster, each of which can hang (pause) on its own.
  */
-async function proxiedRiak(nodes: string[]): Promise<RiakProcess> {
+export async function startFaultProxyProcess(nodes: string[]): Promise<RiakProcess> {
   const script = join(PROJECT_ROOT, "tests", "_fault_proxy_process.ts");
   const child = spawn(process.execPath, ["run", "-A", script, ...nodes], {
     stdio: ["pipe", "pipe", "inherit"],

@@ -15,7 +15,7 @@ import { ModeError, usesRiak } from "../overlay/modes.ts";
 import { type OverlaySettings, overlaySettingsFromOptions } from "../overlay/mount_options.ts";
 import { openPassthrough } from "../overlay/passthrough.ts";
 import { type OverlayRuntime, startOverlay } from "../overlay/runtime.ts";
-import { RiakClient } from "../riak/mod.ts";
+import { type NodeStatus, RiakClient } from "../riak/mod.ts";
 import { riakStoreClient } from "../store/riak_adapter.ts";
 import { Store } from "../store/store.ts";
 import { type FuseOptionSet, type MountFlags, parseFuseOptions } from "./mount.ts";
@@ -105,6 +105,21 @@ export async function mountCommand(
   });
 }
 
+/**
+ * One line each time the Riak client takes a node out of rotation or back: a hung node among
+ * several is no outage of the mount, and said nowhere else.
+ */
+function logNodeState(logger: Logger, node: NodeStatus): void {
+  if (node.state === "down") {
+    logger.warn("Riak node taken out of rotation until it answers a ping", {
+      node: node.address,
+      error: node.lastFailure,
+    });
+  } else if (node.state === "up") {
+    logger.info("Riak node answers again: back in rotation", { node: node.address });
+  }
+}
+
 async function serveInForeground(
   source: string,
   mountpoint: string,
@@ -128,8 +143,11 @@ async function serveInForeground(
     }
   };
   const { overlay, riak } = settings;
-  const client = riak && new RiakClient(clusterOptionsFromSettings(riak.riak));
   const logger = new Logger({ format: overlay.logFormat });
+  const client = riak && new RiakClient({
+    ...clusterOptionsFromSettings(riak.riak),
+    onNodeStateChange: (node) => logNodeState(logger, node),
+  });
   /** What the FUSE layer reports goes through the mount's logger (--log-format). */
   const fuseLog = (message: string) => logger.warn(message);
   // A hangup (a closed terminal, a log rotation script) must not take the filesystem away

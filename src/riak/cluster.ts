@@ -16,6 +16,12 @@
  * `maybeApplied` is true, and the caller decides. A put opts in to blind retries with
  * `idempotent: true` when repeating it is harmless, e.g. to a last-write-wins bucket.
  *
+ * A request on a node found hung (see node.ts: it waited `stallCheckAfterMs`, then a ping went
+ * unanswered for `pingTimeoutMs`) is given up at once with a {@link ConnectionError} whose
+ * `maybeApplied` is true, and goes through the same rules: a read is retried on another node
+ * within the caller's patience, not after the request timeout, while the hung node is out of
+ * rotation until a ping answers.
+ *
  * When every connection of every usable node is busy, requests wait in a bounded FIFO queue
  * (`queueLimit`, default 1024) for at most `queueTimeoutMs`.
  *
@@ -74,6 +80,8 @@ export interface ClusterOptions extends NodeOptions {
   queueTimeoutMs?: number;
   /** Random source in [0,1) for the backoff jitter (tests pass a seeded one). */
   random?: () => number;
+  /** Told each time a node goes down or comes back up (an operator wants to hear of it). */
+  onNodeStateChange?: (node: NodeStatus) => void;
 }
 
 /** How one operation may be retried. */
@@ -142,6 +150,7 @@ export class RiakCluster {
       queueLimit,
       queueTimeoutMs,
       random,
+      onNodeStateChange,
       ...nodeOptions
     } = options;
     this.nodes = parseNodeList(nodes).map(({ host, port }) =>
@@ -156,6 +165,7 @@ export class RiakCluster {
     this.random = random ?? Math.random;
     for (const node of this.nodes) {
       node.onAvailable = () => this.pump();
+      if (onNodeStateChange) node.onStateChange = () => onNodeStateChange(statusOf(node));
       node.warmUp();
     }
   }
@@ -278,13 +288,7 @@ export class RiakCluster {
 
   /** Each node's health and load, for status output. */
   status(): NodeStatus[] {
-    return this.nodes.map((node) => ({
-      address: node.address,
-      state: node.state,
-      inUse: node.inUse,
-      openConnections: node.openConnections,
-      lastFailure: node.lastFailure?.message,
-    }));
+    return this.nodes.map(statusOf);
   }
 
   /** Closes every node; waiting requests fail with {@link ClosedError}. */
@@ -430,6 +434,17 @@ export class RiakCluster {
       waiter.resolve();
     }
   }
+}
+
+/** One node's health and load. */
+function statusOf(node: RiakNode): NodeStatus {
+  return {
+    address: node.address,
+    state: node.state,
+    inUse: node.inUse,
+    openConnections: node.openConnections,
+    lastFailure: node.lastFailure?.message,
+  };
 }
 
 /**

@@ -6,8 +6,9 @@ import { RiakEngine } from "../riak-server/engine.ts";
 import { Keyspace } from "../riak-server/keyspace.ts";
 import { RiakNetworkServer } from "../riak-server/server.ts";
 import { startTestRiak, type TestRiak } from "../riak-server/testing.ts";
+import { answer, type FakeNode, startFakeNode } from "./_fake_node.ts";
 import { RiakClient } from "./client.ts";
-import type { ClusterOptions } from "./cluster.ts";
+import type { ClusterOptions, NodeStatus } from "./cluster.ts";
 import { toText } from "./commands/values.ts";
 import { ConnectionError, QueueFullError, RiakError, TimeoutError } from "./errors.ts";
 import { MessageCode } from "./messages.ts";
@@ -317,6 +318,171 @@ Deno.test("a node that accepts but never answers goes down after timeouts in a r
     a.faults.resume();
     await eventually(() => nodeA.state === "up", "node A back once it answers pings");
   });
+});
+
+/**
+ * A node that accepts connections and never answers (a frozen Riak: pings unanswered too)
+ * listed first, so that round-robin sends it the first request, then a working node. The
+ * request timeout is long: a request that finishes in time was not failed over by it.
+ */
+async function withHungFirstNode(
+  body: (riak: RiakClient, hung: FakeNode, events: NodeStatus[], prefix: string) => Promise<void>,
+): Promise<void> {
+  const hung = await startFakeNode(() => {});
+  const events: NodeStatus[] = [];
+  let server: TestRiak | undefined;
+  let riak: RiakClient | undefined;
+  try {
+    server = await startTestRiak();
+    riak = testClient([hung.address, ...server.nodes], {
+      requestTimeoutMs: HUNG_REQUEST_TIMEOUT_MS,
+      // Margins for a loaded machine: the working node, in this process, is never taken
+      // for hung.
+      stallCheckAfterMs: 100,
+      pingTimeoutMs: 500,
+      onNodeStateChange: (status) => events.push(status),
+    });
+    await body(riak, hung, events, server.prefix);
+  } finally {
+    await riak?.close();
+    await hung.close();
+    await server?.close();
+  }
+}
+
+const HUNG_REQUEST_TIMEOUT_MS = 60_000;
+
+/** `promise`, or a failure naming `what` if it takes `ms` (far less than the request timeout). */
+async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  promise.catch(() => {}); // once late, how it ends no longer matters
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("a hung node: the read sent to it is given up once a ping goes unanswered, and answered by another node", async () => {
+  await withHungFirstNode(async (riak, hung, events, prefix) => {
+    const bucket = `${prefix}-hung-read`;
+    const got = await within(
+      10_000,
+      "a read first sent to the hung node",
+      riak.get({ type: "kvmulti", bucket, key: "k" }),
+    );
+    assert.equal(got.found, false);
+    assert.ok(hung.received.includes(MessageCode.GetReq), "the read went to the hung node first");
+    assert.ok(hung.received.includes(MessageCode.PingReq), "the hung node was pinged");
+    const [status] = riak.cluster.status();
+    assert.equal(status.state, "down");
+    assert.match(status.lastFailure ?? "", /not answering: a ping request timed out/);
+    assert.deepEqual(events.map((e) => [e.address, e.state]), [[hung.address, "down"]]);
+    // out of rotation: what follows goes to the other node without waiting
+    const before = hung.received.filter((code) => code === MessageCode.GetReq).length;
+    for (let i = 0; i < 4; i++) await riak.get({ type: "kvmulti", bucket, key: `k${i}` });
+    assert.equal(hung.received.filter((code) => code === MessageCode.GetReq).length, before);
+  });
+});
+
+Deno.test("a hung node: a put sent to it is verified on another node, then stored there once", async () => {
+  await withHungFirstNode(async (riak, hung, _events, prefix) => {
+    const location = { type: "kvmulti", bucket: `${prefix}-hung-put`, key: "k" };
+    await within(
+      10_000,
+      "a put first sent to the hung node",
+      riak.put(location, { value: bytes("v") }),
+    );
+    assert.ok(hung.received.includes(MessageCode.PutReq), "the put went to the hung node first");
+    const got = await riak.get(location);
+    // kvmulti keeps a repeated put as a sibling: one sibling means it was stored once
+    assert.deepEqual(got.siblings.map((s) => toText(s.value)), ["v"]);
+  });
+});
+
+Deno.test("a hung node: a counter increment sent to it is not repeated elsewhere (it may have been applied)", async () => {
+  await withHungFirstNode(async (riak, hung, _events, prefix) => {
+    const location = { type: "counters", bucket: `${prefix}-hung-counter`, key: "c" };
+    await within(
+      10_000,
+      "a counter increment first sent to the hung node",
+      assert.rejects(
+        riak.updateCounter(location, 1n),
+        (error: unknown) =>
+          error instanceof ConnectionError && error.maybeApplied &&
+          /not answering/.test(error.message),
+      ),
+    );
+    assert.ok(hung.received.includes(MessageCode.DtUpdateReq));
+    assert.equal(Number((await riak.fetchCounter(location)).value), 0, "not counted elsewhere");
+  });
+});
+
+Deno.test("a hung node comes back into rotation only once a ping answers", async () => {
+  let answering = false;
+  const node = await startFakeNode((code, _body, socket) => {
+    if (answering && code === MessageCode.PingReq) socket.write(answer(MessageCode.PingResp));
+  });
+  const events: NodeStatus[] = [];
+  const riak = testClient([node.address], {
+    requestTimeoutMs: HUNG_REQUEST_TIMEOUT_MS,
+    stallCheckAfterMs: 50,
+    pingTimeoutMs: 100,
+    maxAttempts: 1,
+    onNodeStateChange: (status) => events.push(status),
+  });
+  try {
+    await within(
+      10_000,
+      "a ping to the hung node",
+      assert.rejects(riak.ping(), (error: Error) => /not answering/.test(error.message)),
+    );
+    assert.equal(riak.cluster.nodes[0].state, "down");
+    // down: requests fail at once instead of waiting on it
+    await assert.rejects(riak.ping(), /every Riak node is down/);
+    answering = true;
+    await eventually(() => riak.cluster.nodes[0].state === "up", "the node back up");
+    await riak.ping();
+    assert.deepEqual(events.map((e) => e.state), ["down", "up"]);
+  } finally {
+    await riak.close();
+    await node.close();
+  }
+});
+
+Deno.test("a slow request on a node that answers pings keeps waiting: slow is not hung", async () => {
+  let held: (() => void) | undefined;
+  const node = await startFakeNode((code, _body, socket) => {
+    if (code === MessageCode.PingReq) socket.write(answer(MessageCode.PingResp));
+    else if (code === MessageCode.GetReq) held = () => socket.write(answer(MessageCode.GetResp));
+  });
+  const events: NodeStatus[] = [];
+  const riak = testClient([node.address], {
+    requestTimeoutMs: HUNG_REQUEST_TIMEOUT_MS,
+    stallCheckAfterMs: 20,
+    pingTimeoutMs: 5_000,
+    onNodeStateChange: (status) => events.push(status),
+  });
+  try {
+    const slow = riak.get({ bucket: "slow", key: "k" });
+    // Pings one at a time: a second one means the first was answered while the get waited.
+    await eventually(
+      () => node.received.filter((code) => code === MessageCode.PingReq).length >= 2,
+      "two pings during the wait",
+    );
+    assert.ok(held !== undefined);
+    held();
+    assert.equal((await slow).found, false);
+    assert.equal(riak.cluster.nodes[0].state, "up");
+    assert.deepEqual(events, [], "never taken out of rotation");
+    assert.equal(node.received.filter((code) => code === MessageCode.GetReq).length, 1);
+  } finally {
+    await riak.close();
+    await node.close();
+  }
 });
 
 Deno.test("whenReachable pings a down node at once instead of waiting out its interval", async () => {

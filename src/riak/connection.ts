@@ -75,6 +75,15 @@ export interface ConnectionOptions {
   tls?: TlsOptions;
   /** Authenticate after the TLS upgrade (requires `tls`). */
   auth?: AuthOptions;
+  /**
+   * A request that has waited this long for its node without a frame of its answer (a
+   * stream's lagging consumer aside) is reported to `onStall`, and again after each further
+   * such wait, so that the pool can ask whether the node answers at all: slow, or hung? Off
+   * when undefined, and for requests whose own timeout is not longer.
+   */
+  stallAfterMs?: number;
+  /** Told of each stall (see `stallAfterMs`). */
+  onStall?: () => void;
 }
 
 /** Per-request settings. */
@@ -89,6 +98,8 @@ interface Pending {
   label: RequestLabel;
   timeoutMs: number;
   timer?: ReturnType<typeof setTimeout>;
+  /** Fires at each `stallAfterMs` of waiting (see ConnectionOptions.stallAfterMs). */
+  stallTimer?: ReturnType<typeof setTimeout>;
   onFrame(frame: Frame): void;
   fail(error: Error): void;
 }
@@ -341,9 +352,24 @@ export class Connection {
     const pending = this.pending;
     this.pending = undefined;
     if (pending !== undefined) {
-      clearTimeout(pending.timer);
+      stopTimers(pending);
       pending.fail(error);
     }
+  }
+
+  /**
+   * Gives up on the request in flight because its node stopped answering: it fails with a
+   * {@link ConnectionError} saying `reason` (`maybeApplied`: it was sent), and the connection
+   * is destroyed, as the answer could still arrive on it.
+   */
+  abandon(reason: string): void {
+    const pending = this.pending;
+    this.destroy(
+      new ConnectionError(reason, this.node, {
+        request: pending?.label,
+        maybeApplied: pending !== undefined,
+      }),
+    );
   }
 
   private send(
@@ -385,7 +411,7 @@ export class Connection {
         handler.onFrame(frame, {
           label,
           done: () => {
-            clearTimeout(pending.timer);
+            stopTimers(pending);
             if (this.pending === pending) this.pending = undefined;
             this.lastUsedAt = Date.now();
           },
@@ -418,6 +444,21 @@ export class Connection {
         }),
       );
     }, pending.timeoutMs);
+    this.armStallWatch(pending);
+  }
+
+  /** Reports a stall after each `stallAfterMs` of this wait (see ConnectionOptions). */
+  private armStallWatch(pending: Pending): void {
+    clearTimeout(pending.stallTimer);
+    const { stallAfterMs, onStall } = this.options;
+    if (stallAfterMs === undefined || onStall === undefined) return;
+    if (!(stallAfterMs < pending.timeoutMs)) return; // the request's own timeout comes first
+    pending.stallTimer = setTimeout(() => {
+      if (this.pending !== pending) return;
+      // paused for a slow stream consumer: the wait is the caller's, not the node's
+      if (!this.pausedForConsumer) onStall();
+      this.armStallWatch(pending);
+    }, stallAfterMs);
   }
 
   /** The decoded answer, or the error it stands for (a protocol error also destroys). */
@@ -461,7 +502,7 @@ export class Connection {
   private discardAfter(error: Error): void {
     const pending = this.pending;
     this.pending = undefined;
-    if (pending) clearTimeout(pending.timer);
+    if (pending) stopTimers(pending);
     this.destroy(error);
   }
 
@@ -559,6 +600,12 @@ export class Connection {
     );
     this.attach(secure);
   }
+}
+
+/** Stops the timers of a request that ended. */
+function stopTimers(pending: Pending): void {
+  clearTimeout(pending.timer);
+  clearTimeout(pending.stallTimer);
 }
 
 /** Waits for `event` on a fresh socket, bounded; on failure the socket is destroyed. */

@@ -103,6 +103,33 @@ Deno.test("a peer that never answers ends in TimeoutError within the request tim
   assert.ok(Date.now() - started < 5_000);
 });
 
+Deno.test("a request left waiting is reported stalled after each wait, and abandon fails it as maybe applied", async () => {
+  const node = await startFakeNode(() => {});
+  let stalls = 0;
+  const connection: Connection = await Connection.open({
+    host: "127.0.0.1",
+    port: node.port,
+    requestTimeoutMs: 5_000,
+    stallAfterMs: 10,
+    onStall: () => {
+      if (++stalls === 3) connection.abandon("gave up on it");
+    },
+  });
+  try {
+    await assert.rejects(
+      connection.request(MessageCode.PingReq, {}, MessageCode.PingResp),
+      (error: unknown) =>
+        error instanceof ConnectionError && error.maybeApplied &&
+        error.message === `${node.address} RpbPingReq: gave up on it`,
+    );
+    assert.equal(stalls, 3, "told again after each wait, not after the request ended");
+    assert.equal(connection.dead, true, "its answer could still come: never reused");
+  } finally {
+    connection.destroy();
+    await node.close();
+  }
+});
+
 Deno.test("a peer that closes mid-frame ends in ConnectionError", async () => {
   await expectFailure(
     (socket) => socket.end(encodeFrameHeader(MessageCode.PingResp, 10)),

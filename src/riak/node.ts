@@ -4,13 +4,21 @@
  * out (`down`) and pinged in the background every `healthCheckIntervalMs` until it answers,
  * then it is back `up`.
  *
+ * A hung node (a frozen process, a stalled link: connections are accepted, nothing is
+ * answered) is found by its requests: one that waits `stallCheckAfterMs` without an answer,
+ * while the node answered nothing else meanwhile, makes the node pinged on a connection of
+ * its own. No answer within `pingTimeoutMs` takes the node down at once and gives up its
+ * requests in flight, which the cluster retries elsewhere as its rules allow. A request that
+ * is only slow keeps waiting: its node answers the ping.
+ *
  * @module
  */
 import { clearInterval, clearTimeout, setInterval, setTimeout } from "node:timers";
 import { isIPv6 } from "node:net";
 import { isHostName } from "../util/host.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
-import { ClosedError, ConnectionError } from "./errors.ts";
+import { ClosedError, ConnectionError, TimeoutError } from "./errors.ts";
+import { DEFAULT_CONNECT_TIMEOUT_MS } from "./defaults.ts";
 import { MessageCode } from "./messages.ts";
 
 /** Default largest number of connections per node. */
@@ -27,6 +35,13 @@ export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 1_000;
  * share of requests, each waiting out its deadline.
  */
 export const FAILURES_BEFORE_DOWN = 3;
+/**
+ * Default wait for an answer after which a node that answered nothing else meanwhile is
+ * pinged: Riak answers in milliseconds, a ping even when it is busy.
+ */
+export const DEFAULT_STALL_CHECK_AFTER_MS = 1_000;
+/** Default bound on a ping that checks a node (its connect included). */
+export const DEFAULT_PING_TIMEOUT_MS = 2_000;
 /** Default Riak protocol-buffers port. */
 export const DEFAULT_RIAK_PORT = 8087;
 
@@ -34,7 +49,8 @@ export const DEFAULT_RIAK_PORT = 8087;
 export type NodeState = "up" | "down" | "closed";
 
 /** Pool settings, and the settings of every connection the pool opens. */
-export interface NodeOptions extends Omit<ConnectionOptions, "host" | "port"> {
+export interface NodeOptions
+  extends Omit<ConnectionOptions, "host" | "port" | "stallAfterMs" | "onStall"> {
   /** Connections kept open even when idle; default {@link DEFAULT_MIN_CONNECTIONS}. */
   minConnections?: number;
   /** Largest number of connections; default {@link DEFAULT_MAX_CONNECTIONS}. */
@@ -43,6 +59,13 @@ export interface NodeOptions extends Omit<ConnectionOptions, "host" | "port"> {
   idleTimeoutMs?: number;
   /** Period of the background ping while the node is down; default 1 s. */
   healthCheckIntervalMs?: number;
+  /**
+   * Wait for an answer after which the node is pinged to tell slow from hung; default
+   * {@link DEFAULT_STALL_CHECK_AFTER_MS}. 0 turns the check off.
+   */
+  stallCheckAfterMs?: number;
+  /** Bound on each ping that checks the node, connect included; default 2 s. */
+  pingTimeoutMs?: number;
 }
 
 /**
@@ -91,20 +114,31 @@ export class RiakNode {
   /** `host:port`. */
   readonly address: string;
   private readonly connectionOptions: ConnectionOptions;
+  /** A ping's connection: no stall checks of its own, everything bounded by the ping timeout. */
+  private readonly probeOptions: ConnectionOptions;
+  private readonly stallCheckAfterMs: number;
+  private readonly pingTimeoutMs: number;
   private readonly minConnections: number;
   private readonly maxConnections: number;
   private readonly idleTimeoutMs: number;
   private readonly healthCheckIntervalMs: number;
   private readonly idle: Connection[] = [];
-  private busyCount = 0;
+  /** Connections lent out to requests. */
+  private readonly busy = new Set<Connection>();
   private openingCount = 0;
   private currentState: NodeState = "up";
   private healthTimer?: ReturnType<typeof setTimeout>;
-  /** A ping of the down node is on its way. */
-  private checking = false;
+  /** The ping on its way, if one is: what it found, an error if the node did not answer. */
+  private probing?: Promise<Error | undefined>;
+  /** The connection of that ping, destroyed if the node closes meanwhile. */
+  private probeConnection?: Connection;
+  /** When the node last answered a request or a ping (ms since the epoch). */
+  private lastAnswerAt = 0;
   private readonly expiryTimer: ReturnType<typeof setInterval>;
   /** Called whenever a connection frees up or the node comes back: the cluster's queue pump. */
   onAvailable: () => void = () => {};
+  /** Called when the node goes down or comes back up. */
+  onStateChange: () => void = () => {};
   /** Why the node went down last (for errors and status). */
   lastFailure?: Error;
   /** Requests in a row that timed out on a connection of this node (see FAILURES_BEFORE_DOWN). */
@@ -112,9 +146,34 @@ export class RiakNode {
 
   constructor(host: string, port: number, options: NodeOptions = {}) {
     this.address = `${host}:${port}`;
-    const { minConnections, maxConnections, idleTimeoutMs, healthCheckIntervalMs, ...connection } =
-      options;
-    this.connectionOptions = { ...connection, host, port };
+    const {
+      minConnections,
+      maxConnections,
+      idleTimeoutMs,
+      healthCheckIntervalMs,
+      stallCheckAfterMs,
+      pingTimeoutMs,
+      ...connection
+    } = options;
+    this.stallCheckAfterMs = stallCheckAfterMs ?? DEFAULT_STALL_CHECK_AFTER_MS;
+    this.pingTimeoutMs = pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
+    this.connectionOptions = {
+      ...connection,
+      host,
+      port,
+      ...(this.stallCheckAfterMs > 0 &&
+        { stallAfterMs: this.stallCheckAfterMs, onStall: () => this.stalled() }),
+    };
+    this.probeOptions = {
+      ...connection,
+      host,
+      port,
+      connectTimeoutMs: Math.min(
+        connection.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        this.pingTimeoutMs,
+      ),
+      requestTimeoutMs: this.pingTimeoutMs,
+    };
     this.maxConnections = Math.max(1, maxConnections ?? DEFAULT_MAX_CONNECTIONS);
     this.minConnections = Math.min(
       this.maxConnections,
@@ -136,12 +195,12 @@ export class RiakNode {
 
   /** Requests running on this node now (for least-busy selection). */
   get inUse(): number {
-    return this.busyCount + this.openingCount;
+    return this.busy.size + this.openingCount;
   }
 
   /** Open connections, idle or busy. */
   get openConnections(): number {
-    return this.idle.length + this.busyCount;
+    return this.idle.length + this.busy.size;
   }
 
   /** Whether {@link acquire} can start at once: up, and an idle connection or room for one. */
@@ -152,12 +211,12 @@ export class RiakNode {
   /** Requests it could start now: idle connections plus room for new ones (0 unless up). */
   get freeSlots(): number {
     if (this.currentState !== "up") return 0;
-    return Math.max(0, this.maxConnections - this.busyCount - this.openingCount);
+    return Math.max(0, this.maxConnections - this.busy.size - this.openingCount);
   }
 
   /** Opens the minimum number of connections in the background (failures take the node down). */
   warmUp(): void {
-    const missing = this.minConnections - (this.idle.length + this.busyCount + this.openingCount);
+    const missing = this.minConnections - (this.idle.length + this.busy.size + this.openingCount);
     for (let i = 0; i < missing; i++) {
       this.openingCount++;
       Connection.open(this.connectionOptions).then(
@@ -183,7 +242,7 @@ export class RiakNode {
     while (this.idle.length > 0) {
       const connection = this.idle.pop()!;
       if (connection.usable) {
-        this.busyCount++;
+        this.busy.add(connection);
         return connection;
       }
     }
@@ -193,7 +252,7 @@ export class RiakNode {
     this.openingCount++;
     try {
       const connection = await Connection.open(this.connectionOptions);
-      this.busyCount++;
+      this.busy.add(connection);
       return connection;
     } catch (error) {
       this.markDown(error as Error);
@@ -205,7 +264,7 @@ export class RiakNode {
 
   /** Returns a connection after a request; a dead one is dropped. */
   release(connection: Connection): void {
-    this.busyCount--;
+    this.busy.delete(connection);
     this.giveBack(connection);
   }
 
@@ -218,6 +277,7 @@ export class RiakNode {
   /** A request on one of its connections got an answer (an error answer too). */
   answered(): void {
     this.failuresInARow = 0;
+    this.lastAnswerAt = Date.now();
   }
 
   /**
@@ -237,14 +297,75 @@ export class RiakNode {
     this.currentState = "down";
     for (const connection of this.idle.splice(0)) connection.close();
     this.scheduleHealthCheck();
+    this.onStateChange();
     this.onAvailable(); // waiting requests re-choose: another node, or fail fast if none is up
   }
 
   /** Pings a down node now rather than at its next interval (nothing while one is out). */
   checkNow(): void {
-    if (this.currentState !== "down" || this.checking) return;
+    if (this.currentState !== "down" || this.probing !== undefined) return;
     clearTimeout(this.healthTimer);
     void this.healthCheck();
+  }
+
+  /**
+   * A request on one of its connections has waited `stallCheckAfterMs` for its answer: slow,
+   * or hung? Unless the node answered something else meanwhile, a ping tells (see the module
+   * documentation).
+   */
+  private stalled(): void {
+    if (this.currentState === "closed") return;
+    if (this.currentState === "up" && Date.now() - this.lastAnswerAt < this.stallCheckAfterMs) {
+      return;
+    }
+    void this.probe();
+  }
+
+  /**
+   * Pings the node on a connection of its own (one ping at a time; a caller during one gets
+   * its outcome). Answered, a down node is back up with that connection; unanswered, the node
+   * goes down and its requests in flight are given up: they wait on a node that answers
+   * nothing, and the cluster retries them elsewhere. Resolves with the ping's error, if any.
+   */
+  private probe(): Promise<Error | undefined> {
+    this.probing ??= this.ping().then((failure) => {
+      this.probing = undefined;
+      if (this.currentState === "closed") return failure;
+      if (failure === undefined) return undefined;
+      const reason = `not answering: a ping ${
+        failure instanceof ConnectionError || failure instanceof TimeoutError
+          ? failure.reason
+          : failure.message
+      }`;
+      this.markDown(new ConnectionError(reason, this.address, { cause: failure }));
+      for (const connection of [...this.busy]) connection.abandon(reason);
+      return failure;
+    });
+    return this.probing;
+  }
+
+  /** One ping; a down node it finds answering is back up. */
+  private async ping(): Promise<Error | undefined> {
+    let connection: Connection | undefined;
+    try {
+      connection = await Connection.open(this.probeOptions);
+      if (this.currentState === "closed") throw new ClosedError(`Riak node ${this.address}`);
+      this.probeConnection = connection;
+      await connection.request(MessageCode.PingReq, {}, MessageCode.PingResp);
+    } catch (error) {
+      connection?.destroy();
+      return error as Error;
+    } finally {
+      this.probeConnection = undefined;
+    }
+    this.lastAnswerAt = Date.now();
+    if (this.currentState === "down") {
+      this.currentState = "up";
+      this.idle.push(connection);
+      this.onStateChange();
+      this.onAvailable();
+    } else connection.close();
+    return undefined;
   }
 
   private scheduleHealthCheck(): void {
@@ -254,32 +375,15 @@ export class RiakNode {
 
   private async healthCheck(): Promise<void> {
     if (this.currentState !== "down") return;
-    let connection: Connection | undefined;
-    this.checking = true;
-    try {
-      connection = await Connection.open(this.connectionOptions);
-      await connection.request(MessageCode.PingReq, {}, MessageCode.PingResp);
-    } catch (error) {
-      connection?.destroy();
-      this.lastFailure = error as Error;
-      if (this.currentState === "down") this.scheduleHealthCheck();
-      return;
-    } finally {
-      this.checking = false;
-    }
-    if (this.currentState !== "down") {
-      connection.close();
-      return;
-    }
-    this.currentState = "up";
-    this.idle.push(connection);
-    this.onAvailable();
+    const failure = await this.probe(); // unanswered, it names the failure (lastFailure)
+    if (failure === undefined || this.currentState !== "down") return;
+    this.scheduleHealthCheck();
   }
 
   private expireIdle(): void {
     const cutoff = Date.now() - this.idleTimeoutMs;
     // idle is used as a stack (most recent last), so the oldest connections sit at the front
-    while (this.idle.length > 0 && this.idle.length + this.busyCount > this.minConnections) {
+    while (this.idle.length > 0 && this.idle.length + this.busy.size > this.minConnections) {
       const oldest = this.idle[0];
       if (oldest.usable && oldest.lastUsedAt > cutoff) break;
       this.idle.shift()!.close();
@@ -294,6 +398,7 @@ export class RiakNode {
     this.currentState = "closed";
     clearInterval(this.expiryTimer);
     clearTimeout(this.healthTimer);
+    this.probeConnection?.destroy(new ClosedError(`Riak node ${this.address}`));
     for (const connection of this.idle.splice(0)) connection.close();
   }
 }
