@@ -57,6 +57,11 @@ export async function prewarmCommand(
           `the pass in progress was walked with other globs (${shown(event.before)}, now ` +
             `${shown(event.now)}); starting a new pass\n`,
         );
+      } else if (event.kind === "state-not-saved") {
+        lines.write(
+          `the disk of the state directory ${event.directory} is full: the run goes on, ` +
+            "and is recorded at its end if there is room by then\n",
+        );
       } else if (event.kind === "unfinished-run") {
         lines.write(
           `the last run (started ${event.startedAt}, last seen ${event.lastSeen}) did not ` +

@@ -44,6 +44,7 @@ import {
 import { PathFilter } from "./glob.ts";
 import { RunLimits, type StopReason } from "./limits.ts";
 import { acquireLock } from "../util/lock.ts";
+import { isNoRoomError } from "../util/no_room.ts";
 import {
   changedTooRecently,
   DEFAULT_READ_SIZE,
@@ -245,7 +246,12 @@ export type PrewarmEvent =
    * The run before this one never ended (killed, crashed, its host went down); it is now in
    * the history as "unfinished". `lastSeen`: when it last saved its tallies.
    */
-  | { kind: "unfinished-run"; startedAt: string; lastSeen: string };
+  | { kind: "unfinished-run"; startedAt: string; lastSeen: string }
+  /**
+   * The state directory's disk has no room: the run goes on without marking itself as under
+   * way (a run killed now is not recorded as unfinished).
+   */
+  | { kind: "state-not-saved"; directory: string };
 
 /** A live view of a running pre-warm, for progress output. */
 export interface LiveRun {
@@ -437,7 +443,7 @@ class PrewarmRun {
       : undefined;
     this.#walk.cursor = resumeFrom;
     if (!dryRun) {
-      const left = this.#o.state.beginRun(this.#marker());
+      const left = this.#beginRun();
       if (left) {
         this.#o.onEvent?.({
           kind: "unfinished-run",
@@ -598,6 +604,21 @@ class PrewarmRun {
       savedAt: new Date(this.#markerSavedAt).toISOString(),
       tally: this.#tally,
     };
+  }
+
+  /**
+   * Marks the run as under way. On a state directory whose disk is full the run goes on
+   * unmarked (said as an event): its files matter more, a drain (`--delete-local`) makes
+   * room as it goes, and the run's record is written at its end.
+   */
+  #beginRun(): RunRecord | undefined {
+    try {
+      return this.#o.state.beginRun(this.#marker());
+    } catch (error) {
+      if (!isNoRoomError(error)) throw error;
+      this.#o.onEvent?.({ kind: "state-not-saved", directory: this.#o.state.path });
+      return undefined;
+    }
   }
 
   /** Saves the run's marker again once {@link PrewarmOptions.checkpointMs} has passed. */

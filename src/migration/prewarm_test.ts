@@ -47,6 +47,7 @@ import { FileChangedError } from "./file_identity.ts";
 import { waitOutRacyWindow } from "./local_file.ts";
 import { emptyTally, StateDirectory } from "./state.ts";
 import { hashStoredFile } from "./stored_file.ts";
+import { withFullFilesystem } from "../util/_full_filesystem.ts";
 
 /** A request that found no Riak node, as the store reports it. */
 function unanswered(): RiakRequestError {
@@ -1231,4 +1232,41 @@ Deno.test("other globs than the pass in progress was walked with start a new pas
       assert.equal(progressFromState(state).pending.files, 0);
     });
   });
+});
+
+Deno.test({
+  name:
+    "a drain with its state directory on the disk that filled up runs, frees it, and records the run",
+  ignore: !CAN_MOUNT,
+  fn: async () => {
+    await withFullFilesystem(async ({ directory, makeRoom, fill }) => {
+      makeRoom(64 * 1024);
+      const source = join(directory, "legacy");
+      mkdirSync(source);
+      for (let index = 0; index < 4; index++) {
+        writeFileSync(join(source, `f${index}`), Buffer.alloc(8192, index));
+      }
+      const state = new StateDirectory(join(directory, "state"));
+      state.ensure();
+      fill();
+      await withStore(async ({ store }) => {
+        const events: PrewarmEvent[] = [];
+        const run = await runPrewarm({
+          source,
+          store,
+          state,
+          deleteLocal: true,
+          onEvent: (event) => events.push(event),
+        });
+        assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+        assert.equal(run.tally.deleted.files, 4);
+        assert.deepEqual(readdirSync(source), [], "the local copies are gone");
+        assert.deepEqual(events, [{ kind: "state-not-saved", directory: state.path }]);
+        assert.equal((await store.readFile("f3")).length, 8192);
+        // Room was made by then: the run's record and state are written, no leftovers.
+        assert.equal(state.readHistory().length, 1);
+        assert.deepEqual(readdirSync(state.path).sort(), ["history.jsonl", "state.json"]);
+      });
+    });
+  },
 });

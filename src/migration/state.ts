@@ -33,6 +33,7 @@ import {
 import { join, resolve } from "node:path";
 import { DEFAULT_STATE_ROOT } from "./defaults.ts";
 import { makeDirectories } from "../util/directories.ts";
+import { isNoRoomError } from "../util/no_room.ts";
 
 /** Files and bytes. */
 export interface Tally {
@@ -313,9 +314,15 @@ export class StateDirectory {
     try {
       makeDirectories(this.path, 0o755);
     } catch (error) {
-      throw new Error(`cannot make the state directory ${this.path}: ${(error as Error).message}`, {
-        cause: error,
-      });
+      // Once it is there, a full disk no longer stops a run (its lock needs no byte).
+      const hint = isNoRoomError(error)
+        ? " (the disk is full: give --state-dir on another filesystem, or free a few KiB " +
+          "first; a drain mount frees it as files are read)"
+        : "";
+      throw new Error(
+        `cannot make the state directory ${this.path}: ${(error as Error).message}${hint}`,
+        { cause: error },
+      );
     }
   }
 
@@ -351,9 +358,7 @@ export class StateDirectory {
   saveState(state: MigrationState): void {
     this.ensure();
     const file = join(this.path, "state.json");
-    const temporary = `${file}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify(state, null, 1) + "\n");
-    renameSync(temporary, file);
+    replaceWhole(file, `${file}.${process.pid}.tmp`, JSON.stringify(state, null, 1) + "\n");
   }
 
   /**
@@ -380,9 +385,7 @@ export class StateDirectory {
       if (bytes > HISTORY_MAX_BYTES / 2) break;
       kept.unshift(lines[index]);
     }
-    const temporary = `${file}.tmp`;
-    writeFileSync(temporary, kept.map((text) => `${text}\n`).join(""));
-    renameSync(temporary, file);
+    replaceWhole(file, `${file}.tmp`, kept.map((text) => `${text}\n`).join(""));
   }
 
   /**
@@ -401,9 +404,7 @@ export class StateDirectory {
   saveRunMarker(marker: RunMarker): void {
     this.ensure();
     const file = join(this.path, RUN_MARKER_FILE);
-    const temporary = `${file}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify(marker) + "\n");
-    renameSync(temporary, file);
+    replaceWhole(file, `${file}.${process.pid}.tmp`, JSON.stringify(marker) + "\n");
   }
 
   /** Records the end of the run under way: its history record replaces its marker. */
@@ -494,4 +495,19 @@ export function pathToHex(path: Uint8Array): string {
 /** Inverse of {@link pathToHex}. */
 export function pathFromHex(hex: string): Buffer {
   return Buffer.from(hex, "hex");
+}
+
+/**
+ * Replaces `file` with `text` (written to `temporary`, renamed over). A temporary file the
+ * write could not finish (a full disk) is removed: it would hold room the disk needs, and
+ * nobody would remove it later.
+ */
+function replaceWhole(file: string, temporary: string, text: string): void {
+  try {
+    writeFileSync(temporary, text);
+    renameSync(temporary, file);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { withFullFilesystem } from "../util/_full_filesystem.ts";
 import {
   addTally,
   emptyTally,
@@ -166,4 +167,17 @@ Deno.test("a run's marker is replaced by its record; one left by a run that died
   } finally {
     rmSync(dir, { recursive: true });
   }
+});
+
+Deno.test("a state directory its full disk has no room for says what to do; one already there takes its runs", async () => {
+  await withFullFilesystem(({ directory, fillInodes }) => {
+    const there = new StateDirectory(join(directory, "there"));
+    there.ensure();
+    fillInodes(); // Not a directory more, as on a full ext4.
+    assert.throws(
+      () => new StateDirectory(join(directory, "new")).ensure(),
+      /cannot make the state directory .*new: .*the disk is full: give --state-dir on another filesystem/,
+    );
+    there.ensure();
+  });
 });

@@ -5,7 +5,10 @@
  *
  * The lock is a file created whole (a hard link of a written file, which fails if the lock
  * exists) holding the holder's PID, its start time, and where that PID means something: the
- * boot and the PID namespace. A lock whose process is gone (the holder was killed; a PID
+ * boot and the PID namespace. On a full filesystem, where no file can get a byte, it is a
+ * symlink whose target says the same in short (the place as a digest): a short symlink
+ * lives in its inode, so a mount over the disk that filled up (its spool and lock on that
+ * disk) still starts and drains it. A lock whose process is gone (the holder was killed; a PID
  * reused since has another start time) is stale and taken over, by one run only. A holder
  * in another PID namespace or boot (a container sharing the state directory, another host
  * over NFS) cannot be looked up: its lock is alive while the holder keeps touching it
@@ -13,17 +16,21 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
   linkSync,
+  lstatSync,
+  lutimesSync,
+  readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
-  statSync,
+  symlinkSync,
   unlinkSync,
-  utimesSync,
   writeFileSync,
 } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { isNoRoomError } from "./no_room.ts";
 import { isProcessAlive } from "./process.ts";
 
 /** How often a holder touches its lock file, for holders that cannot look its PID up. */
@@ -71,13 +78,17 @@ export function acquireLock(
   pid: number = process.pid,
   heartbeatMs = LOCK_HEARTBEAT_MS,
 ): HeldLock {
-  const mine = [pid, startTimeOf(pid) ?? "-", ...thisPlace()].join(" ");
+  const started = startTimeOf(pid) ?? "-";
+  const mine = {
+    whole: [pid, started, ...thisPlace()].join(" "),
+    short: `${pid} ${started} ${placeDigest()}`,
+  };
+  removeLeftTemporaries(file);
   for (let attempt = 0; attempt < 5; attempt++) {
-    if (createHolding(file, `${mine}\n`)) return heldLock(file, pid, heartbeatMs);
+    if (createHolding(file, mine)) return heldLock(file, pid, heartbeatMs);
     const holder = readHolder(file);
     if (holder === undefined) continue; // Released or taken over meanwhile: look again.
-    const ours = holder.pid === pid &&
-      (holder.place === undefined || holder.place === thisPlace().join(" "));
+    const ours = holder.pid === pid && (holder.place === undefined || isHere(holder.place));
     if (!ours && isAlive(holder)) throw new LockedError(file, holder.pid);
     takeOver(file, holder); // Stale: its holder died without releasing it.
   }
@@ -98,7 +109,10 @@ interface Holder {
   pid: number;
   /** Clock ticks since boot (field 22 of /proc/PID/stat): a reused PID has another. */
   startTime?: string;
-  /** Boot id and PID namespace the PID belongs to (absent in locks of older versions). */
+  /**
+   * Boot id and PID namespace the PID belongs to, or their {@link placeDigest} (a lock made
+   * on a full filesystem); absent in locks of older versions.
+   */
   place?: string;
   /** When the lock file was last touched (ms since the epoch). */
   touchedMs?: number;
@@ -119,21 +133,69 @@ function thisPlace(): [string, string] {
   ];
 }
 
+/** A temporary file of {@link createHolding} lives for microseconds; one this old was left. */
+const LEFT_TEMPORARY_MS = 60_000;
+
 /**
- * Creates `file` holding `content` in one step (a hard link of a complete file), so nobody
- * ever reads a lock without its holder. False when `file` exists.
+ * Removes the temporary files of {@link createHolding} that a process killed in between (or
+ * an older version, on a full disk) left beside `file`: they take room, and on the disk that
+ * filled up every block counts.
  */
-function createHolding(file: string, content: string): boolean {
-  const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}`;
-  writeFileSync(temporary, content, { mode: 0o644 });
+function removeLeftTemporaries(file: string): void {
+  const prefix = `${basename(file)}.`;
+  let names: string[];
   try {
+    names = readdirSync(dirname(file));
+  } catch {
+    return; // Reported by the attempt to take the lock.
+  }
+  for (const name of names) {
+    const rest = name.slice(prefix.length);
+    if (!name.startsWith(prefix) || !/^(takeover\.)?\d+\.[0-9a-f]{8}$/.test(rest)) continue;
+    const path = join(dirname(file), name);
+    try {
+      if (Date.now() - lstatSync(path).mtimeMs > LEFT_TEMPORARY_MS) unlinkSync(path);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+}
+
+/** {@link thisPlace} in few bytes, for a lock that must fit in a symlink's inode. */
+function placeDigest(): string {
+  const digest = createHash("sha256").update(thisPlace().join(" ")).digest("hex");
+  return `@${digest.slice(0, 16)}`;
+}
+
+/** Whether a holder's recorded place (either form) is this boot and PID namespace. */
+function isHere(place: string): boolean {
+  return place === (place.startsWith("@") ? placeDigest() : thisPlace().join(" "));
+}
+
+/**
+ * Creates `file` holding `content` in one step, so nobody ever reads a lock without its
+ * holder: a hard link of a complete file, or where the filesystem has no room for the file's
+ * bytes, a symlink to the short form (made whole in one call, in the inode). False when
+ * `file` exists.
+ */
+function createHolding(file: string, content: { whole: string; short: string }): boolean {
+  const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}`;
+  try {
+    writeFileSync(temporary, `${content.whole}\n`, { mode: 0o644 });
     linkSync(temporary, file);
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw error;
+    if (!isNoRoomError(error)) throw error;
   } finally {
     rmSync(temporary, { force: true });
+  }
+  try {
+    symlinkSync(content.short, file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
   }
 }
 
@@ -144,7 +206,7 @@ function createHolding(file: string, content: string): boolean {
  */
 function takeOver(file: string, stale: Holder): void {
   const token = `${file}.takeover`;
-  if (!createHolding(token, `${process.pid}\n`)) {
+  if (!createHolding(token, { whole: `${process.pid}`, short: `${process.pid}` })) {
     const taker = readHolder(token);
     if (taker !== undefined && !isAlive(taker)) rmSync(token, { force: true });
     return;
@@ -172,7 +234,7 @@ function heldLock(file: string, pid: number, heartbeatMs: number): HeldLock {
     if (readHolder(file)?.pid !== pid) return;
     const now = new Date();
     try {
-      utimesSync(file, now, now);
+      lutimesSync(file, now, now);
     } catch {
       // Gone meanwhile: release() has nothing left to do either.
     }
@@ -196,22 +258,21 @@ function heldLock(file: string, pid: number, heartbeatMs: number): HeldLock {
 }
 
 function readHolder(file: string): Holder | undefined {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch {
-    return undefined;
-  }
+  const text = lockText(file);
+  if (text === undefined) return undefined;
   const [pidText, startTime, bootId, pidNamespace] = text.trim().split(/\s+/);
   const pid = Number(pidText);
   // Unreadable content is nobody's: the holder is dead, as far as anyone can tell.
   if (!Number.isSafeInteger(pid) || pid <= 0) return { pid: 0 };
   const holder: Holder = { pid };
   if (startTime !== undefined && startTime !== "-") holder.startTime = startTime;
-  if (bootId !== undefined && pidNamespace !== undefined) {
-    holder.place = `${bootId} ${pidNamespace}`;
+  const place = pidNamespace === undefined
+    ? bootId?.startsWith("@") ? bootId : undefined
+    : `${bootId} ${pidNamespace}`;
+  if (place !== undefined) {
+    holder.place = place;
     try {
-      holder.touchedMs = statSync(file).mtimeMs;
+      holder.touchedMs = lstatSync(file).mtimeMs;
     } catch {
       return undefined; // Released meanwhile.
     }
@@ -219,12 +280,26 @@ function readHolder(file: string): Holder | undefined {
   return holder;
 }
 
+/** What a lock says: a symlink's target (made on a full disk), else the file's content. */
+function lockText(file: string): string | undefined {
+  try {
+    return readlinkSync(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EINVAL") return undefined;
+  }
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Whether `holder` still runs: its PID is alive and, when known, started when it did; a
  * holder whose PID means nothing here, while it keeps touching its lock.
  */
 function isAlive(holder: Holder): boolean {
-  if (holder.place !== undefined && holder.place !== thisPlace().join(" ")) {
+  if (holder.place !== undefined && !isHere(holder.place)) {
     return Date.now() - (holder.touchedMs ?? 0) < LOCK_STALE_MS;
   }
   if (holder.pid <= 0 || !isProcessAlive(holder.pid)) return false;
