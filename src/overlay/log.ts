@@ -5,8 +5,15 @@
  * key=value`, the priority prefix journald and syslog daemons read on stderr). Writes go to
  * a stream (stderr, or a log file).
  *
+ * A log that cannot be written (its file on the disk that filled up) never stops the
+ * process: the lines are lost and counted, and the first line that fits again says how
+ * many. Node's own stderr stream, given a file, would throw the ENOSPC as an unhandled
+ * error event and end a mount in the middle of serving.
+ *
  * @module
  */
+import { Buffer } from "node:buffer";
+import { fstatSync, writeSync } from "node:fs";
 
 /** Severity of a log line. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -20,9 +27,60 @@ export const LOG_FORMATS: readonly LogFormat[] = ["text", "json", "syslog"];
 /** Extra fields of a log line (path, bucket, errno, counts...). */
 export type LogFields = Record<string, string | number | boolean | undefined>;
 
-/** Where log lines go: anything with a `write(text)`. */
+/**
+ * Where log lines go: anything with a `write(text)`. A write that throws loses its line
+ * (counted, see {@link Logger}).
+ */
 export interface LogSink {
   write(text: string): unknown;
+}
+
+/**
+ * The sink of a descriptor that is a regular file (a log file given as stderr): written with
+ * write(2) here, so a full disk throws at once; after a failed write the next line starts
+ * with a newline of its own (the failed one may have left part of a line).
+ */
+export class FileDescriptorSink implements LogSink {
+  readonly #fd: number;
+  #torn = false;
+
+  constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  /** @inheritdoc */
+  write(text: string): void {
+    const bytes = Buffer.from(this.#torn ? `\n${text}` : text);
+    try {
+      for (let at = 0; at < bytes.length;) at += writeSync(this.#fd, bytes, at);
+      this.#torn = false;
+    } catch (error) {
+      // A write(2) may take part of a line before the disk is full, and not every runtime
+      // tells how much: an empty line is the price of never gluing two lines together.
+      this.#torn = true;
+      throw error;
+    }
+  }
+}
+
+let standardError: LogSink | undefined;
+
+/**
+ * stderr as a log sink: a {@link FileDescriptorSink} when it is a regular file; otherwise
+ * (a terminal, a pipe to a supervisor) Node's stream, whose write errors (a reader gone)
+ * are dropped rather than thrown at the process.
+ */
+export function standardErrorSink(): LogSink {
+  if (standardError) return standardError;
+  let isFile = false;
+  try {
+    isFile = fstatSync(2).isFile();
+  } catch {
+    // No stderr at all: the stream drops what is written.
+  }
+  if (!isFile) process.stderr.on("error", () => {});
+  standardError = isFile ? new FileDescriptorSink(2) : process.stderr;
+  return standardError;
 }
 
 const LEVEL_ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
@@ -34,7 +92,7 @@ export interface LoggerOptions {
   format?: LogFormat;
   /** Lines below this level are dropped; default `info`. */
   level?: LogLevel;
-  /** Default: process.stderr. */
+  /** Default: stderr ({@link standardErrorSink}). */
   sink?: LogSink;
   /** Clock, for tests. */
   now?: () => Date;
@@ -55,11 +113,13 @@ export class Logger {
   readonly #level: number;
   readonly #sink: LogSink;
   readonly #now: () => Date;
+  /** Lines the sink refused since the last one it took. */
+  #lost = 0;
 
   constructor(options: LoggerOptions = {}) {
     this.format = options.format ?? "text";
     this.#level = LEVEL_ORDER[options.level ?? "info"];
-    this.#sink = options.sink ?? process.stderr;
+    this.#sink = options.sink ?? standardErrorSink();
     this.#now = options.now ?? (() => new Date());
   }
 
@@ -86,20 +146,33 @@ export class Logger {
   /** Writes one line if `level` passes the threshold. */
   log(level: LogLevel, message: string, fields: LogFields = {}): void {
     if (LEVEL_ORDER[level] < this.#level) return;
+    try {
+      if (this.#lost > 0) {
+        this.#sink.write(
+          this.#line("warn", "log lines lost: the log could not be written (disk full?)", {
+            lines: this.#lost,
+          }),
+        );
+        this.#lost = 0;
+      }
+      this.#sink.write(this.#line(level, message, fields));
+    } catch {
+      this.#lost++;
+    }
+  }
+
+  #line(level: LogLevel, message: string, fields: LogFields): string {
     const time = this.#now().toISOString();
     const defined = Object.entries(fields).filter(([, value]) => value !== undefined);
     if (this.format === "json") {
-      this.#sink.write(
-        JSON.stringify({ time, level, message, ...Object.fromEntries(defined) }) + "\n",
-      );
-      return;
+      return JSON.stringify({ time, level, message, ...Object.fromEntries(defined) }) + "\n";
     }
     const extra = defined.map(([key, value]) => ` ${key}=${formatValue(value!)}`).join("");
     // The collector stamps its own time.
     const head = this.format === "syslog"
       ? `<${SYSLOG_PRIORITY[level]}>riakfs[${process.pid}]:`
       : time;
-    this.#sink.write(`${head} ${level} ${message}${extra}\n`);
+    return `${head} ${level} ${message}${extra}\n`;
   }
 }
 
