@@ -32,6 +32,8 @@ export interface RiakProxy {
   holdReadBackAfterPut(bucket: string, key: string): HeldRequest;
   /** Holds the first put of `key` in `bucket`. */
   holdPut(bucket: string, key: string): HeldRequest;
+  /** Holds the first get with the value (not head-only) of `key` in `bucket`. */
+  holdGet(bucket: string, key: string): HeldRequest;
   /** Stops listening and closes every connection. */
   close(): Promise<void>;
 }
@@ -39,8 +41,11 @@ export interface RiakProxy {
 interface Watch {
   bucket: string;
   key: string;
-  /** The request held: the first put, or the first get with the value after a put. */
-  holds: "put" | "read-back";
+  /**
+   * The request held: the first put, the first get with the value after a put, or the first
+   * get with the value.
+   */
+  holds: "put" | "read-back" | "get";
   putSeen: boolean;
   arrived: () => void;
   gate: Promise<void>;
@@ -63,8 +68,11 @@ export async function startRiakProxy(upstream: string): Promise<RiakProxy> {
     for (const [index, watch] of watches.entries()) {
       if (watch.bucket !== bucket || watch.key !== key) continue;
       const isPut = frame.code === MessageCode.PutReq;
+      const withValue = !isPut && !(request as RpbGetReq).head;
       if (isPut && watch.holds === "read-back") watch.putSeen = true;
-      else if (isPut || (watch.putSeen && !(request as RpbGetReq).head)) {
+      else if (
+        isPut ? watch.holds === "put" : withValue && (watch.holds === "get" || watch.putSeen)
+      ) {
         watches.splice(index, 1);
         watch.arrived();
         return watch.gate;
@@ -115,6 +123,7 @@ export async function startRiakProxy(upstream: string): Promise<RiakProxy> {
     node: `127.0.0.1:${address.port}`,
     holdReadBackAfterPut: (bucket, key) => hold(bucket, key, "read-back"),
     holdPut: (bucket, key) => hold(bucket, key, "put"),
+    holdGet: (bucket, key) => hold(bucket, key, "get"),
     async close() {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

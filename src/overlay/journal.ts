@@ -29,6 +29,7 @@ import {
 } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { isNoRoomError } from "../util/no_room.ts";
 
 /** What the journal remembers about one pending upload. */
 export interface PendingUpload {
@@ -111,15 +112,26 @@ export function stagedNames(entries: readonly JournalEntry[]): Set<string> {
 
 type JournalLine = ({ op: "add" } & JournalEntry) | { op: "done"; id: number };
 
+/**
+ * System errors a journal passes on as they are: the filesystem is full, over quota or
+ * read-only, which a write(2) on a local disk answers too (ENOSPC, not EIO, tells the
+ * application what to do about it).
+ */
+const PASSED_ON_CODES = new Set(["ENOSPC", "EDQUOT", "EROFS"]);
+
 /** The journal file could not be read or written; the mount must not serve writes. */
 export class JournalError extends Error {
   /** The journal file. */
   readonly file: string;
+  /** The system error's code when the disk is full, over quota or read-only; else undefined. */
+  readonly code: string | undefined;
 
   constructor(file: string, message: string, cause?: unknown) {
     super(`upload journal ${file}: ${message}`, cause === undefined ? undefined : { cause });
     this.name = "JournalError";
     this.file = file;
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+    this.code = code !== undefined && PASSED_ON_CODES.has(code) ? code : undefined;
   }
 }
 
@@ -145,8 +157,11 @@ const COMPACT_AT_BYTES = 1024 * 1024;
 export class UploadJournal {
   /** The journal file. */
   readonly file: string;
-  /** The journal's descriptor (append mode); replaced when the file is rewritten. */
-  #fd: number;
+  /**
+   * The journal's descriptor (append mode); replaced when the file is rewritten. Undefined
+   * while the file cannot be made ({@link UploadJournal.notMadeYet}).
+   */
+  #fd: number | undefined;
   /** Rewrite when the file grows to this many bytes. */
   #compactAt = COMPACT_AT_BYTES;
   readonly #pending = new Map<number, JournalEntry>();
@@ -161,30 +176,53 @@ export class UploadJournal {
   #mirrorsDone = "";
   #mirrorsDoneWrite: ReturnType<typeof setImmediate> | undefined;
 
-  private constructor(file: string, fd: number, pending: JournalEntry[], bytes: number) {
+  private constructor(
+    file: string,
+    fd: number | undefined,
+    read: JournalContent,
+    bytes: number,
+  ) {
     this.file = file;
     this.#fd = fd;
-    for (const entry of pending) this.#pending.set(entry.id, entry);
-    // A loop: spreading 100,000s of ids into Math.max overflows the stack.
-    let last = 0;
-    for (const entry of pending) last = Math.max(last, entry.id);
-    this.#nextId = last + 1;
+    for (const entry of read.pending) this.#pending.set(entry.id, entry);
+    this.#nextId = read.lastId + 1;
     this.#bytes = bytes;
   }
 
   /**
    * Opens (or creates) the journal, returning it with the uploads still pending, oldest
    * first. The file is rewritten to hold only those (crash-safe: temp file + rename). A torn
-   * last line from a crash mid-append is ignored; a damaged line elsewhere is an error.
+   * last line from a crash mid-append is ignored; a damaged line elsewhere is an error. On a
+   * full disk, where the rewrite finds no room, the file is appended to as it is (cut back
+   * to its last whole line, which frees rather than takes room): a mount over the disk that
+   * filled up must start, replay and drain it; the next start with room compacts.
    */
   static async open(file: string): Promise<{ journal: UploadJournal; pending: JournalEntry[] }> {
-    const pending = await readPending(file);
+    const read = await readJournal(file);
+    let opened: { fd: number; bytes: number };
     try {
-      const { fd, bytes } = rewrite(file, pending);
-      return { journal: new UploadJournal(file, fd, pending, bytes), pending };
+      opened = rewrite(file, read.pending);
     } catch (error) {
-      throw new JournalError(file, (error as Error).message, error);
+      if (!isNoRoomError(error)) throw new JournalError(file, (error as Error).message, error);
+      try {
+        opened = appendAsItIs(file, read.intactBytes);
+      } catch (error) {
+        throw new JournalError(file, (error as Error).message, error);
+      }
     }
+    return {
+      journal: new UploadJournal(file, opened.fd, read, opened.bytes),
+      pending: read.pending,
+    };
+  }
+
+  /**
+   * A journal whose file cannot be made yet (its spool's disk has no room for the spool's
+   * directory): nothing is pending, since there was no spool; every append is refused
+   * (ENOSPC) until {@link recreate} made the file.
+   */
+  static notMadeYet(file: string): UploadJournal {
+    return new UploadJournal(file, undefined, { pending: [], lastId: 0, intactBytes: 0 }, 0);
   }
 
   /** Uploads journaled and not yet completed. */
@@ -234,13 +272,32 @@ export class UploadJournal {
     await this.#appendSynced({ op: "done", id });
   }
 
+  /**
+   * Writes the file again at its path with the pending entries, and appends there from now
+   * on: its file was removed (the spool deleted while mounted), and lines appended to the
+   * removed file would be read by no restart; or it was not made yet.
+   */
+  recreate(): void {
+    if (this.#closed) throw new JournalError(this.file, "journal is closed");
+    const old = this.#fd;
+    try {
+      ({ fd: this.#fd, bytes: this.#bytes } = rewrite(this.file, [...this.#pending.values()]));
+    } catch (error) {
+      throw new JournalError(this.file, (error as Error).message, error);
+    }
+    this.#compactAt = COMPACT_AT_BYTES;
+    // The new file holds no entry those lines are about.
+    this.#mirrorsDone = "";
+    if (old !== undefined) void this.#tail.then(() => closeSync(old));
+  }
+
   /** Flushes and closes the file. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#writeMirrorsDone();
     this.#closed = true;
     await this.#tail;
-    closeSync(this.#fd);
+    if (this.#fd !== undefined) closeSync(this.#fd);
   }
 
   #writeMirrorsDone(): void {
@@ -273,20 +330,27 @@ export class UploadJournal {
    */
   #write(lines: string): void {
     if (this.#closed) throw new JournalError(this.file, "journal is closed");
+    const fd = this.#fd;
+    if (fd === undefined) {
+      const noRoom = Object.assign(new Error("no room on its disk to make it yet"), {
+        code: "ENOSPC",
+      });
+      throw new JournalError(this.file, noRoom.message, noRoom);
+    }
     try {
       if (this.#pending.size === 0 && this.#bytes >= COMPACT_AT_BYTES) {
         // Nothing pending: every line so far is obsolete, these included.
-        ftruncateSync(this.#fd, 0);
+        ftruncateSync(fd, 0);
         this.#bytes = 0;
         this.#mirrorsDone = "";
         return;
       }
       const bytes = Buffer.from(lines);
       try {
-        for (let at = 0; at < bytes.length;) at += writeSync(this.#fd, bytes, at);
+        for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at);
       } catch (error) {
         // A torn line (disk full) would damage every line after it: take it back.
-        ftruncateSync(this.#fd, this.#bytes);
+        ftruncateSync(fd, this.#bytes);
         throw error;
       }
       this.#bytes += bytes.length;
@@ -309,7 +373,7 @@ export class UploadJournal {
       this.#compactAt = this.#bytes * 2;
       return;
     }
-    const old = this.#fd;
+    const old = this.#fd!;
     try {
       ({ fd: this.#fd, bytes: this.#bytes } = rewrite(this.file, live));
     } catch {
@@ -329,7 +393,7 @@ export class UploadJournal {
     if (this.#nextSync) return this.#nextSync;
     const sync = this.#tail.then(async () => {
       this.#nextSync = undefined;
-      const fd = this.#fd;
+      const fd = this.#fd!; // A line was written: the file is there.
       try {
         await new Promise<void>((resolve, reject) =>
           fsync(fd, (error) => error ? reject(error) : resolve())
@@ -364,6 +428,8 @@ function rewrite(file: string, entries: readonly JournalEntry[]): { fd: number; 
     renameSync(temporary, file);
   } catch (error) {
     closeSync(fd);
+    // What it holds takes room a full disk needs (the journal's own next line, say).
+    rmSync(temporary, { force: true });
     throw error;
   }
   try {
@@ -375,15 +441,32 @@ function rewrite(file: string, entries: readonly JournalEntry[]): { fd: number; 
   return { fd, bytes: text.length };
 }
 
-async function readPending(file: string): Promise<JournalEntry[]> {
-  let text: string;
+/** What a journal file holds. */
+interface JournalContent {
+  /** Entries added and not done, oldest first. */
+  pending: JournalEntry[];
+  /** The highest id of any line: a journal appended to as it is must not use one again. */
+  lastId: number;
+  /** Bytes up to the end of the last whole line (a torn line after it was never acknowledged). */
+  intactBytes: number;
+}
+
+async function readJournal(file: string): Promise<JournalContent> {
+  let bytes: Buffer;
   try {
-    text = await readFile(file, "utf8");
+    bytes = await readFile(file);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+      return { pending: [], lastId: 0, intactBytes: 0 };
+    }
     throw new JournalError(file, (error as Error).message, error);
   }
+  // Every line is written whole with its newline, and acknowledged (fsync'd) only after: a
+  // last line without one was cut off by a crash, never acknowledged.
+  const intactBytes = bytes.lastIndexOf(0x0a) + 1;
+  const text = bytes.subarray(0, intactBytes).toString("utf8");
   const pending = new Map<number, JournalEntry>();
+  let lastId = 0;
   const lines = text.split("\n");
   for (let index = 0; index < lines.length; index++) {
     const line = lines[index];
@@ -392,8 +475,6 @@ async function readPending(file: string): Promise<JournalEntry[]> {
     try {
       parsed = JSON.parse(line);
     } catch {
-      // A crash can tear only the last line, which was never acknowledged.
-      if (index === lines.length - 1) break;
       throw new JournalError(file, `line ${index + 1} is damaged: ${line.slice(0, 80)}`);
     }
     if (parsed.op === "add") {
@@ -401,8 +482,25 @@ async function readPending(file: string): Promise<JournalEntry[]> {
       pending.set(entry.id, entry);
     } else if (parsed.op === "done") pending.delete(parsed.id);
     else throw new JournalError(file, `line ${index + 1} has an unknown op`);
+    // A loop: spreading 100,000s of ids into Math.max overflows the stack.
+    lastId = Math.max(lastId, parsed.id);
   }
-  return [...pending.values()].sort((a, b) => a.id - b.id);
+  return { pending: [...pending.values()].sort((a, b) => a.id - b.id), lastId, intactBytes };
+}
+
+/**
+ * Opens `file` for appending as it is, cut back to `intactBytes` (a torn last line would
+ * swallow the next one), creating it empty if missing: neither needs a free block.
+ */
+function appendAsItIs(file: string, intactBytes: number): { fd: number; bytes: number } {
+  const fd = openSync(file, "a", 0o600);
+  try {
+    ftruncateSync(fd, intactBytes);
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  return { fd, bytes: intactBytes };
 }
 
 /** fsyncs a directory so a rename in it survives a power cut. */

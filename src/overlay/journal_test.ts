@@ -1,10 +1,20 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import {
+  appendFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JournalError, type NewUpload, stagedNames, UploadJournal } from "./journal.ts";
+import { withFullFilesystem } from "../util/_full_filesystem.ts";
 
 function upload(path: string, staged = path.slice(1)): NewUpload {
   return { path, staged, mode: 0o644, uid: 1, gid: 2, mtimeNs: "1700000000000000000", size: 3 };
@@ -161,6 +171,7 @@ Deno.test("a line the disk had no room for is taken back, not left torn", async 
           );
         } catch (error) {
           assert.ok(error instanceof JournalError, String(error));
+          assert.equal(error.code, "ENOSPC", "answered as a full local disk answers");
           refused++;
         }
       }
@@ -174,7 +185,7 @@ Deno.test("a line the disk had no room for is taken back, not left torn", async 
       assert.deepEqual(pending.map((entry) => entry.id), written);
       await again.close();
     } finally {
-      execFileSync("umount", [small]);
+      execFileSync("umount", ["-l", small]);
     }
   });
 });
@@ -208,5 +219,40 @@ Deno.test("a burst of mirrors done is written as one append after the turn, and 
     const { journal: again, pending } = await UploadJournal.open(file);
     assert.deepEqual(pending, []);
     await again.close();
+  });
+});
+
+Deno.test("a journal with entries pending opens on a full disk, appended to as it is", async () => {
+  await withFullFilesystem(async ({ directory, makeRoom, fill }) => {
+    makeRoom(64 * 1024);
+    const file = join(directory, "journal");
+    const first = await UploadJournal.open(file);
+    const a = await first.journal.add(upload("/a"));
+    const b = await first.journal.add(upload("/b"));
+    await first.journal.add(upload("/c"));
+    await first.journal.complete(b);
+    // No close (a kill -9), then the disk fills up, and a line is cut off.
+    await appendFile(file, '{"op":"add","id":99,"pa');
+    fill();
+    const second = await UploadJournal.open(file);
+    assert.deepEqual(second.pending.map((entry) => entry.path), ["/a", "/c"]);
+    assert.equal(second.pending[0].id, a);
+    // The journal's last block has room for a line; an id is never used twice.
+    const d = await second.journal.add(upload("/d"));
+    assert.ok(d > b, "a new entry's id is past every id in the file, done ones too");
+    await second.journal.complete(a);
+    await second.journal.close();
+    await first.journal.close();
+    assert.deepEqual(
+      (await readdir(directory)).sort(),
+      [".filler", "journal"],
+      "no half-written rewrite left taking room",
+    );
+    makeRoom(64 * 1024);
+    const third = await UploadJournal.open(file);
+    assert.deepEqual(third.pending.map((entry) => entry.path), ["/c", "/d"]);
+    await third.journal.close();
+    const lines = (await readFile(file, "utf8")).trim().split("\n");
+    assert.equal(lines.length, 2, "compacted at the first start with room");
   });
 });

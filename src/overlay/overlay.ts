@@ -24,7 +24,7 @@ import {
 } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import * as fsp from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import {
   type Attr,
   type AttrReply,
@@ -71,6 +71,7 @@ import { type CopyOnReadQueue, ReadCoverage } from "./copy_on_read.ts";
 import { isOutageError, type RiakHealth, RiakTimeoutError } from "./health.ts";
 import { isMirror, type JournalEntry, type PendingMirror, type PendingUpload } from "./journal.ts";
 import { localPathBeneath } from "./local_path.ts";
+import { isNoRoomError } from "../util/no_room.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
 import { type MountMode, usesRiak as modeUsesRiak, usesSource } from "./modes.ts";
@@ -931,11 +932,19 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#mirrorsWrites()) {
       // The local file goes, and Riak's copy follows in the background. Journaled first: a
       // crash in between finds the file still there and copies it instead.
-      const reserved = await this.#o.uploads.reserve({
-        path,
-        mirror: "remove",
-        ...this.#unseenMark(path),
-      });
+      let reserved: PendingMirror;
+      try {
+        reserved = await this.#o.uploads.reserve({
+          path,
+          mirror: "remove",
+          ...this.#unseenMark(path),
+        });
+      } catch (error) {
+        // No room for the journal's line on the disk that filled up, where a removal is what
+        // makes room: removed as where nothing is journaled, Riak's copy first.
+        if (!isNoRoomError(error)) throw error;
+        return await this.#unlinkNow(path);
+      }
       try {
         await this.#unlinkLocal(path);
       } catch (error) {
@@ -955,6 +964,14 @@ export class OverlayFileSystem implements FileSystem {
       this.#entriesChanged(parentOf(path));
       return;
     }
+    await this.#unlinkNow(path);
+  }
+
+  /**
+   * Removes `path` from Riak, then from the source, before answering: if Riak cannot be
+   * asked nothing changes, instead of the file coming back from Riak later.
+   */
+  async #unlinkNow(path: string): Promise<void> {
     // A session open on it writes for nobody from now on: its commits would bring it back.
     await this.#sessionsStarted([path]);
     const open = this.#sessions.get(path);
@@ -2722,13 +2739,33 @@ export class OverlayFileSystem implements FileSystem {
    */
   async #writable(session: WriteSession): Promise<WriteSession> {
     if (!session.committed) return session;
+    await this.#restage(session);
+    return session;
+  }
+
+  /** Moves what the session holds into a fresh staged file of its own. */
+  async #restage(session: WriteSession): Promise<void> {
     const fresh = await this.#o.spool.create();
     await copyBetween(session.handle, fresh.handle);
     await session.handle.close();
     session.handle = fresh.handle;
     session.staged = fresh.name;
     session.committed = false;
-    return session;
+  }
+
+  /**
+   * A staged file removed from the spool while open (the spool deleted while mounted, which
+   * {@link Spool.ensure} makes again) still holds the session's bytes through its handle:
+   * they are staged again, since a journal entry naming the removed file would upload
+   * nothing, and close() would have acknowledged a lost write.
+   */
+  async #restagedIfRemoved(session: WriteSession): Promise<void> {
+    this.#o.spool.ensure();
+    if ((await session.handle.stat()).nlink > 0) return;
+    this.#logger.warn("a file being written lost its staged copy from the spool; staged again", {
+      path: session.path,
+    });
+    await this.#restage(session);
   }
 
   /**
@@ -2745,6 +2782,7 @@ export class OverlayFileSystem implements FileSystem {
   async #commitNow(session: WriteSession): Promise<void> {
     // Every submission owns its staged file: the queue deletes it once uploaded or replaced.
     await this.#writable(session);
+    await this.#restagedIfRemoved(session);
     await session.handle.sync();
     await this.#o.spool.sync(); // The staged file's name, not only its bytes.
     const stats = await session.handle.stat({ bigint: true });
@@ -3180,17 +3218,22 @@ export class OverlayFileSystem implements FileSystem {
   ): Promise<void> {
     const target = await this.#localPath(path);
     await this.#makeLocalParents(path);
-    const temporary = join(
-      dirname(target),
-      `${SOURCE_TEMPORARY_PREFIX}${randomBytes(6).toString("hex")}`,
-    );
+    const id = randomBytes(6).toString("hex");
+    const name = `${SOURCE_TEMPORARY_PREFIX}${id}`;
+    const temporary = join(dirname(target), name);
     const { mode } = attributesOf(located);
     // Objects riakfs did not write carry no owner: the mount's default one, as stat shows.
     const uid = located.stat.managed ? located.stat.uid : this.#o.defaultUid ?? 0;
     const gid = located.stat.managed ? located.stat.gid : this.#o.defaultGid ?? 0;
+    // Refused when a file has the name already: not this call's to remove.
+    const out = await fsp.open(temporary, "wx", mode);
+    let recorded = false;
     try {
-      const out = await fsp.open(temporary, "wx", mode);
       try {
+        // A crash from here on leaves the file: the next mount knows it for its own.
+        const { dev, ino } = await out.stat({ bigint: true });
+        await this.#o.spool.recordPublish(id, childPath(parentOf(path), name), { dev, ino });
+        recorded = true;
         if (!truncating) await this.#stageContent(path, located, out);
         // chown(2) clears the set-user-ID and set-group-ID bits: the mode goes on after it.
         await out.chown(uid, gid);
@@ -3205,8 +3248,47 @@ export class OverlayFileSystem implements FileSystem {
     } catch (error) {
       await ignoreMissing(fsp.unlink(temporary));
       throw error;
+    } finally {
+      // Left behind, the record names a path no file of its identity is at: dropped later.
+      if (recorded) await this.#o.spool.forgetPublish(id).catch(() => {});
     }
     this.#withdraw(path);
+  }
+
+  /**
+   * Removes the temporary files a crash (kill -9 while a file was fetched into SOURCE) left
+   * there, as the spool recorded them: each only where the file at its recorded path is the
+   * one recorded (same device and inode, a regular file, not reached through a symlink), so
+   * never anyone else's. Run before serving; returns how many went.
+   */
+  async removeLeftoverPublishes(): Promise<number> {
+    if (this.#o.source === undefined) return 0;
+    let removed = 0;
+    for (const record of await this.#o.spool.publishRecords()) {
+      try {
+        const local = await this.#localPath(record.path);
+        const stats = await fsp.lstat(local, { bigint: true });
+        if (
+          basename(record.path) === `${SOURCE_TEMPORARY_PREFIX}${record.id}` && stats.isFile() &&
+          stats.dev === record.dev && stats.ino === record.ino
+        ) {
+          await fsp.unlink(local);
+          removed++;
+        }
+      } catch (error) {
+        // A path that no longer leads there (a directory gone, or now a link) holds nothing.
+        const code = (error as NodeJS.ErrnoException).code;
+        if (!isMissing(error) && code !== "ENOTDIR" && code !== "ELOOP") {
+          this.#logger.warn("a temporary file a crash left in the source could not be removed", {
+            path: record.path,
+            error: (error as Error).message,
+          });
+          continue; // Its record stays: tried again at the next start.
+        }
+      }
+      await this.#o.spool.forgetPublish(record.id);
+    }
+    return removed;
   }
 
   #writesLocal(): boolean {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { FileSystem } from "../fuse/filesystem.ts";
 import type { Store } from "../store/store.ts";
@@ -40,6 +41,7 @@ import {
 import { UploadQueue } from "./upload_queue.ts";
 import { makeDirectories } from "../util/directories.ts";
 import { acquireLock, type HeldLock, LockedError } from "../util/lock.ts";
+import { isNoRoomError } from "../util/no_room.ts";
 
 /** What {@link startOverlay} needs. */
 export interface OverlayStartOptions {
@@ -276,15 +278,28 @@ async function startRiakParts(
   const spoolDirectory = settings.spool ??
     defaultSpoolDirectory(options.source, options.mountpoint);
   let spool: Spool;
+  let made = true;
   try {
     spool = Spool.open(spoolDirectory);
   } catch (error) {
-    throw new Error(`--spool ${spoolDirectory}: cannot make it: ${(error as Error).message}`);
+    // No room for its directory on the disk that filled up: the mount serves all the same
+    // (reads drain it) and makes the spool once there is room; only where no journal waits
+    // to be replayed.
+    spool = Spool.notMadeYet(spoolDirectory);
+    made = false;
+    if (!isNoRoomError(error) || existsSync(spool.journalFile)) {
+      throw new Error(`--spool ${spoolDirectory}: cannot make it: ${(error as Error).message}`);
+    }
   }
-  const lock = lockSpool(spool);
+  let lock = made ? lockSpool(spool) : undefined;
   let started = false;
   try {
-    const parts = await startOnSpool(options, metrics, health, store, spool);
+    const parts = await startOnSpool(options, metrics, health, store, spool, made, () => {
+      // Its lock file went with it, or was never made: taken (again), unless another mount
+      // took the spool meanwhile.
+      lock?.release();
+      lock = lockSpool(spool);
+    });
     started = true;
     const { stopQueues } = parts;
     return {
@@ -293,12 +308,12 @@ async function startRiakParts(
         try {
           return await stopQueues(drainTimeoutMs);
         } finally {
-          lock.release();
+          lock?.release();
         }
       },
     };
   } finally {
-    if (!started) lock.release();
+    if (!started) lock?.release();
   }
 }
 
@@ -326,10 +341,52 @@ async function startOnSpool(
   health: RiakHealth,
   store: Store,
   spool: Spool,
+  made: boolean,
+  relock: () => void,
 ): Promise<MountParts> {
   const { settings, logger } = options;
-  const { journal, pending } = await UploadJournal.open(spool.journalFile);
-  const { removed, setAside } = await spool.setAsideUnreferenced(stagedNames(pending));
+  const { journal, pending } = made
+    ? await UploadJournal.open(spool.journalFile)
+    : { journal: UploadJournal.notMadeYet(spool.journalFile), pending: [] };
+  /** When the last failure to make the spool was logged: every write tries it again. */
+  let failureLoggedAt = -Infinity;
+  spool.whenRemoved(() => {
+    try {
+      relock();
+      journal.recreate();
+    } catch (error) {
+      if (Date.now() - failureLoggedAt >= 60_000) {
+        failureLoggedAt = Date.now();
+        logger.error("the spool cannot be made (again): writes fail", {
+          spool: spool.directory,
+          error: (error as Error).message,
+        });
+      }
+      throw error;
+    }
+    if (!made) {
+      made = true;
+      logger.info("the spool is made now that its disk has room: writes are taken again", {
+        spool: spool.directory,
+      });
+      return;
+    }
+    logger.error(
+      "the spool was removed while mounted: made again; the writes it held that had not " +
+        "reached Riak yet are lost with it (each upload abandoned is logged)",
+      { spool: spool.directory, pending: journal.pendingCount },
+    );
+  });
+  if (!made) {
+    logger.warn(
+      "no room on its disk for the spool: the mount serves, reads drain files into Riak, " +
+        "and writes answer ENOSPC until there is room for it",
+      { spool: spool.directory },
+    );
+  }
+  const { removed, setAside, leftInPlace } = made
+    ? await spool.setAsideUnreferenced(stagedNames(pending))
+    : { removed: [], setAside: [], leftInPlace: [] };
   if (removed.length > 0) {
     logger.info("removed empty staged files no journal entry names", { files: removed.length });
   }
@@ -338,6 +395,13 @@ async function startOnSpool(
       "staged files no journal entry names (writes cut off before close() answered, or lost " +
         "from a damaged journal) are set aside, not uploaded: look at them",
       { files: setAside.length, directory: spool.unreferencedDirectory },
+    );
+  }
+  if (leftInPlace.length > 0) {
+    logger.warn(
+      "staged files no journal entry names stay among the staged ones, not uploaded: the disk " +
+        "has no room to set them aside; the next mount with room does",
+      { files: leftInPlace.length, spool: spool.directory },
     );
   }
   // The queue exists before the overlay it reports back to and the copies it calls off.
@@ -423,6 +487,10 @@ async function startOnSpool(
     defaultUid: settings.defaultUid,
     defaultGid: settings.defaultGid,
   });
+  const leftovers = await overlay.removeLeftoverPublishes();
+  if (leftovers > 0) {
+    logger.info("removed temporary files a crash left in the source", { files: leftovers });
+  }
   return {
     fileSystem: overlay,
     spool,

@@ -7,10 +7,21 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { type FileHandle, open, readdir, rename, stat, unlink } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import {
+  type FileHandle,
+  open,
+  readdir,
+  readlink,
+  rename,
+  stat,
+  symlink,
+  unlink,
+} from "node:fs/promises";
 import { join } from "node:path";
 import { makeDirectories } from "../util/directories.ts";
 import { SPOOL_DIRECTORY_NAME } from "../migration/mount_entries.ts";
+import { isNoRoomError } from "../util/no_room.ts";
 
 /** Where mounts without a source keep their spools. */
 export const SYSTEM_SPOOL_ROOT = "/var/lib/riakfs";
@@ -24,6 +35,22 @@ export function defaultSpoolDirectory(source: string | undefined, mountpoint: st
   return join(SYSTEM_SPOOL_ROOT, "spool" + mountpoint.replace(/[^A-Za-z0-9._-]/g, "_"));
 }
 
+/**
+ * The spool was removed while the mount served, and could not be made again: what was to be
+ * staged or journaled in it is refused (EIO) rather than written where no restart finds it.
+ */
+export class SpoolRemovedError extends Error {
+  /** EIO, what the application is answered. */
+  readonly code = "EIO";
+
+  constructor(directory: string, reason: string, cause?: unknown) {
+    super(`the spool ${directory} was removed while mounted and cannot be made again: ${reason}`, {
+      cause,
+    });
+    this.name = "SpoolRemovedError";
+  }
+}
+
 /** A staged file just created, open for writing. */
 export interface StagedFile {
   /** Name inside the spool (what the journal records). */
@@ -31,6 +58,17 @@ export interface StagedFile {
   /** Absolute path. */
   path: string;
   handle: FileHandle;
+}
+
+/** A temporary file the mount made in SOURCE, as {@link Spool.recordPublish} recorded it. */
+export interface PublishRecord {
+  /** The random part of its name. */
+  id: string;
+  /** The path inside the mount. */
+  path: string;
+  /** Its device and inode when it was made: a file at the path with others is not it. */
+  dev: bigint;
+  ino: bigint;
 }
 
 /** Disk use of the spool, for status output. */
@@ -71,6 +109,14 @@ export class Spool {
     return spool;
   }
 
+  /**
+   * A spool whose directory its disk has no room for yet (a full ext4 has no block for a
+   * new directory): {@link ensure} makes it once there is room.
+   */
+  static notMadeYet(directory: string): Spool {
+    return new Spool(directory);
+  }
+
   /** Absolute path of staged file `name`. */
   pathOf(name: string): string {
     if (name.includes("/") || name === "" || name === "." || name === "..") {
@@ -79,8 +125,50 @@ export class Spool {
     return join(this.#stagedDirectory, name);
   }
 
+  /**
+   * What the mount does when it finds its spool removed while it serves (an operator's
+   * `rm -rf`): take its lock again and write its journal again (see runtime.ts), once the
+   * directories are made again here. Until one is given, a removed spool is not looked for.
+   */
+  whenRemoved(restore: () => void): void {
+    this.#restore = restore;
+  }
+
+  #restore: (() => void) | undefined;
+
+  /**
+   * Makes sure the spool is there before something is staged or journaled in it: a journal
+   * line written into a removed journal file, or a staged file named in a removed directory,
+   * would be lost at the next start, after close() had answered. A removed spool (or one
+   * not made yet) is made ({@link whenRemoved}); when its disk has no room, the error says
+   * so (ENOSPC, as a full local disk answers), else this throws a {@link SpoolRemovedError}
+   * (EIO). Two stat(2)s when all is well.
+   */
+  ensure(): void {
+    if (this.#restore === undefined) return;
+    if (existsSync(this.#stagedDirectory) && existsSync(this.journalFile)) return;
+    try {
+      makeDirectories(this.#stagedDirectory, 0o700);
+      this.#restore();
+    } catch (error) {
+      if (isNoRoomError(error)) throw error;
+      throw new SpoolRemovedError(this.directory, (error as Error).message, error);
+    }
+  }
+
   /** Creates a new, empty staged file (exclusive, mode 0600). */
   async create(): Promise<StagedFile> {
+    try {
+      return await this.#create();
+    } catch (error) {
+      // The spool removed meanwhile: made again, or an error that says so (not ENOENT).
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      this.ensure();
+      return await this.#create();
+    }
+  }
+
+  async #create(): Promise<StagedFile> {
     const name = `${Date.now().toString(36)}-${randomBytes(8).toString("hex")}`;
     const path = this.pathOf(name);
     const handle = await open(path, "wx+", 0o600);
@@ -92,6 +180,7 @@ export class Spool {
    * never outlive a power cut that took the file it names.
    */
   async sync(): Promise<void> {
+    this.ensure();
     const directory = await open(this.#stagedDirectory, "r");
     try {
       await directory.sync();
@@ -113,13 +202,16 @@ export class Spool {
    * Staged files no journal entry names: an empty one (a write cut off before anything was
    * written) is removed; one with bytes is moved to {@link Spool.unreferencedDirectory} and
    * never deleted: it may be a write cut off before close() answered, or one whose journal
-   * line a damaged journal lost. Returns both lists.
+   * line a damaged journal lost. On a disk too full to make that directory they stay where
+   * they are (`leftInPlace`), unreferenced, to be set aside at a start with room. Returns
+   * the lists.
    */
   async setAsideUnreferenced(
     referenced: ReadonlySet<string>,
-  ): Promise<{ removed: string[]; setAside: string[] }> {
+  ): Promise<{ removed: string[]; setAside: string[]; leftInPlace: string[] }> {
     const removed: string[] = [];
     const setAside: string[] = [];
+    const leftInPlace: string[] = [];
     for (const name of await readdir(this.#stagedDirectory)) {
       if (referenced.has(name)) continue;
       if ((await stat(this.pathOf(name))).size === 0) {
@@ -127,11 +219,63 @@ export class Spool {
         removed.push(name);
         continue;
       }
-      makeDirectories(this.unreferencedDirectory, 0o700);
-      await rename(this.pathOf(name), join(this.unreferencedDirectory, name));
-      setAside.push(name);
+      try {
+        makeDirectories(this.unreferencedDirectory, 0o700);
+        await rename(this.pathOf(name), join(this.unreferencedDirectory, name));
+        setAside.push(name);
+      } catch (error) {
+        if (!isNoRoomError(error)) throw error;
+        leftInPlace.push(name);
+      }
     }
-    return { removed, setAside };
+    return { removed, setAside, leftInPlace };
+  }
+
+  /**
+   * Records that the mount made temporary file `path` (inside the mount, `/`-separated) in
+   * SOURCE, with its device and inode, before it writes anything into it: a crash (kill -9)
+   * before the file is renamed into place leaves it behind, and the next mount removes it
+   * ({@link Spool.publishRecords}) knowing it for its own. The record is a symlink named
+   * after the file's random part, `id`.
+   */
+  async recordPublish(id: string, path: string, file: { dev: bigint; ino: bigint }): Promise<void> {
+    makeDirectories(this.#publishingDirectory, 0o700);
+    await symlink(`${file.dev}:${file.ino}:${path}`, this.#publishRecord(id));
+  }
+
+  /** Forgets the record of {@link recordPublish}: the file was renamed into place, or removed. */
+  async forgetPublish(id: string): Promise<void> {
+    await unlink(this.#publishRecord(id)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+    });
+  }
+
+  /** The records {@link recordPublish} made and no {@link forgetPublish} removed (a crash). */
+  async publishRecords(): Promise<PublishRecord[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.#publishingDirectory);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw error;
+    }
+    const records: PublishRecord[] = [];
+    for (const id of names) {
+      const match = /^(\d+):(\d+):(\/.*)$/s.exec(await readlink(this.#publishRecord(id)));
+      // Not one of ours: an operator's file in the spool, left alone.
+      if (match === null) continue;
+      records.push({ id, dev: BigInt(match[1]), ino: BigInt(match[2]), path: match[3] });
+    }
+    return records;
+  }
+
+  get #publishingDirectory(): string {
+    return join(this.directory, "publishing");
+  }
+
+  #publishRecord(id: string): string {
+    if (!/^[0-9a-f]+$/.test(id)) throw new RangeError(`not a publish id: ${JSON.stringify(id)}`);
+    return join(this.#publishingDirectory, id);
   }
 
   /** Where staged files no journal entry names are kept, for the operator to look at. */
@@ -143,7 +287,11 @@ export class Spool {
   async usage(): Promise<SpoolUsage> {
     let files = 0;
     let bytes = 0;
-    for (const name of await readdir(this.#stagedDirectory)) {
+    const names = await readdir(this.#stagedDirectory).catch((error) => {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return []; // Not made (yet).
+      throw error;
+    });
+    for (const name of names) {
       try {
         bytes += (await stat(this.pathOf(name))).size;
         files++;

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { access } from "node:fs/promises";
+import { access, stat } from "node:fs/promises";
 import { DEFAULT_UPLOAD_CONCURRENCY } from "./defaults.ts";
 import { isOutageError } from "./health.ts";
 import type { Logger } from "./log.ts";
@@ -25,6 +25,7 @@ import {
 } from "./journal.ts";
 import type { MountMetrics } from "./metrics.ts";
 import { parentOf } from "./node_table.ts";
+import { isNoRoomError } from "../util/no_room.ts";
 import type { Spool } from "./spool.ts";
 
 /** How long stopping waits for uploads still running (ms); see {@link UploadQueue.stop}. */
@@ -42,6 +43,9 @@ export type Uploader = (
  * resolves once Riak acknowledged that.
  */
 export type Mirrorer = (mirror: PendingMirror, signal: AbortSignal) => Promise<void>;
+
+/** How often the log says that the journal's disk has no room (ms). */
+const NO_ROOM_REPORT_MS = 60_000;
 
 /** Attempts of a mirror Riak answers with an error (not an outage) before it is given up. */
 const MIRROR_ATTEMPTS = 5;
@@ -148,6 +152,9 @@ export class UploadQueue {
   #waiting: Job[] = [];
   #active = 0;
   #stopping = false;
+  /** Journal appends refused for lack of room since the last report, and when that was. */
+  #noRoomRefusals = 0;
+  #noRoomReportedAt = -Infinity;
   readonly #abort = new AbortController();
   #wake: (() => void)[] = [];
   #idle: (() => void)[] = [];
@@ -191,7 +198,10 @@ export class UploadQueue {
    */
   async submit(upload: NewUpload): Promise<UploadTicket> {
     if (this.#stopping) throw new UploadStoppedError(upload.path);
-    const id = await this.#options.journal.add(upload);
+    const id = await this.#journaled(() => {
+      this.#options.spool.ensure();
+      return this.#options.journal.add(upload);
+    });
     const job = this.#enqueue({ id, ...upload });
     return { id, uploaded: job.done };
   }
@@ -204,12 +214,52 @@ export class UploadQueue {
   reserve(mirror: NewMirror): Promise<PendingMirror> {
     try {
       if (this.#stopping) throw new UploadStoppedError(mirror.path);
-      const entry = this.#options.journal.mirror(mirror);
+      const entry = this.#journaledNow(() => {
+        this.#options.spool.ensure();
+        return this.#options.journal.mirror(mirror);
+      });
       this.#reserved.add(entry.id);
       return Promise.resolve(entry);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** Runs a journal append, telling the log when the journal's disk has no room. */
+  async #journaled<T>(append: () => Promise<T>): Promise<T> {
+    try {
+      return await append();
+    } catch (error) {
+      this.#reportNoRoom(error);
+      throw error;
+    }
+  }
+
+  /** {@link #journaled} of a synchronous append. */
+  #journaledNow<T>(append: () => T): T {
+    try {
+      return append();
+    } catch (error) {
+      this.#reportNoRoom(error);
+      throw error;
+    }
+  }
+
+  /**
+   * The application gets ENOSPC, as from a full local disk; the operator learns from the log
+   * why writes fail though the mount is up (once a minute, with the count).
+   */
+  #reportNoRoom(error: unknown): void {
+    if (!isNoRoomError(error)) return;
+    this.#noRoomRefusals++;
+    const now = Date.now();
+    if (now - this.#noRoomReportedAt < NO_ROOM_REPORT_MS) return;
+    this.#noRoomReportedAt = now;
+    this.#logger.warn(
+      "the spool's disk is full: writes answer ENOSPC until there is room (a drain frees it)",
+      { journal: this.#options.journal.file, refused: this.#noRoomRefusals },
+    );
+    this.#noRoomRefusals = 0;
   }
 
   /** Queues a mirror {@link reserve} journaled (synchronously: waiters see it at once). */
@@ -454,6 +504,14 @@ export class UploadQueue {
       this.#finish(job);
       return;
     }
+    if (!isMirror(entry) && !await this.#holdsWhatWasJournaled(entry)) {
+      if (metrics) metrics.abandoned++;
+      // Done in the journal; the file stays, and the next start sets it aside to look at.
+      await this.#options.journal.complete(entry.id).catch(() => {});
+      this.#finish(job);
+      job.reject(new Error(`${entry.path}: its staged file changed after it was journaled`));
+      return;
+    }
     let delay = this.#retryInitialMs;
     /** Failures in a row that were Riak's answers, not an outage. */
     let refusals = 0;
@@ -547,6 +605,30 @@ export class UploadQueue {
       job.reject(error as Error);
     }
     this.#finish(job);
+  }
+
+  /**
+   * Whether the staged file of `upload` still holds as many bytes as when it was journaled:
+   * a staged file is never written after, so another size means someone else's bytes (a
+   * file put there by hand, cut short by a disk), which must never go to Riak as the file.
+   * A missing one is the upload's own failure to report.
+   */
+  async #holdsWhatWasJournaled(upload: PendingUpload): Promise<boolean> {
+    const staged = this.#options.spool.pathOf(upload.staged);
+    let size: number;
+    try {
+      size = (await stat(staged)).size;
+    } catch {
+      return true;
+    }
+    if (size === upload.size) return true;
+    this.#logger.error("staged file does not hold what was journaled; not uploaded", {
+      path: upload.path,
+      staged,
+      journaled_bytes: upload.size,
+      staged_bytes: size,
+    });
+    return false;
   }
 
   /** The job queued right after `job` for the same path, if any. */

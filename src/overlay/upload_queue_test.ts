@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isMirror, type JournalEntry, stagedNames, UploadJournal } from "./journal.ts";
+import { Logger } from "./log.ts";
 import { MountMetrics } from "./metrics.ts";
 import { Spool } from "./spool.ts";
+import { withFullFilesystem } from "../util/_full_filesystem.ts";
 import {
   NotYetError,
   UploadQueue,
@@ -512,6 +515,95 @@ Deno.test("a staged file with bytes that no journal entry names is set aside, ne
   } finally {
     await rm(directory, { recursive: true, force: true });
   }
+});
+
+Deno.test("on a disk with no room to set them aside, unreferenced staged files stay put", async () => {
+  await withFullFilesystem(async ({ directory, makeRoom, fillInodes }) => {
+    makeRoom(8192);
+    const spool = Spool.open(join(directory, "spool"));
+    const written = await spool.create();
+    await written.handle.writeFile("acknowledged bytes");
+    await written.handle.close();
+    fillInodes(); // No directory can be made any more (a full ext4 has no block for one).
+    const outcome = await spool.setAsideUnreferenced(new Set());
+    assert.deepEqual(outcome, { removed: [], setAside: [], leftInPlace: [written.name] });
+    assert.equal(await readFile(spool.pathOf(written.name), "utf8"), "acknowledged bytes");
+  });
+});
+
+Deno.test("a journal with no room answers ENOSPC, said once in the log, and works once there is", async () => {
+  await withFullFilesystem(async ({ directory, makeRoom }) => {
+    const spool = Spool.open(join(directory, "spool"));
+    const { journal, pending } = await UploadJournal.open(spool.journalFile);
+    try {
+      const warnings: string[] = [];
+      const logger = new Logger({ sink: { write: (line: string) => warnings.push(line) } });
+      const stored = new Map<string, string>();
+      const queue = queueOver({ spool, journal, pending, stored }, { logger });
+      makeRoom(4096);
+      const staged = await stage(spool, "/a", "a"); // Takes the page: none left for the journal.
+      // What a full local disk answers, not EIO.
+      const noRoom = (error: Error & { code?: string }) => error.code === "ENOSPC";
+      await assert.rejects(queue.submit(staged), noRoom);
+      await assert.rejects(queue.reserve({ path: "/b", mirror: "copy" }), noRoom);
+      assert.equal(warnings.length, 1, warnings.join(""));
+      assert.match(warnings[0], /the spool's disk is full: writes answer ENOSPC.* refused=1/);
+      makeRoom(4096);
+      await (await queue.submit(staged)).uploaded;
+      assert.equal(stored.get("/a"), "a");
+      await queue.stop();
+    } finally {
+      await journal.close();
+    }
+  });
+});
+
+Deno.test("a staged file that no longer holds what was journaled is never uploaded", async () => {
+  await withSpool(async (fixture) => {
+    const errors: string[] = [];
+    const logger = new Logger({ sink: { write: (line: string) => errors.push(line) } });
+    const metrics = new MountMetrics();
+    const queue = queueOver(fixture, { logger, metrics });
+    const staged = await stage(fixture.spool, "/small", "small content");
+    // Cut short after it was staged (a disk, a hand in the spool): never Riak's file.
+    await writeFile(fixture.spool.pathOf(staged.staged), "");
+    const ticket = await queue.submit(staged);
+    await assert.rejects(ticket.uploaded, /changed after it was journaled/);
+    assert.equal(fixture.stored.has("/small"), false);
+    assert.equal(metrics.snapshot().uploads.abandoned, 1);
+    assert.match(
+      errors.join(""),
+      /staged file does not hold what was journaled.* journaled_bytes=13 staged_bytes=0/,
+    );
+    assert.equal(fixture.journal.pendingCount, 0);
+    await queue.stop();
+  });
+});
+
+Deno.test("a spool removed while in use is made again before anything is staged or journaled in it", async () => {
+  await withSpool(async (fixture) => {
+    let restored = 0;
+    fixture.spool.whenRemoved(() => {
+      restored++;
+      fixture.journal.recreate();
+    });
+    const queue = queueOver(fixture);
+    await (await queue.submit(await stage(fixture.spool, "/before", "1"))).uploaded;
+    await rm(fixture.spool.directory, { recursive: true }); // An operator's rm -rf.
+    const pending = await queue.submit(await stage(fixture.spool, "/after", "22"));
+    assert.equal(restored, 1);
+    assert.ok(existsSync(fixture.spool.journalFile), "lines go to a journal a restart reads");
+    await pending.uploaded;
+    assert.equal(fixture.stored.get("/after"), "22");
+    await queue.stop();
+    // Without a way to make it again, a removed spool is an error (EIO), not ENOENT.
+    const bare = Spool.open(join(fixture.spool.directory, "..", "bare"));
+    bare.whenRemoved(() => {
+      throw new Error("another mount took it");
+    });
+    await rm(bare.directory, { recursive: true });
+    await assert.rejects(bare.create(), (error: Error & { code?: string }) => error.code === "EIO");
+  });
 });
 
 Deno.test("a copy stands in for queued attributes only when they carry no time it cannot", async () => {

@@ -1,0 +1,314 @@
+/**
+ * The product's story, on a source whose filesystem is really full (a small tmpfs, filled to
+ * its last byte, the spool in its default place on it): a drain mount starts over it,
+ * writes answer ENOSPC at once and work again once reads drained files away, a mount killed
+ * with a full spool comes up again and drains it, a spool an operator removed while mounted
+ * is made again without losing a write close() acknowledged, and the temporary files a
+ * crash leaves in SOURCE while a file is fetched into it are removed by the next mount.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import { join } from "node:path";
+import { seededBytes } from "../src/store/_test_support.ts";
+import { type FullFilesystem, withFullFilesystem } from "../src/util/_full_filesystem.ts";
+import { isProcessAlive } from "../src/util/process.ts";
+import { isMounted, waitFor } from "./_mount.ts";
+import {
+  assertInRiak,
+  eventually,
+  killMount,
+  type OverlayEnv,
+  withOverlayEnv,
+} from "./_overlay.ts";
+import { startRiakProxy } from "./_riak_proxy.ts";
+import { runRiakfs } from "./_riakfs.ts";
+
+/** `preset` (drain by default) with the spool in its default place, SOURCE/.riakfs-spool. */
+function mountOverSource(env: OverlayEnv, riak = env.riak.nodes.join(","), preset = "drain") {
+  return env.mountArgs([
+    "--preset",
+    preset,
+    "--foreground",
+    "--riak",
+    riak,
+    "--bucket",
+    env.bucket,
+    "--run-dir",
+    env.runDirectory,
+    env.source,
+    env.mountpoint,
+  ]);
+}
+
+/**
+ * Runs `body` with an overlay env whose SOURCE is a tmpfs of its own, empty: the test puts
+ * its files there, then fills it up.
+ */
+function withSourceOnTmpfs(
+  options: { sizeKiB: number; inodes?: number },
+  body: (env: OverlayEnv, disk: FullFilesystem) => Promise<void>,
+): Promise<void> {
+  return withOverlayEnv((env) =>
+    withFullFilesystem((disk) => body(env, disk), {
+      inodes: 1024,
+      ...options,
+      at: env.source,
+      empty: true,
+    })
+  );
+}
+
+/** Writes `count` files of `size` bytes into SOURCE/`directory`; returns them by path. */
+function legacyFiles(
+  env: OverlayEnv,
+  directory: string,
+  count: number,
+  size: number,
+): Map<string, Uint8Array> {
+  const files = new Map<string, Uint8Array>();
+  fs.mkdirSync(join(env.source, directory), { recursive: true });
+  for (let index = 0; index < count; index++) {
+    const name = join(directory, `f${index}`);
+    const content = seededBytes(size + index, size);
+    fs.writeFileSync(join(env.source, name), content);
+    files.set(name, content);
+  }
+  return files;
+}
+
+/** Whether `promise` rejects with ENOSPC (what a full local disk answers). */
+async function refusedForRoom(promise: Promise<unknown>): Promise<boolean> {
+  try {
+    await promise;
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ENOSPC";
+  }
+}
+
+Deno.test("drain over a full source: the mount starts, writes answer ENOSPC, reads free the disk, writes work again", async () => {
+  await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
+    const files = legacyFiles(env, "old", 4, 600_000);
+    disk.fill();
+    const mounted = await mountOverSource(env);
+    try {
+      const refused = join(env.mountpoint, "refused.bin");
+      assert.ok(
+        await refusedForRoom(fsp.writeFile(refused, seededBytes(710, 100_000))),
+        "a write to the full disk answers ENOSPC",
+      );
+      for (const [name, content] of files) {
+        assert.ok(Buffer.from(content).equals(await fsp.readFile(join(env.mountpoint, name))));
+      }
+      await eventually(
+        "the local copies drained away",
+        async () => (await fsp.readdir(join(env.source, "old"))).length === 0,
+      );
+      await assertInRiak(env, files);
+      assert.equal(await env.store.tryStat("refused.bin"), undefined, "nothing half-written");
+      // Room again, without a remount.
+      const content = seededBytes(711, 300_000);
+      await fsp.writeFile(join(env.mountpoint, "after.bin"), content);
+      await eventually("after.bin in Riak", async () => !!(await env.store.tryStat("after.bin")));
+      await assertInRiak(env, new Map([["after.bin", content]]));
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});
+
+Deno.test("drain over a source with no room for the spool's directory: it serves, and makes the spool once reads made room", async () => {
+  await withSourceOnTmpfs({ sizeKiB: 4096, inodes: 64 }, async (env, disk) => {
+    const files = legacyFiles(env, "old", 8, 50_000);
+    disk.fillInodes(); // Not a directory more (a full ext4 has no block for one).
+    const mounted = await mountOverSource(env);
+    try {
+      const written = join(env.mountpoint, "new.bin");
+      assert.ok(await refusedForRoom(fsp.writeFile(written, "x")), "ENOSPC, not EIO");
+      for (const name of files.keys()) await fsp.readFile(join(env.mountpoint, name));
+      await eventually(
+        "the local copies drained away",
+        async () => (await fsp.readdir(join(env.source, "old"))).length === 0,
+      );
+      await fsp.writeFile(written, "room again");
+      await eventually("new.bin in Riak", async () => !!(await env.store.tryStat("new.bin")));
+      await assertInRiak(env, new Map([...files, ["new.bin", Buffer.from("room again")]]));
+      assert.match(mounted.stderr(), /the spool is made now that its disk has room/);
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});
+
+Deno.test("migrate over a full source: rm through the mount frees the disk, from Riak too", async () => {
+  await withSourceOnTmpfs({ sizeKiB: 2048 }, async (env, disk) => {
+    const files = legacyFiles(env, "old", 3, 300_000);
+    disk.fill();
+    const mounted = await mountOverSource(env, undefined, "migrate");
+    try {
+      // One of them is in Riak too (copied after it was read): its removal takes both.
+      await fsp.readFile(join(env.mountpoint, "old/f0"));
+      await eventually("old/f0 copied", async () => !!(await env.store.tryStat("old/f0")));
+      for (const name of files.keys()) await fsp.unlink(join(env.mountpoint, name));
+      assert.deepEqual(await fsp.readdir(join(env.source, "old")), []);
+      assert.deepEqual(await fsp.readdir(join(env.mountpoint, "old")), []);
+      assert.equal(await env.store.tryStat("old/f0"), undefined);
+      await fsp.writeFile(join(env.mountpoint, "old/new.txt"), "room again");
+      await eventually("new.txt in Riak", async () => !!(await env.store.tryStat("old/new.txt")));
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});
+
+Deno.test("a mount killed with its spool filling the disk comes up again over it and drains it", async () => {
+  await withSourceOnTmpfs({ sizeKiB: 2048 }, async (env, disk) => {
+    await env.riak.stop(); // Writes wait in the spool until the disk is full.
+    const acknowledged = new Map<string, Uint8Array>();
+    try {
+      const first = await mountOverSource(env);
+      for (let index = 0;; index++) {
+        const name = `w${index}.bin`;
+        const content = seededBytes(800 + index, 200_000);
+        try {
+          await fsp.writeFile(join(env.mountpoint, name), content);
+        } catch (error) {
+          assert.equal((error as NodeJS.ErrnoException).code, "ENOSPC", String(error));
+          break;
+        }
+        acknowledged.set(name, content);
+      }
+      assert.ok(acknowledged.size > 3, `${acknowledged.size} writes before the disk was full`);
+      await killMount(env, first);
+    } finally {
+      await env.riak.restart();
+    }
+    disk.fill(); // Not a byte left, the lock and the journal's rewrite included.
+    const second = await mountOverSource(env);
+    try {
+      for (const name of acknowledged.keys()) {
+        await eventually(`${name} in Riak`, async () => !!(await env.store.tryStat(name)));
+      }
+      await assertInRiak(env, acknowledged);
+      await eventually(
+        "the spool emptied",
+        async () => (await fsp.readdir(join(env.source, ".riakfs-spool", "staged"))).length === 0,
+      );
+      await fsp.writeFile(join(env.mountpoint, "later.bin"), "room again");
+    } finally {
+      await env.unmount(second);
+    }
+  });
+});
+
+Deno.test("a spool removed while mounted is made again: no write close() acknowledged is lost", async () => {
+  await withOverlayEnv(async (env) => {
+    const mounted = await mountOverSource(env);
+    try {
+      const spool = join(env.source, ".riakfs-spool");
+      // Open before the removal, written on both sides of it.
+      const open = await fsp.open(join(env.mountpoint, "across.txt"), "w");
+      await open.write("before the removal; ");
+      fs.rmSync(spool, { recursive: true });
+      await open.write("after it");
+      await open.close();
+      await eventually("across.txt in Riak", async () => !!(await env.store.tryStat("across.txt")));
+      // Created after another removal.
+      fs.rmSync(spool, { recursive: true });
+      await fsp.writeFile(join(env.mountpoint, "small.txt"), "small");
+      await eventually("small.txt in Riak", async () => !!(await env.store.tryStat("small.txt")));
+      await assertInRiak(
+        env,
+        new Map([
+          ["across.txt", Buffer.from("before the removal; after it")],
+          ["small.txt", Buffer.from("small")],
+        ]),
+      );
+      assert.ok(fs.existsSync(join(spool, "journal")), "the journal is there again");
+      assert.match(mounted.stderr(), /the spool was removed while mounted: made again/);
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});
+
+Deno.test("migrate: the temporary file a crash leaves while a file is fetched into SOURCE is removed by the next mount, never a user's", async () => {
+  await withOverlayEnv(async (env) => {
+    const content = seededBytes(900, 3 * 1024 * 1024 + 17);
+    await env.store.writeFile("fetched.bin", content, { mode: 0o644 });
+    const [generation] = await env.store.generationsAt(env.bucket, "fetched.bin");
+    const users = join(env.source, ".riakfs-publish-0123456789ab"); // A user's, by its name.
+    fs.writeFileSync(users, "not riakfs's");
+    const proxy = await startRiakProxy(env.riak.nodes[0]);
+    try {
+      const first = await env.mount("migrate", [], proxy.node);
+      // The fetch into SOURCE waits for the file's second chunk: the temporary file is there.
+      const held = proxy.holdGet(`${env.bucket}.chunks`, `${generation}.1`);
+      const append = fsp.appendFile(join(env.mountpoint, "fetched.bin"), "more").catch(() => {});
+      await held.reached;
+      const leftovers = () =>
+        fs.readdirSync(env.source).filter((name) =>
+          name.startsWith(".riakfs-publish-") && join(env.source, name) !== users
+        );
+      assert.equal(leftovers().length, 1, "the fetch's temporary file");
+      await killMount(env, first);
+      held.release();
+      await append;
+      assert.equal(leftovers().length, 1, "left behind by the crash");
+      const second = await env.mount("migrate");
+      try {
+        assert.deepEqual(leftovers(), [], "removed by the next mount");
+        assert.equal(fs.readFileSync(users, "utf8"), "not riakfs's", "a user's file stays");
+        assert.deepEqual(fs.readdirSync(env.mountpoint), ["fetched.bin"], "and is not listed");
+      } finally {
+        await env.unmount(second);
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+Deno.test("a background mount whose log file is on the full disk serves on, and logs again once there is room", async () => {
+  await withSourceOnTmpfs({ sizeKiB: 1024 }, async (env, disk) => {
+    const logFile = join(env.source, "riakfs.log");
+    fs.writeFileSync(logFile, "");
+    const files = legacyFiles(env, "old", 1, 200_000);
+    disk.fill();
+    fs.mkdirSync(env.mountpoint, { recursive: true });
+    const where = ["--run-dir", env.runDirectory];
+    const started = await runRiakfs([
+      "mount",
+      "--preset",
+      "drain",
+      ...["--riak", env.riak.nodes.join(","), "--bucket", env.bucket],
+      ...where,
+      ...["--log-file", logFile],
+      env.source,
+      env.mountpoint,
+    ]);
+    const pidFile = fs.existsSync(env.runDirectory)
+      ? fs.readdirSync(env.runDirectory).find((name) => name.endsWith(".pid"))
+      : undefined;
+    const pid = pidFile && Number(fs.readFileSync(join(env.runDirectory, pidFile), "utf8"));
+    try {
+      assert.equal(started.code, 0, started.stderr);
+      // Its lines are lost meanwhile ("overlay ready"); the process must not die of it.
+      for (const name of files.keys()) await fsp.readFile(join(env.mountpoint, name));
+      await eventually(
+        "the local copy drained away",
+        async () => (await fsp.readdir(join(env.source, "old"))).length === 0,
+      );
+      const stopped = await runRiakfs(["umount", ...where, env.mountpoint]);
+      assert.equal(stopped.code, 0, stopped.stderr);
+      assert.match(fs.readFileSync(logFile, "utf8"), /log lines lost: .* lines=\d+/);
+    } finally {
+      if (isMounted(env.mountpoint)) {
+        await runRiakfs(["umount", "--lazy", ...where, env.mountpoint]);
+      }
+      if (pid && !await waitFor(() => !isProcessAlive(pid), 10_000)) process.kill(pid, "SIGKILL");
+    }
+  });
+});
