@@ -6,7 +6,7 @@
  */
 import { Buffer } from "node:buffer";
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -31,6 +31,8 @@ export interface RunOptions {
   /** Path of the executable; defaults to {@link RIAKFS_BINARY}. */
   binary?: string;
   input?: string;
+  /** A file the command's stdout is written to (e.g. /dev/full), instead of collected. */
+  stdoutTo?: string;
 }
 
 /**
@@ -46,19 +48,22 @@ export function runRiakfs(
     throw new Error(`${binary} does not exist: run 'npm run build' first`);
   }
   const command = commandLine(binary, args);
-  return new Promise((resolvePromise, reject) => {
+  const stdoutFd = options.stdoutTo === undefined ? undefined : openSync(options.stdoutTo, "w");
+  return new Promise<RunResult>((resolvePromise, reject) => {
     const child = spawn(command.file, command.args, {
       cwd: options.cwd,
       env: options.env ?? { ...process.env },
-      stdio: ["pipe", "pipe", "pipe"],
+      stdio: ["pipe", stdoutFd ?? "pipe", "pipe"],
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => stdout += chunk);
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
+    child.stdout?.setEncoding("utf8").on("data", (chunk: string) => stdout += chunk);
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
     child.on("error", reject);
     child.on("close", (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
-    child.stdin.end(options.input ?? "");
+    child.stdin!.end(options.input ?? "");
+  }).finally(() => {
+    if (stdoutFd !== undefined) closeSync(stdoutFd);
   });
 }
 

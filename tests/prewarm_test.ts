@@ -159,3 +159,15 @@ Deno.test("prewarm --exclude 'dir/' leaves that directory and everything below i
     assert.match(verify.stdout, /1 files .* 1 identical, 0 differ$/m);
   });
 });
+
+Deno.test("prewarm whose stdout refuses its summary still moves everything, and says so", async () => {
+  await withMigration(async ({ source, store, flags }) => {
+    writeFileSync(join(source, "a.txt"), "a");
+    // /dev/full refuses every write (ENOSPC), as a log file on the disk being drained does:
+    // the run's outcome is its exit code, not whether its summary could be printed.
+    const run = await runRiakfs(["prewarm", source, ...flags], { stdoutTo: "/dev/full" });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /^riakfs prewarm: cannot write to standard output: ENOSPC/m);
+    assert.equal((await store.readFile("a.txt")).toString(), "a");
+  });
+});

@@ -129,6 +129,21 @@ Deno.test("cat: streams verified bytes; a corrupted chunk fails with a non-zero 
   });
 });
 
+Deno.test("cat, ls and stat fail (exit 1, one line) when stdout refuses their output", async () => {
+  await withRiak(async ({ store, flags }) => {
+    await store.writeFile("f.txt", pattern(20_000));
+    // /dev/full answers every write with ENOSPC, as a file on the disk that filled up does.
+    for (const args of [["cat", "f.txt"], ["ls", "/"], ["stat", "f.txt", "--json"]]) {
+      const run = await runRiakfs([...args, ...flags], { stdoutTo: "/dev/full" });
+      assert.equal(run.code, 1, `${args[0]}: ${run.stderr}`);
+      assert.match(
+        run.stderr,
+        new RegExp(`^riakfs ${args[0]}: cannot write to standard output: ENOSPC[^\\n]*\\n$`),
+      );
+    }
+  });
+});
+
 Deno.test("stat, cat and ls find a name that is not UTF-8 by its exact bytes", async () => {
   await withRiak(async ({ store, flags }) => {
     // Latin-1 "déjà/café.txt" and "cafè.txt": UTF-8 decoding makes both names one text.

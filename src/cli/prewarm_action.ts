@@ -22,7 +22,7 @@ import {
 } from "../migration/progress_reporter.ts";
 import type { StateDirectory } from "../migration/state.ts";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
-import { runWithStore } from "./riak-session.ts";
+import { runWithStore, StdoutWriteError } from "./riak-session.ts";
 
 /** Runs one pre-warm pass of `sourceArg`, printing progress and a summary; sets the exit code. */
 export async function prewarmCommand(
@@ -128,10 +128,17 @@ export async function prewarmCommand(
       process.off("SIGINT", interrupt);
       process.off("SIGTERM", interrupt);
     }
-    await out(
-      json ? JSON.stringify(prewarmResultToJson(result, source, state)) + "\n" : summary(result),
-    );
     process.exitCode = result.exitCode;
+    try {
+      await out(
+        json ? JSON.stringify(prewarmResultToJson(result, source, state)) + "\n" : summary(result),
+      );
+    } catch (error) {
+      // The run's outcome is its exit code (and its record in the history), whether or not
+      // its summary could be printed: a full disk behind `> log` is what a drain empties.
+      if (!(error instanceof StdoutWriteError)) throw error;
+      process.stderr.write(`riakfs prewarm: ${error.message}\n`);
+    }
   });
 }
 

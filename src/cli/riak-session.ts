@@ -286,7 +286,8 @@ export async function runWithRiak(
   } catch (error) {
     if (
       error instanceof StoreError || error instanceof RiakError ||
-      error instanceof ConnectionError || error instanceof TimeoutError
+      error instanceof ConnectionError || error instanceof TimeoutError ||
+      error instanceof StdoutWriteError
     ) {
       process.stderr.write(`riakfs ${command.name()}: ${error.message}\n`);
       process.exitCode = 1;
@@ -319,10 +320,17 @@ export function runWithStore(
 
 class ClosedPipe extends Error {}
 
+/**
+ * Standard output refused what a command wrote (a full disk, a quota, an I/O error): the
+ * command fails, since its output is what it was run for (`riakfs cat PATH > copy` must not
+ * end with status 0 and an empty copy).
+ */
+export class StdoutWriteError extends Error {}
+
 let stdoutClosed = false;
 let stdoutWatched = false;
 
-/** Notes a closed stdout (EPIPE) instead of crashing on it. */
+/** Notes a closed stdout (EPIPE) instead of crashing on it; any other error fails the writes. */
 function watchStdout(): void {
   if (stdoutWatched) return;
   stdoutWatched = true;
@@ -331,21 +339,20 @@ function watchStdout(): void {
   });
 }
 
+/** Writes to stdout and resolves once the write is done, or rejects with why it failed. */
 function writeStdout(data: string | Uint8Array): Promise<void> {
   watchStdout();
   if (stdoutClosed) return Promise.reject(new ClosedPipe());
-  if (process.stdout.write(data)) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const onDrain = () => {
-      process.stdout.off("error", onError);
-      resolve();
-    };
-    const onError = () => {
-      process.stdout.off("drain", onDrain);
-      reject(new ClosedPipe());
-    };
-    process.stdout.once("drain", onDrain);
-    process.stdout.once("error", onError);
+    process.stdout.write(data, (error?: Error | null) => {
+      if (!error) return resolve();
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EPIPE" || stdoutClosed) {
+        stdoutClosed = true;
+        return reject(new ClosedPipe());
+      }
+      reject(new StdoutWriteError(`cannot write to standard output: ${error.message}`));
+    });
   });
 }
 
