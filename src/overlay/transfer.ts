@@ -38,7 +38,7 @@ import { SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
 import type { AfterTransfer } from "./modes.ts";
 import { type Mirrorer, NotYetError, type Uploader } from "./upload_queue.ts";
-import { AlreadyExistsError, StoreError } from "../store/errors.ts";
+import { AlreadyExistsError, NewerVersionError, StoreError } from "../store/errors.ts";
 import { parentOf } from "./node_table.ts";
 import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
 
@@ -193,19 +193,28 @@ async function copyOnce(
         ? (await hashBytes(readUnchanged(absolute, identity, { displayName: path }))).sha256
         : remote!.sha256);
   } else {
-    const written = await observed(
-      options,
-      options.store.writeFile(
-        path,
-        readUnchanged(absolute, identity, { displayName: path, signal }),
-        {
-          ...storedAttributes(stats),
-          mtimeNs: exactMtime(stats.mtimeNs, remote),
-          previous: remote ?? null,
-          parentAttributes: sourceDirectoryAttributes(options),
-        },
-      ),
-    );
+    let written: Awaited<ReturnType<MigrationStore["writeFile"]>>;
+    try {
+      written = await observed(
+        options,
+        options.store.writeFile(
+          path,
+          readUnchanged(absolute, identity, { displayName: path, signal }),
+          {
+            ...storedAttributes(stats),
+            mtimeNs: exactMtime(stats.mtimeNs, remote),
+            previous: remote ?? null,
+            parentAttributes: sourceDirectoryAttributes(options),
+            // A copy of what the source holds never goes over a version written since the
+            // look above (another host's write): only a write through the mount does.
+            keepNewer: !evenIfStored,
+          },
+        ),
+      );
+    } catch (error) {
+      if (error instanceof NewerVersionError) return "newer-in-riak";
+      throw error;
+    }
     outcome = "uploaded";
     sha256 = written.sha256;
     // A write through the mount (the mirrors'): its bytes count with the uploads'.

@@ -278,6 +278,40 @@ Deno.test("copy-on-read never puts older local bytes over a newer copy in Riak",
   });
 });
 
+Deno.test("copy-on-read racing another host's newer write leaves the newer one", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      // In Riak already (older) or not at all: either way another host writes a newer
+      // version between the copy's look and its put.
+      await store.writeFile("/older.txt", new TextEncoder().encode("older in Riak"), {
+        mtimeNs: 1_400_000_000_000_000_000n,
+      });
+      for (const name of ["older.txt", "absent.txt"]) {
+        await writeFile(join(source, name), "legacy bytes");
+        await utimes(join(source, name), 1_500_000_000, 1_500_000_000);
+        let written = false;
+        const racing: MigrationStore & Pick<Store, "ensureListed"> = {
+          ...storeWithHook(store, () => Promise.resolve()),
+          tryStat: async (path, options) => {
+            const found = await store.tryStat(path, options);
+            if (!written) {
+              written = true;
+              await store.writeFile(path, new TextEncoder().encode("another host's"), {
+                mtimeNs: 1_700_000_000_000_000_000n,
+              });
+            }
+            return found;
+          },
+        };
+        const options = { store: racing, source, afterTransfer: "delete" as const };
+        assert.equal(await copyLocalFile(options, `/${name}`), "newer-in-riak", name);
+        assert.equal((await store.readFile(`/${name}`)).toString(), "another host's", name);
+        assert.equal(await readFile(join(source, name), "utf8"), "legacy bytes", "kept");
+      }
+    });
+  });
+});
+
 Deno.test("a directory removed from the source leaves Riak once empty, never with entries only Riak holds", async () => {
   await withStore(async ({ store }) => {
     await withSource(async (source) => {

@@ -221,9 +221,11 @@ Deno.test("a directory whose rename died after its objects went can still be rem
   await withStore(async ({ store, client, bucket }) => {
     await store.writeFile("src/a", Buffer.from("aaa"));
     await store.writeFile("src/b", Buffer.from("bbb"));
+    // Its set updates: dst's entry, dst's entries, then (the objects gone) src's removals.
+    let updates = 0;
     const dying = dyingClient(
       client,
-      (operation, name) => operation === "delete" && name.endsWith(".dirs"),
+      (operation, name) => operation === "updateSet" && name.endsWith(".dirs") && ++updates === 3,
     );
     await assert.rejects(new Store(dying, { namespace: { bucket } }).rename("src", "dst"));
     assert.deepEqual(await names(store, "src"), ["a", "b"], "entries whose objects are gone");

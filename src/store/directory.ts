@@ -52,7 +52,11 @@ export class DirectoryIndex {
     {
       directory: DirectoryPlacement;
       entries: PendingEntry[];
-      waiters: Array<{ resolve(): void; reject(error: unknown): void }>;
+      waiters: Array<{
+        names: string[];
+        resolve(added: boolean): void;
+        reject(error: unknown): void;
+      }>;
     }
   >();
   /** Directories whose adds are being written. */
@@ -98,13 +102,19 @@ export class DirectoryIndex {
     return false;
   }
 
-  /** True when the directory's set (root shard or riak-fuse set) exists in Riak. */
+  /**
+   * True when the directory's index holds an entry. Level markers alone do not count: a
+   * removed directory's root shard keeps them (its shards are emptied, never deleted, see
+   * {@link remove}), and a name must not stay a directory for them.
+   */
   async exists(directory: DirectoryPlacement): Promise<boolean> {
-    const location = directory.entries.kind === "riak-fuse"
-      ? directory.entries.set
-      : this.#shard(directory, 1, 0);
-    const set = await this.#fetch(location);
-    return set !== undefined && set.members.length > 0;
+    if (directory.entries.kind === "riak-fuse") {
+      const set = await this.#fetch(directory.entries.set);
+      return set !== undefined && set.members.length > 0;
+    }
+    const root = readShard(await this.#fetch(this.#shard(directory, 1, 0)));
+    if (root.entries.length > 0) return true;
+    return root.levels.length > 1 && await this.hasEntries(directory);
   }
 
   /**
@@ -135,7 +145,8 @@ export class DirectoryIndex {
    * Adds (or retypes) entries. Concurrent calls for one directory are merged into batches,
    * and a batch is grouped by shard: one fetch and one update per shard touched. A new level
    * opens when the newest one cannot take the batch without exceeding capacity. Resolves
-   * only once Riak acknowledged the update holding this call's entries.
+   * only once Riak acknowledged the update holding this call's entries: true when it wrote
+   * one of them, false when all were there already.
    *
    * `options.absent`: the caller just saw no object under any of these names. An entry never
    * exists without its object (docs/layout.md, order of writes), so there is no older entry
@@ -145,8 +156,8 @@ export class DirectoryIndex {
     directory: DirectoryPlacement,
     additions: readonly ShardEntry[],
     options: { absent?: boolean } = {},
-  ): Promise<void> {
-    if (additions.length === 0) return Promise.resolve();
+  ): Promise<boolean> {
+    if (additions.length === 0) return Promise.resolve(false);
     const mayExist = options.absent !== true;
     const id = directory.path.toString("latin1");
     return new Promise((resolve, reject) => {
@@ -156,7 +167,11 @@ export class DirectoryIndex {
         this.#pendingAdds.set(id, batch);
       }
       for (const entry of additions) batch.entries.push({ entry, mayExist });
-      batch.waiters.push({ resolve, reject });
+      batch.waiters.push({
+        names: additions.map((entry) => entry.name.toString("latin1")),
+        resolve,
+        reject,
+      });
       if (!this.#addingTo.has(id)) void this.#drainAdds(id);
     });
   }
@@ -167,8 +182,10 @@ export class DirectoryIndex {
       for (let batch = this.#pendingAdds.get(id); batch; batch = this.#pendingAdds.get(id)) {
         this.#pendingAdds.delete(id);
         try {
-          await this.#addNow(batch.directory, batch.entries);
-          for (const waiter of batch.waiters) waiter.resolve();
+          const written = await this.#addNow(batch.directory, batch.entries);
+          for (const waiter of batch.waiters) {
+            waiter.resolve(waiter.names.some((name) => written.has(name)));
+          }
         } catch (error) {
           for (const waiter of batch.waiters) waiter.reject(error);
         }
@@ -178,7 +195,11 @@ export class DirectoryIndex {
     }
   }
 
-  async #addNow(directory: DirectoryPlacement, additions: readonly PendingEntry[]): Promise<void> {
+  /** Writes `additions`; resolves to the names (latin1) it wrote, retyped ones included. */
+  async #addNow(
+    directory: DirectoryPlacement,
+    additions: readonly PendingEntry[],
+  ): Promise<Set<string>> {
     const unique = new Map<string, PendingEntry>();
     for (const addition of additions) {
       const id = addition.entry.name.toString("latin1");
@@ -189,7 +210,7 @@ export class DirectoryIndex {
     const toCheck = [...unique.values()].filter((a) => a.mayExist).map((a) => a.entry);
     if (directory.entries.kind === "riak-fuse") {
       await this.#update(directory.entries.set, { add: entries.map((e) => e.name) });
-      return;
+      return new Set(unique.keys());
     }
     const fetch = this.#cachedFetch();
     const root = this.#shard(directory, 1, 0);
@@ -214,7 +235,8 @@ export class DirectoryIndex {
         }
       }
     }
-    if (toAdd.length === 0) return;
+    const written = new Set(toAdd.map((entry) => entry.name.toString("latin1")));
+    if (toAdd.length === 0) return written;
     let count = levels[levels.length - 1];
     for (;;) {
       const groups = [...groupByShard(toAdd, count)].map(([index, group]) => ({
@@ -232,7 +254,7 @@ export class DirectoryIndex {
           });
           this.#adjustSize(shard, adding[i]);
         }));
-        return;
+        return written;
       }
       count = nextLevel(count, this.#settings.fanout);
       if (!levels.includes(count)) {
@@ -328,25 +350,6 @@ export class DirectoryIndex {
         }, -1);
       }),
     );
-  }
-
-  /** Deletes every shard of an (emptied) directory, so no empty sets stay behind. */
-  async drop(directory: DirectoryPlacement): Promise<void> {
-    if (directory.entries.kind === "riak-fuse") return; // riak-fuse never deleted its sets
-    const root = this.#shard(directory, 1, 0);
-    const { levels } = readShard(await this.#fetch(root));
-    const shards: ObjectLocation[] = [];
-    for (const count of levels.slice(1)) {
-      for (let i = 0; i < count; i++) shards.push(this.#shard(directory, count, i));
-    }
-    shards.push(root); // last: it holds the level markers
-    this.#levels.delete(directory.path.toString("latin1"));
-    for (const shard of shards) this.#sizes.delete(shard.key.toString("latin1"));
-    for (let start = 0; start < shards.length; start += LIST_PARALLELISM) {
-      await Promise.all(
-        shards.slice(start, start + LIST_PARALLELISM).map((shard) => this.#delete(shard)),
-      );
-    }
   }
 
   /** For each name, where it is: one shard per level, fetched in parallel. */
@@ -450,14 +453,6 @@ export class DirectoryIndex {
       });
     } catch (error) {
       throw new RiakRequestError("set update", describeLocation(location), error);
-    }
-  }
-
-  async #delete(location: ObjectLocation): Promise<void> {
-    try {
-      await this.#client.delete(location, { w: this.#settings.w, dw: this.#settings.dw });
-    } catch (error) {
-      throw new RiakRequestError("delete", describeLocation(location), error);
     }
   }
 }

@@ -180,10 +180,10 @@ export interface WriteOptions extends Partial<FileAttributes> {
   objectStored?: () => void;
   /**
    * Never replace a version with a later mtime than this write's (a newer file written
-   * elsewhere while this one uploaded, as the mount's own writes are): a put over a file is
-   * conditional on the version looked at (`if_not_modified`), and when Riak moved on
-   * meanwhile, or holds a file where none was seen, a later mtime refuses the write with
-   * {@link NewerVersionError}; anything else is written over.
+   * elsewhere while this one uploaded, as the mount's own writes are): when Riak moved on
+   * since the version looked at (every put over a file is conditional on it,
+   * `if_not_modified`), or holds a file where none was seen, a later mtime refuses the write
+   * with {@link NewerVersionError}; anything else is written over.
    */
   keepNewer?: boolean;
   /**
@@ -419,10 +419,12 @@ export class Store {
       // The stat saw the object, not its entry: a write cut off between the two (a crash, an
       // update Riak refused) left it unlisted, and this write is its repair. A look in the
       // listing when the entry is there, as it mostly is; an update only when it is not.
-      await this.#index.add(this.layout.directory(placement.parent), [{
-        type: "file",
-        name: placement.name,
-      }]);
+      await this.#addEntries(
+        placement.parent,
+        [{ type: "file", name: placement.name }],
+        {},
+        options.parentAttributes,
+      );
     }
     if (placement.riakFuseSizeSet) {
       await this.#setRiakFuseSize(placement.riakFuseSizeSet, meta.size);
@@ -475,9 +477,7 @@ export class Store {
     options.objectStored?.();
     try {
       // Neither a file nor a directory of the name was there: no older entry to look for.
-      await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }], {
-        absent: true,
-      });
+      await this.#addEntries(parent, [{ type: "directory", name }], { absent: true });
     } catch (error) {
       // Below it, writes may have begun once its object was stored: then it stays.
       await this.#leftUnlisted(p, dir.object, options.objectStored === undefined);
@@ -521,10 +521,12 @@ export class Store {
       usermeta: encodeUsermeta(meta),
     });
     try {
-      await this.#index.add(this.layout.directory(placement.parent), [{
-        type: "symlink",
-        name: placement.name,
-      }]);
+      await this.#addEntries(
+        placement.parent,
+        [{ type: "symlink", name: placement.name }],
+        {},
+        options.parentAttributes,
+      );
     } catch (error) {
       await this.#leftUnlisted(p, placement.object, true);
       throw error;
@@ -567,7 +569,12 @@ export class Store {
     const directory = this.layout.directory(placement.parent);
     if ((await this.#index.lookup(directory, placement.name))?.type === type) return false;
     await this.#ensureDirectory(placement.parent, options.parentAttributes);
-    await this.#index.add(directory, [{ type, name: placement.name }]);
+    await this.#addEntries(
+      placement.parent,
+      [{ type, name: placement.name }],
+      {},
+      options.parentAttributes,
+    );
     return true;
   }
 
@@ -616,23 +623,47 @@ export class Store {
           children,
           TREE_PARALLELISM,
           (entry) =>
-            this.remove(childPath(p, entry.name), options).catch((error) => {
-              // An entry whose object is gone (a crash in a directory rename left it): the
-              // directory's shards, dropped below, take it along.
+            this.remove(childPath(p, entry.name), options).catch(async (error) => {
               if (!(error instanceof NotFoundError)) throw error;
+              // An entry whose object is gone (a crash in a directory rename left it).
+              await this.#index.remove(dir, [entry.name]);
             }),
         );
       } else if (await this.#index.hasEntries(dir)) {
         throw new DirectoryNotEmptyError(displayPath(p));
       }
-      await this.#index.remove(this.layout.directory(parent), [name]);
-      await this.#delete(dir.object);
-      await this.#index.drop(dir);
-      this.#forgetDirectories(p);
+      await this.#removeDirectoryLast(p);
       return;
     }
     await this.#index.remove(this.layout.directory(parent), [name]);
     await this.#removeFileObject(p);
+  }
+
+  /**
+   * Removes the emptied directory `p`: its entry in its parent, then its object, then it looks
+   * for entries once more. Another host writing below it at the same moment adds its entry,
+   * then makes sure the directory's object is still there ({@link #keepDirectory}): so one of
+   * the two sees the other, and either this removal finds the entry (the directory is put back,
+   * ENOTEMPTY) or the writer finds the object gone (and makes the directory again). Its shards
+   * are never deleted: a delete would take entries added after the last look with it, unseen.
+   */
+  async #removeDirectoryLast(p: Buffer): Promise<void> {
+    const dir = this.layout.directory(p);
+    const { parent, name } = splitParent(p);
+    const object = await this.#getResolved(dir.object, false, p);
+    await this.#index.remove(this.layout.directory(parent), [name]);
+    if (object) await this.#delete(dir.object);
+    this.#forgetDirectories(p);
+    if (!await this.#index.hasEntries(dir)) return;
+    if (object) {
+      await this.#putIfAbsent(dir.object, {
+        value: object.content.value,
+        contentType: object.content.contentType ?? "text/plain",
+        usermeta: object.content.usermeta,
+      });
+    }
+    await this.#addEntries(parent, [{ type: "directory", name }]);
+    throw new DirectoryNotEmptyError(displayPath(p));
   }
 
   /**
@@ -878,10 +909,12 @@ export class Store {
     }
     if (!created) return await this.#replaceFound(p, uploaded, options);
     options.objectStored?.();
-    await this.#index.add(this.layout.directory(placement.parent), [{
-      type: "file",
-      name: placement.name,
-    }], { absent: true });
+    await this.#addEntries(
+      placement.parent,
+      [{ type: "file", name: placement.name }],
+      { absent: true },
+      options.parentAttributes,
+    );
     return meta;
   }
 
@@ -904,10 +937,12 @@ export class Store {
       // Deleted in between: nothing to replace, so this is a new file after all.
       const meta = fileMeta(uploaded, options);
       await this.#put(placement.object, fileContent(uploaded, meta));
-      await this.#index.add(this.layout.directory(placement.parent), [{
-        type: "file",
-        name: placement.name,
-      }]);
+      await this.#addEntries(
+        placement.parent,
+        [{ type: "file", name: placement.name }],
+        {},
+        options.parentAttributes,
+      );
       return meta;
     }
     if (found.meta.type !== "file") {
@@ -924,10 +959,12 @@ export class Store {
       : undefined;
     const meta = await this.#replace(p, uploaded, options, previous, replaced);
     // The writer saw no entry: one the object never got (a crash in between) is added now.
-    await this.#index.add(this.layout.directory(placement.parent), [{
-      type: "file",
-      name: placement.name,
-    }]);
+    await this.#addEntries(
+      placement.parent,
+      [{ type: "file", name: placement.name }],
+      {},
+      options.parentAttributes,
+    );
     return meta;
   }
 
@@ -949,20 +986,24 @@ export class Store {
     // applied, and deleting the chunks then would break the version Riak now holds.
     const location = this.layout.file(p).object;
     try {
-      await this.#put(
-        location,
-        fileContent(uploaded, meta),
-        previous.vclock,
-        false,
-        options.keepNewer,
-      );
+      // Only over the version looked at: one changed since (another host's write, or a rename
+      // marking it as sharing its chunks with a new name) is read again, so the chunks deleted
+      // below are never ones a rename partner still uses.
+      await this.#put(location, fileContent(uploaded, meta), previous.vclock, false, true);
     } catch (error) {
       if (!(error instanceof KeyModifiedError)) throw error;
-      // Written elsewhere since it was looked at: over it, unless it is newer.
+      // Written elsewhere since it was looked at: over it, unless asked to keep a newer one.
       const now = await this.#getResolved(location, false, p);
       if (now && now.meta.mtimeNs > meta.mtimeNs) {
-        if (uploaded.manifest) await this.#deleteChunks(uploaded.manifest);
-        throw new NewerVersionError(displayPath(p));
+        if (options.keepNewer) {
+          if (uploaded.manifest) await this.#deleteChunks(uploaded.manifest);
+          throw new NewerVersionError(displayPath(p));
+        }
+        // Put as it would have been without the condition: a sibling of the newer version
+        // where the type keeps siblings (the newer wins their resolution), over it elsewhere.
+        // No chunks are deleted: the versions in between may still use them.
+        await this.#put(location, fileContent(uploaded, meta), previous.vclock);
+        return meta;
       }
       if (!now) return await this.#replaceFound(p, uploaded, options);
       const replaced = now.meta.storage === "chunked" ? this.#manifestOf(p, now) : undefined;
@@ -1380,7 +1421,7 @@ export class Store {
     f: Buffer,
     t: Buffer,
     movedAlong?: (partner: Buffer) => Buffer | undefined,
-  ): Promise<{ replaced?: Manifest; type: EntryType }> {
+  ): Promise<{ replaced?: Manifest; type: EntryType; copied: ObjectMeta }> {
     let source: ResolvedObject | undefined;
     let generation: string | undefined;
     for (let attempt = 1;; attempt++) {
@@ -1416,7 +1457,11 @@ export class Store {
       : undefined;
     const keep = replaced === undefined || replaced.generation === generation ||
       await this.#sharedWithRenamePartner(previous!, replaced);
-    return { type: source.meta.type, replaced: keep ? undefined : replaced };
+    return {
+      type: source.meta.type,
+      replaced: keep ? undefined : replaced,
+      copied: source.meta,
+    };
   }
 
   /** Adds `named` to the marks of `partner` while it still holds `generation`. */
@@ -1487,66 +1532,114 @@ export class Store {
     return partners;
   }
 
-  /** Deletes the object at file path `f` without touching chunks (they moved with a rename). */
-  async #deleteMovedObject(f: Buffer): Promise<void> {
+  /**
+   * Deletes the object at file path `f` that a rename copied (`copied`: its attributes), without
+   * touching chunks (they moved with it). A version written there since it was copied (by
+   * another host) is left alone: false. Riak has no conditional delete, so a write landing
+   * between this look and the delete is still lost; the look narrows that to one round trip.
+   */
+  async #deleteMovedObject(f: Buffer, copied: ObjectMeta): Promise<boolean> {
     const placement = this.layout.file(f);
-    await this.#delete(placement.object);
+    const now = await this.#getResolved(placement.object, true, f);
+    if (
+      now !== undefined &&
+      (now.meta.type !== copied.type || now.meta.sha256 !== copied.sha256 ||
+        now.meta.mtimeNs !== copied.mtimeNs)
+    ) return false;
+    if (now !== undefined) await this.#delete(placement.object);
     if (placement.riakFuseSizeSet) await this.#clearRiakFuseSize(placement.riakFuseSizeSet);
+    return true;
   }
 
   async #renameFile(f: Buffer, t: Buffer): Promise<void> {
     const copied = await this.#copyFileObject(f, t);
     const to = splitParent(t);
     const from = splitParent(f);
-    await this.#index.add(this.layout.directory(to.parent), [{ type: copied.type, name: to.name }]);
+    await this.#addEntries(to.parent, [{ type: copied.type, name: to.name }]);
     await this.#index.remove(this.layout.directory(from.parent), [from.name]);
-    await this.#deleteMovedObject(f);
+    if (!await this.#deleteMovedObject(f, copied.copied)) {
+      // Written since it was copied: that version stays under the old name, listed.
+      await this.#addEntries(from.parent, [{ type: copied.type, name: from.name }]);
+    }
     if (copied.replaced) await this.#deleteChunks(copied.replaced);
   }
 
   /**
    * `movedAlong` maps a path inside the directory being renamed (the top one, in a nested
    * call) to its new name (see {@link copyFileObject}).
+   *
+   * Another host may write into `f` meanwhile. Its entries are moved round after round until a
+   * listing shows nothing new; then `f`'s entry in its parent and its object go, and a last
+   * series of rounds moves what was added before that: a writer adding an entry after it
+   * finds the object gone and makes `f` again ({@link #keepDirectory}), so no entry stays
+   * in a directory nobody reaches. The old shards are emptied entry by entry, never deleted
+   * (a delete would take an entry added meanwhile with it).
    */
   async #renameDirectory(
     f: Buffer,
     t: Buffer,
-    movedAlong = (path: Buffer) =>
+    movedAlong: (path: Buffer) => Buffer | undefined = (path) =>
       isSameOrBelow(path, f) ? Buffer.concat([t, path.subarray(f.length)]) : undefined,
   ): Promise<void> {
     const source = this.layout.directory(f);
     const target = this.layout.directory(t);
     const object = await this.#getResolved(source.object, false, f);
-    await this.#put(target.object, {
+    const attributes = {
       value: new Uint8Array(),
       contentType: "text/plain",
       usermeta: encodeUsermeta(object?.meta ?? directoryMeta({})),
-    });
+    };
+    await this.#put(target.object, attributes);
     const to = splitParent(t);
-    await this.#index.add(this.layout.directory(to.parent), [{ type: "directory", name: to.name }]);
+    await this.#addEntries(to.parent, [{ type: "directory", name: to.name }]);
     this.#rememberDirectory(t);
-    const files: DirEntry[] = [];
     const replaced: Manifest[] = [];
     const moved = new Set<string>();
-    // Listed again until nothing new shows: a file written into the directory while it moved
-    // is moved too, instead of going with the old name's shards (its object unlisted).
+    await this.#moveEntries(f, t, movedAlong, moved, replaced);
+    const from = splitParent(f);
+    await this.#index.remove(this.layout.directory(from.parent), [from.name]);
+    await this.#delete(source.object);
+    this.#forgetDirectories(f);
+    if (await this.#moveEntries(f, t, movedAlong, moved, replaced)) {
+      // Still written to after every round: it stays, listed, with what is left in it.
+      await this.#putIfAbsent(source.object, attributes);
+      await this.#addEntries(from.parent, [{ type: "directory", name: from.name }]);
+    }
+    await mapLimit(replaced, TREE_PARALLELISM, (manifest) => this.#deleteChunks(manifest));
+  }
+
+  /**
+   * One series of rounds of {@link #renameDirectory}: each lists `f`, copies what it has not
+   * moved yet to `t`, then removes the old objects and entries (a file written again since its
+   * copy is not removed, and is moved again in the next round). Resolves true when the last
+   * round still found something to move.
+   */
+  async #moveEntries(
+    f: Buffer,
+    t: Buffer,
+    movedAlong: (path: Buffer) => Buffer | undefined,
+    moved: Set<string>,
+    replaced: Manifest[],
+  ): Promise<boolean> {
+    const source = this.layout.directory(f);
     for (let round = 0; round < RENAME_LISTINGS; round++) {
       const fresh = (await collect(this.#index.list(source))).filter((entry) =>
         !moved.has(entry.name.toString("latin1"))
       );
-      if (fresh.length === 0) break;
+      if (fresh.length === 0) return false;
       for (const entry of fresh) moved.add(entry.name.toString("latin1"));
-      const freshFiles = fresh.filter((entry) => entry.type !== "directory");
-      await mapLimit(freshFiles, TREE_PARALLELISM, async (entry) => {
+      const files = fresh.filter((entry) => entry.type !== "directory");
+      const copies = new Map<DirEntry, ObjectMeta>();
+      await mapLimit(files, TREE_PARALLELISM, async (entry) => {
         const copied = await this.#copyFileObject(
           childPath(f, entry.name),
           childPath(t, entry.name),
           movedAlong,
         );
+        copies.set(entry, copied.copied);
         if (copied.replaced) replaced.push(copied.replaced);
       });
-      await this.#index.add(target, freshFiles);
-      files.push(...freshFiles);
+      await this.#addEntries(t, files);
       for (const entry of fresh.filter((e) => e.type === "directory")) {
         await this.#renameDirectory(
           childPath(f, entry.name),
@@ -1554,24 +1647,61 @@ export class Store {
           movedAlong,
         );
       }
+      // This round's files exist under the new name: now the old ones go.
+      const gone: Buffer[] = [];
+      await mapLimit(files, TREE_PARALLELISM, async (entry) => {
+        if (await this.#deleteMovedObject(childPath(f, entry.name), copies.get(entry)!)) {
+          gone.push(entry.name);
+        } else moved.delete(entry.name.toString("latin1"));
+      });
+      await this.#index.remove(source, gone);
     }
-    // Everything exists under the new name: now the old one goes.
-    await mapLimit(
-      files,
-      TREE_PARALLELISM,
-      (entry) => this.#deleteMovedObject(childPath(f, entry.name)),
-    );
-    if (source.entries.kind === "riak-fuse") {
-      await this.#index.remove(
-        source,
-        files.map((e) => e.name),
-      );
-    } else await this.#index.drop(source);
-    const from = splitParent(f);
-    await this.#index.remove(this.layout.directory(from.parent), [from.name]);
-    await this.#delete(source.object);
-    this.#forgetDirectories(f);
-    await mapLimit(replaced, TREE_PARALLELISM, (manifest) => this.#deleteChunks(manifest));
+    return true;
+  }
+
+  /**
+   * Adds entries to the directory `parent`, and when that wrote one, makes sure `parent` is
+   * still there ({@link #keepDirectory}): another host may have removed or renamed it since it
+   * was looked at, and an entry must not stay in a directory nobody reaches.
+   */
+  async #addEntries(
+    parent: Buffer,
+    entries: DirEntry[],
+    options: { absent?: boolean } = {},
+    attributesOf?: WriteOptions["parentAttributes"],
+  ): Promise<void> {
+    const directory = this.layout.directory(parent);
+    if (!await this.#index.add(directory, entries, options)) return;
+    // Riak-fuse's listing sets are never emptied nor deleted: nothing to look for.
+    if (directory.entries.kind === "riak-fuse") return;
+    await this.#keepDirectory(parent, attributesOf);
+  }
+
+  /**
+   * Called after an entry was added below `p`: when `p`'s object is gone and its parent does
+   * not list it, another host removed (or renamed away) the directory before it could see
+   * the entry (#removeDirectoryLast deletes the object last, then looks for entries), so it
+   * is made again, as a write makes missing parents.
+   */
+  async #keepDirectory(
+    p: Buffer,
+    attributesOf?: WriteOptions["parentAttributes"],
+  ): Promise<void> {
+    if (p.length === 0) return;
+    const dir = this.layout.directory(p);
+    if (await this.#getResolved(dir.object, true, p)) return;
+    const { parent, name } = splitParent(p);
+    // No object of its own, but listed: one other tools made (a riak-fuse folder).
+    if ((await this.#index.lookup(this.layout.directory(parent), name))?.type === "directory") {
+      return;
+    }
+    this.#knownDirectories.delete(p.toString("latin1"));
+    await this.#putIfAbsent(dir.object, {
+      value: new Uint8Array(),
+      contentType: "text/plain",
+      usermeta: encodeUsermeta(directoryMeta((await attributesOf?.(p)) ?? {})),
+    });
+    await this.#addEntries(parent, [{ type: "directory", name }], {}, attributesOf);
   }
 
   /**
@@ -1602,7 +1732,7 @@ export class Store {
       if (stat.type !== "directory") throw new WrongTypeError("ENOTDIR", displayPath(p));
       if (entry?.type !== "directory") {
         await this.#ensureDirectory(parent, attributesOf);
-        await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }]);
+        await this.#addEntries(parent, [{ type: "directory", name }], {}, attributesOf);
       }
       this.#rememberDirectory(p);
       return;
@@ -1617,7 +1747,7 @@ export class Store {
       contentType: "text/plain",
       usermeta: encodeUsermeta(directoryMeta(attributes)),
     });
-    await this.#index.add(this.layout.directory(parent), [{ type: "directory", name }]);
+    await this.#addEntries(parent, [{ type: "directory", name }], {}, attributesOf);
     this.#rememberDirectory(p);
   }
 
