@@ -33,6 +33,8 @@ export interface WithMountOptions {
   args?: string[];
   /** Empty files made in the mountpoint before it is mounted over (hidden while mounted). */
   hidden?: string[];
+  /** The preset; default passthrough (a Riak-backed one needs `--riak`... in `args`). */
+  preset?: string;
 }
 
 /** Polls `condition` every 10 ms until it holds or `timeoutMs` passed; returns whether it held. */
@@ -136,7 +138,8 @@ export async function startMount(options: WithMountOptions = {}): Promise<TestMo
   fs.mkdirSync(source, { recursive: true });
   fs.mkdirSync(mountpoint);
   for (const name of options.hidden ?? []) fs.writeFileSync(join(mountpoint, name), "");
-  const args = ["mount", "--preset", "passthrough", "--foreground", source, mountpoint];
+  const preset = options.preset ?? "passthrough";
+  const args = ["mount", "--preset", preset, "--foreground", source, mountpoint];
   if (options.options) args.push("-o", options.options);
   args.push(...options.args ?? []);
   if (!fs.existsSync(RIAKFS_BINARY)) {

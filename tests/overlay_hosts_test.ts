@@ -1,0 +1,143 @@
+/**
+ * Several hosts on one namespace, as operators run them: two `riak`-preset mounts (each with
+ * its own mountpoint and spool) of one bucket, against one `riakfs serve-riak` process. What
+ * one host changes the other sees, and when one removes or renames a directory while the other
+ * writes below it, every write the writer got acknowledged (fsync) is listed and readable on
+ * both hosts and in Riak afterwards, whichever way the race went. The interleavings differ
+ * from run to run; what is asserted holds for each of them.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { join } from "node:path";
+import { startMount, stopMount, type TestMount } from "./_mount.ts";
+import { type OverlayEnv, withOverlayEnv } from "./_overlay.ts";
+
+/** Host A is the env's own mount; host B a second mount of the same namespace. */
+async function withTwoHosts(
+  body: (a: string, b: string, env: OverlayEnv) => Promise<void>,
+): Promise<void> {
+  await withOverlayEnv(async (env) => {
+    const timeouts = ["-o", "entry_timeout=0,attr_timeout=0"];
+    await env.mount("riak", timeouts);
+    let second: TestMount | undefined;
+    try {
+      second = await startMount({
+        preset: "riak",
+        args: ["--riak", env.riak.nodes.join(","), "--bucket", env.bucket, ...timeouts],
+      });
+      await body(env.mountpoint, second.mountpoint, env);
+    } finally {
+      if (second) await stopMount(second);
+    }
+  });
+}
+
+/** Writes `content` and waits for Riak's acknowledgement (fsync), as a careful writer does. */
+async function writeAcknowledged(path: string, content: string): Promise<void> {
+  const file = await fs.promises.open(path, "w");
+  try {
+    await file.writeFile(content);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+const listing = (directory: string) => fs.readdirSync(directory).sort();
+
+/** Riak's listing of `path`, as `riakfs ls` shows it. */
+async function riakListing(env: OverlayEnv, path: string): Promise<string[]> {
+  return (await Array.fromAsync(env.store.list(path))).map((entry) => `${entry.name}`).sort();
+}
+
+Deno.test("two riak-preset mounts of one namespace see each other's changes", async () => {
+  await withTwoHosts(async (a, b, env) => {
+    fs.mkdirSync(join(a, "d"));
+    await writeAcknowledged(join(a, "d", "f"), "from A");
+    assert.equal(fs.readFileSync(join(b, "d", "f"), "utf8"), "from A");
+    fs.renameSync(join(b, "d", "f"), join(b, "d", "g"));
+    assert.deepEqual(listing(join(a, "d")), ["g"]);
+    await writeAcknowledged(join(b, "d", "g"), "from B");
+    assert.equal(fs.readFileSync(join(a, "d", "g"), "utf8"), "from B");
+    fs.renameSync(join(a, "d"), join(a, "e"));
+    assert.deepEqual(listing(b), ["e"]);
+    fs.unlinkSync(join(b, "e", "g"));
+    fs.rmdirSync(join(a, "e"));
+    assert.deepEqual(listing(b), []);
+    assert.deepEqual(await riakListing(env, ""), []);
+  });
+});
+
+Deno.test("a directory removed on one host while the other writes below it loses no write", async () => {
+  await withTwoHosts(async (a, b, env) => {
+    const rounds = 12;
+    for (let i = 0; i < rounds; i++) {
+      fs.mkdirSync(join(a, `d${i}`));
+      // B has written into it, so it knows the directory and does not look it up again.
+      await writeAcknowledged(join(b, `d${i}`, "warm"), "warm");
+      fs.unlinkSync(join(a, `d${i}`, "warm"));
+      const [write, removal] = await Promise.allSettled([
+        writeAcknowledged(join(b, `d${i}`, "x"), `x${i}`),
+        fs.promises.rmdir(join(a, `d${i}`)),
+      ]);
+      if (removal.status === "rejected") {
+        assert.equal((removal.reason as NodeJS.ErrnoException).code, "ENOTEMPTY");
+      }
+      if (write.status === "rejected") {
+        // The removal came first: the directory was gone when the writer looked it up.
+        assert.equal((write.reason as NodeJS.ErrnoException).code, "ENOENT");
+        continue;
+      }
+      for (const host of [a, b]) {
+        assert.ok(listing(host).includes(`d${i}`), `d${i} listed on ${host}`);
+        assert.deepEqual(listing(join(host, `d${i}`)), ["x"]);
+        assert.equal(fs.readFileSync(join(host, `d${i}`, "x"), "utf8"), `x${i}`);
+      }
+      assert.deepEqual(await riakListing(env, `d${i}`), ["x"]);
+    }
+    assert.deepEqual(await riakListing(env, ""), listing(a));
+    assert.deepEqual(listing(a), listing(b));
+  });
+});
+
+Deno.test("a directory renamed on one host while the other writes into it loses no write", async () => {
+  await withTwoHosts(async (a, b, env) => {
+    fs.mkdirSync(join(a, "r"));
+    for (let i = 0; i < 20; i++) await writeAcknowledged(join(a, "r", `old${i}`), `old${i}`);
+    assert.equal(listing(join(b, "r")).length, 20);
+    const acknowledged: string[] = [];
+    const writes = (async () => {
+      for (let i = 0; i < 40; i++) {
+        try {
+          await writeAcknowledged(join(b, "r", `w${i}`), `w${i}`);
+          acknowledged.push(`w${i}`);
+        } catch (error) {
+          assert.equal((error as NodeJS.ErrnoException).code, "ENOENT", `w${i}`);
+        }
+      }
+    })();
+    // The rename starts once the writer is under way, and runs while it goes on.
+    while (acknowledged.length < 3) await new Promise((resolve) => setImmediate(resolve));
+    fs.renameSync(join(a, "r"), join(a, "r2"));
+    await writes;
+    // Where a name is listed, from the root down: a directory reached by its path alone, but
+    // listed nowhere, does not count.
+    const where = (host: string, name: string) =>
+      ["r", "r2"].filter((dir) =>
+        listing(host).includes(dir) && listing(join(host, dir)).includes(name)
+      );
+    for (const name of [...acknowledged, ...Array.from({ length: 20 }, (_, i) => `old${i}`)]) {
+      for (const host of [a, b]) {
+        const found = where(host, name);
+        assert.equal(found.length, 1, `${name} listed once on ${host}: ${found}`);
+        assert.equal(fs.readFileSync(join(host, found[0], name), "utf8"), name);
+      }
+    }
+    assert.deepEqual(listing(b), listing(a));
+    assert.deepEqual(await riakListing(env, ""), listing(a));
+    for (const dir of listing(a)) {
+      assert.deepEqual(listing(join(b, dir)), listing(join(a, dir)), dir);
+      assert.deepEqual(await riakListing(env, dir), listing(join(a, dir)), dir);
+    }
+  });
+});
