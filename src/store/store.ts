@@ -8,6 +8,7 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { setImmediate } from "node:timers";
 import type {
   ContentToStore,
   FetchedObject,
@@ -290,6 +291,8 @@ export class Store {
    * nobody lists.
    */
   readonly #knownDirectories = new Map<string, number>();
+  /** Looks at directory objects not sent yet, by directory (see #directoryObjectFromNow). */
+  readonly #unsentDirectoryChecks = new Map<string, Promise<ResolvedObject | undefined>>();
   /** Buckets this store named in {@link Layout.manifestBuckets} (or found named there). */
   readonly #manifestBucketsNamed = new Set<string>();
   readonly #now: () => number;
@@ -1678,6 +1681,25 @@ export class Store {
   }
 
   /**
+   * `p`'s directory object as a get sent from now on finds it. Callers that come before the
+   * get is sent share it (every file of one batched set update asks at once), as it is sent
+   * after each of their entries was added, which is all {@link #keepDirectory} needs; a
+   * get already sent may have read the object before this caller's entry was there.
+   */
+  #directoryObjectFromNow(p: Buffer): Promise<ResolvedObject | undefined> {
+    const key = p.toString("latin1");
+    let check = this.#unsentDirectoryChecks.get(key);
+    if (check === undefined) {
+      check = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        this.#unsentDirectoryChecks.delete(key);
+        return this.#getResolved(this.layout.directory(p).object, true, p);
+      });
+      this.#unsentDirectoryChecks.set(key, check);
+    }
+    return check;
+  }
+
+  /**
    * Called after an entry was added below `p`: when `p`'s object is gone and its parent does
    * not list it, another host removed (or renamed away) the directory before it could see
    * the entry (#removeDirectoryLast deletes the object last, then looks for entries), so it
@@ -1689,7 +1711,7 @@ export class Store {
   ): Promise<void> {
     if (p.length === 0) return;
     const dir = this.layout.directory(p);
-    if (await this.#getResolved(dir.object, true, p)) return;
+    if (await this.#directoryObjectFromNow(p)) return;
     const { parent, name } = splitParent(p);
     // No object of its own, but listed: one other tools made (a riak-fuse folder).
     if ((await this.#index.lookup(this.layout.directory(parent), name))?.type === "directory") {

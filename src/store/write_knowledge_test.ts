@@ -434,3 +434,26 @@ Deno.test("ensureListed adds the entry of a directory whose mkdir ended before i
     await assert.rejects(store.ensureListed("parent/none"), /not found|ENOENT/i);
   });
 });
+
+Deno.test("files added at once to one directory share one look at its object per set update", async () => {
+  await withStore(async ({ client, bucket }) => {
+    const spy = counting(client);
+    const store = new Store(spy.client, { namespace: { bucket } });
+    await store.mkdir("d");
+    spy.counts.clear();
+    await Promise.all(
+      Array.from(
+        { length: 16 },
+        (_, i) =>
+          store.writeFile(`d/f${i}`, seededBytes(i, 100), { previous: null, unlisted: true }),
+      ),
+    );
+    const updates = spy.counts.get("set update") ?? 0;
+    assert.ok(updates >= 1 && updates < 16, `set updates: ${updates}`);
+    // Unlisted writes look at nothing else: every head is a look at d's object after an add.
+    assert.equal(spy.counts.get("head"), updates);
+    const listed: string[] = [];
+    for await (const entry of store.list("d")) listed.push(entry.name.toString());
+    assert.equal(listed.length, 16);
+  });
+});
