@@ -13,7 +13,7 @@ import type { FileSystem, RequestContext } from "../fuse/filesystem.ts";
 import { ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import { type StoreFixture, withStore } from "../store/_test_support.ts";
 import type { StoreClient } from "../store/client.ts";
-import { Store } from "../store/store.ts";
+import { Store, type StoreOptions } from "../store/store.ts";
 import { Logger } from "./log.ts";
 import { overlaySettingsFromOptions } from "./mount_options.ts";
 import { type OverlayRuntime, type OverlayStartOptions, startOverlay } from "./runtime.ts";
@@ -142,13 +142,15 @@ export function countingClient(
 
 /**
  * Runs `body` with an overlay in `preset` (+ raw option overrides, + start options such as
- * `entryTimeout` or a clock), cleaning up after.
+ * `entryTimeout` or a clock, + options of the overlay's store and the fixture's, such as a
+ * small chunk size), cleaning up after.
  */
 export async function withOverlay(
   preset: string,
   body: (fixture: OverlayFixture) => Promise<void>,
   extra: Record<string, unknown> = {},
   startOptions: Partial<OverlayStartOptions> = {},
+  storeOptions: StoreOptions = {},
 ): Promise<void> {
   await withStore(async (store) => {
     const requests = noRequests();
@@ -173,7 +175,8 @@ export async function withOverlay(
     };
     // The overlay's own store, on the same namespace, so its requests can be counted.
     const overlayStore = new Store(countingClient(store.client, requests, gate), {
-      namespace: { bucket: store.bucket },
+      ...storeOptions,
+      namespace: { ...storeOptions.namespace, bucket: store.bucket },
     });
     const directory = await mkdtemp(join(tmpdir(), "riakfs-overlay-"));
     const source = join(directory, "source");
@@ -233,7 +236,7 @@ export async function withOverlay(
       for (const runtime of runtimes) await runtime.stop(5_000);
       await rm(directory, { recursive: true, force: true });
     }
-  });
+  }, storeOptions);
 }
 
 /** Turns the event loop until `done()` holds (a request the test started reached a step). */

@@ -238,15 +238,33 @@ export class RiakHealth {
   /**
    * Runs a Riak request under a deadline and records its outcome. A request still running
    * at the deadline rejects with {@link RiakTimeoutError}; its late result is ignored.
+   *
+   * With `progress` (a count that grows each time Riak acknowledges part of the request),
+   * the deadline is one of silence: it passes once a whole `timeoutMs` went by in which the
+   * count did not grow. A wait for uploads takes as long as they do (a backlog of them, a
+   * large file), which over a network is often longer than one request's deadline, while
+   * Riak answers all along.
    */
-  async run<T>(operation: string, timeoutMs: number, request: () => Promise<T>): Promise<T> {
+  async run<T>(
+    operation: string,
+    timeoutMs: number,
+    request: () => Promise<T>,
+    progress?: () => number,
+  ): Promise<T> {
     if (this.#downSince !== undefined && this.#confirm !== undefined) {
       this.#failedDuringOutage++;
       throw new RiakUnreachableError(operation, this.#downSince);
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RiakTimeoutError(operation, timeoutMs)), timeoutMs);
+      let seen = progress?.();
+      const expire = () => {
+        const now = progress?.();
+        if (now === seen) return reject(new RiakTimeoutError(operation, timeoutMs));
+        seen = now;
+        timer = setTimeout(expire, timeoutMs);
+      };
+      timer = setTimeout(expire, timeoutMs);
     });
     const attempt = request();
     attempt.catch(() => {}); // A late rejection after the deadline is not unhandled.

@@ -70,6 +70,34 @@ Deno.test("run() fails with EIO at the deadline instead of hanging", async () =>
   assert.equal(health.reachable, true);
 });
 
+Deno.test("run() with progress outlasts its deadline while Riak acknowledges, fails once it stops", async () => {
+  const { logger } = recordingLogger();
+  const health = new RiakHealth(logger);
+  const acknowledge = () => new Promise<void>((resolve) => setTimeout(resolve, 30));
+  let acknowledged = 0;
+  let finish!: (value: string) => void;
+  const long = health.run(
+    "upload /big",
+    100,
+    () => new Promise((resolve) => finish = resolve),
+    () => acknowledged,
+  );
+  // Riak acknowledges a part every 30 ms, the whole taking five deadlines.
+  for (let part = 0; part < 17; part++) {
+    await acknowledge();
+    acknowledged++;
+  }
+  finish("done");
+  assert.equal(await long, "done");
+  assert.equal(health.reachable, true);
+  const started = Date.now();
+  const stalled = health.run("upload /stuck", 100, () => new Promise(() => {}), () => acknowledged);
+  await acknowledge();
+  acknowledged++; // the last acknowledgement; none comes after it
+  await assert.rejects(stalled, RiakTimeoutError);
+  assert.ok(Date.now() - started >= 100, "not before a whole deadline without one");
+});
+
 Deno.test("with a confirmation, an outage ends only once Riak itself answers", async () => {
   const { lines, logger } = recordingLogger();
   const answers: boolean[] = [false, true];

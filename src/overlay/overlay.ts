@@ -1765,7 +1765,7 @@ export class OverlayFileSystem implements FileSystem {
           snapshot: true,
           ...this.#unseenMark(path),
         });
-        await this.#riak(`upload ${path}`, () => ticket.uploaded);
+        await this.#uploaded(`upload ${path}`, () => ticket.uploaded);
         if (handle.path === path) break;
       }
       return;
@@ -2944,14 +2944,29 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
-  /** Waits (under the Riak deadline) until pending uploads of `path` reached Riak. */
+  /** Waits (see {@link #uploaded}) until pending uploads of `path` reached Riak. */
   async #settled(path: string): Promise<void> {
     if (!this.#o.uploads.hasPending(path)) return;
-    await this.#riak(`upload ${path}`, () => this.#o.uploads.settled(path));
+    await this.#uploaded(`upload ${path}`, () => this.#o.uploads.settled(path));
   }
 
   async #settledBelow(path: string): Promise<void> {
-    await this.#riak(`upload below ${path}`, () => this.#o.uploads.settledBelow(path));
+    await this.#uploaded(`upload below ${path}`, () => this.#o.uploads.settledBelow(path));
+  }
+
+  /**
+   * Waits for uploads, failing (EIO) only once Riak acknowledged none of the queue's uploads
+   * for the Riak deadline: those ahead of them and they themselves may take much longer than
+   * the deadline (each is a few round trips, a large file many), and a Riak that answers is
+   * no outage.
+   */
+  #uploaded(operation: string, wait: () => Promise<void>): Promise<void> {
+    return this.#o.health.run(
+      operation,
+      this.#o.riakTimeoutMs,
+      wait,
+      () => this.#o.uploads.acknowledged,
+    );
   }
 
   #rememberInRiak(path: string, present: boolean): void {

@@ -52,7 +52,7 @@ export function stagedFileUploader(
   logger: Logger = SILENT_LOGGER,
   source?: string,
 ): Uploader {
-  const write = async (upload: PendingUpload, stagedPath: string) => {
+  const write = async (upload: PendingUpload, stagedPath: string, progress?: () => void) => {
     if (upload.unseen) {
       await setAsideUnseen(store, upload.path, () => sha256OfEntry(stagedPath), logger);
     }
@@ -70,10 +70,11 @@ export function stagedFileUploader(
       ...(upload.atimeNs === undefined ? {} : { atimeNs: BigInt(upload.atimeNs) }),
       previous,
       parentAttributes: source === undefined ? undefined : sourceDirectoryAttributes({ source }),
+      chunkStored: progress,
     });
   };
-  return async (upload: PendingUpload, stagedPath: string) => {
-    const written = write(upload, stagedPath);
+  return async (upload, stagedPath, _signal, progress) => {
+    const written = write(upload, stagedPath, progress);
     await (health ? health.observe(written) : written);
   };
 }
@@ -113,17 +114,19 @@ export type CopyOutcome = "uploaded" | "already-in-riak" | "newer-in-riak" | "no
  * version (same size and mtime) or a newer one (a later mtime); with `evenIfStored`, a file
  * written through the mount, whose size and mtime may be the old ones again, is copied
  * anyway. Then applies `afterTransfer`. A file that changes while it is read is not stored
- * (src/migration's readUnchanged aborts the upload).
+ * (src/migration's readUnchanged aborts the upload). `progress` is called for each chunk of
+ * it Riak acknowledged.
  */
 export async function copyLocalFile(
   options: LocalCopyOptions,
   path: string,
   signal?: AbortSignal,
   evenIfStored = false,
+  progress?: () => void,
 ): Promise<CopyOutcome> {
   for (let attempt = 1;; attempt++) {
     try {
-      return await copyOnce(options, path, signal, evenIfStored);
+      return await copyOnce(options, path, signal, evenIfStored, progress);
     } catch (error) {
       // A file being written right now is retried after the racy window, as pre-warm does.
       if (!isFileChanged(error) || attempt >= COPY_ATTEMPTS) throw error;
@@ -140,6 +143,7 @@ async function copyOnce(
   path: string,
   signal: AbortSignal | undefined,
   evenIfStored: boolean,
+  progress: (() => void) | undefined,
 ): Promise<CopyOutcome> {
   const absolute = await sourcePathOf(options, path);
   if (absolute === undefined) return "not-a-file"; // Never copied from outside.
@@ -208,6 +212,7 @@ async function copyOnce(
             // A copy of what the source holds never goes over a version written since the
             // look above (another host's write): only a write through the mount does.
             keepNewer: !evenIfStored,
+            chunkStored: progress,
           },
         ),
       );
@@ -274,8 +279,8 @@ export type MirrorOptions = LocalCopyOptions & {
  * locally; changed attributes are set on Riak's copy (a file Riak lacks is copied).
  */
 export function localPathMirrorer(options: MirrorOptions): Mirrorer {
-  return async (mirror: PendingMirror, signal: AbortSignal) => {
-    if (mirror.mirror === "attributes") return await mirrorAttributes(options, mirror);
+  return async (mirror: PendingMirror, signal: AbortSignal, progress?: () => void) => {
+    if (mirror.mirror === "attributes") return await mirrorAttributes(options, mirror, progress);
     const local = await localEntry(options, mirror.path);
     if (mirror.unseen) {
       await observed(
@@ -291,7 +296,9 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
         ),
       );
     }
-    if (mirror.snapshot) return await observed(options, snapshotLocalFile(options, mirror.path));
+    if (mirror.snapshot) {
+      return await observed(options, snapshotLocalFile(options, mirror.path, progress));
+    }
     // Reached through a symlink: never this mount's to copy into Riak. A removal still runs:
     // the mount removed (or renamed away) that name while it was the source's own, and a
     // symlink made in a directory's place since must not keep Riak's old entries below it.
@@ -314,7 +321,7 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
     // A file removed and back under the name is copied; a directory made there since has
     // its own copy queued behind this removal, which clears the way for it.
     if (mirror.mirror === "copy" || here?.stats.isFile()) {
-      await copyLocalFile(options, mirror.path, signal, true);
+      await copyLocalFile(options, mirror.path, signal, true, progress);
       return;
     }
     await observed(options, removeFileFromRiak(options.store, mirror.path));
@@ -446,7 +453,11 @@ async function sourcePathOf(
  * Gives Riak's copy of the mirror's path the attributes set on the local file (a file Riak
  * lacks is copied whole).
  */
-async function mirrorAttributes(options: MirrorOptions, mirror: PendingMirror): Promise<void> {
+async function mirrorAttributes(
+  options: MirrorOptions,
+  mirror: PendingMirror,
+  progress: (() => void) | undefined,
+): Promise<void> {
   const path = mirror.path;
   const absolute = await sourcePathOf(options, path);
   const local = absolute === undefined ? undefined : await lstatPresent(absolute, options.pace);
@@ -456,7 +467,7 @@ async function mirrorAttributes(options: MirrorOptions, mirror: PendingMirror): 
     if (!local.isFile()) return;
     // The copy takes the local attributes; the ones asked for (an mtime to the nanosecond,
     // which the local file holds to the microsecond at best) are set on it below.
-    await copyLocalFile(options, path, undefined, true);
+    await copyLocalFile(options, path, undefined, true, progress);
     if (mirror.set === undefined) return;
     remote = await observed(options, options.store.tryStat(path));
     if (remote === undefined) return;
@@ -479,7 +490,11 @@ async function mirrorAttributes(options: MirrorOptions, mirror: PendingMirror): 
  * Puts the local file at `path` into Riak as it is, without waiting for it to stop
  * changing: bytes written while it is read may or may not be in the copy.
  */
-async function snapshotLocalFile(options: MirrorOptions, path: string): Promise<void> {
+async function snapshotLocalFile(
+  options: MirrorOptions,
+  path: string,
+  progress: (() => void) | undefined,
+): Promise<void> {
   const absolute = await sourcePathOf(options, path);
   if (absolute === undefined) return; // Never copied from outside.
   const stats = await lstatPresent(absolute, options.pace);
@@ -490,6 +505,7 @@ async function snapshotLocalFile(options: MirrorOptions, path: string): Promise<
     mtimeNs: exactMtime(stats.mtimeNs, remote),
     previous: remote ?? null,
     parentAttributes: sourceDirectoryAttributes(options),
+    chunkStored: progress,
   });
   if (options.metrics) options.metrics.value.uploads.bytesUploaded += written.size;
 }

@@ -501,3 +501,20 @@ Deno.test("copy-on-read leaves a riak-fuse object with the local bytes alone, wh
     });
   });
 });
+
+Deno.test("a mirror's copy and snapshot tell of each chunk Riak acknowledged", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      await writeFile(join(source, "big.bin"), seededBytes(5, 10_000));
+      const mirror = localPathMirrorer({ store, source, afterTransfer: "keep" });
+      const signal = new AbortController().signal;
+      let acknowledged = 0;
+      const progress = () => acknowledged++;
+      await mirror({ id: 1, path: "/big.bin", mirror: "copy" }, signal, progress);
+      assert.equal(acknowledged, 3, "three chunks of 4096 bytes");
+      await mirror({ id: 2, path: "/big.bin", mirror: "copy", snapshot: true }, signal, progress);
+      assert.equal(acknowledged, 6);
+      assert.ok(seededBytes(5, 10_000).equals(await store.readFile("/big.bin")));
+    });
+  }, { namespace: { chunkSize: 4096 } });
+});

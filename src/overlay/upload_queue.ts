@@ -31,18 +31,26 @@ import type { Spool } from "./spool.ts";
 /** How long stopping waits for uploads still running (ms); see {@link UploadQueue.stop}. */
 export const STOP_GRACE_MS = 2_000;
 
-/** Puts one staged file into Riak; resolves once Riak acknowledged it with the configured w/dw. */
+/**
+ * Puts one staged file into Riak; resolves once Riak acknowledged it with the configured w/dw.
+ * Calls `progress` each time Riak acknowledged a part of it (a chunk of a large file).
+ */
 export type Uploader = (
   upload: PendingUpload,
   stagedPath: string,
   signal: AbortSignal,
+  progress?: () => void,
 ) => Promise<void>;
 
 /**
  * Makes Riak's copy of a local path match the local file (see {@link PendingMirror});
- * resolves once Riak acknowledged that.
+ * resolves once Riak acknowledged that. Calls `progress` as an {@link Uploader} does.
  */
-export type Mirrorer = (mirror: PendingMirror, signal: AbortSignal) => Promise<void>;
+export type Mirrorer = (
+  mirror: PendingMirror,
+  signal: AbortSignal,
+  progress?: () => void,
+) => Promise<void>;
 
 /** How often the log says that the journal's disk has no room (ms). */
 const NO_ROOM_REPORT_MS = 60_000;
@@ -151,6 +159,12 @@ export class UploadQueue {
   /** Jobs not started yet, oldest first. */
   #waiting: Job[] = [];
   #active = 0;
+  /** See {@link acknowledged}. */
+  #acknowledged = 0;
+  /** What jobs call for each part of them Riak acknowledged. */
+  readonly #acknowledge = () => {
+    this.#acknowledged++;
+  };
   #stopping = false;
   /** Journal appends refused for lack of room since the last report, and when that was. */
   #noRoomRefusals = 0;
@@ -182,6 +196,14 @@ export class UploadQueue {
     let count = this.#reserved.size;
     for (const jobs of this.#byPath.values()) count += jobs.length;
     return count;
+  }
+
+  /**
+   * How many acknowledgements Riak gave the uploads so far, of whole uploads and of their
+   * parts: while it grows, a wait for uploads is moving, however long the queue ahead of them.
+   */
+  get acknowledged(): number {
+    return this.#acknowledged;
   }
 
   /** Queues the journal's pending entries from the last run; call before serving. */
@@ -525,8 +547,17 @@ export class UploadQueue {
         return;
       }
       try {
-        if (isMirror(task)) await this.#options.mirror!(task, job.superseded!.signal);
-        else await this.#options.upload(task as PendingUpload, stagedPath!, this.#abort.signal);
+        if (isMirror(task)) {
+          await this.#options.mirror!(task, job.superseded!.signal, this.#acknowledge);
+        } else {
+          await this.#options.upload(
+            task as PendingUpload,
+            stagedPath!,
+            this.#abort.signal,
+            this.#acknowledge,
+          );
+        }
+        this.#acknowledge();
         break;
       } catch (error) {
         const newer = this.#newerThan(job);

@@ -632,3 +632,25 @@ Deno.test("a copy stands in for queued attributes only when they carry no time i
     assert.deepEqual(mirrored, ["copy /blocker", "attributes /a", "copy /m", "copy /a"]);
   });
 });
+
+Deno.test("acknowledged counts Riak's acknowledgements: parts of an upload under way and whole ones", async () => {
+  await withSpool(async (fixture) => {
+    let refused = false;
+    const queue = queueOver(fixture, {
+      upload: async (entry, file, _signal, progress) => {
+        progress!(); // a first chunk stored
+        if (entry.path === "/b" && !refused) {
+          refused = true;
+          throw new Error("Riak refused the manifest"); // tried again, not done
+        }
+        progress!(); // a second
+        fixture.stored.set(entry.path, await readFile(file, "utf8"));
+      },
+    });
+    assert.equal(queue.acknowledged, 0);
+    await (await queue.submit(await stage(fixture.spool, "/a", "alpha"))).uploaded;
+    assert.equal(queue.acknowledged, 3, "two chunks and the upload");
+    await (await queue.submit(await stage(fixture.spool, "/b", "beta"))).uploaded;
+    assert.equal(queue.acknowledged, 3 + 1 + 3, "the refused attempt's chunk, then the upload");
+  });
+});

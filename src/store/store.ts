@@ -180,6 +180,11 @@ export interface WriteOptions extends Partial<FileAttributes> {
    */
   objectStored?: () => void;
   /**
+   * Called each time Riak acknowledged one chunk of a chunked file: a caller waiting for a
+   * large upload sees it move, chunk by chunk, long before it ends.
+   */
+  chunkStored?: () => void;
+  /**
    * Never replace a version with a later mtime than this write's (a newer file written
    * elsewhere while this one uploaded, as the mount's own writes are): when Riak moved on
    * since the version looked at (every put over a file is conditional on it,
@@ -414,7 +419,7 @@ export class Store {
       (placement.riakFuseSizeSet
         ? this.namespace.riakFuse.contentType
         : contentTypeFor(placement.name.toString("utf8")));
-    const uploaded = await this.#upload(p, source, contentType, options.signal);
+    const uploaded = await this.#upload(p, source, contentType, options);
     const meta = known
       ? await this.#replace(p, uploaded, options, known, replacedManifest, replacedObject)
       : await this.#create(p, uploaded, options, directoryCheck);
@@ -1247,7 +1252,7 @@ export class Store {
     p: Buffer,
     source: WriteSource,
     contentType: string,
-    signal: AbortSignal | undefined,
+    { signal, chunkStored }: Pick<WriteOptions, "signal" | "chunkStored">,
   ): Promise<UploadedContent> {
     const chunkSize = this.namespace.chunkSize;
     const pieces = rechunk(sourceBytes(source, chunkSize), chunkSize)[Symbol.asyncIterator]();
@@ -1283,6 +1288,7 @@ export class Store {
         undefined,
         true,
       );
+      chunkStored?.();
     };
     const send = async (bytes: Buffer) => {
       while (inFlight.size >= this.#uploadConcurrency) await Promise.race(inFlight);

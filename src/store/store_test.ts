@@ -139,6 +139,18 @@ Deno.test("overwrite under concurrent readers: every read is the old or the new 
   }, { namespace: { chunkSize: 4096 } });
 });
 
+Deno.test("chunkStored tells of each chunk of a file Riak acknowledged", async () => {
+  await withStore(async ({ store }) => {
+    let stored = 0;
+    const chunkStored = () => stored++;
+    await store.writeFile("f.bin", seededBytes(1, 10_000), { chunkStored });
+    assert.equal(stored, 3, "three chunks of 4096 bytes");
+    const counted = stored;
+    await store.writeFile("small.txt", Buffer.from("inline"), { chunkStored });
+    assert.equal(stored, counted, "a file in one object has no chunks");
+  }, { namespace: { chunkSize: 4096 } });
+});
+
 Deno.test("overwrite deletes the old generation's chunks", async () => {
   await withStore(async ({ store, client }) => {
     await store.writeFile("f.bin", seededBytes(1, 10_000));
