@@ -2205,7 +2205,8 @@ export class OverlayFileSystem implements FileSystem {
       this.#now() - cached.localAbsentAt < ABSENT_BOTH_TRUSTED_MS;
     // likelyAbsent: the source was looked at, and lacked the name, before Riak was asked.
     let askedAfterSource = likelyAbsent;
-    if (!local && absenceWasCached && !absentBothJustNow) {
+    // Not where reads never look at the source (riak): nothing can leave it for Riak there.
+    if (!local && absenceWasCached && !absentBothJustNow && this.#mode.reads !== "riak") {
       // Gone locally while Riak's absence was remembered: a pre-warm with --delete-local (or
       // another host) may just have moved it into Riak. Ask once more before ENOENT, all at
       // once. Not when the look just before found no local file either: mostly the LOOKUP
@@ -2983,13 +2984,17 @@ export class OverlayFileSystem implements FileSystem {
    * and what the reader threads answer for them.
    */
   /**
-   * An upload (or a copy-on-read) to `path` landed: what is remembered of it, and of the
-   * directories above it, is old news (the store made the missing ones in Riak; a cached
-   * "absent" would hide them, and a rename of one would then leave Riak's copy behind).
+   * An upload (or a copy-on-read) to `path` landed: what is remembered of it is old news,
+   * and so is what is remembered of the directories above it unless it is a directory (the
+   * store made the missing ones in Riak; a cached "absent" would hide them, and a rename of
+   * one would then leave Riak's copy behind). A directory's stat stays: the next create in
+   * it would ask Riak for it again (its group), one round trip per file.
    */
   #uploadedTo(path: string): void {
     this.#changed(path);
-    for (let at = parentOf(path); at !== "/"; at = parentOf(at)) this.#statCache.delete(at);
+    for (let at = parentOf(path); at !== "/"; at = parentOf(at)) {
+      if (this.#statCache.get(at)?.stat?.type !== "directory") this.#statCache.delete(at);
+    }
   }
 
   /**

@@ -599,6 +599,34 @@ Deno.test("migrate: the CREATE right after a LOOKUP that found the name nowhere 
   );
 });
 
+Deno.test("riak: the CREATE right after a LOOKUP asks Riak nothing more, also after an upload in its directory", async () => {
+  const clock = 1_000_000;
+  await withOverlay(
+    "riak",
+    async ({ fs, runtime, requests, resetCounts }) => {
+      const directory = (await fs.mkdir!(ROOT_CTX, 1, "d", 0o755, 0)).nodeid;
+      for (const name of ["first.txt", "second.txt"]) {
+        // As the kernel does: the directory's node is known, only the new name is looked up.
+        await assert.rejects(
+          fs.lookup!(ROOT_CTX, directory, name),
+          (e) => errnoOf(e) === Errno.ENOENT,
+        );
+        resetCounts();
+        const created = await fs.create!(ROOT_CTX, directory, name, 0o1101, 0o644, 0);
+        await fs.write!(ROOT_CTX, created.entry.nodeid, created.opened.fh, 0, Buffer.from("x"));
+        await fs.release!(ROOT_CTX, created.entry.nodeid, created.opened.fh, 0);
+        // Nothing can have left a source for Riak (there is none), and the directory's stat
+        // (for its group) outlives the upload of the first file into it.
+        assert.equal(requests.heads + requests.gets + requests.setFetches, 0, name);
+        // The upload alone (settle would write the directory's held-back time too).
+        await runtime.drainUploads(10_000);
+      }
+    },
+    {},
+    { entryTimeout: 1, attrTimeout: 1, now: () => clock },
+  );
+});
+
 Deno.test("migrate: a name the source lacks is looked for in Riak at once; drain asks for the file first", async () => {
   for (const preset of ["migrate", "drain"]) {
     await withOverlay(preset, async ({ fs, source, store, requests, resetCounts }) => {
