@@ -58,6 +58,7 @@ import {
   type StorePath,
 } from "./path.ts";
 import { chooseSibling } from "./siblings.ts";
+import { ownedBytes } from "../util/owned_bytes.ts";
 import {
   decodeUsermeta,
   encodeUsermeta,
@@ -1112,8 +1113,11 @@ export class Store {
 
   #statFrom(p: Buffer, location: ObjectLocation, object: ResolvedObject): FileStat {
     const { meta } = object;
+    // Callers keep stats (the overlay caches ten thousand): as views into Node's shared pool
+    // of small Buffers, their path and location would each keep a 64 KiB slab alive.
+    const path = ownedBytes(p);
     return {
-      path: p,
+      path,
       type: meta.type,
       storage: meta.storage,
       size: meta.size,
@@ -1124,7 +1128,11 @@ export class Store {
       mtimeNs: meta.mtimeNs,
       ...(meta.atimeNs === undefined ? {} : { atimeNs: meta.atimeNs }),
       contentType: object.content.contentType ?? "application/octet-stream",
-      location,
+      location: {
+        bucketType: location.bucketType,
+        bucket: ownedBytes(location.bucket),
+        key: location.key === p ? path : ownedBytes(location.key),
+      },
       managed: object.managed,
     };
   }

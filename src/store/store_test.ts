@@ -656,3 +656,27 @@ Deno.test("riak-fuse: a folder only riak-fuse wrote is found by its name, and li
     assert.equal(await store.tryStat("blog"), undefined, "no such folder");
   });
 });
+
+Deno.test("a stat holds only bytes of its own, never a view that keeps a larger buffer alive", async () => {
+  await withStore(async ({ store }) => {
+    // Callers keep stats for long (the overlay caches thousands): a view into Node's shared
+    // pool of small Buffers, or into a received chunk, would keep all of it alive.
+    const owned = (label: string, bytes: Buffer) =>
+      assert.equal(bytes.buffer.byteLength, bytes.byteLength, `${label} is a view`);
+    const written = await store.writeFile("kept/a.txt", Buffer.from("hello"));
+    const stats = [
+      ["writeFile", written],
+      ["mkdir", await store.mkdir("kept/sub")],
+      ["stat of a file", await store.stat("kept/a.txt")],
+      ["stat of a directory", await store.stat("kept")],
+      ["tryStat with content", await store.tryStat("kept/a.txt", { withContent: true })],
+      ["tryStat likely absent", await store.tryStat("kept/sub", { likelyAbsent: true })],
+    ] as const;
+    for (const [label, stat] of stats) {
+      assert.ok(stat !== undefined, label);
+      owned(`${label}: path`, stat.path);
+      owned(`${label}: bucket`, stat.location.bucket);
+      owned(`${label}: key`, stat.location.key);
+    }
+  });
+});
