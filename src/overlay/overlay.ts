@@ -460,6 +460,28 @@ export class OverlayFileSystem implements FileSystem {
     return this.#nodes.size;
   }
 
+  /**
+   * Entries of the tables this mount keeps by path (for tests): each is bounded, and what a
+   * removed name left goes with it, so a mount making and removing names for months keeps
+   * only what its live files need.
+   */
+  get tableSizes(): Record<string, number> {
+    return {
+      nodes: this.#nodes.size,
+      ctimes: this.#ctimes.size,
+      mirrored: this.#mirrored.size,
+      served: this.#served.size,
+      knownInRiak: this.#knownInRiak.size,
+      unseen: this.#unseen.size,
+      statCache: this.#statCache.size,
+      offered: this.#offered.size,
+      superseded: this.#superseded.size,
+      localWriters: this.#localWriters.size,
+      sessions: this.#sessions.size,
+      handles: this.#handles.size,
+    };
+  }
+
   // ---- lookups and attributes ----
 
   /** @inheritdoc */
@@ -1512,6 +1534,14 @@ export class OverlayFileSystem implements FileSystem {
     this.#changed(to);
     this.#served.delete(from);
     this.#served.delete(to);
+    // The file keeps the ctime it showed; the name it left, and the file it replaced, go.
+    const ctimeNs = this.#ctimes.get(from);
+    this.#ctimes.delete(from);
+    this.#ctimes.delete(to);
+    if (ctimeNs !== undefined) this.#noteCtime(to, ctimeNs);
+    // Riak holds the file under its new name once the rename's mirror landed, which says so.
+    this.#mirrored.delete(from);
+    this.#mirrored.delete(to);
     this.#nodes.rename(from, to);
   }
 
@@ -2104,11 +2134,11 @@ export class OverlayFileSystem implements FileSystem {
    * FUSE reader threads, with no copy-on-read to watch for.
    */
   mirrored(path: string, version: MirroredVersion): void {
+    // A copy that read the file before its unlink (or rename) landed after it: the name is
+    // gone, and what it held is not worth remembering.
+    if (this.#o.uploads.pendingMirrorsOf(path).at(-1)?.mirror === "remove") return;
     // Known to be in Riak: during an outage it is EIO, not absent, once the local copy went.
-    // (Unless its removal is queued: a copy that read it before its unlink landed after.)
-    if (this.#o.uploads.pendingMirrorsOf(path).at(-1)?.mirror !== "remove") {
-      this.#rememberInRiak(path, true);
-    }
+    this.#rememberInRiak(path, true);
     this.#noteCtime(path, version.ctimeNs);
     this.#mirrored.delete(path);
     this.#mirrored.set(path, mirroredKey(version));
@@ -3133,6 +3163,10 @@ export class OverlayFileSystem implements FileSystem {
   #forgetPath(path: string): void {
     this.#changed(path);
     this.#knownInRiak.delete(path);
+    // What was remembered of the removed file: a file made there later is another one (and
+    // a mount creating and removing fresh names would fill these tables with dead ones).
+    this.#ctimes.delete(path);
+    this.#mirrored.delete(path);
     this.#nodes.unbind(path);
     this.#o.cache.invalidate(path);
     this.#served.delete(path);

@@ -95,6 +95,8 @@ export interface OverlayRuntime {
   drainUploads(timeoutMs?: number, progress?: (pending: number) => void): Promise<DrainOutcome>;
   /** Waits until the background queues are empty (tests, demo). */
   settle(timeoutMs: number): Promise<number>;
+  /** Entries of the overlay's tables by path, by table (tests); none in a local mode. */
+  tableSizes(): Record<string, number>;
   /**
    * Drains the upload queue for at most `drainTimeoutMs` (default: what is left of the
    * last {@link OverlayRuntime.drainUploads}' timeout, else `--drain-timeout`), then stops
@@ -217,6 +219,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     controlSocket,
     metricsPort: metricsServer?.port,
     pendingUploads: () => parts.uploads?.pendingCount ?? 0,
+    tableSizes: () => parts.tableSizes?.() ?? {},
     drainUploads,
     settle: async (timeoutMs) => {
       await parts.settleDirectoryTimes?.();
@@ -256,6 +259,8 @@ interface MountParts {
   stopQueues(drainTimeoutMs: number): Promise<number>;
   /** Writes the directory mtimes changed and not yet written to Riak. */
   settleDirectoryTimes?(): Promise<void>;
+  /** The overlay's {@link OverlayFileSystem.tableSizes}. */
+  tableSizes?(): Record<string, number>;
 }
 
 async function localPartsOf(options: OverlayStartOptions): Promise<MountParts> {
@@ -498,6 +503,7 @@ async function startOnSpool(
     copies,
     replayed: pending.length,
     settleDirectoryTimes: () => overlay.settleDirectoryTimes(),
+    tableSizes: () => overlay.tableSizes,
     stopQueues: async (drainTimeoutMs) => {
       await overlay.settleDirectoryTimes();
       await copies.stop();
