@@ -364,6 +364,11 @@ export class OverlayFileSystem implements FileSystem {
     { stat: FileStat | undefined; expires: number; localAbsentAt?: number }
   >();
   /**
+   * Riak directories whose stats expired from {@link #statCache}, most recent last (bounded):
+   * during an outage one is taken to be there still, so new files can be made in it.
+   */
+  readonly #riakDirectories = new Map<string, FileStat>();
+  /**
    * The source's metadata calls (realpath, lstat, unlink, open and close) block the event
    * loop while they are quick: on the pool each costs a request a thread hop or two, most of
    * what a small file's CREATE or UNLINK takes. A slow source goes to the pool, retried every
@@ -474,6 +479,7 @@ export class OverlayFileSystem implements FileSystem {
       knownInRiak: this.#knownInRiak.size,
       unseen: this.#unseen.size,
       statCache: this.#statCache.size,
+      riakDirectories: this.#riakDirectories.size,
       offered: this.#offered.size,
       superseded: this.#superseded.size,
       localWriters: this.#localWriters.size,
@@ -2118,14 +2124,29 @@ export class OverlayFileSystem implements FileSystem {
    */
   #rememberAbsent(directory: string, names: string[]): void {
     if (this.#entryTimeout <= 0 || names.length > STAT_CACHE_LIMIT) return;
-    const expires = this.#now() + this.#entryTimeout * 1000;
-    for (const name of names) {
-      const child = childPath(directory, name);
-      this.#statCache.delete(child);
-      this.#statCache.set(child, { stat: undefined, expires });
-    }
-    while (this.#statCache.size > STAT_CACHE_LIMIT) {
-      this.#statCache.delete(this.#statCache.keys().next().value!);
+    const now = this.#now();
+    for (const name of names) this.#cacheStat(childPath(directory, name), undefined, now);
+  }
+
+  /**
+   * Caches Riak's answer for `path` until the entry timeout, newest last. Entries all live
+   * that long, so the expired ones are the oldest, at the front: they go (a directory's
+   * stat to {@link #riakDirectories}), and the cache holds what the last entry timeout
+   * looked up, not the last ten thousand stats of a mount that ran for months (each change
+   * walks the whole cache, see {@link #changed}).
+   */
+  #cacheStat(path: string, stat: FileStat | undefined, now: number): void {
+    this.#statCache.delete(path);
+    this.#riakDirectories.delete(path);
+    this.#statCache.set(path, { stat, expires: now + this.#entryTimeout * 1000 });
+    for (const [oldest, entry] of this.#statCache) {
+      if (entry.expires > now && this.#statCache.size <= STAT_CACHE_LIMIT) break;
+      this.#statCache.delete(oldest);
+      if (entry.stat?.type !== "directory") continue;
+      this.#riakDirectories.set(oldest, entry.stat);
+      if (this.#riakDirectories.size > STAT_CACHE_LIMIT) {
+        this.#riakDirectories.delete(this.#riakDirectories.keys().next().value!);
+      }
     }
   }
 
@@ -2205,7 +2226,7 @@ export class OverlayFileSystem implements FileSystem {
       if (path === "/") return { where: "riak", stat: rootStat(this.#startedNs) };
       // A directory Riak was seen to hold is taken to be there still, its cached stat past
       // its time: new files can be made in it, their uploads waiting in the journal.
-      const stale = this.#statCache.get(path)?.stat;
+      const stale = this.#statCache.get(path)?.stat ?? this.#riakDirectories.get(path);
       if (stale?.type === "directory") return { where: "riak", stat: stale };
       if (!this.#knownInRiak.has(path) && this.#writesRiak()) {
         this.#unseen.add(path);
@@ -2393,13 +2414,7 @@ export class OverlayFileSystem implements FileSystem {
       // that is only local would otherwise cost a Riak round trip. Writes through this
       // mount drop the entry (#changed); others' writes show within the entry timeout,
       // like a found file's new version does.
-      if (this.#entryTimeout > 0) {
-        this.#statCache.delete(path);
-        this.#statCache.set(path, { stat, expires: now + this.#entryTimeout * 1000 });
-        if (this.#statCache.size > STAT_CACHE_LIMIT) {
-          this.#statCache.delete(this.#statCache.keys().next().value!);
-        }
-      }
+      if (this.#entryTimeout > 0) this.#cacheStat(path, stat, now);
       return stat;
     } catch (error) {
       if (quiet && !isOutageError(error)) return undefined;
@@ -3079,8 +3094,10 @@ export class OverlayFileSystem implements FileSystem {
 
   #changed(path: string): void {
     const prefix = `${path}/`;
-    for (const key of this.#statCache.keys()) {
-      if (key === path || key.startsWith(prefix)) this.#statCache.delete(key);
+    for (const cache of [this.#statCache, this.#riakDirectories]) {
+      for (const key of cache.keys()) {
+        if (key === path || key.startsWith(prefix)) cache.delete(key);
+      }
     }
     this.#withdraw(path);
   }
