@@ -10,6 +10,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { ownedBytes } from "../util/owned_bytes.ts";
 import { DEFAULT_CACHE_BYTES, DEFAULT_READ_AHEAD_BLOCKS } from "./defaults.ts";
 import type { MountMetrics } from "./metrics.ts";
 
@@ -17,6 +18,13 @@ import type { MountMetrics } from "./metrics.ts";
 export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
 /** Default byte bound of the bytes primed with stats (see {@link ChunkCache.prime}). */
 export const DEFAULT_PRIMED_BYTES = 32 * 1024 * 1024;
+/**
+ * What a cached block costs beyond its bytes: its key, the map's slot, the view and buffer
+ * objects and the buffer's own bookkeeping (about 0.9 KiB for a 100-byte block in Node 24).
+ * Counted against the bounds, so a tree of tiny files held in a 32 MiB pool takes about
+ * 32 MiB, not ten times that.
+ */
+export const DEFAULT_BLOCK_ENTRY_BYTES = 1024;
 
 /** Fetches `length` bytes at `offset` of the file version; fewer bytes means end of file. */
 export type RangeFetcher = (offset: number, length: number) => Promise<Uint8Array>;
@@ -29,6 +37,8 @@ export interface ChunkCacheOptions {
   blockSize?: number;
   /** How far sequential readers pull ahead, in blocks; kept here with the other bounds. */
   readAheadBlocks?: number;
+  /** What each block costs beyond its bytes; default {@link DEFAULT_BLOCK_ENTRY_BYTES}. */
+  entryBytes?: number;
   metrics?: MountMetrics;
 }
 
@@ -40,45 +50,61 @@ export interface FileVersion {
   size: number;
 }
 
-/** Blocks by key, least recently used first, within a byte bound. */
+/** A kept block and what it costs the pool's bound. */
+interface Cached {
+  block: Uint8Array;
+  cost: number;
+}
+
+/**
+ * Blocks by key, least recently used first, within a bound on what they cost: their bytes,
+ * the buffers they keep alive, and `entryBytes` each.
+ */
 class BlockPool {
-  readonly #blocks = new Map<string, Uint8Array>();
+  readonly #blocks = new Map<string, Cached>();
   #bytes = 0;
 
-  constructor(readonly maxBytes: number) {}
+  constructor(readonly maxBytes: number, readonly entryBytes: number) {}
 
+  /** What the blocks held cost now. */
   get bytes(): number {
     return this.#bytes;
   }
 
   /** The block, marked as the most recently used. */
   get(key: string): Uint8Array | undefined {
-    const block = this.#blocks.get(key);
-    if (block !== undefined) {
+    const cached = this.#blocks.get(key);
+    if (cached !== undefined) {
       this.#blocks.delete(key);
-      this.#blocks.set(key, block);
+      this.#blocks.set(key, cached);
     }
-    return block;
+    return cached?.block;
   }
 
-  /** Keeps a block, evicting the least recently used ones beyond the bound. */
+  /**
+   * Keeps a block, evicting the least recently used ones beyond the bound. A block that is
+   * a small part of the buffer under it (a small file's bytes in the reply that brought
+   * them) is copied: kept as a view, it would keep the whole reply alive, uncounted.
+   */
   set(key: string, block: Uint8Array): void {
-    if (block.length > this.maxBytes) return;
+    const kept = block.byteLength * 2 >= block.buffer.byteLength ? block : ownedBytes(block);
+    const cost = kept.buffer.byteLength + this.entryBytes;
+    if (cost > this.maxBytes) return;
     this.delete(key);
-    this.#blocks.set(key, block);
-    this.#bytes += block.length;
+    this.#blocks.set(key, { block: kept, cost });
+    this.#bytes += cost;
     for (const [oldest, evicted] of this.#blocks) {
       if (this.#bytes <= this.maxBytes) break;
       this.#blocks.delete(oldest);
-      this.#bytes -= evicted.length;
+      this.#bytes -= evicted.cost;
     }
   }
 
   delete(key: string): void {
-    const block = this.#blocks.get(key);
-    if (block === undefined) return;
+    const cached = this.#blocks.get(key);
+    if (cached === undefined) return;
     this.#blocks.delete(key);
-    this.#bytes -= block.length;
+    this.#bytes -= cached.cost;
   }
 
   /** Drops every block whose key starts with `prefix`. */
@@ -121,6 +147,7 @@ export class ChunkCache {
     this.blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
     this.readAheadBlocks = options.readAheadBlocks ?? DEFAULT_READ_AHEAD_BLOCKS;
     const primedBytes = options.primedBytes ?? Math.min(DEFAULT_PRIMED_BYTES, this.maxBytes);
+    const entryBytes = options.entryBytes ?? DEFAULT_BLOCK_ENTRY_BYTES;
     this.#metrics = options.metrics;
     for (
       const [name, value, min] of [
@@ -128,18 +155,19 @@ export class ChunkCache {
         ["primedBytes", primedBytes, 0],
         ["blockSize", this.blockSize, 1],
         ["readAheadBlocks", this.readAheadBlocks, 0],
+        ["entryBytes", entryBytes, 0],
       ] as const
     ) {
       if (!Number.isSafeInteger(value) || value < min) {
         throw new RangeError(`chunk cache ${name} must be a whole number >= ${min}, got ${value}`);
       }
     }
-    this.#fetched = new BlockPool(this.maxBytes);
-    this.#primed = new BlockPool(Math.min(primedBytes, this.maxBytes));
+    this.#fetched = new BlockPool(this.maxBytes, entryBytes);
+    this.#primed = new BlockPool(Math.min(primedBytes, this.maxBytes), entryBytes);
     options.metrics?.onSnapshot(() => options.metrics!.value.cache.bytes = this.bytes);
   }
 
-  /** Bytes held now (both pools). */
+  /** What the blocks held now cost (both pools): their bytes and their bookkeeping. */
   get bytes(): number {
     return this.#fetched.bytes + this.#primed.bytes;
   }

@@ -59,7 +59,7 @@ export interface MetricsSnapshot {
   cache: {
     hits: number;
     misses: number;
-    /** Bytes held now (gauge). */
+    /** Bytes held now, with what each cached block costs beyond its bytes (gauge). */
     bytes: number;
     readAheadChunks: number;
   };
