@@ -98,8 +98,6 @@ interface Pending {
   label: RequestLabel;
   timeoutMs: number;
   timer?: ReturnType<typeof setTimeout>;
-  /** Fires at each `stallAfterMs` of waiting (see ConnectionOptions.stallAfterMs). */
-  stallTimer?: ReturnType<typeof setTimeout>;
   onFrame(frame: Frame): void;
   fail(error: Error): void;
 }
@@ -352,7 +350,7 @@ export class Connection {
     const pending = this.pending;
     this.pending = undefined;
     if (pending !== undefined) {
-      stopTimers(pending);
+      clearTimeout(pending.timer);
       pending.fail(error);
     }
   }
@@ -411,7 +409,7 @@ export class Connection {
         handler.onFrame(frame, {
           label,
           done: () => {
-            stopTimers(pending);
+            clearTimeout(pending.timer);
             if (this.pending === pending) this.pending = undefined;
             this.lastUsedAt = Date.now();
           },
@@ -431,34 +429,38 @@ export class Connection {
     socket.uncork();
   }
 
+  /**
+   * Starts the wait for the request's next frame: one timer, which reports a stall after each
+   * `stallAfterMs` (see ConnectionOptions) and ends the request once `timeoutMs` passed.
+   */
   private armTimer(pending: Pending): void {
     clearTimeout(pending.timer);
-    pending.timer = setTimeout(() => {
-      if (this.pending !== pending) return;
-      // paused for a slow stream consumer: the wait is the caller's, not the server's
-      if (this.pausedForConsumer) return this.armTimer(pending);
-      this.destroy(
-        new TimeoutError(this.node, "request", pending.timeoutMs, {
-          request: pending.label,
-          maybeApplied: true,
-        }),
-      );
-    }, pending.timeoutMs);
-    this.armStallWatch(pending);
-  }
-
-  /** Reports a stall after each `stallAfterMs` of this wait (see ConnectionOptions). */
-  private armStallWatch(pending: Pending): void {
-    clearTimeout(pending.stallTimer);
     const { stallAfterMs, onStall } = this.options;
-    if (stallAfterMs === undefined || onStall === undefined) return;
-    if (!(stallAfterMs < pending.timeoutMs)) return; // the request's own timeout comes first
-    pending.stallTimer = setTimeout(() => {
-      if (this.pending !== pending) return;
-      // paused for a slow stream consumer: the wait is the caller's, not the node's
-      if (!this.pausedForConsumer) onStall();
-      this.armStallWatch(pending);
-    }, stallAfterMs);
+    const stallEveryMs = onStall !== undefined && stallAfterMs !== undefined &&
+        stallAfterMs < pending.timeoutMs // the request's own timeout comes first otherwise
+      ? stallAfterMs
+      : undefined;
+    const startedAt = performance.now();
+    const waitFor = (ms: number) => {
+      pending.timer = setTimeout(() => {
+        if (this.pending !== pending) return;
+        // paused for a slow stream consumer: the wait is the caller's, not the server's
+        if (this.pausedForConsumer) return this.armTimer(pending);
+        const leftMs = pending.timeoutMs - (performance.now() - startedAt);
+        if (stallEveryMs === undefined || leftMs <= 0) {
+          this.destroy(
+            new TimeoutError(this.node, "request", pending.timeoutMs, {
+              request: pending.label,
+              maybeApplied: true,
+            }),
+          );
+          return;
+        }
+        onStall!();
+        waitFor(Math.min(stallEveryMs, leftMs));
+      }, ms);
+    };
+    waitFor(stallEveryMs ?? pending.timeoutMs);
   }
 
   /** The decoded answer, or the error it stands for (a protocol error also destroys). */
@@ -502,7 +504,7 @@ export class Connection {
   private discardAfter(error: Error): void {
     const pending = this.pending;
     this.pending = undefined;
-    if (pending) stopTimers(pending);
+    if (pending) clearTimeout(pending.timer);
     this.destroy(error);
   }
 
@@ -600,12 +602,6 @@ export class Connection {
     );
     this.attach(secure);
   }
-}
-
-/** Stops the timers of a request that ended. */
-function stopTimers(pending: Pending): void {
-  clearTimeout(pending.timer);
-  clearTimeout(pending.stallTimer);
 }
 
 /** Waits for `event` on a fresh socket, bounded; on failure the socket is destroyed. */
