@@ -428,12 +428,7 @@ export class Store {
       // The stat saw the object, not its entry: a write cut off between the two (a crash, an
       // update Riak refused) left it unlisted, and this write is its repair. A look in the
       // listing when the entry is there, as it mostly is; an update only when it is not.
-      await this.#addEntries(
-        placement.parent,
-        [{ type: "file", name: placement.name }],
-        {},
-        options.parentAttributes,
-      );
+      await this.#addOwnEntry(placement, "file", options.parentAttributes);
     }
     if (placement.riakFuseSizeSet) {
       await this.#setRiakFuseSize(placement.riakFuseSizeSet, meta.size);
@@ -530,12 +525,7 @@ export class Store {
       usermeta: encodeUsermeta(meta),
     });
     try {
-      await this.#addEntries(
-        placement.parent,
-        [{ type: "symlink", name: placement.name }],
-        {},
-        options.parentAttributes,
-      );
+      await this.#addOwnEntry(placement, "symlink", options.parentAttributes);
     } catch (error) {
       await this.#leftUnlisted(p, placement.object, true);
       throw error;
@@ -578,12 +568,7 @@ export class Store {
     const directory = this.layout.directory(placement.parent);
     if ((await this.#index.lookup(directory, placement.name))?.type === type) return false;
     await this.#ensureDirectory(placement.parent, options.parentAttributes);
-    await this.#addEntries(
-      placement.parent,
-      [{ type, name: placement.name }],
-      {},
-      options.parentAttributes,
-    );
+    await this.#addOwnEntry(placement, type, options.parentAttributes);
     return true;
   }
 
@@ -918,12 +903,7 @@ export class Store {
     }
     if (!created) return await this.#replaceFound(p, uploaded, options);
     options.objectStored?.();
-    await this.#addEntries(
-      placement.parent,
-      [{ type: "file", name: placement.name }],
-      { absent: true },
-      options.parentAttributes,
-    );
+    await this.#addOwnEntry(placement, "file", options.parentAttributes, true);
     return meta;
   }
 
@@ -946,12 +926,7 @@ export class Store {
       // Deleted in between: nothing to replace, so this is a new file after all.
       const meta = fileMeta(uploaded, options);
       await this.#put(placement.object, fileContent(uploaded, meta));
-      await this.#addEntries(
-        placement.parent,
-        [{ type: "file", name: placement.name }],
-        {},
-        options.parentAttributes,
-      );
+      await this.#addOwnEntry(placement, "file", options.parentAttributes);
       return meta;
     }
     if (found.meta.type !== "file") {
@@ -968,12 +943,7 @@ export class Store {
       : undefined;
     const meta = await this.#replace(p, uploaded, options, previous, replaced);
     // The writer saw no entry: one the object never got (a crash in between) is added now.
-    await this.#addEntries(
-      placement.parent,
-      [{ type: "file", name: placement.name }],
-      {},
-      options.parentAttributes,
-    );
+    await this.#addOwnEntry(placement, "file", options.parentAttributes);
     return meta;
   }
 
@@ -1674,6 +1644,21 @@ export class Store {
       await this.#index.remove(source, gone);
     }
     return true;
+  }
+
+  /** Adds the entry of `placement`'s own name, of `type`, to its parent ({@link #addEntries}). */
+  #addOwnEntry(
+    placement: { parent: Buffer; name: Buffer },
+    type: EntryType,
+    attributesOf: WriteOptions["parentAttributes"],
+    absent = false,
+  ): Promise<void> {
+    return this.#addEntries(
+      placement.parent,
+      [{ type, name: placement.name }],
+      absent ? { absent } : {},
+      attributesOf,
+    );
   }
 
   /**
