@@ -61,6 +61,15 @@ Deno.test("riakfs status prints the running mount's counters, as text and JSON",
     const json = await runRiakfs(["status", "--json", "--run-dir", runDirectory, mountpoint]);
     assert.equal(json.code, 0, json.stderr);
     assert.deepEqual(JSON.parse(json.stdout), report(mountpoint));
+    // A report that cannot be written (a full disk behind `> file`) fails in one line.
+    const refused = await runRiakfs(["status", "--run-dir", runDirectory, mountpoint], {
+      stdoutTo: "/dev/full",
+    });
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /^riakfs status: cannot write to standard output: ENOSPC[^\n]*\n$/,
+    );
   } finally {
     await server.close();
     await rm(runDirectory, { recursive: true, force: true });

@@ -51,3 +51,22 @@ Deno.test("progress: nothing recorded, a partial pass, a complete pass, a rescan
     assert.equal(bad.code, 2);
   });
 });
+
+Deno.test("progress fails (exit 1, one line) when stdout refuses its report", async () => {
+  await withMigration(async ({ source, flags }) => {
+    writeFileSync(join(source, "f"), "0123456789");
+    const warmed = await runRiakfs(["prewarm", source, ...flags]);
+    assert.equal(warmed.code, 0, warmed.stderr);
+    // /dev/full answers every write with ENOSPC, as a file on the disk that filled up does.
+    for (const extra of [[], ["--json"], ["--rescan"]]) {
+      const run = await runRiakfs(["progress", source, ...extra, ...flags], {
+        stdoutTo: "/dev/full",
+      });
+      assert.equal(run.code, 1, `${extra}: ${run.stderr}`);
+      assert.match(
+        run.stderr,
+        /^riakfs progress: cannot write to standard output: ENOSPC[^\n]*\n$/,
+      );
+    }
+  });
+});

@@ -22,7 +22,8 @@ import {
 } from "../migration/progress_reporter.ts";
 import type { StateDirectory } from "../migration/state.ts";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
-import { runWithStore, StdoutWriteError } from "./riak-session.ts";
+import { runWithStore } from "./riak-session.ts";
+import { StdoutWriteError } from "./stdout.ts";
 
 /** Runs one pre-warm pass of `sourceArg`, printing progress and a summary; sets the exit code. */
 export async function prewarmCommand(

@@ -18,6 +18,7 @@ import type { Tally } from "../migration/state.ts";
 import { type Namespace, resolveNamespace } from "../store/layout.ts";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
 import { RiakConfigError, riakSettingsFromOptions, runWithStore } from "./riak-session.ts";
+import { printResult } from "./stdout.ts";
 
 /** Prints how far the migration of `sourceArg` has come (from the state, or `--rescan`). */
 export async function showProgress(
@@ -59,7 +60,7 @@ export async function showProgress(
     throw error;
   }
   const state = stateDirectoryFor(source, namespace, opts);
-  process.stdout.write(render(progressFromState(state), opts.json === true));
+  await printResult("progress", render(progressFromState(state), opts.json === true));
 }
 
 function render(report: ProgressReport, json: boolean): string {

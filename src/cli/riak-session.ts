@@ -28,6 +28,7 @@ import { riakStoreClient } from "../store/riak_adapter.ts";
 import { Store } from "../store/store.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
 import { decimal } from "./numbers.ts";
+import { ClosedPipe, type Output, StdoutWriteError, watchStdout, writeStdout } from "./stdout.ts";
 import { DEFAULT_RIAK_NODE, PASSWORD_ENV, riakEnvOf, TLS_ENV } from "./riak-options.ts";
 
 /** Connection settings resolved from flags, environment and config file. */
@@ -257,9 +258,6 @@ export async function pingNode(
   }
 }
 
-/** Writes to stdout, waiting when the pipe is full; a closed pipe (`| head`) ends quietly. */
-export type Output = (data: string | Uint8Array) => Promise<void>;
-
 /**
  * Runs a command body with a Riak client: bad settings are usage errors (exit 2); Riak and
  * store failures print one line and exit 1; the client is closed in every case.
@@ -316,44 +314,6 @@ export function runWithStore(
       out,
       riak,
     ));
-}
-
-class ClosedPipe extends Error {}
-
-/**
- * Standard output refused what a command wrote (a full disk, a quota, an I/O error): the
- * command fails, since its output is what it was run for (`riakfs cat PATH > copy` must not
- * end with status 0 and an empty copy).
- */
-export class StdoutWriteError extends Error {}
-
-let stdoutClosed = false;
-let stdoutWatched = false;
-
-/** Notes a closed stdout (EPIPE) instead of crashing on it; any other error fails the writes. */
-function watchStdout(): void {
-  if (stdoutWatched) return;
-  stdoutWatched = true;
-  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code === "EPIPE") stdoutClosed = true;
-  });
-}
-
-/** Writes to stdout and resolves once the write is done, or rejects with why it failed. */
-function writeStdout(data: string | Uint8Array): Promise<void> {
-  watchStdout();
-  if (stdoutClosed) return Promise.reject(new ClosedPipe());
-  return new Promise((resolve, reject) => {
-    process.stdout.write(data, (error?: Error | null) => {
-      if (!error) return resolve();
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "EPIPE" || stdoutClosed) {
-        stdoutClosed = true;
-        return reject(new ClosedPipe());
-      }
-      reject(new StdoutWriteError(`cannot write to standard output: ${error.message}`));
-    });
-  });
 }
 
 function joinNodes(nodes: string | string[] | undefined): string | undefined {

@@ -6,6 +6,7 @@
 import { formatStatus, NotServingError, queryStatus, runtimePaths } from "../overlay/control.ts";
 import { mountpointPath } from "./mountpoint_path.ts";
 import { EXIT_NOT_SERVING, type StatusFlags } from "./status.ts";
+import { printResult } from "./stdout.ts";
 
 /** Prints the counters of the mount at `mountpoint`, waiting at most `timeoutMs` for them. */
 export async function showStatus(
@@ -17,7 +18,8 @@ export async function showStatus(
   const { controlSocket } = runtimePaths(mountpoint, flags.runDir);
   try {
     const report = await queryStatus(mountpoint, controlSocket, timeoutMs);
-    process.stdout.write(
+    await printResult(
+      "status",
       flags.json ? JSON.stringify(report) + "\n" : formatStatus(report) + "\n",
     );
   } catch (error) {
