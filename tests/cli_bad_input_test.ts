@@ -213,6 +213,13 @@ Deno.test("a timeout longer than a timer holds is refused, not taken as 1 ms", a
     return [
       [["ls", "--connect-timeout", over], {}, /--connect-timeout must be at most 2147483647/],
       [["ls"], { RIAKFS_REQUEST_TIMEOUT: over }, /RIAKFS_REQUEST_TIMEOUT \(--request-timeout\) mu/],
+      // Mount's --request-timeout is FUSE's (seconds): Riak's comes from the environment, which
+      // a mount ignored, so a bad value (or a good one) there changed nothing.
+      [
+        [...mount, source, mountpoint],
+        { RIAKFS_REQUEST_TIMEOUT: over },
+        /^riakfs: RIAKFS_REQUEST_TIMEOUT must be at most 2147483647/,
+      ],
       [["doctor", "--config", config], {}, /--config .*riakfs\.json: requestTimeout must be at/],
       [[...mount, "--request-timeout", "2147484", source, mountpoint], {}, /--request-timeout/],
       [[...mount, "--riak-read-timeout", over, source, mountpoint], {}, /--riak-read-timeout/],

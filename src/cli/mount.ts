@@ -156,7 +156,12 @@ export function installMount(program: Command): void {
       "--log-file <file>",
       "append the background process's messages here (default: <run dir>/<mount>.log)",
     )
-    .option("--request-timeout <seconds>", "answer EIO to requests slower than this", "30");
+    .option(
+      "--request-timeout <seconds>",
+      "answer EIO to requests slower than this (Riak's own timeout, in ms: " +
+        "RIAKFS_REQUEST_TIMEOUT or the config file's requestTimeout)",
+      "30",
+    );
   addOverlayOptions(mount, { preset: false });
   addRiakOptions(mount, ["--request-timeout"]);
   mount

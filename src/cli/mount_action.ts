@@ -84,9 +84,10 @@ export async function mountCommand(
   let riak: RiakCommandSettings | undefined;
   try {
     overlay = overlaySettingsFromOptions(flags as unknown as Record<string, unknown>);
-    // Mount's --request-timeout is the FUSE deadline (seconds), not the Riak client's.
+    // Mount's --request-timeout is the FUSE deadline (seconds); the Riak client's comes from
+    // RIAKFS_REQUEST_TIMEOUT or the config file, as for every other command.
     if (usesRiak(overlay.mode)) {
-      riak = riakSettingsFromOptions({ ...flags, requestTimeout: undefined }, command);
+      riak = riakSettingsFromOptions({ ...flags }, command, ["--request-timeout"]);
     }
   } catch (error) {
     if (error instanceof ModeError || error instanceof RiakConfigError) {

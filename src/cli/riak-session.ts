@@ -101,12 +101,18 @@ type RawOptions =
 /**
  * Resolves the shared options of a command (as commander parsed them) into settings, reading
  * the config file and the password. Throws {@link RiakConfigError} on bad values.
+ *
+ * `environmentOnly` names the shared flags the command has with another meaning (mount's
+ * `--request-timeout`): their setting comes from the environment or the config file alone,
+ * and an error names the environment variable, not the command's own flag.
  */
 export function riakSettingsFromOptions(
   opts: Record<string, unknown>,
   command?: Command,
+  environmentOnly: readonly string[] = [],
 ): RiakCommandSettings {
-  const raw = opts as RawOptions;
+  const raw = { ...opts } as RawOptions & Record<string, unknown>;
+  for (const flag of environmentOnly) raw[keyOf(flag)] = process.env[riakEnvOf(flag)];
   // An empty one (RIAKFS_CONFIG= or --config "$FILE" with FILE unset) must not quietly
   // mean "no config file": the settings it was meant to bring would be defaults.
   if (raw.config === "") throw new RiakConfigError("--config must not be empty");
@@ -116,10 +122,11 @@ export function riakSettingsFromOptions(
    * the command line (an operator reading "--w" looks for it there, not in the environment).
    */
   const named = (flag: string, given: unknown): string => {
-    const key = flag.slice(2).replace(/-(.)/g, (_, letter: string) => letter.toUpperCase());
+    const key = keyOf(flag);
     if (given === undefined) {
       return raw.config === undefined ? flag : `--config ${raw.config}: ${key}`;
     }
+    if (environmentOnly.includes(flag)) return riakEnvOf(flag);
     return command?.getOptionValueSource(key) === "env" ? `${riakEnvOf(flag)} (${flag})` : flag;
   };
   const nodesText = raw.riak ?? joinNodes(config.riak) ?? DEFAULT_RIAK_NODE;
@@ -314,6 +321,11 @@ export function runWithStore(
       out,
       riak,
     ));
+}
+
+/** The option key commander and the config file use for a flag: `--chunk-size` -> chunkSize. */
+function keyOf(flag: string): string {
+  return flag.slice(2).replace(/-(.)/g, (_, letter: string) => letter.toUpperCase());
 }
 
 function joinNodes(nodes: string | string[] | undefined): string | undefined {
