@@ -101,3 +101,40 @@ Deno.test("migrate with --after-transfer delete: a knob overridden after its pre
     }
   });
 });
+
+Deno.test("migrate with --after-transfer delete: a written file fsync'd after its close goes too", async () => {
+  await withOverlayEnv(async (env) => {
+    const mounted = await env.mount("migrate", ["--after-transfer", "delete"]);
+    const written = join(env.mountpoint, "written.txt");
+    try {
+      // Created while Riak answers; written and closed while it hangs, so the copy the close
+      // queued is still on its way when `sync written.txt` (a read-only descriptor) comes.
+      const writer = await fsp.open(written, "w");
+      env.riak.pause();
+      try {
+        await writer.writeFile("through the mount");
+        await writer.close();
+        await eventually("the copy queued", async () => {
+          return (await statusOf(env)).metrics.uploads.pending >= 1;
+        });
+        const reader = await fsp.open(written, "r");
+        const synced = reader.sync().finally(() => reader.close());
+        synced.catch(() => {});
+        // Journaled, then queued at once: from here the queue decides what stands in for what.
+        await eventually("the fsync's snapshot journaled", async () => {
+          return (await fsp.readFile(join(env.spool, "journal"), "utf8")).includes('"snapshot"');
+        });
+        env.riak.resume();
+        await synced;
+      } finally {
+        env.riak.resume();
+      }
+      // The snapshot stood in for the copy, which alone deletes the verified local copy.
+      await eventually("the local copy deleted", () => missing(join(env.source, "written.txt")));
+      assert.equal((await env.store.readFile("written.txt")).toString(), "through the mount");
+      assert.equal(await fsp.readFile(written, "utf8"), "through the mount");
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});

@@ -444,6 +444,7 @@ async function startOnSpool(
     mirror: localCopies && after(withdrawCopies, localPathMirrorer(localCopies)),
     concurrency: settings.uploadConcurrency,
     afterUpload: (upload) => late.overlay?.afterUpload(upload) ?? Promise.resolve(),
+    deletesLocalCopies: settings.mode.afterTransfer === "delete",
     metrics,
     logger,
   });

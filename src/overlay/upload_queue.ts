@@ -85,6 +85,12 @@ export interface UploadQueueOptions {
    * verified deletion of the local copy). A failure is logged; the upload still counts.
    */
   afterUpload?: (upload: JournalEntry) => Promise<void>;
+  /**
+   * Whether a mirror's copy deletes the local file once Riak's copy is verified (after
+   * transfer: delete). An fsync's snapshot deletes nothing, so it then never stands in for a
+   * copy: `sync FILE` after a write would leave that local copy behind for good.
+   */
+  deletesLocalCopies?: boolean;
   metrics?: MountMetrics;
   logger?: Logger;
 }
@@ -432,10 +438,10 @@ export class UploadQueue {
     if (isMirror(entry)) job.superseded = new AbortController();
     const jobs = this.#byPath.get(entry.path) ?? [];
     const previous = jobs[jobs.length - 1];
-    if (previous && !previous.started && covers(entry, previous.entry)) {
+    if (previous && !previous.started && this.#covers(entry, previous.entry)) {
       this.#supersede(previous, job);
     } // A running mirror waiting for a file to settle gives way (see #run).
-    else if (previous?.started && covers(entry, previous.entry)) {
+    else if (previous?.started && this.#covers(entry, previous.entry)) {
       previous.superseded?.abort(SUPERSEDED);
       this.nudge(); // It may be waiting out a backoff.
     }
@@ -444,6 +450,17 @@ export class UploadQueue {
     this.#waiting.push(job);
     this.#pump();
     return job;
+  }
+
+  /** {@link covers}, where a snapshot never stands in for a copy that deletes the local file. */
+  #covers(newer: JournalEntry, older: JournalEntry): boolean {
+    if (
+      this.#options.deletesLocalCopies && isMirror(newer) && newer.snapshot &&
+      isMirror(older) && older.mirror === "copy" && !older.snapshot
+    ) {
+      return false;
+    }
+    return covers(newer, older);
   }
 
   /**
@@ -561,7 +578,7 @@ export class UploadQueue {
         break;
       } catch (error) {
         const newer = this.#newerThan(job);
-        if (isMirror(entry) && newer && covers(newer.entry, entry)) {
+        if (isMirror(entry) && newer && this.#covers(newer.entry, entry)) {
           // The newer mirror looks at the local file again: this one (say, of a file that
           // changed while it was read) has nothing left to do.
           newer.done.then(job.resolve, job.reject);

@@ -361,6 +361,44 @@ Deno.test("an fsync's snapshot is not stood in for by a copy that waits for the 
   });
 });
 
+Deno.test("where copies delete the local file, an fsync's snapshot stands in for no copy", async () => {
+  await withSpool(async (fixture) => {
+    for (const deletesLocalCopies of [false, true]) {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => release = resolve);
+      // What each mirror finished: a copy waiting for its file that gives way finishes nothing.
+      const finished: string[] = [];
+      const queue = queueOver(fixture, {
+        concurrency: 1,
+        deletesLocalCopies,
+        mirror: async (entry, signal) => {
+          await new Promise<void>((resolve, reject) => {
+            signal.addEventListener("abort", () => reject(signal.reason));
+            gate.then(resolve);
+          });
+          finished.push(`${entry.snapshot ? "snapshot" : entry.mirror} ${entry.path}`);
+        },
+      });
+      // `echo data > f; sync f`: the close queued a copy (running, waiting for the file to
+      // settle), then the read-only descriptor's fsync a snapshot; likewise behind another job.
+      const running = await queue.submitMirror({ path: "/f", mirror: "copy" });
+      const snapshot = await queue.submitMirror({ path: "/f", mirror: "copy", snapshot: true });
+      const queued = await queue.submitMirror({ path: "/g", mirror: "copy" });
+      const again = await queue.submitMirror({ path: "/g", mirror: "copy", snapshot: true });
+      release();
+      await Promise.all([running, snapshot, queued, again].map((ticket) => ticket.uploaded));
+      assert.deepEqual(
+        finished,
+        deletesLocalCopies
+          // Only the copy deletes the local file once verified: it runs, then the snapshot.
+          ? ["copy /f", "snapshot /f", "copy /g", "snapshot /g"]
+          : ["snapshot /f", "snapshot /g"],
+      );
+      assert.equal(queue.pendingCount, 0);
+    }
+  });
+});
+
 Deno.test("stop does not wait out the backoff of an upload that fails after it began", async () => {
   await withSpool(async (fixture) => {
     let fail: ((error: Error) => void) | undefined;
