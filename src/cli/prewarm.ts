@@ -8,7 +8,7 @@
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { parseDuration } from "../migration/limits.ts";
-import { DEFAULT_CONCURRENCY } from "../migration/defaults.ts";
+import { CHECKED_AHEAD_PER_UPLOAD, DEFAULT_CONCURRENCY } from "../migration/defaults.ts";
 import { addMigrationOptions, concurrencyLevel, positiveInteger } from "./migration-options.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
 import { decimal } from "./numbers.ts";
@@ -25,7 +25,8 @@ export function installPrewarm(program: Command): void {
     .addOption(
       new Option(
         "--concurrency <n>",
-        "files uploaded at once (as many more are checked against Riak ahead of them)",
+        `files uploaded at once (${CHECKED_AHEAD_PER_UPLOAD} times as many more are checked ` +
+          "against Riak ahead of them)",
       ).argParser(concurrencyLevel)
         .default(DEFAULT_CONCURRENCY),
     )

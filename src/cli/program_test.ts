@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { buildProgram, EXIT_USAGE, runCli, VERSION } from "./program.ts";
+import { CHECKED_AHEAD_PER_UPLOAD } from "../migration/defaults.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 Deno.test("the version comes from package.json", () => {
@@ -36,4 +37,20 @@ Deno.test("riak-fuse's own command line (no command, its flags) is taken as riak
   assert.match(text, /riak-fuse's command line; taken as riakfs mount/);
   assert.match(text, /-s is riak-fuse's flag/);
   assert.doesNotMatch(text, /unknown option/);
+});
+
+Deno.test("each command's help says what the code does", () => {
+  const help = (name: string) =>
+    buildProgram().commands.find((command) => command.name() === name)!.helpInformation()
+      .replace(/\s+/g, " ");
+  // The pre-warm checks several files ahead of each upload slot, not one.
+  assert.match(
+    help("prewarm"),
+    new RegExp(`files uploaded at once \\(${CHECKED_AHEAD_PER_UPLOAD} times as many more`),
+  );
+  // Both find the control socket where RIAKFS_RUN_DIR put it, as mount does.
+  assert.match(help("status"), /--run-dir <dir> .*env: RIAKFS_RUN_DIR\)/);
+  assert.match(help("umount"), /--run-dir <dir> .*env: RIAKFS_RUN_DIR\)/);
+  // Mount's --request-timeout is FUSE's: where Riak's comes from instead.
+  assert.match(help("mount"), /--request-timeout <seconds> .*RIAKFS_REQUEST_TIMEOUT/);
 });

@@ -6,10 +6,11 @@
  * @module
  */
 import type { Command } from "commander";
-import { DEFAULT_RUN_DIRECTORY, DEFAULT_STATUS_TIMEOUT_MS } from "../overlay/defaults.ts";
+import { DEFAULT_STATUS_TIMEOUT_MS } from "../overlay/defaults.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
 import { decimal } from "./numbers.ts";
 import { requireTextPath } from "./raw_args.ts";
+import { runDirOption } from "./run_dir_option.ts";
 
 /** The flags of `riakfs status`, as commander parses them. */
 export interface StatusFlags {
@@ -27,11 +28,7 @@ export function installStatus(program: Command): void {
     .description("show the counters of a running mount")
     .argument("<mountpoint>", "where riakfs is mounted")
     .option("--json", "print JSON")
-    .option(
-      "--run-dir <dir>",
-      "directory of the mounts' pid files and control sockets",
-      process.env.RIAKFS_RUN_DIR ?? DEFAULT_RUN_DIRECTORY,
-    )
+    .addOption(runDirOption())
     .option(
       "--timeout <ms>",
       "how long to wait for the mount's answer",

@@ -11,10 +11,10 @@
  * @module
  */
 import type { Command } from "commander";
-import { DEFAULT_RUN_DIRECTORY } from "../overlay/defaults.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
 import { decimal } from "./numbers.ts";
 import { requireTextPath } from "./raw_args.ts";
+import { runDirOption } from "./run_dir_option.ts";
 
 /** Exit code when the mount is gone but uploads are still pending (safe in its journal). */
 export const EXIT_UPLOADS_PENDING = 3;
@@ -38,11 +38,7 @@ export function installUmount(program: Command): void {
       "--drain-timeout <ms>",
       "how long to wait for pending uploads (default: the mount's --drain-timeout)",
     )
-    .option(
-      "--run-dir <dir>",
-      "directory of the mounts' pid files and control sockets",
-      process.env.RIAKFS_RUN_DIR ?? DEFAULT_RUN_DIRECTORY,
-    )
+    .addOption(runDirOption())
     .action(async (mountpoint: string, flags: UmountFlags, command: Command) => {
       requireTextPath(command, "MOUNTPOINT", mountpoint);
       const drainTimeoutMs = flags.drainTimeout === undefined

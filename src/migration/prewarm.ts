@@ -69,7 +69,7 @@ import {
   type Tally,
   type TallyDelta,
 } from "./state.ts";
-import { DEFAULT_CONCURRENCY } from "./defaults.ts";
+import { CHECKED_AHEAD_PER_UPLOAD, DEFAULT_CONCURRENCY } from "./defaults.ts";
 import type { MigrationStore } from "./stored_file.ts";
 import { deleteIfVerified, describeAttributeDifference } from "./verified_delete.ts";
 import {
@@ -114,16 +114,6 @@ export const EXIT_PARTIAL = 3;
 /** Another run holds the lock. */
 export const EXIT_LOCKED = 4;
 
-/**
- * Files in flight besides the uploads, per upload slot: while `concurrency` files are being
- * uploaded, the next ones are already stat'ed locally and looked up in Riak (and, in a first
- * pass, a small file read), so an upload slot never waits for a look-up; and files whose
- * object is stored wait for their directory entry (a batched set update, a round trip or
- * two) without holding up the next uploads. One per slot left a third of the slots idle
- * against a Riak answering in 2 ms (bench/prewarm/latency_bench.ts: 513-530 files/s against
- * 593-740 with three, the plain loop 822-880).
- */
-const CHECK_AHEAD_PER_UPLOAD = 3;
 /**
  * Directory listings from Riak kept at once (the walk finishes a directory's files before the
  * next directory's, except around subdirectories), and how long one is trusted.
@@ -178,8 +168,8 @@ export interface PrewarmOptions {
   store: PrewarmStore;
   state: StateDirectory;
   /**
-   * Files uploaded at once; default {@link DEFAULT_CONCURRENCY}. As many more are checked
-   * (stat, head-only get) ahead of them.
+   * Files uploaded at once; default {@link DEFAULT_CONCURRENCY}. {@link CHECKED_AHEAD_PER_UPLOAD}
+   * times as many more are checked (stat, head-only get) ahead of them.
    */
   concurrency?: number;
   /** Upload rate limit, bytes per second. */
@@ -696,7 +686,7 @@ class PrewarmRun {
     kind: "file" | "symlink" | "directory",
     progress: WalkProgress | undefined,
   ): Promise<void> {
-    const limit = (this.#o.concurrency ?? DEFAULT_CONCURRENCY) * (1 + CHECK_AHEAD_PER_UPLOAD);
+    const limit = (this.#o.concurrency ?? DEFAULT_CONCURRENCY) * (1 + CHECKED_AHEAD_PER_UPLOAD);
     while (this.#inFlight.size >= limit) await Promise.race(this.#inFlight);
     this.#checkpointWhenDue();
     const work = kind === "file"
