@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MessageCode } from "../src/riak/messages.ts";
@@ -18,36 +18,59 @@ const text = new TextEncoder();
 interface ServeRiak {
   child: ChildProcess;
   port: number;
+  /** Settles once it exited and its output was read to the end. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** What it printed on stderr so far. */
+  stderr: () => string;
 }
 
-/** Starts `riakfs serve-riak ARGS` and waits (bounded) for its "listening on" line. */
-async function startServeRiak(args: string[]): Promise<ServeRiak> {
+/** A refused start: how `riakfs serve-riak` exited, and its stderr. */
+interface Refusal {
+  code: number | null;
+  stderr: string;
+}
+
+/**
+ * Starts `riakfs serve-riak ARGS` and waits (bounded) for its "listening on" line, or for it
+ * to exit without one.
+ */
+function tryServeRiak(args: string[]): Promise<ServeRiak | Refusal> {
   const child = spawn(RIAKFS_BINARY, ["serve-riak", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal }))
+    child.once("close", (code, signal) => resolve({ code, signal }))
   );
-  let output = "";
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no 'listening on' line: ${output}`)), 20000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(output);
+  let stdout = "";
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => stderr += chunk.toString());
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      process.kill(child.pid!, "SIGKILL");
+      reject(new Error(`no 'listening on' line: ${stdout}${stderr}`));
+    }, 20000);
+    child.stdout!.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(stdout);
       if (match !== null) {
         clearTimeout(timer);
-        resolve(Number(match[1]));
+        resolve({ child, port: Number(match[1]), exited, stderr: () => stderr });
       }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.once("exit", () => {
+    });
+    void exited.then(({ code }) => {
       clearTimeout(timer);
-      reject(new Error(`serve-riak exited early: ${output}`));
+      resolve({ code, stderr }); // No-op once it listened.
     });
   });
-  return { child, port, exited };
+}
+
+/** Starts `riakfs serve-riak ARGS`; throws when it exits instead of listening. */
+async function startServeRiak(args: string[]): Promise<ServeRiak> {
+  const started = await tryServeRiak(args);
+  if (!("port" in started)) {
+    throw new Error(`serve-riak exited early (${started.code}): ${started.stderr}`);
+  }
+  return started;
 }
 
 async function stop(server: ServeRiak, signal: NodeJS.Signals): Promise<void> {
@@ -165,6 +188,104 @@ Deno.test("serve-riak --data: every acknowledged put survives kill -9 during a w
   } finally {
     for (const connection of connections) connection.destroy();
     await stop(server, "SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Where each record of a data log starts (`[u32 length][u32 crc][payload]`). */
+function recordStarts(log: Buffer): number[] {
+  const starts: number[] = [];
+  for (let at = 0; at + 8 <= log.length; at += 8 + log.readUInt32BE(at)) starts.push(at);
+  return starts;
+}
+
+/** Puts `count` keys `k0`.. of bucket `b` with {@link valueFor} values. */
+async function putKeys(port: number, count: number): Promise<void> {
+  const connection = new TestConnection(port);
+  try {
+    for (let i = 0; i < count; i++) {
+      const put = await connection.call(MessageCode.PutReq, {
+        bucket: text.encode("b"),
+        key: text.encode(`k${i}`),
+        content: { value: valueFor(`k${i}`) },
+      });
+      assert.equal(put.code, MessageCode.PutResp);
+    }
+  } finally {
+    connection.destroy();
+  }
+}
+
+/** Which of the keys `k0`..`k{count-1}` answer their {@link valueFor} value. */
+async function keysHeld(port: number, count: number): Promise<string[]> {
+  const connection = new TestConnection(port);
+  const held: string[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const get = await connection.call(MessageCode.GetReq, {
+        bucket: text.encode("b"),
+        key: text.encode(`k${i}`),
+      });
+      const content = get.message.content as { value: Uint8Array }[] | undefined;
+      if (content !== undefined) {
+        assert.deepEqual(content[0].value, valueFor(`k${i}`));
+        held.push(`k${i}`);
+      }
+    }
+  } finally {
+    connection.destroy();
+  }
+  return held;
+}
+
+Deno.test("serve-riak --data on a log damaged mid-file: one line naming it, nothing cut; --salvage keeps the rest", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "serve-riak-damaged-"));
+  const logFile = join(dir, "riak.log");
+  let server: ServeRiak | undefined;
+  try {
+    server = await startServeRiak(["--data", dir, "--listen", "127.0.0.1:0"]);
+    await putKeys(server.port, 10);
+    await stop(server, "SIGTERM");
+    const damaged = readFileSync(logFile);
+    const starts = recordStarts(damaged);
+    assert.equal(starts.length, 10);
+    damaged.writeUInt32BE(0x7ffffff0, starts[3]); // k3's length, as a bad sector leaves it
+    writeFileSync(logFile, damaged);
+
+    const refused = await tryServeRiak(["--data", dir, "--listen", "127.0.0.1:0"]);
+    if ("port" in refused) {
+      server = refused;
+      assert.fail("serve-riak started on a log damaged in the middle");
+    }
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.equal(refused.stderr.trimEnd().split("\n").length, 1, refused.stderr);
+    assert.match(
+      refused.stderr,
+      new RegExp(`^riakfs: data log ${logFile}: .*damaged record.*--salvage`),
+    );
+    assert.deepEqual(readFileSync(logFile), damaged, "the log is left as it was");
+
+    server = await startServeRiak(["--data", dir, "--listen", "127.0.0.1:0", "--salvage"]);
+    assert.deepEqual(await keysHeld(server.port, 10), [
+      "k0",
+      "k1",
+      "k2",
+      "k4",
+      "k5",
+      "k6",
+      "k7",
+      "k8",
+      "k9",
+    ]);
+    await stop(server, "SIGKILL");
+    assert.match(server.stderr(), /salvaged .*riak\.log: skipped \d+ damaged bytes/);
+    const copies = readdirSync(dir).filter((name) => name.startsWith("riak.log.damaged-"));
+    assert.equal(copies.length, 1);
+    assert.deepEqual(readFileSync(join(dir, copies[0])), damaged);
+    server = await startServeRiak(["--data", dir, "--listen", "127.0.0.1:0"]);
+    assert.equal((await keysHeld(server.port, 10)).length, 9);
+  } finally {
+    if (server !== undefined) await stop(server, "SIGKILL");
     rmSync(dir, { recursive: true, force: true });
   }
 });

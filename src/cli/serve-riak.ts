@@ -10,6 +10,7 @@ import type { Command } from "commander";
 export interface ServeRiakFlags {
   data?: string;
   memory?: boolean;
+  salvage?: boolean;
   listen?: string;
   bucketType: string[];
   config?: string;
@@ -26,6 +27,10 @@ export function installServeRiak(program: Command): void {
     )
     .option("--data <dir>", "keep data in an fsynced append-only log in this directory")
     .option("--memory", "keep data in memory only (lost when the server stops)")
+    .option(
+      "--salvage",
+      "start on a data log damaged in the middle: keep every intact record, skip the damage (a copy of the damaged log is kept)",
+    )
     .option("--listen <host:port>", "address to listen on (default 127.0.0.1:8087)")
     .option(
       "--bucket-type <name:json>",

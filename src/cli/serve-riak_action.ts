@@ -48,6 +48,16 @@ export async function serveRiak(flags: ServeRiakFlags, command: Command): Promis
     return usage((error as Error).message);
   }
   const server = await startEmbeddedRiak(options);
+  const salvaged = server.log?.salvaged;
+  if (salvaged !== undefined) {
+    const bytes = salvaged.skipped.reduce((sum, [from, to]) => sum + to - from, 0);
+    process.stderr.write(
+      `riakfs serve-riak: salvaged ${server.log!.path}: skipped ${bytes} damaged bytes (at byte ` +
+        `${
+          salvaged.skipped.map(([from]) => from).join(", ")
+        }); the damaged log is kept as ${salvaged.copy}\n`,
+    );
+  }
   const where = options.dataDir === undefined ? "memory only" : `data in ${options.dataDir}`;
   process.stdout.write(`riakfs serve-riak: listening on ${server.address} (${where})\n`);
   await new Promise<void>((resolve) => {
@@ -72,6 +82,7 @@ export function serveOptions(flags: ServeRiakFlags): EmbeddedRiakOptions {
   if (data === "") throw new Error("--data must not be empty");
   if (memory && flags.data !== undefined) throw new Error("--data and --memory exclude each other");
   if (!memory && data === undefined) throw new Error("give --data DIR, or --memory");
+  if (memory && flags.salvage === true) throw new Error("--salvage needs --data, not --memory");
   const listen = flags.listen ?? config.listen ?? "127.0.0.1:8087";
   parseListenAddress(listen);
   const bucketTypes: Record<string, BucketTypeSpec> = { ...config.bucket_types };
@@ -97,6 +108,7 @@ export function serveOptions(flags: ServeRiakFlags): EmbeddedRiakOptions {
     dataDir: memory ? undefined : data,
     bucketTypes,
   };
+  if (flags.salvage === true) options.log = { salvage: true };
   if (given === 3) {
     options.tls = {
       cert: readText(cert!, "--tls-cert"),

@@ -6,15 +6,17 @@
  *
  * A record is `[u32 payload length][u32 CRC-32 of payload][payload]`, the payload
  * `[u32 JSON length][JSON][blobs]`: byte strings travel as blobs the JSON points to, so values
- * are neither escaped nor base64-encoded. At start the log is replayed; a torn or corrupt tail
- * (a crash in the middle of a write, never acknowledged) is cut off, while a damaged record
- * with data after it stops the start instead of silently dropping what follows.
+ * are neither escaped nor base64-encoded. At start the log is replayed; a torn tail (a crash
+ * in the middle of a write, never acknowledged) is cut off, while any other damage stops the
+ * start instead of silently dropping what follows, unless a salvage is asked for: it skips
+ * the damage, keeps every intact record and rewrites the log.
  *
  * @module
  */
 import { Buffer } from "node:buffer";
 import {
   closeSync,
+  copyFileSync,
   fsyncSync,
   ftruncateSync,
   openSync,
@@ -47,6 +49,20 @@ export interface DataLogOptions {
   compactMinBytes?: number;
   /** Compact when the log exceeds this multiple of the live data written last time; default 2. */
   compactRatio?: number;
+  /**
+   * Start on a log damaged in the middle: skip the damage, keep every intact record, and
+   * rewrite the log without it (a copy of the damaged one stays beside it). Without it such
+   * a log stops the start.
+   */
+  salvage?: boolean;
+}
+
+/** What a salvage skipped, and where the damaged log was kept. */
+export interface Salvage {
+  /** Byte ranges `[from, to)` of the damaged log that held no intact record. */
+  skipped: [number, number][];
+  /** The copy of the damaged log. */
+  copy: string;
 }
 
 /** A data directory that cannot be used, with the path and the reason. */
@@ -82,6 +98,8 @@ export class DataLog implements Durability {
   private compactions = 0;
   /** Set when the log can no longer be appended to safely; every commit then fails with it. */
   private broken: DataLogError | undefined;
+  /** Set when the open skipped damage ({@link DataLogOptions.salvage}). */
+  salvaged: Salvage | undefined;
 
   private constructor(
     path: string,
@@ -120,9 +138,11 @@ export class DataLog implements Durability {
       });
     }
     const lock = lockDirectory(dir);
-    let goodBytes: number;
+    let replay: Replay;
+    let copy: string | undefined;
     try {
-      goodBytes = replayLog(path, keyspace);
+      replay = replayLog(path, keyspace, options.salvage === true);
+      if (replay.skipped.length > 0) copy = keepDamagedCopy(path);
     } catch (error) {
       unlockDirectory(lock);
       throw new DataLogError(path, `cannot read: ${(error as Error).message}`, { cause: error });
@@ -133,13 +153,24 @@ export class DataLog implements Durability {
     });
     syncDirectory(path); // the log's directory entry must survive a crash too
     const { size } = await handle.stat();
-    if (size > goodBytes) {
+    if (size > replay.goodBytes) {
       // a torn tail: the write that was cut never got its answer
-      await handle.truncate(goodBytes);
+      await handle.truncate(replay.goodBytes);
       await handle.sync();
     }
     reapOldTombstones(keyspace);
-    return new DataLog(path, lock, handle, goodBytes, keyspace, options);
+    const log = new DataLog(path, lock, handle, replay.goodBytes, keyspace, options);
+    if (copy !== undefined) {
+      log.salvaged = { skipped: replay.skipped, copy };
+      // Rewritten without the damage, or the next start would stop at it again.
+      await log.compact().catch(async (error) => {
+        await log.close();
+        throw new DataLogError(path, `cannot rewrite the salvaged log: ${error.message}`, {
+          cause: error,
+        });
+      });
+    }
+    return log;
   }
 
   /** Bytes in the log file now. */
@@ -309,6 +340,20 @@ function lockDirectory(dir: string): string {
   throw new DataLogError(dir, `cannot take the lock ${path}`);
 }
 
+/** Copies a damaged log beside it, fsynced, before a salvage rewrites it; returns the copy. */
+function keepDamagedCopy(path: string): string {
+  const copy = `${path}.damaged-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+  copyFileSync(path, copy);
+  const fd = openSync(copy, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  syncDirectory(copy);
+  return copy;
+}
+
 /** Gives up a lock taken by {@link lockDirectory}. */
 function unlockDirectory(lockPath: string): void {
   rmSync(lockPath, { force: true });
@@ -347,64 +392,162 @@ function syncDirectory(path: string): void {
   }
 }
 
-/** Applies every intact record of the log to the keyspace; returns the bytes they span. */
-function replayLog(path: string, keyspace: Keyspace): number {
+/** What a replay of the log found. */
+interface Replay {
+  /** End of the last intact record: where appending goes on (a torn tail after it is cut). */
+  goodBytes: number;
+  /** Damaged stretches `[from, to)` that a salvage skipped. */
+  skipped: [number, number][];
+}
+
+/**
+ * Applies every intact record of the log to the keyspace. A bad record that is a crash's torn
+ * tail ends the replay there; any other damage stops the start, unless `salvage` says to skip
+ * it and go on with the intact records after it.
+ */
+function replayLog(path: string, keyspace: Keyspace, salvage: boolean): Replay {
   let fileSize: number;
   try {
     fileSize = statSync(path).size;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { goodBytes: 0, skipped: [] };
     throw error;
   }
   const fd = openSync(path, "r");
   try {
     let position = 0;
-    const header = Buffer.alloc(HEADER_BYTES);
+    const skipped: [number, number][] = [];
     while (position + HEADER_BYTES <= fileSize) {
-      readExactly(fd, header, position);
-      const length = header.readUInt32BE(0);
-      const checksum = header.readUInt32BE(4);
-      const end = position + HEADER_BYTES + length;
-      if (end > fileSize) break;
-      const payload = Buffer.alloc(length);
-      readExactly(fd, payload, position + HEADER_BYTES);
-      let record: ChangeRecord | undefined;
-      try {
-        if (crc32(payload) === checksum) record = decodePayload(payload);
-      } catch {
-        // Not a record: as a checksum mismatch.
+      const intact = readRecord(fd, position, fileSize);
+      if (intact !== undefined) {
+        keyspace.apply(intact.record);
+        position = intact.end;
+        continue;
       }
-      if (record === undefined) {
-        refuseUnlessTornTail(fd, position, end, fileSize);
-        break;
+      const damage = damageAt(fd, position, fileSize);
+      if (damage === undefined) break;
+      if (!salvage) {
+        throw new Error(
+          `damaged record at byte ${position} of ${fileSize}${damage.what}: refusing to start, ` +
+            "which would drop acknowledged writes; start once with --salvage to keep every " +
+            "intact record (a copy of the damaged log is kept beside it)",
+        );
       }
-      keyspace.apply(record);
-      position = end;
+      skipped.push([position, damage.resume]);
+      position = damage.resume;
     }
-    return position;
+    return { goodBytes: position, skipped };
   } finally {
     closeSync(fd);
   }
 }
 
+/** The header of the record at `position`: its checksum, and where it claims to end. */
+function readHeader(fd: number, position: number): { checksum: number; end: number } {
+  const header = Buffer.alloc(HEADER_BYTES);
+  readExactly(fd, header, position);
+  return {
+    checksum: header.readUInt32BE(4),
+    end: position + HEADER_BYTES + header.readUInt32BE(0),
+  };
+}
+
+/** The record at `position` when it is whole, its checksum right and its payload readable. */
+function readRecord(
+  fd: number,
+  position: number,
+  fileSize: number,
+): { record: ChangeRecord; end: number } | undefined {
+  const { checksum, end } = readHeader(fd, position);
+  if (end > fileSize) return undefined;
+  const payload = Buffer.alloc(end - position - HEADER_BYTES);
+  readExactly(fd, payload, position + HEADER_BYTES);
+  if (crc32(payload) !== checksum) return undefined;
+  try {
+    return { record: decodePayload(payload), end };
+  } catch {
+    return undefined; // Not a record: as a checksum mismatch.
+  }
+}
+
 /**
- * A bad record at `position` (ending at `end`) is a torn tail when it is the last one, or
- * when nothing but zeros follows it (a crash after the file grew, before its blocks were
- * written). Anything else is damage in the middle of the log: cutting it off there would
- * silently drop every acknowledged write after it, so the start is refused instead.
+ * Tells a bad record at `position` from a torn tail (undefined): a crash cuts the last
+ * write short, so its length points past the end of the file and nothing intact follows;
+ * or the file grew before its blocks were written, leaving zeros. Anything else is damage
+ * (a length field or payload changed on disk): cutting the log there would silently drop
+ * the acknowledged writes after it. Damage comes with what to tell the operator and where
+ * the intact records resume (the end of the file when none does).
  */
-function refuseUnlessTornTail(fd: number, position: number, end: number, fileSize: number): void {
-  const piece = Buffer.alloc(Math.min(Math.max(fileSize - end, 0), 1 << 20));
-  for (let at = end; at < fileSize; at += piece.length) {
-    const read = piece.subarray(0, Math.min(piece.length, fileSize - at));
-    readExactly(fd, read, at);
-    if (read.some((byte) => byte !== 0)) {
-      throw new Error(
-        `damaged record at byte ${position} of ${fileSize}, with data after it: refusing to ` +
-          "cut the log there (that would drop every write after it); keep a copy of the " +
-          "data directory, then repair or remove the damaged record",
-      );
+function damageAt(
+  fd: number,
+  position: number,
+  fileSize: number,
+): { what: string; resume: number } | undefined {
+  const { checksum, end } = readHeader(fd, position);
+  if (end <= fileSize && onlyZeros(fd, end, fileSize)) return undefined;
+  const next = nextIntactRecord(fd, position + 1, fileSize);
+  if (next !== undefined) {
+    return { what: `, with intact records after it (from byte ${next})`, resume: next };
+  }
+  if (end <= fileSize) return { what: ", with data after it", resume: fileSize };
+  if (checksumOf(fd, position + HEADER_BYTES, fileSize) === checksum) {
+    return { what: " (its length is wrong, its bytes are whole)", resume: fileSize };
+  }
+  return undefined;
+}
+
+const SCAN_WINDOW = 1 << 20;
+/** A record header, the payload's JSON length, and its JSON's start `{"t`. */
+const PROBE_BYTES = HEADER_BYTES + 4 + 3;
+
+/** Where the first intact record at or after `from` starts, if any does. */
+function nextIntactRecord(fd: number, from: number, fileSize: number): number | undefined {
+  const window = Buffer.alloc(Math.max(0, Math.min(SCAN_WINDOW + PROBE_BYTES, fileSize - from)));
+  for (let base = from; base + PROBE_BYTES <= fileSize; base += SCAN_WINDOW) {
+    const chunk = window.subarray(0, Math.min(window.length, fileSize - base));
+    readExactly(fd, chunk, base);
+    const candidates = Math.min(SCAN_WINDOW, chunk.length - PROBE_BYTES + 1);
+    for (let at = 0; at < candidates; at++) {
+      // Cheap tests first: every record's JSON starts {"t", and its length fits.
+      if (chunk[at + 12] !== 0x7b || chunk[at + 13] !== 0x22 || chunk[at + 14] !== 0x74) continue;
+      const length = chunk.readUInt32BE(at);
+      if (chunk.readUInt32BE(at + 8) > length - 4 || base + at + HEADER_BYTES + length > fileSize) {
+        continue;
+      }
+      if (readRecord(fd, base + at, fileSize) !== undefined) return base + at;
     }
+  }
+  return undefined;
+}
+
+function onlyZeros(fd: number, from: number, to: number): boolean {
+  let zeros = true;
+  forEachPiece(fd, from, to, (piece) => zeros = !piece.some((byte) => byte !== 0));
+  return zeros;
+}
+
+/** CRC-32 of the bytes `[from, to)` of a file. */
+function checksumOf(fd: number, from: number, to: number): number {
+  let checksum = 0;
+  forEachPiece(fd, from, to, (piece) => {
+    checksum = zlibCrc32(piece, checksum);
+    return true;
+  });
+  return checksum;
+}
+
+/** Reads `[from, to)` a bounded piece at a time, while `take` returns true. */
+function forEachPiece(
+  fd: number,
+  from: number,
+  to: number,
+  take: (piece: Buffer) => boolean,
+): void {
+  const buffer = Buffer.alloc(Math.min(Math.max(to - from, 0), SCAN_WINDOW));
+  for (let at = from; at < to; at += buffer.length) {
+    const piece = buffer.subarray(0, Math.min(buffer.length, to - at));
+    readExactly(fd, piece, at);
+    if (!take(piece)) return;
   }
 }
 

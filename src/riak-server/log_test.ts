@@ -142,7 +142,9 @@ Deno.test("a damaged record with intact records after it stops the start; nothin
     writeFileSync(join(dir, LOG_FILE), bytes);
     await assert.rejects(
       DataLog.open(dir, new Keyspace()),
-      new RegExp(`damaged record at byte ${damagedAt} of ${bytes.length}, with data after it`),
+      new RegExp(
+        `damaged record at byte ${damagedAt} of ${bytes.length}, with intact records after`,
+      ),
     );
     assert.equal(statSync(join(dir, LOG_FILE)).size, bytes.length, "nothing was cut off");
     // Zeros after a bad record are a crash's torn tail, as a short record is.
@@ -155,6 +157,82 @@ Deno.test("a damaged record with intact records after it stops the start; nothin
     await withEngine(dir, {}, async (engine, log) => {
       assert.equal(log.bytes, damagedAt);
       assert.deepEqual((await get(engine, "first")).content?.[0].value, text.encode("one"));
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Writes `count` puts in a fresh log of `dir`; returns where each record starts. */
+async function logOfPuts(dir: string, count: number): Promise<number[]> {
+  const starts: number[] = [];
+  await withEngine(dir, {}, async (engine, log) => {
+    for (let i = 0; i < count; i++) {
+      starts.push(log.bytes);
+      await put(engine, `k${i}`, valueOf(i, 300));
+    }
+  });
+  return starts;
+}
+
+Deno.test("a record whose length field is damaged stops the start; nothing is cut off", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riak-log-"));
+  try {
+    const starts = await logOfPuts(dir, 10);
+    const pristine = readFileSync(join(dir, LOG_FILE));
+    // A length pointing past the end of the file looked like the torn tail of a crash, and
+    // every acknowledged record after it was cut off.
+    const middle = Buffer.from(pristine);
+    middle.writeUInt32BE(0x7ffffff0, starts[3]);
+    writeFileSync(join(dir, LOG_FILE), middle);
+    await assert.rejects(
+      DataLog.open(dir, new Keyspace()),
+      new RegExp(
+        `damaged record at byte ${starts[3]} of ${pristine.length}, with intact records after ` +
+          `it \\(from byte ${starts[4]}\\).*--salvage`,
+      ),
+    );
+    assert.deepEqual(readFileSync(join(dir, LOG_FILE)), middle, "nothing was cut off");
+    // The last record's length damaged, its bytes whole: no torn write either.
+    const last = Buffer.from(pristine);
+    last.writeUInt32BE(last.readUInt32BE(starts[9]) + 1000, starts[9]);
+    writeFileSync(join(dir, LOG_FILE), last);
+    await assert.rejects(
+      DataLog.open(dir, new Keyspace()),
+      new RegExp(`damaged record at byte ${starts[9]} of ${pristine.length} \\(its length`),
+    );
+    assert.deepEqual(readFileSync(join(dir, LOG_FILE)), last, "nothing was cut off");
+    // A torn last record (its length right, its end missing) is still cut off quietly.
+    writeFileSync(join(dir, LOG_FILE), pristine.subarray(0, starts[9] + 100));
+    await withEngine(dir, {}, async (engine, log) => {
+      assert.equal(log.bytes, starts[9]);
+      assert.deepEqual((await get(engine, "k8")).content?.[0].value, valueOf(8, 300));
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("salvage skips the damage, keeps every intact record and a copy, and rewrites the log", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riak-log-"));
+  try {
+    const starts = await logOfPuts(dir, 10);
+    const damaged = readFileSync(join(dir, LOG_FILE));
+    damaged[starts[2] + 40] ^= 0xff; // In the payload of k2.
+    damaged.writeUInt32BE(0x7ffffff0, starts[6]); // The length of k6.
+    writeFileSync(join(dir, LOG_FILE), damaged);
+    await withEngine(dir, { salvage: true }, async (engine, log) => {
+      assert.deepEqual(log.salvaged?.skipped, [[starts[2], starts[3]], [starts[6], starts[7]]]);
+      assert.deepEqual(readFileSync(log.salvaged!.copy), damaged);
+      for (let i = 0; i < 10; i++) {
+        const value = (await get(engine, `k${i}`)).content?.[0].value;
+        assert.deepEqual(value, i === 2 || i === 6 ? undefined : valueOf(i, 300), `k${i}`);
+      }
+    });
+    // Rewritten: the next start needs no salvage, and finds nothing to skip.
+    await withEngine(dir, {}, async (engine, log) => {
+      assert.equal(log.salvaged, undefined);
+      assert.deepEqual((await get(engine, "k9")).content?.[0].value, valueOf(9, 300));
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
