@@ -290,6 +290,32 @@ Deno.test("serve-riak --data on a log damaged mid-file: one line naming it, noth
   }
 });
 
+Deno.test("serve-riak --data: a second server on the same directory is refused, even while the first one's lock file is empty", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "serve-riak-lock-"));
+  let first: ServeRiak | undefined;
+  let second: ServeRiak | undefined;
+  try {
+    first = await startServeRiak(["--data", dir, "--listen", "127.0.0.1:0"]);
+    await putKeys(first.port, 3);
+    for (const lockFile of [`${first.child.pid}\n`, ""]) {
+      // Empty: as between the first server's create of the file and its pid written there.
+      writeFileSync(join(dir, "riak.lock"), lockFile);
+      const refused = await tryServeRiak(["--data", dir, "--listen", "127.0.0.1:0"]);
+      if ("port" in refused) {
+        second = refused;
+        assert.fail("a second server started on the directory of a running one");
+      }
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.match(refused.stderr, new RegExp(`^riakfs: data log ${dir}: in use by .*\\n$`));
+    }
+    assert.deepEqual(await keysHeld(first.port, 3), ["k0", "k1", "k2"]);
+  } finally {
+    if (second !== undefined) await stop(second, "SIGKILL");
+    if (first !== undefined) await stop(first, "SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 Deno.test("serve-riak --tls-cert --tls-key --users: StartTls, then Auth, then requests", async () => {
   const dir = mkdtempSync(join(tmpdir(), "serve-riak-tls-"));
   let server: ServeRiak | undefined;

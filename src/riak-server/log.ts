@@ -29,13 +29,13 @@ import {
   writeSync,
 } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { createServer, type Server } from "node:net";
+import { join } from "node:path";
 import { crc32 as zlibCrc32 } from "node:zlib";
 import { crdtFromJson, crdtToJson } from "./crdt.ts";
 import type { Durability } from "./engine.ts";
 import type { ChangeRecord, Keyspace, StoredObject } from "./keyspace.ts";
 import { TOMBSTONE_KEEP_MS } from "./kv.ts";
-import { isProcessAlive } from "../util/process.ts";
 import { makeDirectories } from "../util/directories.ts";
 
 /** Name of the log file inside the data directory. */
@@ -80,7 +80,7 @@ const HEADER_BYTES = 8;
 /** The append-only, fsynced, compacting log of a data directory. */
 export class DataLog implements Durability {
   readonly path: string;
-  private readonly lockPath: string;
+  private readonly lock: DirectoryLock;
   private handle: FileHandle;
   private size: number;
   private liveBytes: number;
@@ -103,14 +103,14 @@ export class DataLog implements Durability {
 
   private constructor(
     path: string,
-    lockPath: string,
+    lock: DirectoryLock,
     handle: FileHandle,
     size: number,
     keyspace: Keyspace,
     options: DataLogOptions,
   ) {
     this.path = path;
-    this.lockPath = lockPath;
+    this.lock = lock;
     this.handle = handle;
     this.size = size;
     this.liveBytes = size;
@@ -137,7 +137,7 @@ export class DataLog implements Durability {
         cause: error,
       });
     }
-    const lock = lockDirectory(dir);
+    const lock = await lockDirectory(dir);
     let replay: Replay;
     let copy: string | undefined;
     try {
@@ -306,38 +306,75 @@ export class DataLog implements Durability {
   async close(): Promise<void> {
     while (this.flushing !== undefined) await this.flushing;
     await this.handle.close();
-    unlockDirectory(this.lockPath);
+    unlockDirectory(this.lock);
   }
+}
+
+/** A data directory's lock, held by this process. */
+interface DirectoryLock {
+  /** The file that tells who holds the directory (the lock itself is the socket). */
+  pidFile: string;
+  socket: Server;
 }
 
 /**
  * Takes the data directory for this process: two servers appending to one log would corrupt
- * it. A lock left by a process that died (kill -9) is taken over.
+ * it. The lock is a unix socket bound in Linux's abstract namespace under the directory's
+ * device and inode: binding is exclusive and atomic, and the kernel lets go of it when the
+ * holder dies, however it dies, so there is neither a stale lock to take over nor a race
+ * between two servers starting at once (a lock file with a pid in it had both: an empty
+ * file, or a dead holder's pid, was taken over by two at once, and a reused pid kept the
+ * directory locked). The pid file `riak.lock` only tells who holds it.
  *
- * @throws {DataLogError} when a live process holds the directory.
+ * @throws {DataLogError} when another process (or this one) holds the directory.
  */
-function lockDirectory(dir: string): string {
-  const path = join(dir, LOCK_FILE);
-  if (LOCKED_HERE.has(resolve(path))) {
-    throw new DataLogError(dir, `in use by the riakfs process ${process.pid} (this one)`);
-  }
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(path, `${process.pid}\n`, { flag: "wx" });
-      LOCKED_HERE.add(resolve(path));
-      return path;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
-        throw new DataLogError(dir, `cannot lock: ${(error as Error).message}`, { cause: error });
-      }
+async function lockDirectory(dir: string): Promise<DirectoryLock> {
+  const pidFile = join(dir, LOCK_FILE);
+  const socket = createServer((connection) => connection.destroy());
+  try {
+    const { dev, ino } = statSync(dir);
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.listen(`\0riakfs-riak-data:${dev}:${ino}`, () => {
+        socket.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      throw new DataLogError(dir, `in use by ${holderOf(pidFile)} (${pidFile}); stop it first`);
     }
-    const owner = Number(readFileSync(path, "utf8").trim());
-    if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isProcessAlive(owner)) {
-      throw new DataLogError(dir, `in use by the riakfs process ${owner} (${path})`);
-    }
-    rmSync(path, { force: true });
+    throw new DataLogError(dir, `cannot lock: ${(error as Error).message}`, { cause: error });
   }
-  throw new DataLogError(dir, `cannot take the lock ${path}`);
+  socket.unref();
+  try {
+    writeFileSync(pidFile, `${process.pid}\n`);
+  } catch {
+    // Only a hint for the refusal of another server (the disk may be full): serve without it.
+  }
+  return { pidFile, socket };
+}
+
+/** Who the pid file of a held directory names. */
+function holderOf(pidFile: string): string {
+  let owner = NaN;
+  try {
+    owner = Number(readFileSync(pidFile, "utf8").trim());
+  } catch {
+    // Not written yet, or removed: the holder is unknown.
+  }
+  if (owner === process.pid) return `the riakfs process ${owner} (this one)`;
+  return Number.isInteger(owner) && owner > 0
+    ? `the riakfs process ${owner}`
+    : "another riakfs process";
+}
+
+/** Gives up a lock taken by {@link lockDirectory}. */
+function unlockDirectory(lock: DirectoryLock): void {
+  // The pid file first: a server that takes the directory once the socket is closed writes
+  // its own.
+  rmSync(lock.pidFile, { force: true });
+  lock.socket.close();
 }
 
 /** Copies a damaged log beside it, fsynced, before a salvage rewrites it; returns the copy. */
@@ -353,15 +390,6 @@ function keepDamagedCopy(path: string): string {
   syncDirectory(copy);
   return copy;
 }
-
-/** Gives up a lock taken by {@link lockDirectory}. */
-function unlockDirectory(lockPath: string): void {
-  rmSync(lockPath, { force: true });
-  LOCKED_HERE.delete(resolve(lockPath));
-}
-
-/** Lock files this process holds (a pid in a lock file may be ours from before a restart). */
-const LOCKED_HERE = new Set<string>();
 
 function writeAllSync(fd: number, bytes: Uint8Array): void {
   for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at);

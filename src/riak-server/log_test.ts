@@ -284,6 +284,20 @@ Deno.test("a data directory held by a live process is refused; a dead owner's lo
   }
 });
 
+Deno.test("a lock file left by a crash whose pid now names another live process does not keep the server out", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riak-log-"));
+  try {
+    // A killed server's pid, reused by an unrelated process (or a zombie not reaped yet).
+    writeFileSync(join(dir, LOCK_FILE), `${process.ppid}\n`);
+    await withEngine(dir, {}, async (engine) => {
+      await put(engine, "k", text.encode("v"));
+      assert.equal(readFileSync(join(dir, LOCK_FILE), "utf8"), `${process.pid}\n`);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 Deno.test("records are checked with the standard CRC-32, so logs written earlier stay readable", () => {
   assert.equal(crc32(text.encode("123456789")), 0xcbf43926); // the CRC-32/IEEE check value
   assert.equal(crc32(new Uint8Array(0)), 0);
