@@ -98,6 +98,8 @@ export class DataLog implements Durability {
   private compactions = 0;
   /** Set when the log can no longer be appended to safely; every commit then fails with it. */
   private broken: DataLogError | undefined;
+  /** After a compaction failed: the log size the next try waits for. */
+  private retryCompactionAbove = 0;
   /** Set when the open skipped damage ({@link DataLogOptions.salvage}). */
   salvaged: Salvage | undefined;
 
@@ -152,6 +154,7 @@ export class DataLog implements Durability {
       throw new DataLogError(path, `cannot open: ${error.message}`, { cause: error });
     });
     syncDirectory(path); // the log's directory entry must survive a crash too
+    rmSync(compactionFileOf(path), { force: true }); // a crash's unfinished rewrite
     const { size } = await handle.stat();
     if (size > replay.goodBytes) {
       // a torn tail: the write that was cut never got its answer
@@ -246,9 +249,12 @@ export class DataLog implements Durability {
           );
         });
       }
-      if (this.size > Math.max(this.compactMinBytes, this.liveBytes * this.compactRatio)) {
+      const limit = Math.max(this.compactMinBytes, this.liveBytes * this.compactRatio);
+      if (this.size > limit && this.size > this.retryCompactionAbove) {
         await this.compact().catch(() => {
-          // compaction is an optimisation: keep appending to the old log if it fails
+          // Compaction is an optimisation: keep appending to the old log. Not again at the next
+          // write, though: a disk too full for the rewrite would be rewritten to per write.
+          this.retryCompactionAbove = this.size + Math.max(this.compactMinBytes, this.liveBytes);
         });
       }
     }
@@ -270,9 +276,10 @@ export class DataLog implements Durability {
   }
 
   private async compactNow(): Promise<void> {
-    const temporary = `${this.path}.compact`;
+    const temporary = compactionFileOf(this.path);
     const handle = await open(temporary, "w");
     let written = 0;
+    let complete = false;
     try {
       let chunk: Uint8Array[] = [];
       let chunkBytes = 0;
@@ -290,8 +297,11 @@ export class DataLog implements Durability {
       await writeAll(handle, chunk);
       written += chunkBytes;
       await handle.sync();
+      complete = true;
     } finally {
       await handle.close();
+      // A rewrite cut short (the disk full) must give its room back to the log's appends.
+      if (!complete) rmSync(temporary, { force: true });
     }
     renameSync(temporary, this.path);
     syncDirectory(this.path);
@@ -389,6 +399,11 @@ function keepDamagedCopy(path: string): string {
   }
   syncDirectory(copy);
   return copy;
+}
+
+/** The file a compaction of the log at `path` writes before it replaces the log. */
+function compactionFileOf(path: string): string {
+  return `${path}.compact`;
 }
 
 function writeAllSync(fd: number, bytes: Uint8Array): void {

@@ -3,6 +3,7 @@ import { Buffer } from "node:buffer";
 import {
   appendFileSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -14,6 +15,7 @@ import { decodeMessage, encodeMessage } from "../riak/codec.ts";
 import { MessageCode } from "../riak/messages.ts";
 import { RiakEngine } from "./engine.ts";
 import { Keyspace } from "./keyspace.ts";
+import { withFullFilesystem } from "../util/_full_filesystem.ts";
 import { crc32, DataLog, type DataLogOptions, LOCK_FILE, LOG_FILE } from "./log.ts";
 
 const text = new TextEncoder();
@@ -263,6 +265,41 @@ Deno.test("compaction keeps the log bounded while one key is overwritten many ti
         );
       }
     });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("a compaction that finds no room gives back what it took: the writes that fit go on", async () => {
+  await withFullFilesystem(async (disk) => {
+    const dir = join(disk.directory, "data");
+    await withEngine(dir, { compactMinBytes: 1 << 30 }, async (engine) => {
+      for (let i = 0; i < 50; i++) await put(engine, `k${i}`, valueOf(i, 5000));
+    });
+    disk.fill();
+    disk.makeRoom(64 * 1024); // Room for a few small writes, not for the 250 KiB rewrite.
+    await withEngine(dir, { compactMinBytes: 1, compactRatio: 1 }, async (engine, log) => {
+      // Each write makes the log outgrow its live data: a compaction is tried and fails.
+      for (let i = 0; i < 5; i++) await put(engine, `k${i}`, valueOf(i, 1000));
+      assert.equal(log.compactionCount, 0);
+    });
+    assert.deepEqual(readdirSync(dir).sort(), [LOG_FILE]);
+    await withEngine(dir, { compactMinBytes: 1 << 30 }, async (engine) => {
+      assert.deepEqual((await get(engine, "k4")).content?.[0].value, valueOf(4, 1000));
+      assert.deepEqual((await get(engine, "k49")).content?.[0].value, valueOf(49, 5000));
+    });
+  }, { sizeKiB: 1024, empty: true });
+});
+
+Deno.test("a compaction's file left by a crash is removed at start", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riak-log-"));
+  try {
+    await logOfPuts(dir, 3);
+    writeFileSync(join(dir, `${LOG_FILE}.compact`), valueOf(1, 100_000));
+    await withEngine(dir, {}, async (engine) => {
+      assert.deepEqual((await get(engine, "k2")).content?.[0].value, valueOf(2, 300));
+    });
+    assert.deepEqual(readdirSync(dir).sort(), [LOG_FILE]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
