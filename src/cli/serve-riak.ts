@@ -34,7 +34,7 @@ export function installServeRiak(program: Command): void {
     .option("--listen <host:port>", "address to listen on (default 127.0.0.1:8087)")
     .option(
       "--bucket-type <name:json>",
-      `create a bucket type, e.g. 'lww:{"last_write_wins":true,"allow_mult":false,"dvv_enabled":false}' (repeatable)`,
+      `create a bucket type (kept in --data DIR; given again, updates the props it names), e.g. 'lww:{"last_write_wins":true,"allow_mult":false,"dvv_enabled":false}' (repeatable)`,
       (value: string, list: string[]) => [...list, value],
       [] as string[],
     )

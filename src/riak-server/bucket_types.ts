@@ -97,6 +97,60 @@ export function createdTypeProps(spec: BucketTypeSpec): RpbBucketProps {
   return props;
 }
 
+/**
+ * What a bucket type given at start (`--bucket-type NAME:PROPS`) makes of the type `current`
+ * the data directory has: a type it lacks is created with `spec`, as `riak admin bucket-type
+ * create` does; a type it has gets the props `spec` names, as `riak admin bucket-type update`
+ * does, and keeps the others (changed at runtime, say). Undefined when nothing changes.
+ *
+ * @example
+ * ```ts
+ * typePropsAtStart("lww", undefined, { last_write_wins: true, dvv_enabled: false }); // created
+ * ```
+ * @throws {Error} with a one-line reason for props Riak refuses, or a datatype changed.
+ */
+export function typePropsAtStart(
+  name: string,
+  current: RpbBucketProps | undefined,
+  spec: BucketTypeSpec,
+): RpbBucketProps | undefined {
+  const refused = (reason: string) => new Error(`bucket type '${name}': ${reason}`);
+  let wanted: RpbBucketProps;
+  try {
+    wanted = createdTypeProps(spec);
+  } catch (error) {
+    throw refused((error as Error).message.replace(/\s+/g, " "));
+  }
+  if (current === undefined) return wanted;
+  if ("datatype" in spec && dataTypeOf(current) !== dataTypeOf(wanted)) {
+    throw refused(
+      `its datatype cannot change (${dataTypeOf(current) ?? "none"} in the data directory, ` +
+        `${dataTypeOf(wanted)} asked)`,
+    );
+  }
+  const change: Record<string, unknown> = {};
+  for (const prop of Object.keys(spec)) {
+    const value = (wanted as Record<string, unknown>)[prop];
+    if (prop !== "dvv_enabled" && !sameProp((current as Record<string, unknown>)[prop], value)) {
+      change[prop] = value;
+    }
+  }
+  if (Object.keys(change).length === 0) return undefined;
+  try {
+    validatePropsChange(current, change as RpbBucketProps);
+  } catch (error) {
+    throw refused((error as Error).message.replace(/\s+/g, " "));
+  }
+  return mergeProps(current, change as RpbBucketProps);
+}
+
+function sameProp(a: unknown, b: unknown): boolean {
+  if (a instanceof Uint8Array && b instanceof Uint8Array) {
+    return a.length === b.length && a.every((byte, index) => byte === b[index]);
+  }
+  return a === b;
+}
+
 /** The JSON kind of each prop a type may be created with, as `riak admin` takes them. */
 const PROP_KINDS: Record<string, "count" | "quorum" | "boolean" | "text"> = {
   n_val: "count",

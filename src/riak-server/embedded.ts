@@ -6,10 +6,10 @@
  */
 import { isIPv6 } from "node:net";
 import { isHostName } from "../util/host.ts";
-import { type BucketTypeSpec, createdTypeProps } from "./bucket_types.ts";
+import { type BucketTypeSpec, typePropsAtStart } from "./bucket_types.ts";
 import { RiakEngine } from "./engine.ts";
 import type { FaultInjector } from "./faults.ts";
-import { Keyspace } from "./keyspace.ts";
+import { type ChangeRecord, Keyspace } from "./keyspace.ts";
 import { DataLog, type DataLogOptions } from "./log.ts";
 import { RiakNetworkServer, type SecurityOptions } from "./server.ts";
 
@@ -64,15 +64,13 @@ export async function startEmbeddedRiak(
 ): Promise<EmbeddedRiakServer> {
   const { host, port } = parseListenAddress(options.listen ?? "127.0.0.1:0");
   const keyspace = new Keyspace();
-  for (const [name, spec] of Object.entries(options.bucketTypes ?? {})) {
-    keyspace.types.set(name, createdTypeProps(spec));
-  }
   const log = options.dataDir !== undefined && options.memory !== true
     ? await DataLog.open(options.dataDir, keyspace, options.log)
     : undefined;
   const engine = new RiakEngine(keyspace, { durability: log });
   const network = new RiakNetworkServer(engine, { host, port, security: options.tls });
   try {
+    await keepBucketTypes(keyspace, log, options.bucketTypes ?? {});
     await network.listen();
   } catch (error) {
     await log?.close();
@@ -93,6 +91,25 @@ export async function startEmbeddedRiak(
       await log?.close();
     },
   };
+}
+
+/**
+ * Creates or updates the bucket types given at start (see {@link typePropsAtStart}), in the
+ * log too: a type created in a data directory stays there, as a created Riak type stays,
+ * whether or not it is given again.
+ */
+async function keepBucketTypes(
+  keyspace: Keyspace,
+  log: DataLog | undefined,
+  bucketTypes: Record<string, BucketTypeSpec>,
+): Promise<void> {
+  for (const [type, spec] of Object.entries(bucketTypes)) {
+    const props = typePropsAtStart(type, keyspace.types.get(type), spec);
+    if (props === undefined) continue;
+    const record: ChangeRecord = { t: "type", type, props };
+    keyspace.apply(record);
+    await log?.commit(record);
+  }
 }
 
 /**
