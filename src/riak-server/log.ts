@@ -87,14 +87,10 @@ export class DataLog implements Durability {
   private readonly keyspace: Keyspace;
   private readonly compactMinBytes: number;
   private readonly compactRatio: number;
-  private pending: Uint8Array[] = [];
   private waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private flushing: Promise<void> | undefined;
-  /**
-   * While true, records wait in `pending`: from the start of a compaction (they go to the new
-   * file) until what waited is written, so that no record overtakes an older one.
-   */
-  private queueing = false;
+  /** While the log is compacted: the records committed since it began, for its new file. */
+  private compacting: Uint8Array[] | undefined;
   private compactions = 0;
   /** Set when the log can no longer be appended to safely; every commit then fails with it. */
   private broken: DataLogError | undefined;
@@ -190,67 +186,57 @@ export class DataLog implements Durability {
    * Appends a record; settles once it is on disk (fsynced). The record is written at once
    * (to the page cache, which a killed process does not lose): the change is in memory
    * already, where readers see it, and Riak never shows a value that a crash of the node
-   * then takes back. Only while the log is compacted do records wait for the new file.
+   * then takes back. While the log is compacted, it also goes into the new file, before that
+   * file replaces the log.
    */
   commit(record: ChangeRecord): Promise<void> {
     if (this.broken !== undefined) return Promise.reject(this.broken);
     const bytes = encodeRecord(record);
-    if (this.queueing) this.pending.push(bytes);
-    else {
+    try {
+      writeAllSync(this.handle.fd, bytes);
+    } catch (error) {
+      // A torn record would stop the replay there, and every record after it with it.
       try {
-        writeAllSync(this.handle.fd, bytes);
-      } catch (error) {
-        // A torn record would stop the replay there, and every record after it with it.
-        try {
-          ftruncateSync(this.handle.fd, this.size);
-        } catch {
-          // The next start cuts a torn tail off.
-        }
-        return Promise.reject(
-          new DataLogError(this.path, `write failed: ${(error as Error).message}`, {
-            cause: error,
-          }),
-        );
+        ftruncateSync(this.handle.fd, this.size);
+      } catch {
+        // The next start cuts a torn tail off.
       }
-      this.size += bytes.length;
+      return Promise.reject(
+        new DataLogError(this.path, `write failed: ${(error as Error).message}`, {
+          cause: error,
+        }),
+      );
     }
+    this.size += bytes.length;
+    this.compacting?.push(bytes);
     const promise = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.flushing ??= this.flush();
     return promise;
   }
 
   private async flush(): Promise<void> {
-    while (this.pending.length > 0 || this.waiters.length > 0) {
-      const batch = this.pending;
+    while (this.waiters.length > 0) {
       const waiters = this.waiters;
-      this.pending = [];
       this.waiters = [];
       try {
-        await writeAll(this.handle, batch);
-        for (const part of batch) this.size += part.length;
-        // Nothing queued since: what comes now may be written at once again.
-        if (this.pending.length === 0) this.queueing = false;
         await this.handle.datasync();
         for (const waiter of waiters) waiter.resolve();
       } catch (error) {
-        const failure = new DataLogError(this.path, `write failed: ${(error as Error).message}`, {
-          cause: error,
-        });
-        for (const waiter of waiters) waiter.reject(failure);
-        // A partly written batch must not stay in front of later records, or replay would stop
-        // there and lose them: cut the log back to its last good end, or stop taking writes.
-        await this.handle.truncate(this.size).catch((truncateError) => {
-          this.broken = new DataLogError(
-            this.path,
-            `cannot cut a failed write off (${
-              (truncateError as Error).message
-            }); writes are refused`,
-            { cause: truncateError },
-          );
-        });
+        // After a failed fsync the kernel may have dropped the pages it could not write and
+        // report the next fsync clean: nothing written since could be promised durable.
+        this.broken = new DataLogError(
+          this.path,
+          `fsync failed (${(error as Error).message}); writes are refused until the server ` +
+            "is restarted",
+          { cause: error },
+        );
+        for (const waiter of [...waiters, ...this.waiters]) waiter.reject(this.broken);
+        this.waiters = [];
       }
       const limit = Math.max(this.compactMinBytes, this.liveBytes * this.compactRatio);
-      if (this.size > limit && this.size > this.retryCompactionAbove) {
+      if (
+        this.broken === undefined && this.size > limit && this.size > this.retryCompactionAbove
+      ) {
         await this.compact().catch(() => {
           // Compaction is an optimisation: keep appending to the old log. Not again at the next
           // write, though: a disk too full for the rewrite would be rewritten to per write.
@@ -262,24 +248,19 @@ export class DataLog implements Durability {
   }
 
   /**
-   * Rewrites the live state into a fresh file and renames it over the log. Runs between
-   * flushes, so no append interleaves; records committed meanwhile wait and follow it.
+   * Rewrites the live state into a fresh file that then replaces the log. Runs between
+   * flushes. Records committed meanwhile go to the old log as ever, and into the new file
+   * just before the rename, in the same step as the rename, so that each one is in the file
+   * called the log at every moment; their fsync is the new file's.
    */
-  async compact(): Promise<void> {
-    this.queueing = true;
-    try {
-      await this.compactNow();
-    } finally {
-      // What waited is written by the flush that follows; nothing waited: write at once.
-      if (this.pending.length === 0) this.queueing = false;
-    }
-  }
-
-  private async compactNow(): Promise<void> {
+  private async compact(): Promise<void> {
     const temporary = compactionFileOf(this.path);
-    const handle = await open(temporary, "w");
+    rmSync(temporary, { force: true });
+    // Appending: once renamed, this handle is the log's.
+    const handle = await open(temporary, "a+");
+    this.compacting = [];
+    const old = this.handle;
     let written = 0;
-    let complete = false;
     try {
       let chunk: Uint8Array[] = [];
       let chunkBytes = 0;
@@ -297,19 +278,26 @@ export class DataLog implements Durability {
       await writeAll(handle, chunk);
       written += chunkBytes;
       await handle.sync();
-      complete = true;
-    } finally {
+      // Synchronous from here to the rename: no commit comes in between.
+      const meanwhile = Buffer.concat(this.compacting);
+      writeAllSync(handle.fd, meanwhile);
+      renameSync(temporary, this.path);
+      this.handle = handle;
+      this.size = written + meanwhile.length;
+      this.liveBytes = written;
+      this.compactions++;
+    } catch (error) {
       await handle.close();
       // A rewrite cut short (the disk full) must give its room back to the log's appends.
-      if (!complete) rmSync(temporary, { force: true });
+      rmSync(temporary, { force: true });
+      throw error;
+    } finally {
+      this.compacting = undefined;
     }
-    renameSync(temporary, this.path);
-    syncDirectory(this.path);
-    await this.handle.close();
-    this.handle = await open(this.path, "a+");
-    this.size = written;
-    this.liveBytes = written;
-    this.compactions++;
+    syncDirectory(this.path); // before the fsync that answers the records written meanwhile
+    await old.close().catch(() => {
+      // The old log is gone from the directory; nothing is lost if its descriptor leaks.
+    });
   }
 
   /** Waits for pending writes and closes the file. */
