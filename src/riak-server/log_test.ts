@@ -362,6 +362,33 @@ Deno.test("a compaction that finds no room gives back what it took: the writes t
   }, { sizeKiB: 1024, empty: true });
 });
 
+Deno.test("on a full disk the log opens, writes fail with ENOSPC and work again once there is room", async () => {
+  await withFullFilesystem(async (disk) => {
+    const dir = join(disk.directory, "data");
+    await logOfPuts(dir, 5);
+    disk.fill(); // Not a byte left, not even for the pid file (which stopped the start).
+    await withEngine(dir, {}, async (engine) => {
+      assert.deepEqual((await get(engine, "k4")).content?.[0].value, valueOf(4, 300));
+      const body = encodeMessage(MessageCode.PutReq, {
+        bucket: text.encode("b"),
+        key: text.encode("k4"),
+        content: { value: valueOf(40, 20_000) }, // More than the last page's slack
+      });
+      const refused = await engine.handle(MessageCode.PutReq, body);
+      assert.match(
+        new TextDecoder().decode(refused.frames[0]),
+        /write failed: (ENOSPC|No space left on device)/,
+      );
+      assert.deepEqual((await get(engine, "k4")).content?.[0].value, valueOf(4, 300), "undone");
+      disk.makeRoom(64 * 1024);
+      await put(engine, "k4", valueOf(40, 20_000));
+    });
+    await withEngine(dir, {}, async (engine) => {
+      assert.deepEqual((await get(engine, "k4")).content?.[0].value, valueOf(40, 20_000));
+    });
+  }, { sizeKiB: 512, empty: true });
+});
+
 Deno.test("a compaction's file left by a crash is removed at start", async () => {
   const dir = mkdtempSync(join(tmpdir(), "riak-log-"));
   try {
