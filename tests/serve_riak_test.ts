@@ -4,12 +4,25 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MessageCode } from "../src/riak/messages.ts";
 import { TestConnection } from "../src/riak-server/_test_connection.ts";
 import { writeTestCertificate } from "../src/riak-server/_test_tls.ts";
+import { openRiakStoreClient } from "../src/store/riak_adapter.ts";
+import { Store } from "../src/store/store.ts";
+import { seededBytes } from "../src/store/_test_support.ts";
+import { startRiakfs } from "./_migration.ts";
+import { eventually } from "./_overlay.ts";
 import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
 
 const text = new TextEncoder();
@@ -313,6 +326,63 @@ Deno.test("serve-riak --data: a second server on the same directory is refused, 
     if (second !== undefined) await stop(second, "SIGKILL");
     if (first !== undefined) await stop(first, "SIGKILL");
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("prewarm --delete-local while serve-riak --data is killed (SIGKILL) and restarted: no local copy goes whose object is not in Riak", async () => {
+  const base = mkdtempSync(join(tmpdir(), "serve-riak-drain-"));
+  const source = join(base, "source");
+  const data = join(base, "data");
+  const files = new Map<string, Buffer>();
+  for (let index = 0; index < 120; index++) {
+    const name = `d${index % 6}/f${index}`;
+    // Small files, and files of several chunks (1 MiB each by default).
+    files.set(name, seededBytes(index, index % 10 === 0 ? 2_500_000 + index : 1000 + index * 997));
+    mkdirSync(join(source, `d${index % 6}`), { recursive: true });
+    writeFileSync(join(source, name), files.get(name)!);
+  }
+  let server = await startServeRiak(["--data", data, "--listen", "127.0.0.1:0"]);
+  const address = `127.0.0.1:${server.port}`;
+  const prewarm = startRiakfs([
+    "prewarm",
+    source,
+    "--riak",
+    address,
+    "--delete-local",
+    "--concurrency",
+    "8",
+    "--state-dir",
+    join(base, "state"),
+  ]);
+  const opened = openRiakStoreClient({ nodes: [address] });
+  try {
+    const deleted = () => [...files.keys()].filter((name) => !existsSync(join(source, name)));
+    await eventually(
+      "a quarter of the files drained",
+      () => Promise.resolve(deleted().length >= 30),
+    );
+    await stop(server, "SIGKILL"); // In the middle of the run's puts.
+    server = await startServeRiak(["--data", data, "--listen", address]);
+    const finished = await prewarm.done;
+    assert.ok([0, 1, 3].includes(finished.code!), finished.stderr);
+    const store = new Store(opened.client, { namespace: { bucket: "riakfs" } });
+    for (const name of deleted()) {
+      assert.ok(
+        files.get(name)!.equals(await store.readFile(name)),
+        `${name} deleted locally, in Riak`,
+      );
+    }
+    for (const [name, content] of files) {
+      if (existsSync(join(source, name))) {
+        assert.ok(content.equals(readFileSync(join(source, name))), `${name} kept locally, whole`);
+      }
+    }
+  } finally {
+    prewarm.kill();
+    await prewarm.done;
+    await opened.close();
+    await stop(server, "SIGKILL");
+    rmSync(base, { recursive: true, force: true });
   }
 });
 
