@@ -40,7 +40,10 @@ import { makeDirectories } from "../util/directories.ts";
 
 /** Name of the log file inside the data directory. */
 export const LOG_FILE = "riak.log";
-/** Name of the lock file (holding the owner's pid) inside the data directory. */
+/**
+ * Name of the file inside the data directory that names the process holding it (the lock
+ * itself is a socket, see `lockDirectory`).
+ */
 export const LOCK_FILE = "riak.lock";
 
 /** Tuning of a {@link DataLog}. */
@@ -138,24 +141,29 @@ export class DataLog implements Durability {
     const lock = await lockDirectory(dir);
     let replay: Replay;
     let copy: string | undefined;
+    let handle: FileHandle | undefined;
     try {
-      replay = replayLog(path, keyspace, options.salvage === true);
-      if (replay.skipped.length > 0) copy = keepDamagedCopy(path);
+      try {
+        replay = replayLog(path, keyspace, options.salvage === true);
+        if (replay.skipped.length > 0) copy = keepDamagedCopy(path);
+      } catch (error) {
+        throw new DataLogError(path, `cannot read: ${(error as Error).message}`, { cause: error });
+      }
+      handle = await open(path, "a+").catch((error) => {
+        throw new DataLogError(path, `cannot open: ${error.message}`, { cause: error });
+      });
+      syncDirectory(path); // the log's directory entry must survive a crash too
+      rmSync(compactionFileOf(path), { force: true }); // a crash's unfinished rewrite
+      const { size } = await handle.stat();
+      if (size > replay.goodBytes) {
+        // a torn tail: the write that was cut never got its answer
+        await handle.truncate(replay.goodBytes);
+        await handle.sync();
+      }
     } catch (error) {
+      await handle?.close().catch(() => {});
       unlockDirectory(lock);
-      throw new DataLogError(path, `cannot read: ${(error as Error).message}`, { cause: error });
-    }
-    const handle = await open(path, "a+").catch((error) => {
-      unlockDirectory(lock);
-      throw new DataLogError(path, `cannot open: ${error.message}`, { cause: error });
-    });
-    syncDirectory(path); // the log's directory entry must survive a crash too
-    rmSync(compactionFileOf(path), { force: true }); // a crash's unfinished rewrite
-    const { size } = await handle.stat();
-    if (size > replay.goodBytes) {
-      // a torn tail: the write that was cut never got its answer
-      await handle.truncate(replay.goodBytes);
-      await handle.sync();
+      throw error;
     }
     reapOldTombstones(keyspace);
     const log = new DataLog(path, lock, handle, replay.goodBytes, keyspace, options);
