@@ -107,8 +107,9 @@ async function keepBucketTypes(
     const props = typePropsAtStart(type, keyspace.types.get(type), spec);
     if (props === undefined) continue;
     const record: ChangeRecord = { t: "type", type, props };
+    const durable = log?.commit(record);
     keyspace.apply(record);
-    await log?.commit(record);
+    await durable;
   }
 }
 

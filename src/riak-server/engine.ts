@@ -87,7 +87,11 @@ import { encodeToken, newIncarnation, tokenCounter } from "./vclock.ts";
 
 /** Makes changes durable; the engine answers a write only after `commit` settles. */
 export interface Durability {
-  /** Persists one change (already applied in memory). Undefined means durable at once. */
+  /**
+   * Persists one change, which the engine applies in memory as soon as this returns.
+   * Undefined means durable at once. Throws when the change cannot be written at all: it is
+   * then not applied, so no reader ever sees it.
+   */
   commit(record: ChangeRecord): Promise<void> | undefined;
 }
 
@@ -325,14 +329,22 @@ export class RiakEngine {
   }
 
   /**
-   * Applies a change and waits until it is durable. If the log refuses it, the change is
-   * undone in memory (unless a later one already replaced it), so what readers see stays
-   * what a restart would bring back. (A CRDT updated in place keeps the update.)
+   * Writes a change to the log, applies it and waits until it is durable. One the log
+   * refuses at once (the disk full) is never applied: applied and undone a moment later, a
+   * read answered in between would have seen it. One that fails later (the fsync) is undone
+   * in memory (unless a later one already replaced it). (A CRDT updated in place keeps the
+   * update.)
    */
   private write(record: ChangeRecord): Promise<void> | undefined {
     const undo = this.keyspace.undoOf(record);
+    let durable: Promise<void> | undefined;
+    try {
+      durable = this.durability?.commit(record);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.keyspace.apply(record);
-    return this.durability?.commit(record)?.catch((error) => {
+    return durable?.catch((error) => {
       if (this.keyspace.isCurrent(record)) this.keyspace.apply(undo);
       throw error;
     });

@@ -196,9 +196,12 @@ export class DataLog implements Durability {
    * already, where readers see it, and Riak never shows a value that a crash of the node
    * then takes back. While the log is compacted, it also goes into the new file, before that
    * file replaces the log.
+   *
+   * @throws {DataLogError} at once when the record cannot be written (the disk full, or the
+   * log refusing writes after a failed fsync).
    */
   commit(record: ChangeRecord): Promise<void> {
-    if (this.broken !== undefined) return Promise.reject(this.broken);
+    if (this.broken !== undefined) throw this.broken;
     const bytes = encodeRecord(record);
     try {
       writeAllSync(this.handle.fd, bytes);
@@ -209,11 +212,9 @@ export class DataLog implements Durability {
       } catch {
         // The next start cuts a torn tail off.
       }
-      return Promise.reject(
-        new DataLogError(this.path, `write failed: ${(error as Error).message}`, {
-          cause: error,
-        }),
-      );
+      throw new DataLogError(this.path, `write failed: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     this.size += bytes.length;
     this.compacting?.push(bytes);
