@@ -33,6 +33,13 @@ Deno.test("serve-riak: contradictory or incomplete settings are refused with a r
   assert.throws(() => serveOptions({ bucketType: [] }), /--data DIR, or --memory/);
   assert.throws(() => serveOptions({ memory: true, data: "/x", bucketType: [] }), /exclude/);
   assert.throws(
+    () => serveOptions({ memory: true, salvage: true, bucketType: [] }),
+    /--salvage needs --data/,
+  );
+  assert.deepEqual(serveOptions({ data: "/x", salvage: true, bucketType: [] }).log, {
+    salvage: true,
+  });
+  assert.throws(
     () => serveOptions({ memory: true, tlsCert: "c.pem", bucketType: [] }),
     /go together/,
   );
