@@ -21,6 +21,8 @@ export interface TestMount {
   server: ChildProcess;
   /** What the server wrote to stderr so far. */
   stderr(): string;
+  /** The mount's `--run-dir`, where `riakfs umount` finds its control socket; default its own. */
+  runDirectory?: string;
 }
 
 /** Options of {@link withMount}. */
@@ -149,7 +151,11 @@ export async function startMount(options: WithMountOptions = {}): Promise<TestMo
   let stderr = "";
   server.on("error", (error) => stderr += `cannot start ${RIAKFS_BINARY}: ${error.message}\n`);
   server.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
-  const mount = { source, mountpoint, server, stderr: () => stderr };
+  const extra = options.args ?? [];
+  const runDirectory = extra.includes("--run-dir")
+    ? extra[extra.indexOf("--run-dir") + 1]
+    : undefined;
+  const mount = { source, mountpoint, server, stderr: () => stderr, runDirectory };
   const live = await waitFor(() => isMounted(mountpoint) || server.exitCode !== null, 10_000);
   if (!live || !isMounted(mountpoint)) {
     await stopMount(mount);
@@ -167,8 +173,9 @@ export async function stopMount(mount: TestMount): Promise<void> {
   const { server, mountpoint } = mount;
   try {
     if (isMounted(mountpoint)) {
-      const result = await runRiakfs(["umount", mountpoint]);
-      if (result.code !== 0) await runRiakfs(["umount", "--lazy", mountpoint]);
+      const runDir = mount.runDirectory ? ["--run-dir", mount.runDirectory] : [];
+      const result = await runRiakfs(["umount", ...runDir, mountpoint]);
+      if (result.code !== 0) await runRiakfs(["umount", "--lazy", ...runDir, mountpoint]);
     }
     const exited = await waitFor(
       () => server.exitCode !== null || server.signalCode !== null,

@@ -106,7 +106,13 @@ export async function withOverlayEnv(
   fs.mkdirSync(source);
   const mounts: OverlayMount[] = [];
   const unmount = (mounted: OverlayMount) =>
-    stopMount({ source, mountpoint, server: mounted.server, stderr: mounted.stderr });
+    stopMount({
+      source,
+      mountpoint,
+      server: mounted.server,
+      stderr: mounted.stderr,
+      runDirectory,
+    });
   const mount = (preset: string, extra: string[] = [], node = riak.nodes.join(",")) =>
     mountArgs([
       "--preset",

@@ -142,6 +142,25 @@ Deno.test("umount of a passthrough mount still unmounts (nothing to drain)", asy
   });
 });
 
+Deno.test("umount given another run directory refuses a serving mount instead of skipping its drain", async () => {
+  await withOverlayEnv(async (env) => {
+    const mount = await env.mount("migrate");
+    const elsewhere = join(env.base, "other-run-dir");
+    await fsp.mkdir(elsewhere);
+    const refused = await runRiakfs(["umount", "--run-dir", elsewhere, env.mountpoint]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /^riakfs: .* is served by a riakfs process whose control socket is not in .*other-run-dir .*not unmounted[^\n]*\n$/,
+    );
+    assert.ok(isMounted(env.mountpoint));
+    const result = await runRiakfs(["umount", "--run-dir", env.runDirectory, env.mountpoint]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(!isMounted(env.mountpoint));
+    assert.ok(await exited(mount));
+  });
+});
+
 Deno.test("a second mount of the same spool is refused while the first serves: one journal each", async () => {
   await withOverlayEnv(async (env) => {
     const first = await env.mount("drain");

@@ -14,6 +14,9 @@ import { addOverlayOptions } from "../overlay/mount_options.ts";
 import { decimal } from "./numbers.ts";
 import { addRiakOptions } from "./riak-options.ts";
 
+/** The FUSE subtype of riakfs mounts: they show as `fuse.riakfs` in /proc/mounts. */
+export const MOUNT_SUBTYPE = "riakfs";
+
 /** The mount presets (the overlay's mode presets). */
 export const PRESETS: readonly string[] = Object.keys(MODE_PRESETS);
 

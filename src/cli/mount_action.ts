@@ -18,7 +18,7 @@ import { type OverlayRuntime, startOverlay } from "../overlay/runtime.ts";
 import { type NodeStatus, RiakClient } from "../riak/mod.ts";
 import { riakStoreClient } from "../store/riak_adapter.ts";
 import { Store } from "../store/store.ts";
-import { type FuseOptionSet, type MountFlags, parseFuseOptions } from "./mount.ts";
+import { type FuseOptionSet, MOUNT_SUBTYPE, type MountFlags, parseFuseOptions } from "./mount.ts";
 import {
   clusterOptionsFromSettings,
   pingNode,
@@ -196,7 +196,7 @@ async function serveInForeground(
       log: fuseLog,
       mountpoint: await realpathUnlessStale(mountpoint),
       fsname: options.fsname ?? source,
-      subtype: options.subtype ?? "riakfs",
+      subtype: options.subtype ?? MOUNT_SUBTYPE,
       allowOther: options.allowOther,
       // Requests run as root: with allow_other the kernel must check the callers'
       // permissions; without it only root can reach the mount, and checking root's costs a

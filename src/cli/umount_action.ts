@@ -3,13 +3,14 @@
  *
  * @module
  */
-import { readMounts, unmount } from "../fuse/mod.ts";
+import { probeMount, readMounts, unmount } from "../fuse/mod.ts";
 import {
   type DrainOutcome,
   NotServingError,
   requestDrain,
   runtimePaths,
 } from "../overlay/control.ts";
+import { MOUNT_SUBTYPE } from "./mount.ts";
 import { mountpointPath } from "./mountpoint_path.ts";
 import { EXIT_UPLOADS_PENDING, type UmountFlags } from "./umount.ts";
 
@@ -29,6 +30,17 @@ export async function unmountDrained(
     throw new Error(`${path} is not a FUSE mount`);
   }
   const outcome = await drainIfServing(path, flags.runDir, drainTimeoutMs);
+  if (
+    !outcome && mount.fstype === `fuse.${MOUNT_SUBTYPE}` && await probeMount(path, 2000) === "live"
+  ) {
+    // Its process serves, but its control socket is in another run directory: unmounted
+    // now, it would upload what is pending after this command said nothing was.
+    throw new Error(
+      `${path} is served by a riakfs process whose control socket is not in ${flags.runDir} ` +
+        "(mounted with another --run-dir? give the same one, or RIAKFS_RUN_DIR); not " +
+        "unmounted, since its pending uploads would not be waited for",
+    );
+  }
   try {
     await unmount(path, flags.lazy ?? false);
   } catch (error) {

@@ -27,6 +27,7 @@ export {
   isFuseMounted,
   MountError,
   mountFuse,
+  probeMount,
   readMounts,
   startWatchdog,
   unmount,

@@ -185,6 +185,27 @@ export async function clearStaleMount(mountpoint: string): Promise<boolean> {
   return true;
 }
 
+/**
+ * Whether the FUSE filesystem at `mountpoint` answers a stat of its root within `timeoutMs`:
+ * "stale" when its process is gone (ENOTCONN), "silent" when nothing answers in time (a hung
+ * or stopped process), "live" otherwise (also when it answers with an error).
+ */
+export async function probeMount(
+  mountpoint: string,
+  timeoutMs: number,
+): Promise<"live" | "stale" | "silent"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const silent = new Promise<"silent">((resolve) => {
+    timer = setTimeout(() => resolve("silent"), timeoutMs);
+  });
+  try {
+    const state = await Promise.race([mountpointState(mountpoint), silent]);
+    return state === "silent" ? "silent" : state === "stale" ? "stale" : "live";
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function mountpointState(mountpoint: string): Promise<"ok" | "stale" | string> {
   try {
     const stat = await fs.promises.stat(mountpoint);
