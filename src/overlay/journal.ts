@@ -30,6 +30,7 @@ import {
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { isNoRoomError } from "../util/no_room.ts";
+import { syncDirectory } from "../util/directories.ts";
 
 /** What the journal remembers about one pending upload. */
 export interface PendingUpload {
@@ -501,14 +502,4 @@ function appendAsItIs(file: string, intactBytes: number): { fd: number; bytes: n
     throw error;
   }
   return { fd, bytes: intactBytes };
-}
-
-/** fsyncs a directory so a rename in it survives a power cut. */
-function syncDirectory(directory: string): void {
-  const fd = openSync(directory, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

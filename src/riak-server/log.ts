@@ -30,13 +30,13 @@ import {
 } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { crc32 as zlibCrc32 } from "node:zlib";
 import { crdtFromJson, crdtToJson } from "./crdt.ts";
 import type { Durability } from "./engine.ts";
 import type { ChangeRecord, Keyspace, StoredObject } from "./keyspace.ts";
 import { TOMBSTONE_KEEP_MS } from "./kv.ts";
-import { makeDirectories } from "../util/directories.ts";
+import { makeDirectories, syncDirectory } from "../util/directories.ts";
 
 /** Name of the log file inside the data directory. */
 export const LOG_FILE = "riak.log";
@@ -152,7 +152,7 @@ export class DataLog implements Durability {
       handle = await open(path, "a+").catch((error) => {
         throw new DataLogError(path, `cannot open: ${error.message}`, { cause: error });
       });
-      syncDirectory(path); // the log's directory entry must survive a crash too
+      syncDirectory(dirname(path)); // the log's directory entry must survive a crash too
       rmSync(compactionFileOf(path), { force: true }); // a crash's unfinished rewrite
       const { size } = await handle.stat();
       if (size > replay.goodBytes) {
@@ -303,7 +303,7 @@ export class DataLog implements Durability {
     } finally {
       this.compacting = undefined;
     }
-    syncDirectory(this.path); // before the fsync that answers the records written meanwhile
+    syncDirectory(dirname(this.path)); // before the fsync that answers the records written meanwhile
     await old.close().catch(() => {
       // The old log is gone from the directory; nothing is lost if its descriptor leaks.
     });
@@ -394,7 +394,7 @@ function keepDamagedCopy(path: string): string {
   } finally {
     closeSync(fd);
   }
-  syncDirectory(copy);
+  syncDirectory(dirname(copy));
   return copy;
 }
 
@@ -419,16 +419,6 @@ async function writeAll(handle: FileHandle, buffers: Uint8Array[]): Promise<void
       await handle.write(joined);
     }
     remaining = remaining.slice(1024);
-  }
-}
-
-function syncDirectory(path: string): void {
-  const dir = join(path, "..");
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 

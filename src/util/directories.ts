@@ -2,11 +2,13 @@
  * `mkdir -p` that cannot spin. Node's `mkdir(path, { recursive: true })` retries a path
  * forever where the kernel answers ENOENT for a directory whose parent exists (procfs,
  * sysfs): `--state-dir /proc/x` hung at 100 % CPU. Here each missing component is made
- * once, and the first refusal is the error.
+ * once, and the first refusal is the error. The directories made are durable: what is
+ * written into them (a spool's journal, the embedded server's log) and fsynced must not
+ * vanish with their own entries at a power cut.
  *
  * @module
  */
-import { mkdirSync, statSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 
 /**
@@ -41,5 +43,25 @@ export function makeDirectories(path: string, mode = 0o777): void {
       const made = statSync(directory, { throwIfNoEntry: false })?.isDirectory();
       if ((error as NodeJS.ErrnoException).code !== "EEXIST" || !made) throw error;
     }
+  }
+  for (const directory of missing) syncDirectory(dirname(directory));
+}
+
+/**
+ * fsyncs the directory `path`, so that the names made, renamed or removed in it survive a
+ * power cut.
+ *
+ * @example
+ * ```ts
+ * renameSync(temporary, final);
+ * syncDirectory(dirname(final));
+ * ```
+ */
+export function syncDirectory(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
