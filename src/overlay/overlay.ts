@@ -688,6 +688,8 @@ export class OverlayFileSystem implements FileSystem {
       atimeNs !== undefined;
     const session = handle?.kind === "write" ? handle.session : this.#sessions.get(path);
     let inSession = false;
+    /** The source file's ctime once the change went to it (see the end). */
+    let changedLocallyNs: bigint | undefined;
     if (session && changesAttributes) {
       // Between commits: one running now reads the attributes it journals.
       await this.#inSession(session, async () => {
@@ -714,14 +716,18 @@ export class OverlayFileSystem implements FileSystem {
       await this.#directoryTimes.settled(path);
       const local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
       const change = () => this.#setFileAttributes(path, attributes, atimeNs, local);
-      await (local?.isDirectory()
+      changedLocallyNs = (await (local?.isDirectory()
         ? change()
-        : this.#holdingCopies(`setattr ${path}`, [path], change));
+        : this.#holdingCopies(`setattr ${path}`, [path], change)))?.ctimeNs;
     }
     this.#served.delete(path);
     this.#changed(path);
-    // A change of attributes moves the ctime, also where Riak keeps none.
-    this.#noteCtime(path, BigInt(this.#now()) * 1_000_000n);
+    // A change of attributes moves the ctime, also where Riak keeps none. Where it went to
+    // the source file, the kernel moved that file's ctime, which lstat(2) (and so the reader
+    // threads) show from then on: noting the clock's later reading instead would keep the
+    // file from the threads, or make the two answers differ (tar's "file changed as we read
+    // it").
+    this.#noteCtime(path, changedLocallyNs ?? BigInt(this.#now()) * 1_000_000n);
     return this.getattr(ctx, nodeid, changes.fh);
   }
 
@@ -773,14 +779,15 @@ export class OverlayFileSystem implements FileSystem {
 
   /**
    * Changes `path`'s attributes where the file is: the source, Riak, or both. `lstatBefore`:
-   * the source's entry as setattr found it.
+   * the source's entry as setattr found it. Resolves to the source's entry after the change,
+   * where the change went to it.
    */
   async #setFileAttributes(
     path: string,
     attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
     atimeNs: bigint | undefined,
     lstatBefore: BigIntStats | undefined,
-  ): Promise<void> {
+  ): Promise<BigIntStats | undefined> {
     // Riak keeps an access time only once one is set explicitly (utimens, touch -a).
     const riakAttributes = definedOnly({ ...attributes, atimeNs });
     const changesAttributes = Object.keys(riakAttributes).length > 0;
@@ -825,8 +832,12 @@ export class OverlayFileSystem implements FileSystem {
       this.#statCache.delete(path);
       await this.#riakStat(path, { quiet: true });
     }
+    let changedLocally: BigIntStats | undefined;
     try {
-      if (local) await this.#setLocalAttributes(path, local, attributes, atimeNs);
+      if (local) {
+        await this.#setLocalAttributes(path, local, attributes, atimeNs);
+        changedLocally = await this.#lstatLocal(path);
+      }
     } finally {
       if (mirrored) this.#o.uploads.start(mirrored);
     }
@@ -839,6 +850,7 @@ export class OverlayFileSystem implements FileSystem {
         );
       }
     }
+    return changedLocally;
   }
 
   /** truncate(2) of the source file, never through a symlink put in its place. */
@@ -3025,10 +3037,6 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * Drops what this mount remembers of Riak's state of `path` and everything below it,
-   * and what the reader threads answer for them.
-   */
-  /**
    * An upload (or a copy-on-read) to `path` landed: what is remembered of it is old news,
    * and so is what is remembered of the directories above it unless it is a directory (the
    * store made the missing ones in Riak; a cached "absent" would hide them, and a rename of
@@ -3092,6 +3100,10 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
+  /**
+   * Drops what this mount remembers of Riak's state of `path` and everything below it,
+   * and what the reader threads answer for them.
+   */
   #changed(path: string): void {
     const prefix = `${path}/`;
     for (const cache of [this.#statCache, this.#riakDirectories]) {
@@ -3122,6 +3134,9 @@ export class OverlayFileSystem implements FileSystem {
     if (parent === undefined || !parent.directory) return;
     if (this.#sessions.has(path)) return;
     if (this.#writesRiak() && this.#o.uploads.pendingFor(path)) return;
+    // The threads answer lstat(2)'s ctime, never the later one #attrOf may show.
+    const shownCtimeNs = this.#ctimes.get(path);
+    if (shownCtimeNs !== undefined && shownCtimeNs > stats.ctimeNs) return;
     let expiresAt: number | undefined;
     if (this.#mode.reads !== "local") {
       const cached = this.#statCache.get(path);

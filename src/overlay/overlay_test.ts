@@ -765,6 +765,40 @@ Deno.test("shadow: the reader threads answer GETATTR of local nodes as the overl
   });
 });
 
+Deno.test("shadow: after chmod and utimes through the mount (tar, rsync, cp -a) the reader threads answer the ctime the overlay does", async () => {
+  // A clock ahead of the kernel's: a ctime taken from it instead of the file is seen at once.
+  await withOverlay(
+    "shadow",
+    async ({ fs, source, runtime }) => {
+      const threads = fakeReaderThreads();
+      fs.attachLocalNodes!(threads);
+      await mkdir(join(source, "dir"));
+      await writeFile(join(source, "dir/a.txt"), "hello");
+      await writeFile(join(source, "dir/b.txt"), "cut me");
+      const dir = await lookupPath(fs, "/dir");
+      const file = await lookupPath(fs, "/dir/a.txt");
+      const cut = await lookupPath(fs, "/dir/b.txt");
+      const mtime = { sec: 1_388_538_123, nsec: 456_789_000 };
+      await fs.setattr!(ROOT_CTX, file, { mode: 0o100600 });
+      for (const node of [file, dir]) await fs.setattr!(ROOT_CTX, node, { mtime });
+      // A truncate by path moves the ctime by the mount's clock.
+      await fs.setattr!(ROOT_CTX, cut, { size: 3 });
+      await runtime.settle(10_000);
+      for (const [name, node] of [["dir", dir], ["a.txt", file], ["b.txt", cut]] as const) {
+        // Looked up again, as `tar c` does: offered to the threads where they answer alike.
+        const parent = name === "dir" ? 1 : dir;
+        const overlay = (await fs.lookup!(ROOT_CTX, parent, name)).attr;
+        if (threads.nodes.has(node)) assert.deepEqual(await threads.answer(node), overlay, name);
+        assert.deepEqual((await fs.getattr!(ROOT_CTX, node, undefined)).attr, overlay, name);
+      }
+      // Changed in the source file: lstat(2) is the answer, and the threads give it.
+      assert.ok(threads.nodes.has(file) && threads.nodes.has(dir), "offered after the change");
+    },
+    {},
+    { now: () => Date.now() + 60_000 },
+  );
+});
+
 Deno.test("migrate: the reader threads answer for a local file only while its absence in Riak is known", async () => {
   await withOverlay("migrate", async ({ fs, source, store, runtime }) => {
     const threads = fakeReaderThreads();
