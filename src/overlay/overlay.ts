@@ -3041,12 +3041,17 @@ export class OverlayFileSystem implements FileSystem {
    * and so is what is remembered of the directories above it unless it is a directory (the
    * store made the missing ones in Riak; a cached "absent" would hide them, and a rename of
    * one would then leave Riak's copy behind). A directory's stat stays: the next create in
-   * it would ask Riak for it again (its group), one round trip per file.
+   * it would ask Riak for it again (its group), one round trip per file. A directory not
+   * known to Riak is no longer the reader threads' either: they would go on answering the
+   * source's (whose mtime drain's removal of the local copy then moves) where the overlay
+   * now answers Riak's.
    */
   #uploadedTo(path: string): void {
     this.#changed(path);
     for (let at = parentOf(path); at !== "/"; at = parentOf(at)) {
-      if (this.#statCache.get(at)?.stat?.type !== "directory") this.#statCache.delete(at);
+      if (this.#statCache.get(at)?.stat?.type === "directory") continue;
+      this.#statCache.delete(at);
+      this.#withdraw(at);
     }
   }
 

@@ -823,6 +823,27 @@ Deno.test("migrate: the reader threads answer for a local file only while its ab
   });
 });
 
+Deno.test("drain: a legacy directory a copy-on-read made in Riak is answered by the overlay, not from the source by the reader threads", async () => {
+  await withOverlay("drain", async ({ fs, source, store, runtime }) => {
+    const threads = fakeReaderThreads();
+    fs.attachLocalNodes!(threads);
+    await mkdir(join(source, "dir"));
+    const content = seededBytes(5, 5000);
+    await writeFile(join(source, "dir/a.bin"), content);
+    const dir = await lookupPath(fs, "/dir");
+    assert.ok(threads.nodes.has(dir), "only in the source: the threads answer for it");
+    // Read whole: copied into Riak with its directory, then the local copy goes, which moves
+    // the source directory's mtime (and its size is not Riak's).
+    assert.ok(content.equals(await readThrough(fs, "/dir/a.bin")));
+    await runtime.settle(10_000);
+    assert.equal((await store.tryStat("/dir"))?.type, "directory");
+    assert.equal(await lstat(join(source, "dir/a.bin")).catch(() => undefined), undefined);
+    const overlay = (await fs.getattr!(ROOT_CTX, dir, undefined)).attr;
+    assert.equal(overlay.size, 0, "Riak's directory");
+    if (threads.nodes.has(dir)) assert.deepEqual(await threads.answer(dir), overlay);
+  });
+});
+
 Deno.test("shadow and migrate: READDIRPLUS brings each entry's lookup along; unsent entries hold no reference", async () => {
   for (const preset of ["shadow", "migrate"]) {
     await withOverlay(preset, async ({ fs, source }) => {
