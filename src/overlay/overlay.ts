@@ -397,6 +397,11 @@ export class OverlayFileSystem implements FileSystem {
   /** The FUSE reader threads' node table, when they can answer for local nodes. */
   #localNodes?: LocalNodes;
   /**
+   * The FUSE reader threads, which serve the reads of every handle opened with a `localFd`
+   * (a staged file read before its upload) in every mode, also without a source.
+   */
+  #readerThreads?: LocalNodes;
+  /**
    * Nodes the reader threads answer GETATTR for (see {@link offerToReaders}), by path and
    * by id; `directory`: its children may be offered too.
    */
@@ -439,6 +444,8 @@ export class OverlayFileSystem implements FileSystem {
    * the whole namespace, LOOKUP of missing names; see {@link offerToReaders}.
    */
   attachLocalNodes(nodes: LocalNodes): void {
+    // They must be told to stop serving a handle whose file moves, whatever else they do.
+    this.#readerThreads = nodes;
     if (!nodes.supported || this.#o.source === undefined || !this.#usesLocal()) return;
     this.#localNodes = nodes;
     // The root is always the source directory itself (see #locate).
@@ -614,7 +621,7 @@ export class OverlayFileSystem implements FileSystem {
       if (options.riakOnly && handle.kind !== "riak") continue;
       if (handle.nodeid !== undefined && this.#nodes.isDetached(handle.nodeid)) continue;
       handle.stale = true;
-      this.#localNodes?.unserveHandle(fh);
+      this.#readerThreads?.unserveHandle(fh);
     }
   }
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { chmod, lstat, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { readSync } from "node:fs";
 import { join } from "node:path";
 import {
   type Attr,
@@ -695,9 +696,12 @@ interface ThreadNode {
 /** The reader threads' node table, and what they would answer to GETATTR from it. */
 function fakeReaderThreads(): LocalNodes & {
   nodes: Map<number, ThreadNode>;
+  /** Handles whose reads the threads were told to leave to the overlay. */
+  unserved: Set<number>;
   answer(nodeid: number): Promise<Attr | undefined>;
 } {
   const nodes = new Map<number, ThreadNode>();
+  const unserved = new Set<number>();
   const pathOf = (nodeid: number): string => {
     const node = nodes.get(nodeid)!;
     return node.parent === 0 ? node.name : `${pathOf(node.parent)}/${node.name}`;
@@ -705,6 +709,7 @@ function fakeReaderThreads(): LocalNodes & {
   return {
     supported: true,
     nodes,
+    unserved,
     set: (nodeid, parent, name, _attrTimeout, ino, _regular, answers = {}) => {
       nodes.set(nodeid, { parent, name, ino, answers });
     },
@@ -715,7 +720,7 @@ function fakeReaderThreads(): LocalNodes & {
     allocateNodeId: () => {
       throw new Error("the overlay never lets the threads open or create");
     },
-    unserveHandle: () => {},
+    unserveHandle: (fh) => void unserved.add(fh),
     async answer(nodeid) {
       const node = nodes.get(nodeid);
       if (node === undefined) return undefined;
@@ -841,6 +846,40 @@ Deno.test("drain: a legacy directory a copy-on-read made in Riak is answered by 
     const overlay = (await fs.getattr!(ROOT_CTX, dir, undefined)).attr;
     assert.equal(overlay.size, 0, "Riak's directory");
     if (threads.nodes.has(dir)) assert.deepEqual(await threads.answer(dir), overlay);
+  });
+});
+
+Deno.test("riak: a file read from its staged copy by the reader threads shows what another descriptor appends (tail -f of a log just written)", async () => {
+  await withOverlay("riak", async ({ fs, holdPuts }) => {
+    const threads = fakeReaderThreads();
+    fs.attachLocalNodes!(threads);
+    // Its upload held: the reader opens the staged file, which the threads read directly.
+    const hold = holdPuts();
+    try {
+      await writeThrough(fs, "/app.log", Buffer.from("old 1\n"));
+      await hold.reached;
+      const node = await lookupPath(fs, "/app.log");
+      const reader = await fs.open!(ROOT_CTX, node, 0);
+      const { localFd } = reader;
+      assert.equal(typeof localFd, "number", "served by the reader threads");
+      /** The kernel's read: the threads answer from the descriptor until told to stop. */
+      const readAll = async () => {
+        if (threads.unserved.has(reader.fh)) {
+          return Buffer.from(await fs.read!(ROOT_CTX, node, reader.fh, 0, 4096)).toString();
+        }
+        const buffer = Buffer.alloc(4096);
+        return buffer.subarray(0, readSync(localFd!, buffer, 0, 4096, 0)).toString();
+      };
+      assert.equal(await readAll(), "old 1\n");
+      const writer = await fs.open!(ROOT_CTX, node, 0o2001); // O_WRONLY | O_APPEND
+      await fs.write!(ROOT_CTX, node, writer.fh, 6, Buffer.from("old 2\n"));
+      await fs.flush!(ROOT_CTX, node, writer.fh);
+      await fs.release!(ROOT_CTX, node, writer.fh, 0);
+      assert.equal(await readAll(), "old 1\nold 2\n");
+      await fs.release!(ROOT_CTX, node, reader.fh, 0);
+    } finally {
+      hold.release();
+    }
   });
 });
 
