@@ -3,8 +3,14 @@
  * the overlay names nodes by their path in the mount; a rename moves the node (and every
  * node below a renamed directory) to the new path, keeping its id, as the kernel expects.
  *
+ * Inode numbers come from the path too ({@link inodeOf}), but a node keeps the one it was
+ * given while the kernel knows it, as the kernel keeps the inode number it was first told:
+ * a file renamed keeps its number, and a new file under its old name, while the renamed one
+ * is known, gets another (`tail -F`, log shippers and `find` tell two files apart by it).
+ *
  * @module
  */
+import { createHash } from "node:crypto";
 import { ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import { Errno, fail } from "../fuse/filesystem.ts";
 
@@ -12,10 +18,15 @@ interface PathNode {
   id: number;
   /** Its path; once detached, the path it had (for messages only). */
   path: string;
+  /** The inode number it reports while it lives, whatever path it moves to. */
+  ino: number;
   lookups: number;
   /** Its name was removed or renamed over: only open handles still reach it. */
   detached?: boolean;
 }
+
+/** Paths given another number than their own at once, at most (the oldest go first). */
+const OTHER_NUMBERS_LIMIT = 10_000;
 
 /**
  * Node ids <-> mount paths (`/`, `/a`, `/a/b`), with the kernel's lookup counts.
@@ -31,12 +42,51 @@ interface PathNode {
 export class NodeTable {
   readonly #byId = new Map<number, PathNode>();
   readonly #byPath = new Map<string, PathNode>();
+  /** Live nodes (detached ones too) by the inode number they report. */
+  readonly #byIno = new Map<number, PathNode>();
+  /** Paths whose own number a node moved or detached away holds: the number they get. */
+  readonly #otherNumbers = new Map<string, number>();
   #nextId = ROOT_NODE_ID + 1;
 
   constructor() {
-    const root = { id: ROOT_NODE_ID, path: "/", lookups: 1 };
+    const root = { id: ROOT_NODE_ID, path: "/", ino: inodeOf("/"), lookups: 1 };
     this.#byId.set(root.id, root);
     this.#byPath.set(root.path, root);
+    this.#byIno.set(root.ino, root);
+  }
+
+  /**
+   * The inode number `path` reports: its node's, else its own ({@link inodeOf}) unless a
+   * live node of another file holds that (renamed from `path`, or removed while open),
+   * then another one, the same until the holder is forgotten.
+   */
+  inoOf(path: string): number {
+    return this.#byPath.get(path)?.ino ?? this.#numberFor(path);
+  }
+
+  /** The inode number node `id` reports; undefined once forgotten. */
+  inoOfNode(id: number): number | undefined {
+    return this.#byId.get(id)?.ino;
+  }
+
+  #numberFor(path: string): number {
+    const own = inodeOf(path);
+    if (!this.#byIno.has(own)) {
+      this.#otherNumbers.delete(path);
+      return own;
+    }
+    const given = this.#otherNumbers.get(path);
+    if (given !== undefined && !this.#byIno.has(given)) return given;
+    let other = own;
+    for (let attempt = 1; this.#byIno.has(other); attempt++) {
+      other = inodeOf(`${path}\0${attempt}`);
+    }
+    this.#otherNumbers.delete(path);
+    this.#otherNumbers.set(path, other);
+    if (this.#otherNumbers.size > OTHER_NUMBERS_LIMIT) {
+      this.#otherNumbers.delete(this.#otherNumbers.keys().next().value!);
+    }
+    return other;
   }
 
   /** Nodes currently known (the root included). */
@@ -60,9 +110,11 @@ export class NodeTable {
   reference(path: string): number {
     let node = this.#byPath.get(path);
     if (!node) {
-      node = { id: this.#nextId++, path, lookups: 0 };
+      node = { id: this.#nextId++, path, ino: this.#numberFor(path), lookups: 0 };
+      this.#otherNumbers.delete(path);
       this.#byId.set(node.id, node);
       this.#byPath.set(path, node);
+      this.#byIno.set(node.ino, node);
     }
     node.lookups++;
     return node.id;
@@ -76,6 +128,7 @@ export class NodeTable {
     if (node.lookups > 0) return;
     this.#byId.delete(id);
     if (this.#byPath.get(node.path) === node) this.#byPath.delete(node.path);
+    if (this.#byIno.get(node.ino) === node) this.#byIno.delete(node.ino);
   }
 
   /**
@@ -112,6 +165,14 @@ export class NodeTable {
     node.detached = true;
     this.#byPath.delete(path);
   }
+}
+
+/** A stable inode number for a path (what `ls -i` and stat show; see {@link NodeTable}). */
+export function inodeOf(path: string): number {
+  if (path === "/") return 1;
+  const digest = createHash("sha256").update(path).digest();
+  // 48 bits: far from collisions for any real tree, and exact as a JavaScript number.
+  return digest.readUIntBE(0, 6) || 2;
 }
 
 /** `parent` + `/` + `name`, refusing names that are not one path component. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Errno, FuseError, ROOT_NODE_ID } from "../fuse/filesystem.ts";
-import { childPath, NodeTable, parentOf } from "./node_table.ts";
+import { childPath, inodeOf, NodeTable, parentOf } from "./node_table.ts";
 
 Deno.test("nodes keep their id across lookups and renames, and go when forgotten", () => {
   const nodes = new NodeTable();
@@ -42,6 +42,38 @@ Deno.test("a rename onto a bound name replaces it; prefixes are whole components
   nodes.unbind("/x");
   assert.ok(nodes.isDetached(other));
   assert.ok(!nodes.isDetached(nodes.reference("/x")), "a new file under the name is not");
+});
+
+Deno.test("a node keeps its inode number; a new file under a name whose number a live node holds gets another", () => {
+  const nodes = new NodeTable();
+  assert.equal(nodes.inoOf("/"), 1);
+  assert.equal(nodes.inoOf("/app.log"), inodeOf("/app.log"), "a path's own number by default");
+  // logrotate: app.log renamed while tail -F has it open, then made again.
+  const rotated = nodes.reference("/app.log");
+  nodes.rename("/app.log", "/app.log.1");
+  assert.equal(nodes.inoOf("/app.log.1"), inodeOf("/app.log"), "renamed: its number stays");
+  assert.equal(nodes.inoOfNode(rotated), inodeOf("/app.log"));
+  const fresh = nodes.inoOf("/app.log");
+  assert.notEqual(fresh, inodeOf("/app.log"), "two files, two numbers");
+  assert.equal(nodes.inoOf("/app.log"), fresh, "the same one each time");
+  const made = nodes.reference("/app.log");
+  assert.equal(nodes.inoOfNode(made), fresh, "the number the lookup reported");
+  // Removed while open: a file made under the name is another one too.
+  const open = nodes.reference("/data.db");
+  nodes.unbind("/data.db");
+  assert.notEqual(nodes.inoOfNode(nodes.reference("/data.db")), nodes.inoOfNode(open));
+  // Once the kernel forgot the renamed file, the name's own number is free again for a
+  // node made then; the live node keeps what it was given.
+  nodes.forget(rotated, 1);
+  assert.equal(nodes.inoOfNode(made), fresh);
+  nodes.forget(made, 1);
+  assert.equal(nodes.inoOf("/app.log"), inodeOf("/app.log"));
+  // Below a renamed directory every node keeps its number; new names get their own.
+  const file = nodes.reference("/d/f");
+  nodes.rename("/d", "/e");
+  assert.equal(nodes.inoOf("/e/f"), inodeOf("/d/f"));
+  assert.equal(nodes.inoOfNode(file), inodeOf("/d/f"));
+  assert.equal(nodes.inoOf("/e/g"), inodeOf("/e/g"));
 });
 
 Deno.test("childPath refuses what is not one name; parentOf climbs one level", () => {

@@ -75,7 +75,7 @@ import { isNoRoomError } from "../util/no_room.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
 import { type MountMode, usesRiak as modeUsesRiak, usesSource } from "./modes.ts";
-import { childPath, NodeTable, parentOf } from "./node_table.ts";
+import { childPath, inodeOf, NodeTable, parentOf } from "./node_table.ts";
 import { ReadPattern, SequentialReader } from "./sequential_reader.ts";
 import type { Spool } from "./spool.ts";
 import { fallocateDescriptor } from "./system_tools.ts";
@@ -669,10 +669,13 @@ export class OverlayFileSystem implements FileSystem {
 
   /** The attributes of the file `handle` has open, whose name is gone. */
   async #unlinkedAttr(path: string, handle: Handle): Promise<Attr> {
+    // The number the kernel knows it by, not the one a file now under the name gets.
+    const ino = (handle.nodeid === undefined ? undefined : this.#nodes.inoOfNode(handle.nodeid)) ??
+      inodeOf(path);
     const attr = handle.kind === "local"
-      ? { ...attrOf(await handle.file.stat({ bigint: true })), ino: inodeOf(path) }
+      ? { ...attrOf(await handle.file.stat({ bigint: true })), ino }
       : handle.kind === "riak"
-      ? riakAttr(handle.stat, inodeOf(path), this.#o.defaultUid ?? 0, this.#o.defaultGid ?? 0)
+      ? riakAttr(handle.stat, ino, this.#o.defaultUid ?? 0, this.#o.defaultGid ?? 0)
       : await this.#attrOf(path, { where: "open", session: handle.session });
     return { ...attr, nlink: 0 };
   }
@@ -2004,7 +2007,7 @@ export class OverlayFileSystem implements FileSystem {
       const entries = this.#listed(fh);
       const path = this.#nodes.pathOf(nodeid);
       for (let index = offset; index < entries.length; index++) {
-        if (!sink.add(direntOf(path, entries[index], index))) break;
+        if (!sink.add(direntOf(this.#nodes, path, entries[index], index))) break;
       }
       return Promise.resolve();
     } catch (error) {
@@ -2046,7 +2049,7 @@ export class OverlayFileSystem implements FileSystem {
         }
       }));
       for (let i = 0; i < batch.length; i++, index++) {
-        const dirent = direntOf(path, batch[i], index);
+        const dirent = direntOf(this.#nodes, path, batch[i], index);
         const entry = found[i];
         if (entry === undefined) {
           if (!sink.addPlus(dirent, undefined)) return;
@@ -2356,7 +2359,7 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   async #attrWhereLocated(path: string, located: Located): Promise<Attr> {
-    const ino = inodeOf(path);
+    const ino = this.#nodes.inoOf(path);
     switch (located.where) {
       case "local":
         return { ...attrOf(located.stats), ino };
@@ -2403,7 +2406,14 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   #entry(nodeid: number, attr: Attr): Entry {
-    return { nodeid, entryTimeout: this.#entryTimeout, attrTimeout: this.#attrTimeout, attr };
+    // The node's number, which a rename in the meantime may have kept from `attr`'s path.
+    const ino = this.#nodes.inoOfNode(nodeid) ?? attr.ino;
+    return {
+      nodeid,
+      entryTimeout: this.#entryTimeout,
+      attrTimeout: this.#attrTimeout,
+      attr: { ...attr, ino },
+    };
   }
 
   /**
@@ -3179,7 +3189,7 @@ export class OverlayFileSystem implements FileSystem {
    */
   #readerAnswers(path: string): { reportedIno: number; missingNames: boolean; removals: false } {
     return {
-      reportedIno: inodeOf(path),
+      reportedIno: this.#nodes.inoOf(path),
       missingNames: this.#mode.reads === "local" && this.#writesLocal(),
       removals: false,
     };
@@ -3458,22 +3468,14 @@ export class OverlayFileSystem implements FileSystem {
 }
 
 /** Entry `index` of the listing of directory `path`, as READDIR sends it. */
-function direntOf(path: string, entry: Listed, index: number): DirEntryIn {
+function direntOf(nodes: NodeTable, path: string, entry: Listed, index: number): DirEntryIn {
   const dot = entry.name === "." || entry.name === "..";
   return {
     name: entry.name,
-    ino: inodeOf(dot ? path : childPath(path, entry.name)),
+    ino: nodes.inoOf(dot ? path : childPath(path, entry.name)),
     mode: entry.type,
     nextOffset: index + 1,
   };
-}
-
-/** A stable inode number for a path (what `ls -i` and stat show). */
-export function inodeOf(path: string): number {
-  if (path === "/") return 1;
-  const digest = createHash("sha256").update(path).digest();
-  // 48 bits: far from collisions for any real tree, and exact as a JavaScript number.
-  return digest.readUIntBE(0, 6) || 2;
 }
 
 function riakAttr(stat: FileStat, ino: number, defaultUid: number, defaultGid: number): Attr {

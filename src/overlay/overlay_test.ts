@@ -16,7 +16,7 @@ import {
 import { markReadBlocks } from "../fuse/read_blocks.ts";
 import { seededBytes } from "../store/_test_support.ts";
 import { queryStatus } from "./control.ts";
-import { inodeOf } from "./overlay.ts";
+import { inodeOf } from "./node_table.ts";
 import { attrOf } from "./passthrough.ts";
 import {
   listThrough,
@@ -757,13 +757,15 @@ Deno.test("shadow: the reader threads answer GETATTR of local nodes as the overl
     await runtime.settle(10_000);
     assert.equal((await store.tryStat("/dir/a.txt"))?.size, 7);
     assert.deepEqual(await threads.answer(file), await overlayAnswer(file));
-    // A renamed directory changes its children's paths and inode numbers: all withdrawn.
+    // A renamed directory changes its children's paths: all withdrawn. They keep their
+    // inode numbers, as the kernel does.
     await fs.rename!(ROOT_CTX, 1, "dir", 1, "moved", 0);
     assert.ok(!threads.nodes.has(dir) && !threads.nodes.has(file));
     assert.deepEqual(await threads.answer(file), undefined);
     await overlayAnswer(dir);
     await overlayAnswer(file);
-    assert.equal((await threads.answer(file))!.ino, inodeOf("/moved/a.txt"));
+    assert.equal((await threads.answer(file))!.ino, inodeOf("/dir/a.txt"));
+    assert.equal((await overlayAnswer(file)).ino, inodeOf("/dir/a.txt"));
     // Forgotten by the kernel: forgotten by the threads.
     fs.forget!(file, 2);
     assert.ok(!threads.nodes.has(file));
