@@ -13,7 +13,7 @@ import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { seededBytes } from "../src/store/_test_support.ts";
-import { eventually, type OverlayEnv, type OverlayMount, statusOf } from "./_overlay.ts";
+import { eventually, type OverlayEnv, type OverlayMount, waitForQuiet } from "./_overlay.ts";
 
 /** The Riak-backed presets the models run on. */
 export const PRESETS = ["shadow", "migrate", "drain", "riak"];
@@ -452,21 +452,6 @@ export function assertMountMatches(
   const problems = differences(snapshotOf(reference), mounted);
   if (problems.length > 0) {
     throw fail(`the mount differs from the reference ${when}:\n  ${problems.join("\n  ")}`);
-  }
-}
-
-/** Waits until the mount has nothing left to send to Riak; says what is left if it never does. */
-export async function waitForQuiet(env: OverlayEnv): Promise<void> {
-  let left = "";
-  try {
-    await eventually("the upload and copy-on-read queues empty", async () => {
-      const { uploads, copyOnRead } = (await statusOf(env)).metrics;
-      left = JSON.stringify({ uploads, copyOnRead });
-      return uploads.pending === 0 && uploads.active === 0 && copyOnRead.queued === 0 &&
-        copyOnRead.active === 0;
-    }, 30_000);
-  } catch (error) {
-    throw new Error(`${(error as Error).message}; the mount's counts: ${left}`);
   }
 }
 

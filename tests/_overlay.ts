@@ -380,3 +380,58 @@ export async function assertReplayedAfterRemount(
     await env.unmount(mounted);
   }
 }
+
+/**
+ * Waits until the mount has nothing left to send to Riak or to copy; says what is left if it
+ * never does.
+ */
+export async function waitForQuiet(env: OverlayEnv): Promise<void> {
+  let left = "";
+  try {
+    await eventually("the upload and copy-on-read queues empty", async () => {
+      const { uploads, copyOnRead } = (await statusOf(env)).metrics;
+      left = JSON.stringify({ uploads, copyOnRead });
+      return uploads.pending === 0 && uploads.active === 0 && copyOnRead.queued === 0 &&
+        copyOnRead.active === 0;
+    }, 30_000);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; the mount's counts: ${left}`);
+  }
+}
+
+/** `error` with the mount's log appended: failed handlers explain most failures. */
+export function withLog(error: unknown, mounted: OverlayMount): Error {
+  return new Error(`${(error as Error).stack}\nmount stderr:\n${mounted.stderr()}`);
+}
+
+/** Runs `body` on a mount of `preset`; a failure carries what the mount logged. */
+export async function withMounted(
+  env: OverlayEnv,
+  preset: string,
+  body: (mounted: OverlayMount) => Promise<void>,
+): Promise<void> {
+  const mounted = await env.mount(preset);
+  try {
+    await body(mounted);
+  } catch (error) {
+    throw withLog(error, mounted);
+  } finally {
+    await env.unmount(mounted);
+  }
+}
+
+/** A test step whose failure carries the mount's log (a failed step does not throw). */
+export async function step(
+  t: Deno.TestContext,
+  mounted: OverlayMount,
+  name: string,
+  body: () => Promise<void> | void,
+): Promise<void> {
+  await t.step(name, async () => {
+    try {
+      await body();
+    } catch (error) {
+      throw withLog(error, mounted);
+    }
+  });
+}

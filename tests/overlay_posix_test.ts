@@ -25,10 +25,12 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
 import {
-  eventually,
   type OverlayEnv,
-  type OverlayMount,
   statusOf,
+  step,
+  waitForQuiet,
+  withLog,
+  withMounted,
   withOverlayEnv,
 } from "./_overlay.ts";
 
@@ -48,52 +50,6 @@ const WHOLE_SECONDS_MS = Date.UTC(2020, 0, 1);
 const WITH_MILLISECONDS_MS = WHOLE_SECONDS_MS + 123;
 /** A directory's time from before the test. */
 const OLD_TIME = new Date(Date.UTC(2019, 0, 1));
-
-/** Runs `body` on a mount of `preset`; a failure carries what the mount logged. */
-async function withMounted(
-  env: OverlayEnv,
-  preset: string,
-  body: (mounted: OverlayMount) => Promise<void>,
-): Promise<void> {
-  const mounted = await env.mount(preset);
-  try {
-    await body(mounted);
-  } catch (error) {
-    throw withLog(error, mounted);
-  } finally {
-    await env.unmount(mounted);
-  }
-}
-
-/** `error` with the mount's log appended: failed handlers explain most failures. */
-function withLog(error: unknown, mounted: OverlayMount): Error {
-  return new Error(`${(error as Error).stack}\nmount stderr:\n${mounted.stderr()}`);
-}
-
-/** A test step whose failure carries the mount's log (a failed step does not throw). */
-async function step(
-  t: Deno.TestContext,
-  mounted: OverlayMount,
-  name: string,
-  body: () => Promise<void>,
-): Promise<void> {
-  await t.step(name, async () => {
-    try {
-      await body();
-    } catch (error) {
-      throw withLog(error, mounted);
-    }
-  });
-}
-
-/** Waits until the mount has nothing left to send to Riak or to copy. */
-async function waitForQuiet(env: OverlayEnv): Promise<void> {
-  await eventually("the upload and copy-on-read queues empty", async () => {
-    const { uploads, copyOnRead } = (await statusOf(env)).metrics;
-    return uploads.pending === 0 && uploads.active === 0 && copyOnRead.queued === 0 &&
-      copyOnRead.active === 0;
-  }, 30_000);
-}
 
 /** Reads `fd` from offset 0 to its end (one byte more than `expected` at most). */
 function readThrough(fd: number, expected: number): Buffer {
