@@ -56,6 +56,15 @@ export interface RequestContext {
    * deadline could say "failed" of a rename that goes on and completes.
    */
   commit(): void;
+  /**
+   * Runs `wait` with the request deadline held off until it settles, then started afresh:
+   * for a wait the handler bounds itself by a measure of progress (uploads that fail only
+   * once their store stopped acknowledging them), which may rightly take far longer than any
+   * fixed deadline while it moves; under the deadline it would answer EIO though nothing
+   * failed. An INTERRUPT still ends it: it rejects with the abort reason (EINTR), as it does
+   * at once when the request was interrupted or past its deadline before.
+   */
+  withoutDeadline<T>(wait: () => Promise<T>): Promise<T>;
 }
 
 /** A node the kernel may refer to by `nodeid`, with its attributes and cache lifetimes. */

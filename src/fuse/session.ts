@@ -241,6 +241,20 @@ export class FuseSession {
     let timer: ReturnType<typeof setTimeout> | undefined;
     let timedOut = false;
     let committed = false;
+    /** Waits of {@link RequestContext.withoutDeadline} under way: the deadline is off. */
+    let deadlineHeldOff = 0;
+    let passDeadline!: (error: FuseError) => void;
+    const deadline = new Promise<never>((_, reject) => passDeadline = reject);
+    let answered = false;
+    const armDeadline = () => {
+      if (answered) return; // A wait the handler left running settled after the reply.
+      timer = setTimeout(() => {
+        if (committed) return;
+        timedOut = true;
+        abort(new FuseError(Errno.ETIMEDOUT));
+        passDeadline(new FuseError(Errno.EIO, `request deadline of ${this.#timeoutMs} ms passed`));
+      }, this.#timeoutMs);
+    };
     const ctx: RequestContext = {
       uid: header.uid,
       gid: header.gid,
@@ -257,20 +271,29 @@ export class FuseSession {
         committed = true;
         clearTimeout(timer);
       },
+      withoutDeadline: async <T>(wait: () => Promise<T>): Promise<T> => {
+        if (abortedWith) throw abortedWith;
+        if (deadlineHeldOff++ === 0) clearTimeout(timer);
+        const signal = ctx.signal;
+        let interrupted: (() => void) | undefined;
+        try {
+          return await new Promise<T>((resolve, reject) => {
+            interrupted = () => reject(signal.reason);
+            signal.addEventListener("abort", interrupted, { once: true });
+            wait().then(resolve, reject);
+          });
+        } finally {
+          signal.removeEventListener("abort", interrupted!);
+          if (--deadlineHeldOff === 0 && !committed) armDeadline();
+        }
+      },
     };
     this.#inFlight.set(header.unique, () => {
       if (!committed) abort(new FuseError(Errno.EINTR));
     });
+    armDeadline();
     // The executor turns a synchronous throw (a malformed request) into a rejection.
     const work = new Promise<Payload>((resolve) => resolve(this.#dispatch(header, request, ctx)));
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        if (committed) return;
-        timedOut = true;
-        abort(new FuseError(Errno.ETIMEDOUT));
-        reject(new FuseError(Errno.EIO, `request deadline of ${this.#timeoutMs} ms passed`));
-      }, this.#timeoutMs);
-    });
     let error = 0;
     let payload: Payload = EMPTY;
     try {
@@ -282,6 +305,7 @@ export class FuseSession {
         work.then((late) => this.#releaseLate(header, late, ctx), () => {}).finally(done);
       }
     } finally {
+      answered = true;
       clearTimeout(timer);
       this.#inFlight.delete(header.unique);
     }

@@ -355,6 +355,52 @@ Deno.test("a request past its deadline cannot commit: the EIO it answered stays 
   }
 });
 
+Deno.test("a wait held off the deadline outlasts it; the deadline starts afresh after it", async () => {
+  const took: string[] = [];
+  const h = harness({
+    rename: async (ctx) => {
+      // A wait that keeps moving, five deadlines long: it bounds itself.
+      await ctx.withoutDeadline(() => new Promise((resolve) => setTimeout(resolve, 100)));
+      took.push("waited");
+    },
+    unlink: async (ctx) => {
+      await ctx.withoutDeadline(() => Promise.resolve());
+      // Slower than a whole deadline after the wait: the deadline applies again.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      took.push("late");
+    },
+  }, { requestTimeoutMs: 20 });
+  try {
+    await h.send(Opcode.RENAME, 1, renameBody(), 70n);
+    await h.send(Opcode.UNLINK, 1, cstring("a"), 71n);
+    assert.deepEqual(h.replies().map((r) => [r.unique, r.error]), [[70n, 0], [71n, -Errno.EIO]]);
+    assert.deepEqual(took, ["waited"]);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("an INTERRUPT ends a wait held off the deadline: EINTR", async () => {
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => started = resolve);
+  const h = harness({
+    rename: (ctx) =>
+      ctx.withoutDeadline(() => {
+        started();
+        return new Promise<void>(() => {}); // Never moves on by itself.
+      }),
+  }, { requestTimeoutMs: 20 });
+  try {
+    const rename = h.send(Opcode.RENAME, 1, renameBody(), 80n);
+    await running;
+    await h.send(Opcode.INTERRUPT, 0, new ReplyWriter(8).u64(80).bytes);
+    await rename;
+    assert.deepEqual(h.replies().map((r) => [r.unique, r.error]), [[80n, -Errno.EINTR]]);
+  } finally {
+    h.close();
+  }
+});
+
 Deno.test("INTERRUPT aborts the handler's signal; the request answers EINTR", async () => {
   let started!: () => void;
   const running = new Promise<void>((resolve) => started = resolve);

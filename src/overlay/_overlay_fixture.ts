@@ -87,6 +87,7 @@ export const ROOT_CTX: RequestContext = {
   pid: 0,
   signal: new AbortController().signal,
   commit: () => {},
+  withoutDeadline: (wait) => wait(),
 };
 
 /** The fields of {@link RequestCounts}, all zero. */

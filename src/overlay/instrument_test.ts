@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Errno, fail, type FileSystem, type ReaderCounts } from "../fuse/filesystem.ts";
+import { ROOT_CTX } from "./_overlay_fixture.ts";
 import { errnoName, instrument } from "./instrument.ts";
 import { MountMetrics } from "./metrics.ts";
 
@@ -20,7 +21,7 @@ Deno.test("every operation is counted by name and every failure by errno", async
   const metrics = new MountMetrics();
   const sample = new Sample();
   const fs = instrument(sample, metrics);
-  const ctx = { uid: 0, gid: 0, pid: 0, signal: new AbortController().signal, commit: () => {} };
+  const ctx = ROOT_CTX;
   assert.equal(await fs.readlink!(ctx, 2), "target");
   await assert.rejects(fs.getattr!(ctx, 2, undefined));
   fs.forget!(2, 1);

@@ -19,6 +19,7 @@ const ctx: RequestContext = {
   pid: 1,
   signal: new AbortController().signal,
   commit: () => {},
+  withoutDeadline: (wait) => wait(),
 };
 
 async function withSource(body: (source: string) => Promise<void>): Promise<void> {
