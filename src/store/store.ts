@@ -200,9 +200,11 @@ export interface WriteOptions extends Partial<FileAttributes> {
    */
   parentAttributes?: (directory: Buffer) => Promise<Partial<FileAttributes> | undefined>;
   /**
-   * Aborting it stops the upload before its next chunk: the write rejects (the signal's
-   * reason as the cause), stores nothing under the path, and leaves the chunks already sent
-   * for gc, as a crash would (deleting them could take as long as sending them did).
+   * Aborting it stops the upload before its next chunk, or before the object at the path is
+   * put (all a small file sends): the write rejects (the signal's reason as the cause),
+   * stores nothing under the path, and leaves the chunks already sent for gc, as a crash
+   * would (deleting them could take as long as sending them did). Aborted later, the write
+   * goes on: the object may be on its way.
    */
   signal?: AbortSignal;
 }
@@ -421,6 +423,7 @@ export class Store {
         ? this.namespace.riakFuse.contentType
         : contentTypeFor(placement.name.toString("utf8")));
     const uploaded = await this.#upload(p, source, contentType, options);
+    if (options.signal?.aborted) throw uploadFailure(p, options.signal.reason);
     const meta = known
       ? await this.#replace(p, uploaded, options, known, replacedManifest, replacedObject)
       : await this.#create(p, uploaded, options, directoryCheck);

@@ -151,6 +151,27 @@ Deno.test("chunkStored tells of each chunk of a file Riak acknowledged", async (
   }, { namespace: { chunkSize: 4096 } });
 });
 
+Deno.test("a write aborted before its object's put stores nothing; an older version stays as it was", async () => {
+  await withStore(async ({ store }) => {
+    const controller = new AbortController();
+    const reason = new Error("called off");
+    controller.abort(reason);
+    // A small file's whole write is its object's put: aborted, it is never sent.
+    await assert.rejects(
+      store.writeFile("new.txt", Buffer.from("never"), { signal: controller.signal }),
+      (error: Error) => error.cause === reason,
+    );
+    assert.equal(await store.tryStat("new.txt"), undefined);
+    await store.writeFile("old.txt", Buffer.from("kept"));
+    const previous = await store.tryStat("old.txt", { fileOnly: true });
+    await assert.rejects(
+      store.writeFile("old.txt", Buffer.from("not this"), { previous, signal: controller.signal }),
+      (error: Error) => error.cause === reason,
+    );
+    assert.equal((await store.readFile("old.txt")).toString(), "kept");
+  });
+});
+
 Deno.test("overwrite deletes the old generation's chunks", async () => {
   await withStore(async ({ store, client }) => {
     await store.writeFile("f.bin", seededBytes(1, 10_000));
