@@ -4,7 +4,9 @@
  * not hold up the requests that mount sends to Riak, as a proxy on the test's own event loop
  * would. Prints its addresses on one line (comma-separated), then obeys one command per line
  * of stdin, answering `ok` to each: `stop` refuses new connections and drops the open ones,
- * `restart` accepts again. A pause is the process's own SIGSTOP; it ends with stdin.
+ * `restart` accepts again, `latency MS` delays every answer by MS milliseconds from then on
+ * (a node across a network; 0 ends it). A pause is the process's own SIGSTOP; it ends with
+ * stdin.
  *
  * Run: `deno run -A tests/_fault_proxy_process.ts HOST:PORT...`
  *
@@ -22,6 +24,8 @@ for await (const command of createInterface({ input: process.stdin })) {
     proxy.faults.dropConnections();
   } else if (command === "restart") {
     await proxy.faults.resumeAccepting();
+  } else if (/^latency \d+$/.test(command)) {
+    proxy.faults.setLatency(Number(command.slice("latency ".length)));
   } else {
     process.stderr.write(`unknown command: ${command}\n`);
     continue;

@@ -243,12 +243,18 @@ export async function startRiakProcess(data: string): Promise<RiakProcess> {
   };
 }
 
+/** A {@link RiakProcess} that is a fault proxy, which can also make Riak slow. */
+export interface FaultProxyProcess extends RiakProcess {
+  /** Delays every answer by `ms` milliseconds from now on (0: none), as over a network. */
+  setLatency(ms: number): Promise<void>;
+}
+
 /**
  * `nodes` behind a fault proxy in a process of its own (tests/_fault_proxy_process.ts): its
  * outages are the proxy's, the nodes' data stays. Several in front of the same node play the
  * nodes of one cluster, each of which can hang (pause) on its own.
  */
-export async function startFaultProxyProcess(nodes: string[]): Promise<RiakProcess> {
+export async function startFaultProxyProcess(nodes: string[]): Promise<FaultProxyProcess> {
   const script = join(PROJECT_ROOT, "tests", "_fault_proxy_process.ts");
   const child = spawn(process.execPath, ["run", "-A", script, ...nodes], {
     stdio: ["pipe", "pipe", "inherit"],
@@ -275,7 +281,7 @@ export async function startFaultProxyProcess(nodes: string[]): Promise<RiakProce
   const signal = (name: NodeJS.Signals) => {
     if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, name);
   };
-  const command = async (name: "stop" | "restart") => {
+  const command = async (name: string) => {
     signal("SIGCONT");
     child.stdin!.write(`${name}\n`);
     if ((await nextLine(name)) !== "ok") throw new Error(`the fault proxy refused ${name}`);
@@ -296,6 +302,7 @@ export async function startFaultProxyProcess(nodes: string[]): Promise<RiakProce
       await command("stop");
       await command("restart");
     },
+    setLatency: (ms) => command(`latency ${ms}`),
     close: async () => {
       signal("SIGCONT");
       child.stdin!.end();

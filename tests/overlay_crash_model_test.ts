@@ -303,6 +303,22 @@ for (const preset of model.PRESETS) {
   });
 }
 
+// An unlink right after a close calls the file's upload off (its look at Riak under way, or
+// not started behind the others) and drops it with its journal entry: across a crash the file
+// stays removed and the files written beside it, uploaded or still queued, stay there.
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: files removed before their uploads went out stay removed after a crash`, async () => {
+    const steps: Step[] = [];
+    const names = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"];
+    for (const [index, path] of names.entries()) {
+      steps.push({ op: "writeFile", path, size: 100 + index, seed: index });
+      if (index % 3 === 2) steps.push({ op: "unlink", path });
+    }
+    steps.push({ op: "unlink", path: "a" }, { crash: true });
+    await runCrashSteps(preset, steps);
+  });
+}
+
 // ---- Shrunk reproductions of random sequences that failed; each fails without its fix ----
 
 // riakfs killed after Riak stored a closed file's object and before its entry in the

@@ -258,19 +258,29 @@ export class UploadJournal {
     return entry;
   }
 
-  /** Records that an upload reached Riak (or is no longer needed). */
-  async complete(id: number): Promise<void> {
-    const entry = this.#pending.get(id);
-    if (entry === undefined) return;
-    this.#pending.delete(id);
-    if (isMirror(entry)) {
-      // A mirror whose line is lost (a crash before the write, a power cut) is at worst
-      // mirrored once more: the lines of a burst are written together, after this turn.
-      this.#mirrorsDone += `{"op":"done","id":${id}}\n`;
-      this.#mirrorsDoneWrite ??= setImmediate(() => this.#writeMirrorsDone());
-      return;
+  /**
+   * Records that uploads reached Riak (or are no longer needed). The lines of staged files
+   * go out in one write, so a crash keeps all of them or none: uploads of one file called
+   * off together (its unlink) are never half replayed.
+   */
+  async complete(...ids: number[]): Promise<void> {
+    let lines = "";
+    for (const id of ids) {
+      const entry = this.#pending.get(id);
+      if (entry === undefined) continue;
+      this.#pending.delete(id);
+      if (isMirror(entry)) {
+        // A mirror whose line is lost (a crash before the write, a power cut) is at worst
+        // mirrored once more: the lines of a burst are written together, after this turn.
+        this.#mirrorsDone += doneLine(id);
+        this.#mirrorsDoneWrite ??= setImmediate(() => this.#writeMirrorsDone());
+        continue;
+      }
+      lines += doneLine(id);
     }
-    await this.#appendSynced({ op: "done", id });
+    if (lines === "") return;
+    this.#write(lines);
+    await this.#sync();
   }
 
   /**
@@ -407,6 +417,10 @@ export class UploadJournal {
     this.#tail = sync.catch(() => {});
     return sync;
   }
+}
+
+function doneLine(id: number): string {
+  return JSON.stringify({ op: "done", id }) + "\n";
 }
 
 function addLine(entry: JournalEntry): string {

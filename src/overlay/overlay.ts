@@ -80,7 +80,7 @@ import { ReadPattern, SequentialReader } from "./sequential_reader.ts";
 import type { Spool } from "./spool.ts";
 import { fallocateDescriptor } from "./system_tools.ts";
 import { type MirroredVersion, setAsideUnseen } from "./transfer.ts";
-import type { UploadQueue } from "./upload_queue.ts";
+import type { UploadQueue, WithheldUploads } from "./upload_queue.ts";
 
 /** The store operations the overlay uses. */
 export type OverlayStore = Pick<
@@ -725,7 +725,7 @@ export class OverlayFileSystem implements FileSystem {
       // An mtime set explicitly (tar's, after the directory's files) stays the last.
       await this.#directoryTimes.settled(path);
       const local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
-      const change = () => this.#setFileAttributes(path, attributes, atimeNs, local);
+      const change = () => this.#setFileAttributes(ctx, path, attributes, atimeNs, local);
       changedLocallyNs = (await (local?.isDirectory()
         ? change()
         : this.#holdingCopies(`setattr ${path}`, [path], change)))?.ctimeNs;
@@ -793,6 +793,7 @@ export class OverlayFileSystem implements FileSystem {
    * where the change went to it.
    */
   async #setFileAttributes(
+    ctx: RequestContext,
     path: string,
     attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
     atimeNs: bigint | undefined,
@@ -816,7 +817,7 @@ export class OverlayFileSystem implements FileSystem {
     }
     // Where the local file is the truth its jobs run in order: nothing to wait for.
     if (!(local && this.#mirrorsWrites())) {
-      await this.#settled(path);
+      await this.#settled(path, ctx);
       // drain deletes a local copy an upload superseded, which it may just have done.
       if (local) local = await this.#lstatLocal(path);
     }
@@ -977,7 +978,7 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /** @inheritdoc */
-  async unlink(_ctx: RequestContext, parent: number, name: string): Promise<void> {
+  async unlink(ctx: RequestContext, parent: number, name: string): Promise<void> {
     const path = childPath(this.#nodes.pathOf(parent), name);
     if (this.#mirrorsWrites()) {
       // The local file goes, and Riak's copy follows in the background. Journaled first: a
@@ -993,7 +994,7 @@ export class OverlayFileSystem implements FileSystem {
         // No room for the journal's line on the disk that filled up, where a removal is what
         // makes room: removed as where nothing is journaled, Riak's copy first.
         if (!isNoRoomError(error)) throw error;
-        return await this.#unlinkNow(path);
+        return await this.#unlinkNow(path, ctx);
       }
       try {
         await this.#unlinkLocal(path);
@@ -1014,32 +1015,66 @@ export class OverlayFileSystem implements FileSystem {
       this.#entriesChanged(parentOf(path));
       return;
     }
-    await this.#unlinkNow(path);
+    await this.#unlinkNow(path, ctx);
   }
 
   /**
    * Removes `path` from Riak, then from the source, before answering: if Riak cannot be
-   * asked nothing changes, instead of the file coming back from Riak later.
+   * asked nothing changes, instead of the file coming back from Riak later. Its staged
+   * uploads that sent Riak nothing yet are called off and dropped with it (journaled done
+   * only once the rest succeeded) instead of being sent only to be removed: Riak is then
+   * asked nothing when their look found no file there (a file made and removed before its
+   * upload went out, a temporary file), else only to remove the older file it holds.
    */
-  async #unlinkNow(path: string): Promise<void> {
+  async #unlinkNow(path: string, ctx: RequestContext): Promise<void> {
     // A session open on it writes for nobody from now on: its commits would bring it back.
     await this.#sessionsStarted([path]);
     const open = this.#sessions.get(path);
     if (open) await this.#holdingSessions([open], () => Promise.resolve(this.#detach(open)));
-    await this.#settled(path);
-    // A file still being written exists as its session alone until its first commit.
-    let found = open !== undefined;
-    await this.#copyOpenContent(path);
-    await this.#holdingCopies(`remove ${path}`, [path], async () => {
-      // Riak first: if it is unreachable nothing changes, instead of the file coming back.
-      if (this.#usesRiak()) found = await this.#removeFromRiak(path) || found;
-      if (this.#usesLocal()) {
-        found = await ignoreMissing(this.#unlinkLocal(path)) || found;
-      }
-    });
-    if (!found) throw fail(Errno.ENOENT, `${path}: no such file`);
+    const withheld = this.#stagesWrites() ? await this.#withheldUploads(path) : undefined;
+    try {
+      if (!withheld) await this.#settled(path, ctx);
+      // A file still being written exists as its session alone until its first commit.
+      let found = open !== undefined || withheld !== undefined;
+      await this.#copyOpenContent(path);
+      await this.#holdingCopies(`remove ${path}`, [path], async () => {
+        // Riak first: if it is unreachable nothing changes, instead of the file coming back.
+        if (this.#usesRiak() && !withheld?.riakHadNone) {
+          found = await this.#removeFromRiak(path) || found;
+        }
+        if (this.#usesLocal()) {
+          found = await ignoreMissing(this.#unlinkLocal(path)) || found;
+        }
+      });
+      if (!found) throw fail(Errno.ENOENT, `${path}: no such file`);
+    } catch (error) {
+      withheld?.release();
+      throw error;
+    }
+    if (withheld) {
+      await withheld.drop();
+      // No upload lands to delete the local copy it superseded: the unlink removed that.
+      this.#superseded.delete(path);
+    }
     this.#forgetPath(path);
     this.#entriesChanged(parentOf(path));
+  }
+
+  /**
+   * {@link UploadQueue.withhold} of `path`'s uploads, waited for (an upload under way first
+   * hears back from Riak) at most the Riak deadline: past it the unlink fails (EIO), changing
+   * nothing, and a withhold that comes later lets go of the uploads at once. Not a request
+   * to Riak of its own: Riak's health hears of the upload's, not of this.
+   */
+  async #withheldUploads(path: string): Promise<WithheldUploads | undefined> {
+    if (!this.#o.uploads.hasPending(path)) return undefined;
+    const withholding = this.#o.uploads.withhold(path);
+    try {
+      return await this.#withinRiakDeadline(`upload ${path}`, withholding);
+    } catch (error) {
+      void withholding.then((late) => late?.release(), () => {});
+      throw error;
+    }
   }
 
   /**
@@ -1151,7 +1186,7 @@ export class OverlayFileSystem implements FileSystem {
       return;
     }
     // Removals of its files still on their way to Riak go first.
-    if (this.#mirrorsWrites()) await this.#settledBelow(path);
+    if (this.#mirrorsWrites()) await this.#settledBelow(path, ctx);
     let found = false;
     await this.#holdingCopies(`remove ${path}`, [path], async () => {
       if (this.#usesRiak()) found = await this.#removeFromRiak(path) || found;
@@ -1160,7 +1195,6 @@ export class OverlayFileSystem implements FileSystem {
       }
     });
     if (!found) throw fail(Errno.ENOENT, `${path}: no such directory`);
-    void ctx;
     this.#forgetPath(path);
     this.#entriesChanged(parentOf(path));
   }
@@ -1210,8 +1244,8 @@ export class OverlayFileSystem implements FileSystem {
     const replaced = this.#sessions.get(to);
     await this.#holdingSessions([...moving, ...(replaced ? [replaced] : [])], async () => {
       // Uploads of either name still on their way would land after the rename.
-      await this.#settledBelow(from);
-      await this.#settledBelow(to);
+      await this.#settledBelow(from, ctx);
+      await this.#settledBelow(to, ctx);
       await this.#holdingCopies(`rename ${from}`, [from, to], async () => {
         await this.#copyOpenContent(to); // Renamed over while open: readable still.
         ctx.commit();
@@ -1800,7 +1834,7 @@ export class OverlayFileSystem implements FileSystem {
 
   /** @inheritdoc */
   async fsync(
-    _ctx: RequestContext,
+    ctx: RequestContext,
     _nodeid: number,
     fh: number,
     _datasync: boolean,
@@ -1823,21 +1857,22 @@ export class OverlayFileSystem implements FileSystem {
           snapshot: true,
           ...this.#unseenMark(path),
         });
-        await this.#uploaded(`upload ${path}`, () => ticket.uploaded);
+        this.#o.uploads.hurry(path);
+        await this.#uploaded(`upload ${path}`, () => ticket.uploaded, ctx);
         if (handle.path === path) break;
       }
       return;
     }
     if (handle.kind === "write") {
       await this.#commit(handle.session);
-      await this.#settled(handle.path);
+      await this.#settled(handle.path, ctx);
       return;
     }
     // A descriptor that only reads: what other descriptors wrote (committed, or still in an
     // open session) reaches Riak before this answers, as fsync(2) flushes the whole file.
     const session = this.#sessions.get(handle.path);
     if (session) await this.#commit(session);
-    await this.#settled(handle.path);
+    await this.#settled(handle.path, ctx);
   }
 
   /** @inheritdoc */
@@ -3001,47 +3036,65 @@ export class OverlayFileSystem implements FileSystem {
   async #holdingCopies<T>(operation: string, paths: string[], body: () => Promise<T>): Promise<T> {
     const holds = paths.map((path) => this.#o.copies.hold(path));
     try {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new RiakTimeoutError(operation, this.#o.riakTimeoutMs)),
-          this.#o.riakTimeoutMs,
-        );
-      });
-      try {
-        await Promise.race([Promise.all(holds), deadline]);
-      } finally {
-        clearTimeout(timer);
-      }
+      await this.#withinRiakDeadline(operation, Promise.all(holds));
       return await body();
     } finally {
       for (const hold of holds) void hold.then((release) => release(), () => {});
     }
   }
 
-  /** Waits (see {@link #uploaded}) until pending uploads of `path` reached Riak. */
-  async #settled(path: string): Promise<void> {
-    if (!this.#o.uploads.hasPending(path)) return;
-    await this.#uploaded(`upload ${path}`, () => this.#o.uploads.settled(path));
+  /**
+   * `waiting` (for work of the mount's own that waits on Riak), failing with EIO once the
+   * Riak deadline passed. Riak's health is not told: nothing was asked of it here.
+   */
+  async #withinRiakDeadline<T>(operation: string, waiting: Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new RiakTimeoutError(operation, this.#o.riakTimeoutMs)),
+        this.#o.riakTimeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([waiting, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
-  async #settledBelow(path: string): Promise<void> {
-    await this.#uploaded(`upload below ${path}`, () => this.#o.uploads.settledBelow(path));
+  /**
+   * Waits (see {@link #uploaded}) until pending uploads of `path` reached Riak, moved ahead
+   * of the backlog: the request is blocked on them.
+   */
+  async #settled(path: string, ctx?: RequestContext): Promise<void> {
+    if (!this.#o.uploads.hasPending(path)) return;
+    this.#o.uploads.hurry(path);
+    await this.#uploaded(`upload ${path}`, () => this.#o.uploads.settled(path), ctx);
+  }
+
+  /** {@link #settled} of everything at or below `path`. */
+  async #settledBelow(path: string, ctx?: RequestContext): Promise<void> {
+    this.#o.uploads.hurry(path, true);
+    await this.#uploaded(`upload below ${path}`, () => this.#o.uploads.settledBelow(path), ctx);
   }
 
   /**
    * Waits for uploads, failing (EIO) only once Riak acknowledged none of the queue's uploads
    * for the Riak deadline: those ahead of them and they themselves may take much longer than
    * the deadline (each is a few round trips, a large file many), and a Riak that answers is
-   * no outage.
+   * no outage. With the request's `ctx`, the request's own deadline (--request-timeout) is
+   * held off meanwhile: this one bounds the wait, and the fixed one would answer EIO behind
+   * a backlog that moves all along (an interrupt still ends the wait).
    */
-  #uploaded(operation: string, wait: () => Promise<void>): Promise<void> {
-    return this.#o.health.run(
-      operation,
-      this.#o.riakTimeoutMs,
-      wait,
-      () => this.#o.uploads.acknowledged,
-    );
+  #uploaded(operation: string, wait: () => Promise<void>, ctx?: RequestContext): Promise<void> {
+    const bounded = () =>
+      this.#o.health.run(
+        operation,
+        this.#o.riakTimeoutMs,
+        wait,
+        () => this.#o.uploads.acknowledged,
+      );
+    return ctx ? ctx.withoutDeadline(bounded) : bounded();
   }
 
   #rememberInRiak(path: string, present: boolean): void {

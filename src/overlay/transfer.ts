@@ -26,7 +26,7 @@ import {
   waitOutRacyWindow,
 } from "../migration/local_file.ts";
 import type { MigrationStore } from "../migration/stored_file.ts";
-import type { Store, WriteOptions } from "../store/store.ts";
+import type { FileStat, Store, WriteOptions } from "../store/store.ts";
 import { deleteIfVerified } from "../migration/verified_delete.ts";
 import { normalizePath } from "../store/path.ts";
 import type { FileCopier } from "./copy_on_read.ts";
@@ -37,7 +37,7 @@ import type { Logger } from "./log.ts";
 import { SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
 import type { AfterTransfer } from "./modes.ts";
-import { type Mirrorer, NotYetError, type Uploader } from "./upload_queue.ts";
+import { type Mirrorer, NotYetError, type Uploader, UploadWithheldError } from "./upload_queue.ts";
 import { AlreadyExistsError, NewerVersionError, StoreError } from "../store/errors.ts";
 import { parentOf } from "./node_table.ts";
 import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
@@ -52,31 +52,62 @@ export function stagedFileUploader(
   logger: Logger = SILENT_LOGGER,
   source?: string,
 ): Uploader {
-  const write = async (upload: PendingUpload, stagedPath: string, progress?: () => void) => {
-    if (upload.unseen) {
-      await setAsideUnseen(store, upload.path, () => sha256OfEntry(stagedPath), logger);
+  const write = async (
+    upload: PendingUpload,
+    stagedPath: string,
+    signal: AbortSignal,
+    progress?: () => void,
+  ) => {
+    /** What the look below found in Riak; undefined until it looked. */
+    let previous: FileStat | null | undefined;
+    try {
+      signal.throwIfAborted();
+      if (upload.unseen) {
+        await setAsideUnseen(store, upload.path, () => sha256OfEntry(stagedPath), logger);
+      }
+      // A small file's put carries its bytes, and without a stat the store puts with
+      // if_none_match, which an overwrite would answer only after the bytes were sent: look
+      // first. A chunked file's conditional put is its small manifest, so no look is needed.
+      previous = upload.size <= store.namespace.chunkSize
+        ? (await store.tryStat(upload.path, { fileOnly: true })) ?? null
+        : undefined;
+      await store.writeFile(upload.path, { file: stagedPath }, {
+        mode: upload.mode,
+        uid: upload.uid,
+        gid: upload.gid,
+        mtimeNs: BigInt(upload.mtimeNs),
+        ...(upload.atimeNs === undefined ? {} : { atimeNs: BigInt(upload.atimeNs) }),
+        previous,
+        parentAttributes: source === undefined ? undefined : sourceDirectoryAttributes({ source }),
+        chunkStored: progress,
+        signal,
+      });
+    } catch (error) {
+      // Called off before the store put anything under the path (the store says so by
+      // rejecting with the signal's reason): nothing of it reached Riak.
+      if (!signal.aborted || !causedBy(error, signal.reason)) throw error;
+      const riakHeld = previous === undefined ? undefined : previous ? "file" : "nothing";
+      throw new UploadWithheldError(upload.path, riakHeld);
     }
-    // A small file's put carries its bytes, and without a stat the store puts with
-    // if_none_match, which an overwrite would answer only after the bytes were sent: look
-    // first. A chunked file's conditional put is its small manifest, so no look is needed.
-    const previous = upload.size <= store.namespace.chunkSize
-      ? (await store.tryStat(upload.path, { fileOnly: true })) ?? null
-      : undefined;
-    await store.writeFile(upload.path, { file: stagedPath }, {
-      mode: upload.mode,
-      uid: upload.uid,
-      gid: upload.gid,
-      mtimeNs: BigInt(upload.mtimeNs),
-      ...(upload.atimeNs === undefined ? {} : { atimeNs: BigInt(upload.atimeNs) }),
-      previous,
-      parentAttributes: source === undefined ? undefined : sourceDirectoryAttributes({ source }),
-      chunkStored: progress,
-    });
   };
-  return async (upload, stagedPath, _signal, progress) => {
-    const written = write(upload, stagedPath, progress);
-    await (health ? health.observe(written) : written);
+  return async (upload, stagedPath, signal, progress) => {
+    try {
+      await write(upload, stagedPath, signal, progress);
+    } catch (error) {
+      // Called off: no answer of Riak's, which the health tracker must not take as one.
+      if (!(error instanceof UploadWithheldError)) health?.failed(error);
+      throw error;
+    }
+    health?.succeeded();
   };
+}
+
+/** Whether `error` is `reason` or was caused by it, however deep. */
+function causedBy(error: unknown, reason: unknown): boolean {
+  for (let at = error; at !== undefined && at !== null; at = (at as Error).cause) {
+    if (at === reason) return true;
+  }
+  return false;
 }
 
 /** Options of {@link localFileCopier}. */

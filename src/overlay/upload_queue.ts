@@ -34,6 +34,9 @@ export const STOP_GRACE_MS = 2_000;
 /**
  * Puts one staged file into Riak; resolves once Riak acknowledged it with the configured w/dw.
  * Calls `progress` each time Riak acknowledged a part of it (a chunk of a large file).
+ * `signal` is aborted when the upload is called off ({@link UploadQueue.withhold}): an
+ * uploader that has sent Riak nothing of it yet then rejects with an
+ * {@link UploadWithheldError}; one past that point goes on.
  */
 export type Uploader = (
   upload: PendingUpload,
@@ -63,6 +66,12 @@ const SET_ASIDE_LIMIT = 100_000;
 
 /** Why a running mirror is aborted (one object: an abort is routine, not an incident). */
 const SUPERSEDED = new Error("a newer mirror of the same path was queued");
+
+/** Why a staged file's upload is called off while it runs (see {@link UploadQueue.withhold}). */
+const WITHHELD = new Error("its file is being removed");
+
+/** The signal of an upload's later attempts: an earlier one may have reached Riak. */
+const NEVER_CALLED_OFF = new AbortController().signal;
 
 /** Default first retry delay after a failed upload. */
 export const DEFAULT_RETRY_INITIAL_MS = 500;
@@ -98,8 +107,45 @@ export interface UploadQueueOptions {
 /** A submitted upload. */
 export interface UploadTicket {
   id: number;
-  /** Resolves when Riak acknowledged this upload or a newer one of the same path. */
+  /**
+   * Resolves when Riak acknowledged this upload or a newer one of the same path, or when it
+   * was dropped with its file ({@link WithheldUploads.drop}).
+   */
   uploaded: Promise<void>;
+}
+
+/**
+ * Thrown by an {@link Uploader} called off before anything of its upload reached Riak, with
+ * what its look at the path found there just before (it would have put the file over that).
+ */
+export class UploadWithheldError extends Error {
+  /** `file`: Riak held a file at the path; `nothing`: none; undefined: it did not look. */
+  readonly riakHeld: "file" | "nothing" | undefined;
+
+  constructor(path: string, riakHeld?: "file" | "nothing") {
+    super(`${path}: upload called off before it reached Riak`);
+    this.name = "UploadWithheldError";
+    this.riakHeld = riakHeld;
+  }
+}
+
+/**
+ * The uploads of one path held back by {@link UploadQueue.withhold}: none of them reached
+ * Riak, and none starts until they are dropped or released.
+ */
+export interface WithheldUploads {
+  /**
+   * Riak was seen to hold no file at the path (by the look the running upload took just
+   * before it would have put one there); false when that is not known.
+   */
+  riakHadNone: boolean;
+  /**
+   * Drops them as if uploaded (their file is gone): the journal records them done, in one
+   * line, their staged files are removed, and whoever waits for them is let go.
+   */
+  drop(): Promise<void>;
+  /** Lets them go on, in their order. */
+  release(): void;
 }
 
 interface Job {
@@ -109,6 +155,15 @@ interface Job {
   started: boolean;
   /** Aborted when a newer mirror of the same path is queued while this one runs. */
   superseded?: AbortController;
+  /**
+   * A staged file's upload from its start until its first attempt ended: aborted to call it
+   * off while it has sent Riak nothing ({@link UploadQueue.withhold}).
+   */
+  stoppable?: AbortController;
+  /** Told how its first attempt ended by the withhold waiting for that: called off or not. */
+  firstAttemptEnded?: (calledOff: UploadWithheldError | undefined) => void;
+  /** Moved ahead of the others waiting: a request waits for it ({@link UploadQueue.hurry}). */
+  hurried?: true;
   done: Promise<void>;
   resolve: () => void;
   reject: (error: Error) => void;
@@ -162,8 +217,10 @@ export class UploadQueue {
    * own upload there and must not set it aside too.
    */
   readonly #setAside = new Set<string>();
-  /** Jobs not started yet, oldest first. */
+  /** Jobs not started yet, oldest first (the hurried ones first of all). */
   #waiting: Job[] = [];
+  /** Paths whose jobs {@link withhold} holds back: none of them starts. */
+  readonly #withheld = new Set<string>();
   #active = 0;
   /** See {@link acknowledged}. */
   #acknowledged = 0;
@@ -175,7 +232,6 @@ export class UploadQueue {
   /** Journal appends refused for lack of room since the last report, and when that was. */
   #noRoomRefusals = 0;
   #noRoomReportedAt = -Infinity;
-  readonly #abort = new AbortController();
   #wake: (() => void)[] = [];
   #idle: (() => void)[] = [];
 
@@ -381,6 +437,84 @@ export class UploadQueue {
     return (this.#byPath.get(path)?.length ?? 0) > 0;
   }
 
+  /**
+   * Moves the jobs of `path` (with `below`, also those of the paths below it) not started yet
+   * ahead of the others waiting, in their order, behind those hurried before: a request
+   * waits for them (an fsync), which should not wait for the whole backlog too. Jobs of
+   * different paths may run in any order (several run at once); the rules between them
+   * (a path's jobs one after the other, a file's removal before what goes below its name)
+   * still hold, the pump checks them whatever the order.
+   */
+  hurry(path: string, below = false): void {
+    const prefix = path.endsWith("/") ? path : `${path}/`;
+    const hurried = new Set(
+      this.#waiting.filter((job) =>
+        !job.hurried && (job.entry.path === path || (below && job.entry.path.startsWith(prefix)))
+      ),
+    );
+    if (hurried.size === 0) return;
+    for (const job of hurried) job.hurried = true;
+    const rest = this.#waiting.filter((job) => !hurried.has(job));
+    const behindHurried = rest.findIndex((job) => !job.hurried);
+    const at = behindHurried === -1 ? rest.length : behindHurried;
+    this.#waiting = [...rest.slice(0, at), ...hurried, ...rest.slice(at)];
+  }
+
+  /**
+   * Holds back every upload of `path` while none of them has sent Riak anything: those not
+   * started, and one in its first attempt, which is called off (at the latest before it
+   * puts the file) and waited for. Undefined, holding nothing, when that cannot be: one is
+   * a mirror, or went on (it reached Riak, or failed and is retried: that attempt may have
+   * reached Riak), or another withhold holds them. An unlink then drops them instead of
+   * waiting for them to reach Riak, only to remove the file there.
+   */
+  async withhold(path: string): Promise<WithheldUploads | undefined> {
+    const jobs = this.#byPath.get(path);
+    if (!jobs || jobs.length === 0 || this.#withheld.has(path)) return undefined;
+    if (jobs.some((job) => isMirror(job.entry))) return undefined;
+    const running = jobs.find((job) => job.started);
+    if (running && running.stoppable === undefined) return undefined;
+    this.#withheld.add(path);
+    let riakHadNone = false;
+    if (running) {
+      const calledOff = await new Promise<UploadWithheldError | undefined>((resolve) => {
+        running.firstAttemptEnded = resolve;
+        running.stoppable!.abort(WITHHELD);
+      });
+      if (calledOff === undefined) {
+        this.#release(path);
+        return undefined;
+      }
+      riakHadNone = calledOff.riakHeld === "nothing";
+    }
+    const held = [...this.#byPath.get(path) ?? []];
+    return { riakHadNone, drop: () => this.#drop(path, held), release: () => this.#release(path) };
+  }
+
+  /** Drops `held`, jobs of `path` {@link withhold} held back (see {@link WithheldUploads.drop}). */
+  async #drop(path: string, held: Job[]): Promise<void> {
+    try {
+      // Those superseded meanwhile went with their newer job's.
+      const dropped = held.filter((job) => this.#byPath.get(path)?.includes(job));
+      for (const job of dropped) {
+        const waiting = this.#waiting.indexOf(job);
+        if (waiting >= 0) this.#waiting.splice(waiting, 1);
+        this.#finish(job);
+      }
+      await this.#forget(...dropped.map((job) => job.entry));
+      for (const job of dropped) job.resolve();
+    } finally {
+      this.#release(path);
+    }
+  }
+
+  /** Lets the jobs of `path` start again once a withhold ended. */
+  #release(path: string): void {
+    this.#withheld.delete(path);
+    this.#pump();
+    this.#wakeIfIdle();
+  }
+
   /** Retries waiting uploads now (e.g. when another request found Riak reachable again). */
   nudge(): void {
     const wake = this.#wake;
@@ -404,7 +538,7 @@ export class UploadQueue {
   }
 
   /**
-   * Stops: no new uploads start, waiting retries give up, running uploads are aborted. What
+   * Stops: no new uploads start, waiting retries give up, running mirrors are aborted. What
    * is not uploaded stays journaled; its `uploaded` promises reject with UploadStoppedError.
    * Uploads still running are waited for at most `graceMs`: one stuck in a request to a
    * hung node would hold the unmount for the client's request timeout, and it is replayed
@@ -412,7 +546,6 @@ export class UploadQueue {
    */
   async stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.#stopping = true;
-    this.#abort.abort();
     for (const jobs of this.#byPath.values()) jobs[0]?.superseded?.abort();
     this.nudge();
     for (const job of this.#waiting) job.reject(new UploadStoppedError(job.entry.path));
@@ -515,18 +648,41 @@ export class UploadQueue {
     while (!this.#stopping && this.#active < this.#concurrency) {
       const index = this.#waiting.findIndex((job) =>
         this.#byPath.get(job.entry.path)![0] === job &&
+        !this.#withheld.has(job.entry.path) &&
         !this.#fileRemovalAbove(job.entry.path, job.queuedAs)
       );
       if (index === -1) break;
       const [job] = this.#waiting.splice(index, 1);
       job.started = true;
+      if (!isMirror(job.entry)) job.stoppable = new AbortController();
       this.#active++;
       void this.#run(job).finally(() => {
+        // Whatever way it ended, a withhold waiting for it hears of it.
+        this.#firstAttemptEnded(job, undefined);
         this.#active--;
         this.#pump();
         this.#wakeIfIdle();
       });
     }
+  }
+
+  /** The first attempt of `job` ended; a withhold waiting hears whether it was called off. */
+  #firstAttemptEnded(job: Job, calledOff: UploadWithheldError | undefined): void {
+    job.stoppable = undefined;
+    const told = job.firstAttemptEnded;
+    job.firstAttemptEnded = undefined;
+    told?.(calledOff);
+  }
+
+  /**
+   * Puts a job called off before it reached Riak back among those waiting, not started (or,
+   * stopping, leaves it journaled as {@link stop} leaves those waiting).
+   */
+  #calledOff(job: Job, error: UploadWithheldError): void {
+    job.started = false;
+    if (this.#stopping) job.reject(new UploadStoppedError(job.entry.path));
+    else this.#waiting.unshift(job);
+    this.#firstAttemptEnded(job, error);
   }
 
   async #run(job: Job): Promise<void> {
@@ -542,6 +698,9 @@ export class UploadQueue {
       job.reject(new Error(`${entry.path}: this mount has no source directory to mirror`));
       this.#finish(job);
       return;
+    }
+    if (job.stoppable?.signal.aborted) {
+      return this.#calledOff(job, new UploadWithheldError(entry.path));
     }
     if (!isMirror(entry) && !await this.#holdsWhatWasJournaled(entry)) {
       if (metrics) metrics.abandoned++;
@@ -570,13 +729,18 @@ export class UploadQueue {
           await this.#options.upload(
             task as PendingUpload,
             stagedPath!,
-            this.#abort.signal,
+            job.stoppable?.signal ?? NEVER_CALLED_OFF,
             this.#acknowledge,
           );
         }
+        this.#firstAttemptEnded(job, undefined);
         this.#acknowledge();
         break;
       } catch (error) {
+        if (error instanceof UploadWithheldError && job.stoppable?.signal.aborted) {
+          return this.#calledOff(job, error);
+        }
+        this.#firstAttemptEnded(job, undefined);
         const newer = this.#newerThan(job);
         if (isMirror(entry) && newer && this.#covers(newer.entry, entry)) {
           // The newer mirror looks at the local file again: this one (say, of a file that
@@ -695,28 +859,32 @@ export class UploadQueue {
   }
 
   /**
-   * Marks an entry done in the journal and removes its staged file. When the journal cannot
-   * record it (the disk is full, say) the staged file goes all the same: replayed after a
-   * restart, the entry finds it gone and is dropped, instead of putting these bytes over a
-   * newer upload of the path. A mirror replayed looks at the local file again: harmless.
+   * Marks entries done in the journal (in one line) and removes their staged files. When the
+   * journal cannot record it (the disk is full, say) the staged files go all the same:
+   * replayed after a restart, an entry finds its file gone and is dropped, instead of putting
+   * these bytes over a newer upload of the path. A mirror replayed looks at the local file
+   * again: harmless.
    */
-  async #forget(entry: JournalEntry): Promise<void> {
+  async #forget(...entries: JournalEntry[]): Promise<void> {
+    if (entries.length === 0) return;
     try {
-      await this.#options.journal.complete(entry.id);
+      await this.#options.journal.complete(...entries.map((entry) => entry.id));
     } catch (error) {
       this.#logger.warn("could not record an upload as done; its staged file goes anyway", {
-        path: entry.path,
+        path: entries[0].path,
         error: (error as Error).message,
       });
     }
-    if (isMirror(entry)) return;
-    try {
-      await this.#options.spool.remove(entry.staged);
-    } catch (error) {
-      this.#logger.warn("could not remove an uploaded staged file", {
-        path: entry.path,
-        error: (error as Error).message,
-      });
+    for (const entry of entries) {
+      if (isMirror(entry)) continue;
+      try {
+        await this.#options.spool.remove(entry.staged);
+      } catch (error) {
+        this.#logger.warn("could not remove an uploaded staged file", {
+          path: entry.path,
+          error: (error as Error).message,
+        });
+      }
     }
   }
 

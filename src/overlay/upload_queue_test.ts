@@ -13,6 +13,7 @@ import {
   UploadQueue,
   type UploadQueueOptions,
   UploadStoppedError,
+  UploadWithheldError,
 } from "./upload_queue.ts";
 
 interface Fixture {
@@ -690,5 +691,161 @@ Deno.test("acknowledged counts Riak's acknowledgements: parts of an upload under
     assert.equal(queue.acknowledged, 3, "two chunks and the upload");
     await (await queue.submit(await stage(fixture.spool, "/b", "beta"))).uploaded;
     assert.equal(queue.acknowledged, 3 + 1 + 3, "the refused attempt's chunk, then the upload");
+  });
+});
+
+/**
+ * A point an uploader stops at until the test lets it go on: `arrive()` (in the uploader)
+ * resolves `reached` and waits for `letGo()`.
+ */
+function stopPoint(): { reached: Promise<void>; arrive: () => Promise<void>; letGo: () => void } {
+  let arrived!: () => void;
+  const reached = new Promise<void>((resolve) => arrived = resolve);
+  let letGo!: () => void;
+  const goOn = new Promise<void>((resolve) => letGo = resolve);
+  return {
+    reached,
+    arrive: () => {
+      arrived();
+      return goOn;
+    },
+    letGo,
+  };
+}
+
+Deno.test("hurry moves a path's waiting jobs ahead of the backlog, behind those hurried before", async () => {
+  await withSpool(async (fixture) => {
+    const blocker = stopPoint();
+    const uploaded: string[] = [];
+    const queue = queueOver(fixture, {
+      concurrency: 1,
+      upload: async (entry) => {
+        if (entry.path === "/blocker") await blocker.arrive();
+        uploaded.push(entry.path);
+      },
+    });
+    const tickets = [await queue.submit(await stage(fixture.spool, "/blocker", "x"))];
+    for (const path of ["/a", "/b", "/d/c", "/d/e", "/f"]) {
+      tickets.push(await queue.submit(await stage(fixture.spool, path, path)));
+    }
+    queue.hurry("/f");
+    queue.hurry("/d", true);
+    queue.hurry("/f"); // Already ahead: stays where it is.
+    blocker.letGo();
+    await Promise.all(tickets.map((ticket) => ticket.uploaded));
+    assert.deepEqual(uploaded, ["/blocker", "/f", "/d/c", "/d/e", "/a", "/b"]);
+  });
+});
+
+Deno.test("withhold holds back uploads not sent yet; dropped, they leave the journal in one line and the spool", async () => {
+  await withSpool(async (fixture, directory) => {
+    const blocker = stopPoint();
+    const queue = queueOver(fixture, {
+      concurrency: 1,
+      upload: async (entry, file) => {
+        if (entry.path === "/blocker") await blocker.arrive();
+        fixture.stored.set(entry.path, await readFile(file, "utf8"));
+      },
+    });
+    const blocked = await queue.submit(await stage(fixture.spool, "/blocker", "x"));
+    const kept = await queue.submit(await stage(fixture.spool, "/kept", "k"));
+    const gone = await queue.submit(await stage(fixture.spool, "/gone", "g"));
+    const held = await queue.withhold("/gone");
+    assert.ok(held, "not started: held");
+    assert.equal(held.riakHadNone, false, "nothing looked at Riak");
+    assert.equal(await queue.withhold("/gone"), undefined, "held once");
+    const journalBefore = await readFile(fixture.spool.journalFile, "utf8");
+    await held.drop();
+    await gone.uploaded; // Let go, as for an fsync of a file removed meanwhile.
+    const added = (await readFile(fixture.spool.journalFile, "utf8")).slice(journalBefore.length);
+    assert.deepEqual(added, `{"op":"done","id":${gone.id}}\n`);
+    blocker.letGo();
+    await Promise.all([blocked.uploaded, kept.uploaded]);
+    assert.deepEqual([...fixture.stored.keys()].sort(), ["/blocker", "/kept"]);
+    assert.deepEqual(await fixture.spool.usage(), { files: 0, bytes: 0 });
+    // A restart replays nothing of it.
+    const reopened = await UploadJournal.open(join(directory, "spool", "journal"));
+    await reopened.journal.close();
+    assert.deepEqual(reopened.pending, []);
+  });
+});
+
+Deno.test("withhold calls off an upload under way that sent nothing yet; released, it runs again", async () => {
+  await withSpool(async (fixture) => {
+    const look = stopPoint(); // Its look at Riak, which finds nothing.
+    let attempts = 0;
+    const queue = queueOver(fixture, {
+      upload: async (entry, file, signal) => {
+        if (++attempts === 1) {
+          await look.arrive();
+          if (signal.aborted) throw new UploadWithheldError(entry.path, "nothing");
+        }
+        fixture.stored.set(entry.path, await readFile(file, "utf8"));
+      },
+    });
+    const ticket = await queue.submit(await stage(fixture.spool, "/a", "alpha"));
+    await look.reached;
+    const withholding = queue.withhold("/a");
+    look.letGo();
+    const held = await withholding;
+    assert.ok(held, "called off before it sent anything");
+    assert.equal(held.riakHadNone, true);
+    assert.equal(fixture.stored.size, 0);
+    held.release();
+    await ticket.uploaded;
+    assert.equal(fixture.stored.get("/a"), "alpha");
+    assert.equal(attempts, 2);
+  });
+});
+
+Deno.test("withhold holds nothing once an upload under way went on, or failed and is tried again", async () => {
+  await withSpool(async (fixture) => {
+    const put = stopPoint(); // Its put is on its way: called off or not, it goes on.
+    let attempts = 0;
+    const queue = queueOver(fixture, {
+      upload: async (entry, file) => {
+        if (++attempts === 1) {
+          await put.arrive();
+          throw Object.assign(new Error("read ETIMEDOUT"), { code: "ETIMEDOUT" });
+        }
+        fixture.stored.set(entry.path, await readFile(file, "utf8"));
+      },
+    });
+    const ticket = await queue.submit(await stage(fixture.spool, "/a", "alpha"));
+    await put.reached;
+    const withholding = queue.withhold("/a");
+    put.letGo();
+    assert.equal(await withholding, undefined, "the failed attempt may have reached Riak");
+    await ticket.uploaded;
+    assert.equal(fixture.stored.get("/a"), "alpha");
+  });
+});
+
+Deno.test("an upload called off under way is dropped with the newer one queued behind it, in one journal line", async () => {
+  await withSpool(async (fixture) => {
+    const look = stopPoint(); // Its look at Riak, which finds a file.
+    const queue = queueOver(fixture, {
+      upload: async (entry, file, signal) => {
+        await look.arrive();
+        if (signal.aborted) throw new UploadWithheldError(entry.path, "file");
+        fixture.stored.set(entry.path, await readFile(file, "utf8"));
+      },
+    });
+    const first = await queue.submit(await stage(fixture.spool, "/a", "v1"));
+    await look.reached;
+    const second = await queue.submit(await stage(fixture.spool, "/a", "v2"));
+    const withholding = queue.withhold("/a");
+    look.letGo();
+    const held = await withholding;
+    assert.ok(held);
+    assert.equal(held.riakHadNone, false, "Riak held a file there");
+    const journalBefore = await readFile(fixture.spool.journalFile, "utf8");
+    await held.drop();
+    await Promise.all([first.uploaded, second.uploaded]);
+    const added = (await readFile(fixture.spool.journalFile, "utf8")).slice(journalBefore.length);
+    assert.equal(added, `{"op":"done","id":${first.id}}\n{"op":"done","id":${second.id}}\n`);
+    assert.equal(fixture.stored.size, 0);
+    assert.equal(queue.pendingCount, 0);
+    assert.deepEqual(await fixture.spool.usage(), { files: 0, bytes: 0 });
   });
 });
