@@ -208,12 +208,39 @@ export interface FrameReceiverOptions extends FrameDecoderOptions {
 /** Size of the reused buffer short frames are read into. */
 const RECEIVE_BUFFER_BYTES = 64 * 1024;
 
+/** The buffers of long frames a {@link FrameReceiver} read, each one frame's alone. */
+const ownFrameBuffers = new WeakSet<ArrayBuffer>();
+
+/**
+ * Frees at once the memory of a long frame that a {@link FrameReceiver} handed out, given any
+ * view into it (such as a value decoded from it). Every view of the frame reads as empty
+ * afterwards: the caller must be its last user. Without this, such frames (100 KiB values,
+ * 1 MiB chunks) are freed by the garbage collector, and V8 starts a major collection, which
+ * marks the whole heap, for about every 64 MiB of them. Returns whether the frame was freed:
+ * anything else (short frames, frames of TLS connections, which may share memory, any other
+ * buffer) is left alone, as is everything where the runtime cannot detach a buffer.
+ *
+ * @example
+ * ```ts
+ * for await (const chunk of chunks) { await output.write(chunk); releaseFrame(chunk); }
+ * ```
+ */
+export function releaseFrame(view: Uint8Array): boolean {
+  const buffer = view.buffer;
+  if (!(buffer instanceof ArrayBuffer) || typeof buffer.transfer !== "function") return false;
+  if (!ownFrameBuffers.delete(buffer)) return false;
+  // Transferring to an empty buffer detaches this one and frees its memory now.
+  buffer.transfer(0);
+  return true;
+}
+
 /**
  * Cuts a byte stream into frames like {@link FrameDecoder}, but chooses the memory each read
  * goes into (for `net.connect`'s `onread`): a long frame (a value of 100 KiB, a 1 MiB chunk)
  * is read straight into a buffer of its own, so its bytes are never copied and no per-read
  * chunk is left for the garbage collector; short frames share one reused buffer and are
- * copied out of it. Frames handed out are the caller's to keep.
+ * copied out of it. Frames handed out are the caller's to keep; a long one can be freed early
+ * with {@link releaseFrame}.
  *
  * @example
  * ```ts
@@ -253,6 +280,15 @@ export class FrameReceiver {
    */
   nextBuffer(): Uint8Array {
     if (this.#own) return this.#own.frame.subarray(this.#own.filled);
+    if (this.#start === this.#end) {
+      // At a frame boundary the next frame's length is unknown: a read of the whole shared
+      // buffer would take up to 64 KiB of a long frame, all copied into the frame's own
+      // buffer once its header is seen (most of a 100 KiB value when the answer arrived while
+      // the thread was busy, as when it verifies the previous one). A read up to the own-buffer
+      // bound still takes any short frame whole, and copies at most that much of a long one.
+      this.#start = this.#end = 0;
+      return this.#shared.subarray(0, this.#ownBufferFrom);
+    }
     if (this.#end === this.#shared.length) {
       // What is left is the start of a short frame: it moves to the front.
       this.#shared.copyWithin(0, this.#start, this.#end);
@@ -285,6 +321,7 @@ export class FrameReceiver {
       if (total >= this.#ownBufferFrom) {
         // Every byte is overwritten: the ones here now, the rest by the reads into it.
         const frame = asUint8Array(Buffer.allocUnsafeSlow(total));
+        ownFrameBuffers.add(frame.buffer as ArrayBuffer);
         const here = Math.min(total, this.#end - this.#start);
         frame.set(this.#shared.subarray(this.#start, this.#start + here));
         this.#start += here;

@@ -8,6 +8,7 @@ import {
   FrameDecoder,
   FrameError,
   FrameReceiver,
+  releaseFrame,
 } from "./frame.ts";
 import { MessageCode } from "./messages.ts";
 
@@ -148,4 +149,38 @@ Deno.test("FrameReceiver refuses zero-length and oversized frames from the heade
     () => receiveAll(new FrameReceiver({ maxFrameBytes: 100 }), encodeFrameHeader(10, 200), 2),
     (error: unknown) => error instanceof FrameError && error.announcedLength === 201,
   );
+});
+
+Deno.test("FrameReceiver reads at most its own-buffer bound before it knows a frame's length", () => {
+  const receiver = new FrameReceiver({ ownBufferFrom: 1024 });
+  // A reply that already waits whole in the socket: the first read takes the header and at
+  // most 1 KiB of its body, which is all that is copied into the frame's own buffer.
+  assert.equal(receiver.nextBuffer().length, 1024);
+  const long = encodeFrame(MessageCode.GetResp, new Uint8Array(10_000).fill(4));
+  const got = receiveAll(receiver, long, 1 << 20);
+  assert.equal(got.length, 1);
+  assert.equal(got[0].body.buffer.byteLength, long.length);
+  assert.equal(receiver.nextBuffer().length, 1024, "the next frame starts with a bounded read");
+});
+
+Deno.test("releaseFrame frees a long frame FrameReceiver read, and nothing else", () => {
+  const receiver = new FrameReceiver({ ownBufferFrom: 1024 });
+  const stream = concat([
+    encodeFrame(MessageCode.GetResp, new Uint8Array(10_000).fill(9)),
+    encodeFrame(1, new Uint8Array([1, 2, 3])),
+  ]);
+  const [long, short] = receiveAll(receiver, stream, 4096);
+  const value = long.body.subarray(100, 200);
+  assert.equal(releaseFrame(value), true);
+  assert.equal(long.body.length, 0, "every view of the frame reads as empty");
+  assert.equal(value.length, 0);
+  assert.equal(releaseFrame(long.body), false, "a frame is freed once");
+  assert.equal(releaseFrame(short.body), false, "a short frame is a copy of its own; kept");
+  assert.deepEqual(Array.from(short.body), [1, 2, 3]);
+  const other = new Uint8Array([5, 6]);
+  assert.equal(releaseFrame(other), false, "memory the receiver did not read is left alone");
+  assert.deepEqual(Array.from(other), [5, 6]);
+  const decoded = new FrameDecoder().push(stream);
+  assert.equal(releaseFrame(decoded[0].body), false, "frames cut from socket chunks may share");
+  assert.equal(decoded[0].body.length, 10_000);
 });

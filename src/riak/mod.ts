@@ -78,6 +78,7 @@ export {
   FrameDecoder,
   type FrameDecoderOptions,
   FrameError,
+  releaseFrame,
 } from "./frame.ts";
 export * from "./messages.ts";
 export {
