@@ -2,10 +2,12 @@
  * Reading from Riak through a real mount: small files served from the bytes that came with
  * their lookup (no second get, seen as chunk-cache hits), a large file streamed with
  * read-ahead, a file changed in Riak behind the mount read fresh once the entry timeout
- * passed (no stale bytes served past it), and the kernel's page cache kept for a file that
- * did not change.
+ * passed (no stale bytes served past it), the kernel's page cache kept for a file that did
+ * not change, and a large file read by several readers at once, out of order, each byte right
+ * (the mount frees each chunk's memory once no read needs it).
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
@@ -88,6 +90,47 @@ Deno.test("riak: an unchanged file is read again from the kernel's page cache; d
       assert.ok(await readTwice() >= content.length, "direct_io: every read reaches riakfs");
     } finally {
       await env.unmount(mounted);
+    }
+  });
+});
+
+Deno.test("riak: a large file read by several readers at once, reads in flight out of order, is byte for byte", async () => {
+  await withOverlayEnv(async (env) => {
+    const content = seededBytes(63, 9 * 1024 * 1024 + 4321);
+    await env.store.writeFile("shared.bin", content);
+    const file = join(env.mountpoint, "shared.bin");
+    const PIECE = 300 * 1024; // crosses the 1 MiB chunks, so some replies span two of them
+    /** One handle, `inFlight` positional reads at a time, handed out in order. */
+    const readWhole = async (inFlight: number) => {
+      const handle = await fsp.open(file, "r");
+      try {
+        const got = Buffer.alloc(content.length);
+        let next = 0;
+        const reader = async () => {
+          while (next < content.length) {
+            const at = next;
+            next += PIECE;
+            const length = Math.min(PIECE, content.length - at);
+            const { bytesRead } = await handle.read(got, at, length, at);
+            assert.equal(bytesRead, length, `a full read at ${at}`);
+          }
+        };
+        await Promise.all(Array.from({ length: inFlight }, reader));
+        return got;
+      } finally {
+        await handle.close();
+      }
+    };
+    for (const options of [[], ["-o", "direct_io"]]) {
+      const mounted = await env.mount("riak", options);
+      try {
+        const copies = await Promise.all([readWhole(1), readWhole(4), readWhole(8)]);
+        for (const [index, copy] of copies.entries()) {
+          assert.ok(content.equals(copy), `reader ${index} ${options.join(" ")}: byte for byte`);
+        }
+      } finally {
+        await env.unmount(mounted);
+      }
     }
   });
 });

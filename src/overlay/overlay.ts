@@ -90,6 +90,7 @@ export type OverlayStore = Pick<
   | "mkdir"
   | "symlink"
   | "readRange"
+  | "releaseRead"
   | "readlink"
   | "remove"
   | "rename"
@@ -589,6 +590,7 @@ export class OverlayFileSystem implements FileSystem {
           hash.update(next.value);
           await file.write(next.value, 0, next.value.length, size);
           size += next.value.length;
+          this.#o.store.releaseRead(next.value);
         }
       } finally {
         await pieces.return?.(undefined);
@@ -2632,6 +2634,9 @@ export class OverlayFileSystem implements FileSystem {
               aheadBytes: this.#o.cache.readAheadBlocks * this.#o.cache.blockSize,
               run: (step) => this.#riak(`read ${handle.path}`, step),
               onPulledAhead: () => this.#o.metrics.value.cache.readAheadChunks++,
+              // The stream's chunks go nowhere else (not into the chunk cache): once the
+              // replies made from them are written, their memory is freed without a GC.
+              release: (bytes) => this.#o.store.releaseRead(bytes),
             },
           ),
         };
@@ -2826,6 +2831,7 @@ export class OverlayFileSystem implements FileSystem {
         if (next.done) break;
         await into.write(next.value, 0, next.value.length, position);
         position += next.value.length;
+        this.#o.store.releaseRead(next.value);
       }
       return;
     }

@@ -30,6 +30,12 @@ export interface SequentialReaderOptions {
   run: StepRunner;
   /** Called for each piece pulled before any read asked for it (the read-ahead counter). */
   onPulledAhead?: () => void;
+  /**
+   * Given each piece of the stream once no read can be served from it any more (passed by
+   * the reads, or dropped by a restart or close), after the replies already made from it
+   * were written: it may free the piece's memory at once (`Store.releaseRead`).
+   */
+  release?: (bytes: Uint8Array) => void;
 }
 
 /** Per-handle state that detects sequential reading. */
@@ -71,6 +77,9 @@ export class SequentialReader {
   readonly #aheadBytes: number;
   readonly #run: StepRunner;
   readonly #onPulledAhead: () => void;
+  readonly #release: ((bytes: Uint8Array) => void) | undefined;
+  /** Pieces dropped in this turn of the event loop, released once it is over. */
+  #dropped: Uint8Array[] = [];
   #stream: AsyncIterator<Uint8Array> | undefined;
   /** Received bytes not yet passed by every read, in file order and contiguous. */
   #pieces: Piece[] = [];
@@ -92,6 +101,7 @@ export class SequentialReader {
     this.#aheadBytes = options.aheadBytes;
     this.#run = options.run;
     this.#onPulledAhead = options.onPulledAhead ?? (() => {});
+    this.#release = options.release;
   }
 
   /**
@@ -211,12 +221,33 @@ export class SequentialReader {
       drop < this.#pieces.length &&
       this.#pieces[drop].start + this.#pieces[drop].bytes.length <= offset
     ) drop++;
-    if (drop > 0) this.#pieces = this.#pieces.slice(drop);
+    if (drop === 0) return;
+    this.#drop(this.#pieces.slice(0, drop));
+    this.#pieces = this.#pieces.slice(drop);
+  }
+
+  /**
+   * Hands pieces no read will be served from to `release`, once this turn of the event loop
+   * is over: a read answered from them in this turn has returned a view of them, and its
+   * reply is written in the promise reactions that follow (src/fuse writes a reply before
+   * any other I/O callback runs), which all run before an immediate.
+   */
+  #drop(pieces: readonly Piece[]): void {
+    if (this.#release === undefined || pieces.length === 0) return;
+    if (this.#dropped.length === 0) setImmediate(() => this.#releaseDropped());
+    for (const piece of pieces) this.#dropped.push(piece.bytes);
+  }
+
+  #releaseDropped(): void {
+    const dropped = this.#dropped;
+    this.#dropped = [];
+    for (const bytes of dropped) this.#release!(bytes);
   }
 
   #end(): void {
     const stream = this.#stream;
     this.#stream = undefined;
+    this.#drop(this.#pieces);
     this.#pieces = [];
     this.#pulling = undefined;
     this.#failure = undefined;

@@ -118,6 +118,32 @@ Deno.test("a closed reader releases its stream", async () => {
   assert.equal(reader.follows(7), false);
 });
 
+Deno.test("pieces no read needs are released, only after the turn in which their reads returned", async () => {
+  const { bytes, open } = source();
+  const released: Uint8Array[] = [];
+  const reader = new SequentialReader(open, {
+    aheadBytes: 0,
+    run: direct,
+    release: (piece) => released.push(piece),
+  });
+  const first = await reader.read(0, 7);
+  assert.deepEqual(first, bytes.subarray(0, 7));
+  // The next read passes the first piece; its reply (a view of it) may still be unwritten
+  // in this turn, so it is released only once an immediate runs.
+  assert.deepEqual(await reader.read(7, 7), bytes.subarray(7, 14));
+  assert.equal(released.length, 0);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(released.length, 1);
+  assert.equal(released[0].buffer, first.buffer);
+  assert.equal(released[0].byteOffset, 0);
+  assert.equal(released[0].length, 7);
+  // Closing drops what is held: released once the turn is over, like the rest.
+  reader.close();
+  assert.equal(released.length, 1);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(released.map((piece) => piece.byteOffset), [0, 7]);
+});
+
 Deno.test("a read pattern is sequential once a read starts where the last one ended", () => {
   const pattern = new ReadPattern();
   assert.equal(pattern.observe(0, 10), false, "one read is not yet a pattern");

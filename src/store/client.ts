@@ -85,4 +85,10 @@ export interface StoreClient {
   updateSet(location: ObjectLocation, change: SetChange): Promise<void>;
   /** Streams the keys of a bucket. Scans the cluster: for administrative commands only. */
   listKeys(bucketType: string, bucket: Uint8Array): AsyncIterable<Uint8Array[]>;
+  /**
+   * Frees the memory a fetched value arrived in now, instead of when the garbage collector
+   * gets to it, given any view into that value. Only for a value whose last user the caller
+   * is: every view of it reads as empty afterwards. Optional; a client may do nothing.
+   */
+  release?(value: Uint8Array): void;
 }

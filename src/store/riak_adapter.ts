@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type ClusterOptions, RiakClient, RiakError } from "../riak/mod.ts";
+import { type ClusterOptions, releaseFrame, RiakClient, RiakError } from "../riak/mod.ts";
 import type { StoreClient } from "./client.ts";
 import { KeyExistsError, KeyModifiedError } from "./errors.ts";
 import { describeLocation } from "./layout.ts";
@@ -92,6 +92,10 @@ export function riakStoreClient(riak: RiakClient): StoreClient {
     },
     listKeys(bucketType, bucket) {
       return riak.listKeys({ type: bucketType, bucket });
+    },
+    release(value) {
+      // Values are views into the answer's frame; a long frame holds nothing else.
+      releaseFrame(value);
     },
   };
 }
