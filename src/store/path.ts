@@ -14,6 +14,7 @@ import { InvalidPathError } from "./errors.ts";
 export type StorePath = string | Uint8Array;
 
 const SLASH = 0x2f;
+const DOT = 0x2e;
 
 /**
  * Normalises a path to its bytes: leading, trailing and repeated `/` are dropped.
@@ -25,6 +26,8 @@ const SLASH = 0x2f;
  */
 export function normalizePath(path: StorePath): Buffer {
   const bytes = typeof path === "string" ? Buffer.from(path, "utf8") : Buffer.from(path);
+  // Every read and stat starts here, nearly always with a path that is already normal.
+  if (isNormal(bytes)) return bytes;
   const segments = splitSegments(bytes);
   for (const segment of segments) {
     if (segment.includes(0)) throw new InvalidPathError(displayPath(bytes), "NUL byte in a name");
@@ -120,6 +123,26 @@ export function displayBytes(bytes: Uint8Array): string {
 
 /** Bytes that may need escaping: any but printable ASCII other than the backslash. */
 const NEEDS_ESCAPE = /[^\x20-\x5b\x5d-\x7e]/;
+
+/**
+ * Whether `bytes` is a non-empty path that normalizePath would return unchanged: no NUL, no
+ * empty segment (leading, trailing or doubled slash), no "." or ".." segment.
+ */
+function isNormal(bytes: Uint8Array): boolean {
+  let segmentStart = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    const byte = i < bytes.length ? bytes[i] : SLASH;
+    if (byte === 0) return false;
+    if (byte !== SLASH) continue;
+    const length = i - segmentStart;
+    if (length === 0) return false;
+    if (bytes[i - 1] === DOT && (length === 1 || (length === 2 && bytes[i - 2] === DOT))) {
+      return false;
+    }
+    segmentStart = i + 1;
+  }
+  return true;
+}
 
 /**
  * The length of the well-formed UTF-8 sequence at `bytes[at]` (1-4), or 0 when none starts

@@ -73,6 +73,20 @@ Deno.test("normalizePath refuses dot segments and NUL", () => {
   assert.throws(() => normalizePath("a/../b"), InvalidPathError);
   assert.throws(() => normalizePath("./b"), InvalidPathError);
   assert.throws(() => normalizePath("a\0b"), InvalidPathError);
+  for (const path of ["..", ".", "a/.", "a/..", "a//..", "/./", "\0", "a/b\0"]) {
+    assert.throws(() => normalizePath(path), InvalidPathError, JSON.stringify(path));
+  }
+});
+
+Deno.test("normalizePath returns a normal path's bytes as they are, and a copy of them", () => {
+  for (const path of ["a", "...", ".a", "a.", "..a", "a..", "a/.b/..c/d.", "é/ü"]) {
+    assert.equal(normalizePath(path).toString("utf8"), path);
+  }
+  const given = Buffer.from("a/b");
+  const normal = normalizePath(given);
+  assert.deepEqual(normal, given);
+  given[0] = 0x7a;
+  assert.equal(normal.toString(), "a/b", "the caller's bytes may change afterwards");
 });
 
 Deno.test("splitParent, childPath and isSameOrBelow", () => {
@@ -104,6 +118,17 @@ Deno.test("usermeta round trip and foreign objects", () => {
   assert.equal(pairs.find((p) => p.key === "riakfs-mode")?.value, "4755");
   assert.deepEqual(decodeUsermeta(pairs), meta);
   assert.equal(decodeUsermeta([{ key: "other", value: "1" }]), undefined);
+  // Names are read whatever their case (HTTP tools may change it); the last of a name wins.
+  const shouted = pairs.map((p) => ({ key: p.key.toUpperCase(), value: p.value }));
+  assert.deepEqual(decodeUsermeta(shouted), meta);
+  assert.deepEqual(
+    decodeUsermeta([...pairs, { key: "Riakfs-Uid", value: "7" }]),
+    { ...meta, uid: 7 },
+  );
+  assert.throws(
+    () => decodeUsermeta(pairs.filter((p) => p.key !== "riakfs-gid")),
+    /riakfs-gid is missing/,
+  );
   assert.throws(
     () => decodeUsermeta(pairs.map((p) => p.key === "riakfs-size" ? { ...p, value: "x" } : p)),
     UsermetaFormatError,

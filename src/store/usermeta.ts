@@ -159,8 +159,14 @@ export class UsermetaFormatError extends Error {
  * {@link UsermetaFormatError} for a riakfs object whose pairs are malformed or newer.
  */
 export function decodeUsermeta(pairs: readonly UsermetaPair[]): ObjectMeta | undefined {
-  const map = new Map(pairs.map((pair) => [pair.key.toLowerCase(), pair.value]));
-  const layoutText = map.get(USERMETA.layout);
+  // Read on every stat and every read: one pass over the pairs, no map of them (a later pair
+  // of the same name wins, as a map would have it).
+  const texts: Partial<Record<UsermetaName, string>> = {};
+  for (const pair of pairs) {
+    const name = usermetaName(pair.key) ?? usermetaName(pair.key.toLowerCase());
+    if (name !== undefined) texts[name] = pair.value;
+  }
+  const layoutText = texts.layout;
   if (layoutText === undefined) return undefined;
   const layout = decimal(layoutText, USERMETA.layout);
   if (layout > LAYOUT_VERSION) {
@@ -168,27 +174,27 @@ export function decodeUsermeta(pairs: readonly UsermetaPair[]): ObjectMeta | und
       `written with layout version ${layout}; this riakfs reads up to ${LAYOUT_VERSION}`,
     );
   }
-  const type = required(map, USERMETA.type);
+  const type = required(texts, "type");
   if (type !== "file" && type !== "directory" && type !== "symlink") {
     throw new UsermetaFormatError(`${USERMETA.type} is ${JSON.stringify(type)}`);
   }
-  const storage = map.get(USERMETA.storage) ?? "inline";
+  const storage = texts.storage ?? "inline";
   if (storage !== "inline" && storage !== "chunked") {
     throw new UsermetaFormatError(`${USERMETA.storage} is ${JSON.stringify(storage)}`);
   }
-  const modeText = required(map, USERMETA.mode);
+  const modeText = required(texts, "mode");
   if (!/^[0-7]{1,6}$/.test(modeText)) {
     throw new UsermetaFormatError(`${USERMETA.mode} is ${JSON.stringify(modeText)}`);
   }
-  const mtimeText = required(map, USERMETA.mtimeNs);
+  const mtimeText = required(texts, "mtimeNs");
   if (!/^-?\d{1,25}$/.test(mtimeText)) {
     throw new UsermetaFormatError(`${USERMETA.mtimeNs} is ${JSON.stringify(mtimeText)}`);
   }
-  const atimeText = map.get(USERMETA.atimeNs);
+  const atimeText = texts.atimeNs;
   if (atimeText !== undefined && !/^-?\d{1,25}$/.test(atimeText)) {
     throw new UsermetaFormatError(`${USERMETA.atimeNs} is ${JSON.stringify(atimeText)}`);
   }
-  const sha256 = required(map, USERMETA.sha256);
+  const sha256 = required(texts, "sha256");
   if (!/^[0-9a-f]{64}$/.test(sha256)) {
     throw new UsermetaFormatError(`${USERMETA.sha256} is ${JSON.stringify(sha256)}`);
   }
@@ -196,19 +202,34 @@ export function decodeUsermeta(pairs: readonly UsermetaPair[]): ObjectMeta | und
     layout,
     type,
     storage,
-    size: decimal(required(map, USERMETA.size), USERMETA.size),
+    size: decimal(required(texts, "size"), USERMETA.size),
     mode: parseInt(modeText, 8) & 0o7777,
-    uid: decimal(required(map, USERMETA.uid), USERMETA.uid),
-    gid: decimal(required(map, USERMETA.gid), USERMETA.gid),
+    uid: decimal(required(texts, "uid"), USERMETA.uid),
+    gid: decimal(required(texts, "gid"), USERMETA.gid),
     mtimeNs: BigInt(mtimeText),
     ...(atimeText === undefined ? {} : { atimeNs: BigInt(atimeText) }),
     sha256,
   };
 }
 
-function required(map: Map<string, string>, key: string): string {
-  const value = map.get(key);
-  if (value === undefined) throw new UsermetaFormatError(`usermeta ${key} is missing`);
+/** The attributes decodeUsermeta reads (the rename marks are read where renames need them). */
+type UsermetaName = Exclude<keyof typeof USERMETA, "renamedTo" | "renamedFrom">;
+
+/** The usermeta keys decodeUsermeta reads, by the attribute each names. */
+const USERMETA_NAMES: ReadonlyMap<string, UsermetaName> = new Map(
+  (Object.keys(USERMETA) as (keyof typeof USERMETA)[])
+    .filter((name): name is UsermetaName => name !== "renamedTo" && name !== "renamedFrom")
+    .map((name) => [USERMETA[name], name]),
+);
+
+/** Which attribute a usermeta key names, if it is one decodeUsermeta reads (exact case). */
+function usermetaName(key: string): UsermetaName | undefined {
+  return USERMETA_NAMES.get(key);
+}
+
+function required(texts: Partial<Record<UsermetaName, string>>, name: UsermetaName): string {
+  const value = texts[name];
+  if (value === undefined) throw new UsermetaFormatError(`usermeta ${USERMETA[name]} is missing`);
   return value;
 }
 
