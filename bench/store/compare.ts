@@ -11,7 +11,11 @@
  *
  * Each case runs `rounds` times (default 3), store and plain alternating, each round on fresh
  * keys (new files, as a migration writes them); the medians are compared, which keeps a burst
- * of load from other processes from deciding the result.
+ * of load from other processes from deciding the result. Which side goes first alternates by
+ * round, and an untimed warm-up pass of every case comes first: the side that ran first in a
+ * cold process paid for compiling the client's code and growing its heap (up to 0.5 ms per
+ * MiB more in a single round). Downloads hand each value back once counted (`releaseRead`,
+ * `releaseFrame`), as a reader that streams the bytes on does.
  *
  * Run `bash bench/store/run.sh [MiB [files [rounds]]]`.
  *
@@ -22,6 +26,7 @@ import { createCipheriv } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { RiakClient } from "../../src/riak/client.ts";
+import { releaseFrame } from "../../src/riak/frame.ts";
 import { riakStoreClient } from "../../src/store/riak_adapter.ts";
 import { Store } from "../../src/store/store.ts";
 import { startEmbeddedServer } from "../_server.ts";
@@ -33,6 +38,9 @@ const MiB = 1024 * 1024;
 const IN_FLIGHT_SMALL = 8;
 /** Rounds of every case, store and plain alternating; the median of each side is reported. */
 const ROUNDS = Number(process.argv[4] ?? 3);
+/** Size of the untimed warm-up pass of each case. */
+const WARM_UP_MIB = 64;
+const WARM_UP_FILES = 1000;
 /** Linux's USER_HZ, the unit of /proc/PID/stat times. */
 const CLOCK_TICKS_PER_SECOND = 100;
 
@@ -47,8 +55,8 @@ function piece(index: number, size: number): Buffer {
   return POOL.subarray(offset, offset + size);
 }
 
-async function* bigStream(): AsyncGenerator<Buffer> {
-  for (let i = 0; i < BIG_MIB; i++) yield piece(i, MiB);
+async function* bigStream(mib: number): AsyncGenerator<Buffer> {
+  for (let i = 0; i < mib; i++) yield piece(i, MiB);
 }
 
 async function pool(count: number, inFlight: number, fn: (i: number) => Promise<unknown>) {
@@ -122,77 +130,95 @@ function report(): void {
   }
 }
 
-/** Times one case, store side then plain side, and records both. */
+/** Times one case on both sides, `storeFirst` or not, and records both (unless warming up). */
 async function both(
   name: string,
   bytes: number,
   store: () => Promise<unknown>,
   plain: () => Promise<unknown>,
 ): Promise<void> {
-  record(name, bytes, "store", await timed(serverPid, store));
-  record(name, bytes, "plain", await timed(serverPid, plain));
+  const sides = [["store", store], ["plain", plain]] as const;
+  for (const [side, run] of storeFirst ? sides : [...sides].reverse()) {
+    const cost = await timed(serverPid, run);
+    if (!warmingUp) record(name, bytes, side, cost);
+  }
 }
+
+/** Whether this round runs the store side of each case first (it alternates by round). */
+let storeFirst = true;
+/** Whether this is the untimed warm-up pass. */
+let warmingUp = false;
 
 /** The server process, whose CPU each side's cost includes. */
 let serverPid = 0;
 
-async function round(r: number, riak: RiakClient, store: Store): Promise<void> {
+async function round(
+  r: number | "warm-up",
+  riak: RiakClient,
+  store: Store,
+  { bigMiB, smallFiles }: { bigMiB: number; smallFiles: number },
+): Promise<void> {
   const plainBucket = "bench-plain";
-  const bigBytes = BIG_MIB * MiB;
+  const bigBytes = bigMiB * MiB;
   const big = `r${r}/big/file.bin`;
   const bigKey = (i: number) => ({ bucket: plainBucket, key: `r${r}.big.${i}` });
   const octets = "application/octet-stream";
   await both(
-    `upload ${BIG_MIB} MiB file`,
+    `upload ${bigMiB} MiB file`,
     bigBytes,
-    () => store.writeFile(big, bigStream()),
+    () => store.writeFile(big, bigStream(bigMiB)),
     () =>
-      pool(BIG_MIB, 4, (i) => riak.put(bigKey(i), { value: piece(i, MiB), contentType: octets })),
+      pool(bigMiB, 4, (i) => riak.put(bigKey(i), { value: piece(i, MiB), contentType: octets })),
   );
   let read = 0;
   await both(
-    `download ${BIG_MIB} MiB file`,
+    `download ${bigMiB} MiB file`,
     bigBytes,
     async () => {
-      for await (const part of store.readRange(big)) read += part.length;
+      for await (const part of store.readRange(big)) {
+        read += part.length;
+        store.releaseRead(part);
+      }
       if (read !== bigBytes) throw new Error(`store read ${read} of ${bigBytes} bytes`);
     },
     () =>
-      pool(BIG_MIB, 3, async (i) => {
-        const got = await riak.get(bigKey(i));
-        if (got.siblings[0].value.length !== MiB) throw new Error(`big.${i} short`);
+      pool(bigMiB, 3, async (i) => {
+        const { value } = (await riak.get(bigKey(i))).siblings[0];
+        if (value.length !== MiB) throw new Error(`big.${i} short`);
+        releaseFrame(value);
       }),
   );
   // The embedded server keeps everything in memory: drop the large file before going on.
   await store.remove(`r${r}/big`, { recursive: true });
-  await pool(BIG_MIB, 8, (i) => riak.delete(bigKey(i)));
+  await pool(bigMiB, 8, (i) => riak.delete(bigKey(i)));
 
-  const smallBytes = SMALL_FILES * SMALL_SIZE;
+  const smallBytes = smallFiles * SMALL_SIZE;
   const small = (i: number) => `r${r}/small/f${i}.bin`;
   await both(
-    `upload ${SMALL_FILES} x 100 KiB`,
+    `upload ${smallFiles} x 100 KiB`,
     smallBytes,
+    () => pool(smallFiles, IN_FLIGHT_SMALL, (i) => store.writeFile(small(i), piece(i, SMALL_SIZE))),
     () =>
-      pool(SMALL_FILES, IN_FLIGHT_SMALL, (i) => store.writeFile(small(i), piece(i, SMALL_SIZE))),
-    () =>
-      pool(SMALL_FILES, IN_FLIGHT_SMALL, (i) =>
+      pool(smallFiles, IN_FLIGHT_SMALL, (i) =>
         riak.put({ bucket: plainBucket, key: small(i) }, {
           value: piece(i, SMALL_SIZE),
           contentType: octets,
         })),
   );
   await both(
-    `download ${SMALL_FILES} x 100 KiB`,
+    `download ${smallFiles} x 100 KiB`,
     smallBytes,
     () =>
-      pool(SMALL_FILES, IN_FLIGHT_SMALL, async (i) => {
+      pool(smallFiles, IN_FLIGHT_SMALL, async (i) => {
         const content = await store.readFile(small(i));
         if (content.length !== SMALL_SIZE) throw new Error(`${small(i)} short`);
+        store.releaseRead(content);
       }),
     () =>
-      pool(SMALL_FILES, IN_FLIGHT_SMALL, async (i) => {
-        const got = await riak.get({ bucket: plainBucket, key: small(i) });
-        if (got.siblings[0].value.length !== SMALL_SIZE) throw new Error(`${small(i)} short`);
+      pool(smallFiles, IN_FLIGHT_SMALL, async (i) => {
+        const { value } = (await riak.get({ bucket: plainBucket, key: small(i) })).siblings[0];
+        if (value.length !== SMALL_SIZE) throw new Error(`${small(i)} short`);
+        releaseFrame(value);
       }),
   );
 }
@@ -204,7 +230,16 @@ async function main() {
   const riak = new RiakClient({ nodes: `127.0.0.1:${server.port}`, maxConnections: 16 });
   try {
     const store = new Store(riakStoreClient(riak), { namespace: { bucket: "bench-store" } });
-    for (let r = 0; r < ROUNDS; r++) await round(r, riak, store);
+    warmingUp = true;
+    await round("warm-up", riak, store, {
+      bigMiB: Math.min(BIG_MIB, WARM_UP_MIB),
+      smallFiles: Math.min(SMALL_FILES, WARM_UP_FILES),
+    });
+    warmingUp = false;
+    for (let r = 0; r < ROUNDS; r++) {
+      storeFirst = r % 2 === 0;
+      await round(r, riak, store, { bigMiB: BIG_MIB, smallFiles: SMALL_FILES });
+    }
     report();
     console.log(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   } finally {
