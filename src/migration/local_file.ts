@@ -242,15 +242,20 @@ function readWholeVersion(
     sameIdentity(atPath, expected);
 }
 
-/** sha256 (hex) and size of a stream of bytes. */
+/**
+ * sha256 (hex) and size of a stream of bytes; `hashed`, when given, gets each piece once it is
+ * hashed (nothing here uses it afterwards).
+ */
 export async function hashBytes(
   stream: AsyncIterable<Uint8Array>,
+  hashed?: (piece: Uint8Array) => void,
 ): Promise<{ sha256: string; size: number }> {
   const hash = createHash("sha256");
   let size = 0;
   for await (const piece of stream) {
     hash.update(piece);
     size += piece.length;
+    hashed?.(piece);
   }
   return { sha256: hash.digest("hex"), size };
 }

@@ -6,11 +6,16 @@
 import { GenerationChangedError, type Store } from "../store/store.ts";
 import { hashBytes } from "./local_file.ts";
 
-/** The store operations migration uses (a {@link Store} has them all). */
-export type MigrationStore = Pick<
-  Store,
-  "tryStat" | "writeFile" | "mkdir" | "symlink" | "readRange" | "readlink" | "remove"
->;
+/**
+ * The store operations migration uses (a {@link Store} has them all; without `releaseRead`
+ * the chunks read back are left to the garbage collector).
+ */
+export type MigrationStore =
+  & Pick<
+    Store,
+    "tryStat" | "writeFile" | "mkdir" | "symlink" | "readRange" | "readlink" | "remove"
+  >
+  & Partial<Pick<Store, "releaseRead">>;
 
 /** Read-backs restarted when the file is overwritten while being read. */
 const READ_BACK_ATTEMPTS = 3;
@@ -26,7 +31,8 @@ export async function hashStoredFile(
 ): Promise<{ sha256: string; size: number }> {
   for (let attempt = 1;; attempt++) {
     try {
-      return await hashBytes(store.readRange(path));
+      // Each chunk is only hashed: its memory goes back as soon as it is (Store.releaseRead).
+      return await hashBytes(store.readRange(path), (piece) => store.releaseRead?.(piece));
     } catch (error) {
       if (!(error instanceof GenerationChangedError) || attempt >= READ_BACK_ATTEMPTS) throw error;
     }
