@@ -31,6 +31,7 @@ import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { isNoRoomError } from "../util/no_room.ts";
 import { syncDirectory } from "../util/directories.ts";
+import type { FileIdentity } from "../migration/file_identity.ts";
 
 /** What the journal remembers about one pending upload. */
 export interface PendingUpload {
@@ -55,6 +56,40 @@ export interface PendingUpload {
    * holds under it is one the mount never showed, and is set aside (renamed), not replaced.
    */
   unseen?: true;
+  /**
+   * Drain: the local file this write superseded, deleted once Riak's copy, read back, is the
+   * upload. In the journal, not only in memory: an upload replayed after a crash deletes it
+   * too, where a stale copy left in the source would be served during the next outage (and
+   * taken along by renames) in place of Riak's.
+   */
+  supersedes?: JournaledIdentity;
+}
+
+/** A {@link FileIdentity} as a journal line holds it: each number as decimal text. */
+export type JournaledIdentity = Record<keyof FileIdentity, string>;
+
+/** `identity` as a journal line holds it. */
+export function journaledIdentity(identity: FileIdentity): JournaledIdentity {
+  const { size, mtimeNs, ctimeNs, ino, dev } = identity;
+  return {
+    size: size.toString(),
+    mtimeNs: mtimeNs.toString(),
+    ctimeNs: ctimeNs.toString(),
+    ino: ino.toString(),
+    dev: dev.toString(),
+  };
+}
+
+/** The {@link FileIdentity} a journal line holds. */
+export function identityFromJournal(journaled: JournaledIdentity): FileIdentity {
+  const { size, mtimeNs, ctimeNs, ino, dev } = journaled;
+  return {
+    size: BigInt(size),
+    mtimeNs: BigInt(mtimeNs),
+    ctimeNs: BigInt(ctimeNs),
+    ino: BigInt(ino),
+    dev: BigInt(dev),
+  };
 }
 
 /**

@@ -69,7 +69,14 @@ import { ContentPrefetch } from "./content_prefetch.ts";
 import { DirectoryTimes } from "./directory_times.ts";
 import { type CopyOnReadQueue, ReadCoverage } from "./copy_on_read.ts";
 import { isOutageError, type RiakHealth, RiakTimeoutError } from "./health.ts";
-import { isMirror, type JournalEntry, type PendingMirror, type PendingUpload } from "./journal.ts";
+import {
+  identityFromJournal,
+  isMirror,
+  journaledIdentity,
+  type JournalEntry,
+  type PendingMirror,
+  type PendingUpload,
+} from "./journal.ts";
 import { localPathBeneath } from "./local_path.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
@@ -2143,7 +2150,9 @@ export class OverlayFileSystem implements FileSystem {
     }
     this.#uploadedTo(upload.path);
     this.#rememberInRiak(upload.path, true);
-    const before = this.#superseded.get(upload.path);
+    // Replayed after a restart, the upload alone remembers what it superseded.
+    const before = this.#superseded.get(upload.path) ??
+      (upload.supersedes && identityFromJournal(upload.supersedes));
     // A newer version still on its way handles it when it lands.
     const newest = this.#o.uploads.pendingFor(upload.path);
     if (!before || (newest !== undefined && newest.id !== upload.id)) return;
@@ -2914,6 +2923,7 @@ export class OverlayFileSystem implements FileSystem {
       ...(session.atimeNs === undefined ? {} : { atimeNs: session.atimeNs.toString() }),
       size: Number(stats.size),
       ...this.#unseenMark(session.path),
+      ...(session.supersedes ? { supersedes: journaledIdentity(session.supersedes) } : {}),
     });
     // Only once journaled: a commit that failed leaves the session dirty, to commit again.
     session.dirty = false;

@@ -188,6 +188,29 @@ Deno.test("drain: a local file overwritten through the mount goes once Riak has 
   });
 });
 
+// What a write superseded was remembered in memory alone: the upload a restart replayed left
+// the old local copy behind, which an outage then served in place of Riak's newer bytes.
+Deno.test("drain: a local file a write superseded goes also when a restart replays the upload", async () => {
+  await withOverlay("drain", async ({ fs, source, riak, store, runtime, restart }) => {
+    await writeFile(join(source, "edit.txt"), "old local bytes");
+    const faults = riak.faults;
+    await faults.stopAccepting();
+    faults.dropConnections();
+    try {
+      await writeThrough(fs, "/edit.txt", Buffer.from("new bytes"));
+      // Stopped while Riak is away: the upload stays journaled, the rest is forgotten.
+      assert.equal(await runtime.stop(50), 1);
+    } finally {
+      await faults.resumeAccepting();
+    }
+    const again = await restart({});
+    assert.equal(await again.settle(20_000), 0);
+    assert.equal((await store.readFile("/edit.txt")).toString(), "new bytes");
+    await assert.rejects(stat(join(source, "edit.txt")), { code: "ENOENT" });
+    assert.equal(again.metrics.snapshot().localDeletion.deleted, 1);
+  });
+});
+
 Deno.test("riak: every namespace operation, with attributes reported back exactly", async () => {
   await withOverlay("riak", async ({ fs, store, runtime }) => {
     await fs.mkdir!(ROOT_CTX, 1, "a", 0o755, 0);
