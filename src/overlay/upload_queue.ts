@@ -802,13 +802,12 @@ export class UploadQueue {
       metrics.uploaded++;
       if (!isMirror(entry)) metrics.bytesUploaded += entry.size;
     }
-    try {
-      await this.#options.afterUpload?.(entry);
-    } catch (error) {
-      this.#logger.warn("after-upload step failed", {
-        path: entry.path,
-        error: (error as Error).message,
-      });
+    if (!await this.#afterUpload(entry)) {
+      // Stopped while Riak was away: the entry stays journaled, and the next start uploads
+      // the file again and then takes the step (what it is in Riak already, it overwrites).
+      job.resolve();
+      this.#finish(job);
+      return;
     }
     try {
       await this.#forget(entry);
@@ -817,6 +816,34 @@ export class UploadQueue {
       job.reject(error as Error);
     }
     this.#finish(job);
+  }
+
+  /**
+   * The step after an upload (drain's verified removal of the local copy the upload
+   * superseded). One that failed because Riak went away is tried again with the uploads'
+   * backoff: forgotten, the entry could not bring it back, and a stale local copy would stay
+   * (and be served in the next outage). False when the queue stopped first.
+   */
+  async #afterUpload(entry: JournalEntry): Promise<boolean> {
+    let delay = this.#retryInitialMs;
+    for (;;) {
+      try {
+        await this.#options.afterUpload?.(entry);
+        return true;
+      } catch (error) {
+        if (!isOutageError(error)) {
+          this.#logger.warn("after-upload step failed", {
+            path: entry.path,
+            error: (error as Error).message,
+          });
+          return true;
+        }
+        if (this.#stopping) return false;
+        await this.#sleep(delay);
+        if (this.#stopping) return false;
+        delay = Math.min(delay * 2, this.#retryMaxMs);
+      }
+    }
   }
 
   /**

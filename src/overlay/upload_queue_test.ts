@@ -239,6 +239,38 @@ Deno.test("afterUpload runs once Riak acknowledged, before the staged file goes"
   });
 });
 
+Deno.test("an afterUpload that Riak's absence failed is tried again; stopped first, the entry stays", async () => {
+  await withSpool(async (fixture) => {
+    const outage = () => Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+    let failuresLeft = 3;
+    let steps = 0;
+    const queue = queueOver(fixture, {
+      afterUpload: () => {
+        steps++;
+        return failuresLeft-- > 0 ? Promise.reject(outage()) : Promise.resolve();
+      },
+    });
+    await (await queue.submit(await stage(fixture.spool, "/f", "foxtrot"))).uploaded;
+    assert.equal(steps, 4, "three failures, then the step that worked");
+    assert.equal(fixture.journal.pendingCount, 0);
+
+    // Riak stays away until the queue stops: the upload is in Riak, its step is not done, so
+    // the entry stays for the next start to finish.
+    let stop: Promise<void> | undefined;
+    const stuck = queueOver(fixture, {
+      afterUpload: () => {
+        stop ??= stuck.stop();
+        return Promise.reject(outage());
+      },
+    });
+    await (await stuck.submit(await stage(fixture.spool, "/g", "golf"))).uploaded;
+    await stop;
+    assert.equal(fixture.stored.get("/g"), "golf");
+    assert.equal(fixture.journal.pendingCount, 1);
+    assert.equal((await fixture.spool.usage()).files, 1);
+  });
+});
+
 /** A queue whose mirrorer records what it was asked, in order; `gate` holds it back. */
 function mirrorQueue(fixture: Fixture, gate?: Promise<void>) {
   const mirrored: string[] = [];
