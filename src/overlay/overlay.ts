@@ -372,8 +372,12 @@ export class OverlayFileSystem implements FileSystem {
     { stat: FileStat | undefined; expires: number; localAbsentAt?: number }
   >();
   /**
-   * Riak directories whose stats expired from {@link #statCache}, most recent last (bounded):
-   * during an outage one is taken to be there still, so new files can be made in it.
+   * The last stat Riak gave of each directory seen, most recent last (bounded): during an
+   * outage one is taken to be there still, so new files can be made in it. Kept apart from
+   * {@link #statCache}, whose entries expire and are dropped at every change of the path
+   * (each write of a directory's mtime): a directory the mount wrote into, the one its
+   * applications use most, was forgotten a second after each write, and lookups of it
+   * answered EIO for the whole outage.
    */
   readonly #riakDirectories = new Map<string, FileStat>();
   /**
@@ -2197,24 +2201,29 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * Caches Riak's answer for `path` until the entry timeout, newest last. Entries all live
-   * that long, so the expired ones are the oldest, at the front: they go (a directory's
-   * stat to {@link #riakDirectories}), and the cache holds what the last entry timeout
+   * Caches Riak's answer for `path` until the entry timeout, newest last (a directory's
+   * also in {@link #riakDirectories}). Entries all live that long, so the expired ones are
+   * the oldest, at the front: they go, and the cache holds what the last entry timeout
    * looked up, not the last ten thousand stats of a mount that ran for months (each change
    * walks the whole cache, see {@link #changed}).
    */
   #cacheStat(path: string, stat: FileStat | undefined, now: number): void {
     this.#statCache.delete(path);
-    this.#riakDirectories.delete(path);
+    this.#rememberDirectory(path, stat);
     this.#statCache.set(path, { stat, expires: now + this.#entryTimeout * 1000 });
     for (const [oldest, entry] of this.#statCache) {
       if (entry.expires > now && this.#statCache.size <= STAT_CACHE_LIMIT) break;
       this.#statCache.delete(oldest);
-      if (entry.stat?.type !== "directory") continue;
-      this.#riakDirectories.set(oldest, entry.stat);
-      if (this.#riakDirectories.size > STAT_CACHE_LIMIT) {
-        this.#riakDirectories.delete(this.#riakDirectories.keys().next().value!);
-      }
+    }
+  }
+
+  /** Keeps Riak's answer for `path` in {@link #riakDirectories} when it is a directory. */
+  #rememberDirectory(path: string, stat: FileStat | undefined): void {
+    this.#riakDirectories.delete(path);
+    if (stat?.type !== "directory") return;
+    this.#riakDirectories.set(path, stat);
+    if (this.#riakDirectories.size > STAT_CACHE_LIMIT) {
+      this.#riakDirectories.delete(this.#riakDirectories.keys().next().value!);
     }
   }
 
@@ -2490,6 +2499,7 @@ export class OverlayFileSystem implements FileSystem {
       // mount drop the entry (#changed); others' writes show within the entry timeout,
       // like a found file's new version does.
       if (this.#entryTimeout > 0) this.#cacheStat(path, stat, now);
+      else this.#rememberDirectory(path, stat);
       return stat;
     } catch (error) {
       if (quiet && !isOutageError(error)) return undefined;
