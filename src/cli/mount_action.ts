@@ -22,6 +22,7 @@ import { type FuseOptionSet, MOUNT_SUBTYPE, type MountFlags, parseFuseOptions } 
 import {
   clusterOptionsFromSettings,
   pingNode,
+  riakAnswersAgain,
   type RiakCommandSettings,
   RiakConfigError,
   riakSettingsFromOptions,
@@ -167,15 +168,17 @@ async function serveInForeground(
       w: riak.riak.w,
       dw: riak.riak.dw,
     });
+    const pingRiak = riak &&
+      (() =>
+        Promise.all(riak.riak.nodes.map((node) => pingNode(riak.riak, node, PING_TIMEOUT_MS))));
     runtime = await startOverlay({
       settings: overlay,
       source: overlay.mode.reads === "riak" ? undefined : source,
       mountpoint,
       store,
       riakNodes: riak?.riak.nodes ?? [],
-      pingRiak: riak &&
-        (() =>
-          Promise.all(riak.riak.nodes.map((node) => pingNode(riak.riak, node, PING_TIMEOUT_MS)))),
+      pingRiak,
+      riakAnswers: pingRiak && (() => riakAnswersAgain(pingRiak, client!, PING_TIMEOUT_MS)),
       logger,
       localFileSystem: () =>
         openPassthrough(source, {

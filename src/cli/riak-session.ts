@@ -266,6 +266,23 @@ export async function pingNode(
 }
 
 /**
+ * Whether Riak answers a mount again: a node answers a ping on a connection of its own
+ * (`pings`, one look per node, as `riakfs status` shows them), and `client`, the mount's
+ * own, has a node back in rotation within `timeoutMs` (the nodes it took out are pinged
+ * now, not at their next interval). Until the client takes a node back, every request of
+ * the mount fails at once ("every Riak node is down"): an outage declared over on the pings
+ * alone began again with the first requests after it, logged twice, and failed them.
+ */
+export async function riakAnswersAgain(
+  pings: () => Promise<NodePing[]>,
+  client: RiakClient,
+  timeoutMs: number,
+): Promise<boolean> {
+  if (!(await pings()).some((ping) => ping.ms !== undefined)) return false;
+  return await client.cluster.whenReachable(timeoutMs);
+}
+
+/**
  * Runs a command body with a Riak client: bad settings are usage errors (exit 2); Riak and
  * store failures print one line and exit 1; the client is closed in every case.
  */

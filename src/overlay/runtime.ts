@@ -59,6 +59,12 @@ export interface OverlayStartOptions {
    * its last request, which says nothing of a node gone silent since.
    */
   pingRiak?: () => Promise<NodePing[]>;
+  /**
+   * Whether Riak answers the mount's own requests again, asked before an outage is declared
+   * over (and before a request's timeout declares one); default: whether a node answers
+   * {@link pingRiak}.
+   */
+  riakAnswers?: () => Promise<boolean>;
   logger: Logger;
   /**
    * The filesystem for modes without Riak (the passthrough preset); its `close`, if any,
@@ -116,7 +122,8 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
   const health = new RiakHealth(
     logger,
     Date.now,
-    pingRiak && (async () => (await pingRiak()).some((ping) => ping.ms !== undefined)),
+    options.riakAnswers ??
+      (pingRiak && (async () => (await pingRiak()).some((ping) => ping.ms !== undefined))),
   );
   metrics.onSnapshot(() => {
     const snapshot = health.snapshot();
