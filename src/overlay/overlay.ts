@@ -381,6 +381,14 @@ export class OverlayFileSystem implements FileSystem {
    */
   readonly #riakDirectories = new Map<string, FileStat>();
   /**
+   * The directories above the staged uploads the journal held when the mount started: those
+   * files were written into them. A mount started (or restarted) during an outage never
+   * saw them in Riak; until Riak answers for one, it is taken to be there while some of
+   * those files are still in the spool, so they are read from there and new files are made
+   * beside them, instead of the name looking absent.
+   */
+  readonly #replayedDirectories = new Set<string>();
+  /**
    * The source's metadata calls (realpath, lstat, unlink, open and close) block the event
    * loop while they are quick: on the pool each costs a request a thread hop or two, most of
    * what a small file's CREATE or UNLINK takes. A slow source goes to the pool, retried every
@@ -444,6 +452,12 @@ export class OverlayFileSystem implements FileSystem {
     options.metrics.onSnapshot(() =>
       options.metrics.value.directoryTimesPending = this.#directoryTimes.pendingCount
     );
+    for (const pending of options.uploads.pendingPathsBelow("/")) {
+      if (options.uploads.pendingFor(pending) === undefined) continue;
+      for (let at = parentOf(pending); at !== "/"; at = parentOf(at)) {
+        this.#replayedDirectories.add(at);
+      }
+    }
     if (usesSource(options.mode)) {
       this.readdirplus = (_ctx, nodeid, fh, offset, sink) =>
         this.#readdirplusEntries(nodeid, fh, offset, sink);
@@ -499,6 +513,7 @@ export class OverlayFileSystem implements FileSystem {
       unseen: this.#unseen.size,
       statCache: this.#statCache.size,
       riakDirectories: this.#riakDirectories.size,
+      replayedDirectories: this.#replayedDirectories.size,
       offered: this.#offered.size,
       superseded: this.#superseded.size,
       localWriters: this.#localWriters.size,
@@ -2217,6 +2232,25 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
+  /**
+   * For an outage: the stat shown for `path`, one of {@link #replayedDirectories}, while
+   * uploads journaled into it are still in the spool (owned by the writer of one of them;
+   * Riak's own attributes are shown again once it answers).
+   */
+  #replayedDirectoryStat(path: string): FileStat | undefined {
+    if (!this.#replayedDirectories.has(path)) return undefined;
+    const uploads = this.#o.uploads;
+    const below = uploads.pendingPathsBelow(path).find((pending) =>
+      pending !== path && uploads.pendingFor(pending) !== undefined
+    );
+    if (below === undefined) {
+      this.#replayedDirectories.delete(path);
+      return undefined;
+    }
+    const { uid, gid } = uploads.pendingFor(below)!;
+    return { ...rootStat(this.#startedNs), path: Buffer.from(path.slice(1)), uid, gid };
+  }
+
   /** Keeps Riak's answer for `path` in {@link #riakDirectories} when it is a directory. */
   #rememberDirectory(path: string, stat: FileStat | undefined): void {
     this.#riakDirectories.delete(path);
@@ -2303,7 +2337,8 @@ export class OverlayFileSystem implements FileSystem {
       if (path === "/") return { where: "riak", stat: rootStat(this.#startedNs) };
       // A directory Riak was seen to hold is taken to be there still, its cached stat past
       // its time: new files can be made in it, their uploads waiting in the journal.
-      const stale = this.#statCache.get(path)?.stat ?? this.#riakDirectories.get(path);
+      const stale = this.#statCache.get(path)?.stat ?? this.#riakDirectories.get(path) ??
+        this.#replayedDirectoryStat(path);
       if (stale?.type === "directory") return { where: "riak", stat: stale };
       if (!this.#knownInRiak.has(path) && this.#writesRiak()) {
         this.#unseen.add(path);
@@ -2316,6 +2351,7 @@ export class OverlayFileSystem implements FileSystem {
     }
     this.#rememberInRiak(path, remote !== undefined);
     this.#unseen.delete(path); // Nothing of it is pending or open here: Riak's answer stands.
+    this.#replayedDirectories.delete(path);
     if (remote) {
       // A directory Riak keeps no attributes for (the root, a riak-fuse folder) dates from
       // the mount's start, not from the epoch.

@@ -49,3 +49,36 @@ for (const preset of ["drain", "riak"]) {
     );
   });
 }
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: restarted during an outage, the files its journal holds are read from the spool`, async () => {
+    let clock = Date.now();
+    await withOverlay(
+      preset,
+      async ({ fs, store, riak, runtime, restart }) => {
+        await fs.mkdir!(ROOT_CTX, ROOT_NODE_ID, "app", 0o755, 0o022);
+        await writeThrough(fs, "/app/before.txt", Buffer.from("before"));
+        assert.equal(await runtime.settle(10_000), 0);
+        const again = await whilePaused(riak, async () => {
+          await writeThrough(fs, "/app/during.txt", Buffer.from("during"));
+          // Stopped (killed, or unmounted with its drain timing out) and mounted again, Riak
+          // still away: the new mount never saw /app, but its journal holds a file in it.
+          await runtime.stop(0);
+          clock += LONG_AGO_MS;
+          const again = await restart({});
+          assert.equal(again.pendingUploads(), 1);
+          const fsAgain = again.fileSystem;
+          assert.deepEqual(await readThrough(fsAgain, "/app/during.txt"), Buffer.from("during"));
+          await writeThrough(fsAgain, "/app/after-restart.txt", Buffer.from("after"));
+          return again;
+        });
+        assert.equal(await again.settle(10_000), 0);
+        assert.equal((await store.readFile("/app/during.txt")).toString(), "during");
+        assert.equal((await store.readFile("/app/after-restart.txt")).toString(), "after");
+        assert.equal((await store.readFile("/app/before.txt")).toString(), "before");
+      },
+      { riakReadTimeout: "300" },
+      { now: () => clock },
+    );
+  });
+}
