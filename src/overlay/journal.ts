@@ -266,6 +266,15 @@ export class UploadJournal {
     return this.#pending.size;
   }
 
+  /** The staged files of the uploads not yet completed, by name, with their journaled sizes. */
+  stagedSizes(): Map<string, number> {
+    const sizes = new Map<string, number>();
+    for (const entry of this.#pending.values()) {
+      if (!isMirror(entry)) sizes.set(entry.staged, entry.size);
+    }
+    return sizes;
+  }
+
   /**
    * Records an upload to do; resolves with its id once the line is written (and, for a
    * staged file, fsync'd).

@@ -143,7 +143,10 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     preset: presetOf(settings.mode),
     mode: settings.mode,
     riak: { ...health.snapshot(), nodes: options.riakNodes, pings: await options.pingRiak?.() },
-    spool: parts.spool && { directory: parts.spool.directory, ...await parts.spool.usage() },
+    spool: parts.spool && {
+      directory: parts.spool.directory,
+      ...await parts.spool.usage(parts.journal?.stagedSizes()),
+    },
     metrics: metrics.snapshot(),
   });
   /** When the last drain's timeout runs out: stopping afterwards does not wait it again. */
@@ -259,6 +262,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
 interface MountParts {
   fileSystem: FileSystem;
   spool?: Spool;
+  journal?: UploadJournal;
   uploads?: UploadQueue;
   copies?: CopyOnReadQueue;
   replayed?: number;
@@ -507,6 +511,7 @@ async function startOnSpool(
   return {
     fileSystem: overlay,
     spool,
+    journal,
     uploads,
     copies,
     replayed: pending.length,

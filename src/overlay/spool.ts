@@ -283,8 +283,14 @@ export class Spool {
     return join(this.directory, "unreferenced");
   }
 
-  /** Staged files and their bytes. */
-  async usage(): Promise<SpoolUsage> {
+  /**
+   * Staged files and their bytes. Those in `journaled` (name to size: the staged files of
+   * uploads still pending, never written after they were journaled) count at that size
+   * without a stat: after a long outage the spool holds tens of thousands of them, and a
+   * stat of each, one after the other on a loop busy uploading, kept `riakfs status` from
+   * answering within its timeout. The others (files being written) are looked at.
+   */
+  async usage(journaled: ReadonlyMap<string, number> = new Map()): Promise<SpoolUsage> {
     let files = 0;
     let bytes = 0;
     const names = await readdir(this.#stagedDirectory).catch((error) => {
@@ -292,6 +298,12 @@ export class Spool {
       throw error;
     });
     for (const name of names) {
+      const size = journaled.get(name);
+      if (size !== undefined) {
+        bytes += size;
+        files++;
+        continue;
+      }
       try {
         bytes += (await stat(this.pathOf(name))).size;
         files++;

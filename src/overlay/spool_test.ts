@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { UploadJournal } from "./journal.ts";
+import { Spool } from "./spool.ts";
+
+/** Stages `content` in a new staged file of `spool`; returns its name. */
+async function staged(spool: Spool, content: string): Promise<string> {
+  const file = await spool.create();
+  try {
+    await file.handle.write(content);
+  } finally {
+    await file.handle.close();
+  }
+  return file.name;
+}
+
+Deno.test("spool usage counts the staged files of pending uploads at their journaled sizes, without a look at each", async () => {
+  const directory = await mkdtemp(join(tmpdir(), "riakfs-spool-"));
+  try {
+    const spool = Spool.open(join(directory, "spool"));
+    const { journal } = await UploadJournal.open(spool.journalFile);
+    try {
+      // A staged file is never written after it was journaled: the journal's size is its size
+      // (here, to tell whether the file was looked at, the journal says more than it holds).
+      const pending = await staged(spool, "12345");
+      await journal.add({
+        path: "/pending.txt",
+        staged: pending,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtimeNs: "0",
+        size: 1_000_000,
+      });
+      await staged(spool, "being written"); // No journal entry yet: looked at.
+      assert.deepEqual(await spool.usage(journal.stagedSizes()), {
+        files: 2,
+        bytes: 1_000_000 + "being written".length,
+      });
+      assert.deepEqual(await spool.usage(), { files: 2, bytes: 5 + "being written".length });
+    } finally {
+      await journal.close();
+    }
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+});
