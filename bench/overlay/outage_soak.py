@@ -22,7 +22,7 @@ the samples, recovery times, what differs, and the mount's log lines by message.
     sudo python3 bench/overlay/outage_soak.py --preset drain --port 19522 \
         --base /tmp/soak-drain --outage-s 240 --outage stop
 """
-import argparse, hashlib, json, os, random, signal, subprocess, sys, threading, time, errno, shutil
+import argparse, atexit, hashlib, json, os, random, signal, subprocess, sys, threading, time, errno, shutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("RIAKFS", os.path.join(ROOT, "dist/riakfs"))
@@ -44,6 +44,8 @@ p.add_argument("--extra", default="")
 p.add_argument("--seed", type=int, default=1)
 p.add_argument("--keep", action="store_true")
 args = p.parse_args()
+if shutil.which(DENO) is None:
+    raise SystemExit(f"{DENO} not found (it reads Riak's tree at the end): put it on PATH or set DENO")
 rnd = random.Random(args.seed)
 base = args.base
 shutil.rmtree(base, ignore_errors=True)
@@ -334,6 +336,26 @@ def log_lines():
             out.append({"msg": line.strip()})
     return out
 
+
+def cleanup():
+    """Whatever happened: nothing of this run stays mounted or running (by pid)."""
+    if mountp is not None and mountp.poll() is None:
+        subprocess.run([BIN, "umount", "--run-dir", run, "--drain-timeout", "1000", mnt], capture_output=True)
+        try:
+            mountp.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            mountp.kill()
+            mountp.wait()
+    if os.path.ismount(mnt):
+        subprocess.run(["umount", "-l", mnt])
+    if riak is not None and riak.poll() is None:
+        riak.send_signal(signal.SIGCONT)
+        riak.terminate()
+        riak.wait()
+
+
+atexit.register(cleanup)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
 # ---------- run ----------
 start_mount()
