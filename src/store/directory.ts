@@ -71,7 +71,18 @@ export class DirectoryIndex {
     this.#settings = settings;
   }
 
-  /** Every entry of a directory, shard by shard (never list-keys). */
+  /**
+   * Every entry of a directory, shard by shard (never list-keys), each name once.
+   *
+   * A name lives in one shard per level: at level `count`, shard `hash(name) mod count`. Each
+   * level's count is a multiple of the one before, so the shards that may hold a name seen in
+   * shard `j` of a level are shard `j mod c` of each coarser level `c`. The shards are read
+   * depth first along that tree, holding only the names of the shards on the path down to
+   * the one being read: a name also found higher up (removed there and added again to the
+   * newest level while this listing ran, or added by two hosts at once) is skipped, in memory
+   * bounded by the levels' capacity, not by the directory. An entry that is there from the
+   * start to the end of the listing is listed: entries never move between shards.
+   */
   async *list(directory: DirectoryPlacement): AsyncGenerator<ShardEntry> {
     const entries = directory.entries;
     if (entries.kind === "riak-fuse") {
@@ -83,16 +94,41 @@ export class DirectoryIndex {
     }
     const root = await this.#fetch(this.#shard(directory, 1, 0));
     const { levels, entries: rootEntries } = readShard(root);
-    yield* rootEntries;
-    const shards: ObjectLocation[] = [];
-    for (const count of levels.slice(1)) {
-      for (let i = 0; i < count; i++) shards.push(this.#shard(directory, count, i));
+    const rootNames = new Set<string>();
+    for (const entry of rootEntries) {
+      const id = entry.name.toString("latin1");
+      if (rootNames.has(id)) continue;
+      rootNames.add(id);
+      yield entry;
     }
-    for (let start = 0; start < shards.length; start += LIST_PARALLELISM) {
-      const batch = await Promise.all(
-        shards.slice(start, start + LIST_PARALLELISM).map((shard) => this.#fetch(shard)),
+    const tree = levelsDividing(levels);
+    const order = tree
+      ? depthFirst(levels)
+      : levels.slice(1).flatMap((count, depth) =>
+        Array.from({ length: count }, (_, index) => ({ depth: depth + 1, count, index }))
       );
-      for (const set of batch) yield* readShard(set).entries;
+    // The names of the shards on the path down to the one being read, by depth. Levels whose
+    // counts do not divide each other (hosts with other fanouts) make no tree: every name read
+    // is held then.
+    const above: Set<string>[] = [rootNames];
+    const fetched = (i: number) => {
+      const set = this.#fetch(this.#shard(directory, order[i].count, order[i].index));
+      set.catch(() => {}); // Awaited in turn; a listing given up early leaves it unawaited.
+      return set;
+    };
+    const ahead = order.slice(0, LIST_PARALLELISM).map((_, i) => fetched(i));
+    for (let i = 0; i < order.length; i++) {
+      const set = await ahead.shift()!;
+      if (i + LIST_PARALLELISM < order.length) ahead.push(fetched(i + LIST_PARALLELISM));
+      if (tree) above.length = order[i].depth;
+      const names = tree ? new Set<string>() : rootNames;
+      for (const entry of readShard(set).entries) {
+        const id = entry.name.toString("latin1");
+        if (names.has(id) || above.some((held) => held.has(id))) continue;
+        names.add(id);
+        yield entry;
+      }
+      if (tree) above.push(names);
     }
   }
 
@@ -492,6 +528,29 @@ function sizeOf(entries: readonly ShardEntry[]): ShardSize {
   let bytes = 0;
   for (const entry of entries) bytes += entry.name.length + ENTRY_MEMBER_OVERHEAD;
   return { entries: entries.length, bytes };
+}
+
+/** Whether every level's shard count divides the next one's (a tree of shards). */
+function levelsDividing(levels: readonly number[]): boolean {
+  return levels.every((count, i) => i === 0 || count % levels[i - 1] === 0);
+}
+
+/**
+ * The shards of the levels below the root, depth first: under shard `j` of a level come the
+ * shards `j + count * t` of the next level, the ones holding names of the same hash residue.
+ */
+function depthFirst(
+  levels: readonly number[],
+): Array<{ depth: number; count: number; index: number }> {
+  const order: Array<{ depth: number; count: number; index: number }> = [];
+  const visit = (depth: number, index: number) => {
+    const count = levels[depth];
+    order.push({ depth, count, index });
+    if (depth + 1 >= levels.length) return;
+    for (let child = index; child < levels[depth + 1]; child += count) visit(depth + 1, child);
+  };
+  if (levels.length > 1) { for (let index = 0; index < levels[1]; index++) visit(1, index); }
+  return order;
 }
 
 function groupByShard(entries: readonly ShardEntry[], count: number): Map<number, ShardEntry[]> {

@@ -3,6 +3,7 @@ import { Buffer } from "node:buffer";
 import { withStore } from "./_test_support.ts";
 import { DirectoryIndex } from "./directory.ts";
 import { normalizePath } from "./path.ts";
+import { shardIndex } from "./shards.ts";
 
 Deno.test("a directory of 100,000 entries spreads over bounded shards and lists completely", async () => {
   await withStore(async ({ client, store }) => {
@@ -124,5 +125,58 @@ Deno.test("an entry added under the other type replaces the old one, in a one-sh
     const listed = [];
     for await (const entry of index.list(dir)) listed.push(`${entry.type} ${entry.name}`);
     assert.deepEqual(listed.sort(), ["directory x", "file y"]);
+  });
+});
+
+Deno.test("a listing running while names are removed and added again lists each name once, and every name that stayed", async () => {
+  await withStore(async ({ client, store }) => {
+    // Small shards: the root fills at 4 entries, then levels of 2, 4 and 8 shards open.
+    const index = new DirectoryIndex(client, { capacity: 4, fanout: 2 });
+    const dir = store.layout.directory(normalizePath("busy"));
+    const names = Array.from({ length: 40 }, (_, i) => `n${String(i).padStart(2, "0")}`);
+    for (const name of names) {
+      await index.add(dir, [{ type: "file", name: Buffer.from(name) }]);
+    }
+    const listing = index.list(dir);
+    const first = await listing.next();
+    assert.equal(first.done, false);
+    const listed = [(first.value as { name: Buffer }).name.toString()];
+    // Between the root shard's entries and the rest: names of the root go, and come back in
+    // the newest level (another host's rm and re-create, or a rename back and forth).
+    const moved = names.slice(0, 4);
+    await index.remove(dir, moved.map((name) => Buffer.from(name)));
+    await index.add(dir, moved.map((name) => ({ type: "file" as const, name: Buffer.from(name) })));
+    for await (const entry of listing) listed.push(entry.name.toString());
+    assert.deepEqual(
+      listed.filter((name, i) => listed.indexOf(name) !== i),
+      [],
+      "no name listed twice",
+    );
+    assert.deepEqual(listed.sort(), names);
+  });
+});
+
+Deno.test("levels opened by hosts with different fanouts still list each name once", async () => {
+  await withStore(async ({ client, store }) => {
+    const index = new DirectoryIndex(client, { capacity: 2000, fanout: 16 });
+    const dir = store.layout.directory(normalizePath("mixed"));
+    if (dir.entries.kind !== "sharded") throw new Error("expected a sharded directory");
+    const { bucketType, bucket, dirKey } = dir.entries;
+    const at = (key: Buffer) => ({ bucketType, bucket, key });
+    // Levels of 2 and 3 shards (3 is no multiple of 2), and one name in both, as two hosts
+    // adding it at once could leave it.
+    await client.updateSet(at(dirKey), {
+      add: [Buffer.from("#shards:2"), Buffer.from("#shards:3")],
+    });
+    const name = Buffer.from("both");
+    for (const count of [2, 3]) {
+      const shard = shardIndex(name, count);
+      await client.updateSet(at(Buffer.concat([dirKey, Buffer.from(`#${count}.${shard}`)])), {
+        add: [Buffer.from("f:both"), Buffer.from(`f:only-${count}`)],
+      });
+    }
+    const listed = [];
+    for await (const entry of index.list(dir)) listed.push(entry.name.toString());
+    assert.deepEqual(listed.sort(), ["both", "only-2", "only-3"]);
   });
 });
