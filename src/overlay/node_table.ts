@@ -44,6 +44,12 @@ export class NodeTable {
   readonly #byPath = new Map<string, PathNode>();
   /** Live nodes (detached ones too) by the inode number they report. */
   readonly #byIno = new Map<number, PathNode>();
+  /**
+   * The paths below each path that have a node at or below them, by their parent's path: a
+   * rename moves the nodes below it without a look at every node the kernel holds (after
+   * `ls -l` of a big directory, a million).
+   */
+  readonly #childPaths = new Map<string, Set<string>>();
   /** Paths whose own number a node moved or detached away holds: the number they get. */
   readonly #otherNumbers = new Map<string, number>();
   #nextId = ROOT_NODE_ID + 1;
@@ -51,7 +57,7 @@ export class NodeTable {
   constructor() {
     const root = { id: ROOT_NODE_ID, path: "/", ino: inodeOf("/"), lookups: 1 };
     this.#byId.set(root.id, root);
-    this.#byPath.set(root.path, root);
+    this.#bind(root);
     this.#byIno.set(root.ino, root);
   }
 
@@ -113,7 +119,7 @@ export class NodeTable {
       node = { id: this.#nextId++, path, ino: this.#numberFor(path), lookups: 0 };
       this.#otherNumbers.delete(path);
       this.#byId.set(node.id, node);
-      this.#byPath.set(path, node);
+      this.#bind(node);
       this.#byIno.set(node.ino, node);
     }
     node.lookups++;
@@ -127,7 +133,7 @@ export class NodeTable {
     node.lookups -= count;
     if (node.lookups > 0) return;
     this.#byId.delete(id);
-    if (this.#byPath.get(node.path) === node) this.#byPath.delete(node.path);
+    if (this.#byPath.get(node.path) === node) this.#unbindPath(node.path);
     if (this.#byIno.get(node.ino) === node) this.#byIno.delete(node.ino);
   }
 
@@ -143,15 +149,17 @@ export class NodeTable {
   rename(from: string, to: string): void {
     if (from === to) return;
     this.unbind(to);
-    const prefix = from === "/" ? "/" : `${from}/`;
     const moved: PathNode[] = [];
-    for (const node of this.#byPath.values()) {
-      if (node.path === from || node.path.startsWith(prefix)) moved.push(node);
+    for (const pending = [from]; pending.length > 0;) {
+      const path = pending.pop()!;
+      const node = this.#byPath.get(path);
+      if (node) moved.push(node);
+      for (const child of this.#childPaths.get(path) ?? []) pending.push(child);
     }
-    for (const node of moved) this.#byPath.delete(node.path);
+    for (const node of moved) this.#unbindPath(node.path);
     for (const node of moved) {
       node.path = to + node.path.slice(from.length);
-      this.#byPath.set(node.path, node);
+      this.#bind(node);
     }
   }
 
@@ -163,7 +171,34 @@ export class NodeTable {
     const node = this.#byPath.get(path);
     if (!node || node.id === ROOT_NODE_ID) return;
     node.detached = true;
+    this.#unbindPath(path);
+  }
+
+  #bind(node: PathNode): void {
+    this.#byPath.set(node.path, node);
+    // A path is in its parent's set while a node is at it or below it.
+    for (let path = node.path; path !== "/";) {
+      const parent = parentOf(path);
+      const children = this.#childPaths.get(parent);
+      if (children) {
+        children.add(path);
+        return;
+      }
+      this.#childPaths.set(parent, new Set([path]));
+      path = parent;
+    }
+  }
+
+  #unbindPath(path: string): void {
     this.#byPath.delete(path);
+    for (; path !== "/" && !this.#byPath.has(path) && !this.#childPaths.has(path);) {
+      const parent = parentOf(path);
+      const children = this.#childPaths.get(parent);
+      children?.delete(path);
+      if (children?.size !== 0) return;
+      this.#childPaths.delete(parent);
+      path = parent;
+    }
   }
 }
 
