@@ -296,7 +296,7 @@ export async function writeThrough(
   }
 }
 
-/** The names a directory lists (without `.` and `..`). */
+/** The names a directory lists (without `.` and `..`), sorted: listings come in no order. */
 export async function listThrough(fs: FileSystem, path: string): Promise<string[]> {
   const node = await lookupPath(fs, path);
   const { fh } = await fs.opendir!(ROOT_CTX, node, 0);
@@ -313,5 +313,5 @@ export async function listThrough(fs: FileSystem, path: string): Promise<string[
   } finally {
     await fs.releasedir!(ROOT_CTX, node, fh);
   }
-  return names.filter((name) => name !== "." && name !== "..");
+  return names.filter((name) => name !== "." && name !== "..").sort();
 }

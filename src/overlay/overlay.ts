@@ -18,6 +18,7 @@ import {
   type BigIntStats,
   constants as fsConstants,
   createReadStream,
+  type Dir,
   fstatSync,
   futimesSync,
   unlinkSync,
@@ -58,7 +59,7 @@ import { hashBytes } from "../migration/local_file.ts";
 import { isMountsOwnEntry, SOURCE_TEMPORARY_PREFIX } from "../migration/mount_entries.ts";
 import { hashStoredFile } from "../migration/stored_file.ts";
 import { AlreadyExistsError, NotFoundError, StoreError } from "../store/errors.ts";
-import type { FileStat, StatOptions, Store } from "../store/store.ts";
+import type { DirEntry, FileStat, StatOptions, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
 import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
 import { openSourceFile, type SourceFile, sourcePace } from "./source_file.ts";
@@ -66,6 +67,7 @@ import { utimesSeconds } from "../util/utimes.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
 import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
 import { ContentPrefetch } from "./content_prefetch.ts";
+import { DirectoryStream, type Listed } from "./directory_stream.ts";
 import { DirectoryTimes } from "./directory_times.ts";
 import { type CopyOnReadQueue, ReadCoverage } from "./copy_on_read.ts";
 import { isOutageError, type RiakHealth, RiakTimeoutError } from "./health.ts";
@@ -177,6 +179,8 @@ const FIRST_COPY_PIECE = 64 * 1024;
 const KNOWN_IN_RIAK_LIMIT = 100_000;
 /** Entries of one READDIRPLUS looked up at once (their local lstats run in parallel). */
 const READDIRPLUS_BATCH = 64;
+/** Entries a READDIR takes from its listing at a time (a reply holds about a hundred). */
+const READDIR_BATCH = 128;
 /** Riak stats kept for the entry timeout (LOOKUP, OPEN and GETATTR of one file share one). */
 const STAT_CACHE_LIMIT = 10_000;
 /**
@@ -307,11 +311,6 @@ interface RiakStatOptions extends Pick<StatOptions, "withContent" | "likelyAbsen
   quiet?: boolean;
 }
 
-interface Listed {
-  name: string;
-  type: number;
-}
-
 /**
  * The overlay filesystem for every mode except plain passthrough.
  *
@@ -328,7 +327,7 @@ export class OverlayFileSystem implements FileSystem {
   readonly #logger: Logger;
   readonly #nodes = new NodeTable();
   readonly #handles = new Map<number, Handle>();
-  readonly #directories = new Map<number, Listed[]>();
+  readonly #directories = new Map<number, DirectoryStream>();
   readonly #sessions = new Map<string, WriteSession>();
   /** The latest ctime shown for a path, oldest first ({@link #attrOf}). */
   readonly #ctimes = new Map<string, bigint>();
@@ -1194,8 +1193,7 @@ export class OverlayFileSystem implements FileSystem {
   /** @inheritdoc */
   async rmdir(ctx: RequestContext, parent: number, name: string): Promise<void> {
     const path = childPath(this.#nodes.pathOf(parent), name);
-    const entries = await this.#list(path);
-    if (entries.length > 0) throw fail(Errno.ENOTEMPTY, `${path}: directory not empty`);
+    if (await this.#hasEntries(path)) throw fail(Errno.ENOTEMPTY, `${path}: directory not empty`);
     // Going away: its mtime is not written (not under its removal either).
     await this.#directoryTimes.forget(path);
     if (this.#mirrorsWrites() && this.#mode.reads === "local") {
@@ -1517,7 +1515,7 @@ export class OverlayFileSystem implements FileSystem {
         : located.where === "local" && located.stats.isDirectory();
     if (isDirectory(target)) {
       if (!isDirectory(source)) throw fail(Errno.EISDIR, `${to}: is a directory`);
-      if ((await this.#list(to)).length > 0) throw fail(Errno.ENOTEMPTY, `${to}: not empty`);
+      if (await this.#hasEntries(to)) throw fail(Errno.ENOTEMPTY, `${to}: not empty`);
     } else if (isDirectory(source)) throw fail(Errno.ENOTDIR, `${to}: not a directory`);
   }
 
@@ -2048,41 +2046,39 @@ export class OverlayFileSystem implements FileSystem {
   /** @inheritdoc */
   async opendir(_ctx: RequestContext, nodeid: number): Promise<Opened> {
     const path = this.#nodes.pathOf(nodeid);
-    const entries = await this.#list(path);
+    const stream = new DirectoryStream(() => this.#listing(path));
+    // Its first entry: a directory that cannot be listed fails opendir(3), not readdir(3).
+    await stream.entriesAt(0, 1);
     const fh = this.#newHandle();
-    this.#directories.set(fh, [
-      { name: ".", type: S_IFDIR },
-      { name: "..", type: S_IFDIR },
-      ...entries,
-    ]);
+    this.#directories.set(fh, stream);
     return { fh };
   }
 
   /** @inheritdoc */
-  readdir(
+  async readdir(
     _ctx: RequestContext,
     nodeid: number,
     fh: number,
     offset: number,
     sink: DirectorySink,
   ): Promise<void> {
-    try {
-      const entries = this.#listed(fh);
-      const path = this.#nodes.pathOf(nodeid);
-      for (let index = offset; index < entries.length; index++) {
-        if (!sink.add(direntOf(this.#nodes, path, entries[index], index))) break;
+    const stream = this.#listed(fh);
+    const path = this.#nodes.pathOf(nodeid);
+    for (let index = offset;;) {
+      const batch = await stream.entriesAt(index, READDIR_BATCH);
+      if (batch.length === 0) return;
+      for (const entry of batch) {
+        if (!sink.add(direntOf(this.#nodes, path, entry, index))) return;
+        index++;
       }
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(error);
     }
   }
 
   /** The listing of open directory handle `fh`; EBADF when it is not open. */
-  #listed(fh: number): Listed[] {
-    const entries = this.#directories.get(fh);
-    if (!entries) throw fail(Errno.EBADF, `directory handle ${fh} is not open`);
-    return entries;
+  #listed(fh: number): DirectoryStream {
+    const stream = this.#directories.get(fh);
+    if (!stream) throw fail(Errno.EBADF, `directory handle ${fh} is not open`);
+    return stream;
   }
 
   /**
@@ -2097,10 +2093,11 @@ export class OverlayFileSystem implements FileSystem {
     offset: number,
     sink: DirectorySink,
   ): Promise<void> {
-    const entries = this.#listed(fh);
+    const stream = this.#listed(fh);
     const path = this.#nodes.pathOf(nodeid);
-    for (let index = offset; index < entries.length;) {
-      const batch = entries.slice(index, index + READDIRPLUS_BATCH);
+    for (let index = offset;;) {
+      const batch = await stream.entriesAt(index, READDIRPLUS_BATCH);
+      if (batch.length === 0) return;
       const found = await Promise.all(batch.map(async ({ name }) => {
         if (name === "." || name === "..") return undefined;
         const child = childPath(path, name);
@@ -2131,9 +2128,12 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /** @inheritdoc */
-  releasedir(_ctx: RequestContext, _nodeid: number, fh: number): Promise<void> {
-    if (this.#directories.delete(fh)) this.#freeHandles.push(fh);
-    return Promise.resolve();
+  async releasedir(_ctx: RequestContext, _nodeid: number, fh: number): Promise<void> {
+    const stream = this.#directories.get(fh);
+    if (stream === undefined) return;
+    this.#directories.delete(fh);
+    this.#freeHandles.push(fh);
+    await stream.close();
   }
 
   /** Writes the directory's mtime that {@link DirectoryTimes} still holds back. */
@@ -2548,20 +2548,19 @@ export class OverlayFileSystem implements FileSystem {
     return this.#o.health.run(operation, this.#o.riakTimeoutMs, request);
   }
 
-  /** The union (or the one side) of a directory's entries, by the listing knob. */
-  async #list(path: string): Promise<Listed[]> {
-    const byName = new Map<string, Listed>();
+  /**
+   * A directory's entries, `.` and `..` first: the union (or the one side) of the source's
+   * and Riak's, by the listing knob, and the files on their way to Riak. They come as they are
+   * read, never all at once: of the union, only the source's names are held, to leave them
+   * out of Riak's (the source's listing comes first). What cannot begin (no such directory,
+   * Riak unreachable for a listing that needs it) throws before the first entry.
+   */
+  async *#listing(path: string): AsyncGenerator<Listed> {
     let found = path === "/";
+    let local: Dir | undefined;
     if (this.#mode.listings !== "riak" && this.#o.source !== undefined) {
       try {
-        for (
-          const dirent of await fsp.readdir(await this.#localPath(path, { directory: true }), {
-            withFileTypes: true,
-          })
-        ) {
-          if (isMountsOwnEntry(path.slice(1), dirent.name)) continue;
-          byName.set(dirent.name, { name: dirent.name, type: direntType(dirent) });
-        }
+        local = await fsp.opendir(await this.#localPath(path, { directory: true }));
         found = true;
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
@@ -2569,56 +2568,100 @@ export class OverlayFileSystem implements FileSystem {
         if (code !== "ENOENT") throw error;
       }
     }
-    if (this.#mode.listings !== "local") {
-      try {
-        const entries = await this.#riak(`list ${path}`, () => collect(this.#o.store.list(path)));
-        const inRiak = new Set<string>();
-        for (const entry of entries) {
-          const name = entry.name.toString();
-          inRiak.add(name);
-          // Removed through the mount, its removal from Riak still on its way.
-          if (!byName.has(name) && this.#localIsNewest(childPath(path, name))) continue;
-          if (!byName.has(name)) {
-            byName.set(name, {
-              name,
-              type: entry.type === "directory"
-                ? S_IFDIR
-                : entry.type === "symlink"
-                ? S_IFLNK
-                : S_IFREG,
-            });
-          }
+    let riak: AsyncGenerator<DirEntry> | undefined;
+    // Names removed (or changed) through the mount whose change is still on its way to Riak,
+    // as Riak's listing begins: its shards are read, and their entries passed on, later, maybe
+    // once the change landed, when the name no longer looks changed.
+    let changedLocally = new Set<string>();
+    try {
+      let step: IteratorResult<DirEntry> | undefined;
+      if (this.#mode.listings !== "local") {
+        changedLocally = new Set(this.#o.uploads.mirroredNamesIn(path));
+        riak = this.#o.store.list(path);
+        try {
+          step = await this.#riak(`list ${path}`, () => riak!.next());
+          found = true;
+        } catch (error) {
+          riak = undefined;
+          if (!this.#listsWithoutRiak(path, error, found)) throw error;
         }
-        this.#rememberAbsent(path, [...byName.keys()].filter((name) => !inRiak.has(name)));
-        found = true;
+      }
+      const onTheirWay = this.#namesOnTheirWay(path);
+      if (onTheirWay.size > 0) found = true;
+      if (!found) throw fail(Errno.ENOENT, `${path}: no such directory`);
+      yield { name: ".", type: S_IFDIR };
+      yield { name: "..", type: S_IFDIR };
+      const localNames = new Set<string>();
+      for await (const dirent of local ?? []) {
+        if (isMountsOwnEntry(path.slice(1), dirent.name)) continue;
+        localNames.add(dirent.name);
+        onTheirWay.delete(dirent.name);
+        yield { name: dirent.name, type: direntType(dirent) };
+      }
+      local = undefined; // Closed by the loop.
+      const notInRiak = riak !== undefined && localNames.size <= STAT_CACHE_LIMIT
+        ? new Set(localNames)
+        : undefined;
+      try {
+        for (; step?.done === false; step = await this.#riak(`list ${path}`, () => riak!.next())) {
+          const name = step.value.name.toString();
+          notInRiak?.delete(name);
+          if (localNames.has(name)) continue;
+          // Removed through the mount, its removal from Riak on its way (or landed meanwhile).
+          if (changedLocally.has(name) || this.#localIsNewest(childPath(path, name))) continue;
+          onTheirWay.delete(name);
+          yield { name, type: listedType(step.value.type) };
+        }
+        if (notInRiak !== undefined) this.#rememberAbsent(path, [...notInRiak]);
       } catch (error) {
         // Listings degrade to local while Riak is unreachable (riak-only listings cannot).
-        const missing = error instanceof StoreError && error.code === "ENOENT";
-        // A directory the source holds where Riak still has the file (or link) it replaced,
-        // whose removal from Riak is queued: the source's listing is the newest, as its
-        // lstat is in #locate (the directory's copy into Riak follows that removal).
-        const replacedInRiak = error instanceof StoreError && error.code === "ENOTDIR" &&
-          found && this.#mode.reads !== "local" && this.#localIsNewest(path);
-        if (
-          !missing && !replacedInRiak &&
-          (this.#mode.listings === "riak" || !isOutageError(error))
-        ) throw error;
+        if (this.#mode.listings === "riak" || !isOutageError(error)) throw error;
+      }
+      for (const name of onTheirWay) yield { name, type: S_IFREG };
+    } finally {
+      await local?.close().catch(() => {});
+      // Not awaited: a step cut off by its deadline may still be waiting for a hung node.
+      riak?.return(undefined).catch(() => {});
+    }
+  }
+
+  /**
+   * Whether a listing goes on without Riak's entries after `error` began Riak's listing:
+   * Riak has no such directory, or (with `found` in the source) holds the file that the
+   * source's directory replaced, or is unreachable and the listing can be the source's.
+   */
+  #listsWithoutRiak(path: string, error: unknown, found: boolean): boolean {
+    if (error instanceof StoreError && error.code === "ENOENT") return true;
+    // A directory the source holds where Riak still has the file (or link) it replaced,
+    // whose removal from Riak is queued: the source's listing is the newest, as its
+    // lstat is in #locate (the directory's copy into Riak follows that removal).
+    if (
+      error instanceof StoreError && error.code === "ENOTDIR" && found &&
+      this.#mode.reads !== "local" && this.#localIsNewest(path)
+    ) return true;
+    // Listings degrade to local while Riak is unreachable (riak-only listings cannot).
+    return this.#mode.listings !== "riak" && isOutageError(error);
+  }
+
+  /** Names in `path` of files staged or being written that Riak may not list yet. */
+  #namesOnTheirWay(path: string): Set<string> {
+    const names = new Set<string>();
+    if (!this.#writesRiak()) return names;
+    for (const name of this.#o.uploads.pendingNamesIn(path)) names.add(name);
+    for (const session of this.#sessions.values()) {
+      if (parentOf(session.path) === path && session.path !== "/") {
+        names.add(session.path.slice(path === "/" ? 1 : path.length + 1));
       }
     }
-    if (this.#writesRiak()) {
-      const names = [...this.#o.uploads.pendingNamesIn(path)];
-      for (const session of this.#sessions.values()) {
-        if (parentOf(session.path) === path && session.path !== "/") {
-          names.push(session.path.slice(path === "/" ? 1 : path.length + 1));
-        }
-      }
-      for (const name of names) {
-        if (!byName.has(name)) byName.set(name, { name, type: S_IFREG });
-        found = true;
-      }
+    return names;
+  }
+
+  /** Whether a directory lists anything (rmdir, a rename over it): its first entry is read. */
+  async #hasEntries(path: string): Promise<boolean> {
+    for await (const entry of this.#listing(path)) {
+      if (entry.name !== "." && entry.name !== "..") return true;
     }
-    if (!found) throw fail(Errno.ENOENT, `${path}: no such directory`);
-    return [...byName.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    return false;
   }
 
   // ---- helpers: opening ----
@@ -3705,6 +3748,10 @@ function toNs(time: Timespec | "now" | undefined): bigint | undefined {
 
 function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function listedType(type: DirEntry["type"]): number {
+  return type === "directory" ? S_IFDIR : type === "symlink" ? S_IFLNK : S_IFREG;
 }
 
 function direntType(dirent: { isDirectory(): boolean; isSymbolicLink(): boolean }): number {

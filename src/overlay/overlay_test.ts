@@ -930,7 +930,14 @@ Deno.test("shadow and migrate: READDIRPLUS brings each entry's lookup along; uns
       await fs.readdirplus!(ROOT_CTX, dir, fh, 0, sink(4)); // ., .., a, b: c does not fit.
       await fs.readdirplus!(ROOT_CTX, dir, fh, 4, sink(5));
       await fs.releasedir!(ROOT_CTX, dir, fh);
-      assert.deepEqual(listed.map(([dirent]) => dirent.name), [".", "..", "a", "b", "c"]);
+      const names = listed.map(([dirent]) => dirent.name);
+      assert.deepEqual([...names.slice(0, 2), ...names.slice(2).sort()], [
+        ".",
+        "..",
+        "a",
+        "b",
+        "c",
+      ]);
       assert.equal(listed[0][1], undefined);
       for (const [dirent, entry] of listed.slice(2)) {
         const lookedUp = await fs.lookup!(ROOT_CTX, dir, dirent.name);

@@ -411,10 +411,23 @@ export class UploadQueue {
 
   /** Paths with an upload pending directly inside directory `path` (for listings). */
   pendingNamesIn(path: string): string[] {
+    // Mirrors list from the source.
+    return this.#namesIn(path, (pending) => this.pendingFor(pending) !== undefined);
+  }
+
+  /**
+   * Names directly inside directory `path` whose newest job is a mirror ({@link newestIsMirror}):
+   * what Riak lists of them is older than the source (a removal on its way, say).
+   */
+  mirroredNamesIn(path: string): string[] {
+    return this.#namesIn(path, (pending) => this.newestIsMirror(pending));
+  }
+
+  #namesIn(path: string, wanted: (pending: string) => boolean): string[] {
     const prefix = path.endsWith("/") ? path : `${path}/`;
     const names: string[] = [];
     for (const pending of this.#byPath.keys()) {
-      if (this.pendingFor(pending) === undefined) continue; // Mirrors list from the source.
+      if (!wanted(pending)) continue;
       if (pending.startsWith(prefix) && !pending.slice(prefix.length).includes("/")) {
         names.push(pending.slice(prefix.length));
       }

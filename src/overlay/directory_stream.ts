@@ -1,0 +1,104 @@
+/**
+ * An open directory's entries, read from their source as the kernel asks for them: a listing
+ * of a million entries is never held whole (the kernel reads a few dozen per READDIR), and
+ * its first entries reach `ls` or `find` while the rest are still being read from Riak.
+ *
+ * The kernel reads a directory handle front to back, each READDIR starting at the offset the
+ * last entry it took named. Entries read ahead and not taken yet (a reply that filled up, a
+ * READDIRPLUS batch looked up in parallel) wait here for the next READDIR. An offset before
+ * them (rewinddir, a seekdir back) starts the listing again and skips to it, as POSIX lets a
+ * rewound directory stream show the directory as it is now.
+ *
+ * @module
+ */
+
+/** An entry of a listing: its name and its file type bits (S_IFDIR, S_IFREG, S_IFLNK). */
+export interface Listed {
+  name: string;
+  type: number;
+}
+
+/**
+ * The entries of one open directory handle, by offset (0 is the first entry of the listing).
+ * Reading the first entry when the directory is opened reports a listing that cannot begin
+ * (no such directory) to opendir(3) rather than to the first readdir(3).
+ *
+ * @example
+ * ```ts
+ * const stream = new DirectoryStream(() => listEntries(path));
+ * const batch = await stream.entriesAt(0, 64); // up to 64 entries from offset 0
+ * await stream.close();
+ * ```
+ */
+export class DirectoryStream {
+  readonly #start: () => AsyncIterator<Listed>;
+  #iterator: AsyncIterator<Listed> | undefined;
+  /** Entries read and not yet passed by the kernel; the first is at {@link #bufferOffset}. */
+  #buffer: Listed[] = [];
+  #bufferOffset = 0;
+  #ended = false;
+  #closed = false;
+  #queue: Promise<void> = Promise.resolve();
+
+  /** `start` begins a listing (again, after a seek back). */
+  constructor(start: () => AsyncIterator<Listed>) {
+    this.#start = start;
+  }
+
+  /**
+   * Up to `count` entries from `offset` on (fewer at the end of the listing). Entries before
+   * `offset` are let go: the kernel asks for an offset only once it took what came before.
+   * Calls run one after the other (the kernel sends one READDIR per handle at a time anyway).
+   */
+  entriesAt(offset: number, count: number): Promise<Listed[]> {
+    const result = this.#queue.then(() => this.#entriesAt(offset, count));
+    this.#queue = result.then(() => {}, () => {});
+    return result;
+  }
+
+  async #entriesAt(offset: number, count: number): Promise<Listed[]> {
+    if (this.#closed) return [];
+    if (offset < this.#bufferOffset) await this.#restart();
+    const passed = Math.min(offset - this.#bufferOffset, this.#buffer.length);
+    this.#buffer.splice(0, passed);
+    this.#bufferOffset += passed;
+    // An offset past what was read (a seekdir forward): read on to it.
+    while (this.#bufferOffset < offset && await this.#readOne() !== undefined) {
+      this.#buffer.shift();
+      this.#bufferOffset++;
+    }
+    while (this.#buffer.length < count && await this.#readOne() !== undefined);
+    return this.#buffer.slice(0, count);
+  }
+
+  /** Ends the listing (the handle is released): what it holds open is let go. */
+  async close(): Promise<void> {
+    const iterator = this.#iterator;
+    this.#iterator = undefined;
+    this.#buffer = [];
+    this.#ended = true;
+    this.#closed = true;
+    await iterator?.return?.();
+  }
+
+  async #readOne(): Promise<Listed | undefined> {
+    if (this.#ended) return undefined;
+    this.#iterator ??= this.#start();
+    const step = await this.#iterator.next();
+    if (step.done) {
+      this.#ended = true;
+      return undefined;
+    }
+    this.#buffer.push(step.value);
+    return step.value;
+  }
+
+  async #restart(): Promise<void> {
+    const old = this.#iterator;
+    this.#iterator = undefined;
+    this.#buffer = [];
+    this.#bufferOffset = 0;
+    this.#ended = false;
+    await old?.return?.();
+  }
+}

@@ -1,0 +1,112 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import type { DirEntryIn, FileSystem } from "../fuse/filesystem.ts";
+import type { Store } from "../store/store.ts";
+import { lookupPath, ROOT_CTX, withOverlay } from "./_overlay_fixture.ts";
+
+/** Small shards: a few hundred entries spread over levels of 1, 4, 16 ... 1024 shards. */
+const SMALL_SHARDS = { namespace: { shardCapacity: 8, shardFanout: 4 } };
+
+async function fill(store: Store, directory: string, count: number): Promise<string[]> {
+  const names = Array.from({ length: count }, (_, i) => `f${String(i).padStart(4, "0")}`);
+  for (let start = 0; start < count; start += 50) {
+    await Promise.all(
+      names.slice(start, start + 50).map((name) =>
+        store.writeFile(`${directory}/${name}`, Buffer.from(name))
+      ),
+    );
+  }
+  return names;
+}
+
+/** READDIR from `offset` into a reply that takes `room` entries; the entries it took. */
+async function readdir(
+  fs: FileSystem,
+  node: number,
+  fh: number,
+  offset: number,
+  room: number,
+): Promise<DirEntryIn[]> {
+  const taken: DirEntryIn[] = [];
+  await fs.readdir!(ROOT_CTX, node, fh, offset, {
+    add: (entry) => taken.length < room && taken.push(entry) > 0,
+    addPlus: () => false,
+    fits: () => taken.length < room,
+  });
+  return taken;
+}
+
+Deno.test("riak: the first READDIR of a big directory reads a few of its shards, and the listing goes on to every name once", async () => {
+  await withOverlay(
+    "riak",
+    async ({ fs, store, requests, resetCounts }) => {
+      const names = await fill(store, "big", 1000);
+      const node = await lookupPath(fs, "/big");
+      resetCounts();
+      const { fh } = await fs.opendir!(ROOT_CTX, node, 0);
+      const first = await readdir(fs, node, fh, 0, 20);
+      assert.equal(first.length, 20);
+      const readForFirst = requests.setFetches;
+      const listed = first.map((entry) => entry.name);
+      for (let offset = first.at(-1)!.nextOffset;;) {
+        const more = await readdir(fs, node, fh, offset, 20);
+        if (more.length === 0) break;
+        listed.push(...more.map((entry) => entry.name));
+        offset = more.at(-1)!.nextOffset;
+      }
+      await fs.releasedir!(ROOT_CTX, node, fh);
+      // Before: every shard was read (and the listing held whole) before the first reply. Now
+      // the shards of what a READDIR takes (a batch of entries), and a few read ahead.
+      assert.ok(
+        readForFirst * 3 < requests.setFetches,
+        `${readForFirst} of the ${requests.setFetches} shards read for the first 20 entries`,
+      );
+      assert.deepEqual(listed.slice(0, 2), [".", ".."]);
+      assert.deepEqual(listed.slice(2).sort(), names);
+    },
+    {},
+    {},
+    SMALL_SHARDS,
+  );
+});
+
+Deno.test("riak: a listing that takes longer than the Riak deadline succeeds while every step is within it", async () => {
+  await withOverlay(
+    "riak",
+    async ({ fs, store, riak }) => {
+      const names = await fill(store, "slow", 600);
+      const node = await lookupPath(fs, "/slow");
+      riak.faults.setLatency(60);
+      // Hundreds of shards, 8 at a time, 60 ms each: seconds in all, against a deadline of 1 s.
+      const { fh } = await fs.opendir!(ROOT_CTX, node, 0);
+      const listed: string[] = [];
+      for (let offset = 0;;) {
+        const more = await readdir(fs, node, fh, offset, 100);
+        if (more.length === 0) break;
+        listed.push(...more.map((entry) => entry.name));
+        offset = more.at(-1)!.nextOffset;
+      }
+      await fs.releasedir!(ROOT_CTX, node, fh);
+      assert.deepEqual(listed.filter((name) => name !== "." && name !== "..").sort(), names);
+    },
+    { riakReadTimeout: "1000" },
+    {},
+    SMALL_SHARDS,
+  );
+});
+
+Deno.test("riak: rmdir of a big directory reads one shard of it, not all", async () => {
+  await withOverlay(
+    "riak",
+    async ({ fs, store, requests, resetCounts }) => {
+      await fill(store, "full", 600);
+      await lookupPath(fs, "/full");
+      resetCounts();
+      await assert.rejects(fs.rmdir!(ROOT_CTX, 1, "full"), /not empty/);
+      assert.ok(requests.setFetches < 20, `${requests.setFetches} of its hundreds of shards read`);
+    },
+    {},
+    {},
+    SMALL_SHARDS,
+  );
+});
