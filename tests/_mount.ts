@@ -144,6 +144,10 @@ export async function startMount(options: WithMountOptions = {}): Promise<TestMo
   const args = ["mount", "--preset", preset, "--foreground", source, mountpoint];
   if (options.options) args.push("-o", options.options);
   args.push(...options.args ?? []);
+  // A spool of its own, removed with the rest: the default one outlives the test.
+  if (preset !== "passthrough" && !args.includes("--spool")) {
+    args.push("--spool", join(base, "spool"));
+  }
   if (!fs.existsSync(RIAKFS_BINARY)) {
     throw new Error(`${RIAKFS_BINARY} does not exist: run 'npm run build' first`);
   }
