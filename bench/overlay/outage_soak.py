@@ -409,12 +409,24 @@ report["legacy_read_errors_during_outage"] = legacy_errors
 report["ops_outage"] = {k: dict(v) for k, v in ops.items()}
 s_end = sample("outage-end")
 
-if args.end == "resume":
-    back = time.time()
+def bring_riak_back():
     if args.outage == "stop":
         riak.send_signal(signal.SIGCONT)
     else:
         start_riak()
+
+
+def riak_back_and_remount():
+    """Ends the outage after the mount went away, mounts again and times the backlog."""
+    bring_riak_back()
+    say("RIAK BACK; remounting")
+    start_mount()
+    report["recovered_s"] = wait_pending_zero(900)
+
+
+if args.end == "resume":
+    back = time.time()
+    bring_riak_back()
     say("RIAK BACK")
     # When is the return noticed (log) and the backlog uploaded?
     noticed = None
@@ -440,13 +452,7 @@ elif args.end == "umount":
     say("umount during outage", report["umount"])
     mountp.wait(timeout=60)
     report["journal_after_umount"] = journal_size()
-    if args.outage == "stop":
-        riak.send_signal(signal.SIGCONT)
-    else:
-        start_riak()
-    say("RIAK BACK; remounting")
-    start_mount()
-    report["recovered_s"] = wait_pending_zero(900)
+    riak_back_and_remount()
 elif args.end == "sigkill":
     mountp.kill(); mountp.wait()
     say("mount SIGKILLed during outage")
@@ -454,13 +460,7 @@ elif args.end == "sigkill":
         if not os.path.ismount(mnt):
             break
         time.sleep(0.02)
-    if args.outage == "stop":
-        riak.send_signal(signal.SIGCONT)
-    else:
-        start_riak()
-    say("RIAK BACK; remounting")
-    start_mount()
-    report["recovered_s"] = wait_pending_zero(900)
+    riak_back_and_remount()
 
 # ---------- verify ----------
 say("verifying")
