@@ -96,7 +96,10 @@ export function identityFromJournal(journaled: JournaledIdentity): FileIdentity 
  * A path whose local state Riak must take over, in modes where the local file is the
  * truth: `copy` uploads the local file as it is when the upload runs (a directory: makes it
  * with its attributes; nothing when it is gone); `remove` removes Riak's copy unless the local file exists again (then it is copied);
- * `attributes` gives Riak's copy the local permission bits, owner and mtime.
+ * `attributes` gives Riak's copy the local permission bits, owner and mtime. In modes that
+ * write Riak only, a change of names made while Riak was away: `remove` (the name was
+ * removed or renamed away; no local file stands in for it there), `directory` (made with the
+ * attributes in `set`, which no local directory holds).
  */
 export interface PendingMirror {
   /** Journal id, unique within the journal. */
@@ -104,9 +107,9 @@ export interface PendingMirror {
   /** The path inside the mount, `/`-separated, starting with `/`. */
   path: string;
   /** `copy`: the source's file as it is then, or its directory (with attributes, empty too). */
-  mirror: "copy" | "remove" | "attributes";
+  mirror: "copy" | "remove" | "attributes" | "directory";
   /**
-   * For `attributes`: the values asked for (mtime in nanoseconds, as decimal text), kept
+   * For `attributes` and `directory`: the values asked for (mtime in nanoseconds, as decimal text), kept
    * exactly; the local file's mtime is only as exact as utimes(2) through a double allows.
    */
   set?: { mode?: number; uid?: number; gid?: number; mtimeNs?: string; atimeNs?: string };
@@ -120,6 +123,12 @@ export interface PendingMirror {
    * holds under it is one the mount never showed, and is set aside (renamed), not replaced.
    */
   unseen?: true;
+  /**
+   * For an `unseen` removal of a file renamed or removed while Riak was away: the versions
+   * (size, mtime in nanoseconds as decimal text) its uploads called off would have stored.
+   * One of them in Riak is this mount's own (an attempt that landed), removed, not set aside.
+   */
+  ours?: { size: number; mtimeNs: string }[];
   /**
    * For `remove`: the path was a directory (removed, or renamed away) in the source. Riak's
    * directory goes once it is empty; entries only Riak holds keep it.
@@ -146,7 +155,14 @@ export function stagedNames(entries: readonly JournalEntry[]): Set<string> {
   return new Set(entries.flatMap((entry) => isMirror(entry) ? [] : [entry.staged]));
 }
 
-type JournalLine = ({ op: "add" } & JournalEntry) | { op: "done"; id: number };
+type JournalLine =
+  | ({ op: "add" } & JournalEntry)
+  | { op: "done"; id: number }
+  /** Entries added in one line: a crash keeps all of them or none (see {@link addTogether}). */
+  | { op: "together"; add: JournalEntry[] };
+
+/** What a caller of {@link UploadJournal.addTogether} supplies of each entry. */
+export type NewEntry = NewUpload | NewMirror;
 
 /**
  * System errors a journal passes on as they are: the filesystem is full, over quota or
@@ -284,6 +300,24 @@ export class UploadJournal {
     this.#pending.set(entry.id, entry);
     await this.#appendSynced({ op: "add", ...entry });
     return entry.id;
+  }
+
+  /**
+   * Records entries that only together say what Riak must end up with (a rename while Riak
+   * is away: the upload under the new name and the removal of the old one): one line, so a
+   * crash keeps all of them or none, fsync'd before this resolves with them, ids in order.
+   */
+  async addTogether(entries: readonly NewEntry[]): Promise<JournalEntry[]> {
+    const added = entries.map((entry) => ({ id: this.#nextId++, ...entry }) as JournalEntry);
+    for (const entry of added) this.#pending.set(entry.id, entry);
+    try {
+      this.#write(JSON.stringify({ op: "together", add: added }) + "\n");
+    } catch (error) {
+      for (const entry of added) this.#pending.delete(entry.id);
+      throw error;
+    }
+    await this.#sync();
+    return added;
   }
 
   /**
@@ -539,10 +573,17 @@ async function readJournal(file: string): Promise<JournalContent> {
     if (parsed.op === "add") {
       const { op: _op, ...entry } = parsed;
       pending.set(entry.id, entry);
-    } else if (parsed.op === "done") pending.delete(parsed.id);
-    else throw new JournalError(file, `line ${index + 1} has an unknown op`);
-    // A loop: spreading 100,000s of ids into Math.max overflows the stack.
-    lastId = Math.max(lastId, parsed.id);
+      // A loop: spreading 100,000s of ids into Math.max overflows the stack.
+      lastId = Math.max(lastId, entry.id);
+    } else if (parsed.op === "done") {
+      pending.delete(parsed.id);
+      lastId = Math.max(lastId, parsed.id);
+    } else if (parsed.op === "together") {
+      for (const entry of parsed.add) {
+        pending.set(entry.id, entry);
+        lastId = Math.max(lastId, entry.id);
+      }
+    } else throw new JournalError(file, `line ${index + 1} has an unknown op`);
   }
   return { pending: [...pending.values()].sort((a, b) => a.id - b.id), lastId, intactBytes };
 }

@@ -76,6 +76,7 @@ import {
   isMirror,
   journaledIdentity,
   type JournalEntry,
+  type NewEntry,
   type PendingMirror,
   type PendingUpload,
 } from "./journal.ts";
@@ -986,6 +987,14 @@ export class OverlayFileSystem implements FileSystem {
       uid: ctx.uid,
       gid: inherited.gid,
     };
+    if (this.#journalsNames(path)) {
+      await this.#mkdirWhileAway(path, attributes);
+      this.#entriesChanged(parentOf(path));
+      return this.#entry(
+        this.#nodes.reference(path),
+        await this.#attrOf(path, await this.#locate(path)),
+      );
+    }
     const followsSource = await this.#inRiakUnlessOutage(
       path,
       () => this.#mkdirInRiak(path, attributes),
@@ -1042,6 +1051,7 @@ export class OverlayFileSystem implements FileSystem {
       this.#entriesChanged(parentOf(path));
       return;
     }
+    if (this.#journalsNames(path)) return await this.#unlinkWhileAway(path, ctx);
     await this.#unlinkNow(path, ctx);
   }
 
@@ -1211,6 +1221,15 @@ export class OverlayFileSystem implements FileSystem {
       this.#entriesChanged(parentOf(path));
       return;
     }
+    if (this.#stagesWrites() && this.#madeWhileAway(path)) {
+      // Made while Riak was away, not in Riak yet: its removal follows its making there.
+      await this.#o.uploads.submitTogether([
+        { path, mirror: "remove", directory: true, ...this.#unseenMark(path) },
+      ]);
+      this.#forgetPath(path);
+      this.#entriesChanged(parentOf(path));
+      return;
+    }
     // Removals of its files still on their way to Riak go first.
     if (this.#mirrorsWrites()) await this.#settledBelow(path, ctx);
     let found = false;
@@ -1260,6 +1279,10 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#mirrorsWrites() && await this.#lstatLocal(from)) {
       return await this.#renameMirrored(from, to, ctx);
     }
+    // Only while Riak is away: once back, a rename waits for the jobs of the name instead.
+    if (this.#stagesWrites() && !this.#o.health.reachable) {
+      return await this.#renameWhileAway(from, to, ctx);
+    }
     // Over a directory only when it is empty in the union: one empty in the source may hold
     // files in Riak, which the rename would otherwise take away with it.
     await this.#refuseRenameOver(from, to);
@@ -1286,6 +1309,165 @@ export class OverlayFileSystem implements FileSystem {
     });
     await this.#moveOpenFiles(from, to);
     this.#renamed(from, to);
+  }
+
+  // ---- changes of names while Riak is away (modes that write Riak only) ----
+
+  /**
+   * Whether a change of `path`'s name is journaled for Riak to follow instead of made there
+   * now: in modes that write Riak only, while Riak is unreachable, or while the newest job
+   * of the name is such a change still on its way (Riak's state of the name is older).
+   */
+  #journalsNames(path: string): boolean {
+    if (!this.#stagesWrites()) return false;
+    if (!this.#o.health.reachable) return true;
+    const newest = this.#o.uploads.newestOf(path);
+    return newest !== undefined && isMirror(newest) &&
+      (newest.mirror === "remove" || newest.mirror === "directory");
+  }
+
+  /**
+   * The stat shown for `path`, a directory made while Riak was away whose making has not
+   * reached Riak yet (the newest job of the name), from the attributes journaled with it.
+   */
+  #madeWhileAway(path: string): FileStat | undefined {
+    const newest = this.#o.uploads.newestOf(path);
+    if (newest === undefined || !isMirror(newest) || newest.mirror !== "directory") {
+      return undefined;
+    }
+    const set = newest.set ?? {};
+    return {
+      ...rootStat(set.mtimeNs === undefined ? this.#startedNs : BigInt(set.mtimeNs)),
+      path: Buffer.from(path.slice(1)),
+      mode: set.mode ?? DEFAULT_LOCAL_DIRECTORY_MODE,
+      uid: set.uid ?? 0,
+      gid: set.gid ?? 0,
+    };
+  }
+
+  /**
+   * mkdir while Riak is away: journaled (durable before it answers) and made in Riak once it
+   * is back; meanwhile the journal's entry is the directory ({@link #madeWhileAway}). Only
+   * where Riak was not seen to hold the name: EIO where it was (what it holds is unknown).
+   */
+  async #mkdirWhileAway(
+    path: string,
+    attributes: { mode: number; uid: number; gid: number },
+  ): Promise<void> {
+    if (this.#knownInRiak.has(path)) {
+      throw fail(Errno.EIO, `${path}: Riak holds this name and is unreachable`);
+    }
+    const mtimeNs = (BigInt(this.#now()) * 1_000_000n).toString();
+    await this.#o.uploads.submitTogether([{
+      path,
+      mirror: "directory",
+      set: { ...attributes, mtimeNs },
+      ...this.#unseenMark(path),
+    }]);
+    this.#changed(path);
+  }
+
+  /**
+   * unlink while Riak is away, of a file whose bytes are in the spool (its uploads, an open
+   * session): the removal from Riak is journaled, and stands in for the uploads not gone yet
+   * (a removal took away whatever an upload left). A file only Riak holds goes the usual way
+   * (EIO).
+   */
+  async #unlinkWhileAway(path: string, ctx: RequestContext): Promise<void> {
+    await this.#sessionsStarted([path]);
+    const open = this.#sessions.get(path);
+    if (!open && !this.#o.uploads.pendingFor(path)) return await this.#unlinkNow(path, ctx);
+    await this.#holdingSessions(open ? [open] : [], async () => {
+      await this.#dropSupersededLocalCopy(path, open);
+      await this.#o.uploads.submitTogether([this.#removalWhileAway(path)]);
+      if (open) this.#detach(open);
+    });
+    this.#superseded.delete(path);
+    this.#forgetPath(path);
+    this.#entriesChanged(parentOf(path));
+  }
+
+  /**
+   * rename while Riak is away, of a file whose bytes are in the spool (the editor's save
+   * through a temporary file, a file moved into place): the upload under the new name (of
+   * the staged file of the newest upload under the old one) and the removal of the old name
+   * are journaled in one line, so a crash keeps both or neither; the removal stands in for
+   * the old name's uploads not gone yet. An open session moves along. Anything else (a
+   * directory, a file only Riak or the source holds, whose state in Riak is unknown) is
+   * refused with EIO, changing nothing.
+   */
+  async #renameWhileAway(from: string, to: string, ctx: RequestContext): Promise<void> {
+    await this.#sessionsStarted([from, to]);
+    const moving = this.#sessions.get(from);
+    const replaced = this.#sessions.get(to);
+    if (!moving && !this.#o.uploads.pendingFor(from)) {
+      throw fail(Errno.EIO, `${from}: not in the spool, and Riak is unreachable`);
+    }
+    await this.#refuseRenameOver(from, to);
+    const sessions = [moving, replaced].filter((session) => session !== undefined);
+    await this.#holdingSessions(sessions, async () => {
+      ctx.commit();
+      const newest = this.#o.uploads.pendingFor(from);
+      if (!moving && !newest) throw fail(Errno.ENOENT, `${from}: no such file`);
+      await this.#dropSupersededLocalCopy(from, moving);
+      // The local file renamed over (drain): it goes once Riak holds the new one.
+      const replacedLocal = this.#o.source === undefined
+        ? undefined
+        : await currentIdentity(await this.#localPath(to));
+      const entries: NewEntry[] = [];
+      if (newest) {
+        const { id: _id, path: _path, unseen: _unseen, supersedes: _supersedes, ...bytes } = newest;
+        entries.push({
+          ...bytes,
+          path: to,
+          ...this.#unseenMark(to),
+          ...(replacedLocal ? { supersedes: journaledIdentity(replacedLocal) } : {}),
+        });
+      }
+      entries.push(this.#removalWhileAway(from));
+      await this.#o.uploads.submitTogether(entries);
+      if (replaced && replaced !== moving) this.#detach(replaced);
+      if (moving) {
+        this.#moveSession(moving, to);
+        moving.supersedes = replacedLocal;
+      }
+      this.#superseded.delete(from);
+      if (replacedLocal) this.#superseded.set(to, replacedLocal);
+      else this.#superseded.delete(to);
+    });
+    await this.#moveOpenFiles(from, to);
+    this.#renamed(from, to);
+  }
+
+  /**
+   * The journal entry that removes `path`, a file renamed or removed while Riak was away,
+   * from Riak: with the versions its uploads would have stored, where what Riak holds there
+   * is set aside (a name the mount could not look at): one of them is the mount's own.
+   */
+  #removalWhileAway(path: string): NewEntry {
+    const unseen = this.#unseenMark(path);
+    const ours = unseen.unseen
+      ? this.#o.uploads.pendingUploadsOf(path).map(({ size, mtimeNs }) => ({ size, mtimeNs }))
+      : [];
+    return { path, mirror: "remove", ...unseen, ...(ours.length > 0 ? { ours } : {}) };
+  }
+
+  /**
+   * drain: the local file at `path` whose bytes a write through the mount superseded (its
+   * upload would have deleted it) goes before its name is renamed or removed while Riak is
+   * away: left, the union would show it again under the old name. Any other local file there
+   * (changed outside the mount) is not this mount's to remove: EIO, changing nothing.
+   */
+  async #dropSupersededLocalCopy(path: string, session: WriteSession | undefined): Promise<void> {
+    if (this.#o.source === undefined || !await this.#lstatLocal(path)) return;
+    const journaled = this.#o.uploads.pendingFor(path)?.supersedes;
+    const superseded = this.#superseded.get(path) ?? session?.supersedes ??
+      (journaled && identityFromJournal(journaled));
+    const file = await this.#localPath(path);
+    if (superseded === undefined || !sameIdentity(await currentIdentity(file), superseded)) {
+      throw fail(Errno.EIO, `${path}: the source holds another copy, and Riak is unreachable`);
+    }
+    await this.#unlinkLocal(path);
   }
 
   /** Waits for the sessions being started at or below `paths`. */
@@ -2299,6 +2481,8 @@ export class OverlayFileSystem implements FileSystem {
     }
     const session = this.#sessions.get(path);
     if (session) return { where: "open", session };
+    const made = this.#stagesWrites() ? this.#madeWhileAway(path) : undefined;
+    if (made) return { where: "riak", stat: made };
     if (this.#mode.reads !== "local" && this.#localIsNewest(path)) {
       const local = await this.#lstatLocal(path);
       if (!local) throw fail(Errno.ENOENT, `${path}: no such file`);
@@ -2587,7 +2771,9 @@ export class OverlayFileSystem implements FileSystem {
         }
       }
       const onTheirWay = this.#namesOnTheirWay(path);
-      if (onTheirWay.size > 0) found = true;
+      if (onTheirWay.size > 0 || (this.#stagesWrites() && this.#madeWhileAway(path))) {
+        found = true;
+      }
       if (!found) throw fail(Errno.ENOENT, `${path}: no such directory`);
       yield { name: ".", type: S_IFDIR };
       yield { name: "..", type: S_IFDIR };
@@ -2617,7 +2803,7 @@ export class OverlayFileSystem implements FileSystem {
         // Listings degrade to local while Riak is unreachable (riak-only listings cannot).
         if (this.#mode.listings === "riak" || !isOutageError(error)) throw error;
       }
-      for (const name of onTheirWay) yield { name, type: S_IFREG };
+      for (const [name, type] of onTheirWay) yield { name, type };
     } finally {
       await local?.close().catch(() => {});
       // Not awaited: a step cut off by its deadline may still be waiting for a hung node.
@@ -2639,18 +2825,27 @@ export class OverlayFileSystem implements FileSystem {
       error instanceof StoreError && error.code === "ENOTDIR" && found &&
       this.#mode.reads !== "local" && this.#localIsNewest(path)
     ) return true;
-    // Listings degrade to local while Riak is unreachable (riak-only listings cannot).
-    return this.#mode.listings !== "riak" && isOutageError(error);
+    if (!isOutageError(error)) return false;
+    // Listings degrade to local while Riak is unreachable (riak-only listings cannot), but
+    // a directory made while Riak was away holds only what is on its way there.
+    return this.#mode.listings !== "riak" ||
+      (this.#stagesWrites() && this.#madeWhileAway(path) !== undefined);
   }
 
-  /** Names in `path` of files staged or being written that Riak may not list yet. */
-  #namesOnTheirWay(path: string): Set<string> {
-    const names = new Set<string>();
+  /**
+   * Names in `path` of files staged or being written, and of directories made while Riak
+   * was away, that Riak may not list yet, with their types.
+   */
+  #namesOnTheirWay(path: string): Map<string, number> {
+    const names = new Map<string, number>();
     if (!this.#writesRiak()) return names;
-    for (const name of this.#o.uploads.pendingNamesIn(path)) names.add(name);
+    for (const name of this.#o.uploads.pendingNamesIn(path)) names.set(name, S_IFREG);
+    if (this.#stagesWrites()) {
+      for (const name of this.#o.uploads.directoriesMadeIn(path)) names.set(name, S_IFDIR);
+    }
     for (const session of this.#sessions.values()) {
       if (parentOf(session.path) === path && session.path !== "/") {
-        names.add(session.path.slice(path === "/" ? 1 : path.length + 1));
+        names.set(session.path.slice(path === "/" ? 1 : path.length + 1), S_IFREG);
       }
     }
     return names;

@@ -7,9 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { ROOT_NODE_ID } from "../fuse/filesystem.ts";
+import { Errno, FuseError, ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import {
   listThrough,
+  lookupPath,
   readThrough,
   ROOT_CTX,
   whilePaused,
@@ -79,6 +80,48 @@ for (const preset of ["drain", "riak"]) {
       },
       { riakReadTimeout: "300" },
       { now: () => clock },
+    );
+  });
+}
+
+function isNotFound(error: unknown): boolean {
+  return error instanceof FuseError && error.errno === Errno.ENOENT;
+}
+
+/** Resolves once `logLines` holds `text` (the health tracker's verdict is asynchronous). */
+async function logged(logLines: string[], text: string): Promise<void> {
+  for (let waited = 0; !logLines.some((line) => line.includes(text)); waited += 10) {
+    if (waited > 10_000) throw new Error(`never logged: ${text}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a file saved during an outage over one only Riak holds (its stat still fresh) ends with the new bytes there, the temporary name gone`, async () => {
+    await withOverlay(
+      preset,
+      async ({ fs, store, riak, runtime, logLines }) => {
+        await writeThrough(fs, "/doc.txt", Buffer.from("old"));
+        assert.equal(await runtime.settle(10_000), 0);
+        await lookupPath(fs, "/doc.txt"); // Riak's stat of it, fresh (the clock stands still).
+        await whilePaused(riak, async () => {
+          // The outage found out: a name the mount never looked at.
+          await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
+          await logged(logLines, "Riak unreachable");
+          await writeThrough(fs, "/doc.txt.tmp", Buffer.from("new bytes"));
+          const root = await lookupPath(fs, "/");
+          await fs.rename!(ROOT_CTX, root, "doc.txt.tmp", root, "doc.txt", 0);
+          assert.deepEqual(await readThrough(fs, "/doc.txt"), Buffer.from("new bytes"));
+          await assert.rejects(lookupPath(fs, "/doc.txt.tmp"), isNotFound);
+        });
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal((await store.readFile("/doc.txt")).toString(), "new bytes");
+        const names = [];
+        for await (const entry of store.list("/")) names.push(entry.name.toString());
+        assert.deepEqual(names, ["doc.txt"], "no temporary name, nothing set aside");
+      },
+      { riakReadTimeout: "300" },
+      { now: () => 1_700_000_000_000 },
     );
   });
 }

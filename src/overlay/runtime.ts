@@ -33,9 +33,11 @@ import { OverlayFileSystem } from "./overlay.ts";
 import { defaultSpoolDirectory, Spool } from "./spool.ts";
 import { sourcePace } from "./source_file.ts";
 import {
+  isRiakNameMirror,
   localFileCopier,
   localPathMirrorer,
   type MirrorOptions,
+  riakNameMirrorer,
   stagedFileUploader,
 } from "./transfer.ts";
 import { UploadQueue } from "./upload_queue.ts";
@@ -436,6 +438,8 @@ async function startOnSpool(
     if (attributesOnly) await copies.runningBelow(entry.path);
   };
   const pace = sourcePace(options.source);
+  const jobsBelow = (path: string) =>
+    late.uploads?.pendingPathsBelow(path).some((pending) => pending !== path) ?? false;
   const localCopies: MirrorOptions | undefined = options.source === undefined ? undefined : {
     store,
     source: options.source,
@@ -445,14 +449,20 @@ async function startOnSpool(
     metrics,
     logger,
     onMirrored: (path, version) => late.overlay?.mirrored(path, version),
-    jobsBelow: (path) =>
-      late.uploads?.pendingPathsBelow(path).some((pending) => pending !== path) ?? false,
+    jobsBelow,
   };
   const uploads = late.uploads = new UploadQueue({
     spool,
     journal,
     upload: after(withdrawCopies, stagedFileUploader(store, health, logger, options.source)),
-    mirror: localCopies && after(withdrawCopies, localPathMirrorer(localCopies)),
+    // Without a source, the changes of names made while Riak was away are mirrored alone.
+    mirror: after(
+      withdrawCopies,
+      localCopies
+        ? localPathMirrorer(localCopies)
+        : riakNameMirrorer({ store, health, logger, jobsBelow }),
+    ),
+    mirrorable: localCopies ? undefined : isRiakNameMirror,
     concurrency: settings.uploadConcurrency,
     afterUpload: (upload) => late.overlay?.afterUpload(upload) ?? Promise.resolve(),
     deletesLocalCopies: settings.mode.afterTransfer === "delete",

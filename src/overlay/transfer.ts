@@ -312,6 +312,12 @@ export type MirrorOptions = LocalCopyOptions & {
 export function localPathMirrorer(options: MirrorOptions): Mirrorer {
   return async (mirror: PendingMirror, signal: AbortSignal, progress?: () => void) => {
     if (mirror.mirror === "attributes") return await mirrorAttributes(options, mirror, progress);
+    if (mirror.mirror === "directory") {
+      return await observed(
+        options,
+        makeDirectory(options.store, mirror, options.logger, sourceDirectoryAttributes(options)),
+      );
+    }
     const local = await localEntry(options, mirror.path);
     if (mirror.unseen) {
       await observed(
@@ -324,6 +330,7 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
               ? undefined
               : await sha256OfEntry(local.absolute),
           options.logger ?? SILENT_LOGGER,
+          mirror.ours,
         ),
       );
     }
@@ -357,6 +364,100 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
     }
     await observed(options, removeFileFromRiak(options.store, mirror.path));
   };
+}
+
+/** What {@link riakNameMirrorer} needs. */
+export interface RiakNameMirrorOptions {
+  store: MigrationStore & Pick<Store, "setAttributes" | "rename">;
+  health?: RiakHealth;
+  logger?: Logger;
+  /** As {@link MirrorOptions.jobsBelow}. */
+  jobsBelow?: (path: string) => boolean;
+}
+
+/**
+ * A {@link Mirrorer} for a mount without a source (the riak preset): it does the changes of
+ * names journaled while Riak was away, which need no local file: a removal (of a file, or of
+ * a directory once empty) and a directory's making. Copies and attributes of local files are
+ * not for it ({@link isRiakNameMirror}).
+ */
+export function riakNameMirrorer(options: RiakNameMirrorOptions): Mirrorer {
+  const logger = options.logger ?? SILENT_LOGGER;
+  return async (mirror: PendingMirror) => {
+    if (!isRiakNameMirror(mirror)) throw new Error(`${mirror.path}: no source to mirror from`);
+    const observe = <T>(request: Promise<T>) =>
+      options.health ? options.health.observe(request) : request;
+    if (mirror.mirror === "directory") {
+      return await observe(makeDirectory(options.store, mirror, logger));
+    }
+    if (mirror.unseen) {
+      await observe(
+        setAsideUnseen(
+          options.store,
+          mirror.path,
+          () => Promise.resolve(undefined),
+          logger,
+          mirror.ours,
+        ),
+      );
+    }
+    if (mirror.directory) {
+      return await observe(removeDirectoryFromRiak(options, mirror.path));
+    }
+    await observe(removeFileFromRiak(options.store, mirror.path));
+  };
+}
+
+/** Whether {@link riakNameMirrorer} does `mirror`: a removal or a directory's making. */
+export function isRiakNameMirror(mirror: PendingMirror): boolean {
+  return mirror.mirror === "remove" || mirror.mirror === "directory";
+}
+
+/**
+ * Makes the directory made through the mount while Riak was away (`mirror: "directory"`)
+ * with the attributes asked for; a file Riak holds under a name the mount could not look at
+ * then is set aside first. A directory there already (made by the upload of a file written
+ * into it, say) takes those attributes; missing parents are made (with `parentAttributes`'
+ * attributes, else the defaults: one made the same way has its own job, which sets its own).
+ */
+async function makeDirectory(
+  store: MigrationStore & Pick<Store, "setAttributes" | "rename">,
+  mirror: PendingMirror,
+  logger: Logger = SILENT_LOGGER,
+  parentAttributes?: WriteOptions["parentAttributes"],
+): Promise<void> {
+  const { path, set = {} } = mirror;
+  const attributes = {
+    ...(set.mode === undefined ? {} : { mode: set.mode }),
+    ...(set.uid === undefined ? {} : { uid: set.uid }),
+    ...(set.gid === undefined ? {} : { gid: set.gid }),
+    ...(set.mtimeNs === undefined ? {} : { mtimeNs: BigInt(set.mtimeNs) }),
+  };
+  if (mirror.unseen) {
+    await setAsideUnseen(store, path, () => Promise.resolve(undefined), logger);
+  }
+  await makeMissingDirectories(store, parentOf(path), parentAttributes);
+  try {
+    await store.mkdir(path, attributes);
+  } catch (error) {
+    if (!(error instanceof AlreadyExistsError)) throw error;
+    if ((await store.tryStat(path))?.type !== "directory") throw error;
+    await store.setAttributes(path, attributes);
+  }
+}
+
+/** Makes directory `path` and those above it that Riak lacks. */
+async function makeMissingDirectories(
+  store: Pick<Store, "tryStat" | "mkdir">,
+  path: string,
+  attributesOf?: WriteOptions["parentAttributes"],
+): Promise<void> {
+  if (path === "/" || (await store.tryStat(path))?.type === "directory") return;
+  await makeMissingDirectories(store, parentOf(path), attributesOf);
+  const attributes = (await attributesOf?.(Buffer.from(path.slice(1)))) ?? {};
+  await store.mkdir(path, attributes).catch((error) => {
+    if (!(error instanceof AlreadyExistsError)) throw error;
+  });
 }
 
 /** `request`, recorded by the mount's Riak health (outages logged once) when there is one. */
@@ -584,7 +685,10 @@ async function removeFileFromRiak(store: MigrationStore, path: string): Promise<
  * removals queued below it ({@link NotYetError}); with none queued, they are files only
  * Riak holds (another host's, say), and the directory stays for them.
  */
-async function removeDirectoryFromRiak(options: MirrorOptions, path: string): Promise<void> {
+async function removeDirectoryFromRiak(
+  options: Pick<RiakNameMirrorOptions, "store" | "jobsBelow" | "logger">,
+  path: string,
+): Promise<void> {
   // Only a directory: whatever else Riak holds under the name is not what the source removed.
   if ((await options.store.tryStat(path))?.type !== "directory") return;
   try {
@@ -613,11 +717,16 @@ export async function setAsideUnseen(
   path: string,
   ours: () => Promise<string | undefined>,
   logger: Logger,
+  oursAlso: PendingMirror["ours"] = [],
 ): Promise<void> {
   const remote = await store.tryStat(path, { fileOnly: true });
   // A directory is not replaced by a file anyway (the upload is refused); a symlink is.
   if (remote === undefined || remote.type === "directory") return;
-  if (remote.type === "file" && remote.sha256 === await ours()) return;
+  const isOurs = (version: { size: number; mtimeNs: string }) =>
+    version.size === remote.size && BigInt(version.mtimeNs) === remote.mtimeNs;
+  if (remote.type === "file" && (oursAlso.some(isOurs) || remote.sha256 === await ours())) {
+    return;
+  }
   const aside = conflictPath(path);
   await store.rename(path, aside);
   logger.warn("Riak held another file under a name created during an outage; kept aside", {

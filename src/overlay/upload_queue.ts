@@ -17,6 +17,7 @@ import { SILENT_LOGGER } from "./log.ts";
 import {
   isMirror,
   type JournalEntry,
+  type NewEntry,
   type NewMirror,
   type NewUpload,
   type PendingMirror,
@@ -85,6 +86,11 @@ export interface UploadQueueOptions {
   upload: Uploader;
   /** Mirrors local paths; without it, mirror entries are logged and left journaled. */
   mirror?: Mirrorer;
+  /**
+   * Which mirror entries `mirror` can do (a mount without a source does removals and
+   * directories only); the others are logged and left journaled. Default: all.
+   */
+  mirrorable?: (mirror: PendingMirror) => boolean;
   /** Uploads running at once; default {@link DEFAULT_UPLOAD_CONCURRENCY}. */
   concurrency?: number;
   retryInitialMs?: number;
@@ -221,6 +227,12 @@ export class UploadQueue {
   #waiting: Job[] = [];
   /** Paths whose jobs {@link withhold} holds back: none of them starts. */
   readonly #withheld = new Set<string>();
+  /**
+   * Staged files by name, with the pending uploads that name them: a rename while Riak is
+   * away journals the upload under the new name with the staged file of the old one, which
+   * goes once neither needs it.
+   */
+  readonly #stagedUsers = new Map<string, number>();
   #active = 0;
   /** See {@link acknowledged}. */
   #acknowledged = 0;
@@ -288,6 +300,19 @@ export class UploadQueue {
     });
     const job = this.#enqueue({ id, ...upload });
     return { id, uploaded: job.done };
+  }
+
+  /**
+   * Journals entries together ({@link UploadJournal.addTogether}: a crash keeps all of them
+   * or none, durable when this resolves) and queues them in their order.
+   */
+  async submitTogether(entries: readonly NewEntry[]): Promise<UploadTicket[]> {
+    if (this.#stopping) throw new UploadStoppedError(entries[0]?.path ?? "/");
+    const added = await this.#journaled(() => {
+      this.#options.spool.ensure();
+      return this.#options.journal.addTogether(entries);
+    });
+    return added.map((entry) => ({ id: entry.id, uploaded: this.#enqueue(entry).done }));
   }
 
   /**
@@ -407,6 +432,27 @@ export class UploadQueue {
     const jobs = this.#byPath.get(path);
     const newest = jobs?.[jobs.length - 1]?.entry;
     return newest !== undefined && isMirror(newest);
+  }
+
+  /** The newest job of `path` queued or running, if any. */
+  newestOf(path: string): JournalEntry | undefined {
+    return this.#byPath.get(path)?.at(-1)?.entry;
+  }
+
+  /** The staged uploads of `path` queued or running, oldest first. */
+  pendingUploadsOf(path: string): PendingUpload[] {
+    return (this.#byPath.get(path) ?? []).flatMap((job) => isMirror(job.entry) ? [] : [job.entry]);
+  }
+
+  /**
+   * Names directly inside directory `path` whose newest job makes a directory (made while
+   * Riak was away, for listings).
+   */
+  directoriesMadeIn(path: string): string[] {
+    return this.#namesIn(path, (pending) => {
+      const newest = this.newestOf(pending);
+      return newest !== undefined && isMirror(newest) && newest.mirror === "directory";
+    });
   }
 
   /** Paths with an upload pending directly inside directory `path` (for listings). */
@@ -582,6 +628,7 @@ export class UploadQueue {
     done.catch(() => {}); // Callers that never await a ticket must not crash the process.
     const job: Job = { entry, queuedAs: this.#queued++, started: false, done, resolve, reject };
     if (isMirror(entry)) job.superseded = new AbortController();
+    else this.#stagedUsers.set(entry.staged, (this.#stagedUsers.get(entry.staged) ?? 0) + 1);
     const jobs = this.#byPath.get(entry.path) ?? [];
     const previous = jobs[jobs.length - 1];
     if (previous && !previous.started && this.#covers(entry, previous.entry)) {
@@ -702,7 +749,10 @@ export class UploadQueue {
     const { entry } = job;
     const metrics = this.#options.metrics?.value.uploads;
     const stagedPath = isMirror(entry) ? undefined : this.#options.spool.pathOf(entry.staged);
-    if (isMirror(entry) && this.#options.mirror === undefined) {
+    if (
+      isMirror(entry) &&
+      (this.#options.mirror === undefined || this.#options.mirrorable?.(entry) === false)
+    ) {
       // Journaled by a mount with a source, replayed by one without (another preset): it
       // stays journaled for the next mount that has one.
       this.#logger.error("no source directory to mirror from; left in the journal", {
@@ -754,15 +804,11 @@ export class UploadQueue {
           return this.#calledOff(job, error);
         }
         this.#firstAttemptEnded(job, undefined);
-        const newer = this.#newerThan(job);
-        if (isMirror(entry) && newer && this.#covers(newer.entry, entry)) {
-          // The newer mirror looks at the local file again: this one (say, of a file that
-          // changed while it was read) has nothing left to do.
-          newer.done.then(job.resolve, job.reject);
-          await this.#forget(entry);
-          this.#finish(job);
-          return;
-        }
+        // The newer job does all this one would (a mirror looks at the local file again, an
+        // upload holds the whole newer file, a removal takes away whatever this attempt
+        // left): this one, say of a file that changed while it was read, or an upload
+        // retried through an outage, has nothing left to do.
+        if (await this.#givenWayToNewer(job)) return;
         if (error instanceof NotYetError) {
           // Its slot goes to the jobs it waits for; it is tried again after them.
           this.#retryLater(job);
@@ -802,6 +848,8 @@ export class UploadQueue {
           });
         }
         await this.#sleep(delay);
+        // Queued while this one waited (a rename or removal of its file during an outage).
+        if (await this.#givenWayToNewer(job)) return;
         delay = Math.min(delay * 2, this.#retryMaxMs);
       }
     }
@@ -883,6 +931,19 @@ export class UploadQueue {
     return false;
   }
 
+  /**
+   * Ends `job`, whose attempt failed, when the job queued after it for the same path does
+   * all it would: that job's outcome is its outcome. False when there is none.
+   */
+  async #givenWayToNewer(job: Job): Promise<boolean> {
+    const newer = this.#newerThan(job);
+    if (!newer || !this.#covers(newer.entry, job.entry)) return false;
+    newer.done.then(job.resolve, job.reject);
+    await this.#forget(job.entry);
+    this.#finish(job);
+    return true;
+  }
+
   /** The job queued right after `job` for the same path, if any. */
   #newerThan(job: Job): Job | undefined {
     const jobs = this.#byPath.get(job.entry.path);
@@ -917,6 +978,12 @@ export class UploadQueue {
     }
     for (const entry of entries) {
       if (isMirror(entry)) continue;
+      const users = (this.#stagedUsers.get(entry.staged) ?? 1) - 1;
+      if (users > 0) {
+        this.#stagedUsers.set(entry.staged, users);
+        continue;
+      }
+      this.#stagedUsers.delete(entry.staged);
       try {
         await this.#options.spool.remove(entry.staged);
       } catch (error) {
@@ -983,13 +1050,18 @@ async function isMissing(file: string): Promise<boolean> {
 function covers(newer: JournalEntry, older: JournalEntry): boolean {
   // Only an upload that also sets aside what Riak holds unseen may stand in for one.
   if (older.unseen && !newer.unseen) return false;
+  // A file's removal takes away what a staged upload would have put there (a file renamed
+  // or removed while Riak was away: its upload need not go first).
+  if (isMirror(newer) && !isMirror(older)) return isFileRemoval(newer);
   if (!isMirror(newer) || !isMirror(older)) return isMirror(newer) === isMirror(older);
   // A directory's removal and a file's removal of one path stand in for each other never.
   if (newer.mirror === "remove") {
+    // The directory's removal also stands in for its making while Riak was away.
     return newer.directory
-      ? older.mirror === "remove" && older.directory === true
-      : older.directory !== true;
+      ? (older.mirror === "remove" && older.directory === true) || older.mirror === "directory"
+      : older.directory !== true && older.mirror !== "directory";
   }
+  if (newer.mirror === "directory" || older.mirror === "directory") return false;
   // An fsync waits on a snapshot: a copy that waits for the file to settle cannot stand in.
   if (older.snapshot && !newer.snapshot) return false;
   // A copy carries the attributes along, but an mtime only as exactly as the local file

@@ -881,3 +881,110 @@ Deno.test("an upload called off under way is dropped with the newer one queued b
     assert.deepEqual(await fixture.spool.usage(), { files: 0, bytes: 0 });
   });
 });
+
+Deno.test("a rename journaled while Riak is away: the old name's upload, failed under way, gives way to its removal, and the new name's upload keeps their staged file", async () => {
+  await withSpool(async (fixture) => {
+    const put = stopPoint(); // The first attempt of /a.tmp's upload, as Riak goes away.
+    const attempted: string[] = [];
+    const removed: string[] = [];
+    const queue = queueOver(fixture, {
+      upload: async (entry, file) => {
+        attempted.push(entry.path);
+        if (entry.path === "/a.tmp") {
+          await put.arrive();
+          throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+        }
+        fixture.stored.set(entry.path, await readFile(file, "utf8"));
+      },
+      mirror: (entry) => {
+        removed.push(entry.path);
+        return Promise.resolve();
+      },
+    });
+    const staged = await stage(fixture.spool, "/a.tmp", "saved");
+    const written = await queue.submit(staged);
+    await put.reached;
+    const [renamed, removal] = await queue.submitTogether([
+      { ...staged, path: "/a" },
+      { path: "/a.tmp", mirror: "remove" },
+    ]);
+    put.letGo();
+    await Promise.all([written.uploaded, renamed.uploaded, removal.uploaded]);
+    assert.deepEqual(attempted, ["/a.tmp", "/a"], "/a.tmp's upload not tried again");
+    assert.deepEqual([...fixture.stored], [["/a", "saved"]]);
+    assert.deepEqual(removed, ["/a.tmp"]);
+    assert.equal(fixture.journal.pendingCount, 0);
+    assert.deepEqual(await fixture.spool.usage(), { files: 0, bytes: 0 }, "the staged file went");
+  });
+});
+
+Deno.test("a file's removal stands in for its queued upload, whose staged file stays for the upload under the new name", async () => {
+  await withSpool(async (fixture) => {
+    const blocker = stopPoint();
+    const removed: string[] = [];
+    const queue = queueOver(fixture, {
+      concurrency: 1,
+      upload: async (entry, file) => {
+        if (entry.path === "/blocker") await blocker.arrive();
+        fixture.stored.set(entry.path, await readFile(file, "utf8"));
+      },
+      mirror: (entry) => {
+        removed.push(entry.path);
+        return Promise.resolve();
+      },
+    });
+    const first = await queue.submit(await stage(fixture.spool, "/blocker", "b"));
+    await blocker.reached;
+    const staged = await stage(fixture.spool, "/draft", "final bytes");
+    const written = await queue.submit(staged);
+    const [moved, removal] = await queue.submitTogether([
+      { ...staged, path: "/final" },
+      { path: "/draft", mirror: "remove" },
+    ]);
+    assert.equal(queue.pendingFor("/draft"), undefined, "the upload of /draft is gone");
+    blocker.letGo();
+    await Promise.all([first, written, moved, removal].map((ticket) => ticket.uploaded));
+    assert.deepEqual([...fixture.stored].sort(), [["/blocker", "b"], ["/final", "final bytes"]]);
+    assert.deepEqual(removed, ["/draft"]);
+    assert.deepEqual(await fixture.spool.usage(), { files: 0, bytes: 0 });
+  });
+});
+
+Deno.test("a directory's removal stands in for its making while Riak was away", async () => {
+  await withSpool(async (fixture) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const { queue, mirrored } = mirrorQueue(fixture, gate);
+    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    const [made] = await queue.submitTogether([{ path: "/d", mirror: "directory", set: {} }]);
+    assert.deepEqual(queue.directoriesMadeIn("/"), ["d"]);
+    const [removed] = await queue.submitTogether([
+      { path: "/d", mirror: "remove", directory: true },
+    ]);
+    assert.deepEqual(queue.directoriesMadeIn("/"), []);
+    release();
+    await Promise.all([blocker.uploaded, made.uploaded, removed.uploaded]);
+    assert.deepEqual(mirrored, ["copy /blocker", "remove /d (directory)"]);
+  });
+});
+
+Deno.test("entries journaled together are replayed together, and a torn line of them not at all", async () => {
+  await withSpool(async (fixture, directory) => {
+    const queue = queueOver(fixture, { mirror: () => new Promise(() => {}) });
+    await queue.submitTogether([
+      { path: "/x", mirror: "directory", set: { mode: 0o750 } },
+      { path: "/y", mirror: "remove" },
+    ]);
+    const intact = await readFile(fixture.spool.journalFile, "utf8");
+    assert.equal(intact.trim().split("\n").length, 1, "one line");
+    const reopened = await UploadJournal.open(join(directory, "spool", "journal"));
+    assert.deepEqual(reopened.pending.map((entry) => entry.path), ["/x", "/y"]);
+    await reopened.journal.close();
+    // Cut off before its newline (a crash mid-write): neither entry.
+    await writeFile(fixture.spool.journalFile, intact.slice(0, -2));
+    const torn = await UploadJournal.open(join(directory, "spool", "journal"));
+    assert.deepEqual(torn.pending, []);
+    await torn.journal.close();
+    await queue.stop(0);
+  });
+});
