@@ -217,6 +217,15 @@ export class UploadJournal {
   /** Rewrite when the file grows to this many bytes. */
   #compactAt = COMPACT_AT_BYTES;
   readonly #pending = new Map<number, JournalEntry>();
+  /** The staged files of {@link #pending}, with their sizes (see {@link stagedSizes}). */
+  readonly #stagedSizes = new Map<string, number>();
+  /** How many entries of {@link #pending} name each staged file (a rename shares one). */
+  readonly #stagedUsers = new Map<string, number>();
+  /**
+   * The length of the lines {@link #pending} takes in a compacted file: kept as entries come
+   * and go, so that seeing whether a compaction is worth it does not write out each entry.
+   */
+  #pendingLength = 0;
   #nextId: number;
   #bytes: number;
   /** The fsync that will cover the lines written now, until it starts. */
@@ -233,10 +242,12 @@ export class UploadJournal {
     fd: number | undefined,
     read: JournalContent,
     bytes: number,
+    pendingLength: number,
   ) {
     this.file = file;
     this.#fd = fd;
-    for (const entry of read.pending) this.#pending.set(entry.id, entry);
+    for (const entry of read.pending) this.#track(entry);
+    this.#pendingLength = pendingLength;
     this.#nextId = read.lastId + 1;
     this.#bytes = bytes;
   }
@@ -251,19 +262,22 @@ export class UploadJournal {
    */
   static async open(file: string): Promise<{ journal: UploadJournal; pending: JournalEntry[] }> {
     const read = await readJournal(file);
-    let opened: { fd: number; bytes: number };
+    let opened: { fd: number; bytes: number; pendingLength: number };
     try {
       opened = rewrite(file, read.pending);
     } catch (error) {
       if (!isNoRoomError(error)) throw new JournalError(file, (error as Error).message, error);
       try {
-        opened = appendAsItIs(file, read.intactBytes);
+        opened = {
+          ...appendAsItIs(file, read.intactBytes),
+          pendingLength: read.pending.reduce((sum, entry) => sum + addLine(entry).length, 0),
+        };
       } catch (error) {
         throw new JournalError(file, (error as Error).message, error);
       }
     }
     return {
-      journal: new UploadJournal(file, opened.fd, read, opened.bytes),
+      journal: new UploadJournal(file, opened.fd, read, opened.bytes, opened.pendingLength),
       pending: read.pending,
     };
   }
@@ -274,7 +288,7 @@ export class UploadJournal {
    * (ENOSPC) until {@link recreate} made the file.
    */
   static notMadeYet(file: string): UploadJournal {
-    return new UploadJournal(file, undefined, { pending: [], lastId: 0, intactBytes: 0 }, 0);
+    return new UploadJournal(file, undefined, { pending: [], lastId: 0, intactBytes: 0 }, 0, 0);
   }
 
   /** Uploads journaled and not yet completed. */
@@ -282,13 +296,13 @@ export class UploadJournal {
     return this.#pending.size;
   }
 
-  /** The staged files of the uploads not yet completed, by name, with their journaled sizes. */
-  stagedSizes(): Map<string, number> {
-    const sizes = new Map<string, number>();
-    for (const entry of this.#pending.values()) {
-      if (!isMirror(entry)) sizes.set(entry.staged, entry.size);
-    }
-    return sizes;
+  /**
+   * The staged files of the uploads not yet completed, by name, with their journaled sizes:
+   * kept as they come and go (a status report after an outage asks for tens of thousands),
+   * so the map changes as uploads complete.
+   */
+  stagedSizes(): ReadonlyMap<string, number> {
+    return this.#stagedSizes;
   }
 
   /**
@@ -296,10 +310,9 @@ export class UploadJournal {
    * staged file, fsync'd).
    */
   async add(upload: NewUpload): Promise<number> {
-    const entry = { id: this.#nextId++, ...upload };
-    this.#pending.set(entry.id, entry);
-    await this.#appendSynced({ op: "add", ...entry });
-    return entry.id;
+    const { id } = this.#append({ id: this.#nextId++, ...upload });
+    await this.#sync();
+    return id;
   }
 
   /**
@@ -309,11 +322,14 @@ export class UploadJournal {
    */
   async addTogether(entries: readonly NewEntry[]): Promise<JournalEntry[]> {
     const added = entries.map((entry) => ({ id: this.#nextId++, ...entry }) as JournalEntry);
-    for (const entry of added) this.#pending.set(entry.id, entry);
+    for (const entry of added) {
+      this.#track(entry);
+      this.#pendingLength += addLine(entry).length;
+    }
     try {
       this.#write(JSON.stringify({ op: "together", add: added }) + "\n");
     } catch (error) {
-      for (const entry of added) this.#pending.delete(entry.id);
+      for (const entry of added) this.#forget(entry);
       throw error;
     }
     await this.#sync();
@@ -325,15 +341,47 @@ export class UploadJournal {
    * above); throws a {@link JournalError} when it cannot be.
    */
   mirror(mirror: NewMirror): PendingMirror {
-    const entry = { id: this.#nextId++, ...mirror };
-    this.#pending.set(entry.id, entry);
+    return this.#append({ id: this.#nextId++, ...mirror });
+  }
+
+  /** Writes the line of a new entry, pending from now on; throws when it cannot be written. */
+  #append<T extends JournalEntry>(entry: T): T {
+    const line = addLine(entry);
+    this.#track(entry);
+    this.#pendingLength += line.length;
     try {
-      this.#write(addLine(entry));
+      this.#write(line);
     } catch (error) {
-      this.#pending.delete(entry.id);
+      this.#forget(entry);
       throw error;
     }
     return entry;
+  }
+
+  /**
+   * Counts `entry` among those pending; the caller adds its line's length to
+   * {@link #pendingLength} (at opening, the rewrite measured all of them at once).
+   */
+  #track(entry: JournalEntry): void {
+    this.#pending.set(entry.id, entry);
+    if (!isMirror(entry)) {
+      this.#stagedSizes.set(entry.staged, entry.size);
+      this.#stagedUsers.set(entry.staged, (this.#stagedUsers.get(entry.staged) ?? 0) + 1);
+    }
+  }
+
+  /** Takes `entry` out of those pending. */
+  #forget(entry: JournalEntry): void {
+    if (!this.#pending.delete(entry.id)) return;
+    this.#pendingLength -= addLine(entry).length;
+    if (isMirror(entry)) return;
+    const users = (this.#stagedUsers.get(entry.staged) ?? 1) - 1;
+    if (users > 0) {
+      this.#stagedUsers.set(entry.staged, users);
+      return;
+    }
+    this.#stagedUsers.delete(entry.staged);
+    this.#stagedSizes.delete(entry.staged);
   }
 
   /**
@@ -346,7 +394,7 @@ export class UploadJournal {
     for (const id of ids) {
       const entry = this.#pending.get(id);
       if (entry === undefined) continue;
-      this.#pending.delete(id);
+      this.#forget(entry);
       if (isMirror(entry)) {
         // A mirror whose line is lost (a crash before the write, a power cut) is at worst
         // mirrored once more: the lines of a burst are written together, after this turn.
@@ -402,17 +450,6 @@ export class UploadJournal {
     }
   }
 
-  /** Writes a staged upload's line and fsyncs it (with the lines written meanwhile). */
-  #appendSynced(line: JournalLine): Promise<void> {
-    try {
-      this.#write(JSON.stringify(line) + "\n");
-    } catch (error) {
-      if (line.op === "add") this.#pending.delete(line.id);
-      return Promise.reject(error);
-    }
-    return this.#sync();
-  }
-
   /**
    * Appends whole lines, or nothing (throws a {@link JournalError}); compacts the file once
    * it grew big enough.
@@ -456,15 +493,13 @@ export class UploadJournal {
    * they cover are in the new file, synced.
    */
   #rewrite(): void {
-    const live = [...this.#pending.values()];
-    const liveBytes = live.reduce((sum, entry) => sum + addLine(entry).length, 0);
-    if (liveBytes * 4 > this.#bytes) {
+    if (this.#pendingLength * 4 > this.#bytes) {
       this.#compactAt = this.#bytes * 2;
       return;
     }
     const old = this.#fd!;
     try {
-      ({ fd: this.#fd, bytes: this.#bytes } = rewrite(this.file, live));
+      ({ fd: this.#fd, bytes: this.#bytes } = rewrite(this.file, [...this.#pending.values()]));
     } catch {
       // The file is as it was, this line in it: compaction waits for twice the size.
       this.#compactAt = this.#bytes * 2;
@@ -510,8 +545,12 @@ function addLine(entry: JournalEntry): string {
  * returns its descriptor, open for appending since before the rename. Synchronous: no line
  * can be written in between. A failure before the rename leaves `file` as it was.
  */
-function rewrite(file: string, entries: readonly JournalEntry[]): { fd: number; bytes: number } {
-  const text = Buffer.from(entries.map(addLine).join(""));
+function rewrite(
+  file: string,
+  entries: readonly JournalEntry[],
+): { fd: number; bytes: number; pendingLength: number } {
+  const lines = entries.map(addLine).join("");
+  const text = Buffer.from(lines);
   const temporary = `${file}.compact`;
   rmSync(temporary, { force: true }); // Left by a crash mid-rewrite.
   const fd = openSync(temporary, "a", 0o600);
@@ -531,7 +570,7 @@ function rewrite(file: string, entries: readonly JournalEntry[]): { fd: number; 
     // Renamed already: this descriptor is the journal now, whatever the directory's fsync
     // says (the next fsync of the file covers its lines, not the rename).
   }
-  return { fd, bytes: text.length };
+  return { fd, bytes: text.length, pendingLength: lines.length };
 }
 
 /** What a journal file holds. */

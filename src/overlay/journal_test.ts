@@ -138,6 +138,52 @@ Deno.test("a journal with an entry pending for long is rewritten, not left to gr
   });
 });
 
+Deno.test("the staged sizes follow adds, completions, refused lines and a reopen", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    const { journal } = await UploadJournal.open(file);
+    const a = await journal.add({ ...upload("/a"), size: 10 });
+    await journal.add({ ...upload("/b"), size: 20 });
+    await journal.mirror({ path: "/c", mirror: "copy" });
+    const sizes = journal.stagedSizes();
+    assert.deepEqual([...sizes], [["a", 10], ["b", 20]]);
+    await journal.complete(a);
+    assert.deepEqual([...sizes], [["b", 20]], "the map follows the journal");
+    // A rename while Riak is away: the upload under the new name shares the staged file.
+    const [renamed] = await journal.addTogether([{ ...upload("/e", "b"), size: 20 }]);
+    await journal.complete(renamed.id);
+    assert.deepEqual([...sizes], [["b", 20]], "still named by /b's upload");
+    await journal.close();
+    await assert.rejects(journal.add(upload("/d")), JournalError);
+    assert.deepEqual([...journal.stagedSizes()], [["b", 20]], "a refused line is not pending");
+    const { journal: again } = await UploadJournal.open(file);
+    assert.deepEqual([...again.stagedSizes()], [["b", 20]]);
+    await again.close();
+  });
+});
+
+Deno.test("a journal reopened with entries pending is rewritten once they are done", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    const lines = Array.from(
+      { length: 5_000 },
+      (_, index) =>
+        JSON.stringify({ op: "add", id: index + 1, path: `/f${index}`, mirror: "copy" }),
+    );
+    await writeFile(file, lines.join("\n") + "\n");
+    const { journal } = await UploadJournal.open(file);
+    await journal.complete(...Array.from({ length: 4_999 }, (_, index) => index + 2));
+    for (let index = 0; index < 20_000; index++) {
+      await journal.complete((await journal.mirror({ path: `/tmp/f${index}`, mirror: "copy" })).id);
+    }
+    await journal.close();
+    assert.ok((await stat(file)).size < 1024 * 1024, "rewritten along the way");
+    const { journal: again, pending } = await UploadJournal.open(file);
+    assert.deepEqual(pending.map((entry) => entry.id), [1]);
+    await again.close();
+  });
+});
+
 Deno.test("a journal of 150,000 pending entries opens (an outage during an untar)", async () => {
   await withDirectory(async (directory) => {
     const file = join(directory, "journal");

@@ -2422,8 +2422,9 @@ export class OverlayFileSystem implements FileSystem {
   #replayedDirectoryStat(path: string): FileStat | undefined {
     if (!this.#replayedDirectories.has(path)) return undefined;
     const uploads = this.#o.uploads;
-    const below = uploads.pendingPathsBelow(path).find((pending) =>
-      pending !== path && uploads.pendingFor(pending) !== undefined
+    const below = uploads.findPendingBelow(
+      path,
+      (pending) => uploads.pendingFor(pending) !== undefined,
     );
     if (below === undefined) {
       this.#replayedDirectories.delete(path);

@@ -438,8 +438,7 @@ async function startOnSpool(
     if (attributesOnly) await copies.runningBelow(entry.path);
   };
   const pace = sourcePace(options.source);
-  const jobsBelow = (path: string) =>
-    late.uploads?.pendingPathsBelow(path).some((pending) => pending !== path) ?? false;
+  const jobsBelow = (path: string) => late.uploads?.findPendingBelow(path) !== undefined;
   const localCopies: MirrorOptions | undefined = options.source === undefined ? undefined : {
     store,
     source: options.source,

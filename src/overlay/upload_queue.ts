@@ -26,6 +26,8 @@ import {
 } from "./journal.ts";
 import type { MountMetrics } from "./metrics.ts";
 import { parentOf } from "./node_table.ts";
+import { PathTree } from "./path_tree.ts";
+import { IndexedHeap } from "../util/indexed_heap.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import type { Spool } from "./spool.ts";
 
@@ -73,6 +75,14 @@ const WITHHELD = new Error("its file is being removed");
 
 /** The signal of an upload's later attempts: an earlier one may have reached Riak. */
 const NEVER_CALLED_OFF = new AbortController().signal;
+
+/**
+ * Where the order of jobs waiting to start puts those hurried ({@link UploadQueue.hurry}): behind
+ * those put back at the front (below it), ahead of those queued at the end (from
+ * {@link QUEUED_ORDERS_FROM} on).
+ */
+const HURRIED_ORDERS_FROM = 0;
+const QUEUED_ORDERS_FROM = 2 ** 50;
 
 /** Default first retry delay after a failed upload. */
 export const DEFAULT_RETRY_INITIAL_MS = 500;
@@ -170,6 +180,18 @@ interface Job {
   firstAttemptEnded?: (calledOff: UploadWithheldError | undefined) => void;
   /** Moved ahead of the others waiting: a request waits for it ({@link UploadQueue.hurry}). */
   hurried?: true;
+  /** Its place among the jobs waiting to start: the lowest starts first. */
+  order: number;
+  /**
+   * While it waits to start: `queued` among those that may start, `behind` a job of its path
+   * queued before it, `parked` on {@link Job.parkedOn}. Undefined while it runs, while it
+   * waits to be tried again ({@link UploadQueue.#retryLater}), and once it ended.
+   */
+  waits?: "queued" | "behind" | "parked";
+  /** The path whose change may let it start, while parked (see {@link UploadQueue.#mayStart}). */
+  parkedOn?: string;
+  /** Its place in the heap of jobs queued. */
+  heapIndex?: number;
   done: Promise<void>;
   resolve: () => void;
   reject: (error: Error) => void;
@@ -214,6 +236,10 @@ export class UploadQueue {
   readonly #retryMaxMs: number;
   /** Jobs per path in submission order; only the first of a path may run. */
   readonly #byPath = new Map<string, Job[]>();
+  /** The paths of {@link #byPath}, for the looks at a directory's part of them. */
+  readonly #paths = new PathTree();
+  /** Jobs in {@link #byPath}. */
+  #jobCount = 0;
   #queued = 0;
   /** Ids of mirrors reserved and not started yet (their files are still open). */
   readonly #reserved = new Set<number>();
@@ -223,8 +249,21 @@ export class UploadQueue {
    * own upload there and must not set it aside too.
    */
   readonly #setAside = new Set<string>();
-  /** Jobs not started yet, oldest first (the hurried ones first of all). */
-  #waiting: Job[] = [];
+  /**
+   * Jobs not started yet that may start, by {@link Job.order}: oldest first, the hurried ones
+   * ahead of them, those put back at the front ahead of all. A job found unable to start
+   * leaves it until what held it back changed: behind a job of its path, it waits for that
+   * job to end; others are parked by the path whose change lets them go. The pump thus
+   * looks at each job a bounded number of times, not at every one held back each time a
+   * slot frees up (a file's removal ahead of thousands of jobs below its name, say).
+   */
+  readonly #waiting = new IndexedHeap<Job>((a, b) => a.order < b.order);
+  /** Jobs parked, by the path whose change may let them start. */
+  readonly #parked = new Map<string, Set<Job>>();
+  /** The next {@link Job.order} of a job put back at the front (counts down). */
+  #frontOrder = HURRIED_ORDERS_FROM - 1;
+  #hurriedOrder = HURRIED_ORDERS_FROM;
+  #queuedOrder = QUEUED_ORDERS_FROM;
   /** Paths whose jobs {@link withhold} holds back: none of them starts. */
   readonly #withheld = new Set<string>();
   /**
@@ -244,7 +283,8 @@ export class UploadQueue {
   /** Journal appends refused for lack of room since the last report, and when that was. */
   #noRoomRefusals = 0;
   #noRoomReportedAt = -Infinity;
-  #wake: (() => void)[] = [];
+  /** What ends the backoffs and retry delays under way early. */
+  readonly #wake = new Set<() => void>();
   #idle: (() => void)[] = [];
 
   constructor(options: UploadQueueOptions) {
@@ -267,9 +307,7 @@ export class UploadQueue {
 
   /** Uploads submitted, resumed or reserved (files still open) and not yet acknowledged. */
   get pendingCount(): number {
-    let count = this.#reserved.size;
-    for (const jobs of this.#byPath.values()) count += jobs.length;
-    return count;
+    return this.#reserved.size + this.#jobCount;
   }
 
   /**
@@ -401,22 +439,32 @@ export class UploadQueue {
 
   /** Resolves when every upload at or below directory `path` submitted so far reached Riak. */
   async settledBelow(path: string): Promise<void> {
-    const prefix = path.endsWith("/") ? path : `${path}/`;
     const waits: Promise<void>[] = [];
-    for (const [pending, jobs] of this.#byPath) {
-      if ((pending === path || pending.startsWith(prefix)) && jobs.length > 0) {
-        waits.push(jobs[jobs.length - 1].done);
-      }
+    for (const pending of this.#paths.atOrBelow(path)) {
+      const jobs = this.#byPath.get(pending)!;
+      waits.push(jobs[jobs.length - 1].done);
     }
     await Promise.all(waits);
   }
 
   /** Paths at or below `path` with an upload queued or running. */
   pendingPathsBelow(path: string): string[] {
-    const prefix = path.endsWith("/") ? path : `${path}/`;
-    return [...this.#byPath.keys()].filter((pending) =>
-      pending === path || pending.startsWith(prefix)
-    );
+    return this.#paths.allAtOrBelow(path);
+  }
+
+  /**
+   * A path below `path` (not `path` itself) with an upload queued or running that `wanted`
+   * accepts, looking at no more of them than it takes to find one; undefined when none is.
+   */
+  findPendingBelow(
+    path: string,
+    wanted: (pending: string) => boolean = () => true,
+  ): string | undefined {
+    if (!this.#paths.hasBelow(path)) return undefined;
+    for (const pending of this.#paths.atOrBelow(path)) {
+      if (pending !== path && wanted(pending)) return pending;
+    }
+    return undefined;
   }
 
   /** The mirrors of `path` queued or running, oldest first. */
@@ -472,11 +520,8 @@ export class UploadQueue {
   #namesIn(path: string, wanted: (pending: string) => boolean): string[] {
     const prefix = path.endsWith("/") ? path : `${path}/`;
     const names: string[] = [];
-    for (const pending of this.#byPath.keys()) {
-      if (!wanted(pending)) continue;
-      if (pending.startsWith(prefix) && !pending.slice(prefix.length).includes("/")) {
-        names.push(pending.slice(prefix.length));
-      }
+    for (const name of this.#paths.namesIn(path)) {
+      if (wanted(prefix + name)) names.push(name);
     }
     return names;
   }
@@ -505,18 +550,17 @@ export class UploadQueue {
    * still hold, the pump checks them whatever the order.
    */
   hurry(path: string, below = false): void {
-    const prefix = path.endsWith("/") ? path : `${path}/`;
-    const hurried = new Set(
-      this.#waiting.filter((job) =>
-        !job.hurried && (job.entry.path === path || (below && job.entry.path.startsWith(prefix)))
-      ),
-    );
-    if (hurried.size === 0) return;
-    for (const job of hurried) job.hurried = true;
-    const rest = this.#waiting.filter((job) => !hurried.has(job));
-    const behindHurried = rest.findIndex((job) => !job.hurried);
-    const at = behindHurried === -1 ? rest.length : behindHurried;
-    this.#waiting = [...rest.slice(0, at), ...hurried, ...rest.slice(at)];
+    const hurried: Job[] = [];
+    for (const pending of below ? this.#paths.atOrBelow(path) : [path]) {
+      for (const job of this.#byPath.get(pending) ?? []) {
+        if (job.waits !== undefined && !job.hurried) hurried.push(job);
+      }
+    }
+    hurried.sort((a, b) => a.order - b.order);
+    for (const job of hurried) {
+      job.hurried = true;
+      this.#reorder(job, this.#hurriedOrder++);
+    }
   }
 
   /**
@@ -555,11 +599,7 @@ export class UploadQueue {
     try {
       // Those superseded meanwhile went with their newer job's.
       const dropped = held.filter((job) => this.#byPath.get(path)?.includes(job));
-      for (const job of dropped) {
-        const waiting = this.#waiting.indexOf(job);
-        if (waiting >= 0) this.#waiting.splice(waiting, 1);
-        this.#finish(job);
-      }
+      for (const job of dropped) this.#finish(job);
       await this.#forget(...dropped.map((job) => job.entry));
       for (const job of dropped) job.resolve();
     } finally {
@@ -570,14 +610,15 @@ export class UploadQueue {
   /** Lets the jobs of `path` start again once a withhold ended. */
   #release(path: string): void {
     this.#withheld.delete(path);
+    this.#unpark(path);
     this.#pump();
     this.#wakeIfIdle();
   }
 
   /** Retries waiting uploads now (e.g. when another request found Riak reachable again). */
   nudge(): void {
-    const wake = this.#wake;
-    this.#wake = [];
+    const wake = [...this.#wake];
+    this.#wake.clear();
     for (const resolve of wake) resolve();
   }
 
@@ -607,8 +648,13 @@ export class UploadQueue {
     this.#stopping = true;
     for (const jobs of this.#byPath.values()) jobs[0]?.superseded?.abort();
     this.nudge();
-    for (const job of this.#waiting) job.reject(new UploadStoppedError(job.entry.path));
-    this.#waiting = [];
+    for (const jobs of this.#byPath.values()) {
+      for (const job of jobs) {
+        if (job.waits === undefined) continue;
+        this.#stopWaiting(job);
+        job.reject(new UploadStoppedError(job.entry.path));
+      }
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     const graceOver = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
     const idle = (async () => {
@@ -626,11 +672,26 @@ export class UploadQueue {
       reject = no;
     });
     done.catch(() => {}); // Callers that never await a ticket must not crash the process.
-    const job: Job = { entry, queuedAs: this.#queued++, started: false, done, resolve, reject };
+    const job: Job = {
+      entry,
+      queuedAs: this.#queued++,
+      started: false,
+      order: 0,
+      done,
+      resolve,
+      reject,
+    };
     if (isMirror(entry)) job.superseded = new AbortController();
     else this.#stagedUsers.set(entry.staged, (this.#stagedUsers.get(entry.staged) ?? 0) + 1);
     const jobs = this.#byPath.get(entry.path) ?? [];
+    if (jobs.length === 0) {
+      this.#byPath.set(entry.path, jobs);
+      this.#paths.add(entry.path);
+    }
     const previous = jobs[jobs.length - 1];
+    // Queued before the older one goes: the path keeps its jobs, and its place among paths.
+    jobs.push(job);
+    this.#jobCount++;
     if (previous && !previous.started && this.#covers(entry, previous.entry)) {
       this.#supersede(previous, job);
     } // A running mirror waiting for a file to settle gives way (see #run).
@@ -638,11 +699,78 @@ export class UploadQueue {
       previous.superseded?.abort(SUPERSEDED);
       this.nudge(); // It may be waiting out a backoff.
     }
-    jobs.push(job);
-    this.#byPath.set(entry.path, jobs);
-    this.#waiting.push(job);
+    this.#queueAtTheEnd(job);
     this.#pump();
     return job;
+  }
+
+  /** Puts `job` among those waiting to start, behind all of them. */
+  #queueAtTheEnd(job: Job): void {
+    job.order = this.#queuedOrder++;
+    this.#queue(job);
+  }
+
+  /** Puts `job` among those waiting to start, ahead of all of them. */
+  #queueAtTheFront(job: Job): void {
+    job.order = this.#frontOrder--;
+    this.#queue(job);
+  }
+
+  /** Lets the pump look at `job`, waiting to start at {@link Job.order}. */
+  #queue(job: Job): void {
+    job.waits = "queued";
+    this.#waiting.push(job);
+  }
+
+  /** Gives `job`, waiting to start, another place among those waiting. */
+  #reorder(job: Job, order: number): void {
+    const queued = this.#waiting.delete(job);
+    job.order = order;
+    if (queued) this.#waiting.push(job);
+  }
+
+  /** Takes `job` out of those waiting to start (it starts, ends, or is dropped). */
+  #stopWaiting(job: Job): void {
+    if (job.waits === "queued") this.#waiting.delete(job);
+    if (job.waits === "parked") {
+      const parked = this.#parked.get(job.parkedOn!)!;
+      parked.delete(job);
+      if (parked.size === 0) this.#parked.delete(job.parkedOn!);
+    }
+    job.waits = undefined;
+    job.parkedOn = undefined;
+  }
+
+  /**
+   * Whether `job`, waiting, may start now: it is the first of its path, not withheld, and
+   * no file's removal above it waits to run first. If not, it waits where what holds it
+   * back lets it go: behind its path's first job, or parked on the path whose change does.
+   */
+  #mayStart(job: Job): boolean {
+    const { path } = job.entry;
+    if (this.#byPath.get(path)![0] !== job) {
+      job.waits = "behind";
+      return false;
+    }
+    const holder = this.#withheld.has(path) ? path : this.#fileRemovalAbove(path, job.queuedAs);
+    if (holder === undefined) return true;
+    job.waits = "parked";
+    job.parkedOn = holder;
+    const parked = this.#parked.get(holder) ?? new Set<Job>();
+    parked.add(job);
+    this.#parked.set(holder, parked);
+    return false;
+  }
+
+  /** Lets the pump look again at the jobs parked on `path`: something of it changed. */
+  #unpark(path: string): void {
+    const parked = this.#parked.get(path);
+    if (parked === undefined) return;
+    this.#parked.delete(path);
+    for (const job of parked) {
+      job.parkedOn = undefined;
+      this.#queue(job);
+    }
   }
 
   /** {@link covers}, where a snapshot never stands in for a copy that deletes the local file. */
@@ -675,23 +803,19 @@ export class UploadQueue {
    * there, queued before `queuedBefore`. Only the first: a directory's removal ahead of one
    * waits for the jobs below it, which must not wait for that removal in turn.
    */
-  #fileRemovalAbove(path: string, queuedBefore: number): boolean {
+  #fileRemovalAbove(path: string, queuedBefore: number): string | undefined {
     for (let at = parentOf(path); at !== "/"; at = parentOf(at)) {
       const first = this.#byPath.get(at)?.[0];
       if (
         first && first.queuedAs < queuedBefore && isFileRemoval(first.entry)
-      ) return true;
+      ) return at;
     }
-    return false;
+    return undefined;
   }
 
   /** `older` has not started and `newer` does all it would do: drop `older`. */
   #supersede(older: Job, newer: Job): void {
-    const jobs = this.#byPath.get(older.entry.path)!;
-    jobs.splice(jobs.indexOf(older), 1);
-    // A job waiting to be tried again (see #retryLater) is not among the waiting ones.
-    const waiting = this.#waiting.indexOf(older);
-    if (waiting >= 0) this.#waiting.splice(waiting, 1);
+    this.#finish(older);
     newer.done.then(older.resolve, older.reject);
     void this.#forget(older.entry);
   }
@@ -706,13 +830,10 @@ export class UploadQueue {
 
   #pump(): void {
     while (!this.#stopping && this.#active < this.#concurrency) {
-      const index = this.#waiting.findIndex((job) =>
-        this.#byPath.get(job.entry.path)![0] === job &&
-        !this.#withheld.has(job.entry.path) &&
-        !this.#fileRemovalAbove(job.entry.path, job.queuedAs)
-      );
-      if (index === -1) break;
-      const [job] = this.#waiting.splice(index, 1);
+      const job = this.#waiting.pop();
+      if (job === undefined) break;
+      job.waits = undefined;
+      if (!this.#mayStart(job)) continue;
       job.started = true;
       if (!isMirror(job.entry)) job.stoppable = new AbortController();
       this.#active++;
@@ -741,7 +862,7 @@ export class UploadQueue {
   #calledOff(job: Job, error: UploadWithheldError): void {
     job.started = false;
     if (this.#stopping) job.reject(new UploadStoppedError(job.entry.path));
-    else this.#waiting.unshift(job);
+    else this.#queueAtTheFront(job);
     this.#firstAttemptEnded(job, error);
   }
 
@@ -951,12 +1072,26 @@ export class UploadQueue {
     return index === -1 ? undefined : jobs![index + 1];
   }
 
+  /**
+   * Takes `job` out of the queue (it ended, or is dropped); the next job of its path, and
+   * the jobs its path held back, may start.
+   */
   #finish(job: Job): void {
-    const jobs = this.#byPath.get(job.entry.path);
-    if (!jobs) return;
-    const index = jobs.indexOf(job);
-    if (index !== -1) jobs.splice(index, 1);
-    if (jobs.length === 0) this.#byPath.delete(job.entry.path);
+    this.#stopWaiting(job);
+    const { path } = job.entry;
+    const jobs = this.#byPath.get(path);
+    const index = jobs?.indexOf(job) ?? -1;
+    if (index === -1) return;
+    jobs!.splice(index, 1);
+    this.#jobCount--;
+    if (jobs!.length === 0) {
+      this.#byPath.delete(path);
+      this.#paths.delete(path);
+    }
+    if (index > 0) return;
+    const next = jobs![0];
+    if (next?.waits === "behind") this.#queue(next);
+    this.#unpark(path);
   }
 
   /**
@@ -999,15 +1134,15 @@ export class UploadQueue {
   #retryLater(job: Job): void {
     job.started = false;
     const requeue = () => {
-      this.#wake = this.#wake.filter((wake) => wake !== requeue);
+      this.#wake.delete(requeue);
       clearTimeout(timer);
       // Stopping: it stays journaled for the next mount.
       if (this.#stopping || !this.#byPath.get(job.entry.path)?.includes(job)) return;
-      this.#waiting.push(job);
+      this.#queueAtTheEnd(job);
       this.#pump();
     };
     const timer = setTimeout(requeue, this.#retryInitialMs);
-    this.#wake.push(requeue);
+    this.#wake.add(requeue);
   }
 
   #sleep(ms: number): Promise<void> {
@@ -1015,14 +1150,14 @@ export class UploadQueue {
     if (this.#stopping) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.#wake = this.#wake.filter((wake) => wake !== done);
+        this.#wake.delete(done);
         resolve();
       }, ms);
       const done = () => {
         clearTimeout(timer);
         resolve();
       };
-      this.#wake.push(done);
+      this.#wake.add(done);
     });
   }
 }

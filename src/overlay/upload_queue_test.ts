@@ -988,3 +988,101 @@ Deno.test("entries journaled together are replayed together, and a torn line of 
     await queue.stop(0);
   });
 });
+
+/** `entry`, counting each look taken at it (a read of a field, an `in`). */
+function counting<T extends JournalEntry>(entry: T, looks: { count: number }): T {
+  return new Proxy(entry, {
+    get(target, key, receiver) {
+      looks.count++;
+      return Reflect.get(target, key, receiver);
+    },
+    has(target, key) {
+      looks.count++;
+      return Reflect.has(target, key);
+    },
+  });
+}
+
+/**
+ * The looks taken at the queue's entries by the bookkeeping of an outage's backlog: the
+ * removal of the file "/gate" runs (Riak away) with `backlog` jobs below it held back, and 55
+ * other jobs wait behind them.
+ */
+async function looksWithBacklog(backlog: number): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  await withSpool(async (fixture) => {
+    const looks = { count: 0 };
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => openGate = resolve);
+    let letHoldGo!: () => void;
+    const hold = new Promise<void>((resolve) => letHoldGo = resolve);
+    const queue = queueOver(fixture, {
+      concurrency: 2,
+      mirror: (entry) =>
+        entry.path === "/gate" ? gate : entry.path === "/hold" ? hold : Promise.resolve(),
+    });
+    let id = 0;
+    const mirror = (path: string, kind: "copy" | "remove" = "copy") =>
+      counting({ id: ++id, path, mirror: kind }, looks);
+    queue.resume([
+      mirror("/gate", "remove"),
+      mirror("/hold"),
+      ...Array.from({ length: backlog }, (_, i) => mirror(`/gate/f${i}`)),
+      ...Array.from({ length: 5 }, (_, i) => mirror(`/small/f${i}`)),
+      counting({
+        id: ++id,
+        path: "/small/u",
+        staged: "gone",
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtimeNs: "0",
+        size: 0,
+      }, looks),
+      ...Array.from({ length: 50 }, (_, i) => mirror(`/other/o${i}`)),
+    ]);
+    const looksOf = async (operation: () => unknown) => {
+      looks.count = 0;
+      await operation();
+      return looks.count;
+    };
+    counts.listing = await looksOf(() => [
+      queue.pendingNamesIn("/small"),
+      queue.mirroredNamesIn("/small"),
+    ]);
+    counts.fsync = await looksOf(() => queue.hurry("/small/f3"));
+    counts.fsyncBelow = await looksOf(() => queue.hurry("/small", true));
+    counts.below = await looksOf(() => {
+      queue.settledBelow("/small").catch(() => {});
+      return [queue.pendingPathsBelow("/small"), queue.findPendingBelow("/small")];
+    });
+    counts.count = await looksOf(() => queue.pendingCount);
+    counts.newer = await looksOf(() => queue.submitMirror({ path: "/gate/f7", mirror: "copy" }));
+    counts.unlink = await looksOf(async () => await (await queue.withhold("/small/u"))!.drop());
+    assert.equal(queue.pendingCount, backlog + 57);
+    // Each job ended frees a slot for the next, past those held back.
+    counts.slotsFreed = await looksOf(async () => {
+      letHoldGo();
+      await queue.settledBelow("/other");
+      await queue.settledBelow("/small");
+    });
+    openGate();
+    assert.equal(await queue.drain(60_000), 0);
+  });
+  return counts;
+}
+
+Deno.test("the bookkeeping of a backlog looks at a bounded number of its jobs per operation", async () => {
+  const small = await looksWithBacklog(1_000);
+  const large = await looksWithBacklog(20_000);
+  const { slotsFreed: smallSlotsFreed, ...smallOperations } = small;
+  const { slotsFreed: largeSlotsFreed, ...largeOperations } = large;
+  // A listing, an fsync, an unlink, a newer job of a path: the same looks whatever the backlog.
+  assert.deepEqual(largeOperations, smallOperations);
+  for (const [operation, looks] of Object.entries(largeOperations)) {
+    assert.ok(looks <= 60, `${operation}: ${looks} looks`);
+  }
+  // A job held back is looked at a few times, not once more with each of the 56 slots freed.
+  const perJobHeldBack = (largeSlotsFreed - smallSlotsFreed) / 19_000;
+  assert.ok(perJobHeldBack <= 8, `${perJobHeldBack} looks per job held back`);
+});
