@@ -1,19 +1,19 @@
 /**
  * `riakfs status` of the built binary against a control socket served by this test (the
  * same server a mount runs), its answer when nothing serves the mountpoint, and the
- * counters of a real passthrough mount, whose requests the FUSE reader threads answer, and
- * the pings of a Riak-backed mount's nodes.
+ * counters of a real passthrough mount, whose requests the FUSE reader threads answer, the
+ * pings of a Riak-backed mount's nodes, and its answer during an outage.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runtimePaths, startControlServer, type StatusReport } from "../src/overlay/control.ts";
 import { MountMetrics } from "../src/overlay/metrics.ts";
 import { resolveMode } from "../src/overlay/modes.ts";
 import { withMount } from "./_mount.ts";
-import { statusOf, withOverlayEnv } from "./_overlay.ts";
+import { eventually, statusOf, waitForQuiet, withLog, withOverlayEnv } from "./_overlay.ts";
 import { runRiakfs } from "./_riakfs.ts";
 
 function report(mountpoint: string): StatusReport {
@@ -158,6 +158,53 @@ Deno.test("riakfs status pings every node: a node gone silent shows, though no r
       }
     } finally {
       await env.unmount(mount);
+    }
+  });
+});
+
+Deno.test("during an outage riakfs status answers at once with the uploads waiting, not after a ping of the hung node", async () => {
+  await withOverlayEnv(async (env) => {
+    const mounted = await env.mount("riak", ["-o", "entry_timeout=0,attr_timeout=0"]);
+    try {
+      const app = join(env.mountpoint, "app");
+      await mkdir(app);
+      await waitForQuiet(env);
+      env.riak.pause();
+      try {
+        await writeFile(join(app, "first"), "first"); // Finds out that Riak hangs.
+        await eventually(
+          "the outage logged",
+          () => Promise.resolve(mounted.stderr().includes("Riak unreachable")),
+        );
+        for (let index = 0; index < 20; index++) {
+          await writeFile(join(app, `during-${index}`), `${index}`);
+        }
+        // A ping of the hung node waits 2 s for its answer: the mount knows it is away, and
+        // what waits in its spool is what the operator asks about now.
+        const result = await runRiakfs([
+          "status",
+          "--json",
+          "--timeout",
+          "1800",
+          "--run-dir",
+          env.runDirectory,
+          env.mountpoint,
+        ]);
+        assert.equal(result.code, 0, result.stderr);
+        const status = JSON.parse(result.stdout) as StatusReport;
+        assert.equal(status.riak.reachable, false);
+        assert.ok(status.metrics.uploads.pending >= 21, JSON.stringify(status.metrics.uploads));
+        assert.ok(status.spool!.files >= 21, JSON.stringify(status.spool));
+        assert.equal(status.riak.pings?.length, env.riak.nodes.length);
+        for (const ping of status.riak.pings!) assert.match(ping.error ?? "", /timed out|timeout/i);
+      } finally {
+        env.riak.resume();
+      }
+      await waitForQuiet(env);
+    } catch (error) {
+      throw withLog(error, mounted);
+    } finally {
+      await env.unmount(mounted);
     }
   });
 });

@@ -46,7 +46,10 @@ const PATH_OPTIONS = new Set([
   "--password-file",
 ]);
 
-/** How long `riakfs status` waits for a node's ping (the status command waits 5 s in all). */
+/**
+ * How long `riakfs status` waits for a node's ping (the status command waits 5 s in all), and the
+ * mount for one before it declares an outage over; a status report during an outage waits less.
+ */
 const PING_TIMEOUT_MS = 2_000;
 
 /** Environment variable naming the descriptor a background child reports readiness on. */
@@ -169,8 +172,8 @@ async function serveInForeground(
       dw: riak.riak.dw,
     });
     const pingRiak = riak &&
-      (() =>
-        Promise.all(riak.riak.nodes.map((node) => pingNode(riak.riak, node, PING_TIMEOUT_MS))));
+      ((timeoutMs = PING_TIMEOUT_MS) =>
+        Promise.all(riak.riak.nodes.map((node) => pingNode(riak.riak, node, timeoutMs))));
     runtime = await startOverlay({
       settings: overlay,
       source: overlay.mode.reads === "riak" ? undefined : source,

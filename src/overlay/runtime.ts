@@ -45,6 +45,12 @@ import { makeDirectories } from "../util/directories.ts";
 import { acquireLock, type HeldLock, LockedError } from "../util/lock.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 
+/**
+ * How long a status report waits for the pings of Riak's nodes while the mount is in an
+ * outage (its own probes go on meanwhile): a node back answers within it.
+ */
+const OUTAGE_PING_TIMEOUT_MS = 500;
+
 /** What {@link startOverlay} needs. */
 export interface OverlayStartOptions {
   settings: OverlaySettings;
@@ -58,9 +64,10 @@ export interface OverlayStartOptions {
   riakNodes: string[];
   /**
    * Pings every Riak node now, for `riakfs status`: the mount's own view of Riak comes from
-   * its last request, which says nothing of a node gone silent since.
+   * its last request, which says nothing of a node gone silent since. A node that has not
+   * answered within `timeoutMs` (default: the mount's own ping timeout) did not answer.
    */
-  pingRiak?: () => Promise<NodePing[]>;
+  pingRiak?: (timeoutMs?: number) => Promise<NodePing[]>;
   /**
    * Whether Riak answers the mount's own requests again, asked before an outage is declared
    * over (and before a request's timeout declares one); default: whether a node answers
@@ -137,20 +144,28 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     : await localPartsOf(options);
 
   const startedAt = new Date().toISOString();
-  const report = async (): Promise<StatusReport> => ({
-    mountpoint: options.mountpoint,
-    source: options.source,
-    pid: process.pid,
-    startedAt,
-    preset: presetOf(settings.mode),
-    mode: settings.mode,
-    riak: { ...health.snapshot(), nodes: options.riakNodes, pings: await options.pingRiak?.() },
-    spool: parts.spool && {
+  const report = async (): Promise<StatusReport> => {
+    const riak = health.snapshot();
+    // The pings go out while the spool is counted, not before: a hung node takes the whole
+    // ping timeout. During an outage the mount knows already that Riak is away; what waits
+    // in the spool is what the operator asks about then, and it must not wait behind them.
+    const pinging = options.pingRiak?.(riak.reachable ? undefined : OUTAGE_PING_TIMEOUT_MS);
+    const spool = parts.spool && {
       directory: parts.spool.directory,
       ...await parts.spool.usage(parts.journal?.stagedSizes()),
-    },
-    metrics: metrics.snapshot(),
-  });
+    };
+    return {
+      mountpoint: options.mountpoint,
+      source: options.source,
+      pid: process.pid,
+      startedAt,
+      preset: presetOf(settings.mode),
+      mode: settings.mode,
+      riak: { ...riak, nodes: options.riakNodes, pings: await pinging },
+      spool,
+      metrics: metrics.snapshot(),
+    };
+  };
   /** When the last drain's timeout runs out: stopping afterwards does not wait it again. */
   let drainDeadline: number | undefined;
   /** The last drain's timeout, for the log of what it left (not the 0 ms left of it). */
