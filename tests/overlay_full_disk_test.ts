@@ -4,7 +4,9 @@
  * writes answer ENOSPC at once and work again once reads drained files away, a mount killed
  * with a full spool comes up again and drains it, a spool an operator removed while mounted
  * is made again without losing a write close() acknowledged, and the temporary files a
- * crash leaves in SOURCE while a file is fetched into it are removed by the next mount.
+ * crash leaves in SOURCE while a file is fetched into it are removed by the next mount. A
+ * copy a mount makes on the full disk (a file staged for writing, fetched into SOURCE) is
+ * whole or refused with ENOSPC, never cut short and uploaded as the file.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -20,6 +22,7 @@ import {
   eventually,
   killMount,
   type OverlayEnv,
+  withLog,
   withOverlayEnv,
 } from "./_overlay.ts";
 import { startRiakProxy } from "./_riak_proxy.ts";
@@ -87,6 +90,105 @@ async function refusedForRoom(promise: Promise<unknown>): Promise<boolean> {
     return (error as NodeJS.ErrnoException).code === "ENOSPC";
   }
 }
+
+/**
+ * Writes a small file through the mount and waits for it in Riak: the journal then has a
+ * block in use, which holds its next lines without a free one.
+ */
+async function journalInUse(env: OverlayEnv): Promise<void> {
+  await fsp.writeFile(join(env.mountpoint, "first.txt"), "first");
+  await eventually("first.txt in Riak", async () => !!(await env.store.tryStat("first.txt")));
+}
+
+/** Opens `file` for writing in place and writes `head` at its start, as a database does. */
+async function overwriteHead(file: string, head: Uint8Array): Promise<void> {
+  const handle = await fsp.open(file, "r+");
+  try {
+    await handle.write(head, 0, head.length, 0);
+  } finally {
+    await handle.close();
+  }
+}
+
+Deno.test("drain: a write into a local file bigger than the room left answers ENOSPC; the full disk never cuts its staged copy short (Riak and SOURCE keep every byte)", async () => {
+  await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
+    const [[name, original]] = legacyFiles(env, "old", 1, 700_000);
+    const mounted = await mountOverSource(env);
+    try {
+      await journalInUse(env);
+      disk.fill();
+      disk.makeRoom(300_000); // Less than the file: a copy of it cannot be staged whole.
+      const file = join(env.mountpoint, name);
+      const head = Buffer.alloc(100, "X");
+      assert.ok(await refusedForRoom(overwriteHead(file, head)), "ENOSPC, not a torn copy");
+      assert.ok(Buffer.from(original).equals(fs.readFileSync(join(env.source, name))));
+      assert.equal(await env.store.tryStat(name), undefined, "nothing went to Riak");
+      disk.makeRoom(1_000_000);
+      await overwriteHead(file, head);
+      const written = Buffer.concat([head, original.subarray(head.length)]);
+      await eventually(
+        "the superseded local copy drained away",
+        () => Promise.resolve(!fs.existsSync(join(env.source, name))),
+      );
+      await assertInRiak(env, new Map([[name, written]]));
+      assert.ok(written.equals(await fsp.readFile(file)));
+    } catch (error) {
+      throw withLog(error, mounted);
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});
+
+/**
+ * A file only Riak holds, bigger than the room left on the full source, opened for writing
+ * in `preset`: migrate fetches it into SOURCE first, drain stages it in the spool. Either
+ * copy cut short by the disk (a short write(2) taken for the whole) was a torn file, uploaded
+ * over Riak's whole one.
+ */
+async function writeIntoRiakFileOnFullDisk(preset: string): Promise<void> {
+  await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
+    const original = seededBytes(950, 700_000);
+    await env.store.writeFile("r.bin", original, { mode: 0o644 });
+    const mounted = await mountOverSource(env, undefined, preset);
+    try {
+      await journalInUse(env);
+      disk.fill();
+      disk.makeRoom(300_000);
+      const file = join(env.mountpoint, "r.bin");
+      const head = Buffer.alloc(100, "X");
+      assert.ok(await refusedForRoom(overwriteHead(file, head)), "ENOSPC, not a torn copy");
+      assert.deepEqual(
+        fs.readdirSync(env.source).filter((entry) =>
+          entry === "r.bin" || entry.startsWith(".riakfs-publish-")
+        ),
+        [],
+        "no copy, whole or torn, left in SOURCE",
+      );
+      assert.ok(Buffer.from(original).equals(await env.store.readFile("r.bin")), "Riak's kept");
+      disk.makeRoom(1_000_000);
+      await overwriteHead(file, head);
+      const written = Buffer.concat([head, original.subarray(head.length)]);
+      await eventually(
+        "the write in Riak",
+        async () => written.equals(await env.store.readFile("r.bin")),
+      );
+      assert.ok(written.equals(await fsp.readFile(file)));
+    } catch (error) {
+      throw withLog(error, mounted);
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+}
+
+Deno.test("migrate: a write into a Riak file bigger than the room left answers ENOSPC; the fetch into SOURCE is never cut short by the full disk", async () => {
+  await writeIntoRiakFileOnFullDisk("migrate");
+});
+
+Deno.test("drain: a write into a Riak file bigger than the room left answers ENOSPC; its staged copy is never cut short by the full disk", async () => {
+  await writeIntoRiakFileOnFullDisk("drain");
+});
 
 Deno.test("drain over a full source: the mount starts, writes answer ENOSPC, reads free the disk, writes work again", async () => {
   await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {

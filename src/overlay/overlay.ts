@@ -62,7 +62,7 @@ import { AlreadyExistsError, NotFoundError, StoreError } from "../store/errors.t
 import type { DirEntry, FileStat, StatOptions, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
 import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
-import { openSourceFile, type SourceFile, sourcePace } from "./source_file.ts";
+import { openSourceFile, type SourceFile, sourcePace, writeWhole } from "./source_file.ts";
 import { utimesSeconds } from "../util/utimes.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
 import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
@@ -614,7 +614,7 @@ export class OverlayFileSystem implements FileSystem {
           const next = await this.#riak(`read ${path}`, () => pieces.next());
           if (next.done) break;
           hash.update(next.value);
-          await file.write(next.value, 0, next.value.length, size);
+          await writeWhole(file, next.value, 0, next.value.length, size);
           size += next.value.length;
           this.#o.store.releaseRead(next.value);
         }
@@ -3115,7 +3115,7 @@ export class OverlayFileSystem implements FileSystem {
       // A small file's bytes usually came with its stat: no second get.
       const cached = this.#o.cache.peek(versionOf(path, located.stat), 0, located.stat.size);
       if (cached) {
-        await into.write(cached, 0, cached.length, 0);
+        await writeWhole(into, cached, 0, cached.length, 0);
         return;
       }
       let position = 0;
@@ -3123,7 +3123,7 @@ export class OverlayFileSystem implements FileSystem {
       for (;;) {
         const next = await this.#riak(`read ${path}`, () => pieces.next());
         if (next.done) break;
-        await into.write(next.value, 0, next.value.length, position);
+        await writeWhole(into, next.value, 0, next.value.length, position);
         position += next.value.length;
         this.#o.store.releaseRead(next.value);
       }
@@ -3982,7 +3982,7 @@ async function copyBetween(from: SourceFile, to: SourceFile): Promise<void> {
   for (;;) {
     const { bytesRead } = await from.read(buffer, 0, buffer.length, position);
     if (bytesRead === 0) break;
-    await to.write(buffer, 0, bytesRead, position);
+    await writeWhole(to, buffer, 0, bytesRead, position);
     position += bytesRead;
     // A full first piece: the file is larger, go on in big pieces.
     if (bytesRead === buffer.length && buffer.length < COPY_PIECE) {

@@ -56,6 +56,41 @@ export interface SourceFile {
   close(): Promise<void>;
 }
 
+/**
+ * Writes all `length` bytes of `buffer` from `offset` at `position`, or throws. write(2)
+ * answers a short count when the disk fills in the middle of it (ENOSPC comes only with the
+ * next call): a copy that took the count for the whole went on, and kept a hole of zeros, or
+ * lost its end, as if it were the file (then uploaded, and the original deleted by a drain).
+ *
+ * @example
+ * ```ts
+ * await writeWhole(staged, chunk, 0, chunk.length, position);
+ * ```
+ */
+export async function writeWhole(
+  file: Pick<SourceFile, "write">,
+  buffer: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+): Promise<void> {
+  for (let done = 0; done < length;) {
+    const { bytesWritten } = await file.write(
+      buffer,
+      offset + done,
+      length - done,
+      position + done,
+    );
+    if (bytesWritten <= 0) {
+      // Not what a regular file answers; looping would never end.
+      throw Object.assign(new Error(`EIO: write of ${length - done} bytes wrote nothing`), {
+        code: "EIO",
+      });
+    }
+    done += bytesWritten;
+  }
+}
+
 const readAt = promisify(fs.read);
 const writeAt = promisify(fs.write);
 const fstat = promisify(fs.fstat);

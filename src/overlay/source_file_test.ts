@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { BlockingWhileFast } from "../util/blocking_while_fast.ts";
-import { openSourceFile } from "./source_file.ts";
+import { openSourceFile, writeWhole } from "./source_file.ts";
 
 const { O_CREAT, O_EXCL, O_RDONLY, O_RDWR } = fs.constants;
 
@@ -151,4 +151,21 @@ Deno.test("a close waits for a write in flight, as a FileHandle's does: a number
     const landed = stdout.trim();
     assert.equal(landed, "0", "writes that landed in another file of 50");
   });
+});
+
+// A disk that fills in the middle of a write(2) answers a short count (under Node; Deno's
+// fs.write goes on by itself), which tests/overlay_full_disk_test.ts meets on a real mount.
+Deno.test("writeWhole goes on after short counts until every byte is written, and throws on a count of none", async () => {
+  const written: Array<[number, number]> = [];
+  const halving = {
+    write: (_buffer: Uint8Array, offset: number, length: number, position: number) => {
+      const count = Math.ceil(length / 2);
+      written.push([offset, position]);
+      return Promise.resolve({ bytesWritten: count });
+    },
+  };
+  await writeWhole(halving, new Uint8Array(8), 2, 6, 100);
+  assert.deepEqual(written, [[2, 100], [5, 103], [7, 105]]);
+  const none = { write: () => Promise.resolve({ bytesWritten: 0 }) };
+  await assert.rejects(writeWhole(none, new Uint8Array(4), 0, 4, 0), { code: "EIO" });
 });
