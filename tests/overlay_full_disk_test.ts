@@ -46,6 +46,25 @@ function mountOverSource(env: OverlayEnv, riak = env.riak.nodes.join(","), prese
 }
 
 /**
+ * Runs `body` on a mount of `preset` over SOURCE ({@link mountOverSource}); a failure carries
+ * what the mount logged, and the mount goes whatever happens.
+ */
+async function onMountOverSource(
+  env: OverlayEnv,
+  preset: string,
+  body: () => Promise<void>,
+): Promise<void> {
+  const mounted = await mountOverSource(env, undefined, preset);
+  try {
+    await body();
+  } catch (error) {
+    throw withLog(error, mounted);
+  } finally {
+    await env.unmount(mounted);
+  }
+}
+
+/**
  * Runs `body` with an overlay env whose SOURCE is a tmpfs of its own, empty: the test puts
  * its files there, then fills it up.
  */
@@ -113,8 +132,7 @@ async function overwriteHead(file: string, head: Uint8Array): Promise<void> {
 Deno.test("drain: a write into a local file bigger than the room left answers ENOSPC; the full disk never cuts its staged copy short (Riak and SOURCE keep every byte)", async () => {
   await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
     const [[name, original]] = legacyFiles(env, "old", 1, 700_000);
-    const mounted = await mountOverSource(env);
-    try {
+    await onMountOverSource(env, "drain", async () => {
       await journalInUse(env);
       disk.fill();
       disk.makeRoom(300_000); // Less than the file: a copy of it cannot be staged whole.
@@ -132,11 +150,7 @@ Deno.test("drain: a write into a local file bigger than the room left answers EN
       );
       await assertInRiak(env, new Map([[name, written]]));
       assert.ok(written.equals(await fsp.readFile(file)));
-    } catch (error) {
-      throw withLog(error, mounted);
-    } finally {
-      await env.unmount(mounted);
-    }
+    });
   });
 });
 
@@ -150,8 +164,7 @@ async function writeIntoRiakFileOnFullDisk(preset: string): Promise<void> {
   await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
     const original = seededBytes(950, 700_000);
     await env.store.writeFile("r.bin", original, { mode: 0o644 });
-    const mounted = await mountOverSource(env, undefined, preset);
-    try {
+    await onMountOverSource(env, preset, async () => {
       await journalInUse(env);
       disk.fill();
       disk.makeRoom(300_000);
@@ -174,11 +187,7 @@ async function writeIntoRiakFileOnFullDisk(preset: string): Promise<void> {
         async () => written.equals(await env.store.readFile("r.bin")),
       );
       assert.ok(written.equals(await fsp.readFile(file)));
-    } catch (error) {
-      throw withLog(error, mounted);
-    } finally {
-      await env.unmount(mounted);
-    }
+    });
   });
 }
 
@@ -188,6 +197,120 @@ Deno.test("migrate: a write into a Riak file bigger than the room left answers E
 
 Deno.test("drain: a write into a Riak file bigger than the room left answers ENOSPC; its staged copy is never cut short by the full disk", async () => {
   await writeIntoRiakFileOnFullDisk("drain");
+});
+
+/** What {@link writeUntilFull} runs: python3, whose close() says what close(2) said. */
+const WRITE_UNTIL_FULL = `
+import errno, json, os, sys
+content = open(sys.argv[1], "rb").read()
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+written = 0
+while written < len(content):
+    try:
+        written += os.write(fd, content[written:written + 4096])
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        break
+result = {"written": written}
+try:
+    os.close(fd)
+except OSError as error:
+    result["closeError"] = errno.errorcode[error.errno]
+print(json.dumps(result))
+`;
+
+/**
+ * Writes `content` into `file` a block at a time (the full disk takes a block whole or not at
+ * all) until ENOSPC, as an application does; returns how many bytes write(2) took, and the
+ * error close(2) answered, if any (Deno's close() leaves it unsaid, so python3 writes).
+ */
+async function writeUntilFull(
+  env: OverlayEnv,
+  file: string,
+  content: Uint8Array,
+): Promise<{ written: number; closeError?: string }> {
+  const from = join(env.base, "content");
+  fs.writeFileSync(from, content);
+  const { code, stdout, stderr } = await new Deno.Command("python3", {
+    args: ["-c", WRITE_UNTIL_FULL, from, file],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  assert.equal(code, 0, text(stderr));
+  return JSON.parse(text(stdout));
+}
+
+Deno.test("drain: a file written until the disk is full keeps what write(2) took: close() succeeds, as on a local disk, and Riak gets those bytes", async () => {
+  await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
+    await onMountOverSource(env, "drain", async () => {
+      disk.fill(); // The mount's journal has no block yet.
+      const content = seededBytes(960, 1_000_000);
+      const empty = join(env.mountpoint, "empty.bin");
+      assert.deepEqual(await writeUntilFull(env, empty, content), { written: 0 }, "no byte");
+      disk.makeRoom(200_000); // The application's write(2)s take all of it.
+      const file = join(env.mountpoint, "log.bin");
+      const { written, closeError } = await writeUntilFull(env, file, content);
+      assert.equal(closeError, undefined, "close(2) answered as a local disk's does");
+      assert.ok(written > 100_000 && written < content.length, `${written} bytes taken`);
+      assert.equal(fs.statSync(file).size, written);
+      await eventually(
+        "both in Riak",
+        async () =>
+          !!(await env.store.tryStat("log.bin")) && !!(await env.store.tryStat("empty.bin")),
+      );
+      await assertInRiak(
+        env,
+        new Map<string, Uint8Array>([
+          ["log.bin", content.subarray(0, written)],
+          ["empty.bin", new Uint8Array()],
+        ]),
+      );
+    });
+  });
+});
+
+/**
+ * What needs no byte of data on a local disk works on the full one in `preset` (whose local
+ * file is the truth): a create, an overwrite in place, a rename, a truncate; each reaches Riak.
+ */
+async function metadataOnFullDisk(preset: string): Promise<void> {
+  await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
+    const files = legacyFiles(env, "old", 2, 100_000);
+    await onMountOverSource(env, preset, async () => {
+      disk.fill(); // The mount's journal has no block yet.
+      const at = (name: string) => join(env.mountpoint, name);
+      await fsp.writeFile(at("old/created"), "");
+      const head = Buffer.alloc(100, "X");
+      await overwriteHead(at("old/f0"), head);
+      await fsp.rename(at("old/f0"), at("old/renamed"));
+      const truncated = await fsp.open(at("old/f1"), "r+"); // truncate(1): no O_TRUNC.
+      await truncated.truncate(0);
+      await truncated.close();
+      const expected = new Map<string, Uint8Array>([
+        ["old/created", new Uint8Array()],
+        ["old/renamed", Buffer.concat([head, files.get("old/f0")!.subarray(head.length)])],
+        ["old/f1", new Uint8Array()],
+      ]);
+      for (const [name, content] of expected) {
+        await eventually(
+          `${name} in Riak`,
+          async () => (await env.store.tryStat(name))?.size === content.length,
+        );
+      }
+      await assertInRiak(env, expected);
+      assert.equal(await env.store.tryStat("old/f0"), undefined, "renamed away in Riak too");
+    });
+  });
+}
+
+Deno.test("shadow on a full disk: create, overwrite in place, rename and truncate work, as on a local disk", async () => {
+  await metadataOnFullDisk("shadow");
+});
+
+Deno.test("migrate on a full disk: create, overwrite in place, rename and truncate work, as on a local disk", async () => {
+  await metadataOnFullDisk("migrate");
 });
 
 Deno.test("drain over a full source: the mount starts, writes answer ENOSPC, reads free the disk, writes work again", async () => {

@@ -14,17 +14,24 @@
  * of the event loop go out as one write after it (lost in a crash, they cost a mirror
  * more at the next start, never one less).
  *
+ * The journal keeps room for its own lines on its disk ({@link JournalRoom}): on the disk
+ * that filled up, a line that finds no free block takes it from there, so a close(2) after
+ * write(2)s the disk took is answered as a local disk answers it, and a create, rename or
+ * truncate that needs no byte of data still works.
+ *
  * @module
  */
 import { Buffer } from "node:buffer";
 import {
   closeSync,
+  fstatSync,
   fsync,
   fsyncSync,
   ftruncateSync,
   openSync,
   renameSync,
   rmSync,
+  truncateSync,
   writeSync,
 } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -187,6 +194,111 @@ export class JournalError extends Error {
   }
 }
 
+/** Room kept for the journal's lines: about a thousand of them. */
+const JOURNAL_ROOM_BYTES = 256 * 1024;
+/**
+ * Room given back to the disk at a time, when a line finds none: a block, which the line
+ * takes before anyone else can (more would go to the writes that filled the disk).
+ */
+const JOURNAL_ROOM_PIECE_BYTES = 4096;
+/** Taking room back is tried at most this often (it fails while the disk stays full). */
+const JOURNAL_ROOM_REFILL_MS = 1_000;
+
+/**
+ * Room on the journal's disk kept for its lines, as a file of zeros beside it
+ * (`journal.room`). Applications writing on a full disk take every block there is; the
+ * journal's next line (that of a close(2), or the entry a create, rename or truncate needs
+ * before it is done) would then find none, and the close(2) answer ENOSPC after the write(2)s
+ * were taken: the file gone (drain, riak), or a rename that needs no byte refused (shadow,
+ * migrate). A line that finds no room frees a piece of this file and is written again; the
+ * room is taken back, as far as the disk has it, once there is some again.
+ *
+ * @example
+ * ```ts
+ * const room = new JournalRoom("/srv/.riakfs-spool/journal.room");
+ * room.refill();
+ * if (room.release(300)) retryTheWrite();
+ * ```
+ */
+export class JournalRoom {
+  /** The file holding the room. */
+  readonly file: string;
+  /** What the file is believed to hold (its size when last looked at or changed). */
+  #bytes = 0;
+  #refilledAt = -Infinity;
+
+  constructor(file: string) {
+    this.file = file;
+  }
+
+  /** Bytes of room held now, as last seen. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Gives back to the disk at least `needed` bytes, in whole pieces; false when there was no
+   * room left to give.
+   */
+  release(needed: number): boolean {
+    let size: number;
+    try {
+      size = this.#sizeNow();
+    } catch {
+      this.#bytes = 0;
+      return false; // Never made, or removed by hand.
+    }
+    if (size === 0) return false;
+    const pieces = Math.ceil(Math.max(needed, 1) / JOURNAL_ROOM_PIECE_BYTES);
+    this.#bytes = Math.max(0, size - pieces * JOURNAL_ROOM_PIECE_BYTES);
+    try {
+      truncateSync(this.file, this.#bytes);
+    } catch {
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Takes room back up to its full size, as far as the disk has it; unless `now` it is tried
+   * at most once every {@link JOURNAL_ROOM_REFILL_MS}. Never throws: without room, lines are
+   * written as long as the disk takes them.
+   */
+  refill(now = false): void {
+    if (this.#bytes >= JOURNAL_ROOM_BYTES) return;
+    const at = Date.now();
+    if (!now && at - this.#refilledAt < JOURNAL_ROOM_REFILL_MS) return;
+    this.#refilledAt = at;
+    let fd: number;
+    try {
+      fd = openSync(this.file, "a", 0o600);
+    } catch {
+      return; // Not even an inode left.
+    }
+    try {
+      let size = Number(fstatSync(fd).size);
+      const zeros = Buffer.alloc(JOURNAL_ROOM_PIECE_BYTES);
+      while (size < JOURNAL_ROOM_BYTES) {
+        size += writeSync(fd, zeros, 0, Math.min(zeros.length, JOURNAL_ROOM_BYTES - size));
+      }
+    } catch {
+      // The disk is full: what was written stays taken.
+    } finally {
+      this.#bytes = Number(fstatSync(fd).size);
+      closeSync(fd);
+    }
+  }
+
+  #sizeNow(): number {
+    const fd = openSync(this.file, "r");
+    try {
+      return Number(fstatSync(fd).size);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
 /**
  * Compact when the file holds this many bytes: emptied when nothing is pending, else
  * rewritten with the pending entries (when they are a quarter of it or less: a file open
@@ -209,6 +321,8 @@ const COMPACT_AT_BYTES = 1024 * 1024;
 export class UploadJournal {
   /** The journal file. */
   readonly file: string;
+  /** Room on its disk kept for its lines. */
+  readonly #room: JournalRoom;
   /**
    * The journal's descriptor (append mode); replaced when the file is rewritten. Undefined
    * while the file cannot be made ({@link UploadJournal.notMadeYet}).
@@ -245,7 +359,9 @@ export class UploadJournal {
     pendingLength: number,
   ) {
     this.file = file;
+    this.#room = new JournalRoom(`${file}.room`);
     this.#fd = fd;
+    if (fd !== undefined) this.#room.refill(true);
     for (const entry of read.pending) this.#track(entry);
     this.#pendingLength = pendingLength;
     this.#nextId = read.lastId + 1;
@@ -426,6 +542,7 @@ export class UploadJournal {
     // The new file holds no entry those lines are about.
     this.#mirrorsDone = "";
     if (old !== undefined) void this.#tail.then(() => closeSync(old));
+    this.#room.refill(true);
   }
 
   /** Flushes and closes the file. */
@@ -472,17 +589,31 @@ export class UploadJournal {
         return;
       }
       const bytes = Buffer.from(lines);
-      try {
-        for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at);
-      } catch (error) {
-        // A torn line (disk full) would damage every line after it: take it back.
-        ftruncateSync(fd, this.#bytes);
-        throw error;
+      for (;;) {
+        try {
+          this.#append(fd, bytes);
+          break;
+        } catch (error) {
+          // The disk is full: again in room its own file gives back, while it has some.
+          if (!isNoRoomError(error) || !this.#room.release(bytes.length)) throw error;
+        }
       }
       this.#bytes += bytes.length;
+      this.#room.refill();
       if (this.#bytes >= this.#compactAt) this.#rewrite();
     } catch (error) {
       throw new JournalError(this.file, (error as Error).message, error);
+    }
+  }
+
+  /** Appends `bytes` whole at the end, or nothing (throws). */
+  #append(fd: number, bytes: Buffer): void {
+    try {
+      for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at);
+    } catch (error) {
+      // A torn line (disk full) would damage every line after it: take it back.
+      ftruncateSync(fd, this.#bytes);
+      throw error;
     }
   }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync, statSync } from "node:fs";
 import {
   appendFile,
   mkdir,
@@ -13,7 +13,13 @@ import {
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { JournalError, type NewUpload, stagedNames, UploadJournal } from "./journal.ts";
+import {
+  JournalError,
+  JournalRoom,
+  type NewUpload,
+  stagedNames,
+  UploadJournal,
+} from "./journal.ts";
 import { withFullFilesystem } from "../util/_full_filesystem.ts";
 
 function upload(path: string, staged = path.slice(1)): NewUpload {
@@ -291,7 +297,7 @@ Deno.test("a journal with entries pending opens on a full disk, appended to as i
     await first.journal.close();
     assert.deepEqual(
       (await readdir(directory)).sort(),
-      [".filler", "journal"],
+      [".filler", "journal", "journal.room"],
       "no half-written rewrite left taking room",
     );
     makeRoom(64 * 1024);
@@ -300,5 +306,48 @@ Deno.test("a journal with entries pending opens on a full disk, appended to as i
     await third.journal.close();
     const lines = (await readFile(file, "utf8")).trim().split("\n");
     assert.equal(lines.length, 2, "compacted at the first start with room");
+  });
+});
+
+Deno.test("on a disk the applications filled, the journal's lines take the room kept for them: a close after the write(2)s took the disk is not refused", async () => {
+  await withFullFilesystem(async ({ directory, makeRoom, fill }) => {
+    makeRoom(512 * 1024);
+    const file = join(directory, "journal");
+    const { journal } = await UploadJournal.open(file);
+    const room = join(directory, "journal.room");
+    assert.equal(statSync(room).size, 256 * 1024, "room kept when the journal opens");
+    fill(); // The applications took the rest; the journal file has no block yet.
+    const ids: number[] = [];
+    for (let index = 0; index < 100; index++) {
+      ids.push(await journal.add(upload(`/f${index}-${"x".repeat(500)}`)));
+    }
+    const left = statSync(room).size;
+    assert.ok(left < 256 * 1024 && left > 128 * 1024, `${left} bytes of room left`);
+    await journal.close();
+    const again = await UploadJournal.open(file);
+    assert.deepEqual(again.pending.map((entry) => entry.id), ids, "every line whole");
+    await again.journal.close();
+  });
+});
+
+Deno.test("the journal's room is given back a block at a time, and taken again as far as the disk has it", async () => {
+  await withFullFilesystem(({ directory, makeRoom }) => {
+    makeRoom(100 * 1024);
+    const room = new JournalRoom(join(directory, "journal.room"));
+    room.refill(true);
+    assert.equal(room.bytes, 100 * 1024, "what the disk had, not more");
+    assert.equal(statSync(room.file).size, room.bytes);
+    assert.ok(room.release(300));
+    assert.equal(room.bytes, 96 * 1024, "one block for a short line");
+    assert.ok(room.release(5000));
+    assert.equal(room.bytes, 88 * 1024, "two for a longer one");
+    assert.equal(statSync(room.file).size, room.bytes);
+    makeRoom(512 * 1024);
+    room.refill();
+    assert.equal(room.bytes, 88 * 1024, "tried at most once a second");
+    room.refill(true);
+    assert.equal(room.bytes, 256 * 1024, "up to its size");
+    rmSync(room.file);
+    assert.equal(room.release(300), false, "removed: nothing to give");
   });
 });
