@@ -313,6 +313,23 @@ Deno.test("migrate on a full disk: create, overwrite in place, rename and trunca
   await metadataOnFullDisk("migrate");
 });
 
+Deno.test("shadow: a create the full disk refuses (the journal's room used up too) answers ENOSPC and leaves no file behind", async () => {
+  await withSourceOnTmpfs({ sizeKiB: 2048 }, async (env, disk) => {
+    await onMountOverSource(env, "shadow", async () => {
+      fs.rmSync(join(env.source, ".riakfs-spool", "journal.room"));
+      disk.fill(); // Neither the journal nor its room has a block left.
+      const created = join(env.mountpoint, "new.txt");
+      assert.ok(await refusedForRoom(fsp.writeFile(created, "")), "ENOSPC");
+      assert.equal(fs.existsSync(join(env.source, "new.txt")), false, "none left in SOURCE");
+      assert.ok(!(await fsp.readdir(env.mountpoint)).includes("new.txt"), "nor listed");
+      disk.makeRoom(64 * 1024);
+      await fsp.writeFile(created, "room again");
+      await eventually("new.txt in Riak", async () => !!(await env.store.tryStat("new.txt")));
+      await assertInRiak(env, new Map([["new.txt", Buffer.from("room again")]]));
+    });
+  });
+});
+
 Deno.test("drain over a full source: the mount starts, writes answer ENOSPC, reads free the disk, writes work again", async () => {
   await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
     const files = legacyFiles(env, "old", 4, 600_000);

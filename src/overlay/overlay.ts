@@ -2167,7 +2167,15 @@ export class OverlayFileSystem implements FileSystem {
       await ignoreMissing(fsp.unlink(localFile));
       throw error;
     }
-    const opened = await this.#openWriter(path, file, flags, true);
+    let opened: Opened;
+    try {
+      opened = await this.#openWriter(path, file, flags, true);
+    } catch (error) {
+      // Its journal line refused (no room for it on the full disk): the create failed, and
+      // the empty file it made must not stay in SOURCE, where Riak would never get it.
+      await ignoreMissing(fsp.unlink(localFile));
+      throw error;
+    }
     const nodeid = this.#nodes.reference(path);
     this.#offerToReaders(path, nodeid, stats);
     return {
