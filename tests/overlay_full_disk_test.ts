@@ -22,6 +22,7 @@ import {
   eventually,
   killMount,
   type OverlayEnv,
+  type OverlayMount,
   withLog,
   withOverlayEnv,
 } from "./_overlay.ts";
@@ -52,11 +53,11 @@ function mountOverSource(env: OverlayEnv, riak = env.riak.nodes.join(","), prese
 async function onMountOverSource(
   env: OverlayEnv,
   preset: string,
-  body: () => Promise<void>,
+  body: (mounted: OverlayMount) => Promise<void>,
 ): Promise<void> {
   const mounted = await mountOverSource(env, undefined, preset);
   try {
-    await body();
+    await body(mounted);
   } catch (error) {
     throw withLog(error, mounted);
   } finally {
@@ -329,6 +330,27 @@ Deno.test("shadow: a create the full disk refuses (the journal's room used up to
     });
   });
 });
+
+for (const preset of ["passthrough", "shadow", "drain"]) {
+  Deno.test(`${preset}: the full disk is logged once, not once per refused write`, async () => {
+    await withSourceOnTmpfs({ sizeKiB: 1024 }, async (env, disk) => {
+      await onMountOverSource(env, preset, async (mounted) => {
+        disk.fill();
+        for (let index = 0; index < 5; index++) {
+          const file = join(env.mountpoint, `f${index}`);
+          const { written } = await writeUntilFull(env, file, seededBytes(index, 8192));
+          assert.equal(written, 0, "ENOSPC at the first write");
+        }
+        const lines = () =>
+          mounted.stderr().split("\n").filter((line) =>
+            line.includes("a disk of the mount is full")
+          );
+        await eventually("the full disk logged", () => Promise.resolve(lines().length > 0));
+        assert.equal(lines().length, 1, mounted.stderr());
+      });
+    });
+  });
+}
 
 Deno.test("drain over a full source: the mount starts, writes answer ENOSPC, reads free the disk, writes work again", async () => {
   await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {

@@ -9,6 +9,7 @@ import type { FileSystem, ReaderCounts } from "../fuse/filesystem.ts";
 import { FuseError } from "../fuse/filesystem.ts";
 import { Errno } from "../fuse/filesystem.ts";
 import type { MountMetrics } from "./metrics.ts";
+import type { NoRoomReport } from "./no_room_report.ts";
 
 const ERRNO_NAMES = new Map<number, string>(
   Object.entries(Errno).map(([name, value]) => [value, name]),
@@ -26,9 +27,13 @@ export function errnoName(error: unknown): string {
   return typeof code === "string" && /^E[A-Z0-9]+$/.test(code) ? code : "EIO";
 }
 
+/** Errno names that mean the disk has no room (see {@link NoRoomReport}). */
+const NO_ROOM = new Set(["ENOSPC", "EDQUOT"]);
+
 /**
  * A filesystem whose operations are counted in `metrics`; `forget` is counted without
- * being awaited (FORGET has no reply). What the FUSE reader threads answer without calling
+ * being awaited (FORGET has no reply). Failures for lack of room also go to `noRoom`, which
+ * logs them once a minute. What the FUSE reader threads answer without calling
  * the filesystem (see `FileSystem.attachReaderCounts`) is added to the same counters (and
  * their bytes to `bytesReadLocal` and `bytesWritten`) before each snapshot.
  *
@@ -37,7 +42,16 @@ export function errnoName(error: unknown): string {
  * const counted = instrument(await openPassthrough(source), metrics);
  * ```
  */
-export function instrument(fs: FileSystem, metrics: MountMetrics): FileSystem {
+export function instrument(
+  fs: FileSystem,
+  metrics: MountMetrics,
+  noRoom?: NoRoomReport,
+): FileSystem {
+  const failed = (operation: string, error: unknown) => {
+    const name = errnoName(error);
+    metrics.countError(name);
+    if (noRoom && NO_ROOM.has(name)) noRoom.refused(operation, (error as Error).message);
+  };
   const wrapped: Record<string, unknown> = {};
   // Methods may live on a class prototype: walk the chain for every function.
   const names = new Set<string>();
@@ -63,13 +77,13 @@ export function instrument(fs: FileSystem, metrics: MountMetrics): FileSystem {
         const result = method.apply(fs, args);
         if (result instanceof Promise) {
           return result.catch((error: unknown) => {
-            metrics.countError(errnoName(error));
+            failed(name, error);
             throw error;
           });
         }
         return result;
       } catch (error) {
-        metrics.countError(errnoName(error));
+        failed(name, error);
         throw error;
       }
     };
@@ -77,6 +91,7 @@ export function instrument(fs: FileSystem, metrics: MountMetrics): FileSystem {
   const counted = wrapped as FileSystem;
   counted.attachReaderCounts = (counts) => {
     countReaderAnswers(counts, metrics);
+    noRoom?.watchReaders(counts);
     fs.attachReaderCounts?.(counts);
   };
   return counted;

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { Errno, fail, type FileSystem, type ReaderCounts } from "../fuse/filesystem.ts";
 import { ROOT_CTX } from "./_overlay_fixture.ts";
 import { errnoName, instrument } from "./instrument.ts";
+import { Logger } from "./log.ts";
 import { MountMetrics } from "./metrics.ts";
+import { NoRoomReport } from "./no_room_report.ts";
 
 class Sample implements FileSystem {
   forgotten = 0;
@@ -66,4 +68,21 @@ Deno.test("what the reader threads answered is added to the counters at each sna
     { getattr: 6, read: 2 },
     "a snapshot adds nothing twice",
   );
+});
+
+Deno.test("a failure for lack of room goes to the report, which logs it once", async () => {
+  const lines: string[] = [];
+  const report = new NoRoomReport(new Logger({ sink: { write: (line) => lines.push(line) } }));
+  const full = {
+    write: () =>
+      Promise.reject(Object.assign(new Error("ENOSPC: no space left"), { code: "ENOSPC" })),
+    readlink: () => Promise.reject(fail(Errno.ENOENT)),
+  } as unknown as FileSystem;
+  const fs = instrument(full, new MountMetrics(), report);
+  for (let index = 0; index < 3; index++) {
+    await assert.rejects(fs.write!(ROOT_CTX, 2, 1, 0, new Uint8Array(1)), { code: "ENOSPC" });
+  }
+  await assert.rejects(fs.readlink!(ROOT_CTX, 2));
+  assert.equal(lines.length, 1, lines.join(""));
+  assert.match(lines[0], /operation=write .*refused=1/);
 });

@@ -23,6 +23,7 @@ import {
 import { CopyOnReadQueue } from "./copy_on_read.ts";
 import { RiakHealth } from "./health.ts";
 import { instrument } from "./instrument.ts";
+import { NoRoomReport } from "./no_room_report.ts";
 import { isMirror, type JournalEntry, stagedNames, UploadJournal } from "./journal.ts";
 import type { Logger } from "./log.ts";
 import { MountMetrics, toPrometheus } from "./metrics.ts";
@@ -240,8 +241,9 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
   });
 
   let stopped: Promise<number> | undefined;
+  const noRoom = new NoRoomReport(logger);
   return {
-    fileSystem: instrument(parts.fileSystem, metrics),
+    fileSystem: instrument(parts.fileSystem, metrics, noRoom),
     metrics,
     controlSocket,
     metricsPort: metricsServer?.port,
@@ -268,6 +270,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
           });
         }
         health.close();
+        noRoom.close();
         await control?.close();
         await metricsServer?.close();
         return left;

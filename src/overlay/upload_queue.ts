@@ -28,7 +28,6 @@ import type { MountMetrics } from "./metrics.ts";
 import { parentOf } from "./node_table.ts";
 import { PathTree } from "./path_tree.ts";
 import { IndexedHeap } from "../util/indexed_heap.ts";
-import { isNoRoomError } from "../util/no_room.ts";
 import type { Spool } from "./spool.ts";
 
 /** How long stopping waits for uploads still running (ms); see {@link UploadQueue.stop}. */
@@ -57,9 +56,6 @@ export type Mirrorer = (
   signal: AbortSignal,
   progress?: () => void,
 ) => Promise<void>;
-
-/** How often the log says that the journal's disk has no room (ms). */
-const NO_ROOM_REPORT_MS = 60_000;
 
 /** Attempts of a mirror Riak answers with an error (not an outage) before it is given up. */
 const MIRROR_ATTEMPTS = 5;
@@ -280,9 +276,6 @@ export class UploadQueue {
     this.#acknowledged++;
   };
   #stopping = false;
-  /** Journal appends refused for lack of room since the last report, and when that was. */
-  #noRoomRefusals = 0;
-  #noRoomReportedAt = -Infinity;
   /** What ends the backoffs and retry delays under way early. */
   readonly #wake = new Set<() => void>();
   #idle: (() => void)[] = [];
@@ -332,10 +325,8 @@ export class UploadQueue {
    */
   async submit(upload: NewUpload): Promise<UploadTicket> {
     if (this.#stopping) throw new UploadStoppedError(upload.path);
-    const id = await this.#journaled(() => {
-      this.#options.spool.ensure();
-      return this.#options.journal.add(upload);
-    });
+    this.#options.spool.ensure();
+    const id = await this.#options.journal.add(upload);
     const job = this.#enqueue({ id, ...upload });
     return { id, uploaded: job.done };
   }
@@ -346,10 +337,8 @@ export class UploadQueue {
    */
   async submitTogether(entries: readonly NewEntry[]): Promise<UploadTicket[]> {
     if (this.#stopping) throw new UploadStoppedError(entries[0]?.path ?? "/");
-    const added = await this.#journaled(() => {
-      this.#options.spool.ensure();
-      return this.#options.journal.addTogether(entries);
-    });
+    this.#options.spool.ensure();
+    const added = await this.#options.journal.addTogether(entries);
     return added.map((entry) => ({ id: entry.id, uploaded: this.#enqueue(entry).done }));
   }
 
@@ -361,52 +350,13 @@ export class UploadQueue {
   reserve(mirror: NewMirror): Promise<PendingMirror> {
     try {
       if (this.#stopping) throw new UploadStoppedError(mirror.path);
-      const entry = this.#journaledNow(() => {
-        this.#options.spool.ensure();
-        return this.#options.journal.mirror(mirror);
-      });
+      this.#options.spool.ensure();
+      const entry = this.#options.journal.mirror(mirror);
       this.#reserved.add(entry.id);
       return Promise.resolve(entry);
     } catch (error) {
       return Promise.reject(error);
     }
-  }
-
-  /** Runs a journal append, telling the log when the journal's disk has no room. */
-  async #journaled<T>(append: () => Promise<T>): Promise<T> {
-    try {
-      return await append();
-    } catch (error) {
-      this.#reportNoRoom(error);
-      throw error;
-    }
-  }
-
-  /** {@link #journaled} of a synchronous append. */
-  #journaledNow<T>(append: () => T): T {
-    try {
-      return append();
-    } catch (error) {
-      this.#reportNoRoom(error);
-      throw error;
-    }
-  }
-
-  /**
-   * The application gets ENOSPC, as from a full local disk; the operator learns from the log
-   * why writes fail though the mount is up (once a minute, with the count).
-   */
-  #reportNoRoom(error: unknown): void {
-    if (!isNoRoomError(error)) return;
-    this.#noRoomRefusals++;
-    const now = Date.now();
-    if (now - this.#noRoomReportedAt < NO_ROOM_REPORT_MS) return;
-    this.#noRoomReportedAt = now;
-    this.#logger.warn(
-      "the spool's disk is full: writes answer ENOSPC until there is room (a drain frees it)",
-      { journal: this.#options.journal.file, refused: this.#noRoomRefusals },
-    );
-    this.#noRoomRefusals = 0;
   }
 
   /** Queues a mirror {@link reserve} journaled (synchronously: waiters see it at once). */
