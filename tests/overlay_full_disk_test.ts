@@ -352,6 +352,24 @@ for (const preset of ["passthrough", "shadow", "drain"]) {
   });
 }
 
+Deno.test("drain over a disk with no inode left, its spool there from an earlier mount: refused in one line that says what to do", async () => {
+  await withSourceOnTmpfs({ sizeKiB: 2048, inodes: 64 }, async (env, disk) => {
+    legacyFiles(env, "old", 4, 10_000);
+    await onMountOverSource(env, "drain", () => Promise.resolve()); // Makes the spool.
+    disk.fillInodes(); // Many small files took every inode: the spool's lock has none.
+    disk.fill();
+    const refused = await mountOverSource(env).then(
+      () => assert.fail("mounted without a lock on its spool"),
+      (error: Error) => error.message,
+    );
+    assert.match(
+      refused,
+      /riakfs: cannot take the spool's lock .*\.riakfs-spool\/lock: .*not even an inode: free a few files there first/,
+    );
+    assert.equal(isMounted(env.mountpoint), false);
+  });
+});
+
 Deno.test("drain over a full source: the mount starts, writes answer ENOSPC, reads free the disk, writes work again", async () => {
   await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
     const files = legacyFiles(env, "old", 4, 600_000);

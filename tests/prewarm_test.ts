@@ -5,9 +5,10 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createCipheriv, createHash } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, statfsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { normalizePath } from "../src/store/path.ts";
+import { withFullFilesystem } from "../src/util/_full_filesystem.ts";
 import { type MigrationFixture, withMigration } from "./_migration.ts";
 import { runRiakfs } from "./_riakfs.ts";
 
@@ -169,5 +170,43 @@ Deno.test("prewarm whose stdout refuses its summary still moves everything, and 
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /^riakfs prewarm: cannot write to standard output: ENOSPC/m);
     assert.equal((await store.readFile("a.txt")).toString(), "a");
+  });
+});
+
+Deno.test("prewarm --delete-local with its state directory on a disk with no inode left says what to do in one line; given one elsewhere, it drains the disk", async () => {
+  await withMigration(async ({ store, flags }) => {
+    await withFullFilesystem(async ({ directory, fill, fillInodes }) => {
+      const legacy = join(directory, "legacy");
+      mkdirSync(legacy);
+      for (let index = 0; index < 4; index++) {
+        writeFileSync(join(legacy, `f${index}`), seeded(index, 20_000));
+      }
+      const onTheDisk = join(directory, "state");
+      mkdirSync(onTheDisk);
+      fillInodes(); // Many small files took every inode: the lock has none.
+      fill();
+      const riak = flags.slice(0, flags.indexOf("--state-dir"));
+      const refused = await runRiakfs([
+        "prewarm",
+        "--delete-local",
+        ...riak,
+        "--state-dir",
+        onTheDisk,
+        legacy,
+      ]);
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.match(
+        refused.stderr,
+        /^riakfs: cannot take the lock .*state\/lock: .*not even an inode: give --state-dir on another filesystem.*\n$/,
+      );
+      assert.equal(readdirSync(legacy).length, 4, "nothing done");
+      const before = statfsSync(directory);
+      const drained = await runRiakfs(["prewarm", "--delete-local", ...flags, legacy]);
+      assert.equal(drained.code, 0, drained.stderr);
+      assert.deepEqual(readdirSync(legacy), [], "drained into Riak");
+      assert.equal((await store.readFile("f3")).length, 20_000);
+      const after = statfsSync(directory);
+      assert.ok(after.bavail > before.bavail && after.ffree > before.ffree, "the disk has room");
+    }, { inodes: 64, sizeKiB: 1024, empty: true });
   });
 });

@@ -5,7 +5,6 @@
  */
 import { isAbsolute, relative, resolve } from "node:path";
 import type { Command } from "commander";
-import { acquireLock } from "../util/lock.ts";
 import { symlinkOnTheWay, verifyTree } from "../migration/verify.ts";
 import { formatBytes } from "../migration/progress_reporter.ts";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
@@ -124,7 +123,7 @@ export async function verifyCommand(
         // Under the run lock: a pre-warm saving its state meanwhile would lose this record,
         // or this save its cursor and retry list.
         state.ensure();
-        const lock = acquireLock(state.lockFile);
+        const lock = state.lock();
         try {
           const saved = state.loadState();
           saved.lastVerify = {

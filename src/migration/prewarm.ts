@@ -43,7 +43,6 @@ import {
 } from "./file_identity.ts";
 import { PathFilter } from "./glob.ts";
 import { RunLimits, type StopReason } from "./limits.ts";
-import { acquireLock } from "../util/lock.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import {
   changedTooRecently,
@@ -315,7 +314,7 @@ interface WalkProgress {
 export async function runPrewarm(options: PrewarmOptions): Promise<PrewarmResult> {
   const dryRun = options.dryRun === true;
   if (!dryRun) options.state.ensure();
-  const lock = dryRun ? undefined : acquireLock(options.state.lockFile);
+  const lock = dryRun ? undefined : options.state.lock();
   const run = new PrewarmRun(options);
   try {
     return await run.run();

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { acquireLock, liveHolderPid } from "../util/lock.ts";
+import { liveHolderPid } from "../util/lock.ts";
 import { failedEntries, type PrewarmOptions, runPrewarm } from "./prewarm.ts";
 import {
   addTally,
@@ -169,7 +169,7 @@ export async function rescan(
   const startedAt = new Date().toISOString();
   // One run at a time, as for a pre-warm: its state save and this one must not cross.
   options.state.ensure();
-  const lock = acquireLock(options.state.lockFile);
+  const lock = options.state.lock();
   try {
     const result = await runPrewarm({ ...options, dryRun: true });
     if (failedEntries(result.tally) > 0) {

@@ -33,6 +33,7 @@ import {
 import { join, resolve } from "node:path";
 import { DEFAULT_STATE_ROOT } from "./defaults.ts";
 import { makeDirectories } from "../util/directories.ts";
+import { acquireLock, type HeldLock } from "../util/lock.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 
 /** Files and bytes. */
@@ -307,6 +308,25 @@ export class StateDirectory {
   /** The lock file's path. */
   get lockFile(): string {
     return join(this.path, "lock");
+  }
+
+  /**
+   * Takes the lock of the runs on this source and namespace (see `acquireLock`, which throws
+   * `LockedError` while another run holds it). A lock needs no byte, but an inode: on a disk
+   * without one left (many small files), this says what to do instead of a bare ENOSPC.
+   */
+  lock(): HeldLock {
+    try {
+      return acquireLock(this.lockFile);
+    } catch (error) {
+      if (!isNoRoomError(error)) throw error;
+      throw new Error(
+        `cannot take the lock ${this.lockFile}: ${(error as Error).message} (its disk has no ` +
+          "room left, not even an inode: give --state-dir on another filesystem, or free a " +
+          "few files there first)",
+        { cause: error },
+      );
+    }
   }
 
   /** Creates the directory (and parents) if missing. */

@@ -181,3 +181,15 @@ Deno.test("a state directory its full disk has no room for says what to do; one 
     there.ensure();
   });
 });
+
+Deno.test("a state directory whose disk has no inode left for the lock says what to do", async () => {
+  await withFullFilesystem(({ directory, fillInodes }) => {
+    const there = new StateDirectory(join(directory, "there"));
+    there.ensure();
+    fillInodes();
+    assert.throws(
+      () => there.lock(),
+      /cannot take the lock .*there\/lock: .*not even an inode: give --state-dir on another filesystem/,
+    );
+  });
+});

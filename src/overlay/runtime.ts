@@ -359,9 +359,19 @@ async function startRiakParts(
  * would be lost at the next replay.
  */
 function lockSpool(spool: Spool): HeldLock {
+  const file = join(spool.directory, "lock");
   try {
-    return acquireLock(join(spool.directory, "lock"));
+    return acquireLock(file);
   } catch (error) {
+    if (isNoRoomError(error)) {
+      // A lock needs no byte, but an inode: a disk of many small files can have none left.
+      throw new Error(
+        `cannot take the spool's lock ${file}: ${(error as Error).message} (its disk has no ` +
+          "room left, not even an inode: free a few files there first, say with riakfs " +
+          "prewarm --delete-local --state-dir DIR SOURCE, DIR on another filesystem)",
+        { cause: error },
+      );
+    }
     if (!(error instanceof LockedError)) throw error;
     throw new Error(
       `the spool ${spool.directory} is in use by another riakfs mount` +
