@@ -370,6 +370,38 @@ Deno.test("drain over a disk with no inode left, its spool there from an earlier
   });
 });
 
+Deno.test("drain: a write refused because the file's copy could not be staged again leaves no partial copy in the spool", async () => {
+  await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
+    await onMountOverSource(env, "drain", async () => {
+      const staged = join(env.source, ".riakfs-spool", "staged");
+      disk.fill();
+      disk.makeRoom(300_000);
+      const file = join(env.mountpoint, "db.bin");
+      const content = seededBytes(970, 200_000);
+      const writer = await fsp.open(file, "w");
+      try {
+        await writer.write(content, 0, content.length, 0);
+        await env.riak.stop(); // The committed copy stays in the spool, waiting for Riak.
+        await (await fsp.open(file, "r+")).close(); // Its close commits the file as it is.
+        // Written again: the rest of the disk cannot hold a second copy to write into.
+        for (let attempt = 0; attempt < 3; attempt++) {
+          assert.ok(await refusedForRoom(writer.write(Buffer.from("x"), 0, 1, content.length)));
+        }
+        assert.equal(fs.readdirSync(staged).length, 1, "only the committed copy");
+      } finally {
+        await writer.close();
+        await env.riak.restart();
+      }
+      await eventually("db.bin in Riak", async () => !!(await env.store.tryStat("db.bin")));
+      await assertInRiak(env, new Map([["db.bin", content]]));
+      await eventually(
+        "the spool emptied",
+        () => Promise.resolve(fs.readdirSync(staged).length === 0),
+      );
+    });
+  });
+});
+
 Deno.test("drain over a full source: the mount starts, writes answer ENOSPC, reads free the disk, writes work again", async () => {
   await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
     const files = legacyFiles(env, "old", 4, 600_000);

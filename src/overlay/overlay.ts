@@ -3164,7 +3164,16 @@ export class OverlayFileSystem implements FileSystem {
   /** Moves what the session holds into a fresh staged file of its own. */
   async #restage(session: WriteSession): Promise<void> {
     const fresh = await this.#o.spool.create();
-    await copyBetween(session.handle, fresh.handle);
+    try {
+      await copyBetween(session.handle, fresh.handle);
+    } catch (error) {
+      // Cut short (the disk full): the session keeps what it holds, and the copy goes, or it
+      // would take its room (and a descriptor) until the mount ends, then be set aside for
+      // good as a write cut off.
+      await fresh.handle.close();
+      await this.#o.spool.remove(fresh.name);
+      throw error;
+    }
     await session.handle.close();
     session.handle = fresh.handle;
     session.staged = fresh.name;
