@@ -272,6 +272,35 @@ Deno.test("drain: a file written until the disk is full keeps what write(2) took
   });
 });
 
+Deno.test("drain: a close() acknowledged with the journal's room survives a SIGKILL, and a restart on the full disk uploads it", async () => {
+  await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
+    const content = seededBytes(961, 1_000_000);
+    const first = await mountOverSource(env);
+    let written: number;
+    try {
+      await env.riak.stop(); // The upload waits in the spool.
+      disk.fill();
+      disk.makeRoom(200_000);
+      const wrote = await writeUntilFull(env, join(env.mountpoint, "log.bin"), content);
+      assert.equal(wrote.closeError, undefined);
+      written = wrote.written;
+      await killMount(env, first);
+    } catch (error) {
+      throw withLog(error, first);
+    } finally {
+      await env.riak.restart();
+    }
+    disk.fill(); // What the kill left free, if anything.
+    await onMountOverSource(env, "drain", async () => {
+      await eventually(
+        "log.bin in Riak",
+        async () => (await env.store.tryStat("log.bin"))?.size === written,
+      );
+      await assertInRiak(env, new Map([["log.bin", content.subarray(0, written)]]));
+    });
+  });
+});
+
 /**
  * What needs no byte of data on a local disk works on the full one in `preset` (whose local
  * file is the truth): a create, an overwrite in place, a rename, a truncate; each reaches Riak.
@@ -420,6 +449,8 @@ Deno.test("drain over a full source: the mount starts, writes answer ENOSPC, rea
         "the local copies drained away",
         async () => (await fsp.readdir(join(env.source, "old"))).length === 0,
       );
+      const { bavail, bsize } = fs.statfsSync(env.source);
+      assert.ok(bavail * bsize >= 4 * 600_000, `the disk has their room back: ${bavail * bsize}`);
       await assertInRiak(env, files);
       assert.equal(await env.store.tryStat("refused.bin"), undefined, "nothing half-written");
       // Room again, without a remount.
