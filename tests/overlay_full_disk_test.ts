@@ -431,6 +431,22 @@ Deno.test("drain: a write refused because the file's copy could not be staged ag
   });
 });
 
+for (const preset of ["shadow", "migrate"]) {
+  Deno.test(`${preset}: a mkdir or symlink the full disk refuses is not left in Riak, nor listed`, async () => {
+    await withSourceOnTmpfs({ sizeKiB: 2048, inodes: 64 }, async (env, disk) => {
+      await onMountOverSource(env, preset, async () => {
+        disk.fillInodes(); // SOURCE has no inode for them; Riak is asked first.
+        assert.ok(await refusedForRoom(fsp.mkdir(join(env.mountpoint, "d"))), "mkdir");
+        assert.ok(await refusedForRoom(fsp.symlink("t", join(env.mountpoint, "l"))), "symlink");
+        assert.equal(await env.store.tryStat("d"), undefined, "no directory in Riak");
+        assert.equal(await env.store.tryStat("l"), undefined, "no symlink in Riak");
+        const listed = await fsp.readdir(env.mountpoint);
+        assert.ok(!listed.includes("d") && !listed.includes("l"), listed.join(" "));
+      });
+    });
+  });
+}
+
 Deno.test("drain over a full source: the mount starts, writes answer ENOSPC, reads free the disk, writes work again", async () => {
   await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
     const files = legacyFiles(env, "old", 4, 600_000);

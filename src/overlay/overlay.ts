@@ -958,12 +958,12 @@ export class OverlayFileSystem implements FileSystem {
         () => this.#o.store.symlink(path, target, { uid: ctx.uid, gid: ctx.gid }),
       );
     });
-    await this.#inSourceThenFollowing(followsSource, async () => {
+    await this.#inSourceThenFollowing(path, followsSource, async () => {
       const file = await this.#localPath(path);
       await this.#makeLocalParents(path);
       await fsp.symlink(target, file);
       await fsp.lchown(file, ctx.uid, ctx.gid);
-    });
+    }, () => this.#removeFromRiak(path));
     this.#entriesChanged(parentOf(path));
     return this.#entry(
       this.#nodes.reference(path),
@@ -999,13 +999,13 @@ export class OverlayFileSystem implements FileSystem {
       path,
       () => this.#mkdirInRiak(path, attributes),
     );
-    await this.#inSourceThenFollowing(followsSource, async () => {
+    await this.#inSourceThenFollowing(path, followsSource, async () => {
       const directory = await this.#localPath(path);
       await this.#makeLocalParents(path);
       await fsp.mkdir(directory, attributes.mode);
       await fsp.chmod(directory, attributes.mode); // Exactly as asked, whatever our umask.
       await fsp.lchown(directory, ctx.uid, attributes.gid);
-    });
+    }, () => this.#removeEmptyDirectoryFromRiak(path));
     this.#entriesChanged(parentOf(path));
     return this.#entry(
       this.#nodes.reference(path),
@@ -1147,16 +1147,30 @@ export class OverlayFileSystem implements FileSystem {
     return false;
   }
 
-  /** Makes the change in SOURCE (where written), then lets a journaled copy of it start. */
+  /**
+   * Makes the change of `path` in SOURCE (where written), then lets a journaled copy of it
+   * start. When SOURCE refuses it (a full disk has no block for a directory) after Riak made
+   * it, `undo` takes Riak's back: the application was told the entry is not there.
+   */
   async #inSourceThenFollowing(
+    path: string,
     followsSource: PendingMirror | undefined,
     change: () => Promise<void>,
+    undo: () => Promise<unknown>,
   ): Promise<void> {
     if (this.#writesLocal()) {
       try {
         await change();
       } catch (error) {
         if (followsSource) await this.#o.uploads.cancel(followsSource);
+        else if (this.#writesRiak() && await this.#lstatLocal(path) === undefined) {
+          await undo().catch((reason) =>
+            this.#logger.warn("an entry SOURCE refused stays in Riak", {
+              error: (error as Error).message,
+              undo: (reason as Error).message,
+            })
+          );
+        }
         throw error;
       }
     }
