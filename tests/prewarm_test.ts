@@ -210,3 +210,23 @@ Deno.test("prewarm --delete-local with its state directory on a disk with no ino
     }, { inodes: 64, sizeKiB: 1024, empty: true });
   });
 });
+
+Deno.test("prewarm whose state directory's disk is still full at its end prints its outcome and says it is not recorded", async () => {
+  await withMigration(async ({ store, flags }) => {
+    await withFullFilesystem(async ({ directory, fill }) => {
+      const legacy = join(directory, "legacy");
+      mkdirSync(legacy);
+      writeFileSync(join(legacy, "a.bin"), seeded(20, 50_000));
+      const onTheDisk = join(directory, "state");
+      mkdirSync(onTheDisk);
+      fill(); // And no --delete-local to make room.
+      const riak = flags.slice(0, flags.indexOf("--state-dir"));
+      const run = await runRiakfs(["prewarm", ...riak, "--state-dir", onTheDisk, legacy]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /^riakfs prewarm: complete .* 1 uploaded/m);
+      assert.match(run.stdout, /state directory .*state is still full: this run is not recorded/);
+      assert.deepEqual(readdirSync(onTheDisk), [], "nothing half-written left in it");
+      assert.equal((await store.readFile("a.bin")).length, 50_000);
+    }, { sizeKiB: 1024, empty: true });
+  });
+});

@@ -130,6 +130,12 @@ export async function prewarmCommand(
       process.off("SIGTERM", interrupt);
     }
     process.exitCode = result.exitCode;
+    if (result.notRecorded) {
+      lines.write(
+        `the disk of the state directory ${state.path} is still full: this run is not ` +
+          "recorded (resume point, retry list, history); the next run checks its files again\n",
+      );
+    }
     try {
       await out(
         json ? JSON.stringify(prewarmResultToJson(result, source, state)) + "\n" : summary(result),

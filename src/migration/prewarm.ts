@@ -277,6 +277,12 @@ export interface PrewarmResult {
   failuresFile?: string;
   /** Paths skipped because they kept changing while being uploaded. */
   busy: string[];
+  /**
+   * The state directory's disk had no room for the run's record at its end (its resume
+   * point, retry list and history line, or some of them): the next run checks its files
+   * against Riak again, and resumes where the last recorded run stopped.
+   */
+  notRecorded?: true;
 }
 
 /** A local file version to upload, and what was learnt about it while checking it. */
@@ -1387,6 +1393,20 @@ class PrewarmRun {
       busy: this.#busy,
     };
     if (this.#o.dryRun) return result;
+    try {
+      await this.#record(result, walkedToEnd);
+    } catch (error) {
+      // Its files are in Riak (or failed) all the same: the outcome stands, unrecorded.
+      if (!isNoRoomError(error)) throw error;
+      this.#o.state.forgetRunMarker();
+      result.notRecorded = true;
+    }
+    return result;
+  }
+
+  /** Saves the run's state, failure lists and history record. */
+  async #record(result: PrewarmResult, walkedToEnd: boolean): Promise<void> {
+    const { startedAt, endedAt, outcome, exitCode } = result;
     const retries = await this.#saveFailures(!walkedToEnd);
     if (retries.listed > result.failures.length) {
       result.failuresFile = join(this.#o.state.path, FAILED_LIST_FILE);
@@ -1427,7 +1447,6 @@ class PrewarmRun {
       failures: result.failures.map((failure) => failure.path),
     };
     this.#o.state.endRun(record);
-    return result;
   }
 
   /**

@@ -430,6 +430,14 @@ export class StateDirectory {
   /** Records the end of the run under way: its history record replaces its marker. */
   endRun(record: RunRecord): void {
     this.appendHistory(record);
+    this.forgetRunMarker();
+  }
+
+  /**
+   * Removes the marker of the run under way without a record of it (its disk had no room for
+   * one): the run ended, and must not be taken for one that died.
+   */
+  forgetRunMarker(): void {
     rmSync(join(this.path, RUN_MARKER_FILE), { force: true });
   }
 
