@@ -7,13 +7,18 @@
  * @module
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startTestRiak, type TestRiak } from "../src/riak-server/testing.ts";
 import { openRiakStoreClient } from "../src/store/riak_adapter.ts";
 import type { StoreClient } from "../src/store/client.ts";
 import { Store } from "../src/store/store.ts";
+import {
+  type FullFilesystem,
+  type FullFilesystemOptions,
+  withFullFilesystem,
+} from "../src/util/_full_filesystem.ts";
 import { RIAKFS_BINARY, type RunResult } from "./_riakfs.ts";
 
 /** What a migration test gets. */
@@ -88,4 +93,37 @@ export function startRiakfs(args: string[]): RunningRiakfs {
       }
     },
   };
+}
+
+/** What {@link withStateOnFullDisk} gives a test. */
+export interface StateOnFullDisk {
+  /** The small filesystem, empty but for what the test put there; the test fills it. */
+  disk: FullFilesystem;
+  /** A source directory on it, holding `files`. */
+  legacy: string;
+  /** A state directory on it. */
+  stateDir: string;
+  /** The fixture's flags with `--state-dir` giving {@link StateOnFullDisk.stateDir}. */
+  flags: string[];
+}
+
+/**
+ * Runs `body` with a source (holding `files`, by name) and a state directory made on a small
+ * tmpfs of their own, as on the disk that filled up; the test fills it.
+ */
+export async function withStateOnFullDisk(
+  fixture: MigrationFixture,
+  files: Record<string, Uint8Array>,
+  options: FullFilesystemOptions,
+  body: (full: StateOnFullDisk) => Promise<void>,
+): Promise<void> {
+  await withFullFilesystem(async (disk) => {
+    const legacy = join(disk.directory, "legacy");
+    mkdirSync(legacy);
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(legacy, name), content);
+    const stateDir = join(disk.directory, "state");
+    mkdirSync(stateDir);
+    const riak = fixture.flags.slice(0, fixture.flags.indexOf("--state-dir"));
+    await body({ disk, legacy, stateDir, flags: [...riak, "--state-dir", stateDir] });
+  }, { ...options, empty: true });
 }

@@ -8,8 +8,7 @@ import { createCipheriv, createHash } from "node:crypto";
 import { mkdirSync, readdirSync, statfsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { normalizePath } from "../src/store/path.ts";
-import { withFullFilesystem } from "../src/util/_full_filesystem.ts";
-import { type MigrationFixture, withMigration } from "./_migration.ts";
+import { type MigrationFixture, withMigration, withStateOnFullDisk } from "./_migration.ts";
 import { runRiakfs } from "./_riakfs.ts";
 
 /** Deterministic pseudo-random bytes (AES-CTR keystream of a seed). */
@@ -174,59 +173,43 @@ Deno.test("prewarm whose stdout refuses its summary still moves everything, and 
 });
 
 Deno.test("prewarm --delete-local with its state directory on a disk with no inode left says what to do in one line; given one elsewhere, it drains the disk", async () => {
-  await withMigration(async ({ store, flags }) => {
-    await withFullFilesystem(async ({ directory, fill, fillInodes }) => {
-      const legacy = join(directory, "legacy");
-      mkdirSync(legacy);
-      for (let index = 0; index < 4; index++) {
-        writeFileSync(join(legacy, `f${index}`), seeded(index, 20_000));
-      }
-      const onTheDisk = join(directory, "state");
-      mkdirSync(onTheDisk);
-      fillInodes(); // Many small files took every inode: the lock has none.
-      fill();
-      const riak = flags.slice(0, flags.indexOf("--state-dir"));
-      const refused = await runRiakfs([
-        "prewarm",
-        "--delete-local",
-        ...riak,
-        "--state-dir",
-        onTheDisk,
-        legacy,
-      ]);
+  await withMigration(async (fixture) => {
+    const files = Object.fromEntries(
+      [0, 1, 2, 3].map((index) => [`f${index}`, seeded(index, 20_000)]),
+    );
+    const options = { inodes: 64, sizeKiB: 1024 };
+    await withStateOnFullDisk(fixture, files, options, async ({ disk, legacy, flags }) => {
+      disk.fillInodes(); // Many small files took every inode: the lock has none.
+      disk.fill();
+      const refused = await runRiakfs(["prewarm", "--delete-local", ...flags, legacy]);
       assert.equal(refused.code, 1, refused.stderr);
       assert.match(
         refused.stderr,
         /^riakfs: cannot take the lock .*state\/lock: .*not even an inode: give --state-dir on another filesystem.*\n$/,
       );
       assert.equal(readdirSync(legacy).length, 4, "nothing done");
-      const before = statfsSync(directory);
-      const drained = await runRiakfs(["prewarm", "--delete-local", ...flags, legacy]);
+      const before = statfsSync(disk.directory);
+      const drained = await runRiakfs(["prewarm", "--delete-local", ...fixture.flags, legacy]);
       assert.equal(drained.code, 0, drained.stderr);
       assert.deepEqual(readdirSync(legacy), [], "drained into Riak");
-      assert.equal((await store.readFile("f3")).length, 20_000);
-      const after = statfsSync(directory);
+      assert.equal((await fixture.store.readFile("f3")).length, 20_000);
+      const after = statfsSync(disk.directory);
       assert.ok(after.bavail > before.bavail && after.ffree > before.ffree, "the disk has room");
-    }, { inodes: 64, sizeKiB: 1024, empty: true });
+    });
   });
 });
 
 Deno.test("prewarm whose state directory's disk is still full at its end prints its outcome and says it is not recorded", async () => {
-  await withMigration(async ({ store, flags }) => {
-    await withFullFilesystem(async ({ directory, fill }) => {
-      const legacy = join(directory, "legacy");
-      mkdirSync(legacy);
-      writeFileSync(join(legacy, "a.bin"), seeded(20, 50_000));
-      const onTheDisk = join(directory, "state");
-      mkdirSync(onTheDisk);
-      fill(); // And no --delete-local to make room.
-      const riak = flags.slice(0, flags.indexOf("--state-dir"));
-      const run = await runRiakfs(["prewarm", ...riak, "--state-dir", onTheDisk, legacy]);
+  await withMigration(async (fixture) => {
+    const files = { "a.bin": seeded(20, 50_000) };
+    await withStateOnFullDisk(fixture, files, { sizeKiB: 1024 }, async (full) => {
+      full.disk.fill(); // And no --delete-local to make room.
+      const run = await runRiakfs(["prewarm", ...full.flags, full.legacy]);
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stdout, /^riakfs prewarm: complete .* 1 uploaded/m);
       assert.match(run.stdout, /state directory .*state is still full: this run is not recorded/);
-      assert.deepEqual(readdirSync(onTheDisk), [], "nothing half-written left in it");
-      assert.equal((await store.readFile("a.bin")).length, 50_000);
-    }, { sizeKiB: 1024, empty: true });
+      assert.deepEqual(readdirSync(full.stateDir), [], "nothing half-written left in it");
+      assert.equal((await fixture.store.readFile("a.bin")).length, 50_000);
+    });
   });
 });

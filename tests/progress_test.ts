@@ -2,9 +2,9 @@
  * End-to-end tests of `riakfs progress`: from what pre-warm recorded, and with --rescan.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { withMigration } from "./_migration.ts";
+import { withMigration, withStateOnFullDisk } from "./_migration.ts";
 import { runRiakfs } from "./_riakfs.ts";
 
 Deno.test("progress: nothing recorded, a partial pass, a complete pass, a rescan", async () => {
@@ -68,5 +68,21 @@ Deno.test("progress fails (exit 1, one line) when stdout refuses its report", as
         /^riakfs progress: cannot write to standard output: ENOSPC[^\n]*\n$/,
       );
     }
+  });
+});
+
+Deno.test("progress --rescan whose state directory's disk is full says so in one line", async () => {
+  await withMigration(async (fixture) => {
+    const files = { a: new TextEncoder().encode("0123456789") };
+    await withStateOnFullDisk(fixture, files, { sizeKiB: 512 }, async (full) => {
+      full.disk.fill();
+      const run = await runRiakfs(["progress", "--rescan", ...full.flags, full.legacy]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(
+        run.stderr,
+        /^riakfs progress: rescan counted the tree but could not record it in .*state: ENOSPC.*its disk is full: give --state-dir on another filesystem.*\n$/,
+      );
+      assert.deepEqual(readdirSync(full.stateDir), [], "nothing half-written left in it");
+    });
   });
 });

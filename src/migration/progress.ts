@@ -10,6 +10,7 @@
  * @module
  */
 import { liveHolderPid } from "../util/lock.ts";
+import { isNoRoomError } from "../util/no_room.ts";
 import { failedEntries, type PrewarmOptions, runPrewarm } from "./prewarm.ts";
 import {
   addTally,
@@ -187,7 +188,16 @@ export async function rescan(
       endedAt: result.endedAt,
       tally: result.tally,
     };
-    options.state.saveState(saved);
+    try {
+      options.state.saveState(saved);
+    } catch (error) {
+      if (!isNoRoomError(error)) throw error;
+      throw new RescanError(
+        `rescan counted the tree but could not record it in ${options.state.path}: ` +
+          `${(error as Error).message} (its disk is full: give --state-dir on another ` +
+          "filesystem, or free some room first)",
+      );
+    }
   } finally {
     lock.release();
   }
