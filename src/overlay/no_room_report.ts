@@ -31,6 +31,7 @@ export class NoRoomReport {
   #refusals = 0;
   #reportedAt = -Infinity;
   #readersWatch: ReturnType<typeof setInterval> | undefined;
+  #lookAtReaders: (() => void) | undefined;
 
   constructor(logger: Logger, now: () => number = Date.now) {
     this.#logger = logger;
@@ -44,8 +45,7 @@ export class NoRoomReport {
     if (now - this.#reportedAt < NO_ROOM_REPORT_MS) return;
     this.#reportedAt = now;
     this.#logger.warn(
-      "a disk of the mount is full: what needs room there answers ENOSPC until there is " +
-        "some (a drain makes room as files move into Riak)",
+      "a disk of the mount is full: what needs room on it answers ENOSPC until there is some",
       { operation, error, refused: this.#refusals },
     );
     this.#refusals = 0;
@@ -56,22 +56,25 @@ export class NoRoomReport {
    * {@link close}.
    */
   watchReaders(counts: () => ReaderCounts): void {
-    clearInterval(this.#readersWatch);
+    this.close();
     let seen = 0;
-    this.#readersWatch = setInterval(() => {
+    this.#lookAtReaders = () => {
       const { errnos } = counts();
       const refusals = (errnos.get(Errno.ENOSPC) ?? 0) + (errnos.get(Errno.EDQUOT) ?? 0);
       if (refusals > seen) {
         this.refused("write", "ENOSPC (answered by a reader thread)", refusals - seen);
       }
       seen = refusals;
-    }, READERS_LOOKED_AT_MS);
+    };
+    this.#readersWatch = setInterval(this.#lookAtReaders, READERS_LOOKED_AT_MS);
     (this.#readersWatch as { unref?: () => void }).unref?.();
   }
 
-  /** Stops following the reader threads. */
+  /** Stops following the reader threads, once it counted their last refusals. */
   close(): void {
     clearInterval(this.#readersWatch);
     this.#readersWatch = undefined;
+    this.#lookAtReaders?.();
+    this.#lookAtReaders = undefined;
   }
 }
