@@ -591,7 +591,7 @@ export class UploadJournal {
       const bytes = Buffer.from(lines);
       for (;;) {
         try {
-          this.#append(fd, bytes);
+          this.#appendWhole(fd, bytes);
           break;
         } catch (error) {
           // The disk is full: again in room its own file gives back, while it has some.
@@ -607,7 +607,7 @@ export class UploadJournal {
   }
 
   /** Appends `bytes` whole at the end, or nothing (throws). */
-  #append(fd: number, bytes: Buffer): void {
+  #appendWhole(fd: number, bytes: Buffer): void {
     try {
       for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at);
     } catch (error) {
