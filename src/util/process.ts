@@ -3,11 +3,14 @@
  *
  * @module
  */
+import { readFileSync } from "node:fs";
 import process from "node:process";
 
 /**
- * True when a process with this PID exists. EPERM counts as alive: the process exists but
- * belongs to another user, which is exactly the case a stale-lock check must not take over.
+ * True when a process with this PID exists and has not ended. EPERM counts as alive: the
+ * process exists but belongs to another user, which is exactly the case a stale-lock check
+ * must not take over. A zombie (ended, not yet reaped by its parent: a container without an
+ * init that reaps) answers signals but holds nothing any more, so it counts as gone.
  *
  * @example
  * ```ts
@@ -17,8 +20,20 @@ import process from "node:process";
 export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  return !hasEnded(pid);
+}
+
+/** Whether /proc shows `pid` as ended but not reaped (zombie or dead); false without /proc. */
+function hasEnded(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The name (field 2) is in parentheses and may hold spaces: the state follows its end.
+    const state = stat.charAt(stat.lastIndexOf(")") + 2);
+    return state === "Z" || state === "X";
+  } catch {
+    return false;
   }
 }
