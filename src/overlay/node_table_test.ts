@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import process from "node:process";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { Errno, FuseError, ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import { childPath, inodeOf, NodeTable, parentOf } from "./node_table.ts";
 
@@ -120,4 +122,115 @@ Deno.test("renaming a file costs the same whatever else the kernel holds; a dire
   nodes.rename("/huge/sub", "/elsewhere");
   assert.equal(nodes.pathOf(deeper), "/elsewhere/d/e");
   assert.equal(nodes.pathOf(file), "/huge/file", "a sibling stays");
+});
+
+Deno.test("a walk over many names leaves nothing behind once the kernel forgot them", () => {
+  const nodes = new NodeTable();
+  const empty = nodes.capacity;
+  const kept = nodes.reference("/keep/me");
+  for (let round = 0; round < 3; round++) {
+    const ids: number[] = [];
+    for (let i = 0; i < 20_000; i++) ids.push(nodes.reference(`/walk/d${i % 7}/name-${i}.jpg`));
+    assert.equal(nodes.size, 20_002);
+    assert.ok(nodes.capacity > empty);
+    for (const id of ids) nodes.forget(id, 1);
+    assert.equal(nodes.size, 2, "the root and /keep/me");
+    assert.equal(nodes.capacity, empty, "the room the walk took is given back");
+  }
+  assert.equal(nodes.pathOf(kept), "/keep/me");
+  assert.equal(nodes.inoOfNode(kept), inodeOf("/keep/me"));
+});
+
+Deno.test("nodes kept while the table moves its slots together keep everything", () => {
+  const nodes = new NodeTable();
+  const ids: number[] = [];
+  for (let i = 0; i < 10_000; i++) ids.push(nodes.reference(`/d/${i}`));
+  const renamed = nodes.reference("/d/renamed");
+  nodes.rename("/d/renamed", "/e/moved");
+  const held = nodes.reference("/d/held");
+  nodes.reference("/d/held"); // Two references.
+  const open = nodes.reference("/d/removed");
+  nodes.unbind("/d/removed");
+  const fresh = nodes.reference("/d/removed");
+  const before = nodes.capacity;
+  for (const id of ids) nodes.forget(id, 1);
+  assert.ok(nodes.capacity < before, "the slots moved");
+  assert.equal(nodes.pathOf(renamed), "/e/moved");
+  assert.equal(nodes.inoOfNode(renamed), inodeOf("/d/renamed"));
+  assert.equal(nodes.reference("/e/moved"), renamed);
+  assert.ok(nodes.isDetached(open));
+  assert.equal(nodes.pathOf(open), "/d/removed");
+  assert.equal(nodes.reference("/d/removed"), fresh);
+  assert.notEqual(nodes.inoOfNode(fresh), nodes.inoOfNode(open));
+  nodes.forget(held, 1);
+  assert.equal(nodes.pathOf(held), "/d/held", "one reference left");
+  nodes.forget(held, 1);
+  assert.equal(nodes.pathIfKnown(held), undefined);
+  assert.equal(nodes.reference("/d/0") > fresh, true, "ids are never given twice");
+});
+
+Deno.test("a directory forgotten before what is below it: its children keep their paths, it gets a new node", () => {
+  const nodes = new NodeTable();
+  const dir = nodes.reference("/a");
+  const file = nodes.reference("/a/f");
+  nodes.forget(dir, 1);
+  assert.equal(nodes.pathIfKnown(dir), undefined);
+  assert.equal(nodes.pathOf(file), "/a/f");
+  assert.equal(nodes.inoOf("/a"), inodeOf("/a"));
+  const again = nodes.reference("/a");
+  assert.notEqual(again, dir);
+  nodes.rename("/a", "/b");
+  assert.equal(nodes.pathOf(file), "/b/f");
+  assert.equal(nodes.pathOf(again), "/b");
+});
+
+Deno.test("a removed node keeps the path it had; a directory never moves below itself", () => {
+  const nodes = new NodeTable();
+  const file = nodes.reference("/a/f");
+  nodes.unbind("/a/f");
+  nodes.rename("/a", "/b");
+  assert.equal(nodes.pathOf(file), "/a/f", "detached: the path it had (for messages)");
+  // Removed with a node below it, whose name another client removed: the kernel never
+  // learns it went, and the name made again is another file (a node of a directory known
+  // under two parents would be an alias the kernel refuses).
+  nodes.reference("/c/d");
+  const below = nodes.reference("/c/d/e");
+  nodes.unbind("/c/d");
+  assert.equal(nodes.pathOf(below), "/c/d/e");
+  assert.notEqual(nodes.reference("/c/d/e"), below, "another file under that path now");
+  const inner = nodes.reference("/x/y/z");
+  nodes.unbind("/x/y"); // No node there: nothing to detach.
+  assert.equal(nodes.reference("/x/y/z"), inner);
+  assert.throws(() => nodes.rename("/b", "/b/inner"), (error: unknown) => {
+    assert.equal((error as FuseError).errno, Errno.EINVAL);
+    return true;
+  });
+});
+
+/** Heap and ArrayBuffer bytes in use after full garbage collections. */
+function memoryInUse(): number {
+  setFlagsFromString("--expose-gc");
+  const collect = runInNewContext("gc") as () => void;
+  collect();
+  collect();
+  const usage = process.memoryUsage();
+  return usage.heapUsed + usage.external;
+}
+
+Deno.test("a node the kernel holds costs about a hundred bytes, and nothing once forgotten", () => {
+  const nodes = new NodeTable();
+  nodes.reference("/d");
+  const count = 250_000;
+  const ids = new Float64Array(count);
+  const before = memoryInUse();
+  // As `ls -l` of a big directory: a LOOKUP of each name, each name a string of its own.
+  for (let i = 0; i < count; i++) {
+    ids[i] = nodes.reference(childPath("/d", `IMG_${String(i).padStart(8, "0")}.jpg`));
+  }
+  const perNode = (memoryInUse() - before) / count;
+  // An object with its whole path, in maps by path, id and inode number: 246 bytes.
+  assert.ok(perNode < 160, `${perNode.toFixed(1)} bytes per node`);
+  for (const id of ids) nodes.forget(id, 1);
+  const left = (memoryInUse() - before) / count;
+  assert.ok(left < 5, `${left.toFixed(1)} bytes per forgotten node left`);
 });
