@@ -111,6 +111,27 @@ export type OverlayStore = Pick<
 /** Default seconds the kernel may cache entries and attributes. */
 export const DEFAULT_ENTRY_TIMEOUT_S = 1;
 
+/**
+ * Entries the overlay's tables by path hold at most, whatever their entries' timeouts: a walk
+ * over millions of names (`ls -l`, `find`, rsync) leaves these behind once the kernel forgot
+ * its nodes, not an entry per name.
+ */
+export interface TableLimits {
+  /**
+   * Riak's answers cached for the entry timeout (LOOKUP, OPEN and GETATTR of one file share
+   * one), and the directories Riak was seen to hold (for an outage).
+   */
+  stats: number;
+  /**
+   * What is remembered of files by path: seen in Riak (for an outage), ctimes shown, versions
+   * mirrored and served, names answered absent during an outage.
+   */
+  paths: number;
+}
+
+/** The {@link TableLimits} of a mount. */
+export const DEFAULT_TABLE_LIMITS: TableLimits = { stats: 10_000, paths: 100_000 };
+
 /** What the overlay is built from. */
 export interface OverlayOptions {
   mode: MountMode;
@@ -134,6 +155,8 @@ export interface OverlayOptions {
   defaultGid?: number;
   /** Milliseconds since the epoch; the entry timeout of cached stats is measured on it. */
   now?: () => number;
+  /** How many entries the tables this mount keeps by path hold at most (tests set fewer). */
+  tableLimits?: TableLimits;
   /** `-o direct_io`: every open bypasses the page cache (reads arrive as applications ask). */
   directIo?: boolean;
   /** The pace of the source's calls, shared with the mount's jobs; default {@link sourcePace}. */
@@ -176,14 +199,10 @@ const RENAME_EXCHANGE = 2;
 const COPY_PIECE = 1024 * 1024;
 /** What copyBetween reads first, before it knows the file is larger. */
 const FIRST_COPY_PIECE = 64 * 1024;
-/** Paths remembered as present in Riak, for answering lookups during an outage. */
-const KNOWN_IN_RIAK_LIMIT = 100_000;
 /** Entries of one READDIRPLUS looked up at once (their local lstats run in parallel). */
 const READDIRPLUS_BATCH = 64;
 /** Entries a READDIR takes from its listing at a time (a reply holds about a hundred). */
 const READDIR_BATCH = 128;
-/** Riak stats kept for the entry timeout (LOOKUP, OPEN and GETATTR of one file share one). */
-const STAT_CACHE_LIMIT = 10_000;
 /**
  * A name that Riak's cached answer and the source both lacked this recently (ms) is taken as
  * absent without asking Riak again (see #locate): the CREATE right after its LOOKUP.
@@ -414,6 +433,7 @@ export class OverlayFileSystem implements FileSystem {
   readonly #entryTimeout: number;
   readonly #attrTimeout: number;
   readonly #now: () => number;
+  readonly #limits: TableLimits;
   /** The FUSE reader threads' node table, when they can answer for local nodes. */
   #localNodes?: LocalNodes;
   /**
@@ -445,6 +465,7 @@ export class OverlayFileSystem implements FileSystem {
     this.#entryTimeout = options.entryTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
     this.#attrTimeout = options.attrTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
     this.#now = options.now ?? Date.now;
+    this.#limits = options.tableLimits ?? DEFAULT_TABLE_LIMITS;
     this.#directoryTimes = new DirectoryTimes({
       write: (path, mtimeNs) => this.#writeDirectoryTime(path, mtimeNs),
       delayMs: options.directoryTimeDelayMs,
@@ -2414,7 +2435,7 @@ export class OverlayFileSystem implements FileSystem {
    * within that timeout.
    */
   #rememberAbsent(directory: string, names: string[]): void {
-    if (this.#entryTimeout <= 0 || names.length > STAT_CACHE_LIMIT) return;
+    if (this.#entryTimeout <= 0 || names.length > this.#limits.stats) return;
     const now = this.#now();
     for (const name of names) this.#cacheStat(childPath(directory, name), undefined, now);
   }
@@ -2431,7 +2452,7 @@ export class OverlayFileSystem implements FileSystem {
     this.#rememberDirectory(path, stat);
     this.#statCache.set(path, { stat, expires: now + this.#entryTimeout * 1000 });
     for (const [oldest, entry] of this.#statCache) {
-      if (entry.expires > now && this.#statCache.size <= STAT_CACHE_LIMIT) break;
+      if (entry.expires > now && this.#statCache.size <= this.#limits.stats) break;
       this.#statCache.delete(oldest);
     }
   }
@@ -2461,7 +2482,7 @@ export class OverlayFileSystem implements FileSystem {
     this.#riakDirectories.delete(path);
     if (stat?.type !== "directory") return;
     this.#riakDirectories.set(path, stat);
-    if (this.#riakDirectories.size > STAT_CACHE_LIMIT) {
+    if (this.#riakDirectories.size > this.#limits.stats) {
       this.#riakDirectories.delete(this.#riakDirectories.keys().next().value!);
     }
   }
@@ -2479,7 +2500,7 @@ export class OverlayFileSystem implements FileSystem {
     this.#noteCtime(path, version.ctimeNs);
     this.#mirrored.delete(path);
     this.#mirrored.set(path, mirroredKey(version));
-    if (this.#mirrored.size > KNOWN_IN_RIAK_LIMIT) {
+    if (this.#mirrored.size > this.#limits.paths) {
       this.#mirrored.delete(this.#mirrored.keys().next().value!);
     }
   }
@@ -2549,7 +2570,7 @@ export class OverlayFileSystem implements FileSystem {
       if (stale?.type === "directory") return { where: "riak", stat: stale };
       if (!this.#knownInRiak.has(path) && this.#writesRiak()) {
         this.#unseen.add(path);
-        if (this.#unseen.size > KNOWN_IN_RIAK_LIMIT) {
+        if (this.#unseen.size > this.#limits.paths) {
           this.#unseen.delete(this.#unseen.values().next().value!);
         }
         throw fail(Errno.ENOENT, `${path}: not found locally, Riak unreachable`);
@@ -2651,7 +2672,7 @@ export class OverlayFileSystem implements FileSystem {
     this.#ctimes.delete(path);
     this.#ctimes.set(path, ctimeNs);
     // The oldest go first: a file not looked at for that long is not being read by tar.
-    if (this.#ctimes.size > KNOWN_IN_RIAK_LIMIT) {
+    if (this.#ctimes.size > this.#limits.paths) {
       this.#ctimes.delete(this.#ctimes.keys().next().value!);
     }
   }
@@ -2808,7 +2829,7 @@ export class OverlayFileSystem implements FileSystem {
         yield { name: dirent.name, type: direntType(dirent) };
       }
       local = undefined; // Closed by the loop.
-      const notInRiak = riak !== undefined && localNames.size <= STAT_CACHE_LIMIT
+      const notInRiak = riak !== undefined && localNames.size <= this.#limits.stats
         ? new Set(localNames)
         : undefined;
       try {
@@ -2893,7 +2914,7 @@ export class OverlayFileSystem implements FileSystem {
       this.#served.delete(handle.path);
       this.#served.set(handle.path, handle.version.version);
       // Forgetting an old entry only costs that file its page cache on the next open.
-      if (this.#served.size > KNOWN_IN_RIAK_LIMIT) {
+      if (this.#served.size > this.#limits.paths) {
         this.#served.delete(this.#served.keys().next().value!);
       }
       // flush commits write sessions only: a reading handle needs none.
@@ -3433,7 +3454,7 @@ export class OverlayFileSystem implements FileSystem {
     this.#knownInRiak.delete(path);
     if (!present) return;
     this.#knownInRiak.set(path, true);
-    if (this.#knownInRiak.size > KNOWN_IN_RIAK_LIMIT) {
+    if (this.#knownInRiak.size > this.#limits.paths) {
       this.#knownInRiak.delete(this.#knownInRiak.keys().next().value!);
     }
   }

@@ -5,6 +5,7 @@
  * overlay's tables come back to where they started.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import type { Entry, FileSystem } from "../fuse/filesystem.ts";
 import { ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import { seededBytes } from "../store/_test_support.ts";
@@ -89,3 +90,41 @@ for (const preset of ["shadow", "migrate", "drain", "riak"]) {
     );
   });
 }
+
+Deno.test("riak: a walk over more names than the tables keep leaves them at their bounds, whatever the clock", async () => {
+  // The clock stands still: no cached answer ever expires, so only a bound by count keeps
+  // the tables from growing with each name walked (`ls -l`, `find -ls`, rsync of millions).
+  const now = () => 1_800_000_000_000;
+  const limits = { stats: 20, paths: 50 };
+  const names = Array.from({ length: 200 }, (_, i) => `IMG_${i}.jpg`);
+  await withOverlay(
+    "riak",
+    async ({ fs, runtime, store }) => {
+      for (const name of names) await store.writeFile(`walk/${name}`, Buffer.from(name));
+      const walk = await fs.lookup!(ROOT_CTX, ROOT_NODE_ID, "walk");
+      const before = runtime.tableSizes();
+      for (const name of names) {
+        // What `ls -l` and a copy ask of each name; the kernel then forgets the node.
+        const { nodeid } = await fs.lookup!(ROOT_CTX, walk.nodeid, name);
+        await fs.getattr!(ROOT_CTX, nodeid, undefined);
+        const { fh } = await fs.open!(ROOT_CTX, nodeid, 0);
+        assert.equal(Buffer.from(await fs.read!(ROOT_CTX, nodeid, fh, 0, 4096)).toString(), name);
+        await fs.release!(ROOT_CTX, nodeid, fh, 0);
+        await assert.rejects(fs.lookup!(ROOT_CTX, walk.nodeid, `${name}.xmp`)); // Absent.
+        fs.forget!(nodeid, 1);
+      }
+      const after = runtime.tableSizes();
+      assert.equal(after.nodes, before.nodes, "every node the walk made is forgotten");
+      for (const table of CACHED_STATS) {
+        assert.ok(after[table] <= limits.stats, `${table}: ${after[table]} > ${limits.stats}`);
+      }
+      for (const [table, size] of Object.entries(after)) {
+        assert.ok(size <= limits.paths, `${table}: ${size} entries > ${limits.paths}`);
+      }
+      assert.equal(after.statCache, limits.stats, "full: the walk's last answers");
+      assert.equal(after.knownInRiak, limits.paths, "full: the walk's last names");
+    },
+    {},
+    { now, tableLimits: limits },
+  );
+});

@@ -30,7 +30,7 @@ import { MountMetrics, toPrometheus } from "./metrics.ts";
 import { type MetricsServer, startMetricsServer } from "./metrics_server.ts";
 import { describeMode, presetOf, usesRiak } from "./modes.ts";
 import type { OverlaySettings } from "./mount_options.ts";
-import { OverlayFileSystem } from "./overlay.ts";
+import { OverlayFileSystem, type TableLimits } from "./overlay.ts";
 import { defaultSpoolDirectory, Spool } from "./spool.ts";
 import { sourcePace } from "./source_file.ts";
 import {
@@ -86,6 +86,8 @@ export interface OverlayStartOptions {
   attrTimeout?: number;
   /** The clock cached Riak stats expire by (tests); default Date.now. */
   now?: () => number;
+  /** The overlay's {@link TableLimits} (tests); default `DEFAULT_TABLE_LIMITS` (overlay.ts). */
+  tableLimits?: TableLimits;
   /** `-o direct_io` for the Riak-backed modes: opens bypass the page cache. */
   directIo?: boolean;
   /** How long changes to a Riak directory's entries gather before its mtime is written. */
@@ -535,6 +537,7 @@ async function startOnSpool(
     entryTimeout: options.entryTimeout,
     attrTimeout: options.attrTimeout,
     now: options.now,
+    tableLimits: options.tableLimits,
     directoryTimeDelayMs: options.directoryTimeDelayMs,
     directIo: options.directIo,
     sourcePace: pace,
