@@ -18,7 +18,9 @@
  * `ls -f | wc -l` (READDIR), `ls -l` and `find -ls` (READDIR and a LOOKUP per entry: the riak
  * preset has no READDIRPLUS), and per name, 20 times each: stat, create, unlink, rename within
  * the directory, out of it and back in, before and after `ls -l` (which leaves the kernel
- * holding a node per entry). For each step it prints the wall time per operation (of the
+ * holding a node per entry), and last the mount's memory once the kernel forgot them
+ * (`drop_caches`: the whole machine's unused dentries and inodes go). For each step it
+ * prints the wall time per operation (of the
  * operations; what they leave to the background, uploads and directory times, is waited for
  * but not timed), the mount's CPU time per operation (user + system, steadier than wall time
  * on the shared cores), the Riak requests per operation (counted by a proxy of its own process
@@ -38,6 +40,7 @@ import { join, resolve } from "node:path";
 import { FrameDecoder } from "../../src/riak/frame.ts";
 import { messageName } from "../../src/riak/messages.ts";
 import { AlreadyExistsError } from "../../src/store/errors.ts";
+import type { MetricsSnapshot } from "../../src/overlay/metrics.ts";
 import { openRiakStoreClient } from "../../src/store/riak_adapter.ts";
 import { Store } from "../../src/store/store.ts";
 import { RIAKFS_BINARY, runRiakfs } from "../../tests/_riakfs.ts";
@@ -426,20 +429,39 @@ async function perNameSteps(
   }, () => uploadsDone(mounted));
 }
 
+/** The mount's counters (`riakfs status --json`). */
+async function metricsOf(mounted: Mount): Promise<MetricsSnapshot> {
+  const result = await runRiakfs(
+    ["status", "--json", "--run-dir", mounted.runDir, mounted.mountpoint],
+    { binary },
+  );
+  if (result.code !== 0) throw new Error(`riakfs status: ${result.stderr}`);
+  return JSON.parse(result.stdout).metrics;
+}
+
 /** Waits until the mount has no upload or removal left to send to Riak. */
 async function uploadsDone(mounted: Mount): Promise<void> {
   await until(
     async () => {
-      const result = await runRiakfs(
-        ["status", "--json", "--run-dir", mounted.runDir, mounted.mountpoint],
-        { binary },
-      );
-      if (result.code !== 0) throw new Error(`riakfs status: ${result.stderr}`);
-      const { uploads, directoryTimesPending } = JSON.parse(result.stdout).metrics;
+      const { uploads, directoryTimesPending } = await metricsOf(mounted);
       return uploads.pending === 0 && directoryTimesPending === 0;
     },
     60_000,
     "the uploads",
+  );
+}
+
+/**
+ * Makes the kernel forget the nodes it holds (`drop_caches` 2 prunes unused dentries and
+ * inodes: a FORGET of each) and waits for at least `nodes` FORGETs, counted by the mount.
+ */
+async function kernelForgets(mounted: Mount, nodes: number): Promise<void> {
+  const before = (await metricsOf(mounted)).ops.forget ?? 0;
+  writeFileSync("/proc/sys/vm/drop_caches", "2");
+  await until(
+    async () => ((await metricsOf(mounted)).ops.forget ?? 0) - before >= nodes,
+    300_000,
+    "the kernel's FORGETs",
   );
 }
 
@@ -476,6 +498,10 @@ async function riakPreset(riak: string, sizes: number[]): Promise<void> {
           });
         }
         await perNameSteps(mounted, proxy, dir, size, "after ls -l");
+        // What the mount keeps of the entries once the kernel let go of them.
+        await measure(mounted, proxy, "the kernel forgets them (drop_caches)", 1, async () => {
+          await kernelForgets(mounted, size);
+        });
       } finally {
         await unmount(mounted);
       }
