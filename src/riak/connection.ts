@@ -442,7 +442,7 @@ export class Connection {
       : undefined;
     const startedAt = performance.now();
     const waitFor = (ms: number) => {
-      pending.timer = setTimeout(() => {
+      pending.timer = afterUnreadInput(ms, (timer) => pending.timer = timer, () => {
         if (this.pending !== pending) return;
         // paused for a slow stream consumer: the wait is the caller's, not the server's
         if (this.pausedForConsumer) return this.armTimer(pending);
@@ -458,7 +458,7 @@ export class Connection {
         }
         onStall!();
         waitFor(Math.min(stallEveryMs, leftMs));
-      }, ms);
+      });
     };
     waitFor(stallEveryMs ?? pending.timeoutMs);
   }
@@ -604,6 +604,22 @@ export class Connection {
   }
 }
 
+/**
+ * Runs `expire` once `ms` passed and what the sockets received meanwhile was read: a timer
+ * runs before the socket reads of the same turn of the event loop, so after this process was
+ * held up (a long synchronous task, a garbage collection, no CPU on a loaded machine) an
+ * answer that came in time but was not read yet would count as none, and a node that answered
+ * its ping would be taken for hung. The wait ends one turn later, after those reads.
+ * `rearmed` is given the second timer, to be cleared in place of the first.
+ */
+function afterUnreadInput(
+  ms: number,
+  rearmed: (timer: ReturnType<typeof setTimeout>) => void,
+  expire: () => void,
+): ReturnType<typeof setTimeout> {
+  return setTimeout(() => rearmed(setTimeout(expire, 0)), ms);
+}
+
 /** Waits for `event` on a fresh socket, bounded; on failure the socket is destroyed. */
 function settleWithin(
   socket: Socket,
@@ -627,12 +643,12 @@ function settleWithin(
       socket.destroy();
       reject(onError(error));
     };
-    const timer = setTimeout(() => {
+    let timer = afterUnreadInput(timeoutMs, (next) => timer = next, () => {
       cleanup();
       socket.on("error", () => {});
       socket.destroy();
       reject(onTimeout());
-    }, timeoutMs);
+    });
     socket.on(event, onEvent);
     socket.on("error", onFailure);
   });

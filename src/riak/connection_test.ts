@@ -324,3 +324,40 @@ Deno.test("a slow stream consumer pauses reading without timing out, and the con
     await node.close();
   }
 });
+
+/** Holds this thread up for `ms`, as a long synchronous task does: no event is handled. */
+function holdUp(ms: number): void {
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+Deno.test("an answer that came in time while this process was held up is read, not timed out", async () => {
+  const answered = new Int32Array(new SharedArrayBuffer(4));
+  const peer = new Worker(new URL("./_ping_worker.ts", import.meta.url), { type: "module" });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      peer.onmessage = (event: MessageEvent<number>) => resolve(event.data);
+      peer.onerror = (event) => reject(new Error(event.message));
+      peer.postMessage(answered.buffer);
+    });
+    const timeoutMs = 50;
+    const connection = await Connection.open({
+      host: "127.0.0.1",
+      port,
+      requestTimeoutMs: timeoutMs,
+    });
+    try {
+      const sentAt = performance.now();
+      const pong = connection.request(MessageCode.PingReq, {}, MessageCode.PingResp);
+      pong.catch(() => {}); // timed out, it fails the assertion below, not the process
+      // Held up until the peer answered and the timeout passed: the answer waits unread.
+      Atomics.wait(answered, 0, 0, 10_000);
+      assert.equal(Atomics.load(answered, 0), 1, "the peer answered during the hold-up");
+      holdUp(sentAt + 2 * timeoutMs - performance.now());
+      assert.deepEqual(await pong, {});
+    } finally {
+      connection.close();
+    }
+  } finally {
+    peer.terminate();
+  }
+});
