@@ -173,6 +173,13 @@ Deno.test("numbers are decimal digits: an empty, blank, hex or exponent value is
       [["ls", "--dw", " 1"], {}, /--dw must be .*got " 1"/],
       [["ls", "--connect-timeout", "1e3"], {}, /--connect-timeout must be .*got "1e3"/],
       [["stat", "x", "--request-timeout", "0x10"], {}, /--request-timeout .*got "0x10"/],
+      [["ls", "--ping-timeout", "0"], {}, /--ping-timeout must be a positive whole number/],
+      [
+        ["ls"],
+        { RIAKFS_STALL_CHECK_AFTER: "1s" },
+        /RIAKFS_STALL_CHECK_AFTER \(--stall-check-after\) must be a whole number .*got "1s"/,
+      ],
+      [[...mount, "--stall-check-after", "-1", source, mountpoint], {}, /--stall-check-after/],
       [
         ["cat", "x"],
         { RIAKFS_CHUNK_SIZE: " 1024" },
@@ -212,6 +219,11 @@ Deno.test("a timeout longer than a timer holds is refused, not taken as 1 ms", a
     // timed out at once.
     return [
       [["ls", "--connect-timeout", over], {}, /--connect-timeout must be at most 2147483647/],
+      [
+        [...mount, "--ping-timeout", over, source, mountpoint],
+        {},
+        /--ping-timeout must be at most/,
+      ],
       [["ls"], { RIAKFS_REQUEST_TIMEOUT: over }, /RIAKFS_REQUEST_TIMEOUT \(--request-timeout\) mu/],
       // Mount's --request-timeout is FUSE's (seconds): Riak's comes from the environment, which
       // a mount ignored, so a bad value (or a good one) there changed nothing.

@@ -21,8 +21,7 @@ import { Store } from "../store/store.ts";
 import { type FuseOptionSet, MOUNT_SUBTYPE, type MountFlags, parseFuseOptions } from "./mount.ts";
 import {
   clusterOptionsFromSettings,
-  pingNode,
-  riakAnswersAgain,
+  mountRiakChecks,
   type RiakCommandSettings,
   RiakConfigError,
   riakSettingsFromOptions,
@@ -45,12 +44,6 @@ const PATH_OPTIONS = new Set([
   "--tls-key",
   "--password-file",
 ]);
-
-/**
- * How long `riakfs status` waits for a node's ping (the status command waits 5 s in all), and the
- * mount for one before it declares an outage over; a status report during an outage waits less.
- */
-const PING_TIMEOUT_MS = 2_000;
 
 /** Environment variable naming the descriptor a background child reports readiness on. */
 const READY_FD_VARIABLE = "RIAKFS_READY_FD";
@@ -120,6 +113,11 @@ function logNodeState(logger: Logger, node: NodeStatus): void {
       node: node.address,
       error: node.lastFailure,
     });
+  } else if (node.state === "up" && node.lastResort) {
+    logger.warn(
+      "Riak node back in rotation though it did not answer in time: every other node is out; its requests wait for their own timeout",
+      { node: node.address, error: node.lastFailure },
+    );
   } else if (node.state === "up") {
     logger.info("Riak node answers again: back in rotation", { node: node.address });
   }
@@ -171,17 +169,15 @@ async function serveInForeground(
       w: riak.riak.w,
       dw: riak.riak.dw,
     });
-    const pingRiak = riak &&
-      ((timeoutMs = PING_TIMEOUT_MS) =>
-        Promise.all(riak.riak.nodes.map((node) => pingNode(riak.riak, node, timeoutMs))));
+    const checks = riak && mountRiakChecks(riak.riak, client!);
     runtime = await startOverlay({
       settings: overlay,
       source: overlay.mode.reads === "riak" ? undefined : source,
       mountpoint,
       store,
       riakNodes: riak?.riak.nodes ?? [],
-      pingRiak,
-      riakAnswers: pingRiak && (() => riakAnswersAgain(pingRiak, client!, PING_TIMEOUT_MS)),
+      pingRiak: checks?.pingRiak,
+      riakAnswers: checks?.riakAnswers,
       logger,
       localFileSystem: () =>
         openPassthrough(source, {

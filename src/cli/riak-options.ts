@@ -12,7 +12,12 @@
  * @module
  */
 import { type Command, Option } from "commander";
-import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from "../riak/defaults.ts";
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_PING_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_STALL_CHECK_AFTER_MS,
+} from "../riak/defaults.ts";
 
 /** Default node when none is configured: a local Riak's protocol-buffers port. */
 export const DEFAULT_RIAK_NODE = "127.0.0.1:8087";
@@ -70,6 +75,14 @@ export function addRiakOptions(command: Command, omit: readonly string[] = []): 
   option(
     "--request-timeout <ms>",
     `request timeout (default ${DEFAULT_REQUEST_TIMEOUT_MS})`,
+  );
+  option(
+    "--stall-check-after <ms>",
+    `ping a node after a request waited this long for it: slow or hung? 0: never (default ${DEFAULT_STALL_CHECK_AFTER_MS})`,
+  );
+  option(
+    "--ping-timeout <ms>",
+    `a node not answering a ping within this leaves rotation, unless it is the last one (default ${DEFAULT_PING_TIMEOUT_MS})`,
   );
   option("--w <quorum>", "write quorum: a number, one, quorum or all");
   option("--dw <quorum>", "durable write quorum: a number, one, quorum or all");

@@ -3,7 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
-import { DEFAULT_REQUEST_TIMEOUT_MS } from "../riak/mod.ts";
+import {
+  DEFAULT_PING_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_STALL_CHECK_AFTER_MS,
+} from "../riak/mod.ts";
 import { addRiakOptions } from "./riak-options.ts";
 import {
   clusterOptionsFromSettings,
@@ -37,6 +41,59 @@ Deno.test("defaults without flags, env or config", () => {
   assert.equal(settings.riak.tls, undefined);
   assert.equal(settings.riak.auth, undefined);
   assert.equal(settings.namespace.bucket, undefined);
+});
+
+Deno.test("the hung-node thresholds: flag beats environment beats config file, the client gets them", () => {
+  const defaults = parse([]).riak;
+  assert.deepEqual(
+    [defaults.stallCheckAfterMs, defaults.pingTimeoutMs],
+    [DEFAULT_STALL_CHECK_AFTER_MS, DEFAULT_PING_TIMEOUT_MS],
+  );
+  const folder = mkdtempSync(join(tmpdir(), "riakfs-opts-"));
+  try {
+    const config = join(folder, "c.json");
+    writeFileSync(config, JSON.stringify({ stallCheckAfter: 5000, pingTimeout: 7000 }));
+    const fromConfig = clusterOptionsFromSettings(parse(["--config", config]).riak);
+    assert.deepEqual([fromConfig.stallCheckAfterMs, fromConfig.pingTimeoutMs], [5000, 7000]);
+    const env = { RIAKFS_STALL_CHECK_AFTER: "3000", RIAKFS_PING_TIMEOUT: "8000" };
+    const fromEnv = parse(["--config", config], env).riak;
+    assert.deepEqual([fromEnv.stallCheckAfterMs, fromEnv.pingTimeoutMs], [3000, 8000]);
+    const fromFlags = parse(
+      ["--config", config, "--stall-check-after", "0", "--ping-timeout", "9000"],
+      env,
+    ).riak;
+    assert.deepEqual([fromFlags.stallCheckAfterMs, fromFlags.pingTimeoutMs], [0, 9000]);
+    for (
+      const [content, message] of [
+        [{ pingTimeout: "2s" }, /"pingTimeout" must be a number/],
+        [{ pingTimeout: 0 }, /: pingTimeout must be a positive whole number, got 0$/],
+        [{ stallCheckAfter: -1 }, /: stallCheckAfter must be a whole number \(0 turns/],
+        [{ stallCheckAfter: 1.5 }, /: stallCheckAfter must be a whole number .*got 1\.5$/],
+      ] as const
+    ) {
+      writeFileSync(config, JSON.stringify(content));
+      assert.throws(() => parse(["--config", config]), message, JSON.stringify(content));
+    }
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+  assert.throws(
+    () => parse(["--ping-timeout", "0"]),
+    /Error: --ping-timeout must be a positive whole number, got "0"$/,
+  );
+  assert.throws(() => parse(["--ping-timeout", "2s"]), /--ping-timeout .*got "2s"/);
+  assert.throws(
+    () => parse(["--stall-check-after", ""]),
+    /Error: --stall-check-after must be a whole number \(0 turns the check off\), got ""$/,
+  );
+  assert.throws(
+    () => parse([], { RIAKFS_STALL_CHECK_AFTER: "-5" }),
+    /Error: RIAKFS_STALL_CHECK_AFTER \(--stall-check-after\) must be a whole number/,
+  );
+  assert.throws(
+    () => parse(["--stall-check-after", "2147483648"]),
+    /--stall-check-after must be at most 2147483647/,
+  );
 });
 
 Deno.test("several nodes, default port, IPv6", () => {

@@ -13,7 +13,9 @@ import {
   type ClusterOptions,
   ConnectionError,
   DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_PING_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_STALL_CHECK_AFTER_MS,
   parseNodeList,
   type QuorumValue,
   readPassword,
@@ -41,6 +43,10 @@ export interface RiakSettings {
   auth?: { user: string; password: string };
   connectTimeoutMs: number;
   requestTimeoutMs: number;
+  /** Wait for an answer after which a node is pinged, slow or hung? 0: never. */
+  stallCheckAfterMs: number;
+  /** A node whose ping is not answered within this leaves rotation (unless it is the last). */
+  pingTimeoutMs: number;
   /** Write quorums a write must reach to be reported stored. */
   w?: QuorumValue;
   dw?: QuorumValue;
@@ -63,6 +69,8 @@ export interface RiakConfigFile {
   passwordFile?: string;
   connectTimeout?: number;
   requestTimeout?: number;
+  stallCheckAfter?: number;
+  pingTimeout?: number;
   w?: QuorumValue;
   dw?: QuorumValue;
   bucketType?: string;
@@ -203,6 +211,17 @@ export function riakSettingsFromOptions(
         named("--request-timeout", raw.requestTimeout),
         MAX_TIMER_MS,
       ),
+      stallCheckAfterMs: wholeNumber(
+        raw.stallCheckAfter ?? config.stallCheckAfter ?? DEFAULT_STALL_CHECK_AFTER_MS,
+        named("--stall-check-after", raw.stallCheckAfter),
+        MAX_TIMER_MS,
+        " (0 turns the check off)",
+      ),
+      pingTimeoutMs: positiveInteger(
+        raw.pingTimeout ?? config.pingTimeout ?? DEFAULT_PING_TIMEOUT_MS,
+        named("--ping-timeout", raw.pingTimeout),
+        MAX_TIMER_MS,
+      ),
       w: parseQuorum(raw.w ?? config.w, named("--w", raw.w)),
       dw: parseQuorum(raw.dw ?? config.dw, named("--dw", raw.dw)),
     },
@@ -233,6 +252,8 @@ export function clusterOptionsFromSettings(riak: RiakSettings): ClusterOptions {
     nodes: riak.nodes,
     connectTimeoutMs: riak.connectTimeoutMs,
     requestTimeoutMs: riak.requestTimeoutMs,
+    stallCheckAfterMs: riak.stallCheckAfterMs,
+    pingTimeoutMs: riak.pingTimeoutMs,
     tls: riak.tls,
     auth: riak.auth,
   };
@@ -251,6 +272,7 @@ export async function pingNode(
     ...clusterOptionsFromSettings(riak),
     nodes: [node],
     maxAttempts: 1,
+    stallCheckAfterMs: 0, // this ping is the check, with its own bound
     connectTimeoutMs: Math.min(riak.connectTimeoutMs, timeoutMs),
     requestTimeoutMs: Math.min(riak.requestTimeoutMs, timeoutMs),
   });
@@ -280,6 +302,33 @@ export async function riakAnswersAgain(
 ): Promise<boolean> {
   if (!(await pings()).some((ping) => ping.ms !== undefined)) return false;
   return await client.cluster.whenReachable(timeoutMs);
+}
+
+/**
+ * The longest `riakfs status` waits for a node's ping (the status command waits 5 s in all;
+ * a status report during an outage waits less).
+ */
+export const STATUS_PING_TIMEOUT_MS = 2_000;
+
+/**
+ * How a mount asks Riak whether it answers, beside its requests. `pingRiak` pings every node
+ * for `riakfs status`, within `timeoutMs` (default `--ping-timeout`, at most
+ * {@link STATUS_PING_TIMEOUT_MS}). `riakAnswers` tells whether a request's deadline that passed
+ * is an outage, and whether an outage is over: its pings wait `--ping-timeout`, as the
+ * client's own do, so a node that answers pings slowly under load is no outage to the mount
+ * (with 2 s fixed here, a node answering in 2.5 s kept an outage going for good).
+ */
+export function mountRiakChecks(riak: RiakSettings, client: RiakClient): {
+  pingRiak: (timeoutMs?: number) => Promise<NodePing[]>;
+  riakAnswers: () => Promise<boolean>;
+} {
+  const pingRiak = (timeoutMs = Math.min(riak.pingTimeoutMs, STATUS_PING_TIMEOUT_MS)) =>
+    Promise.all(riak.nodes.map((node) => pingNode(riak, node, timeoutMs)));
+  return {
+    pingRiak,
+    riakAnswers: () =>
+      riakAnswersAgain(() => pingRiak(riak.pingTimeoutMs), client, riak.pingTimeoutMs),
+  };
 }
 
 /**
@@ -379,6 +428,8 @@ const CONFIG_TYPES: Record<keyof RiakConfigFile, "string" | "number" | "boolean"
   passwordFile: "string",
   connectTimeout: "number",
   requestTimeout: "number",
+  stallCheckAfter: "number",
+  pingTimeout: "number",
   w: "quorum",
   dw: "quorum",
   bucketType: "string",
@@ -521,6 +572,15 @@ function positiveInteger(
   }
   if (number > max) throw new RiakConfigError(`${flag} must be at most ${max}, got ${number}`);
   return number;
+}
+
+/** A whole number from 0 to `max`; `zeroMeans` tells in the error what 0 is for. */
+function wholeNumber(value: string | number, flag: string, max: number, zeroMeans: string): number {
+  const number = typeof value === "number" ? value : decimal(value);
+  if (!Number.isSafeInteger(number) || number < 0) {
+    throw new RiakConfigError(`${flag} must be a whole number${zeroMeans}, got ${shown(value)}`);
+  }
+  return number === 0 ? 0 : positiveInteger(number, flag, max);
 }
 
 function parseQuorum(value: string | number | undefined, flag: string): QuorumValue | undefined {

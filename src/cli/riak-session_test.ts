@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { RiakClient } from "../riak/mod.ts";
+import { answer, startFakeNode } from "../riak/_fake_node.ts";
+import { MessageCode, RiakClient } from "../riak/mod.ts";
 import { startTestRiak } from "../riak-server/mod.ts";
-import { pingNode, riakAnswersAgain, type RiakSettings } from "./riak-session.ts";
+import { mountRiakChecks, pingNode, riakAnswersAgain, type RiakSettings } from "./riak-session.ts";
 
 Deno.test("riakAnswersAgain: once it says Riak is back, the mount's own client reaches it at once", async () => {
   const riak = await startTestRiak();
@@ -9,6 +10,8 @@ Deno.test("riakAnswersAgain: once it says Riak is back, the mount's own client r
     nodes: riak.nodes,
     connectTimeoutMs: 2_000,
     requestTimeoutMs: 2_000,
+    stallCheckAfterMs: 1_000,
+    pingTimeoutMs: 2_000,
   };
   // The mount's client: it pings a node it took out of rotation only now and then (every
   // second by default; here not within the test), as a client does between two of its pings.
@@ -33,5 +36,33 @@ Deno.test("riakAnswersAgain: once it says Riak is back, the mount's own client r
   } finally {
     await client.close();
     await riak.close();
+  }
+});
+
+Deno.test("a mount's checks whether Riak answers wait --ping-timeout for each ping", async () => {
+  const answerAfterMs = 300;
+  // A node that answers pings late, as a loaded one does.
+  const node = await startFakeNode((code, _body, socket) => {
+    if (code !== MessageCode.PingReq) return;
+    setTimeout(() => socket.write(answer(MessageCode.PingResp)), answerAfterMs);
+  });
+  const settings = (pingTimeoutMs: number): RiakSettings => ({
+    nodes: [node.address],
+    connectTimeoutMs: 2_000,
+    requestTimeoutMs: 10_000,
+    stallCheckAfterMs: 0,
+    pingTimeoutMs,
+  });
+  const client = new RiakClient({ nodes: [node.address], stallCheckAfterMs: 0 });
+  try {
+    const impatient = mountRiakChecks(settings(answerAfterMs / 3), client);
+    assert.equal(await impatient.riakAnswers(), false, "its pings gave up before the answer");
+    assert.match((await impatient.pingRiak())[0].error ?? "", /timed out after 100 ms/);
+    const patient = mountRiakChecks(settings(answerAfterMs * 10), client);
+    assert.equal(await patient.riakAnswers(), true);
+    assert.ok((await patient.pingRiak())[0].ms !== undefined);
+  } finally {
+    await client.close();
+    await node.close();
   }
 });

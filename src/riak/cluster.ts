@@ -22,6 +22,12 @@
  * within the caller's patience, not after the request timeout, while the hung node is out of
  * rotation until a ping answers.
  *
+ * The cluster keeps a node in rotation as long as one answers at all: a node that does not
+ * answer in time never leaves rotation as the last one in it (its requests wait for their own
+ * timeout: a busy node is not a dead one), and when the last one leaves because it refuses
+ * connections, the node that answered last of those out only for their silence comes back.
+ * Only when every node refuses do requests fail at once ("every Riak node is down").
+ *
  * When every connection of every usable node is busy, requests wait in a bounded FIFO queue
  * (`queueLimit`, default 1024) for at most `queueTimeoutMs`.
  *
@@ -109,6 +115,11 @@ export interface NodeStatus {
   openConnections: number;
   /** Why it last failed, if it did. */
   lastFailure?: string;
+  /**
+   * In rotation only as the last resort: it left for not answering in time, and came back
+   * because every other node left too; nothing answered since.
+   */
+  lastResort: boolean;
 }
 
 /** A connection taken from a node's pool, to be released to that node. */
@@ -165,7 +176,12 @@ export class RiakCluster {
     this.random = random ?? Math.random;
     for (const node of this.nodes) {
       node.onAvailable = () => this.pump();
-      if (onNodeStateChange) node.onStateChange = () => onNodeStateChange(statusOf(node));
+      node.othersInRotation = () =>
+        this.nodes.some((other) => other !== node && other.state === "up");
+      node.onStateChange = () => {
+        onNodeStateChange?.(statusOf(node));
+        if (node.state === "down") this.keepOneInRotation();
+      };
       node.warmUp();
     }
   }
@@ -420,6 +436,18 @@ export class RiakCluster {
     }
   }
 
+  /**
+   * When the last node in rotation left it, takes back the one that answered last of the
+   * nodes out only for not answering in time (see the module documentation).
+   */
+  private keepOneInRotation(): void {
+    if (this.closed || this.nodes.some((node) => node.state === "up")) return;
+    const silent = this.nodes.filter((node) => node.silentlyDown);
+    if (silent.length === 0) return;
+    silent.reduce((best, node) => node.lastAnsweredAt > best.lastAnsweredAt ? node : best)
+      .reinstate();
+  }
+
   /** Wakes as many waiting requests as there are free slots (they then choose again). */
   private pump(): void {
     for (const wake of [...this.reachabilityWaiters]) wake();
@@ -444,6 +472,7 @@ function statusOf(node: RiakNode): NodeStatus {
     inUse: node.inUse,
     openConnections: node.openConnections,
     lastFailure: node.lastFailure?.message,
+    lastResort: node.lastResort,
   };
 }
 

@@ -423,13 +423,25 @@ Deno.test("a hung node: a counter increment sent to it is not repeated elsewhere
   });
 });
 
+/** Pings `node` received so far. */
+const pingsOf = (node: FakeNode) => node.received.filter((code) => code === MessageCode.PingReq);
+
+/** A scripted node that answers every ping and every get (not found). */
+function startAnsweringNode(): Promise<FakeNode> {
+  return startFakeNode((code, _body, socket) => {
+    if (code === MessageCode.PingReq) socket.write(answer(MessageCode.PingResp));
+    else if (code === MessageCode.GetReq) socket.write(answer(MessageCode.GetResp));
+  });
+}
+
 Deno.test("a hung node comes back into rotation only once a ping answers", async () => {
   let answering = false;
   const node = await startFakeNode((code, _body, socket) => {
     if (answering && code === MessageCode.PingReq) socket.write(answer(MessageCode.PingResp));
   });
+  const other = await startAnsweringNode();
   const events: NodeStatus[] = [];
-  const riak = testClient([node.address], {
+  const riak = testClient([node.address, other.address], {
     requestTimeoutMs: HUNG_REQUEST_TIMEOUT_MS,
     stallCheckAfterMs: 50,
     pingTimeoutMs: 100,
@@ -437,21 +449,127 @@ Deno.test("a hung node comes back into rotation only once a ping answers", async
     onNodeStateChange: (status) => events.push(status),
   });
   try {
+    const read = (key: string) => riak.get({ bucket: "b", key });
     await within(
       10_000,
-      "a ping to the hung node",
-      assert.rejects(riak.ping(), (error: Error) => /not answering/.test(error.message)),
+      "a read sent to the hung node",
+      assert.rejects(read("k"), (error: Error) => /not answering/.test(error.message)),
     );
     assert.equal(riak.cluster.nodes[0].state, "down");
-    // down: requests fail at once instead of waiting on it
-    await assert.rejects(riak.ping(), /every Riak node is down/);
+    // out of rotation: requests go to the other node instead of waiting on it
+    for (let i = 0; i < 3; i++) assert.equal((await read(`k${i}`)).found, false);
+    assert.equal(node.received.filter((code) => code === MessageCode.GetReq).length, 1);
     answering = true;
     await eventually(() => riak.cluster.nodes[0].state === "up", "the node back up");
-    await riak.ping();
-    assert.deepEqual(events.map((e) => e.state), ["down", "up"]);
+    assert.deepEqual(events.map((e) => [e.address, e.state]), [
+      [node.address, "down"],
+      [node.address, "up"],
+    ]);
   } finally {
     await riak.close();
     await node.close();
+    await other.close();
+  }
+});
+
+Deno.test("the only node, busy: a request waits for its answer past an unanswered ping, the node stays in rotation", async () => {
+  let release: (() => void) | undefined;
+  // Busy: neither the get nor any ping is answered until released (a long listing, a
+  // compaction, a stop-the-world pause of the server).
+  const node = await startFakeNode((code, _body, socket) => {
+    if (code === MessageCode.GetReq) release = () => socket.write(answer(MessageCode.GetResp));
+  });
+  const events: NodeStatus[] = [];
+  const riak = testClient([node.address], {
+    requestTimeoutMs: HUNG_REQUEST_TIMEOUT_MS,
+    stallCheckAfterMs: 20,
+    pingTimeoutMs: 50,
+    onNodeStateChange: (status) => events.push(status),
+  });
+  try {
+    const busy = riak.get({ bucket: "busy", key: "k" });
+    busy.catch(() => {}); // given up early, it fails the test below, not the process
+    // Pings go one at a time, none is answered: a second one means the first timed out.
+    await eventually(() => pingsOf(node).length >= 2, "a ping timed out during the wait");
+    assert.equal(riak.cluster.nodes[0].state, "up", "the last node stays in rotation");
+    assert.ok(release !== undefined);
+    release();
+    assert.equal((await busy).found, false, "answered, not given up");
+    assert.deepEqual(events, [], "never taken out of rotation");
+    assert.equal(node.received.filter((code) => code === MessageCode.GetReq).length, 1);
+  } finally {
+    await riak.close();
+    await node.close();
+  }
+});
+
+Deno.test("the only node stays in rotation after requests time out in a row: the next one is sent, not failed at once", async () => {
+  let answering = false;
+  const node = await startFakeNode((code, _body, socket) => {
+    if (answering && code === MessageCode.PingReq) socket.write(answer(MessageCode.PingResp));
+  });
+  const riak = testClient([node.address], {
+    requestTimeoutMs: 100,
+    stallCheckAfterMs: 0,
+    maxAttempts: 1,
+  });
+  try {
+    for (let i = 0; i < FAILURES_BEFORE_DOWN + 1; i++) {
+      await assert.rejects(riak.ping(), TimeoutError);
+    }
+    assert.equal(riak.cluster.nodes[0].state, "up");
+    answering = true;
+    await riak.ping();
+    assert.equal(pingsOf(node).length, FAILURES_BEFORE_DOWN + 2, "every request was sent");
+  } finally {
+    await riak.close();
+    await node.close();
+  }
+});
+
+Deno.test("the last node in rotation refusing: a node out only for not answering comes back as the last resort", async () => {
+  let release: (() => void) | undefined;
+  // Busy: pings unanswered, gets held until released (the first one never is).
+  const busy = await startFakeNode((code, _body, socket) => {
+    if (code === MessageCode.GetReq) release = () => socket.write(answer(MessageCode.GetResp));
+  });
+  const other = await startAnsweringNode();
+  const events: NodeStatus[] = [];
+  const riak = testClient([busy.address, other.address], {
+    requestTimeoutMs: HUNG_REQUEST_TIMEOUT_MS,
+    stallCheckAfterMs: 20,
+    pingTimeoutMs: 50,
+    onNodeStateChange: (status) => events.push(status),
+  });
+  try {
+    const first = await within(
+      10_000,
+      "a read first sent to the busy node",
+      riak.get({ bucket: "b", key: "k" }),
+    );
+    assert.equal(first.found, false, "answered by the other node");
+    assert.deepEqual(riak.cluster.status().map((s) => s.state), ["down", "up"]);
+    await other.close(); // its connections cut, new ones refused
+    release = undefined;
+    const second = riak.get({ bucket: "b", key: "k2" });
+    second.catch(() => {}); // failed at once, it fails the test below, not the process
+    await eventually(() => release !== undefined, "the read sent to the busy node");
+    assert.deepEqual(riak.cluster.status().map((s) => [s.state, s.lastResort]), [
+      ["up", true],
+      ["down", false],
+    ]);
+    release!();
+    assert.equal((await second).found, false, "answered by the busy node");
+    assert.equal(riak.cluster.status()[0].lastResort, false, "it answered since");
+    assert.deepEqual(events.map((e) => [e.address, e.state, e.lastResort]), [
+      [busy.address, "down", false],
+      [other.address, "down", false],
+      [busy.address, "up", true],
+    ]);
+  } finally {
+    await riak.close();
+    await busy.close();
+    await other.close();
   }
 });
 

@@ -32,9 +32,7 @@ export {
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MIN_CONNECTIONS,
-  DEFAULT_PING_TIMEOUT_MS,
   DEFAULT_RIAK_PORT,
-  DEFAULT_STALL_CHECK_AFTER_MS,
   type NodeOptions,
   type NodeState,
   parseNodeList,
@@ -47,7 +45,12 @@ export {
   type RequestOptions,
   type TlsOptions,
 } from "./connection.ts";
-export { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from "./defaults.ts";
+export {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_PING_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_STALL_CHECK_AFTER_MS,
+} from "./defaults.ts";
 export { readPassword } from "./password.ts";
 export {
   ClosedError,

@@ -11,6 +11,13 @@
  * requests in flight, which the cluster retries elsewhere as its rules allow. A request that
  * is only slow keeps waiting: its node answers the ping.
  *
+ * A node that does not answer in time (a ping, requests timing out in a row, a connect
+ * timing out) leaves rotation only while another node is in it. The last one stays, and its
+ * requests wait for their own timeout: a busy node (a long listing, a compaction, a garbage
+ * collection, a loaded machine) answers late but answers, and taking the last node out would
+ * fail at once every request it would have answered. A refused or reset connection still
+ * takes any node out: nothing is waited for there.
+ *
  * @module
  */
 import { clearInterval, clearTimeout, setInterval, setTimeout } from "node:timers";
@@ -18,7 +25,11 @@ import { isIPv6 } from "node:net";
 import { isHostName } from "../util/host.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { ClosedError, ConnectionError, TimeoutError } from "./errors.ts";
-import { DEFAULT_CONNECT_TIMEOUT_MS } from "./defaults.ts";
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_PING_TIMEOUT_MS,
+  DEFAULT_STALL_CHECK_AFTER_MS,
+} from "./defaults.ts";
 import { MessageCode } from "./messages.ts";
 
 /** Default largest number of connections per node. */
@@ -35,13 +46,6 @@ export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 1_000;
  * share of requests, each waiting out its deadline.
  */
 export const FAILURES_BEFORE_DOWN = 3;
-/**
- * Default wait for an answer after which a node that answered nothing else meanwhile is
- * pinged: Riak answers in milliseconds, a ping even when it is busy.
- */
-export const DEFAULT_STALL_CHECK_AFTER_MS = 1_000;
-/** Default bound on a ping that checks a node (its connect included). */
-export const DEFAULT_PING_TIMEOUT_MS = 2_000;
 /** Default Riak protocol-buffers port. */
 export const DEFAULT_RIAK_PORT = 8087;
 
@@ -139,10 +143,19 @@ export class RiakNode {
   onAvailable: () => void = () => {};
   /** Called when the node goes down or comes back up. */
   onStateChange: () => void = () => {};
+  /**
+   * Whether another node of the cluster is in rotation (the cluster sets it): a node that
+   * does not answer in time leaves rotation only then. Alone, it is the last one.
+   */
+  othersInRotation: () => boolean = () => false;
   /** Why the node went down last (for errors and status). */
   lastFailure?: Error;
   /** Requests in a row that timed out on a connection of this node (see FAILURES_BEFORE_DOWN). */
   private failuresInARow = 0;
+  /** Out of rotation because it did not answer in time, not because it refused. */
+  private outForSilence = false;
+  /** Back in rotation by {@link reinstate}, and not heard from since. */
+  private lastResortOnly = false;
 
   constructor(host: string, port: number, options: NodeOptions = {}) {
     this.address = `${host}:${port}`;
@@ -203,6 +216,27 @@ export class RiakNode {
     return this.idle.length + this.busy.size;
   }
 
+  /**
+   * Whether the node is out of rotation only for not answering in time (a ping, requests,
+   * a connect): the cluster's last resort when every other node is out.
+   */
+  get silentlyDown(): boolean {
+    return this.currentState === "down" && this.outForSilence;
+  }
+
+  /** When the node last answered a request or a ping (ms since the epoch; 0: never). */
+  get lastAnsweredAt(): number {
+    return this.lastAnswerAt;
+  }
+
+  /**
+   * Whether the node is in rotation only as the last resort (see {@link reinstate}) and has
+   * answered nothing since.
+   */
+  get lastResort(): boolean {
+    return this.lastResortOnly;
+  }
+
   /** Whether {@link acquire} can start at once: up, and an idle connection or room for one. */
   get hasCapacity(): boolean {
     return this.freeSlots > 0;
@@ -226,7 +260,7 @@ export class RiakNode {
         },
         (error) => {
           this.openingCount--;
-          this.markDown(error);
+          this.connectFailed(error);
         },
       );
     }
@@ -255,7 +289,7 @@ export class RiakNode {
       this.busy.add(connection);
       return connection;
     } catch (error) {
-      this.markDown(error as Error);
+      this.connectFailed(error as Error);
       throw error;
     } finally {
       this.openingCount--;
@@ -278,27 +312,66 @@ export class RiakNode {
   answered(): void {
     this.failuresInARow = 0;
     this.lastAnswerAt = Date.now();
+    this.lastResortOnly = false;
   }
 
   /**
    * A request on one of its connections timed out unanswered; after
-   * {@link FAILURES_BEFORE_DOWN} in a row the node goes down until a ping answers again.
+   * {@link FAILURES_BEFORE_DOWN} in a row the node goes down until a ping answers again
+   * (unless it is the last node in rotation: see the module documentation).
    */
   unanswered(error: Error): void {
     if (++this.failuresInARow < FAILURES_BEFORE_DOWN) return;
     this.failuresInARow = 0;
-    this.markDown(error);
+    this.notAnswering(error);
   }
 
-  /** Takes the node out of rotation and pings it in the background until it answers. */
-  markDown(error: Error): void {
+  /** A new connection failed: timed out, the node did not answer; refused or reset, it is down. */
+  private connectFailed(error: Error): void {
+    if (error instanceof TimeoutError) this.notAnswering(error);
+    else this.markDown(error);
+  }
+
+  /**
+   * The node did not answer in time: it leaves rotation unless no other node is in it (see
+   * the module documentation). Whether it left.
+   */
+  private notAnswering(error: Error): boolean {
+    if (this.currentState === "up" && !this.othersInRotation()) return false;
+    this.markDown(error, true);
+    return true;
+  }
+
+  /**
+   * Takes the node out of rotation and pings it in the background until it answers.
+   * `silence`: for not answering in time (the cluster may take it back as its last resort).
+   */
+  markDown(error: Error, silence = false): void {
     this.lastFailure = error;
+    if (this.currentState === "closed") return;
+    this.outForSilence = silence; // a down node that now refuses is no last resort
     if (this.currentState !== "up") return;
     this.currentState = "down";
+    this.lastResortOnly = false;
     for (const connection of this.idle.splice(0)) connection.close();
     this.scheduleHealthCheck();
     this.onStateChange();
     this.onAvailable(); // waiting requests re-choose: another node, or fail fast if none is up
+  }
+
+  /**
+   * Puts a node that left rotation for not answering in time back in it, as the cluster's
+   * last resort once every other node is out too: its requests wait for their own timeout
+   * rather than all failing at once. It leaves again when a ping goes unanswered while
+   * another node is back.
+   */
+  reinstate(): void {
+    if (!this.silentlyDown) return;
+    clearTimeout(this.healthTimer);
+    this.currentState = "up";
+    this.lastResortOnly = true;
+    this.onStateChange();
+    this.onAvailable();
   }
 
   /** Pings a down node now rather than at its next interval (nothing while one is out). */
@@ -337,7 +410,10 @@ export class RiakNode {
           ? failure.reason
           : failure.message
       }`;
-      this.markDown(new ConnectionError(reason, this.address, { cause: failure }));
+      const error = new ConnectionError(reason, this.address, { cause: failure });
+      if (!(failure instanceof TimeoutError)) this.markDown(error);
+      // The last node in rotation stays, its requests waiting on: see the module documentation.
+      else if (!this.notAnswering(error)) return failure;
       for (const connection of [...this.busy]) connection.abandon(reason);
       return failure;
     });
@@ -359,6 +435,7 @@ export class RiakNode {
       this.probeConnection = undefined;
     }
     this.lastAnswerAt = Date.now();
+    this.lastResortOnly = false;
     if (this.currentState === "down") {
       this.currentState = "up";
       this.idle.push(connection);
