@@ -1,0 +1,169 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { withStore } from "../store/_test_support.ts";
+import { NotFoundError } from "../store/errors.ts";
+import { displayPath } from "../store/path.ts";
+import type { DirEntry, FileStat, Store } from "../store/store.ts";
+import { LONG_LISTING_STATS_AT_ONCE, writeListing } from "./ls_action.ts";
+
+const T = 1_700_000_000_000_000_000n; // 2023-11-14T22:13:20Z
+/** Files beside the four kinds of entry: more than the stats asked at once, twice over. */
+const PLAIN_FILES = 2 * LONG_LISTING_STATS_AT_ONCE + 5;
+
+/** `d`: a directory, an inline file, a chunked file, a symlink and plain files. */
+async function mixedDirectory(store: Store): Promise<void> {
+  await store.mkdir("d");
+  await store.mkdir("d/sub", { mode: 0o750, uid: 7, gid: 8, mtimeNs: T });
+  await store.writeFile("d/small.txt", Buffer.from("small"), {
+    mode: 0o640,
+    uid: 1,
+    gid: 2,
+    mtimeNs: T,
+  });
+  await store.writeFile("d/big.bin", Buffer.alloc(10_000, 7), { mtimeNs: T + 1_000_000_000n });
+  await store.symlink("d/link", "small.txt", { uid: 3, gid: 4, mtimeNs: T });
+  for (let i = 0; i < PLAIN_FILES; i++) {
+    await store.writeFile(`d/f${i}`, Buffer.from(`${i}`), { mtimeNs: T });
+  }
+}
+
+/** What {@link writeListing} writes, joined, and how it ended. */
+async function listing(
+  store: Pick<Store, "list" | "stat">,
+  options: { long: boolean; json: boolean; statsAtOnce?: number },
+): Promise<{ text: string; error?: unknown }> {
+  let text = "";
+  try {
+    await writeListing(store, Buffer.from("d"), options, (data) => {
+      text += data;
+      return Promise.resolve();
+    });
+    return { text };
+  } catch (error) {
+    return { text, error };
+  }
+}
+
+/** The listing's names, in its order. */
+async function namesOf(store: Store): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of store.list("d")) names.push(entry.name.toString());
+  return names;
+}
+
+Deno.test("ls --long, --json and plain: the same output as one stat after the other, in the listing's order", async () => {
+  await withStore(async ({ store }) => {
+    await mixedDirectory(store);
+    const names = await namesOf(store);
+    for (const json of [false, true]) {
+      const serial = await listing(store, { long: true, json, statsAtOnce: 1 });
+      const ahead = await listing(store, { long: true, json });
+      assert.equal(ahead.error, undefined);
+      assert.equal(ahead.text, serial.text, json ? "--long --json" : "--long");
+    }
+    const long = (await listing(store, { long: true, json: false })).text.split("\n");
+    assert.deepEqual(long.pop(), "");
+    assert.deepEqual(
+      long.map((line) => line.split(" ").pop()),
+      names.map((name) => name === "sub" ? "sub/" : name),
+    );
+    const line = (name: string) => long.find((text) => text.endsWith(` ${name}`));
+    assert.equal(line("small.txt"), "-rw-r----- 1 2          5 2023-11-14T22:13:20.000Z small.txt");
+    assert.equal(line("big.bin"), "-rw-r--r-- 0 0      10000 2023-11-14T22:13:21.000Z big.bin");
+    assert.equal(line("sub/"), "drwxr-x--- 7 8          0 2023-11-14T22:13:20.000Z sub/");
+    assert.equal(line("link"), "lrwxrwxrwx 3 4          9 2023-11-14T22:13:20.000Z link");
+    const json = JSON.parse((await listing(store, { long: true, json: true })).text);
+    assert.deepEqual(json.map((item: { name: string }) => item.name), names);
+    const big = json.find((item: { name: string }) => item.name === "big.bin");
+    assert.equal(big.storage, "chunked");
+    const plain = await listing(store, { long: false, json: false });
+    assert.equal(plain.text, names.map((name) => name === "sub" ? "sub/\n" : `${name}\n`).join(""));
+  }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("ls --long: a stat that fails ends the output where one stat after the other did", async () => {
+  await withStore(async ({ store }) => {
+    await mixedDirectory(store);
+    const names = await namesOf(store);
+    // Past the first stats asked at once, and others after it failing too.
+    const failing = new Set([names[LONG_LISTING_STATS_AT_ONCE + 3], names.at(-1)!]);
+    const faulty = {
+      list: (path: Buffer) => store.list(path),
+      stat: async (path: Buffer): Promise<FileStat> => {
+        const name = path.toString().split("/").pop()!;
+        if (failing.has(name)) throw new NotFoundError(displayPath(path));
+        return await store.stat(path);
+      },
+    };
+    for (const json of [false, true]) {
+      const serial = await listing(faulty, { long: true, json, statsAtOnce: 1 });
+      const ahead = await listing(faulty, { long: true, json });
+      assert.ok(serial.error instanceof NotFoundError);
+      assert.equal(ahead.text, serial.text);
+      assert.ok(ahead.error instanceof NotFoundError);
+      assert.equal(ahead.error.message, serial.error.message);
+      assert.match(ahead.error.message, new RegExp(`/d/${names[LONG_LISTING_STATS_AT_ONCE + 3]}:`));
+    }
+    const lines = (await listing(faulty, { long: true, json: false })).text.split("\n");
+    assert.equal(lines.length - 1, LONG_LISTING_STATS_AT_ONCE + 3, "the entries before it");
+  }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("ls --long asks for the stats at once, bounded, and writes the first line before the others are in", async () => {
+  const entries: DirEntry[] = Array.from({ length: 100 }, (_, i) => ({
+    name: Buffer.from(`f${i}`),
+    type: "file",
+  }));
+  const held: { path: Buffer; answer: () => void }[] = [];
+  const store = {
+    async *list(): AsyncGenerator<DirEntry> {
+      yield* entries;
+    },
+    stat: (path: Buffer) =>
+      new Promise<FileStat>((resolve) =>
+        held.push({
+          path,
+          answer: () =>
+            resolve({
+              path,
+              type: "file",
+              storage: "inline",
+              size: 1,
+              mode: 0o644,
+              uid: 0,
+              gid: 0,
+              mtimeNs: T,
+            } as FileStat),
+        })
+      ),
+  };
+  const lines: string[] = [];
+  const writing = writeListing(store, Buffer.from("d"), { long: true, json: false }, (data) => {
+    lines.push(String(data));
+    return Promise.resolve();
+  });
+  const turns = async (condition: () => boolean, what: string) => {
+    for (let turn = 0; !condition(); turn++) {
+      if (turn > 1_000) throw new Error(`never: ${what} (${held.length} stats asked)`);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  };
+  // One after the other, the second stat waited for the first's answer.
+  await turns(() => held.length >= 8, "several stats asked before any answer");
+  await turns(() => held.length === LONG_LISTING_STATS_AT_ONCE, "the stats asked at once");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(held.length, LONG_LISTING_STATS_AT_ONCE, "no more before an answer");
+  held[0].answer();
+  await turns(() => lines.length === 1, "the first line");
+  assert.equal(held.length, LONG_LISTING_STATS_AT_ONCE + 1, "one more asked, no more");
+  assert.match(lines[0], / f0\n$/);
+  for (let i = 1; i < entries.length; i++) {
+    await turns(() => held.length > i, `stat ${i}`);
+    held[i].answer();
+  }
+  await writing;
+  assert.deepEqual(
+    lines.map((line) => line.trim().split(" ").pop()),
+    entries.map((e) => e.name.toString()),
+  );
+});
