@@ -22,23 +22,29 @@ Deno.test("isProcessAlive: PID 1 exists even when signalling it is not allowed",
 });
 
 Deno.test("isProcessAlive: a process that ended but its parent never reaped (a zombie) is not", async () => {
-  // sh starts `true` in the background and becomes `sleep`, which never reaps it.
-  const parent = spawn("sh", ["-c", "true & echo $!; exec sleep 60"], {
-    stdio: ["ignore", "pipe", "inherit"],
+  // sh starts a child that waits for the end of this test's pipe, then becomes `sleep`,
+  // which never reaps it; the child ends only once sh is gone, so sh cannot reap it either.
+  const parent = spawn("sh", ["-c", "exec 3<&0; (read line <&3) & echo $!; exec sleep 60 3<&-"], {
+    stdio: ["pipe", "pipe", "inherit"],
   });
   try {
     const [line] = await once(parent.stdout!, "data") as [Buffer];
-    const zombie = Number(line.toString().trim());
-    assert.ok(zombie > 0, line.toString());
-    // Until `true` has exited it is alive; wait for /proc to show it ended (event, not time).
-    while (!/\) [ZX] /.test(readFileSync(`/proc/${zombie}/stat`, "utf8"))) {
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    assert.doesNotThrow(() => process.kill(zombie, 0), "a zombie still answers signal 0");
-    assert.equal(isProcessAlive(zombie), false);
+    const child = Number(line.toString().trim());
+    assert.ok(child > 0, line.toString());
+    await until(() => readFileSync(`/proc/${parent.pid}/comm`, "utf8") === "sleep\n");
+    assert.equal(isProcessAlive(child), true);
+    parent.stdin!.end();
+    await until(() => /\) [ZX] /.test(readFileSync(`/proc/${child}/stat`, "utf8")));
+    assert.doesNotThrow(() => process.kill(child, 0), "a zombie still answers signal 0");
+    assert.equal(isProcessAlive(child), false);
     assert.equal(isProcessAlive(parent.pid!), true);
   } finally {
     parent.kill("SIGKILL");
     await once(parent, "exit");
   }
 });
+
+/** Resolves once `condition` holds, looking again after each turn of the event loop. */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+}
