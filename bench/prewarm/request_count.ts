@@ -1,10 +1,16 @@
 /**
- * Riak requests a pre-warm's first pass makes per new file, by kind, and its wall time, against
- * an in-process embedded server (optionally delaying every answer, as over a network).
+ * Riak requests a pre-warm makes per file, by kind, and its wall time, against an in-process
+ * embedded server (optionally delaying every answer, as over a network). Three runs of one
+ * tree: a first pass (every file new, in directories the run makes), a second pass (every
+ * file unchanged), and, after a first pass stopped halfway by `--max-files`, the run that
+ * resumes it (the other half of the files, all new; in one large directory, Riak lists half
+ * of it already, as a pass spanning several runs or a tree a mount partly migrated has it).
  *
- * Run: `deno run -A bench/prewarm/request_count.ts [files] [latencyMs]` (defaults 2000 files of
- * 100 KiB in directories of 100, 0 ms). Runs `runPrewarm` from the sources here, so the same
- * script in an older checkout counts that checkout's requests.
+ * Run: `deno run -A bench/prewarm/request_count.ts [files] [latencyMs] [perDirectory] [KiB]`
+ * (defaults 2000 files of 100 KiB in directories of 100, 0 ms). Large directories (say
+ * `50000 0 50000 1`) show what a directory of more entries than the pre-warm keeps costs.
+ * Runs `runPrewarm` from the sources here, so the same script in an older checkout counts
+ * that checkout's requests.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -19,56 +25,87 @@ import { Store } from "../../src/store/store.ts";
 
 const FILES = Number(Deno.args[0] ?? 2000);
 const LATENCY_MS = Number(Deno.args[1] ?? 0);
+const PER_DIRECTORY = Number(Deno.args[2] ?? 100);
+const KIB = Number(Deno.args[3] ?? 100);
 
 const root = mkdtempSync(join(tmpdir(), "riakfs-request-count-"));
-const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-request-count-state-")));
 const riak = await startTestRiak({ embedded: true });
 const client = new RiakClient({ nodes: riak.nodes, maxConnections: 16 });
-try {
-  const bytes = new Uint8Array(100 * 1024);
-  for (let i = 0; i < FILES; i++) {
-    const dir = `d${String(Math.floor(i / 100)).padStart(3, "0")}`;
-    if (i % 100 === 0) mkdirSync(join(root, dir), { recursive: true });
-    bytes.fill(i % 251, 0, 64);
-    writeFileSync(join(root, dir, `f${i}`), bytes);
-  }
-  riak.faults.setLatency(LATENCY_MS);
-  const counts = new Map<string, number>();
-  const count = (kind: string) => counts.set(kind, (counts.get(kind) ?? 0) + 1);
-  const base = riakStoreClient(client);
-  const counting: StoreClient = {
-    ...base,
-    get: (
-      location,
-      options,
-    ) => (count(options?.head ? "head" : "get"), base.get(location, options)),
-    put: (location, content, options) => (
-      count(options?.ifNoneMatch ? "put if absent" : "put"), base.put(location, content, options)
-    ),
-    fetchSet: (location) => (count("set fetch"), base.fetchSet(location)),
-    updateSet: (location, change) => (count("set update"), base.updateSet(location, change)),
-  };
-  const store = new Store(counting, { namespace: { bucket: `${riak.prefix}-count` } });
+const states: StateDirectory[] = [];
+let counts = new Map<string, number>();
+const count = (kind: string) => counts.set(kind, (counts.get(kind) ?? 0) + 1);
+const base = riakStoreClient(client);
+const counting: StoreClient = {
+  ...base,
+  get: (location, options) => (count(options?.head ? "head" : "get"), base.get(location, options)),
+  put: (location, content, options) => (
+    count(options?.ifNoneMatch ? "put if absent" : "put"), base.put(location, content, options)
+  ),
+  fetchSet: (location) => (count("set fetch"), base.fetchSet(location)),
+  updateSet: (location, change) => (count("set update"), base.updateSet(location, change)),
+};
+
+/** A pre-warm of the tree into `bucket` with a state directory of its own, counted. */
+async function counted(title: string, bucket: string, state: StateDirectory, maxFiles?: number) {
+  counts = new Map();
+  // A store per run, as each run is a process of its own.
+  const store = new Store(counting, { namespace: { bucket: `${riak.prefix}-${bucket}` } });
   const started = performance.now();
-  const result = await runPrewarm({ source: root, store, state, concurrency: 4 });
-  if (result.exitCode !== 0) throw new Error(`prewarm: ${JSON.stringify(result.failures)}`);
+  const result = await runPrewarm({ source: root, store, state, concurrency: 4, maxFiles });
+  if (result.exitCode !== 0 && maxFiles === undefined) {
+    throw new Error(`prewarm: ${JSON.stringify(result.failures)}`);
+  }
   const seconds = (performance.now() - started) / 1000;
+  const files = result.tally.seen.files;
   console.log(
-    `${FILES} x 100 KiB, ${LATENCY_MS} ms per answer: ${seconds.toFixed(2)} s, load ${
-      loadavg()[0].toFixed(2)
-    }`,
+    `${title}: ${files} files (${result.tally.uploaded.files} uploaded), ${
+      seconds.toFixed(2)
+    } s, load ${loadavg()[0].toFixed(2)}`,
   );
   let total = 0;
   for (const [kind, n] of [...counts].sort()) {
     total += n;
-    console.log(`${kind.padEnd(14)} ${String(n).padStart(6)}  ${(n / FILES).toFixed(3)} per file`);
+    console.log(
+      `  ${kind.padEnd(14)} ${String(n).padStart(7)}  ${(n / files).toFixed(3)} per file`,
+    );
   }
   console.log(
-    `${"all".padEnd(14)} ${String(total).padStart(6)}  ${(total / FILES).toFixed(3)} per file`,
+    `  ${"all".padEnd(14)} ${String(total).padStart(7)}  ${(total / files).toFixed(3)} per file`,
   );
+}
+
+try {
+  const bytes = new Uint8Array(KIB * 1024);
+  for (let i = 0; i < FILES; i++) {
+    const dir = `d${String(Math.floor(i / PER_DIRECTORY)).padStart(3, "0")}`;
+    if (i % PER_DIRECTORY === 0) mkdirSync(join(root, dir), { recursive: true });
+    bytes.fill(i % 251, 0, Math.min(64, bytes.length));
+    writeFileSync(join(root, dir, `f${i}`), bytes);
+  }
+  riak.faults.setLatency(LATENCY_MS);
+  const newState = () => {
+    const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-request-count-state-")));
+    states.push(state);
+    return state;
+  };
+  console.log(
+    `${FILES} x ${KIB} KiB in directories of ${PER_DIRECTORY}, ${LATENCY_MS} ms per answer`,
+  );
+  const first = newState();
+  await counted("first pass (new files, new directories)", "full", first);
+  await counted("second pass (unchanged files)", "full", first);
+  const halves = newState();
+  await runPrewarm({
+    source: root,
+    store: new Store(base, { namespace: { bucket: `${riak.prefix}-half` } }),
+    state: halves,
+    concurrency: 4,
+    maxFiles: Math.floor(FILES / 2),
+  });
+  await counted("resumed first pass (the other half of the files)", "half", halves);
 } finally {
   await client.close();
   await riak.close();
   rmSync(root, { recursive: true, force: true });
-  rmSync(state.path, { recursive: true, force: true });
+  for (const state of states) rmSync(state.path, { recursive: true, force: true });
 }

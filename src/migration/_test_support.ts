@@ -7,6 +7,8 @@
 import { Buffer } from "node:buffer";
 import { execFileSync } from "node:child_process";
 import type { PrewarmStore } from "./prewarm.ts";
+import { ListedNames } from "../store/listed_names.ts";
+import type { Store } from "../store/store.ts";
 
 /**
  * `store` with some operations replaced, and no `list` (every file gets its own look-up, as
@@ -27,6 +29,25 @@ export function wrappedStore(
     ensureListed: (path, options) => store.ensureListed(path, options),
     setAttributes: (path, attributes, onlyOver) => store.setAttributes(path, attributes, onlyOver),
     ...overrides,
+  };
+}
+
+/**
+ * `store` whose directories' indexes read as empty (entries not written yet, or read before
+ * they were): every name is believed new. `onRead` is called for each shard read.
+ */
+export function listingNothing(store: Store, onRead: () => void = () => {}): PrewarmStore {
+  return {
+    ...wrappedStore(store),
+    listedNames: () =>
+      new ListedNames({
+        placement: (directory) => store.layout.directory(directory),
+        shardNames: () => {
+          onRead();
+          return Promise.resolve({ names: new Set<string>(), levels: [1] });
+        },
+        listedWithoutEntry: () => false,
+      }),
   };
 }
 

@@ -10,9 +10,10 @@
  * attempt counted), check each file
  * with one head-only get and upload what Riak lacks or holds in another version, then save
  * the cursor, the pass tallies and a history record. While files need uploads (a first
- * pass), a directory's entries in Riak are read once instead, and a file they do not name is
- * put at once with "only if absent": a new file costs its put and a share of its
- * directory's set update, where it cost four requests. A marker in the state directory, saved
+ * pass), the shards of a directory's index in Riak are read instead, each once for the
+ * directory's files (only those a file's name can be in, so a directory of any size), and a
+ * file they do not name is put at once with "only if absent": a new file costs its put and a
+ * share of its directory's set update, where it cost four requests. A marker in the state directory, saved
  * at the start and every {@link RUN_CHECKPOINT_MS}, tells of a run that never got to its end.
  *
  * @module
@@ -25,6 +26,7 @@ import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { displayPath } from "../store/path.ts";
 import { AlreadyExistsError, NewerVersionError } from "../store/errors.ts";
+import type { ListedNames } from "../store/listed_names.ts";
 import {
   type FileStat,
   GenerationChangedError,
@@ -81,13 +83,13 @@ import {
 } from "./walk.ts";
 
 /**
- * What the pre-warm asks of the store: a store that cannot list (no `list`) gets a look-up
- * per file.
+ * What the pre-warm asks of the store: a store that cannot tell which names a directory lists
+ * (no `listedNames`) gets a look-up per file.
  */
 export type PrewarmStore =
   & MigrationStore
   & Pick<Store, "ensureListed" | "setAttributes">
-  & Partial<Pick<Store, "list">>;
+  & Partial<Pick<Store, "listedNames">>;
 
 /**
  * Riak's copy, read back before a deletion, is not the local content: damaged (it fails its
@@ -113,17 +115,6 @@ export const EXIT_PARTIAL = 3;
 /** Another run holds the lock. */
 export const EXIT_LOCKED = 4;
 
-/**
- * Directory listings from Riak kept at once (the walk finishes a directory's files before the
- * next directory's, except around subdirectories), and how long one is trusted.
- */
-const LISTINGS_KEPT = 8;
-const LISTING_TTL_MS = 5_000;
-/**
- * Beyond this many entries a directory is not listed: its files are looked up one by one.
- * Bounds the listings' memory to a few MB (LISTINGS_KEPT of them).
- */
-const LISTING_NAMES_LIMIT = 20_000;
 /** Default uploads of a file that keeps changing before it is skipped as busy. */
 export const DEFAULT_CHANGE_RETRIES = 3;
 /**
@@ -161,8 +152,9 @@ export interface PrewarmOptions {
   /** The local tree (absolute path). */
   source: string;
   /**
-   * Where files go. With `list` (a {@link Store} has it), each directory's entries are read
-   * once and a file they do not name is uploaded without a look-up of its own.
+   * Where files go. With `listedNames` (a {@link Store} has it), the shards of a directory's
+   * index are read once for its files, and a file they do not name is uploaded without a
+   * look-up of its own.
    */
   store: PrewarmStore;
   state: StateDirectory;
@@ -340,8 +332,11 @@ class PrewarmRun {
   readonly #failed: FailureList;
   /** Failures added that a retry may fix (not unreadable directories). */
   #retryableFailures = 0;
-  /** Names Riak lists per directory (latin1 of its path), of the last few directories. */
-  readonly #listings = new Map<string, { names: Promise<Set<string> | undefined>; at: number }>();
+  /**
+   * Which names Riak lists in the directories the walk is in (their shards, read as their
+   * names are asked about), when the store can tell.
+   */
+  readonly #listing: ListedNames | undefined;
   /** The file decided last had to be uploaded: read the next small file ahead. */
   #lastNeededUpload = true;
   /** The last run's retry list, while this run has not taken all of it. */
@@ -414,6 +409,7 @@ class PrewarmRun {
       unreachableStopMs: options.unreachableStopMs,
     });
     this.#state = options.state.loadState();
+    this.#listing = options.store.listedNames?.();
     this.#uploadSlots = new Slots(options.concurrency ?? DEFAULT_CONCURRENCY);
     this.#readers = new SmallFileReaders(options.concurrency ?? DEFAULT_CONCURRENCY, {
       // Looked at again now and then: a run lasts hours, and a share may be mounted below.
@@ -882,6 +878,8 @@ class PrewarmRun {
     if (!sameForeign && remote?.type === "file" && remote.mtimeNs > stats.mtimeNs) {
       // Written through the mount after the local copy: the older local bytes never
       // replace it, and the local copy is not Riak's content, so it is not deleted either.
+      // A write cut off before its entry (one a listing lacked) is listed, as Riak's.
+      await this.#ensureListed(path);
       count.add("inRiak", bytes);
       count.add("newerInRiak", bytes);
       return;
@@ -932,53 +930,23 @@ class PrewarmRun {
   }
 
   /**
-   * Whether Riak's listing of the file's directory names it; undefined when unknown (the store
-   * cannot list, the directory is too large or could not be listed). A listing is read once
-   * for the directory's files and kept a few seconds: a stale one costs a refused put (a file
-   * added since) or a look-up (one removed since), never a wrong decision.
+   * Whether Riak's index of the file's directory names it; undefined when unknown (the store
+   * cannot tell, or the directory's shards would take more memory than the pre-warm keeps).
+   * Only the shards the name can be in are read, once for the directory's files, and kept a
+   * few seconds: a stale answer costs a refused put (a file added since) or a look-up (one
+   * removed since), never a wrong decision.
    */
-  async #listed(path: Buffer): Promise<boolean | undefined> {
-    if (!this.#o.store.list) return undefined;
-    const slash = path.lastIndexOf(0x2f);
-    const parent = slash < 0 ? "" : path.subarray(0, slash).toString("latin1");
-    let listing = this.#listings.get(parent);
-    if (!listing || Date.now() - listing.at > LISTING_TTL_MS) {
-      listing = this.#keepListing(parent, this.#listNames(Buffer.from(parent, "latin1")));
-    }
-    const names = await listing.names;
-    return names?.has(path.subarray(slash + 1).toString("latin1"));
-  }
-
-  #keepListing(
-    directory: string,
-    names: Promise<Set<string> | undefined>,
-  ): { names: Promise<Set<string> | undefined>; at: number } {
-    this.#listings.delete(directory);
-    if (this.#listings.size >= LISTINGS_KEPT) {
-      this.#listings.delete(this.#listings.keys().next().value!);
-    }
-    const listing = { names, at: Date.now() };
-    this.#listings.set(directory, listing);
-    return listing;
-  }
-
-  /** The names in `directory`; undefined when there are too many to keep. Rejects on failure. */
-  async #listNames(directory: Buffer): Promise<Set<string> | undefined> {
-    const names = new Set<string>();
-    for await (const entry of this.#o.store.list!(directory)) {
-      if (names.size >= LISTING_NAMES_LIMIT) return undefined;
-      names.add(entry.name.toString("latin1"));
-    }
-    return names;
+  #listed(path: Buffer): Promise<boolean | undefined> {
+    return this.#listing ? this.#listing.has(path) : Promise.resolve(undefined);
   }
 
   /**
    * Makes sure a file or link found in Riak has its directory entry. A write that ended
    * between its object and its entry (a crash, a put that landed after its client gave up)
    * left it readable by key but in no listing, and `--delete-local` would then delete the only
-   * listed copy. Checked against the directory's listing (one fetch per directory); where
-   * that is too large to keep, each entry is looked up when local copies are deleted, and
-   * not checked otherwise.
+   * listed copy. Checked against the directory's shards (each read once for many files);
+   * where they are more than the pre-warm keeps, each entry is looked up when local copies
+   * are deleted, and not checked otherwise.
    */
   async #ensureListed(path: Buffer): Promise<void> {
     if (this.#o.dryRun) return;
@@ -1294,9 +1262,7 @@ class PrewarmRun {
         unlisted: options.unlisted,
         objectStored: () => {
           // Created just now, so empty: its files need no listing from Riak.
-          if (this.#o.store.list) {
-            this.#keepListing(path.toString("latin1"), Promise.resolve(new Set<string>()));
-          }
+          this.#listing?.madeEmpty(path);
           options.objectStored?.();
         },
         ...storedAttributes(stats),

@@ -27,8 +27,15 @@ import { RiakRequestError } from "../store/errors.ts";
 import { openRiakStoreClient } from "../store/riak_adapter.ts";
 import { putLegacyRiakFuseFile, withStore } from "../store/_test_support.ts";
 import type { StoreClient } from "../store/client.ts";
+import { DirectoryIndex } from "../store/directory.ts";
 import { Store } from "../store/store.ts";
-import { CAN_MOUNT, failingWrites, withTmpfsAt, wrappedStore } from "./_test_support.ts";
+import {
+  CAN_MOUNT,
+  failingWrites,
+  listingNothing,
+  withTmpfsAt,
+  wrappedStore,
+} from "./_test_support.ts";
 import { PathFilter } from "./glob.ts";
 import { acquireLock, LockedError } from "../util/lock.ts";
 import {
@@ -424,13 +431,7 @@ Deno.test("files Riak holds but its listing misses keep their newer version and 
       });
       let listings = 0;
       // A listing that names nothing (written before their entries, or a stale listing).
-      const unlisting = {
-        ...wrappedStore(store),
-        list: async function* () {
-          listings++;
-          yield* [];
-        },
-      };
+      const unlisting = listingNothing(store, () => listings++);
       const result = await runPrewarm({
         source,
         store: unlisting,
@@ -463,7 +464,7 @@ Deno.test("a directory its parent's listing does not name is created with the lo
     writeFileSync(join(source, "new", "inside.txt"), "inside");
     await withStore(async ({ store }) => {
       await store.writeFile("taken", Buffer.from("a file where the source has a directory"));
-      const unlisting = { ...wrappedStore(store), list: async function* () {} };
+      const unlisting = listingNothing(store);
       const result = await runPrewarm({ source, store: unlisting, state });
       assert.equal(result.exitCode, EXIT_FAILED);
       assert.deepEqual(result.failures.map((failure) => failure.path), ["/taken"]);
@@ -704,6 +705,180 @@ Deno.test("a directory in Riak without its entry (a mkdir cut off) is listed aga
       assert.deepEqual(await names("d"), ["e"]);
       assert.deepEqual(await names("d/e"), ["f"]);
       assert.equal((await store.readFile("d/e/f")).toString(), "file f");
+    });
+  });
+});
+
+/**
+ * `store` recording each write's path and whether it was a put of a name believed new
+ * (`unlisted`), with `before` run ahead of each such put; its listings are the store's own.
+ */
+function recordingBlindPuts(
+  store: Store,
+  before: (path: string) => Promise<void> = () => Promise.resolve(),
+): { store: PrewarmStore; blind: string[]; writes: string[] } {
+  const blind: string[] = [];
+  const writes: string[] = [];
+  const recording: PrewarmStore = {
+    ...wrappedStore(store, {
+      writeFile: async (path, content, options) => {
+        const name = Buffer.from(path as Uint8Array).toString();
+        writes.push(name);
+        if (options?.unlisted) {
+          blind.push(name);
+          await before(name);
+        }
+        return await store.writeFile(path, content, options);
+      },
+    }),
+    listedNames: (options) => store.listedNames(options),
+  };
+  return { store: recording, blind, writes };
+}
+
+/**
+ * Stores a file as a write cut off between its object and its directory entry leaves it (a
+ * crash, a put that landed after its client gave up): readable by key, in no listing.
+ */
+async function fileWithoutEntry(
+  client: StoreClient,
+  store: Store,
+  path: string,
+  content: string,
+  mtimeNs: bigint,
+): Promise<void> {
+  const object = store.layout.file(Buffer.from(path)).object;
+  await store.writeFile(path, Buffer.from(content), { mtimeNs });
+  const stored = await client.get(object);
+  await store.remove(path);
+  const { value, usermeta, contentType } = stored.contents[0];
+  await client.put(object, { value, usermeta, contentType: contentType! });
+}
+
+Deno.test("files Riak holds without their entry (crash leftovers) are never put over blind: each is decided on as found, and listed again", async () => {
+  await withSourceAndState(async (source, state) => {
+    mkdirSync(join(source, "d"));
+    for (const name of ["listed", "newer", "same", "older", "new"]) {
+      writeFileSync(join(source, "d", name), `local ${name}`);
+      utimesSync(join(source, "d", name), 1_600_000_000, 1_600_000_000);
+    }
+    const localNs = 1_600_000_000_000_000_000n;
+    await withStore(async ({ client, store }) => {
+      await store.writeFile("d/listed", Buffer.from("local listed"), { mtimeNs: localNs });
+      await fileWithoutEntry(client, store, "d/newer", "written through a mount", localNs + 1n);
+      await fileWithoutEntry(client, store, "d/same", "local same", localNs);
+      await fileWithoutEntry(client, store, "d/older", "an older version", localNs - 1n);
+      const names = async () =>
+        (await Array.fromAsync(store.list("d"))).map((entry) => `${entry.name}`).sort();
+      assert.deepEqual(await names(), ["listed"]);
+      const recording = recordingBlindPuts(store);
+      const relisted: string[] = [];
+      const run = await runPrewarm({
+        source,
+        store: recording.store,
+        state,
+        concurrency: 1,
+        onEvent: (event) => event.kind === "relisted" && relisted.push(event.path),
+      });
+      assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+      // Believed new from d's listing: put only if absent, which Riak refused for the three.
+      assert.deepEqual(recording.blind.sort(), ["d/new", "d/newer", "d/older", "d/same"]);
+      assert.equal((await store.readFile("d/newer")).toString(), "written through a mount");
+      assert.equal((await store.readFile("d/same")).toString(), "local same");
+      assert.equal((await store.readFile("d/older")).toString(), "local older");
+      assert.equal((await store.readFile("d/new")).toString(), "local new");
+      assert.equal(run.tally.newerInRiak.files, 1);
+      assert.equal(run.tally.uploaded.files, 2, "older and new; same is not sent again");
+      assert.deepEqual(relisted.sort(), ["/d/newer", "/d/same"]);
+      assert.deepEqual(await names(), ["listed", "new", "newer", "older", "same"]);
+    });
+  });
+});
+
+Deno.test("a file written through a mount between the listing and the put is kept, in a directory Riak had and in one the run made", async () => {
+  await withSourceAndState(async (source, state) => {
+    mkdirSync(join(source, "had"));
+    mkdirSync(join(source, "made"));
+    for (const path of ["had/other", "had/x", "made/y"]) {
+      writeFileSync(join(source, path), `local ${path}`);
+      utimesSync(join(source, path), 1_600_000_000, 1_600_000_000);
+    }
+    await withStore(async ({ store, another }) => {
+      const mount = another();
+      await mount.mkdir("had");
+      await mount.writeFile("had/other", Buffer.from("local had/other"), {
+        mtimeNs: 1_600_000_000_000_000_000n,
+      });
+      const written: string[] = [];
+      const recording = recordingBlindPuts(store, async (path) => {
+        if (path === "had/other") return;
+        // The listing said absent; the mount writes the name before the pre-warm's put.
+        written.push(path);
+        await mount.writeFile(path, Buffer.from(`the mount's ${path}`), {
+          mtimeNs: 1_700_000_000_000_000_000n,
+        });
+      });
+      const run = await runPrewarm({ source, store: recording.store, state });
+      assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+      assert.deepEqual(written.sort(), ["had/x", "made/y"]);
+      assert.equal((await store.readFile("had/x")).toString(), "the mount's had/x");
+      assert.equal((await store.readFile("made/y")).toString(), "the mount's made/y");
+      assert.equal(run.tally.newerInRiak.files, 2);
+      assert.equal(run.tally.uploaded.files, 0);
+    });
+  });
+});
+
+Deno.test("a file whose name Riak lists as a directory is not put: the directory and what is in it stay", async () => {
+  await withSourceAndState(async (source, state) => {
+    mkdirSync(join(source, "d"));
+    writeFileSync(join(source, "d/x"), "a local file named as Riak's directory");
+    writeFileSync(join(source, "d/new"), "new");
+    await withStore(async ({ store }) => {
+      await store.mkdir("d");
+      await store.mkdir("d/x");
+      await store.writeFile("d/x/inner", Buffer.from("inner"));
+      const recording = recordingBlindPuts(store);
+      const run = await runPrewarm({ source, store: recording.store, state });
+      assert.equal(run.exitCode, EXIT_FAILED);
+      assert.deepEqual(run.failures.map((failure) => failure.path), ["/d/x"]);
+      assert.deepEqual(recording.blind, ["d/new"], "x is listed: looked up, never put blind");
+      assert.equal((await store.stat("d/x")).type, "directory");
+      assert.equal(await store.tryStat("d/x", { fileOnly: true }), undefined, "no file beside it");
+      assert.equal((await store.readFile("d/x/inner")).toString(), "inner");
+      assert.equal((await store.readFile("d/new")).toString(), "new");
+    });
+  });
+});
+
+Deno.test("a directory Riak lists tens of thousands of entries of: its new files are still put without a look-up each", async () => {
+  await withSourceAndState(async (source, state) => {
+    mkdirSync(join(source, "big"));
+    const local = ["e000007", "new-1", "new-2", "new-3"];
+    for (const name of local) writeFileSync(join(source, "big", name), `local ${name}`);
+    await withStore(async ({ client, store }) => {
+      await store.mkdir("big");
+      // Entries alone, added the way writes add them: more than one shard level holds.
+      const index = new DirectoryIndex(client, { capacity: 2000, fanout: 16 });
+      const directory = store.layout.directory(Buffer.from("big"));
+      for (let start = 0; start < 30_000; start += 10_000) {
+        await index.add(
+          directory,
+          Array.from({ length: 10_000 }, (_, i) => ({
+            type: "file" as const,
+            name: Buffer.from(`e${String(start + i).padStart(6, "0")}`),
+          })),
+        );
+      }
+      await store.writeFile("big/e000007", Buffer.from("in Riak"), {
+        mtimeNs: statSync(join(source, "big/e000007"), { bigint: true }).mtimeNs + 1n,
+      });
+      const recording = recordingBlindPuts(store);
+      const run = await runPrewarm({ source, store: recording.store, state });
+      assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+      assert.deepEqual(recording.blind.sort(), ["big/new-1", "big/new-2", "big/new-3"]);
+      assert.equal((await store.readFile("big/e000007")).toString(), "in Riak");
+      assert.equal((await store.readFile("big/new-2")).toString(), "local new-2");
     });
   });
 });

@@ -75,6 +75,13 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
+/** Riak-fuse prefixes of a test's own (`riak.prefix`), so runs against a shared node do not meet. */
+export function riakFusePrefixes(
+  riak: TestRiak,
+): { contentPrefix: string; directoryPrefix: string } {
+  return { contentPrefix: `${riak.prefix}IMG_`, directoryPrefix: `${riak.prefix}IMGDIR_` };
+}
+
 /**
  * Writes a file as the Python riak-fuse left it: the whole value under `<prefix><folder>`
  * with no usermeta, and its name in the folder's `directory` set. Riak-fuse prefixes of a

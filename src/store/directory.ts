@@ -171,6 +171,26 @@ export class DirectoryIndex {
     });
   }
 
+  /**
+   * The names (latin1) in shard `index` of the level of `count` shards, and the levels the
+   * directory has when that is its root shard (level 1). A riak-fuse directory's one set is
+   * its root shard, with no further levels.
+   */
+  async shardNames(
+    directory: DirectoryPlacement,
+    count: number,
+    index: number,
+  ): Promise<{ names: Set<string>; levels: number[] }> {
+    if (directory.entries.kind === "riak-fuse") {
+      const set = await this.#fetch(directory.entries.set);
+      const names = new Set<string>();
+      for (const member of set?.members ?? []) names.add(Buffer.from(member).toString("latin1"));
+      return { names, levels: [1] };
+    }
+    const { levels, entries } = readShard(await this.#fetch(this.#shard(directory, count, index)));
+    return { names: new Set(entries.map((entry) => entry.name.toString("latin1"))), levels };
+  }
+
   /** The entry called `name`, if any. */
   async lookup(directory: DirectoryPlacement, name: Uint8Array): Promise<ShardEntry | undefined> {
     const found = await this.#find(directory, [Buffer.from(name)]);

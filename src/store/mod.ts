@@ -66,6 +66,14 @@ export {
   MANIFEST_FORMAT,
   parseChunkKey,
 } from "./manifest.ts";
+export {
+  DEFAULT_LISTED_DIRECTORIES_KEPT,
+  DEFAULT_LISTED_NAMES_HELD,
+  DEFAULT_LISTED_NAMES_TTL_MS,
+  ListedNames,
+  type ListedNamesOptions,
+  type ListedNamesSource,
+} from "./listed_names.ts";
 export { displayBytes, displayPath, normalizePath, type StorePath } from "./path.ts";
 export { type OpenedStoreClient, openRiakStoreClient, riakStoreClient } from "./riak_adapter.ts";
 export { DEFAULT_SHARD_CAPACITY, DEFAULT_SHARD_FANOUT, type ShardEntry } from "./shards.ts";

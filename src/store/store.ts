@@ -18,6 +18,7 @@ import type {
 } from "./client.ts";
 import { contentTypeFor } from "./content_type.ts";
 import { DirectoryIndex } from "./directory.ts";
+import { ListedNames, type ListedNamesOptions } from "./listed_names.ts";
 import {
   AlreadyExistsError,
   ChecksumMismatchError,
@@ -612,6 +613,22 @@ export class Store {
     if (!imagesListed && await this.#index.exists(images)) {
       yield { name: imagesName, type: "directory" };
     }
+  }
+
+  /**
+   * Answers whether directories' indexes name entries, reading only the shards a name can be
+   * in, each once for many names ({@link ListedNames}): for a caller deciding about the names
+   * of a directory in turn. A stale answer is possible (see there).
+   */
+  listedNames(options?: ListedNamesOptions): ListedNames {
+    const imagesFolder = Buffer.from(this.namespace.riakFuse.imagesFolder);
+    return new ListedNames({
+      placement: (directory) => this.layout.directory(directory),
+      shardNames: (directory, count, index) => this.#index.shardNames(directory, count, index),
+      // Store.list names it also where only riak-fuse's set does.
+      listedWithoutEntry: (directory, name) =>
+        name.equals(imagesFolder) && this.layout.riakFuseImagesOf(directory) !== undefined,
+    }, options);
   }
 
   /** Every path below a directory, depth first, directories before their entries. */

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   putLegacyRiakFuseFile,
+  riakFusePrefixes,
   seededBytes,
   seededStream,
   sha256Hex,
@@ -683,10 +684,7 @@ Deno.test("an access time set explicitly is kept in usermeta, and a later write 
 
 Deno.test("riak-fuse: a folder only riak-fuse wrote is found by its name, and lists its images folder", async () => {
   await withStore(async ({ client, riak, another }) => {
-    const riakFuse = {
-      contentPrefix: `${riak.prefix}IMG_`,
-      directoryPrefix: `${riak.prefix}IMGDIR_`,
-    };
+    const riakFuse = riakFusePrefixes(riak);
     const store = another({ namespace: { preset: "riak-fuse", riakFuse } });
     // What riak-fuse left: the object and its name in the folder's set, nothing of riakfs.
     await putLegacyRiakFuseFile(client, riakFuse, "shop", "a.jpg", "a picture");
