@@ -1,19 +1,21 @@
 /**
- * Riak requests a pre-warm makes per file, by kind, and its wall time, against an in-process
- * embedded server (optionally delaying every answer, as over a network). Three runs of one
- * tree: a first pass (every file new, in directories the run makes), a second pass (every
- * file unchanged), and, after a first pass stopped halfway by `--max-files`, the run that
- * resumes it (the other half of the files, all new; in one large directory, Riak lists half
- * of it already, as a pass spanning several runs or a tree a mount partly migrated has it).
+ * Riak requests a pre-warm makes per file, by kind, its wall time and the CPU of the process
+ * (pre-warm and server together), against an in-process embedded server (optionally delaying
+ * every answer, as over a network). Three runs of one tree: a first pass (every file new, in
+ * directories the run makes), a second pass (every file unchanged), and, after a first pass
+ * stopped halfway by `--max-files`, the run that resumes it (the other half of the files, all
+ * new; in one large directory, Riak lists half of it already, as a pass spanning several runs
+ * or a tree a mount partly migrated has it).
  *
  * Run: `deno run -A bench/prewarm/request_count.ts [files] [latencyMs] [perDirectory] [KiB]`
- * (defaults 2000 files of 100 KiB in directories of 100, 0 ms). Large directories (say
- * `50000 0 50000 1`) show what a directory of more entries than the pre-warm keeps costs.
+ * (defaults 2000 files of 100 KiB in directories of 100, 0 ms). One large directory (say
+ * `50000 0 50000 1`) shows what a directory of many shards costs.
  * Runs `runPrewarm` from the sources here, so the same script in an older checkout counts
  * that checkout's requests.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
+import process from "node:process";
 import { join } from "node:path";
 import { runPrewarm } from "../../src/migration/prewarm.ts";
 import { StateDirectory } from "../../src/migration/state.ts";
@@ -51,7 +53,9 @@ async function counted(title: string, bucket: string, state: StateDirectory, max
   // A store per run, as each run is a process of its own.
   const store = new Store(counting, { namespace: { bucket: `${riak.prefix}-${bucket}` } });
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const result = await runPrewarm({ source: root, store, state, concurrency: 4, maxFiles });
+  const used = process.cpuUsage(cpu);
   if (result.exitCode !== 0 && maxFiles === undefined) {
     throw new Error(`prewarm: ${JSON.stringify(result.failures)}`);
   }
@@ -60,7 +64,9 @@ async function counted(title: string, bucket: string, state: StateDirectory, max
   console.log(
     `${title}: ${files} files (${result.tally.uploaded.files} uploaded), ${
       seconds.toFixed(2)
-    } s, load ${loadavg()[0].toFixed(2)}`,
+    } s, CPU (pre-warm and server) ${
+      ((used.user + used.system) / 1000 / files).toFixed(3)
+    } ms per file, load ${loadavg()[0].toFixed(2)}`,
   );
   let total = 0;
   for (const [kind, n] of [...counts].sort()) {

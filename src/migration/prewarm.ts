@@ -932,9 +932,9 @@ class PrewarmRun {
   /**
    * Whether Riak's index of the file's directory names it; undefined when unknown (the store
    * cannot tell, or the directory's shards would take more memory than the pre-warm keeps).
-   * Only the shards the name can be in are read, once for the directory's files, and kept a
-   * few seconds: a stale answer costs a refused put (a file added since) or a look-up (one
-   * removed since), never a wrong decision.
+   * Only the shards the name can be in are read, once for the directory's files (a name's
+   * absence, from shards at most a few seconds old): a stale answer costs a refused put (a file
+   * added since) or a look-up (one removed since), never a wrong decision.
    */
   #listed(path: Buffer): Promise<boolean | undefined> {
     return this.#listing ? this.#listing.has(path) : Promise.resolve(undefined);

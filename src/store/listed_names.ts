@@ -2,7 +2,7 @@
  * Which names directories' indexes hold, read shard by shard as names are asked about: a
  * caller deciding for many names of one directory in turn (the pre-warm) learns whether each
  * is listed with a fetch per shard, not a look-up per name, and without reading the whole of a
- * large directory. Shards are kept a few seconds, within a bound on the names held.
+ * large directory. Shards are kept within a bound on the names held.
  *
  * @module
  */
@@ -26,7 +26,7 @@ export interface ListedNamesOptions {
    * not keep.
    */
   namesHeld?: number;
-  /** How long a shard read from Riak is trusted. */
+  /** How long a shard read from Riak is trusted to tell that a name is absent. */
   ttlMs?: number;
   /** Directories kept at once (the least recently asked about go first). */
   directoriesKept?: number;
@@ -78,7 +78,9 @@ interface CachedDirectory {
  * Whether directories' indexes name entries, for a caller that asks about many names of a
  * directory in turn. A name's answer takes the directory's root shard (its first level and
  * the list of levels) and the one shard of each further level the name hashes to
- * (docs/layout.md, "Shards"), each fetched once and kept {@link ListedNamesOptions.ttlMs}.
+ * (docs/layout.md, "Shards"), each fetched once and kept while the bounds allow: "listed"
+ * from a shard of any age, "absent" from shards younger than {@link ListedNamesOptions.ttlMs}
+ * (older ones are read again first).
  *
  * An answer may be that old: a caller must act on it only where a stale answer is never
  * wrong (an absent name is put with `if_none_match`; a listed one is looked up).
@@ -117,6 +119,10 @@ export class ListedNames {
   /**
    * Whether the index of `path`'s directory names it (as any type); undefined when that is
    * not known without holding more names than allowed. Rejects when Riak does.
+   *
+   * A name a kept shard names is answered listed however old the shard: a caller looks such a
+   * name up anyway. Absence is answered from shards younger than the TTL only, as a caller
+   * acts on it without a look-up.
    */
   async has(path: StorePath): Promise<boolean | undefined> {
     const p = normalizePath(path);
@@ -125,17 +131,35 @@ export class ListedNames {
     if (this.#source.listedWithoutEntry(parent, name)) return true;
     const directory = this.#directory(parent);
     if (directory.madeEmpty) return false;
+    const kept = await this.#lookup(directory, name, false);
+    return kept === "stale"
+      ? await this.#lookup(directory, name, true) as boolean | undefined
+      : kept;
+  }
+
+  /**
+   * Looks for `name` in the root shard and the one shard per level it hashes to; "stale" when
+   * none of them names it and one was older than the TTL (never with `fresh`, which reads
+   * such shards again).
+   */
+  async #lookup(
+    directory: CachedDirectory,
+    name: Buffer,
+    fresh: boolean,
+  ): Promise<boolean | undefined | "stale"> {
     const id = name.toString("latin1");
-    const root = await this.#shard(directory, 1, 0);
+    const root = await this.#shard(directory, 1, 0, fresh);
     if (root === undefined) return undefined;
-    if (root.names.has(id)) return true;
-    for (const count of root.levels) {
+    if (root.read.names.has(id)) return true;
+    let stale = root.stale;
+    for (const count of root.read.levels) {
       if (count === 1) continue;
-      const shard = await this.#shard(directory, count, shardIndex(name, count));
+      const shard = await this.#shard(directory, count, shardIndex(name, count), fresh);
       if (shard === undefined) return undefined;
-      if (shard.names.has(id)) return true;
+      if (shard.read.names.has(id)) return true;
+      stale ||= shard.stale;
     }
-    return false;
+    return stale ? "stale" : false;
   }
 
   /**
@@ -177,17 +201,19 @@ export class ListedNames {
   }
 
   /**
-   * A shard's names, fetched unless one younger than the TTL is kept; undefined when the
-   * directory cannot hold more.
+   * A shard's names: the one kept (`stale` when older than the TTL), unless `fresh` asks for
+   * one younger; else fetched. Undefined when the directory cannot hold more.
    */
   async #shard(
     directory: CachedDirectory,
     count: number,
     index: number,
-  ): Promise<ShardRead | undefined> {
+    fresh: boolean,
+  ): Promise<{ read: ShardRead; stale: boolean } | undefined> {
     const key = `${count}.${index}`;
     const kept = directory.shards.get(key);
-    if (kept && this.#now() - kept.at < this.#ttlMs) return await kept.read;
+    const stale = kept !== undefined && this.#now() - kept.at >= this.#ttlMs;
+    if (kept && !(stale && fresh)) return { read: await kept.read, stale };
     if (!kept && directory.full) return undefined;
     const shard: Shard = {
       read: this.#source.shardNames(directory.placement, count, index),
@@ -203,7 +229,8 @@ export class ListedNames {
       if (directory.shards.get(key) === shard) directory.shards.delete(key);
       throw error;
     }
-    if (directory.shards.get(key) !== shard) return read; // replaced or forgotten since
+    // Replaced or forgotten since: answered all the same.
+    if (directory.shards.get(key) !== shard) return { read, stale: false };
     shard.held = read.names.size;
     this.#held += shard.held;
     this.#makeRoom(directory);
@@ -212,7 +239,7 @@ export class ListedNames {
       this.#drop(directory, key);
       directory.full = true;
     }
-    return read;
+    return { read, stale: false };
   }
 
   /**
