@@ -1038,6 +1038,7 @@ export class OverlayFileSystem implements FileSystem {
   async unlink(ctx: RequestContext, parent: number, name: string): Promise<void> {
     const path = childPath(this.#nodes.pathOf(parent), name);
     if (this.#mirrorsWrites()) {
+      if (await this.#unlinkNewToRiak(path)) return;
       // The local file goes, and Riak's copy follows in the background. Journaled first: a
       // crash in between finds the file still there and copies it instead.
       let reserved: PendingMirror;
@@ -1074,6 +1075,33 @@ export class OverlayFileSystem implements FileSystem {
     }
     if (this.#journalsNames(path)) return await this.#unlinkWhileAway(path, ctx);
     await this.#unlinkNow(path, ctx);
+  }
+
+  /**
+   * Removes a file Riak holds nothing of, nor held when it was created, and whose copies have
+   * not started (see {@link UploadQueue.withdrawNew}): the local file goes, and its copies with
+   * it, with no removal journaled or sent to Riak. A crash before their lines are done replays
+   * the copies, which find no file. False, having done nothing, where that cannot be.
+   */
+  async #unlinkNewToRiak(path: string): Promise<boolean> {
+    const unsent = this.#o.uploads.withdrawNew(path);
+    if (unsent === undefined) return false;
+    // No copy-on-read of it starts meanwhile (none runs: it would count as a change).
+    const copiesHeld = this.#o.copies.hold(path);
+    try {
+      await copiesHeld;
+      await this.#unlinkLocal(path);
+    } catch {
+      // Gone from the source meanwhile, say: the usual way sorts it out.
+      unsent.release();
+      return false;
+    } finally {
+      void copiesHeld.then((release) => release(), () => {});
+    }
+    await unsent.drop();
+    this.#forgetPath(path);
+    this.#entriesChanged(parentOf(path));
+    return true;
   }
 
   /**
@@ -1151,12 +1179,15 @@ export class OverlayFileSystem implements FileSystem {
     // the old file; a directory made during an outage) goes first; journaled, the new entry's
     // copy is queued behind it, with no wait for Riak.
     if (this.#mirrorsWrites() && this.#pendingAtOrAbove(path)) return await journaled();
+    const changed = this.#o.uploads.newToRiak.changing(path);
     try {
       await change();
       return undefined;
     } catch (error) {
       if (!this.#mirrorsWrites() || !isOutageError(error)) throw error;
       return await journaled();
+    } finally {
+      changed();
     }
   }
 
@@ -1772,9 +1803,16 @@ export class OverlayFileSystem implements FileSystem {
     const remote = await this.#riakStat(from, { quiet: true });
     if (remote) {
       await this.#ensureRiakDirectory(parentOf(to));
-      // Not abandoned at a deadline while it goes on (a directory's takes a while); each of
-      // its Riak requests has the client's own timeout.
-      await this.#o.health.observe(this.#o.store.rename(from, to));
+      // An absence seen below `to` while it goes on is no longer Riak's once it is done.
+      const newToRiak = this.#o.uploads.newToRiak;
+      newToRiak.changed(to, { below: true });
+      try {
+        // Not abandoned at a deadline while it goes on (a directory's takes a while); each of
+        // its Riak requests has the client's own timeout.
+        await this.#o.health.observe(this.#o.store.rename(from, to));
+      } finally {
+        newToRiak.changed(to, { below: true });
+      }
     } else if (await this.#riakStat(to, { quiet: true })) {
       // The target's old Riak copy would otherwise shadow what is renamed over it.
       await this.#removeFromRiak(to);
@@ -1837,6 +1875,7 @@ export class OverlayFileSystem implements FileSystem {
     this.#rememberInRiak(to, fromKnown);
     this.#changed(from);
     this.#changed(to);
+    for (const path of [from, to]) this.#o.uploads.newToRiak.changed(path, { below: true });
     this.#served.delete(from);
     this.#served.delete(to);
     // The file keeps the ctime it showed; the name it left, and the file it replaced, go.
@@ -2055,7 +2094,7 @@ export class OverlayFileSystem implements FileSystem {
           else {
             // Queued before anything else can happen: a rename or rmdir arriving now waits
             // for it; one already running sees it when it ends.
-            this.#o.uploads.start(handle.mirror);
+            this.#o.uploads.start(handle.mirror, { justWritten: true });
             if (this.#renames > 0) this.#mirroredDuringRenames.add(handle.path);
           }
         } finally {
@@ -2171,7 +2210,7 @@ export class OverlayFileSystem implements FileSystem {
     permissions: number,
   ): Promise<Created | undefined> {
     // Unless the source is the whole namespace, Riak may hold the name.
-    if (this.#mode.reads !== "local" && await this.#exists(path)) return undefined;
+    if (this.#mode.reads !== "local" && await this.#exists(path, true)) return undefined;
     const localFile = await this.#localPath(path);
     let file: SourceFile;
     try {
@@ -2521,7 +2560,11 @@ export class OverlayFileSystem implements FileSystem {
    */
   async #locate(path: string, withContent = false): Promise<Located> {
     if (path === "/" && this.#usesLocal()) {
-      return { where: "local", stats: await fsp.lstat(this.#o.source!, { bigint: true }) };
+      // Paced as every other look at the source: each create in the root of a mode that
+      // reads Riak first looks at it (its group), and a pool round trip cost it ~100 us.
+      const stats = await this.#lstatAt(this.#o.source!);
+      if (stats === undefined) throw fail(Errno.ENOENT, `${this.#o.source}: source is gone`);
+      return { where: "local", stats };
     }
     const session = this.#sessions.get(path);
     if (session) return { where: "open", session };
@@ -2625,8 +2668,17 @@ export class OverlayFileSystem implements FileSystem {
   /**
    * Whether anything exists at `path`. While Riak is unreachable a mode with a source
    * answers from the local side, so new files can still be created during an outage.
+   * `forNewFile`: a file is about to be made there, and an absence Riak answered for is
+   * remembered ({@link NewToRiak}), for its removal to know that Riak held nothing.
    */
-  async #exists(path: string): Promise<boolean> {
+  async #exists(path: string, forNewFile = false): Promise<boolean> {
+    // Where the look asks Riak (the local file is not the newest, Riak was not away), an
+    // absence is Riak's answer, remembered until the mount changes Riak's path.
+    const newToRiak = this.#o.uploads.newToRiak;
+    const look = forNewFile && this.#mode.reads !== "local" && !this.#localIsNewest(path) &&
+        this.#unseenMark(path).unseen === undefined
+      ? newToRiak.look()
+      : undefined;
     try {
       await this.#locate(path);
       return true;
@@ -2634,6 +2686,11 @@ export class OverlayFileSystem implements FileSystem {
       if (isNotFound(error)) {
         // Whoever asks is about to create it: the absence just cached would hide it.
         this.#statCache.delete(path);
+        // Not if Riak was away after all, or a job of the path was queued meanwhile.
+        if (
+          look !== undefined && !this.#localIsNewest(path) &&
+          this.#unseenMark(path).unseen === undefined
+        ) newToRiak.absent(path, look);
         return false;
       }
       if (isOutageError(error) && this.#usesLocal()) {
@@ -3533,6 +3590,7 @@ export class OverlayFileSystem implements FileSystem {
    * and what the reader threads answer for them.
    */
   #changed(path: string): void {
+    this.#o.uploads.newToRiak.changed(path);
     const prefix = `${path}/`;
     for (const cache of [this.#statCache, this.#riakDirectories]) {
       for (const key of cache.keys()) {

@@ -505,10 +505,14 @@ async function startOnSpool(
     copy: copier === undefined
       ? () => Promise.resolve()
       // Written, renamed or removed through the mount since it was read: the upload queue's.
-      : (path, signal) =>
-        uploads.hasPending(path)
-          ? Promise.resolve()
-          : copier(path, signal).finally(() => late.overlay?.afterCopy(path)),
+      : (path, signal) => {
+        if (uploads.hasPending(path)) return Promise.resolve();
+        const ended = uploads.newToRiak.changing(path);
+        return copier(path, signal).finally(() => {
+          ended();
+          late.overlay?.afterCopy(path);
+        });
+      },
     concurrency: settings.copyConcurrency,
     metrics,
     logger,

@@ -28,6 +28,8 @@ import type { MountMetrics } from "./metrics.ts";
 import { parentOf } from "./node_table.ts";
 import { PathTree } from "./path_tree.ts";
 import { IndexedHeap } from "../util/indexed_heap.ts";
+import { RACY_WINDOW_MS } from "../migration/local_file.ts";
+import { NewToRiak } from "./new_to_riak.ts";
 import type { Spool } from "./spool.ts";
 
 /** How long stopping waits for uploads still running (ms); see {@link UploadQueue.stop}. */
@@ -160,12 +162,28 @@ export interface WithheldUploads {
   release(): void;
 }
 
+/** Options of {@link UploadQueue.start}. */
+export interface StartOptions {
+  /**
+   * The file was written just now (its last close): a copy started at once would find it
+   * changed within the clock's tick and wait that out in an upload slot, so it waits in
+   * the queue instead. A file created, closed and removed within that time is then never
+   * looked at: its removal stands in for the copy not started, or withdraws it.
+   */
+  justWritten?: boolean;
+}
+
 interface Job {
   entry: JournalEntry;
   /** Its place in the order jobs were queued. */
   queuedAs: number;
   started: boolean;
-  /** Aborted when a newer mirror of the same path is queued while this one runs. */
+  /**
+   * Not started before this time (`performance.now()`): the copy of a file written just now
+   * waits out the clock's tick in the queue, not in an upload slot (see {@link StartOptions}).
+   */
+  notBefore?: number;
+  /** A mirror's from its start: aborted when a newer mirror of its path is queued meanwhile. */
   superseded?: AbortController;
   /**
    * A staged file's upload from its start until its first attempt ended: aborted to call it
@@ -180,10 +198,11 @@ interface Job {
   order: number;
   /**
    * While it waits to start: `queued` among those that may start, `behind` a job of its path
-   * queued before it, `parked` on {@link Job.parkedOn}. Undefined while it runs, while it
+   * queued before it, `parked` on {@link Job.parkedOn}, `settling` until its
+   * {@link Job.notBefore}. Undefined while it runs, while it
    * waits to be tried again ({@link UploadQueue.#retryLater}), and once it ended.
    */
-  waits?: "queued" | "behind" | "parked";
+  waits?: "queued" | "behind" | "parked" | "settling";
   /** The path whose change may let it start, while parked (see {@link UploadQueue.#mayStart}). */
   parkedOn?: string;
   /** Its place in the heap of jobs queued. */
@@ -268,7 +287,21 @@ export class UploadQueue {
    * goes once neither needs it.
    */
   readonly #stagedUsers = new Map<string, number>();
+  /**
+   * Jobs waiting out their {@link Job.notBefore}, in that order (each is the time it was
+   * queued plus one fixed delay, so the order they came in).
+   */
+  readonly #settling = new Set<Job>();
+  /** Queues the jobs of {@link #settling} whose time came. */
+  #settleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When {@link #settleTimer} fires (`performance.now()`). */
+  #settleAt = Infinity;
   #active = 0;
+  /**
+   * What the mount knows of paths Riak holds nothing at: each job counts as a change of its
+   * path while it runs, the mount tells it of its other changes of Riak.
+   */
+  readonly newToRiak = new NewToRiak();
   /** See {@link acknowledged}. */
   #acknowledged = 0;
   /** What jobs call for each part of them Riak acknowledged. */
@@ -360,9 +393,10 @@ export class UploadQueue {
   }
 
   /** Queues a mirror {@link reserve} journaled (synchronously: waiters see it at once). */
-  start(reserved: PendingMirror): UploadTicket {
+  start(reserved: PendingMirror, options: StartOptions = {}): UploadTicket {
     this.#reserved.delete(reserved.id);
-    return { id: reserved.id, uploaded: this.#enqueue(reserved).done };
+    const notBefore = options.justWritten ? performance.now() + RACY_WINDOW_MS : undefined;
+    return { id: reserved.id, uploaded: this.#enqueue(reserved, notBefore).done };
   }
 
   /** Drops a mirror {@link reserve} journaled that turned out to have nothing to do. */
@@ -544,6 +578,26 @@ export class UploadQueue {
     return { riakHadNone, drop: () => this.#drop(path, held), release: () => this.#release(path) };
   }
 
+  /**
+   * Holds back the jobs of `path` while Riak is known to hold nothing there
+   * ({@link NewToRiak.isNew}: none of them started since that was seen): a file created and
+   * removed before its copy started costs Riak nothing, its removal drops them
+   * ({@link WithheldUploads.drop}) instead of journaling a removal that would find nothing
+   * there. Undefined, holding nothing, otherwise (the removal must go to Riak). Mirrors still
+   * reserved (a writer has the file open) are left to run: they find no file at the path.
+   */
+  withdrawNew(path: string): WithheldUploads | undefined {
+    if (!this.newToRiak.isNew(path) || this.#withheld.has(path)) return undefined;
+    const held = [...this.#byPath.get(path) ?? []];
+    if (held.some((job) => job.started)) return undefined;
+    this.#withheld.add(path);
+    return {
+      riakHadNone: true,
+      drop: () => this.#drop(path, held),
+      release: () => this.#release(path),
+    };
+  }
+
   /** Drops `held`, jobs of `path` {@link withhold} held back (see {@link WithheldUploads.drop}). */
   async #drop(path: string, held: Job[]): Promise<void> {
     try {
@@ -596,6 +650,9 @@ export class UploadQueue {
    */
   async stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.#stopping = true;
+    clearTimeout(this.#settleTimer);
+    this.#settleTimer = undefined;
+    this.#settleAt = Infinity;
     for (const jobs of this.#byPath.values()) jobs[0]?.superseded?.abort();
     this.nudge();
     for (const jobs of this.#byPath.values()) {
@@ -614,7 +671,7 @@ export class UploadQueue {
     clearTimeout(timer);
   }
 
-  #enqueue(entry: JournalEntry): Job {
+  #enqueue(entry: JournalEntry, notBefore?: number): Job {
     let resolve!: () => void;
     let reject!: (error: Error) => void;
     const done = new Promise<void>((yes, no) => {
@@ -631,8 +688,10 @@ export class UploadQueue {
       resolve,
       reject,
     };
-    if (isMirror(entry)) job.superseded = new AbortController();
-    else this.#stagedUsers.set(entry.staged, (this.#stagedUsers.get(entry.staged) ?? 0) + 1);
+    if (notBefore !== undefined) job.notBefore = notBefore;
+    if (!isMirror(entry)) {
+      this.#stagedUsers.set(entry.staged, (this.#stagedUsers.get(entry.staged) ?? 0) + 1);
+    }
     const jobs = this.#byPath.get(entry.path) ?? [];
     if (jobs.length === 0) {
       this.#byPath.set(entry.path, jobs);
@@ -682,6 +741,7 @@ export class UploadQueue {
   /** Takes `job` out of those waiting to start (it starts, ends, or is dropped). */
   #stopWaiting(job: Job): void {
     if (job.waits === "queued") this.#waiting.delete(job);
+    if (job.waits === "settling") this.#settling.delete(job);
     if (job.waits === "parked") {
       const parked = this.#parked.get(job.parkedOn!)!;
       parked.delete(job);
@@ -783,11 +843,19 @@ export class UploadQueue {
       const job = this.#waiting.pop();
       if (job === undefined) break;
       job.waits = undefined;
+      if (job.notBefore !== undefined && job.notBefore > performance.now()) {
+        this.#settle(job);
+        continue;
+      }
       if (!this.#mayStart(job)) continue;
       job.started = true;
-      if (!isMirror(job.entry)) job.stoppable = new AbortController();
+      // Made only now: most mirrors of short-lived files are superseded before they start.
+      if (isMirror(job.entry)) job.superseded ??= new AbortController();
+      else job.stoppable = new AbortController();
       this.#active++;
+      const ended = this.newToRiak.changing(job.entry.path);
       void this.#run(job).finally(() => {
+        ended();
         // Whatever way it ended, a withhold waiting for it hears of it.
         this.#firstAttemptEnded(job, undefined);
         this.#active--;
@@ -795,6 +863,41 @@ export class UploadQueue {
         this.#wakeIfIdle();
       });
     }
+  }
+
+  /** Sets `job` aside until its {@link Job.notBefore}, when it is queued again. */
+  #settle(job: Job): void {
+    job.waits = "settling";
+    this.#settling.add(job);
+    this.#settleBy(job.notBefore!);
+  }
+
+  /** Queues the jobs set aside whose time came, then lets them start. */
+  #settled(): void {
+    this.#settleTimer = undefined;
+    this.#settleAt = Infinity;
+    const now = performance.now();
+    for (const job of this.#settling) {
+      if (job.notBefore! > now) {
+        this.#settleBy(job.notBefore!);
+        break;
+      }
+      this.#settling.delete(job);
+      job.notBefore = undefined;
+      this.#queue(job);
+    }
+    this.#pump();
+  }
+
+  /** Looks at {@link #settling} again at `time` (`performance.now()`), unless due before. */
+  #settleBy(time: number): void {
+    if (this.#stopping || time >= this.#settleAt) return;
+    clearTimeout(this.#settleTimer);
+    this.#settleAt = time;
+    this.#settleTimer = setTimeout(
+      () => this.#settled(),
+      Math.max(0, Math.ceil(time - performance.now())),
+    );
   }
 
   /** The first attempt of `job` ended; a withhold waiting hears whether it was called off. */

@@ -8,6 +8,7 @@ import { Logger } from "./log.ts";
 import { MountMetrics } from "./metrics.ts";
 import { Spool } from "./spool.ts";
 import { withFullFilesystem } from "../util/_full_filesystem.ts";
+import { RACY_WINDOW_MS } from "../migration/local_file.ts";
 import {
   NotYetError,
   UploadQueue,
@@ -1081,4 +1082,86 @@ Deno.test("the bookkeeping of a backlog looks at a bounded number of its jobs pe
   // A job held back is looked at a few times, not once more with each of the 56 slots freed.
   const perJobHeldBack = (largeSlotsFreed - smallSlotsFreed) / 19_000;
   assert.ok(perJobHeldBack <= 8, `${perJobHeldBack} looks per job held back`);
+});
+
+Deno.test("a copy of a file written just now waits in the queue, not in an upload slot, for the clock's tick", async () => {
+  await withSpool(async (fixture) => {
+    const { queue, mirrored } = mirrorQueue(fixture);
+    const started = performance.now();
+    const justWritten = queue.start(
+      await queue.reserve({ path: "/just-closed", mirror: "copy" }),
+      { justWritten: true },
+    );
+    const other = queue.start(await queue.reserve({ path: "/other", mirror: "copy" }));
+    assert.deepEqual(mirrored, ["copy /other"], "the one slot goes to the other copy");
+    await Promise.all([justWritten.uploaded, other.uploaded]);
+    assert.deepEqual(mirrored, ["copy /other", "copy /just-closed"]);
+    assert.ok(performance.now() - started >= RACY_WINDOW_MS, "not before the tick passed");
+    // A removal meanwhile stands in for it without its ever starting.
+    const removed = queue.start(
+      await queue.reserve({ path: "/tmp.3", mirror: "copy" }),
+      { justWritten: true },
+    );
+    const removal = await queue.submitMirror({ path: "/tmp.3", mirror: "remove" });
+    await Promise.all([removed.uploaded, removal.uploaded]);
+    assert.deepEqual(mirrored.slice(2), ["remove /tmp.3"]);
+    assert.equal(fixture.journal.pendingCount, 0);
+  });
+});
+
+Deno.test("withdrawNew drops the jobs of a path Riak was seen to lack, none started: Riak is told nothing", async () => {
+  await withSpool(async (fixture, directory) => {
+    const { queue, mirrored } = mirrorQueue(fixture);
+    // Released, they run.
+    queue.newToRiak.absent("/tmp.kept", queue.newToRiak.look());
+    const kept = queue.start(await queue.reserve({ path: "/tmp.kept", mirror: "copy" }), {
+      justWritten: true,
+    });
+    queue.withdrawNew("/tmp.kept")!.release();
+    await kept.uploaded;
+    assert.deepEqual(mirrored, ["copy /tmp.kept"]);
+    // Dropped, they never run.
+    queue.newToRiak.absent("/tmp.new", queue.newToRiak.look());
+    const copy = queue.start(
+      await queue.reserve({ path: "/tmp.new", mirror: "copy" }),
+      { justWritten: true },
+    );
+    const attributes = queue.start(
+      await queue.reserve({ path: "/tmp.new", mirror: "attributes", set: { mode: 0o600 } }),
+    );
+    const withdrawn = queue.withdrawNew("/tmp.new");
+    assert.ok(withdrawn, "nothing of it started");
+    assert.equal(queue.withdrawNew("/tmp.new"), undefined, "held once");
+    await withdrawn.drop();
+    await Promise.all([copy.uploaded, attributes.uploaded]);
+    assert.equal(queue.pendingCount, 0);
+    assert.deepEqual(mirrored, ["copy /tmp.kept"], "no job of it ran");
+    await fixture.journal.close();
+    const reopened = await UploadJournal.open(join(directory, "spool", "journal"));
+    await reopened.journal.close();
+    assert.deepEqual(reopened.pending, [], "a restart replays nothing of it");
+  });
+});
+
+Deno.test("withdrawNew holds nothing once a job of the path started, or where Riak's absence is not known", async () => {
+  await withSpool(async (fixture) => {
+    const blocker = stopPoint();
+    const mirrored: string[] = [];
+    const queue = queueOver(fixture, {
+      concurrency: 1,
+      mirror: async (entry) => {
+        mirrored.push(`${entry.mirror} ${entry.path}`);
+        if (entry.path === "/started") await blocker.arrive();
+      },
+    });
+    assert.equal(queue.withdrawNew("/never-looked-at"), undefined, "Riak may hold it");
+    queue.newToRiak.absent("/started", queue.newToRiak.look());
+    const running = queue.start(await queue.reserve({ path: "/started", mirror: "copy" }));
+    await blocker.reached;
+    assert.equal(queue.withdrawNew("/started"), undefined, "under way: it may reach Riak");
+    blocker.letGo();
+    await running.uploaded;
+    assert.equal(queue.withdrawNew("/started"), undefined, "done: Riak may hold it now");
+    assert.deepEqual(mirrored, ["copy /started"]);
+  });
 });
