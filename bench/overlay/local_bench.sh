@@ -9,6 +9,7 @@
 #   LINES=0 bash bench/overlay/local_bench.sh       # only the memory run
 #   MEMORY=0 SIZE_MIB=256 FILES=2000 bash bench/overlay/local_bench.sh   # quick, lines only
 #   MEMORY=0 TARGETS="shadow migrate" RIAKFS=/tmp/old-riakfs bash ...   # some columns, another build
+#   RIAK_PORT=19400 bash ...   # the server on a given port (default: one the system picks)
 #
 # Read lines read files created directly in the source directory (for migrate: files not in
 # Riak); write lines write through the mount. Between lines the script waits until the overlay
@@ -37,6 +38,7 @@ MEMORY_MIB=${MEMORY_MIB:-5120}
 LINES=${LINES:-1}
 MEMORY=${MEMORY:-1}
 IDLE_DEADLINE_S=${IDLE_DEADLINE_S:-900}
+RIAK_PORT=${RIAK_PORT:-0}
 
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (mounting and drop_caches need it)" >&2; exit 1; }
 [ -x "$RIAKFS" ] || { echo "bench: $RIAKFS missing: run 'npm run build'" >&2; exit 1; }
@@ -106,7 +108,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 kib_of() { awk -v key="$2:" '$1 == key {print $2}' "/proc/$1/status"; }
 
 # ---- the embedded server, its own process, data in an fsynced log on disk ----
-"$RIAKFS" serve-riak --data "$WORK/riak-data" --listen 127.0.0.1:0 >"$WORK/server.out" 2>&1 &
+"$RIAKFS" serve-riak --data "$WORK/riak-data" --listen "127.0.0.1:$RIAK_PORT" >"$WORK/server.out" 2>&1 &
 SERVER_PID=$!
 PORT=""
 for _ in $(seq 300); do
