@@ -9,6 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import {
+  access,
   type FileHandle,
   open,
   readdir,
@@ -123,6 +124,16 @@ export class Spool {
       throw new RangeError(`not a staged file name: ${JSON.stringify(name)}`);
     }
     return join(this.#stagedDirectory, name);
+  }
+
+  /** Whether staged file `name` is still there (false only when it is gone: ENOENT). */
+  async holds(name: string): Promise<boolean> {
+    try {
+      await access(this.pathOf(name));
+      return true;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code !== "ENOENT";
+    }
   }
 
   /**

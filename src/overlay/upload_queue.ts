@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { access, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { DEFAULT_UPLOAD_CONCURRENCY } from "./defaults.ts";
 import { isOutageError } from "./health.ts";
 import type { Logger } from "./log.ts";
@@ -1002,7 +1002,7 @@ export class UploadQueue {
           job.reject(error as Error);
           return;
         }
-        if (stagedPath !== undefined && await isMissing(stagedPath)) {
+        if (!isMirror(entry) && !await this.#options.spool.holds(entry.staged)) {
           // The staged file is gone (removed by hand): nothing left to upload, ever.
           this.#logger.error("staged file vanished; upload abandoned", {
             path: entry.path,
@@ -1021,8 +1021,10 @@ export class UploadQueue {
             error: (error as Error).message,
           });
         }
+        // Queued while this one looked at its staged file, or while it waited (a rename or
+        // removal of its file during an outage): the wake-up of the first went unheard.
+        if (await this.#givenWayToNewer(job)) return;
         await this.#sleep(delay);
-        // Queued while this one waited (a rename or removal of its file during an outage).
         if (await this.#givenWayToNewer(job)) return;
         delay = Math.min(delay * 2, this.#retryMaxMs);
       }
@@ -1218,15 +1220,6 @@ export class UploadQueue {
 /** Whether `entry` removes a file (or link) from Riak, not a directory. */
 function isFileRemoval(entry: JournalEntry): boolean {
   return isMirror(entry) && entry.mirror === "remove" && !entry.directory;
-}
-
-async function isMissing(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ENOENT";
-  }
 }
 
 /**

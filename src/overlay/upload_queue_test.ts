@@ -915,6 +915,57 @@ Deno.test("a rename journaled while Riak is away: the old name's upload, failed 
   });
 });
 
+Deno.test("a rename queued while the failed upload looks at its staged file is heard: the upload gives way at once, not after its backoff", async () => {
+  await withSpool(async (fixture) => {
+    const looking = stopPoint(); // The failed upload's look at its staged file.
+    const attempted: string[] = [];
+    const BACKOFF_MS = 3_600_000;
+    const queue = queueOver(fixture, {
+      retryInitialMs: BACKOFF_MS,
+      retryMaxMs: BACKOFF_MS,
+      upload: async (entry, file) => {
+        attempted.push(entry.path);
+        if (entry.path === "/a.tmp") {
+          throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+        }
+        fixture.stored.set(entry.path, await readFile(file, "utf8"));
+      },
+      mirror: () => Promise.resolve(),
+    });
+    const holds = fixture.spool.holds.bind(fixture.spool);
+    let looks = 0;
+    fixture.spool.holds = async (name) => {
+      if (looks++ === 0) await looking.arrive();
+      return await holds(name);
+    };
+    // The backoff's timer, should the upload start sleeping it out.
+    const setTimer = globalThis.setTimeout;
+    let backoffStarted!: () => void;
+    const asleep = new Promise<"asleep">((resolve) => backoffStarted = () => resolve("asleep"));
+    globalThis.setTimeout = ((handler: () => void, ms?: number) => {
+      if (ms === BACKOFF_MS) backoffStarted();
+      return setTimer(handler, ms);
+    }) as typeof setTimeout;
+    try {
+      const staged = await stage(fixture.spool, "/a.tmp", "saved");
+      const written = await queue.submit(staged);
+      await looking.reached;
+      const [renamed, removal] = await queue.submitTogether([
+        { ...staged, path: "/a" },
+        { path: "/a.tmp", mirror: "remove" },
+      ]);
+      looking.letGo();
+      const all = Promise.all([written.uploaded, renamed.uploaded, removal.uploaded]);
+      assert.equal(await Promise.race([all.then(() => "done" as const), asleep]), "done");
+      assert.deepEqual(attempted, ["/a.tmp", "/a"]);
+      assert.deepEqual([...fixture.stored], [["/a", "saved"]]);
+    } finally {
+      globalThis.setTimeout = setTimer;
+      await queue.stop();
+    }
+  });
+});
+
 Deno.test("a file's removal stands in for its queued upload, whose staged file stays for the upload under the new name", async () => {
   await withSpool(async (fixture) => {
     const blocker = stopPoint();
