@@ -411,13 +411,16 @@ export function withLog(error: unknown, mounted: OverlayMount): Error {
   return new Error(`${(error as Error).stack}\nmount stderr:\n${mounted.stderr()}`);
 }
 
-/** Runs `body` on a mount of `preset`; a failure carries what the mount logged. */
+/**
+ * Runs `body` on a mount of `preset` (or the one `mount` makes); a failure carries what the
+ * mount logged, and the mount goes whatever happens.
+ */
 export async function withMounted(
   env: OverlayEnv,
-  preset: string,
+  preset: string | (() => Promise<OverlayMount>),
   body: (mounted: OverlayMount) => Promise<void>,
 ): Promise<void> {
-  const mounted = await env.mount(preset);
+  const mounted = await (typeof preset === "string" ? env.mount(preset) : preset());
   try {
     await body(mounted);
   } catch (error) {

@@ -24,6 +24,7 @@ import {
   type OverlayEnv,
   type OverlayMount,
   withLog,
+  withMounted,
   withOverlayEnv,
 } from "./_overlay.ts";
 import { startRiakProxy } from "./_riak_proxy.ts";
@@ -46,23 +47,13 @@ function mountOverSource(env: OverlayEnv, riak = env.riak.nodes.join(","), prese
   ]);
 }
 
-/**
- * Runs `body` on a mount of `preset` over SOURCE ({@link mountOverSource}); a failure carries
- * what the mount logged, and the mount goes whatever happens.
- */
-async function onMountOverSource(
+/** Runs `body` on a mount of `preset` over SOURCE ({@link mountOverSource}). */
+function onMountOverSource(
   env: OverlayEnv,
   preset: string,
   body: (mounted: OverlayMount) => Promise<void>,
 ): Promise<void> {
-  const mounted = await mountOverSource(env, undefined, preset);
-  try {
-    await body(mounted);
-  } catch (error) {
-    throw withLog(error, mounted);
-  } finally {
-    await env.unmount(mounted);
-  }
+  return withMounted(env, () => mountOverSource(env, undefined, preset), body);
 }
 
 /**
