@@ -282,6 +282,12 @@ export class UploadQueue {
   /** Paths whose jobs {@link withhold} holds back: none of them starts. */
   readonly #withheld = new Set<string>();
   /**
+   * Staged files by name, with the pending uploads that name them: a rename while Riak is
+   * away journals the upload under the new name with the staged file of the old one, which
+   * goes once neither needs it.
+   */
+  readonly #stagedUsers = new Map<string, number>();
+  /**
    * Jobs waiting out their {@link Job.notBefore}, in that order (each is the time it was
    * queued plus one fixed delay, so the order they came in).
    */
@@ -683,6 +689,9 @@ export class UploadQueue {
       reject,
     };
     if (notBefore !== undefined) job.notBefore = notBefore;
+    if (!isMirror(entry)) {
+      this.#stagedUsers.set(entry.staged, (this.#stagedUsers.get(entry.staged) ?? 0) + 1);
+    }
     const jobs = this.#byPath.get(entry.path) ?? [];
     if (jobs.length === 0) {
       this.#byPath.set(entry.path, jobs);
@@ -1158,9 +1167,13 @@ export class UploadQueue {
       });
     }
     for (const entry of entries) {
-      // A staged file another pending entry names (an upload renamed while Riak was away)
-      // stays for it.
-      if (isMirror(entry) || this.#options.journal.stagedSizes().has(entry.staged)) continue;
+      if (isMirror(entry)) continue;
+      const users = (this.#stagedUsers.get(entry.staged) ?? 1) - 1;
+      if (users > 0) {
+        this.#stagedUsers.set(entry.staged, users);
+        continue;
+      }
+      this.#stagedUsers.delete(entry.staged);
       try {
         await this.#options.spool.remove(entry.staged);
       } catch (error) {
