@@ -371,8 +371,18 @@ export class UploadQueue {
   async submitTogether(entries: readonly NewEntry[]): Promise<UploadTicket[]> {
     if (this.#stopping) throw new UploadStoppedError(entries[0]?.path ?? "/");
     this.#options.spool.ensure();
-    const added = await this.#options.journal.addTogether(entries);
-    return added.map((entry) => ({ id: entry.id, uploaded: this.#enqueue(entry).done }));
+    // Counted before the journal's fsync: the job whose staged file a rename shares may land
+    // meanwhile (Riak came back), and must leave the file to the upload under the new name.
+    const uploads = entries.filter((entry) => !isMirror(entry)) as NewUpload[];
+    for (const upload of uploads) this.#useStaged(upload.staged);
+    let added: JournalEntry[];
+    try {
+      added = await this.#options.journal.addTogether(entries);
+    } catch (error) {
+      for (const upload of uploads) await this.#releaseStaged(upload);
+      throw error;
+    }
+    return added.map((entry) => ({ id: entry.id, uploaded: this.#enqueue(entry, true).done }));
   }
 
   /**
@@ -396,7 +406,7 @@ export class UploadQueue {
   start(reserved: PendingMirror, options: StartOptions = {}): UploadTicket {
     this.#reserved.delete(reserved.id);
     const notBefore = options.justWritten ? performance.now() + RACY_WINDOW_MS : undefined;
-    return { id: reserved.id, uploaded: this.#enqueue(reserved, notBefore).done };
+    return { id: reserved.id, uploaded: this.#enqueue(reserved, false, notBefore).done };
   }
 
   /** Drops a mirror {@link reserve} journaled that turned out to have nothing to do. */
@@ -671,7 +681,8 @@ export class UploadQueue {
     clearTimeout(timer);
   }
 
-  #enqueue(entry: JournalEntry, notBefore?: number): Job {
+  /** `stagedCounted`: its staged file's use was counted already ({@link submitTogether}). */
+  #enqueue(entry: JournalEntry, stagedCounted = false, notBefore?: number): Job {
     let resolve!: () => void;
     let reject!: (error: Error) => void;
     const done = new Promise<void>((yes, no) => {
@@ -689,9 +700,7 @@ export class UploadQueue {
       reject,
     };
     if (notBefore !== undefined) job.notBefore = notBefore;
-    if (!isMirror(entry)) {
-      this.#stagedUsers.set(entry.staged, (this.#stagedUsers.get(entry.staged) ?? 0) + 1);
-    }
+    if (!isMirror(entry) && !stagedCounted) this.#useStaged(entry.staged);
     const jobs = this.#byPath.get(entry.path) ?? [];
     if (jobs.length === 0) {
       this.#byPath.set(entry.path, jobs);
@@ -1167,21 +1176,30 @@ export class UploadQueue {
       });
     }
     for (const entry of entries) {
-      if (isMirror(entry)) continue;
-      const users = (this.#stagedUsers.get(entry.staged) ?? 1) - 1;
-      if (users > 0) {
-        this.#stagedUsers.set(entry.staged, users);
-        continue;
-      }
-      this.#stagedUsers.delete(entry.staged);
-      try {
-        await this.#options.spool.remove(entry.staged);
-      } catch (error) {
-        this.#logger.warn("could not remove an uploaded staged file", {
-          path: entry.path,
-          error: (error as Error).message,
-        });
-      }
+      if (!isMirror(entry)) await this.#releaseStaged(entry);
+    }
+  }
+
+  /** Counts one more pending upload naming staged file `staged`. */
+  #useStaged(staged: string): void {
+    this.#stagedUsers.set(staged, (this.#stagedUsers.get(staged) ?? 0) + 1);
+  }
+
+  /** Counts one pending upload of `upload`'s staged file less; the last one removes it. */
+  async #releaseStaged(upload: NewUpload): Promise<void> {
+    const users = (this.#stagedUsers.get(upload.staged) ?? 1) - 1;
+    if (users > 0) {
+      this.#stagedUsers.set(upload.staged, users);
+      return;
+    }
+    this.#stagedUsers.delete(upload.staged);
+    try {
+      await this.#options.spool.remove(upload.staged);
+    } catch (error) {
+      this.#logger.warn("could not remove an uploaded staged file", {
+        path: upload.path,
+        error: (error as Error).message,
+      });
     }
   }
 

@@ -915,6 +915,42 @@ Deno.test("a rename journaled while Riak is away: the old name's upload, failed 
   });
 });
 
+Deno.test("a rename journaled while the old name's upload lands keeps their staged file for the new name", async () => {
+  await withSpool(async (fixture) => {
+    const put = stopPoint(); // /a.tmp's upload, under way as the rename comes.
+    const synced = stopPoint(); // The rename's journal line written, its fsync not over.
+    const queue = queueOver(fixture, {
+      upload: async (entry, file) => {
+        if (entry.path === "/a.tmp") await put.arrive();
+        fixture.stored.set(entry.path, await readFile(file, "utf8"));
+      },
+      mirror: () => Promise.resolve(),
+    });
+    const addTogether = fixture.journal.addTogether.bind(fixture.journal);
+    fixture.journal.addTogether = async (entries) => {
+      const added = await addTogether(entries);
+      await synced.arrive();
+      return added;
+    };
+    const staged = await stage(fixture.spool, "/a.tmp", "saved");
+    const written = await queue.submit(staged);
+    await put.reached;
+    const together = queue.submitTogether([
+      { ...staged, path: "/a" },
+      { path: "/a.tmp", mirror: "remove" },
+    ]);
+    await synced.reached;
+    put.letGo(); // Riak came back: the old name's upload lands meanwhile.
+    await written.uploaded;
+    synced.letGo();
+    const [renamed, removal] = await together;
+    await Promise.all([renamed.uploaded, removal.uploaded]);
+    assert.equal(fixture.stored.get("/a"), "saved", "the new name has the file");
+    assert.equal(fixture.journal.pendingCount, 0);
+    assert.deepEqual(await fixture.spool.usage(), { files: 0, bytes: 0 }, "the staged file went");
+  });
+});
+
 Deno.test("a rename queued while the failed upload looks at its staged file is heard: the upload gives way at once, not after its backoff", async () => {
   await withSpool(async (fixture) => {
     const looking = stopPoint(); // The failed upload's look at its staged file.
