@@ -261,11 +261,12 @@ export class JournalRoom {
 
   /**
    * Takes room back up to its full size, as far as the disk has it; unless `now` it is tried
-   * at most once every {@link JOURNAL_ROOM_REFILL_MS}. Never throws: without room, lines are
-   * written as long as the disk takes them.
+   * at most once every {@link JOURNAL_ROOM_REFILL_MS}, and `now` looks at the file whatever it
+   * was believed to hold (the spool removed while mounted took it along). Never throws:
+   * without room, lines are written as long as the disk takes them.
    */
   refill(now = false): void {
-    if (this.#bytes >= JOURNAL_ROOM_BYTES) return;
+    if (this.#bytes >= JOURNAL_ROOM_BYTES && !now) return;
     const at = Date.now();
     if (!now && at - this.#refilledAt < JOURNAL_ROOM_REFILL_MS) return;
     this.#refilledAt = at;

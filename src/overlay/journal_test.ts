@@ -330,6 +330,26 @@ Deno.test("on a disk the applications filled, the journal's lines take the room 
   });
 });
 
+Deno.test("a journal written again after its spool was removed keeps its room again: a close on the disk that filled up afterwards is not refused", async () => {
+  await withFullFilesystem(async ({ directory, makeRoom, fill }) => {
+    makeRoom(512 * 1024);
+    const file = join(directory, "journal");
+    const { journal } = await UploadJournal.open(file);
+    try {
+      // The spool removed while mounted (an operator's rm -rf), then made again.
+      rmSync(file);
+      rmSync(join(directory, "journal.room"));
+      journal.recreate();
+      fill(); // The applications took the rest.
+      const id = await journal.add(upload(`/after-${"x".repeat(500)}`));
+      assert.equal(journal.pendingCount, 1);
+      await journal.complete(id);
+    } finally {
+      await journal.close();
+    }
+  });
+});
+
 Deno.test("the journal's room is given back a block at a time, and taken again as far as the disk has it", async () => {
   await withFullFilesystem(({ directory, makeRoom }) => {
     makeRoom(100 * 1024);
