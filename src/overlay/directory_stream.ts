@@ -84,7 +84,15 @@ export class DirectoryStream {
   async #readOne(): Promise<Listed | undefined> {
     if (this.#ended) return undefined;
     this.#iterator ??= this.#start();
-    const step = await this.#iterator.next();
+    let step: IteratorResult<Listed>;
+    try {
+      step = await this.#iterator.next();
+    } catch (error) {
+      // A listing that failed (Riak's step timed out) is over: read on, it would say it ended.
+      // The kernel asks for the same offset again when the application reads on: from anew.
+      await this.#restart();
+      throw error;
+    }
     if (step.done) {
       this.#ended = true;
       return undefined;

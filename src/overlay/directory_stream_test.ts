@@ -70,3 +70,24 @@ Deno.test("closing a directory stream ends the listing it has begun", async () =
   assert.deepEqual(await stream.entriesAt(0, 2), [], "...and begins no listing again");
   assert.equal(state.started, 1);
 });
+
+Deno.test("a directory stream whose listing failed partway lists on from where it was asked again, not its end", async () => {
+  let starts = 0;
+  const stream = new DirectoryStream(() => {
+    const attempt = ++starts;
+    return (async function* (): AsyncGenerator<Listed> {
+      for (let i = 0; i < 10; i++) {
+        // Riak's listing timed out at its sixth entry, the first time.
+        if (attempt === 1 && i === 5) throw new Error("Riak list / did not answer in time");
+        yield { name: `e${i}`, type: 0o100000 };
+      }
+    })();
+  });
+  assert.deepEqual(names(await stream.entriesAt(0, 3)), ["e0", "e1", "e2"]);
+  await assert.rejects(stream.entriesAt(3, 4), /did not answer/);
+  // The application reads on after the EIO: the kernel asks for the same offset again.
+  assert.deepEqual(names(await stream.entriesAt(3, 4)), ["e3", "e4", "e5", "e6"]);
+  assert.deepEqual(names(await stream.entriesAt(7, 4)), ["e7", "e8", "e9"]);
+  assert.deepEqual(await stream.entriesAt(10, 4), []);
+  await stream.close();
+});
