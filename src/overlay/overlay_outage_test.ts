@@ -17,6 +17,7 @@ import {
   withOverlay,
   writeThrough,
 } from "./_overlay_fixture.ts";
+import { UploadQueue } from "./upload_queue.ts";
 
 /** Well past the entry timeout (1 s): what Riak answered before the outage has expired. */
 const LONG_AGO_MS = 60_000;
@@ -124,4 +125,51 @@ for (const preset of ["drain", "riak"]) {
       { now: () => 1_700_000_000_000 },
     );
   });
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a file renamed as Riak comes back, its upload landing between the rename's look at it and its journal line, is kept under its old name, the rename refused`, async () => {
+    await withOverlay(
+      preset,
+      async ({ fs, store, riak, runtime, logLines }) => {
+        const submitTogether = UploadQueue.prototype.submitTogether;
+        try {
+          await whilePaused(riak, async () => {
+            await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
+            await logged(logLines, "Riak unreachable");
+            await writeThrough(fs, "/a", Buffer.from("the only copy"));
+            // The rename looked at /a's upload, pending; Riak answers again before the rename
+            // journals its line, and the upload lands (its staged file removed with it).
+            UploadQueue.prototype.submitTogether = async function (entries) {
+              UploadQueue.prototype.submitTogether = submitTogether;
+              riak.faults.resume();
+              this.nudge();
+              await landed(() => !this.hasPending("/a"));
+              return await submitTogether.call(this, entries);
+            };
+            // Refused (EIO), the file stays under its old name, where it landed.
+            await assert.rejects(
+              fs.rename!(ROOT_CTX, ROOT_NODE_ID, "a", ROOT_NODE_ID, "b", 0),
+              /landed meanwhile/,
+            );
+          });
+        } finally {
+          UploadQueue.prototype.submitTogether = submitTogether;
+        }
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal((await store.readFile("/a")).toString(), "the only copy");
+        assert.equal(await store.tryStat("/b"), undefined);
+      },
+      { riakReadTimeout: "300" },
+      { now: () => 1_700_000_000_000 },
+    );
+  });
+}
+
+/** Resolves once `done()` holds (an upload that Riak's return let go reached its end). */
+async function landed(done: () => boolean): Promise<void> {
+  for (let waited = 0; !done(); waited += 10) {
+    if (waited > 20_000) throw new Error("the upload never landed");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }

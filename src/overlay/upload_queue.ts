@@ -366,14 +366,24 @@ export class UploadQueue {
 
   /**
    * Journals entries together ({@link UploadJournal.addTogether}: a crash keeps all of them
-   * or none, durable when this resolves) and queues them in their order.
+   * or none, durable when this resolves) and queues them in their order. An upload among them
+   * names the staged file of a pending one (a rename while Riak is away); when that one
+   * landed since the caller looked (Riak came back), its file went with it, and this
+   * rejects, journaling nothing: the upload would find no file, and the removal that comes
+   * with it would take away the only copy.
    */
   async submitTogether(entries: readonly NewEntry[]): Promise<UploadTicket[]> {
     if (this.#stopping) throw new UploadStoppedError(entries[0]?.path ?? "/");
+    const uploads = entries.filter((entry) => !isMirror(entry)) as NewUpload[];
+    const gone = uploads.find((upload) => !this.#stagedUsers.has(upload.staged));
+    if (gone !== undefined) {
+      throw new Error(
+        `${gone.path}: the upload it was to share a staged file with landed meanwhile`,
+      );
+    }
     this.#options.spool.ensure();
     // Counted before the journal's fsync: the job whose staged file a rename shares may land
-    // meanwhile (Riak came back), and must leave the file to the upload under the new name.
-    const uploads = entries.filter((entry) => !isMirror(entry)) as NewUpload[];
+    // meanwhile, and must leave the file to the upload under the new name.
     for (const upload of uploads) this.#useStaged(upload.staged);
     let added: JournalEntry[];
     try {

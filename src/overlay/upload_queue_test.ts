@@ -951,6 +951,22 @@ Deno.test("a rename journaled while the old name's upload lands keeps their stag
   });
 });
 
+Deno.test("entries journaled together that would share the staged file of an upload landed meanwhile are refused, journaling nothing", async () => {
+  await withSpool(async (fixture) => {
+    const queue = queueOver(fixture, { mirror: () => Promise.resolve() });
+    const staged = await stage(fixture.spool, "/a.tmp", "saved");
+    const written = await queue.submit(staged);
+    await written.uploaded; // Riak came back: it landed, its staged file gone with it.
+    await assert.rejects(
+      queue.submitTogether([{ ...staged, path: "/a" }, { path: "/a.tmp", mirror: "remove" }]),
+      /landed meanwhile/,
+    );
+    assert.equal(fixture.journal.pendingCount, 0, "nothing journaled");
+    assert.equal(queue.pendingCount, 0, "nothing queued");
+    assert.deepEqual([...fixture.stored], [["/a.tmp", "saved"]]);
+  });
+});
+
 Deno.test("a rename queued while the failed upload looks at its staged file is heard: the upload gives way at once, not after its backoff", async () => {
   await withSpool(async (fixture) => {
     const looking = stopPoint(); // The failed upload's look at its staged file.
