@@ -208,6 +208,23 @@ export class RiakHealth {
     this.#declare(error);
   }
 
+  /** Whether Riak answers now, as the confirmation asks it (true without one: none to ask). */
+  async answers(): Promise<boolean> {
+    if (this.#confirm === undefined) return true;
+    return await this.#confirm().catch(() => false);
+  }
+
+  /**
+   * Riak did not answer as the mount started ({@link answers}): nothing else would say so
+   * before a request waited out its whole deadline, and the first change of a name that the
+   * outage's rules journal (a rename, a mkdir) would fail EIO instead. Declared now, the
+   * outage is logged once and probed like any other.
+   */
+  unreachableAtStart(): void {
+    if (this.#downSince !== undefined) return;
+    this.#declare(new Error("no Riak node answered as the mount started"));
+  }
+
   /** Riak is cut off: logged once, and probed until it answers again. */
   #declare(error: unknown): void {
     this.#failedDuringOutage++;

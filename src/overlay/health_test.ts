@@ -210,3 +210,32 @@ Deno.test("with a confirmation, a timed-out request is no outage while another n
     health.close();
   }
 });
+
+Deno.test("a Riak that does not answer as the mount starts is an outage at once: logged once, and no request waits for it", async () => {
+  const { lines, logger } = recordingLogger();
+  const health = new RiakHealth(logger, Date.now, () => Promise.resolve(false), 60_000);
+  try {
+    assert.equal(await health.answers(), false);
+    health.unreachableAtStart();
+    health.unreachableAtStart();
+    assert.equal(health.reachable, false);
+    let asked = 0;
+    await assert.rejects(
+      health.run("rename /a", 60_000, () => Promise.resolve(asked++)),
+      (error) => error instanceof RiakUnreachableError && isOutageError(error),
+    );
+    assert.equal(asked, 0, "Riak was not asked");
+    assert.equal(lines.length, 1, "one line for the outage");
+    assert.match(lines[0], /Riak unreachable.*as the mount started/);
+  } finally {
+    health.close();
+  }
+});
+
+Deno.test("without a way to ask Riak, it is taken to answer as the mount starts", async () => {
+  const { lines, logger } = recordingLogger();
+  const health = new RiakHealth(logger);
+  assert.equal(await health.answers(), true);
+  assert.equal(health.reachable, true);
+  assert.deepEqual(lines, []);
+});

@@ -142,9 +142,13 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     metrics.value.riak = { reachable: snapshot.reachable ? 1 : 0, outages: snapshot.outages };
   });
   const riakBacked = usesRiak(settings.mode);
+  // Asked while the journal is replayed: a start with Riak up waits for nothing more, one
+  // with Riak hung at most the ping's timeout.
+  const answering = riakBacked ? health.answers() : undefined;
   const parts = riakBacked
     ? await startRiakParts(options, metrics, health)
     : await localPartsOf(options);
+  if (answering !== undefined && !await answering) health.unreachableAtStart();
 
   const startedAt = new Date().toISOString();
   const report = async (): Promise<StatusReport> => {
