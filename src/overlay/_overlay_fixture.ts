@@ -13,6 +13,7 @@ import type { FileSystem, RequestContext } from "../fuse/filesystem.ts";
 import { ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import { type StoreFixture, withStore } from "../store/_test_support.ts";
 import type { StoreClient } from "../store/client.ts";
+import type { ObjectLocation } from "../store/layout.ts";
 import { Store, type StoreOptions } from "../store/store.ts";
 import { Logger } from "./log.ts";
 import { overlaySettingsFromOptions } from "./mount_options.ts";
@@ -47,8 +48,13 @@ export interface OverlayFixture extends StoreFixture {
   resetCounts(): void;
   /** Starts another runtime over the same source and spool (a restart). */
   restart(extra?: Record<string, unknown>): Promise<OverlayRuntime>;
-  /** Holds the overlay's next put until released; see {@link PutHold}. */
-  holdPuts(): PutHold;
+  /** Holds the overlay's next put until released; see {@link RequestHold}. */
+  holdPuts(): RequestHold;
+  /**
+   * Holds the overlay's next get of the whole object at `key` (a file's path without its
+   * leading slash) until released: a read-back of what an upload stored, say.
+   */
+  holdGet(key: string): RequestHold;
 }
 
 /**
@@ -70,14 +76,22 @@ export async function whilePaused<T>(
 }
 
 /**
- * The overlay's next put held back (later ones go through): a test makes a request overtake
- * it, as a slow upload of a large value is overtaken on a real cluster.
+ * The overlay's next request of a kind held back (later ones go through): a test makes a
+ * request overtake it, as a slow upload of a large value is overtaken on a real cluster, or
+ * makes something happen while it waits.
  */
-export interface PutHold {
-  /** Resolves when the held put arrived (its request is not sent yet). */
+export interface RequestHold {
+  /** Resolves when the held request arrived (it is not sent yet). */
   reached: Promise<void>;
-  /** Sends the held put. */
+  /** Sends the held request. */
   release(): void;
+}
+
+/** What {@link countingClient} holds back until the promise returned resolves. */
+export interface RequestGate {
+  puts?: () => Promise<void>;
+  /** Undefined: this get goes through. */
+  gets?: (location: ObjectLocation, head: boolean) => Promise<void> | undefined;
 }
 
 /** A request context of root, as the kernel sends it. */
@@ -103,11 +117,11 @@ export function noRequests(): RequestCounts {
   };
 }
 
-/** `client`, counting every request into `counts`; puts wait for `gate.puts` when set. */
+/** `client`, counting every request into `counts`; puts and gets wait for `gate`'s when set. */
 export function countingClient(
   client: StoreClient,
   counts: RequestCounts,
-  gate: { puts?: () => Promise<void> } = {},
+  gate: RequestGate = {},
 ): StoreClient {
   let readsInFlight = 0;
   const reading = <T>(request: () => Promise<T>): Promise<T> => {
@@ -118,7 +132,10 @@ export function countingClient(
     get: (location, options) => {
       if (options?.head) counts.heads++;
       else counts.gets++;
-      return reading(() => client.get(location, options));
+      return reading(async () => {
+        await gate.gets?.(location, options?.head ?? false);
+        return client.get(location, options);
+      });
     },
     put: async (location, content, options) => {
       counts.puts++;
@@ -155,25 +172,35 @@ export async function withOverlay(
 ): Promise<void> {
   await withStore(async (store) => {
     const requests = noRequests();
-    const gate: { puts?: () => Promise<void> } = {};
-    const holdPuts = (): PutHold => {
+    const gate: RequestGate = {};
+    /** A hold whose `wait` is called by the held request, once: those after it overtake it. */
+    const holdOne = (install: (wait: () => Promise<void>) => void, uninstall: () => void) => {
       let arrived!: () => void;
       const reached = new Promise<void>((resolve) => arrived = resolve);
       let release!: () => void;
       const released = new Promise<void>((resolve) => release = resolve);
-      gate.puts = () => {
-        gate.puts = undefined; // Only the first: the puts after it overtake it.
+      install(() => {
+        uninstall();
         arrived();
         return released;
-      };
+      });
       return {
         reached,
         release: () => {
-          gate.puts = undefined;
+          uninstall();
           release();
         },
       };
     };
+    const holdPuts = (): RequestHold =>
+      holdOne((wait) => gate.puts = wait, () => gate.puts = undefined);
+    const holdGet = (key: string): RequestHold =>
+      holdOne(
+        (wait) =>
+          gate.gets = (location, head) =>
+            !head && location.key.toString() === key ? wait() : undefined,
+        () => gate.gets = undefined,
+      );
     // The overlay's own store, on the same namespace, so its requests can be counted.
     const overlayStore = new Store(countingClient(store.client, requests, gate), {
       ...storeOptions,
@@ -231,6 +258,7 @@ export async function withOverlay(
         resetCounts: () => Object.assign(requests, noRequests()),
         restart: start,
         holdPuts,
+        holdGet,
       });
     } finally {
       await store.riak.faults.clear();

@@ -48,7 +48,7 @@ export class NewToRiak {
 
   /** Riak answered, in a look begun at `look`, that it holds nothing at `path`. */
   absent(path: string, look: number): void {
-    if (this.#underWay.has(path) || this.#changedSince(path, look)) return;
+    if (!this.unchangedSince(path, look)) return;
     this.#absent.delete(path);
     this.#absent.set(path, look);
     if (this.#absent.size > REMEMBERED_LIMIT) {
@@ -60,9 +60,18 @@ export class NewToRiak {
   isNew(path: string): boolean {
     const look = this.#absent.get(path);
     if (look === undefined) return false;
-    if (!this.#underWay.has(path) && !this.#changedSince(path, look)) return true;
+    if (this.unchangedSince(path, look)) return true;
     this.#absent.delete(path);
     return false;
+  }
+
+  /**
+   * Whether an answer about `path` from a look begun at `look` still holds as far as this
+   * mount goes: no change of the path (nor of a directory above it, renamed) since, nor one
+   * under way.
+   */
+  unchangedSince(path: string, look: number): boolean {
+    return !this.#underWay.has(path) && !this.#changedSince(path, look);
   }
 
   /**

@@ -65,3 +65,20 @@ Deno.test("a path whose change was forgotten to keep the memory bounded counts a
   known.absent("/kept", known.look());
   assert.equal(known.isNew("/kept"), true, "a look after the forgotten ones");
 });
+
+Deno.test("an answer from a look holds while nothing changed the path since, nor is under way", () => {
+  const known = new NewToRiak();
+  const look = known.look();
+  assert.equal(known.unchangedSince("/a", look), true);
+  known.changed("/b");
+  assert.equal(known.unchangedSince("/a", look), true, "another path's change");
+  const ended = known.changing("/a");
+  const during = known.look();
+  assert.equal(known.unchangedSince("/a", during), false, "under way");
+  ended();
+  assert.equal(known.unchangedSince("/a", look), false, "changed after the look");
+  assert.equal(known.unchangedSince("/a", known.look()), true, "a look after the change");
+  const beforeRename = known.look();
+  known.changed("/d", { below: true });
+  assert.equal(known.unchangedSince("/d/e", beforeRename), false, "below a renamed directory");
+});

@@ -2468,15 +2468,21 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * Local names a Riak listing of `directory` did not hold are not in Riak: `ls -l` of a
-   * directory not yet migrated then costs no Riak round trip per entry (for the entry
-   * timeout, like every cached stat). An object written before its directory entry shows
-   * within that timeout.
+   * Local names a Riak listing of `directory` begun at `look` ({@link NewToRiak}) did not
+   * hold are not in Riak: `ls -l` of a directory not yet migrated then costs no Riak round
+   * trip per entry (for the entry timeout, like every cached stat). An object written before
+   * its directory entry shows within that timeout. Not a name the mount changed in Riak
+   * since: the listing's shards may have been read long before its end (read as the kernel
+   * asks), before an upload of the name landed, whose landing dropped what was known of it.
    */
-  #rememberAbsent(directory: string, names: string[]): void {
+  #rememberAbsent(directory: string, names: string[], look: number): void {
     if (this.#entryTimeout <= 0 || names.length > this.#limits.stats) return;
     const now = this.#now();
-    for (const name of names) this.#cacheStat(childPath(directory, name), undefined, now);
+    const newToRiak = this.#o.uploads.newToRiak;
+    for (const name of names) {
+      const path = childPath(directory, name);
+      if (newToRiak.unchangedSince(path, look)) this.#cacheStat(path, undefined, now);
+    }
   }
 
   /**
@@ -2858,6 +2864,8 @@ export class OverlayFileSystem implements FileSystem {
     // as Riak's listing begins: its shards are read, and their entries passed on, later, maybe
     // once the change landed, when the name no longer looks changed.
     let changedLocally = new Set<string>();
+    // When Riak's listing began: what the mount changed in Riak since, it may not show.
+    const look = this.#o.uploads.newToRiak.look();
     try {
       let step: IteratorResult<DirEntry> | undefined;
       if (this.#mode.listings !== "local") {
@@ -2899,7 +2907,7 @@ export class OverlayFileSystem implements FileSystem {
           onTheirWay.delete(name);
           yield { name, type: listedType(step.value.type) };
         }
-        if (notInRiak !== undefined) this.#rememberAbsent(path, [...notInRiak]);
+        if (notInRiak !== undefined) this.#rememberAbsent(path, [...notInRiak], look);
       } catch (error) {
         // Listings degrade to local while Riak is unreachable (riak-only listings cannot).
         if (this.#mode.listings === "riak" || !isOutageError(error)) throw error;
@@ -3528,7 +3536,11 @@ export class OverlayFileSystem implements FileSystem {
    */
   #uploadedTo(path: string): void {
     this.#changed(path);
+    const newToRiak = this.#o.uploads.newToRiak;
     for (let at = parentOf(path); at !== "/"; at = parentOf(at)) {
+      // Maybe made in Riak just now: a listing of its parent whose shards were read before
+      // must not remember it absent (#rememberAbsent).
+      newToRiak.changed(at);
       if (this.#statCache.get(at)?.stat?.type === "directory") continue;
       this.#statCache.delete(at);
       this.#withdraw(at);

@@ -1,8 +1,17 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { mkdir, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { DirEntryIn, FileSystem } from "../fuse/filesystem.ts";
 import type { Store } from "../store/store.ts";
-import { lookupPath, ROOT_CTX, withOverlay } from "./_overlay_fixture.ts";
+import {
+  lookupPath,
+  readThrough,
+  ROOT_CTX,
+  until,
+  withOverlay,
+  writeThrough,
+} from "./_overlay_fixture.ts";
 
 /** Small shards: a few hundred entries spread over levels of 1, 4, 16 ... 1024 shards. */
 const SMALL_SHARDS = { namespace: { shardCapacity: 8, shardFanout: 4 } };
@@ -110,3 +119,58 @@ Deno.test("riak: rmdir of a big directory reads one shard of it, not all", async
     SMALL_SHARDS,
   );
 });
+
+/** Reads a listing on from `offset` to its end, and releases it. */
+async function readToEnd(fs: FileSystem, node: number, fh: number, offset: number) {
+  for (let at = offset;;) {
+    const more = await readdir(fs, node, fh, at, 100);
+    if (more.length === 0) break;
+    at = more.at(-1)!.nextOffset;
+  }
+  await fs.releasedir!(ROOT_CTX, node, fh);
+}
+
+// A union listing remembered, at its end, every local name Riak's listing lacked as absent
+// from Riak. A name an upload put into Riak after Riak's shards were read (a file, or the
+// directory above one), while drain read back Riak's copy before deleting the local one, was
+// taken to be absent from Riak: a rename that waited for that upload left Riak's copy under
+// the old name (a file's local copy deleted meanwhile, it renamed nothing at all).
+for (const moved of ["file", "directory"] as const) {
+  Deno.test(`drain: a rename of a ${moved} waiting for an upload that landed while a listing of its directory was read moves Riak's copy`, async () => {
+    await withOverlay("drain", async (fixture) => {
+      const { fs, source, store, runtime, requests } = fixture;
+      // More of Riak's names than a READDIR batch: the listing stays open past its first one.
+      await fill(store, "dir", 300);
+      const name = moved === "file" ? "local.txt" : "sub";
+      const file = moved === "file" ? "/dir/local.txt" : "/dir/sub/local.txt";
+      await mkdir(join(source, "dir", "sub"), { recursive: true });
+      await writeFile(join(source, file), "old local bytes");
+      const node = await lookupPath(fs, "/dir");
+      // Riak's shard of the directory is read here, before the first entry.
+      const { fh } = await fs.opendir!(ROOT_CTX, node, 0);
+      const first = await readdir(fs, node, fh, 0, 10);
+      assert.ok(first.some((entry) => entry.name === name), "the local names come first");
+      const upload = fixture.holdPuts();
+      await writeThrough(fs, file, Buffer.from("new bytes"));
+      await upload.reached;
+      fixture.resetCounts();
+      const renaming = fs.rename!(ROOT_CTX, node, name, node, "renamed", 0);
+      // It asks Riak about the target once it found what it renames, then waits for the
+      // upload.
+      await until(() => requests.heads + requests.gets > 0);
+      const readBack = fixture.holdGet(file.slice(1));
+      upload.release();
+      await readBack.reached; // Landed: drain reads Riak's copy back before the local one goes.
+      await readToEnd(fs, node, fh, first.at(-1)!.nextOffset);
+      readBack.release();
+      await renaming;
+      await runtime.settle(10_000);
+      await assert.rejects(stat(join(source, file)), { code: "ENOENT" });
+      const movedFile = file.replace(`/${name}`, "/renamed");
+      assert.equal((await store.readFile(movedFile)).toString(), "new bytes");
+      assert.equal(await store.tryStat(file), undefined, "Riak's copy moved");
+      assert.equal((await readThrough(fs, movedFile)).toString(), "new bytes");
+      await assert.rejects(lookupPath(fs, `/dir/${name}`), /no such file/);
+    });
+  });
+}
