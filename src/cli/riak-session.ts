@@ -314,20 +314,21 @@ export const STATUS_PING_TIMEOUT_MS = 2_000;
  * How a mount asks Riak whether it answers, beside its requests. `pingRiak` pings every node
  * for `riakfs status`, within `timeoutMs` (default `--ping-timeout`, at most
  * {@link STATUS_PING_TIMEOUT_MS}). `riakAnswers` tells whether a request's deadline that passed
- * is an outage, and whether an outage is over: its pings wait `--ping-timeout`, as the
- * client's own do, so a node that answers pings slowly under load is no outage to the mount
- * (with 2 s fixed here, a node answering in 2.5 s kept an outage going for good).
+ * is an outage, and whether an outage is over: its pings wait `timeoutMs`, by default
+ * `--ping-timeout` as the client's own do, so a node that answers pings slowly under load is
+ * no outage to the mount (with 2 s fixed here, a node answering in 2.5 s kept an outage going
+ * for good).
  */
 export function mountRiakChecks(riak: RiakSettings, client: RiakClient): {
   pingRiak: (timeoutMs?: number) => Promise<NodePing[]>;
-  riakAnswers: () => Promise<boolean>;
+  riakAnswers: (timeoutMs?: number) => Promise<boolean>;
 } {
   const pingRiak = (timeoutMs = Math.min(riak.pingTimeoutMs, STATUS_PING_TIMEOUT_MS)) =>
     Promise.all(riak.nodes.map((node) => pingNode(riak, node, timeoutMs)));
   return {
     pingRiak,
-    riakAnswers: () =>
-      riakAnswersAgain(() => pingRiak(riak.pingTimeoutMs), client, riak.pingTimeoutMs),
+    riakAnswers: (timeoutMs = riak.pingTimeoutMs) =>
+      riakAnswersAgain(() => pingRiak(timeoutMs), client, timeoutMs),
   };
 }
 

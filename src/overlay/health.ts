@@ -87,8 +87,9 @@ export class RiakHealth {
   #failedDuringOutage = 0;
   #outages = 0;
   readonly #reachableAgain: (() => void)[] = [];
-  readonly #confirm: (() => Promise<boolean>) | undefined;
+  readonly #confirm: ((timeoutMs?: number) => Promise<boolean>) | undefined;
   #confirming = false;
+  readonly #overWithinMs: number | undefined;
   /** Whether Riak is being asked if a request's timeout means an outage. */
   #doubting = false;
   /** Refusals since the last one logged, and when that was. */
@@ -104,17 +105,23 @@ export class RiakHealth {
    * gone) is no sign of it. With it, an outage is also probed every `probeIntervalMs`, and
    * {@link run} meanwhile fails at once instead of waiting out each deadline: a hung node
    * made every lookup of a local file wait for Riak first, one deadline per request.
+   * `confirm(timeoutMs)` waits its own default (the ping timeout) to tell whether an outage
+   * begins, but `overWithinMs` (Riak's request deadline) to tell whether one is over: a busy
+   * node that answers pings in more than the ping timeout (an outage declared as the mount
+   * started, say) would otherwise keep the outage going for good, while its requests, served
+   * within their deadline, would be answered.
    */
   constructor(
     logger: Logger,
     now: () => number = Date.now,
-    confirm?: () => Promise<boolean>,
-    probeIntervalMs = OUTAGE_PROBE_INTERVAL_MS,
+    confirm?: (timeoutMs?: number) => Promise<boolean>,
+    options: { probeIntervalMs?: number; overWithinMs?: number } = {},
   ) {
     this.#logger = logger;
     this.#now = now;
     this.#confirm = confirm;
-    this.#probeIntervalMs = probeIntervalMs;
+    this.#probeIntervalMs = options.probeIntervalMs ?? OUTAGE_PROBE_INTERVAL_MS;
+    this.#overWithinMs = options.overWithinMs;
   }
 
   /** Stops probing (the mount is going away). */
@@ -144,7 +151,7 @@ export class RiakHealth {
   #askRiak(): void {
     if (this.#confirming || this.#confirm === undefined) return;
     this.#confirming = true;
-    this.#confirm().catch(() => false).then((answers) => {
+    this.#confirm(this.#overWithinMs).catch(() => false).then((answers) => {
       this.#confirming = false;
       if (answers && this.#downSince !== undefined) this.#over();
     });

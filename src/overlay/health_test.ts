@@ -173,7 +173,7 @@ Deno.test("with a confirmation, run() fails at once during an outage, and a prob
     const answer = answers.shift() ?? true;
     if (answer) queueMicrotask(probed);
     return Promise.resolve(answer);
-  }, 1);
+  }, { probeIntervalMs: 1 });
   try {
     health.failed(new RiakRequestError("get", undefined, new Error("connect ECONNREFUSED")));
     let asked = 0;
@@ -198,7 +198,7 @@ Deno.test("with a confirmation, a timed-out request is no outage while another n
   const health = new RiakHealth(logger, Date.now, () => {
     queueMicrotask(answered);
     return Promise.resolve(true); // The other nodes answer the ping.
-  }, 1);
+  }, { probeIntervalMs: 1 });
   try {
     health.failed(new RiakTimeoutError("stat /a", 10_000)); // Sent to the hung node.
     await asked;
@@ -213,7 +213,9 @@ Deno.test("with a confirmation, a timed-out request is no outage while another n
 
 Deno.test("a Riak that does not answer as the mount starts is an outage at once: logged once, and no request waits for it", async () => {
   const { lines, logger } = recordingLogger();
-  const health = new RiakHealth(logger, Date.now, () => Promise.resolve(false), 60_000);
+  const health = new RiakHealth(logger, Date.now, () => Promise.resolve(false), {
+    probeIntervalMs: 60_000,
+  });
   try {
     assert.equal(await health.answers(), false);
     health.unreachableAtStart();
@@ -238,4 +240,38 @@ Deno.test("without a way to ask Riak, it is taken to answer as the mount starts"
   assert.equal(await health.answers(), true);
   assert.equal(health.reachable, true);
   assert.deepEqual(lines, []);
+});
+
+Deno.test("an outage is over once Riak answers within the request deadline, however slower than the pings that began it", async () => {
+  const { lines, logger } = recordingLogger();
+  const asked: (number | undefined)[] = [];
+  let askedThrice!: () => void;
+  const thrice = new Promise<void>((resolve) => askedThrice = resolve);
+  // A busy node: its pings answer, but later than the ping timeout the doubts wait for.
+  const health = new RiakHealth(
+    logger,
+    Date.now,
+    (timeoutMs) => {
+      if (asked.push(timeoutMs) === 3) askedThrice();
+      return Promise.resolve(timeoutMs !== undefined && timeoutMs >= 2_500);
+    },
+    { probeIntervalMs: 1, overWithinMs: 10_000 },
+  );
+  try {
+    assert.equal(await health.answers(), false, "not within the ping timeout");
+    const over = new Promise<void>((resolve) => health.onReachableAgain(resolve));
+    health.unreachableAtStart();
+    assert.equal(health.reachable, false);
+    await Promise.race([over, thrice]);
+    assert.equal(health.reachable, true, `still down after asking ${JSON.stringify(asked)}`);
+    assert.deepEqual(
+      asked,
+      [undefined, 10_000],
+      "the start asked within the ping timeout, the probe within the deadline",
+    );
+    assert.equal(lines.length, 2, lines.join("\n"));
+    assert.match(lines[1], /Riak reachable again/);
+  } finally {
+    health.close();
+  }
 });

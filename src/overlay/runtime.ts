@@ -70,11 +70,11 @@ export interface OverlayStartOptions {
    */
   pingRiak?: (timeoutMs?: number) => Promise<NodePing[]>;
   /**
-   * Whether Riak answers the mount's own requests again, asked before an outage is declared
-   * over (and before a request's timeout declares one); default: whether a node answers
-   * {@link pingRiak}.
+   * Whether Riak answers the mount's own requests again within `timeoutMs` (default: the
+   * mount's own ping timeout), asked before an outage is declared over (and before a
+   * request's timeout declares one); default: whether a node answers {@link pingRiak}.
    */
-  riakAnswers?: () => Promise<boolean>;
+  riakAnswers?: (timeoutMs?: number) => Promise<boolean>;
   logger: Logger;
   /**
    * The filesystem for modes without Riak (the passthrough preset); its `close`, if any,
@@ -135,7 +135,10 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     logger,
     Date.now,
     options.riakAnswers ??
-      (pingRiak && (async () => (await pingRiak()).some((ping) => ping.ms !== undefined))),
+      (pingRiak &&
+        (async (timeoutMs?: number) =>
+          (await pingRiak(timeoutMs)).some((ping) => ping.ms !== undefined))),
+    { overWithinMs: settings.riakReadTimeoutMs },
   );
   metrics.onSnapshot(() => {
     const snapshot = health.snapshot();
