@@ -1496,6 +1496,8 @@ export class OverlayFileSystem implements FileSystem {
       if (moving) {
         this.#moveSession(moving, to);
         moving.supersedes = replacedLocal;
+        // Nothing journaled carries its bytes to the new name: its commit at close does.
+        if (!newest) moving.dirty = true;
       }
       this.#superseded.delete(from);
       if (replacedLocal) this.#superseded.set(to, replacedLocal);

@@ -7,7 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { Errno, FuseError, ROOT_NODE_ID } from "../fuse/filesystem.ts";
+import { stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Errno, type FileSystem, FuseError, ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import {
   listThrough,
   lookupPath,
@@ -166,6 +168,56 @@ for (const preset of ["drain", "riak"]) {
   });
 }
 
+const O_WRONLY = 1;
+const O_RDWR = 2;
+
+/**
+ * Opens `path` with `flags`, runs `body` while Riak is paused and its outage noticed (a
+ * lookup failed, the verdict logged), and releases it once Riak is back.
+ */
+async function openThroughOutage(
+  fixture: { fs: FileSystem; riak: Parameters<typeof whilePaused>[0]; logLines: string[] },
+  path: string,
+  flags: number,
+  body: (node: number, fh: number) => Promise<void>,
+): Promise<void> {
+  const { fs, riak, logLines } = fixture;
+  const node = await lookupPath(fs, path);
+  const { fh } = await fs.open!(ROOT_CTX, node, flags);
+  try {
+    await whilePaused(riak, async () => {
+      await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
+      await logged(logLines, "Riak unreachable");
+      await body(node, fh);
+    });
+  } finally {
+    await fs.release!(ROOT_CTX, node, fh, 0);
+  }
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a file open for writing, not written, renamed during an outage reaches Riak under its new name`, async () => {
+    await withOverlay(
+      preset,
+      async (fixture) => {
+        const { fs, store, runtime } = fixture;
+        await writeThrough(fs, "/doc.txt", Buffer.from("document"));
+        assert.equal(await runtime.settle(10_000), 0);
+        const root = await lookupPath(fs, "/");
+        await openThroughOutage(fixture, "/doc.txt", O_RDWR, async (node, fh) => {
+          assert.equal((await fs.read!(ROOT_CTX, node, fh, 0, 100)).toString(), "document");
+          await fs.rename!(ROOT_CTX, root, "doc.txt", root, "renamed.txt", 0);
+        });
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal((await store.readFile("/renamed.txt")).toString(), "document");
+        assert.equal(await store.tryStat("/doc.txt"), undefined);
+      },
+      { riakReadTimeout: "300" },
+      { now: () => 1_700_000_000_000 },
+    );
+  });
+}
+
 /** Resolves once `done()` holds (an upload that Riak's return let go reached its end). */
 async function landed(done: () => boolean): Promise<void> {
   for (let waited = 0; !done(); waited += 10) {
@@ -173,3 +225,23 @@ async function landed(done: () => boolean): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+Deno.test("drain: a legacy file open for writing, not written, renamed during an outage reaches Riak under its new name, its local copy gone", async () => {
+  await withOverlay(
+    "drain",
+    async (fixture) => {
+      const { fs, store, runtime, source } = fixture;
+      await writeFile(join(source, "legacy.txt"), "legacy bytes");
+      const root = await lookupPath(fs, "/");
+      await openThroughOutage(fixture, "/legacy.txt", O_WRONLY, async () => {
+        await fs.rename!(ROOT_CTX, root, "legacy.txt", root, "moved.txt", 0);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/moved.txt")).toString(), "legacy bytes");
+      assert.equal(await store.tryStat("/legacy.txt"), undefined);
+      await assert.rejects(stat(join(source, "legacy.txt")), { code: "ENOENT" });
+    },
+    { riakReadTimeout: "300" },
+    { now: () => 1_700_000_000_000 },
+  );
+});
