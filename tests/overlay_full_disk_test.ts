@@ -30,7 +30,10 @@ import {
 import { startRiakProxy } from "./_riak_proxy.ts";
 import { runRiakfs } from "./_riakfs.ts";
 
-/** `preset` (drain by default) with the spool in its default place, SOURCE/.riakfs-spool. */
+/**
+ * `preset` (drain by default) with the spool in SOURCE/.riakfs-spool: its default place where
+ * the preset reads SOURCE, named for riak (which would keep it under /var/lib/riakfs).
+ */
 function mountOverSource(env: OverlayEnv, riak = env.riak.nodes.join(","), preset = "drain") {
   return env.mountArgs([
     "--preset",
@@ -42,6 +45,7 @@ function mountOverSource(env: OverlayEnv, riak = env.riak.nodes.join(","), prese
     env.bucket,
     "--run-dir",
     env.runDirectory,
+    ...(preset === "riak" ? ["--spool", join(env.source, ".riakfs-spool")] : []),
     env.source,
     env.mountpoint,
   ]);
@@ -190,6 +194,80 @@ Deno.test("migrate: a write into a Riak file bigger than the room left answers E
 Deno.test("drain: a write into a Riak file bigger than the room left answers ENOSPC; its staged copy is never cut short by the full disk", async () => {
   await writeIntoRiakFileOnFullDisk("drain");
 });
+
+/** `truncate -s 0 FILE`, coreutils': open(2) without O_TRUNC, then ftruncate(fd, 0). */
+async function truncateToZero(file: string): Promise<void> {
+  const { code, stderr } = await new Deno.Command("truncate", {
+    args: ["-s", "0", file],
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+}
+
+/** Opens `file` for writing in place, as `preset`'s writers do, and writes `bytes` at `at`. */
+async function writeAt(file: string, at: number, bytes: Uint8Array): Promise<void> {
+  const handle = await fsp.open(file, "r+");
+  try {
+    await handle.write(bytes, 0, bytes.length, at);
+  } finally {
+    await handle.close();
+  }
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset} on a full disk: truncate -s 0 and an open for writing closed unused copy nothing of the file, so they work; a write once room is back keeps the bytes around it`, async () => {
+    await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
+      const original = seededBytes(980, 700_000);
+      for (const name of ["emptied.bin", "r.bin"]) {
+        await env.store.writeFile(name, original, { mode: 0o644 });
+      }
+      // drain serves the legacy files of SOURCE too; riak shows Riak alone.
+      const legacy = preset === "drain" ? [...legacyFiles(env, "old", 1, 700_000).keys()] : [];
+      await onMountOverSource(env, preset, async () => {
+        await journalInUse(env);
+        const before = await env.store.stat("r.bin");
+        disk.fill();
+        disk.makeRoom(300_000); // Less than either file: a copy of it does not fit.
+        const at = (name: string) => join(env.mountpoint, name);
+        for (const name of ["emptied.bin", ...legacy]) await truncateToZero(at(name));
+        await (await fsp.open(at("r.bin"), "r+")).close();
+        for (const name of ["emptied.bin", ...legacy]) {
+          await eventually(
+            `${name} empty in Riak`,
+            async () => (await env.store.tryStat(name))?.size === 0,
+          );
+          assert.equal(fs.statSync(at(name)).size, 0);
+        }
+        for (const name of legacy) {
+          await eventually(
+            `${name}'s local copy gone`,
+            () => Promise.resolve(!fs.existsSync(join(env.source, name))),
+          );
+        }
+        const after = await env.store.stat("r.bin");
+        assert.equal(after.mtimeNs, before.mtimeNs, "closed unused: not uploaded again");
+        assert.equal(after.sha256, before.sha256);
+        disk.makeRoom(1_000_000);
+        const middle = Buffer.from("MIDDLE");
+        await writeAt(at("r.bin"), 350_000, middle);
+        const written = Buffer.from(original);
+        written.set(middle, 350_000);
+        await eventually(
+          "the write in Riak",
+          async () => written.equals(await env.store.readFile("r.bin")),
+        );
+        assert.ok(written.equals(await fsp.readFile(at("r.bin"))));
+        // O_APPEND: the kernel writes at the size stat showed before anything was copied.
+        await fsp.appendFile(at("r.bin"), "TAIL");
+        const appended = Buffer.concat([written, Buffer.from("TAIL")]);
+        await eventually(
+          "the append in Riak",
+          async () => appended.equals(await env.store.readFile("r.bin")),
+        );
+      });
+    });
+  });
+}
 
 /** What {@link writeUntilFull} runs: python3, whose close() says what close(2) said. */
 const WRITE_UNTIL_FULL = `

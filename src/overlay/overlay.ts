@@ -247,6 +247,14 @@ interface WriteSession {
   detached: boolean;
   /** Let go (closed): a change that finds it after that goes to the file, not to it. */
   closed?: boolean;
+  /**
+   * Opened without O_TRUNC, and nothing needed the file's bytes yet: they are still where
+   * they were (Riak, the source, a pending upload), the staged file is empty. They are
+   * copied on the first read, write, fallocate, truncate to a size > 0 or commit
+   * ({@link OverlayFileSystem.#stageNow}); a truncate to 0 needs none of them, and an open
+   * closed unused costs no copy. `size`: the file's when opened, what stat shows meanwhile.
+   */
+  unstaged?: { size: number };
 }
 
 /** What every open handle knows: the node the kernel opened it on. */
@@ -677,7 +685,8 @@ export class OverlayFileSystem implements FileSystem {
   /** Points a stale reading handle at where its file's bytes are now. */
   async #follow(handle: Handle): Promise<void> {
     if (handle.nodeid !== undefined && this.#nodes.isDetached(handle.nodeid)) return;
-    const located = await this.#locate(handle.path);
+    // Staged meanwhile, its handle (open already) is marked stale again by #contentMoving.
+    const { located } = await this.#locateForReading(handle.path, false);
     // Riak's copy is still the one it reads: nothing moved after all (a writer let go unused).
     if (
       located.where === "riak" && handle.kind === "riak" && handle.follows === undefined &&
@@ -806,10 +815,7 @@ export class OverlayFileSystem implements FileSystem {
     if (open.kind === "write") {
       const session = open.session;
       await this.#inSession(session, async () => {
-        if (changes.size !== undefined) {
-          await this.#writable(session);
-          await session.handle.truncate(changes.size);
-        }
+        if (changes.size !== undefined) await this.#truncateSession(session, changes.size);
         if (changes.mode !== undefined) session.mode = changes.mode & 0o7777;
         if (changes.uid !== undefined) session.uid = changes.uid;
         if (changes.gid !== undefined) session.gid = changes.gid;
@@ -1116,7 +1122,12 @@ export class OverlayFileSystem implements FileSystem {
     // A session open on it writes for nobody from now on: its commits would bring it back.
     await this.#sessionsStarted([path]);
     const open = this.#sessions.get(path);
-    if (open) await this.#holdingSessions([open], () => Promise.resolve(this.#detach(open)));
+    if (open) {
+      await this.#holdingSessions([open], async () => {
+        await this.#keepBytesOf(open);
+        this.#detach(open);
+      });
+    }
     const withheld = this.#stagesWrites() ? await this.#withheldUploads(path) : undefined;
     try {
       if (!withheld) await this.#settled(path, ctx);
@@ -1361,6 +1372,7 @@ export class OverlayFileSystem implements FileSystem {
       // Uploads of either name still on their way would land after the rename.
       await this.#settledBelow(from, ctx);
       await this.#settledBelow(to, ctx);
+      if (replaced && !moving.includes(replaced)) await this.#keepBytesOf(replaced);
       await this.#holdingCopies(`rename ${from}`, [from, to], async () => {
         await this.#copyOpenContent(to); // Renamed over while open: readable still.
         ctx.commit();
@@ -1444,6 +1456,7 @@ export class OverlayFileSystem implements FileSystem {
     const open = this.#sessions.get(path);
     if (!open && !this.#o.uploads.pendingFor(path)) return await this.#unlinkNow(path, ctx);
     await this.#holdingSessions(open ? [open] : [], async () => {
+      if (open) await this.#keepBytesOf(open); // drain: maybe from the local copy dropped next.
       await this.#dropSupersededLocalCopy(path, open);
       await this.#o.uploads.submitTogether([this.#removalWhileAway(path)]);
       if (open) this.#detach(open);
@@ -1475,6 +1488,10 @@ export class OverlayFileSystem implements FileSystem {
       ctx.commit();
       const newest = this.#o.uploads.pendingFor(from);
       if (!moving && !newest) throw fail(Errno.ENOENT, `${from}: no such file`);
+      // No upload journaled here carries the file's bytes to the new name: the session's
+      // commit does, so they are staged (before drain's local copy goes), or nothing changes.
+      if (moving?.unstaged && !newest) await this.#stageNow(moving);
+      if (replaced && replaced !== moving) await this.#keepBytesOf(replaced);
       await this.#dropSupersededLocalCopy(from, moving);
       // The local file renamed over (drain): it goes once Riak holds the new one.
       const replacedLocal = this.#o.source === undefined
@@ -1952,10 +1969,16 @@ export class OverlayFileSystem implements FileSystem {
       return this.#open({ kind: "write", path, session });
     }
     for (let attempt = 0;; attempt++) {
-      const located = await this.#locate(path, true);
+      const { located, unstaged } = await this.#locateForReading(path);
       if (located.where === "riak") this.#prefetch.opened();
       try {
-        return await this.#openForReading(path, located);
+        const opened = await this.#openForReading(path, located);
+        // Staged meanwhile: its bytes are the session's now, not what was opened.
+        if (unstaged && !unstaged.unstaged) {
+          await this.#release(opened.fh);
+          continue;
+        }
+        return opened;
       } catch (error) {
         // Gone meanwhile: the pending upload finished and its staged file went away, or (in a
         // mode that reads Riak) the local copy moved into Riak (drain). Look again.
@@ -1995,10 +2018,10 @@ export class OverlayFileSystem implements FileSystem {
     }
     const buffer = Buffer.allocUnsafe(size);
     const { bytesRead } = handle.kind === "write"
-      ? await this.#inSession(
-        handle.session,
-        () => handle.session.handle.read(buffer, 0, size, offset),
-      )
+      ? await this.#inSession(handle.session, async () => {
+        if (handle.session.unstaged) await this.#stageNow(handle.session);
+        return await handle.session.handle.read(buffer, 0, size, offset);
+      })
       : await handle.file.read(buffer, 0, size, offset);
     metrics.bytesReadLocal += bytesRead;
     if (handle.kind === "local" && !handle.reads?.record(offset, size, bytesRead)) {
@@ -2301,7 +2324,10 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#sessions.has(path) || this.#sessionsStarting.has(path)) return undefined;
     const { gid } = await this.#inheritedGroup(parentOf(path), ctx.gid);
     const attributes = { mode: permissions, uid: ctx.uid, gid };
-    const session = await this.#starting(path, () => this.#newSession(path, attributes));
+    const session = await this.#starting(
+      path,
+      () => this.#newSession(path, attributes, { contentMoves: true }),
+    );
     const opened = this.#open({ kind: "write", path, session });
     const attr = await this.#attrOf(path, { where: "open", session });
     return { entry: this.#entry(this.#nodes.reference(path), attr), opened };
@@ -2565,8 +2591,13 @@ export class OverlayFileSystem implements FileSystem {
   /**
    * Finds the newest copy of `path`; ENOENT when there is none, EIO when it needs Riak.
    * `withContent`: a small file found in Riak brings its bytes along (into the chunk cache).
+   * `pastSession`: where the bytes are, not the write session open on it (one not staged yet).
    */
-  async #locate(path: string, withContent = false): Promise<Located> {
+  async #locate(
+    path: string,
+    withContent = false,
+    { pastSession = false }: { pastSession?: boolean } = {},
+  ): Promise<Located> {
     if (path === "/" && this.#usesLocal()) {
       // Paced as every other look at the source: each create in the root of a mode that
       // reads Riak first looks at it (its group), and a pool round trip cost it ~100 us.
@@ -2574,7 +2605,7 @@ export class OverlayFileSystem implements FileSystem {
       if (stats === undefined) throw fail(Errno.ENOENT, `${this.#o.source}: source is gone`);
       return { where: "local", stats };
     }
-    const session = this.#sessions.get(path);
+    const session = pastSession ? undefined : this.#sessions.get(path);
     if (session) return { where: "open", session };
     const made = this.#stagesWrites() ? this.#madeWhileAway(path) : undefined;
     if (made) return { where: "riak", stat: made };
@@ -2770,15 +2801,19 @@ export class OverlayFileSystem implements FileSystem {
       }
       case "open": {
         const session = located.session;
-        const stats = await this.#inSession(
+        const held = await this.#inSession(
           session,
-          () => session.closed ? Promise.resolve(undefined) : session.handle.stat({ bigint: true }),
+          async () =>
+            session.closed
+              ? undefined
+              : { stats: await session.handle.stat({ bigint: true }), unstaged: session.unstaged },
         );
         // Let go meanwhile (its last commit is on its way): where the file is now.
-        if (!stats) return await this.#attrOf(path, await this.#locate(path));
+        if (!held) return await this.#attrOf(path, await this.#locate(path));
+        const { stats, unstaged } = held;
         return fileAttr(
           ino,
-          Number(stats.size),
+          unstaged?.size ?? Number(stats.size),
           session.mode,
           session.uid,
           session.gid,
@@ -3014,6 +3049,22 @@ export class OverlayFileSystem implements FileSystem {
     return handle;
   }
 
+  /**
+   * Where a reader of `path` finds its bytes: a write session not staged yet has them where
+   * they were, read there (and returned as `unstaged`: once it stages them, they move).
+   */
+  async #locateForReading(
+    path: string,
+    withContent = true,
+  ): Promise<{ located: Located; unstaged?: WriteSession }> {
+    const located = await this.#locate(path, withContent);
+    if (located.where !== "open" || !located.session.unstaged) return { located };
+    return {
+      located: await this.#locate(path, withContent, { pastSession: true }),
+      unstaged: located.session,
+    };
+  }
+
   async #openForReading(path: string, located: Located): Promise<Opened> {
     switch (located.where) {
       case "open":
@@ -3070,9 +3121,11 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * The write session of `path`: the open one (joined), or a new one with the current content
-   * staged (unless `truncate`). At most one per path: an open arriving while another stages
-   * the content waits for it and joins, and nobody writes into a half-copied file.
+   * The write session of `path`: the open one (joined), or a new one, emptied when `truncate`,
+   * else with the current content staged once something needs it ({@link WriteSession}'s
+   * `unstaged`). At most one per path: an open arriving while another starts one waits for it
+   * and joins, and the copy of the content runs in the session's queue, so nobody writes into
+   * a half-copied file.
    */
   async #session(path: string, truncate: boolean): Promise<WriteSession> {
     for (;;) {
@@ -3087,8 +3140,7 @@ export class OverlayFileSystem implements FileSystem {
         if (truncate) {
           try {
             await this.#inSession(open, async () => {
-              await this.#writable(open);
-              await open.handle.truncate(0);
+              await this.#emptied(open);
               open.dirty = true;
             });
           } catch (error) {
@@ -3117,49 +3169,42 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   async #stagedSession(path: string, truncate: boolean): Promise<WriteSession> {
-    for (let attempt = 0;; attempt++) {
-      const located = await this.#locate(path, !truncate);
-      const session = await this.#newSession(path, attributesOf(located));
-      // Riak's copy hides a local file it is not a copy of (one that differs, left by another
-      // tool): the upload of this session replaces Riak's copy, never that local file, which
-      // stays for verify and the pre-warm to report instead of being deleted unseen.
-      const local = session.supersedes;
-      if (
-        local && located.where === "riak" &&
-        !(located.stat.managed && BigInt(located.stat.size) === local.size &&
-          located.stat.mtimeNs === local.mtimeNs)
-      ) session.supersedes = undefined;
-      if (truncate) return session;
-      try {
-        await this.#stageContent(path, located, session.handle);
-        // Opened, not yet written: its times are the file's (touch -a opens it for writing),
-        // the mtime exactly (utimes(2) through a double is a few hundred ns off).
-        const times = timesOf(located);
-        if (times) {
-          await session.handle.utimes(utimesSeconds(times.atimeNs), utimesSeconds(times.mtimeNs));
-          session.mtimeNs = times.mtimeNs;
-        }
-        session.dirty = false;
-        return session;
-      } catch (error) {
-        await session.handle.close();
-        await this.#o.spool.remove(session.staged);
-        // Gone meanwhile: the pending upload finished and took its staged file along, or (in
-        // a mode that reads Riak) the local copy moved into Riak (drain). Look again, as an
-        // open for reading does.
-        const moved = located.where === "spool" ||
-          (located.where === "local" && this.#mode.reads !== "local");
-        if (!moved || attempt > 0 || !isMissing(error)) throw error;
-      }
+    const located = await this.#locate(path, !truncate, { pastSession: true });
+    if (located.where === "riak" && located.stat.type !== "file") {
+      throw fail(Errno.EISDIR, `${path}: not a regular file`);
     }
+    // Emptied at once, the file's bytes move into the session now; else only once needed.
+    const session = await this.#newSession(path, attributesOf(located), {
+      contentMoves: truncate,
+    });
+    // Riak's copy hides a local file it is not a copy of (one that differs, left by another
+    // tool): the upload of this session replaces Riak's copy, never that local file, which
+    // stays for verify and the pre-warm to report instead of being deleted unseen.
+    const local = session.supersedes;
+    if (
+      local && located.where === "riak" &&
+      !(located.stat.managed && BigInt(located.stat.size) === local.size &&
+        located.stat.mtimeNs === local.mtimeNs)
+    ) session.supersedes = undefined;
+    if (truncate) return session;
+    session.unstaged = { size: sizeWhereLocated(located) };
+    // Opened, not yet written: its times are the file's (touch -a opens it for writing).
+    session.mtimeNs = timesOf(located)?.mtimeNs;
+    session.dirty = false;
+    return session;
   }
 
+  /**
+   * A session of `path` with an empty staged file. `contentMoves`: the file's bytes are the
+   * session's from now on (a new or emptied file), not only once staged.
+   */
   async #newSession(
     path: string,
     attributes: { mode: number; uid: number; gid: number; atimeNs?: bigint },
+    { contentMoves }: { contentMoves: boolean },
   ): Promise<WriteSession> {
     const staged = await this.#o.spool.create();
-    this.#contentMoving(path);
+    if (contentMoves) this.#contentMoving(path);
     const session: WriteSession = {
       path,
       staged: staged.name,
@@ -3254,20 +3299,96 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * A session whose staged file was committed gets a fresh copy before it is written again.
-   * Only inside {@link #inSession}.
+   * The session's staged file, ready to be changed: holding the file's bytes (staged now if
+   * they were not yet), and its own (a committed one belongs to the upload queue: a fresh
+   * copy). Only inside {@link #inSession}.
    */
   async #writable(session: WriteSession): Promise<WriteSession> {
-    if (!session.committed) return session;
-    await this.#restage(session);
+    if (session.unstaged) await this.#stageNow(session);
+    else if (session.committed) await this.#restage(session);
     return session;
   }
 
-  /** Moves what the session holds into a fresh staged file of its own. */
-  async #restage(session: WriteSession): Promise<void> {
+  /**
+   * Copies the file's bytes into the session's empty staged file from where they are now:
+   * since the open an upload may have taken them from the spool into Riak, or drain a local
+   * copy. Only inside {@link #inSession}, or holding the session.
+   */
+  async #stageNow(session: WriteSession): Promise<void> {
+    const path = session.path;
+    // Its name went before they could be staged (see #keepBytesOf): what holds it now is
+    // another file, or none.
+    if (session.detached) throw fail(Errno.EIO, `${path}: its bytes went with its name`);
+    for (let attempt = 0;; attempt++) {
+      const located = await this.#locate(path, true, { pastSession: true }).catch((error) => {
+        // Gone behind the mount's back: a read or write of the open file cannot go on.
+        throw isNotFound(error) ? fail(Errno.EIO, `${path}: its bytes are gone`) : error;
+      });
+      try {
+        await this.#stageContent(path, located, session.handle);
+        break;
+      } catch (error) {
+        // Cut short (the disk full, Riak away): the part copied gives its room back, and the
+        // next need tries again.
+        await session.handle.truncate(0);
+        // Gone meanwhile: the pending upload finished and took its staged file along, or (in
+        // a mode that reads Riak) the local copy moved into Riak (drain). Look again.
+        const moved = located.where === "spool" ||
+          (located.where === "local" && this.#mode.reads !== "local");
+        if (!moved || attempt > 0 || !isMissing(error)) throw error;
+      }
+    }
+    session.unstaged = undefined;
+    this.#contentMoving(path);
+  }
+
+  /**
+   * The session's file becomes empty: none of its bytes is copied for that, neither staged
+   * from where they are nor out of a committed staged file. Only inside {@link #inSession}.
+   */
+  async #emptied(session: WriteSession): Promise<void> {
+    if (session.committed) await this.#restage(session, { copy: false });
+    else await session.handle.truncate(0);
+    if (session.unstaged) {
+      session.unstaged = undefined;
+      // A detached one's name holds another file now, whose readers look where they did.
+      if (!session.detached) this.#contentMoving(session.path);
+    }
+  }
+
+  /** truncate(2) of the session's file. Only inside {@link #inSession}. */
+  async #truncateSession(session: WriteSession, size: number): Promise<void> {
+    if (size === 0) return await this.#emptied(session);
+    await this.#writable(session);
+    await session.handle.truncate(size);
+  }
+
+  /**
+   * Before `session`'s name goes (unlinked, renamed over), its bytes are staged for its open
+   * handles, as a removed file stays readable on a local disk. Where they cannot be (the
+   * disk full, Riak away) the removal goes on all the same; the handles' reads and writes
+   * answer EIO then (a truncate to 0 still works). Only holding the session.
+   */
+  async #keepBytesOf(session: WriteSession): Promise<void> {
+    if (!session.unstaged) return;
+    try {
+      await this.#stageNow(session);
+    } catch (error) {
+      this.#logger.warn("a file open for writing lost its bytes with its name", {
+        path: session.path,
+        error: (error as Error).message,
+      });
+    }
+  }
+
+  /**
+   * Moves what the session holds into a fresh staged file of its own; `copy: false`: into an
+   * empty one (the file is being emptied).
+   */
+  async #restage(session: WriteSession, { copy = true }: { copy?: boolean } = {}): Promise<void> {
     const fresh = await this.#o.spool.create();
     try {
-      await copyBetween(session.handle, fresh.handle);
+      if (copy) await copyBetween(session.handle, fresh.handle);
     } catch (error) {
       // Cut short (the disk full): the session keeps what it holds, and the copy goes, or it
       // would take its room (and a descriptor) until the mount ends, then be set aside for
@@ -3370,8 +3491,7 @@ export class OverlayFileSystem implements FileSystem {
     const open = handle?.kind === "write" ? handle.session : this.#sessions.get(path);
     const truncated = (session: WriteSession) =>
       this.#inSession(session, async () => {
-        await this.#writable(session);
-        await session.handle.truncate(size);
+        await this.#truncateSession(session, size);
         session.dirty = true;
         session.mtimeNs = undefined; // As a write.
       });
@@ -4146,6 +4266,19 @@ async function readAt(file: SourceFile, offset: number, size: number): Promise<U
 }
 
 /** The access and modification times of what `located` found (a file in Riak has one time). */
+/** The size of the file `located` found past any write session (which knows its own). */
+function sizeWhereLocated(located: Located): number {
+  switch (located.where) {
+    case "riak":
+      return located.stat.size;
+    case "local":
+    case "spool":
+      return Number(located.stats.size);
+    case "open":
+      throw new Error(`${located.session.path}: a write session's size is its staged file's`);
+  }
+}
+
 function timesOf(located: Located): { atimeNs: bigint; mtimeNs: bigint } | undefined {
   switch (located.where) {
     case "riak":

@@ -1,0 +1,309 @@
+/**
+ * Write sessions opened without O_TRUNC in the modes that stage writes (drain, riak) copy
+ * the file's bytes into the spool only once something needs them (a read, a write, a
+ * truncate to a size > 0, a commit): an open closed unused costs no copy, a truncate to 0
+ * first needs none (`truncate -s 0` on the full disk), and what is copied later is the
+ * file's bytes around every write.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { readdir, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Errno, type FileSystem, FuseError } from "../fuse/filesystem.ts";
+import { seededBytes } from "../store/_test_support.ts";
+import { isOutageError } from "./health.ts";
+import {
+  lookupPath,
+  type OverlayFixture,
+  readThrough,
+  ROOT_CTX,
+  whilePaused,
+  withOverlay,
+} from "./_overlay_fixture.ts";
+
+const O_WRONLY = 1;
+const O_RDWR = 2;
+const CHUNK_SIZE = 64 * 1024;
+/** Sixteen chunks: copying it would cost sixteen gets. */
+const BIG = 16 * CHUNK_SIZE;
+
+/** `preset` with small chunks, so a copy of a file from Riak shows in the request count. */
+function withSmallChunks(
+  preset: string,
+  body: (fixture: OverlayFixture) => Promise<void>,
+  startOptions: Parameters<typeof withOverlay>[3] = {},
+): Promise<void> {
+  return withOverlay(preset, body, { riakReadTimeout: "300" }, startOptions, {
+    namespace: { chunkSize: CHUNK_SIZE },
+  });
+}
+
+/** The sizes of the files staged in `spool`. */
+async function stagedSizes(spool: string): Promise<number[]> {
+  const directory = join(spool, "staged");
+  const names = await readdir(directory);
+  return await Promise.all(names.map(async (name) => (await stat(join(directory, name))).size));
+}
+
+/** Opens `path` with `flags`, runs `body` with its node and handle, and releases it. */
+async function withOpen<T>(
+  fs: FileSystem,
+  path: string,
+  flags: number,
+  body: (node: number, fh: number) => Promise<T>,
+): Promise<T> {
+  const node = await lookupPath(fs, path);
+  const { fh } = await fs.open!(ROOT_CTX, node, flags);
+  try {
+    return await body(node, fh);
+  } finally {
+    await fs.release!(ROOT_CTX, node, fh, 0);
+  }
+}
+
+/** What FUSE answers EIO for: an error of that errno, or Riak found away. */
+function isEio(error: unknown): boolean {
+  return (error instanceof FuseError && error.errno === Errno.EIO) || isOutageError(error);
+}
+
+/** Resolves once the mount found Riak away: a lookup failed, and the verdict is logged. */
+async function outageNoticed(fs: FileSystem, logLines: string[]): Promise<void> {
+  await assert.rejects(lookupPath(fs, "/never-looked-at"));
+  for (let waited = 0; !logLines.some((line) => line.includes("Riak unreachable")); waited++) {
+    if (waited > 1000) throw new Error("the outage was never logged");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: an open for writing closed unused copies nothing and uploads nothing`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime, spool, requests, resetCounts }) => {
+      const content = seededBytes(40, BIG);
+      await store.writeFile("/big.bin", content);
+      const before = await store.stat("/big.bin");
+      resetCounts();
+      await withOpen(fs, "/big.bin", O_WRONLY, async (node, fh) => {
+        assert.deepEqual(await stagedSizes(spool), [0], "an empty staged file");
+        const { attr } = await fs.getattr!(ROOT_CTX, node, fh);
+        assert.equal(attr.size, BIG, "stat shows the file's size meanwhile");
+        assert.equal(attr.mtime.sec, Number(before.mtimeNs / 1_000_000_000n));
+      });
+      assert.ok(requests.gets <= 1, `the stat, no chunk: ${JSON.stringify(requests)}`);
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal(runtime.metrics.snapshot().uploads.uploaded, 0, "nothing uploaded again");
+      assert.deepEqual(await stagedSizes(spool), []);
+      assert.equal((await store.stat("/big.bin")).mtimeNs, before.mtimeNs);
+      assert.ok(content.equals(await store.readFile("/big.bin")));
+    });
+  });
+
+  Deno.test(`${preset}: ftruncate to 0 as the first change copies nothing, and Riak ends with an empty file`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime, requests, resetCounts }) => {
+      await store.writeFile("/big.bin", seededBytes(41, BIG));
+      resetCounts();
+      // truncate -s 0: open(O_WRONLY | O_CREAT) without O_TRUNC, then ftruncate(fd, 0).
+      await withOpen(fs, "/big.bin", O_WRONLY, async (node, fh) => {
+        const { attr } = await fs.setattr!(ROOT_CTX, node, { size: 0, fh });
+        assert.equal(attr.size, 0);
+      });
+      assert.ok(requests.gets <= 1, `the stat, no chunk: ${JSON.stringify(requests)}`);
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/big.bin")).length, 0);
+      assert.equal(runtime.metrics.snapshot().uploads.uploaded, 1);
+    });
+  });
+
+  Deno.test(`${preset}: a write at an offset keeps the file's bytes around it, copied at the first write`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime }) => {
+      const content = seededBytes(42, BIG + 123);
+      await store.writeFile("/big.bin", content);
+      const middle = CHUNK_SIZE * 5 + 7;
+      await withOpen(fs, "/big.bin", O_RDWR, async (node, fh) => {
+        await fs.write!(ROOT_CTX, node, fh, middle, Buffer.from("WRITTEN"));
+        const read = await fs.read!(ROOT_CTX, node, fh, middle - 3, 13);
+        const expected = Buffer.concat([
+          content.subarray(middle - 3, middle),
+          Buffer.from("WRITTEN"),
+          content.subarray(middle + 7, middle + 10),
+        ]);
+        assert.ok(expected.equals(read), "the write, and the old bytes around it");
+        // Two writes through the session: the second does not copy the file again.
+        await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("HEAD"));
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      const written = Buffer.from(content);
+      written.write("WRITTEN", middle);
+      written.write("HEAD", 0);
+      assert.ok(written.equals(await store.readFile("/big.bin")));
+    });
+  });
+
+  Deno.test(`${preset}: a file committed by an fsync, then truncated to 0 and written, holds what was written after`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime }) => {
+      await store.writeFile("/big.bin", seededBytes(51, BIG));
+      await withOpen(fs, "/big.bin", O_RDWR, async (node, fh) => {
+        await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("first"));
+        await fs.fsync!(ROOT_CTX, node, fh, false); // Its staged file is the queue's now.
+        await fs.setattr!(ROOT_CTX, node, { size: 0, fh });
+        await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("second"));
+        assert.equal((await fs.getattr!(ROOT_CTX, node, fh)).attr.size, 6);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/big.bin")).toString(), "second");
+    });
+  });
+
+  Deno.test(`${preset}: a read through an open for writing reads the file's bytes`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime }) => {
+      const content = seededBytes(43, BIG);
+      await store.writeFile("/big.bin", content);
+      await withOpen(fs, "/big.bin", O_RDWR, async (node, fh) => {
+        const read = await fs.read!(ROOT_CTX, node, fh, 1000, 5000);
+        assert.ok(content.subarray(1000, 6000).equals(read));
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal(runtime.metrics.snapshot().uploads.uploaded, 0, "read, not written");
+    });
+  });
+
+  Deno.test(`${preset}: a reader opened while a writer's bytes are not staged yet sees them, then the writer's write`, async () => {
+    await withSmallChunks(preset, async ({ fs, store }) => {
+      const content = seededBytes(44, BIG);
+      await store.writeFile("/big.bin", content);
+      await withOpen(fs, "/big.bin", O_WRONLY, async (node, writer) => {
+        await withOpen(fs, "/big.bin", 0, async (_, reader) => {
+          assert.ok(content.subarray(0, 10).equals(await fs.read!(ROOT_CTX, node, reader, 0, 10)));
+          await fs.write!(ROOT_CTX, node, writer, 0, Buffer.from("NEW"));
+          const after = await fs.read!(ROOT_CTX, node, reader, 0, 10);
+          assert.equal(after.subarray(0, 3).toString(), "NEW", "one inode's descriptors");
+          assert.ok(content.subarray(3, 10).equals(after.subarray(3)));
+        });
+      });
+    });
+  });
+
+  Deno.test(`${preset}: a file unlinked while open for writing, nothing staged yet, stays readable through the handle`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime }) => {
+      const content = seededBytes(45, BIG);
+      await store.writeFile("/big.bin", content);
+      await withOpen(fs, "/big.bin", O_RDWR, async (node, fh) => {
+        await fs.unlink!(ROOT_CTX, await lookupPath(fs, "/"), "big.bin");
+        assert.equal(await store.tryStat("/big.bin"), undefined);
+        assert.ok(content.subarray(0, 100).equals(await fs.read!(ROOT_CTX, node, fh, 0, 100)));
+        await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("for nobody"));
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal(await store.tryStat("/big.bin"), undefined, "stays removed");
+    });
+  });
+
+  Deno.test(`${preset}: a file renamed over while open for writing, nothing staged yet, keeps its bytes for the handle`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime }) => {
+      const content = seededBytes(46, BIG);
+      await store.writeFile("/big.bin", content);
+      await store.writeFile("/new.bin", Buffer.from("new"));
+      await withOpen(fs, "/big.bin", O_RDWR, async (node, fh) => {
+        const root = await lookupPath(fs, "/");
+        await fs.rename!(ROOT_CTX, root, "new.bin", root, "big.bin", 0);
+        assert.ok(content.subarray(0, 100).equals(await fs.read!(ROOT_CTX, node, fh, 0, 100)));
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/big.bin")).toString(), "new");
+    });
+  });
+
+  Deno.test(`${preset}: a file renamed while open for writing, nothing staged yet, is written under its new name`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime }) => {
+      const content = seededBytes(47, BIG);
+      await store.writeFile("/big.bin", content);
+      await withOpen(fs, "/big.bin", O_WRONLY, async (node, fh) => {
+        const root = await lookupPath(fs, "/");
+        await fs.rename!(ROOT_CTX, root, "big.bin", root, "moved.bin", 0);
+        await fs.write!(ROOT_CTX, node, fh, 10, Buffer.from("X"));
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      const written = Buffer.from(content);
+      written.write("X", 10);
+      assert.ok(written.equals(await store.readFile("/moved.bin")));
+      assert.equal(await store.tryStat("/big.bin"), undefined);
+    });
+  });
+
+  Deno.test(`${preset}: a write whose copy Riak cannot give (an outage) fails with EIO, changing nothing; truncate to 0 works, and the handle writes again once Riak is back`, async () => {
+    const clock = 1_700_000_000_000; // Stands still: Riak's stat of the files stays fresh.
+    await withSmallChunks(preset, async ({ fs, store, riak, runtime }) => {
+      const content = seededBytes(48, BIG);
+      await store.writeFile("/big.bin", content);
+      await store.writeFile("/emptied.bin", content);
+      const big = await lookupPath(fs, "/big.bin");
+      const emptied = await lookupPath(fs, "/emptied.bin");
+      const writer = await fs.open!(ROOT_CTX, big, O_WRONLY);
+      try {
+        await whilePaused(riak, async () => {
+          await assert.rejects(fs.write!(ROOT_CTX, big, writer.fh, 5, Buffer.from("X")), isEio);
+          await withOpen(fs, "/emptied.bin", O_WRONLY, async (_, fh) => {
+            await fs.setattr!(ROOT_CTX, emptied, { size: 0, fh });
+          });
+        });
+        await fs.write!(ROOT_CTX, big, writer.fh, 5, Buffer.from("X"));
+      } finally {
+        await fs.release!(ROOT_CTX, big, writer.fh, 0);
+      }
+      assert.equal(await runtime.settle(10_000), 0);
+      const written = Buffer.from(content);
+      written.write("X", 5);
+      assert.ok(written.equals(await store.readFile("/big.bin")));
+      assert.equal((await store.readFile("/emptied.bin")).length, 0);
+    }, { now: () => clock });
+  });
+
+  Deno.test(`${preset}: a file only Riak holds, open for writing with nothing staged, renamed during an outage: EIO, nothing changes`, async () => {
+    const clock = 1_700_000_000_000; // Stands still: Riak's stat of the file stays fresh.
+    await withSmallChunks(preset, async ({ fs, store, riak, runtime, logLines }) => {
+      const content = seededBytes(52, BIG);
+      await store.writeFile("/big.bin", content);
+      const root = await lookupPath(fs, "/");
+      await withOpen(fs, "/big.bin", O_WRONLY, async () => {
+        await whilePaused(riak, async () => {
+          await outageNoticed(fs, logLines);
+          await assert.rejects(
+            fs.rename!(ROOT_CTX, root, "big.bin", root, "moved.bin", 0),
+            isEio,
+          );
+        });
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.ok(content.equals(await store.readFile("/big.bin")));
+      assert.equal(await store.tryStat("/moved.bin"), undefined);
+    }, { now: () => clock });
+  });
+}
+
+Deno.test("drain: a legacy file opened for writing is copied from SOURCE at its first write, and its local copy goes once Riak holds the new bytes", async () => {
+  await withSmallChunks("drain", async ({ fs, store, runtime, source, spool }) => {
+    const content = seededBytes(49, BIG);
+    await writeFile(join(source, "legacy.bin"), content);
+    await withOpen(fs, "/legacy.bin", O_WRONLY, async (node, fh) => {
+      assert.deepEqual(await stagedSizes(spool), [0], "nothing copied at the open");
+      await fs.write!(ROOT_CTX, node, fh, 100, Buffer.from("Z"));
+    });
+    assert.equal(await runtime.settle(10_000), 0);
+    const written = Buffer.from(content);
+    written.write("Z", 100);
+    assert.ok(written.equals(await store.readFile("/legacy.bin")));
+    assert.ok(written.equals(await readThrough(fs, "/legacy.bin")));
+    await assert.rejects(stat(join(source, "legacy.bin")), { code: "ENOENT" });
+  });
+});
+
+Deno.test("drain: a legacy file truncated to 0 through an open for writing reaches Riak empty, its local copy gone", async () => {
+  await withSmallChunks("drain", async ({ fs, store, runtime, source }) => {
+    await writeFile(join(source, "legacy.bin"), seededBytes(50, BIG));
+    await withOpen(fs, "/legacy.bin", O_WRONLY, async (node, fh) => {
+      await fs.setattr!(ROOT_CTX, node, { size: 0, fh });
+    });
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal((await store.readFile("/legacy.bin")).length, 0);
+    await assert.rejects(stat(join(source, "legacy.bin")), { code: "ENOENT" });
+  });
+});
