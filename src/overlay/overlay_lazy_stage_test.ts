@@ -279,6 +279,26 @@ for (const preset of ["drain", "riak"]) {
   });
 }
 
+Deno.test("riak: a file only Riak holds, open for writing with nothing staged, removed during an outage: removed all the same, its handle's reads answer EIO", async () => {
+  const clock = 1_700_000_000_000; // Stands still: Riak's stat of the file stays fresh.
+  await withSmallChunks("riak", async ({ fs, store, riak, runtime, logLines }) => {
+    await store.writeFile("/big.bin", seededBytes(53, BIG));
+    await withOpen(fs, "/big.bin", O_RDWR, async (node, fh) => {
+      await whilePaused(riak, async () => {
+        await outageNoticed(fs, logLines);
+        await fs.unlink!(ROOT_CTX, await lookupPath(fs, "/"), "big.bin");
+        await assert.rejects(fs.read!(ROOT_CTX, node, fh, 0, 100), isEio);
+        // Emptied, it needs none of the bytes that went.
+        await fs.setattr!(ROOT_CTX, node, { size: 0, fh });
+        await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("for nobody"));
+      });
+    });
+    assert.ok(logLines.some((line) => line.includes("lost its bytes with its name")));
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal(await store.tryStat("/big.bin"), undefined, "removed once Riak is back");
+  }, { now: () => clock });
+});
+
 Deno.test("drain: a legacy file opened for writing is copied from SOURCE at its first write, and its local copy goes once Riak holds the new bytes", async () => {
   await withSmallChunks("drain", async ({ fs, store, runtime, source, spool }) => {
     const content = seededBytes(49, BIG);
