@@ -8,17 +8,28 @@
  * @module
  */
 import * as net from "node:net";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import process from "node:process";
+import { createInterface } from "node:readline";
 import { Buffer } from "node:buffer";
 import { decodeMessage } from "../src/riak/codec.ts";
 import { encodeFrame, type Frame, FrameDecoder } from "../src/riak/frame.ts";
 import { MessageCode, type RpbGetReq, type RpbPutReq } from "../src/riak/messages.ts";
+import { PROJECT_ROOT } from "./_riakfs.ts";
 
 /** A request held back by the proxy. */
 export interface HeldRequest {
   /** Resolves once the request arrived (it is not forwarded yet). */
   reached: Promise<void>;
-  /** Forwards it, and what the connection sent after it. */
+  /**
+   * Forwards it, and what the connection sent after it: also once its client gave up on it
+   * and left, as a request on its way to a Riak node is not called back by the client's
+   * timeout (the node applies it late).
+   */
   release(): void;
+  /** Resolves once Riak answered it (its client may have left by then). */
+  answered: Promise<void>;
 }
 
 /** A running proxy. */
@@ -49,6 +60,9 @@ interface Watch {
   putSeen: boolean;
   arrived: () => void;
   gate: Promise<void>;
+  /** Resolves {@link answer}. */
+  answered: () => void;
+  answer: Promise<void>;
 }
 
 /** Starts a proxy on a free local port in front of `upstream` (`host:port`). */
@@ -57,8 +71,8 @@ export async function startRiakProxy(upstream: string): Promise<RiakProxy> {
   const sockets = new Set<net.Socket>();
   const watches: Watch[] = [];
 
-  /** The gate `frame` must wait for, if a watch takes it. */
-  const gateOf = (frame: Frame): Promise<void> | undefined => {
+  /** The watch that takes `frame`, if any (it is then held). */
+  const watchOf = (frame: Frame): Watch | undefined => {
     if (frame.code !== MessageCode.PutReq && frame.code !== MessageCode.GetReq) {
       return undefined;
     }
@@ -75,7 +89,7 @@ export async function startRiakProxy(upstream: string): Promise<RiakProxy> {
       ) {
         watches.splice(index, 1);
         watch.arrived();
-        return watch.gate;
+        return watch;
       }
     }
     return undefined;
@@ -84,10 +98,21 @@ export async function startRiakProxy(upstream: string): Promise<RiakProxy> {
   const hold = (bucket: string, key: string, holds: Watch["holds"]): HeldRequest => {
     let arrived!: () => void;
     let release!: () => void;
+    let answeredNow!: () => void;
     const reached = new Promise<void>((resolve) => arrived = resolve);
     const gate = new Promise<void>((resolve) => release = resolve);
-    watches.push({ bucket, key, holds, putSeen: false, arrived, gate });
-    return { reached, release };
+    const answered = new Promise<void>((resolve) => answeredNow = resolve);
+    watches.push({
+      bucket,
+      key,
+      holds,
+      putSeen: false,
+      arrived,
+      gate,
+      answered: answeredNow,
+      answer: answered,
+    });
+    return { reached, release, answered };
   };
 
   const server = net.createServer((client) => {
@@ -95,27 +120,53 @@ export async function startRiakProxy(upstream: string): Promise<RiakProxy> {
     sockets.add(client);
     sockets.add(riak);
     const decoder = new FrameDecoder();
+    const answers = new FrameDecoder();
+    /**
+     * Held requests forwarded and not answered yet, oldest first: a client sends its next
+     * request on a connection only once the last one was answered, so Riak's next answer on
+     * it is the oldest's.
+     */
+    const unanswered: Watch[] = [];
     // Frames go out in order: once one waits, the ones after it wait behind it.
     let sending = Promise.resolve();
     client.on("data", (chunk: Buffer) => {
       for (const frame of decoder.push(chunk)) {
         const bytes = encodeFrame(frame.code, frame.body.slice());
-        const gate = gateOf(frame);
+        const watch = watchOf(frame);
         sending = sending.then(async () => {
-          if (gate) await gate;
+          if (watch) {
+            await watch.gate;
+            unanswered.push(watch);
+          }
           riak.write(bytes);
         });
       }
     });
-    riak.on("data", (chunk: Buffer) => client.write(chunk));
-    const closeBoth = () => {
-      client.destroy();
+    riak.on("data", (chunk: Buffer) => {
+      if (!client.destroyed) client.write(chunk);
+      for (const _answer of answers.push(chunk)) unanswered.shift()?.answered();
+    });
+    const closeRiak = () => {
       riak.destroy();
-      sockets.delete(client);
       sockets.delete(riak);
+      for (const watch of unanswered.splice(0)) watch.answered();
     };
-    client.on("close", closeBoth).on("error", closeBoth);
-    riak.on("close", closeBoth).on("error", closeBoth);
+    const clientLeft = () => {
+      client.destroy();
+      sockets.delete(client);
+      // What it sent still reaches Riak, held requests once let go, and Riak answers them.
+      void sending.then(async () => {
+        while (unanswered.length > 0 && !riak.destroyed) await unanswered[0].answer;
+      }).then(closeRiak);
+    };
+    client.on("close", clientLeft).on("error", clientLeft);
+    riak.on("close", () => {
+      closeRiak();
+      clientLeft();
+    }).on("error", () => {
+      closeRiak();
+      clientLeft();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address() as net.AddressInfo;
@@ -127,6 +178,88 @@ export async function startRiakProxy(upstream: string): Promise<RiakProxy> {
     async close() {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A {@link RiakProxy} in a process of its own (tests/_riak_proxy_process.ts). */
+export interface RiakProxyProcess {
+  /** `host:port` to give the mount instead of the server's. */
+  node: string;
+  /** Holds the first put of `key` in `bucket` (see {@link RiakProxy.holdPut}). */
+  holdPut(bucket: string, key: string): Promise<HeldRequest>;
+  /** Lets every held request go, ends the process and waits for it. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts tests/_riak_proxy_process.ts in front of `upstream` (`host:port`): for tests that
+ * call the mount in ways that block their own event loop, which must not hold up the proxy.
+ */
+export async function startRiakProxyProcess(upstream: string): Promise<RiakProxyProcess> {
+  const script = join(PROJECT_ROOT, "tests", "_riak_proxy_process.ts");
+  const child = spawn(process.execPath, ["run", "-A", script, upstream], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  child.stdin!.on("error", () => {}); // Its end shows as the end of its output.
+  const exited = new Promise((resolve) => child.once("close", resolve));
+  /** Waiters for each line the process prints, by the line. */
+  const waiters = new Map<string, () => void>();
+  const seen = new Set<string>();
+  let address: ((line: string) => void) | undefined;
+  const addressLine = new Promise<string>((resolve) => address = resolve);
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    if (address) {
+      address(line);
+      address = undefined;
+      return;
+    }
+    seen.add(line);
+    waiters.get(line)?.();
+  });
+  /** Resolves once the process printed `line` (now or before). */
+  const printed = (line: string) =>
+    new Promise<void>((resolve) => {
+      if (seen.has(line)) return resolve();
+      waiters.set(line, resolve);
+    });
+  let ended = false;
+  exited.then(() => ended = true);
+  const kill = () => {
+    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, "SIGKILL");
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const node = await Promise.race([
+    addressLine,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("the riak proxy did not start")), 15_000);
+    }),
+  ]).catch((error) => {
+    kill();
+    throw error;
+  }).finally(() => clearTimeout(timer));
+  let holds = 0;
+  return {
+    node,
+    async holdPut(bucket, key) {
+      const id = String(++holds);
+      seen.delete("ok");
+      const acknowledged = printed("ok");
+      child.stdin!.write(`hold-put ${id} ${bucket} ${key}\n`);
+      await acknowledged;
+      return {
+        reached: printed(`reached ${id}`),
+        answered: printed(`answered ${id}`),
+        release: () => {
+          if (!ended) child.stdin!.write(`release ${id}\n`);
+        },
+      };
+    },
+    async close() {
+      child.stdin!.end();
+      const timeout = setTimeout(kill, 15_000);
+      await exited;
+      clearTimeout(timeout);
     },
   };
 }

@@ -1,0 +1,196 @@
+/**
+ * A put Riak receives but answers late: the mount's request timed out, so the mount cannot
+ * know whether Riak stored the file (a timed-out request may or may not be applied), and
+ * the application then removes or renames the file. Riak must not end up holding the file
+ * under the old name once the put is applied: neither its object (a lookup by key, as the
+ * riak preset's, would show the file again) nor its directory entry.
+ *
+ * The put is held by a proxy (tests/_riak_proxy_process.ts) until the test froze the Riak
+ * server (SIGSTOP of its own process, or of the fault proxy in front of RIAKFS_TEST_RIAK's
+ * nodes: the put then waits in the frozen process's socket, to be applied once it is
+ * thawed). The removal, journaled during the outage, goes to Riak only once Riak answers
+ * again, by then after the put: it finds the file and takes it away, also when riakfs was
+ * killed meanwhile and replays its journal.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import { join } from "node:path";
+import {
+  eventually,
+  killMount,
+  type OverlayEnv,
+  type OverlayMount,
+  statusOf,
+  waitForQuiet,
+  withLog,
+  withOverlayEnv,
+} from "./_overlay.ts";
+import { type HeldRequest, startRiakProxyProcess } from "./_riak_proxy.ts";
+
+/** Riak's request timeout of the mount (ms): the put held longer than this times out. */
+const REQUEST_TIMEOUT_MS = 1_000;
+
+/** The mount's flags: short timeouts, so that a frozen Riak is an outage within seconds. */
+function mountFlags(env: OverlayEnv): string[] {
+  const config = join(env.base, "riakfs.json");
+  fs.writeFileSync(config, JSON.stringify({ requestTimeout: REQUEST_TIMEOUT_MS }));
+  return [
+    "--config",
+    config,
+    "--riak-read-timeout",
+    String(REQUEST_TIMEOUT_MS),
+    "--stall-check-after",
+    "200",
+    "--ping-timeout",
+    "300",
+    // Every lookup reaches the mount: a file back in Riak would show at once.
+    "-o",
+    "entry_timeout=0,attr_timeout=0",
+  ];
+}
+
+/** The names Riak's directory entries list at the root. */
+async function riakRootNames(env: OverlayEnv): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of env.store.list("")) names.push(entry.name.toString());
+  return names.sort();
+}
+
+/** Asserts that Riak holds nothing of `name`: no object at its key, no directory entry. */
+async function assertNotInRiak(env: OverlayEnv, name: string): Promise<void> {
+  assert.equal(
+    await env.store.tryStat(name, { fileOnly: true }),
+    undefined,
+    `no object at ${name}'s key in Riak`,
+  );
+  assert.ok(!(await riakRootNames(env)).includes(name), `${name} not listed in Riak`);
+}
+
+type Change = "rm" | "rename";
+
+/** What the application does to `late.txt` while its upload's outcome is unknown. */
+async function change(env: OverlayEnv, how: Change): Promise<void> {
+  const file = join(env.mountpoint, "late.txt");
+  if (how === "rm") await fsp.unlink(file);
+  else await fsp.rename(file, join(env.mountpoint, "moved.txt"));
+}
+
+/** The end state: `late.txt` gone everywhere, `moved.txt` (after a rename) in Riak. */
+async function assertChanged(env: OverlayEnv, how: Change, content: string): Promise<void> {
+  await assert.rejects(
+    fsp.lstat(join(env.mountpoint, "late.txt")),
+    { code: "ENOENT" },
+    "late.txt does not show through the mount again",
+  );
+  await assertNotInRiak(env, "late.txt");
+  if (how === "rename") {
+    assert.equal((await env.store.readFile("moved.txt")).toString(), content);
+    assert.equal(await fsp.readFile(join(env.mountpoint, "moved.txt"), "utf8"), content);
+  }
+}
+
+/** Waits until the mount logged an outage. */
+async function outageLogged(mounted: OverlayMount): Promise<void> {
+  await eventually(
+    "the outage logged",
+    () => Promise.resolve(mounted.stderr().includes("Riak unreachable")),
+  );
+}
+
+/** What a test of a late put works with: the env, the proxy's address and the held put. */
+interface LatePut {
+  env: OverlayEnv;
+  /** Mounts `preset` through the proxy, with {@link mountFlags}. */
+  mount(preset: string): Promise<OverlayMount>;
+  held: HeldRequest;
+}
+
+/**
+ * Runs `body` with a proxy process in front of a fresh env's Riak holding the first put of
+ * `late.txt`; Riak is thawed (and the put let go) before the mounts are unmounted.
+ */
+function withLatePut(body: (late: LatePut) => Promise<void>): Promise<void> {
+  return withOverlayEnv(async (env) => {
+    const proxy = await startRiakProxyProcess(env.riak.nodes[0]);
+    const mounts: OverlayMount[] = [];
+    let held: HeldRequest | undefined;
+    try {
+      held = await proxy.holdPut(env.bucket, "late.txt");
+      const mount = async (preset: string) => {
+        const mounted = await env.mount(preset, mountFlags(env), proxy.node);
+        mounts.push(mounted);
+        return mounted;
+      };
+      await body({ env, mount, held });
+    } catch (error) {
+      throw mounts.length > 0 ? withLog(error, mounts.at(-1)!) : error;
+    } finally {
+      env.riak.resume();
+      held?.release();
+      for (const mounted of mounts) await env.unmount(mounted);
+      await proxy.close();
+    }
+  });
+}
+
+/**
+ * Writes `late.txt` through `mounted`, freezes Riak once its put reached the proxy, lets the
+ * put go into the frozen server's socket (applied once it is thawed) and waits for the
+ * outage the put's timeout makes.
+ */
+async function writeAndFreeze(
+  { env, held }: LatePut,
+  mounted: OverlayMount,
+  content: string,
+): Promise<void> {
+  await writeUntilPutHeld(env, held, content);
+  env.riak.pause();
+  held.release();
+  await outageLogged(mounted);
+}
+
+/** Writes `late.txt` through the mount and waits until its put reached the proxy. */
+async function writeUntilPutHeld(env: OverlayEnv, held: HeldRequest, content: string) {
+  await fsp.writeFile(join(env.mountpoint, "late.txt"), content);
+  await held.reached;
+}
+
+const PRESETS = ["riak", "drain", "migrate", "shadow"];
+
+for (const preset of PRESETS) {
+  for (const how of ["rm", "rename"] as const) {
+    Deno.test(`${preset}: ${how} while Riak is frozen with the file's put unanswered: the put applied on thaw does not bring the file back`, async () => {
+      await withLatePut(async (late) => {
+        const { env, held } = late;
+        const mounted = await late.mount(preset);
+        const content = `late put through ${preset}`;
+        await writeAndFreeze(late, mounted, content);
+        await change(env, how);
+        env.riak.resume();
+        await held.answered;
+        await waitForQuiet(env);
+        assert.equal((await statusOf(env)).riak.reachable, true);
+        await assertChanged(env, how, content);
+      });
+    });
+  }
+}
+
+for (const preset of ["riak", "migrate"]) {
+  Deno.test(`${preset}: rm while Riak is frozen with the file's put unanswered, riakfs killed, Riak thawed, mounted again: the journal's removal takes the late put away`, async () => {
+    await withLatePut(async (late) => {
+      const { env, held } = late;
+      const mounted = await late.mount(preset);
+      await writeAndFreeze(late, mounted, `late put through ${preset}`);
+      await change(env, "rm");
+      await killMount(env, mounted);
+      env.riak.resume();
+      await held.answered; // Applied while no mount runs: Riak holds late.txt now.
+      assert.notEqual(await env.store.tryStat("late.txt", { fileOnly: true }), undefined);
+      await late.mount(preset);
+      await waitForQuiet(env);
+      await assertChanged(env, "rm", "");
+    });
+  });
+}
