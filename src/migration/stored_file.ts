@@ -15,7 +15,7 @@ export type MigrationStore =
     Store,
     "tryStat" | "writeFile" | "mkdir" | "symlink" | "readRange" | "readlink" | "remove"
   >
-  & Partial<Pick<Store, "releaseRead">>;
+  & Partial<Pick<Store, "releaseRead" | "lateWritesSettled" | "awaitsLateWrites">>;
 
 /** Read-backs restarted when the file is overwritten while being read. */
 const READ_BACK_ATTEMPTS = 3;

@@ -14,6 +14,7 @@ import { ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import { type StoreFixture, withStore } from "../store/_test_support.ts";
 import type { StoreClient } from "../store/client.ts";
 import type { ObjectLocation } from "../store/layout.ts";
+import { normalizePath } from "../store/path.ts";
 import { Store, type StoreOptions } from "../store/store.ts";
 import { Logger } from "./log.ts";
 import { overlaySettingsFromOptions } from "./mount_options.ts";
@@ -55,6 +56,12 @@ export interface OverlayFixture extends StoreFixture {
    * leading slash) until released: a read-back of what an upload stored, say.
    */
   holdGet(key: string): RequestHold;
+  /**
+   * Makes the overlay's store see a put of the file at `path` that failed while Riak may
+   * still apply it (see {@link Store.lateWritesSettled}), until the returned function is
+   * called: its answer came.
+   */
+  latePut(path: string): () => void;
 }
 
 /**
@@ -117,12 +124,18 @@ export function noRequests(): RequestCounts {
   };
 }
 
-/** `client`, counting every request into `counts`; puts and gets wait for `gate`'s when set. */
+/**
+ * `client`, counting every request into `counts`; puts and gets wait for `gate`'s when set; a key
+ * of `latePuts` has a put that may still land until its promise resolves.
+ */
 export function countingClient(
   client: StoreClient,
   counts: RequestCounts,
   gate: RequestGate = {},
+  latePuts = new Map<string, Promise<void>>(),
 ): StoreClient {
+  const latePutOf = (location: ObjectLocation) =>
+    latePuts.get(Buffer.from(location.key).toString("latin1"));
   let readsInFlight = 0;
   const reading = <T>(request: () => Promise<T>): Promise<T> => {
     counts.mostReadsAtOnce = Math.max(counts.mostReadsAtOnce, ++readsInFlight);
@@ -155,6 +168,12 @@ export function countingClient(
       return client.updateSet(location, change);
     },
     listKeys: (bucketType, bucket) => client.listKeys(bucketType, bucket),
+    lateWritesSettled: async (location) => {
+      await latePutOf(location);
+      await client.lateWritesSettled?.(location);
+    },
+    awaitsLateWrites: (location) =>
+      latePutOf(location) !== undefined || (client.awaitsLateWrites?.(location) ?? false),
   };
 }
 
@@ -201,8 +220,9 @@ export async function withOverlay(
             !head && location.key.toString() === key ? wait() : undefined,
         () => gate.gets = undefined,
       );
+    const latePuts = new Map<string, Promise<void>>();
     // The overlay's own store, on the same namespace, so its requests can be counted.
-    const overlayStore = new Store(countingClient(store.client, requests, gate), {
+    const overlayStore = new Store(countingClient(store.client, requests, gate, latePuts), {
       ...storeOptions,
       namespace: { ...storeOptions.namespace, bucket: store.bucket },
     });
@@ -259,6 +279,16 @@ export async function withOverlay(
         restart: start,
         holdPuts,
         holdGet,
+        latePut: (path) => {
+          const key = Buffer.from(overlayStore.layout.file(normalizePath(path)).object.key)
+            .toString("latin1");
+          let landed!: () => void;
+          latePuts.set(key, new Promise<void>((resolve) => landed = resolve));
+          return () => {
+            latePuts.delete(key);
+            landed();
+          };
+        },
       });
     } finally {
       await store.riak.faults.clear();

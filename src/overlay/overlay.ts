@@ -93,20 +93,22 @@ import { type MirroredVersion, setAsideUnseen } from "./transfer.ts";
 import type { UploadQueue, WithheldUploads } from "./upload_queue.ts";
 
 /** The store operations the overlay uses. */
-export type OverlayStore = Pick<
-  Store,
-  | "tryStat"
-  | "writeFile"
-  | "mkdir"
-  | "symlink"
-  | "readRange"
-  | "releaseRead"
-  | "readlink"
-  | "remove"
-  | "rename"
-  | "setAttributes"
-  | "list"
->;
+export type OverlayStore =
+  & Pick<
+    Store,
+    | "tryStat"
+    | "writeFile"
+    | "mkdir"
+    | "symlink"
+    | "readRange"
+    | "releaseRead"
+    | "readlink"
+    | "remove"
+    | "rename"
+    | "setAttributes"
+    | "list"
+  >
+  & Partial<Pick<Store, "awaitsLateWrites">>;
 
 /** Default seconds the kernel may cache entries and attributes. */
 export const DEFAULT_ENTRY_TIMEOUT_S = 1;
@@ -1090,6 +1092,8 @@ export class OverlayFileSystem implements FileSystem {
    * the copies, which find no file. False, having done nothing, where that cannot be.
    */
   async #unlinkNewToRiak(path: string): Promise<boolean> {
+    // A put of it that may still land makes it anything but new to Riak.
+    if (this.#putMayLand(path)) return false;
     const unsent = this.#o.uploads.withdrawNew(path);
     if (unsent === undefined) return false;
     // No copy-on-read of it starts meanwhile (none runs: it would count as a change).
@@ -1108,6 +1112,11 @@ export class OverlayFileSystem implements FileSystem {
     this.#forgetPath(path);
     this.#entriesChanged(parentOf(path));
     return true;
+  }
+
+  /** Whether a put of `path` that failed may still land in Riak (its answer is awaited). */
+  #putMayLand(path: string): boolean {
+    return this.#o.store.awaitsLateWrites?.(path) ?? false;
   }
 
   /**
@@ -1136,7 +1145,8 @@ export class OverlayFileSystem implements FileSystem {
       await this.#copyOpenContent(path);
       await this.#holdingCopies(`remove ${path}`, [path], async () => {
         // Riak first: if it is unreachable nothing changes, instead of the file coming back.
-        if (this.#usesRiak() && !withheld?.riakHadNone) {
+        // The look that found no file there is no answer while a put of it may still land.
+        if (this.#usesRiak() && (!withheld?.riakHadNone || this.#putMayLand(path))) {
           found = await this.#removeFromRiak(path) || found;
         }
         if (this.#usesLocal()) {
@@ -3557,6 +3567,12 @@ export class OverlayFileSystem implements FileSystem {
 
   /** Removes `path` from Riak; false when it was not there. */
   async #removeFromRiak(path: string): Promise<boolean> {
+    if (this.#putMayLand(path)) {
+      this.#logger.info(
+        "removal waits for the answer to a put of the file that may still land",
+        { path },
+      );
+    }
     try {
       await this.#riak(`remove ${path}`, () => this.#o.store.remove(path));
       this.#changed(path);

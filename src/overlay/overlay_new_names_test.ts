@@ -9,7 +9,7 @@ import { Buffer } from "node:buffer";
 import { readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Errno, type FileSystem } from "../fuse/mod.ts";
-import { lookupPath, ROOT_CTX, withOverlay, writeThrough } from "./_overlay_fixture.ts";
+import { lookupPath, ROOT_CTX, until, withOverlay, writeThrough } from "./_overlay_fixture.ts";
 
 const O_WRONLY_CREAT = 0o101;
 
@@ -113,5 +113,23 @@ Deno.test("migrate: a name Riak lacked at its create but got by a directory rena
     await fs.release!(ROOT_CTX, entry.nodeid, opened.fh, 0);
     assert.equal(await runtime.settle(10_000), 0);
     assert.equal(await store.tryStat("/to/x"), undefined);
+  });
+});
+
+Deno.test("migrate: a file made under a name Riak lacks is removed from Riak all the same while a put of the name may still land", async () => {
+  await withOverlay("migrate", async ({ fs, store, spool, runtime, latePut, logLines }) => {
+    await assert.rejects(fs.lookup!(ROOT_CTX, 1, "tmp.1"), { errno: Errno.ENOENT });
+    // An earlier file of the name: its put timed out, and a node may apply it still.
+    const landed = latePut("/tmp.1");
+    const file = await createWritten(fs, "tmp.1", "scratch");
+    await fs.unlink!(ROOT_CTX, 1, "tmp.1");
+    await fs.release!(ROOT_CTX, file.nodeid, file.fh, 0);
+    assert.deepEqual(await journaledRemovals(spool), ["/tmp.1"], "its removal journaled");
+    await until(() => logLines.some((line) => line.includes("may still land")));
+    // The put lands, then its answer comes: the removal, which waited, takes it away.
+    await store.writeFile("/tmp.1", Buffer.from("the earlier file"));
+    landed();
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal(await store.tryStat("/tmp.1"), undefined);
   });
 });

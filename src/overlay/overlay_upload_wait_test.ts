@@ -248,6 +248,33 @@ for (const preset of ["drain", "riak"]) {
     );
   });
 
+  Deno.test(`${preset}: an unlink that calls off an upload which found nothing in Riak removes the file there all the same while a put of it may still land`, async () => {
+    await withOverlay(
+      preset,
+      async ({ fs, riak, store, runtime, requests, resetCounts, latePut, logLines }) => {
+        const created = await fs.create!(ROOT_CTX, 1, "tmp", 0o101, 0o644, 0o022);
+        const [node, fh] = [created.entry.nodeid, created.opened.fh];
+        await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("scratch"));
+        resetCounts();
+        // An earlier file of the name: its put timed out, and a node may apply it still.
+        const landed = latePut("/tmp");
+        riak.faults.pause();
+        await fs.release!(ROOT_CTX, node, fh, 0); // Its upload starts: a look first.
+        await until(() => requests.heads > 0);
+        const removed = fs.unlink!(ROOT_CTX, 1, "tmp");
+        riak.faults.resume();
+        await until(() => logLines.some((line) => line.includes("may still land")));
+        // The put lands, then its answer comes: the removal, which waited, takes it away.
+        await store.writeFile("/tmp", Buffer.from("the earlier file"));
+        landed();
+        await removed;
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal(await store.tryStat("/tmp"), undefined);
+      },
+      { riakReadTimeout: String(READ_TIMEOUT_MS) },
+    );
+  });
+
   Deno.test(`${preset}: an unlink of a rewritten file whose upload it calls off removes the older one from Riak`, async () => {
     await withOverlay(
       preset,

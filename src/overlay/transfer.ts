@@ -362,7 +362,7 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
       await copyLocalFile(options, mirror.path, signal, true, progress);
       return;
     }
-    await observed(options, removeFileFromRiak(options.store, mirror.path));
+    await observed(options, removeFileFromRiak(options.store, mirror.path, options.logger));
   };
 }
 
@@ -404,7 +404,7 @@ export function riakNameMirrorer(options: RiakNameMirrorOptions): Mirrorer {
     if (mirror.directory) {
       return await observe(removeDirectoryFromRiak(options, mirror.path));
     }
-    await observe(removeFileFromRiak(options.store, mirror.path));
+    await observe(removeFileFromRiak(options.store, mirror.path, logger));
   };
 }
 
@@ -671,7 +671,18 @@ function exactMtime(localNs: bigint, remote: { mtimeNs: bigint } | undefined): b
 }
 
 /** Removes the file at `path` from Riak, if Riak holds one (a directory stays). */
-async function removeFileFromRiak(store: MigrationStore, path: string): Promise<void> {
+async function removeFileFromRiak(
+  store: MigrationStore,
+  path: string,
+  logger: Logger = SILENT_LOGGER,
+): Promise<void> {
+  // A put of it that may still land would bring it back after a look that found nothing.
+  if (store.awaitsLateWrites?.(path)) {
+    logger.info("removal waits for the answer to a put of the file that may still land", {
+      path,
+    });
+  }
+  await store.lateWritesSettled?.(path);
   // One head-only get: most files removed soon after their creation never reached Riak.
   const stat = await store.tryStat(path, { fileOnly: true });
   if (stat === undefined || stat.type === "directory") return;

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { Int64, MapOp, RpbBucketProps } from "./messages.ts";
+import { type Int64, type MapOp, MessageCode, type RpbBucketProps } from "./messages.ts";
 import { type ClusterOptions, RiakCluster } from "./cluster.ts";
 import type { Connection } from "./connection.ts";
 import type { Command, StreamCommand } from "./commands/command.ts";
@@ -59,7 +59,13 @@ import {
 } from "./commands/kv.ts";
 import { listBucketsCommand, listKeysCommand } from "./commands/listing.ts";
 import { pingCommand, type ServerInfo, serverInfoCommand } from "./commands/server.ts";
-import type { BucketLocation, ContentToPut, Location, RiakContent } from "./commands/values.ts";
+import {
+  type BucketLocation,
+  type ContentToPut,
+  label,
+  type Location,
+  type RiakContent,
+} from "./commands/values.ts";
 
 /** Merges siblings into the one content to write back. */
 export type SiblingResolver = (siblings: RiakContent[]) => ContentToPut;
@@ -70,10 +76,15 @@ export interface IndexPage {
   continuation?: Uint8Array;
 }
 
-/** Sends one command on one connection and parses its answer. */
-function send<T>(connection: Connection, command: Command<T>): Promise<T> {
+/**
+ * Sends one command on one connection and parses its answer; a put of a key given up on
+ * waits `lateAnswerMs` for its answer still (see {@link RiakCluster.lateWritesSettled}).
+ */
+function send<T>(connection: Connection, command: Command<T>, lateAnswerMs?: number): Promise<T> {
+  const awaitsLateAnswer = command.code === MessageCode.PutReq && command.label.key !== undefined;
   return connection.request(command.code, command.message as never, command.responseCode, {
     label: command.label,
+    ...(awaitsLateAnswer && lateAnswerMs !== undefined ? { awaitLateAnswerMs: lateAnswerMs } : {}),
   }).then((response) => command.parse(response));
 }
 
@@ -90,12 +101,15 @@ export class RiakClient {
   /** Runs any one-answer command on the cluster. */
   run<T>(command: Command<T>): Promise<T> {
     const check = command.appliedCheck;
-    return this.cluster.execute((connection) => send(connection, command), {
-      idempotent: command.idempotent,
-      label: command.label,
-      verifyApplied: check &&
-        ((connection) => send(connection, check.read()).then((found) => check.decide(found))),
-    });
+    return this.cluster.execute(
+      (connection) => send(connection, command, this.cluster.lateAnswerMs),
+      {
+        idempotent: command.idempotent,
+        label: command.label,
+        verifyApplied: check &&
+          ((connection) => send(connection, check.read()).then((found) => check.decide(found))),
+      },
+    );
   }
 
   /** Runs any streamed command on the cluster, yielding each parsed frame. */
@@ -115,6 +129,19 @@ export class RiakClient {
     ) {
       yield command.parse(frame);
     }
+  }
+
+  /**
+   * Resolves once no put of `location` given up on may still be applied without this client
+   * hearing of it (see {@link RiakCluster.lateWritesSettled}).
+   */
+  lateWritesSettled(location: Location): Promise<void> {
+    return this.cluster.lateWritesSettled(label(MessageCode.PutReq, location));
+  }
+
+  /** Whether a put of `location` given up on still awaits its answer. */
+  awaitsLateWrites(location: Location): boolean {
+    return this.cluster.awaitsLateWrites(label(MessageCode.PutReq, location));
   }
 
   /** Pings a node. */

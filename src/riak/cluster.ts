@@ -67,6 +67,11 @@ export const DEFAULT_RETRY_BASE_DELAY_MS = 50;
 export const DEFAULT_RETRY_MAX_DELAY_MS = 2_000;
 /** Default bound on requests waiting for a connection. */
 export const DEFAULT_QUEUE_LIMIT = 1024;
+/**
+ * Default longest wait for the answer to a write given up on (see
+ * {@link ClusterOptions.lateAnswerMs}): Riak's own default put timeout.
+ */
+export const DEFAULT_LATE_ANSWER_MS = 60_000;
 
 /** Cluster settings; pool and connection settings apply to every node. */
 export interface ClusterOptions extends NodeOptions {
@@ -88,6 +93,12 @@ export interface ClusterOptions extends NodeOptions {
   random?: () => number;
   /** Told each time a node goes down or comes back up (an operator wants to hear of it). */
   onNodeStateChange?: (node: NodeStatus) => void;
+  /**
+   * How long a put with a key that timed out, or whose node was given up on, keeps its
+   * connection open for the answer still owed (ms; see {@link RiakCluster.lateWritesSettled});
+   * default {@link DEFAULT_LATE_ANSWER_MS}.
+   */
+  lateAnswerMs?: number;
 }
 
 /** How one operation may be retried. */
@@ -134,6 +145,11 @@ interface Waiter {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** The key of a write in {@link RiakCluster}'s late writes: its bucket type, bucket and key. */
+function lateWriteKey(label: RequestLabel): string {
+  return JSON.stringify([label.type ?? "default", label.bucket, label.key]);
+}
+
 /** Several Riak nodes, their pools, node selection, retries and the wait queue. */
 export class RiakCluster {
   /** The nodes, in the order given. */
@@ -150,6 +166,10 @@ export class RiakCluster {
   private readonly reachabilityWaiters = new Set<() => void>();
   private nextIndex = 0;
   private closed = false;
+  /** See {@link ClusterOptions.lateAnswerMs}. */
+  readonly lateAnswerMs: number;
+  /** Connections waiting for the answer to a write given up on, by the write's key. */
+  private readonly lateWrites = new Map<string, Set<Connection>>();
 
   constructor(options: ClusterOptions) {
     const {
@@ -162,8 +182,10 @@ export class RiakCluster {
       queueTimeoutMs,
       random,
       onNodeStateChange,
+      lateAnswerMs,
       ...nodeOptions
     } = options;
+    this.lateAnswerMs = lateAnswerMs ?? DEFAULT_LATE_ANSWER_MS;
     this.nodes = parseNodeList(nodes).map(({ host, port }) =>
       new RiakNode(host, port, nodeOptions)
     );
@@ -220,6 +242,9 @@ export class RiakCluster {
         return result;
       } catch (error) {
         if (lease) reportFailure(lease.node, error);
+        if (lease?.connection.lateAnswer && options.label) {
+          this.awaitLateAnswer(options.label, lease.connection);
+        }
         if (this.canVerify(error, options)) maybeApplied = error;
         else if (!this.shouldRetry(error, options.idempotent, attempt)) {
           throw afterAttempts(error, attempt);
@@ -307,9 +332,42 @@ export class RiakCluster {
     return this.nodes.map(statusOf);
   }
 
+  /**
+   * Resolves once every write of the key `label` names that was given up on while Riak may
+   * still apply it (a put that timed out, or whose node stopped answering) was answered after
+   * all, or its connection closed, or its wait ended ({@link ClusterOptions.lateAnswerMs}). A
+   * removal of the key waits for this: before, a put landing late would bring back what it
+   * removed.
+   */
+  lateWritesSettled(label: RequestLabel): Promise<void> {
+    const waiting = this.lateWrites.get(lateWriteKey(label));
+    if (waiting === undefined) return Promise.resolve();
+    return Promise.all([...waiting].map((connection) => connection.lateAnswer)).then(() => {});
+  }
+
+  /** Whether a write of the key `label` names awaits its late answer ({@link lateWritesSettled}). */
+  awaitsLateWrites(label: RequestLabel): boolean {
+    return this.lateWrites.has(lateWriteKey(label));
+  }
+
+  /** Remembers `connection`, which waits for the late answer to the write `label` names. */
+  private awaitLateAnswer(label: RequestLabel, connection: Connection): void {
+    const key = lateWriteKey(label);
+    const waiting = this.lateWrites.get(key) ?? new Set<Connection>();
+    this.lateWrites.set(key, waiting);
+    waiting.add(connection);
+    void connection.lateAnswer!.then(() => {
+      waiting.delete(connection);
+      if (waiting.size === 0 && this.lateWrites.get(key) === waiting) this.lateWrites.delete(key);
+    });
+  }
+
   /** Closes every node; waiting requests fail with {@link ClosedError}. */
   close(): Promise<void> {
     this.closed = true;
+    for (const waiting of this.lateWrites.values()) {
+      for (const connection of waiting) connection.destroy();
+    }
     for (const waiter of this.waiters.splice(0)) {
       clearTimeout(waiter.timer);
       waiter.reject(new ClosedError("Riak cluster client"));

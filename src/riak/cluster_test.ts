@@ -772,3 +772,59 @@ Deno.test("many requests through a small pool: all complete, the pool never exce
     assert.equal(node.inUse, 0);
   });
 });
+
+Deno.test("a put that timed out and was stored by a retry still awaits its late answer: lateWritesSettled waits for it", async () => {
+  // The first put of k is answered only when the test says (its node resumed late); the
+  // check after its timeout finds nothing, and the retry is answered at once.
+  let answerFirstPut: (() => void) | undefined;
+  let puts = 0;
+  const node = await startFakeNode((code, _body, socket) => {
+    if (code === MessageCode.PingReq) socket.write(answer(MessageCode.PingResp));
+    if (code === MessageCode.GetReq) socket.write(answer(MessageCode.GetResp));
+    if (code !== MessageCode.PutReq) return;
+    if (++puts === 1) answerFirstPut = () => socket.write(answer(MessageCode.PutResp));
+    else socket.write(answer(MessageCode.PutResp));
+  });
+  const riak = testClient([node.address], { requestTimeoutMs: 100, stallCheckAfterMs: 0 });
+  const where = { bucket: "b", key: "k" };
+  try {
+    await riak.put(where, { value: bytes("v") }, { ifNoneMatch: true });
+    assert.equal(puts, 2, "stored by the retry");
+    assert.equal(riak.awaitsLateWrites(where), true);
+    assert.equal(riak.awaitsLateWrites({ bucket: "b", key: "other" }), false);
+    let settled = false;
+    const waited = riak.lateWritesSettled(where).then(() => settled = true);
+    await riak.ping();
+    assert.equal(settled, false, "the first put may still be applied");
+    answerFirstPut!();
+    await waited;
+    assert.equal(riak.awaitsLateWrites(where), false);
+    await riak.lateWritesSettled(where); // nothing left to wait for
+  } finally {
+    await riak.close();
+    await node.close();
+  }
+});
+
+Deno.test("closing the client ends the waits for late answers", async () => {
+  const node = await startFakeNode((code, _body, socket) => {
+    if (code === MessageCode.GetReq) socket.write(answer(MessageCode.GetResp));
+  });
+  const riak = testClient([node.address], {
+    requestTimeoutMs: 100,
+    stallCheckAfterMs: 0,
+    maxAttempts: 1,
+  });
+  const where = { bucket: "b", key: "k" };
+  try {
+    await assert.rejects(riak.put(where, { value: bytes("v") }), TimeoutError);
+    assert.equal(riak.awaitsLateWrites(where), true);
+    const waited = riak.lateWritesSettled(where);
+    await riak.close();
+    await waited;
+    assert.equal(riak.awaitsLateWrites(where), false);
+  } finally {
+    await riak.close();
+    await node.close();
+  }
+});

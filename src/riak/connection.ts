@@ -5,7 +5,9 @@
  *
  * A connection that saw a protocol violation, a timeout or an unexpected close is destroyed
  * and never reused ({@link Connection.usable} turns false); an RpbErrorResp only fails the
- * request (Riak keeps the connection open after it, unless it closes it itself).
+ * request (Riak keeps the connection open after it, unless it closes it itself). A write
+ * given up on may ask to keep it open, unused, for its late answer
+ * ({@link RequestOptions.awaitLateAnswerMs}): Riak may apply it still.
  *
  * @example
  * ```ts
@@ -92,11 +94,20 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** What the request is, for error texts. */
   label?: RequestLabel;
+  /**
+   * For a write Riak may still apply after the request timed out or its node was given up
+   * on (a timed-out request may or may not be applied, and a node that resumes works off
+   * what it received): the request fails all the same, but the connection stays open, never
+   * reused, for the answer still owed, at most this long (ms). {@link Connection.lateAnswer}
+   * settles once that answer came, the node closed the connection, or this time passed.
+   */
+  awaitLateAnswerMs?: number;
 }
 
 interface Pending {
   label: RequestLabel;
   timeoutMs: number;
+  awaitLateAnswerMs?: number;
   timer?: ReturnType<typeof setTimeout>;
   onFrame(frame: Frame): void;
   fail(error: Error): void;
@@ -123,6 +134,13 @@ export class Connection {
   private pausedForConsumer = false;
   /** When the last request finished (ms since epoch); pools expire idle connections by it. */
   lastUsedAt = Date.now();
+  /**
+   * Set once a write given up on waits for its answer (see
+   * {@link RequestOptions.awaitLateAnswerMs}): settles when the wait is over.
+   */
+  lateAnswer?: Promise<void>;
+  /** Whether frames still go to the request given up on (see {@link lateAnswer}). */
+  private awaitingLateAnswer = false;
 
   private constructor(socket: Socket, options: ConnectionOptions, reads?: DirectReads) {
     this.node = `${options.host}:${options.port}`;
@@ -345,6 +363,7 @@ export class Connection {
   /** Destroys the connection at once, failing the request in flight with `error`. */
   destroy(error: Error = new ConnectionError("connection destroyed", this.node)): void {
     if (this.failure === undefined) this.failure = error;
+    this.awaitingLateAnswer = false;
     this.detach();
     this.socket.destroy();
     const pending = this.pending;
@@ -362,12 +381,44 @@ export class Connection {
    */
   abandon(reason: string): void {
     const pending = this.pending;
-    this.destroy(
+    this.giveUp(
+      pending,
       new ConnectionError(reason, this.node, {
         request: pending?.label,
         maybeApplied: pending !== undefined,
       }),
     );
+  }
+
+  /**
+   * Fails `pending`, the request in flight, with `error`: destroys the connection, or, for a
+   * write whose answer is still awaited ({@link RequestOptions.awaitLateAnswerMs}), keeps it
+   * open for that answer alone.
+   */
+  private giveUp(pending: Pending | undefined, error: Error): void {
+    if (pending?.awaitLateAnswerMs === undefined || this.awaitingLateAnswer) {
+      return this.destroy(error);
+    }
+    this.failure ??= error;
+    clearTimeout(pending.timer);
+    this.awaitingLateAnswer = true;
+    let settle!: () => void;
+    this.lateAnswer = new Promise<void>((resolve) => settle = resolve);
+    const timer = setTimeout(() => this.destroy(), pending.awaitLateAnswerMs);
+    // The wait keeps no process alive: one ending meanwhile closes the socket all the same.
+    (timer as { unref?: () => void }).unref?.();
+    this.socket.unref();
+    this.pending = {
+      label: pending.label,
+      timeoutMs: pending.timeoutMs,
+      // Whatever the answer says, the write's fate is decided.
+      onFrame: () => this.destroy(),
+      fail: () => {
+        clearTimeout(timer);
+        settle();
+      },
+    };
+    pending.fail(error);
   }
 
   private send(
@@ -404,6 +455,7 @@ export class Connection {
     const pending: Pending = {
       label,
       timeoutMs,
+      awaitLateAnswerMs: options.awaitLateAnswerMs,
       onFrame: (frame) => {
         this.armTimer(pending);
         handler.onFrame(frame, {
@@ -448,7 +500,8 @@ export class Connection {
         if (this.pausedForConsumer) return this.armTimer(pending);
         const leftMs = pending.timeoutMs - (performance.now() - startedAt);
         if (stallEveryMs === undefined || leftMs <= 0) {
-          this.destroy(
+          this.giveUp(
+            pending,
             new TimeoutError(this.node, "request", pending.timeoutMs, {
               request: pending.label,
               maybeApplied: true,
@@ -529,7 +582,7 @@ export class Connection {
         return;
       }
       for (const frame of frames) {
-        if (this.failure !== undefined) return;
+        if (this.failure !== undefined && !this.awaitingLateAnswer) return;
         const pending = this.pending;
         if (pending === undefined) {
           this.destroy(

@@ -361,3 +361,84 @@ Deno.test("an answer that came in time while this process was held up is read, n
     peer.terminate();
   }
 });
+
+/** A node that answers a put only when the test lets it (a node that resumes late). */
+async function startLateNode() {
+  let answerNow: (() => void) | undefined;
+  let received!: () => void;
+  const arrived = new Promise<void>((resolve) => received = resolve);
+  const node = await startFakeNode((code, _body, socket) => {
+    if (code !== MessageCode.PutReq) return;
+    answerNow = () => socket.write(answer(MessageCode.PutResp));
+    received();
+  });
+  return {
+    node,
+    arrived,
+    answer: () => answerNow!(),
+    /** A connection to it whose requests time out after 50 ms. */
+    open: () => Connection.open({ host: "127.0.0.1", port: node.port, requestTimeoutMs: 50 }),
+  };
+}
+
+/** A put of key `k` on `connection`. */
+function putK(connection: Connection, awaitLateAnswerMs?: number) {
+  return connection.request(
+    MessageCode.PutReq,
+    { bucket: text("b"), key: text("k"), content: { value: text("v") } },
+    MessageCode.PutResp,
+    { awaitLateAnswerMs },
+  );
+}
+
+Deno.test("a write that timed out keeps its connection, never reused, until its late answer came", async () => {
+  const late = await startLateNode();
+  const connection = await late.open();
+  try {
+    await assert.rejects(
+      putK(connection, 60_000),
+      (error: unknown) => error instanceof TimeoutError && error.maybeApplied,
+    );
+    assert.equal(connection.dead, true, "never reused");
+    let settled = false;
+    void connection.lateAnswer!.then(() => settled = true);
+    await late.arrived;
+    await Promise.resolve();
+    assert.equal(settled, false, "the answer is still owed");
+    late.answer();
+    await connection.lateAnswer;
+    assert.equal(settled, true);
+  } finally {
+    connection.destroy();
+    await late.node.close();
+  }
+});
+
+Deno.test("a write's late answer is awaited no longer than asked, nor once the node closed the connection", async () => {
+  const late = await startLateNode();
+  const capped = await late.open();
+  const closed = await late.open();
+  try {
+    await assert.rejects(putK(capped, 30), TimeoutError);
+    await capped.lateAnswer; // Never answered: the wait ends by itself.
+    await assert.rejects(putK(closed, 60_000), TimeoutError);
+    await late.node.close(); // Drops its connections.
+    await closed.lateAnswer;
+  } finally {
+    capped.destroy();
+    closed.destroy();
+    await late.node.close();
+  }
+});
+
+Deno.test("a request given up on without awaitLateAnswerMs destroys its connection at once", async () => {
+  const late = await startLateNode();
+  const connection = await late.open();
+  try {
+    await assert.rejects(putK(connection), TimeoutError);
+    assert.equal(connection.lateAnswer, undefined);
+  } finally {
+    connection.destroy();
+    await late.node.close();
+  }
+});

@@ -91,4 +91,12 @@ export interface StoreClient {
    * is: every view of it reads as empty afterwards. Optional; a client may do nothing.
    */
   release?(value: Uint8Array): void;
+  /**
+   * Resolves once no put of `location` that failed while Riak may still apply it (it timed
+   * out, or its node stopped answering) can land unheard: each was answered late, or its
+   * connection closed, or the client stopped waiting. Optional; without it, none is awaited.
+   */
+  lateWritesSettled?(location: ObjectLocation): Promise<void>;
+  /** Whether a put of `location` awaits its late answer (see {@link lateWritesSettled}). */
+  awaitsLateWrites?(location: ObjectLocation): boolean;
 }

@@ -97,6 +97,20 @@ export function riakStoreClient(riak: RiakClient): StoreClient {
       // Values are views into the answer's frame; a long frame holds nothing else.
       releaseFrame(value);
     },
+    lateWritesSettled(location) {
+      return riak.lateWritesSettled({
+        type: location.bucketType,
+        bucket: location.bucket,
+        key: location.key,
+      });
+    },
+    awaitsLateWrites(location) {
+      return riak.awaitsLateWrites({
+        type: location.bucketType,
+        bucket: location.bucket,
+        key: location.key,
+      });
+    },
   };
 }
 

@@ -372,6 +372,21 @@ export class Store {
   }
 
   /**
+   * Resolves once no write of the file at `path` that failed while Riak may still apply it
+   * (a put that timed out: see {@link StoreClient.lateWritesSettled}) can land unheard. A
+   * removal of the file waits for this first: a put landing after it would bring the file
+   * back, unlisted but found by its key.
+   */
+  async lateWritesSettled(path: StorePath): Promise<void> {
+    await this.#client.lateWritesSettled?.(this.layout.file(normalizePath(path)).object);
+  }
+
+  /** Whether a write of the file at `path` awaits its late answer ({@link lateWritesSettled}). */
+  awaitsLateWrites(path: StorePath): boolean {
+    return this.#client.awaitsLateWrites?.(this.layout.file(normalizePath(path)).object) ?? false;
+  }
+
+  /**
    * The whole content of a file in memory, verified; retries if the file is overwritten
    * meanwhile. For large files stream with {@link readRange} instead.
    */
@@ -648,6 +663,7 @@ export class Store {
   async remove(path: StorePath, options: { recursive?: boolean } = {}): Promise<void> {
     const p = normalizePath(path);
     if (p.length === 0) throw new InvalidPathError("/", "the root cannot be removed");
+    await this.lateWritesSettled(p);
     const stat = await this.stat(p);
     const { parent, name } = splitParent(p);
     if (stat.type === "directory") {
@@ -714,6 +730,8 @@ export class Store {
       throw new InvalidPathError(displayPath(f.length === 0 ? f : t), "the root cannot be renamed");
     }
     if (isSameOrBelow(t, f)) throw new InvalidPathError(displayPath(t), "inside the source");
+    // The old name goes: a put of it landing late would bring it back.
+    await this.lateWritesSettled(f);
     const source = await this.stat(f);
     const target = await this.#statOrUndefined(t);
     if (target) {

@@ -1,0 +1,69 @@
+// A put of a file that failed while Riak may still apply it (timed out) can land after a
+// removal or rename of the file: the store waits for the client to settle such puts of the
+// file's key before it takes the name away.
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import type { StoreClient } from "./client.ts";
+import type { ObjectLocation } from "./layout.ts";
+import { withStore } from "./_test_support.ts";
+import { Store } from "./store.ts";
+
+/**
+ * `client` with a late put of key `key` pending until `settle()`; records every delete and
+ * whether it came after the settling.
+ */
+function withLatePut(client: StoreClient, key: string) {
+  let settle!: () => void;
+  let settled = false;
+  const pending = new Promise<void>((resolve) => settle = resolve).then(() => {
+    settled = true;
+  });
+  const deletes: { key: string; afterSettled: boolean }[] = [];
+  let ask!: () => void;
+  /** Resolves once the store asked about the late put. */
+  const asked = new Promise<void>((resolve) => ask = resolve);
+  const isLate = (location: ObjectLocation) => Buffer.from(location.key).toString() === key;
+  const wrapped: StoreClient = {
+    ...client,
+    delete(location, options) {
+      deletes.push({ key: Buffer.from(location.key).toString(), afterSettled: settled });
+      return client.delete(location, options);
+    },
+    lateWritesSettled(location) {
+      if (!isLate(location) || settled) return Promise.resolve();
+      ask();
+      return pending;
+    },
+    awaitsLateWrites: (location) => isLate(location) && !settled,
+  };
+  return { client: wrapped, settle, deletes, asked };
+}
+
+for (const change of ["remove", "rename"] as const) {
+  Deno.test(`${change} of a file waits for its late puts to settle before the name goes`, async () => {
+    await withStore(async ({ client, bucket }) => {
+      const late = withLatePut(client, "d/late.txt");
+      const store = new Store(late.client, { namespace: { bucket } });
+      await store.writeFile("d/late.txt", Buffer.from("late"));
+      assert.equal(store.awaitsLateWrites("d/late.txt"), true);
+      assert.equal(store.awaitsLateWrites("d/other.txt"), false);
+      let done = false;
+      const changing = (change === "remove"
+        ? store.remove("d/late.txt")
+        : store.rename("d/late.txt", "d/moved.txt")).then(() =>
+          done = true
+        );
+      // Without the wait, the change would be over by now.
+      await Promise.race([late.asked, changing]);
+      assert.equal(done, false);
+      assert.equal(late.deletes.length, 0, "nothing deleted while the put may land");
+      // Looks go on meanwhile.
+      assert.equal((await store.tryStat("d/late.txt"))?.size, 4);
+      late.settle();
+      await changing;
+      assert.equal(await store.tryStat("d/late.txt"), undefined);
+      assert.ok(late.deletes.length > 0);
+      assert.ok(late.deletes.every((deleted) => deleted.afterSettled), "no delete before");
+    });
+  });
+}
