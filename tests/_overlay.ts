@@ -445,3 +445,80 @@ export async function step(
     }
   });
 }
+
+/** How an outage of {@link throughOutage} ends. */
+export type OutageEnding = "riak back" | "killed";
+
+/** A mount of {@link throughOutage}, whose Riak the test stops and brings back. */
+export interface OutageMount {
+  /** The mount serving now: another one once a `killed` ending mounted the preset again. */
+  readonly mounted: OverlayMount;
+  /**
+   * Stops Riak (by pid) and waits until the mount logged the outage, which `trigger` (a
+   * write, whose upload then fails) makes it find out.
+   */
+  stopRiak(trigger: () => Promise<void>): Promise<void>;
+  /**
+   * Ends the outage: Riak started again under the mount, or (`killed`) the mount SIGKILLed,
+   * Riak started again, `meanwhile` run (another host's writes, say), and the preset mounted
+   * again, replaying its journal.
+   */
+  end(ending: OutageEnding, meanwhile?: () => Promise<void>): Promise<void>;
+}
+
+/**
+ * Runs `body` on a mount of `preset` without kernel caching (every lookup reaches the mount,
+ * as once its entries expired) through an outage it makes; a failure carries what the mount
+ * logged, and whatever happens Riak is running again and the mount goes.
+ */
+export async function throughOutage(
+  env: OverlayEnv,
+  preset: string,
+  body: (outage: OutageMount) => Promise<void>,
+): Promise<void> {
+  const options = ["-o", "entry_timeout=0,attr_timeout=0"];
+  let mounted = await env.mount(preset, options);
+  let riakDown = false;
+  const outage: OutageMount = {
+    get mounted() {
+      return mounted;
+    },
+    stopRiak: async (trigger) => {
+      await env.riak.stop();
+      riakDown = true;
+      await trigger();
+      await eventually(
+        "the outage logged",
+        () => Promise.resolve(mounted.stderr().includes("Riak unreachable")),
+      );
+    },
+    end: async (ending, meanwhile) => {
+      if (ending === "killed") await killMount(env, mounted);
+      await env.riak.restart();
+      riakDown = false;
+      if (ending !== "killed") return;
+      await meanwhile?.();
+      mounted = await env.mount(preset, options);
+    },
+  };
+  try {
+    await body(outage);
+  } catch (error) {
+    throw withLog(error, mounted);
+  } finally {
+    if (riakDown) await env.riak.restart();
+    await env.unmount(mounted);
+  }
+}
+
+/** The names Riak lists in `directory`, sorted. */
+export async function riakNames(env: OverlayEnv, directory: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of env.store.list(directory)) names.push(entry.name.toString());
+  return names.sort();
+}
+
+/** Asserts that nothing is at `path` (lstat answers ENOENT). */
+export async function assertGone(path: string): Promise<void> {
+  await assert.rejects(fs.promises.lstat(path), { code: "ENOENT" }, `${path} is gone`);
+}

@@ -12,12 +12,14 @@ import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
 import {
+  assertGone,
   eventually,
-  killMount,
+  type OutageEnding,
+  type OutageMount,
   type OverlayEnv,
-  type OverlayMount,
+  riakNames,
+  throughOutage,
   waitForQuiet,
-  withLog,
   withOverlayEnv,
 } from "./_overlay.ts";
 
@@ -41,157 +43,128 @@ async function saveAtomically(path: string, content: Uint8Array): Promise<void> 
   await fsp.rename(`${path}.tmp`, path);
 }
 
-/** The names Riak lists in `directory`, sorted. */
-async function riakNames(env: OverlayEnv, directory: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const entry of env.store.list(directory)) names.push(entry.name.toString());
-  return names.sort();
-}
-
-async function assertGone(path: string): Promise<void> {
-  await assert.rejects(fsp.lstat(path), { code: "ENOENT" }, `${path} is gone`);
-}
-
 async function changeNamesThroughOutage(
   env: OverlayEnv,
   preset: string,
-  ending: "riak back" | "killed",
+  ending: OutageEnding,
+  outage: OutageMount,
 ): Promise<void> {
-  // No kernel caching: every lookup reaches the mount, as once its entries expired.
-  const options = ["-o", "entry_timeout=0,attr_timeout=0"];
-  let mounted: OverlayMount = await env.mount(preset, options);
-  let riakDown = false;
-  try {
-    const app = join(env.mountpoint, "app");
-    await fsp.mkdir(app);
-    await fsp.writeFile(join(app, "doc.txt"), "doc before the outage");
-    await waitForQuiet(env); // Riak holds app/doc.txt.
-    await env.riak.stop();
-    riakDown = true;
-    const files = new Map<string, Uint8Array>();
-    const removed = ["notes.txt.tmp", "draft.bin", "scratch.bin", "empty", "gone"];
-    /** What Riak lists in app at the end. */
-    const names = ["doc.txt", "final.bin", "first.bin", "new", "notes.txt"];
-    const write = async (name: string, content: Uint8Array) => {
-      await writeSynced(join(app, name), content);
-      files.set(name, content);
-    };
-    await write("first.bin", seededBytes(800, 3_000));
-    await eventually(
-      "the outage logged",
-      () => Promise.resolve(mounted.stderr().includes("Riak unreachable")),
-    );
+  const app = join(env.mountpoint, "app");
+  await fsp.mkdir(app);
+  await fsp.writeFile(join(app, "doc.txt"), "doc before the outage");
+  await waitForQuiet(env); // Riak holds app/doc.txt.
+  const files = new Map<string, Uint8Array>();
+  const removed = ["notes.txt.tmp", "draft.bin", "scratch.bin", "empty", "gone"];
+  /** What Riak lists in app at the end. */
+  const names = ["doc.txt", "final.bin", "first.bin", "new", "notes.txt"];
+  const write = async (name: string, content: Uint8Array) => {
+    await writeSynced(join(app, name), content);
+    files.set(name, content);
+  };
+  await outage.stopRiak(() => write("first.bin", seededBytes(800, 3_000)));
 
-    // An atomic save over a file written during the outage, twice.
-    await write("notes.txt", seededBytes(801, 2_000));
-    for (const seed of [802, 803]) {
-      await saveAtomically(join(app, "notes.txt"), seededBytes(seed, 2_500));
-      files.set("notes.txt", seededBytes(seed, 2_500));
+  // An atomic save over a file written during the outage, twice.
+  await write("notes.txt", seededBytes(801, 2_000));
+  for (const seed of [802, 803]) {
+    await saveAtomically(join(app, "notes.txt"), seededBytes(seed, 2_500));
+    files.set("notes.txt", seededBytes(seed, 2_500));
+  }
+  // A file only Riak holds cannot be looked at: left as it is (src/overlay's outage tests
+  // save over one whose stat the mount still holds).
+  files.set("doc.txt", Buffer.from("doc before the outage"));
+  // A file moved into place, a large one (chunked in Riak) too.
+  await writeSynced(join(app, "draft.bin"), seededBytes(806, 1_500_000));
+  await fsp.rename(join(app, "draft.bin"), join(app, "final.bin"));
+  files.set("final.bin", seededBytes(806, 1_500_000));
+  // A scratch file removed.
+  await writeSynced(join(app, "scratch.bin"), seededBytes(807, 500));
+  await fsp.unlink(join(app, "scratch.bin"));
+  // A new directory written into, and a file saved atomically in it.
+  await fsp.mkdir(join(app, "new"), { mode: 0o750 });
+  await write("new/a.txt", seededBytes(808, 700));
+  await saveAtomically(join(app, "new/b.txt"), seededBytes(809, 900));
+  files.set("new/b.txt", seededBytes(809, 900));
+  if (preset === "drain") {
+    // Legacy files (only in the source) written over during the outage: the local copy
+    // each write superseded goes when its name is saved over, moved or removed, never to
+    // come back through the union or into Riak.
+    await fsp.mkdir(join(env.source, "app"), { recursive: true });
+    for (const name of ["legacy-saved.txt", "legacy-moved.txt", "legacy-removed.txt"]) {
+      await fsp.writeFile(join(env.source, "app", name), `legacy ${name}`);
     }
-    // A file only Riak holds cannot be looked at: left as it is (src/overlay's outage tests
-    // save over one whose stat the mount still holds).
-    files.set("doc.txt", Buffer.from("doc before the outage"));
-    // A file moved into place, a large one (chunked in Riak) too.
-    await writeSynced(join(app, "draft.bin"), seededBytes(806, 1_500_000));
-    await fsp.rename(join(app, "draft.bin"), join(app, "final.bin"));
-    files.set("final.bin", seededBytes(806, 1_500_000));
-    // A scratch file removed.
-    await writeSynced(join(app, "scratch.bin"), seededBytes(807, 500));
-    await fsp.unlink(join(app, "scratch.bin"));
-    // A new directory written into, and a file saved atomically in it.
-    await fsp.mkdir(join(app, "new"), { mode: 0o750 });
-    await write("new/a.txt", seededBytes(808, 700));
-    await saveAtomically(join(app, "new/b.txt"), seededBytes(809, 900));
-    files.set("new/b.txt", seededBytes(809, 900));
-    if (preset === "drain") {
-      // Legacy files (only in the source) written over during the outage: the local copy
-      // each write superseded goes when its name is saved over, moved or removed, never to
-      // come back through the union or into Riak.
-      await fsp.mkdir(join(env.source, "app"), { recursive: true });
-      for (const name of ["legacy-saved.txt", "legacy-moved.txt", "legacy-removed.txt"]) {
-        await fsp.writeFile(join(env.source, "app", name), `legacy ${name}`);
-      }
-      await write("legacy-saved.txt", seededBytes(811, 300));
-      await saveAtomically(join(app, "legacy-saved.txt"), seededBytes(812, 400));
-      files.set("legacy-saved.txt", seededBytes(812, 400));
-      await writeSynced(join(app, "legacy-moved.txt"), seededBytes(813, 500));
-      await fsp.rename(join(app, "legacy-moved.txt"), join(app, "legacy-here.txt"));
-      files.set("legacy-here.txt", seededBytes(813, 500));
-      await writeSynced(join(app, "legacy-removed.txt"), seededBytes(814, 600));
-      await fsp.unlink(join(app, "legacy-removed.txt"));
-      removed.push("legacy-moved.txt", "legacy-removed.txt");
-      names.push("legacy-here.txt", "legacy-saved.txt");
-    }
-    // An empty directory removed, and one whose only file was removed first.
-    await fsp.mkdir(join(app, "empty"));
-    await fsp.rmdir(join(app, "empty"));
-    await fsp.mkdir(join(app, "gone"));
-    await writeSynced(join(app, "gone/x"), seededBytes(810, 100));
-    await fsp.unlink(join(app, "gone/x"));
-    await fsp.rmdir(join(app, "gone"));
+    await write("legacy-saved.txt", seededBytes(811, 300));
+    await saveAtomically(join(app, "legacy-saved.txt"), seededBytes(812, 400));
+    files.set("legacy-saved.txt", seededBytes(812, 400));
+    await writeSynced(join(app, "legacy-moved.txt"), seededBytes(813, 500));
+    await fsp.rename(join(app, "legacy-moved.txt"), join(app, "legacy-here.txt"));
+    files.set("legacy-here.txt", seededBytes(813, 500));
+    await writeSynced(join(app, "legacy-removed.txt"), seededBytes(814, 600));
+    await fsp.unlink(join(app, "legacy-removed.txt"));
+    removed.push("legacy-moved.txt", "legacy-removed.txt");
+    names.push("legacy-here.txt", "legacy-saved.txt");
+  }
+  // An empty directory removed, and one whose only file was removed first.
+  await fsp.mkdir(join(app, "empty"));
+  await fsp.rmdir(join(app, "empty"));
+  await fsp.mkdir(join(app, "gone"));
+  await writeSynced(join(app, "gone/x"), seededBytes(810, 100));
+  await fsp.unlink(join(app, "gone/x"));
+  await fsp.rmdir(join(app, "gone"));
 
-    const assertTreeThroughMount = async (riakAway: boolean) => {
-      for (const [name, content] of files) {
-        if (riakAway && name === "doc.txt") continue; // Only Riak holds it.
-        assert.ok(
-          Buffer.from(content).equals(await fsp.readFile(join(app, name))),
-          `${name} through the mount`,
-        );
-      }
-      for (const name of removed) await assertGone(join(app, name));
-      assert.equal((await fsp.stat(join(app, "new"))).mode & 0o777, 0o750);
-    };
-    await assertTreeThroughMount(true);
-    // drain lists the union, degraded to what the mount holds (not doc.txt, only in Riak);
-    // riak's listings are Riak's.
-    if (preset === "drain") {
-      assert.deepEqual(
-        (await fsp.readdir(app)).sort(),
-        names.filter((name) => name !== "doc.txt").sort(),
-      );
-      assert.deepEqual((await fsp.readdir(join(app, "new"))).sort(), ["a.txt", "b.txt"]);
-    }
-
-    if (ending === "killed") {
-      await killMount(env, mounted);
-      await env.riak.restart();
-      riakDown = false;
-      mounted = await env.mount(preset, options);
-    } else {
-      await env.riak.restart();
-      riakDown = false;
-    }
-    await waitForQuiet(env);
+  const assertTreeThroughMount = async (riakAway: boolean) => {
     for (const [name, content] of files) {
+      if (riakAway && name === "doc.txt") continue; // Only Riak holds it.
       assert.ok(
-        Buffer.from(content).equals(await env.store.readFile(`/app/${name}`)),
-        `app/${name} in Riak byte for byte`,
+        Buffer.from(content).equals(await fsp.readFile(join(app, name))),
+        `${name} through the mount`,
       );
     }
-    assert.deepEqual(await riakNames(env, "/app"), names.sort());
-    assert.deepEqual(await riakNames(env, "/app/new"), ["a.txt", "b.txt"]);
-    assert.equal((await env.store.tryStat("/app/new"))?.mode! & 0o777, 0o750);
-    await assertTreeThroughMount(false);
-    assert.deepEqual((await fsp.readdir(app)).sort(), names.sort());
-    if (preset === "drain") {
-      // Each legacy copy went: removed, or once Riak held the bytes that superseded it.
-      await eventually(
-        "the superseded legacy copies deleted",
-        async () => (await fsp.readdir(join(env.source, "app"))).length === 0,
-      );
-    }
-  } catch (error) {
-    throw withLog(error, mounted);
-  } finally {
-    if (riakDown) await env.riak.restart();
-    await env.unmount(mounted);
+    for (const name of removed) await assertGone(join(app, name));
+    assert.equal((await fsp.stat(join(app, "new"))).mode & 0o777, 0o750);
+  };
+  await assertTreeThroughMount(true);
+  // drain lists the union, degraded to what the mount holds (not doc.txt, only in Riak);
+  // riak's listings are Riak's.
+  if (preset === "drain") {
+    assert.deepEqual(
+      (await fsp.readdir(app)).sort(),
+      names.filter((name) => name !== "doc.txt").sort(),
+    );
+    assert.deepEqual((await fsp.readdir(join(app, "new"))).sort(), ["a.txt", "b.txt"]);
+  }
+
+  await outage.end(ending);
+  await waitForQuiet(env);
+  for (const [name, content] of files) {
+    assert.ok(
+      Buffer.from(content).equals(await env.store.readFile(`/app/${name}`)),
+      `app/${name} in Riak byte for byte`,
+    );
+  }
+  assert.deepEqual(await riakNames(env, "/app"), names.sort());
+  assert.deepEqual(await riakNames(env, "/app/new"), ["a.txt", "b.txt"]);
+  assert.equal((await env.store.tryStat("/app/new"))?.mode! & 0o777, 0o750);
+  await assertTreeThroughMount(false);
+  assert.deepEqual((await fsp.readdir(app)).sort(), names.sort());
+  if (preset === "drain") {
+    // Each legacy copy went: removed, or once Riak held the bytes that superseded it.
+    await eventually(
+      "the superseded legacy copies deleted",
+      async () => (await fsp.readdir(join(env.source, "app"))).length === 0,
+    );
   }
 }
 
 for (const preset of ["drain", "riak"]) {
   for (const ending of ["riak back", "killed"] as const) {
     Deno.test(`${preset}, Riak down${ending === "killed" ? ", riakfs killed" : ""}: atomic saves, moves, removals, mkdir and rmdir of files in the spool end in Riak as the applications saw them`, async () => {
-      await withOverlayEnv((env) => changeNamesThroughOutage(env, preset, ending));
+      await withOverlayEnv((env) =>
+        throughOutage(
+          env,
+          preset,
+          (outage) => changeNamesThroughOutage(env, preset, ending, outage),
+        )
+      );
     });
   }
 }

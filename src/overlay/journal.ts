@@ -135,12 +135,24 @@ export interface PendingMirror {
    * (size, mtime in nanoseconds as decimal text) its uploads called off would have stored.
    * One of them in Riak is this mount's own (an attempt that landed), removed, not set aside.
    */
-  ours?: { size: number; mtimeNs: string }[];
+  ours?: RiakVersion[];
   /**
    * For `remove`: the path was a directory (removed, or renamed away) in the source. Riak's
    * directory goes once it is empty; entries only Riak holds keep it.
    */
   directory?: true;
+  /**
+   * For the `remove` of a file only Riak held, removed while Riak was away: the version of it
+   * (size, mtime in nanoseconds as decimal text) the mount showed. Riak's file goes only while
+   * it is that one; another (written elsewhere meanwhile) is set aside, not removed.
+   */
+  removes?: RiakVersion;
+}
+
+/** A version of a file in Riak as a journal line holds it: its size and mtime (decimal ns). */
+export interface RiakVersion {
+  size: number;
+  mtimeNs: string;
 }
 
 /** An entry of the journal: a staged file to upload, or a local path to mirror. */

@@ -124,6 +124,31 @@ Deno.test("mirror entries survive a reopen beside staged uploads, in order", asy
   });
 });
 
+Deno.test("changes of names made while Riak was away survive a reopen, in order, with the version a removal expects", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    const { journal } = await UploadJournal.open(file);
+    // rm f (only Riak held it, seen at one version); f made again; rmdir d; mkdir d.
+    const removes = { size: 12, mtimeNs: "1700000000123456789" };
+    const [removal] = await journal.addTogether([{ path: "/f", mirror: "remove", removes }]);
+    const [again] = await journal.addTogether([upload("/f")]);
+    const [rmdir] = await journal.addTogether([{ path: "/d", mirror: "remove", directory: true }]);
+    const [mkdir] = await journal.addTogether([
+      { path: "/d", mirror: "directory", set: { mode: 0o700, mtimeNs: "5" } },
+    ]);
+    // No close: a crash (SIGKILL) leaves the file as written and fsync'd.
+    const first = await UploadJournal.open(file);
+    assert.deepEqual(first.pending, [removal, again, rmdir, mkdir]);
+    assert.deepEqual(first.pending[0], { id: removal.id, path: "/f", mirror: "remove", removes });
+    // The rewrite at opening keeps them as they were.
+    await first.journal.close();
+    const second = await UploadJournal.open(file);
+    assert.deepEqual(second.pending, [removal, again, rmdir, mkdir]);
+    await second.journal.close();
+    await journal.close();
+  });
+});
+
 Deno.test("a journal with an entry pending for long is rewritten, not left to grow", async () => {
   await withDirectory(async (directory) => {
     const file = join(directory, "journal");

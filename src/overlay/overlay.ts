@@ -79,7 +79,9 @@ import {
   type NewEntry,
   type PendingMirror,
   type PendingUpload,
+  type RiakVersion,
 } from "./journal.ts";
+import { LISTED_NAMES_PER_DIRECTORY, ListedInRiak } from "./listed_in_riak.ts";
 import { localPathBeneath } from "./local_path.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
@@ -331,7 +333,8 @@ interface RiakHandle {
 type Located =
   | { where: "open"; session: WriteSession }
   | { where: "spool"; upload: PendingUpload; stats: BigIntStats }
-  | { where: "riak"; stat: FileStat }
+  /** `stale`: Riak could not be asked; `stat` is what it held when last seen. */
+  | { where: "riak"; stat: FileStat; stale?: true }
   /** `unverified`: served locally only because Riak could not be asked (it may be newer). */
   | { where: "local"; stats: BigIntStats; unverified?: true };
 
@@ -381,10 +384,22 @@ export class OverlayFileSystem implements FileSystem {
   readonly #mirrored = new Map<string, string>();
   /**
    * Paths Riak was seen to hold, most recent last (bounded). While Riak is unreachable a
-   * lookup of one of them fails with EIO; any other name answers ENOENT, so applications
-   * can still create files (they wait in the spool).
+   * lookup of one of them fails with EIO (unless {@link #riakFilesSeen} holds it); any other
+   * name answers ENOENT, so applications can still create files (they wait in the spool).
    */
   readonly #knownInRiak = new Map<string, true>();
+  /**
+   * In modes that write Riak only, the last version of each file Riak was seen to hold (looked
+   * up, or uploaded by this mount), most recent last (bounded): during an outage a lookup of
+   * one answers it (stale: opening it still needs Riak), so that it can be removed, its
+   * removal journaled to remove that version only ({@link PendingMirror.removes}).
+   */
+  readonly #riakFilesSeen = new Map<string, SeenFile>();
+  /**
+   * Riak's listings of directories, read whole and kept up with the mount's changes (modes
+   * that write Riak only): while Riak is away, an empty one may be removed.
+   */
+  readonly #listedInRiak: ListedInRiak;
   /**
    * Names answered ENOENT during an outage only because Riak could not be asked. What the
    * mount writes under them is journaled `unseen` (see {@link PendingMirror.unseen}): a file
@@ -476,6 +491,7 @@ export class OverlayFileSystem implements FileSystem {
     this.#attrTimeout = options.attrTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
     this.#now = options.now ?? Date.now;
     this.#limits = options.tableLimits ?? DEFAULT_TABLE_LIMITS;
+    this.#listedInRiak = new ListedInRiak(this.#limits.stats);
     this.#directoryTimes = new DirectoryTimes({
       write: (path, mtimeNs) => this.#writeDirectoryTime(path, mtimeNs),
       delayMs: options.directoryTimeDelayMs,
@@ -541,6 +557,8 @@ export class OverlayFileSystem implements FileSystem {
       mirrored: this.#mirrored.size,
       served: this.#served.size,
       knownInRiak: this.#knownInRiak.size,
+      riakFilesSeen: this.#riakFilesSeen.size,
+      listedInRiak: this.#listedInRiak.size,
       unseen: this.#unseen.size,
       statCache: this.#statCache.size,
       riakDirectories: this.#riakDirectories.size,
@@ -1024,10 +1042,11 @@ export class OverlayFileSystem implements FileSystem {
         await this.#attrOf(path, await this.#locate(path)),
       );
     }
-    const followsSource = await this.#inRiakUnlessOutage(
-      path,
-      () => this.#mkdirInRiak(path, attributes),
-    );
+    const followsSource = await this.#inRiakUnlessOutage(path, async () => {
+      await this.#mkdirInRiak(path, attributes);
+      // Made now: empty, as far as this mount knows (for an rmdir while Riak is away).
+      if (this.#stagesWrites()) this.#listedInRiak.listed(path, []);
+    });
     await this.#inSourceThenFollowing(path, followsSource, async () => {
       const directory = await this.#localPath(path);
       await this.#makeLocalParents(path);
@@ -1290,6 +1309,10 @@ export class OverlayFileSystem implements FileSystem {
   /** @inheritdoc */
   async rmdir(ctx: RequestContext, parent: number, name: string): Promise<void> {
     const path = childPath(this.#nodes.pathOf(parent), name);
+    // Riak's listing cannot be read now: what the mount knows of it answers.
+    if (
+      this.#stagesWrites() && !this.#madeWhileAway(path) && await this.#rmdirSeenWhileAway(path)
+    ) return;
     if (await this.#hasEntries(path)) throw fail(Errno.ENOTEMPTY, `${path}: directory not empty`);
     // Going away: its mtime is not written (not under its removal either).
     await this.#directoryTimes.forget(path);
@@ -1458,13 +1481,16 @@ export class OverlayFileSystem implements FileSystem {
   /**
    * unlink while Riak is away, of a file whose bytes are in the spool (its uploads, an open
    * session): the removal from Riak is journaled, and stands in for the uploads not gone yet
-   * (a removal took away whatever an upload left). A file only Riak holds goes the usual way
-   * (EIO).
+   * (a removal took away whatever an upload left). A file only Riak holds is removed as
+   * {@link #removeSeenWhileAway} says; any other goes the usual way (EIO).
    */
   async #unlinkWhileAway(path: string, ctx: RequestContext): Promise<void> {
     await this.#sessionsStarted([path]);
     const open = this.#sessions.get(path);
-    if (!open && !this.#o.uploads.pendingFor(path)) return await this.#unlinkNow(path, ctx);
+    if (!open && !this.#o.uploads.pendingFor(path)) {
+      if (await this.#removeSeenWhileAway(path)) return;
+      return await this.#unlinkNow(path, ctx);
+    }
     await this.#holdingSessions(open ? [open] : [], async () => {
       if (open) await this.#keepBytesOf(open); // drain: maybe from the local copy dropped next.
       await this.#dropSupersededLocalCopy(path, open);
@@ -1474,6 +1500,61 @@ export class OverlayFileSystem implements FileSystem {
     this.#superseded.delete(path);
     this.#forgetPath(path);
     this.#entriesChanged(parentOf(path));
+  }
+
+  /**
+   * unlink while Riak is away of a file only Riak holds whose version this mount saw there
+   * (looked up, or uploaded, since it started), with no local copy (drain): its removal is
+   * journaled with that version (durable before it answers), the name is gone at once, and
+   * Riak follows once back, removing that version only ({@link PendingMirror.removes}: one
+   * written elsewhere meanwhile is set aside). False, having done nothing, for any other
+   * name (unseen, not a file, the source's copy beside it): Riak's state of it is unknown.
+   */
+  async #removeSeenWhileAway(path: string): Promise<boolean> {
+    const seen = this.#riakFilesSeen.get(path);
+    if (this.#o.health.reachable || seen === undefined) return false;
+    if (this.#o.source !== undefined && await this.#lstatLocal(path)) return false;
+    // Handles reading it keep what can be kept (see #copyOpenContent): Riak's copy goes later.
+    await this.#copyOpenContent(path);
+    const removes = { size: seen.size, mtimeNs: seen.mtimeNs };
+    await this.#o.uploads.submitTogether([{ path, mirror: "remove", removes }]);
+    this.#forgetPath(path);
+    this.#entriesChanged(parentOf(path));
+    return true;
+  }
+
+  /**
+   * rmdir while Riak is away of a directory Riak was seen to hold whose whole listing this
+   * mount read ({@link #listedInRiak}): empty, once the names removed through the mount since
+   * are left out, and with nothing of the mount's own on its way into it, its removal is
+   * journaled (durable before it answers) and Riak's directory goes once Riak is back and
+   * the removals below it ran (one that holds entries only Riak has by then stays, with a
+   * warning). ENOTEMPTY where the listing still holds names. False, having done nothing,
+   * where the mount knows too little (EIO the usual way).
+   */
+  async #rmdirSeenWhileAway(path: string): Promise<boolean> {
+    if (this.#o.health.reachable || path === "/" || !this.#riakDirectories.has(path)) {
+      return false;
+    }
+    const listed = this.#listedInRiak.namesIn(path);
+    if (listed === undefined) return false;
+    const left = [...listed].filter((name) => {
+      const newest = this.#o.uploads.newestOf(childPath(path, name));
+      return newest === undefined || !isMirror(newest) || newest.mirror !== "remove";
+    });
+    if (left.length > 0 || this.#namesOnTheirWay(path).size > 0) {
+      throw fail(Errno.ENOTEMPTY, `${path}: directory not empty`);
+    }
+    await this.#directoryTimes.forget(path);
+    // drain: the source's directory first (it must be empty too); a crash before the line
+    // leaves Riak's, which the mount shows again: the rmdir was not answered.
+    if (this.#o.source !== undefined) {
+      await ignoreMissing(fsp.rmdir(await this.#localPath(path, { directory: true })));
+    }
+    await this.#o.uploads.submitTogether([{ path, mirror: "remove", directory: true }]);
+    this.#forgetPath(path);
+    this.#entriesChanged(parentOf(path));
+    return true;
   }
 
   /**
@@ -1508,6 +1589,18 @@ export class OverlayFileSystem implements FileSystem {
         ? undefined
         : await currentIdentity(await this.#localPath(to));
       const entries: NewEntry[] = [];
+      // A file only Riak held, renamed over: the version seen goes first (another written
+      // there meanwhile is set aside, not overwritten unseen).
+      const overSeen = replaced || this.#o.uploads.pendingFor(to)
+        ? undefined
+        : this.#riakFilesSeen.get(to);
+      if (overSeen) {
+        entries.push({
+          path: to,
+          mirror: "remove",
+          removes: { size: overSeen.size, mtimeNs: overSeen.mtimeNs },
+        });
+      }
       if (newest) {
         const { id: _id, path: _path, unseen: _unseen, supersedes: _supersedes, ...bytes } = newest;
         entries.push({
@@ -1900,8 +1993,13 @@ export class OverlayFileSystem implements FileSystem {
     // hold, which would let a new file be made over it. (Names below a renamed directory
     // are looked up again.)
     const fromKnown = this.#knownInRiak.has(from);
-    this.#knownInRiak.delete(from);
+    const fromSeen = this.#riakFilesSeen.get(from);
+    this.#rememberInRiak(from, false);
     this.#rememberInRiak(to, fromKnown);
+    this.#listedInRiak.forget(from);
+    this.#listedInRiak.forget(to);
+    for (const path of [from, to]) forgetAtOrBelow(this.#riakFilesSeen, path);
+    if (fromSeen) this.#rememberFileSeen(to, fromSeen);
     this.#changed(from);
     this.#changed(to);
     for (const path of [from, to]) this.#o.uploads.newToRiak.changed(path, { below: true });
@@ -2471,6 +2569,10 @@ export class OverlayFileSystem implements FileSystem {
     }
     this.#uploadedTo(upload.path);
     this.#rememberInRiak(upload.path, true);
+    if (this.#stagesWrites()) {
+      const { size, mtimeNs, mode, uid, gid, atimeNs } = upload;
+      this.#rememberFileSeen(upload.path, { size, mtimeNs, mode, uid, gid, atimeNs });
+    }
     // Replayed after a restart, the upload alone remembers what it superseded.
     const before = this.#superseded.get(upload.path) ??
       (upload.supersedes && identityFromJournal(upload.supersedes));
@@ -2660,6 +2762,9 @@ export class OverlayFileSystem implements FileSystem {
       const stale = this.#statCache.get(path)?.stat ?? this.#riakDirectories.get(path) ??
         this.#replayedDirectoryStat(path);
       if (stale?.type === "directory") return { where: "riak", stat: stale };
+      // A file Riak was seen to hold is shown as it was: it can be removed (not opened).
+      const seen = this.#riakFilesSeen.get(path);
+      if (seen) return { where: "riak", stat: seenFileStat(path, seen), stale: true };
       if (!this.#knownInRiak.has(path) && this.#writesRiak()) {
         this.#unseen.add(path);
         if (this.#unseen.size > this.#limits.paths) {
@@ -2670,6 +2775,7 @@ export class OverlayFileSystem implements FileSystem {
       throw error;
     }
     this.#rememberInRiak(path, remote !== undefined);
+    this.#rememberFileSeen(path, remote);
     this.#unseen.delete(path); // Nothing of it is pending or open here: Riak's answer stands.
     this.#replayedDirectories.delete(path);
     if (remote) {
@@ -2699,6 +2805,7 @@ export class OverlayFileSystem implements FileSystem {
       const fresh = await this.#riakStat(path, { quiet: true, withContent, likelyAbsent: true })
         .catch(() => undefined);
       this.#rememberInRiak(path, fresh !== undefined);
+      this.#rememberFileSeen(path, fresh);
       if (fresh) return { where: "riak", stat: fresh };
       askedAfterSource = true;
     }
@@ -2944,10 +3051,13 @@ export class OverlayFileSystem implements FileSystem {
       const notInRiak = riak !== undefined && localNames.size <= this.#limits.stats
         ? new Set(localNames)
         : undefined;
+      // Riak's own names, for an rmdir while it is away (one too many says: too many to keep).
+      const riakNames = riak !== undefined && this.#stagesWrites() ? [] as string[] : undefined;
       try {
         for (; step?.done === false; step = await this.#riak(`list ${path}`, () => riak!.next())) {
           const name = step.value.name.toString();
           notInRiak?.delete(name);
+          if (riakNames && riakNames.length <= LISTED_NAMES_PER_DIRECTORY) riakNames.push(name);
           if (localNames.has(name)) continue;
           // Removed through the mount, its removal from Riak on its way (or landed meanwhile).
           if (changedLocally.has(name) || this.#localIsNewest(childPath(path, name))) continue;
@@ -2955,6 +3065,7 @@ export class OverlayFileSystem implements FileSystem {
           yield { name, type: listedType(step.value.type) };
         }
         if (notInRiak !== undefined) this.#rememberAbsent(path, [...notInRiak], look);
+        if (riakNames !== undefined) this.#listedInRiak.listed(path, riakNames);
       } catch (error) {
         // Listings degrade to local while Riak is unreachable (riak-only listings cannot).
         if (this.#mode.listings === "riak" || !isOutageError(error)) throw error;
@@ -3182,6 +3293,10 @@ export class OverlayFileSystem implements FileSystem {
     const located = await this.#locate(path, !truncate, { pastSession: true });
     if (located.where === "riak" && located.stat.type !== "file") {
       throw fail(Errno.EISDIR, `${path}: not a regular file`);
+    }
+    if (located.where === "riak" && located.stale) {
+      // Riak may hold a newer copy than the one last seen: not written over unseen.
+      throw fail(Errno.EIO, `${path}: Riak holds this file and is unreachable`);
     }
     // Emptied at once, the file's bytes move into the session now; else only once needed.
     const session = await this.#newSession(path, attributesOf(located), {
@@ -3655,10 +3770,40 @@ export class OverlayFileSystem implements FileSystem {
 
   #rememberInRiak(path: string, present: boolean): void {
     this.#knownInRiak.delete(path);
-    if (!present) return;
+    if (!present) {
+      this.#listedInRiak.removed(path);
+      return;
+    }
+    this.#listedInRiak.added(path);
     this.#knownInRiak.set(path, true);
     if (this.#knownInRiak.size > this.#limits.paths) {
       this.#knownInRiak.delete(this.#knownInRiak.keys().next().value!);
+    }
+  }
+
+  /**
+   * Keeps `seen` as the version of `path` Riak holds ({@link #riakFilesSeen}), in modes that
+   * write Riak only; anything but a file (or nothing) there forgets it.
+   */
+  #rememberFileSeen(path: string, seen: FileStat | SeenFile | undefined): void {
+    this.#riakFilesSeen.delete(path);
+    if (!this.#stagesWrites() || seen === undefined) return;
+    if ("type" in seen) {
+      if (seen.type !== "file") return;
+      const { size, mtimeNs, mode, uid, gid, atimeNs, managed } = seen;
+      seen = {
+        size,
+        mtimeNs: String(mtimeNs),
+        mode,
+        // As shown (see riakAttr).
+        uid: managed ? uid : this.#o.defaultUid ?? 0,
+        gid: managed ? gid : this.#o.defaultGid ?? 0,
+        ...(atimeNs === undefined ? {} : { atimeNs: String(atimeNs) }),
+      };
+    }
+    this.#riakFilesSeen.set(path, seen);
+    if (this.#riakFilesSeen.size > this.#limits.stats) {
+      this.#riakFilesSeen.delete(this.#riakFilesSeen.keys().next().value!);
     }
   }
 
@@ -3741,6 +3886,8 @@ export class OverlayFileSystem implements FileSystem {
    */
   #changed(path: string): void {
     this.#o.uploads.newToRiak.changed(path);
+    // A file's version changed (the files below a directory did not: a rename forgets them).
+    this.#riakFilesSeen.delete(path);
     const prefix = `${path}/`;
     for (const cache of [this.#statCache, this.#riakDirectories]) {
       for (const key of cache.keys()) {
@@ -3831,6 +3978,9 @@ export class OverlayFileSystem implements FileSystem {
   #forgetPath(path: string): void {
     this.#changed(path);
     this.#knownInRiak.delete(path);
+    this.#riakFilesSeen.delete(path);
+    this.#listedInRiak.removed(path);
+    this.#listedInRiak.forget(path);
     // What was remembered of the removed file: a file made there later is another one (and
     // a mount creating and removing fresh names would fill these tables with dead ones).
     this.#ctimes.delete(path);
@@ -4135,6 +4285,40 @@ function fileAttr(
     rdev: 0,
     blksize: 4096,
   };
+}
+
+/**
+ * What is kept of a file Riak was seen to hold: its version (see {@link RiakVersion}) and the
+ * attributes shown for it while Riak is away.
+ */
+interface SeenFile extends RiakVersion {
+  mode: number;
+  uid: number;
+  gid: number;
+  /** As {@link PendingUpload.atimeNs}. */
+  atimeNs?: string;
+}
+
+/** The stat shown for `path`, a file Riak held as `seen`, while Riak cannot be asked. */
+function seenFileStat(path: string, seen: SeenFile): FileStat {
+  return {
+    ...rootStat(BigInt(seen.mtimeNs)),
+    path: Buffer.from(path.slice(1)),
+    type: "file",
+    size: seen.size,
+    mode: seen.mode,
+    uid: seen.uid,
+    gid: seen.gid,
+    ...(seen.atimeNs === undefined ? {} : { atimeNs: BigInt(seen.atimeNs) }),
+  };
+}
+
+/** Deletes the entries of `table` at `path` and below it. */
+function forgetAtOrBelow(table: Map<string, unknown>, path: string): void {
+  const prefix = path === "/" ? "/" : `${path}/`;
+  for (const key of table.keys()) {
+    if (key === path || key.startsWith(prefix)) table.delete(key);
+  }
 }
 
 /**

@@ -245,3 +245,45 @@ Deno.test("drain: a legacy file open for writing, not written, renamed during an
     { now: () => 1_700_000_000_000 },
   );
 });
+
+function isFuseError(errno: number): (error: unknown) => boolean {
+  return (error: unknown) => error instanceof FuseError && error.errno === errno;
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: during an outage, long after their stats expired, a file and an empty directory only Riak holds that the mount saw are removed at once, and Riak follows`, async () => {
+    let clock = Date.now();
+    await withOverlay(
+      preset,
+      async ({ fs, store, riak, runtime, logLines }) => {
+        await writeThrough(fs, "/seen.txt", Buffer.from("seen"));
+        await fs.mkdir!(ROOT_CTX, ROOT_NODE_ID, "d", 0o755, 0o022);
+        await store.writeFile("/other.txt", Buffer.from("another host's"));
+        assert.equal(await runtime.settle(10_000), 0);
+        clock += LONG_AGO_MS;
+        await whilePaused(riak, async () => {
+          await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
+          await logged(logLines, "Riak unreachable");
+          // Shown as last seen, so that the kernel can remove it; its bytes need Riak.
+          const node = await lookupPath(fs, "/seen.txt");
+          assert.equal((await fs.getattr!(ROOT_CTX, node, undefined)).attr.size, 4);
+          await assert.rejects(fs.open!(ROOT_CTX, node, 1), isFuseError(Errno.EIO));
+          await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "seen.txt");
+          await assert.rejects(lookupPath(fs, "/seen.txt"), isNotFound);
+          await fs.rmdir!(ROOT_CTX, ROOT_NODE_ID, "d");
+          await assert.rejects(lookupPath(fs, "/d"), isNotFound);
+          // A name the mount never saw: Riak's state of it is unknown, so it looks absent.
+          await assert.rejects(lookupPath(fs, "/other.txt"), isNotFound);
+        });
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal(await store.tryStat("/seen.txt"), undefined);
+        assert.equal(await store.tryStat("/d"), undefined);
+        const names = [];
+        for await (const entry of store.list("/")) names.push(entry.name.toString());
+        assert.deepEqual(names, ["other.txt"]);
+      },
+      { riakReadTimeout: "300" },
+      { now: () => clock },
+    );
+  });
+}

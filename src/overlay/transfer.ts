@@ -32,7 +32,7 @@ import { normalizePath } from "../store/path.ts";
 import type { FileCopier } from "./copy_on_read.ts";
 import { localPathBeneath, OutsideSourceError } from "./local_path.ts";
 import type { RiakHealth } from "./health.ts";
-import type { PendingMirror, PendingUpload } from "./journal.ts";
+import type { PendingMirror, PendingUpload, RiakVersion } from "./journal.ts";
 import type { Logger } from "./log.ts";
 import { SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
@@ -334,6 +334,9 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
         ),
       );
     }
+    if (mirror.removes) {
+      await observed(options, setAsideChanged(options.store, mirror, options.logger));
+    }
     if (mirror.snapshot) {
       return await observed(options, snapshotLocalFile(options, mirror.path, progress));
     }
@@ -401,6 +404,7 @@ export function riakNameMirrorer(options: RiakNameMirrorOptions): Mirrorer {
         ),
       );
     }
+    if (mirror.removes) await observe(setAsideChanged(options.store, mirror, logger));
     if (mirror.directory) {
       return await observe(removeDirectoryFromRiak(options, mirror.path));
     }
@@ -730,20 +734,63 @@ export async function setAsideUnseen(
   logger: Logger,
   oursAlso: PendingMirror["ours"] = [],
 ): Promise<void> {
+  await setAsideUnless(
+    store,
+    path,
+    oursAlso,
+    ours,
+    logger,
+    "Riak held another file under a name created during an outage; kept aside",
+  );
+}
+
+/**
+ * Runs before the removal of a file only Riak held, removed while Riak was away
+ * ({@link PendingMirror.removes}): Riak holding another version than the one the mount
+ * showed means someone wrote it elsewhere meanwhile, after what the application removed. It
+ * is renamed to `<name>.riakfs-conflict-<time>-<random>` beside it, never removed: the name
+ * ends as the application saw it (gone, or what it made there since), nothing written
+ * elsewhere is lost, and a warning says where it went.
+ */
+export async function setAsideChanged(
+  store: Pick<Store, "tryStat" | "rename">,
+  mirror: PendingMirror,
+  logger: Logger = SILENT_LOGGER,
+): Promise<void> {
+  await setAsideUnless(
+    store,
+    mirror.path,
+    mirror.removes ? [mirror.removes] : [],
+    () => Promise.resolve(undefined),
+    logger,
+    "Riak held a newer file under a name removed during an outage; kept aside",
+  );
+}
+
+/**
+ * Renames the file or link Riak holds at `path` to a conflict name beside it, with `warning`
+ * logged, unless it is a file of one of the versions `expected` or holding the bytes
+ * `sha256` hashes.
+ */
+async function setAsideUnless(
+  store: Pick<Store, "tryStat" | "rename">,
+  path: string,
+  expected: readonly RiakVersion[],
+  sha256: () => Promise<string | undefined>,
+  logger: Logger,
+  warning: string,
+): Promise<void> {
   const remote = await store.tryStat(path, { fileOnly: true });
   // A directory is not replaced by a file anyway (the upload is refused); a symlink is.
   if (remote === undefined || remote.type === "directory") return;
-  const isOurs = (version: { size: number; mtimeNs: string }) =>
+  const isExpected = (version: RiakVersion) =>
     version.size === remote.size && BigInt(version.mtimeNs) === remote.mtimeNs;
-  if (remote.type === "file" && (oursAlso.some(isOurs) || remote.sha256 === await ours())) {
+  if (remote.type === "file" && (expected.some(isExpected) || remote.sha256 === await sha256())) {
     return;
   }
   const aside = conflictPath(path);
   await store.rename(path, aside);
-  logger.warn("Riak held another file under a name created during an outage; kept aside", {
-    path,
-    keptAs: aside,
-  });
+  logger.warn(warning, { path, keptAs: aside });
 }
 
 /** A fresh name beside `path` for a file set aside by {@link setAsideUnseen}. */

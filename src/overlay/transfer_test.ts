@@ -23,6 +23,7 @@ import {
   conflictPath,
   copyLocalFile,
   localPathMirrorer,
+  riakNameMirrorer,
   setAsideUnseen,
   stagedFileUploader,
 } from "./transfer.ts";
@@ -252,6 +253,39 @@ Deno.test("a file Riak holds unseen under a new file's name is set aside, never 
     await store.mkdir("/d/sub");
     await setAsideUnseen(store, "/d/sub", () => Promise.resolve(undefined), SILENT_LOGGER);
     assert.equal((await Array.fromAsync(store.list("/d"))).length, 2);
+  });
+});
+
+Deno.test("a file removed while Riak was away goes at the version seen; a newer one is set aside", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      const mirrorers = {
+        riak: riakNameMirrorer({ store }),
+        drain: localPathMirrorer({ store, source, afterTransfer: "delete" }),
+      };
+      for (const [preset, mirror] of Object.entries(mirrorers)) {
+        const path = `/${preset}/report.txt`;
+        await store.writeFile(path, Buffer.from("seen by the mount"), { mtimeNs: 1_000n });
+        const seen = await store.tryStat(path);
+        const removes = { size: seen!.size, mtimeNs: String(seen!.mtimeNs) };
+        const signal = new AbortController().signal;
+        await mirror({ id: 1, path, mirror: "remove", removes }, signal);
+        assert.equal(await store.tryStat(path), undefined, `${preset}: the version seen goes`);
+        // Written elsewhere after the version the application removed.
+        await store.writeFile(path, Buffer.from("newer, from another host"), { mtimeNs: 2_000n });
+        await mirror({ id: 2, path, mirror: "remove", removes }, signal);
+        assert.equal(await store.tryStat(path), undefined, `${preset}: the name is gone`);
+        const names = (await Array.fromAsync(store.list(`/${preset}`))).map((entry) =>
+          entry.name.toString()
+        );
+        assert.equal(names.length, 1);
+        assert.match(names[0], /^report\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+        assert.equal(
+          (await store.readFile(`/${preset}/${names[0]}`)).toString(),
+          "newer, from another host",
+        );
+      }
+    });
   });
 });
 

@@ -1259,6 +1259,9 @@ function isFileRemoval(entry: JournalEntry): boolean {
 function covers(newer: JournalEntry, older: JournalEntry): boolean {
   // Only an upload that also sets aside what Riak holds unseen may stand in for one.
   if (older.unseen && !newer.unseen) return false;
+  // Nothing else sets aside a version written elsewhere after the one this removal saw (a
+  // later job of the name removes or overwrites whatever is there).
+  if (isMirror(older) && older.removes !== undefined) return false;
   // A file's removal takes away what a staged upload would have put there (a file renamed
   // or removed while Riak was away: its upload need not go first).
   if (isMirror(newer) && !isMirror(older)) return isFileRemoval(newer);

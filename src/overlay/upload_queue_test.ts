@@ -471,6 +471,25 @@ Deno.test("nothing stands in for an upload that sets aside what Riak held unseen
   });
 });
 
+Deno.test("nothing stands in for the removal of a file only Riak held, which sets aside a newer one", async () => {
+  await withSpool(async (fixture) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const { queue, mirrored } = mirrorQueue(fixture, gate);
+    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    // rm f (Riak's, seen at one version); then f made and removed again, all while away.
+    const removes = { size: 5, mtimeNs: "1000" };
+    const tickets = [
+      await queue.submitMirror({ path: "/f", mirror: "remove", removes }),
+      await queue.submitMirror({ path: "/f", mirror: "remove" }),
+    ];
+    release();
+    await Promise.all([blocker.uploaded, ...tickets.map((ticket) => ticket.uploaded)]);
+    assert.deepEqual(mirrored, ["copy /blocker", "remove /f", "remove /f"]);
+    assert.equal(fixture.journal.pendingCount, 0);
+  });
+});
+
 Deno.test("a directory's removal and a file's removal of one path never stand in for each other", async () => {
   await withSpool(async (fixture) => {
     let release!: () => void;

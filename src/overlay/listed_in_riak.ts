@@ -1,0 +1,101 @@
+/**
+ * What Riak's listings of directories held, as a mount last read them whole and kept up with
+ * its own changes since: while Riak is away, whether a directory it holds is empty (and may be
+ * removed, its removal journaled) is known only from there.
+ *
+ * @module
+ */
+import { parentOf } from "./node_table.ts";
+
+/** Names a directory's listing may hold and still be remembered. */
+export const LISTED_NAMES_PER_DIRECTORY = 1024;
+
+/**
+ * Riak's names in directories, by directory path, most recently listed last. Bounded by the
+ * names held in all (the oldest listings go first); a listing of more than
+ * {@link LISTED_NAMES_PER_DIRECTORY} names is not kept (a directory that large is not
+ * emptied during an outage).
+ *
+ * @example
+ * ```ts
+ * const listed = new ListedInRiak(10_000);
+ * listed.listed("/d", ["a", "b"]);
+ * listed.removed("/d/a");
+ * listed.namesIn("/d"); // Set { "b" }
+ * ```
+ */
+export class ListedInRiak {
+  readonly #listings = new Map<string, Set<string>>();
+  readonly #limit: number;
+  readonly #perDirectory: number;
+  #names = 0;
+
+  /** `limit`: names held in all listings at most. */
+  constructor(limit: number, perDirectory = LISTED_NAMES_PER_DIRECTORY) {
+    this.#limit = limit;
+    this.#perDirectory = perDirectory;
+  }
+
+  /** Directories whose listing is held (for tests: the table is bounded). */
+  get size(): number {
+    return this.#listings.size;
+  }
+
+  /**
+   * Riak's whole listing of `directory` was read: `names`, or undefined when it held more
+   * than may be kept.
+   */
+  listed(directory: string, names: readonly string[] | undefined): void {
+    this.#drop(directory);
+    if (names === undefined || names.length > this.#perDirectory) return;
+    this.#listings.set(directory, new Set(names));
+    this.#names += names.length;
+    for (const [oldest, held] of this.#listings) {
+      if (this.#names <= this.#limit) break;
+      this.#listings.delete(oldest);
+      this.#names -= held.size;
+    }
+  }
+
+  /** Riak holds `path` now (made, or found there): its directory's listing names it. */
+  added(path: string): void {
+    if (path === "/") return;
+    const directory = parentOf(path);
+    const held = this.#listings.get(directory);
+    const name = nameOf(path);
+    if (held === undefined || held.has(name)) return;
+    if (held.size >= this.#perDirectory) return this.#drop(directory);
+    held.add(name);
+    this.#names++;
+  }
+
+  /** Riak holds `path` no more: its directory's listing loses it. */
+  removed(path: string): void {
+    if (path === "/") return;
+    if (this.#listings.get(parentOf(path))?.delete(nameOf(path))) this.#names--;
+  }
+
+  /** Forgets the listings of `path` and of the directories below it (renamed, removed). */
+  forget(path: string): void {
+    const prefix = path === "/" ? "/" : `${path}/`;
+    for (const directory of [...this.#listings.keys()]) {
+      if (directory === path || directory.startsWith(prefix)) this.#drop(directory);
+    }
+  }
+
+  /** Riak's names in `directory`, if its listing is held. */
+  namesIn(directory: string): ReadonlySet<string> | undefined {
+    return this.#listings.get(directory);
+  }
+
+  #drop(directory: string): void {
+    const held = this.#listings.get(directory);
+    if (held === undefined) return;
+    this.#listings.delete(directory);
+    this.#names -= held.size;
+  }
+}
+
+function nameOf(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}

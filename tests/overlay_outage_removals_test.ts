@@ -1,0 +1,171 @@
+/**
+ * Removals during a Riak outage in the presets that write Riak only (drain, riak), of what
+ * only Riak holds: a file uploaded before the outage that the mount saw (`rm`), and an empty
+ * directory whose listing it read (`rmdir`), also when the name is made again during the
+ * outage. Each answers at once, the name is gone, and once Riak is back it holds exactly the
+ * tree the applications saw, also when riakfs was killed (SIGKILL) during the outage and
+ * mounted again; a file written elsewhere after the version removed is set aside, not
+ * removed. Names the mount never saw stay as they were (ENOENT, EIO).
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import * as fsp from "node:fs/promises";
+import { join } from "node:path";
+import { seededBytes } from "../src/store/_test_support.ts";
+import {
+  assertGone,
+  type OutageEnding,
+  type OutageMount,
+  type OverlayEnv,
+  riakNames,
+  throughOutage,
+  waitForQuiet,
+  withOverlayEnv,
+} from "./_overlay.ts";
+
+const CONFLICT = /^(changed|target)\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/;
+
+async function removeThroughOutage(
+  env: OverlayEnv,
+  preset: string,
+  ending: OutageEnding,
+  outage: OutageMount,
+): Promise<void> {
+  const app = join(env.mountpoint, "app");
+  await fsp.mkdir(app);
+  for (const name of ["old.txt", "again.txt", "changed.txt", "keep.txt", "target.txt"]) {
+    await fsp.writeFile(join(app, name), `${name} before the outage`);
+  }
+  // Made through the mount: empty as far as it knows.
+  for (const name of ["empty", "emptied", "redo", "full"]) await fsp.mkdir(join(app, name));
+  await fsp.writeFile(join(app, "emptied/x"), "x");
+  await fsp.writeFile(join(app, "full/y"), "y");
+  // Another host's, in Riak: a file the mount never looks at, and a directory it looks at
+  // but never lists.
+  await env.store.writeFile("/app/unseen.txt", Buffer.from("another host's"));
+  await env.store.mkdir("/app/unlisted");
+  await waitForQuiet(env);
+  assert.ok((await fsp.stat(join(app, "unlisted"))).isDirectory());
+  // Listed once: the mount knows it holds x (its upload landed after the mkdir too).
+  assert.deepEqual(await fsp.readdir(join(app, "emptied")), ["x"]);
+
+  await outage.stopRiak(() => fsp.writeFile(join(app, "trigger.bin"), seededBytes(900, 1_000)));
+
+  // (a) Files only Riak holds, seen by the mount: removed at once.
+  await fsp.unlink(join(app, "old.txt"));
+  await fsp.unlink(join(app, "changed.txt"));
+  await assertGone(join(app, "old.txt"));
+  await assertGone(join(app, "changed.txt"));
+  // Removed, then made again: the new one stays.
+  await fsp.unlink(join(app, "again.txt"));
+  await assertGone(join(app, "again.txt"));
+  await fsp.writeFile(join(app, "again.txt"), "again.txt made during the outage");
+  // One kept: shown as last seen, but its bytes (and whether Riak holds a newer copy, which
+  // a write would replace unseen) need Riak.
+  assert.equal((await fsp.stat(join(app, "keep.txt"))).size, "keep.txt before the outage".length);
+  await assert.rejects(fsp.readFile(join(app, "keep.txt")), { code: "EIO" });
+  await assert.rejects(fsp.writeFile(join(app, "keep.txt"), "over"), { code: "EIO" });
+  // Saved over (a file renamed over it): the version seen goes first, then the new one.
+  await fsp.writeFile(join(app, "target.txt.tmp"), "target.txt saved during the outage");
+  await fsp.rename(join(app, "target.txt.tmp"), join(app, "target.txt"));
+  // A name the mount never saw in Riak is not known to be there.
+  await assert.rejects(fsp.unlink(join(app, "unseen.txt")), { code: "ENOENT" });
+
+  // (b) Directories Riak held: empty ones go, one holding entries does not.
+  await fsp.rmdir(join(app, "empty"));
+  await assertGone(join(app, "empty"));
+  await assert.rejects(fsp.rmdir(join(app, "emptied")), { code: "ENOTEMPTY" });
+  await fsp.unlink(join(app, "emptied/x"));
+  await fsp.rmdir(join(app, "emptied"));
+  await assertGone(join(app, "emptied"));
+  await assert.rejects(fsp.rmdir(join(app, "full")), { code: "ENOTEMPTY" });
+  // Removed, then made again and written into.
+  await fsp.rmdir(join(app, "redo"));
+  await fsp.mkdir(join(app, "redo"), { mode: 0o700 });
+  await fsp.writeFile(join(app, "redo/n.txt"), "n");
+  // Never listed: whether Riak holds entries in it is unknown, and it stays, refused as
+  // before (drain's listing of it, degraded to the mount's side, finds no directory).
+  await assert.rejects(fsp.rmdir(join(app, "unlisted")), {
+    code: preset === "drain" ? "ENOENT" : "EIO",
+  });
+  if (preset === "drain") {
+    // drain lists the union, degraded to what the mount holds: the removed names are not in it.
+    const listed = await fsp.readdir(app);
+    for (const name of ["old.txt", "changed.txt", "empty", "emptied"]) {
+      assert.ok(!listed.includes(name), `${name} not listed`);
+    }
+    assert.ok(listed.includes("again.txt") && listed.includes("redo"));
+  }
+
+  await outage.end(ending, async () => {
+    // Another host writes changed.txt and target.txt again while the removal and the save
+    // wait in the journal.
+    for (const name of ["changed.txt", "target.txt"]) {
+      await env.store.writeFile(`/app/${name}`, Buffer.from(`${name}: newer, from another host`));
+    }
+  });
+  await waitForQuiet(env);
+  const names = await riakNames(env, "/app");
+  const conflicts = names.filter((name) => CONFLICT.test(name));
+  assert.deepEqual(
+    names.filter((name) => !CONFLICT.test(name)),
+    [
+      "again.txt",
+      "full",
+      "keep.txt",
+      "redo",
+      "target.txt",
+      "trigger.bin",
+      "unlisted",
+      "unseen.txt",
+    ],
+  );
+  if (ending === "killed") {
+    // Written after the version removed or saved over: set aside beside the name, with a
+    // warning.
+    assert.equal(conflicts.length, 2, `two conflict copies in ${names}`);
+    for (const conflict of conflicts) {
+      const name = conflict.slice(0, conflict.indexOf(".riakfs-conflict-"));
+      assert.equal(
+        (await env.store.readFile(`/app/${conflict}`)).toString(),
+        `${name}: newer, from another host`,
+      );
+    }
+    assert.match(outage.mounted.stderr(), /newer file under a name removed during an outage/);
+  } else {
+    assert.deepEqual(conflicts, []);
+  }
+  assert.equal(
+    (await env.store.readFile("/app/again.txt")).toString(),
+    "again.txt made during the outage",
+  );
+  assert.equal(
+    (await env.store.readFile("/app/keep.txt")).toString(),
+    "keep.txt before the outage",
+  );
+  assert.equal(
+    (await env.store.readFile("/app/target.txt")).toString(),
+    "target.txt saved during the outage",
+  );
+  assert.deepEqual(await riakNames(env, "/app/redo"), ["n.txt"]);
+  assert.equal((await env.store.tryStat("/app/redo"))?.mode! & 0o777, 0o700);
+  assert.deepEqual(await riakNames(env, "/app/full"), ["y"]);
+  // Through the mount, as in Riak.
+  for (const name of ["old.txt", "changed.txt", "empty", "emptied"]) {
+    await assertGone(join(app, name));
+  }
+  assert.equal(
+    await fsp.readFile(join(app, "again.txt"), "utf8"),
+    "again.txt made during the outage",
+  );
+}
+
+for (const preset of ["drain", "riak"]) {
+  for (const ending of ["riak back", "killed"] as const) {
+    Deno.test(`${preset}, Riak down${ending === "killed" ? ", riakfs killed, another host's write" : ""}: rm of files and rmdir of empty directories only Riak held end in Riak as the applications saw them`, async () => {
+      await withOverlayEnv((env) =>
+        throughOutage(env, preset, (outage) => removeThroughOutage(env, preset, ending, outage))
+      );
+    });
+  }
+}
