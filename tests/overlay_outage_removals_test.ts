@@ -99,18 +99,22 @@ async function removeThroughOutage(
 
   await outage.end(ending, async () => {
     // Another host writes changed.txt and target.txt again while the removal and the save
-    // wait in the journal.
+    // wait in the journal, and a file into the directory removed as empty.
     for (const name of ["changed.txt", "target.txt"]) {
       await env.store.writeFile(`/app/${name}`, Buffer.from(`${name}: newer, from another host`));
     }
+    await env.store.writeFile("/app/empty/late.txt", Buffer.from("another host's"));
   });
   await waitForQuiet(env);
   const names = await riakNames(env, "/app");
   const conflicts = names.filter((name) => CONFLICT.test(name));
+  // Entries written elsewhere keep a directory removed as empty.
+  const keptEmpty = ending === "killed" ? ["empty"] : [];
   assert.deepEqual(
     names.filter((name) => !CONFLICT.test(name)),
     [
       "again.txt",
+      ...keptEmpty,
       "full",
       "keep.txt",
       "redo",
@@ -121,6 +125,8 @@ async function removeThroughOutage(
     ],
   );
   if (ending === "killed") {
+    assert.deepEqual(await riakNames(env, "/app/empty"), ["late.txt"]);
+    assert.match(outage.mounted.stderr(), /directory removed .* kept in Riak/);
     // Written after the version removed or saved over: set aside beside the name, with a
     // warning.
     assert.equal(conflicts.length, 2, `two conflict copies in ${names}`);
@@ -151,9 +157,9 @@ async function removeThroughOutage(
   assert.equal((await env.store.tryStat("/app/redo"))?.mode! & 0o777, 0o700);
   assert.deepEqual(await riakNames(env, "/app/full"), ["y"]);
   // Through the mount, as in Riak.
-  for (const name of ["old.txt", "changed.txt", "empty", "emptied"]) {
-    await assertGone(join(app, name));
-  }
+  for (const name of ["old.txt", "changed.txt", "emptied"]) await assertGone(join(app, name));
+  if (ending === "killed") assert.deepEqual(await fsp.readdir(join(app, "empty")), ["late.txt"]);
+  else await assertGone(join(app, "empty"));
   assert.equal(
     await fsp.readFile(join(app, "again.txt"), "utf8"),
     "again.txt made during the outage",

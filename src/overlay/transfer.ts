@@ -714,7 +714,7 @@ async function removeDirectoryFromRiak(
     if (error.code !== "ENOTEMPTY") throw error;
     if (options.jobsBelow?.(path)) throw new NotYetError(`${path}: entries still being removed`);
     (options.logger ?? SILENT_LOGGER).warn(
-      "directory removed from the source kept in Riak: it holds entries the source does not",
+      "directory removed through the mount kept in Riak: it holds entries the mount did not remove",
       { path },
     );
   }

@@ -468,8 +468,8 @@ Deno.test("a directory's mirror replaces the file or link Riak still holds under
 // Found by migrate's 400-operation model runs (seed 613): a directory renamed away, whose
 // entries' removals from Riak were journaled, then a symlink made under its old name: the
 // removals, reaching their paths through that symlink now, were skipped, Riak's directory was
-// kept for its old entries ("directory removed from the source kept in Riak") and the mount
-// showed it again once the symlink was removed.
+// kept for its old entries ("directory removed through the mount kept in Riak", then worded
+// "... from the source ...") and the mount showed it again once the symlink was removed.
 Deno.test("a removal runs where its path now leads through a symlink", async () => {
   await withStore(async ({ store }) => {
     await withSource(async (source) => {
