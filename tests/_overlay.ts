@@ -522,3 +522,32 @@ export async function riakNames(env: OverlayEnv, directory: string): Promise<str
 export async function assertGone(path: string): Promise<void> {
   await assert.rejects(fs.promises.lstat(path), { code: "ENOENT" }, `${path} is gone`);
 }
+
+/** What a scenario of {@link outageTests} is given. */
+export interface OutageScenario {
+  env: OverlayEnv;
+  preset: string;
+  ending: OutageEnding;
+  outage: OutageMount;
+}
+
+/**
+ * Registers `scenario` as a test of each preset that writes Riak only (drain, riak) with each
+ * ending of its outage (Riak back under the mount; riakfs SIGKILLed and mounted again, named
+ * with `killed`), each on an env of its own through {@link throughOutage}.
+ */
+export function outageTests(
+  what: string,
+  scenario: (given: OutageScenario) => Promise<void>,
+  killed = ", riakfs killed",
+): void {
+  for (const preset of ["drain", "riak"]) {
+    for (const ending of ["riak back", "killed"] as const) {
+      Deno.test(`${preset}, Riak down${ending === "killed" ? killed : ""}: ${what}`, async () => {
+        await withOverlayEnv((env) =>
+          throughOutage(env, preset, (outage) => scenario({ env, preset, ending, outage }))
+        );
+      });
+    }
+  }
+}

@@ -14,13 +14,10 @@ import { seededBytes } from "../src/store/_test_support.ts";
 import {
   assertGone,
   eventually,
-  type OutageEnding,
-  type OutageMount,
-  type OverlayEnv,
+  type OutageScenario,
+  outageTests,
   riakNames,
-  throughOutage,
   waitForQuiet,
-  withOverlayEnv,
 } from "./_overlay.ts";
 
 /** Writes `content` to `path` and fsyncs it before closing, as an editor's save does. */
@@ -44,10 +41,7 @@ async function saveAtomically(path: string, content: Uint8Array): Promise<void> 
 }
 
 async function changeNamesThroughOutage(
-  env: OverlayEnv,
-  preset: string,
-  ending: OutageEnding,
-  outage: OutageMount,
+  { env, preset, ending, outage }: OutageScenario,
 ): Promise<void> {
   const app = join(env.mountpoint, "app");
   await fsp.mkdir(app);
@@ -155,16 +149,7 @@ async function changeNamesThroughOutage(
   }
 }
 
-for (const preset of ["drain", "riak"]) {
-  for (const ending of ["riak back", "killed"] as const) {
-    Deno.test(`${preset}, Riak down${ending === "killed" ? ", riakfs killed" : ""}: atomic saves, moves, removals, mkdir and rmdir of files in the spool end in Riak as the applications saw them`, async () => {
-      await withOverlayEnv((env) =>
-        throughOutage(
-          env,
-          preset,
-          (outage) => changeNamesThroughOutage(env, preset, ending, outage),
-        )
-      );
-    });
-  }
-}
+outageTests(
+  "atomic saves, moves, removals, mkdir and rmdir of files in the spool end in Riak as the applications saw them",
+  changeNamesThroughOutage,
+);

@@ -14,22 +14,16 @@ import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
 import {
   assertGone,
-  type OutageEnding,
-  type OutageMount,
-  type OverlayEnv,
+  type OutageScenario,
+  outageTests,
   riakNames,
-  throughOutage,
   waitForQuiet,
-  withOverlayEnv,
 } from "./_overlay.ts";
 
 const CONFLICT = /^(changed|target)\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/;
 
 async function removeThroughOutage(
-  env: OverlayEnv,
-  preset: string,
-  ending: OutageEnding,
-  outage: OutageMount,
+  { env, preset, ending, outage }: OutageScenario,
 ): Promise<void> {
   const app = join(env.mountpoint, "app");
   await fsp.mkdir(app);
@@ -166,12 +160,118 @@ async function removeThroughOutage(
   );
 }
 
-for (const preset of ["drain", "riak"]) {
-  for (const ending of ["riak back", "killed"] as const) {
-    Deno.test(`${preset}, Riak down${ending === "killed" ? ", riakfs killed, another host's write" : ""}: rm of files and rmdir of empty directories only Riak held end in Riak as the applications saw them`, async () => {
-      await withOverlayEnv((env) =>
-        throughOutage(env, preset, (outage) => removeThroughOutage(env, preset, ending, outage))
-      );
-    });
+outageTests(
+  "rm of files and rmdir of empty directories only Riak held end in Riak as the applications saw them",
+  removeThroughOutage,
+  ", riakfs killed, another host's write",
+);
+
+/** Reads `path` through the mount, as text. */
+function readText(path: string): Promise<string> {
+  return fsp.readFile(path, "utf8");
+}
+
+async function renameThroughOutage(
+  { env, preset, ending, outage }: OutageScenario,
+): Promise<void> {
+  const app = join(env.mountpoint, "app");
+  await fsp.mkdir(app);
+  await fsp.mkdir(join(app, "sub"));
+  const names = ["a", "b", "c", "over", "chain1", "x", "d", "e", "f", "over2"];
+  for (const name of names) await fsp.writeFile(join(app, `${name}.txt`), `${name} before`);
+  await fsp.writeFile(join(app, "big.bin"), seededBytes(901, 1_500_000));
+  await waitForQuiet(env);
+  // Seen by the mount (uploaded through it): the outage's renames move Riak's files.
+  await outage.stopRiak(() => fsp.writeFile(join(app, "trigger.bin"), seededBytes(902, 100)));
+
+  const rename = (from: string, to: string) => fsp.rename(join(app, from), join(app, to));
+  await rename("a.txt", "a2.txt");
+  await assertGone(join(app, "a.txt"));
+  // Shown as it was; its bytes are in Riak only.
+  assert.equal((await fsp.stat(join(app, "a2.txt"))).size, "a before".length);
+  await assert.rejects(readText(join(app, "a2.txt")), { code: "EIO" });
+  await rename("b.txt", "sub/b.txt");
+  await rename("chain1.txt", "chain2.txt");
+  await rename("chain2.txt", "chain3.txt");
+  await rename("c.txt", "over.txt"); // Over a file only Riak holds.
+  await rename("big.bin", "big2.bin"); // Chunked in Riak.
+  await rename("x.txt", "y.txt");
+  await rename("y.txt", "x.txt"); // And back.
+  await rename("d.txt", "d2.txt");
+  await fsp.unlink(join(app, "d2.txt")); // Moved, then removed.
+  await rename("e.txt", "e2.txt");
+  await fsp.writeFile(join(app, "e.txt"), "e made again"); // The old name taken again.
+  await rename("f.txt", "f2.txt");
+  await rename("over2.txt", "a2.txt"); // Over a file moved there.
+  // The directory a file moved into holds it.
+  await assert.rejects(fsp.rmdir(join(app, "sub")), { code: "ENOTEMPTY" });
+  if (preset === "drain") {
+    const listed = await fsp.readdir(app);
+    for (const name of ["a2.txt", "chain3.txt", "big2.bin", "x.txt", "e2.txt"]) {
+      assert.ok(listed.includes(name), `${name} listed`);
+    }
+    for (const name of ["a.txt", "chain1.txt", "chain2.txt", "big.bin", "y.txt", "d2.txt"]) {
+      assert.ok(!listed.includes(name), `${name} not listed`);
+    }
+  }
+
+  await outage.end(ending, async () => {
+    // Another host writes f.txt again before its move, and over.txt before the rename over it.
+    for (const name of ["f.txt", "over.txt"]) {
+      await env.store.writeFile(`/app/${name}`, Buffer.from(`${name}: newer, from another host`));
+    }
+  });
+  await waitForQuiet(env);
+  const conflictOf = (name: string) =>
+    new RegExp(`^${name.replace(".", "\\.")}\\.riakfs-conflict-\\d{8}T\\d{6}Z-[0-9a-f]{6}$`);
+  const listed = await riakNames(env, "/app");
+  const conflicts = listed.filter((name) => name.includes(".riakfs-conflict-"));
+  const expected = [
+    "a2.txt",
+    "big2.bin",
+    "chain3.txt",
+    "e.txt",
+    "e2.txt",
+    ...(ending === "killed" ? [] : ["f2.txt"]),
+    "over.txt",
+    "sub",
+    "trigger.bin",
+    "x.txt",
+  ];
+  assert.deepEqual(listed.filter((name) => !name.includes(".riakfs-conflict-")), expected);
+  const text = async (path: string) => (await env.store.readFile(path)).toString();
+  assert.equal(await text("/app/a2.txt"), "over2 before");
+  assert.equal(await text("/app/chain3.txt"), "chain1 before");
+  assert.equal(await text("/app/over.txt"), "c before");
+  assert.equal(await text("/app/x.txt"), "x before");
+  assert.equal(await text("/app/e.txt"), "e made again");
+  assert.equal(await text("/app/e2.txt"), "e before");
+  assert.ok(seededBytes(901, 1_500_000).equals(await env.store.readFile("/app/big2.bin")));
+  assert.deepEqual(await riakNames(env, "/app/sub"), ["b.txt"]);
+  assert.equal(await text("/app/sub/b.txt"), "b before");
+  if (ending === "killed") {
+    // f.txt changed before its move: not moved, set aside as its old name's removal does;
+    // over.txt changed before the rename over it: set aside.
+    assert.equal(conflicts.length, 2, `two conflict copies in ${listed}`);
+    for (const name of ["f.txt", "over.txt"]) {
+      const kept = conflicts.find((conflict) => conflictOf(name).test(conflict));
+      assert.ok(kept, `${name} set aside`);
+      assert.equal(await text(`/app/${kept}`), `${name}: newer, from another host`);
+    }
+    assert.match(outage.mounted.stderr(), /renamed during an outage was not in Riak as the mount/);
+  } else {
+    assert.deepEqual(conflicts, []);
+    assert.equal(await text("/app/f2.txt"), "f before");
+  }
+  // Through the mount, as in Riak.
+  assert.equal(await readText(join(app, "chain3.txt")), "chain1 before");
+  for (const name of ["a.txt", "chain1.txt", "chain2.txt", "big.bin", "y.txt", "d2.txt"]) {
+    await assertGone(join(app, name));
   }
 }
+
+outageTests(
+  "renames of files only Riak held end in Riak as the applications saw them",
+  renameThroughOutage,
+  ", riakfs killed, another host's write",
+);

@@ -106,7 +106,8 @@ export function identityFromJournal(journaled: JournaledIdentity): FileIdentity 
  * `attributes` gives Riak's copy the local permission bits, owner and mtime. In modes that
  * write Riak only, a change of names made while Riak was away: `remove` (the name was
  * removed or renamed away; no local file stands in for it there), `directory` (made with the
- * attributes in `set`, which no local directory holds).
+ * attributes in `set`, which no local directory holds), `move` (a file only Riak held,
+ * renamed to this path: see {@link PendingMirror.moves}).
  */
 export interface PendingMirror {
   /** Journal id, unique within the journal. */
@@ -114,7 +115,7 @@ export interface PendingMirror {
   /** The path inside the mount, `/`-separated, starting with `/`. */
   path: string;
   /** `copy`: the source's file as it is then, or its directory (with attributes, empty too). */
-  mirror: "copy" | "remove" | "attributes" | "directory";
+  mirror: "copy" | "remove" | "attributes" | "directory" | "move";
   /**
    * For `attributes` and `directory`: the values asked for (mtime in nanoseconds, as decimal text), kept
    * exactly; the local file's mtime is only as exact as utimes(2) through a double allows.
@@ -147,12 +148,28 @@ export interface PendingMirror {
    * it is that one; another (written elsewhere meanwhile) is set aside, not removed.
    */
   removes?: RiakVersion;
+  /**
+   * For `move`: the file only Riak held at `from`, renamed to this path while Riak was away,
+   * as the mount showed it. Riak renames it once back, after the jobs of `from` journaled
+   * before (the removal of `from` journaled with it waits for it), while it holds that
+   * version there; another is left to that removal, which sets it aside.
+   */
+  moves?: SeenFile & { from: string };
 }
 
 /** A version of a file in Riak as a journal line holds it: its size and mtime (decimal ns). */
 export interface RiakVersion {
   size: number;
   mtimeNs: string;
+}
+
+/** A file Riak held, as a mount last saw it: its version and the attributes it showed. */
+export interface SeenFile extends RiakVersion {
+  mode: number;
+  uid: number;
+  gid: number;
+  /** As {@link PendingUpload.atimeNs}. */
+  atimeNs?: string;
 }
 
 /** An entry of the journal: a staged file to upload, or a local path to mirror. */

@@ -79,7 +79,7 @@ import {
   type NewEntry,
   type PendingMirror,
   type PendingUpload,
-  type RiakVersion,
+  type SeenFile,
 } from "./journal.ts";
 import { LISTED_NAMES_PER_DIRECTORY, ListedInRiak } from "./listed_in_riak.ts";
 import { localPathBeneath } from "./local_path.ts";
@@ -1434,7 +1434,7 @@ export class OverlayFileSystem implements FileSystem {
     if (!this.#o.health.reachable) return true;
     const newest = this.#o.uploads.newestOf(path);
     return newest !== undefined && isMirror(newest) &&
-      (newest.mirror === "remove" || newest.mirror === "directory");
+      (newest.mirror === "remove" || newest.mirror === "directory" || newest.mirror === "move");
   }
 
   /**
@@ -1511,9 +1511,8 @@ export class OverlayFileSystem implements FileSystem {
    * name (unseen, not a file, the source's copy beside it): Riak's state of it is unknown.
    */
   async #removeSeenWhileAway(path: string): Promise<boolean> {
-    const seen = this.#riakFilesSeen.get(path);
-    if (this.#o.health.reachable || seen === undefined) return false;
-    if (this.#o.source !== undefined && await this.#lstatLocal(path)) return false;
+    const seen = await this.#onlyInRiakAsSeen(path);
+    if (seen === undefined) return false;
     // Handles reading it keep what can be kept (see #copyOpenContent): Riak's copy goes later.
     await this.#copyOpenContent(path);
     const removes = { size: seen.size, mtimeNs: seen.mtimeNs };
@@ -1521,6 +1520,27 @@ export class OverlayFileSystem implements FileSystem {
     this.#forgetPath(path);
     this.#entriesChanged(parentOf(path));
     return true;
+  }
+
+  /**
+   * While Riak is away, what the mount saw of `path`, a file only Riak holds (moved there while
+   * Riak was away, or looked up or uploaded since the mount started) with no local copy
+   * (drain); undefined where it knows no such file.
+   */
+  async #onlyInRiakAsSeen(path: string): Promise<SeenFile | undefined> {
+    if (this.#o.health.reachable) return undefined;
+    const seen = this.#movedWhileAway(path) ?? this.#riakFilesSeen.get(path);
+    if (seen === undefined) return undefined;
+    if (this.#o.source !== undefined && await this.#lstatLocal(path)) return undefined;
+    return seen;
+  }
+
+  /** The file renamed to `path` while Riak was away, while that is the newest job of the name. */
+  #movedWhileAway(path: string): SeenFile | undefined {
+    const newest = this.#o.uploads.newestOf(path);
+    if (newest === undefined || !isMirror(newest) || newest.moves === undefined) return undefined;
+    const { from: _from, ...moved } = newest.moves;
+    return moved;
   }
 
   /**
@@ -1571,6 +1591,8 @@ export class OverlayFileSystem implements FileSystem {
     const moving = this.#sessions.get(from);
     const replaced = this.#sessions.get(to);
     if (!moving && !this.#o.uploads.pendingFor(from)) {
+      const seen = await this.#onlyInRiakAsSeen(from);
+      if (seen) return await this.#moveSeenWhileAway(from, to, seen, ctx);
       throw fail(Errno.EIO, `${from}: not in the spool, and Riak is unreachable`);
     }
     await this.#refuseRenameOver(from, to);
@@ -1588,19 +1610,7 @@ export class OverlayFileSystem implements FileSystem {
       const replacedLocal = this.#o.source === undefined
         ? undefined
         : await currentIdentity(await this.#localPath(to));
-      const entries: NewEntry[] = [];
-      // A file only Riak held, renamed over: the version seen goes first (another written
-      // there meanwhile is set aside, not overwritten unseen).
-      const overSeen = replaced || this.#o.uploads.pendingFor(to)
-        ? undefined
-        : this.#riakFilesSeen.get(to);
-      if (overSeen) {
-        entries.push({
-          path: to,
-          mirror: "remove",
-          removes: { size: overSeen.size, mtimeNs: overSeen.mtimeNs },
-        });
-      }
+      const entries = this.#removalRenamedOver(to, replaced);
       if (newest) {
         const { id: _id, path: _path, unseen: _unseen, supersedes: _supersedes, ...bytes } = newest;
         entries.push({
@@ -1625,6 +1635,52 @@ export class OverlayFileSystem implements FileSystem {
     });
     await this.#moveOpenFiles(from, to);
     this.#renamed(from, to);
+  }
+
+  /**
+   * rename while Riak is away of `from`, a file only Riak holds as the mount saw it
+   * (`seen`): journaled in one line (durable before it answers) as the move of Riak's file to
+   * `to` ({@link PendingMirror.moves}) and the removal of `from`, done once Riak is back; `to`
+   * shows the file as seen meanwhile. What `to` held goes as a rename over it does.
+   */
+  async #moveSeenWhileAway(
+    from: string,
+    to: string,
+    seen: SeenFile,
+    ctx: RequestContext,
+  ): Promise<void> {
+    await this.#refuseRenameOver(from, to);
+    const replaced = this.#sessions.get(to);
+    await this.#holdingSessions(replaced ? [replaced] : [], async () => {
+      ctx.commit();
+      // drain: a local file renamed over goes only where a write through the mount superseded
+      // it (else EIO): left, the union would show it again once the move is done.
+      await this.#dropSupersededLocalCopy(to, replaced);
+      const entries = this.#removalRenamedOver(to, replaced);
+      entries.push({ path: to, mirror: "move", moves: { ...seen, from }, ...this.#unseenMark(to) });
+      entries.push({
+        path: from,
+        mirror: "remove",
+        removes: { size: seen.size, mtimeNs: seen.mtimeNs },
+      });
+      await this.#o.uploads.submitTogether(entries);
+      if (replaced) this.#detach(replaced);
+      this.#superseded.delete(to);
+    });
+    await this.#moveOpenFiles(from, to);
+    this.#renamed(from, to);
+  }
+
+  /**
+   * The entries a rename over `to` while Riak is away starts with: where `to` is a file only
+   * Riak holds as the mount saw it (no `replaced` session, nothing staged), its removal at that
+   * version (another written there meanwhile is set aside, not overwritten unseen).
+   */
+  #removalRenamedOver(to: string, replaced: WriteSession | undefined): NewEntry[] {
+    if (replaced || this.#o.uploads.pendingFor(to)) return [];
+    const seen = this.#movedWhileAway(to) ?? this.#riakFilesSeen.get(to);
+    if (seen === undefined) return [];
+    return [{ path: to, mirror: "remove", removes: { size: seen.size, mtimeNs: seen.mtimeNs } }];
   }
 
   /**
@@ -1999,9 +2055,10 @@ export class OverlayFileSystem implements FileSystem {
     this.#listedInRiak.forget(from);
     this.#listedInRiak.forget(to);
     for (const path of [from, to]) forgetAtOrBelow(this.#riakFilesSeen, path);
-    if (fromSeen) this.#rememberFileSeen(to, fromSeen);
     this.#changed(from);
     this.#changed(to);
+    // Riak's file keeps its version under its new name.
+    if (fromSeen) this.#rememberFileSeen(to, fromSeen);
     for (const path of [from, to]) this.#o.uploads.newToRiak.changed(path, { below: true });
     this.#served.delete(from);
     this.#served.delete(to);
@@ -2565,6 +2622,11 @@ export class OverlayFileSystem implements FileSystem {
     if (isMirror(upload)) {
       if (upload.mirror === "remove") this.#rememberInRiak(upload.path, false);
       if (this.#mode.reads !== "local") this.#uploadedTo(upload.path);
+      if (upload.moves) {
+        const { from: _from, ...moved } = upload.moves;
+        this.#rememberInRiak(upload.path, true);
+        this.#rememberFileSeen(upload.path, moved);
+      }
       return;
     }
     this.#uploadedTo(upload.path);
@@ -2721,6 +2783,14 @@ export class OverlayFileSystem implements FileSystem {
     if (session) return { where: "open", session };
     const made = this.#stagesWrites() ? this.#madeWhileAway(path) : undefined;
     if (made) return { where: "riak", stat: made };
+    const moved = this.#stagesWrites() ? this.#movedWhileAway(path) : undefined;
+    if (moved) {
+      // Not in Riak under this name yet: shown as it was, until Riak is back and has it.
+      if (!this.#o.health.reachable) {
+        return { where: "riak", stat: seenFileStat(path, moved), stale: true };
+      }
+      await this.#settled(path);
+    }
     if (this.#mode.reads !== "local" && this.#localIsNewest(path)) {
       const local = await this.#lstatLocal(path);
       if (!local) throw fail(Errno.ENOENT, `${path}: no such file`);
@@ -3109,6 +3179,7 @@ export class OverlayFileSystem implements FileSystem {
     for (const name of this.#o.uploads.pendingNamesIn(path)) names.set(name, S_IFREG);
     if (this.#stagesWrites()) {
       for (const name of this.#o.uploads.directoriesMadeIn(path)) names.set(name, S_IFDIR);
+      for (const name of this.#o.uploads.filesMovedIn(path)) names.set(name, S_IFREG);
     }
     for (const session of this.#sessions.values()) {
       if (parentOf(session.path) === path && session.path !== "/") {
@@ -4285,18 +4356,6 @@ function fileAttr(
     rdev: 0,
     blksize: 4096,
   };
-}
-
-/**
- * What is kept of a file Riak was seen to hold: its version (see {@link RiakVersion}) and the
- * attributes shown for it while Riak is away.
- */
-interface SeenFile extends RiakVersion {
-  mode: number;
-  uid: number;
-  gid: number;
-  /** As {@link PendingUpload.atimeNs}. */
-  atimeNs?: string;
 }
 
 /** The stat shown for `path`, a file Riak held as `seen`, while Riak cannot be asked. */

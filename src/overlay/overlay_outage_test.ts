@@ -251,12 +251,13 @@ function isFuseError(errno: number): (error: unknown) => boolean {
 }
 
 for (const preset of ["drain", "riak"]) {
-  Deno.test(`${preset}: during an outage, long after their stats expired, a file and an empty directory only Riak holds that the mount saw are removed at once, and Riak follows`, async () => {
+  Deno.test(`${preset}: during an outage, long after their stats expired, files and an empty directory only Riak holds that the mount saw are removed and renamed at once, and Riak follows`, async () => {
     let clock = Date.now();
     await withOverlay(
       preset,
       async ({ fs, store, riak, runtime, logLines }) => {
         await writeThrough(fs, "/seen.txt", Buffer.from("seen"));
+        await writeThrough(fs, "/renamed.txt", Buffer.from("renamed"));
         await fs.mkdir!(ROOT_CTX, ROOT_NODE_ID, "d", 0o755, 0o022);
         await store.writeFile("/other.txt", Buffer.from("another host's"));
         assert.equal(await runtime.settle(10_000), 0);
@@ -272,15 +273,21 @@ for (const preset of ["drain", "riak"]) {
           await assert.rejects(lookupPath(fs, "/seen.txt"), isNotFound);
           await fs.rmdir!(ROOT_CTX, ROOT_NODE_ID, "d");
           await assert.rejects(lookupPath(fs, "/d"), isNotFound);
+          await lookupPath(fs, "/renamed.txt");
+          await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "renamed.txt", ROOT_NODE_ID, "moved.txt", 0);
+          await assert.rejects(lookupPath(fs, "/renamed.txt"), isNotFound);
+          const moved = await lookupPath(fs, "/moved.txt");
+          assert.equal((await fs.getattr!(ROOT_CTX, moved, undefined)).attr.size, 7);
           // A name the mount never saw: Riak's state of it is unknown, so it looks absent.
           await assert.rejects(lookupPath(fs, "/other.txt"), isNotFound);
         });
         assert.equal(await runtime.settle(10_000), 0);
         assert.equal(await store.tryStat("/seen.txt"), undefined);
         assert.equal(await store.tryStat("/d"), undefined);
+        assert.equal((await store.readFile("/moved.txt")).toString(), "renamed");
         const names = [];
         for await (const entry of store.list("/")) names.push(entry.name.toString());
-        assert.deepEqual(names, ["other.txt"]);
+        assert.deepEqual(names.sort(), ["moved.txt", "other.txt"]);
       },
       { riakReadTimeout: "300" },
       { now: () => clock },

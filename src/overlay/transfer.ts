@@ -318,6 +318,12 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
         makeDirectory(options.store, mirror, options.logger, sourceDirectoryAttributes(options)),
       );
     }
+    if (mirror.mirror === "move") {
+      return await observed(
+        options,
+        moveInRiak(options.store, mirror, options.logger, sourceDirectoryAttributes(options)),
+      );
+    }
     const local = await localEntry(options, mirror.path);
     if (mirror.unseen) {
       await observed(
@@ -393,6 +399,7 @@ export function riakNameMirrorer(options: RiakNameMirrorOptions): Mirrorer {
     if (mirror.mirror === "directory") {
       return await observe(makeDirectory(options.store, mirror, logger));
     }
+    if (mirror.mirror === "move") return await observe(moveInRiak(options.store, mirror, logger));
     if (mirror.unseen) {
       await observe(
         setAsideUnseen(
@@ -412,9 +419,43 @@ export function riakNameMirrorer(options: RiakNameMirrorOptions): Mirrorer {
   };
 }
 
-/** Whether {@link riakNameMirrorer} does `mirror`: a removal or a directory's making. */
+/** Whether {@link riakNameMirrorer} does `mirror`: a removal, a directory's making, a move. */
 export function isRiakNameMirror(mirror: PendingMirror): boolean {
-  return mirror.mirror === "remove" || mirror.mirror === "directory";
+  return mirror.mirror === "remove" || mirror.mirror === "directory" || mirror.mirror === "move";
+}
+
+/**
+ * Renames in Riak the file only Riak held that was renamed through the mount while Riak was
+ * away (`mirror: "move"`), while Riak holds the version the mount showed under the old name:
+ * another one there (written elsewhere meanwhile) is not moved (the old name's removal,
+ * journaled with the move, sets it aside), and neither is nothing (removed elsewhere), with a
+ * warning. What Riak holds under a new name the mount could not look at is set aside first.
+ */
+async function moveInRiak(
+  store: MigrationStore & Pick<Store, "rename">,
+  mirror: PendingMirror,
+  logger: Logger = SILENT_LOGGER,
+  parentAttributes?: WriteOptions["parentAttributes"],
+): Promise<void> {
+  const { path } = mirror;
+  const { from, size, mtimeNs } = mirror.moves!;
+  const isTheOne = (stat: FileStat | undefined) =>
+    stat?.type === "file" && stat.size === size && stat.mtimeNs === BigInt(mtimeNs);
+  const remote = await store.tryStat(from, { fileOnly: true });
+  if (!isTheOne(remote)) {
+    // Moved already (a replay after a crash that came after the rename), or not there.
+    if (remote === undefined && isTheOne(await store.tryStat(path, { fileOnly: true }))) return;
+    logger.warn(
+      "a file renamed during an outage was not in Riak as the mount showed it; not moved",
+      { from, to: path },
+    );
+    return;
+  }
+  if (mirror.unseen) {
+    await setAsideUnseen(store, path, () => Promise.resolve(undefined), logger);
+  }
+  await makeMissingDirectories(store, parentOf(path), parentAttributes);
+  await store.rename(from, path);
 }
 
 /**

@@ -311,6 +311,8 @@ export class UploadQueue {
   #stopping = false;
   /** What ends the backoffs and retry delays under way early. */
   readonly #wake = new Set<() => void>();
+  /** Moves ({@link PendingMirror.moves}) queued or running, by the path they move from. */
+  readonly #movesFrom = new Map<string, Set<PendingMirror>>();
   #idle: (() => void)[] = [];
 
   constructor(options: UploadQueueOptions) {
@@ -504,6 +506,17 @@ export class UploadQueue {
     return this.#namesIn(path, (pending) => {
       const newest = this.newestOf(pending);
       return newest !== undefined && isMirror(newest) && newest.mirror === "directory";
+    });
+  }
+
+  /**
+   * Names directly inside directory `path` whose newest job moves a file there (renamed
+   * while Riak was away, for listings).
+   */
+  filesMovedIn(path: string): string[] {
+    return this.#namesIn(path, (pending) => {
+      const newest = this.newestOf(pending);
+      return newest !== undefined && isMirror(newest) && newest.mirror === "move";
     });
   }
 
@@ -715,6 +728,10 @@ export class UploadQueue {
     if (jobs.length === 0) {
       this.#byPath.set(entry.path, jobs);
       this.#paths.add(entry.path);
+    }
+    if (isMirror(entry) && entry.moves) {
+      const moves = this.#movesFrom.get(entry.moves.from) ?? new Set();
+      this.#movesFrom.set(entry.moves.from, moves.add(entry));
     }
     const previous = jobs[jobs.length - 1];
     // Queued before the older one goes: the path keeps its jobs, and its place among paths.
@@ -958,6 +975,12 @@ export class UploadQueue {
     if (job.stoppable?.signal.aborted) {
       return this.#calledOff(job, new UploadWithheldError(entry.path));
     }
+    if (isMirror(entry) && this.#heldBack(entry)) {
+      // Its slot goes to the jobs it waits for; it is tried again after them.
+      this.#firstAttemptEnded(job, undefined);
+      this.#retryLater(job);
+      return;
+    }
     if (!isMirror(entry) && !await this.#holdsWhatWasJournaled(entry)) {
       if (metrics) metrics.abandoned++;
       // Done in the journal; the file stays, and the next start sets it aside to look at.
@@ -1139,6 +1162,20 @@ export class UploadQueue {
     return true;
   }
 
+  /**
+   * Whether `mirror` must wait for jobs of other paths journaled before it: a move for those
+   * of the path it moves from (what Riak holds there is theirs first), a removal for the moves
+   * out of its path (they need what it removes).
+   */
+  #heldBack(mirror: PendingMirror): boolean {
+    if (mirror.moves) {
+      const jobs = this.#byPath.get(mirror.moves.from) ?? [];
+      if (jobs.some((job) => job.entry.id < mirror.id)) return true;
+    }
+    if (mirror.mirror !== "remove") return false;
+    return [...this.#movesFrom.get(mirror.path) ?? []].some((move) => move.id < mirror.id);
+  }
+
   /** The job queued right after `job` for the same path, if any. */
   #newerThan(job: Job): Job | undefined {
     const jobs = this.#byPath.get(job.entry.path);
@@ -1152,6 +1189,11 @@ export class UploadQueue {
    */
   #finish(job: Job): void {
     this.#stopWaiting(job);
+    const { entry } = job;
+    if (isMirror(entry) && entry.moves) {
+      const moves = this.#movesFrom.get(entry.moves.from);
+      if (moves?.delete(entry) && moves.size === 0) this.#movesFrom.delete(entry.moves.from);
+    }
     const { path } = job.entry;
     const jobs = this.#byPath.get(path);
     const index = jobs?.indexOf(job) ?? -1;
@@ -1260,8 +1302,9 @@ function covers(newer: JournalEntry, older: JournalEntry): boolean {
   // Only an upload that also sets aside what Riak holds unseen may stand in for one.
   if (older.unseen && !newer.unseen) return false;
   // Nothing else sets aside a version written elsewhere after the one this removal saw (a
-  // later job of the name removes or overwrites whatever is there).
-  if (isMirror(older) && older.removes !== undefined) return false;
+  // later job of the name removes or overwrites whatever is there), or moves a file in.
+  if (isMirror(older) && (older.removes !== undefined || older.moves !== undefined)) return false;
+  if (isMirror(newer) && newer.mirror === "move") return false;
   // A file's removal takes away what a staged upload would have put there (a file renamed
   // or removed while Riak was away: its upload need not go first).
   if (isMirror(newer) && !isMirror(older)) return isFileRemoval(newer);

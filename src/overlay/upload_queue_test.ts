@@ -490,6 +490,42 @@ Deno.test("nothing stands in for the removal of a file only Riak held, which set
   });
 });
 
+Deno.test("a file moved while Riak was away waits for the jobs of the name it moves from, and that name's removal for the move", async () => {
+  await withSpool(async (fixture) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const finished: string[] = [];
+    const queue = queueOver(fixture, {
+      concurrency: 4,
+      mirror: async (entry) => {
+        // The first move is slow: whatever is not held back runs meanwhile.
+        if (entry.moves?.from === "/a") await gate;
+        finished.push(`${entry.mirror} ${entry.path}`);
+      },
+    });
+    const version = { size: 3, mtimeNs: "7", mode: 0o644, uid: 0, gid: 0 };
+    const moves = (from: string) => ({ ...version, from });
+    const removes = { size: 3, mtimeNs: "7" };
+    // mv a b; mv b c (a file only Riak holds, renamed twice).
+    const tickets = [
+      ...await queue.submitTogether([
+        { path: "/b", mirror: "move", moves: moves("/a") },
+        { path: "/a", mirror: "remove", removes },
+      ]),
+      ...await queue.submitTogether([
+        { path: "/c", mirror: "move", moves: moves("/b") },
+        { path: "/b", mirror: "remove", removes },
+      ]),
+    ];
+    release();
+    await Promise.all(tickets.map((ticket) => ticket.uploaded));
+    assert.equal(finished[0], "move /b");
+    assert.deepEqual(finished.slice(1, 3).sort(), ["move /c", "remove /a"]);
+    assert.equal(finished[3], "remove /b");
+    assert.equal(fixture.journal.pendingCount, 0);
+  });
+});
+
 Deno.test("a directory's removal and a file's removal of one path never stand in for each other", async () => {
   await withSpool(async (fixture) => {
     let release!: () => void;
