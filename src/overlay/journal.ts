@@ -149,6 +149,12 @@ export interface PendingMirror {
    */
   removes?: RiakVersion;
   /**
+   * For a `remove` with `removes`, journaled with the move of that version out of this path:
+   * found here still, the version was not moved (Riak refused the move until it was given up),
+   * and it stays, with a warning, instead of going nowhere.
+   */
+  movedAway?: true;
+  /**
    * For `move`: the file only Riak held at `from`, renamed to this path while Riak was away,
    * as the mount showed it. Riak renames it once back, after the jobs of `from` journaled
    * before (the removal of `from` journaled with it waits for it), while it holds that

@@ -1662,6 +1662,7 @@ export class OverlayFileSystem implements FileSystem {
         path: from,
         mirror: "remove",
         removes: { size: seen.size, mtimeNs: seen.mtimeNs },
+        movedAway: true,
       });
       await this.#o.uploads.submitTogether(entries);
       if (replaced) this.#detach(replaced);

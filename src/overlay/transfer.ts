@@ -371,7 +371,7 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
       await copyLocalFile(options, mirror.path, signal, true, progress);
       return;
     }
-    await observed(options, removeFileFromRiak(options.store, mirror.path, options.logger));
+    await observed(options, removeFileFromRiak(options.store, mirror.path, mirror, options.logger));
   };
 }
 
@@ -415,8 +415,14 @@ export function riakNameMirrorer(options: RiakNameMirrorOptions): Mirrorer {
     if (mirror.directory) {
       return await observe(removeDirectoryFromRiak(options, mirror.path));
     }
-    await observe(removeFileFromRiak(options.store, mirror.path, logger));
+    await observe(removeFileFromRiak(options.store, mirror.path, mirror, logger));
   };
+}
+
+/** Whether `stat` is of a file at `version`. */
+function isVersion(stat: FileStat | undefined, version: RiakVersion): boolean {
+  return stat?.type === "file" && stat.size === version.size &&
+    stat.mtimeNs === BigInt(version.mtimeNs);
 }
 
 /** Whether {@link riakNameMirrorer} does `mirror`: a removal, a directory's making, a move. */
@@ -438,13 +444,12 @@ async function moveInRiak(
   parentAttributes?: WriteOptions["parentAttributes"],
 ): Promise<void> {
   const { path } = mirror;
-  const { from, size, mtimeNs } = mirror.moves!;
-  const isTheOne = (stat: FileStat | undefined) =>
-    stat?.type === "file" && stat.size === size && stat.mtimeNs === BigInt(mtimeNs);
+  const { from } = mirror.moves!;
   const remote = await store.tryStat(from, { fileOnly: true });
-  if (!isTheOne(remote)) {
+  if (!isVersion(remote, mirror.moves!)) {
     // Moved already (a replay after a crash that came after the rename), or not there.
-    if (remote === undefined && isTheOne(await store.tryStat(path, { fileOnly: true }))) return;
+    const here = remote === undefined && await store.tryStat(path, { fileOnly: true });
+    if (here && isVersion(here, mirror.moves!)) return;
     logger.warn(
       "a file renamed during an outage was not in Riak as the mount showed it; not moved",
       { from, to: path },
@@ -715,10 +720,16 @@ function exactMtime(localNs: bigint, remote: { mtimeNs: bigint } | undefined): b
   return gap > -1_000_000n && gap < 1000n ? remote.mtimeNs : localNs;
 }
 
-/** Removes the file at `path` from Riak, if Riak holds one (a directory stays). */
+/**
+ * Removes the file at `path` from Riak, if Riak holds one (a directory stays). The removal
+ * of a name whose file was moved away while Riak was away (`mirror`'s
+ * {@link PendingMirror.movedAway}) keeps the version moved, found still there: its move was
+ * given up.
+ */
 async function removeFileFromRiak(
   store: MigrationStore,
   path: string,
+  mirror?: PendingMirror,
   logger: Logger = SILENT_LOGGER,
 ): Promise<void> {
   // A put of it that may still land would bring it back after a look that found nothing.
@@ -731,6 +742,13 @@ async function removeFileFromRiak(
   // One head-only get: most files removed soon after their creation never reached Riak.
   const stat = await store.tryStat(path, { fileOnly: true });
   if (stat === undefined || stat.type === "directory") return;
+  if (mirror?.movedAway && mirror.removes && isVersion(stat, mirror.removes)) {
+    logger.warn(
+      "a file renamed during an outage was not moved in Riak; kept under its old name",
+      { path },
+    );
+    return;
+  }
   await store.remove(path).catch((error) => {
     if (!(error instanceof StoreError && error.code === "ENOENT")) throw error;
   });
@@ -824,8 +842,7 @@ async function setAsideUnless(
   const remote = await store.tryStat(path, { fileOnly: true });
   // A directory is not replaced by a file anyway (the upload is refused); a symlink is.
   if (remote === undefined || remote.type === "directory") return;
-  const isExpected = (version: RiakVersion) =>
-    version.size === remote.size && BigInt(version.mtimeNs) === remote.mtimeNs;
+  const isExpected = (version: RiakVersion) => isVersion(remote, version);
   if (remote.type === "file" && (expected.some(isExpected) || remote.sha256 === await sha256())) {
     return;
   }

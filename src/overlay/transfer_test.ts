@@ -315,6 +315,26 @@ Deno.test("a file renamed while Riak was away is moved in Riak at the version se
     assert.equal((await store.readFile("/a.txt")).toString(), "newer");
     assert.equal(await store.tryStat("/c.txt"), undefined);
     assert.match(lines.join(""), /renamed during an outage was not in Riak as the mount showed it/);
+    // The old name's removal, journaled with the move: the version moved, found still there
+    // (its move was given up), stays; another is set aside; nothing there is nothing to do.
+    lines.length = 0;
+    await store.writeFile("/g.txt", Buffer.from("seen"), { mtimeNs: 1_000n });
+    const removal = {
+      id: 3,
+      path: "/g.txt",
+      mirror: "remove" as const,
+      removes: { size: 4, mtimeNs: "1000" },
+      movedAway: true as const,
+    };
+    await mirror(removal, signal);
+    assert.equal((await store.readFile("/g.txt")).toString(), "seen", "kept");
+    assert.match(lines.join(""), /was not moved in Riak; kept under its old name/);
+    await store.writeFile("/g.txt", Buffer.from("newer"), { mtimeNs: 2_000n });
+    await mirror(removal, signal);
+    assert.equal(await store.tryStat("/g.txt"), undefined);
+    const names = (await Array.fromAsync(store.list("/"))).map((entry) => entry.name.toString());
+    assert.ok(names.some((name) => name.startsWith("g.txt.riakfs-conflict-")), `${names}`);
+    await mirror(removal, signal);
   });
 });
 
