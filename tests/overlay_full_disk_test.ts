@@ -23,6 +23,8 @@ import {
   killMount,
   type OverlayEnv,
   type OverlayMount,
+  statusOf,
+  waitForQuiet,
   withLog,
   withMounted,
   withOverlayEnv,
@@ -264,6 +266,54 @@ for (const preset of ["drain", "riak"]) {
           "the append in Riak",
           async () => appended.equals(await env.store.readFile("r.bin")),
         );
+      });
+    });
+  });
+}
+
+/** Runs `command` with `args`, failing with what it printed unless it exits 0. */
+async function runTool(command: string, args: string[]): Promise<void> {
+  const { code, stderr } = await new Deno.Command(command, { args, stderr: "piped" }).output();
+  assert.equal(code, 0, `${command}: ${new TextDecoder().decode(stderr)}`);
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset} on a full disk: touch, touch -d and fchmod of a 3-chunk Riak file bigger than the room left work, copying and uploading none of its bytes`, async () => {
+    await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
+      const original = seededBytes(982, 3 * 1024 * 1024); // Three chunks of the default size.
+      await env.store.writeFile("big.bin", original, { mode: 0o644 });
+      await onMountOverSource(env, preset, async () => {
+        await journalInUse(env);
+        const before = await env.store.stat("big.bin");
+        const uploadsBefore = (await statusOf(env)).metrics.uploads;
+        disk.fill();
+        disk.makeRoom(300_000); // Far less than the file: a copy of it does not fit.
+        const file = join(env.mountpoint, "big.bin");
+        // touch opens the file for writing (O_WRONLY | O_CREAT) and sets its times on the fd.
+        await runTool("touch", ["-d", "2001-09-09T01:46:40Z", file]);
+        assert.equal(fs.statSync(file, { bigint: true }).mtimeNs, 1_000_000_000_000_000_000n);
+        assert.equal((await env.store.stat("big.bin")).mtimeNs, 1_000_000_000_000_000_000n);
+        await runTool("touch", [file]);
+        const touched = (await env.store.stat("big.bin")).mtimeNs;
+        assert.ok(touched > before.mtimeNs, "touch: the time now, in Riak");
+        assert.equal(fs.statSync(file, { bigint: true }).mtimeNs, touched);
+        await runTool("python3", [
+          "-c",
+          "import os, sys; fd = os.open(sys.argv[1], os.O_WRONLY); os.fchmod(fd, 0o600); " +
+          "os.fsync(fd); os.close(fd)",
+          file,
+        ]);
+        assert.equal(fs.statSync(file).mode & 0o7777, 0o600);
+        const after = await env.store.stat("big.bin");
+        assert.equal(after.mode, 0o600);
+        assert.equal(after.sha256, before.sha256);
+        await waitForQuiet(env);
+        const uploads = (await statusOf(env)).metrics.uploads;
+        assert.equal(uploads.uploaded, uploadsBefore.uploaded, "nothing uploaded again");
+        assert.equal(uploads.bytesUploaded, uploadsBefore.bytesUploaded);
+        disk.makeRoom(4_000_000);
+        assert.ok(original.equals(await env.store.readFile("big.bin")));
+        assert.ok(original.equals(await fsp.readFile(file)));
       });
     });
   });

@@ -763,8 +763,18 @@ export class OverlayFileSystem implements FileSystem {
     const path = this.#nodes.pathOf(nodeid);
     const handle = changes.fh === undefined ? undefined : this.#handles.get(changes.fh);
     if (this.#nodes.isDetached(nodeid)) return await this.#setDetachedAttr(path, nodeid, changes);
-    if (changes.size !== undefined) await this.#truncate(ctx, path, changes.size, handle);
-    const mtimeNs = toNs(changes.mtime);
+    // A truncate to the size a session holding nothing written already has changes no byte
+    // (ftruncate to the current size, `truncate -s` of what is there): it moves the mtime
+    // alone, as on a local disk, instead of staging the file's bytes to cut none of them.
+    const sizeKept = changes.size !== undefined &&
+      await this.#keepsSize(
+        handle?.kind === "write" ? handle.session : this.#sessions.get(path),
+        changes.size,
+      );
+    if (changes.size !== undefined && !sizeKept) {
+      await this.#truncate(ctx, path, changes.size, handle);
+    }
+    const mtimeNs = toNs(changes.mtime) ?? (sizeKept ? toNs("now") : undefined);
     const atimeNs = toNs(changes.atime);
     const attributes = {
       mode: changes.mode === undefined ? undefined : changes.mode & 0o7777,
@@ -782,31 +792,29 @@ export class OverlayFileSystem implements FileSystem {
       // Between commits: one running now reads the attributes it journals.
       await this.#inSession(session, async () => {
         if (session.closed) return; // Let go meanwhile: to the file, below.
+        if (holdsNothingWritten(session)) {
+          changedLocallyNs = await this.#setUnwrittenAttributes(ctx, session, attributes, atimeNs);
+          inSession = true;
+          return;
+        }
         // Clean: every write was committed, as after a close whose RELEASE has not come yet.
         // Nothing later would journal this change then, and a crash would lose it.
         const clean = !session.dirty;
-        if (attributes.mode !== undefined) session.mode = attributes.mode;
-        if (attributes.uid !== undefined) session.uid = attributes.uid;
-        if (attributes.gid !== undefined) session.gid = attributes.gid;
-        if (attributes.mtimeNs !== undefined) session.mtimeNs = attributes.mtimeNs;
-        if (atimeNs !== undefined) session.atimeNs = atimeNs;
+        takeAttributes(session, attributes, atimeNs);
         session.dirty = true;
         inSession = true;
         if (clean && !session.detached) await this.#commitNow(session);
       });
     }
-    // Otherwise (no session, or one let go meanwhile) the change goes to the file itself,
-    // with no copy-on-read of it under way: drain's deletes the local copy it moved, which
-    // the change could otherwise find and then miss. (A directory's leave the copies below
-    // it alone.)
+    // Otherwise (no session, or one let go meanwhile) the change goes to the file itself.
     if (!inSession && changesAttributes) {
-      // An mtime set explicitly (tar's, after the directory's files) stays the last.
-      await this.#directoryTimes.settled(path);
-      const local = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
-      const change = () => this.#setFileAttributes(ctx, path, attributes, atimeNs, local);
-      changedLocallyNs = (await (local?.isDirectory()
-        ? change()
-        : this.#holdingCopies(`setattr ${path}`, [path], change)))?.ctimeNs;
+      const { changedLocally } = await this.#setAttributesWhereFileIs(
+        ctx,
+        path,
+        attributes,
+        atimeNs,
+      );
+      changedLocallyNs = changedLocally?.ctimeNs;
     }
     this.#served.delete(path);
     this.#changed(path);
@@ -817,6 +825,83 @@ export class OverlayFileSystem implements FileSystem {
     // it").
     this.#noteCtime(path, changedLocallyNs ?? BigInt(this.#now()) * 1_000_000n);
     return this.getattr(ctx, nodeid, changes.fh);
+  }
+
+  /**
+   * Changes `path`'s attributes where the file is (the source, Riak), not in a session, with
+   * no copy-on-read of it under way: drain's deletes the local copy it moved, which the
+   * change could otherwise find and then miss (a directory's leave the copies below it
+   * alone). `before`: the source's entry as found before the change.
+   */
+  async #setAttributesWhereFileIs(
+    ctx: RequestContext,
+    path: string,
+    attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
+    atimeNs: bigint | undefined,
+  ): Promise<{ before?: BigIntStats; changedLocally?: BigIntStats; changedInRiak: boolean }> {
+    // An mtime set explicitly (tar's, after the directory's files) stays the last.
+    await this.#directoryTimes.settled(path);
+    const before = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
+    const change = () => this.#setFileAttributes(ctx, path, attributes, atimeNs, before);
+    return {
+      before,
+      ...await (before?.isDirectory()
+        ? change()
+        : this.#holdingCopies(`setattr ${path}`, [path], change)),
+    };
+  }
+
+  /**
+   * Whether `session` (if any) holds nothing written and already has size `size`: a truncate
+   * to it would change no byte. Asked in the session's queue, after what is queued before.
+   */
+  async #keepsSize(session: WriteSession | undefined, size: number): Promise<boolean> {
+    if (!session) return false;
+    return await this.#inSession(session, async () => {
+      if (session.closed || !holdsNothingWritten(session)) return false;
+      const held = session.unstaged?.size ?? Number((await session.handle.stat()).size);
+      return held === size;
+    });
+  }
+
+  /**
+   * A change of attributes (fchmod, fchown, futimens: `touch`) through a session that holds
+   * nothing written goes where the file is, as a change by path does (Riak's metadata, the
+   * source's file), not into a commit: that would stage the file's bytes and upload them
+   * again, all of a large file for a touch. The session takes the attributes over, so a
+   * later write's commit keeps them. Resolves to the source file's ctime where the change
+   * went to it. Only inside {@link #inSession}.
+   */
+  async #setUnwrittenAttributes(
+    ctx: RequestContext,
+    session: WriteSession,
+    attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
+    atimeNs: bigint | undefined,
+  ): Promise<bigint | undefined> {
+    const path = session.path;
+    const changed = await this.#setAttributesWhereFileIs(ctx, path, attributes, atimeNs)
+      .catch((error) => {
+        if (!isOutageError(error)) throw error;
+        return undefined;
+      });
+    // Not made (Riak away, or the file gone from where it was): the session's commit carries
+    // the change once its bytes are staged, as for a session written, from SOURCE or the
+    // spool (uploaded once Riak is back); a file only Riak holds cannot be, and the change
+    // fails with EIO here, changing nothing, as by path.
+    const made = changed !== undefined &&
+      (changed.changedLocally !== undefined || changed.changedInRiak);
+    if (!made) await this.#writable(session);
+    const before = changed?.before;
+    // drain: the local file this session's upload deletes is still that file, its ctime moved.
+    if (session.supersedes && sameIdentity(before && identityOf(before), session.supersedes)) {
+      session.supersedes = await currentIdentity(await this.#localPath(path));
+    }
+    takeAttributes(session, attributes, atimeNs);
+    if (!made) {
+      session.dirty = true;
+      await this.#commitNow(session);
+    }
+    return changed?.changedLocally?.ctimeNs;
   }
 
   /**
@@ -865,7 +950,7 @@ export class OverlayFileSystem implements FileSystem {
   /**
    * Changes `path`'s attributes where the file is: the source, Riak, or both. `lstatBefore`:
    * the source's entry as setattr found it. Resolves to the source's entry after the change,
-   * where the change went to it.
+   * where the change went to it, and whether Riak held the file and took the change.
    */
   async #setFileAttributes(
     ctx: RequestContext,
@@ -873,7 +958,7 @@ export class OverlayFileSystem implements FileSystem {
     attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
     atimeNs: bigint | undefined,
     lstatBefore: BigIntStats | undefined,
-  ): Promise<BigIntStats | undefined> {
+  ): Promise<{ changedLocally?: BigIntStats; changedInRiak: boolean }> {
     // Riak keeps an access time only once one is set explicitly (utimens, touch -a).
     const riakAttributes = definedOnly({ ...attributes, atimeNs });
     const changesAttributes = Object.keys(riakAttributes).length > 0;
@@ -927,6 +1012,7 @@ export class OverlayFileSystem implements FileSystem {
     } finally {
       if (mirrored) this.#o.uploads.start(mirrored);
     }
+    let changedInRiak = false;
     if (inRiakToo) {
       this.#statCache.delete(path);
       if (await this.#riakStat(path, { quiet: true })) {
@@ -934,9 +1020,10 @@ export class OverlayFileSystem implements FileSystem {
           `setattr ${path}`,
           () => this.#o.store.setAttributes(path, riakAttributes),
         );
+        changedInRiak = true;
       }
     }
-    return changedLocally;
+    return { changedLocally, changedInRiak };
   }
 
   /** truncate(2) of the source file, never through a symlink put in its place. */
@@ -4438,6 +4525,29 @@ function mirroredKey(version: { size: bigint; mtimeNs: bigint }): string {
 
 function timespecOf(nanoseconds: bigint): Timespec {
   return { sec: Number(nanoseconds / 1_000_000_000n), nsec: Number(nanoseconds % 1_000_000_000n) };
+}
+
+/**
+ * Whether `session` holds nothing written through it: opened without O_TRUNC and neither
+ * written nor truncated since (its bytes unstaged, or staged for a read and unchanged).
+ * Its file's bytes and attributes are then still where they were, and a change of its
+ * attributes can go there as by path.
+ */
+function holdsNothingWritten(session: WriteSession): boolean {
+  return !session.dirty && !session.committed && !session.detached;
+}
+
+/** Sets the attributes given (the others stay) as `session`'s, which its commits journal. */
+function takeAttributes(
+  session: WriteSession,
+  attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
+  atimeNs: bigint | undefined,
+): void {
+  if (attributes.mode !== undefined) session.mode = attributes.mode;
+  if (attributes.uid !== undefined) session.uid = attributes.uid;
+  if (attributes.gid !== undefined) session.gid = attributes.gid;
+  if (attributes.mtimeNs !== undefined) session.mtimeNs = attributes.mtimeNs;
+  if (atimeNs !== undefined) session.atimeNs = atimeNs;
 }
 
 function toNs(time: Timespec | "now" | undefined): bigint | undefined {

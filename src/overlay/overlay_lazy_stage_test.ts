@@ -3,7 +3,8 @@
  * the file's bytes into the spool only once something needs them (a read, a write, a
  * truncate to a size > 0, a commit): an open closed unused costs no copy, a truncate to 0
  * first needs none (`truncate -s 0` on the full disk), and what is copied later is the
- * file's bytes around every write.
+ * file's bytes around every write. A change of attributes through such a session (`touch`)
+ * goes where the file is, and copies and uploads nothing.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -19,6 +20,7 @@ import {
   ROOT_CTX,
   whilePaused,
   withOverlay,
+  writeThrough,
 } from "./_overlay_fixture.ts";
 
 const O_WRONLY = 1;
@@ -325,5 +327,304 @@ Deno.test("drain: a legacy file truncated to 0 through an open for writing reach
     assert.equal(await runtime.settle(10_000), 0);
     assert.equal((await store.readFile("/legacy.bin")).length, 0);
     await assert.rejects(stat(join(source, "legacy.bin")), { code: "ENOENT" });
+  });
+});
+
+// ---- attribute changes through a session that holds nothing written ----
+// (fchmod, fchown, futimens: `touch FILE` opens it for writing and calls futimens): they go
+// where the file is, as a change by path does, instead of staging its bytes and uploading
+// them again.
+
+/** Three chunks: copying it costs three chunk gets, uploading it three chunk puts. */
+const THREE_CHUNKS = 3 * CHUNK_SIZE;
+/** 2001-09-09T01:46:40Z, as `touch -d` sets it. */
+const OLD_TIME = { sec: 1_000_000_000, nsec: 0 };
+const OLD_TIME_NS = 1_000_000_000_000_000_000n;
+
+/** A time in nanoseconds as FUSE's attributes show it. */
+function nsOf(time: { sec: number; nsec: number }): bigint {
+  return BigInt(time.sec) * 1_000_000_000n + BigInt(time.nsec);
+}
+
+/** At most the requests a change of one object's metadata takes: no chunk moved. */
+function assertNoChunkMoved(requests: OverlayFixture["requests"]): void {
+  const shown = JSON.stringify(requests);
+  assert.ok(requests.gets <= 2, `the stat and the metadata, no chunk get: ${shown}`);
+  assert.ok(requests.puts <= 1, `the metadata, no chunk put: ${shown}`);
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: touch (futimens through a handle open for writing) of a 3-chunk file moves no chunk and shows the new times at once`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime, requests, resetCounts }) => {
+      const content = seededBytes(60, THREE_CHUNKS);
+      await store.writeFile("/big.bin", content);
+      resetCounts();
+      await withOpen(fs, "/big.bin", O_WRONLY, async (node, fh) => {
+        const { attr } = await fs.setattr!(ROOT_CTX, node, {
+          fh,
+          atime: OLD_TIME,
+          mtime: OLD_TIME,
+        });
+        assert.equal(nsOf(attr.mtime), OLD_TIME_NS);
+        assert.equal(nsOf((await fs.getattr!(ROOT_CTX, node, fh)).attr.mtime), OLD_TIME_NS);
+        assert.equal(nsOf((await fs.getattr!(ROOT_CTX, node, undefined)).attr.mtime), OLD_TIME_NS);
+        assert.equal(attr.size, THREE_CHUNKS);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assertNoChunkMoved(requests);
+      assert.equal(runtime.metrics.snapshot().uploads.uploaded, 0, "nothing uploaded again");
+      assert.equal((await store.stat("/big.bin")).mtimeNs, OLD_TIME_NS);
+      assert.ok(content.equals(await store.readFile("/big.bin")));
+      const { attr } = await fs.getattr!(ROOT_CTX, await lookupPath(fs, "/big.bin"), undefined);
+      assert.equal(nsOf(attr.mtime), OLD_TIME_NS, "after the close too");
+    });
+  });
+
+  Deno.test(`${preset}: fchmod and fchown through a handle open for writing move no chunk`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime, requests, resetCounts }) => {
+      await store.writeFile("/big.bin", seededBytes(61, THREE_CHUNKS), { mode: 0o644 });
+      resetCounts();
+      await withOpen(fs, "/big.bin", O_RDWR, async (node, fh) => {
+        await fs.setattr!(ROOT_CTX, node, { fh, mode: 0o100600 });
+        await fs.setattr!(ROOT_CTX, node, { fh, uid: 1234, gid: 5678 });
+        const { attr } = await fs.getattr!(ROOT_CTX, node, fh);
+        assert.equal(attr.mode & 0o7777, 0o600);
+        assert.equal(attr.uid, 1234);
+        assert.equal(attr.gid, 5678);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      const shown = JSON.stringify(requests);
+      assert.ok(requests.puts <= 2, `two metadata puts, no chunk: ${shown}`);
+      assert.ok(requests.gets <= 3, `the stat and the metadata, no chunk: ${shown}`);
+      const stored = await store.stat("/big.bin");
+      assert.equal(stored.mode, 0o600);
+      assert.equal(stored.uid, 1234);
+      assert.equal(stored.gid, 5678);
+    });
+  });
+
+  Deno.test(`${preset}: touch -d, then a write, then close: the write's content and mtime, the mode set through the handle kept`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime }) => {
+      const content = seededBytes(62, THREE_CHUNKS);
+      await store.writeFile("/big.bin", content, { mode: 0o644 });
+      await withOpen(fs, "/big.bin", O_WRONLY, async (node, fh) => {
+        await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME, mode: 0o100640 });
+        await fs.write!(ROOT_CTX, node, fh, 10, Buffer.from("WRITTEN"));
+        const { attr } = await fs.getattr!(ROOT_CTX, node, fh);
+        // As on a local disk: a write after futimens moves the mtime on.
+        assert.ok(nsOf(attr.mtime) > OLD_TIME_NS, "the write's mtime");
+        assert.equal(attr.mode & 0o7777, 0o640);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      const written = Buffer.from(content);
+      written.write("WRITTEN", 10);
+      assert.ok(written.equals(await store.readFile("/big.bin")));
+      const stored = await store.stat("/big.bin");
+      assert.ok(stored.mtimeNs > OLD_TIME_NS, "the write's mtime in Riak");
+      assert.equal(stored.mode, 0o640);
+    });
+  });
+
+  Deno.test(`${preset}: chmod and utimens by path of a file another handle has open for writing, nothing written, move no chunk`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime, requests, resetCounts }) => {
+      const content = seededBytes(70, THREE_CHUNKS);
+      await store.writeFile("/big.bin", content, { mode: 0o644 });
+      resetCounts();
+      await withOpen(fs, "/big.bin", O_WRONLY, async (node) => {
+        await fs.setattr!(ROOT_CTX, node, { mode: 0o100600, mtime: OLD_TIME });
+        const { attr } = await fs.getattr!(ROOT_CTX, node, undefined);
+        assert.equal(attr.mode & 0o7777, 0o600);
+        assert.equal(nsOf(attr.mtime), OLD_TIME_NS);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assertNoChunkMoved(requests);
+      const stored = await store.stat("/big.bin");
+      assert.equal(stored.mode, 0o600);
+      assert.equal(stored.mtimeNs, OLD_TIME_NS);
+      assert.ok(content.equals(await store.readFile("/big.bin")));
+    });
+  });
+
+  Deno.test(`${preset}: a write, then futimens, then close: the write's content with the time set`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime }) => {
+      const content = seededBytes(63, THREE_CHUNKS);
+      await store.writeFile("/big.bin", content);
+      await withOpen(fs, "/big.bin", O_WRONLY, async (node, fh) => {
+        await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("HEAD"));
+        await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      const written = Buffer.from(content);
+      written.write("HEAD", 0);
+      assert.ok(written.equals(await store.readFile("/big.bin")));
+      assert.equal((await store.stat("/big.bin")).mtimeNs, OLD_TIME_NS);
+    });
+  });
+
+  Deno.test(`${preset}: futimens through a handle whose session staged the bytes for a read moves no chunk up`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime, requests, resetCounts }) => {
+      const content = seededBytes(64, THREE_CHUNKS);
+      await store.writeFile("/big.bin", content);
+      await withOpen(fs, "/big.bin", O_RDWR, async (node, fh) => {
+        assert.ok(content.subarray(0, 10).equals(await fs.read!(ROOT_CTX, node, fh, 0, 10)));
+        resetCounts();
+        await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
+        assert.equal(nsOf((await fs.getattr!(ROOT_CTX, node, fh)).attr.mtime), OLD_TIME_NS);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assertNoChunkMoved(requests);
+      assert.equal(runtime.metrics.snapshot().uploads.uploaded, 0, "nothing uploaded again");
+      assert.equal((await store.stat("/big.bin")).mtimeNs, OLD_TIME_NS);
+      assert.ok(content.equals(await store.readFile("/big.bin")));
+    });
+  });
+
+  Deno.test(`${preset}: ftruncate to the file's size moves no chunk; to a smaller size it keeps the bytes before`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime, requests, resetCounts }) => {
+      const content = seededBytes(65, THREE_CHUNKS);
+      await store.writeFile("/big.bin", content, { mtimeNs: OLD_TIME_NS });
+      await store.writeFile("/cut.bin", content);
+      resetCounts();
+      await withOpen(fs, "/big.bin", O_WRONLY, async (node, fh) => {
+        const { attr } = await fs.setattr!(ROOT_CTX, node, { fh, size: THREE_CHUNKS });
+        assert.equal(attr.size, THREE_CHUNKS);
+        // As on a local disk (ext4): a truncate moves the mtime, also to the same size.
+        assert.ok(nsOf(attr.mtime) > OLD_TIME_NS, "the truncate's mtime");
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assertNoChunkMoved(requests);
+      assert.ok(content.equals(await store.readFile("/big.bin")));
+      assert.ok((await store.stat("/big.bin")).mtimeNs > OLD_TIME_NS, "in Riak too");
+      await withOpen(fs, "/cut.bin", O_WRONLY, async (node, fh) => {
+        const { attr } = await fs.setattr!(ROOT_CTX, node, { fh, size: CHUNK_SIZE + 5 });
+        assert.equal(attr.size, CHUNK_SIZE + 5);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.ok(content.subarray(0, CHUNK_SIZE + 5).equals(await store.readFile("/cut.bin")));
+    });
+  });
+
+  Deno.test(`${preset}: futimens through a handle of a file only Riak holds during an outage fails with EIO, as by path, changing nothing`, async () => {
+    const clock = 1_700_000_000_000; // Stands still: Riak's stat of the file stays fresh.
+    await withSmallChunks(preset, async ({ fs, store, riak, runtime, logLines }) => {
+      const content = seededBytes(66, THREE_CHUNKS);
+      await store.writeFile("/big.bin", content);
+      const before = await store.stat("/big.bin");
+      await withOpen(fs, "/big.bin", O_WRONLY, async (node, fh) => {
+        await whilePaused(riak, async () => {
+          await outageNoticed(fs, logLines);
+          await assert.rejects(fs.setattr!(ROOT_CTX, node, { mtime: OLD_TIME }), isEio, "by path");
+          await assert.rejects(fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME }), isEio);
+          const { attr } = await fs.getattr!(ROOT_CTX, node, fh);
+          assert.equal(nsOf(attr.mtime), before.mtimeNs, "unchanged");
+        });
+        // Once Riak is back the same descriptor's change goes through.
+        await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.stat("/big.bin")).mtimeNs, OLD_TIME_NS);
+      assert.ok(content.equals(await store.readFile("/big.bin")));
+    }, { now: () => clock });
+  });
+
+  Deno.test(`${preset}: futimens through a handle of a file renamed while open goes to the new name`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime, requests, resetCounts }) => {
+      const content = seededBytes(67, THREE_CHUNKS);
+      await store.writeFile("/big.bin", content);
+      const root = await lookupPath(fs, "/");
+      await withOpen(fs, "/big.bin", O_WRONLY, async (node, fh) => {
+        await fs.rename!(ROOT_CTX, root, "big.bin", root, "moved.bin", 0);
+        assert.equal(await runtime.settle(10_000), 0, "the directory's new mtime written");
+        resetCounts();
+        await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
+        assert.equal(nsOf((await fs.getattr!(ROOT_CTX, node, fh)).attr.mtime), OLD_TIME_NS);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assertNoChunkMoved(requests);
+      assert.equal((await store.stat("/moved.bin")).mtimeNs, OLD_TIME_NS);
+      assert.ok(content.equals(await store.readFile("/moved.bin")));
+      assert.equal(await store.tryStat("/big.bin"), undefined);
+    });
+  });
+
+  Deno.test(`${preset}: futimens through a handle of a file unlinked while open changes no file in Riak`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime }) => {
+      await store.writeFile("/big.bin", seededBytes(68, THREE_CHUNKS));
+      await withOpen(fs, "/big.bin", O_WRONLY, async (node, fh) => {
+        await fs.unlink!(ROOT_CTX, await lookupPath(fs, "/"), "big.bin");
+        const { attr } = await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
+        assert.equal(nsOf(attr.mtime), OLD_TIME_NS);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal(await store.tryStat("/big.bin"), undefined, "stays removed");
+    });
+  });
+}
+
+Deno.test("drain: touch of a legacy file through a handle changes the local file's times, copies nothing; a write after it still drains the file", async () => {
+  await withSmallChunks("drain", async ({ fs, store, runtime, source }) => {
+    const content = seededBytes(69, THREE_CHUNKS);
+    const local = join(source, "legacy.bin");
+    await writeFile(local, content);
+    await withOpen(fs, "/legacy.bin", O_WRONLY, async (node, fh) => {
+      await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
+      assert.equal((await stat(local, { bigint: true })).mtimeNs, OLD_TIME_NS);
+      assert.equal(nsOf((await fs.getattr!(ROOT_CTX, node, fh)).attr.mtime), OLD_TIME_NS);
+    });
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal(runtime.metrics.snapshot().uploads.uploaded, 0, "nothing uploaded");
+    assert.equal(await store.tryStat("/legacy.bin"), undefined, "still only local");
+    await withOpen(fs, "/legacy.bin", O_WRONLY, async (node, fh) => {
+      await fs.setattr!(ROOT_CTX, node, { fh, mode: 0o100600 });
+      await fs.write!(ROOT_CTX, node, fh, 100, Buffer.from("Z"));
+    });
+    assert.equal(await runtime.settle(10_000), 0);
+    const written = Buffer.from(content);
+    written.write("Z", 100);
+    assert.ok(written.equals(await store.readFile("/legacy.bin")));
+    assert.equal((await store.stat("/legacy.bin")).mode, 0o600);
+    assert.ok(written.equals(await readThrough(fs, "/legacy.bin")));
+    await assert.rejects(stat(local), { code: "ENOENT" }, "drained: its local copy gone");
+  });
+});
+
+Deno.test("drain: futimens through a handle of a legacy file during an outage still works: its bytes are at hand in SOURCE, and the session's upload carries the change once Riak is back", async () => {
+  const clock = 1_700_000_000_000; // Stands still: Riak's stat of the file stays fresh.
+  await withSmallChunks("drain", async ({ fs, store, riak, runtime, source, logLines }) => {
+    const content = seededBytes(71, THREE_CHUNKS);
+    const local = join(source, "legacy.bin");
+    await writeFile(local, content);
+    await withOpen(fs, "/legacy.bin", O_WRONLY, async (node, fh) => {
+      await whilePaused(riak, async () => {
+        await outageNoticed(fs, logLines);
+        const { attr } = await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
+        assert.equal(nsOf(attr.mtime), OLD_TIME_NS);
+      });
+    });
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.ok(content.equals(await store.readFile("/legacy.bin")));
+    assert.equal((await store.stat("/legacy.bin")).mtimeNs, OLD_TIME_NS);
+    await assert.rejects(stat(local), { code: "ENOENT" }, "drained: its local copy gone");
+  }, { now: () => clock });
+});
+
+Deno.test("riak: futimens through a handle of a file whose upload Riak does not acknowledge goes into the session's upload from the spool", async () => {
+  await withSmallChunks("riak", async ({ fs, store, runtime, holdPuts }) => {
+    const content = seededBytes(72, THREE_CHUNKS);
+    const held = holdPuts();
+    await writeThrough(fs, "/new.bin", content);
+    await held.reached; // The upload hangs at its first put: the file's bytes are in the spool.
+    try {
+      await withOpen(fs, "/new.bin", O_WRONLY, async (node, fh) => {
+        const { attr } = await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
+        assert.equal(nsOf(attr.mtime), OLD_TIME_NS);
+        assert.equal(attr.size, THREE_CHUNKS);
+      });
+    } finally {
+      held.release();
+    }
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.ok(content.equals(await store.readFile("/new.bin")));
+    assert.equal((await store.stat("/new.bin")).mtimeNs, OLD_TIME_NS);
   });
 });
