@@ -67,3 +67,27 @@ for (const change of ["remove", "rename"] as const) {
     });
   });
 }
+
+Deno.test("rename of a directory waits for the late puts of the files in it before their old names go", async () => {
+  await withStore(async ({ client, bucket }) => {
+    const late = withLatePut(client, "d/late.txt");
+    const store = new Store(late.client, { namespace: { bucket } });
+    await store.mkdir("d");
+    await store.writeFile("d/late.txt", Buffer.from("late"));
+    let done = false;
+    const changing = store.rename("d", "e").then(() => done = true);
+    // Without the wait, the rename would be over by now, d/late.txt's object deleted: the
+    // put landing then would make it again under the directory's old name.
+    await Promise.race([late.asked, changing]);
+    assert.equal(done, false);
+    assert.ok(
+      late.deletes.every((deleted) => deleted.key !== "d/late.txt"),
+      "d/late.txt not deleted while its put may land",
+    );
+    late.settle();
+    await changing;
+    assert.equal(await store.tryStat("d/late.txt"), undefined);
+    assert.equal((await store.tryStat("e/late.txt"))?.size, 4);
+    assert.ok(late.deletes.some((deleted) => deleted.key === "d/late.txt" && deleted.afterSettled));
+  });
+});

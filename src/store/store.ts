@@ -1677,6 +1677,8 @@ export class Store {
       const files = fresh.filter((entry) => entry.type !== "directory");
       const copies = new Map<DirEntry, ObjectMeta>();
       await mapLimit(files, TREE_PARALLELISM, async (entry) => {
+        // Its old name goes: a put of it landing late would bring it back (see rename).
+        await this.lateWritesSettled(childPath(f, entry.name));
         const copied = await this.#copyFileObject(
           childPath(f, entry.name),
           childPath(t, entry.name),
