@@ -29,6 +29,12 @@ export class ListedInRiak {
   readonly #limit: number;
   readonly #perDirectory: number;
   #names = 0;
+  /** The number of the last change the mount made to a name in a directory. */
+  #sequence = 0;
+  /** The number of each directory's last change (bounded, oldest first). */
+  readonly #lastChange = new Map<string, number>();
+  /** The newest change forgotten to keep {@link #lastChange} bounded: older looks fail. */
+  #forgottenUpTo = 0;
 
   /** `limit`: names held in all listings at most. */
   constructor(limit: number, perDirectory = LISTED_NAMES_PER_DIRECTORY) {
@@ -42,12 +48,23 @@ export class ListedInRiak {
   }
 
   /**
-   * Riak's whole listing of `directory` was read: `names`, or undefined when it held more
-   * than may be kept.
+   * Begins a listing of Riak: its names are kept only where the mount changed no name in
+   * the directory since (see {@link listed}).
    */
-  listed(directory: string, names: readonly string[] | undefined): void {
+  look(): number {
+    return this.#sequence;
+  }
+
+  /**
+   * Riak's whole listing of `directory` was read: `names`, or undefined when it held more
+   * than may be kept. Given the listing's `look`, not kept where a name in the directory
+   * changed since: its shards may have been read before an upload landed there (read as the
+   * kernel asks), and it would lack that name.
+   */
+  listed(directory: string, names: readonly string[] | undefined, look?: number): void {
     this.#drop(directory);
     if (names === undefined || names.length > this.#perDirectory) return;
+    if (look !== undefined && this.#changedSince(directory, look)) return;
     this.#listings.set(directory, new Set(names));
     this.#names += names.length;
     for (const [oldest, held] of this.#listings) {
@@ -63,7 +80,10 @@ export class ListedInRiak {
     const directory = parentOf(path);
     const held = this.#listings.get(directory);
     const name = nameOf(path);
-    if (held === undefined || held.has(name)) return;
+    // What the listing held already (a lookup found it) changes nothing a listing reads.
+    if (held?.has(name)) return;
+    this.#changed(directory);
+    if (held === undefined) return;
     if (held.size >= this.#perDirectory) return this.#drop(directory);
     held.add(name);
     this.#names++;
@@ -72,7 +92,10 @@ export class ListedInRiak {
   /** Riak holds `path` no more: its directory's listing loses it. */
   removed(path: string): void {
     if (path === "/") return;
-    if (this.#listings.get(parentOf(path))?.delete(nameOf(path))) this.#names--;
+    const held = this.#listings.get(parentOf(path));
+    if (held !== undefined && !held.has(nameOf(path))) return;
+    this.#changed(parentOf(path));
+    if (held?.delete(nameOf(path))) this.#names--;
   }
 
   /** Forgets the listings of `path` and of the directories below it (renamed, removed). */
@@ -86,6 +109,19 @@ export class ListedInRiak {
   /** Riak's names in `directory`, if its listing is held. */
   namesIn(directory: string): ReadonlySet<string> | undefined {
     return this.#listings.get(directory);
+  }
+
+  #changed(directory: string): void {
+    this.#lastChange.delete(directory);
+    this.#lastChange.set(directory, ++this.#sequence);
+    if (this.#lastChange.size <= this.#limit) return;
+    const [oldest, forgotten] = this.#lastChange.entries().next().value!;
+    this.#lastChange.delete(oldest);
+    this.#forgottenUpTo = Math.max(this.#forgottenUpTo, forgotten);
+  }
+
+  #changedSince(directory: string, look: number): boolean {
+    return this.#forgottenUpTo > look || (this.#lastChange.get(directory) ?? 0) > look;
   }
 
   #drop(directory: string): void {

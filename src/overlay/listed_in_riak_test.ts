@@ -45,3 +45,33 @@ Deno.test("the names held are bounded: the oldest listings go, a large one is no
   listed.listed("/again", undefined);
   assert.equal(listed.namesIn("/again"), undefined);
 });
+
+Deno.test("a listing is not kept where a name in its directory changed after it began", () => {
+  const listed = new ListedInRiak(100);
+  const before = listed.look();
+  listed.added("/d/landed"); // An upload landing after the listing's shards were read.
+  listed.listed("/d", ["old"], before);
+  assert.equal(listed.namesIn("/d"), undefined, "it may lack the name");
+  const removedLook = listed.look();
+  listed.removed("/e/gone");
+  listed.listed("/e", ["gone"], removedLook);
+  assert.equal(listed.namesIn("/e"), undefined);
+  const quiet = listed.look();
+  listed.added("/elsewhere/x");
+  listed.listed("/f", ["held"]);
+  const looked = listed.look();
+  listed.added("/f/held"); // A lookup finding what the listing held: no change.
+  listed.removed("/f/never"); // Nor one missing what it did not hold.
+  listed.listed("/f", ["held"], looked);
+  assert.deepEqual([...listed.namesIn("/f")!], ["held"]);
+  listed.listed("/d", ["old", "landed"], quiet);
+  assert.deepEqual([...listed.namesIn("/d")!].sort(), ["landed", "old"], "no change in /d since");
+});
+
+Deno.test("a listing begun before changes forgotten to keep the table bounded is not kept", () => {
+  const listed = new ListedInRiak(2);
+  const look = listed.look();
+  for (const directory of ["/a", "/b", "/c"]) listed.added(`${directory}/x`);
+  listed.listed("/d", ["y"], look);
+  assert.equal(listed.namesIn("/d"), undefined);
+});

@@ -3178,6 +3178,7 @@ export class OverlayFileSystem implements FileSystem {
     let changedLocally = new Set<string>();
     // When Riak's listing began: what the mount changed in Riak since, it may not show.
     const look = this.#o.uploads.newToRiak.look();
+    const listedLook = this.#listedInRiak.look();
     try {
       let step: IteratorResult<DirEntry> | undefined;
       if (this.#mode.listings !== "local") {
@@ -3223,7 +3224,7 @@ export class OverlayFileSystem implements FileSystem {
           yield { name, type: listedType(step.value.type) };
         }
         if (notInRiak !== undefined) this.#rememberAbsent(path, [...notInRiak], look);
-        if (riakNames !== undefined) this.#listedInRiak.listed(path, riakNames);
+        if (riakNames !== undefined) this.#listedInRiak.listed(path, riakNames, listedLook);
       } catch (error) {
         // Listings degrade to local while Riak is unreachable (riak-only listings cannot).
         if (this.#mode.listings === "riak" || !isOutageError(error)) throw error;

@@ -19,6 +19,7 @@ import {
   withOverlay,
   writeThrough,
 } from "./_overlay_fixture.ts";
+import { Store } from "../store/store.ts";
 import { UploadQueue } from "./upload_queue.ts";
 
 /** Well past the entry timeout (1 s): what Riak answered before the outage has expired. */
@@ -293,4 +294,70 @@ for (const preset of ["drain", "riak"]) {
       { now: () => clock },
     );
   });
+}
+
+/**
+ * Lists `path` through `fs` with Riak's listing of it read whole first and held until the
+ * returned `finish()`: its shards were read, the kernel has not asked for the rest yet.
+ */
+async function listingHeldAfterItsRead(fs: FileSystem, path: string) {
+  const list = Store.prototype.list;
+  let read!: () => void;
+  const namesRead = new Promise<void>((resolve) => read = resolve);
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => finish = resolve);
+  let listing: Promise<string[]>;
+  try {
+    Store.prototype.list = async function* (this: Store, ...args: Parameters<Store["list"]>) {
+      const entries = [];
+      for await (const entry of list.apply(this, args)) entries.push(entry);
+      if (`/${String(args[0]).replace(/^\//, "")}` === path) {
+        read();
+        await finished;
+      }
+      yield* entries;
+    } as Store["list"];
+    listing = listThrough(fs, path);
+    await namesRead;
+  } finally {
+    Store.prototype.list = list;
+  }
+  return { listing, finish };
+}
+
+for (const made of ["file", "directory"]) {
+  for (const preset of ["drain", "riak"]) {
+    Deno.test(`${preset}: a ${made} the mount made in Riak while a listing of its directory was read is not lost from what the listing holds: rmdir of the directory during an outage is refused`, async () => {
+      await withOverlay(
+        preset,
+        async ({ fs, store, riak, runtime, logLines }) => {
+          await fs.mkdir!(ROOT_CTX, ROOT_NODE_ID, "d", 0o755, 0o022);
+          await writeThrough(fs, "/d/x", Buffer.from("x"));
+          assert.equal(await runtime.settle(10_000), 0);
+          const { listing, finish } = await listingHeldAfterItsRead(fs, "/d");
+          // Lands after the listing's shards were read, before the listing ends.
+          const name = made === "file" ? "f" : "sub";
+          if (made === "file") await writeThrough(fs, "/d/f", Buffer.from("f"));
+          else await fs.mkdir!(ROOT_CTX, await lookupPath(fs, "/d"), "sub", 0o755, 0o022);
+          assert.equal(await runtime.settle(10_000), 0);
+          finish();
+          assert.deepEqual(await listing, ["x"]);
+          await fs.unlink!(ROOT_CTX, await lookupPath(fs, "/d"), "x");
+          assert.equal(await runtime.settle(10_000), 0);
+          await whilePaused(riak, async () => {
+            await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
+            await logged(logLines, "Riak unreachable");
+            // Riak holds /d/f (or /d/sub): the directory is not empty, whatever else is known.
+            await assert.rejects(fs.rmdir!(ROOT_CTX, ROOT_NODE_ID, "d"));
+            await lookupPath(fs, "/d");
+          });
+          assert.equal(await runtime.settle(10_000), 0);
+          assert.notEqual(await store.tryStat(`/d/${name}`), undefined);
+          assert.deepEqual(await listThrough(fs, "/d"), [name]);
+        },
+        { riakReadTimeout: "300" },
+        { now: () => 1_700_000_000_000 },
+      );
+    });
+  }
 }
