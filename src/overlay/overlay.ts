@@ -77,6 +77,7 @@ import {
   journaledIdentity,
   type JournalEntry,
   type NewEntry,
+  type NewUpload,
   type PendingMirror,
   type PendingUpload,
   type SeenFile,
@@ -1707,14 +1708,24 @@ export class OverlayFileSystem implements FileSystem {
           ...(replacedLocal ? { supersedes: journaledIdentity(replacedLocal) } : {}),
         });
       }
+      // Nothing journaled carries its bytes to the new name: the session's upload, in the
+      // same line as the old name's removal (a crash before its close would lose both).
+      const carried = moving && !newest
+        ? await this.#uploadOf(moving, to, replacedLocal)
+        : undefined;
+      if (carried) entries.push(carried);
       entries.push(this.#removalWhileAway(from));
-      await this.#o.uploads.submitTogether(entries);
+      await this.#o.uploads.submitTogether(entries, {
+        handedOver: carried ? [carried.staged] : [],
+      });
       if (replaced && replaced !== moving) this.#detach(replaced);
       if (moving) {
         this.#moveSession(moving, to);
         moving.supersedes = replacedLocal;
-        // Nothing journaled carries its bytes to the new name: its commit at close does.
-        if (!newest) moving.dirty = true;
+        if (!newest) {
+          moving.dirty = false;
+          moving.committed = true;
+        }
       }
       this.#superseded.delete(from);
       if (replacedLocal) this.#superseded.set(to, replacedLocal);
@@ -3715,6 +3726,27 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   async #commitNow(session: WriteSession): Promise<void> {
+    const upload = await this.#uploadOf(session, session.path, session.supersedes);
+    if (session.supersedes) this.#superseded.set(session.path, session.supersedes);
+    await this.#o.uploads.submit(upload);
+    // Only once journaled: a commit that failed leaves the session dirty, to commit again.
+    session.dirty = false;
+    session.committed = true;
+    this.#o.cache.invalidate(session.path);
+    this.#changed(session.path);
+    this.#served.delete(session.path);
+  }
+
+  /**
+   * The upload of what `session` holds now to `path`, ready to journal: its staged file
+   * synced, which the upload owns once journaled (the session is `committed` then). Only
+   * inside {@link #inSession}, or holding the session.
+   */
+  async #uploadOf(
+    session: WriteSession,
+    path: string,
+    supersedes: FileIdentity | undefined,
+  ): Promise<NewUpload> {
     // Every submission owns its staged file: the queue deletes it once uploaded or replaced.
     await this.#writable(session);
     await this.#restagedIfRemoved(session);
@@ -3722,9 +3754,8 @@ export class OverlayFileSystem implements FileSystem {
     await this.#o.spool.sync(); // The staged file's name, not only its bytes.
     const stats = await session.handle.stat({ bigint: true });
     const mtimeNs = session.mtimeNs ?? stats.mtimeNs;
-    if (session.supersedes) this.#superseded.set(session.path, session.supersedes);
-    await this.#o.uploads.submit({
-      path: session.path,
+    return {
+      path,
       staged: session.staged,
       mode: session.mode,
       uid: session.uid,
@@ -3732,15 +3763,9 @@ export class OverlayFileSystem implements FileSystem {
       mtimeNs: mtimeNs.toString(),
       ...(session.atimeNs === undefined ? {} : { atimeNs: session.atimeNs.toString() }),
       size: Number(stats.size),
-      ...this.#unseenMark(session.path),
-      ...(session.supersedes ? { supersedes: journaledIdentity(session.supersedes) } : {}),
-    });
-    // Only once journaled: a commit that failed leaves the session dirty, to commit again.
-    session.dirty = false;
-    session.committed = true;
-    this.#o.cache.invalidate(session.path);
-    this.#changed(session.path);
-    this.#served.delete(session.path);
+      ...this.#unseenMark(path),
+      ...(supersedes ? { supersedes: journaledIdentity(supersedes) } : {}),
+    };
   }
 
   async #truncate(

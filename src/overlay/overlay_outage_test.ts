@@ -219,6 +219,35 @@ for (const preset of ["drain", "riak"]) {
   });
 }
 
+for (const [preset, legacy] of [["drain", false], ["drain", true], ["riak", false]] as const) {
+  Deno.test(`${preset}: a ${legacy ? "legacy " : ""}file open for writing, renamed during an outage, is in Riak under its new name after the mount is killed before the file's close and mounted again`, async () => {
+    await withOverlay(
+      preset,
+      async ({ fs, store, riak, runtime, logLines, restart, source }) => {
+        if (legacy) await writeFile(join(source, "doc.txt"), "document");
+        else await writeThrough(fs, "/doc.txt", Buffer.from("document"));
+        assert.equal(await runtime.settle(10_000), 0);
+        const node = await lookupPath(fs, "/doc.txt");
+        const { fh } = await fs.open!(ROOT_CTX, node, O_RDWR);
+        const again = await whilePaused(riak, async () => {
+          await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
+          await logged(logLines, "Riak unreachable");
+          assert.equal((await fs.read!(ROOT_CTX, node, fh, 0, 100)).toString(), "document");
+          await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "doc.txt", ROOT_NODE_ID, "renamed.txt", 0);
+          // Killed: the file is never closed, its session never committed at close.
+          await runtime.stop(0);
+          return await restart({});
+        });
+        assert.equal(await again.settle(10_000), 0);
+        assert.equal((await store.readFile("/renamed.txt")).toString(), "document");
+        assert.equal(await store.tryStat("/doc.txt"), undefined);
+      },
+      { riakReadTimeout: "300" },
+      { now: () => 1_700_000_000_000 },
+    );
+  });
+}
+
 /** Resolves once `done()` holds (an upload that Riak's return let go reached its end). */
 async function landed(done: () => boolean): Promise<void> {
   for (let waited = 0; !done(); waited += 10) {

@@ -372,12 +372,19 @@ export class UploadQueue {
    * names the staged file of a pending one (a rename while Riak is away); when that one
    * landed since the caller looked (Riak came back), its file went with it, and this
    * rejects, journaling nothing: the upload would find no file, and the removal that comes
-   * with it would take away the only copy.
+   * with it would take away the only copy. `handedOver`: staged files of uploads among them
+   * that no pending one names (a write session's, committed with a rename): the queue's once
+   * journaled, their caller's still if this rejects.
    */
-  async submitTogether(entries: readonly NewEntry[]): Promise<UploadTicket[]> {
+  async submitTogether(
+    entries: readonly NewEntry[],
+    { handedOver = [] }: { handedOver?: readonly string[] } = {},
+  ): Promise<UploadTicket[]> {
     if (this.#stopping) throw new UploadStoppedError(entries[0]?.path ?? "/");
     const uploads = entries.filter((entry) => !isMirror(entry)) as NewUpload[];
-    const gone = uploads.find((upload) => !this.#stagedUsers.has(upload.staged));
+    const gone = uploads.find((upload) =>
+      !handedOver.includes(upload.staged) && !this.#stagedUsers.has(upload.staged)
+    );
     if (gone !== undefined) {
       throw new Error(
         `${gone.path}: the upload it was to share a staged file with landed meanwhile`,
@@ -391,7 +398,12 @@ export class UploadQueue {
     try {
       added = await this.#options.journal.addTogether(entries);
     } catch (error) {
-      for (const upload of uploads) await this.#releaseStaged(upload);
+      for (const upload of uploads) {
+        if (!handedOver.includes(upload.staged)) await this.#releaseStaged(upload);
+        else if (this.#stagedUsers.get(upload.staged) === 1) {
+          this.#stagedUsers.delete(upload.staged);
+        } else this.#stagedUsers.set(upload.staged, this.#stagedUsers.get(upload.staged)! - 1);
+      }
       throw error;
     }
     return added.map((entry) => ({ id: entry.id, uploaded: this.#enqueue(entry, true).done }));
