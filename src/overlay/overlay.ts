@@ -1751,6 +1751,8 @@ export class OverlayFileSystem implements FileSystem {
     const replaced = this.#sessions.get(to);
     await this.#holdingSessions(replaced ? [replaced] : [], async () => {
       ctx.commit();
+      // Its open handles read on what it held (drain: maybe from the local copy dropped next).
+      if (replaced) await this.#keepBytesOf(replaced);
       // drain: a local file renamed over goes only where a write through the mount superseded
       // it (else EIO): left, the union would show it again once the move is done.
       await this.#dropSupersededLocalCopy(to, replaced);

@@ -628,3 +628,24 @@ Deno.test("riak: futimens through a handle of a file whose upload Riak does not 
     assert.equal((await store.stat("/new.bin")).mtimeNs, OLD_TIME_NS);
   });
 });
+
+Deno.test("drain: a legacy file open for writing with nothing staged, renamed over during an outage by a file only Riak holds that the mount saw, keeps its bytes for the handle", async () => {
+  await withSmallChunks("drain", async ({ fs, store, riak, runtime, source, logLines }) => {
+    const legacy = seededBytes(54, BIG);
+    await writeFile(join(source, "b.bin"), legacy);
+    await store.writeFile("/a.bin", Buffer.from("Riak's a.bin"));
+    await lookupPath(fs, "/a.bin"); // Seen: a rename of it during an outage is journaled.
+    await withOpen(fs, "/b.bin", O_RDWR, async (node, fh) => {
+      await whilePaused(riak, async () => {
+        await outageNoticed(fs, logLines);
+        const root = await lookupPath(fs, "/");
+        await fs.rename!(ROOT_CTX, root, "a.bin", root, "b.bin", 0);
+        // Renamed over, as on a local disk: the open file is the one it was.
+        assert.ok(legacy.subarray(0, 100).equals(await fs.read!(ROOT_CTX, node, fh, 0, 100)));
+      });
+    });
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal((await store.readFile("/b.bin")).toString(), "Riak's a.bin");
+    assert.equal(await store.tryStat("/a.bin"), undefined);
+  }, { now: () => 1_700_000_000_000 });
+});
