@@ -1685,7 +1685,12 @@ export class OverlayFileSystem implements FileSystem {
     }
     await this.#refuseRenameOver(from, to);
     const sessions = [moving, replaced].filter((session) => session !== undefined);
+    let letGo = false;
     await this.#holdingSessions(sessions, async () => {
+      // Closed while the rename looked: its name holds no session any more (its last commit
+      // journaled), and one moved would take no commit under the new name.
+      letGo = sessions.some((session) => session.closed);
+      if (letGo) return;
       ctx.commit();
       const newest = this.#o.uploads.pendingFor(from);
       if (!moving && !newest) throw fail(Errno.ENOENT, `${from}: no such file`);
@@ -1731,6 +1736,7 @@ export class OverlayFileSystem implements FileSystem {
       if (replacedLocal) this.#superseded.set(to, replacedLocal);
       else this.#superseded.delete(to);
     });
+    if (letGo) return await this.#renameWhileAway(from, to, ctx);
     await this.#moveOpenFiles(from, to);
     this.#renamed(from, to);
   }

@@ -248,6 +248,36 @@ for (const [preset, legacy] of [["drain", false], ["drain", true], ["riak", fals
   });
 }
 
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a file open for writing, closed while its rename during an outage looks at it, reaches Riak under its new name`, async () => {
+    await withOverlay(
+      preset,
+      async ({ fs, store, riak, runtime, logLines }) => {
+        await writeThrough(fs, "/doc.txt", Buffer.from("document"));
+        assert.equal(await runtime.settle(10_000), 0);
+        const node = await lookupPath(fs, "/doc.txt");
+        const { fh } = await fs.open!(ROOT_CTX, node, O_RDWR);
+        await whilePaused(riak, async () => {
+          await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
+          await logged(logLines, "Riak unreachable");
+          assert.equal((await fs.read!(ROOT_CTX, node, fh, 0, 100)).toString(), "document");
+          // The rename finds the session, then waits its turn behind the close, which ends it.
+          await Promise.all([
+            fs.rename!(ROOT_CTX, ROOT_NODE_ID, "doc.txt", ROOT_NODE_ID, "renamed.txt", 0),
+            fs.release!(ROOT_CTX, node, fh, 0),
+          ]);
+        });
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal((await store.readFile("/renamed.txt")).toString(), "document");
+        assert.equal(await store.tryStat("/doc.txt"), undefined);
+        assert.equal((await readThrough(fs, "/renamed.txt")).toString(), "document");
+      },
+      { riakReadTimeout: "300" },
+      { now: () => 1_700_000_000_000 },
+    );
+  });
+}
+
 /** Resolves once `done()` holds (an upload that Riak's return let go reached its end). */
 async function landed(done: () => boolean): Promise<void> {
   for (let waited = 0; !done(); waited += 10) {
