@@ -5,7 +5,8 @@
  * outage. Each answers at once, the name is gone, and once Riak is back it holds exactly the
  * tree the applications saw, also when riakfs was killed (SIGKILL) during the outage and
  * mounted again; a file written elsewhere after the version removed is set aside, not
- * removed. Names the mount never saw stay as they were (ENOENT, EIO).
+ * removed. Names the mount never saw stay as they were (ENOENT, EIO), and a directory it saw
+ * but never listed can be neither listed nor removed (EIO).
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -19,6 +20,7 @@ import {
   riakNames,
   waitForQuiet,
 } from "./_overlay.ts";
+import { run } from "./_mount.ts";
 
 const CONFLICT = /^(changed|target)\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/;
 
@@ -38,6 +40,7 @@ async function removeThroughOutage(
   // but never lists.
   await env.store.writeFile("/app/unseen.txt", Buffer.from("another host's"));
   await env.store.mkdir("/app/unlisted");
+  await env.store.writeFile("/app/unlisted/kept.txt", Buffer.from("another host's"));
   await waitForQuiet(env);
   assert.ok((await fsp.stat(join(app, "unlisted"))).isDirectory());
   // Listed once: the mount knows it holds x (its upload landed after the mkdir too).
@@ -77,11 +80,17 @@ async function removeThroughOutage(
   await fsp.rmdir(join(app, "redo"));
   await fsp.mkdir(join(app, "redo"), { mode: 0o700 });
   await fsp.writeFile(join(app, "redo/n.txt"), "n");
-  // Never listed: whether Riak holds entries in it is unknown, and it stays, refused as
-  // before (drain's listing of it, degraded to the mount's side, finds no directory).
-  await assert.rejects(fsp.rmdir(join(app, "unlisted")), {
-    code: preset === "drain" ? "ENOENT" : "EIO",
-  });
+  // Never listed: its entries are Riak's to say. It cannot be listed or removed (EIO, not
+  // absent: `rm -rf` would report success and `ls` deny a directory `stat` shows), and stays.
+  await assert.rejects(fsp.rmdir(join(app, "unlisted")), { code: "EIO" });
+  await assert.rejects(fsp.readdir(join(app, "unlisted")), { code: "EIO" });
+  const ls = await run("ls", [join(app, "unlisted")]);
+  assert.notEqual(ls.code, 0, "ls fails");
+  assert.match(ls.stderr, /Input\/output error/);
+  const rm = await run("rm", ["-rf", join(app, "unlisted")]);
+  assert.notEqual(rm.code, 0, "rm -rf fails");
+  assert.match(rm.stderr, /Input\/output error/);
+  assert.ok((await fsp.stat(join(app, "unlisted"))).isDirectory());
   if (preset === "drain") {
     // drain lists the union, degraded to what the mount holds: the removed names are not in it.
     const listed = await fsp.readdir(app);
@@ -150,6 +159,8 @@ async function removeThroughOutage(
   assert.deepEqual(await riakNames(env, "/app/redo"), ["n.txt"]);
   assert.equal((await env.store.tryStat("/app/redo"))?.mode! & 0o777, 0o700);
   assert.deepEqual(await riakNames(env, "/app/full"), ["y"]);
+  assert.deepEqual(await riakNames(env, "/app/unlisted"), ["kept.txt"]);
+  assert.deepEqual(await fsp.readdir(join(app, "unlisted")), ["kept.txt"]);
   // Through the mount, as in Riak.
   for (const name of ["old.txt", "changed.txt", "emptied"]) await assertGone(join(app, name));
   if (ending === "killed") assert.deepEqual(await fsp.readdir(join(app, "empty")), ["late.txt"]);

@@ -3198,6 +3198,7 @@ export class OverlayFileSystem implements FileSystem {
     // When Riak's listing began: what the mount changed in Riak since, it may not show.
     const look = this.#o.uploads.newToRiak.look();
     const listedLook = this.#listedInRiak.look();
+    let riakAway = false;
     try {
       let step: IteratorResult<DirEntry> | undefined;
       if (this.#mode.listings !== "local") {
@@ -3209,11 +3210,17 @@ export class OverlayFileSystem implements FileSystem {
         } catch (error) {
           riak = undefined;
           if (!this.#listsWithoutRiak(path, error, found)) throw error;
+          riakAway = isOutageError(error);
         }
       }
       const onTheirWay = this.#namesOnTheirWay(path);
       if (onTheirWay.size > 0 || (this.#stagesWrites() && this.#madeWhileAway(path))) {
         found = true;
+      }
+      // A directory only Riak holds, as the mount saw it: its entries are Riak's to say. Absent
+      // (ENOENT), `rm -rf` would report it removed and `ls` the directory stat shows missing.
+      if (!found && riakAway && this.#seenInRiak(path)) {
+        throw fail(Errno.EIO, `${path}: Riak holds this directory and is unreachable`);
       }
       if (!found) throw fail(Errno.ENOENT, `${path}: no such directory`);
       yield { name: ".", type: S_IFDIR };
@@ -3275,6 +3282,16 @@ export class OverlayFileSystem implements FileSystem {
     // a directory made while Riak was away holds only what is on its way there.
     return this.#mode.listings !== "riak" ||
       (this.#stagesWrites() && this.#madeWhileAway(path) !== undefined);
+  }
+
+  /**
+   * Whether the mount saw Riak hold `path` (a lookup of it during the outage answers from
+   * what it saw, or fails with EIO): a name it never saw there looks absent, as in #locate.
+   */
+  #seenInRiak(path: string): boolean {
+    return this.#knownInRiak.has(path) || this.#riakDirectories.has(path) ||
+      this.#statCache.get(path)?.stat !== undefined ||
+      this.#replayedDirectoryStat(path) !== undefined;
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { stat, writeFile } from "node:fs/promises";
+import { mkdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Errno, type FileSystem, FuseError, ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import {
@@ -21,6 +21,7 @@ import {
 } from "./_overlay_fixture.ts";
 import { Store } from "../store/store.ts";
 import { UploadQueue } from "./upload_queue.ts";
+import { isOutageError } from "./health.ts";
 
 /** Well past the entry timeout (1 s): what Riak answered before the outage has expired. */
 const LONG_AGO_MS = 60_000;
@@ -90,6 +91,12 @@ for (const preset of ["drain", "riak"]) {
 
 function isNotFound(error: unknown): boolean {
   return error instanceof FuseError && error.errno === Errno.ENOENT;
+}
+
+/** Resolves once the overlay found Riak away: a lookup failed, the verdict logged. */
+async function outageNoticed(fs: FileSystem, logLines: string[]): Promise<void> {
+  await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
+  await logged(logLines, "Riak unreachable");
 }
 
 /** Resolves once `logLines` holds `text` (the health tracker's verdict is asynchronous). */
@@ -419,4 +426,51 @@ for (const made of ["file", "directory"]) {
       );
     });
   }
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: during an outage a directory only Riak holds, seen by the mount and never listed, answers EIO to its listing and its rmdir (not ENOENT), and keeps its files`, async () => {
+    let clock = Date.now();
+    await withOverlay(
+      preset,
+      async ({ fs, store, riak, runtime, logLines, source }) => {
+        await store.mkdir("/d");
+        await store.writeFile("/d/f", Buffer.from("another host's"));
+        if (preset === "drain") await mkdir(join(source, "local"));
+        if (preset === "drain") await writeFile(join(source, "local/a.txt"), "legacy");
+        await lookupPath(fs, "/d"); // Seen (stat), never listed.
+        assert.equal(await runtime.settle(10_000), 0);
+        clock += LONG_AGO_MS;
+        await whilePaused(riak, async () => {
+          await outageNoticed(fs, logLines);
+          const node = await lookupPath(fs, "/d");
+          assert.equal(
+            (await fs.getattr!(ROOT_CTX, node, undefined)).attr.mode & 0o170000,
+            0o040000,
+          );
+          await assert.rejects(listThrough(fs, "/d"), answersEio);
+          await assert.rejects(fs.rmdir!(ROOT_CTX, ROOT_NODE_ID, "d"), answersEio);
+          // What a listing can still answer: a directory the source holds (drain), one made
+          // during the outage (what is on its way into it); a name never seen looks absent.
+          if (preset === "drain") assert.deepEqual(await listThrough(fs, "/local"), ["a.txt"]);
+          await fs.mkdir!(ROOT_CTX, ROOT_NODE_ID, "new", 0o755, 0o022);
+          assert.deepEqual(await listThrough(fs, "/new"), []);
+          await writeThrough(fs, "/new/x", Buffer.from("x"));
+          assert.deepEqual(await listThrough(fs, "/new"), ["x"]);
+          await assert.rejects(lookupPath(fs, "/never"), isNotFound);
+        });
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal((await store.readFile("/d/f")).toString(), "another host's");
+        assert.deepEqual(await listThrough(fs, "/d"), ["f"]);
+        assert.equal((await store.readFile("/new/x")).toString(), "x");
+      },
+      { riakReadTimeout: "300" },
+      { now: () => clock },
+    );
+  });
+}
+
+/** What FUSE answers EIO for: an error of that errno, or Riak found away. */
+function answersEio(error: unknown): boolean {
+  return (error instanceof FuseError && error.errno === Errno.EIO) || isOutageError(error);
 }
