@@ -132,9 +132,10 @@ export interface PendingMirror {
    */
   unseen?: true;
   /**
-   * For an `unseen` removal of a file renamed or removed while Riak was away: the versions
-   * (size, mtime in nanoseconds as decimal text) its uploads called off would have stored.
-   * One of them in Riak is this mount's own (an attempt that landed), removed, not set aside.
+   * For an `unseen` removal of a file renamed or removed while Riak was away, or one with
+   * `removes`: the versions (size, mtime in nanoseconds as decimal text) its uploads called
+   * off would have stored. One of them in Riak is this mount's own (an attempt that landed),
+   * removed, not set aside.
    */
   ours?: RiakVersion[];
   /**

@@ -80,6 +80,7 @@ import {
   type NewUpload,
   type PendingMirror,
   type PendingUpload,
+  type RiakVersion,
   type SeenFile,
 } from "./journal.ts";
 import { LISTED_NAMES_PER_DIRECTORY, ListedInRiak } from "./listed_in_riak.ts";
@@ -260,6 +261,13 @@ interface WriteSession {
    * closed unused costs no copy. `size`: the file's when opened, what stat shows meanwhile.
    */
   unstaged?: { size: number };
+  /**
+   * The version of Riak's file under the session's name, as the mount knows it: the one
+   * opened, or the session's upload that landed since. A removal (or a rename away) of the
+   * name during an outage removes that version only ({@link PendingMirror.removes}): one
+   * written elsewhere meanwhile is set aside, as for a file that is not open.
+   */
+  inRiak?: RiakVersion;
 }
 
 /** What every open handle knows: the node the kernel opened it on. */
@@ -1582,7 +1590,7 @@ export class OverlayFileSystem implements FileSystem {
     await this.#holdingSessions(open ? [open] : [], async () => {
       if (open) await this.#keepBytesOf(open); // drain: maybe from the local copy dropped next.
       await this.#dropSupersededLocalCopy(path, open);
-      await this.#o.uploads.submitTogether([this.#removalWhileAway(path)]);
+      await this.#o.uploads.submitTogether([this.#removalWhileAway(path, open)]);
       if (open) this.#detach(open);
     });
     this.#superseded.delete(path);
@@ -1719,13 +1727,14 @@ export class OverlayFileSystem implements FileSystem {
         ? await this.#uploadOf(moving, to, replacedLocal)
         : undefined;
       if (carried) entries.push(carried);
-      entries.push(this.#removalWhileAway(from));
+      entries.push(this.#removalWhileAway(from, moving));
       await this.#o.uploads.submitTogether(entries, {
         handedOver: carried ? [carried.staged] : [],
       });
       if (replaced && replaced !== moving) this.#detach(replaced);
       if (moving) {
         this.#moveSession(moving, to);
+        moving.inRiak = undefined; // Riak's file under the old name is not moved: it goes.
         moving.supersedes = replacedLocal;
         if (!newest) {
           moving.dirty = false;
@@ -1792,15 +1801,24 @@ export class OverlayFileSystem implements FileSystem {
 
   /**
    * The journal entry that removes `path`, a file renamed or removed while Riak was away,
-   * from Riak: with the versions its uploads would have stored, where what Riak holds there
-   * is set aside (a name the mount could not look at): one of them is the mount's own.
+   * from Riak: at the version Riak held as `session` (open on it) knows it, and with the
+   * versions its uploads would have stored, where what Riak holds there is set aside (a name
+   * the mount could not look at, or another version than that one): one of them is the
+   * mount's own.
    */
-  #removalWhileAway(path: string): NewEntry {
+  #removalWhileAway(path: string, session: WriteSession | undefined): NewEntry {
     const unseen = this.#unseenMark(path);
-    const ours = unseen.unseen
+    const removes = session?.inRiak;
+    const ours = unseen.unseen || removes
       ? this.#o.uploads.pendingUploadsOf(path).map(({ size, mtimeNs }) => ({ size, mtimeNs }))
       : [];
-    return { path, mirror: "remove", ...unseen, ...(ours.length > 0 ? { ours } : {}) };
+    return {
+      path,
+      mirror: "remove",
+      ...unseen,
+      ...(removes ? { removes } : {}),
+      ...(ours.length > 0 ? { ours } : {}),
+    };
   }
 
   /**
@@ -2741,6 +2759,8 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#stagesWrites()) {
       const { size, mtimeNs, mode, uid, gid, atimeNs } = upload;
       this.#rememberFileSeen(upload.path, { size, mtimeNs, mode, uid, gid, atimeNs });
+      const session = this.#sessions.get(upload.path);
+      if (session) session.inRiak = { size, mtimeNs };
     }
     // Replayed after a restart, the upload alone remembers what it superseded.
     const before = this.#superseded.get(upload.path) ??
@@ -3507,6 +3527,9 @@ export class OverlayFileSystem implements FileSystem {
       !(located.stat.managed && BigInt(located.stat.size) === local.size &&
         located.stat.mtimeNs === local.mtimeNs)
     ) session.supersedes = undefined;
+    if (located.where === "riak" && !located.stale) {
+      session.inRiak = { size: located.stat.size, mtimeNs: String(located.stat.mtimeNs) };
+    }
     if (truncate) return session;
     session.unstaged = { size: sizeWhereLocated(located) };
     // Opened, not yet written: its times are the file's (touch -a opens it for writing).

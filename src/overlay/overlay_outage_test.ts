@@ -180,22 +180,23 @@ const O_WRONLY = 1;
 const O_RDWR = 2;
 
 /**
- * Opens `path` with `flags`, runs `body` while Riak is paused and its outage noticed (a
- * lookup failed, the verdict logged), and releases it once Riak is back.
+ * Opens `path` with `flags`, runs `beforeOutage`, then `body` while Riak is paused and its
+ * outage noticed (a lookup failed, the verdict logged), and releases it once Riak is back.
  */
 async function openThroughOutage(
   fixture: { fs: FileSystem; riak: Parameters<typeof whilePaused>[0]; logLines: string[] },
   path: string,
   flags: number,
   body: (node: number, fh: number) => Promise<void>,
+  beforeOutage?: (node: number, fh: number) => Promise<void>,
 ): Promise<void> {
   const { fs, riak, logLines } = fixture;
   const node = await lookupPath(fs, path);
   const { fh } = await fs.open!(ROOT_CTX, node, flags);
   try {
+    await beforeOutage?.(node, fh);
     await whilePaused(riak, async () => {
-      await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
-      await logged(logLines, "Riak unreachable");
+      await outageNoticed(fs, logLines);
       await body(node, fh);
     });
   } finally {
@@ -473,4 +474,72 @@ for (const preset of ["drain", "riak"]) {
 /** What FUSE answers EIO for: an error of that errno, or Riak found away. */
 function answersEio(error: unknown): boolean {
   return (error instanceof FuseError && error.errno === Errno.EIO) || isOutageError(error);
+}
+
+for (const [change, written] of [["rm", false], ["rm", true], ["mv", false]] as const) {
+  for (const preset of ["drain", "riak"]) {
+    Deno.test(`${preset}: a file only Riak holds, open for writing${written ? " and written" : ""}, ${change === "rm" ? "removed" : "renamed"} during an outage goes from its name at the version the mount opened: one written elsewhere meanwhile is set aside`, async () => {
+      await withOverlay(
+        preset,
+        async (fixture) => {
+          const { fs, store, runtime, logLines } = fixture;
+          await writeThrough(fs, "/doc.txt", Buffer.from("document"));
+          assert.equal(await runtime.settle(10_000), 0);
+          await openThroughOutage(fixture, "/doc.txt", O_RDWR, async () => {
+            if (change === "rm") await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
+            else await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "doc.txt", ROOT_NODE_ID, "moved.txt", 0);
+            await assert.rejects(lookupPath(fs, "/doc.txt"), isNotFound);
+          }, async (node, fh) => {
+            // Staged (Riak's bytes copied into the spool), not committed.
+            if (written) await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("D"));
+            // Another host writes the name while it is open here.
+            await store.writeFile("/doc.txt", Buffer.from("newer, from another host"));
+          });
+          assert.equal(await runtime.settle(10_000), 0);
+          assert.equal(await store.tryStat("/doc.txt"), undefined, "the name is gone");
+          const names = await listThrough(fs, "/");
+          const aside = names.filter((name) => name !== "moved.txt");
+          assert.equal(aside.length, 1, `${names}`);
+          assert.match(aside[0], /^doc\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+          assert.equal(
+            (await store.readFile(`/${aside[0]}`)).toString(),
+            "newer, from another host",
+          );
+          assert.ok(
+            logLines.some((line) => line.includes("under a name removed during an outage")),
+          );
+          if (change === "mv") {
+            assert.equal((await store.readFile("/moved.txt")).toString(), "document");
+          }
+        },
+        { riakReadTimeout: "300" },
+        { now: () => 1_700_000_000_000 },
+      );
+    });
+  }
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a file open for writing whose fsync's upload landed, removed during an outage, goes at that version: nothing is set aside`, async () => {
+    await withOverlay(
+      preset,
+      async (fixture) => {
+        const { fs, store, runtime } = fixture;
+        await writeThrough(fs, "/doc.txt", Buffer.from("document"));
+        assert.equal(await runtime.settle(10_000), 0);
+        await openThroughOutage(fixture, "/doc.txt", O_RDWR, async () => {
+          await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
+        }, async (node, fh) => {
+          await fs.write!(ROOT_CTX, node, fh, 8, Buffer.from(", fsynced"));
+          await fs.fsync!(ROOT_CTX, node, fh, false);
+          assert.equal(await runtime.settle(10_000), 0);
+          assert.equal((await store.readFile("/doc.txt")).toString(), "document, fsynced");
+        });
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.deepEqual(await listThrough(fs, "/"), [], "gone, nothing set aside");
+      },
+      { riakReadTimeout: "300" },
+      { now: () => 1_700_000_000_000 },
+    );
+  });
 }

@@ -819,7 +819,7 @@ export async function setAsideChanged(
   await setAsideUnless(
     store,
     mirror.path,
-    mirror.removes ? [mirror.removes] : [],
+    mirror.removes ? [mirror.removes, ...(mirror.ours ?? [])] : [],
     () => Promise.resolve(undefined),
     logger,
     "Riak held a newer file under a name removed during an outage; kept aside",

@@ -289,6 +289,29 @@ Deno.test("a file removed while Riak was away goes at the version seen; a newer 
   });
 });
 
+Deno.test("a file removed while Riak was away, at the version seen, goes also where Riak holds one of the mount's own uploads called off by the removal", async () => {
+  await withStore(async ({ store }) => {
+    const lines: string[] = [];
+    const logger = new Logger({ sink: { write: (line) => lines.push(line) > 0 } });
+    const mirror = riakNameMirrorer({ store, logger });
+    const signal = new AbortController().signal;
+    // An attempt of the mount's own upload that landed after the version it opened.
+    await store.writeFile("/f.txt", Buffer.from("ours, landed"), { mtimeNs: 3_000n });
+    const removal = {
+      id: 1,
+      path: "/f.txt",
+      mirror: "remove" as const,
+      removes: { size: 4, mtimeNs: "1000" },
+      ours: [{ size: 12, mtimeNs: "3000" }],
+    };
+    await mirror(removal, signal);
+    assert.equal(await store.tryStat("/f.txt"), undefined);
+    const names = (await Array.fromAsync(store.list("/"))).map((entry) => entry.name.toString());
+    assert.deepEqual(names, [], "nothing set aside");
+    assert.deepEqual(lines, []);
+  });
+});
+
 Deno.test("a file renamed while Riak was away is moved in Riak at the version seen, once, and not when it changed", async () => {
   await withStore(async ({ store }) => {
     const lines: string[] = [];
