@@ -57,6 +57,11 @@ export interface OverlayFixture extends StoreFixture {
    */
   holdGet(key: string): RequestHold;
   /**
+   * Holds the answer of the overlay's next set fetch (a listing's shard, say) until released:
+   * the set is read at once, as it is then, and handed over only when released.
+   */
+  holdFetchedSet(): RequestHold;
+  /**
    * Makes the overlay's store see a put of the file at `path` that failed while Riak may
    * still apply it (see {@link Store.lateWritesSettled}), until the returned function is
    * called: its answer came.
@@ -99,6 +104,8 @@ export interface RequestGate {
   puts?: () => Promise<void>;
   /** Undefined: this get goes through. */
   gets?: (location: ObjectLocation, head: boolean) => Promise<void> | undefined;
+  /** Called once a set was fetched, before its answer is handed over. */
+  fetchedSets?: () => Promise<void>;
 }
 
 /** A request context of root, as the kernel sends it. */
@@ -161,7 +168,11 @@ export function countingClient(
     },
     fetchSet: (location) => {
       counts.setFetches++;
-      return reading(() => client.fetchSet(location));
+      return reading(async () => {
+        const fetched = await client.fetchSet(location);
+        await gate.fetchedSets?.();
+        return fetched;
+      });
     },
     updateSet: (location, change) => {
       counts.setUpdates++;
@@ -220,6 +231,8 @@ export async function withOverlay(
             !head && location.key.toString() === key ? wait() : undefined,
         () => gate.gets = undefined,
       );
+    const holdFetchedSet = (): RequestHold =>
+      holdOne((wait) => gate.fetchedSets = wait, () => gate.fetchedSets = undefined);
     const latePuts = new Map<string, Promise<void>>();
     // The overlay's own store, on the same namespace, so its requests can be counted.
     const overlayStore = new Store(countingClient(store.client, requests, gate, latePuts), {
@@ -279,6 +292,7 @@ export async function withOverlay(
         restart: start,
         holdPuts,
         holdGet,
+        holdFetchedSet,
         latePut: (path) => {
           const key = Buffer.from(overlayStore.layout.file(normalizePath(path)).object.key)
             .toString("latin1");

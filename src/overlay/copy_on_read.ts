@@ -197,6 +197,21 @@ export class CopyOnReadQueue {
     for (const [path, size] of failed) this.enqueue(path, size);
   }
 
+  /**
+   * Names directly inside directory `path` whose copy is queued or running (for listings: a
+   * copy that deletes the local copy moves the file from the source to Riak meanwhile).
+   */
+  namesIn(path: string): string[] {
+    const prefix = path.endsWith("/") ? path : `${path}/`;
+    const names: string[] = [];
+    for (const known of this.#known) {
+      if (known.startsWith(prefix) && !known.includes("/", prefix.length)) {
+        names.push(known.slice(prefix.length));
+      }
+    }
+    return names;
+  }
+
   /** Resolves when nothing is queued or running. */
   idle(): Promise<void> {
     if (this.depth === 0) return Promise.resolve();

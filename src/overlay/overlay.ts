@@ -3219,6 +3219,10 @@ export class OverlayFileSystem implements FileSystem {
     const look = this.#o.uploads.newToRiak.look();
     const listedLook = this.#listedInRiak.look();
     let riakAway = false;
+    // Taken before Riak's listing begins: a file that moves from the spool or the source into
+    // Riak meanwhile (its upload or copy landing, the copy it left removed) may be in neither
+    // listing, Riak's read before it landed and the other after it went.
+    const onTheirWay = this.#namesOnTheirWay(path);
     try {
       let step: IteratorResult<DirEntry> | undefined;
       if (this.#mode.listings !== "local") {
@@ -3233,7 +3237,6 @@ export class OverlayFileSystem implements FileSystem {
           riakAway = isOutageError(error);
         }
       }
-      const onTheirWay = this.#namesOnTheirWay(path);
       if (onTheirWay.size > 0 || (this.#stagesWrites() && this.#madeWhileAway(path))) {
         found = true;
       }
@@ -3315,13 +3318,17 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * Names in `path` of files staged or being written, and of directories made while Riak
-   * was away, that Riak may not list yet, with their types.
+   * Names in `path` of files staged or being written, of files a copy-on-read that deletes
+   * the local copy is moving, and of directories made while Riak was away, that Riak may not
+   * list yet, with their types.
    */
   #namesOnTheirWay(path: string): Map<string, number> {
     const names = new Map<string, number>();
     if (!this.#writesRiak()) return names;
     for (const name of this.#o.uploads.pendingNamesIn(path)) names.set(name, S_IFREG);
+    if (this.#mode.afterTransfer === "delete") {
+      for (const name of this.#o.copies.namesIn(path)) names.set(name, S_IFREG);
+    }
     if (this.#stagesWrites()) {
       for (const name of this.#o.uploads.directoriesMadeIn(path)) names.set(name, S_IFDIR);
       for (const name of this.#o.uploads.filesMovedIn(path)) names.set(name, S_IFREG);
