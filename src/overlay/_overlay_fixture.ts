@@ -5,11 +5,12 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { FileSystem, RequestContext } from "../fuse/filesystem.ts";
+import { Errno, type FileSystem, FuseError, type RequestContext } from "../fuse/filesystem.ts";
 import { ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import { type StoreFixture, withStore } from "../store/_test_support.ts";
 import type { StoreClient } from "../store/client.ts";
@@ -318,6 +319,36 @@ export async function until(done: () => boolean): Promise<void> {
     if (turn > 100_000) throw new Error("the awaited step never came");
     await new Promise((resolve) => setImmediate(resolve));
   }
+}
+
+/**
+ * Resolves once `done()` holds, looked at every 10 ms: a background job's step (an upload
+ * landing, a line logged) that the test cannot await. Fails after `limitMs`.
+ */
+export async function eventually(
+  what: string,
+  done: () => boolean,
+  limitMs = 20_000,
+): Promise<void> {
+  for (let waited = 0; !done(); waited += 10) {
+    if (waited > limitMs) throw new Error(`never happened: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * Resolves once the overlay found Riak away: a lookup of a name never seen failed (ENOENT,
+ * as such a name looks during an outage), and the verdict is logged.
+ */
+export async function outageNoticed(fs: FileSystem, logLines: string[]): Promise<void> {
+  await assert.rejects(
+    lookupPath(fs, "/never-looked-at"),
+    (error) => error instanceof FuseError && error.errno === Errno.ENOENT,
+  );
+  await eventually(
+    "the outage logged",
+    () => logLines.some((line) => line.includes("Riak unreachable")),
+  );
 }
 
 /** The node id of `path`, looked up component by component (each lookup takes a reference). */

@@ -15,6 +15,7 @@ import { seededBytes } from "../store/_test_support.ts";
 import { isOutageError } from "./health.ts";
 import {
   lookupPath,
+  outageNoticed,
   type OverlayFixture,
   readThrough,
   ROOT_CTX,
@@ -66,15 +67,6 @@ async function withOpen<T>(
 /** What FUSE answers EIO for: an error of that errno, or Riak found away. */
 function isEio(error: unknown): boolean {
   return (error instanceof FuseError && error.errno === Errno.EIO) || isOutageError(error);
-}
-
-/** Resolves once the mount found Riak away: a lookup failed, and the verdict is logged. */
-async function outageNoticed(fs: FileSystem, logLines: string[]): Promise<void> {
-  await assert.rejects(lookupPath(fs, "/never-looked-at"));
-  for (let waited = 0; !logLines.some((line) => line.includes("Riak unreachable")); waited++) {
-    if (waited > 1000) throw new Error("the outage was never logged");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 for (const preset of ["drain", "riak"]) {

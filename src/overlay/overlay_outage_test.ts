@@ -11,8 +11,10 @@ import { mkdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Errno, type FileSystem, FuseError, ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import {
+  eventually,
   listThrough,
   lookupPath,
+  outageNoticed,
   readThrough,
   ROOT_CTX,
   whilePaused,
@@ -93,20 +95,6 @@ function isNotFound(error: unknown): boolean {
   return error instanceof FuseError && error.errno === Errno.ENOENT;
 }
 
-/** Resolves once the overlay found Riak away: a lookup failed, the verdict logged. */
-async function outageNoticed(fs: FileSystem, logLines: string[]): Promise<void> {
-  await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
-  await logged(logLines, "Riak unreachable");
-}
-
-/** Resolves once `logLines` holds `text` (the health tracker's verdict is asynchronous). */
-async function logged(logLines: string[], text: string): Promise<void> {
-  for (let waited = 0; !logLines.some((line) => line.includes(text)); waited += 10) {
-    if (waited > 10_000) throw new Error(`never logged: ${text}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 for (const preset of ["drain", "riak"]) {
   Deno.test(`${preset}: a file saved during an outage over one only Riak holds (its stat still fresh) ends with the new bytes there, the temporary name gone`, async () => {
     await withOverlay(
@@ -117,8 +105,7 @@ for (const preset of ["drain", "riak"]) {
         await lookupPath(fs, "/doc.txt"); // Riak's stat of it, fresh (the clock stands still).
         await whilePaused(riak, async () => {
           // The outage found out: a name the mount never looked at.
-          await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
-          await logged(logLines, "Riak unreachable");
+          await outageNoticed(fs, logLines);
           await writeThrough(fs, "/doc.txt.tmp", Buffer.from("new bytes"));
           const root = await lookupPath(fs, "/");
           await fs.rename!(ROOT_CTX, root, "doc.txt.tmp", root, "doc.txt", 0);
@@ -145,8 +132,7 @@ for (const preset of ["drain", "riak"]) {
         const submitTogether = UploadQueue.prototype.submitTogether;
         try {
           await whilePaused(riak, async () => {
-            await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
-            await logged(logLines, "Riak unreachable");
+            await outageNoticed(fs, logLines);
             await writeThrough(fs, "/a", Buffer.from("the only copy"));
             // The rename looked at /a's upload, pending; Riak answers again before the rename
             // journals its line, and the upload lands (its staged file removed with it).
@@ -154,7 +140,7 @@ for (const preset of ["drain", "riak"]) {
               UploadQueue.prototype.submitTogether = submitTogether;
               riak.faults.resume();
               this.nudge();
-              await landed(() => !this.hasPending("/a"));
+              await eventually("the upload landed", () => !this.hasPending("/a"));
               return await submitTogether.call(this, entries);
             };
             // Refused (EIO), the file stays under its old name, where it landed.
@@ -238,8 +224,7 @@ for (const [preset, legacy] of [["drain", false], ["drain", true], ["riak", fals
         const node = await lookupPath(fs, "/doc.txt");
         const { fh } = await fs.open!(ROOT_CTX, node, O_RDWR);
         const again = await whilePaused(riak, async () => {
-          await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
-          await logged(logLines, "Riak unreachable");
+          await outageNoticed(fs, logLines);
           assert.equal((await fs.read!(ROOT_CTX, node, fh, 0, 100)).toString(), "document");
           await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "doc.txt", ROOT_NODE_ID, "renamed.txt", 0);
           // Killed: the file is never closed, its session never committed at close.
@@ -266,8 +251,7 @@ for (const preset of ["drain", "riak"]) {
         const node = await lookupPath(fs, "/doc.txt");
         const { fh } = await fs.open!(ROOT_CTX, node, O_RDWR);
         await whilePaused(riak, async () => {
-          await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
-          await logged(logLines, "Riak unreachable");
+          await outageNoticed(fs, logLines);
           assert.equal((await fs.read!(ROOT_CTX, node, fh, 0, 100)).toString(), "document");
           // The rename finds the session, then waits its turn behind the close, which ends it.
           await Promise.all([
@@ -284,14 +268,6 @@ for (const preset of ["drain", "riak"]) {
       { now: () => 1_700_000_000_000 },
     );
   });
-}
-
-/** Resolves once `done()` holds (an upload that Riak's return let go reached its end). */
-async function landed(done: () => boolean): Promise<void> {
-  for (let waited = 0; !done(); waited += 10) {
-    if (waited > 20_000) throw new Error("the upload never landed");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 Deno.test("drain: a legacy file open for writing, not written, renamed during an outage reaches Riak under its new name, its local copy gone", async () => {
@@ -331,8 +307,7 @@ for (const preset of ["drain", "riak"]) {
         assert.equal(await runtime.settle(10_000), 0);
         clock += LONG_AGO_MS;
         await whilePaused(riak, async () => {
-          await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
-          await logged(logLines, "Riak unreachable");
+          await outageNoticed(fs, logLines);
           // Shown as last seen, so that the kernel can remove it; its bytes need Riak.
           const node = await lookupPath(fs, "/seen.txt");
           assert.equal((await fs.getattr!(ROOT_CTX, node, undefined)).attr.size, 4);
@@ -412,8 +387,7 @@ for (const made of ["file", "directory"]) {
           await fs.unlink!(ROOT_CTX, await lookupPath(fs, "/d"), "x");
           assert.equal(await runtime.settle(10_000), 0);
           await whilePaused(riak, async () => {
-            await assert.rejects(lookupPath(fs, "/elsewhere"), isNotFound);
-            await logged(logLines, "Riak unreachable");
+            await outageNoticed(fs, logLines);
             // Riak holds /d/f (or /d/sub): the directory is not empty, whatever else is known.
             await assert.rejects(fs.rmdir!(ROOT_CTX, ROOT_NODE_ID, "d"));
             await lookupPath(fs, "/d");
