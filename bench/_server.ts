@@ -45,7 +45,7 @@ export function startLatencyServer(latencyMs: number): Promise<EmbeddedServer> {
 
 /** Runs a server that prints `listening on 127.0.0.1:PORT` once it accepts connections. */
 async function startServerProcess(command: string, args: string[]): Promise<EmbeddedServer> {
-  const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(...onServerCpus(command, args), { stdio: ["ignore", "pipe", "inherit"] });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const port = await new Promise<number>((resolve, reject) => {
     let output = "";
@@ -64,4 +64,16 @@ async function startServerProcess(command: string, args: string[]): Promise<Embe
       await exited;
     },
   };
+}
+
+/**
+ * The command line that runs `command` on the CPUs named in `RIAKFS_BENCH_SERVER_CPUS` (a
+ * `taskset -c` list) when it is set: with the bench itself under `taskset -c` on the other
+ * CPUs, the server no longer takes the client's CPU, as a Riak cluster on machines of its own
+ * would not. `taskset` execs the command, so the PID is the server's.
+ */
+function onServerCpus(command: string, args: string[]): [string, string[]] {
+  const cpus = process.env.RIAKFS_BENCH_SERVER_CPUS;
+  if (cpus === undefined || cpus === "") return [command, args];
+  return ["taskset", ["--cpu-list", cpus, command, ...args]];
 }
