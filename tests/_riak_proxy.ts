@@ -15,7 +15,12 @@ import { createInterface } from "node:readline";
 import { Buffer } from "node:buffer";
 import { decodeMessage } from "../src/riak/codec.ts";
 import { encodeFrame, type Frame, FrameDecoder } from "../src/riak/frame.ts";
-import { MessageCode, type RpbGetReq, type RpbPutReq } from "../src/riak/messages.ts";
+import {
+  type DtUpdateReq,
+  MessageCode,
+  type RpbGetReq,
+  type RpbPutReq,
+} from "../src/riak/messages.ts";
 import { PROJECT_ROOT } from "./_riakfs.ts";
 
 /** A request held back by the proxy. */
@@ -45,18 +50,24 @@ export interface RiakProxy {
   holdPut(bucket: string, key: string): HeldRequest;
   /** Holds the first get with the value (not head-only) of `key` in `bucket`. */
   holdGet(bucket: string, key: string): HeldRequest;
+  /**
+   * Holds the first set update in `bucket` (any key, any bucket type) that adds `member`: a
+   * directory entry's add, whose shard's key the test need not know.
+   */
+  holdSetAdd(bucket: string, member: string): HeldRequest;
   /** Stops listening and closes every connection. */
   close(): Promise<void>;
 }
 
 interface Watch {
   bucket: string;
+  /** The key, or the member added for `set-add`. */
   key: string;
   /**
-   * The request held: the first put, the first get with the value after a put, or the first
-   * get with the value.
+   * The request held: the first put, the first get with the value after a put, the first
+   * get with the value, or the first set update adding the member.
    */
-  holds: "put" | "read-back" | "get";
+  holds: "put" | "read-back" | "get" | "set-add";
   putSeen: boolean;
   arrived: () => void;
   gate: Promise<void>;
@@ -73,6 +84,7 @@ export async function startRiakProxy(upstream: string): Promise<RiakProxy> {
 
   /** The watch that takes `frame`, if any (it is then held). */
   const watchOf = (frame: Frame): Watch | undefined => {
+    if (frame.code === MessageCode.DtUpdateReq) return setAddWatchOf(frame);
     if (frame.code !== MessageCode.PutReq && frame.code !== MessageCode.GetReq) {
       return undefined;
     }
@@ -80,7 +92,7 @@ export async function startRiakProxy(upstream: string): Promise<RiakProxy> {
     const bucket = Buffer.from(request.bucket).toString();
     const key = request.key === undefined ? "" : Buffer.from(request.key).toString();
     for (const [index, watch] of watches.entries()) {
-      if (watch.bucket !== bucket || watch.key !== key) continue;
+      if (watch.holds === "set-add" || watch.bucket !== bucket || watch.key !== key) continue;
       const isPut = frame.code === MessageCode.PutReq;
       const withValue = !isPut && !(request as RpbGetReq).head;
       if (isPut && watch.holds === "read-back") watch.putSeen = true;
@@ -93,6 +105,22 @@ export async function startRiakProxy(upstream: string): Promise<RiakProxy> {
       }
     }
     return undefined;
+  };
+
+  /** The watch that takes the set update `frame`, if any (it is then held). */
+  const setAddWatchOf = (frame: Frame): Watch | undefined => {
+    const request = decodeMessage(frame.code, frame.body) as DtUpdateReq;
+    const bucket = Buffer.from(request.bucket).toString();
+    const added = new Set(
+      (request.op.set_op?.adds ?? []).map((member) => Buffer.from(member).toString()),
+    );
+    const index = watches.findIndex((watch) =>
+      watch.holds === "set-add" && watch.bucket === bucket && added.has(watch.key)
+    );
+    if (index === -1) return undefined;
+    const [watch] = watches.splice(index, 1);
+    watch.arrived();
+    return watch;
   };
 
   const hold = (bucket: string, key: string, holds: Watch["holds"]): HeldRequest => {
@@ -175,6 +203,7 @@ export async function startRiakProxy(upstream: string): Promise<RiakProxy> {
     holdReadBackAfterPut: (bucket, key) => hold(bucket, key, "read-back"),
     holdPut: (bucket, key) => hold(bucket, key, "put"),
     holdGet: (bucket, key) => hold(bucket, key, "get"),
+    holdSetAdd: (bucket, member) => hold(bucket, member, "set-add"),
     async close() {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -188,6 +217,8 @@ export interface RiakProxyProcess {
   node: string;
   /** Holds the first put of `key` in `bucket` (see {@link RiakProxy.holdPut}). */
   holdPut(bucket: string, key: string): Promise<HeldRequest>;
+  /** Holds the first set update adding `member` (see {@link RiakProxy.holdSetAdd}). */
+  holdSetAdd(bucket: string, member: string): Promise<HeldRequest>;
   /** Lets every held request go, ends the process and waits for it. */
   close(): Promise<void>;
 }
@@ -239,22 +270,25 @@ export async function startRiakProxyProcess(upstream: string): Promise<RiakProxy
     throw error;
   }).finally(() => clearTimeout(timer));
   let holds = 0;
+  /** Asks the process to hold what `verb` names (`hold-put`, `hold-set-add`) of `bucket`. */
+  const hold = async (verb: string, bucket: string, what: string): Promise<HeldRequest> => {
+    const id = String(++holds);
+    seen.delete("ok");
+    const acknowledged = printed("ok");
+    child.stdin!.write(`${verb} ${id} ${bucket} ${what}\n`);
+    await acknowledged;
+    return {
+      reached: printed(`reached ${id}`),
+      answered: printed(`answered ${id}`),
+      release: () => {
+        if (!ended) child.stdin!.write(`release ${id}\n`);
+      },
+    };
+  };
   return {
     node,
-    async holdPut(bucket, key) {
-      const id = String(++holds);
-      seen.delete("ok");
-      const acknowledged = printed("ok");
-      child.stdin!.write(`hold-put ${id} ${bucket} ${key}\n`);
-      await acknowledged;
-      return {
-        reached: printed(`reached ${id}`),
-        answered: printed(`answered ${id}`),
-        release: () => {
-          if (!ended) child.stdin!.write(`release ${id}\n`);
-        },
-      };
-    },
+    holdPut: (bucket, key) => hold("hold-put", bucket, key),
+    holdSetAdd: (bucket, member) => hold("hold-set-add", bucket, member),
     async close() {
       child.stdin!.end();
       const timeout = setTimeout(kill, 15_000);

@@ -3,9 +3,10 @@
  * node given as argument: a test whose call on a mount blocks its event loop (an open that
  * looks the file up in Riak) must not hold up the requests the mount sends meanwhile. Prints
  * its address on one line, then obeys one command per line of stdin, answering `ok` to each:
- * `hold-put ID BUCKET KEY` holds the first put of that key, `release ID` lets it go. It
- * prints `reached ID` once the put arrived and `answered ID` once Riak answered it. It ends
- * with stdin.
+ * `hold-put ID BUCKET KEY` holds the first put of that key, `hold-set-add ID BUCKET MEMBER`
+ * the first set update in that bucket adding that member, `release ID` lets it go. It prints
+ * `reached ID` once the request arrived and `answered ID` once Riak answered it. It ends with
+ * stdin.
  *
  * Run: `deno run -A tests/_riak_proxy_process.ts HOST:PORT`
  *
@@ -20,8 +21,10 @@ process.stdout.write(`${proxy.node}\n`);
 const held = new Map<string, HeldRequest>();
 for await (const command of createInterface({ input: process.stdin })) {
   const [verb, id, bucket, key] = command.split(" ");
-  if (verb === "hold-put" && key !== undefined) {
-    const request = proxy.holdPut(bucket, key);
+  if ((verb === "hold-put" || verb === "hold-set-add") && key !== undefined) {
+    const request = verb === "hold-put"
+      ? proxy.holdPut(bucket, key)
+      : proxy.holdSetAdd(bucket, key);
     held.set(id, request);
     void request.reached.then(() => process.stdout.write(`reached ${id}\n`));
     void request.answered.then(() => process.stdout.write(`answered ${id}\n`));

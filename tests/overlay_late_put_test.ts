@@ -18,6 +18,12 @@
  * removal's delete then goes out before the first put lands. The removal waits for the
  * first put's answer, which the client keeps its connection open for, and then finds the
  * file.
+ *
+ * So with the add of a name's entry to its directory's set (a file's, a directory's): held
+ * while its retry adds it, it would land after rm, rmdir or mv took the entry out and list
+ * the name again, with nothing behind it (ls shows it, stat and rm answer ENOENT). Riak's
+ * sets are add-wins and an add's context is ignored, so no removal can take it out first:
+ * the removal waits for it.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -33,20 +39,23 @@ import {
   withLog,
   withOverlayEnv,
 } from "./_overlay.ts";
-import { type HeldRequest, startRiakProxyProcess } from "./_riak_proxy.ts";
+import { type HeldRequest, type RiakProxyProcess, startRiakProxyProcess } from "./_riak_proxy.ts";
 
 /** Riak's request timeout of the mount (ms): the put held longer than this times out. */
 const REQUEST_TIMEOUT_MS = 1_000;
 
-/** The mount's flags: short timeouts, so that a frozen Riak is an outage within seconds. */
-function mountFlags(env: OverlayEnv): string[] {
+/**
+ * The mount's flags: short timeouts, so that a frozen Riak is an outage within seconds.
+ * `readTimeoutMs`: how long a request of an application waits for Riak.
+ */
+function mountFlags(env: OverlayEnv, readTimeoutMs = REQUEST_TIMEOUT_MS): string[] {
   const config = join(env.base, "riakfs.json");
   fs.writeFileSync(config, JSON.stringify({ requestTimeout: REQUEST_TIMEOUT_MS }));
   return [
     "--config",
     config,
     "--riak-read-timeout",
-    String(REQUEST_TIMEOUT_MS),
+    String(readTimeoutMs),
     "--stall-check-after",
     "200",
     "--ping-timeout",
@@ -109,23 +118,28 @@ async function outageLogged(mounted: OverlayMount): Promise<void> {
 interface LatePut {
   env: OverlayEnv;
   /** Mounts `preset` through the proxy, with {@link mountFlags}. */
-  mount(preset: string): Promise<OverlayMount>;
+  mount(preset: string, readTimeoutMs?: number): Promise<OverlayMount>;
   held: HeldRequest;
 }
 
 /**
  * Runs `body` with a proxy process in front of a fresh env's Riak holding the first put of
- * `late.txt`; Riak is thawed (and the put let go) before the mounts are unmounted.
+ * `late.txt` (or what `hold` names); Riak is thawed (and the request let go) before the
+ * mounts are unmounted.
  */
-function withLatePut(body: (late: LatePut) => Promise<void>): Promise<void> {
+function withLatePut(
+  body: (late: LatePut) => Promise<void>,
+  hold: (proxy: RiakProxyProcess, env: OverlayEnv) => Promise<HeldRequest> = (proxy, env) =>
+    proxy.holdPut(env.bucket, "late.txt"),
+): Promise<void> {
   return withOverlayEnv(async (env) => {
     const proxy = await startRiakProxyProcess(env.riak.nodes[0]);
     const mounts: OverlayMount[] = [];
     let held: HeldRequest | undefined;
     try {
-      held = await proxy.holdPut(env.bucket, "late.txt");
-      const mount = async (preset: string) => {
-        const mounted = await env.mount(preset, mountFlags(env), proxy.node);
+      held = await hold(proxy, env);
+      const mount = async (preset: string, readTimeoutMs?: number) => {
+        const mounted = await env.mount(preset, mountFlags(env, readTimeoutMs), proxy.node);
         mounts.push(mounted);
         return mounted;
       };
@@ -184,8 +198,37 @@ for (const preset of PRESETS) {
   }
 }
 
-/** What the mount logs when a removal waits for a put that may still land. */
-const WAITS_FOR_LATE_PUT = "removal waits for the answer to a put of the file that may still land";
+/**
+ * What the mount logs when a removal or rename waits for a put, or an add of its entry, that
+ * may still land.
+ */
+const WAITS_FOR_LATE_WRITE =
+  "waits for the answer to a put of the file or an add of its entry that may still land";
+
+/**
+ * Runs `change` while the held request (a write a retry already did) is on its way, lets it
+ * go once the change is done in Riak (a job of its own, but in the riak preset) or waits for
+ * it, and waits until the change is done and the mount quiet.
+ */
+async function changeBeforeLateWrite(
+  { env, held }: LatePut,
+  mounted: OverlayMount,
+  change: () => Promise<void>,
+): Promise<void> {
+  let done = false;
+  const changing = change().finally(() => done = true);
+  changing.catch(() => {}); // awaited below
+  await eventually(
+    "the change done in Riak, or waiting for the write on its way",
+    async () =>
+      mounted.stderr().includes(WAITS_FOR_LATE_WRITE) ||
+      (done && (await statusOf(env)).metrics.uploads.pending === 0),
+  );
+  held.release();
+  await held.answered;
+  await changing;
+  await waitForQuiet(env);
+}
 
 for (const preset of PRESETS) {
   Deno.test(`${preset}: rm after a retry stored the file while its first put was still on its way: the put landing last does not bring the file back`, async () => {
@@ -195,23 +238,10 @@ for (const preset of PRESETS) {
       await writeUntilPutHeld(env, held, `late put through ${preset}`);
       // The first put times out; the client's retry stores the file while it is held.
       await waitForQuiet(env);
-      let removed = false;
-      const removal = change(env, "rm").finally(() => removed = true);
-      removal.catch(() => {}); // awaited below
-      // Its delete would go out now, before the first put lands: the put is let go once the
-      // removal is done in Riak (a job of its own, but in the riak preset), or waits for it.
-      await eventually(
-        "the removal done in Riak, or waiting for the put",
-        async () =>
-          mounted.stderr().includes(WAITS_FOR_LATE_PUT) ||
-          (removed && (await statusOf(env)).metrics.uploads.pending === 0),
-      );
-      held.release();
-      await held.answered;
-      await removal;
-      await waitForQuiet(env);
+      // Its delete would go out now, before the first put lands.
+      await changeBeforeLateWrite(late, mounted, () => change(env, "rm"));
       await assertChanged(env, "rm", "");
-      assert.ok(mounted.stderr().includes(WAITS_FOR_LATE_PUT), "the removal waited");
+      assert.ok(mounted.stderr().includes(WAITS_FOR_LATE_WRITE), "the removal waited");
     });
   });
 }
@@ -232,4 +262,70 @@ for (const preset of ["riak", "migrate"]) {
       await assertChanged(env, "rm", "");
     });
   });
+}
+
+/** The directory-entry member of `name` of `type` (docs/layout.md: `f:` file, `d:` directory). */
+function entryMember(type: "file" | "directory", name: string): string {
+  return `${type === "file" ? "f" : "d"}:${name}`;
+}
+
+/** The name each change of {@link LATE_ENTRIES} moves its entry to, if any. */
+const MOVED = "moved";
+
+/**
+ * Names made, then removed or moved away while the add of their entry may still land (Riak's
+ * sets are add-wins: that add landing last would list the name again, nothing behind it).
+ */
+const LATE_ENTRIES = [
+  { change: "rm", type: "file", make: fsp.writeFile, away: fsp.unlink },
+  {
+    change: "mv",
+    type: "file",
+    make: fsp.writeFile,
+    away: (path: string) => fsp.rename(path, join(path, "..", MOVED)),
+  },
+  {
+    change: "rmdir",
+    type: "directory",
+    make: (path: string) => fsp.mkdir(path),
+    away: (path: string) => fsp.rmdir(path),
+  },
+  {
+    change: "mv",
+    type: "directory",
+    make: (path: string) => fsp.mkdir(path),
+    away: (path: string) => fsp.rename(path, join(path, "..", MOVED)),
+  },
+] as const;
+
+for (const preset of PRESETS) {
+  for (const entry of LATE_ENTRIES) {
+    Deno.test(`${preset}: ${entry.change} of a ${entry.type} after a retry added its directory entry while the first add was still on its way: the add landing last does not bring the name back`, async () => {
+      const name = "late";
+      await withLatePut(
+        async (late) => {
+          const { env, held } = late;
+          // A mkdir waits for its entry: long enough for the retry after the add timed out.
+          const mounted = await late.mount(preset, 5 * REQUEST_TIMEOUT_MS);
+          const path = join(env.mountpoint, name);
+          await entry.make(path, "");
+          await held.reached;
+          // The first add times out; the client's retry adds the entry while it is held.
+          await waitForQuiet(env);
+          await eventually(
+            "the entry listed in Riak",
+            async () => (await riakRootNames(env)).includes(name),
+          );
+          // Its set update would go out now, before the first add lands.
+          await changeBeforeLateWrite(late, mounted, () => entry.away(path));
+          const left = entry.change === "mv" ? [MOVED] : [];
+          assert.deepEqual(await riakRootNames(env), left, "what Riak lists");
+          assert.deepEqual((await fsp.readdir(env.mountpoint)).sort(), left, "what ls shows");
+          await assert.rejects(fsp.lstat(path), { code: "ENOENT" });
+          assert.ok(mounted.stderr().includes(WAITS_FOR_LATE_WRITE), "the change waited");
+        },
+        (proxy, env) => proxy.holdSetAdd(`${env.bucket}.dirs`, entryMember(entry.type, name)),
+      );
+    });
+  }
 }

@@ -2112,6 +2112,7 @@ export class OverlayFileSystem implements FileSystem {
       try {
         // Not abandoned at a deadline while it goes on (a directory's takes a while); each of
         // its Riak requests has the client's own timeout.
+        this.#logLateWriteWait("rename", from);
         await this.#o.health.observe(this.#o.store.rename(from, to));
       } finally {
         newToRiak.changed(to, { below: true });
@@ -3920,14 +3921,21 @@ export class OverlayFileSystem implements FileSystem {
     });
   }
 
+  /**
+   * Tells the operator why a `change` ("removal", "rename") of `path` in Riak takes a while
+   * (up to Riak's put timeout), where it waits for a write of the name that may still land.
+   */
+  #logLateWriteWait(change: string, path: string): void {
+    if (!this.#putMayLand(path)) return;
+    this.#logger.info(
+      `${change} waits for the answer to a put of the file or an add of its entry that may still land`,
+      { path },
+    );
+  }
+
   /** Removes `path` from Riak; false when it was not there. */
   async #removeFromRiak(path: string): Promise<boolean> {
-    if (this.#putMayLand(path)) {
-      this.#logger.info(
-        "removal waits for the answer to a put of the file that may still land",
-        { path },
-      );
-    }
+    this.#logLateWriteWait("removal", path);
     try {
       await this.#riak(`remove ${path}`, () => this.#o.store.remove(path));
       this.#changed(path);

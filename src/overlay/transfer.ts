@@ -732,12 +732,9 @@ async function removeFileFromRiak(
   mirror?: PendingMirror,
   logger: Logger = SILENT_LOGGER,
 ): Promise<void> {
-  // A put of it that may still land would bring it back after a look that found nothing.
-  if (store.awaitsLateWrites?.(path)) {
-    logger.info("removal waits for the answer to a put of the file that may still land", {
-      path,
-    });
-  }
+  // A put of it that may still land would bring it back after a look that found nothing (and
+  // an add of its entry, its name).
+  logLateWriteWait(store, path, logger);
   await store.lateWritesSettled?.(path);
   // One head-only get: most files removed soon after their creation never reached Riak.
   const stat = await store.tryStat(path, { fileOnly: true });
@@ -755,6 +752,18 @@ async function removeFileFromRiak(
 }
 
 /**
+ * Tells the operator why the removal of `path` in Riak takes a while (up to Riak's put
+ * timeout), where it waits for a write of the name that may still land.
+ */
+function logLateWriteWait(store: MigrationStore, path: string, logger: Logger): void {
+  if (!store.awaitsLateWrites?.(path)) return;
+  logger.info(
+    "removal waits for the answer to a put of the file or an add of its entry that may still land",
+    { path },
+  );
+}
+
+/**
  * Removes Riak's directory at `path` once it is empty. Entries still there wait for the
  * removals queued below it ({@link NotYetError}); with none queued, they are files only
  * Riak holds (another host's, say), and the directory stays for them.
@@ -765,6 +774,8 @@ async function removeDirectoryFromRiak(
 ): Promise<void> {
   // Only a directory: whatever else Riak holds under the name is not what the source removed.
   if ((await options.store.tryStat(path))?.type !== "directory") return;
+  // Its entry's add that may still land would list it again (store.remove waits for it).
+  logLateWriteWait(options.store, path, options.logger ?? SILENT_LOGGER);
   try {
     await options.store.remove(path);
   } catch (error) {

@@ -76,12 +76,22 @@ export interface IndexPage {
   continuation?: Uint8Array;
 }
 
+/** Writes Riak may still apply after their client gave up on them, when they name a key. */
+const LATE_LANDING_WRITES: ReadonlySet<number> = new Set([
+  MessageCode.PutReq,
+  // A data type update: a set's add applied late gives its member a new dot, which no
+  // remove sent before covers (riak_dt_orswot ignores an add's context), so it wins.
+  MessageCode.DtUpdateReq,
+]);
+
 /**
- * Sends one command on one connection and parses its answer; a put of a key given up on
- * waits `lateAnswerMs` for its answer still (see {@link RiakCluster.lateWritesSettled}).
+ * Sends one command on one connection and parses its answer; a write of a key given up on (a
+ * put, a data type update) waits `lateAnswerMs` for its answer still (see
+ * {@link RiakCluster.lateWritesSettled}).
  */
 function send<T>(connection: Connection, command: Command<T>, lateAnswerMs?: number): Promise<T> {
-  const awaitsLateAnswer = command.code === MessageCode.PutReq && command.label.key !== undefined;
+  const awaitsLateAnswer = LATE_LANDING_WRITES.has(command.code) &&
+    command.label.key !== undefined;
   return connection.request(command.code, command.message as never, command.responseCode, {
     label: command.label,
     ...(awaitsLateAnswer && lateAnswerMs !== undefined ? { awaitLateAnswerMs: lateAnswerMs } : {}),
@@ -132,14 +142,14 @@ export class RiakClient {
   }
 
   /**
-   * Resolves once no put of `location` given up on may still be applied without this client
-   * hearing of it (see {@link RiakCluster.lateWritesSettled}).
+   * Resolves once no write of `location` given up on (a put, a data type update) may still be
+   * applied without this client hearing of it (see {@link RiakCluster.lateWritesSettled}).
    */
   lateWritesSettled(location: Location): Promise<void> {
     return this.cluster.lateWritesSettled(label(MessageCode.PutReq, location));
   }
 
-  /** Whether a put of `location` given up on still awaits its answer. */
+  /** Whether a write of `location` given up on (a put, a data type update) awaits its answer. */
   awaitsLateWrites(location: Location): boolean {
     return this.cluster.awaitsLateWrites(label(MessageCode.PutReq, location));
   }

@@ -94,8 +94,8 @@ export interface ClusterOptions extends NodeOptions {
   /** Told each time a node goes down or comes back up (an operator wants to hear of it). */
   onNodeStateChange?: (node: NodeStatus) => void;
   /**
-   * How long a put with a key that timed out, or whose node was given up on, keeps its
-   * connection open for the answer still owed (ms; see {@link RiakCluster.lateWritesSettled});
+   * How long a put or data type update with a key that timed out, or whose node was given up
+   * on, keeps its connection open for the answer still owed (ms; see {@link RiakCluster.lateWritesSettled});
    * default {@link DEFAULT_LATE_ANSWER_MS}.
    */
   lateAnswerMs?: number;
@@ -334,10 +334,10 @@ export class RiakCluster {
 
   /**
    * Resolves once every write of the key `label` names that was given up on while Riak may
-   * still apply it (a put that timed out, or whose node stopped answering) was answered after
-   * all, or its connection closed, or its wait ended ({@link ClusterOptions.lateAnswerMs}). A
-   * removal of the key waits for this: before, a put landing late would bring back what it
-   * removed.
+   * still apply it (a put or data type update that timed out, or whose node stopped answering)
+   * was answered after all, or its connection closed, or its wait ended
+   * ({@link ClusterOptions.lateAnswerMs}). A removal of the key waits for this: before, a put
+   * landing late would bring back what it removed (and a set's add, a member it removed).
    */
   lateWritesSettled(label: RequestLabel): Promise<void> {
     const waiting = this.lateWrites.get(lateWriteKey(label));

@@ -773,38 +773,59 @@ Deno.test("many requests through a small pool: all complete, the pool never exce
   });
 });
 
-Deno.test("a put that timed out and was stored by a retry still awaits its late answer: lateWritesSettled waits for it", async () => {
-  // The first put of k is answered only when the test says (its node resumed late); the
-  // check after its timeout finds nothing, and the retry is answered at once.
-  let answerFirstPut: (() => void) | undefined;
-  let puts = 0;
-  const node = await startFakeNode((code, _body, socket) => {
-    if (code === MessageCode.PingReq) socket.write(answer(MessageCode.PingResp));
-    if (code === MessageCode.GetReq) socket.write(answer(MessageCode.GetResp));
-    if (code !== MessageCode.PutReq) return;
-    if (++puts === 1) answerFirstPut = () => socket.write(answer(MessageCode.PutResp));
-    else socket.write(answer(MessageCode.PutResp));
+/** Writes whose late answer is awaited: a put, and a set's add (a late add wins over a remove). */
+const LATE_WRITES = [
+  {
+    what: "a put",
+    request: MessageCode.PutReq,
+    response: MessageCode.PutResp,
+    write: (riak: RiakClient, where: { bucket: string; key: string }) =>
+      riak.put(where, { value: bytes("v") }, { ifNoneMatch: true }),
+  },
+  {
+    what: "a set's add",
+    request: MessageCode.DtUpdateReq,
+    response: MessageCode.DtUpdateResp,
+    write: (riak: RiakClient, where: { bucket: string; key: string }) =>
+      riak.updateSet({ type: "sets", ...where }, { add: [bytes("m")] }),
+  },
+];
+
+for (const late of LATE_WRITES) {
+  Deno.test(`${late.what} that timed out and was stored by a retry still awaits its late answer: lateWritesSettled waits for it`, async () => {
+    // The first write of k is answered only when the test says (its node resumed late); the
+    // check after its timeout (a put's) finds nothing, and the retry is answered at once.
+    let answerFirst: (() => void) | undefined;
+    let writes = 0;
+    const node = await startFakeNode((code, _body, socket) => {
+      if (code === MessageCode.PingReq) socket.write(answer(MessageCode.PingResp));
+      if (code === MessageCode.GetReq) socket.write(answer(MessageCode.GetResp));
+      if (code !== late.request) return;
+      if (++writes === 1) answerFirst = () => socket.write(answer(late.response));
+      else socket.write(answer(late.response));
+    });
+    const riak = testClient([node.address], { requestTimeoutMs: 100, stallCheckAfterMs: 0 });
+    const where = { bucket: "b", key: "k" };
+    const at = late.request === MessageCode.DtUpdateReq ? { type: "sets", ...where } : where;
+    try {
+      await late.write(riak, where);
+      assert.equal(writes, 2, "stored by the retry");
+      assert.equal(riak.awaitsLateWrites(at), true);
+      assert.equal(riak.awaitsLateWrites({ ...at, key: "other" }), false);
+      let settled = false;
+      const waited = riak.lateWritesSettled(at).then(() => settled = true);
+      await riak.ping();
+      assert.equal(settled, false, "the first write may still be applied");
+      answerFirst!();
+      await waited;
+      assert.equal(riak.awaitsLateWrites(at), false);
+      await riak.lateWritesSettled(at); // nothing left to wait for
+    } finally {
+      await riak.close();
+      await node.close();
+    }
   });
-  const riak = testClient([node.address], { requestTimeoutMs: 100, stallCheckAfterMs: 0 });
-  const where = { bucket: "b", key: "k" };
-  try {
-    await riak.put(where, { value: bytes("v") }, { ifNoneMatch: true });
-    assert.equal(puts, 2, "stored by the retry");
-    assert.equal(riak.awaitsLateWrites(where), true);
-    assert.equal(riak.awaitsLateWrites({ bucket: "b", key: "other" }), false);
-    let settled = false;
-    const waited = riak.lateWritesSettled(where).then(() => settled = true);
-    await riak.ping();
-    assert.equal(settled, false, "the first put may still be applied");
-    answerFirstPut!();
-    await waited;
-    assert.equal(riak.awaitsLateWrites(where), false);
-    await riak.lateWritesSettled(where); // nothing left to wait for
-  } finally {
-    await riak.close();
-    await node.close();
-  }
-});
+}
 
 Deno.test("closing the client ends the waits for late answers", async () => {
   const node = await startFakeNode((code, _body, socket) => {

@@ -92,11 +92,15 @@ export interface StoreClient {
    */
   release?(value: Uint8Array): void;
   /**
-   * Resolves once no put of `location` that failed while Riak may still apply it (it timed
-   * out, or its node stopped answering) can land unheard: each was answered late, or its
-   * connection closed, or the client stopped waiting. Optional; without it, none is awaited.
+   * Resolves once no put or set update of `location` that failed while Riak may still apply
+   * it (it timed out, or its node stopped answering; also when a retry then succeeded) can
+   * land unheard: each was answered late, or its connection closed, or the client stopped
+   * waiting. Optional; without it, none is awaited.
    */
   lateWritesSettled?(location: ObjectLocation): Promise<void>;
-  /** Whether a put of `location` awaits its late answer (see {@link lateWritesSettled}). */
+  /**
+   * Whether a put or set update of `location` awaits its late answer (see
+   * {@link lateWritesSettled}).
+   */
   awaitsLateWrites?(location: ObjectLocation): boolean;
 }

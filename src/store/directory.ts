@@ -65,6 +65,12 @@ export class DirectoryIndex {
   readonly #levels = new Map<string, { levels: number[]; at: number }>();
   /** Recently read sizes per shard (latin1 of its key). */
   readonly #sizes = new Map<string, ShardSize & { at: number }>();
+  /**
+   * Adds of entries that Riak may still apply after the client gave up on them (see
+   * {@link lateAddsSettled}), by directory and name ({@link entryId}): each the client's
+   * promise that the update's shard has no such write left.
+   */
+  readonly #lateAdds = new Map<string, Set<Promise<void>>>();
 
   constructor(client: StoreClient, settings: ShardSettings) {
     this.#client = client;
@@ -265,7 +271,9 @@ export class DirectoryIndex {
     const entries = [...unique.values()].map((addition) => addition.entry);
     const toCheck = [...unique.values()].filter((a) => a.mayExist).map((a) => a.entry);
     if (directory.entries.kind === "riak-fuse") {
-      await this.#update(directory.entries.set, { add: entries.map((e) => e.name) });
+      await this.#updateAdding(directory, directory.entries.set, entries.map((e) => e.name), {
+        add: entries.map((e) => e.name),
+      });
       return new Set(unique.keys());
     }
     const fetch = this.#cachedFetch();
@@ -305,7 +313,7 @@ export class DirectoryIndex {
       );
       if (sizes.every((size, i) => this.#fits(size, adding[i]))) {
         await Promise.all(groups.map(async ({ shard, group }, i) => {
-          await this.#update(shard, {
+          await this.#updateAdding(directory, shard, group.map((entry) => entry.name), {
             add: group.map((entry) => encodeEntryMember(entry.type, entry.name)),
           });
           this.#adjustSize(shard, adding[i]);
@@ -370,9 +378,33 @@ export class DirectoryIndex {
     cached.bytes = Math.max(0, cached.bytes + sign * change.bytes);
   }
 
-  /** Removes the entries called `names` wherever they are. */
+  /**
+   * Resolves once no add of an entry called one of `names` that the client gave up on (it
+   * timed out, or its node stopped answering: see {@link StoreClient.lateWritesSettled}) can
+   * still land unheard. Riak's sets are add-wins: an add applied late gives its member a new
+   * dot, which no remove sent before covers, whatever context it carried (riak_dt_orswot
+   * ignores an add's context), so the name would come back, listed with nothing behind it.
+   */
+  async lateAddsSettled(
+    directory: DirectoryPlacement,
+    names: readonly Uint8Array[],
+  ): Promise<void> {
+    const waits = names.flatMap((name) => [...this.#lateAdds.get(entryId(directory, name)) ?? []]);
+    await Promise.all(waits);
+  }
+
+  /** Whether an add of the entry `name` awaits its late answer ({@link lateAddsSettled}). */
+  awaitsLateAdds(directory: DirectoryPlacement, name: Uint8Array): boolean {
+    return this.#lateAdds.has(entryId(directory, name));
+  }
+
+  /**
+   * Removes the entries called `names` wherever they are, once their adds that may still
+   * land are settled ({@link lateAddsSettled}).
+   */
   async remove(directory: DirectoryPlacement, names: readonly Uint8Array[]): Promise<void> {
     if (names.length === 0) return;
+    await this.lateAddsSettled(directory, names);
     if (directory.entries.kind === "riak-fuse") {
       const set = await this.#fetch(directory.entries.set);
       const wanted = new Set(names.map((n) => Buffer.from(n).toString("latin1")));
@@ -497,6 +529,41 @@ export class DirectoryIndex {
     }
   }
 
+  /**
+   * {@link #update} adding the entries called `names` to `shard`; an add of them the client
+   * gave up on, which Riak may still apply, is remembered until it settles
+   * ({@link lateAddsSettled}), also when a retry stored them.
+   */
+  async #updateAdding(
+    directory: DirectoryPlacement,
+    shard: ObjectLocation,
+    names: readonly Uint8Array[],
+    change: { add: Uint8Array[] },
+  ): Promise<void> {
+    try {
+      await this.#update(shard, change);
+    } finally {
+      // Also where the shard's late write is another add (of other names): waiting for it
+      // costs no more than that wait, and the client does not tell writes of a key apart.
+      if (this.#client.awaitsLateWrites?.(shard)) {
+        const settled = this.#client.lateWritesSettled?.(shard) ?? Promise.resolve();
+        for (const name of names) this.#rememberLateAdd(entryId(directory, name), settled);
+      }
+    }
+  }
+
+  /** Remembers `settled` for the entry `id` until it settles ({@link lateAddsSettled}). */
+  #rememberLateAdd(id: string, settled: Promise<void>): void {
+    const waits = this.#lateAdds.get(id) ?? new Set<Promise<void>>();
+    this.#lateAdds.set(id, waits);
+    waits.add(settled);
+    const forget = () => {
+      waits.delete(settled);
+      if (waits.size === 0 && this.#lateAdds.get(id) === waits) this.#lateAdds.delete(id);
+    };
+    settled.then(forget, forget);
+  }
+
   async #update(
     location: ObjectLocation,
     change: { add?: Uint8Array[]; remove?: Uint8Array[]; context?: Uint8Array },
@@ -511,6 +578,11 @@ export class DirectoryIndex {
       throw new RiakRequestError("set update", describeLocation(location), error);
     }
   }
+}
+
+/** The key of the entry `name` of `directory` in {@link DirectoryIndex}'s late adds. */
+function entryId(directory: DirectoryPlacement, name: Uint8Array): string {
+  return `${directory.path.toString("latin1")}\0${Buffer.from(name).toString("latin1")}`;
 }
 
 /** An entry waiting to be added, and whether an older entry of that name may exist. */

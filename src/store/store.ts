@@ -372,18 +372,29 @@ export class Store {
   }
 
   /**
-   * Resolves once no write of the file at `path` that failed while Riak may still apply it
-   * (a put that timed out: see {@link StoreClient.lateWritesSettled}) can land unheard. A
-   * removal of the file waits for this first: a put landing after it would bring the file
-   * back, unlisted but found by its key.
+   * Resolves once no write of the file at `path`, nor of its entry in its parent's listing,
+   * that failed while Riak may still apply it (a put or a set update that timed out: see
+   * {@link StoreClient.lateWritesSettled}) can land unheard. A removal of the name waits for
+   * this first: a put landing after it would bring the file back, unlisted but found by its
+   * key; an add of its entry landing after it would list the name again, with nothing behind
+   * it (Riak's sets are add-wins).
    */
   async lateWritesSettled(path: StorePath): Promise<void> {
-    await this.#client.lateWritesSettled?.(this.layout.file(normalizePath(path)).object);
+    const placement = this.layout.file(normalizePath(path));
+    await Promise.all([
+      this.#client.lateWritesSettled?.(placement.object),
+      this.#index.lateAddsSettled(this.layout.directory(placement.parent), [placement.name]),
+    ]);
   }
 
-  /** Whether a write of the file at `path` awaits its late answer ({@link lateWritesSettled}). */
+  /**
+   * Whether a write of the file at `path`, or of its entry, awaits its late answer
+   * ({@link lateWritesSettled}).
+   */
   awaitsLateWrites(path: StorePath): boolean {
-    return this.#client.awaitsLateWrites?.(this.layout.file(normalizePath(path)).object) ?? false;
+    const placement = this.layout.file(normalizePath(path));
+    return (this.#client.awaitsLateWrites?.(placement.object) ?? false) ||
+      this.#index.awaitsLateAdds(this.layout.directory(placement.parent), placement.name);
   }
 
   /**
