@@ -113,8 +113,16 @@ interface CopyJob {
 
 /** A copy that is running, and how to call it off. */
 interface RunningCopy {
+  size: number;
   abort: AbortController;
   ended: Promise<void>;
+}
+
+/** The holds of {@link CopyOnReadQueue.pause} at one path, and the copies they keep back. */
+interface Pause {
+  holds: number;
+  /** Path -> size: queued again once the last of the holds is released. */
+  kept: Map<string, number>;
 }
 
 /** Why a running copy is aborted by {@link CopyOnReadQueue.withdraw}: routine, not a failure. */
@@ -142,8 +150,13 @@ export class CopyOnReadQueue {
   readonly #running = new Map<string, RunningCopy>();
   /** Copies that failed for an outage, by path (their sizes), for {@link retryAfterOutage}. */
   readonly #failedInOutage = new Map<string, number>();
-  /** Paths held by {@link hold} (how many times): no copy at or below them is queued. */
+  /**
+   * Paths held by {@link hold} or {@link pause} (how many times): no copy at or below them is
+   * queued.
+   */
   readonly #held = new Map<string, number>();
+  /** Of those holds, the ones of {@link pause}, by path. */
+  readonly #paused = new Map<string, Pause>();
   #activeBytes = 0;
   #stopped = false;
   #idle: (() => void)[] = [];
@@ -176,8 +189,13 @@ export class CopyOnReadQueue {
       if (metrics) metrics.skipped++;
       return false;
     }
-    if (this.#isHeld(path)) {
+    const holder = this.#holder(path);
+    if (holder === "held") {
       if (metrics) metrics.withdrawn++;
+      return false;
+    }
+    if (holder !== undefined) {
+      holder.kept.set(path, size);
       return false;
     }
     this.#known.add(path);
@@ -225,16 +243,24 @@ export class CopyOnReadQueue {
    * rename, a newer version) is not undone by an older copy landing after it.
    */
   async withdraw(path: string, { below = true }: { below?: boolean } = {}): Promise<void> {
+    await this.#withdraw(path, below);
+  }
+
+  /** {@link withdraw}; the copies called off go into `kept` (path -> size), when given. */
+  async #withdraw(path: string, below: boolean, kept?: Map<string, number>): Promise<void> {
     if (this.#known.size === 0 && this.#failedInOutage.size === 0) return;
     const metrics = this.#options.metrics?.value.copyOnRead;
     const affected = (at: string) => below ? isAtOrBelow(at, path) : at === path;
-    for (const failed of this.#failedInOutage.keys()) {
-      if (affected(failed)) this.#failedInOutage.delete(failed);
+    for (const [failed, size] of this.#failedInOutage) {
+      if (!affected(failed)) continue;
+      this.#failedInOutage.delete(failed);
+      kept?.set(failed, size);
     }
     if (this.#queue.some((job) => affected(job.path))) {
       this.#queue = this.#queue.filter((job) => {
         if (!affected(job.path)) return true;
         this.#known.delete(job.path);
+        kept?.set(job.path, job.size);
         if (metrics) metrics.withdrawn++;
         return false;
       });
@@ -244,6 +270,7 @@ export class CopyOnReadQueue {
       if (!affected(running)) continue;
       if (!copy.abort.signal.aborted && metrics) metrics.withdrawn++;
       copy.abort.abort(WITHDRAWN);
+      kept?.set(running, copy.size);
       ended.push(copy.ended);
     }
     await Promise.all(ended);
@@ -264,7 +291,25 @@ export class CopyOnReadQueue {
    * is called: a read that completes while the path changes in Riak (a removal, a rename)
    * cannot bring the old name back. The hold starts at once, before this resolves.
    */
-  async hold(path: string): Promise<() => void> {
+  hold(path: string): Promise<() => void> {
+    return this.#hold(path, undefined);
+  }
+
+  /**
+   * {@link hold}, for a change that leaves the file where it is (its attributes): the copies
+   * it calls off, and those of reads that complete meanwhile, are queued again once it is
+   * released (unless a {@link hold} still keeps them off), so the copy is made after the
+   * change, with it. Called off for good, the file read stayed out of Riak (drain: its local
+   * copy stayed) until the pre-warm job came to it.
+   */
+  pause(path: string): Promise<() => void> {
+    const pause = this.#paused.get(path) ?? { holds: 0, kept: new Map<string, number>() };
+    pause.holds++;
+    this.#paused.set(path, pause);
+    return this.#hold(path, pause);
+  }
+
+  async #hold(path: string, pause: Pause | undefined): Promise<() => void> {
     this.#held.set(path, (this.#held.get(path) ?? 0) + 1);
     let released = false;
     const release = () => {
@@ -273,9 +318,13 @@ export class CopyOnReadQueue {
       const holds = this.#held.get(path)! - 1;
       if (holds === 0) this.#held.delete(path);
       else this.#held.set(path, holds);
+      if (pause && --pause.holds === 0) {
+        this.#paused.delete(path);
+        for (const [kept, size] of pause.kept) this.enqueue(kept, size);
+      }
     };
     try {
-      await this.withdraw(path);
+      await this.#withdraw(path, true, pause?.kept);
     } catch (error) {
       release();
       throw error;
@@ -283,10 +332,20 @@ export class CopyOnReadQueue {
     return release;
   }
 
-  #isHeld(path: string): boolean {
-    if (this.#held.size === 0) return false;
-    for (const held of this.#held.keys()) if (isAtOrBelow(path, held)) return true;
-    return false;
+  /**
+   * What keeps a copy of `path` from being queued: a {@link hold} ("held"), else a
+   * {@link pause} (the one that queues it later), else nothing.
+   */
+  #holder(path: string): "held" | Pause | undefined {
+    if (this.#held.size === 0) return undefined;
+    let paused: Pause | undefined;
+    for (const [held, holds] of this.#held) {
+      if (!isAtOrBelow(path, held)) continue;
+      const pause = this.#paused.get(held);
+      if (holds > (pause?.holds ?? 0)) return "held";
+      paused = pause;
+    }
+    return paused;
   }
 
   /** Drops what is queued, aborts running copies and waits for them to end. */
@@ -317,7 +376,7 @@ export class CopyOnReadQueue {
           for (const resolve of idle) resolve();
         }
       });
-      this.#running.set(next.path, { abort, ended });
+      this.#running.set(next.path, { size: next.size, abort, ended });
     }
   }
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { CopyOnReadQueue, ReadCoverage } from "./copy_on_read.ts";
 import { MountMetrics } from "./metrics.ts";
+import { until } from "./_overlay_fixture.ts";
 
 Deno.test("ReadCoverage merges ranges read in any order", () => {
   const coverage = new ReadCoverage();
@@ -191,6 +192,49 @@ Deno.test("hold keeps copies at or below a path from being queued until released
   const everything = await queue.hold("/");
   assert.equal(queue.enqueue("/any", 1), false);
   everything();
+});
+
+Deno.test("pause calls copies off and queues them again once released, unless a hold keeps them off", async () => {
+  const started: string[] = [];
+  const finish = new Map<string, () => void>();
+  const queue = new CopyOnReadQueue({
+    concurrency: 1,
+    copy: (path, signal) => {
+      started.push(path);
+      return new Promise((resolve, reject) => {
+        finish.set(path, resolve);
+        signal.addEventListener("abort", () => reject(signal.reason));
+      });
+    },
+  });
+  queue.enqueue("/running", 10);
+  queue.enqueue("/queued", 20);
+  await until(() => started.length === 1);
+  const queued = await queue.pause("/queued");
+  const running = await queue.pause("/running");
+  assert.equal(queue.depth, 0, "both called off");
+  assert.equal(queue.enqueue("/queued", 20), false, "a read completing while it changes");
+  const renamed = await queue.hold("/queued"); // A rename of it, say, comes meanwhile.
+  queued();
+  assert.equal(queue.depth, 0, "the hold keeps it off");
+  renamed();
+  running();
+  assert.deepEqual(queue.namesIn("/"), ["running"], "queued again");
+  await until(() => started.length === 2);
+  finish.get("/running")!();
+  await queue.idle();
+  assert.deepEqual(started, ["/running", "/running"]);
+  // Paused twice, the copy waits for both releases.
+  const first = await queue.pause("/again");
+  const second = await queue.pause("/again");
+  assert.equal(queue.enqueue("/again", 1), false);
+  first();
+  assert.equal(queue.depth, 0);
+  second();
+  assert.equal(queue.depth, 1);
+  await until(() => started.length === 3);
+  finish.get("/again")!();
+  await queue.idle();
 });
 
 Deno.test("copies that failed for an outage are queued again when asked, unless withdrawn since", async () => {

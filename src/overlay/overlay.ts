@@ -856,7 +856,7 @@ export class OverlayFileSystem implements FileSystem {
       before,
       ...await (before?.isDirectory()
         ? change()
-        : this.#holdingCopies(`setattr ${path}`, [path], change)),
+        : this.#holdingCopies(`setattr ${path}`, [path], change, { requeued: true })),
     };
   }
 
@@ -3951,9 +3951,18 @@ export class OverlayFileSystem implements FileSystem {
    * started meanwhile (a copy landing after it would bring an old name or old bytes back).
    * A copy whose put hangs on an unreachable Riak is waited for at most the Riak deadline,
    * then `body` does not run (EIO); Riak's health is not told, nothing was asked of it.
+   * `requeued`: the change leaves the files where they are (their attributes), so the copies
+   * called off are queued again after it ({@link CopyOnReadQueue.pause}).
    */
-  async #holdingCopies<T>(operation: string, paths: string[], body: () => Promise<T>): Promise<T> {
-    const holds = paths.map((path) => this.#o.copies.hold(path));
+  async #holdingCopies<T>(
+    operation: string,
+    paths: string[],
+    body: () => Promise<T>,
+    { requeued = false }: { requeued?: boolean } = {},
+  ): Promise<T> {
+    const holds = paths.map((path) =>
+      requeued ? this.#o.copies.pause(path) : this.#o.copies.hold(path)
+    );
     try {
       await this.#withinRiakDeadline(operation, Promise.all(holds));
       return await body();

@@ -1701,3 +1701,44 @@ for (const preset of ["drain", "shadow"]) {
     });
   });
 }
+
+// A change of a file's attributes calls off its copy-on-read (a copy landing after the change
+// would bring the older attributes back), and nothing queued it again: drain left the file
+// read out of Riak (or, the copy's put landed, its local copy in place) until a pre-warm.
+// `touch` of a descriptor open for writing (futimens) and a chmod by path alike. migrate's
+// journaled change of attributes copies a file Riak lacks itself.
+for (const preset of ["migrate", "drain"]) {
+  for (const through of ["handle", "path"] as const) {
+    for (const copyWas of ["running", "queued"] as const) {
+      Deno.test(`${preset}: a file whose ${copyWas} copy-on-read a change of attributes through its ${through} called off is copied after it`, async () => {
+        await withOverlay(preset, async ({ fs, source, store, runtime, holdPuts }) => {
+          await writeFile(join(source, "first.txt"), "copied first");
+          await writeFile(join(source, "read.txt"), "legacy bytes");
+          const copy = holdPuts();
+          // One copy at a time: the second file read waits behind the first.
+          if (copyWas === "queued") await readThrough(fs, "/first.txt");
+          assert.equal((await readThrough(fs, "/read.txt")).toString(), "legacy bytes");
+          await copy.reached; // A copy runs, its first put held.
+          const node = await lookupPath(fs, "/read.txt");
+          // As `touch` opens it (O_WRONLY), to change its times through the descriptor.
+          const writer = through === "handle" ? await fs.open!(ROOT_CTX, node, 1) : undefined;
+          const mtime = { sec: 1_600_000_000, nsec: 0 };
+          const changed = fs.setattr!(ROOT_CTX, node, { fh: writer?.fh, mtime, mode: 0o600 });
+          const { copyOnRead } = runtime.metrics.value;
+          await until(() => copyOnRead.withdrawn > 0);
+          copy.release();
+          await changed;
+          if (writer) await fs.release!(ROOT_CTX, node, writer.fh, 0);
+          assert.equal(await runtime.settle(10_000), 0);
+          assert.equal((await store.readFile("/read.txt")).toString(), "legacy bytes");
+          const inRiak = await store.stat("/read.txt");
+          assert.equal(inRiak.mode, 0o600);
+          assert.equal(inRiak.mtimeNs, 1_600_000_000_000_000_000n);
+          if (preset === "drain") {
+            await assert.rejects(stat(join(source, "read.txt")), { code: "ENOENT" });
+          }
+        }, { copyConcurrency: "1" });
+      });
+    }
+  }
+}
