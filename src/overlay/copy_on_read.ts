@@ -12,6 +12,7 @@ import { isOutageError } from "./health.ts";
 import { SILENT_LOGGER } from "./log.ts";
 import type { Logger } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
+import { parentOf } from "./node_table.ts";
 
 /** Reads recorded somewhere: where the bytes read from `offset` on without a gap end. */
 export interface ReadRecord {
@@ -157,6 +158,8 @@ export class CopyOnReadQueue {
   readonly #held = new Map<string, number>();
   /** Of those holds, the ones of {@link pause}, by path. */
   readonly #paused = new Map<string, Pause>();
+  /** The names collected by each {@link watchNamesIn} under way, by directory. */
+  readonly #watches = new Map<string, Set<Set<string>>>();
   #activeBytes = 0;
   #stopped = false;
   #idle: (() => void)[] = [];
@@ -200,6 +203,10 @@ export class CopyOnReadQueue {
     }
     this.#known.add(path);
     this.#queue.push({ path, size });
+    const parent = parentOf(path);
+    for (const names of this.#watches.get(parent) ?? []) {
+      names.add(path.slice(parent === "/" ? 1 : parent.length + 1));
+    }
     // Start copies on a later turn so the read that triggered this returns first.
     setImmediate(() => this.#pump());
     return true;
@@ -228,6 +235,27 @@ export class CopyOnReadQueue {
       }
     }
     return names;
+  }
+
+  /**
+   * Collects the names directly inside directory `path` whose copy is queued from now until
+   * `end()`. A listing takes {@link namesIn} as it begins, but the kernel sends the RELEASE
+   * that queues a copy without waiting for its answer (`cat a; ls`): a copy queued later may
+   * land in Riak after Riak's listing was read, and remove the local copy before the source's
+   * directory is, so the file is on neither side.
+   */
+  watchNamesIn(path: string): { names: ReadonlySet<string>; end(): void } {
+    const directory = path !== "/" && path.endsWith("/") ? path.slice(0, -1) : path;
+    const names = new Set<string>();
+    const watches = this.#watches.get(directory) ?? new Set();
+    watches.add(names);
+    this.#watches.set(directory, watches);
+    return {
+      names,
+      end: () => {
+        if (watches.delete(names) && watches.size === 0) this.#watches.delete(directory);
+      },
+    };
   }
 
   /** Resolves when nothing is queued or running. */

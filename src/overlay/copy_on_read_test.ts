@@ -263,3 +263,23 @@ Deno.test("copies that failed for an outage are queued again when asked, unless 
   await queue.idle();
   assert.deepEqual(copied.sort(), ["/a", "/dir/b"], "each retried once");
 });
+
+Deno.test("watchNamesIn collects the names queued directly in a directory until it ends", () => {
+  const queue = new CopyOnReadQueue({ copy: () => new Promise(() => {}) });
+  queue.enqueue("/d/before", 1);
+  const root = queue.watchNamesIn("/");
+  const watch = queue.watchNamesIn("/d/");
+  const other = queue.watchNamesIn("/d");
+  queue.enqueue("/d/a", 1);
+  queue.enqueue("/d/e/nested", 1);
+  queue.enqueue("/dx/b", 1);
+  queue.enqueue("/top", 1);
+  other.end();
+  watch.end();
+  watch.end(); // Twice is once.
+  queue.enqueue("/d/after", 1);
+  root.end();
+  assert.deepEqual([...watch.names], ["a"]);
+  assert.deepEqual([...other.names], ["a"]);
+  assert.deepEqual([...root.names], ["top"]);
+});

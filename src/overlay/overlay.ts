@@ -3224,6 +3224,9 @@ export class OverlayFileSystem implements FileSystem {
     // Riak meanwhile (its upload or copy landing, the copy it left removed) may be in neither
     // listing, Riak's read before it landed and the other after it went.
     const onTheirWay = this.#namesOnTheirWay(path);
+    // Copies queued from now on, until the source's directory is read, may move a file the
+    // same way (see CopyOnReadQueue.watchNamesIn).
+    const copiesQueued = this.#copiesMoveFiles() ? this.#o.copies.watchNamesIn(path) : undefined;
     try {
       let step: IteratorResult<DirEntry> | undefined;
       if (this.#mode.listings !== "local") {
@@ -3257,6 +3260,10 @@ export class OverlayFileSystem implements FileSystem {
         yield { name: dirent.name, type: direntType(dirent) };
       }
       local = undefined; // Closed by the loop.
+      for (const name of copiesQueued?.names ?? []) {
+        if (!localNames.has(name)) onTheirWay.set(name, S_IFREG);
+      }
+      copiesQueued?.end();
       const notInRiak = riak !== undefined && localNames.size <= this.#limits.stats
         ? new Set(localNames)
         : undefined;
@@ -3281,6 +3288,7 @@ export class OverlayFileSystem implements FileSystem {
       }
       for (const [name, type] of onTheirWay) yield { name, type };
     } finally {
+      copiesQueued?.end();
       await local?.close().catch(() => {});
       // Not awaited: a step cut off by its deadline may still be waiting for a hung node.
       riak?.return(undefined).catch(() => {});
@@ -3327,7 +3335,7 @@ export class OverlayFileSystem implements FileSystem {
     const names = new Map<string, number>();
     if (!this.#writesRiak()) return names;
     for (const name of this.#o.uploads.pendingNamesIn(path)) names.set(name, S_IFREG);
-    if (this.#mode.afterTransfer === "delete") {
+    if (this.#copiesMoveFiles()) {
       for (const name of this.#o.copies.namesIn(path)) names.set(name, S_IFREG);
     }
     if (this.#stagesWrites()) {
@@ -3340,6 +3348,11 @@ export class OverlayFileSystem implements FileSystem {
       }
     }
     return names;
+  }
+
+  /** Whether a copy-on-read moves a file from the source into Riak, deleting the local copy. */
+  #copiesMoveFiles(): boolean {
+    return this.#writesRiak() && this.#mode.afterTransfer === "delete";
   }
 
   /** Whether a directory lists anything (rmdir, a rename over it): its first entry is read. */

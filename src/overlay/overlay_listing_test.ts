@@ -198,3 +198,58 @@ Deno.test("drain: a file that copy-on-read moves into Riak while a listing runs 
     assert.deepEqual(await listing, ["moved", "stays"]);
   });
 });
+
+// The kernel sends RELEASE without waiting for its answer: `cat moved; mv moved renamed; ls`
+// may have the read's RELEASE, which queues the copy-on-read (of the name the handle has
+// then), arrive while the listing runs. A copy queued after the listing took the names on
+// their way, and landed (the local copy it left removed) after Riak's shard was read and
+// before the source's directory was, put the file on neither side: `ls` missed it, under
+// either name.
+for (const renamed of ["never", "before the listing", "during the listing"] as const) {
+  Deno.test(`drain: a file renamed ${renamed} whose copy-on-read is queued while a listing runs is listed`, async () => {
+    await withOverlay("drain", async ({ fs, source, store, runtime, holdFetchedSet }) => {
+      await writeFile(join(source, "moved"), "legacy bytes");
+      await writeFile(join(source, "stays"), "other bytes");
+      const node = await lookupPath(fs, "/moved");
+      const { fh } = await fs.open!(ROOT_CTX, node, 0);
+      assert.equal((await fs.read!(ROOT_CTX, node, fh, 0, 4096)).toString(), "legacy bytes");
+      const rename = () => fs.rename!(ROOT_CTX, 1, "moved", 1, "renamed", 0);
+      if (renamed === "before the listing") await rename();
+      const shard = holdFetchedSet();
+      const listing = listThrough(fs, "/");
+      await shard.reached; // Riak's shard is read, without the file.
+      if (renamed === "during the listing") await rename();
+      await fs.release!(ROOT_CTX, node, fh, 0); // Queues the copy.
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal(runtime.metrics.snapshot().copyOnRead.copied, 1);
+      const name = renamed === "never" ? "moved" : "renamed";
+      await assert.rejects(stat(join(source, name)), { code: "ENOENT" });
+      assert.equal((await store.readFile(`/${name}`)).toString(), "legacy bytes");
+      shard.release();
+      assert.deepEqual(await listing, [name, "stays"]);
+    });
+  });
+}
+
+// The copy already on its way as the listing begins, and the file renamed once it landed: the
+// listing names it under the name it had then (the names on their way are taken first).
+Deno.test("drain: a file copy-on-read moved into Riak and renamed there while a listing runs is listed", async () => {
+  await withOverlay("drain", async ({ fs, source, store, runtime, holdPuts, holdFetchedSet }) => {
+    await writeFile(join(source, "moved"), "legacy bytes");
+    await writeFile(join(source, "stays"), "other bytes");
+    const copy = holdPuts();
+    assert.equal((await readThrough(fs, "/moved")).toString(), "legacy bytes");
+    await copy.reached;
+    const shard = holdFetchedSet();
+    const listing = listThrough(fs, "/");
+    await shard.reached; // Riak's shard is read, without the file.
+    copy.release();
+    assert.equal(await runtime.settle(10_000), 0);
+    await fs.rename!(ROOT_CTX, 1, "moved", 1, "renamed", 0);
+    await assert.rejects(stat(join(source, "moved")), { code: "ENOENT" });
+    await assert.rejects(stat(join(source, "renamed")), { code: "ENOENT" });
+    assert.equal((await store.readFile("/renamed")).toString(), "legacy bytes");
+    shard.release();
+    assert.deepEqual(await listing, ["moved", "stays"]);
+  });
+});
