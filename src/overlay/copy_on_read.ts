@@ -13,6 +13,7 @@ import { SILENT_LOGGER } from "./log.ts";
 import type { Logger } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
 import { parentOf } from "./node_table.ts";
+import { PathTree } from "./path_tree.ts";
 
 /** Reads recorded somewhere: where the bytes read from `offset` on without a gap end. */
 export interface ReadRecord {
@@ -146,8 +147,11 @@ export class CopyOnReadQueue {
   readonly #queueLimit: number;
   readonly #activeBytesLimit: number;
   #queue: CopyJob[] = [];
-  /** Paths queued or running. */
-  readonly #known = new Set<string>();
+  /**
+   * Paths queued or running, indexed by directory: every drain listing asks for the names in
+   * its directory, which then cost what that directory holds, not the whole queue.
+   */
+  readonly #known = new PathTree();
   readonly #running = new Map<string, RunningCopy>();
   /** Copies that failed for an outage, by path (their sizes), for {@link retryAfterOutage}. */
   readonly #failedInOutage = new Map<string, number>();
@@ -227,14 +231,7 @@ export class CopyOnReadQueue {
    * copy that deletes the local copy moves the file from the source to Riak meanwhile).
    */
   namesIn(path: string): string[] {
-    const prefix = path.endsWith("/") ? path : `${path}/`;
-    const names: string[] = [];
-    for (const known of this.#known) {
-      if (known.startsWith(prefix) && !known.includes("/", prefix.length)) {
-        names.push(known.slice(prefix.length));
-      }
-    }
-    return names;
+    return this.#known.namesIn(path);
   }
 
   /**

@@ -283,3 +283,37 @@ Deno.test("watchNamesIn collects the names queued directly in a directory until 
   assert.deepEqual([...other.names], ["a"]);
   assert.deepEqual([...root.names], ["top"]);
 });
+
+Deno.test("namesIn names the copies queued or running directly in a directory, until they end or are withdrawn", async () => {
+  const finish = new Map<string, () => void>();
+  const queue = new CopyOnReadQueue({
+    concurrency: 1,
+    copy: (path, signal) =>
+      new Promise((resolve, reject) => {
+        finish.set(path, resolve);
+        signal.addEventListener("abort", () => reject(signal.reason));
+      }),
+  });
+  for (const path of ["/d/a", "/d/e/nested", "/d/b", "/dx/c", "/top", "/d/e/f/deep"]) {
+    queue.enqueue(path, 1);
+  }
+  await until(() => finish.has("/d/a"));
+  assert.deepEqual(queue.namesIn("/d"), ["a", "b"], "not the nested ones, nor /dx's");
+  assert.deepEqual(queue.namesIn("/d/"), ["a", "b"]);
+  assert.deepEqual(queue.namesIn("/d/e"), ["nested"]);
+  assert.deepEqual(queue.namesIn("/d/e/f"), ["deep"]);
+  assert.deepEqual(queue.namesIn("/"), ["top"]);
+  assert.deepEqual(queue.namesIn("/elsewhere"), []);
+  finish.get("/d/a")!(); // The running copy ends.
+  await until(() => finish.has("/d/e/nested"));
+  assert.deepEqual(queue.namesIn("/d"), ["b"]);
+  await queue.withdraw("/d/e"); // The running nested copy and the queued deeper one.
+  assert.deepEqual(queue.namesIn("/d/e"), []);
+  assert.deepEqual(queue.namesIn("/d/e/f"), []);
+  await queue.withdraw("/d/b", { below: false }); // Running by now: the nested one ended.
+  assert.deepEqual(queue.namesIn("/d"), []);
+  assert.deepEqual(queue.namesIn("/dx"), ["c"]);
+  await queue.stop();
+  assert.deepEqual(queue.namesIn("/dx"), []);
+  assert.deepEqual(queue.namesIn("/"), []);
+});
