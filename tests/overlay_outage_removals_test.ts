@@ -22,14 +22,15 @@ import {
 } from "./_overlay.ts";
 import { run } from "./_mount.ts";
 
-const CONFLICT = /^(changed|target)\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/;
+const CONFLICT = /^(changed|target|pending|open)\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/;
 
 async function removeThroughOutage(
   { env, preset, ending, outage }: OutageScenario,
 ): Promise<void> {
   const app = join(env.mountpoint, "app");
   await fsp.mkdir(app);
-  for (const name of ["old.txt", "again.txt", "changed.txt", "keep.txt", "target.txt"]) {
+  const files = ["old.txt", "again.txt", "changed.txt", "keep.txt", "target.txt"];
+  for (const name of [...files, "pending.txt", "open.txt"]) {
     await fsp.writeFile(join(app, name), `${name} before the outage`);
   }
   // Made through the mount: empty as far as it knows.
@@ -45,6 +46,13 @@ async function removeThroughOutage(
   assert.ok((await fsp.stat(join(app, "unlisted"))).isDirectory());
   // Listed once: the mount knows it holds x (its upload landed after the mkdir too).
   assert.deepEqual(await fsp.readdir(join(app, "emptied")), ["x"]);
+  // Open for writing, written (Riak's bytes copied into the spool) while Riak answers.
+  const writing = new Map<string, fsp.FileHandle>();
+  for (const name of ["pending.txt", "open.txt"]) {
+    const handle = await fsp.open(join(app, name), "r+");
+    writing.set(name, handle);
+    await handle.write(name.toUpperCase().slice(0, 1), 0);
+  }
 
   await outage.stopRiak(() => fsp.writeFile(join(app, "trigger.bin"), seededBytes(900, 1_000)));
 
@@ -65,6 +73,15 @@ async function removeThroughOutage(
   // Saved over (a file renamed over it): the version seen goes first, then the new one.
   await fsp.writeFile(join(app, "target.txt.tmp"), "target.txt saved during the outage");
   await fsp.rename(join(app, "target.txt.tmp"), join(app, "target.txt"));
+  // Closed (its upload journaled, waiting for Riak), then removed: the version its write
+  // went over goes, as for a file the mount saw.
+  await writing.get("pending.txt")!.close();
+  await fsp.unlink(join(app, "pending.txt"));
+  await assertGone(join(app, "pending.txt"));
+  // Saved over while open for writing: the version its write went over goes first, too.
+  await fsp.writeFile(join(app, "open.txt.tmp"), "open.txt saved during the outage");
+  await fsp.rename(join(app, "open.txt.tmp"), join(app, "open.txt"));
+  await writing.get("open.txt")!.close();
   // A name the mount never saw in Riak is not known to be there.
   await assert.rejects(fsp.unlink(join(app, "unseen.txt")), { code: "ENOENT" });
 
@@ -101,9 +118,10 @@ async function removeThroughOutage(
   }
 
   await outage.end(ending, async () => {
-    // Another host writes changed.txt and target.txt again while the removal and the save
-    // wait in the journal, and a file into the directory removed as empty.
-    for (const name of ["changed.txt", "target.txt"]) {
+    // Another host writes changed.txt, target.txt, pending.txt and open.txt again while the
+    // removals and the saves wait in the journal, and a file into the directory removed as
+    // empty.
+    for (const name of ["changed.txt", "target.txt", "pending.txt", "open.txt"]) {
       await env.store.writeFile(`/app/${name}`, Buffer.from(`${name}: newer, from another host`));
     }
     await env.store.writeFile("/app/empty/late.txt", Buffer.from("another host's"));
@@ -120,6 +138,7 @@ async function removeThroughOutage(
       ...keptEmpty,
       "full",
       "keep.txt",
+      "open.txt",
       "redo",
       "target.txt",
       "trigger.bin",
@@ -132,7 +151,7 @@ async function removeThroughOutage(
     assert.match(outage.mounted.stderr(), /directory removed .* kept in Riak/);
     // Written after the version removed or saved over: set aside beside the name, with a
     // warning.
-    assert.equal(conflicts.length, 2, `two conflict copies in ${names}`);
+    assert.equal(conflicts.length, 4, `four conflict copies in ${names}`);
     for (const conflict of conflicts) {
       const name = conflict.slice(0, conflict.indexOf(".riakfs-conflict-"));
       assert.equal(
@@ -152,17 +171,21 @@ async function removeThroughOutage(
     (await env.store.readFile("/app/keep.txt")).toString(),
     "keep.txt before the outage",
   );
-  assert.equal(
-    (await env.store.readFile("/app/target.txt")).toString(),
-    "target.txt saved during the outage",
-  );
+  for (const name of ["target.txt", "open.txt"]) {
+    assert.equal(
+      (await env.store.readFile(`/app/${name}`)).toString(),
+      `${name} saved during the outage`,
+    );
+  }
   assert.deepEqual(await riakNames(env, "/app/redo"), ["n.txt"]);
   assert.equal((await env.store.tryStat("/app/redo"))?.mode! & 0o777, 0o700);
   assert.deepEqual(await riakNames(env, "/app/full"), ["y"]);
   assert.deepEqual(await riakNames(env, "/app/unlisted"), ["kept.txt"]);
   assert.deepEqual(await fsp.readdir(join(app, "unlisted")), ["kept.txt"]);
   // Through the mount, as in Riak.
-  for (const name of ["old.txt", "changed.txt", "emptied"]) await assertGone(join(app, name));
+  for (const name of ["old.txt", "changed.txt", "pending.txt", "emptied"]) {
+    await assertGone(join(app, name));
+  }
   if (ending === "killed") assert.deepEqual(await fsp.readdir(join(app, "empty")), ["late.txt"]);
   else await assertGone(join(app, "empty"));
   assert.equal(

@@ -70,6 +70,15 @@ export interface PendingUpload {
    * taken along by renames) in place of Riak's.
    */
   supersedes?: JournaledIdentity;
+  /**
+   * The version of Riak's file under the path this upload goes over, as the mount knew it
+   * when it journaled the upload (the one its write session opened, or its own upload that
+   * landed since). A removal of the name while the upload is pending removes that version
+   * only ({@link PendingMirror.removes}): one written elsewhere meanwhile is set aside. Absent
+   * (Riak held nothing the mount knew of, or a journal of an older riakfs): the removal goes
+   * as it did before.
+   */
+  replaces?: RiakVersion;
 }
 
 /** A {@link FileIdentity} as a journal line holds it: each number as decimal text. */

@@ -149,6 +149,24 @@ Deno.test("changes of names made while Riak was away survive a reopen, in order,
   });
 });
 
+Deno.test("an upload keeps the version of Riak's file it replaces through a reopen; one journaled by an older riakfs, without it, replays as it was", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    // A line as riakfs wrote it before uploads carried the version they replace.
+    const older = { id: 1, ...upload("/old") };
+    await writeFile(file, JSON.stringify({ op: "add", ...older }) + "\n");
+    const { journal } = await UploadJournal.open(file);
+    const replaces = { size: 8, mtimeNs: "1700000000123456789" };
+    const id = await journal.add({ ...upload("/new"), replaces });
+    // No close: a crash (SIGKILL) leaves the file as written and fsync'd.
+    const reopened = await UploadJournal.open(file);
+    assert.deepEqual(reopened.pending, [older, { id, ...upload("/new"), replaces }]);
+    assert.equal("replaces" in reopened.pending[0], false);
+    await reopened.journal.close();
+    await journal.close();
+  });
+});
+
 Deno.test("a journal with an entry pending for long is rewritten, not left to grow", async () => {
   await withDirectory(async (directory) => {
     const file = join(directory, "journal");

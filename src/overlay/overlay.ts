@@ -1711,20 +1711,23 @@ export class OverlayFileSystem implements FileSystem {
       const replacedLocal = this.#o.source === undefined
         ? undefined
         : await currentIdentity(await this.#localPath(to));
+      const replacedInRiak = this.#versionRenamedOver(to, replaced);
       const entries = this.#removalRenamedOver(to, replaced);
       if (newest) {
-        const { id: _id, path: _path, unseen: _unseen, supersedes: _supersedes, ...bytes } = newest;
+        // The bytes go to the new name; what the old one's upload went over stays behind.
+        const { id: _id, path: _path, unseen: _u, supersedes: _s, replaces: _r, ...bytes } = newest;
         entries.push({
           ...bytes,
           path: to,
           ...this.#unseenMark(to),
           ...(replacedLocal ? { supersedes: journaledIdentity(replacedLocal) } : {}),
+          ...(replacedInRiak ? { replaces: replacedInRiak } : {}),
         });
       }
       // Nothing journaled carries its bytes to the new name: the session's upload, in the
       // same line as the old name's removal (a crash before its close would lose both).
       const carried = moving && !newest
-        ? await this.#uploadOf(moving, to, replacedLocal)
+        ? await this.#uploadOf(moving, to, replacedLocal, replacedInRiak)
         : undefined;
       if (carried) entries.push(carried);
       entries.push(this.#removalWhileAway(from, moving));
@@ -1734,7 +1737,8 @@ export class OverlayFileSystem implements FileSystem {
       if (replaced && replaced !== moving) this.#detach(replaced);
       if (moving) {
         this.#moveSession(moving, to);
-        moving.inRiak = undefined; // Riak's file under the old name is not moved: it goes.
+        // Riak's file under the old name is not moved (it goes): the new name's is replaced.
+        moving.inRiak = replacedInRiak;
         moving.supersedes = replacedLocal;
         if (!newest) {
           moving.dirty = false;
@@ -1788,27 +1792,49 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * The entries a rename over `to` while Riak is away starts with: where `to` is a file only
-   * Riak holds as the mount saw it (no `replaced` session, nothing staged), its removal at that
-   * version (another written there meanwhile is set aside, not overwritten unseen).
+   * The entries a rename over `to` while Riak is away starts with: where the mount knows the
+   * version of Riak's file at `to` ({@link #versionRenamedOver}), its removal at that version
+   * (another written there meanwhile is set aside, not overwritten unseen).
    */
   #removalRenamedOver(to: string, replaced: WriteSession | undefined): NewEntry[] {
-    if (replaced || this.#o.uploads.pendingFor(to)) return [];
+    const removes = this.#versionRenamedOver(to, replaced);
+    if (removes === undefined) return [];
+    // What is staged there (`replaced`, uploads pending) goes with the name.
+    if (replaced || this.#o.uploads.pendingFor(to)) return [this.#removalWhileAway(to, replaced)];
+    return [{ path: to, mirror: "remove", removes }];
+  }
+
+  /**
+   * The version of Riak's file at `to` that a rename over it while Riak is away replaces, as
+   * the mount knows it: where a write session (`replaced`) or an upload pending holds its
+   * bytes, the version they go over; else the file only Riak holds as the mount saw it.
+   */
+  #versionRenamedOver(to: string, replaced: WriteSession | undefined): RiakVersion | undefined {
+    if (replaced || this.#o.uploads.pendingFor(to)) return this.#versionInRiak(to, replaced);
     const seen = this.#movedWhileAway(to) ?? this.#riakFilesSeen.get(to);
-    if (seen === undefined) return [];
-    return [{ path: to, mirror: "remove", removes: { size: seen.size, mtimeNs: seen.mtimeNs } }];
+    return seen && { size: seen.size, mtimeNs: seen.mtimeNs };
+  }
+
+  /**
+   * The version of Riak's file under `path`, as the mount knows it, while what `session` (open
+   * on it) or the uploads pending of `path` hold has not reached Riak: the version they go over
+   * ({@link WriteSession.inRiak}, {@link PendingUpload.replaces}).
+   */
+  #versionInRiak(path: string, session: WriteSession | undefined): RiakVersion | undefined {
+    if (session) return session.inRiak;
+    return this.#o.uploads.pendingUploadsOf(path).find((upload) => upload.replaces)?.replaces;
   }
 
   /**
    * The journal entry that removes `path`, a file renamed or removed while Riak was away,
-   * from Riak: at the version Riak held as `session` (open on it) knows it, and with the
-   * versions its uploads would have stored, where what Riak holds there is set aside (a name
-   * the mount could not look at, or another version than that one): one of them is the
-   * mount's own.
+   * from Riak: at the version Riak held as `session` (open on it) or the uploads pending
+   * know it ({@link #versionInRiak}), and with the versions those uploads would have stored,
+   * where what Riak holds there is set aside (a name the mount could not look at, or another
+   * version than that one): one of them is the mount's own.
    */
   #removalWhileAway(path: string, session: WriteSession | undefined): NewEntry {
     const unseen = this.#unseenMark(path);
-    const removes = session?.inRiak;
+    const removes = this.#versionInRiak(path, session);
     const ours = unseen.unseen || removes
       ? this.#o.uploads.pendingUploadsOf(path).map(({ size, mtimeNs }) => ({ size, mtimeNs }))
       : [];
@@ -3551,6 +3577,8 @@ export class OverlayFileSystem implements FileSystem {
     if (located.where === "riak" && !located.stale) {
       session.inRiak = { size: located.stat.size, mtimeNs: String(located.stat.mtimeNs) };
     }
+    // Until the pending upload lands, Riak holds what it goes over.
+    if (located.where === "spool") session.inRiak = located.upload.replaces;
     if (truncate) return session;
     session.unstaged = { size: sizeWhereLocated(located) };
     // Opened, not yet written: its times are the file's (touch -a opens it for writing).
@@ -3795,7 +3823,12 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   async #commitNow(session: WriteSession): Promise<void> {
-    const upload = await this.#uploadOf(session, session.path, session.supersedes);
+    const upload = await this.#uploadOf(
+      session,
+      session.path,
+      session.supersedes,
+      session.inRiak,
+    );
     if (session.supersedes) this.#superseded.set(session.path, session.supersedes);
     await this.#o.uploads.submit(upload);
     // Only once journaled: a commit that failed leaves the session dirty, to commit again.
@@ -3815,6 +3848,7 @@ export class OverlayFileSystem implements FileSystem {
     session: WriteSession,
     path: string,
     supersedes: FileIdentity | undefined,
+    replaces: RiakVersion | undefined,
   ): Promise<NewUpload> {
     // Every submission owns its staged file: the queue deletes it once uploaded or replaced.
     await this.#writable(session);
@@ -3834,6 +3868,7 @@ export class OverlayFileSystem implements FileSystem {
       size: Number(stats.size),
       ...this.#unseenMark(path),
       ...(supersedes ? { supersedes: journaledIdentity(supersedes) } : {}),
+      ...(replaces ? { replaces } : {}),
     };
   }
 

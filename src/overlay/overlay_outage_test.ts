@@ -15,6 +15,7 @@ import {
   listThrough,
   lookupPath,
   outageNoticed,
+  type OverlayFixture,
   readThrough,
   ROOT_CTX,
   whilePaused,
@@ -516,4 +517,136 @@ for (const preset of ["drain", "riak"]) {
       { now: () => 1_700_000_000_000 },
     );
   });
+}
+
+/**
+ * Writes `/blocker` through `fs` during an outage: with one upload at a time, its upload holds
+ * the only slot, retried until Riak is back, and every upload queued after it waits unstarted
+ * (no attempt of theirs in flight when Riak comes back, as most of a backlog waits).
+ */
+async function occupyTheUploadSlot(fs: FileSystem): Promise<void> {
+  await writeThrough(fs, "/blocker", Buffer.from("blocker"));
+}
+
+/**
+ * Writes `/doc.txt` through the mount (uploaded: seen in Riak), opens it for writing and
+ * writes it (Riak's bytes copied into the spool while Riak answers); then another host writes
+ * the name while it is open here.
+ */
+async function writtenHereAndElsewhere(
+  { fs, store, runtime }: OverlayFixture,
+): Promise<{ node: number; fh: number }> {
+  await writeThrough(fs, "/doc.txt", Buffer.from("document"));
+  assert.equal(await runtime.settle(10_000), 0);
+  const node = await lookupPath(fs, "/doc.txt");
+  const { fh } = await fs.open!(ROOT_CTX, node, O_RDWR);
+  await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("D"));
+  await store.writeFile("/doc.txt", Buffer.from("newer, from another host"));
+  return { node, fh };
+}
+
+/**
+ * Asserts that the root lists `names` (and `/blocker`) and beside them only the other host's
+ * `/doc.txt` of {@link writtenHereAndElsewhere}, set aside under a conflict name.
+ */
+async function assertOnlySetAside(
+  fs: FileSystem,
+  store: OverlayFixture["store"],
+  names: string[],
+): Promise<void> {
+  const listed = await listThrough(fs, "/");
+  const aside = listed.filter((name) => !names.includes(name) && name !== "blocker");
+  assert.equal(aside.length, 1, `${listed}`);
+  assert.match(aside[0], /^doc\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+  assert.equal((await store.readFile(`/${aside[0]}`)).toString(), "newer, from another host");
+}
+
+for (const change of ["rm", "rm after a restart", "mv"] as const) {
+  for (const preset of ["drain", "riak"]) {
+    Deno.test(`${preset}: a file written over the version the mount saw in Riak and closed during an outage, its upload pending, then ${change === "mv" ? "renamed" : change.replace("rm", "removed")}, goes from its name at that version: one written elsewhere meanwhile is set aside`, async () => {
+      await withOverlay(
+        preset,
+        async (fixture) => {
+          const { fs, store, riak, runtime, logLines, restart } = fixture;
+          const { node, fh } = await writtenHereAndElsewhere(fixture);
+          const mounted = await whilePaused(riak, async () => {
+            await outageNoticed(fs, logLines);
+            await occupyTheUploadSlot(fs);
+            await fs.release!(ROOT_CTX, node, fh, 0); // Its upload journaled, waiting.
+            let mounted = runtime;
+            if (change === "rm after a restart") {
+              // Killed and mounted again: only the journal knows what the upload goes over.
+              await runtime.stop(0);
+              logLines.length = 0; // The new mount finds the outage by itself.
+              mounted = await restart({});
+              await outageNoticed(mounted.fileSystem, logLines);
+            }
+            const { fileSystem } = mounted;
+            if (change === "mv") {
+              await fileSystem.rename!(
+                ROOT_CTX,
+                ROOT_NODE_ID,
+                "doc.txt",
+                ROOT_NODE_ID,
+                "moved.txt",
+                0,
+              );
+            } else await fileSystem.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
+            await assert.rejects(lookupPath(fileSystem, "/doc.txt"), isNotFound);
+            return mounted;
+          });
+          assert.equal(await mounted.settle(10_000), 0);
+          assert.equal(await store.tryStat("/doc.txt"), undefined, "the name is gone");
+          await assertOnlySetAside(mounted.fileSystem, store, change === "mv" ? ["moved.txt"] : []);
+          if (change === "mv") {
+            assert.equal((await store.readFile("/moved.txt")).toString(), "Document");
+          }
+        },
+        { riakReadTimeout: "300", uploadConcurrency: "1" },
+        { now: () => 1_700_000_000_000 },
+      );
+    });
+  }
+}
+
+for (const target of ["open", "pending"] as const) {
+  for (const renamed of ["written during the outage", "only Riak holds"] as const) {
+    for (const preset of ["drain", "riak"]) {
+      Deno.test(`${preset}: a file ${renamed} renamed during an outage over one ${target === "open" ? "open for writing" : "whose upload is pending"}, written over the version the mount saw in Riak, sets aside one written elsewhere meanwhile instead of going over it`, async () => {
+        await withOverlay(
+          preset,
+          async (fixture) => {
+            const { fs, store, riak, runtime, logLines } = fixture;
+            const from = renamed === "only Riak holds" ? "other.txt" : "doc.txt.tmp";
+            const bytes = `${from}'s bytes`;
+            // Seen in Riak: uploaded through the mount.
+            if (renamed === "only Riak holds") {
+              await writeThrough(fs, `/${from}`, Buffer.from(bytes));
+            }
+            const { node, fh } = await writtenHereAndElsewhere(fixture);
+            try {
+              await whilePaused(riak, async () => {
+                await outageNoticed(fs, logLines);
+                await occupyTheUploadSlot(fs);
+                if (target === "pending") await fs.release!(ROOT_CTX, node, fh, 0);
+                // An editor's save: the new bytes under a temporary name, renamed into place.
+                if (renamed !== "only Riak holds") {
+                  await writeThrough(fs, `/${from}`, Buffer.from(bytes));
+                }
+                await fs.rename!(ROOT_CTX, ROOT_NODE_ID, from, ROOT_NODE_ID, "doc.txt", 0);
+              });
+            } finally {
+              if (target === "open") await fs.release!(ROOT_CTX, node, fh, 0);
+            }
+            assert.equal(await runtime.settle(10_000), 0);
+            assert.equal((await store.readFile("/doc.txt")).toString(), bytes);
+            assert.equal(await store.tryStat(`/${from}`), undefined);
+            await assertOnlySetAside(fs, store, ["doc.txt"]);
+          },
+          { riakReadTimeout: "300", uploadConcurrency: "1" },
+          { now: () => 1_700_000_000_000 },
+        );
+      });
+    }
+  }
 }
