@@ -13,7 +13,7 @@ import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
-import { seededBytes } from "../src/store/_test_support.ts";
+import { seededBytes, sha256Hex } from "../src/store/_test_support.ts";
 import { type FullFilesystem, withFullFilesystem } from "../src/util/_full_filesystem.ts";
 import { isProcessAlive } from "../src/util/process.ts";
 import { isMounted, waitFor } from "./_mount.ts";
@@ -277,6 +277,17 @@ async function runTool(command: string, args: string[]): Promise<void> {
   assert.equal(code, 0, `${command}: ${new TextDecoder().decode(stderr)}`);
 }
 
+/**
+ * Fills `disk` but for 300 000 bytes, far less than a file of three chunks of the default size:
+ * a copy of one does not fit. Resolves to the mount's upload figures from before.
+ */
+async function fillLeavingLessThanAFile(env: OverlayEnv, disk: FullFilesystem) {
+  const uploads = (await statusOf(env)).metrics.uploads;
+  disk.fill();
+  disk.makeRoom(300_000);
+  return uploads;
+}
+
 for (const preset of ["drain", "riak"]) {
   Deno.test(`${preset} on a full disk: touch, touch -d and fchmod of a 3-chunk Riak file bigger than the room left work, copying and uploading none of its bytes`, async () => {
     await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
@@ -285,9 +296,7 @@ for (const preset of ["drain", "riak"]) {
       await onMountOverSource(env, preset, async () => {
         await journalInUse(env);
         const before = await env.store.stat("big.bin");
-        const uploadsBefore = (await statusOf(env)).metrics.uploads;
-        disk.fill();
-        disk.makeRoom(300_000); // Far less than the file: a copy of it does not fit.
+        const uploadsBefore = await fillLeavingLessThanAFile(env, disk);
         const file = join(env.mountpoint, "big.bin");
         // touch opens the file for writing (O_WRONLY | O_CREAT) and sets its times on the fd.
         await runTool("touch", ["-d", "2001-09-09T01:46:40Z", file]);
@@ -314,6 +323,70 @@ for (const preset of ["drain", "riak"]) {
         disk.makeRoom(4_000_000);
         assert.ok(original.equals(await env.store.readFile("big.bin")));
         assert.ok(original.equals(await fsp.readFile(file)));
+      });
+    });
+  });
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset} on a full disk: truncate -s and truncate(2) of a 3-chunk Riak file bigger than the room left work: to its size they copy and upload nothing, to a smaller size only the bytes kept`, async () => {
+    await withSourceOnTmpfs({ sizeKiB: 4096 }, async (env, disk) => {
+      const original = seededBytes(983, 3 * 1024 * 1024); // Three chunks of the default size.
+      for (const name of ["same.bin", "cut.bin", "by-path.bin"]) {
+        await env.store.writeFile(name, original, { mode: 0o644 });
+      }
+      // drain serves the legacy files of SOURCE too; riak shows Riak alone.
+      const legacy = preset === "drain" ? [...legacyFiles(env, "old", 1, 700_000)] : [];
+      await onMountOverSource(env, preset, async () => {
+        await journalInUse(env);
+        const before = await env.store.stat("same.bin");
+        const uploadsBefore = await fillLeavingLessThanAFile(env, disk);
+        const at = (name: string) => join(env.mountpoint, name);
+        /** truncate(2) by path, no descriptor (coreutils' truncate opens the file). */
+        const truncateByPath = (name: string, size: number) =>
+          runTool("python3", [
+            "-c",
+            "import os, sys; os.truncate(sys.argv[1], int(sys.argv[2]))",
+            at(name),
+            String(size),
+          ]);
+        await truncateByPath("same.bin", original.length);
+        const same = await env.store.stat("same.bin");
+        assert.ok(same.mtimeNs > before.mtimeNs, "the truncate's mtime, in Riak");
+        assert.equal(same.sha256, before.sha256);
+        assert.equal(fs.statSync(at("same.bin"), { bigint: true }).mtimeNs, same.mtimeNs);
+        await waitForQuiet(env);
+        const uploads = (await statusOf(env)).metrics.uploads;
+        assert.equal(uploads.uploaded, uploadsBefore.uploaded, "nothing uploaded again");
+        const kept = 100_000;
+        const cuts: [string, Uint8Array, () => Promise<void>][] = [
+          ["cut.bin", original, () => runTool("truncate", ["-s", String(kept), at("cut.bin")])],
+          ["by-path.bin", original, () => truncateByPath("by-path.bin", kept)],
+          ...legacy.map(([name, content]): [string, Uint8Array, () => Promise<void>] => [
+            name,
+            content,
+            () => runTool("truncate", ["-s", String(kept), at(name)]),
+          ]),
+        ];
+        for (const [name, content, cut] of cuts) {
+          await cut();
+          assert.equal(fs.statSync(at(name)).size, kept);
+          const wanted = content.subarray(0, kept);
+          await eventually(
+            `${name} cut in Riak`,
+            async () => (await env.store.tryStat(name))?.sha256 === sha256Hex(wanted),
+          );
+          assert.ok(Buffer.from(wanted).equals(await env.store.readFile(name)));
+          assert.ok(Buffer.from(wanted).equals(await fsp.readFile(at(name))));
+        }
+        await waitForQuiet(env);
+        const after = (await statusOf(env)).metrics.uploads;
+        assert.equal(after.bytesUploaded - uploadsBefore.bytesUploaded, cuts.length * kept);
+        for (const [name] of legacy) {
+          assert.equal(fs.existsSync(join(env.source, name)), false, `${name} drained`);
+        }
+        disk.makeRoom(4_000_000);
+        assert.ok(original.equals(await env.store.readFile("same.bin")));
       });
     });
   });

@@ -772,16 +772,42 @@ export class OverlayFileSystem implements FileSystem {
     const path = this.#nodes.pathOf(nodeid);
     const handle = changes.fh === undefined ? undefined : this.#handles.get(changes.fh);
     if (this.#nodes.isDetached(nodeid)) return await this.#setDetachedAttr(path, nodeid, changes);
+    if (handle?.kind === "write") {
+      return await this.#setAttr(ctx, nodeid, path, changes, handle, handle.session);
+    }
+    // truncate(2) by path where writes are staged: a short write session of its own, through
+    // which it goes as through a descriptor (to the size the file has: its times alone; to a
+    // smaller one: only the bytes kept are copied), not the file's bytes all staged first.
+    if (changes.size !== undefined && this.#stagesWrites()) {
+      const session = await this.#session(path, changes.size === 0);
+      try {
+        return await this.#setAttr(ctx, nodeid, path, changes, handle, session);
+      } finally {
+        await this.#leave(session);
+      }
+    }
+    return await this.#setAttr(ctx, nodeid, path, changes, handle, this.#sessions.get(path));
+  }
+
+  /**
+   * {@link setattr} of `path`, not detached, through `handle` (if any), whose write session
+   * (if any; always one for a truncate where writes are staged) is `session`.
+   */
+  async #setAttr(
+    ctx: RequestContext,
+    nodeid: number,
+    path: string,
+    changes: SetattrChanges,
+    handle: Handle | undefined,
+    session: WriteSession | undefined,
+  ): Promise<AttrReply> {
     // A truncate to the size a session holding nothing written already has changes no byte
     // (ftruncate to the current size, `truncate -s` of what is there): it moves the mtime
     // alone, as on a local disk, instead of staging the file's bytes to cut none of them.
-    const sizeKept = changes.size !== undefined &&
-      await this.#keepsSize(
-        handle?.kind === "write" ? handle.session : this.#sessions.get(path),
-        changes.size,
-      );
+    const sizeKept = changes.size !== undefined && await this.#keepsSize(session, changes.size);
     if (changes.size !== undefined && !sizeKept) {
-      await this.#truncate(ctx, path, changes.size, handle);
+      if (session) await this.#truncateInSession(session, changes.size);
+      else await this.#truncate(path, changes.size, handle);
     }
     const mtimeNs = toNs(changes.mtime) ?? (sizeKept ? toNs("now") : undefined);
     const atimeNs = toNs(changes.atime);
@@ -793,7 +819,6 @@ export class OverlayFileSystem implements FileSystem {
     };
     const changesAttributes = Object.values(attributes).some((value) => value !== undefined) ||
       atimeNs !== undefined;
-    const session = handle?.kind === "write" ? handle.session : this.#sessions.get(path);
     let inSession = false;
     /** The source file's ctime once the change went to it (see the end). */
     let changedLocallyNs: bigint | undefined;
@@ -3656,18 +3681,27 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
-  /** Copies the current content of `path` into a staged file. */
-  async #stageContent(path: string, located: Located, into: SourceFile): Promise<void> {
+  /**
+   * Copies the current content of `path` into a staged file; `upTo`: only its first bytes
+   * (a truncate keeps no more), read from Riak as a range.
+   */
+  async #stageContent(
+    path: string,
+    located: Located,
+    into: SourceFile,
+    upTo = Infinity,
+  ): Promise<void> {
     if (located.where === "riak") {
       if (located.stat.type !== "file") throw fail(Errno.EISDIR, `${path}: not a regular file`);
+      const length = Math.min(located.stat.size, upTo);
       // A small file's bytes usually came with its stat: no second get.
       const cached = this.#o.cache.peek(versionOf(path, located.stat), 0, located.stat.size);
       if (cached) {
-        await writeWhole(into, cached, 0, cached.length, 0);
+        await writeWhole(into, cached, 0, Math.min(cached.length, length), 0);
         return;
       }
       let position = 0;
-      const pieces = this.#o.store.readRange(path)[Symbol.asyncIterator]();
+      const pieces = this.#o.store.readRange(path, 0, length)[Symbol.asyncIterator]();
       for (;;) {
         const next = await this.#riak(`read ${path}`, () => pieces.next());
         if (next.done) break;
@@ -3685,7 +3719,7 @@ export class OverlayFileSystem implements FileSystem {
     if (from === undefined) return;
     const source = await fsp.open(from, O_RDONLY | O_NOFOLLOW);
     try {
-      await copyBetween(source, into);
+      await copyBetween(source, into, upTo);
     } finally {
       await source.close();
     }
@@ -3705,9 +3739,10 @@ export class OverlayFileSystem implements FileSystem {
   /**
    * Copies the file's bytes into the session's empty staged file from where they are now:
    * since the open an upload may have taken them from the spool into Riak, or drain a local
-   * copy. Only inside {@link #inSession}, or holding the session.
+   * copy. `upTo`: only the first bytes, for a truncate that keeps no more (the staged file
+   * is then the file cut there). Only inside {@link #inSession}, or holding the session.
    */
-  async #stageNow(session: WriteSession): Promise<void> {
+  async #stageNow(session: WriteSession, upTo = Infinity): Promise<void> {
     const path = session.path;
     // Its name went before they could be staged (see #keepBytesOf): what holds it now is
     // another file, or none.
@@ -3718,7 +3753,7 @@ export class OverlayFileSystem implements FileSystem {
         throw isNotFound(error) ? fail(Errno.EIO, `${path}: its bytes are gone`) : error;
       });
       try {
-        await this.#stageContent(path, located, session.handle);
+        await this.#stageContent(path, located, session.handle, upTo);
         break;
       } catch (error) {
         // Cut short (the disk full, Riak away): the part copied gives its room back, and the
@@ -3740,7 +3775,7 @@ export class OverlayFileSystem implements FileSystem {
    * from where they are nor out of a committed staged file. Only inside {@link #inSession}.
    */
   async #emptied(session: WriteSession): Promise<void> {
-    if (session.committed) await this.#restage(session, { copy: false });
+    if (session.committed) await this.#restage(session, { upTo: 0 });
     else await session.handle.truncate(0);
     if (session.unstaged) {
       session.unstaged = undefined;
@@ -3749,10 +3784,15 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
-  /** truncate(2) of the session's file. Only inside {@link #inSession}. */
+  /**
+   * truncate(2) of the session's file. Of the file's bytes it copies only those kept: `truncate
+   * -s` of a large file to a smaller size reads no more of Riak, and needs no more room.
+   * Only inside {@link #inSession}.
+   */
   async #truncateSession(session: WriteSession, size: number): Promise<void> {
     if (size === 0) return await this.#emptied(session);
-    await this.#writable(session);
+    if (session.unstaged) await this.#stageNow(session, size);
+    else if (session.committed) await this.#restage(session, { upTo: size });
     await session.handle.truncate(size);
   }
 
@@ -3775,13 +3815,16 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * Moves what the session holds into a fresh staged file of its own; `copy: false`: into an
-   * empty one (the file is being emptied).
+   * Moves what the session holds into a fresh staged file of its own; `upTo`: only its first
+   * bytes (the file is being cut there; 0: emptied).
    */
-  async #restage(session: WriteSession, { copy = true }: { copy?: boolean } = {}): Promise<void> {
+  async #restage(
+    session: WriteSession,
+    { upTo = Infinity }: { upTo?: number } = {},
+  ): Promise<void> {
     const fresh = await this.#o.spool.create();
     try {
-      if (copy) await copyBetween(session.handle, fresh.handle);
+      if (upTo > 0) await copyBetween(session.handle, fresh.handle, upTo);
     } catch (error) {
       // Cut short (the disk full): the session keeps what it holds, and the copy goes, or it
       // would take its room (and a descriptor) until the mount ends, then be set aside for
@@ -3872,52 +3915,38 @@ export class OverlayFileSystem implements FileSystem {
     };
   }
 
-  async #truncate(
-    ctx: RequestContext,
-    path: string,
-    size: number,
-    handle: Handle | undefined,
-  ): Promise<void> {
-    if (!this.#stagesWrites()) {
-      this.#contentMoving(path, { riakOnly: true });
-      // A handle open for writing is mirrored when released; else the truncate is journaled
-      // before it happens and mirrored after.
-      if (handle?.kind === "local" && (handle.mirror || !this.#mirrorsWrites())) {
-        await handle.file.truncate(size);
-        return;
-      }
-      await this.#oneWriteOpenAtATime(path, async () => {
-        if (!this.#mirrorsWrites()) return await this.#truncateLocal(path, size);
-        await this.#fetchIntoSource(path, size === 0);
-        const reserved = await this.#o.uploads.reserve({
-          path,
-          mirror: "copy",
-          ...this.#unseenMark(path),
-        });
-        try {
-          await this.#truncateLocal(path, size);
-        } finally {
-          this.#o.uploads.start(reserved);
-        }
-      });
+  /** truncate(2) where the local file is the truth (the modes that stage no writes). */
+  async #truncate(path: string, size: number, handle: Handle | undefined): Promise<void> {
+    this.#contentMoving(path, { riakOnly: true });
+    // A handle open for writing is mirrored when released; else the truncate is journaled
+    // before it happens and mirrored after.
+    if (handle?.kind === "local" && (handle.mirror || !this.#mirrorsWrites())) {
+      await handle.file.truncate(size);
       return;
     }
-    const open = handle?.kind === "write" ? handle.session : this.#sessions.get(path);
-    const truncated = (session: WriteSession) =>
-      this.#inSession(session, async () => {
-        await this.#truncateSession(session, size);
-        session.dirty = true;
-        session.mtimeNs = undefined; // As a write.
+    await this.#oneWriteOpenAtATime(path, async () => {
+      if (!this.#mirrorsWrites()) return await this.#truncateLocal(path, size);
+      await this.#fetchIntoSource(path, size === 0);
+      const reserved = await this.#o.uploads.reserve({
+        path,
+        mirror: "copy",
+        ...this.#unseenMark(path),
       });
-    if (open) return await truncated(open);
-    // truncate(2) without an open file: a short write session of its own.
-    const session = await this.#session(path, size === 0);
-    try {
-      await truncated(session);
-    } finally {
-      await this.#leave(session);
-    }
-    void ctx;
+      try {
+        await this.#truncateLocal(path, size);
+      } finally {
+        this.#o.uploads.start(reserved);
+      }
+    });
+  }
+
+  /** truncate(2) of the file `session` holds, in its queue: a write. */
+  async #truncateInSession(session: WriteSession, size: number): Promise<void> {
+    await this.#inSession(session, async () => {
+      await this.#truncateSession(session, size);
+      session.dirty = true;
+      session.mtimeNs = undefined; // As a write.
+    });
   }
 
   // ---- helpers: Riak side ----
@@ -4733,14 +4762,18 @@ function versionOf(path: string, stat: FileStat): FileVersion {
   return { path, version: stat.sha256, size: stat.size };
 }
 
-/** Copies a whole file between two open handles (positional; neither offset moves). */
-async function copyBetween(from: SourceFile, to: SourceFile): Promise<void> {
+/**
+ * Copies a whole file between two open handles (positional; neither offset moves), or its
+ * first `upTo` bytes.
+ */
+async function copyBetween(from: SourceFile, to: SourceFile, upTo = Infinity): Promise<void> {
   // Small files (most commits) never get a 1 MiB buffer: those made garbage collection a
   // seventh of the process's time when creating small files.
   let buffer = Buffer.allocUnsafe(FIRST_COPY_PIECE);
   let position = 0;
-  for (;;) {
-    const { bytesRead } = await from.read(buffer, 0, buffer.length, position);
+  while (position < upTo) {
+    const wanted = Math.min(buffer.length, upTo - position);
+    const { bytesRead } = await from.read(buffer, 0, wanted, position);
     if (bytesRead === 0) break;
     await writeWhole(to, buffer, 0, bytesRead, position);
     position += bytesRead;

@@ -8,7 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { readdir, stat, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { readdir, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Errno, type FileSystem, FuseError } from "../fuse/filesystem.ts";
 import { seededBytes } from "../store/_test_support.ts";
@@ -345,6 +346,18 @@ function assertNoChunkMoved(requests: OverlayFixture["requests"]): void {
   assert.ok(requests.puts <= 1, `the metadata, no chunk put: ${shown}`);
 }
 
+/** Riak holds `content` at `path`: its bytes, and the size and sha256 its metadata gives. */
+async function assertHeldInRiak(
+  store: OverlayFixture["store"],
+  path: string,
+  content: Uint8Array,
+): Promise<void> {
+  const stored = await store.stat(path);
+  assert.equal(stored.size, content.length, `${path}: the size in Riak`);
+  assert.equal(stored.sha256, createHash("sha256").update(content).digest("hex"), path);
+  assert.ok(Buffer.from(content).equals(await store.readFile(path)), `${path}: the bytes`);
+}
+
 for (const preset of ["drain", "riak"]) {
   Deno.test(`${preset}: touch (futimens through a handle open for writing) of a 3-chunk file moves no chunk and shows the new times at once`, async () => {
     await withSmallChunks(preset, async ({ fs, store, runtime, requests, resetCounts }) => {
@@ -496,6 +509,62 @@ for (const preset of ["drain", "riak"]) {
     });
   });
 
+  Deno.test(`${preset}: truncate(2) by path of a file only Riak holds reads none of its bytes to keep its size, and only those it keeps to cut it`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime, requests, resetCounts }) => {
+      const content = seededBytes(73, BIG);
+      for (const name of ["same", "cut", "emptied"]) {
+        await store.writeFile(`/${name}.bin`, content, { mtimeNs: OLD_TIME_NS });
+      }
+      const kept = CHUNK_SIZE + 5;
+      /** The requests the truncate sent (its upload, if any, not yet). */
+      const truncated = async (name: string, size: number) => {
+        const node = await lookupPath(fs, `/${name}.bin`);
+        resetCounts();
+        const { attr } = await fs.setattr!(ROOT_CTX, node, { size });
+        const sent = { ...requests };
+        assert.equal(attr.size, size);
+        // As on a local disk (ext4): truncate(2) moves the mtime, also to the same size.
+        assert.ok(nsOf(attr.mtime) > OLD_TIME_NS, `${name}: the truncate's mtime`);
+        assert.equal(await runtime.settle(10_000), 0);
+        return sent;
+      };
+      assertNoChunkMoved(await truncated("same", BIG));
+      assert.equal(runtime.metrics.snapshot().uploads.uploaded, 0, "nothing uploaded again");
+      const cut = await truncated("cut", kept);
+      assert.ok(
+        cut.gets <= 2 + 2,
+        `the stat, the metadata, the 2 chunks kept: ${JSON.stringify(cut)}`,
+      );
+      const emptied = await truncated("emptied", 0);
+      assert.ok(emptied.gets <= 2, `no chunk: ${JSON.stringify(emptied)}`);
+      await assertHeldInRiak(store, "/same.bin", content);
+      assert.ok((await store.stat("/same.bin")).mtimeNs > OLD_TIME_NS, "in Riak too");
+      await assertHeldInRiak(store, "/cut.bin", content.subarray(0, kept));
+      await assertHeldInRiak(store, "/emptied.bin", Buffer.alloc(0));
+    });
+  });
+
+  Deno.test(`${preset}: ftruncate through a handle open for writing, nothing written, to a smaller size reads only the bytes it keeps`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime, requests, resetCounts }) => {
+      const content = seededBytes(74, BIG);
+      await store.writeFile("/big.bin", content);
+      const kept = 2 * CHUNK_SIZE + 1;
+      resetCounts();
+      await withOpen(fs, "/big.bin", O_RDWR, async (node, fh) => {
+        await fs.setattr!(ROOT_CTX, node, { fh, size: kept, mtime: "now" });
+        assert.ok(
+          content.subarray(kept - 10, kept).equals(
+            await fs.read!(ROOT_CTX, node, fh, kept - 10, 100),
+          ),
+        );
+      });
+      const shown = JSON.stringify(requests);
+      assert.ok(requests.gets <= 2 + 3, `the stat, the metadata, the 3 chunks kept: ${shown}`);
+      assert.equal(await runtime.settle(10_000), 0);
+      await assertHeldInRiak(store, "/big.bin", content.subarray(0, kept));
+    });
+  });
+
   Deno.test(`${preset}: futimens through a handle of a file only Riak holds during an outage fails with EIO, as by path, changing nothing`, async () => {
     const clock = 1_700_000_000_000; // Stands still: Riak's stat of the file stays fresh.
     await withSmallChunks(preset, async ({ fs, store, riak, runtime, logLines }) => {
@@ -576,6 +645,29 @@ Deno.test("drain: touch of a legacy file through a handle changes the local file
     assert.ok(written.equals(await store.readFile("/legacy.bin")));
     assert.equal((await store.stat("/legacy.bin")).mode, 0o600);
     assert.ok(written.equals(await readThrough(fs, "/legacy.bin")));
+    await assert.rejects(stat(local), { code: "ENOENT" }, "drained: its local copy gone");
+  });
+});
+
+Deno.test("drain: truncate(2) by path of a legacy file to its size moves the local file's times, uploads nothing; to a smaller size the bytes kept are drained", async () => {
+  await withSmallChunks("drain", async ({ fs, store, runtime, source }) => {
+    const content = seededBytes(77, THREE_CHUNKS);
+    const local = join(source, "legacy.bin");
+    await writeFile(local, content);
+    await utimes(local, 1_000_000_000, 1_000_000_000);
+    const node = await lookupPath(fs, "/legacy.bin");
+    const same = await fs.setattr!(ROOT_CTX, node, { size: THREE_CHUNKS });
+    assert.ok(nsOf(same.attr.mtime) > OLD_TIME_NS, "the truncate's mtime");
+    assert.equal((await stat(local, { bigint: true })).mtimeNs, nsOf(same.attr.mtime));
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal(runtime.metrics.snapshot().uploads.uploaded, 0, "nothing uploaded");
+    assert.equal(await store.tryStat("/legacy.bin"), undefined, "still only local");
+    const kept = CHUNK_SIZE + 3;
+    const { attr } = await fs.setattr!(ROOT_CTX, node, { size: kept });
+    assert.equal(attr.size, kept);
+    assert.equal(await runtime.settle(10_000), 0);
+    await assertHeldInRiak(store, "/legacy.bin", content.subarray(0, kept));
+    assert.ok(content.subarray(0, kept).equals(await readThrough(fs, "/legacy.bin")));
     await assert.rejects(stat(local), { code: "ENOENT" }, "drained: its local copy gone");
   });
 });
