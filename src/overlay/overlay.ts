@@ -826,7 +826,7 @@ export class OverlayFileSystem implements FileSystem {
       // Between commits: one running now reads the attributes it journals.
       await this.#inSession(session, async () => {
         if (session.closed) return; // Let go meanwhile: to the file, below.
-        if (holdsNothingWritten(session)) {
+        if (holdsNothingWritten(session) || await this.#landedAsIs(session)) {
           changedLocallyNs = await this.#setUnwrittenAttributes(ctx, session, attributes, atimeNs);
           inSession = true;
           return;
@@ -899,12 +899,28 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
+   * Whether Riak holds what `session` holds, as its file: committed (an fsync), nothing
+   * written since, and that upload landed, its after-step (drain's removal of the local copy)
+   * done. A change of attributes then goes to Riak's metadata, as by path after a close,
+   * instead of uploading every byte again. Only inside {@link #inSession}.
+   */
+  async #landedAsIs(session: WriteSession): Promise<boolean> {
+    if (!session.committed || session.dirty || session.detached) return false;
+    if (this.#o.uploads.hasPending(session.path) || !session.inRiak) return false;
+    // The version the session's last upload stored (see #uploadOf), not another's since.
+    const stats = await session.handle.stat({ bigint: true });
+    return session.inRiak.size === Number(stats.size) &&
+      session.inRiak.mtimeNs === String(session.mtimeNs ?? stats.mtimeNs);
+  }
+
+  /**
    * A change of attributes (fchmod, fchown, futimens: `touch`) through a session that holds
-   * nothing written goes where the file is, as a change by path does (Riak's metadata, the
-   * source's file), not into a commit: that would stage the file's bytes and upload them
-   * again, all of a large file for a touch. The session takes the attributes over, so a
-   * later write's commit keeps them. Resolves to the source file's ctime where the change
-   * went to it. Only inside {@link #inSession}.
+   * nothing written (or nothing Riak does not hold as it is: see {@link #landedAsIs}) goes
+   * where the file is, as a change by path does (Riak's metadata, the source's file), not
+   * into a commit: that would stage the file's bytes and upload them again, all of a large
+   * file for a touch. The session takes the attributes over, so a later write's commit
+   * keeps them. Resolves to the source file's ctime where the change went to it. Only
+   * inside {@link #inSession}.
    */
   async #setUnwrittenAttributes(
     ctx: RequestContext,
@@ -931,6 +947,10 @@ export class OverlayFileSystem implements FileSystem {
       session.supersedes = await currentIdentity(await this.#localPath(path));
     }
     takeAttributes(session, attributes, atimeNs);
+    // Riak's version is known by its mtime too (a removal during an outage removes that one).
+    if (changed?.changedInRiak && session.inRiak && attributes.mtimeNs !== undefined) {
+      session.inRiak = { ...session.inRiak, mtimeNs: String(attributes.mtimeNs) };
+    }
     if (!made) {
       session.dirty = true;
       await this.#commitNow(session);

@@ -565,6 +565,68 @@ for (const preset of ["drain", "riak"]) {
     });
   });
 
+  Deno.test(`${preset}: futimens and fchmod through a handle whose fsync's upload landed change Riak's metadata only; a later write keeps them`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime, requests, resetCounts }) => {
+      const content = seededBytes(75, THREE_CHUNKS);
+      await store.writeFile("/big.bin", content, { mode: 0o644 });
+      const written = Buffer.from(content);
+      written.write("HEAD", 0);
+      await withOpen(fs, "/big.bin", O_RDWR, async (node, fh) => {
+        await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("HEAD"));
+        await fs.fsync!(ROOT_CTX, node, fh, false);
+        assert.equal(await runtime.settle(10_000), 0, "the fsync's upload landed");
+        const uploaded = runtime.metrics.snapshot().uploads.uploaded;
+        resetCounts();
+        await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME, atime: OLD_TIME });
+        await fs.setattr!(ROOT_CTX, node, { fh, mode: 0o100600 });
+        const { attr } = await fs.getattr!(ROOT_CTX, node, fh);
+        assert.equal(nsOf(attr.mtime), OLD_TIME_NS);
+        assert.equal(attr.mode & 0o7777, 0o600);
+        assert.equal(attr.size, THREE_CHUNKS);
+        assert.equal(await runtime.settle(10_000), 0);
+        const shown = JSON.stringify(requests);
+        assert.ok(requests.puts <= 2, `two metadata puts, no chunk: ${shown}`);
+        assert.ok(requests.gets <= 4, `stats and metadata, no chunk: ${shown}`);
+        assert.equal(runtime.metrics.snapshot().uploads.uploaded, uploaded, "nothing uploaded");
+        await assertHeldInRiak(store, "/big.bin", written);
+        const stored = await store.stat("/big.bin");
+        assert.equal(stored.mtimeNs, OLD_TIME_NS);
+        assert.equal(stored.mode, 0o600);
+        await fs.write!(ROOT_CTX, node, fh, 10, Buffer.from("TAIL"));
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      written.write("TAIL", 10);
+      await assertHeldInRiak(store, "/big.bin", written);
+      const stored = await store.stat("/big.bin");
+      assert.ok(stored.mtimeNs > OLD_TIME_NS, "the write's mtime");
+      assert.equal(stored.mode, 0o600, "the mode set through the handle kept");
+    });
+  });
+
+  Deno.test(`${preset}: futimens through a handle whose committed upload has not landed goes up with the bytes`, async () => {
+    await withSmallChunks(preset, async ({ fs, store, runtime, holdPuts }) => {
+      const content = seededBytes(76, THREE_CHUNKS);
+      await store.writeFile("/big.bin", content);
+      const written = Buffer.from(content);
+      written.write("HEAD", 0);
+      await withOpen(fs, "/big.bin", O_RDWR, async (node, fh) => {
+        await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("HEAD"));
+        const held = holdPuts();
+        try {
+          // close(2) of a dup'd descriptor: committed, its upload on its way (fsync waits).
+          await fs.flush!(ROOT_CTX, node, fh);
+          await held.reached;
+          await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
+        } finally {
+          held.release();
+        }
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      await assertHeldInRiak(store, "/big.bin", written);
+      assert.equal((await store.stat("/big.bin")).mtimeNs, OLD_TIME_NS);
+    });
+  });
+
   Deno.test(`${preset}: futimens through a handle of a file only Riak holds during an outage fails with EIO, as by path, changing nothing`, async () => {
     const clock = 1_700_000_000_000; // Stands still: Riak's stat of the file stays fresh.
     await withSmallChunks(preset, async ({ fs, store, riak, runtime, logLines }) => {

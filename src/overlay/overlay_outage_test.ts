@@ -494,29 +494,45 @@ for (const [change, written] of [["rm", false], ["rm", true], ["mv", false]] as 
   }
 }
 
-for (const preset of ["drain", "riak"]) {
-  Deno.test(`${preset}: a file open for writing whose fsync's upload landed, removed during an outage, goes at that version: nothing is set aside`, async () => {
-    await withOverlay(
-      preset,
-      async (fixture) => {
-        const { fs, store, runtime } = fixture;
-        await writeThrough(fs, "/doc.txt", Buffer.from("document"));
-        assert.equal(await runtime.settle(10_000), 0);
-        await openThroughOutage(fixture, "/doc.txt", O_RDWR, async () => {
-          await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
-        }, async (node, fh) => {
-          await fs.write!(ROOT_CTX, node, fh, 8, Buffer.from(", fsynced"));
-          await fs.fsync!(ROOT_CTX, node, fh, false);
+/** 2001-09-09T01:46:40Z, as `touch -d` sets it. */
+const OLD_TIME = { sec: 1_000_000_000, nsec: 0 };
+
+// A touch through the handle changes Riak's metadata alone (nothing written, or nothing since
+// an fsync whose upload landed): the version the removal removes is the touched one.
+for (const steps of [["fsync"], ["touch"], ["fsync", "touch"]]) {
+  for (const preset of ["drain", "riak"]) {
+    Deno.test(`${preset}: a file open for writing (${steps.join(", then ")} through it), removed during an outage, goes at the version Riak holds: nothing is set aside`, async () => {
+      await withOverlay(
+        preset,
+        async (fixture) => {
+          const { fs, store, runtime } = fixture;
+          await writeThrough(fs, "/doc.txt", Buffer.from("document"));
           assert.equal(await runtime.settle(10_000), 0);
-          assert.equal((await store.readFile("/doc.txt")).toString(), "document, fsynced");
-        });
-        assert.equal(await runtime.settle(10_000), 0);
-        assert.deepEqual(await listThrough(fs, "/"), [], "gone, nothing set aside");
-      },
-      { riakReadTimeout: "300" },
-      { now: () => 1_700_000_000_000 },
-    );
-  });
+          await openThroughOutage(fixture, "/doc.txt", O_RDWR, async () => {
+            await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
+          }, async (node, fh) => {
+            if (steps.includes("fsync")) {
+              await fs.write!(ROOT_CTX, node, fh, 8, Buffer.from(", fsynced"));
+              await fs.fsync!(ROOT_CTX, node, fh, false);
+              assert.equal(await runtime.settle(10_000), 0);
+              assert.equal((await store.readFile("/doc.txt")).toString(), "document, fsynced");
+            }
+            if (steps.includes("touch")) {
+              const uploaded = runtime.metrics.snapshot().uploads.uploaded;
+              await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
+              assert.equal(await runtime.settle(10_000), 0);
+              assert.equal(runtime.metrics.snapshot().uploads.uploaded, uploaded, "no upload");
+              assert.equal((await store.stat("/doc.txt")).mtimeNs, 1_000_000_000_000_000_000n);
+            }
+          });
+          assert.equal(await runtime.settle(10_000), 0);
+          assert.deepEqual(await listThrough(fs, "/"), [], "gone, nothing set aside");
+        },
+        { riakReadTimeout: "300" },
+        { now: () => 1_700_000_000_000 },
+      );
+    });
+  }
 }
 
 /**
