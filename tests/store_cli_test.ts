@@ -7,6 +7,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { startTestRiak } from "../src/riak-server/testing.ts";
 import { chunkKey } from "../src/store/manifest.ts";
+import { encodeEntryMember, shardKey } from "../src/store/shards.ts";
 import { openRiakStoreClient } from "../src/store/riak_adapter.ts";
 import { Store } from "../src/store/store.ts";
 import { runRiakfs } from "./_riakfs.ts";
@@ -294,6 +295,55 @@ Deno.test("gc: reports unreferenced chunks in a dry run and deletes them with --
     assert.deepEqual(JSON.parse(after.stdout).garbage, []);
     assert.ok((await store.readFile("kept.bin")).equals(pattern(9000)));
     assert.ok(kept);
+  });
+});
+
+Deno.test("gc: reports entries with nothing stored behind them, and --delete removes them", async () => {
+  await withRiak(async ({ store, flags }) => {
+    await store.writeFile("docs/kept.txt", Buffer.from("kept"));
+    const { entries } = store.layout.directory(Buffer.from("docs"));
+    assert.equal(entries.kind, "sharded");
+    const client = openRiakStoreClient({ nodes: [flags[1]] });
+    try {
+      // Left as an add Riak applied after the name's removal leaves them: no object behind.
+      await client.client.updateSet({
+        bucketType: entries.bucketType,
+        bucket: entries.bucket,
+        key: shardKey(entries.dirKey, 1, 0),
+      }, {
+        add: [
+          encodeEntryMember("file", Buffer.from("gone.txt")),
+          encodeEntryMember("directory", Buffer.from("gone dir")),
+        ],
+      });
+    } finally {
+      await client.close();
+    }
+    const dry = await runRiakfs(["gc", "--json", ...flags]);
+    assert.equal(dry.code, 0, dry.stderr);
+    const report = JSON.parse(dry.stdout);
+    assert.equal(report.dryRun, true);
+    assert.deepEqual(
+      report.orphanEntries.map((o: { path: string; type: string }) => `${o.type}:${o.path}`).sort(),
+      ["directory:docs/gone dir", "file:docs/gone.txt"],
+    );
+    assert.equal(report.deletedEntries, 0);
+    const listed = await runRiakfs(["ls", "docs", ...flags]);
+    assert.deepEqual(listed.stdout.trim().split("\n").sort(), [
+      "gone dir/",
+      "gone.txt",
+      "kept.txt",
+    ]);
+    const human = await runRiakfs(["gc", "--delete", ...flags]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^orphan entries \(listed, nothing stored\): 2$/m);
+    assert.match(human.stdout, /^ {2}docs\/gone dir\/$/m);
+    assert.match(human.stdout, /^deleted: 0 chunks, 2 entries$/m);
+    const after = await runRiakfs(["ls", "docs", ...flags]);
+    assert.equal(after.code, 0, after.stderr);
+    assert.deepEqual(after.stdout.trim().split("\n"), ["kept.txt"]);
+    const again = await runRiakfs(["gc", "--json", ...flags]);
+    assert.deepEqual(JSON.parse(again.stdout).orphanEntries, []);
   });
 });
 

@@ -1,5 +1,6 @@
 /**
- * `riakfs gc`: finds chunks no manifest references and, with `--delete`, removes them.
+ * `riakfs gc`: finds chunks no manifest references, and directory entries with nothing stored
+ * behind them, and, with `--delete`, removes them.
  * Dry run by default. Lists the chunk bucket's keys: an administrative scan of the cluster.
  *
  * @module
@@ -12,7 +13,9 @@ import { addRiakOptions } from "./riak-options.ts";
 /** Installs `riakfs gc`. */
 export function installGc(program: Command): void {
   const command = program.command("gc")
-    .description("find (and with --delete remove) chunks that no file references")
+    .description(
+      "find (and with --delete remove) chunks no file references, and entries naming nothing",
+    )
     .option("--delete", "delete what was found (default: only report)")
     .option(
       "--min-age <seconds>",

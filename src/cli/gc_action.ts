@@ -7,7 +7,10 @@ import type { Command } from "commander";
 import { collectGarbage } from "../store/gc.ts";
 import { runWithStore } from "./riak-session.ts";
 
-/** Finds (with `--delete` removes) unreferenced chunks older than `minAge` seconds; reports. */
+/**
+ * Finds (with `--delete` removes) unreferenced chunks older than `minAge` seconds and orphan
+ * entries; reports.
+ */
 export function collectGarbageCommand(
   command: Command,
   minAge: number,
@@ -31,8 +34,10 @@ export function collectGarbageCommand(
       `unreferenced: ${garbageChunks} chunks of ${report.garbage.length} generations`,
       ...report.garbage.map((g) => `  ${g.generation} (${g.keys.length} chunks)`),
       `left alone (younger than ${minAge} s): ${report.recent.length} generations`,
+      `orphan entries (listed, nothing stored): ${report.orphanEntries.length}`,
+      ...report.orphanEntries.map((o) => `  ${o.path}${o.type === "directory" ? "/" : ""}`),
       opts.delete === true
-        ? `deleted: ${report.deleted} chunks`
+        ? `deleted: ${report.deleted} chunks, ${report.deletedEntries} entries`
         : "dry run: nothing deleted (use --delete)",
     ];
     await out(lines.join("\n") + "\n");

@@ -400,23 +400,34 @@ export class DirectoryIndex {
 
   /**
    * Removes the entries called `names` wherever they are, once their adds that may still
-   * land are settled ({@link lateAddsSettled}).
+   * land are settled ({@link lateAddsSettled}). Resolves true when it removed one.
+   *
+   * `options.onlyIf` is asked after the shards holding them were read and before anything is
+   * removed, and false keeps them all: the removal carries the context of that read, so an
+   * add that lands after it stays (add-wins), and one that landed before it is one whose
+   * object `onlyIf` can already see (an object is written before its entry).
    */
-  async remove(directory: DirectoryPlacement, names: readonly Uint8Array[]): Promise<void> {
-    if (names.length === 0) return;
+  async remove(
+    directory: DirectoryPlacement,
+    names: readonly Uint8Array[],
+    options: { onlyIf?: () => Promise<boolean> } = {},
+  ): Promise<boolean> {
+    if (names.length === 0) return false;
     await this.lateAddsSettled(directory, names);
+    const confirmed = async (found: number) =>
+      found > 0 && (options.onlyIf === undefined || await options.onlyIf());
     if (directory.entries.kind === "riak-fuse") {
       const set = await this.#fetch(directory.entries.set);
       const wanted = new Set(names.map((n) => Buffer.from(n).toString("latin1")));
       const remove = (set?.members ?? []).filter((m) =>
         wanted.has(Buffer.from(m).toString("latin1"))
       );
-      if (remove.length > 0) {
-        await this.#update(directory.entries.set, { remove, context: set?.context });
-      }
-      return;
+      if (!await confirmed(remove.length)) return false;
+      await this.#update(directory.entries.set, { remove, context: set?.context });
+      return true;
     }
     const found = await this.#find(directory, names.map((n) => Buffer.from(n)));
+    if (!await confirmed(found.size)) return false;
     const byShard = new Map<
       string,
       { shard: ObjectLocation; context?: Uint8Array; remove: Buffer[] }
@@ -438,6 +449,7 @@ export class DirectoryIndex {
         }, -1);
       }),
     );
+    return true;
   }
 
   /** For each name, where it is: one shard per level, fetched in parallel. */

@@ -11,11 +11,25 @@
  * written; a listed chunk key Riak no longer holds (real Riak lists deleted keys for a
  * while) is not garbage.
  *
+ * The walk also finds orphan entries: names a directory lists with nothing stored behind them
+ * (stat and rm answer not found, so no mount or command removes them). Objects are written
+ * before their entries and entries removed before their objects, so an orphan is left by an
+ * entry's add that Riak applied after its name was removed (it timed out, and the process
+ * that could have waited for it died), or by a crash in a directory rename (which deletes a
+ * moved file's old object before its old entry). Only a directory rename in progress shows
+ * one briefly; removing such an entry takes away what the rename is about to remove. A
+ * riak-fuse folder and its images folder have no object of their own: they are never
+ * reported (their stat finds their sets, or they hold no entries to reach).
+ *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { DEFAULT_GC_MIN_AGE_MS } from "./defaults.ts";
+import { NotFoundError, WrongTypeError } from "./errors.ts";
 import { parseChunkKey } from "./manifest.ts";
+import { childPath, displayBytes } from "./path.ts";
 import type { Store } from "./store.ts";
+import type { EntryType } from "./usermeta.ts";
 
 /** Options of {@link collectGarbage}. */
 export interface GcOptions {
@@ -34,6 +48,14 @@ export interface GarbageGeneration {
   keys: string[];
 }
 
+/** A directory entry with nothing stored at its path. */
+export interface OrphanEntry {
+  /** Its path below the root, as `riakfs ls` prints names. */
+  path: string;
+  /** The type its entry names. */
+  type: EntryType;
+}
+
 /** What {@link collectGarbage} found and did. */
 export interface GcReport {
   /** Files with a manifest found by the walk. */
@@ -48,10 +70,15 @@ export interface GcReport {
   foreignKeys: number;
   /** Chunks deleted (0 in a dry run). */
   deleted: number;
+  /** Entries the walk found with nothing stored at their path. */
+  orphanEntries: OrphanEntry[];
+  /** Orphan entries removed (0 in a dry run; one listed again meanwhile stays). */
+  deletedEntries: number;
 }
 
 /**
- * Finds (and with `delete`, removes) chunks that no manifest reachable from the root references.
+ * Finds (and with `delete`, removes) chunks that no manifest reachable from the root references,
+ * and the orphan entries a walk from the root meets.
  *
  * @example
  * ```ts
@@ -65,22 +92,45 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
   const referenced = new Set<string>();
   /** Chunked files found, by path: the two scans overlap. */
   const chunked = new Set<string>();
-  const look = async (path: Buffer) => {
+  /** Notes the generation of a chunked file at `path`; false when no object is there. */
+  const look = async (path: Buffer): Promise<boolean> => {
     const at = path.toString("latin1");
-    if (chunked.has(at)) return;
+    if (chunked.has(at)) return true;
     const stat = await store.tryStat(path, { fileOnly: true });
-    if (stat?.type !== "file" || stat.storage !== "chunked") return;
+    if (stat?.type !== "file" || stat.storage !== "chunked") return stat !== undefined;
     const manifest = await store.manifest(path);
-    if (!manifest) return;
+    if (!manifest) return true;
     referenced.add(manifest.generation);
     chunked.add(at);
+    return true;
   };
   for await (const key of store.contentKeys()) {
     if (!key.endsWith("/")) await look(Buffer.from(key, "latin1"));
   }
-  for await (const entry of store.walk("")) {
-    if (entry.type === "file") await look(entry.path);
-  }
+  const orphans: Array<{ path: Buffer; type: EntryType }> = [];
+  /** Walks `directory`; false when no directory is there (its listing is refused). */
+  const walk = async (directory: Buffer): Promise<boolean> => {
+    let listed = false;
+    try {
+      for await (const entry of store.list(directory)) {
+        listed = true;
+        const path = childPath(directory, entry.name);
+        const found = entry.type === "directory"
+          ? await walk(path) || riakFuseFolder(store, path)
+          : await look(path);
+        // A name may change type: an entry of the old one is no orphan while the new is there.
+        if (!found && await store.tryStat(path) === undefined) {
+          orphans.push({ path, type: entry.type });
+        }
+      }
+    } catch (error) {
+      const notThere = error instanceof NotFoundError || error instanceof WrongTypeError;
+      if (listed || !notThere) throw error;
+      return false;
+    }
+    return true;
+  };
+  await walk(Buffer.alloc(0));
   // Manifests riak-fuse folders' buckets hold, found whatever layout and prefixes gc runs
   // with: the walk reaches them only with the ones they were written with.
   let elsewhere = 0;
@@ -133,5 +183,29 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
       }
     }
   }
-  return { manifests, chunks, garbage, recent, foreignKeys, deleted };
+  let deletedEntries = 0;
+  if (options.delete) {
+    for (const orphan of orphans) {
+      if (await store.removeOrphanEntry(orphan.path)) deletedEntries++;
+    }
+  }
+  return {
+    manifests,
+    chunks,
+    garbage,
+    recent,
+    foreignKeys,
+    deleted,
+    orphanEntries: orphans.map(({ path, type }) => ({ path: displayBytes(path), type })),
+    deletedEntries,
+  };
+}
+
+/**
+ * True for a riak-fuse folder or its images folder: directories with no object of their own
+ * by design, which stay listed once their files are gone.
+ */
+function riakFuseFolder(store: Store, path: Buffer): boolean {
+  return store.layout.riakFuseImagesOf(path) !== undefined ||
+    store.layout.directory(path).entries.kind === "riak-fuse";
 }

@@ -729,6 +729,36 @@ export class Store {
   }
 
   /**
+   * Removes the entries of `path` in its parent when nothing is stored at `path`: an orphan
+   * entry ({@link stat} and {@link remove} answer not found for it, so nothing else removes
+   * it). Resolves true when it removed one; false when nothing was listed, or something is
+   * stored there after all.
+   *
+   * The entries are removed with the context of the read that preceded the last look at the
+   * path (see DirectoryIndex.remove), so an entry added after that read stays (add-wins). A
+   * writer that stored the name meanwhile may have added nothing, though, finding the orphan
+   * entry in place (a symlink, a rename, an overwrite; or a write below a directory that
+   * found it listed, see {@link #keepDirectory}): so the path is looked at once more after
+   * the removal, and what is stored there by then is listed again. A writer storing it after
+   * that look finds the entry gone and adds its own.
+   */
+  async removeOrphanEntry(path: StorePath): Promise<boolean> {
+    const p = normalizePath(path);
+    if (p.length === 0) throw new InvalidPathError("/", "the root has no entry");
+    const { parent, name } = splitParent(p);
+    const removed = await this.#index.remove(
+      this.layout.directory(parent),
+      [name],
+      { onlyIf: async () => await this.#statOrUndefined(p) === undefined },
+    );
+    if (!removed) return false;
+    const stored = await this.#statOrUndefined(p);
+    if (stored === undefined) return true;
+    await this.#addEntries(parent, [{ type: stored.type, name }]);
+    return false;
+  }
+
+  /**
    * Renames a file, symlink or directory. The new object(s) and entries are written before the
    * old ones are removed: a crash leaves a duplicate, never a loss. A file replaces an existing
    * file; a directory replaces only an empty directory.
