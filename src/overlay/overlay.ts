@@ -37,6 +37,7 @@ import {
   Errno,
   fail,
   type FileSystem,
+  FuseError,
   type LocalNodes,
   type Opened,
   type RequestContext,
@@ -2737,9 +2738,11 @@ export class OverlayFileSystem implements FileSystem {
 
   /**
    * Lists entries with their lookups: each entry is located and its attributes taken as
-   * LOOKUP would, a batch at a time in parallel. An entry that cannot be looked up now
-   * (gone, or Riak unreachable) is listed without its lookup, as READDIR lists it; the
-   * kernel looks it up itself when asked.
+   * LOOKUP would, a batch at a time in parallel. An entry that cannot be looked up now (Riak
+   * unreachable) is listed without its lookup, as READDIR lists it; the kernel looks it up
+   * itself when asked. One whose lookup answers ENOENT is left out: removed since it was
+   * listed, or an orphan entry in Riak (listed, nothing stored: `riakfs gc` removes those),
+   * it would show in `ls -l` as an error line and a row of question marks.
    */
   async #readdirplusEntries(
     nodeid: number,
@@ -2758,13 +2761,14 @@ export class OverlayFileSystem implements FileSystem {
         try {
           const located = await this.#locate(child);
           return { path: child, located, attr: await this.#attrOf(child, located) };
-        } catch {
-          return undefined;
+        } catch (error) {
+          return error instanceof FuseError && error.errno === Errno.ENOENT ? "absent" : undefined;
         }
       }));
       for (let i = 0; i < batch.length; i++, index++) {
-        const dirent = direntOf(this.#nodes, path, batch[i], index);
         const entry = found[i];
+        if (entry === "absent") continue;
+        const dirent = direntOf(this.#nodes, path, batch[i], index);
         if (entry === undefined) {
           if (!sink.addPlus(dirent, undefined)) return;
           continue;

@@ -15,6 +15,7 @@ import {
 } from "../fuse/filesystem.ts";
 import { markReadBlocks } from "../fuse/read_blocks.ts";
 import { seededBytes } from "../store/_test_support.ts";
+import { encodeEntryMember, shardKey } from "../store/shards.ts";
 import { queryStatus } from "./control.ts";
 import { inodeOf } from "./node_table.ts";
 import { attrOf } from "./passthrough.ts";
@@ -949,6 +950,41 @@ Deno.test("shadow and migrate: READDIRPLUS brings each entry's lookup along; uns
         fs.forget!(entry!.nodeid, 2);
         assert.ok(!threads.nodes.has(entry!.nodeid), `${dirent.name} forgotten`);
       }
+    });
+  }
+});
+
+Deno.test("migrate and drain: READDIRPLUS leaves out an entry Riak lists with nothing stored behind it", async () => {
+  for (const preset of ["migrate", "drain"]) {
+    await withOverlay(preset, async ({ fs, store, client }) => {
+      await store.writeFile("d/kept", Buffer.from("kept"));
+      // An orphan entry (an add Riak applied after the name's removal): ls -l failed on it.
+      const { entries } = store.layout.directory(Buffer.from("d"));
+      assert.equal(entries.kind, "sharded");
+      await client.updateSet(
+        {
+          bucketType: entries.bucketType,
+          bucket: entries.bucket,
+          key: shardKey(entries.dirKey, 1, 0),
+        },
+        { add: [encodeEntryMember("file", Buffer.from("orphan"))] },
+      );
+      assert.deepEqual(await listThrough(fs, "/d"), ["kept", "orphan"], `${preset}: READDIR`);
+      const dir = await lookupPath(fs, "/d");
+      const { fh } = await fs.opendir!(ROOT_CTX, dir, 0);
+      const listed: [DirEntryIn, Entry | undefined][] = [];
+      try {
+        await fs.readdirplus!(ROOT_CTX, dir, fh, 0, {
+          add: () => false,
+          addPlus: (dirent, entry) => listed.push([dirent, entry]) > 0,
+          fits: () => true,
+        });
+      } finally {
+        await fs.releasedir!(ROOT_CTX, dir, fh);
+      }
+      assert.deepEqual(listed.map(([dirent]) => dirent.name), [".", "..", "kept"], preset);
+      assert.ok(listed[2][1], `${preset}: kept comes with its lookup`);
+      fs.forget!(listed[2][1]!.nodeid, 1);
     });
   }
 });
