@@ -116,7 +116,8 @@ export function identityFromJournal(journaled: JournaledIdentity): FileIdentity 
  * write Riak only, a change of names made while Riak was away: `remove` (the name was
  * removed or renamed away; no local file stands in for it there), `directory` (made with the
  * attributes in `set`, which no local directory holds), `move` (a file only Riak held,
- * renamed to this path: see {@link PendingMirror.moves}).
+ * renamed to this path: see {@link PendingMirror.moves}; or a directory:
+ * {@link PendingMirror.movesDirectory}).
  */
 export interface PendingMirror {
   /** Journal id, unique within the journal. */
@@ -171,6 +172,24 @@ export interface PendingMirror {
    * version there; another is left to that removal, which sets it aside.
    */
   moves?: SeenFile & { from: string };
+  /**
+   * For `move`: the directory Riak held at `from`, renamed to this path while Riak was away
+   * where the mount knew its whole subtree, with the attributes it showed. Riak renames it
+   * once back (the store's directory rename), after every job journaled before it at, above
+   * or below either name; the jobs journaled after it there wait for it.
+   */
+  movesDirectory?: MovedDirectory;
+}
+
+/** A directory renamed while Riak was away ({@link PendingMirror.movesDirectory}). */
+export interface MovedDirectory {
+  /** Where Riak holds it. */
+  from: string;
+  /** The attributes it showed (mtime in nanoseconds, as decimal text). */
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeNs: string;
 }
 
 /** A version of a file in Riak as a journal line holds it: its size and mtime (decimal ns). */

@@ -26,6 +26,8 @@ export const LISTED_NAMES_PER_DIRECTORY = 1024;
  */
 export class ListedInRiak {
   readonly #listings = new Map<string, Set<string>>();
+  /** The names of each listing held that Riak listed as no directory (a file, a link). */
+  readonly #files = new Map<string, Set<string>>();
   readonly #limit: number;
   readonly #perDirectory: number;
   #names = 0;
@@ -59,18 +61,24 @@ export class ListedInRiak {
    * Riak's whole listing of `directory` was read: `names`, or undefined when it held more
    * than may be kept. Given the listing's `look`, not kept where a name in the directory
    * changed since: its shards may have been read before an upload landed there (read as the
-   * kernel asks), and it would lack that name.
+   * kernel asks), and it would lack that name. `files`: those of `names` Riak listed as no
+   * directory.
    */
-  listed(directory: string, names: readonly string[] | undefined, look?: number): void {
+  listed(
+    directory: string,
+    names: readonly string[] | undefined,
+    look?: number,
+    files: readonly string[] = [],
+  ): void {
     this.#drop(directory);
     if (names === undefined || names.length > this.#perDirectory) return;
     if (look !== undefined && this.#changedSince(directory, look)) return;
     this.#listings.set(directory, new Set(names));
+    if (files.length > 0) this.#files.set(directory, new Set(files));
     this.#names += names.length;
-    for (const [oldest, held] of this.#listings) {
+    for (const [oldest] of this.#listings) {
       if (this.#names <= this.#limit) break;
-      this.#listings.delete(oldest);
-      this.#names -= held.size;
+      this.#drop(oldest);
     }
   }
 
@@ -95,7 +103,33 @@ export class ListedInRiak {
     const held = this.#listings.get(parentOf(path));
     if (held !== undefined && !held.has(nameOf(path))) return;
     this.#changed(parentOf(path));
+    this.#files.get(parentOf(path))?.delete(nameOf(path));
     if (held?.delete(nameOf(path))) this.#names--;
+  }
+
+  /** Whether the listing held of `path`'s directory named it as no directory. */
+  isFile(path: string): boolean {
+    return path !== "/" && this.#files.get(parentOf(path))?.has(nameOf(path)) === true;
+  }
+
+  /**
+   * The listings of `from` and of the directories below it are those of `to` and below now
+   * (a directory renamed while Riak was away): what Riak holds there follows it.
+   */
+  moved(from: string, to: string): void {
+    const prefix = `${from}/`;
+    const moving = [...this.#listings].filter(([directory]) =>
+      directory === from || directory.startsWith(prefix)
+    );
+    this.forget(to);
+    for (const [directory, names] of moving) {
+      const files = this.#files.get(directory);
+      this.#drop(directory);
+      const renamed = to + directory.slice(from.length);
+      this.#listings.set(renamed, names);
+      if (files !== undefined) this.#files.set(renamed, files);
+      this.#names += names.size;
+    }
   }
 
   /** Forgets the listings of `path` and of the directories below it (renamed, removed). */
@@ -128,6 +162,7 @@ export class ListedInRiak {
     const held = this.#listings.get(directory);
     if (held === undefined) return;
     this.#listings.delete(directory);
+    this.#files.delete(directory);
     this.#names -= held.size;
   }
 }

@@ -75,3 +75,21 @@ Deno.test("a listing begun before changes forgotten to keep the table bounded is
   listed.listed("/d", ["y"], look);
   assert.equal(listed.namesIn("/d"), undefined);
 });
+
+Deno.test("the listings of a directory renamed and of those below it move along, with which names are no directories", () => {
+  const listed = new ListedInRiak(100);
+  listed.listed("/d", ["a", "sub"], undefined, ["a"]);
+  listed.listed("/d/sub", ["b"], undefined, ["b"]);
+  listed.listed("/dx", ["c"]);
+  listed.listed("/e", ["old"]);
+  listed.moved("/d", "/e");
+  assert.equal(listed.namesIn("/d"), undefined);
+  assert.equal(listed.namesIn("/d/sub"), undefined);
+  assert.deepEqual([...listed.namesIn("/e")!], ["a", "sub"]);
+  assert.deepEqual([...listed.namesIn("/e/sub")!], ["b"]);
+  assert.deepEqual([...listed.namesIn("/dx")!], ["c"], "only at or below the name");
+  assert.ok(listed.isFile("/e/a") && listed.isFile("/e/sub/b"));
+  assert.ok(!listed.isFile("/e/sub") && !listed.isFile("/d/a") && !listed.isFile("/dx/c"));
+  listed.removed("/e/a");
+  assert.ok(!listed.isFile("/e/a"));
+});

@@ -348,6 +348,13 @@ type Located =
   /** `unverified`: served locally only because Riak could not be asked (it may be newer). */
   | { where: "local"; stats: BigIntStats; unverified?: true };
 
+/** What a mount knows of Riak's names below a directory, by path. */
+interface RiakKnowledge {
+  directories: [string, FileStat][];
+  files: [string, SeenFile][];
+  names: string[];
+}
+
 /** How the overlay asks Riak for a stat (see `#riakStat`). */
 interface RiakStatOptions extends Pick<StatOptions, "withContent" | "likelyAbsent"> {
   /** An outage answers undefined instead of throwing. */
@@ -1732,6 +1739,9 @@ export class OverlayFileSystem implements FileSystem {
     await this.#sessionsStarted([from, to]);
     const moving = this.#sessions.get(from);
     const replaced = this.#sessions.get(to);
+    if (!moving && await this.#isDirectoryWhileAway(from)) {
+      return await this.#renameDirectoryWhileAway(from, to, ctx);
+    }
     if (!moving && !this.#o.uploads.pendingFor(from)) {
       const seen = await this.#onlyInRiakAsSeen(from);
       if (seen) return await this.#moveSeenWhileAway(from, to, seen, ctx);
@@ -1798,6 +1808,181 @@ export class OverlayFileSystem implements FileSystem {
     if (letGo) return await this.#renameWhileAway(from, to, ctx);
     await this.#moveOpenFiles(from, to);
     this.#renamed(from, to);
+  }
+
+  /**
+   * Once Riak is back, waits for the move of a directory renamed while it was away whose old
+   * or new name is at or above `path`: until it ran, Riak shows there what was before.
+   */
+  async #directoryMoveSettled(path: string): Promise<void> {
+    if (!this.#stagesWrites() || !this.#o.health.reachable) return;
+    const move = this.#o.uploads.directoryMoveOver(path);
+    if (move) await this.#settled(move.path);
+  }
+
+  /** Whether `path` shows as a directory while Riak is away (the source's one included). */
+  async #isDirectoryWhileAway(path: string): Promise<boolean> {
+    const located = await this.#locate(path).catch(() => undefined);
+    if (located?.where === "local") return located.stats.isDirectory();
+    return located?.where === "riak" && located.stat.type === "directory";
+  }
+
+  /**
+   * rename while Riak is away of directory `from`, where the mount knows all it holds: made
+   * while Riak was away (Riak holds nothing of it), or seen in Riak with the whole listing of
+   * it and of every directory below it read (and each name known to be a directory, with its
+   * listing, or no directory). One journal line (durable before it answers) says what Riak
+   * must end up with: what the mount has on its way below `from` (uploads, directories made)
+   * goes under the new names, its old names removed as a file's rename does; Riak's own
+   * directory is renamed with the store's directory rename ({@link PendingMirror.movesDirectory})
+   * once the jobs journaled before it ran. Anything else (a directory the source holds, a file
+   * in it open for writing, a listing not read, a name taken at `to`) is refused with EIO and
+   * a warning, changing nothing: Riak may hold more of it than the mount knows.
+   */
+  async #renameDirectoryWhileAway(from: string, to: string, ctx: RequestContext): Promise<void> {
+    const refuse = (why: string) => {
+      this.#logger.warn("directory not renamed during the outage (EIO): " + why, { from, to });
+      return fail(Errno.EIO, `${from}: ${why}, and Riak is unreachable`);
+    };
+    if (
+      this.#o.source !== undefined &&
+      (await this.#lstatLocal(from) !== undefined || await this.#lstatLocal(to) !== undefined)
+    ) throw refuse("the source holds the directory or the new name");
+    if (await this.#exists(to).catch(() => true)) {
+      throw refuse("the new name is taken, or Riak's state of it is unknown");
+    }
+    if (this.#sessionsAtOrBelow(from).length > 0) {
+      throw refuse("a file in it is open for writing");
+    }
+    const made = this.#o.uploads.newestOf(from);
+    const madeHere = made !== undefined && isMirror(made) && made.mirror === "directory";
+    const inRiak = madeHere ? undefined : this.#riakDirectories.get(from);
+    if (!madeHere && (inRiak === undefined || made !== undefined)) {
+      throw refuse("Riak's directory is not known well enough to be renamed");
+    }
+    const moved = (path: string) => to + path.slice(from.length);
+    // Journaled before the directory's move (their old names go first), and after it.
+    const before: NewEntry[] = [];
+    const after: NewEntry[] = [];
+    for (const path of this.#o.uploads.pendingPathsBelow(from)) {
+      if (path === from) continue;
+      const newest = this.#o.uploads.newestOf(path)!;
+      if (!isMirror(newest) && newest.supersedes === undefined) {
+        const { id: _id, path: _path, unseen: _u, supersedes: _s, replaces: _r, ...bytes } = newest;
+        after.push({ ...bytes, path: moved(path), ...this.#unseenMark(moved(path)) });
+        before.push(this.#removalWhileAway(path, undefined));
+      } else if (isMirror(newest) && newest.mirror === "directory") {
+        after.push({
+          path: moved(path),
+          mirror: "directory",
+          ...(newest.set ? { set: newest.set } : {}),
+          ...this.#unseenMark(moved(path)),
+        });
+        before.push({ path, mirror: "remove", directory: true, ...this.#unseenMark(path) });
+      } else if (!isMirror(newest) || newest.mirror !== "remove") {
+        throw refuse(`${path}, in it, is on its way to Riak in a way that cannot follow it`);
+      }
+    }
+    if (inRiak) {
+      for (const directories = [from], seen = new Set(directories); directories.length > 0;) {
+        const directory = directories.pop()!;
+        const names = this.#listedInRiak.namesIn(directory);
+        if (names === undefined) throw refuse(`Riak's listing of ${directory} was not read`);
+        for (const name of names) {
+          const path = childPath(directory, name);
+          // Gone, or on its way under the new name (above).
+          if (this.#o.uploads.hasPending(path)) continue;
+          if (this.#listedInRiak.namesIn(path) !== undefined && !seen.has(path)) {
+            seen.add(path);
+            directories.push(path);
+          } else if (!this.#riakFilesSeen.has(path) && !this.#listedInRiak.isFile(path)) {
+            throw refuse(`Riak's listing of ${path}, a directory maybe, was not read`);
+          }
+        }
+      }
+    }
+    const entries: NewEntry[] = [...before];
+    if (inRiak) {
+      entries.push({
+        path: to,
+        mirror: "move",
+        movesDirectory: {
+          from,
+          mode: inRiak.mode,
+          uid: inRiak.uid,
+          gid: inRiak.gid,
+          mtimeNs: String(inRiak.mtimeNs),
+        },
+      });
+    } else {
+      // Riak holds nothing of it: made again under the new name, the old one removed.
+      const { set } = made as PendingMirror;
+      entries.push({ path: from, mirror: "remove", directory: true, ...this.#unseenMark(from) });
+      entries.push({
+        path: to,
+        mirror: "directory",
+        ...(set ? { set } : {}),
+        ...this.#unseenMark(to),
+      });
+    }
+    entries.push(...after);
+    ctx.commit();
+    await this.#o.uploads.submitTogether(entries);
+    const known = inRiak ? this.#riakKnowledgeAtOrBelow(from) : undefined;
+    await this.#moveOpenFiles(from, to);
+    this.#renamed(from, to);
+    if (known) this.#knowRiakMoved(from, to, known);
+  }
+
+  /** What the mount knows of Riak's names at or below `path` (see {@link #knowRiakMoved}). */
+  #riakKnowledgeAtOrBelow(path: string): RiakKnowledge {
+    const atOrBelow = (at: string) => at === path || at.startsWith(`${path}/`);
+    return {
+      directories: [...this.#riakDirectories].filter(([at]) => atOrBelow(at)),
+      files: [...this.#riakFilesSeen].filter(([at]) => atOrBelow(at)),
+      names: [...this.#knownInRiak.keys()].filter(atOrBelow),
+    };
+  }
+
+  /**
+   * What the mount knew of Riak's names at or below `from` (`known`) it knows at or below `to`
+   * now, a directory renamed while Riak was away: lookups there answer as Riak's own names do
+   * (a file as last seen, to be removed or renamed; any other EIO, not absent), and the
+   * directory may be renamed on or removed.
+   */
+  #knowRiakMoved(
+    from: string,
+    to: string,
+    known: RiakKnowledge,
+  ): void {
+    const moved = (path: string) => to + path.slice(from.length);
+    this.#listedInRiak.moved(from, to);
+    for (const [path, stat] of known.directories) {
+      this.#rememberDirectory(moved(path), { ...stat, path: Buffer.from(moved(path).slice(1)) });
+    }
+    for (const path of known.names) {
+      // A name made again under the old one is another: Riak's goes with the move first.
+      this.#knownInRiak.delete(path);
+      this.#rememberInRiak(moved(path), true);
+    }
+    for (const [path, seen] of known.files) this.#rememberFileSeen(moved(path), seen);
+  }
+
+  /**
+   * The stat shown for `path`, a directory renamed there while Riak was away whose move has
+   * not reached Riak yet (the newest job of the name), from the attributes journaled with it.
+   */
+  #directoryMovedWhileAway(path: string): FileStat | undefined {
+    const newest = this.#o.uploads.newestOf(path);
+    if (newest === undefined || !isMirror(newest) || !newest.movesDirectory) return undefined;
+    const { mode, uid, gid, mtimeNs } = newest.movesDirectory;
+    return {
+      ...rootStat(BigInt(mtimeNs)),
+      path: Buffer.from(path.slice(1)),
+      mode,
+      uid,
+      gid,
+    };
   }
 
   /**
@@ -2823,6 +3008,7 @@ export class OverlayFileSystem implements FileSystem {
     if (isMirror(upload)) {
       if (upload.mirror === "remove") this.#rememberInRiak(upload.path, false);
       if (this.#mode.reads !== "local") this.#uploadedTo(upload.path);
+      if (upload.movesDirectory) this.#rememberInRiak(upload.path, true);
       if (upload.moves) {
         const { from: _from, ...moved } = upload.moves;
         this.#rememberInRiak(upload.path, true);
@@ -2986,6 +3172,9 @@ export class OverlayFileSystem implements FileSystem {
     if (session) return { where: "open", session };
     const made = this.#stagesWrites() ? this.#madeWhileAway(path) : undefined;
     if (made) return { where: "riak", stat: made };
+    const movedDirectory = this.#stagesWrites() ? this.#directoryMovedWhileAway(path) : undefined;
+    if (movedDirectory && !this.#o.health.reachable) return { where: "riak", stat: movedDirectory };
+    await this.#directoryMoveSettled(path);
     const moved = this.#stagesWrites() ? this.#movedWhileAway(path) : undefined;
     if (moved) {
       // Not in Riak under this name yet: shown as it was, until Riak is back and has it.
@@ -3274,6 +3463,7 @@ export class OverlayFileSystem implements FileSystem {
    * Riak unreachable for a listing that needs it) throws before the first entry.
    */
   async *#listing(path: string): AsyncGenerator<Listed> {
+    await this.#directoryMoveSettled(path);
     let found = path === "/";
     let local: Dir | undefined;
     if (this.#mode.listings !== "riak" && this.#o.source !== undefined) {
@@ -3344,11 +3534,16 @@ export class OverlayFileSystem implements FileSystem {
         : undefined;
       // Riak's own names, for an rmdir while it is away (one too many says: too many to keep).
       const riakNames = riak !== undefined && this.#stagesWrites() ? [] as string[] : undefined;
+      // Which of them are no directories: a directory renamed while Riak is away must know.
+      const riakFiles: string[] = [];
       try {
         for (; step?.done === false; step = await this.#riak(`list ${path}`, () => riak!.next())) {
           const name = step.value.name.toString();
           notInRiak?.delete(name);
-          if (riakNames && riakNames.length <= LISTED_NAMES_PER_DIRECTORY) riakNames.push(name);
+          if (riakNames && riakNames.length <= LISTED_NAMES_PER_DIRECTORY) {
+            riakNames.push(name);
+            if (step.value.type !== "directory") riakFiles.push(name);
+          }
           if (localNames.has(name)) continue;
           // Removed through the mount, its removal from Riak on its way (or landed meanwhile).
           if (changedLocally.has(name) || this.#localIsNewest(childPath(path, name))) continue;
@@ -3356,7 +3551,9 @@ export class OverlayFileSystem implements FileSystem {
           yield { name, type: listedType(step.value.type) };
         }
         if (notInRiak !== undefined) this.#rememberAbsent(path, [...notInRiak], look);
-        if (riakNames !== undefined) this.#listedInRiak.listed(path, riakNames, listedLook);
+        if (riakNames !== undefined) {
+          this.#listedInRiak.listed(path, riakNames, listedLook, riakFiles);
+        }
       } catch (error) {
         // Listings degrade to local while Riak is unreachable (riak-only listings cannot).
         if (this.#mode.listings === "riak" || !isOutageError(error)) throw error;
@@ -3398,6 +3595,7 @@ export class OverlayFileSystem implements FileSystem {
   #seenInRiak(path: string): boolean {
     return this.#knownInRiak.has(path) || this.#riakDirectories.has(path) ||
       this.#statCache.get(path)?.stat !== undefined ||
+      (this.#stagesWrites() && this.#directoryMovedWhileAway(path) !== undefined) ||
       this.#replayedDirectoryStat(path) !== undefined;
   }
 

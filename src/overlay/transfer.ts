@@ -319,9 +319,10 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
       );
     }
     if (mirror.mirror === "move") {
+      const move = mirror.movesDirectory ? moveDirectoryInRiak : moveInRiak;
       return await observed(
         options,
-        moveInRiak(options.store, mirror, options.logger, sourceDirectoryAttributes(options)),
+        move(options.store, mirror, options.logger, sourceDirectoryAttributes(options)),
       );
     }
     const local = await localEntry(options, mirror.path);
@@ -399,7 +400,10 @@ export function riakNameMirrorer(options: RiakNameMirrorOptions): Mirrorer {
     if (mirror.mirror === "directory") {
       return await observe(makeDirectory(options.store, mirror, logger));
     }
-    if (mirror.mirror === "move") return await observe(moveInRiak(options.store, mirror, logger));
+    if (mirror.mirror === "move") {
+      const move = mirror.movesDirectory ? moveDirectoryInRiak : moveInRiak;
+      return await observe(move(options.store, mirror, logger));
+    }
     if (mirror.unseen) {
       await observe(
         setAsideUnseen(
@@ -461,6 +465,44 @@ async function moveInRiak(
   }
   await makeMissingDirectories(store, parentOf(path), parentAttributes);
   await store.rename(from, path);
+}
+
+/**
+ * Renames in Riak the directory renamed through the mount while Riak was away
+ * (`movesDirectory`), with the store's directory rename (which also carries along what
+ * other hosts added to it meanwhile). Nothing is put over what Riak holds under the new name
+ * (a name the mount could not look at, written elsewhere): the directory stays under its old
+ * name, with a warning; so it does, with a warning, where Riak holds no directory under the
+ * old name (removed elsewhere), unless it is under the new one already (a replay after a
+ * crash that came after the rename).
+ */
+async function moveDirectoryInRiak(
+  store: MigrationStore & Pick<Store, "rename">,
+  mirror: PendingMirror,
+  logger: Logger = SILENT_LOGGER,
+  parentAttributes?: WriteOptions["parentAttributes"],
+): Promise<void> {
+  const { path } = mirror;
+  const { from } = mirror.movesDirectory!;
+  if ((await store.tryStat(from))?.type !== "directory") {
+    if ((await store.tryStat(path))?.type === "directory") return;
+    logger.warn("a directory renamed during an outage was not in Riak; nothing moved", {
+      from,
+      to: path,
+    });
+    return;
+  }
+  await makeMissingDirectories(store, parentOf(path), parentAttributes);
+  try {
+    await store.rename(from, path);
+  } catch (error) {
+    if (!(error instanceof StoreError)) throw error;
+    if (!["ENOTEMPTY", "ENOTDIR", "EEXIST"].includes(error.code)) throw error;
+    logger.warn(
+      "a directory renamed during an outage stays under its old name: Riak holds another entry under the new one",
+      { from, to: path, error: error.message },
+    );
+  }
 }
 
 /**

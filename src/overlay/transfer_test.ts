@@ -361,6 +361,47 @@ Deno.test("a file renamed while Riak was away is moved in Riak at the version se
   });
 });
 
+Deno.test("a directory renamed while Riak was away is renamed in Riak with what it holds, once, and not over what Riak holds under the new name", async () => {
+  await withStore(({ store }) =>
+    withSource(async (source) => {
+      const lines: string[] = [];
+      const logger = new Logger({ sink: { write: (line) => lines.push(line) > 0 } });
+      const mirrorers = {
+        riak: riakNameMirrorer({ store, logger }),
+        drain: localPathMirrorer({ store, source, afterTransfer: "delete", logger }),
+      };
+      const signal = new AbortController().signal;
+      for (const [preset, mirror] of Object.entries(mirrorers)) {
+        lines.length = 0;
+        await store.writeFile(`/${preset}/d/a.txt`, Buffer.from("a"));
+        await store.writeFile(`/${preset}/d/sub/b.txt`, Buffer.from("b"));
+        const movesDirectory = { from: `/${preset}/d`, mode: 0o755, uid: 0, gid: 0, mtimeNs: "0" };
+        const move = { id: 1, path: `/${preset}/new/e`, mirror: "move" as const, movesDirectory };
+        await mirror(move, signal);
+        assert.equal(await store.tryStat(`/${preset}/d`), undefined, preset);
+        assert.equal((await store.readFile(`/${preset}/new/e/sub/b.txt`)).toString(), "b");
+        assert.equal((await store.readFile(`/${preset}/new/e/a.txt`)).toString(), "a");
+        // Replayed after a crash that came after the rename: nothing to do, nothing to say.
+        await mirror(move, signal);
+        assert.deepEqual(lines, [], preset);
+        // Riak holds entries under the new name (a name the mount could not look at): the
+        // directory stays under its old name, with a warning.
+        await store.writeFile(`/${preset}/d/c.txt`, Buffer.from("c"));
+        await mirror({ ...move, id: 2 }, signal);
+        assert.equal((await store.readFile(`/${preset}/d/c.txt`)).toString(), "c");
+        assert.equal((await store.readFile(`/${preset}/new/e/a.txt`)).toString(), "a");
+        assert.match(lines.join(""), /stays under its old name/);
+        // Gone from Riak (removed elsewhere): nothing to move, with a warning.
+        lines.length = 0;
+        const gone = { ...movesDirectory, from: `/${preset}/gone` };
+        await mirror({ ...move, id: 3, path: `/${preset}/f`, movesDirectory: gone }, signal);
+        assert.equal(await store.tryStat(`/${preset}/f`), undefined);
+        assert.match(lines.join(""), /was not in Riak; nothing moved/);
+      }
+    })
+  );
+});
+
 Deno.test("conflict names are distinct for one time", () => {
   const now = new Date("2026-12-06T08:01:02.345Z");
   const first = conflictPath("/a b.txt", now);

@@ -313,6 +313,8 @@ export class UploadQueue {
   readonly #wake = new Set<() => void>();
   /** Moves ({@link PendingMirror.moves}) queued or running, by the path they move from. */
   readonly #movesFrom = new Map<string, Set<PendingMirror>>();
+  /** Moves of directories ({@link PendingMirror.movesDirectory}) queued or running. */
+  readonly #directoryMoves = new Set<PendingMirror>();
   #idle: (() => void)[] = [];
 
   constructor(options: UploadQueueOptions) {
@@ -511,14 +513,29 @@ export class UploadQueue {
   }
 
   /**
-   * Names directly inside directory `path` whose newest job makes a directory (made while
-   * Riak was away, for listings).
+   * Names directly inside directory `path` whose newest job makes a directory or moves one
+   * there (made or renamed while Riak was away, for listings).
    */
   directoriesMadeIn(path: string): string[] {
     return this.#namesIn(path, (pending) => {
       const newest = this.newestOf(pending);
-      return newest !== undefined && isMirror(newest) && newest.mirror === "directory";
+      return newest !== undefined && isMirror(newest) &&
+        (newest.mirror === "directory" || newest.movesDirectory !== undefined);
     });
+  }
+
+  /**
+   * The directory's move ({@link PendingMirror.movesDirectory}) queued or running whose old or
+   * new name is at or above `path`, if any: until it ran, Riak shows `path` as it was before.
+   */
+  directoryMoveOver(path: string): PendingMirror | undefined {
+    for (const move of this.#directoryMoves) {
+      const ends = [move.path, move.movesDirectory!.from];
+      if (ends.some((end) => end === path || path.startsWith(end === "/" ? "/" : `${end}/`))) {
+        return move;
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -528,7 +545,7 @@ export class UploadQueue {
   filesMovedIn(path: string): string[] {
     return this.#namesIn(path, (pending) => {
       const newest = this.newestOf(pending);
-      return newest !== undefined && isMirror(newest) && newest.mirror === "move";
+      return newest !== undefined && isMirror(newest) && newest.moves !== undefined;
     });
   }
 
@@ -745,6 +762,7 @@ export class UploadQueue {
       const moves = this.#movesFrom.get(entry.moves.from) ?? new Set();
       this.#movesFrom.set(entry.moves.from, moves.add(entry));
     }
+    if (isMirror(entry) && entry.movesDirectory) this.#directoryMoves.add(entry);
     const previous = jobs[jobs.length - 1];
     // Queued before the older one goes: the path keeps its jobs, and its place among paths.
     jobs.push(job);
@@ -987,7 +1005,7 @@ export class UploadQueue {
     if (job.stoppable?.signal.aborted) {
       return this.#calledOff(job, new UploadWithheldError(entry.path));
     }
-    if (isMirror(entry) && this.#heldBack(entry)) {
+    if (this.#heldBack(entry)) {
       // Its slot goes to the jobs it waits for; it is tried again after them.
       this.#firstAttemptEnded(job, undefined);
       this.#retryLater(job);
@@ -1175,17 +1193,62 @@ export class UploadQueue {
   }
 
   /**
-   * Whether `mirror` must wait for jobs of other paths journaled before it: a move for those
+   * Whether `entry` must wait for jobs of other paths journaled before it: a move for those
    * of the path it moves from (what Riak holds there is theirs first), a removal for the moves
-   * out of its path (they need what it removes).
+   * out of its path (they need what it removes); a directory's move for those at, above or
+   * below either of its names, and any job there for a directory's move journaled before it
+   * (Riak's rename would carry along what goes under the old name after it, and what goes
+   * under the new one before it would be in its way).
    */
-  #heldBack(mirror: PendingMirror): boolean {
+  #heldBack(entry: JournalEntry): boolean {
+    if (this.#waitsForDirectoryMove(entry)) return true;
+    if (!isMirror(entry)) return false;
+    const mirror = entry;
+    if (mirror.movesDirectory && this.#directoryMoveWaits(mirror)) return true;
     if (mirror.moves) {
       const jobs = this.#byPath.get(mirror.moves.from) ?? [];
       if (jobs.some((job) => job.entry.id < mirror.id)) return true;
     }
     if (mirror.mirror !== "remove") return false;
     return [...this.#movesFrom.get(mirror.path) ?? []].some((move) => move.id < mirror.id);
+  }
+
+  /** Whether a directory's move journaled before `entry` is on the line of a path it changes. */
+  #waitsForDirectoryMove(entry: JournalEntry): boolean {
+    if (this.#directoryMoves.size === 0) return false;
+    const paths = [entry.path];
+    if (isMirror(entry) && entry.moves) paths.push(entry.moves.from);
+    if (isMirror(entry) && entry.movesDirectory) paths.push(entry.movesDirectory.from);
+    for (const move of this.#directoryMoves) {
+      if (move.id >= entry.id) continue;
+      const ends = [move.path, move.movesDirectory!.from];
+      if (paths.some((path) => ends.some((end) => onOneLine(path, end)))) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Whether a job journaled before `move` (a directory's) is at, above or below either of its
+   * names, or moves something from there.
+   */
+  #directoryMoveWaits(move: PendingMirror): boolean {
+    const ends = [move.path, move.movesDirectory!.from];
+    const before = (jobs: Job[] | undefined) => jobs?.some((job) => job.entry.id < move.id);
+    for (const end of ends) {
+      for (const path of this.#paths.atOrBelow(end)) {
+        if (before(this.#byPath.get(path))) return true;
+      }
+      for (let at = end; at !== "/";) {
+        at = parentOf(at);
+        if (before(this.#byPath.get(at))) return true;
+      }
+    }
+    for (const [from, moves] of this.#movesFrom) {
+      if (!ends.some((end) => onOneLine(from, end))) continue;
+      if ([...moves].some((other) => other.id < move.id)) return true;
+    }
+    // A job journaled after `move` is never waited for (it waits for `move`).
+    return false;
   }
 
   /** The job queued right after `job` for the same path, if any. */
@@ -1206,6 +1269,7 @@ export class UploadQueue {
       const moves = this.#movesFrom.get(entry.moves.from);
       if (moves?.delete(entry) && moves.size === 0) this.#movesFrom.delete(entry.moves.from);
     }
+    if (isMirror(entry)) this.#directoryMoves.delete(entry);
     const { path } = job.entry;
     const jobs = this.#byPath.get(path);
     const index = jobs?.indexOf(job) ?? -1;
@@ -1299,6 +1363,12 @@ export class UploadQueue {
   }
 }
 
+/** Whether one of `a` and `b` is at or below the other. */
+function onOneLine(a: string, b: string): boolean {
+  return a === b || a.startsWith(b === "/" ? "/" : `${b}/`) ||
+    b.startsWith(a === "/" ? "/" : `${a}/`);
+}
+
 /** Whether `entry` removes a file (or link) from Riak, not a directory. */
 function isFileRemoval(entry: JournalEntry): boolean {
   return isMirror(entry) && entry.mirror === "remove" && !entry.directory;
@@ -1315,7 +1385,11 @@ function covers(newer: JournalEntry, older: JournalEntry): boolean {
   if (older.unseen && !newer.unseen) return false;
   // Nothing else sets aside a version written elsewhere after the one this removal saw (a
   // later job of the name removes or overwrites whatever is there), or moves a file in.
-  if (isMirror(older) && (older.removes !== undefined || older.moves !== undefined)) return false;
+  if (
+    isMirror(older) &&
+    (older.removes !== undefined || older.moves !== undefined ||
+      older.movesDirectory !== undefined)
+  ) return false;
   if (isMirror(newer) && newer.mirror === "move") return false;
   // A file's removal takes away what a staged upload would have put there (a file renamed
   // or removed while Riak was away: its upload need not go first).

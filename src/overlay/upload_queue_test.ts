@@ -526,6 +526,42 @@ Deno.test("a file moved while Riak was away waits for the jobs of the name it mo
   });
 });
 
+Deno.test("a directory moved while Riak was away waits for the jobs journaled before it at, above or below either name, and those journaled after it there wait for it", async () => {
+  await withSpool(async (fixture) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const finished: string[] = [];
+    const queue = queueOver(fixture, {
+      concurrency: 4,
+      upload: (entry) => {
+        finished.push(`upload ${entry.path}`);
+        return Promise.resolve();
+      },
+      mirror: async (entry) => {
+        // The removal below the old name is slow: whatever is not held back runs meanwhile.
+        if (entry.path === "/d/x") await gate;
+        finished.push(`${entry.mirror} ${entry.path}`);
+      },
+    });
+    const movesDirectory = { from: "/d", mode: 0o755, uid: 0, gid: 0, mtimeNs: "7" };
+    // rm d/x; mv d e; echo > e/new; mkdir d; mkdir other
+    const tickets = [
+      await queue.submitMirror({ path: "/d/x", mirror: "remove" }),
+      ...await queue.submitTogether([{ path: "/e", mirror: "move", movesDirectory }]),
+      await queue.submit(await stage(fixture.spool, "/e/new", "new")),
+      await queue.submitMirror({ path: "/d", mirror: "directory" }),
+      await queue.submitMirror({ path: "/other", mirror: "directory" }),
+    ];
+    await tickets[4].uploaded;
+    assert.deepEqual(finished, ["directory /other"]);
+    release();
+    await Promise.all(tickets.map((ticket) => ticket.uploaded));
+    assert.deepEqual(finished.slice(0, 3), ["directory /other", "remove /d/x", "move /e"]);
+    assert.deepEqual(finished.slice(3).sort(), ["directory /d", "upload /e/new"]);
+    assert.equal(fixture.journal.pendingCount, 0);
+  });
+});
+
 Deno.test("a directory's removal and a file's removal of one path never stand in for each other", async () => {
   await withSpool(async (fixture) => {
     let release!: () => void;

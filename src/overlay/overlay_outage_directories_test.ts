@@ -1,0 +1,215 @@
+/**
+ * Directories renamed during a Riak outage in the modes that write Riak only (drain, riak):
+ * done at once where the mount knows all the directory holds, journaled, and carried out in
+ * Riak once it is back (also after a restart); refused with EIO where it does not.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { Errno, FuseError, ROOT_NODE_ID } from "../fuse/filesystem.ts";
+import {
+  listThrough,
+  lookupPath,
+  outageNoticed,
+  readThrough,
+  ROOT_CTX,
+  whilePaused,
+  withOverlay,
+  writeThrough,
+} from "./_overlay_fixture.ts";
+
+/** Well past the entry timeout (1 s): what Riak answered before the outage has expired. */
+const LONG_AGO_MS = 60_000;
+
+function isFuseError(errno: number): (error: unknown) => boolean {
+  return (error: unknown) => error instanceof FuseError && error.errno === errno;
+}
+
+/** Every path Riak holds at or below `path`, files with their bytes. */
+async function riakTree(
+  store: { list(path: string): AsyncIterable<{ name: Buffer; type: string }> } & {
+    readFile(path: string): Promise<Buffer>;
+  },
+  path: string,
+): Promise<Record<string, string>> {
+  const tree: Record<string, string> = {};
+  for await (const entry of store.list(path)) {
+    const child = `${path === "/" ? "" : path}/${entry.name.toString()}`;
+    if (entry.type === "directory") {
+      tree[`${child}/`] = "";
+      Object.assign(tree, await riakTree(store, child));
+    } else tree[child] = (await store.readFile(child)).toString();
+  }
+  return tree;
+}
+
+for (const preset of ["drain", "riak"]) {
+  for (const restarted of [false, true]) {
+    Deno.test(`${preset}: a directory only Riak holds, its whole tree listed, renamed during an outage${restarted ? " (the mount then stopped and started again while Riak is away)" : ""}, is renamed at once and in Riak once it is back, with what another host added to it`, async () => {
+      let clock = Date.now();
+      await withOverlay(
+        preset,
+        async ({ fs, store, riak, runtime, logLines, restart }) => {
+          await store.writeFile("/d1/a.txt", Buffer.from("a"));
+          await store.writeFile("/d1/sub/b.txt", Buffer.from("b"));
+          await store.writeFile("/d1/gone.txt", Buffer.from("gone"));
+          // The mount reads the whole tree, as `ls -lR` does.
+          assert.deepEqual((await listThrough(fs, "/d1")).sort(), ["a.txt", "gone.txt", "sub"]);
+          assert.deepEqual(await listThrough(fs, "/d1/sub"), ["b.txt"]);
+          await lookupPath(fs, "/d1/a.txt");
+          await lookupPath(fs, "/d1/gone.txt");
+          // Added by another host after the mount's listing: Riak's rename takes it along.
+          await store.writeFile("/d1/other-host.txt", Buffer.from("other"));
+          clock += LONG_AGO_MS;
+          const mounted = await whilePaused(riak, async () => {
+            await outageNoticed(fs, logLines);
+            const d1 = await lookupPath(fs, "/d1");
+            await fs.unlink!(ROOT_CTX, d1, "gone.txt");
+            // Written into it during the outage, before its rename: goes to Riak under the new name.
+            await writeThrough(fs, "/d1/during.txt", Buffer.from("during"));
+            await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "d1", ROOT_NODE_ID, "d2", 0);
+            await assert.rejects(lookupPath(fs, "/d1"), isFuseError(Errno.ENOENT));
+            const d2 = await lookupPath(fs, "/d2");
+            assert.equal(
+              (await fs.getattr!(ROOT_CTX, d2, undefined)).attr.mode & 0o170000,
+              0o040000,
+            );
+            // What the mount saw of Riak's files went along.
+            const a = await lookupPath(fs, "/d2/a.txt");
+            assert.equal((await fs.getattr!(ROOT_CTX, a, undefined)).attr.size, 1);
+            await lookupPath(fs, "/d2/sub");
+            // Changes after the rename go to Riak after it.
+            await writeThrough(fs, "/d2/new.txt", Buffer.from("new"));
+            await fs.rename!(ROOT_CTX, d2, "a.txt", d2, "a2.txt", 0);
+            if (!restarted) return runtime;
+            await runtime.stop(0);
+            return await restart({});
+          });
+          assert.equal(await mounted.settle(10_000), 0);
+          assert.deepEqual(await riakTree(store, "/"), {
+            "/d2/": "",
+            "/d2/a2.txt": "a",
+            "/d2/during.txt": "during",
+            "/d2/new.txt": "new",
+            "/d2/other-host.txt": "other",
+            "/d2/sub/": "",
+            "/d2/sub/b.txt": "b",
+          });
+          assert.deepEqual(
+            (await listThrough(mounted.fileSystem, "/d2")).sort(),
+            ["a2.txt", "during.txt", "new.txt", "other-host.txt", "sub"],
+          );
+          await assert.rejects(lookupPath(mounted.fileSystem, "/d1"), isFuseError(Errno.ENOENT));
+        },
+        { riakReadTimeout: "300" },
+        { now: () => clock },
+      );
+    });
+
+    Deno.test(`${preset}: a directory made during an outage, with files and a directory written into it, renamed during the outage${restarted ? " (the mount then stopped and started again while Riak is away)" : ""}, reaches Riak under its new name only`, async () => {
+      let clock = Date.now();
+      await withOverlay(
+        preset,
+        async ({ fs, store, riak, runtime, logLines, restart }) => {
+          clock += LONG_AGO_MS;
+          const mounted = await whilePaused(riak, async () => {
+            await outageNoticed(fs, logLines);
+            await fs.mkdir!(ROOT_CTX, ROOT_NODE_ID, "new", 0o750, 0o022);
+            await writeThrough(fs, "/new/a.txt", Buffer.from("a"));
+            const made = await lookupPath(fs, "/new");
+            await fs.mkdir!(ROOT_CTX, made, "sub", 0o755, 0o022);
+            await writeThrough(fs, "/new/sub/b.txt", Buffer.from("b"));
+            await writeThrough(fs, "/new/removed.txt", Buffer.from("removed"));
+            await fs.unlink!(ROOT_CTX, made, "removed.txt");
+            await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "new", ROOT_NODE_ID, "renamed", 0);
+            await assert.rejects(lookupPath(fs, "/new"), isFuseError(Errno.ENOENT));
+            const renamed = await lookupPath(fs, "/renamed");
+            assert.equal(
+              (await fs.getattr!(ROOT_CTX, renamed, undefined)).attr.mode & 0o7777,
+              0o750,
+            );
+            assert.deepEqual(await readThrough(fs, "/renamed/a.txt"), Buffer.from("a"));
+            assert.deepEqual(await readThrough(fs, "/renamed/sub/b.txt"), Buffer.from("b"));
+            assert.deepEqual((await listThrough(fs, "/renamed")).sort(), ["a.txt", "sub"]);
+            if (!restarted) return runtime;
+            await runtime.stop(0);
+            const again = await restart({});
+            assert.deepEqual(
+              await readThrough(again.fileSystem, "/renamed/sub/b.txt"),
+              Buffer.from("b"),
+            );
+            return again;
+          });
+          assert.equal(await mounted.settle(10_000), 0);
+          assert.deepEqual(await riakTree(store, "/"), {
+            "/renamed/": "",
+            "/renamed/a.txt": "a",
+            "/renamed/sub/": "",
+            "/renamed/sub/b.txt": "b",
+          });
+          assert.equal((await store.stat("/renamed")).mode & 0o7777, 0o750);
+        },
+        { riakReadTimeout: "300" },
+        { now: () => clock },
+      );
+    });
+  }
+
+  Deno.test(`${preset}: during an outage a directory whose tree the mount did not wholly list is not renamed (EIO, with a warning), and nothing changes`, async () => {
+    let clock = Date.now();
+    await withOverlay(
+      preset,
+      async ({ fs, store, riak, runtime, logLines }) => {
+        await store.writeFile("/unlisted/a.txt", Buffer.from("a"));
+        await store.writeFile("/partly/sub/b.txt", Buffer.from("b"));
+        await lookupPath(fs, "/unlisted");
+        // Its own listing read, not that of the directory below it.
+        assert.deepEqual(await listThrough(fs, "/partly"), ["sub"]);
+        clock += LONG_AGO_MS;
+        await whilePaused(riak, async () => {
+          await outageNoticed(fs, logLines);
+          for (const name of ["unlisted", "partly"]) {
+            await assert.rejects(
+              fs.rename!(ROOT_CTX, ROOT_NODE_ID, name, ROOT_NODE_ID, `${name}-2`, 0),
+              isFuseError(Errno.EIO),
+            );
+            await lookupPath(fs, `/${name}`);
+            assert.ok(
+              logLines.some((line) =>
+                line.includes("directory not renamed during the outage") &&
+                line.includes(`/${name}`)
+              ),
+              logLines.join("\n"),
+            );
+          }
+          // A directory made during the outage with a file in it open for writing.
+          await fs.mkdir!(ROOT_CTX, ROOT_NODE_ID, "open", 0o755, 0o022);
+          const open = await lookupPath(fs, "/open");
+          const created = await fs.create!(ROOT_CTX, open, "f.txt", 0o1101, 0o644, 0o022);
+          try {
+            await assert.rejects(
+              fs.rename!(ROOT_CTX, ROOT_NODE_ID, "open", ROOT_NODE_ID, "open-2", 0),
+              isFuseError(Errno.EIO),
+            );
+            assert.ok(logLines.some((line) => line.includes("open for writing")));
+          } finally {
+            await fs.release!(ROOT_CTX, created.entry.nodeid, created.opened.fh, 0);
+          }
+        });
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.deepEqual(await riakTree(store, "/"), {
+          "/open/": "",
+          "/open/f.txt": "",
+          "/partly/": "",
+          "/partly/sub/": "",
+          "/partly/sub/b.txt": "b",
+          "/unlisted/": "",
+          "/unlisted/a.txt": "a",
+        });
+      },
+      { riakReadTimeout: "300" },
+      { now: () => clock },
+    );
+  });
+}
