@@ -1844,10 +1844,15 @@ export class OverlayFileSystem implements FileSystem {
       this.#logger.warn("directory not renamed during the outage (EIO): " + why, { from, to });
       return fail(Errno.EIO, `${from}: ${why}, and Riak is unreachable`);
     };
-    if (
-      this.#o.source !== undefined &&
-      (await this.#lstatLocal(from) !== undefined || await this.#lstatLocal(to) !== undefined)
-    ) throw refuse("the source holds the directory or the new name");
+    // drain: the source's directories left behind by the files' moves into Riak go along; a
+    // file there has not reached Riak, and nothing journaled would carry it to the new name.
+    const skeleton = this.#o.source !== undefined && await this.#lstatLocal(from) !== undefined;
+    if (skeleton && !await this.#holdsDirectoriesOnly(from)) {
+      throw refuse("the source holds files in it");
+    }
+    if (this.#o.source !== undefined && await this.#lstatLocal(to) !== undefined) {
+      throw refuse("the source holds the new name");
+    }
     if (await this.#exists(to).catch(() => true)) {
       throw refuse("the new name is taken, or Riak's state of it is unknown");
     }
@@ -1927,11 +1932,36 @@ export class OverlayFileSystem implements FileSystem {
     }
     entries.push(...after);
     ctx.commit();
-    await this.#o.uploads.submitTogether(entries);
+    // A crash before the journal's line leaves the directories here under the new name, Riak's
+    // under the old one: not renamed, nothing lost.
+    if (skeleton) await this.#renameLocally(from, to);
+    try {
+      await this.#o.uploads.submitTogether(entries);
+    } catch (error) {
+      if (skeleton) await this.#renameLocally(to, from).catch(() => {});
+      throw error;
+    }
     const known = inRiak ? this.#riakKnowledgeAtOrBelow(from) : undefined;
     await this.#moveOpenFiles(from, to);
     this.#renamed(from, to);
     if (known) this.#knowRiakMoved(from, to, known);
+  }
+
+  /**
+   * Whether the source's directory `path` holds directories only, at every level (at most
+   * {@link LISTED_NAMES_PER_DIRECTORY} entries in all: more is not looked through).
+   */
+  async #holdsDirectoriesOnly(path: string): Promise<boolean> {
+    const directories = [await this.#localPath(path, { directory: true })];
+    let entries = 0;
+    while (directories.length > 0) {
+      const directory = directories.pop()!;
+      for (const entry of await fsp.readdir(directory, { withFileTypes: true })) {
+        if (!entry.isDirectory() || ++entries > LISTED_NAMES_PER_DIRECTORY) return false;
+        directories.push(join(directory, entry.name));
+      }
+    }
+    return true;
   }
 
   /** What the mount knows of Riak's names at or below `path` (see {@link #knowRiakMoved}). */

@@ -7,6 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { Errno, FuseError, ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import {
   listThrough,
@@ -213,3 +215,47 @@ for (const preset of ["drain", "riak"]) {
     );
   });
 }
+
+Deno.test("drain: a directory whose files went into Riak, its directories left in the source, renamed during an outage is renamed there too; one holding a file of the source is not", async () => {
+  let clock = Date.now();
+  await withOverlay(
+    "drain",
+    async ({ fs, store, riak, runtime, logLines, source }) => {
+      // Legacy directories whose files were moved into Riak (the local copies deleted).
+      await mkdir(join(source, "legacy/sub"), { recursive: true });
+      await store.writeFile("/legacy/a.txt", Buffer.from("a"));
+      await store.writeFile("/legacy/sub/b.txt", Buffer.from("b"));
+      await mkdir(join(source, "mixed"));
+      await writeFile(join(source, "mixed/local.txt"), "not in Riak yet");
+      await store.writeFile("/mixed/c.txt", Buffer.from("c"));
+      assert.deepEqual((await listThrough(fs, "/legacy")).sort(), ["a.txt", "sub"]);
+      assert.deepEqual(await listThrough(fs, "/legacy/sub"), ["b.txt"]);
+      assert.deepEqual((await listThrough(fs, "/mixed")).sort(), ["c.txt", "local.txt"]);
+      clock += LONG_AGO_MS;
+      await whilePaused(riak, async () => {
+        await outageNoticed(fs, logLines);
+        await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "legacy", ROOT_NODE_ID, "moved", 0);
+        await assert.rejects(lookupPath(fs, "/legacy"), isFuseError(Errno.ENOENT));
+        await lookupPath(fs, "/moved/sub");
+        await assert.rejects(
+          fs.rename!(ROOT_CTX, ROOT_NODE_ID, "mixed", ROOT_NODE_ID, "mixed-2", 0),
+          isFuseError(Errno.EIO),
+        );
+        assert.ok(logLines.some((line) => line.includes("the source holds files in it")));
+      });
+      const local = await readdir(source);
+      assert.ok(local.includes("moved") && !local.includes("legacy"), `${local}`);
+      assert.ok((await stat(join(source, "moved/sub"))).isDirectory());
+      assert.equal(await runtime.settle(10_000), 0);
+      const tree = await riakTree(store, "/");
+      assert.deepEqual(
+        Object.keys(tree).filter((path) => !path.startsWith("/mixed")).sort(),
+        ["/moved/", "/moved/a.txt", "/moved/sub/", "/moved/sub/b.txt"],
+      );
+      assert.equal(tree["/mixed/c.txt"], "c");
+      assert.deepEqual((await listThrough(fs, "/moved")).sort(), ["a.txt", "sub"]);
+    },
+    { riakReadTimeout: "300" },
+    { now: () => clock },
+  );
+});
