@@ -334,6 +334,17 @@ Deno.test("gc: reports entries with nothing stored behind them, and --delete rem
       "gone.txt",
       "kept.txt",
     ]);
+    const long = await runRiakfs(["ls", "-l", "docs", ...flags]);
+    assert.notEqual(long.code, 0, "an entry it could not stat");
+    const rows = long.stdout.trim().split("\n");
+    assert.equal(rows.length, 3, long.stdout);
+    assert.equal(rows.filter((row) => row.startsWith("?????????? ")).length, 2, long.stdout);
+    assert.ok(rows.some((row) => row.startsWith("-rw") && row.endsWith(" kept.txt")), long.stdout);
+    assert.match(
+      long.stderr.trim(),
+      /^riakfs ls: 2 entries listed with nothing stored .*gc --delete/,
+    );
+    assert.equal(long.stderr.trim().split("\n").length, 1, long.stderr);
     const human = await runRiakfs(["gc", "--delete", ...flags]);
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /^orphan entries \(listed, nothing stored\): 2$/m);

@@ -4,8 +4,9 @@
  * @module
  */
 import type { Command } from "commander";
+import { NotFoundError, StoreError } from "../store/errors.ts";
 import type { DirEntry, FileStat } from "../store/store.ts";
-import { childPath, displayBytes, normalizePath } from "../store/path.ts";
+import { childPath, displayBytes, displayPath, normalizePath } from "../store/path.ts";
 import { mapAhead } from "../util/map_ahead.ts";
 import { storePathArgument } from "./raw_args.ts";
 import { runWithStore } from "./riak-session.ts";
@@ -37,10 +38,32 @@ export function listDirectory(
 }
 
 /**
+ * Entries a `--long` listing found listed with nothing stored behind them (orphan entries:
+ * `riakfs gc --delete` removes them), raised once every other entry was written, as ls(1)
+ * lists what it can and exits non-zero for what it cannot stat.
+ */
+export class ListedNotStoredError extends StoreError {
+  constructor(paths: readonly string[]) {
+    super(
+      "ENOENT",
+      `${paths.length} ${paths.length === 1 ? "entry" : "entries"} listed with nothing stored ` +
+        `(${paths.slice(0, 3).join(", ")}${paths.length > 3 ? ", ..." : ""}): ` +
+        "orphan entries, which `riakfs gc --delete` removes",
+      { path: paths[0] },
+    );
+  }
+}
+
+/** What a `--long` listing shows of an entry whose stat found nothing stored. */
+const NOT_STORED = Symbol("listed, nothing stored");
+
+/**
  * Writes the entries of `directory` to `out` in the listing's order, as they come: names,
  * `long` lines (with the attributes of each entry, `statsAtOnce` asked at once, default
- * {@link LONG_LISTING_STATS_AT_ONCE}) or a JSON array. A failure ends the output where one
- * stat after the other would have: after the entries before the one that failed.
+ * {@link LONG_LISTING_STATS_AT_ONCE}) or a JSON array. An entry with nothing stored behind it
+ * is written with question marks for its attributes (`"stored": false` in JSON) and
+ * {@link ListedNotStoredError} is thrown at the end. Any other failure ends the output where
+ * one stat after the other would have: after the entries before the one that failed.
  */
 export async function writeListing(
   store: {
@@ -55,15 +78,27 @@ export async function writeListing(
     ? mapAhead(
       store.list(directory),
       options.statsAtOnce ?? LONG_LISTING_STATS_AT_ONCE,
-      (entry) => store.stat(childPath(directory, entry.name)),
+      (entry) =>
+        store.stat(childPath(directory, entry.name)).catch((error): typeof NOT_STORED => {
+          if (error instanceof NotFoundError) return NOT_STORED;
+          throw error;
+        }),
     )
     : mapAhead(store.list(directory), 1, () => Promise.resolve(undefined));
   let count = 0;
+  const notStored: string[] = [];
   if (options.json) await out("[");
   for await (const [entry, stat] of entries) {
     const name = displayBytes(entry.name);
     const suffix = entry.type === "directory" ? "/" : "";
-    if (options.json) {
+    if (stat === NOT_STORED) {
+      notStored.push(displayPath(childPath(directory, entry.name)));
+      await out(
+        options.json
+          ? (count === 0 ? "\n" : ",\n") + JSON.stringify({ name, type: entry.type, stored: false })
+          : `?????????? ? ? ${"?".padStart(10)} ? ${name}${suffix}\n`,
+      );
+    } else if (options.json) {
       const item = stat ? { name, ...statToJson(stat) } : { name, type: entry.type };
       await out((count === 0 ? "\n" : ",\n") + JSON.stringify(item));
     } else if (stat) {
@@ -79,4 +114,5 @@ export async function writeListing(
     count++;
   }
   if (options.json) await out(count === 0 ? "]\n" : "\n]\n");
+  if (notStored.length > 0) throw new ListedNotStoredError(notStored);
 }

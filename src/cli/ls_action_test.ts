@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { withStore } from "../store/_test_support.ts";
-import { NotFoundError } from "../store/errors.ts";
+import { NotFoundError, StoreError } from "../store/errors.ts";
 import { displayPath } from "../store/path.ts";
 import type { DirEntry, FileStat, Store } from "../store/store.ts";
-import { LONG_LISTING_STATS_AT_ONCE, writeListing } from "./ls_action.ts";
+import { ListedNotStoredError, LONG_LISTING_STATS_AT_ONCE, writeListing } from "./ls_action.ts";
 
 const T = 1_700_000_000_000_000_000n; // 2023-11-14T22:13:20Z
 /** Files beside the four kinds of entry: more than the stats asked at once, twice over. */
@@ -81,31 +81,71 @@ Deno.test("ls --long, --json and plain: the same output as one stat after the ot
   }, { namespace: { chunkSize: 4096 } });
 });
 
+/** The store, with the stat of the entries called `failing` throwing `error(path)`. */
+function failingStats(
+  store: Store,
+  failing: ReadonlySet<string>,
+  error: (path: string) => Error,
+): Pick<Store, "list" | "stat"> {
+  return {
+    list: (path) => store.list(path),
+    stat: async (path): Promise<FileStat> => {
+      const name = Buffer.from(path).toString().split("/").pop()!;
+      if (failing.has(name)) throw error(displayPath(Buffer.from(path)));
+      return await store.stat(path);
+    },
+  };
+}
+
 Deno.test("ls --long: a stat that fails ends the output where one stat after the other did", async () => {
   await withStore(async ({ store }) => {
     await mixedDirectory(store);
     const names = await namesOf(store);
     // Past the first stats asked at once, and others after it failing too.
     const failing = new Set([names[LONG_LISTING_STATS_AT_ONCE + 3], names.at(-1)!]);
-    const faulty = {
-      list: (path: Buffer) => store.list(path),
-      stat: async (path: Buffer): Promise<FileStat> => {
-        const name = path.toString().split("/").pop()!;
-        if (failing.has(name)) throw new NotFoundError(displayPath(path));
-        return await store.stat(path);
-      },
-    };
+    const faulty = failingStats(
+      store,
+      failing,
+      (path) => new StoreError("EIO", `${path}: Riak unreachable`, { path }),
+    );
     for (const json of [false, true]) {
       const serial = await listing(faulty, { long: true, json, statsAtOnce: 1 });
       const ahead = await listing(faulty, { long: true, json });
-      assert.ok(serial.error instanceof NotFoundError);
+      assert.ok(serial.error instanceof StoreError);
       assert.equal(ahead.text, serial.text);
-      assert.ok(ahead.error instanceof NotFoundError);
+      assert.ok(ahead.error instanceof StoreError);
       assert.equal(ahead.error.message, serial.error.message);
       assert.match(ahead.error.message, new RegExp(`/d/${names[LONG_LISTING_STATS_AT_ONCE + 3]}:`));
     }
     const lines = (await listing(faulty, { long: true, json: false })).text.split("\n");
     assert.equal(lines.length - 1, LONG_LISTING_STATS_AT_ONCE + 3, "the entries before it");
+  }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("ls --long: entries listed with nothing stored are written with question marks, every other entry too, and the listing then fails naming them", async () => {
+  await withStore(async ({ store }) => {
+    await mixedDirectory(store);
+    const names = await namesOf(store);
+    const orphans = [names[1], names[LONG_LISTING_STATS_AT_ONCE + 3]];
+    const faulty = failingStats(store, new Set(orphans), (path) => new NotFoundError(path));
+    const text = await listing(faulty, { long: true, json: false });
+    assert.ok(text.error instanceof ListedNotStoredError);
+    assert.match(text.error.message, /^2 entries listed with nothing stored \(\/d\/.+, \/d\/.+\)/);
+    assert.match(text.error.message, /riakfs gc --delete/);
+    const lines = text.text.split("\n");
+    assert.equal(lines.pop(), "");
+    assert.deepEqual(lines.map((line) => line.split(" ").pop()!.replace(/\/$/, "")), names);
+    for (const [i, line] of lines.entries()) {
+      assert.equal(line.startsWith("?????????? ? ? "), orphans.includes(names[i]), line);
+    }
+    const json = await listing(faulty, { long: true, json: true });
+    assert.ok(json.error instanceof ListedNotStoredError);
+    const items = JSON.parse(json.text) as Array<{ name: string; stored?: boolean; size?: number }>;
+    assert.deepEqual(items.map((item) => item.name), names);
+    for (const item of items) {
+      assert.equal(item.stored === false, orphans.includes(item.name), item.name);
+      assert.equal(item.size === undefined, orphans.includes(item.name), item.name);
+    }
   }, { namespace: { chunkSize: 4096 } });
 });
 
