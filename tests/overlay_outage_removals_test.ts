@@ -22,7 +22,8 @@ import {
 } from "./_overlay.ts";
 import { run } from "./_mount.ts";
 
-const CONFLICT = /^(changed|target|pending|open)\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/;
+const CONFLICT =
+  /^(changed|target|pending|open|new|newtarget)\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/;
 
 async function removeThroughOutage(
   { env, preset, ending, outage }: OutageScenario,
@@ -53,6 +54,12 @@ async function removeThroughOutage(
     writing.set(name, handle);
     await handle.write(name.toUpperCase().slice(0, 1), 0);
   }
+  // Created while Riak answers that it holds no such name, written, not closed yet.
+  for (const name of ["new.txt", "newtarget.txt"]) {
+    const handle = await fsp.open(join(app, name), "wx");
+    writing.set(name, handle);
+    await handle.write(`${name} made before the outage`);
+  }
 
   await outage.stopRiak(() => fsp.writeFile(join(app, "trigger.bin"), seededBytes(900, 1_000)));
 
@@ -82,6 +89,14 @@ async function removeThroughOutage(
   await fsp.writeFile(join(app, "open.txt.tmp"), "open.txt saved during the outage");
   await fsp.rename(join(app, "open.txt.tmp"), join(app, "open.txt"));
   await writing.get("open.txt")!.close();
+  // Made through the mount over nothing in Riak: closed, then removed, or saved over while
+  // open. Only the mount's own upload of it goes from Riak, should it have landed.
+  await writing.get("new.txt")!.close();
+  await fsp.unlink(join(app, "new.txt"));
+  await assertGone(join(app, "new.txt"));
+  await fsp.writeFile(join(app, "newtarget.txt.tmp"), "newtarget.txt saved during the outage");
+  await fsp.rename(join(app, "newtarget.txt.tmp"), join(app, "newtarget.txt"));
+  await writing.get("newtarget.txt")!.close();
   // A name the mount never saw in Riak is not known to be there.
   await assert.rejects(fsp.unlink(join(app, "unseen.txt")), { code: "ENOENT" });
 
@@ -119,9 +134,10 @@ async function removeThroughOutage(
 
   await outage.end(ending, async () => {
     // Another host writes changed.txt, target.txt, pending.txt and open.txt again while the
-    // removals and the saves wait in the journal, and a file into the directory removed as
-    // empty.
-    for (const name of ["changed.txt", "target.txt", "pending.txt", "open.txt"]) {
+    // removals and the saves wait in the journal, makes new.txt and newtarget.txt, and a
+    // file in the directory removed as empty.
+    const names = ["changed.txt", "target.txt", "pending.txt", "open.txt"];
+    for (const name of [...names, "new.txt", "newtarget.txt"]) {
       await env.store.writeFile(`/app/${name}`, Buffer.from(`${name}: newer, from another host`));
     }
     await env.store.writeFile("/app/empty/late.txt", Buffer.from("another host's"));
@@ -138,6 +154,7 @@ async function removeThroughOutage(
       ...keptEmpty,
       "full",
       "keep.txt",
+      "newtarget.txt",
       "open.txt",
       "redo",
       "target.txt",
@@ -149,9 +166,9 @@ async function removeThroughOutage(
   if (ending === "killed") {
     assert.deepEqual(await riakNames(env, "/app/empty"), ["late.txt"]);
     assert.match(outage.mounted.stderr(), /directory removed .* kept in Riak/);
-    // Written after the version removed or saved over: set aside beside the name, with a
-    // warning.
-    assert.equal(conflicts.length, 4, `four conflict copies in ${names}`);
+    // Written after the version removed or saved over, or made over a file the mount made:
+    // set aside beside the name, with a warning.
+    assert.equal(conflicts.length, 6, `six conflict copies in ${names}`);
     for (const conflict of conflicts) {
       const name = conflict.slice(0, conflict.indexOf(".riakfs-conflict-"));
       assert.equal(
@@ -171,7 +188,7 @@ async function removeThroughOutage(
     (await env.store.readFile("/app/keep.txt")).toString(),
     "keep.txt before the outage",
   );
-  for (const name of ["target.txt", "open.txt"]) {
+  for (const name of ["target.txt", "open.txt", "newtarget.txt"]) {
     assert.equal(
       (await env.store.readFile(`/app/${name}`)).toString(),
       `${name} saved during the outage`,
@@ -183,7 +200,7 @@ async function removeThroughOutage(
   assert.deepEqual(await riakNames(env, "/app/unlisted"), ["kept.txt"]);
   assert.deepEqual(await fsp.readdir(join(app, "unlisted")), ["kept.txt"]);
   // Through the mount, as in Riak.
-  for (const name of ["old.txt", "changed.txt", "pending.txt", "emptied"]) {
+  for (const name of ["old.txt", "changed.txt", "pending.txt", "new.txt", "emptied"]) {
     await assertGone(join(app, name));
   }
   if (ending === "killed") assert.deepEqual(await fsp.readdir(join(app, "empty")), ["late.txt"]);

@@ -75,10 +75,37 @@ export interface PendingUpload {
    * when it journaled the upload (the one its write session opened, or its own upload that
    * landed since). A removal of the name while the upload is pending removes that version
    * only ({@link PendingMirror.removes}): one written elsewhere meanwhile is set aside. Absent
-   * (Riak held nothing the mount knew of, or a journal of an older riakfs): the removal goes
-   * as it did before.
+   * (Riak held nothing: see `creates`; or a journal of an older riakfs): the removal goes as
+   * it did before.
    */
   replaces?: RiakVersion;
+  /**
+   * Riak held no file under the path, as the mount knew it, when it journaled the upload (a
+   * file it created there, over nothing: the store's put with `if_none_match`). A removal of
+   * the name while the upload is pending removes only this mount's own uploads, should one
+   * have landed ({@link PendingMirror.created}): a file another host made there meanwhile is
+   * set aside. Absent (a journal of an older riakfs): the removal goes as it did before.
+   */
+  creates?: true;
+}
+
+/**
+ * What Riak held under a path as the mount knew it: a version of a file, or `"nothing"` (the
+ * mount created the file there). Undefined where the mount does not know.
+ */
+export type HeldInRiak = RiakVersion | "nothing";
+
+/** What Riak held under `upload`'s path as the mount knew it when it journaled the upload. */
+export function heldBefore(upload: PendingUpload): HeldInRiak | undefined {
+  return upload.replaces ?? (upload.creates ? "nothing" : undefined);
+}
+
+/** The fields of an upload journaled over `held` ({@link PendingUpload.replaces}, `creates`). */
+export function goingOver(
+  held: HeldInRiak | undefined,
+): Pick<PendingUpload, "replaces" | "creates"> {
+  if (held === undefined) return {};
+  return held === "nothing" ? { creates: true } : { replaces: held };
 }
 
 /** A {@link FileIdentity} as a journal line holds it: each number as decimal text. */
@@ -143,7 +170,7 @@ export interface PendingMirror {
   unseen?: true;
   /**
    * For an `unseen` removal of a file renamed or removed while Riak was away, or one with
-   * `removes`: the versions (size, mtime in nanoseconds as decimal text) its uploads called
+   * `removes` or `created`: the versions (size, mtime in nanoseconds as decimal text) its uploads called
    * off would have stored. One of them in Riak is this mount's own (an attempt that landed),
    * removed, not set aside.
    */
@@ -159,6 +186,14 @@ export interface PendingMirror {
    * it is that one; another (written elsewhere meanwhile) is set aside, not removed.
    */
   removes?: RiakVersion;
+  /**
+   * For the `remove` of a file the mount created over nothing in Riak ({@link
+   * PendingUpload.creates}), removed or renamed away while its uploads were pending: Riak's
+   * file goes only while it is one of `ours` (an upload of this mount's that landed); any
+   * other was made there elsewhere meanwhile and is set aside, not removed. Absent (a
+   * journal of an older riakfs): whatever Riak holds goes.
+   */
+  created?: true;
   /**
    * For a `remove` with `removes`, journaled with the move of that version out of this path:
    * found here still, the version was not moved (Riak refused the move until it was given up),

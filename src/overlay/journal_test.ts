@@ -14,9 +14,12 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  goingOver,
+  heldBefore,
   JournalError,
   JournalRoom,
   type NewUpload,
+  type PendingUpload,
   stagedNames,
   UploadJournal,
 } from "./journal.ts";
@@ -162,6 +165,28 @@ Deno.test("an upload keeps the version of Riak's file it replaces through a reop
     const reopened = await UploadJournal.open(file);
     assert.deepEqual(reopened.pending, [older, { id, ...upload("/new"), replaces }]);
     assert.equal("replaces" in reopened.pending[0], false);
+    assert.equal(heldBefore(reopened.pending[0] as PendingUpload), undefined);
+    await reopened.journal.close();
+    await journal.close();
+  });
+});
+
+Deno.test("an upload that creates its file, and the removal of such a file, keep saying so through a reopen", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    const { journal } = await UploadJournal.open(file);
+    const creates = { ...upload("/new"), ...goingOver("nothing") };
+    const id = await journal.add(creates);
+    const [removal] = await journal.addTogether([{
+      path: "/new",
+      mirror: "remove",
+      created: true,
+      ours: [{ size: 3, mtimeNs: "1700000000000000000" }],
+    }]);
+    // No close: a crash (SIGKILL) leaves the file as written and fsync'd.
+    const reopened = await UploadJournal.open(file);
+    assert.deepEqual(reopened.pending, [{ id, ...creates }, removal]);
+    assert.equal(heldBefore(reopened.pending[0] as PendingUpload), "nothing");
     await reopened.journal.close();
     await journal.close();
   });

@@ -73,6 +73,9 @@ import { DirectoryTimes } from "./directory_times.ts";
 import { type CopyOnReadQueue, ReadCoverage } from "./copy_on_read.ts";
 import { isOutageError, type RiakHealth, RiakTimeoutError } from "./health.ts";
 import {
+  goingOver,
+  heldBefore,
+  type HeldInRiak,
   identityFromJournal,
   isMirror,
   journaledIdentity,
@@ -81,7 +84,6 @@ import {
   type NewUpload,
   type PendingMirror,
   type PendingUpload,
-  type RiakVersion,
   type SeenFile,
 } from "./journal.ts";
 import { LISTED_NAMES_PER_DIRECTORY, ListedInRiak } from "./listed_in_riak.ts";
@@ -266,9 +268,11 @@ interface WriteSession {
    * The version of Riak's file under the session's name, as the mount knows it: the one
    * opened, or the session's upload that landed since. A removal (or a rename away) of the
    * name during an outage removes that version only ({@link PendingMirror.removes}): one
-   * written elsewhere meanwhile is set aside, as for a file that is not open.
+   * written elsewhere meanwhile is set aside, as for a file that is not open. `"nothing"`: the
+   * session created the file where Riak held none; its removal removes only its own upload,
+   * should one land ({@link PendingMirror.created}).
    */
-  inRiak?: RiakVersion;
+  inRiak?: HeldInRiak;
 }
 
 /** What every open handle knows: the node the kernel opened it on. */
@@ -914,11 +918,12 @@ export class OverlayFileSystem implements FileSystem {
    */
   async #landedAsIs(session: WriteSession): Promise<boolean> {
     if (!session.committed || session.dirty || session.detached) return false;
-    if (this.#o.uploads.hasPending(session.path) || !session.inRiak) return false;
+    const inRiak = session.inRiak;
+    if (this.#o.uploads.hasPending(session.path) || !inRiak || inRiak === "nothing") return false;
     // The version the session's last upload stored (see #uploadOf), not another's since.
     const stats = await session.handle.stat({ bigint: true });
-    return session.inRiak.size === Number(stats.size) &&
-      session.inRiak.mtimeNs === String(session.mtimeNs ?? stats.mtimeNs);
+    return inRiak.size === Number(stats.size) &&
+      inRiak.mtimeNs === String(session.mtimeNs ?? stats.mtimeNs);
   }
 
   /**
@@ -956,7 +961,10 @@ export class OverlayFileSystem implements FileSystem {
     }
     takeAttributes(session, attributes, atimeNs);
     // Riak's version is known by its mtime too (a removal during an outage removes that one).
-    if (changed?.changedInRiak && session.inRiak && attributes.mtimeNs !== undefined) {
+    if (
+      changed?.changedInRiak && session.inRiak && session.inRiak !== "nothing" &&
+      attributes.mtimeNs !== undefined
+    ) {
       session.inRiak = { ...session.inRiak, mtimeNs: String(attributes.mtimeNs) };
     }
     if (!made) {
@@ -1771,13 +1779,21 @@ export class OverlayFileSystem implements FileSystem {
       const entries = this.#removalRenamedOver(to, replaced);
       if (newest) {
         // The bytes go to the new name; what the old one's upload went over stays behind.
-        const { id: _id, path: _path, unseen: _u, supersedes: _s, replaces: _r, ...bytes } = newest;
+        const {
+          id: _i,
+          path: _p,
+          unseen: _u,
+          supersedes: _s,
+          replaces: _r,
+          creates: _c,
+          ...bytes
+        } = newest;
         entries.push({
           ...bytes,
           path: to,
           ...this.#unseenMark(to),
           ...(replacedLocal ? { supersedes: journaledIdentity(replacedLocal) } : {}),
-          ...(replacedInRiak ? { replaces: replacedInRiak } : {}),
+          ...goingOver(replacedInRiak),
         });
       }
       // Nothing journaled carries its bytes to the new name: the session's upload, in the
@@ -2062,15 +2078,17 @@ export class OverlayFileSystem implements FileSystem {
     if (removes === undefined) return [];
     // What is staged there (`replaced`, uploads pending) goes with the name.
     if (replaced || this.#o.uploads.pendingFor(to)) return [this.#removalWhileAway(to, replaced)];
-    return [{ path: to, mirror: "remove", removes }];
+    // Nothing staged holds "nothing": only a session or an upload knows Riak held no file.
+    return removes === "nothing" ? [] : [{ path: to, mirror: "remove", removes }];
   }
 
   /**
    * The version of Riak's file at `to` that a rename over it while Riak is away replaces, as
    * the mount knows it: where a write session (`replaced`) or an upload pending holds its
-   * bytes, the version they go over; else the file only Riak holds as the mount saw it.
+   * bytes, the version they go over (`"nothing"` where they create the file); else the file
+   * only Riak holds as the mount saw it.
    */
-  #versionRenamedOver(to: string, replaced: WriteSession | undefined): RiakVersion | undefined {
+  #versionRenamedOver(to: string, replaced: WriteSession | undefined): HeldInRiak | undefined {
     if (replaced || this.#o.uploads.pendingFor(to)) return this.#versionInRiak(to, replaced);
     const seen = this.#movedWhileAway(to) ?? this.#riakFilesSeen.get(to);
     return seen && { size: seen.size, mtimeNs: seen.mtimeNs };
@@ -2079,31 +2097,42 @@ export class OverlayFileSystem implements FileSystem {
   /**
    * The version of Riak's file under `path`, as the mount knows it, while what `session` (open
    * on it) or the uploads pending of `path` hold has not reached Riak: the version they go over
-   * ({@link WriteSession.inRiak}, {@link PendingUpload.replaces}).
+   * ({@link WriteSession.inRiak}, {@link PendingUpload.replaces}), or `"nothing"` where they
+   * create the file ({@link PendingUpload.creates}).
    */
-  #versionInRiak(path: string, session: WriteSession | undefined): RiakVersion | undefined {
+  #versionInRiak(path: string, session: WriteSession | undefined): HeldInRiak | undefined {
     if (session) return session.inRiak;
-    return this.#o.uploads.pendingUploadsOf(path).find((upload) => upload.replaces)?.replaces;
+    for (const upload of this.#o.uploads.pendingUploadsOf(path)) {
+      const held = heldBefore(upload);
+      if (held !== undefined) return held;
+    }
+    return undefined;
   }
 
   /**
    * The journal entry that removes `path`, a file renamed or removed while Riak was away,
    * from Riak: at the version Riak held as `session` (open on it) or the uploads pending
-   * know it ({@link #versionInRiak}), and with the versions those uploads would have stored,
-   * where what Riak holds there is set aside (a name the mount could not look at, or another
-   * version than that one): one of them is the mount's own.
+   * know it ({@link #versionInRiak}; where they create the file, only what they stored), and
+   * with the versions those uploads would have stored, where what Riak holds there is set
+   * aside (a name the mount could not look at, or another version than that one): one of
+   * them is the mount's own, or the one its upload that landed last stored.
    */
   #removalWhileAway(path: string, session: WriteSession | undefined): NewEntry {
     const unseen = this.#unseenMark(path);
-    const removes = this.#versionInRiak(path, session);
-    const ours = unseen.unseen || removes
+    const held = this.#versionInRiak(path, session);
+    const ours = unseen.unseen || held
       ? this.#o.uploads.pendingUploadsOf(path).map(({ size, mtimeNs }) => ({ size, mtimeNs }))
       : [];
+    // An upload of the name that landed after those pending were journaled (they go over
+    // what Riak held before it): while uploads are pending, a look at the name finds them,
+    // so Riak's version seen since their commit is the one that upload stored.
+    const landed = ours.length > 0 ? this.#riakFilesSeen.get(path) : undefined;
+    if (landed) ours.push({ size: landed.size, mtimeNs: landed.mtimeNs });
     return {
       path,
       mirror: "remove",
       ...unseen,
-      ...(removes ? { removes } : {}),
+      ...(held === "nothing" ? { created: true } : held ? { removes: held } : {}),
       ...(ours.length > 0 ? { ours } : {}),
     };
   }
@@ -2902,10 +2931,13 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#sessions.has(path) || this.#sessionsStarting.has(path)) return undefined;
     const { gid } = await this.#inheritedGroup(parentOf(path), ctx.gid);
     const attributes = { mode: permissions, uid: ctx.uid, gid };
-    const session = await this.#starting(
-      path,
-      () => this.#newSession(path, attributes, { contentMoves: true }),
-    );
+    // create() found nothing here: Riak answered so, unless it could not be asked (unseen).
+    const riakHeldNothing = this.#unseenMark(path).unseen === undefined;
+    const session = await this.#starting(path, async () => {
+      const session = await this.#newSession(path, attributes, { contentMoves: true });
+      if (riakHeldNothing) session.inRiak = "nothing";
+      return session;
+    });
     const opened = this.#open({ kind: "write", path, session });
     const attr = await this.#attrOf(path, { where: "open", session });
     return { entry: this.#entry(this.#nodes.reference(path), attr), opened };
@@ -3855,7 +3887,7 @@ export class OverlayFileSystem implements FileSystem {
       session.inRiak = { size: located.stat.size, mtimeNs: String(located.stat.mtimeNs) };
     }
     // Until the pending upload lands, Riak holds what it goes over.
-    if (located.where === "spool") session.inRiak = located.upload.replaces;
+    if (located.where === "spool") session.inRiak = heldBefore(located.upload);
     if (truncate) return session;
     session.unstaged = { size: sizeWhereLocated(located) };
     // Opened, not yet written: its times are the file's (touch -a opens it for writing).
@@ -4143,7 +4175,7 @@ export class OverlayFileSystem implements FileSystem {
     session: WriteSession,
     path: string,
     supersedes: FileIdentity | undefined,
-    replaces: RiakVersion | undefined,
+    replaces: HeldInRiak | undefined,
   ): Promise<NewUpload> {
     // Every submission owns its staged file: the queue deletes it once uploaded or replaced.
     await this.#writable(session);
@@ -4163,7 +4195,7 @@ export class OverlayFileSystem implements FileSystem {
       size: Number(stats.size),
       ...this.#unseenMark(path),
       ...(supersedes ? { supersedes: journaledIdentity(supersedes) } : {}),
-      ...(replaces ? { replaces } : {}),
+      ...goingOver(replaces),
     };
   }
 

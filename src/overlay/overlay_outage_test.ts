@@ -577,39 +577,43 @@ async function assertOnlySetAside(
   assert.equal((await store.readFile(`/${aside[0]}`)).toString(), "newer, from another host");
 }
 
+/**
+ * During an outage: `/doc.txt` removed through the mount, or renamed to `/moved.txt` (`mv`);
+ * with `rm after a restart`, after the mount was killed and mounted again (only its journal
+ * knows then what the uploads pending go over). Resolves with the runtime serving then.
+ */
+async function docRemovedOrRenamed(
+  { runtime, logLines, restart }: OverlayFixture,
+  change: string,
+): Promise<OverlayFixture["runtime"]> {
+  let mounted = runtime;
+  if (change === "rm after a restart") {
+    await runtime.stop(0);
+    logLines.length = 0; // The new mount finds the outage by itself.
+    mounted = await restart({});
+    await outageNoticed(mounted.fileSystem, logLines);
+  }
+  const { fileSystem } = mounted;
+  if (change === "mv") {
+    await fileSystem.rename!(ROOT_CTX, ROOT_NODE_ID, "doc.txt", ROOT_NODE_ID, "moved.txt", 0);
+  } else await fileSystem.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
+  await assert.rejects(lookupPath(fileSystem, "/doc.txt"), isNotFound);
+  return mounted;
+}
+
 for (const change of ["rm", "rm after a restart", "mv"] as const) {
   for (const preset of ["drain", "riak"]) {
     Deno.test(`${preset}: a file written over the version the mount saw in Riak and closed during an outage, its upload pending, then ${change === "mv" ? "renamed" : change.replace("rm", "removed")}, goes from its name at that version: one written elsewhere meanwhile is set aside`, async () => {
       await withOverlay(
         preset,
         async (fixture) => {
-          const { fs, store, riak, runtime, logLines, restart } = fixture;
+          const { fs, store, riak, logLines } = fixture;
           const { node, fh } = await writtenHereAndElsewhere(fixture);
           const mounted = await whilePaused(riak, async () => {
             await outageNoticed(fs, logLines);
             await occupyTheUploadSlot(fs);
             await fs.release!(ROOT_CTX, node, fh, 0); // Its upload journaled, waiting.
-            let mounted = runtime;
-            if (change === "rm after a restart") {
-              // Killed and mounted again: only the journal knows what the upload goes over.
-              await runtime.stop(0);
-              logLines.length = 0; // The new mount finds the outage by itself.
-              mounted = await restart({});
-              await outageNoticed(mounted.fileSystem, logLines);
-            }
-            const { fileSystem } = mounted;
-            if (change === "mv") {
-              await fileSystem.rename!(
-                ROOT_CTX,
-                ROOT_NODE_ID,
-                "doc.txt",
-                ROOT_NODE_ID,
-                "moved.txt",
-                0,
-              );
-            } else await fileSystem.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
-            await assert.rejects(lookupPath(fileSystem, "/doc.txt"), isNotFound);
-            return mounted;
+            return await docRemovedOrRenamed(fixture, change);
           });
           assert.equal(await mounted.settle(10_000), 0);
           assert.equal(await store.tryStat("/doc.txt"), undefined, "the name is gone");
@@ -665,4 +669,133 @@ for (const target of ["open", "pending"] as const) {
       });
     }
   }
+}
+
+/**
+ * Creates `/doc.txt` through the mount where Riak holds no file of the name (Riak says so)
+ * and writes it, leaving it open (nothing committed); then another host makes the name in
+ * Riak while it is open here.
+ */
+async function createdHereAndElsewhere(
+  { fs, store }: OverlayFixture,
+  content = "document",
+): Promise<{ node: number; fh: number }> {
+  const created = await fs.create!(ROOT_CTX, ROOT_NODE_ID, "doc.txt", O_RDWR, 0o644, 0o022);
+  const { nodeid: node } = created.entry;
+  const { fh } = created.opened;
+  await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from(content));
+  await store.writeFile("/doc.txt", Buffer.from("newer, from another host"));
+  return { node, fh };
+}
+
+for (const change of ["rm while open", "rm", "rm after a restart", "mv"] as const) {
+  for (const preset of ["drain", "riak"]) {
+    Deno.test(`${preset}: a file created through the mount where Riak held none, ${change === "rm while open" ? "never closed" : "closed during an outage (its upload pending)"}, then ${change === "mv" ? "renamed" : change.replace("rm", "removed")} during the outage, takes only its own upload from Riak: one made under its name elsewhere meanwhile is set aside`, async () => {
+      await withOverlay(
+        preset,
+        async (fixture) => {
+          const { fs, store, riak, logLines } = fixture;
+          const { node, fh } = await createdHereAndElsewhere(fixture);
+          let released = false;
+          let mounted: OverlayFixture["runtime"];
+          try {
+            mounted = await whilePaused(riak, async () => {
+              await outageNoticed(fs, logLines);
+              await occupyTheUploadSlot(fs);
+              if (change !== "rm while open") {
+                await fs.release!(ROOT_CTX, node, fh, 0); // Its upload journaled, waiting.
+                released = true;
+              }
+              return await docRemovedOrRenamed(fixture, change);
+            });
+          } finally {
+            if (!released) await fs.release!(ROOT_CTX, node, fh, 0);
+          }
+          assert.equal(await mounted.settle(10_000), 0);
+          assert.equal(await store.tryStat("/doc.txt"), undefined, "the name is gone");
+          await assertOnlySetAside(mounted.fileSystem, store, change === "mv" ? ["moved.txt"] : []);
+          assert.ok(
+            logLines.some((line) => line.includes("under a name removed during an outage")),
+          );
+          if (change === "mv") {
+            assert.equal((await store.readFile("/moved.txt")).toString(), "document");
+          }
+        },
+        { riakReadTimeout: "300", uploadConcurrency: "1" },
+        { now: () => 1_700_000_000_000 },
+      );
+    });
+  }
+}
+
+for (const target of ["open", "pending"] as const) {
+  for (const preset of ["drain", "riak"]) {
+    Deno.test(`${preset}: a file renamed during an outage over one created through the mount where Riak held none, ${target === "open" ? "open for writing" : "its upload pending"}, sets aside one made under that name elsewhere meanwhile instead of going over it`, async () => {
+      await withOverlay(
+        preset,
+        async (fixture) => {
+          const { fs, store, riak, runtime, logLines } = fixture;
+          const { node, fh } = await createdHereAndElsewhere(fixture);
+          let released = false;
+          try {
+            await whilePaused(riak, async () => {
+              await outageNoticed(fs, logLines);
+              await occupyTheUploadSlot(fs);
+              if (target === "pending") {
+                await fs.release!(ROOT_CTX, node, fh, 0);
+                released = true;
+              }
+              // An editor's save: the new bytes under a temporary name, renamed into place.
+              await writeThrough(fs, "/doc.txt.tmp", Buffer.from("saved"));
+              await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "doc.txt.tmp", ROOT_NODE_ID, "doc.txt", 0);
+            });
+          } finally {
+            if (!released) await fs.release!(ROOT_CTX, node, fh, 0);
+          }
+          assert.equal(await runtime.settle(10_000), 0);
+          assert.equal((await store.readFile("/doc.txt")).toString(), "saved");
+          assert.equal(await store.tryStat("/doc.txt.tmp"), undefined);
+          await assertOnlySetAside(fs, store, ["doc.txt"]);
+        },
+        { riakReadTimeout: "300", uploadConcurrency: "1" },
+        { now: () => 1_700_000_000_000 },
+      );
+    });
+  }
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a file created through the mount where Riak held none, written again while its first upload ran and removed during an outage once that upload landed, goes from Riak with nothing set aside`, async () => {
+    await withOverlay(
+      preset,
+      async ({ fs, store, riak, runtime, logLines, holdPuts }) => {
+        const first = holdPuts();
+        await writeThrough(fs, "/doc.txt", Buffer.from("first"));
+        await first.reached; // Its upload runs: the next one of the file does not replace it.
+        await writeThrough(fs, "/blocker", Buffer.from("blocker"));
+        // Again, while Riak holds nothing of it: this upload too creates the file.
+        const node = await lookupPath(fs, "/doc.txt");
+        const { fh } = await fs.open!(ROOT_CTX, node, O_RDWR);
+        await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("second, longer"));
+        await fs.release!(ROOT_CTX, node, fh, 0);
+        // The blocker's upload holds the only slot from now on, the second waits behind it;
+        // the slot was the first upload's until it landed. (Released first: a release lets
+        // go of whatever put is held next.)
+        first.release();
+        const blocker = holdPuts();
+        await blocker.reached;
+        assert.equal((await store.readFile("/doc.txt")).toString(), "first");
+        await whilePaused(riak, async () => {
+          await outageNoticed(fs, logLines);
+          await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
+          blocker.release();
+        });
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal(await store.tryStat("/doc.txt"), undefined, "the name is gone");
+        assert.deepEqual(await listThrough(fs, "/"), ["blocker"], "nothing set aside");
+      },
+      { riakReadTimeout: "300", uploadConcurrency: "1" },
+      { now: () => 1_700_000_000_000 },
+    );
+  });
 }

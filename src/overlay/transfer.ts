@@ -341,7 +341,7 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
         ),
       );
     }
-    if (mirror.removes) {
+    if (mirror.removes || mirror.created) {
       await observed(options, setAsideChanged(options.store, mirror, options.logger));
     }
     if (mirror.snapshot) {
@@ -415,7 +415,9 @@ export function riakNameMirrorer(options: RiakNameMirrorOptions): Mirrorer {
         ),
       );
     }
-    if (mirror.removes) await observe(setAsideChanged(options.store, mirror, logger));
+    if (mirror.removes || mirror.created) {
+      await observe(setAsideChanged(options.store, mirror, logger));
+    }
     if (mirror.directory) {
       return await observe(removeDirectoryFromRiak(options, mirror.path));
     }
@@ -858,11 +860,12 @@ export async function setAsideUnseen(
 
 /**
  * Runs before the removal of a file only Riak held, removed while Riak was away
- * ({@link PendingMirror.removes}): Riak holding another version than the one the mount
- * showed means someone wrote it elsewhere meanwhile, after what the application removed. It
- * is renamed to `<name>.riakfs-conflict-<time>-<random>` beside it, never removed: the name
- * ends as the application saw it (gone, or what it made there since), nothing written
- * elsewhere is lost, and a warning says where it went.
+ * ({@link PendingMirror.removes}), or of one the mount created where Riak held none
+ * ({@link PendingMirror.created}): Riak holding another version than the one the mount
+ * showed (or than its own uploads stored) means someone wrote it elsewhere meanwhile, after
+ * what the application removed. It is renamed to `<name>.riakfs-conflict-<time>-<random>`
+ * beside it, never removed: the name ends as the application saw it (gone, or what it made
+ * there since), nothing written elsewhere is lost, and a warning says where it went.
  */
 export async function setAsideChanged(
   store: Pick<Store, "tryStat" | "rename">,
@@ -872,7 +875,7 @@ export async function setAsideChanged(
   await setAsideUnless(
     store,
     mirror.path,
-    mirror.removes ? [mirror.removes, ...(mirror.ours ?? [])] : [],
+    [...(mirror.removes ? [mirror.removes] : []), ...(mirror.ours ?? [])],
     () => Promise.resolve(undefined),
     logger,
     "Riak held a newer file under a name removed during an outage; kept aside",

@@ -312,6 +312,46 @@ Deno.test("a file removed while Riak was away, at the version seen, goes also wh
   });
 });
 
+Deno.test("a file the mount created where Riak held none, removed while Riak was away, takes only the mount's own upload from Riak; another host's file there is set aside", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      const mirrorers = {
+        riak: riakNameMirrorer({ store }),
+        drain: localPathMirrorer({ store, source, afterTransfer: "delete" }),
+      };
+      const signal = new AbortController().signal;
+      for (const [preset, mirror] of Object.entries(mirrorers)) {
+        const path = `/${preset}/new.txt`;
+        const removal = {
+          path,
+          mirror: "remove" as const,
+          created: true as const,
+          ours: [{ size: 12, mtimeNs: "3000" }],
+        };
+        // An attempt of the mount's own upload that landed: it goes, nothing set aside.
+        await store.writeFile(path, Buffer.from("ours, landed"), { mtimeNs: 3_000n });
+        await mirror({ id: 1, ...removal }, signal);
+        assert.equal(await store.tryStat(path), undefined, `${preset}: its own upload goes`);
+        // Nothing there: nothing to do.
+        await mirror({ id: 2, ...removal }, signal);
+        // Made elsewhere under the name: set aside, never removed.
+        await store.writeFile(path, Buffer.from("another host's file"), { mtimeNs: 2_000n });
+        await mirror({ id: 3, ...removal }, signal);
+        assert.equal(await store.tryStat(path), undefined, `${preset}: the name is gone`);
+        const names = (await Array.fromAsync(store.list(`/${preset}`))).map((entry) =>
+          entry.name.toString()
+        );
+        assert.equal(names.length, 1, `${names}`);
+        assert.match(names[0], /^new\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+        assert.equal(
+          (await store.readFile(`/${preset}/${names[0]}`)).toString(),
+          "another host's file",
+        );
+      }
+    });
+  });
+});
+
 Deno.test("a file renamed while Riak was away is moved in Riak at the version seen, once, and not when it changed", async () => {
   await withStore(async ({ store }) => {
     const lines: string[] = [];

@@ -1387,7 +1387,7 @@ function covers(newer: JournalEntry, older: JournalEntry): boolean {
   // later job of the name removes or overwrites whatever is there), or moves a file in.
   if (
     isMirror(older) &&
-    (older.removes !== undefined || older.moves !== undefined ||
+    (older.removes !== undefined || older.created || older.moves !== undefined ||
       older.movesDirectory !== undefined)
   ) return false;
   if (isMirror(newer) && newer.mirror === "move") return false;

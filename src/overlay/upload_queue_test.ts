@@ -471,24 +471,30 @@ Deno.test("nothing stands in for an upload that sets aside what Riak held unseen
   });
 });
 
-Deno.test("nothing stands in for the removal of a file only Riak held, which sets aside a newer one", async () => {
-  await withSpool(async (fixture) => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => release = resolve);
-    const { queue, mirrored } = mirrorQueue(fixture, gate);
-    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
-    // rm f (Riak's, seen at one version); then f made and removed again, all while away.
-    const removes = { size: 5, mtimeNs: "1000" };
-    const tickets = [
-      await queue.submitMirror({ path: "/f", mirror: "remove", removes }),
-      await queue.submitMirror({ path: "/f", mirror: "remove" }),
-    ];
-    release();
-    await Promise.all([blocker.uploaded, ...tickets.map((ticket) => ticket.uploaded)]);
-    assert.deepEqual(mirrored, ["copy /blocker", "remove /f", "remove /f"]);
-    assert.equal(fixture.journal.pendingCount, 0);
+const VERSION_REMOVED = [
+  ["only Riak held", { removes: { size: 5, mtimeNs: "1000" } }],
+  ["the mount created where Riak held none", { created: true }],
+] as const;
+
+for (const [what, version] of VERSION_REMOVED) {
+  Deno.test(`nothing stands in for the removal of a file ${what}, which sets aside a newer one`, async () => {
+    await withSpool(async (fixture) => {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => release = resolve);
+      const { queue, mirrored } = mirrorQueue(fixture, gate);
+      const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+      // rm f (at the version Riak held as seen); then f made and removed again, all while away.
+      const tickets = [
+        await queue.submitMirror({ path: "/f", mirror: "remove", ...version }),
+        await queue.submitMirror({ path: "/f", mirror: "remove" }),
+      ];
+      release();
+      await Promise.all([blocker.uploaded, ...tickets.map((ticket) => ticket.uploaded)]);
+      assert.deepEqual(mirrored, ["copy /blocker", "remove /f", "remove /f"]);
+      assert.equal(fixture.journal.pendingCount, 0);
+    });
   });
-});
+}
 
 Deno.test("a file moved while Riak was away waits for the jobs of the name it moves from, and that name's removal for the move", async () => {
   await withSpool(async (fixture) => {
