@@ -84,6 +84,7 @@ import {
   type NewUpload,
   type PendingMirror,
   type PendingUpload,
+  type RiakVersion,
   type SeenFile,
 } from "./journal.ts";
 import { LISTED_NAMES_PER_DIRECTORY, ListedInRiak } from "./listed_in_riak.ts";
@@ -273,6 +274,12 @@ interface WriteSession {
    * should one land ({@link PendingMirror.created}).
    */
   inRiak?: HeldInRiak;
+}
+
+/** A change of attributes of Riak's file: its stat before the change, and the one it made. */
+interface RiakChange {
+  before: FileStat;
+  after: FileStat;
 }
 
 /** What every open handle knows: the node the kernel opened it on. */
@@ -884,7 +891,7 @@ export class OverlayFileSystem implements FileSystem {
     path: string,
     attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
     atimeNs: bigint | undefined,
-  ): Promise<{ before?: BigIntStats; changedLocally?: BigIntStats; changedInRiak: boolean }> {
+  ): Promise<{ before?: BigIntStats; changedLocally?: BigIntStats; changedInRiak?: RiakChange }> {
     // An mtime set explicitly (tar's, after the directory's files) stays the last.
     await this.#directoryTimes.settled(path);
     const before = this.#usesLocal() ? await this.#lstatLocal(path) : undefined;
@@ -960,12 +967,14 @@ export class OverlayFileSystem implements FileSystem {
       session.supersedes = await currentIdentity(await this.#localPath(path));
     }
     takeAttributes(session, attributes, atimeNs);
-    // Riak's version is known by its mtime too (a removal during an outage removes that one).
+    // Riak's version is known by its mtime too (a removal during an outage removes that one),
+    // where the change went to the version the session knows: one another host wrote since
+    // (of the same size, say) stays unknown, set aside by such a removal, not removed.
+    const inRiak = changed?.changedInRiak;
     if (
-      changed?.changedInRiak && session.inRiak && session.inRiak !== "nothing" &&
-      attributes.mtimeNs !== undefined
+      inRiak && session.inRiak && session.inRiak !== "nothing" && changedAt(inRiak, session.inRiak)
     ) {
-      session.inRiak = { ...session.inRiak, mtimeNs: String(attributes.mtimeNs) };
+      session.inRiak = versionOfStat(inRiak.after);
     }
     if (!made) {
       session.dirty = true;
@@ -1028,7 +1037,7 @@ export class OverlayFileSystem implements FileSystem {
     attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
     atimeNs: bigint | undefined,
     lstatBefore: BigIntStats | undefined,
-  ): Promise<{ changedLocally?: BigIntStats; changedInRiak: boolean }> {
+  ): Promise<{ changedLocally?: BigIntStats; changedInRiak?: RiakChange }> {
     // Riak keeps an access time only once one is set explicitly (utimens, touch -a).
     const riakAttributes = definedOnly({ ...attributes, atimeNs });
     const changesAttributes = Object.keys(riakAttributes).length > 0;
@@ -1082,15 +1091,16 @@ export class OverlayFileSystem implements FileSystem {
     } finally {
       if (mirrored) this.#o.uploads.start(mirrored);
     }
-    let changedInRiak = false;
+    let changedInRiak: RiakChange | undefined;
     if (inRiakToo) {
       this.#statCache.delete(path);
-      if (await this.#riakStat(path, { quiet: true })) {
-        await this.#riak(
+      const before = await this.#riakStat(path, { quiet: true });
+      if (before) {
+        const after = await this.#riak(
           `setattr ${path}`,
           () => this.#o.store.setAttributes(path, riakAttributes),
         );
-        changedInRiak = true;
+        changedInRiak = { before, after };
       }
     }
     return { changedLocally, changedInRiak };
@@ -5039,6 +5049,21 @@ async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
 async function readAll(pieces: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts = await collect(pieces);
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+/**
+ * Whether `change` went to Riak's file at `version`: its stat before was of that version,
+ * and the file it changed held the same bytes (no other written between the two).
+ */
+function changedAt(change: RiakChange, version: RiakVersion): boolean {
+  const { before, after } = change;
+  return before.type === "file" && before.size === version.size &&
+    String(before.mtimeNs) === version.mtimeNs && after.sha256 === before.sha256;
+}
+
+/** The {@link RiakVersion} of Riak's file `stat`. */
+function versionOfStat(stat: FileStat): RiakVersion {
+  return { size: stat.size, mtimeNs: String(stat.mtimeNs) };
 }
 
 /** The chunk cache's name for the version of `path` a stat describes. */

@@ -535,6 +535,37 @@ for (const steps of [["fsync"], ["touch"], ["fsync", "touch"]]) {
   }
 }
 
+// A touch through the handle goes to the file Riak holds now, which may be another host's
+// version of the same size: the session's idea of Riak's version moves with the touch only
+// where Riak held the version the session opened.
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a file open for writing, written elsewhere (same size) and touched through the handle, removed during an outage: the other host's version is set aside, not removed`, async () => {
+    await withOverlay(
+      preset,
+      async (fixture) => {
+        const { fs, store, runtime } = fixture;
+        await writeThrough(fs, "/doc.txt", Buffer.from("document"));
+        assert.equal(await runtime.settle(10_000), 0);
+        await openThroughOutage(fixture, "/doc.txt", O_RDWR, async () => {
+          await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
+        }, async (node, fh) => {
+          await store.writeFile("/doc.txt", Buffer.from("DOCUMENT"));
+          await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
+          assert.equal((await store.stat("/doc.txt")).mtimeNs, 1_000_000_000_000_000_000n);
+        });
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal(await store.tryStat("/doc.txt"), undefined, "the name is gone");
+        const aside = await listThrough(fs, "/");
+        assert.equal(aside.length, 1, `${aside}`);
+        assert.match(aside[0], /^doc\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+        assert.equal((await store.readFile(`/${aside[0]}`)).toString(), "DOCUMENT");
+      },
+      { riakReadTimeout: "300" },
+      { now: () => 1_700_000_000_000 },
+    );
+  });
+}
+
 /**
  * Writes `/blocker` through `fs` during an outage: with one upload at a time, its upload holds
  * the only slot, retried until Riak is back, and every upload queued after it waits unstarted
