@@ -3095,6 +3095,13 @@ export class OverlayFileSystem implements FileSystem {
       this.#rememberFileSeen(upload.path, { size, mtimeNs, mode, uid, gid, atimeNs });
       const session = this.#sessions.get(upload.path);
       if (session) session.inRiak = { size, mtimeNs };
+      // Those journaled while this one was on its way go over it now: a removal of the name
+      // during an outage removes this version, the mount's own, instead of setting it aside
+      // (and sets aside one written elsewhere, where they knew of none). In memory only: after
+      // a restart they go over the version journaled, and this one would be set aside.
+      for (const later of this.#o.uploads.pendingUploadsOf(upload.path)) {
+        if (later.id > upload.id) later.replaces = { size, mtimeNs };
+      }
     }
     // Replayed after a restart, the upload alone remembers what it superseded.
     const before = this.#superseded.get(upload.path) ??

@@ -566,6 +566,60 @@ for (const preset of ["drain", "riak"]) {
   });
 }
 
+// An upload journaled while an earlier one of the same file was on its way goes over what
+// that one went over; once that one landed, Riak holds the mount's own bytes, which a removal
+// during an outage removes, and anything else there is another host's, set aside.
+for (const elsewhere of [false, true]) {
+  for (const preset of ["drain", "riak"]) {
+    const what = elsewhere
+      ? "a new file saved twice, then written elsewhere after the first upload landed"
+      : "a file saved twice";
+    Deno.test(`${preset}: ${what}, the second upload not landed when Riak went away, removed during the outage: ${elsewhere ? "the other host's version is set aside" : "nothing is set aside"}`, async () => {
+      await withOverlay(
+        preset,
+        async (fixture) => {
+          const { fs, store, riak, runtime, logLines, holdPuts } = fixture;
+          if (!elsewhere) {
+            await writeThrough(fs, "/doc.txt", Buffer.from("document"));
+            assert.equal(await runtime.settle(10_000), 0);
+          }
+          const first = holdPuts();
+          await writeThrough(fs, "/doc.txt", Buffer.from("version one"));
+          await first.reached;
+          // Journaled while the first upload runs: it waits for it.
+          await writeThrough(fs, "/doc.txt", Buffer.from("version two, never uploaded"));
+          first.release();
+          // Installed after the release, which would take it away too.
+          const second = holdPuts();
+          await second.reached; // The first upload ended: the second's put is held.
+          assert.equal((await store.readFile("/doc.txt")).toString(), "version one");
+          if (elsewhere) await store.writeFile("/doc.txt", Buffer.from("another host's"));
+          // Riak goes away (refused: the held put is never applied).
+          await riak.faults.stopAccepting();
+          riak.faults.dropConnections();
+          try {
+            await outageNoticed(fs, logLines);
+            await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
+            second.release();
+          } finally {
+            await riak.faults.resumeAccepting();
+          }
+          assert.equal(await runtime.settle(10_000), 0);
+          assert.equal(await store.tryStat("/doc.txt"), undefined, "the name is gone");
+          const aside = await listThrough(fs, "/");
+          assert.equal(aside.length, elsewhere ? 1 : 0, `${aside}`);
+          if (elsewhere) {
+            assert.match(aside[0], /^doc\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+            assert.equal((await store.readFile(`/${aside[0]}`)).toString(), "another host's");
+          }
+        },
+        { riakReadTimeout: "300" },
+        { now: () => 1_700_000_000_000 },
+      );
+    });
+  }
+}
+
 /**
  * Writes `/blocker` through `fs` during an outage: with one upload at a time, its upload holds
  * the only slot, retried until Riak is back, and every upload queued after it waits unstarted
