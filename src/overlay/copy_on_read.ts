@@ -146,7 +146,8 @@ export class CopyOnReadQueue {
   readonly #concurrency: number;
   readonly #queueLimit: number;
   readonly #activeBytesLimit: number;
-  #queue: CopyJob[] = [];
+  /** Copies waiting to start, by path, oldest first. */
+  readonly #queue = new Map<string, CopyJob>();
   /**
    * Paths queued or running, indexed by directory: every drain listing asks for the names in
    * its directory, which then cost what that directory holds, not the whole queue.
@@ -155,6 +156,11 @@ export class CopyOnReadQueue {
   readonly #running = new Map<string, RunningCopy>();
   /** Copies that failed for an outage, by path (their sizes), for {@link retryAfterOutage}. */
   readonly #failedInOutage = new Map<string, number>();
+  /**
+   * The paths of {@link #failedInOutage}, indexed as {@link #known} is: a withdrawal (every
+   * rename, removal and change of attributes) looks at what its path holds, not at them all.
+   */
+  readonly #failedPaths = new PathTree();
   /**
    * Paths held by {@link hold} or {@link pause} (how many times): no copy at or below them is
    * queued.
@@ -176,14 +182,14 @@ export class CopyOnReadQueue {
     this.#activeBytesLimit = options.activeBytesLimit ?? DEFAULT_COPY_ACTIVE_BYTES;
     options.metrics?.onSnapshot(() => {
       const value = options.metrics!.value.copyOnRead;
-      value.queued = this.#queue.length;
+      value.queued = this.#queue.size;
       value.active = this.#running.size;
     });
   }
 
   /** Files queued or being copied. */
   get depth(): number {
-    return this.#queue.length + this.#running.size;
+    return this.#queue.size + this.#running.size;
   }
 
   /**
@@ -192,7 +198,7 @@ export class CopyOnReadQueue {
    */
   enqueue(path: string, size: number): boolean {
     const metrics = this.#options.metrics?.value.copyOnRead;
-    if (this.#stopped || this.#known.has(path) || this.#queue.length >= this.#queueLimit) {
+    if (this.#stopped || this.#known.has(path) || this.#queue.size >= this.#queueLimit) {
       if (metrics) metrics.skipped++;
       return false;
     }
@@ -206,7 +212,7 @@ export class CopyOnReadQueue {
       return false;
     }
     this.#known.add(path);
-    this.#queue.push({ path, size });
+    this.#queue.set(path, { path, size });
     const parent = parentOf(path);
     for (const names of this.#watches.get(parent) ?? []) {
       names.add(path.slice(parent === "/" ? 1 : parent.length + 1));
@@ -223,6 +229,7 @@ export class CopyOnReadQueue {
   retryAfterOutage(): void {
     const failed = [...this.#failedInOutage];
     this.#failedInOutage.clear();
+    for (const [path] of failed) this.#failedPaths.delete(path);
     for (const [path, size] of failed) this.enqueue(path, size);
   }
 
@@ -275,27 +282,29 @@ export class CopyOnReadQueue {
   async #withdraw(path: string, below: boolean, kept?: Map<string, number>): Promise<void> {
     if (this.#known.size === 0 && this.#failedInOutage.size === 0) return;
     const metrics = this.#options.metrics?.value.copyOnRead;
-    const affected = (at: string) => below ? isAtOrBelow(at, path) : at === path;
-    for (const [failed, size] of this.#failedInOutage) {
-      if (!affected(failed)) continue;
+    // Looked up in the indexes: the cost is what `path` holds, not the whole queue.
+    const affected = (paths: PathTree) =>
+      below ? paths.allAtOrBelow(path) : paths.has(path) ? [path] : [];
+    for (const failed of affected(this.#failedPaths)) {
+      kept?.set(failed, this.#failedInOutage.get(failed)!);
       this.#failedInOutage.delete(failed);
-      kept?.set(failed, size);
-    }
-    if (this.#queue.some((job) => affected(job.path))) {
-      this.#queue = this.#queue.filter((job) => {
-        if (!affected(job.path)) return true;
-        this.#known.delete(job.path);
-        kept?.set(job.path, job.size);
-        if (metrics) metrics.withdrawn++;
-        return false;
-      });
+      this.#failedPaths.delete(failed);
     }
     const ended: Promise<void>[] = [];
-    for (const [running, copy] of this.#running) {
-      if (!affected(running)) continue;
+    for (const at of affected(this.#known)) {
+      const queued = this.#queue.get(at);
+      if (queued) {
+        this.#queue.delete(at);
+        this.#known.delete(at);
+        kept?.set(at, queued.size);
+        if (metrics) metrics.withdrawn++;
+        continue;
+      }
+      const copy = this.#running.get(at);
+      if (copy === undefined) continue;
       if (!copy.abort.signal.aborted && metrics) metrics.withdrawn++;
       copy.abort.abort(WITHDRAWN);
-      kept?.set(running, copy.size);
+      kept?.set(at, copy.size);
       ended.push(copy.ended);
     }
     await Promise.all(ended);
@@ -376,18 +385,19 @@ export class CopyOnReadQueue {
   /** Drops what is queued, aborts running copies and waits for them to end. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    for (const path of this.#failedInOutage.keys()) this.#failedPaths.delete(path);
     this.#failedInOutage.clear();
-    for (const job of this.#queue) this.#known.delete(job.path);
-    this.#queue = [];
+    for (const path of this.#queue.keys()) this.#known.delete(path);
+    this.#queue.clear();
     for (const copy of this.#running.values()) copy.abort.abort();
     await this.idle();
   }
 
   #pump(): void {
-    while (!this.#stopped && this.#running.size < this.#concurrency && this.#queue.length > 0) {
-      const next = this.#queue[0];
+    while (!this.#stopped && this.#running.size < this.#concurrency && this.#queue.size > 0) {
+      const next: CopyJob = this.#queue.values().next().value!;
       if (this.#running.size > 0 && this.#activeBytes + next.size > this.#activeBytesLimit) break;
-      this.#queue.shift();
+      this.#queue.delete(next.path);
       this.#activeBytes += next.size;
       const abort = new AbortController();
       const ended = this.#run(next, abort.signal).finally(() => {
@@ -418,6 +428,7 @@ export class CopyOnReadQueue {
         isOutageError(error) && !this.#stopped && this.#failedInOutage.size < this.#queueLimit
       ) {
         this.#failedInOutage.set(job.path, job.size);
+        this.#failedPaths.add(job.path);
       }
       this.#logger.debug("copy-on-read failed", {
         path: job.path,

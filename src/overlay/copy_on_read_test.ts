@@ -317,3 +317,60 @@ Deno.test("namesIn names the copies queued or running directly in a directory, u
   assert.deepEqual(queue.namesIn("/dx"), []);
   assert.deepEqual(queue.namesIn("/"), []);
 });
+
+Deno.test("withdraw and pause find the copies queued, running or failed in an outage at or below a path (or at it alone), and no other, in the order queued", async () => {
+  let riakUp = false;
+  const copied: string[] = [];
+  const running = new Map<string, () => void>();
+  const queue = new CopyOnReadQueue({
+    concurrency: 1,
+    copy: (path, signal) => {
+      if (!riakUp) {
+        return Promise.reject(
+          Object.assign(new Error("connect refused"), { code: "ECONNREFUSED" }),
+        );
+      }
+      return new Promise<void>((resolve, reject) => {
+        running.set(path, () => {
+          copied.push(path);
+          resolve();
+        });
+        signal.addEventListener("abort", () => {
+          running.delete(path);
+          reject(signal.reason);
+        });
+      });
+    },
+  });
+  // Failed during an outage: kept for retryAfterOutage.
+  for (const path of ["/f/a", "/f/sub/b", "/fx", "/f"]) queue.enqueue(path, 1);
+  await queue.idle();
+  riakUp = true;
+  // One running (/d/a), the others queued behind it.
+  for (const path of ["/d/a", "/d/e/deep", "/dx/c", "/d", "/d/b", "/top"]) queue.enqueue(path, 1);
+  await until(() => running.has("/d/a"));
+  // At the path alone: neither what is below it nor a name it begins.
+  await queue.withdraw("/d", { below: false });
+  await queue.withdraw("/f", { below: false });
+  assert.deepEqual(queue.namesIn("/"), ["top"], "/d went, /dx and /top stay");
+  assert.deepEqual(queue.namesIn("/d"), ["a", "b"]);
+  // A pause of /d takes the running and queued copies below it, to queue again after it.
+  const resume = await queue.pause("/d");
+  assert.deepEqual(queue.namesIn("/d"), []);
+  assert.deepEqual(queue.namesIn("/d/e"), []);
+  assert.deepEqual(queue.namesIn("/dx"), ["c"]);
+  // Failed in the outage below /f: withdrawn, not retried; /fx is not below /f.
+  await queue.withdraw("/f");
+  resume();
+  assert.deepEqual(queue.namesIn("/d"), ["a", "b"], "queued again, in the order queued");
+  assert.deepEqual(queue.namesIn("/d/e"), ["deep"]);
+  queue.retryAfterOutage();
+  for (let done = 0; done < 6; done++) {
+    await until(() => running.size > 0);
+    const [path, finish] = [...running][0];
+    running.delete(path);
+    finish();
+  }
+  await queue.idle();
+  assert.deepEqual(copied, ["/dx/c", "/top", "/d/a", "/d/e/deep", "/d/b", "/fx"]);
+});
