@@ -620,6 +620,49 @@ for (const elsewhere of [false, true]) {
   }
 }
 
+// A chmod or utimens by path changes Riak's file where the mount saw it: the mount knows the
+// version it made, which a removal during an outage removes.
+for (const change of ["utimens", "chmod"] as const) {
+  for (const preset of ["drain", "riak"]) {
+    Deno.test(`${preset}: a file only Riak holds, changed by path (${change}), removed during an outage: nothing is set aside`, async () => {
+      await withOverlay(
+        preset,
+        async (fixture) => {
+          const { fs, store, runtime, riak, logLines } = fixture;
+          await writeThrough(fs, "/doc.txt", Buffer.from("document"));
+          assert.equal(await runtime.settle(10_000), 0);
+          const node = await lookupPath(fs, "/doc.txt");
+          await fs.setattr!(
+            ROOT_CTX,
+            node,
+            change === "utimens" ? { mtime: OLD_TIME } : { mode: 0o600 },
+          );
+          const stored = await store.stat("/doc.txt");
+          if (change === "utimens") assert.equal(stored.mtimeNs, 1_000_000_000_000_000_000n);
+          else assert.equal(stored.mode, 0o600);
+          await whilePaused(riak, async () => {
+            await outageNoticed(fs, logLines);
+            // Shown as last seen: with the change.
+            const { attr } = await fs.getattr!(
+              ROOT_CTX,
+              await lookupPath(fs, "/doc.txt"),
+              undefined,
+            );
+            if (change === "chmod") assert.equal(attr.mode & 0o7777, 0o600);
+            else assert.equal(attr.mtime.sec, OLD_TIME.sec);
+            await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
+          });
+          assert.equal(await runtime.settle(10_000), 0);
+          assert.deepEqual(await listThrough(fs, "/"), [], "gone, nothing set aside");
+          assert.equal(await store.tryStat("/doc.txt"), undefined);
+        },
+        { riakReadTimeout: "300" },
+        { now: () => 1_700_000_000_000 },
+      );
+    });
+  }
+}
+
 /**
  * Writes `/blocker` through `fs` during an outage: with one upload at a time, its upload holds
  * the only slot, retried until Riak is back, and every upload queued after it waits unstarted
