@@ -2747,8 +2747,11 @@ export class OverlayFileSystem implements FileSystem {
       }
       await handle.file.close();
       // The kernel sends RELEASE after every READ of the handle was answered: the reader
-      // threads' record is complete here.
-      if (handle.coverage?.covers(handle.size, handle.reads)) {
+      // threads' record is complete here. It does not wait for its answer either: the name
+      // read may be gone by now (`cat a; rm a`), and a copy of it queued would list it (a
+      // name on its way) until its turn came.
+      const detached = handle.nodeid !== undefined && this.#nodes.isDetached(handle.nodeid);
+      if (!detached && handle.coverage?.covers(handle.size, handle.reads)) {
         this.#o.copies.enqueue(handle.path, handle.size);
       }
       return;

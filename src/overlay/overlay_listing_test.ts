@@ -253,3 +253,47 @@ Deno.test("drain: a file copy-on-read moved into Riak and renamed there while a 
     assert.deepEqual(await listing, ["moved", "stays"]);
   });
 });
+
+// The kernel sends RELEASE without waiting for its answer: after `cat gone; rm gone` the read's
+// RELEASE may come once the name is gone, and queued a copy-on-read of it: listings named it
+// (a name on its way) until the copy's turn came, which a backlog of copies puts off.
+for (const change of ["removed", "renamed over"] as const) {
+  Deno.test(`drain: a file ${change} while open for reading, released after, is not listed again`, async () => {
+    await withOverlay(
+      "drain",
+      async ({ fs, source, runtime, holdPuts }) => {
+        await mkdir(join(source, "elsewhere"));
+        await writeFile(join(source, "elsewhere", "busy"), "a copy held on its way");
+        await writeFile(join(source, "gone"), "legacy bytes");
+        await writeFile(join(source, "other"), "other bytes");
+        // The one copy slot is taken: a copy queued next waits behind it.
+        const busy = holdPuts();
+        assert.equal(
+          (await readThrough(fs, "/elsewhere/busy")).toString(),
+          "a copy held on its way",
+        );
+        await busy.reached;
+        const names = change === "removed" ? ["elsewhere", "other"] : ["elsewhere", "gone"];
+        let listed: string[];
+        try {
+          const node = await lookupPath(fs, "/gone");
+          const { fh } = await fs.open!(ROOT_CTX, node, 0);
+          assert.equal((await fs.read!(ROOT_CTX, node, fh, 0, 4096)).toString(), "legacy bytes");
+          if (change === "removed") await fs.unlink!(ROOT_CTX, 1, "gone");
+          else await fs.rename!(ROOT_CTX, 1, "other", 1, "gone", 0);
+          await fs.release!(ROOT_CTX, node, fh, 0);
+          listed = await listThrough(fs, "/");
+        } finally {
+          busy.release(); // Held, the put would keep the mount from stopping.
+        }
+        assert.deepEqual(listed, names);
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.deepEqual(await listThrough(fs, "/"), names);
+        // busy's alone: the file read is gone, and the one under its name now was not read.
+        const copies = runtime.metrics.snapshot().copyOnRead;
+        assert.deepEqual([copies.copied, copies.failed], [1, 0]);
+      },
+      { copyConcurrency: "1" },
+    );
+  });
+}
