@@ -3103,7 +3103,10 @@ export class OverlayFileSystem implements FileSystem {
       // (and sets aside one written elsewhere, where they knew of none). In memory only: after
       // a restart they go over the version journaled, and this one would be set aside.
       for (const later of this.#o.uploads.pendingUploadsOf(upload.path)) {
-        if (later.id > upload.id) later.replaces = { size, mtimeNs };
+        if (later.id > upload.id) {
+          later.replaces = { size, mtimeNs };
+          delete later.creates; // Riak holds a file under the name now: this one.
+        }
       }
     }
     // Replayed after a restart, the upload alone remembers what it superseded.
