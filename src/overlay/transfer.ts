@@ -476,7 +476,7 @@ async function moveInRiak(
  * (a name the mount could not look at, written elsewhere): the directory stays under its old
  * name, with a warning; so it does, with a warning, where Riak holds no directory under the
  * old name (removed elsewhere), unless it is under the new one already (a replay after a
- * crash that came after the rename).
+ * crash that came after the rename). A replay after a crash in the rename goes on with it.
  */
 async function moveDirectoryInRiak(
   store: MigrationStore & Pick<Store, "rename">,
@@ -496,7 +496,8 @@ async function moveDirectoryInRiak(
   }
   await makeMissingDirectories(store, parentOf(path), parentAttributes);
   try {
-    await store.rename(from, path);
+    // A replay after a crash cut Riak's rename short finishes it.
+    await store.rename(from, path, { resume: true });
   } catch (error) {
     if (!(error instanceof StoreError)) throw error;
     if (!["ENOTEMPTY", "ENOTDIR", "EEXIST"].includes(error.code)) throw error;

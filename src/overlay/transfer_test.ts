@@ -401,15 +401,20 @@ Deno.test("a file renamed while Riak was away is moved in Riak at the version se
   });
 });
 
+/** The mirrorers of the riak and drain presets over `store`, logging into `lines`. */
+function presetMirrorers(store: Store, source: string, lines: string[]) {
+  const logger = new Logger({ sink: { write: (line) => lines.push(line) > 0 } });
+  return {
+    riak: riakNameMirrorer({ store, logger }),
+    drain: localPathMirrorer({ store, source, afterTransfer: "delete", logger }),
+  };
+}
+
 Deno.test("a directory renamed while Riak was away is renamed in Riak with what it holds, once, and not over what Riak holds under the new name", async () => {
   await withStore(({ store }) =>
     withSource(async (source) => {
       const lines: string[] = [];
-      const logger = new Logger({ sink: { write: (line) => lines.push(line) > 0 } });
-      const mirrorers = {
-        riak: riakNameMirrorer({ store, logger }),
-        drain: localPathMirrorer({ store, source, afterTransfer: "delete", logger }),
-      };
+      const mirrorers = presetMirrorers(store, source, lines);
       const signal = new AbortController().signal;
       for (const [preset, mirror] of Object.entries(mirrorers)) {
         lines.length = 0;
@@ -437,6 +442,52 @@ Deno.test("a directory renamed while Riak was away is renamed in Riak with what 
         await mirror({ ...move, id: 3, path: `/${preset}/f`, movesDirectory: gone }, signal);
         assert.equal(await store.tryStat(`/${preset}/f`), undefined);
         assert.match(lines.join(""), /was not in Riak; nothing moved/);
+      }
+    })
+  );
+});
+
+Deno.test("a directory's move replayed after a crash cut Riak's rename short finishes the rename: nothing stays under the old name", async () => {
+  await withStore(({ store, client, bucket }) =>
+    withSource(async (source) => {
+      const lines: string[] = [];
+      const mirrorers = presetMirrorers(store, source, lines);
+      const signal = new AbortController().signal;
+      for (const [preset, mirror] of Object.entries(mirrorers)) {
+        lines.length = 0;
+        await store.writeFile(`/${preset}/d/a.txt`, Buffer.from("a"));
+        await store.writeFile(`/${preset}/d/c.txt`, Buffer.from("c"));
+        await store.writeFile(`/${preset}/d/sub/b.txt`, Buffer.from("b"));
+        const shown = await store.stat(`/${preset}/d`);
+        const movesDirectory = {
+          from: `/${preset}/d`,
+          mode: shown.mode,
+          uid: shown.uid,
+          gid: shown.gid,
+          mtimeNs: String(shown.mtimeNs),
+        };
+        const move = { id: 1, path: `/${preset}/e`, mirror: "move" as const, movesDirectory };
+        // The first run dies (SIGKILL) as Riak's rename removes the old names: part of the
+        // tree is under the new name, the rest still under the old one.
+        const dying = new Store({
+          ...client,
+          delete: (location, options) => {
+            if (Buffer.from(location.key).toString().endsWith("d/c.txt")) {
+              return Promise.reject(new Error("killed"));
+            }
+            return client.delete(location, options);
+          },
+        }, { namespace: { bucket } });
+        const cutShort = presetMirrorers(dying, source, lines)[preset as "riak" | "drain"];
+        await assert.rejects(cutShort(move, signal), /killed/);
+        assert.equal((await store.readFile(`/${preset}/e/sub/b.txt`)).toString(), "b");
+        // The journal's line, replayed at the next start.
+        await mirror(move, signal);
+        assert.equal(await store.tryStat(`/${preset}/d`), undefined, preset);
+        for (const [name, bytes] of [["a.txt", "a"], ["c.txt", "c"], ["sub/b.txt", "b"]]) {
+          assert.equal((await store.readFile(`/${preset}/e/${name}`)).toString(), bytes, name);
+        }
+        assert.deepEqual(lines, [], preset);
       }
     })
   );

@@ -235,6 +235,40 @@ Deno.test("a directory whose rename died after its objects went can still be rem
   });
 });
 
+Deno.test("a directory's rename that died half-way goes on when resumed; without resume, or into another directory, it does not", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.writeFile("src/a", Buffer.from("aaa"));
+    await store.writeFile("src/b", Buffer.from("bbb"));
+    await store.writeFile("src/sub/c", Buffer.from("ccc"));
+    // Dies at src's removals: sub moved, a's and b's objects gone, their entries still listed.
+    let updates = 0;
+    const dying = dyingClient(
+      client,
+      (operation, name) => operation === "updateSet" && name.endsWith(".dirs") && ++updates === 7,
+    );
+    await assert.rejects(new Store(dying, { namespace: { bucket } }).rename("src", "dst"));
+    assert.deepEqual(await names(store, "src"), ["a", "b"], "entries whose objects are gone");
+    await assert.rejects(store.rename("src", "dst"), { code: "ENOTEMPTY" });
+    // Written into it by another host meanwhile.
+    await store.writeFile("src/late", Buffer.from("late"));
+    // A directory of its own at the new name is not taken for the rename's: one with other
+    // attributes, or with src's (made elsewhere) and another file under a name src holds.
+    await store.mkdir("other");
+    await store.writeFile("other/x", Buffer.from("x"));
+    await assert.rejects(store.rename("src", "other", { resume: true }), { code: "ENOTEMPTY" });
+    const { mode, uid, gid, mtimeNs } = await store.stat("src");
+    await store.mkdir("twin", { mode, uid, gid, mtimeNs });
+    await store.writeFile("twin/late", Buffer.from("twin's own"));
+    await assert.rejects(store.rename("src", "twin", { resume: true }), { code: "ENOTEMPTY" });
+    assert.equal((await store.readFile("twin/late")).toString(), "twin's own");
+    await store.rename("src", "dst", { resume: true });
+    assert.deepEqual(await names(store, ""), ["dst", "other", "twin"]);
+    assert.deepEqual(await names(store, "dst"), ["a", "b", "late", "sub"]);
+    assert.equal((await store.readFile("dst/a")).toString(), "aaa");
+    assert.equal((await store.readFile("dst/sub/c")).toString(), "ccc");
+  });
+});
+
 Deno.test("setAttributes racing an overwrite never puts the old version back", async () => {
   await withStore(async ({ store, client, bucket }) => {
     for (

@@ -210,6 +210,18 @@ export interface WriteOptions extends Partial<FileAttributes> {
   signal?: AbortSignal;
 }
 
+/** Options of {@link Store.rename}. */
+export interface RenameOptions {
+  /**
+   * The rename of a directory may have run before and been cut short (a crash, replayed from a
+   * journal): a directory at the new name with the attributes of the one at the old name (its
+   * rename copies them), holding under the names both hold copies of what the old one holds,
+   * is the one it made, and what is left under the old name is moved into it instead of
+   * ENOTEMPTY. Any other directory there is treated as without it.
+   */
+  resume?: boolean;
+}
+
 /** Options of {@link Store.tryStat}. */
 export interface StatOptions {
   /**
@@ -761,9 +773,9 @@ export class Store {
   /**
    * Renames a file, symlink or directory. The new object(s) and entries are written before the
    * old ones are removed: a crash leaves a duplicate, never a loss. A file replaces an existing
-   * file; a directory replaces only an empty directory.
+   * file; a directory replaces only an empty directory (see {@link RenameOptions.resume}).
    */
-  async rename(from: StorePath, to: StorePath): Promise<void> {
+  async rename(from: StorePath, to: StorePath, options: RenameOptions = {}): Promise<void> {
     const f = normalizePath(from);
     const t = normalizePath(to);
     if (f.equals(t)) return;
@@ -782,11 +794,35 @@ export class Store {
       if (source.type !== "directory" && target.type === "directory") {
         throw new WrongTypeError("EISDIR", displayPath(t));
       }
-      if (target.type === "directory") await this.remove(t); // empty, or ENOTEMPTY
+      const resumed = options.resume === true && source.type === "directory" &&
+        madeByRenameOf(target, source) && await this.#holdsCopiesOnly(f, t);
+      if (target.type === "directory" && !resumed) await this.remove(t); // empty, or ENOTEMPTY
     }
     await this.#requireDirectory(splitParent(t).parent);
     if (source.type === "directory") await this.#renameDirectory(f, t);
     else await this.#renameFile(f, t);
+  }
+
+  /**
+   * Whether every file directory `t` holds under a name `f` (or a directory below it) still
+   * holds too is a copy of it (same bytes): what a directory rename of `f` to `t` cut short
+   * leaves, and what going on with it may overwrite. Another's file there is never taken for
+   * one, and stays.
+   */
+  async #holdsCopiesOnly(f: Buffer, t: Buffer): Promise<boolean> {
+    for await (const entry of this.#index.list(this.layout.directory(f))) {
+      const [from, to] = [childPath(f, entry.name), childPath(t, entry.name)];
+      const [original, copy] = await Promise.all([
+        this.#statOrUndefined(from),
+        this.#statOrUndefined(to),
+      ]);
+      if (original === undefined || copy === undefined) continue;
+      if (original.type !== copy.type) return false;
+      if (original.type === "directory") {
+        if (!await this.#holdsCopiesOnly(from, to)) return false;
+      } else if (original.sha256 !== copy.sha256 || original.size !== copy.size) return false;
+    }
+    return true;
   }
 
   /**
@@ -1717,18 +1753,32 @@ export class Store {
       for (const entry of fresh) moved.add(entry.name.toString("latin1"));
       const files = fresh.filter((entry) => entry.type !== "directory");
       const copies = new Map<DirEntry, ObjectMeta>();
+      // Entries whose object is gone: a rename cut short (a crash) deletes a moved file's old
+      // object before its old entry, and resumed, finds the file under the new name already.
+      // Removed as gc removes one: a file stored there meanwhile stays listed, and is moved.
+      const objectless: Buffer[] = [];
       await mapLimit(files, TREE_PARALLELISM, async (entry) => {
         // Its old name goes: a put of it landing late would bring it back (see rename).
         await this.lateWritesSettled(childPath(f, entry.name));
-        const copied = await this.#copyFileObject(
-          childPath(f, entry.name),
-          childPath(t, entry.name),
-          movedAlong,
-        );
-        copies.set(entry, copied.copied);
-        if (copied.replaced) replaced.push(copied.replaced);
+        try {
+          const copied = await this.#copyFileObject(
+            childPath(f, entry.name),
+            childPath(t, entry.name),
+            movedAlong,
+          );
+          copies.set(entry, copied.copied);
+          if (copied.replaced) replaced.push(copied.replaced);
+        } catch (error) {
+          if (!(error instanceof NotFoundError)) throw error;
+          objectless.push(entry.name);
+        }
       });
-      await this.#addEntries(t, files);
+      await mapLimit(objectless, TREE_PARALLELISM, async (name) => {
+        if (!await this.removeOrphanEntry(childPath(f, name))) {
+          moved.delete(name.toString("latin1"));
+        }
+      });
+      await this.#addEntries(t, files.filter((entry) => copies.has(entry)));
       for (const entry of fresh.filter((e) => e.type === "directory")) {
         await this.#renameDirectory(
           childPath(f, entry.name),
@@ -1738,11 +1788,15 @@ export class Store {
       }
       // This round's files exist under the new name: now the old ones go.
       const gone: Buffer[] = [];
-      await mapLimit(files, TREE_PARALLELISM, async (entry) => {
-        if (await this.#deleteMovedObject(childPath(f, entry.name), copies.get(entry)!)) {
-          gone.push(entry.name);
-        } else moved.delete(entry.name.toString("latin1"));
-      });
+      await mapLimit(
+        files.filter((entry) => copies.has(entry)),
+        TREE_PARALLELISM,
+        async (entry) => {
+          if (await this.#deleteMovedObject(childPath(f, entry.name), copies.get(entry)!)) {
+            gone.push(entry.name);
+          } else moved.delete(entry.name.toString("latin1"));
+        },
+      );
       await this.#index.remove(source, gone);
     }
     return true;
@@ -2186,4 +2240,15 @@ function uploadFailure(p: Buffer, error: unknown): StoreError {
     path: displayPath(p),
     cause: error,
   });
+}
+
+/**
+ * Whether directory `target` is one {@link Store.rename} of directory `source` made: it copies
+ * the source's attributes, mtime to the nanosecond included, which nothing else gives a
+ * directory of another name (a directory without an object of its own has none to copy).
+ */
+function madeByRenameOf(target: FileStat, source: FileStat): boolean {
+  return target.type === "directory" && source.managed && target.managed &&
+    target.mode === source.mode && target.uid === source.uid && target.gid === source.gid &&
+    target.mtimeNs === source.mtimeNs;
 }
