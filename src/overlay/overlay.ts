@@ -1899,8 +1899,7 @@ export class OverlayFileSystem implements FileSystem {
       if (path === from) continue;
       const newest = this.#o.uploads.newestOf(path)!;
       if (!isMirror(newest) && newest.supersedes === undefined) {
-        const { id: _id, path: _path, unseen: _u, supersedes: _s, replaces: _r, ...bytes } = newest;
-        after.push({ ...bytes, path: moved(path), ...this.#unseenMark(moved(path)) });
+        after.push(this.#uploadMovedTo(newest, moved(path)));
         before.push(this.#removalWhileAway(path, undefined));
       } else if (isMirror(newest) && newest.mirror === "directory") {
         after.push({
@@ -1971,6 +1970,41 @@ export class OverlayFileSystem implements FileSystem {
     await this.#moveOpenFiles(from, to);
     this.#renamed(from, to);
     if (known) this.#knowRiakMoved(from, to, known);
+    await this.#carryArrivalsBelow(from, to);
+  }
+
+  /**
+   * What reached `from` while its rename while away journaled goes to the new name `to` too:
+   * the kernel does not hold back the making of a file in a directory being renamed, and its
+   * session (and upload, journaled after the directory's move) kept the old name, so the
+   * upload landed there once the move ran, in a directory made again under the old name, and
+   * the file was missing under the new one. Carried as a rename while away carries a file:
+   * the upload under the new name (same staged file) and the old name's removal in one line.
+   */
+  async #carryArrivalsBelow(from: string, to: string): Promise<void> {
+    const moved = (path: string) => to + path.slice(from.length);
+    const sessions = this.#sessionsAtOrBelow(from);
+    await this.#holdingSessions(sessions, async () => {
+      for (const session of sessions) {
+        if (!session.closed) this.#moveSession(session, moved(session.path));
+      }
+      const entries: NewEntry[] = [];
+      for (const path of this.#o.uploads.pendingPathsBelow(from)) {
+        const newest = this.#o.uploads.newestOf(path);
+        if (newest === undefined || isMirror(newest) || newest.supersedes !== undefined) continue;
+        entries.push(this.#uploadMovedTo(newest, moved(path)));
+        entries.push(this.#removalWhileAway(path, undefined));
+      }
+      if (entries.length === 0) return;
+      await this.#o.uploads.submitTogether(entries).catch((error) => {
+        // Landed meanwhile (Riak back): under the old name, where the move left it.
+        this.#logger.warn("a file written during a directory's rename stays under the old name", {
+          from,
+          to,
+          error: (error as Error).message,
+        });
+      });
+    });
   }
 
   /**
@@ -1988,6 +2022,15 @@ export class OverlayFileSystem implements FileSystem {
       }
     }
     return true;
+  }
+
+  /**
+   * The upload of `upload`'s staged file under `to`, a name its directory was renamed to while
+   * Riak was away (what the old name's upload went over stays behind, as in a file's rename).
+   */
+  #uploadMovedTo(upload: PendingUpload, to: string): NewEntry {
+    const { id: _id, path: _path, unseen: _u, supersedes: _s, replaces: _r, ...bytes } = upload;
+    return { ...bytes, path: to, ...this.#unseenMark(to) };
   }
 
   /** What the mount knows of Riak's names at or below `path` (see {@link #knowRiakMoved}). */
