@@ -210,6 +210,35 @@ export function usesSource(mode: MountMode): boolean {
   return mode.reads !== "riak";
 }
 
+/** Whether written files go to Riak at all (staged, or mirrored after close). */
+export function writesRiak(mode: MountMode): boolean {
+  return mode.writes !== "local";
+}
+
+/**
+ * Whether file contents are written to a staged file in the spool, then uploaded, never
+ * to the source.
+ */
+export function stagesWrites(mode: MountMode): boolean {
+  return mode.writes === "riak";
+}
+
+/** Whether file contents are written to the local file, then mirrored into Riak. */
+export function mirrorsWrites(mode: MountMode): boolean {
+  return mode.writes === "local+riak" || mode.writes === "riak+local";
+}
+
+/** Whether written files land in the source directory. */
+export function writesLocal(mode: MountMode): boolean {
+  return mode.writes === "local" || mode.writes === "local+riak" ||
+    mode.writes === "riak+local";
+}
+
+/** Whether a copy-on-read moves a file from the source into Riak, deleting the local copy. */
+export function copiesMoveFiles(mode: MountMode): boolean {
+  return writesRiak(mode) && mode.afterTransfer === "delete";
+}
+
 /** The preset whose knobs equal `mode`, if any (for status output). */
 export function presetOf(mode: MountMode): PresetName | undefined {
   for (const [name, preset] of Object.entries(PRESETS) as [PresetName, MountMode][]) {

@@ -1,13 +1,20 @@
 import assert from "node:assert/strict";
 import {
+  copiesMoveFiles,
   describeMode,
+  mirrorsWrites,
   ModeError,
+  type MountMode,
   presetOf,
   PRESETS,
   renderModeTable,
   resolveMode,
+  stagesWrites,
   usesRiak,
   usesSource,
+  writesLocal,
+  writesRiak,
+  type WriteTarget,
 } from "./modes.ts";
 
 Deno.test("presets match the issue's table", () => {
@@ -103,6 +110,34 @@ Deno.test("usesRiak and usesSource follow the knobs", () => {
   assert.equal(usesRiak(resolveMode("shadow")), true);
   assert.equal(usesSource(resolveMode("riak")), false);
   assert.equal(usesSource(resolveMode("drain")), true);
+});
+
+Deno.test("each write target is exactly one of local only, staged, or mirrored", () => {
+  const expected: Record<WriteTarget, [boolean, boolean, boolean, boolean]> = {
+    //              writesRiak stagesWrites mirrorsWrites writesLocal
+    "local": [false, false, false, true],
+    "local+riak": [true, false, true, true],
+    "riak+local": [true, false, true, true],
+    "riak": [true, true, false, false],
+  };
+  for (const [writes, want] of Object.entries(expected) as [WriteTarget, boolean[]][]) {
+    const mode: MountMode = { ...PRESETS.migrate, writes };
+    assert.deepEqual(
+      [writesRiak(mode), stagesWrites(mode), mirrorsWrites(mode), writesLocal(mode)],
+      want,
+      writes,
+    );
+  }
+});
+
+Deno.test("copy-on-read moves files only when writes reach Riak and local copies are deleted", () => {
+  assert.equal(copiesMoveFiles(resolveMode("drain")), true);
+  for (const preset of ["passthrough", "shadow", "migrate", "riak"] as const) {
+    assert.equal(copiesMoveFiles(resolveMode(preset)), false, preset);
+  }
+  assert.equal(copiesMoveFiles(resolveMode("migrate", { afterTransfer: "delete" })), true);
+  const localDelete: MountMode = { ...PRESETS.passthrough, afterTransfer: "delete" };
+  assert.equal(copiesMoveFiles(localDelete), false);
 });
 
 Deno.test("the help table lists every preset with aligned columns", () => {

@@ -92,7 +92,16 @@ import { localPathBeneath } from "./local_path.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
-import { type MountMode, usesRiak as modeUsesRiak, usesSource } from "./modes.ts";
+import {
+  copiesMoveFiles,
+  mirrorsWrites,
+  type MountMode,
+  stagesWrites,
+  usesRiak as modeUsesRiak,
+  usesSource,
+  writesLocal,
+  writesRiak,
+} from "./modes.ts";
 import { childPath, inodeOf, NodeTable, parentOf } from "./node_table.ts";
 import { ReadPattern, SequentialReader } from "./sequential_reader.ts";
 import type { Spool } from "./spool.ts";
@@ -3753,7 +3762,7 @@ export class OverlayFileSystem implements FileSystem {
 
   /** Whether a copy-on-read moves a file from the source into Riak, deleting the local copy. */
   #copiesMoveFiles(): boolean {
-    return this.#writesRiak() && this.#mode.afterTransfer === "delete";
+    return copiesMoveFiles(this.#mode);
   }
 
   /** Whether a directory lists anything (rmdir, a rename over it): its first entry is read. */
@@ -4685,17 +4694,17 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   #writesRiak(): boolean {
-    return this.#mode.writes !== "local";
+    return writesRiak(this.#mode);
   }
 
   /** File contents are written to a staged file in the spool, then uploaded. */
   #stagesWrites(): boolean {
-    return this.#mode.writes === "riak";
+    return stagesWrites(this.#mode);
   }
 
   /** File contents are written to the local file, then mirrored into Riak. */
   #mirrorsWrites(): boolean {
-    return this.#mode.writes === "local+riak" || this.#mode.writes === "riak+local";
+    return mirrorsWrites(this.#mode);
   }
 
   #addWriter(path: string): void {
@@ -4848,8 +4857,7 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   #writesLocal(): boolean {
-    return this.#mode.writes === "local" || this.#mode.writes === "local+riak" ||
-      this.#mode.writes === "riak+local";
+    return writesLocal(this.#mode);
   }
 
   /** Where `path` is in the source; never through a symlinked directory (see local_path.ts). */
