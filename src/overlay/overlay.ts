@@ -23,7 +23,6 @@ import {
   futimesSync,
   unlinkSync,
 } from "node:fs";
-import type { FileHandle } from "node:fs/promises";
 import * as fsp from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import {
@@ -45,7 +44,6 @@ import {
   rootAccess,
   type SetattrChanges,
   type StatfsOut,
-  type Timespec,
 } from "../fuse/filesystem.ts";
 import { ReadBlocks } from "../fuse/read_blocks.ts";
 import {
@@ -66,6 +64,21 @@ import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
 import { openSourceFile, type SourceFile, sourcePace, writeWhole } from "./source_file.ts";
 import { utimesSeconds } from "../util/utimes.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
+import {
+  definedOnly,
+  fileAttr,
+  mirroredKey,
+  riakAttr,
+  rootStat,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFREG,
+  seenFileStat,
+  timespecOf,
+  toNs,
+  versionOf,
+} from "./attributes.ts";
+import { attributesOf, type Located, sizeWhereLocated, timesOf } from "./located.ts";
 import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
 import { ContentPrefetch } from "./content_prefetch.ts";
 import { DirectoryStream, type Listed } from "./directory_stream.ts";
@@ -103,6 +116,7 @@ import {
   writesRiak,
 } from "./modes.ts";
 import { childPath, inodeOf, NodeTable, parentOf } from "./node_table.ts";
+import type { WriteSession } from "./session_table.ts";
 import { ReadPattern, SequentialReader } from "./sequential_reader.ts";
 import type { Spool } from "./spool.ts";
 import { fallocateDescriptor } from "./system_tools.ts";
@@ -185,9 +199,6 @@ export interface OverlayOptions {
 }
 
 const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
 /** Set-group-ID: on a directory, its new entries take its group (and new directories the bit). */
 const S_ISGID = 0o2000;
 /** Mode of a source directory made where Riak keeps none for it. */
@@ -235,55 +246,6 @@ const BLOCKING_UNLINK_MAX_BYTES = 64n * 1024n * 1024n;
  * one not copied fail once Riak's copy is gone (README, "A file removed while open").
  */
 const REMOVED_WHILE_OPEN_COPY_LIMIT = 256 * 1024 * 1024;
-
-/** An open file being written in a Riak-backed mode: a staged file in the spool. */
-interface WriteSession {
-  path: string;
-  /** The staged file's name in the spool, and an open handle on it. */
-  staged: string;
-  handle: FileHandle;
-  /** Open file handles sharing this session. */
-  refs: number;
-  /** Written since the last commit. */
-  dirty: boolean;
-  /** The staged file was handed to the upload queue; further writes need a new one. */
-  committed: boolean;
-  mode: number;
-  uid: number;
-  gid: number;
-  /** An explicit mtime (utimens); else the staged file's own mtime. */
-  mtimeNs?: bigint;
-  /** An access time set explicitly (utimens), kept with the file in Riak. */
-  atimeNs?: bigint;
-  /** The local file this session supersedes (drain), as it was when the session began. */
-  supersedes?: FileIdentity;
-  /**
-   * The end of the operations queued on the session (reads, writes, truncates, commits):
-   * each runs alone, so the staged file and its handle change only between them.
-   */
-  queue: Promise<void>;
-  /** Unlinked or renamed over while open: its handles live on, its bytes go nowhere. */
-  detached: boolean;
-  /** Let go (closed): a change that finds it after that goes to the file, not to it. */
-  closed?: boolean;
-  /**
-   * Opened without O_TRUNC, and nothing needed the file's bytes yet: they are still where
-   * they were (Riak, the source, a pending upload), the staged file is empty. They are
-   * copied on the first read, write, fallocate, truncate to a size > 0 or commit
-   * ({@link OverlayFileSystem.#stageNow}); a truncate to 0 needs none of them, and an open
-   * closed unused costs no copy. `size`: the file's when opened, what stat shows meanwhile.
-   */
-  unstaged?: { size: number };
-  /**
-   * The version of Riak's file under the session's name, as the mount knows it: the one
-   * opened, or the session's upload that landed since. A removal (or a rename away) of the
-   * name during an outage removes that version only ({@link PendingMirror.removes}): one
-   * written elsewhere meanwhile is set aside, as for a file that is not open. `"nothing"`: the
-   * session created the file where Riak held none; its removal removes only its own upload,
-   * should one land ({@link PendingMirror.created}).
-   */
-  inRiak?: HeldInRiak;
-}
 
 /** A change of attributes of Riak's file: its stat before the change, and the one it made. */
 interface RiakChange {
@@ -359,14 +321,6 @@ interface RiakHandle {
   /** Serves sequential reads from one store stream; random reads use the chunk cache. */
   sequential: SequentialReader;
 }
-
-type Located =
-  | { where: "open"; session: WriteSession }
-  | { where: "spool"; upload: PendingUpload; stats: BigIntStats }
-  /** `stale`: Riak could not be asked; `stat` is what it held when last seen. */
-  | { where: "riak"; stat: FileStat; stale?: true }
-  /** `unverified`: served locally only because Riak could not be asked (it may be newer). */
-  | { where: "local"; stats: BigIntStats; unverified?: true };
 
 /** What a mount knows of Riak's names below a directory, by path. */
 interface RiakKnowledge {
@@ -4934,130 +4888,12 @@ function direntOf(nodes: NodeTable, path: string, entry: Listed, index: number):
   };
 }
 
-function riakAttr(stat: FileStat, ino: number, defaultUid: number, defaultGid: number): Attr {
-  const type = stat.type === "directory" ? S_IFDIR : stat.type === "symlink" ? S_IFLNK : S_IFREG;
-  const time = timespecOf(stat.mtimeNs);
-  return {
-    ino,
-    size: stat.size,
-    blocks: Math.ceil(stat.size / 512),
-    atime: stat.atimeNs === undefined ? time : timespecOf(stat.atimeNs),
-    mtime: time,
-    ctime: time,
-    mode: type | (stat.mode & 0o7777),
-    nlink: stat.type === "directory" ? 2 : 1,
-    uid: stat.managed ? stat.uid : defaultUid,
-    gid: stat.managed ? stat.gid : defaultGid,
-    rdev: 0,
-    blksize: 4096,
-  };
-}
-
-function fileAttr(
-  ino: number,
-  size: number,
-  mode: number,
-  uid: number,
-  gid: number,
-  mtimeNs: bigint,
-  atimeNs?: bigint,
-): Attr {
-  const time = timespecOf(mtimeNs);
-  return {
-    ino,
-    size,
-    blocks: Math.ceil(size / 512),
-    atime: atimeNs === undefined ? time : timespecOf(atimeNs),
-    mtime: time,
-    ctime: time,
-    mode: S_IFREG | (mode & 0o7777),
-    nlink: 1,
-    uid,
-    gid,
-    rdev: 0,
-    blksize: 4096,
-  };
-}
-
-/** The stat shown for `path`, a file Riak held as `seen`, while Riak cannot be asked. */
-function seenFileStat(path: string, seen: SeenFile): FileStat {
-  return {
-    ...rootStat(BigInt(seen.mtimeNs)),
-    path: Buffer.from(path.slice(1)),
-    type: "file",
-    size: seen.size,
-    mode: seen.mode,
-    uid: seen.uid,
-    gid: seen.gid,
-    ...(seen.atimeNs === undefined ? {} : { atimeNs: BigInt(seen.atimeNs) }),
-  };
-}
-
 /** Deletes the entries of `table` at `path` and below it. */
 function forgetAtOrBelow(table: Map<string, unknown>, path: string): void {
   const prefix = path === "/" ? "/" : `${path}/`;
   for (const key of table.keys()) {
     if (key === path || key.startsWith(prefix)) table.delete(key);
   }
-}
-
-/**
- * The mount's root where Riak keeps no attributes for it: a directory of root's, 0755, last
- * changed when the mount started (as a new tmpfs shows its creation), not at the epoch.
- */
-function rootStat(mtimeNs: bigint): FileStat {
-  return {
-    path: Buffer.alloc(0),
-    type: "directory",
-    storage: "inline",
-    size: 0,
-    sha256: "",
-    contentType: "",
-    location: { bucketType: "", bucket: Buffer.alloc(0), key: Buffer.alloc(0) },
-    managed: true,
-    mode: 0o755,
-    uid: 0,
-    gid: 0,
-    mtimeNs,
-  };
-}
-
-function attributesOf(
-  located: Located,
-): { mode: number; uid: number; gid: number; atimeNs?: bigint } {
-  switch (located.where) {
-    case "open": {
-      const { mode, uid, gid, atimeNs } = located.session;
-      return { mode, uid, gid, atimeNs };
-    }
-    case "spool": {
-      const { mode, uid, gid, atimeNs } = located.upload;
-      return { mode, uid, gid, atimeNs: atimeNs === undefined ? undefined : BigInt(atimeNs) };
-    }
-    case "riak":
-      return {
-        mode: located.stat.mode,
-        uid: located.stat.uid,
-        gid: located.stat.gid,
-        atimeNs: located.stat.atimeNs,
-      };
-    case "local":
-      if (!located.stats.isFile()) throw fail(Errno.EISDIR, "not a regular file");
-      return {
-        mode: Number(located.stats.mode) & 0o7777,
-        uid: Number(located.stats.uid),
-        gid: Number(located.stats.gid),
-      };
-  }
-}
-
-/** A local version's identity for {@link OverlayFileSystem.mirrored}. */
-function mirroredKey(version: { size: bigint; mtimeNs: bigint }): string {
-  return `${version.size}:${version.mtimeNs}`;
-}
-
-function timespecOf(nanoseconds: bigint): Timespec {
-  return { sec: Number(nanoseconds / 1_000_000_000n), nsec: Number(nanoseconds % 1_000_000_000n) };
 }
 
 /**
@@ -5081,16 +4917,6 @@ function takeAttributes(
   if (attributes.gid !== undefined) session.gid = attributes.gid;
   if (attributes.mtimeNs !== undefined) session.mtimeNs = attributes.mtimeNs;
   if (atimeNs !== undefined) session.atimeNs = atimeNs;
-}
-
-function toNs(time: Timespec | "now" | undefined): bigint | undefined {
-  if (time === undefined) return undefined;
-  if (time === "now") return BigInt(Date.now()) * 1_000_000n;
-  return BigInt(time.sec) * 1_000_000_000n + BigInt(time.nsec);
-}
-
-function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function listedType(type: DirEntry["type"]): number {
@@ -5128,11 +4954,6 @@ function changedAt(change: RiakChange, version: RiakVersion): boolean {
 /** The {@link RiakVersion} of Riak's file `stat`. */
 function versionOfStat(stat: FileStat): RiakVersion {
   return { size: stat.size, mtimeNs: String(stat.mtimeNs) };
-}
-
-/** The chunk cache's name for the version of `path` a stat describes. */
-function versionOf(path: string, stat: FileStat): FileVersion {
-  return { path, version: stat.sha256, size: stat.size };
 }
 
 /**
@@ -5185,39 +5006,6 @@ async function readAt(file: SourceFile, offset: number, size: number): Promise<U
   const buffer = Buffer.allocUnsafe(size);
   const { bytesRead } = await file.read(buffer, 0, size, offset);
   return buffer.subarray(0, bytesRead);
-}
-
-/** The access and modification times of what `located` found (a file in Riak has one time). */
-/** The size of the file `located` found past any write session (which knows its own). */
-function sizeWhereLocated(located: Located): number {
-  switch (located.where) {
-    case "riak":
-      return located.stat.size;
-    case "local":
-    case "spool":
-      return Number(located.stats.size);
-    case "open":
-      throw new Error(`${located.session.path}: a write session's size is its staged file's`);
-  }
-}
-
-function timesOf(located: Located): { atimeNs: bigint; mtimeNs: bigint } | undefined {
-  switch (located.where) {
-    case "riak":
-      return {
-        atimeNs: located.stat.atimeNs ?? located.stat.mtimeNs,
-        mtimeNs: located.stat.mtimeNs,
-      };
-    case "local":
-      return { atimeNs: located.stats.atimeNs, mtimeNs: located.stats.mtimeNs };
-    case "spool": {
-      const mtimeNs = BigInt(located.upload.mtimeNs);
-      const { atimeNs } = located.upload;
-      return { atimeNs: atimeNs === undefined ? mtimeNs : BigInt(atimeNs), mtimeNs };
-    }
-    case "open":
-      return undefined;
-  }
 }
 
 /** ENOENT as the overlay's lookups report it (an errno, or the store's NotFoundError). */
