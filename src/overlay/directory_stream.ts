@@ -12,6 +12,11 @@
  * @module
  */
 
+import type { DirEntryIn } from "../fuse/filesystem.ts";
+import type { DirEntry } from "../store/store.ts";
+import { S_IFDIR, S_IFLNK, S_IFREG } from "./attributes.ts";
+import { childPath, type NodeTable } from "./node_table.ts";
+
 /** An entry of a listing: its name and its file type bits (S_IFDIR, S_IFREG, S_IFLNK). */
 export interface Listed {
   name: string;
@@ -109,4 +114,27 @@ export class DirectoryStream {
     this.#ended = false;
     await old?.return?.();
   }
+}
+
+/** Entry `index` of the listing of directory `path`, as READDIR sends it. */
+export function direntOf(nodes: NodeTable, path: string, entry: Listed, index: number): DirEntryIn {
+  const dot = entry.name === "." || entry.name === "..";
+  return {
+    name: entry.name,
+    ino: nodes.inoOf(dot ? path : childPath(path, entry.name)),
+    mode: entry.type,
+    nextOffset: index + 1,
+  };
+}
+
+/** The file type bits of a store listing's entry type. */
+export function listedType(type: DirEntry["type"]): number {
+  return type === "directory" ? S_IFDIR : type === "symlink" ? S_IFLNK : S_IFREG;
+}
+
+/** The file type bits of a source directory's entry. */
+export function direntType(dirent: { isDirectory(): boolean; isSymbolicLink(): boolean }): number {
+  if (dirent.isDirectory()) return S_IFDIR;
+  if (dirent.isSymbolicLink()) return S_IFLNK;
+  return S_IFREG;
 }

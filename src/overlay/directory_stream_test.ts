@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { DirectoryStream, type Listed } from "./directory_stream.ts";
+import { S_IFDIR, S_IFLNK, S_IFREG } from "./attributes.ts";
+import {
+  DirectoryStream,
+  direntOf,
+  direntType,
+  type Listed,
+  listedType,
+} from "./directory_stream.ts";
+import { NodeTable } from "./node_table.ts";
 
 /** A listing of `count` entries that records how far it was read and whether it was closed. */
 function listing(count: number) {
@@ -90,4 +98,27 @@ Deno.test("a directory stream whose listing failed partway lists on from where i
   assert.deepEqual(names(await stream.entriesAt(7, 4)), ["e7", "e8", "e9"]);
   assert.deepEqual(await stream.entriesAt(10, 4), []);
   await stream.close();
+});
+
+Deno.test("direntOf numbers entries for the next READDIR; dot entries take their directory's inode", () => {
+  const nodes = new NodeTable();
+  const file = direntOf(nodes, "/d", { name: "f", type: S_IFREG }, 4);
+  assert.deepEqual(file, { name: "f", ino: nodes.inoOf("/d/f"), mode: S_IFREG, nextOffset: 5 });
+  assert.equal(direntOf(nodes, "/d", { name: ".", type: S_IFDIR }, 0).ino, nodes.inoOf("/d"));
+  assert.equal(direntOf(nodes, "/", { name: "g", type: S_IFREG }, 0).ino, nodes.inoOf("/g"));
+});
+
+Deno.test("listedType and direntType give the file type bits of Riak's and the source's entries", () => {
+  assert.deepEqual(
+    (["directory", "symlink", "file"] as const).map(listedType),
+    [S_IFDIR, S_IFLNK, S_IFREG],
+  );
+  const dirent = (directory: boolean, symlink: boolean) => ({
+    isDirectory: () => directory,
+    isSymbolicLink: () => symlink,
+  });
+  assert.deepEqual(
+    [dirent(true, false), dirent(false, true), dirent(false, false)].map(direntType),
+    [S_IFDIR, S_IFLNK, S_IFREG],
+  );
 });

@@ -31,7 +31,6 @@ import {
   type Created,
   type DirectorySink,
   directWritesInvalidateCache,
-  type DirEntryIn,
   type Entry,
   Errno,
   fail,
@@ -57,7 +56,7 @@ import {
 import { hashBytes } from "../migration/local_file.ts";
 import { isMountsOwnEntry, SOURCE_TEMPORARY_PREFIX } from "../migration/mount_entries.ts";
 import { hashStoredFile } from "../migration/stored_file.ts";
-import { AlreadyExistsError, NotFoundError, StoreError } from "../store/errors.ts";
+import { AlreadyExistsError, StoreError } from "../store/errors.ts";
 import type { DirEntry, FileStat, StatOptions, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
 import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
@@ -81,7 +80,15 @@ import {
 import { attributesOf, type Located, sizeWhereLocated, timesOf } from "./located.ts";
 import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
 import { ContentPrefetch } from "./content_prefetch.ts";
-import { DirectoryStream, type Listed } from "./directory_stream.ts";
+import {
+  DirectoryStream,
+  direntOf,
+  direntType,
+  type Listed,
+  listedType,
+} from "./directory_stream.ts";
+import { copyBetween, readAll, readAt } from "./file_bytes.ts";
+import { absentBelowFile, ignoreMissing, isMissing, isNotFound } from "./not_found.ts";
 import { DirectoryTimes } from "./directory_times.ts";
 import { type CopyOnReadQueue, ReadCoverage } from "./copy_on_read.ts";
 import { isOutageError, type RiakHealth, RiakTimeoutError } from "./health.ts";
@@ -116,7 +123,7 @@ import {
   writesRiak,
 } from "./modes.ts";
 import { childPath, inodeOf, NodeTable, parentOf } from "./node_table.ts";
-import type { WriteSession } from "./session_table.ts";
+import { holdsNothingWritten, takeAttributes, type WriteSession } from "./session_table.ts";
 import { ReadPattern, SequentialReader } from "./sequential_reader.ts";
 import type { Spool } from "./spool.ts";
 import { fallocateDescriptor } from "./system_tools.ts";
@@ -226,9 +233,6 @@ function settledLongAgo(version: FileIdentity, nowMs: number): boolean {
 }
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
-const COPY_PIECE = 1024 * 1024;
-/** What copyBetween reads first, before it knows the file is larger. */
-const FIRST_COPY_PIECE = 64 * 1024;
 /** Entries of one READDIRPLUS looked up at once (their local lstats run in parallel). */
 const READDIRPLUS_BATCH = 64;
 /** Entries a READDIR takes from its listing at a time (a reply holds about a hundred). */
@@ -4877,68 +4881,12 @@ export class OverlayFileSystem implements FileSystem {
   }
 }
 
-/** Entry `index` of the listing of directory `path`, as READDIR sends it. */
-function direntOf(nodes: NodeTable, path: string, entry: Listed, index: number): DirEntryIn {
-  const dot = entry.name === "." || entry.name === "..";
-  return {
-    name: entry.name,
-    ino: nodes.inoOf(dot ? path : childPath(path, entry.name)),
-    mode: entry.type,
-    nextOffset: index + 1,
-  };
-}
-
 /** Deletes the entries of `table` at `path` and below it. */
 function forgetAtOrBelow(table: Map<string, unknown>, path: string): void {
   const prefix = path === "/" ? "/" : `${path}/`;
   for (const key of table.keys()) {
     if (key === path || key.startsWith(prefix)) table.delete(key);
   }
-}
-
-/**
- * Whether `session` holds nothing written through it: opened without O_TRUNC and neither
- * written nor truncated since (its bytes unstaged, or staged for a read and unchanged).
- * Its file's bytes and attributes are then still where they were, and a change of its
- * attributes can go there as by path.
- */
-function holdsNothingWritten(session: WriteSession): boolean {
-  return !session.dirty && !session.committed && !session.detached;
-}
-
-/** Sets the attributes given (the others stay) as `session`'s, which its commits journal. */
-function takeAttributes(
-  session: WriteSession,
-  attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
-  atimeNs: bigint | undefined,
-): void {
-  if (attributes.mode !== undefined) session.mode = attributes.mode;
-  if (attributes.uid !== undefined) session.uid = attributes.uid;
-  if (attributes.gid !== undefined) session.gid = attributes.gid;
-  if (attributes.mtimeNs !== undefined) session.mtimeNs = attributes.mtimeNs;
-  if (atimeNs !== undefined) session.atimeNs = atimeNs;
-}
-
-function listedType(type: DirEntry["type"]): number {
-  return type === "directory" ? S_IFDIR : type === "symlink" ? S_IFLNK : S_IFREG;
-}
-
-function direntType(dirent: { isDirectory(): boolean; isSymbolicLink(): boolean }): number {
-  if (dirent.isDirectory()) return S_IFDIR;
-  if (dirent.isSymbolicLink()) return S_IFLNK;
-  return S_IFREG;
-}
-
-async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const items: T[] = [];
-  for await (const item of iterable) items.push(item);
-  return items;
-}
-
-/** A stream's bytes as one buffer; a single piece is returned as is, not copied. */
-async function readAll(pieces: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts = await collect(pieces);
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
 /**
@@ -4954,63 +4902,6 @@ function changedAt(change: RiakChange, version: RiakVersion): boolean {
 /** The {@link RiakVersion} of Riak's file `stat`. */
 function versionOfStat(stat: FileStat): RiakVersion {
   return { size: stat.size, mtimeNs: String(stat.mtimeNs) };
-}
-
-/**
- * Copies a whole file between two open handles (positional; neither offset moves), or its
- * first `upTo` bytes.
- */
-async function copyBetween(from: SourceFile, to: SourceFile, upTo = Infinity): Promise<void> {
-  // Small files (most commits) never get a 1 MiB buffer: those made garbage collection a
-  // seventh of the process's time when creating small files.
-  let buffer = Buffer.allocUnsafe(FIRST_COPY_PIECE);
-  let position = 0;
-  while (position < upTo) {
-    const wanted = Math.min(buffer.length, upTo - position);
-    const { bytesRead } = await from.read(buffer, 0, wanted, position);
-    if (bytesRead === 0) break;
-    await writeWhole(to, buffer, 0, bytesRead, position);
-    position += bytesRead;
-    // A full first piece: the file is larger, go on in big pieces.
-    if (bytesRead === buffer.length && buffer.length < COPY_PIECE) {
-      buffer = Buffer.allocUnsafe(COPY_PIECE);
-    }
-  }
-  await to.truncate(position);
-}
-
-/** Nothing, for a path below a file or symlink (ENOTDIR); other errors are thrown again. */
-function absentBelowFile(error: unknown): undefined {
-  if ((error as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
-  throw error;
-}
-
-/** Resolves true when the operation succeeded, false when the path did not exist. */
-async function ignoreMissing(operation: Promise<void>): Promise<boolean> {
-  try {
-    await operation;
-    return true;
-  } catch (error) {
-    if (isMissing(error)) return false;
-    throw error;
-  }
-}
-
-function isMissing(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === "ENOENT";
-}
-
-/** Up to `size` bytes of `file` at `offset`. */
-async function readAt(file: SourceFile, offset: number, size: number): Promise<Uint8Array> {
-  const buffer = Buffer.allocUnsafe(size);
-  const { bytesRead } = await file.read(buffer, 0, size, offset);
-  return buffer.subarray(0, bytesRead);
-}
-
-/** ENOENT as the overlay's lookups report it (an errno, or the store's NotFoundError). */
-function isNotFound(error: unknown): boolean {
-  return error instanceof NotFoundError || (error as { errno?: number }).errno === Errno.ENOENT;
 }
 
 /** A handle that only reads what it opened: Riak's copy, a staged upload, a local file. */

@@ -57,3 +57,26 @@ export interface WriteSession {
    */
   inRiak?: HeldInRiak;
 }
+
+/**
+ * Whether `session` holds nothing written through it: opened without O_TRUNC and neither
+ * written nor truncated since (its bytes unstaged, or staged for a read and unchanged).
+ * Its file's bytes and attributes are then still where they were, and a change of its
+ * attributes can go there as by path.
+ */
+export function holdsNothingWritten(session: WriteSession): boolean {
+  return !session.dirty && !session.committed && !session.detached;
+}
+
+/** Sets the attributes given (the others stay) as `session`'s, which its commits journal. */
+export function takeAttributes(
+  session: WriteSession,
+  attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
+  atimeNs: bigint | undefined,
+): void {
+  if (attributes.mode !== undefined) session.mode = attributes.mode;
+  if (attributes.uid !== undefined) session.uid = attributes.uid;
+  if (attributes.gid !== undefined) session.gid = attributes.gid;
+  if (attributes.mtimeNs !== undefined) session.mtimeNs = attributes.mtimeNs;
+  if (atimeNs !== undefined) session.atimeNs = atimeNs;
+}

@@ -59,6 +59,7 @@ import {
   type StorePath,
 } from "./path.ts";
 import { chooseSibling } from "./siblings.ts";
+import { collect } from "../util/async_iterable.ts";
 import { ownedBytes } from "../util/owned_bytes.ts";
 import {
   decodeUsermeta,
@@ -2204,12 +2205,6 @@ async function* rechunk(input: AsyncIterable<Uint8Array>, size: number): AsyncGe
     }
   }
   if (parts.length > 0) yield parts.length === 1 ? parts[0] : Buffer.concat(parts);
-}
-
-async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const items: T[] = [];
-  for await (const item of iterable) items.push(item);
-  return items;
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; rejects with the first failure. */
