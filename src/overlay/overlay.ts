@@ -60,6 +60,7 @@ import { AlreadyExistsError, StoreError } from "../store/errors.ts";
 import type { DirEntry, FileStat, StatOptions, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
 import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
+import { setAsNewest } from "../util/recent_map.ts";
 import { openSourceFile, type SourceFile, sourcePace, writeWhole } from "./source_file.ts";
 import { utimesSeconds } from "../util/utimes.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
@@ -3439,12 +3440,8 @@ export class OverlayFileSystem implements FileSystem {
   #noteCtime(path: string, ctimeNs: bigint): void {
     const latest = this.#ctimes.get(path);
     if (latest !== undefined && latest >= ctimeNs) return;
-    this.#ctimes.delete(path);
-    this.#ctimes.set(path, ctimeNs);
     // The oldest go first: a file not looked at for that long is not being read by tar.
-    if (this.#ctimes.size > this.#limits.paths) {
-      this.#ctimes.delete(this.#ctimes.keys().next().value!);
-    }
+    setAsNewest(this.#ctimes, path, ctimeNs, this.#limits.paths);
   }
 
   async #attrWhereLocated(path: string, located: Located): Promise<Attr> {
