@@ -3736,12 +3736,8 @@ export class OverlayFileSystem implements FileSystem {
     this.#handles.set(fh, handle);
     if (handle.kind === "riak") {
       const keepCache = this.#served.get(handle.path) === handle.version.version;
-      this.#served.delete(handle.path);
-      this.#served.set(handle.path, handle.version.version);
       // Forgetting an old entry only costs that file its page cache on the next open.
-      if (this.#served.size > this.#limits.paths) {
-        this.#served.delete(this.#served.keys().next().value!);
-      }
+      setAsNewest(this.#served, handle.path, handle.version.version, this.#limits.paths);
       // flush commits write sessions only: a reading handle needs none.
       return { fh, keepCache, directIo: this.#o.directIo, noFlush: true };
     }
