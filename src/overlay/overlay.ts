@@ -3230,11 +3230,7 @@ export class OverlayFileSystem implements FileSystem {
     // Known to be in Riak: during an outage it is EIO, not absent, once the local copy went.
     this.#rememberInRiak(path, true);
     this.#noteCtime(path, version.ctimeNs);
-    this.#mirrored.delete(path);
-    this.#mirrored.set(path, mirroredKey(version));
-    if (this.#mirrored.size > this.#limits.paths) {
-      this.#mirrored.delete(this.#mirrored.keys().next().value!);
-    }
+    setAsNewest(this.#mirrored, path, mirroredKey(version), this.#limits.paths);
   }
 
   /**
