@@ -3213,10 +3213,7 @@ export class OverlayFileSystem implements FileSystem {
   #rememberDirectory(path: string, stat: FileStat | undefined): void {
     this.#riakDirectories.delete(path);
     if (stat?.type !== "directory") return;
-    this.#riakDirectories.set(path, stat);
-    if (this.#riakDirectories.size > this.#limits.stats) {
-      this.#riakDirectories.delete(this.#riakDirectories.keys().next().value!);
-    }
+    setAsNewest(this.#riakDirectories, path, stat, this.#limits.stats);
   }
 
   /**
