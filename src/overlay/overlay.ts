@@ -4412,10 +4412,7 @@ export class OverlayFileSystem implements FileSystem {
       return;
     }
     this.#listedInRiak.added(path);
-    this.#knownInRiak.set(path, true);
-    if (this.#knownInRiak.size > this.#limits.paths) {
-      this.#knownInRiak.delete(this.#knownInRiak.keys().next().value!);
-    }
+    setAsNewest(this.#knownInRiak, path, true, this.#limits.paths);
   }
 
   /**
