@@ -4435,10 +4435,7 @@ export class OverlayFileSystem implements FileSystem {
         ...(atimeNs === undefined ? {} : { atimeNs: String(atimeNs) }),
       };
     }
-    this.#riakFilesSeen.set(path, seen);
-    if (this.#riakFilesSeen.size > this.#limits.stats) {
-      this.#riakFilesSeen.delete(this.#riakFilesSeen.keys().next().value!);
-    }
+    setAsNewest(this.#riakFilesSeen, path, seen, this.#limits.stats);
   }
 
   /**
