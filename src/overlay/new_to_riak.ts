@@ -10,6 +10,8 @@
  * @module
  */
 
+import { setAsNewest } from "../util/recent_map.ts";
+
 /** Paths whose last change is remembered, and paths remembered new, at most each. */
 const REMEMBERED_LIMIT = 10_000;
 
@@ -49,11 +51,7 @@ export class NewToRiak {
   /** Riak answered, in a look begun at `look`, that it holds nothing at `path`. */
   absent(path: string, look: number): void {
     if (!this.unchangedSince(path, look)) return;
-    this.#absent.delete(path);
-    this.#absent.set(path, look);
-    if (this.#absent.size > REMEMBERED_LIMIT) {
-      this.#absent.delete(this.#absent.keys().next().value!);
-    }
+    setAsNewest(this.#absent, path, look, REMEMBERED_LIMIT);
   }
 
   /** Whether Riak is known to hold nothing at `path`, with no change of it since. */
@@ -101,11 +99,9 @@ export class NewToRiak {
   }
 
   #remember(changes: Map<string, number>, path: string, sequence: number): void {
-    changes.delete(path);
-    changes.set(path, sequence);
-    if (changes.size <= REMEMBERED_LIMIT) return;
-    const [oldest, forgotten] = changes.entries().next().value!;
-    changes.delete(oldest);
+    const dropped = setAsNewest(changes, path, sequence, REMEMBERED_LIMIT);
+    if (dropped === undefined) return;
+    const [, forgotten] = dropped;
     this.#forgottenUpTo = Math.max(this.#forgottenUpTo, forgotten);
   }
 

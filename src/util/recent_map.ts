@@ -8,8 +8,8 @@
 
 /**
  * Sets `key` to `value` as the newest entry of `map` (moved to the end if it was there),
- * then drops the oldest entry if `map` holds more than `limit`. Memory stays bounded for a
- * mount that runs for months, and what goes first is what was set longest ago.
+ * then drops the oldest entry if `map` holds more than `limit`, and returns it. Memory stays
+ * bounded for a mount that runs for months, and what goes first is what was set longest ago.
  *
  * @example
  * ```ts
@@ -20,8 +20,16 @@
  * setAsNewest(ctimes, "/c", 4n, 2); // drops "/b"
  * ```
  */
-export function setAsNewest<K, V>(map: Map<K, V>, key: K, value: V, limit: number): void {
+export function setAsNewest<K, V>(
+  map: Map<K, V>,
+  key: K,
+  value: V,
+  limit: number,
+): [K, V] | undefined {
   map.delete(key);
   map.set(key, value);
-  if (map.size > limit) map.delete(map.keys().next().value!);
+  if (map.size <= limit) return undefined;
+  const oldest = map.entries().next().value!;
+  map.delete(oldest[0]);
+  return oldest;
 }

@@ -8,9 +8,9 @@ Deno.test("setAsNewest moves a key set again to the end and drops the one set lo
   setAsNewest(map, "c", 3, 3);
   setAsNewest(map, "a", 4, 3);
   assert.deepEqual([...map], [["b", 2], ["c", 3], ["a", 4]], "no drop at the limit");
-  setAsNewest(map, "d", 5, 3);
+  assert.equal(setAsNewest(map, "d", 5, 3)?.join(), "b,2", "the dropped entry is returned");
   assert.deepEqual([...map], [["c", 3], ["a", 4], ["d", 5]]);
-  setAsNewest(map, "d", 6, 3);
+  assert.equal(setAsNewest(map, "d", 6, 3), undefined);
   assert.deepEqual([...map], [["c", 3], ["a", 4], ["d", 6]], "setting again drops nothing");
 });
 
