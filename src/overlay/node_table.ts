@@ -13,6 +13,7 @@
 import { createHash } from "node:crypto";
 import { ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import { Errno, fail } from "../fuse/filesystem.ts";
+import { setAsNewest } from "../util/recent_map.ts";
 import { hashName, hashNumber, NO_SLOT, SlotIndex } from "./slot_index.ts";
 
 /** Paths given another number than their own at once, at most (the oldest go first). */
@@ -114,11 +115,7 @@ export class NodeTable {
     for (let attempt = 1; this.#held(other); attempt++) {
       other = inodeOf(`${path}\0${attempt}`);
     }
-    this.#otherNumbers.delete(path);
-    this.#otherNumbers.set(path, other);
-    if (this.#otherNumbers.size > OTHER_NUMBERS_LIMIT) {
-      this.#otherNumbers.delete(this.#otherNumbers.keys().next().value!);
-    }
+    setAsNewest(this.#otherNumbers, path, other, OTHER_NUMBERS_LIMIT);
     return other;
   }
 
