@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { setAsNewest } from "../util/recent_map.ts";
 import { parentOf } from "./node_table.ts";
 
 /** Names a directory's listing may hold and still be remembered. */
@@ -146,11 +147,9 @@ export class ListedInRiak {
   }
 
   #changed(directory: string): void {
-    this.#lastChange.delete(directory);
-    this.#lastChange.set(directory, ++this.#sequence);
-    if (this.#lastChange.size <= this.#limit) return;
-    const [oldest, forgotten] = this.#lastChange.entries().next().value!;
-    this.#lastChange.delete(oldest);
+    const dropped = setAsNewest(this.#lastChange, directory, ++this.#sequence, this.#limit);
+    if (dropped === undefined) return;
+    const [, forgotten] = dropped;
     this.#forgottenUpTo = Math.max(this.#forgottenUpTo, forgotten);
   }
 
