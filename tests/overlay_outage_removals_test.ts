@@ -7,6 +7,8 @@
  * mounted again; a file written elsewhere after the version removed is set aside, not
  * removed. Names the mount never saw stay as they were (ENOENT, EIO), and a directory it saw
  * but never listed can be neither listed nor removed (EIO).
+ * An upload journaled during the outage sets aside a file another host wrote under its name
+ * meanwhile instead of going over it.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -273,8 +275,6 @@ async function renameThroughOutage(
     }
   });
   await waitForQuiet(env);
-  const conflictOf = (name: string) =>
-    new RegExp(`^${name.replace(".", "\\.")}\\.riakfs-conflict-\\d{8}T\\d{6}Z-[0-9a-f]{6}$`);
   const listed = await riakNames(env, "/app");
   const conflicts = listed.filter((name) => name.includes(".riakfs-conflict-"));
   const expected = [
@@ -325,4 +325,64 @@ outageTests(
   "renames of files only Riak held end in Riak as the applications saw them",
   renameThroughOutage,
   ", riakfs killed, another host's write",
+);
+
+/** A conflict copy of `name` set aside beside it: `<name>.riakfs-conflict-<time>-<random>`. */
+function conflictOf(name: string): RegExp {
+  return new RegExp(`^${name.replace(".", "\\.")}\\.riakfs-conflict-\\d{8}T\\d{6}Z-[0-9a-f]{6}$`);
+}
+
+async function uploadOverAnotherHostsWrite(
+  { env, ending, outage }: OutageScenario,
+): Promise<void> {
+  const app = join(env.mountpoint, "app");
+  await fsp.mkdir(app);
+  await fsp.writeFile(join(app, "written.txt"), "written.txt before the outage");
+  await waitForQuiet(env);
+  const large = seededBytes(903, 1_500_000); // Chunked in Riak: its put is the manifest's.
+  const ours = new Map<string, Buffer>([
+    ["created.txt", Buffer.from("created.txt made here")],
+    ["created.bin", large],
+    ["written.txt", Buffer.from("W")],
+  ]);
+  // Opened while Riak answers (created over nothing in Riak, or over the version uploaded)
+  // and written; then another host writes each name, unknown to this mount.
+  const writing = new Map<string, fsp.FileHandle>();
+  for (const [name, bytes] of ours) {
+    const handle = await fsp.open(join(app, name), name.startsWith("created") ? "wx" : "r+");
+    writing.set(name, handle);
+    await handle.write(bytes, 0, bytes.length, 0);
+    await env.store.writeFile(`/app/${name}`, Buffer.from(`${name}: from another host`));
+  }
+  await outage.stopRiak(() => fsp.writeFile(join(app, "trigger.bin"), seededBytes(904, 100)));
+  // Closed during the outage: the uploads wait in the journal.
+  for (const handle of writing.values()) await handle.close();
+  await outage.end(ending);
+  await waitForQuiet(env);
+
+  const listed = await riakNames(env, "/app");
+  assert.deepEqual(
+    listed.filter((name) => !name.includes(".riakfs-conflict-")),
+    ["created.bin", "created.txt", "trigger.bin", "written.txt"],
+  );
+  const written = Buffer.from("written.txt before the outage");
+  written.write("W", 0);
+  ours.set("written.txt", written);
+  for (const [name, bytes] of ours) {
+    assert.ok(bytes.equals(await env.store.readFile(`/app/${name}`)), `${name} holds ours`);
+    const kept = listed.filter((conflict) => conflictOf(name).test(conflict));
+    assert.equal(kept.length, 1, `${name} set aside once in ${listed}`);
+    assert.equal(
+      (await env.store.readFile(`/app/${kept[0]}`)).toString(),
+      `${name}: from another host`,
+    );
+  }
+  assert.equal(listed.length, 7, `nothing else in ${listed}`);
+  assert.match(outage.mounted.stderr(), /another file under a name written during an outage/);
+  assert.ok(large.equals(await fsp.readFile(join(app, "created.bin"))));
+}
+
+outageTests(
+  "a file made or written while Riak answered, closed during the outage, sets aside once Riak is back the file another host wrote under its name meanwhile",
+  uploadOverAnotherHostsWrite,
 );

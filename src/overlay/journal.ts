@@ -87,6 +87,13 @@ export interface PendingUpload {
    * set aside. Absent (a journal of an older riakfs): the removal goes as it did before.
    */
   creates?: true;
+  /**
+   * Journaled while Riak was away: once back, the upload goes over only what `replaces` or
+   * `creates` say Riak held (or an attempt of its own that landed); a file another host wrote
+   * there meanwhile is set aside, not overwritten. Absent (journaled while Riak answered, or
+   * by an older riakfs): it goes over whatever Riak holds, the last writer's bytes winning.
+   */
+  away?: true;
 }
 
 /**

@@ -1764,12 +1764,14 @@ export class OverlayFileSystem implements FileSystem {
           supersedes: _s,
           replaces: _r,
           creates: _c,
+          away: _a,
           ...bytes
         } = newest;
         entries.push({
           ...bytes,
           path: to,
           ...this.#unseenMark(to),
+          ...this.#awayMark(),
           ...(replacedLocal ? { supersedes: journaledIdentity(replacedLocal) } : {}),
           ...goingOver(replacedInRiak),
         });
@@ -1997,8 +1999,9 @@ export class OverlayFileSystem implements FileSystem {
    * Riak was away (what the old name's upload went over stays behind, as in a file's rename).
    */
   #uploadMovedTo(upload: PendingUpload, to: string): NewEntry {
-    const { id: _id, path: _path, unseen: _u, supersedes: _s, replaces: _r, ...bytes } = upload;
-    return { ...bytes, path: to, ...this.#unseenMark(to) };
+    const { id: _id, path: _path, unseen: _u, supersedes: _s, replaces: _r, away: _a, ...bytes } =
+      upload;
+    return { ...bytes, path: to, ...this.#unseenMark(to), ...this.#awayMark() };
   }
 
   /** What the mount knows of Riak's names at or below `path` (see {@link #knowRiakMoved}). */
@@ -4213,6 +4216,7 @@ export class OverlayFileSystem implements FileSystem {
       ...(session.atimeNs === undefined ? {} : { atimeNs: session.atimeNs.toString() }),
       size: Number(stats.size),
       ...this.#unseenMark(path),
+      ...this.#awayMark(),
       ...(supersedes ? { supersedes: journaledIdentity(supersedes) } : {}),
       ...goingOver(replaces),
     };
@@ -4663,6 +4667,16 @@ export class OverlayFileSystem implements FileSystem {
    */
   #localIsNewest(path: string): boolean {
     return this.#localWriters.has(path) || this.#o.uploads.newestIsMirror(path);
+  }
+
+  /**
+   * {@link PendingUpload.away} for an upload journaled now: while Riak is away, what the mount
+   * knows Riak holds may be stale by the time it lands, and another host's file found there
+   * is set aside; while it answers, the upload follows the mount's look closely, and goes over
+   * a file another host wrote in between, as a removal or rename then does too.
+   */
+  #awayMark(): Pick<PendingUpload, "away"> {
+    return this.#o.health.reachable ? {} : { away: true };
   }
 
   /** `{ unseen: true }` when `path` or a directory above it is in {@link #unseen}. */

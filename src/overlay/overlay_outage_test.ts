@@ -674,17 +674,18 @@ async function occupyTheUploadSlot(fs: FileSystem): Promise<void> {
 
 /**
  * Writes `/doc.txt` through the mount (uploaded: seen in Riak), opens it for writing and
- * writes it (Riak's bytes copied into the spool while Riak answers); then another host writes
- * the name while it is open here.
+ * writes `written` at its start (Riak's bytes copied into the spool while Riak answers);
+ * then another host writes the name while it is open here.
  */
 async function writtenHereAndElsewhere(
   { fs, store, runtime }: OverlayFixture,
+  written = "D",
 ): Promise<{ node: number; fh: number }> {
   await writeThrough(fs, "/doc.txt", Buffer.from("document"));
   assert.equal(await runtime.settle(10_000), 0);
   const node = await lookupPath(fs, "/doc.txt");
   const { fh } = await fs.open!(ROOT_CTX, node, O_RDWR);
-  await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("D"));
+  await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from(written));
   await store.writeFile("/doc.txt", Buffer.from("newer, from another host"));
   return { node, fh };
 }
@@ -923,6 +924,89 @@ for (const preset of ["drain", "riak"]) {
         assert.deepEqual(await listThrough(fs, "/"), ["blocker"], "nothing set aside");
       },
       { riakReadTimeout: "300", uploadConcurrency: "1" },
+      { now: () => 1_700_000_000_000 },
+    );
+  });
+}
+
+/**
+ * A file created through the mount where Riak held none (`created`), or written over the
+ * version it saw there (`written over`), with `content` (at least 8 bytes: all it holds);
+ * then another host writes the name in Riak while it is open here.
+ */
+async function madeHereAndWrittenElsewhere(
+  fixture: OverlayFixture,
+  over: "created" | "written over",
+  content: string,
+): Promise<{ node: number; fh: number }> {
+  return over === "created"
+    ? await createdHereAndElsewhere(fixture, content)
+    : await writtenHereAndElsewhere(fixture, content);
+}
+
+/** A chunk size well below the chunked variant's file: its upload is a manifest's put. */
+const SMALL_CHUNKS = 1024;
+
+// The upload journaled during the outage goes over only what the mount knew Riak held: the
+// store's put with if_none_match (or over that version's vclock) finds another host's file,
+// which it used to write over (a small file's look first found it, and went over it too).
+for (const over of ["created", "written over"] as const) {
+  for (const [ending, size] of [["", "small"], ["", "chunked"], ["killed", "small"]] as const) {
+    for (const preset of ["drain", "riak"]) {
+      Deno.test(`${preset}: a ${size} file ${over === "created" ? "created through the mount where Riak held none" : "written over the version the mount saw in Riak"} and closed during an outage${ending ? ", the mount killed and mounted again," : ""} sets aside once Riak is back the one another host wrote under its name meanwhile instead of going over it`, async () => {
+        const content = size === "chunked" ? "ours ".repeat(SMALL_CHUNKS) : "our bytes";
+        await withOverlay(
+          preset,
+          async (fixture) => {
+            const { fs, store, riak, logLines, restart } = fixture;
+            const { node, fh } = await madeHereAndWrittenElsewhere(fixture, over, content);
+            let released = false;
+            let mounted = fixture.runtime;
+            try {
+              mounted = await whilePaused(riak, async () => {
+                await outageNoticed(fs, logLines);
+                await occupyTheUploadSlot(fs);
+                await fs.release!(ROOT_CTX, node, fh, 0); // Its upload journaled, waiting.
+                released = true;
+                if (!ending) return fixture.runtime;
+                await fixture.runtime.stop(0);
+                return await restart({});
+              });
+            } finally {
+              if (!released) await fs.release!(ROOT_CTX, node, fh, 0);
+            }
+            assert.equal(await mounted.settle(10_000), 0);
+            assert.equal((await store.readFile("/doc.txt")).toString(), content);
+            await assertOnlySetAside(mounted.fileSystem, store, ["doc.txt"]);
+            assert.ok(
+              logLines.some((line) => line.includes("under a name written during an outage")),
+            );
+          },
+          { riakReadTimeout: "300", uploadConcurrency: "1" },
+          { now: () => 1_700_000_000_000 },
+          { namespace: { chunkSize: SMALL_CHUNKS } },
+        );
+      });
+    }
+  }
+}
+
+// While Riak answers, a write through the mount goes over what another host wrote between
+// the mount's look and its upload, as its removals and renames do then: the last writer's
+// bytes win (nothing set aside), and the put costs nothing more.
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a file created through the mount where Riak held none and closed while Riak answers goes over the one another host made under its name meanwhile, nothing set aside`, async () => {
+    await withOverlay(
+      preset,
+      async (fixture) => {
+        const { fs, store, runtime } = fixture;
+        const { node, fh } = await createdHereAndElsewhere(fixture, "our bytes");
+        await fs.release!(ROOT_CTX, node, fh, 0);
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal((await store.readFile("/doc.txt")).toString(), "our bytes");
+        assert.deepEqual(await listThrough(fs, "/"), ["doc.txt"], "nothing set aside");
+      },
+      { riakReadTimeout: "300" },
       { now: () => 1_700_000_000_000 },
     );
   });

@@ -32,7 +32,7 @@ import { normalizePath } from "../store/path.ts";
 import type { FileCopier } from "./copy_on_read.ts";
 import { localPathBeneath, OutsideSourceError } from "./local_path.ts";
 import type { RiakHealth } from "./health.ts";
-import type { PendingMirror, PendingUpload, RiakVersion } from "./journal.ts";
+import { heldBefore, type PendingMirror, type PendingUpload, type RiakVersion } from "./journal.ts";
 import type { Logger } from "./log.ts";
 import { SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
@@ -71,6 +71,10 @@ export function stagedFileUploader(
       previous = upload.size <= store.namespace.chunkSize
         ? (await store.tryStat(upload.path, { fileOnly: true })) ?? null
         : undefined;
+      // Found here by the look, or by the store's put where it made none: another host's file
+      // written meanwhile is set aside, not overwritten, where the mount knew what Riak held.
+      const setAside = setAsideUnexpected(store, upload, logger);
+      if (previous && await setAside?.(previous)) previous = null;
       await store.writeFile(upload.path, { file: stagedPath }, {
         mode: upload.mode,
         uid: upload.uid,
@@ -78,6 +82,7 @@ export function stagedFileUploader(
         mtimeNs: BigInt(upload.mtimeNs),
         ...(upload.atimeNs === undefined ? {} : { atimeNs: BigInt(upload.atimeNs) }),
         previous,
+        ...(setAside ? { setAside } : {}),
         parentAttributes: source === undefined ? undefined : sourceDirectoryAttributes({ source }),
         chunkStored: progress,
         signal,
@@ -897,15 +902,63 @@ async function setAsideUnless(
   warning: string,
 ): Promise<void> {
   const remote = await store.tryStat(path, { fileOnly: true });
+  await setAsideFound(store, path, remote, expected, sha256, logger, warning);
+}
+
+/**
+ * {@link setAsideUnless} with `remote`, what Riak holds at `path` as just looked at: true when
+ * it was set aside.
+ */
+async function setAsideFound(
+  store: Pick<Store, "rename">,
+  path: string,
+  remote: FileStat | undefined,
+  expected: readonly RiakVersion[],
+  sha256: () => Promise<string | undefined>,
+  logger: Logger,
+  warning: string,
+): Promise<boolean> {
   // A directory is not replaced by a file anyway (the upload is refused); a symlink is.
-  if (remote === undefined || remote.type === "directory") return;
+  if (remote === undefined || remote.type === "directory") return false;
   const isExpected = (version: RiakVersion) => isVersion(remote, version);
   if (remote.type === "file" && (expected.some(isExpected) || remote.sha256 === await sha256())) {
-    return;
+    return false;
   }
   const aside = conflictPath(path);
   await store.rename(path, aside);
   logger.warn(warning, { path, keptAs: aside });
+  return true;
+}
+
+/**
+ * For the upload of a file written while Riak was away ({@link PendingUpload.away}) over what
+ * the mount knew Riak held ({@link heldBefore}: a version, or nothing where it created the
+ * file): sets aside a file Riak holds under the name that is neither that version nor this
+ * upload (an attempt of it that landed before a crash), as {@link setAsideChanged} does, and
+ * says whether it did. Undefined for any other upload, which goes over whatever Riak holds,
+ * as any write through the mount while Riak answers does (the last writer's bytes win).
+ */
+function setAsideUnexpected(
+  store: Pick<Store, "rename">,
+  upload: PendingUpload,
+  logger: Logger,
+): ((found: FileStat | undefined) => Promise<boolean>) | undefined {
+  const held = upload.away ? heldBefore(upload) : undefined;
+  if (held === undefined) return undefined;
+  const expected = [
+    ...(held === "nothing" ? [] : [held]),
+    { size: upload.size, mtimeNs: upload.mtimeNs },
+  ];
+  return (found) =>
+    setAsideFound(
+      store,
+      upload.path,
+      found,
+      expected,
+      () => Promise.resolve(undefined),
+      logger,
+      "Riak held another file under a name written during an outage; kept aside",
+    );
 }
 
 /** A fresh name beside `path` for a file set aside by {@link setAsideUnseen}. */

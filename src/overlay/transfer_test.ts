@@ -352,6 +352,42 @@ Deno.test("a file the mount created where Riak held none, removed while Riak was
   });
 });
 
+Deno.test("an upload journaled while Riak was away goes over only what the mount knew Riak held there, or an attempt of its own: another host's file is set aside; one journaled while Riak answered goes over it", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (directory) => {
+      const lines: string[] = [];
+      const logger = new Logger({ sink: { write: (line) => lines.push(line) > 0 } });
+      const upload = stagedFileUploader(store, undefined, logger);
+      const staged = join(directory, "staged");
+      await writeFile(staged, "ours");
+      const ours = { id: 1, staged: "staged", mode: 0o644, uid: 0, gid: 0, size: 4 };
+      const signal = new AbortController().signal;
+      const cases = [
+        // [name, journaled over, Riak's file (mtime), set aside]
+        ["created.txt", { creates: true, away: true }, 2_000n, true],
+        ["replaced.txt", { replaces: { size: 6, mtimeNs: "1000" }, away: true }, 2_000n, true],
+        ["known.txt", { replaces: { size: 6, mtimeNs: "2000" }, away: true }, 2_000n, false],
+        ["landed.txt", { creates: true, away: true }, 3_000n, false],
+        ["online.txt", { creates: true }, 2_000n, false],
+      ] as const;
+      for (const [name, over, mtimeNs, setAside] of cases) {
+        const theirs = mtimeNs === 3_000n ? "ours" : "theirs";
+        await store.writeFile(`/${name}`, Buffer.from(theirs), { mtimeNs });
+        await upload({ ...ours, ...over, path: `/${name}`, mtimeNs: "3000" }, staged, signal);
+        assert.equal((await store.readFile(`/${name}`)).toString(), "ours", name);
+        const aside = (await Array.fromAsync(store.list("/"))).map((entry) => entry.name.toString())
+          .filter((entry) => entry.startsWith(`${name}.riakfs-conflict-`));
+        assert.equal(aside.length, setAside ? 1 : 0, `${name}: ${aside}`);
+        if (setAside) assert.equal((await store.readFile(`/${aside[0]}`)).toString(), theirs);
+      }
+      assert.equal(
+        lines.filter((line) => line.includes("under a name written during an outage")).length,
+        2,
+      );
+    });
+  });
+});
+
 Deno.test("a file renamed while Riak was away is moved in Riak at the version seen, once, and not when it changed", async () => {
   await withStore(async ({ store }) => {
     const lines: string[] = [];

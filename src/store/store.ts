@@ -196,6 +196,14 @@ export interface WriteOptions extends Partial<FileAttributes> {
    */
   keepNewer?: boolean;
   /**
+   * Asked about a file the write is about to go over that it was not given as `previous`
+   * (found by the put with `if_none_match`, or written since the version looked at): true
+   * says the caller moved that file away (a version it did not expect, set aside), and the
+   * write puts as a new file instead, asking again should another be there by then; false
+   * writes over it. Asked only then: a write that finds what it was given costs nothing more.
+   */
+  setAside?: (found: FileStat) => Promise<boolean>;
+  /**
    * Attributes of a missing parent directory the write makes (its normalised path, bytes):
    * a migrated file's own directory's, say. Without it, or when it answers undefined, the
    * directory gets the defaults.
@@ -1070,6 +1078,9 @@ export class Store {
       if (uploaded.manifest) await this.#deleteChunks(uploaded.manifest);
       throw new AlreadyExistsError(displayPath(p));
     }
+    if (await this.#setAside(p, found, options)) {
+      return await this.#create(p, uploaded, options, undefined);
+    }
     if (options.keepNewer && found.meta.mtimeNs > (options.mtimeNs ?? 0n)) {
       if (uploaded.manifest) await this.#deleteChunks(uploaded.manifest);
       throw new NewerVersionError(displayPath(p));
@@ -1082,6 +1093,12 @@ export class Store {
     // The writer saw no entry: one the object never got (a crash in between) is added now.
     await this.#addOwnEntry(placement, "file", options.parentAttributes);
     return meta;
+  }
+
+  /** Whether the caller moved `found`, the file at `p` a write would go over, away. */
+  async #setAside(p: Buffer, found: ResolvedObject, options: WriteOptions): Promise<boolean> {
+    if (!options.setAside) return false;
+    return await options.setAside(this.#statFrom(p, this.layout.file(p).object, found));
   }
 
   /**
@@ -1110,6 +1127,9 @@ export class Store {
       if (!(error instanceof KeyModifiedError)) throw error;
       // Written elsewhere since it was looked at: over it, unless asked to keep a newer one.
       const now = await this.#getResolved(location, false, p);
+      if (now?.meta.type === "file" && await this.#setAside(p, now, options)) {
+        return await this.#create(p, uploaded, options, undefined);
+      }
       if (now && now.meta.mtimeNs > meta.mtimeNs) {
         if (options.keepNewer) {
           if (uploaded.manifest) await this.#deleteChunks(uploaded.manifest);

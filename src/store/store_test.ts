@@ -719,3 +719,43 @@ Deno.test("a stat holds only bytes of its own, never a view that keeps a larger 
     }
   });
 });
+
+Deno.test("a write with setAside asks about a file it was not given only when it finds one, and puts as new once that is moved away", async () => {
+  await withStore(async ({ store, another }) => {
+    const elsewhere = another();
+    const asked: string[] = [];
+    const movedAway = (aside: string) => async (found: { path: Buffer }) => {
+      asked.push(found.path.toString());
+      await store.rename(found.path.toString(), aside);
+      return true;
+    };
+    // Nothing there, or the version given: not asked.
+    await store.writeFile("/f", Buffer.from("first"), { setAside: movedAway("/never") });
+    const first = await store.tryStat("/f", { fileOnly: true });
+    await store.writeFile("/f", Buffer.from("second"), {
+      previous: first,
+      setAside: movedAway("/never"),
+    });
+    assert.deepEqual(asked, []);
+    // Found by the put with if_none_match: another host's file where none was given.
+    await elsewhere.writeFile("/g", Buffer.from("theirs"));
+    await store.writeFile("/g", Buffer.from("ours"), { setAside: movedAway("/g.aside") });
+    // Written elsewhere since the version given: found by the put over its vclock.
+    const seen = await store.tryStat("/f", { fileOnly: true });
+    await elsewhere.writeFile("/f", Buffer.from("theirs, newer"));
+    await store.writeFile("/f", Buffer.from("ours again"), {
+      previous: seen,
+      setAside: movedAway("/f.aside"),
+    });
+    assert.deepEqual(asked, ["g", "f"]);
+    assert.equal((await store.readFile("/g")).toString(), "ours");
+    assert.equal((await store.readFile("/g.aside")).toString(), "theirs");
+    assert.equal((await store.readFile("/f")).toString(), "ours again");
+    assert.equal((await store.readFile("/f.aside")).toString(), "theirs, newer");
+    // Answered false: written over, as without it.
+    await elsewhere.writeFile("/g", Buffer.from("theirs again"));
+    await store.writeFile("/g", Buffer.from("last"), { setAside: () => Promise.resolve(false) });
+    assert.equal((await store.readFile("/g")).toString(), "last");
+    assert.deepEqual(await names(store.list("/")), ["f", "f.aside", "g", "g.aside"]);
+  });
+});
