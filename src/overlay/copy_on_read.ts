@@ -12,7 +12,7 @@ import { isOutageError } from "./health.ts";
 import { SILENT_LOGGER } from "./log.ts";
 import type { Logger } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
-import { parentOf } from "./node_table.ts";
+import { isAtOrBelow, parentOf } from "./node_table.ts";
 import { PathTree } from "./path_tree.ts";
 
 /** Reads recorded somewhere: where the bytes read from `offset` on without a gap end. */
@@ -436,10 +436,4 @@ export class CopyOnReadQueue {
       });
     }
   }
-}
-
-/** Whether `path` is `directory` or below it. */
-function isAtOrBelow(path: string, directory: string): boolean {
-  if (path === directory || directory === "/") return true;
-  return path.startsWith(`${directory}/`);
 }

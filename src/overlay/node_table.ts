@@ -412,6 +412,12 @@ export function childPath(parent: string, name: string): string {
   return parent === "/" ? `/${name}` : `${parent}/${name}`;
 }
 
+/** Whether `path` is `directory` or below it. */
+export function isAtOrBelow(path: string, directory: string): boolean {
+  if (path === directory || directory === "/") return true;
+  return path.startsWith(`${directory}/`);
+}
+
 /** The parent path of a non-root path. */
 export function parentOf(path: string): string {
   const index = path.lastIndexOf("/");

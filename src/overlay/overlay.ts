@@ -123,7 +123,7 @@ import {
   writesLocal,
   writesRiak,
 } from "./modes.ts";
-import { childPath, inodeOf, NodeTable, parentOf } from "./node_table.ts";
+import { childPath, inodeOf, isAtOrBelow, NodeTable, parentOf } from "./node_table.ts";
 import { holdsNothingWritten, takeAttributes, type WriteSession } from "./session_table.ts";
 import { ReadPattern, SequentialReader } from "./sequential_reader.ts";
 import type { Spool } from "./spool.ts";
@@ -362,6 +362,13 @@ export class OverlayFileSystem implements FileSystem {
   readonly #ctimes = new Map<string, bigint>();
   /** Sessions being started (their content staged), by path: an open joins it once ready. */
   readonly #sessionsStarting = new Map<string, Promise<WriteSession>>();
+  /**
+   * Directories being renamed while Riak is away, by old name, to the rename's end: what is
+   * made or removed at or below one waits for it, then finds its path again ({@link #gated}).
+   */
+  readonly #directoryRenamesAway = new Map<string, Promise<void>>();
+  /** Makings and removals of names under way ({@link #gated}), each with its path. */
+  readonly #gatedUnderWay = new Set<{ path: string; ended: Promise<void> }>();
   /**
    * Local files open for writing through the mount, by path (modes that mirror writes):
    * until their mirror reached Riak, the local file is the newest copy.
@@ -1161,7 +1168,13 @@ export class OverlayFileSystem implements FileSystem {
     mode: number,
     _umask: number,
   ): Promise<Entry> {
-    const path = this.#newEntryPath(parent, name);
+    return await this.#gated(
+      () => this.#newEntryPath(parent, name),
+      (path) => this.#mkdir(ctx, path, mode),
+    );
+  }
+
+  async #mkdir(ctx: RequestContext, path: string, mode: number): Promise<Entry> {
     await this.#refuseExisting(path);
     const inherited = await this.#inheritedGroup(parentOf(path), ctx.gid);
     const attributes = {
@@ -1198,7 +1211,13 @@ export class OverlayFileSystem implements FileSystem {
 
   /** @inheritdoc */
   async unlink(ctx: RequestContext, parent: number, name: string): Promise<void> {
-    const path = childPath(this.#nodes.pathOf(parent), name);
+    await this.#gated(
+      () => childPath(this.#nodes.pathOf(parent), name),
+      (path) => this.#unlink(ctx, path),
+    );
+  }
+
+  async #unlink(ctx: RequestContext, path: string): Promise<void> {
     if (this.#mirrorsWrites()) {
       if (await this.#unlinkNewToRiak(path)) return;
       // The local file goes, and Riak's copy follows in the background. Journaled first: a
@@ -1443,7 +1462,13 @@ export class OverlayFileSystem implements FileSystem {
 
   /** @inheritdoc */
   async rmdir(ctx: RequestContext, parent: number, name: string): Promise<void> {
-    const path = childPath(this.#nodes.pathOf(parent), name);
+    await this.#gated(
+      () => childPath(this.#nodes.pathOf(parent), name),
+      (path) => this.#rmdir(ctx, path),
+    );
+  }
+
+  async #rmdir(ctx: RequestContext, path: string): Promise<void> {
     // Riak's listing cannot be read now: what the mount knows of it answers.
     if (
       this.#stagesWrites() && !this.#madeWhileAway(path) && await this.#rmdirSeenWhileAway(path)
@@ -1836,6 +1861,38 @@ export class OverlayFileSystem implements FileSystem {
    * a warning, changing nothing: Riak may hold more of it than the mount knows.
    */
   async #renameDirectoryWhileAway(from: string, to: string, ctx: RequestContext): Promise<void> {
+    // One at a time in a tree: the names one of them looks at must not move meanwhile.
+    for (
+      let other = this.#directoryRenameNear(from);
+      other;
+      other = this.#directoryRenameNear(from)
+    ) {
+      await other;
+    }
+    let ended!: () => void;
+    this.#directoryRenamesAway.set(from, new Promise<void>((resolve) => ended = resolve));
+    try {
+      // What started at or below it before the gate closed ends first: journaled after the
+      // rename's line, it would land under the old name, making the old directory again.
+      await Promise.all(
+        [...this.#gatedUnderWay].filter(({ path }) => isAtOrBelow(path, from)).map(({ ended }) =>
+          ended
+        ),
+      );
+      await this.#sessionsStarted([from]);
+      await this.#renameDirectoryWhileAwayGated(from, to, ctx);
+    } finally {
+      this.#directoryRenamesAway.delete(from);
+      ended();
+    }
+  }
+
+  /** {@link #renameDirectoryWhileAway}, nothing else made or removed at or below `from`. */
+  async #renameDirectoryWhileAwayGated(
+    from: string,
+    to: string,
+    ctx: RequestContext,
+  ): Promise<void> {
     const refuse = (why: string) => {
       this.#logger.warn("directory not renamed during the outage (EIO): " + why, { from, to });
       return fail(Errno.EIO, `${from}: ${why}, and Riak is unreachable`);
@@ -1953,6 +2010,7 @@ export class OverlayFileSystem implements FileSystem {
    */
   async #carryArrivalsBelow(from: string, to: string): Promise<void> {
     const moved = (path: string) => to + path.slice(from.length);
+    await this.#sessionsStarted([from]);
     const sessions = this.#sessionsAtOrBelow(from);
     await this.#holdingSessions(sessions, async () => {
       for (const session of sessions) {
@@ -2177,6 +2235,47 @@ export class OverlayFileSystem implements FileSystem {
       throw fail(Errno.EIO, `${path}: the source holds another copy, and Riak is unreachable`);
     }
     await this.#unlinkLocal(path);
+  }
+
+  /**
+   * Runs `operation` (a making or removal of a name) on the path `pathNow` gives, once no
+   * directory at or above it is being renamed while Riak is away: the kernel does not hold
+   * back an operation in a directory being renamed, and one that found its path before the
+   * rename would journal under the old name after the rename's line (the old directory made
+   * again in Riak once back). Looked up again after waiting: the rename moved it. A rename
+   * waits for those under way at or below it.
+   */
+  async #gated<T>(pathNow: () => string, operation: (path: string) => Promise<T>): Promise<T> {
+    let path = pathNow();
+    for (let renaming = this.#directoryRenameOver(path); renaming;) {
+      await renaming;
+      path = pathNow();
+      renaming = this.#directoryRenameOver(path);
+    }
+    const running = operation(path);
+    const underWay = { path, ended: running.then(() => {}, () => {}) };
+    this.#gatedUnderWay.add(underWay);
+    try {
+      return await running;
+    } finally {
+      this.#gatedUnderWay.delete(underWay);
+    }
+  }
+
+  /** The rename while Riak is away under way of a directory at or above `path`. */
+  #directoryRenameOver(path: string): Promise<void> | undefined {
+    for (const [from, ended] of this.#directoryRenamesAway) {
+      if (isAtOrBelow(path, from)) return ended;
+    }
+    return undefined;
+  }
+
+  /** The rename while Riak is away under way of a directory at, above or below `path`. */
+  #directoryRenameNear(path: string): Promise<void> | undefined {
+    for (const [from, ended] of this.#directoryRenamesAway) {
+      if (isAtOrBelow(path, from) || isAtOrBelow(from, path)) return ended;
+    }
+    return undefined;
   }
 
   /** Waits for the sessions being started at or below `paths`. */
@@ -2825,7 +2924,23 @@ export class OverlayFileSystem implements FileSystem {
     mode: number,
     umask: number,
   ): Promise<Created> {
-    const path = this.#newEntryPath(parent, name);
+    return await this.#gated(
+      () => this.#newEntryPath(parent, name),
+      (path) => this.#create(ctx, path, { parent, name, flags, mode, umask }),
+    );
+  }
+
+  async #create(
+    ctx: RequestContext,
+    path: string,
+    { parent, name, flags, mode, umask }: {
+      parent: number;
+      name: string;
+      flags: number;
+      mode: number;
+      umask: number;
+    },
+  ): Promise<Created> {
     const permissions = mode & ~umask & 0o7777;
     const created = this.#stagesWrites()
       ? (await this.#exists(path) ? undefined : await this.#createStaged(ctx, path, permissions))

@@ -276,23 +276,26 @@ for (const preset of ["drain", "riak"]) {
         try {
           await whilePaused(riak, async () => {
             await outageNoticed(fs, logLines);
-            let open: { nodeid: number; fh: number } | undefined;
+            const made = async (name: string) => {
+              const created = await fs.create!(ROOT_CTX, d1, name, 0o1101, 0o644, 0o022);
+              const { nodeid } = created.entry;
+              await fs.write!(ROOT_CTX, nodeid, created.opened.fh, 0, Buffer.from(name));
+              return { nodeid, fh: created.opened.fh };
+            };
+            let arrivals: Promise<{ nodeid: number; fh: number }>[] = [];
             // The kernel does not hold back a create in a directory being renamed: these
             // come in once the rename's line is journaled, before it answers.
             UploadQueue.prototype.submitTogether = async function (entries, options) {
               UploadQueue.prototype.submitTogether = submitTogether;
               const tickets = await submitTogether.call(this, entries, options);
-              for (const name of ["closed.txt", "open.txt"]) {
-                const made = await fs.create!(ROOT_CTX, d1, name, 0o1101, 0o644, 0o022);
-                const { nodeid } = made.entry;
-                await fs.write!(ROOT_CTX, nodeid, made.opened.fh, 0, Buffer.from(name));
-                if (name === "open.txt") open = { nodeid, fh: made.opened.fh };
-                else await fs.release!(ROOT_CTX, nodeid, made.opened.fh, 0);
-              }
+              arrivals = ["closed.txt", "open.txt"].map(made);
               return tickets;
             };
             await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "d1", ROOT_NODE_ID, "d2", 0);
-            await fs.release!(ROOT_CTX, open!.nodeid, open!.fh, 0);
+            const [closed, open] = await Promise.all(arrivals);
+            await fs.release!(ROOT_CTX, closed.nodeid, closed.fh, 0);
+            assert.deepEqual(await readThrough(fs, "/d2/closed.txt"), Buffer.from("closed.txt"));
+            await fs.release!(ROOT_CTX, open.nodeid, open.fh, 0);
             assert.deepEqual(await readThrough(fs, "/d2/closed.txt"), Buffer.from("closed.txt"));
             assert.deepEqual(await readThrough(fs, "/d2/open.txt"), Buffer.from("open.txt"));
           });
@@ -305,6 +308,80 @@ for (const preset of ["drain", "riak"]) {
           "/d2/a.txt": "a",
           "/d2/closed.txt": "closed.txt",
           "/d2/open.txt": "open.txt",
+        });
+      },
+      { riakReadTimeout: "300" },
+      { now: () => clock },
+    );
+  });
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: what is made or removed in a directory while its rename during an outage is under way (a mkdir and an unlink begun before it, a create, a mkdir and an unlink begun after its line) waits for the rename and reaches Riak under the new name only`, async () => {
+    let clock = Date.now();
+    await withOverlay(
+      preset,
+      async ({ fs, store, riak, runtime, logLines }) => {
+        await store.writeFile("/d1/a.txt", Buffer.from("a"));
+        assert.deepEqual(await listThrough(fs, "/d1"), ["a.txt"]);
+        await lookupPath(fs, "/d1/a.txt");
+        const d1 = await lookupPath(fs, "/d1");
+        clock += LONG_AGO_MS;
+        const submitTogether = UploadQueue.prototype.submitTogether;
+        try {
+          await whilePaused(riak, async () => {
+            await outageNoticed(fs, logLines);
+            await writeThrough(fs, "/d1/kept.txt", Buffer.from("kept"));
+            await writeThrough(fs, "/d1/unlinked.txt", Buffer.from("unlinked"));
+            await writeThrough(fs, "/d1/unlinked-early.txt", Buffer.from("unlinked early"));
+            const written = async (name: string) => {
+              const created = await fs.create!(ROOT_CTX, d1, name, 0o1101, 0o644, 0o022);
+              const { nodeid } = created.entry;
+              await fs.write!(ROOT_CTX, nodeid, created.opened.fh, 0, Buffer.from(name));
+              await fs.release!(ROOT_CTX, nodeid, created.opened.fh, 0);
+            };
+            let arrivals: Promise<unknown>[] = [];
+            UploadQueue.prototype.submitTogether = async function (entries, options) {
+              const moves = entries.some((entry) => "movesDirectory" in entry);
+              if (moves) UploadQueue.prototype.submitTogether = submitTogether;
+              const tickets = await submitTogether.call(this, entries, options);
+              // In the kernel, these do not wait for the rename that journaled its line.
+              if (moves) {
+                arrivals = [
+                  written("late.txt"),
+                  fs.mkdir!(ROOT_CTX, d1, "sub", 0o755, 0o022),
+                  fs.unlink!(ROOT_CTX, d1, "unlinked.txt"),
+                ];
+              }
+              return tickets;
+            };
+            // Begun before the rename, their paths found under the old name.
+            const early = [
+              fs.mkdir!(ROOT_CTX, d1, "early", 0o755, 0o022),
+              fs.unlink!(ROOT_CTX, d1, "unlinked-early.txt"),
+            ];
+            await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "d1", ROOT_NODE_ID, "d2", 0);
+            await Promise.all([...early, ...arrivals]);
+            assert.equal(arrivals.length, 3);
+            await assert.rejects(lookupPath(fs, "/d1"), isFuseError(Errno.ENOENT));
+            await lookupPath(fs, "/d2/sub");
+            await lookupPath(fs, "/d2/early");
+            for (const name of ["unlinked.txt", "unlinked-early.txt"]) {
+              await assert.rejects(lookupPath(fs, `/d2/${name}`), isFuseError(Errno.ENOENT));
+            }
+            assert.deepEqual(await readThrough(fs, "/d2/late.txt"), Buffer.from("late.txt"));
+          });
+        } finally {
+          UploadQueue.prototype.submitTogether = submitTogether;
+        }
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.deepEqual(await riakTree(store, "/"), {
+          "/d2/": "",
+          "/d2/a.txt": "a",
+          "/d2/early/": "",
+          "/d2/kept.txt": "kept",
+          "/d2/late.txt": "late.txt",
+          "/d2/sub/": "",
         });
       },
       { riakReadTimeout: "300" },
