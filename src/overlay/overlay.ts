@@ -332,6 +332,8 @@ interface RiakKnowledge {
   directories: [string, FileStat][];
   files: [string, SeenFile][];
   names: string[];
+  /** Riak's listings held: directory, its names, those of them no directory. */
+  listings: [string, string[], string[]][];
 }
 
 /** How the overlay asks Riak for a stat (see `#riakStat`). */
@@ -1914,8 +1916,11 @@ export class OverlayFileSystem implements FileSystem {
     }
     const made = this.#o.uploads.newestOf(from);
     const madeHere = made !== undefined && isMirror(made) && made.mirror === "directory";
+    // Renamed here while Riak was away: Riak's directory moves on once its first move ran
+    // (the queue runs a directory's move after those journaled before it on its names).
+    const movedHere = made !== undefined && isMirror(made) && made.movesDirectory !== undefined;
     const inRiak = madeHere ? undefined : this.#riakDirectories.get(from);
-    if (!madeHere && (inRiak === undefined || made !== undefined)) {
+    if (!madeHere && (inRiak === undefined || (made !== undefined && !movedHere))) {
       throw refuse("Riak's directory is not known well enough to be renamed");
     }
     const moved = (path: string) => to + path.slice(from.length);
@@ -1971,6 +1976,9 @@ export class OverlayFileSystem implements FileSystem {
           mtimeNs: String(inRiak.mtimeNs),
         },
       });
+      // The name its first move made goes, after this move (the mount shows it no more): an
+      // empty directory's removal, which finds nothing there once the move ran.
+      if (movedHere) entries.push({ path: from, mirror: "remove", directory: true });
     } else {
       // Riak holds nothing of it: made again under the new name, the old one removed.
       const { set } = made as PendingMirror;
@@ -2065,10 +2073,21 @@ export class OverlayFileSystem implements FileSystem {
   /** What the mount knows of Riak's names at or below `path` (see {@link #knowRiakMoved}). */
   #riakKnowledgeAtOrBelow(path: string): RiakKnowledge {
     const atOrBelow = (at: string) => at === path || at.startsWith(`${path}/`);
+    const directories = [...this.#riakDirectories].filter(([at]) => atOrBelow(at));
+    const listings: RiakKnowledge["listings"] = [];
+    for (const directory of new Set([path, ...directories.map(([at]) => at)])) {
+      const names = this.#listedInRiak.namesIn(directory);
+      if (names === undefined) continue;
+      const files = [...names].filter((name) =>
+        this.#listedInRiak.isFile(childPath(directory, name))
+      );
+      listings.push([directory, [...names], files]);
+    }
     return {
-      directories: [...this.#riakDirectories].filter(([at]) => atOrBelow(at)),
+      directories,
       files: [...this.#riakFilesSeen].filter(([at]) => atOrBelow(at)),
       names: [...this.#knownInRiak.keys()].filter(atOrBelow),
+      listings,
     };
   }
 
@@ -2084,7 +2103,10 @@ export class OverlayFileSystem implements FileSystem {
     known: RiakKnowledge,
   ): void {
     const moved = (path: string) => to + path.slice(from.length);
-    this.#listedInRiak.moved(from, to);
+    // Taken before the rename forgot them: the directory may be renamed on.
+    for (const [directory, names, files] of known.listings) {
+      this.#listedInRiak.listed(moved(directory), names, undefined, files);
+    }
     for (const [path, stat] of known.directories) {
       this.#rememberDirectory(moved(path), { ...stat, path: Buffer.from(moved(path).slice(1)) });
     }

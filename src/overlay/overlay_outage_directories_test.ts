@@ -389,3 +389,55 @@ for (const preset of ["drain", "riak"]) {
     );
   });
 }
+
+for (const preset of ["drain", "riak"]) {
+  for (const [last, restarted] of [["d3", false], ["d3", true], ["d1", false]] as const) {
+    Deno.test(`${preset}: a directory renamed twice during an outage (d1 to d2, then d2 to ${last}), with files written into it${restarted ? " (the mount then stopped and started again while Riak is away)" : ""}, reaches Riak under the last name only`, async () => {
+      let clock = Date.now();
+      await withOverlay(
+        preset,
+        async ({ fs, store, riak, runtime, logLines, restart }) => {
+          await store.writeFile("/d1/a.txt", Buffer.from("a"));
+          await store.writeFile("/d1/sub/b.txt", Buffer.from("b"));
+          assert.deepEqual((await listThrough(fs, "/d1")).sort(), ["a.txt", "sub"]);
+          assert.deepEqual(await listThrough(fs, "/d1/sub"), ["b.txt"]);
+          await lookupPath(fs, "/d1/a.txt");
+          clock += LONG_AGO_MS;
+          const mounted = await whilePaused(riak, async () => {
+            await outageNoticed(fs, logLines);
+            await writeThrough(fs, "/d1/during.txt", Buffer.from("during"));
+            await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "d1", ROOT_NODE_ID, "d2", 0);
+            await writeThrough(fs, "/d2/between.txt", Buffer.from("between"));
+            await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "d2", ROOT_NODE_ID, last, 0);
+            for (const gone of ["/d1", "/d2", "/d3"].filter((path) => path !== `/${last}`)) {
+              await assert.rejects(lookupPath(fs, gone), isFuseError(Errno.ENOENT));
+            }
+            const a = await lookupPath(fs, `/${last}/a.txt`);
+            assert.equal((await fs.getattr!(ROOT_CTX, a, undefined)).attr.size, 1);
+            await lookupPath(fs, `/${last}/sub`);
+            assert.deepEqual(await readThrough(fs, `/${last}/during.txt`), Buffer.from("during"));
+            assert.deepEqual(await readThrough(fs, `/${last}/between.txt`), Buffer.from("between"));
+            if (!restarted) return runtime;
+            await runtime.stop(0);
+            return await restart({});
+          });
+          assert.equal(await mounted.settle(10_000), 0);
+          assert.deepEqual(await riakTree(store, "/"), {
+            [`/${last}/`]: "",
+            [`/${last}/a.txt`]: "a",
+            [`/${last}/between.txt`]: "between",
+            [`/${last}/during.txt`]: "during",
+            [`/${last}/sub/`]: "",
+            [`/${last}/sub/b.txt`]: "b",
+          });
+          assert.deepEqual(
+            (await listThrough(mounted.fileSystem, `/${last}`)).sort(),
+            ["a.txt", "between.txt", "during.txt", "sub"],
+          );
+        },
+        { riakReadTimeout: "300" },
+        { now: () => clock },
+      );
+    });
+  }
+}
