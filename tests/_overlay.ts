@@ -353,6 +353,14 @@ export async function eventually(
   }
 }
 
+/**
+ * Waits until the mount's log holds a line matching `pattern`: a line written as a request
+ * is answered reaches the test through a pipe, after the answer.
+ */
+export function logged(mounted: OverlayMount, pattern: RegExp): Promise<void> {
+  return eventually(`a log line ${pattern}`, () => Promise.resolve(pattern.test(mounted.stderr())));
+}
+
 /** Asserts that every file of `files` (name -> content) is in Riak, byte for byte. */
 export async function assertInRiak(env: OverlayEnv, files: Map<string, Uint8Array>): Promise<void> {
   for (const [name, content] of files) {

@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
 import {
   assertGone,
+  logged,
   type OutageScenario,
   outageTests,
   riakNames,
@@ -167,7 +168,7 @@ async function removeThroughOutage(
   );
   if (ending === "killed") {
     assert.deepEqual(await riakNames(env, "/app/empty"), ["late.txt"]);
-    assert.match(outage.mounted.stderr(), /directory removed .* kept in Riak/);
+    await logged(outage.mounted, /directory removed .* kept in Riak/);
     // Written after the version removed or saved over, or made over a file the mount made:
     // set aside beside the name, with a warning.
     assert.equal(conflicts.length, 6, `six conflict copies in ${names}`);
@@ -178,7 +179,7 @@ async function removeThroughOutage(
         `${name}: newer, from another host`,
       );
     }
-    assert.match(outage.mounted.stderr(), /newer file under a name removed during an outage/);
+    await logged(outage.mounted, /newer file under a name removed during an outage/);
   } else {
     assert.deepEqual(conflicts, []);
   }
@@ -309,7 +310,7 @@ async function renameThroughOutage(
       assert.ok(kept, `${name} set aside`);
       assert.equal(await text(`/app/${kept}`), `${name}: newer, from another host`);
     }
-    assert.match(outage.mounted.stderr(), /renamed during an outage was not in Riak as the mount/);
+    await logged(outage.mounted, /renamed during an outage was not in Riak as the mount/);
   } else {
     assert.deepEqual(conflicts, []);
     assert.equal(await text("/app/f2.txt"), "f before");
@@ -378,7 +379,7 @@ async function uploadOverAnotherHostsWrite(
     );
   }
   assert.equal(listed.length, 7, `nothing else in ${listed}`);
-  assert.match(outage.mounted.stderr(), /another file under a name written during an outage/);
+  await logged(outage.mounted, /another file under a name written during an outage/);
   assert.ok(large.equals(await fsp.readFile(join(app, "created.bin"))));
 }
 
