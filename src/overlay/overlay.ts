@@ -79,8 +79,9 @@ import {
   versionOf,
 } from "./attributes.ts";
 import { attributesOf, type Located, sizeWhereLocated, timesOf } from "./located.ts";
-import type { ChunkCache, FileVersion } from "./chunk_cache.ts";
+import type { ChunkCache } from "./chunk_cache.ts";
 import { ContentPrefetch } from "./content_prefetch.ts";
+import type { Handle, RemovedCopy, RiakHandle } from "./handle_table.ts";
 import {
   DirectoryStream,
   direntOf,
@@ -256,75 +257,6 @@ const REMOVED_WHILE_OPEN_COPY_LIMIT = 256 * 1024 * 1024;
 interface RiakChange {
   before: FileStat;
   after: FileStat;
-}
-
-/** What every open handle knows: the node the kernel opened it on. */
-interface OpenedOn {
-  /** Set once opened (see {@link OverlayFileSystem.open}); stays when the name goes. */
-  nodeid?: number;
-  /**
-   * A reading handle (of Riak's copy, or of a local or staged file) whose file this mount
-   * has since begun to change elsewhere (a write session, a local writer): its next read
-   * finds where the file's bytes are now, as one inode's descriptors all see its writes.
-   */
-  stale?: boolean;
-  /** The internal handle its reads go to since it followed such a change. */
-  follows?: number;
-  /** The look for where its bytes are now, while it runs. */
-  following?: Promise<void>;
-}
-
-type Handle =
-  & OpenedOn
-  & (
-    | {
-      kind: "local";
-      path: string;
-      file: SourceFile;
-      size: number;
-      /** For copy-on-read: what this handle read of a local file (reads `reads` did not take). */
-      coverage?: ReadCoverage;
-      /**
-       * For copy-on-read: the page-aligned reads of this handle, recorded by the FUSE reader
-       * threads (which then serve them from the descriptor) or by {@link read}.
-       */
-      reads?: ReadBlocks;
-      /** Open for writing where the local file is the truth: mirrored into Riak on release. */
-      mirror?: PendingMirror;
-      /**
-       * The file's version when opened, if its last change was then long enough ago that
-       * any write through this handle moves its ctime: the same version at release means
-       * nothing was written, and nothing is uploaded again.
-       */
-      openedVersion?: FileIdentity;
-    }
-    | RiakHandle
-    | { kind: "write"; path: string; session: WriteSession }
-  );
-
-/** The bytes of a Riak file removed while open, for the handles that had it open. */
-interface RemovedCopy {
-  file: SourceFile;
-  size: number;
-  /** Handles reading from it; the last one to close closes it. */
-  handles: number;
-}
-
-/** A file opened for reading from Riak. */
-interface RiakHandle {
-  kind: "riak";
-  path: string;
-  /** Riak's stat when opened: the attributes once the name is removed while open. */
-  stat: FileStat;
-  version: FileVersion;
-  /**
-   * A copy of its bytes in the spool (already unlinked there), made when the name was removed
-   * while this handle was open; reads come from it then.
-   */
-  removedCopy?: RemovedCopy;
-  pattern: ReadPattern;
-  /** Serves sequential reads from one store stream; random reads use the chunk cache. */
-  sequential: SequentialReader;
 }
 
 /** What a mount knows of Riak's names below a directory, by path. */
