@@ -110,6 +110,7 @@ import {
   type SeenFile,
 } from "./journal.ts";
 import { LISTED_NAMES_PER_DIRECTORY, ListedInRiak } from "./listed_in_riak.ts";
+import { LocalWriters } from "./local_writers.ts";
 import { localPathBeneath } from "./local_path.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
@@ -303,16 +304,11 @@ export class OverlayFileSystem implements FileSystem {
   readonly #directoryRenamesAway = new Map<string, Promise<void>>();
   /** Makings and removals of names under way ({@link #gated}), each with its path. */
   readonly #gatedUnderWay = new Set<{ path: string; ended: Promise<void> }>();
-  /**
-   * Local files open for writing through the mount, by path (modes that mirror writes):
-   * until their mirror reached Riak, the local file is the newest copy.
-   */
-  readonly #localWriters = new Map<string, number>();
+  /** Local files open for writing through the mount, and their write opens. */
+  readonly #localWriters: LocalWriters;
   /** Renames in progress, and the paths whose mirrors were queued meanwhile (see rename). */
   #renames = 0;
   readonly #mirroredDuringRenames = new Set<string>();
-  /** The last write open of each path in progress (see {@link oneWriteOpenAtATime}). */
-  readonly #writeOpens = new Map<string, Promise<void>>();
   /** Drain: local files superseded by a write through the mount, by path, until uploaded. */
   readonly #superseded = new Map<string, FileIdentity>();
   /** sha256 last served per path: an unchanged file keeps the kernel's page cache. */
@@ -429,6 +425,7 @@ export class OverlayFileSystem implements FileSystem {
     this.#now = options.now ?? Date.now;
     this.#limits = options.tableLimits ?? DEFAULT_TABLE_LIMITS;
     this.#listedInRiak = new ListedInRiak(this.#limits.stats);
+    this.#localWriters = new LocalWriters(options.mode, options.uploads);
     this.#directoryTimes = new DirectoryTimes({
       write: (path, mtimeNs) => this.#writeDirectoryTime(path, mtimeNs),
       delayMs: options.directoryTimeDelayMs,
@@ -4719,23 +4716,16 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   #addWriter(path: string): void {
-    this.#localWriters.set(path, (this.#localWriters.get(path) ?? 0) + 1);
+    this.#localWriters.add(path);
   }
 
   #forgetWriter(path: string): void {
-    const writers = (this.#localWriters.get(path) ?? 1) - 1;
-    if (writers > 0) this.#localWriters.set(path, writers);
-    else this.#localWriters.delete(path);
+    this.#localWriters.forget(path);
   }
 
-  /**
-   * Whether the local file at `path` is newer than what Riak holds: open for writing
-   * through the mount, or its mirror (or removal) still on its way and newer than any staged
-   * upload of it (a mirror replayed from a run in a mode that mirrors counts in drain too,
-   * until a write staged here comes after it).
-   */
+  /** See {@link LocalWriters.localIsNewest}. */
   #localIsNewest(path: string): boolean {
-    return this.#localWriters.has(path) || this.#o.uploads.newestIsMirror(path);
+    return this.#localWriters.localIsNewest(path);
   }
 
   /**
@@ -4757,22 +4747,9 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
-  /**
-   * Runs `body` (which opens `path` for writing, fetching it from Riak first if need be)
-   * after every earlier one for `path` finished, where a fetch is possible: two writers
-   * fetching at once would each rename a copy into place, one of them then writing into a
-   * file the other replaced.
-   */
-  async #oneWriteOpenAtATime<T>(path: string, body: () => Promise<T>): Promise<T> {
-    if (this.#mode.reads === "local" || !this.#mirrorsWrites()) return await body();
-    const run = (this.#writeOpens.get(path) ?? Promise.resolve()).then(body);
-    const settled = run.then(() => {}, () => {});
-    this.#writeOpens.set(path, settled);
-    try {
-      return await run;
-    } finally {
-      if (this.#writeOpens.get(path) === settled) this.#writeOpens.delete(path);
-    }
+  /** See {@link LocalWriters.oneWriteOpenAtATime}. */
+  #oneWriteOpenAtATime<T>(path: string, body: () => Promise<T>): Promise<T> {
+    return this.#localWriters.oneWriteOpenAtATime(path, body);
   }
 
   /**
