@@ -74,7 +74,6 @@ import {
   S_IFLNK,
   S_IFREG,
   seenFileStat,
-  timespecOf,
   toNs,
   versionOf,
 } from "./attributes.ts";
@@ -111,6 +110,7 @@ import {
 } from "./journal.ts";
 import { LISTED_NAMES_PER_DIRECTORY, ListedInRiak } from "./listed_in_riak.ts";
 import { LocalWriters } from "./local_writers.ts";
+import { ShownToKernel } from "./shown_to_kernel.ts";
 import { localPathBeneath } from "./local_path.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
@@ -293,8 +293,8 @@ export class OverlayFileSystem implements FileSystem {
   readonly #handles = new Map<number, Handle>();
   readonly #directories = new Map<number, DirectoryStream>();
   readonly #sessions = new Map<string, WriteSession>();
-  /** The latest ctime shown for a path, oldest first ({@link #attrOf}). */
-  readonly #ctimes = new Map<string, bigint>();
+  /** The latest ctimes shown and the Riak versions served, by path. */
+  readonly #shown: ShownToKernel;
   /** Sessions being started (their content staged), by path: an open joins it once ready. */
   readonly #sessionsStarting = new Map<string, Promise<WriteSession>>();
   /**
@@ -311,8 +311,6 @@ export class OverlayFileSystem implements FileSystem {
   readonly #mirroredDuringRenames = new Set<string>();
   /** Drain: local files superseded by a write through the mount, by path, until uploaded. */
   readonly #superseded = new Map<string, FileIdentity>();
-  /** sha256 last served per path: an unchanged file keeps the kernel's page cache. */
-  readonly #served = new Map<string, string>();
   /** Local versions Riak holds, by path (see {@link mirrored}). */
   readonly #mirrored = new Map<string, string>();
   /**
@@ -426,6 +424,7 @@ export class OverlayFileSystem implements FileSystem {
     this.#limits = options.tableLimits ?? DEFAULT_TABLE_LIMITS;
     this.#listedInRiak = new ListedInRiak(this.#limits.stats);
     this.#localWriters = new LocalWriters(options.mode, options.uploads);
+    this.#shown = new ShownToKernel(this.#limits.paths);
     this.#directoryTimes = new DirectoryTimes({
       write: (path, mtimeNs) => this.#writeDirectoryTime(path, mtimeNs),
       delayMs: options.directoryTimeDelayMs,
@@ -487,9 +486,9 @@ export class OverlayFileSystem implements FileSystem {
   get tableSizes(): Record<string, number> {
     return {
       nodes: this.#nodes.size,
-      ctimes: this.#ctimes.size,
+      ctimes: this.#shown.ctimeCount,
       mirrored: this.#mirrored.size,
-      served: this.#served.size,
+      served: this.#shown.servedCount,
       knownInRiak: this.#knownInRiak.size,
       riakFilesSeen: this.#riakFilesSeen.size,
       listedInRiak: this.#listedInRiak.size,
@@ -775,7 +774,7 @@ export class OverlayFileSystem implements FileSystem {
       );
       changedLocallyNs = changedLocally?.ctimeNs;
     }
-    this.#served.delete(path);
+    this.#shown.forgetServed(path);
     this.#changed(path);
     // A change of attributes moves the ctime, also where Riak keeps none. Where it went to
     // the source file, the kernel moved that file's ctime, which lstat(2) (and so the reader
@@ -2576,13 +2575,7 @@ export class OverlayFileSystem implements FileSystem {
     // Riak's file keeps its version under its new name.
     if (fromSeen) this.#rememberFileSeen(to, fromSeen);
     for (const path of [from, to]) this.#o.uploads.newToRiak.changed(path, { below: true });
-    this.#served.delete(from);
-    this.#served.delete(to);
-    // The file keeps the ctime it showed; the name it left, and the file it replaced, go.
-    const ctimeNs = this.#ctimes.get(from);
-    this.#ctimes.delete(from);
-    this.#ctimes.delete(to);
-    if (ctimeNs !== undefined) this.#noteCtime(to, ctimeNs);
+    this.#shown.renamed(from, to);
     // Riak holds the file under its new name once the rename's mirror landed, which says so.
     this.#mirrored.delete(from);
     this.#mirrored.delete(to);
@@ -3481,29 +3474,17 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * The attributes of `path` where `located` found it, with a ctime that never goes back:
-   * Riak keeps no ctime (its copies show the mtime), so a file seen locally, or changed
-   * through the mount, keeps the latest ctime shown for it while this mount runs (tar, which
-   * compares a file's ctime before and after reading it, sees no change when the file's
-   * copy reaches Riak meanwhile).
+   * The attributes of `path` where `located` found it, with a ctime that never goes back
+   * ({@link ShownToKernel.attrOf}).
    */
   async #attrOf(path: string, located: Located): Promise<Attr> {
     const attr = await this.#attrWhereLocated(path, located);
-    const shownNs = BigInt(attr.ctime.sec) * 1_000_000_000n + BigInt(attr.ctime.nsec);
-    const latestNs = this.#ctimes.get(path);
-    if (latestNs !== undefined && latestNs > shownNs) {
-      return { ...attr, ctime: timespecOf(latestNs) };
-    }
-    if (located.where === "local") this.#noteCtime(path, shownNs);
-    return attr;
+    return this.#shown.attrOf(path, attr, located.where === "local");
   }
 
-  /** Remembers that `path` showed (or got, changed through the mount) ctime `ctimeNs`. */
+  /** See {@link ShownToKernel.noteCtime}. */
   #noteCtime(path: string, ctimeNs: bigint): void {
-    const latest = this.#ctimes.get(path);
-    if (latest !== undefined && latest >= ctimeNs) return;
-    // The oldest go first: a file not looked at for that long is not being read by tar.
-    setAsNewest(this.#ctimes, path, ctimeNs, this.#limits.paths);
+    this.#shown.noteCtime(path, ctimeNs);
   }
 
   async #attrWhereLocated(path: string, located: Located): Promise<Attr> {
@@ -3797,9 +3778,7 @@ export class OverlayFileSystem implements FileSystem {
     const fh = this.#newHandle();
     this.#handles.set(fh, handle);
     if (handle.kind === "riak") {
-      const keepCache = this.#served.get(handle.path) === handle.version.version;
-      // Forgetting an old entry only costs that file its page cache on the next open.
-      setAsNewest(this.#served, handle.path, handle.version.version, this.#limits.paths);
+      const keepCache = this.#shown.servedKeepsCache(handle.path, handle.version.version);
       // flush commits write sessions only: a reading handle needs none.
       return { fh, keepCache, directIo: this.#o.directIo, noFlush: true };
     }
@@ -4251,7 +4230,7 @@ export class OverlayFileSystem implements FileSystem {
     session.committed = true;
     this.#o.cache.invalidate(session.path);
     this.#changed(session.path);
-    this.#served.delete(session.path);
+    this.#shown.forgetServed(session.path);
   }
 
   /**
@@ -4619,7 +4598,7 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#sessions.has(path)) return;
     if (this.#writesRiak() && this.#o.uploads.pendingFor(path)) return;
     // The threads answer lstat(2)'s ctime, never the later one #attrOf may show.
-    const shownCtimeNs = this.#ctimes.get(path);
+    const shownCtimeNs = this.#shown.latestCtime(path);
     if (shownCtimeNs !== undefined && shownCtimeNs > stats.ctimeNs) return;
     let expiresAt: number | undefined;
     if (this.#mode.reads !== "local") {
@@ -4684,11 +4663,11 @@ export class OverlayFileSystem implements FileSystem {
     this.#listedInRiak.forget(path);
     // What was remembered of the removed file: a file made there later is another one (and
     // a mount creating and removing fresh names would fill these tables with dead ones).
-    this.#ctimes.delete(path);
+    this.#shown.forgetCtime(path);
     this.#mirrored.delete(path);
     this.#nodes.unbind(path);
     this.#o.cache.invalidate(path);
-    this.#served.delete(path);
+    this.#shown.forgetServed(path);
   }
 
   // ---- helpers: knobs ----
