@@ -92,7 +92,7 @@ import { copyBetween, readAll, readAt } from "./file_bytes.ts";
 import { absentBelowFile, ignoreMissing, isMissing, isNotFound } from "./not_found.ts";
 import { DirectoryTimes } from "./directory_times.ts";
 import { type CopyOnReadQueue, ReadCoverage } from "./copy_on_read.ts";
-import { isOutageError, type RiakHealth, RiakTimeoutError } from "./health.ts";
+import { isOutageError, type RiakHealth } from "./health.ts";
 import {
   goingOver,
   heldBefore,
@@ -111,6 +111,7 @@ import {
 import { LISTED_NAMES_PER_DIRECTORY, ListedInRiak } from "./listed_in_riak.ts";
 import { LocalWriters } from "./local_writers.ts";
 import { ShownToKernel } from "./shown_to_kernel.ts";
+import { RiakCalls } from "./riak_calls.ts";
 import { localPathBeneath } from "./local_path.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
@@ -304,6 +305,8 @@ export class OverlayFileSystem implements FileSystem {
   readonly #directoryRenamesAway = new Map<string, Promise<void>>();
   /** Makings and removals of names under way ({@link #gated}), each with its path. */
   readonly #gatedUnderWay = new Set<{ path: string; ended: Promise<void> }>();
+  /** Requests to Riak and waits for the mount's work on its way there. */
+  readonly #riakCalls: RiakCalls;
   /** Local files open for writing through the mount, and their write opens. */
   readonly #localWriters: LocalWriters;
   /** Renames in progress, and the paths whose mirrors were queued meanwhile (see rename). */
@@ -425,6 +428,14 @@ export class OverlayFileSystem implements FileSystem {
     this.#listedInRiak = new ListedInRiak(this.#limits.stats);
     this.#localWriters = new LocalWriters(options.mode, options.uploads);
     this.#shown = new ShownToKernel(this.#limits.paths);
+    this.#riakCalls = new RiakCalls({
+      store: options.store,
+      health: options.health,
+      uploads: options.uploads,
+      copies: options.copies,
+      logger: this.#logger,
+      riakTimeoutMs: options.riakTimeoutMs,
+    });
     this.#directoryTimes = new DirectoryTimes({
       write: (path, mtimeNs) => this.#writeDirectoryTime(path, mtimeNs),
       delayMs: options.directoryTimeDelayMs,
@@ -1217,9 +1228,9 @@ export class OverlayFileSystem implements FileSystem {
     return true;
   }
 
-  /** Whether a put of `path` that failed may still land in Riak (its answer is awaited). */
+  /** See {@link RiakCalls.putMayLand}. */
   #putMayLand(path: string): boolean {
-    return this.#o.store.awaitsLateWrites?.(path) ?? false;
+    return this.#riakCalls.putMayLand(path);
   }
 
   /**
@@ -3585,9 +3596,9 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
-  /** Runs a Riak request under the mount's deadline and outage tracking. */
+  /** See {@link RiakCalls.run}. */
   #riak<T>(operation: string, request: () => Promise<T>): Promise<T> {
-    return this.#o.health.run(operation, this.#o.riakTimeoutMs, request);
+    return this.#riakCalls.run(operation, request);
   }
 
   /**
@@ -4350,16 +4361,9 @@ export class OverlayFileSystem implements FileSystem {
     });
   }
 
-  /**
-   * Tells the operator why a `change` ("removal", "rename") of `path` in Riak takes a while
-   * (up to Riak's put timeout), where it waits for a write of the name that may still land.
-   */
+  /** See {@link RiakCalls.logLateWriteWait}. */
   #logLateWriteWait(change: string, path: string): void {
-    if (!this.#putMayLand(path)) return;
-    this.#logger.info(
-      `${change} waits for the answer to a put of the file or an add of its entry that may still land`,
-      { path },
-    );
+    this.#riakCalls.logLateWriteWait(change, path);
   }
 
   /** Removes `path` from Riak; false when it was not there. */
@@ -4375,83 +4379,34 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
-  /**
-   * Runs `body`, which changes `paths` in Riak, with their copy-on-reads called off and none
-   * started meanwhile (a copy landing after it would bring an old name or old bytes back).
-   * A copy whose put hangs on an unreachable Riak is waited for at most the Riak deadline,
-   * then `body` does not run (EIO); Riak's health is not told, nothing was asked of it.
-   * `requeued`: the change leaves the files where they are (their attributes), so the copies
-   * called off are queued again after it ({@link CopyOnReadQueue.pause}).
-   */
-  async #holdingCopies<T>(
+  /** See {@link RiakCalls.holdingCopies}. */
+  #holdingCopies<T>(
     operation: string,
     paths: string[],
     body: () => Promise<T>,
-    { requeued = false }: { requeued?: boolean } = {},
+    options: { requeued?: boolean } = {},
   ): Promise<T> {
-    const holds = paths.map((path) =>
-      requeued ? this.#o.copies.pause(path) : this.#o.copies.hold(path)
-    );
-    try {
-      await this.#withinRiakDeadline(operation, Promise.all(holds));
-      return await body();
-    } finally {
-      for (const hold of holds) void hold.then((release) => release(), () => {});
-    }
+    return this.#riakCalls.holdingCopies(operation, paths, body, options);
   }
 
-  /**
-   * `waiting` (for work of the mount's own that waits on Riak), failing with EIO once the
-   * Riak deadline passed. Riak's health is not told: nothing was asked of it here.
-   */
-  async #withinRiakDeadline<T>(operation: string, waiting: Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new RiakTimeoutError(operation, this.#o.riakTimeoutMs)),
-        this.#o.riakTimeoutMs,
-      );
-    });
-    try {
-      return await Promise.race([waiting, deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
+  /** See {@link RiakCalls.withinDeadline}. */
+  #withinRiakDeadline<T>(operation: string, waiting: Promise<T>): Promise<T> {
+    return this.#riakCalls.withinDeadline(operation, waiting);
   }
 
-  /**
-   * Waits (see {@link #uploaded}) until pending uploads of `path` reached Riak, moved ahead
-   * of the backlog: the request is blocked on them.
-   */
-  async #settled(path: string, ctx?: RequestContext): Promise<void> {
-    if (!this.#o.uploads.hasPending(path)) return;
-    this.#o.uploads.hurry(path);
-    await this.#uploaded(`upload ${path}`, () => this.#o.uploads.settled(path), ctx);
+  /** See {@link RiakCalls.settled}. */
+  #settled(path: string, ctx?: RequestContext): Promise<void> {
+    return this.#riakCalls.settled(path, ctx);
   }
 
-  /** {@link #settled} of everything at or below `path`. */
-  async #settledBelow(path: string, ctx?: RequestContext): Promise<void> {
-    this.#o.uploads.hurry(path, true);
-    await this.#uploaded(`upload below ${path}`, () => this.#o.uploads.settledBelow(path), ctx);
+  /** See {@link RiakCalls.settledBelow}. */
+  #settledBelow(path: string, ctx?: RequestContext): Promise<void> {
+    return this.#riakCalls.settledBelow(path, ctx);
   }
 
-  /**
-   * Waits for uploads, failing (EIO) only once Riak acknowledged none of the queue's uploads
-   * for the Riak deadline: those ahead of them and they themselves may take much longer than
-   * the deadline (each is a few round trips, a large file many), and a Riak that answers is
-   * no outage. With the request's `ctx`, the request's own deadline (--request-timeout) is
-   * held off meanwhile: this one bounds the wait, and the fixed one would answer EIO behind
-   * a backlog that moves all along (an interrupt still ends the wait).
-   */
+  /** See {@link RiakCalls.uploaded}. */
   #uploaded(operation: string, wait: () => Promise<void>, ctx?: RequestContext): Promise<void> {
-    const bounded = () =>
-      this.#o.health.run(
-        operation,
-        this.#o.riakTimeoutMs,
-        wait,
-        () => this.#o.uploads.acknowledged,
-      );
-    return ctx ? ctx.withoutDeadline(bounded) : bounded();
+    return this.#riakCalls.uploaded(operation, wait, ctx);
   }
 
   #rememberInRiak(path: string, present: boolean): void {
