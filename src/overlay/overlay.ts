@@ -631,8 +631,9 @@ export class OverlayFileSystem implements FileSystem {
   /**
    * This mount begins to change the bytes of the file at `path` where its reading handles do
    * not look (a write session staged in the spool, a local writer of a file read from Riak):
-   * they look again before their next read ({@link OpenedOn.stale}). The reader threads stop
-   * serving such handles' reads from their descriptors, which would show the old bytes.
+   * they look again before their next read (`OpenedOn.stale`, handle_table.ts). The reader
+   * threads stop serving such handles' reads from their descriptors, which would show the old
+   * bytes.
    */
   #contentMoving(path: string, options: { riakOnly?: boolean } = {}): void {
     // Every write open asks (each create in shadow and migrate): mostly nothing reads Riak.
