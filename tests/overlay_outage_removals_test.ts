@@ -7,8 +7,8 @@
  * mounted again; a file written elsewhere after the version removed is set aside, not
  * removed. Names the mount never saw stay as they were (ENOENT, EIO), and a directory it saw
  * but never listed can be neither listed nor removed (EIO).
- * An upload journaled during the outage sets aside a file another host wrote under its name
- * meanwhile instead of going over it.
+ * An upload journaled during the outage, or before it and still pending as it began, sets aside
+ * a file another host wrote under its name meanwhile instead of going over it.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -335,6 +335,7 @@ function conflictOf(name: string): RegExp {
 
 async function uploadOverAnotherHostsWrite(
   { env, ending, outage }: OutageScenario,
+  closed: "during the outage" | "before it",
 ): Promise<void> {
   const app = join(env.mountpoint, "app");
   await fsp.mkdir(app);
@@ -355,9 +356,18 @@ async function uploadOverAnotherHostsWrite(
     await handle.write(bytes, 0, bytes.length, 0);
     await env.store.writeFile(`/app/${name}`, Buffer.from(`${name}: from another host`));
   }
-  await outage.stopRiak(() => fsp.writeFile(join(app, "trigger.bin"), seededBytes(904, 100)));
-  // Closed during the outage: the uploads wait in the journal.
-  for (const handle of writing.values()) await handle.close();
+  const trigger = () => fsp.writeFile(join(app, "trigger.bin"), seededBytes(904, 100));
+  if (closed === "during the outage") {
+    await outage.stopRiak(trigger);
+    // Closed during the outage: the uploads wait in the journal.
+    for (const handle of writing.values()) await handle.close();
+  } else {
+    // Closed while Riak is taken to answer, frozen: the uploads' puts hang, and fail as the
+    // outage begins (the server killed), which they wait out in the journal.
+    env.riak.pause();
+    for (const handle of writing.values()) await handle.close();
+    await outage.stopRiak(trigger);
+  }
   await outage.end(ending);
   await waitForQuiet(env);
 
@@ -385,5 +395,10 @@ async function uploadOverAnotherHostsWrite(
 
 outageTests(
   "a file made or written while Riak answered, closed during the outage, sets aside once Riak is back the file another host wrote under its name meanwhile",
-  uploadOverAnotherHostsWrite,
+  (scenario) => uploadOverAnotherHostsWrite(scenario, "during the outage"),
+);
+
+outageTests(
+  "a file made or written while Riak answered, closed just before the outage, its upload failing with it, sets aside once Riak is back the file another host wrote under its name meanwhile",
+  (scenario) => uploadOverAnotherHostsWrite(scenario, "before it"),
 );

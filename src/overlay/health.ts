@@ -87,6 +87,7 @@ export class RiakHealth {
   #failedDuringOutage = 0;
   #outages = 0;
   readonly #reachableAgain: (() => void)[] = [];
+  readonly #unreachable: (() => void)[] = [];
   readonly #confirm: ((timeoutMs?: number) => Promise<boolean>) | undefined;
   #confirming = false;
   readonly #overWithinMs: number | undefined;
@@ -138,6 +139,11 @@ export class RiakHealth {
   /** Calls `listener` each time an outage ends (say, to retry waiting uploads at once). */
   onReachableAgain(listener: () => void): void {
     this.#reachableAgain.push(listener);
+  }
+
+  /** Calls `listener` each time an outage is declared (say, to mark the uploads pending). */
+  onUnreachable(listener: () => void): void {
+    this.#unreachable.push(listener);
   }
 
   /** Records a request Riak answered. Logs the end of an outage once (once confirmed). */
@@ -243,6 +249,7 @@ export class RiakHealth {
       { error: this.#lastError },
     );
     this.#probeLater();
+    for (const listener of this.#unreachable) listener();
   }
 
   #refused(error: unknown): void {

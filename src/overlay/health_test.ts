@@ -44,6 +44,22 @@ Deno.test("an outage is logged once, however many requests fail, and its end onc
   });
 });
 
+Deno.test("the start of each outage is told once, as it is declared, however many requests fail", () => {
+  const { logger } = recordingLogger();
+  const health = new RiakHealth(logger);
+  const told: boolean[] = [];
+  health.onUnreachable(() => told.push(health.reachable));
+  const refused = () => new RiakRequestError("get", undefined, new Error("connect ECONNREFUSED"));
+  health.failed(new NotFoundError("/x"));
+  assert.deepEqual(told, [], "an answer is no outage");
+  health.failed(refused());
+  health.failed(refused());
+  assert.deepEqual(told, [false], "once, Riak already taken as away");
+  health.succeeded();
+  health.failed(refused());
+  assert.deepEqual(told, [false, false], "again for the next outage");
+});
+
 Deno.test("answers such as not-found do not count as an outage", () => {
   const { lines, logger } = recordingLogger();
   const health = new RiakHealth(logger);

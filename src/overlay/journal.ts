@@ -88,10 +88,12 @@ export interface PendingUpload {
    */
   creates?: true;
   /**
-   * Journaled while Riak was away: once back, the upload goes over only what `replaces` or
+   * Journaled while Riak was away, or still pending as an outage began ({@link
+   * UploadJournal.markAway}): once back, the upload goes over only what `replaces` or
    * `creates` say Riak held (or an attempt of its own that landed); a file another host wrote
-   * there meanwhile is set aside, not overwritten. Absent (journaled while Riak answered, or
-   * by an older riakfs): it goes over whatever Riak holds, the last writer's bytes winning.
+   * there meanwhile is set aside, not overwritten. Absent (Riak answered from its journal line
+   * to its landing, or an older riakfs): it goes over whatever Riak holds, the last writer's
+   * bytes winning.
    */
   away?: true;
 }
@@ -605,6 +607,31 @@ export class UploadJournal {
     }
     this.#stagedUsers.delete(entry.staged);
     this.#stagedSizes.delete(entry.staged);
+  }
+
+  /**
+   * Marks pending uploads {@link PendingUpload.away} (still pending as an outage began): each
+   * entry's line is written again with the mark, all in one write, fsync'd before this
+   * resolves. The same `add` op under the same id: a reader, of this riakfs or an older one,
+   * keeps the last line of an id, and a `done` line written after it still ends it. Returns
+   * the entries as they are now pending (those already done or marked are left out).
+   */
+  async markAway(ids: readonly number[]): Promise<PendingUpload[]> {
+    const marked: { before: PendingUpload; after: PendingUpload }[] = [];
+    for (const id of ids) {
+      const before = this.#pending.get(id);
+      if (before === undefined || isMirror(before) || before.away) continue;
+      marked.push({ before, after: { ...before, away: true } });
+    }
+    if (marked.length === 0) return [];
+    const lines = marked.map(({ after }) => addLine(after)).join("");
+    this.#write(lines);
+    for (const { before, after } of marked) {
+      this.#pending.set(after.id, after);
+      this.#pendingLength += addLine(after).length - addLine(before).length;
+    }
+    await this.#sync();
+    return marked.map(({ after }) => after);
   }
 
   /**

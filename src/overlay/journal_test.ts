@@ -192,6 +192,39 @@ Deno.test("an upload that creates its file, and the removal of such a file, keep
   });
 });
 
+Deno.test("uploads marked away as an outage begins stay marked through a reopen and its rewrite; one done stays done, a mirror is left as it is", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    const { journal } = await UploadJournal.open(file);
+    const creates = { ...upload("/new"), ...goingOver("nothing") };
+    const replaces = { ...upload("/old"), ...goingOver({ size: 8, mtimeNs: "1" }) };
+    const created = await journal.add(creates);
+    const replaced = await journal.add(replaces);
+    const landed = await journal.add({ ...upload("/landed"), ...goingOver("nothing") });
+    const mirror = journal.mirror({ path: "/m", mirror: "copy" });
+    await journal.complete(landed);
+    const marked = await journal.markAway([created, replaced, landed, mirror.id]);
+    assert.deepEqual(marked, [
+      { id: created, ...creates, away: true },
+      { id: replaced, ...replaces, away: true },
+    ]);
+    assert.deepEqual(await journal.markAway([created]), [], "marked once");
+    // Its done line comes after its marked line.
+    await journal.complete(created);
+    // No close: a crash (SIGKILL) leaves the file as written and fsync'd.
+    const reopened = await UploadJournal.open(file);
+    assert.deepEqual(reopened.pending, [marked[1], mirror]);
+    // The reopen rewrote the file with the entries as they are now.
+    const lines = (await readFile(file, "utf8")).trim().split("\n");
+    assert.deepEqual(lines.map((line) => JSON.parse(line).away), [true, undefined]);
+    const again = await UploadJournal.open(file);
+    assert.deepEqual(again.pending, [marked[1], mirror]);
+    await again.journal.close();
+    await reopened.journal.close();
+    await journal.close();
+  });
+});
+
 Deno.test("a journal with an entry pending for long is rewritten, not left to grow", async () => {
   await withDirectory(async (directory) => {
     const file = join(directory, "journal");

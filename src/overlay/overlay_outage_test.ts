@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { mkdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Errno, type FileSystem, FuseError, ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import {
@@ -17,6 +17,7 @@ import {
   outageNoticed,
   type OverlayFixture,
   readThrough,
+  type RequestHold,
   ROOT_CTX,
   whilePaused,
   withOverlay,
@@ -1005,6 +1006,194 @@ for (const preset of ["drain", "riak"]) {
         assert.equal(await runtime.settle(10_000), 0);
         assert.equal((await store.readFile("/doc.txt")).toString(), "our bytes");
         assert.deepEqual(await listThrough(fs, "/"), ["doc.txt"], "nothing set aside");
+      },
+      { riakReadTimeout: "300" },
+      { now: () => 1_700_000_000_000 },
+    );
+  });
+}
+
+/**
+ * `/doc.txt` created through the mount where Riak held none (`created`), or written over the
+ * version it saw there (`written over`), with `content` (at least 8 bytes: all it holds), and
+ * closed while Riak answers, its upload's put held; then another host writes the name in Riak.
+ * Resolves with the hold of that put, not released.
+ */
+async function pendingHereAndWrittenElsewhere(
+  { fs, store, runtime, holdPuts }: OverlayFixture,
+  over: "created" | "written over",
+  content: string,
+): Promise<RequestHold> {
+  let node: number;
+  let fh: number;
+  if (over === "created") {
+    const created = await fs.create!(ROOT_CTX, ROOT_NODE_ID, "doc.txt", O_RDWR, 0o644, 0o022);
+    ({ nodeid: node } = created.entry);
+    ({ fh } = created.opened);
+  } else {
+    await writeThrough(fs, "/doc.txt", Buffer.from("document"));
+    assert.equal(await runtime.settle(10_000), 0);
+    node = await lookupPath(fs, "/doc.txt");
+    ({ fh } = await fs.open!(ROOT_CTX, node, O_RDWR));
+  }
+  await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from(content));
+  const upload = holdPuts();
+  await fs.release!(ROOT_CTX, node, fh, 0); // Journaled while Riak answers.
+  await upload.reached;
+  await store.writeFile("/doc.txt", Buffer.from("newer, from another host"));
+  return upload;
+}
+
+// An upload journaled while Riak answers, still pending as an outage begins (its put fails
+// with it), waits as long as one journaled during the outage: once Riak is back it goes over
+// only what the mount knew Riak held, as those do. A file another host wrote meanwhile is set
+// aside, also when the mount was killed during the outage and mounted again once Riak was
+// back (only the journal says then that the upload waited out an outage).
+for (const over of ["created", "written over"] as const) {
+  for (const ending of ["", "killed"] as const) {
+    for (const preset of ["drain", "riak"]) {
+      Deno.test(`${preset}: a file ${over === "created" ? "created through the mount where Riak held none" : "written over the version the mount saw in Riak"} and closed while Riak answers, its upload failing as an outage begins${ending ? ", the mount killed and mounted again once Riak is back" : ""}, sets aside the one another host wrote under its name meanwhile instead of going over it`, async () => {
+        await withOverlay(
+          preset,
+          async (fixture) => {
+            const { fs, store, riak, logLines, restart } = fixture;
+            const upload = await pendingHereAndWrittenElsewhere(fixture, over, "our bytes");
+            let mounted = fixture.runtime;
+            await riak.faults.stopAccepting();
+            try {
+              riak.faults.dropConnections();
+              upload.release(); // Its put fails: Riak is away.
+              await outageNoticed(fs, logLines);
+              if (ending) await fixture.runtime.stop(0);
+            } finally {
+              await riak.faults.resumeAccepting();
+            }
+            const restartedAt = logLines.length;
+            if (ending) {
+              // Mounted again once Riak answers: the new mount sees no outage of its own.
+              await answering(store);
+              mounted = await restart({});
+            }
+            assert.equal(await mounted.settle(10_000), 0);
+            if (ending) {
+              const sinceRestart = logLines.slice(restartedAt);
+              assert.ok(!sinceRestart.some((line) => line.includes("Riak unreachable")));
+            }
+            assert.equal((await store.readFile("/doc.txt")).toString(), "our bytes");
+            await assertOnlySetAside(mounted.fileSystem, store, ["doc.txt"]);
+            assert.ok(
+              logLines.some((line) => line.includes("under a name written during an outage")),
+            );
+          },
+          { riakReadTimeout: "300" },
+          { now: () => 1_700_000_000_000 },
+        );
+      });
+    }
+  }
+}
+
+// Pending as the outage begins counts whether or not it was tried: one waiting for an upload
+// slot meanwhile is first tried only once Riak is back, and still sets aside another host's.
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a file created through the mount where Riak held none and closed while Riak answers, its upload waiting for a slot as an outage begins, sets aside the one another host made under its name meanwhile instead of going over it`, async () => {
+    await withOverlay(
+      preset,
+      async (fixture) => {
+        const { fs, store, riak, runtime, logLines, holdPuts } = fixture;
+        const blocker = holdPuts();
+        await occupyTheUploadSlot(fs);
+        await blocker.reached;
+        const { node, fh } = await createdHereAndElsewhere(fixture, "our bytes");
+        await fs.release!(ROOT_CTX, node, fh, 0); // Journaled while Riak answers; waiting.
+        await riak.faults.stopAccepting();
+        try {
+          riak.faults.dropConnections();
+          blocker.release(); // Its put fails: Riak is away.
+          await outageNoticed(fs, logLines);
+        } finally {
+          await riak.faults.resumeAccepting();
+        }
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal((await store.readFile("/doc.txt")).toString(), "our bytes");
+        await assertOnlySetAside(fs, store, ["doc.txt"]);
+      },
+      { riakReadTimeout: "300", uploadConcurrency: "1" },
+      { now: () => 1_700_000_000_000 },
+    );
+  });
+}
+
+// Replayed by a mount that starts during an outage, an upload its last run journaled while
+// Riak answered waits it out as well: pending as that outage began, and marked so.
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a file created through the mount where Riak held none and closed while Riak answers, its upload left in the journal by a mount stopped before it ran and replayed by one started during an outage, sets aside the one another host made under its name meanwhile instead of going over it`, async () => {
+    /** Whether a mount asking at its start finds Riak away (as its ping would). */
+    let riakAway = false;
+    await withOverlay(
+      preset,
+      async (fixture) => {
+        const { fs, store, riak, holdPuts, restart } = fixture;
+        const blocker = holdPuts();
+        await occupyTheUploadSlot(fs);
+        await blocker.reached;
+        const { node, fh } = await createdHereAndElsewhere(fixture, "our bytes");
+        await fs.release!(ROOT_CTX, node, fh, 0); // Journaled while Riak answers; waiting.
+        // Stopped, its journal closed, with the blocker's put still held: no outage seen.
+        await fixture.runtime.stop(0);
+        let mounted;
+        riakAway = true;
+        await riak.faults.stopAccepting();
+        try {
+          riak.faults.dropConnections();
+          blocker.release(); // Fails: never applied.
+          mounted = await restart({});
+        } finally {
+          riakAway = false;
+          await riak.faults.resumeAccepting();
+        }
+        assert.equal(await mounted.settle(10_000), 0);
+        assert.equal((await store.readFile("/doc.txt")).toString(), "our bytes");
+        await assertOnlySetAside(mounted.fileSystem, store, ["doc.txt"]);
+        assert.ok(fixture.logLines.some((line) => line.includes("no Riak node answered")));
+      },
+      { riakReadTimeout: "300", uploadConcurrency: "1" },
+      { now: () => 1_700_000_000_000, riakAnswers: () => Promise.resolve(!riakAway) },
+    );
+  });
+}
+
+/**
+ * Resolves once `store`'s client reaches Riak again after an outage (its nodes come back as
+ * their pings answer; until then each request fails at once).
+ */
+async function answering(store: OverlayFixture["store"]): Promise<void> {
+  for (let tries = 0;; tries++) {
+    try {
+      await store.tryStat("/");
+      return;
+    } catch (error) {
+      if (!isOutageError(error) || tries >= 2_000) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
+// Without an outage the same upload, held as long, still goes over what another host wrote
+// meanwhile (the last writer wins), and the journal says nothing more of it.
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a file created through the mount where Riak held none, its upload held while another host makes the name and landing with Riak answering all along, goes over that one, nothing set aside`, async () => {
+    await withOverlay(
+      preset,
+      async (fixture) => {
+        const { fs, store, runtime, spool } = fixture;
+        const upload = await pendingHereAndWrittenElsewhere(fixture, "created", "our bytes");
+        upload.release();
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal((await store.readFile("/doc.txt")).toString(), "our bytes");
+        assert.deepEqual(await listThrough(fs, "/"), ["doc.txt"], "nothing set aside");
+        const journal = await readFile(join(spool, "journal"), "utf8");
+        assert.doesNotMatch(journal, /"away"/);
       },
       { riakReadTimeout: "300" },
       { now: () => 1_700_000_000_000 },

@@ -507,6 +507,8 @@ async function startOnSpool(
   });
   // Replayed before the first request is served: reads of these paths see the spool.
   uploads.resume(pending);
+  // Replayed ones too: an outage found as the mount starts is declared after this.
+  health.onUnreachable(() => uploads.outageBegan());
   const copier = localCopies && localFileCopier(localCopies);
   const copies = late.copies = new CopyOnReadQueue({
     copy: copier === undefined

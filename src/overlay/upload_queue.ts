@@ -15,6 +15,7 @@ import { isOutageError } from "./health.ts";
 import type { Logger } from "./log.ts";
 import { SILENT_LOGGER } from "./log.ts";
 import {
+  heldBefore,
   isMirror,
   type JournalEntry,
   type NewEntry,
@@ -346,6 +347,32 @@ export class UploadQueue {
    */
   get acknowledged(): number {
     return this.#acknowledged;
+  }
+
+  /**
+   * An outage began: every upload pending now is {@link PendingUpload.away} from here on.
+   * Journaled while Riak answered, it goes over whatever Riak holds, the last writer winning;
+   * landing only once Riak is back, after a wait of any length, it would go over a file
+   * another host wrote meanwhile, which an upload journaled during the outage sets aside.
+   * Marked in the journal (a restart keeps the mark), in one line per upload written now, and
+   * in the entries the queue runs; one the journal cannot take (its disk full) keeps the mark
+   * until the mount stops, with a warning.
+   */
+  outageBegan(): void {
+    const entries = [...this.#byPath.values()].flat().map((job) => job.entry).filter((
+      entry,
+    ): entry is PendingUpload =>
+      !isMirror(entry) && !entry.away && heldBefore(entry) !== undefined
+    );
+    if (entries.length === 0) return;
+    const journaled = this.#options.journal.markAway(entries.map((entry) => entry.id));
+    for (const entry of entries) entry.away = true;
+    journaled.catch((error) => {
+      this.#logger.warn("uploads pending as Riak went away not marked away in the journal", {
+        uploads: entries.length,
+        error: (error as Error).message,
+      });
+    });
   }
 
   /** Queues the journal's pending entries from the last run; call before serving. */
@@ -1022,15 +1049,17 @@ export class UploadQueue {
     let delay = this.#retryInitialMs;
     /** Failures in a row that were Riak's answers, not an outage. */
     let refusals = 0;
-    const task = entry.unseen && this.#setAside.has(entry.path)
-      ? { ...entry, unseen: undefined }
-      : entry;
+    let task: JournalEntry = entry;
     for (let attempt = 1;; attempt++) {
       if (this.#stopping) {
         job.reject(new UploadStoppedError(entry.path));
         this.#finish(job);
         return;
       }
+      // Each attempt: an outage declared since the last one marked the entry away.
+      task = entry.unseen && this.#setAside.has(entry.path)
+        ? { ...entry, unseen: undefined }
+        : entry;
       try {
         if (isMirror(task)) {
           await this.#options.mirror!(task, job.superseded!.signal, this.#acknowledge);
