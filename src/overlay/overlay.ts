@@ -299,12 +299,13 @@ export class OverlayFileSystem implements FileSystem {
   /** Sessions being started (their content staged), by path: an open joins it once ready. */
   readonly #sessionsStarting = new Map<string, Promise<WriteSession>>();
   /**
-   * Directories being renamed while Riak is away, by old name, to the rename's end: what is
-   * made or removed at or below one waits for it, then finds its path again ({@link #gated}).
+   * Directories being renamed while Riak is away, by old name, with the new name and the
+   * rename's end: what is made, removed, renamed or opened for writing at or below either
+   * name waits for it, then finds its paths again ({@link #gated}).
    */
-  readonly #directoryRenamesAway = new Map<string, Promise<void>>();
-  /** Makings and removals of names under way ({@link #gated}), each with its path. */
-  readonly #gatedUnderWay = new Set<{ path: string; ended: Promise<void> }>();
+  readonly #directoryRenamesAway = new Map<string, { to: string; ended: Promise<void> }>();
+  /** Operations under way that {@link #gated} let through, each with its paths. */
+  readonly #gatedUnderWay = new Set<{ paths: string[]; ended: Promise<void> }>();
   /** Requests to Riak and waits for the mount's work on its way there. */
   readonly #riakCalls: RiakCalls;
   /** Local files open for writing through the mount, and their write opens. */
@@ -1111,8 +1112,8 @@ export class OverlayFileSystem implements FileSystem {
     _umask: number,
   ): Promise<Entry> {
     return await this.#gated(
-      () => this.#newEntryPath(parent, name),
-      (path) => this.#mkdir(ctx, path, mode),
+      () => [this.#newEntryPath(parent, name)],
+      ([path]) => this.#mkdir(ctx, path, mode),
     );
   }
 
@@ -1154,8 +1155,8 @@ export class OverlayFileSystem implements FileSystem {
   /** @inheritdoc */
   async unlink(ctx: RequestContext, parent: number, name: string): Promise<void> {
     await this.#gated(
-      () => childPath(this.#nodes.pathOf(parent), name),
-      (path) => this.#unlink(ctx, path),
+      () => [childPath(this.#nodes.pathOf(parent), name)],
+      ([path]) => this.#unlink(ctx, path),
     );
   }
 
@@ -1405,8 +1406,8 @@ export class OverlayFileSystem implements FileSystem {
   /** @inheritdoc */
   async rmdir(ctx: RequestContext, parent: number, name: string): Promise<void> {
     await this.#gated(
-      () => childPath(this.#nodes.pathOf(parent), name),
-      (path) => this.#rmdir(ctx, path),
+      () => [childPath(this.#nodes.pathOf(parent), name)],
+      ([path]) => this.#rmdir(ctx, path),
     );
   }
 
@@ -1465,11 +1466,26 @@ export class OverlayFileSystem implements FileSystem {
     newName: string,
     flags: number,
   ): Promise<void> {
-    const from = childPath(this.#nodes.pathOf(parent), name);
-    const to = this.#newEntryPath(newParent, newName);
     if (flags & RENAME_EXCHANGE) {
       throw fail(Errno.EINVAL, "RENAME_EXCHANGE is not supported by the overlay");
     }
+    await this.#gated(
+      () => [childPath(this.#nodes.pathOf(parent), name), this.#newEntryPath(newParent, newName)],
+      ([from, to], ungate) => this.#rename(ctx, from, to, flags, ungate),
+    );
+  }
+
+  /**
+   * {@link rename} of `from` to `to`, let through by {@link #gated}; `ungate` leaves the gate's
+   * count of operations under way, as a directory's rename while away does (it waits for them).
+   */
+  async #rename(
+    ctx: RequestContext,
+    from: string,
+    to: string,
+    flags: number,
+    ungate: () => void,
+  ): Promise<void> {
     await this.#locate(from);
     if (flags & RENAME_NOREPLACE && await this.#exists(to)) {
       throw fail(Errno.EEXIST, `${to}: already exists`);
@@ -1479,7 +1495,7 @@ export class OverlayFileSystem implements FileSystem {
     await this.#directoryTimes.forget(to); // An empty directory renamed over goes.
     this.#renames++;
     try {
-      await this.#renameNow(from, to, ctx);
+      await this.#renameNow(from, to, ctx, ungate);
     } finally {
       if (--this.#renames === 0) this.#mirroredDuringRenames.clear();
     }
@@ -1487,13 +1503,18 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /** Renames once nothing is on its way; `ctx.commit()` before the first change. */
-  async #renameNow(from: string, to: string, ctx: RequestContext): Promise<void> {
+  async #renameNow(
+    from: string,
+    to: string,
+    ctx: RequestContext,
+    ungate: () => void,
+  ): Promise<void> {
     if (this.#mirrorsWrites() && await this.#lstatLocal(from)) {
       return await this.#renameMirrored(from, to, ctx);
     }
     // Only while Riak is away: once back, a rename waits for the jobs of the name instead.
     if (this.#stagesWrites() && !this.#o.health.reachable) {
-      return await this.#renameWhileAway(from, to, ctx);
+      return await this.#renameWhileAway(from, to, ctx, ungate);
     }
     // Over a directory only when it is empty in the union: one empty in the source may hold
     // files in Riak, which the rename would otherwise take away with it.
@@ -1688,11 +1709,19 @@ export class OverlayFileSystem implements FileSystem {
    * directory, a file only Riak or the source holds, whose state in Riak is unknown) is
    * refused with EIO, changing nothing.
    */
-  async #renameWhileAway(from: string, to: string, ctx: RequestContext): Promise<void> {
+  async #renameWhileAway(
+    from: string,
+    to: string,
+    ctx: RequestContext,
+    ungate: () => void,
+  ): Promise<void> {
     await this.#sessionsStarted([from, to]);
     const moving = this.#sessions.get(from);
     const replaced = this.#sessions.get(to);
     if (!moving && await this.#isDirectoryWhileAway(from)) {
+      // Directories' renames wait for one another ahead of the gate, and for what it let
+      // through: counted among those, it would wait for itself.
+      ungate();
       return await this.#renameDirectoryWhileAway(from, to, ctx);
     }
     if (!moving && !this.#o.uploads.pendingFor(from)) {
@@ -1768,7 +1797,7 @@ export class OverlayFileSystem implements FileSystem {
       if (replacedLocal) this.#superseded.set(to, replacedLocal);
       else this.#superseded.delete(to);
     });
-    if (letGo) return await this.#renameWhileAway(from, to, ctx);
+    if (letGo) return await this.#renameWhileAway(from, to, ctx, ungate);
     await this.#moveOpenFiles(from, to);
     this.#renamed(from, to);
   }
@@ -1812,14 +1841,17 @@ export class OverlayFileSystem implements FileSystem {
       await other;
     }
     let ended!: () => void;
-    this.#directoryRenamesAway.set(from, new Promise<void>((resolve) => ended = resolve));
+    this.#directoryRenamesAway.set(from, {
+      to,
+      ended: new Promise<void>((resolve) => ended = resolve),
+    });
     try {
-      // What started at or below it before the gate closed ends first: journaled after the
-      // rename's line, it would land under the old name, making the old directory again.
+      // What started at or below either name before the gate closed ends first: journaled
+      // after the rename's line, it would land under the old name, making the old directory
+      // again, or make the new name again over the moved directory.
+      const near = (path: string) => isAtOrBelow(path, from) || isAtOrBelow(path, to);
       await Promise.all(
-        [...this.#gatedUnderWay].filter(({ path }) => isAtOrBelow(path, from)).map(({ ended }) =>
-          ended
-        ),
+        [...this.#gatedUnderWay].filter(({ paths }) => paths.some(near)).map(({ ended }) => ended),
       );
       await this.#sessionsStarted([from]);
       await this.#renameDirectoryWhileAwayGated(from, to, ctx);
@@ -2200,41 +2232,53 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * Runs `operation` (a making or removal of a name) on the path `pathNow` gives, once no
-   * directory at or above it is being renamed while Riak is away: the kernel does not hold
-   * back an operation in a directory being renamed, and one that found its path before the
-   * rename would journal under the old name after the rename's line (the old directory made
-   * again in Riak once back). Looked up again after waiting: the rename moved it. A rename
-   * waits for those under way at or below it.
+   * Runs `operation` (a making, removal or rename of a name, an open for writing) on the paths
+   * `pathsNow` gives, once no directory at or above one of them is being renamed while Riak is
+   * away, from or to: the kernel does not hold back an operation in a directory being renamed,
+   * and one that found its paths before the rename would journal under the old name after the
+   * rename's line (the old directory made again in Riak once back), or make the new name again
+   * over the moved directory. Looked up again after waiting: the rename moved them. A rename
+   * waits for those under way at or below its names, but for those that called the `ungate`
+   * given to them (itself).
    */
-  async #gated<T>(pathNow: () => string, operation: (path: string) => Promise<T>): Promise<T> {
-    let path = pathNow();
-    for (let renaming = this.#directoryRenameOver(path); renaming;) {
+  async #gated<T>(
+    pathsNow: () => string[],
+    operation: (paths: string[], ungate: () => void) => Promise<T>,
+  ): Promise<T> {
+    let paths = pathsNow();
+    for (let renaming = this.#directoryRenameOver(paths); renaming;) {
+      this.#logger.debug("waits for the rename of a directory during the outage", {
+        paths: paths.join(" "),
+      });
       await renaming;
-      path = pathNow();
-      renaming = this.#directoryRenameOver(path);
+      paths = pathsNow();
+      renaming = this.#directoryRenameOver(paths);
     }
-    const running = operation(path);
-    const underWay = { path, ended: running.then(() => {}, () => {}) };
+    let ungate!: () => void;
+    const underWay = { paths, ended: new Promise<void>((resolve) => ungate = resolve) };
     this.#gatedUnderWay.add(underWay);
-    try {
-      return await running;
-    } finally {
+    const left = () => {
       this.#gatedUnderWay.delete(underWay);
+      ungate();
+    };
+    try {
+      return await operation(paths, left);
+    } finally {
+      left();
     }
   }
 
-  /** The rename while Riak is away under way of a directory at or above `path`. */
-  #directoryRenameOver(path: string): Promise<void> | undefined {
-    for (const [from, ended] of this.#directoryRenamesAway) {
-      if (isAtOrBelow(path, from)) return ended;
+  /** The rename while Riak is away under way of a directory at or above one of `paths`. */
+  #directoryRenameOver(paths: string[]): Promise<void> | undefined {
+    for (const [from, { to, ended }] of this.#directoryRenamesAway) {
+      if (paths.some((path) => isAtOrBelow(path, from) || isAtOrBelow(path, to))) return ended;
     }
     return undefined;
   }
 
   /** The rename while Riak is away under way of a directory at, above or below `path`. */
   #directoryRenameNear(path: string): Promise<void> | undefined {
-    for (const [from, ended] of this.#directoryRenamesAway) {
+    for (const [from, { ended }] of this.#directoryRenamesAway) {
       if (isAtOrBelow(path, from) || isAtOrBelow(from, path)) return ended;
     }
     return undefined;
@@ -2651,8 +2695,12 @@ export class OverlayFileSystem implements FileSystem {
       });
     }
     if (writable) {
-      const session = await this.#session(path, (flags & O_TRUNC) !== 0);
-      return this.#open({ kind: "write", path, session });
+      // Gated: a session started under a name whose directory's rename while away journaled
+      // finds no file there (its old name is removed).
+      return await this.#gated(() => [this.#nodes.pathOf(nodeid)], async ([path]) => {
+        const session = await this.#session(path, (flags & O_TRUNC) !== 0);
+        return this.#open({ kind: "write", path, session });
+      });
     }
     for (let attempt = 0;; attempt++) {
       const { located, unstaged } = await this.#locateForReading(path);
@@ -2881,8 +2929,8 @@ export class OverlayFileSystem implements FileSystem {
     umask: number,
   ): Promise<Created> {
     return await this.#gated(
-      () => this.#newEntryPath(parent, name),
-      (path) => this.#create(ctx, path, { parent, name, flags, mode, umask }),
+      () => [this.#newEntryPath(parent, name)],
+      ([path]) => this.#create(ctx, path, { parent, name, flags, mode, umask }),
     );
   }
 

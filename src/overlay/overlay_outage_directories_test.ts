@@ -14,6 +14,7 @@ import {
   listThrough,
   lookupPath,
   outageNoticed,
+  type OverlayFixture,
   readThrough,
   ROOT_CTX,
   whilePaused,
@@ -440,4 +441,150 @@ for (const preset of ["drain", "riak"]) {
       );
     });
   }
+}
+
+const O_WRONLY = 0o1;
+const O_TRUNC = 0o1000;
+
+/** Whether the mount logged that an operation waits for a directory's rename. */
+function waitsForRename(logLines: string[]): boolean {
+  return logLines.some((line) => line.includes("waits for the rename of a directory"));
+}
+
+/**
+ * Runs `during` in an outage of a `preset` mount that listed Riak's /d1 (holding a.txt), with
+ * {@link UploadQueue.prototype.submitTogether} put back afterwards (`during` may patch it to
+ * interleave operations with the rename of /d1); then checks that Riak, once back and the
+ * queue settled, holds `expected` ({@link riakTree} of /).
+ */
+async function duringOutageAroundD1(
+  preset: string,
+  during: (fixture: OverlayFixture, submitTogether: UploadQueue["submitTogether"]) => Promise<void>,
+  expected: Record<string, string>,
+): Promise<void> {
+  let clock = Date.now();
+  await withOverlay(
+    preset,
+    async (fixture) => {
+      const { fs, store, riak, runtime, logLines } = fixture;
+      await store.writeFile("/d1/a.txt", Buffer.from("a"));
+      assert.deepEqual(await listThrough(fs, "/d1"), ["a.txt"]);
+      await lookupPath(fs, "/d1/a.txt");
+      clock += LONG_AGO_MS;
+      const submitTogether = UploadQueue.prototype.submitTogether;
+      try {
+        await whilePaused(riak, async () => {
+          await outageNoticed(fs, logLines);
+          await during(fixture, submitTogether);
+        });
+      } finally {
+        UploadQueue.prototype.submitTogether = submitTogether;
+      }
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.deepEqual(await riakTree(store, "/"), expected);
+    },
+    { riakReadTimeout: "300" },
+    { now: () => clock },
+  );
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: files renamed into, out of and within a directory while its rename during an outage is under way (journaled once the rename answered) wait for it and reach Riak under the new names only`, async () => {
+    await duringOutageAroundD1(preset, async ({ fs }, submitTogether) => {
+      const d1 = await lookupPath(fs, "/d1");
+      const directoryRenamed = Promise.withResolvers<void>();
+      const renamedFiles = new Set(["/top.txt", "/out.txt", "/d1/y.txt", "/d2/y.txt"]);
+      await writeThrough(fs, "/top.txt", Buffer.from("top"));
+      await writeThrough(fs, "/d1/x.txt", Buffer.from("x"));
+      await writeThrough(fs, "/d1/out.txt", Buffer.from("out"));
+      let arrivals: Promise<unknown>[] = [];
+      UploadQueue.prototype.submitTogether = async function (entries, options) {
+        // The files' renames journal only once the directory's rename answered.
+        if (entries.some((entry) => renamedFiles.has(entry.path))) {
+          await directoryRenamed.promise;
+        }
+        const tickets = await submitTogether.call(this, entries, options);
+        // In the kernel, these do not wait for the rename that journaled its line.
+        if (entries.some((entry) => "movesDirectory" in entry)) {
+          arrivals = [
+            fs.rename!(ROOT_CTX, ROOT_NODE_ID, "top.txt", d1, "top.txt", 0),
+            fs.rename!(ROOT_CTX, d1, "out.txt", ROOT_NODE_ID, "out.txt", 0),
+            fs.rename!(ROOT_CTX, d1, "x.txt", d1, "y.txt", 0),
+          ];
+        }
+        return tickets;
+      };
+      await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "d1", ROOT_NODE_ID, "d2", 0);
+      directoryRenamed.resolve();
+      assert.equal(arrivals.length, 3);
+      await Promise.all(arrivals);
+      await assert.rejects(lookupPath(fs, "/d1"), isFuseError(Errno.ENOENT));
+      await assert.rejects(lookupPath(fs, "/d2/x.txt"), isFuseError(Errno.ENOENT));
+      assert.deepEqual(await readThrough(fs, "/d2/top.txt"), Buffer.from("top"));
+      assert.deepEqual(await readThrough(fs, "/d2/y.txt"), Buffer.from("x"));
+      assert.deepEqual(await readThrough(fs, "/out.txt"), Buffer.from("out"));
+    }, {
+      "/d2/": "",
+      "/d2/a.txt": "a",
+      "/d2/top.txt": "top",
+      "/d2/y.txt": "x",
+      "/out.txt": "out",
+    });
+  });
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a file below a directory opened with O_TRUNC while the directory's rename during an outage is under way (its path found under the old name), then written and closed, reaches Riak under the new name only`, async () => {
+    await duringOutageAroundD1(preset, async ({ fs }, submitTogether) => {
+      await writeThrough(fs, "/d1/w.txt", Buffer.from("old content"));
+      const w = await lookupPath(fs, "/d1/w.txt");
+      let opening: Promise<{ fh: number }> | undefined;
+      UploadQueue.prototype.submitTogether = async function (entries, options) {
+        const moves = entries.some((entry) => "movesDirectory" in entry);
+        if (moves) UploadQueue.prototype.submitTogether = submitTogether;
+        const tickets = await submitTogether.call(this, entries, options);
+        if (moves) opening = fs.open!(ROOT_CTX, w, O_WRONLY | O_TRUNC);
+        return tickets;
+      };
+      await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "d1", ROOT_NODE_ID, "d2", 0);
+      assert.ok(opening);
+      const { fh } = await opening;
+      await fs.write!(ROOT_CTX, w, fh, 0, Buffer.from("new"));
+      await fs.release!(ROOT_CTX, w, fh, 0);
+      await assert.rejects(lookupPath(fs, "/d1"), isFuseError(Errno.ENOENT));
+      assert.deepEqual(await readThrough(fs, "/d2/w.txt"), Buffer.from("new"));
+    }, { "/d2/": "", "/d2/a.txt": "a", "/d2/w.txt": "new" });
+  });
+}
+
+for (const preset of ["drain", "riak"]) {
+  Deno.test(`${preset}: a mkdir of a directory's new name while its rename during an outage is under way (its name found free before the rename's line) waits for the rename and fails with EEXIST; Riak gets the renamed directory only`, async () => {
+    await duringOutageAroundD1(preset, async ({ fs, logLines }, submitTogether) => {
+      const mkdirJournals = Promise.withResolvers<void>();
+      const moveJournaled = Promise.withResolvers<void>();
+      let making: Promise<unknown> | undefined;
+      UploadQueue.prototype.submitTogether = async function (entries, options) {
+        if (entries.some((entry) => entry.path === "/d2" && !("movesDirectory" in entry))) {
+          mkdirJournals.resolve();
+          await moveJournaled.promise;
+        }
+        if (!entries.some((entry) => "movesDirectory" in entry)) {
+          return await submitTogether.call(this, entries, options);
+        }
+        // The kernel does not hold back a mkdir of the new name meanwhile: it finds the name
+        // free, and journals after the rename's line unless it waits.
+        making = fs.mkdir!(ROOT_CTX, ROOT_NODE_ID, "d2", 0o755, 0o022);
+        if (!waitsForRename(logLines)) {
+          await Promise.race([mkdirJournals.promise, making.catch(() => {})]);
+        }
+        const tickets = await submitTogether.call(this, entries, options);
+        moveJournaled.resolve();
+        return tickets;
+      };
+      await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "d1", ROOT_NODE_ID, "d2", 0);
+      assert.ok(making);
+      await assert.rejects(making, isFuseError(Errno.EEXIST));
+      await lookupPath(fs, "/d2/a.txt");
+    }, { "/d2/": "", "/d2/a.txt": "a" });
+  });
 }
