@@ -1239,6 +1239,18 @@ export class UploadQueue {
       if (jobs.some((job) => job.entry.id < mirror.id)) return true;
     }
     if (mirror.mirror !== "remove") return false;
+    // A directory's removal after what was journaled before it below it: an upload there
+    // still running adds its entry once the removal found the directory empty, and leaves it
+    // behind (made again for the entry, or an entry whose object a later removal took).
+    if (
+      mirror.directory &&
+      this.findPendingBelow(
+          mirror.path,
+          (below) => this.#byPath.get(below)!.some((job) => job.entry.id < mirror.id),
+        ) !== undefined
+    ) {
+      return true;
+    }
     return [...this.#movesFrom.get(mirror.path) ?? []].some((move) => move.id < mirror.id);
   }
 

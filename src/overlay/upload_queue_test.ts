@@ -681,6 +681,40 @@ Deno.test("a job below a directory waits for the removal of the file that was th
   });
 });
 
+// Seen in CI (drain, a directory made and renamed during an outage, replayed after a
+// restart): the removal of the old directory found it empty while the upload of a file in it
+// was between its put and its entry, and the entry stayed under a directory made again.
+Deno.test("a directory's removal waits for the jobs below it journaled before it", async () => {
+  await withSpool(async (fixture) => {
+    const started: string[] = [];
+    let letUploadEnd!: () => void;
+    const uploadEnds = new Promise<void>((resolve) => letUploadEnd = resolve);
+    let uploadStarted!: () => void;
+    const uploadRuns = new Promise<void>((resolve) => uploadStarted = resolve);
+    const queue = queueOver(fixture, {
+      concurrency: 4,
+      upload: async (entry) => {
+        started.push(`upload ${entry.path}`);
+        uploadStarted();
+        await uploadEnds;
+      },
+      mirror: (entry) => {
+        started.push(`${entry.mirror} ${entry.path}`);
+        return Promise.resolve();
+      },
+    });
+    const upload = await queue.submit(await stage(fixture.spool, "/d/f", "f"));
+    await uploadRuns;
+    const directory = await queue.submitMirror({ path: "/d", mirror: "remove", directory: true });
+    const elsewhere = await queue.submitMirror({ path: "/b", mirror: "copy" });
+    await elsewhere.uploaded;
+    assert.deepEqual(started, ["upload /d/f", "copy /b"], "the removal of /d waits, /b does not");
+    letUploadEnd();
+    await Promise.all([upload.uploaded, directory.uploaded]);
+    assert.deepEqual(started.slice(2), ["remove /d"]);
+  });
+});
+
 // Found by migrate's 1000-operation model runs (seeds 1002 and 1030): a file's copy still
 // running ahead of its removal hid the removal, and a directory renamed below the directory
 // made there since was renamed in Riak, which still held the file: the rename was undone and
