@@ -190,6 +190,34 @@ export function countingClient(
 }
 
 /**
+ * `client`, whose requests fail once `stopped()` holds, also those sent before whose answer
+ * comes after: what a process that exited hears of Riak, and sends it.
+ */
+function endingWith(client: StoreClient, stopped: () => boolean): StoreClient {
+  const ended = () => new Error("the runtime that sent this request stopped");
+  const untilStopped = async <T>(request: () => Promise<T>): Promise<T> => {
+    if (stopped()) throw ended();
+    const answer = await request();
+    if (stopped()) throw ended();
+    return answer;
+  };
+  return {
+    ...client,
+    get: (location, options) => untilStopped(() => client.get(location, options)),
+    put: (location, content, options) => untilStopped(() => client.put(location, content, options)),
+    delete: (location, options) => untilStopped(() => client.delete(location, options)),
+    fetchSet: (location) => untilStopped(() => client.fetchSet(location)),
+    updateSet: (location, change) => untilStopped(() => client.updateSet(location, change)),
+    listKeys: async function* (bucketType, bucket) {
+      for await (const keys of client.listKeys(bucketType, bucket)) {
+        if (stopped()) throw ended();
+        yield keys;
+      }
+    },
+  };
+}
+
+/**
  * Runs `body` with an overlay in `preset` (+ raw option overrides, + start options such as
  * `entryTimeout` or a clock, + options of the overlay's store and the fixture's, such as a
  * small chunk size), cleaning up after.
@@ -236,10 +264,13 @@ export async function withOverlay(
       holdOne((wait) => gate.fetchedSets = wait, () => gate.fetchedSets = undefined);
     const latePuts = new Map<string, Promise<void>>();
     // The overlay's own store, on the same namespace, so its requests can be counted.
-    const overlayStore = new Store(countingClient(store.client, requests, gate, latePuts), {
-      ...storeOptions,
-      namespace: { ...storeOptions.namespace, bucket: store.bucket },
-    });
+    const overlayStoreUntil = (stopped: () => boolean) =>
+      new Store(endingWith(countingClient(store.client, requests, gate, latePuts), stopped), {
+        ...storeOptions,
+        namespace: { ...storeOptions.namespace, bucket: store.bucket },
+      });
+    // Its layout names the keys of latePut; each runtime has a store of its own (see start).
+    const overlayStore = overlayStoreUntil(() => false);
     const directory = await mkdtemp(join(tmpdir(), "riakfs-overlay-"));
     const source = join(directory, "source");
     const spool = join(directory, "spool");
@@ -254,6 +285,13 @@ export async function withOverlay(
     });
     const runtimes: OverlayRuntime[] = [];
     const start = async (more: Record<string, unknown>) => {
+      // Each runtime gets its own store, whose requests end with its stop, as with a process
+      // that exits: a request already sent may still be applied (the paused Riak answers it
+      // once resumed), but its answer is heard by no one and nothing follows it. An upload
+      // still running at a stop(0) during an outage otherwise went on once Riak was back,
+      // beside the next runtime's replay of the same journal, and landed an upload under a
+      // name that replay was removing.
+      let stopped = false;
       const settings = overlaySettingsFromOptions({
         preset,
         spool,
@@ -266,7 +304,7 @@ export async function withOverlay(
         settings,
         source: settings.mode.reads === "riak" ? undefined : source,
         mountpoint,
-        store: overlayStore,
+        store: overlayStoreUntil(() => stopped),
         riakNodes: store.riak.nodes,
         logger,
         // Directory mtimes are written when the runtime settles or stops, not at a moment a
@@ -274,6 +312,14 @@ export async function withOverlay(
         directoryTimeDelayMs: 3_600_000,
         ...startOptions,
       });
+      const stop = runtime.stop;
+      runtime.stop = async (drainTimeoutMs) => {
+        try {
+          return await stop(drainTimeoutMs);
+        } finally {
+          stopped = true;
+        }
+      };
       runtimes.push(runtime);
       return runtime;
     };

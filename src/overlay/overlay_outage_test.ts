@@ -1200,3 +1200,36 @@ for (const preset of ["drain", "riak"]) {
     );
   });
 }
+
+// A test restarting the mount while Riak is away counts on this: the stopped mount is gone
+// as a process that exited is, and its upload still running went on beside the next mount's
+// replay of the same journal once Riak was back (it landed a file under a name that replay
+// was removing).
+Deno.test("drain: an upload still running when the mount stops during an outage sends Riak nothing more once it is back", async () => {
+  await withOverlay(
+    "drain",
+    async ({ fs, riak, runtime, logLines, holdPuts }) => {
+      let put!: RequestHold;
+      await whilePaused(riak, async () => {
+        await outageNoticed(fs, logLines);
+        // Its upload's first attempt waits for Riak's answer to its look.
+        await writeThrough(fs, "/f.txt", Buffer.from("f"));
+        await runtime.stop(0);
+        put = holdPuts();
+      });
+      let raced = false;
+      const attemptFailed = () =>
+        logLines.some((line) => line.includes("upload failed") && line.includes('"/f.txt"'));
+      const outcome = await Promise.race([
+        put.reached.then(() => "the upload went on"),
+        eventually("the upload's attempt ended", () => raced || attemptFailed()).then(() =>
+          "the upload ended"
+        ),
+      ]);
+      raced = true;
+      put.release();
+      assert.equal(outcome, "the upload ended");
+    },
+    { riakReadTimeout: "300" },
+  );
+});
