@@ -10,9 +10,9 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { StoreClient } from "./client.ts";
-import { withStore } from "./_test_support.ts";
+import { type StoreFixture, withStore } from "./_test_support.ts";
 import { AlreadyExistsError, KeyExistsError, NotFoundError } from "./errors.ts";
-import { describeLocation } from "./layout.ts";
+import { describeLocation, type NamespaceOptions } from "./layout.ts";
 import { Store } from "./store.ts";
 
 const CONTENT = Buffer.from("precious data, more than one 8-byte chunk");
@@ -43,12 +43,29 @@ function dyingClient(client: StoreClient, dies: (operation: string, bucket: stri
   } satisfies StoreClient;
 }
 
-/** Renames d/f to d/t in a process that dies at its `updates`-th set update. */
-async function renameDying(client: StoreClient, bucket: string, updates: number) {
+/** What {@link renameDying} renames, and the namespace options of the process renaming. */
+interface DyingRename {
+  from?: string;
+  to?: string;
+  namespace?: NamespaceOptions;
+}
+
+/**
+ * Renames `from` to `to` (d/f to d/t in small chunks by default) in a process that dies at its
+ * `updates`-th update of a directory's set.
+ */
+async function renameDying(
+  client: StoreClient,
+  bucket: string,
+  updates: number,
+  { from = "d/f", to = "d/t", namespace = SMALL_CHUNKS }: DyingRename = {},
+) {
   let seen = 0;
-  const dying = dyingClient(client, (operation) => operation === "updateSet" && ++seen === updates);
-  const store = new Store(dying, { namespace: { bucket, ...SMALL_CHUNKS } });
-  await assert.rejects(store.rename("d/f", "d/t"));
+  const dying = dyingClient(
+    client,
+    (operation, name) => operation === "updateSet" && name.endsWith(".dirs") && ++seen === updates,
+  );
+  await assert.rejects(new Store(dying, { namespace: { bucket, ...namespace } }).rename(from, to));
 }
 
 /** `client`, whose first put to `key` waits (`atPut` resolved) until `proceed` is called. */
@@ -185,28 +202,30 @@ async function diesBeforeEntry(
   await assert.rejects(change(new Store(dying, { namespace: { bucket } })));
 }
 
+/** Writes d/new ("v1") in a process that dies before d lists it. */
+async function writeUnlisted({ store, client, bucket }: StoreFixture) {
+  await store.mkdir("d");
+  await diesBeforeEntry(
+    client,
+    bucket,
+    (crashing) => crashing.writeFile("d/new", Buffer.from("v1")),
+  );
+  assert.deepEqual(await names(store, "d"), []);
+}
+
 Deno.test("a file whose entry a crash never added is listed once it is written again", async () => {
-  await withStore(async ({ store, client, bucket }) => {
-    await store.mkdir("d");
-    await diesBeforeEntry(
-      client,
-      bucket,
-      (crashing) => crashing.writeFile("d/new", Buffer.from("v1")),
-    );
-    assert.deepEqual(await names(store, "d"), []);
+  await withStore(async (fixture) => {
+    const { store } = fixture;
+    await writeUnlisted(fixture);
     await store.writeFile("d/new", Buffer.from("v2"));
     assert.deepEqual(await names(store, "d"), ["new"]);
   });
 });
 
 Deno.test("a file whose entry a crash never added is listed once written again over a stat of it", async () => {
-  await withStore(async ({ store, client, bucket }) => {
-    await store.mkdir("d");
-    await diesBeforeEntry(
-      client,
-      bucket,
-      (crashing) => crashing.writeFile("d/new", Buffer.from("v1")),
-    );
+  await withStore(async (fixture) => {
+    const { store } = fixture;
+    await writeUnlisted(fixture);
     // The mount's replayed upload (and a pre-warm's re-upload) write over what a stat found.
     const stat = await store.tryStat("d/new", { fileOnly: true });
     assert.equal(stat?.size, 2);
@@ -217,17 +236,15 @@ Deno.test("a file whose entry a crash never added is listed once written again o
   });
 });
 
+/** The directory renames below: src to dst, with the namespace's default chunk size. */
+const SOURCE_TO_DESTINATION: DyingRename = { from: "src", to: "dst", namespace: {} };
+
 Deno.test("a directory whose rename died after its objects went can still be removed", async () => {
   await withStore(async ({ store, client, bucket }) => {
     await store.writeFile("src/a", Buffer.from("aaa"));
     await store.writeFile("src/b", Buffer.from("bbb"));
     // Its set updates: dst's entry, dst's entries, then (the objects gone) src's removals.
-    let updates = 0;
-    const dying = dyingClient(
-      client,
-      (operation, name) => operation === "updateSet" && name.endsWith(".dirs") && ++updates === 3,
-    );
-    await assert.rejects(new Store(dying, { namespace: { bucket } }).rename("src", "dst"));
+    await renameDying(client, bucket, 3, SOURCE_TO_DESTINATION);
     assert.deepEqual(await names(store, "src"), ["a", "b"], "entries whose objects are gone");
     await store.remove("src", { recursive: true });
     assert.deepEqual(await names(store, ""), ["dst"]);
@@ -241,12 +258,7 @@ Deno.test("a directory's rename that died half-way goes on when resumed; without
     await store.writeFile("src/b", Buffer.from("bbb"));
     await store.writeFile("src/sub/c", Buffer.from("ccc"));
     // Dies at src's removals: sub moved, a's and b's objects gone, their entries still listed.
-    let updates = 0;
-    const dying = dyingClient(
-      client,
-      (operation, name) => operation === "updateSet" && name.endsWith(".dirs") && ++updates === 7,
-    );
-    await assert.rejects(new Store(dying, { namespace: { bucket } }).rename("src", "dst"));
+    await renameDying(client, bucket, 7, SOURCE_TO_DESTINATION);
     assert.deepEqual(await names(store, "src"), ["a", "b"], "entries whose objects are gone");
     await assert.rejects(store.rename("src", "dst"), { code: "ENOTEMPTY" });
     // Written into it by another host meanwhile.
