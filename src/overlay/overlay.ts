@@ -13,7 +13,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import {
   type BigIntStats,
   constants as fsConstants,
@@ -80,7 +80,7 @@ import {
 import { attributesOf, type Located, sizeWhereLocated, timesOf } from "./located.ts";
 import type { ChunkCache } from "./chunk_cache.ts";
 import { ContentPrefetch } from "./content_prefetch.ts";
-import type { Handle, RemovedCopy, RiakHandle } from "./handle_table.ts";
+import type { Handle, RiakHandle } from "./handle_table.ts";
 import {
   DirectoryStream,
   direntOf,
@@ -112,6 +112,7 @@ import { LISTED_NAMES_PER_DIRECTORY, ListedInRiak } from "./listed_in_riak.ts";
 import { LocalWriters } from "./local_writers.ts";
 import { ShownToKernel } from "./shown_to_kernel.ts";
 import { RiakCalls } from "./riak_calls.ts";
+import { RemovedWhileOpen } from "./removed_copies.ts";
 import { localPathBeneath } from "./local_path.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
@@ -248,12 +249,6 @@ const READDIR_BATCH = 128;
 const ABSENT_BOTH_TRUSTED_MS = 100;
 /** Files this large (bytes) or larger are unlinked on the pool, never blocking. */
 const BLOCKING_UNLINK_MAX_BYTES = 64n * 1024n * 1024n;
-/**
- * A Riak file removed while open is copied into the spool for its open handles (the removal
- * waits for the copy), while the copies held at once stay within this many bytes; reads of
- * one not copied fail once Riak's copy is gone (README, "A file removed while open").
- */
-const REMOVED_WHILE_OPEN_COPY_LIMIT = 256 * 1024 * 1024;
 
 /** A change of attributes of Riak's file: its stat before the change, and the one it made. */
 interface RiakChange {
@@ -376,8 +371,8 @@ export class OverlayFileSystem implements FileSystem {
   readonly #sourcePace: BlockingWhileFast;
   /** When the mount started, in ns: its root's mtime where Riak keeps none. */
   readonly #startedNs = BigInt(Date.now()) * 1_000_000n;
-  /** Bytes of the spool copies of Riak files removed while open ({@link RemovedCopy}). */
-  #removedCopyBytes = 0;
+  /** The spool copies of Riak files removed while open, for their open handles. */
+  readonly #removedWhileOpen: RemovedWhileOpen;
   /** Riak handles open: a removal or rename with none has no open content to copy. */
   #riakHandlesOpen = 0;
   /** Whether lookups fetch small files' bytes along (see content_prefetch.ts). */
@@ -436,6 +431,13 @@ export class OverlayFileSystem implements FileSystem {
       copies: options.copies,
       logger: this.#logger,
       riakTimeoutMs: options.riakTimeoutMs,
+    });
+    this.#removedWhileOpen = new RemovedWhileOpen({
+      spool: options.spool,
+      store: options.store,
+      riak: this.#riakCalls,
+      handles: this.#handles,
+      riakHandlesOpen: () => this.#riakHandlesOpen,
     });
     this.#directoryTimes = new DirectoryTimes({
       write: (path, mtimeNs) => this.#writeDirectoryTime(path, mtimeNs),
@@ -567,66 +569,9 @@ export class OverlayFileSystem implements FileSystem {
     return { attr, attrTimeout: this.#attrTimeout };
   }
 
-  /**
-   * Riak handles open at `path` get a spool copy of the bytes they opened, before its name
-   * goes from Riak: an open file stays readable after its removal, as on a local disk. One
-   * copy per version; never throws: without a copy, reads fail once Riak's copy is gone.
-   */
-  async #copyOpenContent(path: string): Promise<void> {
-    if (this.#riakHandlesOpen === 0) return; // Every unlink and rename asks: mostly none.
-    const open = [...this.#handles.values()].filter((handle): handle is RiakHandle =>
-      handle.kind === "riak" && handle.path === path && handle.removedCopy === undefined
-    );
-    for (const sha256 of new Set(open.map((handle) => handle.stat.sha256))) {
-      const size = open.find((handle) => handle.stat.sha256 === sha256)!.version.size;
-      if (this.#removedCopyBytes + size > REMOVED_WHILE_OPEN_COPY_LIMIT) continue;
-      const copy = await this.#copyIntoSpool(path, sha256);
-      if (copy === undefined) continue;
-      this.#removedCopyBytes += copy.size;
-      // Handles closed while it was made do not hold it.
-      const holders = open.filter((handle) =>
-        handle.stat.sha256 === sha256 && [...this.#handles.values()].includes(handle)
-      );
-      for (const handle of holders) handle.removedCopy = copy;
-      copy.handles = holders.length;
-      if (holders.length === 0) await this.#dropRemovedCopy(copy);
-    }
-  }
-
-  /** Riak's bytes of `path` in an unlinked spool file, if they are still version `sha256`. */
-  async #copyIntoSpool(path: string, sha256: string): Promise<RemovedCopy | undefined> {
-    let file: SourceFile | undefined;
-    try {
-      const staged = await this.#o.spool.create();
-      file = staged.handle;
-      await this.#o.spool.remove(staged.name); // Nothing to find after a crash.
-      const hash = createHash("sha256");
-      let size = 0;
-      const pieces = this.#o.store.readRange(path)[Symbol.asyncIterator]();
-      try {
-        for (;;) {
-          const next = await this.#riak(`read ${path}`, () => pieces.next());
-          if (next.done) break;
-          hash.update(next.value);
-          await writeWhole(file, next.value, 0, next.value.length, size);
-          size += next.value.length;
-          this.#o.store.releaseRead(next.value);
-        }
-      } finally {
-        await pieces.return?.(undefined);
-      }
-      // Another version meanwhile is not what the handles opened.
-      if (hash.digest("hex") !== sha256) throw new Error("changed meanwhile");
-      return { file, size, handles: 0 };
-    } catch {
-      await file?.close().catch(() => {});
-      return undefined;
-    }
-  }
-
-  async #dropRemovedCopy(copy: RemovedCopy): Promise<void> {
-    this.#removedCopyBytes -= copy.size;
-    await copy.file.close();
+  /** See {@link RemovedWhileOpen.copyOpenContent}. */
+  #copyOpenContent(path: string): Promise<void> {
+    return this.#removedWhileOpen.copyOpenContent(path);
   }
 
   /**
@@ -2836,9 +2781,7 @@ export class OverlayFileSystem implements FileSystem {
     if (handle.follows !== undefined) await this.#release(handle.follows);
     if (handle.kind === "riak") {
       this.#riakHandlesOpen--;
-      if (handle.removedCopy && --handle.removedCopy.handles === 0) {
-        await this.#dropRemovedCopy(handle.removedCopy);
-      }
+      await this.#removedWhileOpen.released(handle);
       return handle.sequential.close();
     }
     if (handle.kind === "local") {
