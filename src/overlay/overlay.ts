@@ -39,7 +39,6 @@ import {
   type LocalNodes,
   type Opened,
   type RequestContext,
-  ROOT_NODE_ID,
   rootAccess,
   type SetattrChanges,
   type StatfsOut,
@@ -110,6 +109,7 @@ import {
 } from "./journal.ts";
 import { LISTED_NAMES_PER_DIRECTORY, ListedInRiak } from "./listed_in_riak.ts";
 import { LocalWriters } from "./local_writers.ts";
+import { ReaderOffers } from "./reader_offers.ts";
 import { ShownToKernel } from "./shown_to_kernel.ts";
 import { RiakCalls } from "./riak_calls.ts";
 import { RemovedWhileOpen } from "./removed_copies.ts";
@@ -389,19 +389,13 @@ export class OverlayFileSystem implements FileSystem {
   readonly #attrTimeout: number;
   readonly #now: () => number;
   readonly #limits: TableLimits;
-  /** The FUSE reader threads' node table, when they can answer for local nodes. */
-  #localNodes?: LocalNodes;
   /**
    * The FUSE reader threads, which serve the reads of every handle opened with a `localFd`
    * (a staged file read before its upload) in every mode, also without a source.
    */
   #readerThreads?: LocalNodes;
-  /**
-   * Nodes the reader threads answer GETATTR for (see {@link offerToReaders}), by path and
-   * by id; `directory`: its children may be offered too.
-   */
-  readonly #offered = new Map<string, { id: number; directory: boolean }>();
-  readonly #offeredPaths = new Map<number, string>();
+  /** Nodes the reader threads answer GETATTR for (see {@link offerToReaders}). */
+  readonly #offers: ReaderOffers;
   /**
    * READDIRPLUS, in modes with a source only (see {@link readdirplusEntries}): a listing then
    * brings its entries' lookups along instead of one LOOKUP request per entry. Left out for
@@ -419,6 +413,7 @@ export class OverlayFileSystem implements FileSystem {
     this.#logger = options.logger ?? SILENT_LOGGER;
     this.#entryTimeout = options.entryTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
     this.#attrTimeout = options.attrTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
+    this.#offers = new ReaderOffers(this.#nodes, this.#attrTimeout, options.mode);
     this.#now = options.now ?? Date.now;
     this.#limits = options.tableLimits ?? DEFAULT_TABLE_LIMITS;
     this.#listedInRiak = new ListedInRiak(this.#limits.stats);
@@ -467,19 +462,7 @@ export class OverlayFileSystem implements FileSystem {
     // They must be told to stop serving a handle whose file moves, whatever else they do.
     this.#readerThreads = nodes;
     if (!nodes.supported || this.#o.source === undefined || !this.#usesLocal()) return;
-    this.#localNodes = nodes;
-    // The root is always the source directory itself (see #locate).
-    this.#offered.set("/", { id: ROOT_NODE_ID, directory: true });
-    this.#offeredPaths.set(ROOT_NODE_ID, "/");
-    nodes.set(
-      ROOT_NODE_ID,
-      0,
-      this.#o.source,
-      this.#attrTimeout,
-      undefined,
-      false,
-      this.#readerAnswers("/"),
-    );
+    this.#offers.attach(nodes, this.#o.source);
   }
 
   /** Writes the directory mtimes not written to Riak yet (before unmounting, say). */
@@ -510,7 +493,7 @@ export class OverlayFileSystem implements FileSystem {
       statCache: this.#statCache.size,
       riakDirectories: this.#riakDirectories.size,
       replayedDirectories: this.#replayedDirectories.size,
-      offered: this.#offered.size,
+      offered: this.#offers.size,
       superseded: this.#superseded.size,
       localWriters: this.#localWriters.size,
       sessions: this.#sessions.size,
@@ -536,11 +519,7 @@ export class OverlayFileSystem implements FileSystem {
   /** @inheritdoc */
   forget(nodeid: number, nlookup: number): void {
     this.#nodes.forget(nodeid, nlookup);
-    const offered = this.#offeredPaths.get(nodeid);
-    // The node is gone: so is the threads' copy.
-    if (offered !== undefined && this.#nodes.pathIfKnown(nodeid) === undefined) {
-      this.#withdraw(offered);
-    }
+    this.#offers.forgotten(nodeid);
   }
 
   /** @inheritdoc */
@@ -4532,16 +4511,10 @@ export class OverlayFileSystem implements FileSystem {
    * session and no pending upload of it (checked now, synchronously; both withdraw it
    * when they begin), and in modes that read Riak first, Riak's absence cached (the
    * threads stop answering when that cache entry expires, and every change this mount
-   * makes to Riak's state withdraws it through #changed). Its parent must be offered: the
-   * threads rebuild paths from the chain of parents. The inode number reported is the
-   * overlay's, and the threads answer only while the path holds the inode seen here.
+   * makes to Riak's state withdraws it through #changed). See {@link ReaderOffers.offer}.
    */
   #offerToReaders(path: string, nodeid: number, stats: BigIntStats): void {
-    if (this.#localNodes === undefined || path === "/") return;
-    // The look that found `stats` awaited: a rename since may have moved the node.
-    if (this.#nodes.pathIfKnown(nodeid) !== path) return;
-    const parent = this.#offered.get(parentOf(path));
-    if (parent === undefined || !parent.directory) return;
+    if (!this.#offers.attached) return;
     if (this.#sessions.has(path)) return;
     if (this.#writesRiak() && this.#o.uploads.pendingFor(path)) return;
     // The threads answer lstat(2)'s ctime, never the later one #attrOf may show.
@@ -4554,52 +4527,12 @@ export class OverlayFileSystem implements FileSystem {
       if (cached === undefined || cached.stat !== undefined || cached.expires <= now) return;
       expiresAt = Date.now() + (cached.expires - now); // The threads' clock is Date.now.
     }
-    const offered = this.#offered.get(path);
-    if (offered !== undefined && offered.id !== nodeid) this.#withdraw(path);
-    const directory = stats.isDirectory();
-    this.#offered.set(path, { id: nodeid, directory });
-    this.#offeredPaths.set(nodeid, path);
-    this.#localNodes.set(
-      nodeid,
-      parent.id,
-      path.slice(path.lastIndexOf("/") + 1),
-      this.#attrTimeout,
-      Number(stats.ino),
-      false,
-      { ...this.#readerAnswers(path), expiresAt },
-    );
+    this.#offers.offer(path, nodeid, stats, expiresAt);
   }
 
-  /**
-   * What the reader threads may answer beyond GETATTR for an offered node: never
-   * UNLINK or RMDIR (those change Riak too), and LOOKUP of a missing name only where the
-   * local directory is the whole namespace (reads only local, new files made locally).
-   */
-  #readerAnswers(path: string): { reportedIno: number; missingNames: boolean; removals: false } {
-    return {
-      reportedIno: this.#nodes.inoOf(path),
-      missingNames: this.#mode.reads === "local" && this.#writesLocal(),
-      removals: false,
-    };
-  }
-
-  /** The reader threads stop answering for `path` and every offered node below it. */
+  /** See {@link ReaderOffers.withdraw}. */
   #withdraw(path: string): void {
-    // Only children of offered directories are offered: nothing offered, nothing below.
-    const offered = this.#offered.get(path);
-    if (offered === undefined) return;
-    if (path !== "/") this.#forgetOffered(path, offered.id);
-    if (!offered.directory) return;
-    const prefix = path === "/" ? "/" : `${path}/`;
-    for (const [below, node] of this.#offered) {
-      if (below !== "/" && below.startsWith(prefix)) this.#forgetOffered(below, node.id);
-    }
-  }
-
-  #forgetOffered(path: string, nodeid: number): void {
-    this.#offered.delete(path);
-    this.#offeredPaths.delete(nodeid);
-    this.#localNodes?.delete(nodeid);
+    this.#offers.withdraw(path);
   }
 
   #forgetPath(path: string): void {
