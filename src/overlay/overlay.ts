@@ -2169,6 +2169,7 @@ export class OverlayFileSystem implements FileSystem {
     pathsNow: () => string[],
     operation: (paths: string[], ungate: () => void) => Promise<T>,
   ): Promise<T> {
+    if (!this.#renamesDirectoriesWhileAway()) return await operation(pathsNow(), () => {});
     let paths = pathsNow();
     for (let renaming = this.#directoryRenameOver(paths); renaming;) {
       this.#logger.debug("waits for the rename of a directory during the outage", {
@@ -2190,6 +2191,18 @@ export class OverlayFileSystem implements FileSystem {
     } finally {
       left();
     }
+  }
+
+  /**
+   * Whether a directory may be renamed while Riak is away ({@link #renameDirectoryWhileAway}),
+   * the only thing {@link #gated} holds operations back for or records them for: only modes
+   * that stage writes journal a rename during an outage (the others rename in Riak or fail).
+   * Elsewhere the gate neither waits nor records, so it costs the operations nothing. True
+   * while Riak answers too: an operation under way as an outage begins must be known to a
+   * directory's rename made then.
+   */
+  #renamesDirectoriesWhileAway(): boolean {
+    return this.#stagesWrites();
   }
 
   /** The rename while Riak is away under way of a directory at or above one of `paths`. */
