@@ -397,6 +397,17 @@ export async function outageNoticed(fs: FileSystem, logLines: string[]): Promise
   );
 }
 
+/**
+ * How far an outage test moves the overlay's clock before Riak goes away: well past the entry
+ * timeout (1 s), so that what Riak answered before the outage has expired, as in a long one.
+ */
+export const LONG_AGO_MS = 60_000;
+
+/** For `assert.rejects`: whether the error is the FUSE answer `errno`. */
+export function isFuseError(errno: number): (error: unknown) => boolean {
+  return (error: unknown) => error instanceof FuseError && error.errno === errno;
+}
+
 /** The node id of `path`, looked up component by component (each lookup takes a reference). */
 export async function lookupPath(fs: FileSystem, path: string): Promise<number> {
   let node = ROOT_NODE_ID;

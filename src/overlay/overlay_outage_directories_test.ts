@@ -9,9 +9,11 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Errno, FuseError, ROOT_NODE_ID } from "../fuse/filesystem.ts";
+import { Errno, ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import {
+  isFuseError,
   listThrough,
+  LONG_AGO_MS,
   lookupPath,
   outageNoticed,
   type OverlayFixture,
@@ -22,13 +24,6 @@ import {
   writeThrough,
 } from "./_overlay_fixture.ts";
 import { UploadQueue } from "./upload_queue.ts";
-
-/** Well past the entry timeout (1 s): what Riak answered before the outage has expired. */
-const LONG_AGO_MS = 60_000;
-
-function isFuseError(errno: number): (error: unknown) => boolean {
-  return (error: unknown) => error instanceof FuseError && error.errno === errno;
-}
 
 /** Every path Riak holds at or below `path`, files with their bytes. */
 async function riakTree(

@@ -12,7 +12,9 @@ import { join } from "node:path";
 import { Errno, type FileSystem, FuseError, ROOT_NODE_ID } from "../fuse/filesystem.ts";
 import {
   eventually,
+  isFuseError,
   listThrough,
+  LONG_AGO_MS,
   lookupPath,
   outageNoticed,
   type OverlayFixture,
@@ -26,9 +28,6 @@ import {
 import { Store } from "../store/store.ts";
 import { UploadQueue } from "./upload_queue.ts";
 import { isOutageError } from "./health.ts";
-
-/** Well past the entry timeout (1 s): what Riak answered before the outage has expired. */
-const LONG_AGO_MS = 60_000;
 
 for (const preset of ["drain", "riak"]) {
   Deno.test(`${preset}: during an outage new files can be made in a directory the mount made and wrote into`, async () => {
@@ -291,10 +290,6 @@ Deno.test("drain: a legacy file open for writing, not written, renamed during an
     { now: () => 1_700_000_000_000 },
   );
 });
-
-function isFuseError(errno: number): (error: unknown) => boolean {
-  return (error: unknown) => error instanceof FuseError && error.errno === errno;
-}
 
 for (const preset of ["drain", "riak"]) {
   Deno.test(`${preset}: during an outage, long after their stats expired, files and an empty directory only Riak holds that the mount saw are removed and renamed at once, and Riak follows`, async () => {
