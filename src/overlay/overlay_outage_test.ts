@@ -191,26 +191,40 @@ async function openThroughOutage(
   }
 }
 
+/**
+ * Runs `body` on a `preset` mount (Riak's read timeout 300 ms, a clock that stands still) where
+ * `/doc.txt` was written through the mount and its upload landed: a file only Riak holds, at
+ * the version the mount saw.
+ */
+function withUploadedDoc(
+  preset: string,
+  body: (fixture: OverlayFixture) => Promise<void>,
+): Promise<void> {
+  return withOverlay(
+    preset,
+    async (fixture) => {
+      await writeThrough(fixture.fs, "/doc.txt", Buffer.from("document"));
+      assert.equal(await fixture.runtime.settle(10_000), 0);
+      await body(fixture);
+    },
+    { riakReadTimeout: "300" },
+    { now: () => 1_700_000_000_000 },
+  );
+}
+
 for (const preset of ["drain", "riak"]) {
   Deno.test(`${preset}: a file open for writing, not written, renamed during an outage reaches Riak under its new name`, async () => {
-    await withOverlay(
-      preset,
-      async (fixture) => {
-        const { fs, store, runtime } = fixture;
-        await writeThrough(fs, "/doc.txt", Buffer.from("document"));
-        assert.equal(await runtime.settle(10_000), 0);
-        const root = await lookupPath(fs, "/");
-        await openThroughOutage(fixture, "/doc.txt", O_RDWR, async (node, fh) => {
-          assert.equal((await fs.read!(ROOT_CTX, node, fh, 0, 100)).toString(), "document");
-          await fs.rename!(ROOT_CTX, root, "doc.txt", root, "renamed.txt", 0);
-        });
-        assert.equal(await runtime.settle(10_000), 0);
-        assert.equal((await store.readFile("/renamed.txt")).toString(), "document");
-        assert.equal(await store.tryStat("/doc.txt"), undefined);
-      },
-      { riakReadTimeout: "300" },
-      { now: () => 1_700_000_000_000 },
-    );
+    await withUploadedDoc(preset, async (fixture) => {
+      const { fs, store, runtime } = fixture;
+      const root = await lookupPath(fs, "/");
+      await openThroughOutage(fixture, "/doc.txt", O_RDWR, async (node, fh) => {
+        assert.equal((await fs.read!(ROOT_CTX, node, fh, 0, 100)).toString(), "document");
+        await fs.rename!(ROOT_CTX, root, "doc.txt", root, "renamed.txt", 0);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/renamed.txt")).toString(), "document");
+      assert.equal(await store.tryStat("/doc.txt"), undefined);
+    });
   });
 }
 
@@ -244,30 +258,23 @@ for (const [preset, legacy] of [["drain", false], ["drain", true], ["riak", fals
 
 for (const preset of ["drain", "riak"]) {
   Deno.test(`${preset}: a file open for writing, closed while its rename during an outage looks at it, reaches Riak under its new name`, async () => {
-    await withOverlay(
-      preset,
-      async ({ fs, store, riak, runtime, logLines }) => {
-        await writeThrough(fs, "/doc.txt", Buffer.from("document"));
-        assert.equal(await runtime.settle(10_000), 0);
-        const node = await lookupPath(fs, "/doc.txt");
-        const { fh } = await fs.open!(ROOT_CTX, node, O_RDWR);
-        await whilePaused(riak, async () => {
-          await outageNoticed(fs, logLines);
-          assert.equal((await fs.read!(ROOT_CTX, node, fh, 0, 100)).toString(), "document");
-          // The rename finds the session, then waits its turn behind the close, which ends it.
-          await Promise.all([
-            fs.rename!(ROOT_CTX, ROOT_NODE_ID, "doc.txt", ROOT_NODE_ID, "renamed.txt", 0),
-            fs.release!(ROOT_CTX, node, fh, 0),
-          ]);
-        });
-        assert.equal(await runtime.settle(10_000), 0);
-        assert.equal((await store.readFile("/renamed.txt")).toString(), "document");
-        assert.equal(await store.tryStat("/doc.txt"), undefined);
-        assert.equal((await readThrough(fs, "/renamed.txt")).toString(), "document");
-      },
-      { riakReadTimeout: "300" },
-      { now: () => 1_700_000_000_000 },
-    );
+    await withUploadedDoc(preset, async ({ fs, store, riak, runtime, logLines }) => {
+      const node = await lookupPath(fs, "/doc.txt");
+      const { fh } = await fs.open!(ROOT_CTX, node, O_RDWR);
+      await whilePaused(riak, async () => {
+        await outageNoticed(fs, logLines);
+        assert.equal((await fs.read!(ROOT_CTX, node, fh, 0, 100)).toString(), "document");
+        // The rename finds the session, then waits its turn behind the close, which ends it.
+        await Promise.all([
+          fs.rename!(ROOT_CTX, ROOT_NODE_ID, "doc.txt", ROOT_NODE_ID, "renamed.txt", 0),
+          fs.release!(ROOT_CTX, node, fh, 0),
+        ]);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/renamed.txt")).toString(), "document");
+      assert.equal(await store.tryStat("/doc.txt"), undefined);
+      assert.equal((await readThrough(fs, "/renamed.txt")).toString(), "document");
+    });
   });
 }
 
@@ -450,42 +457,35 @@ function answersEio(error: unknown): boolean {
 for (const [change, written] of [["rm", false], ["rm", true], ["mv", false]] as const) {
   for (const preset of ["drain", "riak"]) {
     Deno.test(`${preset}: a file only Riak holds, open for writing${written ? " and written" : ""}, ${change === "rm" ? "removed" : "renamed"} during an outage goes from its name at the version the mount opened: one written elsewhere meanwhile is set aside`, async () => {
-      await withOverlay(
-        preset,
-        async (fixture) => {
-          const { fs, store, runtime, logLines } = fixture;
-          await writeThrough(fs, "/doc.txt", Buffer.from("document"));
-          assert.equal(await runtime.settle(10_000), 0);
-          await openThroughOutage(fixture, "/doc.txt", O_RDWR, async () => {
-            if (change === "rm") await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
-            else await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "doc.txt", ROOT_NODE_ID, "moved.txt", 0);
-            await assert.rejects(lookupPath(fs, "/doc.txt"), isNotFound);
-          }, async (node, fh) => {
-            // Staged (Riak's bytes copied into the spool), not committed.
-            if (written) await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("D"));
-            // Another host writes the name while it is open here.
-            await store.writeFile("/doc.txt", Buffer.from("newer, from another host"));
-          });
-          assert.equal(await runtime.settle(10_000), 0);
-          assert.equal(await store.tryStat("/doc.txt"), undefined, "the name is gone");
-          const names = await listThrough(fs, "/");
-          const aside = names.filter((name) => name !== "moved.txt");
-          assert.equal(aside.length, 1, `${names}`);
-          assert.match(aside[0], /^doc\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
-          assert.equal(
-            (await store.readFile(`/${aside[0]}`)).toString(),
-            "newer, from another host",
-          );
-          assert.ok(
-            logLines.some((line) => line.includes("under a name removed during an outage")),
-          );
-          if (change === "mv") {
-            assert.equal((await store.readFile("/moved.txt")).toString(), "document");
-          }
-        },
-        { riakReadTimeout: "300" },
-        { now: () => 1_700_000_000_000 },
-      );
+      await withUploadedDoc(preset, async (fixture) => {
+        const { fs, store, runtime, logLines } = fixture;
+        await openThroughOutage(fixture, "/doc.txt", O_RDWR, async () => {
+          if (change === "rm") await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
+          else await fs.rename!(ROOT_CTX, ROOT_NODE_ID, "doc.txt", ROOT_NODE_ID, "moved.txt", 0);
+          await assert.rejects(lookupPath(fs, "/doc.txt"), isNotFound);
+        }, async (node, fh) => {
+          // Staged (Riak's bytes copied into the spool), not committed.
+          if (written) await fs.write!(ROOT_CTX, node, fh, 0, Buffer.from("D"));
+          // Another host writes the name while it is open here.
+          await store.writeFile("/doc.txt", Buffer.from("newer, from another host"));
+        });
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal(await store.tryStat("/doc.txt"), undefined, "the name is gone");
+        const names = await listThrough(fs, "/");
+        const aside = names.filter((name) => name !== "moved.txt");
+        assert.equal(aside.length, 1, `${names}`);
+        assert.match(aside[0], /^doc\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+        assert.equal(
+          (await store.readFile(`/${aside[0]}`)).toString(),
+          "newer, from another host",
+        );
+        assert.ok(
+          logLines.some((line) => line.includes("under a name removed during an outage")),
+        );
+        if (change === "mv") {
+          assert.equal((await store.readFile("/moved.txt")).toString(), "document");
+        }
+      });
     });
   }
 }
@@ -498,35 +498,28 @@ const OLD_TIME = { sec: 1_000_000_000, nsec: 0 };
 for (const steps of [["fsync"], ["touch"], ["fsync", "touch"]]) {
   for (const preset of ["drain", "riak"]) {
     Deno.test(`${preset}: a file open for writing (${steps.join(", then ")} through it), removed during an outage, goes at the version Riak holds: nothing is set aside`, async () => {
-      await withOverlay(
-        preset,
-        async (fixture) => {
-          const { fs, store, runtime } = fixture;
-          await writeThrough(fs, "/doc.txt", Buffer.from("document"));
-          assert.equal(await runtime.settle(10_000), 0);
-          await openThroughOutage(fixture, "/doc.txt", O_RDWR, async () => {
-            await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
-          }, async (node, fh) => {
-            if (steps.includes("fsync")) {
-              await fs.write!(ROOT_CTX, node, fh, 8, Buffer.from(", fsynced"));
-              await fs.fsync!(ROOT_CTX, node, fh, false);
-              assert.equal(await runtime.settle(10_000), 0);
-              assert.equal((await store.readFile("/doc.txt")).toString(), "document, fsynced");
-            }
-            if (steps.includes("touch")) {
-              const uploaded = runtime.metrics.snapshot().uploads.uploaded;
-              await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
-              assert.equal(await runtime.settle(10_000), 0);
-              assert.equal(runtime.metrics.snapshot().uploads.uploaded, uploaded, "no upload");
-              assert.equal((await store.stat("/doc.txt")).mtimeNs, 1_000_000_000_000_000_000n);
-            }
-          });
-          assert.equal(await runtime.settle(10_000), 0);
-          assert.deepEqual(await listThrough(fs, "/"), [], "gone, nothing set aside");
-        },
-        { riakReadTimeout: "300" },
-        { now: () => 1_700_000_000_000 },
-      );
+      await withUploadedDoc(preset, async (fixture) => {
+        const { fs, store, runtime } = fixture;
+        await openThroughOutage(fixture, "/doc.txt", O_RDWR, async () => {
+          await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
+        }, async (node, fh) => {
+          if (steps.includes("fsync")) {
+            await fs.write!(ROOT_CTX, node, fh, 8, Buffer.from(", fsynced"));
+            await fs.fsync!(ROOT_CTX, node, fh, false);
+            assert.equal(await runtime.settle(10_000), 0);
+            assert.equal((await store.readFile("/doc.txt")).toString(), "document, fsynced");
+          }
+          if (steps.includes("touch")) {
+            const uploaded = runtime.metrics.snapshot().uploads.uploaded;
+            await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
+            assert.equal(await runtime.settle(10_000), 0);
+            assert.equal(runtime.metrics.snapshot().uploads.uploaded, uploaded, "no upload");
+            assert.equal((await store.stat("/doc.txt")).mtimeNs, 1_000_000_000_000_000_000n);
+          }
+        });
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.deepEqual(await listThrough(fs, "/"), [], "gone, nothing set aside");
+      });
     });
   }
 }
@@ -536,29 +529,22 @@ for (const steps of [["fsync"], ["touch"], ["fsync", "touch"]]) {
 // where Riak held the version the session opened.
 for (const preset of ["drain", "riak"]) {
   Deno.test(`${preset}: a file open for writing, written elsewhere (same size) and touched through the handle, removed during an outage: the other host's version is set aside, not removed`, async () => {
-    await withOverlay(
-      preset,
-      async (fixture) => {
-        const { fs, store, runtime } = fixture;
-        await writeThrough(fs, "/doc.txt", Buffer.from("document"));
-        assert.equal(await runtime.settle(10_000), 0);
-        await openThroughOutage(fixture, "/doc.txt", O_RDWR, async () => {
-          await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
-        }, async (node, fh) => {
-          await store.writeFile("/doc.txt", Buffer.from("DOCUMENT"));
-          await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
-          assert.equal((await store.stat("/doc.txt")).mtimeNs, 1_000_000_000_000_000_000n);
-        });
-        assert.equal(await runtime.settle(10_000), 0);
-        assert.equal(await store.tryStat("/doc.txt"), undefined, "the name is gone");
-        const aside = await listThrough(fs, "/");
-        assert.equal(aside.length, 1, `${aside}`);
-        assert.match(aside[0], /^doc\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
-        assert.equal((await store.readFile(`/${aside[0]}`)).toString(), "DOCUMENT");
-      },
-      { riakReadTimeout: "300" },
-      { now: () => 1_700_000_000_000 },
-    );
+    await withUploadedDoc(preset, async (fixture) => {
+      const { fs, store, runtime } = fixture;
+      await openThroughOutage(fixture, "/doc.txt", O_RDWR, async () => {
+        await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
+      }, async (node, fh) => {
+        await store.writeFile("/doc.txt", Buffer.from("DOCUMENT"));
+        await fs.setattr!(ROOT_CTX, node, { fh, mtime: OLD_TIME });
+        assert.equal((await store.stat("/doc.txt")).mtimeNs, 1_000_000_000_000_000_000n);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal(await store.tryStat("/doc.txt"), undefined, "the name is gone");
+      const aside = await listThrough(fs, "/");
+      assert.equal(aside.length, 1, `${aside}`);
+      assert.match(aside[0], /^doc\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+      assert.equal((await store.readFile(`/${aside[0]}`)).toString(), "DOCUMENT");
+    });
   });
 }
 
@@ -621,40 +607,33 @@ for (const elsewhere of [false, true]) {
 for (const change of ["utimens", "chmod"] as const) {
   for (const preset of ["drain", "riak"]) {
     Deno.test(`${preset}: a file only Riak holds, changed by path (${change}), removed during an outage: nothing is set aside`, async () => {
-      await withOverlay(
-        preset,
-        async (fixture) => {
-          const { fs, store, runtime, riak, logLines } = fixture;
-          await writeThrough(fs, "/doc.txt", Buffer.from("document"));
-          assert.equal(await runtime.settle(10_000), 0);
-          const node = await lookupPath(fs, "/doc.txt");
-          await fs.setattr!(
+      await withUploadedDoc(preset, async (fixture) => {
+        const { fs, store, runtime, riak, logLines } = fixture;
+        const node = await lookupPath(fs, "/doc.txt");
+        await fs.setattr!(
+          ROOT_CTX,
+          node,
+          change === "utimens" ? { mtime: OLD_TIME } : { mode: 0o600 },
+        );
+        const stored = await store.stat("/doc.txt");
+        if (change === "utimens") assert.equal(stored.mtimeNs, 1_000_000_000_000_000_000n);
+        else assert.equal(stored.mode, 0o600);
+        await whilePaused(riak, async () => {
+          await outageNoticed(fs, logLines);
+          // Shown as last seen: with the change.
+          const { attr } = await fs.getattr!(
             ROOT_CTX,
-            node,
-            change === "utimens" ? { mtime: OLD_TIME } : { mode: 0o600 },
+            await lookupPath(fs, "/doc.txt"),
+            undefined,
           );
-          const stored = await store.stat("/doc.txt");
-          if (change === "utimens") assert.equal(stored.mtimeNs, 1_000_000_000_000_000_000n);
-          else assert.equal(stored.mode, 0o600);
-          await whilePaused(riak, async () => {
-            await outageNoticed(fs, logLines);
-            // Shown as last seen: with the change.
-            const { attr } = await fs.getattr!(
-              ROOT_CTX,
-              await lookupPath(fs, "/doc.txt"),
-              undefined,
-            );
-            if (change === "chmod") assert.equal(attr.mode & 0o7777, 0o600);
-            else assert.equal(attr.mtime.sec, OLD_TIME.sec);
-            await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
-          });
-          assert.equal(await runtime.settle(10_000), 0);
-          assert.deepEqual(await listThrough(fs, "/"), [], "gone, nothing set aside");
-          assert.equal(await store.tryStat("/doc.txt"), undefined);
-        },
-        { riakReadTimeout: "300" },
-        { now: () => 1_700_000_000_000 },
-      );
+          if (change === "chmod") assert.equal(attr.mode & 0o7777, 0o600);
+          else assert.equal(attr.mtime.sec, OLD_TIME.sec);
+          await fs.unlink!(ROOT_CTX, ROOT_NODE_ID, "doc.txt");
+        });
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.deepEqual(await listThrough(fs, "/"), [], "gone, nothing set aside");
+        assert.equal(await store.tryStat("/doc.txt"), undefined);
+      });
     });
   }
 }
