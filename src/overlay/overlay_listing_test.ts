@@ -7,7 +7,9 @@ import type { Store } from "../store/store.ts";
 import {
   listThrough,
   lookupPath,
+  type OverlayFixture,
   readThrough,
+  type RequestHold,
   ROOT_CTX,
   until,
   withOverlay,
@@ -176,21 +178,34 @@ for (const moved of ["file", "directory"] as const) {
   });
 }
 
+/**
+ * Writes the legacy files /moved and /stays, reads /moved (its copy-on-read's put held), and
+ * begins a listing of / whose Riak shard is then read without the file and held; then lets
+ * the copy go on. The listing's end waits for `shard`'s release.
+ */
+async function listingBesideACopy(
+  { fs, source, holdPuts, holdFetchedSet }: OverlayFixture,
+): Promise<{ listing: Promise<string[]>; shard: RequestHold }> {
+  await writeFile(join(source, "moved"), "legacy bytes");
+  await writeFile(join(source, "stays"), "other bytes");
+  const copy = holdPuts();
+  assert.equal((await readThrough(fs, "/moved")).toString(), "legacy bytes");
+  await copy.reached;
+  const shard = holdFetchedSet();
+  const listing = listThrough(fs, "/");
+  await shard.reached; // Riak's shard is read, without the file.
+  copy.release();
+  return { listing, shard };
+}
+
 // drain's copy-on-read moves a legacy file into Riak and deletes the local copy: a listing
 // begun while the copy ran, whose Riak shard was read before the copy landed and whose source
 // directory was read after the local copy went, found the file on neither side (`ls` missed
 // it; seed 218 of drain's 400-operation model sequences, once in 151 runs).
 Deno.test("drain: a file that copy-on-read moves into Riak while a listing runs is listed", async () => {
-  await withOverlay("drain", async ({ fs, source, store, runtime, holdPuts, holdFetchedSet }) => {
-    await writeFile(join(source, "moved"), "legacy bytes");
-    await writeFile(join(source, "stays"), "other bytes");
-    const copy = holdPuts();
-    assert.equal((await readThrough(fs, "/moved")).toString(), "legacy bytes");
-    await copy.reached;
-    const shard = holdFetchedSet();
-    const listing = listThrough(fs, "/");
-    await shard.reached; // Riak's shard is read, without the file.
-    copy.release();
+  await withOverlay("drain", async (fixture) => {
+    const { source, store, runtime } = fixture;
+    const { listing, shard } = await listingBesideACopy(fixture);
     await runtime.settle(10_000);
     await assert.rejects(stat(join(source, "moved")), { code: "ENOENT" });
     assert.equal((await store.readFile("/moved")).toString(), "legacy bytes");
@@ -234,16 +249,9 @@ for (const renamed of ["never", "before the listing", "during the listing"] as c
 // The copy already on its way as the listing begins, and the file renamed once it landed: the
 // listing names it under the name it had then (the names on their way are taken first).
 Deno.test("drain: a file copy-on-read moved into Riak and renamed there while a listing runs is listed", async () => {
-  await withOverlay("drain", async ({ fs, source, store, runtime, holdPuts, holdFetchedSet }) => {
-    await writeFile(join(source, "moved"), "legacy bytes");
-    await writeFile(join(source, "stays"), "other bytes");
-    const copy = holdPuts();
-    assert.equal((await readThrough(fs, "/moved")).toString(), "legacy bytes");
-    await copy.reached;
-    const shard = holdFetchedSet();
-    const listing = listThrough(fs, "/");
-    await shard.reached; // Riak's shard is read, without the file.
-    copy.release();
+  await withOverlay("drain", async (fixture) => {
+    const { fs, source, store, runtime } = fixture;
+    const { listing, shard } = await listingBesideACopy(fixture);
     assert.equal(await runtime.settle(10_000), 0);
     await fs.rename!(ROOT_CTX, 1, "moved", 1, "renamed", 0);
     await assert.rejects(stat(join(source, "moved")), { code: "ENOENT" });
