@@ -39,9 +39,10 @@ export const STOP_GRACE_MS = 2_000;
 /**
  * Puts one staged file into Riak; resolves once Riak acknowledged it with the configured w/dw.
  * Calls `progress` each time Riak acknowledged a part of it (a chunk of a large file).
- * `signal` is aborted when the upload is called off ({@link UploadQueue.withhold}): an
- * uploader that has sent Riak nothing of it yet then rejects with an
- * {@link UploadWithheldError}; one past that point goes on.
+ * `signal` is aborted when the upload is called off ({@link UploadQueue.withhold}, or
+ * {@link UploadQueue.stop} once it gave up waiting for it): an uploader that has sent Riak
+ * nothing of it yet then rejects with an {@link UploadWithheldError}; one past that point
+ * goes on.
  */
 export type Uploader = (
   upload: PendingUpload,
@@ -72,8 +73,8 @@ const SUPERSEDED = new Error("a newer mirror of the same path was queued");
 /** Why a staged file's upload is called off while it runs (see {@link UploadQueue.withhold}). */
 const WITHHELD = new Error("its file is being removed");
 
-/** The signal of an upload's later attempts: an earlier one may have reached Riak. */
-const NEVER_CALLED_OFF = new AbortController().signal;
+/** Why an upload's attempt is called off while it runs (see {@link UploadQueue.stop}). */
+const STOPPED = new Error("riakfs is stopping");
 
 /**
  * Where the order of jobs waiting to start puts those hurried ({@link UploadQueue.hurry}): behind
@@ -191,6 +192,12 @@ interface Job {
    * off while it has sent Riak nothing ({@link UploadQueue.withhold}).
    */
   stoppable?: AbortController;
+  /**
+   * A staged file's upload while an attempt runs: aborted by {@link UploadQueue.stop} to call
+   * it off. The first attempt's is {@link Job.stoppable}; a later attempt's only stop aborts
+   * (an earlier attempt may have reached Riak, so a withhold must not drop it).
+   */
+  attempt?: AbortController;
   /** Told how its first attempt ended by the withhold waiting for that: called off or not. */
   firstAttemptEnded?: (calledOff: UploadWithheldError | undefined) => void;
   /** Moved ahead of the others waiting: a request waits for it ({@link UploadQueue.hurry}). */
@@ -735,7 +742,13 @@ export class UploadQueue {
    * is not uploaded stays journaled; its `uploaded` promises reject with UploadStoppedError.
    * Uploads still running are waited for at most `graceMs`: one stuck in a request to a
    * hung node would hold the unmount for the client's request timeout, and it is replayed
-   * from the journal anyway.
+   * from the journal anyway. Those still running then are called off (their signal aborted,
+   * see {@link Uploader}), so that one whose request is answered later (Riak back from an
+   * outage) puts nothing in Riak beside the next start's replay of the same entry; they
+   * stay journaled, and no attempt starts after. An upload whose put of the file's object
+   * was already sent cannot be called off: it may still land after this resolved (its
+   * directory entry too); a journal closed by then keeps its entry, whose replay finds its
+   * staged file gone and drops it.
    */
   async stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.#stopping = true;
@@ -756,8 +769,13 @@ export class UploadQueue {
     const idle = (async () => {
       while (this.#active > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
     })();
-    await Promise.race([idle, graceOver]);
+    const gaveUp = await Promise.race([idle.then(() => false), graceOver.then(() => true)]);
     clearTimeout(timer);
+    if (!gaveUp) return;
+    this.#logger.info("uploads still running as riakfs stops called off; they stay journaled", {
+      uploads: this.#active,
+    });
+    for (const jobs of this.#byPath.values()) jobs[0]?.attempt?.abort(STOPPED);
   }
 
   /** `stagedCounted`: its staged file's use was counted already ({@link submitTogether}). */
@@ -1064,18 +1082,22 @@ export class UploadQueue {
         if (isMirror(task)) {
           await this.#options.mirror!(task, job.superseded!.signal, this.#acknowledge);
         } else {
+          job.attempt = job.stoppable ?? new AbortController();
           await this.#options.upload(
             task as PendingUpload,
             stagedPath!,
-            job.stoppable?.signal ?? NEVER_CALLED_OFF,
+            job.attempt.signal,
             this.#acknowledge,
           );
         }
+        job.attempt = undefined;
         this.#firstAttemptEnded(job, undefined);
         this.#acknowledge();
         break;
       } catch (error) {
-        if (error instanceof UploadWithheldError && job.stoppable?.signal.aborted) {
+        const calledOff = job.attempt?.signal.aborted;
+        job.attempt = undefined;
+        if (error instanceof UploadWithheldError && calledOff) {
           return this.#calledOff(job, error);
         }
         this.#firstAttemptEnded(job, undefined);

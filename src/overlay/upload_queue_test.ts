@@ -1024,6 +1024,49 @@ Deno.test("withhold holds nothing once an upload under way went on, or failed an
   });
 });
 
+// A runtime stopped and started again in one process (the overlay tests' fixture), or one
+// whose Riak came back after it stopped: an upload still running when stop gave up waiting
+// went on and landed later, beside the next start's replay of the same journal entry.
+for (const [which, failuresBefore] of [["its first attempt", 0], ["a retry", 1]] as const) {
+  Deno.test(`stop calls off an upload still running in ${which} once it gave up waiting: nothing lands after, it stays journaled for the replay`, async () => {
+    await withSpool(async (fixture, directory) => {
+      const look = stopPoint(); // Its look at Riak, answered once Riak is back.
+      let attempts = 0;
+      const queue = queueOver(fixture, {
+        upload: async (entry, file, signal) => {
+          if (++attempts <= failuresBefore) {
+            throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+          }
+          await look.arrive();
+          if (signal.aborted) throw new UploadWithheldError(entry.path, "nothing");
+          fixture.stored.set(entry.path, await readFile(file, "utf8"));
+        },
+      });
+      const ticket = await queue.submit(await stage(fixture.spool, "/a", "alpha"));
+      await look.reached;
+      await queue.stop(0);
+      look.letGo();
+      await assert.rejects(ticket.uploaded, UploadStoppedError);
+      assert.equal(fixture.stored.size, 0, "nothing reached Riak after stop");
+      assert.equal(attempts, failuresBefore + 1, "no attempt started after stop");
+      assert.equal(fixture.journal.pendingCount, 1, "still journaled");
+      assert.equal((await fixture.spool.usage()).files, 1, "its staged file kept");
+      // The next start's replay uploads it.
+      const spool = Spool.open(join(directory, "spool"));
+      const { journal, pending } = await UploadJournal.open(spool.journalFile);
+      try {
+        const stored = new Map<string, string>();
+        const next = queueOver({ spool, journal, pending, stored });
+        next.resume(pending);
+        assert.equal(await next.drain(10_000), 0);
+        assert.deepEqual([...stored], [["/a", "alpha"]]);
+      } finally {
+        await journal.close();
+      }
+    });
+  });
+}
+
 Deno.test("an upload called off under way is dropped with the newer one queued behind it, in one journal line", async () => {
   await withSpool(async (fixture) => {
     const look = stopPoint(); // Its look at Riak, which finds a file.
