@@ -3,7 +3,13 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isMirror, type JournalEntry, stagedNames, UploadJournal } from "./journal.ts";
+import {
+  isMirror,
+  type JournalEntry,
+  type PendingMirror,
+  stagedNames,
+  UploadJournal,
+} from "./journal.ts";
 import { Logger } from "./log.ts";
 import { MountMetrics } from "./metrics.ts";
 import { Spool } from "./spool.ts";
@@ -14,6 +20,7 @@ import {
   UploadQueue,
   type UploadQueueOptions,
   UploadStoppedError,
+  type UploadTicket,
   UploadWithheldError,
 } from "./upload_queue.ts";
 
@@ -69,6 +76,18 @@ function queueOver(fixture: Fixture, extra: Partial<UploadQueueOptions> = {}): U
   });
 }
 
+/** What Riak's absence answers an upload: the queue tries it again after a backoff. */
+function outage(): Error {
+  return Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+}
+
+/** A way on that the test opens: `opened` resolves once `open()` was called. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => open = resolve);
+  return { opened, open };
+}
+
 Deno.test("a submitted file reaches the uploader, then leaves the spool and the journal", async () => {
   await withSpool(async (fixture) => {
     const metrics = new MountMetrics();
@@ -93,11 +112,7 @@ Deno.test("failures are retried with backoff until Riak answers; nothing is lost
     const queue = queueOver(fixture, {
       metrics,
       upload: async (entry, file) => {
-        if (failuresLeft-- > 0) {
-          throw Object.assign(new Error("connect ECONNREFUSED"), {
-            code: "ECONNREFUSED",
-          });
-        }
+        if (failuresLeft-- > 0) throw outage();
         fixture.stored.set(entry.path, await readFile(file, "utf8"));
       },
     });
@@ -110,20 +125,18 @@ Deno.test("failures are retried with backoff until Riak answers; nothing is lost
 
 Deno.test("uploads pending as an outage begins are away from then on, in the journal too, where it knows what Riak held", async () => {
   await withSpool(async (fixture) => {
-    let riakBack!: () => void;
-    const back = new Promise<void>((resolve) => riakBack = resolve);
+    const riakBack = gate();
     let firstAttempts = 0;
-    let allTried!: () => void;
-    const tried = new Promise<void>((resolve) => allTried = resolve);
+    const allTried = gate();
     const away = new Map<string, (true | undefined)[]>();
     const queue = queueOver(fixture, {
       upload: async (entry) => {
         const seen = away.get(entry.path) ?? [];
         away.set(entry.path, [...seen, entry.away]);
         if (seen.length > 0) return;
-        if (++firstAttempts === 3) allTried();
-        await back;
-        throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+        if (++firstAttempts === 3) allTried.open();
+        await riakBack.opened;
+        throw outage();
       },
     });
     const tickets = [
@@ -135,13 +148,13 @@ Deno.test("uploads pending as an outage begins are away from then on, in the jou
       // Journaled by an older riakfs: what it goes over is not known, nothing to compare.
       await queue.submit(await stage(fixture.spool, "/unknown", "u")),
     ];
-    await tried;
+    await allTried.opened;
     queue.outageBegan();
     const lines = (await readFile(fixture.spool.journalFile, "utf8")).trim().split("\n")
       .map((line) => JSON.parse(line));
     const marked = lines.filter((line) => line.op === "add" && line.away).map((line) => line.path);
     assert.deepEqual(marked, ["/created", "/replaced"]);
-    riakBack();
+    riakBack.open();
     await Promise.all(tickets.map((ticket) => ticket.uploaded));
     assert.deepEqual(Object.fromEntries(away), {
       "/created": [undefined, true],
@@ -183,20 +196,19 @@ Deno.test("concurrency is bounded and uploads of one path run in order", async (
 
 Deno.test("a newer version replaces a queued older one of the same path", async () => {
   await withSpool(async (fixture) => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => release = resolve);
+    const blocking = gate();
     const uploaded: string[] = [];
     const queue = queueOver(fixture, {
       concurrency: 1,
       upload: async (entry, file) => {
-        if (entry.path === "/blocker") await gate;
+        if (entry.path === "/blocker") await blocking.opened;
         uploaded.push(`${entry.path}=${await readFile(file, "utf8")}`);
       },
     });
     const blocker = await queue.submit(await stage(fixture.spool, "/blocker", "x"));
     const old = await queue.submit(await stage(fixture.spool, "/doc", "old"));
     const fresh = await queue.submit(await stage(fixture.spool, "/doc", "new"));
-    release();
+    blocking.open();
     await Promise.all([blocker.uploaded, old.uploaded, fresh.uploaded]);
     assert.deepEqual(uploaded, ["/blocker=x", "/doc=new"]);
     assert.equal(fixture.journal.pendingCount, 0);
@@ -206,7 +218,7 @@ Deno.test("a newer version replaces a queued older one of the same path", async 
 Deno.test("journal replay uploads what a crashed run left behind", async () => {
   await withSpool(async (fixture, directory) => {
     const crashed = queueOver(fixture, {
-      upload: () => Promise.reject(Object.assign(new Error("down"), { code: "ECONNREFUSED" })),
+      upload: () => Promise.reject(outage()),
     });
     await crashed.submit(await stage(fixture.spool, "/one", "1"));
     await crashed.submit(await stage(fixture.spool, "/two", "22"));
@@ -285,7 +297,6 @@ Deno.test("afterUpload runs once Riak acknowledged, before the staged file goes"
 
 Deno.test("an afterUpload that Riak's absence failed is tried again; stopped first, the entry stays", async () => {
   await withSpool(async (fixture) => {
-    const outage = () => Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
     let failuresLeft = 3;
     let steps = 0;
     const queue = queueOver(fixture, {
@@ -315,8 +326,8 @@ Deno.test("an afterUpload that Riak's absence failed is tried again; stopped fir
   });
 });
 
-/** A queue whose mirrorer records what it was asked, in order; `gate` holds it back. */
-function mirrorQueue(fixture: Fixture, gate?: Promise<void>) {
+/** A queue whose mirrorer records what it was asked, in order; `held` holds it back. */
+function mirrorQueue(fixture: Fixture, held?: Promise<void>) {
   const mirrored: string[] = [];
   const queue = queueOver(fixture, {
     concurrency: 1,
@@ -325,11 +336,27 @@ function mirrorQueue(fixture: Fixture, gate?: Promise<void>) {
       // Like a copy waiting for its file to settle: a newer mirror aborts the wait.
       await new Promise<void>((resolve, reject) => {
         signal.addEventListener("abort", () => reject(signal.reason));
-        (gate ?? Promise.resolve()).then(resolve);
+        (held ?? Promise.resolve()).then(resolve);
       });
     },
   });
   return { queue, mirrored };
+}
+
+/**
+ * A {@link mirrorQueue} whose one slot a copy of "/blocker" holds, so that the jobs submitted
+ * next wait (where a newer one may stand in for an older one); `runAll` lets the copy go on,
+ * and waits for it and for `tickets`.
+ */
+async function blockedMirrorQueue(fixture: Fixture) {
+  const blocking = gate();
+  const { queue, mirrored } = mirrorQueue(fixture, blocking.opened);
+  const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+  const runAll = async (tickets: UploadTicket[]) => {
+    blocking.open();
+    await Promise.all([blocker, ...tickets].map((ticket) => ticket.uploaded));
+  };
+  return { queue, mirrored, runAll };
 }
 
 Deno.test("a reserved mirror is journaled at once and queued only when started", async () => {
@@ -352,14 +379,10 @@ Deno.test("a reserved mirror is journaled at once and queued only when started",
 
 Deno.test("a removal stands in for a queued copy, and a running copy waiting for its file gives way", async () => {
   await withSpool(async (fixture) => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => release = resolve);
-    const { queue, mirrored } = mirrorQueue(fixture, gate);
-    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    const { queue, mirrored, runAll } = await blockedMirrorQueue(fixture);
     const queued = await queue.submitMirror({ path: "/tmp.1", mirror: "copy" });
     const removed = await queue.submitMirror({ path: "/tmp.1", mirror: "remove" });
-    release();
-    await Promise.all([blocker.uploaded, queued.uploaded, removed.uploaded]);
+    await runAll([queued, removed]);
     assert.deepEqual(mirrored, ["copy /blocker", "remove /tmp.1"]);
     // Running (a copy waiting for its file to settle, which ends only when aborted): the
     // removal aborts it and runs.
@@ -384,15 +407,11 @@ Deno.test("a removal stands in for a queued copy, and a running copy waiting for
 
 Deno.test("a copy never stands in for a queued removal; replayed removals run", async () => {
   await withSpool(async (fixture) => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => release = resolve);
-    const { queue, mirrored } = mirrorQueue(fixture, gate);
-    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    const { queue, mirrored, runAll } = await blockedMirrorQueue(fixture);
     // A file the mount removed, then a new one created under that name.
     const removed = await queue.submitMirror({ path: "/name", mirror: "remove" });
     const copied = await queue.submitMirror({ path: "/name", mirror: "copy" });
-    release();
-    await Promise.all([blocker.uploaded, removed.uploaded, copied.uploaded]);
+    await runAll([removed, copied]);
     assert.deepEqual(mirrored, ["copy /blocker", "remove /name", "copy /name"]);
     // From the journal: the removal runs whatever ran before the restart.
     const { queue: replaying, mirrored: replayed } = mirrorQueue(fixture);
@@ -426,14 +445,10 @@ Deno.test("a mirror Riak keeps refusing is given up after a few attempts, not re
 
 Deno.test("an fsync's snapshot is not stood in for by a copy that waits for the file", async () => {
   await withSpool(async (fixture) => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => release = resolve);
-    const { queue, mirrored } = mirrorQueue(fixture, gate);
-    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    const { queue, mirrored, runAll } = await blockedMirrorQueue(fixture);
     const snapshot = await queue.submitMirror({ path: "/log", mirror: "copy", snapshot: true });
     const copy = await queue.submitMirror({ path: "/log", mirror: "copy" });
-    release();
-    await Promise.all([blocker.uploaded, snapshot.uploaded, copy.uploaded]);
+    await runAll([snapshot, copy]);
     assert.deepEqual(mirrored, ["copy /blocker", "copy /log", "copy /log"]);
   });
 });
@@ -441,8 +456,7 @@ Deno.test("an fsync's snapshot is not stood in for by a copy that waits for the 
 Deno.test("where copies delete the local file, an fsync's snapshot stands in for no copy", async () => {
   await withSpool(async (fixture) => {
     for (const deletesLocalCopies of [false, true]) {
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => release = resolve);
+      const fileSettles = gate();
       // What each mirror finished: a copy waiting for its file that gives way finishes nothing.
       const finished: string[] = [];
       const queue = queueOver(fixture, {
@@ -451,7 +465,7 @@ Deno.test("where copies delete the local file, an fsync's snapshot stands in for
         mirror: async (entry, signal) => {
           await new Promise<void>((resolve, reject) => {
             signal.addEventListener("abort", () => reject(signal.reason));
-            gate.then(resolve);
+            fileSettles.opened.then(resolve);
           });
           finished.push(`${entry.snapshot ? "snapshot" : entry.mirror} ${entry.path}`);
         },
@@ -462,7 +476,7 @@ Deno.test("where copies delete the local file, an fsync's snapshot stands in for
       const snapshot = await queue.submitMirror({ path: "/f", mirror: "copy", snapshot: true });
       const queued = await queue.submitMirror({ path: "/g", mirror: "copy" });
       const again = await queue.submitMirror({ path: "/g", mirror: "copy", snapshot: true });
-      release();
+      fileSettles.open();
       await Promise.all([running, snapshot, queued, again].map((ticket) => ticket.uploaded));
       assert.deepEqual(
         finished,
@@ -488,7 +502,7 @@ Deno.test("stop does not wait out the backoff of an upload that fails after it b
     while (fail === undefined) await new Promise((resolve) => setImmediate(resolve));
     const started = performance.now();
     const stopped = queue.stop();
-    fail(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }));
+    fail(outage());
     await stopped;
     // A ten-minute backoff would have held it: it must end well before.
     assert.ok(performance.now() - started < 60_000);
@@ -499,16 +513,12 @@ Deno.test("stop does not wait out the backoff of an upload that fails after it b
 
 Deno.test("nothing stands in for an upload that sets aside what Riak held unseen", async () => {
   await withSpool(async (fixture) => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => release = resolve);
-    const { queue, mirrored } = mirrorQueue(fixture, gate);
-    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    const { queue, mirrored, runAll } = await blockedMirrorQueue(fixture);
     const unseen = await queue.submitMirror({ path: "/new", mirror: "copy", unseen: true });
     const removal = await queue.submitMirror({ path: "/new", mirror: "remove" });
     const both = await queue.submitMirror({ path: "/b", mirror: "copy", unseen: true });
     const newer = await queue.submitMirror({ path: "/b", mirror: "copy", unseen: true });
-    release();
-    await Promise.all([blocker, unseen, removal, both, newer].map((ticket) => ticket.uploaded));
+    await runAll([unseen, removal, both, newer]);
     assert.deepEqual(mirrored, ["copy /blocker", "copy /new", "remove /new", "copy /b"]);
     assert.equal(fixture.journal.pendingCount, 0);
   });
@@ -522,36 +532,48 @@ const VERSION_REMOVED = [
 for (const [what, version] of VERSION_REMOVED) {
   Deno.test(`nothing stands in for the removal of a file ${what}, which sets aside a newer one`, async () => {
     await withSpool(async (fixture) => {
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => release = resolve);
-      const { queue, mirrored } = mirrorQueue(fixture, gate);
-      const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+      const { queue, mirrored, runAll } = await blockedMirrorQueue(fixture);
       // rm f (at the version Riak held as seen); then f made and removed again, all while away.
       const tickets = [
         await queue.submitMirror({ path: "/f", mirror: "remove", ...version }),
         await queue.submitMirror({ path: "/f", mirror: "remove" }),
       ];
-      release();
-      await Promise.all([blocker.uploaded, ...tickets.map((ticket) => ticket.uploaded)]);
+      await runAll(tickets);
       assert.deepEqual(mirrored, ["copy /blocker", "remove /f", "remove /f"]);
       assert.equal(fixture.journal.pendingCount, 0);
     });
   });
 }
 
+/**
+ * A queue of four slots that lists in `finished` each job as it ends (`upload PATH`, or the
+ * mirror's kind and path); the mirrors `slow` picks wait for `release()` first, and whatever
+ * is not held back runs meanwhile.
+ */
+function slowMirrorsQueue(fixture: Fixture, slow: (entry: PendingMirror) => boolean) {
+  const slowOnes = gate();
+  const finished: string[] = [];
+  const queue = queueOver(fixture, {
+    concurrency: 4,
+    upload: (entry) => {
+      finished.push(`upload ${entry.path}`);
+      return Promise.resolve();
+    },
+    mirror: async (entry) => {
+      if (slow(entry)) await slowOnes.opened;
+      finished.push(`${entry.mirror} ${entry.path}`);
+    },
+  });
+  return { queue, finished, release: slowOnes.open };
+}
+
 Deno.test("a file moved while Riak was away waits for the jobs of the name it moves from, and that name's removal for the move", async () => {
   await withSpool(async (fixture) => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => release = resolve);
-    const finished: string[] = [];
-    const queue = queueOver(fixture, {
-      concurrency: 4,
-      mirror: async (entry) => {
-        // The first move is slow: whatever is not held back runs meanwhile.
-        if (entry.moves?.from === "/a") await gate;
-        finished.push(`${entry.mirror} ${entry.path}`);
-      },
-    });
+    // The first move is slow.
+    const { queue, finished, release } = slowMirrorsQueue(
+      fixture,
+      (entry) => entry.moves?.from === "/a",
+    );
     const version = { size: 3, mtimeNs: "7", mode: 0o644, uid: 0, gid: 0 };
     const moves = (from: string) => ({ ...version, from });
     const removes = { size: 3, mtimeNs: "7" };
@@ -577,21 +599,11 @@ Deno.test("a file moved while Riak was away waits for the jobs of the name it mo
 
 Deno.test("a directory moved while Riak was away waits for the jobs journaled before it at, above or below either name, and those journaled after it there wait for it", async () => {
   await withSpool(async (fixture) => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => release = resolve);
-    const finished: string[] = [];
-    const queue = queueOver(fixture, {
-      concurrency: 4,
-      upload: (entry) => {
-        finished.push(`upload ${entry.path}`);
-        return Promise.resolve();
-      },
-      mirror: async (entry) => {
-        // The removal below the old name is slow: whatever is not held back runs meanwhile.
-        if (entry.path === "/d/x") await gate;
-        finished.push(`${entry.mirror} ${entry.path}`);
-      },
-    });
+    // The removal below the old name is slow.
+    const { queue, finished, release } = slowMirrorsQueue(
+      fixture,
+      (entry) => entry.path === "/d/x",
+    );
     const movesDirectory = { from: "/d", mode: 0o755, uid: 0, gid: 0, mtimeNs: "7" };
     // rm d/x; mv d e; echo > e/new; mkdir d; mkdir other
     const tickets = [
@@ -613,18 +625,14 @@ Deno.test("a directory moved while Riak was away waits for the jobs journaled be
 
 Deno.test("a directory's removal and a file's removal of one path never stand in for each other", async () => {
   await withSpool(async (fixture) => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => release = resolve);
-    const { queue, mirrored } = mirrorQueue(fixture, gate);
-    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    const { queue, mirrored, runAll } = await blockedMirrorQueue(fixture);
     // rm x; mkdir x; rmdir x; touch x; rm x
     const tickets = [
       await queue.submitMirror({ path: "/x", mirror: "remove" }),
       await queue.submitMirror({ path: "/x", mirror: "remove", directory: true }),
       await queue.submitMirror({ path: "/x", mirror: "remove" }),
     ];
-    release();
-    await Promise.all([blocker.uploaded, ...tickets.map((ticket) => ticket.uploaded)]);
+    await runAll(tickets);
     assert.deepEqual(mirrored, [
       "copy /blocker",
       "remove /x",
@@ -659,13 +667,12 @@ Deno.test("a mirror that must wait for others gives up its slot to them and runs
 Deno.test("a job below a directory waits for the removal of the file that was there before", async () => {
   await withSpool(async (fixture) => {
     const started: string[] = [];
-    let letRemovalEnd!: () => void;
-    const removalEnds = new Promise<void>((resolve) => letRemovalEnd = resolve);
+    const removalEnds = gate();
     const queue = queueOver(fixture, {
       concurrency: 4,
       mirror: async (entry) => {
         started.push(`${entry.mirror} ${entry.path}`);
-        if (entry.path === "/a" && entry.mirror === "remove") await removalEnds;
+        if (entry.path === "/a" && entry.mirror === "remove") await removalEnds.opened;
       },
     });
     // rm a; mkdir a; a/x written: Riak holds the file a until its removal ran.
@@ -675,7 +682,7 @@ Deno.test("a job below a directory waits for the removal of the file that was th
     const elsewhere = await queue.submitMirror({ path: "/b", mirror: "copy" });
     await elsewhere.uploaded;
     assert.deepEqual(started, ["remove /a", "copy /b"], "/a/x waits, /b does not");
-    letRemovalEnd();
+    removalEnds.open();
     await Promise.all([removal.uploaded, directory.uploaded, below.uploaded]);
     assert.deepEqual(started.slice(2).sort(), ["copy /a", "copy /a/x"]);
   });
@@ -687,16 +694,14 @@ Deno.test("a job below a directory waits for the removal of the file that was th
 Deno.test("a directory's removal waits for the jobs below it journaled before it", async () => {
   await withSpool(async (fixture) => {
     const started: string[] = [];
-    let letUploadEnd!: () => void;
-    const uploadEnds = new Promise<void>((resolve) => letUploadEnd = resolve);
-    let uploadStarted!: () => void;
-    const uploadRuns = new Promise<void>((resolve) => uploadStarted = resolve);
+    const uploadEnds = gate();
+    const uploadRuns = gate();
     const queue = queueOver(fixture, {
       concurrency: 4,
       upload: async (entry) => {
         started.push(`upload ${entry.path}`);
-        uploadStarted();
-        await uploadEnds;
+        uploadRuns.open();
+        await uploadEnds.opened;
       },
       mirror: (entry) => {
         started.push(`${entry.mirror} ${entry.path}`);
@@ -704,12 +709,12 @@ Deno.test("a directory's removal waits for the jobs below it journaled before it
       },
     });
     const upload = await queue.submit(await stage(fixture.spool, "/d/f", "f"));
-    await uploadRuns;
+    await uploadRuns.opened;
     const directory = await queue.submitMirror({ path: "/d", mirror: "remove", directory: true });
     const elsewhere = await queue.submitMirror({ path: "/b", mirror: "copy" });
     await elsewhere.uploaded;
     assert.deepEqual(started, ["upload /d/f", "copy /b"], "the removal of /d waits, /b does not");
-    letUploadEnd();
+    uploadEnds.open();
     await Promise.all([upload.uploaded, directory.uploaded]);
     assert.deepEqual(started.slice(2), ["remove /d"]);
   });
@@ -721,11 +726,10 @@ Deno.test("a directory's removal waits for the jobs below it journaled before it
 // answered ENOTDIR.
 Deno.test("a file's removal counts as pending above behind other jobs of its name", async () => {
   await withSpool(async (fixture) => {
-    let letCopyEnd!: () => void;
-    const copyEnds = new Promise<void>((resolve) => letCopyEnd = resolve);
+    const copyEnds = gate();
     const queue = queueOver(fixture, {
       mirror: async (entry) => {
-        if (entry.path === "/b" && entry.mirror === "copy") await copyEnds;
+        if (entry.path === "/b" && entry.mirror === "copy") await copyEnds.opened;
       },
     });
     // b written, then rm b; mkdir b while the copy of the file still runs.
@@ -736,7 +740,7 @@ Deno.test("a file's removal counts as pending above behind other jobs of its nam
     assert.equal(queue.fileRemovalPendingAbove("/b/y"), true);
     assert.equal(queue.fileRemovalPendingAbove("/b/y/z"), true);
     assert.equal(queue.fileRemovalPendingAbove("/c/y"), false);
-    letCopyEnd();
+    copyEnds.open();
     await Promise.all([copy.uploaded, removal.uploaded, directory.uploaded]);
     assert.equal(queue.fileRemovalPendingAbove("/b/y"), false);
   });
@@ -850,10 +854,7 @@ Deno.test("a spool removed while in use is made again before anything is staged 
 
 Deno.test("a copy stands in for queued attributes only when they carry no time it cannot", async () => {
   await withSpool(async (fixture) => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => release = resolve);
-    const { queue, mirrored } = mirrorQueue(fixture, gate);
-    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    const { queue, mirrored, runAll } = await blockedMirrorQueue(fixture);
     const modeOnly = await queue.submitMirror({
       path: "/m",
       mirror: "attributes",
@@ -868,8 +869,7 @@ Deno.test("a copy stands in for queued attributes only when they carry no time i
       await queue.submitMirror({ path: "/m", mirror: "copy" }),
       await queue.submitMirror({ path: "/a", mirror: "copy" }),
     ];
-    release();
-    await Promise.all([blocker, modeOnly, accessed, ...copies].map((ticket) => ticket.uploaded));
+    await runAll([modeOnly, accessed, ...copies]);
     // The mode goes with /m's copy; /a's access time, which no copy carries, runs before its.
     assert.deepEqual(mirrored, ["copy /blocker", "attributes /a", "copy /m", "copy /a"]);
   });
@@ -902,31 +902,41 @@ Deno.test("acknowledged counts Riak's acknowledgements: parts of an upload under
  * resolves `reached` and waits for `letGo()`.
  */
 function stopPoint(): { reached: Promise<void>; arrive: () => Promise<void>; letGo: () => void } {
-  let arrived!: () => void;
-  const reached = new Promise<void>((resolve) => arrived = resolve);
-  let letGo!: () => void;
-  const goOn = new Promise<void>((resolve) => letGo = resolve);
+  const arrived = gate();
+  const goOn = gate();
   return {
-    reached,
+    reached: arrived.opened,
     arrive: () => {
-      arrived();
-      return goOn;
+      arrived.open();
+      return goOn.opened;
     },
-    letGo,
+    letGo: goOn.open,
   };
+}
+
+/**
+ * A queue of one slot whose upload of "/blocker" stops at `blocker` until the test lets it
+ * go, so that the jobs submitted next wait; `uploaded` lists the paths uploaded, in order, and
+ * `fixture.stored` what they hold.
+ */
+function blockedUploadQueue(fixture: Fixture, extra: Partial<UploadQueueOptions> = {}) {
+  const blocker = stopPoint();
+  const uploaded: string[] = [];
+  const queue = queueOver(fixture, {
+    concurrency: 1,
+    upload: async (entry, file) => {
+      if (entry.path === "/blocker") await blocker.arrive();
+      uploaded.push(entry.path);
+      fixture.stored.set(entry.path, await readFile(file, "utf8"));
+    },
+    ...extra,
+  });
+  return { queue, blocker, uploaded };
 }
 
 Deno.test("hurry moves a path's waiting jobs ahead of the backlog, behind those hurried before", async () => {
   await withSpool(async (fixture) => {
-    const blocker = stopPoint();
-    const uploaded: string[] = [];
-    const queue = queueOver(fixture, {
-      concurrency: 1,
-      upload: async (entry) => {
-        if (entry.path === "/blocker") await blocker.arrive();
-        uploaded.push(entry.path);
-      },
-    });
+    const { queue, blocker, uploaded } = blockedUploadQueue(fixture);
     const tickets = [await queue.submit(await stage(fixture.spool, "/blocker", "x"))];
     for (const path of ["/a", "/b", "/d/c", "/d/e", "/f"]) {
       tickets.push(await queue.submit(await stage(fixture.spool, path, path)));
@@ -942,14 +952,7 @@ Deno.test("hurry moves a path's waiting jobs ahead of the backlog, behind those 
 
 Deno.test("withhold holds back uploads not sent yet; dropped, they leave the journal in one line and the spool", async () => {
   await withSpool(async (fixture, directory) => {
-    const blocker = stopPoint();
-    const queue = queueOver(fixture, {
-      concurrency: 1,
-      upload: async (entry, file) => {
-        if (entry.path === "/blocker") await blocker.arrive();
-        fixture.stored.set(entry.path, await readFile(file, "utf8"));
-      },
-    });
+    const { queue, blocker } = blockedUploadQueue(fixture);
     const blocked = await queue.submit(await stage(fixture.spool, "/blocker", "x"));
     const kept = await queue.submit(await stage(fixture.spool, "/kept", "k"));
     const gone = await queue.submit(await stage(fixture.spool, "/gone", "g"));
@@ -1034,9 +1037,7 @@ for (const [which, failuresBefore] of [["its first attempt", 0], ["a retry", 1]]
       let attempts = 0;
       const queue = queueOver(fixture, {
         upload: async (entry, file, signal) => {
-          if (++attempts <= failuresBefore) {
-            throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
-          }
+          if (++attempts <= failuresBefore) throw outage();
           await look.arrive();
           if (signal.aborted) throw new UploadWithheldError(entry.path, "nothing");
           fixture.stored.set(entry.path, await readFile(file, "utf8"));
@@ -1096,6 +1097,27 @@ Deno.test("an upload called off under way is dropped with the newer one queued b
   });
 });
 
+/**
+ * `mv /a.tmp /a` while Riak is away: stages and submits /a.tmp, and once its upload came to
+ * `point`, journals the upload of its staged file under /a with the removal of /a.tmp, then
+ * lets that upload go on. The tickets: /a.tmp's upload, /a's, and the removal.
+ */
+async function renamedWhileUploading(
+  fixture: Fixture,
+  queue: UploadQueue,
+  point: ReturnType<typeof stopPoint>,
+): Promise<UploadTicket[]> {
+  const staged = await stage(fixture.spool, "/a.tmp", "saved");
+  const written = await queue.submit(staged);
+  await point.reached;
+  const [renamed, removal] = await queue.submitTogether([
+    { ...staged, path: "/a" },
+    { path: "/a.tmp", mirror: "remove" },
+  ]);
+  point.letGo();
+  return [written, renamed, removal];
+}
+
 Deno.test("a rename journaled while Riak is away: the old name's upload, failed under way, gives way to its removal, and the new name's upload keeps their staged file", async () => {
   await withSpool(async (fixture) => {
     const put = stopPoint(); // The first attempt of /a.tmp's upload, as Riak goes away.
@@ -1106,7 +1128,7 @@ Deno.test("a rename journaled while Riak is away: the old name's upload, failed 
         attempted.push(entry.path);
         if (entry.path === "/a.tmp") {
           await put.arrive();
-          throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+          throw outage();
         }
         fixture.stored.set(entry.path, await readFile(file, "utf8"));
       },
@@ -1115,15 +1137,8 @@ Deno.test("a rename journaled while Riak is away: the old name's upload, failed 
         return Promise.resolve();
       },
     });
-    const staged = await stage(fixture.spool, "/a.tmp", "saved");
-    const written = await queue.submit(staged);
-    await put.reached;
-    const [renamed, removal] = await queue.submitTogether([
-      { ...staged, path: "/a" },
-      { path: "/a.tmp", mirror: "remove" },
-    ]);
-    put.letGo();
-    await Promise.all([written.uploaded, renamed.uploaded, removal.uploaded]);
+    const tickets = await renamedWhileUploading(fixture, queue, put);
+    await Promise.all(tickets.map((ticket) => ticket.uploaded));
     assert.deepEqual(attempted, ["/a.tmp", "/a"], "/a.tmp's upload not tried again");
     assert.deepEqual([...fixture.stored], [["/a", "saved"]]);
     assert.deepEqual(removed, ["/a.tmp"]);
@@ -1194,9 +1209,7 @@ Deno.test("a rename queued while the failed upload looks at its staged file is h
       retryMaxMs: BACKOFF_MS,
       upload: async (entry, file) => {
         attempted.push(entry.path);
-        if (entry.path === "/a.tmp") {
-          throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
-        }
+        if (entry.path === "/a.tmp") throw outage();
         fixture.stored.set(entry.path, await readFile(file, "utf8"));
       },
       mirror: () => Promise.resolve(),
@@ -1216,15 +1229,8 @@ Deno.test("a rename queued while the failed upload looks at its staged file is h
       return setTimer(handler, ms);
     }) as typeof setTimeout;
     try {
-      const staged = await stage(fixture.spool, "/a.tmp", "saved");
-      const written = await queue.submit(staged);
-      await looking.reached;
-      const [renamed, removal] = await queue.submitTogether([
-        { ...staged, path: "/a" },
-        { path: "/a.tmp", mirror: "remove" },
-      ]);
-      looking.letGo();
-      const all = Promise.all([written.uploaded, renamed.uploaded, removal.uploaded]);
+      const tickets = await renamedWhileUploading(fixture, queue, looking);
+      const all = Promise.all(tickets.map((ticket) => ticket.uploaded));
       assert.equal(await Promise.race([all.then(() => "done" as const), asleep]), "done");
       assert.deepEqual(attempted, ["/a.tmp", "/a"]);
       assert.deepEqual([...fixture.stored], [["/a", "saved"]]);
@@ -1237,14 +1243,8 @@ Deno.test("a rename queued while the failed upload looks at its staged file is h
 
 Deno.test("a file's removal stands in for its queued upload, whose staged file stays for the upload under the new name", async () => {
   await withSpool(async (fixture) => {
-    const blocker = stopPoint();
     const removed: string[] = [];
-    const queue = queueOver(fixture, {
-      concurrency: 1,
-      upload: async (entry, file) => {
-        if (entry.path === "/blocker") await blocker.arrive();
-        fixture.stored.set(entry.path, await readFile(file, "utf8"));
-      },
+    const { queue, blocker } = blockedUploadQueue(fixture, {
       mirror: (entry) => {
         removed.push(entry.path);
         return Promise.resolve();
@@ -1269,18 +1269,14 @@ Deno.test("a file's removal stands in for its queued upload, whose staged file s
 
 Deno.test("a directory's removal stands in for its making while Riak was away", async () => {
   await withSpool(async (fixture) => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => release = resolve);
-    const { queue, mirrored } = mirrorQueue(fixture, gate);
-    const blocker = await queue.submitMirror({ path: "/blocker", mirror: "copy" });
+    const { queue, mirrored, runAll } = await blockedMirrorQueue(fixture);
     const [made] = await queue.submitTogether([{ path: "/d", mirror: "directory", set: {} }]);
     assert.deepEqual(queue.directoriesMadeIn("/"), ["d"]);
     const [removed] = await queue.submitTogether([
       { path: "/d", mirror: "remove", directory: true },
     ]);
     assert.deepEqual(queue.directoriesMadeIn("/"), []);
-    release();
-    await Promise.all([blocker.uploaded, made.uploaded, removed.uploaded]);
+    await runAll([made, removed]);
     assert.deepEqual(mirrored, ["copy /blocker", "remove /d (directory)"]);
   });
 });
@@ -1329,14 +1325,16 @@ async function looksWithBacklog(backlog: number): Promise<Record<string, number>
   const counts: Record<string, number> = {};
   await withSpool(async (fixture) => {
     const looks = { count: 0 };
-    let openGate!: () => void;
-    const gate = new Promise<void>((resolve) => openGate = resolve);
-    let letHoldGo!: () => void;
-    const hold = new Promise<void>((resolve) => letHoldGo = resolve);
+    const removal = gate();
+    const hold = gate();
     const queue = queueOver(fixture, {
       concurrency: 2,
       mirror: (entry) =>
-        entry.path === "/gate" ? gate : entry.path === "/hold" ? hold : Promise.resolve(),
+        entry.path === "/gate"
+          ? removal.opened
+          : entry.path === "/hold"
+          ? hold.opened
+          : Promise.resolve(),
     });
     let id = 0;
     const mirror = (path: string, kind: "copy" | "remove" = "copy") =>
@@ -1379,11 +1377,11 @@ async function looksWithBacklog(backlog: number): Promise<Record<string, number>
     assert.equal(queue.pendingCount, backlog + 57);
     // Each job ended frees a slot for the next, past those held back.
     counts.slotsFreed = await looksOf(async () => {
-      letHoldGo();
+      hold.open();
       await queue.settledBelow("/other");
       await queue.settledBelow("/small");
     });
-    openGate();
+    removal.open();
     assert.equal(await queue.drain(60_000), 0);
   });
   return counts;
