@@ -11,6 +11,8 @@ import type { FileStat } from "../store/store.ts";
 import type { FileVersion } from "./chunk_cache.ts";
 import type { SeenFile } from "./journal.ts";
 
+/** The file type bits of `st_mode`. */
+export const S_IFMT = 0o170000;
 /** File type bits of a regular file in `st_mode`. */
 export const S_IFREG = 0o100000;
 /** File type bits of a directory in `st_mode`. */

@@ -21,10 +21,9 @@ import {
   type Dir,
   fstatSync,
   futimesSync,
-  unlinkSync,
 } from "node:fs";
 import * as fsp from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   type Attr,
   type AttrReply,
@@ -49,7 +48,6 @@ import {
   type FileIdentity,
   identityOf,
   lstatIfExists,
-  lstatIfExistsPaced,
   sameIdentity,
 } from "../migration/file_identity.ts";
 import { hashBytes } from "../migration/local_file.ts";
@@ -70,7 +68,7 @@ import {
   riakAttr,
   rootStat,
   S_IFDIR,
-  S_IFLNK,
+  S_IFMT,
   S_IFREG,
   seenFileStat,
   toNs,
@@ -113,7 +111,7 @@ import { ReaderOffers } from "./reader_offers.ts";
 import { ShownToKernel } from "./shown_to_kernel.ts";
 import { RiakCalls } from "./riak_calls.ts";
 import { RemovedWhileOpen } from "./removed_copies.ts";
-import { localPathBeneath } from "./local_path.ts";
+import { DEFAULT_LOCAL_DIRECTORY_MODE, SourceTree } from "./source_tree.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
@@ -210,11 +208,8 @@ export interface OverlayOptions {
   directoryTimeDelayMs?: number;
 }
 
-const S_IFMT = 0o170000;
 /** Set-group-ID: on a directory, its new entries take its group (and new directories the bit). */
 const S_ISGID = 0o2000;
-/** Mode of a source directory made where Riak keeps none for it. */
-const DEFAULT_LOCAL_DIRECTORY_MODE = 0o755;
 const O_ACCMODE = 3;
 const O_EXCL = 0o200;
 const O_TRUNC = 0o1000;
@@ -247,8 +242,6 @@ const READDIR_BATCH = 128;
  * absent without asking Riak again (see #locate): the CREATE right after its LOOKUP.
  */
 const ABSENT_BOTH_TRUSTED_MS = 100;
-/** Files this large (bytes) or larger are unlinked on the pool, never blocking. */
-const BLOCKING_UNLINK_MAX_BYTES = 64n * 1024n * 1024n;
 
 /** A change of attributes of Riak's file: its stat before the change, and the one it made. */
 interface RiakChange {
@@ -369,6 +362,8 @@ export class OverlayFileSystem implements FileSystem {
    * few seconds; a source on a network filesystem, where one call can hang, never blocks.
    */
   readonly #sourcePace: BlockingWhileFast;
+  /** The source directory's files, at {@link #sourcePace}. */
+  readonly #sourceTree: SourceTree;
   /** When the mount started, in ns: its root's mtime where Riak keeps none. */
   readonly #startedNs = BigInt(Date.now()) * 1_000_000n;
   /** The spool copies of Riak files removed while open, for their open handles. */
@@ -411,6 +406,15 @@ export class OverlayFileSystem implements FileSystem {
     this.#mode = options.mode;
     this.#sourcePace = options.sourcePace ?? sourcePace(options.source);
     this.#logger = options.logger ?? SILENT_LOGGER;
+    this.#sourceTree = new SourceTree({
+      source: options.source,
+      sourcePace: this.#sourcePace,
+      spool: options.spool,
+      logger: this.#logger,
+      defaultUid: options.defaultUid,
+      defaultGid: options.defaultGid,
+      riakStat: (path) => this.#riakStat(path),
+    });
     this.#entryTimeout = options.entryTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
     this.#attrTimeout = options.attrTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
     this.#offers = new ReaderOffers(this.#nodes, this.#attrTimeout, options.mode);
@@ -948,46 +952,19 @@ export class OverlayFileSystem implements FileSystem {
     return { changedLocally, changedInRiak };
   }
 
-  /** truncate(2) of the source file, never through a symlink put in its place. */
-  async #truncateLocal(path: string, size: number): Promise<void> {
-    const file = await fsp.open(await this.#localPath(path), O_WRONLY | O_NOFOLLOW);
-    try {
-      await file.truncate(size);
-    } finally {
-      await file.close();
-    }
+  /** See {@link SourceTree.truncate}. */
+  #truncateLocal(path: string, size: number): Promise<void> {
+    return this.#sourceTree.truncate(path, size);
   }
 
-  /** Applies chmod/chown/utimens changes to the local file at `path` (lstat: `local`). */
-  async #setLocalAttributes(
+  /** See {@link SourceTree.setAttributes}. */
+  #setLocalAttributes(
     path: string,
     local: BigIntStats,
     attributes: { mode?: number; uid?: number; gid?: number; mtimeNs?: bigint },
     atimeNs: bigint | undefined,
   ): Promise<void> {
-    const file = await this.#localPath(path);
-    // chown(2) clears the set-user-ID and set-group-ID bits: a mode asked for goes on after.
-    if (attributes.uid !== undefined || attributes.gid !== undefined) {
-      await fsp.lchown(file, attributes.uid ?? -1, attributes.gid ?? -1);
-    }
-    if (attributes.mode !== undefined && (Number(local.mode) & S_IFMT) !== S_IFLNK) {
-      if (local.isFile() || local.isDirectory()) {
-        // fchmod of what was opened without following a symlink swapped in since the lstat.
-        const opened = await fsp.open(file, O_RDONLY | O_NOFOLLOW);
-        try {
-          await opened.chmod(attributes.mode);
-        } finally {
-          await opened.close();
-        }
-      } else await fsp.chmod(file, attributes.mode); // Opening a fifo or a device would block.
-    }
-    if (attributes.mtimeNs !== undefined || atimeNs !== undefined) {
-      await fsp.lutimes(
-        file,
-        utimesSeconds(atimeNs ?? local.atimeNs),
-        utimesSeconds(attributes.mtimeNs ?? local.mtimeNs),
-      );
-    }
+    return this.#sourceTree.setAttributes(path, local, attributes, atimeNs);
   }
 
   // ---- names ----
@@ -2452,27 +2429,9 @@ export class OverlayFileSystem implements FileSystem {
     } else if (isDirectory(source)) throw fail(Errno.ENOTDIR, `${to}: not a directory`);
   }
 
-  /**
-   * The files, symlinks and directories at or below `path` in the source (mount paths;
-   * directories parents first).
-   */
-  async #localTreeBelow(
-    path: string,
-    tree: { files: string[]; directories: string[] } = { files: [], directories: [] },
-  ): Promise<{ files: string[]; directories: string[] }> {
-    const stats = await this.#lstatLocal(path);
-    if (stats?.isFile() || stats?.isSymbolicLink()) tree.files.push(path);
-    if (!stats?.isDirectory()) return tree;
-    tree.directories.push(path);
-    const entries = await fsp.readdir(await this.#localPath(path, { directory: true }), {
-      withFileTypes: true,
-    });
-    for (const entry of entries) {
-      const child = childPath(path, entry.name);
-      if (entry.isDirectory()) await this.#localTreeBelow(child, tree);
-      else if (entry.isFile() || entry.isSymbolicLink()) tree.files.push(child);
-    }
-    return tree;
+  /** See {@link SourceTree.treeBelow}. */
+  #localTreeBelow(path: string): Promise<{ files: string[]; directories: string[] }> {
+    return this.#sourceTree.treeBelow(path);
   }
 
   async #renameInRiak(from: string, to: string): Promise<void> {
@@ -2505,15 +2464,9 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
-  async #renameLocally(from: string, to: string): Promise<void> {
-    if (!this.#usesLocal()) return;
-    const local = await this.#lstatLocal(from);
-    if (local) {
-      await this.#makeLocalParents(to);
-      await fsp.rename(await this.#localPath(from), await this.#localPath(to));
-    } else if ((await this.#lstatLocal(to))?.isFile()) {
-      await fsp.unlink(await this.#localPath(to));
-    }
+  /** {@link SourceTree.rename} in modes that use the source. */
+  #renameLocally(from: string, to: string): Promise<void> {
+    return this.#usesLocal() ? this.#sourceTree.rename(from, to) : Promise.resolve();
   }
 
   /** Open local files move along: a mirror or a copy-on-read takes the new name. */
@@ -4691,105 +4644,40 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * Removes the temporary files a crash (kill -9 while a file was fetched into SOURCE) left
-   * there, as the spool recorded them: each only where the file at its recorded path is the
-   * one recorded (same device and inode, a regular file, not reached through a symlink), so
-   * never anyone else's. Run before serving; returns how many went.
+   * Removes the temporary files a crash left in the source (see
+   * {@link SourceTree.removeLeftoverPublishes}). Run before serving; returns how many went.
    */
-  async removeLeftoverPublishes(): Promise<number> {
-    if (this.#o.source === undefined) return 0;
-    let removed = 0;
-    for (const record of await this.#o.spool.publishRecords()) {
-      try {
-        const local = await this.#localPath(record.path);
-        const stats = await fsp.lstat(local, { bigint: true });
-        if (
-          basename(record.path) === `${SOURCE_TEMPORARY_PREFIX}${record.id}` && stats.isFile() &&
-          stats.dev === record.dev && stats.ino === record.ino
-        ) {
-          await fsp.unlink(local);
-          removed++;
-        }
-      } catch (error) {
-        // A path that no longer leads there (a directory gone, or now a link) holds nothing.
-        const code = (error as NodeJS.ErrnoException).code;
-        if (!isMissing(error) && code !== "ENOTDIR" && code !== "ELOOP") {
-          this.#logger.warn("a temporary file a crash left in the source could not be removed", {
-            path: record.path,
-            error: (error as Error).message,
-          });
-          continue; // Its record stays: tried again at the next start.
-        }
-      }
-      await this.#o.spool.forgetPublish(record.id);
-    }
-    return removed;
+  removeLeftoverPublishes(): Promise<number> {
+    return this.#sourceTree.removeLeftoverPublishes();
   }
 
   #writesLocal(): boolean {
     return writesLocal(this.#mode);
   }
 
-  /** Where `path` is in the source; never through a symlinked directory (see local_path.ts). */
-  async #localPath(path: string, options?: { directory?: boolean }): Promise<string> {
-    if (this.#o.source === undefined) throw fail(Errno.EIO, "this mode has no source directory");
-    return await localPathBeneath(this.#o.source, path, { ...options, pace: this.#sourcePace });
+  /** See {@link SourceTree.localPath}. */
+  #localPath(path: string, options?: { directory?: boolean }): Promise<string> {
+    return this.#sourceTree.localPath(path, options);
   }
 
-  /**
-   * Makes the source's missing directories above `path`, each with the mode, owner and mtime
-   * Riak keeps for it (a directory Riak alone held so far): not 0777 and root's, which
-   * migrate would take back to Riak as the directory's attributes.
-   */
-  async #makeLocalParents(path: string): Promise<void> {
-    const missing: string[] = [];
-    for (let at = parentOf(path); at !== "/" && !(await this.#lstatLocal(at)); at = parentOf(at)) {
-      missing.unshift(at);
-    }
-    const made: Array<{ local: string; mtimeNs: bigint }> = [];
-    for (const directory of missing) {
-      const local = await this.#localPath(directory);
-      const remote = await this.#riakStat(directory).catch(() => undefined);
-      const kept = remote?.type === "directory" ? remote : undefined;
-      const mode = kept ? kept.mode & 0o7777 : DEFAULT_LOCAL_DIRECTORY_MODE;
-      try {
-        await fsp.mkdir(local, mode);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "EEXIST") continue; // Made meanwhile.
-        throw error;
-      }
-      await fsp.chmod(local, mode); // Exactly, whatever our umask.
-      if (kept === undefined) continue;
-      // Objects riakfs did not write carry no owner: the mount's default one, as stat shows.
-      await fsp.lchown(
-        local,
-        kept.managed ? kept.uid : this.#o.defaultUid ?? 0,
-        kept.managed ? kept.gid : this.#o.defaultGid ?? 0,
-      );
-      made.push({ local, mtimeNs: kept.mtimeNs });
-    }
-    // Deepest first: making a directory moved its parent's mtime.
-    for (const { local, mtimeNs } of made.reverse()) {
-      const seconds = Number(mtimeNs) / 1e9;
-      await fsp.utimes(local, seconds, seconds);
-    }
+  /** See {@link SourceTree.makeLocalParents}. */
+  #makeLocalParents(path: string): Promise<void> {
+    return this.#sourceTree.makeLocalParents(path);
   }
 
-  async #lstatLocal(path: string): Promise<BigIntStats | undefined> {
-    if (this.#o.source === undefined) return undefined;
-    return await this.#lstatAt(await this.#localPath(path));
+  /** See {@link SourceTree.lstat}. */
+  #lstatLocal(path: string): Promise<BigIntStats | undefined> {
+    return this.#sourceTree.lstat(path);
   }
 
+  /** See {@link SourceTree.lstatAt}. */
   #lstatAt(local: string): Promise<BigIntStats | undefined> {
-    return lstatIfExistsPaced(local, this.#sourcePace);
+    return this.#sourceTree.lstatAt(local);
   }
 
-  async #unlinkLocal(path: string): Promise<void> {
-    const local = await this.#localPath(path);
-    // Freeing a large file's blocks can take a filesystem a while: that one goes to the pool.
-    const size = (await this.#lstatAt(local).catch(() => undefined))?.size ?? 0n;
-    if (size >= BLOCKING_UNLINK_MAX_BYTES) return await fsp.unlink(local);
-    await this.#sourcePace.run(() => unlinkSync(local), () => fsp.unlink(local));
+  /** See {@link SourceTree.unlink}. */
+  #unlinkLocal(path: string): Promise<void> {
+    return this.#sourceTree.unlink(path);
   }
 }
 
