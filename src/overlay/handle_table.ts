@@ -1,14 +1,17 @@
 /**
- * The open file handles of the overlay: what each kind knows of the file it was opened on.
+ * The open file handles of the overlay: what each kind knows of the file it was opened on,
+ * and the table of open file and directory handles by number.
  *
  * @module
  */
 
+import { Errno, fail } from "../fuse/filesystem.ts";
 import type { ReadBlocks } from "../fuse/read_blocks.ts";
 import type { FileIdentity } from "../migration/file_identity.ts";
 import type { FileStat } from "../store/store.ts";
 import type { FileVersion } from "./chunk_cache.ts";
 import type { ReadCoverage } from "./copy_on_read.ts";
+import type { DirectoryStream } from "./directory_stream.ts";
 import type { PendingMirror } from "./journal.ts";
 import type { ReadPattern, SequentialReader } from "./sequential_reader.ts";
 import type { WriteSession } from "./session_table.ts";
@@ -82,4 +85,134 @@ export interface RiakHandle {
   pattern: ReadPattern;
   /** Serves sequential reads from one store stream; random reads use the chunk cache. */
   sequential: SequentialReader;
+}
+
+/**
+ * The mount's open handles by number: file handles ({@link Handle}) and directory handles (their
+ * listings), which share one pool of numbers.
+ */
+export class HandleTable {
+  readonly #handles = new Map<number, Handle>();
+  readonly #directories = new Map<number, DirectoryStream>();
+  /** Riak handles open: a removal or rename with none has no open content to copy. */
+  #riakHandlesOpen = 0;
+  #nextHandle = 1;
+  /**
+   * Released handle numbers, handed out again first: the FUSE reader threads serve only
+   * handles below 65,536 themselves (`Opened.localFd`), and a mount runs for months.
+   */
+  readonly #freeHandles: number[] = [];
+
+  /** File handles open (the memory held, for `tableSizes`). */
+  get size(): number {
+    return this.#handles.size;
+  }
+
+  /** Riak handles open: with none, nothing reads Riak's copy of any file. */
+  get riakHandlesOpen(): number {
+    return this.#riakHandlesOpen;
+  }
+
+  /** Opens file handle `handle`: its number, a released one first. */
+  add(handle: Handle): number {
+    const fh = this.#newHandle();
+    this.#handles.set(fh, handle);
+    if (handle.kind === "riak") this.#riakHandlesOpen++;
+    return fh;
+  }
+
+  /** Opens a directory handle listing `stream`: its number, from the file handles' pool. */
+  addDirectory(stream: DirectoryStream): number {
+    const fh = this.#newHandle();
+    this.#directories.set(fh, stream);
+    return fh;
+  }
+
+  /** File handle `fh`, if it is open. */
+  get(fh: number): Handle | undefined {
+    return this.#handles.get(fh);
+  }
+
+  /** File handle `fh`; EBADF when it is not open. */
+  require(fh: number): Handle {
+    const handle = this.#handles.get(fh);
+    if (!handle) throw fail(Errno.EBADF, `file handle ${fh} is not open`);
+    return handle;
+  }
+
+  /** The listing of directory handle `fh`, if it is open. */
+  directory(fh: number): DirectoryStream | undefined {
+    return this.#directories.get(fh);
+  }
+
+  /**
+   * Closes file handle `fh` and frees its number: the handle, or nothing when it was not open
+   * (a number is handed out again only once).
+   */
+  remove(fh: number): Handle | undefined {
+    const handle = this.#handles.get(fh);
+    if (!handle) return undefined;
+    this.#handles.delete(fh);
+    this.#freeHandles.push(fh);
+    if (handle.kind === "riak") this.#riakHandlesOpen--;
+    return handle;
+  }
+
+  /**
+   * Closes directory handle `fh` and frees its number: its listing, or nothing when it was
+   * not open.
+   */
+  removeDirectory(fh: number): DirectoryStream | undefined {
+    const stream = this.#directories.get(fh);
+    if (stream === undefined) return undefined;
+    this.#directories.delete(fh);
+    this.#freeHandles.push(fh);
+    return stream;
+  }
+
+  /** The open file handles, in the order they were opened. */
+  values(): IterableIterator<Handle> {
+    return this.#handles.values();
+  }
+
+  /** `handle` if it is open on node `nodeid`, else any handle open on it. */
+  openOn(nodeid: number, handle: Handle | undefined): Handle | undefined {
+    if (handle?.nodeid === nodeid) return handle;
+    for (const open of this.#handles.values()) if (open.nodeid === nodeid) return open;
+    return undefined;
+  }
+
+  /** A handle open at `path`, if any. */
+  openAt(path: string): Handle | undefined {
+    for (const handle of this.#handles.values()) if (handle.path === path) return handle;
+    return undefined;
+  }
+
+  /** The Riak handles open at `path`. */
+  riakAt(path: string): RiakHandle[] {
+    return [...this.#handles.values()].filter((handle): handle is RiakHandle =>
+      handle.kind === "riak" && handle.path === path
+    );
+  }
+
+  /** The handles open at `path` that only read what they opened, with their numbers. */
+  readingAt(path: string): [number, Handle][] {
+    return [...this.#handles].filter(([, handle]) => handle.path === path && isReading(handle));
+  }
+
+  /** The handles of write session `session` follow it to its new name `to`. */
+  repath(session: WriteSession, to: string): void {
+    for (const handle of this.#handles.values()) {
+      if (handle.kind === "write" && handle.session === session) handle.path = to;
+    }
+  }
+
+  #newHandle(): number {
+    return this.#freeHandles.pop() ?? this.#nextHandle++;
+  }
+}
+
+/** A handle that only reads what it opened: Riak's copy, a staged upload, a local file. */
+function isReading(handle: Handle): boolean {
+  return handle.kind === "riak" || (handle.kind === "local" && handle.mirror === undefined);
 }

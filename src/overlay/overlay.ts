@@ -77,7 +77,7 @@ import {
 import { attributesOf, type Located, sizeWhereLocated, timesOf } from "./located.ts";
 import type { ChunkCache } from "./chunk_cache.ts";
 import { ContentPrefetch } from "./content_prefetch.ts";
-import type { Handle, RiakHandle } from "./handle_table.ts";
+import { type Handle, HandleTable, type RiakHandle } from "./handle_table.ts";
 import {
   DirectoryStream,
   direntOf,
@@ -279,8 +279,7 @@ export class OverlayFileSystem implements FileSystem {
   readonly #mode: MountMode;
   readonly #logger: Logger;
   readonly #nodes = new NodeTable();
-  readonly #handles = new Map<number, Handle>();
-  readonly #directories = new Map<number, DirectoryStream>();
+  readonly #handles = new HandleTable();
   readonly #sessions = new Map<string, WriteSession>();
   /** The latest ctimes shown and the Riak versions served, by path. */
   readonly #shown: ShownToKernel;
@@ -368,18 +367,10 @@ export class OverlayFileSystem implements FileSystem {
   readonly #startedNs = BigInt(Date.now()) * 1_000_000n;
   /** The spool copies of Riak files removed while open, for their open handles. */
   readonly #removedWhileOpen: RemovedWhileOpen;
-  /** Riak handles open: a removal or rename with none has no open content to copy. */
-  #riakHandlesOpen = 0;
   /** Whether lookups fetch small files' bytes along (see content_prefetch.ts). */
   readonly #prefetch = new ContentPrefetch();
   /** Mtimes of Riak directories whose entries changed here, until written to Riak. */
   readonly #directoryTimes: DirectoryTimes;
-  #nextHandle = 1;
-  /**
-   * Released handle numbers, handed out again first: the FUSE reader threads serve only
-   * handles below 65,536 themselves (`Opened.localFd`), and a mount runs for months.
-   */
-  readonly #freeHandles: number[] = [];
   readonly #entryTimeout: number;
   readonly #attrTimeout: number;
   readonly #now: () => number;
@@ -436,7 +427,6 @@ export class OverlayFileSystem implements FileSystem {
       store: options.store,
       riak: this.#riakCalls,
       handles: this.#handles,
-      riakHandlesOpen: () => this.#riakHandlesOpen,
     });
     this.#directoryTimes = new DirectoryTimes({
       write: (path, mtimeNs) => this.#writeDirectoryTime(path, mtimeNs),
@@ -532,7 +522,7 @@ export class OverlayFileSystem implements FileSystem {
     const handle = fh === undefined ? undefined : this.#handles.get(fh);
     if (this.#nodes.isDetached(nodeid)) {
       // Its name holds another file now, or none: only what it has open answers for it.
-      const open = this.#openHandleOf(nodeid, handle);
+      const open = this.#handles.openOn(nodeid, handle);
       if (open === undefined) throw fail(Errno.ENOENT, `${path}: removed`);
       return { attr: await this.#unlinkedAttr(path, open), attrTimeout: 0 };
     }
@@ -543,7 +533,7 @@ export class OverlayFileSystem implements FileSystem {
         : await this.#locate(path);
     } catch (error) {
       // Removed while open: the open file's attributes, with no link left, as on a local disk.
-      const open = handle ?? this.#openHandleAt(path);
+      const open = handle ?? this.#handles.openAt(path);
       if (!isNotFound(error) || open === undefined) throw error;
       return { attr: await this.#unlinkedAttr(path, open), attrTimeout: 0 };
     }
@@ -566,9 +556,8 @@ export class OverlayFileSystem implements FileSystem {
    */
   #contentMoving(path: string, options: { riakOnly?: boolean } = {}): void {
     // Every write open asks (each create in shadow and migrate): mostly nothing reads Riak.
-    if (options.riakOnly && this.#riakHandlesOpen === 0) return;
-    for (const [fh, handle] of this.#handles) {
-      if (handle.path !== path || !isReading(handle)) continue;
+    if (options.riakOnly && this.#handles.riakHandlesOpen === 0) return;
+    for (const [fh, handle] of this.#handles.readingAt(path)) {
       if (options.riakOnly && handle.kind !== "riak") continue;
       if (handle.nodeid !== undefined && this.#nodes.isDetached(handle.nodeid)) continue;
       handle.stale = true;
@@ -604,19 +593,6 @@ export class OverlayFileSystem implements FileSystem {
       throw fail(Errno.EPERM, `${name}: reserved for riakfs's own files`);
     }
     return childPath(parentPath, name);
-  }
-
-  /** `handle` if it is open on node `nodeid`, else any handle open on it. */
-  #openHandleOf(nodeid: number, handle: Handle | undefined): Handle | undefined {
-    if (handle?.nodeid === nodeid) return handle;
-    for (const open of this.#handles.values()) if (open.nodeid === nodeid) return open;
-    return undefined;
-  }
-
-  /** A handle open at `path`, if any. */
-  #openHandleAt(path: string): Handle | undefined {
-    for (const handle of this.#handles.values()) if (handle.path === path) return handle;
-    return undefined;
   }
 
   /** The attributes of the file `handle` has open, whose name is gone. */
@@ -840,7 +816,7 @@ export class OverlayFileSystem implements FileSystem {
     changes: SetattrChanges,
   ): Promise<AttrReply> {
     const given = changes.fh === undefined ? undefined : this.#handles.get(changes.fh);
-    const open = this.#openHandleOf(nodeid, given);
+    const open = this.#handles.openOn(nodeid, given);
     if (open === undefined) throw fail(Errno.ENOENT, `${path}: removed`);
     if (open.kind === "write") {
       const session = open.session;
@@ -2231,9 +2207,7 @@ export class OverlayFileSystem implements FileSystem {
     if (this.#sessions.get(from) === session) this.#sessions.delete(from);
     session.path = to;
     this.#sessions.set(to, session);
-    for (const handle of this.#handles.values()) {
-      if (handle.kind === "write" && handle.session === session) handle.path = to;
-    }
+    this.#handles.repath(session, to);
     const superseded = this.#superseded.get(from);
     if (superseded) {
       this.#superseded.delete(from);
@@ -2537,7 +2511,7 @@ export class OverlayFileSystem implements FileSystem {
     length: number,
     mode: number,
   ): Promise<void> {
-    const handle = this.#handle(fh);
+    const handle = this.#handles.require(fh);
     if (handle.kind === "write") {
       const session = handle.session;
       await this.#inSession(session, async () => {
@@ -2621,7 +2595,7 @@ export class OverlayFileSystem implements FileSystem {
     offset: number,
     size: number,
   ): Promise<Uint8Array> {
-    const handle = this.#handle(fh);
+    const handle = this.#handles.require(fh);
     if (handle.stale) {
       // Reads arriving meanwhile (the kernel's read-ahead) wait for the same look.
       handle.stale = false;
@@ -2687,7 +2661,7 @@ export class OverlayFileSystem implements FileSystem {
     offset: number,
     data: Uint8Array,
   ): Promise<number> {
-    const handle = this.#handle(fh);
+    const handle = this.#handles.require(fh);
     let written: number;
     if (handle.kind === "write") {
       const session = handle.session;
@@ -2719,13 +2693,10 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   async #release(fh: number): Promise<void> {
-    const handle = this.#handles.get(fh);
+    const handle = this.#handles.remove(fh);
     if (!handle) return;
-    this.#handles.delete(fh);
-    this.#freeHandles.push(fh);
     if (handle.follows !== undefined) await this.#release(handle.follows);
     if (handle.kind === "riak") {
-      this.#riakHandlesOpen--;
       await this.#removedWhileOpen.released(handle);
       return handle.sequential.close();
     }
@@ -2771,7 +2742,7 @@ export class OverlayFileSystem implements FileSystem {
     fh: number,
     _datasync: boolean,
   ): Promise<void> {
-    const handle = this.#handle(fh);
+    const handle = this.#handles.require(fh);
     if (handle.kind === "local") await handle.file.sync();
     // Where the local file is the truth, its copy on its way to Riak is what fsync waits for:
     // sent as the file is now (even if another handle keeps writing it), also through a
@@ -2985,8 +2956,7 @@ export class OverlayFileSystem implements FileSystem {
     const stream = new DirectoryStream(() => this.#listing(path));
     // Its first entry: a directory that cannot be listed fails opendir(3), not readdir(3).
     await stream.entriesAt(0, 1);
-    const fh = this.#newHandle();
-    this.#directories.set(fh, stream);
+    const fh = this.#handles.addDirectory(stream);
     return { fh };
   }
 
@@ -3012,7 +2982,7 @@ export class OverlayFileSystem implements FileSystem {
 
   /** The listing of open directory handle `fh`; EBADF when it is not open. */
   #listed(fh: number): DirectoryStream {
-    const stream = this.#directories.get(fh);
+    const stream = this.#handles.directory(fh);
     if (!stream) throw fail(Errno.EBADF, `directory handle ${fh} is not open`);
     return stream;
   }
@@ -3068,10 +3038,8 @@ export class OverlayFileSystem implements FileSystem {
 
   /** @inheritdoc */
   async releasedir(_ctx: RequestContext, _nodeid: number, fh: number): Promise<void> {
-    const stream = this.#directories.get(fh);
+    const stream = this.#handles.removeDirectory(fh);
     if (stream === undefined) return;
-    this.#directories.delete(fh);
-    this.#freeHandles.push(fh);
     await stream.close();
   }
 
@@ -3723,8 +3691,7 @@ export class OverlayFileSystem implements FileSystem {
 
   /** `flags`: open(2)'s, for a local file opened for writing. */
   #open(handle: Handle, flags = 0): Opened {
-    const fh = this.#newHandle();
-    this.#handles.set(fh, handle);
+    const fh = this.#handles.add(handle);
     if (handle.kind === "riak") {
       const keepCache = this.#shown.servedKeepsCache(handle.path, handle.version.version);
       // flush commits write sessions only: a reading handle needs none.
@@ -3745,16 +3712,6 @@ export class OverlayFileSystem implements FileSystem {
       localFd: served ? handle.file.fd : undefined,
       readBlocks: served ? handle.reads : undefined,
     };
-  }
-
-  #newHandle(): number {
-    return this.#freeHandles.pop() ?? this.#nextHandle++;
-  }
-
-  #handle(fh: number): Handle {
-    const handle = this.#handles.get(fh);
-    if (!handle) throw fail(Errno.EBADF, `file handle ${fh} is not open`);
-    return handle;
   }
 
   /**
@@ -3803,7 +3760,6 @@ export class OverlayFileSystem implements FileSystem {
             },
           ),
         };
-        this.#riakHandlesOpen++;
         return this.#open(handle);
       }
       case "local": {
@@ -4702,9 +4658,4 @@ function changedAt(change: RiakChange, version: RiakVersion): boolean {
 /** The {@link RiakVersion} of Riak's file `stat`. */
 function versionOfStat(stat: FileStat): RiakVersion {
   return { size: stat.size, mtimeNs: String(stat.mtimeNs) };
-}
-
-/** A handle that only reads what it opened: Riak's copy, a staged upload, a local file. */
-function isReading(handle: Handle): boolean {
-  return handle.kind === "riak" || (handle.kind === "local" && handle.mirror === undefined);
 }

@@ -8,7 +8,7 @@
 
 import { createHash } from "node:crypto";
 import type { Store } from "../store/store.ts";
-import type { Handle, RemovedCopy, RiakHandle } from "./handle_table.ts";
+import type { HandleTable, RemovedCopy, RiakHandle } from "./handle_table.ts";
 import type { RiakCalls } from "./riak_calls.ts";
 import { type SourceFile, writeWhole } from "./source_file.ts";
 import type { Spool } from "./spool.ts";
@@ -25,10 +25,8 @@ export interface RemovedWhileOpenOptions {
   spool: Pick<Spool, "create" | "remove">;
   store: Pick<Store, "readRange" | "releaseRead">;
   riak: Pick<RiakCalls, "run">;
-  /** The mount's open handles by number, held by reference: the copies are for its Riak ones. */
-  handles: ReadonlyMap<number, Handle>;
-  /** How many of `handles` are Riak handles: with none, a removal has nothing to copy. */
-  riakHandlesOpen: () => number;
+  /** The mount's open handles, held by reference: the copies are for its Riak ones. */
+  handles: Pick<HandleTable, "riakHandlesOpen" | "riakAt" | "values">;
   /** The bytes the copies held at once stay within; default 256 MiB. */
   limitBytes?: number;
 }
@@ -52,10 +50,9 @@ export class RemovedWhileOpen {
    * copy per version; never throws: without a copy, reads fail once Riak's copy is gone.
    */
   async copyOpenContent(path: string): Promise<void> {
-    if (this.#o.riakHandlesOpen() === 0) return; // Every unlink and rename asks: mostly none.
-    const open = [...this.#o.handles.values()].filter((handle): handle is RiakHandle =>
-      handle.kind === "riak" && handle.path === path && handle.removedCopy === undefined
-    );
+    // Every unlink and rename asks: mostly none.
+    if (this.#o.handles.riakHandlesOpen === 0) return;
+    const open = this.#o.handles.riakAt(path).filter((handle) => handle.removedCopy === undefined);
     for (const sha256 of new Set(open.map((handle) => handle.stat.sha256))) {
       const size = open.find((handle) => handle.stat.sha256 === sha256)!.version.size;
       if (this.#removedCopyBytes + size > this.#limitBytes) continue;

@@ -6,15 +6,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FileStat, Store } from "../store/store.ts";
 import { readAt } from "./file_bytes.ts";
-import type { Handle, RiakHandle } from "./handle_table.ts";
+import { type Handle, HandleTable, type RiakHandle } from "./handle_table.ts";
 import { RemovedWhileOpen } from "./removed_copies.ts";
 import { Spool } from "./spool.ts";
 
 /** What a {@link RemovedWhileOpen} under test works on, and what its fakes saw. */
 interface Copies {
   copies: RemovedWhileOpen;
-  /** The mount's open handles, by number. */
-  handles: Map<number, Handle>;
+  /** The mount's open handles. */
+  handles: HandleTable;
   /** Riak's bytes by path (the fake store reads them in two pieces). */
   riak: Map<string, Buffer>;
   /** The operations run under the Riak deadline, in order. */
@@ -47,13 +47,13 @@ async function withCopies(
   body: (c: Copies) => Promise<void>,
   options: {
     limitBytes?: number;
-    beforeRead?: (path: string, handles: Map<number, Handle>) => void;
+    beforeRead?: (path: string, handles: HandleTable) => void;
   } = {},
 ): Promise<void> {
   const directory = await mkdtemp(join(tmpdir(), "riakfs-removed-copies-"));
   try {
     const spool = Spool.open(join(directory, "spool"));
-    const handles = new Map<number, Handle>();
+    const handles = new HandleTable();
     const riak = new Map<string, Buffer>();
     const c: Copies = {
       copies: undefined as unknown as RemovedWhileOpen,
@@ -89,7 +89,6 @@ async function withCopies(
         },
       },
       handles,
-      riakHandlesOpen: () => [...handles.values()].filter((h) => h.kind === "riak").length,
       limitBytes: options.limitBytes,
     });
     try {
@@ -116,7 +115,7 @@ Deno.test("the Riak handles of a removed file share one unlinked spool copy of R
     const first = riakHandle("/f", content);
     const second = riakHandle("/f", content);
     const other = riakHandle("/other", Buffer.from("not removed"));
-    c.handles.set(1, first).set(2, second).set(3, other);
+    for (const handle of [first, second, other]) c.handles.add(handle);
     await c.copies.copyOpenContent("/f");
     assert.equal(first.removedCopy, second.removedCopy);
     assert.equal(first.removedCopy?.handles, 2);
@@ -137,13 +136,13 @@ Deno.test("a copy stays open until the last handle reading it is released", asyn
     c.riak.set("/f", content);
     const first = riakHandle("/f", content);
     const second = riakHandle("/f", content);
-    c.handles.set(1, first).set(2, second);
+    const [one, two] = [c.handles.add(first), c.handles.add(second)];
     await c.copies.copyOpenContent("/f");
-    c.handles.delete(1);
+    c.handles.remove(one);
     await c.copies.released(first);
     assert.notEqual(c.made[0].fd, -1);
     assert.deepEqual(await copied(second), content);
-    c.handles.delete(2);
+    c.handles.remove(two);
     await c.copies.released(second);
     assert.equal(c.made[0].fd, -1);
   });
@@ -152,7 +151,7 @@ Deno.test("a copy stays open until the last handle reading it is released", asyn
 Deno.test("with no Riak handle open, a removal copies nothing and asks Riak nothing", async () => {
   await withCopies(async (c) => {
     c.riak.set("/f", Buffer.from("bytes"));
-    c.handles.set(1, { kind: "write", path: "/f" } as Handle);
+    c.handles.add({ kind: "write", path: "/f" } as Handle);
     await c.copies.copyOpenContent("/f");
     assert.deepEqual(c.runs, []);
     assert.deepEqual(c.made, []);
@@ -164,7 +163,7 @@ Deno.test("a handle that holds a copy already is not copied again (renamed, then
     const content = Buffer.from("copied once");
     c.riak.set("/f", content);
     const handle = riakHandle("/f", content);
-    c.handles.set(1, handle);
+    c.handles.add(handle);
     await c.copies.copyOpenContent("/f");
     const copy = handle.removedCopy;
     await c.copies.copyOpenContent("/f");
@@ -179,7 +178,8 @@ Deno.test("a handle of another version than Riak holds now gets no copy; the one
     c.riak.set("/f", now);
     const old = riakHandle("/f", Buffer.from("the version opened before"));
     const current = riakHandle("/f", now);
-    c.handles.set(1, old).set(2, current);
+    c.handles.add(old);
+    c.handles.add(current);
     await c.copies.copyOpenContent("/f");
     assert.equal(old.removedCopy, undefined);
     assert.deepEqual(await copied(current), now);
@@ -192,7 +192,7 @@ Deno.test("a handle of another version than Riak holds now gets no copy; the one
 Deno.test("a Riak read that fails leaves the handles without a copy and does not throw", async () => {
   await withCopies(async (c) => {
     const handle = riakHandle("/gone", Buffer.from("no longer in Riak"));
-    c.handles.set(1, handle);
+    c.handles.add(handle);
     await c.copies.copyOpenContent("/gone");
     assert.equal(handle.removedCopy, undefined);
     assert.equal(c.made.length, 1);
@@ -208,13 +208,14 @@ Deno.test("the copies held stay within the limit: one over it is not made until 
     c.riak.set("/a", a).set("/b", b);
     const onA = riakHandle("/a", a);
     const onB = riakHandle("/b", b);
-    c.handles.set(1, onA).set(2, onB);
+    const openA = c.handles.add(onA);
+    c.handles.add(onB);
     await c.copies.copyOpenContent("/a");
     await c.copies.copyOpenContent("/b");
     assert.ok(onA.removedCopy);
     assert.equal(onB.removedCopy, undefined, "8 + 5 bytes are over the limit of 10");
     assert.equal(c.made.length, 1);
-    c.handles.delete(1);
+    c.handles.remove(openA);
     await c.copies.released(onA);
     await c.copies.copyOpenContent("/b");
     assert.deepEqual(await copied(onB), b);
@@ -228,8 +229,8 @@ Deno.test("a copy whose handles all closed while it was made is closed at once, 
     c.riak.set("/f", content).set("/g", content);
     const early = riakHandle("/f", content);
     const later = riakHandle("/g", content);
-    c.handles.set(1, early).set(2, later);
-    closing = 1;
+    closing = c.handles.add(early);
+    c.handles.add(later);
     await c.copies.copyOpenContent("/f");
     assert.equal(early.removedCopy, undefined);
     assert.equal(c.made[0].fd, -1);
@@ -241,7 +242,7 @@ Deno.test("a copy whose handles all closed while it was made is closed at once, 
     // The handle is released while Riak's bytes are read (its RELEASE answered meanwhile).
     beforeRead: (_path, handles) => {
       if (closing === undefined) return;
-      handles.delete(closing);
+      handles.remove(closing);
       closing = undefined;
     },
   });
