@@ -455,18 +455,16 @@ async function moveInRiak(
   parentAttributes?: WriteOptions["parentAttributes"],
 ): Promise<void> {
   const { path } = mirror;
-  const { from } = mirror.moves!;
-  const remote = await store.tryStat(from, { fileOnly: true });
-  if (!isVersion(remote, mirror.moves!)) {
-    // Moved already (a replay after a crash that came after the rename), or not there.
-    const here = remote === undefined && await store.tryStat(path, { fileOnly: true });
-    if (here && isVersion(here, mirror.moves!)) return;
-    logger.warn(
-      "a file renamed during an outage was not in Riak as the mount showed it; not moved",
-      { from, to: path },
-    );
-    return;
-  }
+  const version = mirror.moves!;
+  const { from } = version;
+  const stillToMove = await isStillToMove({ from, to: path }, logger, {
+    stat: (name) => store.tryStat(name, { fileOnly: true }),
+    isShown: (stat) => isVersion(stat, version),
+    // Riak's rename leaves nothing under the old name: another version there is not a replay.
+    mayBeMoved: (old) => old === undefined,
+    notMoved: "a file renamed during an outage was not in Riak as the mount showed it; not moved",
+  });
+  if (!stillToMove) return;
   if (mirror.unseen) {
     await setAsideUnseen(store, path, () => Promise.resolve(undefined), logger);
   }
@@ -484,21 +482,20 @@ async function moveInRiak(
  * crash that came after the rename). A replay after a crash in the rename goes on with it.
  */
 async function moveDirectoryInRiak(
-  store: MigrationStore & Pick<Store, "rename">,
+  store: Pick<Store, "tryStat" | "mkdir" | "rename">,
   mirror: PendingMirror,
   logger: Logger = SILENT_LOGGER,
   parentAttributes?: WriteOptions["parentAttributes"],
 ): Promise<void> {
   const { path } = mirror;
   const { from } = mirror.movesDirectory!;
-  if ((await store.tryStat(from))?.type !== "directory") {
-    if ((await store.tryStat(path))?.type === "directory") return;
-    logger.warn("a directory renamed during an outage was not in Riak; nothing moved", {
-      from,
-      to: path,
-    });
-    return;
-  }
+  const stillToMove = await isStillToMove({ from, to: path }, logger, {
+    stat: (name) => store.tryStat(name),
+    isShown: (stat) => stat?.type === "directory",
+    mayBeMoved: () => true,
+    notMoved: "a directory renamed during an outage was not in Riak; nothing moved",
+  });
+  if (!stillToMove) return;
   await makeMissingDirectories(store, parentOf(path), parentAttributes);
   try {
     // A replay after a crash cut Riak's rename short finishes it.
@@ -511,6 +508,40 @@ async function moveDirectoryInRiak(
       { from, to: path, error: error.message },
     );
   }
+}
+
+/** How {@link isStillToMove} knows in Riak the entry a move journaled during an outage renames. */
+interface MovedEntry {
+  /** Riak's stat of a name, as the move looks at it. */
+  stat(path: string): Promise<FileStat | undefined>;
+  /** Whether `stat` is of the entry as the mount showed it under the old name. */
+  isShown(stat: FileStat | undefined): boolean;
+  /**
+   * Whether, with `old` under the old name, the move may be done already: only then is the
+   * new name looked at.
+   */
+  mayBeMoved(old: FileStat | undefined): boolean;
+  /** The warning where the move is neither to do nor done. */
+  notMoved: string;
+}
+
+/**
+ * Whether a move journaled during an outage is still to do in Riak: Riak holds under the old
+ * name the entry as the mount showed it there. Where it does not, the move is not done, with
+ * a warning (the entry was changed or removed elsewhere meanwhile, so what the mount showed
+ * under the new name is not in Riak); but quietly where the new name holds the entry already:
+ * the journal's line, replayed after a crash that came after Riak's rename, was done before.
+ */
+async function isStillToMove(
+  move: { from: string; to: string },
+  logger: Logger,
+  entry: MovedEntry,
+): Promise<boolean> {
+  const old = await entry.stat(move.from);
+  if (entry.isShown(old)) return true;
+  const movedAlready = entry.mayBeMoved(old) && entry.isShown(await entry.stat(move.to));
+  if (!movedAlready) logger.warn(entry.notMoved, move);
+  return false;
 }
 
 /**
