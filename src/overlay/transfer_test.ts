@@ -27,7 +27,7 @@ import {
   setAsideUnseen,
   stagedFileUploader,
 } from "./transfer.ts";
-import { NotYetError } from "./upload_queue.ts";
+import { type Mirrorer, NotYetError } from "./upload_queue.ts";
 import { Logger, SILENT_LOGGER } from "./log.ts";
 
 async function withSource(body: (source: string) => Promise<void>): Promise<void> {
@@ -57,6 +57,65 @@ function storeWithHook(
       yield* store.readRange(path, offset, length);
     },
   };
+}
+
+/** A logger that keeps each line it writes in `lines`, for a test to look at. */
+function loggerInto(lines: string[]): Logger {
+  return new Logger({ sink: { write: (line) => lines.push(line) > 0 } });
+}
+
+/** The riak preset's mirrorer over `store`, the lines it logs, and a signal never aborted. */
+function riakMirroring(store: Store) {
+  const lines: string[] = [];
+  const mirror = riakNameMirrorer({ store, logger: loggerInto(lines) });
+  return { lines, mirror, signal: new AbortController().signal };
+}
+
+/** The mirrorers of the riak and drain presets over `store`, logging into `lines`. */
+function presetMirrorers(store: Store, source: string, lines: string[]) {
+  const logger = loggerInto(lines);
+  return {
+    riak: riakNameMirrorer({ store, logger }),
+    drain: localPathMirrorer({ store, source, afterTransfer: "delete", logger }),
+  };
+}
+
+/** One run of a test through {@link forEachPreset}. */
+interface PresetRun {
+  /** The preset this run is of. */
+  preset: keyof ReturnType<typeof presetMirrorers>;
+  /** The preset's mirrorer over the store, logging into `lines`. */
+  mirror: Mirrorer;
+  /** What the preset's mirrorer logged in this run. */
+  lines: string[];
+  /** The drain preset's source directory. */
+  source: string;
+  /** A signal never aborted, for the mirrorer's calls. */
+  signal: AbortSignal;
+}
+
+/** Runs `body` with the mirrorer of the riak preset, then of the drain preset, over `store`. */
+async function forEachPreset(store: Store, body: (run: PresetRun) => Promise<void>) {
+  await withSource(async (source) => {
+    const lines: string[] = [];
+    const mirrorers = presetMirrorers(store, source, lines);
+    const signal = new AbortController().signal;
+    for (const preset of ["riak", "drain"] as const) {
+      lines.length = 0;
+      await body({ preset, mirror: mirrorers[preset], lines, source, signal });
+    }
+  });
+}
+
+/** Asserts that `directory` holds one entry only: `name` set aside, holding `content`. */
+async function assertOnlySetAside(store: Store, directory: string, name: string, content: string) {
+  const names = (await Array.fromAsync(store.list(directory))).map((entry) =>
+    entry.name.toString()
+  );
+  assert.equal(names.length, 1, `${names}`);
+  const setAside = `^${name.replaceAll(".", "\\.")}\\.riakfs-conflict-\\d{8}T\\d{6}Z-[0-9a-f]{6}$`;
+  assert.match(names[0], new RegExp(setAside));
+  assert.equal((await store.readFile(`${directory}/${names[0]}`)).toString(), content);
 }
 
 Deno.test("a staged file is uploaded with the journaled attributes, reported back exactly", async () => {
@@ -257,44 +316,26 @@ Deno.test("a file Riak holds unseen under a new file's name is set aside, never 
 });
 
 Deno.test("a file removed while Riak was away goes at the version seen; a newer one is set aside", async () => {
-  await withStore(async ({ store }) => {
-    await withSource(async (source) => {
-      const mirrorers = {
-        riak: riakNameMirrorer({ store }),
-        drain: localPathMirrorer({ store, source, afterTransfer: "delete" }),
-      };
-      for (const [preset, mirror] of Object.entries(mirrorers)) {
-        const path = `/${preset}/report.txt`;
-        await store.writeFile(path, Buffer.from("seen by the mount"), { mtimeNs: 1_000n });
-        const seen = await store.tryStat(path);
-        const removes = { size: seen!.size, mtimeNs: String(seen!.mtimeNs) };
-        const signal = new AbortController().signal;
-        await mirror({ id: 1, path, mirror: "remove", removes }, signal);
-        assert.equal(await store.tryStat(path), undefined, `${preset}: the version seen goes`);
-        // Written elsewhere after the version the application removed.
-        await store.writeFile(path, Buffer.from("newer, from another host"), { mtimeNs: 2_000n });
-        await mirror({ id: 2, path, mirror: "remove", removes }, signal);
-        assert.equal(await store.tryStat(path), undefined, `${preset}: the name is gone`);
-        const names = (await Array.fromAsync(store.list(`/${preset}`))).map((entry) =>
-          entry.name.toString()
-        );
-        assert.equal(names.length, 1);
-        assert.match(names[0], /^report\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
-        assert.equal(
-          (await store.readFile(`/${preset}/${names[0]}`)).toString(),
-          "newer, from another host",
-        );
-      }
-    });
-  });
+  await withStore(({ store }) =>
+    forEachPreset(store, async ({ preset, mirror, signal }) => {
+      const path = `/${preset}/report.txt`;
+      await store.writeFile(path, Buffer.from("seen by the mount"), { mtimeNs: 1_000n });
+      const seen = await store.tryStat(path);
+      const removes = { size: seen!.size, mtimeNs: String(seen!.mtimeNs) };
+      await mirror({ id: 1, path, mirror: "remove", removes }, signal);
+      assert.equal(await store.tryStat(path), undefined, `${preset}: the version seen goes`);
+      // Written elsewhere after the version the application removed.
+      await store.writeFile(path, Buffer.from("newer, from another host"), { mtimeNs: 2_000n });
+      await mirror({ id: 2, path, mirror: "remove", removes }, signal);
+      assert.equal(await store.tryStat(path), undefined, `${preset}: the name is gone`);
+      await assertOnlySetAside(store, `/${preset}`, "report.txt", "newer, from another host");
+    })
+  );
 });
 
 Deno.test("a file removed while Riak was away, at the version seen, goes also where Riak holds one of the mount's own uploads called off by the removal", async () => {
   await withStore(async ({ store }) => {
-    const lines: string[] = [];
-    const logger = new Logger({ sink: { write: (line) => lines.push(line) > 0 } });
-    const mirror = riakNameMirrorer({ store, logger });
-    const signal = new AbortController().signal;
+    const { lines, mirror, signal } = riakMirroring(store);
     // An attempt of the mount's own upload that landed after the version it opened.
     await store.writeFile("/f.txt", Buffer.from("ours, landed"), { mtimeNs: 3_000n });
     const removal = {
@@ -313,51 +354,35 @@ Deno.test("a file removed while Riak was away, at the version seen, goes also wh
 });
 
 Deno.test("a file the mount created where Riak held none, removed while Riak was away, takes only the mount's own upload from Riak; another host's file there is set aside", async () => {
-  await withStore(async ({ store }) => {
-    await withSource(async (source) => {
-      const mirrorers = {
-        riak: riakNameMirrorer({ store }),
-        drain: localPathMirrorer({ store, source, afterTransfer: "delete" }),
+  await withStore(({ store }) =>
+    forEachPreset(store, async ({ preset, mirror, signal }) => {
+      const path = `/${preset}/new.txt`;
+      const removal = {
+        path,
+        mirror: "remove" as const,
+        created: true as const,
+        ours: [{ size: 12, mtimeNs: "3000" }],
       };
-      const signal = new AbortController().signal;
-      for (const [preset, mirror] of Object.entries(mirrorers)) {
-        const path = `/${preset}/new.txt`;
-        const removal = {
-          path,
-          mirror: "remove" as const,
-          created: true as const,
-          ours: [{ size: 12, mtimeNs: "3000" }],
-        };
-        // An attempt of the mount's own upload that landed: it goes, nothing set aside.
-        await store.writeFile(path, Buffer.from("ours, landed"), { mtimeNs: 3_000n });
-        await mirror({ id: 1, ...removal }, signal);
-        assert.equal(await store.tryStat(path), undefined, `${preset}: its own upload goes`);
-        // Nothing there: nothing to do.
-        await mirror({ id: 2, ...removal }, signal);
-        // Made elsewhere under the name: set aside, never removed.
-        await store.writeFile(path, Buffer.from("another host's file"), { mtimeNs: 2_000n });
-        await mirror({ id: 3, ...removal }, signal);
-        assert.equal(await store.tryStat(path), undefined, `${preset}: the name is gone`);
-        const names = (await Array.fromAsync(store.list(`/${preset}`))).map((entry) =>
-          entry.name.toString()
-        );
-        assert.equal(names.length, 1, `${names}`);
-        assert.match(names[0], /^new\.txt\.riakfs-conflict-\d{8}T\d{6}Z-[0-9a-f]{6}$/);
-        assert.equal(
-          (await store.readFile(`/${preset}/${names[0]}`)).toString(),
-          "another host's file",
-        );
-      }
-    });
-  });
+      // An attempt of the mount's own upload that landed: it goes, nothing set aside.
+      await store.writeFile(path, Buffer.from("ours, landed"), { mtimeNs: 3_000n });
+      await mirror({ id: 1, ...removal }, signal);
+      assert.equal(await store.tryStat(path), undefined, `${preset}: its own upload goes`);
+      // Nothing there: nothing to do.
+      await mirror({ id: 2, ...removal }, signal);
+      // Made elsewhere under the name: set aside, never removed.
+      await store.writeFile(path, Buffer.from("another host's file"), { mtimeNs: 2_000n });
+      await mirror({ id: 3, ...removal }, signal);
+      assert.equal(await store.tryStat(path), undefined, `${preset}: the name is gone`);
+      await assertOnlySetAside(store, `/${preset}`, "new.txt", "another host's file");
+    })
+  );
 });
 
 Deno.test("an upload journaled while Riak was away goes over only what the mount knew Riak held there, or an attempt of its own: another host's file is set aside; one journaled while Riak answered goes over it", async () => {
   await withStore(async ({ store }) => {
     await withSource(async (directory) => {
       const lines: string[] = [];
-      const logger = new Logger({ sink: { write: (line) => lines.push(line) > 0 } });
-      const upload = stagedFileUploader(store, undefined, logger);
+      const upload = stagedFileUploader(store, undefined, loggerInto(lines));
       const staged = join(directory, "staged");
       await writeFile(staged, "ours");
       const ours = { id: 1, staged: "staged", mode: 0o644, uid: 0, gid: 0, size: 4 };
@@ -390,12 +415,10 @@ Deno.test("an upload journaled while Riak was away goes over only what the mount
 
 Deno.test("a file renamed while Riak was away is moved in Riak at the version seen, once, and not when it changed", async () => {
   await withStore(async ({ store }) => {
-    const lines: string[] = [];
-    const logger = new Logger({ sink: { write: (line) => lines.push(line) > 0 } });
-    const mirror = riakNameMirrorer({ store, logger });
-    const signal = new AbortController().signal;
+    const { lines, mirror, signal } = riakMirroring(store);
     await store.writeFile("/a.txt", Buffer.from("seen"), { mtimeNs: 1_000n });
-    const moves = { from: "/a.txt", size: 4, mtimeNs: "1000", mode: 0o644, uid: 0, gid: 0 };
+    const seen = { size: 4, mtimeNs: "1000" };
+    const moves = { from: "/a.txt", ...seen, mode: 0o644, uid: 0, gid: 0 };
     const move = { id: 1, path: "/d/b.txt", mirror: "move" as const, moves };
     await mirror(move, signal);
     assert.equal(await store.tryStat("/a.txt"), undefined);
@@ -422,7 +445,7 @@ Deno.test("a file renamed while Riak was away is moved in Riak at the version se
       id: 3,
       path: "/g.txt",
       mirror: "remove" as const,
-      removes: { size: 4, mtimeNs: "1000" },
+      removes: seen,
       movedAway: true as const,
     };
     await mirror(removal, signal);
@@ -437,94 +460,73 @@ Deno.test("a file renamed while Riak was away is moved in Riak at the version se
   });
 });
 
-/** The mirrorers of the riak and drain presets over `store`, logging into `lines`. */
-function presetMirrorers(store: Store, source: string, lines: string[]) {
-  const logger = new Logger({ sink: { write: (line) => lines.push(line) > 0 } });
-  return {
-    riak: riakNameMirrorer({ store, logger }),
-    drain: localPathMirrorer({ store, source, afterTransfer: "delete", logger }),
-  };
-}
-
 Deno.test("a directory renamed while Riak was away is renamed in Riak with what it holds, once, and not over what Riak holds under the new name", async () => {
   await withStore(({ store }) =>
-    withSource(async (source) => {
-      const lines: string[] = [];
-      const mirrorers = presetMirrorers(store, source, lines);
-      const signal = new AbortController().signal;
-      for (const [preset, mirror] of Object.entries(mirrorers)) {
-        lines.length = 0;
-        await store.writeFile(`/${preset}/d/a.txt`, Buffer.from("a"));
-        await store.writeFile(`/${preset}/d/sub/b.txt`, Buffer.from("b"));
-        const movesDirectory = { from: `/${preset}/d`, mode: 0o755, uid: 0, gid: 0, mtimeNs: "0" };
-        const move = { id: 1, path: `/${preset}/new/e`, mirror: "move" as const, movesDirectory };
-        await mirror(move, signal);
-        assert.equal(await store.tryStat(`/${preset}/d`), undefined, preset);
-        assert.equal((await store.readFile(`/${preset}/new/e/sub/b.txt`)).toString(), "b");
-        assert.equal((await store.readFile(`/${preset}/new/e/a.txt`)).toString(), "a");
-        // Replayed after a crash that came after the rename: nothing to do, nothing to say.
-        await mirror(move, signal);
-        assert.deepEqual(lines, [], preset);
-        // Riak holds entries under the new name (a name the mount could not look at): the
-        // directory stays under its old name, with a warning.
-        await store.writeFile(`/${preset}/d/c.txt`, Buffer.from("c"));
-        await mirror({ ...move, id: 2 }, signal);
-        assert.equal((await store.readFile(`/${preset}/d/c.txt`)).toString(), "c");
-        assert.equal((await store.readFile(`/${preset}/new/e/a.txt`)).toString(), "a");
-        assert.match(lines.join(""), /stays under its old name/);
-        // Gone from Riak (removed elsewhere): nothing to move, with a warning.
-        lines.length = 0;
-        const gone = { ...movesDirectory, from: `/${preset}/gone` };
-        await mirror({ ...move, id: 3, path: `/${preset}/f`, movesDirectory: gone }, signal);
-        assert.equal(await store.tryStat(`/${preset}/f`), undefined);
-        assert.match(lines.join(""), /was not in Riak; nothing moved/);
-      }
+    forEachPreset(store, async ({ preset, mirror, lines, signal }) => {
+      await store.writeFile(`/${preset}/d/a.txt`, Buffer.from("a"));
+      await store.writeFile(`/${preset}/d/sub/b.txt`, Buffer.from("b"));
+      const movesDirectory = { from: `/${preset}/d`, mode: 0o755, uid: 0, gid: 0, mtimeNs: "0" };
+      const move = { id: 1, path: `/${preset}/new/e`, mirror: "move" as const, movesDirectory };
+      await mirror(move, signal);
+      assert.equal(await store.tryStat(`/${preset}/d`), undefined, preset);
+      assert.equal((await store.readFile(`/${preset}/new/e/sub/b.txt`)).toString(), "b");
+      assert.equal((await store.readFile(`/${preset}/new/e/a.txt`)).toString(), "a");
+      // Replayed after a crash that came after the rename: nothing to do, nothing to say.
+      await mirror(move, signal);
+      assert.deepEqual(lines, [], preset);
+      // Riak holds entries under the new name (a name the mount could not look at): the
+      // directory stays under its old name, with a warning.
+      await store.writeFile(`/${preset}/d/c.txt`, Buffer.from("c"));
+      await mirror({ ...move, id: 2 }, signal);
+      assert.equal((await store.readFile(`/${preset}/d/c.txt`)).toString(), "c");
+      assert.equal((await store.readFile(`/${preset}/new/e/a.txt`)).toString(), "a");
+      assert.match(lines.join(""), /stays under its old name/);
+      // Gone from Riak (removed elsewhere): nothing to move, with a warning.
+      lines.length = 0;
+      const gone = { ...movesDirectory, from: `/${preset}/gone` };
+      await mirror({ ...move, id: 3, path: `/${preset}/f`, movesDirectory: gone }, signal);
+      assert.equal(await store.tryStat(`/${preset}/f`), undefined);
+      assert.match(lines.join(""), /was not in Riak; nothing moved/);
     })
   );
 });
 
 Deno.test("a directory's move replayed after a crash cut Riak's rename short finishes the rename: nothing stays under the old name", async () => {
   await withStore(({ store, client, bucket }) =>
-    withSource(async (source) => {
-      const lines: string[] = [];
-      const mirrorers = presetMirrorers(store, source, lines);
-      const signal = new AbortController().signal;
-      for (const [preset, mirror] of Object.entries(mirrorers)) {
-        lines.length = 0;
-        await store.writeFile(`/${preset}/d/a.txt`, Buffer.from("a"));
-        await store.writeFile(`/${preset}/d/c.txt`, Buffer.from("c"));
-        await store.writeFile(`/${preset}/d/sub/b.txt`, Buffer.from("b"));
-        const shown = await store.stat(`/${preset}/d`);
-        const movesDirectory = {
-          from: `/${preset}/d`,
-          mode: shown.mode,
-          uid: shown.uid,
-          gid: shown.gid,
-          mtimeNs: String(shown.mtimeNs),
-        };
-        const move = { id: 1, path: `/${preset}/e`, mirror: "move" as const, movesDirectory };
-        // The first run dies (SIGKILL) as Riak's rename removes the old names: part of the
-        // tree is under the new name, the rest still under the old one.
-        const dying = new Store({
-          ...client,
-          delete: (location, options) => {
-            if (Buffer.from(location.key).toString().endsWith("d/c.txt")) {
-              return Promise.reject(new Error("killed"));
-            }
-            return client.delete(location, options);
-          },
-        }, { namespace: { bucket } });
-        const cutShort = presetMirrorers(dying, source, lines)[preset as "riak" | "drain"];
-        await assert.rejects(cutShort(move, signal), /killed/);
-        assert.equal((await store.readFile(`/${preset}/e/sub/b.txt`)).toString(), "b");
-        // The journal's line, replayed at the next start.
-        await mirror(move, signal);
-        assert.equal(await store.tryStat(`/${preset}/d`), undefined, preset);
-        for (const [name, bytes] of [["a.txt", "a"], ["c.txt", "c"], ["sub/b.txt", "b"]]) {
-          assert.equal((await store.readFile(`/${preset}/e/${name}`)).toString(), bytes, name);
-        }
-        assert.deepEqual(lines, [], preset);
+    forEachPreset(store, async ({ preset, mirror, lines, source, signal }) => {
+      await store.writeFile(`/${preset}/d/a.txt`, Buffer.from("a"));
+      await store.writeFile(`/${preset}/d/c.txt`, Buffer.from("c"));
+      await store.writeFile(`/${preset}/d/sub/b.txt`, Buffer.from("b"));
+      const shown = await store.stat(`/${preset}/d`);
+      const movesDirectory = {
+        from: `/${preset}/d`,
+        mode: shown.mode,
+        uid: shown.uid,
+        gid: shown.gid,
+        mtimeNs: String(shown.mtimeNs),
+      };
+      const move = { id: 1, path: `/${preset}/e`, mirror: "move" as const, movesDirectory };
+      // The first run dies (SIGKILL) as Riak's rename removes the old names: part of the
+      // tree is under the new name, the rest still under the old one.
+      const dying = new Store({
+        ...client,
+        delete: (location, options) => {
+          if (Buffer.from(location.key).toString().endsWith("d/c.txt")) {
+            return Promise.reject(new Error("killed"));
+          }
+          return client.delete(location, options);
+        },
+      }, { namespace: { bucket } });
+      const cutShort = presetMirrorers(dying, source, lines)[preset];
+      await assert.rejects(cutShort(move, signal), /killed/);
+      assert.equal((await store.readFile(`/${preset}/e/sub/b.txt`)).toString(), "b");
+      // The journal's line, replayed at the next start.
+      await mirror(move, signal);
+      assert.equal(await store.tryStat(`/${preset}/d`), undefined, preset);
+      for (const [name, bytes] of [["a.txt", "a"], ["c.txt", "c"], ["sub/b.txt", "b"]]) {
+        assert.equal((await store.readFile(`/${preset}/e/${name}`)).toString(), bytes, name);
       }
+      assert.deepEqual(lines, [], preset);
     })
   );
 });
