@@ -126,7 +126,12 @@ import {
   writesRiak,
 } from "./modes.ts";
 import { childPath, inodeOf, isAtOrBelow, NodeTable, parentOf } from "./node_table.ts";
-import { holdsNothingWritten, takeAttributes, type WriteSession } from "./session_table.ts";
+import {
+  holdsNothingWritten,
+  SessionTable,
+  takeAttributes,
+  type WriteSession,
+} from "./session_table.ts";
 import { ReadPattern, SequentialReader } from "./sequential_reader.ts";
 import type { Spool } from "./spool.ts";
 import { fallocateDescriptor } from "./system_tools.ts";
@@ -280,11 +285,10 @@ export class OverlayFileSystem implements FileSystem {
   readonly #logger: Logger;
   readonly #nodes = new NodeTable();
   readonly #handles = new HandleTable();
-  readonly #sessions = new Map<string, WriteSession>();
+  /** The write sessions open and being started, and the local files they superseded. */
+  readonly #sessions = new SessionTable();
   /** The latest ctimes shown and the Riak versions served, by path. */
   readonly #shown: ShownToKernel;
-  /** Sessions being started (their content staged), by path: an open joins it once ready. */
-  readonly #sessionsStarting = new Map<string, Promise<WriteSession>>();
   /**
    * Directories being renamed while Riak is away, by old name, with the new name and the
    * rename's end: what is made, removed, renamed or opened for writing at or below either
@@ -300,8 +304,10 @@ export class OverlayFileSystem implements FileSystem {
   /** Renames in progress, and the paths whose mirrors were queued meanwhile (see rename). */
   #renames = 0;
   readonly #mirroredDuringRenames = new Set<string>();
-  /** Drain: local files superseded by a write through the mount, by path, until uploaded. */
-  readonly #superseded = new Map<string, FileIdentity>();
+  /** See {@link SessionTable.superseded}. */
+  get #superseded(): Map<string, FileIdentity> {
+    return this.#sessions.superseded;
+  }
   /** Local versions Riak holds, by path (see {@link mirrored}). */
   readonly #mirrored = new Map<string, string>();
   /**
@@ -2174,45 +2180,30 @@ export class OverlayFileSystem implements FileSystem {
     return undefined;
   }
 
-  /** Waits for the sessions being started at or below `paths`. */
-  async #sessionsStarted(paths: string[]): Promise<void> {
-    const waits = [...this.#sessionsStarting].filter(([path]) =>
-      paths.some((root) => path === root || path.startsWith(`${root}/`))
-    ).map(([, started]) => started.catch(() => {}));
-    await Promise.all(waits);
+  /** See {@link SessionTable.startedAtOrBelow}. */
+  #sessionsStarted(paths: string[]): Promise<void> {
+    return this.#sessions.startedAtOrBelow(paths);
   }
 
+  /** See {@link SessionTable.atOrBelow}. */
   #sessionsAtOrBelow(path: string): WriteSession[] {
-    return [...this.#sessions].filter(([at]) => at === path || at.startsWith(`${path}/`))
-      .map(([, session]) => session);
+    return this.#sessions.atOrBelow(path);
   }
 
-  /** Runs `body` with every operation of `sessions` waited for and none started meanwhile. */
+  /** See {@link SessionTable.holding}. */
   #holdingSessions<T>(sessions: WriteSession[], body: () => Promise<T>): Promise<T> {
-    // One order for everybody: two renames holding overlapping sessions never deadlock.
-    const ordered = [...new Set(sessions)].sort((a, b) => a.path < b.path ? -1 : 1);
-    const hold = (index: number): Promise<T> =>
-      index === ordered.length ? body() : this.#inSession(ordered[index], () => hold(index + 1));
-    return hold(0);
+    return this.#sessions.holding(sessions, body);
   }
 
-  /** The session's name is gone (unlinked, renamed over): its open handles write for nobody. */
+  /** See {@link SessionTable.detach}. */
   #detach(session: WriteSession): void {
-    session.detached = true;
-    if (this.#sessions.get(session.path) === session) this.#sessions.delete(session.path);
+    this.#sessions.detach(session);
   }
 
+  /** See {@link SessionTable.move}; the session's write handles move with it. */
   #moveSession(session: WriteSession, to: string): void {
-    const from = session.path;
-    if (this.#sessions.get(from) === session) this.#sessions.delete(from);
-    session.path = to;
-    this.#sessions.set(to, session);
+    this.#sessions.move(session, to);
     this.#handles.repath(session, to);
-    const superseded = this.#superseded.get(from);
-    if (superseded) {
-      this.#superseded.delete(from);
-      this.#superseded.set(to, superseded);
-    }
   }
 
   /**
@@ -2933,7 +2924,7 @@ export class OverlayFileSystem implements FileSystem {
     path: string,
     permissions: number,
   ): Promise<Created | undefined> {
-    if (this.#sessions.has(path) || this.#sessionsStarting.has(path)) return undefined;
+    if (this.#sessions.has(path) || this.#sessions.startingAt(path) !== undefined) return undefined;
     const { gid } = await this.#inheritedGroup(parentOf(path), ctx.gid);
     const attributes = { mode: permissions, uid: ctx.uid, gid };
     // create() found nothing here: Riak answered so, unless it could not be asked (unseen).
@@ -3793,7 +3784,7 @@ export class OverlayFileSystem implements FileSystem {
    */
   async #session(path: string, truncate: boolean): Promise<WriteSession> {
     for (;;) {
-      const starting = this.#sessionsStarting.get(path);
+      const starting = this.#sessions.startingAt(path);
       if (starting) {
         await starting.catch(() => {});
         continue;
@@ -3818,18 +3809,11 @@ export class OverlayFileSystem implements FileSystem {
     }
   }
 
-  /** Runs `start` as the one session start of `path`; it is in {@link #sessions} once ready. */
-  async #starting(path: string, start: () => Promise<WriteSession>): Promise<WriteSession> {
-    const started = start();
-    this.#sessionsStarting.set(path, started);
-    try {
-      const session = await started;
-      this.#sessions.set(path, session);
+  /** See {@link SessionTable.starting}. */
+  #starting(path: string, start: () => Promise<WriteSession>): Promise<WriteSession> {
+    return this.#sessions.starting(path, start, () => {
       this.#withdraw(path); // Its attributes are the session's now.
-      return session;
-    } finally {
-      this.#sessionsStarting.delete(path);
-    }
+    });
   }
 
   async #stagedSession(path: string, truncate: boolean): Promise<WriteSession> {
@@ -3901,11 +3885,9 @@ export class OverlayFileSystem implements FileSystem {
     return session;
   }
 
-  /** Runs `operation` on `session` once every operation queued before it ended. */
+  /** See {@link SessionTable.inSession}. */
   #inSession<T>(session: WriteSession, operation: () => Promise<T>): Promise<T> {
-    const run = session.queue.then(operation);
-    session.queue = run.then(() => {}, () => {});
-    return run;
+    return this.#sessions.inSession(session, operation);
   }
 
   /**
@@ -3926,8 +3908,7 @@ export class OverlayFileSystem implements FileSystem {
           if (session.dirty && !session.detached) await this.#commitNow(session);
         } finally {
           if (session.refs === 0) {
-            session.closed = true;
-            if (this.#sessions.get(session.path) === session) this.#sessions.delete(session.path);
+            this.#sessions.close(session);
             await session.handle.close();
             if (!session.committed) await this.#o.spool.remove(session.staged);
           }
