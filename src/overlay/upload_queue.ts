@@ -1021,10 +1021,12 @@ export class UploadQueue {
 
   /**
    * Puts a job called off before it reached Riak back among those waiting, not started (or,
-   * stopping, leaves it journaled as {@link stop} leaves those waiting).
+   * stopping, leaves it journaled as {@link stop} leaves those waiting). `retried`: the attempt
+   * called off (by stop) followed a failed one, which may have reached Riak: it stays started,
+   * so that no withhold takes it for one that sent Riak nothing and drops it.
    */
-  #calledOff(job: Job, error: UploadWithheldError): void {
-    job.started = false;
+  #calledOff(job: Job, error: UploadWithheldError, retried = false): void {
+    if (!retried) job.started = false;
     if (this.#stopping) job.reject(new UploadStoppedError(job.entry.path));
     else this.#queueAtTheFront(job);
     this.#firstAttemptEnded(job, error);
@@ -1098,7 +1100,7 @@ export class UploadQueue {
         const calledOff = job.attempt?.signal.aborted;
         job.attempt = undefined;
         if (error instanceof UploadWithheldError && calledOff) {
-          return this.#calledOff(job, error);
+          return this.#calledOff(job, error, attempt > 1);
         }
         this.#firstAttemptEnded(job, undefined);
         // The newer job does all this one would (a mirror looks at the local file again, an

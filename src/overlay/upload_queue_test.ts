@@ -1068,6 +1068,31 @@ for (const [which, failuresBefore] of [["its first attempt", 0], ["a retry", 1]]
   });
 }
 
+// Its failed first attempt may have put the file's object in Riak (say, without its entry):
+// dropped by a withhold as if it sent Riak nothing, its journal entry, the only thing that
+// would finish or repair that, would be recorded done.
+Deno.test("a retry stop called off stays one that may have reached Riak: a withhold after it holds nothing", async () => {
+  await withSpool(async (fixture) => {
+    const look = stopPoint();
+    let attempts = 0;
+    const queue = queueOver(fixture, {
+      upload: async (entry, _file, signal) => {
+        if (++attempts === 1) throw outage();
+        await look.arrive();
+        if (signal.aborted) throw new UploadWithheldError(entry.path, "nothing");
+      },
+    });
+    const ticket = await queue.submit(await stage(fixture.spool, "/a", "alpha"));
+    await look.reached;
+    assert.equal(await queue.withhold("/a"), undefined, "its retry runs");
+    await queue.stop(0);
+    look.letGo();
+    await assert.rejects(ticket.uploaded, UploadStoppedError);
+    assert.equal(await queue.withhold("/a"), undefined, "called off by stop");
+    assert.equal(fixture.journal.pendingCount, 1, "still journaled");
+  });
+});
+
 Deno.test("an upload called off under way is dropped with the newer one queued behind it, in one journal line", async () => {
   await withSpool(async (fixture) => {
     const look = stopPoint(); // Its look at Riak, which finds a file.
