@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { chmod, lstat, unlink } from "node:fs/promises";
 import { connect, createServer, type Server } from "node:net";
@@ -23,10 +24,26 @@ export interface RuntimePaths {
   logFile: string;
 }
 
+/** The longest path a unix socket address holds (108 bytes with the terminating NUL). */
+const SOCKET_PATH_MAX_BYTES = 107;
+
+/** The run directory is too long for a control socket path below it. */
+export class RunDirectoryTooLongError extends Error {
+  constructor(runDirectory: string) {
+    super(
+      `run directory ${runDirectory} is too long for a control socket below it (unix socket ` +
+        `paths hold ${SOCKET_PATH_MAX_BYTES} bytes); choose a shorter --run-dir`,
+    );
+    this.name = "RunDirectoryTooLongError";
+  }
+}
+
 /**
  * The pid file, control socket and log of the mount at `mountpoint`. Names are derived from the
  * absolute mountpoint, shortened and hashed so the socket path stays below the 108-byte
- * limit of unix socket addresses.
+ * limit of unix socket addresses: the readable part shrinks with a long run directory, and a
+ * run directory that leaves no room even for the hash is refused
+ * ({@link RunDirectoryTooLongError}) rather than failing later as EINVAL.
  *
  * @example
  * ```ts
@@ -38,10 +55,13 @@ export function runtimePaths(
   runDirectory = DEFAULT_RUN_DIRECTORY,
 ): RuntimePaths {
   const absolute = resolve(mountpoint);
-  const readable = absolute.replace(/^\/+/, "").replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 40) ||
-    "root";
+  const directory = resolve(runDirectory);
   const hash = createHash("sha256").update(absolute).digest("hex").slice(0, 12);
-  const base = `${resolve(runDirectory)}/${readable}-${hash}`;
+  const room = SOCKET_PATH_MAX_BYTES - Buffer.byteLength(`${directory}/-${hash}.sock`);
+  if (room < 0) throw new RunDirectoryTooLongError(directory);
+  const readable = absolute.replace(/^\/+/, "").replace(/[^A-Za-z0-9._-]+/g, "-")
+    .slice(0, Math.min(40, room)) || "root".slice(0, room);
+  const base = `${directory}/${readable}-${hash}`;
   return { pidFile: `${base}.pid`, controlSocket: `${base}.sock`, logFile: `${base}.log` };
 }
 

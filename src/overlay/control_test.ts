@@ -1,3 +1,4 @@
+import { Buffer } from "node:buffer";
 import assert from "node:assert/strict";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -7,6 +8,7 @@ import {
   NotServingError,
   queryStatus,
   requestDrain,
+  RunDirectoryTooLongError,
   runtimePaths,
   startControlServer,
   type StatusReport,
@@ -46,6 +48,21 @@ Deno.test("runtime paths are stable, distinct per mountpoint and short enough fo
   assert.equal(a.pidFile, a.controlSocket.replace(/\.sock$/, ".pid"));
   const long = runtimePaths("/" + "x".repeat(300));
   assert.ok(long.controlSocket.length < 108);
+});
+
+Deno.test("a long run directory shortens the socket's name to fit, and one too long is refused", () => {
+  const runDirectory = "/" + "r".repeat(80);
+  const paths = runtimePaths("/srv/images/of/the/old/host", runDirectory);
+  assert.ok(Buffer.byteLength(paths.controlSocket) <= 107, paths.controlSocket);
+  assert.match(
+    paths.controlSocket,
+    new RegExp(`^${runDirectory}/srv-[a-z-]*-[0-9a-f]{12}\\.sock$`),
+  );
+  assert.notEqual(
+    paths.controlSocket,
+    runtimePaths("/srv/images/of/the/old/other", runDirectory).controlSocket,
+  );
+  assert.throws(() => runtimePaths("/srv", "/" + "r".repeat(100)), RunDirectoryTooLongError);
 });
 
 Deno.test("status travels over the control socket; unknown commands and dead sockets fail clearly", async () => {
