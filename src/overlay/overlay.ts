@@ -111,7 +111,8 @@ import { ReaderOffers } from "./reader_offers.ts";
 import { ShownToKernel } from "./shown_to_kernel.ts";
 import { RiakCalls } from "./riak_calls.ts";
 import { RemovedWhileOpen } from "./removed_copies.ts";
-import { DEFAULT_LOCAL_DIRECTORY_MODE, SourceTree } from "./source_tree.ts";
+import { SourceTree } from "./source_tree.ts";
+import { WhileAway } from "./while_away.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
 import type { MountMetrics } from "./metrics.ts";
@@ -373,6 +374,8 @@ export class OverlayFileSystem implements FileSystem {
   readonly #startedNs = BigInt(Date.now()) * 1_000_000n;
   /** The spool copies of Riak files removed while open, for their open handles. */
   readonly #removedWhileOpen: RemovedWhileOpen;
+  /** What the changes of names while Riak is away ask of the jobs on their way and of Riak. */
+  readonly #whileAway: WhileAway;
   /** Whether lookups fetch small files' bytes along (see content_prefetch.ts). */
   readonly #prefetch = new ContentPrefetch();
   /** Mtimes of Riak directories whose entries changed here, until written to Riak. */
@@ -433,6 +436,14 @@ export class OverlayFileSystem implements FileSystem {
       store: options.store,
       riak: this.#riakCalls,
       handles: this.#handles,
+    });
+    this.#whileAway = new WhileAway({
+      mode: options.mode,
+      uploads: options.uploads,
+      health: options.health,
+      riakFilesSeen: this.#riakFilesSeen,
+      unseenMark: (path) => this.#unseenMark(path),
+      startedNs: this.#startedNs,
     });
     this.#directoryTimes = new DirectoryTimes({
       write: (path, mtimeNs) => this.#writeDirectoryTime(path, mtimeNs),
@@ -1430,36 +1441,14 @@ export class OverlayFileSystem implements FileSystem {
 
   // ---- changes of names while Riak is away (modes that write Riak only) ----
 
-  /**
-   * Whether a change of `path`'s name is journaled for Riak to follow instead of made there
-   * now: in modes that write Riak only, while Riak is unreachable, or while the newest job
-   * of the name is such a change still on its way (Riak's state of the name is older).
-   */
+  /** See {@link WhileAway.journalsNames}. */
   #journalsNames(path: string): boolean {
-    if (!this.#stagesWrites()) return false;
-    if (!this.#o.health.reachable) return true;
-    const newest = this.#o.uploads.newestOf(path);
-    return newest !== undefined && isMirror(newest) &&
-      (newest.mirror === "remove" || newest.mirror === "directory" || newest.mirror === "move");
+    return this.#whileAway.journalsNames(path);
   }
 
-  /**
-   * The stat shown for `path`, a directory made while Riak was away whose making has not
-   * reached Riak yet (the newest job of the name), from the attributes journaled with it.
-   */
+  /** See {@link WhileAway.madeWhileAway}. */
   #madeWhileAway(path: string): FileStat | undefined {
-    const newest = this.#o.uploads.newestOf(path);
-    if (newest === undefined || !isMirror(newest) || newest.mirror !== "directory") {
-      return undefined;
-    }
-    const set = newest.set ?? {};
-    return {
-      ...rootStat(set.mtimeNs === undefined ? this.#startedNs : BigInt(set.mtimeNs)),
-      path: Buffer.from(path.slice(1)),
-      mode: set.mode ?? DEFAULT_LOCAL_DIRECTORY_MODE,
-      uid: set.uid ?? 0,
-      gid: set.gid ?? 0,
-    };
+    return this.#whileAway.madeWhileAway(path);
   }
 
   /**
@@ -1541,12 +1530,9 @@ export class OverlayFileSystem implements FileSystem {
     return seen;
   }
 
-  /** The file renamed to `path` while Riak was away, while that is the newest job of the name. */
+  /** See {@link WhileAway.movedWhileAway}. */
   #movedWhileAway(path: string): SeenFile | undefined {
-    const newest = this.#o.uploads.newestOf(path);
-    if (newest === undefined || !isMirror(newest) || newest.moves === undefined) return undefined;
-    const { from: _from, ...moved } = newest.moves;
-    return moved;
+    return this.#whileAway.movedWhileAway(path);
   }
 
   /**
@@ -1915,14 +1901,9 @@ export class OverlayFileSystem implements FileSystem {
     return true;
   }
 
-  /**
-   * The upload of `upload`'s staged file under `to`, a name its directory was renamed to while
-   * Riak was away (what the old name's upload went over stays behind, as in a file's rename).
-   */
+  /** See {@link WhileAway.uploadMovedTo}. */
   #uploadMovedTo(upload: PendingUpload, to: string): NewEntry {
-    const { id: _id, path: _path, unseen: _u, supersedes: _s, replaces: _r, away: _a, ...bytes } =
-      upload;
-    return { ...bytes, path: to, ...this.#unseenMark(to), ...this.#awayMark() };
+    return this.#whileAway.uploadMovedTo(upload, to);
   }
 
   /** What the mount knows of Riak's names at or below `path` (see {@link #knowRiakMoved}). */
@@ -1973,21 +1954,9 @@ export class OverlayFileSystem implements FileSystem {
     for (const [path, seen] of known.files) this.#rememberFileSeen(moved(path), seen);
   }
 
-  /**
-   * The stat shown for `path`, a directory renamed there while Riak was away whose move has
-   * not reached Riak yet (the newest job of the name), from the attributes journaled with it.
-   */
+  /** See {@link WhileAway.directoryMovedWhileAway}. */
   #directoryMovedWhileAway(path: string): FileStat | undefined {
-    const newest = this.#o.uploads.newestOf(path);
-    if (newest === undefined || !isMirror(newest) || !newest.movesDirectory) return undefined;
-    const { mode, uid, gid, mtimeNs } = newest.movesDirectory;
-    return {
-      ...rootStat(BigInt(mtimeNs)),
-      path: Buffer.from(path.slice(1)),
-      mode,
-      uid,
-      gid,
-    };
+    return this.#whileAway.directoryMovedWhileAway(path);
   }
 
   /**
@@ -2027,73 +1996,24 @@ export class OverlayFileSystem implements FileSystem {
     this.#renamed(from, to);
   }
 
-  /**
-   * The entries a rename over `to` while Riak is away starts with: where the mount knows the
-   * version of Riak's file at `to` ({@link #versionRenamedOver}), its removal at that version
-   * (another written there meanwhile is set aside, not overwritten unseen).
-   */
+  /** See {@link WhileAway.removalRenamedOver}. */
   #removalRenamedOver(to: string, replaced: WriteSession | undefined): NewEntry[] {
-    const removes = this.#versionRenamedOver(to, replaced);
-    if (removes === undefined) return [];
-    // What is staged there (`replaced`, uploads pending) goes with the name.
-    if (replaced || this.#o.uploads.pendingFor(to)) return [this.#removalWhileAway(to, replaced)];
-    // Nothing staged holds "nothing": only a session or an upload knows Riak held no file.
-    return removes === "nothing" ? [] : [{ path: to, mirror: "remove", removes }];
+    return this.#whileAway.removalRenamedOver(to, replaced);
   }
 
-  /**
-   * The version of Riak's file at `to` that a rename over it while Riak is away replaces, as
-   * the mount knows it: where a write session (`replaced`) or an upload pending holds its
-   * bytes, the version they go over (`"nothing"` where they create the file); else the file
-   * only Riak holds as the mount saw it.
-   */
+  /** See {@link WhileAway.versionRenamedOver}. */
   #versionRenamedOver(to: string, replaced: WriteSession | undefined): HeldInRiak | undefined {
-    if (replaced || this.#o.uploads.pendingFor(to)) return this.#versionInRiak(to, replaced);
-    const seen = this.#movedWhileAway(to) ?? this.#riakFilesSeen.get(to);
-    return seen && { size: seen.size, mtimeNs: seen.mtimeNs };
+    return this.#whileAway.versionRenamedOver(to, replaced);
   }
 
-  /**
-   * The version of Riak's file under `path`, as the mount knows it, while what `session` (open
-   * on it) or the uploads pending of `path` hold has not reached Riak: the version they go over
-   * ({@link WriteSession.inRiak}, {@link PendingUpload.replaces}), or `"nothing"` where they
-   * create the file ({@link PendingUpload.creates}).
-   */
+  /** See {@link WhileAway.versionInRiak}. */
   #versionInRiak(path: string, session: WriteSession | undefined): HeldInRiak | undefined {
-    if (session) return session.inRiak;
-    for (const upload of this.#o.uploads.pendingUploadsOf(path)) {
-      const held = heldBefore(upload);
-      if (held !== undefined) return held;
-    }
-    return undefined;
+    return this.#whileAway.versionInRiak(path, session);
   }
 
-  /**
-   * The journal entry that removes `path`, a file renamed or removed while Riak was away,
-   * from Riak: at the version Riak held as `session` (open on it) or the uploads pending
-   * know it ({@link #versionInRiak}; where they create the file, only what they stored), and
-   * with the versions those uploads would have stored, where what Riak holds there is set
-   * aside (a name the mount could not look at, or another version than that one): one of
-   * them is the mount's own, or the one its upload that landed last stored.
-   */
+  /** See {@link WhileAway.removalWhileAway}. */
   #removalWhileAway(path: string, session: WriteSession | undefined): NewEntry {
-    const unseen = this.#unseenMark(path);
-    const held = this.#versionInRiak(path, session);
-    const ours = unseen.unseen || held
-      ? this.#o.uploads.pendingUploadsOf(path).map(({ size, mtimeNs }) => ({ size, mtimeNs }))
-      : [];
-    // An upload of the name that landed after those pending were journaled (they go over
-    // what Riak held before it): while uploads are pending, a look at the name finds them,
-    // so Riak's version seen since their commit is the one that upload stored.
-    const landed = ours.length > 0 ? this.#riakFilesSeen.get(path) : undefined;
-    if (landed) ours.push({ size: landed.size, mtimeNs: landed.mtimeNs });
-    return {
-      path,
-      mirror: "remove",
-      ...unseen,
-      ...(held === "nothing" ? { created: true } : held ? { removes: held } : {}),
-      ...(ours.length > 0 ? { ours } : {}),
-    };
+    return this.#whileAway.removalWhileAway(path, session);
   }
 
   /**
@@ -4490,14 +4410,9 @@ export class OverlayFileSystem implements FileSystem {
     return this.#localWriters.localIsNewest(path);
   }
 
-  /**
-   * {@link PendingUpload.away} for an upload journaled now: while Riak is away, what the mount
-   * knows Riak holds may be stale by the time it lands, and another host's file found there
-   * is set aside; while it answers, the upload follows the mount's look closely, and goes over
-   * a file another host wrote in between, as a removal or rename then does too.
-   */
+  /** See {@link WhileAway.awayMark}. */
   #awayMark(): Pick<PendingUpload, "away"> {
-    return this.#o.health.reachable ? {} : { away: true };
+    return this.#whileAway.awayMark();
   }
 
   /** `{ unseen: true }` when `path` or a directory above it is in {@link #unseen}. */
