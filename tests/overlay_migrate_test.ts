@@ -1,6 +1,7 @@
 /**
  * Migration behaviour on a real mount: copy-on-read (then served from Riak even when the
- * local copy changes behind riakfs), drain's verified deletion, Riak outages (local files
+ * local copy changes behind riakfs), drain's verified deletion (also of a pre-warmed file
+ * read from Riak's copy), Riak outages (local files
  * served, Riak reads fail with EIO in time, listings degrade, logged once; in shadow,
  * removals and renames of directories go on and Riak follows), a file changed
  * between its hash and its deletion kept (the read-back held at a proxy), the status
@@ -14,6 +15,7 @@ import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
 import { eventually, type OverlayEnv, statusOf, withOverlayEnv } from "./_overlay.ts";
 import { startRiakProxy } from "./_riak_proxy.ts";
+import { runRiakfs } from "./_riakfs.ts";
 
 /** Writes a legacy file directly in the source, dated in the past like real legacy data. */
 async function legacyFile(path: string, content: Uint8Array): Promise<void> {
@@ -87,6 +89,38 @@ Deno.test("drain: a file read whole leaves the local disk only after verificatio
         "unread.log",
       ]);
       assert.equal(await fsp.readFile(join(env.source, "logs/unread.log"), "utf8"), "never read");
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});
+
+Deno.test("drain after prewarm: a file read from Riak's copy leaves the local disk too", async () => {
+  await withOverlayEnv(async (env) => {
+    const content = seededBytes(24, 200_000);
+    const local = join(env.source, "d/one.txt");
+    await legacyFile(local, content);
+    const prewarm = await runRiakfs([
+      "prewarm",
+      env.source,
+      ...["--riak", env.riak.nodes.join(","), "--bucket", env.bucket],
+      ...["--state-dir", join(env.base, "state")],
+    ]);
+    assert.equal(prewarm.code, 0, prewarm.stderr + prewarm.stdout);
+    const mounted = await env.mount("drain");
+    try {
+      assert.ok(content.equals(await fsp.readFile(join(env.mountpoint, "d/one.txt"))));
+      await eventually(
+        "the local copy deleted",
+        async () => (await statusOf(env)).metrics.localDeletion.deleted === 1,
+      );
+      await assert.rejects(fsp.stat(local), { code: "ENOENT" });
+      assert.equal((await statusOf(env)).metrics.bytesReadLocal, 0, "read from Riak's copy");
+      const status = await runRiakfs(["status", "--run-dir", env.runDirectory, env.mountpoint]);
+      assert.match(status.stdout, /local copies 1 deleted after verification, 0 kept/);
+      assert.ok(content.equals(await env.store.readFile("d/one.txt")));
+      assert.ok(content.equals(await fsp.readFile(join(env.mountpoint, "d/one.txt"))));
+      assert.deepEqual(await fsp.readdir(join(env.mountpoint, "d")), ["one.txt"]);
     } finally {
       await env.unmount(mounted);
     }

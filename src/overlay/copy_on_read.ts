@@ -89,8 +89,17 @@ export class ReadCoverage {
   }
 }
 
+/** What a queued copy is asked to do beyond copying. */
+export interface CopyKind {
+  /**
+   * The read was served from Riak's copy: the local copy is only deleted where it holds
+   * Riak's bytes (verified), and nothing is uploaded, so a read never changes Riak's copy.
+   */
+  freeOnly?: boolean;
+}
+
 /** Copies one local file into Riak. */
-export type FileCopier = (path: string, signal: AbortSignal) => Promise<void>;
+export type FileCopier = (path: string, signal: AbortSignal, kind: CopyKind) => Promise<void>;
 
 /** Default longest queue; further files are skipped (the pre-warm job catches them). */
 export const DEFAULT_COPY_QUEUE_LIMIT = 10_000;
@@ -108,14 +117,14 @@ export interface CopyOnReadOptions {
   logger?: Logger;
 }
 
-interface CopyJob {
+interface CopyJob extends CopyKind {
   path: string;
   size: number;
 }
 
 /** A copy that is running, and how to call it off. */
 interface RunningCopy {
-  size: number;
+  job: CopyJob;
   abort: AbortController;
   ended: Promise<void>;
 }
@@ -123,8 +132,8 @@ interface RunningCopy {
 /** The holds of {@link CopyOnReadQueue.pause} at one path, and the copies they keep back. */
 interface Pause {
   holds: number;
-  /** Path -> size: queued again once the last of the holds is released. */
-  kept: Map<string, number>;
+  /** Path -> job: queued again once the last of the holds is released. */
+  kept: Map<string, CopyJob>;
 }
 
 /** Why a running copy is aborted by {@link CopyOnReadQueue.withdraw}: routine, not a failure. */
@@ -154,8 +163,8 @@ export class CopyOnReadQueue {
    */
   readonly #known = new PathTree();
   readonly #running = new Map<string, RunningCopy>();
-  /** Copies that failed for an outage, by path (their sizes), for {@link retryAfterOutage}. */
-  readonly #failedInOutage = new Map<string, number>();
+  /** Copies that failed for an outage, by path, for {@link retryAfterOutage}. */
+  readonly #failedInOutage = new Map<string, CopyJob>();
   /**
    * The paths of {@link #failedInOutage}, indexed as {@link #known} is: a withdrawal (every
    * rename, removal and change of attributes) looks at what its path holds, not at them all.
@@ -193,10 +202,10 @@ export class CopyOnReadQueue {
   }
 
   /**
-   * Queues a copy of `path` (`size` bytes) unless it is already queued or running, the queue
-   * is full, or the queue stopped. Never waits. Returns whether it was queued.
+   * Queues a copy of `path` (`size` bytes, of `kind`) unless it is already queued or running,
+   * the queue is full, or the queue stopped. Never waits. Returns whether it was queued.
    */
-  enqueue(path: string, size: number): boolean {
+  enqueue(path: string, size: number, kind: CopyKind = {}): boolean {
     const metrics = this.#options.metrics?.value.copyOnRead;
     if (this.#stopped || this.#known.has(path) || this.#queue.size >= this.#queueLimit) {
       if (metrics) metrics.skipped++;
@@ -207,12 +216,13 @@ export class CopyOnReadQueue {
       if (metrics) metrics.withdrawn++;
       return false;
     }
+    const job = { ...kind, path, size };
     if (holder !== undefined) {
-      holder.kept.set(path, size);
+      holder.kept.set(path, job);
       return false;
     }
     this.#known.add(path);
-    this.#queue.set(path, { path, size });
+    this.#queue.set(path, job);
     const parent = parentOf(path);
     for (const names of this.#watches.get(parent) ?? []) {
       names.add(path.slice(parent === "/" ? 1 : parent.length + 1));
@@ -230,7 +240,7 @@ export class CopyOnReadQueue {
     const failed = [...this.#failedInOutage];
     this.#failedInOutage.clear();
     for (const [path] of failed) this.#failedPaths.delete(path);
-    for (const [path, size] of failed) this.enqueue(path, size);
+    for (const [path, job] of failed) this.enqueue(path, job.size, job);
   }
 
   /**
@@ -278,8 +288,8 @@ export class CopyOnReadQueue {
     await this.#withdraw(path, below);
   }
 
-  /** {@link withdraw}; the copies called off go into `kept` (path -> size), when given. */
-  async #withdraw(path: string, below: boolean, kept?: Map<string, number>): Promise<void> {
+  /** {@link withdraw}; the copies called off go into `kept` (path -> job), when given. */
+  async #withdraw(path: string, below: boolean, kept?: Map<string, CopyJob>): Promise<void> {
     if (this.#known.size === 0 && this.#failedInOutage.size === 0) return;
     const metrics = this.#options.metrics?.value.copyOnRead;
     // Looked up in the indexes: the cost is what `path` holds, not the whole queue.
@@ -296,7 +306,7 @@ export class CopyOnReadQueue {
       if (queued) {
         this.#queue.delete(at);
         this.#known.delete(at);
-        kept?.set(at, queued.size);
+        kept?.set(at, queued);
         if (metrics) metrics.withdrawn++;
         continue;
       }
@@ -304,7 +314,7 @@ export class CopyOnReadQueue {
       if (copy === undefined) continue;
       if (!copy.abort.signal.aborted && metrics) metrics.withdrawn++;
       copy.abort.abort(WITHDRAWN);
-      kept?.set(at, copy.size);
+      kept?.set(at, copy.job);
       ended.push(copy.ended);
     }
     await Promise.all(ended);
@@ -337,7 +347,7 @@ export class CopyOnReadQueue {
    * copy stayed) until the pre-warm job came to it.
    */
   pause(path: string): Promise<() => void> {
-    const pause = this.#paused.get(path) ?? { holds: 0, kept: new Map<string, number>() };
+    const pause = this.#paused.get(path) ?? { holds: 0, kept: new Map<string, CopyJob>() };
     pause.holds++;
     this.#paused.set(path, pause);
     return this.#hold(path, pause);
@@ -354,7 +364,7 @@ export class CopyOnReadQueue {
       else this.#held.set(path, holds);
       if (pause && --pause.holds === 0) {
         this.#paused.delete(path);
-        for (const [kept, size] of pause.kept) this.enqueue(kept, size);
+        for (const [kept, job] of pause.kept) this.enqueue(kept, job.size, job);
       }
     };
     try {
@@ -411,14 +421,14 @@ export class CopyOnReadQueue {
           for (const resolve of idle) resolve();
         }
       });
-      this.#running.set(next.path, { size: next.size, abort, ended });
+      this.#running.set(next.path, { job: next, abort, ended });
     }
   }
 
   async #run(job: CopyJob, signal: AbortSignal): Promise<void> {
     const metrics = this.#options.metrics?.value.copyOnRead;
     try {
-      await this.#options.copy(job.path, signal);
+      await this.#options.copy(job.path, signal, { freeOnly: job.freeOnly });
       if (metrics) metrics.copied++;
     } catch (error) {
       if (signal.reason === WITHDRAWN) return; // Counted when withdrawn.
@@ -427,7 +437,7 @@ export class CopyOnReadQueue {
       if (
         isOutageError(error) && !this.#stopped && this.#failedInOutage.size < this.#queueLimit
       ) {
-        this.#failedInOutage.set(job.path, job.size);
+        this.#failedInOutage.set(job.path, job);
         this.#failedPaths.add(job.path);
       }
       this.#logger.debug("copy-on-read failed", {

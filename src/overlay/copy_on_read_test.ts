@@ -264,6 +264,33 @@ Deno.test("copies that failed for an outage are queued again when asked, unless 
   assert.deepEqual(copied.sort(), ["/a", "/dir/b"], "each retried once");
 });
 
+Deno.test("a copy that only frees a local copy stays one when queued again after an outage or a pause", async () => {
+  let riakUp = false;
+  const copied: string[] = [];
+  const queue = new CopyOnReadQueue({
+    copy: (path, _signal, kind) => {
+      if (!riakUp) {
+        return Promise.reject(
+          Object.assign(new Error("connect refused"), { code: "ECONNREFUSED" }),
+        );
+      }
+      copied.push(`${path} ${kind.freeOnly ? "freed" : "copied"}`);
+      return Promise.resolve();
+    },
+  });
+  queue.enqueue("/free", 1, { freeOnly: true });
+  queue.enqueue("/copy", 1);
+  await queue.idle();
+  riakUp = true;
+  queue.retryAfterOutage();
+  await queue.idle();
+  const released = await queue.pause("/d");
+  assert.equal(queue.enqueue("/d/free", 1, { freeOnly: true }), false, "kept back");
+  released();
+  await queue.idle();
+  assert.deepEqual(copied.sort(), ["/copy copied", "/d/free freed", "/free freed"]);
+});
+
 Deno.test("watchNamesIn collects the names queued directly in a directory until it ends", () => {
   const queue = new CopyOnReadQueue({ copy: () => new Promise(() => {}) });
   queue.enqueue("/d/before", 1);

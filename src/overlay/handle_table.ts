@@ -76,6 +76,10 @@ export interface RiakHandle {
   path: string;
   /** Riak's stat when opened: the attributes once the name is removed while open. */
   stat: FileStat;
+  /** Drain: what this handle read, to free the local copy once it read the whole file. */
+  coverage?: ReadCoverage;
+  /** Drain: its page-aligned reads, recorded at no cost per read (else into `coverage`). */
+  reads?: ReadBlocks;
   version: FileVersion;
   /**
    * A copy of its bytes in the spool (already unlinked there), made when the name was removed

@@ -312,6 +312,12 @@ export class OverlayFileSystem implements FileSystem {
   /** Local versions Riak holds, by path (see {@link mirrored}). */
   readonly #mirrored = new Map<string, string>();
   /**
+   * The Riak and local versions of each file whose local copy a read of Riak's copy queued
+   * to be freed, by path (bounded): a local copy that differs is hashed, kept and logged
+   * once, not at every read.
+   */
+  readonly #freeingQueued = new Map<string, string>();
+  /**
    * Paths Riak was seen to hold, most recent last (bounded). While Riak is unreachable a
    * lookup of one of them fails with EIO (unless {@link #riakFilesSeen} holds it); any other
    * name answers ENOENT, so applications can still create files (they wait in the spool).
@@ -496,6 +502,7 @@ export class OverlayFileSystem implements FileSystem {
       nodes: this.#nodes.size,
       ctimes: this.#shown.ctimeCount,
       mirrored: this.#mirrored.size,
+      freeingQueued: this.#freeingQueued.size,
       served: this.#shown.servedCount,
       knownInRiak: this.#knownInRiak.size,
       riakFilesSeen: this.#riakFilesSeen.size,
@@ -2523,6 +2530,9 @@ export class OverlayFileSystem implements FileSystem {
         : this.#o.cache.peek(handle.version, offset, size) ??
           await this.#readRiak(handle, offset, size);
       metrics.bytesReadRiak += bytes.length;
+      if (!handle.reads?.record(offset, size, bytes.length)) {
+        handle.coverage?.add(offset, bytes.length);
+      }
       return bytes;
     }
     const buffer = Buffer.allocUnsafe(size);
@@ -2609,6 +2619,9 @@ export class OverlayFileSystem implements FileSystem {
     if (handle.follows !== undefined) await this.#release(handle.follows);
     if (handle.kind === "riak") {
       await this.#removedWhileOpen.released(handle);
+      if (handle.coverage?.covers(handle.version.size, handle.reads)) {
+        await this.#freeLocalCopy(handle);
+      }
       return handle.sequential.close();
     }
     if (handle.kind === "local") {
@@ -2644,6 +2657,23 @@ export class OverlayFileSystem implements FileSystem {
       return;
     }
     await this.#leave(handle.session);
+  }
+
+  /**
+   * Queues the verified deletion of the local copy of a file read whole from Riak's copy
+   * (drain): a file Riak held before this mount read it (pre-warmed, or copied by a shadow or
+   * migrate mount) has its local copy freed too, not only one read from the source.
+   */
+  async #freeLocalCopy(handle: Handle & RiakHandle): Promise<void> {
+    const local = await this.#lstatLocal(handle.path).catch(() => undefined);
+    // Looked at after the lstat: the name read may be gone by now (see #release).
+    if (!local?.isFile() || handle.removedCopy) return;
+    if (handle.nodeid !== undefined && this.#nodes.isDetached(handle.nodeid)) return;
+    const versions = `${handle.version.version}|${mirroredKey(local)}`;
+    if (this.#freeingQueued.get(handle.path) === versions) return;
+    if (this.#o.copies.enqueue(handle.path, Number(local.size), { freeOnly: true })) {
+      setAsNewest(this.#freeingQueued, handle.path, versions, this.#limits.paths);
+    }
   }
 
   /** @inheritdoc */
@@ -3652,10 +3682,16 @@ export class OverlayFileSystem implements FileSystem {
       }
       case "riak": {
         if (located.stat.type === "directory") throw fail(Errno.EISDIR, `${path}: is a directory`);
+        // Drain: a read of the whole file frees its local copy (#freeLocalCopy).
+        const frees = this.#mode.copyOnRead && this.#copiesMoveFiles() && this.#usesLocal();
         // Reads follow the handle's path: a rename moves it along (#moveOpenFiles).
         const handle: RiakHandle = {
           kind: "riak",
           path,
+          coverage: frees ? new ReadCoverage() : undefined,
+          reads: frees && ReadBlocks.fits(located.stat.size)
+            ? new ReadBlocks(located.stat.size)
+            : undefined,
           stat: located.stat,
           version: versionOf(path, located.stat),
           pattern: new ReadPattern(),

@@ -14,6 +14,7 @@ import {
   type LocalNodes,
 } from "../fuse/filesystem.ts";
 import { markReadBlocks } from "../fuse/read_blocks.ts";
+import { storedAttributes } from "../migration/file_identity.ts";
 import { seededBytes } from "../store/_test_support.ts";
 import { encodeEntryMember, shardKey } from "../store/shards.ts";
 import { queryStatus } from "./control.ts";
@@ -209,6 +210,63 @@ Deno.test("drain: a local file a write superseded goes also when a restart repla
     assert.equal((await store.readFile("/edit.txt")).toString(), "new bytes");
     await assert.rejects(stat(join(source, "edit.txt")), { code: "ENOENT" });
     assert.equal(again.metrics.snapshot().localDeletion.deleted, 1);
+  });
+});
+
+Deno.test("drain: a file Riak already held (pre-warmed) read whole from Riak loses its local copy", async () => {
+  await withOverlay("drain", async ({ fs, source, store, runtime }) => {
+    const content = seededBytes(12, 50_000);
+    const local = join(source, "warm.log");
+    await writeFile(local, content);
+    // What a pre-warm stores: the local file's bytes with its attributes.
+    await store.writeFile(
+      "/warm.log",
+      content,
+      storedAttributes(await lstat(local, { bigint: true })),
+    );
+    const before = await store.stat("/warm.log");
+    assert.ok(content.equals(await readThrough(fs, "/warm.log")));
+    assert.equal(runtime.metrics.snapshot().bytesReadLocal, 0, "served from Riak");
+    await runtime.settle(10_000);
+    await assert.rejects(stat(local), { code: "ENOENT" });
+    assert.equal(runtime.metrics.snapshot().localDeletion.deleted, 1);
+    assert.ok(content.equals(await store.readFile("/warm.log")));
+    const after = await store.stat("/warm.log");
+    assert.deepEqual(
+      [after.sha256, after.mtimeNs],
+      [before.sha256, before.mtimeNs],
+      "not uploaded",
+    );
+    assert.deepEqual(await listThrough(fs, "/"), ["warm.log"]);
+  });
+});
+
+Deno.test("drain: a local copy that differs from the copy Riak served is kept, counted once, and never uploaded", async () => {
+  await withOverlay("drain", async ({ fs, source, store, runtime, logLines }) => {
+    // Changed in the source after its pre-warm: same size (or not), other bytes, later mtime.
+    const changes = [["same-size.txt", "local bytes"], ["longer.txt", "local bytes, longer"]];
+    for (const [name, bytes] of changes) {
+      const local = join(source, name);
+      await writeFile(local, bytes);
+      const stats = await lstat(local, { bigint: true });
+      await store.writeFile(`/${name}`, Buffer.from("riak bytes!"), {
+        ...storedAttributes(stats),
+        mtimeNs: stats.mtimeNs - 10_000_000_000n,
+      });
+    }
+    for (const round of [1, 2]) {
+      for (const [name] of changes) {
+        assert.equal((await readThrough(fs, `/${name}`)).toString(), "riak bytes!", `${round}`);
+      }
+      await runtime.settle(10_000);
+    }
+    for (const [name, bytes] of changes) {
+      assert.equal(await readFile(join(source, name), "utf8"), bytes, name);
+      assert.equal((await store.readFile(`/${name}`)).toString(), "riak bytes!", name);
+    }
+    const counted = runtime.metrics.snapshot().localDeletion;
+    assert.deepEqual([counted.deleted, counted.kept], [0, 2], "each kept copy counted once");
+    assert.equal(logLines.filter((line) => line.includes("local copy kept")).length, 2);
   });
 });
 

@@ -514,10 +514,10 @@ async function startOnSpool(
     copy: copier === undefined
       ? () => Promise.resolve()
       // Written, renamed or removed through the mount since it was read: the upload queue's.
-      : (path, signal) => {
+      : (path, signal, kind) => {
         if (uploads.hasPending(path)) return Promise.resolve();
         const ended = uploads.newToRiak.changing(path);
-        return copier(path, signal).finally(() => {
+        return copier(path, signal, kind).finally(() => {
           ended();
           late.overlay?.afterCopy(path);
         });

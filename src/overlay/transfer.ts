@@ -27,9 +27,9 @@ import {
 } from "../migration/local_file.ts";
 import type { MigrationStore } from "../migration/stored_file.ts";
 import type { FileStat, Store, WriteOptions } from "../store/store.ts";
-import { deleteIfVerified } from "../migration/verified_delete.ts";
+import { deleteIfVerified, type DeleteOutcome } from "../migration/verified_delete.ts";
 import { normalizePath } from "../store/path.ts";
-import type { FileCopier } from "./copy_on_read.ts";
+import type { CopyKind, FileCopier } from "./copy_on_read.ts";
 import { localPathBeneath, OutsideSourceError } from "./local_path.ts";
 import type { RiakHealth } from "./health.ts";
 import { heldBefore, type PendingMirror, type PendingUpload, type RiakVersion } from "./journal.ts";
@@ -132,6 +132,8 @@ export interface LocalCopyOptions {
    * reading that version again needs no copy (where the local copy stays).
    */
   onMirrored?: (path: string, version: MirroredVersion) => void;
+  /** See {@link CopyKind.freeOnly}: only the verified deletion, where Riak holds a file. */
+  freeOnly?: boolean;
 }
 
 /** A local file's version by size and mtime, the way a copy compares it with Riak's. */
@@ -208,7 +210,22 @@ async function copyOnce(
     ? (await hashBytes(readUnchanged(absolute, identity, { displayName: path }))).sha256
     : undefined;
   const sameForeign = foreignSha256 !== undefined && foreignSha256 === remote!.sha256;
-  if (!evenIfStored && !sameForeign && remote?.type === "file" && remote.mtimeNs > stats.mtimeNs) {
+  if (options.freeOnly && (remote?.type !== "file" || BigInt(remote.size) !== stats.size)) {
+    // Another size cannot be Riak's bytes: kept with none read. Not a file in Riak any more
+    // (removed or replaced since its copy was read): that change is newer than the read.
+    if (remote?.type === "file") {
+      countDeletion(options, path, {
+        deleted: false,
+        reason: "riak-differs",
+        detail: `Riak holds ${remote.size} bytes, local ${stats.size}`,
+      });
+    }
+    return "newer-in-riak";
+  }
+  if (
+    !evenIfStored && !options.freeOnly && !sameForeign && remote?.type === "file" &&
+    remote.mtimeNs > stats.mtimeNs
+  ) {
     // Written elsewhere since (another host, a run in another mode): older bytes never go
     // over it, and the local copy is not Riak's to delete.
     return "newer-in-riak";
@@ -216,7 +233,7 @@ async function copyOnce(
   let outcome: CopyOutcome;
   let sha256: string;
   if (
-    sameForeign ||
+    options.freeOnly || sameForeign ||
     (!evenIfStored && remote && remote.type === "file" && remote.managed &&
       BigInt(remote.size) === stats.size && remote.mtimeNs === stats.mtimeNs)
   ) {
@@ -270,18 +287,10 @@ async function copyOnce(
       options,
       deleteIfVerified(options.store, normalizePath(path), absolute, { identity, sha256 }),
     );
-    const counters = options.metrics?.value.localDeletion;
-    if (deletion.deleted) {
-      if (counters) counters.deleted++;
-    } else {
-      if (counters) counters.kept++;
-      (options.logger ?? SILENT_LOGGER).info("local copy kept", {
-        path,
-        reason: deletion.reason,
-        detail: deletion.detail,
-      });
-    }
+    countDeletion(options, path, deletion);
   }
+  // Freeing alone: Riak holds its own version, which says nothing of the local one's.
+  if (options.freeOnly) return outcome;
   options.onMirrored?.(path, {
     size: identity.size,
     mtimeNs: identity.mtimeNs,
@@ -290,10 +299,26 @@ async function copyOnce(
   return outcome;
 }
 
+/** Counts what became of the local copy of `path`, and logs why one is kept. */
+function countDeletion(options: LocalCopyOptions, path: string, deletion: DeleteOutcome): void {
+  const counters = options.metrics?.value.localDeletion;
+  if (deletion.deleted) {
+    if (counters) counters.deleted++;
+    return;
+  }
+  if (counters) counters.kept++;
+  (options.logger ?? SILENT_LOGGER).info("local copy kept", {
+    path,
+    reason: deletion.reason,
+    detail: deletion.detail,
+  });
+}
+
 /** A {@link FileCopier} for the copy-on-read queue over {@link copyLocalFile}. */
 export function localFileCopier(options: LocalCopyOptions): FileCopier {
-  return async (path: string, signal: AbortSignal) => {
-    await copyLocalFile(options, path, signal);
+  const freeing = { ...options, freeOnly: true };
+  return async (path: string, signal: AbortSignal, kind: CopyKind) => {
+    await copyLocalFile(kind.freeOnly ? freeing : options, path, signal);
   };
 }
 
