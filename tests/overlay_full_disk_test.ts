@@ -780,6 +780,8 @@ Deno.test("a spool removed while mounted is made again: no write close() acknowl
         ]),
       );
       assert.ok(fs.existsSync(join(spool, "journal")), "the journal is there again");
+      // With what it is written for: another namespace would not take its entries.
+      assert.ok(fs.existsSync(join(spool, "namespace")), "the spool's namespace is recorded again");
       assert.match(mounted.stderr(), /the spool was removed while mounted: made again/);
     } finally {
       await env.unmount(mounted);

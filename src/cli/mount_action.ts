@@ -173,6 +173,7 @@ async function serveInForeground(
     runtime = await startOverlay({
       settings: overlay,
       source: overlay.mode.reads === "riak" ? undefined : source,
+      sourceArgument: source,
       mountpoint,
       store,
       riakNodes: riak?.riak.nodes ?? [],

@@ -59,7 +59,7 @@ export async function unmountDrained(
         `${outcome.timeoutMs} ms drain timeout (${outcome.drained} drained); they are safe ` +
         `in the journal${
           outcome.spool ? ` in ${outcome.spool}` : ""
-        } and go to Riak when it is mounted again\n`,
+        } and go to Riak when it is mounted again with this spool and namespace\n`,
     );
     process.exitCode = EXIT_UPLOADS_PENDING;
     return;

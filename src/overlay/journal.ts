@@ -848,6 +848,15 @@ interface JournalContent {
   intactBytes: number;
 }
 
+/**
+ * How many entries the journal `file` holds that are not done (0 when there is no file),
+ * read without opening it for writing: nothing is rewritten, replayed or set aside. Throws a
+ * {@link JournalError} when it cannot be read or a line is damaged.
+ */
+export async function pendingInJournal(file: string): Promise<number> {
+  return (await readJournal(file)).pending.length;
+}
+
 async function readJournal(file: string): Promise<JournalContent> {
   let bytes: Buffer;
   try {

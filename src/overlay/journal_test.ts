@@ -19,6 +19,7 @@ import {
   JournalError,
   JournalRoom,
   type NewUpload,
+  pendingInJournal,
   type PendingUpload,
   stagedNames,
   UploadJournal,
@@ -60,6 +61,24 @@ Deno.test("pending uploads survive a reopen; completed ones do not", async () =>
     // The reopen compacted the file to the pending entries.
     const lines = (await readFile(file, "utf8")).trim().split("\n");
     assert.equal(lines.length, 3);
+  });
+});
+
+Deno.test("pendingInJournal counts what is not done without rewriting the file; no file is none", async () => {
+  await withDirectory(async (directory) => {
+    const file = join(directory, "journal");
+    assert.equal(await pendingInJournal(file), 0);
+    const { journal } = await UploadJournal.open(file);
+    const a = await journal.add(upload("/a"));
+    await journal.add(upload("/b"));
+    journal.mirror({ path: "/c", mirror: "copy" });
+    await journal.complete(a);
+    await journal.close();
+    const before = await readFile(file);
+    assert.equal(await pendingInJournal(file), 2);
+    assert.deepEqual(await readFile(file), before);
+    await appendFile(file, "{damaged\n");
+    await assert.rejects(pendingInJournal(file), JournalError);
   });
 });
 

@@ -8,7 +8,6 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import { join } from "node:path";
 import type { FileSystem } from "../fuse/filesystem.ts";
 import type { Store } from "../store/store.ts";
 import { ChunkCache } from "./chunk_cache.ts";
@@ -31,7 +30,10 @@ import { type MetricsServer, startMetricsServer } from "./metrics_server.ts";
 import { describeMode, presetOf, usesRiak } from "./modes.ts";
 import type { OverlaySettings } from "./mount_options.ts";
 import { OverlayFileSystem, type TableLimits } from "./overlay.ts";
-import { defaultSpoolDirectory, Spool } from "./spool.ts";
+import { Spool, spoolLockFile } from "./spool.ts";
+import { claimSpool, modeFlags, type SpoolRecord, writeSpoolRecord } from "./spool_record.ts";
+import { chooseSpoolDirectory, refuseStrandedSpools } from "./stranded_spools.ts";
+import { placementNames } from "../store/layout.ts";
 import { sourcePace } from "./source_file.ts";
 import {
   isRiakNameMirror,
@@ -57,6 +59,11 @@ export interface OverlayStartOptions {
   settings: OverlaySettings;
   /** The legacy directory (absolute); undefined for the riak preset. */
   source?: string;
+  /**
+   * SOURCE as given to the mount where {@link source} is undefined (the riak preset reads
+   * none): a spool another preset left in it with pending entries refuses the mount.
+   */
+  sourceArgument?: string;
   /** The mountpoint (absolute), for the control socket and status. */
   mountpoint: string;
   /** The store; required when the mode uses Riak. */
@@ -129,6 +136,18 @@ export interface OverlayRuntime {
  */
 export async function startOverlay(options: OverlayStartOptions): Promise<OverlayRuntime> {
   const { settings, logger } = options;
+  const riakBacked = usesRiak(settings.mode);
+  const spoolDirectory = riakBacked
+    ? await chooseSpoolDirectory(settings.spool, options.source, options.mountpoint, logger)
+    : undefined;
+  // Before anything is made or replayed: a refused mount leaves every spool as it was.
+  await refuseStrandedSpools({
+    source: options.source ?? options.sourceArgument,
+    mountpoint: options.mountpoint,
+    spool: spoolDirectory,
+    mode: settings.mode,
+    logger,
+  });
   const metrics = new MountMetrics();
   const pingRiak = options.pingRiak;
   const health = new RiakHealth(
@@ -144,13 +163,19 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     const snapshot = health.snapshot();
     metrics.value.riak = { reachable: snapshot.reachable ? 1 : 0, outages: snapshot.outages };
   });
-  const riakBacked = usesRiak(settings.mode);
   // Asked while the journal is replayed: a start with Riak up waits for nothing more, one
   // with Riak hung at most the ping's timeout.
   const answering = riakBacked ? health.answers() : undefined;
-  const parts = riakBacked
-    ? await startRiakParts(options, metrics, health)
-    : await localPartsOf(options);
+  let parts: MountParts;
+  try {
+    parts = riakBacked
+      ? await startRiakParts(options, spoolDirectory!, metrics, health)
+      : await localPartsOf(options);
+  } catch (error) {
+    // Refused (a spool in use or written for another namespace): nothing may keep probing.
+    health.close();
+    throw error;
+  }
   if (answering !== undefined && !await answering) health.unreachableAtStart();
 
   const startedAt = new Date().toISOString();
@@ -314,14 +339,18 @@ async function localPartsOf(options: OverlayStartOptions): Promise<MountParts> {
 /** The spool, journal (replayed), queues, cache and the overlay itself. */
 async function startRiakParts(
   options: OverlayStartOptions,
+  spoolDirectory: string,
   metrics: MountMetrics,
   health: RiakHealth,
 ): Promise<MountParts> {
   const { settings } = options;
   if (!options.store) throw new RangeError(`mode ${settings.preset} needs a store`);
   const store = options.store;
-  const spoolDirectory = settings.spool ??
-    defaultSpoolDirectory(options.source, options.mountpoint);
+  const record: SpoolRecord = {
+    namespace: placementNames(store.namespace),
+    mode: modeFlags(settings.mode),
+    mountpoint: options.mountpoint,
+  };
   let spool: Spool;
   let made = true;
   try {
@@ -339,11 +368,13 @@ async function startRiakParts(
   let lock = made ? lockSpool(spool) : undefined;
   let started = false;
   try {
+    if (made) await claimSpool(spool.directory, record, options.logger);
     const parts = await startOnSpool(options, metrics, health, store, spool, made, () => {
       // Its lock file went with it, or was never made: taken (again), unless another mount
-      // took the spool meanwhile.
+      // took the spool meanwhile; its record too, before the journal is written again.
       lock?.release();
       lock = lockSpool(spool);
+      writeSpoolRecord(spool.directory, record);
     });
     started = true;
     const { stopQueues } = parts;
@@ -368,7 +399,7 @@ async function startRiakParts(
  * would be lost at the next replay.
  */
 function lockSpool(spool: Spool): HeldLock {
-  const file = join(spool.directory, "lock");
+  const file = spoolLockFile(spool.directory);
   try {
     return acquireLock(file);
   } catch (error) {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import {
   access,
@@ -29,11 +29,55 @@ export const SYSTEM_SPOOL_ROOT = "/var/lib/riakfs";
 
 /**
  * The default spool directory of a mount: inside the source when there is one, else under
- * /var/lib/riakfs named after the mountpoint.
+ * `systemRoot` (tests give another) named after the mountpoint ({@link systemSpoolName}).
  */
-export function defaultSpoolDirectory(source: string | undefined, mountpoint: string): string {
+export function defaultSpoolDirectory(
+  source: string | undefined,
+  mountpoint: string,
+  systemRoot = SYSTEM_SPOOL_ROOT,
+): string {
   if (source !== undefined) return join(source, SPOOL_DIRECTORY_NAME);
-  return join(SYSTEM_SPOOL_ROOT, "spool" + mountpoint.replace(/[^A-Za-z0-9._-]/g, "_"));
+  return join(systemRoot, systemSpoolName(mountpoint));
+}
+
+/**
+ * The name of the spool under /var/lib/riakfs of a mount without a source: `spool` and the
+ * mountpoint with `/` and every character but `[A-Za-z0-9.-]` made `_`. Where that lost
+ * something (the mountpoint holds a `_` or another such character), so that two mountpoints
+ * could share it (`/x/y/m` and `/x_y/m`), a hash of the whole mountpoint follows a `+`, which
+ * no name without one holds.
+ */
+export function systemSpoolName(mountpoint: string): string {
+  const name = formerSystemSpoolName(mountpoint);
+  if (!/[^A-Za-z0-9./-]/.test(mountpoint)) return name;
+  return `${name}+${createHash("sha256").update(mountpoint).digest("hex").slice(0, 12)}`;
+}
+
+/**
+ * The spool directory older riakfs versions gave a mount without a source under
+ * /var/lib/riakfs, where {@link defaultSpoolDirectory} names another now: a journal left
+ * there by an upgrade is found and replayed, not stranded. Undefined where they agree.
+ */
+export function formerSystemSpoolDirectory(
+  mountpoint: string,
+  systemRoot = SYSTEM_SPOOL_ROOT,
+): string | undefined {
+  const name = formerSystemSpoolName(mountpoint);
+  return name === systemSpoolName(mountpoint) ? undefined : join(systemRoot, name);
+}
+
+function formerSystemSpoolName(mountpoint: string): string {
+  return "spool" + mountpoint.replace(/[^A-Za-z0-9._-]/g, "_");
+}
+
+/** The upload journal's file in spool `directory`. */
+export function spoolJournalFile(directory: string): string {
+  return join(directory, "journal");
+}
+
+/** The lock file in spool `directory`, held by the one mount that uses it. */
+export function spoolLockFile(directory: string): string {
+  return join(directory, "lock");
 }
 
 /**
@@ -99,7 +143,7 @@ export class Spool {
 
   private constructor(directory: string) {
     this.directory = directory;
-    this.journalFile = join(directory, "journal");
+    this.journalFile = spoolJournalFile(directory);
     this.#stagedDirectory = join(directory, "staged");
   }
 

@@ -3,7 +3,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UploadJournal } from "./journal.ts";
-import { Spool } from "./spool.ts";
+import {
+  defaultSpoolDirectory,
+  formerSystemSpoolDirectory,
+  Spool,
+  SYSTEM_SPOOL_ROOT,
+  systemSpoolName,
+} from "./spool.ts";
 
 /** Stages `content` in a new staged file of `spool`; returns its name. */
 async function staged(spool: Spool, content: string): Promise<string> {
@@ -46,4 +52,24 @@ Deno.test("spool usage counts the staged files of pending uploads at their journ
   } finally {
     await rm(directory, { recursive: true, force: true });
   }
+});
+
+Deno.test("the riak preset's default spools of two mountpoints that read alike are two", () => {
+  const plain = defaultSpoolDirectory(undefined, "/x/y/m");
+  const underscored = defaultSpoolDirectory(undefined, "/x_y/m");
+  // A mountpoint whose name lost nothing keeps the name older riakfs versions gave it.
+  assert.equal(plain, join(SYSTEM_SPOOL_ROOT, "spool_x_y_m"));
+  assert.equal(formerSystemSpoolDirectory("/x/y/m"), undefined);
+  assert.notEqual(underscored, plain);
+  assert.match(underscored, /^\/var\/lib\/riakfs\/spool_x_y_m\+[0-9a-f]{12}$/);
+  assert.equal(formerSystemSpoolDirectory("/x_y/m"), plain);
+  // Every other character made `_` is told apart the same way, each mountpoint by its own.
+  const spaced = systemSpoolName("/x y/m");
+  assert.notEqual(spaced, systemSpoolName("/x_y/m"));
+  assert.ok(spaced.startsWith("spool_x_y_m+"));
+  // The name of a mountpoint with nothing lost never holds the `+` of a hashed one.
+  assert.equal(systemSpoolName("/x/y/m-0123456789ab"), "spool_x_y_m-0123456789ab");
+  assert.match(systemSpoolName("/x/y/m+0123456789ab"), /^spool_x_y_m_0123456789ab\+/);
+  // A mount with a source keeps its spool there.
+  assert.equal(defaultSpoolDirectory("/srv/src", "/x_y/m"), "/srv/src/.riakfs-spool");
 });

@@ -118,6 +118,41 @@ export function resolveNamespace(options: NamespaceOptions = {}): Namespace {
   return namespace;
 }
 
+/**
+ * The names of `namespace` that decide where a path's objects and sets are in Riak, keyed by
+ * the flag (or config key) that sets each: two namespaces whose names differ put the same
+ * path in different places. A name derived from another (the chunk and directory buckets from
+ * the content bucket, riak-fuse's directory bucket type from the sets bucket type) is listed
+ * only where it was set otherwise; the riak-fuse names only under that layout. Chunk size,
+ * sharding and the content type written change how a file is kept, not where it is found.
+ */
+export function placementNames(namespace: Namespace): Record<string, string> {
+  const names: Record<string, string> = {
+    "bucket-type": namespace.bucketType,
+    bucket: namespace.bucket,
+    "sets-bucket-type": namespace.setsBucketType,
+    layout: namespace.preset,
+  };
+  const derived = resolveNamespace({
+    bucket: namespace.bucket,
+    setsBucketType: namespace.setsBucketType,
+  });
+  if (namespace.chunkBucket !== derived.chunkBucket) names["chunk-bucket"] = namespace.chunkBucket;
+  if (namespace.directoryBucket !== derived.directoryBucket) {
+    names["directory-bucket"] = namespace.directoryBucket;
+  }
+  if (namespace.preset !== "riak-fuse") return names;
+  const riakFuse = namespace.riakFuse;
+  names["riak-fuse-content-prefix"] = riakFuse.contentPrefix;
+  names["riak-fuse-directory-prefix"] = riakFuse.directoryPrefix;
+  if (riakFuse.directoryBucketType !== derived.riakFuse.directoryBucketType) {
+    names["riak-fuse-directory-bucket-type"] = riakFuse.directoryBucketType;
+  }
+  names["riak-fuse-directory-key"] = riakFuse.directoryKey;
+  names["riak-fuse-images-folder"] = riakFuse.imagesFolder;
+  return names;
+}
+
 /** One Riak object: bucket type, bucket and key. */
 export interface ObjectLocation {
   bucketType: string;

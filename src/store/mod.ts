@@ -54,6 +54,7 @@ export {
   type Namespace,
   type NamespaceOptions,
   type ObjectLocation,
+  placementNames,
   resolveNamespace,
   type RiakFuseNames,
 } from "./layout.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { contentTypeFor, DEFAULT_CONTENT_TYPE } from "./content_type.ts";
 import { InvalidPathError } from "./errors.ts";
-import { Layout, resolveNamespace } from "./layout.ts";
+import { Layout, placementNames, resolveNamespace } from "./layout.ts";
 import {
   chunkCount,
   chunkKey,
@@ -284,4 +284,23 @@ Deno.test("rename marks: one pair per direction, paths comma-separated, each nam
   assert.deepEqual(renamePartners([{ key: USERMETA.renamedFrom, value: "zz,6162" }]), [
     Buffer.from("ab"),
   ]);
+});
+
+Deno.test("placementNames lists what decides where a path lands, derived names only where set otherwise", () => {
+  assert.deepEqual(placementNames(resolveNamespace({ bucket: "photos" })), {
+    "bucket-type": "default",
+    bucket: "photos",
+    "sets-bucket-type": "sets",
+    layout: "default",
+  });
+  assert.equal(
+    placementNames(resolveNamespace({ bucket: "photos", chunkBucket: "blobs" }))["chunk-bucket"],
+    "blobs",
+  );
+  const fuse = placementNames(
+    resolveNamespace({ preset: "riak-fuse", riakFuse: { contentPrefix: "PIC_" } }),
+  );
+  assert.equal(fuse["riak-fuse-content-prefix"], "PIC_");
+  assert.equal(fuse["riak-fuse-directory-key"], "directory");
+  assert.equal(fuse["riak-fuse-directory-bucket-type"], undefined);
 });

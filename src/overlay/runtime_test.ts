@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { withStore } from "../store/_test_support.ts";
+import type { Store } from "../store/store.ts";
+import { journalPending } from "./_spool_fixture.ts";
+import { Logger } from "./log.ts";
+import { overlaySettingsFromOptions } from "./mount_options.ts";
+import { startOverlay } from "./runtime.ts";
+import { readSpoolRecord, SpoolNamespaceError } from "./spool_record.ts";
+import { StrandedSpoolError } from "./stranded_spools.ts";
+
+/** Directories of a mount: source, spool, run directory and mountpoint, removed afterwards. */
+async function withDirectories(
+  body: (paths: { source: string; spool: string; runDir: string; mountpoint: string }) => Promise<
+    void
+  >,
+): Promise<void> {
+  const base = await mkdtemp(join(tmpdir(), "riakfs-runtime-"));
+  try {
+    const source = join(base, "src");
+    await mkdir(source);
+    await body({
+      source,
+      spool: join(base, "spool"),
+      runDir: join(base, "run"),
+      mountpoint: join(base, "mnt"),
+    });
+  } finally {
+    await rm(base, { recursive: true, force: true });
+  }
+}
+
+Deno.test("a drain mount of another namespace refuses a spool with pending entries, replays nothing, and the namespace that wrote them replays them", async () => {
+  await withStore(async ({ store, another, riak }) => {
+    await withDirectories(async ({ source, spool, runDir, mountpoint }) => {
+      const lines: string[] = [];
+      const logger = new Logger({ format: "json", sink: { write: (line) => lines.push(line) } });
+      const start = (namespaceStore: Store) =>
+        startOverlay({
+          settings: overlaySettingsFromOptions({ preset: "drain", spool, runDir }),
+          source,
+          mountpoint,
+          store: namespaceStore,
+          riakNodes: riak.nodes,
+          logger,
+        });
+      // The first mount records its namespace in the spool it makes.
+      assert.equal(await (await start(store)).stop(0), 0);
+      const written = readSpoolRecord(spool);
+      assert.equal(written?.namespace.bucket, store.namespace.bucket);
+      assert.equal(written?.mode, "--preset drain");
+      await journalPending(spool, "/d/g.txt", "belongs-to-A\n");
+      const journal = await readFile(join(spool, "journal"));
+      const other = another({ namespace: { bucket: `${store.namespace.bucket}-B` } });
+      await assert.rejects(start(other), SpoolNamespaceError);
+      assert.deepEqual(await readFile(join(spool, "journal")), journal);
+      assert.equal((await readdir(join(spool, "staged"))).length, 1);
+      assert.equal(await other.tryStat("d/g.txt"), undefined);
+      assert.ok(!lines.some((line) => line.includes("replaying")), lines.join("\n"));
+      const runtime = await start(store);
+      try {
+        assert.equal(await runtime.settle(10_000), 0);
+        assert.equal((await store.readFile("d/g.txt")).toString(), "belongs-to-A\n");
+      } finally {
+        await runtime.stop(0);
+      }
+    });
+  });
+});
+
+Deno.test("a passthrough mount is refused while SOURCE/.riakfs-spool holds pending entries; its filesystem is never opened", async () => {
+  await withDirectories(async ({ source, runDir, mountpoint }) => {
+    await journalPending(join(source, ".riakfs-spool"), "/d/new.txt");
+    let opened = false;
+    await assert.rejects(
+      startOverlay({
+        settings: overlaySettingsFromOptions({ preset: "passthrough", runDir }),
+        source,
+        mountpoint,
+        riakNodes: [],
+        logger: new Logger({ format: "json", sink: { write: () => {} } }),
+        localFileSystem: () => {
+          opened = true;
+          throw new Error("not to be opened");
+        },
+      }),
+      StrandedSpoolError,
+    );
+    assert.equal(opened, false);
+  });
+});
