@@ -31,6 +31,7 @@ import { requireTextPath } from "./raw_args.ts";
 import { decimal } from "./numbers.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
 import { SPOOL_DIRECTORY_NAME } from "../migration/mount_entries.ts";
+import { backgroundFailureLines } from "./background_failure.ts";
 
 /** Options whose value is a path: made absolute before the background process gets them. */
 const PATH_OPTIONS = new Set([
@@ -55,6 +56,7 @@ export async function mountCommand(
   flags: MountFlags,
   command: Command,
 ): Promise<void> {
+  absolutePathsFromEnvironment(command, flags as unknown as Record<string, unknown>);
   let fuseOptions: FuseOptionSet;
   try {
     fuseOptions = parseFuseOptions(flags.options);
@@ -344,6 +346,27 @@ async function realpathUnlessStale(mountpoint: string): Promise<string> {
 }
 
 /**
+ * Path options set through RIAKFS_* variables, made absolute here and in the environment the
+ * background process inherits: it runs in /, where a relative one names another file (a run
+ * directory under /run that `riakfs umount` run beside this one would not find).
+ */
+function absolutePathsFromEnvironment(command: Command, flags: Record<string, unknown>): void {
+  for (const option of command.options) {
+    const key = option.attributeName();
+    const value = command.getOptionValue(key);
+    if (option.envVar === undefined || !PATH_OPTIONS.has(option.long ?? "")) continue;
+    // An empty one is refused by name later, not taken for the working directory.
+    if (command.getOptionValueSource(key) !== "env" || typeof value !== "string" || !value) {
+      continue;
+    }
+    const absolute = resolve(value);
+    process.env[option.envVar] = absolute;
+    command.setOptionValueWithSource(key, absolute, "env");
+    flags[key] = absolute;
+  }
+}
+
+/**
  * The options given on the command line, as flags again (paths made absolute: the
  * background process runs in /). Options from the environment reach it by inheritance.
  */
@@ -414,6 +437,7 @@ async function startInBackground(
   } catch (error) {
     throw new Error(`--log-file ${logFile}: cannot open it: ${(error as Error).message}`);
   }
+  const logStart = fs.fstatSync(log).size;
   const child = spawn(self.file, args, {
     cwd: "/",
     detached: true,
@@ -433,13 +457,27 @@ async function startInBackground(
       (error) => resolveAnswer(`error cannot start ${self.file}: ${error.message}`),
     );
   });
+  if (answer === "" && child.exitCode === null && child.signalCode === null) {
+    // Its descriptor closed as it exited: its last lines are in the log once it is gone.
+    await new Promise((resolveExit) => child.once("exit", resolveExit));
+  }
   child.unref();
   if (answer === "ready") return 0;
-  const message = answer.startsWith("error ")
-    ? answer.slice("error ".length)
-    : `the background process exited before the mount was ready (see ${logFile})`;
-  process.stderr.write(`riakfs: ${message}\n`);
+  const lines = answer.startsWith("error ")
+    ? [`riakfs: ${answer.slice("error ".length)}`]
+    : backgroundFailureLines(writtenSince(logFile, logStart), logFile);
+  process.stderr.write(lines.map((line) => `${line}\n`).join(""));
   return 1;
+}
+
+/** What was appended to `file` from `offset` on (at most its last 64 KiB); "" if unreadable. */
+function writtenSince(file: string, offset: number): string {
+  try {
+    const text = fs.readFileSync(file);
+    return text.subarray(Math.max(offset, text.length - 65_536)).toString("utf8");
+  } catch {
+    return "";
+  }
 }
 
 /**

@@ -6,6 +6,7 @@
  * @module
  */
 import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { Buffer } from "node:buffer";
 import type { Command } from "commander";
@@ -412,10 +413,27 @@ function readConfigFile(file: string): RiakConfigFile {
       throw new Error("not a JSON object");
     }
     checkConfigTypes(value);
-    return value as RiakConfigFile;
+    return withPathsFrom(dirname(resolve(file)), value as RiakConfigFile);
   } catch (error) {
     throw new RiakConfigError(`--config ${file}: ${(error as Error).message}`);
   }
+}
+
+/** The config file's settings that name a file. */
+const CONFIG_PATHS = ["tlsCa", "tlsCert", "tlsKey", "passwordFile"] as const;
+
+/**
+ * The config file's relative paths taken from its own directory, whatever the working
+ * directory: a background mount runs in /, and a file that worked for `doctor` run beside it
+ * must name the same file for every command.
+ */
+function withPathsFrom(directory: string, config: RiakConfigFile): RiakConfigFile {
+  const resolved = { ...config };
+  for (const key of CONFIG_PATHS) {
+    const path = config[key];
+    if (path !== undefined) resolved[key] = resolve(directory, path);
+  }
+  return resolved;
 }
 
 /** What each setting of the config file may hold. */

@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { answer, startFakeNode } from "../riak/_fake_node.ts";
 import { MessageCode, RiakClient } from "../riak/mod.ts";
 import { startTestRiak } from "../riak-server/mod.ts";
-import { mountRiakChecks, pingNode, riakAnswersAgain, type RiakSettings } from "./riak-session.ts";
+import {
+  mountRiakChecks,
+  pingNode,
+  riakAnswersAgain,
+  type RiakSettings,
+  riakSettingsFromOptions,
+} from "./riak-session.ts";
 
 Deno.test("riakAnswersAgain: once it says Riak is back, the mount's own client reaches it at once", async () => {
   const riak = await startTestRiak();
@@ -64,5 +70,19 @@ Deno.test("a mount's checks whether Riak answers wait --ping-timeout for each pi
   } finally {
     await client.close();
     await node.close();
+  }
+});
+
+Deno.test("a config file's relative paths are taken from its own directory, not the working one", () => {
+  const directory = Deno.makeTempDirSync({ prefix: "riakfs-config-" });
+  try {
+    const config = `${directory}/cfgtls.json`;
+    Deno.writeTextFileSync(config, JSON.stringify({ tlsCa: "cert.pem" }));
+    assert.throws(
+      () => riakSettingsFromOptions({ config }),
+      (error: Error) => error.message.startsWith(`--tls-ca ${directory}/cert.pem: ENOENT`),
+    );
+  } finally {
+    Deno.removeSync(directory, { recursive: true });
   }
 });
