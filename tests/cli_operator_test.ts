@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { isMounted, run, tempDir } from "./_mount.ts";
-import { runRiakfs } from "./_riakfs.ts";
+import { startRiakProcess } from "./_overlay.ts";
+import { type RunResult, runRiakfs } from "./_riakfs.ts";
 
 /** Unmounts `mountpoint` if a test left it mounted, and kills the process `pidFile` names. */
 async function cleanUpMount(mountpoint: string, pidFile: string | undefined): Promise<void> {
@@ -53,5 +54,116 @@ Deno.test("a background mount takes RIAKFS_CONFIG and RIAKFS_RUN_DIR relative to
   } finally {
     await cleanUpMount(mountpoint, fileEnding(join(base, "run"), ".pid"));
     fs.rmSync(base, { recursive: true, force: true });
+  }
+});
+
+/** A source and an empty mountpoint in a fresh directory, and their clean-up. */
+async function withPlace(
+  body: (place: { base: string; source: string; mountpoint: string; run: string }) => Promise<void>,
+): Promise<void> {
+  const base = tempDir("riakfs-operator-");
+  const place = {
+    base,
+    source: join(base, "src"),
+    mountpoint: join(base, "mnt"),
+    run: join(base, "run"),
+  };
+  fs.mkdirSync(place.source);
+  fs.mkdirSync(place.mountpoint);
+  try {
+    await body(place);
+  } finally {
+    await cleanUpMount(place.mountpoint, fileEnding(place.run, ".pid"));
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+}
+
+/** `riakfs mount` in the background, its spool and run directory in `base`. */
+function mountInBackground(
+  place: { base: string; source: string; mountpoint: string; run: string },
+  args: string[],
+): Promise<RunResult> {
+  return runRiakfs([
+    "mount",
+    ...args,
+    "--run-dir",
+    place.run,
+    "--spool",
+    join(place.base, "spool"),
+    place.source,
+    place.mountpoint,
+  ]);
+}
+
+Deno.test("a mount whose Riak cannot be reached says so on the terminal, and serves local files", async () => {
+  await withPlace(async (place) => {
+    fs.writeFileSync(join(place.source, "old.txt"), "legacy");
+    const mounted = await mountInBackground(place, [
+      "--preset",
+      "migrate",
+      "--riak",
+      "127.0.0.1:1",
+    ]);
+    assert.equal(mounted.code, 0, mounted.stderr);
+    assert.match(mounted.stderr, /^riakfs: warning: Riak unreachable: /m);
+    assert.equal(fs.readFileSync(join(place.mountpoint, "old.txt"), "utf8"), "legacy");
+    const unmounted = await runRiakfs(["umount", "--run-dir", place.run, place.mountpoint]);
+    assert.equal(unmounted.code, 0, unmounted.stderr);
+  });
+});
+
+Deno.test("a mount whose Riak lacks a bucket type it needs, or has one of the wrong datatype, is refused in one line", async () => {
+  const data = tempDir("riakfs-operator-riak-");
+  const riak = await startRiakProcess(data);
+  try {
+    const cases: Array<[string[], RegExp]> = [
+      [
+        ["--sets-bucket-type", "nosuch"],
+        /bucket type nosuch \(directories\): does not exist; riak admin bucket-type create nosuch/,
+      ],
+      [
+        ["--sets-bucket-type", "maps"],
+        /bucket type maps \(directories\): datatype is map, directories need datatype set/,
+      ],
+      [["--bucket-type", "nosuch"], /bucket type nosuch \(files\): does not exist/],
+      [
+        ["--bucket-type", "sets"],
+        /bucket type sets \(files\): has datatype set; file objects need none/,
+      ],
+    ];
+    for (const preset of ["drain", "riak"]) {
+      for (const [args, pattern] of cases) {
+        await withPlace(async (place) => {
+          const refused = await mountInBackground(place, [
+            "--preset",
+            preset,
+            "--riak",
+            riak.nodes[0],
+            ...args,
+          ]);
+          assert.equal(refused.code, 1, refused.stderr);
+          const lines = refused.stderr.trim().split("\n");
+          assert.equal(lines.length, 1, refused.stderr);
+          assert.match(lines[0], new RegExp(`^riakfs: ${pattern.source}`));
+          assert.equal(isMounted(place.mountpoint), false);
+        });
+      }
+    }
+    // The right types: mounted.
+    await withPlace(async (place) => {
+      const mounted = await mountInBackground(place, [
+        "--preset",
+        "drain",
+        "--riak",
+        riak.nodes[0],
+      ]);
+      assert.equal(mounted.code, 0, mounted.stderr);
+      assert.equal(mounted.stderr, "");
+      const unmounted = await runRiakfs(["umount", "--run-dir", place.run, place.mountpoint]);
+      assert.equal(unmounted.code, 0, unmounted.stderr);
+    });
+  } finally {
+    await riak.close();
+    fs.rmSync(data, { recursive: true, force: true });
   }
 });

@@ -6,8 +6,9 @@
 import { Buffer } from "node:buffer";
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
-import { RiakClient, type RpbBucketProps, toText } from "../riak/mod.ts";
+import { RiakClient, toText } from "../riak/mod.ts";
 import { resolveNamespace } from "../store/layout.ts";
+import { bucketTypeChecks } from "./bucket_types.ts";
 import { clusterOptionsFromSettings, runWithRiak } from "./riak-session.ts";
 
 /** One check's outcome. */
@@ -60,43 +61,7 @@ export function runDoctor(command: Command, opts: Record<string, unknown>): Prom
     }
     noNode = checks.every((check) => !check.ok);
     const namespace = resolveNamespace(settings.namespace);
-    /** The type's properties; a missing type is reported with the commands that make it. */
-    const typeProps = async (type: string, props: string) => {
-      try {
-        return await riak.getBucketTypeProps(type);
-      } catch (error) {
-        if (!/Invalid bucket type/.test(String(error))) throw error;
-        throw new Error(`does not exist; ${createTypeHint(type, props)}`);
-      }
-    };
-    await run(`bucket type ${namespace.bucketType} (files)`, async () => {
-      const props = await typeProps(namespace.bucketType, "{}");
-      if (props.datatype?.length) {
-        throw new Error(`has datatype ${toText(props.datatype)}; file objects need none`);
-      }
-      return describeProps(props) +
-        (props.allow_mult ? " (siblings are resolved by riakfs)" : "");
-    });
-    const setTypes = new Set([namespace.setsBucketType]);
-    if (namespace.preset === "riak-fuse") setTypes.add(namespace.riakFuse.directoryBucketType);
-    for (const type of setTypes) {
-      await run(`bucket type ${type} (directories)`, async () => {
-        const props = await typeProps(type, SET_TYPE_PROPS);
-        const datatype = props.datatype ? toText(props.datatype) : "";
-        if (datatype !== "set") {
-          // A type's datatype is fixed once it is made: another type is needed.
-          throw new Error(
-            `datatype is ${
-              datatype || "unset"
-            }, directories need datatype set: use a set type (--sets-bucket-type), e.g. ${
-              createTypeHint("sets", SET_TYPE_PROPS)
-            }`,
-          );
-        }
-        if (!props.allow_mult) throw new Error("allow_mult is false; data types need true");
-        return describeProps(props);
-      });
-    }
+    for (const { name, check } of bucketTypeChecks(riak, namespace)) await run(name, check);
     const scratch = `riakfs-doctor-${randomBytes(6).toString("hex")}`;
     await run("write/read/delete round trip", async () => {
       const location = { type: namespace.bucketType, bucket: namespace.bucket, key: scratch };
@@ -148,23 +113,6 @@ export function runDoctor(command: Command, opts: Record<string, unknown>): Prom
   });
 }
 
-function describeProps(props: RpbBucketProps): string {
-  const parts = [
-    `n_val ${props.n_val ?? "?"}`,
-    `allow_mult ${props.allow_mult ?? "?"}`,
-    `last_write_wins ${props.last_write_wins ?? "?"}`,
-  ];
-  if (props.datatype?.length) parts.unshift(`datatype ${toText(props.datatype)}`);
-  return parts.join(", ");
-}
-
 function elapsed(started: number): number {
   return Math.round((performance.now() - started) * 10) / 10;
-}
-
-const SET_TYPE_PROPS = '{"props":{"datatype":"set"}}';
-
-/** The riak admin commands that make and activate bucket type `type` with `props`. */
-function createTypeHint(type: string, props: string): string {
-  return `riak admin bucket-type create ${type} '${props}' && riak admin bucket-type activate ${type}`;
 }

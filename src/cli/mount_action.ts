@@ -32,6 +32,9 @@ import { decimal } from "./numbers.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
 import { SPOOL_DIRECTORY_NAME } from "../migration/mount_entries.ts";
 import { backgroundFailureLines } from "./background_failure.ts";
+import { refuseUnusableBucketTypes } from "./bucket_types.ts";
+import { readAnswer, ReadyChannel, StartLogger } from "./ready_channel.ts";
+import { resolveNamespace } from "../store/layout.ts";
 
 /** Options whose value is a path: made absolute before the background process gets them. */
 const PATH_OPTIONS = new Set([
@@ -136,19 +139,10 @@ async function serveInForeground(
   // Many concurrent requests each wait on one libuv pool thread (4 by default); this must
   // be set before the pool's first use, which is below.
   process.env.UV_THREADPOOL_SIZE ??= "16";
-  const readyFd = process.env[READY_FD_VARIABLE];
+  const starter = new ReadyChannel(process.env[READY_FD_VARIABLE]);
   delete process.env[READY_FD_VARIABLE];
-  const report = (line: string) => {
-    if (readyFd === undefined) return;
-    try {
-      fs.writeSync(Number(readyFd), `${line}\n`);
-      fs.closeSync(Number(readyFd));
-    } catch {
-      // The parent is gone; nobody to tell.
-    }
-  };
   const { overlay, riak } = settings;
-  const logger = new Logger({ format: overlay.logFormat });
+  const logger = new StartLogger(starter, { format: overlay.logFormat });
   const client = riak && new RiakClient({
     ...clusterOptionsFromSettings(riak.riak),
     onNodeStateChange: (node) => logNodeState(logger, node),
@@ -163,11 +157,13 @@ async function serveInForeground(
   let runtime: OverlayRuntime | undefined;
   let served: ServedMount | undefined;
   try {
+    const namespace = riak && {
+      ...riak.namespace,
+      riakFuse: { ...riak.namespace.riakFuse, ...overlay.riakFuse },
+    };
+    if (riak) await refuseUnusableBucketTypes(riak.riak, resolveNamespace(namespace));
     const store = riak && new Store(riakStoreClient(client!), {
-      namespace: {
-        ...riak.namespace,
-        riakFuse: { ...riak.namespace.riakFuse, ...overlay.riakFuse },
-      },
+      namespace: namespace!,
       w: riak.riak.w,
       dw: riak.riak.dw,
     });
@@ -234,14 +230,14 @@ async function serveInForeground(
       const flag = flags.pidFile ? `--pid-file ${pidFile}` : `--run-dir ${overlay.runDirectory}`;
       throw new Error(`${flag}: ${(error as Error).message}`);
     }
-    report("ready");
+    starter.end("ready");
     try {
       await served.finished;
     } finally {
       removeIfOurs(pidFile);
     }
   } catch (error) {
-    report(`error ${(error as Error).message}`);
+    starter.end(`error ${(error as Error).message}`);
     throw error;
   } finally {
     // Unmounted: uploads still pending get what is left of the drain timeout (all of
@@ -457,14 +453,16 @@ async function startInBackground(
       (error) => resolveAnswer(`error cannot start ${self.file}: ${error.message}`),
     );
   });
-  if (answer === "" && child.exitCode === null && child.signalCode === null) {
+  if (!/^(ready|error )/m.test(answer) && child.exitCode === null && child.signalCode === null) {
     // Its descriptor closed as it exited: its last lines are in the log once it is gone.
     await new Promise((resolveExit) => child.once("exit", resolveExit));
   }
   child.unref();
-  if (answer === "ready") return 0;
-  const lines = answer.startsWith("error ")
-    ? [`riakfs: ${answer.slice("error ".length)}`]
+  const { warnings, last } = readAnswer(answer);
+  for (const warning of warnings) process.stderr.write(`riakfs: warning: ${warning}\n`);
+  if (last === "ready") return 0;
+  const lines = last.startsWith("error ")
+    ? [`riakfs: ${last.slice("error ".length)}`]
     : backgroundFailureLines(writtenSince(logFile, logStart), logFile);
   process.stderr.write(lines.map((line) => `${line}\n`).join(""));
   return 1;
