@@ -167,3 +167,27 @@ Deno.test("a mount whose Riak lacks a bucket type it needs, or has one of the wr
     fs.rmSync(data, { recursive: true, force: true });
   }
 });
+
+Deno.test("a source with blanks, commas or '=' in its name mounts without -o fsname=", async () => {
+  await withPlace(async (place) => {
+    const source = join(place.base, "sp src, a=b");
+    fs.mkdirSync(source);
+    fs.writeFileSync(join(source, "f.txt"), "spaced");
+    const mountpoint = join(place.base, "sp mnt");
+    fs.mkdirSync(mountpoint);
+    try {
+      const mounted = await runRiakfs(
+        ["mount", "--preset", "passthrough", "--run-dir", place.run, source, mountpoint],
+      );
+      assert.equal(mounted.code, 0, mounted.stderr);
+      assert.equal(fs.readFileSync(join(mountpoint, "f.txt"), "utf8"), "spaced");
+      const line = fs.readFileSync("/proc/self/mounts", "utf8").split("\n")
+        .find((entry) => entry.split(" ")[1] === mountpoint.replaceAll(" ", "\\040"));
+      assert.equal(line?.split(" ")[0], join(place.base, "sp_src__a_b"), "the fsname");
+      const unmounted = await runRiakfs(["umount", "--run-dir", place.run, mountpoint]);
+      assert.equal(unmounted.code, 0, unmounted.stderr);
+    } finally {
+      await cleanUpMount(mountpoint, fileEnding(place.run, ".pid"));
+    }
+  });
+});

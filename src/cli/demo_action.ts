@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ServedMount, serveFileSystem } from "../fuse/mod.ts";
+import { fsnameFor, type ServedMount, serveFileSystem } from "../fuse/mod.ts";
 import { Logger } from "../overlay/log.ts";
 import { overlaySettingsFromOptions } from "../overlay/mount_options.ts";
 import { describeMode } from "../overlay/modes.ts";
@@ -79,7 +79,7 @@ export async function runDemo(flags: DemoFlags, say: (line: string) => void): Pr
     });
     served = await serveFileSystem(runtime.fileSystem, {
       mountpoint,
-      fsname: source,
+      fsname: fsnameFor(source),
       subtype: "riakfs",
       defaultPermissions: false, // only root can use the mount (no allow_other)
     });

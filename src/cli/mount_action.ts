@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { join, resolve, sep } from "node:path";
 import type { Command } from "commander";
-import { checkMountpoint, type ServedMount, serveFileSystem } from "../fuse/mod.ts";
+import { checkMountpoint, fsnameFor, type ServedMount, serveFileSystem } from "../fuse/mod.ts";
 import { runtimePaths } from "../overlay/control.ts";
 import { Logger } from "../overlay/log.ts";
 import { ModeError, usesRiak } from "../overlay/modes.ts";
@@ -196,7 +196,7 @@ async function serveInForeground(
     served = await serveFileSystem(overlayRuntime.fileSystem, {
       log: fuseLog,
       mountpoint: await realpathUnlessStale(mountpoint),
-      fsname: options.fsname ?? source,
+      fsname: options.fsname ?? fsnameFor(source),
       subtype: options.subtype ?? MOUNT_SUBTYPE,
       allowOther: options.allowOther,
       // Requests run as root: with allow_other the kernel must check the callers'

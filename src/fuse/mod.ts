@@ -24,6 +24,7 @@ export {
   abortConnection,
   checkMountpoint,
   clearStaleMount,
+  fsnameFor,
   isFuseMounted,
   MountError,
   mountFuse,

@@ -66,6 +66,14 @@ export interface MountInfo {
 const OPTION_VALUE = /^[^,\s=]+$/;
 
 /**
+ * `name` (a mount's source directory, say) as an fsname {@link mountFuse} takes: as it is,
+ * or with each comma, blank and `=` made `_`, which mount(8)'s option string cannot carry.
+ */
+export function fsnameFor(name: string): string {
+  return OPTION_VALUE.test(name) ? name : name.replace(/[,\s=]/g, "_");
+}
+
+/**
  * Mounts a FUSE filesystem at `options.mountpoint` and returns the descriptor to serve.
  * A stale mount left by a crashed process is cleared first; a live one is an error.
  */
