@@ -189,7 +189,7 @@ Deno.test("mount and umount report bad input in one line", async () => {
   const base = tempDir("riakfs-cli-");
   try {
     const missing = await runRiakfs(["mount", "--preset", "passthrough", base, join(base, "nope")]);
-    assert.equal(missing.code, 1);
+    assert.equal(missing.code, 2, missing.stderr);
     assert.equal(missing.stderr.trim().split("\n").length, 1, missing.stderr);
     assert.match(missing.stderr, /nope/);
     const badOption = await runRiakfs([

@@ -79,20 +79,30 @@ Deno.test("mount refuses a spool inside the source other than SOURCE/.riakfs-spo
   }
 });
 
-Deno.test("mount refuses a source that is not there, or not a directory, and empty arguments", async () => {
+Deno.test("mount refuses a source or mountpoint that is not there, or not a directory, and empty arguments, as usage errors", async () => {
   const base = tempDir("riakfs-paths-");
   try {
     const mountpoint = join(base, "mnt");
     fs.mkdirSync(mountpoint);
     const missing = join(base, "typo");
     const absent = await runRiakfs(mountArgs(base, missing, mountpoint));
-    assert.equal(absent.code, 1, absent.stderr);
+    assert.equal(absent.code, 2, absent.stderr);
     assertOneLine(absent.stderr, /source .*typo does not exist/);
     assert.equal(fs.existsSync(missing), false, "not made");
     fs.writeFileSync(join(base, "file"), "");
     const file = await runRiakfs(mountArgs(base, join(base, "file"), mountpoint));
-    assert.equal(file.code, 1, file.stderr);
-    assertOneLine(file.stderr, /is not a directory/);
+    assert.equal(file.code, 2, file.stderr);
+    assertOneLine(file.stderr, /source .*file is not a directory/);
+    for (
+      const [at, problem] of [[join(base, "typo"), "does not exist"], [
+        join(base, "file"),
+        "is not a directory",
+      ]]
+    ) {
+      const refused = await runRiakfs(mountArgs(base, mountpoint, at));
+      assert.equal(refused.code, 2, refused.stderr);
+      assertOneLine(refused.stderr, new RegExp(`^riakfs: mountpoint ${at} ${problem}`));
+    }
     for (const [source, at] of [["", mountpoint], [join(base, "file"), ""]]) {
       const empty = await runRiakfs(mountArgs(base, source, at));
       assert.equal(empty.code, 2, empty.stderr);

@@ -266,6 +266,8 @@ async function checkedPaths(
   requireTextPath(command, "SOURCE", source);
   requireTextPath(command, "MOUNTPOINT", mountpoint);
   const paths = { source: resolve(source), mountpoint: resolve(mountpoint) };
+  const wrongMountpoint = await notADirectory(paths.mountpoint);
+  if (wrongMountpoint) usage(`mountpoint ${paths.mountpoint} ${wrongMountpoint}`);
   await checkMountpoint(paths.mountpoint);
   const realMountpoint = await realpathUnlessStale(paths.mountpoint);
   const inMountpoint = (path: string | undefined) =>
@@ -294,16 +296,13 @@ async function checkSource(
   spool: string | undefined,
   usage: (message: string) => never,
 ): Promise<void> {
-  let stats: fs.Stats;
+  const wrongSource = await notADirectory(paths.source);
+  if (wrongSource) usage(`source ${paths.source} ${wrongSource}`);
   try {
-    stats = await fs.promises.stat(paths.source);
+    await fs.promises.stat(paths.source);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new Error(
-      `source ${paths.source} ${code === "ENOENT" ? "does not exist" : (error as Error).message}`,
-    );
+    throw new Error(`source ${paths.source}: ${(error as Error).message}`);
   }
-  if (!stats.isDirectory()) throw new Error(`source ${paths.source} is not a directory`);
   const realSource = await fs.promises.realpath(paths.source);
   if (isWithin(realMountpoint, realSource) || isWithin(realSource, realMountpoint)) {
     // Its files would be reached through the mount itself, which then waits on itself.
@@ -323,6 +322,20 @@ async function checkSource(
       `--spool ${spool} is inside the source ${paths.source}; a spool there must be ` +
         `${join(paths.source, SPOOL_DIRECTORY_NAME)} (the default), or outside the source`,
     );
+  }
+}
+
+/**
+ * What makes `path` no directory to mount (a usage error, as a bad flag): "does not exist"
+ * or "is not a directory"; undefined otherwise, also when it cannot be told (a stale mount,
+ * a permission), which the checks after this report.
+ */
+async function notADirectory(path: string): Promise<string | undefined> {
+  try {
+    return (await fs.promises.stat(path)).isDirectory() ? undefined : "is not a directory";
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === "ENOENT" || code === "ENOTDIR" ? "does not exist" : undefined;
   }
 }
 
