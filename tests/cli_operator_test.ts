@@ -191,3 +191,20 @@ Deno.test("a source with blanks, commas or '=' in its name mounts without -o fsn
     }
   });
 });
+
+Deno.test("verify: a PATH that is not in SOURCE is a usage error naming it", async () => {
+  await withPlace(async (place) => {
+    fs.writeFileSync(join(place.source, "here.txt"), "x");
+    // No Riak is asked: the PATH is refused first.
+    const refused = await runRiakfs(
+      ["verify", "--riak", "127.0.0.1:1", place.source, "here.txt", "nosuch"],
+    );
+    assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+    assert.equal(refused.stdout, "");
+    assert.match(
+      refused.stderr,
+      new RegExp(`^riakfs: nosuch: no such file or directory in ${place.source} \\(PATHs`),
+    );
+    assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
+  });
+});

@@ -3,6 +3,8 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
+import { lstat } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
 import type { Command } from "commander";
 import { symlinkOnTheWay, verifyTree } from "../migration/verify.ts";
@@ -47,6 +49,16 @@ export async function verifyCommand(
         `riakfs: ${
           displayBytes(path)
         }: /${link} is a symlink; PATHs are not followed through symlinks`,
+        { exitCode: 2 },
+      );
+    }
+    // Nothing local to compare: not a file that "could not be checked", but a mistyped PATH.
+    const missing = await lstat(Buffer.concat([Buffer.from(source), Buffer.from("/"), path]))
+      .then(() => false, (error: NodeJS.ErrnoException) => error.code === "ENOENT");
+    if (missing) {
+      command.error(
+        `riakfs: ${displayBytes(path)}: no such file or directory in ${source} ` +
+          "(PATHs are relative to SOURCE)",
         { exitCode: 2 },
       );
     }
