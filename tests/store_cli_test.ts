@@ -60,6 +60,16 @@ Deno.test("ls: names, --long and --json", async () => {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /not found/);
     assert.equal(missing.stderr.trim().split("\n").length, 1);
+    // As ls(1): a file named is listed as itself, under the name given; `FILE/` is no directory.
+    const file = await runRiakfs(["ls", "./photos/a.jpg", ...flags]);
+    assert.equal(file.stdout, "./photos/a.jpg\n", file.stderr);
+    const fileLong = await runRiakfs(["ls", "-l", "photos/a.jpg", ...flags]);
+    assert.match(fileLong.stdout, /^-rw-r----- 0 0 +3 \S+ photos\/a\.jpg\n$/, fileLong.stderr);
+    const fileJson = await runRiakfs(["ls", "--json", "photos/a.jpg", ...flags]);
+    assert.deepEqual(JSON.parse(fileJson.stdout), [{ name: "photos/a.jpg", type: "file" }]);
+    const slashed = await runRiakfs(["ls", "photos/a.jpg/", ...flags]);
+    assert.equal(slashed.code, 1, slashed.stderr);
+    assert.match(slashed.stderr, /photos\/a\.jpg: not a directory/);
   });
 });
 

@@ -9,8 +9,8 @@ import { addRiakOptions } from "./riak-options.ts";
 /** Installs `riakfs ls`. */
 export function installLs(program: Command): void {
   const command = program.command("ls")
-    .description("list a directory in Riak")
-    .argument("[path]", "directory relative to the migrated root", "")
+    .description("list a directory in Riak (a file: itself, as ls does)")
+    .argument("[path]", "directory (or file) relative to the migrated root", "")
     .option("-l, --long", "show type, mode, owner, size and mtime of each entry")
     .option("--json", "print a JSON array");
   addRiakOptions(command).action(async (path: string, opts: Record<string, unknown>) => {

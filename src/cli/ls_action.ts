@@ -4,11 +4,11 @@
  * @module
  */
 import type { Command } from "commander";
-import { NotFoundError, StoreError } from "../store/errors.ts";
+import { NotFoundError, StoreError, WrongTypeError } from "../store/errors.ts";
 import type { DirEntry, FileStat } from "../store/store.ts";
 import { childPath, displayBytes, displayPath, normalizePath } from "../store/path.ts";
 import { mapAhead } from "../util/map_ahead.ts";
-import { storePathArgument } from "./raw_args.ts";
+import { argumentBytes, storePathArgument } from "./raw_args.ts";
 import { runWithStore } from "./riak-session.ts";
 import type { Output } from "./stdout.ts";
 import { formatMode, formatTime, statToJson } from "./stat_action.ts";
@@ -20,21 +20,30 @@ import { formatMode, formatTime, statToJson } from "./stat_action.ts";
  */
 export const LONG_LISTING_STATS_AT_ONCE = 16;
 
-/** Lists the directory `path` in Riak on stdout, as text, `--long` lines or JSON. */
+/** Lists the directory `path` in Riak on stdout (a file: itself, as ls(1)), as text, `--long` lines or JSON. */
 export function listDirectory(
   command: Command,
   path: string,
   opts: Record<string, unknown>,
 ): Promise<void> {
-  return runWithStore(
-    command,
-    opts,
-    (store, out) =>
-      writeListing(store, normalizePath(storePathArgument(path).path), {
-        long: opts.long === true,
-        json: opts.json === true,
-      }, out),
-  );
+  const argument = storePathArgument(path);
+  const options = { long: opts.long === true, json: opts.json === true };
+  return runWithStore(command, opts, async (store, out) => {
+    const target = normalizePath(argument.path);
+    try {
+      await writeListing(store, target, options, out);
+    } catch (error) {
+      // ls(1) lists a file named as the file itself; `FILE/` still asks for a directory.
+      const notADirectory = error instanceof WrongTypeError && error.code === "ENOTDIR";
+      if (!notADirectory || argument.directory) throw error;
+      const stat = await store.stat(target);
+      const name = displayBytes(argumentBytes(path));
+      await out(
+        entryText(name, stat.type, options.long ? stat : undefined, 0, options) +
+          (options.json ? "\n]\n" : ""),
+      );
+    }
+  });
 }
 
 /**
@@ -87,32 +96,40 @@ export async function writeListing(
     : mapAhead(store.list(directory), 1, () => Promise.resolve(undefined));
   let count = 0;
   const notStored: string[] = [];
-  if (options.json) await out("[");
+  // "[" goes with the first entry: a path that is no directory fails before any output.
   for await (const [entry, stat] of entries) {
-    const name = displayBytes(entry.name);
-    const suffix = entry.type === "directory" ? "/" : "";
-    if (stat === NOT_STORED) {
-      notStored.push(displayPath(childPath(directory, entry.name)));
-      await out(
-        options.json
-          ? (count === 0 ? "\n" : ",\n") + JSON.stringify({ name, type: entry.type, stored: false })
-          : `?????????? ? ? ${"?".padStart(10)} ? ${name}${suffix}\n`,
-      );
-    } else if (options.json) {
-      const item = stat ? { name, ...statToJson(stat) } : { name, type: entry.type };
-      await out((count === 0 ? "\n" : ",\n") + JSON.stringify(item));
-    } else if (stat) {
-      const size = String(stat.size).padStart(10);
-      await out(
-        `${formatMode(stat.type, stat.mode)} ${stat.uid} ${stat.gid} ${size} ${
-          formatTime(stat.mtimeNs)
-        } ${name}${suffix}\n`,
-      );
-    } else {
-      await out(`${name}${suffix}\n`);
-    }
+    if (stat === NOT_STORED) notStored.push(displayPath(childPath(directory, entry.name)));
+    await out(entryText(displayBytes(entry.name), entry.type, stat, count, options));
     count++;
   }
-  if (options.json) await out(count === 0 ? "]\n" : "\n]\n");
+  if (options.json) await out(count === 0 ? "[]\n" : "\n]\n");
   if (notStored.length > 0) throw new ListedNotStoredError(notStored);
+}
+
+/**
+ * One entry of a listing as written: a name, a `long` line, or a JSON item (`index` 0 opens
+ * the array).
+ */
+function entryText(
+  name: string,
+  type: DirEntry["type"],
+  stat: FileStat | typeof NOT_STORED | undefined,
+  index: number,
+  options: { long: boolean; json: boolean },
+): string {
+  const suffix = type === "directory" ? "/" : "";
+  const separator = index === 0 ? "[\n" : ",\n";
+  if (stat === NOT_STORED) {
+    return options.json
+      ? separator + JSON.stringify({ name, type, stored: false })
+      : `?????????? ? ? ${"?".padStart(10)} ? ${name}${suffix}\n`;
+  }
+  if (options.json) {
+    return separator + JSON.stringify(stat ? { name, ...statToJson(stat) } : { name, type });
+  }
+  if (!stat) return `${name}${suffix}\n`;
+  const size = String(stat.size).padStart(10);
+  return `${formatMode(stat.type, stat.mode)} ${stat.uid} ${stat.gid} ${size} ${
+    formatTime(stat.mtimeNs)
+  } ${name}${suffix}\n`;
 }
