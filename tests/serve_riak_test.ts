@@ -14,6 +14,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { MessageCode } from "../src/riak/messages.ts";
 import { TestConnection } from "../src/riak-server/_test_connection.ts";
@@ -106,6 +107,19 @@ Deno.test("serve-riak refuses bad flags with one line and exit code 2", async ()
     const result = await runRiakfs(args);
     assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
     assert.match(result.stderr.split("\n")[0], /^riakfs: /);
+  }
+});
+
+Deno.test("serve-riak on an address another process listens on: one line naming it, exit 1", async () => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+  const address = `127.0.0.1:${(taken.address() as AddressInfo).port}`;
+  try {
+    const result = await runRiakfs(["serve-riak", "--memory", "--listen", address]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.stderr, `riakfs: serve-riak: ${address} is in use\n`);
+  } finally {
+    await new Promise((resolve) => taken.close(resolve));
   }
 });
 

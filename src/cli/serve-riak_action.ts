@@ -10,6 +10,7 @@ import {
   type BucketTypeSpec,
   createdTypeProps,
   type EmbeddedRiakOptions,
+  type EmbeddedRiakServer,
   parseBucketTypeArgument,
   parseListenAddress,
   startEmbeddedRiak,
@@ -37,6 +38,13 @@ interface ServeRiakConfig {
   tls?: { cert?: string; key?: string; users?: string };
 }
 
+/** Why the address to listen on could not be taken, by errno: said in one line, not Node's. */
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: "is in use",
+  EACCES: "needs privileges this process lacks (a port below 1024)",
+  EADDRNOTAVAIL: "is no address of this host",
+};
+
 /** Serves the embedded Riak server the flags ask for until SIGINT/SIGTERM. */
 export async function serveRiak(flags: ServeRiakFlags, command: Command): Promise<void> {
   const usage = (message: string): never =>
@@ -47,7 +55,16 @@ export async function serveRiak(flags: ServeRiakFlags, command: Command): Promis
   } catch (error) {
     return usage((error as Error).message);
   }
-  const server = await startEmbeddedRiak(options);
+  let server: EmbeddedRiakServer;
+  try {
+    server = await startEmbeddedRiak(options);
+  } catch (error) {
+    const why = LISTEN_ERRORS[(error as NodeJS.ErrnoException).code ?? ""];
+    if (why === undefined) throw error;
+    process.stderr.write(`riakfs: serve-riak: ${options.listen} ${why}\n`);
+    process.exitCode = 1;
+    return;
+  }
   const salvaged = server.log?.salvaged;
   if (salvaged !== undefined) {
     const bytes = salvaged.skipped.reduce((sum, [from, to]) => sum + to - from, 0);
