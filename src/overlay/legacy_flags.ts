@@ -211,8 +211,9 @@ export function translateLegacyFlags(argv: readonly string[]): LegacyTranslation
       `${host ?? RIAK_FUSE_DEFAULT_HOST}:${port ?? RIAK_FUSE_DEFAULT_PORT}`,
     );
   }
-  if (!out.includes("--layout")) out.push("--layout", "riak-fuse");
-  if (!out.includes("--preset")) {
+  // `--layout=X` and `--preset=X` name theirs too.
+  if (layoutOf(out) === undefined) out.push("--layout", "riak-fuse");
+  if (!out.some((arg) => nameOf(arg) === "--preset")) {
     // With -dell the local copies go once in Riak: only reading and listing Riak first keeps
     // those files there for the applications, which is the drain preset.
     const deletes = options.some((arg) => findLegacy(nameOf(arg))?.names[0] === "-dell");
@@ -231,6 +232,14 @@ export function translateLegacyFlags(argv: readonly string[]): LegacyTranslation
     out.push(source, target);
   }
   refuseTwice(out);
+  const layout = layoutOf(out);
+  if ((host !== undefined || port !== undefined) && layout !== "riak-fuse") {
+    // Their hints say "(with --layout riak-fuse)": riak-fuse's Riak holds riak-fuse's layout.
+    throw new LegacyFlagError(
+      `riak-fuse flags -rh and -rp mean --layout riak-fuse, not --layout ${layout}: ` +
+        "give --riak HOST:PORT instead",
+    );
+  }
   return { argv: [...out, ...rest], hints, legacy: true };
 }
 
@@ -251,17 +260,21 @@ function refuseTwice(argv: readonly string[]): void {
     }
     seen.add(name);
   }
-  const layoutAt = argv.findIndex((arg) => nameOf(arg) === "--layout");
-  const layout = layoutAt === -1
-    ? undefined
-    : argv[layoutAt].includes("=")
-    ? argv[layoutAt].slice(argv[layoutAt].indexOf("=") + 1)
-    : argv[layoutAt + 1];
+  const layout = layoutOf(argv);
   if (layout !== "riak-fuse" && argv.some((arg) => nameOf(arg).startsWith("--riak-fuse-"))) {
     throw new LegacyFlagError(
       `riak-fuse's prefixes and keys (-rnp, -rdnp, -rdk, -rct) need --layout riak-fuse, not --layout ${layout}`,
     );
   }
+}
+
+/** The value of `--layout` in `argv` (`--layout X` or `--layout=X`), if given. */
+function layoutOf(argv: readonly string[]): string | undefined {
+  const layoutAt = argv.findIndex((arg) => nameOf(arg) === "--layout");
+  if (layoutAt === -1) return undefined;
+  return argv[layoutAt].includes("=")
+    ? argv[layoutAt].slice(argv[layoutAt].indexOf("=") + 1)
+    : argv[layoutAt + 1];
 }
 
 /** The riakfs flags riak-fuse's flags translate to (see {@link refuseTwice}). */

@@ -157,10 +157,20 @@ Deno.test("a setting given by a riak-fuse flag and again by its riakfs spelling 
       [["-dell", "--after-transfer", "keep"], /--after-transfer is given twice/],
       [["-rreadcontent", "--reads=local"], /--reads is given twice/],
       [["-rnp", "X_", "--layout", "default"], /need --layout riak-fuse, not --layout default/],
+      [
+        ["-rh", "riak1", "--layout", "default"],
+        /-rh and -rp mean --layout riak-fuse, not --layout default/,
+      ],
+      [
+        ["-rp", "8098", "--layout=default"],
+        /-rh and -rp mean --layout riak-fuse, not --layout default/,
+      ],
     ] as const
   ) {
     assert.throws(() => translateLegacyFlags([...argv, "/src", "/mnt"]), message);
   }
   // Each once: fine.
   assert.ok(translateLegacyFlags(["-rh", "riak1", "--reads", "local", "/src", "/mnt"]).legacy);
+  assert.ok(translateLegacyFlags(["-rh", "riak1", "--layout", "riak-fuse", "/src", "/mnt"]).legacy);
+  assert.ok(translateLegacyFlags(["-rh", "riak1", "--layout=riak-fuse", "--preset=drain"]).legacy);
 });
