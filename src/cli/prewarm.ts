@@ -33,7 +33,10 @@ export function installPrewarm(program: Command): void {
     .addOption(new Option("--max-rate <MB/s>", "upload rate limit").argParser(positiveNumber))
     .addOption(new Option("--max-files <n>", "upload at most n files").argParser(positiveInteger))
     .addOption(
-      new Option("--time-budget <duration>", "stop cleanly after e.g. 2h, 90m (exit 3)")
+      new Option(
+        "--time-budget <duration>",
+        "stop cleanly after e.g. 2h, 90m, 1h30m; a bare number is seconds (exit 3)",
+      )
         .argParser(duration),
     )
     .option("--checksum", "compare sha256 when size and mtime match")
@@ -78,6 +81,12 @@ function duration(value: string): number {
   try {
     return parseDuration(value);
   } catch (error) {
+    // "0" and "0s" are durations all right, as "3600" is seconds: a budget of none, though.
+    if (/^\s*(\d+(\.\d+)?[smhd]?)+\s*$/.test(value) && !/[1-9]/.test(value)) {
+      throw new InvalidArgumentError(
+        `must be more than 0 (a bare number is seconds), got ${JSON.stringify(value)}`,
+      );
+    }
     throw new InvalidArgumentError((error as Error).message);
   }
 }

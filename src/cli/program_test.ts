@@ -55,3 +55,27 @@ Deno.test("each command's help says what the code does", () => {
   // Mount's --request-timeout is FUSE's: where Riak's comes from instead.
   assert.match(help("mount"), /--request-timeout <seconds> .*RIAKFS_REQUEST_TIMEOUT/);
 });
+
+Deno.test("prewarm --time-budget: a bare number is seconds, and 0 is refused as a budget of none", async () => {
+  const help = buildProgram().commands.find((command) => command.name() === "prewarm")!
+    .helpInformation().replace(/\s+/g, " ");
+  assert.match(help, /--time-budget <duration> .*a bare number is seconds/);
+  const written: string[] = [];
+  const original = process.stderr.write;
+  process.stderr.write = ((chunk: string) => (written.push(String(chunk)), true)) as never;
+  try {
+    for (const zero of ["0", "0s", "0h0m"]) {
+      written.length = 0;
+      assert.equal(await runCli(["prewarm", "/nonexistent", "--time-budget", zero]), EXIT_USAGE);
+      assert.match(
+        written.join(""),
+        /--time-budget.*must be more than 0 \(a bare number is seconds\)/,
+      );
+    }
+    written.length = 0;
+    assert.equal(await runCli(["prewarm", "/nonexistent", "--time-budget", "soon"]), EXIT_USAGE);
+    assert.match(written.join(""), /not a duration: "soon"/);
+  } finally {
+    process.stderr.write = original;
+  }
+});
