@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { isMounted, run, tempDir } from "./_mount.ts";
+import { isMounted, run, tempDir, waitFor } from "./_mount.ts";
 import { startRiakProcess } from "./_overlay.ts";
 import { type RunResult, runRiakfs } from "./_riakfs.ts";
 
@@ -206,5 +206,35 @@ Deno.test("verify: a PATH that is not in SOURCE is a usage error naming it", asy
       new RegExp(`^riakfs: nosuch: no such file or directory in ${place.source} \\(PATHs`),
     );
     assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
+  });
+});
+
+Deno.test("a background mount that fails before it is ready prints its own error line, not only the log's name", async () => {
+  await withPlace(async (place) => {
+    // A config file the starting command reads well and the background process, reading it
+    // again, cannot parse: a FIFO hands each reader what the test writes next.
+    const config = join(place.base, "cfg.fifo");
+    await run("mkfifo", [config]);
+    const mounting = mountInBackground(place, ["--preset", "migrate", "--config", config]);
+    let failed: RunResult;
+    try {
+      await fs.promises.writeFile(config, JSON.stringify({ riak: "127.0.0.1:1" }));
+      // Its log is opened once it read the config to its end: the next write is the other's.
+      assert.ok(await waitFor(() => fileEnding(place.run, ".log") !== undefined, 10_000));
+      await fs.promises.writeFile(config, "{ not json");
+    } finally {
+      // Whatever went wrong, no process (nor write of the test) stays blocked on the FIFO.
+      fs.closeSync(fs.openSync(config, fs.constants.O_RDWR | fs.constants.O_NONBLOCK));
+      failed = await mounting;
+    }
+    assert.equal(failed.code, 1, failed.stderr);
+    assert.match(
+      failed.stderr,
+      new RegExp(
+        `^riakfs: --config ${config}: .*JSON.*\\(background process's log: ${place.run}/`,
+        "m",
+      ),
+    );
+    assert.equal(isMounted(place.mountpoint), false);
   });
 });
