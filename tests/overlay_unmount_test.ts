@@ -184,6 +184,12 @@ Deno.test("a second mount of the same spool is refused while the first serves: o
     ]);
     assert.notEqual(second.code, 0);
     assert.match(second.stderr, /spool .* is in use by another riakfs mount \(pid \d+\)/);
+    // The way out named is the first mount's umount, not a spool of its own beside it.
+    assert.match(
+      second.stderr,
+      new RegExp(`; unmount that one first: riakfs umount ${env.mountpoint}$`, "m"),
+    );
+    assert.doesNotMatch(second.stderr, /--spool/);
     assert.equal(second.stderr.trimEnd().split("\n").length, 1, second.stderr);
     assert.ok(!isMounted(other), "nothing mounted at the second mountpoint");
     // The first mount's journal is untouched: what it acknowledges reaches Riak.

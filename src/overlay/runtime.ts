@@ -31,7 +31,13 @@ import { describeMode, presetOf, usesRiak } from "./modes.ts";
 import type { OverlaySettings } from "./mount_options.ts";
 import { OverlayFileSystem, type TableLimits } from "./overlay.ts";
 import { Spool, spoolLockFile } from "./spool.ts";
-import { claimSpool, modeFlags, type SpoolRecord, writeSpoolRecord } from "./spool_record.ts";
+import {
+  claimSpool,
+  modeFlags,
+  readSpoolRecord,
+  type SpoolRecord,
+  writeSpoolRecord,
+} from "./spool_record.ts";
 import { chooseSpoolDirectory, refuseStrandedSpools } from "./stranded_spools.ts";
 import { placementNames } from "../store/layout.ts";
 import { sourcePace } from "./source_file.ts";
@@ -413,10 +419,13 @@ function lockSpool(spool: Spool): HeldLock {
       );
     }
     if (!(error instanceof LockedError)) throw error;
+    // Not "give this mount a spool of its own": that let a second mount serve the same
+    // source beside the first, two drains deleting under each other.
+    const holder = readSpoolRecord(spool.directory)?.mountpoint ?? "MOUNTPOINT";
     throw new Error(
       `the spool ${spool.directory} is in use by another riakfs mount` +
         (error.holderPid === undefined ? "" : ` (pid ${error.holderPid})`) +
-        "; unmount it first, or give this mount a spool of its own (--spool DIR)",
+        `; unmount that one first: riakfs umount ${holder}`,
     );
   }
 }
