@@ -3487,7 +3487,10 @@ export class OverlayFileSystem implements FileSystem {
     try {
       let step: IteratorResult<DirEntry> | undefined;
       if (this.#mode.listings !== "local") {
-        changedLocally = new Set(this.#o.uploads.mirroredNamesIn(path));
+        changedLocally = new Set([
+          ...this.#o.uploads.mirroredNamesIn(path),
+          ...this.#o.uploads.directoriesMovedOutOf(path),
+        ]);
         riak = this.#o.store.list(path);
         try {
           step = await this.#riak(`list ${path}`, () => riak!.next());

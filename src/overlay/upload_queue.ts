@@ -573,6 +573,22 @@ export class UploadQueue {
   }
 
   /**
+   * Names directly inside directory `path` of the directories a move queued or running takes
+   * away ({@link PendingMirror.movesDirectory}'s old names, for listings): until it ran, Riak
+   * still lists them there.
+   */
+  directoriesMovedOutOf(path: string): string[] {
+    const names: string[] = [];
+    for (const move of this.#directoryMoves) {
+      const { from } = move.movesDirectory!;
+      if (from !== "/" && parentOf(from) === path) {
+        names.push(from.slice(from.lastIndexOf("/") + 1));
+      }
+    }
+    return names;
+  }
+
+  /**
    * Names directly inside directory `path` whose newest job moves a file there (renamed
    * while Riak was away, for listings).
    */

@@ -1306,6 +1306,27 @@ Deno.test("a directory's removal stands in for its making while Riak was away", 
   });
 });
 
+Deno.test("the old names of directories moved while Riak was away are told to listings of their parents until the moves ran", async () => {
+  await withSpool(async (fixture) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const { queue, mirrored } = mirrorQueue(fixture, gate);
+    const moved = (from: string) => ({ from, mode: 0o755, uid: 0, gid: 0, mtimeNs: "7" });
+    const tickets = await queue.submitTogether([
+      { path: "/e", mirror: "move", movesDirectory: moved("/d") },
+      { path: "/a/c", mirror: "move", movesDirectory: moved("/a/b") },
+    ]);
+    assert.deepEqual(queue.directoriesMovedOutOf("/"), ["d"]);
+    assert.deepEqual(queue.directoriesMovedOutOf("/a"), ["b"]);
+    assert.deepEqual(queue.directoriesMovedOutOf("/d"), []);
+    release();
+    await Promise.all(tickets.map((ticket) => ticket.uploaded));
+    assert.deepEqual(mirrored, ["move /e", "move /a/c"]);
+    assert.deepEqual(queue.directoriesMovedOutOf("/"), []);
+    assert.deepEqual(queue.directoriesMovedOutOf("/a"), []);
+  });
+});
+
 Deno.test("entries journaled together are replayed together, and a torn line of them not at all", async () => {
   await withSpool(async (fixture, directory) => {
     const queue = queueOver(fixture, { mirror: () => new Promise(() => {}) });
