@@ -53,10 +53,12 @@ export async function unmountDrained(
     throw error;
   }
   if (!outcome) return;
+  const others = notDrained(outcome);
   if (outcome.pending > 0) {
+    const ended = [`${outcome.drained} drained`, ...others].join(", ");
     process.stderr.write(
       `riakfs: unmounted ${path}; ${outcome.pending} upload(s) still pending after the ` +
-        `${outcome.timeoutMs} ms drain timeout (${outcome.drained} drained); they are safe ` +
+        `${outcome.timeoutMs} ms drain timeout (${ended}); they are safe ` +
         `in the journal${
           outcome.spool ? ` in ${outcome.spool}` : ""
         } and go to Riak when it is mounted again with this spool and namespace\n`,
@@ -64,12 +66,28 @@ export async function unmountDrained(
     process.exitCode = EXIT_UPLOADS_PENDING;
     return;
   }
+  const uploads = `riakfs: drained ${outcome.drained} upload(s)${
+    others.length > 0 ? ` (${others.join(", ")})` : ""
+  }`;
   process.stdout.write(
     flags.lazy
-      ? `riakfs: drained ${outcome.drained} upload(s), then detached ${path} (files still ` +
-        "open are served until they are closed, then the mount's process ends)\n"
-      : `riakfs: drained ${outcome.drained} upload(s), then unmounted ${path}\n`,
+      ? `${uploads}, then detached ${path} (files still open are served until they are ` +
+        "closed, then the mount's process ends)\n"
+      : `${uploads}, then unmounted ${path}\n`,
   );
+}
+
+/**
+ * The uploads the drain waited for that neither reached Riak nor are still pending: with
+ * those, as many as `waiting for N upload(s)` announced (and the writes made meanwhile).
+ */
+function notDrained(outcome: DrainOutcome): string[] {
+  return [
+    ...outcome.unneeded
+      ? [`${outcome.unneeded} no longer needed after a later change of their file`]
+      : [],
+    ...outcome.givenUp ? [`${outcome.givenUp} given up (see the mount's log)`] : [],
+  ];
 }
 
 /**

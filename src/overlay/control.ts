@@ -113,6 +113,14 @@ export interface ControlServer {
 export interface DrainOutcome {
   /** Uploads that reached Riak while draining (including writes made meanwhile). */
   drained: number;
+  /**
+   * Uploads that left the queue while draining without reaching Riak, since a later change of
+   * the same file did all they would, or there was nothing left to do; a mount of an older
+   * riakfs does not say.
+   */
+  unneeded?: number;
+  /** Uploads given up on while draining (the mount's log says why); see {@link unneeded}. */
+  givenUp?: number;
   /** Uploads still pending when the drain ended; they stay journaled for the next start. */
   pending: number;
   /** How long the drain was allowed to take. */

@@ -49,7 +49,7 @@ import {
   riakNameMirrorer,
   stagedFileUploader,
 } from "./transfer.ts";
-import { UploadQueue } from "./upload_queue.ts";
+import { type JobsEnded, UploadQueue } from "./upload_queue.ts";
 import { makeDirectories } from "../util/directories.ts";
 import { acquireLock, type HeldLock, LockedError } from "../util/lock.ts";
 import { isNoRoomError } from "../util/no_room.ts";
@@ -216,7 +216,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     progress: (pending: number) => void = () => {},
   ): Promise<DrainOutcome> => {
     const uploads = parts.uploads;
-    const uploadedBefore = metrics.value.uploads.uploaded;
+    const endedBefore = { ...uploads?.ended };
     drainDeadline = Date.now() + timeoutMs;
     lastDrainTimeoutMs = timeoutMs;
     logger.info("draining uploads; still serving", {
@@ -233,8 +233,14 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
         clearInterval(ticker);
       }
     }
+    // Counted as they leave the queue, as `pending` is: a job uploaded and still in its
+    // after-upload step (drain's removal of the local copy, retried through an outage) is
+    // pending, not drained as well.
+    const ended = (key: keyof JobsEnded) => (uploads?.ended[key] ?? 0) - (endedBefore[key] ?? 0);
     const outcome: DrainOutcome = {
-      drained: metrics.value.uploads.uploaded - uploadedBefore,
+      drained: ended("uploaded"),
+      unneeded: ended("unneeded"),
+      givenUp: ended("givenUp"),
       pending,
       timeoutMs,
       spool: parts.spool?.directory,
@@ -242,6 +248,8 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     // Log fields are snake_case, as everywhere else in the log.
     const fields = {
       drained: outcome.drained,
+      unneeded: outcome.unneeded,
+      given_up: outcome.givenUp,
       pending,
       timeout_ms: timeoutMs,
       spool: outcome.spool,

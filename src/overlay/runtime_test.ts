@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
 import type { Store } from "../store/store.ts";
+import { withOverlay, writeThrough } from "./_overlay_fixture.ts";
 import { journalPending } from "./_spool_fixture.ts";
 import { Logger } from "./log.ts";
 import { overlaySettingsFromOptions } from "./mount_options.ts";
@@ -89,5 +91,36 @@ Deno.test("a passthrough mount is refused while SOURCE/.riakfs-spool holds pendi
       StrandedSpoolError,
     );
     assert.equal(opened, false);
+  });
+});
+
+Deno.test("a drain's outcome accounts for every upload it waited for: drained, made unneeded by a later write, or still pending", async () => {
+  await withOverlay("riak", async ({ fs, riak, runtime, holdPuts }) => {
+    const faults = riak.faults;
+    const held = holdPuts();
+    await writeThrough(fs, "/a.txt", Buffer.from("first"));
+    await held.reached; // Its upload under way: the next version queues behind it.
+    await writeThrough(fs, "/a.txt", Buffer.from("second"));
+    await faults.stopAccepting();
+    faults.dropConnections();
+    try {
+      const progress: number[] = [];
+      const draining = runtime.drainUploads(1_500, (pending) => progress.push(pending));
+      const waitedFor = progress[0];
+      assert.equal(waitedFor, 2);
+      // Riak gone as it is sent: it fails, and gives way to the version behind it.
+      held.release();
+      const outcome = await draining;
+      assert.deepEqual(
+        [outcome.pending, outcome.drained, outcome.unneeded, outcome.givenUp],
+        [1, 0, 1, 0],
+      );
+      assert.equal(
+        outcome.pending + outcome.drained + (outcome.unneeded ?? 0) + (outcome.givenUp ?? 0),
+        waitedFor,
+      );
+    } finally {
+      await faults.resumeAccepting();
+    }
   });
 });

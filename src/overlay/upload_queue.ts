@@ -220,6 +220,23 @@ interface Job {
   reject: (error: Error) => void;
 }
 
+/**
+ * How the jobs that left the queue since it was made left it ({@link UploadQueue.ended}); with
+ * {@link UploadQueue.pendingCount}, what became of the jobs a drain waited for.
+ */
+export interface JobsEnded {
+  /** Riak acknowledged them. */
+  uploaded: number;
+  /**
+   * Dropped unstarted, or ended after a failed attempt, since a later change of the same path
+   * does all they would (a newer version of the file, its removal), or there was nothing
+   * left to do (a new file removed before its upload, a reserved mirror of nothing).
+   */
+  unneeded: number;
+  /** Given up on, each logged (the staged file changed or vanished, Riak kept refusing). */
+  givenUp: number;
+}
+
 /** The queue stopped before the upload reached Riak; it stays journaled for the next start. */
 export class UploadStoppedError extends Error {
   constructor(path: string) {
@@ -312,6 +329,7 @@ export class UploadQueue {
   readonly newToRiak = new NewToRiak();
   /** See {@link acknowledged}. */
   #acknowledged = 0;
+  readonly #ended: JobsEnded = { uploaded: 0, unneeded: 0, givenUp: 0 };
   /** What jobs call for each part of them Riak acknowledged. */
   readonly #acknowledge = () => {
     this.#acknowledged++;
@@ -346,6 +364,11 @@ export class UploadQueue {
   /** Uploads submitted, resumed or reserved (files still open) and not yet acknowledged. */
   get pendingCount(): number {
     return this.#reserved.size + this.#jobCount;
+  }
+
+  /** How the jobs that left the queue so far left it (a drain tells the difference). */
+  get ended(): Readonly<JobsEnded> {
+    return this.#ended;
   }
 
   /**
@@ -471,7 +494,7 @@ export class UploadQueue {
 
   /** Drops a mirror {@link reserve} journaled that turned out to have nothing to do. */
   async cancel(reserved: PendingMirror): Promise<void> {
-    this.#reserved.delete(reserved.id);
+    if (this.#reserved.delete(reserved.id)) this.#ended.unneeded++;
     try {
       await this.#options.journal.complete(reserved.id);
     } finally {
@@ -716,6 +739,7 @@ export class UploadQueue {
       // Those superseded meanwhile went with their newer job's.
       const dropped = held.filter((job) => this.#byPath.get(path)?.includes(job));
       for (const job of dropped) this.#finish(job);
+      this.#ended.unneeded += dropped.length;
       await this.#forget(...dropped.map((job) => job.entry));
       for (const job of dropped) job.resolve();
     } finally {
@@ -953,6 +977,7 @@ export class UploadQueue {
   /** `older` has not started and `newer` does all it would do: drop `older`. */
   #supersede(older: Job, newer: Job): void {
     this.#finish(older);
+    this.#ended.unneeded++;
     newer.done.then(older.resolve, older.reject);
     void this.#forget(older.entry);
   }
@@ -1079,6 +1104,7 @@ export class UploadQueue {
       // Done in the journal; the file stays, and the next start sets it aside to look at.
       await this.#options.journal.complete(entry.id).catch(() => {});
       this.#finish(job);
+      this.#ended.givenUp++;
       job.reject(new Error(`${entry.path}: its staged file changed after it was journaled`));
       return;
     }
@@ -1140,6 +1166,7 @@ export class UploadQueue {
           if (metrics) metrics.abandoned++;
           await this.#forget(entry);
           this.#finish(job);
+          this.#ended.givenUp++;
           job.reject(error as Error);
           return;
         }
@@ -1152,6 +1179,7 @@ export class UploadQueue {
           if (metrics) metrics.abandoned++;
           await this.#forget(entry);
           this.#finish(job);
+          this.#ended.givenUp++;
           job.reject(error as Error);
           return;
         }
@@ -1194,6 +1222,7 @@ export class UploadQueue {
       job.reject(error as Error);
     }
     this.#finish(job);
+    this.#ended.uploaded++;
   }
 
   /**
@@ -1258,6 +1287,7 @@ export class UploadQueue {
     newer.done.then(job.resolve, job.reject);
     await this.#forget(job.entry);
     this.#finish(job);
+    this.#ended.unneeded++;
     return true;
   }
 

@@ -215,6 +215,35 @@ Deno.test("a newer version replaces a queued older one of the same path", async 
   });
 });
 
+Deno.test("ended tells how each job left: with those pending, as many as were queued", async () => {
+  await withSpool(async (fixture) => {
+    const blocking = gate();
+    const queue = queueOver(fixture, {
+      concurrency: 1,
+      upload: async (entry, file) => {
+        if (entry.path === "/blocker") await blocking.opened;
+        fixture.stored.set(entry.path, await readFile(file, "utf8"));
+      },
+    });
+    const tickets = [
+      await queue.submit(await stage(fixture.spool, "/blocker", "x")),
+      await queue.submit(await stage(fixture.spool, "/doc", "old")),
+      await queue.submit(await stage(fixture.spool, "/doc", "new")),
+    ];
+    const vanished = await stage(fixture.spool, "/gone", "g");
+    await fixture.spool.remove(vanished.staged);
+    const gone = await queue.submit(vanished);
+    // The older version went unstarted: only the newer one is left to wait for.
+    assert.deepEqual({ ...queue.ended }, { uploaded: 0, unneeded: 1, givenUp: 0 });
+    assert.equal(queue.pendingCount, 3);
+    blocking.open();
+    await Promise.all(tickets.map((ticket) => ticket.uploaded));
+    await assert.rejects(gone.uploaded);
+    assert.equal(queue.pendingCount, 0);
+    assert.deepEqual({ ...queue.ended }, { uploaded: 2, unneeded: 1, givenUp: 1 });
+  });
+});
+
 Deno.test("journal replay uploads what a crashed run left behind", async () => {
   await withSpool(async (fixture, directory) => {
     const crashed = queueOver(fixture, {
