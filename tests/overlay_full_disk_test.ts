@@ -576,7 +576,10 @@ for (const preset of ["passthrough", "shadow", "drain"]) {
 Deno.test("drain over a disk with no inode left, its spool there from an earlier mount: refused in one line that says what to do", async () => {
   await withSourceOnTmpfs({ sizeKiB: 2048, inodes: 64 }, async (env, disk) => {
     legacyFiles(env, "old", 4, 10_000);
-    await onMountOverSource(env, "drain", () => Promise.resolve()); // Makes the spool.
+    // Not made by the mount, so its clean unmount leaves it, with its journal.
+    fs.mkdirSync(join(env.source, ".riakfs-spool"));
+    await onMountOverSource(env, "drain", () => Promise.resolve());
+    assert.ok(fs.existsSync(join(env.source, ".riakfs-spool", "journal")));
     disk.fillInodes(); // Many small files took every inode: the spool's lock has none.
     disk.fill();
     const refused = await mountOverSource(env).then(

@@ -8,8 +8,10 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
+import { defaultSpoolDirectory } from "../src/overlay/spool.ts";
 import { seededBytes } from "../src/store/_test_support.ts";
 import { isMounted, waitFor } from "./_mount.ts";
 import {
@@ -305,5 +307,59 @@ Deno.test("status and umount take a symlink to the mountpoint, as mount(8) does"
     assert.equal(result.code, 0, result.stderr);
     assert.ok(!isMounted(env.mountpoint));
     assert.ok(await exited(mount));
+  });
+});
+
+Deno.test("a clean umount removes the default spool the mount made, holding nothing pending: a drained SOURCE is left empty, /var/lib/riakfs without the riak preset's", async () => {
+  await withOverlayEnv(async (env) => {
+    const common = ["--foreground", "--riak", env.riak.nodes.join(","), "--bucket", env.bucket];
+    const runDir = ["--run-dir", env.runDirectory];
+    const umount = () => runRiakfs(["umount", ...runDir, env.mountpoint]);
+    // Drain's default spool, SOURCE/.riakfs-spool, made by this mount.
+    await fsp.writeFile(join(env.source, "old.txt"), "old\n");
+    const drain = await env.mountArgs([
+      "--preset",
+      "drain",
+      ...common,
+      ...runDir,
+      env.source,
+      env.mountpoint,
+    ]);
+    assert.equal(await fsp.readFile(join(env.mountpoint, "old.txt"), "utf8"), "old\n");
+    await fsp.writeFile(join(env.mountpoint, "new.txt"), "new\n");
+    assert.ok(fs.existsSync(join(env.source, ".riakfs-spool", "journal")));
+    let result = await umount();
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(await exited(drain), "the drain mount's process exits");
+    assert.deepEqual(await fsp.readdir(env.source), [], drain.stderr());
+    assert.match(drain.stderr(), /removed the spool: nothing in it was pending/);
+    // The riak preset's, under /var/lib/riakfs, named after the mountpoint.
+    const riakSpool = defaultSpoolDirectory(undefined, env.mountpoint);
+    assert.equal(fs.existsSync(riakSpool), false, `${riakSpool} left by another run`);
+    try {
+      const riak = await env.mountArgs([
+        "--preset",
+        "riak",
+        ...common,
+        ...runDir,
+        env.source,
+        env.mountpoint,
+      ]);
+      await fsp.writeFile(join(env.mountpoint, "more.txt"), "more\n");
+      assert.ok(fs.existsSync(join(riakSpool, "journal")));
+      result = await umount();
+      assert.equal(result.code, 0, result.stderr);
+      assert.ok(await exited(riak), "the riak mount's process exits");
+      assert.equal(fs.existsSync(riakSpool), false, riak.stderr());
+      await assertInRiak(
+        env,
+        new Map(["old.txt", "new.txt", "more.txt"].map((name) => [
+          name,
+          Buffer.from(`${name.slice(0, -4)}\n`),
+        ])),
+      );
+    } finally {
+      fs.rmSync(riakSpool, { recursive: true, force: true });
+    }
   });
 });

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
+import { existsSync, lstatSync } from "node:fs";
 import type { FileSystem } from "../fuse/filesystem.ts";
 import type { Store } from "../store/store.ts";
 import { ChunkCache } from "./chunk_cache.ts";
@@ -105,6 +105,8 @@ export interface OverlayStartOptions {
   directIo?: boolean;
   /** How long changes to a Riak directory's entries gather before its mtime is written. */
   directoryTimeDelayMs?: number;
+  /** Where the spools of mounts without a source go (tests); default /var/lib/riakfs. */
+  systemSpoolRoot?: string;
 }
 
 /** A started overlay: the filesystem to serve and how to stop what runs beside it. */
@@ -144,7 +146,13 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
   const { settings, logger } = options;
   const riakBacked = usesRiak(settings.mode);
   const spoolDirectory = riakBacked
-    ? await chooseSpoolDirectory(settings.spool, options.source, options.mountpoint, logger)
+    ? await chooseSpoolDirectory(
+      settings.spool,
+      options.source,
+      options.mountpoint,
+      logger,
+      options.systemSpoolRoot,
+    )
     : undefined;
   // Before anything is made or replayed: a refused mount leaves every spool as it was.
   await refuseStrandedSpools({
@@ -153,6 +161,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     spool: spoolDirectory,
     mode: settings.mode,
     logger,
+    systemRoot: options.systemSpoolRoot,
   });
   const metrics = new MountMetrics();
   const pingRiak = options.pingRiak;
@@ -367,6 +376,7 @@ async function startRiakParts(
   };
   let spool: Spool;
   let made = true;
+  const tidied = removedWhenIdle(options, spoolDirectory);
   try {
     spool = Spool.open(spoolDirectory);
   } catch (error) {
@@ -396,7 +406,9 @@ async function startRiakParts(
       ...parts,
       stopQueues: async (drainTimeoutMs) => {
         try {
-          return await stopQueues(drainTimeoutMs);
+          const left = await stopQueues(drainTimeoutMs);
+          if (left === 0 && tidied) await removeIdleSpool(spool, () => lock?.release(), options);
+          return left;
         } finally {
           lock?.release();
         }
@@ -404,6 +416,43 @@ async function startRiakParts(
     };
   } finally {
     if (!started) lock?.release();
+  }
+}
+
+/**
+ * Whether the mount removes its spool at a clean stop, once nothing in it waits
+ * ({@link Spool.removeIfIdle}); asked before the spool is opened. Never one the operator named
+ * (`--spool`). The default one under /var/lib/riakfs is riakfs's own, named for this
+ * mountpoint: removed whoever made it (an earlier mount's, replayed now). SOURCE/.riakfs-spool
+ * only when this mount made it: SOURCE is the operator's tree, where a drain ends in an
+ * emptied directory to delete, which a spool left behind keeps from being empty; one found
+ * there is left as it was found (an older riakfs's the operator looks at, say).
+ */
+function removedWhenIdle(options: OverlayStartOptions, spoolDirectory: string): boolean {
+  if (options.settings.spool !== undefined) return false;
+  if (options.source === undefined) return true;
+  return lstatSync(spoolDirectory, { throwIfNoEntry: false }) === undefined;
+}
+
+/**
+ * Removes the spool of a mount that stopped with nothing pending, where
+ * {@link removedWhenIdle} allows it, and says so in the log (also when removing it failed).
+ * Never fails the stop: a spool left behind is only untidy.
+ */
+async function removeIdleSpool(
+  spool: Spool,
+  releaseLock: () => void,
+  { logger }: OverlayStartOptions,
+): Promise<void> {
+  try {
+    if (await spool.removeIfIdle(releaseLock)) {
+      logger.info("removed the spool: nothing in it was pending", { spool: spool.directory });
+    }
+  } catch (error) {
+    logger.warn("the spool stays: removing it failed", {
+      spool: spool.directory,
+      error: (error as Error).message,
+    });
   }
 }
 

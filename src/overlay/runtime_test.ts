@@ -1,15 +1,18 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
 import type { Store } from "../store/store.ts";
 import { withOverlay, writeThrough } from "./_overlay_fixture.ts";
 import { journalPending } from "./_spool_fixture.ts";
+import { pendingInJournal } from "./journal.ts";
 import { Logger } from "./log.ts";
 import { overlaySettingsFromOptions } from "./mount_options.ts";
 import { startOverlay } from "./runtime.ts";
+import { defaultSpoolDirectory } from "./spool.ts";
 import { readSpoolRecord, SpoolNamespaceError } from "./spool_record.ts";
 import { StrandedSpoolError } from "./stranded_spools.ts";
 
@@ -122,5 +125,88 @@ Deno.test("a drain's outcome accounts for every upload it waited for: drained, m
     } finally {
       await faults.resumeAccepting();
     }
+  });
+});
+
+/** A logger whose lines the test reads. */
+function listeningLogger(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  return {
+    logger: new Logger({ format: "json", sink: { write: (line) => lines.push(line) } }),
+    lines,
+  };
+}
+
+Deno.test("the riak preset's default spool goes at a clean stop with nothing pending, also one an earlier mount left; one with pending entries stays", async () => {
+  await withStore(async ({ store, riak }) => {
+    await withDirectories(async ({ source, runDir, mountpoint }) => {
+      const systemSpoolRoot = join(source, "..", "var-lib-riakfs");
+      const spool = defaultSpoolDirectory(undefined, mountpoint, systemSpoolRoot);
+      const { logger, lines } = listeningLogger();
+      const start = () =>
+        startOverlay({
+          settings: overlaySettingsFromOptions({ preset: "riak", runDir }),
+          mountpoint,
+          store,
+          riakNodes: riak.nodes,
+          logger,
+          systemSpoolRoot,
+        });
+      let runtime = await start();
+      assert.ok(existsSync(join(spool, "journal")), "made by the mount");
+      assert.equal(await runtime.stop(0), 0);
+      assert.equal(existsSync(spool), false, lines.join("\n"));
+      assert.ok(existsSync(systemSpoolRoot), "only the spool goes");
+      // Left with an entry pending by an earlier mount: replayed, then removed.
+      await journalPending(spool, "/a.txt", "written away\n");
+      runtime = await start();
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal(await runtime.stop(0), 0);
+      assert.equal((await store.readFile("/a.txt")).toString(), "written away\n");
+      assert.equal(existsSync(spool), false, lines.join("\n"));
+      // Pending while Riak is away: the spool and its entry stay for the next mount.
+      await journalPending(spool, "/b.txt");
+      await riak.faults.stopAccepting();
+      riak.faults.dropConnections();
+      try {
+        runtime = await start();
+        assert.equal(await runtime.stop(0), 1);
+      } finally {
+        await riak.faults.resumeAccepting();
+      }
+      assert.equal(await pendingInJournal(join(spool, "journal")), 1);
+      assert.equal((await readdir(join(spool, "staged"))).length, 1);
+    });
+  });
+});
+
+Deno.test("at a clean stop a spool named with --spool, a SOURCE/.riakfs-spool there before the mount and one holding a file riakfs did not put there stay; one the mount made goes", async () => {
+  await withStore(async ({ store, riak }) => {
+    await withDirectories(async ({ source, spool, runDir, mountpoint }) => {
+      const { logger } = listeningLogger();
+      const inSource = join(source, ".riakfs-spool");
+      const start = (options: Record<string, string> = {}) =>
+        startOverlay({
+          settings: overlaySettingsFromOptions({ preset: "drain", runDir, ...options }),
+          source,
+          mountpoint,
+          store,
+          riakNodes: riak.nodes,
+          logger,
+        });
+      assert.equal(await (await start({ spool })).stop(0), 0);
+      assert.ok(existsSync(join(spool, "journal")), "named by the operator");
+      assert.equal(await (await start()).stop(0), 0);
+      assert.equal(existsSync(inSource), false, "made by the mount, and left empty");
+      await mkdir(inSource);
+      assert.equal(await (await start()).stop(0), 0);
+      assert.ok(existsSync(join(inSource, "journal")), "there before the mount");
+      await rm(inSource, { recursive: true });
+      // Made by the mount, but holding a file it did not put there.
+      const runtime = await start();
+      await writeFile(join(inSource, "notes.txt"), "the operator's\n");
+      assert.equal(await runtime.stop(0), 0);
+      assert.equal(await readFile(join(inSource, "notes.txt"), "utf8"), "the operator's\n");
+    });
   });
 });

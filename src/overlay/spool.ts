@@ -11,18 +11,22 @@ import { existsSync } from "node:fs";
 import {
   access,
   type FileHandle,
+  lstat,
   open,
   readdir,
   readlink,
   rename,
+  rm,
+  rmdir,
   stat,
   symlink,
   unlink,
 } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { makeDirectories } from "../util/directories.ts";
 import { SPOOL_DIRECTORY_NAME } from "../migration/mount_entries.ts";
 import { isNoRoomError } from "../util/no_room.ts";
+import { pendingInJournal } from "./journal.ts";
 
 /** Where mounts without a source keep their spools. */
 export const SYSTEM_SPOOL_ROOT = "/var/lib/riakfs";
@@ -81,6 +85,14 @@ export function spoolLockFile(directory: string): string {
 }
 
 /**
+ * What a spool holds for its own bookkeeping besides its lock: files, and directories that
+ * go with it only when empty. Anything else found in it (staged files set aside, a file an
+ * operator put there) keeps the spool.
+ */
+const BOOKKEEPING_FILES = ["journal", "journal.room", "namespace"];
+const BOOKKEEPING_DIRECTORIES = ["staged", "publishing"];
+
+/**
  * The spool was removed while the mount served, and could not be made again: what was to be
  * staged or journaled in it is refused (EIO) rather than written where no restart finds it.
  */
@@ -94,6 +106,12 @@ export class SpoolRemovedError extends Error {
     });
     this.name = "SpoolRemovedError";
   }
+}
+
+/** What a read of a directory that is not there means here: no entry. */
+function absentAsEmpty(error: NodeJS.ErrnoException): string[] {
+  if (error.code === "ENOENT") return [];
+  throw error;
 }
 
 /** A staged file just created, open for writing. */
@@ -331,6 +349,38 @@ export class Spool {
   #publishRecord(id: string): string {
     if (!/^[0-9a-f]+$/.test(id)) throw new RangeError(`not a publish id: ${JSON.stringify(id)}`);
     return join(this.#publishingDirectory, id);
+  }
+
+  /**
+   * Removes the spool of a mount that stopped, while that mount still holds its lock, when
+   * nothing in it waits: no pending journal entry, no staged file, no file of a publish under
+   * way, nothing set aside ({@link unreferencedDirectory}) and nothing riakfs did not put
+   * there. Its lock goes last (`releaseLock`), then the directory itself, unless another mount
+   * took the spool in between. Resolves with whether it is gone; a spool that is a symlink
+   * stays, as does one where anything waits.
+   */
+  async removeIfIdle(releaseLock: () => void): Promise<boolean> {
+    const found = await lstat(this.directory).catch(() => undefined);
+    if (!found?.isDirectory()) return false;
+    if (await pendingInJournal(this.journalFile) > 0) return false;
+    const own = [
+      ...BOOKKEEPING_FILES,
+      ...BOOKKEEPING_DIRECTORIES,
+      basename(spoolLockFile(this.directory)),
+    ];
+    if ((await readdir(this.directory)).some((name) => !own.includes(name))) return false;
+    for (const name of BOOKKEEPING_DIRECTORIES) {
+      if ((await readdir(join(this.directory, name)).catch(absentAsEmpty)).length > 0) {
+        return false;
+      }
+    }
+    for (const name of BOOKKEEPING_FILES) await rm(join(this.directory, name), { force: true });
+    for (const name of BOOKKEEPING_DIRECTORIES) {
+      await rmdir(join(this.directory, name)).catch(absentAsEmpty);
+    }
+    releaseLock();
+    await rmdir(this.directory);
+    return true;
   }
 
   /** Where staged files no journal entry names are kept, for the operator to look at. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UploadJournal } from "./journal.ts";
@@ -72,4 +73,49 @@ Deno.test("the riak preset's default spools of two mountpoints that read alike a
   assert.match(systemSpoolName("/x/y/m+0123456789ab"), /^spool_x_y_m_0123456789ab\+/);
   // A mount with a source keeps its spool there.
   assert.equal(defaultSpoolDirectory("/srv/src", "/x_y/m"), "/srv/src/.riakfs-spool");
+});
+
+Deno.test("removeIfIdle removes a spool where nothing waits, lock last; a staged file, a publish record, a set-aside file or a symlink keep it", async () => {
+  const directory = await mkdtemp(join(tmpdir(), "riakfs-spool-"));
+  try {
+    const open = async (name: string) => {
+      const spool = Spool.open(join(directory, name));
+      await (await UploadJournal.open(spool.journalFile)).journal.close();
+      await writeFile(join(spool.directory, "lock"), "held\n");
+      return spool;
+    };
+    const idle = await open("idle");
+    let lockAtRelease: string[] = [];
+    const removed = await idle.removeIfIdle(() => {
+      lockAtRelease = readdirSync(idle.directory);
+      rmSync(join(idle.directory, "lock"));
+    });
+    assert.equal(removed, true);
+    assert.deepEqual(lockAtRelease, ["lock"]);
+    assert.equal(existsSync(idle.directory), false);
+
+    const keeps = {
+      staged: async (spool: Spool) => void await staged(spool, "a write cut off"),
+      publishing: (spool: Spool) => spool.recordPublish("ab12", "/a.txt", { dev: 1n, ino: 2n }),
+      unreferenced: async (spool: Spool) => {
+        await staged(spool, "no entry names it");
+        await spool.setAsideUnreferenced(new Set());
+      },
+    };
+    for (const [what, keep] of Object.entries(keeps)) {
+      const spool = await open(what);
+      await keep(spool);
+      let released = false;
+      assert.equal(await spool.removeIfIdle(() => released = true), false, what);
+      assert.equal(released, false, what);
+      assert.ok(existsSync(spool.journalFile), what);
+    }
+    const target = await open("target");
+    const link = join(directory, "link");
+    await symlink(target.directory, link);
+    assert.equal(await Spool.notMadeYet(link).removeIfIdle(() => {}), false);
+    assert.ok(existsSync(target.journalFile));
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
 });
