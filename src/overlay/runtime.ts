@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { existsSync, lstatSync } from "node:fs";
+import { type Dir, existsSync, opendirSync } from "node:fs";
+import { basename } from "node:path";
 import type { FileSystem } from "../fuse/filesystem.ts";
 import type { Store } from "../store/store.ts";
 import { ChunkCache } from "./chunk_cache.ts";
@@ -376,7 +377,7 @@ async function startRiakParts(
   };
   let spool: Spool;
   let made = true;
-  const tidied = removedWhenIdle(options, spoolDirectory);
+  const removable = removedWhenIdle(options, spoolDirectory);
   try {
     spool = Spool.open(spoolDirectory);
   } catch (error) {
@@ -407,7 +408,9 @@ async function startRiakParts(
       stopQueues: async (drainTimeoutMs) => {
         try {
           const left = await stopQueues(drainTimeoutMs);
-          if (left === 0 && tidied) await removeIdleSpool(spool, () => lock?.release(), options);
+          if (left === 0 && removable()) {
+            await removeIdleSpool(spool, () => lock?.release(), options);
+          }
           return left;
         } finally {
           lock?.release();
@@ -421,17 +424,35 @@ async function startRiakParts(
 
 /**
  * Whether the mount removes its spool at a clean stop, once nothing in it waits
- * ({@link Spool.removeIfIdle}); asked before the spool is opened. Never one the operator named
- * (`--spool`). The default one under /var/lib/riakfs is riakfs's own, named for this
- * mountpoint: removed whoever made it (an earlier mount's, replayed now). SOURCE/.riakfs-spool
- * only when this mount made it: SOURCE is the operator's tree, where a drain ends in an
- * emptied directory to delete, which a spool left behind keeps from being empty; one found
- * there is left as it was found (an older riakfs's the operator looks at, say).
+ * ({@link Spool.removeIfIdle}); asked at the stop. Never one the operator named (`--spool`).
+ * The default one under /var/lib/riakfs is riakfs's own, named for this mountpoint: removed
+ * whoever made it (an earlier mount's, replayed now). SOURCE/.riakfs-spool only once SOURCE
+ * holds nothing else: a drain ends in an emptied directory to delete, which a spool left behind
+ * keeps from being empty; before that, the spool keeps its reserved journal room for the next
+ * mount over a disk that may fill up again.
  */
-function removedWhenIdle(options: OverlayStartOptions, spoolDirectory: string): boolean {
-  if (options.settings.spool !== undefined) return false;
-  if (options.source === undefined) return true;
-  return lstatSync(spoolDirectory, { throwIfNoEntry: false }) === undefined;
+function removedWhenIdle(
+  options: OverlayStartOptions,
+  spoolDirectory: string,
+): () => boolean {
+  if (options.settings.spool !== undefined) return () => false;
+  const { source } = options;
+  if (source === undefined) return () => true;
+  return () => holdsOnly(source, basename(spoolDirectory));
+}
+
+/** Whether `directory` holds `name` and nothing else (reads at most two entries). */
+function holdsOnly(directory: string, name: string): boolean {
+  let listing: Dir | undefined;
+  try {
+    listing = opendirSync(directory);
+    const first = listing.readSync();
+    return first?.name === name && listing.readSync() === null;
+  } catch {
+    return false;
+  } finally {
+    listing?.closeSync();
+  }
 }
 
 /**

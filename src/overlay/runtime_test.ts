@@ -180,7 +180,7 @@ Deno.test("the riak preset's default spool goes at a clean stop with nothing pen
   });
 });
 
-Deno.test("at a clean stop a spool named with --spool, a SOURCE/.riakfs-spool there before the mount and one holding a file riakfs did not put there stay; one the mount made goes", async () => {
+Deno.test("at a clean stop a spool named with --spool stays; SOURCE/.riakfs-spool goes once SOURCE holds nothing else, unless it holds a file riakfs did not put there", async () => {
   await withStore(async ({ store, riak }) => {
     await withDirectories(async ({ source, spool, runDir, mountpoint }) => {
       const { logger } = listeningLogger();
@@ -196,13 +196,17 @@ Deno.test("at a clean stop a spool named with --spool, a SOURCE/.riakfs-spool th
         });
       assert.equal(await (await start({ spool })).stop(0), 0);
       assert.ok(existsSync(join(spool, "journal")), "named by the operator");
+      await writeFile(join(source, "legacy.txt"), "not drained yet\n");
       assert.equal(await (await start()).stop(0), 0);
-      assert.equal(existsSync(inSource), false, "made by the mount, and left empty");
-      await mkdir(inSource);
+      assert.ok(
+        existsSync(join(inSource, "journal")),
+        "SOURCE holds more: the spool keeps its room for the next mount",
+      );
+      await rm(join(source, "legacy.txt"));
       assert.equal(await (await start()).stop(0), 0);
-      assert.ok(existsSync(join(inSource, "journal")), "there before the mount");
-      await rm(inSource, { recursive: true });
-      // Made by the mount, but holding a file it did not put there.
+      assert.equal(existsSync(inSource), false, "SOURCE drained: only the spool was left");
+      assert.deepEqual(await readdir(source), []);
+      // SOURCE drained, but the spool holds a file riakfs did not put there.
       const runtime = await start();
       await writeFile(join(inSource, "notes.txt"), "the operator's\n");
       assert.equal(await runtime.stop(0), 0);
