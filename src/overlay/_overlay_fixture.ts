@@ -68,6 +68,12 @@ export interface OverlayFixture extends StoreFixture {
    * called: its answer came.
    */
   latePut(path: string): () => void;
+  /**
+   * Makes Riak refuse the overlay's set requests (fetches and updates) as it refuses those
+   * of a bucket type never created (`--sets-bucket-type` misspelt), until the returned
+   * function is called; objects still go through.
+   */
+  refuseSets(): () => void;
 }
 
 /**
@@ -107,6 +113,8 @@ export interface RequestGate {
   gets?: (location: ObjectLocation, head: boolean) => Promise<void> | undefined;
   /** Called once a set was fetched, before its answer is handed over. */
   fetchedSets?: () => Promise<void>;
+  /** Set requests go to this bucket type instead of their own (one Riak lacks: refused). */
+  setsBucketType?: string;
 }
 
 /** A request context of root, as the kernel sends it. */
@@ -145,6 +153,8 @@ export function countingClient(
   const latePutOf = (location: ObjectLocation) =>
     latePuts.get(Buffer.from(location.key).toString("latin1"));
   let readsInFlight = 0;
+  const setAt = (location: ObjectLocation): ObjectLocation =>
+    gate.setsBucketType === undefined ? location : { ...location, bucketType: gate.setsBucketType };
   const reading = <T>(request: () => Promise<T>): Promise<T> => {
     counts.mostReadsAtOnce = Math.max(counts.mostReadsAtOnce, ++readsInFlight);
     return request().finally(() => readsInFlight--);
@@ -170,14 +180,14 @@ export function countingClient(
     fetchSet: (location) => {
       counts.setFetches++;
       return reading(async () => {
-        const fetched = await client.fetchSet(location);
+        const fetched = await client.fetchSet(setAt(location));
         await gate.fetchedSets?.();
         return fetched;
       });
     },
     updateSet: (location, change) => {
       counts.setUpdates++;
-      return client.updateSet(location, change);
+      return client.updateSet(setAt(location), change);
     },
     listKeys: (bucketType, bucket) => client.listKeys(bucketType, bucket),
     lateWritesSettled: async (location) => {
@@ -349,6 +359,10 @@ export async function withOverlay(
             latePuts.delete(key);
             landed();
           };
+        },
+        refuseSets: () => {
+          gate.setsBucketType = "riakfs-test-no-such-type";
+          return () => gate.setsBucketType = undefined;
         },
       });
     } finally {

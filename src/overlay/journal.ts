@@ -96,6 +96,14 @@ export interface PendingUpload {
    * bytes winning.
    */
   away?: true;
+  /**
+   * The versions this mount's earlier uploads of the path would have stored, ended in favour
+   * of this one after they may have reached Riak (an attempt ran: its put landed and the
+   * directory set's add was refused, say; or it landed whole). One of them in Riak is the
+   * mount's own, gone over, never set aside as a file another host wrote ({@link
+   * UploadJournal.noteOurs}). Absent: none.
+   */
+  ours?: RiakVersion[];
 }
 
 /**
@@ -632,6 +640,23 @@ export class UploadJournal {
     }
     await this.#sync();
     return marked.map(({ after }) => after);
+  }
+
+  /**
+   * Gives the pending upload `id` the versions `ours` ({@link PendingUpload.ours}): its line
+   * is written again with them, at once, so a `done` line written after it (that of the
+   * upload whose version it records) never goes without it; resolves once fsync'd. The same
+   * `add` op under the same id, as {@link markAway} writes. Nothing for an id not pending or
+   * not an upload.
+   */
+  async noteOurs(id: number, ours: readonly RiakVersion[]): Promise<void> {
+    const before = this.#pending.get(id);
+    if (before === undefined || isMirror(before)) return;
+    const after: PendingUpload = { ...before, ours: [...ours] };
+    this.#write(addLine(after));
+    this.#pending.set(id, after);
+    this.#pendingLength += addLine(after).length - addLine(before).length;
+    await this.#sync();
   }
 
   /**

@@ -1637,6 +1637,7 @@ export class OverlayFileSystem implements FileSystem {
           replaces: _r,
           creates: _c,
           away: _a,
+          ours: _o,
           ...bytes
         } = newest;
         entries.push({
@@ -3031,7 +3032,8 @@ export class OverlayFileSystem implements FileSystem {
       // Those journaled while this one was on its way go over it now: a removal of the name
       // during an outage removes this version, the mount's own, instead of setting it aside
       // (and sets aside one written elsewhere, where they knew of none). In memory only: after
-      // a restart they go over the version journaled, and this one would be set aside.
+      // a restart they go over the version journaled, and this one is known as the mount's
+      // own only to the next upload, whose journal line the queue gave it (`ours`).
       for (const later of this.#o.uploads.pendingUploadsOf(upload.path)) {
         if (later.id > upload.id) {
           later.replaces = { size, mtimeNs };

@@ -63,7 +63,13 @@ export function stagedFileUploader(
     try {
       signal.throwIfAborted();
       if (upload.unseen) {
-        await setAsideUnseen(store, upload.path, () => sha256OfEntry(stagedPath), logger);
+        await setAsideUnseen(
+          store,
+          upload.path,
+          () => sha256OfEntry(stagedPath),
+          logger,
+          upload.ours,
+        );
       }
       // A small file's put carries its bytes, and without a stat the store puts with
       // if_none_match, which an overwrite would answer only after the bytes were sent: look
@@ -916,7 +922,9 @@ export async function setAsideUnseen(
     oursAlso,
     ours,
     logger,
-    "Riak held another file under a name created during an outage; kept aside",
+    // Not only in an outage: Riak answering the look with an error (a sets bucket type
+    // never created, say) leaves the name unseen too.
+    "Riak held another file under a name created while Riak could not say whether it was taken; kept aside",
   );
 }
 
@@ -1003,6 +1011,7 @@ function setAsideUnexpected(
   if (held === undefined) return undefined;
   const expected = [
     ...(held === "nothing" ? [] : [held]),
+    ...upload.ours ?? [],
     { size: upload.size, mtimeNs: upload.mtimeNs },
   ];
   return (found) =>

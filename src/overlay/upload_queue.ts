@@ -23,6 +23,7 @@ import {
   type NewUpload,
   type PendingMirror,
   type PendingUpload,
+  type RiakVersion,
   type UploadJournal,
 } from "./journal.ts";
 import type { MountMetrics } from "./metrics.ts";
@@ -66,6 +67,14 @@ const MIRROR_ATTEMPTS = 5;
 
 /** Paths remembered in {@link UploadQueue}'s set of unseen uploads done. */
 const SET_ASIDE_LIMIT = 100_000;
+
+/**
+ * Versions of earlier uploads an upload's journal entry keeps ({@link PendingUpload.ours}),
+ * the newest: uploads of a path run one at a time, so Riak holds at most the last one that
+ * landed, and a run of failed attempts (an outage with a file closed again and again) must
+ * not make its line grow without end.
+ */
+const OURS_LIMIT = 16;
 
 /** Why a running mirror is aborted (one object: an abort is routine, not an incident). */
 const SUPERSEDED = new Error("a newer mirror of the same path was queued");
@@ -198,6 +207,12 @@ interface Job {
    * (an earlier attempt may have reached Riak, so a withhold must not drop it).
    */
   attempt?: AbortController;
+  /**
+   * An upload that may have put its file in Riak: an attempt of it started, here or (replayed
+   * from the journal) before a restart. Ended in favour of a newer upload of its path, its
+   * version goes to that one's {@link PendingUpload.ours}.
+   */
+  mayHaveLanded?: true;
   /** Told how its first attempt ended by the withhold waiting for that: called off or not. */
   firstAttemptEnded?: (calledOff: UploadWithheldError | undefined) => void;
   /** Moved ahead of the others waiting: a request waits for it ({@link UploadQueue.hurry}). */
@@ -407,7 +422,11 @@ export class UploadQueue {
 
   /** Queues the journal's pending entries from the last run; call before serving. */
   resume(pending: readonly JournalEntry[]): void {
-    for (const entry of pending) this.#enqueue(entry);
+    for (const entry of pending) {
+      // Flagged before the next entry of its path is queued, which may supersede it.
+      if (!isMirror(entry)) this.#enqueue(entry).mayHaveLanded = true;
+      else this.#enqueue(entry);
+    }
     if (pending.length > 0) {
       this.#logger.info("replaying upload journal", { pending: pending.length });
     }
@@ -979,7 +998,37 @@ export class UploadQueue {
     this.#finish(older);
     this.#ended.unneeded++;
     newer.done.then(older.resolve, older.reject);
+    this.#handOurs(older, newer);
     void this.#forget(older.entry);
+  }
+
+  /**
+   * `older`, an upload that may have put its file in Riak ({@link Job.mayHaveLanded}), ends
+   * in favour of `newer`, an upload of its path that sets aside what it does not know there
+   * (created unseen, or over a known version: an outage may mark it away): `newer` takes
+   * `older`'s version, and those it had, into {@link PendingUpload.ours}. Journaled at once,
+   * before the caller's `done` line of `older`: after a crash or a stop, the next mount
+   * still knows the file `older` put there (its directory set's add refused, say) as its
+   * own, not one another host wrote.
+   */
+  #handOurs(older: Job, newer: Job): void {
+    const [from, to] = [older.entry, newer.entry];
+    if (!older.mayHaveLanded || isMirror(from) || isMirror(to)) return;
+    if (!to.unseen && heldBefore(to) === undefined) return;
+    const ours: RiakVersion[] = [];
+    for (const version of [...from.ours ?? [], ...to.ours ?? [], from]) {
+      const { size, mtimeNs } = version;
+      if (!ours.some((known) => known.size === size && known.mtimeNs === mtimeNs)) {
+        ours.push({ size, mtimeNs });
+      }
+    }
+    to.ours = ours.slice(-OURS_LIMIT);
+    this.#options.journal.noteOurs(to.id, to.ours).catch((error) => {
+      this.#logger.warn("an earlier upload's version not journaled with the newer one", {
+        path: to.path,
+        error: (error as Error).message,
+      });
+    });
   }
 
   /** Wakes {@link drain} and {@link stop} once there is nothing left for them to wait for. */
@@ -1127,6 +1176,7 @@ export class UploadQueue {
           await this.#options.mirror!(task, job.superseded!.signal, this.#acknowledge);
         } else {
           job.attempt = job.stoppable ?? new AbortController();
+          job.mayHaveLanded = true;
           await this.#options.upload(
             task as PendingUpload,
             stagedPath!,
@@ -1215,6 +1265,8 @@ export class UploadQueue {
       this.#finish(job);
       return;
     }
+    const newer = this.#newerThan(job);
+    if (newer) this.#handOurs(job, newer);
     try {
       await this.#forget(entry);
       job.resolve();
@@ -1285,6 +1337,7 @@ export class UploadQueue {
     const newer = this.#newerThan(job);
     if (!newer || !this.#covers(newer.entry, job.entry)) return false;
     newer.done.then(job.resolve, job.reject);
+    this.#handOurs(job, newer);
     await this.#forget(job.entry);
     this.#finish(job);
     this.#ended.unneeded++;

@@ -1558,3 +1558,68 @@ Deno.test("withdrawNew holds nothing once a job of the path started, or where Ri
     assert.deepEqual(mirrored, ["copy /started"]);
   });
 });
+
+// An upload ended in favour of a newer one of its path after it may have put its file in
+// Riak: the newer one's journal entry knows that version as the mount's own, so that a
+// restart's replay (unseen, or away over what it created) does not set it aside.
+for (const ending of ["landed", "failed after its put", "replayed, then superseded"] as const) {
+  Deno.test(`an upload ${ending} leaves its version to the newer upload of its path in the journal`, async () => {
+    await withSpool(async (fixture, directory) => {
+      const first = gate();
+      let firstStarted = false;
+      /** Stays on its way until the stop. */
+      const onItsWay = (signal: AbortSignal) =>
+        new Promise<void>((_, reject) => signal.addEventListener("abort", reject));
+      const older = {
+        ...await stage(fixture.spool, "/x.txt", ""),
+        mtimeNs: "1",
+        unseen: true as const,
+      };
+      const newer = {
+        ...await stage(fixture.spool, "/x.txt", "x\n"),
+        mtimeNs: "2",
+        unseen: true as const,
+      };
+      if (ending === "replayed, then superseded") {
+        // Both pending at a restart: the older one's put may have landed before it.
+        await fixture.journal.add(older);
+        await fixture.journal.add(newer);
+        await fixture.journal.close();
+        const reopened = await UploadJournal.open(fixture.spool.journalFile);
+        fixture.journal = reopened.journal;
+        const queue = queueOver(fixture, {
+          concurrency: 1,
+          upload: (_entry, _file, signal) => onItsWay(signal),
+        });
+        // The only slot is taken: the older one still waits as the newer one is queued.
+        await queue.submit(await stage(fixture.spool, "/blocker", "b"));
+        queue.resume(reopened.pending);
+        await queue.stop(0);
+      } else {
+        const queue = queueOver(fixture, {
+          upload: async (entry, _file, signal) => {
+            if (entry.mtimeNs !== "1") return await onItsWay(signal);
+            firstStarted = true;
+            await first.opened;
+            if (ending !== "landed") throw new Error("Riak set update failed: no bucket type");
+          },
+        });
+        await queue.submit(older);
+        while (!firstStarted) await new Promise((resolve) => setImmediate(resolve));
+        await queue.submit(newer);
+        first.open();
+        while (fixture.journal.pendingCount > 1) {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+        await queue.stop(0);
+      }
+      await fixture.journal.close();
+      const { journal, pending } = await UploadJournal.open(join(directory, "spool", "journal"));
+      fixture.journal = journal;
+      const uploadsOfTheName = pending.flatMap((entry) =>
+        !isMirror(entry) && entry.path === "/x.txt" ? [[entry.mtimeNs, entry.ours]] : []
+      );
+      assert.deepEqual(uploadsOfTheName, [["2", [{ size: 0, mtimeNs: "1" }]]]);
+    });
+  });
+}

@@ -172,7 +172,10 @@ export class WhileAway {
     const unseen = this.#o.unseenMark(path);
     const held = this.versionInRiak(path, session);
     const ours = unseen.unseen || held
-      ? this.#o.uploads.pendingUploadsOf(path).map(({ size, mtimeNs }) => ({ size, mtimeNs }))
+      ? this.#o.uploads.pendingUploadsOf(path).flatMap(({ size, mtimeNs, ours = [] }) => [
+        ...ours,
+        { size, mtimeNs },
+      ])
       : [];
     // An upload of the name that landed after those pending were journaled (they go over
     // what Riak held before it): while uploads are pending, a look at the name finds them,
@@ -193,8 +196,16 @@ export class WhileAway {
    * Riak was away (what the old name's upload went over stays behind, as in a file's rename).
    */
   uploadMovedTo(upload: PendingUpload, to: string): NewEntry {
-    const { id: _id, path: _path, unseen: _u, supersedes: _s, replaces: _r, away: _a, ...bytes } =
-      upload;
+    const {
+      id: _id,
+      path: _path,
+      unseen: _u,
+      supersedes: _s,
+      replaces: _r,
+      away: _a,
+      ours: _o,
+      ...bytes
+    } = upload;
     return { ...bytes, path: to, ...this.#o.unseenMark(to), ...this.awayMark() };
   }
 
