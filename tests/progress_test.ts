@@ -21,6 +21,7 @@ Deno.test("progress: nothing recorded, a partial pass, a complete pass, a rescan
     const during = await runRiakfs(["progress", source, ...flags]);
     assert.match(during.stdout, /^total: +at least 5 files, 50 B$/m);
     assert.match(during.stdout, /^pass in progress: 5 files, 50 B covered so far$/m);
+    assert.match(during.stdout, /^in Riak: +5 files, 50 B \(share of the tree unknown until/m);
     assert.match(during.stdout, /^ETA: unknown$/m);
 
     const rest = await runRiakfs(["prewarm", source, ...flags]);

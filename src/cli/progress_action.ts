@@ -75,7 +75,7 @@ function render(report: ProgressReport, json: boolean): string {
   const total = `${report.totalIsLowerBound ? "at least " : ""}${show(report.total)}`;
   const lines = [
     `total:      ${total}`,
-    `in Riak:    ${approx}${show(report.inRiak)}${percent(report.inRiak, report.total)}`,
+    `in Riak:    ${approx}${show(report.inRiak)}${shareShown(report)}`,
     `verified:   ${approx}${show(report.verified)}`,
     `pending:    ${approx}${show(report.pending)}${
       report.totalIsLowerBound ? " (plus what the first pass has not reached)" : ""
@@ -159,8 +159,10 @@ function show(tally: Tally): string {
   return `${tally.files} files, ${formatBytes(tally.bytes)}`;
 }
 
-function percent(part: Tally, whole: Tally): string {
-  if (whole.bytes === 0 && whole.files === 0) return "";
-  const share = whole.bytes > 0 ? part.bytes / whole.bytes : part.files / whole.files;
-  return ` (${(share * 100).toFixed(1)}%)`;
+/** The share of the tree in Riak; during a first pass, that it is not known yet. */
+function shareShown(report: ProgressReport): string {
+  if (report.inRiakShare !== undefined) return ` (${(report.inRiakShare * 100).toFixed(1)}%)`;
+  return report.totalIsLowerBound
+    ? " (share of the tree unknown until a pass has covered all of it, or --rescan)"
+    : "";
 }

@@ -38,6 +38,12 @@ export interface ProgressReport {
   /** True when figures mix a pass in progress with the last complete pass. */
   estimated: boolean;
   inRiak: Tally;
+  /**
+   * The share of the tree's total in Riak, 0 to 1 (by bytes; by files where the tree holds no
+   * bytes); undefined while no pass has covered the whole tree (the total is only what the
+   * first pass reached, of which all can be in Riak) or when the tree is empty.
+   */
+  inRiakShare?: number;
   verified: Tally;
   /**
    * Not in Riak in their current version yet (missing, differing, busy, not yet covered);
@@ -120,6 +126,10 @@ export function progressFromState(state: StateDirectory): ProgressReport {
     runs: history.length,
     lastVerify: saved.lastVerify,
   };
+  if (!report.totalIsLowerBound) {
+    const share = shareOf(report.inRiak, report.total);
+    if (share !== undefined) report.inRiakShare = share;
+  }
   // A whole-tree verify is the stronger word on what is byte-identical in Riak.
   if (saved.lastVerify && saved.lastVerify.matched.files > report.verified.files) {
     report.verified = saved.lastVerify.matched;
@@ -149,6 +159,12 @@ export function progressFromState(state: StateDirectory): ProgressReport {
     };
   }
   return report;
+}
+
+/** `part`'s share of `whole`: by bytes, by files where `whole` has none; undefined if empty. */
+function shareOf(part: Tally, whole: Tally): number | undefined {
+  if (whole.bytes > 0) return part.bytes / whole.bytes;
+  return whole.files > 0 ? part.files / whole.files : undefined;
 }
 
 /** A rescan that could not check every file: nothing of it is recorded. */

@@ -91,6 +91,30 @@ Deno.test("progress reports recorded passes, and a rescan recomputes them", asyn
   }
 });
 
+// Every file a first pass reached is in Riak, which is not the tree: "in Riak: 671 files
+// (100.0%)" was shown while the pass had the rest of the tree still to walk.
+Deno.test("progress gives no share of the tree in Riak until a pass covered all of it", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-progress-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  for (let i = 0; i < 4; i++) writeFileSync(join(source, `f${i}`), "x".repeat(10));
+  try {
+    await withStore(async ({ store }) => {
+      await runPrewarm({ source, store, state, maxFiles: 2 });
+      const firstPass = progressFromState(state);
+      assert.deepEqual(firstPass.inRiak, firstPass.total, "all it reached is in Riak");
+      assert.equal(firstPass.inRiakShare, undefined, "but not the whole tree");
+      await runPrewarm({ source, store, state, maxFiles: 1 });
+      await runPrewarm({ source, store, state });
+      assert.equal(progressFromState(state).inRiakShare, 1);
+      writeFileSync(join(source, "new"), "y".repeat(40));
+      assert.equal((await rescan({ source, store, state })).inRiakShare, 0.5);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});
+
 Deno.test("progress tells a run under way from one that never ended, which the next run records", async () => {
   const source = mkdtempSync(join(tmpdir(), "riakfs-progress-"));
   const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
