@@ -48,7 +48,24 @@ export class PathFilter {
    * include such as `logs/**\/*.gz` needs the walk to reach the files below.
    */
   walksInto(relativePath: Uint8Array): boolean {
-    return !this.#exclude.some((pattern) => matches(relativePath, pattern, "directory"));
+    return !this.#excludesDirectory(relativePath);
+  }
+
+  #excludesDirectory(relativePath: Uint8Array): boolean {
+    return this.#exclude.some((pattern) => matches(relativePath, pattern, "directory"));
+  }
+
+  /**
+   * True when a directory takes part by itself, empty or not: no include is given, or one
+   * naming directories (`cache/`) covers it; and it is walked into. Another one is needed
+   * only as the way to something selected below it.
+   */
+  selectsDirectory(relativePath: Uint8Array): boolean {
+    if (this.#excludesDirectory(relativePath)) return false;
+    return this.#include.length === 0 ||
+      this.#include.some((pattern) =>
+        pattern.endsWith("/") && matches(relativePath, pattern, "directory")
+      );
   }
 
   /** True when a file takes part: matches an include (if any) and no exclude. */

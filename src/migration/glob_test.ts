@@ -41,3 +41,13 @@ Deno.test("a glob ending in a slash matches that directory and everything below 
   assert.equal(included.selects(p("keep/a.txt")), true);
   assert.equal(included.selects(p("other/a.txt")), false);
 });
+
+Deno.test("a directory takes part by itself where no include is given or a directory include covers it", () => {
+  assert.equal(new PathFilter().selectsDirectory(p("a/b")), true);
+  assert.equal(new PathFilter([], ["b/"]).selectsDirectory(p("a/b")), false, "excluded");
+  const directories = new PathFilter(["c/"]);
+  assert.equal(directories.selectsDirectory(p("c")), true);
+  assert.equal(directories.selectsDirectory(p("d/c/e")), true, "below a directory included");
+  assert.equal(directories.selectsDirectory(p("a/b")), false, "only a way to what is included");
+  assert.equal(new PathFilter(["*.gz"]).selectsDirectory(p("logs")), false);
+});

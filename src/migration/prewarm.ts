@@ -299,10 +299,23 @@ interface Pending {
   done: boolean;
 }
 
+/** Whether `path` lies below the directory `directory` (both relative to the source). */
+function isBelow(path: Buffer, directory: Buffer): boolean {
+  return path.length > directory.length && path[directory.length] === 0x2f &&
+    path.subarray(0, directory.length).equals(directory);
+}
+
 /** A walk's started entries in walk order, and its cursor over the finished front. */
 interface WalkProgress {
   pending: Pending[];
   cursor: Buffer | undefined;
+  /**
+   * Directories above the walk's position that take no part by themselves (an include
+   * selects nothing of them: see {@link PathFilter.selectsDirectory}), outermost first: each
+   * is brought into Riak (or reported, in a dry run) only once the walk reaches an entry
+   * below it, so an excluded subtree leaves no empty directories in Riak.
+   */
+  unselected?: Buffer[];
 }
 
 /**
@@ -645,10 +658,14 @@ class PrewarmRun {
         this.#fail(entry.path, entry.error, new EntryCount(this.#tally), retry, "directory");
       } else if (entry.kind === "mount-point") {
         this.#mountPoint(entry.path);
+      } else if (entry.kind === "directory" && !this.#selectsDirectory(entry.path)) {
+        this.#leaveUnselected(entry.path, progress);
       } else if (entry.kind === "other") {
+        if (progress.unselected?.length) await this.#unselectedNeeded(entry.path, progress);
         // A special file, or one the listing could not type (replaced or gone since).
         await this.#track(entry.path, () => this.#retry(entry.path), progress);
       } else {
+        if (progress.unselected?.length) await this.#unselectedNeeded(entry.path, progress);
         await this.#schedule(entry.path, entry.kind, progress);
       }
     }
@@ -667,7 +684,12 @@ class PrewarmRun {
       await this.#retry(path);
       return undefined;
     }
-    const progress: WalkProgress = { pending: [], cursor: after };
+    const progress: WalkProgress = {
+      pending: [],
+      cursor: after,
+      // Never brought in: the walk of the run that could not read it reached nothing below.
+      unselected: this.#unselectedAbove(after ?? Buffer.concat([path, Buffer.from("/")])),
+    };
     const stopReason = await this.#walkEntries(
       walkTree(this.#o.source, { filter: this.#o.filter, under: path, startAfter: after }),
       progress,
@@ -679,6 +701,41 @@ class PrewarmRun {
       this.#deferred = true;
     }
     return stopReason;
+  }
+
+  /** Whether the directory at `path` takes part by itself ({@link PathFilter.selectsDirectory}). */
+  #selectsDirectory(path: Buffer): boolean {
+    return this.#o.filter?.selectsDirectory(path) ?? true;
+  }
+
+  /** The directories above `path` that take no part by themselves, outermost first. */
+  #unselectedAbove(path: Buffer): Buffer[] {
+    const above: Buffer[] = [];
+    for (let slash = path.indexOf(0x2f); slash > 0; slash = path.indexOf(0x2f, slash + 1)) {
+      const directory = path.subarray(0, slash);
+      if (!this.#selectsDirectory(directory)) above.push(directory);
+    }
+    return above;
+  }
+
+  /** The walk reached `path`, a directory that takes no part by itself: left for now. */
+  #leaveUnselected(path: Buffer, progress: WalkProgress): void {
+    const unselected = progress.unselected ?? [];
+    while (unselected.length > 0 && !isBelow(path, unselected.at(-1)!)) unselected.pop();
+    unselected.push(path);
+    progress.unselected = unselected;
+  }
+
+  /**
+   * The walk reached `path`, which takes part: the directories above it left so far are
+   * brought in first, in walk order (tracked as any entry, before it), as a run without the
+   * include would have.
+   */
+  async #unselectedNeeded(path: Buffer, progress: WalkProgress): Promise<void> {
+    const unselected = progress.unselected ?? [];
+    while (unselected.length > 0 && !isBelow(path, unselected.at(-1)!)) unselected.pop();
+    progress.unselected = [];
+    for (const directory of unselected) await this.#schedule(directory, "directory", progress);
   }
 
   /** Starts one entry once a slot is free (tracked by a walk's progress, when it has one). */
@@ -713,6 +770,8 @@ class PrewarmRun {
     });
     if (stats === null) return;
     if (stats?.isDirectory()) {
+      // Its parent must be there for it: one taking no part by itself was maybe never made.
+      for (const directory of this.#unselectedAbove(path)) await this.#directory(directory);
       await this.#directory(path);
     } else if (stats?.isSymbolicLink()) {
       await this.#schedule(path, "symlink", undefined);

@@ -1445,3 +1445,70 @@ Deno.test({
     });
   },
 });
+
+// `prewarm --dry-run --include 'c/'` said "would create directory /a, /a/b" for directories
+// holding nothing included, and a real run made them, empty, in Riak.
+const INCLUDED = new PathFilter(["c/", "e/**/*.gz"]);
+/** The directories a run with {@link INCLUDED} makes in Riak: those on the way to its files. */
+const MADE_FOR_INCLUDED = ["/c", "/c/empty", "/d", "/d/c", "/e", "/e/f"];
+
+/** A source with directories {@link INCLUDED} selects, and others it selects nothing of. */
+function treeWithIncludedParts(): string {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  for (const directory of ["a/b", "c/empty", "d/c", "e/f", "g"]) {
+    mkdirSync(join(source, directory), { recursive: true });
+  }
+  writeFileSync(join(source, "a/b/x.txt"), "not included");
+  writeFileSync(join(source, "c/y.txt"), "y");
+  writeFileSync(join(source, "d/c/z.txt"), "z");
+  writeFileSync(join(source, "e/f/w.gz"), "w");
+  writeFileSync(join(source, "g/v.txt"), "not included");
+  return source;
+}
+
+/** Every directory Riak lists below the root, sorted. */
+async function directoriesIn(store: Store): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (path: string) => {
+    for await (const entry of store.list(path)) {
+      if (entry.type !== "directory") continue;
+      const below = `${path === "/" ? "" : path}/${entry.name}`;
+      found.push(below);
+      await walk(below);
+    }
+  };
+  await walk("/");
+  return found.sort();
+}
+
+for (const runs of ["one run", "runs of one entry each"] as const) {
+  Deno.test(`an include makes in Riak only the directories on the way to what it selects (${runs}), and a dry run says so`, async () => {
+    const source = treeWithIncludedParts();
+    const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+    try {
+      await withStore(async ({ store }) => {
+        const events: PrewarmEvent[] = [];
+        const onEvent = (event: PrewarmEvent) => events.push(event);
+        await runPrewarm({ source, store, state, filter: INCLUDED, dryRun: true, onEvent });
+        const wouldCreate = events.flatMap((event) =>
+          event.kind === "would-create-directory" ? [event.path] : []
+        );
+        assert.deepEqual(wouldCreate.sort(), MADE_FOR_INCLUDED, "in any order: they go at once");
+        // Stopped by the budget and resumed, a run brings in what is on the way to its files.
+        const maxFiles = runs === "one run" ? undefined : 1;
+        for (let run = 1;; run++) {
+          const done = await runPrewarm({ source, store, state, filter: INCLUDED, maxFiles });
+          assert.deepEqual(done.failures, []);
+          if (done.exitCode === EXIT_COMPLETE) break;
+          assert.ok(run < 20, "the runs come to an end");
+        }
+        assert.deepEqual(await directoriesIn(store), MADE_FOR_INCLUDED);
+        assert.equal((await store.readFile("/d/c/z.txt")).toString(), "z");
+        assert.equal((await store.readFile("/e/f/w.gz")).toString(), "w");
+      });
+    } finally {
+      rmSync(source, { recursive: true });
+      rmSync(state.path, { recursive: true });
+    }
+  });
+}
