@@ -1117,8 +1117,12 @@ export class UploadQueue {
    */
   #calledOff(job: Job, error: UploadWithheldError, retried = false): void {
     if (!retried) job.started = false;
-    if (this.#stopping) job.reject(new UploadStoppedError(job.entry.path));
-    else this.#queueAtTheFront(job);
+    if (this.#stopping) {
+      this.#logger.debug("upload called off as riakfs stops; it stays journaled", {
+        path: job.entry.path,
+      });
+      job.reject(new UploadStoppedError(job.entry.path));
+    } else this.#queueAtTheFront(job);
     this.#firstAttemptEnded(job, error);
   }
 
