@@ -256,7 +256,7 @@ interface RiakChange {
 }
 
 /** What a mount knows of Riak's names below a directory, by path. */
-interface RiakKnowledge {
+interface RenamedTreeKnowledge {
   directories: [string, FileStat][];
   files: [string, SeenFile][];
   names: string[];
@@ -1915,10 +1915,10 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /** What the mount knows of Riak's names at or below `path` (see {@link #knowRiakMoved}). */
-  #riakKnowledgeAtOrBelow(path: string): RiakKnowledge {
+  #riakKnowledgeAtOrBelow(path: string): RenamedTreeKnowledge {
     const atOrBelow = (at: string) => at === path || at.startsWith(`${path}/`);
     const directories = [...this.#riakDirectories].filter(([at]) => atOrBelow(at));
-    const listings: RiakKnowledge["listings"] = [];
+    const listings: RenamedTreeKnowledge["listings"] = [];
     for (const directory of new Set([path, ...directories.map(([at]) => at)])) {
       const names = this.#listedInRiak.namesIn(directory);
       if (names === undefined) continue;
@@ -1944,7 +1944,7 @@ export class OverlayFileSystem implements FileSystem {
   #knowRiakMoved(
     from: string,
     to: string,
-    known: RiakKnowledge,
+    known: RenamedTreeKnowledge,
   ): void {
     const moved = (path: string) => to + path.slice(from.length);
     // Taken before the rename forgot them: the directory may be renamed on.
