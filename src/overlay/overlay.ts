@@ -54,7 +54,7 @@ import { hashBytes } from "../migration/local_file.ts";
 import { isMountsOwnEntry, SOURCE_TEMPORARY_PREFIX } from "../migration/mount_entries.ts";
 import { hashStoredFile } from "../migration/stored_file.ts";
 import { AlreadyExistsError, StoreError } from "../store/errors.ts";
-import type { DirEntry, FileStat, StatOptions, Store } from "../store/store.ts";
+import type { DirEntry, FileStat, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
 import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
 import { setAsNewest } from "../util/recent_map.ts";
@@ -109,7 +109,8 @@ import { LISTED_NAMES_PER_DIRECTORY, ListedInRiak } from "./listed_in_riak.ts";
 import { LocalWriters } from "./local_writers.ts";
 import { ReaderOffers } from "./reader_offers.ts";
 import { ShownToKernel } from "./shown_to_kernel.ts";
-import { RiakCalls } from "./riak_calls.ts";
+import { RiakCalls, type RiakStatOptions } from "./riak_calls.ts";
+import { RiakKnowledge } from "./riak_knowledge.ts";
 import { RemovedWhileOpen } from "./removed_copies.ts";
 import { SourceTree } from "./source_tree.ts";
 import { WhileAway } from "./while_away.ts";
@@ -255,21 +256,6 @@ interface RiakChange {
   after: FileStat;
 }
 
-/** What a mount knows of Riak's names below a directory, by path. */
-interface RenamedTreeKnowledge {
-  directories: [string, FileStat][];
-  files: [string, SeenFile][];
-  names: string[];
-  /** Riak's listings held: directory, its names, those of them no directory. */
-  listings: [string, string[], string[]][];
-}
-
-/** How the overlay asks Riak for a stat (see `#riakStat`). */
-interface RiakStatOptions extends Pick<StatOptions, "withContent" | "likelyAbsent"> {
-  /** An outage answers undefined instead of throwing. */
-  quiet?: boolean;
-}
-
 /**
  * The overlay filesystem for every mode except plain passthrough.
  *
@@ -309,64 +295,18 @@ export class OverlayFileSystem implements FileSystem {
   get #superseded(): Map<string, FileIdentity> {
     return this.#sessions.superseded;
   }
-  /** Local versions Riak holds, by path (see {@link mirrored}). */
-  readonly #mirrored = new Map<string, string>();
   /**
    * The Riak and local versions of each file whose local copy a read of Riak's copy queued
    * to be freed, by path (bounded): a local copy that differs is hashed, kept and logged
    * once, not at every read.
    */
   readonly #freeingQueued = new Map<string, string>();
-  /**
-   * Paths Riak was seen to hold, most recent last (bounded). While Riak is unreachable a
-   * lookup of one of them fails with EIO (unless {@link #riakFilesSeen} holds it); any other
-   * name answers ENOENT, so applications can still create files (they wait in the spool).
-   */
-  readonly #knownInRiak = new Map<string, true>();
-  /**
-   * In modes that write Riak only, the last version of each file Riak was seen to hold (looked
-   * up, or uploaded by this mount), most recent last (bounded): during an outage a lookup of
-   * one answers it (stale: opening it still needs Riak), so that it can be removed, its
-   * removal journaled to remove that version only ({@link PendingMirror.removes}).
-   */
-  readonly #riakFilesSeen = new Map<string, SeenFile>();
-  /**
-   * Riak's listings of directories, read whole and kept up with the mount's changes (modes
-   * that write Riak only): while Riak is away, an empty one may be removed.
-   */
-  readonly #listedInRiak: ListedInRiak;
-  /**
-   * Names answered ENOENT during an outage only because Riak could not be asked. What the
-   * mount writes under them is journaled `unseen` (see {@link PendingMirror.unseen}): a file
-   * Riak holds there is set aside, not replaced. Forgotten once Riak answers for the name
-   * again, or once such an upload is done.
-   */
-  readonly #unseen = new Set<string>();
-  /**
-   * Riak's stats by path for `entryTimeout` seconds (the staleness the kernel's own entry
-   * cache already allows), dropped on every change this mount makes to the path.
-   */
-  readonly #statCache = new Map<
-    string,
-    { stat: FileStat | undefined; expires: number; localAbsentAt?: number }
-  >();
-  /**
-   * The last stat Riak gave of each directory seen, most recent last (bounded): during an
-   * outage one is taken to be there still, so new files can be made in it. Kept apart from
-   * {@link #statCache}, whose entries expire and are dropped at every change of the path
-   * (each write of a directory's mtime): a directory the mount wrote into, the one its
-   * applications use most, was forgotten a second after each write, and lookups of it
-   * answered EIO for the whole outage.
-   */
-  readonly #riakDirectories = new Map<string, FileStat>();
-  /**
-   * The directories above the staged uploads the journal held when the mount started: those
-   * files were written into them. A mount started (or restarted) during an outage never
-   * saw them in Riak; until Riak answers for one, it is taken to be there while some of
-   * those files are still in the spool, so they are read from there and new files are made
-   * beside them, instead of the name looking absent.
-   */
-  readonly #replayedDirectories = new Set<string>();
+  /** What the mount knows of Riak's state: cached answers, and what it saw for an outage. */
+  readonly #knowledge: RiakKnowledge;
+  /** See {@link RiakKnowledge.listed}. */
+  get #listedInRiak(): ListedInRiak {
+    return this.#knowledge.listed;
+  }
   /**
    * The source's metadata calls (realpath, lstat, unlink, open and close) block the event
    * loop while they are quick: on the pool each costs a request a thread hop or two, most of
@@ -426,7 +366,16 @@ export class OverlayFileSystem implements FileSystem {
     this.#offers = new ReaderOffers(this.#nodes, this.#attrTimeout, options.mode);
     this.#now = options.now ?? Date.now;
     this.#limits = options.tableLimits ?? DEFAULT_TABLE_LIMITS;
-    this.#listedInRiak = new ListedInRiak(this.#limits.stats);
+    this.#knowledge = new RiakKnowledge({
+      mode: options.mode,
+      limits: this.#limits,
+      entryTimeout: this.#entryTimeout,
+      now: this.#now,
+      startedNs: this.#startedNs,
+      uploads: options.uploads,
+      defaultUid: options.defaultUid,
+      defaultGid: options.defaultGid,
+    });
     this.#localWriters = new LocalWriters(options.mode, options.uploads);
     this.#shown = new ShownToKernel(this.#limits.paths);
     this.#riakCalls = new RiakCalls({
@@ -436,6 +385,9 @@ export class OverlayFileSystem implements FileSystem {
       copies: options.copies,
       logger: this.#logger,
       riakTimeoutMs: options.riakTimeoutMs,
+      cache: options.cache,
+      knowledge: this.#knowledge,
+      now: this.#now,
     });
     this.#removedWhileOpen = new RemovedWhileOpen({
       spool: options.spool,
@@ -447,8 +399,7 @@ export class OverlayFileSystem implements FileSystem {
       mode: options.mode,
       uploads: options.uploads,
       health: options.health,
-      riakFilesSeen: this.#riakFilesSeen,
-      unseenMark: (path) => this.#unseenMark(path),
+      knowledge: this.#knowledge,
       startedNs: this.#startedNs,
     });
     this.#directoryTimes = new DirectoryTimes({
@@ -458,12 +409,6 @@ export class OverlayFileSystem implements FileSystem {
     options.metrics.onSnapshot(() =>
       options.metrics.value.directoryTimesPending = this.#directoryTimes.pendingCount
     );
-    for (const pending of options.uploads.pendingPathsBelow("/")) {
-      if (options.uploads.pendingFor(pending) === undefined) continue;
-      for (let at = parentOf(pending); at !== "/"; at = parentOf(at)) {
-        this.#replayedDirectories.add(at);
-      }
-    }
     if (usesSource(options.mode)) {
       this.readdirplus = (_ctx, nodeid, fh, offset, sink) =>
         this.#readdirplusEntries(nodeid, fh, offset, sink);
@@ -501,16 +446,9 @@ export class OverlayFileSystem implements FileSystem {
     return {
       nodes: this.#nodes.size,
       ctimes: this.#shown.ctimeCount,
-      mirrored: this.#mirrored.size,
       freeingQueued: this.#freeingQueued.size,
       served: this.#shown.servedCount,
-      knownInRiak: this.#knownInRiak.size,
-      riakFilesSeen: this.#riakFilesSeen.size,
-      listedInRiak: this.#listedInRiak.size,
-      unseen: this.#unseen.size,
-      statCache: this.#statCache.size,
-      riakDirectories: this.#riakDirectories.size,
-      replayedDirectories: this.#replayedDirectories.size,
+      ...this.#knowledge.sizes(),
       offered: this.#offers.size,
       superseded: this.#superseded.size,
       localWriters: this.#localWriters.size,
@@ -925,7 +863,7 @@ export class OverlayFileSystem implements FileSystem {
     // attributes as they were (an absence remembered from a lookup is old news then too).
     const inRiakToo = changesAttributes && this.#writesRiak() && !mirrored;
     if (inRiakToo && local) {
-      this.#statCache.delete(path);
+      this.#knowledge.uncache(path);
       await this.#riakStat(path, { quiet: true });
     }
     let changedLocally: BigIntStats | undefined;
@@ -939,7 +877,7 @@ export class OverlayFileSystem implements FileSystem {
     }
     let changedInRiak: RiakChange | undefined;
     if (inRiakToo) {
-      this.#statCache.delete(path);
+      this.#knowledge.uncache(path);
       const before = await this.#riakStat(path, { quiet: true });
       if (before) {
         const after = await this.#riak(
@@ -1467,7 +1405,7 @@ export class OverlayFileSystem implements FileSystem {
     path: string,
     attributes: { mode: number; uid: number; gid: number },
   ): Promise<void> {
-    if (this.#knownInRiak.has(path)) {
+    if (this.#knowledge.isKnownInRiak(path)) {
       throw fail(Errno.EIO, `${path}: Riak holds this name and is unreachable`);
     }
     const mtimeNs = (BigInt(this.#now()) * 1_000_000n).toString();
@@ -1531,7 +1469,7 @@ export class OverlayFileSystem implements FileSystem {
    */
   async #onlyInRiakAsSeen(path: string): Promise<SeenFile | undefined> {
     if (this.#o.health.reachable) return undefined;
-    const seen = this.#movedWhileAway(path) ?? this.#riakFilesSeen.get(path);
+    const seen = this.#movedWhileAway(path) ?? this.#knowledge.fileSeen(path);
     if (seen === undefined) return undefined;
     if (this.#o.source !== undefined && await this.#lstatLocal(path)) return undefined;
     return seen;
@@ -1552,7 +1490,7 @@ export class OverlayFileSystem implements FileSystem {
    * where the mount knows too little (EIO the usual way).
    */
   async #rmdirSeenWhileAway(path: string): Promise<boolean> {
-    if (this.#o.health.reachable || path === "/" || !this.#riakDirectories.has(path)) {
+    if (this.#o.health.reachable || path === "/" || !this.#knowledge.riakDirectory(path)) {
       return false;
     }
     const listed = this.#listedInRiak.namesIn(path);
@@ -1768,7 +1706,7 @@ export class OverlayFileSystem implements FileSystem {
     // Renamed here while Riak was away: Riak's directory moves on once its first move ran
     // (the queue runs a directory's move after those journaled before it on its names).
     const movedHere = made !== undefined && isMirror(made) && made.movesDirectory !== undefined;
-    const inRiak = madeHere ? undefined : this.#riakDirectories.get(from);
+    const inRiak = madeHere ? undefined : this.#knowledge.riakDirectory(from);
     if (!madeHere && (inRiak === undefined || (made !== undefined && !movedHere))) {
       throw refuse("Riak's directory is not known well enough to be renamed");
     }
@@ -1806,7 +1744,7 @@ export class OverlayFileSystem implements FileSystem {
           if (this.#listedInRiak.namesIn(path) !== undefined && !seen.has(path)) {
             seen.add(path);
             directories.push(path);
-          } else if (!this.#riakFilesSeen.has(path) && !this.#listedInRiak.isFile(path)) {
+          } else if (!this.#knowledge.fileSeen(path) && !this.#listedInRiak.isFile(path)) {
             throw refuse(`Riak's listing of ${path}, a directory maybe, was not read`);
           }
         }
@@ -1850,10 +1788,10 @@ export class OverlayFileSystem implements FileSystem {
       if (skeleton) await this.#renameLocally(to, from).catch(() => {});
       throw error;
     }
-    const known = inRiak ? this.#riakKnowledgeAtOrBelow(from) : undefined;
+    const known = inRiak ? this.#knowledge.atOrBelow(from) : undefined;
     await this.#moveOpenFiles(from, to);
     this.#renamed(from, to);
-    if (known) this.#knowRiakMoved(from, to, known);
+    if (known) this.#knowledge.moved(from, to, known);
     await this.#carryArrivalsBelow(from, to);
   }
 
@@ -1912,54 +1850,6 @@ export class OverlayFileSystem implements FileSystem {
   /** See {@link WhileAway.uploadMovedTo}. */
   #uploadMovedTo(upload: PendingUpload, to: string): NewEntry {
     return this.#whileAway.uploadMovedTo(upload, to);
-  }
-
-  /** What the mount knows of Riak's names at or below `path` (see {@link #knowRiakMoved}). */
-  #riakKnowledgeAtOrBelow(path: string): RenamedTreeKnowledge {
-    const atOrBelow = (at: string) => at === path || at.startsWith(`${path}/`);
-    const directories = [...this.#riakDirectories].filter(([at]) => atOrBelow(at));
-    const listings: RenamedTreeKnowledge["listings"] = [];
-    for (const directory of new Set([path, ...directories.map(([at]) => at)])) {
-      const names = this.#listedInRiak.namesIn(directory);
-      if (names === undefined) continue;
-      const files = [...names].filter((name) =>
-        this.#listedInRiak.isFile(childPath(directory, name))
-      );
-      listings.push([directory, [...names], files]);
-    }
-    return {
-      directories,
-      files: [...this.#riakFilesSeen].filter(([at]) => atOrBelow(at)),
-      names: [...this.#knownInRiak.keys()].filter(atOrBelow),
-      listings,
-    };
-  }
-
-  /**
-   * What the mount knew of Riak's names at or below `from` (`known`) it knows at or below `to`
-   * now, a directory renamed while Riak was away: lookups there answer as Riak's own names do
-   * (a file as last seen, to be removed or renamed; any other EIO, not absent), and the
-   * directory may be renamed on or removed.
-   */
-  #knowRiakMoved(
-    from: string,
-    to: string,
-    known: RenamedTreeKnowledge,
-  ): void {
-    const moved = (path: string) => to + path.slice(from.length);
-    // Taken before the rename forgot them: the directory may be renamed on.
-    for (const [directory, names, files] of known.listings) {
-      this.#listedInRiak.listed(moved(directory), names, undefined, files);
-    }
-    for (const [path, stat] of known.directories) {
-      this.#rememberDirectory(moved(path), { ...stat, path: Buffer.from(moved(path).slice(1)) });
-    }
-    for (const path of known.names) {
-      // A name made again under the old one is another: Riak's goes with the move first.
-      this.#knownInRiak.delete(path);
-      this.#rememberInRiak(moved(path), true);
-    }
-    for (const [path, seen] of known.files) this.#rememberFileSeen(moved(path), seen);
   }
 
   /** See {@link WhileAway.directoryMovedWhileAway}. */
@@ -2295,7 +2185,7 @@ export class OverlayFileSystem implements FileSystem {
     const local = await this.#lstatLocal(from);
     if (
       local?.isFile() &&
-      (this.#localIsNewest(from) || this.#mirrored.get(from) === mirroredKey(local))
+      (this.#localIsNewest(from) || this.#knowledge.holdsMirrored(from, local))
     ) return;
     await this.#riak(`rename ${from}`, () => this.#o.store.tryStat(from));
   }
@@ -2398,26 +2288,14 @@ export class OverlayFileSystem implements FileSystem {
   #renamed(from: string, to: string): void {
     this.#o.cache.invalidate(from);
     this.#o.cache.invalidate(to);
-    // What Riak held under the old name it holds under the new one: during an outage a
-    // lookup of it must fail (EIO), not answer ENOENT as for a name Riak was never seen to
-    // hold, which would let a new file be made over it. (Names below a renamed directory
-    // are looked up again.)
-    const fromKnown = this.#knownInRiak.has(from);
-    const fromSeen = this.#riakFilesSeen.get(from);
-    this.#rememberInRiak(from, false);
-    this.#rememberInRiak(to, fromKnown);
-    this.#listedInRiak.forget(from);
-    this.#listedInRiak.forget(to);
-    for (const path of [from, to]) forgetAtOrBelow(this.#riakFilesSeen, path);
-    this.#changed(from);
-    this.#changed(to);
-    // Riak's file keeps its version under its new name.
-    if (fromSeen) this.#rememberFileSeen(to, fromSeen);
+    this.#knowledge.renamed(from, to);
+    // The rest of #changed of both names (the knowledge's part is in its renamed).
+    for (const path of [from, to]) {
+      this.#o.uploads.newToRiak.changed(path);
+      this.#withdraw(path);
+    }
     for (const path of [from, to]) this.#o.uploads.newToRiak.changed(path, { below: true });
     this.#shown.renamed(from, to);
-    // Riak holds the file under its new name once the rename's mirror landed, which says so.
-    this.#mirrored.delete(from);
-    this.#mirrored.delete(to);
     this.#nodes.rename(from, to);
   }
 
@@ -3009,7 +2887,7 @@ export class OverlayFileSystem implements FileSystem {
    * mount did not make).
    */
   async afterUpload(upload: JournalEntry): Promise<void> {
-    if (upload.unseen) this.#unseen.delete(upload.path); // Riak's own file was set aside.
+    if (upload.unseen) this.#knowledge.forgetUnseen(upload.path); // Riak's own file was set aside.
     // Riak holds a new version now (what is read locally does not care).
     if (isMirror(upload)) {
       if (upload.mirror === "remove") this.#rememberInRiak(upload.path, false);
@@ -3076,68 +2954,6 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * Local names a Riak listing of `directory` begun at `look` ({@link NewToRiak}) did not
-   * hold are not in Riak: `ls -l` of a directory not yet migrated then costs no Riak round
-   * trip per entry (for the entry timeout, like every cached stat). An object written before
-   * its directory entry shows within that timeout. Not a name the mount changed in Riak
-   * since: the listing's shards may have been read long before its end (read as the kernel
-   * asks), before an upload of the name landed, whose landing dropped what was known of it.
-   */
-  #rememberAbsent(directory: string, names: string[], look: number): void {
-    if (this.#entryTimeout <= 0 || names.length > this.#limits.stats) return;
-    const now = this.#now();
-    const newToRiak = this.#o.uploads.newToRiak;
-    for (const name of names) {
-      const path = childPath(directory, name);
-      if (newToRiak.unchangedSince(path, look)) this.#cacheStat(path, undefined, now);
-    }
-  }
-
-  /**
-   * Caches Riak's answer for `path` until the entry timeout, newest last (a directory's
-   * also in {@link #riakDirectories}). Entries all live that long, so the expired ones are
-   * the oldest, at the front: they go, and the cache holds what the last entry timeout
-   * looked up, not the last ten thousand stats of a mount that ran for months (each change
-   * walks the whole cache, see {@link #changed}).
-   */
-  #cacheStat(path: string, stat: FileStat | undefined, now: number): void {
-    this.#statCache.delete(path);
-    this.#rememberDirectory(path, stat);
-    this.#statCache.set(path, { stat, expires: now + this.#entryTimeout * 1000 });
-    for (const [oldest, entry] of this.#statCache) {
-      if (entry.expires > now && this.#statCache.size <= this.#limits.stats) break;
-      this.#statCache.delete(oldest);
-    }
-  }
-
-  /**
-   * For an outage: the stat shown for `path`, one of {@link #replayedDirectories}, while
-   * uploads journaled into it are still in the spool (owned by the writer of one of them;
-   * Riak's own attributes are shown again once it answers).
-   */
-  #replayedDirectoryStat(path: string): FileStat | undefined {
-    if (!this.#replayedDirectories.has(path)) return undefined;
-    const uploads = this.#o.uploads;
-    const below = uploads.findPendingBelow(
-      path,
-      (pending) => uploads.pendingFor(pending) !== undefined,
-    );
-    if (below === undefined) {
-      this.#replayedDirectories.delete(path);
-      return undefined;
-    }
-    const { uid, gid } = uploads.pendingFor(below)!;
-    return { ...rootStat(this.#startedNs), path: Buffer.from(path.slice(1)), uid, gid };
-  }
-
-  /** Keeps Riak's answer for `path` in {@link #riakDirectories} when it is a directory. */
-  #rememberDirectory(path: string, stat: FileStat | undefined): void {
-    this.#riakDirectories.delete(path);
-    if (stat?.type !== "directory") return;
-    setAsNewest(this.#riakDirectories, path, stat, this.#limits.stats);
-  }
-
-  /**
    * Riak holds `version` of the local file at `path`: opens of that version are read by the
    * FUSE reader threads, with no copy-on-read to watch for.
    */
@@ -3148,7 +2964,7 @@ export class OverlayFileSystem implements FileSystem {
     // Known to be in Riak: during an outage it is EIO, not absent, once the local copy went.
     this.#rememberInRiak(path, true);
     this.#noteCtime(path, version.ctimeNs);
-    setAsNewest(this.#mirrored, path, mirroredKey(version), this.#limits.paths);
+    this.#knowledge.rememberMirrored(path, version);
   }
 
   /**
@@ -3210,7 +3026,7 @@ export class OverlayFileSystem implements FileSystem {
       if (!local) throw fail(Errno.ENOENT, `${path}: no such file`);
       return { where: "local", stats: local };
     }
-    const cached = this.#statCache.get(path);
+    const cached = this.#knowledge.cached(path);
     const absenceWasCached = cached !== undefined && cached.stat === undefined &&
       cached.expires > this.#now();
     // Where the source keeps a copy of every file (writes go there too, and nothing is deleted
@@ -3231,25 +3047,23 @@ export class OverlayFileSystem implements FileSystem {
       if (path === "/") return { where: "riak", stat: rootStat(this.#startedNs) };
       // A directory Riak was seen to hold is taken to be there still, its cached stat past
       // its time: new files can be made in it, their uploads waiting in the journal.
-      const stale = this.#statCache.get(path)?.stat ?? this.#riakDirectories.get(path) ??
-        this.#replayedDirectoryStat(path);
+      const stale = this.#knowledge.cached(path)?.stat ?? this.#knowledge.riakDirectory(path) ??
+        this.#knowledge.replayedDirectoryStat(path);
       if (stale?.type === "directory") return { where: "riak", stat: stale };
       // A file Riak was seen to hold is shown as it was: it can be removed (not opened).
-      const seen = this.#riakFilesSeen.get(path);
+      const seen = this.#knowledge.fileSeen(path);
       if (seen) return { where: "riak", stat: seenFileStat(path, seen), stale: true };
-      if (!this.#knownInRiak.has(path) && this.#writesRiak()) {
-        this.#unseen.add(path);
-        if (this.#unseen.size > this.#limits.paths) {
-          this.#unseen.delete(this.#unseen.values().next().value!);
-        }
+      if (!this.#knowledge.isKnownInRiak(path) && this.#writesRiak()) {
+        this.#knowledge.markUnseen(path);
         throw fail(Errno.ENOENT, `${path}: not found locally, Riak unreachable`);
       }
       throw error;
     }
     this.#rememberInRiak(path, remote !== undefined);
     this.#rememberFileSeen(path, remote);
-    this.#unseen.delete(path); // Nothing of it is pending or open here: Riak's answer stands.
-    this.#replayedDirectories.delete(path);
+    // Nothing of it is pending or open here: Riak's answer stands.
+    this.#knowledge.forgetUnseen(path);
+    this.#knowledge.forgetReplayed(path);
     if (remote) {
       // A directory Riak keeps no attributes for (the root, a riak-fuse folder) dates from
       // the mount's start, not from the epoch.
@@ -3273,7 +3087,7 @@ export class OverlayFileSystem implements FileSystem {
       // another host) may just have moved it into Riak. Ask once more before ENOENT, all at
       // once. Not when the look just before found no local file either: mostly the LOOKUP
       // of a name about to be created, then its CREATE.
-      this.#statCache.delete(path);
+      this.#knowledge.uncache(path);
       const fresh = await this.#riakStat(path, { quiet: true, withContent, likelyAbsent: true })
         .catch(() => undefined);
       this.#rememberInRiak(path, fresh !== undefined);
@@ -3284,7 +3098,7 @@ export class OverlayFileSystem implements FileSystem {
     if (!local) {
       // Trusted only where Riak was asked after the source lacked the name: asked before, a
       // file moved from the source into Riak in between (upload, then unlink) is in neither.
-      const absence = this.#statCache.get(path);
+      const absence = this.#knowledge.cached(path);
       if (askedAfterSource && absence?.stat === undefined && absence !== undefined) {
         absence.localAbsentAt = this.#now();
       }
@@ -3313,7 +3127,7 @@ export class OverlayFileSystem implements FileSystem {
     } catch (error) {
       if (isNotFound(error)) {
         // Whoever asks is about to create it: the absence just cached would hide it.
-        this.#statCache.delete(path);
+        this.#knowledge.uncache(path);
         // Not if Riak was away after all, or a job of the path was queued meanwhile.
         if (
           look !== undefined && !this.#localIsNewest(path) &&
@@ -3408,40 +3222,9 @@ export class OverlayFileSystem implements FileSystem {
     };
   }
 
-  /**
-   * Riak's stat of `path`, cached for the entry timeout. A small file's bytes fetched
-   * `withContent` go to the chunk cache (bounded there), so opening and reading it next
-   * needs no other request.
-   */
-  async #riakStat(
-    path: string,
-    { quiet = false, withContent = false, likelyAbsent = false }: RiakStatOptions = {},
-  ): Promise<FileStat | undefined> {
-    const cached = this.#statCache.get(path);
-    const now = this.#now();
-    if (cached && cached.expires > now) return cached.stat;
-    try {
-      const fetched = await this.#riak(
-        `stat ${path}`,
-        () => this.#o.store.tryStat(path, { withContent, likelyAbsent }),
-      );
-      if (fetched?.content !== undefined) {
-        this.#o.cache.prime(versionOf(path, fetched), fetched.content);
-      }
-      // A copy without the bytes: the cache holds them within its bound, and the store keeps
-      // the fetched object (its whole value) alive for as long as the stat it returned lives.
-      const stat = fetched && { ...fetched, content: undefined };
-      // Absence is cached too: in migrate mode every lookup, getattr and open of a file
-      // that is only local would otherwise cost a Riak round trip. Writes through this
-      // mount drop the entry (#changed); others' writes show within the entry timeout,
-      // like a found file's new version does.
-      if (this.#entryTimeout > 0) this.#cacheStat(path, stat, now);
-      else this.#rememberDirectory(path, stat);
-      return stat;
-    } catch (error) {
-      if (quiet && !isOutageError(error)) return undefined;
-      throw error;
-    }
+  /** See {@link RiakCalls.stat}. */
+  #riakStat(path: string, options?: RiakStatOptions): Promise<FileStat | undefined> {
+    return this.#riakCalls.stat(path, options);
   }
 
   /** See {@link RiakCalls.run}. */
@@ -3547,7 +3330,7 @@ export class OverlayFileSystem implements FileSystem {
           onTheirWay.delete(name);
           yield { name, type: listedType(step.value.type) };
         }
-        if (notInRiak !== undefined) this.#rememberAbsent(path, [...notInRiak], look);
+        if (notInRiak !== undefined) this.#knowledge.rememberAbsent(path, [...notInRiak], look);
         if (riakNames !== undefined) {
           this.#listedInRiak.listed(path, riakNames, listedLook, riakFiles);
         }
@@ -3590,10 +3373,11 @@ export class OverlayFileSystem implements FileSystem {
    * what it saw, or fails with EIO): a name it never saw there looks absent, as in #locate.
    */
   #seenInRiak(path: string): boolean {
-    return this.#knownInRiak.has(path) || this.#riakDirectories.has(path) ||
-      this.#statCache.get(path)?.stat !== undefined ||
+    return this.#knowledge.isKnownInRiak(path) ||
+      this.#knowledge.riakDirectory(path) !== undefined ||
+      this.#knowledge.cached(path)?.stat !== undefined ||
       (this.#stagesWrites() && this.#directoryMovedWhileAway(path) !== undefined) ||
-      this.#replayedDirectoryStat(path) !== undefined;
+      this.#knowledge.replayedDirectoryStat(path) !== undefined;
   }
 
   /**
@@ -3723,7 +3507,7 @@ export class OverlayFileSystem implements FileSystem {
         // Written through the mount and not in Riak yet: its mirror copies it, not a read.
         // Served during an outage: Riak's copy, which could not be compared, may be newer.
         const watched = this.#mode.copyOnRead && located.stats.isFile() && !located.unverified &&
-          this.#mirrored.get(path) !== mirroredKey(located.stats) && !this.#localIsNewest(path);
+          !this.#knowledge.holdsMirrored(path, located.stats) && !this.#localIsNewest(path);
         return this.#open({
           kind: "local",
           path,
@@ -4167,7 +3951,7 @@ export class OverlayFileSystem implements FileSystem {
         if (!(error instanceof StoreError && error.code === "EEXIST")) throw error;
       },
     );
-    this.#statCache.delete(path);
+    this.#knowledge.uncache(path);
     this.#withdraw(path); // Riak's attributes of the directory count from now on.
   }
 
@@ -4244,37 +4028,14 @@ export class OverlayFileSystem implements FileSystem {
     return this.#riakCalls.uploaded(operation, wait, ctx);
   }
 
+  /** See {@link RiakKnowledge.rememberInRiak}. */
   #rememberInRiak(path: string, present: boolean): void {
-    this.#knownInRiak.delete(path);
-    if (!present) {
-      this.#listedInRiak.removed(path);
-      return;
-    }
-    this.#listedInRiak.added(path);
-    setAsNewest(this.#knownInRiak, path, true, this.#limits.paths);
+    this.#knowledge.rememberInRiak(path, present);
   }
 
-  /**
-   * Keeps `seen` as the version of `path` Riak holds ({@link #riakFilesSeen}), in modes that
-   * write Riak only; anything but a file (or nothing) there forgets it.
-   */
+  /** See {@link RiakKnowledge.rememberFileSeen}. */
   #rememberFileSeen(path: string, seen: FileStat | SeenFile | undefined): void {
-    this.#riakFilesSeen.delete(path);
-    if (!this.#stagesWrites() || seen === undefined) return;
-    if ("type" in seen) {
-      if (seen.type !== "file") return;
-      const { size, mtimeNs, mode, uid, gid, atimeNs, managed } = seen;
-      seen = {
-        size,
-        mtimeNs: String(mtimeNs),
-        mode,
-        // As shown (see riakAttr).
-        uid: managed ? uid : this.#o.defaultUid ?? 0,
-        gid: managed ? gid : this.#o.defaultGid ?? 0,
-        ...(atimeNs === undefined ? {} : { atimeNs: String(atimeNs) }),
-      };
-    }
-    setAsNewest(this.#riakFilesSeen, path, seen, this.#limits.stats);
+    this.#knowledge.rememberFileSeen(path, seen);
   }
 
   /**
@@ -4292,10 +4053,10 @@ export class OverlayFileSystem implements FileSystem {
     const newToRiak = this.#o.uploads.newToRiak;
     for (let at = parentOf(path); at !== "/"; at = parentOf(at)) {
       // Maybe made in Riak just now: a listing of its parent whose shards were read before
-      // must not remember it absent (#rememberAbsent).
+      // must not remember it absent (RiakKnowledge.rememberAbsent).
       newToRiak.changed(at);
-      if (this.#statCache.get(at)?.stat?.type === "directory") continue;
-      this.#statCache.delete(at);
+      if (this.#knowledge.cached(at)?.stat?.type === "directory") continue;
+      this.#knowledge.uncache(at);
       this.#withdraw(at);
     }
   }
@@ -4317,7 +4078,7 @@ export class OverlayFileSystem implements FileSystem {
 
   /** Writes a directory mtime {@link DirectoryTimes} gathered, unless Riak's is later. */
   async #writeDirectoryTime(path: string, mtimeNs: bigint): Promise<void> {
-    this.#statCache.delete(path);
+    this.#knowledge.uncache(path);
     try {
       if (this.#mirrorsWrites() && (await this.#lstatLocal(path))?.isDirectory()) {
         // Through the journal, after the changes of its attributes journaled before (a utimes
@@ -4346,7 +4107,7 @@ export class OverlayFileSystem implements FileSystem {
     } catch (error) {
       this.#logger.debug("directory mtime not written to Riak", { path, error: String(error) });
     } finally {
-      this.#statCache.delete(path);
+      this.#knowledge.uncache(path);
     }
   }
 
@@ -4356,14 +4117,7 @@ export class OverlayFileSystem implements FileSystem {
    */
   #changed(path: string): void {
     this.#o.uploads.newToRiak.changed(path);
-    // A file's version changed (the files below a directory did not: a rename forgets them).
-    this.#riakFilesSeen.delete(path);
-    const prefix = `${path}/`;
-    for (const cache of [this.#statCache, this.#riakDirectories]) {
-      for (const key of cache.keys()) {
-        if (key === path || key.startsWith(prefix)) cache.delete(key);
-      }
-    }
+    this.#knowledge.changed(path);
     this.#withdraw(path);
   }
 
@@ -4386,7 +4140,7 @@ export class OverlayFileSystem implements FileSystem {
     if (shownCtimeNs !== undefined && shownCtimeNs > stats.ctimeNs) return;
     let expiresAt: number | undefined;
     if (this.#mode.reads !== "local") {
-      const cached = this.#statCache.get(path);
+      const cached = this.#knowledge.cached(path);
       const now = this.#now();
       if (cached === undefined || cached.stat !== undefined || cached.expires <= now) return;
       expiresAt = Date.now() + (cached.expires - now); // The threads' clock is Date.now.
@@ -4401,14 +4155,10 @@ export class OverlayFileSystem implements FileSystem {
 
   #forgetPath(path: string): void {
     this.#changed(path);
-    this.#knownInRiak.delete(path);
-    this.#riakFilesSeen.delete(path);
-    this.#listedInRiak.removed(path);
-    this.#listedInRiak.forget(path);
+    this.#knowledge.forget(path);
     // What was remembered of the removed file: a file made there later is another one (and
     // a mount creating and removing fresh names would fill these tables with dead ones).
     this.#shown.forgetCtime(path);
-    this.#mirrored.delete(path);
     this.#nodes.unbind(path);
     this.#o.cache.invalidate(path);
     this.#shown.forgetServed(path);
@@ -4456,13 +4206,9 @@ export class OverlayFileSystem implements FileSystem {
     return this.#whileAway.awayMark();
   }
 
-  /** `{ unseen: true }` when `path` or a directory above it is in {@link #unseen}. */
+  /** See {@link RiakKnowledge.unseenMark}. */
   #unseenMark(path: string): { unseen?: true } {
-    if (this.#unseen.size === 0) return {};
-    for (let at = path;; at = parentOf(at)) {
-      if (this.#unseen.has(at)) return { unseen: true };
-      if (at === "/") return {};
-    }
+    return this.#knowledge.unseenMark(path);
   }
 
   /** See {@link LocalWriters.oneWriteOpenAtATime}. */
@@ -4571,14 +4317,6 @@ export class OverlayFileSystem implements FileSystem {
   /** See {@link SourceTree.unlink}. */
   #unlinkLocal(path: string): Promise<void> {
     return this.#sourceTree.unlink(path);
-  }
-}
-
-/** Deletes the entries of `table` at `path` and below it. */
-function forgetAtOrBelow(table: Map<string, unknown>, path: string): void {
-  const prefix = path === "/" ? "/" : `${path}/`;
-  for (const key of table.keys()) {
-    if (key === path || key.startsWith(prefix)) table.delete(key);
   }
 }
 

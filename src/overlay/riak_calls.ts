@@ -6,21 +6,39 @@
  */
 
 import type { RequestContext } from "../fuse/filesystem.ts";
-import type { Store } from "../store/store.ts";
+import type { FileStat, StatOptions, Store } from "../store/store.ts";
+import { versionOf } from "./attributes.ts";
+import type { ChunkCache } from "./chunk_cache.ts";
 import type { CopyOnReadQueue } from "./copy_on_read.ts";
-import { type RiakHealth, RiakTimeoutError } from "./health.ts";
+import { isOutageError, type RiakHealth, RiakTimeoutError } from "./health.ts";
 import type { Logger } from "./log.ts";
+import type { RiakKnowledge } from "./riak_knowledge.ts";
 import type { UploadQueue } from "./upload_queue.ts";
 
-/** What {@link RiakCalls} is built from: the mount's store, queues, health and deadline. */
+/** How the overlay asks Riak for a stat (see {@link RiakCalls.stat}). */
+export interface RiakStatOptions extends Pick<StatOptions, "withContent" | "likelyAbsent"> {
+  /** An outage answers undefined instead of throwing. */
+  quiet?: boolean;
+}
+
+/**
+ * What {@link RiakCalls} is built from: the mount's store, queues, health and deadline, and
+ * where Riak's answers are kept.
+ */
 export interface RiakCallsOptions {
-  store: Partial<Pick<Store, "awaitsLateWrites">>;
+  store: Pick<Store, "tryStat"> & Partial<Pick<Store, "awaitsLateWrites">>;
   health: Pick<RiakHealth, "run">;
   uploads: Pick<UploadQueue, "hasPending" | "hurry" | "settled" | "settledBelow" | "acknowledged">;
   copies: Pick<CopyOnReadQueue, "hold" | "pause">;
   logger: Logger;
   /** A request that needs Riak fails with EIO after this many milliseconds. */
   riakTimeoutMs: number;
+  /** Where the bytes of small files a stat fetched along go. */
+  cache: Pick<ChunkCache, "prime">;
+  /** Where Riak's stats are cached and remembered. */
+  knowledge: Pick<RiakKnowledge, "cached" | "rememberStat">;
+  /** The mount's clock, in ms (that of {@link knowledge}). */
+  now: () => number;
 }
 
 /** The overlay's requests to Riak and its waits for its own work that goes to Riak. */
@@ -35,6 +53,37 @@ export class RiakCalls {
   /** Runs a Riak request under the mount's deadline and outage tracking. */
   run<T>(operation: string, request: () => Promise<T>): Promise<T> {
     return this.#o.health.run(operation, this.#o.riakTimeoutMs, request);
+  }
+
+  /**
+   * Riak's stat of `path`, cached for the entry timeout. A small file's bytes fetched
+   * `withContent` go to the chunk cache (bounded there), so opening and reading it next
+   * needs no other request.
+   */
+  async stat(
+    path: string,
+    { quiet = false, withContent = false, likelyAbsent = false }: RiakStatOptions = {},
+  ): Promise<FileStat | undefined> {
+    const cached = this.#o.knowledge.cached(path);
+    const now = this.#o.now();
+    if (cached && cached.expires > now) return cached.stat;
+    try {
+      const fetched = await this.run(
+        `stat ${path}`,
+        () => this.#o.store.tryStat(path, { withContent, likelyAbsent }),
+      );
+      if (fetched?.content !== undefined) {
+        this.#o.cache.prime(versionOf(path, fetched), fetched.content);
+      }
+      // A copy without the bytes: the cache holds them within its bound, and the store keeps
+      // the fetched object (its whole value) alive for as long as the stat it returned lives.
+      const stat = fetched && { ...fetched, content: undefined };
+      this.#o.knowledge.rememberStat(path, stat, now);
+      return stat;
+    } catch (error) {
+      if (quiet && !isOutageError(error)) return undefined;
+      throw error;
+    }
   }
 
   /**

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import type { RequestContext } from "../fuse/filesystem.ts";
+import type { FileStat } from "../store/store.ts";
 import { ROOT_CTX } from "./_overlay_fixture.ts";
+import { rootStat } from "./attributes.ts";
 import { RiakTimeoutError } from "./health.ts";
 import { Logger } from "./log.ts";
 import { RiakCalls, type RiakCallsOptions } from "./riak_calls.ts";
@@ -24,7 +27,7 @@ function riakCalls(
   const released = (path: string) => () => asked.calls.push(`release ${path}`);
   const hold = overrides.hold ?? ((path: string) => Promise.resolve(released(path)));
   const riak = new RiakCalls({
-    store: {},
+    store: { tryStat: (path) => Promise.resolve(void asked.calls.push(`tryStat ${path}`)) },
     health: {
       run: (operation, timeoutMs, request, progress) => {
         asked.calls.push(`run ${operation} within ${timeoutMs}`);
@@ -45,6 +48,13 @@ function riakCalls(
     },
     logger: new Logger({ sink: { write: (line) => asked.logged.push(line) } }),
     riakTimeoutMs: 5_000,
+    cache: { prime: (version) => void asked.calls.push(`prime ${version.path}`) },
+    knowledge: {
+      cached: () => undefined,
+      rememberStat: (path, stat, now) =>
+        void asked.calls.push(`remember ${path} ${stat?.type ?? "absent"} at ${now}`),
+    },
+    now: () => 1_000,
     ...overrides,
   });
   return { riak, asked };
@@ -138,11 +148,89 @@ Deno.test("a wait for a late write is logged only where a put may still land", (
   quiet.riak.logLateWriteWait("removal", "/a");
   assert.deepEqual(quiet.asked.logged, []);
 
-  const late = riakCalls({ store: { awaitsLateWrites: (path) => path === "/a" } });
+  const late = riakCalls({
+    store: { tryStat: () => Promise.resolve(undefined), awaitsLateWrites: (path) => path === "/a" },
+  });
   assert.equal(late.riak.putMayLand("/a"), true);
   late.riak.logLateWriteWait("rename", "/b");
   late.riak.logLateWriteWait("rename", "/a");
   assert.equal(late.asked.logged.length, 1);
   assert.match(late.asked.logged[0], /rename waits for the answer to a put/);
   assert.match(late.asked.logged[0], /\/a/);
+});
+
+/** Riak's stat of a small file `/a`, with `content` fetched along. */
+function fileStat(content?: Buffer): FileStat {
+  return { ...rootStat(5n), path: Buffer.from("a"), type: "file", size: 3, content };
+}
+
+Deno.test("a stat cached and not expired asks Riak nothing", async () => {
+  const cachedStat = fileStat();
+  const { riak, asked } = riakCalls({
+    knowledge: {
+      cached: (path) => path === "/a" ? { stat: cachedStat, expires: 2_000 } : undefined,
+      rememberStat: () => assert.fail("nothing new to remember"),
+    },
+  });
+  assert.equal(await riak.stat("/a"), cachedStat);
+  assert.deepEqual(asked.calls, []);
+});
+
+Deno.test("a stat expired is asked of Riak again under the deadline, and remembered as of the ask", async () => {
+  let clock = 1_000;
+  const { riak, asked } = riakCalls({
+    knowledge: {
+      cached: () => ({ stat: undefined, expires: 1_000 }),
+      rememberStat: (path, stat, now) =>
+        void asked.calls.push(`remember ${path} ${stat?.type ?? "absent"} at ${now}`),
+    },
+    now: () => clock,
+    store: {
+      tryStat: (path) => {
+        asked.calls.push(`tryStat ${path}`);
+        clock = 9_000; // The answer took a while: the entry counts from the ask.
+        return Promise.resolve(undefined);
+      },
+    },
+  });
+  assert.equal(await riak.stat("/a"), undefined);
+  assert.deepEqual(asked.calls, [
+    "run stat /a within 5000",
+    "tryStat /a",
+    "remember /a absent at 1000",
+  ]);
+});
+
+Deno.test("a small file's bytes fetched along go to the chunk cache, not into the stat kept", async () => {
+  const content = Buffer.from("abc");
+  let remembered: FileStat | undefined;
+  const { riak, asked } = riakCalls({
+    store: {
+      tryStat: (_path, options) => {
+        asked.calls.push(
+          `tryStat withContent=${options?.withContent} likelyAbsent=${options?.likelyAbsent}`,
+        );
+        return Promise.resolve(fileStat(content));
+      },
+    },
+    knowledge: { cached: () => undefined, rememberStat: (_path, stat) => void (remembered = stat) },
+  });
+  const stat = await riak.stat("/a", { withContent: true, likelyAbsent: true });
+  assert.equal(stat?.content, undefined);
+  assert.equal(remembered, stat);
+  assert.deepEqual(asked.calls, [
+    "run stat /a within 5000",
+    "tryStat withContent=true likelyAbsent=true",
+    "prime /a",
+  ]);
+});
+
+Deno.test("a quiet stat answers undefined for Riak's errors, but an outage still fails", async () => {
+  const failing = (error: Error) =>
+    riakCalls({ store: { tryStat: () => Promise.reject(error) } }).riak;
+  const broken = new Error("bad answer");
+  assert.equal(await failing(broken).stat("/a", { quiet: true }), undefined);
+  await assert.rejects(failing(broken).stat("/a"), /bad answer/);
+  const outage = new RiakTimeoutError("stat /a", 5_000);
+  await assert.rejects(failing(outage).stat("/a", { quiet: true }), RiakTimeoutError);
 });

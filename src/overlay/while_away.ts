@@ -22,14 +22,14 @@ import {
   type SeenFile,
 } from "./journal.ts";
 import { type MountMode, stagesWrites } from "./modes.ts";
+import type { RiakKnowledge } from "./riak_knowledge.ts";
 import type { WriteSession } from "./session_table.ts";
 import { DEFAULT_LOCAL_DIRECTORY_MODE } from "./source_tree.ts";
 import type { UploadQueue } from "./upload_queue.ts";
 
 /**
  * What {@link WhileAway} reads: the mount's mode, upload queue and Riak health, and what the
- * mount saw of Riak (the overlay's tables until they have an owner of their own), all held by
- * reference.
+ * mount saw of Riak, all held by reference.
  */
 export interface WhileAwayOptions {
   mode: MountMode;
@@ -37,14 +37,10 @@ export interface WhileAwayOptions {
   health: Pick<RiakHealth, "reachable">;
   /**
    * The last version of each file Riak was seen to hold (looked up, or uploaded by this
-   * mount), by path.
+   * mount), and the names answered ENOENT during an outage only because Riak could not be
+   * asked ({@link PendingMirror.unseen}).
    */
-  riakFilesSeen: Pick<ReadonlyMap<string, SeenFile>, "get">;
-  /**
-   * `{ unseen: true }` when `path` or a directory above it was answered ENOENT during an
-   * outage only because Riak could not be asked ({@link PendingMirror.unseen}).
-   */
-  unseenMark(path: string): { unseen?: true };
+  knowledge: Pick<RiakKnowledge, "fileSeen" | "unseenMark">;
   /** When the mount started, in ns: the mtime of a directory made without one journaled. */
   startedNs: bigint;
 }
@@ -141,7 +137,7 @@ export class WhileAway {
    */
   versionRenamedOver(to: string, replaced: WriteSession | undefined): HeldInRiak | undefined {
     if (replaced || this.#o.uploads.pendingFor(to)) return this.versionInRiak(to, replaced);
-    const seen = this.movedWhileAway(to) ?? this.#o.riakFilesSeen.get(to);
+    const seen = this.movedWhileAway(to) ?? this.#o.knowledge.fileSeen(to);
     return seen && { size: seen.size, mtimeNs: seen.mtimeNs };
   }
 
@@ -169,7 +165,7 @@ export class WhileAway {
    * them is the mount's own, or the one its upload that landed last stored.
    */
   removalWhileAway(path: string, session: WriteSession | undefined): NewEntry {
-    const unseen = this.#o.unseenMark(path);
+    const unseen = this.#o.knowledge.unseenMark(path);
     const held = this.versionInRiak(path, session);
     const ours = unseen.unseen || held
       ? this.#o.uploads.pendingUploadsOf(path).flatMap(({ size, mtimeNs, ours = [] }) => [
@@ -180,7 +176,7 @@ export class WhileAway {
     // An upload of the name that landed after those pending were journaled (they go over
     // what Riak held before it): while uploads are pending, a look at the name finds them,
     // so Riak's version seen since their commit is the one that upload stored.
-    const landed = ours.length > 0 ? this.#o.riakFilesSeen.get(path) : undefined;
+    const landed = ours.length > 0 ? this.#o.knowledge.fileSeen(path) : undefined;
     if (landed) ours.push({ size: landed.size, mtimeNs: landed.mtimeNs });
     return {
       path,
@@ -206,7 +202,7 @@ export class WhileAway {
       ours: _o,
       ...bytes
     } = upload;
-    return { ...bytes, path: to, ...this.#o.unseenMark(to), ...this.awayMark() };
+    return { ...bytes, path: to, ...this.#o.knowledge.unseenMark(to), ...this.awayMark() };
   }
 
   /**

@@ -29,8 +29,10 @@ function whileAway(
       pendingUploadsOf: (path) => jobsOf(path).filter(isUpload),
     },
     health: { reachable },
-    riakFilesSeen: new Map(Object.entries(seen)),
-    unseenMark: (path) => unseen.includes(path) ? { unseen: true } : {},
+    knowledge: {
+      fileSeen: (path) => seen[path],
+      unseenMark: (path) => unseen.includes(path) ? { unseen: true } : {},
+    },
     startedNs: STARTED_NS,
   });
 }
