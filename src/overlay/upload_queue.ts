@@ -1006,17 +1006,22 @@ export class UploadQueue {
    * `older`, an upload that may have put its file in Riak ({@link Job.mayHaveLanded}), ends
    * in favour of `newer`, an upload of its path that sets aside what it does not know there
    * (created unseen, or over a known version: an outage may mark it away): `newer` takes
-   * `older`'s version, and those it had, into {@link PendingUpload.ours}. Journaled at once,
+   * `older`'s version, and those it had, into {@link PendingUpload.ours} (only those it had
+   * where `older` never started). Journaled at once,
    * before the caller's `done` line of `older`: after a crash or a stop, the next mount
    * still knows the file `older` put there (its directory set's add refused, say) as its
    * own, not one another host wrote.
    */
   #handOurs(older: Job, newer: Job): void {
     const [from, to] = [older.entry, newer.entry];
-    if (!older.mayHaveLanded || isMirror(from) || isMirror(to)) return;
+    if (isMirror(from) || isMirror(to)) return;
+    // One that never started put nothing in Riak, but those it replaced may have: what they
+    // left it goes on, or the newest upload sets the one that landed aside as another host's.
+    if (!older.mayHaveLanded && !from.ours?.length) return;
     if (!to.unseen && heldBefore(to) === undefined) return;
     const ours: RiakVersion[] = [];
-    for (const version of [...from.ours ?? [], ...to.ours ?? [], from]) {
+    const landed = older.mayHaveLanded ? [from] : [];
+    for (const version of [...from.ours ?? [], ...to.ours ?? [], ...landed]) {
       const { size, mtimeNs } = version;
       if (!ours.some((known) => known.size === size && known.mtimeNs === mtimeNs)) {
         ours.push({ size, mtimeNs });

@@ -1623,3 +1623,46 @@ for (const ending of ["landed", "failed after its put", "replayed, then supersed
     });
   });
 }
+
+// An upload that never started, superseded in turn, passes on the versions the uploads it
+// replaced left it: the newest upload of the path still knows the one that landed as ours.
+Deno.test("an upload superseded before it started hands the versions it was left to the next one", async () => {
+  await withSpool(async (fixture, directory) => {
+    const first = gate();
+    let firstStarted = false;
+    /** Stays on its way until the stop. */
+    const onItsWay = (signal: AbortSignal) =>
+      new Promise<void>((_, reject) => signal.addEventListener("abort", reject));
+    const version = async (content: string, mtimeNs: string) => ({
+      ...await stage(fixture.spool, "/x.txt", content),
+      mtimeNs,
+      unseen: true as const,
+    });
+    const queue = queueOver(fixture, {
+      concurrency: 1,
+      upload: async (entry, _file, signal) => {
+        if (entry.mtimeNs !== "1") return await onItsWay(signal);
+        firstStarted = true;
+        await first.opened;
+      },
+    });
+    await queue.submit(await version("", "1"));
+    while (!firstStarted) await new Promise((resolve) => setImmediate(resolve));
+    // Takes the only slot once the first one landed: the second one never starts.
+    await queue.submit(await stage(fixture.spool, "/blocker", "b"));
+    await queue.submit(await version("x\n", "2"));
+    first.open();
+    while (fixture.journal.pendingCount > 2) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await queue.submit(await version("xy\n", "3"));
+    await queue.stop(0);
+    await fixture.journal.close();
+    const { journal, pending } = await UploadJournal.open(join(directory, "spool", "journal"));
+    fixture.journal = journal;
+    const uploadsOfTheName = pending.flatMap((entry) =>
+      !isMirror(entry) && entry.path === "/x.txt" ? [[entry.mtimeNs, entry.ours]] : []
+    );
+    assert.deepEqual(uploadsOfTheName, [["3", [{ size: 0, mtimeNs: "1" }]]]);
+  });
+});
