@@ -1274,7 +1274,7 @@ export class UploadQueue {
       this.#finish(job);
       return;
     }
-    const newer = this.#newerThan(job);
+    const newer = this.#nextUploadAfter(job);
     if (newer) this.#handOurs(job, newer);
     try {
       await this.#forget(entry);
@@ -1422,6 +1422,22 @@ export class UploadQueue {
     }
     // A job journaled after `move` is never waited for (it waits for `move`).
     return false;
+  }
+
+  /**
+   * The next upload of `job`'s path, past mirrors that change only its attributes (an access
+   * time no upload carries stays queued between two uploads): the one that goes over the
+   * version `job` stored. Undefined where another mirror (a removal, a move) comes first.
+   */
+  #nextUploadAfter(job: Job): Job | undefined {
+    const jobs = this.#byPath.get(job.entry.path) ?? [];
+    const index = jobs.indexOf(job);
+    if (index === -1) return undefined;
+    for (const later of jobs.slice(index + 1)) {
+      if (!isMirror(later.entry)) return later;
+      if (later.entry.mirror !== "attributes") return undefined;
+    }
+    return undefined;
   }
 
   /** The job queued right after `job` for the same path, if any. */

@@ -1624,20 +1624,32 @@ for (const ending of ["landed", "failed after its put", "replayed, then supersed
   });
 }
 
+/** Stays on its way until the stop. */
+function onItsWay(signal: AbortSignal): Promise<void> {
+  return new Promise<void>((_, reject) => signal.addEventListener("abort", reject));
+}
+
+/** An upload of /x.txt created unseen, holding `content`, of mtime `mtimeNs`. */
+async function unseenVersion(spool: Spool, content: string, mtimeNs: string) {
+  return { ...await stage(spool, "/x.txt", content), mtimeNs, unseen: true as const };
+}
+
+/** The uploads of /x.txt a restart finds journaled, with the versions they know as ours. */
+async function oursAfterRestart(fixture: Fixture, directory: string) {
+  await fixture.journal.close();
+  const { journal, pending } = await UploadJournal.open(join(directory, "spool", "journal"));
+  fixture.journal = journal;
+  return pending.flatMap((entry) =>
+    !isMirror(entry) && entry.path === "/x.txt" ? [[entry.mtimeNs, entry.ours]] : []
+  );
+}
+
 // An upload that never started, superseded in turn, passes on the versions the uploads it
 // replaced left it: the newest upload of the path still knows the one that landed as ours.
 Deno.test("an upload superseded before it started hands the versions it was left to the next one", async () => {
   await withSpool(async (fixture, directory) => {
     const first = gate();
     let firstStarted = false;
-    /** Stays on its way until the stop. */
-    const onItsWay = (signal: AbortSignal) =>
-      new Promise<void>((_, reject) => signal.addEventListener("abort", reject));
-    const version = async (content: string, mtimeNs: string) => ({
-      ...await stage(fixture.spool, "/x.txt", content),
-      mtimeNs,
-      unseen: true as const,
-    });
     const queue = queueOver(fixture, {
       concurrency: 1,
       upload: async (entry, _file, signal) => {
@@ -1646,23 +1658,52 @@ Deno.test("an upload superseded before it started hands the versions it was left
         await first.opened;
       },
     });
-    await queue.submit(await version("", "1"));
+    await queue.submit(await unseenVersion(fixture.spool, "", "1"));
     while (!firstStarted) await new Promise((resolve) => setImmediate(resolve));
     // Takes the only slot once the first one landed: the second one never starts.
     await queue.submit(await stage(fixture.spool, "/blocker", "b"));
-    await queue.submit(await version("x\n", "2"));
+    await queue.submit(await unseenVersion(fixture.spool, "x\n", "2"));
     first.open();
     while (fixture.journal.pendingCount > 2) {
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
-    await queue.submit(await version("xy\n", "3"));
+    await queue.submit(await unseenVersion(fixture.spool, "xy\n", "3"));
     await queue.stop(0);
-    await fixture.journal.close();
-    const { journal, pending } = await UploadJournal.open(join(directory, "spool", "journal"));
-    fixture.journal = journal;
-    const uploadsOfTheName = pending.flatMap((entry) =>
-      !isMirror(entry) && entry.path === "/x.txt" ? [[entry.mtimeNs, entry.ours]] : []
-    );
-    assert.deepEqual(uploadsOfTheName, [["3", [{ size: 0, mtimeNs: "1" }]]]);
+    assert.deepEqual(await oursAfterRestart(fixture, directory), [
+      ["3", [{ size: 0, mtimeNs: "1" }]],
+    ]);
+  });
+});
+
+// Attributes journaled between two uploads of a path (an access time, which no upload
+// carries) do not keep the later upload from learning the earlier one's version.
+Deno.test("an upload that landed leaves its version to the next upload of its path past queued attributes", async () => {
+  await withSpool(async (fixture, directory) => {
+    const first = gate();
+    let firstStarted = false;
+    const queue = queueOver(fixture, {
+      upload: async (entry, _file, signal) => {
+        if (entry.mtimeNs !== "1") return await onItsWay(signal);
+        firstStarted = true;
+        await first.opened;
+      },
+      mirror: () => Promise.resolve(),
+    });
+    await queue.submit(await unseenVersion(fixture.spool, "", "1"));
+    while (!firstStarted) await new Promise((resolve) => setImmediate(resolve));
+    await queue.submitMirror({
+      path: "/x.txt",
+      mirror: "attributes",
+      set: { atimeNs: "1046649600000000000" },
+    });
+    await queue.submit(await unseenVersion(fixture.spool, "x\n", "2"));
+    first.open();
+    while (fixture.journal.pendingCount > 1) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await queue.stop(0);
+    assert.deepEqual(await oursAfterRestart(fixture, directory), [
+      ["2", [{ size: 0, mtimeNs: "1" }]],
+    ]);
   });
 });
