@@ -28,7 +28,9 @@ export async function showProgress(
 ): Promise<void> {
   const source = await sourceDirectory(command, sourceArg);
   if (opts.rescan) {
-    const filter = filterFromOptions(command, opts);
+    const given = filterFromOptions(command, opts);
+    // Without globs of its own, the rescan takes those the pre-warm runs recorded.
+    const filter = given.isEmpty ? undefined : given;
     await runWithStore(command, opts, async (store, out) => {
       const state = stateDirectoryFor(source, store.namespace, opts);
       let report: ProgressReport;
@@ -104,7 +106,9 @@ function render(report: ProgressReport, json: boolean): string {
   }
   if (report.lastCompletePass) {
     const pass = report.lastCompletePass;
-    lines.push(`last complete ${pass.kind}: ${pass.startedAt} .. ${pass.endedAt ?? "?"}`);
+    lines.push(
+      `last complete ${pass.kind}: ${pass.startedAt} .. ${pass.endedAt ?? "?"}${globsShown(pass)}`,
+    );
   }
   if (report.lastVerify) {
     const v = report.lastVerify;
@@ -165,4 +169,13 @@ function shareShown(report: ProgressReport): string {
   return report.totalIsLowerBound
     ? " (share of the tree unknown until a pass has covered all of it, or --rescan)"
     : "";
+}
+
+/** The globs a pass walked with, as flags (nothing when it had none). */
+function globsShown(pass: NonNullable<ProgressReport["lastCompletePass"]>): string {
+  const flags = [
+    ...(pass.globs?.include ?? []).map((glob) => `--include ${JSON.stringify(glob)}`),
+    ...(pass.globs?.exclude ?? []).map((glob) => `--exclude ${JSON.stringify(glob)}`),
+  ];
+  return flags.length > 0 ? ` (${flags.join(" ")})` : "";
 }

@@ -1446,6 +1446,8 @@ class PrewarmRun {
     addTally(pass.tally, this.#tally);
     // Paths this run counted again were counted by the earlier runs too: once is right.
     if (goesOn) addDelta(pass.tally, this.#passCorrection, -1);
+    // What `progress --rescan` selects when given no globs of its own.
+    pass.globs = (this.#o.filter ?? new PathFilter()).globs;
     if (walkedToEnd) {
       state.lastCompletePass = { ...pass, endedAt };
       delete state.currentPass;

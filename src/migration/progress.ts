@@ -4,18 +4,23 @@
  *
  * Figures come from the last complete pass over the tree; while a pass is in progress, the
  * part it has covered replaces the same share of the last complete pass (an estimate,
- * flagged as such). The ETA divides what is pending by the recent nightly rate: bytes and
- * files moved per calendar day over the last {@link RATE_WINDOW_DAYS} days with runs.
+ * flagged as such). A rescan during a pass is exact as it is; the pass's runs after it add
+ * what they uploaded (an estimate again). The ETA divides what is pending by the recent
+ * nightly rate: bytes and files moved per calendar day over the last
+ * {@link RATE_WINDOW_DAYS} days with runs.
  *
  * @module
  */
 import { liveHolderPid } from "../util/lock.ts";
 import { isNoRoomError } from "../util/no_room.ts";
+import { PathFilter } from "./glob.ts";
 import { failedEntries, type PrewarmOptions, runPrewarm } from "./prewarm.ts";
 import {
   addTally,
   emptyTally,
+  type MigrationState,
   type PassRecord,
+  type PassTally,
   type RunRecord,
   type StateDirectory,
   type Tally,
@@ -63,7 +68,7 @@ export interface ProgressReport {
   mountPoints: Tally;
   /** Files the pass in progress has covered so far. */
   currentPassCovered?: Tally;
-  lastCompletePass?: { kind: PassRecord["kind"]; startedAt: string; endedAt?: string };
+  lastCompletePass?: Pick<PassRecord, "kind" | "startedAt" | "endedAt" | "globs">;
   /** The last whole-tree `verify`. */
   lastVerify?: VerifyRecord;
   /** Moved per day at the recent nightly rate. */
@@ -86,20 +91,7 @@ export function progressFromState(state: StateDirectory): ProgressReport {
   const history = state.readHistory();
   const last = saved.lastCompletePass?.tally;
   const current = saved.currentPass?.tally;
-  const figures = emptyTally();
-  let estimated = false;
-  if (last && current) {
-    const covered = last.seen.files > 0 ? Math.min(1, current.seen.files / last.seen.files) : 1;
-    for (const key of TALLY_KEYS) {
-      const now = current[key] ?? { files: 0, bytes: 0 };
-      const before = last[key] ?? { files: 0, bytes: 0 };
-      figures[key].files = Math.round(now.files + before.files * (1 - covered));
-      figures[key].bytes = Math.round(now.bytes + before.bytes * (1 - covered));
-    }
-    estimated = true;
-  } else if (last ?? current) {
-    addTally(figures, (last ?? current)!);
-  }
+  const { figures, estimated } = passFigures(saved.lastCompletePass, saved.currentPass);
   const pending = {
     files: Math.max(0, figures.seen.files - figures.inRiak.files - figures.failed.files),
     bytes: Math.max(0, figures.seen.bytes - figures.inRiak.bytes - figures.failed.bytes),
@@ -122,6 +114,7 @@ export function progressFromState(state: StateDirectory): ProgressReport {
       kind: saved.lastCompletePass.kind,
       startedAt: saved.lastCompletePass.startedAt,
       endedAt: saved.lastCompletePass.endedAt,
+      globs: saved.lastCompletePass.globs,
     },
     runs: history.length,
     lastVerify: saved.lastVerify,
@@ -161,6 +154,67 @@ export function progressFromState(state: StateDirectory): ProgressReport {
   return report;
 }
 
+/**
+ * The figures of the tree: the last complete pass's, with what the pass in progress did.
+ * A pass that began after it replaces the share of it that the pass has covered (an
+ * estimate). A rescan made during the pass in progress counted what the pass had done by
+ * then: its figures are exact as they are, and only the files the pass uploaded since move
+ * from missing (or differing) to in Riak (an estimate again).
+ */
+function passFigures(
+  last: PassRecord | undefined,
+  current: PassRecord | undefined,
+): { figures: PassTally; estimated: boolean } {
+  const figures = emptyTally();
+  if (!last || !current) {
+    if (last ?? current) addTally(figures, (last ?? current)!.tally);
+    return { figures, estimated: false };
+  }
+  if (last.kind === "rescan" && last.passInProgress?.startedAt === current.startedAt) {
+    addTally(figures, last.tally);
+    const since = tallySince(current.tally, last.passInProgress.tally);
+    const uploaded = Math.min(
+      since.uploaded.files,
+      figures.seen.files - figures.inRiak.files - figures.failed.files,
+    );
+    const fromMissing = Math.min(uploaded, figures.missing.files);
+    figures.missing.files -= fromMissing;
+    figures.differing.files = Math.max(0, figures.differing.files - (uploaded - fromMissing));
+    figures.inRiak.files += uploaded;
+    figures.inRiak.bytes = Math.min(
+      figures.seen.bytes,
+      figures.inRiak.bytes + since.uploaded.bytes,
+    );
+    return { figures, estimated: since.seen.files > 0 };
+  }
+  if (last.kind === "rescan" && last.startedAt > current.startedAt) {
+    // Made during this pass by an earlier build, which kept no account of the pass then:
+    // its figures, without what the pass's runs may have done since.
+    addTally(figures, last.tally);
+    return { figures, estimated: true };
+  }
+  const covered = last.tally.seen.files > 0
+    ? Math.min(1, current.tally.seen.files / last.tally.seen.files)
+    : 1;
+  for (const key of TALLY_KEYS) {
+    const now = current.tally[key] ?? { files: 0, bytes: 0 };
+    const before = last.tally[key] ?? { files: 0, bytes: 0 };
+    figures[key].files = Math.round(now.files + before.files * (1 - covered));
+    figures[key].bytes = Math.round(now.bytes + before.bytes * (1 - covered));
+  }
+  return { figures, estimated: true };
+}
+
+/** What `now` counts beyond `then`, per category (never below zero). */
+function tallySince(now: PassTally, then: PassTally): PassTally {
+  const since = emptyTally();
+  for (const key of TALLY_KEYS) {
+    since[key].files = Math.max(0, (now[key]?.files ?? 0) - (then[key]?.files ?? 0));
+    since[key].bytes = Math.max(0, (now[key]?.bytes ?? 0) - (then[key]?.bytes ?? 0));
+  }
+  return since;
+}
+
 /** `part`'s share of `whole`: by bytes, by files where `whole` has none; undefined if empty. */
 function shareOf(part: Tally, whole: Tally): number | undefined {
   if (whole.bytes > 0) return part.bytes / whole.bytes;
@@ -188,7 +242,10 @@ export async function rescan(
   options.state.ensure();
   const lock = options.state.lock();
   try {
-    const result = await runPrewarm({ ...options, dryRun: true });
+    const saved = options.state.loadState();
+    // A total of other files than the runs move would make figures and ETA of another tree.
+    const filter = options.filter ?? recordedFilter(saved) ?? new PathFilter();
+    const result = await runPrewarm({ ...options, filter, dryRun: true });
     if (failedEntries(result.tally) > 0) {
       // A Riak that could not be asked would record every file as missing from it.
       const first = result.failures[0];
@@ -197,13 +254,19 @@ export async function rescan(
           (first ? ` (${first.path}: ${first.error})` : "") + "; what was recorded is kept",
       );
     }
-    const saved = options.state.loadState();
     saved.lastCompletePass = {
       kind: "rescan",
       startedAt,
       endedAt: result.endedAt,
       tally: result.tally,
+      globs: filter.globs,
     };
+    if (saved.currentPass) {
+      saved.lastCompletePass.passInProgress = {
+        startedAt: saved.currentPass.startedAt,
+        tally: structuredClone(saved.currentPass.tally),
+      };
+    }
     try {
       options.state.saveState(saved);
     } catch (error) {
@@ -218,6 +281,17 @@ export async function rescan(
     lock.release();
   }
   return progressFromState(options.state);
+}
+
+/**
+ * The globs of the pre-warm runs: those of the pass in progress, else those of the last
+ * complete pass; undefined when none are recorded (states of earlier builds).
+ */
+export function recordedFilter(saved: MigrationState): PathFilter | undefined {
+  const globs = saved.cursorHex !== undefined
+    ? saved.cursorGlobs ?? saved.currentPass?.globs
+    : saved.lastCompletePass?.globs;
+  return globs && new PathFilter(globs.include, globs.exclude);
 }
 
 /** Bytes and files per calendar day (UTC) over the last days with pre-warm runs. */

@@ -142,6 +142,14 @@ export interface PassRecord {
   /** "prewarm" (may have spanned runs) or "rescan" (one read-only walk). */
   kind: "prewarm" | "rescan";
   tally: PassTally;
+  /** The `--include`/`--exclude` globs it walked with (absent in states of earlier builds). */
+  globs?: Globs;
+  /**
+   * Of a rescan made while a pre-warm pass was in progress: that pass (by its start) and its
+   * tally then. The rescan's figures already hold what the pass had done; only what its runs
+   * did afterwards is added to them.
+   */
+  passInProgress?: { startedAt: string; tally: PassTally };
 }
 
 /** state.json. */
