@@ -74,7 +74,10 @@ function render(report: ProgressReport, json: boolean): string {
     ].join("\n") + "\n";
   }
   const approx = report.estimated ? "~" : "";
-  const total = `${report.totalIsLowerBound ? "at least " : ""}${show(report.total)}`;
+  const total = `${report.totalIsLowerBound ? "at least " : ""}${show(report.total)}` +
+    (report.estimatedTotal
+      ? ` (about ${show(report.estimatedTotal)} by the runs' count of the tree)`
+      : "");
   const lines = [
     `total:      ${total}`,
     `in Riak:    ${approx}${show(report.inRiak)}${shareShown(report)}`,
@@ -130,6 +133,8 @@ function render(report: ProgressReport, json: boolean): string {
         ? "unknown"
         : report.etaDays === 0
         ? "done"
+        : report.estimatedTotal
+        ? `~${report.etaDays.toFixed(1)} days (estimated from the runs' count of the tree)`
         : `${report.etaDays.toFixed(1)} days`
     }`,
   );

@@ -142,6 +142,11 @@ export const END_OF_RUN_REACHABLE_WAIT_MS = 5000;
 /** Failed paths kept in the history record and the summary. */
 export const LISTED_FAILURES_LIMIT = 1000;
 /**
+ * How long the end of a run in a first pass waits for its count of the tree to finish, which
+ * `progress` takes for the pass's total (its ETA) until the pass has covered the tree.
+ */
+export const COUNT_GRACE_MS = 10_000;
+/**
  * How often a run saves its marker (run.json) with its tallies so far: what a run that is
  * killed has done is known up to this long before it died.
  */
@@ -387,6 +392,13 @@ class PrewarmRun {
   readonly #walk: WalkProgress = { pending: [], cursor: undefined };
   /** Files (and symlinks) ahead of the run, once {@link countAhead} finished. */
   #counted: number | undefined;
+  /**
+   * The files of the tree by that count: what the pass had covered before this run, and what
+   * the count found ahead of it. Recorded with the pass, for `progress` during a first pass.
+   */
+  #treeFiles: number | undefined;
+  /** The count of the tree under way, if one was started. */
+  #counting: Promise<void> | undefined;
   /** Aborted when the run ends: a count still going stops. */
   readonly #ended = new AbortController();
   /** Some entry (walked or retried) was left for the next run: the run is partial. */
@@ -473,12 +485,14 @@ class PrewarmRun {
       },
     });
     // A first pass has nothing to go by: the tree is counted alongside (names only).
-    const counting = expected === undefined ? this.#countAhead(resumeFrom) : undefined;
+    this.#counting = expected === undefined
+      ? this.#countAhead(resumeFrom, coveredAlready)
+      : undefined;
     try {
       return await this.#walkAndFinish(resumeFrom, dryRun);
     } finally {
       this.#ended.abort();
-      await counting;
+      await this.#counting;
     }
   }
 
@@ -499,17 +513,22 @@ class PrewarmRun {
   /**
    * Counts what the run will see, into {@link #counted}: the last run's retry list (a
    * directory in it counts as one file), and the files and symlinks the walk finds after
-   * `resumeFrom` ({@link countTree}). Stops at once when the run ends first.
+   * `resumeFrom` ({@link countTree}), to which `coveredAlready` (the files the pass covered
+   * before) adds up to {@link #treeFiles}. Stops at once when the run ends first.
    */
-  async #countAhead(resumeFrom: Buffer | undefined): Promise<void> {
+  async #countAhead(resumeFrom: Buffer | undefined, coveredAlready: number): Promise<void> {
     const signal = this.#ended.signal;
     let retries = 0;
+    let notCovered = 0;
     try {
       if (!this.#o.dryRun) {
         for await (const line of this.#lastRetryList()) {
           if (signal.aborted) return;
           const entry = parseRetryEntry(line);
-          if (isRetriedNow(entry.path, resumeFrom, entry.subtree !== undefined)) retries++;
+          if (!isRetriedNow(entry.path, resumeFrom, entry.subtree !== undefined)) continue;
+          retries++;
+          // Left over by a budget, not counted in the pass yet (a failed one was).
+          if (!entry.subtree && !entry.counted?.seen) notCovered++;
         }
       }
       const walked = await countTree(this.#o.source, {
@@ -517,7 +536,9 @@ class PrewarmRun {
         startAfter: resumeFrom,
         signal,
       });
-      if (walked !== undefined) this.#counted = retries + walked;
+      if (walked === undefined) return;
+      this.#counted = retries + walked;
+      this.#treeFiles = coveredAlready + notCovered + walked;
     } catch {
       // Only an estimate: the run itself reports what it cannot read.
     }
@@ -582,11 +603,25 @@ class PrewarmRun {
       walkedToEnd = false;
       stopReason ??= this.#limits.reached();
     }
+    if (!walkedToEnd && !dryRun) await this.#countFinished();
     try {
       return await this.#finish(stopReason, walkedToEnd);
     } finally {
       this.#failed.close();
     }
+  }
+
+  /**
+   * Gives the count of the tree still going at the end of a first pass's run up to
+   * {@link COUNT_GRACE_MS} to finish (not after an interrupt), so that the pass records it:
+   * a short run (`--max-files`) on a large tree ends before its count does.
+   */
+  async #countFinished(): Promise<void> {
+    if (!this.#counting) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise((resolve) => timer = setTimeout(resolve, COUNT_GRACE_MS));
+    await untilAborted(Promise.race([this.#counting, grace]), this.#o.signal);
+    clearTimeout(timer);
   }
 
   /**
@@ -1448,6 +1483,8 @@ class PrewarmRun {
     if (goesOn) addDelta(pass.tally, this.#passCorrection, -1);
     // What `progress --rescan` selects when given no globs of its own.
     pass.globs = (this.#o.filter ?? new PathFilter()).globs;
+    // An earlier run's count stands when this run's did not finish.
+    if (this.#treeFiles !== undefined) pass.treeFiles = this.#treeFiles;
     if (walkedToEnd) {
       state.lastCompletePass = { ...pass, endedAt };
       delete state.currentPass;

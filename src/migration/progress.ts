@@ -40,6 +40,12 @@ export interface ProgressReport {
   total: Tally;
   /** True when no pass has covered the whole tree yet: `total` is at least this much. */
   totalIsLowerBound: boolean;
+  /**
+   * During a first pass, the tree's size by the count its runs made of it (names only): its
+   * files, and bytes at the mean size of the files seen so far. The ETA is then from it (an
+   * estimate); the other figures still stand for what the pass has reached.
+   */
+  estimatedTotal?: Tally;
   /** True when figures mix a pass in progress with the last complete pass. */
   estimated: boolean;
   inRiak: Tally;
@@ -119,6 +125,8 @@ export function progressFromState(state: StateDirectory): ProgressReport {
     runs: history.length,
     lastVerify: saved.lastVerify,
   };
+  const treeFiles = last === undefined ? saved.currentPass?.treeFiles : undefined;
+  if (treeFiles !== undefined) report.estimatedTotal = estimatedTree(treeFiles, figures.seen);
   if (!report.totalIsLowerBound) {
     const share = shareOf(report.inRiak, report.total);
     if (share !== undefined) report.inRiakShare = share;
@@ -135,7 +143,12 @@ export function progressFromState(state: StateDirectory): ProgressReport {
       files: pending.files + figures.failed.files + figures.failedDirectories.files,
       bytes: pending.bytes + figures.failed.bytes,
     };
-    if (!report.totalIsLowerBound) report.etaDays = etaDays(toDo, rate);
+    if (report.estimatedTotal) {
+      // What the first pass has not reached yet is all still to do, by its count of the tree.
+      toDo.files += report.estimatedTotal.files - report.total.files;
+      toDo.bytes += report.estimatedTotal.bytes - report.total.bytes;
+    }
+    if (!report.totalIsLowerBound || report.estimatedTotal) report.etaDays = etaDays(toDo, rate);
   }
   const unfinished = state.unfinishedRun();
   const running = unfinished && liveHolderPid(state.lockFile) === unfinished.pid;
@@ -213,6 +226,16 @@ function tallySince(now: PassTally, then: PassTally): PassTally {
     since[key].bytes = Math.max(0, (now[key]?.bytes ?? 0) - (then[key]?.bytes ?? 0));
   }
   return since;
+}
+
+/** The tree by a count of its `files`, with bytes at the mean size of the files `seen`. */
+function estimatedTree(files: number, seen: Tally): Tally {
+  const counted = Math.max(files, seen.files);
+  const meanSize = seen.files > 0 ? seen.bytes / seen.files : 0;
+  return {
+    files: counted,
+    bytes: Math.max(seen.bytes, Math.round(seen.bytes + (counted - seen.files) * meanSize)),
+  };
 }
 
 /** `part`'s share of `whole`: by bytes, by files where `whole` has none; undefined if empty. */

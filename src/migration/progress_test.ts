@@ -270,3 +270,34 @@ Deno.test("a rescan during a pass is exact, with the runs' globs; later runs add
     rmSync(state.path, { recursive: true });
   }
 });
+
+// A first pass knows the tree's size (its runs count it alongside: "of ~1401" in their log
+// lines), yet progress said "ETA: unknown" for all of it, weeks on a large tree.
+Deno.test("during a first pass, the ETA is estimated from the runs' count of the tree", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-progress-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  for (let i = 0; i < 10; i++) writeFileSync(join(source, `f${i}`), "x".repeat(10));
+  try {
+    await withStore(async ({ store }) => {
+      await runPrewarm({ source, store, state, maxFiles: 2, concurrency: 1 });
+      const first = progressFromState(state);
+      assert.equal(first.totalIsLowerBound, true);
+      assert.deepEqual(first.total, { files: 2, bytes: 20 });
+      assert.deepEqual(first.estimatedTotal, { files: 10, bytes: 100 });
+      assert.equal(first.etaDays, 8 / 2, "8 files to go at today's 2 a day");
+      assert.equal(first.inRiakShare, undefined);
+      // A resumed run counts what is ahead of it; the pass had covered the rest.
+      await runPrewarm({ source, store, state, maxFiles: 2, concurrency: 1 });
+      const second = progressFromState(state);
+      assert.deepEqual(second.estimatedTotal, { files: 10, bytes: 100 });
+      assert.equal(second.etaDays, 6 / 4);
+      await runPrewarm({ source, store, state });
+      const done = progressFromState(state);
+      assert.equal(done.estimatedTotal, undefined, "a complete pass has the total itself");
+      assert.equal(done.etaDays, 0);
+    });
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+});

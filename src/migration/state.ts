@@ -142,6 +142,11 @@ export interface PassRecord {
   /** "prewarm" (may have spanned runs) or "rescan" (one read-only walk). */
   kind: "prewarm" | "rescan";
   tally: PassTally;
+  /**
+   * Files in the tree as the last run of a first pass that finished counting it counted
+   * (names only, alongside the run): what `progress` estimates the pass's total by.
+   */
+  treeFiles?: number;
   /** The `--include`/`--exclude` globs it walked with (absent in states of earlier builds). */
   globs?: Globs;
   /**
