@@ -372,6 +372,11 @@ class PrewarmRun {
    * taken from the pass's tally when this run's is added, so every path counts once.
    */
   readonly #passCorrection = emptyTally();
+  /**
+   * Paths (latin1) retried at the end of the run after an earlier attempt of this run
+   * uploaded them: found in Riak by the retry, they count as uploaded by the run.
+   */
+  readonly #uploadedEarlier = new Set<string>();
   readonly #gate: ByteGate;
   /**
    * Aborted, with a {@link DeferredSignal}, by an interrupt: uploads under way stop before
@@ -594,7 +599,14 @@ class PrewarmRun {
           continue;
         }
         // Its first attempt's counts go: the retry counts it anew.
-        addDelta(this.#tally, retried(failure.counted ?? {}), -1);
+        const earlier = failure.counted ?? {};
+        addDelta(this.#tally, retried(earlier), -1);
+        if (earlier.uploaded?.files) {
+          // A file, not an attempt: counted again once the retry has it in Riak. Its bytes
+          // did move, and stay counted.
+          addDelta(this.#tally, { uploaded: { files: earlier.uploaded.files, bytes: 0 } }, -1);
+          this.#uploadedEarlier.add(failure.path.toString("latin1"));
+        }
         await this.#retry(failure.path);
       }
       await Promise.all(this.#inFlight);
@@ -991,7 +1003,7 @@ class PrewarmRun {
     if (reason === undefined) {
       await this.#ensureListed(path);
       const found = count.mark();
-      count.add("inRiak", bytes);
+      this.#foundInRiak(path, bytes, count);
       if (localSha256 !== undefined) count.add("verified", bytes);
       await this.#attributesToRiak(path, stats, remote!, bytes, count);
       if (this.#o.deleteLocal && !this.#o.dryRun) {
@@ -1110,6 +1122,7 @@ class PrewarmRun {
       this.#limits.undoFile();
       return false;
     }
+    this.#uploadedEarlier.delete(path.toString("latin1"));
     count.add("inRiak", bytes);
     count.add("uploaded", bytes);
     if (this.#o.deleteLocal) {
@@ -1244,7 +1257,7 @@ class PrewarmRun {
       remote.sha256 === createHash("sha256").update(target).digest("hex");
     if (same) {
       await this.#ensureListed(path);
-      count.add("inRiak", bytes);
+      this.#foundInRiak(path, bytes, count);
       return;
     }
     // A file or link written through the mount after the local link: left as it is.
@@ -1272,8 +1285,20 @@ class PrewarmRun {
       target,
       local && { mtimeNs: local.mtimeNs, uid: Number(local.uid), gid: Number(local.gid) },
     );
+    this.#uploadedEarlier.delete(path.toString("latin1"));
     count.add("inRiak", bytes);
     count.add("uploaded", bytes);
+  }
+
+  /**
+   * Counts a file or link Riak holds in the local version: uploaded by this run when an
+   * earlier attempt of it in this run was (see {@link #uploadedEarlier}).
+   */
+  #foundInRiak(path: Buffer, bytes: Tally, count: EntryCount): void {
+    count.add("inRiak", bytes);
+    if (this.#uploadedEarlier.delete(path.toString("latin1"))) {
+      count.add("uploaded", { files: bytes.files, bytes: 0 });
+    }
   }
 
   /**
@@ -1394,11 +1419,13 @@ class PrewarmRun {
     if (error instanceof LocalChangedSignal) {
       // Uploaded and verified, but changed locally meanwhile: kept, and retried next time.
       // Riak holds the version before the change, not this one: pending until it does (the
-      // bytes moved still count as uploaded).
+      // bytes moved still count as uploaded, the file not: it is not in Riak).
       for (const key of ["inRiak", "verified"] as const) {
         const counted = count.delta[key];
         if (counted) count.add(key, { files: -counted.files, bytes: -counted.bytes });
       }
+      const uploaded = count.delta.uploaded?.files ?? 0;
+      if (uploaded > 0) count.add("uploaded", { files: -uploaded, bytes: 0 });
       count.add("busy", { files: 1, bytes });
       this.#noteBusy(path, count);
       return;

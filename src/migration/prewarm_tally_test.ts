@@ -165,6 +165,33 @@ Deno.test("pass tally: a file stored, then retried at the end of the run after i
   });
 });
 
+Deno.test("run tally: a file the end-of-run retry uploads again counts once as uploaded, with the bytes of both", async () => {
+  await withTree(async (source, state) => {
+    await makeFiles(source, 1);
+    await withStore(async ({ store }) => {
+      let readBackFails = true; // f00's first read-back fails, and f00 changes meanwhile
+      const flaky = wrappedStore(store, {
+        readRange: (path, offset, length) => {
+          if (readBackFails && text(path) === "f00") {
+            readBackFails = false;
+            writeFileSync(join(source, "f00"), "rewritten meanwhile, longer");
+            throw new Error("Riak timed out");
+          }
+          return store.readRange(path, offset, length);
+        },
+      });
+      const result = await runPrewarm({ source, store: flaky, state, deleteLocal: true });
+      assert.equal(result.exitCode, EXIT_COMPLETE, JSON.stringify(result.failures));
+      assert.equal(readBackFails, false, "the first read-back failed");
+      const sent = "file f00".length + "rewritten meanwhile, longer".length;
+      assert.deepEqual(result.tally.uploaded, { files: 1, bytes: sent }, "a file, two uploads");
+      assert.equal(result.tally.inRiak.files, 1);
+      assert.equal(result.tally.deleted.files, 1);
+      assert.equal(state.readHistory().at(-1)?.tally.uploaded.files, 1, "the rate's count");
+    });
+  });
+});
+
 Deno.test("pass tally: a file found in Riak that changes while hashed for deletion is in Riak once", async () => {
   await withTree(async (source, state) => {
     await makeFiles(source, 1);

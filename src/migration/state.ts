@@ -48,7 +48,11 @@ export interface PassTally {
   seen: Tally;
   /** Riak holds the same version (found so, or uploaded now). */
   inRiak: Tally;
-  /** Of `inRiak`: uploaded by this pass/run. */
+  /**
+   * Of `inRiak`: uploaded by this pass/run. Files are counted once each, however many attempts
+   * it took (one whose local copy changed before its deletion is not in Riak, and not
+   * counted); bytes are every byte of the uploads that completed, sent again ones included.
+   */
   uploaded: Tally;
   /** Of `inRiak`: sha256 of the Riak copy matched the local file. */
   verified: Tally;
