@@ -2,7 +2,8 @@
  * End-to-end tests of `riakfs progress`: from what pre-warm recorded, and with --rescan.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
+import { mkdirSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { withMigration, withStateOnFullDisk } from "./_migration.ts";
 import { runRiakfs } from "./_riakfs.ts";
@@ -92,5 +93,40 @@ Deno.test("progress --rescan whose state directory's disk is full says so in one
       );
       assert.deepEqual(readdirSync(full.stateDir), [], "nothing half-written left in it");
     });
+  });
+});
+
+Deno.test("progress shows verify's differences and files newer in Riak, and is not done while they differ", async () => {
+  await withMigration(async ({ source, flags, store }) => {
+    for (let i = 0; i < 4; i++) writeFileSync(join(source, `f${i}`), "0123456789");
+    writeFileSync(join(source, "doc"), "old local bytes");
+    utimesSync(join(source, "doc"), new Date(3_000_000), new Date(3_000_000));
+    await store.writeFile("doc", Buffer.from("written through the mount"), {
+      mtimeNs: 4_000_000_000_000n,
+    });
+    const warmed = await runRiakfs(["prewarm", source, ...flags]);
+    assert.equal(warmed.code, 0, warmed.stderr);
+    // Other bytes of the same size: only a byte comparison tells.
+    writeFileSync(join(source, "f1"), "9876543210");
+    const verified = await runRiakfs(["verify", source, ...flags]);
+    assert.equal(verified.code, 1, verified.stdout);
+    const shown = await runRiakfs(["progress", source, ...flags]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /^differing: +1 files, 10 B$/m);
+    assert.match(shown.stdout, /^in Riak: +4 files, 45 B \(81\.8%\)$/m);
+    assert.match(shown.stdout, /^newer in Riak: 1 files, 15 B \(written through the mount/m);
+    // doc is one of verify's differences too: Riak holds its newer version.
+    assert.match(shown.stdout, /^last verify: \S+: 3 of 5 files identical, 2 differ/m);
+    assert.match(shown.stdout, /^ {2}differs: \/f1: sha256 differs/m);
+    assert.match(shown.stdout, /^verified: +3 files, 30 B$/m);
+    assert.doesNotMatch(shown.stdout, /^ETA: done$/m);
+    const json = await runRiakfs(["progress", source, "--json", ...flags]);
+    const report = JSON.parse(json.stdout);
+    assert.deepEqual(report.newerInRiak, { files: 1, bytes: 15 });
+    assert.deepEqual(
+      report.lastVerify.differences.map((d: { path: string }) => d.path).sort(),
+      ["/doc", "/f1"],
+    );
+    assert.ok(report.verified.files <= report.inRiak.files);
   });
 });

@@ -92,6 +92,12 @@ function render(report: ProgressReport, json: boolean): string {
         : ""
     }`,
   ];
+  if (report.newerInRiak.files > 0) {
+    lines.push(
+      `newer in Riak: ${approx}${show(report.newerInRiak)} (written through the mount; the ` +
+        "older local copies are left in place, also by a drain)",
+    );
+  }
   if (report.special.files > 0) {
     lines.push(
       `special:    ${approx}${report.special.files} files (FIFOs, sockets, devices: ` +
@@ -117,8 +123,11 @@ function render(report: ProgressReport, json: boolean): string {
     const v = report.lastVerify;
     lines.push(
       `last verify: ${v.endedAt}: ${v.matched.files} of ${v.checked.files} files identical` +
-        (v.differing > 0 ? `, ${v.differing} differ` : ""),
+        (v.differing > 0 ? `, ${v.differing} differ (until a verify finds them gone)` : ""),
     );
+    for (const d of v.differences ?? []) {
+      lines.push(`  ${d.status}: ${d.path}${d.detail ? `: ${d.detail}` : ""}`);
+    }
   }
   if (report.dailyRate) {
     lines.push(
@@ -130,7 +139,9 @@ function render(report: ProgressReport, json: boolean): string {
   lines.push(
     `ETA: ${
       report.etaDays === undefined
-        ? "unknown"
+        ? report.passUnfinished
+          ? "unknown until the pass in progress has covered the tree (the next run resumes it)"
+          : "unknown"
         : report.etaDays === 0
         ? "done"
         : report.estimatedTotal

@@ -9,6 +9,7 @@ import { isAbsolute, relative, resolve } from "node:path";
 import type { Command } from "commander";
 import { symlinkOnTheWay, verifyTree } from "../migration/verify.ts";
 import { formatBytes } from "../migration/progress_reporter.ts";
+import { HISTORY_FAILURES_LIMIT } from "../migration/state.ts";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
 import { runWithStore } from "./riak-session.ts";
 import { InvalidPathError } from "../store/errors.ts";
@@ -143,6 +144,10 @@ export async function verifyCommand(
             checked: { files: summary.checked, bytes: summary.bytes },
             matched: { files: summary.matched, bytes: summary.matchedBytes },
             differing: summary.differences.length,
+            differingBytes: summary.differences.reduce((sum, d) => sum + d.size, 0),
+            differences: summary.differences.slice(0, HISTORY_FAILURES_LIMIT).map(
+              ({ path, status, detail }) => ({ path, status, detail }),
+            ),
           };
           state.saveState(saved);
         } finally {

@@ -48,7 +48,17 @@ export interface ProgressReport {
   estimatedTotal?: Tally;
   /** True when figures mix a pass in progress with the last complete pass. */
   estimated: boolean;
+  /**
+   * A pass is in progress that has not covered the tree since its last complete pass or
+   * rescan: the ETA is never 0 ("done") then.
+   */
+  passUnfinished: boolean;
   inRiak: Tally;
+  /**
+   * Of `inRiak`: Riak holds a newer version (written through the mount); the older local copy
+   * is left where it is, also by a drain.
+   */
+  newerInRiak: Tally;
   /**
    * The share of the tree's total in Riak, 0 to 1 (by bytes; by files where the tree holds no
    * bytes); undefined while no pass has covered the whole tree (the total is only what the
@@ -97,7 +107,11 @@ export function progressFromState(state: StateDirectory): ProgressReport {
   const history = state.readHistory();
   const last = saved.lastCompletePass?.tally;
   const current = saved.currentPass?.tally;
-  const { figures, estimated } = passFigures(saved.lastCompletePass, saved.currentPass);
+  const { figures, estimated, passUnfinished } = passFigures(
+    saved.lastCompletePass,
+    saved.currentPass,
+  );
+  if (saved.lastVerify && last !== undefined) withVerifyDifferences(figures, saved.lastVerify);
   const pending = {
     files: Math.max(0, figures.seen.files - figures.inRiak.files - figures.failed.files),
     bytes: Math.max(0, figures.seen.bytes - figures.inRiak.bytes - figures.failed.bytes),
@@ -107,7 +121,9 @@ export function progressFromState(state: StateDirectory): ProgressReport {
     total: figures.seen,
     totalIsLowerBound: last === undefined,
     estimated,
+    passUnfinished,
     inRiak: figures.inRiak,
+    newerInRiak: figures.newerInRiak,
     verified: figures.verified,
     pending,
     differing: figures.differing,
@@ -135,6 +151,11 @@ export function progressFromState(state: StateDirectory): ProgressReport {
   if (saved.lastVerify && saved.lastVerify.matched.files > report.verified.files) {
     report.verified = saved.lastVerify.matched;
   }
+  // Files removed since they were verified are no longer in the tree, nor verified.
+  report.verified = {
+    files: Math.min(report.verified.files, report.inRiak.files),
+    bytes: Math.min(report.verified.bytes, report.inRiak.bytes),
+  };
   const rate = dailyRate(history);
   if (rate) {
     report.dailyRate = rate;
@@ -148,7 +169,11 @@ export function progressFromState(state: StateDirectory): ProgressReport {
       toDo.files += report.estimatedTotal.files - report.total.files;
       toDo.bytes += report.estimatedTotal.bytes - report.total.bytes;
     }
-    if (!report.totalIsLowerBound || report.estimatedTotal) report.etaDays = etaDays(toDo, rate);
+    const eta = !report.totalIsLowerBound || report.estimatedTotal
+      ? etaDays(toDo, rate)
+      : undefined;
+    // What the pass has not reached may have changed since it was last looked at: not done.
+    if (eta !== undefined && !(eta === 0 && passUnfinished)) report.etaDays = eta;
   }
   const unfinished = state.unfinishedRun();
   const running = unfinished && liveHolderPid(state.lockFile) === unfinished.pid;
@@ -177,11 +202,11 @@ export function progressFromState(state: StateDirectory): ProgressReport {
 function passFigures(
   last: PassRecord | undefined,
   current: PassRecord | undefined,
-): { figures: PassTally; estimated: boolean } {
+): { figures: PassTally; estimated: boolean; passUnfinished: boolean } {
   const figures = emptyTally();
   if (!last || !current) {
     if (last ?? current) addTally(figures, (last ?? current)!.tally);
-    return { figures, estimated: false };
+    return { figures, estimated: false, passUnfinished: current !== undefined };
   }
   if (last.kind === "rescan" && last.passInProgress?.startedAt === current.startedAt) {
     addTally(figures, last.tally);
@@ -198,13 +223,14 @@ function passFigures(
       figures.seen.bytes,
       figures.inRiak.bytes + since.uploaded.bytes,
     );
-    return { figures, estimated: since.seen.files > 0 };
+    // The rescan looked at the whole tree after the pass's earlier runs.
+    return { figures, estimated: since.seen.files > 0, passUnfinished: false };
   }
   if (last.kind === "rescan" && last.startedAt > current.startedAt) {
     // Made during this pass by an earlier build, which kept no account of the pass then:
     // its figures, without what the pass's runs may have done since.
     addTally(figures, last.tally);
-    return { figures, estimated: true };
+    return { figures, estimated: true, passUnfinished: false };
   }
   const covered = last.tally.seen.files > 0
     ? Math.min(1, current.tally.seen.files / last.tally.seen.files)
@@ -215,7 +241,29 @@ function passFigures(
     figures[key].files = Math.round(now.files + before.files * (1 - covered));
     figures[key].bytes = Math.round(now.bytes + before.bytes * (1 - covered));
   }
-  return { figures, estimated: true };
+  return { figures, estimated: true, passUnfinished: true };
+}
+
+/**
+ * Counts the files the last whole-tree verify found differing or missing in Riak as differing,
+ * and so not in Riak, where the pass figures (which compare sizes and mtimes only) have fewer:
+ * they stand until a verify finds them gone. Files newer in Riak are among verify's
+ * differences (the local copy is the older one), and stay in Riak.
+ */
+function withVerifyDifferences(figures: PassTally, verify: VerifyRecord): void {
+  const known = {
+    files: figures.differing.files + figures.newerInRiak.files,
+    bytes: figures.differing.bytes + figures.newerInRiak.bytes,
+  };
+  const extra = {
+    files: Math.min(figures.inRiak.files, verify.differing - known.files),
+    bytes: Math.min(figures.inRiak.bytes, (verify.differingBytes ?? 0) - known.bytes),
+  };
+  if (extra.files <= 0) return;
+  figures.differing.files += extra.files;
+  figures.differing.bytes += Math.max(0, extra.bytes);
+  figures.inRiak.files -= extra.files;
+  figures.inRiak.bytes -= Math.max(0, extra.bytes);
 }
 
 /** What `now` counts beyond `then`, per category (never below zero). */

@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
@@ -16,6 +25,29 @@ import { PathFilter } from "./glob.ts";
 import { LockedError } from "../util/lock.ts";
 import { EXIT_COMPLETE, type PrewarmEvent, runPrewarm } from "./prewarm.ts";
 import { emptyTally, type RunMarker, type RunRecord, StateDirectory } from "./state.ts";
+
+/** Runs `fn` on a fresh source holding `files` (name: content) and a fresh state directory. */
+async function withTree(
+  files: Record<string, string>,
+  fn: (source: string, state: StateDirectory) => Promise<void>,
+): Promise<void> {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-progress-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(source, name), content);
+  try {
+    await fn(source, state);
+  } finally {
+    rmSync(source, { recursive: true });
+    rmSync(state.path, { recursive: true });
+  }
+}
+
+/** `count` files f00, f01, ... holding `content`. */
+function numbered(count: number, content: string): Record<string, string> {
+  return Object.fromEntries(
+    Array.from({ length: count }, (_, i) => [`f${String(i).padStart(2, "0")}`, content]),
+  );
+}
 
 function run(startedAt: string, bytes: number, files: number): RunRecord {
   const tally = emptyTally();
@@ -239,11 +271,8 @@ Deno.test("history lines not of a record's shape are skipped as damaged ones are
 // `progress --rescan` during a pass added the pass's figures to the rescan's, which held them
 // already: "in Riak ~510 (51%)" where 300 of 1000 were, and an ETA to match.
 Deno.test("a rescan during a pass is exact, with the runs' globs; later runs add their uploads", async () => {
-  const source = mkdtempSync(join(tmpdir(), "riakfs-progress-"));
-  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
-  for (let i = 0; i < 20; i++) writeFileSync(join(source, `f${String(i).padStart(2, "0")}`), "x");
-  for (let i = 0; i < 5; i++) writeFileSync(join(source, `skip${i}.tmp`), "excluded");
-  try {
+  const files = { ...numbered(20, "x"), "skip0.tmp": "excluded", "skip1.tmp": "excluded" };
+  await withTree(files, async (source, state) => {
     await withStore(async ({ store }) => {
       const filter = new PathFilter([], ["*.tmp"]);
       for (let run = 0; run < 3; run++) {
@@ -265,19 +294,13 @@ Deno.test("a rescan during a pass is exact, with the runs' globs; later runs add
       assert.equal(after.estimated, true);
       assert.equal(after.etaDays, 12 / 8);
     });
-  } finally {
-    rmSync(source, { recursive: true });
-    rmSync(state.path, { recursive: true });
-  }
+  });
 });
 
 // A first pass knows the tree's size (its runs count it alongside: "of ~1401" in their log
 // lines), yet progress said "ETA: unknown" for all of it, weeks on a large tree.
 Deno.test("during a first pass, the ETA is estimated from the runs' count of the tree", async () => {
-  const source = mkdtempSync(join(tmpdir(), "riakfs-progress-"));
-  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
-  for (let i = 0; i < 10; i++) writeFileSync(join(source, `f${i}`), "x".repeat(10));
-  try {
+  await withTree(numbered(10, "x".repeat(10)), async (source, state) => {
     await withStore(async ({ store }) => {
       await runPrewarm({ source, store, state, maxFiles: 2, concurrency: 1 });
       const first = progressFromState(state);
@@ -296,8 +319,53 @@ Deno.test("during a first pass, the ETA is estimated from the runs' count of the
       assert.equal(done.estimatedTotal, undefined, "a complete pass has the total itself");
       assert.equal(done.etaDays, 0);
     });
-  } finally {
-    rmSync(source, { recursive: true });
-    rmSync(state.path, { recursive: true });
-  }
+  });
+});
+
+// After verify found a file differing, progress said "differing: 0", "in Riak 100%" and
+// "ETA: done"; files newer in Riak were not shown; "verified: 1401" stood against
+// "total: 1399"; and a new pass that had just uploaded new files said "ETA: done".
+Deno.test("progress shows what is left over: verify's differences, newer in Riak, an unfinished pass", async () => {
+  await withTree(
+    { ...numbered(4, "x".repeat(10)), doc: "old local bytes" },
+    async (source, state) => {
+      utimesSync(join(source, "doc"), new Date(3_000_000), new Date(3_000_000));
+      await withStore(async ({ store }) => {
+        await store.writeFile("doc", Buffer.from("new"), { mtimeNs: 4_000_000_000_000n });
+        await runPrewarm({ source, store, state });
+        const warmed = progressFromState(state);
+        assert.deepEqual(warmed.newerInRiak, { files: 1, bytes: 15 });
+        assert.equal(warmed.etaDays, 0, "done: Riak holds every file, one of them newer");
+        // A verify of the tree as it was (two files more, removed since), finding f01 differing,
+        // and doc, whose local copy is older than Riak's.
+        const saved = state.loadState();
+        saved.lastVerify = {
+          endedAt: new Date().toISOString(),
+          checked: { files: 7, bytes: 80 },
+          matched: { files: 5, bytes: 55 },
+          differing: 2,
+          differingBytes: 25,
+          differences: [{ path: "/f01", status: "differs", detail: "sha256 differs" }],
+        };
+        state.saveState(saved);
+        const verified = progressFromState(state);
+        assert.deepEqual(verified.total, { files: 5, bytes: 55 });
+        assert.deepEqual(verified.differing, { files: 1, bytes: 10 });
+        assert.deepEqual(verified.inRiak, { files: 4, bytes: 45 });
+        assert.deepEqual(verified.pending, { files: 1, bytes: 10 });
+        assert.equal(verified.inRiakShare, 45 / 55);
+        assert.deepEqual(verified.verified, { files: 4, bytes: 45 }, "never more than in Riak");
+        assert.ok(verified.etaDays! > 0, "not done while a file differs");
+        delete saved.lastVerify;
+        state.saveState(saved);
+        // A new pass: its first run uploads new files, and stops before the end of the tree.
+        for (let i = 0; i < 10; i++) writeFileSync(join(source, `a-new${i}`), "new");
+        await runPrewarm({ source, store, state, maxFiles: 1, concurrency: 1 });
+        const during = progressFromState(state);
+        assert.equal(during.passUnfinished, true);
+        assert.deepEqual(during.pending, { files: 0, bytes: 0 }, "nothing known pending");
+        assert.equal(during.etaDays, undefined, "but not done: the pass has the rest to look at");
+      });
+    },
+  );
 });

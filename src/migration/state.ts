@@ -199,7 +199,12 @@ export interface VerifyRecord {
   checked: Tally;
   /** Byte-identical in Riak. */
   matched: Tally;
+  /** Files that differ in Riak or are missing there. */
   differing: number;
+  /** Their bytes (absent in records of earlier builds). */
+  differingBytes?: number;
+  /** The first of them ({@link HISTORY_FAILURES_LIMIT}), as `progress` lists them. */
+  differences?: { path: string; status: string; detail?: string }[];
 }
 
 /** Failed paths a history record keeps (failed.jsonl lists them all). */
