@@ -145,8 +145,8 @@ function render(report: ProgressReport, json: boolean): string {
         : report.etaDays === 0
         ? "done"
         : report.estimatedTotal
-        ? `~${report.etaDays.toFixed(1)} days (estimated from the runs' count of the tree)`
-        : `${report.etaDays.toFixed(1)} days`
+        ? `~${daysShown(report.etaDays)} (estimated from the runs' count of the tree)`
+        : daysShown(report.etaDays)
     }`,
   );
   lines.push(...runLines(report));
@@ -185,6 +185,11 @@ function shareShown(report: ProgressReport): string {
   return report.totalIsLowerBound
     ? " (share of the tree unknown until a pass has covered all of it, or --rescan)"
     : "";
+}
+
+/** Days to go; a few hours are not "0.0 days", which would read as done. */
+function daysShown(days: number): string {
+  return days < 0.05 ? "under 0.1 days" : `${days.toFixed(1)} days`;
 }
 
 /** The globs a pass walked with, as flags (nothing when it had none). */
