@@ -10,6 +10,13 @@ import { closeSync, existsSync, openSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
+/**
+ * The tests' riakfs processes delete verified local copies without the quiet period (their
+ * files are seconds old); a test of the quiet period sets `--delete-quiet-period` itself.
+ * Set here, as every process a test starts inherits it.
+ */
+process.env.RIAKFS_DELETE_QUIET_PERIOD ??= "0";
+
 /** Absolute path of the project's root folder. */
 export const PROJECT_ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 

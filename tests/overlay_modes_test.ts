@@ -9,6 +9,7 @@ import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
 import { eventually, type OverlayEnv, statusOf, withOverlayEnv } from "./_overlay.ts";
+import { runRiakfs } from "./_riakfs.ts";
 
 const LEGACY = seededBytes(71, 40_000);
 const REMOTE = seededBytes(72, 30_000);
@@ -133,6 +134,57 @@ Deno.test("migrate with --after-transfer delete: a written file fsync'd after it
       await eventually("the local copy deleted", () => missing(join(env.source, "written.txt")));
       assert.equal((await env.store.readFile("written.txt")).toString(), "through the mount");
       assert.equal(await fsp.readFile(written, "utf8"), "through the mount");
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});
+
+Deno.test("drain: a source file a daemon holds open for writing is copied on read but kept, and its later lines reach Riak by the next pre-warm once it is closed", async () => {
+  await withOverlayEnv(async (env) => {
+    const log = join(env.source, "held.log");
+    await fsp.writeFile(log, "line 0\n");
+    // This test process is the daemon, started before the mount, writing beneath it.
+    const daemon = await fsp.open(log, "a");
+    let open = true;
+    const mounted = await env.mount("drain");
+    const kept = async () => (await statusOf(env)).metrics.localDeletion;
+    try {
+      assert.equal(await fsp.readFile(join(env.mountpoint, "held.log"), "utf8"), "line 0\n");
+      await eventually("the local copy kept", async () => (await kept()).kept === 1);
+      await daemon.appendFile("line 1\n");
+      await daemon.close();
+      open = false;
+      assert.equal(await fsp.readFile(log, "utf8"), "line 0\nline 1\n", "nothing lost");
+      // The mount serves Riak's copy; the next pre-warm takes the newer local one there.
+      const flags = ["--riak", env.riak.nodes.join(","), "--bucket", env.bucket];
+      const stateDir = join(env.base, "state");
+      const drain = await runRiakfs(
+        ["prewarm", "--delete-local", ...flags, "--state-dir", stateDir, env.source],
+      );
+      assert.equal(drain.code, 0, drain.stdout + drain.stderr);
+      assert.equal(await missing(log), true);
+      assert.equal((await env.store.readFile("held.log")).toString(), "line 0\nline 1\n");
+      assert.deepEqual(await kept(), { deleted: 0, kept: 1 });
+    } finally {
+      if (open) await daemon.close();
+      await env.unmount(mounted);
+    }
+  });
+});
+
+Deno.test("drain with --delete-quiet-period: a source file changed lately is copied on read but kept", async () => {
+  await withOverlayEnv(async (env) => {
+    await fsp.writeFile(join(env.source, "fresh.log"), "just written\n");
+    const mounted = await env.mount("drain", ["--delete-quiet-period", "3600"]);
+    try {
+      assert.equal(await fsp.readFile(join(env.mountpoint, "fresh.log"), "utf8"), "just written\n");
+      await eventually(
+        "the local copy kept",
+        async () => (await statusOf(env)).metrics.localDeletion.kept === 1,
+      );
+      assert.equal(await missing(join(env.source, "fresh.log")), false);
+      assert.equal((await env.store.readFile("fresh.log")).toString(), "just written\n");
     } finally {
       await env.unmount(mounted);
     }

@@ -5,7 +5,15 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createCipheriv, createHash } from "node:crypto";
-import { mkdirSync, readdirSync, statfsSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  statfsSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { normalizePath } from "../src/store/path.ts";
 import { type MigrationFixture, withMigration, withStateOnFullDisk } from "./_migration.ts";
@@ -211,5 +219,43 @@ Deno.test("prewarm whose state directory's disk is still full at its end prints 
       assert.deepEqual(readdirSync(full.stateDir), [], "nothing half-written left in it");
       assert.equal((await fixture.store.readFile("a.bin")).length, 50_000);
     });
+  });
+});
+
+Deno.test("prewarm --delete-local keeps a file a daemon holds open for writing (exit 3), and drains it on the run after the daemon closed it; --delete-quiet-period keeps one changed lately", async () => {
+  await withMigration(async ({ source, store, flags }) => {
+    const log = join(source, "daemon.log");
+    writeFileSync(log, "line 0\n");
+    writeFileSync(join(source, "done.txt"), "closed");
+    // This test process is the daemon, writing into the source.
+    const daemon = openSync(log, "a");
+    let open = true;
+    try {
+      const first = await runRiakfs(["prewarm", "--delete-local", ...flags, source]);
+      assert.equal(first.code, 3, first.stdout + first.stderr);
+      assert.match(
+        first.stdout,
+        /^local copy kept \(in use\): .*daemon\.log: another process has it open for writing; kept$/m,
+      );
+      assert.match(first.stdout, /1 local copies deleted, 1 local copies kept/);
+      assert.deepEqual(readdirSync(source), ["daemon.log"]);
+      writeSync(daemon, "line 1\n");
+      closeSync(daemon);
+      open = false;
+      const second = await runRiakfs(["prewarm", "--delete-local", ...flags, source]);
+      assert.equal(second.code, 0, second.stdout + second.stderr);
+      assert.deepEqual(readdirSync(source), []);
+      assert.equal((await store.readFile("daemon.log")).toString(), "line 0\nline 1\n");
+    } finally {
+      if (open) closeSync(daemon);
+    }
+    writeFileSync(join(source, "fresh.txt"), "just written");
+    const quiet = await runRiakfs(
+      ["prewarm", "--delete-local", "--delete-quiet-period", "3600", ...flags, source],
+    );
+    assert.equal(quiet.code, 3, quiet.stdout + quiet.stderr);
+    assert.match(quiet.stdout, /fresh\.txt: changed within the last 3600 s \(the quiet period\)/);
+    assert.deepEqual(readdirSync(source), ["fresh.txt"]);
+    assert.equal((await store.readFile("fresh.txt")).toString(), "just written");
   });
 });

@@ -8,10 +8,16 @@
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { parseDuration } from "../migration/limits.ts";
-import { CHECKED_AHEAD_PER_UPLOAD, DEFAULT_CONCURRENCY } from "../migration/defaults.ts";
+import {
+  CHECKED_AHEAD_PER_UPLOAD,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_DELETE_QUIET_PERIOD_S,
+  DELETE_QUIET_PERIOD_ENV,
+} from "../migration/defaults.ts";
 import { addMigrationOptions, concurrencyLevel, positiveInteger } from "./migration-options.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
 import { decimal } from "./numbers.ts";
+
 import { addRiakOptions } from "./riak-options.ts";
 
 /** Default seconds between progress lines on a non-terminal. */
@@ -42,6 +48,13 @@ export function installPrewarm(program: Command): void {
     .option("--checksum", "compare sha256 when size and mtime match")
     .option("--dry-run", "print what would be uploaded and the totals; change nothing")
     .option("--delete-local", "drain: delete each local file once its Riak copy is verified")
+    .addOption(
+      new Option(
+        "--delete-quiet-period <seconds>",
+        "with --delete-local: keep a file changed less than this long ago (0: none)",
+      ).argParser(wholeSeconds).default(DEFAULT_DELETE_QUIET_PERIOD_S)
+        .env(DELETE_QUIET_PERIOD_ENV),
+    )
     .option("--json", "print a JSON summary")
     .addOption(
       new Option("--progress-interval <seconds>", "seconds between progress lines (non-terminal)")
@@ -73,6 +86,15 @@ function progressInterval(value: string): number {
   const seconds = positiveNumber(value);
   if (seconds * 1000 > MAX_TIMER_MS) {
     throw new InvalidArgumentError(`must be at most ${MAX_TIMER_MS / 1000}, got ${seconds}`);
+  }
+  return seconds;
+}
+
+/** Whole seconds, 0 included. */
+function wholeSeconds(value: string): number {
+  const seconds = decimal(value);
+  if (!Number.isSafeInteger(seconds)) {
+    throw new InvalidArgumentError(`needs whole seconds (0 or more), got ${JSON.stringify(value)}`);
   }
   return seconds;
 }

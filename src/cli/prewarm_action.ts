@@ -68,6 +68,8 @@ export async function prewarmCommand(
           `the last run (started ${event.startedAt}, last seen ${event.lastSeen}) did not ` +
             "finish: killed, crashed or its host went down; recorded in the history as unfinished\n",
         );
+      } else if (event.kind === "kept-active") {
+        lines.write(`local copy kept (in use): ${event.detail}\n`);
       } else if (event.kind === "mount-point") {
         lines.write(`skipped (another filesystem is mounted here; not crossed): ${event.path}\n`);
       } else if (event.kind === "special") {
@@ -101,6 +103,7 @@ export async function prewarmCommand(
         checksum: opts.checksum === true,
         dryRun: opts.dryRun === true,
         deleteLocal: opts.deleteLocal === true,
+        inUse: { quietPeriodMs: Number(opts.deleteQuietPeriod) * 1000 },
         onEvent,
         signal: interruption.signal,
         whenRiakReachable: (timeoutMs) => riak.cluster.whenReachable(timeoutMs),
@@ -157,6 +160,9 @@ function summary(result: PrewarmResult): string {
     ? result.outcome
     : result.stopReason === undefined && result.busy.length > 0
     ? `partial (${result.busy.length} files kept changing; the next run retries them)`
+    : result.stopReason === undefined && result.keptActive.length > 0
+    ? `partial (${result.keptActive.length} local copies kept while in use; ` +
+      "the next run retries them)"
     : `partial (${stopWording(result.stopReason)}; the next run resumes)`;
   const lines = [
     `riakfs prewarm: ${result.dryRun ? "dry run " : ""}${outcome} in ${formatDuration(elapsed)}: ` +
@@ -172,6 +178,9 @@ function summary(result: PrewarmResult): string {
       : "") +
     (t.newerInRiak.files > 0 ? `${t.newerInRiak.files} newer in Riak (left alone), ` : "") +
     (t.deleted.files > 0 ? `${t.deleted.files} local copies deleted, ` : "") +
+    (t.keptActive.files > 0
+      ? `${t.keptActive.files} local copies kept (open for writing or changed lately), `
+      : "") +
     `${t.failed.files} failed` +
     (t.failedDirectories.files > 0 ? `, ${t.failedDirectories.files} directories failed` : ""),
   ];

@@ -5,7 +5,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import type { PrewarmStore } from "./prewarm.ts";
 import { ListedNames } from "../store/listed_names.ts";
 import type { Store } from "../store/store.ts";
@@ -90,4 +90,37 @@ export async function withTmpfsAt(directory: string, body: () => Promise<void>):
   } finally {
     execFileSync("umount", [directory]);
   }
+}
+
+/** A child process holding a file open; `release` kills it by its pid and waits for its end. */
+export interface FileHolder {
+  pid: number;
+  release(): Promise<void>;
+}
+
+/**
+ * Starts `sh` holding `file` open (`>>`: for writing, appending, as a daemon's log; `<`: only
+ * for reading) until released, and resolves once it holds it.
+ */
+export async function holdOpen(file: string, how: ">>" | "<" = ">>"): Promise<FileHolder> {
+  const child = spawn("sh", ["-c", `exec 3${how}"$1"; echo held; read line`, "sh", file], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  const release = async () => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGKILL");
+    await exited;
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("exit", (code) => reject(new Error(`sh ended (${code}) before it held ${file}`)));
+      child.stdout!.once("data", () => resolve());
+    });
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  child.stdout!.resume();
+  return { pid: child.pid!, release };
 }

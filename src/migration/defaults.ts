@@ -19,5 +19,15 @@ export const DEFAULT_CONCURRENCY = 4;
  */
 export const CHECKED_AHEAD_PER_UPLOAD = 3;
 
+/**
+ * Default quiet period of the verified deletion (`--delete-quiet-period`, seconds): a local
+ * file whose mtime or ctime is more recent is kept for now, as something may still be writing
+ * it (a writer that opens the file for each line holds it open only now and then).
+ */
+export const DEFAULT_DELETE_QUIET_PERIOD_S = 60;
+
+/** The environment variable that sets `--delete-quiet-period` (prewarm and mount). */
+export const DELETE_QUIET_PERIOD_ENV = "RIAKFS_DELETE_QUIET_PERIOD";
+
 /** Default parent of the state directories. */
 export const DEFAULT_STATE_ROOT = "/var/lib/riakfs";

@@ -72,7 +72,11 @@ import {
 } from "./state.ts";
 import { CHECKED_AHEAD_PER_UPLOAD, DEFAULT_CONCURRENCY } from "./defaults.ts";
 import type { MigrationStore } from "./stored_file.ts";
-import { deleteIfVerified, describeAttributeDifference } from "./verified_delete.ts";
+import {
+  type ActivityCheck,
+  deleteIfVerified,
+  describeAttributeDifference,
+} from "./verified_delete.ts";
 import {
   compareWalkOrder,
   countTree,
@@ -192,6 +196,12 @@ export interface PrewarmOptions {
   dryRun?: boolean;
   /** Deletes each local file once Riak's copy is verified (drain). */
   deleteLocal?: boolean;
+  /**
+   * What keeps a verified local file from deletion as still in use (open for writing by
+   * another process, changed within `quietPeriodMs`): counted as `keptActive`, retried by the
+   * next run.
+   */
+  inUse?: ActivityCheck;
   /** Called for each action of a dry run, and each failure, as it happens. */
   onEvent?: (event: PrewarmEvent) => void;
   /** Called once the run has started, with a live view of its tallies. */
@@ -211,6 +221,11 @@ export type PrewarmEvent =
   | { kind: "would-update-attributes"; path: string; difference: string }
   | { kind: "failed"; path: string; error: string }
   | { kind: "busy"; path: string }
+  /**
+   * In Riak and verified, but not deleted (`--delete-local`): another process has it open for
+   * writing, or it changed within the quiet period (`detail` says which).
+   */
+  | { kind: "kept-active"; path: string; detail: string }
   /** Found in Riak without its directory entry, which was added. */
   | { kind: "relisted"; path: string }
   /**
@@ -274,6 +289,8 @@ export interface PrewarmResult {
   failuresFile?: string;
   /** Paths skipped because they kept changing while being uploaded. */
   busy: string[];
+  /** Paths whose local copy `--delete-local` kept as still in use (see `tally.keptActive`). */
+  keptActive: string[];
   /**
    * The state directory's disk had no room for the run's record at its end (its resume
    * point, retry list and history line, or some of them): the next run checks its files
@@ -362,9 +379,10 @@ class PrewarmRun {
   /** Paths this run had no budget left for (from the retry list or the walk). */
   readonly #notRetried: string[] = [];
   readonly #busy: string[] = [];
+  readonly #keptActive: string[] = [];
   /**
-   * The busy paths, for the next run's retry list (a partial run walks past them), with what
-   * they added to this run's tally.
+   * The busy paths and those kept in use, for the next run's retry list (a partial run walks
+   * past them), with what they added to this run's tally.
    */
   readonly #busyRetries: { path: Buffer; counted: TallyDelta }[] = [];
   /**
@@ -1202,13 +1220,32 @@ class PrewarmRun {
     const slash = path.lastIndexOf(0x2f);
     const { mode, uid, gid } = storedAttributes(stats);
     const hashed = { identity: identityOf(stats), sha256, attributes: { mode, uid, gid } };
-    const outcome = await deleteIfVerified(this.#o.store, path, absolute, hashed, {
+    const within = {
       root: this.#source,
       directory: slash === -1 ? Buffer.alloc(0) : path.subarray(0, slash),
-    });
-    if (outcome.deleted) {
+    };
+    const outcome = await deleteIfVerified(
+      this.#o.store,
+      path,
+      absolute,
+      hashed,
+      within,
+      this.#o.inUse,
+    );
+    if (outcome.deleted || outcome.reason === "local-active") {
       if (count.delta.verified === undefined) count.add("verified", bytes);
+    }
+    if (outcome.deleted) {
       count.add("deleted", bytes);
+      return;
+    }
+    if (outcome.reason === "local-active") {
+      // Riak holds this version; the local copy stays while it is in use, and the next run
+      // tries again (a writer's later lines would go with it).
+      count.add("keptActive", bytes);
+      this.#keptActive.push(displayPath(path));
+      this.#busyRetries.push({ path, counted: count.delta });
+      this.#o.onEvent?.({ kind: "kept-active", path: displayPath(path), detail: outcome.detail });
       return;
     }
     if (outcome.reason === "local-changed") throw new LocalChangedSignal(outcome.detail);
@@ -1460,7 +1497,8 @@ class PrewarmRun {
     const failed = failedEntries(this.#tally) > 0;
     // A file that kept changing is not in Riak: "complete" (exit 0) would tell cron the
     // tree is mirrored, or drained, while it is not.
-    const done = walkedToEnd && this.#busy.length === 0;
+    // Nor is a drain that kept files in use: they are still to be deleted.
+    const done = walkedToEnd && this.#busy.length === 0 && this.#keptActive.length === 0;
     const outcome = failed ? "failed" : done ? "complete" : "partial";
     const exitCode = failed ? EXIT_FAILED : done ? EXIT_COMPLETE : EXIT_PARTIAL;
     const endedAt = new Date().toISOString();
@@ -1478,6 +1516,7 @@ class PrewarmRun {
         error: failure.error,
       })),
       busy: this.#busy,
+      keptActive: this.#keptActive,
     };
     if (this.#o.dryRun) return result;
     try {

@@ -32,11 +32,13 @@ import { Store } from "../store/store.ts";
 import {
   CAN_MOUNT,
   failingWrites,
+  holdOpen,
   listingNothing,
   withTmpfsAt,
   wrappedStore,
 } from "./_test_support.ts";
 import { PathFilter } from "./glob.ts";
+import { OpenWriters } from "./open_writers.ts";
 import { acquireLock, LockedError } from "../util/lock.ts";
 import {
   EXIT_COMPLETE,
@@ -1514,3 +1516,81 @@ for (const runs of ["one run", "runs of one entry each"] as const) {
     }
   });
 }
+
+Deno.test("a drain keeps a file another process holds open for writing (a daemon's log), and deletes it on a run after it is closed", async () => {
+  await withSourceAndState(async (source, state) => {
+    await withStore(async ({ store }) => {
+      const log = join(source, "daemon.log");
+      writeFileSync(log, "line 0\n");
+      writeFileSync(join(source, "done.txt"), "closed long ago");
+      const inUse = { openWriters: new OpenWriters({ maxAgeMs: 0 }) };
+      const events: PrewarmEvent[] = [];
+      const holder = await holdOpen(log, ">>");
+      try {
+        const run = await runPrewarm({
+          source,
+          store,
+          state,
+          deleteLocal: true,
+          inUse,
+          onEvent: (event) => events.push(event),
+        });
+        assert.equal(run.exitCode, EXIT_PARTIAL, "a drain that kept a file is not done");
+        assert.deepEqual(run.keptActive, ["/daemon.log"]);
+        assert.equal(run.tally.keptActive.files, 1);
+        assert.equal(run.tally.deleted.files, 1);
+        assert.equal(existsSync(log), true);
+        assert.equal(existsSync(join(source, "done.txt")), false);
+        assert.equal((await store.readFile("daemon.log")).toString(), "line 0\n");
+        const kept = events.find((event) => event.kind === "kept-active");
+        assert.match(kept?.kind === "kept-active" ? kept.detail : "", /open for writing/);
+      } finally {
+        await holder.release();
+      }
+      const next = await runPrewarm({ source, store, state, deleteLocal: true, inUse });
+      assert.equal(next.exitCode, EXIT_COMPLETE, JSON.stringify(next));
+      assert.equal(next.tally.deleted.files, 1, "the kept file, retried");
+      assert.equal(existsSync(log), false);
+      assert.equal((await store.readFile("daemon.log")).toString(), "line 0\n");
+    });
+  });
+});
+
+Deno.test("a drain keeps a file changed within the quiet period, and deletes it once the period is over", async () => {
+  await withSourceAndState(async (source, state) => {
+    await withStore(async ({ store }) => {
+      const file = join(source, "reopened-per-line.log");
+      writeFileSync(file, "line 0\n");
+      // Its mtime long ago: the ctime (now) still says it was just changed.
+      utimesSync(file, new Date(2_000_000), new Date(2_000_000));
+      const changedMs = Number(statSync(file, { bigint: true }).ctimeNs / 1_000_000n);
+      const inUse = (now: number) => ({
+        quietPeriodMs: 60_000,
+        now: () => now,
+        openWriters: new OpenWriters({ maxAgeMs: 0 }),
+      });
+      const run = await runPrewarm({
+        source,
+        store,
+        state,
+        deleteLocal: true,
+        inUse: inUse(changedMs + 59_000),
+      });
+      assert.equal(run.exitCode, EXIT_PARTIAL);
+      assert.equal(run.tally.keptActive.files, 1);
+      assert.equal(run.tally.deleted.files, 0);
+      assert.equal(existsSync(file), true);
+      const later = await runPrewarm({
+        source,
+        store,
+        state,
+        deleteLocal: true,
+        inUse: inUse(changedMs + 61_000),
+      });
+      assert.equal(later.exitCode, EXIT_COMPLETE, JSON.stringify(later));
+      assert.equal(later.tally.deleted.files, 1);
+      assert.equal(existsSync(file), false);
+      assert.equal((await store.readFile("reopened-per-line.log")).toString(), "line 0\n");
+    });
+  });
+});

@@ -79,6 +79,11 @@ export interface PassTally {
   /** Local copies deleted after verification (`--delete-local`). */
   deleted: Tally;
   /**
+   * Of `inRiak`: verified, but the local copy was kept (`--delete-local`) as still in use:
+   * open for writing by another process, or changed within the quiet period.
+   */
+  keptActive: Tally;
+  /**
    * FIFOs, sockets and device nodes: Riak holds only files, symlinks and directories, so they
    * stay where they are (a drain leaves them) and are counted apart, not in `seen`.
    */
@@ -104,6 +109,7 @@ export const TALLY_KEYS = [
   "failed",
   "failedDirectories",
   "deleted",
+  "keptActive",
   "special",
   "mountPoints",
 ] as const satisfies readonly (keyof PassTally)[];

@@ -2,10 +2,13 @@
  * The verified-deletion rule (drain mode, `prewarm --delete-local`, and the mount's
  * overlay): a local file is deleted only after its Riak copy was read back and its sha256
  * matched the local content, and only if the local file did not change since that content
- * was hashed (size, mtime, ctime, inode, device).
+ * was hashed (size, mtime, ctime, inode, device), no other process holds it open for writing
+ * (/proc), and it did not change within the quiet period (a writer that opens the file for
+ * each line holds it open only now and then).
  *
- * A writer that already holds the file open and writes after the final check can still
- * lose that write; the mount closes that gap by routing writes through itself.
+ * A writer that opens the file after the last look at /proc (at most a second before the
+ * unlink) and writes after it can still lose that write; the mount closes that gap for
+ * writes routed through itself.
  *
  * @module
  */
@@ -18,6 +21,7 @@ import {
   isDirectoryBeneath,
   sameIdentity,
 } from "./file_identity.ts";
+import { OPEN_WRITERS, type OpenWriters } from "./open_writers.ts";
 import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
 import { displayPath } from "../store/path.ts";
@@ -59,9 +63,23 @@ export type DeleteOutcome =
       | "riak-damaged"
       | "riak-attributes-differ"
       | "riak-missing"
-      | "local-changed";
+      | "local-changed"
+      | "local-active";
     detail: string;
   };
+
+/** What tells a file still in use (see {@link deleteIfVerified}). */
+export interface ActivityCheck {
+  /**
+   * A file whose mtime or ctime is less than this old is kept (`local-active`); default 0:
+   * the commands pass their `--delete-quiet-period` (DEFAULT_DELETE_QUIET_PERIOD_S).
+   */
+  quietPeriodMs?: number;
+  /** Who holds files open for writing; default {@link OPEN_WRITERS}. */
+  openWriters?: Pick<OpenWriters, "isOpenForWriting">;
+  /** The clock, in ms since the epoch. */
+  now?: () => number;
+}
 
 /** The local version whose content was hashed (by the upload or by `--checksum`). */
 export interface HashedVersion {
@@ -78,7 +96,10 @@ export interface HashedVersion {
 /**
  * Deletes `localFile` if Riak's copy at `storePath` has exactly the content `hashed`
  * describes and the local file is still that version (and, given `within`, its directory
- * is still `within.directory` of `within.root`, not a symlink put in its place).
+ * is still `within.directory` of `within.root`, not a symlink put in its place), unless the
+ * file is in use (`activity`): open for writing by another process, or changed within the
+ * quiet period. A file kept for that (`local-active`) is as Riak holds it; a later run or
+ * read tries again.
  *
  * @example
  * ```ts
@@ -92,6 +113,7 @@ export async function deleteIfVerified(
   localFile: Buffer | string,
   hashed: HashedVersion,
   within?: { root: Uint8Array; directory: Uint8Array },
+  activity: ActivityCheck = {},
 ): Promise<DeleteOutcome> {
   let remote: { sha256: string; size: number };
   try {
@@ -125,11 +147,7 @@ export async function deleteIfVerified(
     }
   }
   if (!sameIdentity(await currentIdentity(localFile), hashed.identity)) {
-    return {
-      deleted: false,
-      reason: "local-changed",
-      detail: `${Buffer.from(localFile).toString()} changed since it was hashed`,
-    };
+    return changedSinceHashed(localFile);
   }
   if (within && !await isDirectoryBeneath(within.root, within.directory)) {
     return {
@@ -138,6 +156,51 @@ export async function deleteIfVerified(
       detail: `${Buffer.from(localFile).toString()}: its directory was replaced by a symlink`,
     };
   }
+  const inUse = await useOf(hashed.identity, activity);
+  if (inUse !== undefined) {
+    return {
+      deleted: false,
+      reason: "local-active",
+      detail: `${Buffer.from(localFile).toString()}: ${inUse}`,
+    };
+  }
+  // Building the index of writers may have taken a while: changed since, it goes again.
+  if (!sameIdentity(await currentIdentity(localFile), hashed.identity)) {
+    return changedSinceHashed(localFile);
+  }
   await unlink(localFile);
   return { deleted: true };
+}
+
+/**
+ * Why the file (at its hashed, still current `identity`) may still be being written, if it
+ * may: last, right before the unlink, as the other checks ask Riak and take a while.
+ */
+async function useOf(
+  identity: FileIdentity,
+  activity: ActivityCheck,
+): Promise<string | undefined> {
+  const quietNs = BigInt(Math.round((activity.quietPeriodMs ?? 0) * 1e6));
+  if (quietNs > 0n) {
+    const nowNs = BigInt(Math.round((activity.now ?? Date.now)() * 1e6));
+    const changedNs = identity.mtimeNs > identity.ctimeNs ? identity.mtimeNs : identity.ctimeNs;
+    if (nowNs - changedNs < quietNs) {
+      return `changed within the last ${
+        Number(quietNs / 1_000_000n) / 1000
+      } s (the quiet period); kept for now`;
+    }
+  }
+  const writers = activity.openWriters ?? OPEN_WRITERS;
+  if (await writers.isOpenForWriting(identity.dev, identity.ino)) {
+    return "another process has it open for writing; kept";
+  }
+  return undefined;
+}
+
+function changedSinceHashed(localFile: Buffer | string): DeleteOutcome {
+  return {
+    deleted: false,
+    reason: "local-changed",
+    detail: `${Buffer.from(localFile).toString()} changed since it was hashed`,
+  };
 }

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
 import { currentIdentity } from "./file_identity.ts";
 import { deleteIfVerified } from "./verified_delete.ts";
+import { OpenWriters } from "./open_writers.ts";
+import { holdOpen } from "./_test_support.ts";
 
 const SHA_OF_HELLO = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 
@@ -67,6 +69,77 @@ Deno.test("deleteIfVerified keeps a file whose mode or owner Riak does not hold"
         deleted: true,
       });
       assert.equal(existsSync(file), false);
+    });
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("deleteIfVerified keeps a file another process holds open for writing, and deletes it once closed", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-delete-"));
+  try {
+    await withStore(async ({ store }) => {
+      const file = join(dir, "daemon.log");
+      writeFileSync(file, "hello");
+      await store.writeFile("daemon.log", Buffer.from("hello"));
+      const hashed = { identity: (await currentIdentity(file))!, sha256: SHA_OF_HELLO };
+      const fresh = { openWriters: new OpenWriters({ maxAgeMs: 0 }) };
+      const holder = await holdOpen(file, ">>");
+      try {
+        const kept = await deleteIfVerified(store, Buffer.from("daemon.log"), file, hashed, {
+          root: Buffer.from(dir),
+          directory: Buffer.alloc(0),
+        }, fresh);
+        assert.equal(kept.deleted ? "" : kept.reason, "local-active");
+        assert.match(kept.deleted ? "" : kept.detail, /open for writing/);
+        assert.ok(existsSync(file));
+      } finally {
+        await holder.release();
+      }
+      const done = await deleteIfVerified(store, Buffer.from("daemon.log"), file, hashed, {
+        root: Buffer.from(dir),
+        directory: Buffer.alloc(0),
+      }, fresh);
+      assert.deepEqual(done, { deleted: true });
+    });
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("deleteIfVerified keeps a file changed (mtime or ctime) within the quiet period", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-delete-"));
+  try {
+    await withStore(async ({ store }) => {
+      const file = join(dir, "f");
+      writeFileSync(file, "hello");
+      await store.writeFile("f", Buffer.from("hello"));
+      // An old mtime: the ctime (now, set by utimes itself) still counts.
+      utimesSync(file, new Date(5_000), new Date(5_000));
+      const identity = (await currentIdentity(file))!;
+      const ctimeMs = Number(identity.ctimeNs / 1_000_000n);
+      const hashed = { identity, sha256: SHA_OF_HELLO };
+      const quiet = (now: number) => ({ quietPeriodMs: 60_000, now: () => now });
+      const kept = await deleteIfVerified(
+        store,
+        Buffer.from("f"),
+        file,
+        hashed,
+        undefined,
+        quiet(ctimeMs + 59_000),
+      );
+      assert.equal(kept.deleted ? "" : kept.reason, "local-active");
+      assert.match(kept.deleted ? "" : kept.detail, /quiet period/);
+      assert.ok(existsSync(file));
+      const done = await deleteIfVerified(
+        store,
+        Buffer.from("f"),
+        file,
+        hashed,
+        undefined,
+        quiet(ctimeMs + 61_000),
+      );
+      assert.deepEqual(done, { deleted: true });
     });
   } finally {
     rmSync(dir, { recursive: true });

@@ -307,6 +307,8 @@ export async function withOverlay(
         spool,
         runDir: runDirectory,
         riakReadTimeout: "2000",
+        // The tests' files are moments old: deleted once verified, as the tests expect.
+        deleteQuietPeriod: "0",
         ...extra,
         ...more,
       });

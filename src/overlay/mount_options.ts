@@ -26,6 +26,7 @@ import {
   resolveMode,
 } from "./modes.ts";
 import type { RiakFuseNames } from "../store/layout.ts";
+import { DEFAULT_DELETE_QUIET_PERIOD_S, DELETE_QUIET_PERIOD_ENV } from "../migration/defaults.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
 
 /** Default deadline for a read that needs Riak before it answers EIO. */
@@ -46,6 +47,11 @@ export interface OverlaySettings {
   /** A read that needs Riak fails with EIO after this long. */
   riakReadTimeoutMs: number;
   drainTimeoutMs: number;
+  /**
+   * A local file changed less than this long ago is not deleted yet (after-transfer delete):
+   * something may still be writing it.
+   */
+  deleteQuietPeriodMs: number;
   /** `HOST:PORT` of the Prometheus endpoint, if asked for. */
   metrics?: string;
   logFormat: LogFormat;
@@ -73,6 +79,7 @@ interface RawOverlayOptions {
   readAhead?: string;
   riakReadTimeout?: string;
   drainTimeout?: string;
+  deleteQuietPeriod?: string;
   metrics?: string;
   logFormat?: string;
   runDir?: string;
@@ -107,6 +114,11 @@ export function addOverlayOptions(command: Command, options: { preset?: boolean 
       "override: the local copy once Riak's is verified",
     ),
     new Option("--delete-local", "same as --after-transfer delete"),
+    new Option(
+      "--delete-quiet-period <seconds>",
+      "with deletion: keep a local file changed less than this long ago " +
+        `(default ${DEFAULT_DELETE_QUIET_PERIOD_S}; 0: none)`,
+    ).env(DELETE_QUIET_PERIOD_ENV),
     new Option("--listings <from>", `override: ${list(KNOB_VALUES.listings)}`),
     new Option(
       "--spool <dir>",
@@ -235,6 +247,13 @@ export function overlaySettingsFromOptions(opts: Record<string, unknown>): Overl
       0,
       MAX_TIMER_MS,
     ),
+    deleteQuietPeriodMs: whole(
+      raw.deleteQuietPeriod,
+      "--delete-quiet-period",
+      DEFAULT_DELETE_QUIET_PERIOD_S,
+      0,
+      MAX_TIMER_MS / 1000,
+    ) * 1000,
     metrics: raw.metrics,
     logFormat: (raw.logFormat ?? "text") as LogFormat,
     runDirectory: raw.runDir ?? DEFAULT_RUN_DIRECTORY,

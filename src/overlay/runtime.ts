@@ -599,6 +599,7 @@ async function startOnSpool(
     source: options.source,
     pace,
     afterTransfer: settings.mode.afterTransfer,
+    inUse: { quietPeriodMs: settings.deleteQuietPeriodMs },
     health,
     metrics,
     logger,

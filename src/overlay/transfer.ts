@@ -27,7 +27,11 @@ import {
 } from "../migration/local_file.ts";
 import type { MigrationStore } from "../migration/stored_file.ts";
 import type { FileStat, Store, WriteOptions } from "../store/store.ts";
-import { deleteIfVerified, type DeleteOutcome } from "../migration/verified_delete.ts";
+import {
+  type ActivityCheck,
+  deleteIfVerified,
+  type DeleteOutcome,
+} from "../migration/verified_delete.ts";
 import { normalizePath } from "../store/path.ts";
 import type { CopyKind, FileCopier } from "./copy_on_read.ts";
 import { localPathBeneath, OutsideSourceError } from "./local_path.ts";
@@ -130,6 +134,11 @@ export interface LocalCopyOptions {
   pace?: BlockingWhileFast;
   /** `delete`: remove the local copy once Riak's copy is verified (drain, --delete-local). */
   afterTransfer: AfterTransfer;
+  /**
+   * What keeps a verified local copy from deletion as still in use (another process writing
+   * it, a change within the quiet period): it stays, and a later read copies and tries again.
+   */
+  inUse?: ActivityCheck;
   health?: RiakHealth;
   metrics?: MountMetrics;
   logger?: Logger;
@@ -291,9 +300,18 @@ async function copyOnce(
   if (options.afterTransfer === "delete") {
     const deletion = await observed(
       options,
-      deleteIfVerified(options.store, normalizePath(path), absolute, { identity, sha256 }),
+      deleteIfVerified(
+        options.store,
+        normalizePath(path),
+        absolute,
+        { identity, sha256 },
+        undefined,
+        options.inUse,
+      ),
     );
     countDeletion(options, path, deletion);
+    // Not taken as mirrored: the next read of it copies, and so tries the deletion again.
+    if (!deletion.deleted && deletion.reason === "local-active") return outcome;
   }
   // Freeing alone: Riak holds its own version, which says nothing of the local one's.
   if (options.freeOnly) return outcome;

@@ -15,6 +15,8 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MigrationStore } from "../migration/stored_file.ts";
+import { OpenWriters } from "../migration/open_writers.ts";
+import { holdOpen } from "../migration/_test_support.ts";
 import { seededBytes, withStore } from "../store/_test_support.ts";
 import { Store } from "../store/store.ts";
 import { countingClient, noRequests } from "./_overlay_fixture.ts";
@@ -796,4 +798,57 @@ Deno.test("a mirror's copy and snapshot tell of each chunk Riak acknowledged", a
       assert.ok(seededBytes(5, 10_000).equals(await store.readFile("/big.bin")));
     });
   }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("drain keeps a local copy another process holds open for writing (not taken as mirrored), and deletes it on a later copy once closed", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      const file = join(source, "held.log");
+      await writeFile(file, "line 0\n");
+      const metrics = new MountMetrics();
+      const mirrored: string[] = [];
+      const options = {
+        store,
+        source,
+        afterTransfer: "delete" as const,
+        metrics,
+        inUse: { openWriters: new OpenWriters({ maxAgeMs: 0 }) },
+        onMirrored: (path: string) => mirrored.push(path),
+      };
+      const holder = await holdOpen(file, ">>");
+      try {
+        assert.equal(await copyLocalFile(options, "/held.log"), "uploaded");
+        assert.equal(await readFile(file, "utf8"), "line 0\n");
+        assert.equal(metrics.snapshot().localDeletion.kept, 1);
+        assert.deepEqual(mirrored, [], "a read of it copies again, and tries again");
+      } finally {
+        await holder.release();
+      }
+      assert.equal(await copyLocalFile(options, "/held.log"), "already-in-riak");
+      await assert.rejects(stat(file), { code: "ENOENT" });
+      assert.equal(metrics.snapshot().localDeletion.deleted, 1);
+      assert.equal((await store.readFile("/held.log")).toString(), "line 0\n");
+    });
+  });
+});
+
+Deno.test("drain keeps a local copy changed within the quiet period", async () => {
+  await withStore(async ({ store }) => {
+    await withSource(async (source) => {
+      const file = join(source, "fresh.txt");
+      await writeFile(file, "just written");
+      const metrics = new MountMetrics();
+      const options = {
+        store,
+        source,
+        afterTransfer: "delete" as const,
+        metrics,
+        inUse: { quietPeriodMs: 60_000 },
+      };
+      assert.equal(await copyLocalFile(options, "/fresh.txt"), "uploaded");
+      assert.equal(await readFile(file, "utf8"), "just written");
+      assert.equal(metrics.snapshot().localDeletion.kept, 1);
+      assert.equal(metrics.snapshot().localDeletion.deleted, 0);
+    });
+  });
 });

@@ -1,0 +1,133 @@
+/**
+ * Which files other processes hold open for writing, from /proc (Linux): a daemon started
+ * before the mount keeps writing into the source file beneath it, and a verified deletion
+ * of that file would take every later write with it.
+ *
+ * @module
+ */
+import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+
+/** Longest time an index of open writers is used before it is built again. */
+export const OPEN_WRITERS_MAX_AGE_MS = 1000;
+
+/** The access mode bits of open(2)'s flags (O_ACCMODE) and its two writing values. */
+const O_ACCMODE = 0o3;
+const O_WRONLY = 0o1;
+const O_RDWR = 0o2;
+
+/** Processes looked at between two yields to the event loop while an index is built. */
+const PROCESSES_PER_TURN = 32;
+
+/** Options of {@link OpenWriters}. */
+export interface OpenWritersOptions {
+  /** Where procfs is mounted; default /proc. */
+  procRoot?: string;
+  /** The process whose own handles do not count (this one: its writes are its own). */
+  ownPid?: number;
+  /** How long one index is used; default {@link OPEN_WRITERS_MAX_AGE_MS}. */
+  maxAgeMs?: number;
+  /** The clock, in ms. */
+  now?: () => number;
+}
+
+/**
+ * The (device, inode) pairs other processes hold open for writing (O_WRONLY or O_RDWR), as an
+ * index built from every /proc/PID/fd and reused for {@link OpenWritersOptions.maxAgeMs}, so a
+ * pre-warm deleting many files reads /proc about once a second, not once a file. A process
+ * that ends or denies access while it is read is passed over; without /proc nothing is known
+ * to be open.
+ *
+ * @example
+ * ```ts
+ * const writers = new OpenWriters();
+ * if (await writers.isOpenForWriting(stats.dev, stats.ino)) keep(file);
+ * ```
+ */
+export class OpenWriters {
+  readonly #procRoot: string;
+  readonly #ownPid: string;
+  readonly #maxAgeMs: number;
+  readonly #now: () => number;
+  #index: { builtAt: number; files: Promise<Set<string>> } | undefined;
+
+  constructor(options: OpenWritersOptions = {}) {
+    this.#procRoot = options.procRoot ?? "/proc";
+    this.#ownPid = String(options.ownPid ?? process.pid);
+    this.#maxAgeMs = options.maxAgeMs ?? OPEN_WRITERS_MAX_AGE_MS;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Whether another process holds the file `dev`/`ino` open for writing. */
+  async isOpenForWriting(dev: bigint, ino: bigint): Promise<boolean> {
+    const now = this.#now();
+    if (this.#index === undefined || now - this.#index.builtAt >= this.#maxAgeMs) {
+      const files = this.#build();
+      this.#index = { builtAt: now, files };
+      // A failed build is not reused: the next question builds again.
+      files.catch(() => {
+        if (this.#index?.files === files) this.#index = undefined;
+      });
+    }
+    return (await this.#index.files).has(fileKey(dev, ino));
+  }
+
+  async #build(): Promise<Set<string>> {
+    const files = new Set<string>();
+    let processes: string[];
+    try {
+      processes = readdirSync(this.#procRoot).filter((name) => /^[0-9]+$/.test(name));
+    } catch {
+      return files;
+    }
+    for (let at = 0; at < processes.length; at++) {
+      if (at > 0 && at % PROCESSES_PER_TURN === 0) await nextTurn();
+      if (processes[at] === this.#ownPid) continue;
+      this.#addWritersOf(processes[at], files);
+    }
+    return files;
+  }
+
+  /** Adds the files process `pid` has open for writing; nothing where it is gone or hidden. */
+  #addWritersOf(pid: string, into: Set<string>): void {
+    const fdDirectory = `${this.#procRoot}/${pid}/fd`;
+    let descriptors: string[];
+    try {
+      descriptors = readdirSync(fdDirectory);
+    } catch {
+      return;
+    }
+    for (const fd of descriptors) {
+      const link = `${fdDirectory}/${fd}`;
+      try {
+        // Sockets, pipes and anonymous inodes ("socket:[...]") are no files of a tree: one
+        // readlink saves reading their fdinfo.
+        if (readlinkSync(link, { encoding: "buffer" })[0] !== 0x2f) continue;
+        const info = readFileSync(`${this.#procRoot}/${pid}/fdinfo/${fd}`, "latin1");
+        if (!writesThrough(info)) continue;
+        const stats = statSync(link, { bigint: true });
+        into.add(fileKey(stats.dev, stats.ino));
+      } catch {
+        // Closed meanwhile, or the process ended.
+      }
+    }
+  }
+}
+
+/** Whether an fdinfo text's `flags:` (octal) open the file for writing. */
+export function writesThrough(fdinfo: string): boolean {
+  const flags = /^flags:\s*([0-7]+)$/m.exec(fdinfo);
+  if (flags === null) return false;
+  const access = parseInt(flags[1], 8) & O_ACCMODE;
+  return access === O_WRONLY || access === O_RDWR;
+}
+
+function fileKey(dev: bigint, ino: bigint): string {
+  return `${dev}:${ino}`;
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** The index the verified deletions of this process share (one /proc read a second at most). */
+export const OPEN_WRITERS: OpenWriters = new OpenWriters();

@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { holdOpen } from "./_test_support.ts";
+import { OpenWriters, writesThrough } from "./open_writers.ts";
+
+function withFile(body: (file: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-writers-"));
+  const file = join(dir, "daemon.log");
+  writeFileSync(file, "line 0\n");
+  return body(file).finally(() => rmSync(dir, { recursive: true }));
+}
+
+function openForWriting(writers: OpenWriters, file: string): Promise<boolean> {
+  const { dev, ino } = statSync(file, { bigint: true });
+  return writers.isOpenForWriting(dev, ino);
+}
+
+Deno.test("fdinfo flags: write-only and read-write count, read-only does not, whatever else is set", () => {
+  assert.equal(writesThrough("pos:\t0\nflags:\t0102001\nmnt_id:\t25\n"), true, "O_WRONLY|O_APPEND");
+  assert.equal(writesThrough("pos:\t0\nflags:\t02\nmnt_id:\t25\n"), true, "O_RDWR");
+  assert.equal(writesThrough("pos:\t0\nflags:\t0100000\nmnt_id:\t25\n"), false, "O_RDONLY");
+  assert.equal(writesThrough("pos:\t0\nflags:\t02100000\n"), false, "O_RDONLY|O_CLOEXEC");
+  assert.equal(writesThrough("pos:\t0\nmnt_id:\t25\n"), false, "no flags line");
+});
+
+Deno.test("a file another process holds open for writing is seen; once it is closed, it is not", async () => {
+  await withFile(async (file) => {
+    const holder = await holdOpen(file, ">>");
+    try {
+      assert.equal(await openForWriting(new OpenWriters({ maxAgeMs: 0 }), file), true);
+    } finally {
+      await holder.release();
+    }
+    assert.equal(await openForWriting(new OpenWriters({ maxAgeMs: 0 }), file), false);
+  });
+});
+
+Deno.test("a file another process holds open only for reading is not taken as written", async () => {
+  await withFile(async (file) => {
+    const holder = await holdOpen(file, "<");
+    try {
+      assert.equal(await openForWriting(new OpenWriters({ maxAgeMs: 0 }), file), false);
+    } finally {
+      await holder.release();
+    }
+  });
+});
+
+Deno.test("this process's own handles do not count: its writes are its own", async () => {
+  await withFile(async (file) => {
+    const fd = openSync(file, "a");
+    try {
+      assert.equal(await openForWriting(new OpenWriters({ maxAgeMs: 0 }), file), false);
+      const asIfAnother = new OpenWriters({ maxAgeMs: 0, ownPid: -1 });
+      assert.equal(await openForWriting(asIfAnother, file), true);
+    } finally {
+      closeSync(fd);
+    }
+  });
+});
+
+Deno.test("one index serves for maxAgeMs, then /proc is read again", async () => {
+  await withFile(async (file) => {
+    let now = 1_000;
+    const writers = new OpenWriters({ maxAgeMs: 1000, now: () => now });
+    assert.equal(await openForWriting(writers, file), false);
+    const holder = await holdOpen(file, ">>");
+    try {
+      now += 999;
+      assert.equal(await openForWriting(writers, file), false, "the index of a moment ago");
+      now += 1;
+      assert.equal(await openForWriting(writers, file), true, "built again");
+    } finally {
+      await holder.release();
+    }
+  });
+});
+
+Deno.test("without /proc nothing is known to be open", async () => {
+  await withFile(async (file) => {
+    const writers = new OpenWriters({ procRoot: join(file, "no-proc-here"), maxAgeMs: 0 });
+    assert.equal(await openForWriting(writers, file), false);
+  });
+});
