@@ -15,6 +15,8 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { writeSpoolRecord } from "../src/overlay/spool_record.ts";
+import { placementNames, resolveNamespace } from "../src/store/layout.ts";
 import { normalizePath } from "../src/store/path.ts";
 import { type MigrationFixture, withMigration, withStateOnFullDisk } from "./_migration.ts";
 import { runRiakfs } from "./_riakfs.ts";
@@ -257,5 +259,35 @@ Deno.test("prewarm --delete-local keeps a file a daemon holds open for writing (
     assert.match(quiet.stdout, /fresh\.txt: changed within the last 3600 s \(the quiet period\)/);
     assert.deepEqual(readdirSync(source), ["fresh.txt"]);
     assert.equal((await store.readFile("fresh.txt")).toString(), "just written");
+  });
+});
+
+Deno.test("prewarm --delete-local against a SOURCE whose mount recorded another namespace is refused in one line naming both, before doing anything", async () => {
+  await withMigration(async ({ source, stateDir, flags }) => {
+    const bucket = flags[flags.indexOf("--bucket") + 1];
+    const spool = join(source, ".riakfs-spool");
+    mkdirSync(spool);
+    // As a drain mount of SOURCE records its namespace in its spool.
+    const namespace = placementNames(resolveNamespace({ bucket }));
+    assert.ok(writeSpoolRecord(spool, { namespace, mode: "--preset drain", mountpoint: "/m" }));
+    for (const name of ["f1", "f2", "f3"]) writeFileSync(join(source, name), name);
+    const typo = flags.map((flag) => flag === bucket ? `${bucket}-typo` : flag);
+    const refused = await runRiakfs(["prewarm", "--delete-local", ...typo, source]);
+    assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `^riakfs prewarm: --delete-local refused: the mount of .* serves bucket-type=default ` +
+          `bucket=${bucket} .*\\(.*\\.riakfs-spool/namespace\\), not bucket-type=default ` +
+          `bucket=${bucket}-typo .*; give the mount's namespace[^\\n]*\\n$`,
+      ),
+    );
+    assert.deepEqual(readdirSync(source).sort(), [".riakfs-spool", "f1", "f2", "f3"]);
+    assert.deepEqual(readdirSync(stateDir), [], "nothing done");
+    const copied = await runRiakfs(["prewarm", ...typo, source]);
+    assert.equal(copied.code, 0, "without --delete-local, a copy elsewhere deletes nothing");
+    const drained = await runRiakfs(["prewarm", "--delete-local", ...flags, source]);
+    assert.equal(drained.code, 0, drained.stdout + drained.stderr);
+    assert.deepEqual(readdirSync(source), [".riakfs-spool"]);
   });
 });

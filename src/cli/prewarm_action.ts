@@ -21,6 +21,10 @@ import {
   ProgressReporter,
 } from "../migration/progress_reporter.ts";
 import type { StateDirectory } from "../migration/state.ts";
+import { SPOOL_DIRECTORY_NAME } from "../migration/mount_entries.ts";
+import { recordedNamespaceOtherThan } from "../overlay/spool_record.ts";
+import { type Namespace, placementNames } from "../store/layout.ts";
+import { join } from "node:path";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
 import { runWithStore } from "./riak-session.ts";
 import { StdoutWriteError } from "./stdout.ts";
@@ -34,6 +38,7 @@ export async function prewarmCommand(
   const source = await sourceDirectory(command, sourceArg);
   const filter = filterFromOptions(command, opts);
   return await runWithStore(command, opts, async (store, out, riak) => {
+    if (opts.deleteLocal === true) refuseOtherMountsNamespace(command, source, store.namespace);
     const state = stateDirectoryFor(source, store.namespace, opts);
     const json = opts.json === true;
     const lines = json ? process.stderr : process.stdout;
@@ -150,6 +155,23 @@ export async function prewarmCommand(
       process.stderr.write(`riakfs prewarm: ${error.message}\n`);
     }
   });
+}
+
+/**
+ * Ends the command (exit 2) when a mount of SOURCE recorded another namespace in its spool
+ * (SOURCE/.riakfs-spool/namespace) than the one given: deleting the local copies the mount
+ * serves, verified in another bucket, would empty the mount for its applications (a typo in
+ * --bucket, a cron job without the mount's --config).
+ */
+function refuseOtherMountsNamespace(command: Command, source: string, namespace: Namespace): void {
+  const spool = join(source, SPOOL_DIRECTORY_NAME);
+  const other = recordedNamespaceOtherThan(spool, placementNames(namespace));
+  if (other === undefined) return;
+  command.error(
+    `riakfs prewarm: --delete-local refused: the mount of ${source} serves ${other.recorded} ` +
+      `(${join(spool, "namespace")}), not ${other.given}; give the mount's namespace`,
+    { exitCode: 2 },
+  );
 }
 
 /** The summary printed at the end of a run. */

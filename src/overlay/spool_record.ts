@@ -113,6 +113,29 @@ function describeNamespace(
   return shown.map((key) => `${key}=${namespace[key] ?? "(default)"}`).join(" ");
 }
 
+/**
+ * Where the record of spool `directory` names another namespace than `namespace` (a store's
+ * `placementNames`): both, as `name=value` words; undefined when they are the same or the
+ * spool has no record.
+ *
+ * @example
+ * ```ts
+ * recordedNamespaceOtherThan("/srv/data/.riakfs-spool", placementNames(store.namespace));
+ * // { recorded: "bucket-type=default bucket=s14 ...", given: "bucket-type=default bucket=s14-typo ..." }
+ * ```
+ */
+export function recordedNamespaceOtherThan(
+  directory: string,
+  namespace: Record<string, string>,
+): { recorded: string; given: string } | undefined {
+  const record = readSpoolRecord(directory);
+  if (record === undefined || sameNamespace(record.namespace, namespace)) return undefined;
+  return {
+    recorded: describeNamespace(record.namespace, namespace),
+    given: describeNamespace(namespace, record.namespace),
+  };
+}
+
 /** A spool holds entries journaled for another namespace than the mount's. */
 export class SpoolNamespaceError extends Error {
   constructor(directory: string, pending: number, recorded: SpoolRecord, mount: SpoolRecord) {

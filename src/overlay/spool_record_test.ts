@@ -11,6 +11,7 @@ import { Spool } from "./spool.ts";
 import {
   claimSpool,
   readSpoolRecord,
+  recordedNamespaceOtherThan,
   SpoolNamespaceError,
   type SpoolRecord,
   writeSpoolRecord,
@@ -135,4 +136,19 @@ Deno.test("on a disk without room for the record, the old one goes: the spool is
     assert.deepEqual((await readdir(spool.directory)).sort(), ["staged"]);
     assert.ok(lines.some((line) => line.includes("no room on its disk to record")));
   }, { empty: true });
+});
+
+Deno.test("recordedNamespaceOtherThan names both namespaces where the record names another, nothing where it names the same or there is none", async () => {
+  await withSpool((spool) => {
+    const ours = placementNames(resolveNamespace({ bucket: "s14" }));
+    assert.equal(recordedNamespaceOtherThan(spool.directory, ours), undefined, "no record");
+    assert.ok(writeSpoolRecord(spool.directory, recordFor({ bucket: "s14" })));
+    assert.equal(recordedNamespaceOtherThan(spool.directory, ours), undefined, "the same");
+    const typo = placementNames(resolveNamespace({ bucket: "s14-typo" }));
+    assert.deepEqual(recordedNamespaceOtherThan(spool.directory, typo), {
+      recorded: "bucket-type=default bucket=s14 sets-bucket-type=sets layout=default",
+      given: "bucket-type=default bucket=s14-typo sets-bucket-type=sets layout=default",
+    });
+    return Promise.resolve();
+  });
 });
