@@ -74,21 +74,29 @@ export class OpenWriters {
   async #build(): Promise<Set<string>> {
     const files = new Set<string>();
     let processes: string[];
+    let statable: Set<string>;
     try {
       processes = readdirSync(this.#procRoot).filter((name) => /^[0-9]+$/.test(name));
+      statable = statableMounts(readFileSync(`${this.#procRoot}/self/mountinfo`, "latin1"));
     } catch {
       return files;
     }
     for (let at = 0; at < processes.length; at++) {
       if (at > 0 && at % PROCESSES_PER_TURN === 0) await nextTurn();
       if (processes[at] === this.#ownPid) continue;
-      this.#addWritersOf(processes[at], files);
+      this.#addWritersOf(processes[at], statable, files);
     }
     return files;
   }
 
-  /** Adds the files process `pid` has open for writing; nothing where it is gone or hidden. */
-  #addWritersOf(pid: string, into: Set<string>): void {
+  /**
+   * Adds the files process `pid` has open for writing; nothing where it is gone or hidden.
+   * Only files on `statable` mounts (by fdinfo's `mnt_id`) are looked at: a stat of a file on
+   * a riakfs mount is a request to that mount, and from the mount's own thread one to itself
+   * that never gets an answer (an application writing through the mount hung a drain's
+   * deletion). A source beneath a riakfs mount is on the filesystem under it, never on it.
+   */
+  #addWritersOf(pid: string, statable: Set<string>, into: Set<string>): void {
     const fdDirectory = `${this.#procRoot}/${pid}/fd`;
     let descriptors: string[];
     try {
@@ -103,7 +111,7 @@ export class OpenWriters {
         // readlink saves reading their fdinfo.
         if (readlinkSync(link, { encoding: "buffer" })[0] !== 0x2f) continue;
         const info = readFileSync(`${this.#procRoot}/${pid}/fdinfo/${fd}`, "latin1");
-        if (!writesThrough(info)) continue;
+        if (!writesThrough(info) || !statable.has(mountIdOf(info) ?? "")) continue;
         const stats = statSync(link, { bigint: true });
         into.add(fileKey(stats.dev, stats.ino));
       } catch {
@@ -119,6 +127,26 @@ export function writesThrough(fdinfo: string): boolean {
   if (flags === null) return false;
   const access = parseInt(flags[1], 8) & O_ACCMODE;
   return access === O_WRONLY || access === O_RDWR;
+}
+
+/** An fdinfo text's `mnt_id:`, the mount its file is on; undefined before Linux 3.15. */
+function mountIdOf(fdinfo: string): string | undefined {
+  return /^mnt_id:\s*([0-9]+)$/m.exec(fdinfo)?.[1];
+}
+
+/**
+ * The ids of the mounts in a mountinfo text (proc(5)) whose files can be stat'ed without
+ * asking a riakfs mount: every one but those of type `fuse.riakfs`. A mount of another
+ * mount namespace is not listed, and its files are passed over.
+ */
+export function statableMounts(mountinfo: string): Set<string> {
+  const ids = new Set<string>();
+  for (const line of mountinfo.split("\n")) {
+    const [id] = line.split(" ", 1);
+    const type = line.split(" - ", 2)[1]?.split(" ", 1)[0];
+    if (id && type !== undefined && type !== "fuse.riakfs") ids.add(id);
+  }
+  return ids;
 }
 
 function fileKey(dev: bigint, ino: bigint): string {

@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { holdOpen } from "./_test_support.ts";
@@ -82,5 +91,42 @@ Deno.test("without /proc nothing is known to be open", async () => {
   await withFile(async (file) => {
     const writers = new OpenWriters({ procRoot: join(file, "no-proc-here"), maxAgeMs: 0 });
     assert.equal(await openForWriting(writers, file), false);
+  });
+});
+
+Deno.test("a file on a riakfs mount is never stat'ed (from the mount's own thread that stat would wait on itself); one on any other mount is", async () => {
+  await withFile(async (file) => {
+    const proc = mkdtempSync(join(tmpdir(), "riakfs-proc-"));
+    try {
+      // A process 4242 holds `file` open for writing as descriptor 3, on mount 99.
+      mkdirSync(join(proc, "self"));
+      mkdirSync(join(proc, "4242", "fd"), { recursive: true });
+      mkdirSync(join(proc, "4242", "fdinfo"));
+      symlinkSync(file, join(proc, "4242", "fd", "3"));
+      writeFileSync(join(proc, "4242", "fdinfo", "3"), "pos:\t7\nflags:\t0102001\nmnt_id:\t99\n");
+      const mountedAs = (type: string) =>
+        writeFileSync(
+          join(proc, "self", "mountinfo"),
+          `1 0 8:1 / / rw - ext4 /dev/sda1 rw\n99 1 0:99 / /srv/images rw - ${type} /srv/images rw\n`,
+        );
+      mountedAs("fuse.riakfs");
+      assert.equal(
+        await openForWriting(new OpenWriters({ procRoot: proc, maxAgeMs: 0 }), file),
+        false,
+      );
+      mountedAs("fuse.sshfs");
+      assert.equal(
+        await openForWriting(new OpenWriters({ procRoot: proc, maxAgeMs: 0 }), file),
+        true,
+      );
+      // A mount of another namespace (not in this one's mountinfo) is passed over too.
+      writeFileSync(join(proc, "4242", "fdinfo", "3"), "pos:\t7\nflags:\t0102001\nmnt_id:\t7\n");
+      assert.equal(
+        await openForWriting(new OpenWriters({ procRoot: proc, maxAgeMs: 0 }), file),
+        false,
+      );
+    } finally {
+      rmSync(proc, { recursive: true });
+    }
   });
 });
