@@ -18,7 +18,6 @@ import {
   type BigIntStats,
   constants as fsConstants,
   createReadStream,
-  type Dir,
   fstatSync,
   futimesSync,
 } from "node:fs";
@@ -54,7 +53,7 @@ import { hashBytes } from "../migration/local_file.ts";
 import { isMountsOwnEntry, SOURCE_TEMPORARY_PREFIX } from "../migration/mount_entries.ts";
 import { hashStoredFile } from "../migration/stored_file.ts";
 import { AlreadyExistsError, StoreError } from "../store/errors.ts";
-import type { DirEntry, FileStat, Store } from "../store/store.ts";
+import type { FileStat, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
 import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
 import { setAsNewest } from "../util/recent_map.ts";
@@ -67,7 +66,6 @@ import {
   mirroredKey,
   riakAttr,
   rootStat,
-  S_IFDIR,
   S_IFMT,
   S_IFREG,
   seenFileStat,
@@ -78,13 +76,7 @@ import { attributesOf, type Located, sizeWhereLocated, timesOf } from "./located
 import type { ChunkCache } from "./chunk_cache.ts";
 import { ContentPrefetch } from "./content_prefetch.ts";
 import { type Handle, HandleTable, type RiakHandle } from "./handle_table.ts";
-import {
-  DirectoryStream,
-  direntOf,
-  direntType,
-  type Listed,
-  listedType,
-} from "./directory_stream.ts";
+import { DirectoryStream, direntOf, type Listed } from "./directory_stream.ts";
 import { copyBetween, readAll, readAt } from "./file_bytes.ts";
 import { absentBelowFile, ignoreMissing, isMissing, isNotFound } from "./not_found.ts";
 import { DirectoryTimes } from "./directory_times.ts";
@@ -113,6 +105,7 @@ import { RiakCalls, type RiakStatOptions } from "./riak_calls.ts";
 import { RiakKnowledge } from "./riak_knowledge.ts";
 import { RemovedWhileOpen } from "./removed_copies.ts";
 import { SourceTree } from "./source_tree.ts";
+import { UnionListing } from "./union_listing.ts";
 import { WhileAway } from "./while_away.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import { type Logger, SILENT_LOGGER } from "./log.ts";
@@ -322,6 +315,8 @@ export class OverlayFileSystem implements FileSystem {
   readonly #removedWhileOpen: RemovedWhileOpen;
   /** What the changes of names while Riak is away ask of the jobs on their way and of Riak. */
   readonly #whileAway: WhileAway;
+  /** The directory listings: the source's and Riak's entries, and the names on their way. */
+  readonly #unionListing: UnionListing;
   /** Whether lookups fetch small files' bytes along (see content_prefetch.ts). */
   readonly #prefetch = new ContentPrefetch();
   /** Mtimes of Riak directories whose entries changed here, until written to Riak. */
@@ -401,6 +396,22 @@ export class OverlayFileSystem implements FileSystem {
       health: options.health,
       knowledge: this.#knowledge,
       startedNs: this.#startedNs,
+    });
+    this.#unionListing = new UnionListing({
+      mode: options.mode,
+      source: options.source,
+      sourceTree: this.#sourceTree,
+      store: options.store,
+      uploads: options.uploads,
+      copies: options.copies,
+      riak: this.#riakCalls,
+      knowledge: this.#knowledge,
+      sessions: this.#sessions,
+      localWriters: this.#localWriters,
+      whileAway: this.#whileAway,
+      limits: this.#limits,
+      directoryMoveSettled: (path) => this.#directoryMoveSettled(path),
+      seenInRiak: (path) => this.#seenInRiak(path),
     });
     this.#directoryTimes = new DirectoryTimes({
       write: (path, mtimeNs) => this.#writeDirectoryTime(path, mtimeNs),
@@ -3232,140 +3243,9 @@ export class OverlayFileSystem implements FileSystem {
     return this.#riakCalls.run(operation, request);
   }
 
-  /**
-   * A directory's entries, `.` and `..` first: the union (or the one side) of the source's
-   * and Riak's, by the listing knob, and the files on their way to Riak. They come as they are
-   * read, never all at once: of the union, only the source's names are held, to leave them
-   * out of Riak's (the source's listing comes first). What cannot begin (no such directory,
-   * Riak unreachable for a listing that needs it) throws before the first entry.
-   */
-  async *#listing(path: string): AsyncGenerator<Listed> {
-    await this.#directoryMoveSettled(path);
-    let found = path === "/";
-    let local: Dir | undefined;
-    if (this.#mode.listings !== "riak" && this.#o.source !== undefined) {
-      try {
-        local = await fsp.opendir(await this.#localPath(path, { directory: true }));
-        found = true;
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === "ENOTDIR") throw fail(Errno.ENOTDIR, `${path}: not a directory`);
-        if (code !== "ENOENT") throw error;
-      }
-    }
-    let riak: AsyncGenerator<DirEntry> | undefined;
-    // Names removed (or changed) through the mount whose change is still on its way to Riak,
-    // as Riak's listing begins: its shards are read, and their entries passed on, later, maybe
-    // once the change landed, when the name no longer looks changed.
-    let changedLocally = new Set<string>();
-    // When Riak's listing began: what the mount changed in Riak since, it may not show.
-    const look = this.#o.uploads.newToRiak.look();
-    const listedLook = this.#listedInRiak.look();
-    let riakAway = false;
-    // Taken before Riak's listing begins: a file that moves from the spool or the source into
-    // Riak meanwhile (its upload or copy landing, the copy it left removed) may be in neither
-    // listing, Riak's read before it landed and the other after it went.
-    const onTheirWay = this.#namesOnTheirWay(path);
-    // Copies queued from now on, until the source's directory is read, may move a file the
-    // same way (see CopyOnReadQueue.watchNamesIn).
-    const copiesQueued = this.#copiesMoveFiles() ? this.#o.copies.watchNamesIn(path) : undefined;
-    try {
-      let step: IteratorResult<DirEntry> | undefined;
-      if (this.#mode.listings !== "local") {
-        changedLocally = new Set([
-          ...this.#o.uploads.mirroredNamesIn(path),
-          ...this.#o.uploads.directoriesMovedOutOf(path),
-        ]);
-        riak = this.#o.store.list(path);
-        try {
-          step = await this.#riak(`list ${path}`, () => riak!.next());
-          found = true;
-        } catch (error) {
-          riak = undefined;
-          if (!this.#listsWithoutRiak(path, error, found)) throw error;
-          riakAway = isOutageError(error);
-        }
-      }
-      if (onTheirWay.size > 0 || (this.#stagesWrites() && this.#madeWhileAway(path))) {
-        found = true;
-      }
-      // A directory only Riak holds, as the mount saw it: its entries are Riak's to say. Absent
-      // (ENOENT), `rm -rf` would report it removed and `ls` the directory stat shows missing.
-      if (!found && riakAway && this.#seenInRiak(path)) {
-        throw fail(Errno.EIO, `${path}: Riak holds this directory and is unreachable`);
-      }
-      if (!found) throw fail(Errno.ENOENT, `${path}: no such directory`);
-      yield { name: ".", type: S_IFDIR };
-      yield { name: "..", type: S_IFDIR };
-      const localNames = new Set<string>();
-      for await (const dirent of local ?? []) {
-        if (isMountsOwnEntry(path.slice(1), dirent.name)) continue;
-        localNames.add(dirent.name);
-        onTheirWay.delete(dirent.name);
-        yield { name: dirent.name, type: direntType(dirent) };
-      }
-      local = undefined; // Closed by the loop.
-      for (const name of copiesQueued?.names ?? []) {
-        if (!localNames.has(name)) onTheirWay.set(name, S_IFREG);
-      }
-      copiesQueued?.end();
-      const notInRiak = riak !== undefined && localNames.size <= this.#limits.stats
-        ? new Set(localNames)
-        : undefined;
-      // Riak's own names, for an rmdir while it is away (one too many says: too many to keep).
-      const riakNames = riak !== undefined && this.#stagesWrites() ? [] as string[] : undefined;
-      // Which of them are no directories: a directory renamed while Riak is away must know.
-      const riakFiles: string[] = [];
-      try {
-        for (; step?.done === false; step = await this.#riak(`list ${path}`, () => riak!.next())) {
-          const name = step.value.name.toString();
-          notInRiak?.delete(name);
-          if (riakNames && riakNames.length <= LISTED_NAMES_PER_DIRECTORY) {
-            riakNames.push(name);
-            if (step.value.type !== "directory") riakFiles.push(name);
-          }
-          if (localNames.has(name)) continue;
-          // Removed through the mount, its removal from Riak on its way (or landed meanwhile).
-          if (changedLocally.has(name) || this.#localIsNewest(childPath(path, name))) continue;
-          onTheirWay.delete(name);
-          yield { name, type: listedType(step.value.type) };
-        }
-        if (notInRiak !== undefined) this.#knowledge.rememberAbsent(path, [...notInRiak], look);
-        if (riakNames !== undefined) {
-          this.#listedInRiak.listed(path, riakNames, listedLook, riakFiles);
-        }
-      } catch (error) {
-        // Listings degrade to local while Riak is unreachable (riak-only listings cannot).
-        if (this.#mode.listings === "riak" || !isOutageError(error)) throw error;
-      }
-      for (const [name, type] of onTheirWay) yield { name, type };
-    } finally {
-      copiesQueued?.end();
-      await local?.close().catch(() => {});
-      // Not awaited: a step cut off by its deadline may still be waiting for a hung node.
-      riak?.return(undefined).catch(() => {});
-    }
-  }
-
-  /**
-   * Whether a listing goes on without Riak's entries after `error` began Riak's listing:
-   * Riak has no such directory, or (with `found` in the source) holds the file that the
-   * source's directory replaced, or is unreachable and the listing can be the source's.
-   */
-  #listsWithoutRiak(path: string, error: unknown, found: boolean): boolean {
-    if (error instanceof StoreError && error.code === "ENOENT") return true;
-    // A directory the source holds where Riak still has the file (or link) it replaced,
-    // whose removal from Riak is queued: the source's listing is the newest, as its
-    // lstat is in #locate (the directory's copy into Riak follows that removal).
-    if (
-      error instanceof StoreError && error.code === "ENOTDIR" && found &&
-      this.#mode.reads !== "local" && this.#localIsNewest(path)
-    ) return true;
-    if (!isOutageError(error)) return false;
-    // Listings degrade to local while Riak is unreachable (riak-only listings cannot), but
-    // a directory made while Riak was away holds only what is on its way there.
-    return this.#mode.listings !== "riak" ||
-      (this.#stagesWrites() && this.#madeWhileAway(path) !== undefined);
+  /** See {@link UnionListing.entries}. */
+  #listing(path: string): AsyncGenerator<Listed> {
+    return this.#unionListing.entries(path);
   }
 
   /**
@@ -3380,28 +3260,9 @@ export class OverlayFileSystem implements FileSystem {
       this.#knowledge.replayedDirectoryStat(path) !== undefined;
   }
 
-  /**
-   * Names in `path` of files staged or being written, of files a copy-on-read that deletes
-   * the local copy is moving, and of directories made while Riak was away, that Riak may not
-   * list yet, with their types.
-   */
+  /** See {@link UnionListing.namesOnTheirWay}. */
   #namesOnTheirWay(path: string): Map<string, number> {
-    const names = new Map<string, number>();
-    if (!this.#writesRiak()) return names;
-    for (const name of this.#o.uploads.pendingNamesIn(path)) names.set(name, S_IFREG);
-    if (this.#copiesMoveFiles()) {
-      for (const name of this.#o.copies.namesIn(path)) names.set(name, S_IFREG);
-    }
-    if (this.#stagesWrites()) {
-      for (const name of this.#o.uploads.directoriesMadeIn(path)) names.set(name, S_IFDIR);
-      for (const name of this.#o.uploads.filesMovedIn(path)) names.set(name, S_IFREG);
-    }
-    for (const session of this.#sessions.values()) {
-      if (parentOf(session.path) === path && session.path !== "/") {
-        names.set(session.path.slice(path === "/" ? 1 : path.length + 1), S_IFREG);
-      }
-    }
-    return names;
+    return this.#unionListing.namesOnTheirWay(path);
   }
 
   /** Whether a copy-on-read moves a file from the source into Riak, deleting the local copy. */
@@ -3409,12 +3270,9 @@ export class OverlayFileSystem implements FileSystem {
     return copiesMoveFiles(this.#mode);
   }
 
-  /** Whether a directory lists anything (rmdir, a rename over it): its first entry is read. */
-  async #hasEntries(path: string): Promise<boolean> {
-    for await (const entry of this.#listing(path)) {
-      if (entry.name !== "." && entry.name !== "..") return true;
-    }
-    return false;
+  /** See {@link UnionListing.hasEntries}. */
+  #hasEntries(path: string): Promise<boolean> {
+    return this.#unionListing.hasEntries(path);
   }
 
   // ---- helpers: opening ----
