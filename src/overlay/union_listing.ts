@@ -13,7 +13,7 @@ import * as fsp from "node:fs/promises";
 import { Errno, fail } from "../fuse/filesystem.ts";
 import { isMountsOwnEntry } from "../migration/mount_entries.ts";
 import { StoreError } from "../store/errors.ts";
-import type { DirEntry, FileStat, Store } from "../store/store.ts";
+import type { DirEntry, Store } from "../store/store.ts";
 import { S_IFDIR, S_IFREG } from "./attributes.ts";
 import type { CopyOnReadQueue } from "./copy_on_read.ts";
 import { direntType, type Listed, listedType } from "./directory_stream.ts";
@@ -93,12 +93,12 @@ export class UnionListing {
    * Riak unreachable for a listing that needs it) throws before the first entry.
    */
   async *entries(path: string): AsyncGenerator<Listed> {
-    await this.#directoryMoveSettled(path);
+    await this.#o.directoryMoveSettled(path);
     let found = path === "/";
     let local: Dir | undefined;
     if (this.#mode.listings !== "riak" && this.#o.source !== undefined) {
       try {
-        local = await fsp.opendir(await this.#localPath(path, { directory: true }));
+        local = await fsp.opendir(await this.#o.sourceTree.localPath(path, { directory: true }));
         found = true;
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
@@ -121,7 +121,9 @@ export class UnionListing {
     const onTheirWay = this.namesOnTheirWay(path);
     // Copies queued from now on, until the source's directory is read, may move a file the
     // same way (see CopyOnReadQueue.watchNamesIn).
-    const copiesQueued = this.#copiesMoveFiles() ? this.#o.copies.watchNamesIn(path) : undefined;
+    const copiesQueued = copiesMoveFiles(this.#mode)
+      ? this.#o.copies.watchNamesIn(path)
+      : undefined;
     try {
       let step: IteratorResult<DirEntry> | undefined;
       if (this.#mode.listings !== "local") {
@@ -139,12 +141,14 @@ export class UnionListing {
           riakAway = isOutageError(error);
         }
       }
-      if (onTheirWay.size > 0 || (this.#stagesWrites() && this.#madeWhileAway(path))) {
+      if (
+        onTheirWay.size > 0 || (stagesWrites(this.#mode) && this.#o.whileAway.madeWhileAway(path))
+      ) {
         found = true;
       }
       // A directory only Riak holds, as the mount saw it: its entries are Riak's to say. Absent
       // (ENOENT), `rm -rf` would report it removed and `ls` the directory stat shows missing.
-      if (!found && riakAway && this.#seenInRiak(path)) {
+      if (!found && riakAway && this.#o.seenInRiak(path)) {
         throw fail(Errno.EIO, `${path}: Riak holds this directory and is unreachable`);
       }
       if (!found) throw fail(Errno.ENOENT, `${path}: no such directory`);
@@ -166,7 +170,7 @@ export class UnionListing {
         ? new Set(localNames)
         : undefined;
       // Riak's own names, for an rmdir while it is away (one too many says: too many to keep).
-      const riakNames = riak !== undefined && this.#stagesWrites() ? [] as string[] : undefined;
+      const riakNames = riak !== undefined && stagesWrites(this.#mode) ? [] as string[] : undefined;
       // Which of them are no directories: a directory renamed while Riak is away must know.
       const riakFiles: string[] = [];
       try {
@@ -179,7 +183,9 @@ export class UnionListing {
           }
           if (localNames.has(name)) continue;
           // Removed through the mount, its removal from Riak on its way (or landed meanwhile).
-          if (changedLocally.has(name) || this.#localIsNewest(childPath(path, name))) continue;
+          if (
+            changedLocally.has(name) || this.#o.localWriters.localIsNewest(childPath(path, name))
+          ) continue;
           onTheirWay.delete(name);
           yield { name, type: listedType(step.value.type) };
         }
@@ -212,13 +218,13 @@ export class UnionListing {
     // lstat is in #locate (the directory's copy into Riak follows that removal).
     if (
       error instanceof StoreError && error.code === "ENOTDIR" && found &&
-      this.#mode.reads !== "local" && this.#localIsNewest(path)
+      this.#mode.reads !== "local" && this.#o.localWriters.localIsNewest(path)
     ) return true;
     if (!isOutageError(error)) return false;
     // Listings degrade to local while Riak is unreachable (riak-only listings cannot), but
     // a directory made while Riak was away holds only what is on its way there.
     return this.#mode.listings !== "riak" ||
-      (this.#stagesWrites() && this.#madeWhileAway(path) !== undefined);
+      (stagesWrites(this.#mode) && this.#o.whileAway.madeWhileAway(path) !== undefined);
   }
 
   /**
@@ -228,12 +234,12 @@ export class UnionListing {
    */
   namesOnTheirWay(path: string): Map<string, number> {
     const names = new Map<string, number>();
-    if (!this.#writesRiak()) return names;
+    if (!writesRiak(this.#mode)) return names;
     for (const name of this.#o.uploads.pendingNamesIn(path)) names.set(name, S_IFREG);
-    if (this.#copiesMoveFiles()) {
+    if (copiesMoveFiles(this.#mode)) {
       for (const name of this.#o.copies.namesIn(path)) names.set(name, S_IFREG);
     }
-    if (this.#stagesWrites()) {
+    if (stagesWrites(this.#mode)) {
       for (const name of this.#o.uploads.directoriesMadeIn(path)) names.set(name, S_IFDIR);
       for (const name of this.#o.uploads.filesMovedIn(path)) names.set(name, S_IFREG);
     }
@@ -259,37 +265,5 @@ export class UnionListing {
 
   #riak<T>(operation: string, request: () => Promise<T>): Promise<T> {
     return this.#o.riak.run(operation, request);
-  }
-
-  #directoryMoveSettled(path: string): Promise<void> {
-    return this.#o.directoryMoveSettled(path);
-  }
-
-  #localPath(path: string, options?: { directory?: boolean }): Promise<string> {
-    return this.#o.sourceTree.localPath(path, options);
-  }
-
-  #localIsNewest(path: string): boolean {
-    return this.#o.localWriters.localIsNewest(path);
-  }
-
-  #madeWhileAway(path: string): FileStat | undefined {
-    return this.#o.whileAway.madeWhileAway(path);
-  }
-
-  #seenInRiak(path: string): boolean {
-    return this.#o.seenInRiak(path);
-  }
-
-  #writesRiak(): boolean {
-    return writesRiak(this.#mode);
-  }
-
-  #stagesWrites(): boolean {
-    return stagesWrites(this.#mode);
-  }
-
-  #copiesMoveFiles(): boolean {
-    return copiesMoveFiles(this.#mode);
   }
 }
