@@ -1594,7 +1594,11 @@ export class Store {
     }, previous?.vclock);
     for (const partner of partners) await this.#markPartner(partner, generation!, t);
     if (target.riakFuseSizeSet) {
-      await this.#setRiakFuseSize(target.riakFuseSizeSet, source.meta.size);
+      // A file's size only: a symlink has no size set (docs/layout.md), as its symlink() makes
+      // none; one it replaces a file of goes.
+      if (source.meta.type === "file") {
+        await this.#setRiakFuseSize(target.riakFuseSizeSet, source.meta.size);
+      } else await this.#clearRiakFuseSize(target.riakFuseSizeSet);
     }
     const replaced = previous?.meta.storage === "chunked"
       ? this.#manifestOf(t, previous)
