@@ -158,6 +158,12 @@ Deno.test("docs/layout.md alone finds, lists and reads everything riakfs wrote",
     for (let i = 0; i < 40; i++) await write(join("tree", "big", `n${i}`), i);
     assert.deepEqual(await reader.levels(join("tree", "big")), [2, 4, 8, 16]);
 
+    // Emptied after it had levels: level markers only, still an empty directory.
+    await directory(join("tree", "emptied"));
+    for (let i = 0; i < 5; i++) await store.writeFile(join("tree", "emptied", `e${i}`), b("e"));
+    for (let i = 0; i < 5; i++) await store.remove(join("tree", "emptied", `e${i}`));
+    assert.deepEqual(await reader.levels(join("tree", "emptied")), [2]);
+
     // Root entries open levels of the root too: `/#2.0`, ...
     for (let i = 0; i < 4; i++) await write(b(`r${i}`), 2);
     assert.deepEqual(await reader.levels(Buffer.alloc(0)), [2]);
@@ -222,6 +228,7 @@ Deno.test("docs/layout.md alone finds, lists and reads everything riakfs wrote",
     );
     await checkWithPage(reader, store, expected);
     assert.ok(await reader.isEmptyDirectory(join("tree", "empty dir")));
+    assert.ok(await reader.isEmptyDirectory(join("tree", "emptied")));
     assert.ok(!await reader.isEmptyDirectory(join("tree", "new dir")));
     assert.equal(
       (await reader.fetch(reader.objectLocation(join("tree", "one")), true))?.contentType,
@@ -276,6 +283,9 @@ Deno.test("docs/layout.md alone reads the riak-fuse preset's IMG_/IMGDIR_ layout
     assert.deepEqual((await reader.list(b("shop"))).map((e) => `${e.type} ${e.name}`), [
       "directory images",
     ]);
+    for (const path of ["shop", "shop/images", "shop/images/sub"]) {
+      assert.equal((await reader.stat(b(path)))?.type, "directory", path);
+    }
     assert.ok((await reader.readFile(b("shop/images/a.jpg"))).content.equals(small));
     assert.ok((await reader.readFile(b("shop/images/rewritten.jpg"))).content.equals(small));
     assert.ok((await reader.readFile(b("shop/images/big.jpg"))).content.equals(large));
