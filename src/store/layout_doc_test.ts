@@ -155,7 +155,12 @@ Deno.test("docs/layout.md alone finds, lists and reads everything riakfs wrote",
 
     // Capacity 3, fanout 2: 40 entries open levels of 2, 4, 8 and 16 shards.
     await directory(join("tree", "big"));
-    for (let i = 0; i < 40; i++) await write(join("tree", "big", `n${i}`), i);
+    for (let i = 0; i < 40; i++) {
+      await write(join("tree", "big", `n${i}`), i);
+      // The root shard holds `capacity` entries; the next one opens a level.
+      if (i === 2) assert.deepEqual(await reader.levels(join("tree", "big")), []);
+      if (i === 3) assert.deepEqual(await reader.levels(join("tree", "big")), [2]);
+    }
     assert.deepEqual(await reader.levels(join("tree", "big")), [2, 4, 8, 16]);
 
     // Emptied after it had levels: level markers only, still an empty directory.
