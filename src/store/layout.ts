@@ -169,7 +169,9 @@ export interface FilePlacement {
   /** The parent directory's path and this entry's name in it. */
   parent: Buffer;
   name: Buffer;
-  /** riak-fuse's per-file size set, when the path matches the riak-fuse pattern. */
+  /** True when the path matches the riak-fuse pattern (its object is in the folder's bucket). */
+  riakFuse?: boolean;
+  /** riak-fuse's per-file size set of such a path, unless it is named like the listing key. */
   riakFuseSizeSet?: ObjectLocation;
 }
 
@@ -217,7 +219,12 @@ export class Layout {
           bucket: Buffer.concat([Buffer.from(this.namespace.riakFuse.contentPrefix), folder]),
           key: name,
         },
-        riakFuseSizeSet: this.riakFuseDirectoryObject(folder, name),
+        riakFuse: true,
+        // A file named like the listing key has no size set: it would be the listing itself,
+        // whose other names a size update takes out as stale sizes.
+        riakFuseSizeSet: name.equals(Buffer.from(this.namespace.riakFuse.directoryKey))
+          ? undefined
+          : this.riakFuseDirectoryObject(folder, name),
       };
     }
     return { path, parent, name, object: this.contentObject(path) };

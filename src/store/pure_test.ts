@@ -247,6 +247,10 @@ Deno.test("riak-fuse preset maps <folder>/images/<file> as riak-fuse did, other 
   assert.equal(file.riakFuseSizeSet?.bucketType, "sets");
   assert.equal(file.riakFuseSizeSet?.bucket.toString(), "IMGDIR_test");
   assert.equal(file.riakFuseSizeSet?.key.toString(), "file.jpg");
+  const namedLikeListing = layout.file(normalizePath("/test/images/directory"));
+  assert.equal(namedLikeListing.object.bucket.toString(), "P_test");
+  assert.equal(namedLikeListing.riakFuse, true);
+  assert.equal(namedLikeListing.riakFuseSizeSet, undefined, "its size set would be the listing");
   const dir = layout.directory(normalizePath("test/images"));
   assert.equal(dir.entries.kind, "riak-fuse");
   if (dir.entries.kind === "riak-fuse") {

@@ -488,7 +488,7 @@ export class Store {
       : undefined;
     const replacedManifest = replacedObject ? this.#manifestOf(p, replacedObject) : undefined;
     const contentType = options.contentType ??
-      (placement.riakFuseSizeSet
+      (placement.riakFuse
         ? this.namespace.riakFuse.contentType
         : contentTypeFor(placement.name.toString("utf8")));
     const uploaded = await this.#upload(p, source, contentType, options);

@@ -696,6 +696,24 @@ Deno.test("riak-fuse: a folder only riak-fuse wrote is found by its name, and li
   });
 });
 
+Deno.test("riak-fuse: a file named like the listing key leaves the folder's listing alone", async () => {
+  await withStore(async ({ client, riak, another }) => {
+    const riakFuse = riakFusePrefixes(riak);
+    const store = another({ namespace: { preset: "riak-fuse", riakFuse } });
+    await putLegacyRiakFuseFile(client, riakFuse, "shop", "a.jpg", "a picture");
+    // Its size set would be the listing set itself (key `directory`): writing its size took
+    // every other name out as a stale size, and removing it emptied the listing.
+    await store.writeFile("shop/images/directory", Buffer.from("a file named directory"));
+    assert.deepEqual(await names(store.list("shop/images")), ["a.jpg", "directory"]);
+    assert.equal(
+      (await store.readFile("shop/images/directory")).toString(),
+      "a file named directory",
+    );
+    await store.remove("shop/images/directory");
+    assert.deepEqual(await names(store.list("shop/images")), ["a.jpg"]);
+  });
+});
+
 Deno.test("a stat holds only bytes of its own, never a view that keeps a larger buffer alive", async () => {
   await withStore(async ({ store }) => {
     // Callers keep stats for long (the overlay caches thousands): a view into Node's shared
