@@ -641,6 +641,11 @@ export class Store {
     if ((await this.#index.lookup(directory, placement.name))?.type === type) return false;
     await this.#ensureDirectory(placement.parent, options.parentAttributes);
     await this.#addOwnEntry(placement, type, options.parentAttributes);
+    // riak-fuse stored such a file (-ddir) without its size set too, and reading from Riak it
+    // finds a file only by that set.
+    if (type === "file" && placement.riakFuseSizeSet) {
+      await this.#setRiakFuseSize(placement.riakFuseSizeSet, object!.meta.size);
+    }
     return true;
   }
 

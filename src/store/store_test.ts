@@ -714,6 +714,33 @@ Deno.test("riak-fuse: a file named like the listing key leaves the folder's list
   });
 });
 
+Deno.test("riak-fuse: a file riak-fuse stored unlisted (-ddir) gets its entry and its size set", async () => {
+  await withStore(async ({ client, riak, another }) => {
+    const riakFuse = riakFusePrefixes(riak);
+    const store = another({ namespace: { preset: "riak-fuse", riakFuse } });
+    await putLegacyRiakFuseFile(client, riakFuse, "shop", "a.jpg", "a picture");
+    // With -ddir riak-fuse stored the content only: no name in the listing, no size set.
+    await client.put(
+      {
+        bucketType: "default",
+        bucket: Buffer.from(`${riakFuse.contentPrefix}shop`),
+        key: Buffer.from("b.jpg"),
+      },
+      { value: Buffer.from("unlisted"), contentType: "application/octet-stream", usermeta: [] },
+    );
+    assert.equal(await store.ensureListed("shop/images/b.jpg"), true);
+    assert.deepEqual(await names(store.list("shop/images")), ["a.jpg", "b.jpg"]);
+    // riak-fuse reading from Riak takes the size from that set, and without it a file whose
+    // local copy is gone is not there.
+    const sizes = await client.fetchSet({
+      bucketType: "sets",
+      bucket: Buffer.from(`${riakFuse.directoryPrefix}shop`),
+      key: Buffer.from("b.jpg"),
+    });
+    assert.deepEqual(sizes?.members.map((m) => Buffer.from(m).toString()), ["8"]);
+  });
+});
+
 Deno.test("a stat holds only bytes of its own, never a view that keeps a larger buffer alive", async () => {
   await withStore(async ({ store }) => {
     // Callers keep stats for long (the overlay caches thousands): a view into Node's shared
