@@ -28,7 +28,8 @@ import { displayPath } from "../store/path.ts";
 
 /**
  * How Riak's mode and owner differ from the local ones, as an operator reads it; undefined
- * when they are the same.
+ * when they are the same. An object riakfs did not write (`managed: false`, riak-fuse's) holds
+ * none: it is said so, not that Riak holds the mode and owner it is read with.
  *
  * @example
  * ```ts
@@ -37,7 +38,7 @@ import { displayPath } from "../store/path.ts";
  * ```
  */
 export function describeAttributeDifference(
-  riak: Pick<FileAttributes, "mode" | "uid" | "gid">,
+  riak: Pick<FileAttributes, "mode" | "uid" | "gid"> & { managed?: boolean },
   local: Pick<FileAttributes, "mode" | "uid" | "gid">,
 ): string | undefined {
   if (riak.mode === local.mode && riak.uid === local.uid && riak.gid === local.gid) {
@@ -45,7 +46,10 @@ export function describeAttributeDifference(
   }
   const shown = (a: Pick<FileAttributes, "mode" | "uid" | "gid">) =>
     `mode ${a.mode.toString(8).padStart(4, "0")}, owner ${a.uid}:${a.gid}`;
-  return `Riak holds ${shown(riak)}; local ${shown(local)}`;
+  const held = riak.managed === false
+    ? `no mode or owner (not written by riakfs: read as ${shown(riak)})`
+    : shown(riak);
+  return `Riak holds ${held}; local ${shown(local)}`;
 }
 
 /** What {@link deleteIfVerified} did. */

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
 import { currentIdentity } from "./file_identity.ts";
-import { deleteIfVerified } from "./verified_delete.ts";
+import { deleteIfVerified, describeAttributeDifference } from "./verified_delete.ts";
 import { OpenWriters } from "./open_writers.ts";
 import { holdOpen } from "./_test_support.ts";
 
@@ -73,6 +73,21 @@ Deno.test("deleteIfVerified keeps a file whose mode or owner Riak does not hold"
   } finally {
     rmSync(dir, { recursive: true });
   }
+});
+
+Deno.test("describeAttributeDifference says an object riakfs did not write holds no mode or owner", () => {
+  const local = { mode: 0o644, uid: 33, gid: 33 };
+  // riak-fuse's objects carry no usermeta: 0644 and 0:0 are what they are read as.
+  assert.equal(
+    describeAttributeDifference({ mode: 0o644, uid: 0, gid: 0, managed: false }, local),
+    "Riak holds no mode or owner (not written by riakfs: read as mode 0644, owner 0:0); " +
+      "local mode 0644, owner 33:33",
+  );
+  assert.equal(
+    describeAttributeDifference({ mode: 0o644, uid: 0, gid: 0, managed: true }, local),
+    "Riak holds mode 0644, owner 0:0; local mode 0644, owner 33:33",
+  );
+  assert.equal(describeAttributeDifference({ ...local, managed: false }, local), undefined);
 });
 
 Deno.test("deleteIfVerified keeps a file another process holds open for writing, and deletes it once closed", async () => {
