@@ -157,10 +157,7 @@ async function serveInForeground(
   let runtime: OverlayRuntime | undefined;
   let served: ServedMount | undefined;
   try {
-    const namespace = riak && {
-      ...riak.namespace,
-      riakFuse: { ...riak.namespace.riakFuse, ...overlay.riakFuse },
-    };
+    const namespace = riak?.namespace;
     if (riak) await refuseUnusableBucketTypes(riak.riak, resolveNamespace(namespace));
     const store = riak && new Store(riakStoreClient(client!), {
       namespace: namespace!,

@@ -96,6 +96,14 @@ export function addRiakOptions(command: Command, omit: readonly string[] = []): 
     "bucket type of directory sets (default: sets)",
   );
   option("--layout <preset>", "layout preset: default or riak-fuse");
+  // riak-fuse's -rnp, -rdnp, -rdk, -rct: the cron jobs beside a mount need them as it does.
+  option("--riak-fuse-content-prefix <prefix>", "riak-fuse layout: content bucket prefix (IMG_)");
+  option(
+    "--riak-fuse-directory-prefix <prefix>",
+    "riak-fuse layout: directory bucket prefix (IMGDIR_)",
+  );
+  option("--riak-fuse-directory-key <key>", "riak-fuse layout: key of the listing set (directory)");
+  option("--riak-fuse-content-type <type>", "riak-fuse layout: content type written");
   option(
     "--chunk-size <bytes>",
     "chunk size of large files, 4096 bytes to 50 MiB (default 1048576)",

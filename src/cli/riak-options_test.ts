@@ -173,6 +173,42 @@ Deno.test("flag beats environment beats config file; password never from a flag"
   assert.throws(() => parse(["--password", "x"]), /unknown option/);
 });
 
+Deno.test("riak-fuse's names on every command: flag beats environment beats config file", () => {
+  const folder = mkdtempSync(join(tmpdir(), "riakfs-opts-"));
+  try {
+    const config = join(folder, "c.json");
+    writeFileSync(
+      config,
+      JSON.stringify({ layout: "riak-fuse", riakFuse: { contentPrefix: "C_", directoryKey: "k" } }),
+    );
+    assert.equal(parse([]).namespace.riakFuse, undefined);
+    assert.deepEqual(parse(["--config", config]).namespace.riakFuse, {
+      contentPrefix: "C_",
+      directoryKey: "k",
+    });
+    // A cron job beside a mount of riak-fuse's `-rnp PIC_ -rdnp PICDIR_` names them as it does.
+    const given = parse(
+      [
+        "--config",
+        config,
+        "--riak-fuse-content-prefix",
+        "PIC_",
+        "--riak-fuse-content-type",
+        "image/jpeg",
+      ],
+      { RIAKFS_RIAK_FUSE_CONTENT_PREFIX: "ENV_", RIAKFS_RIAK_FUSE_DIRECTORY_PREFIX: "PICDIR_" },
+    );
+    assert.deepEqual(given.namespace.riakFuse, {
+      contentPrefix: "PIC_",
+      directoryPrefix: "PICDIR_",
+      directoryKey: "k",
+      contentType: "image/jpeg",
+    });
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
 Deno.test("bad values are configuration errors naming the setting", () => {
   assert.throws(() => parse(["--user", "u", "--tls"]), /RIAKFS_PASSWORD/);
   assert.throws(() => parse(["--user", "u"]), /--user u needs --tls/);

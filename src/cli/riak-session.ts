@@ -105,7 +105,16 @@ type RawOptions =
       >
     ]?: string;
   }
-  & { tls?: boolean; config?: string };
+  & { tls?: boolean; config?: string }
+  & { [K in keyof typeof RIAK_FUSE_FLAGS]?: string };
+
+/** The riak-fuse flags (raw option keys) and the `riakFuse` names of the config file they set. */
+const RIAK_FUSE_FLAGS = {
+  riakFuseContentPrefix: "contentPrefix",
+  riakFuseDirectoryPrefix: "directoryPrefix",
+  riakFuseDirectoryKey: "directoryKey",
+  riakFuseContentType: "contentType",
+} as const;
 
 /**
  * Resolves the shared options of a command (as commander parsed them) into settings, reading
@@ -231,7 +240,7 @@ export function riakSettingsFromOptions(
       bucket: raw.bucket ?? config.bucket,
       setsBucketType: raw.setsBucketType ?? config.setsBucketType,
       preset: layout,
-      riakFuse: config.riakFuse,
+      riakFuse: riakFuseNames(raw, config.riakFuse),
       chunkSize: chunkSize === undefined
         ? undefined
         : chunkSizeOf(chunkSize, named("--chunk-size", raw.chunkSize)),
@@ -245,6 +254,19 @@ export function riakSettingsFromOptions(
         : shardFanout(config.shardFanout, `--config ${raw.config}: shardFanout`),
     },
   };
+}
+
+/** The riak-fuse names of the config file, with those the flags (or environment) give over them. */
+function riakFuseNames(
+  raw: RawOptions,
+  fromConfig: NamespaceOptions["riakFuse"],
+): NamespaceOptions["riakFuse"] {
+  const names = { ...fromConfig };
+  for (const [key, name] of Object.entries(RIAK_FUSE_FLAGS)) {
+    const value = raw[key as keyof typeof RIAK_FUSE_FLAGS];
+    if (value !== undefined) names[name] = value;
+  }
+  return Object.keys(names).length > 0 ? names : undefined;
 }
 
 /** The Riak client's cluster options for resolved settings. */

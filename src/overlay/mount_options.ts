@@ -25,7 +25,6 @@ import {
   renderModeTable,
   resolveMode,
 } from "./modes.ts";
-import type { RiakFuseNames } from "../store/layout.ts";
 import { DEFAULT_DELETE_QUIET_PERIOD_S, DELETE_QUIET_PERIOD_ENV } from "../migration/defaults.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
 
@@ -59,8 +58,6 @@ export interface OverlaySettings {
   /** Owner reported for Riak objects without riakfs attributes (riak-fuse's -rfuid/-rfgid). */
   defaultUid: number;
   defaultGid: number;
-  /** riak-fuse layout names given on the command line. */
-  riakFuse: Partial<RiakFuseNames>;
 }
 
 /** Raw option values as commander parses them. */
@@ -85,10 +82,6 @@ interface RawOverlayOptions {
   runDir?: string;
   defaultUid?: string;
   defaultGid?: string;
-  riakFuseContentPrefix?: string;
-  riakFuseDirectoryPrefix?: string;
-  riakFuseDirectoryKey?: string;
-  riakFuseContentType?: string;
 }
 
 /**
@@ -160,19 +153,6 @@ export function addOverlayOptions(command: Command, options: { preset?: boolean 
       .env("RIAKFS_RUN_DIR"),
     new Option("--default-uid <uid>", "owner of Riak objects riakfs did not write (default 0)"),
     new Option("--default-gid <gid>", "group of Riak objects riakfs did not write (default 0)"),
-    new Option(
-      "--riak-fuse-content-prefix <prefix>",
-      "riak-fuse layout: content bucket prefix (IMG_)",
-    ),
-    new Option(
-      "--riak-fuse-directory-prefix <prefix>",
-      "riak-fuse layout: directory bucket prefix (IMGDIR_)",
-    ),
-    new Option(
-      "--riak-fuse-directory-key <key>",
-      "riak-fuse layout: key of the listing set (directory)",
-    ),
-    new Option("--riak-fuse-content-type <type>", "riak-fuse layout: content type written"),
   ];
   if (options.preset !== false) {
     all.unshift(
@@ -213,13 +193,6 @@ export function overlaySettingsFromOptions(opts: Record<string, unknown>): Overl
       throw new ModeError((error as Error).message);
     }
   }
-  const riakFuse: Partial<RiakFuseNames> = {};
-  if (raw.riakFuseContentPrefix !== undefined) riakFuse.contentPrefix = raw.riakFuseContentPrefix;
-  if (raw.riakFuseDirectoryPrefix !== undefined) {
-    riakFuse.directoryPrefix = raw.riakFuseDirectoryPrefix;
-  }
-  if (raw.riakFuseDirectoryKey !== undefined) riakFuse.directoryKey = raw.riakFuseDirectoryKey;
-  if (raw.riakFuseContentType !== undefined) riakFuse.contentType = raw.riakFuseContentType;
   return {
     preset,
     mode,
@@ -259,7 +232,6 @@ export function overlaySettingsFromOptions(opts: Record<string, unknown>): Overl
     runDirectory: raw.runDir ?? DEFAULT_RUN_DIRECTORY,
     defaultUid: whole(raw.defaultUid, "--default-uid", 0, 0),
     defaultGid: whole(raw.defaultGid, "--default-gid", 0, 0),
-    riakFuse,
   };
 }
 
