@@ -48,6 +48,7 @@ import {
   identityOf,
   lstatIfExists,
   sameIdentity,
+  storedAttributes,
 } from "../migration/file_identity.ts";
 import { hashBytes } from "../migration/local_file.ts";
 import { isMountsOwnEntry, SOURCE_TEMPORARY_PREFIX } from "../migration/mount_entries.ts";
@@ -3076,12 +3077,10 @@ export class OverlayFileSystem implements FileSystem {
     this.#knowledge.forgetUnseen(path);
     this.#knowledge.forgetReplayed(path);
     if (remote) {
-      // A directory Riak keeps no attributes for (the root, a riak-fuse folder) dates from
-      // the mount's start, not from the epoch.
       const unattributed = remote.type === "directory" && !remote.managed && remote.mtimeNs === 0n;
       return {
         where: "riak",
-        stat: unattributed ? { ...remote, mtimeNs: this.#startedNs } : remote,
+        stat: unattributed ? await this.#unattributedDirectory(path, remote) : remote,
       };
     }
     if (path === "/") {
@@ -3955,13 +3954,12 @@ export class OverlayFileSystem implements FileSystem {
       if (stat?.type !== "directory" || stat.mtimeNs >= mtimeNs) return;
       // A directory Riak keeps no attributes for (the root, a riak-fuse folder) keeps the
       // ones shown for it.
-      const shown = stat.managed
-        ? {}
-        : { mode: stat.mode, uid: this.#o.defaultUid ?? 0, gid: this.#o.defaultGid ?? 0 };
-      await this.#riak(
-        `setattr ${path}`,
-        () => this.#o.store.setAttributes(path, { ...shown, mtimeNs }),
-      );
+      let attributes: { mode?: number; uid?: number; gid?: number; mtimeNs: bigint } = { mtimeNs };
+      if (!stat.managed) {
+        const { mode, uid, gid } = await this.#unattributedDirectory(path, stat);
+        attributes = { mode, uid, gid, mtimeNs };
+      }
+      await this.#riak(`setattr ${path}`, () => this.#o.store.setAttributes(path, attributes));
     } catch (error) {
       this.#logger.debug("directory mtime not written to Riak", { path, error: String(error) });
     } finally {
@@ -4165,6 +4163,25 @@ export class OverlayFileSystem implements FileSystem {
   /** See {@link SourceTree.lstat}. */
   #lstatLocal(path: string): Promise<BigIntStats | undefined> {
     return this.#sourceTree.lstat(path);
+  }
+
+  /**
+   * The attributes shown for a directory Riak keeps none for (the root, a riak-fuse folder):
+   * its local directory's mode, owner and time where it has one (riak-fuse served it from
+   * there), else 0755 with the mount's default owner, dating from the mount's start.
+   */
+  async #unattributedDirectory(path: string, remote: FileStat): Promise<FileStat> {
+    const local = this.#usesLocal()
+      ? await this.#lstatLocal(path).catch(() => undefined)
+      : undefined;
+    if (local?.isDirectory()) return { ...remote, ...storedAttributes(local), managed: true };
+    return {
+      ...remote,
+      uid: this.#o.defaultUid ?? 0,
+      gid: this.#o.defaultGid ?? 0,
+      mtimeNs: this.#startedNs,
+      managed: true,
+    };
   }
 
   /** See {@link SourceTree.lstatAt}. */

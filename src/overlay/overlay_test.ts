@@ -1,6 +1,17 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { chmod, lstat, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  readFile,
+  stat,
+  unlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
+import { randomUUID } from "node:crypto";
 import { readSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -15,7 +26,7 @@ import {
 } from "../fuse/filesystem.ts";
 import { markReadBlocks } from "../fuse/read_blocks.ts";
 import { storedAttributes } from "../migration/file_identity.ts";
-import { seededBytes } from "../store/_test_support.ts";
+import { putLegacyRiakFuseFile, seededBytes } from "../store/_test_support.ts";
 import { encodeEntryMember, shardKey } from "../store/shards.ts";
 import { queryStatus } from "./control.ts";
 import { inodeOf } from "./node_table.ts";
@@ -746,6 +757,50 @@ Deno.test("riak: the root, which Riak keeps no attributes for, dates from the mo
     assert.equal(attr.mode & 0o7777, 0o755);
   });
 });
+
+for (
+  const [preset, extra] of [
+    ["shadow", { reads: "riak-then-local", listings: "union" }],
+    ["drain", {}],
+  ] as const
+) {
+  Deno.test(`${preset}: riak-fuse folders, which Riak keeps no attributes for, show their local directory's owner, mode and time`, async () => {
+    const tag = randomUUID().slice(0, 8); // riak-fuse's buckets of this test's own
+    const riakFuse = { contentPrefix: `${tag}IMG_`, directoryPrefix: `${tag}IMGDIR_` };
+    await withOverlay(
+      preset,
+      async ({ fs, source, client, store, runtime }) => {
+        await putLegacyRiakFuseFile(client, riakFuse, "shop", "a.jpg", "a picture");
+        // The application's own folder, as riak-fuse served it from the source (lstat): shown
+        // as root's 0755, the application (with allow_other) could no longer write into it.
+        const images = join(source, "shop/images");
+        await mkdir(images, { recursive: true });
+        await chmod(images, 0o2775);
+        await chown(images, 33, 34);
+        await utimes(images, 1_000_000_000, 1_000_000_000);
+        const node = await lookupPath(fs, "/shop/images");
+        const shown = async () => {
+          const { attr } = await fs.getattr!(ROOT_CTX, node, undefined);
+          return [attr.mode & 0o7777, attr.uid, attr.gid];
+        };
+        assert.deepEqual(await shown(), [0o2775, 33, 34]);
+        assert.equal((await fs.getattr!(ROOT_CTX, node, undefined)).attr.mtime.sec, 1_000_000_000);
+        assert.deepEqual(await listThrough(fs, "/shop/images"), ["a.jpg"]);
+        // A new entry gives the folder an object in Riak: with those attributes, not root's.
+        await writeThrough(fs, "/shop/images/b.jpg", Buffer.from("new"));
+        await fs.fsyncdir!(ROOT_CTX, node, 0, false);
+        assert.equal(await runtime.settle(10_000), 0);
+        const stored = await store.stat("shop/images");
+        assert.equal(stored.managed, true, "it has an object");
+        assert.deepEqual([stored.mode, stored.uid, stored.gid], [0o2775, 33, 34]);
+        assert.deepEqual(await shown(), [0o2775, 33, 34]);
+      },
+      extra,
+      {},
+      { namespace: { preset: "riak-fuse", riakFuse } },
+    );
+  });
+}
 
 Deno.test("released handle numbers are handed out again, so they stay small", async () => {
   await withOverlay("shadow", async ({ fs, source }) => {
