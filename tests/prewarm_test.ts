@@ -262,6 +262,31 @@ Deno.test("prewarm --delete-local keeps a file a daemon holds open for writing (
   });
 });
 
+Deno.test("prewarm --delete-local against a SOURCE whose mount reads or lists the local files alone is refused in one line, before doing anything", async () => {
+  await withMigration(async ({ source, stateDir, flags }) => {
+    const bucket = flags[flags.indexOf("--bucket") + 1];
+    const spool = join(source, ".riakfs-spool");
+    mkdirSync(spool);
+    const namespace = placementNames(resolveNamespace({ bucket }));
+    // riak-fuse's supervisord line without -dell mounts SOURCE in shadow: the files a drain
+    // deleted locally would be gone from its listings and reads, though safe in Riak.
+    assert.ok(writeSpoolRecord(spool, { namespace, mode: "--preset shadow", mountpoint: "/m" }));
+    for (const name of ["f1", "f2"]) writeFileSync(join(source, name), name);
+    const refused = await runRiakfs(["prewarm", "--delete-local", ...flags, source]);
+    assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+    assert.match(
+      refused.stderr,
+      /^riakfs prewarm: --delete-local refused: the mount of .* \(--preset shadow, .*\.riakfs-spool\/namespace\) would no longer show the files whose local copies go: it reads and lists the local files alone; mount it with --preset drain \(riak-fuse's -dell\) first, or run without --delete-local[^\n]*\n$/,
+    );
+    assert.deepEqual(readdirSync(source).sort(), [".riakfs-spool", "f1", "f2"]);
+    assert.deepEqual(readdirSync(stateDir), [], "nothing done");
+    assert.ok(writeSpoolRecord(spool, { namespace, mode: "--preset drain", mountpoint: "/m" }));
+    const drained = await runRiakfs(["prewarm", "--delete-local", ...flags, source]);
+    assert.equal(drained.code, 0, drained.stdout + drained.stderr);
+    assert.deepEqual(readdirSync(source), [".riakfs-spool"]);
+  });
+});
+
 Deno.test("prewarm --delete-local against a SOURCE whose mount recorded another namespace is refused in one line naming both, before doing anything", async () => {
   await withMigration(async ({ source, stateDir, flags }) => {
     const bucket = flags[flags.indexOf("--bucket") + 1];

@@ -22,7 +22,7 @@ import {
 } from "../migration/progress_reporter.ts";
 import type { StateDirectory } from "../migration/state.ts";
 import { SPOOL_DIRECTORY_NAME } from "../migration/mount_entries.ts";
-import { recordedNamespaceOtherThan } from "../overlay/spool_record.ts";
+import { recordedModeHidingDrained, recordedNamespaceOtherThan } from "../overlay/spool_record.ts";
 import { type Namespace, placementNames } from "../store/layout.ts";
 import { join } from "node:path";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
@@ -38,7 +38,10 @@ export async function prewarmCommand(
   const source = await sourceDirectory(command, sourceArg);
   const filter = filterFromOptions(command, opts);
   return await runWithStore(command, opts, async (store, out, riak) => {
-    if (opts.deleteLocal === true) refuseOtherMountsNamespace(command, source, store.namespace);
+    if (opts.deleteLocal === true) {
+      refuseOtherMountsNamespace(command, source, store.namespace);
+      refuseMountsHidingDrained(command, source);
+    }
     const state = stateDirectoryFor(source, store.namespace, opts);
     const json = opts.json === true;
     const lines = json ? process.stderr : process.stdout;
@@ -170,6 +173,24 @@ function refuseOtherMountsNamespace(command: Command, source: string, namespace:
   command.error(
     `riakfs prewarm: --delete-local refused: the mount of ${source} serves ${other.recorded} ` +
       `(${join(spool, "namespace")}), not ${other.given}; give the mount's namespace`,
+    { exitCode: 2 },
+  );
+}
+
+/**
+ * Ends the command (exit 2) when the mount SOURCE's spool records reads or lists the local
+ * files alone (riak-fuse's line without -dell is a shadow mount): the files whose local copies
+ * go would vanish from it for its applications, though safe in Riak.
+ */
+function refuseMountsHidingDrained(command: Command, source: string): void {
+  const spool = join(source, SPOOL_DIRECTORY_NAME);
+  const hiding = recordedModeHidingDrained(spool);
+  if (hiding === undefined) return;
+  command.error(
+    `riakfs prewarm: --delete-local refused: the mount of ${source} (${hiding.mode}, ` +
+      `${join(spool, "namespace")}) would no longer show the files whose local copies go: ` +
+      `${hiding.reason}; mount it with --preset drain (riak-fuse's -dell) first, or run ` +
+      "without --delete-local",
     { exitCode: 2 },
   );
 }

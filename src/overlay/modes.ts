@@ -259,6 +259,34 @@ export function describeMode(mode: MountMode): string {
 }
 
 /**
+ * The mode `flags` names: `--preset NAME` or the five knobs as {@link describeMode} writes
+ * them; undefined when it names none (an unknown preset, a contradiction).
+ *
+ * @example
+ * ```ts
+ * parseModeFlags("--preset shadow")?.listings; // "local"
+ * ```
+ */
+export function parseModeFlags(flags: string): MountMode | undefined {
+  const words = flags.split(" ");
+  const knobs = Object.entries(KNOB_FLAGS) as [keyof MountMode, string][];
+  try {
+    if (words.length === 2 && words[0] === "--preset") return resolveMode(words[1]);
+    if (words.length !== 2 * knobs.length) return undefined;
+    const overrides: ModeOverrides = {};
+    for (let at = 0; at < words.length; at += 2) {
+      const knob = knobs.find(([, flag]) => flag === words[at])?.[0];
+      if (knob === undefined) return undefined;
+      overrides[knob] = words[at + 1];
+    }
+    return resolveMode(DEFAULT_PRESET, overrides);
+  } catch (error) {
+    if (error instanceof ModeError) return undefined;
+    throw error;
+  }
+}
+
+/**
  * The preset table as plain text for `riakfs mount --help` (the README carries the same
  * table in Markdown).
  */

@@ -23,7 +23,7 @@ import { syncDirectory } from "../util/directories.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import { pendingInJournal } from "./journal.ts";
 import type { Logger } from "./log.ts";
-import { describeMode, type MountMode, presetOf } from "./modes.ts";
+import { describeMode, type MountMode, parseModeFlags, presetOf } from "./modes.ts";
 import { spoolJournalFile } from "./spool.ts";
 
 /** The record's file name in the spool. */
@@ -134,6 +134,29 @@ export function recordedNamespaceOtherThan(
     recorded: describeNamespace(record.namespace, namespace),
     given: describeNamespace(namespace, record.namespace),
   };
+}
+
+/**
+ * Why the mount recorded in spool `directory` would lose sight of files whose local copies a
+ * drain deletes (its mode reads or lists the source alone, as riak-fuse's line without `-dell`
+ * translates), with that mode; undefined when it would not, or the record names no mode.
+ *
+ * @example
+ * ```ts
+ * recordedModeHidingDrained("/srv/data/.riakfs-spool");
+ * // { mode: "--preset shadow", reason: "it reads and lists the local files alone" }
+ * ```
+ */
+export function recordedModeHidingDrained(
+  directory: string,
+): { mode: string; reason: string } | undefined {
+  const record = readSpoolRecord(directory);
+  const mode = record && parseModeFlags(record.mode);
+  if (mode === undefined) return undefined;
+  const alone = [mode.reads === "local" && "reads", mode.listings === "local" && "lists"]
+    .filter((verb) => verb !== false);
+  if (alone.length === 0) return undefined;
+  return { mode: record!.mode, reason: `it ${alone.join(" and ")} the local files alone` };
 }
 
 /** A spool holds entries journaled for another namespace than the mount's. */

@@ -11,6 +11,7 @@ import { Spool } from "./spool.ts";
 import {
   claimSpool,
   readSpoolRecord,
+  recordedModeHidingDrained,
   recordedNamespaceOtherThan,
   SpoolNamespaceError,
   type SpoolRecord,
@@ -149,6 +150,32 @@ Deno.test("recordedNamespaceOtherThan names both namespaces where the record nam
       recorded: "bucket-type=default bucket=s14 sets-bucket-type=sets layout=default",
       given: "bucket-type=default bucket=s14-typo sets-bucket-type=sets layout=default",
     });
+    return Promise.resolve();
+  });
+});
+
+Deno.test("recordedModeHidingDrained names a recorded mode that reads or lists the source alone, where a drain's deleted copies would vanish", async () => {
+  await withSpool((spool) => {
+    assert.equal(recordedModeHidingDrained(spool.directory), undefined, "no record");
+    const recorded = (mode: string) => {
+      assert.ok(writeSpoolRecord(spool.directory, { ...recordFor({}), mode }));
+      return recordedModeHidingDrained(spool.directory);
+    };
+    assert.equal(recorded("--preset drain"), undefined);
+    assert.equal(recorded("--preset migrate"), undefined);
+    // riak-fuse's line without -dell: shadow, -rreadcontent alone, -rreaddir alone.
+    assert.deepEqual(recorded("--preset shadow"), {
+      mode: "--preset shadow",
+      reason: "it reads and lists the local files alone",
+    });
+    const readsRiak =
+      "--reads riak-then-local --copy-on-read yes --writes local+riak --after-transfer keep";
+    assert.deepEqual(recorded(`${readsRiak} --listings local`), {
+      mode: `${readsRiak} --listings local`,
+      reason: "it lists the local files alone",
+    });
+    assert.equal(recorded(`${readsRiak} --listings union`), undefined);
+    assert.equal(recorded("--preset no-such-preset"), undefined, "unknown: not refused on it");
     return Promise.resolve();
   });
 });
