@@ -207,21 +207,12 @@ async function compareOnce(
       }
       throw error;
     }
-    if (remote.size !== local.size) {
-      return {
-        path: shown,
-        status: "differs",
-        detail: `size differs: local ${local.size}, Riak ${remote.size}`,
-        size,
-      };
-    }
-    if (remote.sha256 !== local.sha256) {
-      return {
-        path: shown,
-        status: "differs",
-        detail: `sha256 differs: local ${local.sha256}, Riak ${remote.sha256}`,
-        size,
-      };
+    if (remote.size !== local.size || remote.sha256 !== local.sha256) {
+      const difference = remote.size !== local.size
+        ? `size differs: local ${local.size}, Riak ${remote.size}`
+        : `sha256 differs: local ${local.sha256}, Riak ${remote.sha256}`;
+      const newer = await newerInRiak(options.store, path, stats.mtimeNs);
+      return { path: shown, status: "differs", detail: difference + newer, size };
     }
     // Same bytes with another mode or owner is no finished migration either: a drain would
     // delete the only copy that has them.
@@ -241,6 +232,23 @@ async function compareOnce(
     failureOf.set(comparison, error);
     return comparison;
   }
+}
+
+/**
+ * `; Riak's copy is the newer one (...)` where the copy Riak holds of `path` has a later mtime
+ * than the local file's (written through a mount, or by riak-fuse, since): a difference the
+ * pre-warm leaves as it is, not damage; else nothing.
+ */
+async function newerInRiak(
+  store: VerifyOptions["store"],
+  path: Buffer,
+  localMtimeNs: bigint,
+): Promise<string> {
+  const held = await store.tryStat(path, { fileOnly: true });
+  if (held === undefined || held.mtimeNs <= localMtimeNs) return "";
+  const shown = (ns: bigint) => new Date(Number(ns / 1_000_000n)).toISOString();
+  return `; Riak's copy is the newer one (mtime ${shown(held.mtimeNs)}, local ` +
+    `${shown(localMtimeNs)}): the pre-warm leaves it`;
 }
 
 /** Compares a symlink's target with the one Riak holds. */
