@@ -94,8 +94,8 @@ function render(report: ProgressReport, json: boolean): string {
   ];
   if (report.newerInRiak.files > 0) {
     lines.push(
-      `newer in Riak: ${approx}${show(report.newerInRiak)} (written through the mount; the ` +
-        "older local copies are left in place, also by a drain)",
+      `newer in Riak: ${approx}${show(report.newerInRiak)} (written since, through a mount ` +
+        "or by riak-fuse; the older local copies are left in place, also by a drain)",
     );
   }
   if (report.special.files > 0) {
