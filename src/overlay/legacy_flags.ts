@@ -182,7 +182,7 @@ export function translateLegacyFlags(argv: readonly string[]): LegacyTranslation
         hints.push(hint(name, "the second argument: riakfs mount SOURCE MOUNTPOINT"));
         break;
       case "host":
-        host = value;
+        host = riakFuseHost(name, value!);
         hints.push(hint(name, "--riak HOST:PORT (with --layout riak-fuse)"));
         break;
       case "port":
@@ -304,6 +304,22 @@ function nameOf(arg: string): string {
 
 function findLegacy(name: string): LegacyFlag | undefined {
   return LEGACY_FLAGS.find((flag) => flag.names.includes(name));
+}
+
+/**
+ * riak-fuse's `-rh` value as the host of a `--riak` node: an IPv6 address in brackets. A port
+ * there (`riak1:8087`) is refused: riak-fuse took it from `-rp` alone, and `--riak` would read
+ * `riak1:8087:8087`.
+ */
+function riakFuseHost(flag: string, value: string): string {
+  const colons = value.split(":").length - 1;
+  if (colons >= 2) return `[${value}]`; // An IPv6 address (node:net is too heavy for start-up).
+  if (colons === 1) {
+    throw new LegacyFlagError(
+      `riak-fuse flag ${flag} takes a host name or address (its port goes in -rp), got ${value}`,
+    );
+  }
+  return value;
 }
 
 function parsePort(flag: string, value: string): number {

@@ -125,6 +125,8 @@ Deno.test("-rh alone uses riak-fuse's default port, -rp alone its default host",
     translateLegacyFlags(["-rh", "10.0.0.5"]).argv.join(" ").includes("--riak 10.0.0.5:8087"),
   );
   assert.ok(translateLegacyFlags(["-rp", "9000"]).argv.join(" ").includes("--riak localhost:9000"));
+  // An IPv6 address, which riak-fuse's client took as it is, goes in brackets before the port.
+  assert.ok(translateLegacyFlags(["-rh", "::1"]).argv.join(" ").includes("--riak [::1]:8087"));
 });
 
 Deno.test("arguments after -- are not translated", () => {
@@ -136,6 +138,10 @@ Deno.test("missing or malformed legacy values are one-line errors", () => {
   for (
     const [argv, pattern] of [
       [["-rh"], /-rh needs a value/],
+      [
+        ["-rh", "riak1:8087"],
+        /^riak-fuse flag -rh takes a host name or address \(its port goes in -rp\), got riak1:8087$/,
+      ],
       [["-rp", "http"], /-rp needs a port number, got http/],
       [["-rp", "70000"], /port number/],
       [["-rfuid", "www"], /-rfuid needs a number/],
