@@ -11,7 +11,7 @@ import { mapAhead } from "../util/map_ahead.ts";
 import { argumentBytes, storePathArgument } from "./raw_args.ts";
 import { runWithStore } from "./riak-session.ts";
 import type { Output } from "./stdout.ts";
-import { formatMode, formatTime, statToJson } from "./stat_action.ts";
+import { formatMode, formatMtime, formatTime, statToJson } from "./stat_action.ts";
 
 /**
  * Entries of a `--long` listing whose attributes are asked of Riak at once: each is a round
@@ -129,7 +129,9 @@ function entryText(
   }
   if (!stat) return `${name}${suffix}\n`;
   const size = String(stat.size).padStart(10);
-  return `${formatMode(stat.type, stat.mode)} ${stat.uid} ${stat.gid} ${size} ${
-    formatTime(stat.mtimeNs)
-  } ${name}${suffix}\n`;
+  // As wide as a time, so the names stay in one column.
+  const time = formatMtime(stat).padEnd(formatTime(0n).length);
+  return `${
+    formatMode(stat.type, stat.mode)
+  } ${stat.uid} ${stat.gid} ${size} ${time} ${name}${suffix}\n`;
 }

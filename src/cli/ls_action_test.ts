@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { withStore } from "../store/_test_support.ts";
+import { putLegacyRiakFuseFile, riakFusePrefixes, withStore } from "../store/_test_support.ts";
 import { NotFoundError, StoreError } from "../store/errors.ts";
 import { displayPath } from "../store/path.ts";
 import type { DirEntry, FileStat, Store } from "../store/store.ts";
@@ -206,4 +206,18 @@ Deno.test("ls --long asks for the stats at once, bounded, and writes the first l
     lines.map((line) => line.trim().split(" ").pop()),
     entries.map((e) => e.name.toString()),
   );
+});
+
+Deno.test("ls --long shows no time for a directory Riak keeps no attributes for (a riak-fuse folder), not the epoch", async () => {
+  await withStore(async ({ client, riak, another }) => {
+    const riakFuse = riakFusePrefixes(riak);
+    const store = another({ namespace: { preset: "riak-fuse", riakFuse } });
+    await putLegacyRiakFuseFile(client, riakFuse, "shop", "a.jpg", "a picture");
+    let text = "";
+    await writeListing(store, Buffer.from("shop"), { long: true, json: false }, (data) => {
+      text += data;
+      return Promise.resolve();
+    });
+    assert.equal(text, `drwxr-xr-x 0 0          0 ${"-".padEnd(24)} images/\n`);
+  });
 });

@@ -68,6 +68,18 @@ export function formatTime(ns: bigint): string {
   return new Date(Number(ns / 1_000_000n)).toISOString();
 }
 
+/**
+ * The mtime of `stat` as {@link formatTime} writes it, or `-` for a directory Riak keeps no
+ * attributes for (a riak-fuse folder, the root): it has none, and the epoch would be a date.
+ */
+export function formatMtime(stat: FileStat): string {
+  return hasNoAttributes(stat) ? "-" : formatTime(stat.mtimeNs);
+}
+
+function hasNoAttributes(stat: FileStat): boolean {
+  return stat.type === "directory" && !stat.managed && stat.mtimeNs === 0n;
+}
+
 function formatStat(stat: FileStat): string {
   const where = describeLocation(stat.location);
   return [
@@ -76,7 +88,8 @@ function formatStat(stat: FileStat): string {
     `  Size: ${stat.size}`,
     `  Mode: ${formatMode(stat.type, stat.mode)} (${stat.mode.toString(8).padStart(4, "0")})`,
     ` Owner: ${stat.uid}:${stat.gid}`,
-    ` Mtime: ${formatTime(stat.mtimeNs)}`,
+    ` Mtime: ${formatMtime(stat)}` +
+    (hasNoAttributes(stat) ? " (Riak keeps no attributes for this directory)" : ""),
     `SHA256: ${stat.sha256}`,
     `  Riak: type ${where.bucketType}, bucket ${where.bucket}, key ${where.key}` +
     (stat.managed ? "" : " (not written by riakfs)"),
