@@ -100,10 +100,21 @@ export interface FileHolder {
 
 /**
  * Starts `sh` holding `file` open (`>>`: for writing, appending, as a daemon's log; `<`: only
- * for reading) until released, and resolves once it holds it.
+ * for reading) until released, and resolves once it holds it; with `ownMountNamespace`, from
+ * a mount namespace of its own (needs root).
  */
-export async function holdOpen(file: string, how: ">>" | "<" = ">>"): Promise<FileHolder> {
-  const child = spawn("sh", ["-c", `exec 3${how}"$1"; echo held; read line`, "sh", file], {
+export async function holdOpen(
+  file: string,
+  how: ">>" | "<" = ">>",
+  options: { ownMountNamespace?: boolean } = {},
+): Promise<FileHolder> {
+  const shell = ["sh", "-c", `exec 3${how}"$1"; echo held; read line`, "sh", file];
+  // unshare execs the shell in place: the pid is the holder's, in a mount namespace of its
+  // own (as a systemd service with PrivateTmp=, or a container, runs).
+  const command = options.ownMountNamespace
+    ? ["unshare", "--mount", "--propagation", "private", ...shell]
+    : shell;
+  const child = spawn(command[0], command.slice(1), {
     stdio: ["pipe", "pipe", "inherit"],
   });
   const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));

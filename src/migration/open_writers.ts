@@ -74,19 +74,52 @@ export class OpenWriters {
   async #build(): Promise<Set<string>> {
     const files = new Set<string>();
     let processes: string[];
-    let statable: Set<string>;
+    let ours: MountsOf;
     try {
       processes = readdirSync(this.#procRoot).filter((name) => /^[0-9]+$/.test(name));
-      statable = statableMounts(readFileSync(`${this.#procRoot}/self/mountinfo`, "latin1"));
+      ours = mountsOf(readFileSync(`${this.#procRoot}/self/mountinfo`, "latin1"));
     } catch {
       return files;
     }
+    // Other mount namespaces' mounts, by namespace: read once per index, when needed.
+    const theirs = new Map<string, MountsOf | undefined>();
     for (let at = 0; at < processes.length; at++) {
       if (at > 0 && at % PROCESSES_PER_TURN === 0) await nextTurn();
       if (processes[at] === this.#ownPid) continue;
+      const statable = (mountId: string) =>
+        ours.all.has(mountId)
+          ? ours.statable.has(mountId)
+          : this.#namespaceMounts(processes[at], theirs)?.statable.has(mountId) === true;
       this.#addWritersOf(processes[at], statable, files);
     }
     return files;
+  }
+
+  /**
+   * The mounts of process `pid`'s mount namespace (cached in `known` by namespace), undefined
+   * where they cannot be read. Every mount of another namespace (a container's, a systemd
+   * service's with PrivateTmp= or ProtectSystem=) has an id this one's mountinfo lacks, the
+   * copies of the host's mounts included: passed over, a daemon of such a service holding a
+   * file of the source open for writing went unseen, and a drain deleted the file.
+   */
+  #namespaceMounts(pid: string, known: Map<string, MountsOf | undefined>): MountsOf | undefined {
+    let namespace: string;
+    try {
+      namespace = readlinkSync(`${this.#procRoot}/${pid}/ns/mnt`);
+    } catch {
+      namespace = `pid ${pid}`;
+    }
+    if (!known.has(namespace)) {
+      try {
+        known.set(
+          namespace,
+          mountsOf(readFileSync(`${this.#procRoot}/${pid}/mountinfo`, "latin1")),
+        );
+      } catch {
+        known.set(namespace, undefined);
+      }
+    }
+    return known.get(namespace);
   }
 
   /**
@@ -96,7 +129,7 @@ export class OpenWriters {
    * that never gets an answer (an application writing through the mount hung a drain's
    * deletion). A source beneath a riakfs mount is on the filesystem under it, never on it.
    */
-  #addWritersOf(pid: string, statable: Set<string>, into: Set<string>): void {
+  #addWritersOf(pid: string, statable: (mountId: string) => boolean, into: Set<string>): void {
     const fdDirectory = `${this.#procRoot}/${pid}/fd`;
     let descriptors: string[];
     try {
@@ -111,7 +144,7 @@ export class OpenWriters {
         // readlink saves reading their fdinfo.
         if (readlinkSync(link, { encoding: "buffer" })[0] !== 0x2f) continue;
         const info = readFileSync(`${this.#procRoot}/${pid}/fdinfo/${fd}`, "latin1");
-        if (!writesThrough(info) || !statable.has(mountIdOf(info) ?? "")) continue;
+        if (!writesThrough(info) || !statable(mountIdOf(info) ?? "")) continue;
         const stats = statSync(link, { bigint: true });
         into.add(fileKey(stats.dev, stats.ino));
       } catch {
@@ -134,19 +167,27 @@ function mountIdOf(fdinfo: string): string | undefined {
   return /^mnt_id:\s*([0-9]+)$/m.exec(fdinfo)?.[1];
 }
 
+/** The ids of the mounts of one mount namespace, and of those among them that are statable. */
+interface MountsOf {
+  all: Set<string>;
+  statable: Set<string>;
+}
+
 /**
- * The ids of the mounts in a mountinfo text (proc(5)) whose files can be stat'ed without
- * asking a riakfs mount: every one but those of type `fuse.riakfs`. A mount of another
- * mount namespace is not listed, and its files are passed over.
+ * The ids of the mounts in a mountinfo text (proc(5)), and those whose files can be stat'ed
+ * without asking a riakfs mount: every one but those of type `fuse.riakfs`.
  */
-export function statableMounts(mountinfo: string): Set<string> {
-  const ids = new Set<string>();
+function mountsOf(mountinfo: string): MountsOf {
+  const all = new Set<string>();
+  const statable = new Set<string>();
   for (const line of mountinfo.split("\n")) {
     const [id] = line.split(" ", 1);
     const type = line.split(" - ", 2)[1]?.split(" ", 1)[0];
-    if (id && type !== undefined && type !== "fuse.riakfs") ids.add(id);
+    if (!id || type === undefined) continue;
+    all.add(id);
+    if (type !== "fuse.riakfs") statable.add(id);
   }
-  return ids;
+  return { all, statable };
 }
 
 function fileKey(dev: bigint, ino: bigint): string {

@@ -11,7 +11,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { holdOpen } from "./_test_support.ts";
+import { CAN_MOUNT, holdOpen } from "./_test_support.ts";
 import { OpenWriters, writesThrough } from "./open_writers.ts";
 
 function withFile(body: (file: string) => Promise<void>): Promise<void> {
@@ -104,29 +104,43 @@ Deno.test("a file on a riakfs mount is never stat'ed (from the mount's own threa
       mkdirSync(join(proc, "4242", "fdinfo"));
       symlinkSync(file, join(proc, "4242", "fd", "3"));
       writeFileSync(join(proc, "4242", "fdinfo", "3"), "pos:\t7\nflags:\t0102001\nmnt_id:\t99\n");
-      const mountedAs = (type: string) =>
+      // `mountinfo` of a namespace (this one's: "self") where `id` is a mount of `type`.
+      const mountedAs = (namespace: string, id: number, type: string) =>
         writeFileSync(
-          join(proc, "self", "mountinfo"),
-          `1 0 8:1 / / rw - ext4 /dev/sda1 rw\n99 1 0:99 / /srv/images rw - ${type} /srv/images rw\n`,
+          join(proc, namespace, "mountinfo"),
+          `1 0 8:1 / / rw - ext4 /dev/sda1 rw\n${id} 1 0:99 / /srv/images rw - ${type} /srv/images rw\n`,
         );
-      mountedAs("fuse.riakfs");
-      assert.equal(
-        await openForWriting(new OpenWriters({ procRoot: proc, maxAgeMs: 0 }), file),
-        false,
-      );
-      mountedAs("fuse.sshfs");
-      assert.equal(
-        await openForWriting(new OpenWriters({ procRoot: proc, maxAgeMs: 0 }), file),
-        true,
-      );
-      // A mount of another namespace (not in this one's mountinfo) is passed over too.
+      const seen = () => openForWriting(new OpenWriters({ procRoot: proc, maxAgeMs: 0 }), file);
+      mountedAs("self", 99, "fuse.riakfs");
+      assert.equal(await seen(), false);
+      mountedAs("self", 99, "fuse.sshfs");
+      assert.equal(await seen(), true);
+      // A mount of another namespace (not in this one's mountinfo): as that namespace's
+      // mountinfo says, and passed over where it cannot be read.
       writeFileSync(join(proc, "4242", "fdinfo", "3"), "pos:\t7\nflags:\t0102001\nmnt_id:\t7\n");
-      assert.equal(
-        await openForWriting(new OpenWriters({ procRoot: proc, maxAgeMs: 0 }), file),
-        false,
-      );
+      assert.equal(await seen(), false, "no mountinfo of its namespace to go by");
+      mountedAs("4242", 7, "fuse.riakfs");
+      assert.equal(await seen(), false);
+      mountedAs("4242", 7, "ext4");
+      assert.equal(await seen(), true);
     } finally {
       rmSync(proc, { recursive: true });
     }
   });
+});
+
+Deno.test({
+  name:
+    "a file a process of another mount namespace holds open for writing is seen (a systemd service with PrivateTmp=, a container)",
+  ignore: !CAN_MOUNT,
+  fn: async () => {
+    await withFile(async (file) => {
+      const holder = await holdOpen(file, ">>", { ownMountNamespace: true });
+      try {
+        assert.equal(await openForWriting(new OpenWriters({ maxAgeMs: 0 }), file), true);
+      } finally {
+        await holder.release();
+      }
+    });
+  },
 });
