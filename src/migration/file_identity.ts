@@ -49,14 +49,33 @@ export function identityOf(stats: BigIntStats): FileIdentity {
   };
 }
 
-/** lstat of a path (bytes or text) with nanosecond times; undefined when it does not exist. */
+/**
+ * lstat of a path (bytes or text) with nanosecond times; undefined when it does not exist,
+ * also because a directory on its way is no directory now (ENOTDIR): a path left to retry
+ * below a directory since replaced by a file is gone, not a failure for every run to come.
+ */
 export async function lstatIfExists(path: string | Buffer): Promise<BigIntStats | undefined> {
   try {
     return await lstat(path, { bigint: true });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    if (isNoSuchPath(error)) return undefined;
     throw error;
   }
+}
+
+/** {@link lstatIfExists} as a blocking call. */
+export function lstatIfExistsSync(path: string | Buffer): BigIntStats | undefined {
+  try {
+    return lstatSync(path, { bigint: true, throwIfNoEntry: false });
+  } catch (error) {
+    if (isNoSuchPath(error)) return undefined;
+    throw error;
+  }
+}
+
+function isNoSuchPath(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "ENOTDIR";
 }
 
 /**
@@ -68,10 +87,7 @@ export function lstatIfExistsPaced(
   pace: BlockingWhileFast | undefined,
 ): Promise<BigIntStats | undefined> {
   if (pace === undefined) return lstatIfExists(path);
-  return pace.run(
-    () => lstatSync(path, { bigint: true, throwIfNoEntry: false }),
-    () => lstatIfExists(path),
-  );
+  return pace.run(() => lstatIfExistsSync(path), () => lstatIfExists(path));
 }
 
 /** lstat's identity of a path (bytes or text); undefined when it no longer exists. */

@@ -1594,3 +1594,23 @@ Deno.test("a drain keeps a file changed within the quiet period, and deletes it 
     });
   });
 });
+
+Deno.test("a path to retry whose directory became a file meanwhile is gone, not a failure listed again every night", async () => {
+  await withSourceAndState(async (source, state) => {
+    for (const name of ["a", "z1", "z2"]) writeFileSync(join(source, name), name);
+    // As a run leaves it that failed a/b/c and was stopped by its budget after z1; the
+    // directory a/b has become a file since (a/b/c: ENOTDIR).
+    state.saveState({
+      format: "riakfs-migration-state/1",
+      cursorHex: Buffer.from("z1").toString("hex"),
+      currentPass: { startedAt: new Date().toISOString(), kind: "prewarm", tally: emptyTally() },
+      retryHex: [Buffer.from("a/b/c").toString("hex")],
+    });
+    await withStore(async ({ store }) => {
+      const result = await runPrewarm({ source, store, state });
+      assert.deepEqual(result.failures, []);
+      assert.equal(result.exitCode, EXIT_COMPLETE);
+      assert.deepEqual(state.loadState().retryHex ?? [], []);
+    });
+  });
+});

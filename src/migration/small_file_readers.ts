@@ -14,7 +14,12 @@ import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import { Worker } from "node:worker_threads";
 import { BlockingWhileFast } from "../util/blocking_while_fast.ts";
-import { FileChangedError, type FileIdentity, lstatIfExists } from "./file_identity.ts";
+import {
+  FileChangedError,
+  type FileIdentity,
+  lstatIfExists,
+  lstatIfExistsSync,
+} from "./file_identity.ts";
 import {
   changedTooRecently,
   checkSmallRead,
@@ -124,10 +129,7 @@ export class SmallFileReaders {
    * on the pool once they are slow.
    */
   lstat(absolutePath: Buffer): Promise<fs.BigIntStats | undefined> {
-    return this.#pace.run(
-      () => fs.lstatSync(absolutePath, { bigint: true, throwIfNoEntry: false }),
-      () => lstatIfExists(absolutePath),
-    );
+    return this.#pace.run(() => lstatIfExistsSync(absolutePath), () => lstatIfExists(absolutePath));
   }
 
   /** A blocking read on this thread, timed to tell a page cache from a disk. */
