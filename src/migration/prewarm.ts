@@ -1404,15 +1404,17 @@ class PrewarmRun {
   }
 
   /**
-   * Creates a directory with the local one's attributes (or nothing, if it is gone); false
-   * when Riak holds something at the path already.
+   * Creates a directory with the local one's attributes (or nothing, if it is gone or no
+   * directory now); false when Riak holds something at the path already.
    */
   async #createDirectory(
     path: Buffer,
     options: Pick<MkdirOptions, "unlisted" | "objectStored">,
   ): Promise<boolean> {
     const stats = await lstatIfExists(this.#absolute(path));
-    if (!stats) return true;
+    // Replaced by a file since the walk listed it: a directory made in Riak would refuse
+    // that file's upload by every later run. The walk finds it no directory, and lists it.
+    if (!stats?.isDirectory()) return true;
     try {
       await this.#o.store.mkdir(path, {
         unlisted: options.unlisted,

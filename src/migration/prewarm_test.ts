@@ -1614,3 +1614,31 @@ Deno.test("a path to retry whose directory became a file meanwhile is gone, not 
     });
   });
 });
+
+Deno.test("a directory replaced by a file after the walk listed it is not made a directory in Riak; the file goes there", async () => {
+  await withSourceAndState(async (source, state) => {
+    mkdirSync(join(source, "d"));
+    await withStore(async ({ store }) => {
+      // Riak is asked about d, and meanwhile d becomes a file.
+      const replacing = wrappedStore(store, {
+        tryStat: async (path, options) => {
+          const found = await store.tryStat(path, options);
+          if (
+            Buffer.from(path as Uint8Array).toString() === "d" &&
+            statSync(join(source, "d")).isDirectory()
+          ) {
+            rmSync(join(source, "d"), { recursive: true });
+            writeFileSync(join(source, "d"), "now a file");
+          }
+          return found;
+        },
+      });
+      await runPrewarm({ source, store: replacing, state });
+      assert.notEqual((await store.tryStat("d"))?.type, "directory");
+
+      const next = await runPrewarm({ source, store, state });
+      assert.equal(next.exitCode, EXIT_COMPLETE, JSON.stringify(next.failures));
+      assert.equal((await store.readFile("d")).toString(), "now a file");
+    });
+  });
+});
