@@ -24,7 +24,7 @@ import {
 import { OPEN_WRITERS, type OpenWriters } from "./open_writers.ts";
 import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
-import { displayPath } from "../store/path.ts";
+import { displayBytes, displayPath } from "../store/path.ts";
 
 /**
  * How Riak's mode and owner differ from the local ones, as an operator reads it; undefined
@@ -157,7 +157,7 @@ export async function deleteIfVerified(
     return {
       deleted: false,
       reason: "local-changed",
-      detail: `${Buffer.from(localFile).toString()}: its directory was replaced by a symlink`,
+      detail: `${shown(localFile)}: its directory was replaced by a symlink`,
     };
   }
   const inUse = await useOf(hashed.identity, activity);
@@ -165,7 +165,7 @@ export async function deleteIfVerified(
     return {
       deleted: false,
       reason: "local-active",
-      detail: `${Buffer.from(localFile).toString()}: ${inUse}`,
+      detail: `${shown(localFile)}: ${inUse}`,
     };
   }
   // Building the index of writers may have taken a while: changed since, it goes again.
@@ -205,6 +205,11 @@ function changedSinceHashed(localFile: Buffer | string): DeleteOutcome {
   return {
     deleted: false,
     reason: "local-changed",
-    detail: `${Buffer.from(localFile).toString()} changed since it was hashed`,
+    detail: `${shown(localFile)} changed since it was hashed`,
   };
+}
+
+/** The local file as an operator reads it: a newline or a byte that is not UTF-8 escaped. */
+function shown(localFile: Buffer | string): string {
+  return displayBytes(Buffer.from(localFile));
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -155,6 +156,29 @@ Deno.test("deleteIfVerified keeps a file changed (mtime or ctime) within the qui
         quiet(ctimeMs + 61_000),
       );
       assert.deepEqual(done, { deleted: true });
+    });
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("deleteIfVerified names a kept file as bytes shown safely: a newline or a byte that is not UTF-8 never reaches the log raw", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-delete-"));
+  try {
+    await withStore(async ({ store }) => {
+      const name = Buffer.from("log\nfaked line \xff", "latin1");
+      const file = Buffer.concat([Buffer.from(`${dir}/`), name]);
+      writeFileSync(file, "hello");
+      await store.writeFile(name, Buffer.from("hello"));
+      const hashed = { identity: (await currentIdentity(file))!, sha256: SHA_OF_HELLO };
+      const kept = await deleteIfVerified(store, name, file, hashed, undefined, {
+        quietPeriodMs: 60_000,
+      });
+      assert.equal(kept.deleted ? "" : kept.reason, "local-active");
+      assert.ok(
+        (kept.deleted ? "" : kept.detail).startsWith(`${dir}/log\\x0afaked line \\xff: `),
+        kept.deleted ? "" : kept.detail,
+      );
     });
   } finally {
     rmSync(dir, { recursive: true });
