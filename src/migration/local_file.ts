@@ -32,6 +32,14 @@ export const DEFAULT_READ_SIZE = 1024 * 1024;
  */
 export const RACY_WINDOW_MS = 50;
 
+/**
+ * How long after the time it shows a change may have come on a filesystem that keeps whole
+ * seconds (ext3, ext4 with 128-byte inodes, NFS from them: one; FAT: two): a rewrite within
+ * that second leaves size, mtime and ctime as they were, and a read taken for whole would be
+ * torn. A file whose mtime and ctime are both whole seconds is taken to be on one.
+ */
+export const COARSE_TIMESTAMP_MS = 2000;
+
 /** Options of {@link readUnchanged}. */
 export interface ReadUnchangedOptions {
   /** Bytes per read; default {@link DEFAULT_READ_SIZE}. */
@@ -260,21 +268,51 @@ export async function hashBytes(
   return { sha256: hash.digest("hex"), size };
 }
 
-/** True when the version's last change is within {@link RACY_WINDOW_MS} of now. */
+/**
+ * True when the version's last change is within {@link RACY_WINDOW_MS} of now (on a filesystem
+ * of whole seconds, within {@link COARSE_TIMESTAMP_MS} more).
+ */
 export function changedTooRecently(identity: FileIdentity): boolean {
-  const nowNs = BigInt(Date.now()) * 1_000_000n;
+  return racyForMs(identity) > 0;
+}
+
+const SECOND_NS = 1_000_000_000n;
+
+/**
+ * Whether this runtime reports a file's ctime below the second, as Node (the shipped binary)
+ * does: Deno's node:fs gives whole seconds, so there the times cannot tell a filesystem of
+ * whole seconds.
+ */
+const CTIME_BELOW_THE_SECOND = !("Deno" in globalThis);
+
+/**
+ * How much longer (ms) the version stays racy ({@link changedTooRecently}); 0 or less when it
+ * no longer is. `wholeSecondsMeanCoarse`: an mtime and ctime both of whole seconds are taken
+ * for a filesystem of whole seconds (where the runtime reports ctime below the second).
+ */
+export function racyForMs(
+  identity: FileIdentity,
+  nowMs: number = Date.now(),
+  wholeSecondsMeanCoarse: boolean = CTIME_BELOW_THE_SECOND,
+): number {
+  const nowNs = BigInt(nowMs) * 1_000_000n;
   // mtime too, since some runtimes (Deno) report ctime to the second only; but not an mtime
   // in the future (set by a tool or a skewed clock), which would hold the file back forever.
   const mtime = identity.mtimeNs <= nowNs ? identity.mtimeNs : 0n;
   const lastChange = identity.ctimeNs > mtime ? identity.ctimeNs : mtime;
-  return lastChange > nowNs - BigInt(RACY_WINDOW_MS) * 1_000_000n;
+  const coarse = wholeSecondsMeanCoarse && identity.mtimeNs % SECOND_NS === 0n &&
+    identity.ctimeNs % SECOND_NS === 0n;
+  const windowMs = RACY_WINDOW_MS + (coarse ? COARSE_TIMESTAMP_MS : 0);
+  return Number(lastChange + BigInt(windowMs) * 1_000_000n - nowNs) / 1e6;
 }
 
 /**
- * Waits out {@link RACY_WINDOW_MS} before retrying a file that was changing; rejects with
- * the signal's reason once `signal` is aborted.
+ * Waits out {@link RACY_WINDOW_MS} before retrying a file that was changing, or, given the
+ * version seen, until it is no longer racy ({@link changedTooRecently}); rejects with the
+ * signal's reason once `signal` is aborted.
  */
-export function waitOutRacyWindow(signal?: AbortSignal): Promise<void> {
+export function waitOutRacyWindow(signal?: AbortSignal, seen?: FileIdentity): Promise<void> {
+  const waitMs = Math.max(RACY_WINDOW_MS, Math.ceil(seen ? racyForMs(seen) : 0));
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const aborted = () => {
@@ -284,7 +322,7 @@ export function waitOutRacyWindow(signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(() => {
       signal?.removeEventListener("abort", aborted);
       resolve();
-    }, RACY_WINDOW_MS);
+    }, waitMs);
     signal?.addEventListener("abort", aborted, { once: true });
   });
 }

@@ -19,6 +19,7 @@ import {
   hashBytes,
   isFileChanged,
   RACY_WINDOW_MS,
+  racyForMs,
   readSmallUnchanged,
   readUnchanged,
 } from "./local_file.ts";
@@ -197,4 +198,25 @@ Deno.test("readUnchanged and readSmallUnchanged leave the access time alone", as
   } finally {
     rmSync(dir, { recursive: true });
   }
+});
+
+Deno.test("a file whose times are whole seconds (ext3, FAT, NFS from them) is racy until its second and a tick have passed: a rewrite within that second leaves size, mtime and ctime as they were", () => {
+  const SECOND_NS = 1_000_000_000n;
+  const nowMs = Date.now();
+  const nowNs = BigInt(nowMs) * 1_000_000n;
+  const at = (ns: bigint): FileIdentity => ({
+    size: 4n,
+    mtimeNs: ns,
+    ctimeNs: ns,
+    ino: 1n,
+    dev: 1n,
+  });
+  // As the shipped binary (Node) reports times, to the nanosecond.
+  const racy = (identity: FileIdentity) => racyForMs(identity, nowMs, true) > 0;
+  // Shown as the whole second before now: the change may have come up to a second later.
+  const wholeSecondAgo = (nowNs / SECOND_NS) * SECOND_NS - SECOND_NS;
+  assert.equal(racy(at(wholeSecondAgo)), true);
+  assert.equal(racy(at(wholeSecondAgo - 2n * SECOND_NS)), false);
+  // A filesystem with finer times shows a change as it came: a second ago is long past.
+  assert.equal(racy(at(nowNs - SECOND_NS + 123n)), false);
 });

@@ -904,7 +904,7 @@ class PrewarmRun {
         }
         if (changedTooRecently(identity) && attempt < retries) {
           // Being written right now: give the writer a moment before spending a transfer.
-          await waitOutRacyWindow();
+          await waitOutRacyWindow(undefined, identity);
           continue;
         }
         const outcome = count.mark();

@@ -203,7 +203,7 @@ async function copyOnce(
   let stats = await lstatPresent(absolute, options.pace);
   if (!stats?.isFile()) return "not-a-file";
   if (changedTooRecently(identityOf(stats))) {
-    await waitOutRacyWindow(signal);
+    await waitOutRacyWindow(signal, identityOf(stats));
     const again = await lstatPresent(absolute, options.pace);
     if (!again?.isFile()) return "not-a-file";
     stats = again;
