@@ -310,10 +310,14 @@ async function* candidatePaths(
       noteSpecial(root, specialType(stats));
       continue;
     }
-    for await (const entry of walkTree(absolute, { filter: options.filter })) {
-      const path = root.length === 0
-        ? entry.path
-        : Buffer.concat([root, Buffer.from("/"), entry.path]);
+    // Walked from SOURCE's root (below `root`): globs with a `/`, the mount's own entries
+    // and the filesystem not crossed are SOURCE's, as for the pre-warm.
+    const walk = walkTree(options.source, {
+      filter: options.filter,
+      under: root.length === 0 ? undefined : root,
+    });
+    for await (const entry of walk) {
+      const path = entry.path;
       if (entry.kind === "unreadable") {
         // Never "identical" for a tree it could not read: the directory is a difference.
         unreadable.set(path, entry.error.message);
@@ -322,7 +326,7 @@ async function* candidatePaths(
       else if (entry.kind === "file" || entry.kind === "symlink") yield path;
       else if (entry.kind === "other") {
         // Typed by the listing, looked at now: gone or replaced since is not special.
-        const now = await lstat(Buffer.concat([absolute, Buffer.from("/"), entry.path])).catch(
+        const now = await lstat(Buffer.concat([Buffer.from(options.source), SLASH, path])).catch(
           () => undefined,
         );
         if (now === undefined) continue;

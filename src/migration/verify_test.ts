@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
 import { reservoir, symlinkOnTheWay, verifyTree } from "./verify.ts";
+import { PathFilter } from "./glob.ts";
 import type { MigrationStore } from "./stored_file.ts";
 import { ConnectionError } from "../riak/errors.ts";
 import { RiakRequestError } from "../store/errors.ts";
@@ -227,5 +228,29 @@ Deno.test("verifyTree never follows a symlinked directory named in a PATH out of
   } finally {
     rmSync(source, { recursive: true });
     rmSync(outside, { recursive: true });
+  }
+});
+
+Deno.test("verifyTree of a PATH selects with the globs as the pre-warm does, paths from SOURCE's root", async () => {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-verify-"));
+  mkdirSync(join(source, "logs/old"), { recursive: true });
+  writeFileSync(join(source, "logs/kept"), "uploaded");
+  writeFileSync(join(source, "logs/old/left-out"), "never uploaded: excluded");
+  mkdirSync(join(source, "logs/.riakfs-spool"));
+  writeFileSync(join(source, "logs/.riakfs-spool/data"), "data, not a mount's spool");
+  try {
+    await withStore(async ({ store }) => {
+      await store.writeFile("logs/kept", Buffer.from("uploaded"));
+      await store.writeFile("logs/.riakfs-spool/data", Buffer.from("data, not a mount's spool"));
+      const filter = new PathFilter([], ["logs/old/"]);
+      const whole = await verifyTree({ source, store, filter });
+      const some = await verifyTree({ source, store, filter, paths: ["logs"] });
+      for (const summary of [whole, some]) {
+        assert.deepEqual(summary.differences, []);
+        assert.equal(summary.matched, 2);
+      }
+    });
+  } finally {
+    rmSync(source, { recursive: true });
   }
 });
