@@ -10,6 +10,7 @@ import { Buffer } from "node:buffer";
 import { closeSync, createReadStream, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { TallyDelta } from "./state.ts";
+import { isNoRoomError } from "../util/no_room.ts";
 
 /**
  * What went wrong with the entry shown as `shown`, for a line that names it already: the
@@ -66,6 +67,8 @@ export class FailureList {
   #spillFd: number | undefined;
   #spilled = 0;
   #takes = 0;
+  /** A write to the spill file found no room: the records that follow stay in memory. */
+  #spillHasNoRoom = false;
 
   constructor(spillFile: string | undefined, memoryLimit: number) {
     this.#spillFile = spillFile;
@@ -77,14 +80,20 @@ export class FailureList {
     return this.#memory.length + this.#spilled;
   }
 
-  /** The records held in memory: the first ones added. */
+  /**
+   * The records held in memory: the first ones added (and those that followed, once the
+   * spill file's disk had no room).
+   */
   get first(): readonly FailureRecord[] {
     return this.#memory;
   }
 
-  /** Adds a record, spilling it to the file once the memory share is full. */
+  /**
+   * Adds a record, spilling it to the file once the memory share is full; held in memory
+   * after all where the file's disk has no room (a run goes on on a full state directory).
+   */
   add(record: FailureRecord): void {
-    if (this.#memory.length < this.#memoryLimit) {
+    if (this.#memory.length < this.#memoryLimit || this.#spillHasNoRoom) {
       this.#memory.push(record);
       return;
     }
@@ -92,7 +101,6 @@ export class FailureList {
       this.#spilled++;
       return;
     }
-    this.#spillFd ??= openSync(this.#spillFile, "w", 0o644);
     const line: SpilledRecord = {
       hex: record.path.toString("hex"),
       error: record.error,
@@ -100,8 +108,20 @@ export class FailureList {
       retryNow: record.retryNow,
       ...(record.subtree ? { subtree: true } : {}),
     };
-    writeSync(this.#spillFd, JSON.stringify(line) + "\n");
-    this.#spilled++;
+    const bytes = Buffer.from(JSON.stringify(line) + "\n");
+    try {
+      this.#spillFd ??= openSync(this.#spillFile, "w", 0o644);
+      // A write cut short is the disk's last bytes: no room either.
+      if (writeSync(this.#spillFd, bytes) === bytes.length) {
+        this.#spilled++;
+        return;
+      }
+    } catch (error) {
+      if (!isNoRoomError(error)) throw error;
+    }
+    // Lost, or the end of the run, a failure would no longer be listed or retried.
+    this.#spillHasNoRoom = true;
+    this.#memory.push(record);
   }
 
   /**
@@ -124,7 +144,12 @@ export class FailureList {
       yield* memory;
       if (taken === undefined || spilled === 0) return;
       for await (const line of readLines(taken)) {
-        const record = JSON.parse(line) as SpilledRecord;
+        let record: SpilledRecord;
+        try {
+          record = JSON.parse(line);
+        } catch {
+          continue; // Cut short by a full disk: that record was held in memory instead.
+        }
         yield {
           path: Buffer.from(record.hex, "hex"),
           error: record.error,

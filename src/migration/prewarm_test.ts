@@ -1642,3 +1642,36 @@ Deno.test("a directory replaced by a file after the walk listed it is not made a
     });
   });
 });
+
+Deno.test({
+  name:
+    "a run whose failures outgrow memory while its state directory's disk is full goes on, lists them, and says it is not recorded",
+  ignore: !CAN_MOUNT,
+  fn: async () => {
+    const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+    try {
+      for (let index = 0; index < 3; index++) writeFileSync(join(source, `f${index}`), "x");
+      await withFullFilesystem(async ({ directory, makeRoom, fill }) => {
+        makeRoom(64 * 1024);
+        const state = new StateDirectory(join(directory, "state"));
+        state.ensure();
+        fill();
+        await withStore(async ({ store }) => {
+          // Riak answers, and refuses every put: the run goes on, failing file after file.
+          const refusing = failingWrites(store, () => new Error("refused"));
+          const run = await runPrewarm({ source, store: refusing, state, failuresInMemory: 1 });
+          assert.equal(run.exitCode, EXIT_FAILED);
+          assert.equal(run.tally.failed.files, 3);
+          assert.deepEqual(run.failures.map((failure) => failure.path).sort(), [
+            "/f0",
+            "/f1",
+            "/f2",
+          ]);
+          assert.equal(run.notRecorded, true);
+        });
+      });
+    } finally {
+      rmSync(source, { recursive: true, force: true });
+    }
+  },
+});
