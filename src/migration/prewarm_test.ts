@@ -1675,3 +1675,46 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a drain never crosses a bind mount below SOURCE, also of a directory or file of SOURCE's own filesystem",
+  ignore: !CAN_MOUNT,
+  fn: async () => {
+    await withSourceAndState(async (source, state) => {
+      // On the same filesystem as SOURCE (same st_dev), outside it.
+      const outside = mkdtempSync(join(tmpdir(), "riakfs-outside-"));
+      writeFileSync(join(outside, "theirs.txt"), "someone else's file");
+      writeFileSync(join(outside, "bound.txt"), "a file bound into SOURCE");
+      writeFileSync(join(source, "local.txt"), "SOURCE's own");
+      mkdirSync(join(source, "bound dir"));
+      writeFileSync(join(source, "bound-file.txt"), "");
+      execFileSync("mount", ["--bind", outside, join(source, "bound dir")]);
+      try {
+        execFileSync("mount", [
+          "--bind",
+          join(outside, "bound.txt"),
+          join(source, "bound-file.txt"),
+        ]);
+        try {
+          await withStore(async ({ store }) => {
+            const result = await runPrewarm({ source, store, state, deleteLocal: true });
+            assert.equal(result.exitCode, EXIT_COMPLETE, JSON.stringify(result.failures));
+            assert.equal(result.tally.mountPoints.files, 2);
+            assert.equal(result.tally.seen.files, 1, "only local.txt");
+            assert.deepEqual(readdirSync(outside).sort(), ["bound.txt", "theirs.txt"]);
+            assert.equal(await store.tryStat("bound dir/theirs.txt"), undefined);
+            const verified = await verifyTree({ source, store });
+            assert.equal(verified.mountPoints, 2);
+            assert.equal(verified.checked, 0);
+          });
+        } finally {
+          execFileSync("umount", [join(source, "bound-file.txt")]);
+        }
+      } finally {
+        execFileSync("umount", [join(source, "bound dir")]);
+        rmSync(outside, { recursive: true, force: true });
+      }
+    });
+  },
+});

@@ -17,7 +17,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { BigIntStats, Stats } from "node:fs";
-import { lstat, opendir, stat } from "node:fs/promises";
+import { lstat, opendir, readFile, realpath, stat } from "node:fs/promises";
 import { isDirectoryBeneath } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { isMountsOwnEntry } from "./mount_entries.ts";
@@ -112,8 +112,8 @@ export async function* walkTree(
     yield { path: under, kind: "unreadable", error };
     return;
   }
-  const onRootsFilesystem = await filesystemCheck(rootBytes);
-  if (under.length > 0 && !await onRootsFilesystem(under)) {
+  const filesystem = await filesystemCheck(rootBytes);
+  if (under.length > 0 && !await filesystem.onRootsFilesystem(under)) {
     yield { path: under, kind: "mount-point" };
     return;
   }
@@ -143,7 +143,7 @@ export async function* walkTree(
         (startAfter === path || startAfter.startsWith(path + "/"));
       if (!afterCursor && !holdsCursor) continue;
       if (options.filter && !options.filter.walksInto(bytes)) continue;
-      if (!await onRootsFilesystem(bytes)) {
+      if (!await filesystem.onRootsFilesystem(bytes)) {
         if (afterCursor) yield { path: bytes, kind: "mount-point" };
         continue;
       }
@@ -169,7 +169,7 @@ export async function* walkTree(
     }
     if (!afterCursor) continue;
     if (options.filter && !options.filter.selects(bytes)) continue;
-    yield { path: bytes, kind };
+    yield { path: bytes, kind: filesystem.isMountPoint(path) ? "mount-point" : kind };
   }
 }
 
@@ -217,7 +217,7 @@ export async function countTree(
   const rootBytes = Buffer.from(root);
   const startAfter = options.startAfter ? Buffer.from(options.startAfter).toString("latin1") : "";
   let count = 0;
-  const onRootsFilesystem = await filesystemCheck(rootBytes);
+  const filesystem = await filesystemCheck(rootBytes);
   /** Counts below `path` (latin1, "" for the root); false once stopped. */
   const visit = async (path: string): Promise<boolean> => {
     const directory = path === ""
@@ -238,7 +238,7 @@ export async function countTree(
         }
       } else if (
         (kind === "file" || kind === "symlink") && afterCursor &&
-        (options.filter?.selects(bytes) ?? true)
+        (options.filter?.selects(bytes) ?? true) && !filesystem.isMountPoint(child)
       ) count++;
       return true;
     });
@@ -247,7 +247,7 @@ export async function countTree(
       // Replaced by a symlink since it was listed: not followed out of the tree.
       const bytes = Buffer.from(child, "latin1");
       if (!await isDirectoryBeneath(rootBytes, bytes)) continue;
-      if (!await onRootsFilesystem(bytes)) continue;
+      if (!await filesystem.onRootsFilesystem(bytes)) continue;
       if (!await visit(child)) return false;
     }
     return true;
@@ -255,19 +255,67 @@ export async function countTree(
   return await visit("") ? count : undefined;
 }
 
-/**
- * Whether a directory (relative to `root`) is on the root's filesystem, by st_dev: another
- * filesystem mounted there is not the tree's. A directory that cannot be looked at counts as
- * on it (reading it reports the problem); so does everything when the root cannot be.
- */
-async function filesystemCheck(root: Buffer): Promise<(relative: Buffer) => Promise<boolean>> {
+/** Whether entries of the tree (relative to its root) belong to the tree's filesystem. */
+interface FilesystemCheck {
+  /**
+   * Whether a directory is on the root's filesystem, by st_dev (another filesystem mounted
+   * there is not the tree's), and nothing is mounted on it. A directory that cannot be looked
+   * at counts as on it (reading it reports the problem); so does everything when the root
+   * cannot be.
+   */
+  onRootsFilesystem(relative: Buffer): Promise<boolean>;
+  /**
+   * Whether something is mounted at `relative` (latin1), by the mount table as the walk began:
+   * a bind mount of a directory or file of the root's own filesystem has its st_dev, and a
+   * drain through it deleted files outside SOURCE.
+   */
+  isMountPoint(relative: string): boolean;
+}
+
+async function filesystemCheck(root: Buffer): Promise<FilesystemCheck> {
   const rootDevice = await stat(root, { bigint: true }).then((stats) => stats.dev, () => undefined);
-  return async (relative) => {
-    if (rootDevice === undefined) return true;
-    const at = Buffer.concat([root, Buffer.from("/"), relative]);
-    const device = await lstat(at, { bigint: true }).then((stats) => stats.dev, () => undefined);
-    return device === undefined || device === rootDevice;
+  const mounted = await mountPointsBelow(root);
+  return {
+    isMountPoint: (relative) => mounted.has(relative),
+    onRootsFilesystem: async (relative) => {
+      if (mounted.has(relative.toString("latin1"))) return false;
+      if (rootDevice === undefined) return true;
+      const at = Buffer.concat([root, Buffer.from("/"), relative]);
+      const device = await lstat(at, { bigint: true }).then((stats) => stats.dev, () => undefined);
+      return device === undefined || device === rootDevice;
+    },
   };
+}
+
+/**
+ * The mount points below `root` (relative to it, latin1), from /proc/self/mountinfo; none
+ * where it cannot be read.
+ */
+async function mountPointsBelow(root: Buffer): Promise<Set<string>> {
+  const below = new Set<string>();
+  let table: string;
+  let real: string;
+  try {
+    table = await readFile("/proc/self/mountinfo", "latin1");
+    // Deno gives a string whatever the encoding (see forEachName).
+    real = Buffer.from(await realpath(root, { encoding: "buffer" })).toString("latin1");
+  } catch {
+    return below;
+  }
+  const prefix = real === "/" ? "/" : `${real}/`;
+  for (const line of table.split("\n")) {
+    const escaped = line.split(" ")[4];
+    if (escaped === undefined) continue;
+    // Spaces, tabs, newlines and backslashes in a mount point are octal escapes (proc(5)).
+    const point = escaped.replace(
+      /\\([0-7]{3})/g,
+      (_, octal) => String.fromCharCode(parseInt(octal, 8)),
+    );
+    if (point.length > prefix.length && point.startsWith(prefix)) {
+      below.add(point.slice(prefix.length));
+    }
+  }
+  return below;
 }
 
 /** Reads and sorts one directory's names, closing its handle before returning. */
