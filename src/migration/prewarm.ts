@@ -1297,9 +1297,15 @@ class PrewarmRun {
       this.#foundInRiak(path, bytes, count);
       return;
     }
-    // A file or link written through the mount after the local link: left as it is.
     const local = await lstatIfExists(absolute);
-    if (remote && remote.type !== "directory" && local && remote.mtimeNs > local.mtimeNs) {
+    if (!local?.isSymbolicLink()) {
+      // Gone or replaced since it was read: with no time of its own to go by, it would
+      // replace what Riak holds, a file written through the mount since included.
+      count.undo();
+      return;
+    }
+    // A file or link written through the mount after the local link: left as it is.
+    if (remote && remote.type !== "directory" && remote.mtimeNs > local.mtimeNs) {
       count.add("inRiak", bytes);
       count.add("newerInRiak", bytes);
       return;
@@ -1317,11 +1323,11 @@ class PrewarmRun {
     this.#startTransfer();
     if (remote) await this.#o.store.remove(path);
     // The link's own times and owner: a link made again later (cp -a, tar, rsync) is newer.
-    await this.#o.store.symlink(
-      path,
-      target,
-      local && { mtimeNs: local.mtimeNs, uid: Number(local.uid), gid: Number(local.gid) },
-    );
+    await this.#o.store.symlink(path, target, {
+      mtimeNs: local.mtimeNs,
+      uid: Number(local.uid),
+      gid: Number(local.gid),
+    });
     this.#uploadedEarlier.delete(path.toString("latin1"));
     count.add("inRiak", bytes);
     count.add("uploaded", bytes);

@@ -1718,3 +1718,24 @@ Deno.test({
     });
   },
 });
+
+Deno.test("a symlink removed while Riak is asked about it never replaces what Riak holds at its name", async () => {
+  await withSourceAndState(async (source, state) => {
+    symlinkSync("old-target", join(source, "latest"));
+    await withStore(async ({ store }) => {
+      // Written through the mount since: a file, newer than the local link.
+      await store.writeFile("latest", Buffer.from("written through the mount"));
+      const removing = wrappedStore(store, {
+        tryStat: async (path, options) => {
+          const found = await store.tryStat(path, options);
+          if (Buffer.from(path as Uint8Array).toString() === "latest") {
+            rmSync(join(source, "latest"), { force: true });
+          }
+          return found;
+        },
+      });
+      await runPrewarm({ source, store: removing, state });
+      assert.equal((await store.readFile("latest")).toString(), "written through the mount");
+    });
+  });
+});
