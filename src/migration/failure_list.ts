@@ -14,11 +14,17 @@ import { isNoRoomError } from "../util/no_room.ts";
 
 /**
  * What went wrong with the entry shown as `shown`, for a line that names it already: the
- * error's message without the path it often starts with ("/a: /a: is a directory").
+ * error's message without the path it often starts with ("/a: /a: is a directory"), its
+ * control characters escaped (`\x0a`): a system error quotes the raw path, and a name
+ * holding a newline would otherwise split the line in the log.
  */
 export function reasonOf(error: unknown, shown: string): string {
   const message = error instanceof Error ? error.message : String(error);
-  return message.startsWith(`${shown}: `) ? message.slice(shown.length + 2) : message;
+  const reason = message.startsWith(`${shown}: `) ? message.slice(shown.length + 2) : message;
+  return reason.replace(
+    /\p{Cc}/gu,
+    (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
 }
 
 /** A failed path and what the run needs to retry it. */

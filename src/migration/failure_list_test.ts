@@ -54,3 +54,11 @@ Deno.test("reasonOf drops the path a message starts with, and only that", () => 
   assert.equal(reasonOf(new Error("/b: is a directory"), "/a"), "/b: is a directory");
   assert.equal(reasonOf("plain text", "/a"), "plain text");
 });
+
+Deno.test("reasonOf escapes the control characters of a system error quoting a raw path", () => {
+  const error = new Error("ENAMETOOLONG: name too long, opendir '/srv/data/a\nfailed: /forged'");
+  assert.equal(
+    reasonOf(error, "/a\\x0afailed: /forged"),
+    "ENAMETOOLONG: name too long, opendir '/srv/data/a\\x0afailed: /forged'",
+  );
+});
