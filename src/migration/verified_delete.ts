@@ -187,7 +187,10 @@ async function useOf(
   const quietNs = BigInt(Math.round((activity.quietPeriodMs ?? 0) * 1e6));
   if (quietNs > 0n) {
     const nowNs = BigInt(Math.round((activity.now ?? Date.now)() * 1e6));
-    const changedNs = identity.mtimeNs > identity.ctimeNs ? identity.mtimeNs : identity.ctimeNs;
+    // Not an mtime in the future (a skewed clock, a tool): the file would be kept for ever,
+    // and a drain never end; its ctime is the kernel's.
+    const mtimeNs = identity.mtimeNs <= nowNs ? identity.mtimeNs : 0n;
+    const changedNs = mtimeNs > identity.ctimeNs ? mtimeNs : identity.ctimeNs;
     if (nowNs - changedNs < quietNs) {
       return `changed within the last ${
         Number(quietNs / 1_000_000n) / 1000

@@ -184,3 +184,29 @@ Deno.test("deleteIfVerified names a kept file as bytes shown safely: a newline o
     rmSync(dir, { recursive: true });
   }
 });
+
+Deno.test("deleteIfVerified goes by the ctime of a file whose mtime is in the future (a skewed clock, a tool): the quiet period ends", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-delete-"));
+  try {
+    await withStore(async ({ store }) => {
+      const file = join(dir, "f");
+      writeFileSync(file, "hello");
+      await store.writeFile("f", Buffer.from("hello"));
+      const dayMs = 86_400_000;
+      utimesSync(file, new Date(Date.now() + dayMs), new Date(Date.now() + dayMs));
+      const identity = (await currentIdentity(file))!;
+      const ctimeMs = Number(identity.ctimeNs / 1_000_000n);
+      const done = await deleteIfVerified(
+        store,
+        Buffer.from("f"),
+        file,
+        { identity, sha256: SHA_OF_HELLO },
+        undefined,
+        { quietPeriodMs: 60_000, now: () => ctimeMs + 61_000 },
+      );
+      assert.deepEqual(done, { deleted: true });
+    });
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
