@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
+import type { Store } from "../store/store.ts";
 import { currentIdentity } from "./file_identity.ts";
 import { deleteIfVerified, describeAttributeDifference } from "./verified_delete.ts";
 import { OpenWriters } from "./open_writers.ts";
@@ -162,51 +163,56 @@ Deno.test("deleteIfVerified keeps a file changed (mtime or ctime) within the qui
   }
 });
 
-Deno.test("deleteIfVerified names a kept file as bytes shown safely: a newline or a byte that is not UTF-8 never reaches the log raw", async () => {
+/**
+ * Runs `body` with `name` holding "hello" in a fresh directory and in Riak (at the same
+ * name); removes the directory after.
+ */
+async function withHelloInBoth(
+  name: Buffer,
+  body: (store: Store, file: Buffer, dir: string) => Promise<void>,
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "riakfs-delete-"));
   try {
     await withStore(async ({ store }) => {
-      const name = Buffer.from("log\nfaked line \xff", "latin1");
       const file = Buffer.concat([Buffer.from(`${dir}/`), name]);
       writeFileSync(file, "hello");
       await store.writeFile(name, Buffer.from("hello"));
-      const hashed = { identity: (await currentIdentity(file))!, sha256: SHA_OF_HELLO };
-      const kept = await deleteIfVerified(store, name, file, hashed, undefined, {
-        quietPeriodMs: 60_000,
-      });
-      assert.equal(kept.deleted ? "" : kept.reason, "local-active");
-      assert.ok(
-        (kept.deleted ? "" : kept.detail).startsWith(`${dir}/log\\x0afaked line \\xff: `),
-        kept.deleted ? "" : kept.detail,
-      );
+      await body(store, file, dir);
     });
   } finally {
     rmSync(dir, { recursive: true });
   }
+}
+
+Deno.test("deleteIfVerified names a kept file as bytes shown safely: a newline or a byte that is not UTF-8 never reaches the log raw", async () => {
+  const name = Buffer.from("log\nfaked line \xff", "latin1");
+  await withHelloInBoth(name, async (store, file, dir) => {
+    const hashed = { identity: (await currentIdentity(file))!, sha256: SHA_OF_HELLO };
+    const kept = await deleteIfVerified(store, name, file, hashed, undefined, {
+      quietPeriodMs: 60_000,
+    });
+    assert.equal(kept.deleted ? "" : kept.reason, "local-active");
+    assert.ok(
+      (kept.deleted ? "" : kept.detail).startsWith(`${dir}/log\\x0afaked line \\xff: `),
+      kept.deleted ? "" : kept.detail,
+    );
+  });
 });
 
 Deno.test("deleteIfVerified goes by the ctime of a file whose mtime is in the future (a skewed clock, a tool): the quiet period ends", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "riakfs-delete-"));
-  try {
-    await withStore(async ({ store }) => {
-      const file = join(dir, "f");
-      writeFileSync(file, "hello");
-      await store.writeFile("f", Buffer.from("hello"));
-      const dayMs = 86_400_000;
-      utimesSync(file, new Date(Date.now() + dayMs), new Date(Date.now() + dayMs));
-      const identity = (await currentIdentity(file))!;
-      const ctimeMs = Number(identity.ctimeNs / 1_000_000n);
-      const done = await deleteIfVerified(
-        store,
-        Buffer.from("f"),
-        file,
-        { identity, sha256: SHA_OF_HELLO },
-        undefined,
-        { quietPeriodMs: 60_000, now: () => ctimeMs + 61_000 },
-      );
-      assert.deepEqual(done, { deleted: true });
-    });
-  } finally {
-    rmSync(dir, { recursive: true });
-  }
+  await withHelloInBoth(Buffer.from("f"), async (store, file) => {
+    const dayMs = 86_400_000;
+    utimesSync(file, new Date(Date.now() + dayMs), new Date(Date.now() + dayMs));
+    const identity = (await currentIdentity(file))!;
+    const ctimeMs = Number(identity.ctimeNs / 1_000_000n);
+    const done = await deleteIfVerified(
+      store,
+      Buffer.from("f"),
+      file,
+      { identity, sha256: SHA_OF_HELLO },
+      undefined,
+      { quietPeriodMs: 60_000, now: () => ctimeMs + 61_000 },
+    );
+    assert.deepEqual(done, { deleted: true });
+  });
 });
