@@ -1,6 +1,7 @@
 /**
  * End-to-end: a serving process killed with SIGKILL under load never leaves a dead mount,
- * a stale mount is cleared by the next mount, and the mount/umount commands behave.
+ * a stale mount is cleared by the next mount, a hung one is neither waited on forever nor
+ * taken for a dead one, and the mount/umount commands behave.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -8,10 +9,12 @@ import { join, relative } from "node:path";
 import {
   crashLeavingStaleMount,
   isMounted,
+  run,
   startMount,
   stopMount,
   tempDir,
   waitFor,
+  watchdogsOf,
 } from "./_mount.ts";
 import { runtimePaths } from "../src/overlay/control.ts";
 import { isProcessAlive } from "../src/util/process.ts";
@@ -238,5 +241,58 @@ Deno.test("umount of a busy mount says so; --lazy detaches it", async () => {
     assert.equal(fs.readFileSync(join(mount.source, "held"), "utf8"), "still served");
   } finally {
     await stopMount(mount);
+  }
+});
+
+Deno.test("a hung mount (its process stopped): a mount there is refused in one line, umount takes it away, and the mount made there next outlives the hung process's death", async () => {
+  const runDirectory = tempDir("riakfs-run-");
+  const nextRunDirectory = tempDir("riakfs-run-");
+  const nextSource = tempDir("riakfs-next-");
+  fs.writeFileSync(join(nextSource, "next"), "served by the next mount");
+  const hung = await startMount({ args: ["--run-dir", runDirectory] });
+  const hungPid = hung.server.pid!;
+  let watchdog: number[] = [];
+  assert.ok(await waitFor(() => (watchdog = watchdogsOf(hungPid)).length === 1, 5_000));
+  const { pidFile } = runtimePaths(hung.mountpoint, nextRunDirectory);
+  // Bounded from outside: before, both commands waited forever on the hung mount.
+  const riakfs = (args: string[]) => run("timeout", ["60", RIAKFS_BINARY, ...args]);
+  try {
+    process.kill(hungPid, "SIGSTOP");
+    const mountArgs = ["mount", "--preset", "passthrough", "--run-dir", nextRunDirectory];
+    const refused = await riakfs([...mountArgs, nextSource, hung.mountpoint]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /^riakfs: cannot mount on .*: .* does not answer within/);
+    assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
+    assert.ok(isMounted(hung.mountpoint), "the hung mount is left alone");
+
+    const umount = await riakfs(["umount", "--run-dir", runDirectory, hung.mountpoint]);
+    assert.equal(umount.code, 0, umount.stderr);
+    assert.match(umount.stderr, /no riakfs mount answers .*; unmounting without draining/);
+    assert.equal(isMounted(hung.mountpoint), false);
+
+    const next = await riakfs([...mountArgs, nextSource, hung.mountpoint]);
+    assert.equal(next.code, 0, next.stderr);
+    process.kill(hungPid, "SIGKILL");
+    assert.ok(await waitFor(() => !watchdog.some(isProcessAlive), 10_000), "its watchdog ended");
+    assert.ok(isMounted(hung.mountpoint), "the next mount is still there");
+    assert.equal(
+      fs.readFileSync(join(hung.mountpoint, "next"), "utf8"),
+      "served by the next mount",
+    );
+  } finally {
+    if (hung.server.exitCode === null && hung.server.signalCode === null) {
+      process.kill(hungPid, "SIGKILL");
+    }
+    const nextPid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, "utf8")) : 0;
+    if (isMounted(hung.mountpoint)) {
+      await runRiakfs(["umount", "--lazy", "--run-dir", nextRunDirectory, hung.mountpoint]);
+    }
+    if (nextPid > 0 && !(await waitFor(() => !isProcessAlive(nextPid), 10_000))) {
+      process.kill(nextPid, "SIGKILL");
+    }
+    await stopMount(hung);
+    for (const directory of [runDirectory, nextRunDirectory, nextSource]) {
+      fs.rmSync(directory, { recursive: true, force: true });
+    }
   }
 });

@@ -263,9 +263,10 @@ async function checkedPaths(
   requireTextPath(command, "SOURCE", source);
   requireTextPath(command, "MOUNTPOINT", mountpoint);
   const paths = { source: resolve(source), mountpoint: resolve(mountpoint) };
+  // First: a stat of a hung mount there would never return.
+  await checkMountpoint(paths.mountpoint);
   const wrongMountpoint = await notADirectory(paths.mountpoint);
   if (wrongMountpoint) usage(`mountpoint ${paths.mountpoint} ${wrongMountpoint}`);
-  await checkMountpoint(paths.mountpoint);
   const realMountpoint = await realpathUnlessStale(paths.mountpoint);
   const inMountpoint = (path: string | undefined) =>
     path !== undefined && isWithin(resolve(path), realMountpoint);

@@ -122,14 +122,26 @@ export async function mountFuse(options: MountOptions): Promise<Mounted> {
   return { fd, mountpoint, device: mount?.device ?? "" };
 }
 
+/** How long a mountpoint's filesystem may take to answer a stat before a mount is refused. */
+const MOUNTPOINT_ANSWER_MS = 5000;
+
 /**
- * Throws a {@link MountError} unless `mountpoint` can take a mount: an existing directory
- * that no live FUSE filesystem is mounted on (a dead one, left by a crash, is cleared by
- * {@link mountFuse}).
+ * Throws a {@link MountError} unless `mountpoint` can take a mount: a directory that no live
+ * FUSE filesystem is mounted on (a dead one, left by a crash, is cleared by
+ * {@link mountFuse}), and that answers (a hung one would hold the mount forever). A path that
+ * does not exist or is not a directory is left to the caller, who says so.
  */
 export async function checkMountpoint(mountpoint: string): Promise<void> {
+  if (!(await answersWithin(mountpoint, MOUNTPOINT_ANSWER_MS))) {
+    throw new MountError(
+      mountpoint,
+      `cannot mount on ${mountpoint}: the filesystem mounted there does not answer within ` +
+        `${MOUNTPOINT_ANSWER_MS / 1000} s (its process hung or stopped?); unmount it first ` +
+        `(riakfs umount ${mountpoint}, --lazy if it is busy)`,
+    );
+  }
   const state = await mountpointState(mountpoint);
-  if (state === "stale") return;
+  if (state === "stale" || state === "missing") return;
   if (state !== "ok") throw new MountError(mountpoint, `cannot mount on ${mountpoint}: ${state}`);
   const existing = (await readMounts()).find((mount) => mount.mountpoint === mountpoint);
   if (existing?.fstype.startsWith("fuse")) {
@@ -202,25 +214,45 @@ export async function probeMount(
   mountpoint: string,
   timeoutMs: number,
 ): Promise<"live" | "stale" | "silent"> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const silent = new Promise<"silent">((resolve) => {
-    timer = setTimeout(() => resolve("silent"), timeoutMs);
-  });
-  try {
-    const state = await Promise.race([mountpointState(mountpoint), silent]);
-    return state === "silent" ? "silent" : state === "stale" ? "stale" : "live";
-  } finally {
-    clearTimeout(timer);
-  }
+  if (!(await answersWithin(mountpoint, timeoutMs))) return "silent";
+  const state = await mountpointState(mountpoint);
+  return state === "stale" ? "stale" : "live";
 }
 
-async function mountpointState(mountpoint: string): Promise<"ok" | "stale" | string> {
+/**
+ * Whether a stat of `path` returns within `timeoutMs`, asked by a child process that is
+ * killed when it does not: a stat this process made of a hung mount would never return,
+ * keeping this process from exiting and the mount busy (so that it could not be unmounted).
+ */
+function answersWithin(path: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn("sh", ["-c", 'test -e "$1"', "riakfs-probe", path], { stdio: "ignore" });
+    const timer = setTimeout(() => {
+      // A request the hung server already read outlives even SIGKILL: not waited for.
+      child.kill("SIGKILL");
+      child.unref();
+      resolve(false);
+    }, timeoutMs);
+    child.on("error", () => {
+      clearTimeout(timer);
+      resolve(true); // No shell to ask: the stat this process makes answers instead.
+    });
+    child.on("exit", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/** "missing" when `mountpoint` is no directory; "stale" for a dead mount; else an error. */
+async function mountpointState(mountpoint: string): Promise<"ok" | "stale" | "missing" | string> {
   try {
     const stat = await fs.promises.stat(mountpoint);
-    return stat.isDirectory() ? "ok" : "not a directory";
+    return stat.isDirectory() ? "ok" : "missing";
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOTCONN" || code === "ECONNABORTED") return "stale";
+    if (code === "ENOENT" || code === "ENOTDIR") return "missing";
     return (error as Error).message;
   }
 }
@@ -284,11 +316,13 @@ export interface Watchdog {
 /**
  * Starts a detached watchdog for `mountpoint`. It holds the read end of a pipe from this
  * process; when the pipe closes without the clean word (this process died), it runs
- * `umount -l`, so applications get a usable directory back at once.
+ * `umount -l`, so applications get a usable directory back at once: only while the mount
+ * there is dead (an open of it answers ENOTCONN), since a process that hung, was unmounted
+ * and then killed must not take away the mount that took its place.
  */
 export function startWatchdog(mountpoint: string): Watchdog {
-  const script =
-    `read -r word; [ "$word" = ${CLEAN_WORD} ] || exec umount --no-canonicalize -l "$1"`;
+  const script = `read -r word; [ "$word" = ${CLEAN_WORD} ] && exit 0
+true 2>/dev/null < "$1" || exec umount --no-canonicalize -l "$1"`;
   const child = spawn("sh", ["-c", script, "riakfs-watchdog", mountpoint], {
     detached: true,
     stdio: ["pipe", "ignore", "ignore"],
