@@ -153,3 +153,53 @@ outageTests(
   "atomic saves, moves, removals, mkdir and rmdir of files in the spool end in Riak as the applications saw them",
   changeNamesThroughOutage,
 );
+
+/** The mtime rsync -a, cp -a and tar x give the files they make, after writing them. */
+const KEPT_TIME = new Date("2001-02-03T04:05:06.000Z");
+
+/**
+ * What rsync -a, cp -a and tar x do after writing a file during the outage: chmod and utimes
+ * by path (rsync on its temporary name, renamed into place after). Before, both answered EIO
+ * while the file's upload waited for Riak: the copies kept the bytes but lost their modes and
+ * times (rsync exits 23).
+ */
+async function keepAttributesThroughOutage({ env, ending, outage }: OutageScenario) {
+  const copy = join(env.mountpoint, "copy");
+  await fsp.mkdir(copy);
+  await waitForQuiet(env);
+  const files = new Map([["copied.bin", seededBytes(820, 1_500_000)]]);
+  files.set("synced.txt", seededBytes(821, 700));
+  await outage.stopRiak(() => fsp.writeFile(join(copy, "copied.bin"), files.get("copied.bin")!));
+  await fsp.chmod(join(copy, "copied.bin"), 0o640);
+  await fsp.utimes(join(copy, "copied.bin"), KEPT_TIME, KEPT_TIME);
+  await fsp.writeFile(join(copy, ".synced.txt.Xy12Ab"), files.get("synced.txt")!);
+  await fsp.utimes(join(copy, ".synced.txt.Xy12Ab"), KEPT_TIME, KEPT_TIME);
+  await fsp.chmod(join(copy, ".synced.txt.Xy12Ab"), 0o600);
+  await fsp.rename(join(copy, ".synced.txt.Xy12Ab"), join(copy, "synced.txt"));
+  const modes = new Map([["copied.bin", 0o640], ["synced.txt", 0o600]]);
+  const assertThroughMount = async () => {
+    for (const [name, content] of files) {
+      const stat = await fsp.stat(join(copy, name));
+      assert.equal(stat.mode & 0o777, modes.get(name), `${name}'s mode through the mount`);
+      assert.equal(stat.mtime.getTime(), KEPT_TIME.getTime(), `${name}'s mtime through the mount`);
+      assert.ok(Buffer.from(content).equals(await fsp.readFile(join(copy, name))), name);
+    }
+  };
+  await assertThroughMount();
+
+  await outage.end(ending);
+  await waitForQuiet(env);
+  for (const [name, content] of files) {
+    const stored = await env.store.tryStat(`/copy/${name}`);
+    assert.equal(stored?.mode! & 0o777, modes.get(name), `${name}'s mode in Riak`);
+    assert.equal(stored?.mtimeNs, BigInt(KEPT_TIME.getTime()) * 1_000_000n, `${name}'s mtime`);
+    assert.ok(Buffer.from(content).equals(await env.store.readFile(`/copy/${name}`)), name);
+  }
+  assert.deepEqual(await riakNames(env, "/copy"), [...files.keys()].sort());
+  await assertThroughMount();
+}
+
+outageTests(
+  "chmod and utimes by path of files written during the outage (rsync -a, cp -a) work, and Riak gets them with the bytes",
+  keepAttributesThroughOutage,
+);

@@ -593,7 +593,12 @@ export class OverlayFileSystem implements FileSystem {
     // truncate(2) by path where writes are staged: a short write session of its own, through
     // which it goes as through a descriptor (to the size the file has: its times alone; to a
     // smaller one: only the bytes kept are copied), not the file's bytes all staged first.
-    if (changes.size !== undefined && this.#stagesWrites()) {
+    // So does a chmod, chown or utimes by path of a file whose bytes wait in the spool while
+    // Riak is away (rsync's, cp -a's, tar's, after the close): staged again with them, as
+    // through a descriptor, instead of waiting for an upload that cannot go (EIO).
+    const waitsInSpool = this.#stagesWrites() && !this.#o.health.reachable &&
+      this.#o.uploads.pendingFor(path) !== undefined;
+    if ((changes.size !== undefined || waitsInSpool) && this.#stagesWrites()) {
       const session = await this.#session(path, changes.size === 0);
       try {
         return await this.#setAttr(ctx, nodeid, path, changes, handle, session);
