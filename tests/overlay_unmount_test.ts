@@ -3,7 +3,8 @@
  * unmount: with Riak down during a write burst, umount waits until Riak is back and every
  * closed file (also one written while draining) is in Riak when it returns 0; when the
  * drain times out it unmounts, says how many uploads are pending and exits non-zero, and
- * the next mount replays them from the journal.
+ * the next mount replays them from the journal; a second umount while the first drains takes
+ * the mount down, and the first then says what its drain left, not that its unmount failed.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -112,6 +113,47 @@ Deno.test("umount whose drain times out reports the pending uploads; the next mo
       await env.riak.restart();
     }
     for (const name of files.keys()) assert.equal(await env.store.tryStat(name), undefined);
+    await assertReplayedAfterRemount(env, files);
+  });
+});
+
+Deno.test("two umounts at once: the one whose drain times out first unmounts, and the other says what its drain left, not that its unmount failed", async () => {
+  await withOverlayEnv(async (env) => {
+    const first = await env.mount("migrate");
+    await env.riak.stop();
+    let files: Map<string, Uint8Array>;
+    try {
+      files = await writeBurst(env, "twice", 2, 600);
+      const umount = (timeoutMs: string) =>
+        runRiakfs([
+          "umount",
+          "--drain-timeout",
+          timeoutMs,
+          "--run-dir",
+          env.runDirectory,
+          env.mountpoint,
+        ]);
+      // A service manager's stop, and an operator's umount while it waits.
+      const patient = umount("60000");
+      await eventually(
+        "the first drain to begin",
+        () => Promise.resolve(first.stderr().includes("draining uploads")),
+      );
+      const hasty = await umount("500");
+      assert.equal(hasty.code, 3, hasty.stderr);
+      assert.match(hasty.stderr, /unmounted .*; 2 upload\(s\) still pending after the 500 ms/);
+      // Before, it exited 1 with "unmounting ... failed: umount: ... not mounted".
+      const waited = await patient;
+      assert.equal(waited.code, 3, waited.stderr);
+      assert.match(
+        waited.stderr,
+        /was unmounted meanwhile \(by another riakfs umount, or a signal\); 2 upload\(s\) still pending \(0 drained[^)]*\); they are safe in the journal/,
+      );
+      assert.ok(!isMounted(env.mountpoint));
+      assert.ok(await exited(first), "the serving process exits");
+    } finally {
+      await env.riak.restart();
+    }
     await assertReplayedAfterRemount(env, files);
   });
 });

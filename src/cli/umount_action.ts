@@ -41,24 +41,33 @@ export async function unmountDrained(
         "unmounted, since its pending uploads would not be waited for",
     );
   }
+  let takenElsewhere = false;
   try {
     await unmount(path, flags.lazy ?? false);
   } catch (error) {
     const message = (error as Error).message;
-    if (/busy/i.test(message) && !flags.lazy) {
+    if (outcome && !(await readMounts()).some((m) => m.device === mount.device)) {
+      // Gone while this command's drain waited: another `riakfs umount` (with a shorter
+      // drain timeout) or a signal to the mount took it down, and the drain ended with it.
+      // Said as it is, with what the drain left, not as a failed unmount.
+      takenElsewhere = true;
+    } else if (/busy/i.test(message) && !flags.lazy) {
       throw new Error(
         `${path} is busy (files open or a process inside); close them or use --lazy`,
       );
-    }
-    throw error;
+    } else throw error;
   }
   if (!outcome) return;
   const others = notDrained(outcome);
+  const unmounted = takenElsewhere
+    ? `${path} was unmounted meanwhile (by another riakfs umount, or a signal)`
+    : `unmounted ${path}`;
   if (outcome.pending > 0) {
     const ended = [`${outcome.drained} drained`, ...others].join(", ");
+    const when = takenElsewhere ? "" : ` after the ${outcome.timeoutMs} ms drain timeout`;
     process.stderr.write(
-      `riakfs: unmounted ${path}; ${outcome.pending} upload(s) still pending after the ` +
-        `${outcome.timeoutMs} ms drain timeout (${ended}); they are safe ` +
+      `riakfs: ${unmounted}; ${outcome.pending} upload(s) still pending${when} (${ended}); ` +
+        `they are safe ` +
         `in the journal${
           outcome.spool ? ` in ${outcome.spool}` : ""
         } and go to Riak when it is mounted again with this spool and namespace\n`,
@@ -73,7 +82,7 @@ export async function unmountDrained(
     flags.lazy
       ? `${uploads}, then detached ${path} (files still open are served until they are ` +
         "closed, then the mount's process ends)\n"
-      : `${uploads}, then unmounted ${path}\n`,
+      : `${uploads}, then ${unmounted}\n`,
   );
 }
 

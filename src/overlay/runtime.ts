@@ -221,6 +221,8 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
   let drainDeadline: number | undefined;
   /** The last drain's timeout, for the log of what it left (not the 0 ms left of it). */
   let lastDrainTimeoutMs: number | undefined;
+  /** What a stop leaves journaled, from when it began: see the end of a drain. */
+  let leftByStop: Promise<number> | undefined;
   const drainUploads = async (
     timeoutMs = settings.drainTimeoutMs,
     progress: (pending: number) => void = () => {},
@@ -239,6 +241,9 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
       const ticker = setInterval(() => progress(uploads.pendingCount), 250);
       try {
         pending = await uploads.drain(timeoutMs);
+        // Stopped meanwhile (unmounted by another `riakfs umount` or a signal): the stopped
+        // queue holds nothing, but what it held stays journaled, pending, not drained.
+        if (leftByStop) pending = await leftByStop;
       } finally {
         clearInterval(ticker);
       }
@@ -319,7 +324,8 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
         : Math.max(0, drainDeadline - Date.now()),
     ) =>
       stopped ??= (async () => {
-        const left = await parts.stopQueues(drainTimeoutMs);
+        leftByStop = parts.stopQueues(drainTimeoutMs);
+        const left = await leftByStop;
         if (left > 0) {
           logger.warn("uploads still pending at unmount; they stay journaled for the next mount", {
             pending: left,
