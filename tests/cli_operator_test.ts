@@ -238,3 +238,37 @@ Deno.test("a background mount that fails before it is ready prints its own error
     assert.equal(isMounted(place.mountpoint), false);
   });
 });
+
+Deno.test("a background mount opens its log file again on SIGHUP, as logrotate's rename, create and postrotate kill -HUP expect", async () => {
+  await withPlace(async (place) => {
+    const log = join(place.base, "mount.log");
+    const mounted = await mountInBackground(place, ["--preset", "passthrough", "--log-file", log]);
+    assert.equal(mounted.code, 0, mounted.stderr);
+    const pid = Number(fs.readFileSync(fileEnding(place.run, ".pid")!, "utf8"));
+    fs.renameSync(log, `${log}.1`);
+    process.kill(pid, "SIGHUP");
+    // Before, the line (and every later one) went on into the renamed file, which logrotate
+    // compresses and removes: the mount's log was lost, its disk space held.
+    assert.ok(
+      await waitFor(
+        () => fs.existsSync(log) && /log file opened again/.test(readText(log)),
+        10_000,
+      ),
+      `the log is written where it is named: ${readText(`${log}.1`)}`,
+    );
+    assert.equal(fs.statSync(log).mode & 0o777, 0o644);
+    assert.doesNotMatch(readText(`${log}.1`), /SIGHUP/);
+    fs.writeFileSync(join(place.mountpoint, "after-hangup.txt"), "still serving");
+    assert.equal(
+      fs.readFileSync(join(place.source, "after-hangup.txt"), "utf8"),
+      "still serving",
+    );
+    const unmounted = await runRiakfs(["umount", "--run-dir", place.run, place.mountpoint]);
+    assert.equal(unmounted.code, 0, unmounted.stderr);
+  });
+});
+
+/** `path`'s text, or "" when it is not there. */
+function readText(path: string): string {
+  return fs.existsSync(path) ? fs.readFileSync(path, "utf8") : "";
+}

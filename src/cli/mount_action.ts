@@ -10,7 +10,7 @@ import { join, resolve, sep } from "node:path";
 import type { Command } from "commander";
 import { checkMountpoint, fsnameFor, type ServedMount, serveFileSystem } from "../fuse/mod.ts";
 import { runtimePaths } from "../overlay/control.ts";
-import { Logger } from "../overlay/log.ts";
+import { Logger, reopenStandardError } from "../overlay/log.ts";
 import { ModeError, usesRiak } from "../overlay/modes.ts";
 import { type OverlaySettings, overlaySettingsFromOptions } from "../overlay/mount_options.ts";
 import { openPassthrough } from "../overlay/passthrough.ts";
@@ -139,6 +139,8 @@ async function serveInForeground(
   // Many concurrent requests each wait on one libuv pool thread (4 by default); this must
   // be set before the pool's first use, which is below.
   process.env.UV_THREADPOOL_SIZE ??= "16";
+  // Started in the background by `riakfs mount`: stderr is the log file it opened.
+  const inBackground = process.env[READY_FD_VARIABLE] !== undefined;
   const starter = new ReadyChannel(process.env[READY_FD_VARIABLE]);
   delete process.env[READY_FD_VARIABLE];
   const { overlay, riak } = settings;
@@ -150,9 +152,26 @@ async function serveInForeground(
   /** What the FUSE layer reports goes through the mount's logger (--log-format). */
   const fuseLog = (message: string) => logger.warn(message);
   // A hangup (a closed terminal, a log rotation script) must not take the filesystem away
-  // from under its applications, undrained: ignored from before the mount is up.
-  const hangup = () =>
-    logger.info("SIGHUP ignored: the mount keeps serving (riakfs umount or SIGTERM ends it)");
+  // from under its applications, undrained: ignored from before the mount is up. In the
+  // background it opens the log file again, which logrotate's postrotate sends it for.
+  const logFile = inBackground
+    ? flags.logFile ?? runtimePaths(mountpoint, overlay.runDirectory).logFile
+    : undefined;
+  const hangup = () => {
+    if (logFile === undefined) {
+      logger.info("SIGHUP ignored: the mount keeps serving (riakfs umount or SIGTERM ends it)");
+      return;
+    }
+    try {
+      reopenStandardError(logFile);
+      logger.info("SIGHUP: log file opened again; the mount keeps serving", { log: logFile });
+    } catch (error) {
+      logger.warn("SIGHUP: cannot open the log file again; logging on where it was", {
+        log: logFile,
+        error: (error as Error).message,
+      });
+    }
+  };
   process.on("SIGHUP", hangup);
   let runtime: OverlayRuntime | undefined;
   let served: ServedMount | undefined;

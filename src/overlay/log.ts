@@ -13,7 +13,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { fstatSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, writeSync } from "node:fs";
 
 /** Severity of a log line. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -41,11 +41,26 @@ export interface LogSink {
  * with a newline of its own (the failed one may have left part of a line).
  */
 export class FileDescriptorSink implements LogSink {
-  readonly #fd: number;
+  #fd: number;
   #torn = false;
 
   constructor(fd: number) {
     this.#fd = fd;
+  }
+
+  /**
+   * Writes to the file at `path` from now on, opened for appending (made if missing): a log
+   * file that a rotation moved aside (logrotate's rename and create) is written again where
+   * its readers look (made with mode 0644). The descriptor written so far is closed, unless it
+   * is one of the three standard ones.
+   */
+  reopen(path: string): void {
+    // Explicit: a mount runs with umask 0, and a log anyone may write is a log nobody can trust.
+    const fd = openSync(path, "a", 0o644);
+    const old = this.#fd;
+    this.#fd = fd;
+    this.#torn = false;
+    if (old > 2) closeSync(old);
   }
 
   /** @inheritdoc */
@@ -81,6 +96,16 @@ export function standardErrorSink(): LogSink {
   if (!isFile) process.stderr.on("error", () => {});
   standardError = isFile ? new FileDescriptorSink(2) : process.stderr;
   return standardError;
+}
+
+/**
+ * Opens the log file at `path` again for the stderr sink, a log file (see
+ * {@link FileDescriptorSink.reopen}); throws when stderr is no file, or `path` cannot be opened.
+ */
+export function reopenStandardError(path: string): void {
+  const sink = standardErrorSink();
+  if (!(sink instanceof FileDescriptorSink)) throw new Error("stderr is not a log file");
+  sink.reopen(path);
 }
 
 const LEVEL_ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
