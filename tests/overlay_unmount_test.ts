@@ -14,15 +14,17 @@ import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { defaultSpoolDirectory } from "../src/overlay/spool.ts";
 import { seededBytes } from "../src/store/_test_support.ts";
+import { withFullFilesystem } from "../src/util/_full_filesystem.ts";
 import { isMounted, waitFor } from "./_mount.ts";
 import {
   assertInRiak,
   assertReplayedAfterRemount,
   eventually,
   type OverlayEnv,
+  startRiakProcess,
   withOverlayEnv,
 } from "./_overlay.ts";
-import { runRiakfs } from "./_riakfs.ts";
+import { type RunResult, runRiakfs } from "./_riakfs.ts";
 
 /** Writes `count` files through the mount (each close() acknowledged) and returns them. */
 async function writeBurst(
@@ -39,6 +41,18 @@ async function writeBurst(
     files.set(name, content);
   }
   return files;
+}
+
+/** `riakfs umount` of `env`'s mount, its drain given at most `timeoutMs`. */
+function umountDraining(env: OverlayEnv, timeoutMs: number): Promise<RunResult> {
+  return runRiakfs([
+    "umount",
+    "--drain-timeout",
+    String(timeoutMs),
+    "--run-dir",
+    env.runDirectory,
+    env.mountpoint,
+  ]);
 }
 
 /** Whether the mount's process exited (within 20 s) and its stderr was read to the end. */
@@ -93,18 +107,11 @@ Deno.test("umount whose drain times out reports the pending uploads; the next mo
     let files: Map<string, Uint8Array>;
     try {
       files = await writeBurst(env, "late", 3, 800);
-      const result = await runRiakfs([
-        "umount",
-        "--drain-timeout",
-        "500",
-        "--run-dir",
-        env.runDirectory,
-        env.mountpoint,
-      ]);
+      const result = await umountDraining(env, 500);
       assert.equal(result.code, 3, result.stderr);
       assert.match(
         result.stderr,
-        /3 upload\(s\) still pending after the 500 ms drain timeout \(0 drained(, \d+ no longer needed [^)]*)?\); they are safe in the journal in .*spool/,
+        /3 upload\(s\) still pending after the 500 ms drain timeout \(0 drained(, \d+ no longer needed [^)]*)?\); Riak unreachable since \S+: [^;]*ECONNREFUSED[^;]*; they are safe in the journal in .*spool/,
       );
       assert.ok(!isMounted(env.mountpoint));
       assert.ok(await exited(first), "the serving process exits without waiting again");
@@ -124,22 +131,13 @@ Deno.test("two umounts at once: the one whose drain times out first unmounts, an
     let files: Map<string, Uint8Array>;
     try {
       files = await writeBurst(env, "twice", 2, 600);
-      const umount = (timeoutMs: string) =>
-        runRiakfs([
-          "umount",
-          "--drain-timeout",
-          timeoutMs,
-          "--run-dir",
-          env.runDirectory,
-          env.mountpoint,
-        ]);
       // A service manager's stop, and an operator's umount while it waits.
-      const patient = umount("60000");
+      const patient = umountDraining(env, 60_000);
       await eventually(
         "the first drain to begin",
         () => Promise.resolve(first.stderr().includes("draining uploads")),
       );
-      const hasty = await umount("500");
+      const hasty = await umountDraining(env, 500);
       assert.equal(hasty.code, 3, hasty.stderr);
       assert.match(hasty.stderr, /unmounted .*; 2 upload\(s\) still pending after the 500 ms/);
       // Before, it exited 1 with "unmounting ... failed: umount: ... not mounted".
@@ -147,7 +145,7 @@ Deno.test("two umounts at once: the one whose drain times out first unmounts, an
       assert.equal(waited.code, 3, waited.stderr);
       assert.match(
         waited.stderr,
-        /was unmounted meanwhile \(by another riakfs umount, or a signal\); 2 upload\(s\) still pending \(0 drained[^)]*\); they are safe in the journal/,
+        /was unmounted meanwhile \(by another riakfs umount, or a signal\); 2 upload\(s\) still pending \(0 drained[^)]*\); Riak unreachable since [^;]*; they are safe in the journal/,
       );
       assert.ok(!isMounted(env.mountpoint));
       assert.ok(await exited(first), "the serving process exits");
@@ -155,6 +153,38 @@ Deno.test("two umounts at once: the one whose drain times out first unmounts, an
       await env.riak.restart();
     }
     await assertReplayedAfterRemount(env, files);
+  });
+});
+
+Deno.test("a Riak whose disk is full refuses the uploads: status says so beside 'reachable', and umount says why they are pending", async () => {
+  await withOverlayEnv(async (env) => {
+    await withFullFilesystem(async (disk) => {
+      const riak = await startRiakProcess(join(disk.directory, "riak"));
+      try {
+        const mount = await env.mount("drain", [], riak.nodes[0]);
+        disk.fill();
+        await fsp.writeFile(join(env.mountpoint, "refused.bin"), seededBytes(830, 300_000));
+        await eventually(
+          "Riak refusing the upload",
+          () => Promise.resolve(/Riak answered a request with an error/.test(mount.stderr())),
+        );
+        // Before, it said "reachable, 0 outage(s)" alone while every upload was refused.
+        const status = await runRiakfs(["status", "--run-dir", env.runDirectory, env.mountpoint]);
+        assert.equal(status.code, 0, status.stderr);
+        assert.match(
+          status.stdout,
+          /reachable, 0 outage\(s\), \d+ request\(s\) refused \(the last at \S+: .*ENOSPC/,
+        );
+        const umount = await umountDraining(env, 500);
+        assert.equal(umount.code, 3, umount.stderr);
+        assert.match(
+          umount.stderr,
+          /1 upload\(s\) still pending after the 500 ms drain timeout \([^)]*\); Riak refused requests, the last at \S+: .*ENOSPC.*; they are safe in the journal/,
+        );
+      } finally {
+        await riak.close();
+      }
+    }, { sizeKiB: 8192, inodes: 1024, empty: true });
   });
 });
 
@@ -167,14 +197,7 @@ Deno.test("umount's counts agree: the uploads it waited for were drained, made u
       // Made empty by create(2), then written and closed: two uploads journaled while Riak
       // is away, the first of which the second makes unneeded while the drain waits.
       await fsp.writeFile(join(env.mountpoint, "a-file.txt"), files.get("a-file.txt")!);
-      const result = await runRiakfs([
-        "umount",
-        "--drain-timeout",
-        "1000",
-        "--run-dir",
-        env.runDirectory,
-        env.mountpoint,
-      ]);
+      const result = await umountDraining(env, 1000);
       assert.equal(result.code, 3, result.stderr);
       const waitedFor = /waiting for (\d+) upload\(s\)/.exec(result.stderr);
       const left =

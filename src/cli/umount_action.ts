@@ -65,9 +65,10 @@ export async function unmountDrained(
   if (outcome.pending > 0) {
     const ended = [`${outcome.drained} drained`, ...others].join(", ");
     const when = takenElsewhere ? "" : ` after the ${outcome.timeoutMs} ms drain timeout`;
+    const why = outcome.riak ? `${outcome.riak}; ` : "";
     process.stderr.write(
       `riakfs: ${unmounted}; ${outcome.pending} upload(s) still pending${when} (${ended}); ` +
-        `they are safe ` +
+        `${why}they are safe ` +
         `in the journal${
           outcome.spool ? ` in ${outcome.spool}` : ""
         } and go to Riak when it is mounted again with this spool and namespace\n`,

@@ -127,6 +127,12 @@ export interface DrainOutcome {
   timeoutMs: number;
   /** Where the pending uploads wait (the spool), if the mode has one. */
   spool?: string;
+  /**
+   * Why uploads stayed pending, as far as the mount knows: Riak unreachable since when and
+   * with what error, or refusing requests (the last one's error); a mount of an older riakfs
+   * does not say.
+   */
+  riak?: string;
 }
 
 /**
@@ -310,6 +316,36 @@ export async function requestDrain(
   return answer.drain as DrainOutcome;
 }
 
+/**
+ * The requests Riak refused, for the status's riak line: reachable is not all is well when
+ * Riak answers every upload with an error (its disk full), while the uploads pile up.
+ */
+function refusals(refused: HealthSnapshot["refused"]): string {
+  if (!refused) return "";
+  return `, ${refused.count} request(s) refused (the last at ${
+    new Date(refused.lastAt).toISOString()
+  }: ${refused.lastError})`;
+}
+
+/**
+ * What Riak did that keeps uploads pending, for a drain's outcome: unreachable (since when,
+ * and why), or refusing requests since `since` (ms since the epoch); undefined when neither.
+ */
+export function riakTrouble(health: HealthSnapshot, since: number): string | undefined {
+  if (!health.reachable) {
+    return `Riak unreachable since ${
+      new Date(health.downSince!).toISOString()
+    }: ${health.lastError}`;
+  }
+  const refused = health.refused;
+  if (refused && refused.lastAt >= since) {
+    return `Riak refused requests, the last at ${
+      new Date(refused.lastAt).toISOString()
+    }: ${refused.lastError}`;
+  }
+  return undefined;
+}
+
 /** The status as text for people. */
 export function formatStatus(report: StatusReport): string {
   const m = report.metrics;
@@ -333,7 +369,7 @@ export function formatStatus(report: StatusReport): string {
           : `UNREACHABLE since ${
             new Date(report.riak.downSince!).toISOString()
           }: ${report.riak.lastError}`
-      }, ${report.riak.outages} outage(s)`,
+      }, ${report.riak.outages} outage(s)${refusals(report.riak.refused)}`,
     ...(report.riak.pings === undefined ? [] : [
       `ping         ${
         report.riak.pings.map((ping) =>

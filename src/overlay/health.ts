@@ -68,6 +68,11 @@ export interface HealthSnapshot {
   lastError?: string;
   /** Outages seen since the mount started. */
   outages: number;
+  /**
+   * Requests Riak answered with an error since the mount started (a full disk, too few
+   * vnodes: reachable, but refusing), and the last one's error and time (ms since the epoch).
+   */
+  refused?: { count: number; lastAt: number; lastError: string };
 }
 
 /**
@@ -96,6 +101,7 @@ export class RiakHealth {
   /** Refusals since the last one logged, and when that was. */
   #refusalsUnlogged = 0;
   #refusalLoggedAt: number | undefined;
+  #refused: HealthSnapshot["refused"];
 
   readonly #probeIntervalMs: number;
   #probe: ReturnType<typeof setTimeout> | undefined;
@@ -198,7 +204,7 @@ export class RiakHealth {
       return;
     }
     if (riakAnswerOf(error) === "error") {
-      this.#refused(error);
+      this.#refusal(error);
       this.succeeded();
       return;
     }
@@ -252,13 +258,15 @@ export class RiakHealth {
     for (const listener of this.#unreachable) listener();
   }
 
-  #refused(error: unknown): void {
+  #refusal(error: unknown): void {
     this.#refusalsUnlogged++;
     const now = this.#now();
+    const message = error instanceof Error ? error.message : String(error);
+    this.#refused = { count: (this.#refused?.count ?? 0) + 1, lastAt: now, lastError: message };
     const last = this.#refusalLoggedAt;
     if (last !== undefined && now - last < REFUSALS_LOGGED_EVERY_MS) return;
     this.#logger.warn("Riak answered a request with an error", {
-      error: error instanceof Error ? error.message : String(error),
+      error: message,
       refused_requests: this.#refusalsUnlogged,
       ...(last === undefined ? {} : { since_seconds: Math.round((now - last) / 1000) }),
     });
@@ -333,6 +341,7 @@ export class RiakHealth {
       downSince: this.#downSince,
       lastError: this.#lastError,
       outages: this.#outages,
+      refused: this.#refused,
     };
   }
 }

@@ -41,6 +41,7 @@ Deno.test("an outage is logged once, however many requests fail, and its end onc
     downSince: undefined,
     lastError: undefined,
     outages: 1,
+    refused: undefined,
   });
 });
 

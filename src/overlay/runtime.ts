@@ -16,6 +16,7 @@ import {
   type ControlServer,
   type DrainOutcome,
   type NodePing,
+  riakTrouble,
   runtimePaths,
   startControlServer,
   type StatusReport,
@@ -54,6 +55,9 @@ import { type JobsEnded, UploadQueue } from "./upload_queue.ts";
 import { makeDirectories } from "../util/directories.ts";
 import { acquireLock, type HeldLock, LockedError } from "../util/lock.ts";
 import { isNoRoomError } from "../util/no_room.ts";
+
+/** A refusal this recent still explains uploads pending: they retry at least every 30 s. */
+const REFUSAL_RECENT_MS = 60_000;
 
 /**
  * How long a status report waits for the pings of Riak's nodes while the mount is in an
@@ -229,7 +233,8 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
   ): Promise<DrainOutcome> => {
     const uploads = parts.uploads;
     const endedBefore = { ...uploads?.ended };
-    drainDeadline = Date.now() + timeoutMs;
+    const began = Date.now();
+    drainDeadline = began + timeoutMs;
     lastDrainTimeoutMs = timeoutMs;
     logger.info("draining uploads; still serving", {
       pending: uploads?.pendingCount ?? 0,
@@ -259,6 +264,8 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
       pending,
       timeoutMs,
       spool: parts.spool?.directory,
+      // Since the drain began: a refusal of long ago is no reason now.
+      riak: pending > 0 ? riakTrouble(health.snapshot(), began - REFUSAL_RECENT_MS) : undefined,
     };
     // Log fields are snake_case, as everywhere else in the log.
     const fields = {
