@@ -632,12 +632,7 @@ export class UploadJournal {
       marked.push({ before, after: { ...before, away: true } });
     }
     if (marked.length === 0) return [];
-    const lines = marked.map(({ after }) => addLine(after)).join("");
-    this.#write(lines);
-    for (const { before, after } of marked) {
-      this.#pending.set(after.id, after);
-      this.#pendingLength += addLine(after).length - addLine(before).length;
-    }
+    this.#replacePending(marked, marked.map(({ after }) => addLine(after)).join(""));
     await this.#sync();
     return marked.map(({ after }) => after);
   }
@@ -653,10 +648,32 @@ export class UploadJournal {
     const before = this.#pending.get(id);
     if (before === undefined || isMirror(before)) return;
     const after: PendingUpload = { ...before, ours: [...ours] };
-    this.#write(addLine(after));
-    this.#pending.set(id, after);
-    this.#pendingLength += addLine(after).length - addLine(before).length;
+    this.#replacePending([{ before, after }], addLine(after));
     await this.#sync();
+  }
+
+  /**
+   * Writes `lines`, the entries' `after` versions, with those pending in their place first:
+   * the line may be the one that compacts the file, which writes what is pending, and the
+   * `before` there would lose the change at the next start. Put back if it cannot be written.
+   */
+  #replacePending(
+    changes: readonly { before: PendingUpload; after: PendingUpload }[],
+    lines: string,
+  ): void {
+    const swap = (from: "before" | "after", to: "before" | "after") => {
+      for (const change of changes) {
+        this.#pending.set(change[to].id, change[to]);
+        this.#pendingLength += addLine(change[to]).length - addLine(change[from]).length;
+      }
+    };
+    swap("before", "after");
+    try {
+      this.#write(lines);
+    } catch (error) {
+      swap("after", "before");
+      throw error;
+    }
   }
 
   /**

@@ -491,3 +491,37 @@ Deno.test("the journal's room is given back a block at a time, and taken again a
     assert.equal(room.release(300), false, "removed: nothing to give");
   });
 });
+
+Deno.test("a mark written as the journal reaches its size for compaction stays through the rewrite (away, ours)", async () => {
+  const marks: [
+    string,
+    (journal: UploadJournal, id: number) => Promise<unknown>,
+    Partial<PendingUpload>,
+  ][] = [
+    ["away", (journal, id) => journal.markAway([id]), { away: true }],
+    ["ours", (journal, id) => journal.noteOurs(id, [{ size: 5, mtimeNs: "7" }]), {
+      ours: [{ size: 5, mtimeNs: "7" }],
+    }],
+  ];
+  for (const [name, mark, marked] of marks) {
+    await withDirectory(async (directory) => {
+      const file = join(directory, "journal");
+      const { journal } = await UploadJournal.open(file);
+      const journaled = { ...upload("/a"), ...goingOver({ size: 8, mtimeNs: "1" }) };
+      const id = await journal.add(journaled);
+      // Lines done fill the file up to just below the size that compacts it.
+      while (statSync(file).size < 1024 * 1024 - 200) {
+        await journal.complete(journal.mirror({ path: "/tmp/f", mirror: "copy" }).id);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const before = statSync(file).size;
+      await mark(journal, id);
+      assert.ok(statSync(file).size < before, `${name}: the mark's line compacted the file`);
+      // No close: a crash (SIGKILL) leaves the file as written.
+      const reopened = await UploadJournal.open(file);
+      assert.deepEqual(reopened.pending, [{ id, ...journaled, ...marked }], name);
+      await reopened.journal.close();
+      await journal.close();
+    });
+  }
+});
