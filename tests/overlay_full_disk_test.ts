@@ -552,6 +552,34 @@ Deno.test("shadow: a create the full disk refuses (the journal's room used up to
   });
 });
 
+for (const preset of ["shadow", "migrate"]) {
+  Deno.test(`${preset}: an overwrite (O_TRUNC) the full disk refuses (the journal's room used up too) answers ENOSPC and leaves the file as it was`, async () => {
+    await withSourceOnTmpfs({ sizeKiB: 2048 }, async (env, disk) => {
+      // Sparse: its truncation frees no block the journal's line could take (on ext4 the
+      // blocks a truncate frees wait for the next commit of its journal too).
+      const old = new Uint8Array(20_000);
+      fs.writeFileSync(join(env.source, "old.bin"), "");
+      fs.truncateSync(join(env.source, "old.bin"), old.length);
+      await onMountOverSource(env, preset, async () => {
+        const file = join(env.mountpoint, "old.bin");
+        assert.deepEqual(await fsp.readFile(file), Buffer.from(old));
+        fs.rmSync(join(env.source, ".riakfs-spool", "journal.room"));
+        disk.fill(); // Neither the journal nor its room has a block left.
+        assert.ok(await refusedForRoom(fsp.writeFile(file, "new")), "ENOSPC");
+        assert.deepEqual(fs.readFileSync(join(env.source, "old.bin")), Buffer.from(old), "SOURCE");
+        assert.deepEqual(await fsp.readFile(file), Buffer.from(old), "through the mount");
+        disk.makeRoom(64 * 1024);
+        await fsp.writeFile(file, "room again");
+        await eventually(
+          "old.bin in Riak",
+          async () => (await env.store.tryStat("old.bin"))?.size === "room again".length,
+        );
+        await assertInRiak(env, new Map([["old.bin", Buffer.from("room again")]]));
+      });
+    });
+  });
+}
+
 for (const preset of ["passthrough", "shadow", "drain"]) {
   Deno.test(`${preset}: the full disk is logged once, not once per refused write`, async () => {
     await withSourceOnTmpfs({ sizeKiB: 1024 }, async (env, disk) => {

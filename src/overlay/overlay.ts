@@ -2364,12 +2364,24 @@ export class OverlayFileSystem implements FileSystem {
     const writable = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
     if (writable && !this.#stagesWrites()) {
       return await this.#oneWriteOpenAtATime(path, async () => {
-        if (this.#mirrorsWrites()) await this.#fetchIntoSource(path, (flags & O_TRUNC) !== 0);
+        const truncating = (flags & O_TRUNC) !== 0;
+        if (!this.#mirrorsWrites()) {
+          const file = await fsp.open(
+            await this.#localPath(path),
+            (flags & (O_ACCMODE | O_TRUNC | O_APPEND)) | O_NOFOLLOW,
+          );
+          return await this.#openWriter(path, file, flags, false);
+        }
+        await this.#fetchIntoSource(path, truncating);
+        // Truncated only once its mirror is journaled (#openWriter): an open the journal
+        // refuses (its disk full) leaves the file as it was. Writable for that, also where
+        // it was asked for with O_RDONLY.
+        const access = truncating && (flags & O_ACCMODE) === O_RDONLY ? O_RDWR : flags & O_ACCMODE;
         const file = await fsp.open(
           await this.#localPath(path),
-          (flags & (O_ACCMODE | O_TRUNC | O_APPEND)) | O_NOFOLLOW,
+          access | (flags & O_APPEND) | O_NOFOLLOW,
         );
-        return await this.#openWriter(path, file, flags, false);
+        return await this.#openWriter(path, file, flags, false, truncating);
       });
     }
     if (writable) {
@@ -2734,14 +2746,15 @@ export class OverlayFileSystem implements FileSystem {
 
   /**
    * A handle of local `file`, just opened for writing at `path`; where the mode mirrors
-   * writes, journaled to be mirrored once released.
-   * Closes `file` when that fails: the write would reach Riak only by chance.
+   * writes, journaled to be mirrored once released. `truncate` (O_TRUNC): emptied once that
+   * is journaled. Closes `file` when that fails: the write would reach Riak only by chance.
    */
   async #openWriter(
     path: string,
     file: SourceFile,
     flags: number,
     created: boolean,
+    truncate = false,
   ): Promise<Opened> {
     // Readers of Riak's copy follow to the local file; local readers share its inode.
     this.#contentMoving(path, { riakOnly: true });
@@ -2750,6 +2763,13 @@ export class OverlayFileSystem implements FileSystem {
       try {
         mirror = await this.#o.uploads.reserve({ path, mirror: "copy", ...this.#unseenMark(path) });
       } catch (error) {
+        await file.close();
+        throw error;
+      }
+      try {
+        if (truncate) await file.truncate(0);
+      } catch (error) {
+        await this.#o.uploads.cancel(mirror);
         await file.close();
         throw error;
       }
