@@ -140,6 +140,36 @@ Deno.test("migrate with --after-transfer delete: a written file fsync'd after it
   });
 });
 
+for (const preset of ["shadow", "migrate"]) {
+  Deno.test(`${preset}: fsync through a read-only descriptor (sync FILE) while another holds the file open for writing answers once Riak holds what was written`, async () => {
+    await withOverlayEnv(async (env) => {
+      const mounted = await env.mount(preset);
+      const path = join(env.mountpoint, "open.txt");
+      try {
+        const writer = await fsp.open(path, "w");
+        try {
+          await writer.writeFile("written, not closed yet");
+          const reader = await fsp.open(path, "r");
+          try {
+            await reader.sync();
+          } finally {
+            await reader.close();
+          }
+          assert.ok(await env.store.tryStat("open.txt"), "in Riak at fsync");
+          assert.equal(
+            (await env.store.readFile("open.txt")).toString(),
+            "written, not closed yet",
+          );
+        } finally {
+          await writer.close();
+        }
+      } finally {
+        await env.unmount(mounted);
+      }
+    });
+  });
+}
+
 Deno.test("drain: a source file a daemon holds open for writing is copied on read but kept, and its later lines reach Riak by the next pre-warm once it is closed", async () => {
   await withOverlayEnv(async (env) => {
     const log = join(env.source, "held.log");

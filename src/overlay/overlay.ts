@@ -2598,7 +2598,12 @@ export class OverlayFileSystem implements FileSystem {
     // descriptor that only reads (`sync FILE` opens the file read-only), since fsync(2)
     // makes the whole file durable whatever the descriptor.
     if (handle.kind === "local" && this.#mirrorsWrites()) {
-      if (!handle.mirror && !this.#o.uploads.hasPending(handle.path)) return;
+      // Nothing on its way, nor written through another handle still open (its mirror is
+      // queued only once it is released): Riak holds the file as it is.
+      if (
+        !handle.mirror && !this.#o.uploads.hasPending(handle.path) &&
+        !this.#localIsNewest(handle.path)
+      ) return;
       // Renamed while its snapshot waited: the snapshot found nothing there, so the file is
       // sent again under its new name (a few times at most, against a rename loop).
       for (let attempt = 0; attempt < 3; attempt++) {
