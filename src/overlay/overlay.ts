@@ -2096,6 +2096,7 @@ export class OverlayFileSystem implements FileSystem {
       }
     };
     const tree = await this.#localTreeBelow(from);
+    await this.#newerCopiesIntoSource(tree.files);
     const files = new Set([...tree.files, ...queued.keys()]);
     for (const path of files) await follow(path, queued.has(path));
     // Directories are made under their new names with their attributes, empty ones too.
@@ -2189,6 +2190,28 @@ export class OverlayFileSystem implements FileSystem {
     for (const entry of copies) {
       if (renamedInRiak && !needed.has(entry)) await this.#o.uploads.cancel(entry);
       else this.#o.uploads.start(entry);
+    }
+  }
+
+  /**
+   * Where reads come from Riak first, Riak's copies of `files` newer than the source's are
+   * brought into SOURCE before a rename journals them (as before a write): the removal of
+   * the old names and the copy of the new ones, replayed after a crash that came before
+   * Riak's rename, would otherwise remove Riak's newer bytes and copy the older ones.
+   */
+  async #newerCopiesIntoSource(files: readonly string[]): Promise<void> {
+    if (this.#mode.reads === "local") return;
+    for (const file of files) {
+      const local = await this.#lstatLocal(file);
+      // The newest already (nor, in an outage, is Riak asked).
+      if (
+        !local?.isFile() || this.#localIsNewest(file) ||
+        this.#knowledge.holdsMirrored(file, local)
+      ) continue;
+      const stat = await this.#riakStat(file);
+      // A local copy changed since Riak's was written (beneath the mount) is the newer one.
+      if (stat?.type !== "file" || stat.mtimeNs <= local.mtimeNs) continue;
+      await this.#oneWriteOpenAtATime(file, () => this.#fetchIntoSource(file, false));
     }
   }
 
