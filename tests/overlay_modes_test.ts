@@ -5,6 +5,7 @@
  * from the same state: a legacy file only in the source, a file only in Riak.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
@@ -169,6 +170,31 @@ for (const preset of ["shadow", "migrate"]) {
     });
   });
 }
+
+Deno.test("migrate: fsync through a descriptor reading Riak's copy while another holds the file open for writing in SOURCE answers once Riak holds what was written", async () => {
+  await withOverlayEnv(async (env) => {
+    await env.store.writeFile("r.txt", Buffer.from("Riak's copy"), { mode: 0o644 });
+    const mounted = await env.mount("migrate");
+    const path = join(env.mountpoint, "r.txt");
+    try {
+      const reader = await fsp.open(path, "r");
+      try {
+        const writer = await fsp.open(path, "r+");
+        try {
+          await writer.write(Buffer.from("written"), 0, 7, 0);
+          await reader.sync();
+          assert.equal((await env.store.readFile("r.txt")).toString(), "writtencopy");
+        } finally {
+          await writer.close();
+        }
+      } finally {
+        await reader.close();
+      }
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});
 
 Deno.test("drain: a source file a daemon holds open for writing is copied on read but kept, and its later lines reach Riak by the next pre-warm once it is closed", async () => {
   await withOverlayEnv(async (env) => {

@@ -2618,13 +2618,16 @@ export class OverlayFileSystem implements FileSystem {
     if (handle.kind === "local") await handle.file.sync();
     // Where the local file is the truth, its copy on its way to Riak is what fsync waits for:
     // sent as the file is now (even if another handle keeps writing it), also through a
-    // descriptor that only reads (`sync FILE` opens the file read-only), since fsync(2)
-    // makes the whole file durable whatever the descriptor.
-    if (handle.kind === "local" && this.#mirrorsWrites()) {
+    // descriptor that only reads (`sync FILE` opens the file read-only; in migrate, one
+    // reading Riak's copy while another writes the source's), since fsync(2) makes the whole
+    // file durable whatever the descriptor.
+    if (
+      this.#mirrorsWrites() && (handle.kind === "local" || this.#localIsNewest(handle.path))
+    ) {
       // Nothing on its way, nor written through another handle still open (its mirror is
       // queued only once it is released): Riak holds the file as it is.
       if (
-        !handle.mirror && !this.#o.uploads.hasPending(handle.path) &&
+        !(handle.kind === "local" && handle.mirror) && !this.#o.uploads.hasPending(handle.path) &&
         !this.#localIsNewest(handle.path)
       ) return;
       // Renamed while its snapshot waited: the snapshot found nothing there, so the file is
