@@ -580,6 +580,31 @@ for (const preset of ["shadow", "migrate"]) {
   });
 }
 
+Deno.test("migrate: an overwrite (O_TRUNC) of a file Riak holds a newer copy of, refused by the full disk (the journal's room used up too), leaves no empty copy in SOURCE that looks newer than Riak's", async () => {
+  await withSourceOnTmpfs({ sizeKiB: 2048 }, async (env, disk) => {
+    const local = join(env.source, "old.bin");
+    // Sparse, as above: emptied, it frees no block the journal's line could take.
+    fs.writeFileSync(local, "");
+    fs.truncateSync(local, 20_000);
+    fs.utimesSync(local, new Date("2020-01-01"), new Date("2020-01-01"));
+    const newer = Buffer.from("Riak's newer copy, written elsewhere");
+    await env.store.writeFile("old.bin", newer, { mode: 0o644 });
+    await onMountOverSource(env, "migrate", async () => {
+      const file = join(env.mountpoint, "old.bin");
+      assert.deepEqual(await fsp.readFile(file), newer);
+      fs.rmSync(join(env.source, ".riakfs-spool", "journal.room"));
+      disk.fill(); // Neither the journal nor its room has a block left.
+      assert.ok(await refusedForRoom(fsp.writeFile(file, "new")), "ENOSPC");
+      // A pre-warm would take such a copy for the newer file, and empty Riak's.
+      const inRiak = await env.store.stat("old.bin");
+      const left = fs.statSync(local, { bigint: true, throwIfNoEntry: false });
+      assert.ok(left === undefined || left.mtimeNs <= inRiak.mtimeNs, "none newer in SOURCE");
+      assert.deepEqual(await fsp.readFile(file), newer, "through the mount");
+      assert.deepEqual(await env.store.readFile("old.bin"), newer, "in Riak");
+    });
+  });
+});
+
 for (const preset of ["passthrough", "shadow", "drain"]) {
   Deno.test(`${preset}: the full disk is logged once, not once per refused write`, async () => {
     await withSourceOnTmpfs({ sizeKiB: 1024 }, async (env, disk) => {

@@ -2395,16 +2395,18 @@ export class OverlayFileSystem implements FileSystem {
           );
           return await this.#openWriter(path, file, flags, false);
         }
-        await this.#fetchIntoSource(path, truncating);
+        const emptied = await this.#fetchIntoSource(path, truncating) && truncating;
         // Truncated only once its mirror is journaled (#openWriter): an open the journal
         // refuses (its disk full) leaves the file as it was. Writable for that, also where
         // it was asked for with O_RDONLY.
         const access = truncating && (flags & O_ACCMODE) === O_RDONLY ? O_RDWR : flags & O_ACCMODE;
-        const file = await fsp.open(
-          await this.#localPath(path),
-          access | (flags & O_APPEND) | O_NOFOLLOW,
-        );
-        return await this.#openWriter(path, file, flags, false, truncating);
+        return await this.#journaledOrUnfetched(path, emptied, async () => {
+          const file = await fsp.open(
+            await this.#localPath(path),
+            access | (flags & O_APPEND) | O_NOFOLLOW,
+          );
+          return await this.#openWriter(path, file, flags, false, truncating);
+        });
       });
     }
     if (writable) {
@@ -3821,12 +3823,17 @@ export class OverlayFileSystem implements FileSystem {
     }
     await this.#oneWriteOpenAtATime(path, async () => {
       if (!this.#mirrorsWrites()) return await this.#truncateLocal(path, size);
-      await this.#fetchIntoSource(path, size === 0);
-      const reserved = await this.#o.uploads.reserve({
+      const emptied = await this.#fetchIntoSource(path, size === 0) && size === 0;
+      const reserved = await this.#journaledOrUnfetched(
         path,
-        mirror: "copy",
-        ...this.#unseenMark(path),
-      });
+        emptied,
+        () =>
+          this.#o.uploads.reserve({
+            path,
+            mirror: "copy",
+            ...this.#unseenMark(path),
+          }),
+      );
       try {
         await this.#truncateLocal(path, size);
       } finally {
@@ -4129,25 +4136,47 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
+   * `journal`s the change of `path` (its mirror's line) after {@link #fetchIntoSource} made
+   * the source's file an empty one (`emptied`): where that fails (the journal's disk full),
+   * the empty file goes again. Nothing journaled it, and a pre-warm would take it, newer than
+   * Riak's copy, for the file, and empty Riak's.
+   */
+  async #journaledOrUnfetched<T>(
+    path: string,
+    emptied: boolean,
+    journal: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await journal();
+    } catch (error) {
+      if (emptied) await ignoreMissing(this.#unlinkLocal(path));
+      throw error;
+    }
+  }
+
+  /**
    * Before a write of `path` where the local file is written first (under
    * {@link oneWriteOpenAtATime}): when Riak holds a version the source does not, it is
    * fetched into the source (temp file + rename, with Riak's attributes; only its
-   * attributes when `truncating`). While Riak is unreachable it fails with EIO (unless
-   * Riak's answer is still cached): Riak's copy may be the newer one.
+   * attributes when `truncating`), and this resolves true. While Riak is unreachable it
+   * fails with EIO (unless Riak's answer is still cached): Riak's copy may be the newer one.
    */
-  async #fetchIntoSource(path: string, truncating: boolean): Promise<void> {
-    if (this.#mode.reads === "local" || this.#localIsNewest(path)) return;
+  async #fetchIntoSource(path: string, truncating: boolean): Promise<boolean> {
+    if (this.#mode.reads === "local" || this.#localIsNewest(path)) return false;
     // A staged upload from a run in another mode holds the newest bytes: Riak first.
     if (this.#o.uploads.pendingFor(path)) await this.#settled(path);
     // While Riak is unreachable this fails (EIO): its copy may be newer than the local one.
     const stat = await this.#riakStat(path, { withContent: !truncating });
-    if (stat === undefined) return;
+    if (stat === undefined) return false;
     if (stat.type !== "file") throw fail(Errno.EISDIR, `${path}: not a regular file`);
     const local = await this.#lstatLocal(path);
     // utimes(2) through a double sets a local mtime to within a microsecond of Riak's.
     const mtimeGap = local === undefined ? undefined : local.mtimeNs - stat.mtimeNs;
-    if (local?.size === BigInt(stat.size) && mtimeGap! > -1000n && mtimeGap! < 1000n) return;
+    if (local?.size === BigInt(stat.size) && mtimeGap! > -1000n && mtimeGap! < 1000n) {
+      return false;
+    }
     await this.#fetchNow(path, { where: "riak", stat }, truncating);
+    return true;
   }
 
   async #fetchNow(
