@@ -2096,7 +2096,7 @@ export class OverlayFileSystem implements FileSystem {
       }
     };
     const tree = await this.#localTreeBelow(from);
-    await this.#newerCopiesIntoSource(tree.files);
+    await this.#riakCopiesIntoSource(tree.files);
     const files = new Set([...tree.files, ...queued.keys()]);
     for (const path of files) await follow(path, queued.has(path));
     // Directories are made under their new names with their attributes, empty ones too.
@@ -2194,12 +2194,13 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * Where reads come from Riak first, Riak's copies of `files` newer than the source's are
-   * brought into SOURCE before a rename journals them (as before a write): the removal of
-   * the old names and the copy of the new ones, replayed after a crash that came before
-   * Riak's rename, would otherwise remove Riak's newer bytes and copy the older ones.
+   * Where reads come from Riak first, Riak's copies of `files` that differ from the source's
+   * (the ones the mount shows) are brought into SOURCE before a rename journals them (as
+   * before a write): the removal of the old names and the copy of the new ones, replayed
+   * after a crash that came before Riak's rename, would otherwise remove Riak's bytes and
+   * copy the source's other ones.
    */
-  async #newerCopiesIntoSource(files: readonly string[]): Promise<void> {
+  async #riakCopiesIntoSource(files: readonly string[]): Promise<void> {
     if (this.#mode.reads === "local") return;
     for (const file of files) {
       const local = await this.#lstatLocal(file);
@@ -2208,9 +2209,7 @@ export class OverlayFileSystem implements FileSystem {
         !local?.isFile() || this.#localIsNewest(file) ||
         this.#knowledge.holdsMirrored(file, local)
       ) continue;
-      const stat = await this.#riakStat(file);
-      // A local copy changed since Riak's was written (beneath the mount) is the newer one.
-      if (stat?.type !== "file" || stat.mtimeNs <= local.mtimeNs) continue;
+      if ((await this.#riakStat(file))?.type !== "file") continue;
       await this.#oneWriteOpenAtATime(file, () => this.#fetchIntoSource(file, false));
     }
   }
