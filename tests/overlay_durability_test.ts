@@ -102,39 +102,49 @@ Deno.test("migrate: a stale mount (riakfs and its watchdog killed) is cleared by
   });
 });
 
-Deno.test("migrate: a rename cut short by a SIGKILL before Riak renamed keeps the newer copy Riak held of the file: the replay puts it under the new name", async () => {
-  await withOverlayEnv(async (env) => {
-    const older = seededBytes(700, 5_000);
-    const newer = seededBytes(701, 6_000);
-    await fsp.writeFile(join(env.source, "a.bin"), older);
-    utimesSync(join(env.source, "a.bin"), new Date("2020-01-01"), new Date("2020-01-01"));
-    // Written since by another host: Riak's copy is the newest, the source's an old one.
-    await env.store.writeFile("a.bin", newer, { mode: 0o644 });
-    const proxy = await startFaultProxyProcess(env.riak.nodes);
-    try {
-      const first = await env.mount("migrate", [], proxy.nodes.join(","));
-      assert.ok(Buffer.from(newer).equals(await fsp.readFile(join(env.mountpoint, "a.bin"))));
-      // Each of Riak's answers takes a while: the rename is seen done in SOURCE, and the mount
-      // killed, long before Riak's rename (several requests) could be.
-      await proxy.setLatency(1_500);
-      fsp.rename(join(env.mountpoint, "a.bin"), join(env.mountpoint, "b.bin")).catch(() => {});
-      await eventually(
-        "renamed in SOURCE",
-        () => Promise.resolve(existsSync(join(env.source, "b.bin"))),
-      );
-      await killMount(env, first);
-    } finally {
-      await proxy.close();
-    }
-    assert.ok(await env.store.tryStat("a.bin"), "killed before Riak renamed");
-    assert.equal(await env.store.tryStat("b.bin"), undefined, "killed before Riak renamed");
-    const second = await env.mount("migrate");
-    try {
-      await waitForQuiet(env);
-      assert.ok(Buffer.from(newer).equals(await env.store.readFile("b.bin")), "Riak's bytes kept");
-      assert.ok(Buffer.from(newer).equals(await fsp.readFile(join(env.mountpoint, "b.bin"))));
-    } finally {
-      await env.unmount(second);
-    }
+for (
+  const [riakIs, riakMtimeNs] of [["later", undefined], [
+    "earlier (cp -p)",
+    1_500_000_000n * 10n ** 9n,
+  ]] as const
+) {
+  Deno.test(`migrate: a rename cut short by a SIGKILL before Riak renamed keeps the copy Riak held of the file, dated ${riakIs} than the source's: the replay puts it under the new name`, async () => {
+    await withOverlayEnv(async (env) => {
+      const older = seededBytes(700, 5_000);
+      const newer = seededBytes(701, 6_000);
+      await fsp.writeFile(join(env.source, "a.bin"), older);
+      utimesSync(join(env.source, "a.bin"), new Date("2020-01-01"), new Date("2020-01-01"));
+      // Written since by another host: Riak's copy is the one the mount shows.
+      await env.store.writeFile("a.bin", newer, {
+        mode: 0o644,
+        ...(riakMtimeNs === undefined ? {} : { mtimeNs: riakMtimeNs }),
+      });
+      const proxy = await startFaultProxyProcess(env.riak.nodes);
+      try {
+        const first = await env.mount("migrate", [], proxy.nodes.join(","));
+        assert.ok(Buffer.from(newer).equals(await fsp.readFile(join(env.mountpoint, "a.bin"))));
+        // Each of Riak's answers takes a while: the rename is seen done in SOURCE, and the
+        // mount killed, long before Riak's rename (several requests) could be.
+        await proxy.setLatency(1_500);
+        fsp.rename(join(env.mountpoint, "a.bin"), join(env.mountpoint, "b.bin")).catch(() => {});
+        await eventually(
+          "renamed in SOURCE",
+          () => Promise.resolve(existsSync(join(env.source, "b.bin"))),
+        );
+        await killMount(env, first);
+      } finally {
+        await proxy.close();
+      }
+      assert.ok(await env.store.tryStat("a.bin"), "killed before Riak renamed");
+      assert.equal(await env.store.tryStat("b.bin"), undefined, "killed before Riak renamed");
+      const second = await env.mount("migrate");
+      try {
+        await waitForQuiet(env);
+        assert.ok(Buffer.from(newer).equals(await env.store.readFile("b.bin")), "Riak's kept");
+        assert.ok(Buffer.from(newer).equals(await fsp.readFile(join(env.mountpoint, "b.bin"))));
+      } finally {
+        await env.unmount(second);
+      }
+    });
   });
-});
+}
