@@ -70,8 +70,10 @@ export function readSpoolRecord(directory: string): SpoolRecord | undefined {
 /**
  * Writes the record of spool `directory` (a temporary file, fsync'd, renamed into place, the
  * directory fsync'd), before any entry is journaled for it. On a disk without room for it,
- * the old record is removed (which needs none) and this returns false: a spool without a
- * record is taken as an older riakfs's, never as written for a namespace it was not.
+ * this returns false, and an old record of another namespace is removed (which needs none):
+ * a spool without a record is taken as an older riakfs's, never as written for a namespace
+ * it was not. An old record of the same namespace stays (its mode and mountpoint may be
+ * stale): removed, it would leave the entries journaled under it to any namespace.
  */
 export function writeSpoolRecord(directory: string, record: SpoolRecord): boolean {
   const file = join(directory, RECORD_NAME);
@@ -91,7 +93,11 @@ export function writeSpoolRecord(directory: string, record: SpoolRecord): boolea
   } catch (error) {
     rmSync(temporary, { force: true });
     if (!isNoRoomError(error)) throw error;
-    rmSync(file, { force: true });
+    const old = readSpoolRecord(directory);
+    // Its namespace still guards the entries journaled under it; only a wrong one must go.
+    if (old === undefined || !sameNamespace(old.namespace, record.namespace)) {
+      rmSync(file, { force: true });
+    }
     return false;
   }
 }

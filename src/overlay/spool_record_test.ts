@@ -139,6 +139,27 @@ Deno.test("on a disk without room for the record, the old one goes: the spool is
   }, { empty: true });
 });
 
+Deno.test("on a disk without room for a new record of the same namespace, the old one stays: another namespace is still refused the spool's pending entries", async () => {
+  await withFullFilesystem(async ({ directory, fill }) => {
+    const { logger } = collectingLogger();
+    const spool = Spool.open(join(directory, "spool"));
+    const colA = recordFor({ bucket: "colA" });
+    assert.ok(writeSpoolRecord(spool.directory, colA));
+    await journalPending(spool.directory, "/a-file.txt");
+    fill();
+    await claimSpool(
+      spool.directory,
+      { ...colA, mode: "--preset riak", mountpoint: "/m2" },
+      logger,
+    );
+    assert.deepEqual(readSpoolRecord(spool.directory), colA);
+    await assert.rejects(
+      claimSpool(spool.directory, recordFor({ bucket: "colB" }), logger),
+      SpoolNamespaceError,
+    );
+  }, { empty: true });
+});
+
 Deno.test("recordedNamespaceOtherThan names both namespaces where the record names another, nothing where it names the same or there is none", async () => {
   await withSpool((spool) => {
     const ours = placementNames(resolveNamespace({ bucket: "s14" }));
