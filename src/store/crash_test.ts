@@ -439,3 +439,27 @@ Deno.test("a mkdir or symlink Riak failed before its entry leaves nothing behind
     assert.deepEqual(await names(elsewhere, "top"), ["d", "p", "s"]);
   });
 });
+
+Deno.test("a file overwritten or removed while another host renames it: the new name stays readable", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    const changes = [
+      ["overwritten", () => store.writeFile("d/f", Buffer.from("another chunked version of f"))],
+      ["removed", () => store.remove("d/f")],
+    ] as const;
+    for (const [what, change] of changes) {
+      await store.writeFile("d/f", CONTENT);
+      // The rename marked d/f as renamed to d/t; its put of d/t is held while d/f changes.
+      const { slow, atPut, proceed } = holdingFirstPut(client, "d/t");
+      const renaming = new Store(slow, { namespace: { bucket, ...SMALL_CHUNKS } })
+        .rename("d/f", "d/t");
+      renaming.catch(() => {}); // awaited below
+      await atPut;
+      await change();
+      proceed();
+      await renaming;
+      assert.ok(CONTENT.equals(await store.readFile("d/t")), `${what}: d/t has its chunks`);
+      await store.remove("d/t");
+      if (await store.tryStat("d/f")) await store.remove("d/f");
+    }
+  }, { namespace: SMALL_CHUNKS });
+});

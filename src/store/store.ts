@@ -1550,8 +1550,16 @@ export class Store {
    * True when the other name of a rename `object` took part in (its target, or its source,
    * which a crash may have left) still uses `manifest`'s generation: its chunks are that
    * name's too and must stay (`riakfs gc` takes them once nothing refers to them).
+   *
+   * An object marked as renamed to another name always keeps them: a rename marks its source
+   * before it writes the new name, so a new name not holding the generation (yet) may be a
+   * rename's copy on its way (another host's rename in progress), which would be left
+   * pointing at deleted chunks.
    */
   async #sharedWithRenamePartner(object: ResolvedObject, manifest: Manifest): Promise<boolean> {
+    if (renameMarks(object.content.usermeta).some((mark) => mark.key === USERMETA.renamedTo)) {
+      return true;
+    }
     return (await this.#sharingPartners(object, manifest.generation, [], 1)).length > 0;
   }
 
