@@ -68,25 +68,33 @@ async function renameDying(
   await assert.rejects(new Store(dying, { namespace: { bucket, ...namespace } }).rename(from, to));
 }
 
-/** `client`, whose first put to `key` waits (`atPut` resolved) until `proceed` is called. */
-function holdingFirstPut(client: StoreClient, key: string) {
+/** A gate held once: `hold(true)` resolves `atGate` and waits until `proceed` is called. */
+function gateOnce() {
   let reached!: () => void;
-  const atPut = new Promise<void>((resolve) => reached = resolve);
+  const atGate = new Promise<void>((resolve) => reached = resolve);
   let proceed!: () => void;
   const gate = new Promise<void>((resolve) => proceed = resolve);
   let held = false;
+  const hold = async (when: boolean) => {
+    if (held || !when) return;
+    held = true;
+    reached();
+    await gate;
+  };
+  return { atGate, proceed, hold };
+}
+
+/** `client`, whose first put to `key` waits (`atPut` resolved) until `proceed` is called. */
+function holdingFirstPut(client: StoreClient, key: string) {
+  const { atGate, proceed, hold } = gateOnce();
   const slow: StoreClient = {
     ...client,
     put: async (location, content, options) => {
-      if (!held && Buffer.from(location.key).toString() === key) {
-        held = true;
-        reached();
-        await gate;
-      }
+      await hold(Buffer.from(location.key).toString() === key);
       return await client.put(location, content, options);
     },
   };
-  return { slow, atPut, proceed };
+  return { slow, atPut: atGate, proceed };
 }
 
 const names = async (store: Store, path: string) =>
@@ -462,4 +470,29 @@ Deno.test("a file overwritten or removed while another host renames it: the new 
       if (await store.tryStat("d/f")) await store.remove("d/f");
     }
   }, { namespace: SMALL_CHUNKS });
+});
+
+Deno.test("a file written again into a directory being renamed after its first copy moved is moved again", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.writeFile("src/a", Buffer.from("aaa"));
+    // The rename's removal of src's moved entries, held while src/a is written again: the
+    // first copy's old object is gone by then, so this is a new file of that name.
+    const { atGate, proceed, hold } = gateOnce();
+    const slow: StoreClient = {
+      ...client,
+      updateSet: async (location, change) => {
+        await hold(change.remove !== undefined && Buffer.from(location.key).toString() === "src/");
+        return await client.updateSet(location, change);
+      },
+    };
+    const renaming = new Store(slow, { namespace: { bucket } }).rename("src", "dst");
+    renaming.catch(() => {}); // awaited below
+    await atGate;
+    await store.writeFile("src/a", Buffer.from("written again"));
+    proceed();
+    await renaming;
+    assert.deepEqual(await names(store, ""), ["dst"]);
+    assert.deepEqual(await names(store, "dst"), ["a"]);
+    assert.equal((await store.readFile("dst/a")).toString(), "written again");
+  });
 });

@@ -1784,8 +1784,19 @@ export class Store {
   ): Promise<boolean> {
     const source = this.layout.directory(f);
     for (let round = 0; round < RENAME_LISTINGS; round++) {
-      const fresh = (await collect(this.#index.list(source))).filter((entry) =>
-        !moved.has(entry.name.toString("latin1"))
+      const listed = await collect(this.#index.list(source));
+      // A name moved in an earlier round had its entry removed: listed again with something
+      // stored under it, it was written again since (by another host) and moves again.
+      const again = new Set<DirEntry>();
+      await mapLimit(
+        listed.filter((entry) => moved.has(entry.name.toString("latin1"))),
+        TREE_PARALLELISM,
+        async (entry) => {
+          if (await this.#statOrUndefined(childPath(f, entry.name))) again.add(entry);
+        },
+      );
+      const fresh = listed.filter((entry) =>
+        again.has(entry) || !moved.has(entry.name.toString("latin1"))
       );
       if (fresh.length === 0) return false;
       for (const entry of fresh) moved.add(entry.name.toString("latin1"));
