@@ -58,7 +58,7 @@ export interface OrphanEntry {
 
 /** What {@link collectGarbage} found and did. */
 export interface GcReport {
-  /** Files with a manifest found by the walk. */
+  /** Objects holding a manifest: at keys of the content and manifest buckets, or found by the walk. */
   manifests: number;
   /** Chunk keys in the chunk bucket. */
   chunks: number;
@@ -90,22 +90,33 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
   const minAgeMs = options.minAgeMs ?? DEFAULT_GC_MIN_AGE_MS;
   const nowMs = options.nowMs ?? Date.now();
   const referenced = new Set<string>();
-  /** Chunked files found, by path: the two scans overlap. */
+  /** Chunked files found, by bucket and key of their object: the scans overlap. */
   const chunked = new Set<string>();
+  const objectId = (bucket: string, key: string) => `${bucket}\0${key}`;
+  /** Notes the generations of the object at `key` of content bucket `bucket`. */
+  const scan = async (bucket: string, key: string): Promise<void> => {
+    const generations = await store.generationsAt(bucket, key);
+    if (generations.length > 0) chunked.add(objectId(bucket, key));
+    for (const generation of generations) referenced.add(generation);
+  };
   /** Notes the generation of a chunked file at `path`; false when no object is there. */
   const look = async (path: Buffer): Promise<boolean> => {
-    const at = path.toString("latin1");
-    if (chunked.has(at)) return true;
+    const { bucket, key } = store.layout.file(path).object;
+    const id = objectId(Buffer.from(bucket).toString("latin1"), key.toString("latin1"));
+    if (chunked.has(id)) return true;
     const stat = await store.tryStat(path, { fileOnly: true });
     if (stat?.type !== "file" || stat.storage !== "chunked") return stat !== undefined;
     const manifest = await store.manifest(path);
     if (!manifest) return true;
     referenced.add(manifest.generation);
-    chunked.add(at);
+    chunked.add(id);
     return true;
   };
+  // Read at their keys, not through the layout: under the riak-fuse preset a key of the
+  // pattern <folder>/images/<file> holds a file the default layout wrote, which no path
+  // reaches.
   for await (const key of store.contentKeys()) {
-    if (!key.endsWith("/")) await look(Buffer.from(key, "latin1"));
+    if (!key.endsWith("/")) await scan(store.namespace.bucket, key);
   }
   const orphans: Array<{ path: Buffer; type: EntryType }> = [];
   /** Walks `directory`; false when no directory is there (its listing is refused). */
@@ -133,16 +144,10 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
   await walk(Buffer.alloc(0));
   // Manifests riak-fuse folders' buckets hold, found whatever layout and prefixes gc runs
   // with: the walk reaches them only with the ones they were written with.
-  let elsewhere = 0;
   for (const bucket of await store.manifestBuckets()) {
-    for await (const key of store.contentKeys(bucket)) {
-      const generations = await store.generationsAt(bucket, key);
-      // The walk found it too when gc runs with the layout it was written with.
-      if (generations.some((generation) => !referenced.has(generation))) elsewhere++;
-      for (const generation of generations) referenced.add(generation);
-    }
+    for await (const key of store.contentKeys(bucket)) await scan(bucket, key);
   }
-  const manifests = chunked.size + elsewhere;
+  const manifests = chunked.size;
   const byGeneration = new Map<string, string[]>();
   let chunks = 0;
   let foreignKeys = 0;

@@ -129,3 +129,17 @@ Deno.test("gc: a riak-fuse folder and images folder with no objects are no orpha
     assert.deepEqual(await listed(store, "shop"), ["directory:images"]);
   });
 });
+
+Deno.test("gc run with the riak-fuse preset keeps the chunks of a file the default layout wrote at <folder>/images/<file>", async () => {
+  await withStore(async ({ riak, store, another }) => {
+    const content = Buffer.alloc(10_000, 9);
+    // Its manifest is at that key of the content bucket, where the preset looks for none.
+    await store.writeFile("shop/images/big.jpg", content);
+    const riakFuse = riakFusePrefixes(riak);
+    const gc = another({ namespace: { preset: "riak-fuse", riakFuse } });
+    const report = await collectGarbage(gc, { minAgeMs: 0, delete: true });
+    assert.deepEqual(report.garbage, [], "its generation is referenced");
+    assert.equal(report.manifests, 1);
+    assert.ok(content.equals(await store.readFile("shop/images/big.jpg")));
+  }, { namespace: { chunkSize: 4096 } });
+});

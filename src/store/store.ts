@@ -955,10 +955,15 @@ export class Store {
       bucket: Buffer.from(bucket, "latin1"),
       key: Buffer.from(key, "latin1"),
     };
+    const p = location.key;
+    const chunked = (content: StoredContent) =>
+      this.#decodeMeta(content, p, location).meta.storage === "chunked";
+    // A head-only get first: most keys hold small files, whose values are not needed here.
+    if (!(await this.#get(location, true)).contents.some(chunked)) return [];
     const fetched = await this.#get(location, false);
     const generations: string[] = [];
     for (const content of fetched.contents) {
-      if (decodeUsermeta(content.usermeta)?.storage !== "chunked") continue;
+      if (!chunked(content)) continue;
       try {
         generations.push(decodeManifest(content.value).generation);
       } catch (error) {
