@@ -17,14 +17,22 @@ export interface SiblingCandidate<T> {
    * its generation): the last tie-break, so two uploads of the same bytes still order.
    */
   value?: Uint8Array;
+  /**
+   * The sibling's usermeta pairs and content type: the tie-break after the value, so two
+   * siblings of the same bytes and mtime that differ in attributes (owner, mode, rename marks)
+   * still have one winner on every host, whatever order Riak returns them in.
+   */
+  usermeta?: readonly { key: string; value: string }[];
+  contentType?: string;
   /** The sibling itself. */
   item: T;
 }
 
 /**
  * Picks the winner: the newest mtime; on a tie, the greatest sha256 (hex order), then the
- * greatest stored value (byte order), which are arbitrary but the same everywhere: two
- * siblings of one file's same bytes in two generations still have one winner on every host.
+ * greatest stored value (byte order), then usermeta and content type, which are arbitrary but
+ * the same everywhere: two siblings of one file's same bytes in two generations, or with other
+ * owners, still have one winner on every host.
  *
  * @example
  * ```ts
@@ -40,10 +48,25 @@ export function chooseSibling<T>(candidates: readonly SiblingCandidate<T>[]): T 
       candidate.mtimeNs > best.mtimeNs ||
       (candidate.mtimeNs === best.mtimeNs &&
         (candidate.sha256 > best.sha256 ||
-          (candidate.sha256 === best.sha256 && compareBytes(candidate.value, best.value) > 0)))
+          (candidate.sha256 === best.sha256 && compareRest(candidate, best) > 0)))
     ) best = candidate;
   }
   return best.item;
+}
+
+/** Orders siblings of one mtime and sha256: by value, then usermeta, then content type. */
+function compareRest<T>(a: SiblingCandidate<T>, b: SiblingCandidate<T>): number {
+  return compareBytes(a.value, b.value) || compareText(describe(a), describe(b));
+}
+
+/** The usermeta pairs (sorted: their order carries no meaning) and the content type. */
+function describe<T>(candidate: SiblingCandidate<T>): string {
+  const pairs = (candidate.usermeta ?? []).map((pair) => JSON.stringify([pair.key, pair.value]));
+  return JSON.stringify([pairs.sort(compareText), candidate.contentType ?? ""]);
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function compareBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): number {

@@ -2031,6 +2031,8 @@ export class Store {
         mtimeNs: decoded.meta.mtimeNs,
         sha256: decoded.meta.sha256,
         value: content.value,
+        usermeta: content.usermeta,
+        contentType: content.contentType,
         item: { content, ...decoded },
       };
     });

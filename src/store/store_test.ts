@@ -24,6 +24,7 @@ import { chunkKey, MANIFEST_CONTENT_TYPE } from "./manifest.ts";
 import { RiakRequestError } from "./errors.ts";
 import { GenerationChangedError, Store } from "./store.ts";
 import { DEFAULT_CHUNK_SIZE } from "./layout.ts";
+import { encodeUsermeta, LAYOUT_VERSION } from "./usermeta.ts";
 
 const MiB = 1024 * 1024;
 
@@ -281,6 +282,45 @@ Deno.test("siblings resolve to the newest mtime, then the greatest hash, and are
     }
     assert.equal((await store.readFile("s.txt")).toString(), winner);
   }, { namespace: { bucketType: "kvmulti" } });
+});
+
+Deno.test("siblings that differ only in attributes resolve to one winner whatever order Riak returns them in", async () => {
+  await withStore(async ({ client, bucket }) => {
+    // The same file pre-warmed by two hosts at once (same bytes, same mtime), owned differently.
+    const value = Buffer.from("same bytes, same mtime");
+    const meta = (uid: number) =>
+      encodeUsermeta({
+        layout: LAYOUT_VERSION,
+        type: "file",
+        storage: "inline",
+        size: value.length,
+        sha256: sha256Hex(value),
+        mode: 0o644,
+        uid,
+        gid: 0,
+        mtimeNs: 5_000n,
+      });
+    const namespace = { bucket, bucketType: "kvmulti" };
+    const store = new Store(client, { namespace });
+    // Replicas merge siblings in the order they arrive: another host may get them reversed.
+    const reversed = new Store({
+      ...client,
+      get: async (location, options) => {
+        const fetched = await client.get(location, options);
+        return { ...fetched, contents: [...fetched.contents].reverse() };
+      },
+    }, { namespace });
+    const winners: number[] = [];
+    for (const [path, host] of [["a", store], ["b", reversed]] as const) {
+      const location = store.layout.file(Buffer.from(path)).object;
+      for (const uid of [1000, 2000]) {
+        await client.put(location, { value, contentType: "text/plain", usermeta: meta(uid) });
+      }
+      assert.equal((await client.get(location)).contents.length, 2, "kvmulti keeps siblings");
+      winners.push((await host.stat(path)).uid);
+    }
+    assert.equal(winners[0], winners[1], "both hosts pick the same sibling");
+  });
 });
 
 Deno.test("a mkdir racing a write that makes the same directory never leaves siblings", async () => {
