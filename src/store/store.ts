@@ -2101,9 +2101,10 @@ export class Store {
       !content.usermeta.some((pair) => pair.key === USERMETA.storage && pair.value === "chunked")
     ) return;
     const registry = this.layout.manifestBuckets();
-    await this.#client.updateSet(registry, { add: [bucket] }).catch((error) => {
-      throw new RiakRequestError("set update", describeLocation(registry), error);
-    });
+    await this.#client.updateSet(registry, { add: [bucket], w: this.#w, dw: this.#dw })
+      .catch((error) => {
+        throw new RiakRequestError("set update", describeLocation(registry), error);
+      });
     this.#manifestBucketsNamed.add(name);
   }
 

@@ -19,6 +19,7 @@ import {
   StoreError,
   WrongTypeError,
 } from "./errors.ts";
+import type { StoreClient } from "./client.ts";
 import { collectGarbage } from "./gc.ts";
 import { chunkKey, MANIFEST_CONTENT_TYPE } from "./manifest.ts";
 import { RiakRequestError } from "./errors.ts";
@@ -541,9 +542,9 @@ Deno.test("a write Riak did not acknowledge is an error; the old version stays, 
 });
 
 Deno.test("every write carries the configured w and dw, set updates included", async () => {
-  await withStore(async ({ client, bucket }) => {
+  await withStore(async ({ client, bucket, riak }) => {
     const seen: string[] = [];
-    const recording = new Store({
+    const recordingClient: StoreClient = {
       ...client,
       put: (location, content, options) => {
         seen.push(`put ${options?.w}/${options?.dw}`);
@@ -557,10 +558,23 @@ Deno.test("every write carries the configured w and dw, set updates included", a
         seen.push(`set ${change.w}/${change.dw}`);
         return client.updateSet(location, change);
       },
-    }, { namespace: { bucket, chunkSize: 4096 }, w: "all", dw: 1 });
+    };
+    const quorums = { w: "all", dw: 1 } as const;
+    const recording = new Store(recordingClient, {
+      namespace: { bucket, chunkSize: 4096 },
+      ...quorums,
+    });
     await recording.writeFile("q/a.bin", seededBytes(31, 9000));
     await recording.rename("q/a.bin", "q/b.bin");
     await recording.remove("q", { recursive: true });
+    // A riak-fuse folder's large file: its bucket is named in the set of manifest buckets.
+    const riakFuse = riakFusePrefixes(riak);
+    const preset = new Store(recordingClient, {
+      namespace: { bucket, chunkSize: 4096, preset: "riak-fuse", riakFuse },
+      ...quorums,
+    });
+    await preset.writeFile("shop/images/big.jpg", seededBytes(32, 9000));
+    assert.deepEqual(await preset.manifestBuckets(), [`${riakFuse.contentPrefix}shop`]);
     assert.ok(seen.some((s) => s.startsWith("put")));
     assert.ok(seen.some((s) => s.startsWith("delete")));
     assert.ok(seen.some((s) => s.startsWith("set")));
