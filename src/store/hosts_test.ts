@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { SetChange, StoreClient } from "./client.ts";
 import { seededBytes, withStore } from "./_test_support.ts";
-import { DirectoryNotEmptyError } from "./errors.ts";
+import { AlreadyExistsError, DirectoryNotEmptyError } from "./errors.ts";
 import type { ObjectLocation } from "./layout.ts";
 import { Store } from "./store.ts";
 
@@ -215,4 +215,24 @@ Deno.test("a removed directory that had opened levels is gone, and its name is f
     await store.writeFile("big/again", Buffer.from("again"));
     assert.deepEqual(await names(store, "big"), ["again"]);
   }, { namespace: { shardCapacity: 3, shardFanout: 2 } });
+});
+
+Deno.test("a symlink made where another host just wrote a file: EEXIST, the file is kept", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.mkdir("d");
+    // The symlink held at its object's put: it looked and found nothing, then the file came.
+    const linker = holding(
+      client,
+      (r) => r.operation === "put" && r.bucket === bucket && r.key === "d/x",
+    );
+    const symlink = new Store(linker.client, { namespace: { bucket } }).symlink("d/x", "target");
+    symlink.catch(() => {}); // awaited below
+    await linker.reached;
+    await store.writeFile("d/x", Buffer.from("acknowledged"));
+    linker.release();
+    await assert.rejects(symlink, AlreadyExistsError);
+    assert.equal((await store.readFile("d/x")).toString(), "acknowledged");
+    assert.equal((await store.stat("d/x")).type, "file");
+    assert.deepEqual(await names(store, "d"), ["x"]);
+  });
 });

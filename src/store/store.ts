@@ -591,11 +591,13 @@ export class Store {
       gid: options.gid ?? 0,
       mtimeNs: options.mtimeNs ?? nowNs(),
     };
-    await this.#put(placement.object, {
+    // Only where nothing is: a file another host wrote since the look must not be replaced.
+    const made = await this.#putIfAbsent(placement.object, {
       value,
       contentType: "text/plain",
       usermeta: encodeUsermeta(meta),
     });
+    if (!made) throw new AlreadyExistsError(displayPath(p));
     try {
       await this.#addOwnEntry(placement, "symlink", options.parentAttributes);
     } catch (error) {
