@@ -13,7 +13,9 @@ import type { StoreClient } from "./client.ts";
 import { type StoreFixture, withStore } from "./_test_support.ts";
 import { AlreadyExistsError, KeyExistsError, NotFoundError } from "./errors.ts";
 import { describeLocation, type NamespaceOptions } from "./layout.ts";
+import { MANIFEST_CONTENT_TYPE } from "./manifest.ts";
 import { Store } from "./store.ts";
+import { decodeUsermeta, encodeUsermeta } from "./usermeta.ts";
 
 const CONTENT = Buffer.from("precious data, more than one 8-byte chunk");
 const SMALL_CHUNKS = { chunkSize: 8 };
@@ -495,4 +497,25 @@ Deno.test("a file written again into a directory being renamed after its first c
     assert.deepEqual(await names(store, "dst"), ["a"]);
     assert.equal((await store.readFile("dst/a")).toString(), "written again");
   });
+});
+
+Deno.test("allow_mult: a crash duplicate's rename mark survives a sibling without it (a touch racing the mark)", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    const namespace = { bucket, bucketType: "kvmulti", ...SMALL_CHUNKS };
+    await store.writeFile("d/f", CONTENT);
+    await renameDying(client, bucket, 2, { namespace });
+    // Another host's touch of d/f, read before the rename marked it: Riak kept both versions,
+    // and the touch's (newer mtime, no mark) wins their resolution.
+    const location = store.layout.file(Buffer.from("d/f")).object;
+    const marked = (await client.get(location)).contents[0];
+    const touched = decodeUsermeta(marked.usermeta)!;
+    await client.put(location, {
+      value: marked.value,
+      contentType: marked.contentType ?? MANIFEST_CONTENT_TYPE,
+      usermeta: encodeUsermeta({ ...touched, mtimeNs: touched.mtimeNs + 1_000n }),
+    });
+    assert.equal((await client.get(location)).contents.length, 2, "kvmulti keeps siblings");
+    await store.remove("d/f");
+    assert.ok(CONTENT.equals(await store.readFile("d/t")), "d/t keeps its chunks");
+  }, { namespace: { bucketType: "kvmulti", ...SMALL_CHUNKS } });
 });

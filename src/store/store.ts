@@ -67,6 +67,7 @@ import {
   type EntryType,
   type FileAttributes,
   LAYOUT_VERSION,
+  mergedRenameMarks,
   type ObjectMeta,
   renameMarks,
   renamePartners,
@@ -2041,13 +2042,19 @@ export class Store {
     if (needsValueForMeta) return await this.#getResolved(location, false, p);
     const winner = chooseSibling(candidates);
     if (fetched.contents.length > 1) {
+      // Every sibling's rename marks stay: a loser's may be the only one naming a name that
+      // shares the winner's chunks (a rename marked a version another host changed meanwhile).
+      const usermeta = [
+        ...winner.content.usermeta.filter((pair) => renameMarks([pair]).length === 0),
+        ...mergedRenameMarks(fetched.contents.map((content) => content.usermeta)),
+      ];
       await this.#put(location, {
         value: winner.content.value,
         contentType: winner.content.contentType ?? "application/octet-stream",
-        usermeta: winner.content.usermeta,
+        usermeta,
       }, fetched.vclock);
       const written = await this.#get(location, head);
-      return { ...winner, vclock: written.vclock };
+      return { ...winner, content: { ...winner.content, usermeta }, vclock: written.vclock };
     }
     return { ...winner, vclock: fetched.vclock };
   }

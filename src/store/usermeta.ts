@@ -83,6 +83,24 @@ export function withRenameMark(
   ];
 }
 
+/**
+ * The rename marks of several versions of one object merged (each key's paths once, sorted):
+ * what a resolution of siblings keeps of the losers, whose marks may be the only ones naming
+ * a partner that shares the winner's chunks.
+ */
+export function mergedRenameMarks(versions: readonly (readonly UsermetaPair[])[]): UsermetaPair[] {
+  let merged: UsermetaPair[] = [];
+  for (const key of [USERMETA.renamedTo, USERMETA.renamedFrom] as const) {
+    const paths = versions.flatMap((pairs) =>
+      renameMarks(pairs).filter((mark) => mark.key === key).flatMap((mark) =>
+        markedPaths(mark.value)
+      )
+    );
+    if (paths.length > 0) merged = withRenameMark(merged, key, paths.sort(Buffer.compare));
+  }
+  return merged;
+}
+
 /** What a path holds. */
 export type EntryType = "file" | "directory" | "symlink";
 
