@@ -519,3 +519,25 @@ Deno.test("allow_mult: a crash duplicate's rename mark survives a sibling withou
     assert.ok(CONTENT.equals(await store.readFile("d/t")), "d/t keeps its chunks");
   }, { namespace: { bucketType: "kvmulti", ...SMALL_CHUNKS } });
 });
+
+Deno.test("one file renamed by two hosts at once to two names: removing either name keeps the other readable", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    for (const removed of ["d/t", "d/u"]) {
+      await store.writeFile("d/f", CONTENT);
+      // A's rename, held at its put of d/t (d/f marked), while B's rename of d/f to d/u runs.
+      const { slow, atPut, proceed } = holdingFirstPut(client, "d/t");
+      const a = new Store(slow, { namespace: { bucket, ...SMALL_CHUNKS } }).rename("d/f", "d/t");
+      a.catch(() => {}); // awaited below
+      await atPut;
+      await store.rename("d/f", "d/u");
+      proceed();
+      await a;
+      // Both succeeded (no transactions): a duplicate, whose removal must not take the chunks.
+      assert.deepEqual(await names(store, "d"), ["t", "u"]);
+      await store.remove(removed);
+      const kept = removed === "d/t" ? "d/u" : "d/t";
+      assert.ok(CONTENT.equals(await store.readFile(kept)), `${removed} removed: ${kept} readable`);
+      await store.remove(kept);
+    }
+  }, { namespace: SMALL_CHUNKS });
+});

@@ -1586,7 +1586,9 @@ export class Store {
     f: Buffer,
     t: Buffer,
     movedAlong?: (partner: Buffer) => Buffer | undefined,
-  ): Promise<{ replaced?: Manifest; type: EntryType; copied: ObjectMeta }> {
+  ): Promise<
+    { replaced?: Manifest; type: EntryType; copied: ObjectMeta; generation?: string }
+  > {
     let source: ResolvedObject | undefined;
     let generation: string | undefined;
     for (let attempt = 1;; attempt++) {
@@ -1630,6 +1632,7 @@ export class Store {
       type: source.meta.type,
       replaced: keep ? undefined : replaced,
       copied: source.meta,
+      generation,
     };
   }
 
@@ -1706,10 +1709,16 @@ export class Store {
    * touching chunks (they moved with it). A version written there since it was copied (by
    * another host) is left alone: false. Riak has no conditional delete, so a write landing
    * between this look and the delete is still lost; the look narrows that to one round trip.
+   * `seen` is told what the look found.
    */
-  async #deleteMovedObject(f: Buffer, copied: ObjectMeta): Promise<boolean> {
+  async #deleteMovedObject(
+    f: Buffer,
+    copied: ObjectMeta,
+    seen?: (now: ResolvedObject | undefined) => void,
+  ): Promise<boolean> {
     const placement = this.layout.file(f);
     const now = await this.#getResolved(placement.object, true, f);
+    seen?.(now);
     if (
       now !== undefined &&
       (now.meta.type !== copied.type || now.meta.sha256 !== copied.sha256 ||
@@ -1726,11 +1735,38 @@ export class Store {
     const from = splitParent(f);
     await this.#addEntries(to.parent, [{ type: copied.type, name: to.name }]);
     await this.#index.remove(this.layout.directory(from.parent), [from.name]);
-    if (!await this.#deleteMovedObject(f, copied.copied)) {
+    let source: ResolvedObject | undefined;
+    if (!await this.#deleteMovedObject(f, copied.copied, (now) => source = now)) {
       // Written since it was copied: that version stays under the old name, listed.
       await this.#addEntries(from.parent, [{ type: copied.type, name: from.name }]);
+    } else if (copied.generation !== undefined) {
+      await this.#markConcurrentRenames(f, t, copied.generation, source);
     }
     if (copied.replaced) await this.#deleteChunks(copied.replaced);
+  }
+
+  /**
+   * Once a chunked file's rename to `t` deleted its old object `source` (undefined: it was gone
+   * already), marks `t` renamed-to the names of renames of `f` that ran at the same time on
+   * other hosts, so that removing or overwriting `t` keeps the chunks those share: the names
+   * `source`'s marks give that do not hold the generation yet (their copy may be on its way),
+   * or `f` when another host deleted `f` first (its rename's new name is unknown here).
+   */
+  async #markConcurrentRenames(
+    f: Buffer,
+    t: Buffer,
+    generation: string,
+    source: ResolvedObject | undefined,
+  ): Promise<void> {
+    const others = source === undefined ? [f] : [];
+    if (source !== undefined) {
+      const targets = renamePartners(
+        renameMarks(source.content.usermeta).filter((mark) => mark.key === USERMETA.renamedTo),
+      ).filter((name) => !name.equals(t));
+      const holding = await this.#sharingPartners(source, generation, [f, t]);
+      others.push(...targets.filter((name) => !holding.some((held) => held.equals(name))));
+    }
+    for (const other of others) await this.#markPartner(t, generation, other);
   }
 
   /**
