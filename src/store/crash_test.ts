@@ -541,3 +541,36 @@ Deno.test("one file renamed by two hosts at once to two names: removing either n
     }
   }, { namespace: SMALL_CHUNKS });
 });
+
+Deno.test("a crash leftover renamed on by a process that dies at any request: removing names in any order keeps the rest readable", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    const orders = [["f", "p", "t"], ["p", "f", "t"], ["f", "t", "p"], ["t", "p", "f"]];
+    for (let dies = 1;; dies++) {
+      let finished = false;
+      for (const order of orders) {
+        // d/f renamed to d/p by a process that died with both names there.
+        await store.writeFile("d/f", CONTENT);
+        await renameDying(client, bucket, 2, { to: "d/p" });
+        let sent = 0;
+        const dying = dyingClient(client, () => ++sent === dies);
+        try {
+          await new Store(dying, { namespace: { bucket, ...SMALL_CHUNKS } }).rename("d/f", "d/t");
+          finished = true;
+        } catch { /* died */ }
+        for (const [i, name] of order.entries()) {
+          if (await store.tryStat(`d/${name}`)) await store.remove(`d/${name}`);
+          for (const other of order.slice(i + 1)) {
+            if (!await store.tryStat(`d/${other}`)) continue;
+            assert.ok(
+              CONTENT.equals(
+                await store.readFile(`d/${other}`).catch((error) => Buffer.from(`${error}`)),
+              ),
+              `died at request ${dies}; removed ${order.slice(0, i + 1)}: d/${other} readable`,
+            );
+          }
+        }
+      }
+      if (finished) break;
+    }
+  }, { namespace: SMALL_CHUNKS });
+});

@@ -1577,10 +1577,10 @@ export class Store {
    * Every name sharing the generation is marked with the others it shares it with, so a
    * removal never takes chunks another name still uses: `f` is marked before `t` exists (a
    * crash may leave both), `t` names `f` and the partners `f` still shares with (left by
-   * earlier interrupted renames), and those partners learn of `t`, as `f` goes away. In a
-   * directory rename, `movedAlong` gives the new name of a partner moving with it (copied at
-   * the same time), which `t` names too. The chunks of a file `t` replaces are returned for
-   * deletion only when no partner of it still uses them.
+   * earlier interrupted renames), and those partners learn of `t` before it is written, as `f`
+   * did. In a directory rename, `movedAlong` gives the new name of a partner moving with it
+   * (copied at the same time), which `t` names too. The chunks of a file `t` replaces are
+   * returned for deletion only when no partner of it still uses them.
    */
   async #copyFileObject(
     f: Buffer,
@@ -1607,6 +1607,9 @@ export class Store {
       const moved = movedAlong?.(partner);
       if (moved && !moved.equals(t)) named.push(moved);
     }
+    // The partners learn of `t` before it exists, as `f` did: one a crash left unaware of it
+    // would take the chunks `t` uses once `f` is gone.
+    for (const partner of partners) await this.#markPartner(partner, generation!, t);
     const target = this.layout.file(t);
     const previous = await this.#getResolved(target.object, false, t);
     const shared = generation === undefined ? [] : withRenameMark([], USERMETA.renamedFrom, named);
@@ -1615,7 +1618,6 @@ export class Store {
       contentType: source.content.contentType ?? "application/octet-stream",
       usermeta: [...encodeUsermeta(source.meta), ...shared],
     }, previous?.vclock);
-    for (const partner of partners) await this.#markPartner(partner, generation!, t);
     if (target.riakFuseSizeSet) {
       // A file's size only: a symlink has no size set (docs/layout.md), as its symlink() makes
       // none; one it replaces a file of goes.
