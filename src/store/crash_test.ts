@@ -542,35 +542,161 @@ Deno.test("one file renamed by two hosts at once to two names: removing either n
   }, { namespace: SMALL_CHUNKS });
 });
 
+/**
+ * Runs `change` (after `setup`) in a process that dies at its first, second, ... request until
+ * it completes; after each death, every one of `paths` holding a file is readable and holds
+ * bytes of `allowed`, one holds bytes of `kept`, and removing them in each of `orders`
+ * (indexes into `paths`) keeps the rest readable.
+ */
+async function diesAtEveryRequest(
+  { store, client, bucket }: StoreFixture,
+  setup: () => Promise<unknown>,
+  change: (dying: Store) => Promise<unknown>,
+  { paths, allowed, kept, orders }: {
+    paths: string[];
+    allowed: Buffer[];
+    kept: Buffer[];
+    orders: number[][];
+  },
+) {
+  const readable = async (path: string, why: string) => {
+    const bytes = await store.readFile(path).catch((error) => Buffer.from(`${error}`));
+    assert.ok(allowed.some((one) => one.equals(bytes)), `${why}: ${path}: ${bytes}`);
+    return bytes;
+  };
+  const files = async () => {
+    const found: string[] = [];
+    for (const path of paths) if ((await store.tryStat(path))?.type === "file") found.push(path);
+    return found;
+  };
+  for (let dies = 1;; dies++) {
+    let finished = false;
+    for (const order of orders) {
+      await setup();
+      let sent = 0;
+      const dying = dyingClient(client, () => ++sent === dies);
+      try {
+        await change(new Store(dying, { namespace: { bucket, ...SMALL_CHUNKS } }));
+        finished = true;
+      } catch { /* died */ }
+      const why = `died at request ${dies}`;
+      const held = await Promise.all((await files()).map((path) => readable(path, why)));
+      assert.ok(
+        held.some((bytes) => kept.some((one) => one.equals(bytes))),
+        `${why}: no name holds the file`,
+      );
+      for (const [i, index] of order.entries()) {
+        if (await store.tryStat(paths[index])) await store.remove(paths[index]);
+        for (const path of await files()) {
+          await readable(path, `${why}, removed ${order.slice(0, i + 1).map((n) => paths[n])}`);
+        }
+      }
+      for (const path of await files()) await store.remove(path);
+    }
+    if (finished) return;
+  }
+}
+
+/** Removes the directories `tops` where they exist, with everything below them. */
+async function removeTrees(store: Store, tops: string[]): Promise<void> {
+  for (const top of tops) {
+    if (await store.tryStat(top)) await store.remove(top, { recursive: true });
+  }
+}
+
+const OTHER = Buffer.from("another chunked file, in more than one chunk");
+
+Deno.test("a file renamed over another by a process that dies at any request: no loss, every name readable", async () => {
+  await withStore(async (fixture) => {
+    const { store } = fixture;
+    await diesAtEveryRequest(
+      fixture,
+      async () => {
+        await store.writeFile("d/f", CONTENT);
+        await store.writeFile("d/t", OTHER);
+      },
+      (dying) => dying.rename("d/f", "d/t"),
+      {
+        paths: ["d/f", "d/t"],
+        allowed: [CONTENT, OTHER],
+        kept: [CONTENT],
+        orders: [[0, 1], [1, 0]],
+      },
+    );
+  }, { namespace: SMALL_CHUNKS });
+});
+
+Deno.test("an overwrite by a process that dies at any request: the old or the new file, readable", async () => {
+  await withStore(async (fixture) => {
+    const { store } = fixture;
+    await diesAtEveryRequest(
+      fixture,
+      () => store.writeFile("d/f", CONTENT),
+      async (dying) => dying.writeFile("d/f", OTHER, { previous: await dying.stat("d/f") }),
+      { paths: ["d/f"], allowed: [CONTENT, OTHER], kept: [CONTENT, OTHER], orders: [[0]] },
+    );
+  }, { namespace: SMALL_CHUNKS });
+});
+
+Deno.test("a directory renamed by a process that dies at any request: no loss, every name readable", async () => {
+  await withStore(async (fixture) => {
+    const { store } = fixture;
+    await diesAtEveryRequest(
+      fixture,
+      async () => {
+        await removeTrees(store, ["src", "dst"]);
+        await store.writeFile("src/f", CONTENT);
+        await store.writeFile("src/sub/g", OTHER);
+      },
+      (dying) => dying.rename("src", "dst"),
+      {
+        paths: ["src/f", "dst/f", "src/sub/g", "dst/sub/g"],
+        allowed: [CONTENT, OTHER],
+        kept: [CONTENT],
+        orders: [[0, 1, 2, 3], [1, 0, 3, 2]],
+      },
+    );
+  }, { namespace: SMALL_CHUNKS });
+});
+
 Deno.test("a crash leftover renamed on by a process that dies at any request: removing names in any order keeps the rest readable", async () => {
-  await withStore(async ({ store, client, bucket }) => {
-    const orders = [["f", "p", "t"], ["p", "f", "t"], ["f", "t", "p"], ["t", "p", "f"]];
-    for (let dies = 1;; dies++) {
-      let finished = false;
-      for (const order of orders) {
+  await withStore(async (fixture) => {
+    const { store, client, bucket } = fixture;
+    await diesAtEveryRequest(
+      fixture,
+      async () => {
         // d/f renamed to d/p by a process that died with both names there.
         await store.writeFile("d/f", CONTENT);
         await renameDying(client, bucket, 2, { to: "d/p" });
-        let sent = 0;
-        const dying = dyingClient(client, () => ++sent === dies);
-        try {
-          await new Store(dying, { namespace: { bucket, ...SMALL_CHUNKS } }).rename("d/f", "d/t");
-          finished = true;
-        } catch { /* died */ }
-        for (const [i, name] of order.entries()) {
-          if (await store.tryStat(`d/${name}`)) await store.remove(`d/${name}`);
-          for (const other of order.slice(i + 1)) {
-            if (!await store.tryStat(`d/${other}`)) continue;
-            assert.ok(
-              CONTENT.equals(
-                await store.readFile(`d/${other}`).catch((error) => Buffer.from(`${error}`)),
-              ),
-              `died at request ${dies}; removed ${order.slice(0, i + 1)}: d/${other} readable`,
-            );
-          }
-        }
-      }
-      if (finished) break;
-    }
+      },
+      (dying) => dying.rename("d/f", "d/t"),
+      {
+        paths: ["d/f", "d/p", "d/t"],
+        allowed: [CONTENT],
+        kept: [CONTENT],
+        orders: [[0, 1, 2], [1, 0, 2], [0, 2, 1], [2, 1, 0]],
+      },
+    );
+  }, { namespace: SMALL_CHUNKS });
+});
+
+Deno.test("a directory holding a crash leftover renamed by a process that dies at any request: every name readable", async () => {
+  await withStore(async (fixture) => {
+    const { store, client, bucket } = fixture;
+    await diesAtEveryRequest(
+      fixture,
+      async () => {
+        await removeTrees(store, ["src", "dst"]);
+        await store.writeFile("src/f", CONTENT);
+        await renameDying(client, bucket, 2, { from: "src/f", to: "src/p" });
+      },
+      (dying) => dying.rename("src", "dst"),
+      {
+        paths: ["src/f", "src/p", "dst/f", "dst/p"],
+        allowed: [CONTENT],
+        kept: [CONTENT],
+        orders: [[0, 1, 2, 3], [2, 0, 1, 3], [1, 3, 0, 2], [3, 2, 1, 0]],
+      },
+    );
   }, { namespace: SMALL_CHUNKS });
 });
