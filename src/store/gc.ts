@@ -116,7 +116,7 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
   // pattern <folder>/images/<file> holds a file the default layout wrote, which no path
   // reaches.
   for await (const key of store.contentKeys()) {
-    if (!key.endsWith("/")) await scan(store.namespace.bucket, key);
+    if (!key.endsWith("/")) await scan(Buffer.from(store.namespace.bucket).toString("latin1"), key);
   }
   const orphans: Array<{ path: Buffer; type: EntryType }> = [];
   /** Walks `directory`; false when no directory is there (its listing is refused). */

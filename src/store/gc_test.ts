@@ -143,3 +143,26 @@ Deno.test("gc run with the riak-fuse preset keeps the chunks of a file the defau
     assert.ok(content.equals(await store.readFile("shop/images/big.jpg")));
   }, { namespace: { chunkSize: 4096 } });
 });
+
+Deno.test("gc keeps the chunks of files in buckets whose names are not ASCII: an unlisted file's, a riak-fuse folder's", async () => {
+  await withStore(async ({ riak, client, another }) => {
+    const content = Buffer.alloc(10_000, 5);
+    // A namespace bucket named in UTF-8, and a file there whose entry a crash never added.
+    const namespace = { bucket: `${riak.prefix}-fotos-été`, chunkSize: 4096 };
+    const crashing = new Store({
+      ...client,
+      updateSet: () => Promise.reject(new Error("killed")),
+    }, { namespace });
+    await assert.rejects(crashing.writeFile("unlisted.bin", content), /killed/);
+    // A riak-fuse folder named in UTF-8, gc run with other prefixes (its bucket in the set).
+    const riakFuse = riakFusePrefixes(riak);
+    const writer = another({ namespace: { ...namespace, preset: "riak-fuse", riakFuse } });
+    await writer.writeFile("café/images/big.jpg", content);
+    const report = await collectGarbage(another({ namespace }), { minAgeMs: 0, delete: true });
+    assert.deepEqual(report.garbage, []);
+    assert.equal(report.manifests, 2);
+    const store = another({ namespace });
+    assert.ok(content.equals(await store.readFile("unlisted.bin")));
+    assert.ok(content.equals(await writer.readFile("café/images/big.jpg")));
+  });
+});

@@ -979,30 +979,31 @@ export class Store {
 
   /** Keys of the chunk bucket (a cluster-wide list-keys: administrative use only). */
   chunkKeys(): AsyncGenerator<string> {
-    return this.#keysOf(this.namespace.chunkBucket);
+    return this.#keysOf(Buffer.from(this.namespace.chunkBucket));
   }
 
   /**
-   * Keys of the content bucket (or of `bucket`, one of {@link manifestBuckets}), listed or
-   * not (a cluster-wide list-keys: administrative use only). A file's key is its path; a
-   * directory's object ends with `/`.
+   * Keys of the content bucket (or of `bucket`, one of {@link manifestBuckets}: latin1 of its
+   * bytes), listed or not (a cluster-wide list-keys: administrative use only). A file's key is
+   * its path; a directory's object ends with `/`.
    */
-  contentKeys(bucket: string = this.namespace.bucket): AsyncGenerator<string> {
-    return this.#keysOf(bucket);
+  contentKeys(bucket?: string): AsyncGenerator<string> {
+    return this.#keysOf(
+      bucket === undefined ? Buffer.from(this.namespace.bucket) : Buffer.from(bucket, "latin1"),
+    );
   }
 
-  async *#keysOf(bucketName: string): AsyncGenerator<string> {
-    const bucket = Buffer.from(bucketName);
+  async *#keysOf(bucket: Buffer): AsyncGenerator<string> {
     try {
       for await (const keys of this.#client.listKeys(this.namespace.bucketType, bucket)) {
         for (const key of keys) yield Buffer.from(key).toString("latin1");
       }
     } catch (error) {
-      throw new RiakRequestError("list keys", {
-        bucketType: this.namespace.bucketType,
-        bucket: bucketName,
-        key: "",
-      }, error);
+      throw new RiakRequestError(
+        "list keys",
+        describeLocation({ bucketType: this.namespace.bucketType, bucket, key: Buffer.alloc(0) }),
+        error,
+      );
     }
   }
 
@@ -2144,7 +2145,7 @@ export class Store {
     const bucket = Buffer.from(location.bucket);
     const name = bucket.toString("latin1");
     if (
-      this.#manifestBucketsNamed.has(name) || name === this.namespace.bucket ||
+      this.#manifestBucketsNamed.has(name) || bucket.equals(Buffer.from(this.namespace.bucket)) ||
       !content.usermeta.some((pair) => pair.key === USERMETA.storage && pair.value === "chunked")
     ) return;
     const registry = this.layout.manifestBuckets();
