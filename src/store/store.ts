@@ -449,6 +449,9 @@ export class Store {
   async readlink(path: StorePath): Promise<Buffer> {
     const p = normalizePath(path);
     const object = await this.#getResolved(this.layout.file(p).object, false, p);
+    if (!object && !await this.#statOrUndefined(p)) {
+      throw new NotFoundError(displayPath(p), describeLocation(this.layout.file(p).object));
+    }
     if (!object || object.meta.type !== "symlink") {
       throw new StoreError("EINVAL", `${displayPath(p)}: not a symlink`, { path: displayPath(p) });
     }

@@ -447,6 +447,9 @@ Deno.test("remove, mkdir, symlink, setAttributes and typed errors", async () => 
     await assert.rejects(names(store.list("f.txt")), WrongTypeError);
     await assert.rejects(store.readFile("empty"), WrongTypeError);
     await assert.rejects(store.readFile("nothing"), NotFoundError);
+    // A link another host removed: gone (ENOENT), not "not a symlink" (EINVAL).
+    await assert.rejects(store.readlink("nothing"), NotFoundError);
+    await assert.rejects(store.readlink("f.txt"), { code: "EINVAL" });
     const changed = await store.setAttributes("f.txt", { mode: 0o600, mtimeNs: 5n });
     assert.equal(changed.mode, 0o600);
     assert.equal((await store.stat("f.txt")).mtimeNs, 5n);
