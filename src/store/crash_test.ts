@@ -520,28 +520,6 @@ Deno.test("allow_mult: a crash duplicate's rename mark survives a sibling withou
   }, { namespace: { bucketType: "kvmulti", ...SMALL_CHUNKS } });
 });
 
-Deno.test("one file renamed by two hosts at once to two names: removing either name keeps the other readable", async () => {
-  await withStore(async ({ store, client, bucket }) => {
-    for (const removed of ["d/t", "d/u"]) {
-      await store.writeFile("d/f", CONTENT);
-      // A's rename, held at its put of d/t (d/f marked), while B's rename of d/f to d/u runs.
-      const { slow, atPut, proceed } = holdingFirstPut(client, "d/t");
-      const a = new Store(slow, { namespace: { bucket, ...SMALL_CHUNKS } }).rename("d/f", "d/t");
-      a.catch(() => {}); // awaited below
-      await atPut;
-      await store.rename("d/f", "d/u");
-      proceed();
-      await a;
-      // Both succeeded (no transactions): a duplicate, whose removal must not take the chunks.
-      assert.deepEqual(await names(store, "d"), ["t", "u"]);
-      await store.remove(removed);
-      const kept = removed === "d/t" ? "d/u" : "d/t";
-      assert.ok(CONTENT.equals(await store.readFile(kept)), `${removed} removed: ${kept} readable`);
-      await store.remove(kept);
-    }
-  }, { namespace: SMALL_CHUNKS });
-});
-
 /**
  * Runs `change` (after `setup`) in a process that dies at its first, second, ... request until
  * it completes; after each death, every one of `paths` holding a file is readable and holds
@@ -700,3 +678,34 @@ Deno.test("a directory holding a crash leftover renamed by a process that dies a
     );
   }, { namespace: SMALL_CHUNKS });
 });
+
+/** What two hosts rename at once: `from` to `a` and to `b`; the file moves from `from`+`file`. */
+const TWO_RENAMES = [
+  { what: "a file", from: "d/f", a: "d/t", b: "d/u", file: "", tops: [] as string[] },
+  { what: "a directory", from: "src", a: "a", b: "b", file: "/x", tops: ["src", "a", "b"] },
+];
+
+for (const { what, from, a, b, file, tops } of TWO_RENAMES) {
+  Deno.test(`${what} renamed by two hosts at once to two names: removing either copy keeps the other readable`, async () => {
+    await withStore(async ({ store, client, bucket }) => {
+      for (const [removed, kept] of [[a + file, b + file], [b + file, a + file]]) {
+        await removeTrees(store, tops);
+        await store.writeFile(from + file, CONTENT);
+        // A's rename, held at its put of the file's new object (the old one marked), while
+        // B's rename runs; both succeed (no transactions), leaving a duplicate.
+        const { slow, atPut, proceed } = holdingFirstPut(client, a + file);
+        const renaming = new Store(slow, { namespace: { bucket, ...SMALL_CHUNKS } })
+          .rename(from, a);
+        renaming.catch(() => {}); // awaited below
+        await atPut;
+        await store.rename(from, b);
+        proceed();
+        await renaming;
+        assert.ok(CONTENT.equals(await store.readFile(a + file)));
+        await store.remove(removed);
+        assert.ok(CONTENT.equals(await store.readFile(kept)), `${removed} removed: ${kept} kept`);
+        await store.remove(kept);
+      }
+    }, { namespace: SMALL_CHUNKS });
+  });
+}

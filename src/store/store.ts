@@ -1741,14 +1741,29 @@ export class Store {
     const from = splitParent(f);
     await this.#addEntries(to.parent, [{ type: copied.type, name: to.name }]);
     await this.#index.remove(this.layout.directory(from.parent), [from.name]);
-    let source: ResolvedObject | undefined;
-    if (!await this.#deleteMovedObject(f, copied.copied, (now) => source = now)) {
+    if (!await this.#deleteMovedFile(f, t, copied)) {
       // Written since it was copied: that version stays under the old name, listed.
       await this.#addEntries(from.parent, [{ type: copied.type, name: from.name }]);
-    } else if (copied.generation !== undefined) {
-      await this.#markConcurrentRenames(f, t, copied.generation, source);
     }
     if (copied.replaced) await this.#deleteChunks(copied.replaced);
+  }
+
+  /**
+   * Deletes the old object of a file a rename copied from `f` to `t` ({@link #deleteMovedObject};
+   * false: written since, left), then marks `t` for renames of `f` other hosts ran at the same
+   * time ({@link #markConcurrentRenames}).
+   */
+  async #deleteMovedFile(
+    f: Buffer,
+    t: Buffer,
+    copied: { copied: ObjectMeta; generation?: string },
+  ): Promise<boolean> {
+    let source: ResolvedObject | undefined;
+    if (!await this.#deleteMovedObject(f, copied.copied, (now) => source = now)) return false;
+    if (copied.generation !== undefined) {
+      await this.#markConcurrentRenames(f, t, copied.generation, source);
+    }
+    return true;
   }
 
   /**
@@ -1851,7 +1866,7 @@ export class Store {
       if (fresh.length === 0) return false;
       for (const entry of fresh) moved.add(entry.name.toString("latin1"));
       const files = fresh.filter((entry) => entry.type !== "directory");
-      const copies = new Map<DirEntry, ObjectMeta>();
+      const copies = new Map<DirEntry, { copied: ObjectMeta; generation?: string }>();
       // Entries whose object is gone: a rename cut short (a crash) deletes a moved file's old
       // object before its old entry, and resumed, finds the file under the new name already.
       // Removed as gc removes one: a file stored there meanwhile stays listed, and is moved.
@@ -1865,7 +1880,7 @@ export class Store {
             childPath(t, entry.name),
             movedAlong,
           );
-          copies.set(entry, copied.copied);
+          copies.set(entry, copied);
           if (copied.replaced) replaced.push(copied.replaced);
         } catch (error) {
           if (!(error instanceof NotFoundError)) throw error;
@@ -1891,7 +1906,8 @@ export class Store {
         files.filter((entry) => copies.has(entry)),
         TREE_PARALLELISM,
         async (entry) => {
-          if (await this.#deleteMovedObject(childPath(f, entry.name), copies.get(entry)!)) {
+          const [from, to] = [childPath(f, entry.name), childPath(t, entry.name)];
+          if (await this.#deleteMovedFile(from, to, copies.get(entry)!)) {
             gone.push(entry.name);
           } else moved.delete(entry.name.toString("latin1"));
         },
