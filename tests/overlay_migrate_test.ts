@@ -13,6 +13,7 @@ import * as fsp from "node:fs/promises";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
+import { Store } from "../src/store/store.ts";
 import { eventually, type OverlayEnv, statusOf, withOverlayEnv } from "./_overlay.ts";
 import { startRiakProxy } from "./_riak_proxy.ts";
 import { runRiakfs } from "./_riakfs.ts";
@@ -386,6 +387,36 @@ Deno.test("a riak-fuse supervisord line mounts in shadow, writing where riak-fus
         "new image",
         "shadow keeps the local copy",
       );
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});
+
+Deno.test("a riak-fuse folder lists a subdirectory and a symlink riakfs made there as such through a mount", async () => {
+  await withOverlayEnv(async (env) => {
+    const shop = folderOf(env);
+    const store = new Store(env.client, {
+      namespace: { bucket: env.bucket, preset: "riak-fuse" },
+    });
+    await store.writeFile(`${shop}/images/a.jpg`, Buffer.from("a picture"));
+    await store.mkdir(`${shop}/images/sub`);
+    await store.writeFile(`${shop}/images/sub/b.jpg`, Buffer.from("below"));
+    await store.symlink(`${shop}/images/latest`, "a.jpg");
+    const mounted = await env.mount("riak", ["--layout", "riak-fuse"]);
+    try {
+      const listed = await fsp.readdir(join(env.mountpoint, `${shop}/images`), {
+        withFileTypes: true,
+      });
+      assert.deepEqual(
+        listed.map((entry) =>
+          `${entry.name} ${
+            entry.isDirectory() ? "directory" : entry.isSymbolicLink() ? "symlink" : "file"
+          }`
+        ).sort(),
+        ["a.jpg file", "latest symlink", "sub directory"],
+      );
+      assert.deepEqual(await fsp.readdir(join(env.mountpoint, `${shop}/images/sub`)), ["b.jpg"]);
     } finally {
       await env.unmount(mounted);
     }

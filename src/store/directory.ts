@@ -92,9 +92,13 @@ export class DirectoryIndex {
   async *list(directory: DirectoryPlacement): AsyncGenerator<ShardEntry> {
     const entries = directory.entries;
     if (entries.kind === "riak-fuse") {
-      const set = await this.#fetch(entries.set);
+      const [set, types] = await Promise.all([
+        this.#fetch(entries.set),
+        this.#madeTypes(directory),
+      ]);
       for (const member of set?.members ?? []) {
-        yield { type: "file", name: Buffer.from(member) };
+        const name = Buffer.from(member);
+        yield { type: types.get(name.toString("latin1")) ?? "file", name };
       }
       return;
     }
@@ -136,6 +140,19 @@ export class DirectoryIndex {
       }
       if (tree) above.push(names);
     }
+  }
+
+  /**
+   * The types of the names riakfs made in a riak-fuse folder as directories or symlinks (latin1
+   * of the name), from the default layout's index of the folder: riak-fuse made only files, so
+   * every other name of its set is one. Small: it holds no files.
+   */
+  async #madeTypes(directory: DirectoryPlacement): Promise<Map<string, ShardEntry["type"]>> {
+    const types = new Map<string, ShardEntry["type"]>();
+    for await (const entry of this.list(typedIndexOf(directory))) {
+      types.set(entry.name.toString("latin1"), entry.type);
+    }
+    return types;
   }
 
   /** True when the directory has at least one entry. */
@@ -271,6 +288,14 @@ export class DirectoryIndex {
     const entries = [...unique.values()].map((addition) => addition.entry);
     const toCheck = [...unique.values()].filter((a) => a.mayExist).map((a) => a.entry);
     if (directory.entries.kind === "riak-fuse") {
+      const typed = typedIndexOf(directory);
+      const made = [...unique.values()].filter((a) => a.entry.type !== "file");
+      const files = toCheck.filter((entry) => entry.type === "file").map((entry) => entry.name);
+      // Its type first: a crash before the name is in riak-fuse's set leaves it unlisted, never
+      // listed as a file.
+      if (made.length > 0) await this.#addNow(typed, made);
+      // A file where riakfs made a directory or symlink: its type goes.
+      if (files.length > 0) await this.remove(typed, files);
       await this.#updateAdding(directory, directory.entries.set, entries.map((e) => e.name), {
         add: entries.map((e) => e.name),
       });
@@ -423,6 +448,9 @@ export class DirectoryIndex {
         wanted.has(Buffer.from(m).toString("latin1"))
       );
       if (!await confirmed(remove.length)) return false;
+      // Its type first: a crash before the name leaves riak-fuse's set lists it as a file,
+      // where a type left behind would retype a file made under that name later.
+      await this.remove(typedIndexOf(directory), names);
       await this.#update(directory.entries.set, { remove, context: set?.context });
       return true;
     }
@@ -466,13 +494,16 @@ export class DirectoryIndex {
       Array<{ entry: ShardEntry; shard: ObjectLocation; context?: Uint8Array }>
     >();
     if (directory.entries.kind === "riak-fuse") {
-      const set = await fetch(directory.entries.set);
+      const [set, made] = await Promise.all([
+        fetch(directory.entries.set),
+        this.#find(typedIndexOf(directory), names),
+      ]);
       const members = new Set((set?.members ?? []).map((m) => Buffer.from(m).toString("latin1")));
       for (const name of names) {
         const id = name.toString("latin1");
         if (members.has(id)) {
           result.set(id, [{
-            entry: { type: "file", name },
+            entry: { type: made.get(id)?.[0]?.entry.type ?? "file", name },
             shard: directory.entries.set,
             context: set?.context,
           }]);
@@ -590,6 +621,12 @@ export class DirectoryIndex {
       throw new RiakRequestError("set update", describeLocation(location), error);
     }
   }
+}
+
+/** A riak-fuse folder's index of the names riakfs made there as directories or symlinks. */
+function typedIndexOf(directory: DirectoryPlacement): DirectoryPlacement {
+  if (directory.entries.kind !== "riak-fuse") throw new Error("not a riak-fuse directory");
+  return { ...directory, entries: directory.entries.typed };
 }
 
 /** The key of the entry `name` of `directory` in {@link DirectoryIndex}'s late adds. */

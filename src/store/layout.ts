@@ -183,8 +183,24 @@ export interface DirectoryPlacement {
   object: ObjectLocation;
   /** How the entries are kept. */
   entries:
-    | { kind: "sharded"; bucketType: string; bucket: Buffer; dirKey: Buffer }
-    | { kind: "riak-fuse"; set: ObjectLocation };
+    | ShardedEntries
+    | {
+      kind: "riak-fuse";
+      set: ObjectLocation;
+      /**
+       * The default layout's index of the directory: the types of the names riakfs made there
+       * as directories or symlinks (the set names them bare; a name not in it is a file).
+       */
+      typed: ShardedEntries;
+    };
+}
+
+/** A directory's entries in the default layout's sharded sets (see shards.ts). */
+export interface ShardedEntries {
+  kind: "sharded";
+  bucketType: string;
+  bucket: Buffer;
+  dirKey: Buffer;
 }
 
 /**
@@ -234,25 +250,26 @@ export class Layout {
   directory(path: Buffer): DirectoryPlacement {
     const dirKey = directoryKey(path);
     const object = this.contentObject(dirKey);
+    const sharded: ShardedEntries = {
+      kind: "sharded",
+      bucketType: this.namespace.setsBucketType,
+      bucket: Buffer.from(this.namespace.directoryBucket),
+      dirKey,
+    };
     const folder = this.riakFuseFolder(path);
     if (folder) {
       const listingKey = Buffer.from(this.namespace.riakFuse.directoryKey);
       return {
         path,
         object,
-        entries: { kind: "riak-fuse", set: this.riakFuseDirectoryObject(folder, listingKey) },
+        entries: {
+          kind: "riak-fuse",
+          set: this.riakFuseDirectoryObject(folder, listingKey),
+          typed: sharded,
+        },
       };
     }
-    return {
-      path,
-      object,
-      entries: {
-        kind: "sharded",
-        bucketType: this.namespace.setsBucketType,
-        bucket: Buffer.from(this.namespace.directoryBucket),
-        dirKey,
-      },
-    };
+    return { path, object, entries: sharded };
   }
 
   /**

@@ -319,6 +319,14 @@ Deno.test("docs/layout.md alone reads the riak-fuse preset's IMG_/IMGDIR_ layout
     for (const name of ["ln", "sub"]) {
       assert.deepEqual(await reader.riakFuseSizes(b(`shop/images/${name}`)), [], name);
     }
+    // Their types, beside the bare names, in the default layout's sets; files have none.
+    const typed = async (name: string) => {
+      const entry = await reader.findEntry(b("shop/images"), b(name));
+      return entry && `${entry.type} ${entry.name}`;
+    };
+    assert.equal(await typed("ln"), "symlink ln");
+    assert.equal(await typed("sub"), "directory sub");
+    assert.equal(await typed("a.jpg"), undefined);
     assert.deepEqual(await reader.manifestBuckets(), [`${riakFuse.contentPrefix}shop`]);
 
     // Renamed into and out of a folder: the objects move between the layouts.
@@ -346,6 +354,11 @@ Deno.test("docs/layout.md alone reads the riak-fuse preset's IMG_/IMGDIR_ layout
     await store.rename("plain/ln3", "shop/images/replaced.jpg");
     assert.ok((await reader.readSymlink(b("shop/images/replaced.jpg"))).equals(b("a.jpg")));
     assert.deepEqual(await reader.riakFuseSizes(b("shop/images/replaced.jpg")), []);
+    assert.equal(await typed("replaced.jpg"), "symlink replaced.jpg");
+    assert.equal(await typed("ln2"), "symlink ln2");
+    // And a file renamed over a symlink there takes its type away.
+    await store.rename("plain/a.jpg", "shop/images/replaced.jpg");
+    assert.equal(await typed("replaced.jpg"), undefined);
     assert.deepEqual(await reader.manifestBuckets(), [
       `${riakFuse.contentPrefix}shop`,
       `${riakFuse.contentPrefix}shop2`,

@@ -753,6 +753,88 @@ Deno.test("riak-fuse: a folder only riak-fuse wrote is found by its name, and li
   });
 });
 
+Deno.test("riak-fuse: a folder lists the directories and symlinks riakfs made there as such", async () => {
+  await withStore(async ({ client, riak, another }) => {
+    const riakFuse = riakFusePrefixes(riak);
+    const store = another({ namespace: { preset: "riak-fuse", riakFuse } });
+    const typesIn = async (path: string) => {
+      const types: string[] = [];
+      for await (const entry of store.list(path)) types.push(`${entry.name} ${entry.type}`);
+      return types.sort();
+    };
+    await putLegacyRiakFuseFile(client, riakFuse, "shop", "a.jpg", "a picture");
+    await store.writeFile("shop/images/b.jpg", Buffer.from("another"));
+    await store.mkdir("shop/images/sub");
+    await store.writeFile("shop/images/sub/c.txt", Buffer.from("below"));
+    await store.symlink("shop/images/latest", "a.jpg");
+    assert.deepEqual(await typesIn("shop/images"), [
+      "a.jpg file",
+      "b.jpg file",
+      "latest symlink",
+      "sub directory",
+    ]);
+    // riak-fuse's own listing still holds the bare names.
+    const listing = await client.fetchSet({
+      bucketType: "sets",
+      bucket: Buffer.from(`${riakFuse.directoryPrefix}shop`),
+      key: Buffer.from("directory"),
+    });
+    assert.deepEqual(
+      listing?.members.map((m) => Buffer.from(m).toString()).sort(),
+      ["a.jpg", "b.jpg", "latest", "sub"],
+    );
+    const walked: string[] = [];
+    for await (const entry of store.walk("shop")) walked.push(entry.path.toString());
+    assert.ok(walked.includes("shop/images/sub/c.txt"), `the walk descends: ${walked}`);
+    // A name changing type is listed with its new one.
+    await store.remove("shop/images/latest");
+    await store.writeFile("shop/images/latest", Buffer.from("now a file"));
+    await store.rename("shop/images/sub", "shop/images/moved");
+    await store.symlink("shop/images/sub", "moved");
+    assert.deepEqual(await typesIn("shop/images"), [
+      "a.jpg file",
+      "b.jpg file",
+      "latest file",
+      "moved directory",
+      "sub symlink",
+    ]);
+    await store.remove("shop/images/moved", { recursive: true });
+    await store.remove("shop/images/sub");
+    await store.mkdir("shop/images/sub");
+    assert.deepEqual(await typesIn("shop/images"), [
+      "a.jpg file",
+      "b.jpg file",
+      "latest file",
+      "sub directory",
+    ]);
+  });
+});
+
+Deno.test("riak-fuse: a directory an earlier build made in a folder, listed as a file, gets its type from ensureListed", async () => {
+  await withStore(async ({ client, riak, bucket, another }) => {
+    const riakFuse = riakFusePrefixes(riak);
+    const store = another({ namespace: { preset: "riak-fuse", riakFuse } });
+    await putLegacyRiakFuseFile(client, riakFuse, "shop", "a.jpg", "a picture");
+    await store.mkdir("shop/images/old");
+    // What earlier builds left: the name in riak-fuse's set only.
+    const typed = {
+      bucketType: "sets",
+      bucket: Buffer.from(`${bucket}.dirs`),
+      key: Buffer.from("shop/images/"),
+    };
+    const set = await client.fetchSet(typed);
+    await client.updateSet(typed, { remove: [Buffer.from("d:old")], context: set?.context });
+    const typeOfOld = async () => {
+      for await (const entry of store.list("shop/images")) {
+        if (entry.name.toString() === "old") return entry.type;
+      }
+    };
+    assert.equal(await typeOfOld(), "file");
+    assert.equal(await store.ensureListed("shop/images/old"), true);
+    assert.equal(await typeOfOld(), "directory");
+  });
+});
+
 Deno.test("riak-fuse: a file named like the listing key leaves the folder's listing alone", async () => {
   await withStore(async ({ client, riak, another }) => {
     const riakFuse = riakFusePrefixes(riak);
