@@ -109,6 +109,15 @@ export class RunLimits {
     ) this.stop("riak-unreachable");
   }
 
+  /**
+   * True while the entries that finished last failed with no Riak node answering (a streak,
+   * however short): what failed so is still to do, and a pass that reached the end of the tree
+   * so is not complete.
+   */
+  riakAway(): boolean {
+    return this.#unanswered > 0;
+  }
+
   /** An entry (file, symlink, directory) is in Riak: a node answers, the streak ends. */
   entryDone(): void {
     this.#unanswered = 0;

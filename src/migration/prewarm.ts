@@ -633,9 +633,13 @@ class PrewarmRun {
       walkedToEnd = false;
       stopReason ??= this.#limits.reached();
     }
-    if (!walkedToEnd && !dryRun) await this.#countFinished();
+    // Files still failing with no node answering at the end are still to do: the pass goes on,
+    // as when the run stops for that before the end of the tree, and the next run retries them
+    // before it closes the pass. Closed, it would stand as complete with none of them in Riak.
+    const closesPass = walkedToEnd && !this.#limits.riakAway();
+    if (!closesPass && !dryRun) await this.#countFinished();
     try {
-      return await this.#finish(stopReason, walkedToEnd);
+      return await this.#finish(stopReason, walkedToEnd, closesPass);
     } finally {
       this.#failed.close();
     }
@@ -1501,6 +1505,7 @@ class PrewarmRun {
   async #finish(
     stopReason: StopReason | undefined,
     walkedToEnd: boolean,
+    closesPass: boolean,
   ): Promise<PrewarmResult> {
     const failed = failedEntries(this.#tally) > 0;
     // A file that kept changing is not in Riak: "complete" (exit 0) would tell cron the
@@ -1528,7 +1533,7 @@ class PrewarmRun {
     };
     if (this.#o.dryRun) return result;
     try {
-      await this.#record(result, walkedToEnd);
+      await this.#record(result, closesPass);
     } catch (error) {
       // Its files are in Riak (or failed) all the same: the outcome stands, unrecorded.
       if (!isNoRoomError(error)) throw error;
@@ -1538,10 +1543,10 @@ class PrewarmRun {
     return result;
   }
 
-  /** Saves the run's state, failure lists and history record. */
-  async #record(result: PrewarmResult, walkedToEnd: boolean): Promise<void> {
+  /** Saves the run's state, failure lists and history record; `closesPass`: it is complete. */
+  async #record(result: PrewarmResult, closesPass: boolean): Promise<void> {
     const { startedAt, endedAt, outcome, exitCode } = result;
-    const retries = await this.#saveFailures(!walkedToEnd);
+    const retries = await this.#saveFailures(!closesPass);
     if (retries.listed > result.failures.length) {
       result.failuresFile = join(this.#o.state.path, FAILED_LIST_FILE);
     }
@@ -1559,7 +1564,7 @@ class PrewarmRun {
     pass.globs = (this.#o.filter ?? new PathFilter()).globs;
     // An earlier run's count stands when this run's did not finish.
     if (this.#treeFiles !== undefined) pass.treeFiles = this.#treeFiles;
-    if (walkedToEnd) {
+    if (closesPass) {
       state.lastCompletePass = { ...pass, endedAt };
       delete state.currentPass;
       delete state.cursorHex;

@@ -949,6 +949,40 @@ Deno.test("a run stops early when file after file finds no Riak node, and the ne
   });
 });
 
+Deno.test("a run whose files all failed with no Riak node answering, up to the end of the tree, completes no pass", async () => {
+  await withSourceAndState(async (source, state) => {
+    for (const name of ["a", "b", "c"]) writeFileSync(join(source, name), name);
+    await withStore(async ({ store }) => {
+      const away = () => Promise.reject(unanswered());
+      const down = wrappedStore(store, { tryStat: away, writeFile: away });
+      const failed = await runPrewarm({ source, store: down, state });
+      assert.equal(failed.exitCode, EXIT_FAILED);
+      assert.equal(failed.tally.failed.files, 3);
+      assert.equal(state.loadState().lastCompletePass, undefined, "no complete pass");
+      const report = progressFromState(state);
+      assert.equal(report.lastCompletePass, undefined);
+      assert.equal(report.passUnfinished, true);
+      assert.equal(report.inRiakShare, undefined, "no share of a tree no pass covered");
+      // Riak back: the next run retries them and closes the pass.
+      const back = await runPrewarm({ source, store, state });
+      assert.equal(back.exitCode, EXIT_COMPLETE, JSON.stringify(back.failures));
+      const complete = progressFromState(state);
+      assert.ok(complete.lastCompletePass, "the pass is complete now");
+      assert.deepEqual(complete.inRiak.files, 3);
+      assert.equal(complete.inRiakShare, 1);
+      assert.equal(complete.failed.files, 0);
+      // Down again: the complete pass stands, the new one goes on.
+      const again = await runPrewarm({ source, store: down, state });
+      assert.equal(again.exitCode, EXIT_FAILED);
+      assert.equal(
+        state.loadState().lastCompletePass?.startedAt,
+        complete.lastCompletePass.startedAt,
+      );
+      assert.equal(progressFromState(state).passUnfinished, true);
+    });
+  });
+});
+
 Deno.test("a drain finding Riak's copy damaged uploads the local file again, then deletes it", async () => {
   await withSourceAndState(async (source, state) => {
     writeFileSync(join(source, "f"), "the legacy bytes");
