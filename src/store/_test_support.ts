@@ -112,3 +112,23 @@ export async function putLegacyRiakFuseFile(
     { add: [Buffer.from(name)] },
   );
 }
+
+/**
+ * Takes the entry `member` (`d:<name>`, `l:<name>`) out of the default layout's root shard of
+ * `<folder>/images/` in the namespace of `bucket`: what builds before riakfs kept the types of
+ * directories and symlinks it made in a riak-fuse folder left there.
+ */
+export async function forgetRiakFuseType(
+  client: StoreClient,
+  bucket: string,
+  folder: string,
+  member: string,
+): Promise<void> {
+  const typed = {
+    bucketType: "sets",
+    bucket: Buffer.from(`${bucket}.dirs`),
+    key: Buffer.from(`${folder}/images/`),
+  };
+  const set = await client.fetchSet(typed);
+  await client.updateSet(typed, { remove: [Buffer.from(member)], context: set?.context });
+}

@@ -130,9 +130,11 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
           ? await walk(path) || riakFuseFolder(store, path)
           : await look(path);
         // A name may change type: an entry of the old one is no orphan while the new is there.
-        if (!found && await store.tryStat(path) === undefined) {
-          orphans.push({ path, type: entry.type });
-        }
+        const stored = found ? undefined : await store.tryStat(path);
+        if (!found && stored === undefined) orphans.push({ path, type: entry.type });
+        // A directory listed as a file (one an earlier build made in a riak-fuse folder, whose
+        // type it did not keep): walked all the same.
+        if (stored?.type === "directory" && entry.type !== "directory") await walk(path);
       }
     } catch (error) {
       const notThere = error instanceof NotFoundError || error instanceof WrongTypeError;

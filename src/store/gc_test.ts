@@ -4,7 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { putLegacyRiakFuseFile, riakFusePrefixes, withStore } from "./_test_support.ts";
+import {
+  forgetRiakFuseType,
+  putLegacyRiakFuseFile,
+  riakFusePrefixes,
+  withStore,
+} from "./_test_support.ts";
 import type { StoreClient } from "./client.ts";
 import { collectGarbage } from "./gc.ts";
 import { encodeEntryMember, shardKey } from "./shards.ts";
@@ -164,5 +169,29 @@ Deno.test("gc keeps the chunks of files in buckets whose names are not ASCII: an
     const store = another({ namespace });
     assert.ok(content.equals(await store.readFile("unlisted.bin")));
     assert.ok(content.equals(await writer.readFile("café/images/big.jpg")));
+  });
+});
+
+Deno.test("gc walks the subdirectories of a riak-fuse folder, also one an earlier build listed as a file", async () => {
+  await withStore(async ({ riak, client, bucket, another }) => {
+    const riakFuse = riakFusePrefixes(riak);
+    const store = another({ namespace: { preset: "riak-fuse", riakFuse } });
+    await putLegacyRiakFuseFile(client, riakFuse, "shop", "a.jpg", "a");
+    await store.mkdir("shop/images/sub");
+    await store.mkdir("shop/images/old");
+    await addOrphan(client, store, "shop/images/sub", "file", "ghost");
+    await addOrphan(client, store, "shop/images/old", "file", "ghost");
+    // What earlier builds left of `old`: its name in riak-fuse's set only, no type beside it.
+    await forgetRiakFuseType(client, bucket, "shop", "d:old");
+    assert.deepEqual(await listed(store, "shop/images"), [
+      "directory:sub",
+      "file:a.jpg",
+      "file:old",
+    ]);
+    const report = await collectGarbage(store, { minAgeMs: 0 });
+    assert.deepEqual(report.orphanEntries.map((o) => `${o.type}:${o.path}`).sort(), [
+      "file:shop/images/old/ghost",
+      "file:shop/images/sub/ghost",
+    ]);
   });
 });

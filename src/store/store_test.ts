@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  forgetRiakFuseType,
   putLegacyRiakFuseFile,
   riakFusePrefixes,
   seededBytes,
@@ -817,13 +818,7 @@ Deno.test("riak-fuse: a directory an earlier build made in a folder, listed as a
     await putLegacyRiakFuseFile(client, riakFuse, "shop", "a.jpg", "a picture");
     await store.mkdir("shop/images/old");
     // What earlier builds left: the name in riak-fuse's set only.
-    const typed = {
-      bucketType: "sets",
-      bucket: Buffer.from(`${bucket}.dirs`),
-      key: Buffer.from("shop/images/"),
-    };
-    const set = await client.fetchSet(typed);
-    await client.updateSet(typed, { remove: [Buffer.from("d:old")], context: set?.context });
+    await forgetRiakFuseType(client, bucket, "shop", "d:old");
     const typeOfOld = async () => {
       for await (const entry of store.list("shop/images")) {
         if (entry.name.toString() === "old") return entry.type;
