@@ -134,3 +134,35 @@ Deno.test("progress shows verify's differences and files newer in Riak, and is n
     assert.ok(report.verified.files <= report.inRiak.files);
   });
 });
+
+// A drain that kept files changed lately (in use) in SOURCE: progress said "ETA: done".
+Deno.test("progress after a drain that kept files in use says so, and is not done until they go", async () => {
+  await withMigration(async ({ source, flags }) => {
+    writeFileSync(join(source, "notes.txt"), "written just now");
+    writeFileSync(join(source, "fresh.txt"), "just written");
+    const drain = ["prewarm", "--delete-local", ...flags, source];
+    const quiet = await runRiakfs([...drain, "--delete-quiet-period", "3600"]);
+    assert.equal(quiet.code, 3, quiet.stdout + quiet.stderr);
+    assert.match(quiet.stdout, /local copies kept while in use; the next run retries them/);
+    const shown = await runRiakfs(["progress", source, ...flags]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /^pending: +0 files, 0 B$/m);
+    assert.match(
+      shown.stdout,
+      /^kept local: 2 files, 28 B \(in Riak, but in use: open for writing or changed lately; /m,
+    );
+    assert.match(
+      shown.stdout,
+      /^ETA: not done: 2 local copies kept while in use; the next run retries them$/m,
+    );
+    const json = JSON.parse((await runRiakfs(["progress", source, "--json", ...flags])).stdout);
+    assert.deepEqual(json.keptActive, { files: 2, bytes: 28 });
+    assert.equal(json.etaDays, undefined);
+    const drained = await runRiakfs(drain);
+    assert.equal(drained.code, 0, drained.stdout + drained.stderr);
+    assert.deepEqual(readdirSync(source), []);
+    const done = await runRiakfs(["progress", source, ...flags]);
+    assert.doesNotMatch(done.stdout, /kept local/);
+    assert.match(done.stdout, /^ETA: done$/m);
+  });
+});

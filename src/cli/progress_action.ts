@@ -98,6 +98,12 @@ function render(report: ProgressReport, json: boolean): string {
         "or by riak-fuse; the older local copies are left in place, also by a drain)",
     );
   }
+  if (report.keptActive.files > 0) {
+    lines.push(
+      `kept local: ${approx}${show(report.keptActive)} (in Riak, but in use: open for writing ` +
+        "or changed lately; the next run deletes them once they are not)",
+    );
+  }
   if (report.special.files > 0) {
     lines.push(
       `special:    ${approx}${report.special.files} files (FIFOs, sockets, devices: ` +
@@ -141,6 +147,9 @@ function render(report: ProgressReport, json: boolean): string {
       report.etaDays === undefined
         ? report.passUnfinished
           ? "unknown until the pass in progress has covered the tree (the next run resumes it)"
+          : report.keptActive.files > 0
+          ? `not done: ${approx}${report.keptActive.files} local copies kept while in use; ` +
+            "the next run retries them"
           : "unknown"
         : report.etaDays === 0
         ? "done"

@@ -60,6 +60,13 @@ export interface ProgressReport {
    */
   newerInRiak: Tally;
   /**
+   * Of `inRiak`: local copies a drain (`--delete-local`) kept as still in use (open for
+   * writing by another process, or changed within the quiet period), as `tally.keptActive` of
+   * a pre-warm. They are still in SOURCE: the next run retries them, and the ETA is never 0
+   * ("done") while any remain.
+   */
+  keptActive: Tally;
+  /**
    * The share of the tree's total in Riak, 0 to 1 (by bytes; by files where the tree holds no
    * bytes); undefined while no pass has covered the whole tree (the total is only what the
    * first pass reached, of which all can be in Riak) or when the tree is empty.
@@ -89,7 +96,10 @@ export interface ProgressReport {
   lastVerify?: VerifyRecord;
   /** Moved per day at the recent nightly rate. */
   dailyRate?: { bytes: number; files: number; days: number };
-  /** Days until nothing is pending at that rate; undefined when unknown. */
+  /**
+   * Days until nothing is pending at that rate; undefined when unknown, or when nothing is
+   * pending but local copies kept in use ({@link keptActive}), which the next run retries.
+   */
   etaDays?: number;
   /**
    * The last run but one under way: outcome "unfinished" when it never ended (killed, crashed,
@@ -124,6 +134,7 @@ export function progressFromState(state: StateDirectory): ProgressReport {
     passUnfinished,
     inRiak: figures.inRiak,
     newerInRiak: figures.newerInRiak,
+    keptActive: figures.keptActive,
     verified: figures.verified,
     pending,
     differing: figures.differing,
@@ -172,8 +183,10 @@ export function progressFromState(state: StateDirectory): ProgressReport {
     const eta = !report.totalIsLowerBound || report.estimatedTotal
       ? etaDays(toDo, rate)
       : undefined;
-    // What the pass has not reached may have changed since it was last looked at: not done.
-    if (eta !== undefined && !(eta === 0 && passUnfinished)) report.etaDays = eta;
+    // What the pass has not reached may have changed since it was last looked at, and local
+    // copies kept in use are still to be deleted: not done.
+    const leftOver = passUnfinished || report.keptActive.files > 0;
+    if (eta !== undefined && !(eta === 0 && leftOver)) report.etaDays = eta;
   }
   const unfinished = state.unfinishedRun();
   const running = unfinished && liveHolderPid(state.lockFile) === unfinished.pid;
@@ -223,6 +236,8 @@ function passFigures(
       figures.seen.bytes,
       figures.inRiak.bytes + since.uploaded.bytes,
     );
+    // A rescan deletes nothing, so it sees no copy kept in use: the pass's count of them stands.
+    figures.keptActive = { ...(current.tally.keptActive ?? { files: 0, bytes: 0 }) };
     // The rescan looked at the whole tree after the pass's earlier runs.
     return { figures, estimated: since.seen.files > 0, passUnfinished: false };
   }

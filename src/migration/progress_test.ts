@@ -20,10 +20,11 @@ import {
   rescan,
   RescanError,
 } from "./progress.ts";
-import { wrappedStore } from "./_test_support.ts";
+import { holdOpen, wrappedStore } from "./_test_support.ts";
 import { PathFilter } from "./glob.ts";
 import { LockedError } from "../util/lock.ts";
-import { EXIT_COMPLETE, type PrewarmEvent, runPrewarm } from "./prewarm.ts";
+import { OpenWriters } from "./open_writers.ts";
+import { EXIT_COMPLETE, EXIT_PARTIAL, type PrewarmEvent, runPrewarm } from "./prewarm.ts";
 import { emptyTally, type RunMarker, type RunRecord, StateDirectory } from "./state.ts";
 
 /** Runs `fn` on a fresh source holding `files` (name: content) and a fresh state directory. */
@@ -365,6 +366,62 @@ Deno.test("progress shows what is left over: verify's differences, newer in Riak
         assert.equal(during.passUnfinished, true);
         assert.deepEqual(during.pending, { files: 0, bytes: 0 }, "nothing known pending");
         assert.equal(during.etaDays, undefined, "but not done: the pass has the rest to look at");
+      });
+    },
+  );
+});
+
+// A drain that kept a daemon's log (open for writing) in SOURCE said "ETA: done", as if the
+// disk were empty; and a rescan during the drain's pass, which deletes nothing, forgot it.
+Deno.test("a drain's local copies kept in use are told apart, and progress is not done while they remain", async () => {
+  await withTree(
+    { "a-daemon.log": "line 0\n", ...numbered(3, "x".repeat(10)) },
+    async (source, state) => {
+      const log = join(source, "a-daemon.log");
+      const inUse = { openWriters: new OpenWriters({ maxAgeMs: 0 }) };
+      await withStore(async ({ store }) => {
+        const drain = (budget: { maxFiles?: number } = {}) =>
+          runPrewarm({ source, store, state, deleteLocal: true, inUse, concurrency: 1, ...budget });
+        const holder = await holdOpen(log, ">>");
+        try {
+          const run = await drain();
+          assert.equal(run.exitCode, EXIT_PARTIAL, JSON.stringify(run.failures));
+          assert.deepEqual(run.keptActive, ["/a-daemon.log"]);
+        } finally {
+          await holder.release();
+        }
+        const kept = progressFromState(state);
+        assert.equal(kept.passUnfinished, false);
+        assert.deepEqual(kept.pending, { files: 0, bytes: 0 }, "all of it in Riak");
+        assert.deepEqual(kept.keptActive, { files: 1, bytes: 7 });
+        assert.equal(kept.etaDays, undefined, "not done: the log is still in SOURCE");
+        const next = await drain();
+        assert.equal(next.exitCode, EXIT_COMPLETE, JSON.stringify(next));
+        assert.equal(existsSync(log), false);
+        const drained = progressFromState(state);
+        assert.deepEqual(drained.keptActive, { files: 0, bytes: 0 });
+        assert.equal(drained.etaDays, 0);
+
+        // A pass that kept the log and stopped early; the rest is gone from SOURCE when a
+        // rescan counts the tree.
+        writeFileSync(log, "line 1\n");
+        for (const [name, content] of Object.entries(numbered(3, "y"))) {
+          writeFileSync(join(source, name), content);
+        }
+        const again = await holdOpen(log, ">>");
+        try {
+          const run = await drain({ maxFiles: 2 });
+          assert.deepEqual(run.keptActive, ["/a-daemon.log"]);
+          assert.equal(run.stopReason, "max-files");
+        } finally {
+          await again.release();
+        }
+        for (const name of ["f01", "f02"]) rmSync(join(source, name));
+        const rescanned = await rescan({ source, store, state });
+        assert.equal(rescanned.passUnfinished, false, "the rescan covered the tree");
+        assert.deepEqual(rescanned.pending, { files: 0, bytes: 0 });
+        assert.deepEqual(rescanned.keptActive, { files: 1, bytes: 7 });
+        assert.equal(rescanned.etaDays, undefined, "not done: the log is still in SOURCE");
       });
     },
   );
