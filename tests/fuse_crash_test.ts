@@ -140,6 +140,27 @@ Deno.test("a stale mount (server and watchdog dead) is cleared by the next mount
   }
 });
 
+Deno.test("umount of a stale mount removes the pid file and control socket its dead process left", async () => {
+  const runDirectory = tempDir("riakfs-run-");
+  const mount = await startMount({ args: ["--run-dir", runDirectory] });
+  const { pidFile, controlSocket } = runtimePaths(mount.mountpoint, runDirectory);
+  try {
+    // Written once the mount is up, a moment after it appears.
+    assert.ok(await waitFor(() => fs.existsSync(pidFile), 5_000), "the pid file is written");
+    await crashLeavingStaleMount(mount.server);
+    assert.ok(fs.existsSync(pidFile) && fs.existsSync(controlSocket), "left by the crash");
+    const umount = await runRiakfs(["umount", "--run-dir", runDirectory, mount.mountpoint]);
+    assert.equal(umount.code, 0, umount.stderr);
+    assert.equal(isMounted(mount.mountpoint), false);
+    // Before, both stayed in the run directory.
+    assert.equal(fs.existsSync(pidFile), false, "pid file removed");
+    assert.equal(fs.existsSync(controlSocket), false, "control socket removed");
+  } finally {
+    await stopMount(mount);
+    fs.rmSync(runDirectory, { recursive: true, force: true });
+  }
+});
+
 Deno.test("SIGTERM unmounts and the server exits 0", async () => {
   const mount = await startMount();
   try {

@@ -12,6 +12,7 @@ import {
 } from "../overlay/control.ts";
 import { MOUNT_SUBTYPE } from "./mount.ts";
 import { mountpointPath } from "./mountpoint_path.ts";
+import { removeStaleRunFiles } from "./stale_run_files.ts";
 import { EXIT_UPLOADS_PENDING, type UmountFlags } from "./umount.ts";
 
 /**
@@ -57,6 +58,7 @@ export async function unmountDrained(
       );
     } else throw error;
   }
+  await removeStaleRunFiles(runtimePaths(path, flags.runDir));
   if (!outcome) return;
   const others = notDrained(outcome);
   const unmounted = takenElsewhere
