@@ -11,7 +11,9 @@ import { Buffer } from "node:buffer";
 import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
+import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
+import { runtimePaths } from "../src/overlay/control.ts";
 import { defaultSpoolDirectory } from "../src/overlay/spool.ts";
 import { seededBytes } from "../src/store/_test_support.ts";
 import { withFullFilesystem } from "../src/util/_full_filesystem.ts";
@@ -153,6 +155,43 @@ Deno.test("two umounts at once: the one whose drain times out first unmounts, an
       await env.riak.restart();
     }
     await assertReplayedAfterRemount(env, files);
+  });
+});
+
+Deno.test("umount of a mount whose control socket does not answer while the mount does: unmounted without draining, exit 3, saying so and what to do", async () => {
+  await withOverlayEnv(async (env) => {
+    const mount = await env.mount("migrate");
+    // A control socket that takes connections and never answers (a stuck event loop), in
+    // a run directory whose pid file names a live process.
+    const stuck = join(env.base, "stuck-run");
+    await fsp.mkdir(stuck);
+    const { controlSocket, pidFile } = runtimePaths(env.mountpoint, stuck);
+    await fsp.writeFile(pidFile, `${process.pid}\n`);
+    const held: Socket[] = [];
+    const silent = createServer((connection) => held.push(connection));
+    await new Promise<void>((listening) => silent.listen(controlSocket, listening));
+    try {
+      const result = await runRiakfs(["umount", "--run-dir", stuck, env.mountpoint]);
+      // Before: "unmounting without draining", then "not in RUN (another --run-dir?)", exit 1.
+      assert.equal(result.code, 3, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `^riakfs: unmounted .* without draining: it did not answer on its control socket ` +
+            `.*stuck-run.* within 5000 ms; its process ${process.pid} still runs, stuck: see its ` +
+            `log, then end it \\(kill ${process.pid}, or kill -9 ${process.pid}\\); what it had not ` +
+            "uploaded is pending: they are safe in the journal and go to Riak when it is mounted " +
+            "again with this spool and namespace\n$",
+        ),
+      );
+      assert.ok(!isMounted(env.mountpoint));
+      assert.ok(await exited(mount), "the serving process exits");
+      // The files of a live process stay.
+      assert.ok(fs.existsSync(pidFile) && fs.existsSync(controlSocket));
+    } finally {
+      for (const connection of held) connection.destroy();
+      await new Promise((closed) => silent.close(closed));
+    }
   });
 });
 

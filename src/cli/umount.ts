@@ -1,13 +1,14 @@
 /**
  * `riakfs umount MOUNTPOINT`: asks a riakfs overlay mount, over its control socket, to drain
  * its upload queue while it keeps serving (with a timeout), then unmounts it; its serving
- * process then exits. A mount whose process is gone (stale) or does not answer, or that is
- * not riakfs's, is unmounted plainly; a riakfs mount that serves but whose control socket is
- * not in the run directory given is not unmounted (its pending uploads would go unwaited).
+ * process then exits. A mount whose control socket does not answer (its process stuck) is
+ * unmounted without draining; one whose process is gone (stale), or that is not riakfs's, is
+ * unmounted plainly; a riakfs mount that serves but whose control socket is not in the run
+ * directory given is not unmounted (its pending uploads would go unwaited).
  *
  * Exit codes: 0 unmounted with every upload in Riak; {@link EXIT_UPLOADS_PENDING} unmounted,
- * but the drain timed out and uploads wait in the journal for the next mount; 1 not
- * unmounted.
+ * but the drain timed out, or the mount did not answer it, and uploads wait in the journal
+ * for the next mount; 1 not unmounted.
  *
  * @module
  */

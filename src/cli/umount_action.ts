@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { readFileSync } from "node:fs";
 import { probeMount, readMounts, unmount } from "../fuse/mod.ts";
 import {
   type DrainOutcome,
@@ -10,10 +11,22 @@ import {
   requestDrain,
   runtimePaths,
 } from "../overlay/control.ts";
+import { DEFAULT_STATUS_TIMEOUT_MS } from "../overlay/defaults.ts";
+import { isProcessAlive } from "../util/process.ts";
 import { MOUNT_SUBTYPE } from "./mount.ts";
 import { mountpointPath } from "./mountpoint_path.ts";
 import { removeStaleRunFiles } from "./stale_run_files.ts";
 import { EXIT_UPLOADS_PENDING, type UmountFlags } from "./umount.ts";
+
+/**
+ * How the mount's control socket took the drain request: answered with the outcome, stayed
+ * silent (a stuck process), or never took it (no socket, nobody listening, an answer not
+ * understood).
+ */
+type DrainAnswer =
+  | { outcome: DrainOutcome }
+  | { silent: NotServingError }
+  | { unanswered: NotServingError };
 
 /**
  * Drains the riakfs mount at `mountpoint` (at most `drainTimeoutMs`, undefined = the
@@ -30,24 +43,29 @@ export async function unmountDrained(
   if (!mount || !mount.fstype.startsWith("fuse.")) {
     throw new Error(`${path} is not a FUSE mount`);
   }
-  const outcome = await drainIfServing(path, flags.runDir, drainTimeoutMs);
-  if (
-    !outcome && mount.fstype === `fuse.${MOUNT_SUBTYPE}` && await probeMount(path, 2000) === "live"
-  ) {
-    // Its process serves, but its control socket is in another run directory: unmounted
-    // now, it would upload what is pending after this command said nothing was.
-    throw new Error(
-      `${path} is served by a riakfs process whose control socket is not in ${flags.runDir} ` +
-        "(mounted with another --run-dir? give the same one, or RIAKFS_RUN_DIR); not " +
-        "unmounted, since its pending uploads would not be waited for",
-    );
+  const paths = runtimePaths(path, flags.runDir);
+  const answer = await drainIfServing(path, paths.controlSocket, drainTimeoutMs);
+  if ("unanswered" in answer) {
+    if (mount.fstype === `fuse.${MOUNT_SUBTYPE}` && await probeMount(path, 2000) === "live") {
+      // Its process serves, but its control socket is in another run directory: unmounted
+      // now, it would upload what is pending after this command said nothing was.
+      throw new Error(
+        `${path} is served by a riakfs process whose control socket is not in ${flags.runDir} ` +
+          "(mounted with another --run-dir? give the same one, or RIAKFS_RUN_DIR); not " +
+          "unmounted, since its pending uploads would not be waited for",
+      );
+    }
+    // No socket: a passthrough-era or stale mount. A socket that does not answer: say so.
+    if (answer.unanswered.kind !== "absent") {
+      process.stderr.write(`riakfs: ${answer.unanswered.message}; unmounting without draining\n`);
+    }
   }
   let takenElsewhere = false;
   try {
     await unmount(path, flags.lazy ?? false);
   } catch (error) {
     const message = (error as Error).message;
-    if (outcome && !(await readMounts()).some((m) => m.device === mount.device)) {
+    if (!("unanswered" in answer) && !(await readMounts()).some((m) => m.device === mount.device)) {
       // Gone while this command's drain waited: another `riakfs umount` (with a shorter
       // drain timeout) or a signal to the mount took it down, and the drain ended with it.
       // Said as it is, with what the drain left, not as a failed unmount.
@@ -58,34 +76,65 @@ export async function unmountDrained(
       );
     } else throw error;
   }
-  await removeStaleRunFiles(runtimePaths(path, flags.runDir));
-  if (!outcome) return;
-  const others = notDrained(outcome);
+  await removeStaleRunFiles(paths);
   const unmounted = takenElsewhere
     ? `${path} was unmounted meanwhile (by another riakfs umount, or a signal)`
+    : flags.lazy
+    ? `detached ${path}`
     : `unmounted ${path}`;
+  if ("silent" in answer) return reportSilent(unmounted, paths.controlSocket, paths.pidFile);
+  if (!("outcome" in answer)) return;
+  const { outcome } = answer;
+  const others = notDrained(outcome);
   if (outcome.pending > 0) {
     const ended = [`${outcome.drained} drained`, ...others].join(", ");
     const when = takenElsewhere ? "" : ` after the ${outcome.timeoutMs} ms drain timeout`;
     const why = outcome.riak ? `${outcome.riak}; ` : "";
-    process.stderr.write(
-      `riakfs: ${unmounted}; ${outcome.pending} upload(s) still pending${when} (${ended}); ` +
-        `${why}they are safe ` +
-        `in the journal${
-          outcome.spool ? ` in ${outcome.spool}` : ""
-        } and go to Riak when it is mounted again with this spool and namespace\n`,
+    reportPending(
+      `${unmounted}; ${outcome.pending} upload(s) still pending${when} (${ended}); ${why}`,
+      outcome.spool,
     );
-    process.exitCode = EXIT_UPLOADS_PENDING;
     return;
   }
   const uploads = `riakfs: drained ${outcome.drained} upload(s)${
     others.length > 0 ? ` (${others.join(", ")})` : ""
   }`;
   process.stdout.write(
-    flags.lazy
+    flags.lazy && !takenElsewhere
       ? `${uploads}, then detached ${path} (files still open are served until they are ` +
         "closed, then the mount's process ends)\n"
       : `${uploads}, then ${unmounted}\n`,
+  );
+}
+
+/** Says where the pending uploads wait (what `said` began) and exits 3. */
+function reportPending(said: string, spool: string | undefined): void {
+  process.stderr.write(
+    `riakfs: ${said}they are safe in the journal${
+      spool ? ` in ${spool}` : ""
+    } and go to Riak when it is mounted again with this spool and namespace\n`,
+  );
+  process.exitCode = EXIT_UPLOADS_PENDING;
+}
+
+/**
+ * A mount whose control socket stayed silent (its event loop stuck, or the process stopped)
+ * was unmounted undrained: what it had not uploaded is in its journal, and it may still run.
+ */
+function reportSilent(unmounted: string, socket: string, pidFile: string): void {
+  let pid: number | undefined;
+  try {
+    pid = Number(readFileSync(pidFile, "utf8").trim()) || undefined;
+  } catch {
+    // No pid file: the process is not named.
+  }
+  const stuck = pid !== undefined && isProcessAlive(pid)
+    ? `; its process ${pid} still runs, stuck: see its log, then end it (kill ${pid}, or kill -9 ${pid})`
+    : "";
+  reportPending(
+    `${unmounted} without draining: it did not answer on its control socket ${socket} within ` +
+      `${DEFAULT_STATUS_TIMEOUT_MS} ms${stuck}; what it had not uploaded is pending: `,
+    undefined,
   );
 }
 
@@ -103,29 +152,25 @@ function notDrained(outcome: DrainOutcome): string[] {
 }
 
 /**
- * Drains the uploads of the riakfs mount at `path` while it keeps serving; undefined when
- * no riakfs process answers on its control socket (then a plain unmount is all there is).
+ * Drains the uploads of the riakfs mount at `path` while it keeps serving, through its
+ * control socket `socket`; says how the socket took it when no outcome came.
  */
 async function drainIfServing(
   path: string,
-  runDirectory: string,
+  socket: string,
   timeoutMs: number | undefined,
-): Promise<DrainOutcome | undefined> {
-  const { controlSocket } = runtimePaths(path, runDirectory);
+): Promise<DrainAnswer> {
   let announced = false;
   try {
-    return await requestDrain(path, controlSocket, timeoutMs, (pending) => {
+    const outcome = await requestDrain(path, socket, timeoutMs, (pending) => {
       if (pending > 0 && !announced) {
         process.stderr.write(`riakfs: waiting for ${pending} upload(s) to reach Riak\n`);
       }
       announced ||= pending > 0;
     });
+    return { outcome };
   } catch (error) {
     if (!(error instanceof NotServingError)) throw error;
-    // No socket: a passthrough-era or stale mount. A socket that does not answer: say so.
-    if (!/not found/.test(error.message)) {
-      process.stderr.write(`riakfs: ${error.message}; unmounting without draining\n`);
-    }
-    return undefined;
+    return error.kind === "silent" ? { silent: error } : { unanswered: error };
   }
 }

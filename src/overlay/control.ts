@@ -91,15 +91,26 @@ export interface NodePing {
   error?: string;
 }
 
+/**
+ * Why no answer came from a control socket: no socket file (`absent`), nobody listening on it
+ * (`refused`), a listener that stayed silent for the timeout (`silent`: a stuck process), a
+ * connection closed before the answer (`closed`: the process ended meanwhile), or an answer
+ * not understood (`garbled`).
+ */
+export type NotServingKind = "absent" | "refused" | "silent" | "closed" | "garbled";
+
 /** No mount answers at the control socket. */
 export class NotServingError extends Error {
   /** The control socket tried. */
   readonly socket: string;
+  /** Why it did not answer. */
+  readonly kind: NotServingKind;
 
-  constructor(mountpoint: string, socket: string, reason: string) {
+  constructor(mountpoint: string, socket: string, reason: string, kind: NotServingKind) {
     super(`no riakfs mount answers for ${mountpoint} (control socket ${socket}: ${reason})`);
     this.name = "NotServingError";
     this.socket = socket;
+    this.kind = kind;
   }
 }
 
@@ -242,7 +253,14 @@ function request(
       clearTimeout(timer);
       timer = setTimeout(() => {
         client.destroy();
-        fail(new NotServingError(mountpoint, socket, `no answer within ${idleTimeoutMs} ms`));
+        fail(
+          new NotServingError(
+            mountpoint,
+            socket,
+            `no answer within ${idleTimeoutMs} ms`,
+            "silent",
+          ),
+        );
       }, idleTimeoutMs);
     };
     arm();
@@ -263,22 +281,29 @@ function request(
     });
     client.on("error", (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const reason = error.code === "ENOENT"
-        ? "not found"
+      const [reason, kind]: [string, NotServingKind] = error.code === "ENOENT"
+        ? ["not found", "absent"]
         : error.code === "ECONNREFUSED"
-        ? "nothing listening"
-        : error.message;
-      fail(new NotServingError(mountpoint, socket, reason));
+        ? ["nothing listening", "refused"]
+        : error.code === "ECONNRESET" || error.code === "EPIPE"
+        ? [error.message, "closed"]
+        : [error.message, "garbled"];
+      fail(new NotServingError(mountpoint, socket, reason, kind));
     });
     client.on("end", () => {
       clearTimeout(timer);
+      let parsed: Record<string, unknown> | undefined;
       try {
-        const parsed = JSON.parse(answer);
-        if (!parsed.ok) throw new Error(parsed.error);
-        done(parsed);
-      } catch (error) {
-        fail(new NotServingError(mountpoint, socket, `bad answer: ${(error as Error).message}`));
+        parsed = JSON.parse(answer);
+      } catch {
+        // Nothing, or half a line: the process ended before it answered.
       }
+      if (parsed !== undefined && "progress" in parsed) onLine(parsed);
+      if (parsed === undefined || "progress" in parsed) {
+        fail(new NotServingError(mountpoint, socket, "closed without an answer", "closed"));
+      } else if (!parsed.ok) {
+        fail(new NotServingError(mountpoint, socket, `bad answer: ${parsed.error}`, "garbled"));
+      } else done(parsed);
     });
   });
 }
@@ -311,7 +336,12 @@ export async function requestDrain(
     if (progress && progress.pending >= 0) onProgress(progress.pending);
   });
   if (!answer.drain) {
-    throw new NotServingError(mountpoint, socket, "bad answer: the mount cannot drain");
+    throw new NotServingError(
+      mountpoint,
+      socket,
+      "bad answer: the mount cannot drain",
+      "garbled",
+    );
   }
   return answer.drain as DrainOutcome;
 }
