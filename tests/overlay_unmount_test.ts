@@ -23,6 +23,7 @@ import {
   assertReplayedAfterRemount,
   eventually,
   type OverlayEnv,
+  type OverlayMount,
   startRiakProcess,
   withOverlayEnv,
 } from "./_overlay.ts";
@@ -126,35 +127,65 @@ Deno.test("umount whose drain times out reports the pending uploads; the next mo
   });
 });
 
-Deno.test("two umounts at once: the one whose drain times out first unmounts, and the other says what its drain left, not that its unmount failed", async () => {
+/**
+ * With Riak down, writes 2 files through a migrate mount and starts a patient `riakfs umount`
+ * (its drain given 60 s); once the drain began, `meanwhile` takes the mount down another way
+ * and checks what the patient one says. The files go to Riak from the journal at a remount.
+ */
+async function whileAnUmountWaits(
+  seed: number,
+  meanwhile: (env: OverlayEnv, first: OverlayMount, patient: Promise<RunResult>) => Promise<void>,
+): Promise<void> {
   await withOverlayEnv(async (env) => {
     const first = await env.mount("migrate");
     await env.riak.stop();
     let files: Map<string, Uint8Array>;
     try {
-      files = await writeBurst(env, "twice", 2, 600);
-      // A service manager's stop, and an operator's umount while it waits.
+      files = await writeBurst(env, `waited-${seed}`, 2, seed);
       const patient = umountDraining(env, 60_000);
       await eventually(
         "the first drain to begin",
         () => Promise.resolve(first.stderr().includes("draining uploads")),
       );
-      const hasty = await umountDraining(env, 500);
-      assert.equal(hasty.code, 3, hasty.stderr);
-      assert.match(hasty.stderr, /unmounted .*; 2 upload\(s\) still pending after the 500 ms/);
-      // Before, it exited 1 with "unmounting ... failed: umount: ... not mounted".
-      const waited = await patient;
-      assert.equal(waited.code, 3, waited.stderr);
-      assert.match(
-        waited.stderr,
-        /was unmounted meanwhile \(by another riakfs umount, or a signal\); 2 upload\(s\) still pending \(0 drained[^)]*\); Riak unreachable since [^;]*; they are safe in the journal/,
-      );
-      assert.ok(!isMounted(env.mountpoint));
-      assert.ok(await exited(first), "the serving process exits");
+      await meanwhile(env, first, patient);
+      assert.ok(await waitFor(() => !isMounted(env.mountpoint), 10_000));
     } finally {
       await env.riak.restart();
     }
     await assertReplayedAfterRemount(env, files);
+  });
+}
+
+Deno.test("two umounts at once: the one whose drain times out first unmounts, and the other says what its drain left, not that its unmount failed", async () => {
+  // A service manager's stop, and an operator's umount while it waits.
+  await whileAnUmountWaits(600, async (env, first, patient) => {
+    const hasty = await umountDraining(env, 500);
+    assert.equal(hasty.code, 3, hasty.stderr);
+    assert.match(hasty.stderr, /unmounted .*; 2 upload\(s\) still pending after the 500 ms/);
+    // Before, it exited 1 with "unmounting ... failed: umount: ... not mounted".
+    const waited = await patient;
+    assert.equal(waited.code, 3, waited.stderr);
+    assert.match(
+      waited.stderr,
+      /was unmounted meanwhile \(by another riakfs umount, or a signal\); 2 upload\(s\) still pending \(0 drained[^)]*\); Riak unreachable since [^;]*; they are safe in the journal/,
+    );
+    assert.ok(await exited(first), "the serving process exits");
+  });
+});
+
+Deno.test("two umounts at once, the mount's process ending before it answers the waiting one: that one says what it last heard pending (exit 3), not that its unmount failed", async () => {
+  await whileAnUmountWaits(650, async (_env, first, patient) => {
+    // The rarer order of two umounts, made certain: the process is gone before it answers
+    // (its watchdog then takes the mount away, or the waiting umount does).
+    first.server.kill("SIGKILL");
+    const waited = await patient;
+    // Before, it exited 1: "served by a riakfs process whose control socket is not in RUN".
+    assert.equal(waited.code, 3, waited.stderr);
+    assert.match(
+      waited.stderr,
+      /^riakfs: (unmounted .*|.* was unmounted meanwhile \(by another riakfs umount, or a signal\)); 2 upload\(s\) still pending \(its process ended before its drain's outcome, the count as it last reported\); they are safe in the journal/m,
+    );
+    assert.doesNotMatch(waited.stderr, /without draining|not in/);
   });
 });
 

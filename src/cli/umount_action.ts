@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { probeMount, readMounts, unmount } from "../fuse/mod.ts";
 import {
+  DrainInterruptedError,
   type DrainOutcome,
   NotServingError,
   requestDrain,
@@ -20,12 +21,13 @@ import { EXIT_UPLOADS_PENDING, type UmountFlags } from "./umount.ts";
 
 /**
  * How the mount's control socket took the drain request: answered with the outcome, stayed
- * silent (a stuck process), or never took it (no socket, nobody listening, an answer not
- * understood).
+ * silent (a stuck process), ended before the outcome (taken down meanwhile), or never took it
+ * (no socket, nobody listening, an answer not understood).
  */
 type DrainAnswer =
   | { outcome: DrainOutcome }
   | { silent: NotServingError }
+  | { interrupted: DrainInterruptedError }
   | { unanswered: NotServingError };
 
 /**
@@ -83,6 +85,7 @@ export async function unmountDrained(
     ? `detached ${path}`
     : `unmounted ${path}`;
   if ("silent" in answer) return reportSilent(unmounted, paths.controlSocket, paths.pidFile);
+  if ("interrupted" in answer) return reportInterrupted(unmounted, answer.interrupted);
   if (!("outcome" in answer)) return;
   const { outcome } = answer;
   const others = notDrained(outcome);
@@ -139,6 +142,27 @@ function reportSilent(unmounted: string, socket: string, pidFile: string): void 
 }
 
 /**
+ * The mount's process ended before it answered this drain (another `riakfs umount` whose
+ * drain ended first, or a signal): what it last reported stands for what is pending.
+ */
+function reportInterrupted(unmounted: string, interrupted: DrainInterruptedError): void {
+  const pending = interrupted.lastPending;
+  if (pending === 0) {
+    process.stdout.write(
+      `riakfs: ${unmounted}; no upload was pending when its process last reported\n`,
+    );
+    return;
+  }
+  const ended = "its process ended before its drain's outcome";
+  reportPending(
+    pending === undefined
+      ? `${unmounted}; ${ended}, not saying what is pending: `
+      : `${unmounted}; ${pending} upload(s) still pending (${ended}, the count as it last reported); `,
+    undefined,
+  );
+}
+
+/**
  * The uploads the drain waited for that neither reached Riak nor are still pending: with
  * those, as many as `waiting for N upload(s)` announced (and the writes made meanwhile).
  */
@@ -170,6 +194,7 @@ async function drainIfServing(
     });
     return { outcome };
   } catch (error) {
+    if (error instanceof DrainInterruptedError) return { interrupted: error };
     if (!(error instanceof NotServingError)) throw error;
     return error.kind === "silent" ? { silent: error } : { unanswered: error };
   }

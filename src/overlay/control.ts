@@ -114,6 +114,21 @@ export class NotServingError extends Error {
   }
 }
 
+/**
+ * The mount's process ended (or dropped the connection) before it answered a drain: another
+ * `riakfs umount` or a signal took it down meanwhile.
+ */
+export class DrainInterruptedError extends NotServingError {
+  /** The uploads pending when the mount last reported progress; undefined if it never did. */
+  readonly lastPending: number | undefined;
+
+  constructor(cause: NotServingError, mountpoint: string, lastPending: number | undefined) {
+    super(mountpoint, cause.socket, "closed before the drain's outcome", "closed");
+    this.name = "DrainInterruptedError";
+    this.lastPending = lastPending;
+  }
+}
+
 /** A listening control server. */
 export interface ControlServer {
   socket: string;
@@ -331,10 +346,23 @@ export async function requestDrain(
   idleTimeoutMs = DEFAULT_STATUS_TIMEOUT_MS,
 ): Promise<DrainOutcome> {
   const command = timeoutMs === undefined ? "drain" : `drain ${timeoutMs}`;
-  const answer = await request(mountpoint, socket, command, idleTimeoutMs, (line) => {
+  let lastPending: number | undefined;
+  const heard = (line: Record<string, unknown>) => {
     const progress = line.progress as { pending: number } | undefined;
-    if (progress && progress.pending >= 0) onProgress(progress.pending);
-  });
+    if (progress && progress.pending >= 0) {
+      lastPending = progress.pending;
+      onProgress(progress.pending);
+    }
+  };
+  let answer: Record<string, unknown>;
+  try {
+    answer = await request(mountpoint, socket, command, idleTimeoutMs, heard);
+  } catch (error) {
+    if (error instanceof NotServingError && error.kind === "closed") {
+      throw new DrainInterruptedError(error, mountpoint, lastPending);
+    }
+    throw error;
+  }
   if (!answer.drain) {
     throw new NotServingError(
       mountpoint,
