@@ -19,7 +19,7 @@ export function installGc(program: Command): void {
     .option("--delete", "delete what was found (default: only report)")
     .option(
       "--min-age <seconds>",
-      "leave generations younger than this alone (uploads in progress)",
+      "leave generations younger than this alone (uploads and renames in progress)",
       String(DEFAULT_GC_MIN_AGE_MS / 1000),
     )
     .option("--json", "print JSON");

@@ -7,9 +7,26 @@
  * every key in the buckets riak-fuse folders' chunked files were written to (named in a set
  * of the namespace), and those a walk of the directory tree from the root finds. And every
  * chunk key: list-keys on the chunk bucket. These scans are cluster-wide: an administrative
- * job, never part of a mount. A generation younger than `minAgeMs` is left alone, since its upload may still be running and its manifest not yet
- * written; a listed chunk key Riak no longer holds (real Riak lists deleted keys for a
- * while) is not garbage.
+ * job, never part of a mount. A generation whose newest key in the chunk bucket is younger
+ * than `minAgeMs` is left alone: its upload may still be running and its manifest not yet
+ * written, or a rename moved it lately (below); a listed chunk key Riak no longer holds
+ * (real Riak lists deleted keys for a while) is not garbage.
+ *
+ * Renames by other hosts during the run: the scans are not a snapshot, and a file moved from
+ * a key the content scan has not read yet to one it has already passed, then from a directory
+ * the walk has not listed yet into one it has, is seen by neither (one rename alone is seen
+ * by the walk: a rename writes the new name and its entry before it deletes the old name);
+ * nor is one whose only manifest is in a rename's memory while the old name is removed.
+ * Hence the rename stamp: every copy of a chunked file to a new name (a rename, each file
+ * of a directory rename) puts `<generation>.renamed` in the chunk bucket, counted with the
+ * generation's chunks, before it marks the old name, so while the old name still holds the
+ * generation. Sound, given that no single copy runs longer than `minAgeMs` (as for uploads):
+ * if a manifest still references a generation the scans missed, follow the names holding it
+ * back to the last one written before the run began. That one held it until before the scans
+ * read its key (else they found it), and the copy that read it next stamped the generation
+ * before then, so before the chunk bucket is listed, and less than `minAgeMs` before that
+ * copy wrote its new name, which was after the run began: the stamp is younger than
+ * `minAgeMs` at the start of the run, and the generation is left alone.
  *
  * The walk also finds orphan entries: names a directory lists with nothing stored behind them
  * (stat and rm answer not found, so no mount or command removes them). Objects are written
@@ -26,7 +43,7 @@
 import { Buffer } from "node:buffer";
 import { DEFAULT_GC_MIN_AGE_MS } from "./defaults.ts";
 import { NotFoundError, WrongTypeError } from "./errors.ts";
-import { parseChunkKey } from "./manifest.ts";
+import { parseChunkKey, parseRenameStampKey } from "./manifest.ts";
 import { childPath, displayBytes } from "./path.ts";
 import type { Store } from "./store.ts";
 import type { EntryType } from "./usermeta.ts";
@@ -46,6 +63,8 @@ export interface GarbageGeneration {
   generation: string;
   /** Its chunk keys present in the chunk bucket. */
   keys: string[];
+  /** The key of its rename stamp, when present (deleted with the chunks). */
+  renameStamp?: string;
 }
 
 /** A directory entry with nothing stored at its path. */
@@ -60,7 +79,7 @@ export interface OrphanEntry {
 export interface GcReport {
   /** Objects holding a manifest: at keys of the content and manifest buckets, or found by the walk. */
   manifests: number;
-  /** Chunk keys in the chunk bucket. */
+  /** Chunk keys in the chunk bucket (rename stamps are none). */
   chunks: number;
   /** Unreferenced generations old enough to collect. */
   garbage: GarbageGeneration[];
@@ -154,21 +173,24 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
   let chunks = 0;
   let foreignKeys = 0;
   for await (const key of store.chunkKeys()) {
-    const parsed = parseChunkKey(key);
-    if (!parsed) {
+    const chunk = parseChunkKey(key);
+    const generation = chunk?.generation ?? parseRenameStampKey(key);
+    if (generation === undefined) {
       foreignKeys++;
       continue;
     }
-    chunks++;
-    if (referenced.has(parsed.generation)) continue;
-    const keys = byGeneration.get(parsed.generation) ?? [];
+    if (chunk) chunks++;
+    if (referenced.has(generation)) continue;
+    const keys = byGeneration.get(generation) ?? [];
     keys.push(key);
-    byGeneration.set(parsed.generation, keys);
+    byGeneration.set(generation, keys);
   }
+  /** A chunk's index; a rename stamp goes after the chunks. */
+  const order = (key: string) => parseChunkKey(key)?.index ?? Infinity;
   const garbage: GarbageGeneration[] = [];
   const recent: string[] = [];
   for (const [generation, keys] of [...byGeneration].sort(([a], [b]) => a < b ? -1 : 1)) {
-    keys.sort((a, b) => parseChunkKey(a)!.index - parseChunkKey(b)!.index);
+    keys.sort((a, b) => order(a) - order(b));
     let newestMs = -Infinity;
     const held: string[] = [];
     for (const key of keys) {
@@ -179,7 +201,11 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
     }
     if (held.length === 0) continue;
     if (nowMs - newestMs < minAgeMs) recent.push(generation);
-    else garbage.push({ generation, keys: held });
+    else {
+      const renameStamp = held.find((key) => parseChunkKey(key) === undefined);
+      const chunkKeys = held.filter((key) => key !== renameStamp);
+      garbage.push({ generation, keys: chunkKeys, ...renameStamp ? { renameStamp } : {} });
+    }
   }
   let deleted = 0;
   if (options.delete) {
@@ -188,6 +214,8 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
         await store.deleteChunk(key);
         deleted++;
       }
+      // No chunk: not counted.
+      if (generation.renameStamp) await store.deleteChunk(generation.renameStamp);
     }
   }
   let deletedEntries = 0;

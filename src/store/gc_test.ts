@@ -8,10 +8,12 @@ import {
   forgetRiakFuseType,
   putLegacyRiakFuseFile,
   riakFusePrefixes,
+  seededBytes,
   withStore,
 } from "./_test_support.ts";
 import type { StoreClient } from "./client.ts";
 import { collectGarbage } from "./gc.ts";
+import { chunkKey, renameStampKey } from "./manifest.ts";
 import { encodeEntryMember, shardKey } from "./shards.ts";
 import { Store } from "./store.ts";
 import type { EntryType } from "./usermeta.ts";
@@ -194,4 +196,165 @@ Deno.test("gc walks the subdirectories of a riak-fuse folder, also one an earlie
       "file:shop/images/sub/ghost",
     ]);
   });
+});
+
+/** Min age of the runs below: chunks written when the test began are exactly this old. */
+const MIN_AGE_MS = 60_000;
+
+/**
+ * A `nowMs` for gc at which the chunks of `path`'s generation are exactly {@link MIN_AGE_MS}
+ * old (garbage once no manifest references them), returned once Riak's clock has passed
+ * their last-modified time: anything written from then on is younger.
+ */
+async function chunksAtMinAge(store: Store, client: StoreClient, path: string): Promise<number> {
+  const { generation, chunks } = (await store.manifest(path))!;
+  let writtenMs = 0;
+  for (const index of chunks.keys()) {
+    const modified = (await store.chunkLastModifiedNs(chunkKey(generation, index)))!;
+    writtenMs = Math.max(writtenMs, Number(modified / 1_000_000n));
+  }
+  const probe = store.layout.chunk("clock-probe");
+  for (let attempt = 0; attempt < 10_000; attempt++) {
+    await client.put(probe, { value: Buffer.alloc(0), contentType: "text/plain", usermeta: [] });
+    const modified = (await client.get(probe, { head: true })).contents[0].lastModifiedNs!;
+    if (Number(modified / 1_000_000n) > writtenMs) {
+      await client.delete(probe);
+      return writtenMs + MIN_AGE_MS;
+    }
+  }
+  throw new Error("Riak's clock did not move");
+}
+
+/**
+ * What another host renames while gc runs: `first` when gc's key scan gets `file` (listed
+ * before), `second` when the walk fetches the set of `walked`, a directory the walk reaches
+ * after the one `second` moves the file into.
+ */
+const RENAMED_TWICE = [
+  {
+    what: "a file",
+    file: "q/a.bin",
+    first: ["q/a.bin", "q/b.bin"],
+    second: ["q/b.bin", "b.bin"],
+    walked: "q/",
+    after: "b.bin",
+  },
+  {
+    what: "a directory",
+    file: "src/x.bin",
+    first: ["src", "mid"],
+    second: ["mid", "dst"],
+    walked: "mid/",
+    after: "dst/x.bin",
+  },
+];
+
+for (const { what, file, first, second, walked, after } of RENAMED_TWICE) {
+  Deno.test(`gc --delete keeps the chunks of ${what} another host renames twice during the run`, async () => {
+    await withStore(async ({ store, client, bucket }) => {
+      const content = seededBytes(41, 10_000);
+      await store.writeFile(file, content);
+      const nowMs = await chunksAtMinAge(store, client, file);
+      const renamed: string[] = [];
+      const racing: StoreClient = {
+        ...client,
+        // The whole listing first: the new names are not in it.
+        listKeys: async function* (bucketType, listed) {
+          const keys: Uint8Array[][] = [];
+          for await (const batch of client.listKeys(bucketType, listed)) keys.push(batch);
+          yield* keys;
+        },
+        // The key scan misses the file: gone from a key it lists, at one it did not list.
+        get: async (location, options) => {
+          if (renamed.length === 0 && Buffer.from(location.key).toString() === file) {
+            await store.rename(first[0], first[1]);
+            renamed.push(first[1]);
+          }
+          return await client.get(location, options);
+        },
+        // The walk misses it: gone from a directory it has not listed yet, into one it has.
+        fetchSet: async (location) => {
+          if (renamed.length === 1 && Buffer.from(location.key).toString() === walked) {
+            await store.rename(second[0], second[1]);
+            renamed.push(second[1]);
+          }
+          return await client.fetchSet(location);
+        },
+      };
+      const gc = new Store(racing, { namespace: { bucket } });
+      const report = await collectGarbage(gc, { delete: true, minAgeMs: MIN_AGE_MS, nowMs });
+      assert.deepEqual(renamed, [first[1], second[1]], "both renames ran during the run");
+      assert.deepEqual(report.garbage, []);
+      assert.equal(report.deleted, 0);
+      assert.ok(content.equals(await store.readFile(after)), "readable under its new name");
+    }, { namespace: { chunkSize: 4096 } });
+  });
+}
+
+Deno.test("gc --delete keeps the chunks of a file whose rename is on its way while its old name is removed or overwritten", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    const changes = [
+      ["removed", () => store.remove("d/f")],
+      ["overwritten", () => store.writeFile("d/f", Buffer.from("small now"))],
+    ] as const;
+    for (const [what, change] of changes) {
+      const content = seededBytes(42, 10_000);
+      await store.writeFile("d/f", content);
+      const { generation } = (await store.manifest("d/f"))!;
+      const nowMs = await chunksAtMinAge(store, client, "d/f");
+      // Another host's rename, held at its put of d/t: the only manifest holding the
+      // generation is in its memory while d/f goes and gc runs.
+      let proceed!: () => void;
+      const held = new Promise<void>((resolve) => proceed = resolve);
+      let atPut!: () => void;
+      const reached = new Promise<void>((resolve) => atPut = resolve);
+      const slow: StoreClient = {
+        ...client,
+        put: async (location, stored, options) => {
+          if (Buffer.from(location.key).toString() === "d/t") {
+            atPut();
+            await held;
+          }
+          return await client.put(location, stored, options);
+        },
+      };
+      const renaming = new Store(slow, { namespace: { bucket, chunkSize: 4096 } })
+        .rename("d/f", "d/t");
+      renaming.catch(() => {}); // awaited below
+      await reached;
+      await change();
+      const report = await collectGarbage(store, { delete: true, minAgeMs: MIN_AGE_MS, nowMs });
+      proceed();
+      await renaming;
+      const garbage = report.garbage.map((found) => found.generation);
+      assert.ok(!garbage.includes(generation), `${what}: its generation is no garbage`);
+      assert.ok(content.equals(await store.readFile("d/t")), `${what}: d/t has its chunks`);
+      await store.remove("d/t");
+      if (await store.tryStat("d/f")) await store.remove("d/f");
+    }
+  }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("gc counts a rename stamp with its generation: kept while referenced, deleted with its chunks, never a chunk", async () => {
+  await withStore(async ({ store }) => {
+    const content = seededBytes(43, 10_000);
+    await store.writeFile("a.bin", content);
+    const { generation } = (await store.manifest("a.bin"))!;
+    await store.rename("a.bin", "b.bin");
+    const stamp = renameStampKey(generation);
+    const later = Date.now() + 2 * MIN_AGE_MS;
+    const run = () => collectGarbage(store, { delete: true, minAgeMs: MIN_AGE_MS, nowMs: later });
+    const kept = await run();
+    assert.equal(kept.chunks, 3);
+    assert.equal(kept.foreignKeys, 0);
+    assert.deepEqual(kept.garbage, []);
+    assert.ok(await store.chunkLastModifiedNs(stamp), "referenced: the stamp stays");
+    // The removal takes the chunks; the stamp is left for gc.
+    await store.remove("b.bin");
+    const collected = await run();
+    assert.deepEqual(collected.garbage, [{ generation, keys: [], renameStamp: stamp }]);
+    assert.equal(collected.chunks, 0);
+    assert.equal(collected.deleted, 0, "no chunk");
+    assert.equal(await store.chunkLastModifiedNs(stamp), undefined);
+  }, { namespace: { chunkSize: 4096 } });
 });

@@ -61,6 +61,20 @@ export function parseChunkKey(key: string): { generation: string; index: number 
   return match ? { generation: match[1], index: Number(match[2]) } : undefined;
 }
 
+/**
+ * Key of the rename stamp of a generation in the chunk bucket: `<generation>.renamed`, an
+ * empty object every rename of a file holding the generation puts again, so that its Riak
+ * last-modified time tells `riakfs gc` the generation was moved lately (see gc.ts).
+ */
+export function renameStampKey(generation: string): string {
+  return `${generation}.renamed`;
+}
+
+/** The generation of a rename stamp's key, or `undefined` if it is not one. */
+export function parseRenameStampKey(key: string): string | undefined {
+  return /^([0-9a-f]{32})\.renamed$/.exec(key)?.[1];
+}
+
 /** Number of chunks a file of `size` bytes has. */
 export function chunkCount(size: number, chunkSize: number): number {
   return Math.ceil(size / chunkSize);

@@ -66,6 +66,8 @@ export {
   MANIFEST_CONTENT_TYPE,
   MANIFEST_FORMAT,
   parseChunkKey,
+  parseRenameStampKey,
+  renameStampKey,
 } from "./manifest.ts";
 export {
   DEFAULT_LISTED_DIRECTORIES_KEPT,

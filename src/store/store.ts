@@ -49,6 +49,7 @@ import {
   MANIFEST_CONTENT_TYPE,
   ManifestFormatError,
   newGenerationId,
+  renameStampKey,
 } from "./manifest.ts";
 import {
   childPath,
@@ -1010,10 +1011,18 @@ export class Store {
     }
   }
 
-  /** Riak's last-modified time of a chunk, or undefined if it is gone. */
+  /**
+   * Riak's last-modified time of a key of the chunk bucket (a chunk, a rename stamp), the
+   * newest of its siblings; undefined if it is gone.
+   */
   async chunkLastModifiedNs(key: string): Promise<bigint | undefined> {
     const fetched = await this.#get(this.layout.chunk(key), true);
-    return fetched.contents[0]?.lastModifiedNs;
+    let newest: bigint | undefined;
+    for (const { lastModifiedNs } of fetched.contents) {
+      const modified = lastModifiedNs ?? 0n;
+      if (newest === undefined || modified > newest) newest = modified;
+    }
+    return newest;
   }
 
   /** Deletes one chunk by key (for gc). */
@@ -1599,7 +1608,11 @@ export class Store {
       source = await this.#getResolved(this.layout.file(f).object, false, f);
       if (!source) throw new NotFoundError(displayPath(f));
       if (source.meta.storage !== "chunked") break;
-      generation = this.#manifestOf(f, source).generation;
+      const read = this.#manifestOf(f, source).generation;
+      // Stamped before the mark below succeeds, i.e. while `f` still holds the generation:
+      // what makes gc sound (see gc.ts).
+      if (read !== generation) await this.#stampRename(read);
+      generation = read;
       // Marked only if unchanged since read: the manifest copied is the one marked.
       if (await this.#addRenameMark(f, source, t, attempt >= MARK_ATTEMPTS)) break;
     }
@@ -1640,6 +1653,22 @@ export class Store {
       copied: source.meta,
       generation,
     };
+  }
+
+  /**
+   * Puts the rename stamp of `generation` again ({@link renameStampKey}): `riakfs gc` leaves a
+   * generation whose stamp is younger than its minimum age alone.
+   */
+  async #stampRename(generation: string): Promise<void> {
+    const location = this.layout.chunk(renameStampKey(generation));
+    // Over the version there: a bucket type keeping siblings would pile up one per rename.
+    const { vclock } = await this.#get(location, true);
+    await this.#put(
+      location,
+      { value: new Uint8Array(), contentType: "text/plain", usermeta: [] },
+      vclock,
+      true,
+    );
   }
 
   /** Adds `named` to the marks of `partner` while it still holds `generation`. */
