@@ -207,6 +207,11 @@ export interface OverlayOptions {
   sourcePace?: BlockingWhileFast;
   /** How long changes to a Riak directory's entries gather before its mtime is written. */
   directoryTimeDelayMs?: number;
+  /**
+   * Tests: runs once a file fetched into the source (for a write) is in place and before that
+   * write is journaled, where a crash leaves the source as it then is.
+   */
+  fetchedIntoSource?: (path: string) => Promise<void>;
 }
 
 /** Set-group-ID: on a directory, its new entries take its group (and new directories the bit). */
@@ -214,6 +219,12 @@ const S_ISGID = 0o2000;
 const O_ACCMODE = 3;
 const O_EXCL = 0o200;
 const O_TRUNC = 0o1000;
+/**
+ * How much older than Riak's copy the empty file a truncation fetches into the source is
+ * dated until the truncation is journaled (see `#fetchNow`): more than utimes(2) through a
+ * double can round.
+ */
+const TRUNCATED_PLACEHOLDER_AGE_NS = 1_000_000_000n;
 const O_APPEND = 0o2000;
 /** Local opens never follow a symlink in the last component (as in the passthrough). */
 const { O_CREAT, O_NOFOLLOW, O_RDONLY, O_RDWR, O_WRONLY } = fsConstants;
@@ -4137,8 +4148,8 @@ export class OverlayFileSystem implements FileSystem {
   /**
    * `journal`s the change of `path` (its mirror's line) after {@link #fetchIntoSource} made
    * the source's file an empty one (`emptied`): where that fails (the journal's disk full),
-   * the empty file goes again. Nothing journaled it, and a pre-warm would take it, newer than
-   * Riak's copy, for the file, and empty Riak's.
+   * the empty file goes again: nothing journaled it, and it is not the file's content (dated
+   * before Riak's copy, a pre-warm keeps Riak's; see `#fetchNow`).
    */
   async #journaledOrUnfetched<T>(
     path: string,
@@ -4175,6 +4186,7 @@ export class OverlayFileSystem implements FileSystem {
       return false;
     }
     await this.#fetchNow(path, { where: "riak", stat }, truncating);
+    await this.#o.fetchedIntoSource?.(path);
     return true;
   }
 
@@ -4208,9 +4220,17 @@ export class OverlayFileSystem implements FileSystem {
       } finally {
         await out.close();
       }
-      // Riak's version identity (size, mtime): its mirror finds Riak holds it already.
-      const time = utimesSeconds(located.stat.mtimeNs);
-      if (!truncating) await fsp.utimes(temporary, time, time);
+      // Riak's version identity (size, mtime): its mirror finds Riak holds it already. Emptied
+      // for a truncation, it lands before the truncation is journaled: dated before Riak's
+      // copy until then (the truncation's ftruncate dates it now), a crash in between leaves a
+      // file any pre-warm takes for older than Riak's copy, not for a newer version to upload
+      // over it. Journaling first would not do: a crash before the rename would then upload
+      // the source's old bytes over Riak's copy.
+      const mtimeNs = truncating
+        ? located.stat.mtimeNs - TRUNCATED_PLACEHOLDER_AGE_NS
+        : located.stat.mtimeNs;
+      const time = utimesSeconds(mtimeNs);
+      await fsp.utimes(temporary, time, time);
       await fsp.rename(temporary, target);
     } catch (error) {
       await ignoreMissing(fsp.unlink(temporary));

@@ -17,7 +17,7 @@ import {
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Errno, type FuseError } from "../fuse/mod.ts";
+import { Errno, type FileSystem, type FuseError } from "../fuse/mod.ts";
 import {
   lookupPath,
   readThrough,
@@ -26,12 +26,16 @@ import {
   withOverlay,
   writeThrough,
 } from "./_overlay_fixture.ts";
+import { runPrewarm } from "../migration/prewarm.ts";
+import { StateDirectory } from "../migration/state.ts";
+import type { Store } from "../store/store.ts";
 
 const OLD_SECONDS = 1_500_000_000;
 const NEWER_NS = 1_700_000_000_000_000_000n;
 
 const O_WRONLY = 1;
 const O_APPEND = 0o2000;
+const O_TRUNC = 0o1000;
 
 Deno.test("migrate: chmod of an older local copy brings Riak's newer copy in first; a write then keeps it", async () => {
   await withOverlay("migrate", async ({ fs, source, store, runtime }) => {
@@ -173,3 +177,57 @@ Deno.test("drain: a chmod that fails for an outage changes nothing, not the loca
     { entryTimeout: 0 },
   );
 });
+
+/** The two ways a write empties a file: an open with O_TRUNC, a truncate(2) to 0. */
+const EMPTYINGS: Record<string, (fs: FileSystem, node: number) => Promise<void>> = {
+  "an O_TRUNC open": async (fs, node) => {
+    const { fh } = await fs.open!(ROOT_CTX, node, O_WRONLY | O_TRUNC);
+    await fs.release!(ROOT_CTX, node, fh, 0);
+  },
+  "a truncate to 0": async (fs, node) => {
+    await fs.setattr!(ROOT_CTX, node, { size: 0 });
+  },
+};
+
+for (const [emptying, empty] of Object.entries(EMPTYINGS)) {
+  Deno.test(`migrate: ${emptying} of a file Riak holds another copy of, cut off by a crash before its write is journaled, leaves SOURCE a file a pre-warm does not put over Riak's copy`, async () => {
+    const riakCopy = "Riak's newer copy, written elsewhere";
+    const state = new StateDirectory(await mkdtemp(join(tmpdir(), "riakfs-state-")));
+    let atCrash: { local: string; riak: string; uploaded: number } | undefined;
+    let at: { source: string; store: Store } | undefined;
+    try {
+      await withOverlay(
+        "migrate",
+        async ({ fs, source, store, runtime }) => {
+          at = { source, store };
+          await writeFile(join(source, "f"), "old local copy");
+          await utimes(join(source, "f"), OLD_SECONDS, OLD_SECONDS);
+          await store.writeFile("/f", Buffer.from(riakCopy), { mode: 0o644, mtimeNs: NEWER_NS });
+          const node = await lookupPath(fs, "/f");
+          await empty(fs, node);
+          assert.ok(atCrash, "the fault point was reached");
+          assert.equal(atCrash.local, "", "SOURCE held the truncation's empty file");
+          assert.equal(atCrash.uploaded, 0, "the pre-warm after the crash uploaded nothing");
+          assert.equal(atCrash.riak, riakCopy, "Riak's copy kept");
+          // Journaled, the truncation goes on: an empty file, dated now, in SOURCE and Riak.
+          assert.equal(await runtime.settle(10_000), 0);
+          assert.equal((await store.readFile("/f")).length, 0);
+          assert.ok((await store.stat("/f")).mtimeNs > NEWER_NS, "dated now");
+        },
+        {},
+        {
+          // Where a SIGKILL would leave SOURCE as it is: a pre-warm (after the restart) sees it.
+          fetchedIntoSource: async () => {
+            const { source, store } = at!;
+            const local = await readFile(join(source, "f"), "utf8");
+            const prewarm = await runPrewarm({ source, store, state });
+            const riak = (await store.readFile("/f")).toString();
+            atCrash = { local, riak, uploaded: prewarm.tally.uploaded.files };
+          },
+        },
+      );
+    } finally {
+      await rm(state.path, { recursive: true, force: true });
+    }
+  });
+}

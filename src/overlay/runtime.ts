@@ -31,7 +31,7 @@ import { MountMetrics, toPrometheus } from "./metrics.ts";
 import { type MetricsServer, startMetricsServer } from "./metrics_server.ts";
 import { describeMode, presetOf, usesRiak } from "./modes.ts";
 import type { OverlaySettings } from "./mount_options.ts";
-import { OverlayFileSystem, type TableLimits } from "./overlay.ts";
+import { OverlayFileSystem, type OverlayOptions, type TableLimits } from "./overlay.ts";
 import { Spool, spoolLockFile } from "./spool.ts";
 import {
   claimSpool,
@@ -112,6 +112,8 @@ export interface OverlayStartOptions {
   directoryTimeDelayMs?: number;
   /** Where the spools of mounts without a source go (tests); default /var/lib/riakfs. */
   systemSpoolRoot?: string;
+  /** See {@link OverlayOptions.fetchedIntoSource} (tests). */
+  fetchedIntoSource?: OverlayOptions["fetchedIntoSource"];
 }
 
 /** A started overlay: the filesystem to serve and how to stop what runs beside it. */
@@ -683,6 +685,7 @@ async function startOnSpool(
     attrTimeout: options.attrTimeout,
     now: options.now,
     tableLimits: options.tableLimits,
+    fetchedIntoSource: options.fetchedIntoSource,
     directoryTimeDelayMs: options.directoryTimeDelayMs,
     directIo: options.directIo,
     sourcePace: pace,
