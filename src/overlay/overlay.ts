@@ -2548,7 +2548,7 @@ export class OverlayFileSystem implements FileSystem {
   /** @inheritdoc */
   async flush(_ctx: RequestContext, _nodeid: number, fh: number): Promise<void> {
     const handle = this.#handles.get(fh);
-    if (handle?.kind === "write") await this.#commit(handle.session);
+    if (handle?.kind === "write") await this.#commit(handle.session, { atFlush: true });
   }
 
   /** @inheritdoc */
@@ -3578,6 +3578,8 @@ export class OverlayFileSystem implements FileSystem {
           if (session.dirty && !session.detached) await this.#commitNow(session);
         } finally {
           if (session.refs === 0) {
+            if (session.heldAt !== undefined) this.#o.uploads.letGo(session.heldAt);
+            session.heldAt = undefined;
             this.#sessions.close(session);
             await session.handle.close();
             if (!session.committed) await this.#o.spool.remove(session.staged);
@@ -3764,14 +3766,24 @@ export class OverlayFileSystem implements FileSystem {
    * Makes what the session holds durable: the staged file is synced and journaled for
    * upload. After this, close() may return: a crash from here on replays the upload.
    */
-  async #commit(session: WriteSession): Promise<void> {
+  async #commit(session: WriteSession, { atFlush = false } = {}): Promise<void> {
     // After the writes queued before it, alone (flush, fsync and release may overlap).
     await this.#inSession(session, async () => {
-      if (session.dirty && !session.detached) await this.#commitNow(session);
+      if (session.dirty && !session.detached) await this.#commitNow(session, { atFlush });
     });
   }
 
-  async #commitNow(session: WriteSession): Promise<void> {
+  /**
+   * `atFlush`: a FLUSH, its handle still open. The first commit of a session that holds an
+   * empty file then is journaled (close() acknowledged it) but held back: a shell's redirect
+   * (`cmd > file`) opens with O_TRUNC and closes its first descriptor before the command
+   * writes, and the write's commit supersedes the held upload before it starts (one put, no
+   * window in which Riak holds the file empty, no empty version landing where Riak then
+   * refuses the real one). Only an empty first version: a file that is written while open
+   * for long still reaches Riak at each FLUSH, and the RELEASE (or anything waiting for the
+   * path's uploads, or a drain) lets a held one go; a crash replays it from the journal.
+   */
+  async #commitNow(session: WriteSession, { atFlush = false } = {}): Promise<void> {
     const upload = await this.#uploadOf(
       session,
       session.path,
@@ -3779,7 +3791,11 @@ export class OverlayFileSystem implements FileSystem {
       session.inRiak,
     );
     if (session.supersedes) this.#superseded.set(session.path, session.supersedes);
-    await this.#o.uploads.submit(upload);
+    const held = atFlush && !session.committed && upload.size === 0;
+    await this.#o.uploads.submit(upload, { held });
+    // After the newer upload's submission, which supersedes a held one not started.
+    if (session.heldAt !== undefined) this.#o.uploads.letGo(session.heldAt);
+    session.heldAt = held ? session.path : undefined;
     // Only once journaled: a commit that failed leaves the session dirty, to commit again.
     session.dirty = false;
     session.committed = true;

@@ -227,6 +227,39 @@ for (const preset of ["drain", "riak"]) {
       assert.equal(await runtime.settle(10_000), 0);
     });
   });
+
+  // `cmd > file`: the shell's close of its first descriptor flushes the emptied file before
+  // the command writes. Its upload is held back for the write's, yet close() acknowledged it.
+  Deno.test(`${preset}: an emptied file flushed while open is journaled: a stop before its release replays it`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime, restart }) => {
+      await writeThrough(fs, "/b", Buffer.from("bbbb"));
+      assert.equal(await runtime.settle(10_000), 0);
+      const node = await lookupPath(fs, "/b");
+      const { fh } = await fs.open!(ROOT_CTX, node, O_WRONLY | O_TRUNC);
+      await fs.flush!(ROOT_CTX, node, fh);
+      assert.equal(runtime.pendingUploads(), 1, "journaled at the FLUSH");
+      assert.equal((await store.readFile("/b")).toString(), "bbbb", "held back meanwhile");
+      assert.equal(await runtime.stop(0), 1);
+      const again = await restart({});
+      assert.equal(await again.settle(10_000), 0);
+      assert.equal((await store.readFile("/b")).length, 0, "the emptied file replayed");
+    });
+  });
+
+  Deno.test(`${preset}: an emptied file flushed while open, then renamed, reaches Riak at its release`, async () => {
+    await withOverlay(preset, async ({ fs, store, runtime }) => {
+      await writeThrough(fs, "/b", Buffer.from("bbbb"));
+      assert.equal(await runtime.settle(10_000), 0);
+      const node = await lookupPath(fs, "/b");
+      const { fh } = await fs.open!(ROOT_CTX, node, O_WRONLY | O_TRUNC);
+      await fs.flush!(ROOT_CTX, node, fh);
+      await fs.rename!(ROOT_CTX, 1, "b", 1, "c", 0);
+      await fs.release!(ROOT_CTX, node, fh, 0);
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal((await store.readFile("/c")).length, 0);
+      assert.equal(await store.tryStat("/b"), undefined);
+    });
+  });
 }
 
 Deno.test("drain: a utimens right after a legacy file was rewritten sets Riak's copy, whose upload took the local one", async () => {

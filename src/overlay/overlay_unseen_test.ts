@@ -401,12 +401,13 @@ for (const preset of ["drain", "riak"]) {
         async ({ fs, store, riak, runtime, restart, refuseSets, logLines }) => {
           const allowSets = refuseSets();
           try {
-            // As `echo x > x.txt`: the shell's close of its first descriptor flushes the
-            // empty file, the close of the last one its bytes.
+            // As `touch x.txt; echo x >> x.txt`: the first close uploads the empty file,
+            // the second one its bytes. (A FLUSH of a handle still open holds back an empty
+            // file's upload for the write that follows: `echo x > x.txt` puts it once.)
             const created = await fs.create!(ROOT_CTX, ROOT_NODE_ID, "x.txt", 2, 0o644, 0o022);
             const { nodeid } = created.entry;
-            const { fh } = created.opened;
-            await fs.flush!(ROOT_CTX, nodeid, fh);
+            await fs.flush!(ROOT_CTX, nodeid, created.opened.fh);
+            await fs.release!(ROOT_CTX, nodeid, created.opened.fh, 0);
             await eventually(
               "the empty file's upload failed after its put",
               () => logLines.some((line) => line.includes("upload failed; retrying")),
@@ -414,6 +415,7 @@ for (const preset of ["drain", "riak"]) {
             assert.equal((await store.tryStat("/x.txt"))?.size, 0, "the empty file's put landed");
             // The close's upload is not to land before the stop: the next mount finds the
             // empty file in Riak, as after the operator's drain timeout.
+            const { fh } = await fs.open!(ROOT_CTX, nodeid, 1 /* O_WRONLY */);
             await whilePaused(riak, async () => {
               await fs.write!(ROOT_CTX, nodeid, fh, 0, Buffer.from("x\n"));
               await fs.release!(ROOT_CTX, nodeid, fh, 0);

@@ -21,6 +21,11 @@ export interface WriteSession {
   dirty: boolean;
   /** The staged file was handed to the upload queue; further writes need a new one. */
   committed: boolean;
+  /**
+   * The path of the session's upload journaled at a FLUSH but held back (an empty first
+   * version, see `#commitNow` in overlay.ts): let go by the next commit or the last close.
+   */
+  heldAt?: string;
   mode: number;
   uid: number;
   gid: number;

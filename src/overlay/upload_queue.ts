@@ -173,6 +173,18 @@ export interface WithheldUploads {
   release(): void;
 }
 
+/** Options of {@link UploadQueue.submit}. */
+export interface SubmitOptions {
+  /**
+   * Journaled now, started only once {@link UploadQueue.letGo} lets it go, or superseded
+   * before that by a newer upload of its path. For a file emptied by its open and flushed
+   * while still open (a shell's redirect closes its first descriptor before the command
+   * writes): the write that follows supersedes it, and Riak gets one version, not an empty
+   * one first. Whatever waits for the path's uploads, or for all of them, lets it go first.
+   */
+  held?: boolean;
+}
+
 /** Options of {@link UploadQueue.start}. */
 export interface StartOptions {
   /**
@@ -222,10 +234,10 @@ interface Job {
   /**
    * While it waits to start: `queued` among those that may start, `behind` a job of its path
    * queued before it, `parked` on {@link Job.parkedOn}, `settling` until its
-   * {@link Job.notBefore}. Undefined while it runs, while it
+   * {@link Job.notBefore}, `held` until {@link UploadQueue.letGo} (see {@link SubmitOptions}). Undefined while it runs, while it
    * waits to be tried again ({@link UploadQueue.#retryLater}), and once it ended.
    */
-  waits?: "queued" | "behind" | "parked" | "settling";
+  waits?: "queued" | "behind" | "parked" | "settling" | "held";
   /** The path whose change may let it start, while parked (see {@link UploadQueue.#mayStart}). */
   parkedOn?: string;
   /** Its place in the heap of jobs queued. */
@@ -332,6 +344,8 @@ export class UploadQueue {
    * queued plus one fixed delay, so the order they came in).
    */
   readonly #settling = new Set<Job>();
+  /** Journaled uploads not to start until let go ({@link SubmitOptions.held}). */
+  readonly #held = new Set<Job>();
   /** Queues the jobs of {@link #settling} whose time came. */
   #settleTimer: ReturnType<typeof setTimeout> | undefined;
   /** When {@link #settleTimer} fires (`performance.now()`). */
@@ -436,12 +450,25 @@ export class UploadQueue {
    * Journals an upload (durable when this resolves) and queues it. Await
    * `ticket.uploaded` for Riak's acknowledgement.
    */
-  async submit(upload: NewUpload): Promise<UploadTicket> {
+  async submit(upload: NewUpload, options: SubmitOptions = {}): Promise<UploadTicket> {
     if (this.#stopping) throw new UploadStoppedError(upload.path);
     this.#options.spool.ensure();
     const id = await this.#options.journal.add(upload);
-    const job = this.#enqueue({ id, ...upload });
+    const job = this.#enqueue({ id, ...upload }, false, undefined, options.held);
     return { id, uploaded: job.done };
+  }
+
+  /** Lets the held uploads of `path` (and, with `below`, of the paths below it) start. */
+  letGo(path: string, below = false): void {
+    if (this.#held.size === 0) return;
+    for (const pending of below ? this.#paths.atOrBelow(path) : [path]) {
+      for (const job of this.#byPath.get(pending) ?? []) {
+        if (job.waits !== "held") continue;
+        this.#held.delete(job);
+        this.#queue(job);
+      }
+    }
+    this.#pump();
   }
 
   /**
@@ -528,6 +555,7 @@ export class UploadQueue {
 
   /** Resolves when every upload of `path` submitted so far reached Riak. */
   async settled(path: string): Promise<void> {
+    this.letGo(path);
     const jobs = this.#byPath.get(path);
     if (!jobs || jobs.length === 0) return;
     await jobs[jobs.length - 1].done;
@@ -535,6 +563,7 @@ export class UploadQueue {
 
   /** Resolves when every upload at or below directory `path` submitted so far reached Riak. */
   async settledBelow(path: string): Promise<void> {
+    this.letGo(path, true);
     const waits: Promise<void>[] = [];
     for (const pending of this.#paths.atOrBelow(path)) {
       const jobs = this.#byPath.get(pending)!;
@@ -688,6 +717,7 @@ export class UploadQueue {
    * still hold, the pump checks them whatever the order.
    */
   hurry(path: string, below = false): void {
+    this.letGo(path, below);
     const hurried: Job[] = [];
     for (const pending of below ? this.#paths.atOrBelow(path) : [path]) {
       for (const job of this.#byPath.get(pending) ?? []) {
@@ -787,6 +817,7 @@ export class UploadQueue {
    */
   async drain(timeoutMs: number): Promise<number> {
     if (this.pendingCount === 0) return 0;
+    for (const job of [...this.#held]) this.letGo(job.entry.path);
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       new Promise<void>((resolve) => this.#idle.push(resolve)),
@@ -838,7 +869,12 @@ export class UploadQueue {
   }
 
   /** `stagedCounted`: its staged file's use was counted already ({@link submitTogether}). */
-  #enqueue(entry: JournalEntry, stagedCounted = false, notBefore?: number): Job {
+  #enqueue(
+    entry: JournalEntry,
+    stagedCounted = false,
+    notBefore?: number,
+    held = false,
+  ): Job {
     let resolve!: () => void;
     let reject!: (error: Error) => void;
     const done = new Promise<void>((yes, no) => {
@@ -878,7 +914,11 @@ export class UploadQueue {
       previous.superseded?.abort(SUPERSEDED);
       this.nudge(); // It may be waiting out a backoff.
     }
-    this.#queueAtTheEnd(job);
+    if (held) {
+      job.order = this.#queuedOrder++;
+      job.waits = "held";
+      this.#held.add(job);
+    } else this.#queueAtTheEnd(job);
     this.#pump();
     return job;
   }
@@ -912,6 +952,7 @@ export class UploadQueue {
   #stopWaiting(job: Job): void {
     if (job.waits === "queued") this.#waiting.delete(job);
     if (job.waits === "settling") this.#settling.delete(job);
+    if (job.waits === "held") this.#held.delete(job);
     if (job.waits === "parked") {
       const parked = this.#parked.get(job.parkedOn!)!;
       parked.delete(job);

@@ -215,6 +215,31 @@ Deno.test("a newer version replaces a queued older one of the same path", async 
   });
 });
 
+Deno.test("a held upload starts only once let go, or is replaced by a newer one before", async () => {
+  await withSpool(async (fixture) => {
+    const uploaded: string[] = [];
+    const queue = queueOver(fixture, {
+      upload: async (entry, file) => {
+        uploaded.push(`${entry.path}=${await readFile(file, "utf8")}`);
+      },
+    });
+    const empty = await queue.submit(await stage(fixture.spool, "/doc", ""), { held: true });
+    const other = await queue.submit(await stage(fixture.spool, "/other", "o"));
+    await other.uploaded;
+    assert.equal(fixture.journal.pendingCount, 1, "held, journaled");
+    const written = await queue.submit(await stage(fixture.spool, "/doc", "bytes"));
+    await Promise.all([empty.uploaded, written.uploaded]);
+    const alone = await queue.submit(await stage(fixture.spool, "/alone", ""), { held: true });
+    queue.letGo("/alone");
+    await alone.uploaded;
+    const waited = await queue.submit(await stage(fixture.spool, "/waited", ""), { held: true });
+    await queue.settled("/waited"); // Whatever waits for the path lets it go.
+    await waited.uploaded;
+    assert.deepEqual(uploaded, ["/other=o", "/doc=bytes", "/alone=", "/waited="]);
+    assert.equal(fixture.journal.pendingCount, 0);
+  });
+});
+
 Deno.test("ended tells how each job left: with those pending, as many as were queued", async () => {
   await withSpool(async (fixture) => {
     const blocking = gate();
