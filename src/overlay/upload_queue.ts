@@ -180,7 +180,8 @@ export interface SubmitOptions {
    * before that by a newer upload of its path. For a file emptied by its open and flushed
    * while still open (a shell's redirect closes its first descriptor before the command
    * writes): the write that follows supersedes it, and Riak gets one version, not an empty
-   * one first. Whatever waits for the path's uploads, or for all of them, lets it go first.
+   * one first. Whatever waits for the path's uploads, or for all of them, lets it go first;
+   * while a {@link UploadQueue.drain} waits, none is held.
    */
   held?: boolean;
 }
@@ -346,6 +347,8 @@ export class UploadQueue {
   readonly #settling = new Set<Job>();
   /** Journaled uploads not to start until let go ({@link SubmitOptions.held}). */
   readonly #held = new Set<Job>();
+  /** How many {@link drain}s wait: a drain (still serving) must not wait on a held upload. */
+  #draining = 0;
   /** Queues the jobs of {@link #settling} whose time came. */
   #settleTimer: ReturnType<typeof setTimeout> | undefined;
   /** When {@link #settleTimer} fires (`performance.now()`). */
@@ -454,7 +457,8 @@ export class UploadQueue {
     if (this.#stopping) throw new UploadStoppedError(upload.path);
     this.#options.spool.ensure();
     const id = await this.#options.journal.add(upload);
-    const job = this.#enqueue({ id, ...upload }, false, undefined, options.held);
+    const held = options.held === true && this.#draining === 0;
+    const job = this.#enqueue({ id, ...upload }, false, undefined, held);
     return { id, uploaded: job.done };
   }
 
@@ -819,11 +823,16 @@ export class UploadQueue {
     if (this.pendingCount === 0) return 0;
     for (const job of [...this.#held]) this.letGo(job.entry.path);
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => this.#idle.push(resolve)),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
-    ]);
-    clearTimeout(timer);
+    this.#draining++;
+    try {
+      await Promise.race([
+        new Promise<void>((resolve) => this.#idle.push(resolve)),
+        new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
+      ]);
+    } finally {
+      this.#draining--;
+      clearTimeout(timer);
+    }
     return this.pendingCount;
   }
 

@@ -240,6 +240,27 @@ Deno.test("a held upload starts only once let go, or is replaced by a newer one 
   });
 });
 
+// `riakfs drain` still serves: a shell redirect begun meanwhile flushes its emptied file
+// while its command runs on, which must not keep the drain waiting out its timeout.
+Deno.test("an upload submitted held while a drain waits is not held back: the drain ends", async () => {
+  await withSpool(async (fixture) => {
+    const blocking = gate();
+    const queue = queueOver(fixture, {
+      upload: async (entry, file) => {
+        if (entry.path === "/blocker") await blocking.opened;
+        fixture.stored.set(entry.path, await readFile(file, "utf8"));
+      },
+    });
+    await queue.submit(await stage(fixture.spool, "/blocker", "x"));
+    const drained = queue.drain(5_000);
+    await queue.submit(await stage(fixture.spool, "/redirected", ""), { held: true });
+    blocking.open();
+    assert.equal(await drained, 0, "nothing left pending");
+    assert.equal(fixture.stored.get("/redirected"), "");
+    assert.equal(fixture.journal.pendingCount, 0);
+  });
+});
+
 Deno.test("ended tells how each job left: with those pending, as many as were queued", async () => {
   await withSpool(async (fixture) => {
     const blocking = gate();
