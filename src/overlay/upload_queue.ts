@@ -923,6 +923,12 @@ export class UploadQueue {
       previous.superseded?.abort(SUPERSEDED);
       this.nudge(); // It may be waiting out a backoff.
     }
+    // A job that waits for those journaled before it at other paths (see #heldBack) would
+    // wait for a held one as long as its file stays open: what waits for that job lets go
+    // of its own path's only.
+    if (this.#held.size > 0 && waitsForOtherPaths(entry)) {
+      for (const other of [...this.#held]) this.letGo(other.entry.path);
+    }
     if (held) {
       job.order = this.#queuedOrder++;
       job.waits = "held";
@@ -1606,6 +1612,16 @@ export class UploadQueue {
 function onOneLine(a: string, b: string): boolean {
   return a === b || a.startsWith(b === "/" ? "/" : `${b}/`) ||
     b.startsWith(a === "/" ? "/" : `${a}/`);
+}
+
+/**
+ * Whether `entry` may wait for jobs of other paths journaled before it: a move (of a file or
+ * a directory) or a directory's removal.
+ */
+function waitsForOtherPaths(entry: JournalEntry): boolean {
+  return isMirror(entry) &&
+    (entry.moves !== undefined || entry.movesDirectory !== undefined ||
+      (entry.mirror === "remove" && entry.directory === true));
 }
 
 /** Whether `entry` removes a file (or link) from Riak, not a directory. */

@@ -261,6 +261,42 @@ Deno.test("an upload submitted held while a drain waits is not held back: the dr
   });
 });
 
+// What waits for a path lets go its held uploads, not those of other paths its jobs wait
+// for: a later job that waits for a held one elsewhere lets it go, or a wait for that job
+// lasts as long as the writer keeps its file open.
+Deno.test("a held upload keeps no later job waiting: a directory's move or removal journaled after it", async () => {
+  await withSpool(async (fixture) => {
+    const finished: string[] = [];
+    const queue = queueOver(fixture, {
+      upload: (entry) => Promise.resolve(void finished.push(`upload ${entry.path}`)),
+      mirror: (entry) => Promise.resolve(void finished.push(`${entry.mirror} ${entry.path}`)),
+    });
+    const waitedFor = async (path: string) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const outcome = await Promise.race([
+        queue.settled(path).then(() => "settled"),
+        new Promise<string>((resolve) => timer = setTimeout(() => resolve("held back"), 5_000)),
+      ]);
+      clearTimeout(timer);
+      return outcome;
+    };
+    const movesDirectory = { from: "/d", mode: 0o755, uid: 0, gid: 0, mtimeNs: "7" };
+    await queue.submit(await stage(fixture.spool, "/d/f", ""), { held: true });
+    await queue.submitTogether([{ path: "/e", mirror: "move", movesDirectory }]);
+    assert.equal(await waitedFor("/e"), "settled", "the directory's move");
+    await queue.submit(await stage(fixture.spool, "/g/f", ""), { held: true });
+    await queue.submitTogether([{ path: "/g", mirror: "remove", directory: true }]);
+    assert.equal(await waitedFor("/g"), "settled", "the directory's removal");
+    assert.equal(await queue.drain(5_000), 0);
+    assert.deepEqual(finished, [
+      "upload /d/f",
+      "move /e",
+      "upload /g/f",
+      "remove /g",
+    ]);
+  });
+});
+
 Deno.test("ended tells how each job left: with those pending, as many as were queued", async () => {
   await withSpool(async (fixture) => {
     const blocking = gate();
