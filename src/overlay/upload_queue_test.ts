@@ -240,8 +240,8 @@ Deno.test("a held upload starts only once let go, or is replaced by a newer one 
   });
 });
 
-// `riakfs drain` still serves: a shell redirect begun meanwhile flushes its emptied file
-// while its command runs on, which must not keep the drain waiting out its timeout.
+// `riakfs umount` drains while still serving: a shell redirect begun meanwhile flushes its
+// emptied file while its command runs on, which must not keep the drain waiting its timeout.
 Deno.test("an upload submitted held while a drain waits is not held back: the drain ends", async () => {
   await withSpool(async (fixture) => {
     const blocking = gate();
