@@ -21,6 +21,7 @@ import { lstat, opendir, readFile, realpath, stat } from "node:fs/promises";
 import { isDirectoryBeneath } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { isMountsOwnEntry } from "./mount_entries.ts";
+import { unescapeMountinfo } from "../util/mountinfo.ts";
 
 /** What an entry is (symlinks are not followed). */
 export type EntryKind = "file" | "directory" | "symlink" | "other";
@@ -306,11 +307,7 @@ async function mountPointsBelow(root: Buffer): Promise<Set<string>> {
   for (const line of table.split("\n")) {
     const escaped = line.split(" ")[4];
     if (escaped === undefined) continue;
-    // Spaces, tabs, newlines and backslashes in a mount point are octal escapes (proc(5)).
-    const point = escaped.replace(
-      /\\([0-7]{3})/g,
-      (_, octal) => String.fromCharCode(parseInt(octal, 8)),
-    );
+    const point = unescapeMountinfo(escaped);
     if (point.length > prefix.length && point.startsWith(prefix)) {
       below.add(point.slice(prefix.length));
     }

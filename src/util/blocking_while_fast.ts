@@ -12,6 +12,7 @@
  * @module
  */
 import { readFileSync, realpathSync, statfsSync } from "node:fs";
+import { unescapeMountinfo } from "./mountinfo.ts";
 
 /** A blocking call slower than this (ms) was not answered from the kernel's caches. */
 const DEFAULT_SLOW_MS = 1;
@@ -202,9 +203,4 @@ export function isLocalFilesystem(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** mountinfo writes space, tab, newline and backslash in names as octal escapes. */
-function unescapeMountinfo(text: string): string {
-  return text.replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8)));
 }
