@@ -849,7 +849,7 @@ Deno.test("migrate: the temporary file a crash leaves while a file is fetched in
   await withOverlayEnv(async (env) => {
     const content = seededBytes(900, 3 * 1024 * 1024 + 17);
     await env.store.writeFile("fetched.bin", content, { mode: 0o644 });
-    const [generation] = await env.store.generationsAt(env.bucket, "fetched.bin");
+    const [generation] = (await env.store.generationsAt(env.bucket, "fetched.bin"))!;
     const users = join(env.source, ".riakfs-publish-0123456789ab"); // A user's, by its name.
     fs.writeFileSync(users, "not riakfs's");
     const proxy = await startRiakProxy(env.riak.nodes[0]);

@@ -104,3 +104,20 @@ export interface StoreClient {
    */
   awaitsLateWrites?(location: ObjectLocation): boolean;
 }
+
+/**
+ * `client` with its writes refused: puts, deletes and set updates reject without reaching
+ * Riak; reads go through. For a store that must only look ({@link Store.readOnly}).
+ */
+export function writesRefused(client: StoreClient): StoreClient {
+  const refuse = () => Promise.reject(new Error("a read-only store was asked to write to Riak"));
+  return {
+    get: (location, options) => client.get(location, options),
+    fetchSet: (location) => client.fetchSet(location),
+    listKeys: (bucketType, bucket) => client.listKeys(bucketType, bucket),
+    put: refuse,
+    delete: refuse,
+    updateSet: refuse,
+    ...client.release ? { release: (value: Uint8Array) => client.release!(value) } : {},
+  };
+}

@@ -38,6 +38,11 @@
  * riak-fuse folder and its images folder have no object of their own: they are never
  * reported (their stat finds their sets, or they hold no entries to reach).
  *
+ * gc writes nothing but the deletions of `delete`: it reads through {@link Store.readOnly},
+ * so siblings it meets stay unresolved and every sibling's manifest counts. A losing
+ * sibling's generation is garbage once a reader's resolution has dropped its manifest, and a
+ * dry run reports what `delete` would delete.
+ *
  * @module
  */
 import { Buffer } from "node:buffer";
@@ -108,33 +113,34 @@ export interface GcReport {
 export async function collectGarbage(store: Store, options: GcOptions = {}): Promise<GcReport> {
   const minAgeMs = options.minAgeMs ?? DEFAULT_GC_MIN_AGE_MS;
   const nowMs = options.nowMs ?? Date.now();
+  // Only the deletions below write: siblings met are left as they are (a dry run must change
+  // nothing, and --delete then deletes what it reported), and each one's manifest counts.
+  const reader = store.readOnly();
   const referenced = new Set<string>();
   /** Chunked files found, by bucket and key of their object: the scans overlap. */
   const chunked = new Set<string>();
   const objectId = (bucket: string, key: string) => `${bucket}\0${key}`;
-  /** Notes the generations of the object at `key` of content bucket `bucket`. */
-  const scan = async (bucket: string, key: string): Promise<void> => {
-    const generations = await store.generationsAt(bucket, key);
+  /**
+   * Notes the generations of the object at `key` of content bucket `bucket`; false when no
+   * object is there.
+   */
+  const scan = async (bucket: string, key: string): Promise<boolean> => {
+    const generations = await reader.generationsAt(bucket, key);
+    if (generations === undefined) return false;
     if (generations.length > 0) chunked.add(objectId(bucket, key));
     for (const generation of generations) referenced.add(generation);
+    return true;
   };
-  /** Notes the generation of a chunked file at `path`; false when no object is there. */
+  /** Notes the generations of the object at `path`, as a scan does; false when none is there. */
   const look = async (path: Buffer): Promise<boolean> => {
     const { bucket, key } = store.layout.file(path).object;
-    const id = objectId(Buffer.from(bucket).toString("latin1"), key.toString("latin1"));
-    if (chunked.has(id)) return true;
-    const stat = await store.tryStat(path, { fileOnly: true });
-    if (stat?.type !== "file" || stat.storage !== "chunked") return stat !== undefined;
-    const manifest = await store.manifest(path);
-    if (!manifest) return true;
-    referenced.add(manifest.generation);
-    chunked.add(id);
-    return true;
+    const [bucketName, keyName] = [Buffer.from(bucket).toString("latin1"), key.toString("latin1")];
+    return chunked.has(objectId(bucketName, keyName)) || await scan(bucketName, keyName);
   };
   // Read at their keys, not through the layout: under the riak-fuse preset a key of the
   // pattern <folder>/images/<file> holds a file the default layout wrote, which no path
   // reaches.
-  for await (const key of store.contentKeys()) {
+  for await (const key of reader.contentKeys()) {
     if (!key.endsWith("/")) await scan(Buffer.from(store.namespace.bucket).toString("latin1"), key);
   }
   const orphans: Array<{ path: Buffer; type: EntryType }> = [];
@@ -142,14 +148,14 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
   const walk = async (directory: Buffer): Promise<boolean> => {
     let listed = false;
     try {
-      for await (const entry of store.list(directory)) {
+      for await (const entry of reader.list(directory)) {
         listed = true;
         const path = childPath(directory, entry.name);
         const found = entry.type === "directory"
           ? await walk(path) || riakFuseFolder(store, path)
           : await look(path);
         // A name may change type: an entry of the old one is no orphan while the new is there.
-        const stored = found ? undefined : await store.tryStat(path);
+        const stored = found ? undefined : await reader.tryStat(path);
         if (!found && stored === undefined) orphans.push({ path, type: entry.type });
         // A directory listed as a file (one an earlier build made in a riak-fuse folder, whose
         // type it did not keep): walked all the same.
@@ -165,14 +171,14 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
   await walk(Buffer.alloc(0));
   // Manifests riak-fuse folders' buckets hold, found whatever layout and prefixes gc runs
   // with: the walk reaches them only with the ones they were written with.
-  for (const bucket of await store.manifestBuckets()) {
-    for await (const key of store.contentKeys(bucket)) await scan(bucket, key);
+  for (const bucket of await reader.manifestBuckets()) {
+    for await (const key of reader.contentKeys(bucket)) await scan(bucket, key);
   }
   const manifests = chunked.size;
   const byGeneration = new Map<string, string[]>();
   let chunks = 0;
   let foreignKeys = 0;
-  for await (const key of store.chunkKeys()) {
+  for await (const key of reader.chunkKeys()) {
     const chunk = parseChunkKey(key);
     const generation = chunk?.generation ?? parseRenameStampKey(key);
     if (generation === undefined) {
@@ -194,7 +200,7 @@ export async function collectGarbage(store: Store, options: GcOptions = {}): Pro
     let newestMs = -Infinity;
     const held: string[] = [];
     for (const key of keys) {
-      const modified = await store.chunkLastModifiedNs(key);
+      const modified = await reader.chunkLastModifiedNs(key);
       if (modified === undefined) continue; // Deleted already (a tombstone still listed).
       held.push(key);
       newestMs = Math.max(newestMs, Number(modified / 1_000_000n));

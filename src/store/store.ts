@@ -9,12 +9,13 @@ import { Buffer } from "node:buffer";
 import { createHash, hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { setImmediate } from "node:timers";
-import type {
-  ContentToStore,
-  FetchedObject,
-  StoreClient,
-  StoredContent,
-  WriteQuorum,
+import {
+  type ContentToStore,
+  type FetchedObject,
+  type StoreClient,
+  type StoredContent,
+  type WriteQuorum,
+  writesRefused,
 } from "./client.ts";
 import { contentTypeFor } from "./content_type.ts";
 import { DirectoryIndex } from "./directory.ts";
@@ -115,6 +116,8 @@ export interface StoreOptions {
   readAhead?: number;
   /** The clock (ms) the store's own caches expire by; default `Date.now`. */
   now?: () => number;
+  /** Write nothing to Riak: see {@link Store.readOnly}. */
+  readOnly?: boolean;
 }
 
 /** What {@link Store.stat} reports. */
@@ -328,12 +331,18 @@ export class Store {
   /** Buckets this store named in {@link Layout.manifestBuckets} (or found named there). */
   readonly #manifestBucketsNamed = new Set<string>();
   readonly #now: () => number;
+  readonly #options: StoreOptions;
+  /** Resolves siblings for its callers alone, adds no missing entry, and refuses writes. */
+  readonly #readOnly: boolean;
   /** The object behind each file stat this store returned (its vclock, for a write). */
   readonly #statObjects = new WeakMap<FileStat, ResolvedObject>();
 
   constructor(client: StoreClient, options: StoreOptions = {}) {
     this.namespace = resolveNamespace(options.namespace);
     this.layout = new Layout(this.namespace);
+    this.#options = options;
+    this.#readOnly = options.readOnly ?? false;
+    if (this.#readOnly) client = writesRefused(client);
     this.#client = client;
     this.#index = new DirectoryIndex(client, {
       capacity: this.namespace.shardCapacity,
@@ -346,6 +355,15 @@ export class Store {
     this.#uploadConcurrency = options.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY;
     this.#readAhead = options.readAhead ?? DEFAULT_READ_AHEAD;
     this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * This store as one that writes nothing to Riak, for a caller that must only look (`riakfs
+   * gc`'s dry run): siblings it reads resolve to the same winner, which is not written back; a
+   * directory missing from its parent's listing is not listed there; any write rejects.
+   */
+  readOnly(): Store {
+    return this.#readOnly ? this : new Store(this.#client, { ...this.#options, readOnly: true });
   }
 
   /** Attributes of a path: one head-only get for a file. */
@@ -954,9 +972,10 @@ export class Store {
 
   /**
    * The generations the object at `key` of content bucket `bucket` references, one per
-   * sibling holding a manifest (for gc: a sibling not yet resolved still counts).
+   * sibling holding a manifest (for gc: a sibling not yet resolved still counts); undefined
+   * when no object is there.
    */
-  async generationsAt(bucket: string, key: string): Promise<string[]> {
+  async generationsAt(bucket: string, key: string): Promise<string[] | undefined> {
     const location = {
       bucketType: this.namespace.bucketType,
       bucket: Buffer.from(bucket, "latin1"),
@@ -966,7 +985,9 @@ export class Store {
     const chunked = (content: StoredContent) =>
       this.#decodeMeta(content, p, location).meta.storage === "chunked";
     // A head-only get first: most keys hold small files, whose values are not needed here.
-    if (!(await this.#get(location, true)).contents.some(chunked)) return [];
+    const { contents } = await this.#get(location, true);
+    if (contents.length === 0) return undefined;
+    if (!contents.some(chunked)) return [];
     const fetched = await this.#get(location, false);
     const generations: string[] = [];
     for (const content of fetched.contents) {
@@ -2051,7 +2072,7 @@ export class Store {
     ]);
     if (stat) {
       if (stat.type !== "directory") throw new WrongTypeError("ENOTDIR", displayPath(p));
-      if (entry?.type !== "directory") {
+      if (entry?.type !== "directory" && !this.#readOnly) {
         await this.#ensureDirectory(parent, attributesOf);
         await this.#addEntries(parent, [{ type: "directory", name }], {}, attributesOf);
       }
@@ -2128,7 +2149,7 @@ export class Store {
     });
     if (needsValueForMeta) return await this.#getResolved(location, false, p);
     const winner = chooseSibling(candidates);
-    if (fetched.contents.length > 1) {
+    if (fetched.contents.length > 1 && !this.#readOnly) {
       // Every sibling's rename marks stay: a loser's may be the only one naming a name that
       // shares the winner's chunks (a rename marked a version another host changed meanwhile).
       const usermeta = [
