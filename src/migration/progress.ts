@@ -340,6 +340,7 @@ export async function rescan(
           (first ? ` (${first.path}: ${first.error})` : "") + "; what was recorded is kept",
       );
     }
+    const before = saved.lastCompletePass;
     saved.lastCompletePass = {
       kind: "rescan",
       startedAt,
@@ -352,6 +353,10 @@ export async function rescan(
         startedAt: saved.currentPass.startedAt,
         tally: structuredClone(saved.currentPass.tally),
       };
+    } else if (before?.tally.keptActive) {
+      // A rescan deletes nothing, so it sees no copy kept in use: the last pass's count of
+      // them stands until a drain's pass counts them again (during a pass, see passFigures).
+      saved.lastCompletePass.tally.keptActive = { ...before.tally.keptActive };
     }
     try {
       options.state.saveState(saved);

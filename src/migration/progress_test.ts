@@ -12,6 +12,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
+import type { Store } from "../store/store.ts";
 import {
   dailyRate,
   etaDays,
@@ -24,7 +25,13 @@ import { holdOpen, wrappedStore } from "./_test_support.ts";
 import { PathFilter } from "./glob.ts";
 import { LockedError } from "../util/lock.ts";
 import { OpenWriters } from "./open_writers.ts";
-import { EXIT_COMPLETE, EXIT_PARTIAL, type PrewarmEvent, runPrewarm } from "./prewarm.ts";
+import {
+  EXIT_COMPLETE,
+  EXIT_PARTIAL,
+  type PrewarmEvent,
+  type PrewarmResult,
+  runPrewarm,
+} from "./prewarm.ts";
 import { emptyTally, type RunMarker, type RunRecord, StateDirectory } from "./state.ts";
 
 /** Runs `fn` on a fresh source holding `files` (name: content) and a fresh state directory. */
@@ -371,9 +378,19 @@ Deno.test("progress shows what is left over: verify's differences, newer in Riak
   );
 });
 
-// A drain that kept a daemon's log (open for writing) in SOURCE said "ETA: done", as if the
-// disk were empty; and a rescan during the drain's pass, which deletes nothing, forgot it.
-Deno.test("a drain's local copies kept in use are told apart, and progress is not done while they remain", async () => {
+/** What {@link withDrainTree} hands its test. */
+interface DrainTree {
+  source: string;
+  state: StateDirectory;
+  store: Store;
+  /** A daemon's log in SOURCE, beside three other files. */
+  log: string;
+  /** A drain of SOURCE (`--delete-local`) that sees files held open for writing. */
+  drain(budget?: { maxFiles?: number }): Promise<PrewarmResult>;
+}
+
+/** Runs `fn` on a fresh tree with a daemon's log, a state directory and a store. */
+async function withDrainTree(fn: (tree: DrainTree) => Promise<void>): Promise<void> {
   await withTree(
     { "a-daemon.log": "line 0\n", ...numbered(3, "x".repeat(10)) },
     async (source, state) => {
@@ -382,47 +399,81 @@ Deno.test("a drain's local copies kept in use are told apart, and progress is no
       await withStore(async ({ store }) => {
         const drain = (budget: { maxFiles?: number } = {}) =>
           runPrewarm({ source, store, state, deleteLocal: true, inUse, concurrency: 1, ...budget });
-        const holder = await holdOpen(log, ">>");
-        try {
-          const run = await drain();
-          assert.equal(run.exitCode, EXIT_PARTIAL, JSON.stringify(run.failures));
-          assert.deepEqual(run.keptActive, ["/a-daemon.log"]);
-        } finally {
-          await holder.release();
-        }
-        const kept = progressFromState(state);
-        assert.equal(kept.passUnfinished, false);
-        assert.deepEqual(kept.pending, { files: 0, bytes: 0 }, "all of it in Riak");
-        assert.deepEqual(kept.keptActive, { files: 1, bytes: 7 });
-        assert.equal(kept.etaDays, undefined, "not done: the log is still in SOURCE");
-        const next = await drain();
-        assert.equal(next.exitCode, EXIT_COMPLETE, JSON.stringify(next));
-        assert.equal(existsSync(log), false);
-        const drained = progressFromState(state);
-        assert.deepEqual(drained.keptActive, { files: 0, bytes: 0 });
-        assert.equal(drained.etaDays, 0);
-
-        // A pass that kept the log and stopped early; the rest is gone from SOURCE when a
-        // rescan counts the tree.
-        writeFileSync(log, "line 1\n");
-        for (const [name, content] of Object.entries(numbered(3, "y"))) {
-          writeFileSync(join(source, name), content);
-        }
-        const again = await holdOpen(log, ">>");
-        try {
-          const run = await drain({ maxFiles: 2 });
-          assert.deepEqual(run.keptActive, ["/a-daemon.log"]);
-          assert.equal(run.stopReason, "max-files");
-        } finally {
-          await again.release();
-        }
-        for (const name of ["f01", "f02"]) rmSync(join(source, name));
-        const rescanned = await rescan({ source, store, state });
-        assert.equal(rescanned.passUnfinished, false, "the rescan covered the tree");
-        assert.deepEqual(rescanned.pending, { files: 0, bytes: 0 });
-        assert.deepEqual(rescanned.keptActive, { files: 1, bytes: 7 });
-        assert.equal(rescanned.etaDays, undefined, "not done: the log is still in SOURCE");
+        await fn({ source, state, store, log, drain });
       });
     },
   );
+}
+
+// A drain that kept a daemon's log (open for writing) in SOURCE said "ETA: done", as if the
+// disk were empty; and a rescan during the drain's pass, which deletes nothing, forgot it.
+Deno.test("a drain's local copies kept in use are told apart, and progress is not done while they remain", async () => {
+  await withDrainTree(async ({ source, state, store, log, drain }) => {
+    const holder = await holdOpen(log, ">>");
+    try {
+      const run = await drain();
+      assert.equal(run.exitCode, EXIT_PARTIAL, JSON.stringify(run.failures));
+      assert.deepEqual(run.keptActive, ["/a-daemon.log"]);
+    } finally {
+      await holder.release();
+    }
+    const kept = progressFromState(state);
+    assert.equal(kept.passUnfinished, false);
+    assert.deepEqual(kept.pending, { files: 0, bytes: 0 }, "all of it in Riak");
+    assert.deepEqual(kept.keptActive, { files: 1, bytes: 7 });
+    assert.equal(kept.etaDays, undefined, "not done: the log is still in SOURCE");
+    const next = await drain();
+    assert.equal(next.exitCode, EXIT_COMPLETE, JSON.stringify(next));
+    assert.equal(existsSync(log), false);
+    const drained = progressFromState(state);
+    assert.deepEqual(drained.keptActive, { files: 0, bytes: 0 });
+    assert.equal(drained.etaDays, 0);
+
+    // A pass that kept the log and stopped early; the rest is gone from SOURCE when a
+    // rescan counts the tree.
+    writeFileSync(log, "line 1\n");
+    for (const [name, content] of Object.entries(numbered(3, "y"))) {
+      writeFileSync(join(source, name), content);
+    }
+    const again = await holdOpen(log, ">>");
+    try {
+      const run = await drain({ maxFiles: 2 });
+      assert.deepEqual(run.keptActive, ["/a-daemon.log"]);
+      assert.equal(run.stopReason, "max-files");
+    } finally {
+      await again.release();
+    }
+    for (const name of ["f01", "f02"]) rmSync(join(source, name));
+    const rescanned = await rescan({ source, store, state });
+    assert.equal(rescanned.passUnfinished, false, "the rescan covered the tree");
+    assert.deepEqual(rescanned.pending, { files: 0, bytes: 0 });
+    assert.deepEqual(rescanned.keptActive, { files: 1, bytes: 7 });
+    assert.equal(rescanned.etaDays, undefined, "not done: the log is still in SOURCE");
+  });
+});
+
+// A rescan after a drain's complete pass, which deletes nothing and so keeps no copy in use,
+// showed no copy kept, and "ETA: done" with the daemon's log still in SOURCE.
+Deno.test("a rescan after a drain's complete pass keeps the count of the copies it kept in use", async () => {
+  await withDrainTree(async ({ source, state, store, log, drain }) => {
+    const holder = await holdOpen(log, ">>");
+    try {
+      const run = await drain();
+      assert.deepEqual(run.keptActive, ["/a-daemon.log"]);
+    } finally {
+      await holder.release();
+    }
+    assert.equal(state.loadState().currentPass, undefined, "the pass is complete");
+    for (const report of [await rescan({ source, store, state }), progressFromState(state)]) {
+      assert.equal(report.lastCompletePass?.kind, "rescan");
+      assert.deepEqual(report.keptActive, { files: 1, bytes: 7 });
+      assert.equal(report.etaDays, undefined, "not done: the log is still in SOURCE");
+    }
+    const rescannedAgain = await rescan({ source, store, state });
+    assert.deepEqual(rescannedAgain.keptActive, { files: 1, bytes: 7 });
+    // The next drain deletes it, and its pass's count replaces the one kept.
+    assert.equal((await drain()).exitCode, EXIT_COMPLETE);
+    assert.equal(existsSync(log), false);
+    assert.deepEqual(progressFromState(state).keptActive, { files: 0, bytes: 0 });
+  });
 });
