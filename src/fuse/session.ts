@@ -132,6 +132,12 @@ export class FuseSession {
   readonly #inFlight = new Map<bigint, () => void>();
   #localHandles: LocalHandles | undefined;
   #negotiated: Negotiated | undefined;
+  /**
+   * The readers stopped: the kernel dropped every request, and whoever owns the descriptor
+   * may close it, and its number then names another file. A handler settling later must not
+   * write its reply there.
+   */
+  #over = false;
   #ended!: (error: string | undefined) => void;
   /** Settles when the connection ends: resolves after unmount, rejects on a device error. */
   readonly closed: Promise<void>;
@@ -170,7 +176,10 @@ export class FuseSession {
   start(): this {
     this.#localHandles = startReaders(this.#fd, {
       onRequest: (request, done) => void this.handle(request, done),
-      onEnd: (error) => this.#ended(error),
+      onEnd: (error) => {
+        this.#over = true;
+        this.#ended(error);
+      },
     }, { bufferSize: READ_BUFFER_SIZE, concurrency: this.#readers });
     const handles = this.#localHandles;
     this.#fs.attachLocalNodes?.({
@@ -315,8 +324,9 @@ export class FuseSession {
     if (!timedOut) done?.();
   }
 
-  /** Writes a reply; false when the kernel no longer waits for it (interrupted). */
+  /** Writes a reply; false when the kernel no longer waits for it (interrupted, or gone). */
   #reply(header: InHeader, error: number, payload: Uint8Array | Uint8Array[]): boolean {
+    if (this.#over) return false;
     const parts = (Array.isArray(payload) ? payload : [payload]).filter((p) => p.byteLength > 0);
     let size = 0;
     for (const part of parts) size += part.byteLength;

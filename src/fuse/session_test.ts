@@ -474,3 +474,21 @@ Deno.test("GETXATTR: size 0 asks for the length, a short buffer is ERANGE", asyn
     h.close();
   }
 });
+
+Deno.test("a reply that comes after the connection ended is never written: the descriptor may be another file's by then", async () => {
+  let finish!: () => void;
+  const h = harness({
+    lookup: () => new Promise((resolve) => finish = () => resolve(entryFor(2))),
+  });
+  try {
+    const pending = h.send(Opcode.LOOKUP, 1, cstring("slow"));
+    // Reads of the (empty) file end at once, as reads of /dev/fuse do at unmount.
+    h.session.start();
+    await h.session.closed;
+    finish();
+    await pending;
+    assert.deepEqual(h.replies(), [], "nothing written after the end");
+  } finally {
+    h.close();
+  }
+});
