@@ -113,6 +113,8 @@ const WANTED_INIT_FLAGS = InitFlag.ASYNC_READ | InitFlag.BIG_WRITES | InitFlag.P
 const READDIRPLUS_FLAGS = InitFlag.DO_READDIRPLUS | InitFlag.READDIRPLUS_AUTO;
 
 const EMPTY = new Uint8Array(0);
+/** INTERRUPTs of requests not seen yet that are kept (kernel request ids are never reused). */
+const MAX_EARLY_INTERRUPTS = 256;
 /** FUSE_WRITE_KILL_SUIDGID of fuse_write_in.write_flags. */
 const WRITE_KILL_SUIDGID = 1 << 2;
 
@@ -130,6 +132,8 @@ export class FuseSession {
   readonly #autoInvalData: boolean;
   /** Requests being handled, each with what its INTERRUPT does. */
   readonly #inFlight = new Map<bigint, () => void>();
+  /** INTERRUPTs that came before their request, oldest first (see {@link #interrupt}). */
+  readonly #earlyInterrupts = new Set<bigint>();
   #localHandles: LocalHandles | undefined;
   #negotiated: Negotiated | undefined;
   /**
@@ -231,7 +235,7 @@ export class FuseSession {
     } else if (header.opcode === Opcode.BATCH_FORGET) {
       for (const item of decodeBatchForget(request)) this.#fs.forget?.(item.nodeid, item.nlookup);
     } else if (header.opcode === Opcode.INTERRUPT) {
-      this.#inFlight.get(new RequestReader(request).u64big())?.();
+      this.#interrupt(new RequestReader(request).u64big());
     } else {
       return this.#serve(header, request, done);
     }
@@ -240,6 +244,12 @@ export class FuseSession {
   }
 
   async #serve(header: InHeader, request: Uint8Array, done?: () => void): Promise<void> {
+    if (this.#earlyInterrupts.delete(header.unique)) {
+      // Interrupted before its handler ran: nothing was done, so EINTR is the whole truth.
+      this.#reply(header, Errno.EINTR, EMPTY);
+      done?.();
+      return;
+    }
     // Most handlers never look at the signal: it is made when one does.
     let controller: AbortController | undefined;
     let abortedWith: FuseError | undefined;
@@ -322,6 +332,20 @@ export class FuseSession {
     // Interrupted: the kernel dropped the request, so nothing the reply handed out is held.
     if (!delivered && error === 0) this.#releaseLate(header, payload, ctx);
     if (!timedOut) done?.();
+  }
+
+  /**
+   * INTERRUPT of request `unique`. The kernel sends it only after a reader read the request,
+   * but another reader may hand it over first: an INTERRUPT of a request not seen yet is kept
+   * for it. Requests the readers answer themselves never come, so only the latest are kept.
+   */
+  #interrupt(unique: bigint): void {
+    const interrupt = this.#inFlight.get(unique);
+    if (interrupt) return interrupt();
+    this.#earlyInterrupts.add(unique);
+    if (this.#earlyInterrupts.size > MAX_EARLY_INTERRUPTS) {
+      this.#earlyInterrupts.delete(this.#earlyInterrupts.values().next().value!);
+    }
   }
 
   /** Writes a reply; false when the kernel no longer waits for it (interrupted, or gone). */

@@ -492,3 +492,19 @@ Deno.test("a reply that comes after the connection ended is never written: the d
     h.close();
   }
 });
+
+Deno.test("an INTERRUPT that overtakes its request (read by another reader) still interrupts it", async () => {
+  const h = harness({
+    read: (ctx) =>
+      new Promise((_, reject) => {
+        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason));
+      }),
+  }, { requestTimeoutMs: 500 });
+  try {
+    await h.send(Opcode.INTERRUPT, 0, new ReplyWriter(8).u64(60).bytes, 61n);
+    await h.send(Opcode.READ, 2, new Uint8Array(40), 60n);
+    assert.deepEqual(h.replies().map((r) => [r.unique, r.error]), [[60n, -Errno.EINTR]]);
+  } finally {
+    h.close();
+  }
+});
