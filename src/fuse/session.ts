@@ -113,6 +113,8 @@ const WANTED_INIT_FLAGS = InitFlag.ASYNC_READ | InitFlag.BIG_WRITES | InitFlag.P
 const READDIRPLUS_FLAGS = InitFlag.DO_READDIRPLUS | InitFlag.READDIRPLUS_AUTO;
 
 const EMPTY = new Uint8Array(0);
+/** Requests the kernel wants no reply to. */
+const UNANSWERED = new Set<number>([Opcode.FORGET, Opcode.BATCH_FORGET, Opcode.INTERRUPT]);
 /** INTERRUPTs of requests not seen yet that are kept (kernel request ids are never reused). */
 const MAX_EARLY_INTERRUPTS = 256;
 /** FUSE_WRITE_KILL_SUIDGID of fuse_write_in.write_flags. */
@@ -230,17 +232,26 @@ export class FuseSession {
       done?.();
       return Promise.resolve();
     }
+    if (!UNANSWERED.has(header.opcode)) return this.#serve(header, request, done);
+    try {
+      this.#takeUnanswered(header, request);
+    } catch (error) {
+      // No request to answer, and thrown to the reader's message handler it ends the mount.
+      this.#log(`${opcodeName(header.opcode)} failed: ${(error as Error).message}`);
+    }
+    done?.();
+    return Promise.resolve();
+  }
+
+  /** FORGET, BATCH_FORGET and INTERRUPT, which the kernel wants no reply to. */
+  #takeUnanswered(header: InHeader, request: Uint8Array): void {
     if (header.opcode === Opcode.FORGET) {
       this.#fs.forget?.(header.nodeid, new RequestReader(request).u64());
     } else if (header.opcode === Opcode.BATCH_FORGET) {
       for (const item of decodeBatchForget(request)) this.#fs.forget?.(item.nodeid, item.nlookup);
-    } else if (header.opcode === Opcode.INTERRUPT) {
-      this.#interrupt(new RequestReader(request).u64big());
     } else {
-      return this.#serve(header, request, done);
+      this.#interrupt(new RequestReader(request).u64big());
     }
-    done?.();
-    return Promise.resolve();
   }
 
   async #serve(header: InHeader, request: Uint8Array, done?: () => void): Promise<void> {
@@ -391,15 +402,25 @@ export class FuseSession {
     }
   }
 
-  /** A handle opened after its request timed out would leak: release it. */
+  /**
+   * What a reply the kernel never took handed out would leak (lookup references, an open
+   * handle): give it back. Failures are logged: there is no request left to answer.
+   */
   #releaseLate(header: InHeader, late: Payload, ctx: RequestContext): void {
-    const given = handedOutBy(header.opcode, header.nodeid, late);
-    for (const nodeid of given.nodeids) this.#fs.forget?.(nodeid, 1);
-    const opened = given.handle;
-    if (!opened) return;
-    if (header.opcode !== Opcode.OPENDIR) this.#localHandles?.unmap(opened.fh);
-    const release = header.opcode === Opcode.OPENDIR ? this.#fs.releasedir : this.#fs.release;
-    release?.call(this.#fs, ctx, opened.nodeid, opened.fh, 0)?.catch(() => {});
+    try {
+      const given = handedOutBy(header.opcode, header.nodeid, late);
+      for (const nodeid of given.nodeids) this.#fs.forget?.(nodeid, 1);
+      const opened = given.handle;
+      if (!opened) return;
+      if (header.opcode !== Opcode.OPENDIR) this.#localHandles?.unmap(opened.fh);
+      const release = header.opcode === Opcode.OPENDIR ? this.#fs.releasedir : this.#fs.release;
+      release?.call(this.#fs, ctx, opened.nodeid, opened.fh, 0)?.catch(() => {});
+    } catch (error) {
+      const what = opcodeName(header.opcode);
+      this.#log(
+        `giving back what an untaken ${what} reply handed out failed: ${(error as Error).message}`,
+      );
+    }
   }
 
   #dispatch(header: InHeader, request: Uint8Array, ctx: RequestContext): Promise<Payload> {

@@ -475,10 +475,15 @@ Deno.test("GETXATTR: size 0 asks for the length, a short buffer is ERANGE", asyn
   }
 });
 
-Deno.test("a reply that comes after the connection ended is never written: the descriptor may be another file's by then", async () => {
+Deno.test("a reply that comes after the connection ended is never written (the descriptor may be another file's by then); its reference is given back, a failing forget logged", async () => {
   let finish!: () => void;
+  const forgotten: number[] = [];
   const h = harness({
     lookup: () => new Promise((resolve) => finish = () => resolve(entryFor(2))),
+    forget: (nodeid) => {
+      forgotten.push(nodeid);
+      throw new Error("forget bug");
+    },
   });
   try {
     const pending = h.send(Opcode.LOOKUP, 1, cstring("slow"));
@@ -488,6 +493,8 @@ Deno.test("a reply that comes after the connection ended is never written: the d
     finish();
     await pending;
     assert.deepEqual(h.replies(), [], "nothing written after the end");
+    assert.deepEqual(forgotten, [2]);
+    assert.match(h.logs.at(-1) ?? "", /LOOKUP.*forget bug/);
   } finally {
     h.close();
   }
@@ -504,6 +511,28 @@ Deno.test("an INTERRUPT that overtakes its request (read by another reader) stil
     await h.send(Opcode.INTERRUPT, 0, new ReplyWriter(8).u64(60).bytes, 61n);
     await h.send(Opcode.READ, 2, new Uint8Array(40), 60n);
     assert.deepEqual(h.replies().map((r) => [r.unique, r.error]), [[60n, -Errno.EINTR]]);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("a FORGET the filesystem fails on, or a malformed one, is logged; the session goes on", async () => {
+  const h = harness({
+    forget: () => {
+      throw new Error("forget bug");
+    },
+    statfs: () => Promise.reject(new FuseError(Errno.EACCES)),
+  });
+  try {
+    await h.send(Opcode.FORGET, 5, new ReplyWriter(8).u64(1).bytes);
+    // The count says two items; only one follows.
+    await h.send(Opcode.BATCH_FORGET, 0, new ReplyWriter(24).u32(2).u32(0).u64(6).u64(1).bytes);
+    await h.send(Opcode.INTERRUPT, 0, new Uint8Array(4));
+    await h.send(Opcode.STATFS, 1);
+    assert.deepEqual(h.replies().map((r) => r.error), [-Errno.EACCES]);
+    assert.equal(h.logs.length, 3);
+    assert.match(h.logs[0], /FORGET.*forget bug/);
+    assert.match(h.logs[1], /BATCH_FORGET.*too short/);
   } finally {
     h.close();
   }
