@@ -113,6 +113,8 @@ const WANTED_INIT_FLAGS = InitFlag.ASYNC_READ | InitFlag.BIG_WRITES | InitFlag.P
 const READDIRPLUS_FLAGS = InitFlag.DO_READDIRPLUS | InitFlag.READDIRPLUS_AUTO;
 
 const EMPTY = new Uint8Array(0);
+/** The kernel refuses replies whose error is -512 (ERESTARTSYS) or lower. */
+const MAX_REPLY_ERRNO = 512;
 /** Requests the kernel wants no reply to. */
 const UNANSWERED = new Set<number>([Opcode.FORGET, Opcode.BATCH_FORGET, Opcode.INTERRUPT]);
 /** INTERRUPTs of requests not seen yet that are kept (kernel request ids are never reused). */
@@ -381,7 +383,19 @@ export class FuseSession {
       this.#onTimedOut?.(opcodeName(header.opcode));
       return Errno.EIO;
     }
-    if (thrown instanceof FuseError) return thrown.errno;
+    if (thrown instanceof FuseError) {
+      if (Number.isInteger(thrown.errno) && thrown.errno > 0 && thrown.errno < MAX_REPLY_ERRNO) {
+        return thrown.errno;
+      }
+      // The kernel drops such a reply before it finds the request, which then never ends.
+      this.#log(
+        `${
+          opcodeName(header.opcode)
+        } on node ${header.nodeid} failed with errno ${thrown.errno}, ` +
+          `which no reply can carry; answered EIO: ${thrown.message}`,
+      );
+      return Errno.EIO;
+    }
     const known = errnoFromSystemError(thrown);
     if (known !== undefined) return known;
     if (aborted) return Errno.EINTR;

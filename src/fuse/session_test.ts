@@ -537,3 +537,23 @@ Deno.test("a FORGET the filesystem fails on, or a malformed one, is logged; the 
     h.close();
   }
 });
+
+Deno.test("an errno the kernel would refuse (0, negative, 512 and up) answers EIO: the request never hangs", async () => {
+  const h = harness({
+    lookup: (_ctx, _parent, name) => Promise.reject(new FuseError(Number(name))),
+  });
+  try {
+    for (const errno of [0, -2, 512, 1.5, 511]) await h.send(Opcode.LOOKUP, 1, cstring(`${errno}`));
+    assert.deepEqual(h.replies().map((r) => r.error), [
+      -Errno.EIO,
+      -Errno.EIO,
+      -Errno.EIO,
+      -Errno.EIO,
+      -511,
+    ]);
+    assert.equal(h.logs.length, 4);
+    assert.match(h.logs[1], /LOOKUP.*errno -2/);
+  } finally {
+    h.close();
+  }
+});
