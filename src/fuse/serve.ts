@@ -6,7 +6,14 @@
  */
 import * as fs from "node:fs";
 import type { FileSystem } from "./filesystem.ts";
-import { abortConnection, mountFuse, type MountOptions, startWatchdog, unmount } from "./mount.ts";
+import {
+  abortConnection,
+  MountError,
+  mountFuse,
+  type MountOptions,
+  startWatchdog,
+  unmount,
+} from "./mount.ts";
 import { FuseSession, type SessionOptions } from "./session.ts";
 
 /** Options of {@link serveFileSystem}. */
@@ -128,7 +135,14 @@ export async function serveFileSystem(
     await watchdog.disarm();
   });
   finished.catch(() => {}); // The caller awaits it; never an unhandled rejection.
-  await Promise.race([session.initialized, finished]);
+  let refused: Error | undefined;
+  await Promise.race([session.initialized.catch((error: Error) => refused = error), finished]);
+  if (refused) {
+    // The kernel answers ECONNREFUSED to every access of a mount whose INIT failed.
+    await abort();
+    await finished.catch(() => {});
+    throw new MountError(mounted.mountpoint, refused.message);
+  }
   const readaheadKb = options.readaheadKb ?? DEFAULT_READAHEAD_KB;
   if (readaheadKb > 0 && mounted.device) {
     await fs.promises.writeFile(`/sys/class/bdi/${mounted.device}/read_ahead_kb`, `${readaheadKb}`)

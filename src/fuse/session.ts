@@ -150,7 +150,11 @@ export class FuseSession {
   /** Settles when the connection ends: resolves after unmount, rejects on a device error. */
   readonly closed: Promise<void>;
   #initialized!: () => void;
-  /** Resolves once INIT was answered (the mount is usable). */
+  #refused!: (error: Error) => void;
+  /**
+   * Resolves once INIT was answered (the mount is usable); rejects when riakfs refused what
+   * the kernel offered (every access then fails with ECONNREFUSED while the mount stays).
+   */
   readonly initialized: Promise<void>;
 
   /** `fd` is an open /dev/fuse descriptor that a mount refers to. */
@@ -167,7 +171,11 @@ export class FuseSession {
       this.#ended = (error) =>
         error === undefined ? resolve() : reject(new Error(`reading /dev/fuse failed: ${error}`));
     });
-    this.initialized = new Promise((resolve) => this.#initialized = resolve);
+    this.initialized = new Promise((resolve, reject) => {
+      this.#initialized = resolve;
+      this.#refused = reject;
+    });
+    this.initialized.catch(() => {}); // Told to whoever awaits it; never unhandled.
   }
 
   /** What INIT settled on; undefined before the kernel sent INIT. */
@@ -638,10 +646,14 @@ export class FuseSession {
   #init(request: Uint8Array): Uint8Array {
     const offered = decodeInitIn(request);
     if (offered.major !== FUSE_KERNEL_VERSION || offered.minor < FUSE_MIN_MINOR_VERSION) {
-      throw new FuseError(
+      const refusal = new FuseError(
         Errno.EPROTO,
-        `kernel FUSE protocol ${offered.major}.${offered.minor} is older than 7.${FUSE_MIN_MINOR_VERSION}`,
+        `the kernel speaks FUSE protocol ${offered.major}.${offered.minor}; riakfs needs ` +
+          `${FUSE_KERNEL_VERSION}.${FUSE_MIN_MINOR_VERSION} or later (a newer kernel)`,
       );
+      this.#log(refusal.message);
+      this.#refused(refusal);
+      throw refusal;
     }
     let wanted = WANTED_INIT_FLAGS;
     if (this.#fs.readdirplus) wanted |= READDIRPLUS_FLAGS;

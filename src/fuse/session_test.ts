@@ -117,11 +117,15 @@ Deno.test("AUTO_INVAL_DATA is asked for unless turned off", async () => {
   }
 });
 
-Deno.test("an old kernel protocol is refused with EPROTO", async () => {
+Deno.test("an old kernel protocol is refused with EPROTO, and said so: the mount would never work", async () => {
   const h = harness({});
+  let refusal: Error | undefined;
+  h.session.initialized.catch((error: Error) => refusal = error);
   try {
     await h.send(Opcode.INIT, 0, new ReplyWriter(64).u32(7).u32(26).u32(0).u32(0).bytes);
     assert.equal(h.replies()[0].error, -Errno.EPROTO);
+    assert.match(refusal?.message ?? "no refusal", /7\.26.*7\.31 or later/);
+    assert.deepEqual(h.logs, [refusal?.message]);
   } finally {
     h.close();
   }
