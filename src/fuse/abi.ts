@@ -323,9 +323,15 @@ export class RequestReader {
     return Number(BigInt.asIntN(64, this.u64big()));
   }
 
-  /** Reads an unsigned 64-bit field as a number; exact up to 2^53 (offsets, sizes, ids). */
+  /**
+   * Reads an unsigned 64-bit field as a number (offsets, sizes, ids). A value above
+   * `Number.MAX_SAFE_INTEGER`, which a number cannot hold exactly, is refused with
+   * {@link TooLargeError}: rounded, a write would land elsewhere and a truncate cut elsewhere.
+   */
   u64(): number {
-    return Number(this.u64big());
+    const value = this.u64big();
+    if (value > MAX_EXACT) throw new TooLargeError(value);
+    return Number(value);
   }
 
   /** Skips `count` bytes (padding, unused fields). */
@@ -451,6 +457,22 @@ export class InvalidNameError extends AbiError {
   }
 }
 
+/**
+ * An offset or size beyond what riakfs can address exactly (2^53 - 1, the largest file it
+ * serves); `code` makes the request answer EFBIG, as a local filesystem answers past its
+ * largest file.
+ */
+export class TooLargeError extends AbiError {
+  override name = "TooLargeError";
+  readonly code = "EFBIG";
+
+  /** `value` is the offset or end of file asked for. */
+  constructor(value: bigint | number) {
+    super(`offset or size ${value} is beyond 2^53 - 1`);
+  }
+}
+
+const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 const textEncoder = new TextEncoder();
 
@@ -465,7 +487,8 @@ export function decodeInHeader(bytes: Uint8Array): InHeader {
   const len = reader.u32();
   const opcode = reader.u32();
   const unique = reader.u64big();
-  const nodeid = reader.u64();
+  // Node ids are the filesystem's own numbers: this never refuses (and never drops) a request.
+  const nodeid = Number(reader.u64big());
   const uid = reader.u32();
   const gid = reader.u32();
   const pid = reader.u32();
@@ -707,6 +730,7 @@ export function decodeWriteIn(bytes: Uint8Array): WriteIn {
   reader.skip(8); // lock_owner
   const flags = reader.u32();
   reader.skip(4);
+  if (offset + size > Number.MAX_SAFE_INTEGER) throw new TooLargeError(offset + size);
   return { fh, offset, writeFlags, flags, data: reader.bytes(size) };
 }
 

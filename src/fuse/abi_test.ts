@@ -21,6 +21,7 @@ import {
   RequestReader,
   SetattrValid,
   splitSeconds,
+  TooLargeError,
   writeDirent,
 } from "./abi.ts";
 
@@ -223,4 +224,23 @@ Deno.test("names are read as UTF-8; one that is not is refused (EILSEQ), never a
     return true;
   });
   assert.equal(errnoFromSystemError(new InvalidNameError()), 84);
+});
+
+Deno.test("offsets and sizes a number cannot hold exactly (above 2^53) are refused (EFBIG), never rounded", () => {
+  const largest = new ReplyWriter(16).u64(Number.MAX_SAFE_INTEGER).u64(2n ** 53n + 1n).bytes;
+  const reader = new RequestReader(largest, 0);
+  assert.equal(reader.u64(), Number.MAX_SAFE_INTEGER);
+  assert.throws(() => reader.u64(), (error: unknown) => {
+    assert.ok(error instanceof TooLargeError);
+    assert.equal(errnoFromSystemError(error), 27);
+    return true;
+  });
+  // A write whose last byte lies beyond 2^53 - 1 is refused too.
+  const write = new ReplyWriter(40 + 2).u64(1).u64(Number.MAX_SAFE_INTEGER - 1).u32(2).bytes;
+  assert.throws(
+    () => decodeWriteIn(new Uint8Array([...LOOKUP_HEADER, ...write])),
+    TooLargeError,
+  );
+  const fits = new ReplyWriter(40 + 1).u64(1).u64(Number.MAX_SAFE_INTEGER - 1).u32(1).bytes;
+  assert.equal(decodeWriteIn(new Uint8Array([...LOOKUP_HEADER, ...fits])).data.byteLength, 1);
 });

@@ -2,8 +2,16 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ENTRY_OUT_SIZE, IN_HEADER_SIZE, InitFlag, Opcode, ReplyWriter, utf8 } from "./abi.ts";
-import { type Entry, Errno, type FileSystem, FuseError } from "./filesystem.ts";
+import {
+  ENTRY_OUT_SIZE,
+  IN_HEADER_SIZE,
+  InitFlag,
+  Opcode,
+  ReplyWriter,
+  SetattrValid,
+  utf8,
+} from "./abi.ts";
+import { type Entry, Errno, fail, type FileSystem, FuseError } from "./filesystem.ts";
 import { FuseSession, type SessionOptions } from "./session.ts";
 
 /** A session whose "device" is a plain file, so every reply can be read back. */
@@ -557,6 +565,24 @@ Deno.test("an errno the kernel would refuse (0, negative, 512 and up) answers EI
     ]);
     assert.equal(h.logs.length, 4);
     assert.match(h.logs[1], /LOOKUP.*errno -2/);
+  } finally {
+    h.close();
+  }
+});
+
+Deno.test("a WRITE or truncate beyond 2^53 answers EFBIG and never reaches the filesystem rounded", async () => {
+  const seen: number[] = [];
+  const h = harness({
+    write: (_ctx, _node, _fh, offset, data) => (seen.push(offset), Promise.resolve(data.length)),
+    setattr: (_ctx, _node, changes) => (seen.push(changes.size!), Promise.reject(fail(Errno.EIO))),
+  });
+  try {
+    const beyond = 2n ** 53n + 1n;
+    await h.send(Opcode.WRITE, 2, new ReplyWriter(41).u64(1).u64(beyond).u32(1).bytes);
+    const truncate = new ReplyWriter(88).u32(SetattrValid.SIZE).u32(0).u64(0).u64(beyond).bytes;
+    await h.send(Opcode.SETATTR, 2, truncate);
+    assert.deepEqual(h.replies().map((r) => r.error), [-Errno.EFBIG, -Errno.EFBIG]);
+    assert.deepEqual(seen, []);
   } finally {
     h.close();
   }
