@@ -43,6 +43,7 @@ import {
   ReplyWriter,
   RequestReader,
   SetattrValid,
+  TooLargeError,
   utf8,
   writeDirent,
   writeEntryOut,
@@ -602,6 +603,7 @@ export class FuseSession {
         const fh = reader.u64();
         const offset = reader.u64();
         const length = reader.u64();
+        if (offset + length > Number.MAX_SAFE_INTEGER) throw new TooLargeError(offset + length);
         const mode = reader.u32();
         return fs.fallocate(ctx, node, fh, offset, length, mode).then(() => EMPTY);
       }

@@ -570,18 +570,21 @@ Deno.test("an errno the kernel would refuse (0, negative, 512 and up) answers EI
   }
 });
 
-Deno.test("a WRITE or truncate beyond 2^53 answers EFBIG and never reaches the filesystem rounded", async () => {
+Deno.test("a WRITE, truncate or fallocate beyond 2^53 answers EFBIG and never reaches the filesystem rounded", async () => {
   const seen: number[] = [];
   const h = harness({
     write: (_ctx, _node, _fh, offset, data) => (seen.push(offset), Promise.resolve(data.length)),
     setattr: (_ctx, _node, changes) => (seen.push(changes.size!), Promise.reject(fail(Errno.EIO))),
+    fallocate: (_ctx, _node, _fh, offset) => (seen.push(offset), Promise.resolve()),
   });
   try {
     const beyond = 2n ** 53n + 1n;
     await h.send(Opcode.WRITE, 2, new ReplyWriter(41).u64(1).u64(beyond).u32(1).bytes);
     const truncate = new ReplyWriter(88).u32(SetattrValid.SIZE).u32(0).u64(0).u64(beyond).bytes;
     await h.send(Opcode.SETATTR, 2, truncate);
-    assert.deepEqual(h.replies().map((r) => r.error), [-Errno.EFBIG, -Errno.EFBIG]);
+    const end = Number.MAX_SAFE_INTEGER - 1;
+    await h.send(Opcode.FALLOCATE, 2, new ReplyWriter(32).u64(1).u64(end).u64(2).bytes);
+    assert.deepEqual(h.replies().map((r) => r.error), [-Errno.EFBIG, -Errno.EFBIG, -Errno.EFBIG]);
     assert.deepEqual(seen, []);
   } finally {
     h.close();
