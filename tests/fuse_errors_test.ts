@@ -60,6 +60,30 @@ Deno.test("errors carry the right errno", async () => {
   });
 });
 
+/** pwrite(2) at each offset (Python's ints are exact), then truncate(2); prints each errno. */
+const BEYOND_2_53 = `
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+def attempt(action):
+    try:
+        action()
+        return "ok"
+    except OSError as error:
+        return errno.errorcode[error.errno]
+print(" ".join([attempt(lambda: os.pwrite(fd, b"Z", offset)) for offset in (2**53, 2**53 + 1)]
+    + [attempt(lambda: os.truncate(sys.argv[1], 2**53 + 1))]))
+`;
+
+Deno.test("writes and truncates beyond 2^53 - 1 answer EFBIG and leave the file as it was", async () => {
+  await withMount(async ({ mountpoint, source }) => {
+    await fs.promises.writeFile(join(mountpoint, "file"), "abc");
+    const result = await run("python3", ["-c", BEYOND_2_53, join(mountpoint, "file")]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout.trim(), "EFBIG EFBIG EFBIG");
+    assert.equal(fs.readFileSync(join(source, "file"), "utf8"), "abc");
+  });
+});
+
 Deno.test("an unprivileged user is checked against the modes (EACCES) and owns what it creates", async () => {
   await withMount(async ({ mountpoint, source }) => {
     const m = (name: string) => join(mountpoint, name);

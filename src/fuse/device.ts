@@ -584,8 +584,13 @@ function serveData(view, unique, opcode) {
   const fh = Number(view.getBigUint64(40, true));
   const local = localOf(fh);
   if (local < 0) return false;
-  const offset = Number(view.getBigUint64(48, true));
   const size = view.getUint32(56, true);
+  // Past 2^53 - 1 a number is rounded, and Node takes a position that is not a safe integer
+  // for "the current position" (0 here): such a write would overwrite the file's start. The
+  // loop answers EFBIG.
+  const end = view.getBigUint64(48, true) + (opcode === 16 ? BigInt(size) : 0n);
+  if (end > BigInt(Number.MAX_SAFE_INTEGER)) return false;
+  const offset = Number(view.getBigUint64(48, true));
   let record;
   if (Atomics.load(handles, fh) & 2) {
     record = recorded.get(fh);
