@@ -509,11 +509,25 @@ export function splitSeconds(seconds: number): Timespec {
   return { sec, nsec: Math.min(999_999_999, Math.round((clamped - sec) * 1e9)) };
 }
 
+/**
+ * `time` with its nanoseconds within 0..999,999,999, as `fuse_attr` must carry them: a time
+ * before 1970 split by truncation (-1.5 s as -1 s and -500,000,000 ns) is the same instant as
+ * -2 s and 500,000,000 ns, but its negative nanoseconds would go out as 3,794,967,296.
+ */
+function withNsecInRange(time: Timespec): Timespec {
+  if (time.nsec >= 0 && time.nsec < 1e9) return time;
+  const carry = Math.floor(time.nsec / 1e9);
+  return { sec: time.sec + carry, nsec: time.nsec - carry * 1e9 };
+}
+
 /** Writes a `fuse_attr` (88 bytes). */
 export function writeAttr(writer: ReplyWriter, attr: Attr): void {
+  const atime = withNsecInRange(attr.atime);
+  const mtime = withNsecInRange(attr.mtime);
+  const ctime = withNsecInRange(attr.ctime);
   writer.u64(attr.ino).u64(attr.size).u64(attr.blocks);
-  writer.u64(attr.atime.sec).u64(attr.mtime.sec).u64(attr.ctime.sec);
-  writer.u32(attr.atime.nsec).u32(attr.mtime.nsec).u32(attr.ctime.nsec);
+  writer.u64(atime.sec).u64(mtime.sec).u64(ctime.sec);
+  writer.u32(atime.nsec).u32(mtime.nsec).u32(ctime.nsec);
   writer.u32(attr.mode).u32(attr.nlink).u32(attr.uid).u32(attr.gid).u32(attr.rdev);
   writer.u32(attr.blksize).u32(0);
 }

@@ -85,6 +85,14 @@ Deno.test("attr-out: timeout split, then the 88-byte fuse_attr (times before 197
   assert.deepEqual(bytes, hex(`0100000000000000 0065cd1d 00000000 ${ATTR_BYTES}`));
 });
 
+Deno.test("attr: a time before 1970 with negative nanoseconds goes out as the same instant", () => {
+  const bytes = encodeAttrOut({ ...ATTR, mtime: { sec: -1, nsec: -500_000_000 } }, 0);
+  const view = new DataView(bytes.buffer);
+  // fuse_attr starts at 16: mtime's seconds at +32, its nanoseconds at +52.
+  assert.equal(view.getBigInt64(16 + 32, true), -2n);
+  assert.equal(view.getUint32(16 + 52, true), 500_000_000);
+});
+
 Deno.test("entry-out: node id, generation, both timeouts, attr", () => {
   const bytes = encodeEntryOut({ nodeid: 5, attr: ATTR, entryTimeout: 2, attrTimeout: 0 });
   assert.equal(bytes.length, 128);
