@@ -3,6 +3,7 @@
  * protocol layer (src/fuse) puts on the wire, as stat(1) in another process sees it.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import {
@@ -11,9 +12,33 @@ import {
   fail,
   type FileSystem,
   ROOT_NODE_ID,
+  type ServedMount,
   serveFileSystem,
 } from "../src/fuse/mod.ts";
 import { run, tempDir } from "./_mount.ts";
+
+/** Serves `fileSystem` at a fresh mountpoint for `body`; unmounts and cleans up after. */
+async function withServed(
+  fileSystem: FileSystem,
+  body: (mountpoint: string, served: ServedMount) => Promise<void>,
+): Promise<void> {
+  const dir = tempDir("riakfs-session-mount-");
+  const mountpoint = join(dir, "mnt");
+  fs.mkdirSync(mountpoint);
+  const served = await serveFileSystem(fileSystem, {
+    mountpoint,
+    handleSignals: false,
+    readaheadKb: 0,
+    log: () => {},
+  });
+  try {
+    await body(mountpoint, served);
+  } finally {
+    await served.stop();
+    await served.finished;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 function attr(ino: number, mode: number, mtime: Attr["mtime"]): Attr {
   return {
@@ -47,23 +72,59 @@ function oneFile(mtime: Attr["mtime"]): FileSystem {
 }
 
 Deno.test("a time before 1970 split by truncation reaches stat(1) as that time", async () => {
-  const dir = tempDir("riakfs-session-mount-");
-  const mountpoint = join(dir, "mnt");
-  fs.mkdirSync(mountpoint);
   // -1.5 s split as the Riak-backed presets do: -1 s and -500,000,000 ns.
-  const served = await serveFileSystem(oneFile({ sec: -1, nsec: -500_000_000 }), {
-    mountpoint,
-    handleSignals: false,
-    readaheadKb: 0,
-    log: () => {},
-  });
-  try {
+  await withServed(oneFile({ sec: -1, nsec: -500_000_000 }), async (mountpoint) => {
     const stat = await run("stat", ["-c", "%.9Y", join(mountpoint, "old")]);
     assert.equal(stat.code, 0, stat.stderr);
     assert.equal(stat.stdout.trim(), "-1.500000000");
-  } finally {
-    await served.stop();
-    await served.finished;
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
+});
+
+/** stat(2)s argv[1] until SIGUSR1 comes; prints what the stat ended with. */
+const STAT_UNTIL_SIGNALLED = `
+import errno, os, signal, sys
+class Interrupted(Exception):
+    pass
+def interrupted(signum, frame):
+    raise Interrupted()
+signal.signal(signal.SIGUSR1, interrupted)
+try:
+    os.stat(sys.argv[1])
+    print("answered")
+except Interrupted:
+    print("interrupted")
+except OSError as error:
+    print(errno.errorcode[error.errno])
+`;
+
+Deno.test("a signal to a caller waiting on a LOOKUP interrupts it: the handler's signal aborts, the call gets EINTR", async () => {
+  let started!: () => void;
+  const lookupStarted = new Promise<void>((resolve) => started = resolve);
+  const fileSystem: FileSystem = {
+    ...oneFile({ sec: 0, nsec: 0 }),
+    lookup: (ctx) =>
+      new Promise((_, reject) => {
+        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason));
+        started();
+      }),
+  };
+  await withServed(fileSystem, async (mountpoint, served) => {
+    const child = spawn("python3", ["-c", STAT_UNTIL_SIGNALLED, join(mountpoint, "slow")], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let output = "";
+    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => output += chunk);
+    const exited = new Promise((resolve) => child.on("close", resolve));
+    try {
+      await lookupStarted;
+      child.kill("SIGUSR1");
+      // (Deno reports a child sent a signal as killed by it, even one that handled it.)
+      await exited;
+      assert.equal(output.trim(), "interrupted");
+      assert.equal(served.session.inFlight, 0);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    }
+  });
 });
