@@ -15,7 +15,7 @@ import {
   type ServedMount,
   serveFileSystem,
 } from "../src/fuse/mod.ts";
-import { run, tempDir } from "./_mount.ts";
+import { run, tempDir, waitFor } from "./_mount.ts";
 
 /** Serves `fileSystem` at a fresh mountpoint for `body`; unmounts and cleans up after. */
 async function withServed(
@@ -127,4 +127,56 @@ Deno.test("a signal to a caller waiting on a LOOKUP interrupts it: the handler's
       await exited;
     }
   });
+});
+
+/** The descriptors of this process open on /dev/fuse. */
+function fuseDescriptors(): number[] {
+  return fs.readdirSync("/proc/self/fd").map(Number).filter((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`) === "/dev/fuse";
+    } catch {
+      return false; // Closed while we looked (the readdir's own descriptor).
+    }
+  });
+}
+
+Deno.test("a handler that settles after an abort writes nothing: the device's descriptor number may name another file by then", async () => {
+  let started!: () => void;
+  const lookupStarted = new Promise<void>((resolve) => started = resolve);
+  let finish!: () => void;
+  const slow = oneFile({ sec: 0, nsec: 0 });
+  const fileSystem: FileSystem = {
+    ...slow,
+    lookup: (ctx, parent) =>
+      new Promise((resolve) => {
+        finish = () => resolve(slow.lookup!(ctx, parent, "old"));
+        started();
+      }),
+  };
+  const dir = tempDir("riakfs-session-other-");
+  const opened: number[] = [];
+  try {
+    await withServed(fileSystem, async (mountpoint, served) => {
+      const child = spawn("stat", [join(mountpoint, "slow")], { stdio: "ignore" });
+      const exited = new Promise((resolve) => child.on("close", resolve));
+      await lookupStarted;
+      const [device] = fuseDescriptors();
+      assert.ok(device !== undefined, "the mount's /dev/fuse descriptor");
+      await served.abort(); // stat(1) gets ECONNABORTED; the LOOKUP handler runs on.
+      await served.finished;
+      await exited;
+      // The device's descriptor is closed: open files until one takes its number.
+      for (let i = 0; i < 256 && !opened.includes(device); i++) {
+        opened.push(fs.openSync(join(dir, `other-${i}`), "w+"));
+      }
+      assert.ok(opened.includes(device), `descriptor ${device} taken by another file`);
+      finish();
+      assert.ok(await waitFor(() => served.session.inFlight === 0, 5_000));
+      const other = `other-${opened.indexOf(device)}`;
+      assert.equal(fs.statSync(join(dir, other)).size, 0, "no reply written into it");
+    });
+  } finally {
+    for (const fd of opened) fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
