@@ -324,7 +324,7 @@ export class RequestReader {
   }
 
   /**
-   * Reads an unsigned 64-bit field as a number (offsets, sizes, ids). A value above
+   * Reads an unsigned 64-bit field as a number (offsets, sizes, counts). A value above
    * `Number.MAX_SAFE_INTEGER`, which a number cannot hold exactly, is refused with
    * {@link TooLargeError}: rounded, a write would land elsewhere and a truncate cut elsewhere.
    */
@@ -332,6 +332,14 @@ export class RequestReader {
     const value = this.u64big();
     if (value > MAX_EXACT) throw new TooLargeError(value);
     return Number(value);
+  }
+
+  /**
+   * Reads a node id or file handle: a number the filesystem chose itself and handed out, so
+   * it comes back as exactly as it went.
+   */
+  id(): number {
+    return Number(this.u64big());
   }
 
   /** Skips `count` bytes (padding, unused fields). */
@@ -487,8 +495,7 @@ export function decodeInHeader(bytes: Uint8Array): InHeader {
   const len = reader.u32();
   const opcode = reader.u32();
   const unique = reader.u64big();
-  // Node ids are the filesystem's own numbers: this never refuses (and never drops) a request.
-  const nodeid = Number(reader.u64big());
+  const nodeid = reader.id();
   const uid = reader.u32();
   const gid = reader.u32();
   const pid = reader.u32();
@@ -680,7 +687,7 @@ export function decodeSetattrIn(bytes: Uint8Array): SetattrIn {
   const reader = new RequestReader(bytes);
   const valid = reader.u32();
   reader.skip(4);
-  const fh = reader.u64();
+  const fh = reader.id();
   const size = reader.u64();
   reader.skip(8); // lock_owner
   const atimeSec = reader.i64();
@@ -717,7 +724,7 @@ export interface ReadIn {
 /** Decodes the body of a READ, READDIR or READDIRPLUS request. */
 export function decodeReadIn(bytes: Uint8Array): ReadIn {
   const reader = new RequestReader(bytes);
-  const fh = reader.u64();
+  const fh = reader.id();
   const offset = reader.u64();
   const size = reader.u32();
   reader.skip(4 + 8); // read_flags, lock_owner
@@ -737,7 +744,7 @@ export interface WriteIn {
 /** Decodes the body of a WRITE request; `data` is a view into `bytes`, not a copy. */
 export function decodeWriteIn(bytes: Uint8Array): WriteIn {
   const reader = new RequestReader(bytes);
-  const fh = reader.u64();
+  const fh = reader.id();
   const offset = reader.u64();
   const size = reader.u32();
   const writeFlags = reader.u32();
@@ -760,6 +767,6 @@ export function decodeBatchForget(bytes: Uint8Array): Forget[] {
   const count = reader.u32();
   reader.skip(4);
   const forgets: Forget[] = [];
-  for (let i = 0; i < count; i++) forgets.push({ nodeid: reader.u64(), nlookup: reader.u64() });
+  for (let i = 0; i < count; i++) forgets.push({ nodeid: reader.id(), nlookup: reader.u64() });
   return forgets;
 }

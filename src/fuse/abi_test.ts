@@ -251,4 +251,7 @@ Deno.test("offsets and sizes a number cannot hold exactly (above 2^53) are refus
   );
   const fits = new ReplyWriter(40 + 1).u64(1).u64(Number.MAX_SAFE_INTEGER - 1).u32(1).bytes;
   assert.equal(decodeWriteIn(new Uint8Array([...LOOKUP_HEADER, ...fits])).data.byteLength, 1);
+  // Handles and node ids are the filesystem's own numbers: they come back as they went.
+  const read = new ReplyWriter(40).u64(2 ** 60).u64(0).u32(1).bytes;
+  assert.equal(decodeReadIn(new Uint8Array([...LOOKUP_HEADER, ...read])).fh, 2 ** 60);
 });

@@ -464,7 +464,7 @@ export class FuseSession {
         if (!fs.getattr) return missing();
         const flags = reader.u32();
         reader.skip(4);
-        const fh = reader.u64();
+        const fh = reader.id();
         return fs.getattr(ctx, node, flags & GETATTR_FH ? fh : undefined).then((reply) =>
           encodeAttrOut(reply.attr, reply.attrTimeout)
         );
@@ -506,7 +506,7 @@ export class FuseSession {
       case Opcode.RENAME:
       case Opcode.RENAME2: {
         if (!fs.rename) return missing();
-        const newParent = reader.u64();
+        const newParent = reader.id();
         let flags = 0;
         if (header.opcode === Opcode.RENAME2) {
           flags = reader.u32();
@@ -518,7 +518,7 @@ export class FuseSession {
       }
       case Opcode.LINK: {
         if (!fs.link) return missing();
-        const oldNode = reader.u64();
+        const oldNode = reader.id();
         return fs.link(ctx, oldNode, node, reader.cstring()).then(encodeEntryOut);
       }
       case Opcode.OPEN:
@@ -553,7 +553,7 @@ export class FuseSession {
         );
       case Opcode.RELEASE:
       case Opcode.RELEASEDIR: {
-        const fh = reader.u64();
+        const fh = reader.id();
         const flags = reader.u32();
         if (header.opcode === Opcode.RELEASEDIR) {
           return fs.releasedir ? fs.releasedir(ctx, node, fh).then(() => EMPTY) : ok();
@@ -563,13 +563,13 @@ export class FuseSession {
       }
       case Opcode.FLUSH: {
         if (!fs.flush) return missing();
-        return fs.flush(ctx, node, reader.u64()).then(() => EMPTY);
+        return fs.flush(ctx, node, reader.id()).then(() => EMPTY);
       }
       case Opcode.FSYNC:
       case Opcode.FSYNCDIR: {
         const sync = header.opcode === Opcode.FSYNC ? fs.fsync : fs.fsyncdir;
         if (!sync) return missing();
-        const fh = reader.u64();
+        const fh = reader.id();
         const datasync = (reader.u32() & FSYNC_FDATASYNC) !== 0;
         return sync.call(fs, ctx, node, fh, datasync).then(() => EMPTY);
       }
@@ -600,7 +600,7 @@ export class FuseSession {
       }
       case Opcode.FALLOCATE: {
         if (!fs.fallocate) return missing();
-        const fh = reader.u64();
+        const fh = reader.id();
         const offset = reader.u64();
         const length = reader.u64();
         if (offset + length > Number.MAX_SAFE_INTEGER) throw new TooLargeError(offset + length);
@@ -609,7 +609,7 @@ export class FuseSession {
       }
       case Opcode.LSEEK: {
         if (!fs.lseek) return missing();
-        const fh = reader.u64();
+        const fh = reader.id();
         const offset = reader.u64();
         const whence = reader.u32();
         return fs.lseek(ctx, node, fh, offset, whence).then(encodeLseekOut);
