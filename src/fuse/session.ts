@@ -397,11 +397,10 @@ export class FuseSession {
         return thrown.errno;
       }
       // The kernel drops such a reply before it finds the request, which then never ends.
+      const what = `${opcodeName(header.opcode)} on node ${header.nodeid}`;
       this.#log(
-        `${
-          opcodeName(header.opcode)
-        } on node ${header.nodeid} failed with errno ${thrown.errno}, ` +
-          `which no reply can carry; answered EIO: ${thrown.message}`,
+        `${what} failed with errno ${thrown.errno}, which no reply can carry; answered EIO: ` +
+          thrown.message,
       );
       return Errno.EIO;
     }
