@@ -59,9 +59,9 @@ interface RefusalPlace {
 }
 
 /**
- * Runs the cases `casesIn` makes in a fresh place (arguments, environment, the one line
- * expected): each must be a usage error (exit 2) that reached neither Riak nor the mount;
- * `checks` has the rest, `after` what the place must hold at the end.
+ * Runs the cases `casesIn` makes in a fresh place, its base the working directory (arguments,
+ * environment, the one line expected): each must be a usage error (exit 2) that reached
+ * neither Riak nor the mount; `checks` has the rest, `after` what the place must hold at the end.
  */
 async function assertRefused(
   casesIn: (place: RefusalPlace) => Array<[string[], Record<string, string>, RegExp]>,
@@ -75,6 +75,7 @@ async function assertRefused(
     fs.mkdirSync(place.mountpoint);
     for (const [args, env, pattern] of casesIn(place)) {
       const result = await runRiakfs(args, {
+        cwd: base,
         env: { ...process.env as Record<string, string>, RIAKFS_RIAK: riak.address, ...env },
       });
       assertOneLine(result, pattern, 2);
@@ -84,6 +85,8 @@ async function assertRefused(
     assert.equal(isMounted(place.mountpoint), false);
     checks.after?.(place);
   } finally {
+    // A case that mounted after all (a regression) must not leave its mount behind.
+    await clearMount(place.mountpoint);
     await riak.close();
     fs.rmSync(base, { recursive: true, force: true });
   }
@@ -205,6 +208,44 @@ Deno.test("numbers are decimal digits: an empty, blank, hex or exponent value is
     after: ({ base, source }) => {
       assert.deepEqual(fs.readdirSync(source), ["kept"], "no spool made");
       assert.deepEqual(fs.readdirSync(base).sort(), ["mnt", "source"], "no state or run directory");
+    },
+  });
+});
+
+Deno.test("an empty path option or RIAKFS_RUN_DIR is refused, not taken as the working directory", async () => {
+  await assertRefused(({ base, source, mountpoint }) => {
+    fs.writeFileSync(join(source, "kept"), "legacy data");
+    const mount = (preset: string, ...flags: string[]) => [
+      "mount",
+      "--preset",
+      preset,
+      "--run-dir",
+      join(base, "run"),
+      ...flags,
+      source,
+      mountpoint,
+    ];
+    const unset = { RIAKFS_RUN_DIR: "" };
+    // `--spool "$SPOOL"` with SPOOL unset put a spool's journal in the working directory;
+    // RIAKFS_RUN_DIR= put the socket and pid file in / and the log in the working directory,
+    // where status and umount (looking in /run/riakfs, or the working directory) found none.
+    return [
+      [mount("drain", "--spool", ""), {}, /^riakfs: --spool must not be empty/],
+      [mount("passthrough", "--pid-file", ""), {}, /^riakfs: --pid-file must not be empty/],
+      [mount("passthrough", "--log-file", ""), {}, /^riakfs: --log-file must not be empty/],
+      [mount("passthrough", "--run-dir", ""), {}, /^riakfs: --run-dir must not be empty/],
+      [
+        ["mount", "--preset", "drain", source, mountpoint],
+        unset,
+        /^riakfs: RIAKFS_RUN_DIR \(--run-dir\) must not be empty/,
+      ],
+      [["status", mountpoint], unset, /RIAKFS_RUN_DIR.* must not be empty/],
+      [["umount", mountpoint, "--run-dir", ""], {}, /--run-dir.* must not be empty/],
+    ];
+  }, {
+    after: ({ base, source }) => {
+      assert.deepEqual(fs.readdirSync(source), ["kept"], "no spool made");
+      assert.deepEqual(fs.readdirSync(base).sort(), ["mnt", "source"], "nothing made here");
     },
   });
 });

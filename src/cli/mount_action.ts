@@ -59,6 +59,7 @@ export async function mountCommand(
   flags: MountFlags,
   command: Command,
 ): Promise<void> {
+  refuseEmptyPaths(command);
   absolutePathsFromEnvironment(command, flags as unknown as Record<string, unknown>);
   let fuseOptions: FuseOptionSet;
   try {
@@ -376,12 +377,28 @@ async function realpathUnlessStale(mountpoint: string): Promise<string> {
  * background process inherits: it runs in /, where a relative one names another file (a run
  * directory under /run that `riakfs umount` run beside this one would not find).
  */
+/**
+ * Refuses a path option given empty (`--spool "$UNSET"`, `RIAKFS_RUN_DIR=`): resolved, it was
+ * the working directory, which got a spool's journal, or the socket and pid file in / (where
+ * the background process runs) while the log went to the working directory.
+ */
+function refuseEmptyPaths(command: Command): void {
+  for (const option of command.options) {
+    const key = option.attributeName();
+    if (!PATH_OPTIONS.has(option.long ?? "") || command.getOptionValue(key) !== "") continue;
+    const named = command.getOptionValueSource(key) === "env"
+      ? `${option.envVar} (${option.long})`
+      : option.long;
+    command.error(`riakfs: ${named} must not be empty`, { exitCode: 2, code: "riakfs.usage" });
+  }
+}
+
 function absolutePathsFromEnvironment(command: Command, flags: Record<string, unknown>): void {
   for (const option of command.options) {
     const key = option.attributeName();
     const value = command.getOptionValue(key);
     if (option.envVar === undefined || !PATH_OPTIONS.has(option.long ?? "")) continue;
-    // An empty one is refused by name later, not taken for the working directory.
+    // An empty one was refused by refuseEmptyPaths.
     if (command.getOptionValueSource(key) !== "env" || typeof value !== "string" || !value) {
       continue;
     }
