@@ -156,6 +156,44 @@ Deno.test("a SOURCE that is not UTF-8 is refused by name; a symlink to it works"
   });
 });
 
+// The README's cron line excludes *.tmp: verify listed every such file as missing (exit 1
+// every night), and progress counted them as differing, never done.
+Deno.test("verify without globs of its own compares what the pre-warm runs select", async () => {
+  await withMigration(async ({ source, flags }) => {
+    mkdirSync(join(source, "cache"));
+    writeFileSync(join(source, "kept.txt"), "migrated");
+    writeFileSync(join(source, "x.tmp"), "scratch");
+    writeFileSync(join(source, "cache", "blob"), "cached");
+    const warmed = await runRiakfs([
+      "prewarm",
+      source,
+      "--exclude",
+      "*.tmp",
+      "--exclude",
+      "cache/",
+      ...flags,
+    ]);
+    assert.equal(warmed.code, 0, warmed.stderr + warmed.stdout);
+    const run = await runRiakfs(["verify", source, ...flags]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /1 files .* 1 identical, 0 differ$/m);
+    assert.match(
+      run.stderr,
+      /^riakfs verify: comparing the files the pre-warm runs select: --exclude "\*\.tmp" --exclude "cache\/"$/m,
+    );
+    const shown = await runRiakfs(["progress", source, ...flags]);
+    assert.match(shown.stdout, /^verified: +1 files, 8 B$/m, shown.stdout);
+    assert.match(shown.stdout, /^ETA: done$/m, shown.stdout);
+    // Named, or with globs of its own, a file the runs exclude is compared.
+    const named = await runRiakfs(["verify", source, "x.tmp", ...flags]);
+    assert.equal(named.code, 1, named.stdout + named.stderr);
+    assert.match(named.stdout, /^missing: \/x\.tmp: not in Riak$/m);
+    const own = await runRiakfs(["verify", source, "--include", "*", ...flags]);
+    assert.equal(own.code, 1, own.stdout + own.stderr);
+    assert.match(own.stdout, /3 files .* 1 identical, 2 differ$/m);
+  });
+});
+
 Deno.test("verify: a FIFO is named and counted, never opened, and leaves the result alone", async () => {
   await withMigration(async ({ source, flags }) => {
     writeFileSync(join(source, "file.txt"), "bytes");

@@ -14,6 +14,7 @@ import {
   RescanError,
 } from "../migration/progress.ts";
 import { formatBytes } from "../migration/progress_reporter.ts";
+import { PathFilter } from "../migration/glob.ts";
 import type { Tally } from "../migration/state.ts";
 import { type Namespace, resolveNamespace } from "../store/layout.ts";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
@@ -203,9 +204,6 @@ function daysShown(days: number): string {
 
 /** The globs a pass walked with, as flags (nothing when it had none). */
 function globsShown(pass: NonNullable<ProgressReport["lastCompletePass"]>): string {
-  const flags = [
-    ...(pass.globs?.include ?? []).map((glob) => `--include ${JSON.stringify(glob)}`),
-    ...(pass.globs?.exclude ?? []).map((glob) => `--exclude ${JSON.stringify(glob)}`),
-  ];
-  return flags.length > 0 ? ` (${flags.join(" ")})` : "";
+  const flags = PathFilter.flags(pass.globs ?? {});
+  return flags ? ` (${flags})` : "";
 }

@@ -38,6 +38,14 @@ export class PathFilter {
     return same(this.#include, other.include) && same(this.#exclude, other.exclude);
   }
 
+  /** The globs as the flags that give them (`--exclude "*.tmp"`); "" when there are none. */
+  static flags(globs: { include?: readonly string[]; exclude?: readonly string[] }): string {
+    return [
+      ...(globs.include ?? []).map((glob) => `--include ${JSON.stringify(glob)}`),
+      ...(globs.exclude ?? []).map((glob) => `--exclude ${JSON.stringify(glob)}`),
+    ].join(" ");
+  }
+
   /** True when nothing is filtered out. */
   get isEmpty(): boolean {
     return this.#include.length === 0 && this.#exclude.length === 0;
