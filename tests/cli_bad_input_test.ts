@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { isMounted, run, tempDir, waitFor, withMount } from "./_mount.ts";
-import { type RunResult, runRiakfs } from "./_riakfs.ts";
+import { RIAKFS_BINARY, type RunResult, runRiakfs } from "./_riakfs.ts";
 
 /** The first line names `pattern`; any other line is the usual `--help` hint. */
 function assertOneLine(result: RunResult, pattern: RegExp, code: number): void {
@@ -122,14 +122,28 @@ async function clearMount(mountpoint: string): Promise<void> {
   }
 }
 
-Deno.test("mount: a pid file that cannot be written is refused, and no mount stays behind", async () => {
+/**
+ * Runs `body` with a fresh SOURCE holding one file and an empty MOUNTPOINT in `base`; then
+ * clears what a regression mounted there, and removes it all.
+ */
+async function withMountPlace(
+  body: (place: { base: string; source: string; mountpoint: string }) => Promise<void>,
+): Promise<void> {
   const base = tempDir("riakfs-bad-");
-  const mountpoint = join(base, "mnt");
+  const place = { base, source: join(base, "source"), mountpoint: join(base, "mnt") };
   try {
-    const source = join(base, "source");
-    fs.mkdirSync(source);
-    fs.mkdirSync(mountpoint);
-    fs.writeFileSync(join(source, "kept"), "legacy data");
+    fs.mkdirSync(place.source);
+    fs.mkdirSync(place.mountpoint);
+    fs.writeFileSync(join(place.source, "kept"), "legacy data");
+    await body(place);
+  } finally {
+    await clearMount(place.mountpoint);
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+}
+
+Deno.test("mount: a pid file that cannot be written is refused, and no mount stays behind", async () => {
+  await withMountPlace(async ({ base, source, mountpoint }) => {
     const run = join(base, "run");
     for (const pidFile of [join(base, "missing", "riakfs.pid"), base]) {
       const result = await runRiakfs([
@@ -154,10 +168,7 @@ Deno.test("mount: a pid file that cannot be written is refused, and no mount sta
     }
     assert.deepEqual(fs.readdirSync(source), ["kept"]);
     assert.equal(fs.readFileSync(join(source, "kept"), "utf8"), "legacy data");
-  } finally {
-    await clearMount(mountpoint);
-    fs.rmSync(base, { recursive: true, force: true });
-  }
+  });
 });
 
 Deno.test("numbers are decimal digits: an empty, blank, hex or exponent value is refused by name", async () => {
@@ -247,6 +258,40 @@ Deno.test("an empty path option or RIAKFS_RUN_DIR is refused, not taken as the w
       assert.deepEqual(fs.readdirSync(source), ["kept"], "no spool made");
       assert.deepEqual(fs.readdirSync(base).sort(), ["mnt", "source"], "nothing made here");
     },
+  });
+});
+
+Deno.test("mount without root or CAP_SYS_ADMIN says so in one line, and mounts nothing", async () => {
+  await withMountPlace(async ({ base, source, mountpoint }) => {
+    // Another user may look at the directories; the run directory and /dev/fuse stay root's.
+    fs.chmodSync(base, 0o755);
+    const users: Array<[string[], RegExp]> = [
+      [["--reuid=65534", "--regid=65534", "--clear-groups"], /\(uid 65534\) lacks/],
+      [["--inh-caps=-sys_admin", "--bounding-set=-sys_admin"], /\(uid 0\) lacks/],
+    ];
+    for (const [user, who] of users) {
+      for (const foreground of [[], ["--foreground"]]) {
+        // Each failed on what it met first: the log file or socket in the run directory,
+        // /dev/fuse, or mount(8), in words that did not say what was missing.
+        const result = await runRiakfs([
+          ...user,
+          RIAKFS_BINARY,
+          "mount",
+          "--preset",
+          "passthrough",
+          "--run-dir",
+          join(base, "run"),
+          ...foreground,
+          source,
+          mountpoint,
+        ], { binary: "/usr/bin/setpriv", cwd: base });
+        assertOneLine(result, /^riakfs: mounting needs root or CAP_SYS_ADMIN, which /, 1);
+        assert.match(result.stderr, who);
+        assert.equal(isMounted(mountpoint), false);
+      }
+    }
+    assert.deepEqual(fs.readdirSync(source), ["kept"]);
+    assert.deepEqual(fs.readdirSync(base).sort(), ["mnt", "source"]);
   });
 });
 

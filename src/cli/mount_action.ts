@@ -32,6 +32,7 @@ import { decimal } from "./numbers.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
 import { SPOOL_DIRECTORY_NAME } from "../migration/mount_entries.ts";
 import { backgroundFailureLines } from "./background_failure.ts";
+import { mountPrivilegeProblem } from "./mount_privilege.ts";
 import { refuseUnusableBucketTypes } from "./bucket_types.ts";
 import { readAnswer, ReadyChannel, StartLogger } from "./ready_channel.ts";
 import { resolveNamespace } from "../store/layout.ts";
@@ -99,6 +100,8 @@ export async function mountCommand(
     throw error;
   }
   const paths = await checkedPaths(source, mountpoint, overlay!, command);
+  const privilege = mountPrivilegeProblem();
+  if (privilege !== undefined) throw new Error(privilege);
   if (!flags.foreground) {
     process.exitCode = await startInBackground(paths, flags, command, overlay!.runDirectory);
     return;
