@@ -195,6 +195,16 @@ Deno.test("numbers are decimal digits: an empty, blank, hex or exponent value is
       ],
       [[...mount, "--stall-check-after", "-1", source, mountpoint], {}, /--stall-check-after/],
       [
+        [...mount, source, mountpoint],
+        { RIAKFS_DELETE_QUIET_PERIOD: "1m" },
+        /^riakfs: RIAKFS_DELETE_QUIET_PERIOD \(--delete-quiet-period\) must be .*got "1m"/,
+      ],
+      [
+        [...mount, "--delete-quiet-period", "", source, mountpoint],
+        { RIAKFS_DELETE_QUIET_PERIOD: "60" },
+        /^riakfs: --delete-quiet-period must be .*got ""/,
+      ],
+      [
         ["cat", "x"],
         { RIAKFS_CHUNK_SIZE: " 1024" },
         /RIAKFS_CHUNK_SIZE \(--chunk-size\) .*" 1024"/,

@@ -94,8 +94,14 @@ export async function mountCommand(
       riak = riakSettingsFromOptions({ ...flags }, command, ["--request-timeout"]);
     }
   } catch (error) {
-    if (error instanceof ModeError || error instanceof RiakConfigError) {
+    if (error instanceof RiakConfigError) {
       command.error(`riakfs: ${error.message}`, { exitCode: 2, code: "riakfs.usage" });
+    }
+    if (error instanceof ModeError) {
+      command.error(`riakfs: ${namedAsGiven(command, error.message)}`, {
+        exitCode: 2,
+        code: "riakfs.usage",
+      });
     }
     throw error;
   }
@@ -380,6 +386,19 @@ async function realpathUnlessStale(mountpoint: string): Promise<string> {
  * background process inherits: it runs in /, where a relative one names another file (a run
  * directory under /run that `riakfs umount` run beside this one would not find).
  */
+/**
+ * `message` about the option it starts with (`--delete-quiet-period must be...`) naming its
+ * environment variable when the value came from there, as the Riak settings' errors do: an
+ * operator who never gave the flag looks for it on the command line in vain.
+ */
+function namedAsGiven(command: Command, message: string): string {
+  const flag = /^--[a-z-]+/.exec(message)?.[0];
+  const option = command.options.find((candidate) => candidate.long === flag);
+  if (option?.envVar === undefined) return message;
+  if (command.getOptionValueSource(option.attributeName()) !== "env") return message;
+  return `${option.envVar} (${flag})${message.slice(flag!.length)}`;
+}
+
 /**
  * Refuses a path option given empty (`--spool "$UNSET"`, `RIAKFS_RUN_DIR=`): resolved, it was
  * the working directory, which got a spool's journal, or the socket and pid file in / (where
