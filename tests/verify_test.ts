@@ -194,6 +194,22 @@ Deno.test("verify without globs of its own compares what the pre-warm runs selec
   });
 });
 
+Deno.test("verify compares the whole tree where the state directory cannot be read", async () => {
+  await withMigration(async ({ source, flags }) => {
+    writeFileSync(join(source, "kept.txt"), "migrated");
+    const warmed = await runRiakfs(["prewarm", source, ...flags]);
+    assert.equal(warmed.code, 0, warmed.stderr + warmed.stdout);
+    // Unreadable, as another user's /var/lib/riakfs is (root reads any file).
+    const stateDir = flags[flags.indexOf("--state-dir") + 1];
+    rmSync(join(stateDir, "state.json"));
+    mkdirSync(join(stateDir, "state.json"));
+    const run = await runRiakfs(["verify", source, ...flags]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /1 files .* 1 identical, 0 differ$/m);
+    assert.match(run.stderr, /^riakfs verify: could not record the result in /m);
+  });
+});
+
 Deno.test("verify: a FIFO is named and counted, never opened, and leaves the result alone", async () => {
   await withMigration(async ({ source, flags }) => {
     writeFileSync(join(source, "file.txt"), "bytes");

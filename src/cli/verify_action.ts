@@ -11,7 +11,7 @@ import { symlinkOnTheWay, verifyTree } from "../migration/verify.ts";
 import { recordedFilter } from "../migration/progress.ts";
 import { PathFilter } from "../migration/glob.ts";
 import { formatBytes } from "../migration/progress_reporter.ts";
-import { HISTORY_FAILURES_LIMIT } from "../migration/state.ts";
+import { HISTORY_FAILURES_LIMIT, type StateDirectory } from "../migration/state.ts";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
 import { runWithStore } from "./riak-session.ts";
 import { InvalidPathError } from "../store/errors.ts";
@@ -72,9 +72,7 @@ export async function verifyCommand(
     // Without globs or PATHs of its own, verify compares what the pre-warm runs migrate, as
     // progress --rescan counts it: a file they exclude (the README's cron line's *.tmp) was
     // listed missing, exit 1 every night, and progress counted it as differing for good.
-    const recorded = filter.isEmpty && exactPaths.length === 0
-      ? recordedFilter(state.loadState())
-      : undefined;
+    const recorded = filter.isEmpty && exactPaths.length === 0 ? recordedGlobs(state) : undefined;
     if (recorded && !recorded.isEmpty) {
       process.stderr.write(
         `riakfs verify: comparing the files the pre-warm runs select: ${
@@ -178,4 +176,17 @@ export async function verifyCommand(
     }
     process.exitCode = ok ? 0 : 1;
   });
+}
+
+/**
+ * The globs the pre-warm runs recorded in `state`; undefined where it cannot be read (another
+ * user's /var/lib/riakfs): verify then compares everything, and says at its end that it could
+ * not record its result there.
+ */
+function recordedGlobs(state: StateDirectory): PathFilter | undefined {
+  try {
+    return recordedFilter(state.loadState());
+  } catch {
+    return undefined;
+  }
 }
