@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { join, resolve, sep } from "node:path";
-import type { Command } from "commander";
+import type { Command, Option } from "commander";
 import { checkMountpoint, fsnameFor, type ServedMount, serveFileSystem } from "../fuse/mod.ts";
 import { runtimePaths } from "../overlay/control.ts";
 import { Logger, reopenStandardError } from "../overlay/log.ts";
@@ -382,21 +382,20 @@ async function realpathUnlessStale(mountpoint: string): Promise<string> {
 }
 
 /**
- * Path options set through RIAKFS_* variables, made absolute here and in the environment the
- * background process inherits: it runs in /, where a relative one names another file (a run
- * directory under /run that `riakfs umount` run beside this one would not find).
+ * How an error names `option`: its flag, with its environment variable first where the value
+ * came from there, as the Riak settings' errors do (an operator who never gave the flag looks
+ * for it on the command line in vain).
  */
-/**
- * `message` about the option it starts with (`--delete-quiet-period must be...`) naming its
- * environment variable when the value came from there, as the Riak settings' errors do: an
- * operator who never gave the flag looks for it on the command line in vain.
- */
+function optionNamed(command: Command, option: Option): string {
+  const fromEnvironment = command.getOptionValueSource(option.attributeName()) === "env";
+  return fromEnvironment ? `${option.envVar} (${option.long})` : option.long!;
+}
+
+/** `message` about the option it starts with (`--delete-quiet-period must be...`), so named. */
 function namedAsGiven(command: Command, message: string): string {
   const flag = /^--[a-z-]+/.exec(message)?.[0];
   const option = command.options.find((candidate) => candidate.long === flag);
-  if (option?.envVar === undefined) return message;
-  if (command.getOptionValueSource(option.attributeName()) !== "env") return message;
-  return `${option.envVar} (${flag})${message.slice(flag!.length)}`;
+  return option ? optionNamed(command, option) + message.slice(flag!.length) : message;
 }
 
 /**
@@ -408,13 +407,18 @@ function refuseEmptyPaths(command: Command): void {
   for (const option of command.options) {
     const key = option.attributeName();
     if (!PATH_OPTIONS.has(option.long ?? "") || command.getOptionValue(key) !== "") continue;
-    const named = command.getOptionValueSource(key) === "env"
-      ? `${option.envVar} (${option.long})`
-      : option.long;
-    command.error(`riakfs: ${named} must not be empty`, { exitCode: 2, code: "riakfs.usage" });
+    command.error(`riakfs: ${optionNamed(command, option)} must not be empty`, {
+      exitCode: 2,
+      code: "riakfs.usage",
+    });
   }
 }
 
+/**
+ * Path options set through RIAKFS_* variables, made absolute here and in the environment the
+ * background process inherits: it runs in /, where a relative one names another file (a run
+ * directory under /run that `riakfs umount` run beside this one would not find).
+ */
 function absolutePathsFromEnvironment(command: Command, flags: Record<string, unknown>): void {
   for (const option of command.options) {
     const key = option.attributeName();
