@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { startMount, stopMount, tempDir, waitFor } from "./_mount.ts";
+import { isMounted, run, startMount, stopMount, tempDir, waitFor } from "./_mount.ts";
 import { runRiakfs, shWithBytes } from "./_riakfs.ts";
 
 /** A foreground migrate mount of `source` at `mountpoint`, against a Riak nobody runs. */
@@ -163,5 +163,44 @@ Deno.test("mount onto a directory that is not empty warns that its entries are h
     assert.deepEqual(fs.readdirSync(mount.mountpoint), [], "the source's (empty) listing");
   } finally {
     await stopMount(mount);
+  }
+});
+
+// The control socket and pid file were named after the symlink, while umount and status look
+// for the mount the table lists: "no riakfs mount answers", and umount refused to unmount.
+Deno.test("a mount made through a symlinked MOUNTPOINT answers status and umount by either name", async () => {
+  const base = tempDir("riakfs-paths-");
+  const mountpoint = join(base, "srv-data");
+  const runDirectory = join(base, "run");
+  try {
+    const source = join(base, "legacy");
+    fs.mkdirSync(source);
+    fs.mkdirSync(mountpoint);
+    fs.writeFileSync(join(source, "kept"), "legacy data");
+    const link = join(base, "data");
+    fs.symlinkSync("srv-data", link);
+    const args = ["mount", "--preset", "passthrough", "--run-dir", runDirectory, source, link];
+    const mounted = await runRiakfs(args);
+    assert.equal(mounted.code, 0, mounted.stderr);
+    assert.ok(isMounted(mountpoint));
+    for (const name of [link, mountpoint]) {
+      const status = await runRiakfs(["status", name, "--run-dir", runDirectory]);
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(status.stdout, new RegExp(`^mountpoint +${mountpoint}$`, "m"));
+    }
+    const unmounted = await runRiakfs(["umount", link, "--run-dir", runDirectory]);
+    assert.equal(unmounted.code, 0, unmounted.stderr);
+    assert.equal(isMounted(mountpoint), false);
+    assert.ok(
+      await waitFor(
+        () => fs.readdirSync(runDirectory).every((name) => name.endsWith(".log")),
+        5_000,
+      ),
+      "the serving process removed its pid file and socket",
+    );
+  } finally {
+    // A regression leaves the mount: its process ends once unmounted.
+    if (isMounted(mountpoint)) await run("umount", ["-l", mountpoint]);
+    fs.rmSync(base, { recursive: true, force: true });
   }
 });

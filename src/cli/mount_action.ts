@@ -313,7 +313,9 @@ async function checkedPaths(
       `${paths.mountpoint} is not empty; its ${hidden.length} entries are hidden while mounted`,
     );
   }
-  return paths;
+  // As the mount table lists it, where umount and status look for its control socket (a
+  // symlink given as MOUNTPOINT named the socket and pid file after itself).
+  return { source: paths.source, mountpoint: realMountpoint };
 }
 
 /** The source must be a directory, and neither hold the mountpoint nor lie inside it. */
