@@ -39,9 +39,11 @@ export async function startMetricsServer(
     response.end(render());
   });
   await new Promise<void>((done, fail) => {
-    server.once("error", fail);
+    // Named by its flag: "listen EADDRINUSE" alone did not say what the mount listened for.
+    const refused = (error: Error) => fail(new Error(`--metrics ${address}: ${error.message}`));
+    server.once("error", refused);
     server.listen(port, host, () => {
-      server.off("error", fail);
+      server.off("error", refused);
       done();
     });
   });

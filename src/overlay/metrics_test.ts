@@ -48,3 +48,16 @@ Deno.test("the metrics endpoint serves /metrics and nothing else", async () => {
     await server.close();
   }
 });
+
+Deno.test("a --metrics address already taken is refused naming the flag", async () => {
+  const taken = await startMetricsServer("127.0.0.1:0", () => "");
+  try {
+    // The mount failed with "listen EADDRINUSE: ...", which did not say what listened.
+    await assert.rejects(
+      startMetricsServer(`127.0.0.1:${taken.port}`, () => ""),
+      new RegExp(`^Error: --metrics 127\\.0\\.0\\.1:${taken.port}: .*EADDRINUSE`),
+    );
+  } finally {
+    await taken.close();
+  }
+});
