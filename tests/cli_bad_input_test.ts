@@ -305,6 +305,23 @@ Deno.test("mount without root or CAP_SYS_ADMIN says so in one line, and mounts n
   });
 });
 
+Deno.test("a passthrough mount refuses bad Riak settings too, though it uses none", async () => {
+  await assertRefused(({ base, source, mountpoint }) => {
+    fs.writeFileSync(join(source, "kept"), "legacy data");
+    const config = join(base, "riakfs.json");
+    fs.writeFileSync(config, '{ "bucket": "photos", }');
+    const mount = ["mount", "--preset", "passthrough", "--run-dir", join(base, "run")];
+    // Each mounted without a word; the first Riak-backed mount was the first to be told.
+    return [
+      [[...mount, "--config", config, source, mountpoint], {}, /--config .*riakfs\.json: /],
+      [[...mount, "--riak", "riak1:8087,", source, mountpoint], {}, /empty entry/],
+      [[...mount, source, mountpoint], { RIAKFS_CHUNK_SIZE: "1M" }, /RIAKFS_CHUNK_SIZE/],
+    ];
+  }, {
+    after: ({ source }) => assert.deepEqual(fs.readdirSync(source), ["kept"], "not mounted"),
+  });
+});
+
 Deno.test("a timeout longer than a timer holds is refused, not taken as 1 ms", async () => {
   await assertRefused(({ base, source, mountpoint }) => {
     const config = join(base, "riakfs.json");

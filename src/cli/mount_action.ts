@@ -89,10 +89,11 @@ export async function mountCommand(
   try {
     overlay = overlaySettingsFromOptions(flags as unknown as Record<string, unknown>);
     // Mount's --request-timeout is the FUSE deadline (seconds); the Riak client's comes from
-    // RIAKFS_REQUEST_TIMEOUT or the config file, as for every other command.
-    if (usesRiak(overlay.mode)) {
-      riak = riakSettingsFromOptions({ ...flags }, command, ["--request-timeout"]);
-    }
+    // RIAKFS_REQUEST_TIMEOUT or the config file, as for every other command. Checked for the
+    // passthrough too, which uses none of them: a config file that does not parse, or a
+    // --riak typo, was accepted without a word until the first Riak-backed mount.
+    const settings = riakSettingsFromOptions({ ...flags }, command, ["--request-timeout"]);
+    if (usesRiak(overlay.mode)) riak = settings;
   } catch (error) {
     if (error instanceof RiakConfigError) {
       command.error(`riakfs: ${error.message}`, { exitCode: 2, code: "riakfs.usage" });
