@@ -322,6 +322,29 @@ Deno.test("a passthrough mount refuses bad Riak settings too, though it uses non
   });
 });
 
+Deno.test("a --run-dir that cannot be made is named in the one line, and nothing is mounted", async () => {
+  await withMountPlace(async ({ base, source, mountpoint }) => {
+    const file = join(base, "a-file");
+    fs.writeFileSync(file, "");
+    const runDirectory = join(file, "run");
+    for (const foreground of [[], ["--foreground"]]) {
+      const result = await runRiakfs([
+        "mount",
+        "--preset",
+        "passthrough",
+        ...foreground,
+        "--run-dir",
+        runDirectory,
+        source,
+        mountpoint,
+      ]);
+      // It said "ENOTDIR: not a directory, mkdir '...'", naming no option.
+      assertOneLine(result, new RegExp(`^riakfs: --run-dir ${runDirectory}: cannot make it: `), 1);
+      assert.equal(isMounted(mountpoint), false);
+    }
+  });
+});
+
 Deno.test("a timeout longer than a timer holds is refused, not taken as 1 ms", async () => {
   await assertRefused(({ base, source, mountpoint }) => {
     const config = join(base, "riakfs.json");

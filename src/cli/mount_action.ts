@@ -26,7 +26,7 @@ import {
   RiakConfigError,
   riakSettingsFromOptions,
 } from "./riak-session.ts";
-import { makeDirectories } from "../util/directories.ts";
+import { makeDirectories, makeOptionDirectory } from "../util/directories.ts";
 import { requireTextPath } from "./raw_args.ts";
 import { decimal } from "./numbers.ts";
 import { MAX_TIMER_MS } from "../util/timers.ts";
@@ -500,7 +500,7 @@ async function startInBackground(
   // Never this command's stderr: whoever reads it (cron, a script) would wait for the mount.
   let logFile = flags.logFile && resolve(flags.logFile);
   if (!logFile) {
-    makeDirectories(runDirectory);
+    makeOptionDirectory("--run-dir", runDirectory);
     logFile = runtimePaths(paths.mountpoint, runDirectory).logFile;
   }
   let log: number;

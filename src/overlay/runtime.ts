@@ -52,7 +52,7 @@ import {
   stagedFileUploader,
 } from "./transfer.ts";
 import { type JobsEnded, UploadQueue } from "./upload_queue.ts";
-import { makeDirectories } from "../util/directories.ts";
+import { makeOptionDirectory } from "../util/directories.ts";
 import { acquireLock, type HeldLock, LockedError } from "../util/lock.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 
@@ -286,7 +286,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     return outcome;
   };
   const { controlSocket } = runtimePaths(options.mountpoint, settings.runDirectory);
-  makeDirectories(settings.runDirectory, 0o755);
+  makeOptionDirectory("--run-dir", settings.runDirectory, 0o755);
   let control: ControlServer | undefined;
   let metricsServer: MetricsServer | undefined;
   try {

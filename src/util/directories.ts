@@ -12,6 +12,18 @@ import { closeSync, fsyncSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 
 /**
+ * {@link makeDirectories} of the directory an option names: the error says which
+ * (`--run-dir /x: cannot make it: ENOTDIR...`), where the system call's words alone did not.
+ */
+export function makeOptionDirectory(option: string, path: string, mode?: number): void {
+  try {
+    makeDirectories(path, mode);
+  } catch (error) {
+    throw new Error(`${option} ${path}: cannot make it: ${(error as Error).message}`);
+  }
+}
+
+/**
  * Makes `path` and its missing parents (`mode` for the ones made); an existing directory is
  * fine. Throws the system error of the first component that cannot be made, or ENOTDIR
  * when one on the way is not a directory.
