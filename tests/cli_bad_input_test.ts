@@ -345,6 +345,29 @@ Deno.test("a --run-dir that cannot be made is named in the one line, and nothing
   });
 });
 
+Deno.test("umount without root or CAP_SYS_ADMIN says so in one line, and leaves the mount", async () => {
+  const runDirectory = tempDir("riakfs-run-");
+  try {
+    await withMount(async (mount) => {
+      const result = await runRiakfs([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        RIAKFS_BINARY,
+        "umount",
+        "--run-dir",
+        runDirectory,
+        mount.mountpoint,
+      ], { binary: "/usr/bin/setpriv" });
+      // It said the mount's control socket was "not in" the run directory it was in.
+      assertOneLine(result, /^riakfs: unmounting needs root or CAP_SYS_ADMIN, which /, 1);
+      assert.ok(isMounted(mount.mountpoint), "still mounted");
+    }, { args: ["--run-dir", runDirectory] });
+  } finally {
+    fs.rmSync(runDirectory, { recursive: true, force: true });
+  }
+});
+
 Deno.test("a timeout longer than a timer holds is refused, not taken as 1 ms", async () => {
   await assertRefused(({ base, source, mountpoint }) => {
     const config = join(base, "riakfs.json");

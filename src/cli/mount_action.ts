@@ -107,7 +107,7 @@ export async function mountCommand(
     throw error;
   }
   const paths = await checkedPaths(source, mountpoint, overlay!, command);
-  const privilege = mountPrivilegeProblem();
+  const privilege = mountPrivilegeProblem("mounting");
   if (privilege !== undefined) throw new Error(privilege);
   if (!flags.foreground) {
     process.exitCode = await startInBackground(paths, flags, command, overlay!.runDirectory);

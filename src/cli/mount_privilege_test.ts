@@ -7,14 +7,17 @@ const status = (uid: number, capEff: string) =>
   `CapEff:\t${capEff}\nCapBnd:\t000001ffffffffff\n`;
 
 Deno.test("root, or anyone with CAP_SYS_ADMIN, may mount; without it one line says why not", () => {
-  assert.equal(mountPrivilegeProblem(status(0, "000001ffffffffff")), undefined);
-  assert.equal(mountPrivilegeProblem(status(1000, "0000000000200000")), undefined);
+  assert.equal(mountPrivilegeProblem("mounting", status(0, "000001ffffffffff")), undefined);
+  assert.equal(mountPrivilegeProblem("mounting", status(1000, "0000000000200000")), undefined);
   assert.match(
-    mountPrivilegeProblem(status(65534, "0000000000000000"))!,
+    mountPrivilegeProblem("mounting", status(65534, "0000000000000000"))!,
     /^mounting needs root or CAP_SYS_ADMIN, which this process \(uid 65534\) lacks/,
   );
   // Root with every capability but CAP_SYS_ADMIN (a container, setpriv).
-  assert.match(mountPrivilegeProblem(status(0, "000001ffffdfffff"))!, /\(uid 0\) lacks/);
+  assert.match(
+    mountPrivilegeProblem("unmounting", status(0, "000001ffffdfffff"))!,
+    /^unmounting needs root or CAP_SYS_ADMIN, which this process \(uid 0\) lacks/,
+  );
   // No capabilities to read: mount(8) tells.
-  assert.equal(mountPrivilegeProblem(""), undefined);
+  assert.equal(mountPrivilegeProblem("mounting", ""), undefined);
 });

@@ -16,6 +16,7 @@ import { DEFAULT_STATUS_TIMEOUT_MS } from "../overlay/defaults.ts";
 import { isProcessAlive } from "../util/process.ts";
 import { MOUNT_SUBTYPE } from "./mount.ts";
 import { mountpointPath } from "./mountpoint_path.ts";
+import { mountPrivilegeProblem } from "./mount_privilege.ts";
 import { removeStaleRunFiles } from "./stale_run_files.ts";
 import { EXIT_UPLOADS_PENDING, type UmountFlags } from "./umount.ts";
 
@@ -39,6 +40,8 @@ export async function unmountDrained(
   flags: UmountFlags,
   drainTimeoutMs: number | undefined,
 ): Promise<void> {
+  const privilege = mountPrivilegeProblem("unmounting");
+  if (privilege !== undefined) throw new Error(privilege);
   // Not realpath: it would stat through the mount, which may be dead or hung.
   const path = await mountpointPath(mountpoint);
   const mount = (await readMounts()).find((m) => m.mountpoint === path);
