@@ -14,7 +14,7 @@ import { MountMetrics } from "../src/overlay/metrics.ts";
 import { resolveMode } from "../src/overlay/modes.ts";
 import { withMount } from "./_mount.ts";
 import { eventually, statusOf, waitForQuiet, withLog, withOverlayEnv } from "./_overlay.ts";
-import { runRiakfs } from "./_riakfs.ts";
+import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
 
 function report(mountpoint: string): StatusReport {
   const metrics = new MountMetrics();
@@ -88,6 +88,23 @@ Deno.test("riakfs status says in one line that nothing serves the mountpoint", a
     );
     const usage = await runRiakfs(["status", "--timeout", "soon", "/mnt/x"]);
     assert.equal(usage.code, 2);
+  } finally {
+    await rm(runDirectory, { recursive: true, force: true });
+  }
+});
+
+Deno.test("riakfs status run by another user than root says that only root may ask", async () => {
+  const runDirectory = await mkdtemp(join(tmpdir(), "riakfs-status-"));
+  try {
+    await withMount(async ({ mountpoint }) => {
+      const result = await runRiakfs(
+        ["--reuid=65534", "--regid=65534", "--clear-groups", RIAKFS_BINARY, "status", mountpoint],
+        { binary: "/usr/bin/setpriv", env: { ...process.env, RIAKFS_RUN_DIR: runDirectory } },
+      );
+      assert.equal(result.code, 1, result.stderr);
+      // It said "connect EACCES", as if the socket were broken.
+      assert.match(result.stderr, /: permission denied: only root may ask the mount \(run this/);
+    }, { args: ["--run-dir", runDirectory] });
   } finally {
     await rm(runDirectory, { recursive: true, force: true });
   }

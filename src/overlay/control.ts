@@ -302,6 +302,9 @@ function request(
         ? ["nothing listening", "refused"]
         : error.code === "ECONNRESET" || error.code === "EPIPE"
         ? [error.message, "closed"]
+        : error.code === "EACCES"
+        // The socket is root's (mode 0600): another user's "connect EACCES" read as broken.
+        ? ["permission denied: only root may ask the mount (run this as root)", "garbled"]
         : [error.message, "garbled"];
       fail(new NotServingError(mountpoint, socket, reason, kind));
     });
