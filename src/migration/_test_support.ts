@@ -6,9 +6,13 @@
  */
 import { Buffer } from "node:buffer";
 import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { PrewarmStore } from "./prewarm.ts";
 import { ListedNames } from "../store/listed_names.ts";
 import type { Store } from "../store/store.ts";
+import { StateDirectory } from "./state.ts";
 
 /**
  * `store` with some operations replaced, and no `list` (every file gets its own look-up, as
@@ -28,6 +32,7 @@ export function wrappedStore(
     writeFile: (path, content, options) => store.writeFile(path, content, options),
     ensureListed: (path, options) => store.ensureListed(path, options),
     setAttributes: (path, attributes, onlyOver) => store.setAttributes(path, attributes, onlyOver),
+    list: (path) => store.list(path),
     ...overrides,
   };
 }
@@ -134,4 +139,18 @@ export async function holdOpen(
   }
   child.stdout!.resume();
   return { pid: child.pid!, release };
+}
+
+/** Runs `body` with a fresh source directory and state directory, both removed after. */
+export async function withSourceAndState(
+  body: (source: string, state: StateDirectory) => Promise<void>,
+): Promise<void> {
+  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
+  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
+  try {
+    await body(source, state);
+  } finally {
+    rmSync(source, { recursive: true, force: true });
+    rmSync(state.path, { recursive: true, force: true });
+  }
 }

@@ -35,12 +35,14 @@ export interface FailureRecord {
   counted?: TallyDelta;
   /**
    * False for a directory the walk could not read: not retried at the end of the run (its
-   * permissions rarely change that soon).
+   * permissions rarely change that soon); nor is a path Riak holds another type at, kept.
    */
   retryNow: boolean;
   /**
    * A directory the walk could not read: the next runs of the pass walk what is below it
-   * (the cursor has passed it). Unset for the tree's own root: the next pass takes it.
+   * (the cursor has passed it). Unset for the tree's own root: the next pass takes it. Also
+   * a path Riak holds another type at, kept: the next runs take it again (a directory, with
+   * what is below it).
    */
   subtree?: boolean;
 }

@@ -25,7 +25,7 @@ import { readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { displayPath } from "../store/path.ts";
-import { AlreadyExistsError, NewerVersionError } from "../store/errors.ts";
+import { AlreadyExistsError, NewerVersionError, WrongTypeError } from "../store/errors.ts";
 import type { ListedNames } from "../store/listed_names.ts";
 import {
   type FileStat,
@@ -72,6 +72,7 @@ import {
 } from "./state.ts";
 import { CHECKED_AHEAD_PER_UPLOAD, DEFAULT_CONCURRENCY } from "./defaults.ts";
 import type { MigrationStore } from "./stored_file.ts";
+import { type LocalEntry, removeReplacedEntry, ReplacedTypeKeptError } from "./type_change.ts";
 import {
   type ActivityCheck,
   deleteIfVerified,
@@ -92,7 +93,7 @@ import {
  */
 export type PrewarmStore =
   & MigrationStore
-  & Pick<Store, "ensureListed" | "setAttributes">
+  & Pick<Store, "ensureListed" | "setAttributes" | "list">
   & Partial<Pick<Store, "listedNames">>;
 
 /**
@@ -407,6 +408,11 @@ class PrewarmRun {
   readonly #inFlight = new Set<Promise<void>>();
   /** Directories (latin1 of the path) being created or looked at in Riak by {@link #directory}. */
   readonly #directoriesInFlight = new Map<string, Promise<void>>();
+  /**
+   * Directories (latin1 of the path) Riak holds another type at, kept there
+   * ({@link ReplacedTypeKeptError}), and those below them: what is below waits with them.
+   */
+  readonly #keptDirectories = new Set<string>();
   /** Upload slots: `concurrency` files transfer at once, more are checked ahead. */
   readonly #uploadSlots: Slots;
   /** Small files are read whole on these threads (see SmallFileReaders). */
@@ -753,6 +759,12 @@ class PrewarmRun {
       await this.#retry(path);
       return undefined;
     }
+    if (this.#selectsDirectory(path)) {
+      // One Riak held another type at is looked at again first: still kept there, what is
+      // below waits with it.
+      await this.#directory(path);
+      if (this.#keptDirectories.has(path.toString("latin1"))) return undefined;
+    }
     const progress: WalkProgress = {
       pending: [],
       cursor: after,
@@ -888,6 +900,7 @@ class PrewarmRun {
 
   async #file(path: Buffer): Promise<void> {
     await this.#parentLookedAt(path);
+    if (this.#inKeptDirectory(path)) return;
     const absolute = this.#absolute(path);
     const retries = this.#o.changeRetries ?? DEFAULT_CHANGE_RETRIES;
     const count = new EntryCount(this.#tally);
@@ -1003,9 +1016,10 @@ class PrewarmRun {
         .sha256;
     }
     const sameForeign = localSha256 !== undefined && localSha256 === remote!.sha256;
-    if (!sameForeign && remote?.type === "file" && remote.mtimeNs > stats.mtimeNs) {
-      // Written through the mount after the local copy: the older local bytes never
-      // replace it, and the local copy is not Riak's content, so it is not deleted either.
+    if (!sameForeign && remote !== undefined && remote.mtimeNs > stats.mtimeNs) {
+      // Written through the mount after the local copy (a file, or a symlink made there): the
+      // older local bytes never replace it, and the local copy is not Riak's content, so it
+      // is not deleted either.
       // A write cut off before its entry (one a listing lacked) is listed, as Riak's.
       await this.#ensureListed(path);
       count.add("inRiak", bytes);
@@ -1049,12 +1063,35 @@ class PrewarmRun {
       }
       return;
     }
+    // Riak's symlink, or directory, of the name goes first where SOURCE shows it replaced. A
+    // directory is looked for before a large file is sent (or in a dry run); a small file's
+    // write finds it.
+    const replaced = remote?.type === "symlink"
+      ? remote
+      : remote === undefined && (!small || this.#o.dryRun)
+      ? await this.#directoryAt(path)
+      : undefined;
+    const entry: LocalEntry = { type: "file", mtimeNs: stats.mtimeNs };
+    if (replaced) {
+      await this.#replaceType(path, replaced, entry);
+      reason = `replaces Riak's ${replaced.type}`;
+    }
     if (this.#o.dryRun) {
-      this.#wouldUpload(path, remote !== undefined, bytes, reason, count);
+      this.#wouldUpload(path, remote !== undefined || replaced !== undefined, bytes, reason, count);
       return;
     }
     this.#lastNeededUpload = true;
-    await this.#uploadInSlot({ path, absolute, stats, identity, bytes, remote, prefetched, count });
+    const job = { path, absolute, stats, identity, bytes, prefetched, count };
+    try {
+      await this.#uploadInSlot({ ...job, remote: replaced ? undefined : remote });
+    } catch (error) {
+      const isDirectory = error instanceof WrongTypeError && error.code === "EISDIR";
+      const directory = isDirectory ? await this.#directoryAt(path) : undefined;
+      if (!directory) throw error;
+      this.#limits.undoFile(); // its transfer starts again
+      await this.#replaceType(path, directory, entry);
+      await this.#uploadInSlot({ ...job, remote: undefined });
+    }
   }
 
   /**
@@ -1261,6 +1298,7 @@ class PrewarmRun {
 
   async #symlink(path: Buffer): Promise<void> {
     await this.#parentLookedAt(path);
+    if (this.#inKeptDirectory(path)) return;
     const absolute = this.#absolute(path);
     let target: Buffer;
     try {
@@ -1314,18 +1352,22 @@ class PrewarmRun {
       count.add("newerInRiak", bytes);
       return;
     }
+    const replaced = remote && remote.type !== "symlink" ? remote : undefined;
+    const entry: LocalEntry = { type: "symlink", mtimeNs: local.mtimeNs };
     if (this.#o.dryRun) {
+      if (replaced) await this.#replaceType(path, replaced, entry);
       this.#wouldUpload(
         path,
         remote !== undefined,
         bytes,
-        remote ? "symlink differs" : "not in Riak",
+        replaced ? `replaces Riak's ${replaced.type}` : remote ? "symlink differs" : "not in Riak",
         count,
       );
       return;
     }
     this.#startTransfer();
-    if (remote) await this.#o.store.remove(path);
+    if (replaced) await this.#replaceType(path, replaced, entry);
+    else if (remote) await this.#o.store.remove(path);
     // The link's own times and owner: a link made again later (cp -a, tar, rsync) is newer.
     await this.#o.store.symlink(path, target, {
       mtimeNs: local.mtimeNs,
@@ -1358,7 +1400,9 @@ class PrewarmRun {
     let markReady!: () => void;
     const ready = new Promise<void>((resolve) => markReady = resolve);
     this.#directoriesInFlight.set(key, ready);
-    return this.#parentLookedAt(path).then(() => this.#directoryNow(path, markReady)).finally(
+    return this.#parentLookedAt(path).then(() =>
+      this.#inKeptDirectory(path, true) ? undefined : this.#directoryNow(path, markReady)
+    ).finally(
       () => {
         markReady();
         if (this.#directoriesInFlight.get(key) === ready) this.#directoriesInFlight.delete(key);
@@ -1376,14 +1420,48 @@ class PrewarmRun {
     await this.#directoriesInFlight.get(path.subarray(0, slash).toString("latin1"));
   }
 
+  /**
+   * Whether `path` lies in a directory Riak holds another type at, kept there: it waits with
+   * that directory, uncounted (one failure, not one per entry below). A directory there is
+   * marked as kept too (`isDirectory`).
+   */
+  #inKeptDirectory(path: Buffer, isDirectory = false): boolean {
+    const slash = path.lastIndexOf(0x2f);
+    const parent = slash < 0 ? undefined : path.subarray(0, slash).toString("latin1");
+    if (parent === undefined || !this.#keptDirectories.has(parent)) return false;
+    if (isDirectory) this.#keptDirectories.add(path.toString("latin1"));
+    return true;
+  }
+
   /** `ready`: called once entries below the directory may be written. */
   async #directoryNow(path: Buffer, ready: () => void): Promise<void> {
     try {
       await this.#directoryInRiak(path, ready);
       this.#limits.entryDone();
     } catch (error) {
+      // What is below it waits with it, for the next runs (see #retrySubtree).
+      if (error instanceof ReplacedTypeKeptError) {
+        this.#keptDirectories.add(path.toString("latin1"));
+      }
       this.#fail(path, error, new EntryCount(this.#tally), "now", "directory");
     }
+  }
+
+  /**
+   * Removes Riak's entry at `path`, of another type than SOURCE's now, where SOURCE shows all
+   * it holds replaced (in a dry run, only decides); else throws {@link ReplacedTypeKeptError}.
+   */
+  async #replaceType(path: Buffer, remote: FileStat, local: LocalEntry): Promise<void> {
+    await removeReplacedEntry(this.#o.store, path, remote, local, {
+      drain: this.#o.deleteLocal === true,
+      dryRun: this.#o.dryRun === true,
+    });
+  }
+
+  /** Riak's directory at `path`, if it holds one. */
+  async #directoryAt(path: Buffer): Promise<FileStat | undefined> {
+    const found = await this.#o.store.tryStat(path);
+    return found?.type === "directory" ? found : undefined;
   }
 
   /** Creates a directory in Riak, or finds it there (or reports it, in a dry run). */
@@ -1403,7 +1481,12 @@ class PrewarmRun {
       await this.#ensureListed(path);
       return;
     }
-    if (remote) throw new Error(`Riak holds a ${remote.type} where the source has a directory`);
+    if (remote) {
+      const local = await lstatIfExists(this.#absolute(path));
+      // Replaced since the walk listed it: the walk finds what it is now.
+      if (!local?.isDirectory()) return;
+      await this.#replaceType(path, remote, { type: "directory", mtimeNs: local.mtimeNs });
+    }
     if (this.#o.dryRun) {
       this.#o.onEvent?.({ kind: "would-create-directory", path: displayPath(path) });
       return;
@@ -1454,7 +1537,9 @@ class PrewarmRun {
   /**
    * Counts a failure into `count` (what the entry counted so far) and records it. `retry`:
    * "now" at the end of the run and by the next runs; "subtree" (a directory that could not be
-   * read) by the next runs of the pass, walking below it; "next-pass" not before. `what`: a
+   * read) by the next runs of the pass, walking below it; "next-pass" not before. Riak's entry
+   * of another type kept ({@link ReplacedTypeKeptError}) is "subtree": it stays until the
+   * operator moves one of the two aside, which the end of this run would not see. `what`: a
    * directory counts apart, as it is not among the files seen.
    */
   #fail(
@@ -1479,6 +1564,7 @@ class PrewarmRun {
       this.#noteBusy(path, count);
       return;
     }
+    if (error instanceof ReplacedTypeKeptError) retry = "subtree";
     const message = reasonOf(error, displayPath(path));
     count.add(what === "directory" ? "failedDirectories" : "failed", { files: 1, bytes });
     // Riak away file after file: the run stops; the next one resumes where it stopped.

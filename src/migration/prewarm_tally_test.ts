@@ -5,14 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
-import { failingUntilRecovered, wrappedStore } from "./_test_support.ts";
+import { failingUntilRecovered, withSourceAndState, wrappedStore } from "./_test_support.ts";
 import { waitOutRacyWindow } from "./local_file.ts";
 import { EXIT_COMPLETE, EXIT_FAILED, EXIT_PARTIAL, runPrewarm } from "./prewarm.ts";
-import { type PassTally, pathFromHex, StateDirectory } from "./state.ts";
+import { type PassTally, pathFromHex } from "./state.ts";
 import { compareWalkOrder } from "./walk.ts";
 
 function text(path: unknown): string {
@@ -45,19 +44,8 @@ function assertEachFileOnce(tally: PassTally | undefined, count: number): void {
   assert.equal(tally.busy.files, 0, `nothing busy that is in Riak at the end: ${shown}`);
 }
 
-async function withTree(fn: (source: string, state: StateDirectory) => Promise<void>) {
-  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
-  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
-  try {
-    await fn(source, state);
-  } finally {
-    rmSync(source, { recursive: true, force: true });
-    rmSync(state.path, { recursive: true, force: true });
-  }
-}
-
 Deno.test("pass tally: a file failed in a partial run and stored by the next run is counted once", async () => {
-  await withTree(async (source, state) => {
+  await withSourceAndState(async (source, state) => {
     const names = await makeFiles(source, 10);
     await withStore(async ({ store }) => {
       // f02's upload fails during the first run only.
@@ -78,7 +66,7 @@ Deno.test("pass tally: a file failed in a partial run and stored by the next run
 });
 
 Deno.test("pass tally: a directory failed in a partial run and created by the next run is no failure of the pass", async () => {
-  await withTree(async (source, state) => {
+  await withSourceAndState(async (source, state) => {
     writeFileSync(join(source, "a0"), "a0");
     mkdirSync(join(source, "d"));
     for (let i = 0; i < 4; i++) writeFileSync(join(source, `e${i}`), `e${i}`);
@@ -109,7 +97,7 @@ Deno.test("pass tally: a directory failed in a partial run and created by the ne
 });
 
 Deno.test("pass tally: the last pass's failure is left to the next pass's walk and counted once", async () => {
-  await withTree(async (source, state) => {
+  await withSourceAndState(async (source, state) => {
     const names = await makeFiles(source, 6);
     await withStore(async ({ store }) => {
       // f05's uploads fail during the first pass only.
@@ -143,7 +131,7 @@ Deno.test("pass tally: the last pass's failure is left to the next pass's walk a
 });
 
 Deno.test("pass tally: a file stored, then retried at the end of the run after its local deletion failed, is in Riak once", async () => {
-  await withTree(async (source, state) => {
+  await withSourceAndState(async (source, state) => {
     await makeFiles(source, 1);
     await withStore(async ({ store }) => {
       let readBackFails = true; // the first read-back of f00 (to verify before deleting) fails
@@ -166,7 +154,7 @@ Deno.test("pass tally: a file stored, then retried at the end of the run after i
 });
 
 Deno.test("run tally: a file the end-of-run retry uploads again counts once as uploaded, with the bytes of both", async () => {
-  await withTree(async (source, state) => {
+  await withSourceAndState(async (source, state) => {
     await makeFiles(source, 1);
     await withStore(async ({ store }) => {
       let readBackFails = true; // f00's first read-back fails, and f00 changes meanwhile
@@ -193,7 +181,7 @@ Deno.test("run tally: a file the end-of-run retry uploads again counts once as u
 });
 
 Deno.test("pass tally: a file found in Riak that changes while hashed for deletion is in Riak once", async () => {
-  await withTree(async (source, state) => {
+  await withSourceAndState(async (source, state) => {
     await makeFiles(source, 1);
     await withStore(async ({ store }) => {
       assert.equal((await runPrewarm({ source, store, state })).exitCode, EXIT_COMPLETE);
@@ -225,7 +213,7 @@ Deno.test("pass tally: a file found in Riak that changes while hashed for deleti
 });
 
 Deno.test("pass tally: a listed failure ahead of the cursor is left to the walk and counted once", async () => {
-  await withTree(async (source, state) => {
+  await withSourceAndState(async (source, state) => {
     // Enough files that the last one is past whatever the first run had in flight.
     const names = await makeFiles(source, 12);
     const last = names[names.length - 1];

@@ -34,6 +34,7 @@ import {
   failingWrites,
   holdOpen,
   listingNothing,
+  withSourceAndState,
   withTmpfsAt,
   wrappedStore,
 } from "./_test_support.ts";
@@ -88,20 +89,6 @@ async function mkdirCutOff(client: StoreClient, bucket: string, path: string): P
     delete: () => Promise.reject(new Error("connection lost")),
   }, { namespace: { bucket } });
   await assert.rejects(cutOff.mkdir(path), /connection lost/);
-}
-
-/** Runs `body` with a fresh source directory and state directory, both removed after. */
-async function withSourceAndState(
-  body: (source: string, state: StateDirectory) => Promise<void>,
-): Promise<void> {
-  const source = mkdtempSync(join(tmpdir(), "riakfs-prewarm-"));
-  const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
-  try {
-    await body(source, state);
-  } finally {
-    rmSync(source, { recursive: true, force: true });
-    rmSync(state.path, { recursive: true, force: true });
-  }
 }
 
 Deno.test("prewarm uploads what Riak lacks, skips what it holds and re-uploads changes", async () => {
@@ -470,7 +457,7 @@ Deno.test("a directory its parent's listing does not name is created with the lo
       const result = await runPrewarm({ source, store: unlisting, state });
       assert.equal(result.exitCode, EXIT_FAILED);
       assert.deepEqual(result.failures.map((failure) => failure.path), ["/taken"]);
-      assert.match(result.failures[0].error, /Riak holds a file where the source has a directory/);
+      assert.match(result.failures[0].error, /Riak holds a file where SOURCE now has a directory/);
       assert.equal((await store.stat("taken")).type, "file");
       const created = await store.stat("new");
       assert.equal(created.type, "directory");
