@@ -24,7 +24,7 @@ import { closeSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSy
 import { readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
-import { displayPath } from "../store/path.ts";
+import { displayPath, isSameOrBelow } from "../store/path.ts";
 import { AlreadyExistsError, NewerVersionError, WrongTypeError } from "../store/errors.ts";
 import type { ListedNames } from "../store/listed_names.ts";
 import {
@@ -589,7 +589,15 @@ class PrewarmRun {
         const entry = parseRetryEntry(next.value);
         // Counted by an earlier run of this pass: this run counts it anew.
         if (resumeFrom && entry.counted) addDelta(this.#passCorrection, retried(entry.counted));
-        if (!isRetriedNow(entry.path, resumeFrom, entry.subtree !== undefined)) continue;
+        if (!isRetriedNow(entry.path, resumeFrom, entry.subtree !== undefined)) {
+          // The walk resumes at or inside it: a directory is looked at first, so that what is
+          // below one Riak still holds another type at waits with it.
+          if (entry.subtree && resumeFrom && isSameOrBelow(resumeFrom, entry.path)) {
+            const stats = await lstatIfExists(this.#absolute(entry.path)).catch(() => undefined);
+            if (stats?.isDirectory()) await this.#keptStill(entry.path);
+          }
+          continue;
+        }
         if (entry.subtree) stopReason = await this.#retrySubtree(entry.path, entry.subtree.after);
         else await this.#retry(entry.path);
         if (stopReason) break;
@@ -759,12 +767,7 @@ class PrewarmRun {
       await this.#retry(path);
       return undefined;
     }
-    if (this.#selectsDirectory(path)) {
-      // One Riak held another type at is looked at again first: still kept there, what is
-      // below waits with it.
-      await this.#directory(path);
-      if (this.#keptDirectories.has(path.toString("latin1"))) return undefined;
-    }
+    if (await this.#keptStill(path)) return undefined;
     const progress: WalkProgress = {
       pending: [],
       cursor: after,
@@ -782,6 +785,17 @@ class PrewarmRun {
       this.#deferred = true;
     }
     return stopReason;
+  }
+
+  /**
+   * Brings a directory listed for its subtree into Riak (again) before what is below it:
+   * true when Riak still holds another type there, kept ({@link ReplacedTypeKeptError}, failed
+   * again), and what is below waits with it.
+   */
+  async #keptStill(path: Buffer): Promise<boolean> {
+    if (!this.#selectsDirectory(path)) return false;
+    await this.#directory(path);
+    return this.#keptDirectories.has(path.toString("latin1"));
   }
 
   /** Whether the directory at `path` takes part by itself ({@link PathFilter.selectsDirectory}). */

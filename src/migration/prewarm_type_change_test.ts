@@ -14,6 +14,7 @@ import { withStore } from "../store/_test_support.ts";
 import type { Store } from "../store/store.ts";
 import { withSourceAndState, wrappedStore } from "./_test_support.ts";
 import { EXIT_COMPLETE, EXIT_FAILED, runPrewarm } from "./prewarm.ts";
+import { pathFromHex } from "./state.ts";
 
 type Kind = "file" | "symlink" | "directory";
 
@@ -226,4 +227,35 @@ Deno.test("a large file where Riak holds a directory is sent only once that dire
       });
     });
   }
+});
+
+Deno.test("a run resuming inside a kept directory looks at it first: nothing below it fails", async () => {
+  await withSourceAndState(async (source, state) => {
+    await withStore(async ({ store }) => {
+      makeLocal(source, "file", "old");
+      await runPrewarm({ source, store, state, deleteLocal: true });
+      makeLocal(source, "directory", "new");
+      for (let i = 0; i < 20; i++) writeFileSync(join(source, "x", `f${i}`), `f${i}`);
+      writeFileSync(join(source, "z"), "z");
+      // Interrupted as it fails: the walk stops inside it (at most 4 entries in flight).
+      const interrupt = new AbortController();
+      const stopped = await runPrewarm({
+        source,
+        store,
+        state,
+        deleteLocal: true,
+        concurrency: 1,
+        signal: interrupt.signal,
+        onEvent: (event) => event.kind === "failed" && interrupt.abort(),
+      });
+      assert.deepEqual(stopped.failures.map((failure) => failure.path), ["/x"]);
+      const cursor = pathFromHex(state.loadState().cursorHex!).toString();
+      assert.match(cursor, /^x(\/|$)/, "resumes at or inside it");
+
+      const resumed = await runPrewarm({ source, store, state, deleteLocal: true });
+      assert.deepEqual(resumed.failures.map((failure) => failure.path), ["/x"]);
+      assert.equal(resumed.tally.failed.files, 0, "nothing below it failed");
+      assert.equal((await store.readFile("z")).toString(), "z");
+    });
+  });
 });
