@@ -316,3 +316,32 @@ Deno.test("prewarm --delete-local against a SOURCE whose mount recorded another 
     assert.deepEqual(readdirSync(source), [".riakfs-spool"]);
   });
 });
+
+Deno.test("prewarm beside a drain mount of SOURCE keeps Riak's directory of files where SOURCE now has a file, one failure saying what to do", async () => {
+  await withMigration(async ({ source, store, flags }) => {
+    const bucket = flags[flags.indexOf("--bucket") + 1];
+    const spool = join(source, ".riakfs-spool");
+    mkdirSync(spool);
+    const namespace = placementNames(resolveNamespace({ bucket }));
+    // The mount drained x/a: its only copy is in Riak; SOURCE's x is a file now.
+    await store.mkdir("x");
+    await store.writeFile("x/a", Buffer.from("drained"), { mtimeNs: 1_000_000_000n });
+    writeFileSync(join(source, "x"), "a file now");
+    for (const mode of ["--preset drain", "--preset shadow"]) {
+      assert.ok(writeSpoolRecord(spool, { namespace, mode, mountpoint: "/m" }));
+      const run = await runRiakfs(["prewarm", ...flags, source]);
+      if (mode === "--preset shadow") {
+        // Nothing tells of a drain then: SOURCE's file replaces what Riak holds (older).
+        assert.equal(run.code, 0, run.stdout + run.stderr);
+        assert.equal((await store.readFile("x")).toString(), "a file now");
+        continue;
+      }
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      assert.match(
+        run.stdout,
+        /failed: \/x: Riak holds a directory where SOURCE now has a file, left in Riak \(SOURCE is drained: it may hold drained files\): rename the local file, or move Riak's directory aside through a riakfs mount, then run again\n/,
+      );
+      assert.equal((await store.readFile("x/a")).toString(), "drained");
+    }
+  });
+});

@@ -22,7 +22,11 @@ import {
 } from "../migration/progress_reporter.ts";
 import type { StateDirectory } from "../migration/state.ts";
 import { SPOOL_DIRECTORY_NAME } from "../migration/mount_entries.ts";
-import { recordedModeHidingDrained, recordedNamespaceOtherThan } from "../overlay/spool_record.ts";
+import {
+  recordedModeDeletingLocal,
+  recordedModeHidingDrained,
+  recordedNamespaceOtherThan,
+} from "../overlay/spool_record.ts";
 import { type Namespace, placementNames } from "../store/layout.ts";
 import { join } from "node:path";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
@@ -111,6 +115,7 @@ export async function prewarmCommand(
         checksum: opts.checksum === true,
         dryRun: opts.dryRun === true,
         deleteLocal: opts.deleteLocal === true,
+        drainedElsewhere: recordedModeDeletingLocal(join(source, SPOOL_DIRECTORY_NAME)),
         inUse: { quietPeriodMs: Number(opts.deleteQuietPeriod) * 1000 },
         onEvent,
         signal: interruption.signal,

@@ -198,6 +198,12 @@ export interface PrewarmOptions {
   /** Deletes each local file once Riak's copy is verified (drain). */
   deleteLocal?: boolean;
   /**
+   * Files of SOURCE may have been deleted once in Riak by something other than the pre-warm (a
+   * mount of SOURCE that deletes local copies, as drain does): where a path's type changed in
+   * SOURCE, Riak's file or directory of files there is kept, as in a drain (type_change.ts).
+   */
+  drainedElsewhere?: boolean;
+  /**
    * What keeps a verified local file from deletion as still in use (open for writing by
    * another process, changed within `quietPeriodMs`): counted as `keptActive`, retried by the
    * next run.
@@ -432,6 +438,8 @@ class PrewarmRun {
   readonly #ended = new AbortController();
   /** Some entry (walked or retried) was left for the next run: the run is partial. */
   #deferred = false;
+  /** Whether SOURCE's files may exist only in Riak, once known (see {@link #drained}). */
+  #drainedKnown: boolean | undefined;
   /** When the run's marker was last saved (ms since the epoch). */
   #markerSavedAt = 0;
   readonly #state: MigrationState;
@@ -1467,9 +1475,23 @@ class PrewarmRun {
    */
   async #replaceType(path: Buffer, remote: FileStat, local: LocalEntry): Promise<void> {
     await removeReplacedEntry(this.#o.store, path, remote, local, {
-      drain: this.#o.deleteLocal === true,
+      drain: this.#drained(),
       dryRun: this.#o.dryRun === true,
     });
+  }
+
+  /**
+   * Whether files of SOURCE may have been drained, so that they exist only in Riak: this run
+   * drains, a mount of SOURCE does ({@link PrewarmOptions.drainedElsewhere}), or an earlier run
+   * recorded in the state directory deleted local copies.
+   */
+  #drained(): boolean {
+    const deletedBefore = () =>
+      [this.#state.currentPass, this.#state.lastCompletePass, ...this.#o.state.readHistory()]
+        .some((run) => (run?.tally.deleted?.files ?? 0) > 0);
+    this.#drainedKnown ??= this.#o.deleteLocal === true || this.#o.drainedElsewhere === true ||
+      deletedBefore();
+    return this.#drainedKnown;
   }
 
   /** Riak's directory at `path`, if it holds one. */

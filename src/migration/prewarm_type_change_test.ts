@@ -100,7 +100,7 @@ Deno.test("a drain leaves Riak's file or directory of files where SOURCE now has
           assert.match(
             run.failures[0].error,
             new RegExp(
-              `^Riak holds a ${before} where SOURCE now has a ${after}, left in Riak \\(a drain: .*` +
+              `^Riak holds a ${before} where SOURCE now has a ${after}, left in Riak \\(SOURCE is drained: .*` +
                 `\\): rename the local ${after}, or move Riak's ${before} aside`,
             ),
           );
@@ -258,4 +258,21 @@ Deno.test("a run resuming inside a kept directory looks at it first: nothing bel
       assert.equal((await store.readFile("z")).toString(), "z");
     });
   });
+});
+
+Deno.test("a run without --delete-local keeps Riak's files where SOURCE's type changed once SOURCE was drained, by an earlier run or a mount", async () => {
+  for (const drainedBy of ["an earlier run", "a mount"]) {
+    await withSourceAndState(async (source, state) => {
+      await withStore(async ({ store }) => {
+        makeLocal(source, "directory", "old");
+        const drainedElsewhere = drainedBy === "a mount";
+        await runPrewarm({ source, store, state, deleteLocal: !drainedElsewhere });
+        makeLocal(source, "file", "new");
+        const run = await runPrewarm({ source, store, state, drainedElsewhere });
+        assert.equal(run.exitCode, EXIT_FAILED, drainedBy);
+        assert.match(run.failures[0].error, /\(SOURCE is drained: it may hold drained files\)/);
+        assert.equal((await store.readFile("x/sub/deeper")).toString(), "deeper old", drainedBy);
+      });
+    });
+  }
 });

@@ -40,9 +40,10 @@ export class ReplacedTypeKeptError extends Error {
  * Removes Riak's entry `remote` at `path`, of another type than SOURCE's `local`, or throws
  * {@link ReplacedTypeKeptError} and leaves it. Removed only where all it holds is shown by
  * SOURCE as replaced: nothing in it is newer than the local entry (written since, through a
- * mount or by another host); and, in a drain (`drain`), it is a symlink or an empty directory
- * (the pre-warm drains files only: a file, or a directory's files, may be the only copy of a
- * file drained from SOURCE before). With `dryRun` only the decision is made.
+ * mount or by another host); and, where SOURCE is drained (`drain`: by this run, an earlier
+ * one or a mount), it is a symlink or an empty directory (files only are drained: a file, or a
+ * directory's files, may be the only copy of a file drained from SOURCE before). With
+ * `dryRun` only the decision is made.
  *
  * Removed first, then the caller stores the new entry: a crash between the two loses nothing,
  * as SOURCE still holds the new entry (a drain deletes it only once Riak's copy is verified)
@@ -64,9 +65,9 @@ export async function removeReplacedEntry(
     throw kept(`newer than the local ${local.type}`);
   }
   if (options.drain) {
-    if (remote.type === "file") throw kept("a drain: it may be the only copy of a drained file");
+    if (remote.type === "file") throw kept("SOURCE is drained: it may be a drained file");
     if (isDirectory && await hasEntries(store, path)) {
-      throw kept("a drain: it holds entries that may exist only in Riak");
+      throw kept("SOURCE is drained: it may hold drained files");
     }
   } else if (isDirectory) {
     const newer = await newerBelow(store, path, local.mtimeNs);

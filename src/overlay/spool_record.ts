@@ -165,6 +165,20 @@ export function recordedModeHidingDrained(
   return { mode: record!.mode, reason: `it ${alone.join(" and ")} the local files alone` };
 }
 
+/**
+ * Whether the mount recorded in spool `directory` deletes local copies once they are in Riak
+ * (`--after-transfer delete`, as drain): SOURCE's files it drained exist only in Riak.
+ *
+ * @example
+ * ```ts
+ * recordedModeDeletingLocal("/srv/data/.riakfs-spool"); // true after a drain mount
+ * ```
+ */
+export function recordedModeDeletingLocal(directory: string): boolean {
+  const record = readSpoolRecord(directory);
+  return record !== undefined && parseModeFlags(record.mode)?.afterTransfer === "delete";
+}
+
 /** A spool holds entries journaled for another namespace than the mount's. */
 export class SpoolNamespaceError extends Error {
   constructor(directory: string, pending: number, recorded: SpoolRecord, mount: SpoolRecord) {

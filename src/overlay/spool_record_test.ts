@@ -11,6 +11,7 @@ import { Spool } from "./spool.ts";
 import {
   claimSpool,
   readSpoolRecord,
+  recordedModeDeletingLocal,
   recordedModeHidingDrained,
   recordedNamespaceOtherThan,
   SpoolNamespaceError,
@@ -197,6 +198,23 @@ Deno.test("recordedModeHidingDrained names a recorded mode that reads or lists t
     });
     assert.equal(recorded(`${readsRiak} --listings union`), undefined);
     assert.equal(recorded("--preset no-such-preset"), undefined, "unknown: not refused on it");
+    return Promise.resolve();
+  });
+});
+
+Deno.test("recordedModeDeletingLocal tells a recorded mode that deletes local copies once in Riak", async () => {
+  await withSpool((spool) => {
+    assert.equal(recordedModeDeletingLocal(spool.directory), false, "no record");
+    const recorded = (mode: string) => {
+      assert.ok(writeSpoolRecord(spool.directory, { ...recordFor({}), mode }));
+      return recordedModeDeletingLocal(spool.directory);
+    };
+    assert.equal(recorded("--preset drain"), true);
+    const migrateDeleting = "--reads riak-then-local --copy-on-read yes --writes riak+local " +
+      "--after-transfer delete --listings union";
+    assert.equal(recorded(migrateDeleting), true);
+    assert.equal(recorded("--preset migrate"), false);
+    assert.equal(recorded("--preset shadow"), false);
     return Promise.resolve();
   });
 });
