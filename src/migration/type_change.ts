@@ -26,7 +26,7 @@ export interface LocalEntry {
  */
 export class ReplacedTypeKeptError extends Error {
   constructor(path: Buffer, remote: FileStat, local: LocalEntry, why: string) {
-    const kind = remote.type === "directory" ? "directory" : remote.type;
+    const kind = remote.type;
     super(
       `${displayPath(path)}: Riak holds a ${kind} where SOURCE now has a ${local.type}, ` +
         `left in Riak (${why}): rename the local ${local.type}, or move Riak's ${kind} aside ` +
