@@ -13,7 +13,8 @@ import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
 import type { Store } from "../store/store.ts";
 import { withSourceAndState, wrappedStore } from "./_test_support.ts";
-import { EXIT_COMPLETE, EXIT_FAILED, runPrewarm } from "./prewarm.ts";
+import { OpenWriters } from "./open_writers.ts";
+import { EXIT_COMPLETE, EXIT_FAILED, type PrewarmResult, runPrewarm } from "./prewarm.ts";
 import { pathFromHex } from "./state.ts";
 
 type Kind = "file" | "symlink" | "directory";
@@ -53,6 +54,18 @@ async function assertRiakHolds(store: Store, kind: Kind, tag: string): Promise<v
   assert.deepEqual(names, [`${kind}:x`], "the old entry is gone from the listing");
 }
 
+/**
+ * A drain's options: writers looked for in /proc at each deletion (a shared index up to a
+ * second old could name the inode a new file just took over from another process's).
+ */
+const DRAIN = { deleteLocal: true, inUse: { openWriters: new OpenWriters({ maxAgeMs: 0 }) } };
+
+/** What a run left undone, for an assertion's message. */
+function outcomeOf(run: PrewarmResult): string {
+  const { failures, busy, keptActive } = run;
+  return JSON.stringify({ failures, busy, keptActive });
+}
+
 const KINDS: Kind[] = ["file", "symlink", "directory"];
 const CHANGES = KINDS.flatMap((before) =>
   KINDS.filter((after) => after !== before).map((after) => [before, after] as const)
@@ -69,7 +82,7 @@ Deno.test("a path whose type changed in SOURCE takes its new type in Riak, every
         assert.deepEqual(dry.failures, [], `${before} -> ${after} (dry run)`);
         assert.equal((await store.stat("x")).type, before, "a dry run changes nothing");
         const changed = await runPrewarm({ source, store, state });
-        const what = `${before} -> ${after}: ${JSON.stringify(changed.failures)}`;
+        const what = `${before} -> ${after}: ${outcomeOf(changed)}`;
         assert.equal(changed.exitCode, EXIT_COMPLETE, what);
         await assertRiakHolds(store, after, "new");
         if (before === "directory") {
@@ -88,13 +101,13 @@ Deno.test("a drain leaves Riak's file or directory of files where SOURCE now has
     await withSourceAndState(async (source, state) => {
       await withStore(async ({ store }) => {
         makeLocal(source, before, "old");
-        const drained = await runPrewarm({ source, store, state, deleteLocal: true });
-        assert.equal(drained.exitCode, EXIT_COMPLETE);
+        const drained = await runPrewarm({ source, store, state, ...DRAIN });
+        assert.equal(drained.exitCode, EXIT_COMPLETE, outcomeOf(drained));
         makeLocal(source, after, "new");
         const what = `${before} -> ${after}`;
         // Every night the same one line, nothing below it counted, Riak's copies untouched.
         for (let night = 0; night < 2; night++) {
-          const run = await runPrewarm({ source, store, state, deleteLocal: true });
+          const run = await runPrewarm({ source, store, state, ...DRAIN });
           assert.equal(run.exitCode, EXIT_FAILED, what);
           assert.deepEqual(run.failures.map((failure) => failure.path), ["/x"], what);
           assert.match(
@@ -114,8 +127,8 @@ Deno.test("a drain leaves Riak's file or directory of files where SOURCE now has
         assert.ok(lstatSync(join(source, "x"), { throwIfNoEntry: false }), `${what}: kept local`);
 
         await store.rename("x", "x.old"); // what the operator does, through a mount
-        const cleared = await runPrewarm({ source, store, state, deleteLocal: true });
-        assert.equal(cleared.exitCode, EXIT_COMPLETE, JSON.stringify(cleared.failures));
+        const cleared = await runPrewarm({ source, store, state, ...DRAIN });
+        assert.equal(cleared.exitCode, EXIT_COMPLETE, outcomeOf(cleared));
         assert.equal((await store.stat("x")).type, after, what);
         if (after === "directory") {
           assert.equal((await store.readFile("x/sub/deeper")).toString(), "deeper new");
@@ -139,12 +152,12 @@ Deno.test("a drain replaces Riak's symlink or empty directory where SOURCE now h
         if (before === "directory") mkdirSync(join(source, "x"));
         else makeLocal(source, before, "old");
         assert.equal(
-          (await runPrewarm({ source, store, state, deleteLocal: true })).exitCode,
+          (await runPrewarm({ source, store, state, ...DRAIN })).exitCode,
           EXIT_COMPLETE,
         );
         change(source);
-        const run = await runPrewarm({ source, store, state, deleteLocal: true });
-        assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+        const run = await runPrewarm({ source, store, state, ...DRAIN });
+        assert.equal(run.exitCode, EXIT_COMPLETE, outcomeOf(run));
         assert.equal((await store.stat("x")).type, after, `${before} -> ${after}`);
       });
     });
@@ -171,7 +184,7 @@ Deno.test("Riak's directory holding a file written after SOURCE's replacement st
 
       await store.remove("x/sub/later");
       const next = await runPrewarm({ source, store, state });
-      assert.equal(next.exitCode, EXIT_COMPLETE, JSON.stringify(next.failures));
+      assert.equal(next.exitCode, EXIT_COMPLETE, outcomeOf(next));
       await assertRiakHolds(store, "file", "new");
     });
   });
@@ -181,22 +194,22 @@ Deno.test("a kept directory left to the next run of the pass is looked at again 
   await withSourceAndState(async (source, state) => {
     await withStore(async ({ store }) => {
       makeLocal(source, "file", "old");
-      await runPrewarm({ source, store, state, deleteLocal: true });
+      await runPrewarm({ source, store, state, ...DRAIN });
       makeLocal(source, "directory", "new");
       for (const name of ["z1", "z2", "z3"]) writeFileSync(join(source, name), name);
-      const stopped = await runPrewarm({ source, store, state, deleteLocal: true, maxFiles: 1 });
+      const stopped = await runPrewarm({ source, store, state, ...DRAIN, maxFiles: 1 });
       assert.deepEqual(stopped.failures.map((failure) => failure.path), ["/x"]);
       assert.notEqual(state.loadState().cursorHex, undefined, "the pass goes on");
 
-      const still = await runPrewarm({ source, store, state, deleteLocal: true, maxFiles: 1 });
+      const still = await runPrewarm({ source, store, state, ...DRAIN, maxFiles: 1 });
       assert.deepEqual(still.failures.map((failure) => failure.path), ["/x"]);
       assert.equal(still.tally.failedDirectories?.files, 1);
       assert.equal(still.tally.failed.files, 0, "nothing below it failed");
       assert.equal(still.tally.uploaded.files, 1, "z2");
 
       await store.rename("x", "x.old");
-      const cleared = await runPrewarm({ source, store, state, deleteLocal: true });
-      assert.equal(cleared.exitCode, EXIT_COMPLETE, JSON.stringify(cleared.failures));
+      const cleared = await runPrewarm({ source, store, state, ...DRAIN });
+      assert.equal(cleared.exitCode, EXIT_COMPLETE, outcomeOf(cleared));
       assert.equal((await store.readFile("x.old")).toString(), "file old");
       assert.equal((await store.readFile("x/sub/deeper")).toString(), "deeper new");
       assert.equal((await store.readFile("z3")).toString(), "z3");
@@ -210,7 +223,7 @@ Deno.test("a large file where Riak holds a directory is sent only once that dire
     await withSourceAndState(async (source, state) => {
       await withStore(async ({ store }) => {
         makeOldDirectory(source);
-        await runPrewarm({ source, store, state, deleteLocal: drain });
+        await runPrewarm({ source, store, state, ...(drain ? DRAIN : {}) });
         rmSync(join(source, "x"), { recursive: true, force: true });
         writeFileSync(join(source, "x"), Buffer.alloc(3 << 20, 1));
         const written: string[] = [];
@@ -220,7 +233,7 @@ Deno.test("a large file where Riak holds a directory is sent only once that dire
             return store.writeFile(path, content, options);
           },
         });
-        const run = await runPrewarm({ source, store: recording, state, deleteLocal: drain });
+        const run = await runPrewarm({ source, store: recording, state, ...(drain ? DRAIN : {}) });
         assert.deepEqual(written, drain ? [] : ["x"], `drain: ${drain}`);
         assert.equal(run.exitCode, drain ? EXIT_FAILED : EXIT_COMPLETE, `drain: ${drain}`);
         assert.equal((await store.stat("x")).type, drain ? "directory" : "file");
@@ -233,7 +246,7 @@ Deno.test("a run resuming inside a kept directory looks at it first: nothing bel
   await withSourceAndState(async (source, state) => {
     await withStore(async ({ store }) => {
       makeLocal(source, "file", "old");
-      await runPrewarm({ source, store, state, deleteLocal: true });
+      await runPrewarm({ source, store, state, ...DRAIN });
       makeLocal(source, "directory", "new");
       for (let i = 0; i < 20; i++) writeFileSync(join(source, "x", `f${i}`), `f${i}`);
       writeFileSync(join(source, "z"), "z");
@@ -243,7 +256,7 @@ Deno.test("a run resuming inside a kept directory looks at it first: nothing bel
         source,
         store,
         state,
-        deleteLocal: true,
+        ...DRAIN,
         concurrency: 1,
         signal: interrupt.signal,
         onEvent: (event) => event.kind === "failed" && interrupt.abort(),
@@ -252,7 +265,7 @@ Deno.test("a run resuming inside a kept directory looks at it first: nothing bel
       const cursor = pathFromHex(state.loadState().cursorHex!).toString();
       assert.match(cursor, /^x(\/|$)/, "resumes at or inside it");
 
-      const resumed = await runPrewarm({ source, store, state, deleteLocal: true });
+      const resumed = await runPrewarm({ source, store, state, ...DRAIN });
       assert.deepEqual(resumed.failures.map((failure) => failure.path), ["/x"]);
       assert.equal(resumed.tally.failed.files, 0, "nothing below it failed");
       assert.equal((await store.readFile("z")).toString(), "z");
@@ -266,7 +279,7 @@ Deno.test("a run without --delete-local keeps Riak's files where SOURCE's type c
       await withStore(async ({ store }) => {
         makeLocal(source, "directory", "old");
         const drainedElsewhere = drainedBy === "a mount";
-        await runPrewarm({ source, store, state, deleteLocal: !drainedElsewhere });
+        await runPrewarm({ source, store, state, ...(drainedElsewhere ? {} : DRAIN) });
         makeLocal(source, "file", "new");
         const run = await runPrewarm({ source, store, state, drainedElsewhere });
         assert.equal(run.exitCode, EXIT_FAILED, drainedBy);
