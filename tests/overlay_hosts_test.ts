@@ -7,6 +7,7 @@
  * from run to run; what is asserted holds for each of them.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { startMount, stopMount, type TestMount } from "./_mount.ts";
@@ -139,5 +140,35 @@ Deno.test("a directory renamed on one host while the other writes into it loses 
       assert.deepEqual(listing(join(b, dir)), listing(join(a, dir)), dir);
       assert.deepEqual(await riakListing(env, dir), listing(join(a, dir)), dir);
     }
+  });
+});
+
+Deno.test("a file another host rewrote is read anew while a descriptor still reads the old one", async () => {
+  await withTwoHosts(async (a, b) => {
+    const size = 64 * 1024;
+    await writeAcknowledged(join(b, "f"), "1".repeat(size));
+    const old = fs.openSync(join(a, "f"), "r");
+    const opens: number[] = [];
+    // The distinct bytes a whole read through `fd` gets: one version never mixes with another.
+    const readAll = (fd: number) => {
+      const bytes = Buffer.alloc(size);
+      assert.equal(fs.readSync(fd, bytes, 0, size, 0), size);
+      return [...new Set(bytes.toString())].join("");
+    };
+    try {
+      assert.equal(readAll(old), "1");
+      await writeAcknowledged(join(b, "f"), "2".repeat(size));
+      opens.push(fs.openSync(join(a, "f"), "r"));
+      // The old descriptor reads the version it opened, into the kernel's cache of the file.
+      assert.equal(readAll(old), "1");
+      assert.equal(readAll(opens[0]), "2");
+      opens.push(fs.openSync(join(a, "f"), "r"));
+      assert.equal(readAll(opens[1]), "2");
+    } finally {
+      fs.closeSync(old);
+      for (const fd of opens) fs.closeSync(fd);
+    }
+    assert.ok(fs.readFileSync(join(a, "f"), "utf8") === "2".repeat(size));
+    assert.ok(fs.readFileSync(join(a, "f"), "utf8") === "2".repeat(size));
   });
 });

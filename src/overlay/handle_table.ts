@@ -193,9 +193,22 @@ export class HandleTable {
   }
 
   /** The Riak handles open at `path`. */
-  riakAt(path: string): RiakHandle[] {
-    return [...this.#handles.values()].filter((handle): handle is RiakHandle =>
+  riakAt(path: string): (RiakHandle & OpenedOn)[] {
+    return [...this.#handles.values()].filter((handle): handle is RiakHandle & OpenedOn =>
       handle.kind === "riak" && handle.path === path
+    );
+  }
+
+  /**
+   * Whether a Riak handle at `path` reads a version other than `version` (another host wrote
+   * the file since it was opened), skipping handles whose node `detached` says went with its
+   * name (another file now).
+   */
+  readsOtherVersion(path: string, version: string, detached: (nodeid: number) => boolean): boolean {
+    if (this.#riakHandlesOpen === 0) return false;
+    return this.riakAt(path).some((handle) =>
+      handle.version.version !== version &&
+      (handle.nodeid === undefined || !detached(handle.nodeid))
     );
   }
 

@@ -3348,6 +3348,14 @@ export class OverlayFileSystem implements FileSystem {
   #open(handle: Handle, flags = 0): Opened {
     const fh = this.#handles.add(handle);
     if (handle.kind === "riak") {
+      // Another descriptor still reads the version it opened (another host wrote the file
+      // since): the pages it reads into the kernel's one cache of the file must neither mix
+      // into this one's reads nor be kept for the opens after it.
+      const { path, version: { version } } = handle;
+      if (this.#handles.readsOtherVersion(path, version, (id) => this.#nodes.isDetached(id))) {
+        this.#shown.forgetServed(path);
+        return { fh, keepCache: false, directIo: true, noFlush: true };
+      }
       const keepCache = this.#shown.servedKeepsCache(handle.path, handle.version.version);
       // flush commits write sessions only: a reading handle needs none.
       return { fh, keepCache, directIo: this.#o.directIo, noFlush: true };
