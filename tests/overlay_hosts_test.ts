@@ -172,3 +172,26 @@ Deno.test("a file another host rewrote is read anew while a descriptor still rea
     assert.ok(fs.readFileSync(join(a, "f"), "utf8") === "2".repeat(size));
   });
 });
+
+Deno.test("a write on one host keeps the mode and owner another host set while it was open", async () => {
+  await withTwoHosts(async (a, b, env) => {
+    await writeAcknowledged(join(a, "f"), "from A");
+    const file = await fs.promises.open(join(b, "f"), "r+");
+    try {
+      await file.write("B");
+      // Set on A after B opened the file, before B's write reaches Riak.
+      fs.chmodSync(join(a, "f"), 0o600);
+      fs.chownSync(join(a, "f"), 1234, 5678);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    for (const host of [a, b]) {
+      const stats = fs.statSync(join(host, "f"));
+      assert.deepEqual([stats.mode & 0o7777, stats.uid, stats.gid], [0o600, 1234, 5678], host);
+      assert.equal(fs.readFileSync(join(host, "f"), "utf8"), "Brom A");
+    }
+    const stat = await env.store.stat("f");
+    assert.deepEqual([stat.mode, stat.uid, stat.gid], [0o600, 1234, 5678]);
+  });
+});

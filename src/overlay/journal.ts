@@ -52,6 +52,8 @@ export interface PendingUpload {
   mode: number;
   uid: number;
   gid: number;
+  /** See `WriteSession.attributesAsSeen`: Riak's mode and owner by then are kept. */
+  attributesAsSeen?: true;
   /** Modification time, nanoseconds since the epoch, as decimal text (JSON has no bigint). */
   mtimeNs: string;
   /** An access time set explicitly (utimens), as `mtimeNs`; absent: Riak's is kept. */

@@ -3519,6 +3519,11 @@ export class OverlayFileSystem implements FileSystem {
     if (located.where === "riak" && !located.stale) {
       session.inRiak = { size: located.stat.size, mtimeNs: String(located.stat.mtimeNs) };
     }
+    if (
+      located.where === "riak" || (located.where === "spool" && located.upload.attributesAsSeen)
+    ) {
+      session.attributesAsSeen = true;
+    }
     // Until the pending upload lands, Riak holds what it goes over.
     if (located.where === "spool") session.inRiak = heldBefore(located.upload);
     if (truncate) return session;
@@ -3836,6 +3841,7 @@ export class OverlayFileSystem implements FileSystem {
       mode: session.mode,
       uid: session.uid,
       gid: session.gid,
+      ...(session.attributesAsSeen ? { attributesAsSeen: true } : {}),
       mtimeNs: mtimeNs.toString(),
       ...(session.atimeNs === undefined ? {} : { atimeNs: session.atimeNs.toString() }),
       size: Number(stats.size),

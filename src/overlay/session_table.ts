@@ -29,6 +29,11 @@ export interface WriteSession {
   mode: number;
   uid: number;
   gid: number;
+  /**
+   * `mode`, `uid` and `gid` are Riak's as the session found them, not set through the mount:
+   * its uploads keep the ones Riak holds by then (another host's chmod meanwhile stays).
+   */
+  attributesAsSeen?: true;
   /** An explicit mtime (utimens); else the staged file's own mtime. */
   mtimeNs?: bigint;
   /** An access time set explicitly (utimens), kept with the file in Riak. */
@@ -82,6 +87,10 @@ export function takeAttributes(
   if (attributes.mode !== undefined) session.mode = attributes.mode;
   if (attributes.uid !== undefined) session.uid = attributes.uid;
   if (attributes.gid !== undefined) session.gid = attributes.gid;
+  const setHere = [attributes.mode, attributes.uid, attributes.gid].some((set) =>
+    set !== undefined
+  );
+  if (setHere) delete session.attributesAsSeen;
   if (attributes.mtimeNs !== undefined) session.mtimeNs = attributes.mtimeNs;
   if (atimeNs !== undefined) session.atimeNs = atimeNs;
 }

@@ -89,6 +89,7 @@ export function stagedFileUploader(
         mode: upload.mode,
         uid: upload.uid,
         gid: upload.gid,
+        keepFoundAttributes: upload.attributesAsSeen,
         mtimeNs: BigInt(upload.mtimeNs),
         ...(upload.atimeNs === undefined ? {} : { atimeNs: BigInt(upload.atimeNs) }),
         previous,

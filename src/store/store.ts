@@ -168,6 +168,12 @@ export interface WriteOptions extends Partial<FileAttributes> {
   /** Content type; default from the name's extension. */
   contentType?: string;
   /**
+   * The mode, uid and gid given are the ones the writer saw, not ones it set: a file the
+   * write goes over keeps its own (another host's chmod or chown since stays); a new file
+   * takes the given ones.
+   */
+  keepFoundAttributes?: boolean;
+  /**
    * What a stat of this store found at the path just before (`null`: nothing at the file
    * key), so the write skips its own head-only gets. A stat from anywhere else, or a
    * directory's, is ignored and the write looks for itself.
@@ -2288,15 +2294,16 @@ function fileMeta(
   options: WriteOptions,
   replaced?: ObjectMeta,
 ): ObjectMeta {
+  const given = replaced && options.keepFoundAttributes ? {} : options;
   return {
     layout: LAYOUT_VERSION,
     type: "file",
     storage: uploaded.manifest ? "chunked" : "inline",
     size: uploaded.size,
     sha256: uploaded.sha256,
-    mode: options.mode ?? replaced?.mode ?? 0o644,
-    uid: options.uid ?? replaced?.uid ?? 0,
-    gid: options.gid ?? replaced?.gid ?? 0,
+    mode: given.mode ?? replaced?.mode ?? 0o644,
+    uid: given.uid ?? replaced?.uid ?? 0,
+    gid: given.gid ?? replaced?.gid ?? 0,
     mtimeNs: options.mtimeNs ?? nowNs(),
     // A write moves the mtime, not the access time set before.
     ...definedOnly({ atimeNs: options.atimeNs ?? replaced?.atimeNs }),
