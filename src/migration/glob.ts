@@ -100,7 +100,25 @@ function matches(relativePath: Uint8Array, pattern: string, kind: "file" | "dire
 
 /** Whether the entry at `text` matches `pattern` (one with no trailing `/`). */
 function matchesEntry(text: string, pattern: string): boolean {
-  if (pattern.includes("/")) return matchesGlob(text, pattern.replace(/^\/+/, ""));
+  if (pattern.includes("/")) return matchesWithDots(text, pattern.replace(/^\/+/, ""));
   const slash = text.lastIndexOf("/");
-  return matchesGlob(slash < 0 ? text : text.slice(slash + 1), pattern);
+  return matchesWithDots(slash < 0 ? text : text.slice(slash + 1), pattern);
+}
+
+/** Put before every name, so that no name starts with a dot (see {@link matchesWithDots}). */
+const NAME_START = "\u0001";
+
+/**
+ * `matchesGlob`, whose wildcards (`*`, `?`, `[...]`, `**`) also match a name starting with a
+ * dot, as rsync's and .gitignore's do: matchesGlob skips such names (`*.swp` let vim's
+ * `.notes.swp` through), and has no option to include them. Every name of both sides gets
+ * {@link NAME_START} first, a `**` of the pattern excepted, so none starts with a dot.
+ */
+function matchesWithDots(text: string, pattern: string): boolean {
+  const startNames = (path: string, keep: (name: string) => boolean) =>
+    path.split("/").map((name) => keep(name) ? name : NAME_START + name).join("/");
+  return matchesGlob(
+    startNames(text, () => false),
+    startNames(pattern, (name) => name === "**"),
+  );
 }

@@ -51,3 +51,20 @@ Deno.test("a directory takes part by itself where no include is given or a direc
   assert.equal(directories.selectsDirectory(p("a/b")), false, "only a way to what is included");
   assert.equal(new PathFilter(["*.gz"]).selectsDirectory(p("logs")), false);
 });
+
+Deno.test("wildcards match names starting with a dot, as in rsync and .gitignore", () => {
+  // node:path matchesGlob alone skips them: `--exclude '*.swp'` let vim's `.notes.swp` through,
+  // to be uploaded and, in a drain, deleted.
+  const excluded = new PathFilter([], ["*.swp", "?lock", "tmp/*", "cache*/"]);
+  assert.equal(excluded.selects(p("a/.notes.swp")), false);
+  assert.equal(excluded.selects(p(".lock")), false);
+  assert.equal(excluded.selects(p("tmp/.x")), false);
+  assert.equal(excluded.walksInto(p("home/.cache")), true, "cache*/ names no dot");
+  assert.equal(new PathFilter([], ["*/"]).walksInto(p("a/.git")), false);
+  const included = new PathFilter(["logs/**"]);
+  assert.equal(included.selects(p("logs/.hidden")), true);
+  assert.equal(included.selects(p("logs/.old/a.gz")), true);
+  assert.equal(new PathFilter(["**/*.gz"]).selects(p(".x/.y.gz")), true);
+  assert.equal(new PathFilter(["*.gz"]).selects(p("a.tgz")), false, "still a glob");
+  assert.equal(new PathFilter([], ["[.]x"]).selects(p(".x")), false);
+});
