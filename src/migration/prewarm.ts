@@ -398,6 +398,12 @@ class PrewarmRun {
    */
   readonly #passCorrection = emptyTally();
   /**
+   * The local copies a run that never ended (killed, its host gone down) deleted, as its
+   * marker last saved them: its pass was not recorded, and no walk sees them again, so this
+   * run's record adds them to the pass.
+   */
+  #drainedUnrecorded: TallyDelta | undefined;
+  /**
    * Paths (latin1) retried at the end of the run after an earlier attempt of this run
    * uploaded them: found in Riak by the retry, they count as uploaded by the run.
    */
@@ -498,6 +504,8 @@ class PrewarmRun {
     if (!dryRun) {
       const left = this.#beginRun();
       if (left) {
+        const recorded = this.#state.recordedRunStartedAt === left.startedAt;
+        if (!recorded) this.#drainedUnrecorded = drainedBy(left.tally);
         this.#o.onEvent?.({
           kind: "unfinished-run",
           startedAt: left.startedAt,
@@ -1682,6 +1690,7 @@ class PrewarmRun {
     addTally(pass.tally, this.#tally);
     // Paths this run counted again were counted by the earlier runs too: once is right.
     if (goesOn) addDelta(pass.tally, this.#passCorrection, -1);
+    if (this.#drainedUnrecorded) addDelta(pass.tally, this.#drainedUnrecorded);
     // What `progress --rescan` selects when given no globs of its own.
     pass.globs = (this.#o.filter ?? new PathFilter()).globs;
     // An earlier run's count stands when this run's did not finish.
@@ -1698,6 +1707,7 @@ class PrewarmRun {
     }
     state.retryHex = retries.first;
     state.retryMoreFile = retries.moreFile;
+    state.recordedRunStartedAt = startedAt;
     this.#o.state.saveState(state);
     // Only now: a crash before the save keeps the last run's lists, which are retried again.
     this.#removeRetryFilesBut(retries.moreFile);
@@ -1997,6 +2007,12 @@ function parseRetryEntry(line: string): RetryEntry {
     // A damaged count only costs the pass's tally its correction.
   }
   return entry;
+}
+
+/** What the local copies a run deleted count in a pass: seen, in Riak and verified. */
+function drainedBy(tally: PassTally): TallyDelta {
+  const deleted = tally.deleted ?? { files: 0, bytes: 0 };
+  return { seen: deleted, inRiak: deleted, verified: deleted, deleted };
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   rmSync,
   utimesSync,
   writeFileSync,
@@ -22,6 +23,7 @@ import {
   RescanError,
 } from "./progress.ts";
 import { holdOpen, wrappedStore } from "./_test_support.ts";
+import { waitOutRacyWindow } from "./local_file.ts";
 import { PathFilter } from "./glob.ts";
 import { LockedError } from "../util/lock.ts";
 import { OpenWriters } from "./open_writers.ts";
@@ -222,6 +224,66 @@ Deno.test("progress tells a run under way from one that never ended, which the n
     rmSync(source, { recursive: true });
     rmSync(state.path, { recursive: true });
   }
+});
+
+/** What a pre-warm killed right after `run` leaves: its marker as last saved, and its lock. */
+function leaveAsKilled(state: StateDirectory, run: PrewarmResult): void {
+  state.saveRunMarker({
+    startedAt: run.startedAt,
+    pid: 999_999_999,
+    savedAt: run.endedAt,
+    tally: run.tally,
+  });
+  writeFileSync(state.lockFile, "999999999\n");
+}
+
+// A drain killed mid-way (a reboot, the OOM killer) had deleted local copies its pass never
+// recorded; the next run does not see them, so progress lost them for good: "total: 6 files,
+// in Riak: 6 (100.0%)" for a tree of 10 files, all of them in Riak.
+Deno.test("a drain killed mid-way keeps the files it deleted in its pass, as last saved", async () => {
+  await withTree(numbered(10, "x".repeat(10)), async (source, state) => {
+    await waitOutRacyWindow();
+    await withStore(async ({ store }) => {
+      const drain = { source, store, state, deleteLocal: true };
+      assert.equal((await runPrewarm({ ...drain, maxFiles: 2 })).exitCode, EXIT_PARTIAL);
+      // What the killed run leaves: the state as the run before it saved it.
+      const before = {
+        state: readFileSync(join(state.path, "state.json")),
+        history: readFileSync(join(state.path, "history.jsonl")),
+      };
+      const killed = await runPrewarm({ ...drain, maxFiles: 4 });
+      assert.ok(killed.tally.deleted.files > 0, JSON.stringify(killed.tally));
+      writeFileSync(join(state.path, "state.json"), before.state);
+      writeFileSync(join(state.path, "history.jsonl"), before.history);
+      leaveAsKilled(state, killed);
+
+      const next = await runPrewarm(drain);
+      assert.equal(next.exitCode, EXIT_COMPLETE, JSON.stringify(next.failures));
+      const report = progressFromState(state);
+      assert.deepEqual(report.total, { files: 10, bytes: 100 });
+      assert.deepEqual(report.inRiak, { files: 10, bytes: 100 });
+      assert.deepEqual(report.verified, { files: 10, bytes: 100 });
+      assert.equal(report.etaDays, 0);
+    });
+  });
+});
+
+Deno.test("a drain that died after saving its pass, before its history record, is not added twice", async () => {
+  await withTree(numbered(10, "x".repeat(10)), async (source, state) => {
+    await waitOutRacyWindow();
+    await withStore(async ({ store }) => {
+      const drain = { source, store, state, deleteLocal: true };
+      const died = await runPrewarm({ ...drain, maxFiles: 4 });
+      assert.ok(died.tally.deleted.files > 0, JSON.stringify(died.tally));
+      const history = join(state.path, "history.jsonl");
+      writeFileSync(history, "");
+      leaveAsKilled(state, died);
+
+      const next = await runPrewarm(drain);
+      assert.equal(next.exitCode, EXIT_COMPLETE, JSON.stringify(next));
+      assert.deepEqual(progressFromState(state).total, { files: 10, bytes: 100 });
+    });
+  });
 });
 
 Deno.test("failed files are still to do: no ETA of 'done', and failed directories are no files", async () => {

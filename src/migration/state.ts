@@ -191,6 +191,11 @@ export interface MigrationState {
   retryMoreFile?: string;
   /** The last `verify` of the whole tree. */
   lastVerify?: VerifyRecord;
+  /**
+   * The start of the last pre-warm run whose tallies this state holds: one that died right
+   * after saving it, before its history record, is not added to its pass again.
+   */
+  recordedRunStartedAt?: string;
 }
 
 /** Include and exclude globs, as given. */
@@ -271,7 +276,7 @@ function stateProblem(value: unknown): string | undefined {
   if (state.format !== "riakfs-migration-state/1") {
     return `format ${JSON.stringify(state.format)}`;
   }
-  for (const key of ["cursorHex", "retryMoreFile"]) {
+  for (const key of ["cursorHex", "retryMoreFile", "recordedRunStartedAt"]) {
     if (state[key] !== undefined && typeof state[key] !== "string") return `${key} is not a text`;
   }
   const retries = state.retryHex;
