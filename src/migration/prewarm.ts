@@ -945,9 +945,14 @@ class PrewarmRun {
           return;
         }
         const identity = identityOf(stats);
+        const size = Number(stats.size);
         if (!counted) {
-          counted = { files: 1, bytes: Number(stats.size) };
+          counted = { files: 1, bytes: size };
           count.add("seen", counted);
+        } else if (counted.bytes !== size) {
+          // Changed since the last attempt: seen at the size this one stores, not the first.
+          count.add("seen", { files: 0, bytes: size - counted.bytes });
+          counted = { files: 1, bytes: size };
         }
         if (changedTooRecently(identity) && attempt < retries) {
           // Being written right now: give the writer a moment before spending a transfer.

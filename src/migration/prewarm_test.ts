@@ -1356,6 +1356,34 @@ Deno.test("a file that keeps changing is not done: the run is partial and progre
   });
 });
 
+// A log appended to while it was uploaded was seen at its first size and stored at its last:
+// progress then showed "in Riak: 381.9 MB (100.1%)" of a 381.5 MB tree, and nothing pending
+// by bytes while files were.
+Deno.test("a file that grew while it was uploaded is seen at the size it was stored at", async () => {
+  await withSourceAndState(async (source, state) => {
+    const log = join(source, "log");
+    writeFileSync(log, "line 1\n");
+    await waitOutRacyWindow();
+    await withStore(async ({ store }) => {
+      let attempts = 0;
+      const growing = wrappedStore(store);
+      growing.writeFile = (path, content, options) => {
+        if (attempts++ > 0) return store.writeFile(path, content, options);
+        appendFileSync(log, "line 2\n");
+        return Promise.reject(new FileChangedError("log"));
+      };
+      const run = await runPrewarm({ source, store: growing, state });
+      assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
+      assert.equal(attempts, 2);
+      assert.deepEqual(run.tally.seen, { files: 1, bytes: 14 });
+      assert.deepEqual(run.tally.inRiak, { files: 1, bytes: 14 });
+      const progress = progressFromState(state);
+      assert.deepEqual(progress.total, { files: 1, bytes: 14 });
+      assert.equal(progress.inRiakShare, 1);
+    });
+  });
+});
+
 Deno.test("a drained file changed after its upload is not done either: partial, and pending", async () => {
   await withSourceAndState(async (source, state) => {
     const log = join(source, "log");
