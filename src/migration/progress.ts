@@ -263,12 +263,13 @@ function passFigures(
  * Counts the files the last whole-tree verify found differing or missing in Riak as differing,
  * and so not in Riak, where the pass figures (which compare sizes and mtimes only) have fewer:
  * they stand until a verify finds them gone. Files newer in Riak are among verify's
- * differences (the local copy is the older one), and stay in Riak.
+ * differences (the local copy is the older one), and stay in Riak; so are the files a rescan
+ * found missing, which are not in Riak already.
  */
 function withVerifyDifferences(figures: PassTally, verify: VerifyRecord): void {
   const known = {
-    files: figures.differing.files + figures.newerInRiak.files,
-    bytes: figures.differing.bytes + figures.newerInRiak.bytes,
+    files: figures.differing.files + figures.newerInRiak.files + figures.missing.files,
+    bytes: figures.differing.bytes + figures.newerInRiak.bytes + figures.missing.bytes,
   };
   const extra = {
     files: Math.min(figures.inRiak.files, verify.differing - known.files),
