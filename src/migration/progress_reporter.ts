@@ -125,6 +125,9 @@ function doneFraction(snapshot: ProgressSnapshot): number | undefined {
 function etaMs(snapshot: ProgressSnapshot): number | undefined {
   const fraction = doneFraction(snapshot);
   if (fraction === undefined || fraction <= 0 || snapshot.elapsedMs <= 0) return undefined;
+  // Past the count (files made since it, or the last pass's count a new pass outgrew): what
+  // is left is unknown, not nothing.
+  if (snapshot.tally.seen.files > snapshot.expectedFiles!) return undefined;
   return (snapshot.elapsedMs * (1 - fraction)) / fraction;
 }
 

@@ -38,6 +38,16 @@ Deno.test("progressBar draws the fraction done with rate and ETA", () => {
   );
 });
 
+// A second pass over a tree that grew printed "3113 files checked of ~3096, ..., ETA 0s" for
+// minutes while the new files were uploaded.
+Deno.test("past the expected count, the ETA is not given: what is left is unknown", () => {
+  assert.equal(
+    progressLine(snapshot(200)),
+    "250 files checked of ~200, 100 uploaded (30.0 MB, 3.0 MB/s), 2 failed, elapsed 10s",
+  );
+  assert.equal(progressBar(snapshot(200), 10), "[##########] 100% 250/200 files 3.0 MB/s 2 failed");
+});
+
 Deno.test("formatBytes and formatDuration", () => {
   assert.equal(formatBytes(999), "999 B");
   assert.equal(formatBytes(1_500_000), "1.5 MB");
