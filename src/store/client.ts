@@ -55,6 +55,14 @@ export interface PutOptions {
   ifNotModified?: boolean;
 }
 
+/** Options of a delete. */
+export interface DeleteOptions {
+  /** Vector clock of the version being deleted (from a get). */
+  vclock?: Uint8Array;
+  w?: WriteQuorum;
+  dw?: WriteQuorum;
+}
+
 /** A fetched set: its members and the opaque context removals need. */
 export interface FetchedSet {
   members: Uint8Array[];
@@ -77,8 +85,11 @@ export interface StoreClient {
   get(location: ObjectLocation, options?: { head?: boolean }): Promise<FetchedObject>;
   /** Puts one value; resolves once Riak acknowledged it with the given w/dw. */
   put(location: ObjectLocation, content: ContentToStore, options?: PutOptions): Promise<void>;
-  /** Deletes an object (a missing object is not an error). */
-  delete(location: ObjectLocation, options?: { w?: WriteQuorum; dw?: WriteQuorum }): Promise<void>;
+  /**
+   * Deletes an object (a missing object is not an error); with `vclock` (from a get), only
+   * the versions it covers: on an `allow_mult` type, one written since stays.
+   */
+  delete(location: ObjectLocation, options?: DeleteOptions): Promise<void>;
   /** Fetches a set (bucket type with datatype=set); undefined when it does not exist. */
   fetchSet(location: ObjectLocation): Promise<FetchedSet | undefined>;
   /** Applies adds/removes to a set. */

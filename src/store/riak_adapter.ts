@@ -72,7 +72,7 @@ export function riakStoreClient(riak: RiakClient): StoreClient {
     async delete(location, options = {}) {
       await riak.delete(
         { type: location.bucketType, bucket: location.bucket, key: location.key },
-        { w: options.w, dw: options.dw },
+        { vclock: options.vclock, w: options.w, dw: options.dw },
       );
     },
     async fetchSet(location) {

@@ -786,6 +786,49 @@ export class Store {
   }
 
   /**
+   * Removes the file or symlink `examined` (a stat this store returned) only as it was then,
+   * for a caller that decided on what it saw and must not take a version written since with
+   * it. Its entry is removed only once the object is still that version (read after the
+   * listing the removal works from, so an entry added since stays), and the object is deleted
+   * with the stat's vclock: on a bucket type with `allow_mult`, a version written between the
+   * look and the delete stays, a sibling the delete did not cover (without it, Riak keeps the
+   * later of the two: a write landing in that one round trip is lost, Riak has no conditional
+   * delete). Other names are never touched: a file written beside it stays. The
+   * path is looked at once more afterwards, and what is stored there by then is listed again.
+   *
+   * Resolves true once nothing is stored at the path (removed, or gone already); false when it
+   * holds something else (written, or its attributes set, since the stat), which stays, listed.
+   */
+  async removeIfUnchanged(examined: FileStat): Promise<boolean> {
+    const seenVclock = this.#statObjects.get(examined)?.vclock;
+    if (examined.type === "directory" || seenVclock === undefined) {
+      throw new TypeError("removeIfUnchanged: not a stat of a file or symlink of this store");
+    }
+    const p = examined.path;
+    await this.lateWritesSettled(p);
+    const placement = this.layout.file(p);
+    const { parent, name } = splitParent(p);
+    let current: ResolvedObject | undefined;
+    let unchanged: boolean | undefined;
+    const stillSeen = async () => {
+      current = await this.#getResolved(placement.object, false, p);
+      unchanged = current === undefined ||
+        (current.vclock !== undefined && Buffer.compare(current.vclock, seenVclock) === 0);
+      return unchanged;
+    };
+    await this.#index.remove(this.layout.directory(parent), [name], { onlyIf: stillSeen });
+    if (!(unchanged ?? await stillSeen())) return false;
+    if (current) await this.#delete(placement.object, seenVclock);
+    const stored = await this.#statOrUndefined(p);
+    if (stored) {
+      await this.#addEntries(parent, [{ type: stored.type, name }]);
+      return false;
+    }
+    if (current) await this.#releaseFileObject(p, current);
+    return true;
+  }
+
+  /**
    * Removes the entries of `path` in its parent when nothing is stored at `path`: an orphan
    * entry ({@link stat} and {@link remove} answer not found for it, so nothing else removes
    * it). Resolves true when it removed one; false when nothing was listed, or something is
@@ -1587,8 +1630,15 @@ export class Store {
     const placement = this.layout.file(p);
     const object = await this.#getResolved(placement.object, false, p);
     if (object) await this.#delete(placement.object);
-    if (placement.riakFuseSizeSet) await this.#clearRiakFuseSize(placement.riakFuseSizeSet);
-    if (object?.meta.storage !== "chunked") return;
+    if (object) await this.#releaseFileObject(p, object);
+    else if (placement.riakFuseSizeSet) await this.#clearRiakFuseSize(placement.riakFuseSizeSet);
+  }
+
+  /** What a deleted file `object` at `p` held besides itself: riak-fuse's size, its chunks. */
+  async #releaseFileObject(p: Buffer, object: ResolvedObject): Promise<void> {
+    const { riakFuseSizeSet } = this.layout.file(p);
+    if (riakFuseSizeSet) await this.#clearRiakFuseSize(riakFuseSizeSet);
+    if (object.meta.storage !== "chunked") return;
     const manifest = this.#manifestOf(p, object);
     if (await this.#sharedWithRenamePartner(object, manifest)) return;
     await this.#deleteChunks(manifest);
@@ -2265,9 +2315,10 @@ export class Store {
     }
   }
 
-  async #delete(location: ObjectLocation): Promise<void> {
+  /** Deletes the object at `location`; with `vclock`, only the versions it covers. */
+  async #delete(location: ObjectLocation, vclock?: Uint8Array): Promise<void> {
     try {
-      await this.#client.delete(location, { w: this.#w, dw: this.#dw });
+      await this.#client.delete(location, { vclock, w: this.#w, dw: this.#dw });
     } catch (error) {
       throw new RiakRequestError("delete", describeLocation(location), error);
     }
