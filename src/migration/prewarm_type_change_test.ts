@@ -319,6 +319,14 @@ Deno.test("what is written into Riak's directory, or over Riak's file, after the
   ][] = [
     ["directory", "file", writeLater("x/sub/later"), readLater("x/sub/later")],
     ["directory", "symlink", writeLater("x/later"), readLater("x/later")],
+    [
+      "directory",
+      "file",
+      async (
+        store,
+      ) => (await store.remove("x/sub", { recursive: true }), await writeLater("x/sub")(store)),
+      readLater("x/sub"),
+    ],
     ["file", "directory", writeLater("x"), readLater("x")],
     [
       "symlink",

@@ -9,8 +9,12 @@
  */
 import { Buffer } from "node:buffer";
 import { childPath, displayPath } from "../store/path.ts";
-import { DirectoryNotEmptyError, NotFoundError } from "../store/errors.ts";
-import type { FileStat, Store } from "../store/store.ts";
+import { DirectoryNotEmptyError, NotFoundError, WrongTypeError } from "../store/errors.ts";
+import type { DirEntry, FileStat, Store } from "../store/store.ts";
+import { mapAhead } from "../util/map_ahead.ts";
+
+/** Requests under way at once while a directory is looked through, or removed. */
+const IN_FLIGHT = 8;
 
 /** The store operations the decision needs. */
 export type TypeChangeStore = Pick<
@@ -114,14 +118,14 @@ async function hasEntries(store: TypeChangeStore, directory: Buffer): Promise<bo
 async function examine(store: TypeChangeStore, directory: Buffer): Promise<Examined> {
   const examined: Examined = { files: [], orphans: [], directories: [] };
   const visit = async (current: Buffer) => {
-    for await (const entry of store.list(current)) {
+    const statOf = (entry: DirEntry) =>
+      entry.type === "directory"
+        ? Promise.resolve(undefined)
+        : store.tryStat(childPath(current, entry.name), { fileOnly: true });
+    for await (const [entry, found] of mapAhead(store.list(current), IN_FLIGHT, statOf)) {
       const path = childPath(current, entry.name);
-      if (entry.type === "directory") {
-        await visit(path);
-        continue;
-      }
-      const found = await store.tryStat(path, { fileOnly: true });
-      if (found) examined.files.push(found);
+      if (entry.type === "directory") await visit(path);
+      else if (found) examined.files.push(found);
       else examined.orphans.push(path);
     }
     examined.directories.push(current);
@@ -135,8 +139,13 @@ async function examine(store: TypeChangeStore, directory: Buffer): Promise<Exami
  * is not: a file changed, or a directory holding what was not examined.
  */
 async function removeExamined(store: TypeChangeStore, examined: Examined): Promise<boolean> {
-  for (const file of examined.files) {
-    if (!await store.removeIfUnchanged(file)) return false;
+  const removals = mapAhead(
+    each(examined.files),
+    IN_FLIGHT,
+    (file) => store.removeIfUnchanged(file),
+  );
+  for await (const [, removed] of removals) {
+    if (!removed) return false;
   }
   for (const orphan of examined.orphans) {
     await store.removeOrphanEntry(orphan);
@@ -144,11 +153,16 @@ async function removeExamined(store: TypeChangeStore, examined: Examined): Promi
   }
   for (const directory of examined.directories) {
     try {
-      await store.remove(directory);
+      await store.remove(directory, { directoryOnly: true });
     } catch (error) {
-      if (error instanceof DirectoryNotEmptyError) return false;
+      // Filled since, or made a file or symlink since: not what was examined.
+      if (error instanceof DirectoryNotEmptyError || error instanceof WrongTypeError) return false;
       if (!(error instanceof NotFoundError)) throw error;
     }
   }
   return true;
+}
+
+async function* each<T>(items: readonly T[]): AsyncGenerator<T> {
+  yield* items;
 }

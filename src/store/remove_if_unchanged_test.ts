@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { seededBytes, withStore } from "./_test_support.ts";
 import type { StoreClient } from "./client.ts";
+import { WrongTypeError } from "./errors.ts";
 import { chunkKey } from "./manifest.ts";
 import { Store } from "./store.ts";
 
@@ -71,5 +72,19 @@ Deno.test("removeIfUnchanged leaves a version written between its last look and 
     assert.equal(deletes, 1, "the delete was sent");
     assert.equal((await store.readFile("d/f")).toString(), "written meanwhile");
     assert.deepEqual(await names(store, "d"), ["f"], "listed again");
+  });
+});
+
+Deno.test("remove with directoryOnly removes an empty directory, and leaves a file or symlink (ENOTDIR)", async () => {
+  await withStore(async ({ store }) => {
+    await store.mkdir("d");
+    await store.writeFile("f", Buffer.from("file"));
+    await store.symlink("l", Buffer.from("target"));
+    await store.remove("d", { directoryOnly: true });
+    assert.equal(await store.tryStat("d"), undefined);
+    for (const name of ["f", "l"]) {
+      await assert.rejects(store.remove(name, { directoryOnly: true }), WrongTypeError);
+      assert.notEqual(await store.tryStat(name), undefined, name);
+    }
   });
 });

@@ -725,14 +725,21 @@ export class Store {
   }
 
   /**
-   * Removes a file, symlink or directory (a non-empty one only with `recursive`). The entry
-   * goes first, then the object, then a chunked file's chunks.
+   * Removes a file, symlink or directory (a non-empty one only with `recursive`; only a
+   * directory with `directoryOnly`, as rmdir). The entry goes first, then the object, then a
+   * chunked file's chunks.
    */
-  async remove(path: StorePath, options: { recursive?: boolean } = {}): Promise<void> {
+  async remove(
+    path: StorePath,
+    options: { recursive?: boolean; directoryOnly?: boolean } = {},
+  ): Promise<void> {
     const p = normalizePath(path);
     if (p.length === 0) throw new InvalidPathError("/", "the root cannot be removed");
     await this.lateWritesSettled(p);
     const stat = await this.stat(p);
+    if (options.directoryOnly && stat.type !== "directory") {
+      throw new WrongTypeError("ENOTDIR", displayPath(p));
+    }
     const { parent, name } = splitParent(p);
     if (stat.type === "directory") {
       const dir = this.layout.directory(p);
@@ -742,7 +749,7 @@ export class Store {
           children,
           TREE_PARALLELISM,
           (entry) =>
-            this.remove(childPath(p, entry.name), options).catch(async (error) => {
+            this.remove(childPath(p, entry.name), { recursive: true }).catch(async (error) => {
               if (!(error instanceof NotFoundError)) throw error;
               // An entry whose object is gone (a crash in a directory rename left it).
               await this.#index.remove(dir, [entry.name]);
