@@ -268,6 +268,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
       spool: parts.spool?.directory,
       // Since the drain began: a refusal of long ago is no reason now.
       riak: pending > 0 ? riakTrouble(health.snapshot(), began - REFUSAL_RECENT_MS) : undefined,
+      pid: process.pid,
     };
     // Log fields are snake_case, as everywhere else in the log.
     const fields = {
