@@ -81,8 +81,15 @@ export interface SetChange {
 
 /** The Riak operations of the store. Every method rejects on a failed or unacknowledged request. */
 export interface StoreClient {
-  /** Gets an object; `head` returns usermeta without the value. */
-  get(location: ObjectLocation, options?: { head?: boolean }): Promise<FetchedObject>;
+  /**
+   * Gets an object; `head` returns usermeta without the value. `notfoundOk: false` makes a
+   * replica holding the object outweigh replicas answering not found (Riak's default lets
+   * the first not-found answers stand: fallbacks after a node failure hold nothing).
+   */
+  get(
+    location: ObjectLocation,
+    options?: { head?: boolean; notfoundOk?: false },
+  ): Promise<FetchedObject>;
   /** Puts one value; resolves once Riak acknowledged it with the given w/dw. */
   put(location: ObjectLocation, content: ContentToStore, options?: PutOptions): Promise<void>;
   /**

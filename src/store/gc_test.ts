@@ -11,9 +11,18 @@ import {
   seededBytes,
   withStore,
 } from "./_test_support.ts";
+import { decodeMessage, encodeMessage } from "../riak/codec.ts";
+import { toText } from "../riak/commands/values.ts";
+import { encodeFrame } from "../riak/frame.ts";
+import { MessageCode, type RpbGetReq } from "../riak/messages.ts";
+import { createdTypeProps, TEST_BUCKET_TYPES } from "../riak-server/bucket_types.ts";
+import { RiakEngine } from "../riak-server/engine.ts";
+import { Keyspace } from "../riak-server/keyspace.ts";
+import { RiakNetworkServer } from "../riak-server/server.ts";
 import type { StoreClient } from "./client.ts";
 import { collectGarbage } from "./gc.ts";
 import { chunkKey, renameStampKey } from "./manifest.ts";
+import { openRiakStoreClient } from "./riak_adapter.ts";
 import { encodeEntryMember, shardKey } from "./shards.ts";
 import { Store } from "./store.ts";
 import type { EntryType } from "./usermeta.ts";
@@ -357,4 +366,52 @@ Deno.test("gc counts a rename stamp with its generation: kept while referenced, 
     assert.equal(collected.deleted, 0, "no chunk");
     assert.equal(await store.chunkLastModifiedNs(stamp), undefined);
   }, { namespace: { chunkSize: 4096 } });
+});
+
+Deno.test("gc asks with notfound_ok false: replicas answering not found (fallbacks after a node failure) never make a stored file's chunks garbage", async () => {
+  // Riak's default notfound_ok lets the first not-found answers stand for the object: with
+  // its primaries down, fallback vnodes answer not found for a file that is stored. This
+  // node answers so every get of a file's object that does not ask notfound_ok false.
+  const keyspace = new Keyspace();
+  for (const [name, spec] of Object.entries(TEST_BUCKET_TYPES)) {
+    keyspace.types.set(name, createdTypeProps(spec));
+  }
+  const engine = new RiakEngine(keyspace);
+  const bucket = "gc-degraded";
+  let degraded = false;
+  const front = Object.create(engine) as RiakEngine;
+  front.handle = (code, body, session) => {
+    if (degraded && code === MessageCode.GetReq) {
+      const request = decodeMessage(MessageCode.GetReq, body) as RpbGetReq;
+      if (toText(request.bucket) === bucket && request.notfound_ok !== false) {
+        const notFound = encodeFrame(
+          MessageCode.GetResp,
+          encodeMessage(MessageCode.GetResp, {}),
+        );
+        return Promise.resolve({ frames: [notFound], close: false });
+      }
+    }
+    return engine.handle(code, body, session);
+  };
+  const server = new RiakNetworkServer(front, { host: "127.0.0.1", port: 0 });
+  await server.listen();
+  const opened = openRiakStoreClient({ nodes: [`127.0.0.1:${server.port}`] });
+  try {
+    const store = new Store(opened.client, { namespace: { bucket, chunkSize: 4096 } });
+    const content = seededBytes(31, 20_000);
+    await store.writeFile("photos/big.bin", content);
+    degraded = true;
+    const report = await collectGarbage(store, { delete: true, minAgeMs: 0 });
+    degraded = false;
+    assert.deepEqual(report.garbage, []);
+    assert.deepEqual(report.orphanEntries, []);
+    assert.equal(report.deleted + report.deletedEntries, 0);
+    assert.deepEqual(await listed(store, "photos"), ["file:big.bin"]);
+    const read = [];
+    for await (const piece of store.readRange("photos/big.bin")) read.push(piece);
+    assert.ok(Buffer.concat(read).equals(content));
+  } finally {
+    await opened.close();
+    await server.close();
+  }
 });

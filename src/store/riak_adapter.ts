@@ -28,7 +28,7 @@ export function riakStoreClient(riak: RiakClient): StoreClient {
     async get(location, options = {}) {
       const result = await riak.get(
         { type: location.bucketType, bucket: location.bucket, key: location.key },
-        { head: options.head },
+        { head: options.head, notfoundOk: options.notfoundOk },
       );
       return {
         vclock: result.vclock,

@@ -118,6 +118,12 @@ export interface StoreOptions {
   now?: () => number;
   /** Write nothing to Riak: see {@link Store.readOnly}. */
   readOnly?: boolean;
+  /**
+   * Every get asks Riak with `notfound_ok: false`, so that a replica holding an object
+   * outweighs replicas answering not found; for a caller that deletes what it finds absent
+   * (gc). Default false: one not-found answer more costs a mount's every look-up.
+   */
+  authoritativeReads?: boolean;
 }
 
 /** What {@link Store.stat} reports. */
@@ -321,6 +327,7 @@ export class Store {
   /** Maps paths to Riak locations. */
   readonly layout: Layout;
   readonly #client: StoreClient;
+  readonly #options: StoreOptions;
   readonly #index: DirectoryIndex;
   readonly #w?: WriteQuorum;
   readonly #dw?: WriteQuorum;
@@ -370,6 +377,15 @@ export class Store {
    */
   readOnly(): Store {
     return this.#readOnly ? this : new Store(this.#client, { ...this.#options, readOnly: true });
+  }
+
+  /**
+   * This store with {@link StoreOptions.authoritativeReads}, on the same client and namespace
+   * (caches of its own).
+   */
+  withAuthoritativeReads(): Store {
+    if (this.#options.authoritativeReads) return this;
+    return new Store(this.#client, { ...this.#options, authoritativeReads: true });
   }
 
   /** Attributes of a path: one head-only get for a file. */
@@ -2262,7 +2278,10 @@ export class Store {
 
   async #get(location: ObjectLocation, head: boolean): Promise<FetchedObject> {
     try {
-      return await this.#client.get(location, { head });
+      return await this.#client.get(
+        location,
+        this.#options.authoritativeReads ? { head, notfoundOk: false } : { head },
+      );
     } catch (error) {
       throw new RiakRequestError(head ? "head" : "get", describeLocation(location), error);
     }
