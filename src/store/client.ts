@@ -97,8 +97,14 @@ export interface StoreClient {
    * the versions it covers: on an `allow_mult` type, one written since stays.
    */
   delete(location: ObjectLocation, options?: DeleteOptions): Promise<void>;
-  /** Fetches a set (bucket type with datatype=set); undefined when it does not exist. */
-  fetchSet(location: ObjectLocation): Promise<FetchedSet | undefined>;
+  /**
+   * Fetches a set (bucket type with datatype=set); undefined when it does not exist.
+   * `notfoundOk: false` as for {@link get}.
+   */
+  fetchSet(
+    location: ObjectLocation,
+    options?: { notfoundOk?: false },
+  ): Promise<FetchedSet | undefined>;
   /** Applies adds/removes to a set. */
   updateSet(location: ObjectLocation, change: SetChange): Promise<void>;
   /** Streams the keys of a bucket. Scans the cluster: for administrative commands only. */
@@ -131,7 +137,7 @@ export function writesRefused(client: StoreClient): StoreClient {
   const refuse = () => Promise.reject(new Error("a read-only store was asked to write to Riak"));
   return {
     get: (location, options) => client.get(location, options),
-    fetchSet: (location) => client.fetchSet(location),
+    fetchSet: (location, options) => client.fetchSet(location, options),
     listKeys: (bucketType, bucket) => client.listKeys(bucketType, bucket),
     put: refuse,
     delete: refuse,

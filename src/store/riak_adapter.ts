@@ -75,12 +75,12 @@ export function riakStoreClient(riak: RiakClient): StoreClient {
         { vclock: options.vclock, w: options.w, dw: options.dw },
       );
     },
-    async fetchSet(location) {
+    async fetchSet(location, options = {}) {
       const set = await riak.fetchSet({
         type: location.bucketType,
         bucket: location.bucket,
         key: location.key,
-      });
+      }, { notfoundOk: options.notfoundOk });
       return set.found ? { members: set.members, context: set.context } : undefined;
     },
     async updateSet(location, change) {

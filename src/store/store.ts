@@ -119,9 +119,10 @@ export interface StoreOptions {
   /** Write nothing to Riak: see {@link Store.readOnly}. */
   readOnly?: boolean;
   /**
-   * Every get asks Riak with `notfound_ok: false`, so that a replica holding an object
-   * outweighs replicas answering not found; for a caller that deletes what it finds absent
-   * (gc). Default false: one not-found answer more costs a mount's every look-up.
+   * Every get, and the fetch of the set naming the manifest buckets, asks Riak with
+   * `notfound_ok: false`, so that a replica holding an object outweighs replicas answering
+   * not found; for a caller that deletes what it finds absent (gc). Default false: a
+   * not-found answer then waits for more replicas, as a mount's look-up of a new name would.
    */
   authoritativeReads?: boolean;
 }
@@ -368,6 +369,11 @@ export class Store {
     this.#uploadConcurrency = options.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY;
     this.#readAhead = options.readAhead ?? DEFAULT_READ_AHEAD;
     this.#now = options.now ?? Date.now;
+  }
+
+  /** What every get (and the fetch of the manifest buckets' set) asks besides its location. */
+  get #readOptions(): { notfoundOk?: false } {
+    return this.#options.authoritativeReads ? { notfoundOk: false } : {};
   }
 
   /**
@@ -1036,7 +1042,7 @@ export class Store {
    */
   async manifestBuckets(): Promise<string[]> {
     const registry = this.layout.manifestBuckets();
-    const set = await this.#client.fetchSet(registry).catch((error) => {
+    const set = await this.#client.fetchSet(registry, this.#readOptions).catch((error) => {
       throw new RiakRequestError("set fetch", describeLocation(registry), error);
     });
     return (set?.members ?? []).map((member) => Buffer.from(member).toString("latin1")).sort();
@@ -2278,10 +2284,7 @@ export class Store {
 
   async #get(location: ObjectLocation, head: boolean): Promise<FetchedObject> {
     try {
-      return await this.#client.get(
-        location,
-        this.#options.authoritativeReads ? { head, notfoundOk: false } : { head },
-      );
+      return await this.#client.get(location, { head, ...this.#readOptions });
     } catch (error) {
       throw new RiakRequestError(head ? "head" : "get", describeLocation(location), error);
     }
