@@ -105,6 +105,11 @@ export class RiakHealth {
 
   readonly #probeIntervalMs: number;
   #probe: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Requests of {@link run} waiting on Riak under a plain deadline, each given up on with this
+   * once an outage is declared (when Riak is down since then).
+   */
+  readonly #waiting = new Set<(downSince: number) => void>();
 
   /**
    * `confirm`, when given, asks Riak itself whether it answers before an outage is declared
@@ -255,6 +260,11 @@ export class RiakHealth {
       { error: this.#lastError },
     );
     this.#probeLater();
+    // As a request sent now fails at once: one sent a moment before (an open after the
+    // lookup whose deadline began the outage) waited out its own deadline, twice the wait.
+    if (this.#confirm !== undefined) {
+      for (const giveUp of [...this.#waiting]) giveUp(this.#downSince);
+    }
     for (const listener of this.#unreachable) listener();
   }
 
@@ -295,7 +305,13 @@ export class RiakHealth {
       throw new RiakUnreachableError(operation, this.#downSince);
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let giveUp: ((downSince: number) => void) | undefined;
     const deadline = new Promise<never>((_, reject) => {
+      // A wait for uploads is not given up on so: Riak may still be acknowledging them.
+      if (progress === undefined) {
+        giveUp = (downSince) => reject(new RiakUnreachableError(operation, downSince));
+        this.#waiting.add(giveUp);
+      }
       let seen = progress?.();
       const expire = () => {
         const now = progress?.();
@@ -316,6 +332,7 @@ export class RiakHealth {
       throw error;
     } finally {
       clearTimeout(timer);
+      if (giveUp) this.#waiting.delete(giveUp);
     }
   }
 
