@@ -239,14 +239,18 @@ export class RiakHealth {
   }
 
   /**
-   * Riak did not answer as the mount started ({@link answers}): nothing else would say so
+   * Riak did not answer as the mount started ({@link answers}; `why`: each node's failure):
+   * nothing else would say so
    * before a request waited out its whole deadline, and the first change of a name that the
    * outage's rules journal (a rename, a mkdir) would fail EIO instead. Declared now, the
    * outage is logged once and probed like any other.
    */
-  unreachableAtStart(): void {
+  unreachableAtStart(why?: string): void {
     if (this.#downSince !== undefined) return;
-    this.#declare(new Error("no Riak node answered as the mount started"));
+    // Why, node by node: "no node answered" alone hid a port that speaks another protocol,
+    // a name that does not resolve, a node that holds the connection and says nothing.
+    const reason = `no Riak node answered as the mount started${why ? ` (${why})` : ""}`;
+    this.#declare(new Error(reason));
   }
 
   /** Riak is cut off: logged once, and probed until it answers again. */

@@ -93,6 +93,11 @@ export interface OverlayStartOptions {
    * request's timeout declares one); default: whether a node answers {@link pingRiak}.
    */
   riakAnswers?: (timeoutMs?: number) => Promise<boolean>;
+  /**
+   * Why the last {@link riakAnswers} found no node answering (each node's ping failure), for
+   * the warning of a mount that starts while Riak does not answer.
+   */
+  whyRiakUnanswered?: () => string | undefined;
   logger: Logger;
   /**
    * The filesystem for modes without Riak (the passthrough preset); its `close`, if any,
@@ -198,7 +203,9 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     health.close();
     throw error;
   }
-  if (answering !== undefined && !await answering) health.unreachableAtStart();
+  if (answering !== undefined && !await answering) {
+    health.unreachableAtStart(options.whyRiakUnanswered?.());
+  }
 
   const startedAt = new Date().toISOString();
   const report = async (): Promise<StatusReport> => {
