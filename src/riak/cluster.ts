@@ -554,9 +554,12 @@ function afterAttempts(error: unknown, attempts: number): unknown {
 /**
  * Tells `node` whether a request that failed on its connection was answered at all: a request
  * that timed out was not (a cut connection is the node's restart, which its next connect
- * tells); an error answer was.
+ * tells); an error answer was. An answer that breaks the protocol (another service on the
+ * port, a broken proxy) takes the node out as a refused connect does: it stayed in rotation,
+ * and with other broken nodes a request's tries could all go to them.
  */
 function reportFailure(node: RiakNode, error: unknown): void {
   if (error instanceof TimeoutError && error.phase === "request") node.unanswered(error);
+  else if (error instanceof ProtocolError) node.markDown(error);
   else if (error instanceof RiakError) node.answered();
 }

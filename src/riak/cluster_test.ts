@@ -781,6 +781,32 @@ for (const selection of ["least-busy", "round-robin"] as const) {
   });
 }
 
+Deno.test("a node that answers in another protocol leaves rotation at once, and its requests go to the others", async () => {
+  const garbage = await startFakeNode((_code, _body, socket) => {
+    socket.write(new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n"));
+  });
+  const riak = await startTestRiak();
+  // Least-busy: ties go to the first node, so the first request goes to the broken one.
+  const client = testClient([garbage.address, riak.nodes[0]], {
+    selection: "least-busy",
+    healthCheckIntervalMs: 60_000,
+  });
+  try {
+    await client.ping();
+    const [broken, good] = client.cluster.status();
+    assert.equal(broken.state, "down");
+    assert.match(broken.lastFailure ?? "", /exceeds the maximum/);
+    assert.equal(good.state, "up");
+    const sent = garbage.received.length;
+    for (let i = 0; i < 5; i++) await client.ping();
+    assert.equal(garbage.received.length, sent, "nothing more went to it");
+  } finally {
+    await client.close();
+    await riak.close();
+    await garbage.close();
+  }
+});
+
 Deno.test("idle connections above the minimum expire", async () => {
   await withServers(
     1,
