@@ -345,7 +345,6 @@ export class Store {
   /** Buckets this store named in {@link Layout.manifestBuckets} (or found named there). */
   readonly #manifestBucketsNamed = new Set<string>();
   readonly #now: () => number;
-  readonly #options: StoreOptions;
   /** Resolves siblings for its callers alone, adds no missing entry, and refuses writes. */
   readonly #readOnly: boolean;
   /** The object behind each file stat this store returned (its vclock, for a write). */
