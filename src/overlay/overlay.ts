@@ -46,9 +46,7 @@ import {
   currentIdentity,
   type FileIdentity,
   identityOf,
-  lstatIfExists,
   sameIdentity,
-  storedAttributes,
 } from "../migration/file_identity.ts";
 import { hashBytes } from "../migration/local_file.ts";
 import { isMountsOwnEntry, SOURCE_TEMPORARY_PREFIX } from "../migration/mount_entries.ts";
@@ -63,13 +61,10 @@ import { utimesSeconds } from "../util/utimes.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
 import {
   definedOnly,
-  fileAttr,
   mirroredKey,
   riakAttr,
-  rootStat,
   S_IFMT,
   S_IFREG,
-  seenFileStat,
   toNs,
   versionOf,
 } from "./attributes.ts";
@@ -100,6 +95,7 @@ import {
 } from "./journal.ts";
 import { LISTED_NAMES_PER_DIRECTORY, ListedInRiak } from "./listed_in_riak.ts";
 import { LocalWriters } from "./local_writers.ts";
+import { Locator } from "./locator.ts";
 import { ReaderOffers } from "./reader_offers.ts";
 import { ShownToKernel } from "./shown_to_kernel.ts";
 import { RiakCalls, type RiakStatOptions } from "./riak_calls.ts";
@@ -249,11 +245,6 @@ const RENAME_EXCHANGE = 2;
 const READDIRPLUS_BATCH = 64;
 /** Entries a READDIR takes from its listing at a time (a reply holds about a hundred). */
 const READDIR_BATCH = 128;
-/**
- * A name that Riak's cached answer and the source both lacked this recently (ms) is taken as
- * absent without asking Riak again (see #locate): the CREATE right after its LOOKUP.
- */
-const ABSENT_BOTH_TRUSTED_MS = 100;
 
 /** A change of attributes of Riak's file: its stat before the change, and the one it made. */
 interface RiakChange {
@@ -329,6 +320,8 @@ export class OverlayFileSystem implements FileSystem {
   readonly #whileAway: WhileAway;
   /** The directory listings: the source's and Riak's entries, and the names on their way. */
   readonly #unionListing: UnionListing;
+  /** Where a path's file is (a write session, a job on its way, Riak, the source). */
+  readonly #locator: Locator;
   /** Whether lookups fetch small files' bytes along (see content_prefetch.ts). */
   readonly #prefetch = new ContentPrefetch();
   /** Mtimes of Riak directories whose entries changed here, until written to Riak. */
@@ -428,6 +421,27 @@ export class OverlayFileSystem implements FileSystem {
     this.#directoryTimes = new DirectoryTimes({
       write: (path, mtimeNs) => this.#writeDirectoryTime(path, mtimeNs),
       delayMs: options.directoryTimeDelayMs,
+    });
+    this.#locator = new Locator({
+      mode: options.mode,
+      source: options.source,
+      sourceTree: this.#sourceTree,
+      spool: options.spool,
+      uploads: options.uploads,
+      health: options.health,
+      riak: this.#riakCalls,
+      knowledge: this.#knowledge,
+      sessions: this.#sessions,
+      localWriters: this.#localWriters,
+      whileAway: this.#whileAway,
+      nodes: this.#nodes,
+      directoryTimes: this.#directoryTimes,
+      shown: this.#shown,
+      defaultUid: options.defaultUid,
+      defaultGid: options.defaultGid,
+      now: this.#now,
+      startedNs: this.#startedNs,
+      directoryMoveSettled: (path) => this.#directoryMoveSettled(path),
     });
     options.metrics.onSnapshot(() =>
       options.metrics.value.directoryTimesPending = this.#directoryTimes.pendingCount
@@ -3057,236 +3071,33 @@ export class OverlayFileSystem implements FileSystem {
 
   // ---- helpers: where a path lives ----
 
-  /**
-   * Finds the newest copy of `path`; ENOENT when there is none, EIO when it needs Riak.
-   * `withContent`: a small file found in Riak brings its bytes along (into the chunk cache).
-   * `pastSession`: where the bytes are, not the write session open on it (one not staged yet).
-   */
-  async #locate(
+  /** See {@link Locator.locate}. */
+  #locate(
     path: string,
     withContent = false,
-    { pastSession = false }: { pastSession?: boolean } = {},
+    options: { pastSession?: boolean } = {},
   ): Promise<Located> {
-    if (path === "/" && this.#usesLocal()) {
-      // Paced as every other look at the source: each create in the root of a mode that
-      // reads Riak first looks at it (its group), and a pool round trip cost it ~100 us.
-      const stats = await this.#lstatAt(this.#o.source!);
-      if (stats === undefined) throw fail(Errno.ENOENT, `${this.#o.source}: source is gone`);
-      return { where: "local", stats };
-    }
-    const session = pastSession ? undefined : this.#sessions.get(path);
-    if (session) return { where: "open", session };
-    const made = this.#stagesWrites() ? this.#madeWhileAway(path) : undefined;
-    if (made) return { where: "riak", stat: made };
-    const movedDirectory = this.#stagesWrites() ? this.#directoryMovedWhileAway(path) : undefined;
-    if (movedDirectory && !this.#o.health.reachable) return { where: "riak", stat: movedDirectory };
-    await this.#directoryMoveSettled(path);
-    const moved = this.#stagesWrites() ? this.#movedWhileAway(path) : undefined;
-    if (moved) {
-      // Not in Riak under this name yet: shown as it was, until Riak is back and has it.
-      if (!this.#o.health.reachable) {
-        return { where: "riak", stat: seenFileStat(path, moved), stale: true };
-      }
-      await this.#settled(path);
-    }
-    if (this.#mode.reads !== "local" && this.#localIsNewest(path)) {
-      const local = await this.#lstatLocal(path);
-      if (!local) throw fail(Errno.ENOENT, `${path}: no such file`);
-      return { where: "local", stats: local };
-    }
-    if (this.#writesRiak()) {
-      const upload = this.#o.uploads.pendingFor(path);
-      if (upload) {
-        const stats = await lstatIfExists(this.#o.spool.pathOf(upload.staged));
-        if (stats) return { where: "spool", upload, stats };
-      }
-    }
-    if (this.#mode.reads === "local") {
-      const local = await this.#lstatLocal(path);
-      if (!local) throw fail(Errno.ENOENT, `${path}: no such file`);
-      return { where: "local", stats: local };
-    }
-    const cached = this.#knowledge.cached(path);
-    const absenceWasCached = cached !== undefined && cached.stat === undefined &&
-      cached.expires > this.#now();
-    // Where the source keeps a copy of every file (writes go there too, and nothing is deleted
-    // after its transfer), a name it lacks is most likely new: Riak is asked for a file, a
-    // directory and an index of it at once, not one after the other.
-    const likelyAbsent = this.#mode.afterTransfer === "keep" && this.#writesLocal() &&
-      !(cached !== undefined && cached.expires > this.#now()) &&
-      await this.#lstatLocal(path).catch(() => undefined) === undefined;
-    let remote: FileStat | undefined;
-    try {
-      remote = await this.#riakStat(path, { withContent, likelyAbsent });
-    } catch (error) {
-      if (!isOutageError(error)) throw error;
-      // Riak is down: what still exists locally is served from there.
-      const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
-      if (local) return { where: "local", stats: local, unverified: true };
-      // The mount's root is there whatever Riak answers: its listing is what fails.
-      if (path === "/") return { where: "riak", stat: rootStat(this.#startedNs) };
-      // A directory Riak was seen to hold is taken to be there still, its cached stat past
-      // its time: new files can be made in it, their uploads waiting in the journal.
-      const stale = this.#knowledge.cached(path)?.stat ?? this.#knowledge.riakDirectory(path) ??
-        this.#knowledge.replayedDirectoryStat(path);
-      if (stale?.type === "directory") return { where: "riak", stat: stale };
-      // A file Riak was seen to hold is shown as it was: it can be removed (not opened).
-      const seen = this.#knowledge.fileSeen(path);
-      if (seen) return { where: "riak", stat: seenFileStat(path, seen), stale: true };
-      if (!this.#knowledge.isKnownInRiak(path) && this.#writesRiak()) {
-        this.#knowledge.markUnseen(path);
-        throw fail(Errno.ENOENT, `${path}: not found locally, Riak unreachable`);
-      }
-      throw error;
-    }
-    this.#rememberInRiak(path, remote !== undefined);
-    this.#rememberFileSeen(path, remote);
-    // Nothing of it is pending or open here: Riak's answer stands.
-    this.#knowledge.forgetUnseen(path);
-    this.#knowledge.forgetReplayed(path);
-    if (remote) {
-      const unattributed = remote.type === "directory" && !remote.managed && remote.mtimeNs === 0n;
-      return {
-        where: "riak",
-        stat: unattributed ? await this.#unattributedDirectory(path, remote) : remote,
-      };
-    }
-    if (path === "/") {
-      return { where: "riak", stat: rootStat(this.#startedNs) };
-    }
-    const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
-    const absentBothJustNow = cached?.localAbsentAt !== undefined &&
-      this.#now() - cached.localAbsentAt < ABSENT_BOTH_TRUSTED_MS;
-    // likelyAbsent: the source was looked at, and lacked the name, before Riak was asked.
-    let askedAfterSource = likelyAbsent;
-    // Not where reads never look at the source (riak): nothing can leave it for Riak there.
-    if (!local && absenceWasCached && !absentBothJustNow && this.#mode.reads !== "riak") {
-      // Gone locally while Riak's absence was remembered: a pre-warm with --delete-local (or
-      // another host) may just have moved it into Riak. Ask once more before ENOENT, all at
-      // once. Not when the look just before found no local file either: mostly the LOOKUP
-      // of a name about to be created, then its CREATE.
-      this.#knowledge.uncache(path);
-      const fresh = await this.#riakStat(path, { quiet: true, withContent, likelyAbsent: true })
-        .catch(() => undefined);
-      this.#rememberInRiak(path, fresh !== undefined);
-      this.#rememberFileSeen(path, fresh);
-      if (fresh) return { where: "riak", stat: fresh };
-      askedAfterSource = true;
-    }
-    if (!local) {
-      // Trusted only where Riak was asked after the source lacked the name: asked before, a
-      // file moved from the source into Riak in between (upload, then unlink) is in neither.
-      const absence = this.#knowledge.cached(path);
-      if (askedAfterSource && absence?.stat === undefined && absence !== undefined) {
-        absence.localAbsentAt = this.#now();
-      }
-      throw fail(Errno.ENOENT, `${path}: no such file`);
-    }
-    return { where: "local", stats: local };
+    return this.#locator.locate(path, withContent, options);
   }
 
-  /**
-   * Whether anything exists at `path`. While Riak is unreachable a mode with a source
-   * answers from the local side, so new files can still be created during an outage.
-   * `forNewFile`: a file is about to be made there, and an absence Riak answered for is
-   * remembered ({@link NewToRiak}), for its removal to know that Riak held nothing.
-   */
-  async #exists(path: string, forNewFile = false): Promise<boolean> {
-    // Where the look asks Riak (the local file is not the newest, Riak was not away), an
-    // absence is Riak's answer, remembered until the mount changes Riak's path.
-    const newToRiak = this.#o.uploads.newToRiak;
-    const look = forNewFile && this.#mode.reads !== "local" && !this.#localIsNewest(path) &&
-        this.#unseenMark(path).unseen === undefined
-      ? newToRiak.look()
-      : undefined;
-    try {
-      await this.#locate(path);
-      return true;
-    } catch (error) {
-      if (isNotFound(error)) {
-        // Whoever asks is about to create it: the absence just cached would hide it.
-        this.#knowledge.uncache(path);
-        // Not if Riak was away after all, or a job of the path was queued meanwhile.
-        if (
-          look !== undefined && !this.#localIsNewest(path) &&
-          this.#unseenMark(path).unseen === undefined
-        ) newToRiak.absent(path, look);
-        return false;
-      }
-      if (isOutageError(error) && this.#usesLocal()) {
-        return this.#sessions.has(path) || await this.#lstatLocal(path) !== undefined;
-      }
-      throw error;
-    }
+  /** See {@link Locator.exists}. */
+  #exists(path: string, forNewFile = false): Promise<boolean> {
+    return this.#locator.exists(path, forNewFile);
   }
 
-  async #refuseExisting(path: string): Promise<void> {
-    if (await this.#exists(path)) throw fail(Errno.EEXIST, `${path}: already exists`);
+  /** See {@link Locator.refuseExisting}. */
+  #refuseExisting(path: string): Promise<void> {
+    return this.#locator.refuseExisting(path);
   }
 
-  /**
-   * The attributes of `path` where `located` found it, with a ctime that never goes back
-   * ({@link ShownToKernel.attrOf}).
-   */
-  async #attrOf(path: string, located: Located): Promise<Attr> {
-    const attr = await this.#attrWhereLocated(path, located);
-    return this.#shown.attrOf(path, attr, located.where === "local");
+  /** See {@link Locator.attrOf}. */
+  #attrOf(path: string, located: Located): Promise<Attr> {
+    return this.#locator.attrOf(path, located);
   }
 
   /** See {@link ShownToKernel.noteCtime}. */
   #noteCtime(path: string, ctimeNs: bigint): void {
     this.#shown.noteCtime(path, ctimeNs);
-  }
-
-  async #attrWhereLocated(path: string, located: Located): Promise<Attr> {
-    const ino = this.#nodes.inoOf(path);
-    switch (located.where) {
-      case "local":
-        return { ...attrOf(located.stats), ino };
-      case "riak": {
-        const changedNs = located.stat.type === "directory"
-          ? this.#directoryTimes.mtimeOf(path)
-          : undefined;
-        const stat = changedNs !== undefined && changedNs > located.stat.mtimeNs
-          ? { ...located.stat, mtimeNs: changedNs }
-          : located.stat;
-        return riakAttr(stat, ino, this.#o.defaultUid ?? 0, this.#o.defaultGid ?? 0);
-      }
-      case "spool": {
-        const { upload, stats } = located;
-        return fileAttr(
-          ino,
-          Number(stats.size),
-          upload.mode,
-          upload.uid,
-          upload.gid,
-          BigInt(upload.mtimeNs),
-          upload.atimeNs === undefined ? undefined : BigInt(upload.atimeNs),
-        );
-      }
-      case "open": {
-        const session = located.session;
-        const held = await this.#inSession(
-          session,
-          async () =>
-            session.closed
-              ? undefined
-              : { stats: await session.handle.stat({ bigint: true }), unstaged: session.unstaged },
-        );
-        // Let go meanwhile (its last commit is on its way): where the file is now.
-        if (!held) return await this.#attrOf(path, await this.#locate(path));
-        const { stats, unstaged } = held;
-        return fileAttr(
-          ino,
-          unstaged?.size ?? Number(stats.size),
-          session.mode,
-          session.uid,
-          session.gid,
-          session.mtimeNs ?? stats.mtimeNs,
-          session.atimeNs,
-        );
-      }
-    }
   }
 
   #entry(nodeid: number, attr: Attr): Entry {
@@ -3377,20 +3188,12 @@ export class OverlayFileSystem implements FileSystem {
     };
   }
 
-  /**
-   * Where a reader of `path` finds its bytes: a write session not staged yet has them where
-   * they were, read there (and returned as `unstaged`: once it stages them, they move).
-   */
-  async #locateForReading(
+  /** See {@link Locator.locateForReading}. */
+  #locateForReading(
     path: string,
     withContent = true,
   ): Promise<{ located: Located; unstaged?: WriteSession }> {
-    const located = await this.#locate(path, withContent);
-    if (located.where !== "open" || !located.session.unstaged) return { located };
-    return {
-      located: await this.#locate(path, withContent, { pastSession: true }),
-      unstaged: located.session,
-    };
+    return this.#locator.locateForReading(path, withContent);
   }
 
   async #openForReading(path: string, located: Located): Promise<Opened> {
@@ -4299,23 +4102,9 @@ export class OverlayFileSystem implements FileSystem {
     return this.#sourceTree.lstat(path);
   }
 
-  /**
-   * The attributes shown for a directory Riak keeps none for (the root, a riak-fuse folder):
-   * its local directory's mode, owner and time where it has one (riak-fuse served it from
-   * there), else 0755 with the mount's default owner, dating from the mount's start.
-   */
-  async #unattributedDirectory(path: string, remote: FileStat): Promise<FileStat> {
-    const local = this.#usesLocal()
-      ? await this.#lstatLocal(path).catch(() => undefined)
-      : undefined;
-    if (local?.isDirectory()) return { ...remote, ...storedAttributes(local), managed: true };
-    return {
-      ...remote,
-      uid: this.#o.defaultUid ?? 0,
-      gid: this.#o.defaultGid ?? 0,
-      mtimeNs: this.#startedNs,
-      managed: true,
-    };
+  /** See {@link Locator.unattributedDirectory}. */
+  #unattributedDirectory(path: string, remote: FileStat): Promise<FileStat> {
+    return this.#locator.unattributedDirectory(path, remote);
   }
 
   /** See {@link SourceTree.lstatAt}. */
