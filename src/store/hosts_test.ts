@@ -217,6 +217,30 @@ Deno.test("allow_mult: a write landing between a rename's or rm's last look and 
   }, { namespace: { bucketType: "kvmulti" } });
 });
 
+Deno.test("allow_mult: an overwrite landing between a directory rename's last look at a file and its delete moves too", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.writeFile("f/x", Buffer.from("version one"));
+    const stat = await store.tryStat("f/x", { fileOnly: true });
+    const host = holding(
+      client,
+      (r) => r.operation === "delete" && r.bucket === bucket && r.key === "f/x",
+    );
+    const rename = new Store(host.client, { namespace: { bucket, bucketType: "kvmulti" } })
+      .rename("f", "t");
+    await host.reached;
+    await store.writeFile("f/x", Buffer.from("acknowledged"), { previous: stat });
+    host.release();
+    await rename;
+    assert.deepEqual(await names(store, ""), ["t"]);
+    assert.deepEqual(await names(store, "t"), ["x"]);
+    assert.equal(
+      (await store.readFile("t/x")).toString(),
+      "acknowledged",
+      "moved in a later round",
+    );
+  }, { namespace: { bucketType: "kvmulti" } });
+});
+
 Deno.test("a chunked file overwritten while another host renames it: the renamed copy keeps its chunks", async () => {
   await withStore(async ({ store, client, bucket }) => {
     await store.writeFile("f", seededBytes(3, 9000));
