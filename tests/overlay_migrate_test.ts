@@ -17,6 +17,7 @@ import { Store } from "../src/store/store.ts";
 import { eventually, type OverlayEnv, statusOf, withOverlayEnv } from "./_overlay.ts";
 import { startRiakProxy } from "./_riak_proxy.ts";
 import { runRiakfs } from "./_riakfs.ts";
+import { holdOpen } from "../src/migration/_test_support.ts";
 
 /** Writes a legacy file directly in the source, dated in the past like real legacy data. */
 async function legacyFile(path: string, content: Uint8Array): Promise<void> {
@@ -165,6 +166,58 @@ Deno.test("drain: a file changed between its hash and its deletion is kept, on a
     } finally {
       await proxy.close();
     }
+  });
+});
+
+Deno.test("drain: a copy kept while another process holds it open for writing shows in riakfs progress until it is deleted", async () => {
+  await withOverlayEnv(async (env) => {
+    const content = seededBytes(25, 50_000);
+    const local = join(env.source, "logs/app.log");
+    await legacyFile(local, content);
+    const progress = (spool: string, extra: string[] = []) =>
+      runRiakfs([
+        "progress",
+        env.source,
+        ...["--spool", spool, "--bucket", env.bucket, "--state-dir", join(env.base, "state")],
+        ...extra,
+      ]);
+    const keptByMount = async () => {
+      const run = await progress(env.spool, ["--json"]);
+      assert.equal(run.code, 0, run.stderr);
+      return JSON.parse(run.stdout).keptByMount;
+    };
+    const holder = await holdOpen(local, ">>");
+    let mounted;
+    try {
+      mounted = await env.mount("drain");
+      assert.ok(content.equals(await fsp.readFile(join(env.mountpoint, "logs/app.log"))));
+      await eventually(
+        "the local copy kept",
+        async () => (await statusOf(env)).metrics.localDeletion.kept === 1,
+      );
+      await eventually("progress showing it", async () => (await keptByMount()).files === 1);
+      assert.deepEqual(await keptByMount(), { files: 1, bytes: content.length });
+      assert.match((await progress(env.spool)).stdout, /^kept by the mount: 1 files, /m);
+      const bad = await progress(join(env.base, "nope"));
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /^riakfs: --spool \S+ is not a directory \(run [^\n]*\n$/);
+    } finally {
+      await holder.release();
+    }
+    try {
+      // Closed now: the next read copies again, and the deletion goes through.
+      assert.ok(content.equals(await fsp.readFile(join(env.mountpoint, "logs/app.log"))));
+      await eventually(
+        "the local copy deleted",
+        async () => (await statusOf(env)).metrics.localDeletion.deleted === 1,
+      );
+      await assert.rejects(fsp.stat(local), { code: "ENOENT" });
+      assert.deepEqual(await keptByMount(), { files: 0, bytes: 0 });
+    } finally {
+      await env.unmount(mounted);
+    }
+    // The mount's record forgot it too (written at the latest when the mount stopped).
+    await assert.rejects(fsp.stat(join(env.spool, "kept")), { code: "ENOENT" });
   });
 });
 

@@ -51,6 +51,7 @@ import {
 import { hashBytes } from "../migration/local_file.ts";
 import { isMountsOwnEntry, SOURCE_TEMPORARY_PREFIX } from "../migration/mount_entries.ts";
 import { hashStoredFile } from "../migration/stored_file.ts";
+import type { KeptCopyRecorder } from "../migration/kept_copies.ts";
 import { AlreadyExistsError, StoreError } from "../store/errors.ts";
 import type { FileStat, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
@@ -209,6 +210,8 @@ export interface OverlayOptions {
    * write is journaled, where a crash leaves the source as it then is.
    */
   fetchedIntoSource?: (path: string) => Promise<void>;
+  /** Told of each local copy a drain keeps after an upload, and of one deleted after all. */
+  keptCopies?: KeptCopyRecorder;
 }
 
 /** Set-group-ID: on a directory, its new entries take its group (and new directories the bit). */
@@ -2528,6 +2531,7 @@ export class OverlayFileSystem implements FileSystem {
     if (!sameIdentity(await currentIdentity(file), before)) {
       if (await currentIdentity(file) !== undefined) {
         counters.kept++;
+        this.#o.keptCopies?.kept(upload.path, "local-changed");
         this.#logger.info("local copy kept: it changed outside the mount", { path: upload.path });
       }
       return;
@@ -2539,6 +2543,7 @@ export class OverlayFileSystem implements FileSystem {
     ]);
     if (stored.sha256 !== staged.sha256) {
       counters.kept++;
+      this.#o.keptCopies?.kept(upload.path, "riak-differs");
       this.#logger.warn("local copy kept: Riak's copy read back is not what was uploaded", {
         path: upload.path,
       });
@@ -2547,6 +2552,7 @@ export class OverlayFileSystem implements FileSystem {
     if (sameIdentity(await currentIdentity(file), before)) {
       await ignoreMissing(fsp.unlink(file));
       counters.deleted++;
+      this.#o.keptCopies?.gone(upload.path);
     }
   }
 

@@ -53,6 +53,7 @@ import {
 } from "./transfer.ts";
 import { type JobsEnded, UploadQueue } from "./upload_queue.ts";
 import { makeOptionDirectory } from "../util/directories.ts";
+import { KeptCopies } from "../migration/kept_copies.ts";
 import { acquireLock, type HeldLock, LockedError } from "../util/lock.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 
@@ -617,6 +618,18 @@ async function startOnSpool(
   };
   const pace = sourcePace(options.source);
   const jobsBelow = (path: string) => late.uploads?.findPendingBelow(path) !== undefined;
+  // For `riakfs progress`, which knows only what the pre-warm runs recorded otherwise.
+  const keptCopies = options.source !== undefined && settings.mode.afterTransfer === "delete"
+    ? new KeptCopies(
+      spool.directory,
+      options.source,
+      (error) =>
+        logger.warn("cannot record the local copies kept for riakfs progress", {
+          spool: spool.directory,
+          error: error.message,
+        }),
+    )
+    : undefined;
   const localCopies: MirrorOptions | undefined = options.source === undefined ? undefined : {
     store,
     source: options.source,
@@ -628,6 +641,7 @@ async function startOnSpool(
     logger,
     onMirrored: (path, version) => late.overlay?.mirrored(path, version),
     jobsBelow,
+    keptCopies,
   };
   const uploads = late.uploads = new UploadQueue({
     spool,
@@ -699,6 +713,7 @@ async function startOnSpool(
     sourcePace: pace,
     defaultUid: settings.defaultUid,
     defaultGid: settings.defaultGid,
+    keptCopies,
   });
   const leftovers = await overlay.removeLeftoverPublishes();
   if (leftovers > 0) {
@@ -718,6 +733,7 @@ async function startOnSpool(
       await copies.stop();
       const left = await uploads.drain(drainTimeoutMs);
       await uploads.stop();
+      keptCopies?.close();
       await journal.close();
       return left;
     },
