@@ -4,7 +4,8 @@
  * read from Riak's copy), Riak outages (local files
  * served, Riak reads fail with EIO in time, listings degrade, logged once; in shadow,
  * removals and renames of directories go on and Riak follows), a file changed
- * between its hash and its deletion kept (the read-back held at a proxy), the status
+ * between its hash and its deletion kept (the read-back held at a proxy), copies a drain kept
+ * shown by `riakfs progress` until they are gone, the status
  * command and the Prometheus endpoint of a live mount, and riak-fuse's legacy flags.
  */
 import assert from "node:assert/strict";
@@ -218,6 +219,45 @@ Deno.test("drain: a copy kept while another process holds it open for writing sh
     }
     // The mount's record forgot it too (written at the latest when the mount stopped).
     await assert.rejects(fsp.stat(join(env.spool, "kept")), { code: "ENOENT" });
+  });
+});
+
+Deno.test("drain: a local copy a write superseded, kept as it changed outside the mount, shows in riakfs progress", async () => {
+  await withOverlayEnv(async (env) => {
+    const local = join(env.source, "notes/todo.txt");
+    await legacyFile(local, Buffer.from("legacy list\n"));
+    const proxy = await startRiakProxy(env.riak.nodes[0]);
+    try {
+      const put = proxy.holdPut(env.bucket, "notes/todo.txt");
+      const mounted = await env.mount("drain", [], proxy.node);
+      try {
+        await fsp.writeFile(join(env.mountpoint, "notes/todo.txt"), "new list\n");
+        await put.reached;
+        await fsp.appendFile(local, "added behind the mount's back\n");
+        put.release();
+        await eventually(
+          "the local copy kept",
+          async () => (await statusOf(env)).metrics.localDeletion.kept === 1,
+        );
+        await eventually("progress showing it", async () => {
+          const run = await runRiakfs([
+            "progress",
+            env.source,
+            ...["--spool", env.spool, "--bucket", env.bucket, "--json"],
+            ...["--state-dir", join(env.base, "state")],
+          ]);
+          return JSON.parse(run.stdout).keptByMount.files === 1;
+        });
+        assert.equal(
+          await fsp.readFile(local, "utf8"),
+          "legacy list\nadded behind the mount's back\n",
+        );
+      } finally {
+        await env.unmount(mounted);
+      }
+    } finally {
+      await proxy.close();
+    }
   });
 });
 
