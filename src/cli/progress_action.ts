@@ -193,7 +193,7 @@ function render(report: ProgressReport, json: boolean): string {
 function keptByMountLines(report: ProgressReport): string[] {
   if (report.keptByMount.files === 0) return [];
   return [
-    `kept by the mount: ${show(report.keptByMount)} (still in SOURCE as kept: in use, changed ` +
+    `kept by the mount: ${show(report.keptByMount)} (still in SOURCE: in use, changed ` +
     "since hashed, or Riak's copy read back differently; the mount's log names each)",
   ];
 }

@@ -4,8 +4,9 @@
  * (`SPOOL/kept`) for `riakfs progress`, which otherwise knows only what the pre-warm runs
  * recorded: without it, an operator could not tell why SOURCE is not empty after a drain.
  *
- * Each copy is recorded with its identity as it was kept; `progress` counts only those still
- * there in that version (a copy deleted, replaced or changed since is not what was kept).
+ * Each copy is recorded by its inode; `progress` counts those still there as the same file, at
+ * their size now: a copy kept in use (a daemon's log) is written on, and still not deleted. One
+ * deleted, or replaced by another file under its name, is not what was kept.
  *
  * @module
  */
@@ -22,10 +23,8 @@ const MOST_RECORDED = 10_000;
 /** How long changes wait to be written together: a burst of kept copies is one write. */
 const WRITE_DELAY_MS = 1_000;
 
-/** A kept copy as it was when the mount kept it. */
+/** A kept copy: the file the mount kept. */
 interface KeptCopy {
-  size: number;
-  mtimeNs: string;
   ino: string;
   /** Why it stayed (a DeleteOutcome reason of src/migration/verified_delete.ts). */
   reason: string;
@@ -57,7 +56,9 @@ export class KeptCopies implements KeptCopyRecorder {
     this.#source = source;
     this.#onError = onError;
     this.#copies = new Map(
-      [...readRecord(this.#file)].filter(([path, copy]) => stillThere(source, path, copy)),
+      [...readRecord(this.#file)].filter(([path, copy]) =>
+        sizeIfStillThere(source, path, copy) !== undefined
+      ),
     );
   }
 
@@ -67,12 +68,7 @@ export class KeptCopies implements KeptCopyRecorder {
     if (!stats?.isFile()) return this.gone(path);
     // Moved to the end: the oldest are the first to go past the limit.
     this.#copies.delete(path);
-    this.#copies.set(path, {
-      size: Number(stats.size),
-      mtimeNs: String(stats.mtimeNs),
-      ino: String(stats.ino),
-      reason,
-    });
+    this.#copies.set(path, { ino: String(stats.ino), reason });
     for (const oldest of this.#copies.keys()) {
       if (this.#copies.size <= MOST_RECORDED) break;
       this.#copies.delete(oldest);
@@ -122,15 +118,16 @@ export class KeptCopies implements KeptCopyRecorder {
 }
 
 /**
- * The copies recorded in spool `directory` that are still in `source` as they were kept:
- * their files and bytes. Nothing where there is no record (no drain mount kept any).
+ * The copies recorded in spool `directory` that are still in `source`: their files, and their
+ * bytes now. Nothing where there is no record (no drain mount kept any).
  */
 export function keptCopiesIn(directory: string, source: string): { files: number; bytes: number } {
   const tally = { files: 0, bytes: 0 };
   for (const [path, copy] of readRecord(join(directory, KEPT_COPIES_NAME))) {
-    if (!stillThere(source, path, copy)) continue;
+    const size = sizeIfStillThere(source, path, copy);
+    if (size === undefined) continue;
     tally.files++;
-    tally.bytes += copy.size;
+    tally.bytes += size;
   }
   return tally;
 }
@@ -146,20 +143,18 @@ function readRecord(file: string): Map<string, KeptCopy> {
   if (typeof parsed !== "object" || parsed === null) return new Map();
   return new Map(
     Object.entries(parsed as Record<string, KeptCopy>).filter(([, copy]) =>
-      typeof copy?.size === "number" && typeof copy.mtimeNs === "string" &&
-      typeof copy.ino === "string"
+      typeof copy?.ino === "string"
     ),
   );
 }
 
-/** Whether `path` in `source` is still the file that was kept. */
-function stillThere(source: string, path: string, copy: KeptCopy): boolean {
+/** The size now of the file at `path` in `source` if it is still the one kept. */
+function sizeIfStillThere(source: string, path: string, copy: KeptCopy): number | undefined {
   let stats;
   try {
     stats = lstatIfExistsSync(join(source, path));
   } catch {
-    return false; // Not reachable (a parent made unreadable): not counted as there.
+    return undefined; // Not reachable (a parent made unreadable): not counted as there.
   }
-  return stats !== undefined && stats.isFile() && Number(stats.size) === copy.size &&
-    String(stats.mtimeNs) === copy.mtimeNs && String(stats.ino) === copy.ino;
+  return stats?.isFile() && String(stats.ino) === copy.ino ? Number(stats.size) : undefined;
 }

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { KEPT_COPIES_NAME, KeptCopies, keptCopiesIn } from "./kept_copies.ts";
 import { withSourceAndState } from "./_test_support.ts";
@@ -16,7 +23,7 @@ async function withKeptTree(body: (source: string, spool: string) => void): Prom
   });
 }
 
-Deno.test("kept copies: counted while there as kept; a copy changed, deleted or gone is not", async () => {
+Deno.test("kept copies: counted while the same file is there, at its size now; one replaced, deleted or gone is not", async () => {
   await withKeptTree((source, spool) => {
     const errors: Error[] = [];
     const record = new KeptCopies(spool, source, (error) => errors.push(error));
@@ -25,20 +32,23 @@ Deno.test("kept copies: counted while there as kept; a copy changed, deleted or 
     record.kept("/never-there", "local-active");
     record.close();
     assert.deepEqual(keptCopiesIn(spool, source), { files: 2, bytes: 12 });
-    writeFileSync(join(source, "b.log"), "changed since");
-    assert.deepEqual(keptCopiesIn(spool, source), { files: 1, bytes: 7 });
+    // Still written by the process that held it open: still the copy kept.
+    appendFileSync(join(source, "a.log"), "line 1\n");
+    assert.deepEqual(keptCopiesIn(spool, source), { files: 2, bytes: 19 });
+    writeFileSync(join(source, "b.new"), "another file");
+    renameSync(join(source, "b.new"), join(source, "b.log"));
+    assert.deepEqual(keptCopiesIn(spool, source), { files: 1, bytes: 14 });
     record.gone("/a.log");
     record.close();
     assert.deepEqual(keptCopiesIn(spool, source), { files: 0, bytes: 0 });
-    // A later mount loads what is still as it was kept, and drops the rest.
-    assert.deepEqual(Object.keys(JSON.parse(readFileSync(join(spool, KEPT_COPIES_NAME), "utf8"))), [
-      "/b.log",
-    ]);
+    const recorded = () =>
+      Object.keys(JSON.parse(readFileSync(join(spool, KEPT_COPIES_NAME), "utf8")));
+    assert.deepEqual(recorded(), ["/b.log"]);
+    // A later mount loads only what is still there, and writes that at its first change.
     const later = new KeptCopies(spool, source, (error) => errors.push(error));
-    later.gone("/b.log"); // Dropped at load already: nothing changes, nothing is written.
-    later.close();
-    assert.ok(existsSync(join(spool, KEPT_COPIES_NAME)));
     later.kept("/a.log", "local-active");
+    later.close();
+    assert.deepEqual(recorded(), ["/a.log"]);
     later.gone("/a.log");
     later.close();
     assert.equal(existsSync(join(spool, KEPT_COPIES_NAME)), false, "none kept: no record");

@@ -69,7 +69,7 @@ export interface ProgressReport {
   /**
    * Local copies a drain mount kept after their transfer (in use, changed since they were
    * hashed, or Riak's copy read back differently), as its spool records them
-   * (src/migration/kept_copies.ts): those still in SOURCE as they were kept. Not done while
+   * (src/migration/kept_copies.ts): those still in SOURCE, at their size now. Not done while
    * any remain, as for {@link keptActive}.
    */
   keptByMount: Tally;
