@@ -246,3 +246,36 @@ Deno.test("drain with --delete-quiet-period: a source file changed lately is cop
     }
   });
 });
+
+Deno.test("drain: a file a deletion killed halfway left set aside is put back by a listing, one whose name is taken stays hidden", async () => {
+  await withOverlayEnv(async (env) => {
+    const docs = join(env.source, "docs");
+    // A private name of its own, and (a name too long for that) a private directory.
+    const takenName = join(docs, ".riakfs-deleting.ba9876543210");
+    await fsp.mkdir(takenName, { recursive: true });
+    await fsp.writeFile(join(docs, ".riakfs-deleting.0123456789ab.report.txt"), "saved last\n");
+    await fsp.writeFile(join(takenName, "notes.txt"), "older\n");
+    await fsp.writeFile(join(docs, "notes.txt"), "newer\n");
+    const mounted = await env.mount("drain");
+    try {
+      const listed = await fsp.readdir(join(env.mountpoint, "docs"));
+      assert.deepEqual(listed.sort(), ["notes.txt", "report.txt"]);
+      await assert.rejects(
+        fsp.lstat(join(env.mountpoint, "docs", ".riakfs-deleting.ba9876543210")),
+        { code: "ENOENT" },
+      );
+      const read = (name: string) => fsp.readFile(join(env.mountpoint, "docs", name), "utf8");
+      assert.equal(await read("report.txt"), "saved last\n");
+      assert.equal(await read("notes.txt"), "newer\n");
+      await eventually(
+        "both drained",
+        async () => (await statusOf(env)).metrics.localDeletion.deleted === 2,
+      );
+      assert.equal((await env.store.readFile("docs/report.txt")).toString(), "saved last\n");
+      assert.deepEqual(await fsp.readdir(docs), [".riakfs-deleting.ba9876543210"]);
+      assert.equal(await fsp.readFile(join(takenName, "notes.txt"), "utf8"), "older\n");
+    } finally {
+      await env.unmount(mounted);
+    }
+  });
+});

@@ -80,6 +80,13 @@ export async function prewarmCommand(
           `the last run (started ${event.startedAt}, last seen ${event.lastSeen}) did not ` +
             "finish: killed, crashed or its host went down; recorded in the history as unfinished\n",
         );
+      } else if (event.kind === "set-aside") {
+        lines.write(
+          event.restored
+            ? `put back under its name (its deletion was interrupted): ${event.path}\n`
+            : `kept set aside by an interrupted deletion (its name holds another file; look at ` +
+              `it, then move or remove it): ${event.path}\n`,
+        );
       } else if (event.kind === "kept-active") {
         lines.write(`local copy kept (in use): ${event.detail}\n`);
       } else if (event.kind === "mount-point") {

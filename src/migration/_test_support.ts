@@ -6,7 +6,7 @@
  */
 import { Buffer } from "node:buffer";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { PrewarmStore } from "./prewarm.ts";
@@ -33,8 +33,6 @@ export function wrappedStore(
     ensureListed: (path, options) => store.ensureListed(path, options),
     setAttributes: (path, attributes, onlyOver) => store.setAttributes(path, attributes, onlyOver),
     list: (path) => store.list(path),
-    removeIfUnchanged: (examined) => store.removeIfUnchanged(examined),
-    removeOrphanEntry: (path) => store.removeOrphanEntry(path),
     ...overrides,
   };
 }
@@ -155,4 +153,11 @@ export async function withSourceAndState(
     rmSync(source, { recursive: true, force: true });
     rmSync(state.path, { recursive: true, force: true });
   }
+}
+
+/** What an application that saves atomically does: writes `file.tmp`, renames it over `file`. */
+export function saveAtomically(file: Buffer | string, content: string): void {
+  const temporary = Buffer.concat([Buffer.from(file), Buffer.from(".tmp")]);
+  writeFileSync(temporary, content);
+  renameSync(temporary, file);
 }

@@ -3,7 +3,8 @@
  * at the top, and the temporary files it publishes fetched copies through, anywhere. The
  * mount hides them from its listings; the pre-warm, `progress` and `verify` leave them alone
  * too, so they are never uploaded as data, counted, or deleted by `--delete-local` (which
- * would lose the uploads the journal still owes Riak).
+ * would lose the uploads the journal still owes Riak). So are the private names a
+ * local deletion moves a file into before it deletes it (set_aside.ts), anywhere.
  *
  * @module
  */
@@ -13,6 +14,9 @@ export const SPOOL_DIRECTORY_NAME = ".riakfs-spool";
 
 /** Start of the names of the temporary files a mount makes in SOURCE. */
 export const SOURCE_TEMPORARY_PREFIX = ".riakfs-publish-";
+
+/** Start of the private names of local deletions (set_aside.ts). */
+export const SET_ASIDE_PREFIX = ".riakfs-deleting.";
 
 /**
  * Whether entry `name` of the directory at `parent` (relative to SOURCE, "" for SOURCE
@@ -26,5 +30,5 @@ export const SOURCE_TEMPORARY_PREFIX = ".riakfs-publish-";
  */
 export function isMountsOwnEntry(parent: string, name: string): boolean {
   return (parent === "" && name === SPOOL_DIRECTORY_NAME) ||
-    name.startsWith(SOURCE_TEMPORARY_PREFIX);
+    name.startsWith(SOURCE_TEMPORARY_PREFIX) || name.startsWith(SET_ASIDE_PREFIX);
 }

@@ -84,6 +84,7 @@ import {
   specialType,
   type WalkEntry,
   type WalkFailure,
+  type WalkOptions,
   walkTree,
 } from "./walk.ts";
 
@@ -93,10 +94,7 @@ import {
  */
 export type PrewarmStore =
   & MigrationStore
-  & Pick<
-    Store,
-    "ensureListed" | "setAttributes" | "list" | "removeIfUnchanged" | "removeOrphanEntry"
-  >
+  & Pick<Store, "ensureListed" | "setAttributes" | "list">
   & Partial<Pick<Store, "listedNames">>;
 
 /**
@@ -262,7 +260,13 @@ export type PrewarmEvent =
    * The state directory's disk has no room: the run goes on without marking itself as under
    * way (a run killed now is not recorded as unfinished).
    */
-  | { kind: "state-not-saved"; directory: string };
+  | { kind: "state-not-saved"; directory: string }
+  /**
+   * A local deletion was interrupted (a crash) with the file set aside under a private name
+   * (`.riakfs-deleting.*`): `restored`, it is back at `path`; else its name holds another
+   * file, and it stays at `path` (the private one) for the operator to look at.
+   */
+  | { kind: "set-aside"; path: string; restored: boolean };
 
 /** A live view of a running pre-warm, for progress output. */
 export interface LiveRun {
@@ -592,6 +596,21 @@ class PrewarmRun {
     }
   }
 
+  /** Reports what an interrupted deletion left set aside; a dry run leaves it as it is. */
+  get #setAsideRestored(): WalkOptions["onSetAsideRestored"] {
+    if (this.#o.dryRun) return undefined;
+    return (directory, restored) => {
+      const within = (name: Buffer) =>
+        directory === "" ? name : Buffer.concat([Buffer.from(`${directory}/`, "latin1"), name]);
+      for (const name of restored.putBack) {
+        this.#o.onEvent?.({ kind: "set-aside", path: displayPath(within(name)), restored: true });
+      }
+      for (const name of restored.kept) {
+        this.#o.onEvent?.({ kind: "set-aside", path: displayPath(within(name)), restored: false });
+      }
+    };
+  }
+
   async #walkAndFinish(resumeFrom: Buffer | undefined, dryRun: boolean): Promise<PrewarmResult> {
     let stopReason: StopReason | undefined;
     if (!dryRun) {
@@ -625,7 +644,11 @@ class PrewarmRun {
     let walkedToEnd = false;
     if (!stopReason) {
       stopReason = await this.#walkEntries(
-        walkTree(this.#o.source, { filter: this.#o.filter, startAfter: resumeFrom }),
+        walkTree(this.#o.source, {
+          filter: this.#o.filter,
+          startAfter: resumeFrom,
+          onSetAsideRestored: this.#setAsideRestored,
+        }),
         this.#walk,
       );
       walkedToEnd = stopReason === undefined;
@@ -794,7 +817,12 @@ class PrewarmRun {
       unselected: this.#unselectedAbove(after ?? Buffer.concat([path, Buffer.from("/")])),
     };
     const stopReason = await this.#walkEntries(
-      walkTree(this.#o.source, { filter: this.#o.filter, under: path, startAfter: after }),
+      walkTree(this.#o.source, {
+        filter: this.#o.filter,
+        under: path,
+        startAfter: after,
+        onSetAsideRestored: this.#setAsideRestored,
+      }),
       progress,
     );
     if (stopReason) {

@@ -34,6 +34,7 @@ import {
   failingWrites,
   holdOpen,
   listingNothing,
+  saveAtomically,
   withSourceAndState,
   withTmpfsAt,
   wrappedStore,
@@ -57,6 +58,8 @@ import { FileChangedError } from "./file_identity.ts";
 import { waitOutRacyWindow } from "./local_file.ts";
 import { emptyTally, StateDirectory } from "./state.ts";
 import { hashStoredFile } from "./stored_file.ts";
+import { currentIdentity } from "./file_identity.ts";
+import { deleteIfVerified } from "./verified_delete.ts";
 import { withFullFilesystem } from "../util/_full_filesystem.ts";
 
 /** A request that found no Riak node, as the store reports it. */
@@ -238,6 +241,42 @@ Deno.test("a drain finding other bytes in Riak (same size and mtime) uploads the
       assert.equal(drain.tally.deleted.files, 1);
       assert.equal(existsSync(file), false);
       assert.equal((await store.readFile("same-size-and-mtime")).toString(), "bbbb");
+    });
+  });
+});
+
+Deno.test("a drain puts back the file a deletion killed halfway left set aside, then uploads it: an atomic save then is not lost", async () => {
+  await withSourceAndState(async (source, state) => {
+    await withStore(async ({ store }) => {
+      const file = join(source, "doc");
+      writeFileSync(file, "first");
+      await store.writeFile("doc", Buffer.from("first"));
+      const hashed = {
+        identity: (await currentIdentity(file))!,
+        sha256: (await hashStoredFile(store, Buffer.from("doc"))).sha256,
+      };
+      // Killed right after the move: the application's new version is set aside.
+      const killed = deleteIfVerified(store, Buffer.from("doc"), file, hashed, undefined, {
+        beforeStep: (step) => {
+          if (step === "set-aside") saveAtomically(file, "second");
+          else throw new Error("killed");
+        },
+      });
+      await assert.rejects(killed, /killed/);
+      assert.equal(existsSync(file), false);
+      const events: PrewarmEvent[] = [];
+      const drain = await runPrewarm({
+        source,
+        store,
+        state,
+        deleteLocal: true,
+        onEvent: (event) => events.push(event),
+      });
+      assert.equal(drain.exitCode, EXIT_COMPLETE, JSON.stringify(drain.failures));
+      assert.deepEqual(events, [{ kind: "set-aside", path: "/doc", restored: true }]);
+      assert.equal((await store.readFile("doc")).toString(), "second");
+      assert.equal(drain.tally.deleted.files, 1);
+      assert.deepEqual(readdirSync(source), [], "nothing left set aside");
     });
   });
 });

@@ -6,14 +6,23 @@
  * (/proc), and it did not change within the quiet period (a writer that opens the file for
  * each line holds it open only now and then).
  *
+ * The deletion goes by identity, not by name (set_aside.ts): the file is renamed to a
+ * private name beside it, `.riakfs-deleting.<random>.<name>`, and deleted there only if what
+ * was moved is still the version hashed (device, inode, size, mtime; not ctime, which the
+ * move itself sets). An application's atomic save (a rename over the name) just before the
+ * move is put back under its name and reported `local-changed`; where the name holds yet
+ * another version by then, the one moved stays under its private name (never deleted: it
+ * may be the only copy of its version) and the detail says where. A crash between the move
+ * and the last step leaves the private name: the next prewarm walk or mount listing of the
+ * directory puts the file back.
+ *
  * A writer that opens the file after the last look at /proc (at most a second before the
- * unlink) and writes after it can still lose that write; the mount closes that gap for
+ * deletion) and writes after it can still lose that write; the mount closes that gap for
  * writes routed through itself.
  *
  * @module
  */
 import { Buffer } from "node:buffer";
-import { unlink } from "node:fs/promises";
 import { ChecksumMismatchError, CorruptObjectError, NotFoundError } from "../store/errors.ts";
 import {
   currentIdentity,
@@ -22,6 +31,7 @@ import {
   sameIdentity,
 } from "./file_identity.ts";
 import { OPEN_WRITERS, type OpenWriters } from "./open_writers.ts";
+import { discardSetAside, putBack, setAside, setAsideSettled } from "./set_aside.ts";
 import { hashStoredFile, type MigrationStore } from "./stored_file.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
 import { displayBytes, displayPath } from "../store/path.ts";
@@ -83,6 +93,12 @@ export interface ActivityCheck {
   openWriters?: Pick<OpenWriters, "isOpenForWriting">;
   /** The clock, in ms since the epoch. */
   now?: () => number;
+  /**
+   * For tests: called right before each step of the deletion proper, after every check:
+   * `set-aside` (the move of the file out of its name), `put-back` (of a file found not to
+   * be the version hashed once moved).
+   */
+  beforeStep?: (step: "set-aside" | "put-back") => Promise<void> | void;
 }
 
 /** The local version whose content was hashed (by the upload or by `--checksum`). */
@@ -172,8 +188,39 @@ export async function deleteIfVerified(
   if (!sameIdentity(await currentIdentity(localFile), hashed.identity)) {
     return changedSinceHashed(localFile);
   }
-  await unlink(localFile);
-  return { deleted: true };
+  return await deleteByIdentity(localFile, hashed.identity, activity);
+}
+
+/**
+ * Deletes the file at `localFile` if it is still version `identity`, by moving it aside
+ * first (see the module's doc): a version saved over the name since the last look survives.
+ */
+async function deleteByIdentity(
+  localFile: Buffer | string,
+  identity: FileIdentity,
+  activity: ActivityCheck,
+): Promise<DeleteOutcome> {
+  await activity.beforeStep?.("set-aside");
+  const aside = await setAside(Buffer.from(localFile));
+  if (aside === undefined) return changedSinceHashed(localFile);
+  try {
+    const moved = await currentIdentity(aside.file);
+    // The move sets the ctime; the inode, size and mtime say whether it is the version hashed.
+    if (moved && sameIdentity({ ...moved, ctimeNs: identity.ctimeNs }, identity)) {
+      await discardSetAside(aside);
+      return { deleted: true };
+    }
+    await activity.beforeStep?.("put-back");
+    if (await putBack(aside) === "put-back") return changedSinceHashed(localFile);
+    return {
+      deleted: false,
+      reason: "local-changed",
+      detail: `${shown(localFile)} changed since it was hashed, and again while it was put ` +
+        `back: the newer version keeps the name, the one before is kept as ${shown(aside.file)}`,
+    };
+  } finally {
+    setAsideSettled(aside);
+  }
 }
 
 /**

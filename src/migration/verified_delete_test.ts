@@ -1,14 +1,23 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
 import type { Store } from "../store/store.ts";
 import { currentIdentity } from "./file_identity.ts";
 import { deleteIfVerified, describeAttributeDifference } from "./verified_delete.ts";
+import { hashStoredFile } from "./stored_file.ts";
 import { OpenWriters } from "./open_writers.ts";
-import { holdOpen } from "./_test_support.ts";
+import { holdOpen, saveAtomically } from "./_test_support.ts";
 
 const SHA_OF_HELLO = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 
@@ -214,5 +223,71 @@ Deno.test("deleteIfVerified goes by the ctime of a file whose mtime is in the fu
       { quietPeriodMs: 60_000, now: () => ctimeMs + 61_000 },
     );
     assert.deepEqual(done, { deleted: true });
+  });
+});
+
+Deno.test("deleteIfVerified deletes by identity: an atomic save over the name right before the deletion survives, kept as changed", async () => {
+  await withHelloInBoth(Buffer.from("doc"), async (store, file, dir) => {
+    const hashed = { identity: (await currentIdentity(file))!, sha256: SHA_OF_HELLO };
+    const outcome = await deleteIfVerified(store, Buffer.from("doc"), file, hashed, undefined, {
+      beforeStep: (step) => {
+        if (step === "set-aside") saveAtomically(file, "new version");
+      },
+    });
+    assert.equal(outcome.deleted ? "" : outcome.reason, "local-changed");
+    assert.equal(readFileSync(file, "utf8"), "new version");
+    assert.deepEqual(readdirSync(dir), ["doc"], "nothing left beside it");
+  });
+});
+
+Deno.test("deleteIfVerified keeps the version it moved aside where the name holds yet another one by the time it is put back", async () => {
+  await withHelloInBoth(Buffer.from("doc"), async (store, file, dir) => {
+    const hashed = { identity: (await currentIdentity(file))!, sha256: SHA_OF_HELLO };
+    const outcome = await deleteIfVerified(store, Buffer.from("doc"), file, hashed, undefined, {
+      beforeStep: (step) => saveAtomically(file, step === "set-aside" ? "second" : "third"),
+    });
+    assert.equal(outcome.deleted ? "" : outcome.reason, "local-changed");
+    assert.equal(readFileSync(file, "utf8"), "third");
+    const aside = readdirSync(dir).filter((name) => name.startsWith(".riakfs-deleting."));
+    assert.equal(aside.length, 1);
+    assert.match(aside[0], /^\.riakfs-deleting\.[0-9a-f]{12}\.doc$/);
+    assert.equal(readFileSync(join(dir, aside[0]), "utf8"), "second");
+    assert.ok(
+      (outcome.deleted ? "" : outcome.detail).endsWith(`kept as ${dir}/${aside[0]}`),
+      outcome.deleted ? "" : outcome.detail,
+    );
+  });
+});
+
+Deno.test("deleteIfVerified deletes a verified file by moving it aside first, and leaves nothing beside it", async () => {
+  await withHelloInBoth(Buffer.from("doc"), async (store, file, dir) => {
+    const hashed = { identity: (await currentIdentity(file))!, sha256: SHA_OF_HELLO };
+    const steps: string[] = [];
+    const outcome = await deleteIfVerified(store, Buffer.from("doc"), file, hashed, undefined, {
+      beforeStep: (step) => void steps.push(step),
+    });
+    assert.deepEqual(outcome, { deleted: true });
+    assert.deepEqual(steps, ["set-aside"]);
+    assert.deepEqual(readdirSync(dir), []);
+  });
+});
+
+Deno.test("deleteIfVerified sets a name too long for a private name of its own aside in a private directory: deleted, or put back", async () => {
+  const name = Buffer.from("n".repeat(240));
+  await withHelloInBoth(name, async (store, file, dir) => {
+    const hashed = { identity: (await currentIdentity(file))!, sha256: SHA_OF_HELLO };
+    const changed = await deleteIfVerified(store, name, file, hashed, undefined, {
+      beforeStep: (step) => {
+        if (step === "set-aside") saveAtomically(file, "new version");
+      },
+    });
+    assert.equal(changed.deleted ? "" : changed.reason, "local-changed");
+    assert.equal(readFileSync(file, "utf8"), "new version");
+    assert.deepEqual(readdirSync(dir), [name.toString()]);
+    const now = { identity: (await currentIdentity(file))!, sha256: SHA_OF_HELLO };
+    await store.writeFile(name, Buffer.from("new version"));
+    now.sha256 = (await hashStoredFile(store, name)).sha256;
+    assert.deepEqual(await deleteIfVerified(store, name, file, now), { deleted: true });
+    assert.deepEqual(readdirSync(dir), []);
   });
 });

@@ -20,7 +20,8 @@ import type { BigIntStats, Stats } from "node:fs";
 import { lstat, opendir, readFile, realpath, stat } from "node:fs/promises";
 import { isDirectoryBeneath } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
-import { isMountsOwnEntry } from "./mount_entries.ts";
+import { isMountsOwnEntry, SET_ASIDE_PREFIX } from "./mount_entries.ts";
+import { type Restored, restoreSetAside } from "./set_aside.ts";
 import { unescapeMountinfo } from "../util/mountinfo.ts";
 
 /** What an entry is (symlinks are not followed). */
@@ -73,6 +74,12 @@ export interface WalkOptions {
   under?: Uint8Array;
   /** Entries read from the kernel per getdents call; default 256. */
   direntBatch?: number;
+  /**
+   * Given, the walk puts back what an interrupted local deletion left set aside in each
+   * directory it reads (set_aside.ts) before it sorts its names, so it walks those files under
+   * their own names, and tells this what it did (`directory`: relative, latin1).
+   */
+  onSetAsideRestored?: (directory: string, restored: Restored) => void;
 }
 
 interface Name {
@@ -118,10 +125,20 @@ export async function* walkTree(
     yield { path: under, kind: "mount-point" };
     return;
   }
-  const first = await readNames(
-    under.length > 0 ? Buffer.concat([rootBytes, Buffer.from("/"), under]) : rootBytes,
-    batch,
-  );
+  const listNames = async (relative: string): Promise<Name[] | Error> => {
+    const directory = relative === ""
+      ? rootBytes
+      : Buffer.concat([rootBytes, Buffer.from(`/${relative}`, "latin1")]);
+    const names = await readNames(directory, batch);
+    const onRestored = options.onSetAsideRestored;
+    if (names instanceof Error || onRestored === undefined) return names;
+    return await withSetAsideRestored(
+      directory,
+      names,
+      (restored) => onRestored(relative, restored),
+    );
+  };
+  const first = await listNames(under.toString("latin1"));
   if (first instanceof Error) {
     yield { path: under, kind: "unreadable", error: first };
     return;
@@ -159,7 +176,7 @@ export async function* walkTree(
         };
         continue;
       }
-      const names = await readNames(Buffer.concat([rootBytes, Buffer.from("/"), bytes]), batch);
+      const names = await listNames(path);
       if (names instanceof Error) {
         if ((names as NodeJS.ErrnoException).code === "ENOENT") continue;
         yield { path: bytes, kind: "unreadable", error: names };
@@ -323,6 +340,37 @@ async function readNames(directory: Buffer, batch: number): Promise<Name[] | Err
     return true;
   });
   if (read instanceof Error) return read;
+  names.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  return names;
+}
+
+/**
+ * `names` of `directory` with what a deletion left set aside in it put back (see
+ * {@link WalkOptions.onSetAsideRestored}): each name put back is added where it was not
+ * listed already; the private names stay listed (the walk leaves them out).
+ */
+async function withSetAsideRestored(
+  directory: Buffer,
+  names: Name[],
+  onRestored: (restored: Restored) => void,
+): Promise<Name[]> {
+  const asides = names.filter((n) =>
+    (n.kind === "file" || n.kind === "directory") && n.name.startsWith(SET_ASIDE_PREFIX)
+  );
+  if (asides.length === 0) return names;
+  const listed = new Set(names.map((n) => n.name));
+  for (const aside of asides) {
+    const name = Buffer.from(aside.name, "latin1");
+    const restored = await restoreSetAside(directory, name).catch(
+      // Unreadable or read-only: it stays set aside (and hidden) until a later walk can.
+      (): Restored => ({ aside: name, putBack: [], kept: [] }),
+    );
+    for (const name of restored.putBack.map((bytes) => bytes.toString("latin1"))) {
+      if (!listed.has(name)) names.push({ name, kind: "file" });
+      listed.add(name);
+    }
+    onRestored(restored);
+  }
   names.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   return names;
 }

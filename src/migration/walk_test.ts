@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PathFilter } from "./glob.ts";
@@ -171,4 +179,48 @@ Deno.test({
       rmSync(root, { recursive: true });
     }
   },
+});
+
+Deno.test("a walk told to put back what an interrupted deletion left set aside, walks it under its name, and keeps one whose name is taken", async () => {
+  const root = mkdtempSync(join(tmpdir(), "riakfs-walk-"));
+  try {
+    mkdirSync(join(root, "d"));
+    writeFileSync(join(root, "d/.riakfs-deleting.00000000000a.free"), "set aside");
+    writeFileSync(join(root, "d/.riakfs-deleting.00000000000b.taken"), "older");
+    writeFileSync(join(root, "d/taken"), "newer");
+    // A name too long for a private name of its own has a private directory.
+    const long = "l".repeat(240);
+    mkdirSync(join(root, "d/.riakfs-deleting.00000000000c"));
+    writeFileSync(join(root, "d/.riakfs-deleting.00000000000c", long), "long");
+    mkdirSync(join(root, ".riakfs-deleting.00000000000d")); // Killed before its move: empty.
+    writeFileSync(join(root, ".riakfs-deleting.not-riakfs"), "someone else's");
+    assert.deepEqual(await collect(walkTree(root)), ["directory:d", "file:d/taken"], "hidden");
+    const told: string[] = [];
+    const walked = await collect(walkTree(root, {
+      onSetAsideRestored: (directory, { aside, putBack, kept }) =>
+        told.push(`${directory}|${aside}|${putBack.join()}|${kept.join()}`),
+    }));
+    assert.deepEqual(walked, ["directory:d", "file:d/free", `file:d/${long}`, "file:d/taken"]);
+    assert.deepEqual(told, [
+      "|.riakfs-deleting.00000000000d||",
+      "|.riakfs-deleting.not-riakfs||.riakfs-deleting.not-riakfs",
+      "d|.riakfs-deleting.00000000000a.free|free|",
+      "d|.riakfs-deleting.00000000000b.taken||.riakfs-deleting.00000000000b.taken",
+      `d|.riakfs-deleting.00000000000c|${long}|`,
+    ]);
+    assert.equal(readFileSync(join(root, "d/free"), "utf8"), "set aside");
+    assert.equal(readFileSync(join(root, "d", long), "utf8"), "long");
+    assert.equal(readFileSync(join(root, "d/taken"), "utf8"), "newer");
+    assert.equal(
+      readFileSync(join(root, "d/.riakfs-deleting.00000000000b.taken"), "utf8"),
+      "older",
+    );
+    assert.deepEqual(readdirSync(root), [".riakfs-deleting.not-riakfs", "d"]);
+    assert.deepEqual(
+      readdirSync(join(root, "d")).sort(),
+      [".riakfs-deleting.00000000000b.taken", "free", long, "taken"].sort(),
+    );
+  } finally {
+    rmSync(root, { recursive: true });
+  }
 });

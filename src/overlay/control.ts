@@ -159,11 +159,6 @@ export interface DrainOutcome {
    * does not say.
    */
   riak?: string;
-  /**
-   * The mount's serving process, which ends after the unmount and holds the spool until then
-   * (a mount of an older riakfs does not say).
-   */
-  pid?: number;
 }
 
 /**

@@ -8,10 +8,12 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import type { Dir } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { Errno, fail } from "../fuse/filesystem.ts";
-import { isMountsOwnEntry } from "../migration/mount_entries.ts";
+import { isMountsOwnEntry, SET_ASIDE_PREFIX } from "../migration/mount_entries.ts";
+import { restoreSetAside } from "../migration/set_aside.ts";
 import { StoreError } from "../store/errors.ts";
 import type { DirEntry, Store } from "../store/store.ts";
 import { S_IFDIR, S_IFREG } from "./attributes.ts";
@@ -156,7 +158,20 @@ export class UnionListing {
       yield { name: "..", type: S_IFDIR };
       const localNames = new Set<string>();
       for await (const dirent of local ?? []) {
+        if (
+          dirent.name.startsWith(SET_ASIDE_PREFIX) && (dirent.isFile() || dirent.isDirectory())
+        ) {
+          // What a deletion killed halfway left set aside goes back under its name.
+          for (const name of await this.#putBackSetAside(path, dirent.name)) {
+            if (localNames.has(name)) continue;
+            localNames.add(name);
+            onTheirWay.delete(name);
+            yield { name, type: S_IFREG };
+          }
+          continue;
+        }
         if (isMountsOwnEntry(path.slice(1), dirent.name)) continue;
+        if (localNames.has(dirent.name)) continue; // Put back above, and read again.
         localNames.add(dirent.name);
         onTheirWay.delete(dirent.name);
         yield { name: dirent.name, type: direntType(dirent) };
@@ -215,7 +230,7 @@ export class UnionListing {
     if (error instanceof StoreError && error.code === "ENOENT") return true;
     // A directory the source holds where Riak still has the file (or link) it replaced,
     // whose removal from Riak is queued: the source's listing is the newest, as its
-    // lstat is in Locator.locate (the directory's copy into Riak follows that removal).
+    // lstat is in #locate (the directory's copy into Riak follows that removal).
     if (
       error instanceof StoreError && error.code === "ENOTDIR" && found &&
       this.#mode.reads !== "local" && this.#o.localWriters.localIsNewest(path)
@@ -265,5 +280,20 @@ export class UnionListing {
 
   #riak<T>(operation: string, request: () => Promise<T>): Promise<T> {
     return this.#o.riak.run(operation, request);
+  }
+
+  /**
+   * Puts back what a local deletion killed halfway left under private name `setAside` in
+   * directory `path` (set_aside.ts) where its name is free; the names put back. One it
+   * cannot (a read-only source, the name taken) stays hidden, for `riakfs prewarm` to report.
+   */
+  async #putBackSetAside(path: string, setAside: string): Promise<string[]> {
+    try {
+      const directory = await this.#o.sourceTree.localPath(path, { directory: true });
+      const restored = await restoreSetAside(Buffer.from(directory), Buffer.from(setAside));
+      return restored.putBack.map((name) => name.toString());
+    } catch {
+      return [];
+    }
   }
 }
