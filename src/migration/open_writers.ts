@@ -57,10 +57,18 @@ export class OpenWriters {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Whether another process holds the file `dev`/`ino` open for writing. */
-  async isOpenForWriting(dev: bigint, ino: bigint): Promise<boolean> {
+  /**
+   * Whether another process holds the file `dev`/`ino` open for writing. `changedNs`, the
+   * file's ctime (ns since the epoch), makes an index built before it be built anew: that index
+   * knew another file under the inode number (freed and taken again), or not yet the process
+   * that made this one and still writes it.
+   */
+  async isOpenForWriting(dev: bigint, ino: bigint, changedNs?: bigint): Promise<boolean> {
     const now = this.#now();
-    if (this.#index === undefined || now - this.#index.builtAt >= this.#maxAgeMs) {
+    if (
+      this.#index === undefined || now - this.#index.builtAt >= this.#maxAgeMs ||
+      (changedNs !== undefined && BigInt(this.#index.builtAt) * 1_000_000n <= changedNs)
+    ) {
       const files = this.#build();
       this.#index = { builtAt: now, files };
       // A failed build is not reused: the next question builds again.

@@ -87,6 +87,24 @@ Deno.test("one index serves for maxAgeMs, then /proc is read again", async () =>
   });
 });
 
+Deno.test("an index built before the file last changed is built anew: it may know another file under the inode number, or not yet the file's writer", async () => {
+  await withFile(async (file) => {
+    let now = 1_000;
+    const writers = new OpenWriters({ maxAgeMs: 1000, now: () => now });
+    assert.equal(await openForWriting(writers, file), false);
+    const holder = await holdOpen(file, ">>");
+    try {
+      now += 10;
+      const { dev, ino } = statSync(file, { bigint: true });
+      const builtAtNs = 1_000n * 1_000_000n;
+      assert.equal(await writers.isOpenForWriting(dev, ino, builtAtNs - 1n), false, "older");
+      assert.equal(await writers.isOpenForWriting(dev, ino, builtAtNs), true, "built again");
+    } finally {
+      await holder.release();
+    }
+  });
+});
+
 Deno.test("without /proc nothing is known to be open", async () => {
   await withFile(async (file) => {
     const writers = new OpenWriters({ procRoot: join(file, "no-proc-here"), maxAgeMs: 0 });

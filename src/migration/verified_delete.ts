@@ -245,7 +245,7 @@ async function useOf(
     }
   }
   const writers = activity.openWriters ?? OPEN_WRITERS;
-  if (await writers.isOpenForWriting(identity.dev, identity.ino)) {
+  if (await writers.isOpenForWriting(identity.dev, identity.ino, identity.ctimeNs)) {
     return "another process has it open for writing; kept";
   }
   return undefined;
