@@ -8,6 +8,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { runtimePaths } from "../src/overlay/control.ts";
 import { isProcessAlive } from "../src/util/process.ts";
 import { RIAKFS_BINARY, runRiakfs } from "./_riakfs.ts";
 
@@ -21,8 +22,11 @@ export interface TestMount {
   server: ChildProcess;
   /** What the server wrote to stderr so far. */
   stderr(): string;
-  /** The mount's `--run-dir`, where `riakfs umount` finds its control socket; default its own. */
-  runDirectory?: string;
+  /**
+   * The mount's `--run-dir`, where `riakfs umount` and `status` find its control socket: one
+   * given in `args`, else RUN in the mount's own temporary directory, removed with it.
+   */
+  runDirectory: string;
 }
 
 /** Options of {@link withMount}. */
@@ -31,7 +35,7 @@ export interface WithMountOptions {
   options?: string;
   /** Use this source directory instead of a fresh one (it is not deleted). */
   source?: string;
-  /** More `riakfs mount` arguments, e.g. `["--run-dir", dir]`. */
+  /** More `riakfs mount` arguments, e.g. `["--run-dir", dir]` (default one of its own). */
   args?: string[];
   /** Empty files made in the mountpoint before it is mounted over (hidden while mounted). */
   hidden?: string[];
@@ -143,7 +147,13 @@ export async function startMount(options: WithMountOptions = {}): Promise<TestMo
   const preset = options.preset ?? "passthrough";
   const args = ["mount", "--preset", preset, "--foreground", source, mountpoint];
   if (options.options) args.push("-o", options.options);
-  args.push(...options.args ?? []);
+  const extra = options.args ?? [];
+  args.push(...extra);
+  // Its pid file and control socket go with the rest: in /run/riakfs, those of a mount
+  // killed with SIGKILL stayed for good.
+  const given = extra.indexOf("--run-dir");
+  const runDirectory = given >= 0 ? extra[given + 1] : join(base, "run");
+  if (given < 0) args.push("--run-dir", runDirectory);
   // A spool of its own, removed with the rest: the default one outlives the test.
   if (preset !== "passthrough" && !args.includes("--spool")) {
     args.push("--spool", join(base, "spool"));
@@ -155,10 +165,6 @@ export async function startMount(options: WithMountOptions = {}): Promise<TestMo
   let stderr = "";
   server.on("error", (error) => stderr += `cannot start ${RIAKFS_BINARY}: ${error.message}\n`);
   server.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
-  const extra = options.args ?? [];
-  const runDirectory = extra.includes("--run-dir")
-    ? extra[extra.indexOf("--run-dir") + 1]
-    : undefined;
   const mount = { source, mountpoint, server, stderr: () => stderr, runDirectory };
   const live = await waitFor(() => isMounted(mountpoint) || server.exitCode !== null, 10_000);
   if (!live || !isMounted(mountpoint)) {
@@ -171,13 +177,15 @@ export async function startMount(options: WithMountOptions = {}): Promise<TestMo
 /**
  * Unmounts (riakfs umount, then lazily if needed), waits for the server to exit, kills it
  * by pid if it does not, and removes the temporary directories (a source given to
- * {@link startMount} lives elsewhere and stays).
+ * {@link startMount} lives elsewhere and stays). Fails if a mount at `mountpoint` left its
+ * pid file, control socket or log in the default run directory, which it removes: every
+ * test mount belongs in a run directory of its own.
  */
 export async function stopMount(mount: TestMount): Promise<void> {
   const { server, mountpoint } = mount;
   try {
     if (isMounted(mountpoint)) {
-      const runDir = mount.runDirectory ? ["--run-dir", mount.runDirectory] : [];
+      const runDir = ["--run-dir", mount.runDirectory];
       const result = await runRiakfs(["umount", ...runDir, mountpoint]);
       if (result.code !== 0) await runRiakfs(["umount", "--lazy", ...runDir, mountpoint]);
     }
@@ -196,6 +204,19 @@ export async function stopMount(mount: TestMount): Promise<void> {
     }
     if (isMounted(mountpoint)) await run("umount", ["-l", mountpoint]);
     fs.rmSync(join(mountpoint, ".."), { recursive: true, force: true });
+    removeFromDefaultRunDirectory(mountpoint);
+  }
+}
+
+/**
+ * Removes what a mount at `mountpoint` left in the default run directory, /run/riakfs, and
+ * throws if there was any: nothing but the test's mounts are named after its temporary paths.
+ */
+function removeFromDefaultRunDirectory(mountpoint: string): void {
+  const left = Object.values(runtimePaths(mountpoint)).filter((path) => fs.existsSync(path));
+  for (const path of left) fs.rmSync(path, { force: true });
+  if (left.length > 0) {
+    throw new Error(`a mount without --run-dir left ${left.join(", ")} (removed)`);
   }
 }
 

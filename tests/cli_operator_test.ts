@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { isMounted, run, tempDir, waitFor } from "./_mount.ts";
 import { startRiakProcess } from "./_overlay.ts";
@@ -110,6 +111,32 @@ Deno.test("a mount whose Riak cannot be reached says so on the terminal, and ser
     const unmounted = await runRiakfs(["umount", "--run-dir", place.run, place.mountpoint]);
     assert.equal(unmounted.code, 0, unmounted.stderr);
   });
+});
+
+Deno.test("a mount whose Riak address answers in another protocol says on the terminal what the node answered", async () => {
+  // An HTTP port given for the protocol-buffers one (8098 for 8087): "no Riak node answered"
+  // alone sent the operator looking for a dead node.
+  const http = createServer((socket) => {
+    socket.on("error", () => {});
+    socket.once("data", () => socket.end("HTTP/1.1 400 Bad Request\r\n\r\n"));
+  });
+  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+  const address = `127.0.0.1:${(http.address() as AddressInfo).port}`;
+  try {
+    await withPlace(async (place) => {
+      const mounted = await mountInBackground(place, ["--preset", "drain", "--riak", address]);
+      assert.equal(mounted.code, 0, mounted.stderr);
+      const warning = mounted.stderr.split("\n").find((line) => /Riak unreachable/.test(line));
+      assert.match(
+        warning ?? "",
+        new RegExp(`as the mount started \\(${address} RpbPingReq: frame of \\d+ bytes exceeds`),
+      );
+      const unmounted = await runRiakfs(["umount", "--run-dir", place.run, place.mountpoint]);
+      assert.equal(unmounted.code, 0, unmounted.stderr);
+    });
+  } finally {
+    await new Promise((resolve) => http.close(resolve));
+  }
 });
 
 Deno.test("a mount whose Riak lacks a bucket type it needs, or has one of the wrong datatype, is refused in one line", async () => {

@@ -244,10 +244,11 @@ Deno.test("umount of a busy mount says so; --lazy detaches it", async () => {
   try {
     const handle = await fs.promises.open(join(mount.mountpoint, "held"), "w");
     try {
-      const busy = await runRiakfs(["umount", mount.mountpoint]);
+      const runDir = ["--run-dir", mount.runDirectory];
+      const busy = await runRiakfs(["umount", ...runDir, mount.mountpoint]);
       assert.equal(busy.code, 1);
       assert.match(busy.stderr, /busy/);
-      const lazy = await runRiakfs(["umount", "--lazy", mount.mountpoint]);
+      const lazy = await runRiakfs(["umount", "--lazy", ...runDir, mount.mountpoint]);
       assert.equal(lazy.code, 0, lazy.stderr);
       assert.match(lazy.stdout, /then detached .*served until they are closed/);
       assert.equal(isMounted(mount.mountpoint), false);

@@ -143,7 +143,7 @@ Deno.test("mount on a live mount's mountpoint is refused before it touches anyth
     assertOneLine(second.stderr, /already a fuse\.riakfs mount/);
     assert.deepEqual(fs.readdirSync(other), [], "no spool, no journal replay");
     assert.equal(fs.existsSync(join(base, "run")), false, "no run directory, no socket");
-    const status = await runRiakfs(["status", live.mountpoint]);
+    const status = await runRiakfs(["status", "--run-dir", live.runDirectory, live.mountpoint]);
     assert.equal(status.code, 0, `the live mount's control socket answers: ${status.stderr}`);
     fs.writeFileSync(join(live.mountpoint, "still-served"), "yes");
     assert.equal(fs.readFileSync(join(live.source, "still-served"), "utf8"), "yes");

@@ -4,7 +4,8 @@
  * read from Riak's copy), Riak outages (local files
  * served, Riak reads fail with EIO in time, listings degrade, logged once; in shadow,
  * removals and renames of directories go on and Riak follows), a file changed
- * between its hash and its deletion kept (the read-back held at a proxy), the status
+ * between its hash and its deletion kept (the read-back held at a proxy), copies a drain kept
+ * shown by `riakfs progress` until they are gone, the status
  * command and the Prometheus endpoint of a live mount, and riak-fuse's legacy flags.
  */
 import assert from "node:assert/strict";
@@ -17,6 +18,7 @@ import { Store } from "../src/store/store.ts";
 import { eventually, type OverlayEnv, statusOf, withOverlayEnv } from "./_overlay.ts";
 import { startRiakProxy } from "./_riak_proxy.ts";
 import { runRiakfs } from "./_riakfs.ts";
+import { holdOpen } from "../src/migration/_test_support.ts";
 
 /** Writes a legacy file directly in the source, dated in the past like real legacy data. */
 async function legacyFile(path: string, content: Uint8Array): Promise<void> {
@@ -159,6 +161,97 @@ Deno.test("drain: a file changed between its hash and its deletion is kept, on a
           "Riak has the hashed bytes",
         );
         assert.match(mounted.stderr(), /local copy kept/);
+      } finally {
+        await env.unmount(mounted);
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+Deno.test("drain: a copy kept while another process holds it open for writing shows in riakfs progress until it is deleted", async () => {
+  await withOverlayEnv(async (env) => {
+    const content = seededBytes(25, 50_000);
+    const local = join(env.source, "logs/app.log");
+    await legacyFile(local, content);
+    const progress = (spool: string, extra: string[] = []) =>
+      runRiakfs([
+        "progress",
+        env.source,
+        ...["--spool", spool, "--bucket", env.bucket, "--state-dir", join(env.base, "state")],
+        ...extra,
+      ]);
+    const keptByMount = async () => {
+      const run = await progress(env.spool, ["--json"]);
+      assert.equal(run.code, 0, run.stderr);
+      return JSON.parse(run.stdout).keptByMount;
+    };
+    const holder = await holdOpen(local, ">>");
+    let mounted;
+    try {
+      mounted = await env.mount("drain");
+      assert.ok(content.equals(await fsp.readFile(join(env.mountpoint, "logs/app.log"))));
+      await eventually(
+        "the local copy kept",
+        async () => (await statusOf(env)).metrics.localDeletion.kept === 1,
+      );
+      await eventually("progress showing it", async () => (await keptByMount()).files === 1);
+      assert.deepEqual(await keptByMount(), { files: 1, bytes: content.length });
+      assert.match((await progress(env.spool)).stdout, /^kept by the mount: 1 files, /m);
+      const bad = await progress(join(env.base, "nope"));
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /^riakfs: --spool \S+ is not a directory \(run [^\n]*\n$/);
+    } finally {
+      await holder.release();
+    }
+    try {
+      // Closed now: the next read copies again, and the deletion goes through.
+      assert.ok(content.equals(await fsp.readFile(join(env.mountpoint, "logs/app.log"))));
+      await eventually(
+        "the local copy deleted",
+        async () => (await statusOf(env)).metrics.localDeletion.deleted === 1,
+      );
+      await assert.rejects(fsp.stat(local), { code: "ENOENT" });
+      assert.deepEqual(await keptByMount(), { files: 0, bytes: 0 });
+    } finally {
+      await env.unmount(mounted);
+    }
+    // The mount's record forgot it too (written at the latest when the mount stopped).
+    await assert.rejects(fsp.stat(join(env.spool, "kept")), { code: "ENOENT" });
+  });
+});
+
+Deno.test("drain: a local copy a write superseded, kept as it changed outside the mount, shows in riakfs progress", async () => {
+  await withOverlayEnv(async (env) => {
+    const local = join(env.source, "notes/todo.txt");
+    await legacyFile(local, Buffer.from("legacy list\n"));
+    const proxy = await startRiakProxy(env.riak.nodes[0]);
+    try {
+      const put = proxy.holdPut(env.bucket, "notes/todo.txt");
+      const mounted = await env.mount("drain", [], proxy.node);
+      try {
+        await fsp.writeFile(join(env.mountpoint, "notes/todo.txt"), "new list\n");
+        await put.reached;
+        await fsp.appendFile(local, "added behind the mount's back\n");
+        put.release();
+        await eventually(
+          "the local copy kept",
+          async () => (await statusOf(env)).metrics.localDeletion.kept === 1,
+        );
+        await eventually("progress showing it", async () => {
+          const run = await runRiakfs([
+            "progress",
+            env.source,
+            ...["--spool", env.spool, "--bucket", env.bucket, "--json"],
+            ...["--state-dir", join(env.base, "state")],
+          ]);
+          return JSON.parse(run.stdout).keptByMount.files === 1;
+        });
+        assert.equal(
+          await fsp.readFile(local, "utf8"),
+          "legacy list\nadded behind the mount's back\n",
+        );
       } finally {
         await env.unmount(mounted);
       }

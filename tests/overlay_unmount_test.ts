@@ -17,6 +17,7 @@ import { runtimePaths } from "../src/overlay/control.ts";
 import { defaultSpoolDirectory } from "../src/overlay/spool.ts";
 import { seededBytes } from "../src/store/_test_support.ts";
 import { withFullFilesystem } from "../src/util/_full_filesystem.ts";
+import { isProcessAlive } from "../src/util/process.ts";
 import { isMounted, waitFor } from "./_mount.ts";
 import {
   assertInRiak,
@@ -123,6 +124,30 @@ Deno.test("umount whose drain times out reports the pending uploads; the next mo
       await env.riak.restart();
     }
     for (const name of files.keys()) assert.equal(await env.store.tryStat(name), undefined);
+    await assertReplayedAfterRemount(env, files);
+  });
+});
+
+Deno.test("umount whose drain leaves an upload stuck on a hung Riak returns once the mount's process ended: its spool can be mounted again at once", async () => {
+  await withOverlayEnv(async (env) => {
+    const mount = await env.mount("migrate");
+    env.riak.pause(); // Hung: the upload's request waits, its connection is not refused.
+    let files: Map<string, Uint8Array>;
+    try {
+      files = await writeBurst(env, "stuck", 1, 990);
+      const result = await umountDraining(env, 500);
+      assert.equal(result.code, 3, result.stderr);
+      assert.match(result.stderr, /1 upload\(s\) still pending after the 500 ms drain timeout/);
+      assert.doesNotMatch(result.stderr, /still stopping/);
+      // Before, it returned while the process gave the stuck upload its grace, holding the
+      // spool: a mount right after was refused, "in use by another riakfs mount".
+      assert.ok(
+        !isProcessAlive(mount.server.pid!),
+        "the serving process ended before umount returned",
+      );
+    } finally {
+      env.riak.resume();
+    }
     await assertReplayedAfterRemount(env, files);
   });
 });

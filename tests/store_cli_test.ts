@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { startTestRiak } from "../src/riak-server/testing.ts";
 import { chunkKey } from "../src/store/manifest.ts";
 import { encodeEntryMember, shardKey } from "../src/store/shards.ts";
@@ -269,6 +270,58 @@ Deno.test("doctor: every check passes on a good Riak; an unreachable node fails 
     assert.ok(notRun.length >= 3);
   });
 });
+
+Deno.test("doctor: nodes that accept and never answer are checked at once, each within --ping-timeout", async () => {
+  await withRiak(async ({ flags }) => {
+    const silent = [await listenSilently(), await listenSilently()];
+    try {
+      const started = Date.now();
+      const result = await runRiakfs([
+        "doctor",
+        "--json",
+        ...flags.slice(2),
+        "--riak",
+        [...silent.map((s) => s.address), flags[1]].join(","),
+        "--request-timeout",
+        "20000",
+        "--ping-timeout",
+        "500",
+      ]);
+      const tookMs = Date.now() - started;
+      assert.equal(result.code, 1, result.stdout + result.stderr);
+      const report = JSON.parse(result.stdout) as {
+        checks: Array<{ name: string; ok: boolean; detail: string }>;
+      };
+      for (const { address } of silent) {
+        const check = report.checks.find((c) => c.name === `node ${address}`);
+        assert.equal(check?.ok, false, address);
+        assert.match(check!.detail, /timed out after 500 ms \(--ping-timeout\)/);
+      }
+      assert.ok(report.checks.filter((c) => !c.name.startsWith("node ")).every((c) => c.ok));
+      // One after the other, each waited out --request-timeout: 40 s for these two.
+      assert.ok(tookMs < 15_000, `doctor took ${tookMs} ms`);
+    } finally {
+      for (const listener of silent) await listener.close();
+    }
+  });
+});
+
+/** A TCP port that accepts connections and never answers (a hung node). */
+async function listenSilently(): Promise<{ address: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
 
 Deno.test("gc: reports unreferenced chunks in a dry run and deletes them with --delete", async () => {
   await withRiak(async ({ store, flags }) => {

@@ -6,10 +6,10 @@
 import { Buffer } from "node:buffer";
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
-import { RiakClient, toText } from "../riak/mod.ts";
+import { RiakClient, TimeoutError, toText } from "../riak/mod.ts";
 import { resolveNamespace } from "../store/layout.ts";
 import { bucketTypeChecks } from "./bucket_types.ts";
-import { clusterOptionsFromSettings, runWithRiak } from "./riak-session.ts";
+import { clusterOptionsFromSettings, type RiakSettings, runWithRiak } from "./riak-session.ts";
 
 /** One check's outcome. */
 export interface DoctorCheck {
@@ -39,26 +39,12 @@ export function runDoctor(command: Command, opts: Record<string, unknown>): Prom
         checks.push({ name, ok: false, detail: (error as Error).message, ms: elapsed(started) });
       }
     };
-    for (const node of settings.riak.nodes) {
-      await run(`node ${node}`, async () => {
-        const single = new RiakClient({
-          ...clusterOptionsFromSettings(settings.riak),
-          nodes: [node],
-          maxAttempts: 1,
-        });
-        try {
-          const started = performance.now();
-          await single.ping();
-          const pingMs = elapsed(started);
-          const info = await single.serverInfo();
-          return `reachable, ping ${pingMs.toFixed(1)} ms, ${info.node ?? "?"} ${
-            info.serverVersion ?? "?"
-          }`;
-        } finally {
-          await single.close();
-        }
-      });
-    }
+    // At once, each within --ping-timeout, as the client checks a node: one after the other,
+    // each waiting out --request-timeout, three hung nodes held the report for 90 s.
+    const nodeChecks = await Promise.all(
+      settings.riak.nodes.map((node) => checkNodeWithin(settings.riak, node)),
+    );
+    checks.push(...nodeChecks);
     noNode = checks.every((check) => !check.ok);
     const namespace = resolveNamespace(settings.namespace);
     for (const { name, check } of bucketTypeChecks(riak, namespace)) await run(name, check);
@@ -111,6 +97,42 @@ export function runDoctor(command: Command, opts: Record<string, unknown>): Prom
     }
     if (!ok) process.exitCode = 1;
   });
+}
+
+/**
+ * Checks one node on a client of its own: its ping and server info, each answered within
+ * --ping-timeout (the bound the client itself gives a node's ping before it takes the node
+ * out of rotation).
+ */
+async function checkNodeWithin(riak: RiakSettings, node: string): Promise<DoctorCheck> {
+  const started = performance.now();
+  const single = new RiakClient({
+    ...clusterOptionsFromSettings(riak),
+    nodes: [node],
+    maxAttempts: 1,
+    stallCheckAfterMs: 0, // this ping is the check, with its own bound
+    connectTimeoutMs: Math.min(riak.connectTimeoutMs, riak.pingTimeoutMs),
+    requestTimeoutMs: riak.pingTimeoutMs,
+  });
+  try {
+    await single.ping();
+    const pingMs = elapsed(started);
+    const info = await single.serverInfo();
+    return {
+      name: `node ${node}`,
+      ok: true,
+      detail: `reachable, ping ${pingMs.toFixed(1)} ms, ${info.node ?? "?"} ${
+        info.serverVersion ?? "?"
+      }`,
+      ms: elapsed(started),
+    };
+  } catch (error) {
+    const detail = (error as Error).message +
+      (error instanceof TimeoutError ? " (--ping-timeout)" : "");
+    return { name: `node ${node}`, ok: false, detail, ms: elapsed(started) };
+  } finally {
+    await single.close();
+  }
 }
 
 function elapsed(started: number): number {

@@ -204,6 +204,7 @@ async function serveInForeground(
       riakNodes: riak?.riak.nodes ?? [],
       pingRiak: checks?.pingRiak,
       riakAnswers: checks?.riakAnswers,
+      whyRiakUnanswered: checks?.whyUnanswered,
       logger,
       localFileSystem: () =>
         openPassthrough(source, {

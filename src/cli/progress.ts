@@ -16,6 +16,10 @@ export function installProgress(program: Command): void {
     .argument("<source>", "the local directory being migrated")
     .option("--rescan", "walk the tree and ask Riak instead of using what pre-warm recorded")
     .option("--concurrency <n>", "files checked at once by --rescan", concurrencyLevel, 8)
+    .option(
+      "--spool <dir>",
+      "the spool drain mounts of SOURCE were given, for the copies they kept",
+    )
     .option("--json", "print JSON");
   addMigrationOptions(command);
   addRiakOptions(command).action(async (sourceArg: string, opts: Record<string, unknown>) => {

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { statSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { LockedError } from "../util/lock.ts";
 import { EXIT_LOCKED } from "../migration/prewarm.ts";
 import type { Command } from "commander";
@@ -16,6 +18,8 @@ import {
 import { formatBytes } from "../migration/progress_reporter.ts";
 import { PathFilter } from "../migration/glob.ts";
 import type { Tally } from "../migration/state.ts";
+import { keptCopiesIn } from "../migration/kept_copies.ts";
+import { SPOOL_DIRECTORY_NAME } from "../migration/mount_entries.ts";
 import { type Namespace, resolveNamespace } from "../store/layout.ts";
 import { filterFromOptions, sourceDirectory, stateDirectoryFor } from "./migration-settings.ts";
 import { RiakConfigError, riakSettingsFromOptions, runWithStore } from "./riak-session.ts";
@@ -28,6 +32,7 @@ export async function showProgress(
   opts: Record<string, unknown>,
 ): Promise<void> {
   const source = await sourceDirectory(command, sourceArg);
+  const keptByMount = keptCopiesIn(spoolDirectory(command, source, opts.spool), source);
   if (opts.rescan) {
     const given = filterFromOptions(command, opts);
     // Without globs of its own, the rescan takes those the pre-warm runs recorded.
@@ -42,7 +47,7 @@ export async function showProgress(
           state,
           filter,
           concurrency: opts.concurrency as number,
-        });
+        }, keptByMount);
       } catch (error) {
         if (!(error instanceof LockedError || error instanceof RescanError)) throw error;
         process.stderr.write(`riakfs progress: ${error.message}\n`);
@@ -63,7 +68,24 @@ export async function showProgress(
     throw error;
   }
   const state = stateDirectoryFor(source, namespace, opts);
-  await printResult("progress", render(progressFromState(state), opts.json === true));
+  await printResult(
+    "progress",
+    render(progressFromState(state, keptByMount), opts.json === true),
+  );
+}
+
+/** The spool of the drain mounts of `source`: `--spool`, else their default one in SOURCE. */
+function spoolDirectory(command: Command, source: string, given: unknown): string {
+  if (typeof given !== "string") return join(source, SPOOL_DIRECTORY_NAME);
+  const directory = resolve(given);
+  let isDirectory = false;
+  try {
+    isDirectory = given !== "" && statSync(directory).isDirectory();
+  } catch {
+    isDirectory = false;
+  }
+  if (!isDirectory) command.error(`riakfs: --spool ${given} is not a directory`, { exitCode: 2 });
+  return directory;
 }
 
 function render(report: ProgressReport, json: boolean): string {
@@ -71,6 +93,7 @@ function render(report: ProgressReport, json: boolean): string {
   if (!report.known) {
     return [
       "riakfs progress: nothing recorded yet; run 'riakfs prewarm' or 'riakfs progress --rescan'",
+      ...keptByMountLines(report),
       ...runLines(report),
     ].join("\n") + "\n";
   }
@@ -105,6 +128,7 @@ function render(report: ProgressReport, json: boolean): string {
         "or changed lately; the next run deletes them once they are not)",
     );
   }
+  lines.push(...keptByMountLines(report));
   if (report.special.files > 0) {
     lines.push(
       `special:    ${approx}${report.special.files} files (FIFOs, sockets, devices: ` +
@@ -151,6 +175,8 @@ function render(report: ProgressReport, json: boolean): string {
           : report.keptActive.files > 0
           ? `not done: ${approx}${report.keptActive.files} local copies kept while in use; ` +
             "the next run retries them"
+          : report.keptByMount.files > 0
+          ? `not done: ${report.keptByMount.files} local copies kept by a drain mount`
           : "unknown"
         : report.etaDays === 0
         ? "done"
@@ -161,6 +187,15 @@ function render(report: ProgressReport, json: boolean): string {
   );
   lines.push(...runLines(report));
   return lines.join("\n") + "\n";
+}
+
+/** The local copies a drain mount kept, where it kept any (its spool's record). */
+function keptByMountLines(report: ProgressReport): string[] {
+  if (report.keptByMount.files === 0) return [];
+  return [
+    `kept by the mount: ${show(report.keptByMount)} (still in SOURCE: in use, changed ` +
+    "since hashed, or Riak's copy read back differently; the mount's log names each)",
+  ];
 }
 
 /** The run under way and the last run, which a run that died before recording anything is. */

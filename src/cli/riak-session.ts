@@ -345,14 +345,26 @@ export const STATUS_PING_TIMEOUT_MS = 2_000;
 export function mountRiakChecks(riak: RiakSettings, client: RiakClient): {
   pingRiak: (timeoutMs?: number) => Promise<NodePing[]>;
   riakAnswers: (timeoutMs?: number) => Promise<boolean>;
+  whyUnanswered: () => string | undefined;
 } {
   const pingRiak = (timeoutMs = Math.min(riak.pingTimeoutMs, STATUS_PING_TIMEOUT_MS)) =>
     Promise.all(riak.nodes.map((node) => pingNode(riak, node, timeoutMs)));
+  let lastPings: NodePing[] = [];
   return {
     pingRiak,
     riakAnswers: (timeoutMs = riak.pingTimeoutMs) =>
-      riakAnswersAgain(() => pingRiak(timeoutMs), client, timeoutMs),
+      riakAnswersAgain(async () => lastPings = await pingRiak(timeoutMs), client, timeoutMs),
+    whyUnanswered: () => unansweredPings(lastPings),
   };
+}
+
+/**
+ * Why none of `pings` answered, node by node (what refused, timed out, or spoke no Riak
+ * protocol); undefined when one did.
+ */
+export function unansweredPings(pings: readonly NodePing[]): string | undefined {
+  if (pings.length === 0 || pings.some((ping) => ping.ms !== undefined)) return undefined;
+  return pings.map((ping) => ping.error ?? `${ping.node}: no answer`).join("; ");
 }
 
 /**

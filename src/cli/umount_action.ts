@@ -13,7 +13,8 @@ import {
   runtimePaths,
 } from "../overlay/control.ts";
 import { DEFAULT_STATUS_TIMEOUT_MS } from "../overlay/defaults.ts";
-import { isProcessAlive } from "../util/process.ts";
+import { STOP_GRACE_MS } from "../overlay/upload_queue.ts";
+import { isProcessAlive, processEnded } from "../util/process.ts";
 import { MOUNT_SUBTYPE } from "./mount.ts";
 import { mountpointPath } from "./mountpoint_path.ts";
 import { mountPrivilegeProblem } from "./mount_privilege.ts";
@@ -82,11 +83,13 @@ export async function unmountDrained(
     } else throw error;
   }
   await removeStaleRunFiles(paths);
-  const unmounted = takenElsewhere
-    ? `${path} was unmounted meanwhile (by another riakfs umount, or a signal)`
-    : flags.lazy
-    ? `detached ${path}`
-    : `unmounted ${path}`;
+  const stopping = "outcome" in answer && !flags.lazy ? await stillStopping(answer.outcome) : "";
+  const unmounted =
+    (takenElsewhere
+      ? `${path} was unmounted meanwhile (by another riakfs umount, or a signal)`
+      : flags.lazy
+      ? `detached ${path}`
+      : `unmounted ${path}`) + stopping;
   if ("silent" in answer) return reportSilent(unmounted, paths.controlSocket, paths.pidFile);
   if ("interrupted" in answer) return reportInterrupted(unmounted, answer.interrupted);
   if (!("outcome" in answer)) return;
@@ -112,6 +115,24 @@ export async function unmountDrained(
       : `${uploads}, then ${unmounted}\n`,
   );
 }
+
+/**
+ * Waits for the drained mount's process to end once unmounted: until then it holds the spool,
+ * and a mount of it (`riakfs umount; riakfs mount` in a script, a service restart) was refused
+ * as "in use by another riakfs mount", while an upload stuck on a hung Riak node used up its
+ * grace. What to add to the report when it still runs after {@link PROCESS_END_WAIT_MS}.
+ */
+async function stillStopping(outcome: DrainOutcome): Promise<string> {
+  if (outcome.pid === undefined || await processEnded(outcome.pid, PROCESS_END_WAIT_MS)) return "";
+  return ` (its process ${outcome.pid} still stopping after ${PROCESS_END_WAIT_MS} ms: ` +
+    "a mount of its spool is refused until it ends)";
+}
+
+/**
+ * How long `riakfs umount` waits for an unmounted mount's process to end: its uploads still
+ * running get {@link STOP_GRACE_MS}, then it closes its spool and exits.
+ */
+const PROCESS_END_WAIT_MS = STOP_GRACE_MS + 3_000;
 
 /** Says where the pending uploads wait (what `said` began) and exits 3. */
 function reportPending(said: string, spool: string | undefined): void {

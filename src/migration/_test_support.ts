@@ -33,6 +33,8 @@ export function wrappedStore(
     ensureListed: (path, options) => store.ensureListed(path, options),
     setAttributes: (path, attributes, onlyOver) => store.setAttributes(path, attributes, onlyOver),
     list: (path) => store.list(path),
+    removeIfUnchanged: (examined) => store.removeIfUnchanged(examined),
+    removeOrphanEntry: (path) => store.removeOrphanEntry(path),
     ...overrides,
   };
 }

@@ -94,7 +94,10 @@ import {
  */
 export type PrewarmStore =
   & MigrationStore
-  & Pick<Store, "ensureListed" | "setAttributes" | "list">
+  & Pick<
+    Store,
+    "ensureListed" | "setAttributes" | "list" | "removeIfUnchanged" | "removeOrphanEntry"
+  >
   & Partial<Pick<Store, "listedNames">>;
 
 /**

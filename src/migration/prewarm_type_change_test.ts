@@ -109,7 +109,11 @@ Deno.test("a drain leaves Riak's file or directory of files where SOURCE now has
         for (let night = 0; night < 2; night++) {
           const run = await runPrewarm({ source, store, state, ...DRAIN });
           assert.equal(run.exitCode, EXIT_FAILED, what);
-          assert.deepEqual(run.failures.map((failure) => failure.path), ["/x"], what);
+          assert.deepEqual(
+            run.failures.map((failure) => failure.path),
+            ["/x"],
+            JSON.stringify(run.failures),
+          );
           assert.match(
             run.failures[0].error,
             new RegExp(
@@ -285,6 +289,74 @@ Deno.test("a run without --delete-local keeps Riak's files where SOURCE's type c
         assert.equal(run.exitCode, EXIT_FAILED, drainedBy);
         assert.match(run.failures[0].error, /\(SOURCE is drained: it may hold drained files\)/);
         assert.equal((await store.readFile("x/sub/deeper")).toString(), "deeper old", drainedBy);
+      });
+    });
+  }
+});
+
+/**
+ * `store`, where `write` is done (once) just before the first removal, after the type change
+ * was decided on: a write through a mount landing between the two.
+ */
+function writingBeforeRemoval(store: Store, write: () => Promise<unknown>) {
+  let written: Promise<unknown> | undefined;
+  const first = () => written ??= write();
+  return wrappedStore(store, {
+    remove: async (path, options) => (await first(), await store.remove(path, options)),
+    removeIfUnchanged: async (examined) => (await first(), await store.removeIfUnchanged(examined)),
+  });
+}
+
+Deno.test("what is written into Riak's directory, or over Riak's file, after the type change was decided on stays: one failure", async () => {
+  const later = Buffer.from("later");
+  const writeLater = (path: string) => (store: Store) => store.writeFile(path, later);
+  const readLater = (path: string) => (store: Store) => store.readFile(path);
+  const cases: [
+    Kind,
+    Kind,
+    (store: Store) => Promise<unknown>,
+    (store: Store) => Promise<Buffer>,
+  ][] = [
+    ["directory", "file", writeLater("x/sub/later"), readLater("x/sub/later")],
+    ["directory", "symlink", writeLater("x/later"), readLater("x/later")],
+    [
+      "directory",
+      "file",
+      async (
+        store,
+      ) => (await store.remove("x/sub", { recursive: true }), await writeLater("x/sub")(store)),
+      readLater("x/sub"),
+    ],
+    ["file", "directory", writeLater("x"), readLater("x")],
+    [
+      "symlink",
+      "file",
+      async (store) => (await store.remove("x"), await store.symlink("x", later)),
+      (store) => store.readlink("x"),
+    ],
+  ];
+  for (const [before, after, write, read] of cases) {
+    await withSourceAndState(async (source, state) => {
+      await withStore(async ({ store }) => {
+        if (before === "directory") makeOldDirectory(source);
+        else makeLocal(source, before, "old");
+        await runPrewarm({ source, store, state });
+        makeLocal(source, after, "new");
+        const what = `${before} -> ${after}`;
+        const racing = writingBeforeRemoval(store, () => write(store));
+        const run = await runPrewarm({ source, store: racing, state });
+        assert.equal(run.exitCode, EXIT_FAILED, `${what}: ${outcomeOf(run)}`);
+        assert.deepEqual(run.failures.map((failure) => failure.path), ["/x"], what);
+        assert.match(
+          run.failures[0].error,
+          new RegExp(
+            `^Riak holds a ${before} where SOURCE now has a ${after}, left in Riak ` +
+              `\\(written to in Riak while being replaced\\): rename the local ${after}`,
+          ),
+          `${what}: ${run.failures[0].error}`,
+        );
+        assert.deepEqual(await read(store), later, `${what}: the later write is in Riak`);
+        assert.equal((await store.stat("x")).type, before, what);
       });
     });
   }

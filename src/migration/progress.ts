@@ -67,6 +67,13 @@ export interface ProgressReport {
    */
   keptActive: Tally;
   /**
+   * Local copies a drain mount kept after their transfer (in use, changed since they were
+   * hashed, or Riak's copy read back differently), as its spool records them
+   * (src/migration/kept_copies.ts): those still in SOURCE, at their size now. Not done while
+   * any remain, as for {@link keptActive}.
+   */
+  keptByMount: Tally;
+  /**
    * The share of the tree's total in Riak, 0 to 1 (by bytes; by files where the tree holds no
    * bytes); undefined while no pass has covered the whole tree (the total is only what the
    * first pass reached, of which all can be in Riak) or when the tree is empty.
@@ -98,7 +105,7 @@ export interface ProgressReport {
   dailyRate?: { bytes: number; files: number; days: number };
   /**
    * Days until nothing is pending at that rate; undefined when unknown, or when nothing is
-   * pending but local copies kept in use ({@link keptActive}), which the next run retries.
+   * pending but local copies kept ({@link keptActive}, {@link keptByMount}), still to delete.
    */
   etaDays?: number;
   /**
@@ -111,8 +118,14 @@ export interface ProgressReport {
   runs: number;
 }
 
-/** Builds the report from the state directory alone. */
-export function progressFromState(state: StateDirectory): ProgressReport {
+/**
+ * Builds the report from the state directory, with the local copies a drain mount kept
+ * (`keptByMount`, from its spool; none by default).
+ */
+export function progressFromState(
+  state: StateDirectory,
+  keptByMount: Tally = { files: 0, bytes: 0 },
+): ProgressReport {
   const saved = state.loadState();
   const history = state.readHistory();
   const last = saved.lastCompletePass?.tally;
@@ -135,6 +148,7 @@ export function progressFromState(state: StateDirectory): ProgressReport {
     inRiak: figures.inRiak,
     newerInRiak: figures.newerInRiak,
     keptActive: figures.keptActive,
+    keptByMount,
     verified: figures.verified,
     pending,
     differing: figures.differing,
@@ -184,8 +198,8 @@ export function progressFromState(state: StateDirectory): ProgressReport {
       ? etaDays(toDo, rate)
       : undefined;
     // What the pass has not reached may have changed since it was last looked at, and local
-    // copies kept in use are still to be deleted: not done.
-    const leftOver = passUnfinished || report.keptActive.files > 0;
+    // copies kept (in use, by a pre-warm or a mount) are still to be deleted: not done.
+    const leftOver = passUnfinished || report.keptActive.files > 0 || keptByMount.files > 0;
     if (eta !== undefined && !(eta === 0 && leftOver)) report.etaDays = eta;
   }
   const unfinished = state.unfinishedRun();
@@ -323,6 +337,7 @@ export class RescanError extends Error {
  */
 export async function rescan(
   options: Pick<PrewarmOptions, "source" | "store" | "state" | "filter" | "concurrency">,
+  keptByMount?: Tally,
 ): Promise<ProgressReport> {
   const startedAt = new Date().toISOString();
   // One run at a time, as for a pre-warm: its state save and this one must not cross.
@@ -372,7 +387,7 @@ export async function rescan(
   } finally {
     lock.release();
   }
-  return progressFromState(options.state);
+  return progressFromState(options.state, keptByMount);
 }
 
 /**

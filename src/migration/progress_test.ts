@@ -541,6 +541,17 @@ Deno.test("a drain's local copies kept in use are told apart, and progress is no
   });
 });
 
+// After a drain mount, SOURCE held the copies it kept, and progress said "ETA: done".
+Deno.test("progress is not done while a drain mount's kept copies remain", async () => {
+  await withDrainTree(async ({ state, drain }) => {
+    assert.equal((await drain()).exitCode, EXIT_COMPLETE);
+    assert.equal(progressFromState(state).etaDays, 0);
+    const kept = progressFromState(state, { files: 1, bytes: 7 });
+    assert.deepEqual(kept.keptByMount, { files: 1, bytes: 7 });
+    assert.equal(kept.etaDays, undefined, "not done: the kept copy is still in SOURCE");
+  });
+});
+
 // A rescan after a drain's complete pass, which deletes nothing and so keeps no copy in use,
 // showed no copy kept, and "ETA: done" with the daemon's log still in SOURCE.
 Deno.test("a rescan after a drain's complete pass keeps the count of the copies it kept in use", async () => {

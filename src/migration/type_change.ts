@@ -9,10 +9,18 @@
  */
 import { Buffer } from "node:buffer";
 import { childPath, displayPath } from "../store/path.ts";
-import type { FileStat, Store } from "../store/store.ts";
+import { DirectoryNotEmptyError, NotFoundError, WrongTypeError } from "../store/errors.ts";
+import type { DirEntry, FileStat, Store } from "../store/store.ts";
+import { mapAhead } from "../util/map_ahead.ts";
+
+/** Requests under way at once while a directory is looked through, or removed. */
+const IN_FLIGHT = 8;
 
 /** The store operations the decision needs. */
-export type TypeChangeStore = Pick<Store, "list" | "tryStat" | "remove">;
+export type TypeChangeStore = Pick<
+  Store,
+  "list" | "tryStat" | "remove" | "removeIfUnchanged" | "removeOrphanEntry"
+>;
 
 /** SOURCE's entry at the path now. */
 export interface LocalEntry {
@@ -37,6 +45,18 @@ export class ReplacedTypeKeptError extends Error {
 }
 
 /**
+ * What the decision looked at in Riak's entry: the removal takes that and nothing else.
+ */
+interface Examined {
+  /** Files and symlinks, as their stats found them. */
+  files: FileStat[];
+  /** Names listed with nothing stored at them (left by a crash). */
+  orphans: Buffer[];
+  /** Directories, each after those below it. */
+  directories: Buffer[];
+}
+
+/**
  * Removes Riak's entry `remote` at `path`, of another type than SOURCE's `local`, or throws
  * {@link ReplacedTypeKeptError} and leaves it. Removed only where all it holds is shown by
  * SOURCE as replaced: nothing in it is newer than the local entry (written since, through a
@@ -44,6 +64,10 @@ export class ReplacedTypeKeptError extends Error {
  * one or a mount), it is a symlink or an empty directory (files only are drained: a file, or a
  * directory's files, may be the only copy of a file drained from SOURCE before). With
  * `dryRun` only the decision is made.
+ *
+ * Only what the decision looked at is removed, each file only as it was then, and a directory
+ * only once empty: a file written in it, or over it, since (a mount on another host, or on
+ * this one, is not stopped by a pre-warm) stays, with what holds it, and the path fails.
  *
  * Removed first, then the caller stores the new entry: a crash between the two loses nothing,
  * as SOURCE still holds the new entry (a drain deletes it only once Riak's copy is verified)
@@ -64,18 +88,25 @@ export async function removeReplacedEntry(
   if (!isDirectory && remote.mtimeNs > local.mtimeNs) {
     throw kept(`newer than the local ${local.type}`);
   }
+  let examined: Examined = isDirectory
+    ? { files: [], orphans: [], directories: [path] }
+    : { files: [remote], orphans: [], directories: [] };
   if (options.drain) {
     if (remote.type === "file") throw kept("SOURCE is drained: it may be a drained file");
     if (isDirectory && await hasEntries(store, path)) {
       throw kept("SOURCE is drained: it may hold drained files");
     }
   } else if (isDirectory) {
-    const newer = await newerBelow(store, path, local.mtimeNs);
-    if (newer) throw kept(`${displayPath(newer)} in it is newer than the local ${local.type}`);
+    examined = await examine(store, path);
+    const newer = examined.files.find((file) => file.mtimeNs > local.mtimeNs);
+    if (newer) {
+      throw kept(`${displayPath(newer.path)} in it is newer than the local ${local.type}`);
+    }
   }
   if (options.dryRun) return;
-  // In a drain only an empty directory gets here: one filled since is refused (ENOTEMPTY).
-  await store.remove(path, { recursive: isDirectory && !options.drain });
+  if (!await removeExamined(store, examined)) {
+    throw kept("written to in Riak while being replaced");
+  }
 }
 
 async function hasEntries(store: TypeChangeStore, directory: Buffer): Promise<boolean> {
@@ -83,24 +114,55 @@ async function hasEntries(store: TypeChangeStore, directory: Buffer): Promise<bo
   return false;
 }
 
-/**
- * The first file or symlink below `directory` whose mtime is later than `mtimeNs`, if any:
- * written after SOURCE's replacement, so not what SOURCE replaced.
- */
-async function newerBelow(
-  store: TypeChangeStore,
-  directory: Buffer,
-  mtimeNs: bigint,
-): Promise<Buffer | undefined> {
-  for await (const entry of store.list(directory)) {
-    const path = childPath(directory, entry.name);
-    if (entry.type === "directory") {
-      const newer = await newerBelow(store, path, mtimeNs);
-      if (newer) return newer;
-      continue;
+/** Everything below `directory` (depth first, in listing order), and it. */
+async function examine(store: TypeChangeStore, directory: Buffer): Promise<Examined> {
+  const examined: Examined = { files: [], orphans: [], directories: [] };
+  const visit = async (current: Buffer) => {
+    const statOf = (entry: DirEntry) =>
+      entry.type === "directory"
+        ? Promise.resolve(undefined)
+        : store.tryStat(childPath(current, entry.name), { fileOnly: true });
+    for await (const [entry, found] of mapAhead(store.list(current), IN_FLIGHT, statOf)) {
+      const path = childPath(current, entry.name);
+      if (entry.type === "directory") await visit(path);
+      else if (found) examined.files.push(found);
+      else examined.orphans.push(path);
     }
-    const found = await store.tryStat(path, { fileOnly: true });
-    if (found && found.mtimeNs > mtimeNs) return path;
+    examined.directories.push(current);
+  };
+  await visit(directory);
+  return examined;
+}
+
+/**
+ * Removes what {@link examine} found, as it found it; false, leaving the rest, once something
+ * is not: a file changed, or a directory holding what was not examined.
+ */
+async function removeExamined(store: TypeChangeStore, examined: Examined): Promise<boolean> {
+  const removals = mapAhead(
+    each(examined.files),
+    IN_FLIGHT,
+    (file) => store.removeIfUnchanged(file),
+  );
+  for await (const [, removed] of removals) {
+    if (!removed) return false;
   }
-  return undefined;
+  for (const orphan of examined.orphans) {
+    await store.removeOrphanEntry(orphan);
+    if (await store.tryStat(orphan)) return false;
+  }
+  for (const directory of examined.directories) {
+    try {
+      await store.remove(directory, { directoryOnly: true });
+    } catch (error) {
+      // Filled since, or made a file or symlink since: not what was examined.
+      if (error instanceof DirectoryNotEmptyError || error instanceof WrongTypeError) return false;
+      if (!(error instanceof NotFoundError)) throw error;
+    }
+  }
+  return true;
+}
+
+async function* each<T>(items: readonly T[]): AsyncGenerator<T> {
+  yield* items;
 }

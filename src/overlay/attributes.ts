@@ -110,9 +110,17 @@ export function seenFileStat(path: string, seen: SeenFile): FileStat {
   };
 }
 
-/** Nanoseconds since the epoch as FUSE's seconds and nanoseconds. */
+/**
+ * Nanoseconds since the epoch as FUSE's seconds and nanoseconds, the nanoseconds always within
+ * 0..999,999,999 as `struct timespec` has them: a time before 1970 is rounded down to its
+ * second (-1.5 s is -2 s and 500,000,000 ns), where bigint division truncates toward zero.
+ */
 export function timespecOf(nanoseconds: bigint): Timespec {
-  return { sec: Number(nanoseconds / 1_000_000_000n), nsec: Number(nanoseconds % 1_000_000_000n) };
+  const sec = nanoseconds / 1_000_000_000n;
+  const nsec = nanoseconds % 1_000_000_000n;
+  return nsec < 0n
+    ? { sec: Number(sec - 1n), nsec: Number(nsec + 1_000_000_000n) }
+    : { sec: Number(sec), nsec: Number(nsec) };
 }
 
 /** A SETATTR time in nanoseconds since the epoch; `now` is the mount's clock. */

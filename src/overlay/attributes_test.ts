@@ -41,6 +41,23 @@ Deno.test("timespecOf and toNs convert between nanoseconds and FUSE times both w
   assert.ok(now >= before && now <= BigInt(Date.now()) * 1_000_000n);
 });
 
+Deno.test("timespecOf keeps the nanoseconds within 0..999,999,999, before 1970 too", () => {
+  const cases: Array<[bigint, { sec: number; nsec: number }]> = [
+    [0n, { sec: 0, nsec: 0 }],
+    [1_500_000_000n, { sec: 1, nsec: 500_000_000 }],
+    [999_999_999n, { sec: 0, nsec: 999_999_999 }],
+    [-1n, { sec: -1, nsec: 999_999_999 }],
+    [-1_000_000_000n, { sec: -1, nsec: 0 }],
+    // Truncated toward zero, it was -1 s and -500,000,000 ns: out of a timespec's range.
+    [-1_500_000_000n, { sec: -2, nsec: 500_000_000 }],
+    [-MTIME_NS, { sec: -1_700_000_001, nsec: 876_543_211 }],
+  ];
+  for (const [nanoseconds, expected] of cases) {
+    assert.deepEqual(timespecOf(nanoseconds), expected, `${nanoseconds} ns`);
+    assert.equal(toNs(timespecOf(nanoseconds)), nanoseconds, `${nanoseconds} ns back`);
+  }
+});
+
 Deno.test("riakAttr shows Riak's type, permission bits, times and blocks", () => {
   const attr = riakAttr(riakFile({ atimeNs: 5_000_000_001n }), 7, 0, 0);
   assert.equal(attr.ino, 7);

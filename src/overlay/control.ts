@@ -159,6 +159,11 @@ export interface DrainOutcome {
    * does not say.
    */
   riak?: string;
+  /**
+   * The mount's serving process, which ends after the unmount and holds the spool until then
+   * (a mount of an older riakfs does not say).
+   */
+  pid?: number;
 }
 
 /**

@@ -105,6 +105,11 @@ export class RiakHealth {
 
   readonly #probeIntervalMs: number;
   #probe: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Requests of {@link run} waiting on Riak under a plain deadline, each given up on with this
+   * once an outage is declared (when Riak is down since then).
+   */
+  readonly #waiting = new Set<(downSince: number) => void>();
 
   /**
    * `confirm`, when given, asks Riak itself whether it answers before an outage is declared
@@ -234,14 +239,18 @@ export class RiakHealth {
   }
 
   /**
-   * Riak did not answer as the mount started ({@link answers}): nothing else would say so
+   * Riak did not answer as the mount started ({@link answers}; `why`: each node's failure):
+   * nothing else would say so
    * before a request waited out its whole deadline, and the first change of a name that the
    * outage's rules journal (a rename, a mkdir) would fail EIO instead. Declared now, the
    * outage is logged once and probed like any other.
    */
-  unreachableAtStart(): void {
+  unreachableAtStart(why?: string): void {
     if (this.#downSince !== undefined) return;
-    this.#declare(new Error("no Riak node answered as the mount started"));
+    // Why, node by node: "no node answered" alone hid a port that speaks another protocol,
+    // a name that does not resolve, a node that holds the connection and says nothing.
+    const reason = `no Riak node answered as the mount started${why ? ` (${why})` : ""}`;
+    this.#declare(new Error(reason));
   }
 
   /** Riak is cut off: logged once, and probed until it answers again. */
@@ -255,6 +264,11 @@ export class RiakHealth {
       { error: this.#lastError },
     );
     this.#probeLater();
+    // As a request sent now fails at once: one sent a moment before (an open after the
+    // lookup whose deadline began the outage) waited out its own deadline, twice the wait.
+    if (this.#confirm !== undefined) {
+      for (const giveUp of [...this.#waiting]) giveUp(this.#downSince);
+    }
     for (const listener of this.#unreachable) listener();
   }
 
@@ -295,7 +309,13 @@ export class RiakHealth {
       throw new RiakUnreachableError(operation, this.#downSince);
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let giveUp: ((downSince: number) => void) | undefined;
     const deadline = new Promise<never>((_, reject) => {
+      // A wait for uploads is not given up on so: Riak may still be acknowledging them.
+      if (progress === undefined) {
+        giveUp = (downSince) => reject(new RiakUnreachableError(operation, downSince));
+        this.#waiting.add(giveUp);
+      }
       let seen = progress?.();
       const expire = () => {
         const now = progress?.();
@@ -316,6 +336,7 @@ export class RiakHealth {
       throw error;
     } finally {
       clearTimeout(timer);
+      if (giveUp) this.#waiting.delete(giveUp);
     }
   }
 

@@ -292,3 +292,33 @@ Deno.test("an outage is over once Riak answers within the request deadline, howe
     health.close();
   }
 });
+
+Deno.test("with a confirmation, requests waiting on Riak as an outage is declared fail then, not at their own deadline; waits for uploads go on", async () => {
+  const { logger } = recordingLogger();
+  const health = new RiakHealth(logger, Date.now, () => Promise.resolve(false), {
+    probeIntervalMs: 60_000,
+  });
+  try {
+    // Sent before the outage was declared (the open after a lookup that timed out).
+    const waiting = health.run("open /b", 5_000, () => new Promise<never>(() => {}));
+    let finish!: (value: string) => void;
+    const uploads = health.run(
+      "fsync /c",
+      5_000,
+      () => new Promise<string>((resolve) => finish = resolve),
+      () => 0,
+    );
+    uploads.catch(() => {}); // Awaited below, once the other wait's outcome is checked.
+    health.failed(new RiakTimeoutError("stat /a", 5_000)); // The ping confirms: an outage.
+    await assert.rejects(
+      waiting,
+      (error) => error instanceof RiakUnreachableError && isOutageError(error),
+    );
+    assert.equal(health.reachable, false);
+    // A wait for uploads ends on its own terms: Riak acknowledging them, or a silence.
+    finish("synced");
+    assert.equal(await uploads, "synced");
+  } finally {
+    health.close();
+  }
+});

@@ -11,7 +11,7 @@ import type { FileStat } from "../store/store.ts";
 import type { PendingUpload } from "./journal.ts";
 import type { WriteSession } from "./session_table.ts";
 
-/** Where a path's file is, as `#locate` in overlay.ts finds it. */
+/** Where a path's file is, as {@link Locator.locate} finds it. */
 export type Located =
   | { where: "open"; session: WriteSession }
   | { where: "spool"; upload: PendingUpload; stats: BigIntStats }

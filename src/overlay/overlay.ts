@@ -46,13 +46,12 @@ import {
   currentIdentity,
   type FileIdentity,
   identityOf,
-  lstatIfExists,
   sameIdentity,
-  storedAttributes,
 } from "../migration/file_identity.ts";
 import { hashBytes } from "../migration/local_file.ts";
 import { isMountsOwnEntry, SOURCE_TEMPORARY_PREFIX } from "../migration/mount_entries.ts";
 import { hashStoredFile } from "../migration/stored_file.ts";
+import type { KeptCopyRecorder } from "../migration/kept_copies.ts";
 import { AlreadyExistsError, StoreError } from "../store/errors.ts";
 import type { FileStat, Store } from "../store/store.ts";
 import type { FileAttributes } from "../store/usermeta.ts";
@@ -63,13 +62,10 @@ import { utimesSeconds } from "../util/utimes.ts";
 import { attrOf, statfsOf } from "./passthrough.ts";
 import {
   definedOnly,
-  fileAttr,
   mirroredKey,
   riakAttr,
-  rootStat,
   S_IFMT,
   S_IFREG,
-  seenFileStat,
   toNs,
   versionOf,
 } from "./attributes.ts";
@@ -98,8 +94,10 @@ import {
   type RiakVersion,
   type SeenFile,
 } from "./journal.ts";
-import { LISTED_NAMES_PER_DIRECTORY, ListedInRiak } from "./listed_in_riak.ts";
+import { ListedInRiak } from "./listed_in_riak.ts";
 import { LocalWriters } from "./local_writers.ts";
+import { Locator } from "./locator.ts";
+import { NamesWhileAway } from "./names_while_away.ts";
 import { ReaderOffers } from "./reader_offers.ts";
 import { ShownToKernel } from "./shown_to_kernel.ts";
 import { RiakCalls, type RiakStatOptions } from "./riak_calls.ts";
@@ -121,7 +119,7 @@ import {
   writesLocal,
   writesRiak,
 } from "./modes.ts";
-import { childPath, inodeOf, isAtOrBelow, NodeTable, parentOf } from "./node_table.ts";
+import { childPath, inodeOf, NodeTable, parentOf } from "./node_table.ts";
 import {
   holdsNothingWritten,
   SessionTable,
@@ -212,6 +210,8 @@ export interface OverlayOptions {
    * write is journaled, where a crash leaves the source as it then is.
    */
   fetchedIntoSource?: (path: string) => Promise<void>;
+  /** Told of each local copy a drain keeps after an upload, and of one deleted after all. */
+  keptCopies?: KeptCopyRecorder;
 }
 
 /** Set-group-ID: on a directory, its new entries take its group (and new directories the bit). */
@@ -249,11 +249,6 @@ const RENAME_EXCHANGE = 2;
 const READDIRPLUS_BATCH = 64;
 /** Entries a READDIR takes from its listing at a time (a reply holds about a hundred). */
 const READDIR_BATCH = 128;
-/**
- * A name that Riak's cached answer and the source both lacked this recently (ms) is taken as
- * absent without asking Riak again (see #locate): the CREATE right after its LOOKUP.
- */
-const ABSENT_BOTH_TRUSTED_MS = 100;
 
 /** A change of attributes of Riak's file: its stat before the change, and the one it made. */
 interface RiakChange {
@@ -281,14 +276,6 @@ export class OverlayFileSystem implements FileSystem {
   readonly #sessions = new SessionTable();
   /** The latest ctimes shown and the Riak versions served, by path. */
   readonly #shown: ShownToKernel;
-  /**
-   * Directories being renamed while Riak is away, by old name, with the new name and the
-   * rename's end: what is made, removed, renamed or opened for writing at or below either
-   * name waits for it, then finds its paths again ({@link #gated}).
-   */
-  readonly #directoryRenamesAway = new Map<string, { to: string; ended: Promise<void> }>();
-  /** Operations under way that {@link #gated} let through, each with its paths. */
-  readonly #gatedUnderWay = new Set<{ paths: string[]; ended: Promise<void> }>();
   /** Requests to Riak and waits for the mount's work on its way there. */
   readonly #riakCalls: RiakCalls;
   /** Local files open for writing through the mount, and their write opens. */
@@ -329,6 +316,10 @@ export class OverlayFileSystem implements FileSystem {
   readonly #whileAway: WhileAway;
   /** The directory listings: the source's and Riak's entries, and the names on their way. */
   readonly #unionListing: UnionListing;
+  /** Where a path's file is (a write session, a job on its way, Riak, the source). */
+  readonly #locator: Locator;
+  /** The changes of names while Riak is away, and the gate of directories renamed then. */
+  readonly #namesWhileAway: NamesWhileAway;
   /** Whether lookups fetch small files' bytes along (see content_prefetch.ts). */
   readonly #prefetch = new ContentPrefetch();
   /** Mtimes of Riak directories whose entries changed here, until written to Riak. */
@@ -428,6 +419,56 @@ export class OverlayFileSystem implements FileSystem {
     this.#directoryTimes = new DirectoryTimes({
       write: (path, mtimeNs) => this.#writeDirectoryTime(path, mtimeNs),
       delayMs: options.directoryTimeDelayMs,
+    });
+    this.#locator = new Locator({
+      mode: options.mode,
+      source: options.source,
+      sourceTree: this.#sourceTree,
+      spool: options.spool,
+      uploads: options.uploads,
+      health: options.health,
+      riak: this.#riakCalls,
+      knowledge: this.#knowledge,
+      sessions: this.#sessions,
+      localWriters: this.#localWriters,
+      whileAway: this.#whileAway,
+      nodes: this.#nodes,
+      directoryTimes: this.#directoryTimes,
+      shown: this.#shown,
+      defaultUid: options.defaultUid,
+      defaultGid: options.defaultGid,
+      now: this.#now,
+      startedNs: this.#startedNs,
+      directoryMoveSettled: (path) => this.#directoryMoveSettled(path),
+    });
+    this.#namesWhileAway = new NamesWhileAway({
+      mode: options.mode,
+      source: options.source,
+      sourceTree: this.#sourceTree,
+      uploads: options.uploads,
+      health: options.health,
+      knowledge: this.#knowledge,
+      sessions: this.#sessions,
+      whileAway: this.#whileAway,
+      locator: this.#locator,
+      listing: this.#unionListing,
+      removedWhileOpen: this.#removedWhileOpen,
+      directoryTimes: this.#directoryTimes,
+      logger: this.#logger,
+      now: this.#now,
+      changed: (path) => this.#changed(path),
+      forgetPath: (path) => this.#forgetPath(path),
+      entriesChanged: (...directories) => this.#entriesChanged(...directories),
+      renamed: (from, to) => this.#renamed(from, to),
+      moveSession: (session, to) => this.#moveSession(session, to),
+      renameLocally: (from, to) => this.#renameLocally(from, to),
+      moveOpenFiles: (from, to) => this.#moveOpenFiles(from, to),
+      refuseRenameOver: (from, to) => this.#refuseRenameOver(from, to),
+      unlinkNow: (path, ctx) => this.#unlinkNow(path, ctx),
+      keepBytesOf: (session) => this.#keepBytesOf(session),
+      stageNow: (session) => this.#stageNow(session),
+      uploadOf: (session, path, supersedes, replaces) =>
+        this.#uploadOf(session, path, supersedes, replaces),
     });
     options.metrics.onSnapshot(() =>
       options.metrics.value.directoryTimesPending = this.#directoryTimes.pendingCount
@@ -1424,83 +1465,17 @@ export class OverlayFileSystem implements FileSystem {
     return this.#whileAway.madeWhileAway(path);
   }
 
-  /**
-   * mkdir while Riak is away: journaled (durable before it answers) and made in Riak once it
-   * is back; meanwhile the journal's entry is the directory ({@link #madeWhileAway}). Only
-   * where Riak was not seen to hold the name: EIO where it was (what it holds is unknown).
-   */
-  async #mkdirWhileAway(
+  /** See {@link NamesWhileAway.mkdirWhileAway}. */
+  #mkdirWhileAway(
     path: string,
     attributes: { mode: number; uid: number; gid: number },
   ): Promise<void> {
-    if (this.#knowledge.isKnownInRiak(path)) {
-      throw fail(Errno.EIO, `${path}: Riak holds this name and is unreachable`);
-    }
-    const mtimeNs = (BigInt(this.#now()) * 1_000_000n).toString();
-    await this.#o.uploads.submitTogether([{
-      path,
-      mirror: "directory",
-      set: { ...attributes, mtimeNs },
-      ...this.#unseenMark(path),
-    }]);
-    this.#changed(path);
+    return this.#namesWhileAway.mkdirWhileAway(path, attributes);
   }
 
-  /**
-   * unlink while Riak is away, of a file whose bytes are in the spool (its uploads, an open
-   * session): the removal from Riak is journaled, and stands in for the uploads not gone yet
-   * (a removal took away whatever an upload left). A file only Riak holds is removed as
-   * {@link #removeSeenWhileAway} says; any other goes the usual way (EIO).
-   */
-  async #unlinkWhileAway(path: string, ctx: RequestContext): Promise<void> {
-    await this.#sessionsStarted([path]);
-    const open = this.#sessions.get(path);
-    if (!open && !this.#o.uploads.pendingFor(path)) {
-      if (await this.#removeSeenWhileAway(path)) return;
-      return await this.#unlinkNow(path, ctx);
-    }
-    await this.#holdingSessions(open ? [open] : [], async () => {
-      if (open) await this.#keepBytesOf(open); // drain: maybe from the local copy dropped next.
-      await this.#dropSupersededLocalCopy(path, open);
-      await this.#o.uploads.submitTogether([this.#removalWhileAway(path, open)]);
-      if (open) this.#detach(open);
-    });
-    this.#superseded.delete(path);
-    this.#forgetPath(path);
-    this.#entriesChanged(parentOf(path));
-  }
-
-  /**
-   * unlink while Riak is away of a file only Riak holds whose version this mount saw there
-   * (looked up, or uploaded, since it started), with no local copy (drain): its removal is
-   * journaled with that version (durable before it answers), the name is gone at once, and
-   * Riak follows once back, removing that version only ({@link PendingMirror.removes}: one
-   * written elsewhere meanwhile is set aside). False, having done nothing, for any other
-   * name (unseen, not a file, the source's copy beside it): Riak's state of it is unknown.
-   */
-  async #removeSeenWhileAway(path: string): Promise<boolean> {
-    const seen = await this.#onlyInRiakAsSeen(path);
-    if (seen === undefined) return false;
-    // Handles reading it keep what can be kept (see #copyOpenContent): Riak's copy goes later.
-    await this.#copyOpenContent(path);
-    const removes = { size: seen.size, mtimeNs: seen.mtimeNs };
-    await this.#o.uploads.submitTogether([{ path, mirror: "remove", removes }]);
-    this.#forgetPath(path);
-    this.#entriesChanged(parentOf(path));
-    return true;
-  }
-
-  /**
-   * While Riak is away, what the mount saw of `path`, a file only Riak holds (moved there while
-   * Riak was away, or looked up or uploaded since the mount started) with no local copy
-   * (drain); undefined where it knows no such file.
-   */
-  async #onlyInRiakAsSeen(path: string): Promise<SeenFile | undefined> {
-    if (this.#o.health.reachable) return undefined;
-    const seen = this.#movedWhileAway(path) ?? this.#knowledge.fileSeen(path);
-    if (seen === undefined) return undefined;
-    if (this.#o.source !== undefined && await this.#lstatLocal(path)) return undefined;
-    return seen;
+  /** See {@link NamesWhileAway.unlinkWhileAway}. */
+  #unlinkWhileAway(path: string, ctx: RequestContext): Promise<void> {
+    return this.#namesWhileAway.unlinkWhileAway(path, ctx);
   }
 
   /** See {@link WhileAway.movedWhileAway}. */
@@ -1508,141 +1483,19 @@ export class OverlayFileSystem implements FileSystem {
     return this.#whileAway.movedWhileAway(path);
   }
 
-  /**
-   * rmdir while Riak is away of a directory Riak was seen to hold whose whole listing this
-   * mount read ({@link #listedInRiak}): empty, once the names removed through the mount since
-   * are left out, and with nothing of the mount's own on its way into it, its removal is
-   * journaled (durable before it answers) and Riak's directory goes once Riak is back and
-   * the removals below it ran (one that holds entries only Riak has by then stays, with a
-   * warning). ENOTEMPTY where the listing still holds names. False, having done nothing,
-   * where the mount knows too little (EIO the usual way).
-   */
-  async #rmdirSeenWhileAway(path: string): Promise<boolean> {
-    if (this.#o.health.reachable || path === "/" || !this.#knowledge.riakDirectory(path)) {
-      return false;
-    }
-    const listed = this.#listedInRiak.namesIn(path);
-    if (listed === undefined) return false;
-    const left = [...listed].filter((name) => {
-      const newest = this.#o.uploads.newestOf(childPath(path, name));
-      return newest === undefined || !isMirror(newest) || newest.mirror !== "remove";
-    });
-    if (left.length > 0 || this.#namesOnTheirWay(path).size > 0) {
-      throw fail(Errno.ENOTEMPTY, `${path}: directory not empty`);
-    }
-    await this.#directoryTimes.forget(path);
-    // drain: the source's directory first (it must be empty too); a crash before the line
-    // leaves Riak's, which the mount shows again: the rmdir was not answered.
-    if (this.#o.source !== undefined) {
-      await ignoreMissing(fsp.rmdir(await this.#localPath(path, { directory: true })));
-    }
-    await this.#o.uploads.submitTogether([{ path, mirror: "remove", directory: true }]);
-    this.#forgetPath(path);
-    this.#entriesChanged(parentOf(path));
-    return true;
+  /** See {@link NamesWhileAway.rmdirSeenWhileAway}. */
+  #rmdirSeenWhileAway(path: string): Promise<boolean> {
+    return this.#namesWhileAway.rmdirSeenWhileAway(path);
   }
 
-  /**
-   * rename while Riak is away, of a file whose bytes are in the spool (the editor's save
-   * through a temporary file, a file moved into place): the upload under the new name (of
-   * the staged file of the newest upload under the old one) and the removal of the old name
-   * are journaled in one line, so a crash keeps both or neither; the removal stands in for
-   * the old name's uploads not gone yet. An open session moves along. Anything else (a
-   * directory, a file only Riak or the source holds, whose state in Riak is unknown) is
-   * refused with EIO, changing nothing.
-   */
-  async #renameWhileAway(
+  /** See {@link NamesWhileAway.renameWhileAway}. */
+  #renameWhileAway(
     from: string,
     to: string,
     ctx: RequestContext,
     ungate: () => void,
   ): Promise<void> {
-    await this.#sessionsStarted([from, to]);
-    const moving = this.#sessions.get(from);
-    const replaced = this.#sessions.get(to);
-    if (!moving && await this.#isDirectoryWhileAway(from)) {
-      // Directories' renames wait for one another ahead of the gate, and for what it let
-      // through: counted among those, it would wait for itself.
-      ungate();
-      return await this.#renameDirectoryWhileAway(from, to, ctx);
-    }
-    if (!moving && !this.#o.uploads.pendingFor(from)) {
-      const seen = await this.#onlyInRiakAsSeen(from);
-      if (seen) return await this.#moveSeenWhileAway(from, to, seen, ctx);
-      throw fail(Errno.EIO, `${from}: not in the spool, and Riak is unreachable`);
-    }
-    await this.#refuseRenameOver(from, to);
-    const sessions = [moving, replaced].filter((session) => session !== undefined);
-    let letGo = false;
-    await this.#holdingSessions(sessions, async () => {
-      // Closed while the rename looked: its name holds no session any more (its last commit
-      // journaled), and one moved would take no commit under the new name.
-      letGo = sessions.some((session) => session.closed);
-      if (letGo) return;
-      ctx.commit();
-      const newest = this.#o.uploads.pendingFor(from);
-      if (!moving && !newest) throw fail(Errno.ENOENT, `${from}: no such file`);
-      // No upload journaled here carries the file's bytes to the new name: the session's
-      // commit does, so they are staged (before drain's local copy goes), or nothing changes.
-      if (moving?.unstaged && !newest) await this.#stageNow(moving);
-      if (replaced && replaced !== moving) await this.#keepBytesOf(replaced);
-      await this.#dropSupersededLocalCopy(from, moving);
-      // The local file renamed over (drain): it goes once Riak holds the new one.
-      const replacedLocal = this.#o.source === undefined
-        ? undefined
-        : await currentIdentity(await this.#localPath(to));
-      const replacedInRiak = this.#versionRenamedOver(to, replaced);
-      const entries = this.#removalRenamedOver(to, replaced);
-      if (newest) {
-        // The bytes go to the new name; what the old one's upload went over stays behind.
-        const {
-          id: _i,
-          path: _p,
-          unseen: _u,
-          supersedes: _s,
-          replaces: _r,
-          creates: _c,
-          away: _a,
-          ours: _o,
-          ...bytes
-        } = newest;
-        entries.push({
-          ...bytes,
-          path: to,
-          ...this.#unseenMark(to),
-          ...this.#awayMark(),
-          ...(replacedLocal ? { supersedes: journaledIdentity(replacedLocal) } : {}),
-          ...goingOver(replacedInRiak),
-        });
-      }
-      // Nothing journaled carries its bytes to the new name: the session's upload, in the
-      // same line as the old name's removal (a crash before its close would lose both).
-      const carried = moving && !newest
-        ? await this.#uploadOf(moving, to, replacedLocal, replacedInRiak)
-        : undefined;
-      if (carried) entries.push(carried);
-      entries.push(this.#removalWhileAway(from, moving));
-      await this.#o.uploads.submitTogether(entries, {
-        handedOver: carried ? [carried.staged] : [],
-      });
-      if (replaced && replaced !== moving) this.#detach(replaced);
-      if (moving) {
-        this.#moveSession(moving, to);
-        // Riak's file under the old name is not moved (it goes): the new name's is replaced.
-        moving.inRiak = replacedInRiak;
-        moving.supersedes = replacedLocal;
-        if (!newest) {
-          moving.dirty = false;
-          moving.committed = true;
-        }
-      }
-      this.#superseded.delete(from);
-      if (replacedLocal) this.#superseded.set(to, replacedLocal);
-      else this.#superseded.delete(to);
-    });
-    if (letGo) return await this.#renameWhileAway(from, to, ctx, ungate);
-    await this.#moveOpenFiles(from, to);
-    this.#renamed(from, to);
+    return this.#namesWhileAway.renameWhileAway(from, to, ctx, ungate);
   }
 
   /**
@@ -1655,226 +1508,6 @@ export class OverlayFileSystem implements FileSystem {
     if (move) await this.#settled(move.path);
   }
 
-  /** Whether `path` shows as a directory while Riak is away (the source's one included). */
-  async #isDirectoryWhileAway(path: string): Promise<boolean> {
-    const located = await this.#locate(path).catch(() => undefined);
-    if (located?.where === "local") return located.stats.isDirectory();
-    return located?.where === "riak" && located.stat.type === "directory";
-  }
-
-  /**
-   * rename while Riak is away of directory `from`, where the mount knows all it holds: made
-   * while Riak was away (Riak holds nothing of it), or seen in Riak with the whole listing of
-   * it and of every directory below it read (and each name known to be a directory, with its
-   * listing, or no directory). One journal line (durable before it answers) says what Riak
-   * must end up with: what the mount has on its way below `from` (uploads, directories made)
-   * goes under the new names, its old names removed as a file's rename does; Riak's own
-   * directory is renamed with the store's directory rename ({@link PendingMirror.movesDirectory})
-   * once the jobs journaled before it ran. Anything else (a directory the source holds, a file
-   * in it open for writing, a listing not read, a name taken at `to`) is refused with EIO and
-   * a warning, changing nothing: Riak may hold more of it than the mount knows.
-   */
-  async #renameDirectoryWhileAway(from: string, to: string, ctx: RequestContext): Promise<void> {
-    // One at a time in a tree: the names one of them looks at must not move meanwhile.
-    for (
-      let other = this.#directoryRenameNear(from);
-      other;
-      other = this.#directoryRenameNear(from)
-    ) {
-      await other;
-    }
-    let ended!: () => void;
-    this.#directoryRenamesAway.set(from, {
-      to,
-      ended: new Promise<void>((resolve) => ended = resolve),
-    });
-    try {
-      // What started at or below either name before the gate closed ends first: journaled
-      // after the rename's line, it would land under the old name, making the old directory
-      // again, or make the new name again over the moved directory.
-      const near = (path: string) => isAtOrBelow(path, from) || isAtOrBelow(path, to);
-      await Promise.all(
-        [...this.#gatedUnderWay].filter(({ paths }) => paths.some(near)).map(({ ended }) => ended),
-      );
-      await this.#sessionsStarted([from]);
-      await this.#renameDirectoryWhileAwayGated(from, to, ctx);
-    } finally {
-      this.#directoryRenamesAway.delete(from);
-      ended();
-    }
-  }
-
-  /** {@link #renameDirectoryWhileAway}, nothing else made or removed at or below `from`. */
-  async #renameDirectoryWhileAwayGated(
-    from: string,
-    to: string,
-    ctx: RequestContext,
-  ): Promise<void> {
-    const refuse = (why: string) => {
-      this.#logger.warn("directory not renamed during the outage (EIO): " + why, { from, to });
-      return fail(Errno.EIO, `${from}: ${why}, and Riak is unreachable`);
-    };
-    // drain: the source's directories left behind by the files' moves into Riak go along; a
-    // file there has not reached Riak, and nothing journaled would carry it to the new name.
-    const skeleton = this.#o.source !== undefined && await this.#lstatLocal(from) !== undefined;
-    if (skeleton && !await this.#holdsDirectoriesOnly(from)) {
-      throw refuse("the source holds files in it");
-    }
-    if (this.#o.source !== undefined && await this.#lstatLocal(to) !== undefined) {
-      throw refuse("the source holds the new name");
-    }
-    if (await this.#exists(to).catch(() => true)) {
-      throw refuse("the new name is taken, or Riak's state of it is unknown");
-    }
-    if (this.#sessionsAtOrBelow(from).length > 0) {
-      throw refuse("a file in it is open for writing");
-    }
-    const made = this.#o.uploads.newestOf(from);
-    const madeHere = made !== undefined && isMirror(made) && made.mirror === "directory";
-    // Renamed here while Riak was away: Riak's directory moves on once its first move ran
-    // (the queue runs a directory's move after those journaled before it on its names).
-    const movedHere = made !== undefined && isMirror(made) && made.movesDirectory !== undefined;
-    const inRiak = madeHere ? undefined : this.#knowledge.riakDirectory(from);
-    if (!madeHere && (inRiak === undefined || (made !== undefined && !movedHere))) {
-      throw refuse("Riak's directory is not known well enough to be renamed");
-    }
-    const moved = (path: string) => to + path.slice(from.length);
-    // Journaled before the directory's move (their old names go first), and after it.
-    const before: NewEntry[] = [];
-    const after: NewEntry[] = [];
-    for (const path of this.#o.uploads.pendingPathsBelow(from)) {
-      if (path === from) continue;
-      const newest = this.#o.uploads.newestOf(path)!;
-      if (!isMirror(newest) && newest.supersedes === undefined) {
-        after.push(this.#uploadMovedTo(newest, moved(path)));
-        before.push(this.#removalWhileAway(path, undefined));
-      } else if (isMirror(newest) && newest.mirror === "directory") {
-        after.push({
-          path: moved(path),
-          mirror: "directory",
-          ...(newest.set ? { set: newest.set } : {}),
-          ...this.#unseenMark(moved(path)),
-        });
-        before.push({ path, mirror: "remove", directory: true, ...this.#unseenMark(path) });
-      } else if (!isMirror(newest) || newest.mirror !== "remove") {
-        throw refuse(`${path}, in it, is on its way to Riak in a way that cannot follow it`);
-      }
-    }
-    if (inRiak) {
-      for (const directories = [from], seen = new Set(directories); directories.length > 0;) {
-        const directory = directories.pop()!;
-        const names = this.#listedInRiak.namesIn(directory);
-        if (names === undefined) throw refuse(`Riak's listing of ${directory} was not read`);
-        for (const name of names) {
-          const path = childPath(directory, name);
-          // Gone, or on its way under the new name (above).
-          if (this.#o.uploads.hasPending(path)) continue;
-          if (this.#listedInRiak.namesIn(path) !== undefined && !seen.has(path)) {
-            seen.add(path);
-            directories.push(path);
-          } else if (!this.#knowledge.fileSeen(path) && !this.#listedInRiak.isFile(path)) {
-            throw refuse(`Riak's listing of ${path}, a directory maybe, was not read`);
-          }
-        }
-      }
-    }
-    const entries: NewEntry[] = [...before];
-    if (inRiak) {
-      entries.push({
-        path: to,
-        mirror: "move",
-        movesDirectory: {
-          from,
-          mode: inRiak.mode,
-          uid: inRiak.uid,
-          gid: inRiak.gid,
-          mtimeNs: String(inRiak.mtimeNs),
-        },
-      });
-      // The name its first move made goes, after this move (the mount shows it no more): an
-      // empty directory's removal, which finds nothing there once the move ran.
-      if (movedHere) entries.push({ path: from, mirror: "remove", directory: true });
-    } else {
-      // Riak holds nothing of it: made again under the new name, the old one removed.
-      const { set } = made as PendingMirror;
-      entries.push({ path: from, mirror: "remove", directory: true, ...this.#unseenMark(from) });
-      entries.push({
-        path: to,
-        mirror: "directory",
-        ...(set ? { set } : {}),
-        ...this.#unseenMark(to),
-      });
-    }
-    entries.push(...after);
-    ctx.commit();
-    // A crash before the journal's line leaves the directories here under the new name, Riak's
-    // under the old one: not renamed, nothing lost.
-    if (skeleton) await this.#renameLocally(from, to);
-    try {
-      await this.#o.uploads.submitTogether(entries);
-    } catch (error) {
-      if (skeleton) await this.#renameLocally(to, from).catch(() => {});
-      throw error;
-    }
-    const known = inRiak ? this.#knowledge.atOrBelow(from) : undefined;
-    await this.#moveOpenFiles(from, to);
-    this.#renamed(from, to);
-    if (known) this.#knowledge.moved(from, to, known);
-    await this.#carryArrivalsBelow(from, to);
-  }
-
-  /**
-   * What reached `from` while its rename while away journaled goes to the new name `to` too:
-   * the kernel does not hold back the making of a file in a directory being renamed, and its
-   * session (and upload, journaled after the directory's move) kept the old name, so the
-   * upload landed there once the move ran, in a directory made again under the old name, and
-   * the file was missing under the new one. Carried as a rename while away carries a file:
-   * the upload under the new name (same staged file) and the old name's removal in one line.
-   */
-  async #carryArrivalsBelow(from: string, to: string): Promise<void> {
-    const moved = (path: string) => to + path.slice(from.length);
-    await this.#sessionsStarted([from]);
-    const sessions = this.#sessionsAtOrBelow(from);
-    await this.#holdingSessions(sessions, async () => {
-      for (const session of sessions) {
-        if (!session.closed) this.#moveSession(session, moved(session.path));
-      }
-      const entries: NewEntry[] = [];
-      for (const path of this.#o.uploads.pendingPathsBelow(from)) {
-        const newest = this.#o.uploads.newestOf(path);
-        if (newest === undefined || isMirror(newest) || newest.supersedes !== undefined) continue;
-        entries.push(this.#uploadMovedTo(newest, moved(path)));
-        entries.push(this.#removalWhileAway(path, undefined));
-      }
-      if (entries.length === 0) return;
-      await this.#o.uploads.submitTogether(entries).catch((error) => {
-        // Landed meanwhile (Riak back): under the old name, where the move left it.
-        this.#logger.warn("a file written during a directory's rename stays under the old name", {
-          from,
-          to,
-          error: (error as Error).message,
-        });
-      });
-    });
-  }
-
-  /**
-   * Whether the source's directory `path` holds directories only, at every level (at most
-   * {@link LISTED_NAMES_PER_DIRECTORY} entries in all: more is not looked through).
-   */
-  async #holdsDirectoriesOnly(path: string): Promise<boolean> {
-    const directories = [await this.#localPath(path, { directory: true })];
-    let entries = 0;
-    while (directories.length > 0) {
-      const directory = directories.pop()!;
-      for (const entry of await fsp.readdir(directory, { withFileTypes: true })) {
-        if (!entry.isDirectory() || ++entries > LISTED_NAMES_PER_DIRECTORY) return false;
-        directories.push(join(directory, entry.name));
-      }
-    }
-    return true;
-  }
-
   /** See {@link WhileAway.uploadMovedTo}. */
   #uploadMovedTo(upload: PendingUpload, to: string): NewEntry {
     return this.#whileAway.uploadMovedTo(upload, to);
@@ -1883,43 +1516,6 @@ export class OverlayFileSystem implements FileSystem {
   /** See {@link WhileAway.directoryMovedWhileAway}. */
   #directoryMovedWhileAway(path: string): FileStat | undefined {
     return this.#whileAway.directoryMovedWhileAway(path);
-  }
-
-  /**
-   * rename while Riak is away of `from`, a file only Riak holds as the mount saw it
-   * (`seen`): journaled in one line (durable before it answers) as the move of Riak's file to
-   * `to` ({@link PendingMirror.moves}) and the removal of `from`, done once Riak is back; `to`
-   * shows the file as seen meanwhile. What `to` held goes as a rename over it does.
-   */
-  async #moveSeenWhileAway(
-    from: string,
-    to: string,
-    seen: SeenFile,
-    ctx: RequestContext,
-  ): Promise<void> {
-    await this.#refuseRenameOver(from, to);
-    const replaced = this.#sessions.get(to);
-    await this.#holdingSessions(replaced ? [replaced] : [], async () => {
-      ctx.commit();
-      // Its open handles read on what it held (drain: maybe from the local copy dropped next).
-      if (replaced) await this.#keepBytesOf(replaced);
-      // drain: a local file renamed over goes only where a write through the mount superseded
-      // it (else EIO): left, the union would show it again once the move is done.
-      await this.#dropSupersededLocalCopy(to, replaced);
-      const entries = this.#removalRenamedOver(to, replaced);
-      entries.push({ path: to, mirror: "move", moves: { ...seen, from }, ...this.#unseenMark(to) });
-      entries.push({
-        path: from,
-        mirror: "remove",
-        removes: { size: seen.size, mtimeNs: seen.mtimeNs },
-        movedAway: true,
-      });
-      await this.#o.uploads.submitTogether(entries);
-      if (replaced) this.#detach(replaced);
-      this.#superseded.delete(to);
-    });
-    await this.#moveOpenFiles(from, to);
-    this.#renamed(from, to);
   }
 
   /** See {@link WhileAway.removalRenamedOver}. */
@@ -1942,88 +1538,12 @@ export class OverlayFileSystem implements FileSystem {
     return this.#whileAway.removalWhileAway(path, session);
   }
 
-  /**
-   * drain: the local file at `path` whose bytes a write through the mount superseded (its
-   * upload would have deleted it) goes before its name is renamed or removed while Riak is
-   * away: left, the union would show it again under the old name. Any other local file there
-   * (changed outside the mount) is not this mount's to remove: EIO, changing nothing.
-   */
-  async #dropSupersededLocalCopy(path: string, session: WriteSession | undefined): Promise<void> {
-    if (this.#o.source === undefined || !await this.#lstatLocal(path)) return;
-    const journaled = this.#o.uploads.pendingFor(path)?.supersedes;
-    const superseded = this.#superseded.get(path) ?? session?.supersedes ??
-      (journaled && identityFromJournal(journaled));
-    const file = await this.#localPath(path);
-    if (superseded === undefined || !sameIdentity(await currentIdentity(file), superseded)) {
-      throw fail(Errno.EIO, `${path}: the source holds another copy, and Riak is unreachable`);
-    }
-    await this.#unlinkLocal(path);
-  }
-
-  /**
-   * Runs `operation` (a making, removal or rename of a name, an open for writing) on the paths
-   * `pathsNow` gives, once no directory at or above one of them is being renamed while Riak is
-   * away, from or to: the kernel does not hold back an operation in a directory being renamed,
-   * and one that found its paths before the rename would journal under the old name after the
-   * rename's line (the old directory made again in Riak once back), or make the new name again
-   * over the moved directory. Looked up again after waiting: the rename moved them. A rename
-   * waits for those under way at or below its names, but for those that called the `ungate`
-   * given to them (itself).
-   */
-  async #gated<T>(
+  /** See {@link NamesWhileAway.gated}. */
+  #gated<T>(
     pathsNow: () => string[],
     operation: (paths: string[], ungate: () => void) => Promise<T>,
   ): Promise<T> {
-    if (!this.#renamesDirectoriesWhileAway()) return await operation(pathsNow(), () => {});
-    let paths = pathsNow();
-    for (let renaming = this.#directoryRenameOver(paths); renaming;) {
-      this.#logger.debug("waits for the rename of a directory during the outage", {
-        paths: paths.join(" "),
-      });
-      await renaming;
-      paths = pathsNow();
-      renaming = this.#directoryRenameOver(paths);
-    }
-    let ungate!: () => void;
-    const underWay = { paths, ended: new Promise<void>((resolve) => ungate = resolve) };
-    this.#gatedUnderWay.add(underWay);
-    const left = () => {
-      this.#gatedUnderWay.delete(underWay);
-      ungate();
-    };
-    try {
-      return await operation(paths, left);
-    } finally {
-      left();
-    }
-  }
-
-  /**
-   * Whether a directory may be renamed while Riak is away ({@link #renameDirectoryWhileAway}),
-   * the only thing {@link #gated} holds operations back for or records them for: only modes
-   * that stage writes journal a rename during an outage (the others rename in Riak or fail).
-   * Elsewhere the gate neither waits nor records, so it costs the operations nothing. True
-   * while Riak answers too: an operation under way as an outage begins must be known to a
-   * directory's rename made then.
-   */
-  #renamesDirectoriesWhileAway(): boolean {
-    return this.#stagesWrites();
-  }
-
-  /** The rename while Riak is away under way of a directory at or above one of `paths`. */
-  #directoryRenameOver(paths: string[]): Promise<void> | undefined {
-    for (const [from, { to, ended }] of this.#directoryRenamesAway) {
-      if (paths.some((path) => isAtOrBelow(path, from) || isAtOrBelow(path, to))) return ended;
-    }
-    return undefined;
-  }
-
-  /** The rename while Riak is away under way of a directory at, above or below `path`. */
-  #directoryRenameNear(path: string): Promise<void> | undefined {
-    for (const [from, { ended }] of this.#directoryRenamesAway) {
-      if (isAtOrBelow(path, from) || isAtOrBelow(from, path)) return ended;
-    }
-    return undefined;
+    return this.#namesWhileAway.gated(pathsNow, operation);
   }
 
   /** See {@link SessionTable.startedAtOrBelow}. */
@@ -3011,6 +2531,7 @@ export class OverlayFileSystem implements FileSystem {
     if (!sameIdentity(await currentIdentity(file), before)) {
       if (await currentIdentity(file) !== undefined) {
         counters.kept++;
+        this.#o.keptCopies?.kept(upload.path, "local-changed");
         this.#logger.info("local copy kept: it changed outside the mount", { path: upload.path });
       }
       return;
@@ -3022,6 +2543,7 @@ export class OverlayFileSystem implements FileSystem {
     ]);
     if (stored.sha256 !== staged.sha256) {
       counters.kept++;
+      this.#o.keptCopies?.kept(upload.path, "riak-differs");
       this.#logger.warn("local copy kept: Riak's copy read back is not what was uploaded", {
         path: upload.path,
       });
@@ -3030,6 +2552,7 @@ export class OverlayFileSystem implements FileSystem {
     if (sameIdentity(await currentIdentity(file), before)) {
       await ignoreMissing(fsp.unlink(file));
       counters.deleted++;
+      this.#o.keptCopies?.gone(upload.path);
     }
   }
 
@@ -3057,236 +2580,33 @@ export class OverlayFileSystem implements FileSystem {
 
   // ---- helpers: where a path lives ----
 
-  /**
-   * Finds the newest copy of `path`; ENOENT when there is none, EIO when it needs Riak.
-   * `withContent`: a small file found in Riak brings its bytes along (into the chunk cache).
-   * `pastSession`: where the bytes are, not the write session open on it (one not staged yet).
-   */
-  async #locate(
+  /** See {@link Locator.locate}. */
+  #locate(
     path: string,
     withContent = false,
-    { pastSession = false }: { pastSession?: boolean } = {},
+    options: { pastSession?: boolean } = {},
   ): Promise<Located> {
-    if (path === "/" && this.#usesLocal()) {
-      // Paced as every other look at the source: each create in the root of a mode that
-      // reads Riak first looks at it (its group), and a pool round trip cost it ~100 us.
-      const stats = await this.#lstatAt(this.#o.source!);
-      if (stats === undefined) throw fail(Errno.ENOENT, `${this.#o.source}: source is gone`);
-      return { where: "local", stats };
-    }
-    const session = pastSession ? undefined : this.#sessions.get(path);
-    if (session) return { where: "open", session };
-    const made = this.#stagesWrites() ? this.#madeWhileAway(path) : undefined;
-    if (made) return { where: "riak", stat: made };
-    const movedDirectory = this.#stagesWrites() ? this.#directoryMovedWhileAway(path) : undefined;
-    if (movedDirectory && !this.#o.health.reachable) return { where: "riak", stat: movedDirectory };
-    await this.#directoryMoveSettled(path);
-    const moved = this.#stagesWrites() ? this.#movedWhileAway(path) : undefined;
-    if (moved) {
-      // Not in Riak under this name yet: shown as it was, until Riak is back and has it.
-      if (!this.#o.health.reachable) {
-        return { where: "riak", stat: seenFileStat(path, moved), stale: true };
-      }
-      await this.#settled(path);
-    }
-    if (this.#mode.reads !== "local" && this.#localIsNewest(path)) {
-      const local = await this.#lstatLocal(path);
-      if (!local) throw fail(Errno.ENOENT, `${path}: no such file`);
-      return { where: "local", stats: local };
-    }
-    if (this.#writesRiak()) {
-      const upload = this.#o.uploads.pendingFor(path);
-      if (upload) {
-        const stats = await lstatIfExists(this.#o.spool.pathOf(upload.staged));
-        if (stats) return { where: "spool", upload, stats };
-      }
-    }
-    if (this.#mode.reads === "local") {
-      const local = await this.#lstatLocal(path);
-      if (!local) throw fail(Errno.ENOENT, `${path}: no such file`);
-      return { where: "local", stats: local };
-    }
-    const cached = this.#knowledge.cached(path);
-    const absenceWasCached = cached !== undefined && cached.stat === undefined &&
-      cached.expires > this.#now();
-    // Where the source keeps a copy of every file (writes go there too, and nothing is deleted
-    // after its transfer), a name it lacks is most likely new: Riak is asked for a file, a
-    // directory and an index of it at once, not one after the other.
-    const likelyAbsent = this.#mode.afterTransfer === "keep" && this.#writesLocal() &&
-      !(cached !== undefined && cached.expires > this.#now()) &&
-      await this.#lstatLocal(path).catch(() => undefined) === undefined;
-    let remote: FileStat | undefined;
-    try {
-      remote = await this.#riakStat(path, { withContent, likelyAbsent });
-    } catch (error) {
-      if (!isOutageError(error)) throw error;
-      // Riak is down: what still exists locally is served from there.
-      const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
-      if (local) return { where: "local", stats: local, unverified: true };
-      // The mount's root is there whatever Riak answers: its listing is what fails.
-      if (path === "/") return { where: "riak", stat: rootStat(this.#startedNs) };
-      // A directory Riak was seen to hold is taken to be there still, its cached stat past
-      // its time: new files can be made in it, their uploads waiting in the journal.
-      const stale = this.#knowledge.cached(path)?.stat ?? this.#knowledge.riakDirectory(path) ??
-        this.#knowledge.replayedDirectoryStat(path);
-      if (stale?.type === "directory") return { where: "riak", stat: stale };
-      // A file Riak was seen to hold is shown as it was: it can be removed (not opened).
-      const seen = this.#knowledge.fileSeen(path);
-      if (seen) return { where: "riak", stat: seenFileStat(path, seen), stale: true };
-      if (!this.#knowledge.isKnownInRiak(path) && this.#writesRiak()) {
-        this.#knowledge.markUnseen(path);
-        throw fail(Errno.ENOENT, `${path}: not found locally, Riak unreachable`);
-      }
-      throw error;
-    }
-    this.#rememberInRiak(path, remote !== undefined);
-    this.#rememberFileSeen(path, remote);
-    // Nothing of it is pending or open here: Riak's answer stands.
-    this.#knowledge.forgetUnseen(path);
-    this.#knowledge.forgetReplayed(path);
-    if (remote) {
-      const unattributed = remote.type === "directory" && !remote.managed && remote.mtimeNs === 0n;
-      return {
-        where: "riak",
-        stat: unattributed ? await this.#unattributedDirectory(path, remote) : remote,
-      };
-    }
-    if (path === "/") {
-      return { where: "riak", stat: rootStat(this.#startedNs) };
-    }
-    const local = this.#mode.reads === "riak" ? undefined : await this.#lstatLocal(path);
-    const absentBothJustNow = cached?.localAbsentAt !== undefined &&
-      this.#now() - cached.localAbsentAt < ABSENT_BOTH_TRUSTED_MS;
-    // likelyAbsent: the source was looked at, and lacked the name, before Riak was asked.
-    let askedAfterSource = likelyAbsent;
-    // Not where reads never look at the source (riak): nothing can leave it for Riak there.
-    if (!local && absenceWasCached && !absentBothJustNow && this.#mode.reads !== "riak") {
-      // Gone locally while Riak's absence was remembered: a pre-warm with --delete-local (or
-      // another host) may just have moved it into Riak. Ask once more before ENOENT, all at
-      // once. Not when the look just before found no local file either: mostly the LOOKUP
-      // of a name about to be created, then its CREATE.
-      this.#knowledge.uncache(path);
-      const fresh = await this.#riakStat(path, { quiet: true, withContent, likelyAbsent: true })
-        .catch(() => undefined);
-      this.#rememberInRiak(path, fresh !== undefined);
-      this.#rememberFileSeen(path, fresh);
-      if (fresh) return { where: "riak", stat: fresh };
-      askedAfterSource = true;
-    }
-    if (!local) {
-      // Trusted only where Riak was asked after the source lacked the name: asked before, a
-      // file moved from the source into Riak in between (upload, then unlink) is in neither.
-      const absence = this.#knowledge.cached(path);
-      if (askedAfterSource && absence?.stat === undefined && absence !== undefined) {
-        absence.localAbsentAt = this.#now();
-      }
-      throw fail(Errno.ENOENT, `${path}: no such file`);
-    }
-    return { where: "local", stats: local };
+    return this.#locator.locate(path, withContent, options);
   }
 
-  /**
-   * Whether anything exists at `path`. While Riak is unreachable a mode with a source
-   * answers from the local side, so new files can still be created during an outage.
-   * `forNewFile`: a file is about to be made there, and an absence Riak answered for is
-   * remembered ({@link NewToRiak}), for its removal to know that Riak held nothing.
-   */
-  async #exists(path: string, forNewFile = false): Promise<boolean> {
-    // Where the look asks Riak (the local file is not the newest, Riak was not away), an
-    // absence is Riak's answer, remembered until the mount changes Riak's path.
-    const newToRiak = this.#o.uploads.newToRiak;
-    const look = forNewFile && this.#mode.reads !== "local" && !this.#localIsNewest(path) &&
-        this.#unseenMark(path).unseen === undefined
-      ? newToRiak.look()
-      : undefined;
-    try {
-      await this.#locate(path);
-      return true;
-    } catch (error) {
-      if (isNotFound(error)) {
-        // Whoever asks is about to create it: the absence just cached would hide it.
-        this.#knowledge.uncache(path);
-        // Not if Riak was away after all, or a job of the path was queued meanwhile.
-        if (
-          look !== undefined && !this.#localIsNewest(path) &&
-          this.#unseenMark(path).unseen === undefined
-        ) newToRiak.absent(path, look);
-        return false;
-      }
-      if (isOutageError(error) && this.#usesLocal()) {
-        return this.#sessions.has(path) || await this.#lstatLocal(path) !== undefined;
-      }
-      throw error;
-    }
+  /** See {@link Locator.exists}. */
+  #exists(path: string, forNewFile = false): Promise<boolean> {
+    return this.#locator.exists(path, forNewFile);
   }
 
-  async #refuseExisting(path: string): Promise<void> {
-    if (await this.#exists(path)) throw fail(Errno.EEXIST, `${path}: already exists`);
+  /** See {@link Locator.refuseExisting}. */
+  #refuseExisting(path: string): Promise<void> {
+    return this.#locator.refuseExisting(path);
   }
 
-  /**
-   * The attributes of `path` where `located` found it, with a ctime that never goes back
-   * ({@link ShownToKernel.attrOf}).
-   */
-  async #attrOf(path: string, located: Located): Promise<Attr> {
-    const attr = await this.#attrWhereLocated(path, located);
-    return this.#shown.attrOf(path, attr, located.where === "local");
+  /** See {@link Locator.attrOf}. */
+  #attrOf(path: string, located: Located): Promise<Attr> {
+    return this.#locator.attrOf(path, located);
   }
 
   /** See {@link ShownToKernel.noteCtime}. */
   #noteCtime(path: string, ctimeNs: bigint): void {
     this.#shown.noteCtime(path, ctimeNs);
-  }
-
-  async #attrWhereLocated(path: string, located: Located): Promise<Attr> {
-    const ino = this.#nodes.inoOf(path);
-    switch (located.where) {
-      case "local":
-        return { ...attrOf(located.stats), ino };
-      case "riak": {
-        const changedNs = located.stat.type === "directory"
-          ? this.#directoryTimes.mtimeOf(path)
-          : undefined;
-        const stat = changedNs !== undefined && changedNs > located.stat.mtimeNs
-          ? { ...located.stat, mtimeNs: changedNs }
-          : located.stat;
-        return riakAttr(stat, ino, this.#o.defaultUid ?? 0, this.#o.defaultGid ?? 0);
-      }
-      case "spool": {
-        const { upload, stats } = located;
-        return fileAttr(
-          ino,
-          Number(stats.size),
-          upload.mode,
-          upload.uid,
-          upload.gid,
-          BigInt(upload.mtimeNs),
-          upload.atimeNs === undefined ? undefined : BigInt(upload.atimeNs),
-        );
-      }
-      case "open": {
-        const session = located.session;
-        const held = await this.#inSession(
-          session,
-          async () =>
-            session.closed
-              ? undefined
-              : { stats: await session.handle.stat({ bigint: true }), unstaged: session.unstaged },
-        );
-        // Let go meanwhile (its last commit is on its way): where the file is now.
-        if (!held) return await this.#attrOf(path, await this.#locate(path));
-        const { stats, unstaged } = held;
-        return fileAttr(
-          ino,
-          unstaged?.size ?? Number(stats.size),
-          session.mode,
-          session.uid,
-          session.gid,
-          session.mtimeNs ?? stats.mtimeNs,
-          session.atimeNs,
-        );
-      }
-    }
   }
 
   #entry(nodeid: number, attr: Attr): Entry {
@@ -3377,20 +2697,12 @@ export class OverlayFileSystem implements FileSystem {
     };
   }
 
-  /**
-   * Where a reader of `path` finds its bytes: a write session not staged yet has them where
-   * they were, read there (and returned as `unstaged`: once it stages them, they move).
-   */
-  async #locateForReading(
+  /** See {@link Locator.locateForReading}. */
+  #locateForReading(
     path: string,
     withContent = true,
   ): Promise<{ located: Located; unstaged?: WriteSession }> {
-    const located = await this.#locate(path, withContent);
-    if (located.where !== "open" || !located.session.unstaged) return { located };
-    return {
-      located: await this.#locate(path, withContent, { pastSession: true }),
-      unstaged: located.session,
-    };
+    return this.#locator.locateForReading(path, withContent);
   }
 
   async #openForReading(path: string, located: Located): Promise<Opened> {
@@ -4299,23 +3611,9 @@ export class OverlayFileSystem implements FileSystem {
     return this.#sourceTree.lstat(path);
   }
 
-  /**
-   * The attributes shown for a directory Riak keeps none for (the root, a riak-fuse folder):
-   * its local directory's mode, owner and time where it has one (riak-fuse served it from
-   * there), else 0755 with the mount's default owner, dating from the mount's start.
-   */
-  async #unattributedDirectory(path: string, remote: FileStat): Promise<FileStat> {
-    const local = this.#usesLocal()
-      ? await this.#lstatLocal(path).catch(() => undefined)
-      : undefined;
-    if (local?.isDirectory()) return { ...remote, ...storedAttributes(local), managed: true };
-    return {
-      ...remote,
-      uid: this.#o.defaultUid ?? 0,
-      gid: this.#o.defaultGid ?? 0,
-      mtimeNs: this.#startedNs,
-      managed: true,
-    };
+  /** See {@link Locator.unattributedDirectory}. */
+  #unattributedDirectory(path: string, remote: FileStat): Promise<FileStat> {
+    return this.#locator.unattributedDirectory(path, remote);
   }
 
   /** See {@link SourceTree.lstatAt}. */

@@ -48,6 +48,7 @@ import {
   type Timespec,
 } from "../fuse/mod.ts";
 import { utimesSeconds } from "../util/utimes.ts";
+import { timespecOf } from "./attributes.ts";
 import { fallocateDescriptor, runMknod } from "./system_tools.ts";
 import { XattrHelper } from "../util/xattr_helper.ts";
 
@@ -1017,16 +1018,6 @@ export function statfsOf(stat: fs.StatsFs): StatfsOut {
     namelen: 255,
     frsize: stat.bsize,
   };
-}
-
-function timespecOf(nanoseconds: bigint): Timespec {
-  let sec = nanoseconds / 1_000_000_000n;
-  let nsec = nanoseconds % 1_000_000_000n;
-  if (nsec < 0n) {
-    sec -= 1n;
-    nsec += 1_000_000_000n;
-  }
-  return { sec: Number(sec), nsec: Number(nsec) };
 }
 
 /** utimes(2) arguments are seconds (see {@link utimesSeconds}). */

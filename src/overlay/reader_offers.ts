@@ -61,7 +61,7 @@ export class ReaderOffers {
    */
   attach(nodes: LocalNodes, source: string): void {
     this.#localNodes = nodes;
-    // The root is always the source directory itself (see #locate).
+    // The root is always the source directory itself (see Locator.locate).
     this.#offered.set("/", { id: ROOT_NODE_ID, directory: true });
     this.#offeredPaths.set(ROOT_NODE_ID, "/");
     nodes.set(

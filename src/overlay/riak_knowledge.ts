@@ -25,7 +25,7 @@ export interface CachedStat {
   expires: number;
   /**
    * When a look asked Riak after the source lacked the name, and both lacked it: the create
-   * right after that lookup trusts the absence (see the overlay's `#locate`).
+   * right after that lookup trusts the absence (see `Locator.locate`).
    */
   localAbsentAt?: number;
 }

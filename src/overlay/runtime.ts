@@ -53,6 +53,7 @@ import {
 } from "./transfer.ts";
 import { type JobsEnded, UploadQueue } from "./upload_queue.ts";
 import { makeOptionDirectory } from "../util/directories.ts";
+import { KeptCopies } from "../migration/kept_copies.ts";
 import { acquireLock, type HeldLock, LockedError } from "../util/lock.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 
@@ -93,6 +94,11 @@ export interface OverlayStartOptions {
    * request's timeout declares one); default: whether a node answers {@link pingRiak}.
    */
   riakAnswers?: (timeoutMs?: number) => Promise<boolean>;
+  /**
+   * Why the last {@link riakAnswers} found no node answering (each node's ping failure), for
+   * the warning of a mount that starts while Riak does not answer.
+   */
+  whyRiakUnanswered?: () => string | undefined;
   logger: Logger;
   /**
    * The filesystem for modes without Riak (the passthrough preset); its `close`, if any,
@@ -198,7 +204,9 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
     health.close();
     throw error;
   }
-  if (answering !== undefined && !await answering) health.unreachableAtStart();
+  if (answering !== undefined && !await answering) {
+    health.unreachableAtStart(options.whyRiakUnanswered?.());
+  }
 
   const startedAt = new Date().toISOString();
   const report = async (): Promise<StatusReport> => {
@@ -268,6 +276,7 @@ export async function startOverlay(options: OverlayStartOptions): Promise<Overla
       spool: parts.spool?.directory,
       // Since the drain began: a refusal of long ago is no reason now.
       riak: pending > 0 ? riakTrouble(health.snapshot(), began - REFUSAL_RECENT_MS) : undefined,
+      pid: process.pid,
     };
     // Log fields are snake_case, as everywhere else in the log.
     const fields = {
@@ -609,6 +618,18 @@ async function startOnSpool(
   };
   const pace = sourcePace(options.source);
   const jobsBelow = (path: string) => late.uploads?.findPendingBelow(path) !== undefined;
+  // For `riakfs progress`, which knows only what the pre-warm runs recorded otherwise.
+  const keptCopies = options.source !== undefined && settings.mode.afterTransfer === "delete"
+    ? new KeptCopies(
+      spool.directory,
+      options.source,
+      (error) =>
+        logger.warn("cannot record the local copies kept for riakfs progress", {
+          spool: spool.directory,
+          error: error.message,
+        }),
+    )
+    : undefined;
   const localCopies: MirrorOptions | undefined = options.source === undefined ? undefined : {
     store,
     source: options.source,
@@ -620,6 +641,7 @@ async function startOnSpool(
     logger,
     onMirrored: (path, version) => late.overlay?.mirrored(path, version),
     jobsBelow,
+    keptCopies,
   };
   const uploads = late.uploads = new UploadQueue({
     spool,
@@ -691,6 +713,7 @@ async function startOnSpool(
     sourcePace: pace,
     defaultUid: settings.defaultUid,
     defaultGid: settings.defaultGid,
+    keptCopies,
   });
   const leftovers = await overlay.removeLeftoverPublishes();
   if (leftovers > 0) {
@@ -710,6 +733,7 @@ async function startOnSpool(
       await copies.stop();
       const left = await uploads.drain(drainTimeoutMs);
       await uploads.stop();
+      keptCopies?.close();
       await journal.close();
       return left;
     },

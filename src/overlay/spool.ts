@@ -25,6 +25,7 @@ import {
 import { basename, join } from "node:path";
 import { makeDirectories } from "../util/directories.ts";
 import { SPOOL_DIRECTORY_NAME } from "../migration/mount_entries.ts";
+import { KEPT_COPIES_NAME } from "../migration/kept_copies.ts";
 import { isNoRoomError } from "../util/no_room.ts";
 import { pendingInJournal } from "./journal.ts";
 
@@ -89,7 +90,7 @@ export function spoolLockFile(directory: string): string {
  * go with it only when empty. Anything else found in it (staged files set aside, a file an
  * operator put there) keeps the spool.
  */
-const BOOKKEEPING_FILES = ["journal", "journal.room", "namespace"];
+const BOOKKEEPING_FILES = ["journal", "journal.room", "namespace", KEPT_COPIES_NAME];
 const BOOKKEEPING_DIRECTORIES = ["staged", "publishing"];
 
 /**

@@ -32,6 +32,7 @@ import {
   deleteIfVerified,
   type DeleteOutcome,
 } from "../migration/verified_delete.ts";
+import type { KeptCopyRecorder } from "../migration/kept_copies.ts";
 import { normalizePath } from "../store/path.ts";
 import type { CopyKind, FileCopier } from "./copy_on_read.ts";
 import { localPathBeneath, OutsideSourceError } from "./local_path.ts";
@@ -150,6 +151,8 @@ export interface LocalCopyOptions {
   onMirrored?: (path: string, version: MirroredVersion) => void;
   /** See {@link CopyKind.freeOnly}: only the verified deletion, where Riak holds a file. */
   freeOnly?: boolean;
+  /** Told of each local copy kept after its transfer, and of one deleted after all. */
+  keptCopies?: KeptCopyRecorder;
 }
 
 /** A local file's version by size and mtime, the way a copy compares it with Riak's. */
@@ -329,9 +332,11 @@ function countDeletion(options: LocalCopyOptions, path: string, deletion: Delete
   const counters = options.metrics?.value.localDeletion;
   if (deletion.deleted) {
     if (counters) counters.deleted++;
+    options.keptCopies?.gone(path);
     return;
   }
   if (counters) counters.kept++;
+  options.keptCopies?.kept(path, deletion.reason);
   (options.logger ?? SILENT_LOGGER).info("local copy kept", {
     path,
     reason: deletion.reason,

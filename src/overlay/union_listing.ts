@@ -230,7 +230,7 @@ export class UnionListing {
     if (error instanceof StoreError && error.code === "ENOENT") return true;
     // A directory the source holds where Riak still has the file (or link) it replaced,
     // whose removal from Riak is queued: the source's listing is the newest, as its
-    // lstat is in #locate (the directory's copy into Riak follows that removal).
+    // lstat is in Locator.locate (the directory's copy into Riak follows that removal).
     if (
       error instanceof StoreError && error.code === "ENOTDIR" && found &&
       this.#mode.reads !== "local" && this.#o.localWriters.localIsNewest(path)

@@ -230,13 +230,13 @@ export class RiakCluster {
     operation: (connection: Connection) => Promise<T>,
     options: ExecuteOptions<T>,
   ): Promise<T> {
-    let lastNode = avoid;
+    const tried: RiakNode[] = avoid ? [avoid] : [];
     for (let attempt = 1;; attempt++) {
       let lease: Lease | undefined;
       let maybeApplied: unknown;
       try {
-        lease = await this.acquire(lastNode);
-        lastNode = lease.node;
+        lease = await this.acquire(tried);
+        tried.push(lease.node);
         const result = await operation(lease.connection);
         lease.node.answered();
         return result;
@@ -254,7 +254,7 @@ export class RiakCluster {
       }
       if (maybeApplied !== undefined) {
         // even after the last try: "it was applied" still completes the request
-        const result = await this.verifyApplied(maybeApplied, lastNode, options);
+        const result = await this.verifyApplied(maybeApplied, tried.at(-1), options);
         if (result !== undefined) return result;
         if (attempt >= this.maxAttempts || this.closed) throw maybeApplied;
         continue; // the verification already waited out a backoff
@@ -304,13 +304,13 @@ export class RiakCluster {
    * failure ends the stream with the error, since items cannot be taken back.
    */
   async *stream<T>(operation: (connection: Connection) => AsyncIterable<T>): AsyncGenerator<T> {
-    let lastNode: RiakNode | undefined;
+    const tried: RiakNode[] = [];
     for (let attempt = 1;; attempt++) {
       let lease: Lease | undefined;
       let yielded = false;
       try {
-        lease = await this.acquire(lastNode);
-        lastNode = lease.node;
+        lease = await this.acquire(tried);
+        tried.push(lease.node);
         for await (const item of operation(lease.connection)) {
           yielded = true;
           yield item;
@@ -396,11 +396,11 @@ export class RiakCluster {
   }
 
   /**
-   * Picks a node with capacity (preferring one other than `avoid`) and takes a connection of
-   * it; waits in the queue while every connection is busy. Choosing and reserving happen in
-   * one synchronous step, so concurrent requests never overcommit a pool.
+   * Picks a node with capacity (preferring one the request has not `tried` yet) and takes a
+   * connection of it; waits in the queue while every connection is busy. Choosing and
+   * reserving happen in one synchronous step, so concurrent requests never overcommit a pool.
    */
-  private async acquire(avoid: RiakNode | undefined): Promise<Lease> {
+  private async acquire(tried: readonly RiakNode[]): Promise<Lease> {
     // one deadline for the whole wait, however often the request is woken and re-queued
     const deadline = Date.now() + this.queueTimeoutMs;
     let woken = false;
@@ -408,7 +408,7 @@ export class RiakCluster {
       if (this.closed) throw new ClosedError("Riak cluster client");
       // first come, first served: a new request does not overtake the waiting ones
       if (woken || this.waiters.length === 0) {
-        const node = this.choose(avoid);
+        const node = this.choose(tried);
         if (node !== undefined) return { node, connection: await node.acquire() };
       }
       if (!this.nodes.some((n) => n.state === "up")) {
@@ -428,12 +428,18 @@ export class RiakCluster {
     }
   }
 
-  private choose(avoid: RiakNode | undefined): RiakNode | undefined {
+  /**
+   * A node for the next try of a request that tried `tried` (in order): one it has not tried
+   * yet, else one other than its last. Avoiding only the last let a third try go back to the
+   * first node, so two broken nodes of three (answering garbage, cutting answers: they stay
+   * in rotation, accepting connections) failed a read that the third would have answered.
+   */
+  private choose(tried: readonly RiakNode[]): RiakNode | undefined {
     const candidates = this.nodes.filter((node) => node.hasCapacity);
     if (candidates.length === 0) return undefined;
-    const preferred = candidates.length > 1
-      ? candidates.filter((node) => node !== avoid)
-      : candidates;
+    const untried = candidates.filter((node) => !tried.includes(node));
+    const notLast = candidates.filter((node) => node !== tried.at(-1));
+    const preferred = untried.length > 0 ? untried : notLast.length > 0 ? notLast : candidates;
     if (this.selection === "least-busy") {
       return preferred.reduce((best, node) => (node.inUse < best.inUse ? node : best));
     }
@@ -548,9 +554,12 @@ function afterAttempts(error: unknown, attempts: number): unknown {
 /**
  * Tells `node` whether a request that failed on its connection was answered at all: a request
  * that timed out was not (a cut connection is the node's restart, which its next connect
- * tells); an error answer was.
+ * tells); an error answer was. An answer that breaks the protocol (another service on the
+ * port, a broken proxy) takes the node out as a refused connect does: it stayed in rotation,
+ * and with other broken nodes a request's tries could all go to them.
  */
 function reportFailure(node: RiakNode, error: unknown): void {
   if (error instanceof TimeoutError && error.phase === "request") node.unanswered(error);
+  else if (error instanceof ProtocolError) node.markDown(error);
   else if (error instanceof RiakError) node.answered();
 }

@@ -11,6 +11,7 @@ import { RiakClient } from "./client.ts";
 import type { ClusterOptions, NodeStatus } from "./cluster.ts";
 import { toText } from "./commands/values.ts";
 import { ConnectionError, QueueFullError, RiakError, TimeoutError } from "./errors.ts";
+import { encodeFrameHeader } from "./frame.ts";
 import { MessageCode } from "./messages.ts";
 import { FAILURES_BEFORE_DOWN, parseNodeList } from "./node.ts";
 
@@ -740,6 +741,70 @@ Deno.test("least-busy selection avoids a node whose requests hang", async () => 
       await Promise.all(stuck);
     },
   );
+});
+
+for (const selection of ["least-busy", "round-robin"] as const) {
+  Deno.test(`${selection}: a read tries every node before it tries one again, so two broken nodes of three never fail it`, async () => {
+    // One node answers garbage (an oversized frame header), one cuts every answer in the
+    // middle: both accept connections, so neither leaves rotation, and each failure is a
+    // quick one. A retry that only avoided the node of the try before went back to the
+    // first broken node on its third try.
+    const garbage = await startFakeNode((_code, _body, socket) => {
+      socket.write(encodeFrameHeader(MessageCode.GetResp, 1 << 30));
+    });
+    const cut = await startFakeNode((_code, _body, socket) => {
+      socket.end(encodeFrameHeader(MessageCode.GetResp, 100));
+    });
+    const riak = await startTestRiak();
+    const client = testClient([garbage.address, cut.address, riak.nodes[0]], {
+      selection,
+      maxAttempts: 3,
+    });
+    try {
+      const bucket = `${riak.prefix}-broken-nodes`;
+      const location = { type: "kvmulti", bucket, key: "k" };
+      await client.put(location, { value: bytes("v") }, { idempotent: true });
+      const reads = await Promise.allSettled(
+        Array.from({ length: 12 }, () => client.get(location)),
+      );
+      for (const read of reads) {
+        assert.equal(read.status, "fulfilled", String((read as PromiseRejectedResult).reason));
+        assert.equal(toText(read.value.siblings[0].value), "v");
+      }
+      assert.ok(garbage.received.length > 0 && cut.received.length > 0, "both were tried");
+    } finally {
+      await client.close();
+      await riak.close();
+      await garbage.close();
+      await cut.close();
+    }
+  });
+}
+
+Deno.test("a node that answers in another protocol leaves rotation at once, and its requests go to the others", async () => {
+  const garbage = await startFakeNode((_code, _body, socket) => {
+    socket.write(new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n"));
+  });
+  const riak = await startTestRiak();
+  // Least-busy: ties go to the first node, so the first request goes to the broken one.
+  const client = testClient([garbage.address, riak.nodes[0]], {
+    selection: "least-busy",
+    healthCheckIntervalMs: 60_000,
+  });
+  try {
+    await client.ping();
+    const [broken, good] = client.cluster.status();
+    assert.equal(broken.state, "down");
+    assert.match(broken.lastFailure ?? "", /exceeds the maximum/);
+    assert.equal(good.state, "up");
+    const sent = garbage.received.length;
+    for (let i = 0; i < 5; i++) await client.ping();
+    assert.equal(garbage.received.length, sent, "nothing more went to it");
+  } finally {
+    await client.close();
+    await riak.close();
+    await garbage.close();
+  }
 });
 
 Deno.test("idle connections above the minimum expire", async () => {

@@ -15,8 +15,9 @@
  * timing out) leaves rotation only while another node is in it. The last one stays, and its
  * requests wait for their own timeout: a busy node (a long listing, a compaction, a garbage
  * collection, a loaded machine) answers late but answers, and taking the last node out would
- * fail at once every request it would have answered. A refused or reset connection still
- * takes any node out: nothing is waited for there.
+ * fail at once every request it would have answered. A refused or reset connection, or an
+ * answer that breaks the protocol (the cluster tells), still takes any node out: nothing is
+ * waited for there.
  *
  * @module
  */

@@ -55,6 +55,14 @@ export interface PutOptions {
   ifNotModified?: boolean;
 }
 
+/** Options of a delete. */
+export interface DeleteOptions {
+  /** Vector clock of the version being deleted (from a get). */
+  vclock?: Uint8Array;
+  w?: WriteQuorum;
+  dw?: WriteQuorum;
+}
+
 /** A fetched set: its members and the opaque context removals need. */
 export interface FetchedSet {
   members: Uint8Array[];
@@ -73,14 +81,30 @@ export interface SetChange {
 
 /** The Riak operations of the store. Every method rejects on a failed or unacknowledged request. */
 export interface StoreClient {
-  /** Gets an object; `head` returns usermeta without the value. */
-  get(location: ObjectLocation, options?: { head?: boolean }): Promise<FetchedObject>;
+  /**
+   * Gets an object; `head` returns usermeta without the value. `notfoundOk: false` makes a
+   * replica holding the object outweigh replicas answering not found (Riak's default lets
+   * the first not-found answers stand: fallbacks after a node failure hold nothing).
+   */
+  get(
+    location: ObjectLocation,
+    options?: { head?: boolean; notfoundOk?: false },
+  ): Promise<FetchedObject>;
   /** Puts one value; resolves once Riak acknowledged it with the given w/dw. */
   put(location: ObjectLocation, content: ContentToStore, options?: PutOptions): Promise<void>;
-  /** Deletes an object (a missing object is not an error). */
-  delete(location: ObjectLocation, options?: { w?: WriteQuorum; dw?: WriteQuorum }): Promise<void>;
-  /** Fetches a set (bucket type with datatype=set); undefined when it does not exist. */
-  fetchSet(location: ObjectLocation): Promise<FetchedSet | undefined>;
+  /**
+   * Deletes an object (a missing object is not an error); with `vclock` (from a get), only
+   * the versions it covers: on an `allow_mult` type, one written since stays.
+   */
+  delete(location: ObjectLocation, options?: DeleteOptions): Promise<void>;
+  /**
+   * Fetches a set (bucket type with datatype=set); undefined when it does not exist.
+   * `notfoundOk: false` as for {@link get}.
+   */
+  fetchSet(
+    location: ObjectLocation,
+    options?: { notfoundOk?: false },
+  ): Promise<FetchedSet | undefined>;
   /** Applies adds/removes to a set. */
   updateSet(location: ObjectLocation, change: SetChange): Promise<void>;
   /** Streams the keys of a bucket. Scans the cluster: for administrative commands only. */
@@ -113,7 +137,7 @@ export function writesRefused(client: StoreClient): StoreClient {
   const refuse = () => Promise.reject(new Error("a read-only store was asked to write to Riak"));
   return {
     get: (location, options) => client.get(location, options),
-    fetchSet: (location) => client.fetchSet(location),
+    fetchSet: (location, options) => client.fetchSet(location, options),
     listKeys: (bucketType, bucket) => client.listKeys(bucketType, bucket),
     put: refuse,
     delete: refuse,

@@ -110,7 +110,13 @@ export interface GcReport {
  * console.log(report.garbage.length, "unreferenced generations");
  * ```
  */
-export async function collectGarbage(store: Store, options: GcOptions = {}): Promise<GcReport> {
+export async function collectGarbage(
+  storeGiven: Store,
+  options: GcOptions = {},
+): Promise<GcReport> {
+  // Absent here means garbage: a not-found answer of replicas that do not hold the object
+  // (fallbacks while nodes are down) must not stand for one that holds it.
+  const store = storeGiven.withAuthoritativeReads();
   const minAgeMs = options.minAgeMs ?? DEFAULT_GC_MIN_AGE_MS;
   const nowMs = options.nowMs ?? Date.now();
   // Only the deletions below write: siblings met are left as they are (a dry run must change

@@ -11,9 +11,18 @@ import {
   seededBytes,
   withStore,
 } from "./_test_support.ts";
+import { decodeMessage, encodeMessage } from "../riak/codec.ts";
+import { toText } from "../riak/commands/values.ts";
+import { encodeFrame } from "../riak/frame.ts";
+import { type DtFetchReq, MessageCode, type RpbGetReq } from "../riak/messages.ts";
+import { createdTypeProps, TEST_BUCKET_TYPES } from "../riak-server/bucket_types.ts";
+import { RiakEngine } from "../riak-server/engine.ts";
+import { Keyspace } from "../riak-server/keyspace.ts";
+import { RiakNetworkServer } from "../riak-server/server.ts";
 import type { StoreClient } from "./client.ts";
 import { collectGarbage } from "./gc.ts";
 import { chunkKey, renameStampKey } from "./manifest.ts";
+import { openRiakStoreClient } from "./riak_adapter.ts";
 import { encodeEntryMember, shardKey } from "./shards.ts";
 import { Store } from "./store.ts";
 import type { EntryType } from "./usermeta.ts";
@@ -357,4 +366,98 @@ Deno.test("gc counts a rename stamp with its generation: kept while referenced, 
     assert.equal(collected.deleted, 0, "no chunk");
     assert.equal(await store.chunkLastModifiedNs(stamp), undefined);
   }, { namespace: { chunkSize: 4096 } });
+});
+
+/**
+ * A node over its own store that answers not found to the gets and set fetches `degraded`
+ * picks (while `degraded.on`) unless they ask with notfound_ok false: as Riak does with its
+ * default notfound_ok while the primaries of a key are down and fallback vnodes answer.
+ */
+async function withDegradedNode(
+  picks: (code: number, bucket: string, key: string) => boolean,
+  body: (client: StoreClient, degraded: { on: boolean }) => Promise<void>,
+): Promise<void> {
+  const keyspace = new Keyspace();
+  for (const [name, spec] of Object.entries(TEST_BUCKET_TYPES)) {
+    keyspace.types.set(name, createdTypeProps(spec));
+  }
+  const engine = new RiakEngine(keyspace);
+  const degraded = { on: false };
+  const front = Object.create(engine) as RiakEngine;
+  front.handle = (code, body, session) => {
+    if (degraded.on && (code === MessageCode.GetReq || code === MessageCode.DtFetchReq)) {
+      const request = decodeMessage(code, body) as RpbGetReq | DtFetchReq;
+      if (
+        request.notfound_ok !== false &&
+        picks(code, toText(request.bucket), toText(request.key))
+      ) {
+        const answer = code === MessageCode.GetReq ? MessageCode.GetResp : MessageCode.DtFetchResp;
+        const notFound = encodeFrame(answer, encodeMessage(answer, {}));
+        return Promise.resolve({ frames: [notFound], close: false });
+      }
+    }
+    return engine.handle(code, body, session);
+  };
+  const server = new RiakNetworkServer(front, { host: "127.0.0.1", port: 0 });
+  await server.listen();
+  const opened = openRiakStoreClient({ nodes: [`127.0.0.1:${server.port}`] });
+  try {
+    await body(opened.client, degraded);
+  } finally {
+    await opened.close();
+    await server.close();
+  }
+}
+
+/** A file's bytes as the store reads them back. */
+async function readBack(store: Store, path: string): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  for await (const piece of store.readRange(path)) pieces.push(piece);
+  return Buffer.concat(pieces);
+}
+
+Deno.test("gc asks with notfound_ok false: replicas answering not found (fallbacks after a node failure) never make a stored file's chunks garbage", async () => {
+  const bucket = "gc-degraded";
+  await withDegradedNode((code, asked) => code === MessageCode.GetReq && asked === bucket, async (
+    client,
+    degraded,
+  ) => {
+    const store = new Store(client, { namespace: { bucket, chunkSize: 4096 } });
+    const content = seededBytes(31, 20_000);
+    await store.writeFile("photos/big.bin", content);
+    degraded.on = true;
+    const report = await collectGarbage(store, { delete: true, minAgeMs: 0 });
+    degraded.on = false;
+    assert.deepEqual(report.garbage, []);
+    assert.deepEqual(report.orphanEntries, []);
+    assert.equal(report.deleted + report.deletedEntries, 0);
+    assert.deepEqual(await listed(store, "photos"), ["file:big.bin"]);
+    assert.ok((await readBack(store, "photos/big.bin")).equals(content));
+  });
+});
+
+Deno.test("gc asks for the set of manifest buckets with notfound_ok false: a riak-fuse folder's chunks are no garbage while fallbacks answer not found", async () => {
+  const bucket = "gc-degraded-sets";
+  await withDegradedNode(
+    (code, _bucket, key) => code === MessageCode.DtFetchReq && key === "riakfs-manifest-buckets",
+    async (client, degraded) => {
+      const namespace = { bucket, chunkSize: 4096 };
+      const riakFuse = { contentPrefix: "gcIMG_", directoryPrefix: "gcIMGDIR_" };
+      const writer = new Store(client, {
+        namespace: { ...namespace, preset: "riak-fuse", riakFuse },
+      });
+      const content = seededBytes(32, 20_000);
+      await writer.writeFile("shop/images/big.jpg", content);
+      degraded.on = true;
+      // Run with the default layout: only that set leads it to the folder's bucket.
+      const report = await collectGarbage(new Store(client, { namespace }), {
+        delete: true,
+        minAgeMs: 0,
+      });
+      degraded.on = false;
+      assert.deepEqual(report.garbage, []);
+      assert.equal(report.deleted, 0);
+      assert.ok((await readBack(writer, "shop/images/big.jpg")).equals(content));
+    },
+  );
 });

@@ -181,6 +181,66 @@ Deno.test("a file renamed while another host overwrites it: the new version stay
   }, { namespace: SMALL_CHUNKS });
 });
 
+Deno.test("allow_mult: a write landing between a rename's or rm's last look and its delete stays, listed", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    const namespace = { bucket, bucketType: "kvmulti" };
+    for (const operation of ["rename", "remove"] as const) {
+      for (const change of ["overwrite", "chmod"] as const) {
+        const dir = `${operation}-${change}`;
+        await store.writeFile(`${dir}/x`, Buffer.from("version one"), { mode: 0o644 });
+        const stat = await store.tryStat(`${dir}/x`, { fileOnly: true });
+        // Held at the delete of the old object, after the look that found the version it
+        // copied (or read): the other host's change, acknowledged, comes in between.
+        const host = holding(
+          client,
+          (r) => r.operation === "delete" && r.bucket === bucket && r.key === `${dir}/x`,
+        );
+        const other = new Store(host.client, { namespace });
+        const done = operation === "rename"
+          ? other.rename(`${dir}/x`, `${dir}/y`)
+          : other.remove(`${dir}/x`);
+        await host.reached;
+        if (change === "overwrite") {
+          await store.writeFile(`${dir}/x`, Buffer.from("acknowledged"), { previous: stat });
+        } else await store.setAttributes(`${dir}/x`, { mode: 0o600 });
+        host.release();
+        await done;
+        assert.deepEqual(await names(store, dir), operation === "rename" ? ["x", "y"] : ["x"], dir);
+        const kept = change === "overwrite" ? "acknowledged" : "version one";
+        assert.equal((await store.readFile(`${dir}/x`)).toString(), kept, dir);
+        if (change === "chmod") assert.equal((await store.stat(`${dir}/x`)).mode & 0o777, 0o600);
+        if (operation === "rename") {
+          assert.equal((await store.readFile(`${dir}/y`)).toString(), "version one", dir);
+        }
+      }
+    }
+  }, { namespace: { bucketType: "kvmulti" } });
+});
+
+Deno.test("allow_mult: an overwrite landing between a directory rename's last look at a file and its delete moves too", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.writeFile("f/x", Buffer.from("version one"));
+    const stat = await store.tryStat("f/x", { fileOnly: true });
+    const host = holding(
+      client,
+      (r) => r.operation === "delete" && r.bucket === bucket && r.key === "f/x",
+    );
+    const rename = new Store(host.client, { namespace: { bucket, bucketType: "kvmulti" } })
+      .rename("f", "t");
+    await host.reached;
+    await store.writeFile("f/x", Buffer.from("acknowledged"), { previous: stat });
+    host.release();
+    await rename;
+    assert.deepEqual(await names(store, ""), ["t"]);
+    assert.deepEqual(await names(store, "t"), ["x"]);
+    assert.equal(
+      (await store.readFile("t/x")).toString(),
+      "acknowledged",
+      "moved in a later round",
+    );
+  }, { namespace: { bucketType: "kvmulti" } });
+});
+
 Deno.test("a chunked file overwritten while another host renames it: the renamed copy keeps its chunks", async () => {
   await withStore(async ({ store, client, bucket }) => {
     await store.writeFile("f", seededBytes(3, 9000));

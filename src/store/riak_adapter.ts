@@ -28,7 +28,7 @@ export function riakStoreClient(riak: RiakClient): StoreClient {
     async get(location, options = {}) {
       const result = await riak.get(
         { type: location.bucketType, bucket: location.bucket, key: location.key },
-        { head: options.head },
+        { head: options.head, notfoundOk: options.notfoundOk },
       );
       return {
         vclock: result.vclock,
@@ -72,15 +72,15 @@ export function riakStoreClient(riak: RiakClient): StoreClient {
     async delete(location, options = {}) {
       await riak.delete(
         { type: location.bucketType, bucket: location.bucket, key: location.key },
-        { w: options.w, dw: options.dw },
+        { vclock: options.vclock, w: options.w, dw: options.dw },
       );
     },
-    async fetchSet(location) {
+    async fetchSet(location, options = {}) {
       const set = await riak.fetchSet({
         type: location.bucketType,
         bucket: location.bucket,
         key: location.key,
-      });
+      }, { notfoundOk: options.notfoundOk });
       return set.found ? { members: set.members, context: set.context } : undefined;
     },
     async updateSet(location, change) {

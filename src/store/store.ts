@@ -118,6 +118,13 @@ export interface StoreOptions {
   now?: () => number;
   /** Write nothing to Riak: see {@link Store.readOnly}. */
   readOnly?: boolean;
+  /**
+   * Every get, and the fetch of the set naming the manifest buckets, asks Riak with
+   * `notfound_ok: false`, so that a replica holding an object outweighs replicas answering
+   * not found; for a caller that deletes what it finds absent (gc). Default false: a
+   * not-found answer then waits for more replicas, as a mount's look-up of a new name would.
+   */
+  authoritativeReads?: boolean;
 }
 
 /** What {@link Store.stat} reports. */
@@ -321,6 +328,7 @@ export class Store {
   /** Maps paths to Riak locations. */
   readonly layout: Layout;
   readonly #client: StoreClient;
+  readonly #options: StoreOptions;
   readonly #index: DirectoryIndex;
   readonly #w?: WriteQuorum;
   readonly #dw?: WriteQuorum;
@@ -337,7 +345,6 @@ export class Store {
   /** Buckets this store named in {@link Layout.manifestBuckets} (or found named there). */
   readonly #manifestBucketsNamed = new Set<string>();
   readonly #now: () => number;
-  readonly #options: StoreOptions;
   /** Resolves siblings for its callers alone, adds no missing entry, and refuses writes. */
   readonly #readOnly: boolean;
   /** The object behind each file stat this store returned (its vclock, for a write). */
@@ -363,6 +370,11 @@ export class Store {
     this.#now = options.now ?? Date.now;
   }
 
+  /** What every get (and the fetch of the manifest buckets' set) asks besides its location. */
+  get #readOptions(): { notfoundOk?: false } {
+    return this.#options.authoritativeReads ? { notfoundOk: false } : {};
+  }
+
   /**
    * This store as one that writes nothing to Riak, for a caller that must only look (`riakfs
    * gc`'s dry run): siblings it reads resolve to the same winner, which is not written back; a
@@ -370,6 +382,15 @@ export class Store {
    */
   readOnly(): Store {
     return this.#readOnly ? this : new Store(this.#client, { ...this.#options, readOnly: true });
+  }
+
+  /**
+   * This store with {@link StoreOptions.authoritativeReads}, on the same client and namespace
+   * (caches of its own).
+   */
+  withAuthoritativeReads(): Store {
+    if (this.#options.authoritativeReads) return this;
+    return new Store(this.#client, { ...this.#options, authoritativeReads: true });
   }
 
   /** Attributes of a path: one head-only get for a file. */
@@ -725,14 +746,21 @@ export class Store {
   }
 
   /**
-   * Removes a file, symlink or directory (a non-empty one only with `recursive`). The entry
-   * goes first, then the object, then a chunked file's chunks.
+   * Removes a file, symlink or directory (a non-empty one only with `recursive`; only a
+   * directory with `directoryOnly`, as rmdir). The entry goes first, then the object, then a
+   * chunked file's chunks.
    */
-  async remove(path: StorePath, options: { recursive?: boolean } = {}): Promise<void> {
+  async remove(
+    path: StorePath,
+    options: { recursive?: boolean; directoryOnly?: boolean } = {},
+  ): Promise<void> {
     const p = normalizePath(path);
     if (p.length === 0) throw new InvalidPathError("/", "the root cannot be removed");
     await this.lateWritesSettled(p);
     const stat = await this.stat(p);
+    if (options.directoryOnly && stat.type !== "directory") {
+      throw new WrongTypeError("ENOTDIR", displayPath(p));
+    }
     const { parent, name } = splitParent(p);
     if (stat.type === "directory") {
       const dir = this.layout.directory(p);
@@ -742,7 +770,7 @@ export class Store {
           children,
           TREE_PARALLELISM,
           (entry) =>
-            this.remove(childPath(p, entry.name), options).catch(async (error) => {
+            this.remove(childPath(p, entry.name), { recursive: true }).catch(async (error) => {
               if (!(error instanceof NotFoundError)) throw error;
               // An entry whose object is gone (a crash in a directory rename left it).
               await this.#index.remove(dir, [entry.name]);
@@ -783,6 +811,49 @@ export class Store {
     }
     await this.#addEntries(parent, [{ type: "directory", name }]);
     throw new DirectoryNotEmptyError(displayPath(p));
+  }
+
+  /**
+   * Removes the file or symlink `examined` (a stat this store returned) only as it was then,
+   * for a caller that decided on what it saw and must not take a version written since with
+   * it. Its entry is removed only once the object is still that version (read after the
+   * listing the removal works from, so an entry added since stays), and the object is deleted
+   * with the stat's vclock: on a bucket type with `allow_mult`, a version written between the
+   * look and the delete stays, a sibling the delete did not cover (without it, Riak keeps the
+   * later of the two: a write landing in that one round trip is lost, Riak has no conditional
+   * delete). Other names are never touched: a file written beside it stays. The
+   * path is looked at once more afterwards, and what is stored there by then is listed again.
+   *
+   * Resolves true once nothing is stored at the path (removed, or gone already); false when it
+   * holds something else (written, or its attributes set, since the stat), which stays, listed.
+   */
+  async removeIfUnchanged(examined: FileStat): Promise<boolean> {
+    const seenVclock = this.#statObjects.get(examined)?.vclock;
+    if (examined.type === "directory" || seenVclock === undefined) {
+      throw new TypeError("removeIfUnchanged: not a stat of a file or symlink of this store");
+    }
+    const p = examined.path;
+    await this.lateWritesSettled(p);
+    const placement = this.layout.file(p);
+    const { parent, name } = splitParent(p);
+    let current: ResolvedObject | undefined;
+    let unchanged: boolean | undefined;
+    const stillSeen = async () => {
+      current = await this.#getResolved(placement.object, false, p);
+      unchanged = current === undefined ||
+        (current.vclock !== undefined && Buffer.compare(current.vclock, seenVclock) === 0);
+      return unchanged;
+    };
+    await this.#index.remove(this.layout.directory(parent), [name], { onlyIf: stillSeen });
+    if (!(unchanged ?? await stillSeen())) return false;
+    if (current) await this.#delete(placement.object, seenVclock);
+    const stored = await this.#statOrUndefined(p);
+    if (stored) {
+      await this.#addEntries(parent, [{ type: stored.type, name }]);
+      return false;
+    }
+    if (current) await this.#releaseFileObject(p, current);
+    return true;
   }
 
   /**
@@ -970,7 +1041,7 @@ export class Store {
    */
   async manifestBuckets(): Promise<string[]> {
     const registry = this.layout.manifestBuckets();
-    const set = await this.#client.fetchSet(registry).catch((error) => {
+    const set = await this.#client.fetchSet(registry, this.#readOptions).catch((error) => {
       throw new RiakRequestError("set fetch", describeLocation(registry), error);
     });
     return (set?.members ?? []).map((member) => Buffer.from(member).toString("latin1")).sort();
@@ -1586,9 +1657,21 @@ export class Store {
   async #removeFileObject(p: Buffer): Promise<void> {
     const placement = this.layout.file(p);
     const object = await this.#getResolved(placement.object, false, p);
-    if (object) await this.#delete(placement.object);
-    if (placement.riakFuseSizeSet) await this.#clearRiakFuseSize(placement.riakFuseSizeSet);
-    if (object?.meta.storage !== "chunked") return;
+    const left = object && await this.#deleteSeenVersion(placement.object, object, p);
+    if (left) {
+      // Written after the look: it stays, listed (its entry went first), its chunks with it.
+      await this.#addEntries(placement.parent, [{ type: left.meta.type, name: placement.name }]);
+      return;
+    }
+    if (object) await this.#releaseFileObject(p, object);
+    else if (placement.riakFuseSizeSet) await this.#clearRiakFuseSize(placement.riakFuseSizeSet);
+  }
+
+  /** What a deleted file `object` at `p` held besides itself: riak-fuse's size, its chunks. */
+  async #releaseFileObject(p: Buffer, object: ResolvedObject): Promise<void> {
+    const { riakFuseSizeSet } = this.layout.file(p);
+    if (riakFuseSizeSet) await this.#clearRiakFuseSize(riakFuseSizeSet);
+    if (object.meta.storage !== "chunked") return;
     const manifest = this.#manifestOf(p, object);
     if (await this.#sharedWithRenamePartner(object, manifest)) return;
     await this.#deleteChunks(manifest);
@@ -1769,9 +1852,10 @@ export class Store {
   /**
    * Deletes the object at file path `f` that a rename copied (`copied`: its attributes), without
    * touching chunks (they moved with it). A version written there since it was copied (by
-   * another host) is left alone: false. Riak has no conditional delete, so a write landing
-   * between this look and the delete is still lost; the look narrows that to one round trip.
-   * `seen` is told what the look found.
+   * another host) is left alone: false. The delete takes only the version looked at; on a type
+   * that keeps siblings a write landing between that look and the delete stays (also false),
+   * elsewhere it is lost: the look narrows that to one round trip. `seen` is told what the look
+   * found.
    */
   async #deleteMovedObject(
     f: Buffer,
@@ -1786,9 +1870,23 @@ export class Store {
       (now.meta.type !== copied.type || now.meta.sha256 !== copied.sha256 ||
         now.meta.mtimeNs !== copied.mtimeNs)
     ) return false;
-    if (now !== undefined) await this.#delete(placement.object);
+    if (now !== undefined && await this.#deleteSeenVersion(placement.object, now, f)) return false;
     if (placement.riakFuseSizeSet) await this.#clearRiakFuseSize(placement.riakFuseSizeSet);
     return true;
+  }
+
+  /**
+   * Deletes the version `seen` of the object at `location` (only that one, see {@link #delete})
+   * and looks once more: resolves what is still stored there, written after the look (another
+   * host's overwrite, or its chmod of that version, kept as a sibling), else undefined.
+   */
+  async #deleteSeenVersion(
+    location: ObjectLocation,
+    seen: ResolvedObject,
+    p: Buffer,
+  ): Promise<ResolvedObject | undefined> {
+    await this.#delete(location, seen.vclock);
+    return await this.#getResolved(location, true, p);
   }
 
   async #renameFile(f: Buffer, t: Buffer): Promise<void> {
@@ -2205,7 +2303,7 @@ export class Store {
 
   async #get(location: ObjectLocation, head: boolean): Promise<FetchedObject> {
     try {
-      return await this.#client.get(location, { head });
+      return await this.#client.get(location, { head, ...this.#readOptions });
     } catch (error) {
       throw new RiakRequestError(head ? "head" : "get", describeLocation(location), error);
     }
@@ -2265,9 +2363,21 @@ export class Store {
     }
   }
 
-  async #delete(location: ObjectLocation): Promise<void> {
+  /**
+   * Deletes the object at `location`; with `vclock`, the one of the version last looked at,
+   * only that version. RpbDelReq carries the vclock of an earlier get (shared riak-facts.md,
+   * "Del: vclock"; ../shared/riak-golden/02-kv-basics delete-with-vclock, 03-siblings-kvmulti
+   * delete-siblings); on a type that keeps siblings a write that vclock does not cover stays,
+   * as it stays beside a put with a stale vclock (03-siblings-kvmulti put-stale-c; no golden
+   * step deletes with a stale vclock: Riak's PB docs give the vclock to keep a delete from
+   * taking what changed since the get, and the embedded server's `deleteObject` keeps it). So
+   * another host's overwrite landing after the look is not lost there. On a type without
+   * siblings the delete takes it all the same: the window stays (docs/layout.md, "Several
+   * hosts").
+   */
+  async #delete(location: ObjectLocation, vclock?: Uint8Array): Promise<void> {
     try {
-      await this.#client.delete(location, { w: this.#w, dw: this.#dw });
+      await this.#client.delete(location, { vclock, w: this.#w, dw: this.#dw });
     } catch (error) {
       throw new RiakRequestError("delete", describeLocation(location), error);
     }

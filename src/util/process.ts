@@ -37,3 +37,19 @@ function hasEnded(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * Resolves true once the process `pid` has ended (see {@link isProcessAlive}), false when it
+ * still runs after `timeoutMs`. Polled: Node can wait only for its own children.
+ */
+export async function processEnded(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (isProcessAlive(pid)) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, PROCESS_END_POLL_MS));
+  }
+  return true;
+}
+
+/** How often {@link processEnded} looks. */
+const PROCESS_END_POLL_MS = 20;
