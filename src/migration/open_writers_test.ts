@@ -70,38 +70,42 @@ Deno.test("this process's own handles do not count: its writes are its own", asy
   });
 });
 
-Deno.test("one index serves for maxAgeMs, then /proc is read again", async () => {
-  await withFile(async (file) => {
+/**
+ * Runs `body` once an index was built at 1,000 ms (the file not held) and another process
+ * then opened the file for writing; `advance` moves the index's clock on.
+ */
+function heldAfterIndexBuilt(
+  body: (file: string, writers: OpenWriters, advance: (ms: number) => void) => Promise<void>,
+): Promise<void> {
+  return withFile(async (file) => {
     let now = 1_000;
     const writers = new OpenWriters({ maxAgeMs: 1000, now: () => now });
     assert.equal(await openForWriting(writers, file), false);
     const holder = await holdOpen(file, ">>");
     try {
-      now += 999;
-      assert.equal(await openForWriting(writers, file), false, "the index of a moment ago");
-      now += 1;
-      assert.equal(await openForWriting(writers, file), true, "built again");
+      await body(file, writers, (ms) => now += ms);
     } finally {
       await holder.release();
     }
   });
+}
+
+Deno.test("one index serves for maxAgeMs, then /proc is read again", async () => {
+  await heldAfterIndexBuilt(async (file, writers, advance) => {
+    advance(999);
+    assert.equal(await openForWriting(writers, file), false, "the index of a moment ago");
+    advance(1);
+    assert.equal(await openForWriting(writers, file), true, "built again");
+  });
 });
 
 Deno.test("an index built before the file last changed is built anew: it may know another file under the inode number, or not yet the file's writer", async () => {
-  await withFile(async (file) => {
-    let now = 1_000;
-    const writers = new OpenWriters({ maxAgeMs: 1000, now: () => now });
-    assert.equal(await openForWriting(writers, file), false);
-    const holder = await holdOpen(file, ">>");
-    try {
-      now += 10;
-      const { dev, ino } = statSync(file, { bigint: true });
-      const builtAtNs = 1_000n * 1_000_000n;
-      assert.equal(await writers.isOpenForWriting(dev, ino, builtAtNs - 1n), false, "older");
-      assert.equal(await writers.isOpenForWriting(dev, ino, builtAtNs), true, "built again");
-    } finally {
-      await holder.release();
-    }
+  await heldAfterIndexBuilt(async (file, writers, advance) => {
+    advance(10);
+    const { dev, ino } = statSync(file, { bigint: true });
+    const builtAtNs = 1_000n * 1_000_000n;
+    assert.equal(await writers.isOpenForWriting(dev, ino, builtAtNs - 1n), false, "older");
+    assert.equal(await writers.isOpenForWriting(dev, ino, builtAtNs), true, "built again");
   });
 });
 
