@@ -1436,7 +1436,12 @@ class PrewarmRun {
     }
     this.#startTransfer();
     if (replaced) await this.#replaceType(path, replaced, entry);
-    else if (remote) await this.#o.store.remove(path);
+    else if (remote && !await this.#o.store.removeIfUnchanged(remote)) {
+      // Changed in Riak since the look (through a mount, or by another host): that stays.
+      count.add("inRiak", bytes);
+      count.add("newerInRiak", bytes);
+      return;
+    }
     // The link's own times and owner: a link made again later (cp -a, tar, rsync) is newer.
     await this.#o.store.symlink(path, target, {
       mtimeNs: local.mtimeNs,

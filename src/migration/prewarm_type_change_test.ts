@@ -295,8 +295,8 @@ Deno.test("a run without --delete-local keeps Riak's files where SOURCE's type c
 });
 
 /**
- * `store`, where `write` is done (once) just before the first removal, after the type change
- * was decided on: a write through a mount landing between the two.
+ * `store`, where `write` is done (once) just before the first removal, after the replacement
+ * of Riak's entry was decided on: a write through a mount landing between the two.
  */
 function writingBeforeRemoval(store: Store, write: () => Promise<unknown>) {
   let written: Promise<unknown> | undefined;
@@ -360,4 +360,25 @@ Deno.test("what is written into Riak's directory, or over Riak's file, after the
       });
     });
   }
+});
+
+Deno.test("a symlink changed in Riak after the run looked at it stays when SOURCE's link points elsewhere: newer in Riak", async () => {
+  await withSourceAndState(async (source, state) => {
+    await withStore(async ({ store }) => {
+      makeLocal(source, "symlink", "old");
+      await runPrewarm({ source, store, state });
+      makeLocal(source, "symlink", "new");
+      // `ln -sf` through a mount (a link made aside, renamed over), between the look and the
+      // removal.
+      const relinked = writingBeforeRemoval(store, async () => {
+        await store.symlink("x.tmp", Buffer.from("target-mount"));
+        await store.rename("x.tmp", "x");
+      });
+      const run = await runPrewarm({ source, store: relinked, state });
+      assert.equal(run.exitCode, EXIT_COMPLETE, outcomeOf(run));
+      await assertRiakHolds(store, "symlink", "mount");
+      assert.equal(run.tally.newerInRiak.files, 1);
+      assert.equal(run.tally.uploaded.files, 0);
+    });
+  });
 });
