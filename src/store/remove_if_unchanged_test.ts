@@ -75,6 +75,26 @@ Deno.test("removeIfUnchanged leaves a version written between its last look and 
   });
 });
 
+Deno.test("removeIfUnchanged leaves a directory made at the path once the file's object was deleted, listed", async () => {
+  await withStore(async ({ client, bucket, another }) => {
+    const otherHost = another();
+    // Another host's mkdir of the name, just after the delete reached Riak.
+    const racing: StoreClient = {
+      ...client,
+      delete: async (location, options) => {
+        await client.delete(location, options);
+        if (Buffer.from(location.key).toString() === "d/f") await otherHost.mkdir("d/f");
+      },
+    };
+    const store = new Store(racing, { namespace: { bucket } });
+    await store.writeFile("d/f", Buffer.from("examined"));
+    const examined = await store.tryStat("d/f", { fileOnly: true });
+    assert.equal(await store.removeIfUnchanged(examined!), false, "something stayed at the path");
+    assert.equal((await store.stat("d/f")).type, "directory");
+    assert.deepEqual(await names(store, "d"), ["f"]);
+  });
+});
+
 Deno.test("remove with directoryOnly removes an empty directory, and leaves a file or symlink (ENOTDIR)", async () => {
   await withStore(async ({ store }) => {
     await store.mkdir("d");

@@ -846,10 +846,10 @@ export class Store {
     };
     await this.#index.remove(this.layout.directory(parent), [name], { onlyIf: stillSeen });
     if (!(unchanged ?? await stillSeen())) return false;
-    if (current) await this.#delete(placement.object, seenVclock);
-    const stored = await this.#statOrUndefined(p);
+    const left = await this.#deleteSeenVersion(placement.object, current, p);
+    const stored = left?.meta.type ?? (await this.#directoryStatOrUndefined(p))?.type;
     if (stored) {
-      await this.#addEntries(parent, [{ type: stored.type, name }]);
+      await this.#addEntries(parent, [{ type: stored, name }]);
       return false;
     }
     if (current) await this.#releaseFileObject(p, current);
@@ -1334,6 +1334,11 @@ export class Store {
       const object = await this.#getResolved(location, !withContent, p);
       if (object) return this.#fileStatFrom(p, location, object, withContent);
     }
+    return await this.#directoryStatOrUndefined(p);
+  }
+
+  /** The directory at `p`, from its object or its listing alone (other tools make no object). */
+  async #directoryStatOrUndefined(p: Buffer): Promise<FileStat | undefined> {
     const dir = this.layout.directory(p);
     const images = this.layout.riakFuseImagesOf(p);
     // Both asked at once: a name that is not there (a negative lookup) costs one round trip
@@ -1876,16 +1881,17 @@ export class Store {
   }
 
   /**
-   * Deletes the version `seen` of the object at `location` (only that one, see {@link #delete})
-   * and looks once more: resolves what is still stored there, written after the look (another
-   * host's overwrite, or its chmod of that version, kept as a sibling), else undefined.
+   * Deletes the version `seen` of the object at `location` (only that one, see {@link #delete};
+   * nothing when the look found none) and looks once more: resolves what is stored there by
+   * then, written after the look (another host's overwrite, or its chmod of that version, kept
+   * as a sibling), else undefined.
    */
   async #deleteSeenVersion(
     location: ObjectLocation,
-    seen: ResolvedObject,
+    seen: ResolvedObject | undefined,
     p: Buffer,
   ): Promise<ResolvedObject | undefined> {
-    await this.#delete(location, seen.vclock);
+    if (seen) await this.#delete(location, seen.vclock);
     return await this.#getResolved(location, true, p);
   }
 
