@@ -11,7 +11,7 @@ import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { startMount, stopMount, type TestMount } from "./_mount.ts";
-import { type OverlayEnv, withOverlayEnv } from "./_overlay.ts";
+import { eventually, type OverlayEnv, withOverlayEnv } from "./_overlay.ts";
 
 /** Host A is the env's own mount; host B a second mount of the same namespace. */
 async function withTwoHosts(
@@ -43,6 +43,11 @@ async function writeAcknowledged(path: string, content: string): Promise<void> {
     await file.close();
   }
 }
+
+/** ESTALE (116), which Deno's node:fs reports with no `code`: by errno or message alone. */
+const isStale = (error: unknown) =>
+  (error as NodeJS.ErrnoException).code === "ESTALE" ||
+  (error as NodeJS.ErrnoException).errno === -116 || /\(os error 116\)/.test(String(error));
 
 const listing = (directory: string) => fs.readdirSync(directory).sort();
 
@@ -193,5 +198,44 @@ Deno.test("a write on one host keeps the mode and owner another host set while i
     }
     const stat = await env.store.stat("f");
     assert.deepEqual([stat.mode, stat.uid, stat.gid], [0o600, 1234, 5678]);
+  });
+});
+
+Deno.test("a file another host removed or renamed before a write opened here copied its bytes answers ESTALE, appended or not", async () => {
+  await withTwoHosts(async (a, b, env) => {
+    // Above the chunk size: its bytes do not come along with its stat, and are copied only
+    // once a write needs them.
+    const content = Buffer.alloc(3 * 1024 * 1024 + 5, "o");
+    for (const name of ["log", "data"]) await env.store.writeFile(name, content);
+    const appender = await fs.promises.open(join(a, "log"), "a");
+    const writer = await fs.promises.open(join(a, "data"), "r+");
+    try {
+      fs.unlinkSync(join(b, "log"));
+      fs.renameSync(join(b, "data"), join(b, "moved"));
+      await assert.rejects(appender.write("line\n"), isStale);
+      await assert.rejects(appender.write("line\n"), isStale);
+      await assert.rejects(writer.write("X", 10), isStale);
+      await assert.rejects(writer.read(Buffer.alloc(10), 0, 10, 0), isStale);
+    } finally {
+      await appender.close();
+      await writer.close();
+    }
+    // Nothing was written: nothing is put back under the old names. A lists the names of its
+    // open files until the kernel's RELEASE of their descriptors, which close(2) does not
+    // wait for, reaches it (a pending upload would be listed after that too).
+    await eventually("A's descriptors released", () => Promise.resolve(listing(a).length === 1));
+    assert.deepEqual(listing(a), ["moved"]);
+    assert.deepEqual(listing(b), ["moved"]);
+    assert.deepEqual(await riakListing(env, ""), ["moved"]);
+    assert.ok(content.equals(fs.readFileSync(join(a, "moved"))));
+    // Opened again, the name makes a new file.
+    const again = await fs.promises.open(join(a, "log"), "a");
+    try {
+      await again.write("line\n");
+      await again.sync();
+    } finally {
+      await again.close();
+    }
+    assert.equal(fs.readFileSync(join(b, "log"), "utf8"), "line\n");
   });
 });

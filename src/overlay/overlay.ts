@@ -2982,8 +2982,7 @@ export class OverlayFileSystem implements FileSystem {
     if (session.detached) throw fail(Errno.EIO, `${path}: its bytes went with its name`);
     for (let attempt = 0;; attempt++) {
       const located = await this.#locate(path, true, { pastSession: true }).catch((error) => {
-        // Gone behind the mount's back: a read or write of the open file cannot go on.
-        throw isNotFound(error) ? fail(Errno.EIO, `${path}: its bytes are gone`) : error;
+        throw isNotFound(error) ? bytesGone(path) : error;
       });
       try {
         await this.#stageContent(path, located, session.handle, upTo);
@@ -2992,6 +2991,12 @@ export class OverlayFileSystem implements FileSystem {
         // Cut short (the disk full, Riak away): the part copied gives its room back, and the
         // next need tries again.
         await session.handle.truncate(0);
+        // Riak's object went after the look (or the look was a cached answer): asked afresh.
+        if (located.where === "riak" && isNotFound(error)) {
+          if (attempt > 0) throw bytesGone(path);
+          this.#knowledge.uncache(path);
+          continue;
+        }
         // Gone meanwhile: the pending upload finished and took its staged file along, or (in
         // a mode that reads Riak) the local copy moved into Riak (drain). Look again.
         const moved = located.where === "spool" ||
@@ -3640,4 +3645,18 @@ function changedAt(change: RiakChange, version: RiakVersion): boolean {
 /** The {@link RiakVersion} of Riak's file `stat`. */
 function versionOfStat(stat: FileStat): RiakVersion {
   return { size: stat.size, mtimeNs: String(stat.mtimeNs) };
+}
+
+/**
+ * The error of a write session's first need of its file's bytes (a read, a write, a truncate
+ * to a size > 0) once nothing holds them any more: another host removed or renamed the file
+ * after the open, before any byte was copied. ESTALE, as NFS answers a descriptor whose file
+ * another client removed: the version opened is nowhere, and writing into nothing would put
+ * back a file of zeros up to the write's offset (an append's is the old size).
+ */
+function bytesGone(path: string): FuseError {
+  return fail(
+    Errno.ESTALE,
+    `${path}: removed or renamed by another host before its bytes were copied`,
+  );
 }

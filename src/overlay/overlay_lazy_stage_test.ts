@@ -27,6 +27,7 @@ import {
 
 const O_WRONLY = 1;
 const O_RDWR = 2;
+const O_APPEND = 0o2000;
 const CHUNK_SIZE = 64 * 1024;
 /** Sixteen chunks: copying it would cost sixteen gets. */
 const BIG = 16 * CHUNK_SIZE;
@@ -249,6 +250,25 @@ for (const preset of ["drain", "riak"]) {
       written.write("X", 5);
       assert.ok(written.equals(await store.readFile("/big.bin")));
       assert.equal((await store.readFile("/emptied.bin")).length, 0);
+    }, { now: () => clock });
+  });
+
+  Deno.test(`${preset}: a file another host removed after the open, nothing staged yet, answers ESTALE to reads and writes, appended or not, and nothing is put back`, async () => {
+    const clock = 1_700_000_000_000; // Stands still: the mount's stat of the file stays fresh.
+    await withSmallChunks(preset, async ({ fs, store, runtime }) => {
+      const content = seededBytes(54, BIG);
+      await store.writeFile("/big.bin", content);
+      const isStale = (error: unknown) =>
+        error instanceof FuseError && error.errno === Errno.ESTALE;
+      await withOpen(fs, "/big.bin", O_WRONLY | O_APPEND, async (node, fh) => {
+        // Its stat, cached, still says the file is there: its copy finds it gone.
+        await store.remove("/big.bin");
+        await assert.rejects(fs.write!(ROOT_CTX, node, fh, BIG, Buffer.from("line")), isStale);
+        await assert.rejects(fs.write!(ROOT_CTX, node, fh, 5, Buffer.from("X")), isStale);
+        await assert.rejects(fs.read!(ROOT_CTX, node, fh, 0, 100), isStale);
+      });
+      assert.equal(await runtime.settle(10_000), 0);
+      assert.equal(await store.tryStat("/big.bin"), undefined, "stays removed");
     }, { now: () => clock });
   });
 
