@@ -329,6 +329,17 @@ export async function killMount(env: OverlayEnv, mounted: OverlayMount): Promise
   );
 }
 
+/** `riakfs prewarm` of the env's source into its namespace; fails unless it exits 0. */
+export async function prewarmSource(env: OverlayEnv): Promise<void> {
+  const prewarm = await runRiakfs([
+    "prewarm",
+    env.source,
+    ...["--riak", env.riak.nodes.join(","), "--bucket", env.bucket],
+    ...["--state-dir", join(env.base, "state")],
+  ]);
+  assert.equal(prewarm.code, 0, prewarm.stderr + prewarm.stdout);
+}
+
 /** `riakfs status --json` of the env's mount, parsed. */
 export async function statusOf(env: OverlayEnv): Promise<StatusReport> {
   const result = await runRiakfs([

@@ -4,14 +4,15 @@
  * one host changes the other sees, and when one removes or renames a directory while the other
  * writes below it, every write the writer got acknowledged (fsync) is listed and readable on
  * both hosts and in Riak afterwards, whichever way the race went. The interleavings differ
- * from run to run; what is asserted holds for each of them.
+ * from run to run; what is asserted holds for each of them. Against a `migrate` mount, the
+ * other host is the test's own store.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { startMount, stopMount, type TestMount } from "./_mount.ts";
-import { eventually, type OverlayEnv, withOverlayEnv } from "./_overlay.ts";
+import { eventually, type OverlayEnv, prewarmSource, withOverlayEnv } from "./_overlay.ts";
 
 /** Host A is the env's own mount; host B a second mount of the same namespace. */
 async function withTwoHosts(
@@ -237,5 +238,41 @@ Deno.test("a file another host removed or renamed before a write opened here cop
       await again.close();
     }
     assert.equal(fs.readFileSync(join(b, "log"), "utf8"), "line\n");
+  });
+});
+
+Deno.test("migrate: SOURCE's mode and owner win over another host's chmod, at the close of a write opened before it and at the next pre-warm", async () => {
+  await withOverlayEnv(async (env) => {
+    const mounted = await env.mount("migrate", ["-o", "entry_timeout=0,attr_timeout=0"]);
+    const local = join(env.source, "f");
+    const attributesOf = (stats: { mode: number; uid: number; gid: number }) => [
+      stats.mode & 0o7777,
+      stats.uid,
+      stats.gid,
+    ];
+    const otherHosts = { mode: 0o600, uid: 1234, gid: 5678 };
+    let sourceAttributes: number[] = [];
+    try {
+      await writeAcknowledged(join(env.mountpoint, "f"), "from A");
+      sourceAttributes = attributesOf(fs.statSync(local));
+      assert.notDeepEqual(sourceAttributes, attributesOf(otherHosts));
+      const file = await fs.promises.open(join(env.mountpoint, "f"), "r+");
+      try {
+        await file.write("B");
+        // Set by another host after this mount opened the file, before its write reached Riak.
+        await env.store.setAttributes("f", otherHosts);
+      } finally {
+        await file.close();
+      }
+    } finally {
+      await env.unmount(mounted); // Once the close's upload landed.
+    }
+    assert.equal((await env.store.readFile("f")).toString(), "Brom A");
+    assert.deepEqual(attributesOf(await env.store.stat("f")), sourceAttributes);
+    assert.deepEqual(attributesOf(fs.statSync(local)), sourceAttributes);
+    // With nothing open, the pre-warm gives Riak SOURCE's attributes back just the same.
+    await env.store.setAttributes("f", otherHosts);
+    await prewarmSource(env);
+    assert.deepEqual(attributesOf(await env.store.stat("f")), sourceAttributes);
   });
 });

@@ -15,7 +15,13 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { seededBytes } from "../src/store/_test_support.ts";
 import { Store } from "../src/store/store.ts";
-import { eventually, type OverlayEnv, statusOf, withOverlayEnv } from "./_overlay.ts";
+import {
+  eventually,
+  type OverlayEnv,
+  prewarmSource,
+  statusOf,
+  withOverlayEnv,
+} from "./_overlay.ts";
 import { startRiakProxy } from "./_riak_proxy.ts";
 import { runRiakfs } from "./_riakfs.ts";
 import { holdOpen } from "../src/migration/_test_support.ts";
@@ -103,13 +109,7 @@ Deno.test("drain after prewarm: a file read from Riak's copy leaves the local di
     const content = seededBytes(24, 200_000);
     const local = join(env.source, "d/one.txt");
     await legacyFile(local, content);
-    const prewarm = await runRiakfs([
-      "prewarm",
-      env.source,
-      ...["--riak", env.riak.nodes.join(","), "--bucket", env.bucket],
-      ...["--state-dir", join(env.base, "state")],
-    ]);
-    assert.equal(prewarm.code, 0, prewarm.stderr + prewarm.stdout);
+    await prewarmSource(env);
     const mounted = await env.mount("drain");
     try {
       assert.ok(content.equals(await fsp.readFile(join(env.mountpoint, "d/one.txt"))));
