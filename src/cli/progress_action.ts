@@ -116,6 +116,12 @@ function render(report: ProgressReport, json: boolean): string {
         : ""
     }`,
   ];
+  if (report.drained.files > 0) {
+    lines.push(
+      `drained:    ${approx}${show(report.drained)} (local copies deleted once verified in ` +
+        "Riak, by every drain so far; counted in the total and in Riak)",
+    );
+  }
   if (report.newerInRiak.files > 0) {
     lines.push(
       `newer in Riak: ${approx}${show(report.newerInRiak)} (written since, through a mount ` +

@@ -58,6 +58,8 @@ import { type ByteGate, RateLimiter, UNLIMITED } from "./rate_limiter.ts";
 import {
   addDelta,
   addTally,
+  drainedDelta,
+  drainedSoFar,
   emptyTally,
   type Globs,
   type MigrationState,
@@ -515,7 +517,9 @@ class PrewarmRun {
       const left = this.#beginRun();
       if (left) {
         const recorded = this.#state.recordedRunStartedAt === left.startedAt;
-        if (!recorded) this.#drainedUnrecorded = drainedBy(left.tally);
+        if (!recorded) {
+          this.#drainedUnrecorded = drainedDelta(left.tally.deleted ?? { files: 0, bytes: 0 });
+        }
         this.#o.onEvent?.({
           kind: "unfinished-run",
           startedAt: left.startedAt,
@@ -1728,9 +1732,13 @@ class PrewarmRun {
     const state = this.#o.state.loadState();
     const resumed = this.#state;
     const goesOn = resumed.cursorHex !== undefined && resumed.currentPass !== undefined;
-    const pass = goesOn
-      ? resumed.currentPass!
-      : { startedAt, kind: "prewarm" as const, tally: emptyTally() };
+    // A new pass walks none of the local copies earlier drains deleted: it starts with them.
+    const pass = goesOn ? resumed.currentPass! : {
+      startedAt,
+      kind: "prewarm" as const,
+      tally: emptyTally(),
+      drainedEarlier: drainedSoFar(state),
+    };
     addTally(pass.tally, this.#tally);
     // Paths this run counted again were counted by the earlier runs too: once is right.
     if (goesOn) addDelta(pass.tally, this.#passCorrection, -1);
@@ -2051,12 +2059,6 @@ function parseRetryEntry(line: string): RetryEntry {
     // A damaged count only costs the pass's tally its correction.
   }
   return entry;
-}
-
-/** What the local copies a run deleted count in a pass: seen, in Riak and verified. */
-function drainedBy(tally: PassTally): TallyDelta {
-  const deleted = tally.deleted ?? { files: 0, bytes: 0 };
-  return { seen: deleted, inRiak: deleted, verified: deleted, deleted };
 }
 
 /**

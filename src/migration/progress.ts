@@ -16,7 +16,10 @@ import { isNoRoomError } from "../util/no_room.ts";
 import { PathFilter } from "./glob.ts";
 import { failedEntries, type PrewarmOptions, runPrewarm } from "./prewarm.ts";
 import {
+  addDelta,
   addTally,
+  drainedDelta,
+  drainedSoFar,
   emptyTally,
   type MigrationState,
   type PassRecord,
@@ -73,6 +76,11 @@ export interface ProgressReport {
    * any remain, as for {@link keptActive}.
    */
   keptByMount: Tally;
+  /**
+   * Of `inRiak`: local copies drains (`prewarm --delete-local`) deleted once verified in Riak,
+   * over all their passes, as they were when deleted (no walk sees them again).
+   */
+  drained: Tally;
   /**
    * The share of the tree's total in Riak, 0 to 1 (by bytes; by files where the tree holds no
    * bytes); undefined while no pass has covered the whole tree (the total is only what the
@@ -149,6 +157,7 @@ export function progressFromState(
     newerInRiak: figures.newerInRiak,
     keptActive: figures.keptActive,
     keptByMount,
+    drained: figures.deleted,
     verified: figures.verified,
     pending,
     differing: figures.differing,
@@ -224,7 +233,8 @@ export function progressFromState(
  * A pass that began after it replaces the share of it that the pass has covered (an
  * estimate). A rescan made during the pass in progress counted what the pass had done by
  * then: its figures are exact as they are, and only the files the pass uploaded since move
- * from missing (or differing) to in Riak (an estimate again).
+ * from missing (or differing) to in Riak (an estimate again). The local copies drains deleted
+ * before the pass (or rescan) the figures start from are added: no walk of it saw them.
  */
 function passFigures(
   last: PassRecord | undefined,
@@ -232,7 +242,9 @@ function passFigures(
 ): { figures: PassTally; estimated: boolean; passUnfinished: boolean } {
   const figures = emptyTally();
   if (!last || !current) {
-    if (last ?? current) addTally(figures, (last ?? current)!.tally);
+    const only = last ?? current;
+    if (only) addTally(figures, only.tally);
+    addDelta(figures, drainedDelta(only?.drainedEarlier ?? { files: 0, bytes: 0 }));
     return { figures, estimated: false, passUnfinished: current !== undefined };
   }
   if (last.kind === "rescan" && last.passInProgress?.startedAt === current.startedAt) {
@@ -252,6 +264,10 @@ function passFigures(
     );
     // A rescan deletes nothing, so it sees no copy kept in use: the pass's count of them stands.
     figures.keptActive = { ...(current.tally.keptActive ?? { files: 0, bytes: 0 }) };
+    // The rescan saw those deleted since in SOURCE, and counted them in the tree already.
+    figures.deleted.files += since.deleted.files;
+    figures.deleted.bytes += since.deleted.bytes;
+    addDelta(figures, drainedDelta(last.drainedEarlier ?? { files: 0, bytes: 0 }));
     // The rescan looked at the whole tree after the pass's earlier runs.
     return { figures, estimated: since.seen.files > 0, passUnfinished: false };
   }
@@ -261,15 +277,20 @@ function passFigures(
     addTally(figures, last.tally);
     return { figures, estimated: true, passUnfinished: false };
   }
-  const covered = last.tally.seen.files > 0
-    ? Math.min(1, current.tally.seen.files / last.tally.seen.files)
+  // What the last pass drained is no longer in SOURCE, where this pass walks: the pass in
+  // progress starts with it (drainedEarlier), and covers a share of the rest.
+  const before = emptyTally();
+  addTally(before, last.tally);
+  addDelta(before, drainedDelta({ ...before.deleted }), -1);
+  const covered = before.seen.files > 0
+    ? Math.min(1, current.tally.seen.files / before.seen.files)
     : 1;
   for (const key of TALLY_KEYS) {
     const now = current.tally[key] ?? { files: 0, bytes: 0 };
-    const before = last.tally[key] ?? { files: 0, bytes: 0 };
-    figures[key].files = Math.round(now.files + before.files * (1 - covered));
-    figures[key].bytes = Math.round(now.bytes + before.bytes * (1 - covered));
+    figures[key].files = Math.round(now.files + before[key].files * (1 - covered));
+    figures[key].bytes = Math.round(now.bytes + before[key].bytes * (1 - covered));
   }
+  addDelta(figures, drainedDelta(current.drainedEarlier ?? { files: 0, bytes: 0 }));
   return { figures, estimated: true, passUnfinished: true };
 }
 
@@ -363,6 +384,8 @@ export async function rescan(
       endedAt: result.endedAt,
       tally: result.tally,
       globs: filter.globs,
+      // Not in SOURCE, where it walks, but in Riak: what drains deleted stays in the tree.
+      drainedEarlier: drainedSoFar(saved),
     };
     if (saved.currentPass) {
       saved.lastCompletePass.passInProgress = {

@@ -5,6 +5,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   utimesSync,
@@ -282,6 +283,73 @@ Deno.test("a drain that died after saving its pass, before its history record, i
       const next = await runPrewarm(drain);
       assert.equal(next.exitCode, EXIT_COMPLETE, JSON.stringify(next));
       assert.deepEqual(progressFromState(state).total, { files: 10, bytes: 100 });
+    });
+  });
+});
+
+/** The totals `progress` gives: in all, in Riak, drained, and the share in Riak. */
+function totals(state: StateDirectory) {
+  const report = progressFromState(state);
+  return {
+    total: report.total,
+    inRiak: report.inRiak,
+    drained: report.drained,
+    inRiakShare: report.inRiakShare,
+  };
+}
+
+/** `count` files in `source` named `prefix`0, `prefix`1, ... holding `content`. */
+function addFiles(source: string, prefix: string, count: number, content: string): void {
+  for (let i = 0; i < count; i++) writeFileSync(join(source, `${prefix}${i}`), content);
+}
+
+// After the first complete pass of a drain, the total was only what was still in SOURCE:
+// "total: 3 files, in Riak: 3 (100.0%)" once ten files were drained and three came since.
+Deno.test("a drain's totals keep what it drained, across passes, runs and rescans", async () => {
+  await withTree(numbered(10, "x".repeat(10)), async (source, state) => {
+    await waitOutRacyWindow();
+    await withStore(async ({ store }) => {
+      const drain = (maxFiles?: number) =>
+        runPrewarm({ source, store, state, deleteLocal: true, concurrency: 1, maxFiles });
+      const all = (files: number, bytes: number) => ({ files, bytes });
+      assert.equal((await drain(4)).exitCode, EXIT_PARTIAL);
+      assert.deepEqual(totals(state), {
+        total: all(4, 40),
+        inRiak: all(4, 40),
+        drained: all(4, 40),
+        inRiakShare: undefined,
+      });
+      assert.equal((await drain()).exitCode, EXIT_COMPLETE);
+      const firstPass = { total: all(10, 100), inRiak: all(10, 100), drained: all(10, 100) };
+      assert.deepEqual(totals(state), { ...firstPass, inRiakShare: 1 });
+
+      // A second pass, over three new files: the first one's drained files are not walked.
+      addFiles(source, "n", 3, "y".repeat(5));
+      await waitOutRacyWindow();
+      assert.equal((await drain(1)).exitCode, EXIT_PARTIAL);
+      const during = progressFromState(state);
+      assert.equal(during.passUnfinished, true);
+      assert.deepEqual(during.total, all(11, 105));
+      assert.deepEqual(during.inRiak, all(11, 105));
+      assert.deepEqual(during.drained, all(11, 105));
+      assert.equal((await drain()).exitCode, EXIT_COMPLETE);
+      const secondPass = { total: all(13, 115), inRiak: all(13, 115), drained: all(13, 115) };
+      assert.deepEqual(totals(state), { ...secondPass, inRiakShare: 1 });
+      assert.deepEqual(progressFromState(state).verified, all(13, 115));
+      assert.equal(progressFromState(state).etaDays, 0);
+
+      // A rescan walks SOURCE, which holds none of them: they stay in the tree.
+      const rescanned = await rescan({ source, store, state });
+      assert.deepEqual(rescanned.total, all(13, 115));
+      assert.deepEqual(rescanned.inRiak, all(13, 115));
+      assert.equal(rescanned.inRiakShare, 1);
+      // And a pass after it, over one more file, starts from them.
+      addFiles(source, "m", 1, "z".repeat(7));
+      await waitOutRacyWindow();
+      assert.equal((await drain()).exitCode, EXIT_COMPLETE);
+      const thirdPass = { total: all(14, 122), inRiak: all(14, 122), drained: all(14, 122) };
+      assert.deepEqual(totals(state), { ...thirdPass, inRiakShare: 1 });
+      assert.deepEqual(readdirSync(source), [], "all of it drained");
     });
   });
 });

@@ -145,6 +145,23 @@ export function addTally(into: PassTally, more: PassTally): void {
   }
 }
 
+/** What local copies a drain deleted count in a pass: seen, in Riak, verified and deleted. */
+export function drainedDelta(deleted: Tally): TallyDelta {
+  return { seen: deleted, inRiak: deleted, verified: deleted, deleted };
+}
+
+/**
+ * The local copies the drains of SOURCE deleted up to now, as recorded: those before the pass
+ * in progress (else the last complete pass or rescan) and those it deleted itself. The next
+ * pass or rescan starts with them.
+ */
+export function drainedSoFar(state: MigrationState): Tally {
+  const pass = state.currentPass ?? state.lastCompletePass;
+  const earlier = pass?.drainedEarlier ?? { files: 0, bytes: 0 };
+  const own = pass?.tally.deleted ?? { files: 0, bytes: 0 };
+  return { files: earlier.files + own.files, bytes: earlier.bytes + own.bytes };
+}
+
 /** A pass over the tree, from its first run's start. */
 export interface PassRecord {
   startedAt: string;
@@ -165,6 +182,13 @@ export interface PassRecord {
    * did afterwards is added to them.
    */
   passInProgress?: { startedAt: string; tally: PassTally };
+  /**
+   * The local copies drains (`--delete-local`) deleted before this pass (or rescan) began, as
+   * they were when deleted: no walk of it sees them, and they are in Riak (verified before
+   * their deletion), so `progress` counts them in the tree. Absent: none, or a state of an
+   * earlier build.
+   */
+  drainedEarlier?: Tally;
 }
 
 /** state.json. */
