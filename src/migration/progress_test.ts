@@ -332,6 +332,12 @@ Deno.test("a drain's totals keep what it drained, across passes, runs and rescan
       assert.deepEqual(during.total, all(11, 105));
       assert.deepEqual(during.inRiak, all(11, 105));
       assert.deepEqual(during.drained, all(11, 105));
+      // A rescan during the pass finds the other two new files in SOURCE, not yet in Riak.
+      const midway = await rescan({ source, store, state });
+      assert.deepEqual(midway.total, all(13, 115));
+      assert.deepEqual(midway.inRiak, all(11, 105));
+      assert.deepEqual(midway.pending, all(2, 10));
+      assert.deepEqual(midway.drained, all(11, 105));
       assert.equal((await drain()).exitCode, EXIT_COMPLETE);
       const secondPass = { total: all(13, 115), inRiak: all(13, 115), drained: all(13, 115) };
       assert.deepEqual(totals(state), { ...secondPass, inRiakShare: 1 });
