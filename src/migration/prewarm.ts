@@ -527,7 +527,9 @@ class PrewarmRun {
         });
       }
     }
-    const expected = this.#state.lastCompletePass?.tally.seen.files;
+    // What the last pass drained is no longer in SOURCE: no walk of this pass sees it.
+    const last = this.#state.lastCompletePass?.tally;
+    const expected = last && last.seen.files - (last.deleted?.files ?? 0);
     const coveredAlready = resumeFrom ? (this.#state.currentPass?.tally.seen.files ?? 0) : 0;
     const expectedFiles = () => {
       if (expected !== undefined) return Math.max(0, expected - coveredAlready);

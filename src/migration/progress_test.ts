@@ -309,8 +309,18 @@ Deno.test("a drain's totals keep what it drained, across passes, runs and rescan
   await withTree(numbered(10, "x".repeat(10)), async (source, state) => {
     await waitOutRacyWindow();
     await withStore(async ({ store }) => {
+      // The files each run expects to see, for its progress bar and ETA.
+      const expected: (number | undefined)[] = [];
       const drain = (maxFiles?: number) =>
-        runPrewarm({ source, store, state, deleteLocal: true, concurrency: 1, maxFiles });
+        runPrewarm({
+          source,
+          store,
+          state,
+          deleteLocal: true,
+          concurrency: 1,
+          maxFiles,
+          onStart: (live) => expected.push(live.expectedFiles),
+        });
       const all = (files: number, bytes: number) => ({ files, bytes });
       assert.equal((await drain(4)).exitCode, EXIT_PARTIAL);
       assert.deepEqual(totals(state), {
@@ -327,6 +337,7 @@ Deno.test("a drain's totals keep what it drained, across passes, runs and rescan
       addFiles(source, "n", 3, "y".repeat(5));
       await waitOutRacyWindow();
       assert.equal((await drain(1)).exitCode, EXIT_PARTIAL);
+      assert.equal(expected.at(-1), 0, "none of the first pass's files is left to walk");
       const during = progressFromState(state);
       assert.equal(during.passUnfinished, true);
       assert.deepEqual(during.total, all(11, 105));
