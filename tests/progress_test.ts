@@ -164,5 +164,16 @@ Deno.test("progress after a drain that kept files in use says so, and is not don
     const done = await runRiakfs(["progress", source, ...flags]);
     assert.doesNotMatch(done.stdout, /kept local/);
     assert.match(done.stdout, /^ETA: done$/m);
+    // The next pass walks a SOURCE holding only a new file: what was drained stays in the tree.
+    writeFileSync(join(source, "later.txt"), "later");
+    const copied = await runRiakfs(["prewarm", ...flags, source]);
+    assert.equal(copied.code, 0, copied.stdout + copied.stderr);
+    const later = await runRiakfs(["progress", source, ...flags]);
+    assert.match(later.stdout, /^total: +3 files, 33 B$/m);
+    assert.match(later.stdout, /^in Riak: +3 files, 33 B \(100\.0%\)$/m);
+    assert.match(
+      later.stdout,
+      /^drained: +2 files, 28 B \(local copies deleted once verified in /m,
+    );
   });
 });
