@@ -19,7 +19,7 @@ import {
   type FullFilesystemOptions,
   withFullFilesystem,
 } from "../src/util/_full_filesystem.ts";
-import { RIAKFS_BINARY, type RunResult } from "./_riakfs.ts";
+import { RIAKFS_BINARY, type RunResult, stateDirProblem } from "./_riakfs.ts";
 
 /** What a migration test gets. */
 export interface MigrationFixture {
@@ -80,7 +80,11 @@ export function startRiakfs(args: string[]): RunningRiakfs {
   child.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
   const done = new Promise<RunResult>((resolve, reject) => {
     child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.on("close", (code, signal) => {
+      const problem = stateDirProblem(args, code);
+      if (problem) reject(new Error(problem));
+      else resolve({ code, signal, stdout, stderr });
+    });
   });
   return {
     child,

@@ -7,7 +7,8 @@
 import { Buffer } from "node:buffer";
 import { execFileSync, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { tmpdir } from "node:os";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /**
@@ -67,11 +68,47 @@ export function runRiakfs(
     child.stdout?.setEncoding("utf8").on("data", (chunk: string) => stdout += chunk);
     child.stderr!.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
     child.on("error", reject);
-    child.on("close", (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
+    child.on("close", (code, signal) => {
+      const problem = binary === RIAKFS_BINARY ? stateDirProblem(args, code, options.cwd) : "";
+      if (problem) reject(new Error(problem));
+      else resolvePromise({ code, signal, stdout, stderr });
+    });
     child.stdin!.end(options.input ?? "");
   }).finally(() => {
     if (stdoutFd !== undefined) closeSync(stdoutFd);
   });
+}
+
+/** The commands that keep a state directory, by default /var/lib/riakfs/<hash>. */
+const STATE_COMMANDS = new Set(["prewarm", "progress", "verify"]);
+
+/**
+ * Why a finished run of riakfs `args` (in `cwd`) broke the tests' rule, if it did: a prewarm,
+ * progress or verify that got past its usage checks (any exit but 2) must have been given a
+ * `--state-dir` in the system's temporary directory. Without one, it kept or read the state in
+ * /var/lib/riakfs, the host's own, which outlives the test; "" when the run kept the rule.
+ */
+export function stateDirProblem(
+  args: Array<string | Uint8Array>,
+  code: number | null,
+  cwd?: string,
+): string {
+  const [command] = args;
+  if (typeof command !== "string" || !STATE_COMMANDS.has(command) || code === 2) return "";
+  if (args.includes("--help") || args.includes("-h")) return "";
+  const flag = "--state-dir";
+  const at = args.findIndex((arg) => arg === flag || String(arg).startsWith(`${flag}=`));
+  const given = at === -1
+    ? undefined
+    : args[at] === flag
+    ? args[at + 1]
+    : String(args[at]).slice(flag.length + 1);
+  if (typeof given !== "string") {
+    return `riakfs ${command} ran without --state-dir: give it one in ${tmpdir()}`;
+  }
+  const within = relative(tmpdir(), resolve(cwd ?? ".", given));
+  if (within !== "" && !within.startsWith("..") && !isAbsolute(within)) return "";
+  return `riakfs ${command} ran with --state-dir ${given}, outside ${tmpdir()}`;
 }
 
 /**

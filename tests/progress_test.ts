@@ -3,7 +3,8 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { mkdirSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withMigration, withStateOnFullDisk } from "./_migration.ts";
 import { runRiakfs } from "./_riakfs.ts";
@@ -176,4 +177,27 @@ Deno.test("progress after a drain that kept files in use says so, and is not don
       /^drained: +2 files, 28 B \(local copies deleted once verified in /m,
     );
   });
+});
+
+// A test's pre-warm without a state directory of its own kept its state (history.jsonl,
+// state.json) in /var/lib/riakfs, the host's, where it outlived the test.
+Deno.test("the tests' harness fails a prewarm, progress or verify without its own --state-dir", async () => {
+  const base = mkdtempSync(join(tmpdir(), "riakfs-e2e-"));
+  try {
+    // progress only reads the state directory: these runs make nothing in /var/lib/riakfs.
+    await assert.rejects(
+      runRiakfs(["progress", base]),
+      /^Error: riakfs progress ran without --state-dir/,
+    );
+    await assert.rejects(
+      runRiakfs(["progress", base, "--state-dir", "/var/lib/riakfs/none"]),
+      /ran with --state-dir \/var\/lib\/riakfs\/none, outside /,
+    );
+    const own = await runRiakfs(["progress", base, "--state-dir", "state"], { cwd: base });
+    assert.equal(own.code, 0, own.stderr);
+    // A usage error ends before any state directory is looked at.
+    assert.equal((await runRiakfs(["progress"])).code, 2);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
 });
