@@ -61,6 +61,12 @@ export async function prewarmCommand(
         lines.write(`would update the mode/owner of ${event.path} (${event.difference})\n`);
       } else if (event.kind === "would-create-directory") {
         lines.write(`would create directory ${event.path}\n`);
+      } else if (event.kind === "removed-elsewhere") {
+        const done = event.dryRun ? "would remove" : "removed";
+        lines.write(
+          `${done} the local directory ${event.path}: emptied by the drain, and another host ` +
+            "removed it from Riak since\n",
+        );
       } else if (event.kind === "relisted") {
         lines.write(`in Riak without its directory entry, entry added: ${event.path}\n`);
       } else if (event.kind === "globs-changed") {

@@ -73,6 +73,7 @@ import {
   type TallyDelta,
 } from "./state.ts";
 import { CHECKED_AHEAD_PER_UPLOAD, DEFAULT_CONCURRENCY } from "./defaults.ts";
+import { emptiedSubtree, removeEmptied } from "./emptied_directory.ts";
 import type { MigrationStore } from "./stored_file.ts";
 import { type LocalEntry, removeReplacedEntry, ReplacedTypeKeptError } from "./type_change.ts";
 import {
@@ -100,7 +101,7 @@ export type PrewarmStore =
     Store,
     "ensureListed" | "setAttributes" | "list" | "removeIfUnchanged" | "removeOrphanEntry"
   >
-  & Partial<Pick<Store, "listedNames">>;
+  & Partial<Pick<Store, "listedNames" | "everHeldEntries">>;
 
 /**
  * Riak's copy, read back before a deletion, is not the local content: damaged (it fails its
@@ -230,6 +231,12 @@ export interface PrewarmOptions {
 export type PrewarmEvent =
   | { kind: "would-upload"; path: string; bytes: number; reason: string }
   | { kind: "would-create-directory"; path: string }
+  /**
+   * In a drain: a directory the drain had emptied, which another host removed from Riak
+   * since, was removed locally (with the empty ones below it) rather than made in Riak again
+   * (`dryRun`: would be).
+   */
+  | { kind: "removed-elsewhere"; path: string; dryRun: boolean }
   /** Riak holds the content, with another mode or owner (`difference` says which). */
   | { kind: "would-update-attributes"; path: string; difference: string }
   | { kind: "failed"; path: string; error: string }
@@ -1564,6 +1571,7 @@ class PrewarmRun {
     // (mkdir itself refuses to create it over anything).
     const unlisted = !this.#o.dryRun && this.#lastNeededUpload &&
       await this.#listed(path) === false;
+    if (unlisted && await this.#leftoverOfRemoved(path, false)) return;
     if (unlisted && await this.#createDirectory(path, { unlisted, objectStored: ready })) {
       return;
     }
@@ -1580,6 +1588,8 @@ class PrewarmRun {
       // Replaced since the walk listed it: the walk finds what it is now.
       if (!local?.isDirectory()) return;
       await this.#replaceType(path, remote, { type: "directory", mtimeNs: local.mtimeNs });
+    } else if (await this.#leftoverOfRemoved(path, true)) {
+      return;
     }
     if (this.#o.dryRun) {
       this.#o.onEvent?.({ kind: "would-create-directory", path: displayPath(path) });
@@ -1588,6 +1598,39 @@ class PrewarmRun {
     if (!await this.#createDirectory(path, { objectStored: ready })) {
       throw new AlreadyExistsError(displayPath(path));
     }
+  }
+
+  /**
+   * In a drain, removes the local directory at `path` (and the empty ones below it) where it
+   * is what the drain left of a directory another host removed from Riak since, rather than
+   * make it in Riak again (emptied_directory.ts): true when it went (in a dry run, would go).
+   * `absentInRiak`: Riak was asked, and holds nothing there.
+   */
+  async #leftoverOfRemoved(path: Buffer, absentInRiak: boolean): Promise<boolean> {
+    const pass = this.#state.lastCompletePass;
+    const walkedWith = pass?.kind === "prewarm" && !pass.tally.failedDirectories?.files
+      ? pass.globs
+      : undefined;
+    if (
+      !this.#o.deleteLocal || this.#sourceDevice === undefined || !walkedWith ||
+      !(this.#o.filter ?? new PathFilter()).sameGlobs(walkedWith)
+    ) return false;
+    const now = (this.#o.inUse?.now ?? Date.now)();
+    const directories = await emptiedSubtree(this.#source, path, {
+      passStartMs: Date.parse(pass!.startedAt),
+      quietSinceMs: now - (this.#o.inUse?.quietPeriodMs ?? 0),
+      filter: this.#o.filter,
+      device: this.#sourceDevice,
+    });
+    if (!directories) return false;
+    if (!absentInRiak && await this.#o.store.tryStat(path) !== undefined) return false;
+    // Its files were in Riak, and went: its emptied index says so (a Riak that lost it all,
+    // or a directory that never held a file there, has none).
+    if (!await this.#o.store.everHeldEntries?.(path)) return false;
+    if (!this.#o.dryRun && !await removeEmptied(this.#source, directories)) return false;
+    const dryRun = this.#o.dryRun === true;
+    this.#o.onEvent?.({ kind: "removed-elsewhere", path: displayPath(path), dryRun });
+    return true;
   }
 
   /**

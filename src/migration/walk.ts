@@ -18,7 +18,7 @@
 import { Buffer } from "node:buffer";
 import type { BigIntStats, Stats } from "node:fs";
 import { lstat, opendir, readFile, realpath, stat } from "node:fs/promises";
-import { isDirectoryBeneath } from "./file_identity.ts";
+import { isDirectoryBeneath, lstatIfExists } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
 import { isMountsOwnEntry, SET_ASIDE_PREFIX } from "./mount_entries.ts";
 import { type Restored, restoreSetAside } from "./set_aside.ts";
@@ -169,6 +169,10 @@ export async function* walkTree(
       // Listed as a directory, maybe hours ago: replaced by a symlink since, it is not
       // followed out of the tree.
       if (!await isDirectoryBeneath(rootBytes, bytes)) {
+        // Removed since it was listed (as a drain's empty leftover of a directory Riak no
+        // longer holds is): nothing below it to walk, as for one gone before it is read.
+        const absolute = Buffer.concat([rootBytes, Buffer.from(`/${path}`, "latin1")]);
+        if (await lstatIfExists(absolute).catch(() => null) === undefined) continue;
         yield {
           path: bytes,
           kind: "unreadable",
@@ -380,7 +384,7 @@ async function withSetAsideRestored(
  * until it returns false; resolves with false then, with the error if the directory cannot
  * be read, else true. The handle is closed before it resolves.
  */
-async function forEachName(
+export async function forEachName(
   directory: Buffer,
   batch: number,
   onName: (name: string, kind: EntryKind) => boolean,

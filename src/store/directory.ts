@@ -177,6 +177,18 @@ export class DirectoryIndex {
   }
 
   /**
+   * True when the directory's index was ever written, emptied since or not: its root shard
+   * (a riak-fuse directory's one set) is there. A removed directory's sets stay (see
+   * {@link remove}); a directory never given an entry may have none.
+   */
+  async everWritten(directory: DirectoryPlacement): Promise<boolean> {
+    const root = directory.entries.kind === "riak-fuse"
+      ? directory.entries.set
+      : this.#shard(directory, 1, 0);
+    return await this.#fetch(root) !== undefined;
+  }
+
+  /**
    * Notes that `directory` was just made where {@link exists} found no index: its first
    * additions need not fetch its levels and size.
    */

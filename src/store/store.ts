@@ -735,6 +735,15 @@ export class Store {
     }, options);
   }
 
+  /**
+   * Whether a directory at `path` ever held entries in Riak: its index is there, emptied or
+   * not, whether or not the directory still is (its removal empties its sets, never deletes
+   * them). False for one never given an entry, and where nothing was ever made.
+   */
+  async everHeldEntries(path: StorePath): Promise<boolean> {
+    return await this.#index.everWritten(this.layout.directory(normalizePath(path)));
+  }
+
   /** Every path below a directory, depth first, directories before their entries. */
   async *walk(path: StorePath = ""): AsyncGenerator<DirEntry & { path: Buffer }> {
     const p = normalizePath(path);
