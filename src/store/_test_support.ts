@@ -9,7 +9,9 @@ import { createCipheriv, createHash } from "node:crypto";
 import { startTestRiak, type TestRiak } from "../riak-server/testing.ts";
 import type { StoreClient } from "./client.ts";
 import { openRiakStoreClient } from "./riak_adapter.ts";
+import { encodeEntryMember, shardKey } from "./shards.ts";
 import { Store, type StoreOptions } from "./store.ts";
+import type { EntryType } from "./usermeta.ts";
 
 /** A store on a fresh namespace of the test Riak, with the raw client beside it. */
 export interface StoreFixture {
@@ -131,4 +133,24 @@ export async function forgetRiakFuseType(
   };
   const set = await client.fetchSet(typed);
   await client.updateSet(typed, { remove: [Buffer.from(member)], context: set?.context });
+}
+
+/**
+ * Adds the entry `type:name` to the root shard of `directory` (a path without its leading
+ * `/`; the root is `""`), with no object behind it: an orphan entry, as an add Riak applied
+ * after the name's removal leaves one.
+ */
+export async function addOrphanEntry(
+  client: StoreClient,
+  store: Store,
+  directory: string,
+  type: EntryType,
+  name: string,
+): Promise<void> {
+  const { entries } = store.layout.directory(Buffer.from(directory));
+  if (entries.kind !== "sharded") throw new Error(`${directory}: not a sharded directory`);
+  await client.updateSet(
+    { bucketType: entries.bucketType, bucket: entries.bucket, key: shardKey(entries.dirKey, 1, 0) },
+    { add: [encodeEntryMember(type, Buffer.from(name))] },
+  );
 }

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import {
+  addOrphanEntry,
   forgetRiakFuseType,
   putLegacyRiakFuseFile,
   riakFusePrefixes,
@@ -23,25 +24,8 @@ import type { StoreClient } from "./client.ts";
 import { collectGarbage } from "./gc.ts";
 import { chunkKey, renameStampKey } from "./manifest.ts";
 import { openRiakStoreClient } from "./riak_adapter.ts";
-import { encodeEntryMember, shardKey } from "./shards.ts";
 import { Store } from "./store.ts";
 import type { EntryType } from "./usermeta.ts";
-
-/** Adds the entry `type:name` to the root shard of `directory`, with no object behind it. */
-async function addOrphan(
-  client: StoreClient,
-  store: Store,
-  directory: string,
-  type: EntryType,
-  name: string,
-): Promise<void> {
-  const { entries } = store.layout.directory(Buffer.from(directory));
-  assert.equal(entries.kind, "sharded");
-  await client.updateSet(
-    { bucketType: entries.bucketType, bucket: entries.bucket, key: shardKey(entries.dirKey, 1, 0) },
-    { add: [encodeEntryMember(type, Buffer.from(name))] },
-  );
-}
 
 async function listed(store: Store, directory: string): Promise<string[]> {
   const names: string[] = [];
@@ -57,10 +41,10 @@ Deno.test("gc reports orphan entries of every type in a dry run, and --delete re
     await store.symlink("photos/link", Buffer.from("a.jpg"));
     await store.mkdir("photos/sub");
     await store.writeFile("photos/big.bin", Buffer.alloc(10_000, 7));
-    await addOrphan(client, store, "photos", "file", "gone.jpg");
-    await addOrphan(client, store, "photos", "symlink", "gone-link");
-    await addOrphan(client, store, "photos", "directory", "gone-dir");
-    await addOrphan(client, store, "", "directory", "gone-top");
+    await addOrphanEntry(client, store, "photos", "file", "gone.jpg");
+    await addOrphanEntry(client, store, "photos", "symlink", "gone-link");
+    await addOrphanEntry(client, store, "photos", "directory", "gone-dir");
+    await addOrphanEntry(client, store, "", "directory", "gone-top");
     const real = ["directory:sub", "file:a.jpg", "file:big.bin", "symlink:link"];
     const orphans = ["directory:gone-dir", "file:gone.jpg", "symlink:gone-link"];
 
@@ -95,7 +79,7 @@ async function removalRacing(
   write: (writer: Store) => Promise<unknown>,
 ): Promise<void> {
   await withStore(async ({ store, client, bucket }) => {
-    await addOrphan(client, store, "", type, "x");
+    await addOrphanEntry(client, store, "", type, "x");
     let raced = false;
     const racing: StoreClient = {
       ...client,
@@ -190,8 +174,8 @@ Deno.test("gc walks the subdirectories of a riak-fuse folder, also one an earlie
     await putLegacyRiakFuseFile(client, riakFuse, "shop", "a.jpg", "a");
     await store.mkdir("shop/images/sub");
     await store.mkdir("shop/images/old");
-    await addOrphan(client, store, "shop/images/sub", "file", "ghost");
-    await addOrphan(client, store, "shop/images/old", "file", "ghost");
+    await addOrphanEntry(client, store, "shop/images/sub", "file", "ghost");
+    await addOrphanEntry(client, store, "shop/images/old", "file", "ghost");
     // What earlier builds left of `old`: its name in riak-fuse's set only, no type beside it.
     await forgetRiakFuseType(client, bucket, "shop", "d:old");
     assert.deepEqual(await listed(store, "shop/images"), [
@@ -460,4 +444,22 @@ Deno.test("gc asks for the set of manifest buckets with notfound_ok false: a ria
       assert.ok((await readBack(writer, "shop/images/big.jpg")).equals(content));
     },
   );
+});
+
+Deno.test("removeOrphanEntry asks with notfound_ok false whatever the store's reads: a stored file's entry stays while fallbacks answer not found", async () => {
+  const bucket = "orphan-degraded";
+  await withDegradedNode((code, asked) => code === MessageCode.GetReq && asked === bucket, async (
+    client,
+    degraded,
+  ) => {
+    // A mount's store: its own look-ups take Riak's default notfound_ok.
+    const store = new Store(client, { namespace: { bucket } });
+    await store.writeFile("photos/a.txt", Buffer.from("stored"));
+    degraded.on = true;
+    const removed = await store.removeOrphanEntry("photos/a.txt");
+    degraded.on = false;
+    assert.equal(removed, false);
+    assert.deepEqual(await listed(store, "photos"), ["file:a.txt"]);
+    assert.equal((await store.readFile("photos/a.txt")).toString(), "stored");
+  });
 });

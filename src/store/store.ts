@@ -349,6 +349,8 @@ export class Store {
   readonly #readOnly: boolean;
   /** The object behind each file stat this store returned (its vclock, for a write). */
   readonly #statObjects = new WeakMap<FileStat, ResolvedObject>();
+  /** This store with authoritative reads, made once ({@link withAuthoritativeReads}). */
+  #authoritative: Store | undefined;
 
   constructor(client: StoreClient, options: StoreOptions = {}) {
     this.namespace = resolveNamespace(options.namespace);
@@ -386,11 +388,14 @@ export class Store {
 
   /**
    * This store with {@link StoreOptions.authoritativeReads}, on the same client and namespace
-   * (caches of its own).
+   * (made once, with caches of its own).
    */
   withAuthoritativeReads(): Store {
     if (this.#options.authoritativeReads) return this;
-    return new Store(this.#client, { ...this.#options, authoritativeReads: true });
+    return this.#authoritative ??= new Store(this.#client, {
+      ...this.#options,
+      authoritativeReads: true,
+    });
   }
 
   /** Attributes of a path: one head-only get for a file. */
@@ -877,19 +882,23 @@ export class Store {
    * entry in place (a symlink, a rename, an overwrite; or a write below a directory that
    * found it listed, see {@link #keepDirectory}): so the path is looked at once more after
    * the removal, and what is stored there by then is listed again. A writer storing it after
-   * that look finds the entry gone and adds its own.
+   * that look finds the entry gone and adds its own. Both looks ask with `notfound_ok: false`
+   * (see {@link StoreOptions.authoritativeReads}), whatever this store's reads: absent here
+   * means an entry goes, and replicas that do not hold the object (fallbacks while nodes are
+   * down) must not answer for one that does.
    */
   async removeOrphanEntry(path: StorePath): Promise<boolean> {
     const p = normalizePath(path);
     if (p.length === 0) throw new InvalidPathError("/", "the root has no entry");
     const { parent, name } = splitParent(p);
+    const looks = this.withAuthoritativeReads();
     const removed = await this.#index.remove(
       this.layout.directory(parent),
       [name],
-      { onlyIf: async () => await this.#statOrUndefined(p) === undefined },
+      { onlyIf: async () => await looks.tryStat(p) === undefined },
     );
     if (!removed) return false;
-    const stored = await this.#statOrUndefined(p);
+    const stored = await looks.tryStat(p);
     if (stored === undefined) return true;
     await this.#addEntries(parent, [{ type: stored.type, name }]);
     return false;
