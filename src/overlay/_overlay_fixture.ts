@@ -58,10 +58,11 @@ export interface OverlayFixture extends StoreFixture {
    */
   holdGet(key: string): RequestHold;
   /**
-   * Holds the answer of the overlay's next set fetch (a listing's shard, say) until released:
-   * the set is read at once, as it is then, and handed over only when released.
+   * Holds the answer of the overlay's next set fetch (a listing's shard, say; given `key`, the
+   * next one of the set at that key, such as `d/` for directory `/d`'s root shard) until
+   * released: the set is read at once, as it is then, and handed over only when released.
    */
-  holdFetchedSet(): RequestHold;
+  holdFetchedSet(key?: string): RequestHold;
   /**
    * Makes the overlay's store see a put of the file at `path` that failed while Riak may
    * still apply it (see {@link Store.lateWritesSettled}), until the returned function is
@@ -111,8 +112,11 @@ export interface RequestGate {
   puts?: () => Promise<void>;
   /** Undefined: this get goes through. */
   gets?: (location: ObjectLocation, head: boolean) => Promise<void> | undefined;
-  /** Called once a set was fetched, before its answer is handed over. */
-  fetchedSets?: () => Promise<void>;
+  /**
+   * Called once a set was fetched, before its answer is handed over; undefined: this answer
+   * goes through.
+   */
+  fetchedSets?: (location: ObjectLocation) => Promise<void> | undefined;
   /** Set requests go to this bucket type instead of their own (one Riak lacks: refused). */
   setsBucketType?: string;
 }
@@ -181,7 +185,7 @@ export function countingClient(
       counts.setFetches++;
       return reading(async () => {
         const fetched = await client.fetchSet(setAt(location));
-        await gate.fetchedSets?.();
+        await gate.fetchedSets?.(location);
         return fetched;
       });
     },
@@ -270,8 +274,13 @@ export async function withOverlay(
             !head && location.key.toString() === key ? wait() : undefined,
         () => gate.gets = undefined,
       );
-    const holdFetchedSet = (): RequestHold =>
-      holdOne((wait) => gate.fetchedSets = wait, () => gate.fetchedSets = undefined);
+    const holdFetchedSet = (key?: string): RequestHold =>
+      holdOne(
+        (wait) =>
+          gate.fetchedSets = (location) =>
+            key === undefined || location.key.toString() === key ? wait() : undefined,
+        () => gate.fetchedSets = undefined,
+      );
     const latePuts = new Map<string, Promise<void>>();
     // The overlay's own store, on the same namespace, so its requests can be counted.
     const overlayStoreUntil = (stopped: () => boolean) =>

@@ -98,6 +98,7 @@ import { ListedInRiak } from "./listed_in_riak.ts";
 import { LocalWriters } from "./local_writers.ts";
 import { Locator } from "./locator.ts";
 import { NamesWhileAway } from "./names_while_away.ts";
+import { emptiedOfOrphans } from "./orphan_entries.ts";
 import { ReaderOffers } from "./reader_offers.ts";
 import { ShownToKernel } from "./shown_to_kernel.ts";
 import { RiakCalls, type RiakStatOptions } from "./riak_calls.ts";
@@ -147,6 +148,7 @@ export type OverlayStore =
     | "rename"
     | "setAttributes"
     | "list"
+    | "removeOrphanEntry"
   >
   & Partial<Pick<Store, "awaitsLateWrites">>;
 
@@ -1324,7 +1326,9 @@ export class OverlayFileSystem implements FileSystem {
     if (
       this.#stagesWrites() && !this.#madeWhileAway(path) && await this.#rmdirSeenWhileAway(path)
     ) return;
-    if (await this.#hasEntries(path)) throw fail(Errno.ENOTEMPTY, `${path}: directory not empty`);
+    if (!await this.#emptiedForRmdir(path)) {
+      throw fail(Errno.ENOTEMPTY, `${path}: directory not empty`);
+    }
     // Going away: its mtime is not written (not under its removal either).
     await this.#directoryTimes.forget(path);
     if (this.#mirrorsWrites() && this.#mode.reads === "local") {
@@ -2660,6 +2664,30 @@ export class OverlayFileSystem implements FileSystem {
   /** See {@link UnionListing.hasEntries}. */
   #hasEntries(path: string): Promise<boolean> {
     return this.#unionListing.hasEntries(path);
+  }
+
+  /**
+   * Whether directory `path` lists nothing, for its rmdir. Where Riak's listing is shown,
+   * orphan entries (see {@link emptiedOfOrphans}) go, if they are all it lists.
+   */
+  async #emptiedForRmdir(path: string): Promise<boolean> {
+    if (this.#mode.listings === "local") return !await this.#hasEntries(path);
+    return await emptiedOfOrphans(path, {
+      listing: (directory) => this.#listing(directory),
+      hasEntries: (directory) => this.#hasEntries(directory),
+      exists: (entry) => this.#exists(entry),
+      removeOrphanEntry: async (entry) => {
+        const removed = await this.#riak(
+          `remove orphan entry ${entry}`,
+          () => this.#o.store.removeOrphanEntry(entry),
+        );
+        if (removed) {
+          this.#logger.info("orphan entry removed: nothing was stored at it", { path: entry });
+        }
+        return removed;
+      },
+      changed: (entry) => this.#changed(entry),
+    });
   }
 
   // ---- helpers: opening ----

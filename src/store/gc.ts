@@ -29,14 +29,15 @@
  * `minAgeMs` at the start of the run, and the generation is left alone.
  *
  * The walk also finds orphan entries: names a directory lists with nothing stored behind them
- * (stat and rm answer not found, so no mount or command removes them). Objects are written
- * before their entries and entries removed before their objects, so an orphan is left by an
- * entry's add that Riak applied after its name was removed (it timed out, and the process
- * that could have waited for it died), or by a crash in a directory rename (which deletes a
- * moved file's old object before its old entry). Only a directory rename in progress shows
- * one briefly; removing such an entry takes away what the rename is about to remove. A
- * riak-fuse folder and its images folder have no object of their own: they are never
- * reported (their stat finds their sets, or they hold no entries to reach).
+ * (stat and rm answer not found, so besides gc only a mount's rmdir of a directory listing
+ * nothing else removes them). Objects are written before their entries and entries removed
+ * before their objects, so an orphan is left by an entry's add that Riak applied after its
+ * name was removed (it timed out, and the process that could have waited for it died), or by a
+ * crash in a directory rename (which deletes a moved file's old object before its old entry).
+ * Only a directory rename in progress shows one briefly; removing such an entry takes away
+ * what the rename is about to remove. A riak-fuse folder and its images folder have no object
+ * of their own: they are never reported (their stat finds their sets, or they hold no entries
+ * to reach).
  *
  * gc writes nothing but the deletions of `delete`: it reads through {@link Store.readOnly},
  * so siblings it meets stay unresolved and every sibling's manifest counts. A losing
