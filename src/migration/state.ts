@@ -407,6 +407,7 @@ export class StateDirectory {
    * Reads state.json; a missing file gives a fresh state. A damaged one (not JSON, another
    * format, fields of the wrong shape) is renamed to `state.json.damaged-<time>`, said to
    * `warn`, and gives a fresh state too: the walk checks everything against Riak again.
+   * Passes of earlier builds get the copies drains deleted before them from the history.
    */
   loadState(): MigrationState {
     const file = join(this.path, "state.json");
@@ -421,7 +422,9 @@ export class StateDirectory {
     try {
       const value = JSON.parse(text);
       problem = stateProblem(value);
-      if (problem === undefined) return value as MigrationState;
+      if (problem === undefined) {
+        return withDrainedEarlierOfHistory(value as MigrationState, this.readHistory());
+      }
     } catch (error) {
       problem = (error as Error).message;
     }
@@ -540,6 +543,29 @@ export class StateDirectory {
     }
     return records;
   }
+}
+
+/**
+ * Gives each pass an earlier build saved (without `drainedEarlier`) the local copies the runs
+ * before it deleted, as their history records count them: those builds kept no account of
+ * them, so after a drain's second pass its totals shrank to what SOURCE still held, and an
+ * upgrade mid-migration carried that on into every later pass. None deleted: left absent.
+ */
+function withDrainedEarlierOfHistory(
+  state: MigrationState,
+  history: RunRecord[],
+): MigrationState {
+  for (const pass of [state.currentPass, state.lastCompletePass]) {
+    if (typeof pass?.startedAt !== "string" || pass.drainedEarlier !== undefined) continue;
+    const earlier = { files: 0, bytes: 0 };
+    for (const record of history) {
+      if (record.dryRun || record.startedAt >= pass.startedAt) continue;
+      earlier.files += record.tally.deleted?.files ?? 0;
+      earlier.bytes += record.tally.deleted?.bytes ?? 0;
+    }
+    if (earlier.files > 0) pass.drainedEarlier = earlier;
+  }
+  return state;
 }
 
 /** Whether a parsed history line has what `progress` and the rate read of a record. */
