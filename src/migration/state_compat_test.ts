@@ -3,7 +3,8 @@
  * this one: an upgrade in the middle of a migration.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
@@ -50,14 +51,15 @@ function writeOldDrainState(state: StateDirectory): void {
   );
 }
 
-/** Runs `fn` with a fresh SOURCE and a state directory 7cc39b4 left after two drains. */
-async function withOldDrainState(
+/** Runs `fn` with a fresh SOURCE and a state directory 7cc39b4 left, as `writeOld` writes it. */
+async function withOldState(
+  writeOld: (state: StateDirectory) => void,
   fn: (source: string, state: StateDirectory) => Promise<void>,
 ): Promise<void> {
   const source = mkdtempSync(join(tmpdir(), "riakfs-compat-"));
   const state = new StateDirectory(mkdtempSync(join(tmpdir(), "riakfs-state-")));
   try {
-    writeOldDrainState(state);
+    writeOld(state);
     await fn(source, state);
   } finally {
     rmSync(source, { recursive: true });
@@ -68,7 +70,7 @@ async function withOldDrainState(
 // It showed "total: 5 files" and "drained: 5 files ... by every drain so far" after the
 // upgrade, and every later pass started from those 5.
 Deno.test("an earlier build's drain state counts the copies its earlier passes deleted, from its history", async () => {
-  await withOldDrainState((_source, state) => {
+  await withOldState(writeOldDrainState, (_source, state) => {
     const report = progressFromState(state);
     const all = { files: 25, bytes: 250000 };
     assert.deepEqual(report.total, all);
@@ -81,7 +83,7 @@ Deno.test("an earlier build's drain state counts the copies its earlier passes d
 });
 
 Deno.test("the first pass of this build over an earlier build's drain state starts with every copy drained before it", async () => {
-  await withOldDrainState(async (source, state) => {
+  await withOldState(writeOldDrainState, async (source, state) => {
     writeFileSync(join(source, "new"), "x".repeat(10));
     await waitOutRacyWindow();
     await withStore(async ({ store }) => {
@@ -93,5 +95,56 @@ Deno.test("the first pass of this build over an earlier build's drain state star
     const report = progressFromState(state);
     assert.deepEqual(report.total, { files: 26, bytes: 250010 });
     assert.deepEqual(report.drained, { files: 26, bytes: 250010 });
+  });
+});
+
+/** Hex of a path, as state.json keeps it. */
+function hex(path: string): string {
+  return Buffer.from(path).toString("hex");
+}
+
+/**
+ * 7cc39b4's state of a `prewarm --delete-local` stopped by SIGTERM mid-pass: a cursor, the
+ * paths under way left to retry (bare hex), a count of the tree, and no drainedEarlier.
+ */
+function writeOldPassInProgress(state: StateDirectory): void {
+  state.ensure();
+  const [moved, drained]: [number, number][] = [[270, 76995135], [70, 14000000]];
+  const tally = oldTally({
+    seen: moved,
+    inRiak: moved,
+    uploaded: moved,
+    verified: drained,
+    deleted: drained,
+  });
+  writeFileSync(
+    join(state.path, "state.json"),
+    `{"format":"riakfs-migration-state/1","currentPass":{"startedAt":"2026-12-08T04:35:56.800Z",` +
+      `"kind":"prewarm","tally":${tally},"globs":{"include":[],"exclude":[]},` +
+      `"treeFiles":442},"cursorHex":"${hex("many/m319")}","cursorGlobs":{"include":[],` +
+      `"exclude":[]},"retryHex":["${hex("many/m305")}","${hex("many/m319")}"]}\n`,
+  );
+}
+
+Deno.test("a pass an earlier build's drain left in progress shows as it did, and this build's run resumes it at its cursor and retries", async () => {
+  await withOldState(writeOldPassInProgress, async (source, state) => {
+    const before = progressFromState(state);
+    assert.deepEqual(before.total, { files: 270, bytes: 76995135 });
+    assert.equal(before.totalIsLowerBound, true);
+    assert.equal(before.estimatedTotal?.files, 442);
+    assert.deepEqual(before.inRiak, { files: 270, bytes: 76995135 });
+    assert.deepEqual(before.drained, { files: 70, bytes: 14000000 });
+    mkdirSync(join(source, "many"));
+    // Before the cursor (walked by the pass already), a retry, and after the cursor.
+    for (const name of ["m2", "m305", "m4"]) writeFileSync(join(source, "many", name), "x");
+    await waitOutRacyWindow();
+    await withStore(async ({ store }) => {
+      const result = await runPrewarm({ source, store, state, deleteLocal: true });
+      assert.equal(result.exitCode, EXIT_COMPLETE, JSON.stringify(result));
+    });
+    assert.deepEqual(readdirSync(join(source, "many")), ["m2"]);
+    const after = progressFromState(state);
+    assert.deepEqual(after.total, { files: 272, bytes: 76995137 });
+    assert.deepEqual(after.drained, { files: 72, bytes: 14000002 });
   });
 });
