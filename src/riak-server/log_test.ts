@@ -55,6 +55,28 @@ async function get(engine: RiakEngine, key: string) {
   return decodeMessage(MessageCode.GetResp, reply.frames[0].subarray(5));
 }
 
+/** Bucket b has n_val 2, and the set s/set of type sets holds x and y. */
+async function assertPropsAndSet(engine: RiakEngine): Promise<void> {
+  const props = await engine.handle(
+    MessageCode.GetBucketReq,
+    encodeMessage(MessageCode.GetBucketReq, { bucket: text.encode("b") }),
+  );
+  assert.equal(
+    decodeMessage(MessageCode.GetBucketResp, props.frames[0].subarray(5)).props.n_val,
+    2,
+  );
+  const fetched = await engine.handle(
+    MessageCode.DtFetchReq,
+    encodeMessage(MessageCode.DtFetchReq, {
+      bucket: text.encode("s"),
+      key: text.encode("set"),
+      type: text.encode("sets"),
+    }),
+  );
+  const value = decodeMessage(MessageCode.DtFetchResp, fetched.frames[0].subarray(5)).value;
+  assert.deepEqual(value?.set_value, [text.encode("x"), text.encode("y")]);
+}
+
 function valueOf(seed: number, size: number): Uint8Array {
   const bytes = new Uint8Array(size);
   for (let i = 0; i < size; i++) bytes[i] = (seed * 31 + i * 7) & 0xff;
@@ -84,24 +106,7 @@ Deno.test("the log brings back objects, bucket props and CRDTs after a restart",
       for (let i = 0; i < 20; i++) {
         assert.deepEqual((await get(engine, `k${i}`)).content?.[0].value, valueOf(i, 100 + i));
       }
-      const props = await engine.handle(
-        MessageCode.GetBucketReq,
-        encodeMessage(MessageCode.GetBucketReq, { bucket: text.encode("b") }),
-      );
-      assert.equal(
-        decodeMessage(MessageCode.GetBucketResp, props.frames[0].subarray(5)).props.n_val,
-        2,
-      );
-      const fetched = await engine.handle(
-        MessageCode.DtFetchReq,
-        encodeMessage(MessageCode.DtFetchReq, {
-          bucket: text.encode("s"),
-          key: text.encode("set"),
-          type: text.encode("sets"),
-        }),
-      );
-      const value = decodeMessage(MessageCode.DtFetchResp, fetched.frames[0].subarray(5)).value;
-      assert.deepEqual(value?.set_value, [text.encode("x"), text.encode("y")]);
+      await assertPropsAndSet(engine);
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -488,6 +493,52 @@ Deno.test("a change readers can see is in the log file already, before its fsync
       assert.ok(statSync(join(dir, LOG_FILE)).size > before + 10_000);
       assert.equal((await get(engine, "seen")).content?.[0].value.length, 5000);
       await Promise.all([first, again]);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * 7cc39b4's riak.log after: a put of b/kept (with usermeta), a put and a delete of b/gone,
+ * n_val 2 set on bucket b, and x and y added to the set s/set of type sets.
+ */
+const OLD_LOG_BASE64 = [
+  "AAABc2s13hkAAAEveyJ0Ijoib2JqZWN0IiwidHlwZSI6ImRlZmF1bHQiLCJidWNrZXQiOiJiIiwia2V5Ijoia2VwdC",
+  "IsIm9iamVjdCI6eyJpbmNhcm5hdGlvbiI6ImrCr1x1MDAxNEbDpsOGw7g4IiwiY291bnRlciI6MSwic2libGluZ3Mi",
+  "Olt7ImRvdCI6MSwiY29udGVudCI6eyJ2YWx1ZSI6eyIkYiI6MTh9LCJjb250ZW50X3R5cGUiOnsiJGIiOjEwfSwidn",
+  "RhZyI6eyIkYiI6MjJ9LCJsYXN0X21vZCI6MTc5NjcwNTEwMCwibGFzdF9tb2RfdXNlY3MiOjQ4OTAwMCwidXNlcm1l",
+  "dGEiOlt7ImtleSI6eyIkYiI6MTF9LCJ2YWx1ZSI6eyIkYiI6M319XX19XX19aGVsbG8gZnJvbSA3Y2MzOWI0dGV4dC",
+  "9wbGFpbnB5cUJMcExpemtOV09uVG9TWmY4YkpyaWFrZnMtbW9kZTY0NAAAAWnmaSCrAAABMHsidCI6Im9iamVjdCIs",
+  "InR5cGUiOiJkZWZhdWx0IiwiYnVja2V0IjoiYiIsImtleSI6ImdvbmUiLCJvYmplY3QiOnsiaW5jYXJuYXRpb24iOi",
+  "LCrcOJwrPCpsOZP8K9XHUwMDEwIiwiY291bnRlciI6MSwic2libGluZ3MiOlt7ImRvdCI6MSwiY29udGVudCI6eyJ2",
+  "YWx1ZSI6eyIkYiI6N30sImNvbnRlbnRfdHlwZSI6eyIkYiI6MTB9LCJ2dGFnIjp7IiRiIjoyMn0sImxhc3RfbW9kIj",
+  "oxNzk2NzA1MTAwLCJsYXN0X21vZF91c2VjcyI6NDkyMDAwLCJ1c2VybWV0YSI6W3sia2V5Ijp7IiRiIjoxMX0sInZh",
+  "bHVlIjp7IiRiIjozfX1dfX1dfX1yZW1vdmVkdGV4dC9wbGFpbjA0cVh4ZTVzYzZ1Y003TzgwZWtsbVhyaWFrZnMtbW",
+  "9kZTY0NAAAAKDTevwZAAAAnHsidCI6Im9iamVjdCIsInR5cGUiOiJkZWZhdWx0IiwiYnVja2V0IjoiYiIsImtleSI6",
+  "ImdvbmUiLCJvYmplY3QiOnsiaW5jYXJuYXRpb24iOiLCrcOJwrPCpsOZP8K9XHUwMDEwIiwiY291bnRlciI6Miwic2",
+  "libGluZ3MiOltdLCJkZWxldGVkQXQiOjE3OTY3MDUxMDA0OTN9fQAAAETfim3nAAAAQHsidCI6ImJ1Y2tldCIsInR5",
+  "cGUiOiJkZWZhdWx0IiwiYnVja2V0IjoiYiIsInByb3BzIjp7Im5fdmFsIjoyfX0AAAFksOCRPwAAATZ7InQiOiJvYm",
+  "plY3QiLCJ0eXBlIjoic2V0cyIsImJ1Y2tldCI6InMiLCJrZXkiOiJzZXQiLCJvYmplY3QiOnsiaW5jYXJuYXRpb24i",
+  "OiLCl8KfwqvDm8KDwrHDq8O1IiwiY291bnRlciI6MSwic2libGluZ3MiOlt7ImRvdCI6MSwiY29udGVudCI6eyJ2YW",
+  "x1ZSI6eyIkYiI6MH0sImNvbnRlbnRfdHlwZSI6eyIkYiI6MjB9LCJ2dGFnIjp7IiRiIjoyMn0sImxhc3RfbW9kIjox",
+  "Nzk2NzA1MTAwLCJsYXN0X21vZF91c2VjcyI6NDk2MDAwfSwiY3JkdCI6eyJraW5kIjoic2V0IiwiY2xvY2siOjEsIm",
+  "VsZW1lbnRzIjpbWyJ4IiwxXSxbInkiLDFdXX19XX19YXBwbGljYXRpb24vcmlha19zZXRiRlo4MzZKVlJuWnN6QmV6",
+  "OEx2NWNO",
+].join("");
+
+Deno.test("a data log an earlier build's serve-riak wrote is read back whole: objects, deletions, bucket props, sets", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riak-log-"));
+  try {
+    writeFileSync(join(dir, LOG_FILE), Buffer.from(OLD_LOG_BASE64, "base64"));
+    await withEngine(dir, {}, async (engine) => {
+      const kept = (await get(engine, "kept")).content?.[0];
+      assert.equal(Buffer.from(kept!.value!).toString(), "hello from 7cc39b4");
+      assert.deepEqual(kept!.usermeta?.map((meta) => Buffer.from(meta.key).toString()), [
+        "riakfs-mode",
+      ]);
+      assert.deepEqual((await get(engine, "gone")).content ?? [], []);
+      await assertPropsAndSet(engine);
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
