@@ -18,6 +18,24 @@ export const SOURCE_TEMPORARY_PREFIX = ".riakfs-publish-";
 /** Start of the private names of local deletions (set_aside.ts). */
 export const SET_ASIDE_PREFIX = ".riakfs-deleting.";
 
+/** `.riakfs-deleting.<12 hex>`, alone (a private directory) or before `.<name>`. */
+const SET_ASIDE_NAME = /^\.riakfs-deleting\.[0-9a-f]{12}(?:\..+)?$/s;
+
+/**
+ * Whether `name` (text, or bytes as latin1) has the form of a local deletion's private name
+ * (set_aside.ts). Another name that merely starts with {@link SET_ASIDE_PREFIX} is someone
+ * else's file: listed, walked and uploaded like any other.
+ *
+ * @example
+ * ```ts
+ * isSetAsideName(".riakfs-deleting.0123456789ab.report.txt"); // true
+ * isSetAsideName(".riakfs-deleting.notes"); // false
+ * ```
+ */
+export function isSetAsideName(name: string): boolean {
+  return SET_ASIDE_NAME.test(name);
+}
+
 /**
  * Whether entry `name` of the directory at `parent` (relative to SOURCE, "" for SOURCE
  * itself) is the mount's own.
@@ -30,5 +48,5 @@ export const SET_ASIDE_PREFIX = ".riakfs-deleting.";
  */
 export function isMountsOwnEntry(parent: string, name: string): boolean {
   return (parent === "" && name === SPOOL_DIRECTORY_NAME) ||
-    name.startsWith(SOURCE_TEMPORARY_PREFIX) || name.startsWith(SET_ASIDE_PREFIX);
+    name.startsWith(SOURCE_TEMPORARY_PREFIX) || isSetAsideName(name);
 }

@@ -320,17 +320,24 @@ Deno.test("prewarm, its count and verify leave a mount's spool and temporary fil
     // Only the top one is a spool: below, the name is the user's data.
     mkdirSync(join(source, "photos", ".riakfs-spool"), { recursive: true });
     writeFileSync(join(source, "photos", ".riakfs-spool", "keep.txt"), "mine");
+    // Not the form of a deletion's private name (.riakfs-deleting.<12 hex>...): the user's.
+    writeFileSync(join(source, "photos", ".riakfs-deleting.notes"), "mine too");
     await withStore(async ({ store }) => {
       const verified = await verifyTree({ source, store });
-      assert.equal(verified.checked, 2);
+      assert.equal(verified.checked, 3);
       assert.deepEqual(verified.differences.map((file) => file.path).sort(), [
         "/a.txt",
+        "/photos/.riakfs-deleting.notes",
         "/photos/.riakfs-spool/keep.txt",
       ]);
       const run = await runPrewarm({ source, store, state, deleteLocal: true });
       assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
-      assert.equal(run.tally.seen.files, 2);
-      assert.equal(progressFromState(state).total?.files, 2);
+      assert.equal(run.tally.seen.files, 3);
+      assert.equal(progressFromState(state).total?.files, 3);
+      assert.equal(
+        (await store.readFile("photos/.riakfs-deleting.notes")).toString(),
+        "mine too",
+      );
       assert.equal(await store.tryStat(".riakfs-spool"), undefined);
       assert.equal(await store.tryStat(".riakfs-publish-0a1b2c"), undefined);
       assert.equal((await store.readFile("photos/.riakfs-spool/keep.txt")).toString(), "mine");

@@ -19,7 +19,7 @@ import { Buffer, isUtf8 } from "node:buffer";
 import { randomBytes } from "node:crypto";
 import { link, lstat, mkdir, readdir, rename, rmdir, unlink } from "node:fs/promises";
 import { basename } from "node:path";
-import { SET_ASIDE_PREFIX } from "./mount_entries.ts";
+import { isSetAsideName, SET_ASIDE_PREFIX } from "./mount_entries.ts";
 
 /**
  * The `.riakfs-deleting.<random>` of this process's deletions under way: a listing of their
@@ -145,12 +145,11 @@ export interface Restored {
 export async function restoreSetAside(parent: Buffer, name: Buffer): Promise<Restored> {
   const restored: Restored = { aside: name, putBack: [], kept: [] };
   if (underWay.has(tagOf(name))) return restored;
-  const random = name.subarray(SET_ASIDE_PREFIX.length, TAG_LENGTH).toString("latin1");
-  const flat = name.length > TAG_LENGTH + 1 && name[TAG_LENGTH] === 0x2e;
-  if (!/^[0-9a-f]{12}$/.test(random) || (!flat && name.length !== TAG_LENGTH)) {
+  if (!isSetAsideName(name.toString("latin1"))) {
     restored.kept.push(name); // Not a name riakfs makes: someone else's, left alone.
     return restored;
   }
+  const flat = name.length > TAG_LENGTH;
   const within = (entry: Buffer) => Buffer.concat([parent, Buffer.from("/"), entry]);
   const directory = flat ? undefined : within(name);
   const asides: { entry: Buffer; aside: SetAside }[] = flat

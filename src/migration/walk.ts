@@ -20,7 +20,7 @@ import type { BigIntStats, Stats } from "node:fs";
 import { lstat, opendir, readFile, realpath, stat } from "node:fs/promises";
 import { isDirectoryBeneath, lstatIfExists } from "./file_identity.ts";
 import type { PathFilter } from "./glob.ts";
-import { isMountsOwnEntry, SET_ASIDE_PREFIX } from "./mount_entries.ts";
+import { isMountsOwnEntry, isSetAsideName } from "./mount_entries.ts";
 import { type Restored, restoreSetAside } from "./set_aside.ts";
 import { unescapeMountinfo } from "../util/mountinfo.ts";
 
@@ -359,7 +359,7 @@ async function withSetAsideRestored(
   onRestored: (restored: Restored) => void,
 ): Promise<Name[]> {
   const asides = names.filter((n) =>
-    (n.kind === "file" || n.kind === "directory") && n.name.startsWith(SET_ASIDE_PREFIX)
+    (n.kind === "file" || n.kind === "directory") && isSetAsideName(n.name)
   );
   if (asides.length === 0) return names;
   const listed = new Set(names.map((n) => n.name));

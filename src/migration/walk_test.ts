@@ -193,17 +193,27 @@ Deno.test("a walk told to put back what an interrupted deletion left set aside, 
     mkdirSync(join(root, "d/.riakfs-deleting.00000000000c"));
     writeFileSync(join(root, "d/.riakfs-deleting.00000000000c", long), "long");
     mkdirSync(join(root, ".riakfs-deleting.00000000000d")); // Killed before its move: empty.
+    // Not the form of a private name: someone else's file, walked as any other.
     writeFileSync(join(root, ".riakfs-deleting.not-riakfs"), "someone else's");
-    assert.deepEqual(await collect(walkTree(root)), ["directory:d", "file:d/taken"], "hidden");
+    assert.deepEqual(
+      await collect(walkTree(root)),
+      ["file:.riakfs-deleting.not-riakfs", "directory:d", "file:d/taken"],
+      "the private names hidden",
+    );
     const told: string[] = [];
     const walked = await collect(walkTree(root, {
       onSetAsideRestored: (directory, { aside, putBack, kept }) =>
         told.push(`${directory}|${aside}|${putBack.join()}|${kept.join()}`),
     }));
-    assert.deepEqual(walked, ["directory:d", "file:d/free", `file:d/${long}`, "file:d/taken"]);
+    assert.deepEqual(walked, [
+      "file:.riakfs-deleting.not-riakfs",
+      "directory:d",
+      "file:d/free",
+      `file:d/${long}`,
+      "file:d/taken",
+    ]);
     assert.deepEqual(told, [
       "|.riakfs-deleting.00000000000d||",
-      "|.riakfs-deleting.not-riakfs||.riakfs-deleting.not-riakfs",
       "d|.riakfs-deleting.00000000000a.free|free|",
       "d|.riakfs-deleting.00000000000b.taken||.riakfs-deleting.00000000000b.taken",
       `d|.riakfs-deleting.00000000000c|${long}|`,

@@ -305,3 +305,21 @@ for (const change of ["removed", "renamed over"] as const) {
     );
   });
 }
+
+// Only names of the form a deletion makes (.riakfs-deleting.<12 hex>...) are riakfs's: another
+// name that starts so is the user's file, listed, read and drained like any other.
+Deno.test("drain: a user's file named .riakfs-deleting.<anything> is listed, read and drained; a deletion's private name stays hidden", async () => {
+  await withOverlay("drain", async ({ fs, source, store, runtime }) => {
+    await writeFile(join(source, ".riakfs-deleting.notes"), "the user's");
+    await mkdir(join(source, ".riakfs-deleting.0123456789ab"));
+    assert.deepEqual(await listThrough(fs, "/"), [".riakfs-deleting.notes"]);
+    assert.equal(
+      (await readThrough(fs, "/.riakfs-deleting.notes")).toString(),
+      "the user's",
+    );
+    await assert.rejects(lookupPath(fs, "/.riakfs-deleting.0123456789ab"), { errno: 2 });
+    assert.equal(await runtime.settle(10_000), 0);
+    assert.equal((await store.readFile("/.riakfs-deleting.notes")).toString(), "the user's");
+    await assert.rejects(stat(join(source, ".riakfs-deleting.notes")), { code: "ENOENT" });
+  });
+});

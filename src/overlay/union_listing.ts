@@ -12,7 +12,7 @@ import { Buffer } from "node:buffer";
 import type { Dir } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { Errno, fail } from "../fuse/filesystem.ts";
-import { isMountsOwnEntry, SET_ASIDE_PREFIX } from "../migration/mount_entries.ts";
+import { isMountsOwnEntry, isSetAsideName } from "../migration/mount_entries.ts";
 import { restoreSetAside } from "../migration/set_aside.ts";
 import { StoreError } from "../store/errors.ts";
 import type { DirEntry, Store } from "../store/store.ts";
@@ -159,7 +159,7 @@ export class UnionListing {
       const localNames = new Set<string>();
       for await (const dirent of local ?? []) {
         if (
-          dirent.name.startsWith(SET_ASIDE_PREFIX) && (dirent.isFile() || dirent.isDirectory())
+          isSetAsideName(dirent.name) && (dirent.isFile() || dirent.isDirectory())
         ) {
           // What a deletion killed halfway left set aside goes back under its name.
           for (const name of await this.#putBackSetAside(path, dirent.name)) {
