@@ -19,6 +19,7 @@ import { Buffer, isUtf8 } from "node:buffer";
 import { randomBytes } from "node:crypto";
 import { link, lstat, mkdir, readdir, rename, rmdir, unlink } from "node:fs/promises";
 import { basename } from "node:path";
+import { lstatIfExists } from "./file_identity.ts";
 import { isSetAsideName, SET_ASIDE_PREFIX } from "./mount_entries.ts";
 
 /**
@@ -100,7 +101,9 @@ export async function discardSetAside(aside: SetAside): Promise<void> {
  * Puts a file set aside back under its original name, never over anything: `link` fails
  * where the name holds a file again (an application saved once more meanwhile). That one is
  * newer, and the one set aside may be the only copy of its own version: it is then left
- * where it is, as is (no data is deleted on a guess), and the answer says so.
+ * where it is, as is (no data is deleted on a guess), and the answer says so. A name that
+ * holds the very file set aside (a put back killed between its link and its unlink) only
+ * loses its private second name.
  *
  * @example
  * ```ts
@@ -111,12 +114,18 @@ export async function putBack(aside: SetAside): Promise<"put-back" | "name-taken
   try {
     await link(aside.file, aside.original);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return "name-taken";
-    throw error;
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    if (!await sameFile(aside.file, aside.original)) return "name-taken";
   }
   await unlink(aside.file);
   if (aside.directory) await removeIfEmpty(aside.directory);
   return "put-back";
+}
+
+/** Whether both paths are names of one file (device and inode). */
+async function sameFile(one: Buffer, other: Buffer): Promise<boolean> {
+  const [a, b] = await Promise.all([lstatIfExists(one), lstatIfExists(other)]);
+  return a !== undefined && b !== undefined && a.dev === b.dev && a.ino === b.ino;
 }
 
 /** What {@link restoreSetAside} did with a private name a deletion left. */
