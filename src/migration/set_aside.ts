@@ -103,7 +103,7 @@ export async function discardSetAside(aside: SetAside): Promise<void> {
  * newer, and the one set aside may be the only copy of its own version: it is then left
  * where it is, as is (no data is deleted on a guess), and the answer says so. A name that
  * holds the very file set aside (a put back killed between its link and its unlink) only
- * loses its private second name.
+ * loses its private second name. A directory moved aside goes back by a rename.
  *
  * @example
  * ```ts
@@ -111,15 +111,37 @@ export async function discardSetAside(aside: SetAside): Promise<void> {
  * ```
  */
 export async function putBack(aside: SetAside): Promise<"put-back" | "name-taken"> {
-  try {
-    await link(aside.file, aside.original);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    if (!await sameFile(aside.file, aside.original)) return "name-taken";
+  if ((await lstat(aside.file)).isDirectory()) {
+    if (!await renameDirectoryIfFree(aside.file, aside.original)) return "name-taken";
+  } else {
+    try {
+      await link(aside.file, aside.original);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      if (!await sameFile(aside.file, aside.original)) return "name-taken";
+    }
+    await unlink(aside.file);
   }
-  await unlink(aside.file);
   if (aside.directory) await removeIfEmpty(aside.directory);
   return "put-back";
+}
+
+/**
+ * Renames directory `from` (one an application made at the name just before it was moved
+ * aside: no link can name a directory) to `to` where nothing is there. rename(2) cannot be
+ * told not to replace: it fails over a file or a directory that holds anything, so an empty
+ * directory made at `to` in the moment since the look is the most it can replace.
+ */
+async function renameDirectoryIfFree(from: Buffer, to: Buffer): Promise<boolean> {
+  if (await lstatIfExists(to)) return false;
+  try {
+    await rename(from, to);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOTDIR" || code === "ENOTEMPTY" || code === "EEXIST") return false;
+    throw error;
+  }
 }
 
 /** Whether both paths are names of one file (device and inode). */
@@ -173,9 +195,8 @@ export async function restoreSetAside(parent: Buffer, name: Buffer): Promise<Res
       return { entry, aside: { file, original: within(entry), directory } };
     });
   for (const { entry, aside } of asides) {
-    // Only files are set aside: anything else found there is not riakfs's to move.
-    const kind = await lstat(aside.file);
-    const outcome = kind.isFile() ? await putBack(aside).catch(() => "name-taken") : "name-taken";
+    // Whatever was at the name when it was moved aside: a directory or symlink saved there too.
+    const outcome = await putBack(aside).catch(() => "name-taken");
     if (outcome === "put-back") restored.putBack.push(aside.original.subarray(parent.length + 1));
     else restored.kept.push(flat ? name : Buffer.concat([name, Buffer.from("/"), entry]));
   }

@@ -2,10 +2,13 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
 } from "node:fs";
@@ -239,6 +242,31 @@ Deno.test("deleteIfVerified deletes by identity: an atomic save over the name ri
     assert.deepEqual(readdirSync(dir), ["doc"], "nothing left beside it");
   });
 });
+
+// The move aside takes whatever holds the name then: a directory made there (rm, then mkdir)
+// could not be put back by a link, and stayed hidden under the private name with all it held;
+// a symlink saved over the name (ln -s, then mv -T) is put back by the link, not followed.
+for (const saved of ["directory", "long-named directory", "symlink"] as const) {
+  Deno.test(`deleteIfVerified puts back a ${saved} saved at the name right before the deletion`, async () => {
+    const name = Buffer.from(saved === "long-named directory" ? "d".repeat(240) : "doc");
+    await withHelloInBoth(name, async (store, file, dir) => {
+      const hashed = { identity: (await currentIdentity(file))!, sha256: SHA_OF_HELLO };
+      const outcome = await deleteIfVerified(store, name, file, hashed, undefined, {
+        beforeStep: (step) => {
+          if (step !== "set-aside") return;
+          rmSync(file);
+          if (saved === "symlink") return symlinkSync("target", file);
+          mkdirSync(file);
+          writeFileSync(join(file.toString(), "inside"), "kept");
+        },
+      });
+      assert.equal(outcome.deleted ? "" : outcome.reason, "local-changed");
+      assert.deepEqual(readdirSync(dir), [name.toString()], "nothing left beside it");
+      if (saved === "symlink") assert.equal(readlinkSync(file), "target");
+      else assert.equal(readFileSync(join(file.toString(), "inside"), "utf8"), "kept");
+    });
+  });
+}
 
 Deno.test("deleteIfVerified keeps the version it moved aside where the name holds yet another one by the time it is put back", async () => {
   await withHelloInBoth(Buffer.from("doc"), async (store, file, dir) => {

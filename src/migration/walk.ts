@@ -135,6 +135,7 @@ export async function* walkTree(
     return await withSetAsideRestored(
       directory,
       names,
+      batch,
       (restored) => onRestored(relative, restored),
     );
   };
@@ -350,33 +351,29 @@ async function readNames(directory: Buffer, batch: number): Promise<Name[] | Err
 
 /**
  * `names` of `directory` with what a deletion left set aside in it put back (see
- * {@link WalkOptions.onSetAsideRestored}): each name put back is added where it was not
- * listed already; the private names stay listed (the walk leaves them out).
+ * {@link WalkOptions.onSetAsideRestored}): read again once any was, for the kinds of the
+ * names put back (a directory or symlink saved at the name is set aside too); the private
+ * names stay listed (the walk leaves them out).
  */
 async function withSetAsideRestored(
   directory: Buffer,
   names: Name[],
+  batch: number,
   onRestored: (restored: Restored) => void,
 ): Promise<Name[]> {
-  const asides = names.filter((n) =>
-    (n.kind === "file" || n.kind === "directory") && isSetAsideName(n.name)
-  );
-  if (asides.length === 0) return names;
-  const listed = new Set(names.map((n) => n.name));
-  for (const aside of asides) {
+  let putBack = false;
+  for (const aside of names.filter((n) => isSetAsideName(n.name))) {
     const name = Buffer.from(aside.name, "latin1");
     const restored = await restoreSetAside(directory, name).catch(
       // Unreadable or read-only: it stays set aside (and hidden) until a later walk can.
       (): Restored => ({ aside: name, putBack: [], kept: [] }),
     );
-    for (const name of restored.putBack.map((bytes) => bytes.toString("latin1"))) {
-      if (!listed.has(name)) names.push({ name, kind: "file" });
-      listed.add(name);
-    }
+    putBack ||= restored.putBack.length > 0;
     onRestored(restored);
   }
-  names.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
-  return names;
+  if (!putBack) return names;
+  const again = await readNames(directory, batch);
+  return again instanceof Error ? names : again;
 }
 
 /**

@@ -203,6 +203,27 @@ Deno.test("a walk drops the private second name of a file whose put back was kil
   }
 });
 
+// A deletion moves aside whatever holds the name: a directory or symlink saved there just then.
+Deno.test("a walk puts back a directory or symlink an interrupted deletion left set aside, and walks them as such", async () => {
+  const root = mkdtempSync(join(tmpdir(), "riakfs-walk-"));
+  try {
+    mkdirSync(join(root, ".riakfs-deleting.00000000000f.dir"));
+    writeFileSync(join(root, ".riakfs-deleting.00000000000f.dir/inside"), "kept");
+    symlinkSync("target", join(root, ".riakfs-deleting.000000000010.link"));
+    const told: string[] = [];
+    const walked = await collect(walkTree(root, {
+      onSetAsideRestored: (_directory, { putBack, kept }) =>
+        told.push(`${putBack.join()}|${kept.join()}`),
+    }));
+    assert.deepEqual(walked, ["directory:dir", "file:dir/inside", "symlink:link"]);
+    assert.deepEqual(told.sort(), ["dir|", "link|"]);
+    assert.deepEqual(readdirSync(root), ["dir", "link"]);
+    assert.equal(readFileSync(join(root, "dir/inside"), "utf8"), "kept");
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+});
+
 Deno.test("a walk told to put back what an interrupted deletion left set aside, walks it under its name, and keeps one whose name is taken", async () => {
   const root = mkdtempSync(join(tmpdir(), "riakfs-walk-"));
   try {

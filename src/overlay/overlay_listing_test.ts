@@ -323,3 +323,21 @@ Deno.test("drain: a user's file named .riakfs-deleting.<anything> is listed, rea
     await assert.rejects(stat(join(source, ".riakfs-deleting.notes")), { code: "ENOENT" });
   });
 });
+
+Deno.test("drain: a listing puts back a directory an interrupted deletion moved aside (made at the name just then), listed as a directory", async () => {
+  await withOverlay("drain", async ({ fs, source }) => {
+    await mkdir(join(source, ".riakfs-deleting.00000000000f.dir"));
+    await writeFile(join(source, ".riakfs-deleting.00000000000f.dir", "inside"), "kept");
+    const { fh } = await fs.opendir!(ROOT_CTX, 1, 0);
+    const listed = await readdir(fs, 1, fh, 0, 10);
+    await fs.releasedir!(ROOT_CTX, 1, fh);
+    assert.deepEqual(
+      listed.filter((entry) => entry.name !== "." && entry.name !== "..").map((
+        entry,
+      ) => [entry.name, entry.mode & 0o170000]),
+      [["dir", 0o040000]],
+    );
+    assert.equal((await readThrough(fs, "/dir/inside")).toString(), "kept");
+    assert.equal((await stat(join(source, "dir", "inside"))).size, 4);
+  });
+});

@@ -158,15 +158,13 @@ export class UnionListing {
       yield { name: "..", type: S_IFDIR };
       const localNames = new Set<string>();
       for await (const dirent of local ?? []) {
-        if (
-          isSetAsideName(dirent.name) && (dirent.isFile() || dirent.isDirectory())
-        ) {
+        if (isSetAsideName(dirent.name)) {
           // What a deletion killed halfway left set aside goes back under its name.
-          for (const name of await this.#putBackSetAside(path, dirent.name)) {
+          for (const { name, type } of await this.#putBackSetAside(path, dirent.name)) {
             if (localNames.has(name)) continue;
             localNames.add(name);
             onTheirWay.delete(name);
-            yield { name, type: S_IFREG };
+            yield { name, type };
           }
           continue;
         }
@@ -284,14 +282,22 @@ export class UnionListing {
 
   /**
    * Puts back what a local deletion killed halfway left under private name `setAside` in
-   * directory `path` (set_aside.ts) where its name is free; the names put back. One it
-   * cannot (a read-only source, the name taken) stays hidden, for `riakfs prewarm` to report.
+   * directory `path` (set_aside.ts) where its name is free; the names put back, with their
+   * types (a directory or symlink saved at the name is set aside too). One it cannot (a
+   * read-only source, the name taken) stays hidden, for `riakfs prewarm` to report.
    */
-  async #putBackSetAside(path: string, setAside: string): Promise<string[]> {
+  async #putBackSetAside(
+    path: string,
+    setAside: string,
+  ): Promise<{ name: string; type: number }[]> {
     try {
-      const directory = await this.#o.sourceTree.localPath(path, { directory: true });
-      const restored = await restoreSetAside(Buffer.from(directory), Buffer.from(setAside));
-      return restored.putBack.map((name) => name.toString());
+      const directory = Buffer.from(await this.#o.sourceTree.localPath(path, { directory: true }));
+      const restored = await restoreSetAside(directory, Buffer.from(setAside));
+      const within = (name: Buffer) => Buffer.concat([directory, Buffer.from("/"), name]);
+      return await Promise.all(restored.putBack.map(async (name) => ({
+        name: name.toString(),
+        type: direntType(await fsp.lstat(within(name))),
+      })));
     } catch {
       return [];
     }
