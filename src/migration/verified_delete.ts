@@ -193,12 +193,19 @@ export async function deleteIfVerified(
 
 /**
  * Deletes the file at `localFile` if it is still version `identity`, by moving it aside
- * first (see the module's doc): a version saved over the name since the last look survives.
+ * first (see the module's doc): a version saved over the name since the last look survives
+ * (`local-changed`). The caller has made every other check; `activity` gives only its
+ * `beforeStep`.
+ *
+ * @example
+ * ```ts
+ * if (sameIdentity(await currentIdentity(file), superseded)) await deleteByIdentity(file, superseded);
+ * ```
  */
-async function deleteByIdentity(
+export async function deleteByIdentity(
   localFile: Buffer | string,
   identity: FileIdentity,
-  activity: ActivityCheck,
+  activity: Pick<ActivityCheck, "beforeStep"> = {},
 ): Promise<DeleteOutcome> {
   await activity.beforeStep?.("set-aside");
   const aside = await setAside(Buffer.from(localFile));

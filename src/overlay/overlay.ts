@@ -51,6 +51,7 @@ import {
 import { hashBytes } from "../migration/local_file.ts";
 import { isMountsOwnEntry, SOURCE_TEMPORARY_PREFIX } from "../migration/mount_entries.ts";
 import { hashStoredFile } from "../migration/stored_file.ts";
+import { type ActivityCheck, deleteByIdentity } from "../migration/verified_delete.ts";
 import type { KeptCopyRecorder } from "../migration/kept_copies.ts";
 import { AlreadyExistsError, StoreError } from "../store/errors.ts";
 import type { FileStat, Store } from "../store/store.ts";
@@ -214,6 +215,8 @@ export interface OverlayOptions {
   fetchedIntoSource?: (path: string) => Promise<void>;
   /** Told of each local copy a drain keeps after an upload, and of one deleted after all. */
   keptCopies?: KeptCopyRecorder;
+  /** Tests: each step of the deletion of a local copy an upload superseded (verified_delete.ts). */
+  supersededDeletionSteps?: ActivityCheck["beforeStep"];
 }
 
 /** Set-group-ID: on a directory, its new entries take its group (and new directories the bit). */
@@ -2553,10 +2556,18 @@ export class OverlayFileSystem implements FileSystem {
       });
       return;
     }
-    if (sameIdentity(await currentIdentity(file), before)) {
-      await ignoreMissing(fsp.unlink(file));
+    if (!sameIdentity(await currentIdentity(file), before)) return;
+    // By identity: an atomic save outside the mount landing now must not go with it.
+    const deletion = await deleteByIdentity(file, before, {
+      beforeStep: this.#o.supersededDeletionSteps,
+    });
+    if (deletion.deleted) {
       counters.deleted++;
       this.#o.keptCopies?.gone(upload.path);
+    } else if (await currentIdentity(file) !== undefined) {
+      counters.kept++;
+      this.#o.keptCopies?.kept(upload.path, "local-changed");
+      this.#logger.info("local copy kept: it changed outside the mount", { path: upload.path });
     }
   }
 

@@ -5,6 +5,7 @@ import {
   chown,
   lstat,
   mkdir,
+  readdir,
   readFile,
   stat,
   unlink,
@@ -12,7 +13,7 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
-import { readSync } from "node:fs";
+import { readSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   type Attr,
@@ -199,6 +200,39 @@ Deno.test("drain: a local file overwritten through the mount goes once Riak has 
     assert.equal(await readFile(join(source, "racy.txt"), "utf8"), "changed behind riakfs");
     assert.equal(runtime.metrics.snapshot().localDeletion.kept, 1);
   });
+});
+
+// The local copy a write superseded went by name (unlink after a last look): an atomic save
+// outside the mount (a daemon writing beneath it) landing in between was deleted, never
+// uploaded. It goes by identity now, as drain's other deletions (verified_delete.ts).
+Deno.test("drain: an atomic save outside the mount right before a superseded local copy is deleted survives, kept", async () => {
+  const steps: string[] = [];
+  let source = "";
+  const supersededDeletionSteps = (step: string) => {
+    steps.push(step);
+    if (step !== "set-aside") return;
+    const temporary = join(source, "edit.txt.tmp");
+    writeFileSync(temporary, "saved outside the mount");
+    renameSync(temporary, join(source, "edit.txt"));
+  };
+  await withOverlay(
+    "drain",
+    async (fixture) => {
+      const { fs, store, runtime } = fixture;
+      source = fixture.source;
+      await writeFile(join(source, "edit.txt"), "old local bytes");
+      await writeThrough(fs, "/edit.txt", Buffer.from("new bytes"));
+      await runtime.settle(10_000);
+      assert.equal((await store.readFile("/edit.txt")).toString(), "new bytes");
+      assert.equal(await readFile(join(source, "edit.txt"), "utf8"), "saved outside the mount");
+      assert.deepEqual(steps, ["set-aside", "put-back"]);
+      assert.deepEqual(await readdir(source), ["edit.txt"], "nothing left set aside");
+      const { deleted, kept } = runtime.metrics.snapshot().localDeletion;
+      assert.deepEqual({ deleted, kept }, { deleted: 0, kept: 1 });
+    },
+    {},
+    { supersededDeletionSteps },
+  );
 });
 
 // What a write superseded was remembered in memory alone: the upload a restart replayed left

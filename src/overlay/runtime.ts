@@ -120,6 +120,8 @@ export interface OverlayStartOptions {
   systemSpoolRoot?: string;
   /** See {@link OverlayOptions.fetchedIntoSource} (tests). */
   fetchedIntoSource?: OverlayOptions["fetchedIntoSource"];
+  /** See {@link OverlayOptions.supersededDeletionSteps} (tests). */
+  supersededDeletionSteps?: OverlayOptions["supersededDeletionSteps"];
 }
 
 /** A started overlay: the filesystem to serve and how to stop what runs beside it. */
@@ -708,6 +710,7 @@ async function startOnSpool(
     now: options.now,
     tableLimits: options.tableLimits,
     fetchedIntoSource: options.fetchedIntoSource,
+    supersededDeletionSteps: options.supersededDeletionSteps,
     directoryTimeDelayMs: options.directoryTimeDelayMs,
     directIo: options.directIo,
     sourcePace: pace,
