@@ -6,7 +6,8 @@
  * (the same filesystem: the rename is atomic, and takes no inode, so a disk without a free
  * inode still drains); what was moved is then looked at, deleted if it is the version hashed,
  * else put back. A name too long to be kept whole in that form (NAME_MAX) goes into a
- * private directory of its own instead, `.riakfs-deleting.<random>/<name>`.
+ * private directory of its own instead, `.riakfs-deleting.<random>/<name>`: that one takes
+ * an inode, so such a file waits (ENOSPC) until the deletions of others freed one.
  *
  * A crash between the move and the last step leaves that private name: it says it is
  * riakfs's (hidden from the mount's listings, never walked or uploaded: mount_entries.ts) and
