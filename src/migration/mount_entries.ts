@@ -18,6 +18,9 @@ export const SOURCE_TEMPORARY_PREFIX = ".riakfs-publish-";
 /** Start of the private names of local deletions (set_aside.ts). */
 export const SET_ASIDE_PREFIX = ".riakfs-deleting.";
 
+/** `.riakfs-publish-<12 hex>`, as a mount names them (overlay.ts). */
+const SOURCE_TEMPORARY_NAME = /^\.riakfs-publish-[0-9a-f]{12}$/;
+
 /** `.riakfs-deleting.<12 hex>`, alone (a private directory) or before `.<name>`. */
 const SET_ASIDE_NAME = /^\.riakfs-deleting\.[0-9a-f]{12}(?:\..+)?$/s;
 
@@ -44,9 +47,10 @@ export function isSetAsideName(name: string): boolean {
  * ```ts
  * isMountsOwnEntry("", ".riakfs-spool"); // true
  * isMountsOwnEntry("photos", ".riakfs-spool"); // false: only the top one is a spool
+ * isMountsOwnEntry("", ".riakfs-publish-notes"); // false: not the form of a mount's
  * ```
  */
 export function isMountsOwnEntry(parent: string, name: string): boolean {
   return (parent === "" && name === SPOOL_DIRECTORY_NAME) ||
-    name.startsWith(SOURCE_TEMPORARY_PREFIX) || isSetAsideName(name);
+    SOURCE_TEMPORARY_NAME.test(name) || isSetAsideName(name);
 }

@@ -316,34 +316,41 @@ Deno.test("prewarm, its count and verify leave a mount's spool and temporary fil
     mkdirSync(join(source, ".riakfs-spool", "staged"), { recursive: true });
     writeFileSync(join(source, ".riakfs-spool", "journal"), '{"op":"add","id":1}\n');
     writeFileSync(join(source, ".riakfs-spool", "staged", "s1"), "staged");
-    writeFileSync(join(source, ".riakfs-publish-0a1b2c"), "half");
+    writeFileSync(join(source, ".riakfs-publish-0a1b2c3d4e5f"), "half");
     // Only the top one is a spool: below, the name is the user's data.
     mkdirSync(join(source, "photos", ".riakfs-spool"), { recursive: true });
     writeFileSync(join(source, "photos", ".riakfs-spool", "keep.txt"), "mine");
-    // Not the form of a deletion's private name (.riakfs-deleting.<12 hex>...): the user's.
+    // Not the form of a deletion's private name (.riakfs-deleting.<12 hex>...) nor of a
+    // publish's (.riakfs-publish-<12 hex>): the user's.
     writeFileSync(join(source, "photos", ".riakfs-deleting.notes"), "mine too");
+    writeFileSync(join(source, "photos", ".riakfs-publish-notes"), "mine as well");
     await withStore(async ({ store }) => {
       const verified = await verifyTree({ source, store });
-      assert.equal(verified.checked, 3);
+      assert.equal(verified.checked, 4);
       assert.deepEqual(verified.differences.map((file) => file.path).sort(), [
         "/a.txt",
         "/photos/.riakfs-deleting.notes",
+        "/photos/.riakfs-publish-notes",
         "/photos/.riakfs-spool/keep.txt",
       ]);
       const run = await runPrewarm({ source, store, state, deleteLocal: true });
       assert.equal(run.exitCode, EXIT_COMPLETE, JSON.stringify(run.failures));
-      assert.equal(run.tally.seen.files, 3);
-      assert.equal(progressFromState(state).total?.files, 3);
+      assert.equal(run.tally.seen.files, 4);
+      assert.equal(progressFromState(state).total?.files, 4);
       assert.equal(
         (await store.readFile("photos/.riakfs-deleting.notes")).toString(),
         "mine too",
       );
+      assert.equal(
+        (await store.readFile("photos/.riakfs-publish-notes")).toString(),
+        "mine as well",
+      );
       assert.equal(await store.tryStat(".riakfs-spool"), undefined);
-      assert.equal(await store.tryStat(".riakfs-publish-0a1b2c"), undefined);
+      assert.equal(await store.tryStat(".riakfs-publish-0a1b2c3d4e5f"), undefined);
       assert.equal((await store.readFile("photos/.riakfs-spool/keep.txt")).toString(), "mine");
       assert.equal(readFileSync(join(source, ".riakfs-spool", "staged", "s1"), "utf8"), "staged");
       assert.equal(existsSync(join(source, ".riakfs-spool", "journal")), true);
-      assert.equal(existsSync(join(source, ".riakfs-publish-0a1b2c")), true);
+      assert.equal(existsSync(join(source, ".riakfs-publish-0a1b2c3d4e5f")), true);
       assert.equal(existsSync(join(source, "a.txt")), false, "drained");
     });
   });

@@ -306,21 +306,34 @@ for (const change of ["removed", "renamed over"] as const) {
   });
 }
 
-// Only names of the form a deletion makes (.riakfs-deleting.<12 hex>...) are riakfs's: another
-// name that starts so is the user's file, listed, read and drained like any other.
-Deno.test("drain: a user's file named .riakfs-deleting.<anything> is listed, read and drained; a deletion's private name stays hidden", async () => {
+// Only names of the forms a deletion or a publish makes (.riakfs-deleting.<12 hex>...,
+// .riakfs-publish-<12 hex>) are riakfs's: another name that starts so is the user's file,
+// listed, read and drained like any other.
+Deno.test("drain: a user's file named .riakfs-deleting.<anything> or .riakfs-publish-<anything> is listed, read and drained; riakfs's own names stay hidden", async () => {
   await withOverlay("drain", async ({ fs, source, store, runtime }) => {
     await writeFile(join(source, ".riakfs-deleting.notes"), "the user's");
+    await writeFile(join(source, ".riakfs-publish-notes"), "the user's too");
     await mkdir(join(source, ".riakfs-deleting.0123456789ab"));
-    assert.deepEqual(await listThrough(fs, "/"), [".riakfs-deleting.notes"]);
+    await writeFile(join(source, ".riakfs-publish-0123456789ab"), "a mount's");
+    assert.deepEqual(await listThrough(fs, "/"), [
+      ".riakfs-deleting.notes",
+      ".riakfs-publish-notes",
+    ]);
+    assert.equal(
+      (await readThrough(fs, "/.riakfs-publish-notes")).toString(),
+      "the user's too",
+    );
     assert.equal(
       (await readThrough(fs, "/.riakfs-deleting.notes")).toString(),
       "the user's",
     );
     await assert.rejects(lookupPath(fs, "/.riakfs-deleting.0123456789ab"), { errno: 2 });
+    await assert.rejects(lookupPath(fs, "/.riakfs-publish-0123456789ab"), { errno: 2 });
     assert.equal(await runtime.settle(10_000), 0);
     assert.equal((await store.readFile("/.riakfs-deleting.notes")).toString(), "the user's");
+    assert.equal((await store.readFile("/.riakfs-publish-notes")).toString(), "the user's too");
     await assert.rejects(stat(join(source, ".riakfs-deleting.notes")), { code: "ENOENT" });
+    await assert.rejects(stat(join(source, ".riakfs-publish-notes")), { code: "ENOENT" });
   });
 });
 
