@@ -39,7 +39,8 @@ export type Handle =
   & (
     | {
       kind: "local";
-      path: string;
+      /** Changed by {@link HandleTable.move} only: the table indexes handles by it. */
+      readonly path: string;
       file: SourceFile;
       size: number;
       /** For copy-on-read: what this handle read of a local file (reads `reads` did not take). */
@@ -59,7 +60,12 @@ export type Handle =
       openedVersion?: FileIdentity;
     }
     | RiakHandle
-    | { kind: "write"; path: string; session: WriteSession }
+    | {
+      kind: "write";
+      /** Changed by {@link HandleTable.repath} only: the table indexes handles by it. */
+      readonly path: string;
+      session: WriteSession;
+    }
   );
 
 /** The bytes of a Riak file removed while open, for the handles that had it open. */
@@ -73,7 +79,8 @@ export interface RemovedCopy {
 /** A file opened for reading from Riak. */
 export interface RiakHandle {
   kind: "riak";
-  path: string;
+  /** Changed by {@link HandleTable.move} only: the table indexes handles by it. */
+  readonly path: string;
   /** Riak's stat when opened: the attributes once the name is removed while open. */
   stat: FileStat;
   /** Drain: what this handle read, to free the local copy once it read the whole file. */
@@ -98,6 +105,12 @@ export interface RiakHandle {
 export class HandleTable {
   readonly #handles = new Map<number, Handle>();
   readonly #directories = new Map<number, DirectoryStream>();
+  /**
+   * The file handles by path, each path's in the order they came there: a question about one
+   * path (every OPEN asks one) looks at that path's handles, not at every handle open (a
+   * server holds thousands).
+   */
+  readonly #atPath = new Map<string, Map<number, Handle>>();
   /** Riak handles open: a removal or rename with none has no open content to copy. */
   #riakHandlesOpen = 0;
   #nextHandle = 1;
@@ -121,6 +134,7 @@ export class HandleTable {
   add(handle: Handle): number {
     const fh = this.#newHandle();
     this.#handles.set(fh, handle);
+    this.#index(fh, handle);
     if (handle.kind === "riak") this.#riakHandlesOpen++;
     return fh;
   }
@@ -157,6 +171,7 @@ export class HandleTable {
     const handle = this.#handles.get(fh);
     if (!handle) return undefined;
     this.#handles.delete(fh);
+    this.#unindex(fh, handle);
     this.#freeHandles.push(fh);
     if (handle.kind === "riak") this.#riakHandlesOpen--;
     return handle;
@@ -174,9 +189,9 @@ export class HandleTable {
     return stream;
   }
 
-  /** The open file handles, in the order they were opened. */
-  values(): IterableIterator<Handle> {
-    return this.#handles.values();
+  /** Whether `handle` is open (not released meanwhile). */
+  holds(handle: Handle): boolean {
+    return this.#at(handle.path).includes(handle);
   }
 
   /** `handle` if it is open on node `nodeid`, else any handle open on it. */
@@ -188,14 +203,13 @@ export class HandleTable {
 
   /** A handle open at `path`, if any. */
   openAt(path: string): Handle | undefined {
-    for (const handle of this.#handles.values()) if (handle.path === path) return handle;
-    return undefined;
+    return this.#atPath.get(path)?.values().next().value;
   }
 
   /** The Riak handles open at `path`. */
   riakAt(path: string): (RiakHandle & OpenedOn)[] {
-    return [...this.#handles.values()].filter((handle): handle is RiakHandle & OpenedOn =>
-      handle.kind === "riak" && handle.path === path
+    return this.#at(path).filter((handle): handle is RiakHandle & OpenedOn =>
+      handle.kind === "riak"
     );
   }
 
@@ -206,22 +220,63 @@ export class HandleTable {
    */
   readsOtherVersion(path: string, version: string, detached: (nodeid: number) => boolean): boolean {
     if (this.#riakHandlesOpen === 0) return false;
-    return this.riakAt(path).some((handle) =>
-      handle.version.version !== version &&
-      (handle.nodeid === undefined || !detached(handle.nodeid))
-    );
+    for (const handle of this.#atPath.get(path)?.values() ?? []) {
+      if (handle.kind !== "riak" || handle.version.version === version) continue;
+      if (handle.nodeid === undefined || !detached(handle.nodeid)) return true;
+    }
+    return false;
   }
 
   /** The handles open at `path` that only read what they opened, with their numbers. */
   readingAt(path: string): [number, Handle][] {
-    return [...this.#handles].filter(([, handle]) => handle.path === path && isReading(handle));
+    return [...this.#atPath.get(path) ?? []].filter(([, handle]) => isReading(handle));
   }
 
-  /** The handles of write session `session` follow it to its new name `to`. */
-  repath(session: WriteSession, to: string): void {
-    for (const handle of this.#handles.values()) {
-      if (handle.kind === "write" && handle.session === session) handle.path = to;
+  /**
+   * The file handles open at `path` or below it (a directory's), with their numbers: a
+   * snapshot, in the order of their paths.
+   */
+  atOrBelow(path: string): [number, Handle][] {
+    const below = `${path}/`;
+    return [...this.#atPath].filter(([at]) => at === path || at.startsWith(below))
+      .flatMap(([, handles]) => [...handles]);
+  }
+
+  /**
+   * File handle `fh`, `handle`, is at `to` now (its file or a directory above it was
+   * renamed). A handle released meanwhile (its number perhaps another's now) only takes the
+   * name.
+   */
+  move(fh: number, handle: Handle, to: string): void {
+    const open = this.#handles.get(fh) === handle;
+    if (open) this.#unindex(fh, handle);
+    (handle as { path: string }).path = to;
+    if (open) this.#index(fh, handle);
+  }
+
+  /** The handles of write session `session` follow it from `from` to its new name `to`. */
+  repath(session: WriteSession, from: string, to: string): void {
+    for (const [fh, handle] of [...this.#atPath.get(from) ?? []]) {
+      if (handle.kind === "write" && handle.session === session) this.move(fh, handle, to);
     }
+  }
+
+  /** The file handles open at `path`. */
+  #at(path: string): Handle[] {
+    return [...this.#atPath.get(path)?.values() ?? []];
+  }
+
+  #index(fh: number, handle: Handle): void {
+    const handles = this.#atPath.get(handle.path);
+    if (handles) handles.set(fh, handle);
+    else this.#atPath.set(handle.path, new Map([[fh, handle]]));
+  }
+
+  #unindex(fh: number, handle: Handle): void {
+    const handles = this.#atPath.get(handle.path);
+    handles?.delete(fh);
+    // Emptied paths go: a mount opens millions of names over months.
+    if (handles?.size === 0) this.#atPath.delete(handle.path);
   }
 
   #newHandle(): number {

@@ -1575,8 +1575,9 @@ export class OverlayFileSystem implements FileSystem {
 
   /** See {@link SessionTable.move}; the session's write handles move with it. */
   #moveSession(session: WriteSession, to: string): void {
+    const from = session.path;
     this.#sessions.move(session, to);
-    this.#handles.repath(session, to);
+    this.#handles.repath(session, from, to);
   }
 
   /**
@@ -1831,17 +1832,11 @@ export class OverlayFileSystem implements FileSystem {
 
   /** Open local files move along: a mirror or a copy-on-read takes the new name. */
   async #moveOpenFiles(from: string, to: string): Promise<void> {
-    const below = `${from}/`;
-    for (const handle of [...this.#handles.values()]) {
+    for (const [fh, handle] of this.#handles.atOrBelow(from)) {
       if (handle.kind === "write") continue; // Sessions move with #moveSession.
-      const moved = handle.path === from
-        ? to
-        : handle.path.startsWith(below)
-        ? to + handle.path.slice(from.length)
-        : undefined;
-      if (moved === undefined) continue;
       const previous = handle.path;
-      handle.path = moved;
+      const moved = to + previous.slice(from.length);
+      this.#handles.move(fh, handle, moved);
       if (handle.kind === "riak") {
         handle.version = { ...handle.version, path: moved };
         continue;

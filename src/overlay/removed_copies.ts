@@ -26,7 +26,7 @@ export interface RemovedWhileOpenOptions {
   store: Pick<Store, "readRange" | "releaseRead">;
   riak: Pick<RiakCalls, "run">;
   /** The mount's open handles, held by reference: the copies are for its Riak ones. */
-  handles: Pick<HandleTable, "riakHandlesOpen" | "riakAt" | "values">;
+  handles: Pick<HandleTable, "riakHandlesOpen" | "riakAt" | "holds">;
   /** The bytes the copies held at once stay within; default 256 MiB. */
   limitBytes?: number;
 }
@@ -61,7 +61,7 @@ export class RemovedWhileOpen {
       this.#removedCopyBytes += copy.size;
       // Handles closed while it was made do not hold it.
       const holders = open.filter((handle) =>
-        handle.stat.sha256 === sha256 && [...this.#o.handles.values()].includes(handle)
+        handle.stat.sha256 === sha256 && this.#o.handles.holds(handle)
       );
       for (const handle of holders) handle.removedCopy = copy;
       copy.handles = holders.length;
