@@ -12,7 +12,9 @@
  * at once (a write(2) to the page cache, on the caller's thread); concurrent callers that
  * need an fsync share one (group commit). Only a mirror's `done` waits: those of one turn
  * of the event loop go out as one write after it (lost in a crash, they cost a mirror
- * more at the next start, never one less).
+ * more at the next start, never one less). An fsync that fails refuses the entries whose
+ * callers wait for it, and the file, which may have lost lines, takes no line until it was
+ * written anew from what is pending.
  *
  * The journal keeps room for its own lines on its disk ({@link JournalRoom}): on the disk
  * that filled up, a line that finds no free block takes it from there, so a close(2) after
@@ -463,6 +465,18 @@ export class UploadJournal {
   #bytes: number;
   /** The fsync that will cover the lines written now, until it starts. */
   #nextSync: Promise<void> | undefined;
+  /**
+   * The entries of {@link add} and {@link addTogether} written since the last fsync started:
+   * the next one covers them, and refuses them should it fail.
+   */
+  #unsynced: JournalEntry[] = [];
+  /**
+   * Why an fsync failed, while the file has not been written anew since: it may have lost
+   * lines, in part (the disk kept none of the pages whose writeback failed, and the page cache
+   * lets them go), and a line appended after such a hole would be damaged for the next start.
+   * No line is appended then: each one tries to write the file anew first.
+   */
+  #failedSync: Error | undefined;
   /** The last fsync, settled or not; the next one starts after it. */
   #tail: Promise<void> = Promise.resolve();
   #closed = false;
@@ -545,9 +559,10 @@ export class UploadJournal {
    * staged file, fsync'd).
    */
   async add(upload: NewUpload): Promise<number> {
-    const { id } = this.#append({ id: this.#nextId++, ...upload });
+    const entry = this.#append({ id: this.#nextId++, ...upload });
+    this.#unsynced.push(entry);
     await this.#sync();
-    return id;
+    return entry.id;
   }
 
   /**
@@ -567,6 +582,7 @@ export class UploadJournal {
       for (const entry of added) this.#forget(entry);
       throw error;
     }
+    this.#unsynced.push(...added);
     await this.#sync();
     return added;
   }
@@ -710,25 +726,28 @@ export class UploadJournal {
    */
   recreate(): void {
     if (this.#closed) throw new JournalError(this.file, "journal is closed");
-    const old = this.#fd;
     try {
-      ({ fd: this.#fd, bytes: this.#bytes } = rewrite(this.file, [...this.#pending.values()]));
+      this.#writeAnew();
     } catch (error) {
       throw new JournalError(this.file, (error as Error).message, error);
     }
-    this.#compactAt = COMPACT_AT_BYTES;
-    // The new file holds no entry those lines are about.
-    this.#mirrorsDone = "";
-    if (old !== undefined) void this.#tail.then(() => closeSync(old));
     this.#room.refill(true);
   }
 
-  /** Flushes and closes the file. */
+  /** Flushes and closes the file (written anew first if an fsync failed since it last was). */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#writeMirrorsDone();
     this.#closed = true;
     await this.#tail;
+    if (this.#failedSync) {
+      try {
+        // The next start then finds what is pending, not what the disk kept of the lines.
+        this.#writeAnew();
+      } catch {
+        // It reads what the disk kept, a torn last line left out.
+      }
+    }
     if (this.#fd !== undefined) closeSync(this.#fd);
   }
 
@@ -747,7 +766,7 @@ export class UploadJournal {
 
   /**
    * Appends whole lines, or nothing (throws a {@link JournalError}); compacts the file once
-   * it grew big enough.
+   * it grew big enough. After a failed fsync, writes the file anew instead.
    */
   #write(lines: string): void {
     if (this.#closed) throw new JournalError(this.file, "journal is closed");
@@ -757,6 +776,12 @@ export class UploadJournal {
         code: "ENOSPC",
       });
       throw new JournalError(this.file, noRoom.message, noRoom);
+    }
+    if (this.#failedSync) {
+      // The new file holds these lines' changes already: each caller changed what is pending
+      // before writing them.
+      this.#writeAnewAfterFailedSync();
+      return;
     }
     try {
       if (this.#pending.size === 0 && this.#bytes >= COMPACT_AT_BYTES) {
@@ -796,28 +821,51 @@ export class UploadJournal {
   }
 
   /**
-   * Rewrites the file with the pending entries only (synced, then renamed into place),
-   * unless they make up more than a quarter of it (then the next try waits for twice the
-   * size). The old descriptor closes once the fsyncs in flight on it are done; the lines
-   * they cover are in the new file, synced.
+   * Rewrites the file with the pending entries only ({@link #writeAnew}), unless they make up
+   * more than a quarter of it (then the next try waits for twice the size).
    */
   #rewrite(): void {
     if (this.#pendingLength * 4 > this.#bytes) {
       this.#compactAt = this.#bytes * 2;
       return;
     }
-    const old = this.#fd!;
     try {
-      ({ fd: this.#fd, bytes: this.#bytes } = rewrite(this.file, [...this.#pending.values()]));
+      this.#writeAnew();
     } catch {
       // The file is as it was, this line in it: compaction waits for twice the size.
       this.#compactAt = this.#bytes * 2;
-      return;
     }
+  }
+
+  /**
+   * Replaces the file with one holding the pending entries only (synced, then renamed into
+   * place), appended to from now on; throws when it cannot, the file as it was. The old
+   * descriptor closes once the fsyncs in flight on it are done; the lines they cover are in
+   * the new file, synced.
+   */
+  #writeAnew(): void {
+    const old = this.#fd;
+    ({ fd: this.#fd, bytes: this.#bytes } = rewrite(this.file, [...this.#pending.values()]));
     this.#compactAt = COMPACT_AT_BYTES;
-    // The new file holds no entry those lines are about.
+    // The new file holds no entry those lines are about, and none of the lines lost.
     this.#mirrorsDone = "";
-    void this.#tail.then(() => closeSync(old));
+    this.#failedSync = undefined;
+    if (old !== undefined) void this.#tail.then(() => closeSync(old));
+  }
+
+  /** {@link #writeAnew} after an fsync failed; a {@link JournalError} while it cannot be. */
+  #writeAnewAfterFailedSync(): void {
+    const failed = this.#failedSync!;
+    try {
+      this.#writeAnew();
+    } catch (error) {
+      throw new JournalError(
+        this.file,
+        `an fsync failed (${failed.message}) and the journal cannot be written anew (` +
+          `${(error as Error).message}): no line is taken until it can`,
+        failed,
+      );
+    }
   }
 
   /** An fsync that starts after every line written so far. */
@@ -826,12 +874,31 @@ export class UploadJournal {
     if (this.#nextSync) return this.#nextSync;
     const sync = this.#tail.then(async () => {
       this.#nextSync = undefined;
+      const covered = this.#unsynced;
+      this.#unsynced = [];
       const fd = this.#fd!; // A line was written: the file is there.
       try {
+        // Written anew, the file is synced whole, these lines' entries in it.
+        if (this.#failedSync) return this.#writeAnewAfterFailedSync();
         await new Promise<void>((resolve, reject) =>
           fsync(fd, (error) => error ? reject(error) : resolve())
         );
       } catch (error) {
+        // Their callers are refused: none of them stays pending, to be replayed at the next
+        // start or kept in memory. The file may have lost any line written since the last
+        // fsync: what is pending goes into a new one, at once if it can.
+        for (const { id } of covered) {
+          // As pending now: marked away meanwhile, say.
+          const entry = this.#pending.get(id);
+          if (entry) this.#forget(entry);
+        }
+        if (error instanceof JournalError) throw error;
+        this.#failedSync = error as Error;
+        try {
+          this.#writeAnew();
+        } catch {
+          // Lines are refused until it can be (#write).
+        }
         throw new JournalError(this.file, (error as Error).message, error);
       }
     });

@@ -20,10 +20,12 @@ import {
   JournalRoom,
   type NewUpload,
   pendingInJournal,
+  type PendingMirror,
   type PendingUpload,
   stagedNames,
   UploadJournal,
 } from "./journal.ts";
+import { type FailingDisk, withFailingDisk } from "../util/_failing_disk.ts";
 import { withFullFilesystem } from "../util/_full_filesystem.ts";
 
 function upload(path: string, staged = path.slice(1)): NewUpload {
@@ -524,4 +526,94 @@ Deno.test("a mark written as the journal reaches its size for compaction stays t
       await journal.close();
     });
   }
+});
+
+/**
+ * An upload whose line needs blocks the disk never held: those a {@link withFailingDisk}
+ * fails to write back.
+ */
+function longUpload(path: string): NewUpload {
+  return upload(`${path}-${"x".repeat(3 * 4096)}`, path.slice(1));
+}
+
+/** Asserts that `adding` is refused as the failing disk answered. */
+async function refused(adding: Promise<number>): Promise<void> {
+  await assert.rejects(adding, (error: unknown) => {
+    assert.ok(error instanceof JournalError, String(error));
+    assert.equal(error.code, "ENOSPC", "answered as the disk answered the fsync");
+    return true;
+  });
+}
+
+/** A journal on a {@link FailingDisk} whose fsync failed, as {@link afterFailedSync} left it. */
+interface FailedSync {
+  disk: FailingDisk;
+  file: string;
+  journal: UploadJournal;
+  /** A mirror's line, not synced by itself: the fsync that failed covered it too. */
+  mirrored: PendingMirror;
+}
+
+/** Runs `test` once an fsync of a journal on a failing disk failed, refusing an upload. */
+async function afterFailedSync(test: (failed: FailedSync) => Promise<void>): Promise<void> {
+  await withFailingDisk(async (disk) => {
+    const file = join(disk.directory, "journal");
+    const { journal } = await UploadJournal.open(file);
+    const mirrored = journal.mirror({ path: "/mirrored", mirror: "copy" });
+    disk.fail();
+    await refused(journal.add(longUpload("/failed")));
+    await test({ disk, file, journal, mirrored });
+  });
+}
+
+Deno.test("an upload whose fsync fails is refused and not pending; no line is taken until the journal is written anew", async () => {
+  await afterFailedSync(async ({ disk, file, journal, mirrored }) => {
+    assert.deepEqual(journal.stagedSizes(), new Map(), "the refused upload is not pending");
+    assert.equal(journal.pendingCount, 1);
+    // The file may have lost lines (the mirror's too): none goes after them, which the next
+    // start would find damaged, until the file is written anew.
+    await refused(journal.add(upload("/meanwhile")));
+    assert.throws(() => journal.mirror({ path: "/m2", mirror: "copy" }), JournalError);
+    assert.equal(journal.pendingCount, 1);
+    disk.heal();
+    await journal.add(upload("/after"));
+    await journal.complete(mirrored.id);
+    await journal.add(upload("/last"));
+    await journal.close();
+    // What the disk holds, not what memory still had of the file.
+    disk.remount();
+    const { journal: again, pending } = await UploadJournal.open(file);
+    assert.deepEqual(pending.map((entry) => entry.path), ["/after", "/last"]);
+    await again.close();
+  });
+});
+
+Deno.test("the next start after fsyncs failed takes the journal as its disk kept it, a torn or lost last line left out", async () => {
+  await afterFailedSync(async ({ disk, file, journal }) => {
+    // The mount stops with its disk failing: the next start finds what the disk kept.
+    await journal.close();
+    disk.remount();
+    disk.heal();
+    const kept = readFileSync(file);
+    assert.ok(!kept.toString().includes('"/failed'), "the failed line was not written back");
+    const { journal: again, pending } = await UploadJournal.open(file);
+    // The mirror's line, never synced, went with the pages the disk did not keep.
+    assert.deepEqual(pending, []);
+    await again.add(upload("/next"));
+    await again.close();
+    const { journal: third, pending: later } = await UploadJournal.open(file);
+    assert.deepEqual(later.map((entry) => entry.path), ["/next"]);
+    await third.close();
+  });
+});
+
+Deno.test("a journal closed after an fsync failed is written anew if its disk takes it: what is pending survives", async () => {
+  await afterFailedSync(async ({ disk, file, journal }) => {
+    disk.heal();
+    await journal.close();
+    disk.remount();
+    const { journal: again, pending } = await UploadJournal.open(file);
+    assert.deepEqual(pending.map((entry) => entry.path), ["/mirrored"]);
+    await again.close();
+  });
 });
