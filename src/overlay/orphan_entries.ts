@@ -1,13 +1,16 @@
 /**
- * Orphan entries met by rmdir: names Riak lists in a directory with nothing stored behind
- * them (docs/layout.md, "Garbage"). LOOKUP answers ENOENT for such a name, so no UNLINK ever
- * reaches it: unless rmdir removes them where they are all its directory lists, that
- * directory stays not empty until `riakfs gc --delete` runs.
+ * Orphan entries met by rmdir, by a rename over a directory, or by the queued removal of a
+ * directory removed locally: names Riak lists in a directory with nothing stored behind them
+ * (docs/layout.md, "Garbage"). LOOKUP answers ENOENT for such a name, so no UNLINK ever
+ * reaches it: unless they are removed where they are all the directory lists, that directory
+ * stays not empty until `riakfs gc --delete` runs.
  *
  * @module
  */
 
+import type { Store } from "../store/store.ts";
 import type { Listed } from "./directory_stream.ts";
+import type { Logger } from "./log.ts";
 import { childPath } from "./node_table.ts";
 
 /**
@@ -18,8 +21,8 @@ export const ORPHAN_ENTRIES_PER_RMDIR = 100;
 
 /** What {@link emptiedOfOrphans} reads and does, all of the mount's own. */
 export interface OrphanRemoval {
-  /** The directory's listing as the mount shows it, `.` and `..` first. */
-  listing(path: string): AsyncIterable<Listed>;
+  /** The directory's listing as the mount shows it (`.` and `..`, if any, are skipped). */
+  listing(path: string): AsyncIterable<Pick<Listed, "name">>;
   /** Whether the listing of directory `path` holds a name besides `.` and `..`. */
   hasEntries(path: string): Promise<boolean>;
   /** Whether the mount finds anything at `path` (open, staged, local, or in Riak). */
@@ -57,4 +60,18 @@ export async function emptiedOfOrphans(path: string, mount: OrphanRemoval): Prom
   }
   // What was made in it meanwhile (through this mount, or on its way to Riak) is listed.
   return orphans.length === 0 || !await mount.hasEntries(path);
+}
+
+/**
+ * Removes Riak's orphan entry at `path` (Store.removeOrphanEntry), saying so when it went;
+ * false when something is stored there, which stays listed.
+ */
+export async function removeOrphanEntrySaid(
+  store: Pick<Store, "removeOrphanEntry">,
+  path: string,
+  logger: Logger,
+): Promise<boolean> {
+  const removed = await store.removeOrphanEntry(path);
+  if (removed) logger.info("orphan entry removed: nothing was stored at it", { path });
+  return removed;
 }

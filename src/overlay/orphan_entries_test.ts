@@ -1,7 +1,7 @@
 /**
- * rmdir of directories whose Riak entries are orphans (names with nothing stored behind them,
- * made here by adding set members directly, as an add Riak applied after the name's removal
- * leaves them), in the presets that show Riak's listing.
+ * rmdir of, and renames over, directories whose Riak entries are orphans (names with nothing
+ * stored behind them, made here by adding set members directly, as an add Riak applied after
+ * the name's removal leaves them), in the presets that show Riak's listing.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -62,6 +62,52 @@ for (const preset of RIAK_LISTING_PRESETS) {
     });
   });
 }
+
+for (const preset of RIAK_LISTING_PRESETS) {
+  Deno.test(`${preset}: a rename over a directory Riak lists only orphan entries in removes them and replaces it`, async () => {
+    await withOverlay(preset, async ({ fs, store, client, logLines }) => {
+      await store.writeFile("s/moved.txt", Buffer.from("moved"));
+      await store.mkdir("d");
+      await addOrphanEntry(client, store, "d", "file", "gone.txt");
+      await addOrphanEntry(client, store, "d", "directory", "gone-dir");
+
+      await fs.rename!(ROOT_CTX, 1, "s", 1, "d", 0);
+
+      assert.deepEqual(await listedInRiak(store, ""), ["directory:d"]);
+      assert.deepEqual(await listedInRiak(store, "d"), ["file:moved.txt"], "no orphan left");
+      assert.equal((await store.readFile("d/moved.txt")).toString(), "moved");
+      assert.deepEqual(await listThrough(fs, "/d"), ["moved.txt"]);
+      const logged = logLines.filter((line) => line.includes("orphan entry removed"));
+      assert.equal(logged.length, 2, "each one said");
+    });
+  });
+
+  Deno.test(`${preset}: a rename over a directory listing a stored entry beside orphan entries answers ENOTEMPTY and changes nothing`, async () => {
+    await withOverlay(preset, async ({ fs, store, client }) => {
+      await store.writeFile("s/moved.txt", Buffer.from("moved"));
+      await store.writeFile("d/kept.txt", Buffer.from("kept"));
+      await addOrphanEntry(client, store, "d", "file", "gone.txt");
+      await assert.rejects(
+        fs.rename!(ROOT_CTX, 1, "s", 1, "d", 0),
+        isFuseError(Errno.ENOTEMPTY),
+      );
+      assert.deepEqual(await listedInRiak(store, "d"), ["file:gone.txt", "file:kept.txt"]);
+      assert.deepEqual(await listedInRiak(store, "s"), ["file:moved.txt"]);
+    });
+  });
+}
+
+Deno.test("riak: a rename over a directory listing more orphan entries than rmdir takes answers ENOTEMPTY and removes none", async () => {
+  await withOverlay("riak", async ({ fs, store, client }) => {
+    await store.mkdir("s");
+    await store.mkdir("d");
+    const names = Array.from({ length: ORPHAN_ENTRIES_PER_RMDIR + 1 }, (_, i) => `gone-${i}`);
+    for (const name of names) await addOrphanEntry(client, store, "d", "file", name);
+    await assert.rejects(fs.rename!(ROOT_CTX, 1, "s", 1, "d", 0), isFuseError(Errno.ENOTEMPTY));
+    assert.equal((await listedInRiak(store, "d")).length, names.length);
+    assert.deepEqual(await listedInRiak(store, ""), ["directory:d", "directory:s"]);
+  });
+});
 
 Deno.test("riak: rmdir of a directory listing more orphan entries than it takes answers ENOTEMPTY and removes none", async () => {
   await withOverlay("riak", async ({ fs, store, client }) => {

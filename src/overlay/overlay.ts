@@ -99,7 +99,7 @@ import { ListedInRiak } from "./listed_in_riak.ts";
 import { LocalWriters } from "./local_writers.ts";
 import { Locator } from "./locator.ts";
 import { NamesWhileAway } from "./names_while_away.ts";
-import { emptiedOfOrphans } from "./orphan_entries.ts";
+import { emptiedOfOrphans, removeOrphanEntrySaid } from "./orphan_entries.ts";
 import { ReaderOffers } from "./reader_offers.ts";
 import { ShownToKernel } from "./shown_to_kernel.ts";
 import { RiakCalls, type RiakStatOptions } from "./riak_calls.ts";
@@ -1771,7 +1771,7 @@ export class OverlayFileSystem implements FileSystem {
   /**
    * Refuses a rename the union of source and Riak does not allow, before anything changes:
    * over a non-empty directory (ENOTEMPTY), a directory over a file (ENOTDIR), a file over a
-   * directory (EISDIR).
+   * directory (EISDIR). A directory listing orphan entries only is empty, as to rmdir: they go.
    */
   async #refuseRenameOver(from: string, to: string): Promise<void> {
     const target = await this.#locate(to).catch((error) => {
@@ -1786,7 +1786,7 @@ export class OverlayFileSystem implements FileSystem {
         : located.where === "local" && located.stats.isDirectory();
     if (isDirectory(target)) {
       if (!isDirectory(source)) throw fail(Errno.EISDIR, `${to}: is a directory`);
-      if (await this.#hasEntries(to)) throw fail(Errno.ENOTEMPTY, `${to}: not empty`);
+      if (!await this.#emptiedForRmdir(to)) throw fail(Errno.ENOTEMPTY, `${to}: not empty`);
     } else if (isDirectory(source)) throw fail(Errno.ENOTDIR, `${to}: not a directory`);
   }
 
@@ -2673,8 +2673,8 @@ export class OverlayFileSystem implements FileSystem {
   }
 
   /**
-   * Whether directory `path` lists nothing, for its rmdir. Where Riak's listing is shown,
-   * orphan entries (see {@link emptiedOfOrphans}) go, if they are all it lists.
+   * Whether directory `path` lists nothing, for its rmdir or a rename over it. Where Riak's
+   * listing is shown, orphan entries (see {@link emptiedOfOrphans}) go, if they are all it lists.
    */
   async #emptiedForRmdir(path: string): Promise<boolean> {
     if (this.#mode.listings === "local") return !await this.#hasEntries(path);
@@ -2682,16 +2682,11 @@ export class OverlayFileSystem implements FileSystem {
       listing: (directory) => this.#listing(directory),
       hasEntries: (directory) => this.#hasEntries(directory),
       exists: (entry) => this.#exists(entry),
-      removeOrphanEntry: async (entry) => {
-        const removed = await this.#riak(
+      removeOrphanEntry: (entry) =>
+        this.#riak(
           `remove orphan entry ${entry}`,
-          () => this.#o.store.removeOrphanEntry(entry),
-        );
-        if (removed) {
-          this.#logger.info("orphan entry removed: nothing was stored at it", { path: entry });
-        }
-        return removed;
-      },
+          () => removeOrphanEntrySaid(this.#o.store, entry, this.#logger),
+        ),
       changed: (entry) => this.#changed(entry),
     });
   }
