@@ -1,7 +1,8 @@
 /**
  * rmdir of, and renames over, directories whose Riak entries are orphans (names with nothing
  * stored behind them, made here by adding set members directly, as an add Riak applied after
- * the name's removal leaves them), in the presets that show Riak's listing.
+ * the name's removal leaves them), in the presets that show Riak's listing, and the queued
+ * removal in Riak of a directory a shadow mount removed locally.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -116,6 +117,43 @@ Deno.test("riak: rmdir of a directory listing more orphan entries than it takes 
     for (const name of names) await addOrphanEntry(client, store, "d", "file", name);
     await assert.rejects(fs.rmdir!(ROOT_CTX, 1, "d"), isFuseError(Errno.ENOTEMPTY));
     assert.equal((await listedInRiak(store, "d")).length, names.length);
+  });
+});
+
+Deno.test("shadow: the queued removal in Riak of a directory removed locally removes its orphan entries, then the directory", async () => {
+  await withOverlay("shadow", async ({ fs, store, client, source, runtime, logLines }) => {
+    await mkdir(join(source, "d"));
+    await store.mkdir("d");
+    await addOrphanEntry(client, store, "d", "file", "gone.txt");
+    await addOrphanEntry(client, store, "d", "directory", "gone-dir");
+
+    await fs.rmdir!(ROOT_CTX, 1, "d");
+    assert.equal(await runtime.settle(10_000), 0, "the removal ran");
+
+    assert.equal(existsSync(join(source, "d")), false);
+    assert.equal(await store.tryStat("d"), undefined, "Riak's directory is gone");
+    assert.deepEqual(await listedInRiak(store, ""), []);
+    assert.deepEqual(logLines.filter((line) => line.includes("kept in Riak")), []);
+    const logged = logLines.filter((line) => line.includes("orphan entry removed"));
+    assert.equal(logged.length, 2, "each one said");
+    await store.mkdir("d");
+    assert.deepEqual(await listedInRiak(store, "d"), [], "the entries went too");
+  });
+});
+
+Deno.test("shadow: the queued removal in Riak of a directory listing a stored entry beside orphan entries keeps it and them", async () => {
+  await withOverlay("shadow", async ({ fs, store, client, source, runtime, logLines }) => {
+    await mkdir(join(source, "d"));
+    await store.writeFile("d/kept.txt", Buffer.from("another host's"));
+    await addOrphanEntry(client, store, "d", "file", "gone.txt");
+
+    await fs.rmdir!(ROOT_CTX, 1, "d");
+    assert.equal(await runtime.settle(10_000), 0, "the removal ran");
+
+    assert.equal(existsSync(join(source, "d")), false);
+    assert.deepEqual(await listedInRiak(store, "d"), ["file:gone.txt", "file:kept.txt"]);
+    assert.equal((await store.readFile("d/kept.txt")).toString(), "another host's");
+    assert.equal(logLines.filter((line) => line.includes("kept in Riak")).length, 1);
   });
 });
 

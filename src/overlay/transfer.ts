@@ -45,6 +45,7 @@ import type { AfterTransfer } from "./modes.ts";
 import { type Mirrorer, NotYetError, type Uploader, UploadWithheldError } from "./upload_queue.ts";
 import { AlreadyExistsError, NewerVersionError, StoreError } from "../store/errors.ts";
 import { parentOf } from "./node_table.ts";
+import { emptiedOfOrphans, removeOrphanEntrySaid } from "./orphan_entries.ts";
 import type { BlockingWhileFast } from "../util/blocking_while_fast.ts";
 
 /**
@@ -354,7 +355,7 @@ export function localFileCopier(options: LocalCopyOptions): FileCopier {
 
 /** What {@link localPathMirrorer} needs: a copy's options and a store that sets attributes. */
 export type MirrorOptions = LocalCopyOptions & {
-  store: MigrationStore & Pick<Store, "setAttributes" | "rename">;
+  store: MigrationStore & Pick<Store, "setAttributes" | "rename" | "list" | "removeOrphanEntry">;
   /**
    * Whether jobs of paths below `path` are still queued or running: a directory's removal
    * waits for them (its entries' removals) before it decides Riak's directory stays.
@@ -438,7 +439,7 @@ export function localPathMirrorer(options: MirrorOptions): Mirrorer {
 
 /** What {@link riakNameMirrorer} needs. */
 export interface RiakNameMirrorOptions {
-  store: MigrationStore & Pick<Store, "setAttributes" | "rename">;
+  store: MigrationStore & Pick<Store, "setAttributes" | "rename" | "list" | "removeOrphanEntry">;
   health?: RiakHealth;
   logger?: Logger;
   /** As {@link MirrorOptions.jobsBelow}. */
@@ -901,28 +902,59 @@ function logLateWriteWait(store: MigrationStore, path: string, logger: Logger): 
 
 /**
  * Removes Riak's directory at `path` once it is empty. Entries still there wait for the
- * removals queued below it ({@link NotYetError}); with none queued, they are files only
- * Riak holds (another host's, say), and the directory stays for them.
+ * removals queued below it ({@link NotYetError}); with none queued, orphan entries go if they
+ * are all it lists (as an rmdir through a mount showing Riak's listing removes them, see
+ * {@link emptiedOfOrphans}); anything else is files only Riak holds (another host's, say),
+ * and the directory stays for them.
  */
 async function removeDirectoryFromRiak(
   options: Pick<RiakNameMirrorOptions, "store" | "jobsBelow" | "logger">,
   path: string,
 ): Promise<void> {
+  const { store, jobsBelow } = options;
+  const logger = options.logger ?? SILENT_LOGGER;
   // Only a directory: whatever else Riak holds under the name is not what the source removed.
-  if ((await options.store.tryStat(path))?.type !== "directory") return;
+  if ((await store.tryStat(path))?.type !== "directory") return;
   // Its entry's add that may still land would list it again (store.remove waits for it).
-  logLateWriteWait(options.store, path, options.logger ?? SILENT_LOGGER);
+  logLateWriteWait(store, path, logger);
+  if (!await keptNotEmpty(store, path)) return;
+  if (jobsBelow?.(path)) throw new NotYetError(`${path}: entries still being removed`);
+  const emptied = await emptiedOfOrphans(path, {
+    listing: (directory) => namesInRiak(store, directory),
+    hasEntries: async (directory) => !(await store.list(directory).next()).done,
+    // The source's directory is gone: only what Riak stores is there, which stays.
+    exists: async (entry) => await store.tryStat(entry) !== undefined,
+    removeOrphanEntry: (entry) => removeOrphanEntrySaid(store, entry, logger),
+    changed: () => {}, // Nothing of Riak's is remembered here.
+  });
+  if (emptied && !await keptNotEmpty(store, path)) return;
+  logger.warn(
+    "directory removed through the mount kept in Riak: it holds entries the mount did not remove",
+    { path },
+  );
+}
+
+/** The names Riak lists in `directory`. */
+async function* namesInRiak(
+  store: Pick<Store, "list">,
+  directory: string,
+): AsyncGenerator<{ name: string }> {
+  for await (const entry of store.list(directory)) yield { name: entry.name.toString() };
+}
+
+/**
+ * Removes Riak's directory at `path`; true when it stays for the entries it lists (ENOTEMPTY).
+ * Gone already, or no directory, is done.
+ */
+async function keptNotEmpty(store: MigrationStore, path: string): Promise<boolean> {
   try {
-    await options.store.remove(path);
+    await store.remove(path);
+    return false;
   } catch (error) {
     if (!(error instanceof StoreError)) throw error;
-    if (error.code === "ENOENT" || error.code === "ENOTDIR") return;
+    if (error.code === "ENOENT" || error.code === "ENOTDIR") return false;
     if (error.code !== "ENOTEMPTY") throw error;
-    if (options.jobsBelow?.(path)) throw new NotYetError(`${path}: entries still being removed`);
-    (options.logger ?? SILENT_LOGGER).warn(
-      "directory removed through the mount kept in Riak: it holds entries the mount did not remove",
-      { path },
-    );
+    return true;
   }
 }
 

@@ -29,7 +29,7 @@
  * `minAgeMs` at the start of the run, and the generation is left alone.
  *
  * The walk also finds orphan entries: names a directory lists with nothing stored behind them
- * (stat and rm answer not found, so besides gc only a mount's rmdir of a directory listing
+ * (stat and rm answer not found, so besides gc only a mount removing a directory listing
  * nothing else removes them). Objects are written before their entries and entries removed
  * before their objects, so an orphan is left by an entry's add that Riak applied after its
  * name was removed (it timed out, and the process that could have waited for it died), or by a
