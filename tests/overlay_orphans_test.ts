@@ -2,7 +2,8 @@
  * Orphan entries through a real mount: names Riak lists in a directory with nothing stored
  * behind them (made here by adding set members directly, as an add Riak applied after the
  * name's removal leaves them). No `rm` reaches them (LOOKUP answers ENOENT, so the kernel
- * sends no UNLINK); `rmdir` of a directory listing nothing else removes them, then it.
+ * sends no UNLINK); `rmdir` of a directory listing nothing else, or a rename over it, removes
+ * them, then it.
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -61,6 +62,29 @@ for (const preset of ["riak", "drain"]) {
         assert.equal(codeOf(() => fs.rmdirSync(kept)), "ENOTEMPTY");
         assert.deepEqual(await riakListing(env, "kept"), ["file:gone.txt", "file:real.txt"]);
         assert.equal(fs.readFileSync(join(kept, "real.txt"), "utf8"), "real");
+      });
+    });
+  });
+}
+
+for (const preset of ["riak", "drain"]) {
+  Deno.test(`${preset} mount: a rename over a directory whose Riak entries are all orphans replaces it, and one over a directory holding a stored file beside them answers ENOTEMPTY`, async () => {
+    await withOverlayEnv(async (env) => {
+      await env.store.writeFile("s/moved.txt", Buffer.from("moved"));
+      await env.store.mkdir("d");
+      await addOrphanEntry(env.client, env.store, "d", "file", "gone.txt");
+      await env.store.writeFile("kept/real.txt", Buffer.from("real"));
+      await addOrphanEntry(env.client, env.store, "kept", "file", "gone.txt");
+      await withMounted(env, preset, async () => {
+        const at = (name: string) => join(env.mountpoint, name);
+        fs.renameSync(at("s"), at("d"));
+        assert.deepEqual(fs.readdirSync(at("d")), ["moved.txt"]);
+        assert.equal(fs.readFileSync(join(at("d"), "moved.txt"), "utf8"), "moved");
+        assert.deepEqual(await riakListing(env, "d"), ["file:moved.txt"], "no orphan left");
+
+        assert.equal(codeOf(() => fs.renameSync(at("d"), at("kept"))), "ENOTEMPTY");
+        assert.deepEqual(await riakListing(env, "kept"), ["file:gone.txt", "file:real.txt"]);
+        assert.deepEqual(await riakListing(env, ""), ["directory:d", "directory:kept"]);
       });
     });
   });
