@@ -14,11 +14,30 @@
  * holds the original name, and {@link restoreSetAside} puts the file back under it unless that
  * name is taken (then it stays where it is, and is reported each time).
  *
+ * Another process lists the directory meanwhile (a mount while a pre-warm deletes, or the
+ * other way round): it must not take a deletion under way for a leftover, or it puts the file
+ * back while the deletion checks and unlinks it. So the deleting process holds the file open
+ * (read-only) from before its move until the deletion settled, and a private name some process
+ * holds open (/proc) is left alone; a crash closes every handle, so its leftover goes back at
+ * the next listing or walk (one a reader still holds open: once it closed it). A process that
+ * cannot read the other's /proc entries (another user, another host) may still put the file
+ * back: the deleting side then finds its private name gone, and keeps the file, in use.
+ *
  * @module
  */
 import { Buffer, isUtf8 } from "node:buffer";
 import { randomBytes } from "node:crypto";
-import { link, lstat, mkdir, readdir, rename, rmdir, unlink } from "node:fs/promises";
+import { constants, readdirSync, readlinkSync } from "node:fs";
+import {
+  type FileHandle,
+  link,
+  mkdir,
+  open,
+  readdir,
+  rename,
+  rmdir,
+  unlink,
+} from "node:fs/promises";
 import { basename } from "node:path";
 import { lstatIfExists } from "./file_identity.ts";
 import { isSetAsideName, SET_ASIDE_PREFIX } from "./mount_entries.ts";
@@ -41,6 +60,11 @@ export interface SetAside {
   original: Buffer;
   /** The private directory it is in, for a name too long for a private name of its own. */
   directory?: Buffer;
+  /**
+   * The file as opened before the move, held until the deletion settled: it tells other
+   * processes the deletion is under way (see the module's doc).
+   */
+  held?: FileHandle;
 }
 
 /**
@@ -60,31 +84,81 @@ export async function setAside(original: Buffer): Promise<SetAside | undefined> 
   const within = (entry: Buffer) => Buffer.concat([parent, Buffer.from("/"), entry]);
   const flat = Buffer.concat([Buffer.from(`${tag}.`), name]);
   const directory = flat.length > NAME_MAX ? within(Buffer.from(tag)) : undefined;
+  // Not a regular file by now (a symlink, a FIFO saved at the name): moved unheld, and put
+  // back once its identity is looked at.
+  const held = await open(
+    asPath(original),
+    constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+  ).catch((error) => (error as NodeJS.ErrnoException).code === "ENOENT" ? null : undefined);
+  if (held === null) return undefined;
   const aside = {
     file: directory ? Buffer.concat([directory, Buffer.from("/"), name]) : within(flat),
     original,
     directory,
+    held,
   };
   underWay.add(tag);
   try {
-    // Deno's mkdir takes no bytes; a name that is UTF-8 is the same as text.
-    if (directory) await mkdir(isUtf8(directory) ? directory.toString() : directory, 0o700);
+    if (directory) await mkdir(asPath(directory), 0o700);
     await rename(original, aside.file);
     return aside;
   } catch (error) {
     underWay.delete(tag);
+    await held?.close();
     if (directory) await rmdir(directory).catch(() => {});
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
   }
 }
 
+/** A path of bytes as fs calls take it: Deno's take no bytes, and a UTF-8 name is the same as text. */
+function asPath(bytes: Buffer): Buffer | string {
+  return isUtf8(bytes) ? bytes.toString() : bytes;
+}
+
 /**
  * Ends the deletion of `aside` (done, or given up): from now on a listing takes what is left
  * of it for a leftover.
  */
-export function setAsideSettled(aside: SetAside): void {
+export async function setAsideSettled(aside: SetAside): Promise<void> {
+  await aside.held?.close();
   underWay.delete(tagOf(Buffer.from(basename((aside.directory ?? aside.file).toString("latin1")))));
+}
+
+/**
+ * Whether some process holds a file under private name `tag` open: a deletion under way in
+ * another process (see the module's doc). Read from /proc/PID/fd links, which follow renames;
+ * nothing is stat'ed (a stat of a file on a riakfs mount from the mount's own thread never
+ * gets an answer). A process whose entries cannot be read is passed over.
+ */
+function heldOpen(tag: string): boolean {
+  const marker = `/${tag}`;
+  let processes: string[];
+  try {
+    processes = readdirSync("/proc").filter((name) => /^[0-9]+$/.test(name));
+  } catch {
+    return false;
+  }
+  for (const pid of processes) {
+    let descriptors: string[];
+    try {
+      descriptors = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of descriptors) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue; // Closed meanwhile, or the process ended.
+      }
+      const at = target.indexOf(marker);
+      const after = target[at + marker.length];
+      if (at !== -1 && (after === undefined || after === "." || after === "/")) return true;
+    }
+  }
+  return false;
 }
 
 /** `.riakfs-deleting.<random>` of a private name (either form). */
@@ -92,10 +166,20 @@ function tagOf(privateName: Buffer): string {
   return privateName.subarray(0, TAG_LENGTH).toString("latin1");
 }
 
-/** Deletes a file set aside, and its private directory. */
-export async function discardSetAside(aside: SetAside): Promise<void> {
-  await unlink(aside.file);
-  if (aside.directory) await rmdir(aside.directory);
+/**
+ * Deletes a file set aside, and its private directory; false when it was gone (put back by a
+ * process that could not see this one's deletion under way).
+ */
+export async function discardSetAside(aside: SetAside): Promise<boolean> {
+  try {
+    await unlink(aside.file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    return false;
+  } finally {
+    if (aside.directory) await removeIfEmpty(aside.directory);
+  }
+  return true;
 }
 
 /**
@@ -104,15 +188,18 @@ export async function discardSetAside(aside: SetAside): Promise<void> {
  * newer, and the one set aside may be the only copy of its own version: it is then left
  * where it is, as is (no data is deleted on a guess), and the answer says so. A name that
  * holds the very file set aside (a put back killed between its link and its unlink) only
- * loses its private second name. A directory moved aside goes back by a rename.
+ * loses its private second name. A directory moved aside goes back by a rename. `gone`: the
+ * private name was gone already (put back by another process).
  *
  * @example
  * ```ts
  * if (await putBack(aside) === "name-taken") log(`kept as ${aside.file}`);
  * ```
  */
-export async function putBack(aside: SetAside): Promise<"put-back" | "name-taken"> {
-  if ((await lstat(aside.file)).isDirectory()) {
+export async function putBack(aside: SetAside): Promise<"put-back" | "name-taken" | "gone"> {
+  const found = await lstatIfExists(aside.file);
+  if (found === undefined) return "gone";
+  if (found.isDirectory()) {
     if (!await renameDirectoryIfFree(aside.file, aside.original)) return "name-taken";
   } else {
     try {
@@ -121,7 +208,10 @@ export async function putBack(aside: SetAside): Promise<"put-back" | "name-taken
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
       if (!await sameFile(aside.file, aside.original)) return "name-taken";
     }
-    await unlink(aside.file);
+    // Gone meanwhile: another process put it back too, and unlinked the private name.
+    await unlink(aside.file).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+    });
   }
   if (aside.directory) await removeIfEmpty(aside.directory);
   return "put-back";
@@ -181,6 +271,7 @@ export async function restoreSetAside(parent: Buffer, name: Buffer): Promise<Res
     restored.kept.push(name); // Not a name riakfs makes: someone else's, left alone.
     return restored;
   }
+  if (heldOpen(tagOf(name))) return restored; // Another process's deletion under way.
   const flat = name.length > TAG_LENGTH;
   const within = (entry: Buffer) => Buffer.concat([parent, Buffer.from("/"), entry]);
   const directory = flat ? undefined : within(name);
@@ -198,6 +289,7 @@ export async function restoreSetAside(parent: Buffer, name: Buffer): Promise<Res
   for (const { entry, aside } of asides) {
     // Whatever was at the name when it was moved aside: a directory or symlink saved there too.
     const outcome = await putBack(aside).catch(() => "name-taken");
+    if (outcome === "gone") continue; // Its deletion ended, or another put it back.
     if (outcome === "put-back") restored.putBack.push(aside.original.subarray(parent.length + 1));
     else restored.kept.push(flat ? name : Buffer.concat([name, Buffer.from("/"), entry]));
   }

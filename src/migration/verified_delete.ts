@@ -14,7 +14,7 @@
  * another version by then, the one moved stays under its private name (never deleted: it
  * may be the only copy of its version) and the detail says where. A crash between the move
  * and the last step leaves the private name: the next prewarm walk or mount listing of the
- * directory puts the file back.
+ * directory puts the file back (not one under way in another process, which holds it open).
  *
  * A writer that opens the file after the last look at /proc (at most a second before the
  * deletion) and writes after it can still lose that write; the mount closes that gap for
@@ -95,10 +95,10 @@ export interface ActivityCheck {
   now?: () => number;
   /**
    * For tests: called right before each step of the deletion proper, after every check:
-   * `set-aside` (the move of the file out of its name), `put-back` (of a file found not to
-   * be the version hashed once moved).
+   * `set-aside` (the move of the file out of its name), `discard` (the unlink of the version
+   * hashed, once moved), `put-back` (of a file found not to be the version hashed once moved).
    */
-  beforeStep?: (step: "set-aside" | "put-back") => Promise<void> | void;
+  beforeStep?: (step: "set-aside" | "discard" | "put-back") => Promise<void> | void;
 }
 
 /** The local version whose content was hashed (by the upload or by `--checksum`). */
@@ -212,13 +212,22 @@ export async function deleteByIdentity(
   if (aside === undefined) return changedSinceHashed(localFile);
   try {
     const moved = await currentIdentity(aside.file);
+    if (moved === undefined) return putBackElsewhere(localFile);
     // The move sets the ctime; the inode, size and mtime say whether it is the version hashed.
-    if (moved && sameIdentity({ ...moved, ctimeNs: identity.ctimeNs }, identity)) {
-      await discardSetAside(aside);
+    if (sameIdentity({ ...moved, ctimeNs: identity.ctimeNs }, identity)) {
+      await activity.beforeStep?.("discard");
+      if (!await discardSetAside(aside)) return putBackElsewhere(localFile);
+      // Linked back under its name by another process before the unlink: not deleted.
+      const now = await currentIdentity(localFile);
+      if (now && now.dev === moved.dev && now.ino === moved.ino) {
+        return putBackElsewhere(localFile);
+      }
       return { deleted: true };
     }
     await activity.beforeStep?.("put-back");
-    if (await putBack(aside) === "put-back") return changedSinceHashed(localFile);
+    const outcome = await putBack(aside);
+    if (outcome === "gone") return putBackElsewhere(localFile);
+    if (outcome === "put-back") return changedSinceHashed(localFile);
     return {
       deleted: false,
       reason: "local-changed",
@@ -226,8 +235,20 @@ export async function deleteByIdentity(
         `back: the newer version keeps the name, the one before is kept as ${shown(aside.file)}`,
     };
   } finally {
-    setAsideSettled(aside);
+    await setAsideSettled(aside);
   }
+}
+
+/**
+ * A file another process put back while this one was deleting it (one that could not see
+ * the deletion under way: set_aside.ts): it is in use, kept, not deleted; a later run tries again.
+ */
+function putBackElsewhere(localFile: Buffer | string): DeleteOutcome {
+  return {
+    deleted: false,
+    reason: "local-active",
+    detail: `${shown(localFile)}: put back by another process while it was being deleted; kept`,
+  };
 }
 
 /**

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import {
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -9,10 +10,14 @@ import {
   readlinkSync,
   rmSync,
   symlinkSync,
+  unlinkSync,
   utimesSync,
   writeFileSync,
 } from "node:fs";
+import { execFile } from "node:child_process";
 import { tmpdir } from "node:os";
+import process from "node:process";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { withStore } from "../store/_test_support.ts";
 import type { Store } from "../store/store.ts";
@@ -295,7 +300,7 @@ Deno.test("deleteIfVerified deletes a verified file by moving it aside first, an
       beforeStep: (step) => void steps.push(step),
     });
     assert.deepEqual(outcome, { deleted: true });
-    assert.deepEqual(steps, ["set-aside"]);
+    assert.deepEqual(steps, ["set-aside", "discard"]);
     assert.deepEqual(readdirSync(dir), []);
   });
 });
@@ -319,3 +324,100 @@ Deno.test("deleteIfVerified sets a name too long for a private name of its own a
     assert.deepEqual(readdirSync(dir), []);
   });
 });
+
+/**
+ * What another process's listing of `dir` (a mount's, a pre-warm walk's: both call
+ * restoreSetAside) does with private name `name` right now: run in a process of its own,
+ * which sees none of this one's memory.
+ */
+async function restoredByAnotherProcess(
+  dir: string,
+  name: string,
+): Promise<{ putBack: string[]; kept: string[] }> {
+  const module = new URL("./set_aside.ts", import.meta.url).href;
+  const script = `import { Buffer } from "node:buffer";
+import { restoreSetAside } from ${JSON.stringify(module)};
+const r = await restoreSetAside(Buffer.from(Deno.args[0]), Buffer.from(Deno.args[1]));
+console.log(JSON.stringify({ putBack: r.putBack.map(String), kept: r.kept.map(String) }));`;
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ["eval", script, "--", dir, name],
+  );
+  return JSON.parse(stdout);
+}
+
+// Two processes at once: a mount listing the directory while a pre-warm deletes (or a walk
+// while a drain mount deletes) took the deletion under way for a crash's leftover and put
+// the file back between the move and the unlink: the deletion failed with ENOENT, or counted
+// a file deleted that was back in SOURCE.
+for (const name of ["doc", "n".repeat(240)]) {
+  Deno.test(`deleteIfVerified: another process listing the directory leaves a deletion under way alone (${name.length}-byte name)`, async () => {
+    await withHelloInBoth(Buffer.from(name), async (store, file, dir) => {
+      const hashed = { identity: (await currentIdentity(file))!, sha256: SHA_OF_HELLO };
+      let seen: { putBack: string[]; kept: string[] } | undefined;
+      const outcome = await deleteIfVerified(store, Buffer.from(name), file, hashed, undefined, {
+        beforeStep: async (step) => {
+          if (step !== "discard") return;
+          const [aside] = readdirSync(dir);
+          assert.match(aside, /^\.riakfs-deleting\.[0-9a-f]{12}(\.doc)?$/);
+          seen = await restoredByAnotherProcess(dir, aside);
+        },
+      });
+      assert.deepEqual(seen, { putBack: [], kept: [] });
+      assert.deepEqual(outcome, { deleted: true });
+      assert.deepEqual(readdirSync(dir), []);
+    });
+  });
+}
+
+// A crash's leftover is put back by the next listing; one a reader holds open (as a deletion
+// holds its file) waits until it closed it, never hidden for good.
+Deno.test("restoreSetAside puts back a leftover no process holds open, one held open once it is closed", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "riakfs-delete-"));
+  const aside = ".riakfs-deleting.00000000000a.doc";
+  try {
+    writeFileSync(join(dir, aside), "left by a crash");
+    const reader = await holdOpen(join(dir, aside), "<");
+    try {
+      assert.deepEqual(await restoredByAnotherProcess(dir, aside), { putBack: [], kept: [] });
+      assert.deepEqual(readdirSync(dir), [aside]);
+    } finally {
+      await reader.release();
+    }
+    assert.deepEqual(await restoredByAnotherProcess(dir, aside), { putBack: ["doc"], kept: [] });
+    assert.equal(readFileSync(join(dir, "doc"), "utf8"), "left by a crash");
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+// A process that cannot see the deletion under way (another user's, without access to its
+// /proc entries) may still put the file back, by link then unlink (set_aside.ts putBack):
+// the deleting side found its private name gone and failed with ENOENT, or unlinked it
+// between the two and counted deleted a file still in SOURCE. It is kept, in use.
+for (
+  const { at, unlinked } of [
+    { at: "discard", unlinked: true },
+    { at: "discard", unlinked: false },
+    { at: "put-back", unlinked: true },
+  ] as const
+) {
+  Deno.test(`deleteIfVerified keeps a file another process put back (${unlinked ? "linked, unlinked" : "linked only"}) before its ${at}`, async () => {
+    await withHelloInBoth(Buffer.from("doc"), async (store, file, dir) => {
+      const hashed = { identity: (await currentIdentity(file))!, sha256: SHA_OF_HELLO };
+      const outcome = await deleteIfVerified(store, Buffer.from("doc"), file, hashed, undefined, {
+        beforeStep: (step) => {
+          if (at === "put-back" && step === "set-aside") saveAtomically(file, "new version");
+          if (step !== at) return;
+          const aside = join(dir, readdirSync(dir)[0]);
+          linkSync(aside, file);
+          if (unlinked) unlinkSync(aside);
+        },
+      });
+      assert.equal(outcome.deleted ? "" : outcome.reason, "local-active");
+      assert.match(outcome.deleted ? "" : outcome.detail, /put back by another process/);
+      assert.equal(readFileSync(file, "utf8"), at === "put-back" ? "new version" : "hello");
+      assert.deepEqual(readdirSync(dir), ["doc"]);
+    });
+  });
+}
