@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { readFileSync, readlinkSync, statSync } from "node:fs";
+import { openDescriptors, processIds } from "../util/process.ts";
 
 /** Longest time an index of open writers is used before it is built again. */
 export const OPEN_WRITERS_MAX_AGE_MS = 1000;
@@ -84,7 +85,7 @@ export class OpenWriters {
     let processes: string[];
     let ours: MountsOf;
     try {
-      processes = readdirSync(this.#procRoot).filter((name) => /^[0-9]+$/.test(name));
+      processes = processIds(this.#procRoot);
       ours = mountsOf(readFileSync(`${this.#procRoot}/self/mountinfo`, "latin1"));
     } catch {
       return files;
@@ -138,22 +139,14 @@ export class OpenWriters {
    * deletion). A source beneath a riakfs mount is on the filesystem under it, never on it.
    */
   #addWritersOf(pid: string, statable: (mountId: string) => boolean, into: Set<string>): void {
-    const fdDirectory = `${this.#procRoot}/${pid}/fd`;
-    let descriptors: string[];
-    try {
-      descriptors = readdirSync(fdDirectory);
-    } catch {
-      return;
-    }
-    for (const fd of descriptors) {
-      const link = `${fdDirectory}/${fd}`;
+    for (const { fd, target } of openDescriptors(pid, this.#procRoot)) {
+      // Sockets, pipes and anonymous inodes ("socket:[...]") are no files of a tree: their
+      // fdinfo is not worth reading.
+      if (target[0] !== 0x2f) continue;
       try {
-        // Sockets, pipes and anonymous inodes ("socket:[...]") are no files of a tree: one
-        // readlink saves reading their fdinfo.
-        if (readlinkSync(link, { encoding: "buffer" })[0] !== 0x2f) continue;
         const info = readFileSync(`${this.#procRoot}/${pid}/fdinfo/${fd}`, "latin1");
         if (!writesThrough(info) || !statable(mountIdOf(info) ?? "")) continue;
-        const stats = statSync(link, { bigint: true });
+        const stats = statSync(`${this.#procRoot}/${pid}/fd/${fd}`, { bigint: true });
         into.add(fileKey(stats.dev, stats.ino));
       } catch {
         // Closed meanwhile, or the process ended.

@@ -27,7 +27,7 @@
  */
 import { Buffer, isUtf8 } from "node:buffer";
 import { randomBytes } from "node:crypto";
-import { constants, readdirSync, readlinkSync } from "node:fs";
+import { constants } from "node:fs";
 import {
   type FileHandle,
   link,
@@ -41,6 +41,7 @@ import {
 import { basename } from "node:path";
 import { lstatIfExists } from "./file_identity.ts";
 import { isSetAsideName, SET_ASIDE_PREFIX } from "./mount_entries.ts";
+import { openDescriptors, processIds } from "../util/process.ts";
 
 /**
  * The `.riakfs-deleting.<random>` of this process's deletions under way: a listing of their
@@ -133,28 +134,11 @@ export async function setAsideSettled(aside: SetAside): Promise<void> {
  */
 function heldOpen(tag: string): boolean {
   const marker = `/${tag}`;
-  let processes: string[];
-  try {
-    processes = readdirSync("/proc").filter((name) => /^[0-9]+$/.test(name));
-  } catch {
-    return false;
-  }
-  for (const pid of processes) {
-    let descriptors: string[];
-    try {
-      descriptors = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of descriptors) {
-      let target: string;
-      try {
-        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        continue; // Closed meanwhile, or the process ended.
-      }
-      const at = target.indexOf(marker);
-      const after = target[at + marker.length];
+  for (const pid of processIds()) {
+    for (const { target } of openDescriptors(pid)) {
+      const path = target.toString("latin1");
+      const at = path.indexOf(marker);
+      const after = path[at + marker.length];
       if (at !== -1 && (after === undefined || after === "." || after === "/")) return true;
     }
   }

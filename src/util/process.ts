@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import process from "node:process";
 
 /**
@@ -53,3 +54,47 @@ export async function processEnded(pid: number, timeoutMs: number): Promise<bool
 
 /** How often {@link processEnded} looks. */
 const PROCESS_END_POLL_MS = 20;
+
+/** The ids of the processes `procRoot` (/proc) lists; none where it cannot be read. */
+export function processIds(procRoot = "/proc"): string[] {
+  try {
+    return readdirSync(procRoot).filter((name) => /^[0-9]+$/.test(name));
+  } catch {
+    return [];
+  }
+}
+
+/** One open descriptor of a process: its number and what its /proc link names, as bytes. */
+export interface OpenDescriptor {
+  /** The descriptor's number, as /proc/PID/fd lists it. */
+  fd: string;
+  /** The link's target: a path (a file's, which follows renames) or e.g. `socket:[1234]`. */
+  target: Buffer;
+}
+
+/**
+ * The descriptors process `pid` holds open, read from `procRoot`/PID/fd without following the
+ * links (a stat through one of a file on a riakfs mount, from the mount's own thread, would
+ * never get an answer). None where the process ended or its entries cannot be read (another
+ * user's); a descriptor closed while they are read is left out.
+ */
+export function openDescriptors(pid: string, procRoot = "/proc"): OpenDescriptor[] {
+  const directory = `${procRoot}/${pid}/fd`;
+  let descriptors: string[];
+  try {
+    descriptors = readdirSync(directory);
+  } catch {
+    return [];
+  }
+  const open: OpenDescriptor[] = [];
+  for (const fd of descriptors) {
+    try {
+      // Buffer.from: Deno's node:fs hands a plain Uint8Array back for the "buffer" encoding.
+      const target = Buffer.from(readlinkSync(`${directory}/${fd}`, { encoding: "buffer" }));
+      open.push({ fd, target });
+    } catch {
+      // Closed meanwhile, or the process ended.
+    }
+  }
+  return open;
+}
