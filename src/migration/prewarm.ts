@@ -74,6 +74,7 @@ import {
 } from "./state.ts";
 import { CHECKED_AHEAD_PER_UPLOAD, DEFAULT_CONCURRENCY } from "./defaults.ts";
 import { emptiedSubtree, removeEmptied } from "./emptied_directory.ts";
+import { DeletionLog, deletionLogName, removeDeletionLogs } from "./deletion_log.ts";
 import type { MigrationStore } from "./stored_file.ts";
 import { type LocalEntry, removeReplacedEntry, ReplacedTypeKeptError } from "./type_change.ts";
 import {
@@ -467,6 +468,10 @@ class PrewarmRun {
   #drainedKnown: boolean | undefined;
   /** When the run's marker was last saved (ms since the epoch). */
   #markerSavedAt = 0;
+  /** How many times the run's marker was saved. */
+  #markerSaves = 0;
+  /** Where the deletions since the marker's last save go (see deletion_log.ts). */
+  #deletionLog: DeletionLog | undefined;
   readonly #state: MigrationState;
 
   constructor(options: PrewarmOptions) {
@@ -510,6 +515,7 @@ class PrewarmRun {
 
   /** Stops the run's threads. */
   close(): Promise<void> {
+    this.#deletionLog?.close();
     return this.#readers.close();
   }
 
@@ -521,12 +527,11 @@ class PrewarmRun {
       : undefined;
     this.#walk.cursor = resumeFrom;
     if (!dryRun) {
+      // Saved in this run's marker, so that they still count if this run dies too.
+      this.#drainedUnrecorded = this.#drainedByDeadRun();
       const left = this.#beginRun();
+      if (!left) this.#drainedUnrecorded = undefined;
       if (left) {
-        const recorded = this.#state.recordedRunStartedAt === left.startedAt;
-        if (!recorded) {
-          this.#drainedUnrecorded = drainedDelta(left.tally.deleted ?? { files: 0, bytes: 0 });
-        }
         this.#o.onEvent?.({
           kind: "unfinished-run",
           startedAt: left.startedAt,
@@ -740,6 +745,22 @@ class PrewarmRun {
     yield* readLines(join(this.#o.state.path, more));
   }
 
+  /**
+   * The local copies the run that left its marker and never ended deleted (up to its death,
+   * logged after its last save too), with those of runs that died before it, when no pass
+   * counts them yet: none of them is in SOURCE for a walk to see.
+   */
+  #drainedByDeadRun(): TallyDelta | undefined {
+    const dead = this.#o.state.unfinishedRun();
+    if (!dead || this.#state.recordedRunStartedAt === dead.startedAt) return undefined;
+    const own = this.#o.state.withLoggedDeletions(dead).tally.deleted;
+    const earlier = dead.drainedUnrecorded;
+    return drainedDelta({
+      files: (own?.files ?? 0) + (earlier?.files ?? 0),
+      bytes: (own?.bytes ?? 0) + (earlier?.bytes ?? 0),
+    });
+  }
+
   /** This run's marker, with its tallies as they are now. */
   #marker(): RunMarker {
     this.#markerSavedAt = Date.now();
@@ -748,7 +769,21 @@ class PrewarmRun {
       pid: process.pid,
       savedAt: new Date(this.#markerSavedAt).toISOString(),
       tally: this.#tally,
+      deletionLog: deletionLogName(this.#startedAt, this.#markerSaves),
+      drainedUnrecorded: this.#drainedUnrecorded?.deleted,
     };
+  }
+
+  /**
+   * Deletions go to the log `marker` names once it is saved: its tallies hold every one
+   * logged before. Logs no marker names any more go.
+   */
+  #markerSaved(marker: RunMarker): void {
+    this.#markerSaves++;
+    const name = marker.deletionLog!;
+    if (this.#deletionLog) this.#deletionLog.switchTo(name);
+    else this.#deletionLog = new DeletionLog(this.#o.state.path, name);
+    removeDeletionLogs(this.#o.state.path, name);
   }
 
   /**
@@ -758,7 +793,10 @@ class PrewarmRun {
    */
   #beginRun(): RunRecord | undefined {
     try {
-      return this.#o.state.beginRun(this.#marker());
+      const marker = this.#marker();
+      const left = this.#o.state.beginRun(marker);
+      this.#markerSaved(marker);
+      return left;
     } catch (error) {
       if (!isNoRoomError(error)) throw error;
       this.#o.onEvent?.({ kind: "state-not-saved", directory: this.#o.state.path });
@@ -771,7 +809,9 @@ class PrewarmRun {
     const interval = this.#o.checkpointMs ?? RUN_CHECKPOINT_MS;
     if (this.#o.dryRun || Date.now() - this.#markerSavedAt < interval) return;
     try {
-      this.#o.state.saveRunMarker(this.#marker());
+      const marker = this.#marker();
+      this.#o.state.saveRunMarker(marker);
+      this.#markerSaved(marker);
     } catch {
       // A marker not saved costs an account of the run only if it dies; the files matter more.
     }
@@ -1359,6 +1399,8 @@ class PrewarmRun {
       if (count.delta.verified === undefined) count.add("verified", bytes);
     }
     if (outcome.deleted) {
+      // Logged at once, with no await between it and the count a marker save takes.
+      this.#deletionLog?.add(bytes.bytes);
       count.add("deleted", bytes);
       return;
     }
@@ -1808,6 +1850,9 @@ class PrewarmRun {
     this.#o.state.saveState(state);
     // Only now: a crash before the save keeps the last run's lists, which are retried again.
     this.#removeRetryFilesBut(retries.moreFile);
+    // The pass counts every deletion now.
+    this.#deletionLog?.close();
+    removeDeletionLogs(this.#o.state.path);
     const record: RunRecord = {
       startedAt,
       endedAt,

@@ -9,7 +9,9 @@
  *   the trend `progress` shows;
  * - `run.json` — the run under way: its start, and its tallies as last saved. A run that never
  *   ended (killed, crashed, its host went down) leaves it behind; `progress` says so, and the
- *   next run records it in the history as "unfinished".
+ *   next run records it in the history as "unfinished";
+ * - `deleted-<run>-<n>.log` — what a drain deleted since its marker was last saved
+ *   (deletion_log.ts), which counts too when it never ends.
  *
  * Everything here is small and read whole: `progress` stays cheap on any tree size.
  *
@@ -35,6 +37,7 @@ import { DEFAULT_STATE_ROOT } from "./defaults.ts";
 import { makeDirectories } from "../util/directories.ts";
 import { acquireLock, type HeldLock } from "../util/lock.ts";
 import { isNoRoomError } from "../util/no_room.ts";
+import { isDeletionLogName, readDeletionLog } from "./deletion_log.ts";
 
 /** Files and bytes. */
 export interface Tally {
@@ -273,6 +276,16 @@ export interface RunMarker {
   savedAt: string;
   /** What the run had counted by then. */
   tally: PassTally;
+  /**
+   * The deletion log (deletion_log.ts) of what the run deleted after {@link savedAt}, which
+   * {@link tally} lacks. Absent in markers of earlier builds.
+   */
+  deletionLog?: string;
+  /**
+   * The local copies runs that died before this one deleted, which no pass counts yet: this
+   * run adds them to its pass, or, if it dies too, the next one does.
+   */
+  drainedUnrecorded?: Tally;
 }
 
 /** The history record of a run that left `marker` and never ended. */
@@ -474,7 +487,7 @@ export class StateDirectory {
    */
   beginRun(marker: RunMarker): RunRecord | undefined {
     const left = this.unfinishedRun();
-    const record = left && unfinishedRecord(left);
+    const record = left && unfinishedRecord(this.withLoggedDeletions(left));
     if (record) this.appendHistory(record);
     this.saveRunMarker(marker);
     return record;
@@ -502,6 +515,20 @@ export class StateDirectory {
   }
 
   /**
+   * `marker` with the deletions its run logged after saving it added to its tallies (seen, in
+   * Riak, verified and deleted, as each deleted copy was): what the run counted up to its end,
+   * killed at any moment.
+   */
+  withLoggedDeletions(marker: RunMarker): RunMarker {
+    if (!isDeletionLogName(marker.deletionLog)) return marker;
+    const logged = readDeletionLog(this.path, marker.deletionLog);
+    if (logged.files === 0) return marker;
+    const tally = structuredClone(marker.tally);
+    addDelta(tally, drainedDelta(logged));
+    return { ...marker, tally };
+  }
+
+  /**
    * The marker of a run that began and has not ended: one under way, or one that died. A run
    * whose record made it to the history before it died is not one (nor is a damaged marker).
    */
@@ -515,7 +542,8 @@ export class StateDirectory {
     if (
       typeof marker !== "object" || marker === null || typeof marker.startedAt !== "string" ||
       typeof marker.savedAt !== "string" || !Number.isSafeInteger(marker.pid) ||
-      !isTally(marker.tally)
+      !isTally(marker.tally) ||
+      (marker.drainedUnrecorded !== undefined && !isTally({ earlier: marker.drainedUnrecorded }))
     ) return undefined;
     return this.readHistory().at(-1)?.startedAt === marker.startedAt ? undefined : marker;
   }
