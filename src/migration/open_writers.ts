@@ -7,6 +7,7 @@
  */
 import { readFileSync, readlinkSync, statSync } from "node:fs";
 import { openDescriptors, processIds } from "../util/process.ts";
+import { RACY_WINDOW_MS } from "./local_file.ts";
 
 /** Longest time an index of open writers is used before it is built again. */
 export const OPEN_WRITERS_MAX_AGE_MS = 1000;
@@ -62,13 +63,17 @@ export class OpenWriters {
    * Whether another process holds the file `dev`/`ino` open for writing. `changedNs`, the
    * file's ctime (ns since the epoch), makes an index built before it be built anew: that index
    * knew another file under the inode number (freed and taken again), or not yet the process
-   * that made this one and still writes it.
+   * that made this one and still writes it. The ctime comes from the kernel's coarse clock, up
+   * to a tick behind the time it stands for: an index begun less than {@link RACY_WINDOW_MS}
+   * before it is not trusted either (one built just before another process freed the inode
+   * number this file took took the file for that process's, and a drain kept it as in use).
    */
   async isOpenForWriting(dev: bigint, ino: bigint, changedNs?: bigint): Promise<boolean> {
     const now = this.#now();
     if (
       this.#index === undefined || now - this.#index.builtAt >= this.#maxAgeMs ||
-      (changedNs !== undefined && BigInt(this.#index.builtAt) * 1_000_000n <= changedNs)
+      (changedNs !== undefined &&
+        BigInt(this.#index.builtAt - RACY_WINDOW_MS) * 1_000_000n <= changedNs)
     ) {
       const files = this.#build();
       this.#index = { builtAt: now, files };
