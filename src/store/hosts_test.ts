@@ -296,3 +296,35 @@ Deno.test("a symlink made where another host just wrote a file: EEXIST, the file
     assert.deepEqual(await names(store, "d"), ["x"]);
   });
 });
+
+Deno.test("a directory's attributes set while another host removes it and a third writes below it: the directory stays listed", async () => {
+  await withStore(async ({ store, client, bucket }) => {
+    await store.mkdir("d");
+    let armed = false;
+    // The write held at its entry until the removal, which saw none, is over...
+    const atEntry = holding(client, (r) => armed && addsTo(bucket, "d")(r));
+    // ...then at its look for the directory's object, which the removal deleted.
+    const atLook = holding(
+      atEntry.client,
+      (r) => armed && r.operation === "get" && r.bucket === bucket && r.key === "d/",
+    );
+    const writer = new Store(atLook.client, { namespace: { bucket } });
+    // It knows the directory from an earlier write: it does not look it up again.
+    await writer.writeFile("d/warm", Buffer.from("warm"));
+    await store.remove("d/warm");
+    armed = true;
+    const write = writer.writeFile("d/x", Buffer.from("acknowledged"));
+    await atEntry.reached;
+    await store.remove("d");
+    atEntry.release();
+    await atLook.reached;
+    // A mount's write of the directory's mtime (or a chmod) finds it by the write's entry
+    // alone, and makes its object before the writer looks for it.
+    await store.setAttributes("d", { mtimeNs: 1_000_000_000n });
+    atLook.release();
+    await write;
+    assert.deepEqual(await names(store, ""), ["d"]);
+    assert.deepEqual(await names(store, "d"), ["x"]);
+    assert.equal((await store.readFile("d/x")).toString(), "acknowledged");
+  });
+});

@@ -1012,6 +1012,11 @@ export class Store {
         if (error instanceof KeyModifiedError && attempt < SET_ATTRIBUTES_ATTEMPTS) continue;
         throw error;
       }
+      // A directory whose object this made: one another host removed while a write below it
+      // went on has it too, found by that write's entry alone. The write lists it again only
+      // where it finds no object (#keepDirectory), so it is listed here, as #ensureDirectory
+      // lists one it finds unlisted.
+      if (object === undefined && p.length > 0) await this.#listDirectory(p);
       return this.#statFrom(p, location, { content, meta, managed: true });
     }
   }
@@ -2172,6 +2177,15 @@ export class Store {
       usermeta: encodeUsermeta(directoryMeta((await attributesOf?.(p)) ?? {})),
     });
     await this.#addEntries(parent, [{ type: "directory", name }], {}, attributesOf);
+  }
+
+  /** Adds the entry of directory `p` to its parent's listing where it is not there. */
+  async #listDirectory(p: Buffer): Promise<void> {
+    const { parent, name } = splitParent(p);
+    if ((await this.#index.lookup(this.layout.directory(parent), name))?.type === "directory") {
+      return;
+    }
+    await this.#addEntries(parent, [{ type: "directory", name }]);
   }
 
   /**
