@@ -319,12 +319,20 @@ Deno.test("a directory's attributes set while another host removes it and a thir
     atEntry.release();
     await atLook.reached;
     // A mount's write of the directory's mtime (or a chmod) finds it by the write's entry
-    // alone, and makes its object before the writer looks for it.
-    await store.setAttributes("d", { mtimeNs: 1_000_000_000n });
+    // alone, and makes its object; held at the entry it adds to the root, if it adds one.
+    const inRoot = holding(client, addsTo(bucket, ""));
+    const attributes = new Store(inRoot.client, { namespace: { bucket } })
+      .setAttributes("d", { mtimeNs: 1_000_000_000n });
+    await Promise.race([inRoot.reached, attributes]);
     atLook.release();
     await write;
+    // Acknowledged: listed now, whatever the change of attributes still has to do.
+    assert.deepEqual(await names(store, ""), ["d"]);
+    inRoot.release();
+    await attributes;
     assert.deepEqual(await names(store, ""), ["d"]);
     assert.deepEqual(await names(store, "d"), ["x"]);
     assert.equal((await store.readFile("d/x")).toString(), "acknowledged");
+    assert.equal((await store.stat("d")).mtimeNs, 1_000_000_000n);
   });
 });

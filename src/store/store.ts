@@ -993,6 +993,10 @@ export class Store {
       };
       const content: StoredContent = object?.content ??
         { value: new Uint8Array(), contentType: "text/plain", usermeta: [] };
+      // An object made here: a directory another host removed while a write below it went on
+      // is found by that write's entry alone, and the write lists it again only where it finds
+      // no object (#keepDirectory). So it is listed first, as #ensureDirectory lists one.
+      if (object === undefined && p.length > 0) await this.#listDirectory(p);
       try {
         // Only over the version read: an overwrite meanwhile must not be undone by putting
         // its predecessor's value (a manifest whose chunks are gone) back.
@@ -1012,11 +1016,6 @@ export class Store {
         if (error instanceof KeyModifiedError && attempt < SET_ATTRIBUTES_ATTEMPTS) continue;
         throw error;
       }
-      // A directory whose object this made: one another host removed while a write below it
-      // went on has it too, found by that write's entry alone. The write lists it again only
-      // where it finds no object (#keepDirectory), so it is listed here, as #ensureDirectory
-      // lists one it finds unlisted.
-      if (object === undefined && p.length > 0) await this.#listDirectory(p);
       return this.#statFrom(p, location, { content, meta, managed: true });
     }
   }
