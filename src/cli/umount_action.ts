@@ -4,7 +4,7 @@
  * @module
  */
 import { readFileSync } from "node:fs";
-import { probeMount, readMounts, unmount } from "../fuse/mod.ts";
+import { isStillMounted, probeMount, readMounts, unmount } from "../fuse/mod.ts";
 import {
   DrainInterruptedError,
   type DrainOutcome,
@@ -71,7 +71,7 @@ export async function unmountDrained(
     await unmount(path, flags.lazy ?? false);
   } catch (error) {
     const message = (error as Error).message;
-    if (!("unanswered" in answer) && !(await readMounts()).some((m) => m.device === mount.device)) {
+    if (!("unanswered" in answer) && !isStillMounted(mount, await readMounts())) {
       // Gone while this command's drain waited: another `riakfs umount` (with a shorter
       // drain timeout) or a signal to the mount took it down, and the drain ended with it.
       // Said as it is, with what the drain left, not as a failed unmount.

@@ -26,6 +26,7 @@ export {
   clearStaleMount,
   fsnameFor,
   isFuseMounted,
+  isStillMounted,
   MountError,
   mountFuse,
   probeMount,

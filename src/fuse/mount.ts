@@ -183,6 +183,15 @@ export async function readMounts(): Promise<MountInfo[]> {
   return mounts;
 }
 
+/**
+ * Whether `mount` is still among `mounts`: its device at its mountpoint. The device alone does
+ * not say it: the anonymous device number of a FUSE mount that went is taken at once by the
+ * next FUSE mount made anywhere on the machine (another service's, another test run's).
+ */
+export function isStillMounted(mount: MountInfo, mounts: MountInfo[]): boolean {
+  return mounts.some((m) => m.device === mount.device && m.mountpoint === mount.mountpoint);
+}
+
 /** Whether `mountpoint` is currently a FUSE mount (of any FUSE filesystem). */
 export async function isFuseMounted(mountpoint: string): Promise<boolean> {
   return (await readMounts()).some((mount) =>
