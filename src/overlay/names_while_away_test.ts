@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { Errno, FuseError, type RequestContext } from "../fuse/filesystem.ts";
+import { Errno, FuseError } from "../fuse/filesystem.ts";
 import type { FileStat } from "../store/store.ts";
 import { rootStat } from "./attributes.ts";
 import type { JournalEntry, NewEntry, SeenFile } from "./journal.ts";
 import type { Located } from "./located.ts";
 import { SILENT_LOGGER } from "./log.ts";
 import { type MountMode, PRESETS } from "./modes.ts";
+import { ROOT_CTX } from "./_overlay_fixture.ts";
 import { NamesWhileAway } from "./names_while_away.ts";
 import { NewToRiak } from "./new_to_riak.ts";
 import { RiakKnowledge } from "./riak_knowledge.ts";
@@ -14,14 +15,7 @@ import { SessionTable } from "./session_table.ts";
 
 const NOW_MS = 1_700_000_000_000;
 
-const ctx: RequestContext = {
-  uid: 0,
-  gid: 0,
-  pid: 1,
-  signal: new AbortController().signal,
-  commit: () => {},
-  withoutDeadline: (wait) => wait(),
-};
+const ctx = ROOT_CTX;
 
 /** What a test's queue, Riak and overlay hold; each field is read when asked. */
 interface World {

@@ -3,24 +3,11 @@ import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DirectoryBuffer } from "../fuse/session.ts";
-import {
-  Errno,
-  FuseError,
-  type LocalFiles,
-  type LocalNodes,
-  type RequestContext,
-  ROOT_NODE_ID,
-} from "../fuse/mod.ts";
+import { Errno, FuseError, type LocalFiles, type LocalNodes, ROOT_NODE_ID } from "../fuse/mod.ts";
+import { ROOT_CTX } from "./_overlay_fixture.ts";
 import { openPassthrough } from "./passthrough.ts";
 
-const ctx: RequestContext = {
-  uid: 0,
-  gid: 0,
-  pid: 1,
-  signal: new AbortController().signal,
-  commit: () => {},
-  withoutDeadline: (wait) => wait(),
-};
+const ctx = ROOT_CTX;
 
 async function withSource(body: (source: string) => Promise<void>): Promise<void> {
   const source = fs.mkdtempSync(join(tmpdir(), "riakfs-passthrough-"));
